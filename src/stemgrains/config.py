@@ -1,0 +1,33 @@
+"""All default thresholds and numeric tolerances in one place.
+
+Library code reads its defaults from here; tests read their tolerances from here.
+"""
+
+from __future__ import annotations
+
+# --- grains ------------------------------------------------------------------------------------
+GRAIN_THRESHOLD_DEG = 5.0  # neighbouring pixels join a grain below this disorientation
+LOW_ANGLE_DEG = 15.0  # low/high-angle boundary limit
+MIN_GRAIN_SIZE_PX = 5
+
+# --- conduction-plane classification (shared/docs/gb-classification.md) ----------------------
+CONDUCTIVITY_RATIO = 1000.0
+TYPE_TOLERANCE_DEG = 15.0
+FLAT_TOLERANCE_DEG = 10.0
+TAU_FLOW = 0.2
+R_BLOCK = 0.8
+
+# --- indexing ------------------------------------------------------------------------------------
+LIBRARY_STEP_DEG = 1.0
+RELIABILITY_MIN_DISTANCE_DEG = 5.0
+N_BEST = 5
+
+# --- transport -----------------------------------------------------------------------------------
+GB_CONDUCTIVITY_FRACTION = 1.0 / 20.0  # sigma_GB = sigma_ip / 20
+GB_THICKNESS_NM = 1.0
+FRAME_CONDUCTIVITY_FRACTION = 1.0 / 250.0
+
+# --- test tolerances -----------------------------------------------------------------------------
+TOL_ANGLE_DEG = 1e-6  # exact geometric computations
+TOL_FLOAT = 1e-9
+

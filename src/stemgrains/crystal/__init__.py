@@ -1,0 +1,30 @@
+"""Crystal phases (CIF → orix Phase), electron scattering factors, reflections, kinematic spots."""
+
+from .phase import (
+    atomic_numbers,
+    is_hexagonal_like,
+    load_phase,
+    phase_cif_text,
+    phase_from_cif_text,
+    read_phases,
+    write_phases,
+)
+from .scattering import Reflections, electron_scattering_factor, excitation_error, reciprocal_basis, reflections
+from .spots import SpotPattern, kinematic_spots
+
+__all__ = [
+    "load_phase",
+    "phase_from_cif_text",
+    "phase_cif_text",
+    "write_phases",
+    "read_phases",
+    "atomic_numbers",
+    "is_hexagonal_like",
+    "electron_scattering_factor",
+    "Reflections",
+    "reflections",
+    "reciprocal_basis",
+    "excitation_error",
+    "SpotPattern",
+    "kinematic_spots",
+]

@@ -1,0 +1,172 @@
+"""Phases from CIF files (diffpy.structure → orix ``Phase``) and their storage in results files."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from orix.crystal_map import Phase, PhaseList
+
+from ..errors import FileFormatError
+from ._elements import Z_OF
+
+__all__ = [
+    "load_phase",
+    "phase_from_cif_text",
+    "phase_cif_text",
+    "write_phases",
+    "read_phases",
+    "atomic_numbers",
+    "is_hexagonal_like",
+]
+
+_CIF_ATTR = "_stemgrains_cif"
+
+
+def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text>") -> Phase:
+    """Parse CIF text into an orix ``Phase`` with the full (symmetry-expanded) structure.
+
+    Raises :class:`~stemgrains.errors.FileFormatError` naming ``source`` on any parse problem.
+    """
+    from diffpy.structure.parsers import p_cif
+
+    if not isinstance(text, str) or not text.strip():
+        raise FileFormatError(f"{source}: empty CIF")
+    parser = p_cif.P_cif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            structure = parser.parse(text)
+    except Exception as err:  # diffpy raises several types (StructureFormatError, ValueError, ...)
+        msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise FileFormatError(f"{source}: not a valid CIF ({msg})") from None
+    if len(structure) == 0:
+        raise FileFormatError(f"{source}: CIF has no atom sites")
+    lat = structure.lattice
+    pars = np.array([lat.a, lat.b, lat.c, lat.alpha, lat.beta, lat.gamma], dtype=float)
+    if not np.all(np.isfinite(pars)) or np.any(pars[:3] <= 0) or np.any(pars[3:] <= 0) or np.any(pars[3:] >= 180):
+        raise FileFormatError(f"{source}: CIF has an invalid unit cell {pars.tolist()}")
+    try:
+        sg = parser.spacegroup.number
+    except AttributeError:
+        sg = None
+    if sg is None:
+        raise FileFormatError(f"{source}: CIF gives no space group (_space_group_IT_number or H-M symbol)")
+    try:
+        atomic_numbers(structure)
+    except FileFormatError as err:
+        raise FileFormatError(f"{source}: {err}") from None
+    frac = [np.array(a.xyz, dtype=float) for a in structure]
+    try:
+        phase = Phase(name=name, space_group=int(sg), structure=structure)
+    except Exception as err:
+        raise FileFormatError(f"{source}: cannot build a phase from the CIF ({err})") from None
+    # orix re-aligns the lattice (e1 ∥ a, e3 ∥ c*) by placing the atoms' *Cartesian* positions into the
+    # rotated lattice, which changes their fractional coordinates whenever diffpy's base was not already
+    # aligned (hexagonal/trigonal cells). Fractional coordinates do not depend on the Cartesian frame:
+    # restore them so structure factors stay right.
+    for atom, xyz in zip(phase.structure, frac):
+        atom.xyz = xyz
+    setattr(phase, _CIF_ATTR, text)
+    return phase
+
+
+def load_phase(cif_path: str | os.PathLike, name: str | None = None) -> Phase:
+    """Load a phase from a CIF file.
+
+    Parameters
+    ----------
+    cif_path
+        Path to the CIF.
+    name
+        Phase name; default: the file name without extension.
+
+    Returns
+    -------
+    orix.crystal_map.Phase
+        With space group, point group and the symmetry-expanded structure (orix alignment: e1 ∥ a, e3 ∥ c*).
+        The CIF text is kept (see :func:`phase_cif_text`) so results files can store it.
+    """
+    path = Path(cif_path)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: CIF file not found")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as err:
+        raise FileFormatError(f"{path}: cannot read CIF ({err.strerror})") from None
+    return phase_from_cif_text(text, name=name or path.stem, source=str(path))
+
+
+def phase_cif_text(phase: Phase) -> str:
+    """The CIF text of a phase: the original text if it came from a CIF, else a P1 CIF written by diffpy."""
+    text = getattr(phase, _CIF_ATTR, None)
+    if text:
+        return text
+    if phase.structure is None or len(phase.structure) == 0:
+        return ""
+    buf = phase.structure.writeStr(format="cif")
+    return buf
+
+
+def atomic_numbers(structure: Any) -> np.ndarray:
+    """Atomic numbers of the atoms of a diffpy ``Structure`` (labels like ``O2-`` or ``Na1`` accepted)."""
+    out = np.empty(len(structure), dtype=np.int64)
+    for i, atom in enumerate(structure):
+        sym = re.sub(r"[^A-Za-z]", "", str(atom.element))
+        sym = sym[:1].upper() + sym[1:2].lower() if len(sym) >= 2 else sym.upper()
+        if sym not in Z_OF and sym[:1] in Z_OF:
+            sym = sym[:1]
+        if sym not in Z_OF:
+            raise FileFormatError(f"unknown element {atom.element!r} in atom site {i}")
+        out[i] = Z_OF[sym]
+    return out
+
+
+def is_hexagonal_like(phase: Phase) -> bool:
+    """True for trigonal and hexagonal point groups (those with a unique c axis of order 3 or 6)."""
+    pg = phase.point_group
+    if pg is None:
+        return False
+    return pg.system in ("trigonal", "hexagonal")
+
+
+def write_phases(f: Any, phases: PhaseList | list[Phase] | Phase) -> None:
+    """Write phases under ``/phases/<id>`` of an open h5py file (name, space group, point group, CIF text)."""
+    if isinstance(phases, Phase):
+        items = [(0, phases)]
+    elif isinstance(phases, PhaseList):
+        items = [(i, p) for i, p in phases if i >= 0]
+    else:
+        items = list(enumerate(phases))
+    if "phases" in f:
+        del f["phases"]
+    grp = f.create_group("phases")
+    for pid, p in items:
+        g = grp.create_group(str(pid))
+        g.attrs["name"] = p.name
+        g.attrs["space_group"] = p.space_group.number if p.space_group is not None else -1
+        g.attrs["point_group"] = p.point_group.name if p.point_group is not None else ""
+        g.attrs["cif"] = phase_cif_text(p)
+
+
+def read_phases(f: Any, source: str = "results file") -> PhaseList:
+    """Read ``/phases`` written by :func:`write_phases` back into an orix ``PhaseList``."""
+    if "phases" not in f:
+        raise FileFormatError(f"{source}: no /phases group")
+    ids, phases = [], []
+    for key in sorted(f["phases"], key=int):
+        g = f["phases"][key]
+        name = g.attrs.get("name", f"phase{key}")
+        cif = g.attrs.get("cif", "")
+        if cif:
+            p = phase_from_cif_text(cif, name=str(name), source=f"{source}:/phases/{key}")
+        else:
+            p = Phase(name=str(name), point_group=str(g.attrs.get("point_group")) or None)
+        ids.append(int(key))
+        phases.append(p)
+    return PhaseList(phases=phases, ids=ids)

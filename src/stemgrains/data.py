@@ -1,0 +1,263 @@
+"""Data types handed between the stages: :class:`Calibration` and :class:`Dataset4D`.
+
+Conventions (see README, "Conventions"): a data cube is ``data[scan_row, scan_col, det_row, det_col]``;
+reciprocal space in 1/Å without 2π (``q = 1/d``); scan step in nm; angles in degrees at the API edge.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from .errors import InputError, ParameterError
+
+__all__ = ["Calibration", "Dataset4D", "electron_wavelength"]
+
+
+def electron_wavelength(accelerating_voltage_kV: float) -> float:
+    """Relativistic electron wavelength in Å for an accelerating voltage in kV.
+
+    ``λ = h / sqrt(2 m0 e V (1 + e V / (2 m0 c²)))`` with CODATA 2018 constants
+    (300 kV → 0.019687 Å, 200 kV → 0.025079 Å).
+    """
+    v = float(accelerating_voltage_kV)
+    if not math.isfinite(v) or v <= 0:
+        raise ParameterError(f"accelerating_voltage_kV must be a positive number of kV, got {accelerating_voltage_kV!r}")
+    h = 6.62607015e-34
+    m0 = 9.1093837015e-31
+    e = 1.602176634e-19
+    c = 299792458.0
+    volts = v * 1e3
+    lam_m = h / math.sqrt(2 * m0 * e * volts * (1 + e * volts / (2 * m0 * c * c)))
+    return lam_m * 1e10
+
+
+def _finite_positive(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v <= 0:
+        raise ParameterError(f"{name} must be a finite positive number, got {value!r}")
+    return v
+
+
+def _finite(name: str, value: Any) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise ParameterError(f"{name} must be finite, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Detector and scan calibration, validated on construction.
+
+    Parameters
+    ----------
+    q_pixel_size
+        Reciprocal-space size of one detector pixel, 1/Å per pixel (no 2π).
+    accelerating_voltage_kV
+        Accelerating voltage, kV.
+    scan_step_nm
+        Real-space scan step, nm (the same along rows and columns).
+    center
+        Direct-beam centre ``(row, col)`` on the detector in pixels, or ``None`` for automatic
+        (found per pattern by preprocessing).
+    q_rotation_deg
+        Rotation that brings detector axes into the sample frame, degrees, measured from +x toward +y.
+    q_flip
+        ``True`` if the camera image is transposed relative to the scan.
+    ellipticity
+        ``(a/b ratio, angle_deg)`` of the elliptical distortion of the diffraction pattern, or ``None``.
+    """
+
+    q_pixel_size: float
+    accelerating_voltage_kV: float = 300.0
+    scan_step_nm: float = 1.0
+    center: tuple[float, float] | None = None
+    q_rotation_deg: float = 0.0
+    q_flip: bool = False
+    ellipticity: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "q_pixel_size", _finite_positive("q_pixel_size", self.q_pixel_size))
+        object.__setattr__(
+            self, "accelerating_voltage_kV", _finite_positive("accelerating_voltage_kV", self.accelerating_voltage_kV)
+        )
+        object.__setattr__(self, "scan_step_nm", _finite_positive("scan_step_nm", self.scan_step_nm))
+        object.__setattr__(self, "q_rotation_deg", _finite("q_rotation_deg", self.q_rotation_deg))
+        object.__setattr__(self, "q_flip", bool(self.q_flip))
+        if self.center is not None:
+            try:
+                r, c = self.center
+            except (TypeError, ValueError):
+                raise ParameterError(f"center must be (row, col) in pixels or None, got {self.center!r}") from None
+            object.__setattr__(self, "center", (_finite("center row", r), _finite("center col", c)))
+        if self.ellipticity is not None:
+            try:
+                ratio, ang = self.ellipticity
+            except (TypeError, ValueError):
+                raise ParameterError(
+                    f"ellipticity must be (axis ratio, angle_deg) or None, got {self.ellipticity!r}"
+                ) from None
+            object.__setattr__(self, "ellipticity", (_finite_positive("ellipticity ratio", ratio), _finite("ellipticity angle", ang)))
+
+    @property
+    def wavelength(self) -> float:
+        """Relativistic electron wavelength in Å."""
+        return electron_wavelength(self.accelerating_voltage_kV)
+
+    def check_detector(self, detector_shape: tuple[int, int], source: str = "calibration") -> None:
+        """Raise :class:`ParameterError` if ``center`` lies outside a detector of this shape."""
+        if self.center is None:
+            return
+        ky, kx = detector_shape
+        r, c = self.center
+        if not (0 <= r <= ky - 1 and 0 <= c <= kx - 1):
+            raise ParameterError(
+                f"{source}: center (row, col) = ({r:g}, {c:g}) lies outside the {ky} x {kx} detector"
+            )
+
+    def _affine(self) -> np.ndarray:
+        """2 × 2 matrix taking a sample-frame q (qx, qy) in 1/Å to detector pixel offsets (dcol, drow)."""
+        t = math.radians(self.q_rotation_deg)
+        # detector axes -> sample frame is a rotation by +q_rotation; invert it here
+        rot = np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]])
+        m = rot
+        if self.q_flip:
+            m = np.array([[0.0, 1.0], [1.0, 0.0]]) @ m
+        if self.ellipticity is not None:
+            ratio, ang = self.ellipticity
+            p = math.radians(ang)
+            r = np.array([[math.cos(p), -math.sin(p)], [math.sin(p), math.cos(p)]])
+            m = r @ np.diag([ratio, 1.0]) @ r.T @ m
+        return m / self.q_pixel_size
+
+    def sample_q_to_detector(self, q_xy: np.ndarray) -> np.ndarray:
+        """Sample-frame q (…, 2) as (qx, qy) in 1/Å → detector offsets from the centre (…, 2) as (drow, dcol) px.
+
+        Applies the inverse of the detector → sample mapping: rotation by ``q_rotation_deg``, transpose if
+        ``q_flip``, and the elliptical distortion if ``ellipticity`` is set.
+        """
+        uv = np.asarray(q_xy, dtype=np.float64) @ self._affine().T  # (dcol, drow)
+        return uv[..., ::-1].copy()
+
+    def detector_to_sample_q(self, d_rowcol: np.ndarray) -> np.ndarray:
+        """Detector offsets from the centre (…, 2) as (drow, dcol) px → sample-frame (qx, qy) in 1/Å."""
+        uv = np.asarray(d_rowcol, dtype=np.float64)[..., ::-1]
+        return uv @ np.linalg.inv(self._affine()).T
+
+    def with_overrides(self, **overrides: Any) -> "Calibration":
+        """A copy with the non-``None`` overrides applied (validated)."""
+        clean = {k: v for k, v in overrides.items() if v is not None}
+        unknown = set(clean) - set(self.__dataclass_fields__)
+        if unknown:
+            raise ParameterError(f"unknown calibration parameter(s): {', '.join(sorted(unknown))}")
+        return replace(self, **clean)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """Flat dict for HDF5 attributes / JSON (``None`` entries omitted)."""
+        out: dict[str, Any] = {
+            "q_pixel_size": self.q_pixel_size,
+            "accelerating_voltage_kV": self.accelerating_voltage_kV,
+            "scan_step_nm": self.scan_step_nm,
+            "q_rotation_deg": self.q_rotation_deg,
+            "q_flip": self.q_flip,
+        }
+        if self.center is not None:
+            out["center_row"], out["center_col"] = self.center
+        if self.ellipticity is not None:
+            out["ellipticity_ratio"], out["ellipticity_angle_deg"] = self.ellipticity
+        return out
+
+    @classmethod
+    def from_attrs(cls, attrs: Any, source: str = "attributes", **overrides: Any) -> "Calibration":
+        """Build from a mapping of attributes (HDF5 attrs), overrides taking precedence."""
+
+        def get(key: str, default: Any = None) -> Any:
+            v = attrs.get(key, default) if hasattr(attrs, "get") else default
+            if isinstance(v, np.ndarray) and v.size == 1:
+                v = v.item()
+            return v
+
+        kw: dict[str, Any] = {}
+        for key in ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip"):
+            v = get(key)
+            if v is not None:
+                kw[key] = v
+        if get("center_row") is not None and get("center_col") is not None:
+            kw["center"] = (get("center_row"), get("center_col"))
+        if get("ellipticity_ratio") is not None:
+            kw["ellipticity"] = (get("ellipticity_ratio"), get("ellipticity_angle_deg", 0.0))
+        kw.update({k: v for k, v in overrides.items() if v is not None})
+        if "q_pixel_size" not in kw:
+            raise ParameterError(
+                f"{source}: no q_pixel_size (1/Å per pixel) in the file; give it with --q-pixel-size / q_pixel_size="
+            )
+        try:
+            return cls(**kw)
+        except ParameterError as err:
+            raise ParameterError(f"{source}: {err}") from None
+
+
+@dataclass
+class Dataset4D:
+    """A 4D-STEM data cube with its calibration.
+
+    ``data`` is array-like, shaped ``(scan_row, scan_col, det_row, det_col)``: a numpy array, an h5py
+    dataset, a memmap or a dask array. It is never forced into memory; use :meth:`rows` to stream it.
+    """
+
+    data: Any
+    calibration: Calibration
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "<array>"
+
+    def __post_init__(self) -> None:
+        shape = getattr(self.data, "shape", None)
+        if shape is None:
+            raise InputError(f"{self.source}: data has no shape; expected an array-like (ny, nx, ky, kx)")
+        if len(shape) != 4:
+            raise InputError(
+                f"{self.source}: data has {len(shape)} dimensions {tuple(shape)}; expected 4 "
+                "(scan_row, scan_col, det_row, det_col)"
+            )
+        if min(shape) < 1:
+            raise InputError(f"{self.source}: data shape {tuple(shape)} has an empty axis")
+        if not isinstance(self.calibration, Calibration):
+            raise InputError(f"{self.source}: calibration must be a Calibration, got {type(self.calibration).__name__}")
+        self.calibration.check_detector(self.detector_shape, source=self.source)
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def scan_shape(self) -> tuple[int, int]:
+        return self.shape[0], self.shape[1]
+
+    @property
+    def detector_shape(self) -> tuple[int, int]:
+        return self.shape[2], self.shape[3]
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.data.dtype)
+
+    def rows(self, start: int, stop: int) -> np.ndarray:
+        """Scan rows ``start:stop`` as an in-memory numpy array (the only way stages read the cube)."""
+        block = self.data[start:stop]
+        if hasattr(block, "compute"):
+            block = block.compute()
+        return np.asarray(block)
+
+    def describe(self) -> dict[str, Any]:
+        """Shape, dtype and source for results files."""
+        return {"source": self.source, "shape": list(self.shape), "dtype": str(self.dtype)}

@@ -1,0 +1,5 @@
+"""Grains: segmentation of an orientation map into a :class:`GrainMap`."""
+
+from ._types import GrainMap
+
+__all__ = ["GrainMap"]

@@ -1,0 +1,177 @@
+"""Results files: atomic writes and provenance.
+
+Layout of a stemgrains results file (HDF5)::
+
+    /                     attrs: software, software_version, created (UTC ISO 8601)
+    /input                attrs: path, sha256 (files < 2 GB) or shape + dtype
+    /calibration          attrs: Calibration.to_attrs()
+    /phases/<i>           attrs: name, space_group, point_group, cif (text)
+    /parameters           attrs: <stage> = JSON text of all parameters of that stage
+    /orientation/...      written by `stemgrains index`
+    /grains/...           written by `stemgrains segment`
+    /boundaries/...       written by `stemgrains segment` / `classify`
+    /transport/...        written by `stemgrains transport`
+
+Every write goes to a temporary file in the same folder which then replaces the target
+(``os.replace``), so a crash never leaves a half-written results file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from .._version import __version__
+from ..errors import FileFormatError
+
+__all__ = [
+    "atomic_write_text",
+    "atomic_h5",
+    "update_h5",
+    "file_sha256",
+    "write_provenance",
+    "write_parameters",
+    "read_parameters",
+    "json_default",
+]
+
+
+def json_default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    return repr(obj)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to ``path`` atomically (temporary file + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
+    """Create a new HDF5 file at ``path`` atomically; yields the open (temporary) file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["software"] = "stemgrains"
+            f.attrs["software_version"] = __version__
+            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) -> Iterator[h5py.File]:
+    """Open a copy of an existing results file for writing; it replaces ``output`` (default: ``path``)
+    atomically when the block ends without error."""
+    path = Path(path)
+    out = Path(output) if output is not None else path
+    if not path.is_file():
+        raise FileFormatError(f"{path}: results file not found")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(path, tmp)
+        try:
+            f = h5py.File(tmp, "r+")
+        except OSError as err:
+            raise FileFormatError(f"{path}: not a readable HDF5 results file ({err})") from None
+        with f:
+            f.attrs["software_version"] = __version__
+            yield f
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def file_sha256(path: str | os.PathLike, limit_bytes: int = 2 * 1024**3) -> str | None:
+    """SHA-256 of a file, or ``None`` if it is larger than ``limit_bytes`` (shape/dtype recorded instead)."""
+    p = Path(path)
+    if not p.is_file() or p.stat().st_size > limit_bytes:
+        return None
+    h = hashlib.sha256()
+    with open(p, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def write_provenance(
+    f: h5py.File,
+    *,
+    input_path: str | os.PathLike | None = None,
+    input_description: dict[str, Any] | None = None,
+    calibration: Any = None,
+    phases: Any = None,
+) -> None:
+    """Record input path + checksum (or shape/dtype), calibration and phases (CIF text) in ``f``."""
+    grp = f.require_group("input")
+    if input_path is not None:
+        grp.attrs["path"] = str(input_path)
+        digest = file_sha256(input_path)
+        if digest:
+            grp.attrs["sha256"] = digest
+    for k, v in (input_description or {}).items():
+        grp.attrs[k] = json.dumps(v, default=json_default) if isinstance(v, (list, dict)) else v
+    if calibration is not None:
+        cal = f.require_group("calibration")
+        for k, v in calibration.to_attrs().items():
+            cal.attrs[k] = v
+    if phases is not None:
+        from ..crystal import write_phases
+
+        write_phases(f, phases)
+
+
+def write_parameters(f: h5py.File, stage: str, params: dict[str, Any]) -> None:
+    """Store all parameters of a stage as JSON text under ``/parameters`` attrs."""
+    grp = f.require_group("parameters")
+    grp.attrs[stage] = json.dumps(params, default=json_default, sort_keys=True)
+
+
+def read_parameters(f: h5py.File, stage: str) -> dict[str, Any] | None:
+    grp = f.get("parameters")
+    if grp is None or stage not in grp.attrs:
+        return None
+    return json.loads(grp.attrs[stage])
