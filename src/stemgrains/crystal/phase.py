@@ -55,6 +55,11 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
         sg = parser.spacegroup.number
     except AttributeError:
         sg = None
+    # A P1-expanded CIF (only the identity operation listed, all atoms given) that still states its real space
+    # group: diffpy trusts the operations and reports P1; the stated number is the crystal's symmetry.
+    stated = re.search(r"^\s*_(?:space_group_IT_number|symmetry_Int_Tables_number)\s+(\d+)", text, re.M)
+    if stated and (sg in (None, 1)) and 1 < int(stated.group(1)) <= 230:
+        sg = int(stated.group(1))
     if sg is None:
         raise FileFormatError(f"{source}: CIF gives no space group (_space_group_IT_number or H-M symbol)")
     try:
@@ -166,7 +171,9 @@ def read_phases(f: Any, source: str = "results file") -> PhaseList:
         if cif:
             p = phase_from_cif_text(cif, name=str(name), source=f"{source}:/phases/{key}")
         else:
-            p = Phase(name=str(name), point_group=str(g.attrs.get("point_group")) or None)
+            sg = int(g.attrs.get("space_group", -1))
+            pg = str(g.attrs.get("point_group", "")) or None
+            p = Phase(name=str(name), space_group=sg if sg > 0 else None, point_group=None if sg > 0 else pg)
         ids.append(int(key))
         phases.append(p)
     return PhaseList(phases=phases, ids=ids)

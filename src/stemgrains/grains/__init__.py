@@ -1,5 +1,16 @@
 """Grains: segmentation of an orientation map into a :class:`GrainMap`."""
 
-from ._types import GrainMap
+from ._io import read_grains, write_grains
+from ._types import GRAIN_COLUMNS, GrainMap
+from .segment import c_axis_geometry, grain_table, laue_rotations, segment_grains
 
-__all__ = ["GrainMap"]
+__all__ = [
+    "GrainMap",
+    "GRAIN_COLUMNS",
+    "segment_grains",
+    "grain_table",
+    "c_axis_geometry",
+    "laue_rotations",
+    "write_grains",
+    "read_grains",
+]

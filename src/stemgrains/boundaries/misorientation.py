@@ -1,0 +1,235 @@
+"""Misorientation of boundaries: disorientation angle/axis (orix), Miller indices, CSL Σ, special misorientations.
+
+The misorientation of boundary A|B is ``M = O_B · O_A⁻¹`` (crystal A → crystal B, orix convention), reduced
+with orix into the fundamental zone of the symmetry pair (proper rotations of the Laue group of the phase): the
+disorientation. Its axis is given in the crystal frame of A, Cartesian and as direction indices (``[uvw]``, or
+Miller–Bravais ``[UVTW]`` for hexagonal/trigonal phases). Boundaries between different phases get NaN.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from orix.quaternion import Misorientation, Orientation, Rotation
+from orix.vector import Miller
+
+from .. import config
+from ..crystal import is_hexagonal_like
+from ..errors import ParameterError
+from ..grains._kernels import misorientation_angle
+from ..grains.segment import laue_rotations, map_arrays
+from ._kernels import misorientation_distance
+from .csl import match_csl
+
+__all__ = [
+    "SpecialMisorientation",
+    "parse_special",
+    "special_quaternion",
+    "disorientation",
+    "axis_indices",
+    "boundary_misorientations",
+    "pair_misorientation_angles",
+    "random_disorientation_angles",
+]
+
+
+class SpecialMisorientation(NamedTuple):
+    """A user-defined special misorientation: rotation of ``angle_deg`` about crystal direction ``axis``
+    (``[uvw]`` or Miller–Bravais ``[UVTW]``), matched within ``tolerance_deg`` (misorientation distance)."""
+
+    name: str
+    angle_deg: float
+    axis: tuple[float, ...]
+    tolerance_deg: float = 5.0
+
+
+def parse_special(spec: Any) -> SpecialMisorientation:
+    """A special misorientation from a tuple ``(name, angle, axis, tol)`` or text ``"NAME:ANGLE:U,V,W:TOL"``
+    (``U,V,T,W`` for Miller–Bravais; ``:TOL`` optional, default 5°)."""
+    if isinstance(spec, SpecialMisorientation):
+        out = spec
+    elif isinstance(spec, str):
+        parts = spec.split(":")
+        if len(parts) not in (3, 4):
+            raise ParameterError(f"special misorientation {spec!r}: expected NAME:ANGLE:U,V,W[:TOL]")
+        try:
+            axis = tuple(float(v) for v in parts[2].split(","))
+            out = SpecialMisorientation(parts[0], float(parts[1]), axis, float(parts[3]) if len(parts) == 4 else 5.0)
+        except ValueError:
+            raise ParameterError(f"special misorientation {spec!r}: ANGLE, axis indices and TOL must be numbers") from None
+    else:
+        try:
+            out = SpecialMisorientation(str(spec[0]), float(spec[1]), tuple(float(v) for v in spec[2]),
+                                        float(spec[3]) if len(spec) > 3 else 5.0)
+        except (TypeError, ValueError, IndexError):
+            raise ParameterError(f"special misorientation {spec!r}: expected (name, angle_deg, axis, tolerance_deg)") from None
+    if len(out.axis) not in (3, 4) or not np.any(out.axis):
+        raise ParameterError(f"special misorientation {out.name!r}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0")
+    if len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:
+        raise ParameterError(f"special misorientation {out.name!r}: Miller-Bravais axis needs U + V + T = 0")
+    if not out.tolerance_deg > 0:
+        raise ParameterError(f"special misorientation {out.name!r}: tolerance must be > 0 degrees")
+    return out
+
+
+def special_quaternion(special: SpecialMisorientation, phase: Any) -> np.ndarray | None:
+    """The special misorientation as a quaternion in the phase's Cartesian crystal frame (None if its axis
+    notation does not fit the phase, e.g. four indices for a cubic phase)."""
+    if len(special.axis) == 4:
+        if not is_hexagonal_like(phase):
+            return None
+        v = Miller(UVTW=np.asarray(special.axis, dtype=float), phase=phase)
+    else:
+        v = Miller(uvw=np.asarray(special.axis, dtype=float), phase=phase)
+    axis = v.unit.data.reshape(3)
+    return Rotation.from_axes_angles(axis, np.radians(special.angle_deg)).data.reshape(4)
+
+
+def disorientation(q_a: np.ndarray, q_b: np.ndarray, phase: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disorientation of orientations ``q_b`` relative to ``q_a`` (both ``(n, 4)``, one phase), with orix.
+
+    Returns angle (deg), axis ``(n, 3)`` (unit, Cartesian crystal frame of A) and the reduced misorientation
+    quaternions ``(n, 4)``.
+    """
+    q_a = np.asarray(q_a, dtype=float).reshape(-1, 4)
+    q_b = np.asarray(q_b, dtype=float).reshape(-1, 4)
+    mori = Misorientation((Rotation(q_b) * ~Rotation(q_a)).data)
+    if phase.point_group is not None:
+        g = phase.point_group.laue.proper_subgroup
+        mori.symmetry = (g, g)
+        mori = mori.reduce()
+    angle = np.degrees(mori.angle)
+    axis = mori.axis.data.reshape(-1, 3)
+    return angle.reshape(-1), axis, mori.data.reshape(-1, 4)
+
+
+def axis_indices(axis: np.ndarray, phase: Any, max_index: int = 12) -> np.ndarray:
+    """Crystal direction indices of Cartesian axes, rounded to the closest small integers (orix ``Miller.round``
+    on ``[uvw]``): ``(n, 4)`` Miller–Bravais ``[UVTW]`` for hexagonal/trigonal phases (converted from the rounded
+    ``[uvw]`` so that U + V + T = 0 holds exactly), else ``(n, 3)`` ``[uvw]``."""
+    axis = np.asarray(axis, dtype=float).reshape(-1, 3)
+    hexa = is_hexagonal_like(phase)
+    out = np.full((len(axis), 4 if hexa else 3), np.nan)
+    ok = np.all(np.isfinite(axis), axis=1) & (np.linalg.norm(axis, axis=1) > 0)
+    if ok.any():
+        m = Miller(xyz=axis[ok], phase=phase)
+        m.coordinate_format = "uvw"
+        uvw = m.round(max_index=max_index).uvw
+        if hexa:  # [uvw] -> [UVTW] = [(2u - v)/3, (2v - u)/3, -(u + v)/3, w], scaled to coprime integers
+            four = np.stack([2 * uvw[:, 0] - uvw[:, 1], 2 * uvw[:, 1] - uvw[:, 0], -(uvw[:, 0] + uvw[:, 1]),
+                             3 * uvw[:, 2]], axis=1)
+            g = np.gcd.reduce(np.abs(four).astype(np.int64), axis=1)
+            uvw = four / np.where(g > 0, g, 1)[:, None]
+        out[ok] = uvw
+    return out + 0.0  # no negative zeros
+
+
+def boundary_misorientations(
+    grain_map: Any,
+    grain_a: np.ndarray,
+    grain_b: np.ndarray,
+    *,
+    low_angle_deg: float = config.LOW_ANGLE_DEG,
+    special: Sequence[Any] | None = None,
+    max_sigma: int = 29,
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Misorientation columns of boundaries A|B from the grains' mean orientations.
+
+    Returns the columns ``misorientation_deg``, ``misorientation_axis``, ``axis_uvw`` (``(n, 4)`` if any phase is
+    hexagonal/trigonal, NaN-padded for the others), ``low_angle``, ``csl_sigma``, ``csl_deviation_deg``,
+    ``special`` and ``special_deviation_deg``, and a dict of what was used (for the parameters).
+    """
+    specials = [parse_special(s) for s in (special or [])]
+    n = len(grain_a)
+    t = grain_map.table
+    ia, ib = grain_map.index_of(grain_a), grain_map.index_of(grain_b)
+    qa = np.asarray(t["mean_quaternion"])[ia].reshape(n, 4)
+    qb = np.asarray(t["mean_quaternion"])[ib].reshape(n, 4)
+    pa = np.asarray(t["phase_id"])[ia].reshape(n)
+    pb = np.asarray(t["phase_id"])[ib].reshape(n)
+    phases = grain_map.phases
+    same = (pa == pb) & (pa >= 0)
+    hexa_any = any(is_hexagonal_like(phases[int(p)]) for p in np.unique(pa[same]))
+    angle = np.full(n, np.nan)
+    axis = np.full((n, 3), np.nan)
+    uvw = np.full((n, 4 if hexa_any else 3), np.nan)
+    sigma = np.zeros(n, dtype=np.int64)
+    sigma_dev = np.full(n, np.nan)
+    special_name = np.full(n, "", dtype=f"<U{max([len(s.name) for s in specials] + [1])}")
+    special_dev = np.full(n, np.nan)
+    lattices: dict[str, Any] = {}
+    for p in np.unique(pa[same]):
+        sel = same & (pa == p)
+        phase = phases[int(p)]
+        ang, ax, mq = disorientation(qa[sel], qb[sel], phase)
+        angle[sel], axis[sel] = ang, ax
+        idx = axis_indices(ax, phase)
+        uvw[np.ix_(np.flatnonzero(sel), np.arange(idx.shape[1]))] = idx
+        sigma[sel], sigma_dev[sel] = match_csl(mq, phase, max_sigma)
+        from .csl import lattice_centring
+
+        lat = phase.structure.lattice
+        lattices[str(int(p))] = {
+            "centring": lattice_centring(phase),
+            "abc_deg": [lat.a, lat.b, lat.c, lat.alpha, lat.beta, lat.gamma],
+            "c_over_a": lat.c / lat.a,
+        }
+        sym = laue_rotations(phase)
+        best = np.full(int(sel.sum()), np.inf)
+        names = special_name[sel]
+        for s in specials:
+            sq = special_quaternion(s, phase)
+            if sq is None:
+                continue
+            d = np.degrees(misorientation_distance(mq, sq, sym)[:, 0])
+            hit = (d <= s.tolerance_deg) & (d < best)
+            names[hit] = s.name
+            best[hit] = d[hit]
+        special_name[sel] = names
+        special_dev[sel] = np.where(np.isfinite(best), best, np.nan)
+    cols = {
+        "misorientation_deg": angle,
+        "misorientation_axis": axis,
+        "axis_uvw": uvw,
+        "low_angle": np.where(np.isfinite(angle), angle < low_angle_deg, False),
+        "csl_sigma": sigma,
+        "special": special_name,
+        "csl_deviation_deg": sigma_dev,
+        "special_deviation_deg": special_dev,
+    }
+    info = {
+        "special": [list(s) for s in specials],
+        "csl_max_sigma": int(max_sigma),
+        "csl_lattices": lattices,
+        "misorientation_from": "grain mean orientations",
+    }
+    return cols, info
+
+
+def pair_misorientation_angles(
+    xmap: Any, row_a: np.ndarray, col_a: np.ndarray, row_b: np.ndarray, col_b: np.ndarray
+) -> np.ndarray:
+    """Disorientation angle (deg) across each pixel pair (NaN where the pixels are of different phases or not
+    indexed)."""
+    q, phase_id, _ = map_arrays(xmap)
+    pa, pb = phase_id[row_a, col_a], phase_id[row_b, col_b]
+    out = np.full(len(pa), np.nan)
+    for p in np.unique(pa[(pa == pb) & (pa >= 0)]):
+        sel = (pa == p) & (pb == p)
+        out[sel] = np.degrees(
+            misorientation_angle(q[row_a[sel], col_a[sel]], q[row_b[sel], col_b[sel]], laue_rotations(xmap.phases[int(p)]))
+        )
+    return out
+
+
+def random_disorientation_angles(phase: Any, n: int = 100_000, seed: int = 0) -> np.ndarray:
+    """Disorientation angles (deg) of ``n`` pairs of uniformly random orientations of the phase's Laue group
+    (orix): the random ("Mackenzie") distribution to compare boundary misorientations with."""
+    rng = np.random.default_rng(seed)
+    q = rng.normal(size=(2, n, 4))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    g = phase.point_group.laue if phase.point_group is not None else None
+    oa, ob = Orientation(q[0], symmetry=g), Orientation(q[1], symmetry=g)
+    return np.asarray(ob.angle_with(oa, degrees=True))

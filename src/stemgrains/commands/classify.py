@@ -1,0 +1,105 @@
+"""``stemgrains classify RESULTS.h5 --field X,Y``: conduction-plane classification of the grain boundaries."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .. import config
+from ..errors import ParameterError, StemgrainsError
+from ._common import parse_pair
+
+NAME = "classify"
+HELP = "classify grain boundaries by how Na+ conduction planes meet them under a field (Type I/II/III a/b 1/2)"
+DESCRIPTION = (
+    "Read grains and boundaries from a results file (written by `stemgrains segment`), label every boundary "
+    "segment and boundary (gb-classification.md: Type I/II/III, a/b, field index 1/2; behaviour parallel/"
+    "transmitting/blocking/depleting) and write them under /classification."
+)
+ORDER = 60
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("results", metavar="RESULTS.h5", help="results file with /grains and /boundaries")
+    p.add_argument("--field", required=True, metavar="X,Y",
+                   help="in-plane field direction (Na+ drift), x right, y down, e.g. 1,0; only the direction counts")
+    p.add_argument("-o", "--output", metavar="OUT.h5", default=None,
+                   help="write a copy with /classification there (default: update RESULTS.h5 in place)")
+    p.add_argument("--delta", type=float, default=config.TYPE_TOLERANCE_DEG, metavar="DEG",
+                   help="type tolerance: Type I if θ <= delta, II if θ >= 90 - delta (default %(default)g)")
+    p.add_argument("--flat-tol", type=float, default=config.FLAT_TOLERANCE_DEG, metavar="DEG",
+                   help="a grain is flat (no trace) if alpha < this (default %(default)g)")
+    p.add_argument("--ratio", type=float, default=config.CONDUCTIVITY_RATIO, metavar="R",
+                   help="in-plane / out-of-plane conductivity (default %(default)g)")
+    p.add_argument("--basis", choices=("trace", "3d"), default="trace",
+                   help="misorientation used for the type: trace (theta_2d) or 3d (theta_3d) (default %(default)s)")
+    p.add_argument("--tau-flow", type=float, default=config.TAU_FLOW, metavar="T",
+                   help="flux below which a boundary is 'parallel', units of sigma_ip|E| (default %(default)g)")
+    p.add_argument("--r-block", type=float, default=config.R_BLOCK, metavar="R",
+                   help="|r| at or above which a boundary is blocking/depleting (default %(default)g)")
+    p.add_argument("--conducting-phase", action="append", default=None, metavar="NAME",
+                   help="conducting phase name or id (repeatable; default: trigonal/hexagonal phases)")
+    p.add_argument("--csv", metavar="OUT.csv", default=None,
+                   help="also write the per-boundary table there, and the per-segment table next to it "
+                        "(OUT.segments.csv)")
+    p.add_argument("--figures", metavar="DIR", default=None,
+                   help="write grain_traces.png, boundary_behaviour.png and boundary_table.png there")
+
+
+def _phase_arg(text: str) -> str | int:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..boundaries.classify import classify_boundaries, write_classification, write_classification_csv
+    from ..io.results import update_h5
+
+    try:
+        from ..boundaries import read_boundaries
+        from ..grains import read_grains
+    except ImportError as err:
+        raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
+
+    results = Path(args.results)
+    fx, fy = parse_pair(args.field, "--field")
+    if fx == 0.0 and fy == 0.0:
+        raise ParameterError("--field must be a non-zero direction, got 0,0")
+    grain_map = read_grains(results)
+    boundaries = read_boundaries(results)
+    phases = None if args.conducting_phase is None else [_phase_arg(s) for s in args.conducting_phase]
+    result = classify_boundaries(
+        grain_map,
+        boundaries,
+        (fx, fy),
+        conducting_phases=phases,
+        conductivity_ratio=args.ratio,
+        type_tolerance_deg=args.delta,
+        flat_tolerance_deg=args.flat_tol,
+        basis=args.basis,
+        tau_flow=args.tau_flow,
+        r_block=args.r_block,
+    )
+    out = Path(args.output) if args.output else results
+    with update_h5(results, out) as f:
+        write_classification(f, result)
+    if args.csv:
+        csv_path = Path(args.csv)
+        write_classification_csv(csv_path, result, level="boundaries")
+        write_classification_csv(csv_path.with_suffix(".segments.csv"), result, level="segments")
+    if args.figures:
+        from ..plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
+
+        fig_dir = Path(args.figures)
+        fig_dir.mkdir(parents=True, exist_ok=True)
+        plot_grain_traces(grain_map, flat_tolerance_deg=args.flat_tol, path=fig_dir / "grain_traces.png")
+        plot_boundary_behaviour(grain_map, boundaries, result, (fx, fy), path=fig_dir / "boundary_behaviour.png")
+        plot_boundary_table(result, path=fig_dir / "boundary_table.png")
+
+    summary = result.summary()
+    n_b = len(result.boundaries)
+    print(f"classified {n_b} boundaries ({len(result.segments)} segments, "
+          f"{summary['total_length_nm']:.1f} nm) under field ({fx:g}, {fy:g}) -> {out}")
+    for name, frac in summary["behaviour_fraction"].items():
+        if frac > 0:
+            print(f"  {name:<13} {100 * frac:5.1f} % of boundary length")
+    return 0

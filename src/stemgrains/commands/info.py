@@ -1,0 +1,96 @@
+"""``stemgrains info INPUT``: what a file holds (format, shape, dtype, calibration; or an orientation map)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import FileFormatError
+from ._common import add_calibration_overrides, calibration_overrides
+
+NAME = "info"
+HELP = "show format, shape, dtype and calibration of a 4D-STEM file, or a summary of an orientation map"
+ORDER = 10
+
+_MAP_EXTENSIONS = (".ang", ".ctf")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="4D-STEM file (.h5, .npy, .mib, .blo, .app5, .dm4, .xml) or map (.ang, .ctf, results .h5)")
+    add_calibration_overrides(p)
+
+
+def _is_orientation_map(path: Path) -> bool:
+    if path.suffix.lower() in _MAP_EXTENSIONS:
+        return True
+    from ..io._common import HDF5_SIGNATURE, file_signature, open_h5
+
+    if not path.is_file() or file_signature(path) != HDF5_SIGNATURE:
+        return False
+    try:
+        f = open_h5(path)
+    except FileFormatError:
+        return False  # load_4d reports it
+    try:
+        with f:
+            return "orientation" in f and "data" not in f
+    except Exception:  # damaged file: let load_4d report it
+        return False
+
+
+def _print_map(path: Path) -> int:
+    import numpy as np
+
+    from ..io import load_orientation_map, map_scan_step_nm
+
+    xmap = load_orientation_map(path)
+    ny, nx = xmap.shape if len(xmap.shape) == 2 else (1, xmap.shape[0])
+    step = map_scan_step_nm(xmap)
+    print(f"file:        {path}")
+    print("kind:        orientation map")
+    print(f"shape:       {ny} x {nx} (rows x cols)")
+    print(f"scan step:   {f'{step:g} nm' if step is not None else 'unknown (pixel units)'}")
+    print("phases:")
+    pid = np.asarray(xmap.phase_id)
+    for i, phase in xmap.phases:
+        count = int(np.count_nonzero(pid == i))
+        pg = phase.point_group.name if phase.point_group is not None else "-"
+        print(f"  {i:>3}  {phase.name:<24} point group {pg:<6} {count} px ({100.0 * count / max(pid.size, 1):.1f} %)")
+    props = ", ".join(sorted(xmap.prop)) or "none"
+    print(f"properties:  {props}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import load_4d
+
+    path = Path(args.input)
+    if not path.exists():
+        raise FileFormatError(f"{path}: file not found")
+    overrides = calibration_overrides(args)
+    if _is_orientation_map(path):
+        return _print_map(path)
+    ds = load_4d(path, **overrides)
+    cal = ds.calibration
+    origin = ds.metadata.get("calibration_origin", {})
+
+    def tag(name: str) -> str:
+        return f"  [{origin[name]}]" if name in origin else ""
+
+    ny, nx, ky, kx = ds.shape
+    print(f"file:        {path}")
+    print(f"format:      {ds.metadata.get('format', 'unknown')}")
+    print(f"shape:       {ny} x {nx} scan, {ky} x {kx} detector (scan_row, scan_col, det_row, det_col)")
+    print(f"dtype:       {ds.dtype}")
+    print(f"q pixel:     {cal.q_pixel_size:g} 1/Å per pixel{tag('q_pixel_size')}")
+    print(f"voltage:     {cal.accelerating_voltage_kV:g} kV (λ = {cal.wavelength:.6f} Å){tag('accelerating_voltage_kV')}")
+    print(f"scan step:   {cal.scan_step_nm:g} nm{tag('scan_step_nm')}")
+    centre = f"({cal.center[0]:g}, {cal.center[1]:g}) px (row, col)" if cal.center is not None else "auto"
+    print(f"centre:      {centre}{tag('center')}")
+    print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
+    if cal.ellipticity is not None:
+        print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg")
+    extras = {k: v for k, v in ds.metadata.items() if k not in ("format", "calibration_origin")}
+    for k, v in extras.items():
+        print(f"  {k}: {v}")
+    return 0

@@ -1,0 +1,512 @@
+"""Numba CPU kernels of the matching core. Slow references: :mod:`._reference`.
+
+Conventions: quaternions scalar-first, orix convention (sample → crystal). A template spot at polar angle θ_j
+(γ = 0) appears at θ_j − γ for the orientation O0 ∘ Rz(γ); so a pattern peak at θ_p votes for γ = θ_j − θ_p.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+TWO_PI = 2.0 * math.pi
+
+
+# --------------------------------------------------------------------------------------------------
+# quaternion helpers
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def qmul(a, b):
+    out = np.empty(4)
+    out[0] = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
+    out[1] = a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2]
+    out[2] = a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1]
+    out[3] = a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def qexp(v):
+    """Unit quaternion of the rotation vector v (axis · angle, radians)."""
+    ang = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
+    out = np.empty(4)
+    if ang < 1e-15:
+        out[0] = 1.0
+        out[1] = 0.5 * v[0]
+        out[2] = 0.5 * v[1]
+        out[3] = 0.5 * v[2]
+    else:
+        s = math.sin(0.5 * ang) / ang
+        out[0] = math.cos(0.5 * ang)
+        out[1] = s * v[0]
+        out[2] = s * v[1]
+        out[3] = s * v[2]
+    n = math.sqrt(out[0] ** 2 + out[1] ** 2 + out[2] ** 2 + out[3] ** 2)
+    return out / n
+
+
+@nb.njit(cache=True, nogil=True)
+def qmatrix(q):
+    """R with v_crystal = R @ v_sample (rows: crystal axes in sample coordinates)."""
+    a, b, c, d = q[0], q[1], q[2], q[3]
+    R = np.empty((3, 3))
+    R[0, 0] = a * a + b * b - c * c - d * d
+    R[0, 1] = 2 * (b * c - a * d)
+    R[0, 2] = 2 * (b * d + a * c)
+    R[1, 0] = 2 * (b * c + a * d)
+    R[1, 1] = a * a - b * b + c * c - d * d
+    R[1, 2] = 2 * (c * d - a * b)
+    R[2, 0] = 2 * (b * d - a * c)
+    R[2, 1] = 2 * (c * d + a * b)
+    R[2, 2] = a * a - b * b - c * c + d * d
+    return R
+
+
+@nb.njit(cache=True, nogil=True)
+def sym_distance(q1, q2, sym):
+    """Smallest rotation angle (rad) between orientations q1 and q2 over crystal symmetry ops ``sym`` (k, 4):
+    min_s angle(q1, s ⊗ q2)."""
+    best = 0.0
+    for k in range(sym.shape[0]):
+        p = qmul(sym[k], q2)
+        d = abs(q1[0] * p[0] + q1[1] * p[1] + q1[2] * p[2] + q1[3] * p[3])
+        if d > best:
+            best = d
+    if best > 1.0:
+        best = 1.0
+    return 2.0 * math.acos(best)
+
+
+@nb.njit(cache=True, nogil=True)
+def template_orientation(base_q, gamma):
+    """O = O0 ∘ Rz(γ)."""
+    rz = np.zeros(4)
+    rz[0] = math.cos(0.5 * gamma)
+    rz[3] = math.sin(0.5 * gamma)
+    return qmul(base_q, rz)
+
+
+# --------------------------------------------------------------------------------------------------
+# coarse search: in-plane correlation of one template with one peak list
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def angular_correlation(pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q, n_bins):
+    """Histogram over in-plane angle γ (n_bins over [0, 2π)) of Σ a_p w_j k(|q_p − q_j(γ)|).
+
+    k is a compact kernel of width ``sigma_q`` (1/Å): k(d) = (1 − d²/c²)² for d < c = 3.5σ (≈ the Gaussian
+    exp(−d²/(4σ²)) in shape, no exp per term). The distance is split into a radial part and an arc length
+    r̄·Δγ spread over at most ±3 bins. Both spot lists must be sorted by radius.
+    """
+    hist = np.zeros(n_bins)
+    bw = TWO_PI / n_bins
+    cut = 3.5 * sigma_q
+    inv_c2 = 1.0 / (cut * cut)
+    n_p = pk_r.shape[0]
+    n_s = sp_r.shape[0]
+    j0 = 0
+    for p in range(n_p):
+        rp = pk_r[p]
+        while j0 < n_s and sp_r[j0] < rp - cut:
+            j0 += 1
+        j = j0
+        while j < n_s and sp_r[j] <= rp + cut:
+            dr = rp - sp_r[j]
+            u = 1.0 - dr * dr * inv_c2
+            wr = pk_a[p] * sp_w[j] * u * u
+            rbar = 0.5 * (rp + sp_r[j])
+            g = sp_t[j] - pk_t[p]
+            g = g - TWO_PI * math.floor(g / TWO_PI)
+            x = g / bw
+            c = int(x + 0.5)
+            for k in range(c - 3, c + 4):
+                arc = rbar * (k - x) * bw
+                v = 1.0 - arc * arc * inv_c2
+                if v > 0:
+                    hist[k % n_bins] += wr * v * v
+            j += 1
+    return hist
+
+
+@nb.njit(cache=True, nogil=True)
+def top_peaks_circular(hist, n_keep, min_sep_bins):
+    """Indices of up to ``n_keep`` largest values of a circular histogram, pairwise ≥ ``min_sep_bins`` apart."""
+    n = hist.shape[0]
+    order = np.argsort(-hist)
+    out = np.full(n_keep, -1, np.int64)
+    m = 0
+    for i in range(n):
+        k = order[i]
+        ok = True
+        for j in range(m):
+            d = abs(k - out[j])
+            d = min(d, n - d)
+            if d < min_sep_bins:
+                ok = False
+                break
+        if ok:
+            out[m] = k
+            m += 1
+            if m == n_keep:
+                break
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def parabolic_offset(hist, k):
+    n = hist.shape[0]
+    a = hist[(k - 1) % n]
+    b = hist[k]
+    c = hist[(k + 1) % n]
+    den = a - 2 * b + c
+    if den >= 0:
+        return 0.0
+    off = 0.5 * (a - c) / den
+    return min(max(off, -0.5), 0.5)
+
+
+@nb.njit(cache=True, nogil=True)
+def coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n_bins, per_template, min_sep_bins):
+    """Correlate one peak list with candidate templates ``cand``; returns (template, γ, score) of the
+    ``per_template`` best in-plane angles of each, as arrays of length len(cand)·per_template (score −1 = none)."""
+    a_norm = math.sqrt(np.sum(pk_a * pk_a))
+    m = cand.shape[0] * per_template
+    out_t = np.full(m, -1, np.int64)
+    out_g = np.zeros(m)
+    out_s = np.full(m, -1.0)
+    if a_norm <= 0:
+        return out_t, out_g, out_s
+    bw = TWO_PI / n_bins
+    for i in range(cand.shape[0]):
+        t = cand[i]
+        s0 = offsets[t]
+        s1 = offsets[t + 1]
+        if s1 == s0 or sp_norm[t] <= 0:
+            continue
+        h = angular_correlation(pk_r, pk_t, pk_a, sp_r[s0:s1], sp_t[s0:s1], sp_w[s0:s1], sigma_q, n_bins)
+        ks = top_peaks_circular(h, per_template, min_sep_bins)
+        for j in range(per_template):
+            k = ks[j]
+            if k < 0:
+                continue
+            idx = i * per_template + j
+            out_t[idx] = t
+            out_g[idx] = (k + parabolic_offset(h, k)) * bw
+            out_s[idx] = h[k] / (a_norm * sp_norm[t])
+    return out_t, out_g, out_s
+
+
+# --------------------------------------------------------------------------------------------------
+# refinement: continuous optimisation of all three angles against the kinematic model
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def peak_grid(pk_x, pk_y, q_max, cell):
+    """Bucket peaks on a square grid of ``cell`` (1/Å) over [−q_max, q_max]²: CSR (starts, items), side n."""
+    n_side = int(2.0 * q_max / cell) + 3
+    n_p = pk_x.shape[0]
+    cell_of = np.empty(n_p, np.int64)
+    counts = np.zeros(n_side * n_side + 1, np.int64)
+    for p in range(n_p):
+        ix = min(max(int((pk_x[p] + q_max) / cell) + 1, 0), n_side - 1)
+        iy = min(max(int((pk_y[p] + q_max) / cell) + 1, 0), n_side - 1)
+        c = iy * n_side + ix
+        cell_of[p] = c
+        counts[c + 1] += 1
+    starts = np.cumsum(counts)
+    fill = starts[:-1].copy()
+    items = np.empty(n_p, np.int64)
+    for p in range(n_p):
+        items[fill[cell_of[p]]] = p
+        fill[cell_of[p]] += 1
+    return starts, items, n_side
+
+
+@nb.njit(cache=True, nogil=True)
+def model_score(q, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side):
+    """Normalised correlation of a peak list with the kinematic pattern of orientation q.
+
+    score = Σ_p Σ_j a_p b_j exp(−|q_p − q_j|²/(4σ_q²)) / (‖a‖ ‖b‖), b_j = (F²_j exp(−s_j²/(2σ_s²)))^power,
+    over reflections projecting between q_min and q_max (the detector's usable annulus); terms beyond
+    6σ_q are dropped. (starts, items, n_side) is the :func:`peak_grid` of the peaks with cell 6σ_q.
+    """
+    R = qmatrix(q)
+    inv4s2 = 1.0 / (4.0 * sigma_q * sigma_q)
+    inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
+    cell = 6.0 * sigma_q
+    cut2 = cell * cell
+    num = 0.0
+    bn = 0.0
+    an = 0.0
+    for p in range(pk_a.shape[0]):
+        an += pk_a[p] * pk_a[p]
+    for j in range(g_c.shape[0]):
+        gx = g_c[j, 0] * R[0, 0] + g_c[j, 1] * R[1, 0] + g_c[j, 2] * R[2, 0]
+        gy = g_c[j, 0] * R[0, 1] + g_c[j, 1] * R[1, 1] + g_c[j, 2] * R[2, 1]
+        gz = g_c[j, 0] * R[0, 2] + g_c[j, 1] * R[1, 2] + g_c[j, 2] * R[2, 2]
+        r2 = gx * gx + gy * gy
+        if r2 < q_min * q_min or r2 > q_max * q_max:
+            continue
+        s = -gz - 0.5 * lam * (r2 + gz * gz)
+        e = s * s * inv2ss
+        if e > 12.5:  # 5 sigma
+            continue
+        b = (F2[j] * math.exp(-e)) ** power
+        bn += b * b
+        ix = int((gx + q_max) / cell) + 1
+        iy = int((gy + q_max) / cell) + 1
+        for cy in range(max(iy - 1, 0), min(iy + 2, n_side)):
+            for cx in range(max(ix - 1, 0), min(ix + 2, n_side)):
+                c = cy * n_side + cx
+                for k in range(starts[c], starts[c + 1]):
+                    p = items[k]
+                    dx = pk_x[p] - gx
+                    dy = pk_y[p] - gy
+                    d2 = dx * dx + dy * dy
+                    if d2 < cut2:
+                        num += pk_a[p] * b * math.exp(-d2 * inv4s2)
+    if bn <= 0 or an <= 0:
+        return 0.0
+    return num / math.sqrt(bn * an)
+
+
+@nb.njit(cache=True, nogil=True)
+def near_sphere_subset(q, g_c, lam, sigma_s, tilt_margin):
+    """Indices of reflections that can come within 5σ_s of the Ewald sphere for tilts up to ``tilt_margin`` rad."""
+    R = qmatrix(q)
+    keep = np.empty(g_c.shape[0], np.int64)
+    m = 0
+    for j in range(g_c.shape[0]):
+        gx = g_c[j, 0] * R[0, 0] + g_c[j, 1] * R[1, 0] + g_c[j, 2] * R[2, 0]
+        gy = g_c[j, 0] * R[0, 1] + g_c[j, 1] * R[1, 1] + g_c[j, 2] * R[2, 1]
+        gz = g_c[j, 0] * R[0, 2] + g_c[j, 1] * R[1, 2] + g_c[j, 2] * R[2, 2]
+        g2 = gx * gx + gy * gy + gz * gz
+        s = -gz - 0.5 * lam * g2
+        if abs(s) <= 5.0 * sigma_s + math.sqrt(g2) * tilt_margin:
+            keep[m] = j
+            m += 1
+    return keep[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, init_step, max_eval, xtol):
+    """Nelder–Mead over a rotation vector δ (sample frame, radians): q = q0 ⊗ exp(δ), maximising model_score.
+
+    Returns (q_best, score_best, n_evaluations).
+    """
+    sub = near_sphere_subset(q0, g_c, lam, sigma_s, 3.0 * init_step + 0.005)
+    starts, items, n_side = peak_grid(pk_x, pk_y, q_max, 6.0 * sigma_q)
+    gs = np.empty((sub.shape[0], 3))
+    fs = np.empty(sub.shape[0])
+    for i in range(sub.shape[0]):
+        gs[i] = g_c[sub[i]]
+        fs[i] = F2[sub[i]]
+    simplex = np.zeros((4, 3))
+    for k in range(3):
+        simplex[k + 1, k] = init_step
+    vals = np.empty(4)
+    for k in range(4):
+        vals[k] = -model_score(qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+    n_eval = 4
+    while n_eval < max_eval:
+        order = np.argsort(vals)
+        simplex = simplex[order].copy()
+        vals = vals[order].copy()
+        size = 0.0
+        for k in range(1, 4):
+            d = 0.0
+            for c in range(3):
+                d += (simplex[k, c] - simplex[0, c]) ** 2
+            size = max(size, math.sqrt(d))
+        if size < xtol:
+            break
+        cen = (simplex[0] + simplex[1] + simplex[2]) / 3.0
+        xr = cen + (cen - simplex[3])
+        fr = -model_score(qmul(q0, qexp(xr)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+        n_eval += 1
+        if fr < vals[0]:
+            xe = cen + 2.0 * (cen - simplex[3])
+            fe = -model_score(qmul(q0, qexp(xe)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+            n_eval += 1
+            if fe < fr:
+                simplex[3] = xe
+                vals[3] = fe
+            else:
+                simplex[3] = xr
+                vals[3] = fr
+        elif fr < vals[2]:
+            simplex[3] = xr
+            vals[3] = fr
+        else:
+            if fr < vals[3]:
+                xc = cen + 0.5 * (xr - cen)
+            else:
+                xc = cen + 0.5 * (simplex[3] - cen)
+            fc = -model_score(qmul(q0, qexp(xc)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+            n_eval += 1
+            if fc < min(fr, vals[3]):
+                simplex[3] = xc
+                vals[3] = fc
+            else:
+                for k in range(1, 4):
+                    simplex[k] = simplex[0] + 0.5 * (simplex[k] - simplex[0])
+                    vals[k] = -model_score(
+                        qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a,
+                        starts, items, n_side,
+                    )
+                    n_eval += 1
+    k = np.argmin(vals)
+    q = qmul(q0, qexp(simplex[k]))
+    if q[0] < 0:
+        q = -q
+    return q, -vals[k], n_eval
+
+
+# --------------------------------------------------------------------------------------------------
+# one pattern, end to end (coarse → dedupe → refine → reliability); and a parallel loop over a chunk
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def index_one(
+    px, py, pa, cand, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power, n_bins, per_template,
+    n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+):
+    """Index one peak list. Returns (best_q (4,), best_score, reliability, cand_q (n_best,4), cand_s (n_best,))."""
+    n = px.shape[0]
+    r = np.sqrt(px * px + py * py)
+    order = np.argsort(r)
+    pk_r = r[order]
+    pk_t = np.arctan2(py[order], px[order])
+    pk_a = pa[order]
+    min_sep = max(1, int(rel_dist / (TWO_PI / n_bins)))
+    ts, gs, ss = coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_coarse, n_bins, per_template, min_sep)
+    idx = np.argsort(-ss)
+    n_keep = max(n_best, n_refine) * 3
+    cq = np.zeros((n_keep, 4))
+    cs = np.full(n_keep, -1.0)
+    m = 0
+    for ii in range(idx.shape[0]):
+        k = idx[ii]
+        if ss[k] <= 0 or ts[k] < 0:
+            break
+        q = template_orientation(base_q[ts[k]], gs[k])
+        dup = False
+        for j in range(m):
+            if sym_distance(q, cq[j], sym) < distinct_dist:
+                dup = True
+                break
+        if dup:
+            continue
+        cq[m] = q
+        cs[m] = ss[k]
+        m += 1
+        if m == n_keep:
+            break
+    best_q = np.zeros(4)
+    best_q[0] = 1.0
+    out_q = np.zeros((n_best, 4))
+    out_s = np.zeros(n_best)
+    if m == 0:
+        return best_q, 0.0, 0.0, out_q, out_s
+    # refine the leading candidates with the continuous kinematic model
+    fq = np.zeros((m, 4))
+    fs = np.zeros(m)
+    for k in range(m):
+        if k < n_refine:
+            q, s, _ = refine_orientation(cq[k], g_c, F2, lam, sigma_s, sigma_fine, q_min, q_max, power, px, py, pa, init_step, max_eval, xtol)
+            fq[k] = q
+            fs[k] = s
+        else:
+            fq[k] = cq[k]
+            fs[k] = cs[k]
+    order2 = np.argsort(-fs)
+    b = order2[0]
+    best_q = fq[b].copy()
+    q1 = fs[b]
+    q2 = 0.0
+    for ii in range(m):
+        k = order2[ii]
+        if k != b and sym_distance(best_q, fq[k], sym) > rel_dist:
+            q2 = fs[k]
+            break
+    rel = 100.0 * (1.0 - q2 / q1) if q1 > 0 else 0.0
+    rel = min(max(rel, 0.0), 100.0)
+    nb_out = 0
+    for ii in range(m):
+        k = order2[ii]
+        dup = False
+        for j in range(nb_out):
+            if sym_distance(fq[k], out_q[j], sym) < distinct_dist:
+                dup = True
+                break
+        if dup:
+            continue
+        out_q[nb_out] = fq[k]
+        out_s[nb_out] = fs[k]
+        nb_out += 1
+        if nb_out == n_best:
+            break
+    return best_q, q1, rel, out_q, out_s
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def index_chunk(
+    peaks, counts, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power, n_bins, per_template,
+    n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol, min_peaks,
+):
+    """Index every pattern of a chunk (parallel over patterns).
+
+    peaks: (n, max_peaks, 3) rows (qx, qy, amplitude) in the sample frame; counts: (n,) valid rows;
+    cands: (n, K) candidate template indices from the prefilter.
+    """
+    n = peaks.shape[0]
+    out_q = np.zeros((n, 4))
+    out_s = np.zeros(n)
+    out_r = np.zeros(n)
+    out_cq = np.zeros((n, n_best, 4))
+    out_cs = np.zeros((n, n_best))
+    for i in nb.prange(n):
+        c = counts[i]
+        if c < min_peaks:
+            out_q[i, 0] = 1.0
+            continue
+        q, s, rel, cq, cs = index_one(
+            peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), peaks[i, :c, 2].copy(), cands[i], base_q, offsets,
+            sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2, lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power,
+            n_bins, per_template, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+        )
+        out_q[i] = q
+        out_s[i] = s
+        out_r[i] = rel
+        out_cq[i] = cq
+        out_cs[i] = cs
+    return out_q, out_s, out_r, out_cq, out_cs
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def peak_radial_descriptors(peaks, counts, bin_width, n_bins):
+    """Rotation-invariant radial descriptors of peak lists (as library.templates.radial_descriptor)."""
+    n = peaks.shape[0]
+    out = np.zeros((n, n_bins), np.float32)
+    for i in nb.prange(n):
+        h = np.zeros(n_bins + 2)
+        for p in range(counts[i]):
+            x = math.sqrt(peaks[i, p, 0] ** 2 + peaks[i, p, 1] ** 2) / bin_width
+            k = int(math.floor(x))
+            f = x - k
+            if 0 <= k < n_bins:
+                h[k] += peaks[i, p, 2] * (1 - f)
+                h[k + 1] += peaks[i, p, 2] * f
+        sm = np.zeros(n_bins)
+        for k in range(n_bins):
+            sm[k] = h[k]
+            if k > 0:
+                sm[k] += 0.5 * h[k - 1]
+            if k < n_bins - 1:
+                sm[k] += 0.5 * h[k + 1]
+        nrm = math.sqrt(np.sum(sm * sm))
+        if nrm > 0:
+            for k in range(n_bins):
+                out[i, k] = sm[k] / nrm
+    return out

@@ -1,0 +1,373 @@
+"""Orientation mapping: ``index_orientations(dataset, phases) -> orix CrystalMap``.
+
+Per scan chunk (a block of rows; memory is bounded by the chunk, never by the scan):
+
+1. spots: direct-beam centre, local-background spot detection, calibrated rotation/flip/ellipticity → peak lists
+   in the sample frame (:mod:`stemgrains.preprocess`);
+2. prefilter: a rotation-invariant radial descriptor of each peak list against every template's (one matrix
+   product); the ``n_prefilter`` best templates go on;
+3. coarse search: for each candidate template, the correlation over all in-plane angles from a pair-angle
+   histogram (1° bins + parabolic peak), keeping the two best angles per template;
+4. refinement: the ``n_refine`` best distinct candidates are optimised over all three angles (Nelder–Mead on a
+   rotation vector) against the full kinematic model (excitation errors with the Ewald sphere's curvature), so
+   the result is not limited by the library step;
+5. quality: correlation index (0–1, a normalised cross-correlation of the Gaussian-blurred spot images),
+   reliability R = 100·(1 − Q2/Q1) with Q2 the best solution more than ``reliability_distance_deg`` from the best
+   (Laue symmetry), the ``n_best`` distinct candidates, phase reliability between phases, and not-indexed pixels
+   (fewer than ``min_peaks`` spots: vacuum, amorphous; or correlation below ``min_correlation``).
+
+The 180° ambiguity. A kinematic spot pattern is centrosymmetric up to the Ewald sphere's curvature, so O and
+O ∘ Rz(180°) (a 180° turn about the beam, which flips the sign of c_z of a trigonal grain relative to its
+in-plane c components) give nearly the same pattern. The coarse search keeps the two best in-plane angles per
+template, so the twin is always among the candidates, and the refinement, which models the curvature, decides
+between them; where it cannot (thin, weak patterns), Q2 ≈ Q1 and the reliability is low, which flags the pixel.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from orix.crystal_map import CrystalMap, Phase, PhaseList
+from orix.quaternion import Rotation
+
+from .. import config
+from .._version import __version__
+from ..data import Dataset4D
+from ..errors import InputError, ParameterError
+from ..library.templates import TemplateLibrary, build_library
+from ..preprocess.api import SpotParams, detect_spots
+from . import _cpu
+
+__all__ = ["IndexParams", "index_orientations", "index_patterns", "ChunkResult"]
+
+
+@dataclass(frozen=True)
+class IndexParams:
+    """All indexing parameters (written into every results file).
+
+    Attributes
+    ----------
+    step_deg : library angular step, degrees.
+    k_max : largest scattering vector used, 1/Å.
+    excitation_error_sigma : relrod width σ_s (≈ 1/thickness), 1/Å.
+    sigma_coarse : spot-match width of the coarse search, 1/Å.
+    sigma_fine : spot-match width of the refinement, 1/Å.
+    n_prefilter : templates passed from the prefilter to the coarse search.
+    n_angles : in-plane angle bins of the coarse search.
+    n_refine : candidates refined per pattern.
+    n_best : candidates kept per pattern.
+    reliability_distance_deg : Q2 is the best solution at least this far from the best (Laue symmetry).
+    min_peaks : fewer spots → not indexed.
+    min_correlation : lower correlation index → not indexed.
+    refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
+    chunk_rows : scan rows per chunk.
+    """
+
+    step_deg: float = config.LIBRARY_STEP_DEG
+    k_max: float = 1.5
+    excitation_error_sigma: float = 0.015
+    sigma_coarse: float = 0.02
+    sigma_fine: float = 0.012
+    n_prefilter: int = 96
+    n_angles: int = 360
+    n_refine: int = 3
+    n_best: int = config.N_BEST
+    reliability_distance_deg: float = config.RELIABILITY_MIN_DISTANCE_DEG
+    min_peaks: int = 4
+    min_correlation: float = 0.05
+    refine_max_eval: int = 150
+    refine_xtol_deg: float = 0.01
+    chunk_rows: int = 8
+    spots: SpotParams = field(default_factory=SpotParams)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.spots, dict):
+            object.__setattr__(self, "spots", SpotParams(**self.spots))
+        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "sigma_fine", "reliability_distance_deg", "refine_xtol_deg"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be a positive number, got {v!r}")
+        for name in ("n_prefilter", "n_angles", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
+            v = getattr(self, name)
+            if int(v) != v or v < 1:
+                raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        if not 0 <= self.min_correlation < 1:
+            raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["spots"] = self.spots.as_dict()
+        return d
+
+
+@dataclass
+class ChunkResult:
+    """Indexing results of a block of patterns (flattened)."""
+
+    quaternions: np.ndarray  # (n, 4)
+    phase_id: np.ndarray  # (n,) int, -1 = not indexed
+    correlation_index: np.ndarray
+    reliability: np.ndarray
+    phase_reliability: np.ndarray
+    n_peaks: np.ndarray
+    centers: np.ndarray  # (n, 2)
+    candidate_quaternions: np.ndarray  # (n, n_best, 4)
+    candidate_scores: np.ndarray  # (n, n_best)
+
+    FIELDS = (
+        "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
+        "candidate_quaternions", "candidate_scores",
+    )
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {k: getattr(self, k) for k in self.FIELDS}
+
+
+def _coerce_phases(phases: Any) -> list[Phase]:
+    from ..crystal import load_phase
+
+    if isinstance(phases, (Phase, str, os.PathLike)):
+        phases = [phases]
+    if isinstance(phases, PhaseList):
+        phases = [p for _, p in phases]
+    out = []
+    for p in phases:
+        out.append(load_phase(p) if isinstance(p, (str, os.PathLike)) else p)
+    if not out:
+        raise ParameterError("phases: give at least one phase (a CIF path or an orix Phase)")
+    for p in out:
+        if p.structure is None or len(p.structure) == 0:
+            raise ParameterError(f"phase {p.name!r} has no atoms: load it from a CIF")
+    return out
+
+
+def index_patterns(
+    patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams
+) -> ChunkResult:
+    """Index a stack of patterns ``(n, ky, kx)`` against one library per phase (the core used per chunk)."""
+    sp = replace(params.spots, q_max=min(params.spots.q_max, params.k_max))
+    peaks, counts, centers = detect_spots(patterns, calibration, sp)
+    n = len(counts)
+    n_ph = len(libraries)
+    lam = calibration.wavelength
+    q_min = sp.resolved_q_min(calibration)
+    best = None
+    all_scores = np.zeros((n_ph, n))
+    per_phase = []
+    for lib in libraries:
+        n_bins = lib.radial.shape[1]
+        desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]), n_bins)
+        k = min(params.n_prefilter, lib.n_templates)
+        scores = desc @ lib.radial.T  # (n, T) BLAS
+        if k < lib.n_templates:
+            cands = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        else:
+            cands = np.broadcast_to(np.arange(lib.n_templates), (n, lib.n_templates))
+        cands = np.ascontiguousarray(cands, dtype=np.int64)
+        g_c = np.ascontiguousarray(lib.refl.g)
+        F2 = np.ascontiguousarray(lib.refl.intensity)
+        res = _cpu.index_chunk(
+            peaks, counts, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
+            lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
+            params.sigma_coarse, params.sigma_fine, q_min, params.k_max, float(lib.params["intensity_power"]),
+            params.n_angles, 2, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
+            np.deg2rad(0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
+            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
+        )
+        per_phase.append(res)
+    for i, res in enumerate(per_phase):
+        all_scores[i] = res[1]
+    best = np.argmax(all_scores, axis=0)
+    idx = np.arange(n)
+    q = np.stack([per_phase[b][0][j] for j, b in enumerate(best)]) if n else np.zeros((0, 4))
+    score = all_scores[best, idx]
+    rel = np.array([per_phase[b][2][j] for j, b in enumerate(best)])
+    cq = np.stack([per_phase[b][3][j] for j, b in enumerate(best)]) if n else np.zeros((0, params.n_best, 4))
+    cs = np.stack([per_phase[b][4][j] for j, b in enumerate(best)]) if n else np.zeros((0, params.n_best))
+    if n_ph > 1:
+        other = np.sort(all_scores, axis=0)[-2]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            prel = np.where(score > 0, 100 * (1 - other / score), 0.0)
+    else:
+        prel = np.where(score > 0, 100.0, 0.0)
+    phase_id = best.astype(np.int32)
+    bad = (counts < params.min_peaks) | (score < params.min_correlation)
+    phase_id[bad] = -1
+    return ChunkResult(
+        quaternions=q, phase_id=phase_id, correlation_index=score, reliability=rel,
+        phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
+        candidate_quaternions=cq, candidate_scores=cs,
+    )
+
+
+def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
+    from ..crystal import phase_cif_text
+
+    blob = json.dumps(
+        {
+            "version": __version__,
+            "input": dataset.describe(),
+            "calibration": dataset.calibration.to_attrs(),
+            "params": params.as_dict(),
+            "phases": [hashlib.sha256(phase_cif_text(p).encode()).hexdigest() for p in phases],
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _chunk_path(ckpt: Path, r0: int, r1: int) -> Path:
+    return ckpt / f"rows_{r0:06d}_{r1:06d}.npz"
+
+
+def _save_chunk(path: Path, res: ChunkResult) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **res.arrays())
+    os.replace(tmp, path)
+
+
+def _load_chunk(path: Path) -> ChunkResult | None:
+    try:
+        with np.load(path) as z:
+            return ChunkResult(**{k: z[k] for k in ChunkResult.FIELDS})
+    except Exception:  # a corrupt checkpoint is recomputed, never trusted
+        return None
+
+
+def index_orientations(
+    dataset: Dataset4D,
+    phases: Any,
+    *,
+    checkpoint_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    backend: str = "cpu",
+    client: Any = None,
+    libraries: list[TemplateLibrary] | None = None,
+    **params: Any,
+) -> CrystalMap:
+    """Index every pattern of a 4D-STEM dataset.
+
+    Parameters
+    ----------
+    dataset
+        :class:`~stemgrains.data.Dataset4D` (streamed by rows; never loaded whole).
+    phases
+        One or several phases: CIF paths or orix ``Phase`` objects with structures.
+    checkpoint_dir
+        Folder for finished chunks; a rerun with the same input and parameters resumes from them.
+    progress
+        Show a progress bar.
+    backend
+        ``"cpu"`` (numba). Other backends are imported lazily when asked for.
+    client
+        A ``dask.distributed.Client``: chunks run on its workers.
+    **params
+        Fields of :class:`IndexParams` (``step_deg``, ``k_max``, ``spots=SpotParams(...)`` ...).
+
+    Returns
+    -------
+    orix.crystal_map.CrystalMap
+        Rotations (orix convention, sample → crystal), phase_id (−1 = not indexed), x/y in nm, and props
+        ``correlation_index``, ``reliability``, ``phase_reliability``, ``n_peaks``, ``center_row``, ``center_col``,
+        ``candidate_scores`` (n, n_best) and ``candidate_quaternions`` (n, n_best·4).
+    """
+    if not isinstance(dataset, Dataset4D):
+        raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
+    if backend not in ("cpu", "gpu"):
+        raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
+    if backend == "gpu":
+        from . import _gpu  # noqa: F401  (imported only when asked for; raises a clear error without a GPU)
+    prm = IndexParams(**params)
+    phase_list = _coerce_phases(phases)
+    cal = dataset.calibration
+    if libraries is None:
+        libraries = [
+            build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
+                          excitation_error_sigma=prm.excitation_error_sigma)
+            for p in phase_list
+        ]
+    ny, nx = dataset.scan_shape
+    ky, kx = dataset.detector_shape
+    chunks = [(r0, min(ny, r0 + prm.chunk_rows)) for r0 in range(0, ny, prm.chunk_rows)]
+    ckpt = None
+    if checkpoint_dir is not None:
+        ckpt = Path(checkpoint_dir)
+        ckpt.mkdir(parents=True, exist_ok=True)
+        key = _run_key(dataset, phase_list, prm)
+        manifest = ckpt / "manifest.json"
+        old = json.loads(manifest.read_text()) if manifest.is_file() else None
+        if old is None or old.get("key") != key:
+            for f in ckpt.glob("rows_*.npz"):
+                f.unlink()
+            manifest.write_text(json.dumps({"key": key, "shape": [ny, nx, ky, kx]}))
+
+    results: dict[tuple[int, int], ChunkResult] = {}
+    todo = []
+    for r0, r1 in chunks:
+        got = _load_chunk(_chunk_path(ckpt, r0, r1)) if ckpt is not None and _chunk_path(ckpt, r0, r1).is_file() else None
+        if got is not None and len(got.phase_id) == (r1 - r0) * nx:
+            results[(r0, r1)] = got
+        else:
+            todo.append((r0, r1))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
+    try:
+        if client is not None:
+            from ..pipeline import run_chunks_distributed
+
+            for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo):
+                results[(r0, r1)] = res
+                if ckpt is not None:
+                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
+                bar.update((r1 - r0) * nx)
+        else:
+            for r0, r1 in todo:
+                block = dataset.rows(r0, r1).reshape(-1, ky, kx)
+                res = index_patterns(block, cal, libraries, prm)
+                results[(r0, r1)] = res
+                if ckpt is not None:
+                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
+                bar.update((r1 - r0) * nx)
+    finally:
+        bar.close()
+    merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
+    return _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
+
+
+def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int, int], step_nm: float, prm: IndexParams) -> CrystalMap:
+    ny, nx = shape
+    rows, cols = np.divmod(np.arange(ny * nx), nx)
+    pl = PhaseList(phases=phases, ids=list(range(len(phases))))
+    if np.any(a["phase_id"] == -1):
+        pl.add_not_indexed()
+    n_best = a["candidate_scores"].shape[1]
+    xmap = CrystalMap(
+        rotations=Rotation(a["quaternions"]),
+        phase_id=a["phase_id"].astype(int),
+        x=cols * step_nm,
+        y=rows * step_nm,
+        phase_list=pl,
+        prop={
+            "correlation_index": a["correlation_index"].astype(np.float64),
+            "reliability": a["reliability"].astype(np.float64),
+            "phase_reliability": a["phase_reliability"].astype(np.float64),
+            "n_peaks": a["n_peaks"].astype(np.int64),
+            "center_row": a["centers"][:, 0],
+            "center_col": a["centers"][:, 1],
+            "candidate_scores": a["candidate_scores"].reshape(-1, n_best),
+            "candidate_quaternions": a["candidate_quaternions"].reshape(-1, n_best * 4),
+        },
+        scan_unit="nm",
+    )
+    xmap.parameters = prm.as_dict()  # type: ignore[attr-defined]
+    return xmap

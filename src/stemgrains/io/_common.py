@@ -1,0 +1,227 @@
+"""Shared helpers of the readers: file checks, safe HDF5 opening, calibration merging, a safe lazy HDF5 array.
+
+Every reader turns whatever the underlying library raises on a bad file into a one-line
+:class:`~stemgrains.errors.FileFormatError` naming the file; corrupt HDF5 in particular makes h5py raise
+``OSError``, ``KeyError``, ``ValueError``, ``RuntimeError``, ``TypeError`` … depending on where the damage is.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..data import Calibration
+from ..errors import FileFormatError, InputError, ParameterError
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+NPY_SIGNATURE = b"\x93NUMPY"
+
+#: Calibration fields that can be given as overrides to the readers.
+CALIBRATION_FIELDS = tuple(Calibration.__dataclass_fields__)
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an exception message, or its type name."""
+    for line in str(err).splitlines():
+        line = line.strip()
+        if line:
+            return line
+    return type(err).__name__
+
+
+def check_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """Return ``path`` as a :class:`Path` if it is a readable regular file, else raise FileFormatError."""
+    try:
+        p = Path(path)
+    except TypeError:
+        raise InputError(f"{what} path must be a string or path, got {type(path).__name__}") from None
+    if not p.exists():
+        raise FileFormatError(f"{p}: {what} not found")
+    if not p.is_file():
+        raise FileFormatError(f"{p}: not a regular file")
+    if not os.access(p, os.R_OK):
+        raise FileFormatError(f"{p}: {what} is not readable (permission denied)")
+    return p
+
+
+def file_signature(path: Path, n: int = 8) -> bytes:
+    """The first ``n`` bytes of a file (empty on a read error)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(n)
+    except OSError:
+        return b""
+
+
+def open_h5(path: Path) -> h5py.File:
+    """Open an HDF5 file read-only, turning every failure into a one-line FileFormatError."""
+    if file_signature(path) != HDF5_SIGNATURE:
+        raise FileFormatError(f"{path}: not an HDF5 file (no HDF5 signature)")
+    try:
+        return h5py.File(path, "r")
+    except Exception as err:  # h5py raises OSError for truncation, others for deeper corruption
+        raise FileFormatError(f"{path}: cannot open as HDF5, the file is truncated or corrupt ({first_line(err)})") from None
+
+
+def scalar_attr(attrs: Any, key: str, default: Any = None) -> Any:
+    """An HDF5 attribute as a Python scalar (bytes decoded, 1-element arrays unwrapped)."""
+    if key not in attrs:
+        return default
+    v = attrs[key]
+    if isinstance(v, np.ndarray):
+        if v.size != 1:
+            return v
+        v = v.reshape(()).item()
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", errors="replace")
+    return v
+
+
+def clean_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Drop ``None`` values; raise ParameterError on names that are not Calibration fields."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    unknown = sorted(set(clean) - set(CALIBRATION_FIELDS))
+    if unknown:
+        raise ParameterError(
+            f"unknown calibration parameter(s) {', '.join(unknown)}; expected some of {', '.join(CALIBRATION_FIELDS)}"
+        )
+    return clean
+
+
+def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, Any]) -> tuple[Calibration, dict[str, str]]:
+    """Merge calibration values read from a file with user overrides (overrides win).
+
+    Returns the validated :class:`Calibration` and, per field, where its value came from
+    (``"file"``, ``"override"`` or ``"default"``).
+    """
+    clean = clean_overrides(overrides)
+    kw = {k: v for k, v in found.items() if v is not None}
+    kw.update(clean)
+    if "q_pixel_size" not in kw:
+        raise ParameterError(
+            f"{source}: the detector is not calibrated in the file; give q_pixel_size (1/Å per pixel, "
+            "--q-pixel-size on the command line)"
+        )
+    try:
+        cal = Calibration(**kw)
+    except ParameterError as err:
+        raise ParameterError(f"{source}: {err}") from None
+    origin = {}
+    for name in CALIBRATION_FIELDS:
+        if name in clean:
+            origin[name] = "override"
+        elif name in found and found[name] is not None:
+            origin[name] = "file"
+        else:
+            origin[name] = "default"
+    return cal, origin
+
+
+def as_4d(data: Any, source: str, scan_shape: tuple[int, int] | None = None) -> Any:
+    """Check that ``data`` is 4-D; reshape a 3-D stack ``(n, ky, kx)`` when ``scan_shape`` is given."""
+    shape = tuple(int(s) for s in data.shape)
+    if scan_shape is not None:
+        try:
+            ny, nx = (int(s) for s in scan_shape)
+        except (TypeError, ValueError):
+            raise ParameterError(f"scan_shape must be (rows, cols), got {scan_shape!r}") from None
+        if ny < 1 or nx < 1:
+            raise ParameterError(f"scan_shape must be positive (rows, cols), got {scan_shape!r}")
+        if len(shape) == 3 and shape[0] == ny * nx:
+            return data.reshape(ny, nx, shape[1], shape[2])
+        if len(shape) == 4 and shape[:2] == (ny, nx):
+            return data
+        if len(shape) == 4 and shape[0] * shape[1] == ny * nx:
+            return data.reshape(ny, nx, shape[2], shape[3])
+        raise InputError(f"{source}: data shape {shape} does not fit scan_shape {(ny, nx)}")
+    if len(shape) == 3:
+        hint = ": give scan_shape=(rows, cols)" if hasattr(data, "reshape") else ""
+        raise InputError(
+            f"{source}: data is 3-D {shape} (a stack of patterns); expected 4-D (scan_row, scan_col, det_row, "
+            f"det_col){hint}"
+        )
+    if len(shape) != 4:
+        raise InputError(
+            f"{source}: data has {len(shape)} dimensions {shape}; expected 4 (scan_row, scan_col, det_row, det_col)"
+        )
+    if min(shape) < 1:
+        raise InputError(f"{source}: data shape {shape} has an empty axis")
+    return data
+
+
+def finite_or_none(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class H5Array:
+    """Read-only, lazy view of an h5py dataset for :class:`~stemgrains.data.Dataset4D`.
+
+    Slicing reads from disk; read errors of a damaged file become one-line
+    :class:`~stemgrains.errors.FileFormatError` s naming the file. The view keeps its file open, can be
+    pickled (it reopens the file by path, read-only), and works with ``dask.array.from_array``.
+    Attributes it does not define (``chunks``, ``compression``, …) come from the h5py dataset.
+    """
+
+    def __init__(self, dset: h5py.Dataset, source: str) -> None:
+        self._dset = dset
+        self._file = dset.file  # keep the file open as long as the view lives
+        self._path = str(self._file.filename)
+        self._name = dset.name
+        self.source = source
+        self.shape = tuple(int(s) for s in dset.shape)
+        self.dtype = np.dtype(dset.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        try:
+            return self._dset[key]
+        except (OSError, RuntimeError, KeyError, SystemError) as err:
+            raise FileFormatError(f"{self.source}: cannot read {self._name} ({first_line(err)})") from None
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[()]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._dset, name)
+
+    def __repr__(self) -> str:
+        return f"<H5Array {self._name} {self.shape} {self.dtype} of {self._path}>"
+
+    def close(self) -> None:
+        """Close the underlying file (further reads fail)."""
+        try:
+            self._file.close()
+        except Exception:  # closing a damaged or already closed file: nothing left to do
+            pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self._path, "name": self._name, "source": self.source}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        f = open_h5(Path(state["path"]))
+        self.__init__(f[state["name"]], state["source"])
+

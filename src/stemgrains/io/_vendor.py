@@ -1,0 +1,215 @@
+"""Vendor 4D-STEM files through rosettasciio (optional extra ``stemgrains[io]``), read lazily.
+
+=========  ===========================  ======================================================
+extension  rosettasciio plugin          notes
+=========  ===========================  ======================================================
+.mib       ``rsciio.quantumdetector``   Merlin raw (+ .hdr); lazy memmap; no calibration in file
+.blo       ``rsciio.blockfile``         NanoMegas ASTAR; scan step in nm; detector axes in cm
+                                        (camera pixel size, not reciprocal space) → not calibrated
+.app5      ``rsciio.topspin``           NanoMegas TopSpin; rosettasciio reads it into memory
+                                        (no lazy support); detector units "Angle" → not calibrated
+.dm3/.dm4  ``rsciio.digitalmicrograph`` Gatan; reciprocal axes in 1/nm are used
+.xml       ``rsciio.empad``             EMPAD (.xml + .raw)
+=========  ===========================  ======================================================
+
+Axis order: rosettasciio returns arrays in HyperSpy order, navigation axes first (``y, x``), then signal
+axes (``ky, kx``), i.e. already ``(scan_row, scan_col, det_row, det_col)``; the axes' ``navigate`` and
+``index_in_array`` fields are checked and the array transposed (lazily) if the navigation axes are not first.
+A file whose scan is stored as a flat list of frames (navigation 1-D) needs ``scan_shape=(rows, cols)``.
+
+Calibration from the axes: navigation scale in nm/µm/Å → ``scan_step_nm``; signal scale in 1/nm or 1/Å
+(reciprocal lengths without 2π) → ``q_pixel_size`` in 1/Å; in rad/mrad → ``q_pixel_size`` = angle / λ when
+the beam energy is known (file metadata or override). Anything else (cm, "Angle", no units) counts as
+not calibrated. Overrides always win.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..data import Dataset4D, electron_wavelength
+from ..errors import FileFormatError, ParameterError, StemgrainsError
+from ._common import as_4d, build_calibration, clean_overrides, finite_or_none, first_line
+
+#: extension → (rosettasciio module, format name)
+PLUGINS: dict[str, tuple[str, str]] = {
+    ".mib": ("rsciio.quantumdetector", "Quantum Detectors Merlin (.mib)"),
+    ".blo": ("rsciio.blockfile", "NanoMegas ASTAR blockfile (.blo)"),
+    ".app5": ("rsciio.topspin", "NanoMegas TopSpin (.app5)"),
+    ".dm3": ("rsciio.digitalmicrograph", "Gatan DigitalMicrograph (.dm3)"),
+    ".dm4": ("rsciio.digitalmicrograph", "Gatan DigitalMicrograph (.dm4)"),
+    ".xml": ("rsciio.empad", "EMPAD (.xml + .raw)"),
+}
+
+_LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3}
+_RECIPROCAL_TO_INV_A = {
+    "1/nm": 0.1,
+    "nm^-1": 0.1,
+    "nm-1": 0.1,
+    "1/å": 1.0,
+    "1/a": 1.0,
+    "å^-1": 1.0,
+    "a^-1": 1.0,
+    "a-1": 1.0,
+    "1/angstrom": 1.0,
+}
+_ANGLE_TO_RAD = {"rad": 1.0, "mrad": 1e-3, "mrads": 1e-3}
+
+
+def _rsciio_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise StemgrainsError(
+            f"reading this format needs rosettasciio ({name}); install it with: pip install stemgrains[io]"
+        ) from None
+
+
+def _norm_units(units: Any) -> str:
+    return str(units or "").strip().replace(" ", "").replace("Å", "å").lower()
+
+
+def _beam_energy_kV(metadata: dict[str, Any]) -> float | None:
+    try:
+        return finite_or_none(metadata["Acquisition_instrument"]["TEM"]["beam_energy"])
+    except (KeyError, TypeError):
+        return None
+
+
+def calibration_from_axes(
+    axes: list[dict[str, Any]], voltage_kV: float | None, source: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Calibration fields from rosettasciio axes dicts (already in array order).
+
+    Returns ``(found, notes)``: the calibration fields found and a dict of raw axis units/scales for metadata.
+    """
+    nav = [a for a in axes if a.get("navigate", True)]
+    sig = [a for a in axes if not a.get("navigate", True)]
+    found: dict[str, Any] = {}
+    notes: dict[str, Any] = {
+        "navigation_units": [str(a.get("units") or "") for a in nav],
+        "navigation_scales": [float(a.get("scale", 1.0)) for a in nav],
+        "signal_units": [str(a.get("units") or "") for a in sig],
+        "signal_scales": [float(a.get("scale", 1.0)) for a in sig],
+    }
+    steps = []
+    for a in nav:
+        f = _LENGTH_TO_NM.get(_norm_units(a.get("units")))
+        s = finite_or_none(a.get("scale"))
+        if f is not None and s is not None and s > 0:
+            steps.append(s * f)
+    if len(steps) == len(nav) and steps:
+        if max(steps) > min(steps) * 1.01:
+            notes["scan_steps_nm_rows_cols"] = steps
+            raise ParameterError(
+                f"{source}: scan steps differ along rows and columns ({steps[0]:g} vs {steps[-1]:g} nm); "
+                "square scan pixels are required: resample, or give scan_step_nm to override"
+            )
+        found["scan_step_nm"] = steps[-1]
+    qs = []
+    for a in sig:
+        u = _norm_units(a.get("units"))
+        s = finite_or_none(a.get("scale"))
+        if s is None or s <= 0:
+            continue
+        if u in _RECIPROCAL_TO_INV_A:
+            qs.append(s * _RECIPROCAL_TO_INV_A[u])
+        elif u in _ANGLE_TO_RAD and voltage_kV is not None:
+            qs.append(s * _ANGLE_TO_RAD[u] / electron_wavelength(voltage_kV))
+    if len(qs) == len(sig) == 2:
+        if max(qs) > min(qs) * 1.01:
+            raise ParameterError(
+                f"{source}: detector pixels are not square in q ({qs[0]:g} vs {qs[1]:g} 1/Å); give q_pixel_size "
+                "and an ellipticity correction"
+            )
+        found["q_pixel_size"] = qs[-1]
+    return found, notes
+
+
+def _array_order(data: Any, axes: list[dict[str, Any]], source: str) -> tuple[Any, list[dict[str, Any]]]:
+    """Transpose (lazily) so navigation axes come first, in array order; return data and ordered axes."""
+    ordered = sorted(axes, key=lambda a: int(a.get("index_in_array", axes.index(a))))
+    nav = [a for a in ordered if a.get("navigate", True)]
+    sig = [a for a in ordered if not a.get("navigate", True)]
+    if len(sig) != 2:
+        raise FileFormatError(f"{source}: expected 2 detector (signal) axes, found {len(sig)}; not a 4D-STEM dataset")
+    perm = [int(a.get("index_in_array", ordered.index(a))) for a in nav + sig]
+    if perm != list(range(len(perm))):
+        data = data.transpose(perm)
+    return data, nav + sig
+
+
+def pick_signal(signals: list[dict[str, Any]], source: str) -> dict[str, Any]:
+    """The first signal with 2 detector axes and at least one navigation axis (a 4D-STEM cube)."""
+    for s in signals:
+        axes = s.get("axes", [])
+        n_sig = sum(1 for a in axes if not a.get("navigate", True))
+        if n_sig == 2 and len(axes) >= 3:
+            return s
+    shapes = [tuple(getattr(s.get("data"), "shape", ())) for s in signals]
+    raise FileFormatError(f"{source}: no 4D-STEM data cube among its datasets (shapes {shapes})")
+
+
+def dataset_from_signal(
+    signal: dict[str, Any],
+    source: str,
+    format_name: str,
+    overrides: dict[str, Any],
+    scan_shape: tuple[int, int] | None = None,
+) -> Dataset4D:
+    """Convert one rosettasciio signal dict to a :class:`Dataset4D` (axis order, calibration, shape check)."""
+    data = signal["data"]
+    axes = list(signal.get("axes", []))
+    data, axes = _array_order(data, axes, source)
+    metadata = signal.get("metadata", {}) or {}
+    clean = clean_overrides(overrides)
+    voltage = finite_or_none(clean.get("accelerating_voltage_kV")) or _beam_energy_kV(metadata)
+    found, notes = calibration_from_axes(axes, voltage, source)
+    if _beam_energy_kV(metadata) is not None:
+        found["accelerating_voltage_kV"] = _beam_energy_kV(metadata)
+    data = as_4d(data, source, scan_shape)
+    cal, origin = build_calibration(source, found, overrides)
+    meta = {"format": format_name, "calibration_origin": origin, "lazy": hasattr(data, "dask"), **notes}
+    general = metadata.get("General", {}) if isinstance(metadata, dict) else {}
+    if isinstance(general, dict) and general.get("title"):
+        meta["title"] = str(general["title"])
+    return Dataset4D(data=data, calibration=cal, metadata=meta, source=source)
+
+
+def read_vendor(
+    path: Path, overrides: dict[str, Any], scan_shape: tuple[int, int] | None = None, dataset: str | None = None
+) -> Dataset4D:
+    """Read a vendor file with rosettasciio (lazy where the plugin supports it)."""
+    ext = path.suffix.lower()
+    modname, format_name = PLUGINS[ext]
+    mod = _rsciio_module(modname)
+    source = str(path)
+    kwargs: dict[str, Any] = {"lazy": True}
+    if ext == ".app5":
+        kwargs = {"show_progressbar": False}  # rosettasciio reads TopSpin files into memory
+        if dataset is not None:
+            kwargs["dataset_path"] = dataset
+    failure = None
+    with warnings.catch_warnings():
+        # some plugins leave their file handle open when they fail on a damaged file; it is closed (with a
+        # ResourceWarning) when the exception is released below
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            signals = mod.file_reader(str(path), **kwargs)
+        except StemgrainsError:
+            raise
+        except Exception as err:  # each plugin raises its own types on damaged input
+            failure = first_line(err)
+        if failure is not None:
+            gc.collect()
+    if failure is not None:
+        raise FileFormatError(f"{source}: cannot read as {format_name} ({failure})")
+    if isinstance(signals, dict):
+        signals = [signals]
+    if not signals:
+        raise FileFormatError(f"{source}: no datasets in the file")
+    return dataset_from_signal(pick_signal(signals, source), source, format_name, overrides, scan_shape)

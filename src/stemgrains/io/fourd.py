@@ -1,0 +1,134 @@
+"""Loading 4D-STEM data cubes: :func:`load_4d` picks the reader from the extension (and the content).
+
+All readers are lazy: the cube stays on disk (an h5py dataset kept open read-only, a read-only
+``numpy.memmap``, or a dask array from rosettasciio) and stages stream it with
+:meth:`~stemgrains.data.Dataset4D.rows`. Every reader returns ``data[scan_row, scan_col, det_row, det_col]``.
+
+==========================  ==========================================================================
+input                       reader
+==========================  ==========================================================================
+.h5/.hdf5/.hdf/.emd         project layout (``/data`` with calibration attributes, see
+                            :mod:`stemgrains.io._project`) or py4DSTEM / EMD 1.0 (root attributes
+                            ``emd_group_type = "file"``, ``version_major``), told apart by content
+.npy                        ``numpy.load(mmap_mode="r")``; calibration only from overrides
+.mib .blo .app5 .dm3 .dm4   rosettasciio (``pip install stemgrains[io]``), see :mod:`stemgrains.io._vendor`
+.xml (EMPAD)
+other extensions            sniffed: HDF5 or NPY signature
+==========================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Dataset4D
+from ..errors import FileFormatError, StemgrainsError
+from ._common import HDF5_SIGNATURE, NPY_SIGNATURE, as_4d, build_calibration, check_file, file_signature, first_line, open_h5
+from ._emd import is_emd, read_emd
+from ._project import read_project
+from ._vendor import PLUGINS, read_vendor
+
+__all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions"]
+
+HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".emd")
+
+
+def supported_extensions() -> tuple[str, ...]:
+    """File extensions :func:`load_4d` reads."""
+    return (*HDF5_EXTENSIONS, ".npy", *PLUGINS)
+
+
+def _read_npy(path: Path, overrides: dict[str, Any], scan_shape: tuple[int, int] | None) -> Dataset4D:
+    source = str(path)
+    try:
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # ValueError (bad header / pickled object arrays), OSError, EOFError …
+        raise FileFormatError(f"{source}: not a readable .npy array ({first_line(err)})") from None
+    if not isinstance(arr, np.ndarray):
+        raise FileFormatError(f"{source}: expected a single .npy array")
+    if arr.dtype.kind not in "uif":
+        raise FileFormatError(f"{source}: array dtype {arr.dtype}; expected integers or floats")
+    data = as_4d(arr, source, scan_shape)
+    cal, origin = build_calibration(source, {}, overrides)
+    meta = {"format": "numpy .npy (memory-mapped)", "calibration_origin": origin}
+    return Dataset4D(data=data, calibration=cal, metadata=meta, source=source)
+
+
+def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None) -> Dataset4D:
+    f = open_h5(path)
+    try:
+        if is_emd(f):
+            return read_emd(f, path, overrides, dataset=dataset)
+        if "orientation" in f and "data" not in f:
+            raise FileFormatError(
+                f"{path}: a stemgrains results file (orientation map), not a 4D-STEM cube; use load_orientation_map"
+            )
+        return read_project(f, path, overrides)
+    except StemgrainsError:
+        f.close()
+        raise
+    except Exception as err:  # damaged HDF5: h5py raises OSError, KeyError, ValueError, RuntimeError, TypeError …
+        try:
+            f.close()
+        except Exception:  # closing a damaged file can fail again; the file is unusable anyway
+            pass
+        raise FileFormatError(f"{path}: damaged HDF5 file ({first_line(err)})") from None
+
+
+def load_4d(
+    path: str | os.PathLike,
+    *,
+    scan_shape: tuple[int, int] | None = None,
+    dataset: str | None = None,
+    **calibration_overrides: Any,
+) -> Dataset4D:
+    """Open a 4D-STEM data cube lazily as a :class:`~stemgrains.data.Dataset4D`.
+
+    Parameters
+    ----------
+    path
+        The file: project HDF5, py4DSTEM/EMD 1.0 ``.h5``, ``.npy``, or a vendor file (``.mib``, ``.blo``,
+        ``.app5``, ``.dm3``/``.dm4``, EMPAD ``.xml``; these need ``pip install stemgrains[io]``).
+    scan_shape
+        ``(rows, cols)`` of the scan, for files that store a flat stack of patterns ``(n, ky, kx)``
+        (``.npy``, Merlin ``.mib`` without scan information).
+    dataset
+        Which cube when a file holds several: the HDF5 path of the EMD data cube, or the TopSpin dataset path.
+    **calibration_overrides
+        :class:`~stemgrains.data.Calibration` fields that replace what the file says: ``q_pixel_size``
+        (1/Å per pixel), ``accelerating_voltage_kV`` (kV), ``scan_step_nm`` (nm), ``center`` (row, col) in
+        detector pixels, ``q_rotation_deg`` (degrees), ``q_flip``, ``ellipticity``. ``None`` values are ignored.
+
+    Returns
+    -------
+    Dataset4D
+        ``data[scan_row, scan_col, det_row, det_col]`` (never read into memory), its calibration, and
+        ``metadata`` with at least ``format`` and ``calibration_origin`` (per field: ``"file"``,
+        ``"override"`` or ``"default"``).
+
+    Raises
+    ------
+    FileFormatError
+        Missing, unreadable, truncated or corrupt file; unsupported format; no 4-D data in it.
+    InputError
+        Data that is not 4-D (give ``scan_shape`` for a 3-D stack).
+    ParameterError
+        Invalid calibration (e.g. a negative ``q_pixel_size``) or none where one is needed.
+    """
+    p = check_file(path, "4D-STEM file")
+    ext = p.suffix.lower()
+    sig = file_signature(p)
+    if ext in HDF5_EXTENSIONS or (ext not in PLUGINS and ext != ".npy" and sig == HDF5_SIGNATURE):
+        return _read_hdf5(p, calibration_overrides, dataset)
+    if ext == ".npy" or (ext not in PLUGINS and sig.startswith(NPY_SIGNATURE)):
+        return _read_npy(p, calibration_overrides, scan_shape)
+    if ext in PLUGINS:
+        return read_vendor(p, calibration_overrides, scan_shape=scan_shape, dataset=dataset)
+    raise FileFormatError(
+        f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; expected one of "
+        f"{', '.join(supported_extensions())}"
+    )

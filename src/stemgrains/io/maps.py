@@ -1,0 +1,280 @@
+"""Orientation maps: reading ``.ang``/``.ctf``/orix ``.h5`` and our own results layout; writing our layout.
+
+Every map comes back as an orix ``CrystalMap`` following the project conventions:
+
+* shape ``(ny, nx)`` = (scan rows, scan columns); ``x`` runs along the columns, ``y`` along the rows
+  (``xmap.x.reshape(xmap.shape)[0]`` increases, ``xmap.y.reshape(xmap.shape)[:, 0]`` increases);
+* ``x``/``y`` in **nm** and ``scan_unit == "nm"``: EBSD ``.ang`` (EDAX TSL, EMsoft) and ``.ctf`` (Oxford)
+  store µm and are multiplied by 1000; NanoMegas ASTAR ``.ang`` files (header "ACOM") store nm (e.g. a 2 nm
+  step is written ``2.000``) and are kept as they are; orix decides the vendor from the header and we
+  follow its ``scan_unit``. A map whose unit is ``px`` keeps pixel coordinates.
+* rotations as stored by the file (orix convention: sample → crystal, Bunge Euler angles as written).
+  Vendor EBSD software may refer the Euler angles to a frame rotated about the beam from the map frame
+  (EDAX TSL "setting 2"); no such correction is applied. Misorientations, grains and boundary
+  misorientation angles do not depend on it; absolute in-plane directions (boundary traces against the
+  c-axis) do.
+
+Our results layout (written by :func:`write_orientation_map`, next to the provenance of
+:mod:`stemgrains.io.results`)::
+
+    /orientation/quaternions          (ny, nx, 4) float64, orix convention, scalar first
+    /orientation/phase_id             (ny, nx) int32, -1 = not indexed
+    /orientation/correlation_index    (ny, nx) float   (when present in the map)
+    /orientation/reliability          (ny, nx) float   (when present)
+    /orientation/phase_reliability    (ny, nx) float   (optional)
+    /orientation/<prop>               (ny, nx, …) every other property of the map
+    /orientation/candidate_quaternions (ny, nx, k, 4)  when the map holds k > 1 rotations per point
+    /calibration  attrs scan_step_nm
+    /phases/<id>  stemgrains.crystal.write_phases
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from typing import Any
+
+import h5py
+import numpy as np
+
+from ..errors import FileFormatError, InputError, ParameterError, StemgrainsError
+from ._common import HDF5_SIGNATURE, check_file, file_signature, first_line, open_h5, scalar_attr
+
+__all__ = ["load_orientation_map", "write_orientation_map", "read_orientation_map", "map_scan_step_nm"]
+
+_UNIT_TO_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "mm": 1e6, "a": 0.1, "å": 0.1}
+_RESERVED = ("quaternions", "phase_id", "candidate_quaternions")
+
+
+def map_scan_step_nm(xmap: Any) -> float | None:
+    """Scan step of a CrystalMap in nm (``None`` if its unit is pixels or unknown)."""
+    f = _UNIT_TO_NM.get(str(getattr(xmap, "scan_unit", "px")).strip().lower())
+    if f is None:
+        return None
+    step = float(xmap.dx) if xmap.dx else float(getattr(xmap, "dy", 0.0) or 0.0)
+    return step * f if step > 0 else None
+
+
+def _grid_indices(xmap: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """(row, col) of every point in the data and the full map shape, from the x/y coordinates."""
+    n = xmap.size
+    x = np.zeros(n) if xmap.x is None else np.asarray(xmap.x, dtype=float)
+    y = np.zeros(n) if xmap.y is None else np.asarray(xmap.y, dtype=float)
+    dx = float(xmap.dx) if xmap.dx else 1.0
+    dy = float(xmap.dy) if getattr(xmap, "dy", 0) else dx
+    cols = np.rint((x - x.min()) / dx).astype(np.int64) if n else x.astype(np.int64)
+    rows = np.rint((y - y.min()) / dy).astype(np.int64) if n else y.astype(np.int64)
+    shape = (int(rows.max()) + 1, int(cols.max()) + 1)
+    return rows, cols, shape
+
+
+def _rescaled(xmap: Any, source: str) -> Any:
+    """A copy of ``xmap`` with x/y in nm (unit 'nm'); unchanged if already nm or in pixels."""
+    from orix.crystal_map import CrystalMap
+
+    unit = str(xmap.scan_unit).strip().lower()
+    f = _UNIT_TO_NM.get(unit)
+    if f is None or f == 1.0:
+        return xmap
+    if not xmap.is_in_data.all():
+        raise FileFormatError(f"{source}: maps with points outside the data are not supported")
+    return CrystalMap(
+        rotations=xmap.rotations,
+        phase_id=xmap.phase_id,
+        x=None if xmap.x is None else np.asarray(xmap.x, dtype=float) * f,
+        y=None if xmap.y is None else np.asarray(xmap.y, dtype=float) * f,
+        phase_list=xmap.phases,
+        prop=dict(xmap.prop),
+        scan_unit="nm",
+    )
+
+
+def _check_axes(xmap: Any, source: str) -> None:
+    """x must run along columns and y along rows of ``xmap.shape`` (raster order, x fastest)."""
+    if xmap.x is None or xmap.y is None or len(xmap.shape) != 2:
+        return
+    ny, nx = xmap.shape
+    if xmap.size != ny * nx:
+        return
+    x = np.asarray(xmap.x).reshape(ny, nx)
+    y = np.asarray(xmap.y).reshape(ny, nx)
+    ok = (nx == 1 or np.all(np.diff(x[0]) > 0)) and (ny == 1 or np.all(np.diff(y[:, 0]) > 0))
+    if not ok:
+        raise FileFormatError(f"{source}: map points are not in raster order (x along columns, y along rows)")
+
+
+def read_orientation_map(f: h5py.File | h5py.Group, source: str = "results file") -> Any:
+    """Read our ``/orientation`` layout from an open HDF5 file into a CrystalMap (x/y in nm)."""
+    from orix.crystal_map import CrystalMap, PhaseList
+    from orix.quaternion import Rotation
+
+    from ..crystal import read_phases
+
+    if "orientation" not in f or not isinstance(f["orientation"], h5py.Group):
+        raise FileFormatError(f"{source}: no /orientation group")
+    g = f["orientation"]
+    if "quaternions" not in g or "phase_id" not in g:
+        raise FileFormatError(f"{source}: /orientation needs 'quaternions' and 'phase_id' datasets")
+    q = np.asarray(g["quaternions"][()], dtype=np.float64)
+    pid = np.asarray(g["phase_id"][()])
+    if q.ndim != 3 or q.shape[-1] != 4:
+        raise FileFormatError(f"{source}: /orientation/quaternions has shape {q.shape}; expected (ny, nx, 4)")
+    ny, nx = q.shape[:2]
+    if pid.shape != (ny, nx) or pid.dtype.kind not in "iu":
+        raise FileFormatError(f"{source}: /orientation/phase_id has shape {pid.shape} {pid.dtype}; expected int ({ny}, {nx})")
+    if not np.all(np.isfinite(q)):
+        raise FileFormatError(f"{source}: /orientation/quaternions holds non-finite values")
+    n = ny * nx
+    if "candidate_quaternions" in g:
+        cq = np.asarray(g["candidate_quaternions"][()], dtype=np.float64)
+        if cq.ndim != 4 or cq.shape[:2] != (ny, nx) or cq.shape[-1] != 4:
+            raise FileFormatError(f"{source}: /orientation/candidate_quaternions has shape {cq.shape}")
+        rot = Rotation(cq.reshape(n, cq.shape[2], 4))
+    else:
+        rot = Rotation(q.reshape(n, 4))
+    prop = {}
+    for name, obj in g.items():
+        if name in _RESERVED or not isinstance(obj, h5py.Dataset):
+            continue
+        arr = obj[()]
+        if arr.shape[:2] != (ny, nx):
+            continue  # not a per-pixel property
+        prop[name] = arr.reshape((n,) + arr.shape[2:])
+    step = None
+    if "calibration" in f:
+        step = scalar_attr(f["calibration"].attrs, "scan_step_nm")
+    if step is not None:
+        step = float(step)
+        if not np.isfinite(step) or step <= 0:
+            raise FileFormatError(f"{source}: /calibration scan_step_nm = {step!r}; expected a positive number")
+    rows, cols = np.divmod(np.arange(n), nx)
+    unit = "nm" if step is not None else "px"
+    step = step if step is not None else 1.0
+    phases = read_phases(f, source=source) if "phases" in f else PhaseList()
+    ids = set(np.unique(pid).tolist()) - {-1}
+    missing = ids - set(phases.ids)
+    if missing:
+        raise FileFormatError(f"{source}: /orientation/phase_id uses phase(s) {sorted(missing)} not in /phases")
+    return CrystalMap(
+        rotations=rot,
+        phase_id=pid.reshape(n).astype(np.int64),
+        x=cols * step,
+        y=rows * step,
+        phase_list=phases,
+        prop=prop,
+        scan_unit=unit,
+    )
+
+
+def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xmap: Any) -> None:
+    """Write a CrystalMap in our ``/orientation`` layout (see the module docstring).
+
+    Parameters
+    ----------
+    target
+        An open, writable h5py file/group (e.g. from :func:`stemgrains.io.results.atomic_h5`), or a path:
+        then a new results file is written atomically.
+    xmap
+        orix ``CrystalMap``. Points outside the data (``is_in_data`` False) are written with phase_id -1
+        and the identity quaternion. Its coordinates give ``/calibration`` ``scan_step_nm`` (set when
+        absent; a different value already there raises ParameterError).
+    """
+    from orix.crystal_map import CrystalMap
+
+    if not isinstance(xmap, CrystalMap):
+        raise InputError(f"xmap must be an orix CrystalMap, got {type(xmap).__name__}")
+    if not isinstance(target, (h5py.File, h5py.Group)):
+        from .results import atomic_h5
+
+        with atomic_h5(target) as f:
+            write_orientation_map(f, xmap)
+        return
+    rows, cols, (ny, nx) = _grid_indices(xmap)
+    n_rot = xmap.rotations_per_point
+    rq = np.asarray(xmap.rotations.data, dtype=np.float64)
+    q = np.zeros((ny, nx, 4))
+    q[..., 0] = 1.0
+    q[rows, cols] = rq[:, 0] if n_rot > 1 else rq
+    pid = np.full((ny, nx), -1, dtype=np.int32)
+    pid[rows, cols] = xmap.phase_id
+    if "orientation" in target:
+        del target["orientation"]
+    g = target.create_group("orientation")
+    g.create_dataset("quaternions", data=q)
+    g.create_dataset("phase_id", data=pid)
+    if n_rot > 1:
+        cq = np.zeros((ny, nx, n_rot, 4))
+        cq[..., 0] = 1.0
+        cq[rows, cols] = rq
+        g.create_dataset("candidate_quaternions", data=cq)
+    for name, values in xmap.prop.items():
+        if name in _RESERVED:
+            continue
+        v = np.asarray(values)
+        if v.dtype.kind not in "biuf" or v.shape[0] != xmap.size:
+            continue
+        full = np.full((ny, nx) + v.shape[1:], np.nan if v.dtype.kind == "f" else 0, dtype=v.dtype)
+        full[rows, cols] = v
+        g.create_dataset(name, data=full)
+    step = map_scan_step_nm(xmap)
+    if step is not None:
+        cal = target.require_group("calibration")
+        old = scalar_attr(cal.attrs, "scan_step_nm")
+        if old is not None and abs(float(old) - step) > 1e-6 * step:
+            raise ParameterError(
+                f"map scan step {step:g} nm differs from /calibration scan_step_nm = {float(old):g} nm in the file"
+            )
+        cal.attrs["scan_step_nm"] = step
+    phases = [(i, p) for i, p in xmap.phases if i >= 0]
+    if phases:
+        from orix.crystal_map import PhaseList
+
+        from ..crystal import write_phases
+
+        write_phases(target, PhaseList(phases=[p for _, p in phases], ids=[i for i, _ in phases]))
+
+
+def load_orientation_map(path: str | os.PathLike) -> Any:
+    """Load an orientation map as an orix ``CrystalMap`` with x/y in nm (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        ``.ang`` (EDAX TSL, NanoMegas ASTAR, EMsoft, orix), ``.ctf`` (Oxford), orix ``.h5``, or a stemgrains
+        results file holding ``/orientation``.
+
+    Returns
+    -------
+    orix.crystal_map.CrystalMap
+        Shape ``(ny, nx)``, x along columns, y along rows, ``scan_unit == "nm"`` (or ``"px"`` if the file
+        gives no physical step).
+    """
+    p = check_file(path, "orientation map")
+    source = str(p)
+    ext = p.suffix.lower()
+    if file_signature(p) == HDF5_SIGNATURE:
+        f = open_h5(p)
+        try:
+            with f:
+                if "orientation" in f:
+                    return read_orientation_map(f, source=source)
+        except StemgrainsError:
+            raise
+        except Exception as err:  # damaged HDF5: h5py raises many types
+            raise FileFormatError(f"{source}: damaged results file ({first_line(err)})") from None
+    elif ext in (".h5", ".hdf5", ".hdf"):
+        raise FileFormatError(f"{source}: not an HDF5 file (no HDF5 signature)")
+    elif ext not in (".ang", ".ctf"):
+        raise FileFormatError(f"{source}: unsupported orientation map type {ext or '(none)'}; expected .ang, .ctf or .h5")
+    from orix.io import load as orix_load
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # orix prints notes while renaming phases
+            xmap = orix_load(str(p))
+    except StemgrainsError:
+        raise
+    except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
+        raise FileFormatError(f"{source}: cannot read as an orientation map ({first_line(err)})") from None
+    _check_axes(xmap, source)
+    return _rescaled(xmap, source)

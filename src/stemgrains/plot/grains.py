@@ -1,0 +1,204 @@
+"""Figures of grains and boundaries: grain map with classified boundaries, misorientation-angle histogram.
+
+Colour keys are pure functions (:func:`grain_colors`, :func:`boundary_classes`) testable without drawing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ..boundaries._types import BoundaryTable
+from ..grains._types import GrainMap
+
+__all__ = [
+    "grain_colors",
+    "boundary_classes",
+    "plot_grain_map",
+    "plot_misorientation_histogram",
+    "save_grain_figures",
+]
+
+#: Colour of each boundary class (special/CSL colours cycle through SPECIAL_COLORS).
+CLASS_COLORS = {"low angle": "0.6", "high angle": "k"}
+SPECIAL_COLORS = ("tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:cyan", "tab:olive", "tab:pink")
+
+
+def grain_colors(grain_map: GrainMap, mode: str = "ipf", seed: int = 0) -> np.ndarray:
+    """RGB ``(n_grains + 1, 3)`` per grain id (row 0 = unassigned, white).
+
+    ``mode="ipf"``: orix ``IPFColorKeyTSL`` of the grain's mean orientation for the beam direction z (sample
+    frame), with the Laue group of its phase; ``"random"``: random colours (reproducible with ``seed``).
+    """
+    from orix.plot import IPFColorKeyTSL
+    from orix.quaternion import Orientation
+    from orix.vector import Vector3d
+
+    n = grain_map.n_grains
+    rgb = np.ones((n + 1, 3))
+    if mode == "random":
+        rgb[1:] = np.random.default_rng(seed).uniform(0.15, 0.95, (n, 3))
+        return rgb
+    if mode != "ipf":
+        from ..errors import ParameterError
+
+        raise ParameterError(f"grain colour mode must be 'ipf' or 'random', got {mode!r}")
+    t = grain_map.table
+    for pid in np.unique(t["phase_id"]):
+        sel = np.asarray(t["phase_id"]) == pid
+        phase = grain_map.phases[int(pid)] if grain_map.phases is not None else None
+        if phase is None or phase.point_group is None:
+            rgb[1:][sel] = 0.5
+            continue
+        laue = phase.point_group.laue
+        key = IPFColorKeyTSL(laue, direction=Vector3d.zvector())
+        ori = Orientation(np.asarray(t["mean_quaternion"])[sel], symmetry=laue)
+        rgb[1:][sel] = np.clip(key.orientation2color(ori), 0, 1)
+    return rgb
+
+
+def boundary_classes(boundaries: Any) -> list[str]:
+    """Class label of each boundary: the special name if any, else ``"Σ<n>"`` for a CSL with Σ ≥ 3, else
+    ``"low angle"`` / ``"high angle"`` (``"phase boundary"`` between different phases)."""
+    out = []
+    special = boundaries["special"] if "special" in boundaries else np.full(len(boundaries), "")
+    for i in range(len(boundaries)):
+        if special[i]:
+            out.append(str(special[i]))
+        elif boundaries["phase_a"][i] != boundaries["phase_b"][i]:
+            out.append("phase boundary")
+        elif boundaries["csl_sigma"][i] >= 3:
+            out.append(f"Σ{int(boundaries['csl_sigma'][i])}")
+        elif boundaries["low_angle"][i]:
+            out.append("low angle")
+        else:
+            out.append("high angle")
+    return out
+
+
+def _class_colors(classes: list[str]) -> dict[str, Any]:
+    colors: dict[str, Any] = dict(CLASS_COLORS)
+    colors["phase boundary"] = "tab:green"
+    extra = sorted({c for c in classes if c not in colors}, key=lambda c: (not c.startswith("Σ"), len(c), c))
+    for k, c in enumerate(extra):
+        colors[c] = SPECIAL_COLORS[k % len(SPECIAL_COLORS)]
+    return colors
+
+
+def plot_grain_map(
+    grain_map: GrainMap,
+    boundary_table: BoundaryTable | None = None,
+    *,
+    color: str = "ipf",
+    boundary_style: str = "segments",
+    fig: Figure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Grain map coloured by grain (IPF-z colour of the mean orientation, or random), boundaries drawn as line
+    segments coloured by class (low angle grey, high angle black, CSL/special coloured, with a legend).
+
+    ``boundary_style="segments"`` draws the fitted straight segments (start → end); ``"edges"`` the pixel edges.
+    Axes in scan pixels (x right, y down, as the sample frame).
+    """
+    fig = fig or Figure(figsize=(7, 6), dpi=120)
+    ax = fig.add_subplot(1, 1, 1)
+    rgb = grain_colors(grain_map, color)[grain_map.labels]
+    ny, nx = grain_map.shape
+    ax.imshow(rgb, origin="upper", interpolation="nearest", extent=(-0.5, nx - 0.5, ny - 0.5, -0.5))
+    if boundary_table is not None and len(boundary_table.boundaries):
+        b = boundary_table.boundaries
+        classes = boundary_classes(b)
+        colors = _class_colors(classes)
+        if boundary_style == "segments":
+            s = boundary_table.segments
+            lines = np.stack([s["start"], s["end"]], axis=1)
+            bid = np.asarray(s["boundary_id"])
+        else:
+            p = boundary_table.pairs
+            ra, ca, rb, cb = (np.asarray(p[k], float) for k in ("row_a", "col_a", "row_b", "col_b"))
+            mx, my = (ca + cb) / 2, (ra + rb) / 2
+            hx, hy = np.abs(rb - ra) / 2, np.abs(cb - ca) / 2  # half edge, perpendicular to the pixel pair
+            lines = np.stack([np.stack([mx - hx, my - hy], 1), np.stack([mx + hx, my + hy], 1)], axis=1)
+            bid = np.asarray(p["boundary_id"])
+        cls = np.array(classes, dtype=object)[bid]
+        order = ["low angle", "high angle", "phase boundary"] + [c for c in colors if c not in CLASS_COLORS]
+        present = [c for c in dict.fromkeys(order) if np.any(cls == c)]
+        for c in present:
+            sel = cls == c
+            lw = 0.8 if c == "low angle" else 1.4
+            ax.add_collection(LineCollection(lines[sel], colors=colors[c], linewidths=lw))
+        fractions = {c: float(np.sum(b["length_nm"][np.array(classes) == c]) / max(np.sum(b["length_nm"]), 1e-12))
+                     for c in present}
+        handles = [Line2D([], [], color=colors[c], lw=2, label=f"{c} ({100 * fractions[c]:.0f}% length)")
+                   for c in present]
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_xlim(-0.5, nx - 0.5)
+    ax.set_ylim(ny - 0.5, -0.5)
+    ax.set_xlabel(f"x (pixels; step {grain_map.scan_step_nm:g} nm)")
+    ax.set_ylabel("y (pixels)")
+    ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else ""))
+    fig.tight_layout()
+    return fig
+
+
+def plot_misorientation_histogram(
+    grain_map: GrainMap,
+    boundary_table: BoundaryTable,
+    *,
+    bin_deg: float = 2.5,
+    n_random: int = 50_000,
+    fig: Figure | None = None,
+) -> Figure:
+    """Length-weighted histogram of boundary disorientation angles, one panel per phase (boundaries within
+    that phase), against the random (Mackenzie-type) distribution of that Laue group, computed numerically
+    with orix from ``n_random`` random orientation pairs."""
+    from ..boundaries.misorientation import random_disorientation_angles
+
+    b = boundary_table.boundaries
+    same = (np.asarray(b["phase_a"]) == np.asarray(b["phase_b"])) & np.isfinite(b["misorientation_deg"])
+    pids = [int(p) for p in np.unique(np.asarray(b["phase_a"])[same])] or [None]
+    fig = fig or Figure(figsize=(6, 3.2 * len(pids)), dpi=120)
+    for k, pid in enumerate(pids):
+        ax = fig.add_subplot(len(pids), 1, k + 1)
+        if pid is None:
+            ax.text(0.5, 0.5, "no boundaries", ha="center", va="center", transform=ax.transAxes)
+            continue
+        phase = grain_map.phases[pid]
+        rand = random_disorientation_angles(phase, n_random, seed=k)
+        top = max(float(np.max(rand)), float(np.nanmax(b["misorientation_deg"][same])), 1.0)
+        bins = np.arange(0.0, top + bin_deg, bin_deg)
+        sel = same & (np.asarray(b["phase_a"]) == pid)
+        ax.hist(b["misorientation_deg"][sel], bins=bins, weights=b["length_nm"][sel], density=True,
+                color="tab:blue", alpha=0.7, label=f"boundaries (length-weighted, n = {int(sel.sum())})")
+        h, e = np.histogram(rand, bins=bins, density=True)
+        ax.step(e[:-1], h, where="post", color="k", lw=1.5, label=f"random ({phase.point_group.laue.name})")
+        ax.set_xlabel("disorientation angle (°)")
+        ax.set_ylabel("density (1/°)")
+        ax.set_title(f"phase {pid}: {phase.name}", fontsize=10)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def save_grain_figures(
+    directory: str | os.PathLike, grain_map: GrainMap, boundary_table: BoundaryTable, *, prefix: str = ""
+) -> list[Path]:
+    """Save ``grains_ipf.png``, ``grains_random.png`` and ``misorientation_histogram.png`` into ``directory``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, fig in (
+        ("grains_ipf.png", plot_grain_map(grain_map, boundary_table, color="ipf")),
+        ("grains_random.png", plot_grain_map(grain_map, boundary_table, color="random")),
+        ("misorientation_histogram.png", plot_misorientation_histogram(grain_map, boundary_table)),
+    ):
+        path = out / f"{prefix}{name}"
+        fig.savefig(path, bbox_inches="tight")
+        paths.append(path)
+    return paths

@@ -1,0 +1,171 @@
+"""Figures of a :class:`~stemgrains.transport.TransportResult`.
+
+* :func:`plot_current_density` – |J| on a log colour scale, streamlines of J, grain boundaries.
+* :func:`plot_potential` – potential map with equipotential lines and grain boundaries.
+* :func:`plot_boundary_mismatch` – every boundary face coloured by the normal-current mismatch ``J_A·n − J_B·n``.
+* :func:`save_transport_figures` – all three as PNG files.
+
+Axes are in nm, x to the right, y down (image orientation, as the sample frame).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.collections import LineCollection
+from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.figure import Figure
+
+__all__ = [
+    "boundary_segments",
+    "plot_current_density",
+    "plot_potential",
+    "plot_boundary_mismatch",
+    "save_transport_figures",
+]
+
+
+def boundary_segments(labels: np.ndarray, h: float = 1.0) -> np.ndarray:
+    """``(m, 2, 2)`` line segments ``[[x0, y0], [x1, y1]]`` (nm) of the pixel faces between different labels."""
+    lab = np.asarray(labels)
+    r, c = np.nonzero(lab[:, 1:] != lab[:, :-1])  # vertical faces at x = c + 1
+    v = np.stack([np.stack([c + 1, r], 1), np.stack([c + 1, r + 1], 1)], 1)
+    r, c = np.nonzero(lab[1:, :] != lab[:-1, :])  # horizontal faces at y = r + 1
+    hz = np.stack([np.stack([c, r + 1], 1), np.stack([c + 1, r + 1], 1)], 1)
+    return np.concatenate([v, hz]).astype(np.float64) * h
+
+
+def _face_segments(result: Any) -> np.ndarray:
+    """Segments (nm, grid frame) of the result's boundary faces."""
+    f = result.faces
+    r0, c0 = result.map_window[:2]
+    ra, ca = np.asarray(f["row_a"]) + r0, np.asarray(f["col_a"]) + c0
+    rb, cb = np.asarray(f["row_b"]) + r0, np.asarray(f["col_b"]) + c0
+    ny, nx = result.labels.shape
+    vertical = ra == rb
+    # the face sits on the shared edge; for a periodic wrap, on the grid edge
+    x = np.where(vertical, np.where(np.abs(ca - cb) == 1, np.maximum(ca, cb), nx), np.minimum(ca, cb))
+    y = np.where(vertical, np.minimum(ra, rb), np.where(np.abs(ra - rb) == 1, np.maximum(ra, rb), ny))
+    p0 = np.stack([x, y], 1)
+    p1 = np.where(vertical[:, None], np.stack([x, y + 1], 1), np.stack([x + 1, y], 1))
+    return np.stack([p0, p1], 1).astype(np.float64) * result.scan_step_nm
+
+
+def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tuple[Figure, Any, list[float]]:
+    ny, nx = result.labels.shape
+    h = result.scan_step_nm
+    if figsize is None:
+        aspect = ny / nx
+        figsize = (7.0, max(3.0, 7.0 * aspect * 0.85))
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_xlabel("x (nm)")
+    ax.set_ylabel("y (nm)")
+    extent = [0.0, nx * h, ny * h, 0.0]
+    return fig, ax, extent
+
+
+def _draw_boundaries(ax: Any, result: Any, color: str = "white", lw: float = 0.6) -> None:
+    seg = boundary_segments(np.where(result.region == 1, result.labels, -result.region), result.scan_step_nm)
+    if len(seg):
+        ax.add_collection(LineCollection(seg, colors=color, linewidths=lw, alpha=0.8))
+
+
+def _draw_electrodes(ax: Any, result: Any) -> None:
+    """Mark the electrodes with their potentials along the axes' edges (edge electrodes) or as text."""
+    ny, nx = result.labels.shape
+    h = result.scan_step_nm
+    where = {"left": (0.01, 0.5, 90), "right": (0.99, 0.5, 90), "top": (0.5, 0.99, 0), "bottom": (0.5, 0.01, 0)}
+    for name, v in zip(result.electrodes["name"], result.electrodes["potential_V"]):
+        name = str(name)
+        x, y, rot = where.get(name, (None, None, 0))
+        if x is None:
+            continue
+        ax.text(x, y, f"{name}: {v:g} V", transform=ax.transAxes, rotation=rot, ha="center", va="center",
+                fontsize=8, color="k", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    ax.set_xlim(0, nx * h)
+    ax.set_ylim(ny * h, 0)
+
+
+def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tuple[float, float] | None = None) -> Figure:
+    """|J| (log colour scale, σ_ip·V/nm) with streamlines of J and the grain boundaries."""
+    fig, ax, extent = _setup(result, f"current density |J| ({result.model} model)", figsize)
+    mag = result.current_magnitude
+    pos = mag[np.isfinite(mag) & (mag > 0)]
+    if pos.size:
+        vmax = float(pos.max())
+        vmin = max(float(np.percentile(pos, 1)), vmax * 1e-6)
+        shown = np.ma.masked_where(~np.isfinite(mag) | (mag <= 0), np.clip(mag, vmin, None))
+        im = ax.imshow(shown, extent=extent, cmap="inferno", norm=LogNorm(vmin=vmin, vmax=vmax),
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, label="|J| (σ_ip V/nm)", shrink=0.9)
+    ax.set_facecolor("0.6")
+    if streamlines and pos.size:
+        ny, nx = mag.shape
+        h = result.scan_step_nm
+        x = (np.arange(nx) + 0.5) * h
+        y = (np.arange(ny) + 0.5) * h
+        jx = np.nan_to_num(result.current_density[..., 0])
+        jy = np.nan_to_num(result.current_density[..., 1])
+        density = float(np.clip(max(nx, ny) / 60.0, 0.8, 2.5))
+        ax.streamplot(x, y, jx, jy, color="cyan", linewidth=0.5, density=density, arrowsize=0.6)
+    _draw_boundaries(ax, result)
+    _draw_electrodes(ax, result)
+    return fig
+
+
+def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, float] | None = None) -> Figure:
+    """Potential (V) at pixel centres with equipotential lines and the grain boundaries."""
+    fig, ax, extent = _setup(result, "potential", figsize)
+    pot = result.potential
+    shown = np.ma.masked_invalid(pot)
+    im = ax.imshow(shown, extent=extent, cmap="viridis", interpolation="nearest")
+    fig.colorbar(im, ax=ax, label="φ (V)", shrink=0.9)
+    ax.set_facecolor("0.6")
+    finite = pot[np.isfinite(pot)]
+    if finite.size and finite.max() > finite.min():
+        ny, nx = pot.shape
+        h = result.scan_step_nm
+        levels = np.linspace(finite.min(), finite.max(), n_levels + 2)[1:-1]
+        ax.contour((np.arange(nx) + 0.5) * h, (np.arange(ny) + 0.5) * h, shown, levels=levels, colors="k",
+                   linewidths=0.4)
+    _draw_boundaries(ax, result)
+    _draw_electrodes(ax, result)
+    return fig
+
+
+def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None = None) -> Figure:
+    """Boundary faces coloured by ``J_A·n − J_B·n`` (red: more current arrives from the smaller-label grain A)."""
+    fig, ax, extent = _setup(result, "normal-current mismatch at boundaries  J_A·n − J_B·n", figsize)
+    grains = np.ma.masked_where(result.region != 1, result.labels % 7)
+    ax.imshow(grains, extent=extent, cmap="Pastel2", interpolation="nearest", alpha=0.6)
+    ax.set_facecolor("0.85")
+    seg = _face_segments(result)
+    mm = np.asarray(result.faces["mismatch"], dtype=np.float64)
+    ok = np.isfinite(mm)
+    if ok.any():
+        lim = float(np.percentile(np.abs(mm[ok]), 99)) or 1.0
+        lc = LineCollection(seg[ok], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=2.0)
+        lc.set_array(mm[ok])
+        ax.add_collection(lc)
+        fig.colorbar(lc, ax=ax, label="ΔJ·n (σ_ip V/nm)", shrink=0.9, extend="both")
+    _draw_electrodes(ax, result)
+    return fig
+
+
+def save_transport_figures(result: Any, directory: str | os.PathLike, prefix: str = "transport", dpi: int = 150) -> dict[str, Path]:
+    """Write the three figures as PNG files into ``directory``; returns ``{name: path}``."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, fn in (("current", plot_current_density), ("potential", plot_potential),
+                     ("mismatch", plot_boundary_mismatch)):
+        fig = fn(result)
+        p = out / f"{prefix}_{name}.png"
+        fig.savefig(p, dpi=dpi)
+        paths[name] = p
+    return paths

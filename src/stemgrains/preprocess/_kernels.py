@@ -1,0 +1,309 @@
+"""Numba preprocessing kernels. Each has a slow numpy reference in :mod:`._reference`.
+
+Kernels take arrays and scalars only, never mutate their inputs, and are compiled with
+``cache=True, nogil=True``; the public functions in :mod:`.api` validate and convert.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True, nogil=True)
+def center_of_mass_disk(pattern, row0, col0, radius, n_iter):
+    """Direct-beam centre: iterated centre of mass inside a disk of ``radius`` px around the current estimate."""
+    ky, kx = pattern.shape
+    r, c = row0, col0
+    for _ in range(n_iter):
+        s = 0.0
+        sr = 0.0
+        sc = 0.0
+        r_lo = max(0, int(np.floor(r - radius)))
+        r_hi = min(ky - 1, int(np.ceil(r + radius)))
+        c_lo = max(0, int(np.floor(c - radius)))
+        c_hi = min(kx - 1, int(np.ceil(c + radius)))
+        rad2 = radius * radius
+        for i in range(r_lo, r_hi + 1):
+            for j in range(c_lo, c_hi + 1):
+                if (i - r) ** 2 + (j - c) ** 2 <= rad2:
+                    v = pattern[i, j]
+                    s += v
+                    sr += v * i
+                    sc += v * j
+        if s <= 0:
+            break
+        r = sr / s
+        c = sc / s
+    return r, c
+
+
+@nb.njit(cache=True, nogil=True)
+def bilinear(img, r, c):
+    """Bilinear interpolation of ``img`` at (row, col); 0 outside."""
+    ky, kx = img.shape
+    if r < 0 or c < 0 or r > ky - 1 or c > kx - 1:
+        return 0.0
+    r0 = min(int(r), ky - 2) if ky > 1 else 0
+    c0 = min(int(c), kx - 2) if kx > 1 else 0
+    fr = r - r0
+    fc = c - c0
+    r1 = min(r0 + 1, ky - 1)
+    c1 = min(c0 + 1, kx - 1)
+    return (
+        img[r0, c0] * (1 - fr) * (1 - fc)
+        + img[r0, c1] * (1 - fr) * fc
+        + img[r1, c0] * fr * (1 - fc)
+        + img[r1, c1] * fr * fc
+    )
+
+
+@nb.njit(cache=True, nogil=True)
+def polar_transform(pattern, center_row, center_col, affine, q_radii, angles):
+    """Sample a pattern on a polar grid of the sample frame.
+
+    ``affine`` (2×2) maps sample q (qx, qy) in 1/Å to detector offsets (dcol, drow) in px (it contains the
+    calibrated rotation, flip and ellipticity); the grid point (i, j) is q = q_radii[i]·(cos angles[j], sin angles[j]).
+    Returns ``(len(q_radii), len(angles))`` float64, bilinear interpolation, 0 outside the detector.
+    """
+    nr = q_radii.shape[0]
+    nt = angles.shape[0]
+    out = np.zeros((nr, nt))
+    for j in range(nt):
+        ca = np.cos(angles[j])
+        sa = np.sin(angles[j])
+        for i in range(nr):
+            qx = q_radii[i] * ca
+            qy = q_radii[i] * sa
+            dcol = affine[0, 0] * qx + affine[0, 1] * qy
+            drow = affine[1, 0] * qx + affine[1, 1] * qy
+            out[i, j] = bilinear(pattern, center_row + drow, center_col + dcol)
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def radial_background(pattern, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile):
+    """Per-radius background: the ``quantile`` of pixel values in rings of width ``bin_width_q`` (1/Å).
+
+    Spots are sparse, so a low quantile of a ring is the smooth background. Returns (n_bins,) profile.
+    """
+    ky, kx = pattern.shape
+    counts = np.zeros(n_bins, np.int64)
+    bins = np.empty((ky * kx,), np.int64)
+    for i in range(ky):
+        for j in range(kx):
+            dr = i - center_row
+            dc = j - center_col
+            qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
+            qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
+            b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
+            if b >= n_bins:
+                b = -1
+            else:
+                counts[b] += 1
+            bins[i * kx + j] = b
+    starts = np.zeros(n_bins + 1, np.int64)
+    for b in range(n_bins):
+        starts[b + 1] = starts[b] + counts[b]
+    vals = np.empty(starts[n_bins], np.float64)
+    fill = starts[:-1].copy()
+    for i in range(ky):
+        for j in range(kx):
+            b = bins[i * kx + j]
+            if b >= 0:
+                vals[fill[b]] = pattern[i, j]
+                fill[b] += 1
+    prof = np.zeros(n_bins)
+    for b in range(n_bins):
+        n = counts[b]
+        if n > 0:
+            seg = np.sort(vals[starts[b] : starts[b + 1]])
+            k = min(n - 1, int(quantile * (n - 1) + 0.5))
+            prof[b] = seg[k]
+    return prof
+
+
+@nb.njit(cache=True, nogil=True)
+def find_peaks(img, threshold, min_distance, max_peaks, exclude_row, exclude_col, exclude_radius):
+    """Local maxima of ``img`` above ``threshold`` in a (2·min_distance+1)² window, strongest first.
+
+    Sub-pixel position from a parabola fit along rows and columns through the 3-point neighbourhood.
+    Maxima within ``exclude_radius`` px of (exclude_row, exclude_col) (the direct beam) are dropped.
+    Returns (n, 3) float64 rows of (row, col, intensity); intensity = the peak's value.
+    """
+    ky, kx = img.shape
+    cand_r = []
+    cand_c = []
+    cand_v = []
+    ex2 = exclude_radius * exclude_radius
+    for i in range(1, ky - 1):
+        for j in range(1, kx - 1):
+            v = img[i, j]
+            if v <= threshold:
+                continue
+            if (i - exclude_row) ** 2 + (j - exclude_col) ** 2 <= ex2:
+                continue
+            is_max = True
+            for di in range(-min_distance, min_distance + 1):
+                ii = i + di
+                if ii < 0 or ii >= ky:
+                    continue
+                for dj in range(-min_distance, min_distance + 1):
+                    jj = j + dj
+                    if jj < 0 or jj >= kx or (di == 0 and dj == 0):
+                        continue
+                    w = img[ii, jj]
+                    # ties broken by raster order so a flat-topped spot gives one maximum
+                    if w > v or (w == v and (di < 0 or (di == 0 and dj < 0))):
+                        is_max = False
+                        break
+                if not is_max:
+                    break
+            if is_max:
+                cand_r.append(i)
+                cand_c.append(j)
+                cand_v.append(v)
+    n = len(cand_v)
+    vals = np.empty(n)
+    for k in range(n):
+        vals[k] = cand_v[k]
+    order = np.argsort(-vals, kind="mergesort")
+    m = min(n, max_peaks)
+    out = np.empty((m, 3))
+    for k in range(m):
+        idx = order[k]
+        i = cand_r[idx]
+        j = cand_c[idx]
+        v = cand_v[idx]
+        a = img[i - 1, j]
+        b = img[i + 1, j]
+        den = a - 2 * v + b
+        dr = 0.5 * (a - b) / den if den < 0 else 0.0
+        a = img[i, j - 1]
+        b = img[i, j + 1]
+        den = a - 2 * v + b
+        dc = 0.5 * (a - b) / den if den < 0 else 0.0
+        out[k, 0] = i + min(max(dr, -0.5), 0.5)
+        out[k, 1] = j + min(max(dc, -0.5), 0.5)
+        out[k, 2] = v
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def box_sum3(img):
+    """3 × 3 box sum (zero padded)."""
+    ky, kx = img.shape
+    tmp = np.zeros((ky, kx))
+    out = np.zeros((ky, kx))
+    for i in range(ky):
+        for j in range(kx):
+            s = img[i, j]
+            if j > 0:
+                s += img[i, j - 1]
+            if j < kx - 1:
+                s += img[i, j + 1]
+            tmp[i, j] = s
+    for i in range(ky):
+        for j in range(kx):
+            s = tmp[i, j]
+            if i > 0:
+                s += tmp[i - 1, j]
+            if i < ky - 1:
+                s += tmp[i + 1, j]
+            out[i, j] = s
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def brightest_near(img, row, col, radius):
+    """(row, col) of the largest value of ``img`` within ``radius`` px of (row, col)."""
+    ky, kx = img.shape
+    best = -np.inf
+    br = int(row + 0.5)
+    bc = int(col + 0.5)
+    r2 = radius * radius
+    for i in range(max(0, int(row - radius)), min(ky, int(row + radius) + 2)):
+        for j in range(max(0, int(col - radius)), min(kx, int(col + radius) + 2)):
+            if (i - row) ** 2 + (j - col) ** 2 <= r2 and img[i, j] > best:
+                best = img[i, j]
+                br = i
+                bc = j
+    return float(br), float(bc)
+
+
+@nb.njit(cache=True, nogil=True)
+def ring_mean(img, row, col, radius):
+    """Mean of ``img`` on the square ring at Chebyshev distance ``radius`` around integer (row, col)."""
+    ky, kx = img.shape
+    s = 0.0
+    n = 0
+    for d in range(-radius, radius + 1):
+        for (i, j) in ((row - radius, col + d), (row + radius, col + d), (row + d, col - radius), (row + d, col + radius)):
+            if 0 <= i < ky and 0 <= j < kx:
+                s += img[i, j]
+                n += 1
+    return s / n if n > 0 else 0.0
+
+
+@nb.njit(cache=True, nogil=True)
+def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
+    """Diffraction spots of one pattern in the sample frame.
+
+    Direct-beam centre: ``(center_row, center_col)`` if ``fixed_center``; else the brightest 3 × 3 box sum within
+    ``search_radius`` px of ``(center_row, center_col)`` (the nominal centre), refined by the iterated centre of mass
+    of a disk of ``beam_radius`` px (a bright Bragg spot far from the nominal centre is never taken for the beam). Spots: local maxima of the 3 × 3 box sum whose
+    excess over the mean of a surrounding square ring (radius ``ring_radius`` px) exceeds
+    ``n_sigma``·sqrt(ring mean + 1) (Poisson), outside q_min and inside q_max (1/Å).
+
+    Returns (peaks (max_peaks, 3) rows (qx, qy, excess**power), count, centre_row, centre_col).
+    """
+    img = pattern.astype(np.float64)
+    ky, kx = img.shape
+    S = box_sum3(img)
+    if fixed_center:
+        cr, cc = center_row, center_col
+    else:
+        cr, cc = brightest_near(S, center_row, center_col, search_radius)
+        cr, cc = center_of_mass_disk(img, cr, cc, beam_radius, 4)
+    cands = find_peaks(S, 0.0, min_distance, 4 * max_peaks + 16, cr, cc, 0.0)
+    out = np.zeros((max_peaks, 3))
+    m = 0
+    for k in range(cands.shape[0]):
+        r = cands[k, 0]
+        c = cands[k, 1]
+        ir = int(r + 0.5)
+        ic = int(c + 0.5)
+        bg = ring_mean(S, ir, ic, ring_radius)
+        excess = S[ir, ic] - bg
+        if excess <= n_sigma * np.sqrt(max(bg, 0.0) + 1.0):
+            continue
+        dr = r - cr
+        dc = c - cc
+        qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
+        qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
+        qq = np.sqrt(qx * qx + qy * qy)
+        if qq < q_min or qq > q_max:
+            continue
+        out[m, 0] = qx
+        out[m, 1] = qy
+        out[m, 2] = excess**power
+        m += 1
+        if m == max_peaks:
+            break
+    return out, m, cr, cc
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
+    """:func:`detect_spots` over a (n, ky, kx) stack, parallel over patterns."""
+    n = block.shape[0]
+    peaks = np.zeros((n, max_peaks, 3))
+    counts = np.zeros(n, np.int64)
+    centers = np.zeros((n, 2))
+    for i in nb.prange(n):
+        p, m, cr, cc = detect_spots(block[i], fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power)
+        peaks[i] = p
+        counts[i] = m
+        centers[i, 0] = cr
+        centers[i, 1] = cc
+    return peaks, counts, centers

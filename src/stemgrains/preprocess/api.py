@@ -1,0 +1,155 @@
+"""Public preprocessing functions: validation + conversion, then the numba kernels."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..data import Calibration
+from ..errors import InputError, ParameterError
+from . import _kernels as K
+
+__all__ = ["SpotParams", "detect_spots", "direct_beam_center", "polar_transform", "radial_background"]
+
+
+@dataclass(frozen=True)
+class SpotParams:
+    """Spot-detection parameters.
+
+    Attributes
+    ----------
+    q_min
+        Spots closer than this to the direct beam are ignored, 1/Å (None: 2.5 × the beam radius).
+    q_max
+        Spots farther out are ignored, 1/Å (usually the library's k_max).
+    beam_radius_px
+        Radius of the disk used to find the direct-beam centre, px.
+    n_sigma
+        Detection threshold in Poisson standard deviations of the local background.
+    min_distance_px
+        Minimum separation of two spots, px.
+    max_peaks
+        At most this many (strongest) spots per pattern.
+    ring_radius_px
+        Distance of the square ring used for the local background, px.
+    power
+        Spot amplitude = excess ** power.
+    refine_center
+        Find the direct beam in every pattern, starting from the calibrated centre (or the detector middle);
+        ``False`` uses the calibrated centre as it is (it must be given).
+    center_search_px
+        The direct beam is searched within this distance of the nominal centre (default: 1/8 of the detector).
+    """
+
+    q_min: float | None = None
+    q_max: float = 1.5
+    beam_radius_px: float = 4.0
+    n_sigma: float = 5.0
+    min_distance_px: int = 2
+    max_peaks: int = 64
+    ring_radius_px: int = 3
+    power: float = 0.5
+    refine_center: bool = True
+    center_search_px: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("q_max", "beam_radius_px", "n_sigma"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v > 0):
+                raise ParameterError(f"{name} must be positive, got {v!r}")
+        if self.max_peaks < 1 or self.min_distance_px < 1 or self.ring_radius_px < 2:
+            raise ParameterError("max_peaks and min_distance_px must be >= 1 and ring_radius_px >= 2")
+
+    def resolved_q_min(self, calibration: Calibration) -> float:
+        if self.q_min is not None:
+            return float(self.q_min)
+        return 2.5 * self.beam_radius_px * calibration.q_pixel_size
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _affine_inv(calibration: Calibration) -> np.ndarray:
+    return np.ascontiguousarray(np.linalg.inv(calibration._affine()))
+
+
+def _stack(patterns: np.ndarray) -> np.ndarray:
+    arr = np.asarray(patterns)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"patterns must be (ky, kx) or (n, ky, kx), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number):
+        raise InputError(f"patterns must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind not in "fiu":
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr)
+
+
+def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotParams | None = None):
+    """Spots of a stack of patterns in the sample frame.
+
+    Parameters
+    ----------
+    patterns
+        ``(n, ky, kx)`` or ``(ky, kx)`` detector images.
+    calibration
+        Gives q_pixel_size, the rotation/flip/ellipticity and (if set) a fixed direct-beam centre.
+
+    Returns
+    -------
+    peaks : (n, max_peaks, 3) float64
+        Rows (qx, qy, amplitude), qx/qy in 1/Å in the sample frame; rows past ``counts[i]`` are zero.
+    counts : (n,) int64
+    centers : (n, 2) float64
+        Direct-beam centre (row, col) used, px.
+    """
+    params = params or SpotParams()
+    arr = _stack(patterns)
+    if calibration.center is not None:
+        calibration.check_detector(arr.shape[1:])
+    ky, kx = arr.shape[1:]
+    if calibration.center is None and not params.refine_center:
+        raise ParameterError("refine_center=False needs a calibrated centre (center=(row, col))")
+    fixed = not params.refine_center
+    cr, cc = calibration.center if calibration.center is not None else ((ky - 1) / 2, (kx - 1) / 2)
+    search = params.center_search_px if params.center_search_px is not None else max(ky, kx) / 8
+    return K.detect_spots_chunk(
+        arr, fixed, float(cr), float(cc), float(search), float(params.beam_radius_px), _affine_inv(calibration),
+        params.resolved_q_min(calibration), float(params.q_max), float(params.n_sigma), int(params.min_distance_px),
+        int(params.max_peaks), int(params.ring_radius_px), float(params.power),
+    )
+
+
+def direct_beam_center(pattern: np.ndarray, radius_px: float = 4.0, start: tuple[float, float] | None = None) -> tuple[float, float]:
+    """Direct-beam centre (row, col) of one pattern: iterated centre of mass in a disk around the brightest pixel
+    (or ``start``)."""
+    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
+    if img.ndim != 2:
+        raise InputError(f"pattern must be 2-D, got shape {img.shape}")
+    if start is None:
+        k = int(np.argmax(img))
+        start = (k // img.shape[1], k % img.shape[1])
+    return K.center_of_mass_disk(img, float(start[0]), float(start[1]), float(radius_px), 4)
+
+
+def polar_transform(pattern: np.ndarray, calibration: Calibration, center: tuple[float, float], q_max: float, n_radial: int = 64, n_angles: int = 360) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resample a pattern on a polar grid of the *sample* frame (the calibrated rotation, flip and ellipticity are
+    corrected). Returns (image (n_radial, n_angles), q_radii 1/Å, angles rad; angle from +x toward +y)."""
+    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
+    if img.ndim != 2:
+        raise InputError(f"pattern must be 2-D, got shape {img.shape}")
+    q = np.linspace(0, q_max, n_radial)
+    a = np.arange(n_angles) * (2 * np.pi / n_angles)
+    return K.polar_transform(img, float(center[0]), float(center[1]), np.ascontiguousarray(calibration._affine()), q, a), q, a
+
+
+def radial_background(pattern: np.ndarray, calibration: Calibration, center: tuple[float, float], bin_width_q: float, q_max: float, quantile: float = 0.5) -> np.ndarray:
+    """Background profile: the ``quantile`` of each ring of width ``bin_width_q`` (1/Å) out to ``q_max``; spots are
+    sparse, so a ring's median is its smooth background (amorphous rings, inelastic tails)."""
+    if not 0 <= quantile <= 1:
+        raise ParameterError(f"quantile must be in [0, 1], got {quantile!r}")
+    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
+    n_bins = int(np.ceil(q_max / bin_width_q))
+    return K.radial_background(img, float(center[0]), float(center[1]), _affine_inv(calibration), float(bin_width_q), n_bins, float(quantile))

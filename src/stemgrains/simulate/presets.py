@@ -1,0 +1,108 @@
+"""Standard simulated datasets (shared/docs/benchmarks.md) and the project's sample CIFs."""
+
+from __future__ import annotations
+
+import os
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..crystal import load_phase
+from ..errors import InputError, ParameterError
+from ._microstructure import paint_disks, voronoi_labels
+from .polycrystal import simulate_polycrystal
+
+__all__ = ["SAMPLE_CIFS", "PRESETS", "sample_cif", "preset_parameters", "standard_dataset"]
+
+SAMPLE_CIFS = ("na_beta2_alumina", "au", "zro2_baddeleyite")
+
+_COMMON: dict[str, Any] = dict(
+    detector_shape=(128, 128),
+    k_max=1.5,
+    accelerating_voltage_kV=300.0,
+    scan_step_nm=2.0,
+    convergence_semiangle_mrad=1.0,
+    dose=1.0e4,
+    background=2.0,
+    dtype="uint16",
+)
+
+#: name → (CIF names, simulation parameters). Seeds are fixed: a preset always gives the same data.
+PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "nba-64": (("na_beta2_alumina",), dict(_COMMON, scan_shape=(64, 64), n_grains=12, seed=64)),
+    "au-64": (("au",), dict(_COMMON, scan_shape=(64, 64), n_grains=12, seed=79)),
+    "nba-256": (("na_beta2_alumina",), dict(_COMMON, scan_shape=(256, 256), n_grains=48, seed=256)),
+    # Na-β″ grains with a few small ZrO2 particles (phase 1) painted over the Voronoi map
+    # bragg_intensity raised: ZrO2 scatters ~3x more per volume, which would otherwise dim the Na-β″ spots
+    "nba-zro2": (
+        ("na_beta2_alumina", "zro2_baddeleyite"),
+        dict(_COMMON, scan_shape=(64, 64), n_grains=12, seed=40, bragg_intensity=3000.0),
+    ),
+}
+_ZRO2_PARTICLES = dict(n=4, radius_px=4.0)
+
+
+def sample_cif(name: str | os.PathLike) -> Path:
+    """Path of a CIF: an existing file path as given, else one of the project's sample CIFs by name
+    (``"na_beta2_alumina"``, ``"au"``, ``"zro2_baddeleyite"``), looked up in the checkout's
+    ``data_samples/`` and then in the copies shipped with the package."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    stem = path.name[:-4] if path.name.endswith(".cif") else path.name
+    if stem not in SAMPLE_CIFS:
+        raise InputError(f"{name}: no such CIF file, and not a sample CIF name ({', '.join(SAMPLE_CIFS)})")
+    repo_copy = Path(__file__).resolve().parents[3] / "data_samples" / f"{stem}.cif"
+    if repo_copy.is_file():
+        return repo_copy
+    packaged = files("stemgrains.simulate").joinpath("cifs", f"{stem}.cif")
+    return Path(str(packaged))
+
+
+def preset_parameters(name: str) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """(CIF names, parameters) of a standard dataset; raises ParameterError for an unknown name."""
+    if name not in PRESETS:
+        raise ParameterError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+    cifs, params = PRESETS[name]
+    return cifs, dict(params)
+
+
+def standard_dataset(name: str, path: str | os.PathLike, *, progress: bool = True, **overrides: Any) -> Path:
+    """Write one of the standard simulated datasets ("nba-64", "au-64", "nba-256", "nba-zro2").
+
+    Parameters
+    ----------
+    name
+        Preset name (see :data:`PRESETS`).
+    path
+        Output ``.h5`` file.
+    progress
+        Show a progress bar.
+    **overrides
+        Simulation parameters replacing the preset's (e.g. ``dose=None`` for noise-free data,
+        ``phases=[...]`` for other CIFs); see :func:`simulate_polycrystal`.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    cifs, params = preset_parameters(name)
+    params["metadata"] = {"preset": name}
+    params.update(overrides)
+    phases = params.pop("phases", None)
+    if phases is None:
+        phases = [load_phase(sample_cif(c), name=c) for c in cifs]
+    if name == "nba-zro2" and "labels" not in overrides and "grain_phase" not in overrides:
+        rng = np.random.default_rng([int(params["seed"]), 99])
+        base = voronoi_labels(params["scan_shape"], params["n_grains"], rng)
+        labels = paint_disks(base, _ZRO2_PARTICLES["n"], _ZRO2_PARTICLES["radius_px"], rng)
+        # relabel consecutively (a particle may have swallowed a small grain)
+        present, labels = np.unique(labels, return_inverse=True)
+        labels = (labels.reshape(base.shape) + 1).astype(np.int32)
+        grain_phase = (present > params["n_grains"]).astype(np.int64)
+        params.update(labels=labels, grain_phase=grain_phase)
+        params.pop("scan_shape")
+        params.pop("n_grains")
+    return simulate_polycrystal(path, phases=phases, progress=progress, **params)

@@ -1,0 +1,339 @@
+"""classify_boundaries on a hand-built 3-grain map, files, CLI and figures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import h5py
+import numpy as np
+import pytest
+from orix.crystal_map import PhaseList
+from orix.quaternion import Orientation
+from orix.vector import Vector3d
+
+from stemgrains._table import Table
+from stemgrains.boundaries import BoundaryTable
+from stemgrains.boundaries.classify import (
+    LABELS,
+    BoundaryClassification,
+    classify_boundaries,
+    classify_pair,
+    conducting_phase_ids,
+    read_classification,
+    write_classification,
+    write_classification_csv,
+)
+from stemgrains.errors import FileFormatError, InputError, ParameterError
+from stemgrains.grains import GrainMap
+
+STEP = 2.0  # nm
+NY, NX = 24, 36
+
+
+def _labels() -> np.ndarray:
+    """Grain 1 (β″, left) and 2 (β″, right) meet along a vertical line that turns into a staircase;
+    grain 3 (ZrO2) fills the bottom rows."""
+    lab = np.full((NY, NX), 2, dtype=np.int32)
+    for r in range(16):
+        edge = 18 if r < 12 else 18 + (r - 11)  # staircase: boundary runs down-right below row 12
+        lab[r, :edge] = 1
+    lab[16:, :] = 3
+    return lab
+
+
+def _grain_map(euler_deg=((30, 90, 0), (-30, 90, 0), (10, 20, 30))) -> GrainMap:
+    lab = _labels()
+    phases = PhaseList(names=["beta2", "zro2"], point_groups=["-3m", "2/m"], ids=[0, 1])
+    ori = Orientation.from_euler(np.radians(np.array(euler_deg, dtype=float)))
+    q = ori.data
+    c = ((~ori) * Vector3d.zvector()).data
+    c[2] = np.nan  # ZrO2 has no conduction planes
+    ids = np.array([1, 2, 3])
+    rows, cols = np.indices(lab.shape)
+    area = np.array([np.sum(lab == i) for i in ids])
+    alpha = np.degrees(np.arccos(np.abs(c[:, 2])))
+    trace = np.degrees(np.arctan2(c[:, 0], -c[:, 1]))
+    table = Table({
+        "id": ids,
+        "phase_id": np.array([0, 0, 1]),
+        "area_px": area,
+        "area_nm2": area * STEP**2,
+        "centroid_row": np.array([rows[lab == i].mean() for i in ids]),
+        "centroid_col": np.array([cols[lab == i].mean() for i in ids]),
+        "mean_quaternion": q,
+        "c_axis": c,
+        "alpha_deg": alpha,
+        "trace_angle_deg": np.where(alpha < 10, np.nan, (trace + 90) % 180 - 90),
+    })
+    return GrainMap(lab, table, phases, scan_step_nm=STEP)
+
+
+def _boundary_table(lab: np.ndarray, phase_of_grain: dict[int, int] | None = None,
+                    misorientation_deg: np.ndarray | None = None) -> BoundaryTable:
+    """A miniature extraction: 4-neighbour pixel pairs → boundaries by grain pair; boundary 1|2 is split at
+    row 12 into two segments; normals are the mean A→B pixel vectors (gb-classification.md §2)."""
+    pairs = []
+    for (dr, dc) in ((0, 1), (1, 0)):
+        a = lab[: lab.shape[0] - dr, : lab.shape[1] - dc]
+        b = lab[dr:, dc:]
+        r, c = np.nonzero(a != b)
+        for ri, ci in zip(r, c):
+            g1, g2 = int(a[ri, ci]), int(b[ri, ci])
+            p1, p2 = (ri, ci), (ri + dr, ci + dc)
+            if g1 > g2:
+                g1, g2, p1, p2 = g2, g1, p2, p1
+            pairs.append((g1, g2, *p1, *p2))
+    pairs = np.array(pairs)
+    if phase_of_grain is None:  # the 3-grain fixture
+        phase_of_grain = {1: 0, 2: 0, 3: 1}
+    if misorientation_deg is None:
+        misorientation_deg = np.array([60.0, 35.0, 40.0])
+    grain_pairs = sorted({(int(p[0]), int(p[1])) for p in pairs})
+    seg_rows, pair_seg = [], np.zeros(len(pairs), dtype=int)
+    sid = 0
+    for bid, (ga, gb) in enumerate(grain_pairs, start=1):
+        in_b = (pairs[:, 0] == ga) & (pairs[:, 1] == gb)
+        parts = [in_b]
+        if (ga, gb) == (1, 2):
+            parts = [in_b & (pairs[:, 2] < 12), in_b & (pairs[:, 2] >= 12)]
+        for part in parts:
+            sid += 1
+            pair_seg[part] = sid
+            vec = np.stack([pairs[part, 5] - pairs[part, 3], pairs[part, 4] - pairs[part, 2]], 1).astype(float)
+            n = vec.mean(axis=0)
+            n /= np.linalg.norm(n)
+            pts = np.stack([0.5 * (pairs[part, 3] + pairs[part, 5]), 0.5 * (pairs[part, 2] + pairs[part, 4])], 1)
+            t_ang = math.degrees(math.atan2(n[0], -n[1]))
+            t_ang = (t_ang + 90) % 180 - 90
+            seg_rows.append(dict(segment_id=sid, boundary_id=bid, grain_a=ga, grain_b=gb,
+                                 n_pixel_pairs=int(part.sum()), length_nm=float(part.sum() * STEP), normal=n,
+                                 trace_angle_deg=t_ang, start=pts.min(0), end=pts.max(0)))
+    segments = Table({k: np.array([s[k] for s in seg_rows]) for k in seg_rows[0]})
+    boundaries = Table({
+        "boundary_id": np.arange(1, len(grain_pairs) + 1),
+        "grain_a": np.array([g[0] for g in grain_pairs]),
+        "grain_b": np.array([g[1] for g in grain_pairs]),
+        "phase_a": np.array([phase_of_grain.get(g[0], 0) for g in grain_pairs]),
+        "phase_b": np.array([phase_of_grain.get(g[1], 0) for g in grain_pairs]),
+        "n_segments": np.bincount(segments["boundary_id"])[1:],
+        "length_nm": np.bincount(segments["boundary_id"], weights=segments["length_nm"])[1:],
+        "misorientation_deg": misorientation_deg,
+        "misorientation_axis": np.tile([0.0, 0.0, 1.0], (len(grain_pairs), 1)),
+    })
+    pair_table = Table({"row_a": pairs[:, 2], "col_a": pairs[:, 3], "row_b": pairs[:, 4], "col_b": pairs[:, 5],
+                        "segment_id": pair_seg})
+    return BoundaryTable(segments, boundaries, pair_table, Table({"row": np.zeros(0), "col": np.zeros(0)}))
+
+
+@pytest.fixture()
+def gmap() -> GrainMap:
+    return _grain_map()
+
+
+@pytest.fixture()
+def btable(gmap) -> BoundaryTable:
+    return _boundary_table(gmap.labels)
+
+
+def test_fixture_geometry(gmap, btable):
+    assert btable.boundaries["grain_a"].tolist() == [1, 1, 2] and btable.boundaries["grain_b"].tolist() == [2, 3, 3]
+    np.testing.assert_allclose(btable.segments["normal"][0], [1.0, 0.0])  # straight part of 1|2
+    np.testing.assert_allclose(btable.segments["normal"][1], [1 / math.sqrt(2), -1 / math.sqrt(2)], atol=0.1)
+    np.testing.assert_allclose(gmap.table["c_axis"][0], [0.5, -math.sqrt(3) / 2, 0.0], atol=1e-12)
+
+
+def test_single_field_labels_segments_and_boundaries(gmap, btable):
+    res = classify_boundaries(gmap, btable, [0, 1])  # field down
+    seg, bnd = res.segments, res.boundaries
+    assert len(seg) == 4 and len(bnd) == 3
+    # straight part of 1|2: the worked example "30 / −30, down" → III a2, blocking, r = 2
+    assert seg["label"][0] == "III a2" and seg["behaviour"][0] == "blocking"
+    assert seg["r"][0] == pytest.approx(2.0) and seg["j_a"][0] == pytest.approx(0.433, abs=5e-4)
+    # every conducting segment equals classify_pair on its own inputs
+    c = gmap.table["c_axis"]
+    ref = classify_pair(np.repeat(c[:1], 2, 0), np.repeat(c[1:2], 2, 0), seg["normal"][:2], [0, 1])
+    for k in ("label", "behaviour", "type", "letter", "field_index"):
+        assert seg[k][:2].tolist() == getattr(ref, k).tolist()
+    for k in ("theta_3d", "theta_2d", "phi_a", "phi_b", "psi", "j_a", "j_b", "r"):
+        np.testing.assert_allclose(seg[k][:2], getattr(ref, k), atol=1e-12)
+    # other-phase boundaries
+    assert seg["label"][2:].tolist() == ["other-phase"] * 2 and seg["behaviour"][2:].tolist() == ["other-phase"] * 2
+    assert np.all(np.isnan(seg["r"][2:])) and seg["type"][2:].tolist() == ["", ""]
+    assert bnd["label"].tolist()[1:] == ["other-phase", "other-phase"]
+    assert bnd["conducting"].tolist() == [True, False, False]
+    # psi is geometry only: defined for every segment (field down, horizontal boundary to ZrO2: psi = 0)
+    assert seg["psi"][2] == pytest.approx(0.0)
+    # per-boundary: length-weighted
+    w = seg["length_nm"][:2]
+    for k in ("j_a", "j_b", "r"):
+        assert bnd[k][0] == pytest.approx(np.sum(w * seg[k][:2]) / w.sum())
+    longest = int(np.argmax(w))
+    assert bnd["label"][0] == seg["label"][longest] and bnd["behaviour"][0] == seg["behaviour"][longest]
+    n_mean = np.sum(w[:, None] * seg["normal"][:2], 0)
+    n_mean /= np.linalg.norm(n_mean)
+    np.testing.assert_allclose(bnd["normal"][0], n_mean)
+    mean_ref = classify_pair(c[0], c[1], n_mean, [0, 1])
+    for k in ("theta_3d", "theta_2d", "phi_a", "phi_b", "psi", "alpha_a", "alpha_b"):
+        assert bnd[k][0] == pytest.approx(getattr(mean_ref, k), abs=1e-9), k
+    assert bnd["theta_2d"][0] == pytest.approx(60.0) and bnd["theta_3d"][0] == pytest.approx(60.0)
+    # copied from the boundary table
+    assert bnd["misorientation_deg"].tolist() == [60.0, 35.0, 40.0]
+    assert seg["misorientation_deg"].tolist() == [60.0, 60.0, 35.0, 40.0]
+    np.testing.assert_array_equal(bnd["length_nm"], btable.boundaries["length_nm"])
+    lab = bnd["label"][0]
+    assert bnd["type"][0] + " " + bnd["letter"][0] + str(bnd["field_index"][0]) == lab
+    assert 0.5 < bnd["label_fraction"][0] <= 1.0
+
+
+def test_per_boundary_and_per_segment_fields(gmap, btable):
+    per_b = classify_boundaries(gmap, btable, np.array([[0, 1], [1, 0], [1, 0]]))
+    assert per_b.parameters["field"] == "per-boundary"
+    single = classify_boundaries(gmap, btable, [0, 1])
+    assert per_b.segments["label"].tolist() == single.segments["label"].tolist()
+    # per segment: the long straight part sees a field to the right, the staircase a field down
+    fields = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    per_s = classify_boundaries(gmap, btable, fields)
+    assert per_s.parameters["field"] == "per-segment"
+    seg = per_s.segments
+    assert seg["label"][0] == "III a1" and seg["behaviour"][0] == "transmitting"  # worked example "30/−30 right"
+    np.testing.assert_allclose(seg["field"], fields)
+    ref1 = classify_pair(gmap.table["c_axis"][0], gmap.table["c_axis"][1], seg["normal"][1], [0, 1])
+    assert seg["label"][1] == ref1.label and seg["r"][1] == pytest.approx(ref1.r)
+    w = seg["length_nm"][:2]
+    assert w[0] > w[1]
+    assert per_s.boundaries["label"][0] == "III a1"
+    assert per_s.boundaries["r"][0] == pytest.approx((w[0] * seg["r"][0] + w[1] * seg["r"][1]) / w.sum())
+    # boundary-level psi uses the length-weighted mean field
+    e_mean = w[0] * fields[0] + w[1] * fields[1]
+    e_mean /= np.linalg.norm(e_mean)
+    np.testing.assert_allclose(per_s.boundaries["field"][0], e_mean)
+
+
+def test_summary_fractions(gmap, btable):
+    res = classify_boundaries(gmap, btable, [0, 1])
+    s = res.summary()
+    seg = res.segments
+    total = seg["length_nm"].sum()
+    assert s["total_length_nm"] == pytest.approx(total)
+    assert set(LABELS) <= set(s["label_fraction"])
+    assert sum(s["label_fraction"].values()) == pytest.approx(1.0)
+    assert sum(s["behaviour_fraction"].values()) == pytest.approx(1.0)
+    other = seg["length_nm"][2:].sum() / total
+    assert s["label_fraction"]["other-phase"] == pytest.approx(other)
+    assert s["behaviour_fraction"]["other-phase"] == pytest.approx(other)
+    assert s["label_fraction"]["III a2"] == pytest.approx(seg["length_nm"][0] / total)
+    json.dumps(s)  # JSON-ready
+
+
+def test_conducting_phases_by_name_and_id(gmap, btable):
+    assert conducting_phase_ids(gmap.phases) == [0]
+    assert conducting_phase_ids(gmap.phases, "beta2") == [0]
+    assert conducting_phase_ids(gmap.phases, [0, "beta2"]) == [0]
+    with pytest.raises(ParameterError, match="no phase 'nasicon'"):
+        conducting_phase_ids(gmap.phases, ["nasicon"])
+    # declaring ZrO2 conducting is refused: its grains have no c-axis
+    with pytest.raises(InputError, match="grain 3 .* no finite"):
+        classify_boundaries(gmap, btable, [1, 0], conducting_phases=["beta2", "zro2"])
+    res = classify_boundaries(gmap, btable, [1, 0], conducting_phases=[0])
+    assert res.parameters["conducting_phases"] == [{"id": 0, "name": "beta2"}]
+
+
+def test_parameters_recorded(gmap, btable):
+    res = classify_boundaries(gmap, btable, [2, 0], type_tolerance_deg=10, flat_tolerance_deg=5, basis="3d",
+                              tau_flow=0.1, r_block=0.5, conductivity_ratio=100)
+    p = res.parameters
+    assert p["type_tolerance_deg"] == 10 and p["flat_tolerance_deg"] == 5 and p["basis"] == "3d"
+    assert p["tau_flow"] == 0.1 and p["r_block"] == 0.5 and p["conductivity_ratio"] == 100
+    assert p["sigma_op"] == pytest.approx(0.01) and p["field"] == [2.0, 0.0]
+    ref = classify_pair(gmap.table["c_axis"][0], gmap.table["c_axis"][1], res.segments["normal"][0], [1, 0],
+                        type_tolerance_deg=10, flat_tolerance_deg=5, basis="3d", tau_flow=0.1, r_block=0.5,
+                        conductivity_ratio=100)
+    assert res.segments["label"][0] == ref.label and res.segments["j_b"][0] == pytest.approx(ref.j_b)
+
+
+def test_bad_map_inputs(gmap, btable):
+    with pytest.raises(InputError, match="field has 5 rows"):
+        classify_boundaries(gmap, btable, np.ones((5, 2)))
+    with pytest.raises(InputError, match="field has a zero vector"):
+        classify_boundaries(gmap, btable, [0, 0])
+    with pytest.raises(InputError, match=r"zero vector \(segment 2\)"):
+        classify_boundaries(gmap, btable, np.array([[1, 0], [0, 0], [1, 0], [1, 0]]))
+    with pytest.raises(ParameterError, match="basis"):
+        classify_boundaries(gmap, btable, [1, 0], basis="xy")
+    bad = BoundaryTable(btable.segments.select(np.arange(4)), btable.boundaries.select([0, 1]), btable.pairs,
+                        btable.triple_junctions)
+    with pytest.raises(InputError, match="absent from the boundary table"):
+        classify_boundaries(gmap, bad, [1, 0])
+    no_normal = Table({k: v for k, v in btable.segments.items() if k != "normal"})
+    with pytest.raises(InputError, match="lacks column.*normal"):
+        classify_boundaries(gmap, BoundaryTable(no_normal, btable.boundaries, btable.pairs,
+                                                btable.triple_junctions), [1, 0])
+
+
+def test_ambiguous_field_keying_needs_field_on(gmap, btable):
+    # three boundaries, one segment each, segments listed in another order than the boundaries
+    seg = btable.segments.select([3, 2, 0])
+    one_seg = BoundaryTable(seg, btable.boundaries, btable.pairs, btable.triple_junctions)
+    fields = np.array([[1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])
+    with pytest.raises(ParameterError, match="field_on"):
+        classify_boundaries(gmap, one_seg, fields)
+    by_b = classify_boundaries(gmap, one_seg, fields, field_on="boundary")
+    by_s = classify_boundaries(gmap, one_seg, fields, field_on="segment")
+    # boundary 1 (grains 1|2) is the last segment: its field is row 0 by boundary, row 2 by segment
+    np.testing.assert_allclose(by_b.segments["field"][2], [1.0, 0.0])
+    np.testing.assert_allclose(by_s.segments["field"][2], [0.0, 1.0])
+    assert by_b.segments["label"][2] == "III a1" and by_s.segments["label"][2] == "III a2"
+
+
+def test_unassigned_neighbour_is_other_phase(gmap, btable):
+    seg = Table(dict(btable.segments.items()))
+    seg["grain_b"] = seg["grain_b"].copy()
+    bnd = Table(dict(btable.boundaries.items()))
+    bnd["grain_b"] = np.array([2, 0, 3])  # a boundary to unassigned pixels (id 0, not in the grain table)
+    bnd["grain_a"] = np.array([1, 0, 2])
+    seg["grain_a"] = np.array([1, 1, 0, 2])
+    seg["grain_b"] = np.array([2, 2, 1, 3])
+    res = classify_boundaries(gmap, BoundaryTable(seg, bnd, btable.pairs, btable.triple_junctions), [1, 0])
+    assert res.segments["label"].tolist()[2] == "other-phase"
+    assert res.boundaries["label"].tolist() == ["III a1", "other-phase", "other-phase"]
+
+
+def test_hdf5_roundtrip_and_csv(tmp_path, gmap, btable):
+    res = classify_boundaries(gmap, btable, [0, 1])
+    path = tmp_path / "results.h5"
+    write_classification(path, res)  # creates the file
+    write_classification(path, res)  # updates it in place
+    back = read_classification(path)
+    assert isinstance(back, BoundaryClassification)
+    assert back.parameters == json.loads(json.dumps(res.parameters))
+    for name in ("segments", "boundaries"):
+        a, b = getattr(res, name), getattr(back, name)
+        assert a.keys() == b.keys()
+        for k in a.keys():
+            if a[k].dtype.kind in "fc":
+                np.testing.assert_array_equal(a[k], b[k])
+            else:
+                assert a[k].tolist() == b[k].tolist(), k
+    assert back.summary() == res.summary()
+    with h5py.File(path, "r") as f:
+        assert json.loads(f["classification"].attrs["summary"]) == res.summary()
+        assert json.loads(f["parameters"].attrs["classify"])["r_block"] == 0.8
+    csv_path = tmp_path / "gb.csv"
+    write_classification_csv(csv_path, res)
+    lines = csv_path.read_text().splitlines()
+    assert len(lines) == 4 and "label" in lines[0] and "III a2" in lines[1]
+    write_classification_csv(tmp_path / "seg.csv", res, level="segments")
+    assert len((tmp_path / "seg.csv").read_text().splitlines()) == 5
+    with pytest.raises(ParameterError):
+        write_classification_csv(tmp_path / "x.csv", res, level="grains")
+
+
+def test_read_classification_errors(tmp_path):
+    with pytest.raises(FileFormatError, match="not found"):
+        read_classification(tmp_path / "missing.h5")
+    p = tmp_path / "empty.h5"
+    with h5py.File(p, "w"):
+        pass
+    with pytest.raises(FileFormatError, match="no classification/"):
+        read_classification(p)

@@ -1,0 +1,74 @@
+"""``stemgrains info``: good files print a summary; bad ones exit 2 with one line on stderr."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from orix.crystal_map import CrystalMap, Phase, PhaseList
+from orix.quaternion import Rotation
+
+from stemgrains.cli import main
+from stemgrains.data import Calibration
+from stemgrains.io import write_4d, write_orientation_map
+
+
+@pytest.fixture
+def cube(tmp_path):
+    cal = Calibration(q_pixel_size=0.0125, accelerating_voltage_kV=200, scan_step_nm=3.0, center=(4.0, 5.0))
+    return write_4d(tmp_path / "cube.h5", np.zeros((3, 4, 10, 12), np.uint16), cal)
+
+
+def test_info_on_project_file(cube, capsys):
+    assert main(["info", str(cube)]) == 0
+    out = capsys.readouterr().out
+    assert "stemgrains HDF5" in out
+    assert "3 x 4 scan, 10 x 12 detector" in out
+    assert "uint16" in out
+    assert "0.0125 1/Å" in out and "200 kV" in out and "3 nm" in out and "(4, 5)" in out
+
+
+def test_info_overrides(cube, capsys):
+    assert main(["info", str(cube), "--q-pixel-size", "0.02", "--voltage", "300", "--center", "1,2",
+                 "--scan-step", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "0.02 1/Å per pixel  [override]" in out and "300 kV" in out and "7 nm" in out and "(1, 2)" in out
+
+
+def test_info_npy_needs_calibration(tmp_path, capsys):
+    np.save(tmp_path / "c.npy", np.zeros((2, 2, 4, 4), np.float32))
+    assert main(["info", str(tmp_path / "c.npy")]) == 2
+    err = capsys.readouterr().err
+    assert "q_pixel_size" in err and err.count("\n") == 1
+    assert main(["info", str(tmp_path / "c.npy"), "--q-pixel-size", "0.01"]) == 0
+
+
+def test_info_missing_file(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing.h5")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "missing.h5" in captured.err and "not found" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_info_bad_center(cube, capsys):
+    assert main(["info", str(cube), "--center", "abc"]) == 2
+    err = capsys.readouterr().err
+    assert "--center" in err and err.count("\n") == 1
+
+
+def test_info_orientation_map(tmp_path, capsys):
+    n = 12
+    xmap = CrystalMap(rotations=Rotation.random(n), phase_id=np.zeros(n, int), x=np.arange(n) % 4 * 2.0,
+                      y=np.arange(n) // 4 * 2.0, phase_list=PhaseList(Phase("beta2", point_group="-3m")),
+                      prop={"correlation_index": np.ones(n)}, scan_unit="nm")
+    write_orientation_map(tmp_path / "res.h5", xmap)
+    assert main(["info", str(tmp_path / "res.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "orientation map" in out and "3 x 4" in out and "2 nm" in out and "beta2" in out and "-3m" in out
+
+
+@pytest.mark.shared
+def test_info_shared_map(shared_data, capsys):
+    assert main(["info", str(shared_data / "maps" / "duplex_steel_ebsd.ang")]) == 0
+    out = capsys.readouterr().out
+    assert "100 x 117" in out and "1500 nm" in out and "austenite" in out and "ferrite" in out
