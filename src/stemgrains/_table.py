@@ -108,7 +108,7 @@ class Table:
             if k in group:
                 del group[k]
             if v.dtype.kind == "U":
-                group.create_dataset(k, data=np.char.encode(v, "utf-8"))
+                group.create_dataset(k, data=np.char.encode(v, "utf-8") if v.size else np.zeros(v.shape, dtype="S1"))
                 group[k].attrs["encoding"] = "utf-8"
             else:
                 group.create_dataset(k, data=v)

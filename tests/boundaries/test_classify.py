@@ -50,7 +50,8 @@ def rounds_to(x: float, expected: float, decimals: int) -> bool:
     return abs(x - expected) <= 0.5 * 10.0**-decimals + 1e-12
 
 
-@pytest.mark.parametrize("a, b, e, label, j_a, j_b, r, behaviour", WORKED, ids=[w[3] + f" {w[0]}/{w[1]}" for w in WORKED])
+@pytest.mark.parametrize("a, b, e, label, j_a, j_b, r, behaviour", WORKED,
+                         ids=[w[3] + f" {w[0]}/{w[1]}" for w in WORKED])
 def test_worked_examples(a, b, e, label, j_a, j_b, r, behaviour):
     rec = classify_pair(c_of_trace(a), c_of_trace(b), [1.0, 0.0], e)
     assert rec.label == label
@@ -315,7 +316,7 @@ def test_bad_parameters_raise_parameter_error(kw, name):
         classify_pair([1, 0, 0], [0, 1, 0], [1, 0], [1, 0], **kw)
 
 
-def test_defaults_come_from_config(monkeypatch):
+def test_defaults_come_from_config():
     import inspect
 
     sig = inspect.signature(classify_pair).parameters

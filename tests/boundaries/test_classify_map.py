@@ -59,9 +59,11 @@ def _grain_map(euler_deg=((30, 90, 0), (-30, 90, 0), (10, 20, 30))) -> GrainMap:
         "phase_id": np.array([0, 0, 1]),
         "area_px": area,
         "area_nm2": area * STEP**2,
+        "equivalent_diameter_nm": 2 * np.sqrt(area * STEP**2 / np.pi),
         "centroid_row": np.array([rows[lab == i].mean() for i in ids]),
         "centroid_col": np.array([cols[lab == i].mean() for i in ids]),
         "mean_quaternion": q,
+        "orientation_spread_deg": np.zeros(3),
         "c_axis": c,
         "alpha_deg": alpha,
         "trace_angle_deg": np.where(alpha < 10, np.nan, (trace + 90) % 180 - 90),
@@ -337,3 +339,184 @@ def test_read_classification_errors(tmp_path):
         pass
     with pytest.raises(FileFormatError, match="no classification/"):
         read_classification(p)
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def results_file(tmp_path, gmap, btable, monkeypatch):
+    """A results file with /grains (and /boundaries once stemgrains.boundaries exports write_boundaries)."""
+    import stemgrains.boundaries as boundaries_pkg
+    from stemgrains.grains import write_grains
+
+    path = tmp_path / "results.h5"
+    write_grains(path, gmap)
+    writer = getattr(boundaries_pkg, "write_boundaries", None)
+    if writer is not None and hasattr(boundaries_pkg, "read_boundaries"):
+        writer(path, btable)
+    else:  # boundary I/O not exported yet: hand the table to the CLI directly
+        monkeypatch.setattr(boundaries_pkg, "read_boundaries", lambda _path: btable, raising=False)
+    return path
+
+
+def test_cli_classify_writes_results_csv_and_figures(results_file, tmp_path, capsys):
+    from stemgrains.cli import main
+
+    out = tmp_path / "out.h5"
+    figs = tmp_path / "figs"
+    csv_path = tmp_path / "gb.csv"
+    rc = main(["classify", str(results_file), "--field", "0,1", "-o", str(out), "--csv", str(csv_path),
+               "--figures", str(figs), "--delta", "15", "--r-block", "0.8"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "classified 3 boundaries" in text and "blocking" in text
+    res = read_classification(out)
+    assert res.boundaries["label"].tolist()[1:] == ["other-phase", "other-phase"]
+    assert res.segments["label"][0] == "III a2"
+    assert res.parameters["field"] == [0.0, 1.0] and res.parameters["type_tolerance_deg"] == 15.0
+    with h5py.File(results_file, "r") as f:
+        assert "classification" not in f  # -o leaves the input alone
+    assert csv_path.read_text().count("\n") == 4
+    assert (tmp_path / "gb.segments.csv").is_file()
+    for name in ("grain_traces.png", "boundary_behaviour.png", "boundary_table.png"):
+        assert (figs / name).stat().st_size > 10_000
+
+
+def test_cli_classify_options_in_place(results_file):
+    from stemgrains.cli import main
+
+    rc = main(["classify", str(results_file), "--field", "1,0", "--basis", "3d", "--ratio", "100", "--flat-tol", "5",
+               "--tau-flow", "0.1", "--conducting-phase", "beta2"])
+    assert rc == 0
+    res = read_classification(results_file)
+    p = res.parameters
+    assert (p["basis"], p["conductivity_ratio"], p["flat_tolerance_deg"], p["tau_flow"]) == ("3d", 100.0, 5.0, 0.1)
+    assert p["conducting_phases"] == [{"id": 0, "name": "beta2"}]
+    assert res.segments["label"][0] == "III a1"
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--field", "1"], "--field expects two numbers"),
+        (["--field", "0,0"], "--field must be a non-zero"),
+        (["--field", "1,0", "--basis", "trace", "--delta", "60"], "type_tolerance_deg"),
+        (["--field", "1,0", "--conducting-phase", "nasicon"], "no phase 'nasicon'"),
+    ],
+)
+def test_cli_classify_bad_input_exits_2(results_file, capsys, extra, message):
+    from stemgrains.cli import main
+
+    assert main(["classify", str(results_file), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cli_classify_missing_file(tmp_path, capsys):
+    from stemgrains.cli import main
+
+    assert main(["classify", str(tmp_path / "nope.h5"), "--field", "1,0"]) == 2
+    assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# figures
+# ------------------------------------------------------------------------------------------------
+def test_figures(tmp_path, gmap, btable):
+    from matplotlib.collections import LineCollection
+
+    from stemgrains.plot.classification import (
+        BEHAVIOUR_COLORS,
+        grain_ipf_colors,
+        plot_boundary_behaviour,
+        plot_boundary_table,
+        plot_grain_traces,
+    )
+
+    from orix.quaternion.symmetry import D3d
+
+    from stemgrains.plot.classification import ipf_key_image
+
+    img, extent = ipf_key_image(D3d, n=60)
+    assert img.shape[2] == 4 and 0.2 < img[..., 3].mean() < 0.9  # sector opaque, the rest transparent
+    # [0001] is the sector's apex at the projection centre (0, 0): pure red in the TSL key
+    col = int(round((0.0 - extent[0]) / (extent[1] - extent[0]) * img.shape[1]))
+    row = img.shape[0] - 1 - int(round((0.0 - extent[2]) / (extent[3] - extent[2]) * img.shape[0]))
+    near = img[max(row - 2, 0): row + 3, col: col + 3]
+    red = near[near[..., 3] == 1][:, :3]
+    assert len(red) and np.all(red[:, 0] > 0.85) and np.all(red[:, 1:] < 0.25)
+
+    rgb = grain_ipf_colors(gmap)
+    assert rgb.shape == (3, 3) and np.all((rgb >= 0) & (rgb <= 1))
+    # both β″ grains have c ⟂ z: symmetry-equivalent ⟨10-10⟩ family along z → the same IPF colour
+    np.testing.assert_allclose(rgb[0], rgb[1], atol=1e-6)
+
+    fig = plot_grain_traces(gmap, path=tmp_path / "t.png")
+    ax = fig.axes[0]
+    bars = [c for c in ax.collections if isinstance(c, LineCollection) and c.get_linewidths()[0] == 3.0]
+    assert len(bars) == 1 and len(bars[0].get_segments()) == 2  # two conducting grains with a trace
+    seg = bars[0].get_segments()[0]
+    direction = seg[1] - seg[0]
+    assert math.degrees(math.atan2(direction[1], direction[0])) % 180 == pytest.approx(30.0)  # grain 1 trace
+    assert (tmp_path / "t.png").stat().st_size > 10_000
+
+    # alpha = 90: cos α = 0 → the shortest bar; sin α = 1 → the longest
+    short = np.linalg.norm(direction)
+    fig2 = plot_grain_traces(gmap, length_scale="sin_alpha")
+    seg2 = [c for c in fig2.axes[0].collections if isinstance(c, LineCollection)
+            and c.get_linewidths()[0] == 3.0][0].get_segments()[0]
+    assert np.linalg.norm(seg2[1] - seg2[0]) == pytest.approx(short / 0.2)
+    with pytest.raises(ParameterError):
+        plot_grain_traces(gmap, length_scale="tan")
+
+    res = classify_boundaries(gmap, btable, [0, 1])
+    fig = plot_boundary_behaviour(gmap, btable, res, [0, 1], path=tmp_path / "b.png")
+    colours = {tuple(np.round(c.get_colors()[0][:3], 3)) for c in fig.axes[0].collections
+               if isinstance(c, LineCollection)}
+    from matplotlib.colors import to_rgb
+
+    assert tuple(np.round(to_rgb(BEHAVIOUR_COLORS["blocking"]), 3)) in colours
+    assert tuple(np.round(to_rgb(BEHAVIOUR_COLORS["other-phase"]), 3)) in colours
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any(t.startswith("blocking") for t in legend) and any(t.startswith("other phase") for t in legend)
+    fields = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
+    res_local = classify_boundaries(gmap, btable, fields)
+    fig = plot_boundary_behaviour(gmap, btable, res_local)
+    assert any(t.get_text() == "local field E" for t in fig.axes[0].get_legend().get_texts())
+
+    fig = plot_boundary_table(res, path=tmp_path / "tab.png")
+    texts = [t.get_text() for t in fig.axes[0].tables[0].get_celld()[(1, 6)].get_text().findobj()
+             if hasattr(t, "get_text")]
+    assert "III a2" in texts
+    assert (tmp_path / "tab.png").stat().st_size > 10_000
+    fig = plot_boundary_table(res, max_rows=1)
+    assert len(fig.axes[0].tables[0].get_celld()) == 2 * 8
+
+
+def test_no_boundaries(tmp_path, gmap, btable):
+    none = BoundaryTable(btable.segments.select(np.zeros(4, bool)), btable.boundaries.select(np.zeros(3, bool)),
+                         btable.pairs.select(np.zeros(len(btable.pairs), bool)), btable.triple_junctions)
+    res = classify_boundaries(gmap, none, [1, 0])
+    assert len(res.segments) == 0 and len(res.boundaries) == 0
+    assert res.summary()["total_length_nm"] == 0.0 and res.summary()["label_fraction"]["I a1"] == 0.0
+    write_classification(tmp_path / "r.h5", res)
+    back = read_classification(tmp_path / "r.h5")
+    assert len(back.boundaries) == 0 and back.boundaries.keys() == res.boundaries.keys()
+
+
+def test_with_extracted_boundaries(tmp_path, gmap):
+    """The real extraction (stemgrains.boundaries.extract) feeds classify_boundaries and the figures."""
+    from stemgrains.boundaries.extract import extract_boundaries
+    from stemgrains.plot.classification import plot_boundary_behaviour
+
+    extracted = extract_boundaries(gmap)
+    res = classify_boundaries(gmap, extracted, [0, 1])
+    bnd = res.boundaries
+    pair = (bnd["grain_a"] == 1) & (bnd["grain_b"] == 2)
+    assert bnd["label"][pair].tolist() == ["III a2"]  # dominated by the straight, vertical part
+    assert bnd["label"][~pair].tolist() == ["other-phase", "other-phase"]
+    straight = (res.segments["grain_b"] == 2) & (np.abs(res.segments["normal"][:, 0]) > 0.99)
+    assert res.segments["label"][straight].tolist() == ["III a2"]
+    plot_boundary_behaviour(gmap, extracted, res, path=tmp_path / "b.png")
+    assert (tmp_path / "b.png").stat().st_size > 10_000

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from stemgrains.crystal import kinematic_spots, load_phase, read_phases, reflections
 from stemgrains.data import Calibration
-from stemgrains.errors import InputError, ParameterError
+from stemgrains.errors import FileFormatError, InputError, ParameterError
 from stemgrains.simulate import simulate_patterns, simulate_polycrystal
 
 A_AU = 4.0782  # Å; {200}: d = a/2 = 2.0391 Å
@@ -152,6 +152,8 @@ def test_poisson_noise_scales_with_dose(au):
     clean = simulate_patterns(au, dose=None, dtype="float64", **common).data[0, 0]
     noisy = simulate_patterns(au, dose=dose, dtype="uint16", **common).data.astype(np.float64)
     totals = noisy.sum(axis=(2, 3))
+    # identical expected patterns, independent noise in every pixel (row and column streams differ)
+    assert len({noisy[r, c].tobytes() for r in range(10) for c in range(10)}) == 100
     # each pattern: Poisson total with mean = dose (all counts land on the detector)
     assert abs(totals.mean() - dose) < 5 * math.sqrt(dose / totals.size)
     assert totals.std() == pytest.approx(math.sqrt(dose), rel=0.3)
@@ -298,3 +300,10 @@ def test_failed_write_leaves_no_file(tmp_path, au):
     with pytest.raises(ParameterError):
         _small_file(tmp_path / "x.h5", au, chunk_rows=0)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_is_a_stemgrains_error(tmp_path, au):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder")
+    with pytest.raises(FileFormatError, match="cannot write"):
+        _small_file(blocker / "x.h5", au, scan_shape=(2, 2))

@@ -32,7 +32,8 @@ def test_kernel_matches_reference(radius, blur, seed):
     fast = render_patterns(np.column_stack([rows, cols]), amps, starts, shape, radius, blur)
     np.testing.assert_allclose(fast, ref, rtol=1e-10, atol=1e-10)
     # the uncompiled kernel too (same code path numba compiles)
-    slow = _render_csr_kernel.py_func(rows, cols, amps, starts, shape[0], shape[1], radius, blur)
+    py_func = getattr(_render_csr_kernel, "py_func", _render_csr_kernel)  # NUMBA_DISABLE_JIT=1: plain function
+    slow = py_func(rows, cols, amps, starts, shape[0], shape[1], radius, blur)
     np.testing.assert_allclose(slow, ref, rtol=1e-10, atol=1e-10)
 
 

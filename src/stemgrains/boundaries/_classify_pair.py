@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import config
 from .._table import Table
 from ..errors import InputError, ParameterError
 

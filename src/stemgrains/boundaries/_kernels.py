@@ -13,7 +13,12 @@ from numba import njit
 
 from ..grains._kernels import _conj, _qmul
 
-__all__ = ["misorientation_distance", "misorientation_distance_reference"]
+__all__ = [
+    "misorientation_distance",
+    "misorientation_distance_reference",
+    "min_angle_equivalent",
+    "min_angle_equivalent_reference",
+]
 
 
 @njit(cache=True, nogil=True)
@@ -73,3 +78,49 @@ def misorientation_distance_reference(m: np.ndarray, r: np.ndarray, sym: np.ndar
     prod = _qmul(_qmul(_qmul(si, m[:, None, None, None, :]), sj), _conj(r)[None, :, None, None, :])
     w = np.abs(prod[..., 0]).max(axis=(2, 3))
     return 2.0 * np.arccos(np.clip(w, 0.0, 1.0))
+
+
+@njit(cache=True, nogil=True)
+def _min_angle_equivalent_single(m, sym, out):
+    """out = the S_i · m · S_j with the smallest rotation angle (largest |w|), sign chosen so that w ≥ 0."""
+    ns = sym.shape[0]
+    best = -1.0
+    for i in range(ns):
+        u0, u1, u2, u3 = _qmul1(sym[i, 0], sym[i, 1], sym[i, 2], sym[i, 3], m[0], m[1], m[2], m[3])
+        for j in range(ns):
+            p0, p1, p2, p3 = _qmul1(u0, u1, u2, u3, sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3])
+            w = abs(p0)
+            if w > best + 1e-12:
+                best = w
+                s = 1.0 if p0 >= 0.0 else -1.0
+                out[0] = s * p0
+                out[1] = s * p1
+                out[2] = s * p2
+                out[3] = s * p3
+
+
+@njit(cache=True, nogil=True)
+def _min_angle_equivalent_2d(m, sym):
+    out = np.empty((m.shape[0], 4), dtype=np.float64)
+    for a in range(m.shape[0]):
+        _min_angle_equivalent_single(m[a], sym, out[a])
+    return out
+
+
+def min_angle_equivalent(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
+    """For each misorientation ``m[k]`` the symmetry equivalent ``S_i · m · S_j`` with the smallest angle (the
+    disorientation angle), scalar part ≥ 0. ``(n, 4)``."""
+    m = np.ascontiguousarray(m, dtype=np.float64).reshape(-1, 4)
+    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    return _min_angle_equivalent_2d(m, sym)
+
+
+def min_angle_equivalent_reference(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
+    """Slow reference of :func:`min_angle_equivalent` (all products with numpy; first maximum wins)."""
+    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
+    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
+    prod = _qmul(_qmul(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :]).reshape(len(m), -1, 4)
+    w = np.abs(prod[..., 0])
+    k = np.argmax(w > w.max(axis=1, keepdims=True) - 1e-12, axis=1)
+    best = prod[np.arange(len(m)), k]
+    return best * np.where(best[:, :1] < 0, -1.0, 1.0)

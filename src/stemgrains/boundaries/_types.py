@@ -51,5 +51,5 @@ class BoundaryTable:
     segments: Table
     boundaries: Table
     pairs: Table
-    triple_junctions: Table  # columns: row, col (pixel-corner coordinates), grains (n, 3)
+    triple_junctions: Table  # columns: row, col (pixel-corner coordinates), grains (n, 4) ascending, 0-padded
     parameters: dict[str, Any] = field(default_factory=dict)

@@ -247,6 +247,8 @@ def _segment_fields(field: Any, boundary_row: np.ndarray, n_boundaries: int, seg
     n_seg = len(boundary_row)
     if field_on not in (None, "boundary", "segment"):
         raise ParameterError(f"field_on must be None, 'boundary' or 'segment', got {field_on!r}")
+    if arr.ndim == 2 and arr.shape[0] == 1 and n_boundaries != 1 and n_seg != 1 and field_on is None:
+        arr = arr[0]  # one vector given as a (1, 2) array
     if arr.ndim == 1:
         if field_on is not None:
             raise ParameterError(f"field_on={field_on!r} needs one field vector per {field_on}, got a single vector")
@@ -267,7 +269,8 @@ def _segment_fields(field: Any, boundary_row: np.ndarray, n_boundaries: int, seg
             )
         if not (per_b or per_s):
             raise InputError(
-                f"field has {arr.shape[0]} rows, expected 1, {n_boundaries} (boundaries) or {n_seg} (segments)"
+                f"field has {arr.shape[0]} rows, expected one vector, {n_boundaries} (one per boundary) "
+                f"or {n_seg} (one per segment)"
             )
         field_on = "segment" if per_s else "boundary"
     if field_on == "boundary":
@@ -353,15 +356,17 @@ def classify_boundaries(
     b_row = _lookup(btab["boundary_id"], segs["boundary_id"])
     if np.any(b_row < 0):
         i = int(np.flatnonzero(b_row < 0)[0])
-        raise InputError(f"segment {seg_ids[i]} refers to boundary {segs['boundary_id'][i]}, absent from the boundary table")
-    normal, _ = unit_rows(np.asarray(segs["normal"]).reshape(n_seg, -1), 2, "boundaries.segments normal",
-                          row_names=[f"segment {s}" for s in seg_ids]) if n_seg else (np.zeros((0, 2)), False)
+        raise InputError(
+            f"segment {seg_ids[i]} refers to boundary {segs['boundary_id'][i]}, absent from the boundary table"
+        )
     if n_seg:
+        normal, _ = unit_rows(np.asarray(segs["normal"]).reshape(n_seg, -1), 2, "boundaries.segments normal",
+                              row_names=[f"segment {s}" for s in seg_ids])
         e_seg, field_mode = _segment_fields(field, b_row, n_bnd, seg_ids, field_on)
-    else:
-        e_seg = np.zeros((0, 2))
-        field_mode = "single" if np.ndim(field) == 1 else f"per-{field_on or 'segment'}"
-        if np.ndim(field) == 1:
+    else:  # nothing to classify; still check a single field vector
+        normal, e_seg = np.zeros((0, 2)), np.zeros((0, 2))
+        field_mode = "single" if np.ndim(field) == 1 else "per-segment"
+        if field_mode == "single":
             unit_rows(field, 2, "field")
 
     # grains → conducting flag, c-axis
@@ -383,7 +388,8 @@ def classify_boundaries(
         if len(bad):
             g, pid = int(gtab["id"][bad[0]]), int(gtab["phase_id"][bad[0]])
             raise InputError(
-                f"grain {g} (phase {phase_names.get(pid, pid)!r}) is in a conducting phase but has no finite, non-zero c_axis"
+                f"grain {g} (phase {phase_names.get(pid, pid)!r}) is in a conducting phase "
+                "but has no finite, non-zero c_axis"
             )
 
     seg_out = _blank_columns(n_seg)
@@ -568,12 +574,24 @@ def write_classification(h5file: Any, result: BoundaryClassification) -> None:
     if GROUP in h5file:
         del h5file[GROUP]
     g = h5file.create_group(GROUP)
-    result.segments.to_hdf5(g.create_group("segments"))
-    result.boundaries.to_hdf5(g.create_group("boundaries"))
+    _empty_strings_as_bytes(result.segments).to_hdf5(g.create_group("segments"))
+    _empty_strings_as_bytes(result.boundaries).to_hdf5(g.create_group("boundaries"))
     g.attrs["summary"] = json.dumps(result.summary(), default=json_default)
     g.attrs["parameters"] = json.dumps(result.parameters, default=json_default, sort_keys=True)
     g.attrs["specification"] = SPEC
     write_parameters(h5file.file, "classify", result.parameters)
+
+
+def _empty_strings_as_bytes(table: Table) -> Table:
+    """Work around ``Table.to_hdf5`` on zero-row text columns (``np.char.encode`` of an empty array gives
+    float64, which cannot be decoded on reading): write them as empty byte strings instead."""
+    if len(table):
+        return table
+    return Table({k: (np.zeros(0, dtype="S1") if v.dtype.kind == "U" else v) for k, v in table.items()})
+
+
+def _bytes_as_str(table: Table) -> Table:
+    return Table({k: (v.astype(str) if v.dtype.kind == "S" else v) for k, v in table.items()})
 
 
 def read_classification(h5file: Any) -> BoundaryClassification:
@@ -598,7 +616,8 @@ def read_classification(h5file: Any) -> BoundaryClassification:
         params = json.loads(g.attrs.get("parameters", "{}"))
     except (TypeError, ValueError):
         raise FileFormatError(f"{source}: {GROUP}/ parameters attribute is not JSON") from None
-    return BoundaryClassification(Table.from_hdf5(g["segments"]), Table.from_hdf5(g["boundaries"]), params)
+    return BoundaryClassification(_bytes_as_str(Table.from_hdf5(g["segments"])),
+                                  _bytes_as_str(Table.from_hdf5(g["boundaries"])), params)
 
 
 def write_classification_csv(path: str | os.PathLike, result: BoundaryClassification,

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import config
-from ..errors import ParameterError, StemgrainsError
+from ..errors import FileFormatError, ParameterError, StemgrainsError
 from ._common import parse_pair
 
 NAME = "classify"
@@ -51,6 +51,9 @@ def _phase_arg(text: str) -> str | int:
 
 
 def run(args: argparse.Namespace) -> int:
+    results = Path(args.results)
+    if not results.is_file():
+        raise FileFormatError(f"{results}: results file not found")
     from ..boundaries.classify import classify_boundaries, write_classification, write_classification_csv
     from ..io.results import update_h5
 
@@ -60,7 +63,6 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
 
-    results = Path(args.results)
     fx, fy = parse_pair(args.field, "--field")
     if fx == 0.0 and fy == 0.0:
         raise ParameterError("--field must be a non-zero direction, got 0,0")

@@ -26,7 +26,13 @@ def _int_pair(text: str, name: str) -> tuple[int, int]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="output file (written atomically)")
-    p.add_argument("--phase", action="append", default=None, metavar="CIF", help="phase CIF (repeat for several phases)")
+    p.add_argument(
+        "--phase",
+        action="append",
+        default=None,
+        metavar="CIF",
+        help="phase CIF path, or a sample CIF name (na_beta2_alumina, au, zro2_baddeleyite); repeat for several phases",
+    )
     p.add_argument("--preset", default=None, metavar="NAME", help="standard dataset: nba-64, au-64, nba-256, nba-zro2")
     p.add_argument("--scan", default=None, metavar="NY,NX", help="scan shape (default 64,64)")
     p.add_argument("--detector", default=None, metavar="KY,KX", help="detector shape (default 128,128)")
@@ -38,11 +44,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help="largest reflection, 1/Å (default 1.5)")
     p.add_argument("--voltage", type=float, default=None, metavar="KV", help="accelerating voltage, kV (default 300)")
     p.add_argument("--rotation", type=float, default=None, metavar="DEG", help="detector rotation q_rotation_deg")
+    p.add_argument("--compression", choices=("lzf", "gzip"), default=None, help="HDF5 compression of /data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate import simulate_polycrystal, standard_dataset
+    from ..simulate import sample_cif, simulate_polycrystal, standard_dataset
 
     params = {
         "scan_shape": _int_pair(args.scan, "--scan") if args.scan else None,
@@ -61,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
             raise ParameterError("--noise-free and --dose exclude each other")
         params["dose"] = None
     if args.phase:
-        params["phases"] = list(args.phase)
+        params["phases"] = [str(sample_cif(p)) for p in args.phase]
     progress = not args.no_progress
+    if args.compression:
+        params["compression"] = args.compression
     if args.preset:
         out = standard_dataset(args.preset, args.output, progress=progress, **params)
     else:

@@ -45,7 +45,7 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
     except Exception as err:  # diffpy raises several types (StructureFormatError, ValueError, ...)
         msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise FileFormatError(f"{source}: not a valid CIF ({msg})") from None
-    if len(structure) == 0:
+    if structure is None or len(structure) == 0:
         raise FileFormatError(f"{source}: CIF has no atom sites")
     lat = structure.lattice
     pars = np.array([lat.a, lat.b, lat.c, lat.alpha, lat.beta, lat.gamma], dtype=float)

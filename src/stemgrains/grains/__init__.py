@@ -2,7 +2,7 @@
 
 from ._io import read_grains, write_grains
 from ._types import GRAIN_COLUMNS, GrainMap
-from .segment import c_axis_geometry, grain_table, laue_rotations, segment_grains
+from .segment import astar_to_a_frame, c_axis_geometry, grain_table, laue_rotations, segment_grains
 
 __all__ = [
     "GrainMap",
@@ -13,4 +13,5 @@ __all__ = [
     "laue_rotations",
     "write_grains",
     "read_grains",
+    "astar_to_a_frame",
 ]

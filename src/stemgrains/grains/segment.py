@@ -56,6 +56,9 @@ def map_arrays(xmap: CrystalMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(xmap, CrystalMap):
         raise InputError(f"expected an orix CrystalMap, got {type(xmap).__name__}")
     shape = tuple(xmap.shape)
+    if len(shape) == 1:  # orix gives single-row/column maps a 1-D shape
+        y = np.asarray(xmap.y) if xmap.y is not None else np.zeros(1)
+        shape = (1, shape[0]) if np.ptp(y) == 0 else (shape[0], 1)
     if len(shape) != 2:
         raise InputError(f"the orientation map must be 2-D (ny, nx), got shape {shape}")
     ny, nx = shape

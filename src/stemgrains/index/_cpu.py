@@ -201,45 +201,18 @@ def coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, si
 # refinement: continuous optimisation of all three angles against the kinematic model
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
-def peak_grid(pk_x, pk_y, q_max, cell):
-    """Bucket peaks on a square grid of ``cell`` (1/Å) over [−q_max, q_max]²: CSR (starts, items), side n."""
-    n_side = int(2.0 * q_max / cell) + 3
-    n_p = pk_x.shape[0]
-    cell_of = np.empty(n_p, np.int64)
-    counts = np.zeros(n_side * n_side + 1, np.int64)
-    for p in range(n_p):
-        ix = min(max(int((pk_x[p] + q_max) / cell) + 1, 0), n_side - 1)
-        iy = min(max(int((pk_y[p] + q_max) / cell) + 1, 0), n_side - 1)
-        c = iy * n_side + ix
-        cell_of[p] = c
-        counts[c + 1] += 1
-    starts = np.cumsum(counts)
-    fill = starts[:-1].copy()
-    items = np.empty(n_p, np.int64)
-    for p in range(n_p):
-        items[fill[cell_of[p]]] = p
-        fill[cell_of[p]] += 1
-    return starts, items, n_side
-
-
-@nb.njit(cache=True, nogil=True)
-def model_score(q, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side):
-    """Normalised correlation of a peak list with the kinematic pattern of orientation q.
-
-    score = Σ_p Σ_j a_p b_j exp(−|q_p − q_j|²/(4σ_q²)) / (‖a‖ ‖b‖), b_j = (F²_j exp(−s_j²/(2σ_s²)))^power,
-    over reflections projecting between q_min and q_max (the detector's usable annulus); terms beyond
-    6σ_q are dropped. (starts, items, n_side) is the :func:`peak_grid` of the peaks with cell 6σ_q.
+def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine):
+    """Σ_j b_j P(x_j) / ‖b‖: the processed image P sampled (bilinear) at the detector positions x_j of the
+    kinematic spots of orientation q, b_j = (F²_j exp(−s_j²/(2σ_s²)))^power, over reflections projecting between
+    q_min and q_max. ``affine`` maps sample (qx, qy) to detector offsets (dcol, drow). Every count in the pattern
+    contributes, including spots too weak to be detected as peaks.
     """
     R = qmatrix(q)
-    inv4s2 = 1.0 / (4.0 * sigma_q * sigma_q)
     inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
-    cell = 6.0 * sigma_q
-    cut2 = cell * cell
+    ky = img.shape[0]
+    kx = img.shape[1]
     num = 0.0
     bn = 0.0
-    an = 0.0
-    for p in range(pk_a.shape[0]):
-        an += pk_a[p] * pk_a[p]
     for j in range(g_c.shape[0]):
         gx = g_c[j, 0] * R[0, 0] + g_c[j, 1] * R[1, 0] + g_c[j, 2] * R[2, 0]
         gy = g_c[j, 0] * R[0, 1] + g_c[j, 1] * R[1, 1] + g_c[j, 2] * R[2, 1]
@@ -249,25 +222,24 @@ def model_score(q, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk
             continue
         s = -gz - 0.5 * lam * (r2 + gz * gz)
         e = s * s * inv2ss
-        if e > 12.5:  # 5 sigma
+        if e > 12.5:
             continue
         b = (F2[j] * math.exp(-e)) ** power
         bn += b * b
-        ix = int((gx + q_max) / cell) + 1
-        iy = int((gy + q_max) / cell) + 1
-        for cy in range(max(iy - 1, 0), min(iy + 2, n_side)):
-            for cx in range(max(ix - 1, 0), min(ix + 2, n_side)):
-                c = cy * n_side + cx
-                for k in range(starts[c], starts[c + 1]):
-                    p = items[k]
-                    dx = pk_x[p] - gx
-                    dy = pk_y[p] - gy
-                    d2 = dx * dx + dy * dy
-                    if d2 < cut2:
-                        num += pk_a[p] * b * math.exp(-d2 * inv4s2)
-    if bn <= 0 or an <= 0:
+        col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
+        row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
+        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+            continue
+        r0 = min(int(row), ky - 2)
+        c0 = min(int(col), kx - 2)
+        fr = row - r0
+        fc = col - c0
+        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
+             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
+        num += b * v
+    if bn <= 0:
         return 0.0
-    return num / math.sqrt(bn * an)
+    return num / math.sqrt(bn)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -289,13 +261,10 @@ def near_sphere_subset(q, g_c, lam, sigma_s, tilt_margin):
 
 
 @nb.njit(cache=True, nogil=True)
-def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, init_step, max_eval, xtol):
-    """Nelder–Mead over a rotation vector δ (sample frame, radians): q = q0 ⊗ exp(δ), maximising model_score.
-
-    Returns (q_best, score_best, n_evaluations).
-    """
+def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol):
+    """Nelder–Mead over a rotation vector δ (sample frame, radians): q = q0 ⊗ exp(δ), maximising
+    :func:`image_score`. Returns (q_best, score_best, n_evaluations)."""
     sub = near_sphere_subset(q0, g_c, lam, sigma_s, 3.0 * init_step + 0.005)
-    starts, items, n_side = peak_grid(pk_x, pk_y, q_max, 6.0 * sigma_q)
     gs = np.empty((sub.shape[0], 3))
     fs = np.empty(sub.shape[0])
     for i in range(sub.shape[0]):
@@ -306,7 +275,7 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, 
         simplex[k + 1, k] = init_step
     vals = np.empty(4)
     for k in range(4):
-        vals[k] = -model_score(qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+        vals[k] = -image_score(qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
     n_eval = 4
     while n_eval < max_eval:
         order = np.argsort(vals)
@@ -322,11 +291,11 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, 
             break
         cen = (simplex[0] + simplex[1] + simplex[2]) / 3.0
         xr = cen + (cen - simplex[3])
-        fr = -model_score(qmul(q0, qexp(xr)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+        fr = -image_score(qmul(q0, qexp(xr)), gs, fs, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         n_eval += 1
         if fr < vals[0]:
             xe = cen + 2.0 * (cen - simplex[3])
-            fe = -model_score(qmul(q0, qexp(xe)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+            fe = -image_score(qmul(q0, qexp(xe)), gs, fs, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
             n_eval += 1
             if fe < fr:
                 simplex[3] = xe
@@ -342,7 +311,7 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, 
                 xc = cen + 0.5 * (xr - cen)
             else:
                 xc = cen + 0.5 * (simplex[3] - cen)
-            fc = -model_score(qmul(q0, qexp(xc)), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a, starts, items, n_side)
+            fc = -image_score(qmul(q0, qexp(xc)), gs, fs, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
             n_eval += 1
             if fc < min(fr, vals[3]):
                 simplex[3] = xc
@@ -350,10 +319,7 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, 
             else:
                 for k in range(1, 4):
                     simplex[k] = simplex[0] + 0.5 * (simplex[k] - simplex[0])
-                    vals[k] = -model_score(
-                        qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, sigma_q, q_min, q_max, power, pk_x, pk_y, pk_a,
-                        starts, items, n_side,
-                    )
+                    vals[k] = -image_score(qmul(q0, qexp(simplex[k])), gs, fs, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
                     n_eval += 1
     k = np.argmin(vals)
     q = qmul(q0, qexp(simplex[k]))
@@ -367,12 +333,17 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, 
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
 def index_one(
-    px, py, pa, cand, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
-    lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power, n_bins, per_template,
+    px, py, pa, img, center_row, center_col, affine, cand, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template,
     n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
 ):
-    """Index one peak list. Returns (best_q (4,), best_score, reliability, cand_q (n_best,4), cand_s (n_best,))."""
-    n = px.shape[0]
+    """Index one pattern: coarse search on its peak list, then every distinct candidate scored on the processed
+    image (:func:`image_score`) and the best ``n_refine`` refined.
+
+    Returns (best_q (4,), correlation_index, reliability, cand_q (n_best, 4), cand_s (n_best,)). The correlation
+    index is the image score divided by the norm of the image at its detected peaks (1 when the template's
+    spots carry exactly the pattern's peaks), clipped to [0, 1].
+    """
     r = np.sqrt(px * px + py * py)
     order = np.argsort(r)
     pk_r = r[order]
@@ -383,7 +354,6 @@ def index_one(
     idx = np.argsort(-ss)
     n_keep = max(n_best, n_refine) * 3
     cq = np.zeros((n_keep, 4))
-    cs = np.full(n_keep, -1.0)
     m = 0
     for ii in range(idx.shape[0]):
         k = idx[ii]
@@ -398,7 +368,6 @@ def index_one(
         if dup:
             continue
         cq[m] = q
-        cs[m] = ss[k]
         m += 1
         if m == n_keep:
             break
@@ -408,17 +377,29 @@ def index_one(
     out_s = np.zeros(n_best)
     if m == 0:
         return best_q, 0.0, 0.0, out_q, out_s
-    # refine the leading candidates with the continuous kinematic model
-    fq = np.zeros((m, 4))
+    # norm of the processed image at the detected peaks (normalises the correlation index)
+    pn = 0.0
+    ky = img.shape[0]
+    kx = img.shape[1]
+    for p in range(px.shape[0]):
+        col = center_col + affine[0, 0] * px[p] + affine[0, 1] * py[p]
+        row = center_row + affine[1, 0] * px[p] + affine[1, 1] * py[p]
+        ir = min(max(int(row + 0.5), 0), ky - 1)
+        ic = min(max(int(col + 0.5), 0), kx - 1)
+        pn += img[ir, ic] * img[ir, ic]
+    pn = math.sqrt(pn) if pn > 0 else 1.0
+    # every candidate on the image score (one scale for all), the leading ones refined
     fs = np.zeros(m)
     for k in range(m):
-        if k < n_refine:
-            q, s, _ = refine_orientation(cq[k], g_c, F2, lam, sigma_s, sigma_fine, q_min, q_max, power, px, py, pa, init_step, max_eval, xtol)
+        fs[k] = image_score(cq[k], g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+    first = np.argsort(-fs)
+    fq = cq[:m].copy()
+    for ii in range(min(n_refine, m)):
+        k = first[ii]
+        q, s, _ = refine_orientation(cq[k], g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        if s > fs[k]:
             fq[k] = q
             fs[k] = s
-        else:
-            fq[k] = cq[k]
-            fs[k] = cs[k]
     order2 = np.argsort(-fs)
     b = order2[0]
     best_q = fq[b].copy()
@@ -442,23 +423,24 @@ def index_one(
         if dup:
             continue
         out_q[nb_out] = fq[k]
-        out_s[nb_out] = fs[k]
+        out_s[nb_out] = min(fs[k] / pn, 1.0)
         nb_out += 1
         if nb_out == n_best:
             break
-    return best_q, q1, rel, out_q, out_s
+    return best_q, min(q1 / pn, 1.0), rel, out_q, out_s
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def index_chunk(
-    peaks, counts, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
-    lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power, n_bins, per_template,
+    peaks, counts, imgs, centers, affine, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template,
     n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol, min_peaks,
 ):
     """Index every pattern of a chunk (parallel over patterns).
 
     peaks: (n, max_peaks, 3) rows (qx, qy, amplitude) in the sample frame; counts: (n,) valid rows;
-    cands: (n, K) candidate template indices from the prefilter.
+    imgs: (n, ky, kx) processed images; centers: (n, 2) direct-beam centres (row, col);
+    affine: (2, 2) sample q → detector (dcol, drow); cands: (n, K) candidate templates from the prefilter.
     """
     n = peaks.shape[0]
     out_q = np.zeros((n, 4))
@@ -472,9 +454,9 @@ def index_chunk(
             out_q[i, 0] = 1.0
             continue
         q, s, rel, cq, cs = index_one(
-            peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), peaks[i, :c, 2].copy(), cands[i], base_q, offsets,
-            sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2, lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power,
-            n_bins, per_template, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+            peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), peaks[i, :c, 2].copy(), imgs[i], centers[i, 0], centers[i, 1],
+            affine, cands[i], base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2, lam, sigma_s, sigma_coarse,
+            q_min, q_max, power, n_bins, per_template, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
         )
         out_q[i] = q
         out_s[i] = s

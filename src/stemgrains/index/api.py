@@ -41,7 +41,7 @@ from .._version import __version__
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
 from ..library.templates import TemplateLibrary, build_library
-from ..preprocess.api import SpotParams, detect_spots
+from ..preprocess.api import SpotParams, detect_spots, processed_images
 from . import _cpu
 
 __all__ = ["IndexParams", "index_orientations", "index_patterns", "ChunkResult"]
@@ -57,7 +57,6 @@ class IndexParams:
     k_max : largest scattering vector used, 1/Å.
     excitation_error_sigma : relrod width σ_s (≈ 1/thickness), 1/Å.
     sigma_coarse : spot-match width of the coarse search, 1/Å.
-    sigma_fine : spot-match width of the refinement, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
     n_refine : candidates refined per pattern.
@@ -73,7 +72,6 @@ class IndexParams:
     k_max: float = 1.5
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
-    sigma_fine: float = 0.012
     n_prefilter: int = 96
     n_angles: int = 360
     n_refine: int = 3
@@ -89,7 +87,7 @@ class IndexParams:
     def __post_init__(self) -> None:
         if isinstance(self.spots, dict):
             object.__setattr__(self, "spots", SpotParams(**self.spots))
-        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "sigma_fine", "reliability_distance_deg", "refine_xtol_deg"):
+        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a positive number, got {v!r}")
@@ -153,6 +151,8 @@ def index_patterns(
     """Index a stack of patterns ``(n, ky, kx)`` against one library per phase (the core used per chunk)."""
     sp = replace(params.spots, q_max=min(params.spots.q_max, params.k_max))
     peaks, counts, centers = detect_spots(patterns, calibration, sp)
+    imgs = processed_images(patterns, calibration, centers, sp)
+    affine = np.ascontiguousarray(calibration._affine())
     n = len(counts)
     n_ph = len(libraries)
     lam = calibration.wavelength
@@ -173,9 +173,9 @@ def index_patterns(
         g_c = np.ascontiguousarray(lib.refl.g)
         F2 = np.ascontiguousarray(lib.refl.intensity)
         res = _cpu.index_chunk(
-            peaks, counts, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
+            peaks, counts, imgs, centers, affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
             lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
-            params.sigma_coarse, params.sigma_fine, q_min, params.k_max, float(lib.params["intensity_power"]),
+            params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
             params.n_angles, 2, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
             np.deg2rad(0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
@@ -323,7 +323,7 @@ def index_orientations(
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
     try:
         if client is not None:
-            from ..pipeline import run_chunks_distributed
+            from ..distributed import run_chunks_distributed
 
             for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo):
                 results[(r0, r1)] = res

@@ -63,6 +63,14 @@ def json_default(obj: Any) -> Any:
     return repr(obj)
 
 
+def _publish(tmp: str, path: Path) -> None:
+    """Give a finished temporary file the permissions of a normal new file (mkstemp makes it 0600), then rename."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    os.replace(tmp, path)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text to ``path`` atomically (temporary file + rename)."""
     path = Path(path)
@@ -71,7 +79,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             f.write(text)
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -91,7 +99,7 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
             f.attrs["software_version"] = __version__
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             yield f
-        os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -118,7 +126,7 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
         with f:
             f.attrs["software_version"] = __version__
             yield f
-        os.replace(tmp, out)
+        _publish(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

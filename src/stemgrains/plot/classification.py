@@ -27,6 +27,7 @@ from ..errors import InputError, ParameterError
 __all__ = [
     "BEHAVIOUR_COLORS",
     "grain_ipf_colors",
+    "ipf_key_image",
     "plot_grain_traces",
     "plot_boundary_behaviour",
     "plot_boundary_table",
@@ -129,6 +130,34 @@ def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     return fig
 
 
+def ipf_key_image(laue: Any, n: int = 240) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """RGBA image of the IPF colour key (``IPFColorKeyTSL`` colours) over a Laue group's fundamental sector.
+
+    Pure function: a regular grid in the (upper-hemisphere) stereographic plane is mapped back to directions,
+    directions outside the sector are transparent. Returns the image (rows top → bottom) and its
+    ``imshow`` extent in stereographic coordinates, ready for an orix ``"ipf"`` axes. Much faster than
+    ``InversePoleFigurePlot.plot_ipf_color_key`` (no scattered-data interpolation).
+    """
+    from orix.plot import DirectionColorKeyTSL
+    from orix.projections import StereographicProjection
+    from orix.vector import Vector3d
+
+    sector = laue.fundamental_sector
+    x, y = StereographicProjection().vector2xy(sector.edges)
+    x0, x1, y0, y1 = float(np.min(x)), float(np.max(x)), float(np.min(y)), float(np.max(y))
+    step = max(x1 - x0, y1 - y0, 1e-6) / n
+    gx, gy = np.meshgrid(np.arange(x0, x1 + step, step), np.arange(y0, y1 + step, step))
+    den = 1.0 + gx**2 + gy**2
+    v = Vector3d(np.stack([2.0 * gx / den, 2.0 * gy / den, (1.0 - gx**2 - gy**2) / den], -1).reshape(-1, 3))
+    inside = np.asarray(v <= sector).reshape(gx.shape)
+    rgba = np.zeros(gx.shape + (4,))
+    rgba[..., :3] = 1.0
+    rgba[inside, :3] = np.clip(DirectionColorKeyTSL(laue).direction2color(v[inside.ravel()]), 0.0, 1.0)
+    rgba[inside, 3] = 1.0
+    half = step / 2.0
+    return rgba[::-1], (gx.min() - half, gx.max() + half, gy.min() - half, gy.max() + half)
+
+
 def _add_ipf_keys(fig: Figure, slots: list[Any], grain_map: Any) -> None:
     """IPF-z colour keys (one per Laue group present, at most ``len(slots)``) in the given subplot slots."""
     import orix.plot  # noqa: F401  (registers the "ipf" projection)
@@ -143,7 +172,9 @@ def _add_ipf_keys(fig: Figure, slots: list[Any], grain_map: Any) -> None:
                 lauegroups.append((laue, phase.name))
     for slot, (laue, name) in zip(slots, lauegroups):
         key = fig.add_subplot(slot, projection="ipf", symmetry=laue, direction=Vector3d.zvector())
-        key.plot_ipf_color_key(show_title=False)
+        key.stereographic_grid(False)
+        img, extent = ipf_key_image(laue)
+        key.imshow(img, extent=extent, zorder=0, interpolation="bilinear")
         key.set_title(f"IPF-z: {name} ({laue.name})", fontsize=8, pad=14)
         for txt in key.texts:
             txt.set_fontsize(7)
@@ -333,6 +364,7 @@ def plot_boundary_behaviour(
                         bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.5", lw=0.5, alpha=0.85))
 
     params = getattr(classification, "parameters", {}) or {}
+    local_field = False
     if field is None and isinstance(params.get("field"), (list, tuple)):
         field = params["field"]
     if field is not None:
@@ -357,6 +389,7 @@ def plot_boundary_behaviour(
         ef = np.asarray(seg_cls["field"], dtype=np.float64)
         ok = np.all(np.isfinite(pts), axis=1)
         if ok.any():
+            local_field = True
             ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
                       width=0.004, scale=25, label="local field E")
 
@@ -374,6 +407,9 @@ def plot_boundary_behaviour(
         for name in ("blocking", "transmitting", "parallel", "depleting", "other-phase")
         if name in present
     ]
+    if local_field:
+        handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black",
+                              label="local field E"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
               title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
     p = params

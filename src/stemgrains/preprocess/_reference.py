@@ -123,3 +123,15 @@ def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, b
     if rows:
         out[: len(rows)] = rows
     return out, len(rows), cr, cc
+
+
+def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_max, quantile, power):
+    img = box_sum3(pattern) / 9.0
+    n_bins = int(q_max / bin_width_q) + 2
+    prof = radial_background(img, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile)
+    rows, cols = np.indices(img.shape)
+    d = np.stack([cols - center_col, rows - center_row], -1).astype(float)
+    q = d @ np.asarray(affine_inv).T
+    b = (np.hypot(q[..., 0], q[..., 1]) / bin_width_q).astype(int)
+    bg = np.where(b < n_bins, prof[np.minimum(b, n_bins - 1)], 0.0)
+    return (np.clip(img - bg, 0, None) ** power).astype(np.float32)

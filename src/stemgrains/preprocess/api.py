@@ -10,7 +10,7 @@ from ..data import Calibration
 from ..errors import InputError, ParameterError
 from . import _kernels as K
 
-__all__ = ["SpotParams", "detect_spots", "direct_beam_center", "polar_transform", "radial_background"]
+__all__ = ["SpotParams", "detect_spots", "processed_images", "direct_beam_center", "polar_transform", "radial_background"]
 
 
 @dataclass(frozen=True)
@@ -153,3 +153,14 @@ def radial_background(pattern: np.ndarray, calibration: Calibration, center: tup
     img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
     n_bins = int(np.ceil(q_max / bin_width_q))
     return K.radial_background(img, float(center[0]), float(center[1]), _affine_inv(calibration), float(bin_width_q), n_bins, float(quantile))
+
+
+def processed_images(patterns: np.ndarray, calibration: Calibration, centers: np.ndarray, params: SpotParams | None = None, quantile: float = 0.5) -> np.ndarray:
+    """Background-subtracted, intensity-scaled images ``(3×3 mean − radial background)₊ ** power`` (float32), the
+    input of the refinement. ``centers`` (n, 2) from :func:`detect_spots`."""
+    params = params or SpotParams()
+    arr = _stack(patterns)
+    c = np.ascontiguousarray(np.asarray(centers, dtype=np.float64).reshape(-1, 2))
+    if len(c) != len(arr):
+        raise InputError(f"centers has {len(c)} rows for {len(arr)} patterns")
+    return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.q_pixel_size), float(params.q_max) * 1.5, float(quantile), float(params.power))

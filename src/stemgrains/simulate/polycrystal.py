@@ -15,7 +15,8 @@ Model
 
   spots are disks of radius ``convergence_semiangle / λ`` (1/Å) with a soft edge of ``blur_px``
   (see :mod:`._render`), placed with :meth:`stemgrains.data.Calibration.sample_q_to_detector` (detector
-  rotation, flip, ellipticity) about the centre ``(center_row, center_col)``.
+  rotation, flip, ellipticity) about the centre ``(center_row, center_col)``. Ellipticity moves the spot
+  centres; the disks themselves stay round.
 * Noise: with a ``dose`` the expected pattern is scaled to ``dose`` electrons in total and Poisson-sampled;
   without one the expected counts are written (rounded for integer dtypes).
 
@@ -40,7 +41,7 @@ from orix.quaternion import Rotation
 
 from ..crystal import kinematic_spots, load_phase, reflections
 from ..data import Calibration
-from ..errors import InputError, ParameterError
+from ..errors import FileFormatError, InputError, ParameterError
 from ..io.results import json_default
 from ._microstructure import random_quaternions, scatter_quaternions, voronoi_labels
 from ._render import render_patterns
@@ -189,7 +190,7 @@ def _spot_lists(plan: _Plan, phase_index: int, quaternions: np.ndarray) -> list[
     cal = plan.calibration
     spots = kinematic_spots(plan.refl[phase_index], quaternions, cal.wavelength, plan.excitation_error_sigma)
     amp = spots.intensity * plan.amp_scale[phase_index]
-    rc = cal.sample_q_to_detector(spots.q_xy)[..., ::-1] + np.asarray(cal.center)
+    rc = cal.sample_q_to_detector(spots.q_xy) + np.asarray(cal.center)
     ky, kx = plan.detector_shape
     reach = plan.disk_radius_px + 4.0 * plan.blur_px + 2.0
     keep = (
@@ -662,11 +663,6 @@ def simulate_polycrystal(
     pathlib.Path
         The written file.
     """
-    from tqdm.auto import tqdm
-
-    from ..crystal import write_phases
-    from ..io.results import atomic_h5
-
     params = _merge(kwargs)
     if compression not in (None, "lzf", "gzip"):
         raise ParameterError(f"compression must be None, 'lzf' or 'gzip', got {compression!r}")
@@ -678,6 +674,21 @@ def simulate_polycrystal(
     else:
         chunk_rows = int(_number("chunk_rows", chunk_rows, minimum=1))
     path = Path(path)
+    try:
+        _write(path, plan, chunk_rows, progress, compression, n_threads)
+    except OSError as err:
+        raise FileFormatError(f"{path}: cannot write the simulated scan ({err.strerror or err})") from None
+    return path
+
+
+def _write(path: Path, plan: _Plan, chunk_rows: int, progress: bool, compression: str | None, n_threads: int | None):
+    from tqdm.auto import tqdm
+
+    from ..crystal import write_phases
+    from ..io.results import atomic_h5
+
+    ny, nx = plan.scan_shape
+    ky, kx = plan.detector_shape
     with atomic_h5(path) as f:
         dset = f.create_dataset(
             "data", shape=(ny, nx, ky, kx), dtype=plan.dtype, chunks=(1, 1, ky, kx), compression=compression
@@ -697,7 +708,6 @@ def simulate_polycrystal(
                 r1 = min(ny, r0 + chunk_rows)
                 dset[r0:r1] = _render_rows(plan, r0, r1, ex)
                 bar.update(r1 - r0)
-    return path
 
 
 simulate_polycrystal.__doc__ = simulate_polycrystal.__doc__.replace("    {params}\n", _PARAMS_DOC.lstrip("\n"))

@@ -69,7 +69,9 @@ def preset_parameters(name: str) -> tuple[tuple[str, ...], dict[str, Any]]:
     return cifs, dict(params)
 
 
-def standard_dataset(name: str, path: str | os.PathLike, *, progress: bool = True, **overrides: Any) -> Path:
+def standard_dataset(
+    name: str, path: str | os.PathLike, *, progress: bool = True, compression: str | None = "gzip", **overrides: Any
+) -> Path:
     """Write one of the standard simulated datasets ("nba-64", "au-64", "nba-256", "nba-zro2").
 
     Parameters
@@ -80,6 +82,9 @@ def standard_dataset(name: str, path: str | os.PathLike, *, progress: bool = Tru
         Output ``.h5`` file.
     progress
         Show a progress bar.
+    compression
+        HDF5 compression of ``/data`` (default gzip: the sparse patterns shrink about 8×, e.g. nba-64 from
+        135 MB to 18 MB, for little extra time); ``None`` for raw chunks.
     **overrides
         Simulation parameters replacing the preset's (e.g. ``dose=None`` for noise-free data,
         ``phases=[...]`` for other CIFs); see :func:`simulate_polycrystal`.
@@ -105,4 +110,4 @@ def standard_dataset(name: str, path: str | os.PathLike, *, progress: bool = Tru
         params.update(labels=labels, grain_phase=grain_phase)
         params.pop("scan_shape")
         params.pop("n_grains")
-    return simulate_polycrystal(path, phases=phases, progress=progress, **params)
+    return simulate_polycrystal(path, phases=phases, progress=progress, compression=compression, **params)

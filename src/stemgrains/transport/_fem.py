@@ -168,24 +168,21 @@ def pixel_faces(conducting: np.ndarray, periodic_y: bool = False, periodic_x: bo
     ``axis`` (1 = horizontal neighbours, face normal +x from a to b; 0 = vertical neighbours, normal +y).
     """
     ny, nx = conducting.shape
-    out = {k: [] for k in ("ra", "ca", "rb", "cb", "axis")}
     rr, cc = np.mgrid[0:ny, 0:nx]
-    # horizontal neighbours (a left of b)
+    parts = []
+    # horizontal neighbours (a left of b, axis 1), then vertical ones (a above b, axis 0)
     cmax = nx if periodic_x else nx - 1
     ra, ca = rr[:, :cmax].ravel(), cc[:, :cmax].ravel()
-    rb, cb = ra, (ca + 1) % nx
-    for axis, (a_r, a_c, b_r, b_c) in ((1, (ra, ca, rb, cb)),):
-        keep = conducting[a_r, a_c] & conducting[b_r, b_c] & ~((a_r == b_r) & (a_c == b_c))
-        out["ra"].append(a_r[keep]), out["ca"].append(a_c[keep])
-        out["rb"].append(b_r[keep]), out["cb"].append(b_c[keep])
-        out["axis"].append(np.full(int(keep.sum()), axis, np.int8))
+    parts.append((ra, ca, ra, (ca + 1) % nx, 1))
     rmax = ny if periodic_y else ny - 1
     ra, ca = rr[:rmax, :].ravel(), cc[:rmax, :].ravel()
-    rb, cb = (ra + 1) % ny, ca
-    keep = conducting[ra, ca] & conducting[rb, cb] & ~((ra == rb) & (ca == cb))
-    out["ra"].append(ra[keep]), out["ca"].append(ca[keep])
-    out["rb"].append(rb[keep]), out["cb"].append(cb[keep])
-    out["axis"].append(np.zeros(int(keep.sum()), np.int8))
+    parts.append((ra, ca, (ra + 1) % ny, ca, 0))
+    out: dict[str, list] = {k: [] for k in ("ra", "ca", "rb", "cb", "axis")}
+    for a_r, a_c, b_r, b_c, axis in parts:
+        keep = conducting[a_r, a_c] & conducting[b_r, b_c] & ~((a_r == b_r) & (a_c == b_c))
+        for k, v in zip(("ra", "ca", "rb", "cb"), (a_r, a_c, b_r, b_c)):
+            out[k].append(v[keep])
+        out["axis"].append(np.full(int(keep.sum()), axis, np.int8))
     return {k: np.concatenate(v) for k, v in out.items()}
 
 

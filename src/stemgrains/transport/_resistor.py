@@ -12,6 +12,8 @@ one, or on an electrode edge, is linked to it through its half pixel, ``G = 2 σ
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -24,7 +26,7 @@ __all__ = ["solve_resistor"]
 def solve_resistor(
     sigma: np.ndarray,
     kind: np.ndarray,
-    gb_face: callable,
+    gb_face: Callable[..., np.ndarray],
     r_gb: float,
     electrodes: list[dict],
     h: float,

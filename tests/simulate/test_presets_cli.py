@@ -1,0 +1,114 @@
+"""Standard datasets, the sample CIFs shipped with the package, and the ``stemgrains simulate`` command."""
+
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+
+import h5py
+import numpy as np
+import pytest
+
+from stemgrains.cli import main
+from stemgrains.crystal import load_phase
+from stemgrains.errors import InputError, ParameterError
+from stemgrains.simulate import PRESETS, SAMPLE_CIFS, preset_parameters, sample_cif, standard_dataset
+
+SMALL = dict(scan_shape=(8, 8), detector_shape=(32, 32), k_max=0.8)
+
+
+@pytest.mark.parametrize("name", SAMPLE_CIFS)
+def test_packaged_cifs_equal_data_samples(data_samples, name):
+    packaged = files("stemgrains.simulate").joinpath("cifs", f"{name}.cif").read_text(encoding="utf-8")
+    assert packaged == (data_samples / f"{name}.cif").read_text(encoding="utf-8")
+    assert sample_cif(name).read_text(encoding="utf-8") == packaged
+    assert sample_cif(f"{name}.cif").is_file()
+
+
+def test_sample_cif_passes_paths_and_rejects_unknown(tmp_path, data_samples):
+    assert sample_cif(data_samples / "au.cif") == data_samples / "au.cif"
+    with pytest.raises(InputError):
+        sample_cif(tmp_path / "nothing.cif")
+
+
+def test_sample_cif_point_groups():
+    expected = {"na_beta2_alumina": "-3m", "au": "m-3m", "zro2_baddeleyite": "2/m"}
+    for name in SAMPLE_CIFS:
+        assert load_phase(sample_cif(name)).point_group.name == expected[name]
+
+
+def test_preset_table():
+    assert {"nba-64", "au-64", "nba-256", "nba-zro2"} <= set(PRESETS)
+    cifs, params = preset_parameters("nba-256")
+    assert cifs == ("na_beta2_alumina",) and params["scan_shape"] == (256, 256)
+    params["seed"] = -1  # a copy: the table is not modified
+    assert preset_parameters("nba-256")[1]["seed"] != -1
+    with pytest.raises(ParameterError):
+        preset_parameters("nope")
+
+
+@pytest.mark.parametrize("name", ["nba-64", "au-64", "nba-zro2"])
+def test_standard_dataset_small(tmp_path, name):
+    out = standard_dataset(name, tmp_path / f"{name}.h5", progress=False, **SMALL)
+    with h5py.File(out, "r") as f:
+        assert f["data"].shape == (8, 8, 32, 32)
+        params = json.loads(f["truth"].attrs["parameters"])
+        assert params["metadata"] == {"preset": name}
+        assert params["dose"] == PRESETS[name][1]["dose"]
+        n_phases = len(f["phases"])
+        phase_id = f["truth/phase_id"][:]
+    assert n_phases == len(PRESETS[name][0])
+    assert phase_id.max() <= n_phases - 1
+
+
+def test_nba_zro2_has_small_particles(tmp_path):
+    out = standard_dataset("nba-zro2", tmp_path / "z.h5", progress=False, detector_shape=(32, 32), k_max=0.8)
+    with h5py.File(out, "r") as f:
+        pid = f["truth/phase_id"][:]
+        gid = f["truth/grain_id"][:]
+    zr = pid == 1
+    assert 0 < zr.mean() < 0.2  # a few particles in a Na-β″ matrix
+    assert len(np.unique(gid[zr])) >= 2
+
+
+def test_cli_simulate(tmp_path, data_samples, capsys):
+    out = tmp_path / "cli.h5"
+    rc = main(["simulate", "-o", str(out), "--phase", str(data_samples / "au.cif"), "--phase", "zro2_baddeleyite",
+               "--scan", "3,4", "--compression", "lzf",
+               "--detector", "32,32", "--grains", "2", "--seed", "4", "--dose", "1e3", "--k-max", "0.8",
+               "--voltage", "200", "--rotation", "5", "--step-nm", "1.5", "--no-progress"])
+    assert rc == 0
+    with h5py.File(out, "r") as f:
+        assert f["data"].shape == (3, 4, 32, 32) and f["data"].compression == "lzf"
+        assert [f["phases"][k].attrs["name"] for k in sorted(f["phases"])] == ["au", "zro2_baddeleyite"]
+        a = f["data"].attrs
+        assert a["accelerating_voltage_kV"] == 200 and a["q_rotation_deg"] == 5 and a["scan_step_nm"] == 1.5
+        assert json.loads(f["truth"].attrs["parameters"])["dose"] == 1e3
+
+
+def test_cli_preset_with_overrides(tmp_path):
+    out = tmp_path / "p.h5"
+    rc = main(["simulate", "-o", str(out), "--preset", "au-64", "--scan", "2,2", "--detector", "32,32",
+               "--k-max", "0.8", "--noise-free", "--no-progress"])
+    assert rc == 0
+    with h5py.File(out, "r") as f:
+        params = json.loads(f["truth"].attrs["parameters"])
+    assert params["dose"] is None and params["scan_shape"] == [2, 2] and params["metadata"]["preset"] == "au-64"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--scan", "3,4"],
+        ["--phase", "missing.cif"],
+        ["--phase", "au", "--scan", "3x4"],
+        ["--preset", "nope"],
+        ["--preset", "au-64", "--dose", "10", "--noise-free"],
+    ],
+)
+def test_cli_errors(tmp_path, argv, capsys):
+    rc = main(["simulate", "-o", str(tmp_path / "e.h5"), "--no-progress", *argv])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert err.startswith("stemgrains simulate: error:") and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "e.h5").exists()
