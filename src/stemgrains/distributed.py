@@ -77,25 +77,26 @@ def _numba_layer_is_threadsafe() -> bool:
     return _THREADSAFE_LAYER
 
 
-def _index_block(block: np.ndarray, calibration: Any, libraries: list, params: Any) -> Any:
+def _index_block(block: np.ndarray, calibration: Any, libraries: list, params: Any, backend: str) -> Any:
     from .index.api import index_patterns
 
     ky, kx = block.shape[-2:]
     patterns = block.reshape(-1, ky, kx)
-    if _numba_layer_is_threadsafe():
-        return index_patterns(patterns, calibration, libraries, params)
+    kw = {} if backend == "cpu" else {"backend": backend}
+    if backend != "cpu" or _numba_layer_is_threadsafe():
+        return index_patterns(patterns, calibration, libraries, params, **kw)
     with _KERNEL_LOCK:
         return index_patterns(patterns, calibration, libraries, params)
 
 
-def _index_rows(dataset: Dataset4D, r0: int, r1: int, libraries: list, params: Any) -> Any:
+def _index_rows(dataset: Dataset4D, r0: int, r1: int, libraries: list, params: Any, backend: str) -> Any:
     """Worker task: read scan rows ``r0:r1`` of a reopenable dataset and index them."""
-    return _index_block(dataset.rows(r0, r1), dataset.calibration, libraries, params)
+    return _index_block(dataset.rows(r0, r1), dataset.calibration, libraries, params, backend)
 
 
-def _index_scattered(block: np.ndarray, calibration: Any, libraries: list, params: Any) -> Any:
+def _index_scattered(block: np.ndarray, calibration: Any, libraries: list, params: Any, backend: str) -> Any:
     """Worker task: index a block of rows scattered from the client."""
-    return _index_block(np.asarray(block), calibration, libraries, params)
+    return _index_block(np.asarray(block), calibration, libraries, params, backend)
 
 
 class _MemmapRows:
@@ -181,6 +182,7 @@ def run_chunks_distributed(
     *,
     retries: int = 2,
     max_in_flight: int | None = None,
+    backend: str = "cpu",
 ) -> Iterator[tuple[tuple[int, int], Any]]:
     """Index scan chunks on the workers of a dask cluster, yielding results as chunks finish.
 
@@ -202,6 +204,9 @@ def run_chunks_distributed(
     max_in_flight
         Chunks submitted at once (default: twice the cluster's worker threads, at least 2). Bounds the memory
         held by scattered blocks and finished results not yet consumed.
+    backend
+        ``"cpu"`` or ``"gpu"``: passed to ``index_patterns(..., backend=...)`` on the workers (each worker then
+        needs a CUDA device).
 
     Yields
     ------
@@ -219,6 +224,8 @@ def run_chunks_distributed(
     for name in ("submit", "scatter"):
         if not callable(getattr(client, name, None)):
             raise ParameterError(f"client must be a dask.distributed.Client, got {type(client).__name__}")
+    if backend not in ("cpu", "gpu"):
+        raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     if int(retries) != retries or retries < 0:
         raise ParameterError(f"retries must be a non-negative integer, got {retries!r}")
     ny = dataset.scan_shape[0]
@@ -251,11 +258,14 @@ def run_chunks_distributed(
         r0, r1 = nxt
         key = f"stemgrains-index-{run}-rows-{r0}-{r1}"
         if ds_future is not None:
-            fut = client.submit(_index_rows, ds_future, r0, r1, lib_future, params, key=key, retries=retries, pure=False)
+            fut = client.submit(
+                _index_rows, ds_future, r0, r1, lib_future, params, backend, key=key, retries=retries, pure=False
+            )
         else:
             block = client.scatter(dataset.rows(r0, r1), hash=False)
             fut = client.submit(
-                _index_scattered, block, dataset.calibration, lib_future, params, key=key, retries=retries, pure=False
+                _index_scattered, block, dataset.calibration, lib_future, params, backend, key=key, retries=retries,
+                pure=False,
             )
             block_of[fut.key] = block
         rows_of[fut.key] = (r0, r1)

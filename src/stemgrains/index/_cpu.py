@@ -334,7 +334,7 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, cent
 @nb.njit(cache=True, nogil=True)
 def index_one(
     px, py, pa, img, center_row, center_col, affine, cand, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
-    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,
     n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
 ):
     """Index one pattern: coarse search on its peak list, then every distinct candidate scored on the processed
@@ -352,7 +352,7 @@ def index_one(
     min_sep = max(1, int(rel_dist / (TWO_PI / n_bins)))
     ts, gs, ss = coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_coarse, n_bins, per_template, min_sep)
     idx = np.argsort(-ss)
-    n_keep = max(n_best, n_refine) * 3
+    n_keep = max(n_keep, n_best, n_refine)
     cq = np.zeros((n_keep, 4))
     m = 0
     for ii in range(idx.shape[0]):
@@ -433,7 +433,7 @@ def index_one(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def index_chunk(
     peaks, counts, imgs, centers, affine, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
-    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,
     n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol, min_peaks,
 ):
     """Index every pattern of a chunk (parallel over patterns).
@@ -456,7 +456,7 @@ def index_chunk(
         q, s, rel, cq, cs = index_one(
             peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), peaks[i, :c, 2].copy(), imgs[i], centers[i, 0], centers[i, 1],
             affine, cands[i], base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2, lam, sigma_s, sigma_coarse,
-            q_min, q_max, power, n_bins, per_template, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+            q_min, q_max, power, n_bins, per_template, n_keep, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
         )
         out_q[i] = q
         out_s[i] = s
@@ -467,28 +467,46 @@ def index_chunk(
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def peak_radial_descriptors(peaks, counts, bin_width, n_bins):
-    """Rotation-invariant radial descriptors of peak lists (as library.templates.radial_descriptor)."""
+def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
+    """Rotation-invariant descriptors of peak lists, as library.templates.radial_descriptor: per radial bin the
+    magnitudes of the angular harmonics ``harmonics``, bin-major, unit norm."""
     n = peaks.shape[0]
-    out = np.zeros((n, n_bins), np.float32)
+    nh = harmonics.shape[0]
+    out = np.zeros((n, n_bins * nh), np.float32)
     for i in nb.prange(n):
-        h = np.zeros(n_bins + 2)
+        hr = np.zeros((n_bins + 2, nh))
+        hi = np.zeros((n_bins + 2, nh))
         for p in range(counts[i]):
-            x = math.sqrt(peaks[i, p, 0] ** 2 + peaks[i, p, 1] ** 2) / bin_width
+            qx = peaks[i, p, 0]
+            qy = peaks[i, p, 1]
+            x = math.sqrt(qx * qx + qy * qy) / bin_width
+            t = math.atan2(qy, qx)
             k = int(math.floor(x))
             f = x - k
             if 0 <= k < n_bins:
-                h[k] += peaks[i, p, 2] * (1 - f)
-                h[k + 1] += peaks[i, p, 2] * f
-        sm = np.zeros(n_bins)
+                for m in range(nh):
+                    c = peaks[i, p, 2] * math.cos(harmonics[m] * t)
+                    s = peaks[i, p, 2] * math.sin(harmonics[m] * t)
+                    hr[k, m] += c * (1 - f)
+                    hi[k, m] += s * (1 - f)
+                    hr[k + 1, m] += c * f
+                    hi[k + 1, m] += s * f
+        nrm = 0.0
         for k in range(n_bins):
-            sm[k] = h[k]
-            if k > 0:
-                sm[k] += 0.5 * h[k - 1]
-            if k < n_bins - 1:
-                sm[k] += 0.5 * h[k + 1]
-        nrm = math.sqrt(np.sum(sm * sm))
+            for m in range(nh):
+                a = hr[k, m]
+                b = hi[k, m]
+                if k > 0:
+                    a += 0.5 * hr[k - 1, m]
+                    b += 0.5 * hi[k - 1, m]
+                if k < n_bins - 1:
+                    a += 0.5 * hr[k + 1, m]
+                    b += 0.5 * hi[k + 1, m]
+                v = math.sqrt(a * a + b * b)
+                out[i, k * nh + m] = v
+                nrm += v * v
         if nrm > 0:
-            for k in range(n_bins):
-                out[i, k] = sm[k] / nrm
+            nrm = math.sqrt(nrm)
+            for k in range(n_bins * nh):
+                out[i, k] /= nrm
     return out

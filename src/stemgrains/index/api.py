@@ -40,7 +40,7 @@ from .. import config
 from .._version import __version__
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
-from ..library.templates import TemplateLibrary, build_library
+from ..library.templates import HARMONICS, TemplateLibrary, build_library
 from ..preprocess.api import SpotParams, detect_spots, processed_images
 from . import _cpu
 
@@ -59,6 +59,7 @@ class IndexParams:
     sigma_coarse : spot-match width of the coarse search, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
+    n_candidates : distinct coarse candidates scored on the processed image.
     n_refine : candidates refined per pattern.
     n_best : candidates kept per pattern.
     reliability_distance_deg : Q2 is the best solution at least this far from the best (Laue symmetry).
@@ -72,8 +73,9 @@ class IndexParams:
     k_max: float = 1.5
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
-    n_prefilter: int = 96
+    n_prefilter: int = 300
     n_angles: int = 360
+    n_candidates: int = 25
     n_refine: int = 3
     n_best: int = config.N_BEST
     reliability_distance_deg: float = config.RELIABILITY_MIN_DISTANCE_DEG
@@ -91,7 +93,7 @@ class IndexParams:
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be a positive number, got {v!r}")
-        for name in ("n_prefilter", "n_angles", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
+        for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
@@ -161,8 +163,9 @@ def index_patterns(
     all_scores = np.zeros((n_ph, n))
     per_phase = []
     for lib in libraries:
-        n_bins = lib.radial.shape[1]
-        desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]), n_bins)
+        harmonics = np.asarray(HARMONICS, dtype=np.float64)
+        n_bins = lib.radial.shape[1] // len(harmonics)
+        desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]), n_bins, harmonics)
         k = min(params.n_prefilter, lib.n_templates)
         scores = desc @ lib.radial.T  # (n, T) BLAS
         if k < lib.n_templates:
@@ -176,7 +179,7 @@ def index_patterns(
             peaks, counts, imgs, centers, affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
             lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
             params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
-            params.n_angles, 2, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
+            params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
             np.deg2rad(0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
