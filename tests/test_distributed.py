@@ -41,7 +41,7 @@ def client():
     from distributed import Client, LocalCluster
 
     # in-process workers (threads): starts in about a second; the pickling path is tested separately below
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as c:
             yield c
 
@@ -147,7 +147,7 @@ def test_process_workers_reopen_the_file(scan, tmp_path):
     ds, _, libs, prm = scan
     on_disk = load_4d(write_4d(tmp_path / "scan.h5", ds.data, ds.calibration))
     chunks = [(0, 2), (2, 4)]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with Client(cluster) as c:
             got = dict(run_chunks_distributed(c, on_disk, libs, prm, chunks))
     want = _local_chunks(ds, libs, prm, chunks)

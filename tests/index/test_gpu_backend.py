@@ -123,18 +123,24 @@ def _ref_coarse(px, py, pa, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n
     return out
 
 
-def _ref_model_score(q, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, px, py, pa):
-    R = _cpu.qmatrix(np.asarray(q, float))
-    g = g_c @ R  # sample frame: g_s = Rᵀ g_c
+def _ref_image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center, affine):
+    """Σ_j b_j · bilinear(img, x_j) / ‖b‖ over the reflections in the annulus within 5σ_s of the Ewald sphere."""
+    g = g_c @ _cpu.qmatrix(np.asarray(q, float))  # sample frame: g_s = Rᵀ g_c
     r2 = g[:, 0] ** 2 + g[:, 1] ** 2
     s = -g[:, 2] - 0.5 * lam * (r2 + g[:, 2] ** 2)
     e = s**2 / (2 * sigma_s**2)
     keep = (r2 >= q_min**2) & (r2 <= q_max**2) & (e <= 12.5)
     b = (F2[keep] * np.exp(-e[keep])) ** power
-    d2 = (px[:, None] - g[keep, 0][None]) ** 2 + (py[:, None] - g[keep, 1][None]) ** 2
-    k = np.where(d2 < (6 * sigma_q) ** 2, np.exp(-d2 / (4 * sigma_q**2)), 0.0)
-    den = np.sqrt(np.sum(b**2) * np.sum(pa**2))
-    return float(pa @ k @ b / den) if den > 0 else 0.0
+    if not np.sum(b**2) > 0:
+        return 0.0
+    col = center[1] + affine[0, 0] * g[keep, 0] + affine[0, 1] * g[keep, 1]
+    row = center[0] + affine[1, 0] * g[keep, 0] + affine[1, 1] * g[keep, 1]
+    ky, kx = img.shape
+    inside = (row >= 0) & (col >= 0) & (row <= ky - 1) & (col <= kx - 1)
+    from scipy.ndimage import map_coordinates
+
+    v = map_coordinates(img.astype(float), [row[inside], col[inside]], order=1, mode="nearest")
+    return float(np.sum(b[inside] * v) / np.sqrt(np.sum(b**2)))
 
 
 def _angle_deg(q1, q2, sym=None):
@@ -194,48 +200,45 @@ def _model(seed=5, n_refl=60):
 
 
 MODEL = dict(lam=0.0197, sigma_s=0.05, q_min=0.1, q_max=1.4, power=0.5)
+DET = 64
+AFFINE = np.eye(2) * (DET / 2 - 2) / MODEL["q_max"]  # sample q → detector (dcol, drow), px per 1/Å
 
 
-def _pattern_of(q, g_c, F2, rng, noise=0.004, max_peaks=40):
-    """Peaks of the kinematic model of orientation q (strong spots, positions jittered)."""
-    R = _cpu.qmatrix(np.asarray(q, float))
-    g = g_c @ R
+def _image_of(q, g_c, F2, rng, center, noise=0.2):
+    """A processed image: Gaussian spots (σ = 1 px) at the kinematic spots of orientation q, plus noise."""
+    g = g_c @ _cpu.qmatrix(np.asarray(q, float))
     r2 = g[:, 0] ** 2 + g[:, 1] ** 2
     s = -g[:, 2] - 0.5 * MODEL["lam"] * (r2 + g[:, 2] ** 2)
     inten = F2 * np.exp(-(s**2) / (2 * MODEL["sigma_s"] ** 2))
     keep = (inten > 0.05 * inten.max()) & (r2 > MODEL["q_min"] ** 2) & (r2 < MODEL["q_max"] ** 2)
-    pk = np.zeros((max_peaks, 3))
-    m = min(int(keep.sum()), max_peaks)
-    pk[:m, :2] = g[keep][:m, :2] + rng.normal(scale=noise, size=(m, 2))
-    pk[:m, 2] = np.sqrt(inten[keep][:m])
-    return pk, m
+    rr, cc = np.mgrid[:DET, :DET]
+    img = rng.uniform(0, noise, (DET, DET))
+    peaks = []
+    for (x, y), a in zip(g[keep, :2], np.sqrt(inten[keep])):
+        col = center[1] + AFFINE[0, 0] * x + AFFINE[0, 1] * y
+        row = center[0] + AFFINE[1, 0] * x + AFFINE[1, 1] * y
+        img += a * np.exp(-((rr - row) ** 2 + (cc - col) ** 2) / 2.0)
+        peaks.append((x, y, a))
+    return img.astype(np.float32), np.array(peaks).reshape(-1, 3)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_model_score_matches_reference(backend):
+def test_image_score_matches_reference(backend):
     rng = np.random.default_rng(2)
     g_c, F2 = _model()
     qs = rng.normal(size=(6, 4))
     qs /= np.linalg.norm(qs, axis=1, keepdims=True)
-    pats = [_pattern_of(q, g_c, F2, rng) for q in qs[:3]]
-    peaks = np.stack([p for p, _ in pats])
-    counts = np.array([m for _, m in pats])
-    which = np.array([0, 1, 2, 0, 1, 2])  # true orientation for 0..2, unrelated ones for 3..5
-    sigma_q = 0.012
+    centers = np.array([[32.0, 31.5], [31.2, 32.7], [33.0, 30.0]])
+    imgs = np.stack([_image_of(q, g_c, F2, rng, c)[0] for q, c in zip(qs[:3], centers)])
+    which = np.array([0, 1, 2, 0, 1, 2])  # the true orientation for 0..2, unrelated ones for 3..5
+    args = (g_c, F2, MODEL["lam"], MODEL["sigma_s"], MODEL["q_min"], MODEL["q_max"], MODEL["power"])
     if backend == "cpu":
-        got = []
-        for q, i in zip(qs, which):
-            px, py, pa = (peaks[i, : counts[i], k].copy() for k in range(3))
-            st, it, ns = _cpu.peak_grid(px, py, MODEL["q_max"], 6 * sigma_q)
-            got.append(_cpu.model_score(q, g_c, F2, MODEL["lam"], MODEL["sigma_s"], sigma_q, MODEL["q_min"],
-                                        MODEL["q_max"], MODEL["power"], px, py, pa, st, it, ns))
+        got = [_cpu.image_score(q, *args, imgs[i], centers[i, 0], centers[i, 1], AFFINE) for q, i in zip(qs, which)]
     else:
-        got = _gpu().model_score_gpu(qs, which, peaks, counts, g_c, F2, MODEL["lam"], MODEL["sigma_s"], sigma_q,
-                                     MODEL["q_min"], MODEL["q_max"], MODEL["power"])
-    want = [_ref_model_score(q, g_c, F2, MODEL["lam"], MODEL["sigma_s"], sigma_q, MODEL["q_min"], MODEL["q_max"],
-                             MODEL["power"], *(peaks[i, : counts[i], k] for k in range(3))) for q, i in zip(qs, which)]
-    np.testing.assert_allclose(got, want, atol=TOL_SCORE)
-    assert min(want[:3]) > 0.5 and max(want[3:]) < min(want[:3])  # the test data discriminate
+        got = _gpu().image_score_gpu(qs, which, imgs, centers, AFFINE, *args)
+    want = [_ref_image_score(q, *args, imgs[i], centers[i], AFFINE) for q, i in zip(qs, which)]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9)  # images are float32
+    assert min(want[:3]) > 2 * max(want[3:])  # the test data discriminate
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -248,31 +251,31 @@ def test_refinement_matches_cpu():
     g_c, F2 = _model(seed=9, n_refl=80)
     truth = rng.normal(size=(3, 4))
     truth /= np.linalg.norm(truth, axis=1, keepdims=True)
-    pats = [_pattern_of(q, g_c, F2, rng) for q in truth]
-    peaks = np.stack([p for p, _ in pats])
-    counts = np.array([m for _, m in pats])
-    # start 1–2° away from the truth
-    q0 = np.stack([_cpu.qmul(q, _cpu.qexp(rng.normal(size=3) * np.deg2rad(1.0))) for q in truth])
-    args = (g_c, F2, MODEL["lam"], MODEL["sigma_s"], 0.012, MODEL["q_min"], MODEL["q_max"], MODEL["power"])
+    centers = np.array([[32.0, 32.0], [31.5, 32.5], [32.2, 31.1]])
+    imgs = np.stack([_image_of(q, g_c, F2, rng, c, noise=0.05)[0] for q, c in zip(truth, centers)])
+    # start about 1° away from the truth
+    q0 = np.stack([_cpu.qmul(q, _cpu.qexp(rng.normal(size=3) * np.deg2rad(0.6))) for q in truth])
+    args = (g_c, F2, MODEL["lam"], MODEL["sigma_s"], MODEL["q_min"], MODEL["q_max"], MODEL["power"])
     step, max_eval, xtol = np.deg2rad(1.5), 120, np.deg2rad(0.01)
-    gq, gs = _gpu().refine_gpu(q0, peaks, counts, *args, step, max_eval, xtol)
+    gq, gs = _gpu().refine_gpu(q0, imgs, centers, AFFINE, *args, step, max_eval, xtol)
     for i in range(3):
-        px, py, pa = (peaks[i, : counts[i], k].copy() for k in range(3))
-        cq, cs, _ = _cpu.refine_orientation(q0[i], *args, px, py, pa, step, max_eval, xtol)
+        cq, cs, _ = _cpu.refine_orientation(q0[i], *args, imgs[i], centers[i, 0], centers[i, 1], AFFINE, step,
+                                            max_eval, xtol)
         assert _angle_deg(gq[i], cq) < TOL_DEG
-        assert gs[i] == pytest.approx(cs, abs=1e-9)
-        assert _angle_deg(cq, truth[i]) < 1.0  # the refinement did its job
+        assert gs[i] == pytest.approx(cs, rel=1e-9)
+        assert cs >= _cpu.image_score(q0[i], *args, imgs[i], centers[i, 0], centers[i, 1], AFFINE)  # it improved
 
 
 def _au_chunk_arrays() -> dict:
-    """Au library (5°), peak lists of random orientations from its own kinematic model (plus one empty
-    pattern), and the prefilter's candidates: the arguments of index_chunk, by name."""
+    """Au library (5°), processed images and peak lists of random orientations from its own kinematic model (plus
+    one empty pattern), and the prefilter's candidates: the arguments of index_chunk, by name."""
     from stemgrains.crystal import load_phase
     from stemgrains.data import electron_wavelength
     from stemgrains.index.api import IndexParams
-    from stemgrains.library.templates import build_library
+    from stemgrains.library.templates import HARMONICS, build_library
 
     repo = Path(__file__).resolve().parents[2]
+    prm = IndexParams(step_deg=5.0, k_max=1.2)
     lib = build_library(load_phase(repo / "data_samples" / "au.cif"), step_deg=5.0, k_max=1.2)
     lam = electron_wavelength(300.0)
     rng = np.random.default_rng(4)
@@ -283,6 +286,10 @@ def _au_chunk_arrays() -> dict:
     F2 = np.ascontiguousarray(lib.refl.intensity)
     peaks = np.zeros((n + 1, 48, 3))
     counts = np.zeros(n + 1, np.int64)  # the last pattern is empty (vacuum): not indexed
+    centers = np.full((n + 1, 2), DET / 2) + rng.uniform(-1, 1, (n + 1, 2))
+    affine = np.eye(2) * (DET / 2 - 2) / 1.2
+    rr, cc = np.mgrid[:DET, :DET]
+    imgs = np.zeros((n + 1, DET, DET), np.float32)
     for i, q in enumerate(truth):
         g = g_c @ _cpu.qmatrix(q)
         r2 = g[:, 0] ** 2 + g[:, 1] ** 2
@@ -290,26 +297,31 @@ def _au_chunk_arrays() -> dict:
         inten = F2 * np.exp(-(s**2) / (2 * 0.015**2))
         keep = np.flatnonzero((inten > 0.02 * inten.max()) & (r2 > 0.2**2) & (r2 < 1.2**2))[:48]
         counts[i] = len(keep)
-        peaks[i, : len(keep), :2] = g[keep, :2] + rng.normal(scale=0.003, size=(len(keep), 2))
+        xy = g[keep, :2] + rng.normal(scale=0.003, size=(len(keep), 2))
+        peaks[i, : len(keep), :2] = xy
         peaks[i, : len(keep), 2] = np.sqrt(inten[keep])
-    prm = IndexParams(step_deg=5.0, k_max=1.2)
-    desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]), lib.radial.shape[1])
+        for (x, y), a in zip(xy, np.sqrt(inten[keep])):
+            col, row = centers[i, 1] + affine[0, 0] * x, centers[i, 0] + affine[1, 1] * y
+            imgs[i] += a * np.exp(-((rr - row) ** 2 + (cc - col) ** 2) / 2.0)
+    harmonics = np.asarray(HARMONICS, dtype=np.float64)
+    desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]),
+                                        lib.radial.shape[1] // len(harmonics), harmonics)
     cands = np.argsort(-(desc @ lib.radial.T), axis=1, kind="stable")[:, :6]
     return dict(
-        peaks=peaks, counts=counts, cands=np.ascontiguousarray(cands, dtype=np.int64), base_q=lib.base_quaternions,
-        offsets=lib.offsets, sp_r=lib.spot_r, sp_t=lib.spot_theta, sp_w=lib.spot_w, sp_norm=lib.spot_norm,
-        sym=lib.symmetry_quaternions, g_c=g_c, F2=F2, lam=lam, sigma_s=prm.excitation_error_sigma,
-        sigma_coarse=prm.sigma_coarse, sigma_fine=prm.sigma_fine, q_min=0.2, q_max=1.2,
-        power=float(lib.params["intensity_power"]), n_bins=180, per_template=2, n_refine=2, n_best=3,
-        rel_dist=np.deg2rad(prm.reliability_distance_deg), distinct_dist=np.deg2rad(2.5), init_step=np.deg2rad(2.5),
-        max_eval=80, xtol=np.deg2rad(0.01), min_peaks=4, truth=truth,
+        peaks=peaks, counts=counts, imgs=imgs, centers=centers, affine=affine,
+        cands=np.ascontiguousarray(cands, dtype=np.int64), base_q=lib.base_quaternions, offsets=lib.offsets,
+        sp_r=lib.spot_r, sp_t=lib.spot_theta, sp_w=lib.spot_w, sp_norm=lib.spot_norm, sym=lib.symmetry_quaternions,
+        g_c=g_c, F2=F2, lam=lam, sigma_s=prm.excitation_error_sigma, sigma_coarse=prm.sigma_coarse, q_min=0.2,
+        q_max=1.2, power=float(lib.params["intensity_power"]), n_bins=180, per_template=2, n_keep=6, n_refine=2,
+        n_best=3, rel_dist=np.deg2rad(prm.reliability_distance_deg), distinct_dist=np.deg2rad(2.5),
+        init_step=np.deg2rad(2.5), max_eval=80, xtol=np.deg2rad(0.01), min_peaks=4, truth=truth,
     )
 
 
 INDEX_CHUNK_ARGS = (
-    "peaks", "counts", "cands", "base_q", "offsets", "sp_r", "sp_t", "sp_w", "sp_norm", "sym", "g_c", "F2", "lam",
-    "sigma_s", "sigma_coarse", "sigma_fine", "q_min", "q_max", "power", "n_bins", "per_template", "n_refine",
-    "n_best", "rel_dist", "distinct_dist", "init_step", "max_eval", "xtol", "min_peaks",
+    "peaks", "counts", "imgs", "centers", "affine", "cands", "base_q", "offsets", "sp_r", "sp_t", "sp_w", "sp_norm",
+    "sym", "g_c", "F2", "lam", "sigma_s", "sigma_coarse", "q_min", "q_max", "power", "n_bins", "per_template",
+    "n_keep", "n_refine", "n_best", "rel_dist", "distinct_dist", "init_step", "max_eval", "xtol", "min_peaks",
 )
 
 
@@ -383,6 +395,6 @@ def test_gpu_kernels_under_cuda_simulator():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-4000:]
     summary = out.strip().splitlines()[-1]
-    n_gpu = 4  # coarse[gpu], model_score[gpu], refinement, index_chunk
+    n_gpu = 4  # coarse[gpu], image_score[gpu], refinement, index_chunk
     assert re.search(rf"\b{n_gpu} passed", summary), summary
     assert "skipped" not in summary and "failed" not in summary, summary

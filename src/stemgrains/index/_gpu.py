@@ -12,13 +12,16 @@ results come back once (the library arrays go with the chunk's inputs).
    the ``per_template`` best in-plane angles (:func:`._cpu.top_peaks_circular`, :func:`._cpu.parabolic_offset`).
 2. ``_select_kernel`` — one thread per pattern: candidates in decreasing score, symmetry-distinct ones kept
    (as in :func:`._cpu.index_one`).
-3. ``_grid_kernel`` — one thread per pattern: the peak grid of :func:`._cpu.peak_grid`.
+3. ``_score_kernel`` — one thread per (pattern, candidate): :func:`._cpu.image_score` on the processed image;
+   ``_rank_kernel`` orders them.
 4. ``_refine_kernel`` — one thread per (pattern, candidate to refine): the reflections near the Ewald sphere
-   (:func:`._cpu.near_sphere_subset`) and Nelder–Mead on :func:`._cpu.model_score`.
-5. ``_finish_kernel`` — one thread per pattern: ranking, reliability and the ``n_best`` distinct candidates.
+   (:func:`._cpu.near_sphere_subset`) and Nelder–Mead on the image score (:func:`._cpu.refine_orientation`).
+5. ``_finish_kernel`` — one thread per pattern: ranking, reliability, the ``n_best`` distinct candidates and the
+   normalisation of the correlation index.
 
 Results equal the CPU path up to the order of floating-point sums in the coarse histogram (atomic adds), i.e. to
-~1e-12 in scores; the chosen template differs only when two candidates tie to that precision.
+~1e-12 in scores; the chosen template differs only when two candidates tie to that precision. Mirrors _cpu as of
+commit 5981f4b (image-score refinement): a change of the CPU algorithm needs the same change here.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import numpy as np
 
 from ..errors import ParameterError, StemgrainsError
 
-__all__ = ["gpu_available", "using_simulator", "index_chunk_gpu", "coarse_search_gpu", "model_score_gpu", "refine_gpu"]
+__all__ = ["gpu_available", "using_simulator", "index_chunk_gpu", "coarse_search_gpu", "image_score_gpu", "refine_gpu"]
 
 TWO_PI = 2.0 * math.pi
 MAX_BINS = 1440  # in-plane angle bins a coarse-search block holds in shared memory (float64: 11.5 kB)
@@ -126,9 +129,9 @@ def _parabolic_offset(hist, k, n):
 
 
 @cuda.jit(device=True)
-def _model_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power,
-                 px, py, pa, n_p, starts, items, n_side):
-    """:func:`._cpu.model_score` over the reflections ``g_c[sub[:n_sub]]`` and the first ``n_p`` peaks."""
+def _image_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row, center_col,
+                 affine):
+    """:func:`._cpu.image_score` over the reflections ``g_c[sub[:n_sub]]``."""
     a, b, c, d = q0, q1, q2, q3
     R00 = a * a + b * b - c * c - d * d
     R01 = 2 * (b * c - a * d)
@@ -139,15 +142,11 @@ def _model_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_m
     R20 = 2 * (b * d - a * c)
     R21 = 2 * (c * d + a * b)
     R22 = a * a - b * b - c * c + d * d
-    inv4s2 = 1.0 / (4.0 * sigma_q * sigma_q)
     inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
-    cell = 6.0 * sigma_q
-    cut2 = cell * cell
+    ky = img.shape[0]
+    kx = img.shape[1]
     num = 0.0
     bn = 0.0
-    an = 0.0
-    for p in range(n_p):
-        an += pa[p] * pa[p]
     for jj in range(n_sub):
         j = sub[jj]
         gx = g_c[j, 0] * R00 + g_c[j, 1] * R10 + g_c[j, 2] * R20
@@ -162,21 +161,20 @@ def _model_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_m
             continue
         bb = (F2[j] * math.exp(-e)) ** power
         bn += bb * bb
-        ix = int((gx + q_max) / cell) + 1
-        iy = int((gy + q_max) / cell) + 1
-        for cy in range(max(iy - 1, 0), min(iy + 2, n_side)):
-            for cx in range(max(ix - 1, 0), min(ix + 2, n_side)):
-                cc = cy * n_side + cx
-                for k in range(starts[cc], starts[cc + 1]):
-                    p = items[k]
-                    dx = px[p] - gx
-                    dy = py[p] - gy
-                    d2 = dx * dx + dy * dy
-                    if d2 < cut2:
-                        num += pa[p] * bb * math.exp(-d2 * inv4s2)
-    if bn <= 0 or an <= 0:
+        col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
+        row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
+        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+            continue
+        r0 = min(int(row), ky - 2)
+        c0 = min(int(col), kx - 2)
+        fr = row - r0
+        fc = col - c0
+        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
+             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
+        num += bb * v
+    if bn <= 0:
         return 0.0
-    return num / math.sqrt(bn * an)
+    return num / math.sqrt(bn)
 
 
 @cuda.jit(device=True)
@@ -206,8 +204,8 @@ def _near_sphere(q, g_c, lam, sigma_s, tilt_margin, sub):
 
 
 @cuda.jit(device=True)
-def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power, px, py, pa, n_p,
-                 starts, items, n_side, init_step, max_eval, xtol, out_q):
+def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine,
+                 init_step, max_eval, xtol, out_q):
     """:func:`._cpu.refine_orientation` after the subset/grid set-up; writes q into ``out_q``, returns the score."""
     simplex = cuda.local.array((4, 3), np.float64)
     tmp = cuda.local.array((4, 3), np.float64)
@@ -225,8 +223,8 @@ def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, p
         simplex[k + 1, k] = init_step
     for k in range(4):
         a0, a1, a2, a3 = _qmul_exp(q0, simplex[k, 0], simplex[k, 1], simplex[k, 2])
-        vals[k] = -_model_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power,
-                                px, py, pa, n_p, starts, items, n_side)
+        vals[k] = -_image_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row,
+                                center_col, affine)
     n_eval = 4
     while n_eval < max_eval:
         # stable insertion argsort of 4 values (numba's np.argsort on short arrays)
@@ -260,15 +258,15 @@ def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, p
             cen[c] = (simplex[0, c] + simplex[1, c] + simplex[2, c]) / 3.0
             xr[c] = cen[c] + (cen[c] - simplex[3, c])
         a0, a1, a2, a3 = _qmul_exp(q0, xr[0], xr[1], xr[2])
-        fr = -_model_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power,
-                           px, py, pa, n_p, starts, items, n_side)
+        fr = -_image_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row,
+                                center_col, affine)
         n_eval += 1
         if fr < vals[0]:
             for c in range(3):
                 xe[c] = cen[c] + 2.0 * (cen[c] - simplex[3, c])
             a0, a1, a2, a3 = _qmul_exp(q0, xe[0], xe[1], xe[2])
-            fe = -_model_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power,
-                               px, py, pa, n_p, starts, items, n_side)
+            fe = -_image_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row,
+                                center_col, affine)
             n_eval += 1
             if fe < fr:
                 for c in range(3):
@@ -290,8 +288,8 @@ def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, p
                 for c in range(3):
                     xc[c] = cen[c] + 0.5 * (simplex[3, c] - cen[c])
             a0, a1, a2, a3 = _qmul_exp(q0, xc[0], xc[1], xc[2])
-            fc = -_model_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, power,
-                               px, py, pa, n_p, starts, items, n_side)
+            fc = -_image_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row,
+                                center_col, affine)
             n_eval += 1
             if fc < min(fr, vals[3]):
                 for c in range(3):
@@ -302,8 +300,8 @@ def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max, p
                     for c in range(3):
                         simplex[k, c] = simplex[0, c] + 0.5 * (simplex[k, c] - simplex[0, c])
                     a0, a1, a2, a3 = _qmul_exp(q0, simplex[k, 0], simplex[k, 1], simplex[k, 2])
-                    vals[k] = -_model_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, sigma_q, q_min, q_max,
-                                            power, px, py, pa, n_p, starts, items, n_side)
+                    vals[k] = -_image_score(a0, a1, a2, a3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row,
+                                center_col, affine)
                     n_eval += 1
     kb = 0
     for k in range(1, 4):
@@ -453,74 +451,89 @@ def _select_kernel(ts, gs, ss, active, base_q, sym, distinct_dist, n_keep, work,
 
 
 @cuda.jit
-def _grid_kernel(px, py, counts, active, q_max, cell, n_side, starts, items, cell_of):
-    """Thread per pattern: :func:`._cpu.peak_grid` (CSR starts over n_side² cells, items)."""
-    i = cuda.grid(1)
-    if i >= px.shape[0] or active[i] == 0:
-        return
-    n_p = counts[i]
-    nc = n_side * n_side
-    for c in range(nc + 1):
-        starts[i, c] = 0
-    for p in range(n_p):
-        ix = min(max(int((px[i, p] + q_max) / cell) + 1, 0), n_side - 1)
-        iy = min(max(int((py[i, p] + q_max) / cell) + 1, 0), n_side - 1)
-        c = iy * n_side + ix
-        cell_of[i, p] = c
-        starts[i, c + 1] += 1
-    for c in range(nc):
-        starts[i, c + 1] += starts[i, c]
-    for p in range(n_p):
-        c = cell_of[i, p]
-        # the p-th peak goes after the earlier peaks of its cell (fill pointer = starts + already placed)
-        k = starts[i, c]
-        while items[i, k] >= 0 and k < starts[i, c + 1]:
-            k += 1
-        items[i, k] = p
-
-
-@cuda.jit
-def _refine_kernel(cq, n_cq, n_refine, px, py, pa, counts, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power,
-                   starts, items, n_side, init_step, max_eval, xtol, sub, fq, fs):
-    """Thread per (pattern, candidate k < n_refine): Nelder–Mead of :func:`._cpu.refine_orientation`."""
+def _score_kernel(cq, n_cq, n_keep, g_c, F2, all_refl, lam, sigma_s, q_min, q_max, power, imgs, centers, affine,
+                  fq, fs):
+    """Thread per (pattern, candidate): :func:`._cpu.image_score` of the coarse candidate (all reflections)."""
     tid = cuda.grid(1)
-    i = tid // n_refine
-    k = tid % n_refine
+    i = tid // n_keep
+    k = tid % n_keep
     if i >= cq.shape[0] or k >= n_cq[i]:
         return
-    q0 = cq[i, k]
-    n_sub = _near_sphere(q0, g_c, lam, sigma_s, 3.0 * init_step + 0.005, sub[tid])
-    fs[i, k] = _nelder_mead(q0, g_c, F2, sub[tid], n_sub, lam, sigma_s, sigma_q, q_min, q_max, power, px[i], py[i],
-                            pa[i], counts[i], starts[i], items[i], n_side, init_step, max_eval, xtol, fq[i, k])
+    for c in range(4):
+        fq[i, k, c] = cq[i, k, c]
+    fs[i, k] = _image_score(cq[i, k, 0], cq[i, k, 1], cq[i, k, 2], cq[i, k, 3], g_c, F2, all_refl, g_c.shape[0], lam,
+                            sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine)
+
+
+@cuda.jit(device=True)
+def _argsort_desc(vals, m, order):
+    """Stable descending argsort of vals[:m] into order[:m] (numba's np.argsort(-v) on short arrays)."""
+    for k in range(m):
+        order[k] = k
+    for a in range(1, m):
+        kk = order[a]
+        v = -vals[kk]
+        j = a
+        while j > 0 and v < -vals[order[j - 1]]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = kk
 
 
 @cuda.jit
-def _finish_kernel(cq, cs, n_cq, fq, fs, n_refine, n_best, sym, rel_dist, distinct_dist, order2,
-                   out_q, out_s, out_r, out_cq, out_cs):
-    """Thread per pattern: rank refined/coarse candidates, reliability, n_best distinct candidates."""
+def _rank_kernel(fs, n_cq, first):
+    """Thread per pattern: candidates in decreasing image score."""
     i = cuda.grid(1)
-    if i >= cq.shape[0]:
+    if i >= fs.shape[0]:
+        return
+    _argsort_desc(fs[i], n_cq[i], first[i])
+
+
+@cuda.jit
+def _refine_kernel(cq, n_cq, first, n_refine, g_c, F2, lam, sigma_s, q_min, q_max, power, imgs, centers, affine,
+                   init_step, max_eval, xtol, sub, fq, fs):
+    """Thread per (pattern, rank < n_refine): :func:`._cpu.refine_orientation` of that candidate, kept if better."""
+    tid = cuda.grid(1)
+    i = tid // n_refine
+    ii = tid % n_refine
+    if i >= cq.shape[0] or ii >= n_cq[i]:
+        return
+    k = first[i, ii]
+    q0 = cq[i, k]
+    qb = cuda.local.array(4, np.float64)
+    n_sub = _near_sphere(q0, g_c, lam, sigma_s, 3.0 * init_step + 0.005, sub[tid])
+    s = _nelder_mead(q0, g_c, F2, sub[tid], n_sub, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0],
+                     centers[i, 1], affine, init_step, max_eval, xtol, qb)
+    if s > fs[i, k]:
+        for c in range(4):
+            fq[i, k, c] = qb[c]
+        fs[i, k] = s
+
+
+@cuda.jit
+def _finish_kernel(fq, fs, n_cq, peaks, counts, imgs, centers, affine, n_best, sym, rel_dist, distinct_dist, order2,
+                   out_q, out_s, out_r, out_cq, out_cs):
+    """Thread per pattern: ranking, reliability, the n_best distinct candidates, scores normalised by the image
+    norm at the detected peaks (as :func:`._cpu.index_one`)."""
+    i = cuda.grid(1)
+    if i >= fq.shape[0]:
         return
     out_q[i, 0] = 1.0
     m = n_cq[i]
     if m == 0:
         return
-    for k in range(m):
-        if k >= n_refine:
-            for c in range(4):
-                fq[i, k, c] = cq[i, k, c]
-            fs[i, k] = cs[i, k]
-    # stable argsort of -fs[:m] (numba's np.argsort is an insertion sort below 15 items)
-    for k in range(m):
-        order2[i, k] = k
-    for a in range(1, m):
-        kk = order2[i, a]
-        v = -fs[i, kk]
-        j = a
-        while j > 0 and v < -fs[i, order2[i, j - 1]]:
-            order2[i, j] = order2[i, j - 1]
-            j -= 1
-        order2[i, j] = kk
+    img = imgs[i]
+    ky = img.shape[0]
+    kx = img.shape[1]
+    pn = 0.0
+    for p in range(counts[i]):
+        col = centers[i, 1] + affine[0, 0] * peaks[i, p, 0] + affine[0, 1] * peaks[i, p, 1]
+        row = centers[i, 0] + affine[1, 0] * peaks[i, p, 0] + affine[1, 1] * peaks[i, p, 1]
+        ir = min(max(int(row + 0.5), 0), ky - 1)
+        ic = min(max(int(col + 0.5), 0), kx - 1)
+        pn += img[ir, ic] * img[ir, ic]
+    pn = math.sqrt(pn) if pn > 0 else 1.0
+    _argsort_desc(fs[i], m, order2[i])
     b = order2[i, 0]
     for c in range(4):
         out_q[i, c] = fq[i, b, c]
@@ -532,7 +545,7 @@ def _finish_kernel(cq, cs, n_cq, fq, fs, n_refine, n_best, sym, rel_dist, distin
             q2 = fs[i, k]
             break
     rel = 100.0 * (1.0 - q2 / q1) if q1 > 0 else 0.0
-    out_s[i] = q1
+    out_s[i] = min(q1 / pn, 1.0)
     out_r[i] = min(max(rel, 0.0), 100.0)
     nb_out = 0
     for a in range(m):
@@ -546,22 +559,10 @@ def _finish_kernel(cq, cs, n_cq, fq, fs, n_refine, n_best, sym, rel_dist, distin
             continue
         for c in range(4):
             out_cq[i, nb_out, c] = fq[i, k, c]
-        out_cs[i, nb_out] = fs[i, k]
+        out_cs[i, nb_out] = min(fs[i, k] / pn, 1.0)
         nb_out += 1
         if nb_out == n_best:
             break
-
-
-@cuda.jit
-def _score_kernel(qs, pat, px, py, pa, counts, g_c, F2, all_refl, lam, sigma_s, sigma_q, q_min, q_max, power,
-                  starts, items, n_side, out):
-    """Thread per orientation: model_score of orientation qs[t] against pattern pat[t] (all reflections)."""
-    t = cuda.grid(1)
-    if t >= qs.shape[0]:
-        return
-    i = pat[t]
-    out[t] = _model_score(qs[t, 0], qs[t, 1], qs[t, 2], qs[t, 3], g_c, F2, all_refl, g_c.shape[0], lam, sigma_s,
-                          sigma_q, q_min, q_max, power, px[i], py[i], pa[i], counts[i], starts[i], items[i], n_side)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -580,7 +581,7 @@ def _launch(kernel, grid: int, block: int, *args) -> None:
 
 def _sorted_peaks(peaks: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per pattern, the valid peaks sorted by radius: (r, θ, amplitude), each (n, max_peaks)."""
-    n, P = peaks.shape[:2]
+    P = peaks.shape[1]
     x = peaks[:, :, 0]
     y = peaks[:, :, 1]
     r = np.sqrt(x * x + y * y)
@@ -601,6 +602,11 @@ def _i64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
+def _check_bins(n_bins: int) -> None:
+    if not 1 <= n_bins <= MAX_BINS:
+        raise ParameterError(f"n_angles must be between 1 and {MAX_BINS} on the GPU backend, got {n_bins}")
+
+
 def _coarse_device(d_r, d_t, d_a, d_counts, d_active, d_cands, d_lib, sigma_q, n_bins, per_template, min_sep, n):
     K = d_cands.shape[1]
     L = K * per_template
@@ -613,9 +619,9 @@ def _coarse_device(d_r, d_t, d_a, d_counts, d_active, d_cands, d_lib, sigma_q, n
     return d_ts, d_gs, d_ss
 
 
-def _check_bins(n_bins: int) -> None:
-    if not 1 <= n_bins <= MAX_BINS:
-        raise ParameterError(f"n_angles must be between 1 and {MAX_BINS} on the GPU backend, got {n_bins}")
+def _library_device(offsets, sp_r, sp_t, sp_w, sp_norm) -> list:
+    return [cuda.to_device(_i64(offsets)), cuda.to_device(_f64(sp_r)), cuda.to_device(_f64(sp_t)),
+            cuda.to_device(_f64(sp_w)), cuda.to_device(_f64(sp_norm))]
 
 
 def coarse_search_gpu(peaks, counts, cands, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n_bins, per_template,
@@ -630,137 +636,123 @@ def coarse_search_gpu(peaks, counts, cands, offsets, sp_r, sp_t, sp_w, sp_norm, 
     counts = _i64(counts)
     n = peaks.shape[0]
     r, t, a = _sorted_peaks(peaks, counts)
-    d_lib = [cuda.to_device(_i64(offsets)), cuda.to_device(_f64(sp_r)), cuda.to_device(_f64(sp_t)),
-             cuda.to_device(_f64(sp_w)), cuda.to_device(_f64(sp_norm))]
     d_ts, d_gs, d_ss = _coarse_device(cuda.to_device(r), cuda.to_device(t), cuda.to_device(a), cuda.to_device(counts),
-                                      cuda.to_device(np.ones(n, np.int8)), cuda.to_device(_i64(cands)), d_lib,
-                                      sigma_q, n_bins, per_template, min_sep_bins, n)
+                                      cuda.to_device(np.ones(n, np.int8)), cuda.to_device(_i64(cands)),
+                                      _library_device(offsets, sp_r, sp_t, sp_w, sp_norm), sigma_q, n_bins,
+                                      per_template, min_sep_bins, n)
     return d_ts.copy_to_host(), d_gs.copy_to_host(), d_ss.copy_to_host()
 
 
-def _grid_device(d_px, d_py, d_counts, d_active, q_max, sigma_q, n, P):
-    cell = 6.0 * sigma_q
-    n_side = int(2.0 * q_max / cell) + 3
-    d_starts = cuda.to_device(np.zeros((n, n_side * n_side + 1), np.int64))
-    d_items = cuda.to_device(np.full((n, max(P, 1)), -1, np.int64))
-    d_cell = cuda.to_device(np.zeros((n, max(P, 1)), np.int64))
-    if n:
-        _launch(_grid_kernel, _blocks(n), _TPB, d_px, d_py, d_counts, d_active, float(q_max), float(cell), n_side,
-                d_starts, d_items, d_cell)
-    return d_starts, d_items, n_side
-
-
-def model_score_gpu(qs, pattern_index, peaks, counts, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power):
-    """:func:`._cpu.model_score` of orientation ``qs[t]`` (T, 4) against pattern ``pattern_index[t]`` of a chunk
-    (all reflections; the peak grid as in the CPU refinement). Returns (T,) scores."""
-    peaks = _f64(peaks)
-    counts = _i64(counts)
-    n, P = peaks.shape[:2]
-    d_px, d_py, d_pa = (cuda.to_device(_f64(peaks[:, :, k])) for k in range(3))
-    d_counts = cuda.to_device(counts)
-    d_starts, d_items, n_side = _grid_device(d_px, d_py, d_counts, cuda.to_device(np.ones(n, np.int8)), q_max,
-                                             sigma_q, n, P)
+def image_score_gpu(qs, pattern_index, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power):
+    """:func:`._cpu.image_score` of orientation ``qs[t]`` (T, 4) on image ``imgs[pattern_index[t]]`` (all
+    reflections). Returns (T,) scores."""
     qs = _f64(qs)
-    d_out = cuda.to_device(np.zeros(len(qs)))
-    if len(qs):
-        _launch(_score_kernel, _blocks(len(qs)), _TPB, cuda.to_device(qs), cuda.to_device(_i64(pattern_index)), d_px,
-                d_py, d_pa, d_counts, cuda.to_device(_f64(g_c)), cuda.to_device(_f64(F2)),
-                cuda.to_device(np.arange(len(g_c), dtype=np.int64)), float(lam), float(sigma_s), float(sigma_q),
-                float(q_min), float(q_max), float(power), d_starts, d_items, n_side, d_out)
-    return d_out.copy_to_host()
+    T = len(qs)
+    d_fq = cuda.to_device(np.zeros((T, 1, 4)))
+    d_fs = cuda.to_device(np.zeros((T, 1)))
+    idx = _i64(pattern_index)
+    if T:
+        _launch(_score_kernel, _blocks(T), _TPB, cuda.to_device(qs.reshape(T, 1, 4)), cuda.to_device(np.ones(T, np.int64)),
+                1, cuda.to_device(_f64(g_c)), cuda.to_device(_f64(F2)), cuda.to_device(np.arange(len(g_c), dtype=np.int64)),
+                float(lam), float(sigma_s), float(q_min), float(q_max), float(power),
+                cuda.to_device(np.ascontiguousarray(np.asarray(imgs)[idx])), cuda.to_device(_f64(centers)[idx]),
+                cuda.to_device(_f64(affine)), d_fq, d_fs)
+    return d_fs.copy_to_host()[:, 0]
 
 
-def refine_gpu(q0, peaks, counts, g_c, F2, lam, sigma_s, sigma_q, q_min, q_max, power, init_step, max_eval, xtol):
-    """:func:`._cpu.refine_orientation` of start ``q0[i]`` (n, 4) against pattern i of a chunk, all at once.
-    Returns (q (n, 4), score (n,))."""
-    peaks = _f64(peaks)
-    counts = _i64(counts)
-    n, P = peaks.shape[:2]
-    d_px, d_py, d_pa = (cuda.to_device(_f64(peaks[:, :, k])) for k in range(3))
-    d_counts = cuda.to_device(counts)
-    d_starts, d_items, n_side = _grid_device(d_px, d_py, d_counts, cuda.to_device(np.ones(n, np.int8)), q_max,
-                                             sigma_q, n, P)
+def refine_gpu(q0, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power, init_step, max_eval, xtol):
+    """:func:`._cpu.refine_orientation` of start ``q0[i]`` (n, 4) on image ``imgs[i]``, all at once.
+
+    Returns (q (n, 4), score (n,)); like the CPU kernel, the result is the optimum even when it scores below
+    the start."""
+    q0 = _f64(q0)
+    n = len(q0)
     d_fq = cuda.to_device(np.zeros((n, 1, 4)))
-    d_fs = cuda.to_device(np.zeros((n, 1)))
+    d_fs = cuda.to_device(np.full((n, 1), -np.inf))  # keep whatever the refinement returns
     if n:
-        _launch(_refine_kernel, _blocks(n), _TPB, cuda.to_device(_f64(q0).reshape(n, 1, 4)),
-                cuda.to_device(np.ones(n, np.int64)), 1, d_px, d_py, d_pa, d_counts, cuda.to_device(_f64(g_c)),
-                cuda.to_device(_f64(F2)), float(lam), float(sigma_s), float(sigma_q), float(q_min), float(q_max),
-                float(power), d_starts, d_items, n_side, float(init_step), int(max_eval), float(xtol),
-                cuda.to_device(np.zeros((n, max(len(g_c), 1)), np.int64)), d_fq, d_fs)
+        _launch(_refine_kernel, _blocks(n), _TPB, cuda.to_device(q0.reshape(n, 1, 4)), cuda.to_device(np.ones(n, np.int64)),
+                cuda.to_device(np.zeros((n, 1), np.int64)), 1, cuda.to_device(_f64(g_c)), cuda.to_device(_f64(F2)),
+                float(lam), float(sigma_s), float(q_min), float(q_max), float(power),
+                cuda.to_device(np.ascontiguousarray(imgs)), cuda.to_device(_f64(centers)), cuda.to_device(_f64(affine)),
+                float(init_step), int(max_eval), float(xtol), cuda.device_array((n, max(len(g_c), 1)), np.int64),
+                d_fq, d_fs)
     return d_fq.copy_to_host()[:, 0], d_fs.copy_to_host()[:, 0]
 
 
 def index_chunk_gpu(
-    peaks, counts, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
-    lam, sigma_s, sigma_coarse, sigma_fine, q_min, q_max, power, n_bins, per_template,
+    peaks, counts, imgs, centers, affine, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,
     n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol, min_peaks,
 ):
     """Index every pattern of a chunk on the GPU: the inputs and outputs of :func:`._cpu.index_chunk`.
 
     peaks: (n, max_peaks, 3) rows (qx, qy, amplitude) in the sample frame; counts: (n,) valid rows;
-    cands: (n, K) candidate template indices from the prefilter. Returns (q (n, 4), score (n,), reliability (n,),
-    candidate q (n, n_best, 4), candidate scores (n, n_best)).
+    imgs: (n, ky, kx) processed images; centers: (n, 2) direct-beam centres (row, col); affine: (2, 2) sample q →
+    detector (dcol, drow); cands: (n, K) candidate templates from the prefilter. Returns (q (n, 4),
+    correlation index (n,), reliability (n,), candidate q (n, n_best, 4), candidate scores (n, n_best)).
 
-    Device memory: about n·(K·per_template·24 + n_refine·n_reflections·8 + (6σ-grid cells)·8) bytes of scratch
-    besides the inputs; a chunk of 2048 patterns with K = 96 and 5000 reflections needs ≈ 0.3 GB.
+    Device memory besides the inputs (images: n·ky·kx·itemsize): about
+    n·(K·per_template·32 + n_keep·80 + n_refine·n_reflections·8) bytes of scratch.
     """
     n_bins = int(n_bins)
     _check_bins(n_bins)
     peaks = _f64(peaks)
     counts = _i64(counts)
     cands = _i64(cands)
-    n, P = peaks.shape[:2]
+    n = peaks.shape[0]
     n_refine, n_best, per_template = int(n_refine), int(n_best), int(per_template)
-    n_keep = max(n_best, n_refine) * 3
+    n_keep = max(int(n_keep), n_best, n_refine)
     min_sep = max(1, int(rel_dist / (TWO_PI / n_bins)))
     active = (counts >= int(min_peaks)).astype(np.int8)
 
     # host → device, once per chunk
     r, t, a = _sorted_peaks(peaks, counts)
-    d_r, d_t, d_a = cuda.to_device(r), cuda.to_device(t), cuda.to_device(a)
-    d_px, d_py, d_pa = (cuda.to_device(_f64(peaks[:, :, k])) for k in range(3))
+    d_peaks = cuda.to_device(peaks)
     d_counts = cuda.to_device(counts)
-    d_active = cuda.to_device(active)
-    d_cands = cuda.to_device(cands)
-    d_lib = [cuda.to_device(_i64(offsets)), cuda.to_device(_f64(sp_r)), cuda.to_device(_f64(sp_t)),
-             cuda.to_device(_f64(sp_w)), cuda.to_device(_f64(sp_norm))]
+    d_imgs = cuda.to_device(np.ascontiguousarray(imgs))
+    d_centers = cuda.to_device(_f64(centers))
+    d_affine = cuda.to_device(_f64(affine))
     d_base = cuda.to_device(_f64(base_q))
     d_sym = cuda.to_device(_f64(sym))
     d_g = cuda.to_device(_f64(g_c))
     d_F2 = cuda.to_device(_f64(F2))
 
     # 1. coarse search, 2. distinct candidates
-    d_ts, d_gs, d_ss = _coarse_device(d_r, d_t, d_a, d_counts, d_active, d_cands, d_lib, sigma_coarse, n_bins,
+    d_ts, d_gs, d_ss = _coarse_device(cuda.to_device(r), cuda.to_device(t), cuda.to_device(a), d_counts,
+                                      cuda.to_device(active), cuda.to_device(cands),
+                                      _library_device(offsets, sp_r, sp_t, sp_w, sp_norm), sigma_coarse, n_bins,
                                       per_template, min_sep, n)
     L = d_ts.shape[1]
-    d_work = cuda.device_array((n, max(L, 1)), np.float64)
     d_cq = cuda.to_device(np.zeros((n, n_keep, 4)))
     d_cs = cuda.to_device(np.full((n, n_keep), -1.0))
     d_ncq = cuda.to_device(np.zeros(n, np.int64))
     if n:
-        _launch(_select_kernel, _blocks(n), _TPB, d_ts, d_gs, d_ss, d_active, d_base, d_sym, float(distinct_dist),
-                n_keep, d_work, d_cq, d_cs, d_ncq)
-    # 3. peak grids, 4. refinement
-    d_starts, d_items, n_side = _grid_device(d_px, d_py, d_counts, d_active, q_max, sigma_fine, n, P)
+        _launch(_select_kernel, _blocks(n), _TPB, d_ts, d_gs, d_ss, cuda.to_device(active), d_base, d_sym,
+                float(distinct_dist), n_keep, cuda.device_array((n, max(L, 1)), np.float64), d_cq, d_cs, d_ncq)
+    # 3. every candidate on the image score, 4. the best n_refine refined
     d_fq = cuda.to_device(np.zeros((n, n_keep, 4)))
     d_fs = cuda.to_device(np.zeros((n, n_keep)))
-    n_ref = min(n_refine, n_keep)
-    if n * n_ref:
-        d_sub = cuda.device_array((n * n_ref, max(len(g_c), 1)), np.int64)
-        _launch(_refine_kernel, _blocks(n * n_ref), _TPB, d_cq, d_ncq, n_ref, d_px, d_py, d_pa, d_counts, d_g, d_F2,
-                float(lam), float(sigma_s), float(sigma_fine), float(q_min), float(q_max), float(power), d_starts,
-                d_items, n_side, float(init_step), int(max_eval), float(xtol), d_sub, d_fq, d_fs)
-    # 5. ranking and reliability
+    d_order = cuda.device_array((n, n_keep), np.int64)
+    if n:
+        _launch(_score_kernel, _blocks(n * n_keep), _TPB, d_cq, d_ncq, n_keep, d_g, d_F2,
+                cuda.to_device(np.arange(len(g_c), dtype=np.int64)), float(lam), float(sigma_s), float(q_min),
+                float(q_max), float(power), d_imgs, d_centers, d_affine, d_fq, d_fs)
+        _launch(_rank_kernel, _blocks(n), _TPB, d_fs, d_ncq, d_order)
+        n_ref = min(n_refine, n_keep)
+        _launch(_refine_kernel, _blocks(n * n_ref), _TPB, d_cq, d_ncq, d_order, n_ref, d_g, d_F2, float(lam),
+                float(sigma_s), float(q_min), float(q_max), float(power), d_imgs, d_centers, d_affine,
+                float(init_step), int(max_eval), float(xtol), cuda.device_array((n * n_ref, max(len(g_c), 1)), np.int64),
+                d_fq, d_fs)
+    # 5. ranking, reliability, normalisation
     d_out_q = cuda.to_device(np.zeros((n, 4)))
     d_out_s = cuda.to_device(np.zeros(n))
     d_out_r = cuda.to_device(np.zeros(n))
     d_out_cq = cuda.to_device(np.zeros((n, n_best, 4)))
     d_out_cs = cuda.to_device(np.zeros((n, n_best)))
     if n:
-        _launch(_finish_kernel, _blocks(n), _TPB, d_cq, d_cs, d_ncq, d_fq, d_fs, n_ref, n_best, d_sym,
-                float(rel_dist), float(distinct_dist), cuda.device_array((n, n_keep), np.int64), d_out_q, d_out_s,
-                d_out_r, d_out_cq, d_out_cs)
+        _launch(_finish_kernel, _blocks(n), _TPB, d_fq, d_fs, d_ncq, d_peaks, d_counts, d_imgs, d_centers, d_affine,
+                n_best, d_sym, float(rel_dist), float(distinct_dist), d_order, d_out_q, d_out_s, d_out_r, d_out_cq,
+                d_out_cs)
     # device → host, once per chunk
     return (d_out_q.copy_to_host(), d_out_s.copy_to_host(), d_out_r.copy_to_host(), d_out_cq.copy_to_host(),
             d_out_cs.copy_to_host())

@@ -73,9 +73,9 @@ class IndexParams:
     k_max: float = 1.5
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
-    n_prefilter: int = 300
+    n_prefilter: int = 600
     n_angles: int = 360
-    n_candidates: int = 25
+    n_candidates: int = 20
     n_refine: int = 3
     n_best: int = config.N_BEST
     reliability_distance_deg: float = config.RELIABILITY_MIN_DISTANCE_DEG

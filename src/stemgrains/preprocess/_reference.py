@@ -135,3 +135,31 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
     b = (np.hypot(q[..., 0], q[..., 1]) / bin_width_q).astype(int)
     bg = np.where(b < n_bins, prof[np.minimum(b, n_bins - 1)], 0.0)
     return (np.clip(img - bg, 0, None) ** power).astype(np.float32)
+
+
+def bilinear(img, r, c):
+    """Bilinear interpolation at (row, col) by scipy.ndimage.map_coordinates (order 1); 0 off the image."""
+    ky, kx = img.shape
+    if not (0 <= r <= ky - 1 and 0 <= c <= kx - 1):
+        return 0.0
+    return float(ndimage.map_coordinates(np.asarray(img, float), [[r], [c]], order=1, mode="nearest")[0])
+
+
+def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
+    """:func:`detect_spots` of each pattern of a (n, ky, kx) stack: (peaks (n, max_peaks, 3), counts, centres (n, 2))."""
+    res = [
+        detect_spots(p, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power)
+        for p in block
+    ]
+    peaks = np.array([r[0] for r in res]).reshape(len(block), max_peaks, 3)
+    counts = np.array([r[1] for r in res], dtype=np.int64)
+    centers = np.array([(r[2], r[3]) for r in res], dtype=float).reshape(len(block), 2)
+    return peaks, counts, centers
+
+
+def processed_images(block, centers, affine_inv, bin_width_q, q_max, quantile, power):
+    """:func:`processed_image` of each pattern of a (n, ky, kx) stack with its centre (n, 2)."""
+    out = np.zeros(np.shape(block), np.float32)
+    for i, p in enumerate(block):
+        out[i] = processed_image(p, centers[i][0], centers[i][1], affine_inv, bin_width_q, q_max, quantile, power)
+    return out

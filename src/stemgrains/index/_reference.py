@@ -1,0 +1,334 @@
+"""Slow, obvious references of the indexing kernels in :mod:`._cpu` (used by the tests only).
+
+Written from the kernels' docstrings (their specification), not from their loops:
+
+- quaternion algebra through orix (``Rotation`` composition, ``Rotation * Vector3d``, ``Orientation.angle_with``);
+- the in-plane correlation histogram by brute force over every (peak, spot) pair and every angle bin;
+- the image score with :func:`scipy.ndimage.map_coordinates` (order 1) and
+  :func:`stemgrains.crystal.scattering.excitation_error`;
+- the refinement with :func:`scipy.optimize.minimize` (Nelder–Mead) on the full reflection list;
+- the radial descriptors from hat-function weights, checked against
+  :func:`stemgrains.library.templates.radial_descriptor` by the tests.
+
+Conventions as in :mod:`._cpu`: scalar-first quaternions, orix orientations (sample → crystal), angles in radians,
+q in 1/Å. Every function returns new arrays and never modifies its inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from orix.quaternion import Orientation, Quaternion, Rotation
+from orix.quaternion.symmetry import Symmetry
+from orix.vector import Vector3d
+from scipy import ndimage, optimize
+
+from ..crystal.scattering import excitation_error
+
+TWO_PI = 2.0 * np.pi
+
+
+# --------------------------------------------------------------------------------------------------
+# quaternions
+# --------------------------------------------------------------------------------------------------
+def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product a ⊗ b (rotation b first, then a) via orix."""
+    return (Quaternion(np.asarray(a, float)) * Quaternion(np.asarray(b, float))).data.reshape(4).copy()
+
+
+def qexp(v: np.ndarray) -> np.ndarray:
+    """Unit quaternion of the rotation vector ``v`` (axis · angle, radians), via orix axis–angle."""
+    v = np.asarray(v, float)
+    ang = float(np.linalg.norm(v))
+    if ang == 0.0:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    return Rotation.from_axes_angles(v / ang, ang).data.reshape(4).copy()
+
+
+def qmatrix(q: np.ndarray) -> np.ndarray:
+    """R with v_crystal = R @ v_sample: column i is the orientation applied to the sample basis vector e_i."""
+    O = Rotation(np.asarray(q, float))
+    return np.stack([(O * Vector3d(e)).data.reshape(3) for e in np.eye(3)], axis=1)
+
+
+def sym_distance(q1: np.ndarray, q2: np.ndarray, sym: np.ndarray) -> float:
+    """Disorientation angle (rad) of two orientations under the rotation group ``sym`` (k, 4), via orix."""
+    S = Symmetry(np.asarray(sym, float))
+    o1 = Orientation(np.asarray(q1, float), symmetry=S)
+    o2 = Orientation(np.asarray(q2, float), symmetry=S)
+    return float(np.asarray(o1.angle_with(o2)).reshape(-1)[0])
+
+
+def sym_distances(q: np.ndarray, qs: np.ndarray, sym: np.ndarray) -> np.ndarray:
+    """:func:`sym_distance` of ``q`` to each row of ``qs`` (m, 4), rad."""
+    qs = np.asarray(qs, float).reshape(-1, 4)
+    if len(qs) == 0:
+        return np.zeros(0)
+    S = Symmetry(np.asarray(sym, float))
+    o1 = Orientation(np.broadcast_to(np.asarray(q, float), qs.shape).copy(), symmetry=S)
+    o2 = Orientation(qs.copy(), symmetry=S)
+    return np.asarray(o1.angle_with(o2), float).reshape(-1)
+
+
+def template_orientation(base_q: np.ndarray, gamma: float) -> np.ndarray:
+    """O0 ∘ Rz(γ) (first a rotation by γ about the beam, then O0), via orix composition."""
+    rz = Rotation.from_axes_angles([0.0, 0.0, 1.0], float(gamma))
+    return (Rotation(np.asarray(base_q, float)) * rz).data.reshape(4).copy()
+
+
+# --------------------------------------------------------------------------------------------------
+# coarse search
+# --------------------------------------------------------------------------------------------------
+def angular_correlation(pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q, n_bins):
+    """Brute force over every (peak p, spot j) pair and every bin k of γ_k = k·2π/n_bins:
+
+    hist[k] = Σ a_p w_j (1 − Δr²/c²)² (1 − (r̄ Δγ)²/c²)²₊ with c = 3.5 σ_q, Δr = r_p − r_j (pairs with |Δr| ≤ c),
+    r̄ = (r_p + r_j)/2, Δγ = γ_k − (θ_j − θ_p) wrapped into (−π, π], restricted to the 7 bins (±3) around the bin
+    nearest to θ_j − θ_p. Needs n_bins ≥ 8. Input order is irrelevant here (the kernel needs sorted radii).
+    """
+    cut = 3.5 * sigma_q
+    bw = TWO_PI / n_bins
+    bins = np.arange(n_bins)
+    hist = np.zeros(n_bins)
+    for p in range(len(pk_r)):
+        for j in range(len(sp_r)):
+            dr = pk_r[p] - sp_r[j]
+            if abs(dr) > cut:
+                continue
+            radial = (1.0 - dr**2 / cut**2) ** 2
+            rbar = 0.5 * (pk_r[p] + sp_r[j])
+            gamma = np.mod(sp_t[j] - pk_t[p], TWO_PI)  # the in-plane angle at which spot j falls on peak p
+            nearest = int(np.floor(gamma / bw + 0.5)) % n_bins
+            dk = np.abs(bins - nearest)
+            near = np.minimum(dk, n_bins - dk) <= 3
+            dgamma = np.angle(np.exp(1j * (bins * bw - gamma)))  # wrapped into (−π, π]
+            v = 1.0 - (rbar * dgamma) ** 2 / cut**2
+            hist += np.where(near & (v > 0), pk_a[p] * sp_w[j] * radial * v**2, 0.0)
+    return hist
+
+
+def top_peaks_circular(hist, n_keep, min_sep_bins):
+    """Greedy: walk the bins from the largest value down, keep a bin if it is ≥ ``min_sep_bins`` (circular) from
+    every bin kept so far; up to ``n_keep`` bins, −1 for the rest."""
+    n = len(hist)
+    kept: list[int] = []
+    for k in sorted(range(n), key=lambda i: -hist[i]):
+        if len(kept) == n_keep:
+            break
+        if all(min(abs(k - m), n - abs(k - m)) >= min_sep_bins for m in kept):
+            kept.append(k)
+    out = np.full(n_keep, -1, np.int64)
+    out[: len(kept)] = kept
+    return out
+
+
+def parabolic_offset(hist, k):
+    """Vertex of the parabola through the bins k−1, k, k+1 (circular), relative to k, clipped to ±0.5; 0 if the
+    parabola is not concave."""
+    n = len(hist)
+    y = np.array([hist[(k - 1) % n], hist[k % n], hist[(k + 1) % n]], float)
+    a2, a1, _ = np.linalg.solve(np.vander([-1.0, 0.0, 1.0], 3), y)
+    if a2 >= 0:
+        return 0.0
+    return float(np.clip(-a1 / (2 * a2), -0.5, 0.5))
+
+
+def coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n_bins, per_template, min_sep_bins):
+    """For each candidate template: its correlation histogram, the ``per_template`` best separated angles (with the
+    parabolic offset) and score = hist[k] / (‖a‖ · sp_norm[t]). Returns (template, γ, score) arrays of length
+    len(cand)·per_template (template −1 / score −1 where there is none)."""
+    m = len(cand) * per_template
+    out_t = np.full(m, -1, np.int64)
+    out_g = np.zeros(m)
+    out_s = np.full(m, -1.0)
+    a_norm = float(np.linalg.norm(pk_a))
+    if a_norm <= 0:
+        return out_t, out_g, out_s
+    bw = TWO_PI / n_bins
+    for i, t in enumerate(cand):
+        sl = slice(offsets[t], offsets[t + 1])
+        if offsets[t + 1] == offsets[t] or sp_norm[t] <= 0:
+            continue
+        h = angular_correlation(pk_r, pk_t, pk_a, sp_r[sl], sp_t[sl], sp_w[sl], sigma_q, n_bins)
+        for j, k in enumerate(top_peaks_circular(h, per_template, min_sep_bins)):
+            if k < 0:
+                continue
+            out_t[i * per_template + j] = t
+            out_g[i * per_template + j] = (k + parabolic_offset(h, k)) * bw
+            out_s[i * per_template + j] = h[k] / (a_norm * sp_norm[t])
+    return out_t, out_g, out_s
+
+
+# --------------------------------------------------------------------------------------------------
+# image score and refinement
+# --------------------------------------------------------------------------------------------------
+def sample_frame(q, g_c):
+    """Crystal-frame reciprocal vectors (n, 3) in the sample frame: v_sample = O⁻¹ · g."""
+    return (~Rotation(np.asarray(q, float)) * Vector3d(np.asarray(g_c, float))).data.reshape(-1, 3)
+
+
+def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine):
+    """Σ_j b_j P(x_j) / ‖b‖ over the reflections with q_min ≤ |g_xy| ≤ q_max and |s_j| ≤ 5σ_s (weaker spots are
+    neglected), b_j = (F²_j exp(−s_j²/(2σ_s²)))^power, P sampled by map_coordinates (order 1) at
+    (row, col) = centre + (affine @ g_xy)[::-1], 0 off the detector (such spots still count in ‖b‖)."""
+    g_s = sample_frame(q, g_c)
+    r = np.hypot(g_s[:, 0], g_s[:, 1])
+    s = excitation_error(g_s, lam)
+    use = (r >= q_min) & (r <= q_max) & (np.abs(s) <= 5.0 * sigma_s)
+    b = (np.asarray(F2, float)[use] * np.exp(-(s[use] ** 2) / (2 * sigma_s**2))) ** power
+    bn = float(np.sqrt(np.sum(b**2)))
+    if bn <= 0:
+        return 0.0
+    d = g_s[use, :2] @ np.asarray(affine, float).T  # (dcol, drow)
+    rows = center_row + d[:, 1]
+    cols = center_col + d[:, 0]
+    ky, kx = img.shape
+    inside = (rows >= 0) & (cols >= 0) & (rows <= ky - 1) & (cols <= kx - 1)
+    vals = ndimage.map_coordinates(np.asarray(img, float), [rows, cols], order=1, mode="nearest")
+    return float(np.sum(b * np.where(inside, vals, 0.0)) / bn)
+
+
+def near_sphere_subset(q, g_c, lam, sigma_s, tilt_margin):
+    """Indices of reflections with |s| ≤ 5σ_s + |g|·tilt_margin (they can reach the 5σ_s band when the crystal
+    tilts by up to ``tilt_margin`` rad)."""
+    g_s = sample_frame(q, g_c)
+    s = excitation_error(g_s, lam)
+    return np.flatnonzero(np.abs(s) <= 5.0 * sigma_s + np.linalg.norm(g_s, axis=1) * tilt_margin).astype(np.int64)
+
+
+def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol):
+    """scipy Nelder–Mead over a rotation vector δ (rad), q = q0 ⊗ exp(δ), maximising :func:`image_score` on all
+    reflections, initial simplex 0, init_step·e_i. Returns (q with q[0] ≥ 0, score, evaluations)."""
+
+    def cost(delta):
+        return -image_score(qmul(q0, qexp(delta)), g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+
+    simplex = np.vstack([np.zeros(3), init_step * np.eye(3)])
+    res = optimize.minimize(
+        cost, np.zeros(3), method="Nelder-Mead",
+        options=dict(initial_simplex=simplex, xatol=xtol, fatol=np.inf, maxfev=max_eval),
+    )
+    q = qmul(q0, qexp(res.x))
+    if q[0] < 0:
+        q = -q
+    return q, float(-res.fun), int(res.nfev)
+
+
+# --------------------------------------------------------------------------------------------------
+# one pattern end to end, a chunk
+# --------------------------------------------------------------------------------------------------
+def index_one(
+    px, py, pa, img, center_row, center_col, affine, cand, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,
+    n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+):
+    """The pipeline of :func:`._cpu.index_one`, step by step from its docstring, on the references above.
+
+    1. peaks in polar form (sorted by radius); coarse search with in-plane peaks ≥ rel_dist apart;
+    2. candidates O0 ∘ Rz(γ) by falling coarse score, dropping those within distinct_dist of one already kept,
+       at most max(n_keep, n_best, n_refine);
+    3. each scored with :func:`image_score`; the best ``n_refine`` refined (kept if the score improves);
+    4. correlation index = best score / ‖P at the detected peaks (nearest pixel)‖ ≤ 1; reliability
+       100 (1 − Q2/Q1) with Q2 the best candidate more than rel_dist from the best; the n_best distinct
+       candidates with their scores (same normalisation).
+    """
+    px, py, pa = (np.asarray(x, float) for x in (px, py, pa))
+    order = np.argsort(np.hypot(px, py), kind="stable")
+    pk_r = np.hypot(px, py)[order]
+    pk_t = np.arctan2(py, px)[order]
+    pk_a = pa[order]
+    min_sep = max(1, int(rel_dist / (TWO_PI / n_bins)))
+    ts, gs, ss = coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_coarse, n_bins, per_template, min_sep)
+    n_keep = max(n_keep, n_best, n_refine)
+    kept: list[np.ndarray] = []
+    for k in np.argsort(-ss, kind="stable"):
+        if ss[k] <= 0 or ts[k] < 0:
+            break
+        q = template_orientation(base_q[ts[k]], gs[k])
+        if kept and np.any(sym_distances(q, np.array(kept), sym) < distinct_dist):
+            continue
+        kept.append(q)
+        if len(kept) == n_keep:
+            break
+    out_q = np.zeros((n_best, 4))
+    out_s = np.zeros(n_best)
+    if not kept:
+        return np.array([1.0, 0.0, 0.0, 0.0]), 0.0, 0.0, out_q, out_s
+    ky, kx = img.shape
+    cols = np.clip(np.floor(center_col + affine[0, 0] * px + affine[0, 1] * py + 0.5), 0, kx - 1).astype(int)
+    rows = np.clip(np.floor(center_row + affine[1, 0] * px + affine[1, 1] * py + 0.5), 0, ky - 1).astype(int)
+    pn = float(np.sqrt(np.sum(np.asarray(img, float)[rows, cols] ** 2)))
+    pn = pn if pn > 0 else 1.0
+    cq = np.array(kept)
+    fs = np.array([image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine) for q in cq])
+    for k in np.argsort(-fs, kind="stable")[:n_refine]:
+        q, s, _ = refine_orientation(cq[k], g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        if s > fs[k]:
+            cq[k], fs[k] = q, s
+    order2 = np.argsort(-fs, kind="stable")
+    best = order2[0]
+    far = [k for k in order2 if k != best and sym_distance(cq[best], cq[k], sym) > rel_dist]
+    q1 = fs[best]
+    q2 = fs[far[0]] if far else 0.0
+    rel = float(np.clip(100.0 * (1.0 - q2 / q1), 0.0, 100.0)) if q1 > 0 else 0.0
+    chosen: list[int] = []
+    for k in order2:
+        if chosen and np.any(sym_distances(cq[k], cq[chosen], sym) < distinct_dist):
+            continue
+        chosen.append(k)
+        if len(chosen) == n_best:
+            break
+    out_q[: len(chosen)] = cq[chosen]
+    out_s[: len(chosen)] = np.minimum(fs[chosen] / pn, 1.0)
+    return cq[best].copy(), min(q1 / pn, 1.0), rel, out_q, out_s
+
+
+def index_chunk(
+    peaks, counts, imgs, centers, affine, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
+    lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,
+    n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol, min_peaks,
+):
+    """:func:`index_one` for each pattern; patterns with fewer than ``min_peaks`` peaks get the identity and zeros."""
+    n = len(peaks)
+    out = (np.zeros((n, 4)), np.zeros(n), np.zeros(n), np.zeros((n, n_best, 4)), np.zeros((n, n_best)))
+    for i in range(n):
+        c = int(counts[i])
+        if c < min_peaks:
+            out[0][i, 0] = 1.0
+            continue
+        res = index_one(
+            peaks[i, :c, 0], peaks[i, :c, 1], peaks[i, :c, 2], imgs[i], centers[i, 0], centers[i, 1], affine, cands[i],
+            base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2, lam, sigma_s, sigma_coarse, q_min, q_max, power,
+            n_bins, per_template, n_keep, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol,
+        )
+        for arr, v in zip(out, res):
+            arr[i] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# prefilter descriptors
+# --------------------------------------------------------------------------------------------------
+def radial_descriptor(r, theta, w, bin_width, n_bins, harmonics):
+    """Rotation-invariant descriptor with any harmonics: bin k of the radius gets the hat weight
+    max(0, 1 − |r/bin_width − k|) of a spot (spots at r/bin_width ≥ n_bins are dropped), the bins are smoothed
+    with [½, 1, ½] (no wrap), then |Σ w e^{i m θ}| per bin and harmonic m, bin-major, unit L2 norm.
+    With ``harmonics = HARMONICS`` this is :func:`stemgrains.library.templates.radial_descriptor`."""
+    x = np.asarray(r, float) / bin_width
+    keep = x < n_bins
+    x, th, w = x[keep], np.asarray(theta, float)[keep], np.asarray(w, float)[keep]
+    k = np.arange(n_bins)
+    hat = np.maximum(0.0, 1.0 - np.abs(x[None, :] - k[:, None]))  # (n_bins, n_spots)
+    smooth = np.eye(n_bins) + 0.5 * np.eye(n_bins, k=1) + 0.5 * np.eye(n_bins, k=-1)
+    phase = np.exp(1j * np.outer(th, np.asarray(harmonics, float))) * w[:, None]  # (n_spots, n_harm)
+    out = np.abs(smooth @ hat @ phase).ravel()
+    nrm = np.linalg.norm(out)
+    return out / nrm if nrm > 0 else out
+
+
+def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
+    """:func:`radial_descriptor` of each peak list (rows qx, qy, amplitude), float32 (n, n_bins·len(harmonics))."""
+    out = np.zeros((len(peaks), n_bins * len(harmonics)), np.float32)
+    for i in range(len(peaks)):
+        p = np.asarray(peaks[i, : int(counts[i])], float)
+        out[i] = radial_descriptor(np.hypot(p[:, 0], p[:, 1]), np.arctan2(p[:, 1], p[:, 0]), p[:, 2], bin_width, n_bins, harmonics)
+    return out

@@ -1,0 +1,473 @@
+"""Indexing kernels (:mod:`stemgrains.index._cpu`) against their slow references (:mod:`stemgrains.index._reference`).
+
+Every kernel is compared with its reference on random inputs of several sizes (seeded RNG, and hypothesis over
+seeds), its ``.py_func`` too where that is cheap, and checked not to modify its inputs. A few physical properties
+(the in-plane angle convention, rotation invariance of the descriptors, recovery of a known orientation) are
+checked on a small synthetic cubic crystal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from orix.quaternion import Rotation, symmetry
+
+from stemgrains.crystal.scattering import excitation_error
+from stemgrains.data import Calibration, electron_wavelength
+from stemgrains.index import _cpu
+from stemgrains.index import _reference as ref
+from stemgrains.library.templates import HARMONICS, radial_descriptor
+
+# --- tolerances ---------------------------------------------------------------------------------------------------
+TOL_Q = 1e-12  # quaternion / matrix algebra: a few roundings
+TOL_ANGLE_RAD = 1e-7  # orix computes arccos(2d² − 1), which loses digits near 0 (√eps ≈ 1.5e-8 rad)
+TOL_REL = 1e-10  # sums of the same terms in another order (histograms, scores), relative to the largest value
+TOL_IMG_REL = 1e-6  # quantities read from float32 images (products formed in float32 by the kernel)
+TOL_DESC = 1e-6  # float32 descriptors
+TOL_REFINE_DEG = 0.01  # kernel Nelder–Mead vs scipy Nelder–Mead: the same optimum to within refine_xtol
+TOL_TRUTH_DEG = 0.15  # refined orientation vs the orientation a synthetic pattern was made from
+
+HYP = settings(max_examples=15, deadline=None)
+SYMS = {"C1": symmetry.C1, "C2": symmetry.C2, "D3": symmetry.D3, "D6": symmetry.D6, "O": symmetry.O}
+
+
+def unit_quaternions(rng, n=None):
+    q = rng.normal(size=(4,) if n is None else (n, 4))
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def call_unmutated(f, *args):
+    """Call ``f(*args)`` and assert that no array argument changed."""
+    before = [a.copy() if isinstance(a, np.ndarray) else None for a in args]
+    out = f(*args)
+    for a, b in zip(args, before):
+        if b is not None:
+            np.testing.assert_array_equal(a, b, err_msg=f"{getattr(f, '__name__', f)} modified an input")
+    return out
+
+
+def sym_data(name):
+    return np.ascontiguousarray(SYMS[name].data, dtype=np.float64)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# quaternion helpers
+# --------------------------------------------------------------------------------------------------------------------
+@HYP
+@given(seed=st.integers(0, 2**32 - 1))
+def test_quaternion_helpers_match_orix(seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(size=4), rng.normal(size=4)  # qmul is the Hamilton product, unit or not
+    np.testing.assert_allclose(call_unmutated(_cpu.qmul, a, b), ref.qmul(a, b), atol=TOL_Q)
+    qa = unit_quaternions(rng)
+    np.testing.assert_allclose(call_unmutated(_cpu.qmatrix, qa), ref.qmatrix(qa), atol=TOL_Q)
+    v = rng.normal(size=3) * rng.choice([1e-9, 0.01, 1.0, 5.0])
+    np.testing.assert_allclose(call_unmutated(_cpu.qexp, v), ref.qexp(v), atol=TOL_Q)
+    gamma = rng.uniform(-10, 10)
+    np.testing.assert_allclose(call_unmutated(_cpu.template_orientation, qa, gamma), ref.template_orientation(qa, gamma), atol=TOL_Q)
+
+
+def test_quaternion_helpers_py_func():
+    rng = np.random.default_rng(0)
+    a, b = unit_quaternions(rng), unit_quaternions(rng)
+    v = rng.normal(size=3)
+    np.testing.assert_allclose(_cpu.qmul.py_func(a, b), ref.qmul(a, b), atol=TOL_Q)
+    np.testing.assert_allclose(_cpu.qexp.py_func(v), ref.qexp(v), atol=TOL_Q)
+    np.testing.assert_allclose(_cpu.qexp.py_func(np.zeros(3)), [1, 0, 0, 0], atol=0)
+    np.testing.assert_allclose(_cpu.qmatrix.py_func(a), ref.qmatrix(a), atol=TOL_Q)
+    np.testing.assert_allclose(_cpu.template_orientation.py_func(a, 0.3), ref.template_orientation(a, 0.3), atol=TOL_Q)
+    s = sym_data("D6")
+    assert _cpu.sym_distance.py_func(a, b, s) == pytest.approx(ref.sym_distance(a, b, s), abs=TOL_ANGLE_RAD)
+
+
+@pytest.mark.parametrize("name", sorted(SYMS))
+def test_sym_distance_matches_orix(name):
+    rng = np.random.default_rng(len(name))
+    s = sym_data(name)
+    q1, q2 = unit_quaternions(rng, 30), unit_quaternions(rng, 30)
+    q2[:5] = q1[:5] * rng.choice([-1, 1], size=(5, 1))  # identical orientations (q ≡ −q)
+    # nearly identical orientations: the angle is small and orix's arccos(2d² − 1) still resolves it
+    q2[5:10] = [_cpu.qmul(q, _cpu.qexp(rng.normal(size=3) * 1e-3)) for q in q1[5:10]]
+    for x, y in zip(q1, q2):
+        assert call_unmutated(_cpu.sym_distance, x, y, s) == pytest.approx(ref.sym_distance(x, y, s), abs=TOL_ANGLE_RAD)
+    # symmetry-equivalent copies are at distance 0, and the distance is symmetric in its arguments
+    for x, y in zip(q1[10:15], q2[10:15]):
+        for op in s:
+            assert _cpu.sym_distance(x, _cpu.qmul(op, x), s) == pytest.approx(0.0, abs=1e-6)
+        assert _cpu.sym_distance(x, y, s) == pytest.approx(_cpu.sym_distance(y, x, s), abs=1e-12)
+
+
+def test_template_spots_turn_by_minus_gamma():
+    """A template spot at polar angle θ (γ = 0) appears at θ − γ for O0 ∘ Rz(γ) (module docstring)."""
+    rng = np.random.default_rng(1)
+    base = unit_quaternions(rng)
+    g_c = rng.normal(size=(10, 3))
+    for gamma in (0.3, -1.2, 2.9, 4.0):
+        q = _cpu.template_orientation(base, gamma)
+        v0 = g_c @ _cpu.qmatrix(base)  # rows: g in the sample frame (v_sample = Rᵀ g)
+        v1 = g_c @ _cpu.qmatrix(q)
+        dtheta = np.angle(np.exp(1j * (np.arctan2(v1[:, 1], v1[:, 0]) - np.arctan2(v0[:, 1], v0[:, 0]))))
+        np.testing.assert_allclose(dtheta, np.angle(np.exp(-1j * gamma)), atol=1e-9)
+        np.testing.assert_allclose(np.hypot(v1[:, 0], v1[:, 1]), np.hypot(v0[:, 0], v0[:, 1]), atol=1e-12)
+        np.testing.assert_allclose(v1[:, 2], v0[:, 2], atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# coarse search
+# --------------------------------------------------------------------------------------------------------------------
+def random_polar(rng, n, q_max=1.5):
+    r = np.sort(rng.uniform(0.0, q_max, n))
+    return r, rng.uniform(-np.pi, np.pi, n), rng.uniform(0.05, 1.0, n)
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_p=st.integers(0, 25),
+    n_s=st.integers(0, 30),
+    n_bins=st.sampled_from([8, 9, 36, 360]),
+    sigma=st.sampled_from([0.003, 0.02, 0.1]),
+)
+def test_angular_correlation_matches_brute_force(seed, n_p, n_s, n_bins, sigma):
+    rng = np.random.default_rng(seed)
+    pk, sp = random_polar(rng, n_p), random_polar(rng, n_s)
+    if n_p and n_s and rng.uniform() < 0.3:  # exact coincidences of radii and angles, and the 0/2π wrap
+        sp[0][0], sp[1][0] = pk[0][0], pk[1][0]
+        sp[0][:] = np.sort(sp[0])
+    fast = call_unmutated(_cpu.angular_correlation, *pk, *sp, sigma, n_bins)
+    slow = ref.angular_correlation(*pk, *sp, sigma, n_bins)
+    assert fast.shape == (n_bins,)
+    np.testing.assert_allclose(fast, slow, rtol=0, atol=TOL_REL * max(1.0, slow.max(initial=0)))
+
+
+def test_angular_correlation_py_func_and_peak_position():
+    rng = np.random.default_rng(2)
+    sp_r, sp_t, sp_w = random_polar(rng, 20)
+    sp_r += 0.2
+    np.testing.assert_allclose(
+        _cpu.angular_correlation.py_func(sp_r, sp_t, sp_w, sp_r, sp_t, sp_w, 0.02, 90),
+        ref.angular_correlation(sp_r, sp_t, sp_w, sp_r, sp_t, sp_w, 0.02, 90), atol=1e-12,
+    )
+    # the pattern is the template turned by −γ0: the histogram peaks at γ0
+    for k0 in (0, 17, 359):
+        gamma0 = k0 * 2 * np.pi / 360 + 0.3 * 2 * np.pi / 360
+        h = _cpu.angular_correlation(sp_r, sp_t - gamma0, sp_w, sp_r, sp_t, sp_w, 0.02, 360)
+        assert int(np.argmax(h)) == k0
+        assert h[k0] == pytest.approx(np.sum(sp_w**2), rel=0.05)  # every spot on its own peak, arc 0.3 bins
+
+
+@HYP
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(5, 80), n_keep=st.integers(1, 6), min_sep=st.integers(1, 10))
+def test_top_peaks_and_parabolic_offset(seed, n, n_keep, min_sep):
+    rng = np.random.default_rng(seed)
+    hist = rng.uniform(0, 1, n)
+    np.testing.assert_array_equal(call_unmutated(_cpu.top_peaks_circular, hist, n_keep, min_sep), ref.top_peaks_circular(hist, n_keep, min_sep))
+    for k in (0, n - 1, int(rng.integers(n))):
+        assert call_unmutated(_cpu.parabolic_offset, hist, k) == pytest.approx(ref.parabolic_offset(hist, k), abs=1e-12)
+
+
+def test_top_peaks_and_parabolic_offset_py_func():
+    rng = np.random.default_rng(3)
+    hist = rng.uniform(0, 1, 50)
+    np.testing.assert_array_equal(_cpu.top_peaks_circular.py_func(hist, 4, 5), ref.top_peaks_circular(hist, 4, 5))
+    np.testing.assert_array_equal(_cpu.top_peaks_circular(hist, 60, 1)[50:], -1)  # more asked than bins
+    # a parabola sampled at k−1, k, k+1 gives its vertex back; a convex one gives 0
+    x = np.arange(10.0)
+    assert _cpu.parabolic_offset.py_func(-((x - 4.3) ** 2), 4) == pytest.approx(0.3, abs=1e-12)
+    assert _cpu.parabolic_offset(-((x - 0.2) ** 2), 0) == pytest.approx(0.2, abs=1e-12)
+    assert _cpu.parabolic_offset((x - 4.3) ** 2, 4) == 0.0
+
+
+def random_library(rng, n_templates, max_spots, empty_every=4):
+    offsets, rs, ts, ws, norms = [0], [], [], [], []
+    for t in range(n_templates):
+        m = 0 if t % empty_every == empty_every - 1 else int(rng.integers(1, max_spots + 1))
+        r, th, w = random_polar(rng, m)
+        rs.append(r), ts.append(th), ws.append(w)
+        norms.append(np.linalg.norm(w))
+        offsets.append(offsets[-1] + m)
+    return np.array(offsets, np.int64), np.concatenate(rs), np.concatenate(ts), np.concatenate(ws), np.array(norms)
+
+
+@pytest.mark.parametrize("seed, n_p, n_templates, per_template", [(0, 12, 6, 2), (1, 30, 9, 3), (2, 1, 4, 1)])
+def test_coarse_search_matches_reference(seed, n_p, n_templates, per_template):
+    rng = np.random.default_rng(seed)
+    pk = random_polar(rng, n_p)
+    lib = random_library(rng, n_templates, 25)
+    cand = rng.permutation(n_templates)[: max(1, n_templates - 2)].astype(np.int64)
+    args = (*pk, cand, *lib, 0.02, 180, per_template, 5)
+    fast = call_unmutated(_cpu.coarse_search, *args)
+    slow = ref.coarse_search(*args)
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_allclose(fast[1], slow[1], atol=1e-9)
+    np.testing.assert_allclose(fast[2], slow[2], atol=TOL_REL)
+    py = _cpu.coarse_search.py_func(*args)
+    np.testing.assert_array_equal(py[0], slow[0])
+    np.testing.assert_allclose(py[2], slow[2], atol=TOL_REL)
+    # no amplitude → no candidates
+    zero = call_unmutated(_cpu.coarse_search, pk[0], pk[1], np.zeros(n_p), cand, *lib, 0.02, 180, per_template, 5)
+    assert np.all(zero[0] == -1) and np.all(zero[2] == -1)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# a small synthetic crystal: simple cubic, a = 4 Å, 96 × 96 detector
+# --------------------------------------------------------------------------------------------------------------------
+LAM = electron_wavelength(300.0)
+SIGMA_S = 0.02
+Q_MIN, Q_MAX = 0.1, 0.9
+DET = 96
+CENTER = (47.3, 48.1)
+CAL = Calibration(0.02, q_rotation_deg=23.0, q_flip=True, ellipticity=(1.02, 35.0))
+AFFINE = np.ascontiguousarray(CAL._affine())
+STEP = np.deg2rad(0.5)
+
+
+@pytest.fixture(scope="module")
+def crystal():
+    rng = np.random.default_rng(7)
+    h = np.array([(i, j, k) for i in range(-4, 5) for j in range(-4, 5) for k in range(-4, 5) if (i, j, k) != (0, 0, 0)], float)
+    g = h / 4.0
+    g = np.ascontiguousarray(g[np.linalg.norm(g, axis=1) <= Q_MAX])
+    F2 = rng.uniform(0.2, 1.0, len(g))
+    return g, F2
+
+
+def kinematic_spots(q, g, F2, n_sigma=3.0):
+    """Sample-frame (qx, qy) and intensities of the reflections within n_sigma σ_s of the Ewald sphere."""
+    gs = ref.sample_frame(q, g)
+    s = excitation_error(gs, LAM)
+    r = np.hypot(gs[:, 0], gs[:, 1])
+    ok = (np.abs(s) <= n_sigma * SIGMA_S) & (r >= Q_MIN) & (r <= Q_MAX)
+    return gs[ok, :2], F2[ok] * np.exp(-s[ok] ** 2 / (2 * SIGMA_S**2))
+
+
+def render(q, g, F2, blur_px=1.3):
+    xy, inten = kinematic_spots(q, g, F2, 5.0)
+    d = xy @ AFFINE.T  # (dcol, drow)
+    rows, cols = np.indices((DET, DET))
+    img = np.zeros((DET, DET))
+    for (dc, dr), b in zip(d, np.sqrt(inten)):
+        img += b * np.exp(-((rows - CENTER[0] - dr) ** 2 + (cols - CENTER[1] - dc) ** 2) / (2 * blur_px**2))
+    return img.astype(np.float32)
+
+
+def near_zone_axis(rng):
+    """A random orientation within 2° of a ⟨001⟩ beam direction (many spots)."""
+    tilt = Rotation.from_axes_angles([*rng.normal(size=2), 0.0], np.deg2rad(rng.uniform(0.5, 2.0)))
+    return (Rotation.from_axes_angles([0, 0, 1], rng.uniform(0, 2 * np.pi)) * tilt).data.reshape(4)
+
+
+def score_args(g, F2, img):
+    return (g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX, 0.5, img, CENTER[0], CENTER[1], AFFINE)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_image_score_and_subset_match_reference(crystal, seed):
+    g, F2 = crystal
+    rng = np.random.default_rng(seed)
+    images = [rng.uniform(0, 1, (DET, DET)).astype(np.float32), rng.uniform(0, 1, (DET + 7, DET - 5))]
+    for img in images:
+        for q in [*unit_quaternions(rng, 4), near_zone_axis(rng)]:
+            for power in (0.5, 1.0):
+                args = (q, g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX, power, img, CENTER[0], CENTER[1], AFFINE)
+                slow = ref.image_score(*args)
+                assert call_unmutated(_cpu.image_score, *args) == pytest.approx(slow, rel=TOL_REL, abs=1e-12)
+            for margin in (0.0, 0.02):
+                np.testing.assert_array_equal(call_unmutated(_cpu.near_sphere_subset, q, g, LAM, SIGMA_S, margin),
+                                              ref.near_sphere_subset(q, g, LAM, SIGMA_S, margin))
+    q = near_zone_axis(rng)
+    assert _cpu.image_score.py_func(q, *score_args(g, F2, images[0])) == pytest.approx(ref.image_score(q, *score_args(g, F2, images[0])), rel=TOL_REL)
+    np.testing.assert_array_equal(_cpu.near_sphere_subset.py_func(q, g, LAM, SIGMA_S, 0.01), ref.near_sphere_subset(q, g, LAM, SIGMA_S, 0.01))
+    # spots all off the detector count in the norm only: score 0
+    far = (q, g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX, 0.5, images[0], -500.0, -500.0, AFFINE)
+    assert _cpu.image_score(*far) == 0.0 == ref.image_score(*far)
+
+
+def test_refine_orientation_matches_scipy_nelder_mead(crystal):
+    g, F2 = crystal
+    rng = np.random.default_rng(11)
+    for _ in range(2):
+        q_true = near_zone_axis(rng)
+        img = render(q_true, g, F2)
+        q0 = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad(rng.uniform(-0.5, 0.5, 3))))
+        args = (q0, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))
+        q_fast, s_fast, n_fast = call_unmutated(_cpu.refine_orientation, *args)
+        q_slow, s_slow, _ = ref.refine_orientation(*args)
+        sym = sym_data("O")
+        assert np.rad2deg(ref.sym_distance(q_fast, q_slow, sym)) < TOL_REFINE_DEG
+        assert s_fast == pytest.approx(s_slow, rel=1e-6)
+        assert q_fast[0] >= 0 and np.linalg.norm(q_fast) == pytest.approx(1.0, abs=1e-12)
+        assert 4 <= n_fast <= 150 + 5  # the last iteration may add up to 5 evaluations
+        # the score it returns is the score of the orientation it returns, and better than the start
+        assert s_fast == pytest.approx(ref.image_score(q_fast, *score_args(g, F2, img)), rel=1e-9)
+        assert s_fast > ref.image_score(q0, *score_args(g, F2, img))
+        assert np.rad2deg(ref.sym_distance(q_fast, q_true, sym)) < TOL_TRUTH_DEG
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# index_one / index_chunk on a small template library around the true orientations
+# --------------------------------------------------------------------------------------------------------------------
+def template_lists(bases, g, F2):
+    offsets, rs, ts, ws, norms = [0], [], [], [], []
+    for b in bases:
+        xy, inten = kinematic_spots(b, g, F2)
+        r = np.hypot(xy[:, 0], xy[:, 1])
+        o = np.argsort(r, kind="stable")
+        w = np.sqrt(inten[o])
+        rs.append(r[o]), ts.append(np.arctan2(xy[o, 1], xy[o, 0])), ws.append(w)
+        norms.append(np.linalg.norm(w))
+        offsets.append(offsets[-1] + len(r))
+    return (np.ascontiguousarray(bases), np.array(offsets, np.int64), np.concatenate(rs), np.concatenate(ts),
+            np.concatenate(ws), np.array(norms))
+
+
+@pytest.fixture(scope="module")
+def chunk(crystal):
+    """Three patterns near ⟨001⟩, a library holding each one's base orientation (plus distractors), and a fourth
+    pattern with too few peaks."""
+    g, F2 = crystal
+    rng = np.random.default_rng(5)
+    truths, gammas, bases = [], [], []
+    for _ in range(3):
+        q = near_zone_axis(rng)
+        gamma = rng.uniform(0, 2 * np.pi)
+        truths.append(q)
+        gammas.append(gamma)
+        # the template is 0.3° off the truth: the refinement has something to do
+        bases.append(_cpu.qmul(ref.template_orientation(q, -gamma), _cpu.qexp(np.deg2rad(0.3) * np.array([0.6, 0.8, 0.0]))))
+    bases += [near_zone_axis(rng) for _ in range(4)] + list(unit_quaternions(rng, 3))
+    lib = template_lists(np.array(bases), g, F2)
+    max_peaks = 64
+    peaks = np.zeros((4, max_peaks, 3))
+    counts = np.zeros(4, np.int64)
+    imgs = np.zeros((4, DET, DET), np.float32)
+    for i, q in enumerate(truths):
+        xy, inten = kinematic_spots(q, g, F2)
+        counts[i] = len(xy)
+        peaks[i, : len(xy), :2] = xy
+        peaks[i, : len(xy), 2] = np.sqrt(inten)
+        imgs[i] = render(q, g, F2)
+    counts[3] = 2
+    peaks[3, :2] = peaks[0, :2]
+    centers = np.tile(CENTER, (4, 1))
+    cands = np.tile(rng.permutation(len(bases))[:8], (4, 1)).astype(np.int64)
+    for i in range(3):
+        if i not in cands[i]:
+            cands[i, 0] = i
+    return dict(truths=np.array(truths), lib=lib, peaks=peaks, counts=counts, imgs=imgs, centers=centers, cands=cands, g=g, F2=F2)
+
+
+def tail(n_refine):
+    # n_bins, per_template, n_keep, n_refine, n_best, rel_dist, distinct_dist, init_step, max_eval, xtol
+    return (360, 2, 10, n_refine, 5, np.deg2rad(5.0), np.deg2rad(0.5), STEP, 150, np.deg2rad(0.01))
+
+
+def one_args(c, i, n_refine):
+    k = int(c["counts"][i])
+    p = c["peaks"][i, :k]
+    base_q, offsets, sp_r, sp_t, sp_w, sp_norm = c["lib"]
+    return (p[:, 0].copy(), p[:, 1].copy(), p[:, 2].copy(), c["imgs"][i], CENTER[0], CENTER[1], AFFINE, c["cands"][i],
+            base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym_data("O"), c["g"], c["F2"], LAM, SIGMA_S, 0.02, Q_MIN, Q_MAX, 0.5,
+            *tail(n_refine))
+
+
+def assert_same_indexing(fast, slow, sym, tol_deg):
+    q, ci, rel, cq, cs = fast
+    assert np.rad2deg(ref.sym_distance(q, slow[0], sym)) < tol_deg
+    assert ci == pytest.approx(slow[1], rel=TOL_IMG_REL)
+    assert rel == pytest.approx(slow[2], abs=1e-3)
+    np.testing.assert_allclose(cs, slow[4], rtol=TOL_IMG_REL, atol=1e-12)
+    for a, b, s in zip(cq, slow[3], cs):
+        if s > 0:
+            assert np.rad2deg(ref.sym_distance(a, b, sym)) < tol_deg
+
+
+def test_index_one_without_refinement_matches_reference(chunk):
+    sym = sym_data("O")
+    for i in range(3):
+        args = one_args(chunk, i, 0)
+        fast = call_unmutated(_cpu.index_one, *args)
+        slow = ref.index_one(*args)
+        assert_same_indexing(fast, slow, sym, 1e-7)
+        np.testing.assert_allclose(fast[0], slow[0], atol=1e-12)  # the same candidate, not only an equivalent one
+        assert 0 < fast[1] <= 1 and 0 <= fast[2] <= 100
+        assert np.all(np.diff(fast[4]) <= 0)  # candidates best first
+
+
+def test_index_one_with_refinement_matches_reference_and_truth(chunk):
+    sym = sym_data("O")
+    for i in range(3):
+        args = one_args(chunk, i, 2)
+        fast = call_unmutated(_cpu.index_one, *args)
+        slow = ref.index_one(*args)
+        assert_same_indexing(fast, slow, sym, TOL_REFINE_DEG)
+        assert np.rad2deg(ref.sym_distance(fast[0], chunk["truths"][i], sym)) < TOL_TRUTH_DEG
+    py = _cpu.index_one.py_func(*one_args(chunk, 0, 1))
+    assert_same_indexing(py, ref.index_one(*one_args(chunk, 0, 1)), sym, TOL_REFINE_DEG)
+
+
+def test_index_one_without_candidates_returns_identity(chunk):
+    args = list(one_args(chunk, 0, 1))
+    args[2] = np.zeros_like(args[2])  # no amplitude: the coarse search has nothing
+    q, ci, rel, cq, cs = _cpu.index_one(*args)
+    np.testing.assert_array_equal(q, [1, 0, 0, 0])
+    assert ci == 0 and rel == 0 and not cq.any() and not cs.any()
+    slow = ref.index_one(*args)
+    np.testing.assert_array_equal(slow[0], q)
+    assert slow[1] == 0 and slow[2] == 0
+
+
+def test_index_chunk_matches_reference(chunk):
+    c = chunk
+    base_q, offsets, sp_r, sp_t, sp_w, sp_norm = c["lib"]
+    args = (c["peaks"], c["counts"], c["imgs"], c["centers"], AFFINE, c["cands"], base_q, offsets, sp_r, sp_t, sp_w, sp_norm,
+            sym_data("O"), c["g"], c["F2"], LAM, SIGMA_S, 0.02, Q_MIN, Q_MAX, 0.5, *tail(1), 4)
+    fast = call_unmutated(_cpu.index_chunk, *args)
+    slow = ref.index_chunk(*args)
+    sym = sym_data("O")
+    for i in range(4):
+        assert_same_indexing([a[i] for a in fast], [a[i] for a in slow], sym, TOL_REFINE_DEG)
+    np.testing.assert_array_equal(fast[0][3], [1, 0, 0, 0])  # too few peaks: not indexed
+    assert fast[1][3] == 0 and fast[2][3] == 0
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# prefilter descriptors
+# --------------------------------------------------------------------------------------------------------------------
+def random_peak_lists(rng, n, max_peaks, q_max=1.6):
+    peaks = np.zeros((n, max_peaks, 3))
+    counts = rng.integers(0, max_peaks + 1, n)
+    counts[0] = 0
+    for i, c in enumerate(counts):
+        r, t = rng.uniform(0, q_max, c), rng.uniform(-np.pi, np.pi, c)
+        peaks[i, :c] = np.c_[r * np.cos(t), r * np.sin(t), rng.uniform(0.05, 1, c)]
+        peaks[i, c:] = rng.normal(size=(max_peaks - c, 3))  # rows past the count must be ignored
+    return peaks, counts.astype(np.int64)
+
+
+def test_reference_descriptor_is_the_library_descriptor():
+    rng = np.random.default_rng(9)
+    for n in (0, 1, 30):
+        r, t, w = rng.uniform(0, 1.6, n), rng.uniform(-np.pi, np.pi, n), rng.uniform(0, 1, n)
+        np.testing.assert_allclose(ref.radial_descriptor(r, t, w, 0.02, 76, HARMONICS), radial_descriptor(r, t, w, 0.02, 76), atol=1e-12)
+
+
+@pytest.mark.parametrize("harmonics", [HARMONICS, (0, 2, 4, 6)])
+@pytest.mark.parametrize("n, max_peaks, n_bins", [(5, 20, 76), (12, 40, 31)])
+def test_peak_radial_descriptors_match_reference(harmonics, n, max_peaks, n_bins):
+    rng = np.random.default_rng(n + n_bins)
+    peaks, counts = random_peak_lists(rng, n, max_peaks)
+    h = np.asarray(harmonics, np.float64)
+    fast = call_unmutated(_cpu.peak_radial_descriptors, peaks, counts, 0.02, n_bins, h)
+    slow = ref.peak_radial_descriptors(peaks, counts, 0.02, n_bins, h)
+    assert fast.dtype == np.float32 and fast.shape == (n, n_bins * len(h))
+    np.testing.assert_allclose(fast, slow, atol=TOL_DESC)
+    np.testing.assert_allclose(_cpu.peak_radial_descriptors.py_func(peaks[:3], counts[:3], 0.02, n_bins, h), slow[:3], atol=TOL_DESC)
+    # rotation invariance: turning every peak list about the beam leaves the descriptors unchanged
+    a = rng.uniform(0, 2 * np.pi)
+    turned = peaks.copy()
+    turned[..., 0] = np.cos(a) * peaks[..., 0] - np.sin(a) * peaks[..., 1]
+    turned[..., 1] = np.sin(a) * peaks[..., 0] + np.cos(a) * peaks[..., 1]
+    np.testing.assert_allclose(_cpu.peak_radial_descriptors(turned, counts, 0.02, n_bins, h), fast, atol=1e-5)
