@@ -141,7 +141,7 @@ def whole_job(path: Path, phases: Any, libs: list[Any], prm: Any, out_h5: Path) 
     return time.perf_counter() - t0, xmap
 
 
-def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any) -> dict[str, Any]:
+def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat: int = 3) -> dict[str, Any]:
     """Where the time goes on one in-memory block (seconds): spot detection, processed images, prefilter (radial
     descriptors + one matrix product + top-k), coarse search + candidate scoring (the chunk kernel with
     ``refine_max_eval=1``) and refinement (the full run minus that). Estimates: the kernel is one numba call."""
@@ -163,9 +163,12 @@ def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any) -> dic
             if k < lib.n_templates:
                 np.argpartition(-s, k - 1, axis=1)
 
-    t_pre, _ = C.timed(prefilter)
-    t_full, _ = C.timed(lambda: index_patterns(block, cal, libs, prm))
-    t_norefine, _ = C.timed(lambda: index_patterns(block, cal, libs, replace(prm, refine_max_eval=1)))
+    def med(fn: Any) -> float:
+        return float(np.median([C.timed(fn)[0] for _ in range(max(1, repeat))]))
+
+    t_pre = med(prefilter)
+    t_full = med(lambda: index_patterns(block, cal, libs, prm))
+    t_norefine = med(lambda: index_patterns(block, cal, libs, replace(prm, refine_max_eval=1)))
     kernel_coarse = max(t_norefine - t_spots - t_img - t_pre, 0.0)
     return {
         "n_patterns": len(block),
@@ -176,7 +179,7 @@ def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any) -> dic
         "refinement_s": max(t_full - t_norefine, 0.0),
         "total_s": t_full,
         "method": "separate calls on the same block; coarse = index_patterns(refine_max_eval=1) minus the stages "
-                  "before it; refinement = full minus refine_max_eval=1 (estimates, single runs)",
+                  "before it; refinement = full minus refine_max_eval=1 (estimates; spots/images single runs, the rest medians over repeats)",
     }
 
 
@@ -538,7 +541,7 @@ def bench_dataset(name: str, steps: list[float], args: argparse.Namespace, tmp: 
         block = np.asarray(ds.rows(0, rows)).reshape(-1, ky, kx)
         times = [C.timed(lambda: index_patterns(block, ds.calibration, libs, prm))[0] for _ in range(args.repeat)]
         r["matching_only"] = dict(C.rate_summary(times, len(block)), block=f"scan rows 0..{rows} in memory (index_patterns)")
-        r["profile"] = stage_profile(block[: min(len(block), 256)], ds.calibration, libs, prm)
+        r["profile"] = stage_profile(block[: min(len(block), 128)], ds.calibration, libs, prm, args.repeat)
         del block
         jt, xmap = [], None
         out_h5 = tmp / f"{name}_{step:g}.h5"

@@ -176,7 +176,8 @@ def test_top_peaks_and_parabolic_offset_py_func():
     # a parabola sampled at k−1, k, k+1 gives its vertex back; a convex one gives 0
     x = np.arange(10.0)
     assert _cpu.parabolic_offset.py_func(-((x - 4.3) ** 2), 4) == pytest.approx(0.3, abs=1e-12)
-    assert _cpu.parabolic_offset(-((x - 0.2) ** 2), 0) == pytest.approx(0.2, abs=1e-12)
+    wrapped = (x + 0.2 + 5) % 10 - 5  # circular: bin 9 is next to bin 0; the vertex lies at −0.2
+    assert _cpu.parabolic_offset(-(wrapped**2), 0) == pytest.approx(-0.2, abs=1e-12)
     assert _cpu.parabolic_offset((x - 4.3) ** 2, 4) == 0.0
 
 
@@ -201,8 +202,9 @@ def test_coarse_search_matches_reference(seed, n_p, n_templates, per_template):
     fast = call_unmutated(_cpu.coarse_search, *args)
     slow = ref.coarse_search(*args)
     np.testing.assert_array_equal(fast[0], slow[0])
-    np.testing.assert_allclose(fast[1], slow[1], atol=1e-9)
     np.testing.assert_allclose(fast[2], slow[2], atol=TOL_REL)
+    # γ where the template correlates at all (an all-zero histogram has no preferred angle: ties in any order)
+    np.testing.assert_allclose(fast[1][slow[2] > 0], slow[1][slow[2] > 0], atol=1e-9)
     py = _cpu.coarse_search.py_func(*args)
     np.testing.assert_array_equal(py[0], slow[0])
     np.testing.assert_allclose(py[2], slow[2], atol=TOL_REL)

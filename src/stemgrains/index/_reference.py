@@ -21,6 +21,7 @@ from orix.quaternion import Orientation, Quaternion, Rotation
 from orix.quaternion.symmetry import Symmetry
 from orix.vector import Vector3d
 from scipy import ndimage, optimize
+from scipy.spatial.transform import Rotation as SciPyRotation
 
 from ..crystal.scattering import excitation_error
 
@@ -36,12 +37,10 @@ def qmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def qexp(v: np.ndarray) -> np.ndarray:
-    """Unit quaternion of the rotation vector ``v`` (axis · angle, radians), via orix axis–angle."""
-    v = np.asarray(v, float)
-    ang = float(np.linalg.norm(v))
-    if ang == 0.0:
-        return np.array([1.0, 0.0, 0.0, 0.0])
-    return Rotation.from_axes_angles(v / ang, ang).data.reshape(4).copy()
+    """Unit quaternion of the rotation vector ``v`` (axis · angle, radians), via scipy's rotation vectors (orix's
+    axis–angle conversion rounds angles below ~1e-9 rad to the identity)."""
+    x, y, z, w = SciPyRotation.from_rotvec(np.asarray(v, float)).as_quat()
+    return np.array([w, x, y, z])
 
 
 def qmatrix(q: np.ndarray) -> np.ndarray:
