@@ -32,9 +32,14 @@ __all__ = [
 
 @functools.lru_cache(maxsize=1)
 def _lobato_table() -> np.ndarray:
-    from importlib.resources import files
+    import importlib.util
+    from pathlib import Path
 
-    path = files("py4DSTEM.process.utils").joinpath("scattering_factors.txt")
+    # located without importing py4DSTEM (its import is slow and pulls in CUDA-using dependencies)
+    spec = importlib.util.find_spec("py4DSTEM")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("py4DSTEM is not installed: its Lobato coefficient table is needed (pip install py4DSTEM)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "process" / "utils" / "scattering_factors.txt"
     table = np.loadtxt(str(path), dtype=np.float64)
     if table.ndim != 2 or table.shape[1] < 10:
         raise RuntimeError(f"unexpected Lobato coefficient table shape {table.shape} in {path}")

@@ -148,9 +148,20 @@ def _coerce_phases(phases: Any) -> list[Phase]:
 
 
 def index_patterns(
-    patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams
+    patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu"
 ) -> ChunkResult:
-    """Index a stack of patterns ``(n, ky, kx)`` against one library per phase (the core used per chunk)."""
+    """Index a stack of patterns ``(n, ky, kx)`` against one library per phase (the core used per chunk).
+
+    Spot detection and the prefilter run on the CPU; ``backend="gpu"`` runs the matching and refinement with the
+    numba.cuda kernels of :mod:`._gpu` (same inputs and outputs as :func:`._cpu.index_chunk`)."""
+    if backend == "gpu":
+        from . import _gpu
+
+        index_chunk = _gpu.index_chunk_gpu
+    elif backend == "cpu":
+        index_chunk = _cpu.index_chunk
+    else:
+        raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     sp = replace(params.spots, q_max=min(params.spots.q_max, params.k_max))
     peaks, counts, centers = detect_spots(patterns, calibration, sp)
     imgs = processed_images(patterns, calibration, centers, sp)
@@ -175,7 +186,7 @@ def index_patterns(
         cands = np.ascontiguousarray(cands, dtype=np.int64)
         g_c = np.ascontiguousarray(lib.refl.g)
         F2 = np.ascontiguousarray(lib.refl.intensity)
-        res = _cpu.index_chunk(
+        res = index_chunk(
             peaks, counts, imgs, centers, affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
             lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
             params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
@@ -328,7 +339,7 @@ def index_orientations(
         if client is not None:
             from ..distributed import run_chunks_distributed
 
-            for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo):
+            for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo, backend=backend):
                 results[(r0, r1)] = res
                 if ckpt is not None:
                     _save_chunk(_chunk_path(ckpt, r0, r1), res)
@@ -336,7 +347,7 @@ def index_orientations(
         else:
             for r0, r1 in todo:
                 block = dataset.rows(r0, r1).reshape(-1, ky, kx)
-                res = index_patterns(block, cal, libraries, prm)
+                res = index_patterns(block, cal, libraries, prm, backend=backend)
                 results[(r0, r1)] = res
                 if ckpt is not None:
                     _save_chunk(_chunk_path(ckpt, r0, r1), res)
