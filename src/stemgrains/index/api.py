@@ -60,6 +60,9 @@ class IndexParams:
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
     n_candidates : distinct coarse candidates scored on the processed image.
+    candidate_separation_deg : candidates closer than this (Laue symmetry) count as one, degrees; keeps the
+        candidates spread over different hypotheses instead of neighbouring templates of one solution
+        (default: half the library step).
     n_refine : candidates refined per pattern.
     n_best : candidates kept per pattern.
     reliability_distance_deg : Q2 is the best solution at least this far from the best (Laue symmetry).
@@ -75,7 +78,8 @@ class IndexParams:
     sigma_coarse: float = 0.02
     n_prefilter: int = 600
     n_angles: int = 360
-    n_candidates: int = 20
+    n_candidates: int = 50
+    candidate_separation_deg: float | None = None
     n_refine: int = 3
     n_best: int = config.N_BEST
     reliability_distance_deg: float = config.RELIABILITY_MIN_DISTANCE_DEG
@@ -97,6 +101,8 @@ class IndexParams:
             v = getattr(self, name)
             if int(v) != v or v < 1:
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+        if self.candidate_separation_deg is not None and not (np.isfinite(self.candidate_separation_deg) and self.candidate_separation_deg > 0):
+            raise ParameterError(f"candidate_separation_deg must be positive, got {self.candidate_separation_deg!r}")
         if not 0 <= self.min_correlation < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
 
@@ -191,7 +197,7 @@ def index_patterns(
             lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
             params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
             params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
-            np.deg2rad(0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
+            np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
         per_phase.append(res)

@@ -158,7 +158,7 @@ def build_library(
         lattice=[float(x) for x in phase.structure.lattice.abcABG()],
     )
     refl = reflections(phase, k_max=k_max)
-    key = cache_key(phase_cif_text(phase) + "\n#lib-v2", params) if cache else None
+    key = cache_key(phase_cif_text(phase) + "\n#lib-v3", params) if cache else None
     if cache:
         got = load_cached(key, cache_dir=cache_dir)
         if got is not None:
@@ -181,6 +181,9 @@ def build_library(
         s = excitation_error(g_s, lam)
         inten = refl.intensity[None, :] * np.exp(-0.5 * s**2 / sig2[None, :])
         inten[np.abs(s) > 3 * np.sqrt(sig2)[None, :]] = 0
+        # the prefilter descriptor uses the true relrod: the widened one spreads every template over the spots of
+        # all its neighbours' tilts and makes the radial profiles alike
+        sharp = refl.intensity[None, :] * np.exp(-0.5 * (s / excitation_error_sigma) ** 2)
         for t in range(len(R)):
             it = inten[t]
             keep = np.flatnonzero(it > min_relative_intensity * it.max(initial=0))
@@ -195,7 +198,10 @@ def build_library(
             ths.append(np.arctan2(q[order, 1], q[order, 0]))
             ws.append(w[order])
             norms.append(np.sqrt(np.sum(w**2)))
-            radial.append(radial_descriptor(r, np.arctan2(q[:, 1], q[:, 0]), w, radial_bin_width, n_bins))
+            st = sharp[t]
+            ks = np.flatnonzero(st > min_relative_intensity * st.max(initial=0))
+            qs = g_s[t, ks, :2]
+            radial.append(radial_descriptor(np.hypot(qs[:, 0], qs[:, 1]), np.arctan2(qs[:, 1], qs[:, 0]), st[ks] ** intensity_power, radial_bin_width, n_bins))
             offsets.append(offsets[-1] + keep.size)
     arrays = dict(
         directions=np.asarray(dirs, dtype=np.float64),
