@@ -210,6 +210,7 @@ def child(args: argparse.Namespace) -> dict:
         t0 = time.perf_counter()
         res = dict(hook(str(path), str(CIF), args.steps[0]))
         out.update(res, status="ok", seconds=time.perf_counter() - t0)
+        out.setdefault("job_patterns_per_s", res.get("patterns_per_s"))  # the hook's own timing (a subset)
         return out
     if backend == "gpu":
         from stemgrains.errors import StemgrainsError

@@ -16,7 +16,7 @@ from stemgrains.preprocess.api import SpotParams
 TOL_SPOT_PX = 0.2  # detected spot position vs the constructed one, in detector pixels (as q / q_pixel_size)
 TOL_CENTER_PX = 0.2  # direct-beam centre
 TOL_RING_REL = 0.02  # polar transform of a ring: spread along the angle relative to the ring's height
-TOL_BACKGROUND = 0.3  # radial background vs the constructed profile, counts (it changes by up to 5 per bin)
+TOL_BACKGROUND = 0.5  # radial background with spots vs without, counts (spots of 500; the profile changes by ≤ 5 per bin)
 
 SHAPE = (128, 128)
 PX = 0.01  # 1/Å per pixel
@@ -93,14 +93,11 @@ def test_stack_functions_reject_non_numeric(arr):
     assert_one_line(e, "numeric")
 
 
-@pytest.mark.xfail(strict=True, reason="api bug: complex patterns pass the numeric check and are cast with a ComplexWarning (see report)")
 def test_stack_functions_reject_complex():
     with pytest.raises(InputError):
         api.detect_spots(np.ones((2, 16, 16), complex), Calibration(PX))
 
 
-@pytest.mark.xfail(strict=True, reason="api bug: float16 / non-native byte order reach the numba kernel, which raises "
-                   "NotImplementedError / TypingError from inside; _stack should convert them (see report)")
 @pytest.mark.parametrize("dtype", ["float16", ">f4", ">u2"])
 def test_detect_spots_accepts_any_numeric_dtype(dtype):
     cal = Calibration(PX)
@@ -144,15 +141,11 @@ def test_single_pattern_functions_reject_wrong_ndim(arr):
     assert_one_line(e, "2-D")
 
 
-@pytest.mark.xfail(strict=True, reason="api bug: radial_background has no ndim check; a 3-D array reaches the kernel "
-                   "(numba TypingError) (see report)")
 def test_radial_background_rejects_wrong_ndim():
     with pytest.raises(InputError):
         api.radial_background(np.zeros((2, 16, 16)), Calibration(PX), (8.0, 8.0), PX, 0.1)
 
 
-@pytest.mark.xfail(strict=True, reason="api bug: direct_beam_center / polar_transform / radial_background convert with "
-                   "np.asarray(dtype=float64): strings give numpy's ValueError, not InputError (see report)")
 @pytest.mark.parametrize("func", ["direct_beam_center", "polar_transform", "radial_background"])
 def test_single_pattern_functions_reject_non_numeric(func):
     arr = np.full((16, 16), "a")
@@ -172,8 +165,6 @@ def test_radial_background_quantile_validation():
     assert_one_line(e, "quantile")
 
 
-@pytest.mark.xfail(strict=True, reason="api bug: bin_width_q <= 0 reaches the kernel (ZeroDivisionError / negative "
-                   "dimensions) instead of a ParameterError (see report)")
 @pytest.mark.parametrize("bw", [0.0, -0.01])
 def test_radial_background_bin_width_validation(bw):
     with pytest.raises(ParameterError):
@@ -293,16 +284,21 @@ def test_radial_background_follows_a_constructed_profile(name):
         return 10.0 + 50.0 * np.exp(-x / 0.2)
 
     img = profile(q)
-    rng = np.random.default_rng(0)
-    for _ in range(15):  # sparse bright spots do not move the median
-        img = img + gaussian((rng.uniform(20, 108), rng.uniform(20, 108)), 500.0, 1.0)
     bw = 0.02
     prof = api.radial_background(img, cal, center, bin_width_q=bw, q_max=0.6)
     assert prof.shape == (30,)
-    # the profile decreases: a ring's median value is the profile at the ring pixels' median radius
+    # each ring's value lies between its lower and upper median (the profile at the ring pixels' median radius)
     ring = np.floor(q / bw).astype(int)
-    median_q = np.array([np.median(q[ring == k]) for k in range(30)])
-    np.testing.assert_allclose(prof, profile(median_q), atol=TOL_BACKGROUND)
+    lower = np.array([np.quantile(profile(q[ring == k]), 0.5, method="lower") for k in range(30)])
+    upper = np.array([np.quantile(profile(q[ring == k]), 0.5, method="higher") for k in range(30)])
+    assert np.all(prof >= lower - 1e-9) and np.all(prof <= upper + 1e-9)
+    assert np.all(np.diff(prof) < 0)
+    # sparse bright spots (500 counts) hardly move the medians
+    rng = np.random.default_rng(0)
+    for _ in range(15):
+        img = img + gaussian((rng.uniform(20, 108), rng.uniform(20, 108)), 500.0, 1.0)
+    prof = api.radial_background(img, cal, center, bin_width_q=bw, q_max=0.6)
+    assert np.all(prof >= lower - TOL_BACKGROUND) and np.all(prof <= upper + TOL_BACKGROUND)
     lo = api.radial_background(img, cal, center, bin_width_q=bw, q_max=0.6, quantile=0.0)
     assert np.all(lo <= prof + 1e-12)
 
@@ -324,8 +320,6 @@ def test_processed_images_remove_a_radial_background_and_keep_spots():
         assert out[0][r, c] > 0.5 * 50.0  # the spot's 3 × 3 mean stays (50 × ≈ 0.7)
 
 
-@pytest.mark.xfail(strict=True, reason="kernel bug: processed_image's 3 × 3 mean is zero-padded, so the edge pixels are "
-                   "darker, pull the median of the corner rings down, and the pixels next to them stay positive (see report)")
 def test_processed_image_of_a_constant_pattern_is_zero():
     out = api.processed_images(np.full((64, 64), 10.0), Calibration(PX), np.array([[31.5, 31.5]]), SpotParams(power=1.0))
     assert out.max() == 0.0

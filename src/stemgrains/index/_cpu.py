@@ -325,7 +325,8 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, cent
     q = qmul(q0, qexp(simplex[k]))
     if q[0] < 0:
         q = -q
-    return q, -vals[k], n_eval
+    # the search scored on reflections near the sphere for tilts near q0 only; Nelder–Mead may have gone farther
+    return q, image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine), n_eval + 1
 
 
 # --------------------------------------------------------------------------------------------------

@@ -92,18 +92,33 @@ class IndexParams:
 
     def __post_init__(self) -> None:
         if isinstance(self.spots, dict):
-            object.__setattr__(self, "spots", SpotParams(**self.spots))
-        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"):
+            try:
+                object.__setattr__(self, "spots", SpotParams(**self.spots))
+            except TypeError as err:
+                raise ParameterError(f"spots: {err}") from None
+        if not isinstance(self.spots, SpotParams):
+            raise ParameterError(f"spots must be a SpotParams or a dict of its fields, got {self.spots!r}")
+
+        def number(name: str) -> float:
             v = getattr(self, name)
-            if not (np.isfinite(v) and v > 0):
-                raise ParameterError(f"{name} must be a positive number, got {v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):
+                raise ParameterError(f"{name} must be a finite number, got {v!r}")
+            return float(v)
+
+        if not 0.1 <= number("step_deg") <= 15:
+            raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {self.step_deg!r}")
+        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"):
+            if not number(name) > 0:
+                raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
             v = getattr(self, name)
-            if int(v) != v or v < 1:
+            ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+            if not (ok and int(v) == v and v >= 1):
                 raise ParameterError(f"{name} must be a positive integer, got {v!r}")
-        if self.candidate_separation_deg is not None and not (np.isfinite(self.candidate_separation_deg) and self.candidate_separation_deg > 0):
+            object.__setattr__(self, name, int(v))
+        if self.candidate_separation_deg is not None and not number("candidate_separation_deg") > 0:
             raise ParameterError(f"candidate_separation_deg must be positive, got {self.candidate_separation_deg!r}")
-        if not 0 <= self.min_correlation < 1:
+        if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
 
     def as_dict(self) -> dict[str, Any]:

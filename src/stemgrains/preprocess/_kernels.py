@@ -237,8 +237,13 @@ def ring_mean(img, row, col, radius):
     ky, kx = img.shape
     s = 0.0
     n = 0
-    for d in range(-radius, radius + 1):
-        for (i, j) in ((row - radius, col + d), (row + radius, col + d), (row + d, col - radius), (row + d, col + radius)):
+    for d in range(-radius, radius + 1):  # top and bottom rows, corners included
+        for (i, j) in ((row - radius, col + d), (row + radius, col + d)):
+            if 0 <= i < ky and 0 <= j < kx:
+                s += img[i, j]
+                n += 1
+    for d in range(-radius + 1, radius):  # left and right columns, without the corners
+        for (i, j) in ((row + d, col - radius), (row + d, col + radius)):
             if 0 <= i < ky and 0 <= j < kx:
                 s += img[i, j]
                 n += 1
@@ -316,7 +321,7 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
     The background is the ``quantile`` of each ring (width ``bin_width_q``, 1/Å) of the 3 × 3 mean, so smooth
     diffuse backgrounds (amorphous rings, inelastic tails) vanish while sparse spots remain.
     """
-    img = box_sum3(pattern.astype(np.float64)) / 9.0
+    img = box_sum3(pattern.astype(np.float64)) / box_sum3(np.ones(pattern.shape))  # mean over the detector pixels only
     n_bins = int(q_max / bin_width_q) + 2
     prof = radial_background(img, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile)
     ky, kx = img.shape

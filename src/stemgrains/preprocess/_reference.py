@@ -103,13 +103,7 @@ def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, b
     rows = []
     for r, c, _ in cands:
         ir, ic = int(r + 0.5), int(c + 0.5)
-        # the ring mean counts corner pixels twice in the kernel's loop; do the same here
-        vals = []
-        for d in range(-ring_radius, ring_radius + 1):
-            for i, j in ((ir - ring_radius, ic + d), (ir + ring_radius, ic + d), (ir + d, ic - ring_radius), (ir + d, ic + ring_radius)):
-                if 0 <= i < S.shape[0] and 0 <= j < S.shape[1]:
-                    vals.append(S[i, j])
-        bg = float(np.mean(vals)) if vals else 0.0
+        bg = ring_mean(S, ir, ic, ring_radius)
         ex = S[ir, ic] - bg
         if ex <= n_sigma * np.sqrt(max(bg, 0) + 1):
             continue
@@ -126,7 +120,7 @@ def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, b
 
 
 def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_max, quantile, power):
-    img = box_sum3(pattern) / 9.0
+    img = box_sum3(pattern) / box_sum3(np.ones(np.shape(pattern)))
     n_bins = int(q_max / bin_width_q) + 2
     prof = radial_background(img, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile)
     rows, cols = np.indices(img.shape)

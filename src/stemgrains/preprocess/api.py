@@ -74,17 +74,29 @@ def _affine_inv(calibration: Calibration) -> np.ndarray:
     return np.ascontiguousarray(np.linalg.inv(calibration._affine()))
 
 
+def _real(arr: np.ndarray, name: str) -> np.ndarray:
+    """Real numeric array in a dtype the kernels compile for (float16 and non-native byte orders → float64)."""
+    if arr.dtype.kind not in "fiu":
+        raise InputError(f"{name} must be numeric (integer or real), got dtype {arr.dtype}")
+    if not arr.dtype.isnative or arr.dtype == np.float16:
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr)
+
+
 def _stack(patterns: np.ndarray) -> np.ndarray:
     arr = np.asarray(patterns)
     if arr.ndim == 2:
         arr = arr[None]
     if arr.ndim != 3:
         raise InputError(f"patterns must be (ky, kx) or (n, ky, kx), got shape {arr.shape}")
-    if not np.issubdtype(arr.dtype, np.number):
-        raise InputError(f"patterns must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind not in "fiu":
-        arr = arr.astype(np.float64)
-    return np.ascontiguousarray(arr)
+    return _real(arr, "patterns")
+
+
+def _image(pattern: np.ndarray) -> np.ndarray:
+    arr = np.asarray(pattern)
+    if arr.ndim != 2:
+        raise InputError(f"pattern must be 2-D, got shape {arr.shape}")
+    return np.ascontiguousarray(_real(arr, "pattern"), dtype=np.float64)
 
 
 def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotParams | None = None):
@@ -125,9 +137,7 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
 def direct_beam_center(pattern: np.ndarray, radius_px: float = 4.0, start: tuple[float, float] | None = None) -> tuple[float, float]:
     """Direct-beam centre (row, col) of one pattern: iterated centre of mass in a disk around the brightest pixel
     (or ``start``)."""
-    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
-    if img.ndim != 2:
-        raise InputError(f"pattern must be 2-D, got shape {img.shape}")
+    img = _image(pattern)
     if start is None:
         k = int(np.argmax(img))
         start = (k // img.shape[1], k % img.shape[1])
@@ -137,9 +147,7 @@ def direct_beam_center(pattern: np.ndarray, radius_px: float = 4.0, start: tuple
 def polar_transform(pattern: np.ndarray, calibration: Calibration, center: tuple[float, float], q_max: float, n_radial: int = 64, n_angles: int = 360) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resample a pattern on a polar grid of the *sample* frame (the calibrated rotation, flip and ellipticity are
     corrected). Returns (image (n_radial, n_angles), q_radii 1/Å, angles rad; angle from +x toward +y)."""
-    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
-    if img.ndim != 2:
-        raise InputError(f"pattern must be 2-D, got shape {img.shape}")
+    img = _image(pattern)
     q = np.linspace(0, q_max, n_radial)
     a = np.arange(n_angles) * (2 * np.pi / n_angles)
     return K.polar_transform(img, float(center[0]), float(center[1]), np.ascontiguousarray(calibration._affine()), q, a), q, a
@@ -150,7 +158,10 @@ def radial_background(pattern: np.ndarray, calibration: Calibration, center: tup
     sparse, so a ring's median is its smooth background (amorphous rings, inelastic tails)."""
     if not 0 <= quantile <= 1:
         raise ParameterError(f"quantile must be in [0, 1], got {quantile!r}")
-    img = np.ascontiguousarray(np.asarray(pattern, dtype=np.float64))
+    for name, v in (("bin_width_q", bin_width_q), ("q_max", q_max)):
+        if not (np.isfinite(v) and v > 0):
+            raise ParameterError(f"{name} must be a positive number of 1/Å, got {v!r}")
+    img = _image(pattern)
     n_bins = int(np.ceil(q_max / bin_width_q))
     return K.radial_background(img, float(center[0]), float(center[1]), _affine_inv(calibration), float(bin_width_q), n_bins, float(quantile))
 
@@ -160,7 +171,10 @@ def processed_images(patterns: np.ndarray, calibration: Calibration, centers: np
     input of the refinement. ``centers`` (n, 2) from :func:`detect_spots`."""
     params = params or SpotParams()
     arr = _stack(patterns)
-    c = np.ascontiguousarray(np.asarray(centers, dtype=np.float64).reshape(-1, 2))
+    c = np.asarray(centers)
+    if c.dtype.kind not in "fiu" or c.size != 2 * len(arr):
+        raise InputError(f"centers must be {len(arr)} numeric (row, col) pairs, got shape {c.shape} dtype {c.dtype}")
+    c = np.ascontiguousarray(c, dtype=np.float64).reshape(-1, 2)
     if len(c) != len(arr):
         raise InputError(f"centers has {len(c)} rows for {len(arr)} patterns")
     return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.q_pixel_size), float(params.q_max) * 1.5, float(quantile), float(params.power))

@@ -308,6 +308,15 @@ def test_refine_orientation_matches_scipy_nelder_mead(crystal):
         assert np.rad2deg(ref.sym_distance(q_fast, q_true, sym)) < TOL_TRUTH_DEG
 
 
+def test_refine_returns_the_score_of_its_orientation_from_poor_starts(crystal):
+    g, F2 = crystal
+    rng = np.random.default_rng(0)
+    img = render(near_zone_axis(rng), g, F2)
+    for q0 in unit_quaternions(rng, 4):
+        q, s, _ = _cpu.refine_orientation(q0, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))
+        assert s == pytest.approx(ref.image_score(q, *score_args(g, F2, img)), rel=1e-9)
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # index_one / index_chunk on a small template library around the true orientations
 # --------------------------------------------------------------------------------------------------------------------
@@ -433,6 +442,9 @@ def test_index_chunk_matches_reference(chunk):
         assert_same_indexing([a[i] for a in fast], [a[i] for a in slow], sym, TOL_REFINE_DEG)
     np.testing.assert_array_equal(fast[0][3], [1, 0, 0, 0])  # too few peaks: not indexed
     assert fast[1][3] == 0 and fast[2][3] == 0
+    py = _cpu.index_chunk.py_func(*args)  # the same loop in Python over the compiled index_one
+    for a, b in zip(py, fast):
+        np.testing.assert_allclose(a, b, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------------------------------------

@@ -1,0 +1,97 @@
+"""IndexParams: defaults from stemgrains.config, validation (bad values → one-line ParameterError), round trip."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from stemgrains import config
+from stemgrains.errors import ParameterError
+from stemgrains.index.api import IndexParams
+from stemgrains.preprocess.api import SpotParams
+
+POSITIVE_FLOATS = ["k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"]
+POSITIVE_INTS = ["n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"]
+
+
+def assert_parameter_error(name, **kw):
+    with pytest.raises(ParameterError) as e:
+        IndexParams(**kw)
+    msg = str(e.value)
+    assert "\n" not in msg and name in msg
+
+
+def test_defaults_come_from_config_and_are_valid():
+    p = IndexParams()
+    assert p.step_deg == config.LIBRARY_STEP_DEG
+    assert p.n_best == config.N_BEST
+    assert p.reliability_distance_deg == config.RELIABILITY_MIN_DISTANCE_DEG
+    assert isinstance(p.spots, SpotParams) and p.spots == SpotParams()
+
+
+@pytest.mark.parametrize("name", POSITIVE_FLOATS)
+@pytest.mark.parametrize("value", [0.0, -1.0, np.nan, np.inf, -np.inf])
+def test_positive_floats(name, value):
+    assert_parameter_error(name, **{name: value})
+
+
+@pytest.mark.parametrize("name", POSITIVE_INTS)
+@pytest.mark.parametrize("value", [0, -3, 2.5, "5"])
+def test_positive_integers(name, value):
+    assert_parameter_error(name, **{name: value})
+
+
+@pytest.mark.parametrize("value", [1.0, 1, -0.1, np.nan])
+def test_min_correlation_range(value):
+    assert_parameter_error("min_correlation", min_correlation=value)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.5, 0.999])
+def test_min_correlation_accepts_the_unit_interval(value):
+    assert IndexParams(min_correlation=value).min_correlation == value
+
+
+def test_spots_from_dict_are_validated_and_round_trip():
+    p = IndexParams(spots={"q_max": 1.2, "n_sigma": 4.0}, n_angles=180, k_max=1.2)
+    assert isinstance(p.spots, SpotParams) and p.spots.q_max == 1.2 and p.spots.n_sigma == 4.0
+    d = p.as_dict()
+    assert isinstance(d["spots"], dict) and d["n_angles"] == 180
+    assert IndexParams(**d) == p
+    with pytest.raises(ParameterError) as e:
+        IndexParams(spots={"q_max": -1.0})
+    assert "q_max" in str(e.value)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.k_max = 2.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("value", [0.0, -1.0, np.nan])
+def test_step_deg(value):
+    assert_parameter_error("step_deg", step_deg=value)
+
+
+@pytest.mark.parametrize("kw", [dict(k_max=None), dict(k_max="1.5"), dict(n_angles=None), dict(min_correlation=None),
+                                dict(n_angles=np.nan), dict(n_best=np.inf)])
+def test_non_numbers(kw):
+    assert_parameter_error(next(iter(kw)), **kw)
+
+
+def test_integer_fields_are_ints():
+    assert type(IndexParams(n_angles=180.0).n_angles) is int
+    assert_parameter_error("n_angles", n_angles=True)
+
+
+@pytest.mark.parametrize("spots", [3, {"bogus": 1}])
+def test_bad_spots(spots):
+    assert_parameter_error("spots", spots=spots)
+
+
+@pytest.mark.parametrize("value", [0.0, -2.0, np.nan, np.inf])
+def test_candidate_separation(value):
+    assert_parameter_error("candidate_separation_deg", candidate_separation_deg=value)
+
+
+@pytest.mark.parametrize("value", [None, 0.3, 2])
+def test_candidate_separation_accepts_none_and_positive(value):
+    assert IndexParams(candidate_separation_deg=value).candidate_separation_deg == value
