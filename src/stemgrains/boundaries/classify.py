@@ -596,19 +596,12 @@ def _bytes_as_str(table: Table) -> Table:
 
 def read_classification(h5file: Any) -> BoundaryClassification:
     """Read what :func:`write_classification` wrote (an open h5py ``File``/``Group`` or a path)."""
-    if isinstance(h5file, (str, os.PathLike)):
-        import h5py
+    from ..io.results import read_with
 
-        path = Path(h5file)
-        if not path.is_file():
-            raise FileFormatError(f"{path}: results file not found")
-        try:
-            f = h5py.File(path, "r")
-        except OSError as err:
-            raise FileFormatError(f"{path}: not a readable HDF5 file ({err})") from None
-        with f:
-            return read_classification(f)
-    source = getattr(getattr(h5file, "file", None), "filename", "results file")
+    return read_with(h5file, _read_classification)
+
+
+def _read_classification(h5file: Any, source: str) -> BoundaryClassification:
     if GROUP not in h5file or "segments" not in h5file[GROUP] or "boundaries" not in h5file[GROUP]:
         raise FileFormatError(f"{source}: no {GROUP}/ group with segments and boundaries (run `stemgrains classify`)")
     g = h5file[GROUP]

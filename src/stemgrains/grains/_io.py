@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 from orix.crystal_map import Phase, PhaseList
 
 from .._table import Table
@@ -113,14 +112,6 @@ def _read(f: h5py.Group, source: str) -> GrainMap:
 
 def read_grains(h5file: str | os.PathLike | h5py.Group) -> GrainMap:
     """Read the GrainMap written by :func:`write_grains` (path or open h5py file/group)."""
-    if isinstance(h5file, h5py.Group):
-        return _read(h5file, str(h5file.file.filename))
-    path = Path(h5file)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: results file not found")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise FileFormatError(f"{path}: not a readable HDF5 file ({err})") from None
-    with f:
-        return _read(f, str(path))
+    from ..io.results import read_with
+
+    return read_with(h5file, _read)

@@ -43,6 +43,7 @@ __all__ = [
     "write_provenance",
     "write_parameters",
     "read_parameters",
+    "read_with",
     "json_default",
 ]
 
@@ -131,6 +132,22 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_with(h5file: Any, reader: Any) -> Any:
+    """``reader(group, source)`` on an open h5py file/group, or on the results file at a path opened read-only;
+    a missing or unreadable file is a one-line :class:`FileFormatError` naming it."""
+    if isinstance(h5file, h5py.Group):
+        return reader(h5file, str(h5file.file.filename))
+    path = Path(h5file)
+    if not path.is_file():
+        raise FileFormatError(f"{path}: results file not found")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise FileFormatError(f"{path}: not a readable HDF5 file ({err})") from None
+    with f:
+        return reader(f, str(path))
 
 
 def file_sha256(path: str | os.PathLike, limit_bytes: int = 2 * 1024**3) -> str | None:
