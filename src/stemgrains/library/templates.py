@@ -155,6 +155,7 @@ def build_library(
         intensity_power=float(intensity_power),
         point_group=phase.point_group.name,
         orix_version=__import__("orix").__version__,
+        harmonics=list(HARMONICS),
         lattice=[float(x) for x in phase.structure.lattice.abcABG()],
     )
     refl = reflections(phase, k_max=k_max)
