@@ -191,8 +191,6 @@ def index_patterns(
     n_ph = len(libraries)
     lam = calibration.wavelength
     q_min = sp.resolved_q_min(calibration)
-    best = None
-    all_scores = np.zeros((n_ph, n))
     per_phase = []
     for lib in libraries:
         harmonics = np.asarray(HARMONICS, dtype=np.float64)
@@ -216,15 +214,11 @@ def index_patterns(
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
         per_phase.append(res)
-    for i, res in enumerate(per_phase):
-        all_scores[i] = res[1]
+    # per-phase results stacked (n_ph, n, ...): pick each pattern's best phase with one gather
+    q_all, all_scores, rel_all, cq_all, cs_all = (np.stack([res[k] for res in per_phase]) for k in range(5))
     best = np.argmax(all_scores, axis=0)
     idx = np.arange(n)
-    q = np.stack([per_phase[b][0][j] for j, b in enumerate(best)]) if n else np.zeros((0, 4))
-    score = all_scores[best, idx]
-    rel = np.array([per_phase[b][2][j] for j, b in enumerate(best)])
-    cq = np.stack([per_phase[b][3][j] for j, b in enumerate(best)]) if n else np.zeros((0, params.n_best, 4))
-    cs = np.stack([per_phase[b][4][j] for j, b in enumerate(best)]) if n else np.zeros((0, params.n_best))
+    q, score, rel, cq, cs = (a[best, idx] for a in (q_all, all_scores, rel_all, cq_all, cs_all))
     if n_ph > 1:
         other = np.sort(all_scores, axis=0)[-2]
         with np.errstate(divide="ignore", invalid="ignore"):

@@ -14,14 +14,12 @@ the tilt a library step can leave (the directions' covering radius), so the near
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from orix.crystal_map import Phase
 
-from .._version import __version__
 from ..crystal import phase_cif_text, reflections
 from ..crystal.scattering import Reflections, excitation_error
 from ..crystal.spots import rotation_matrices
@@ -218,6 +216,3 @@ def build_library(
         save_cached(key, arrays, cache_dir=cache_dir)
     return TemplateLibrary(phase=phase, refl=refl, params=params, **arrays)
 
-
-def describe(lib: TemplateLibrary) -> str:
-    return json.dumps({"phase": lib.phase.name, "templates": lib.n_templates, "version": __version__, **lib.params})
