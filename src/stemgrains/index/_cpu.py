@@ -100,6 +100,15 @@ def angular_correlation(pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q, n_bins):
     r̄·Δγ spread over at most ±3 bins. Both spot lists must be sorted by radius.
     """
     hist = np.zeros(n_bins)
+    angular_correlation_into(hist, pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q)
+    return hist
+
+
+@nb.njit(cache=True, nogil=True)
+def angular_correlation_into(hist, pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q):
+    """:func:`angular_correlation` written into ``hist`` (its length is the number of bins; reused buffer)."""
+    n_bins = hist.shape[0]
+    hist[:] = 0.0
     bw = TWO_PI / n_bins
     cut = 3.5 * sigma_q
     inv_c2 = 1.0 / (cut * cut)
@@ -126,30 +135,33 @@ def angular_correlation(pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q, n_bins):
                 if v > 0:
                     hist[k % n_bins] += wr * v * v
             j += 1
-    return hist
 
 
 @nb.njit(cache=True, nogil=True)
 def top_peaks_circular(hist, n_keep, min_sep_bins):
-    """Indices of up to ``n_keep`` largest values of a circular histogram, pairwise ≥ ``min_sep_bins`` apart."""
+    """Indices of up to ``n_keep`` largest values of a circular histogram, pairwise ≥ ``min_sep_bins`` apart
+    (greedy from the largest down; ties go to the lower index). One linear scan per kept peak, no sort."""
     n = hist.shape[0]
-    order = np.argsort(-hist)
     out = np.full(n_keep, -1, np.int64)
-    m = 0
-    for i in range(n):
-        k = order[i]
-        ok = True
-        for j in range(m):
-            d = abs(k - out[j])
-            d = min(d, n - d)
-            if d < min_sep_bins:
-                ok = False
-                break
-        if ok:
-            out[m] = k
-            m += 1
-            if m == n_keep:
-                break
+    for m in range(n_keep):
+        best = -1
+        bv = 0.0
+        for k in range(n):
+            if best >= 0 and hist[k] <= bv:
+                continue
+            ok = True
+            for j in range(m):
+                d = abs(k - out[j])
+                d = min(d, n - d)
+                if d < min_sep_bins:
+                    ok = False
+                    break
+            if ok:
+                best = k
+                bv = hist[k]
+        if best < 0:
+            break
+        out[m] = best
     return out
 
 
@@ -178,13 +190,14 @@ def coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, si
     if a_norm <= 0:
         return out_t, out_g, out_s
     bw = TWO_PI / n_bins
+    h = np.empty(n_bins)
     for i in range(cand.shape[0]):
         t = cand[i]
         s0 = offsets[t]
         s1 = offsets[t + 1]
         if s1 == s0 or sp_norm[t] <= 0:
             continue
-        h = angular_correlation(pk_r, pk_t, pk_a, sp_r[s0:s1], sp_t[s0:s1], sp_w[s0:s1], sigma_q, n_bins)
+        angular_correlation_into(h, pk_r, pk_t, pk_a, sp_r[s0:s1], sp_t[s0:s1], sp_w[s0:s1], sigma_q)
         ks = top_peaks_circular(h, per_template, min_sep_bins)
         for j in range(per_template):
             k = ks[j]
