@@ -82,11 +82,13 @@ def _index_block(block: np.ndarray, calibration: Any, libraries: list, params: A
 
     ky, kx = block.shape[-2:]
     patterns = block.reshape(-1, ky, kx)
-    kw = {} if backend == "cpu" else {"backend": backend}
+    kw = {"scan_shape": tuple(block.shape[:2])} if block.ndim == 4 else {}
+    if backend != "cpu":
+        kw["backend"] = backend
     if backend != "cpu" or _numba_layer_is_threadsafe():
         return index_patterns(patterns, calibration, libraries, params, **kw)
     with _KERNEL_LOCK:
-        return index_patterns(patterns, calibration, libraries, params)
+        return index_patterns(patterns, calibration, libraries, params, **kw)
 
 
 def _index_rows(dataset: Dataset4D, r0: int, r1: int, libraries: list, params: Any, backend: str) -> Any:

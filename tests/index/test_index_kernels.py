@@ -448,6 +448,110 @@ def test_index_chunk_matches_reference(chunk):
 
 
 # --------------------------------------------------------------------------------------------------------------------
+# neighbour pass
+# --------------------------------------------------------------------------------------------------------------------
+def pass_args(quats, scores, may_change, source, shape, imgs, g, F2, init_step=STEP, max_eval=150, xtol=np.deg2rad(0.01)):
+    n = len(quats)
+    return (np.ascontiguousarray(quats), np.asarray(scores, float), np.asarray(may_change, bool), np.asarray(source, bool),
+            shape[0], shape[1], imgs, np.tile(CENTER, (n, 1)), AFFINE, sym_data("O"), g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX,
+            0.5, np.deg2rad(2.0), init_step, max_eval, xtol, shape[0] + shape[1])
+
+
+@pytest.fixture(scope="module")
+def two_grains(crystal):
+    """A 2×3 grid: grain A in columns 0–1, grain B in column 2; the start holds the truth (0.2° off) except two
+    pixels with a wrong orientation, one per grain."""
+    g, F2 = crystal
+    rng = np.random.default_rng(27)
+    qa, qb = near_zone_axis(rng), near_zone_axis(rng)  # 45° apart
+    truth = np.array([qa, qa, qb, qa, qa, qb])
+    imgs = np.array([render(q, g, F2) for q in truth])
+    start = np.array([_cpu.qmul(q, _cpu.qexp(np.deg2rad(0.2) * np.array([0.0, 0.6, 0.8]))) for q in truth])
+    wrong = [0, 5]
+    start[wrong] = unit_quaternions(rng, 2)
+    scores = np.array([ref.image_score(q, *score_args(g, F2, im)) for q, im in zip(start, imgs)])
+    return dict(truth=truth, imgs=imgs, start=start, scores=scores, wrong=wrong, g=g, F2=F2)
+
+
+def test_neighbor_pass_rescues_wrong_pixels_and_matches_reference(two_grains):
+    c = two_grains
+    sym = sym_data("O")
+    args = pass_args(c["start"], c["scores"], np.ones(6), np.ones(6), (2, 3), c["imgs"], c["g"], c["F2"])
+    q, s, changed = call_unmutated(_cpu.neighbor_pass, *args)
+    q_ref, s_ref, changed_ref = ref.neighbor_pass(*args)
+    np.testing.assert_array_equal(changed, changed_ref)
+    for a, b in zip(q, q_ref):
+        assert np.rad2deg(ref.sym_distance(a, b, sym)) < TOL_REFINE_DEG
+    np.testing.assert_allclose(s, s_ref, rtol=1e-6)
+    # the two wrong pixels took their grain's solution, refined on their own image; correct pixels kept theirs
+    assert set(np.flatnonzero(changed)) == set(c["wrong"])
+    for i in range(6):  # the neighbours' solutions were 0.2° off; refined on the pixel's image, no worse
+        assert np.rad2deg(ref.sym_distance(q[i], c["truth"][i], sym)) < 0.2 + 1e-6
+        assert s[i] >= c["scores"][i]
+        assert s[i] == pytest.approx(ref.image_score(q[i], *score_args(c["g"], c["F2"], c["imgs"][i])), rel=1e-9)
+
+
+def test_neighbor_pass_respects_may_change_and_source(two_grains):
+    c = two_grains
+    # pixel 0 may not change; pixel 5's only grain-B neighbour (2) is not a source: both stay wrong
+    may = np.ones(6, bool)
+    may[0] = False
+    src = np.ones(6, bool)
+    src[2] = False
+    q, s, changed = _cpu.neighbor_pass(*pass_args(c["start"], c["scores"], may, src, (2, 3), c["imgs"], c["g"], c["F2"]))
+    assert not changed[0]
+    np.testing.assert_array_equal(q[0], c["start"][0])
+    # pixel 5 may take grain A's solution (it beats a random one) but never grain B's, which only pixel 2 has
+    assert np.rad2deg(ref.sym_distance(q[5], c["truth"][5], sym_data("O"))) > 2.0
+    # a pixel that is not a source (another phase) tries neighbours even when they are within same_dist
+    src = np.ones(6, bool)
+    src[1] = False
+    start = c["start"].copy()
+    scores = c["scores"].copy()
+    scores[1] = 0.0  # its own solution explains nothing (another phase that did not fit)
+    q, s, changed = _cpu.neighbor_pass(*pass_args(start, scores, np.ones(6), src, (2, 3), c["imgs"], c["g"], c["F2"]))
+    assert changed[1] and s[1] > 0
+
+
+@pytest.mark.parametrize("seed, shape", [(0, (3, 4)), (1, (1, 7)), (2, (4, 1))])
+def test_neighbor_pass_matches_reference_on_random_inputs(crystal, seed, shape):
+    """Random images and orientations; a refinement that stops at its first simplex (so that the scipy and kernel
+    Nelder–Mead agree exactly), which leaves the sweep logic — who tries whom, who takes what — to compare."""
+    g, F2 = crystal
+    rng = np.random.default_rng(seed)
+    n = shape[0] * shape[1]
+    imgs = rng.uniform(0, 1, (n, DET, DET)).astype(np.float32)
+    quats = unit_quaternions(rng, n)
+    scores = np.array([ref.image_score(q, *score_args(g, F2, im)) for q, im in zip(quats, imgs)]) * rng.uniform(0.9, 1.1, n)
+    may, src = rng.uniform(size=n) < 0.8, rng.uniform(size=n) < 0.7
+    args = pass_args(quats, scores, may, src, shape, imgs, g, F2, init_step=1e-9, max_eval=10, xtol=1e-6)
+    q, s, changed = call_unmutated(_cpu.neighbor_pass, *args)
+    q_ref, s_ref, changed_ref = ref.neighbor_pass(*args)
+    np.testing.assert_array_equal(changed, changed_ref)
+    assert changed.any()
+    for a, b in zip(q, q_ref):
+        assert np.rad2deg(ref.sym_distance(a, b, sym_data("O"))) < 1e-6
+    np.testing.assert_allclose(s, s_ref, rtol=1e-6)
+    np.testing.assert_array_equal(q[~changed], quats[~changed])
+
+
+def test_peak_image_norm_and_image_scores_match_reference(crystal):
+    g, F2 = crystal
+    rng = np.random.default_rng(3)
+    imgs = rng.uniform(0, 1, (5, DET, DET)).astype(np.float32)
+    quats = unit_quaternions(rng, 5)
+    mask = np.array([1, 0, 1, 1, 0], bool)
+    got = call_unmutated(_cpu.image_scores, quats, mask, imgs, np.tile(CENTER, (5, 1)), AFFINE, g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX, 0.5)
+    want = [ref.image_score(q, *score_args(g, F2, im)) if m else 0.0 for q, im, m in zip(quats, imgs, mask)]
+    np.testing.assert_allclose(got, want, rtol=TOL_REL, atol=1e-12)
+    for _ in range(3):
+        px, py = rng.uniform(-1.2, 1.2, (2, int(rng.integers(0, 20))))
+        got = call_unmutated(_cpu.peak_image_norm, px, py, imgs[0], CENTER[0], CENTER[1], AFFINE)
+        assert got == pytest.approx(ref.peak_image_norm(px, py, imgs[0], CENTER[0], CENTER[1], AFFINE), rel=TOL_IMG_REL)
+    assert _cpu.peak_image_norm(np.zeros(0), np.zeros(0), imgs[0], 1.0, 1.0, AFFINE) == 1.0
+
+
+# --------------------------------------------------------------------------------------------------------------------
 # prefilter descriptors
 # --------------------------------------------------------------------------------------------------------------------
 def random_peak_lists(rng, n, max_peaks, q_max=1.6):

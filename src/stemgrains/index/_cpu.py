@@ -226,18 +226,30 @@ def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, 
     kx = img.shape[1]
     num = 0.0
     bn = 0.0
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
     for j in range(g_c.shape[0]):
-        gx = g_c[j, 0] * R[0, 0] + g_c[j, 1] * R[1, 0] + g_c[j, 2] * R[2, 0]
-        gy = g_c[j, 0] * R[0, 1] + g_c[j, 1] * R[1, 1] + g_c[j, 2] * R[2, 1]
-        gz = g_c[j, 0] * R[0, 2] + g_c[j, 1] * R[1, 2] + g_c[j, 2] * R[2, 2]
-        r2 = gx * gx + gy * gy
-        if r2 < q_min * q_min or r2 > q_max * q_max:
-            continue
-        s = -gz - 0.5 * lam * (r2 + gz * gz)
+        # the excitation error needs only g_z and |g|² (rotation-invariant): most reflections stop here
+        g0 = g_c[j, 0]
+        g1 = g_c[j, 1]
+        g2 = g_c[j, 2]
+        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
+        gg = g0 * g0 + g1 * g1 + g2 * g2
+        s = -gz - 0.5 * lam * gg
         e = s * s * inv2ss
         if e > 12.5:
             continue
-        b = (F2[j] * math.exp(-e)) ** power
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        gx = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
+        gy = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+        if power == 0.5:
+            b = math.sqrt(F2[j]) * math.exp(-0.5 * e)
+        elif power == 1.0:
+            b = F2[j] * math.exp(-e)
+        else:
+            b = (F2[j] * math.exp(-e)) ** power
         bn += b * b
         col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
         row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
@@ -392,16 +404,7 @@ def index_one(
     if m == 0:
         return best_q, 0.0, 0.0, out_q, out_s
     # norm of the processed image at the detected peaks (normalises the correlation index)
-    pn = 0.0
-    ky = img.shape[0]
-    kx = img.shape[1]
-    for p in range(px.shape[0]):
-        col = center_col + affine[0, 0] * px[p] + affine[0, 1] * py[p]
-        row = center_row + affine[1, 0] * px[p] + affine[1, 1] * py[p]
-        ir = min(max(int(row + 0.5), 0), ky - 1)
-        ic = min(max(int(col + 0.5), 0), kx - 1)
-        pn += img[ir, ic] * img[ir, ic]
-    pn = math.sqrt(pn) if pn > 0 else 1.0
+    pn = peak_image_norm(px, py, img, center_row, center_col, affine)
     # every candidate on the image score (one scale for all), the leading ones refined
     fs = np.zeros(m)
     for k in range(m):
@@ -524,3 +527,115 @@ def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
             for k in range(n_bins * nh):
                 out[i, k] /= nrm
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# neighbour pass: every pixel also tries the solutions of its 8 neighbours (grains are spatially coherent)
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def peak_image_norm(px, py, img, center_row, center_col, affine):
+    """‖P at the detected peaks (nearest pixel)‖, 1 where it is 0: the correlation index's normalisation."""
+    pn = 0.0
+    ky = img.shape[0]
+    kx = img.shape[1]
+    for p in range(px.shape[0]):
+        col = center_col + affine[0, 0] * px[p] + affine[0, 1] * py[p]
+        row = center_row + affine[1, 0] * px[p] + affine[1, 1] * py[p]
+        ir = min(max(int(row + 0.5), 0), ky - 1)
+        ic = min(max(int(col + 0.5), 0), kx - 1)
+        pn += img[ir, ic] * img[ir, ic]
+    return math.sqrt(pn) if pn > 0 else 1.0
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def peak_image_norms(peaks, counts, imgs, centers, affine):
+    """:func:`peak_image_norm` of each pattern of a chunk (peaks (n, max_peaks, 3), counts (n,))."""
+    n = peaks.shape[0]
+    out = np.ones(n)
+    for i in nb.prange(n):
+        c = counts[i]
+        out[i] = peak_image_norm(peaks[i, :c, 0], peaks[i, :c, 1], imgs[i], centers[i, 0], centers[i, 1], affine)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def image_scores(quats, mask, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power):
+    """:func:`image_score` of ``quats[i]`` on ``imgs[i]`` where ``mask[i]`` (0 elsewhere)."""
+    n = quats.shape[0]
+    out = np.zeros(n)
+    for i in nb.prange(n):
+        if mask[i]:
+            out[i] = image_score(quats[i], g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def neighbor_pass(
+    quats, scores, may_change, source, n_rows, n_cols, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, q_min, q_max,
+    power, same_dist, init_step, max_eval, xtol, max_iter,
+):
+    """Let each pixel adopt a neighbour's solution when it explains the pixel's own image better.
+
+    Pixels form an (n_rows, n_cols) grid (row-major). In each sweep, every pixel with ``may_change`` tries the
+    current orientation of each of its 8 neighbours that is a ``source`` and changed in the previous sweep (all
+    do in the first), unless it is within ``same_dist`` (Laue symmetry) of the pixel's own; the best one that
+    beats the pixel's image score (:func:`image_score`) is refined (:func:`refine_orientation`) and taken, and
+    the pixel becomes a source. Sweeps are synchronous (all pixels read the previous sweep's state), so the
+    result does not depend on the thread count; each change raises a pixel's score, so the sweeps stop, at the
+    latest after ``max_iter``.
+
+    Returns (quats, scores, changed) — changed: pixels whose solution was replaced.
+    """
+    n = n_rows * n_cols
+    cur_q = quats.copy()
+    cur_s = scores.copy()
+    src = source.copy()
+    changed = np.zeros(n, np.bool_)
+    fresh = np.ones(n, np.bool_)
+    for it in range(max_iter):
+        new_q = cur_q.copy()
+        new_s = cur_s.copy()
+        took = np.zeros(n, np.bool_)
+        for i in nb.prange(n):
+            if not may_change[i]:
+                continue
+            r = i // n_cols
+            c = i - r * n_cols
+            best_s = cur_s[i]
+            best_j = -1
+            for dr in range(-1, 2):
+                for dc in range(-1, 2):
+                    rr = r + dr
+                    cc = c + dc
+                    if (dr == 0 and dc == 0) or rr < 0 or cc < 0 or rr >= n_rows or cc >= n_cols:
+                        continue
+                    j = rr * n_cols + cc
+                    if not (src[j] and fresh[j]):
+                        continue
+                    if src[i] and sym_distance(cur_q[j], cur_q[i], sym) < same_dist:
+                        continue
+                    s = image_score(cur_q[j], g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine)
+                    if s > best_s:
+                        best_s = s
+                        best_j = j
+            if best_j >= 0:
+                q, s, _ = refine_orientation(cur_q[best_j], g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine, init_step, max_eval, xtol)
+                if s > best_s:
+                    new_q[i] = q
+                    new_s[i] = s
+                else:
+                    new_q[i] = cur_q[best_j]
+                    new_s[i] = best_s
+                took[i] = True
+        any_took = False
+        for i in range(n):
+            if took[i]:
+                any_took = True
+                changed[i] = True
+                src[i] = True
+        cur_q = new_q
+        cur_s = new_s
+        fresh = took
+        if not any_took:
+            break
+    return cur_q, cur_s, changed

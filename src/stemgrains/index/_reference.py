@@ -252,11 +252,7 @@ def index_one(
     out_s = np.zeros(n_best)
     if not kept:
         return np.array([1.0, 0.0, 0.0, 0.0]), 0.0, 0.0, out_q, out_s
-    ky, kx = img.shape
-    cols = np.clip(np.floor(center_col + affine[0, 0] * px + affine[0, 1] * py + 0.5), 0, kx - 1).astype(int)
-    rows = np.clip(np.floor(center_row + affine[1, 0] * px + affine[1, 1] * py + 0.5), 0, ky - 1).astype(int)
-    pn = float(np.sqrt(np.sum(np.asarray(img, float)[rows, cols] ** 2)))
-    pn = pn if pn > 0 else 1.0
+    pn = peak_image_norm(px, py, img, center_row, center_col, affine)
     cq = np.array(kept)
     fs = np.array([image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine) for q in cq])
     for k in np.argsort(-fs, kind="stable")[:n_refine]:
@@ -279,6 +275,62 @@ def index_one(
     out_q[: len(chosen)] = cq[chosen]
     out_s[: len(chosen)] = np.minimum(fs[chosen] / pn, 1.0)
     return cq[best].copy(), min(q1 / pn, 1.0), rel, out_q, out_s
+
+
+def peak_image_norm(px, py, img, center_row, center_col, affine):
+    """‖P at the peaks‖ (nearest pixel, clipped to the detector), 1 where it is 0."""
+    ky, kx = img.shape
+    cols = np.clip(np.floor(center_col + affine[0, 0] * px + affine[0, 1] * py + 0.5), 0, kx - 1).astype(int)
+    rows = np.clip(np.floor(center_row + affine[1, 0] * px + affine[1, 1] * py + 0.5), 0, ky - 1).astype(int)
+    pn = float(np.sqrt(np.sum(np.asarray(img, float)[rows, cols] ** 2)))
+    return pn if pn > 0 else 1.0
+
+
+def neighbor_pass(
+    quats, scores, may_change, source, n_rows, n_cols, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, q_min, q_max,
+    power, same_dist, init_step, max_eval, xtol, max_iter,
+):
+    """:func:`._cpu.neighbor_pass` from its docstring, with whole-array copies per sweep.
+
+    Sweep: state (q, s, source, fresh) → for each pixel that may change, over its 8 grid neighbours j that are
+    sources and fresh (changed in the last sweep; all in the first) and not within same_dist of the pixel's own
+    solution when the pixel is a source itself: the neighbour with the highest image score on the pixel's image,
+    if above the pixel's score, is refined there and taken (the refined result only if it scores higher).
+    """
+    q = np.array(quats, float)
+    s = np.array(scores, float)
+    src = np.array(source, bool)
+    fresh = np.ones(len(q), bool)
+    changed = np.zeros(len(q), bool)
+    for _ in range(max_iter):
+        nq, ns, took = q.copy(), s.copy(), np.zeros(len(q), bool)
+        for i in range(len(q)):
+            if not may_change[i]:
+                continue
+            r, c = divmod(i, n_cols)
+            args = (g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine)
+            tried = []
+            for rr in range(r - 1, r + 2):
+                for cc in range(c - 1, c + 2):
+                    j = rr * n_cols + cc
+                    if (rr, cc) == (r, c) or not (0 <= rr < n_rows and 0 <= cc < n_cols) or not (src[j] and fresh[j]):
+                        continue
+                    if src[i] and sym_distance(q[j], q[i], sym) < same_dist:
+                        continue
+                    tried.append((image_score(q[j], *args), j))
+            better = [(v, j) for v, j in tried if v > s[i]]
+            if not better:
+                continue
+            v, j = max(better, key=lambda t: t[0])  # first of equals, in neighbour order
+            qr, sr, _ = refine_orientation(q[j], *args, init_step, max_eval, xtol)
+            nq[i], ns[i] = (qr, sr) if sr > v else (q[j], v)
+            took[i] = True
+        q, s, fresh = nq, ns, took
+        changed |= took
+        src |= took
+        if not took.any():
+            break
+    return q, s, changed
 
 
 def index_chunk(

@@ -69,6 +69,9 @@ class IndexParams:
     min_peaks : fewer spots → not indexed.
     min_correlation : lower correlation index → not indexed.
     refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
+    neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
+        takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
+        pixels whose own search missed the solution (sparse edge-on patterns) without trusting any neighbour.
     chunk_rows : scan rows per chunk.
     """
 
@@ -87,6 +90,7 @@ class IndexParams:
     min_correlation: float = 0.05
     refine_max_eval: int = 150
     refine_xtol_deg: float = 0.01
+    neighbor_pass: bool = True
     chunk_rows: int = 8
     spots: SpotParams = field(default_factory=SpotParams)
 
@@ -118,6 +122,9 @@ class IndexParams:
             object.__setattr__(self, name, int(v))
         if self.candidate_separation_deg is not None and not number("candidate_separation_deg") > 0:
             raise ParameterError(f"candidate_separation_deg must be positive, got {self.candidate_separation_deg!r}")
+        if not isinstance(self.neighbor_pass, (bool, np.bool_)):
+            raise ParameterError(f"neighbor_pass must be True or False, got {self.neighbor_pass!r}")
+        object.__setattr__(self, "neighbor_pass", bool(self.neighbor_pass))
         if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
 
@@ -169,12 +176,15 @@ def _coerce_phases(phases: Any) -> list[Phase]:
 
 
 def index_patterns(
-    patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu"
+    patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu",
+    scan_shape: tuple[int, int] | None = None,
 ) -> ChunkResult:
     """Index a stack of patterns ``(n, ky, kx)`` against one library per phase (the core used per chunk).
 
     Spot detection and the prefilter run on the CPU; ``backend="gpu"`` runs the matching and refinement with the
-    numba.cuda kernels of :mod:`._gpu` (same inputs and outputs as :func:`._cpu.index_chunk`)."""
+    numba.cuda kernels of :mod:`._gpu` (same inputs and outputs as :func:`._cpu.index_chunk`). With
+    ``scan_shape = (rows, cols)`` (the patterns' grid, row-major) and ``params.neighbor_pass``, the neighbour pass
+    (:func:`._cpu.neighbor_pass`) follows."""
     if backend == "gpu":
         from . import _gpu
 
@@ -226,6 +236,12 @@ def index_patterns(
     else:
         prel = np.where(score > 0, 100.0, 0.0)
     phase_id = best.astype(np.int32)
+    if params.neighbor_pass and scan_shape is not None and n > 1:
+        if int(np.prod(scan_shape)) != n:
+            raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
+        phase_id, q, score, rel, prel, cq, cs = _neighbor_pass(
+            scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
+        )
     bad = (counts < params.min_peaks) | (score < params.min_correlation)
     phase_id[bad] = -1
     return ChunkResult(
@@ -233,6 +249,67 @@ def index_patterns(
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs,
     )
+
+
+def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min):
+    """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results and update the quality measures of the
+    pixels that changed: correlation index, reliability (Q2 = best earlier candidate more than
+    ``reliability_distance_deg`` from the new solution), phase reliability, and the candidate list (the new
+    solution first)."""
+    n = len(counts)
+    ok = counts >= params.min_peaks
+    pn = _cpu.peak_image_norms(peaks, counts, imgs, centers, affine)
+    syms = [lib.symmetry_quaternions for lib in libraries]
+    power = [float(lib.params["intensity_power"]) for lib in libraries]
+    refl = [(np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)) for lib in libraries]
+    sigma_s = params.excitation_error_sigma
+    raw = np.zeros(n)  # current image score in each pixel's own phase (exact, unclipped)
+    for k in range(len(libraries)):
+        raw += _cpu.image_scores(q, ok & (phase_id == k), imgs, centers, affine, *refl[k], lam, sigma_s, q_min, params.k_max, power[k])
+    new_q, new_raw, new_phase = q.copy(), raw.copy(), phase_id.copy()
+    changed = np.zeros(n, bool)
+    for k, lib in enumerate(libraries):
+        step = np.deg2rad(lib.params["step_deg"])
+        new_q, new_raw, ch = _cpu.neighbor_pass(
+            new_q, new_raw, ok, ok & (new_phase == k), int(scan_shape[0]), int(scan_shape[1]), imgs, centers, affine,
+            syms[k], *refl[k], lam, sigma_s, q_min, params.k_max, power[k], max(np.deg2rad(2.0), step), 0.5 * step,
+            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), int(sum(scan_shape)),
+        )
+        new_phase[ch] = k
+        changed |= ch
+    if not changed.any():
+        return phase_id, q, score, rel, prel, cq, cs
+    phase_id, q, score, rel, prel, cq, cs = (a.copy() for a in (phase_id, q, score, rel, prel, cq, cs))
+    rel_dist = np.deg2rad(params.reliability_distance_deg)
+    for i in np.flatnonzero(changed):
+        k = new_phase[i]
+        sym = syms[k]
+        # the other phase's best score: unchanged by the pass when the phase stayed, else the old solution's
+        other = raw[i] * (1 - prel[i] / 100) if k == phase_id[i] else raw[i]
+        old_q, old_s = cq[i].copy(), cs[i] * pn[i]
+        q2 = 0.0
+        if k == phase_id[i]:
+            for cqq, css in zip(old_q, old_s):
+                if css > 0 and _cpu.sym_distance(new_q[i], cqq, sym) > rel_dist:
+                    q2 = max(q2, css)
+        else:
+            q2 = other
+        s1 = new_raw[i]
+        rel[i] = float(np.clip(100 * (1 - q2 / s1), 0, 100)) if s1 > 0 else 0.0
+        prel[i] = float(np.clip(100 * (1 - other / s1), 0, 100)) if (len(libraries) > 1 and s1 > 0) else prel[i]
+        keep = [(new_q[i], s1)]
+        if k == phase_id[i]:
+            dist = np.deg2rad(0.5 * libraries[k].params["step_deg"])
+            keep += [(a, b) for a, b in zip(old_q, old_s) if b > 0 and _cpu.sym_distance(new_q[i], a, sym) >= dist]
+        m = min(len(keep), cq.shape[1])
+        cq[i] = 0.0
+        cs[i] = 0.0
+        cq[i, :m] = [a for a, _ in keep[:m]]
+        cs[i, :m] = [min(b / pn[i], 1.0) for _, b in keep[:m]]
+        q[i] = new_q[i]
+        score[i] = min(s1 / pn[i], 1.0)
+        phase_id[i] = k
+    return phase_id, q, score, rel, prel, cq, cs
 
 
 def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
@@ -362,7 +439,7 @@ def index_orientations(
         else:
             for r0, r1 in todo:
                 block = dataset.rows(r0, r1).reshape(-1, ky, kx)
-                res = index_patterns(block, cal, libraries, prm, backend=backend)
+                res = index_patterns(block, cal, libraries, prm, backend=backend, scan_shape=(r1 - r0, nx))
                 results[(r0, r1)] = res
                 if ckpt is not None:
                     _save_chunk(_chunk_path(ckpt, r0, r1), res)

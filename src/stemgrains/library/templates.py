@@ -15,6 +15,7 @@ the tilt a library step can leave (the directions' covering radius), so the near
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ class TemplateLibrary:
     def n_templates(self) -> int:
         return len(self.directions)
 
-    @property
+    @cached_property
     def symmetry_quaternions(self) -> np.ndarray:
         """(k, 4) quaternions of the proper Laue group (for symmetry-aware distances)."""
         return np.ascontiguousarray(laue_proper_group(self.phase).data, dtype=np.float64)
