@@ -141,10 +141,12 @@ def whole_job(path: Path, phases: Any, libs: list[Any], prm: Any, out_h5: Path) 
     return time.perf_counter() - t0, xmap
 
 
-def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat: int = 3) -> dict[str, Any]:
+def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat: int = 3,
+                  grid: tuple[int, int] | None = None) -> dict[str, Any]:
     """Where the time goes on one in-memory block (seconds): spot detection, processed images, prefilter (radial
     descriptors + one matrix product + top-k), coarse search + candidate scoring (the chunk kernel with
-    ``refine_max_eval=1``) and refinement (the full run minus that). Estimates: the kernel is one numba call."""
+    ``refine_max_eval=1``), refinement (without the neighbour pass minus that) and the neighbour pass (the full
+    run on the ``grid`` minus the run without it). Estimates: the kernel is one numba call."""
     from stemgrains.index import _cpu, index_patterns
     from stemgrains.library.templates import HARMONICS
     from stemgrains.preprocess.api import detect_spots, processed_images
@@ -167,7 +169,8 @@ def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat
         return float(np.median([C.timed(fn)[0] for _ in range(max(1, repeat))]))
 
     t_pre = med(prefilter)
-    t_full = med(lambda: index_patterns(block, cal, libs, prm))
+    t_full = med(lambda: index_patterns(block, cal, libs, prm, scan_shape=grid))
+    t_nopass = med(lambda: index_patterns(block, cal, libs, prm))
     t_norefine = med(lambda: index_patterns(block, cal, libs, replace(prm, refine_max_eval=1)))
     kernel_coarse = max(t_norefine - t_spots - t_img - t_pre, 0.0)
     return {
@@ -176,10 +179,12 @@ def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat
         "processed_images_s": t_img,
         "prefilter_s": t_pre,
         "coarse_and_candidate_scoring_s": kernel_coarse,
-        "refinement_s": max(t_full - t_norefine, 0.0),
+        "refinement_s": max(t_nopass - t_norefine, 0.0),
+        "neighbor_pass_s": max(t_full - t_nopass, 0.0),
         "total_s": t_full,
         "method": "separate calls on the same block; coarse = index_patterns(refine_max_eval=1) minus the stages "
-                  "before it; refinement = full minus refine_max_eval=1 (estimates; spots/images single runs, the rest medians over repeats)",
+                  "before it; refinement = without the neighbour pass minus refine_max_eval=1; neighbour pass = full "
+                  "(scan_shape given) minus without (estimates; spots/images single runs, the rest medians over repeats)",
     }
 
 
@@ -452,7 +457,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     t_warm, _ = C.timed(lambda: index_patterns(np.asarray(ds.rows(0, 1)).reshape(-1, ky, kx), ds.calibration, libs, prm))
     rss_setup = C.rss_mb()
     block = np.asarray(ds.rows(0, min(ny, prm.chunk_rows))).reshape(-1, ky, kx)
-    t_match, _ = C.timed(lambda: index_patterns(block, ds.calibration, libs, prm))
+    t_match, _ = C.timed(lambda: index_patterns(block, ds.calibration, libs, prm, scan_shape=(min(ny, prm.chunk_rows), nx)))
     del block
     out_h5 = Path(spec["out_h5"])
     with C.RssSampler() as sampler:
@@ -539,9 +544,11 @@ def bench_dataset(name: str, steps: list[float], args: argparse.Namespace, tmp: 
         r["warmup_s"], _ = C.timed(lambda: index_patterns(np.asarray(ds.rows(0, 1)).reshape(-1, ky, kx), ds.calibration, libs, prm))
         rows = min(ny, args.match_rows)
         block = np.asarray(ds.rows(0, rows)).reshape(-1, ky, kx)
-        times = [C.timed(lambda: index_patterns(block, ds.calibration, libs, prm))[0] for _ in range(args.repeat)]
+        grid = (rows, nx)
+        times = [C.timed(lambda: index_patterns(block, ds.calibration, libs, prm, scan_shape=grid))[0] for _ in range(args.repeat)]
         r["matching_only"] = dict(C.rate_summary(times, len(block)), block=f"scan rows 0..{rows} in memory (index_patterns)")
-        r["profile"] = stage_profile(block[: min(len(block), 128)], ds.calibration, libs, prm, args.repeat)
+        prof_rows = max(1, min(rows, 128 // nx))
+        r["profile"] = stage_profile(block[: prof_rows * nx], ds.calibration, libs, prm, args.repeat, (prof_rows, nx))
         del block
         jt, xmap = [], None
         out_h5 = tmp / f"{name}_{step:g}.h5"

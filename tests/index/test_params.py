@@ -95,3 +95,13 @@ def test_candidate_separation(value):
 @pytest.mark.parametrize("value", [None, 0.3, 2])
 def test_candidate_separation_accepts_none_and_positive(value):
     assert IndexParams(candidate_separation_deg=value).candidate_separation_deg == value
+
+
+@pytest.mark.parametrize("value", [1, "yes", None, 0.0])
+def test_neighbor_pass_must_be_a_bool(value):
+    assert_parameter_error("neighbor_pass", neighbor_pass=value)
+
+
+def test_neighbor_pass_accepts_bools():
+    assert IndexParams(neighbor_pass=np.bool_(False)).neighbor_pass is False
+    assert IndexParams().neighbor_pass is True

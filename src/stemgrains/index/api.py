@@ -11,6 +11,10 @@ Per scan chunk (a block of rows; memory is bounded by the chunk, never by the sc
 4. refinement: the ``n_refine`` best distinct candidates are optimised over all three angles (Nelder–Mead on a
    rotation vector) against the full kinematic model (excitation errors with the Ewald sphere's curvature), so
    the result is not limited by the library step;
+4b. neighbour pass: grains are spatially coherent, so each pixel also tries the solutions of its 8 neighbours
+   (within the chunk) and keeps one, refined, where it explains the pixel's own image better (a higher image
+   score; no neighbour is trusted blindly). This rescues the pixels whose own search missed the solution: sparse
+   patterns of Na-β″ grains with c ⟂ beam, where the rotation-invariant prefilter ranks the right template low;
 5. quality: correlation index (0–1, a normalised cross-correlation of the Gaussian-blurred spot images),
    reliability R = 100·(1 − Q2/Q1) with Q2 the best solution more than ``reliability_distance_deg`` from the best
    (Laue symmetry), the ``n_best`` distinct candidates, phase reliability between phases, and not-indexed pixels
@@ -79,7 +83,7 @@ class IndexParams:
     k_max: float = 1.5
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
-    n_prefilter: int = 600
+    n_prefilter: int = 300
     n_angles: int = 360
     n_candidates: int = 50
     candidate_separation_deg: float | None = None
