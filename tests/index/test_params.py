@@ -27,6 +27,7 @@ def test_defaults_come_from_config_and_are_valid():
     p = IndexParams()
     assert p.step_deg == config.LIBRARY_STEP_DEG
     assert p.n_best == config.N_BEST
+    assert p.n_prefilter == config.N_PREFILTER and p.neighbor_pass is True
     assert p.reliability_distance_deg == config.RELIABILITY_MIN_DISTANCE_DEG
     assert isinstance(p.spots, SpotParams) and p.spots == SpotParams()
 

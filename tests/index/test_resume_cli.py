@@ -76,6 +76,26 @@ def test_index_cli_rejects_bad_step(small_scan, tmp_path, capsys):
     assert rc == 2 and len(err) == 1 and "step" in err[0]
 
 
+def test_index_cli_rejects_bad_prefilter(small_scan, tmp_path, capsys):
+    rc = main(["index", str(small_scan), "--phase", str(sample_cif("au")), "--n-prefilter", "0", "-o", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "n_prefilter" in err[0]
+
+
+def test_index_cli_without_neighbor_pass(small_scan, tmp_path, capsys):
+    out = tmp_path / "o.h5"
+    rc = main(["index", str(small_scan), "--phase", str(sample_cif("au")), "--step", "3", "--n-prefilter", "50",
+               "--no-neighbor-pass", "--no-progress", "-o", str(out)])
+    assert rc == 0
+    from stemgrains.io import load_orientation_map
+    from stemgrains.io.results import read_parameters
+
+    with h5py.File(out) as f:
+        prm = read_parameters(f, "index")
+    assert load_orientation_map(out).size == 12 * 8
+    assert prm["neighbor_pass"] is False and prm["n_prefilter"] == 50
+
+
 def test_every_subcommand_has_help(capsys):
     from stemgrains.cli import build_parser
 

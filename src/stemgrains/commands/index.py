@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library angular step (default %(default)g)")
     p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
     p.add_argument("--chunk-rows", type=int, default=8, metavar="N", help="scan rows per chunk (default %(default)d)")
+    p.add_argument("--n-prefilter", type=int, default=config.N_PREFILTER, metavar="N",
+                   help="templates passed by the rotation-invariant prefilter (default %(default)d; raise it for sparse patterns)")
+    p.add_argument("--no-neighbor-pass", action="store_true",
+                   help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask.distributed scheduler address")
     p.add_argument("--export-ang", metavar="OUT.ang", default=None, help="also write an EDAX .ang (via orix)")
@@ -45,7 +49,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))
-    params = dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows)
+    params = dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows, n_prefilter=args.n_prefilter,
+                  neighbor_pass=not args.no_neighbor_pass)
     IndexParams(**params)  # validate before any work
     client = None
     if args.scheduler:

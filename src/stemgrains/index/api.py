@@ -83,7 +83,7 @@ class IndexParams:
     k_max: float = 1.5
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
-    n_prefilter: int = 300
+    n_prefilter: int = config.N_PREFILTER
     n_angles: int = 360
     n_candidates: int = 50
     candidate_separation_deg: float | None = None
