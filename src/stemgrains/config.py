@@ -22,7 +22,7 @@ LIBRARY_STEP_DEG = 1.0
 RELIABILITY_MIN_DISTANCE_DEG = 5.0
 N_BEST = 5
 #: templates passed by the rotation-invariant prefilter to the in-plane correlation (per pattern and phase)
-N_PREFILTER = 300
+N_PREFILTER = 600
 
 # --- transport -----------------------------------------------------------------------------------
 GB_CONDUCTIVITY_FRACTION = 1.0 / 20.0  # sigma_GB = sigma_ip / 20
