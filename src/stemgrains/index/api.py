@@ -303,7 +303,7 @@ def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, cou
         prel[i] = float(np.clip(100 * (1 - other / s1), 0, 100)) if (len(libraries) > 1 and s1 > 0) else prel[i]
         keep = [(new_q[i], s1)]
         if k == phase_id[i]:
-            dist = np.deg2rad(0.5 * libraries[k].params["step_deg"])
+            dist = np.deg2rad(params.candidate_separation_deg or 0.5 * libraries[k].params["step_deg"])  # as index_one
             keep += [(a, b) for a, b in zip(old_q, old_s) if b > 0 and _cpu.sym_distance(new_q[i], a, sym) >= dist]
         m = min(len(keep), cq.shape[1])
         cq[i] = 0.0
