@@ -23,6 +23,15 @@ RELIABILITY_MIN_DISTANCE_DEG = 5.0
 N_BEST = 5
 #: templates passed by the rotation-invariant prefilter to the in-plane correlation (per pattern and phase)
 N_PREFILTER = 600
+#: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
+FIT_EXCITATION_WINDOW = 0.05
+#: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot
+FIT_TOLERANCE = 0.02
+FIT_TOLERANCE_REL = 0.02
+#: the phase-fit check warns when a phase's median fraction of detected spots explained is below this
+PHASE_FIT_MIN_FRACTION = 0.6
+#: ... or when more than this fraction of a phase's indexed patterns are below PHASE_FIT_MIN_FRACTION
+PHASE_FIT_MAX_POOR_FRACTION = 0.1
 
 # --- transport -----------------------------------------------------------------------------------
 GB_CONDUCTIVITY_FRACTION = 1.0 / 20.0  # sigma_GB = sigma_ip / 20

@@ -69,6 +69,7 @@ def run_pipeline(
     from .crystal import load_phase
     from .grains import segment_grains, write_grains
     from .index import index_orientations
+    from .index.quality import phase_fit_check
     from .index.results import write_index_results
     from .io import load_4d
     from .io.results import atomic_write_text, update_h5, write_parameters
@@ -149,6 +150,7 @@ def run_pipeline(
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),
+        "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),
         "field_source": field_source,

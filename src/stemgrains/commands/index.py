@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import sys
 from pathlib import Path
 
 from .. import config
@@ -73,4 +74,8 @@ def run(args: argparse.Namespace) -> int:
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())
     print(f"indexed {ok}/{n} patterns → {out}")
+    from ..index.quality import phase_fit_check
+
+    for w in phase_fit_check(xmap).warnings:
+        print(f"warning: {w}", file=sys.stderr)
     return 0

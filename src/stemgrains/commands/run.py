@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .. import config
 from ..errors import ParameterError
@@ -81,4 +82,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
+    for w in s.get("phase_fit", {}).get("warnings", []):
+        print(f"warning: {w}", file=sys.stderr)
     return 0

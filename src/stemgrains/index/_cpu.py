@@ -639,3 +639,118 @@ def neighbor_pass(
         if not any_took:
             break
     return cur_q, cur_s, changed
+
+
+# --------------------------------------------------------------------------------------------------
+# quality of a solution: correlation index and spot fit (what the phase-fit check reads)
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
+    """Correlation index and spot fit of orientation ``q`` on one pattern.
+
+    Predicted spots: reflections with q_min ≤ |g_xy| ≤ q_max and |s| ≤ ``s_win`` (positions (gx, gy), sample
+    frame). A detected peak (px, py) is *explained* when its distance to the nearest predicted spot is at most
+    ``tol_abs + tol_rel·|p|`` (1/Å).
+
+    correlation index: the cosine Σ_j b_j P_j / (‖b‖ ‖P_U‖) of the template b_j = (F²_j exp(−s_j²/(2σ_s²)))^power
+    (reflections with s_j²/(2σ_s²) ≤ 12.5, as :func:`image_score`) against the processed image P sampled at the
+    template's spots (bilinear; 0 off the detector), where ‖P_U‖ is the norm of P over the union of the template's
+    spots and the unexplained detected peaks (nearest pixel). 1 only when the image holds exactly the template's
+    spots in its proportions; missing spots (large b_j, P_j ≈ 0) and unexplained peaks both lower it
+    (Cauchy–Schwarz: 0 ≤ value ≤ 1 for P ≥ 0).
+
+    Returns (correlation_index, n_explained, residual): residual is the RMS distance (1/Å) of the explained
+    peaks to their predicted spots (0 when none).
+    """
+    R = qmatrix(q)
+    inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
+    ky = img.shape[0]
+    kx = img.shape[1]
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
+    pred = np.empty((g_c.shape[0], 2))
+    m = 0
+    num = 0.0
+    bn = 0.0
+    pn = 0.0
+    for j in range(g_c.shape[0]):
+        g0 = g_c[j, 0]
+        g1 = g_c[j, 1]
+        g2 = g_c[j, 2]
+        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
+        gg = g0 * g0 + g1 * g1 + g2 * g2
+        s = -gz - 0.5 * lam * gg
+        e = s * s * inv2ss
+        if e > 12.5 and abs(s) > s_win:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        gx = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
+        gy = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+        if abs(s) <= s_win:
+            pred[m, 0] = gx
+            pred[m, 1] = gy
+            m += 1
+        if e > 12.5:
+            continue
+        b = (F2[j] * math.exp(-e)) ** power
+        bn += b * b
+        col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
+        row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
+        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+            continue
+        r0 = min(int(row), ky - 2)
+        c0 = min(int(col), kx - 2)
+        fr = row - r0
+        fc = col - c0
+        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
+             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
+        num += b * v
+        pn += v * v
+    n_ok = 0
+    d2sum = 0.0
+    for p in range(px.shape[0]):
+        best = 1e300
+        for k in range(m):
+            dx = px[p] - pred[k, 0]
+            dy = py[p] - pred[k, 1]
+            d2 = dx * dx + dy * dy
+            if d2 < best:
+                best = d2
+        tol = tol_abs + tol_rel * math.sqrt(px[p] * px[p] + py[p] * py[p])
+        if best <= tol * tol:
+            n_ok += 1
+            d2sum += best
+        else:
+            col = center_col + affine[0, 0] * px[p] + affine[0, 1] * py[p]
+            row = center_row + affine[1, 0] * px[p] + affine[1, 1] * py[p]
+            ir = min(max(int(row + 0.5), 0), ky - 1)
+            ic = min(max(int(col + 0.5), 0), kx - 1)
+            pn += img[ir, ic] * img[ir, ic]
+    ci = 0.0
+    if bn > 0 and pn > 0:
+        ci = min(max(num / math.sqrt(bn * pn), 0.0), 1.0)
+    res = math.sqrt(d2sum / n_ok) if n_ok > 0 else 0.0
+    return ci, n_ok, res
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def solution_qualities(quats, mask, peaks, counts, imgs, centers, affine, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel):
+    """:func:`solution_quality` of ``quats[i]`` on pattern i where ``mask[i]``. Returns (ci (n,), n_explained (n,)
+    int64, residual (n,)); zeros elsewhere."""
+    n = quats.shape[0]
+    ci = np.zeros(n)
+    n_ok = np.zeros(n, np.int64)
+    res = np.zeros(n)
+    for i in nb.prange(n):
+        if mask[i]:
+            c = counts[i]
+            a, b, r = solution_quality(
+                quats[i], g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine,
+                peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), tol_abs, tol_rel,
+            )
+            ci[i] = a
+            n_ok[i] = b
+            res[i] = r
+    return ci, n_ok, res

@@ -383,3 +383,39 @@ def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
         p = np.asarray(peaks[i, : int(counts[i])], float)
         out[i] = radial_descriptor(np.hypot(p[:, 0], p[:, 1]), np.arctan2(p[:, 1], p[:, 0]), p[:, 2], bin_width, n_bins, harmonics)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# solution quality
+# --------------------------------------------------------------------------------------------------
+def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
+    """Correlation index (cosine of template and image over the union of predicted spots and unexplained peaks),
+    number of detected peaks explained by a predicted spot (|s| ≤ s_win) within tol_abs + tol_rel·|p|, and their
+    RMS distance — written from the docstring of :func:`._cpu.solution_quality` with orix and scipy."""
+    g_s = sample_frame(q, g_c)
+    r = np.hypot(g_s[:, 0], g_s[:, 1])
+    s = excitation_error(g_s, lam)
+    inr = (r >= q_min) & (r <= q_max)
+    pred = g_s[inr & (np.abs(s) <= s_win), :2]
+    use = inr & (s**2 / (2 * sigma_s**2) <= 12.5)
+    b = (np.asarray(F2, float)[use] * np.exp(-(s[use] ** 2) / (2 * sigma_s**2))) ** power
+    d = g_s[use, :2] @ np.asarray(affine, float).T
+    rows, cols = center_row + d[:, 1], center_col + d[:, 0]
+    ky, kx = img.shape
+    inside = (rows >= 0) & (cols >= 0) & (rows <= ky - 1) & (cols <= kx - 1)
+    vals = np.where(inside, ndimage.map_coordinates(np.asarray(img, float), [rows, cols], order=1, mode="nearest"), 0.0)
+    p = np.stack([np.asarray(px, float), np.asarray(py, float)], axis=1)
+    if len(p) and len(pred):
+        dist = np.sqrt(((p[:, None, :] - pred[None, :, :]) ** 2).sum(-1)).min(axis=1)
+    else:
+        dist = np.full(len(p), np.inf)
+    ok = dist <= tol_abs + tol_rel * np.hypot(p[:, 0], p[:, 1])
+    dd = p[~ok] @ np.asarray(affine, float).T
+    ir = np.clip(np.floor(center_row + dd[:, 1] + 0.5).astype(int), 0, ky - 1)
+    ic = np.clip(np.floor(center_col + dd[:, 0] + 0.5).astype(int), 0, kx - 1)
+    extra = np.asarray(img, float)[ir, ic]
+    bn = np.sum(b**2)
+    pn = np.sum(vals**2) + np.sum(extra**2)
+    ci = float(np.clip(np.sum(b * vals) / np.sqrt(bn * pn), 0, 1)) if bn > 0 and pn > 0 else 0.0
+    res = float(np.sqrt(np.mean(dist[ok] ** 2))) if ok.any() else 0.0
+    return ci, int(ok.sum()), res

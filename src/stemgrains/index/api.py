@@ -72,6 +72,11 @@ class IndexParams:
     reliability_distance_deg : Q2 is the best solution at least this far from the best (Laue symmetry).
     min_peaks : fewer spots → not indexed.
     min_correlation : lower correlation index → not indexed.
+    fit_excitation_window : spots with |excitation error| up to this (1/Å) count as predicted in the spot fit
+        (generous: dynamical patterns of 20–60 nm lamellae show spots well off the kinematic relrod).
+    fit_tolerance, fit_tolerance_rel : a detected spot is explained by the solution when a predicted spot lies
+        within fit_tolerance + fit_tolerance_rel·|q| (1/Å) of it; the relative part absorbs calibration errors of
+        a few %.
     refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
@@ -94,6 +99,9 @@ class IndexParams:
     min_correlation: float = 0.05
     refine_max_eval: int = 150
     refine_xtol_deg: float = 0.01
+    fit_excitation_window: float = config.FIT_EXCITATION_WINDOW
+    fit_tolerance: float = config.FIT_TOLERANCE
+    fit_tolerance_rel: float = config.FIT_TOLERANCE_REL
     neighbor_pass: bool = True
     chunk_rows: int = 8
     spots: SpotParams = field(default_factory=SpotParams)
@@ -115,7 +123,8 @@ class IndexParams:
 
         if not 0.1 <= number("step_deg") <= 15:
             raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {self.step_deg!r}")
-        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"):
+        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg",
+                     "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
@@ -129,6 +138,8 @@ class IndexParams:
         if not isinstance(self.neighbor_pass, (bool, np.bool_)):
             raise ParameterError(f"neighbor_pass must be True or False, got {self.neighbor_pass!r}")
         object.__setattr__(self, "neighbor_pass", bool(self.neighbor_pass))
+        if not number("fit_tolerance_rel") >= 0:
+            raise ParameterError(f"fit_tolerance_rel must be >= 0, got {self.fit_tolerance_rel!r}")
         if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
 
@@ -151,10 +162,12 @@ class ChunkResult:
     centers: np.ndarray  # (n, 2)
     candidate_quaternions: np.ndarray  # (n, n_best, 4)
     candidate_scores: np.ndarray  # (n, n_best)
+    spot_fit_fraction: np.ndarray  # (n,) detected spots explained by the solution / detected spots
+    spot_fit_residual: np.ndarray  # (n,) RMS distance of the explained spots to the predicted ones, 1/Å
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
-        "candidate_quaternions", "candidate_scores",
+        "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -228,17 +241,22 @@ def index_patterns(
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
         per_phase.append(res)
-    # per-phase results stacked (n_ph, n, ...): pick each pattern's best phase with one gather
+    # per-phase results stacked (n_ph, n, ...). Each phase's solution gets its correlation index (a cosine, comparable
+    # between phases: a phase that predicts spots the pattern lacks, or misses spots it has, scores lower), and
+    # each pattern takes the phase with the highest one (one gather)
+    ok = counts >= params.min_peaks
     q_all, all_scores, rel_all, cq_all, cs_all = (np.stack([res[k] for res in per_phase]) for k in range(5))
-    best = np.argmax(all_scores, axis=0)
+    ci_all = np.stack([_solution_quality(res[0], ok, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)[0]
+                       for res, lib in zip(per_phase, libraries)])
+    best = np.argmax(ci_all, axis=0)
     idx = np.arange(n)
-    q, score, rel, cq, cs = (a[best, idx] for a in (q_all, all_scores, rel_all, cq_all, cs_all))
+    q, score, rel, cq, cs, ci = (a[best, idx] for a in (q_all, all_scores, rel_all, cq_all, cs_all, ci_all))
     if n_ph > 1:
-        other = np.sort(all_scores, axis=0)[-2]
+        other = np.sort(ci_all, axis=0)[-2]
         with np.errstate(divide="ignore", invalid="ignore"):
-            prel = np.where(score > 0, 100 * (1 - other / score), 0.0)
+            prel = np.where(ci > 0, 100 * (1 - other / ci), 0.0)
     else:
-        prel = np.where(score > 0, 100.0, 0.0)
+        prel = np.where(ci > 0, 100.0, 0.0)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
         if int(np.prod(scan_shape)) != n:
@@ -246,12 +264,35 @@ def index_patterns(
         phase_id, q, score, rel, prel, cq, cs = _neighbor_pass(
             scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
         )
-    bad = (counts < params.min_peaks) | (score < params.min_correlation)
+    # quality of the final solution in its phase
+    ci = np.zeros(n)
+    n_fit = np.zeros(n, np.int64)
+    resid = np.zeros(n)
+    for k, lib in enumerate(libraries):
+        m = ok & (phase_id == k)
+        a, b, c = _solution_quality(q, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
+        ci[m], n_fit[m], resid[m] = a[m], b[m], c[m]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fit = np.where(counts > 0, n_fit / np.maximum(counts, 1), 0.0)
+    bad = ~ok | (ci < params.min_correlation)
     phase_id[bad] = -1
+    fit[bad] = 0.0
+    resid[bad] = 0.0
     return ChunkResult(
-        quaternions=q, phase_id=phase_id, correlation_index=score, reliability=rel,
+        quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
-        candidate_quaternions=cq, candidate_scores=cs,
+        candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
+    )
+
+
+def _solution_quality(quats, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):
+    """(correlation index, explained peaks, residual) of ``quats`` in ``lib``'s phase (see
+    :func:`._cpu.solution_quality`)."""
+    return _cpu.solution_qualities(
+        np.ascontiguousarray(quats), np.ascontiguousarray(mask), peaks, counts, imgs, centers, affine,
+        np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam, params.excitation_error_sigma,
+        params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
+        params.fit_tolerance, params.fit_tolerance_rel,
     )
 
 
@@ -476,6 +517,8 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "center_col": a["centers"][:, 1],
             "candidate_scores": a["candidate_scores"].reshape(-1, n_best),
             "candidate_quaternions": a["candidate_quaternions"].reshape(-1, n_best * 4),
+            "spot_fit_fraction": a["spot_fit_fraction"].astype(np.float64),
+            "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
         },
         scan_unit="nm",
     )

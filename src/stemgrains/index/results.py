@@ -37,6 +37,9 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
             g.create_dataset("candidate_scores", data=cs.reshape(ny, nx, k))
             g.create_dataset("candidate_quaternions", data=np.asarray(xmap.prop["candidate_quaternions"]).reshape(ny, nx, k, 4))
         write_parameters(f, "index", params)
+        from .quality import phase_fit_check, write_phase_fit
+
+        write_phase_fit(g, phase_fit_check(xmap))
     if export_ang is not None:
         from orix import io as orix_io
 

@@ -86,12 +86,50 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     return fig
 
 
+def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any = None) -> Figure:
+    """The phase-fit check (:func:`stemgrains.index.quality.phase_fit_check`): the map of the fraction of detected
+    spots each solution explains, and its histogram per phase with the threshold; the verdict in the title."""
+    from ..index.quality import phase_fit_check
+
+    report = report if report is not None else phase_fit_check(xmap)
+    ny, nx = xmap.shape
+    fit = np.asarray(xmap.prop["spot_fit_fraction"], dtype=float)
+    pid = np.asarray(xmap.phase_id)
+    fig = Figure(figsize=(10.0, 4.4), layout="constrained")
+    ax, hx = fig.subplots(1, 2, width_ratios=[1.15, 1])
+    cm = __import__("matplotlib").colormaps["RdYlGn"].copy()
+    cm.set_bad("0.6")
+    im = ax.imshow(np.ma.masked_where(pid.reshape(ny, nx) < 0, fit.reshape(ny, nx)), extent=_extent(xmap),
+                   interpolation="nearest", cmap=cm, vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, shrink=0.85, label="fraction of detected spots explained")
+    ax.set_xlabel(f"x ({xmap.scan_unit})")
+    ax.set_ylabel(f"y ({xmap.scan_unit})")
+    ax.set_title("spot fit per pattern", fontsize=10)
+    bins = np.linspace(0, 1, 21)
+    for p in report.phases:
+        hx.hist(fit[pid == p.phase_id], bins=bins, histtype="step", lw=1.5,
+                label=f"{p.name}: median {p.median_fit_fraction:.2f}, {100 * p.poor_fraction:.0f}% poor")
+    hx.axvline(report.min_fraction, color="k", ls="--", lw=1, label=f"threshold {report.min_fraction:.2f}")
+    hx.set_xlabel("fraction of detected spots explained")
+    hx.set_ylabel("patterns")
+    hx.legend(fontsize=8, loc="upper left")
+    verdict = "phase fit: OK" if report.ok else "phase fit FAILED:\n" + ", ".join(p.name for p in report.phases if not p.ok)
+    hx.set_title(verdict, fontsize=10, color="k" if report.ok else "firebrick")
+    if path is not None:
+        fig.savefig(path, dpi=150)
+    return fig
+
+
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
-    """Write orientation_ipf_z.png, correlation_index.png, reliability.png into ``folder``; return the paths."""
+    """Write orientation_ipf_z.png, correlation_index.png, reliability.png (and phase_fit.png for maps with spot-fit
+    props) into ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / "orientation_ipf_z.png", folder / "correlation_index.png", folder / "reliability.png"]
     plot_orientation_map(xmap, out[0])
     plot_quality_map(xmap, "correlation_index", out[1], vmax=1.0)
     plot_quality_map(xmap, "reliability", out[2], vmax=max(20.0, float(np.percentile(xmap.prop["reliability"], 95))), cmap="magma")
+    if "spot_fit_fraction" in xmap.prop:
+        out.append(folder / "phase_fit.png")
+        plot_phase_fit(xmap, out[-1])
     return out
