@@ -589,3 +589,78 @@ def test_peak_radial_descriptors_match_reference(harmonics, n, max_peaks, n_bins
     turned[..., 0] = np.cos(a) * peaks[..., 0] - np.sin(a) * peaks[..., 1]
     turned[..., 1] = np.sin(a) * peaks[..., 0] + np.cos(a) * peaks[..., 1]
     np.testing.assert_allclose(_cpu.peak_radial_descriptors(turned, counts, 0.02, n_bins, h), fast, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# solution quality (correlation index, spot fit)
+# --------------------------------------------------------------------------------------------------------------------
+S_WIN, TOL_A, TOL_R = 0.05, 0.02, 0.02
+
+
+def quality_args(q, g, F2, img, px, py, power=0.5):
+    return (q, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, power, img, CENTER[0], CENTER[1], AFFINE, px, py, TOL_A, TOL_R)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_solution_quality_matches_reference_on_random_inputs(crystal, seed):
+    g, F2 = crystal
+    rng = np.random.default_rng(seed)
+    img = rng.uniform(0, 1, (DET, DET)).astype(np.float32)
+    for q in [*unit_quaternions(rng, 3), near_zone_axis(rng)]:
+        # peaks: some at predicted positions (jittered), some random
+        xy, _ = kinematic_spots(q, g, F2, 3.0)
+        pk = np.concatenate([xy + rng.normal(0, 0.01, xy.shape), rng.uniform(-1.2, 1.2, (int(rng.integers(0, 8)), 2))])
+        px, py = np.ascontiguousarray(pk[:, 0]), np.ascontiguousarray(pk[:, 1])
+        for power in (0.5, 1.0):
+            args = quality_args(q, g, F2, img, px, py, power)
+            ci, n_ok, res = call_unmutated(_cpu.solution_quality, *args)
+            ci_r, n_ok_r, res_r = ref.solution_quality(*args)
+            assert n_ok == n_ok_r
+            assert ci == pytest.approx(ci_r, rel=TOL_IMG_REL, abs=1e-12)
+            assert res == pytest.approx(res_r, rel=1e-9, abs=1e-12)
+            assert 0.0 <= ci <= 1.0
+    q = near_zone_axis(rng)
+    a = quality_args(q, g, F2, img, np.zeros(0), np.zeros(0))
+    assert _cpu.solution_quality.py_func(*a) == pytest.approx(ref.solution_quality(*a))
+
+
+def test_solution_quality_physics(crystal):
+    """A pattern rendered from q: every spot explained at ~zero residual and a high correlation index; a rotated
+    solution explains few spots; extra unexplained peaks lower both numbers."""
+    g, F2 = crystal
+    rng = np.random.default_rng(5)
+    q = near_zone_axis(rng)
+    img = render(q, g, F2)
+    xy, _ = kinematic_spots(q, g, F2, 3.0)
+    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    ci, n_ok, res = _cpu.solution_quality(*quality_args(q, g, F2, img, px, py))
+    assert n_ok == len(px) and res < 1e-9 and ci > 0.8
+    wrong = _cpu.qmul(q, _cpu.qexp(np.array([0.0, 0.0, np.deg2rad(17.0)])))
+    ci_w, n_w, _ = _cpu.solution_quality(*quality_args(wrong, g, F2, img, px, py))
+    assert ci_w < 0.5 * ci and n_w < 0.5 * len(px)
+    extra = rng.uniform(-1.0, 1.0, (len(px), 2))
+    img2 = img + render(_cpu.qmul(q, _cpu.qexp(np.array([0.3, 0.2, 0.1]))), g, F2)
+    ci2, n2, _ = _cpu.solution_quality(*quality_args(q, g, F2, img2, np.r_[px, extra[:, 0]], np.r_[py, extra[:, 1]]))
+    assert n2 < len(px) + len(px) // 4 and ci2 < ci  # a few random peaks fall near predicted spots of this dense lattice
+
+
+def test_solution_qualities_matches_scalar_kernel(crystal):
+    g, F2 = crystal
+    rng = np.random.default_rng(9)
+    n, mp = 4, 12
+    imgs = rng.uniform(0, 1, (n, DET, DET)).astype(np.float32)
+    quats = unit_quaternions(rng, n)
+    peaks = np.zeros((n, mp, 3))
+    counts = np.array([0, 5, 12, 7])
+    for i, c in enumerate(counts):
+        peaks[i, :c, :2] = rng.uniform(-1.2, 1.2, (c, 2))
+    mask = np.array([1, 1, 0, 1], bool)
+    ci, n_ok, res = call_unmutated(_cpu.solution_qualities, quats, mask, peaks, counts, imgs, np.tile(CENTER, (n, 1)), AFFINE,
+                                   g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R)
+    for i in range(n):
+        if not mask[i]:
+            assert ci[i] == 0 and n_ok[i] == 0 and res[i] == 0
+            continue
+        want = ref.solution_quality(*quality_args(quats[i], g, F2, imgs[i], peaks[i, :counts[i], 0], peaks[i, :counts[i], 1]))
+        assert ci[i] == pytest.approx(want[0], rel=TOL_IMG_REL, abs=1e-12) and n_ok[i] == want[1]
+        assert res[i] == pytest.approx(want[2], rel=1e-9, abs=1e-12)
