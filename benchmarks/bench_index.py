@@ -448,9 +448,9 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from stemgrains.io import load_4d, load_phases_from, load_truth
 
     path = Path(spec["path"])
-    prm = IndexParams(step_deg=float(spec["step_deg"]))
     phases = load_phases_from(path)
     ds = load_4d(path)
+    prm = IndexParams(step_deg=float(spec["step_deg"])).resolved(ds.calibration, ds.detector_shape)
     ny, nx = ds.scan_shape
     ky, kx = ds.detector_shape
     libs, lib_info = build_libraries(phases, prm, ds.calibration.accelerating_voltage_kV, 1)
@@ -538,7 +538,7 @@ def bench_dataset(name: str, steps: list[float], args: argparse.Namespace, tmp: 
     }
     for step in steps:
         print(f"[{name}] step {step:g}°", flush=True)
-        prm = IndexParams(step_deg=step)
+        prm = IndexParams(step_deg=step).resolved(ds.calibration, ds.detector_shape)
         r: dict[str, Any] = {"index_params": prm.as_dict()}
         libs, r["library"] = build_libraries(phases, prm, ds.calibration.accelerating_voltage_kV, args.repeat)
         r["warmup_s"], _ = C.timed(lambda: index_patterns(np.asarray(ds.rows(0, 1)).reshape(-1, ky, kx), ds.calibration, libs, prm))

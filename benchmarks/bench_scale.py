@@ -224,7 +224,7 @@ def child(args: argparse.Namespace) -> dict:
     ds = load_4d(path)
     ny, nx = ds.scan_shape
     ky, kx = ds.detector_shape
-    prm = IndexParams(step_deg=args.steps[0], chunk_rows=args.chunk_rows)
+    prm = IndexParams(step_deg=args.steps[0], chunk_rows=args.chunk_rows).resolved(ds.calibration, ds.detector_shape)
     t0 = time.perf_counter()
     lib = build_library(phase, step_deg=prm.step_deg, k_max=prm.k_max,
                         accelerating_voltage_kV=ds.calibration.accelerating_voltage_kV,

@@ -29,7 +29,7 @@ def scan():
     phase = load_phase(sample_cif("au"))
     sim = simulate_patterns([phase], scan_shape=(4, 6), detector_shape=(64, 64), n_grains=3, seed=3, dose=1e4)
     ds = Dataset4D(np.asarray(sim.data), sim.calibration, source="simulated")
-    prm = IndexParams(**PARAMS)
+    prm = IndexParams(**PARAMS).resolved(sim.calibration, (64, 64))
     lib = build_library(phase, step_deg=prm.step_deg, k_max=prm.k_max,
                         accelerating_voltage_kV=sim.calibration.accelerating_voltage_kV,
                         excitation_error_sigma=prm.excitation_error_sigma)

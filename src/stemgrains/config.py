@@ -23,6 +23,8 @@ RELIABILITY_MIN_DISTANCE_DEG = 5.0
 N_BEST = 5
 #: templates passed by the rotation-invariant prefilter to the in-plane correlation (per pattern and phase)
 N_PREFILTER = 600
+#: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
+K_MAX_CAP = 2.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
 FIT_EXCITATION_WINDOW = 0.05
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot

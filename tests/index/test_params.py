@@ -72,7 +72,7 @@ def test_step_deg(value):
     assert_parameter_error("step_deg", step_deg=value)
 
 
-@pytest.mark.parametrize("kw", [dict(k_max=None), dict(k_max="1.5"), dict(n_angles=None), dict(min_correlation=None),
+@pytest.mark.parametrize("kw", [dict(k_max="1.5"), dict(n_angles=None), dict(min_correlation=None),
                                 dict(n_angles=np.nan), dict(n_best=np.inf)])
 def test_non_numbers(kw):
     assert_parameter_error(next(iter(kw)), **kw)

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several phases)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="results file to write")
     p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library angular step (default %(default)g)")
-    p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
+    p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector used, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
     p.add_argument("--chunk-rows", type=int, default=8, metavar="N", help="scan rows per chunk (default %(default)d)")
     p.add_argument("--n-prefilter", type=int, default=config.N_PREFILTER, metavar="N",
                    help="templates passed by the rotation-invariant prefilter (default %(default)d; raise it for sparse patterns)")

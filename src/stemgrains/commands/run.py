@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--electrode", action="append", default=[], metavar="WHERE=V",
                    help="transport electrode: left|right|top|bottom or a mask .npy, = potential (repeat)")
     p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library step (default %(default)g)")
-    p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector, 1/Å (default %(default)g)")
+    p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
     p.add_argument("--threshold", type=float, default=config.GRAIN_THRESHOLD_DEG, metavar="DEG", help="grain threshold (default %(default)g)")
     p.add_argument("--min-size", type=int, default=config.MIN_GRAIN_SIZE_PX, metavar="N", help="smallest grain, px (default %(default)d)")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")

@@ -58,7 +58,9 @@ class IndexParams:
     Attributes
     ----------
     step_deg : library angular step, degrees.
-    k_max : largest scattering vector used, 1/Å.
+    k_max : largest scattering vector used, 1/Å; None (default): what the detector reaches in every direction
+        (:func:`stemgrains.preprocess.detector_q_reach`), at most ``config.K_MAX_CAP``. Spots are detected out to
+        the same radius.
     excitation_error_sigma : relrod width σ_s (≈ 1/thickness), 1/Å.
     sigma_coarse : spot-match width of the coarse search, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
@@ -85,7 +87,7 @@ class IndexParams:
     """
 
     step_deg: float = config.LIBRARY_STEP_DEG
-    k_max: float = 1.5
+    k_max: float | None = None
     excitation_error_sigma: float = 0.015
     sigma_coarse: float = 0.02
     n_prefilter: int = config.N_PREFILTER
@@ -123,7 +125,9 @@ class IndexParams:
 
         if not 0.1 <= number("step_deg") <= 15:
             raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {self.step_deg!r}")
-        for name in ("k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg",
+        if self.k_max is not None and not number("k_max") > 0:
+            raise ParameterError(f"k_max must be a positive number of 1/Å or None, got {self.k_max!r}")
+        for name in ("excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg",
                      "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
@@ -142,6 +146,14 @@ class IndexParams:
             raise ParameterError(f"fit_tolerance_rel must be >= 0, got {self.fit_tolerance_rel!r}")
         if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
+
+    def resolved(self, calibration, detector_shape: tuple[int, int]) -> "IndexParams":
+        """These parameters with ``k_max`` fixed for a detector (see ``k_max``)."""
+        if self.k_max is not None:
+            return self
+        from ..preprocess.api import detector_q_reach
+
+        return replace(self, k_max=min(detector_q_reach(calibration, detector_shape), config.K_MAX_CAP))
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -210,7 +222,8 @@ def index_patterns(
         index_chunk = _cpu.index_chunk
     else:
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
-    sp = replace(params.spots, q_max=min(params.spots.q_max, params.k_max))
+    params = params.resolved(calibration, np.shape(patterns)[-2:])
+    sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
     peaks, counts, centers = detect_spots(patterns, calibration, sp)
     imgs = processed_images(patterns, calibration, centers, sp)
     affine = np.ascontiguousarray(calibration._affine())
@@ -436,9 +449,9 @@ def index_orientations(
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     if backend == "gpu":
         from . import _gpu  # noqa: F401  (imported only when asked for; raises a clear error without a GPU)
-    prm = IndexParams(**params)
-    phase_list = _coerce_phases(phases)
     cal = dataset.calibration
+    prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
+    phase_list = _coerce_phases(phases)
     if libraries is None:
         libraries = [
             build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,

@@ -10,7 +10,7 @@ from ..data import Calibration
 from ..errors import InputError, ParameterError
 from . import _kernels as K
 
-__all__ = ["SpotParams", "detect_spots", "processed_images", "direct_beam_center", "polar_transform", "radial_background"]
+__all__ = ["SpotParams", "detect_spots", "detector_q_reach", "processed_images", "direct_beam_center", "polar_transform", "radial_background"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,8 @@ class SpotParams:
     q_min
         Spots closer than this to the direct beam are ignored, 1/Å (None: 2.5 × the beam radius).
     q_max
-        Spots farther out are ignored, 1/Å (usually the library's k_max).
+        Spots farther out are ignored, 1/Å (None: the indexing ``k_max``; for :func:`detect_spots` alone, what the
+        detector reaches, :func:`detector_q_reach`).
     beam_radius_px
         Radius of the disk used to find the direct-beam centre, px.
     n_sigma
@@ -43,7 +44,7 @@ class SpotParams:
     """
 
     q_min: float | None = None
-    q_max: float = 1.5
+    q_max: float | None = None
     beam_radius_px: float = 4.0
     n_sigma: float = 5.0
     min_distance_px: int = 2
@@ -56,6 +57,8 @@ class SpotParams:
     def __post_init__(self) -> None:
         for name in ("q_max", "beam_radius_px", "n_sigma"):
             v = getattr(self, name)
+            if v is None and name == "q_max":
+                continue
             if not (np.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be positive, got {v!r}")
         if self.max_peaks < 1 or self.min_distance_px < 1 or self.ring_radius_px < 2:
@@ -66,8 +69,26 @@ class SpotParams:
             return float(self.q_min)
         return 2.5 * self.beam_radius_px * calibration.q_pixel_size
 
+    def resolved_q_max(self, calibration: Calibration, detector_shape: tuple[int, int]) -> float:
+        if self.q_max is not None:
+            return float(self.q_max)
+        return detector_q_reach(calibration, detector_shape)
+
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def detector_q_reach(calibration: Calibration, detector_shape: tuple[int, int], margin_px: float = 2.0) -> float:
+    """The largest |q| (1/Å) that is on the detector in every direction: the radius of the largest circle about
+    the calibrated centre (or the detector middle) that fits inside the detector, less ``margin_px``, converted
+    to 1/Å through the calibration's affine map (its largest singular value, so that an elliptical distortion
+    cannot push the circle off the detector)."""
+    ky, kx = (int(v) for v in detector_shape)
+    cr, cc = calibration.center if calibration.center is not None else ((ky - 1) / 2, (kx - 1) / 2)
+    r_px = min(cr, cc, ky - 1 - cr, kx - 1 - cc) - margin_px
+    if r_px <= 0:
+        raise ParameterError(f"the beam centre ({cr:g}, {cc:g}) leaves no room on the {ky} x {kx} detector")
+    return float(r_px / np.linalg.svd(calibration._affine(), compute_uv=False)[0])
 
 
 def _affine_inv(calibration: Calibration) -> np.ndarray:
@@ -129,7 +150,7 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
     search = params.center_search_px if params.center_search_px is not None else max(ky, kx) / 8
     return K.detect_spots_chunk(
         arr, fixed, float(cr), float(cc), float(search), float(params.beam_radius_px), _affine_inv(calibration),
-        params.resolved_q_min(calibration), float(params.q_max), float(params.n_sigma), int(params.min_distance_px),
+        params.resolved_q_min(calibration), params.resolved_q_max(calibration, (ky, kx)), float(params.n_sigma), int(params.min_distance_px),
         int(params.max_peaks), int(params.ring_radius_px), float(params.power),
     )
 
@@ -177,4 +198,4 @@ def processed_images(patterns: np.ndarray, calibration: Calibration, centers: np
     c = np.ascontiguousarray(c, dtype=np.float64).reshape(-1, 2)
     if len(c) != len(arr):
         raise InputError(f"centers has {len(c)} rows for {len(arr)} patterns")
-    return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.q_pixel_size), float(params.q_max) * 1.5, float(quantile), float(params.power))
+    return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.q_pixel_size), params.resolved_q_max(calibration, arr.shape[1:]) * 1.5, float(quantile), float(params.power))
