@@ -88,3 +88,29 @@ def plot_vdf_grain_map(result: Any, *, boundaries: Any = None, path: str | os.Pa
         if boundaries is not None:
             draw_segments(ax, boundaries, step, color="white" if ax is ax1 else "black", lw=0.7)
     return _save(fig, path)
+
+
+def plot_bragg_vector_map(result: Any, *, path: str | os.PathLike | None = None) -> Figure:
+    """Bragg-vector map (log scale) with the distinct reflections circled in their group's colour."""
+    from matplotlib.colors import LogNorm
+
+    from ..virtual.vdf import group_colors
+
+    bvm = result.bvm
+    ky, kx = bvm.shape
+    fig = Figure(figsize=(5.2, 4.6))
+    ax = fig.add_subplot()
+    pos = bvm[bvm > 0]
+    vmin = float(np.percentile(pos, 50)) if pos.size else 1e-3
+    ax.imshow(np.maximum(bvm, vmin), cmap="gray", norm=LogNorm(vmin=vmin, vmax=max(float(bvm.max()), vmin * 10)))
+    cols = group_colors(result.n_groups)
+    mid = ((ky - 1) / 2, (kx - 1) / 2)
+    r = result.parameters.get("disk_radius_px", 2.0)
+    from matplotlib.patches import Circle
+
+    for (dr, dc), g in zip(result.reflections, result.groups):
+        ax.add_patch(Circle((mid[1] + dc, mid[0] + dr), r + 0.5, fill=False, color=cols[g], lw=0.8))
+    ax.set_title("Bragg-vector map and VDF disks (colour = grain group)", fontsize=9)
+    ax.set_xlabel("detector column (px)")
+    ax.set_ylabel("detector row (px)")
+    return _save(fig, path)
