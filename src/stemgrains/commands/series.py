@@ -33,7 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="frame pixel size, nm (overrides the file's metadata)")
     p.add_argument("--times", default=None, metavar="T0,T1,...", help="time of each frame (default: frame index)")
     p.add_argument("--offset", default=None, metavar="X_NM,Y_NM",
-                   help="map position of the centre of frame pixel (0, 0), nm (skips the correlation)")
+                   help="map position of the centre of frame pixel (0, 0), nm (skips the correlation); write --offset=-4,-8 "
+                        "when X is negative")
     p.add_argument("--rotation", type=float, default=0.0, metavar="DEG",
                    help="frame rotation in the map frame with --offset, degrees from +x toward +y (default 0)")
     p.add_argument("--max-rotation", type=float, default=0.0, metavar="DEG",

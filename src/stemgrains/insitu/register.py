@@ -163,12 +163,13 @@ def masked_ncc(fixed: np.ndarray, fixed_mask: np.ndarray, moving: np.ndarray, mo
     sf, sm = _xcorr(mm, f, shape), _xcorr(m, fm, shape)
     sff, smm = _xcorr(mm, f * f, shape), _xcorr(m * m, fm, shape)
     sfm = _xcorr(m, f, shape)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        num = sfm - sf * sm / n
-        den = np.sqrt(np.maximum(sff - sf**2 / n, 0) * np.maximum(smm - sm**2 / n, 0))
-        ncc = num / den
-    ok = (n >= min_overlap) & (den > 1e-9 * max(float(np.max(den)), 1e-300))
-    return np.where(ok, ncc, -1.0), shape
+    n = np.maximum(n, 1.0)  # shifts with no common pixel are rejected below (min_overlap >= 1)
+    num = sfm - sf * sm / n
+    den = np.sqrt(np.maximum(sff - sf**2 / n, 0) * np.maximum(smm - sm**2 / n, 0))
+    ok = (n >= max(1, min_overlap)) & (den > 1e-9 * max(float(np.max(den)), 1e-300))
+    ncc = np.full(shape, -1.0)
+    ncc[ok] = num[ok] / den[ok]
+    return ncc, shape
 
 
 def register_to_map(frame: np.ndarray, pixel_size_nm: float, map_image: np.ndarray, scan_step_nm: float,
@@ -209,8 +210,9 @@ def register_to_map(frame: np.ndarray, pixel_size_nm: float, map_image: np.ndarr
         q = np.stack([jj * s + x0, ii * s + y0], -1) @ rot / p  # (col, row) in the frame
         # average the frame over one map pixel first when the frame is finer (anti-aliasing)
         src = ndimage.gaussian_filter(frame, max(0.0, 0.5 * s / p - 0.5)) if s > p else frame
-        canvas = ndimage.map_coordinates(src, [q[..., 1], q[..., 0]], order=1, mode="constant", cval=0.0)
-        cmask = (q[..., 1] >= -0.5) & (q[..., 1] <= H - 0.5) & (q[..., 0] >= -0.5) & (q[..., 0] <= W - 0.5)
+        canvas = ndimage.map_coordinates(src, [q[..., 1], q[..., 0]], order=1, mode="nearest")
+        eps = 1e-6
+        cmask = (q[..., 1] >= -eps) & (q[..., 1] <= H - 1 + eps) & (q[..., 0] >= -eps) & (q[..., 0] <= W - 1 + eps)
         min_overlap = max(9, int(min_overlap_fraction * min(mimg.size, cmask.sum())))
         ncc, shape = masked_ncc(canvas, cmask, mimg, np.ones(mimg.shape, bool), min_overlap)
         i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
@@ -219,8 +221,8 @@ def register_to_map(frame: np.ndarray, pixel_size_nm: float, map_image: np.ndarr
             dy, dx = _parabolic(ncc, i, j)
             ti = i + dy if i < shape[0] - mimg.shape[0] + 1 else i + dy - shape[0]
             tj = j + dx if j < shape[1] - mimg.shape[1] + 1 else j + dx - shape[1]
-            # map pixel (a, b) ↔ canvas pixel (a + ti, b + tj): canvas pixel (i', j') sits at map (j' - tj, i' - ti)
-            offset = (x0 - tj * s, y0 - ti * s)
+            # map pixel (a, b) ↔ canvas pixel (a + ti, b + tj); frame pixel (0, 0) is canvas pixel (-y0/s, -x0/s)
+            offset = (-x0 - tj * s, -y0 - ti * s)
             best = (score, float(theta), offset)
     if best is None or best[0] <= -1.0:
         raise ParameterError("frame 0 could not be placed on the map: no position with enough overlap")
