@@ -235,3 +235,48 @@ def test_tiff_frames_carry_pixel_size(tmp_path):
     frames, size, names = read_frames([tmp_path / "f.tif", tmp_path / "f.tif"])
     assert frames.shape == (2, 30, 40) and size == pytest.approx(0.25) and names == ["f.tif", "f.tif"]
     np.testing.assert_array_equal(frames[0], img)
+
+
+def test_cli_registers_frame0_on_virtual_adf(tmp_path):
+    """No --offset: frame 0 is placed by correlation with a virtual ADF image of the 4D input recorded in the
+    results file (here a small scan whose ADF signal is a smooth random image)."""
+    from scipy import ndimage
+
+    from stemgrains.data import Calibration
+    from stemgrains.io import write_4d
+    from stemgrains.virtual import annulus, virtual_image
+    from stemgrains.io import load_4d
+
+    labels = four_grain_labels()
+    ny, nx = labels.shape
+    rng = np.random.default_rng(7)
+    adf = 1 + 0.5 * ndimage.gaussian_filter(rng.normal(size=(ny, nx)), 2.0)
+    k = 24
+    rr, cc = np.mgrid[0:k, 0:k]
+    ring = (np.hypot(rr - 11.5, cc - 11.5) >= 5) & (np.hypot(rr - 11.5, cc - 11.5) <= 11)
+    data = np.where(ring[None, None], 100 * adf[..., None, None], 0.0).astype(np.float32)
+    data[..., 10:14, 10:14] += 5000
+    cube = tmp_path / "scan.h5"
+    write_4d(cube, data, Calibration(q_pixel_size=0.05, scan_step_nm=STEP, center=(11.5, 11.5)))
+    path = tmp_path / "results.h5"
+    write_lamella(path)
+    with h5py.File(path, "r+") as f:
+        f.require_group("input").attrs["path"] = "scan.h5"  # relative to the results file's folder
+    m = virtual_image(load_4d(cube), annulus(k / 12, k / 2))
+    ev = [PlantedEvent(59.0, 20.0, 2), PlantedEvent(90.0, 25.0, 3)]
+    frames, _ = simulate_series(ev, n_frames=5, shape=(220, 230), pixel_size_nm=PIXEL, offset_nm=(3.0, -5.0),
+                                drift_px=DRIFT[:5], base_image=m, base_pixel_nm=STEP, seed=3)
+    for i, f in enumerate(frames):
+        np.save(tmp_path / f"g{i}.npy", f)
+    out = tmp_path / "out"
+    assert main(["series", str(path), *[str(tmp_path / f"g{i}.npy") for i in range(5)], "--frame-pixel-size",
+                 str(PIXEL), "--no-figures", "-o", str(out)]) == 0
+    with h5py.File(out / "series.h5") as f:
+        import json
+
+        t = json.loads(f["series"].attrs["parameters"])["transform"]
+    np.testing.assert_allclose(t["offset_nm"], (3.0, -5.0), atol=1.0)
+    with open(out / "events.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    got = sorted((r["site"], int(r["first_frame"])) for r in rows)
+    assert got == [("boundary", 2), ("interior", 3)]
