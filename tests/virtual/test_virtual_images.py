@@ -155,3 +155,32 @@ def test_cli_subprocess_exit_status(tmp_path):
     r = subprocess.run([sys.executable, "-m", "stemgrains.cli", "virtual", str(tmp_path / "missing.h5"), "--bf", "3",
                         "-o", str(tmp_path / "x.npy")], capture_output=True, text=True)
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+class _CountingArray:
+    """A 4-D array-like that records how many scan rows each read asks for."""
+
+    def __init__(self, data):
+        self._data = data
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.max_rows = 0
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self.shape[0])
+            self.max_rows = max(self.max_rows, stop - start)
+        else:
+            self.max_rows = self.shape[0]
+        return self._data[key]
+
+
+def test_streaming_reads_blocks_bounded_by_memory_budget():
+    rng = np.random.default_rng(6)
+    data = rng.integers(0, 50, size=(40, 8, 16, 16)).astype(np.uint16)
+    arr = _CountingArray(data)
+    ds = Dataset4D(arr, Calibration(q_pixel_size=0.1, center=(7.5, 7.5)))
+    row_mb = 8 * 16 * 16 * 8 / 2**20  # one scan row as float64
+    img = virtual_image(ds, annulus(2, 7), memory_mb=3.5 * row_mb)
+    assert arr.max_rows == 3
+    np.testing.assert_array_equal(img, virtual_image(Dataset4D(data, ds.calibration), annulus(2, 7)))
