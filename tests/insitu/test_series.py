@@ -280,3 +280,21 @@ def test_cli_registers_frame0_on_virtual_adf(tmp_path):
         rows = list(csv.DictReader(f))
     got = sorted((r["site"], int(r["first_frame"])) for r in rows)
     assert got == [("boundary", 2), ("interior", 3)]
+
+
+def test_hspy_frames_carry_pixel_size(tmp_path):
+    pytest.importorskip("rsciio", reason="rosettasciio not installed")
+    from rsciio.hspy import file_writer
+
+    from stemgrains.io.images import read_frames
+
+    data = np.arange(12.0).reshape(3, 4)
+    axes = [{"size": n, "scale": 2.5, "offset": 0.0, "units": "Å", "name": a, "navigate": False}
+            for n, a in ((3, "y"), (4, "x"))]
+    file_writer(str(tmp_path / "f.hspy"), {"data": data, "axes": axes, "metadata": {"General": {"title": "f"},
+                "Signal": {"signal_type": ""}}, "original_metadata": {}, "tmp_parameters": {},
+                "attributes": {"_lazy": False}, "learning_results": {}, "models": {},
+                "package_info": {"name": "test", "version": "0"}})
+    frames, size, _ = read_frames([tmp_path / "f.hspy", tmp_path / "f.hspy"])
+    assert size == pytest.approx(0.25)  # 2.5 Å
+    np.testing.assert_array_equal(frames[1], data)
