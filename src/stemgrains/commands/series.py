@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
             raise ParameterError(f"--times expects numbers separated by commas, got {args.times!r}") from None
         if len(times) != len(frames):
             raise ParameterError(f"--times has {len(times)} values but there are {len(frames)} frames")
-    transform = map_image = None
+    transform = map_image = step = None
     how = ""
     if args.offset is not None:
         transform = FrameTransform(float(pixel), float(args.rotation), parse_pair(args.offset, "--offset"))
@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         map_image, step, src = found
         how = f"registered on a virtual ADF image of {src}"
     rot = np.arange(-args.max_rotation, args.max_rotation + 0.5, 1.0) if args.max_rotation > 0 else (0.0,)
-    result = analyse_series(frames, float(pixel), sites, transform=transform, map_image=map_image, rotations_deg=rot,
+    result = analyse_series(frames, float(pixel), sites, transform=transform, map_image=map_image,
+                            map_image_step_nm=step, rotations_deg=rot,
                             times=times, tolerance_nm=args.tolerance, smooth_px=args.smooth, n_sigma=args.n_sigma,
                             min_area_nm2=args.min_area, min_frames=args.min_frames)
     out = Path(args.output)

@@ -132,6 +132,7 @@ def analyse_series(
     *,
     transform: FrameTransform | None = None,
     map_image: np.ndarray | None = None,
+    map_image_step_nm: float | None = None,
     rotations_deg: Any = (0.0,),
     times: Any = None,
     tolerance_nm: float = 3.0,
@@ -152,7 +153,8 @@ def analyse_series(
         From :func:`load_sites` (map grid and step define the map frame).
     transform
         Placement of frame 0 on the map; otherwise found from ``map_image`` (required then) by
-        :func:`~stemgrains.insitu.register.register_to_map` over ``rotations_deg``.
+        :func:`~stemgrains.insitu.register.register_to_map` over ``rotations_deg``; ``map_image`` has its pixel
+        (0, 0) at the map origin and pixel size ``map_image_step_nm`` (default the map's scan step).
     times
         ``(n,)`` frame times (any unit); default the frame index.
     tolerance_nm
@@ -187,7 +189,8 @@ def analyse_series(
         if map_image is None:
             raise ParameterError("frame 0 cannot be placed on the map: give an offset (--offset X_NM,Y_NM) or a "
                                  "reachable 4D input for a virtual image")
-        transform = register_to_map(frames[0], pixel_size_nm, map_image, sites.scan_step_nm, rotations_deg)
+        transform = register_to_map(frames[0], pixel_size_nm, map_image, map_image_step_nm or sites.scan_step_nm,
+                                    rotations_deg)
     # overlap of frame 0 with the map
     H, W = frames.shape[1:]
     rr, cc = np.mgrid[0:H, 0:W]

@@ -105,9 +105,13 @@ def refine_shift(ref: np.ndarray, img: np.ndarray, start: tuple[float, float], m
     ny, nx = ref.shape
     if 2 * m >= min(ny, nx) - 4:
         return start
-    inner = (slice(m, ny - m), slice(m, nx - m))
-    r = ref[inner]
-    rows, cols = np.mgrid[m : ny - m, m : nx - m].astype(float)
+    # at most a central 512 x 512 window: enough for a sub-pixel fit, cheap on large frames
+    r0 = max(m, ny // 2 - 256)
+    r1 = min(ny - m, r0 + 512)
+    c0 = max(m, nx // 2 - 256)
+    c1 = min(nx - m, c0 + 512)
+    r = ref[r0:r1, c0:c1]
+    rows, cols = np.mgrid[r0:r1, c0:c1].astype(float)
 
     def cost(v: np.ndarray) -> float:
         moved = ndimage.map_coordinates(img, [rows + v[0], cols + v[1]], order=1, mode="nearest")
