@@ -188,7 +188,7 @@ def test_cli_series(lamella, tmp_path, capsys):
     np.testing.assert_allclose(ev["time"], 10 * ev["first_frame"])
     with open(out / "enrichment.csv", newline="") as f:
         enr = list(csv.DictReader(f))
-    assert {r["level"] for r in enr} == {"label", "behaviour", "site"}
+    assert {r["level"] for r in enr} == {"label", "behaviour", "site", "interface"}
     with h5py.File(out / "series.h5") as f:
         assert f["series/registered"].shape == frames.shape and f["series/differential"].shape == frames.shape
     for fig in ("event_sites.png", "montage.png", "enrichment.png"):
@@ -298,3 +298,40 @@ def test_hspy_frames_carry_pixel_size(tmp_path):
     frames, size, _ = read_frames([tmp_path / "f.hspy", tmp_path / "f.hspy"])
     assert size == pytest.approx(0.25)  # 2.5 Å
     np.testing.assert_array_equal(frames[1], data)
+
+
+def test_interface_plane_classes(lamella):
+    """Interface pieces and events are classed by how the touching grain's conduction-plane trace meets the edge."""
+    path, gm, bt, cls = lamella
+    sites = load_sites(path)
+    ids = np.asarray(gm.table["id"])
+    trace = dict(zip(ids.tolist(), np.asarray(gm.table["trace_angle_deg"], float).tolist()))
+
+    def expect(g):  # left/right edges: normal along x (0°)
+        t = trace[g]
+        if not np.isfinite(t):
+            return "planes flat"
+        return "planes toward electrode" if min(abs(t), 180 - abs(t)) < 45 else "planes along electrode"
+
+    pieces = sites.interface_pieces()
+    ny, nx = gm.labels.shape
+    assert len(pieces) == 2 * ny and np.allclose(pieces["length_nm"], STEP)
+    for e, g, c in zip(pieces["edge"], pieces["grain"], pieces["class"]):
+        assert c == expect(int(g))
+    at = sites.attribute([1.0, (nx - 0.5) * STEP - 1.0], [10.0, 90.0], 3.0)
+    assert list(at["site"]) == ["interface", "interface"]
+    assert list(at["interface_class"]) == [expect(int(gm.labels[5, 0])), expect(int(gm.labels[45, nx - 1]))]
+
+
+def test_interface_enrichment_by_hand():
+    segments = Table({"length_nm": [10.0], "label": ["I a1"], "behaviour": ["blocking"]})
+    interface = Table({"length_nm": [2.0] * 10, "class": ["planes toward electrode"] * 2 + ["planes along electrode"] * 8})
+    events = Table({"site": ["interface"] * 4 + ["boundary"], "label": ["", "", "", "", "I a1"],
+                    "behaviour": ["", "", "", "", "blocking"],
+                    "interface_class": ["planes toward electrode"] * 3 + ["planes along electrode", ""]})
+    t = enrichment(events, segments, interface)
+    i = [k for k in range(len(t)) if t["level"][k] == "interface" and t["name"][k] == "planes toward electrode"][0]
+    assert t["length_nm"][i] == 4.0 and t["length_fraction"][i] == pytest.approx(0.2)
+    assert t["observed"][i] == 3 and t["expected"][i] == pytest.approx(0.8) and t["ratio"][i] == pytest.approx(3.75)
+    pmf = [math.comb(4, j) * 0.2**j * 0.8 ** (4 - j) for j in range(5)]
+    assert t["p_value"][i] == pytest.approx(sum(v for v in pmf if v <= pmf[3] * (1 + 1e-7)))

@@ -229,7 +229,8 @@ def analyse_series(
         "grain_a": at["grain_a"].astype(np.int64), "grain_b": at["grain_b"].astype(np.int64),
         "label": at["label"], "behaviour": at["behaviour"], "distance_nm": at["distance_nm"].astype(float),
     })
-    enr = enrichment(events, sites.segments)
+    enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
+                     sites.segments, sites.interface_pieces() if sites.interface else None)
     params = {"pixel_size_nm": float(pixel_size_nm), "tolerance_nm": tolerance_nm, "smooth_px": smooth_px,
               "n_sigma": n_sigma, "min_area_px": min_area_px, "min_frames": min_frames,
               "rotations_deg": np.atleast_1d(np.asarray(rotations_deg, float)).tolist(),

@@ -46,6 +46,9 @@ class SiteMap:
         ``behaviour`` (empty strings when there is no classification).
     interface
         Names of the map edges that are electrode interfaces.
+    grain_trace_deg
+        In-plane trace angle of each grain's conduction planes (grain id → degrees from +x toward +y; NaN when the
+        planes are flat, i.e. nearly parallel to the lamella).
     """
 
     labels: np.ndarray
@@ -55,6 +58,7 @@ class SiteMap:
     tj_xy: np.ndarray
     segments: Table
     interface: tuple[str, ...] = ()
+    grain_trace_deg: dict[int, float] = field(default_factory=dict)
     _tree: Any = field(default=None, repr=False)
     _tj_tree: Any = field(default=None, repr=False)
 
@@ -89,8 +93,40 @@ class SiteMap:
                        "grain_a": np.asarray(seg["grain_a"], np.int64), "grain_b": np.asarray(seg["grain_b"], np.int64),
                        "length_nm": np.asarray(seg["length_nm"], float),
                        "label": label.astype(str), "behaviour": behaviour.astype(str)})
+        gt = grain_map.table
+        traces = {int(i): float(t) for i, t in zip(np.asarray(gt["id"]), np.asarray(gt["trace_angle_deg"], float))}
         return cls(np.asarray(grain_map.labels), s, np.stack([ex, ey], -1).reshape(-1, 2),
-                   np.asarray(pairs["segment_id"], np.int64), tj_xy, table, tuple(interface))
+                   np.asarray(pairs["segment_id"], np.int64), tj_xy, table, tuple(interface), traces)
+
+    # -- electrode interface -------------------------------------------------------------------------
+    def plane_class(self, grain: int, edge: str) -> str:
+        """How grain ``grain``'s conduction planes meet the map edge ``edge``: ``"planes toward electrode"`` when
+        their in-plane trace is within 45° of the edge normal (Na⁺ channels run into the electrode), ``"planes
+        along electrode"`` otherwise, ``"planes flat"`` when they have no trace (nearly parallel to the lamella),
+        ``"unassigned"`` for pixels of no grain."""
+        if grain <= 0:
+            return "unassigned"
+        t = self.grain_trace_deg.get(int(grain), float("nan"))
+        if not np.isfinite(t):
+            return "planes flat"
+        normal = 0.0 if edge in ("left", "right") else 90.0
+        d = abs(((t - normal + 90.0) % 180.0) - 90.0)
+        return "planes toward electrode" if d < 45.0 else "planes along electrode"
+
+    def interface_pieces(self) -> Table:
+        """The electrode interface pixel by pixel: ``edge``, ``grain``, ``length_nm`` (one scan step), ``class``
+        (:meth:`plane_class`)."""
+        rows: dict[str, list] = {"edge": [], "grain": [], "length_nm": [], "class": []}
+        border = {"left": self.labels[:, 0], "right": self.labels[:, -1], "top": self.labels[0, :],
+                  "bottom": self.labels[-1, :]}
+        for e in self.interface:
+            for g in border[e]:
+                rows["edge"].append(e)
+                rows["grain"].append(int(g))
+                rows["length_nm"].append(self.scan_step_nm)
+                rows["class"].append(self.plane_class(int(g), e))
+        return Table({"edge": np.asarray(rows["edge"], dtype=str), "grain": np.asarray(rows["grain"], np.int64),
+                      "length_nm": np.asarray(rows["length_nm"], float), "class": np.asarray(rows["class"], dtype=str)})
 
     # -- geometry ------------------------------------------------------------------------------------
     @property
@@ -121,7 +157,8 @@ class SiteMap:
         """Site of each point ``(x_nm, y_nm)``.
 
         Returns a Table with ``site``, ``segment_id``, ``boundary_id``, ``grain_a``, ``grain_b``, ``label``,
-        ``behaviour``, ``distance_nm`` (to the attributed site; for ``interior`` to the nearest boundary).
+        ``behaviour``, ``distance_nm`` (to the attributed site; for ``interior`` to the nearest boundary) and
+        ``interface_class`` (:meth:`plane_class` of interface events, else empty).
         """
         if not (np.isfinite(tolerance_nm) and tolerance_nm > 0):
             raise ParameterError(f"tolerance must be a positive distance in nm, got {tolerance_nm!r}")
@@ -137,7 +174,11 @@ class SiteMap:
         d_tj = (np.asarray(self._tj_tree.query(pts)[0], float) if self._tj_tree is not None and n
                 else np.full(n, np.inf))
         ed = self._edge_distances(x, y)
-        d_if = np.min([ed[e] for e in self.interface], axis=0) if self.interface else np.full(n, np.inf)
+        if self.interface and n:
+            d_all = np.stack([ed[e] for e in self.interface])
+            d_if, if_edge = d_all.min(0), d_all.argmin(0)
+        else:
+            d_if, if_edge = np.full(n, np.inf), np.zeros(n, dtype=np.int64)
         d_edge = np.min([ed[e] for e in EDGES], axis=0) if n else np.zeros(0)
         site = np.full(n, "interior", dtype=object)
         dist = d_b.copy()
@@ -153,6 +194,8 @@ class SiteMap:
             elif d_edge[k] <= tolerance_nm:
                 site[k], dist[k] = "edge", d_edge[k]
         g = self.grain_at(x, y)
+        if_class = np.array([self.plane_class(int(g[k]), self.interface[if_edge[k]]) if site[k] == "interface" else ""
+                             for k in range(n)], dtype=object)
         seg = self.segments
         has = seg_row >= 0
         out = {
@@ -165,6 +208,7 @@ class SiteMap:
             "label": np.where(has, seg["label"][seg_row] if len(seg) else "", ""),
             "behaviour": np.where(has, seg["behaviour"][seg_row] if len(seg) else "", ""),
             "distance_nm": dist,
+            "interface_class": if_class.astype(str),
         }
         return Table(out)
 
@@ -192,13 +236,15 @@ class SiteMap:
         return int(hit[0]) if len(hit) else -1
 
 
-def enrichment(event_sites: Table, segments: Table) -> Table:
+def enrichment(event_sites: Table, segments: Table, interface: Table | None = None) -> Table:
     """Events per boundary label and behaviour against a uniform distribution along the boundary length.
 
     With ``N`` boundary events (site ``boundary``) and a class holding the fraction ``f = L_class / L_total`` of the
     boundary length: expected ``N f``, ratio observed / expected, and the exact two-sided binomial p-value of the
     observed count (``scipy.stats.binomtest(observed, N, f)``). Rows ``level = "site"`` give the count at every
-    site kind (other columns NaN).
+    site kind (other columns NaN). With ``interface`` (:meth:`SiteMap.interface_pieces`), rows ``level =
+    "interface"`` do the same for the interface events over the interface length per plane class (do filaments
+    start where the conduction planes point at the electrode?).
 
     Parameters
     ----------
@@ -206,6 +252,9 @@ def enrichment(event_sites: Table, segments: Table) -> Table:
         Table with ``site``, ``label``, ``behaviour`` (from :meth:`SiteMap.attribute`).
     segments
         Table with ``length_nm``, ``label``, ``behaviour`` (all boundary segments of the map).
+    interface
+        Table with ``length_nm`` and ``class`` (pieces of the electrode interface); ``event_sites`` then needs
+        ``interface_class``.
 
     Returns
     -------
@@ -223,7 +272,7 @@ def enrichment(event_sites: Table, segments: Table) -> Table:
     rows: dict[str, list] = {k: [] for k in ("level", "name", "length_nm", "length_fraction", "observed", "expected",
                                               "ratio", "p_value")}
 
-    def add(level: str, name: str, L: float, obs: int) -> None:
+    def add(level: str, name: str, L: float, obs: int, total: float = total, n_b: int = n_b) -> None:
         f = L / total if total > 0 else float("nan")
         exp = n_b * f if total > 0 else float("nan")
         rows["level"].append(level)
@@ -240,6 +289,15 @@ def enrichment(event_sites: Table, segments: Table) -> Table:
         ev_names = np.asarray(event_sites[level]).astype(str) if len(event_sites) else np.zeros(0, str)
         for name in sorted(set(seg_names.tolist()) - {""}):
             add(level, name, float(length[seg_names == name].sum()), int(np.sum(on_b & (ev_names == name))))
+    if interface is not None and len(interface):
+        il = np.asarray(interface["length_nm"], float)
+        icls = np.asarray(interface["class"]).astype(str)
+        ev_cls = (np.asarray(event_sites["interface_class"]).astype(str) if len(event_sites)
+                  else np.zeros(0, str))
+        on_i = site == "interface"
+        for name in sorted(set(icls.tolist())):
+            add("interface", name, float(il[icls == name].sum()), int(np.sum(on_i & (ev_cls == name))),
+                total=float(il.sum()), n_b=int(on_i.sum()))
     for name in SITES:
         rows["level"].append("site")
         rows["name"].append(name)

@@ -128,10 +128,13 @@ def plot_montage(result: Any, sites: Any, *, n_max: int = 8, path: str | os.Path
 
 def plot_enrichment(table: Any, *, path: str | os.PathLike | None = None) -> Figure:
     """Observed vs expected (uniform along boundary length) events per label and per behaviour, with the
-    binomial p-value over each bar."""
-    fig = Figure(figsize=(10, 4))
-    for k, level in enumerate(("label", "behaviour")):
-        ax = fig.add_subplot(1, 2, k + 1)
+    binomial p-value over each bar; a third panel for the electrode interface per conduction-plane class when the
+    table has ``interface`` rows."""
+    present = set(np.asarray(table["level"]).astype(str).tolist())
+    levels = [lv for lv in ("label", "behaviour", "interface") if lv in present or lv != "interface"]
+    fig = Figure(figsize=(5 * len(levels), 4))
+    for k, level in enumerate(levels):
+        ax = fig.add_subplot(1, len(levels), k + 1)
         m = np.asarray(table["level"]).astype(str) == level
         names = np.asarray(table["name"]).astype(str)[m]
         obs = np.asarray(table["observed"], float)[m]
@@ -146,8 +149,8 @@ def plot_enrichment(table: Any, *, path: str | os.PathLike | None = None) -> Fig
                 ax.text(x, max(o, e if np.isfinite(e) else 0) + 0.03 * top, f"p={pv:.2g}", ha="center", fontsize=7)
         ax.set_ylim(0, 1.15 * top)
         ax.set_xticks(xs, names, rotation=45, ha="right", fontsize=8)
-        ax.set_ylabel("events on boundaries")
-        ax.set_title(f"per {level}", fontsize=9)
+        ax.set_ylabel("events at the electrode interface" if level == "interface" else "events on boundaries")
+        ax.set_title("interface, per conduction-plane class" if level == "interface" else f"per {level}", fontsize=9)
         if k == 0:
             ax.legend(fontsize=7)
     fig.tight_layout()
