@@ -1,0 +1,91 @@
+"""``stemgrains virtual INPUT (--bf R | --annulus R_IN,R_OUT | --disk ROW,COL,R ... | --mask FILE.npy) -o OUT``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import FileFormatError, ParameterError
+from ._common import add_calibration_overrides, calibration_overrides, parse_pair
+
+NAME = "virtual"
+HELP = "virtual bright-field, annular dark-field, dark-field (disks) or mask image of a 4D-STEM scan"
+DESCRIPTION = (
+    "Integrate every diffraction pattern over a virtual detector and write the image (scan_row, scan_col). "
+    "Radii and positions are detector pixels (positions absolute on the detector) unless --q-units: then 1/Å, "
+    "positions relative to the beam centre (ROW, COL offsets along the detector rows and columns). Several "
+    "--disk options make one virtual dark-field image of their union. The data are streamed over blocks of "
+    "scan rows (memory bounded by --memory-mb)."
+)
+ORDER = 25
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="4D-STEM file (.h5, .npy, .mib, .blo, .app5, .dm4, .xml)")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--bf", type=float, metavar="R", help="bright-field disk of radius R around the beam centre")
+    g.add_argument("--annulus", metavar="R_IN,R_OUT", help="annular detector between R_IN and R_OUT (ADF)")
+    g.add_argument("--disk", action="append", metavar="ROW,COL,R", help="dark-field disk (repeatable: union)")
+    g.add_argument("--mask", metavar="FILE.npy", help="boolean or weighted mask (det_row, det_col), detector pixels")
+    p.add_argument("--q-units", action="store_true", help="radii and positions in 1/Å relative to the beam centre")
+    p.add_argument("--follow-center", action="store_true",
+                   help="find the direct beam in every pattern and move the detector with it (whole pixels)")
+    p.add_argument("--memory-mb", type=float, default=128.0, metavar="MB",
+                   help="memory for one block of scan rows (default %(default)g)")
+    p.add_argument("--scan-shape", default=None, metavar="ROWS,COLS", help="scan shape of a flat stack of patterns")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.{npy,tif,h5,png}", help="output image")
+    add_calibration_overrides(p)
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    try:
+        a, b, c = (float(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        raise ParameterError(f"--disk expects ROW,COL,R (three numbers), got {text!r}") from None
+    return a, b, c
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io import load_4d
+    from ..io.images import IMAGE_OUTPUTS, write_image
+    from ..virtual import annulus, bright_field, dark_field, mask_detector, virtual_image
+
+    out = Path(args.output)
+    if out.suffix.lower() not in IMAGE_OUTPUTS:
+        raise ParameterError(f"-o {out}: output must end in .npy, .tif, .h5 or .png")
+    units = "q" if args.q_units else "px"
+    if args.bf is not None:
+        det = bright_field(args.bf, units=units)
+    elif args.annulus is not None:
+        det = annulus(*parse_pair(args.annulus, "--annulus"), units=units)
+    elif args.disk:
+        disks = [_triple(t) for t in args.disk]
+        radii = {d[2] for d in disks}
+        if len(radii) != 1:
+            raise ParameterError(f"--disk: all disks of one image need the same radius, got {sorted(radii)}")
+        det = dark_field([d[:2] for d in disks], disks[0][2], units=units)
+    else:
+        mpath = Path(args.mask)
+        if not mpath.is_file():
+            raise FileFormatError(f"{mpath}: mask file not found")
+        try:
+            m = np.load(mpath, allow_pickle=False)
+        except Exception:
+            raise FileFormatError(f"{mpath}: not a readable .npy array (expected a (det_row, det_col) mask)") from None
+        if args.q_units:
+            raise ParameterError("--q-units does not apply to --mask (a mask is in detector pixels)")
+        det = mask_detector(m)
+    scan_shape = parse_pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
+    ds = load_4d(args.input, scan_shape=None if scan_shape is None else tuple(int(v) for v in scan_shape),
+                 **calibration_overrides(args))
+    img = virtual_image(ds, det, follow_center=args.follow_center, memory_mb=args.memory_mb, progress=True)
+    attrs = {"detector": det.kind, "radii": list(det.radii), "units": units, "source": str(args.input),
+             "follow_center": bool(args.follow_center)}
+    if det.positions is not None:
+        attrs["positions"] = det.positions.tolist()
+    write_image(out, img, attrs=attrs, title=f"virtual {det.kind} ({Path(args.input).name})",
+                pixel_size_nm=ds.calibration.scan_step_nm)
+    print(f"virtual {det.kind} image {img.shape[0]} x {img.shape[1]} (min {img.min():.4g}, max {img.max():.4g}) -> {out}")
+    return 0

@@ -1,0 +1,279 @@
+"""In-situ image series against the grain-boundary map: register, difference, detect, attribute, count.
+
+:func:`analyse_series` takes the frames, their pixel size, the sites of the map (:class:`SiteMap`) and either the
+placement of frame 0 on the map (:class:`FrameTransform`) or a map image to find it by correlation; it returns
+a :class:`SeriesResult` (registered frames, differential stack, events with their sites, enrichment table).
+:func:`load_sites` reads grains, boundaries, classification and the electrodes from a results file;
+:func:`map_image_from_results` makes a virtual ADF image of the 4D input recorded there (when reachable);
+:func:`write_series` writes ``events.csv``, ``enrichment.csv``, ``series.h5`` and the figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._table import Table
+from ..errors import FileFormatError, InputError, ParameterError, StemgrainsError
+from .detect import detect_events, differential_images
+from .register import FrameTransform, register_series, register_to_map, shift_image
+from .sites import EDGES, SiteMap, enrichment
+
+__all__ = ["SeriesResult", "EVENT_COLUMNS", "analyse_series", "load_sites", "map_image_from_results", "write_series"]
+
+#: Columns of ``events.csv`` (positions in the map frame, nm).
+EVENT_COLUMNS = ("event_id", "first_frame", "time", "x_nm", "y_nm", "area_nm2", "contrast", "site", "boundary_id",
+                 "grain_a", "grain_b", "label", "behaviour", "distance_nm")
+
+
+@dataclass
+class SeriesResult:
+    """Result of :func:`analyse_series`.
+
+    Attributes
+    ----------
+    registered
+        ``(n, rows, cols)`` frames registered to frame 0 (NaN where a frame has no data).
+    differential
+        ``(n, rows, cols)`` ``registered[k] − registered[0]``.
+    drift_px
+        ``(n, 2)`` shift ``(dy, dx)`` of each frame relative to frame 0, frame pixels.
+    transform
+        Frame-0 pixel → map nm.
+    times
+        ``(n,)`` time of each frame (frame index when none was given).
+    events
+        Table with :data:`EVENT_COLUMNS`.
+    enrichment
+        Table from :func:`~stemgrains.insitu.sites.enrichment`.
+    region
+        ``(rows, cols)`` bool: frame-0 pixels searched (valid in every frame and on the map).
+    footprints
+        ``(rows, cols)`` int32: event id + 1 over each event's footprint (0 elsewhere).
+    parameters
+        Everything that was used.
+    """
+
+    registered: np.ndarray
+    differential: np.ndarray
+    drift_px: np.ndarray
+    transform: FrameTransform
+    times: np.ndarray
+    events: Table
+    enrichment: Table
+    region: np.ndarray
+    footprints: np.ndarray
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def load_sites(results: str | os.PathLike, interface: tuple[str, ...] | None = None) -> SiteMap:
+    """Grains, boundaries and (if present) classification of a results file as a :class:`SiteMap`.
+
+    ``interface``: map edges that are electrode interfaces; default the edges of the electrodes recorded by
+    ``stemgrains transport`` (none when the file has no transport stage).
+    """
+    from ..boundaries import read_boundaries, read_classification
+    from ..grains import read_grains
+    from ..io.results import read_parameters, read_with
+
+    grains = read_grains(results)
+    bounds = read_boundaries(results)
+
+    def opt(f: Any, source: str) -> tuple[Any, Any]:
+        cls = read_classification(f) if "classification" in f else None
+        return cls, read_parameters(f, "transport")
+
+    classification, transport = read_with(results, opt)
+    if interface is None:
+        interface = ()
+        if transport and isinstance(transport.get("electrodes"), dict):
+            interface = tuple(sorted({str(v.get("edge")) for v in transport["electrodes"].values()
+                                      if isinstance(v, dict) and str(v.get("edge")) in EDGES}))
+    return SiteMap.from_results(grains, bounds, classification, interface)
+
+
+def map_image_from_results(results: str | os.PathLike, detector: str = "adf") -> tuple[np.ndarray, float, str] | None:
+    """Virtual ADF (or ``"bf"``) image of the 4D input recorded in a results file, with its scan step (nm) and
+    path; ``None`` when the input is not reachable (tried as recorded, relative to the results file's folder, and
+    by name next to it)."""
+    from ..io import load_4d
+    from ..io.results import read_with
+    from ..virtual import annulus, bright_field, virtual_image
+
+    def rec(f: Any, source: str) -> str | None:
+        g = f.get("input")
+        return None if g is None or "path" not in g.attrs else str(g.attrs["path"])
+
+    recorded = read_with(results, rec)
+    if not recorded:
+        return None
+    base = Path(results).resolve().parent
+    for cand in (Path(recorded), base / recorded, base / Path(recorded).name):
+        if cand.is_file():
+            try:
+                ds = load_4d(cand)
+            except StemgrainsError:
+                continue
+            k = min(ds.detector_shape)
+            det = annulus(k / 12, k / 2) if detector == "adf" else bright_field(k / 16)
+            return virtual_image(ds, det), ds.calibration.scan_step_nm, str(cand)
+    return None
+
+
+def analyse_series(
+    frames: np.ndarray,
+    pixel_size_nm: float,
+    sites: SiteMap,
+    *,
+    transform: FrameTransform | None = None,
+    map_image: np.ndarray | None = None,
+    map_image_step_nm: float | None = None,
+    rotations_deg: Any = (0.0,),
+    times: Any = None,
+    tolerance_nm: float = 3.0,
+    smooth_px: float = 1.5,
+    n_sigma: float = 5.0,
+    min_area_nm2: float | None = None,
+    min_frames: int = 2,
+) -> SeriesResult:
+    """Register a series, find what appears, and attribute it to the map's sites.
+
+    Parameters
+    ----------
+    frames
+        ``(n, rows, cols)`` images, ``n ≥ 2``; frame 0 is the reference.
+    pixel_size_nm
+        Frame pixel size, nm.
+    sites
+        From :func:`load_sites` (map grid and step define the map frame).
+    transform
+        Placement of frame 0 on the map; otherwise found from ``map_image`` (required then) by
+        :func:`~stemgrains.insitu.register.register_to_map` over ``rotations_deg``; ``map_image`` has its pixel
+        (0, 0) at the map origin and pixel size ``map_image_step_nm`` (default the map's scan step).
+    times
+        ``(n,)`` frame times (any unit); default the frame index.
+    tolerance_nm
+        Attribution distance, nm.
+    smooth_px, n_sigma, min_frames
+        Detection (see :func:`~stemgrains.insitu.detect.detect_events`).
+    min_area_nm2
+        Smallest event, nm² (default 4 frame pixels).
+
+    Raises
+    ------
+    ParameterError
+        Fewer than 2 frames, bad times or parameters, no way to place frame 0.
+    InputError
+        Frames that do not overlap the map.
+    """
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 3:
+        raise InputError(f"frames must be a stack (n, rows, cols), got shape {frames.shape}")
+    n = frames.shape[0]
+    if n < 2:
+        raise ParameterError(f"an in-situ series needs at least 2 frames (frame 0 is the reference), got {n}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise ParameterError(f"frame pixel size must be a positive number of nm, got {pixel_size_nm!r}")
+    if times is None:
+        t = np.arange(n, dtype=float)
+    else:
+        t = np.asarray(times, dtype=float).ravel()
+        if t.shape != (n,) or not np.all(np.isfinite(t)):
+            raise ParameterError(f"times: expected {n} finite values (one per frame), got {len(t)}")
+    if transform is None:
+        if map_image is None:
+            raise ParameterError("frame 0 cannot be placed on the map: give an offset (--offset X_NM,Y_NM) or a "
+                                 "reachable 4D input for a virtual image")
+        transform = register_to_map(frames[0], pixel_size_nm, map_image, map_image_step_nm or sites.scan_step_nm,
+                                    rotations_deg)
+    # overlap of frame 0 with the map
+    H, W = frames.shape[1:]
+    rr, cc = np.mgrid[0:H, 0:W]
+    x, y = transform.to_map(rr, cc)
+    x0, x1, y0, y1 = sites.extent_nm
+    on_map = (x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)
+    if not np.any(on_map):
+        raise InputError(
+            f"the frames do not overlap the map: frame 0 spans x {x.min():.1f}..{x.max():.1f} nm, y "
+            f"{y.min():.1f}..{y.max():.1f} nm; the map x {x0:.1f}..{x1:.1f} nm, y {y0:.1f}..{y1:.1f} nm")
+    drift = register_series(frames)
+    registered = np.stack([frames[0]] + [shift_image(frames[k], drift[k]) for k in range(1, n)])
+    valid = np.all(np.isfinite(registered), axis=0)
+    region = on_map & valid
+    if not np.any(region):
+        raise InputError("after drift correction no part of the frames lies on the map in every frame")
+    diff = differential_images(registered)
+    ref_level = float(np.median(frames[0][region])) or 1.0
+    min_area_px = max(1, int(round((min_area_nm2 if min_area_nm2 is not None else 4 * pixel_size_nm**2)
+                                   / pixel_size_nm**2)))
+    found = detect_events(diff, region, smooth_px=smooth_px, n_sigma=n_sigma, min_area_px=min_area_px,
+                          min_frames=min_frames, reference_level=ref_level)
+    ex, ey = transform.to_map(np.array([e.row for e in found]), np.array([e.col for e in found]))
+    at = sites.attribute(ex, ey, tolerance_nm) if found else sites.attribute(np.zeros(0), np.zeros(0), tolerance_nm)
+    footprints = np.zeros((H, W), dtype=np.int32)
+    for i, e in enumerate(found):
+        footprints[e.footprint & (footprints == 0)] = i + 1
+    events = Table({
+        "event_id": np.arange(len(found), dtype=np.int64),
+        "first_frame": np.array([e.first_frame for e in found], dtype=np.int64),
+        "time": t[np.array([e.first_frame for e in found], dtype=np.int64)] if found else np.zeros(0),
+        "x_nm": np.asarray(ex, float).reshape(-1), "y_nm": np.asarray(ey, float).reshape(-1),
+        "area_nm2": np.array([e.area_px * pixel_size_nm**2 for e in found], dtype=float),
+        "contrast": np.array([e.contrast for e in found], dtype=float),
+        "site": at["site"], "boundary_id": at["boundary_id"].astype(np.int64),
+        "grain_a": at["grain_a"].astype(np.int64), "grain_b": at["grain_b"].astype(np.int64),
+        "label": at["label"], "behaviour": at["behaviour"], "distance_nm": at["distance_nm"].astype(float),
+    })
+    enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
+                     sites.segments, sites.interface_pieces() if sites.interface else None)
+    params = {"pixel_size_nm": float(pixel_size_nm), "tolerance_nm": tolerance_nm, "smooth_px": smooth_px,
+              "n_sigma": n_sigma, "min_area_px": min_area_px, "min_frames": min_frames,
+              "rotations_deg": np.atleast_1d(np.asarray(rotations_deg, float)).tolist(),
+              "transform": {"rotation_deg": transform.rotation_deg, "offset_nm": list(transform.offset_nm),
+                            "score": transform.score}, "interface": list(sites.interface),
+              "reference_level": ref_level}
+    return SeriesResult(registered, diff, drift, transform, t, events, enr, region, footprints, params)
+
+
+def write_series(outdir: str | os.PathLike, result: SeriesResult, sites: SiteMap, *, names: list[str] | None = None,
+                 figures: bool = True) -> list[Path]:
+    """Write ``events.csv``, ``enrichment.csv``, ``series.h5`` (registered frames, differential stack, drift,
+    transform, events; atomic) and the figures ``event_sites.png``, ``montage.png``, ``enrichment.png``."""
+    from ..io.results import atomic_h5, atomic_write_text, json_default
+
+    out = Path(outdir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise FileFormatError(f"{out}: cannot create the output folder ({err})") from None
+    written = []
+    ev = Table({k: result.events[k] for k in EVENT_COLUMNS})
+    atomic_write_text(out / "events.csv", ev.to_csv())
+    atomic_write_text(out / "enrichment.csv", result.enrichment.to_csv())
+    written += [out / "events.csv", out / "enrichment.csv"]
+    with atomic_h5(out / "series.h5") as f:
+        g = f.create_group("series")
+        g.create_dataset("registered", data=result.registered.astype(np.float32), compression="gzip", shuffle=True)
+        g.create_dataset("differential", data=result.differential.astype(np.float32), compression="gzip", shuffle=True)
+        g.create_dataset("drift_px", data=result.drift_px)
+        g.create_dataset("times", data=result.times)
+        g.create_dataset("region", data=result.region, compression="gzip")
+        g.create_dataset("footprints", data=result.footprints, compression="gzip")
+        g.attrs["parameters"] = json.dumps(result.parameters, default=json_default, sort_keys=True)
+        g.attrs["frame_names"] = json.dumps(names or [])
+        ev.to_hdf5(g.create_group("events"))
+        result.enrichment.to_hdf5(g.create_group("enrichment"))
+    written.append(out / "series.h5")
+    if figures:
+        from ..plot.insitu import plot_enrichment, plot_event_sites, plot_montage
+
+        plot_event_sites(result, sites, path=out / "event_sites.png")
+        plot_montage(result, sites, path=out / "montage.png")
+        plot_enrichment(result.enrichment, path=out / "enrichment.png")
+        written += [out / "event_sites.png", out / "montage.png", out / "enrichment.png"]
+    return written
