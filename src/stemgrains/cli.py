@@ -115,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     except StemgrainsError as err:
         print(f"stemgrains {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except BaseException as err:
         if not _interrupted(err):
             raise

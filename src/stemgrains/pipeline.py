@@ -85,6 +85,7 @@ def run_pipeline(
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
+    ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}

@@ -398,6 +398,7 @@ def index_orientations(
     prm = IndexParams(**params)
     phase_list = _coerce_phases(phases)
     cal = dataset.calibration
+    cal.require_q_pixel_size(dataset.source)
     if libraries is None:
         libraries = [
             build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,

@@ -224,6 +224,9 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
             )
     ident = _identity(input_path)
     old = _read_manifest(out) if out.is_dir() else None
+    if old is not None and not old.get("complete", True) and not (out / _CHECKPOINT).exists() \
+            and not any((out / n).exists() for n in RUN_OUTPUTS):
+        old = None  # a run that stopped before writing anything (bad input, say): nothing to protect
     legacy = old is None and (out / "results.h5").is_file()
     if old is not None or legacy:
         previous = old.get("input", "an unknown dataset") if old is not None else _results_input(out / "results.h5")
