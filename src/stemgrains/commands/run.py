@@ -53,6 +53,9 @@ def parse_electrodes(items: list[str]) -> dict | None:
             raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}") from None
         if not sep or not where.strip():
             raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}")
+    from ..transport.api import require_potential_difference
+
+    require_potential_difference(list(out.items()))  # before hours of indexing
     if any(k.endswith(".npy") for k in out):
         import numpy as np
 
