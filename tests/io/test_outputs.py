@@ -156,3 +156,23 @@ def test_run_cli_uncalibrated_input_claims_nothing(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "--q-pixel-size" in err[0]
     assert not (out / RUN_MANIFEST).exists()
+
+
+def test_classify_csv_over_results_is_refused(tmp_path, capsys):
+    res = tmp_path / "r.h5"
+    with h5py.File(res, "w") as f:
+        f.create_group("grains")
+    before = _digest(res)
+    rc = main(["classify", str(res), "--field", "1,0", "--csv", str(res)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--csv" in err[0]
+    assert _digest(res) == before
+
+
+def test_simulate_over_its_cif_is_refused(tmp_path, capsys):
+    cif = tmp_path / "au.cif"
+    src = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    cif.write_text(src.read_text())
+    rc = main(["simulate", "-o", str(cif), "--phase", str(cif)])
+    assert rc == 2 and "au.cif" in capsys.readouterr().err
+    assert cif.read_text() == src.read_text()
