@@ -52,3 +52,12 @@ def test_folder_as_phase(tmp_path, capsys):
     rc = main(["index", str(tmp_path / "scan.h5"), "--phase", str(tmp_path / "cifs"), "-o", str(tmp_path / "o.h5")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "is a folder; expected a CIF file" in err[0]
+
+
+@pytest.mark.parametrize("name, hint", [("au.cif", "--phase"), ("scan.hdr", ".mib"), ("map.ang", "segment")])
+def test_wrong_kind_of_file_for_4d_data(tmp_path, name, hint):
+    from stemgrains.io import load_4d
+
+    (tmp_path / name).write_text("x")
+    with pytest.raises(FileFormatError, match=hint):
+        load_4d(tmp_path / name)

@@ -56,6 +56,10 @@ def _print_map(path: Path) -> int:
         count = int(np.count_nonzero(pid == i))
         pg = phase.point_group.name if phase.point_group is not None else "-"
         print(f"  {i:>3}  {phase.name:<24} point group {pg:<6} {count} px ({100.0 * count / max(pid.size, 1):.1f} %)")
+    from ..crystal import is_hexagonal_like
+
+    if any(i >= 0 and is_hexagonal_like(ph) for i, ph in xmap.phases):
+        print(f"hex frame:   {getattr(xmap, 'hex_frame', 'x || a (as stored)')}")
     props = ", ".join(sorted(xmap.prop)) or "none"
     print(f"properties:  {props}")
     return 0

@@ -36,6 +36,13 @@ from ._vendor import HDF5_PLUGINS, PLUGINS, read_vendor
 __all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions"]
 
 HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".emd")
+_HINTS = {
+    ".cif": "a crystal structure (CIF), not 4D-STEM data; give it with --phase",
+    ".hdr": "the header of a Merlin scan; give the .mib file beside it",
+    ".raw": "the raw data of an EMPAD scan; give the .xml file beside it",
+    ".ang": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
+    ".ctf": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
+}
 
 
 def supported_extensions() -> tuple[str, ...]:
@@ -148,6 +155,9 @@ def load_4d(
         return _read_npy(p, calibration_overrides, scan_shape)
     if ext in PLUGINS:
         return read_vendor(p, calibration_overrides, scan_shape=scan_shape, dataset=dataset)
+    hint = _HINTS.get(ext)
+    if hint:
+        raise FileFormatError(f"{p}: {hint}")
     raise FileFormatError(
         f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; expected one of "
         f"{', '.join(supported_extensions())}"
