@@ -152,3 +152,20 @@ def test_oxford_mg_twins_read_in_the_vendor_frame(shared_data):
         frac[frame] = float(length[b["special"][near86] == "twin"].sum() / length.sum())
     assert frac["auto"] > 0.9, frac
     assert frac["x-a"] < 0.1, frac
+
+
+@pytest.mark.parametrize("writer", [write_ang, write_ctf])
+def test_two_phases_keep_their_names_per_pixel(tmp_path, writer):
+    from diffpy.structure import Lattice, Structure
+
+    xmap = _map()
+    second = Phase(name="other", point_group="m-3m", structure=Structure(lattice=Lattice(3.6, 3.6, 3.6, 90, 90, 90)))
+    pid = np.asarray(xmap.phase_id).copy()
+    pid[np.flatnonzero(pid >= 0)[::2]] = 1
+    pl = PhaseList(phases=[xmap.phases[0], second], ids=[0, 1])
+    pl.add_not_indexed()
+    two = CrystalMap(rotations=xmap.rotations, phase_id=pid, x=xmap.x, y=xmap.y, phase_list=pl, prop=dict(xmap.prop),
+                     scan_unit="nm")
+    back = load_orientation_map(writer(tmp_path / ("m" + (".ang" if writer is write_ang else ".ctf")), two))
+    names = lambda m: [m.phases[i].name if i >= 0 else "-" for i in np.asarray(m.phase_id)]  # noqa: E731
+    assert names(back) == names(two)
