@@ -14,7 +14,7 @@ correlation index  IQ = correlation_index (0–1)                        BC = ro
 reliability R      CI = R / 100 (0–1; the usual "CI > 0.1" clean-up    BS = round(2.55 · R) (0–255)
                    keeps pixels with R > 10)
 spots found        —                                                   Bands = n_peaks
-not indexed        phase 0 (one phase) or −1, CI = −1, IQ = 0 (orix)   Phase 0, Error 3 ("no solution")
+not indexed        phase −1 (one phase) or 0, CI = −1, IQ = 0 (orix)   Phase 0, Error 3 ("no solution")
 phase ids          1 … n in the order of the map's phase list          1 … n, same order
 =================  ==================================================  ======================================
 
