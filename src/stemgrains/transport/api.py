@@ -396,7 +396,8 @@ def solve_transport(
         ``{"left": 1.0, "right": 0.0}`` (edge names ``left, right, top, bottom`` → volts), ``{name: (mask, volts)}``,
         or ``[(edge name or mask, volts), ...]``. Masks are ``(ny, nx)`` bool of the map (or of the padded grid);
         masked pixels are metal at that potential. Electrodes with different potentials must not share a pixel
-        corner (:class:`InputError`).
+        corner (:class:`InputError`). At least two electrodes at different potentials are needed, otherwise no
+        current flows (:class:`ParameterError`).
     conductivity_ratio
         ``σ_ip / σ_op`` (> 0).
     sigma_ip
