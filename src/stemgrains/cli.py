@@ -8,15 +8,36 @@ No science here.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 
 from . import commands as _commands_pkg
 from ._version import __version__
 from .errors import StemgrainsError
 
 __all__ = ["main", "build_parser"]
+
+#: commands that keep finished work and pick it up when run again with the same arguments
+_RESUMABLE = ("index", "run")
+
+
+def _interrupted(err: BaseException) -> bool:
+    """True if ``err`` is a KeyboardInterrupt or was caused by one.
+
+    Ctrl-C arriving while numba calls back into Python surfaces as ``SystemError: ... returned a result with
+    an exception set`` chained to the KeyboardInterrupt, not as the KeyboardInterrupt itself.
+    """
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return False
 
 
 def _command_modules():
@@ -27,6 +48,45 @@ def _command_modules():
         mod = importlib.import_module(f"{_commands_pkg.__name__}.{info.name}")
         mods.append(mod)
     return sorted(mods, key=lambda m: getattr(m, "ORDER", 100))
+
+
+def _in_numba(frame) -> bool:
+    return frame is not None and str(frame.f_globals.get("__name__", "")).startswith("numba")
+
+
+@contextlib.contextmanager
+def _safe_interrupts():
+    """Raise Ctrl-C's KeyboardInterrupt only outside numba's own Python code.
+
+    A compiled kernel calls back into Python (to unpickle constants, for instance); an exception raised there
+    leaves the kernel with an exception set, which surfaces as a chained ``SystemError`` or, at worst, a
+    crash. While the main thread is in numba's code the interrupt is put off and retried every 20 ms
+    (``SIGALRM``), so it lands in our code and the checkpoint stays valid.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def on_signal(signum, frame):
+        if _in_numba(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0.02)  # try again shortly
+            return
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_alrm)
+        raise KeyboardInterrupt
+
+    def on_alarm(signum, frame):
+        on_signal(signum, frame)
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_alrm = signal.getsignal(signal.SIGALRM)
+    signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGALRM, old_alrm)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,12 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args._run(args) or 0)
+        with _safe_interrupts():
+            return int(args._run(args) or 0)
     except StemgrainsError as err:
         print(f"stemgrains {args.command}: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"stemgrains {args.command}: interrupted (finished chunks are kept; rerun to resume)", file=sys.stderr)
+    except BrokenPipeError:  # output piped into `head` and the like
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except BaseException as err:
+        if not _interrupted(err):
+            raise
+        what = "rerun the same command to resume" if args.command in _RESUMABLE else "no output was written"
+        lead = "\n" if sys.stderr.isatty() else ""  # a progress bar may have left the cursor mid-line
+        print(f"{lead}stemgrains {args.command}: interrupted; {what}", file=sys.stderr)
         return 130
 
 

@@ -62,7 +62,9 @@ class Calibration:
     Parameters
     ----------
     q_pixel_size
-        Reciprocal-space size of one detector pixel, 1/Å per pixel (no 2π).
+        Reciprocal-space size of one detector pixel, 1/Å per pixel (no 2π); ``None`` when unknown (a file
+        without a detector calibration can be opened and inspected; indexing then needs one, see
+        :meth:`require_q_pixel_size`).
     accelerating_voltage_kV
         Accelerating voltage, kV.
     scan_step_nm
@@ -78,7 +80,7 @@ class Calibration:
         ``(a/b ratio, angle_deg)`` of the elliptical distortion of the diffraction pattern, or ``None``.
     """
 
-    q_pixel_size: float
+    q_pixel_size: float | None
     accelerating_voltage_kV: float = 300.0
     scan_step_nm: float = 1.0
     center: tuple[float, float] | None = None
@@ -87,7 +89,8 @@ class Calibration:
     ellipticity: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "q_pixel_size", _finite_positive("q_pixel_size", self.q_pixel_size))
+        if self.q_pixel_size is not None:
+            object.__setattr__(self, "q_pixel_size", _finite_positive("q_pixel_size", self.q_pixel_size))
         object.__setattr__(
             self, "accelerating_voltage_kV", _finite_positive("accelerating_voltage_kV", self.accelerating_voltage_kV)
         )
@@ -108,6 +111,20 @@ class Calibration:
                     f"ellipticity must be (axis ratio, angle_deg) or None, got {self.ellipticity!r}"
                 ) from None
             object.__setattr__(self, "ellipticity", (_finite_positive("ellipticity ratio", ratio), _finite("ellipticity angle", ang)))
+
+    @property
+    def is_calibrated(self) -> bool:
+        """True when the detector pixel size in reciprocal space is known."""
+        return self.q_pixel_size is not None
+
+    def require_q_pixel_size(self, source: str = "calibration") -> float:
+        """``q_pixel_size`` (1/Å per pixel), or a one-line :class:`ParameterError` asking for one."""
+        if self.q_pixel_size is None:
+            raise ParameterError(
+                f"{source}: the detector is not calibrated (no reciprocal pixel size in the file); give "
+                "--q-pixel-size (1/Å per pixel; q_pixel_size= in Python) or a calibration file"
+            )
+        return self.q_pixel_size
 
     @property
     def wavelength(self) -> float:
@@ -138,7 +155,7 @@ class Calibration:
             p = math.radians(ang)
             r = np.array([[math.cos(p), -math.sin(p)], [math.sin(p), math.cos(p)]])
             m = r @ np.diag([ratio, 1.0]) @ r.T @ m
-        return m / self.q_pixel_size
+        return m / self.require_q_pixel_size()
 
     def sample_q_to_detector(self, q_xy: np.ndarray) -> np.ndarray:
         """Sample-frame q (…, 2) as (qx, qy) in 1/Å → detector offsets from the centre (…, 2) as (drow, dcol) px.
@@ -171,6 +188,8 @@ class Calibration:
             "q_rotation_deg": self.q_rotation_deg,
             "q_flip": self.q_flip,
         }
+        if self.q_pixel_size is None:
+            del out["q_pixel_size"]
         if self.center is not None:
             out["center_row"], out["center_col"] = self.center
         if self.ellipticity is not None:

@@ -43,6 +43,7 @@ def run_pipeline(
     progress: bool = True,
     backend: str = "cpu",
     client: Any = None,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run every stage on one dataset.
 
@@ -59,6 +60,9 @@ def run_pipeline(
         each boundary is classified under its local field from the transport model.
     electrodes
         Transport electrodes, e.g. ``{"left": 1.0, "right": 0.0}``; ``None`` skips the transport model.
+    overwrite
+        Replace the results of another run found in ``outdir`` (see :func:`stemgrains.io.outputs.prepare_run_folder`);
+        without it such a folder is refused. An interrupted run of the same input resumes either way.
 
     Returns
     -------
@@ -77,10 +81,13 @@ def run_pipeline(
     if field is None and electrodes is None:
         raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
     global_field = _unit2(field, "field") if field is not None else None
+    from .io.outputs import finish_run_folder, prepare_run_folder
+
     outdir = Path(outdir)
-    outdir.mkdir(parents=True, exist_ok=True)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
+    ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
+    manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
 
@@ -160,4 +167,5 @@ def run_pipeline(
         summary["transport_total_current"] = float(transport.total_current)
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
     written["summary"] = summary
+    finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json"])
     return written

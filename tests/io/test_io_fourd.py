@@ -158,12 +158,22 @@ def test_h5array_pickles_and_works_with_dask(tmp_path, cal):
     assert ds.data.chunks is not None  # h5py attributes pass through
 
 
-def test_project_without_calibration_needs_q_pixel_size(tmp_path):
+def test_project_without_calibration_opens_and_indexing_asks_for_it(tmp_path):
     path = tmp_path / "nocal.h5"
     with h5py.File(path, "w") as f:
         f["data"] = _cube()
-    with pytest.raises(ParameterError, match="q_pixel_size"):
-        load_4d(path)
+    ds = load_4d(path)
+    assert ds.calibration.q_pixel_size is None and not ds.calibration.is_calibrated
+    assert ds.metadata["calibration_origin"]["q_pixel_size"] == "missing"
+    with pytest.raises(ParameterError, match="--q-pixel-size") as err:
+        ds.calibration.require_q_pixel_size(ds.source)
+    assert "nocal.h5" in str(err.value) and "\n" not in str(err.value)
+    from stemgrains.crystal import load_phase
+    from stemgrains.index import index_orientations
+    from stemgrains.simulate import sample_cif
+
+    with pytest.raises(ParameterError, match="not calibrated"):
+        index_orientations(ds, [load_phase(sample_cif("au"))])
     assert load_4d(path, q_pixel_size=0.01).calibration.q_pixel_size == 0.01
 
 
@@ -178,11 +188,13 @@ def test_npy_memmap(tmp_path):
     assert ds.calibration.scan_step_nm == 2.0
 
 
-def test_npy_needs_q_pixel_size(tmp_path):
+def test_npy_without_q_pixel_size_opens_uncalibrated(tmp_path):
     np.save(tmp_path / "cube.npy", _cube())
-    with pytest.raises(ParameterError, match="q_pixel_size") as err:
-        load_4d(tmp_path / "cube.npy")
-    assert "\n" not in str(err.value)
+    ds = load_4d(tmp_path / "cube.npy")
+    assert ds.calibration.q_pixel_size is None
+    with pytest.raises(ParameterError, match="q-pixel-size") as err:
+        ds.calibration.require_q_pixel_size(ds.source)
+    assert "cube.npy" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_npy_stack_with_scan_shape(tmp_path):
@@ -236,8 +248,7 @@ def test_emd_nm_units_and_uncalibrated(tmp_path):
     dc.calibration.set_Q_pixel_size(0.2)
     dc.calibration.set_Q_pixel_units("pixels")
     py4DSTEM.save(str(tmp_path / "u.h5"), dc, mode="o")
-    with pytest.raises(ParameterError, match="q_pixel_size"):
-        load_4d(tmp_path / "u.h5")
+    assert load_4d(tmp_path / "u.h5").calibration.q_pixel_size is None  # "pixels": not calibrated
     assert load_4d(tmp_path / "u.h5", q_pixel_size=0.01).calibration.q_pixel_size == 0.01
 
 
@@ -274,9 +285,27 @@ def test_rsciio_axes_calibration():
 
 def test_rsciio_uncalibrated_detector():
     data = _cube((2, 3, 4, 5))
-    with pytest.raises(ParameterError, match="q_pixel_size") as err:
-        dataset_from_signal(_signal(data, sig_units="cm"), "fake.blo", "ASTAR", {})
+    ds = dataset_from_signal(_signal(data, sig_units="cm"), "fake.blo", "ASTAR", {})
+    assert ds.calibration.q_pixel_size is None
+    with pytest.raises(ParameterError, match="q-pixel-size") as err:
+        ds.calibration.require_q_pixel_size(ds.source)
     assert "fake.blo" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_rsciio_mapping_applied():
+    """A plugin's metadata mapping (here the blockfile one) is applied as HyperSpy does."""
+    data = _cube((2, 3, 4, 5))
+    sig = _signal(data, sig_units="cm")
+    sig["metadata"] = {}
+    sig["original_metadata"] = {"blockfile_header": {"Beam_energy": 200000, "Camera_length": 2000}}
+    sig["mapping"] = {
+        "blockfile_header.Beam_energy": ("Acquisition_instrument.TEM.beam_energy", lambda x: x * 1e-3),
+        "blockfile_header.Camera_length": ("Acquisition_instrument.TEM.camera_length", lambda x: x * 1e-4),
+    }
+    ds = dataset_from_signal(sig, "fake.blo", "ASTAR", {})
+    assert ds.calibration.accelerating_voltage_kV == pytest.approx(200.0)
+    assert ds.metadata["calibration_origin"]["accelerating_voltage_kV"] == "file"
+    assert ds.metadata["camera_length"] == pytest.approx(0.2)
 
 
 def test_rsciio_axis_order_converted():
@@ -322,8 +351,11 @@ def test_missing_rosettasciio_message(tmp_path, monkeypatch):
 def test_vendor_files(shared_data, name, shape, step):
     pytest.importorskip("rsciio")
     path = shared_data / "formats" / name
-    with pytest.raises(ParameterError, match="q_pixel_size"):
-        load_4d(path)  # none of these has a reciprocal-space detector calibration
+    ds = load_4d(path)  # none of these has a reciprocal-space detector calibration: opened all the same
+    assert ds.shape == shape and ds.calibration.q_pixel_size is None
+    if name != "001_4x2_6bit.mib":  # both NanoMegas headers say 200 kV
+        assert ds.calibration.accelerating_voltage_kV == pytest.approx(200.0)
+        assert ds.metadata["calibration_origin"]["accelerating_voltage_kV"] == "file"
     ds = load_4d(path, q_pixel_size=0.01)
     assert ds.shape == shape
     if step is not None:
@@ -333,3 +365,49 @@ def test_vendor_files(shared_data, name, shape, step):
     assert block.shape == (1,) + shape[1:] and np.isfinite(block).all()
     if name != "topspin_test_A.app5":  # rosettasciio reads TopSpin into memory
         assert hasattr(ds.data, "dask")
+
+
+# --- HyperSpy / pyxem ----------------------------------------------------------------------------------
+
+def _hyperspy_signal(data):
+    axes = [dict(name="y", units="nm", scale=2.5, offset=0.0, size=data.shape[0], navigate=True),
+            dict(name="x", units="nm", scale=2.5, offset=0.0, size=data.shape[1], navigate=True),
+            dict(name="ky", units="1/nm", scale=0.2, offset=0.0, size=data.shape[2], navigate=False),
+            dict(name="kx", units="1/nm", scale=0.2, offset=0.0, size=data.shape[3], navigate=False)]
+    return dict(data=data, axes=axes, original_metadata={}, attributes={"_lazy": False}, tmp_parameters={},
+                package_info={"package": "pyxem", "package_version": "0.19"}, learning_results={}, models={},
+                metadata={"General": {"title": "scan"}, "Signal": {"signal_type": "electron_diffraction"},
+                          "Acquisition_instrument": {"TEM": {"beam_energy": 200.0, "camera_length": 150.0}}})
+
+
+@pytest.mark.parametrize("name", ["scan.hspy", "scan_hspy.h5"])
+def test_hyperspy_hdf5_with_axes_calibration(tmp_path, name):
+    hspy = pytest.importorskip("rsciio.hspy")
+    data = _cube((3, 4, 6, 5))
+    path = tmp_path / name
+    if name.endswith(".h5"):  # HyperSpy content under another extension: told apart by content
+        hspy.file_writer(str(tmp_path / "tmp.hspy"), _hyperspy_signal(data))
+        (tmp_path / "tmp.hspy").rename(path)
+    else:
+        hspy.file_writer(str(path), _hyperspy_signal(data))
+    ds = load_4d(path)
+    assert ds.shape == (3, 4, 6, 5)
+    np.testing.assert_array_equal(ds.rows(0, 3), data)
+    assert ds.calibration.q_pixel_size == pytest.approx(0.02)  # 0.2 1/nm
+    assert ds.calibration.scan_step_nm == pytest.approx(2.5)
+    assert ds.calibration.accelerating_voltage_kV == pytest.approx(200.0)
+    assert ds.metadata["camera_length"] == pytest.approx(150.0)
+    assert "HyperSpy" in ds.metadata["format"]
+
+
+def test_zspy(tmp_path):
+    zspy = pytest.importorskip("rsciio.zspy")
+    data = _cube((3, 4, 6, 5))
+    path = tmp_path / "scan.zspy"
+    try:
+        zspy.file_writer(str(path), _hyperspy_signal(data))
+    except AttributeError as err:  # rosettasciio <= 0.15 writes .zspy only with zarr 2
+        pytest.skip(f"this rosettasciio cannot write .zspy with the installed zarr ({err})")
+    ds = load_4d(path)
+    np.testing.assert_array_equal(ds.rows(0, 3), data)
+    assert ds.calibration.q_pixel_size == pytest.approx(0.02)

@@ -34,12 +34,13 @@ def test_info_overrides(cube, capsys):
     assert "0.02 1/Å per pixel  [override]" in out and "300 kV" in out and "7 nm" in out and "(1, 2)" in out
 
 
-def test_info_npy_needs_calibration(tmp_path, capsys):
+def test_info_npy_without_calibration(tmp_path, capsys):
     np.save(tmp_path / "c.npy", np.zeros((2, 2, 4, 4), np.float32))
-    assert main(["info", str(tmp_path / "c.npy")]) == 2
-    err = capsys.readouterr().err
-    assert "q_pixel_size" in err and err.count("\n") == 1
+    assert main(["info", str(tmp_path / "c.npy")]) == 0  # inspecting needs no calibration
+    out = capsys.readouterr().out
+    assert "not calibrated" in out and "--q-pixel-size" in out
     assert main(["info", str(tmp_path / "c.npy"), "--q-pixel-size", "0.01"]) == 0
+    assert "0.01 1/Å per pixel  [override]" in capsys.readouterr().out
 
 
 def test_info_missing_file(tmp_path, capsys):

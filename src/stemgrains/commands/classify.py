@@ -63,6 +63,11 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as err:
         raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
 
+    from ..io.outputs import check_outputs
+
+    csv_out = Path(args.csv) if args.csv else None
+    check_outputs({"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None},
+                  [results, args.output])
     fx, fy = parse_pair(args.field, "--field")
     if fx == 0.0 and fy == 0.0:
         raise ParameterError("--field must be a non-zero direction, got 0,0")

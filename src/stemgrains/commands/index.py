@@ -34,7 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask.distributed scheduler address")
-    p.add_argument("--export-ang", metavar="OUT.ang", default=None, help="also write an EDAX .ang (via orix)")
+    p.add_argument("--export-ang", metavar="OUT.ang", default=None,
+                   help="also write an EDAX TSL .ang (µm; IQ = correlation index, CI = reliability/100)")
+    p.add_argument("--export-ctf", metavar="OUT.ctf", default=None,
+                   help="also write an Oxford .ctf (µm; BC = 255 x correlation index, BS = 2.55 x reliability)")
     p.add_argument("--figures", metavar="DIR", default=None, help="write the IPF map, correlation-index and reliability maps there")
     p.add_argument("--no-progress", action="store_true")
     add_calibration_overrides(p)
@@ -47,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from ..index.results import write_index_results
     from ..io import load_4d
 
+    from ..io.outputs import check_outputs
+
     out = Path(args.output)
+    check_outputs({"-o": out, "--export-ang": args.export_ang, "--export-ctf": args.export_ctf,
+                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [args.input, *args.phase])
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))
     params = dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows, n_prefilter=args.n_prefilter,
@@ -65,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
             raise StemgrainsError(f"--scheduler {args.scheduler}: cannot connect ({err})") from None
     ckpt = out.with_name(out.name + ".partial")
     xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=not args.no_progress, backend=args.backend, client=client, **params)
-    write_index_results(out, xmap, ds, phases, xmap.parameters, export_ang=args.export_ang)
+    write_index_results(out, xmap, ds, phases, xmap.parameters, export_ang=args.export_ang, export_ctf=args.export_ctf)
     shutil.rmtree(ckpt, ignore_errors=True)
     if args.figures:
         from ..plot.orientation import save_orientation_figures

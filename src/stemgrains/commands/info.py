@@ -56,6 +56,10 @@ def _print_map(path: Path) -> int:
         count = int(np.count_nonzero(pid == i))
         pg = phase.point_group.name if phase.point_group is not None else "-"
         print(f"  {i:>3}  {phase.name:<24} point group {pg:<6} {count} px ({100.0 * count / max(pid.size, 1):.1f} %)")
+    from ..crystal import is_hexagonal_like
+
+    if any(i >= 0 and is_hexagonal_like(ph) for i, ph in xmap.phases):
+        print(f"hex frame:   {getattr(xmap, 'hex_frame', 'x || a (as stored)')}")
     props = ", ".join(sorted(xmap.prop)) or "none"
     print(f"properties:  {props}")
     return 0
@@ -82,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"format:      {ds.metadata.get('format', 'unknown')}")
     print(f"shape:       {ny} x {nx} scan, {ky} x {kx} detector (scan_row, scan_col, det_row, det_col)")
     print(f"dtype:       {ds.dtype}")
-    print(f"q pixel:     {cal.q_pixel_size:g} 1/Å per pixel{tag('q_pixel_size')}")
+    if cal.q_pixel_size is None:
+        print("q pixel:     not calibrated in the file (indexing needs --q-pixel-size, 1/Å per pixel)")
+    else:
+        print(f"q pixel:     {cal.q_pixel_size:g} 1/Å per pixel{tag('q_pixel_size')}")
     print(f"voltage:     {cal.accelerating_voltage_kV:g} kV (λ = {cal.wavelength:.6f} Å){tag('accelerating_voltage_kV')}")
     print(f"scan step:   {cal.scan_step_nm:g} nm{tag('scan_step_nm')}")
     centre = f"({cal.center[0]:g}, {cal.center[1]:g}) px (row, col)" if cal.center is not None else "auto"

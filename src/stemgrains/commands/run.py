@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ratio", type=float, default=config.CONDUCTIVITY_RATIO, help="σ_ip/σ_op (default %(default)g)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--overwrite", action="store_true",
+                   help="OUTDIR holds another run's results: delete the files that run wrote, then run")
     p.add_argument("--no-progress", action="store_true")
     add_calibration_overrides(p)
 
@@ -52,6 +54,9 @@ def parse_electrodes(items: list[str]) -> dict | None:
             raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}") from None
         if not sep or not where.strip():
             raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}")
+    from ..transport.api import require_potential_difference
+
+    require_potential_difference(list(out.items()))  # before hours of indexing
     if any(k.endswith(".npy") for k in out):
         import numpy as np
 
@@ -77,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         figures=not args.no_figures,
         progress=not args.no_progress,
         backend=args.backend,
+        overwrite=args.overwrite,
     )
     s = out["summary"]
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")

@@ -39,16 +39,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--special", action="append", default=[], metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable): name, angle (deg), axis [uvw] or [UVTW], tolerance "
                         "(deg), e.g. twin:86.3:1,1,-2,0:5")
-    p.add_argument("--hex-x-astar", action="store_true",
-                   help="the file's hexagonal crystal x axis is a* (Oxford .ctf; MTEX 'X||a*'): rotate 30° about c "
-                        "into orix's x || a before analysis")
+    p.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default="auto",
+                   help="crystal frame of hexagonal/trigonal orientations in the file: auto (default) = the vendor's "
+                        "convention (Oxford .ctf: x || a*, rotated 30° about c into orix's x || a; others x || a), "
+                        "or force x-a / x-astar")
+    p.add_argument("--hex-x-astar", dest="hex_frame", action="store_const", const="x-astar",
+                   help="same as --hex-frame x-astar")
     p.add_argument("--csv", metavar="OUT.csv", default=None,
                    help="write the boundary table there (and the segment table to OUT.segments.csv)")
     p.add_argument("--figures", metavar="DIR", default=None,
                    help="write grains_ipf.png, grains_random.png, misorientation_histogram.png there")
 
 
-def load_map(path: Path) -> tuple[Any, bool]:
+def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
     """The orientation map of ``path`` and whether the file is one of our results files (the one place to
     swap the reader)."""
     from ..io import load_orientation_map
@@ -57,7 +60,7 @@ def load_map(path: Path) -> tuple[Any, bool]:
     if not path.is_file():
         raise FileFormatError(f"{path}: file not found")
     ours = file_signature(path) == HDF5_SIGNATURE
-    return load_orientation_map(path), ours
+    return load_orientation_map(path, hex_frame=hex_frame), ours
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,15 +68,18 @@ def run(args: argparse.Namespace) -> int:
     from ..boundaries.extract import extract_boundaries
     from ..boundaries.misorientation import parse_special
     from ..grains import segment_grains, write_grains
-    from ..grains.segment import astar_to_a_frame
+    from ..io.outputs import check_outputs
     from ..io.results import atomic_h5, update_h5, write_parameters, write_provenance
 
     src = Path(args.input)
     out = Path(args.output)
     specials = [parse_special(s) for s in args.special]
-    xmap, ours = load_map(src)
-    if args.hex_x_astar:
-        xmap = astar_to_a_frame(xmap)
+    xmap, ours = load_map(src, args.hex_frame)
+    csv_out = Path(args.csv) if args.csv else None
+    check_outputs({"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None},
+                  [src, out])
+    if not ours:
+        check_outputs({"-o": out}, [src])
     grain_map = segment_grains(
         xmap,
         threshold_deg=args.threshold,
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         small_grains=args.small_grains,
         scan_step_nm=args.scan_step,
     )
-    grain_map.parameters["hex_x_astar_corrected"] = bool(args.hex_x_astar)
+    grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
     boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=args.low_angle, special=specials)
     params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
     if out.resolve() == src.resolve() and not ours:

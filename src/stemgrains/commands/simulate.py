@@ -69,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         params["dose"] = None
     if args.phase:
         params["phases"] = [str(sample_cif(p)) for p in args.phase]
+        from ..io.outputs import check_outputs
+
+        check_outputs({"-o": args.output}, params["phases"])
     progress = not args.no_progress
     if args.compression:
         params["compression"] = args.compression

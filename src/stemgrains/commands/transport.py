@@ -63,6 +63,9 @@ def _parse_electrodes(specs: list[str]) -> list[tuple[object, float]]:
         except (OSError, ValueError) as err:
             raise FileFormatError(f"{path}: cannot read mask ({err})") from None
         out.append((mask.astype(bool) if mask.dtype != bool else mask, v))
+    from ..transport.api import require_potential_difference
+
+    require_potential_difference([(s.rpartition("=")[0], v) for s, (_, v) in zip(specs, out)])
     return out
 
 

@@ -98,6 +98,8 @@ def load_phase(cif_path: str | os.PathLike, name: str | None = None) -> Phase:
         The CIF text is kept (see :func:`phase_cif_text`) so results files can store it.
     """
     path = Path(cif_path)
+    if path.is_dir():
+        raise FileFormatError(f"{path}: is a folder; expected a CIF file (e.g. {path / 'phase.cif'})")
     if not path.is_file():
         raise FileFormatError(f"{path}: CIF file not found")
     try:

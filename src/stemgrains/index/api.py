@@ -450,6 +450,7 @@ def index_orientations(
     if backend == "gpu":
         from . import _gpu  # noqa: F401  (imported only when asked for; raises a clear error without a GPU)
     cal = dataset.calibration
+    cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
     phase_list = _coerce_phases(phases)
     if libraries is None:

@@ -11,10 +11,12 @@ import numpy as np
 __all__ = ["write_index_results"]
 
 
-def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases: list, params: dict[str, Any], export_ang: str | os.PathLike | None = None) -> Path:
+def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases: list, params: dict[str, Any],
+                        export_ang: str | os.PathLike | None = None, export_ctf: str | os.PathLike | None = None) -> Path:
     """Write ``/orientation`` (quaternions, phase_id, correlation_index, reliability, phase_reliability, n-best
     candidates, spot counts, beam centres), provenance (input path + checksum, shape/dtype, calibration, phases
-    with CIF text) and all parameters, atomically. Optionally export an EDAX .ang via orix."""
+    with CIF text) and all parameters, atomically. Optionally export an EDAX .ang and/or an Oxford .ctf
+    (:mod:`stemgrains.io.export`: µm, quality columns from correlation index and reliability)."""
     from orix.crystal_map import PhaseList
 
     from ..io import write_orientation_map
@@ -41,7 +43,11 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
 
         write_phase_fit(g, phase_fit_check(xmap))
     if export_ang is not None:
-        from orix import io as orix_io
+        from ..io.export import write_ang
 
-        orix_io.save(str(export_ang), xmap, overwrite=True)
+        write_ang(export_ang, xmap)
+    if export_ctf is not None:
+        from ..io.export import write_ctf
+
+        write_ctf(export_ctf, xmap, accelerating_voltage_kV=dataset.calibration.accelerating_voltage_kV)
     return path

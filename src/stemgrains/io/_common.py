@@ -99,16 +99,15 @@ def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, A
     """Merge calibration values read from a file with user overrides (overrides win).
 
     Returns the validated :class:`Calibration` and, per field, where its value came from
-    (``"file"``, ``"override"`` or ``"default"``).
+    (``"file"``, ``"override"``, ``"default"``, or ``"missing"`` for a ``q_pixel_size`` found nowhere: the
+    calibration then has ``q_pixel_size=None``).
     """
     clean = clean_overrides(overrides)
     kw = {k: v for k, v in found.items() if v is not None}
     kw.update(clean)
-    if "q_pixel_size" not in kw:
-        raise ParameterError(
-            f"{source}: the detector is not calibrated in the file; give q_pixel_size (1/Å per pixel, "
-            "--q-pixel-size on the command line)"
-        )
+    missing = "q_pixel_size" not in kw
+    if missing:
+        kw["q_pixel_size"] = None  # opened and inspected without one; indexing asks for it
     try:
         cal = Calibration(**kw)
     except ParameterError as err:
@@ -119,6 +118,8 @@ def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, A
             origin[name] = "override"
         elif name in found and found[name] is not None:
             origin[name] = "file"
+        elif name == "q_pixel_size" and missing:
+            origin[name] = "missing"
         else:
             origin[name] = "default"
     return cal, origin

@@ -10,7 +10,20 @@ extension  rosettasciio plugin          notes
                                         (no lazy support); detector units "Angle" → not calibrated
 .dm3/.dm4  ``rsciio.digitalmicrograph`` Gatan; reciprocal axes in 1/nm are used
 .xml       ``rsciio.empad``             EMPAD (.xml + .raw)
+.hspy      ``rsciio.hspy``              HyperSpy/pyxem HDF5 (also an HDF5 file of any extension
+                                        whose root holds ``Experiments``); axes calibrations used
+.zspy      ``rsciio.zspy``              HyperSpy/pyxem zarr (a folder or zip store)
+.emd       ``rsciio.emd``               Thermo Fisher Velox EMD (an HDF5 ``.emd`` that is not EMD 1.0)
 =========  ===========================  ======================================================
+
+Metadata: rosettasciio returns the file's header (``original_metadata``) and, for some plugins, a
+``mapping`` from header entries to HyperSpy's metadata tree; the mapping is applied here as HyperSpy does
+(.blo: ``Beam_energy`` → ``Acquisition_instrument.TEM.beam_energy`` in kV, ``Camera_length`` → camera length
+in cm, ``Scan_rotation``). TopSpin .app5 files carry no mapping: the gun voltage
+(``HardwareSettings.GunHighVoltage``, V) and camera length (``DiffractionCameraLength``) are read from the
+header. The voltage becomes ``accelerating_voltage_kV``; camera length, scan rotation and the detector axes'
+scale and units are reported in ``metadata`` (a camera length is not a reciprocal calibration without the
+detector pixel size, so it does not set ``q_pixel_size``).
 
 Axis order: rosettasciio returns arrays in HyperSpy order, navigation axes first (``y, x``), then signal
 axes (``ky, kx``), i.e. already ``(scan_row, scan_col, det_row, det_col)``; the axes' ``navigate`` and
@@ -43,6 +56,13 @@ PLUGINS: dict[str, tuple[str, str]] = {
     ".dm3": ("rsciio.digitalmicrograph", "Gatan DigitalMicrograph (.dm3)"),
     ".dm4": ("rsciio.digitalmicrograph", "Gatan DigitalMicrograph (.dm4)"),
     ".xml": ("rsciio.empad", "EMPAD (.xml + .raw)"),
+    ".hspy": ("rsciio.hspy", "HyperSpy/pyxem (.hspy)"),
+    ".zspy": ("rsciio.zspy", "HyperSpy/pyxem zarr (.zspy)"),
+}
+#: HDF5 layouts recognised by content and read with rosettasciio: name → (module, format name)
+HDF5_PLUGINS: dict[str, tuple[str, str]] = {
+    "hspy": ("rsciio.hspy", "HyperSpy/pyxem HDF5"),
+    "velox": ("rsciio.emd", "Thermo Fisher Velox EMD"),
 }
 
 _LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "å": 0.1, "a": 0.1, "angstrom": 0.1, "pm": 1e-3}
@@ -78,6 +98,64 @@ def _beam_energy_kV(metadata: dict[str, Any]) -> float | None:
         return finite_or_none(metadata["Acquisition_instrument"]["TEM"]["beam_energy"])
     except (KeyError, TypeError):
         return None
+
+
+def _get_path(tree: Any, dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(tree, dict) or key not in tree:
+            return None
+        tree = tree[key]
+    return tree
+
+
+def mapped_metadata(signal: dict[str, Any]) -> dict[str, Any]:
+    """The signal's ``metadata`` with its plugin's ``mapping`` from ``original_metadata`` applied (as HyperSpy
+    does when it loads a file); entries already in ``metadata`` are kept."""
+    import copy
+
+    meta = copy.deepcopy(signal.get("metadata") or {})
+    original = signal.get("original_metadata") or {}
+    for src, target in (signal.get("mapping") or {}).items():
+        value = _get_path(original, src)
+        if value is None:
+            continue
+        dest, fn = (target if isinstance(target, tuple) else (target, None))
+        try:
+            value = fn(value) if fn is not None else value
+        except Exception:  # a malformed header entry: leave it out of the metadata
+            continue
+        node = meta
+        keys = dest.split(".")
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node.setdefault(keys[-1], value)
+    return meta
+
+
+def instrument_metadata(meta: dict[str, Any], original: dict[str, Any]) -> dict[str, Any]:
+    """Voltage (kV), camera length and scan rotation from mapped metadata, plus vendor headers without a mapping
+    (TopSpin ``HardwareSettings``)."""
+    out: dict[str, Any] = {}
+    tem = _get_path(meta, "Acquisition_instrument.TEM") or {}
+    if isinstance(tem, dict):
+        if finite_or_none(tem.get("beam_energy")) is not None:
+            out["voltage_kV"] = finite_or_none(tem["beam_energy"])
+        if finite_or_none(tem.get("camera_length")) is not None:
+            out["camera_length"] = finite_or_none(tem["camera_length"])
+        if finite_or_none(tem.get("rotation")) is not None:
+            out["scan_rotation_deg"] = finite_or_none(tem["rotation"])
+    hw = original.get("HardwareSettings") if isinstance(original, dict) else None
+    if isinstance(hw, dict):
+        v = finite_or_none(hw.get("GunHighVoltage"))
+        if "voltage_kV" not in out and v is not None and v > 0:
+            out["voltage_kV"] = v / 1000.0  # volts
+        cl = finite_or_none(hw.get("DiffractionCameraLength"))
+        if "camera_length" not in out and cl is not None:
+            out["camera_length"] = cl
+    return out
 
 
 def calibration_from_axes(
@@ -132,12 +210,17 @@ def calibration_from_axes(
 
 def _array_order(data: Any, axes: list[dict[str, Any]], source: str) -> tuple[Any, list[dict[str, Any]]]:
     """Transpose (lazily) so navigation axes come first, in array order; return data and ordered axes."""
-    ordered = sorted(axes, key=lambda a: int(a.get("index_in_array", axes.index(a))))
+    def position(a: dict[str, Any], k: int) -> int:
+        i = a.get("index_in_array")
+        return k if i is None else int(i)  # HyperSpy files list axes in array order without an index
+
+    axes = [dict(a, index_in_array=position(a, k)) for k, a in enumerate(axes)]
+    ordered = sorted(axes, key=lambda a: a["index_in_array"])
     nav = [a for a in ordered if a.get("navigate", True)]
     sig = [a for a in ordered if not a.get("navigate", True)]
     if len(sig) != 2:
         raise FileFormatError(f"{source}: expected 2 detector (signal) axes, found {len(sig)}; not a 4D-STEM dataset")
-    perm = [int(a.get("index_in_array", ordered.index(a))) for a in nav + sig]
+    perm = [a["index_in_array"] for a in nav + sig]
     if perm != list(range(len(perm))):
         data = data.transpose(perm)
     return data, nav + sig
@@ -165,15 +248,21 @@ def dataset_from_signal(
     data = signal["data"]
     axes = list(signal.get("axes", []))
     data, axes = _array_order(data, axes, source)
-    metadata = signal.get("metadata", {}) or {}
+    metadata = mapped_metadata(signal)
+    original = signal.get("original_metadata") or {}
+    instrument = instrument_metadata(metadata, original)
     clean = clean_overrides(overrides)
-    voltage = finite_or_none(clean.get("accelerating_voltage_kV")) or _beam_energy_kV(metadata)
+    file_kV = instrument.get("voltage_kV")
+    voltage = finite_or_none(clean.get("accelerating_voltage_kV")) or file_kV
     found, notes = calibration_from_axes(axes, voltage, source)
-    if _beam_energy_kV(metadata) is not None:
-        found["accelerating_voltage_kV"] = _beam_energy_kV(metadata)
+    if file_kV is not None:
+        found["accelerating_voltage_kV"] = file_kV
     data = as_4d(data, source, scan_shape)
     cal, origin = build_calibration(source, found, overrides)
     meta = {"format": format_name, "calibration_origin": origin, "lazy": hasattr(data, "dask"), **notes}
+    for key in ("camera_length", "scan_rotation_deg"):
+        if key in instrument:
+            meta[key] = instrument[key]
     general = metadata.get("General", {}) if isinstance(metadata, dict) else {}
     if isinstance(general, dict) and general.get("title"):
         meta["title"] = str(general["title"])
@@ -181,11 +270,16 @@ def dataset_from_signal(
 
 
 def read_vendor(
-    path: Path, overrides: dict[str, Any], scan_shape: tuple[int, int] | None = None, dataset: str | None = None
+    path: Path,
+    overrides: dict[str, Any],
+    scan_shape: tuple[int, int] | None = None,
+    dataset: str | None = None,
+    plugin: tuple[str, str] | None = None,
 ) -> Dataset4D:
-    """Read a vendor file with rosettasciio (lazy where the plugin supports it)."""
+    """Read a vendor file with rosettasciio (lazy where the plugin supports it); ``plugin`` = (module, format
+    name) overrides the choice by extension (HDF5 files recognised by content)."""
     ext = path.suffix.lower()
-    modname, format_name = PLUGINS[ext]
+    modname, format_name = plugin if plugin is not None else PLUGINS[ext]
     mod = _rsciio_module(modname)
     source = str(path)
     kwargs: dict[str, Any] = {"lazy": True}
@@ -199,6 +293,8 @@ def read_vendor(
         # ResourceWarning) when the exception is released below
         warnings.simplefilter("ignore", ResourceWarning)
         try:
+            if modname in ("rsciio.hspy", "rsciio.zspy", "rsciio.emd"):
+                warnings.simplefilter("ignore")  # version notes of HyperSpy files, Velox detector warnings
             signals = mod.file_reader(str(path), **kwargs)
         except StemgrainsError:
             raise

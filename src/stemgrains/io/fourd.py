@@ -12,7 +12,8 @@ input                       reader
                             ``emd_group_type = "file"``, ``version_major``), told apart by content
 .npy                        ``numpy.load(mmap_mode="r")``; calibration only from overrides
 .mib .blo .app5 .dm3 .dm4   rosettasciio (``pip install stemgrains[io]``), see :mod:`stemgrains.io._vendor`
-.xml (EMPAD)
+.xml (EMPAD) .hspy .zspy    (HyperSpy/pyxem; also HDF5 of any extension with ``Experiments`` at the root)
+Velox .emd                  rosettasciio, when the HDF5 .emd is not EMD 1.0
 other extensions            sniffed: HDF5 or NPY signature
 ==========================  ==========================================================================
 """
@@ -30,11 +31,18 @@ from ..errors import FileFormatError, StemgrainsError
 from ._common import HDF5_SIGNATURE, NPY_SIGNATURE, as_4d, build_calibration, check_file, file_signature, first_line, open_h5
 from ._emd import is_emd, read_emd
 from ._project import read_project
-from ._vendor import PLUGINS, read_vendor
+from ._vendor import HDF5_PLUGINS, PLUGINS, read_vendor
 
 __all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions"]
 
 HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".emd")
+_HINTS = {
+    ".cif": "a crystal structure (CIF), not 4D-STEM data; give it with --phase",
+    ".hdr": "the header of a Merlin scan; give the .mib file beside it",
+    ".raw": "the raw data of an EMPAD scan; give the .xml file beside it",
+    ".ang": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
+    ".ctf": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
+}
 
 
 def supported_extensions() -> tuple[str, ...]:
@@ -58,11 +66,27 @@ def _read_npy(path: Path, overrides: dict[str, Any], scan_shape: tuple[int, int]
     return Dataset4D(data=data, calibration=cal, metadata=meta, source=source)
 
 
-def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None) -> Dataset4D:
+def _hdf5_layout(f: Any) -> str | None:
+    """``"hspy"`` for a HyperSpy/pyxem file, ``"velox"`` for a Velox EMD, else None (our layout, EMD 1.0)."""
+    fmt = f.attrs.get("file_format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    if fmt == "HyperSpy" or ("Experiments" in f and "data" not in f):
+        return "hspy"
+    if "Data" in f and "Version" in f and "data" not in f:
+        return "velox"
+    return None
+
+
+def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None, scan_shape: Any = None) -> Dataset4D:
     f = open_h5(path)
     try:
         if is_emd(f):
             return read_emd(f, path, overrides, dataset=dataset)
+        layout = _hdf5_layout(f)
+        if layout is not None:
+            f.close()
+            return read_vendor(path, overrides, scan_shape=scan_shape, dataset=dataset, plugin=HDF5_PLUGINS[layout])
         if "orientation" in f and "data" not in f:
             raise FileFormatError(
                 f"{path}: a stemgrains results file (orientation map), not a 4D-STEM cube; use load_orientation_map"
@@ -119,15 +143,21 @@ def load_4d(
     ParameterError
         Invalid calibration (e.g. a negative ``q_pixel_size``) or none where one is needed.
     """
+    ext = Path(path).suffix.lower() if isinstance(path, (str, os.PathLike)) else ""
+    if ext == ".zspy" and Path(path).is_dir():  # a zarr directory store
+        return read_vendor(Path(path), calibration_overrides, scan_shape=scan_shape, dataset=dataset)
     p = check_file(path, "4D-STEM file")
     ext = p.suffix.lower()
     sig = file_signature(p)
     if ext in HDF5_EXTENSIONS or (ext not in PLUGINS and ext != ".npy" and sig == HDF5_SIGNATURE):
-        return _read_hdf5(p, calibration_overrides, dataset)
+        return _read_hdf5(p, calibration_overrides, dataset, scan_shape)
     if ext == ".npy" or (ext not in PLUGINS and sig.startswith(NPY_SIGNATURE)):
         return _read_npy(p, calibration_overrides, scan_shape)
     if ext in PLUGINS:
         return read_vendor(p, calibration_overrides, scan_shape=scan_shape, dataset=dataset)
+    hint = _HINTS.get(ext)
+    if hint:
+        raise FileFormatError(f"{p}: {hint}")
     raise FileFormatError(
         f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; expected one of "
         f"{', '.join(supported_extensions())}"

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import warnings
 from typing import Any
 
 import h5py
@@ -235,7 +236,43 @@ def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xm
         write_phases(target, PhaseList(phases=[p for _, p in phases], ids=[i for i, _ in phases]))
 
 
-def load_orientation_map(path: str | os.PathLike) -> Any:
+#: crystal frames of hexagonal/trigonal phases in map files (``hex_frame`` of :func:`load_orientation_map`)
+HEX_FRAMES = ("auto", "x-a", "x-astar")
+
+
+def _text_map_check(p: Any, ext: str) -> str:
+    """Refuse an empty or header-less .ang/.ctf with one line; return the .ctf vendor ("" for .ang).
+
+    Vendor, as orix tells them apart: "astar" (NanoMegas), "emsoft", "mtex", else "oxford" (Oxford/Bruker,
+    and the files stemgrains writes).
+    """
+    source = str(p)
+    try:
+        with open(p, encoding="utf-8", errors="replace") as f:
+            text_lines = f.read().splitlines()
+    except OSError as err:
+        raise FileFormatError(f"{source}: cannot read ({first_line(err)})") from None
+    if ext == ".ang":
+        data = [ln for ln in text_lines if ln.strip() and not ln.lstrip().startswith("#")]
+        if not data:
+            raise FileFormatError(f"{source}: no data points (an empty .ang map: only a header, or nothing)")
+        return ""
+    start = next((i for i, ln in enumerate(text_lines) if ln.startswith("Phase\tX\tY")), None)
+    if start is None:
+        raise FileFormatError(f"{source}: not an Oxford .ctf map (no 'Phase X Y ...' column header line)")
+    if not any(ln.strip() for ln in text_lines[start + 1:]):
+        raise FileFormatError(f"{source}: no data points (an empty .ctf map: only a header)")
+    head = "\n".join(text_lines[:start])
+    if "File created from ACOM RES results" in head:
+        return "astar"
+    if "EMsoft v." in head:
+        return "emsoft"
+    if "Created from mtex" in head:
+        return "mtex"
+    return "oxford"
+
+
+def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") -> Any:
     """Load an orientation map as an orix ``CrystalMap`` with x/y in nm (see the module docstring).
 
     Parameters
@@ -243,6 +280,11 @@ def load_orientation_map(path: str | os.PathLike) -> Any:
     path
         ``.ang`` (EDAX TSL, NanoMegas ASTAR, EMsoft, orix), ``.ctf`` (Oxford), orix ``.h5``, or a stemgrains
         results file holding ``/orientation``.
+    hex_frame
+        Crystal frame the file uses for hexagonal/trigonal phases. ``"auto"`` (default): the vendor's
+        convention — Oxford/Bruker ``.ctf`` (and those stemgrains writes) x ∥ a*, everything else x ∥ a.
+        ``"x-astar"`` or ``"x-a"`` force one. Orientations given with x ∥ a* are rotated by 30° about c into
+        orix's frame (x ∥ a); ``xmap.hex_frame`` records what was done.
 
     Returns
     -------
@@ -250,15 +292,18 @@ def load_orientation_map(path: str | os.PathLike) -> Any:
         Shape ``(ny, nx)``, x along columns, y along rows, ``scan_unit == "nm"`` (or ``"px"`` if the file
         gives no physical step).
     """
+    if hex_frame not in HEX_FRAMES:
+        raise ParameterError(f"hex_frame must be one of {', '.join(HEX_FRAMES)}, got {hex_frame!r}")
     p = check_file(path, "orientation map")
     source = str(p)
     ext = p.suffix.lower()
+    vendor = ""
     if file_signature(p) == HDF5_SIGNATURE:
         f = open_h5(p)
         try:
             with f:
                 if "orientation" in f:
-                    return read_orientation_map(f, source=source)
+                    return _hex_frame(read_orientation_map(f, source=source), hex_frame == "x-astar", "results file")
         except StemgrainsError:
             raise
         except Exception as err:  # damaged HDF5: h5py raises many types
@@ -267,14 +312,39 @@ def load_orientation_map(path: str | os.PathLike) -> Any:
         raise FileFormatError(f"{source}: not an HDF5 file (no HDF5 signature)")
     elif ext not in (".ang", ".ctf"):
         raise FileFormatError(f"{source}: unsupported orientation map type {ext or '(none)'}; expected .ang, .ctf or .h5")
+    else:
+        vendor = _text_map_check(p, ext)
     from orix.io import load as orix_load
 
+    what = {".ang": "an .ang", ".ctf": "a .ctf"}.get(ext, "an orientation")
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # orix prints notes while renaming phases
+        # orix prints notes while renaming phases, numpy warns on odd rows: the one-line error says it all
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             xmap = orix_load(str(p))
     except StemgrainsError:
         raise
     except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
-        raise FileFormatError(f"{source}: cannot read as an orientation map ({first_line(err)})") from None
+        raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
+    if xmap.size == 0:
+        raise FileFormatError(f"{source}: no data points in the map")
     _check_axes(xmap, source)
-    return _rescaled(xmap, source)
+    astar = hex_frame == "x-astar" or (hex_frame == "auto" and ext == ".ctf" and vendor == "oxford")
+    return _hex_frame(_rescaled(xmap, source), astar, f"{vendor or ext.lstrip('.')} {ext}")
+
+
+def _hex_frame(xmap: Any, astar: bool, origin: str) -> Any:
+    """Bring hexagonal/trigonal orientations given with x ∥ a* into orix's x ∥ a; record the frame used."""
+    if astar:
+        from ..crystal import is_hexagonal_like
+        from ..grains.segment import astar_to_a_frame
+
+        if any(i >= 0 and is_hexagonal_like(p) for i, p in xmap.phases):
+            params = getattr(xmap, "parameters", None)
+            xmap = astar_to_a_frame(xmap)
+            if params is not None:
+                xmap.parameters = params  # type: ignore[attr-defined]
+            xmap.hex_frame = f"x || a* ({origin}): rotated 30 deg about c into x || a"  # type: ignore[attr-defined]
+            return xmap
+    xmap.hex_frame = "x || a (as stored)"  # type: ignore[attr-defined]
+    return xmap

@@ -38,6 +38,7 @@ from ..errors import FileFormatError
 __all__ = [
     "atomic_write_text",
     "atomic_h5",
+    "atomic_savefig",
     "update_h5",
     "file_sha256",
     "write_provenance",
@@ -85,6 +86,22 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """``fig.savefig`` to a temporary file beside ``path`` (same extension, so the format is kept), then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, **kwargs)
+        _publish(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..io.results import atomic_savefig
 from .. import config
 from ..errors import InputError, ParameterError
 
@@ -126,7 +127,7 @@ def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: flo
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
-        fig.savefig(path, dpi=130)
+        atomic_savefig(fig, path, dpi=130)
     return fig
 
 

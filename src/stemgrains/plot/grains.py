@@ -14,6 +14,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..io.results import atomic_savefig
 from ..boundaries._types import BoundaryTable
 from ..grains._types import GrainMap
 
@@ -199,6 +200,6 @@ def save_grain_figures(
         ("misorientation_histogram.png", plot_misorientation_histogram(grain_map, boundary_table)),
     ):
         path = out / f"{prefix}{name}"
-        fig.savefig(path, bbox_inches="tight")
+        atomic_savefig(fig, path, bbox_inches="tight")
         paths.append(path)
     return paths

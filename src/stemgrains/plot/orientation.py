@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..io.results import atomic_savefig
+
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
 
 
@@ -60,7 +62,7 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
         kax.set_axis_off()
         kax.set_title(f"{p.name} ({p.point_group.laue.name})", fontsize=9)
     if path is not None:
-        fig.savefig(path, dpi=150)
+        atomic_savefig(fig, path, dpi=150)
     return fig
 
 
@@ -82,7 +84,7 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     ax.set_title(f"{prop.replace('_', ' ')} (median {np.median(vals[pid >= 0]) if (pid >= 0).any() else np.nan:.2f}; "
                  f"{n_bad} px not indexed)", fontsize=10)
     if path is not None:
-        fig.savefig(path, dpi=150)
+        atomic_savefig(fig, path, dpi=150)
     return fig
 
 

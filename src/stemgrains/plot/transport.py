@@ -18,6 +18,7 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.colors import LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
+from ..io.results import atomic_savefig
 
 __all__ = [
     "boundary_segments",
@@ -166,6 +167,6 @@ def save_transport_figures(result: Any, directory: str | os.PathLike, prefix: st
                      ("mismatch", plot_boundary_mismatch)):
         fig = fn(result)
         p = out / f"{prefix}_{name}.png"
-        fig.savefig(p, dpi=dpi)
+        atomic_savefig(fig, p, dpi=dpi)
         paths[name] = p
     return paths

@@ -67,7 +67,7 @@ class SpotParams:
     def resolved_q_min(self, calibration: Calibration) -> float:
         if self.q_min is not None:
             return float(self.q_min)
-        return 2.5 * self.beam_radius_px * calibration.q_pixel_size
+        return 2.5 * self.beam_radius_px * calibration.require_q_pixel_size()
 
     def resolved_q_max(self, calibration: Calibration, detector_shape: tuple[int, int]) -> float:
         if self.q_max is not None:
@@ -198,4 +198,4 @@ def processed_images(patterns: np.ndarray, calibration: Calibration, centers: np
     c = np.ascontiguousarray(c, dtype=np.float64).reshape(-1, 2)
     if len(c) != len(arr):
         raise InputError(f"centers has {len(c)} rows for {len(arr)} patterns")
-    return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.q_pixel_size), params.resolved_q_max(calibration, arr.shape[1:]) * 1.5, float(quantile), float(params.power))
+    return K.processed_images(arr, c, _affine_inv(calibration), float(calibration.require_q_pixel_size()), params.resolved_q_max(calibration, arr.shape[1:]) * 1.5, float(quantile), float(params.power))

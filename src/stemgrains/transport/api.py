@@ -112,7 +112,20 @@ def _parse_electrodes(
         if not mask.any():
             raise ParameterError(f"electrode {name!r}: mask is empty")
         out.append({"name": name, "potential": v, "edge": None, "mask": mask})
+    require_potential_difference([(e["name"], e["potential"]) for e in out])
     return out
+
+
+def require_potential_difference(potentials: list[tuple[str, float]]) -> None:
+    """Raise a one-line :class:`ParameterError` unless the electrodes drive a current: at least two of them, at
+    different potentials (``potentials`` = ``[(name, volts), ...]``)."""
+    volts = {float(v) for _, v in potentials}
+    if len(potentials) < 2 or len(volts) < 2:
+        given = ", ".join(f"{n}={v:g}" for n, v in potentials) or "none"
+        raise ParameterError(
+            f"the electrodes drive no current (got {given}): give at least two electrodes at different potentials, "
+            "e.g. --electrode left=1 --electrode right=0"
+        )
 
 
 def _electrode_nodes(e: dict, grid_shape: tuple[int, int], node_shape: tuple[int, int]) -> np.ndarray:
@@ -383,7 +396,8 @@ def solve_transport(
         ``{"left": 1.0, "right": 0.0}`` (edge names ``left, right, top, bottom`` → volts), ``{name: (mask, volts)}``,
         or ``[(edge name or mask, volts), ...]``. Masks are ``(ny, nx)`` bool of the map (or of the padded grid);
         masked pixels are metal at that potential. Electrodes with different potentials must not share a pixel
-        corner (:class:`InputError`).
+        corner (:class:`InputError`). At least two electrodes at different potentials are needed, otherwise no
+        current flows (:class:`ParameterError`).
     conductivity_ratio
         ``σ_ip / σ_op`` (> 0).
     sigma_ip

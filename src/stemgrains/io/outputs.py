@@ -1,0 +1,265 @@
+"""Output paths that never destroy data: checks against the inputs, and the manifest of a ``run`` folder.
+
+* :func:`check_outputs` refuses an output path that is an input file — the same path, a symbolic link to it,
+  a hard link to it, or a companion file the input is read together with (Merlin ``.hdr`` of a ``.mib``,
+  EMPAD ``.raw`` of an ``.xml``) — and two outputs that are the same file. Called before any work is done.
+* :func:`prepare_run_folder` / :func:`finish_run_folder` keep ``OUTDIR/stemgrains_run.json``, the manifest of
+  what ``stemgrains run`` wrote into a folder and from which input. A folder holding the results of another
+  run is refused unless ``overwrite=True``, and then the files the earlier run wrote are removed first, so no
+  stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
+  (manifest not marked complete) resumes without ``overwrite``.
+
+Every file itself is written under a temporary name and renamed (:mod:`stemgrains.io.results`).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..errors import ParameterError
+
+__all__ = [
+    "input_files",
+    "same_file",
+    "check_outputs",
+    "RUN_MANIFEST",
+    "RUN_OUTPUTS",
+    "prepare_run_folder",
+    "finish_run_folder",
+]
+
+#: manifest of a ``stemgrains run`` output folder
+RUN_MANIFEST = "stemgrains_run.json"
+#: every file name ``stemgrains run`` may write into its folder (removed with ``overwrite`` when no manifest
+#: lists what an earlier run wrote)
+RUN_OUTPUTS = (
+    "results.h5",
+    "boundaries.csv",
+    "segments.csv",
+    "summary.json",
+    "orientation_ipf_z.png",
+    "correlation_index.png",
+    "reliability.png",
+    "grains_ipf.png",
+    "grains_random.png",
+    "misorientation_histogram.png",
+    "grain_traces.png",
+    "boundary_behaviour.png",
+    "boundary_table.png",
+    "transport_current.png",
+    "transport_potential.png",
+    "transport_mismatch.png",
+)
+_CHECKPOINT = ".checkpoint"
+_COMPANIONS = {".mib": (".hdr",), ".hdr": (".mib",), ".xml": (".raw",), ".raw": (".xml",)}
+
+
+def input_files(path: str | os.PathLike) -> list[Path]:
+    """The files an input is read from: itself and its companion files that exist (same stem)."""
+    p = Path(path)
+    out = [p]
+    for ext in _COMPANIONS.get(p.suffix.lower(), ()):
+        for cand in (p.with_suffix(ext), p.with_suffix(ext.upper())):
+            if cand.exists() and cand not in out:
+                out.append(cand)
+    return out
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True if two paths name the same file: equal after resolving symbolic links, or one inode (hard links)."""
+    pa, pb = Path(a), Path(b)
+    try:
+        if pa.resolve() == pb.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symlink loop: compare as given
+        if os.path.abspath(pa) == os.path.abspath(pb):
+            return True
+    try:
+        return pa.exists() and pb.exists() and os.path.samefile(pa, pb)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def check_outputs(outputs: Mapping[str, str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
+    """Refuse outputs that would overwrite an input or each other (before any work is done).
+
+    Parameters
+    ----------
+    outputs
+        ``{option name: path}`` of every file the command will write (``None`` entries are skipped), e.g.
+        ``{"-o": "out.h5", "--export-ang": "map.ang"}``.
+    inputs
+        Paths of the files the command reads (their companion files are added, see :func:`input_files`).
+
+    Raises
+    ------
+    ParameterError
+        An output is an input (same path, symbolic or hard link, companion file), lies inside an input file's
+        path, or two outputs are the same file.
+    """
+    ins: list[Path] = []
+    for i in inputs:
+        if i is not None:
+            ins.extend(input_files(i))
+    seen: list[tuple[str, Path]] = []
+    for name, out in outputs.items():
+        if out is None:
+            continue
+        o = Path(out)
+        for i in ins:
+            if same_file(o, i):
+                raise ParameterError(
+                    f"{name} {o}: is the input file {i}; it would be overwritten; choose another output path"
+                )
+            if i.is_file() and _inside(o, i):
+                raise ParameterError(f"{name} {o}: lies inside the input file {i}; choose another output path")
+        for other_name, other in seen:
+            if same_file(o, other):
+                raise ParameterError(f"{name} {o}: is also given as {other_name}; give each output its own path")
+        seen.append((name, o))
+
+
+def _identity(path: str | os.PathLike) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        st = p.stat()
+        return {"input": str(p.resolve()), "input_size": int(st.st_size)}
+    except OSError:
+        return {"input": str(p.resolve()), "input_size": None}
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    m = folder / RUN_MANIFEST
+    if not m.is_file():
+        return None
+    try:
+        data = json.loads(m.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"input": "(unreadable manifest)", "complete": True, "files": list(RUN_OUTPUTS)}
+    return data if isinstance(data, dict) else {"input": "(unreadable manifest)", "complete": True, "files": []}
+
+
+def _results_input(results: Path) -> str:
+    """The input path recorded in an existing results file (``/input`` attrs), or a placeholder."""
+    try:
+        import h5py
+
+        with h5py.File(results, "r") as f:
+            v = f["input"].attrs.get("path") if "input" in f else None
+            if v is None and "input" in f:
+                v = f["input"].attrs.get("source")
+    except Exception:  # not ours or damaged: it is still someone's data, refuse all the same
+        v = None
+    if isinstance(v, bytes):
+        v = v.decode("utf-8", "replace")
+    return str(v) if v else "an unknown dataset"
+
+
+def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
+    from .results import atomic_write_text
+
+    atomic_write_text(folder / RUN_MANIFEST, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _remove_owned(folder: Path, names: Iterable[str]) -> list[str]:
+    removed = []
+    for name in names:
+        p = folder / name
+        # only plain files directly inside the folder: a manifest cannot make us delete anything else
+        if Path(name).name != name or name in ("", ".", "..") or not (p.is_file() or p.is_symlink()):
+            continue
+        p.unlink()
+        removed.append(name)
+    return removed
+
+
+def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
+    """Check and claim a ``run`` output folder before any work.
+
+    Parameters
+    ----------
+    folder
+        The output folder (created if missing).
+    input_path
+        The dataset the run reads.
+    overwrite
+        Replace the results of another run found in ``folder``: the files that run wrote (its manifest, or
+        every name in :data:`RUN_OUTPUTS` when it left none) are deleted first, with its checkpoint.
+
+    Returns
+    -------
+    dict
+        The manifest written (``complete: False`` until :func:`finish_run_folder`).
+
+    Raises
+    ------
+    ParameterError
+        ``folder`` is a file, the input lies in ``folder`` under a name the run writes, or ``folder`` holds the
+        results of another run (complete, or of another input) and ``overwrite`` is False.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"-o {out}: is a file, not a folder; give an output folder")
+    check_outputs({"-o": out}, [input_path])
+    for name in (*RUN_OUTPUTS, RUN_MANIFEST):
+        if same_file(out / name, input_path):
+            raise ParameterError(
+                f"-o {out}: the input {input_path} is {name} of that folder, which the run writes; "
+                "choose another output folder"
+            )
+    ident = _identity(input_path)
+    old = _read_manifest(out) if out.is_dir() else None
+    if old is not None and not old.get("complete", True) and not (out / _CHECKPOINT).exists() \
+            and not any((out / n).exists() for n in RUN_OUTPUTS):
+        old = None  # a run that stopped before writing anything (bad input, say): nothing to protect
+    legacy = old is None and (out / "results.h5").is_file()
+    if old is not None or legacy:
+        previous = old.get("input", "an unknown dataset") if old is not None else _results_input(out / "results.h5")
+        resumable = old is not None and not old.get("complete", True) and old.get("input") == ident["input"]
+        if not resumable and not overwrite:
+            what = "the same dataset" if previous == ident["input"] else f"another dataset ({previous})"
+            raise ParameterError(
+                f"-o {out}: already holds the results of a run on {what}; choose another folder, or add "
+                "--overwrite to replace them"
+            )
+        if not resumable:
+            names = set(RUN_OUTPUTS)
+            if old is not None:
+                names |= {str(n) for n in old.get("files", [])}
+            _remove_owned(out, sorted(names))
+            if previous != ident["input"]:
+                shutil.rmtree(out / _CHECKPOINT, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        **ident,
+        "complete": False,
+        "files": [],
+        "software_version": __version__,
+        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write_manifest(out, manifest)
+    return manifest
+
+
+def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], written: Iterable[str | os.PathLike]) -> None:
+    """Mark a run folder complete and record every file the run wrote into it (names relative to the folder)."""
+    out = Path(folder)
+    names = sorted({Path(p).name for p in written if Path(p).parent.resolve() == out.resolve()})
+    data = dict(manifest, complete=True, files=names,
+                finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    _write_manifest(out, data)

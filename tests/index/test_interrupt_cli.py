@@ -1,0 +1,42 @@
+"""Ctrl-C during `stemgrains index`: one line, exit status 130, finished chunks kept, the rerun resumes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import pytest
+
+from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+
+@pytest.mark.slow
+def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path):
+    scan = tmp_path / "scan.h5"
+    simulate_polycrystal(scan, phases=[sample_cif("au")], scan_shape=(16, 8), detector_shape=(64, 64), n_grains=3,
+                         seed=5, dose=1e4, progress=False)
+    out = tmp_path / "out.h5"
+    partial = tmp_path / "out.h5.partial"
+    cmd = [sys.executable, "-m", "stemgrains.cli", "index", str(scan), "--phase", str(sample_cif("au")), "--step", "3",
+           "--chunk-rows", "2", "-o", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and not list(partial.glob("rows_*.npz")) and proc.poll() is None:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [ln for ln in err.replace("\r", "\n").splitlines() if ln.strip() and not ln.startswith("indexing")]
+    assert proc.returncode == 130, err
+    assert lines == ["stemgrains index: interrupted; rerun the same command to resume"], err
+    kept = sorted(partial.glob("rows_*.npz"))
+    assert kept and not out.exists()
+
+    done = subprocess.run(cmd + ["--no-progress"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    with h5py.File(out) as f:
+        assert f["orientation/phase_id"].shape == (16, 8)
+    assert not partial.exists()

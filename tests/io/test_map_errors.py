@@ -1,0 +1,63 @@
+"""Empty, header-only or garbled .ang/.ctf maps and a folder given as a CIF: the project's own one-line errors,
+no library warnings (pytest turns any warning into a failure here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from stemgrains.cli import main
+from stemgrains.errors import FileFormatError
+from stemgrains.io import load_orientation_map
+
+ANG_HEADER = "# TEM_PIXperUM 1.0\n# Phase 1\n# MaterialName Pd\n# Symmetry 43\n# GRID: SqrGrid\n# XSTEP: 0.002\n"
+CTF_HEADER = ("Channel Text File\nPrj\tx\nXCells\t2\nYCells\t2\nXStep\t0.3\nYStep\t0.3\nPhases\t1\n"
+              "3.2;3.2;5.2\t90;90;120\tMagnesium\t9\t194\n")
+CASES = {
+    "zero.ang": ("", "no data points"),
+    "header_only.ang": (ANG_HEADER, "no data points"),
+    "garbled.ang": (ANG_HEADER + "1.0 2.0 abc 0 0\n", "cannot read as an .ang map"),
+    "short_rows.ang": (ANG_HEADER + "1 2\n3 4\n", "cannot read as an .ang map"),
+    "header_only.ctf": (CTF_HEADER + "Phase\tX\tY\tBands\tError\tEuler1\tEuler2\tEuler3\tMAD\tBC\tBS\n", "no data points"),
+    "no_columns.ctf": (CTF_HEADER, "no 'Phase X Y"),
+    "garbled.ctf": (CTF_HEADER + "Phase\tX\tY\tBands\tError\tEuler1\tEuler2\tEuler3\tMAD\tBC\tBS\n1\tx\n",
+                    "cannot read as a .ctf map"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_maps_one_line(tmp_path, name):
+    text, match = CASES[name]
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(FileFormatError, match=match) as err:
+        load_orientation_map(path)
+    msg = str(err.value)
+    assert name in msg and "\n" not in msg and "tuple index" not in msg
+
+
+@pytest.mark.parametrize("command", ["info", "segment"])
+def test_bad_map_cli(tmp_path, capsys, command):
+    path = tmp_path / "empty.ang"
+    path.write_text(ANG_HEADER)
+    args = [command, str(path)] + (["-o", str(tmp_path / "o.h5")] if command == "segment" else [])
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "empty.ang" in err[0] and "no data points" in err[0]
+    assert "Warning" not in captured.err
+
+
+def test_folder_as_phase(tmp_path, capsys):
+    (tmp_path / "cifs").mkdir()
+    rc = main(["index", str(tmp_path / "scan.h5"), "--phase", str(tmp_path / "cifs"), "-o", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "is a folder; expected a CIF file" in err[0]
+
+
+@pytest.mark.parametrize("name, hint", [("au.cif", "--phase"), ("scan.hdr", ".mib"), ("map.ang", "segment")])
+def test_wrong_kind_of_file_for_4d_data(tmp_path, name, hint):
+    from stemgrains.io import load_4d
+
+    (tmp_path / name).write_text("x")
+    with pytest.raises(FileFormatError, match=hint):
+        load_4d(tmp_path / name)

@@ -1,0 +1,178 @@
+"""Outputs never destroy inputs; a run folder holding another run's results is refused unless --overwrite."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from stemgrains.cli import main
+from stemgrains.errors import ParameterError
+from stemgrains.io.outputs import RUN_MANIFEST, check_outputs, finish_run_folder, prepare_run_folder
+
+
+def _digest(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def _cube_file(path: Path, q: float | None = 0.02) -> Path:
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("data", data=np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8))
+        if q is not None:
+            d.attrs["q_pixel_size"] = q
+    return path
+
+
+def test_output_that_is_the_input_is_refused(tmp_path):
+    scan = _cube_file(tmp_path / "scan.h5")
+    link = tmp_path / "link.h5"
+    link.symlink_to(scan)
+    hard = tmp_path / "hard.h5"
+    os.link(scan, hard)
+    for out in (scan, link, hard, tmp_path / "." / "scan.h5"):
+        with pytest.raises(ParameterError, match="input file") as err:
+            check_outputs({"-o": out}, [scan])
+        assert "\n" not in str(err.value) and "-o" in str(err.value)
+    with pytest.raises(ParameterError, match="inside the input"):
+        check_outputs({"-o": scan / "out.h5"}, [scan])
+    with pytest.raises(ParameterError, match="also given as"):
+        check_outputs({"-o": tmp_path / "a.h5", "--export-ang": tmp_path / "a.h5"}, [scan])
+    check_outputs({"-o": tmp_path / "other.h5", "--export-ang": None}, [scan])  # fine
+
+
+def test_companion_files_count_as_inputs(tmp_path):
+    mib = tmp_path / "scan.mib"
+    mib.write_bytes(b"x")
+    hdr = tmp_path / "scan.hdr"
+    hdr.write_text("header")
+    with pytest.raises(ParameterError, match="scan.hdr"):
+        check_outputs({"-o": hdr}, [mib])
+
+
+@pytest.mark.parametrize("flag", ["-o", "--export-ang", "--export-ctf"])
+def test_index_cli_refuses_to_overwrite_its_input(tmp_path, capsys, flag):
+    scan = _cube_file(tmp_path / "scan.h5")
+    before = _digest(scan)
+    cif = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    args = ["index", str(scan), "--phase", str(cif), "-o", str(tmp_path / "map.h5")]
+    if flag == "-o":
+        args[-1] = str(scan)
+    else:
+        args += [flag, str(scan)]
+    rc = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "scan.h5" in err[0] and "overwritten" in err[0]
+    assert _digest(scan) == before
+    rc = main(["index", str(scan), "--phase", str(cif), "-o", str(cif)])
+    assert rc == 2 and "au.cif" in capsys.readouterr().err
+
+
+def test_segment_cli_refuses_csv_over_input(tmp_path, capsys):
+    ang = tmp_path / "m.ang"
+    ang.write_text("# header\n")
+    rc = main(["segment", str(ang), "-o", str(tmp_path / "o.h5"), "--csv", str(ang)])
+    assert rc == 2
+    # the empty map is reported first, or the csv clash: either way one line and the input untouched
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert ang.read_text() == "# header\n"
+
+
+def test_run_folder_of_another_dataset_is_refused_then_replaced(tmp_path):
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    for name in ("results.h5", "summary.json", "transport_current.png", "extra_by_a.png"):
+        (out / name).write_text(name)
+    (out / "notes.txt").write_text("mine")  # not written by a run: never touched
+    finish_run_folder(out, m, [out / n for n in ("results.h5", "summary.json", "transport_current.png", "extra_by_a.png")])
+    assert json.loads((out / RUN_MANIFEST).read_text())["complete"] is True
+
+    with pytest.raises(ParameterError, match=r"another dataset \(.*a\.h5\).*--overwrite") as err:
+        prepare_run_folder(out, b)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ParameterError, match="same dataset"):
+        prepare_run_folder(out, a)  # a finished run is not silently redone either
+    assert (out / "transport_current.png").exists()
+
+    prepare_run_folder(out, b, overwrite=True)
+    left = sorted(p.name for p in out.iterdir())
+    assert left == ["notes.txt", RUN_MANIFEST]
+    man = json.loads((out / RUN_MANIFEST).read_text())
+    assert man["complete"] is False and man["input"] == str(b.resolve())
+
+
+def test_interrupted_run_of_the_same_input_resumes(tmp_path):
+    a = _cube_file(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    prepare_run_folder(out, a)
+    (out / ".checkpoint").mkdir()
+    (out / ".checkpoint" / "rows_000000_000008.npz").write_bytes(b"chunk")
+    prepare_run_folder(out, a)  # no --overwrite needed, checkpoint kept
+    assert (out / ".checkpoint" / "rows_000000_000008.npz").exists()
+    b = _cube_file(tmp_path / "b.h5")
+    with pytest.raises(ParameterError, match="another dataset"):
+        prepare_run_folder(out, b)
+    prepare_run_folder(out, b, overwrite=True)
+    assert not (out / ".checkpoint").exists()  # another dataset's chunks are gone
+
+
+def test_run_folder_without_manifest_but_with_results(tmp_path):
+    a = _cube_file(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    out.mkdir()
+    with h5py.File(out / "results.h5", "w") as f:
+        f.create_group("input").attrs["path"] = "/data/other_scan.h5"
+    with pytest.raises(ParameterError, match="other_scan.h5"):
+        prepare_run_folder(out, a)
+    with pytest.raises(ParameterError, match="results.h5 of that folder"):
+        prepare_run_folder(out, out / "results.h5")
+
+
+def test_run_cli_refuses_before_any_work(tmp_path, capsys):
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    (out / "results.h5").write_bytes(b"a's results")
+    finish_run_folder(out, m, [out / "results.h5"])
+    cif = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    rc = main(["run", str(b), "--phase", str(cif), "--field", "1,0", "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--overwrite" in err[0]
+    assert (out / "results.h5").read_bytes() == b"a's results"
+
+
+def test_run_cli_uncalibrated_input_claims_nothing(tmp_path, capsys):
+    a = _cube_file(tmp_path / "a.h5", q=None)
+    out = tmp_path / "out"
+    cif = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    rc = main(["run", str(a), "--phase", str(cif), "--field", "1,0", "-o", str(out), "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--q-pixel-size" in err[0]
+    assert not (out / RUN_MANIFEST).exists()
+
+
+def test_classify_csv_over_results_is_refused(tmp_path, capsys):
+    res = tmp_path / "r.h5"
+    with h5py.File(res, "w") as f:
+        f.create_group("grains")
+    before = _digest(res)
+    rc = main(["classify", str(res), "--field", "1,0", "--csv", str(res)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "--csv" in err[0]
+    assert _digest(res) == before
+
+
+def test_simulate_over_its_cif_is_refused(tmp_path, capsys):
+    cif = tmp_path / "au.cif"
+    src = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    cif.write_text(src.read_text())
+    rc = main(["simulate", "-o", str(cif), "--phase", str(cif)])
+    assert rc == 2 and "au.cif" in capsys.readouterr().err
+    assert cif.read_text() == src.read_text()
