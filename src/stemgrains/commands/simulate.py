@@ -44,6 +44,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help="largest reflection, 1/Å (default 1.5)")
     p.add_argument("--voltage", type=float, default=None, metavar="KV", help="accelerating voltage, kV (default 300)")
     p.add_argument("--rotation", type=float, default=None, metavar="DEG", help="detector rotation q_rotation_deg")
+    p.add_argument(
+        "--engine",
+        choices=("kinematic", "py4dstem", "abtem"),
+        default=None,
+        help="diffraction model per grain: kinematic (ours, default), py4dstem (py4DSTEM Crystal spot lists), "
+        "abtem (multislice, needs pip install stemgrains[abtem])",
+    )
+    p.add_argument("--thickness", type=float, default=None, metavar="NM", help="specimen thickness, nm (abtem; default 25)")
+    p.add_argument("--phonons", type=int, default=None, metavar="N", help="frozen-phonon configurations (abtem; default 4)")
     p.add_argument("--compression", choices=("lzf", "gzip"), default=None, help="HDF5 compression of /data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -61,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
         "k_max": args.k_max,
         "accelerating_voltage_kV": args.voltage,
         "q_rotation_deg": args.rotation,
+        "engine": args.engine,
+        "thickness_nm": args.thickness,
+        "frozen_phonons": args.phonons,
     }
     params = {k: v for k, v in params.items() if v is not None}
     if args.noise_free:
