@@ -33,7 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CIF",
         help="phase CIF path, or a sample CIF name (na_beta2_alumina, au, zro2_baddeleyite); repeat for several phases",
     )
-    p.add_argument("--preset", default=None, metavar="NAME", help="standard dataset: nba-64, au-64, nba-256, nba-zro2")
+    p.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="standard dataset: nba-64, au-64, nba-256, nba-zro2, or a CI dataset (ci-nba-py4dstem, ci-au-py4dstem, "
+        "ci-nba-abtem, ci-au-abtem, heldout-*; see tests/data/README.md)",
+    )
     p.add_argument("--scan", default=None, metavar="NY,NX", help="scan shape (default 64,64)")
     p.add_argument("--detector", default=None, metavar="KY,KX", help="detector shape (default 128,128)")
     p.add_argument("--grains", type=int, default=None, metavar="N", help="number of Voronoi grains (default 12)")
