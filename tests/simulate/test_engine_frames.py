@@ -128,19 +128,26 @@ def test_py4dstem_wrong_conventions_are_caught(phases):
             assert np.max(_match(strong_o, xy)) > 1e-3
 
 
-def _peaks_at(img, pred, others, window=4):
+def _peaks_at(img, pred, others, radius=3.0):
     """For each predicted spot (row, col) clear of other predicted spots, the distance (px) from the
-    prediction to the brightest pixel of the smoothed pattern within ``window`` px of it."""
-    sm = ndimage.gaussian_filter(img.astype(float), 1.0)
+    prediction to the centroid of the pattern within ``radius`` px of the rounded prediction, above the
+    median of the 9-px ring around it (local background)."""
     out = []
     for p in pred:
         d = np.hypot(*(others - p).T)
-        if np.sum(d < 5) > 1:  # another spot within 5 px: its tail would pull the maximum
+        if np.sum(d < 5) > 1:  # another spot within 5 px: its tail would pull the centroid
             continue
         r0, c0 = np.rint(p).astype(int)
-        win = sm[r0 - window : r0 + window + 1, c0 - window : c0 + window + 1]
-        i, j = np.unravel_index(np.argmax(win), win.shape)
-        out.append(np.hypot(r0 - window + i - p[0], c0 - window + j - p[1]))
+        rr, cc = np.mgrid[r0 - 9 : r0 + 10, c0 - 9 : c0 + 10]
+        ok = (rr >= 0) & (rr < img.shape[0]) & (cc >= 0) & (cc < img.shape[1])
+        rho = np.hypot(rr - r0, cc - c0)
+        vals = np.where(ok, img[rr.clip(0, img.shape[0] - 1), cc.clip(0, img.shape[1] - 1)], np.nan)
+        bg = np.nanmedian(vals[(rho > 6) & (rho <= 9)])
+        w = np.where((rho <= radius) & ok, np.nan_to_num(vals - bg), 0.0).clip(0)
+        if w.sum() <= 0:
+            out.append(np.inf)
+            continue
+        out.append(np.hypot((w * rr).sum() / w.sum() - p[0], (w * cc).sum() / w.sum() - p[1]))
     return np.array(out)
 
 
@@ -168,4 +175,70 @@ def test_py4dstem_engine_pattern_on_detector(phases, name, uvw, rotation, flip):
     pred = pred[np.all((pred > 5) & (pred < 122), axis=1) & (np.hypot(*(pred - centre).T) > 9)]
     dist = _peaks_at(sim.data[0, 0], pred, np.vstack([others, centre]))
     assert len(dist) >= 4
-    assert np.max(dist) <= 1.0
+    assert np.max(dist) <= 0.5
+
+
+# --------------------------------------------------------------------------------------------------------
+# abTEM multislice engine
+
+
+@pytest.fixture(scope="module")
+def abtem_available():
+    pytest.importorskip("abtem", reason="abTEM not installed (pip install 'stemgrains[abtem]'); abtem engine not tested")
+    pytest.importorskip("ase", reason="ASE not installed (pip install 'stemgrains[abtem]'); abtem engine not tested")
+
+
+@pytest.mark.parametrize(
+    "name,uvw,tilt,rotation,flip",
+    [
+        ("au", (0, 1, 1), 2.0, 0.0, False),
+        ("na_beta2_alumina", (0, 0, 1), 0.0, 0.0, False),
+        ("na_beta2_alumina", (0, 0, 1), 2.0, 0.0, False),
+        ("au", (0, 1, 1), 2.0, 30.0, False),
+        ("na_beta2_alumina", (0, 0, 1), 2.0, 0.0, True),
+    ],
+)
+def test_abtem_engine_spots_where_ours_are(abtem_available, phases, name, uvw, tilt, rotation, flip):
+    """A thin-crystal multislice pattern (10 nm, one phonon configuration) has its Bragg disks where our
+    kinematic model puts the strong reflections, through the calibration (rotation, transposed camera), on the
+    zone axis and 2° off it (where the Laue circle is lopsided: a wrong beam sign would light other spots)."""
+    phase = phases[name]
+    q = zone_orientation(phase, uvw, inplane_deg=23.0, tilt_deg=tilt)
+    sim = simulate_patterns(
+        [phase], engine="abtem", thickness_nm=10.0, frozen_phonons=1, scan_shape=(1, 1), n_grains=1,
+        orientations=q[None], dose=None, dtype="float64", background=0.0, q_rotation_deg=rotation, q_flip=flip,
+        q_pixel_size=0.025, k_max=1.55,
+    )
+    cal = sim.calibration
+    img = sim.data[0, 0]
+    o_xy, o_int, _ = _our_spots(phase, q)
+    centre = np.asarray(cal.center)
+    strong = o_int > 0.1 * o_int.max()
+    others = cal.sample_q_to_detector(o_xy[o_int > 0.01 * o_int.max()]) + centre
+    pred = cal.sample_q_to_detector(o_xy[strong]) + centre
+    pred = pred[np.all((pred > 5) & (pred < 122), axis=1) & (np.hypot(*(pred - centre).T) > 9)]
+    dist = _peaks_at(img, pred, np.vstack([others, centre]))
+    assert len(dist) >= 4
+    # dynamical intensities move a few weak disks' centroids (neighbouring HOLZ/TDS speckle): most, not all
+    assert np.median(dist) <= 0.4 and np.mean(dist <= 1.0) >= 0.75
+    # the predicted spots are bright: far above the pattern's median off the direct beam
+    sm = ndimage.gaussian_filter(img, 1.0)
+    rr, cc = np.rint(pred).astype(int).T
+    assert np.median(sm[rr, cc]) > 5 * np.median(sm)
+    # off the zone the Laue circle is lopsided: of a Friedel pair (g, −g) ours excites g (> 5 % of the
+    # strongest) and −g at most a fifth of that; the
+    # multislice pattern must be brighter at the g (a reversed beam direction would light the −g instead)
+    if tilt:
+        sel = o_int > 0.05 * o_int.max()
+        brighter = []
+        for g_xy in o_xy[sel]:
+            j = np.argmin(np.linalg.norm(o_xy + g_xy, axis=1))
+            if np.linalg.norm(o_xy[j] + g_xy) > 1e-6 or 5 * o_int[j] > o_int.max() * 0.05:
+                continue
+            a, b = (np.rint(cal.sample_q_to_detector(v) + centre).astype(int) for v in (g_xy, -g_xy))
+            if np.all((a >= 2) & (a < 126) & (b >= 2) & (b < 126)):
+                brighter.append((sm[a[0], a[1]], sm[b[0], b[1]]))
+        at_g, at_minus_g = np.array(brighter).T
+        assert len(at_g) >= 3
+        # summed over the pairs (one disk may be dynamically weak); measured 14x (Au) and 50x (Na-β″)
+        assert at_g.sum() > 3 * at_minus_g.sum()
