@@ -8,7 +8,8 @@ Per dataset it reports (JSON, default ``benchmarks/results/accuracy.json``):
   kinematic ambiguity, indexing wall time;
 * per grain: grain id, designed class (from the file's ``metadata.grain_classes`` when present), the true
   c-axis angle to the beam (the crystal e3 axis, i.e. c for the hexagonal/trigonal frame; for cubic phases it is
-  [001]), pixels, % within 2°, median disorientation, median reliability;
+  [001]), the nearest low-index zone axis and its angle, pixels, % indexed, % within 2°, median disorientation
+  (all pixels: null when most are not indexed; and over the indexed pixels), median reliability;
 * per orientation class (pixels pooled over the grains of the class), classes defined from the *true*
   orientation of each grain:
 
@@ -159,8 +160,10 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
                 "designed_class": designed[g - 1] if designed and g - 1 < len(designed) else None,
                 **geo,
                 "n_pixels": int(m.sum()),
+                "indexed_percent": float(100 * np.mean(pid_found[m] >= 0)),
                 "within_2deg_percent": float(100 * np.mean(a < RIGHT_DEG)),
-                "median_deg": float(np.median(a)),
+                "median_deg": float(np.median(a)),  # inf (null) when most pixels are not indexed
+                "median_deg_indexed": float(np.median(a[np.isfinite(a)])) if np.isfinite(a).any() else None,
                 "median_reliability": float(np.median(rel[m])),
             }
         )

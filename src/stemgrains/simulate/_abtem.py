@@ -28,6 +28,11 @@ overlapping disks). So every scan pixel of a grain gets the same expected patter
 noise (per row streams in :mod:`.polycrystal`). Orientation scatter inside grains is therefore not supported by
 this engine; grain boundaries are sharp (no mixed patterns).
 
+Limitation: where reflections lie closer than the disk diameter 2α/λ (≈ 0.10 1/Å at 1 mrad, 300 kV) the disks
+overlap and interfere, and the pattern inside the overlaps does depend on the probe position. For Na-β″ this
+happens along c* (c* = 0.030 1/Å; rows with l spacing c* or 3c*) when c lies near the specimen plane; such
+grains get the overlap pattern of one probe position (the block centre) at every pixel.
+
 Intensities: the multislice pattern is a probability per pixel (≈ 1 in total, less what scatters beyond the
 antialiasing aperture); it is multiplied by ``direct_beam`` (the incident counts before dose scaling), the radial
 background is added on grain pixels and the whole pattern is scaled to ``dose`` electrons as for the other
