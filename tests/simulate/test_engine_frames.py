@@ -184,7 +184,9 @@ def test_py4dstem_engine_pattern_on_detector(phases, name, uvw, rotation, flip):
 
 @pytest.fixture(scope="module")
 def abtem_available():
-    pytest.importorskip("abtem", reason="abTEM not installed (pip install 'stemgrains[abtem]'); abtem engine not tested")
+    pytest.importorskip(
+        "abtem", reason="abTEM not installed (pip install 'stemgrains[abtem]'); abtem engine not tested"
+    )
     pytest.importorskip("ase", reason="ASE not installed (pip install 'stemgrains[abtem]'); abtem engine not tested")
 
 
@@ -242,3 +244,37 @@ def test_abtem_engine_spots_where_ours_are(abtem_available, phases, name, uvw, t
         assert len(at_g) >= 3
         # summed over the pairs (one disk may be dynamically weak); measured 14x (Au) and 50x (Na-β″)
         assert at_g.sum() > 3 * at_minus_g.sum()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--phase", "au", "--engine", "abtem", "--thickness", "-5"],
+        ["--phase", "au", "--engine", "abtem", "--phonons", "0"],
+        ["--phase", "au", "--engine", "nope"],
+    ],
+)
+def test_engine_cli_errors(tmp_path, argv, capsys):
+    """Bad engine parameters: one line naming the parameter, exit status 2, no file."""
+    from stemgrains.cli import main
+
+    with pytest.raises(SystemExit) if "nope" in argv else _no_raise():
+        rc = main(["simulate", "-o", str(tmp_path / "e.h5"), "--no-progress", "--scan", "2,2", "--grains", "1", *argv])
+        assert rc == 2
+        err = capsys.readouterr().err
+        assert err.startswith("stemgrains simulate: error:") and len(err.strip().splitlines()) == 1
+        assert ("thickness" in err) or ("frozen_phonons" in err)
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_abtem_engine_rejects_orientation_scatter(phases):
+    from stemgrains.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="orientation_noise_deg"):
+        simulate_patterns([phases["au"]], engine="abtem", scan_shape=(2, 2), n_grains=1, orientation_noise_deg=1.0)
+
+
+def _no_raise():
+    import contextlib
+
+    return contextlib.nullcontext()

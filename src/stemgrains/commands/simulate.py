@@ -57,8 +57,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="diffraction model per grain: kinematic (ours, default), py4dstem (py4DSTEM Crystal spot lists), "
         "abtem (multislice, needs pip install stemgrains[abtem])",
     )
-    p.add_argument("--thickness", type=float, default=None, metavar="NM", help="specimen thickness, nm (abtem; default 25)")
-    p.add_argument("--phonons", type=int, default=None, metavar="N", help="frozen-phonon configurations (abtem; default 4)")
+    p.add_argument(
+        "--thickness", type=float, default=None, metavar="NM", help="specimen thickness, nm (abtem; default 25)"
+    )
+    p.add_argument(
+        "--phonons", type=int, default=None, metavar="N", help="frozen-phonon configurations (abtem; default 4)"
+    )
     p.add_argument("--compression", choices=("lzf", "gzip"), default=None, help="HDF5 compression of /data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

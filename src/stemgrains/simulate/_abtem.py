@@ -188,7 +188,8 @@ def abtem_pattern(
     detector = abtem.PixelatedDetector(max_angle="full")
     dp = probe.multislice(potential, scan=np.array([[L / 2, L / 2]]), detectors=detector)
     arr = np.asarray(dp.array, dtype=np.float64)
-    arr = arr.reshape(arr.shape[-2:]) if arr.size == arr.shape[-1] * arr.shape[-2] else arr.reshape(-1, *arr.shape[-2:]).mean(0)
+    # abTEM averages the frozen-phonon ensemble (ensemble_mean); average any other leading axis left
+    arr = arr.reshape(-1, *arr.shape[-2:]).mean(0)
     return arr, 1.0 / L
 
 

@@ -35,7 +35,8 @@ def beam_direction_quaternion(
     x /= np.linalg.norm(x)
     y = np.cross(u, x)
     # v_c = R v_s: the columns of R are the sample axes written in the crystal frame; z_s -> u
-    O = Rotation.from_matrix(np.column_stack([x, y, u])) * Rotation.from_axes_angles([0, 0, 1], math.radians(inplane_deg))
+    O = Rotation.from_matrix(np.column_stack([x, y, u]))
+    O = O * Rotation.from_axes_angles([0, 0, 1], math.radians(inplane_deg))
     if tilt_deg:
         t = math.radians(tilt_axis_deg)
         O = O * Rotation.from_axes_angles([math.cos(t), math.sin(t), 0.0], math.radians(tilt_deg))

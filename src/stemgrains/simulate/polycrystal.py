@@ -220,7 +220,8 @@ def _on_detector(plan: _Plan, q_xy: np.ndarray, amp: np.ndarray) -> tuple[np.nda
     rc = cal.sample_q_to_detector(q_xy).reshape(-1, 2) + np.asarray(cal.center)
     ky, kx = plan.detector_shape
     reach = plan.disk_radius_px + 4.0 * plan.blur_px + 2.0
-    k = (amp > 0) & (rc[:, 0] > -reach) & (rc[:, 0] < ky - 1 + reach) & (rc[:, 1] > -reach) & (rc[:, 1] < kx - 1 + reach)
+    r, c = rc[:, 0], rc[:, 1]
+    k = (amp > 0) & (r > -reach) & (r < ky - 1 + reach) & (c > -reach) & (c < kx - 1 + reach)
     return np.ascontiguousarray(rc[k]), np.ascontiguousarray(amp[k])
 
 
@@ -392,7 +393,9 @@ def _prepare(
         thickness_nm = _number("thickness_nm", thickness_nm, positive=True)
         frozen_phonons = int(_number("frozen_phonons", frozen_phonons, minimum=1))
         if noise_deg > 0:
-            raise ParameterError("orientation_noise_deg must be 0 with engine='abtem' (one multislice pattern per grain)")
+            raise ParameterError(
+                "orientation_noise_deg must be 0 with engine='abtem' (one multislice pattern per grain)"
+            )
 
     lam = cal.wavelength
     disk_radius_px = conv * 1e-3 / lam / cal.q_pixel_size

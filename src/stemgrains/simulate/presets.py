@@ -51,16 +51,30 @@ _NBA_P4_SPEC = [("c_angle", 88.0), ("c_angle", 3.0), ("zone", (2, 1, 0), 1.0)] +
 _AU_P4_SPEC = [("zone", (0, 0, 1), 1.0), ("zone", (0, 1, 1), 1.5), ("zone", (1, 1, 1), 2.0)] + [("random",)] * 5
 _NBA_AB_SPEC = [("c_angle", 90.0), ("c_angle", 86.0), ("c_angle", 4.0)] + [("random",)] * 7
 _AU_AB_SPEC = [("zone", (0, 1, 1), 1.0), ("zone", (0, 0, 1), 2.0)] + [("random",)] * 4
+_NBA, _AU = ("na_beta2_alumina",), ("au",)
+_P4, _AB = dict(_CI, engine="py4dstem"), dict(_CI, engine="abtem")
 _CI_PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "ci-nba-py4dstem": (("na_beta2_alumina",), dict(_CI, engine="py4dstem", scan_shape=(24, 24), seed=1101, grain_spec=_NBA_P4_SPEC)),
-    "ci-au-py4dstem": (("au",), dict(_CI, engine="py4dstem", scan_shape=(24, 24), seed=1102, grain_spec=_AU_P4_SPEC)),
-    "ci-nba-abtem": (("na_beta2_alumina",), dict(_CI, engine="abtem", scan_shape=(24, 24), seed=1103, thickness_nm=25.0, grain_spec=_NBA_AB_SPEC)),
-    "ci-au-abtem": (("au",), dict(_CI, engine="abtem", scan_shape=(24, 24), seed=1104, thickness_nm=20.0, grain_spec=_AU_AB_SPEC)),
-    # held out: other seeds (microstructure, orientations, noise), thickness and dose; not for tuning
-    "heldout-nba-py4dstem": (("na_beta2_alumina",), dict(_CI, engine="py4dstem", scan_shape=(16, 16), seed=2101, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_NBA_P4_SPEC)),
-    "heldout-au-py4dstem": (("au",), dict(_CI, engine="py4dstem", scan_shape=(16, 16), seed=2102, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_AU_P4_SPEC)),
-    "heldout-nba-abtem": (("na_beta2_alumina",), dict(_CI, engine="abtem", scan_shape=(16, 16), seed=2103, dose=5.0e3, thickness_nm=30.0, grain_spec=_NBA_AB_SPEC)),
-    "heldout-au-abtem": (("au",), dict(_CI, engine="abtem", scan_shape=(16, 16), seed=2104, dose=5.0e3, thickness_nm=25.0, grain_spec=_AU_AB_SPEC)),
+    "ci-nba-py4dstem": (_NBA, dict(_P4, scan_shape=(24, 24), seed=1101, grain_spec=_NBA_P4_SPEC)),
+    "ci-au-py4dstem": (_AU, dict(_P4, scan_shape=(24, 24), seed=1102, grain_spec=_AU_P4_SPEC)),
+    "ci-nba-abtem": (_NBA, dict(_AB, scan_shape=(24, 24), seed=1103, thickness_nm=25.0, grain_spec=_NBA_AB_SPEC)),
+    "ci-au-abtem": (_AU, dict(_AB, scan_shape=(24, 24), seed=1104, thickness_nm=20.0, grain_spec=_AU_AB_SPEC)),
+    # held out: other seeds (microstructure, orientations, noise), dose and relrod width / thickness; not for tuning
+    "heldout-nba-py4dstem": (
+        _NBA,
+        dict(_P4, scan_shape=(16, 16), seed=2101, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_NBA_P4_SPEC),
+    ),
+    "heldout-au-py4dstem": (
+        _AU,
+        dict(_P4, scan_shape=(16, 16), seed=2102, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_AU_P4_SPEC),
+    ),
+    "heldout-nba-abtem": (
+        _NBA,
+        dict(_AB, scan_shape=(16, 16), seed=2103, dose=5.0e3, thickness_nm=30.0, grain_spec=_NBA_AB_SPEC),
+    ),
+    "heldout-au-abtem": (
+        _AU,
+        dict(_AB, scan_shape=(16, 16), seed=2104, dose=5.0e3, thickness_nm=25.0, grain_spec=_AU_AB_SPEC),
+    ),
 }
 PRESETS.update(_CI_PRESETS)
 
