@@ -33,7 +33,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="CIF",
         help="phase CIF path, or a sample CIF name (na_beta2_alumina, au, zro2_baddeleyite); repeat for several phases",
     )
-    p.add_argument("--preset", default=None, metavar="NAME", help="standard dataset: nba-64, au-64, nba-256, nba-zro2")
+    p.add_argument(
+        "--preset",
+        default=None,
+        metavar="NAME",
+        help="standard dataset: nba-64, au-64, nba-256, nba-zro2, or a CI dataset (ci-nba-py4dstem, ci-au-py4dstem, "
+        "ci-nba-abtem, ci-au-abtem, heldout-*; see tests/data/README.md)",
+    )
     p.add_argument("--scan", default=None, metavar="NY,NX", help="scan shape (default 64,64)")
     p.add_argument("--detector", default=None, metavar="KY,KX", help="detector shape (default 128,128)")
     p.add_argument("--grains", type=int, default=None, metavar="N", help="number of Voronoi grains (default 12)")
@@ -44,6 +50,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help="largest reflection, 1/Å (default 1.5)")
     p.add_argument("--voltage", type=float, default=None, metavar="KV", help="accelerating voltage, kV (default 300)")
     p.add_argument("--rotation", type=float, default=None, metavar="DEG", help="detector rotation q_rotation_deg")
+    p.add_argument(
+        "--engine",
+        choices=("kinematic", "py4dstem", "abtem"),
+        default=None,
+        help="diffraction model per grain: kinematic (ours, default), py4dstem (py4DSTEM Crystal spot lists), "
+        "abtem (multislice, needs pip install stemgrains[abtem])",
+    )
+    p.add_argument(
+        "--thickness", type=float, default=None, metavar="NM", help="specimen thickness, nm (abtem; default 25)"
+    )
+    p.add_argument(
+        "--phonons", type=int, default=None, metavar="N", help="frozen-phonon configurations (abtem; default 4)"
+    )
     p.add_argument("--compression", choices=("lzf", "gzip"), default=None, help="HDF5 compression of /data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -61,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
         "k_max": args.k_max,
         "accelerating_voltage_kV": args.voltage,
         "q_rotation_deg": args.rotation,
+        "engine": args.engine,
+        "thickness_nm": args.thickness,
+        "frozen_phonons": args.phonons,
     }
     params = {k: v for k, v in params.items() if v is not None}
     if args.noise_free:

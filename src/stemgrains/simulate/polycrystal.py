@@ -183,11 +183,18 @@ class _Plan:
     seed: int
     grain_spots: list | None  # per grain (rc (m, 2), amp (m,)) when there is no per-pixel scatter
     parameters: dict
+    engine: str = "kinematic"
+    spot_engine: Any = None  # the py4dstem engine's Py4DSTEMSpots
+    grain_images: list | None = None  # abtem engine: per grain expected image (ky, kx), before background
+    vacuum_image: np.ndarray | None = None  # abtem engine: the probe through vacuum
 
 
 def _spot_lists(plan: _Plan, phase_index: int, quaternions: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per orientation, the on-detector spots (row, col) and their integrated counts."""
     cal = plan.calibration
+    if plan.engine == "py4dstem":
+        return [_on_detector(plan, q_xy, inten * plan.amp_scale[phase_index])
+                for q_xy, inten, _ in (plan.spot_engine.spots(phase_index, q) for q in quaternions)]
     spots = kinematic_spots(plan.refl[phase_index], quaternions, cal.wavelength, plan.excitation_error_sigma)
     amp = spots.intensity * plan.amp_scale[phase_index]
     rc = cal.sample_q_to_detector(spots.q_xy) + np.asarray(cal.center)
@@ -205,6 +212,29 @@ def _spot_lists(plan: _Plan, phase_index: int, quaternions: np.ndarray) -> list[
         k = keep[i]
         out.append((np.ascontiguousarray(rc[i][k]), np.ascontiguousarray(amp[i][k])))
     return out
+
+
+def _on_detector(plan: _Plan, q_xy: np.ndarray, amp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Spots of one pattern (sample-frame q (m, 2), counts (m,)) → those that reach the detector (rc, amp)."""
+    cal = plan.calibration
+    rc = cal.sample_q_to_detector(q_xy).reshape(-1, 2) + np.asarray(cal.center)
+    ky, kx = plan.detector_shape
+    reach = plan.disk_radius_px + 4.0 * plan.blur_px + 2.0
+    r, c = rc[:, 0], rc[:, 1]
+    k = (amp > 0) & (r > -reach) & (r < ky - 1 + reach) & (c > -reach) & (c < kx - 1 + reach)
+    return np.ascontiguousarray(rc[k]), np.ascontiguousarray(amp[k])
+
+
+ENGINES = ("kinematic", "py4dstem", "abtem")
+_MODELS = {
+    "kinematic": "kinematic spots (crystal.kinematic_spots), Lobato f_e, disks of convergence radius, "
+    "radial Lorentzian background, Poisson noise scaled to dose",
+    "py4dstem": "kinematic spots from py4DSTEM Crystal.generate_diffraction_pattern (py4DSTEM structure factors "
+    "and excitation-error envelope), disks of convergence radius, radial Lorentzian background, Poisson noise "
+    "scaled to dose",
+    "abtem": "abTEM multislice of a converged probe through a block of the rotated crystal (frozen phonons), "
+    "one pattern per grain, radial Lorentzian background, Poisson noise scaled to dose",
+}
 
 
 def _prepare(
@@ -238,8 +268,13 @@ def _prepare(
     ellipticity: tuple[float, float] | None,
     orientation_noise_deg: float,
     dtype: Any,
+    engine: str = "kinematic",
+    thickness_nm: float = 25.0,
+    frozen_phonons: int = 4,
     metadata: dict | None = None,
 ) -> _Plan:
+    if engine not in ENGINES:
+        raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     phase_list, sources = _as_phases(phases)
     seed = _seed(seed)
     detector_shape = _pos_int_pair("detector_shape", detector_shape, minimum=10)
@@ -335,12 +370,32 @@ def _prepare(
             quats[r] = np.where(inside[r][:, None], scattered, quats[r])
 
     # --- diffraction ----------------------------------------------------------------------------------
-    refl = [reflections(p, k_max=k_max) for p in phase_list]
-    vol = np.array([abs(np.linalg.det(np.asarray(p.structure.lattice.base))) for p in phase_list])
-    per_volume_max = max(float(r.intensity.max(initial=0.0)) / v**2 for r, v in zip(refl, vol))
-    if per_volume_max <= 0:
-        raise InputError("the phases have no reflections up to k_max; raise k_max")
-    amp_scale = bragg_intensity / (vol**2 * per_volume_max)
+    spot_engine = None
+    refl: list = []
+    if engine == "kinematic":
+        refl = [reflections(p, k_max=k_max) for p in phase_list]
+        vol = np.array([abs(np.linalg.det(np.asarray(p.structure.lattice.base))) for p in phase_list])
+        per_volume_max = max(float(r.intensity.max(initial=0.0)) / v**2 for r, v in zip(refl, vol))
+        if per_volume_max <= 0:
+            raise InputError("the phases have no reflections up to k_max; raise k_max")
+        amp_scale = bragg_intensity / (vol**2 * per_volume_max)
+    elif engine == "py4dstem":
+        from ._py4dstem import Py4DSTEMSpots
+
+        spot_engine = Py4DSTEMSpots(phase_list, k_max, cal.accelerating_voltage_kV, sigma_s)
+        # py4DSTEM's |F/V|² is already per volume: one scale for all phases
+        per_volume_max = max(spot_engine.max_intensity(i) for i in range(len(phase_list)))
+        if per_volume_max <= 0:
+            raise InputError("the phases have no reflections up to k_max; raise k_max")
+        amp_scale = np.full(len(phase_list), bragg_intensity / per_volume_max)
+    else:
+        amp_scale = np.zeros(len(phase_list))
+        thickness_nm = _number("thickness_nm", thickness_nm, positive=True)
+        frozen_phonons = int(_number("frozen_phonons", frozen_phonons, minimum=1))
+        if noise_deg > 0:
+            raise ParameterError(
+                "orientation_noise_deg must be 0 with engine='abtem' (one multislice pattern per grain)"
+            )
 
     lam = cal.wavelength
     disk_radius_px = conv * 1e-3 / lam / cal.q_pixel_size
@@ -384,9 +439,11 @@ def _prepare(
         "orientation_noise_deg": noise_deg,
         "dtype": str(dt),
         "metadata": dict(metadata or {}),
-        "model": "kinematic spots (crystal.kinematic_spots), Lobato f_e, disks of convergence radius, "
-        "radial Lorentzian background, Poisson noise scaled to dose",
+        "engine": engine,
+        "model": _MODELS[engine],
     }
+    if engine == "abtem":
+        parameters.update(thickness_nm=thickness_nm, frozen_phonons=frozen_phonons)
     plan = _Plan(
         phases=phase_list,
         calibration=cal,
@@ -409,8 +466,14 @@ def _prepare(
         seed=seed,
         grain_spots=None,
         parameters=parameters,
+        engine=engine,
+        spot_engine=spot_engine,
     )
-    if noise_deg == 0:
+    if engine == "abtem":
+        from ._abtem import abtem_grain_images
+
+        abtem_grain_images(plan, thickness_nm=thickness_nm, frozen_phonons=frozen_phonons)
+    elif noise_deg == 0:
         # spot lists once per grain, reused for every pixel of the grain
         plan.grain_spots = [None] * n
         present = np.unique(grain_id[inside]) - 1
@@ -428,6 +491,9 @@ def _render_row(plan: _Plan, r: int) -> np.ndarray:
     centre = np.array([plan.calibration.center], dtype=np.float64)
     gid = plan.grain_id[r]
     pid = plan.phase_id[r]
+    if plan.grain_images is not None:
+        expected = np.stack([plan.grain_images[g - 1] if g > 0 else plan.vacuum_image for g in gid])
+        return _finish_row(plan, r, gid, expected)
     if plan.grain_spots is not None:
         per_pixel = [plan.grain_spots[g - 1] if g > 0 else None for g in gid]
     else:
@@ -452,6 +518,11 @@ def _render_row(plan: _Plan, r: int) -> np.ndarray:
     expected = render_patterns(
         np.concatenate(rcs), np.concatenate(amps), starts, plan.detector_shape, plan.disk_radius_px, plan.blur_px
     )
+    return _finish_row(plan, r, gid, expected)
+
+
+def _finish_row(plan: _Plan, r: int, gid: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Background on grain pixels, dose scaling, Poisson noise (stream keyed by the row), output dtype."""
     expected[gid > 0] += plan.background_image
     info = np.iinfo(plan.dtype) if plan.dtype.kind in "iu" else None
     if plan.dose is not None:
@@ -522,6 +593,9 @@ _DEFAULTS: dict[str, Any] = dict(
     ellipticity=None,
     orientation_noise_deg=0.0,
     dtype="uint16",
+    engine="kinematic",
+    thickness_nm=25.0,
+    frozen_phonons=4,
     metadata=None,
 )
 
@@ -579,6 +653,16 @@ _PARAMS_DOC = """
         Standard deviation of a per-pixel random rotation inside grains, degrees (the truth includes it).
     dtype
         Output dtype (integer types are clipped to their range).
+    engine
+        Diffraction model of each grain (the microstructure, truth and file layout do not depend on it):
+        ``"kinematic"`` (ours, :func:`stemgrains.crystal.kinematic_spots`), ``"py4dstem"`` (spot lists from
+        py4DSTEM's ``Crystal.generate_diffraction_pattern``, rendered like ours; see
+        :mod:`stemgrains.simulate._py4dstem`) or ``"abtem"`` (abTEM multislice, one frozen-phonon pattern per
+        grain; needs ``pip install stemgrains[abtem]``; see :mod:`stemgrains.simulate._abtem`).
+    thickness_nm
+        Specimen thickness, nm (``engine="abtem"`` only).
+    frozen_phonons
+        Frozen-phonon configurations averaged per pattern (``engine="abtem"`` only).
     metadata
         Extra JSON-serialisable entries stored with the parameters (e.g. the preset name).
 """

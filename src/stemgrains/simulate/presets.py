@@ -43,6 +43,41 @@ PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
 }
 _ZRO2_PARTICLES = dict(n=4, radius_px=4.0)
 
+# Small fixed datasets for CI accuracy tests (tests/data/, see tests/data/README.md), simulated by engines
+# whose physics is not ours. 128 x 128 detector, 300 kV, q_pixel_size 0.025 1/Å (k = 1.6 1/Å at the edge).
+# ``grain_spec``: one orientation spec per grain (simulate._orientations.designed_orientations).
+_CI = dict(_COMMON, q_pixel_size=0.025, k_max=1.55)
+_NBA_P4_SPEC = [("c_angle", 88.0), ("c_angle", 3.0), ("zone", (2, 1, 0), 1.0)] + [("random",)] * 5
+_AU_P4_SPEC = [("zone", (0, 0, 1), 1.0), ("zone", (0, 1, 1), 1.5), ("zone", (1, 1, 1), 2.0)] + [("random",)] * 5
+_NBA_AB_SPEC = [("c_angle", 90.0), ("c_angle", 86.0), ("c_angle", 4.0)] + [("random",)] * 7
+_AU_AB_SPEC = [("zone", (0, 1, 1), 1.0), ("zone", (0, 0, 1), 2.0)] + [("random",)] * 4
+_NBA, _AU = ("na_beta2_alumina",), ("au",)
+_P4, _AB = dict(_CI, engine="py4dstem"), dict(_CI, engine="abtem")
+_CI_PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "ci-nba-py4dstem": (_NBA, dict(_P4, scan_shape=(24, 24), seed=1101, grain_spec=_NBA_P4_SPEC)),
+    "ci-au-py4dstem": (_AU, dict(_P4, scan_shape=(24, 24), seed=1102, grain_spec=_AU_P4_SPEC)),
+    "ci-nba-abtem": (_NBA, dict(_AB, scan_shape=(24, 24), seed=1103, thickness_nm=25.0, grain_spec=_NBA_AB_SPEC)),
+    "ci-au-abtem": (_AU, dict(_AB, scan_shape=(24, 24), seed=1104, thickness_nm=20.0, grain_spec=_AU_AB_SPEC)),
+    # held out: other seeds (microstructure, orientations, noise), dose and relrod width / thickness; not for tuning
+    "heldout-nba-py4dstem": (
+        _NBA,
+        dict(_P4, scan_shape=(16, 16), seed=2101, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_NBA_P4_SPEC),
+    ),
+    "heldout-au-py4dstem": (
+        _AU,
+        dict(_P4, scan_shape=(16, 16), seed=2102, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_AU_P4_SPEC),
+    ),
+    "heldout-nba-abtem": (
+        _NBA,
+        dict(_AB, scan_shape=(16, 16), seed=2103, dose=5.0e3, thickness_nm=30.0, grain_spec=_NBA_AB_SPEC),
+    ),
+    "heldout-au-abtem": (
+        _AU,
+        dict(_AB, scan_shape=(16, 16), seed=2104, dose=5.0e3, thickness_nm=25.0, grain_spec=_AU_AB_SPEC),
+    ),
+}
+PRESETS.update(_CI_PRESETS)
+
 
 def sample_cif(name: str | os.PathLike) -> Path:
     """Path of a CIF: an existing file path as given, else one of the project's sample CIFs by name
@@ -69,10 +104,27 @@ def preset_parameters(name: str) -> tuple[tuple[str, ...], dict[str, Any]]:
     return cifs, dict(params)
 
 
+def _designed_grains(name: str, phase: Any, spec: list, params: dict[str, Any]) -> dict[str, Any]:
+    """Voronoi labels with one grain per spec and the specs' orientations (seeded by the preset's seed)."""
+    from ._orientations import designed_orientations
+
+    seed = int(params["seed"])
+    labels = voronoi_labels(params.pop("scan_shape"), len(spec), np.random.default_rng([seed, 98]))
+    params.pop("n_grains", None)
+    missing = sorted(set(range(1, len(spec) + 1)) - set(np.unique(labels).tolist()))
+    if missing:
+        raise ParameterError(f"preset {name!r}: grains {missing} own no pixel with seed {seed}; pick another seed")
+    quats, classes = designed_orientations(phase, spec, np.random.default_rng([seed, 97]))
+    meta = dict(params.get("metadata") or {})
+    meta["grain_classes"] = classes
+    return {"labels": labels, "orientations": quats, "metadata": meta}
+
+
 def standard_dataset(
     name: str, path: str | os.PathLike, *, progress: bool = True, compression: str | None = "gzip", **overrides: Any
 ) -> Path:
-    """Write one of the standard simulated datasets ("nba-64", "au-64", "nba-256", "nba-zro2").
+    """Write one of the standard simulated datasets ("nba-64", "au-64", "nba-256", "nba-zro2") or of the small
+    CI datasets simulated by the py4DSTEM or abTEM engines ("ci-*", "heldout-*"; see tests/data/README.md).
 
     Parameters
     ----------
@@ -99,6 +151,9 @@ def standard_dataset(
     phases = params.pop("phases", None)
     if phases is None:
         phases = [load_phase(sample_cif(c), name=c) for c in cifs]
+    spec = params.pop("grain_spec", None)
+    if spec is not None and "labels" not in overrides and "orientations" not in overrides:
+        params.update(_designed_grains(name, phases[0], spec, params))
     if name == "nba-zro2" and "labels" not in overrides and "grain_phase" not in overrides:
         rng = np.random.default_rng([int(params["seed"]), 99])
         base = voronoi_labels(params["scan_shape"], params["n_grains"], rng)

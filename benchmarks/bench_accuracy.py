@@ -1,0 +1,254 @@
+"""Accuracy benchmark: ``stemgrains.index.index_orientations`` (defaults) on the fixed datasets of ``tests/data``,
+simulated by engines whose physics is not ours (py4DSTEM kinematic, abTEM multislice).
+
+Per dataset it reports (JSON, default ``benchmarks/results/accuracy.json``):
+
+* overall: fractions of pixels within 1°/2°/5° of the truth and the median disorientation (proper Laue group
+  via orix, ``_common.orientation_accuracy``; not-indexed or wrong-phase pixels count as outside), the 180°
+  kinematic ambiguity, indexing wall time;
+* per grain: grain id, designed class (from the file's ``metadata.grain_classes`` when present), the true
+  c-axis angle to the beam (the crystal e3 axis, i.e. c for the hexagonal/trigonal frame; for cubic phases it is
+  [001]), the nearest low-index zone axis and its angle, pixels, % indexed, % within 2°, median disorientation
+  (all pixels: null when most are not indexed; and over the indexed pixels), median reliability;
+* per orientation class (pixels pooled over the grains of the class), classes defined from the *true*
+  orientation of each grain:
+
+  - ``near_zone_axis``: the beam lies within 3° of a low-index zone axis — cubic: ⟨100⟩, ⟨110⟩, ⟨111⟩, ⟨112⟩;
+    hexagonal/trigonal (three-index directions): [001] (= [0001]), ⟨100⟩ (= ⟨2-1-10⟩), ⟨210⟩ (= ⟨10-10⟩);
+  - ``off_zone``: every other grain (the two are exclusive);
+  - ``c_perp_beam`` (hexagonal/trigonal only, e.g. Na-β″ conduction planes edge-on): c-axis ≥ 80° from the beam;
+  - ``c_par_beam`` (hexagonal/trigonal only): c-axis ≤ 10° from the beam
+    (these two overlap with the first two);
+
+* the reliability cut table: for cuts 0, 2, 5, 10 on the reliability R (0–100), the fraction of kept pixels
+  that are right (< 2° from the truth; precision) and the fraction of right pixels that are kept (recall).
+
+Usage::
+
+    python benchmarks/bench_accuracy.py                       # every tests/data/*.h5
+    python benchmarks/bench_accuracy.py tests/data/ci-nba-abtem.h5 -o /tmp/acc.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as C  # noqa: E402
+
+RIGHT_DEG = 2.0
+NEAR_ZONE_DEG = 3.0
+C_PERP_DEG = 80.0
+C_PAR_DEG = 10.0
+RELIABILITY_CUTS = (0.0, 2.0, 5.0, 10.0)
+ZONES_CUBIC = ((1, 0, 0), (1, 1, 0), (1, 1, 1), (1, 1, 2))
+ZONES_HEX = ((0, 0, 1), (1, 0, 0), (2, 1, 0))
+
+
+def _zone_family(phase, uvw) -> np.ndarray:
+    """Unit Cartesian crystal-frame directions of the zone-axis family ⟨uvw⟩: [uvw] (lattice direction) turned
+    by every proper rotation of the phase's Laue group."""
+    from stemgrains.crystal.spots import rotation_matrices
+    from stemgrains.library import laue_proper_group
+
+    v = np.asarray(uvw, dtype=float) @ np.asarray(phase.structure.lattice.base, dtype=float)
+    ops = rotation_matrices(np.asarray(laue_proper_group(phase).data, dtype=float))
+    fam = ops @ v
+    return fam / np.linalg.norm(fam, axis=1, keepdims=True)
+
+
+def grain_geometry(phase, quaternion: np.ndarray) -> dict[str, Any]:
+    """Beam-related angles of one true orientation: c-axis (crystal e3) angle to the beam, nearest low-index
+    zone axis and its angle, and the orientation classes (module docstring)."""
+    from stemgrains.crystal import is_hexagonal_like
+    from stemgrains.crystal.spots import rotation_matrices
+
+    R = rotation_matrices(np.asarray(quaternion, dtype=float))
+    beam_c = R @ np.array([0.0, 0.0, 1.0])  # the beam direction in the crystal frame
+    c_angle = float(np.degrees(np.arccos(min(1.0, abs(beam_c[2])))))
+    hexagonal = bool(is_hexagonal_like(phase))
+    best = (None, 180.0)
+    for uvw in ZONES_HEX if hexagonal else ZONES_CUBIC:
+        fam = _zone_family(phase, uvw)
+        ang = float(np.degrees(np.arccos(min(1.0, np.max(np.abs(fam @ beam_c))))))
+        if ang < best[1]:
+            best = (uvw, ang)
+    classes = ["near_zone_axis" if best[1] <= NEAR_ZONE_DEG else "off_zone"]
+    if hexagonal and c_angle >= C_PERP_DEG:
+        classes.append("c_perp_beam")
+    if hexagonal and c_angle <= C_PAR_DEG:
+        classes.append("c_par_beam")
+    return {
+        "c_axis_angle_to_beam_deg": c_angle,
+        "nearest_zone_axis": list(best[0]),
+        "nearest_zone_axis_deg": best[1],
+        "classes": classes,
+    }
+
+
+def reliability_table(right: np.ndarray, rel: np.ndarray) -> list[dict[str, Any]]:
+    """For each cut: kept fraction, fraction of kept pixels that are right, fraction of right pixels kept."""
+    out = []
+    for cut in RELIABILITY_CUTS:
+        keep = rel >= cut
+        out.append(
+            {
+                "cut": cut,
+                "kept_fraction": float(keep.mean()) if len(keep) else None,
+                "kept_right_fraction": float(right[keep].mean()) if keep.any() else None,
+                "right_kept_fraction": float(keep[right].mean()) if right.any() else None,
+            }
+        )
+    return out
+
+
+def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
+    import h5py
+
+    from stemgrains.crystal import read_phases
+    from stemgrains.index import index_orientations
+    from stemgrains.io import load_4d
+
+    with h5py.File(path, "r") as f:
+        q_true = f["truth/quaternions"][()]
+        pid_true = f["truth/phase_id"][()]
+        gid = f["truth/grain_id"][()]
+        params = json.loads(f["truth"].attrs["parameters"])
+        phases = read_phases(f, source=str(path))
+    ny, nx = gid.shape
+    ds = load_4d(path)
+    phase_objs = [phases[i] for i in phases.ids]
+    t0 = time.perf_counter()
+    xmap = index_orientations(ds, phase_objs, progress=progress)
+    seconds = time.perf_counter() - t0
+    q_found = xmap.rotations.data.reshape(ny, nx, 4)
+    pid_found = np.asarray(xmap.phase_id).reshape(ny, nx)
+    rel = np.asarray(xmap.prop["reliability"], dtype=float).reshape(ny, nx)
+
+    overall = C.orientation_accuracy(
+        q_found.reshape(-1, 4), pid_found.ravel(), q_true.reshape(-1, 4), pid_true.ravel(), phases, rel.ravel(),
+        right_deg=RIGHT_DEG,
+    )
+    # per-pixel disorientation (inf where not indexed / wrong phase / vacuum)
+    ang = np.full((ny, nx), np.inf)
+    for p in np.unique(pid_true[pid_true >= 0]):
+        m = (pid_true == p) & (pid_found == p)
+        if m.any():
+            ang[m] = C.disorientation_deg(q_found[m], q_true[m], phases[int(p)])
+    has = pid_true >= 0
+    right = ang < RIGHT_DEG
+
+    designed = (params.get("metadata") or {}).get("grain_classes")
+    grains, by_class = [], {}
+    for g in np.unique(gid[gid > 0]):
+        m = gid == g
+        p = int(pid_true[m][0])
+        geo = grain_geometry(phases[p], q_true[m][0])
+        a = ang[m]
+        grains.append(
+            {
+                "grain_id": int(g),
+                "phase": phases[p].name,
+                "designed_class": designed[g - 1] if designed and g - 1 < len(designed) else None,
+                **geo,
+                "n_pixels": int(m.sum()),
+                "indexed_percent": float(100 * np.mean(pid_found[m] >= 0)),
+                "within_2deg_percent": float(100 * np.mean(a < RIGHT_DEG)),
+                "median_deg": float(np.median(a)),  # inf (null) when most pixels are not indexed
+                "median_deg_indexed": float(np.median(a[np.isfinite(a)])) if np.isfinite(a).any() else None,
+                "median_reliability": float(np.median(rel[m])),
+            }
+        )
+        for c in geo["classes"]:
+            by_class.setdefault(c, []).append(m)
+    classes = {}
+    for c, masks in by_class.items():
+        m = np.logical_or.reduce(masks)
+        a = ang[m]
+        classes[c] = {
+            "n_grains": len(masks),
+            "n_pixels": int(m.sum()),
+            "within_1deg_percent": float(100 * np.mean(a < 1)),
+            "within_2deg_percent": float(100 * np.mean(a < 2)),
+            "within_5deg_percent": float(100 * np.mean(a < 5)),
+            "median_deg": float(np.median(a)),
+            "median_reliability": float(np.median(rel[m])),
+        }
+    return {
+        "file": str(path),
+        "engine": params.get("engine", "kinematic"),
+        "phases": [phases[i].name for i in phases.ids],
+        "scan_shape": [ny, nx],
+        "seed": params.get("seed"),
+        "dose": params.get("dose"),
+        "thickness_nm": params.get("thickness_nm"),
+        "index_seconds": seconds,
+        "within_1deg_percent": 100 * overall["within_1deg"],
+        "within_2deg_percent": 100 * overall["within_2deg"],
+        "within_5deg_percent": 100 * overall["within_5deg"],
+        "median_deg": overall["median_deg"],
+        "indexed_fraction": overall["indexed_fraction"],
+        "ambiguity_180": overall["ambiguity_180"],
+        "reliability_cuts": reliability_table(right[has], rel[has]),
+        "per_class": classes,
+        "per_grain": grains,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("datasets", nargs="*", type=Path, help="project .h5 files with /truth (default: tests/data/*.h5)")
+    ap.add_argument("-o", "--output", type=Path, default=C.RESULTS_DIR / "accuracy.json")
+    ap.add_argument("--progress", action="store_true")
+    args = ap.parse_args(argv)
+    paths = args.datasets or sorted((C.REPO / "tests" / "data").glob("*.h5"))
+    if not paths:
+        print("no datasets given and none in tests/data", file=sys.stderr)
+        return 2
+    for p in paths:
+        if not p.is_file():
+            print(f"{p}: no such file", file=sys.stderr)
+            return 2
+    results = []
+    for p in paths:
+        r = evaluate(p, progress=args.progress)
+        results.append(r)
+        print(
+            f"{p.name:28s} {r['engine']:9s} within 1/2/5°: {r['within_1deg_percent']:5.1f} {r['within_2deg_percent']:5.1f} "
+            f"{r['within_5deg_percent']:5.1f} %  median {r['median_deg'] if r['median_deg'] is not None else float('nan'):.2f}°"
+            f"  ({r['index_seconds']:.1f} s)"
+        )
+        for c, v in r["per_class"].items():
+            print(f"    {c:15s} {v['n_grains']:2d} grains {v['n_pixels']:4d} px  within 2°: {v['within_2deg_percent']:5.1f} %")
+    out = {
+        "benchmark": "accuracy",
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "definitions": {
+            "right": f"disorientation < {RIGHT_DEG:g}° (proper Laue group)",
+            "near_zone_axis": f"beam within {NEAR_ZONE_DEG:g}° of a low-index zone axis (cubic <100>,<110>,<111>,<112>; "
+            "hexagonal [001],<100>,<210> three-index)",
+            "off_zone": "not near_zone_axis",
+            "c_perp_beam": f"hexagonal/trigonal, c-axis >= {C_PERP_DEG:g}° from the beam",
+            "c_par_beam": f"hexagonal/trigonal, c-axis <= {C_PAR_DEG:g}° from the beam",
+            "reliability_cuts": "kept = reliability >= cut; kept_right_fraction = right among kept; "
+            "right_kept_fraction = kept among right",
+        },
+        "machine": C.machine_info(),
+        "versions": C.versions(),
+        "datasets": results,
+    }
+    C.write_json(args.output, out)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
