@@ -366,7 +366,8 @@ def index_one(
     """Index one pattern: coarse search on its peak list, then every distinct candidate scored on the processed
     image (:func:`image_score`) and the best ``n_refine`` refined.
 
-    Returns (best_q (4,), correlation_index, reliability, cand_q (n_best, 4), cand_s (n_best,)). The correlation
+    Returns (best_q (4,), correlation_index, reliability, cand_q (n_best, 4), cand_s (n_best,)); the candidates are
+    distinct hypotheses, each more than ``rel_dist`` from the others (the best first). The correlation
     index is the image score divided by the norm of the image at its detected peaks (1 when the template's
     spots carry exactly the pattern's peaks), clipped to [0, 1].
     """
@@ -434,7 +435,7 @@ def index_one(
         k = order2[ii]
         dup = False
         for j in range(nb_out):
-            if sym_distance(fq[k], out_q[j], sym) < distinct_dist:
+            if sym_distance(fq[k], out_q[j], sym) <= rel_dist:
                 dup = True
                 break
         if dup:
@@ -754,3 +755,171 @@ def solution_qualities(quats, mask, peaks, counts, imgs, centers, affine, g_c, F
             n_ok[i] = b
             res[i] = r
     return ci, n_ok, res
+
+
+# --------------------------------------------------------------------------------------------------
+# final choice among distinct hypotheses by a model-robust quality, and reliability from it
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def pseudo_symmetric(q, hex_like):
+    """Orientations whose spot patterns can be (nearly) the same as that of ``q`` (rows, (k, 4)): the beam twin
+    O ∘ Rz(180°) (centrosymmetric spot positions: only the Ewald curvature differs), and for hexagonal/trigonal
+    phases R_c(60°) ∘ O and R_c(60°) ∘ O ∘ Rz(180°), a turn of the crystal by 60° about its c axis (e3), which in a
+    trigonal R lattice swaps the obverse and reverse settings: zero-layer patterns with c ⟂ or ∥ the beam coincide."""
+    k = 3 if hex_like else 1
+    out = np.empty((k, 4))
+    rz = np.zeros(4)
+    rz[3] = 1.0  # Rz(180°)
+    out[0] = qmul(q, rz)
+    if hex_like:
+        r60 = np.zeros(4)
+        r60[0] = math.cos(math.pi / 6)
+        r60[3] = math.sin(math.pi / 6)
+        out[1] = qmul(r60, q)
+        out[2] = qmul(r60, out[0])
+    for j in range(k):
+        if out[j, 0] < 0:
+            out[j] = -out[j]
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def fit_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
+    """Q = correlation index × fraction of the detected spots explained (:func:`solution_quality`), 0–1.
+    Returns (Q, ci, n_explained, residual)."""
+    ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+    frac = n_ok / px.shape[0] if px.shape[0] > 0 else 0.0
+    return ci * frac, ci, n_ok, res
+
+
+@nb.njit(cache=True, nogil=True)
+def rescore_one(
+    q0, cands, px, py, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, by_fit,
+):
+    """Choose among the hypotheses of one pattern by Q (:func:`fit_quality`), which weighs spot *positions* (the
+    fraction of detected spots explained) as much as the intensity correlation, so that an intensity model error
+    (dynamical scattering, another excitation-error law) cannot make a solution that misses spots win.
+
+    Hypotheses: ``q0`` (the search's solution, already refined), the rows of ``cands`` that are not all zero, and
+    the :func:`pseudo_symmetric` orientations of ``q0``; all but ``q0`` refined on the image score
+    (:func:`refine_orientation`); those within ``same_dist`` of one already listed are dropped.
+
+    Reliability R = 100 (1 − Q2/Q1): Q1 the best Q, Q2 the best Q of a hypothesis more than ``rel_dist`` from it,
+    except its beam twin (best ∘ Rz(180°)), whose own R_twin = 100 (1 − Q_twin/Q1) is returned apart (100 where the
+    twin is symmetry-equivalent to the best).
+
+    Returns (q, Q1, ci, n_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)) with hypotheses by falling Q.
+    """
+    n_c = cands.shape[0]
+    alt = pseudo_symmetric(q0, hex_like)
+    h_max = 1 + n_c + alt.shape[0]
+    hq = np.zeros((h_max, 4))
+    hQ = np.zeros(h_max)
+    hci = np.zeros(h_max)
+    hn = np.zeros(h_max, np.int64)
+    hr = np.zeros(h_max)
+    m = 0
+    for src in range(h_max):
+        if src == 0:
+            q = q0.copy()
+        elif src <= n_c:
+            q = cands[src - 1].copy()
+            if q[0] == 0.0 and q[1] == 0.0 and q[2] == 0.0 and q[3] == 0.0:
+                continue
+        else:
+            q = alt[src - 1 - n_c].copy()
+        dup = False
+        for j in range(m):
+            if sym_distance(q, hq[j], sym) < same_dist:
+                dup = True
+                break
+        if dup:
+            continue
+        if src > 0:
+            q, _, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        Q, ci, n_ok, res = fit_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+        if not by_fit:
+            Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+        hq[m] = q
+        hQ[m] = Q
+        hci[m] = ci
+        hn[m] = n_ok
+        hr[m] = res
+        m += 1
+    order = np.argsort(-hQ[:m])
+    b = order[0]
+    best = hq[b].copy()
+    q1 = hQ[b]
+    twin = pseudo_symmetric(best, False)[0]
+    twin_same = sym_distance(best, twin, sym) <= rel_dist
+    q2 = 0.0
+    qt = -1.0
+    for ii in range(1, m):
+        k = order[ii]
+        d = sym_distance(best, hq[k], sym)
+        if d <= rel_dist:
+            continue
+        if (not twin_same) and sym_distance(twin, hq[k], sym) <= rel_dist:
+            if hQ[k] > qt:
+                qt = hQ[k]
+            continue
+        if hQ[k] > q2:
+            q2 = hQ[k]
+    if (not twin_same) and qt < 0:  # the best's twin is not among the hypotheses: score it
+        tq, _, _ = refine_orientation(twin, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        if by_fit:
+            qt = fit_quality(tq, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)[0]
+        else:
+            qt = image_score(tq, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+    rel = min(max(100.0 * (1.0 - q2 / q1), 0.0), 100.0) if q1 > 0 else 0.0
+    if twin_same:
+        rel_t = 100.0
+    else:
+        rel_t = min(max(100.0 * (1.0 - qt / q1), 0.0), 100.0) if q1 > 0 else 0.0
+    out_q = np.empty((m, 4))
+    out_Q = np.empty(m)
+    for ii in range(m):
+        out_q[ii] = hq[order[ii]]
+        out_Q[ii] = hQ[order[ii]]
+    return best, q1, hci[b], hn[b], hr[b], rel, rel_t, out_q, out_Q
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def rescore_chunk(
+    quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, by_fit,
+):
+    """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4)). Returns (q, Q, ci,
+    n_explained, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
+    zeros elsewhere."""
+    n = quats.shape[0]
+    oq = quats.copy()
+    oQ = np.zeros(n)
+    oci = np.zeros(n)
+    on = np.zeros(n, np.int64)
+    ores = np.zeros(n)
+    orel = np.zeros(n)
+    ort = np.zeros(n)
+    ohq = np.zeros((n, n_out, 4))
+    ohQ = np.zeros((n, n_out))
+    for i in nb.prange(n):
+        if not mask[i]:
+            continue
+        c = counts[i]
+        q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
+            quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), imgs[i], centers[i, 0], centers[i, 1], affine,
+            sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
+            init_step, max_eval, xtol, by_fit,
+        )
+        oq[i] = q
+        oQ[i] = Q
+        oci[i] = ci
+        on[i] = n_ok
+        ores[i] = res
+        orel[i] = rel
+        ort[i] = rt
+        k = min(n_out, hq.shape[0])
+        ohq[i, :k] = hq[:k]
+        ohQ[i, :k] = hQ[:k]
+    return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ

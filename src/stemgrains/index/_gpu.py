@@ -513,7 +513,7 @@ def _refine_kernel(cq, n_cq, first, n_refine, g_c, F2, lam, sigma_s, q_min, q_ma
 @cuda.jit
 def _finish_kernel(fq, fs, n_cq, peaks, counts, imgs, centers, affine, n_best, sym, rel_dist, distinct_dist, order2,
                    out_q, out_s, out_r, out_cq, out_cs):
-    """Thread per pattern: ranking, reliability, the n_best distinct candidates, scores normalised by the image
+    """Thread per pattern: ranking, reliability, the n_best candidates (more than rel_dist apart: distinct hypotheses), scores normalised by the image
     norm at the detected peaks (as :func:`._cpu.index_one`)."""
     i = cuda.grid(1)
     if i >= fq.shape[0]:
@@ -552,7 +552,7 @@ def _finish_kernel(fq, fs, n_cq, peaks, counts, imgs, centers, affine, n_best, s
         k = order2[i, a]
         dup = False
         for j in range(nb_out):
-            if _sym_distance(fq[i, k], out_cq[i, j], sym) < distinct_dist:
+            if _sym_distance(fq[i, k], out_cq[i, j], sym) <= rel_dist:
                 dup = True
                 break
         if dup:

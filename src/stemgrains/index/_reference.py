@@ -227,8 +227,8 @@ def index_one(
        at most max(n_keep, n_best, n_refine);
     3. each scored with :func:`image_score`; the best ``n_refine`` refined (kept if the score improves);
     4. correlation index = best score / ‖P at the detected peaks (nearest pixel)‖ ≤ 1; reliability
-       100 (1 − Q2/Q1) with Q2 the best candidate more than rel_dist from the best; the n_best distinct
-       candidates with their scores (same normalisation).
+       100 (1 − Q2/Q1) with Q2 the best candidate more than rel_dist from the best; the n_best candidates more
+       than rel_dist from each other (distinct hypotheses) with their scores (same normalisation).
     """
     px, py, pa = (np.asarray(x, float) for x in (px, py, pa))
     order = np.argsort(np.hypot(px, py), kind="stable")
@@ -267,7 +267,7 @@ def index_one(
     rel = float(np.clip(100.0 * (1.0 - q2 / q1), 0.0, 100.0)) if q1 > 0 else 0.0
     chosen: list[int] = []
     for k in order2:
-        if chosen and np.any(sym_distances(cq[k], cq[chosen], sym) < distinct_dist):
+        if chosen and np.any(sym_distances(cq[k], cq[chosen], sym) <= rel_dist):
             continue
         chosen.append(k)
         if len(chosen) == n_best:

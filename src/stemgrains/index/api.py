@@ -176,10 +176,11 @@ class ChunkResult:
     candidate_scores: np.ndarray  # (n, n_best)
     spot_fit_fraction: np.ndarray  # (n,) detected spots explained by the solution / detected spots
     spot_fit_residual: np.ndarray  # (n,) RMS distance of the explained spots to the predicted ones, 1/Å
+    twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
-        "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual",
+        "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -254,47 +255,67 @@ def index_patterns(
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
         per_phase.append(res)
-    # per-phase results stacked (n_ph, n, ...). Each phase's solution gets its correlation index (a cosine, comparable
-    # between phases: a phase that predicts spots the pattern lacks, or misses spots it has, scores lower), and
-    # each pattern takes the phase with the highest one (one gather)
+    # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
+    # solution, by Q = correlation index × fraction of detected spots explained (robust to intensity-model error);
+    # reliability from Q. Then each pattern takes the phase with the highest Q (one gather).
     ok = counts >= params.min_peaks
-    q_all, all_scores, rel_all, cq_all, cs_all = (np.stack([res[k] for res in per_phase]) for k in range(5))
-    ci_all = np.stack([_solution_quality(res[0], ok, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)[0]
-                       for res, lib in zip(per_phase, libraries)])
-    best = np.argmax(ci_all, axis=0)
+    resc = [_rescore(res[0], res[3], ok, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
+            for res, lib in zip(per_phase, libraries)]
+    Q_all = np.stack([r[1] for r in resc])
+    best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
-    q, score, rel, cq, cs, ci = (a[best, idx] for a in (q_all, all_scores, rel_all, cq_all, cs_all, ci_all))
-    if n_ph > 1:
-        other = np.sort(ci_all, axis=0)[-2]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            prel = np.where(ci > 0, 100 * (1 - other / ci), 0.0)
-    else:
-        prel = np.where(ci > 0, 100.0, 0.0)
+    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack([r[k] for r in resc])[best, idx] for k in range(9))
+    other = np.sort(Q_all, axis=0)[-2] if n_ph > 1 else np.zeros(n)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
         if int(np.prod(scan_shape)) != n:
             raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
-        phase_id, q, score, rel, prel, cq, cs = _neighbor_pass(
-            scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
-        )
-    # quality of the final solution in its phase
-    ci = np.zeros(n)
-    n_fit = np.zeros(n, np.int64)
-    resid = np.zeros(n)
-    for k, lib in enumerate(libraries):
-        m = ok & (phase_id == k)
-        a, b, c = _solution_quality(q, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
-        ci[m], n_fit[m], resid[m] = a[m], b[m], c[m]
+        pid_n, q_n = _neighbor_pass(
+            scan_shape, phase_id, q, ci, rel, np.zeros(n), cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
+        )[:2]
+        moved = ok & ((pid_n != phase_id) | np.any(q_n != q, axis=1))
+        # a neighbour's solution is kept only where it also has the higher Q, with the reliability recomputed over
+        # the pattern's hypotheses in its (new) phase
+        for k, lib in enumerate(libraries):
+            m = moved & (pid_n == k)
+            if not m.any():
+                continue
+            hyp = np.where((phase_id == k)[:, None, None], cq, resc[k][7])
+            r = _rescore(q_n, hyp, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
+            take = m & (r[1] > Q)
+            for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs), r):
+                arr[take] = new[take]
+            if n_ph > 1:
+                other[take] = np.where(pid_n[take] == phase_id[take], other[take], Q_all[phase_id[take], np.flatnonzero(take)])
+            phase_id[take] = k
     with np.errstate(divide="ignore", invalid="ignore"):
+        prel = np.where(Q > 0, 100 * (1 - other / Q), 0.0) if n_ph > 1 else np.where(Q > 0, 100.0, 0.0)
         fit = np.where(counts > 0, n_fit / np.maximum(counts, 1), 0.0)
     bad = ~ok | (ci < params.min_correlation)
     phase_id[bad] = -1
-    fit[bad] = 0.0
-    resid[bad] = 0.0
+    for arr in (fit, resid, rel, rel_t):
+        arr[bad] = 0.0
     return ChunkResult(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
+        twin_reliability=rel_t,
+    )
+
+
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):
+    """:func:`._cpu.rescore_chunk` of one phase: (q, Q, ci, n_explained, residual, R, R_twin, hyp_q (n, n_best, 4),
+    hyp_Q (n, n_best))."""
+    from ..crystal.phase import is_hexagonal_like
+
+    step = np.deg2rad(lib.params["step_deg"])
+    return _cpu.rescore_chunk(
+        np.ascontiguousarray(quats), np.ascontiguousarray(cands), np.ascontiguousarray(mask), peaks, counts, imgs, centers,
+        affine, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam,
+        params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
+        params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
+        np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, params.refine_max_eval,
+        np.deg2rad(params.refine_xtol_deg), params.n_best, os.environ.get("SG_BY_FIT", "0") == "1",
     )
 
 
@@ -533,6 +554,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "candidate_quaternions": a["candidate_quaternions"].reshape(-1, n_best * 4),
             "spot_fit_fraction": a["spot_fit_fraction"].astype(np.float64),
             "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
+            "twin_reliability": a["twin_reliability"].astype(np.float64),
         },
         scan_unit="nm",
     )
