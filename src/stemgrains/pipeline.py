@@ -39,6 +39,7 @@ def run_pipeline(
     classify_params: dict[str, Any] | None = None,
     transport_params: dict[str, Any] | None = None,
     calibration_overrides: dict[str, Any] | None = None,
+    auto_calibrate: bool = False,
     figures: bool = True,
     progress: bool = True,
     backend: str = "cpu",
@@ -59,6 +60,9 @@ def run_pipeline(
         each boundary is classified under its local field from the transport model.
     electrodes
         Transport electrodes, e.g. ``{"left": 1.0, "right": 0.0}``; ``None`` skips the transport model.
+    auto_calibrate
+        Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
+        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
 
     Returns
     -------
@@ -82,6 +86,13 @@ def run_pipeline(
     ds = load_4d(input_path, **(calibration_overrides or {}))
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
+    calib_fit = None
+    if auto_calibrate:
+        from .preprocess.calibrate import run_auto_calibration
+
+        ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
+                                             outdir / "calibration.png" if figures else None)
+        written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
     ckpt = outdir / ".checkpoint"
@@ -122,6 +133,8 @@ def run_pipeline(
             write_transport(f, transport)
         write_parameters(f, "run", {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
                                     "classify": classify_params or {}, "transport": transport_params or {}})
+        if calib_fit is not None:
+            write_parameters(f, "calibrate", calib_fit.to_dict())
     write_classification_csv(outdir / "boundaries.csv", cls, level="boundaries")
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
     written["tables"] = [outdir / "boundaries.csv", outdir / "segments.csv"]

@@ -661,3 +661,35 @@ def calibrate(
     diag["fitted_matrix"] = s_mat @ q0
     return CalibrationFit(calibration=cal, status=status, reason=reason, method="+".join(used), values=values,
                           uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
+
+
+def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
+    """The dataset with the fitted calibration where the fit is ``"ok"``; otherwise unchanged (the stated
+    calibration is kept: an undetermined fit changes nothing)."""
+    from dataclasses import replace as _replace
+
+    if not fit.ok:
+        return dataset
+    meta = dict(dataset.metadata)
+    meta["calibration_origin"] = {"fitted": fit.method}
+    return _replace(dataset, calibration=fit.calibration, metadata=meta)
+
+
+def run_auto_calibration(
+    dataset: Dataset4D, phases: Any, index_params: dict[str, Any] | None, json_path: str | os.PathLike | None = None,
+    figure_path: str | os.PathLike | None = None,
+) -> tuple[Dataset4D, CalibrationFit]:
+    """``--auto-calibrate`` of ``index``/``run``: :func:`calibrate` with the indexing's ``step_deg``/``k_max``,
+    the fit written to ``json_path`` (and the figure to ``figure_path``), and the dataset with the fitted
+    calibration where the fit is ok (:func:`apply_calibration_fit`)."""
+    ip = {k: v for k, v in (index_params or {}).items() if k in ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma")}
+    fit = calibrate(dataset, phases, index_params=ip)
+    if json_path is not None:
+        from ..io.calibration import write_calibration_json
+
+        write_calibration_json(json_path, fit)
+    if figure_path is not None:
+        from ..plot.calibration import plot_calibration
+
+        plot_calibration(fit, figure_path)
+    return apply_calibration_fit(dataset, fit), fit
