@@ -102,6 +102,23 @@ def test_rings_recover_pixel_size_ellipticity_and_centre(ring_scan):
     assert apply_calibration_fit(Dataset4D(sim.data, stated), fit).calibration == fit.calibration
 
 
+def test_lattice_scale_is_absorbed_by_the_pixel_size(ring_scan):
+    """Na-β″ whose lattice is 1 % larger than the CIF: the ring fit (against the CIF) gives a pixel size 1 % larger,
+    as the notes say; the ellipticity is unaffected."""
+    from copy import deepcopy
+
+    phase, _, stated = ring_scan
+    big = deepcopy(phase)
+    lat = big.structure.lattice
+    lat.setLatPar(lat.a * 1.01, lat.b * 1.01, lat.c * 1.01)
+    sim = simulate_patterns([big], scan_shape=(20, 20), n_grains=40, seed=11, dose=1e4,
+                            q_pixel_size=default_q_pixel_size(1.5, (128, 128)) * math.sqrt(RATIO), ellipticity=(RATIO, ANGLE))
+    fit = calibrate(Dataset4D(sim.data, stated), [phase], method="rings")
+    assert fit.ok, fit.reason
+    assert fit.calibration.q_pixel_size / sim.calibration.q_pixel_size == pytest.approx(1.01, abs=0.006)
+    assert fit.calibration.ellipticity[0] == pytest.approx(RATIO, rel=0.01)
+
+
 @pytest.mark.slow
 def test_elliptic_polycrystal_acceptance(tmp_path):
     """Issue 12 acceptance: 5 % area-preserving ellipticity at 37°, stated pixel size 4 % off → pixel size within

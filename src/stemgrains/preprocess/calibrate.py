@@ -48,7 +48,7 @@ __all__ = ["CalibrationFit", "calibrate", "calibration_from_matrix", "symmetric_
 MAX_RELATIVE_SIGMA = 0.01
 LATTICE_NOTE = (
     "the isotropic scale (q_pixel_size) absorbs any uniform error of the CIF's lattice parameters: a lattice "
-    "1 % larger than the CIF looks like a pixel size 1 % smaller"
+    "1 % larger than the CIF looks like a pixel size 1 % larger"
 )
 ROTATION_NOTE = (
     "q_rotation_deg and q_flip are kept from the input: a rotated camera looks like rotated grains, so "
