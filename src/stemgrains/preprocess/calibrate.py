@@ -144,8 +144,8 @@ class CalibrationFit:
     Attributes
     ----------
     calibration : Calibration
-        The fitted calibration (q_rotation_deg and q_flip as given); ``None`` fields of the input stay unset
-        only where the fit is undetermined (then it is the input calibration, centre aside).
+        The fitted calibration (q_rotation_deg and q_flip as given); where the fit is undetermined, the input
+        calibration with the measured median beam centre.
     status : {"ok", "undetermined"}
     reason : str or None
         Why the data do not constrain the distortion (for ``"undetermined"``).
@@ -251,7 +251,7 @@ def ring_profile(refl_list: list, log_grid: np.ndarray, sigma_log: float) -> np.
 
 def _best_shift(logq: np.ndarray, weights: np.ndarray, grid: np.ndarray, prof: np.ndarray, max_shift: float) -> tuple[float, float]:
     """Shift s maximising Σ w·prof(log q + s) over |s| ≤ max_shift (parabolic refinement); returns (s, contrast)
-    with contrast = (peak − median) / (max − median) of the score curve's neighbourhood... in [0, 1]."""
+    with contrast = (peak − median) / peak of the score curve, in [0, 1]."""
     dg = grid[1] - grid[0]
     n_s = int(round(max_shift / dg))
     hist = np.bincount(np.clip(((logq - grid[0]) / dg).astype(np.int64), 0, len(grid) - 1), weights=weights, minlength=len(grid))
@@ -434,7 +434,7 @@ def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libr
     tol_rel = 0.06
     for it in range(n_iter):
         res = index_patterns(patterns, cur, libraries, index_params)
-        peaks, counts = res_peaks = _detected(patterns, cur, spot_params)
+        peaks, counts = _detected(patterns, cur, spot_params)
         good = np.flatnonzero((res.phase_id >= 0) & (res.reliability >= min_reliability))
         groups, n_spots, directions = [], 0, np.zeros((2, 2))
         for i in good:
@@ -609,7 +609,6 @@ def calibrate(
 
     refl_list = [reflections(p, k_max=iprm.k_max) for p in phase_list]
     diag["ring_radii"] = np.unique(np.round(np.concatenate([r.g_norm for r in refl_list]), 5))
-    diag["ring_weights"] = None
 
     s_fit, cov, q0, used, reason = None, None, None, [], None
     if method in ("auto", "rings"):
