@@ -105,6 +105,22 @@ def test_bad_calibration_options_exit_2(tiny, tmp_path, capsys, opts, match):
     assert match in err and len(err.strip().splitlines()) == 1
 
 
+def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys):
+    out = tmp_path / "map.h5"
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate", "-o", str(out)]) == 0
+    doc = json.loads((tmp_path / "map.calibration.json").read_text())
+    assert (tmp_path / "map.calibration.png").is_file()
+    assert "calibration" in capsys.readouterr().out
+    with h5py.File(out, "r") as f:
+        recorded = read_parameters(f, "index")["calibration_fit"]
+    assert recorded["status"] == doc["status"] and recorded["calibration"] == doc["calibration"]
+    if doc["status"] == "ok":
+        assert read_results_calibration(out) == Calibration.from_attrs(doc["calibration"])
+    else:  # nine Au patterns of two grains: too few for rings; an undetermined fit keeps the stated calibration
+        assert doc["reason"]
+        assert read_results_calibration(out) == load_4d(tiny).calibration
+
+
 def test_run_records_calibration_and_auto_calibrate(tmp_path):
     data = tmp_path / "d.h5"
     simulate_polycrystal(data, phases=[AU], scan_shape=(6, 6), detector_shape=(64, 64), n_grains=2, seed=3, dose=1e4,
