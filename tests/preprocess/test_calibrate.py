@@ -135,7 +135,6 @@ def test_elliptic_polycrystal_acceptance(tmp_path):
     assert _angle_diff(fit.calibration.ellipticity[1], ANGLE) < 5
 
 
-@pytest.mark.slow
 def test_few_grains_joint_fit_recovers_affine():
     """Two Na-β″ grains, 16 patterns, a known (symmetric) affine: the joint fit with orientations recovers every
     matrix element within 0.01 (1 % of the unit diagonal)."""
