@@ -77,7 +77,23 @@ class Calibration:
     q_flip
         ``True`` if the camera image is transposed relative to the scan.
     ellipticity
-        ``(a/b ratio, angle_deg)`` of the elliptical distortion of the diffraction pattern, or ``None``.
+        ``(ratio, angle_deg)`` of the elliptical distortion of the diffraction pattern, or ``None``: on the
+        detector, distances along the axis at ``angle_deg`` (measured in the detector frame from +col toward
+        +row) are ``ratio`` times longer than along the perpendicular axis, where one pixel is ``q_pixel_size``.
+        (Not area-preserving: the mean pixel size is ``q_pixel_size / sqrt(ratio)``.)
+    affine
+        ``(A11, A12, A21, A22)``: a general 2 × 2 detector distortion (dimensionless, row-major), or ``None``.
+        It acts on detector offsets written as column vectors ``(dcol, drow)`` and maps the ideal offset (after
+        rotation, flip and ellipticity) to the measured one: ``measured = A @ ideal``. Applied last, so it
+        composes with the other fields; the identity changes nothing.
+
+    Notes
+    -----
+    The full map from a sample-frame scattering vector ``(qx, qy)`` (1/Å) to a detector offset from the centre
+    ``(dcol, drow)`` (px) is ``A · E · F · R(−q_rotation_deg) / q_pixel_size`` with ``E`` the ellipticity
+    (``R(φ) diag(ratio, 1) R(−φ)``), ``F`` the transpose of the axes if ``q_flip``, and ``A`` the affine
+    (see :meth:`_affine`). Diffraction alone fixes this map only up to a rotation (and a flip): a rotated
+    camera looks like rotated grains.
     """
 
     q_pixel_size: float | None
@@ -87,6 +103,7 @@ class Calibration:
     q_rotation_deg: float = 0.0
     q_flip: bool = False
     ellipticity: tuple[float, float] | None = None
+    affine: tuple[float, float, float, float] | None = None
 
     def __post_init__(self) -> None:
         if self.q_pixel_size is not None:
@@ -111,6 +128,18 @@ class Calibration:
                     f"ellipticity must be (axis ratio, angle_deg) or None, got {self.ellipticity!r}"
                 ) from None
             object.__setattr__(self, "ellipticity", (_finite_positive("ellipticity ratio", ratio), _finite("ellipticity angle", ang)))
+        if self.affine is not None:
+            try:
+                a = np.asarray(self.affine, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                raise ParameterError(f"affine must be four numbers (A11, A12, A21, A22) or None, got {self.affine!r}") from None
+            if a.shape != (4,) or not np.all(np.isfinite(a)):
+                raise ParameterError(f"affine must be four finite numbers (A11, A12, A21, A22), got {self.affine!r}")
+            det = a[0] * a[3] - a[1] * a[2]
+            sv = np.linalg.svd(a.reshape(2, 2), compute_uv=False)
+            if abs(det) < 1e-6 or sv[0] > 10 * sv[1]:
+                raise ParameterError(f"affine {tuple(a.tolist())} is singular or too distorted (singular values {sv[0]:.3g}, {sv[1]:.3g})")
+            object.__setattr__(self, "affine", tuple(float(x) for x in a))
 
     @property
     def is_calibrated(self) -> bool:
@@ -155,13 +184,15 @@ class Calibration:
             p = math.radians(ang)
             r = np.array([[math.cos(p), -math.sin(p)], [math.sin(p), math.cos(p)]])
             m = r @ np.diag([ratio, 1.0]) @ r.T @ m
+        if self.affine is not None:
+            m = np.asarray(self.affine, dtype=np.float64).reshape(2, 2) @ m
         return m / self.require_q_pixel_size()
 
     def sample_q_to_detector(self, q_xy: np.ndarray) -> np.ndarray:
         """Sample-frame q (…, 2) as (qx, qy) in 1/Å → detector offsets from the centre (…, 2) as (drow, dcol) px.
 
         Applies the inverse of the detector → sample mapping: rotation by ``q_rotation_deg``, transpose if
-        ``q_flip``, and the elliptical distortion if ``ellipticity`` is set.
+        ``q_flip``, the elliptical distortion if ``ellipticity`` is set and the ``affine`` if set.
         """
         uv = np.asarray(q_xy, dtype=np.float64) @ self._affine().T  # (dcol, drow)
         return uv[..., ::-1].copy()
@@ -194,6 +225,8 @@ class Calibration:
             out["center_row"], out["center_col"] = self.center
         if self.ellipticity is not None:
             out["ellipticity_ratio"], out["ellipticity_angle_deg"] = self.ellipticity
+        if self.affine is not None:
+            out["affine"] = list(self.affine)
         return out
 
     @classmethod
@@ -215,6 +248,9 @@ class Calibration:
             kw["center"] = (get("center_row"), get("center_col"))
         if get("ellipticity_ratio") is not None:
             kw["ellipticity"] = (get("ellipticity_ratio"), get("ellipticity_angle_deg", 0.0))
+        aff = attrs.get("affine") if hasattr(attrs, "get") else None
+        if aff is not None:
+            kw["affine"] = tuple(np.asarray(aff, dtype=np.float64).reshape(-1).tolist())
         kw.update({k: v for k, v in overrides.items() if v is not None})
         if "q_pixel_size" not in kw:
             raise ParameterError(

@@ -39,6 +39,7 @@ def run_pipeline(
     classify_params: dict[str, Any] | None = None,
     transport_params: dict[str, Any] | None = None,
     calibration_overrides: dict[str, Any] | None = None,
+    auto_calibrate: bool = False,
     figures: bool = True,
     progress: bool = True,
     backend: str = "cpu",
@@ -63,6 +64,9 @@ def run_pipeline(
     overwrite
         Replace the results of another run found in ``outdir`` (see :func:`stemgrains.io.outputs.prepare_run_folder`);
         without it such a folder is refused. An interrupted run of the same input resumes either way.
+    auto_calibrate
+        Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
+        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
 
     Returns
     -------
@@ -90,6 +94,13 @@ def run_pipeline(
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
+    calib_fit = None
+    if auto_calibrate:
+        from .preprocess.calibrate import run_auto_calibration
+
+        ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
+                                             outdir / "calibration.png" if figures else None)
+        written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
     ckpt = outdir / ".checkpoint"
@@ -130,6 +141,8 @@ def run_pipeline(
             write_transport(f, transport)
         write_parameters(f, "run", {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
                                     "classify": classify_params or {}, "transport": transport_params or {}})
+        if calib_fit is not None:
+            write_parameters(f, "calibrate", calib_fit.to_dict())
     write_classification_csv(outdir / "boundaries.csv", cls, level="boundaries")
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
     written["tables"] = [outdir / "boundaries.csv", outdir / "segments.csv"]

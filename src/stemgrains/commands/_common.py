@@ -16,20 +16,60 @@ def parse_pair(text: str, name: str) -> tuple[float, float]:
     return a, b
 
 
+def parse_numbers(text: str, name: str, n: int, form: str) -> tuple[float, ...]:
+    """Parse ``n`` comma-separated numbers, or raise a one-line ParameterError naming the option."""
+    try:
+        vals = tuple(float(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        vals = ()
+    if len(vals) != n:
+        raise ParameterError(f"{name} expects {form} ({n} numbers separated by commas), got {text!r}")
+    return vals
+
+
 def add_calibration_overrides(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("calibration overrides (take precedence over the file)")
+    g = p.add_argument_group(
+        "calibration overrides (precedence: these options > --calibration FILE > the data file; conventions in README, 'Calibration')"
+    )
+    g.add_argument("--calibration", default=None, metavar="FILE.json",
+                   help="calibration JSON (from `stemgrains calibrate`, or hand-written with the HDF5 attribute names)")
     g.add_argument("--q-pixel-size", type=float, default=None, metavar="Q", help="detector pixel size, 1/Å per pixel")
     g.add_argument("--voltage", type=float, default=None, metavar="KV", help="accelerating voltage, kV")
     g.add_argument("--center", default=None, metavar="ROW,COL", help="direct-beam centre on the detector, pixels")
     g.add_argument("--scan-step", type=float, default=None, metavar="NM", help="scan step, nm")
+    g.add_argument("--q-rotation", type=float, default=None, metavar="DEG",
+                   help="rotation bringing the detector axes into the scan (sample) frame, degrees from +x toward +y")
+    g.add_argument("--q-flip", action="store_true", default=None, help="the camera image is transposed relative to the scan")
+    g.add_argument("--ellipticity", default=None, metavar="RATIO,ANGLE",
+                   help="elliptical distortion: axis ratio and the long axis' angle on the detector (deg from +col toward +row)")
+    g.add_argument("--affine", default=None, metavar="A11,A12,A21,A22",
+                   help="general detector distortion acting on offsets (dcol, drow): measured = A · ideal")
+
+
+def add_auto_calibrate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--auto-calibrate", action="store_true",
+                   help="fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`); "
+                        "the fit is written next to the output as *calibration.json and recorded in the results")
 
 
 def calibration_overrides(args: argparse.Namespace) -> dict:
-    out = {
+    out: dict = {}
+    if getattr(args, "calibration", None):
+        from ..io.calibration import read_calibration_json
+
+        out.update(read_calibration_json(args.calibration))
+    flags = {
         "q_pixel_size": getattr(args, "q_pixel_size", None),
         "accelerating_voltage_kV": getattr(args, "voltage", None),
         "scan_step_nm": getattr(args, "scan_step", None),
+        "q_rotation_deg": getattr(args, "q_rotation", None),
+        "q_flip": getattr(args, "q_flip", None),
     }
     if getattr(args, "center", None):
-        out["center"] = parse_pair(args.center, "--center")
-    return {k: v for k, v in out.items() if v is not None}
+        flags["center"] = parse_pair(args.center, "--center")
+    if getattr(args, "ellipticity", None):
+        flags["ellipticity"] = parse_pair(args.ellipticity, "--ellipticity")
+    if getattr(args, "affine", None):
+        flags["affine"] = parse_numbers(args.affine, "--affine", 4, "A11,A12,A21,A22")
+    out.update({k: v for k, v in flags.items() if v is not None})
+    return out

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .. import config
-from ._common import add_calibration_overrides, calibration_overrides
+from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", metavar="DIR", default=None, help="write the IPF map, correlation-index and reliability maps there")
     p.add_argument("--no-progress", action="store_true")
     add_calibration_overrides(p)
+    add_auto_calibrate(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -60,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
     params = dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows, n_prefilter=args.n_prefilter,
                   neighbor_pass=not args.no_neighbor_pass)
     IndexParams(**params)  # validate before any work
+    fit = None
+    if args.auto_calibrate:
+        from ..preprocess.calibrate import run_auto_calibration
+        from .calibrate import format_fit
+
+        cal_json = out.with_name(out.stem + ".calibration.json")
+        ds, fit = run_auto_calibration(ds, phases, params, cal_json, cal_json.with_suffix(".png"))
+        print(format_fit(fit, cal_json))
     client = None
     if args.scheduler:
         from ..distributed import _import_distributed
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
             raise StemgrainsError(f"--scheduler {args.scheduler}: cannot connect ({err})") from None
     ckpt = out.with_name(out.name + ".partial")
     xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=not args.no_progress, backend=args.backend, client=client, **params)
-    write_index_results(out, xmap, ds, phases, xmap.parameters, export_ang=args.export_ang, export_ctf=args.export_ctf)
+    params_out = dict(xmap.parameters, **({"calibration_fit": fit.to_dict()} if fit is not None else {}))
+    write_index_results(out, xmap, ds, phases, params_out, export_ang=args.export_ang, export_ctf=args.export_ctf)
     shutil.rmtree(ckpt, ignore_errors=True)
     if args.figures:
         from ..plot.orientation import save_orientation_figures

@@ -96,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"centre:      {centre}{tag('center')}")
     print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
     if cal.ellipticity is not None:
-        print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg")
+        print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg{tag('ellipticity')}")
+    if cal.affine is not None:
+        a = cal.affine
+        print(f"affine:      (({a[0]:g}, {a[1]:g}), ({a[2]:g}, {a[3]:g})) on (dcol, drow){tag('affine')}")
     extras = {k: v for k, v in ds.metadata.items() if k not in ("format", "calibration_origin")}
     for k, v in extras.items():
         print(f"  {k}: {v}")

@@ -7,7 +7,7 @@ import sys
 
 from .. import config
 from ..errors import ParameterError
-from ._common import add_calibration_overrides, calibration_overrides, parse_pair
+from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides, parse_pair
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="OUTDIR holds another run's results: delete the files that run wrote, then run")
     p.add_argument("--no-progress", action="store_true")
     add_calibration_overrides(p)
+    add_auto_calibrate(p)
 
 
 def parse_electrodes(items: list[str]) -> dict | None:
@@ -79,12 +80,17 @@ def run(args: argparse.Namespace) -> int:
         classify_params=dict(type_tolerance_deg=args.delta, conductivity_ratio=args.ratio),
         transport_params=dict(conductivity_ratio=args.ratio) if args.electrode else None,
         calibration_overrides=calibration_overrides(args),
+        auto_calibrate=args.auto_calibrate,
         figures=not args.no_figures,
         progress=not args.no_progress,
         backend=args.backend,
         overwrite=args.overwrite,
     )
     s = out["summary"]
+    if "calibration_fit" in out:
+        from .calibrate import format_fit
+
+        print(format_fit(out["calibration_fit"], out["calibration"]))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")

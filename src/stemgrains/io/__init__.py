@@ -7,10 +7,13 @@
 * :func:`load_orientation_map` — ``.ang``/``.ctf``/orix ``.h5``/our results file → orix ``CrystalMap``
   (x/y in nm); :func:`write_orientation_map` — our ``/orientation`` layout.
 * :mod:`stemgrains.io.results` — atomic results files and provenance.
+* :func:`read_calibration_json` / :func:`write_calibration_json` — calibration files;
+  :func:`read_results_calibration` — the calibration recorded in a results file.
 """
 
 from ._common import H5Array
 from ._project import create_4d, load_phases_from, load_truth, write_4d, write_truth
+from .calibration import read_calibration_json, read_results_calibration, write_calibration_json
 from .fourd import load_4d, supported_extensions
 from .maps import load_orientation_map, map_scan_step_nm, read_orientation_map, write_orientation_map
 
@@ -27,4 +30,7 @@ __all__ = [
     "write_orientation_map",
     "map_scan_step_nm",
     "H5Array",
+    "read_calibration_json",
+    "write_calibration_json",
+    "read_results_calibration",
 ]

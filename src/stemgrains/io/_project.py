@@ -5,7 +5,7 @@ Layout::
     /data        dataset (scan_row, scan_col, det_row, det_col), any numeric dtype, chunked by scan positions
                  attrs: q_pixel_size (1/Å per pixel), accelerating_voltage_kV, and optionally scan_step_nm,
                         center_row, center_col (pixels), q_rotation_deg, q_flip, ellipticity_ratio,
-                        ellipticity_angle_deg  (= Calibration.to_attrs())
+                        ellipticity_angle_deg, affine (4 numbers)  (= Calibration.to_attrs())
     /truth       optional (simulated data): quaternions (ny, nx, 4) orix convention (sample → crystal,
                  scalar first), phase_id (ny, nx) int, grain_id (ny, nx) int, any further (ny, nx, …) arrays
     /phases/<id> optional: phases as written by stemgrains.crystal.write_phases
@@ -45,6 +45,9 @@ def calibration_from_attrs(attrs: Any) -> dict[str, Any]:
     ratio = scalar_attr(attrs, "ellipticity_ratio")
     if ratio is not None:
         found["ellipticity"] = (ratio, scalar_attr(attrs, "ellipticity_angle_deg", 0.0))
+    affine = scalar_attr(attrs, "affine")
+    if affine is not None:
+        found["affine"] = tuple(np.asarray(affine).reshape(-1).tolist())
     return found
 
 

@@ -267,6 +267,7 @@ def _prepare(
     center_col: float | None,
     ellipticity: tuple[float, float] | None,
     orientation_noise_deg: float,
+    affine: tuple[float, float, float, float] | None = None,
     dtype: Any,
     engine: str = "kinematic",
     thickness_nm: float = 25.0,
@@ -293,6 +294,7 @@ def _prepare(
         q_rotation_deg=q_rotation_deg,
         q_flip=q_flip,
         ellipticity=ellipticity,
+        affine=affine,
     )
     cal.check_detector(detector_shape, source="simulate")
     conv = _number("convergence_semiangle_mrad", convergence_semiangle_mrad, positive=True)
@@ -436,6 +438,7 @@ def _prepare(
         "center_row": center[0],
         "center_col": center[1],
         "ellipticity": None if cal.ellipticity is None else list(cal.ellipticity),
+        "affine": None if cal.affine is None else list(cal.affine),
         "orientation_noise_deg": noise_deg,
         "dtype": str(dt),
         "metadata": dict(metadata or {}),
@@ -591,6 +594,7 @@ _DEFAULTS: dict[str, Any] = dict(
     center_row=None,
     center_col=None,
     ellipticity=None,
+    affine=None,
     orientation_noise_deg=0.0,
     dtype="uint16",
     engine="kinematic",
@@ -645,8 +649,9 @@ _PARAMS_DOC = """
         Integrated counts in the direct-beam disk (before dose scaling).
     bragg_intensity
         Integrated counts of the strongest reflection at the exact Bragg condition (before dose scaling).
-    q_rotation_deg, q_flip, ellipticity
-        Detector distortions (see :class:`stemgrains.data.Calibration`); ellipticity = (axis ratio, angle_deg).
+    q_rotation_deg, q_flip, ellipticity, affine
+        Detector distortions (see :class:`stemgrains.data.Calibration`); ellipticity = (axis ratio, angle_deg),
+        affine = (A11, A12, A21, A22) acting on detector offsets (dcol, drow).
     center_row, center_col
         Pattern centre on the detector, pixels; default (ky/2, kx/2).
     orientation_noise_deg

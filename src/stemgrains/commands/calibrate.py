@@ -1,0 +1,73 @@
+"""``stemgrains calibrate INPUT --phase CIF -o calibration.json``: detector calibration from the data."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ._common import add_calibration_overrides, calibration_overrides
+
+NAME = "calibrate"
+HELP = "fit the detector pixel size, elliptical distortion and beam centre from the data (rings and/or orientations)"
+DESCRIPTION = (
+    "Fits the detector calibration from the patterns: the rings of the Bragg-vector map against the phase's ring "
+    "radii (polycrystals), then a joint least-squares fit of the distortion with the orientations of a few indexed "
+    "patterns (also one or two grains). Writes the calibration with uncertainties as JSON (use it with `stemgrains "
+    "index --calibration FILE`) and a diagnostic figure. The camera rotation and flip are kept as given: "
+    "diffraction of one phase cannot fix them (README, 'Calibration'). A uniform lattice-parameter error of the CIF "
+    "is absorbed by the pixel size."
+)
+ORDER = 15
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="INPUT", help="4D-STEM data file")
+    p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several)")
+    p.add_argument("-o", "--output", required=True, metavar="calibration.json", help="calibration JSON to write")
+    p.add_argument("--method", choices=("auto", "rings", "orientations"), default="auto",
+                   help="rings (many grains), orientations (any number of grains) or auto: both (default)")
+    p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
+    p.add_argument("--max-patterns", type=int, default=1024, metavar="N", help="patterns of the subsample searched for spots (default %(default)d)")
+    p.add_argument("--n-index", type=int, default=16, metavar="N", help="patterns indexed for the joint fit (default %(default)d)")
+    p.add_argument("--figure", metavar="PNG", default=None, help="diagnostic figure (default: next to the JSON, *.png)")
+    p.add_argument("--no-figure", action="store_true")
+    add_calibration_overrides(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..crystal import load_phase
+    from ..io import load_4d
+    from ..io.calibration import write_calibration_json
+    from ..preprocess.calibrate import calibrate
+
+    out = Path(args.output)
+    phases = [load_phase(c) for c in args.phase]
+    ds = load_4d(args.input, **calibration_overrides(args))
+    fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
+                    index_params={"k_max": args.k_max})
+    write_calibration_json(out, fit)
+    if not args.no_figure:
+        from ..plot.calibration import plot_calibration
+
+        plot_calibration(fit, args.figure or out.with_suffix(".png"))
+    print(format_fit(fit, out))
+    return 0
+
+
+def format_fit(fit, out) -> str:
+    """One paragraph for the terminal."""
+    if not fit.ok:
+        return f"calibration undetermined ({fit.reason}); stated calibration kept → {out}"
+    v, u = fit.values, fit.uncertainty
+    st = fit.stated.q_pixel_size
+    lines = [
+        f"calibration ({fit.method}) → {out}",
+        f"  q_pixel_size {v['q_pixel_size']:.6g} ± {u['q_pixel_size']:.2g} 1/Å per px (stated {st:.6g}, "
+        f"{100 * (v['q_pixel_size'] / st - 1):+.2f} %); mean over directions {v['q_pixel_size_mean']:.6g}",
+        f"  ellipticity {v['ellipticity_ratio']:.4f} ± {u['ellipticity_ratio']:.4f} at {v['ellipticity_angle_deg']:.1f} ± "
+        f"{u['ellipticity_angle_deg']:.1f}° (detector frame, from +col toward +row)",
+        f"  beam centre (row, col) {fit.center['row']:.2f}, {fit.center['col']:.2f}"
+        + (f"; drift over the scan {fit.center['drift_px']:.2f} px" if "drift_px" in fit.center else ""),
+    ]
+    lines += [f"  note: {n}" for n in fit.notes]
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""Calibration files (JSON) and the calibration recorded in results files.
+
+A calibration JSON (written by ``stemgrains calibrate``) is::
+
+    {"calibration": {"q_pixel_size": ..., "center_row": ..., "center_col": ..., "q_rotation_deg": ...,
+                     "q_flip": ..., "ellipticity_ratio": ..., "ellipticity_angle_deg": ..., "affine": [4 numbers],
+                     "accelerating_voltage_kV": ..., "scan_step_nm": ...},
+     "status": "ok" | "undetermined", "reason": ..., "values": ..., "uncertainty": ..., "center": ..., "notes": ...}
+
+The keys of ``"calibration"`` are the attribute names of the project's HDF5 ``/data`` and of ``/calibration``
+in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written file may hold just that mapping
+(flat, without the ``"calibration"`` level) and any subset of the keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data import Calibration
+from ..errors import FileFormatError, ParameterError
+from .results import atomic_write_text, json_default, read_with
+
+__all__ = ["CALIBRATION_KEYS", "write_calibration_json", "read_calibration_json", "read_results_calibration"]
+
+#: attribute names of a calibration (HDF5 attributes and JSON keys)
+CALIBRATION_KEYS = (
+    "q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "center_row", "center_col", "q_rotation_deg", "q_flip",
+    "ellipticity_ratio", "ellipticity_angle_deg", "affine",
+)
+
+
+def write_calibration_json(path: str | os.PathLike, fit: Any) -> Path:
+    """Write a :class:`~stemgrains.preprocess.calibrate.CalibrationFit` (or a plain :class:`Calibration`) as JSON,
+    atomically. Returns the path."""
+    path = Path(path)
+    if isinstance(fit, Calibration):
+        doc = {"calibration": fit.to_attrs()}
+    elif hasattr(fit, "to_dict"):
+        doc = fit.to_dict()
+    else:
+        raise ParameterError(f"write_calibration_json expects a CalibrationFit or a Calibration, got {type(fit).__name__}")
+    from .._version import __version__
+
+    doc["software"] = f"stemgrains {__version__}"
+    atomic_write_text(path, json.dumps(doc, indent=2, default=json_default) + "\n")
+    return path
+
+
+def _overrides_from_attrs(attrs: dict[str, Any], source: str) -> dict[str, Any]:
+    """Calibration keyword arguments from a mapping of attribute names (validated, one-line errors)."""
+    unknown = sorted(set(attrs) - set(CALIBRATION_KEYS))
+    if unknown:
+        raise FileFormatError(f"{source}: unknown calibration key(s) {', '.join(unknown)}; expected some of {', '.join(CALIBRATION_KEYS)}")
+    kw: dict[str, Any] = {}
+    for key in ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip"):
+        if attrs.get(key) is not None:
+            kw[key] = attrs[key]
+    if (attrs.get("center_row") is None) != (attrs.get("center_col") is None):
+        raise FileFormatError(f"{source}: give both center_row and center_col, or neither")
+    if attrs.get("center_row") is not None:
+        kw["center"] = (attrs["center_row"], attrs["center_col"])
+    if attrs.get("ellipticity_ratio") is not None:
+        kw["ellipticity"] = (attrs["ellipticity_ratio"], attrs.get("ellipticity_angle_deg", 0.0))
+    if attrs.get("affine") is not None:
+        kw["affine"] = attrs["affine"]
+    if "q_flip" in kw and not isinstance(kw["q_flip"], (bool, np.bool_)):
+        raise FileFormatError(f"{source}: q_flip must be true or false, got {kw['q_flip']!r}")
+    try:  # validate every value now, naming the file
+        Calibration(**{"q_pixel_size": 1.0, **kw})
+    except ParameterError as err:
+        raise FileFormatError(f"{source}: {err}") from None
+    return kw
+
+
+def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
+    """The calibration fields of a calibration JSON as :class:`Calibration` keyword arguments (only the keys
+    present), ready to be passed as overrides to :func:`stemgrains.io.load_4d`.
+
+    Raises
+    ------
+    FileFormatError
+        Missing or unreadable file, not JSON, unknown keys, invalid values; the message names the file.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: calibration file not found")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise FileFormatError(f"{p}: not a readable calibration JSON ({err})") from None
+    if not isinstance(doc, dict):
+        raise FileFormatError(f"{p}: expected a JSON object with calibration keys ({', '.join(CALIBRATION_KEYS)})")
+    attrs = doc.get("calibration", doc) if isinstance(doc.get("calibration", doc), dict) else None
+    if attrs is None:
+        raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
+    return _overrides_from_attrs(attrs, str(p))
+
+
+def read_results_calibration(h5file: Any) -> Calibration:
+    """The :class:`Calibration` recorded in ``/calibration`` of a results file (path or open h5py file)."""
+
+    def reader(f, source):
+        if "calibration" not in f:
+            raise FileFormatError(f"{source}: no /calibration group")
+        attrs = {k: (v.tolist() if isinstance(v, np.ndarray) and v.size > 1 else v) for k, v in f["calibration"].attrs.items()}
+        attrs = {k: (v.item() if isinstance(v, (np.ndarray, np.generic)) and np.size(v) == 1 else v) for k, v in attrs.items()}
+        kw = _overrides_from_attrs({k: v for k, v in attrs.items() if k in CALIBRATION_KEYS}, f"{source} /calibration")
+        if "q_pixel_size" not in kw:
+            raise FileFormatError(f"{source}: /calibration has no q_pixel_size")
+        return Calibration(**kw)
+
+    return read_with(h5file, reader)

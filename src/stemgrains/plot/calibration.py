@@ -1,0 +1,131 @@
+"""Diagnostic figure of a calibration fit: Bragg-vector map with the fitted ellipses, radial profile against the
+phase's ring radii (stated vs fitted calibration), per-sector ring scales and the residuals of the joint fit."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["plot_calibration"]
+
+
+def _strong_rings(fit: Any, n: int = 4, min_separation: float = 0.08) -> np.ndarray:
+    """Radii (1/Å) of the ``n`` most populated rings of the fitted radial profile, at least ``min_separation``
+    (1/Å) apart."""
+    d = fit.diagnostics["offsets"]
+    m = fit.diagnostics.get("fitted_matrix", fit.diagnostics["stated_matrix"])
+    q = np.linalg.norm(d @ np.linalg.inv(m).T, axis=1)
+    radii = np.asarray(fit.diagnostics["ring_radii"])
+    if len(q) == 0 or len(radii) == 0:
+        return radii[:0]
+    near = np.abs(q[:, None] - radii[None, :])
+    j = np.argmin(near, axis=1)
+    ok = near[np.arange(len(q)), j] < 0.01
+    counts = np.bincount(j[ok], minlength=len(radii))
+    picked: list[float] = []
+    for k in np.argsort(-counts, kind="stable"):
+        if counts[k] == 0 or len(picked) == n:
+            break
+        if all(abs(radii[k] - r) >= min_separation for r in picked):
+            picked.append(float(radii[k]))
+    return np.sort(np.array(picked))
+
+
+def plot_calibration(fit: Any, path: str | os.PathLike | None = None) -> Figure:
+    """Four panels: (a) Bragg-vector map (detector offsets of all detected spots, log counts) with the fitted
+    (solid) and stated (dashed) ellipses of the most populated rings; (b) radial profile of the spots, |q| with
+    the stated and the fitted calibration, against the phase's ring radii; (c) ring scale per detector sector
+    with the fitted ellipse; (d) residuals of the joint fit with orientations (px)."""
+    diag = fit.diagnostics
+    d = np.asarray(diag["offsets"])
+    m_stated = np.asarray(diag["stated_matrix"])
+    m_fit = np.asarray(diag.get("fitted_matrix", m_stated))
+    fig = Figure(figsize=(12.0, 9.0), layout="constrained")
+    axs = fig.subplots(2, 2)
+
+    ax = axs[0, 0]
+    if len(d):
+        lim = float(np.max(np.abs(d))) + 2
+        h, xe, ye = np.histogram2d(d[:, 0], d[:, 1], bins=160, range=[[-lim, lim], [-lim, lim]])
+        ax.imshow(np.log1p(h.T), extent=(xe[0], xe[-1], ye[-1], ye[0]), cmap="gray_r", interpolation="nearest")
+        t = np.linspace(0, 2 * np.pi, 361)
+        for k, g in enumerate(_strong_rings(fit)):
+            circ = g * np.stack([np.cos(t), np.sin(t)], 1)
+            e_fit = circ @ m_fit.T
+            e_st = circ @ m_stated.T
+            ax.plot(e_fit[:, 0], e_fit[:, 1], "-", color="C3", lw=0.9, label="fitted" if k == 0 else None)
+            ax.plot(e_st[:, 0], e_st[:, 1], "--", color="C0", lw=0.7, label="stated" if k == 0 else None)
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("dcol (px)")
+    ax.set_ylabel("drow (px)")
+    ax.set_title("(a) Bragg-vector map and ring ellipses", fontsize=10)
+
+    ax = axs[0, 1]
+    radii = np.asarray(diag["ring_radii"])
+    if len(d):
+        qs = np.linalg.norm(d @ np.linalg.inv(m_stated).T, axis=1)
+        qf = np.linalg.norm(d @ np.linalg.inv(m_fit).T, axis=1)
+        hi = float(max(qs.max(), qf.max()))
+        ax.hist(qs, bins=600, range=(0, hi), histtype="step", color="C0", lw=0.7, label="stated calibration")
+        ax.hist(qf, bins=600, range=(0, hi), histtype="step", color="C3", lw=0.9, label="fitted calibration")
+        for g in _strong_rings(fit, 8, 0.04):
+            ax.axvline(g, color="k", lw=0.5, alpha=0.6)
+        ax.set_xlim(0, hi)
+    ax.set_xlabel("|q| (1/Å)")
+    ax.set_ylabel("spots")
+    ax.legend(fontsize=8)
+    ax.set_title(f"(b) radial profile; lines: {len(radii)} ring radii of the phase (most populated shown)", fontsize=10)
+
+    ax = axs[1, 0]
+    rings = diag.get("rings", {})
+    if "sector_scales" in rings:
+        ang = np.rad2deg(np.asarray(rings["sector_angles"]))
+        ax.plot(ang, rings["sector_scales"], "o", color="C0", label="ring scale per sector")
+        t = np.linspace(0, np.pi, 181)
+        u = np.stack([np.cos(t), np.sin(t)], 1)
+        # scale of |q| relative to the stated calibration along each detector direction
+        s_st = np.linalg.norm(u @ np.linalg.inv(m_stated).T, axis=1)
+        s_fit = np.linalg.norm(u @ np.linalg.inv(m_fit).T, axis=1)
+        ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted calibration / stated")
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, rings.get("reason", "ring fit not run"), ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize=9)
+    ax.set_xlabel("detector direction (deg from +col toward +row)")
+    ax.set_ylabel("true |q| / stated |q|")
+    ax.set_title("(c) ring scale vs detector direction", fontsize=10)
+
+    ax = axs[1, 1]
+    joint = diag.get("orientations", {})
+    res = np.asarray(joint.get("residuals", np.zeros((0, 2))))
+    if len(res):
+        ax.plot(res[:, 0], res[:, 1], ".", ms=3, alpha=0.6)
+        r = float(np.percentile(np.linalg.norm(res, axis=1), 95)) * 1.3 + 0.1
+        ax.set_xlim(-r, r)
+        ax.set_ylim(r, -r)
+        ax.set_aspect("equal")
+        hist = joint.get("history", [])
+        rms = hist[-1].get("rms_px", np.nan) if hist else np.nan
+        ax.set_title(f"(d) joint fit residuals: {len(res)} spots, {hist[-1].get('patterns_used', 0) if hist else 0} "
+                     f"patterns, rms {rms:.2f} px", fontsize=10)
+    else:
+        ax.text(0.5, 0.5, joint.get("reason", "joint fit with orientations not run"), ha="center", va="center", wrap=True,
+                transform=ax.transAxes, fontsize=9)
+        ax.set_title("(d) joint fit residuals", fontsize=10)
+    ax.set_xlabel("dcol residual (px)")
+    ax.set_ylabel("drow residual (px)")
+
+    v, u = fit.values, fit.uncertainty
+    if fit.ok:
+        head = (f"{fit.method}: q_pixel_size {v['q_pixel_size']:.5g} ± {u['q_pixel_size']:.2g} 1/Å/px "
+                f"(stated {fit.stated.q_pixel_size:.5g}); ellipticity {v['ellipticity_ratio']:.4f} ± {u['ellipticity_ratio']:.4f} "
+                f"at {v['ellipticity_angle_deg']:.1f} ± {u['ellipticity_angle_deg']:.1f}°")
+    else:
+        head = f"undetermined: {fit.reason}"
+    fig.suptitle(head, fontsize=10)
+    if path is not None:
+        fig.savefig(Path(path), dpi=120)
+    return fig

@@ -1,0 +1,694 @@
+"""Detector calibration from the data: pixel size, elliptical/affine distortion and beam centre.
+
+``calibrate(dataset, phases) -> CalibrationFit``. Two regimes, run in this order by ``method="auto"``:
+
+1. **rings** (polycrystals with many grains). Spots are detected in a subsample of the scan with
+   :func:`stemgrains.preprocess.detect_spots` and accumulated, as detector offsets from each pattern's own
+   direct beam, into a Bragg-vector map. Their radii, per angular sector of the detector, are matched to the
+   phase's ring radii (allowed reflections with non-zero structure factor, :func:`stemgrains.crystal.reflections`)
+   by cross-correlating histograms of log |q| with the phase's predicted ring profile: a scale error is a shift in
+   log |q|. The per-sector scales f(θ) give the ellipse: ``f(θ)² = uᵀ G u`` (u = (cos θ, sin θ)) is linear in the
+   symmetric matrix G. The approach is the Bragg-vector-map calibration of py4DSTEM (Savitzky et al.,
+   Microsc. Microanal. 27 (2021) 712), written here from the geometry.
+2. **orientations** (any number of grains, also one or two). A few patterns with the most spots are indexed
+   with :func:`stemgrains.index.index_patterns`; each detected spot is paired with the nearest predicted spot
+   of its pattern's orientation, and the detector map is least-squares fitted so that the predicted positions
+   land on the detected ones: ``d = S · R(δₚ) · Q₀ · q + cₚ`` with ``d`` the detector offset (px), ``q`` the
+   predicted sample-frame position (1/Å), ``S`` the symmetric 2 × 2 distortion (px per 1/Å, detector frame),
+   ``Q₀`` the rotation/flip of the given calibration, and per pattern a small in-plane rotation ``δₚ`` and a
+   centre shift ``cₚ``. Indexing and fitting alternate until the calibration stops changing.
+
+What diffraction cannot tell. A rotation of the camera is indistinguishable from rotated grains, and a flip
+from a 180° turn about an in-plane axis (up to the Ewald curvature), so only the symmetric part ``S`` of the
+detector map is fitted; ``q_rotation_deg``/``q_flip`` (and the rotation part of a given ``affine``) are kept
+from the input calibration. A uniform error of the lattice parameters (~1 % with Na content, doping,
+temperature) is indistinguishable from the pixel size: the fitted ``q_pixel_size`` is the one that makes the
+CIF's lattice fit; the fit says so in its notes.
+
+Frames and conventions: detector offsets are column vectors ``(dcol, drow)`` in px; ellipticity angles are
+measured in that frame from +col toward +row (see :class:`stemgrains.data.Calibration`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..data import Calibration, Dataset4D
+from ..errors import InputError, ParameterError
+from .api import SpotParams, detect_spots
+
+__all__ = ["CalibrationFit", "calibrate", "calibration_from_matrix", "symmetric_part"]
+
+#: relative uncertainty of the fitted distortion above which the fit reports "undetermined"
+MAX_RELATIVE_SIGMA = 0.01
+LATTICE_NOTE = (
+    "the isotropic scale (q_pixel_size) absorbs any uniform error of the CIF's lattice parameters: a lattice "
+    "1 % larger than the CIF looks like a pixel size 1 % larger"
+)
+ROTATION_NOTE = (
+    "q_rotation_deg and q_flip are kept from the input: a rotated camera looks like rotated grains, so "
+    "diffraction of one phase cannot fix them (see README, 'Calibration')"
+)
+
+
+# ----------------------------------------------------------------------------------------------------
+# matrix helpers
+
+
+def symmetric_part(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Polar decomposition ``m = S · Q`` of a 2 × 2 matrix: S symmetric positive definite, Q orthogonal
+    (a rotation, or a rotation with a flip if det m < 0). Returns (S, Q)."""
+    m = np.asarray(m, dtype=np.float64)
+    u, s, vt = np.linalg.svd(m)
+    return u @ np.diag(s) @ u.T, u @ vt
+
+
+def _rotation_flip(cal: Calibration) -> np.ndarray:
+    """F · R(−q_rotation_deg): the orthogonal part of the calibration without distortion or pixel size."""
+    return replace(cal, ellipticity=None, affine=None, q_pixel_size=1.0)._affine()
+
+
+def calibration_from_matrix(base: Calibration, s: np.ndarray, q0: np.ndarray) -> Calibration:
+    """The calibration whose detector map (sample q → (dcol, drow) px) is ``s @ q0``.
+
+    ``s``: symmetric positive 2 × 2 (px per 1/Å); ``q0``: the orthogonal part of ``base``'s map. If ``base``
+    has no ``affine`` and ``q0`` is its rotation/flip, the result is expressed with ``q_pixel_size`` and
+    ``ellipticity`` (ratio ≥ 1, angle in (−90°, 90°]); otherwise with ``base.q_pixel_size`` and an ``affine``.
+    """
+    s = np.asarray(s, dtype=np.float64)
+    rf = _rotation_flip(base)
+    if base.affine is None and np.allclose(q0, rf, atol=1e-9):
+        w, v = np.linalg.eigh(s)  # ascending
+        lam2, lam1 = float(w[0]), float(w[1])
+        if lam2 <= 0:
+            raise ParameterError("the fitted detector map is not positive definite")
+        ang = math.degrees(math.atan2(v[1, 1], v[0, 1]))
+        ang = (ang + 90.0) % 180.0 - 90.0
+        if ang <= -90.0:
+            ang += 180.0
+        return replace(base, q_pixel_size=1.0 / lam2, ellipticity=(lam1 / lam2, ang), affine=None)
+    a = s @ q0 @ rf.T * base.q_pixel_size
+    return replace(base, ellipticity=None, affine=tuple(a.reshape(-1).tolist()))
+
+
+def _affine_rel(cal_stated: Calibration, s: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """The fitted map as a dimensionless affine relative to the stated pixel size, rotation and flip."""
+    return s @ q0 @ _rotation_flip(cal_stated).T * cal_stated.q_pixel_size
+
+
+def _derived(cal_stated: Calibration, s: np.ndarray, q0: np.ndarray) -> np.ndarray:
+    """Reported quantities of a fitted S: pixel size, ratio, angle (deg), mean pixel size, affine (4)."""
+    w, v = np.linalg.eigh(s)
+    ang = math.degrees(math.atan2(v[1, 1], v[0, 1]))
+    ang = (ang + 90.0) % 180.0 - 90.0
+    a = _affine_rel(cal_stated, s, q0)
+    return np.array([1.0 / w[0], w[1] / w[0], ang, 1.0 / math.sqrt(w[0] * w[1]), *a.reshape(-1)])
+
+
+_DERIVED_NAMES = ("q_pixel_size", "ellipticity_ratio", "ellipticity_angle_deg", "q_pixel_size_mean", "A11", "A12", "A21", "A22")
+
+
+def _propagate(cal_stated: Calibration, s_params: np.ndarray, cov: np.ndarray, q0: np.ndarray) -> dict[str, float]:
+    """Standard deviations of the derived quantities from the covariance of (s11, s12, s22), by finite
+    differences (first-order propagation)."""
+
+    def f(p):
+        return _derived(cal_stated, np.array([[p[0], p[1]], [p[1], p[2]]]), q0)
+
+    base = f(s_params)
+    jac = np.zeros((len(base), 3))
+    for k in range(3):
+        h = 1e-6 * max(abs(s_params[k]), 1e-3)
+        dp = s_params.copy()
+        dp[k] += h
+        d = f(dp) - base
+        d[2] = (d[2] + 90.0) % 180.0 - 90.0
+        jac[:, k] = d / h
+    var = np.einsum("ik,kl,il->i", jac, cov, jac)
+    return {n: float(np.sqrt(max(v, 0.0))) for n, v in zip(_DERIVED_NAMES, var)}
+
+
+# ----------------------------------------------------------------------------------------------------
+# the result
+
+
+@dataclass
+class CalibrationFit:
+    """A calibration fitted from the data.
+
+    Attributes
+    ----------
+    calibration : Calibration
+        The fitted calibration (q_rotation_deg and q_flip as given); where the fit is undetermined, the input
+        calibration with the measured median beam centre.
+    status : {"ok", "undetermined"}
+    reason : str or None
+        Why the data do not constrain the distortion (for ``"undetermined"``).
+    method : str
+        ``"rings"``, ``"orientations"`` or ``"rings+orientations"``.
+    values, uncertainty : dict
+        ``q_pixel_size`` (1/Å per px, along the minor axis of the ellipse), ``ellipticity_ratio``,
+        ``ellipticity_angle_deg``, ``q_pixel_size_mean`` (√ of the pixel area), ``A11 … A22`` (the fitted map as
+        a dimensionless affine relative to the stated pixel size and rotation); one standard deviation each.
+    center : dict
+        Direct-beam centre: ``row``, ``col`` (median, px), ``plane`` (centre = c₀ + a·scan_row + b·scan_col,
+        coefficients per detector axis, px per scan step), ``rms_residual_px`` of the plane, ``drift_px``
+        (largest excursion of the plane over the scan).
+    notes : list of str
+        What the fit cannot tell (lattice parameters vs pixel size, camera rotation).
+    diagnostics : dict
+        Arrays for :func:`stemgrains.plot.calibration.plot_calibration` and numbers for the report
+        (spot offsets, ring radii, per-sector scales, residuals, iterations).
+    stated : Calibration
+        The input calibration.
+    """
+
+    calibration: Calibration
+    status: str
+    reason: str | None
+    method: str
+    values: dict[str, float]
+    uncertainty: dict[str, float]
+    center: dict[str, Any]
+    notes: list[str]
+    stated: Calibration
+    diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: ``calibration`` (the attribute names of the project's HDF5), ``status``,
+        ``reason``, ``method``, ``values``, ``uncertainty``, ``center``, ``notes``, ``stated``, ``report``."""
+        rep = {k: v for k, v in self.diagnostics.items() if not isinstance(v, np.ndarray)}
+        return {
+            "calibration": self.calibration.to_attrs(),
+            "status": self.status,
+            "reason": self.reason,
+            "method": self.method,
+            "values": self.values,
+            "uncertainty": self.uncertainty,
+            "center": self.center,
+            "notes": list(self.notes),
+            "stated": self.stated.to_attrs(),
+            "report": rep,
+        }
+
+
+# ----------------------------------------------------------------------------------------------------
+# spots of a subsample
+
+
+def _subsample(scan_shape: tuple[int, int], max_patterns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Evenly spread scan rows and columns giving at most ``max_patterns`` positions."""
+    ny, nx = scan_shape
+    step = max(1, int(math.ceil(math.sqrt(ny * nx / max(1, max_patterns)))))
+    return np.arange(step // 2, ny, step), np.arange(step // 2, nx, step)
+
+
+def _read_positions(dataset: Dataset4D, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Patterns at the grid rows × cols, (len(rows)·len(cols), ky, kx), reading one scan row at a time."""
+    ky, kx = dataset.detector_shape
+    out = np.empty((len(rows), len(cols), ky, kx), dtype=dataset.dtype)
+    for i, r in enumerate(rows):
+        out[i] = dataset.rows(int(r), int(r) + 1)[0][cols]
+    return out.reshape(-1, ky, kx)
+
+
+def _offsets(peaks: np.ndarray, counts: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Detector offsets (dcol, drow) px, amplitudes and pattern index of every detected spot."""
+    mask = np.arange(peaks.shape[1])[None, :] < counts[:, None]
+    q = peaks[..., :2][mask]
+    idx = np.nonzero(mask)[0]
+    return q @ m.T, peaks[..., 2][mask], idx
+
+
+# ----------------------------------------------------------------------------------------------------
+# regime 1: rings of the Bragg-vector map
+
+
+def ring_profile(refl_list: list, log_grid: np.ndarray, sigma_log: float) -> np.ndarray:
+    """Predicted histogram of log |q| of detected spots on ``log_grid``: every allowed reflection (|F|² > 0)
+    contributes a Gaussian of width ``sigma_log`` at log |g| weighted by √(|F|²)/|g| (the chance that a
+    reflection of a randomly oriented grain is excited falls as 1/|g|; multiplicity enters through the sum
+    over all hkl)."""
+    prof = np.zeros_like(log_grid)
+    for refl in refl_list:
+        w = np.sqrt(refl.intensity) / refl.g_norm
+        w = w / w.sum()
+        lg = np.log(refl.g_norm)
+        for a, b in zip(lg, w):
+            lo, hi = np.searchsorted(log_grid, [a - 4 * sigma_log, a + 4 * sigma_log])
+            prof[lo:hi] += b * np.exp(-0.5 * ((log_grid[lo:hi] - a) / sigma_log) ** 2)
+    return prof
+
+
+def _best_shift(logq: np.ndarray, weights: np.ndarray, grid: np.ndarray, prof: np.ndarray, max_shift: float) -> tuple[float, float]:
+    """Shift s maximising Σ w·prof(log q + s) over |s| ≤ max_shift (parabolic refinement); returns (s, contrast)
+    with contrast = (peak − median) / peak of the score curve, in [0, 1]."""
+    dg = grid[1] - grid[0]
+    n_s = int(round(max_shift / dg))
+    hist = np.bincount(np.clip(((logq - grid[0]) / dg).astype(np.int64), 0, len(grid) - 1), weights=weights, minlength=len(grid))
+    shifts = np.arange(-n_s, n_s + 1)
+    score = np.array([np.dot(hist[max(0, -k): len(grid) - max(0, k)], prof[max(0, k): len(grid) - max(0, -k)]) for k in shifts])
+    j = int(np.argmax(score))
+    off = 0.0
+    if 0 < j < len(score) - 1:
+        a, b, c = score[j - 1], score[j], score[j + 1]
+        den = a - 2 * b + c
+        off = 0.5 * (a - c) / den if den < 0 else 0.0
+    med = float(np.median(score))
+    contrast = (score[j] - med) / score[j] if score[j] > 0 else 0.0
+    return float((shifts[j] + off) * dg), float(contrast)
+
+
+def _fit_rings(d: np.ndarray, amp: np.ndarray, m0: np.ndarray, refl_list: list, q_range: tuple[float, float], n_sectors: int, max_scale_error: float) -> dict[str, Any]:
+    """Ellipse + scale from the Bragg-vector map (see the module docstring). ``d``: (n, 2) offsets (dcol, drow);
+    ``m0``: the stated map (sample q → detector px). Returns the symmetric S (px per 1/Å) with its covariance,
+    or a reason why the rings do not constrain it."""
+    s0, q0 = symmetric_part(m0)
+    t0 = np.linalg.inv(s0)
+    v = d @ t0.T  # stated q vectors (up to the rotation q0, which |q| ignores)
+    qn = np.linalg.norm(v, axis=1)
+    keep = (qn > q_range[0]) & (qn < q_range[1])
+    v, qn, w = v[keep], qn[keep], np.sqrt(np.maximum(amp[keep], 0)) + 1e-12
+    out: dict[str, Any] = {"n_spots": int(len(qn))}
+    min_per_sector = 40
+    if len(qn) < min_per_sector * n_sectors:
+        out["reason"] = f"{len(qn)} spots in the subsample; the rings need at least {min_per_sector * n_sectors}"
+        return out
+    sigma_log = 0.004
+    grid = np.arange(math.log(q_range[0]) - 0.2, math.log(q_range[1]) + 0.2, 0.0005)
+    prof = ring_profile(refl_list, grid, sigma_log)
+    ang = np.mod(np.arctan2(v[:, 1], v[:, 0]), np.pi)  # ellipses are centrosymmetric: θ mod π
+    edges = np.linspace(0, np.pi, n_sectors + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    shifts = np.full(n_sectors, np.nan)
+    contrast = np.zeros(n_sectors)
+    logq = np.log(qn)
+    s_all, c_all = _best_shift(logq, w, grid, prof, max_scale_error)
+    for k in range(n_sectors):
+        sel = (ang >= edges[k]) & (ang < edges[k + 1])
+        if sel.sum() < min_per_sector:
+            continue
+        # search near the global shift: sectors differ by the ellipticity only (a few %)
+        sh, ct = _best_shift(logq[sel] + s_all, w[sel], grid, prof, 0.06)
+        shifts[k], contrast[k] = sh + s_all, ct
+    good = np.isfinite(shifts)
+    out.update(sector_angles=centres, sector_scales=np.exp(shifts), sector_contrast=contrast, global_scale=math.exp(s_all),
+               global_contrast=c_all)
+    if good.sum() < 4:
+        out["reason"] = f"only {int(good.sum())} of {n_sectors} detector sectors hold enough spots for the rings"
+        return out
+    # f(θ)² = uᵀ G u with G = Kᵀ K, K = T T0⁻¹ (T: fitted sample-q per px)
+    c, s = np.cos(centres[good]), np.sin(centres[good])
+    f2 = np.exp(2 * shifts[good])
+    a_mat = np.stack([c * c, 2 * c * s, s * s], 1)
+    g, *_ = np.linalg.lstsq(a_mat, f2, rcond=None)
+    res = f2 - a_mat @ g
+    dof = max(1, len(f2) - 3)
+    cov_g = np.linalg.inv(a_mat.T @ a_mat) * float(res @ res) / dof
+    gm = np.array([[g[0], g[1]], [g[1], g[2]]])
+    if np.any(np.linalg.eigvalsh(gm) <= 0):
+        out["reason"] = "the per-sector ring scales do not form an ellipse"
+        return out
+
+    def s_of(gvec):
+        gg = np.array([[gvec[0], gvec[1]], [gvec[1], gvec[2]]])
+        w_, v_ = np.linalg.eigh(gg)
+        k_mat = v_ @ np.diag(np.sqrt(w_)) @ v_.T
+        t = k_mat @ t0
+        sm, _ = symmetric_part(np.linalg.inv(t))
+        return np.array([sm[0, 0], sm[0, 1], sm[1, 1]])
+
+    sp = s_of(g)
+    jac = np.zeros((3, 3))
+    for k in range(3):
+        h = 1e-7
+        dg_ = g.copy()
+        dg_[k] += h
+        jac[:, k] = (s_of(dg_) - sp) / h
+    out.update(s_params=sp, cov=jac @ cov_g @ jac.T, q0=q0, sector_residual=res)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# regime 2: joint fit with orientations
+
+
+def _match(det_q: np.ndarray, pred_q: np.ndarray, tol_abs: float, tol_rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Mutual nearest pairs between detected and predicted spots (sample frame, 1/Å) closer than
+    tol_abs + tol_rel·|q|. Returns index arrays (i_det, j_pred)."""
+    if len(det_q) == 0 or len(pred_q) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    dist = np.linalg.norm(det_q[:, None, :] - pred_q[None, :, :], axis=-1)
+    j = np.argmin(dist, axis=1)
+    i_back = np.argmin(dist, axis=0)
+    i = np.arange(len(det_q))
+    ok = (i_back[j] == i) & (dist[i, j] < tol_abs + tol_rel * np.linalg.norm(det_q, axis=1))
+    return i[ok], j[ok]
+
+
+def _rot2(a: float) -> np.ndarray:
+    c, s = math.cos(a), math.sin(a)
+    return np.array([[c, -s], [s, c]])
+
+
+def _joint_lsq(groups: list[tuple[np.ndarray, np.ndarray]], s_init: np.ndarray, q0: np.ndarray) -> dict[str, Any]:
+    """Least squares of d = S·R(δₚ)·Q₀·q + cₚ over S (3), δₚ and cₚ (3 per pattern); Cauchy-robust
+    (scipy.optimize.least_squares, f_scale 0.5 px). ``groups``: per pattern (d (m, 2) px, q (m, 2) 1/Å)."""
+    from scipy.optimize import least_squares
+
+    n_p = len(groups)
+    qq = [g[1] @ q0.T for g in groups]
+    dd = [g[0] for g in groups]
+
+    def resid(p):
+        sm = np.array([[p[0], p[1]], [p[1], p[2]]])
+        out = []
+        for k in range(n_p):
+            dlt, cr, cc = p[3 + 3 * k: 6 + 3 * k]
+            pred = qq[k] @ (sm @ _rot2(dlt)).T + np.array([cc, cr])
+            out.append((pred - dd[k]).ravel())
+        return np.concatenate(out)
+
+    p0 = np.concatenate([[s_init[0, 0], s_init[0, 1], s_init[1, 1]], np.zeros(3 * n_p)])
+    sol = least_squares(resid, p0, loss="cauchy", f_scale=0.5, x_scale=np.concatenate([np.full(3, abs(s_init[0, 0])) * 0.01, np.full(3 * n_p, 0.01)]))
+    r = sol.fun
+    m_res = len(r)
+    n_par = len(p0)
+    # robust scale of the residuals (MAD) and the covariance of the Gauss–Newton step at the solution
+    sig = 1.4826 * float(np.median(np.abs(r - np.median(r)))) if m_res else 0.0
+    inlier = np.abs(r) < 3 * max(sig, 1e-6)
+    jac = sol.jac[inlier]
+    try:
+        cov = np.linalg.pinv(jac.T @ jac) * (float(np.sum(r[inlier] ** 2)) / max(1, inlier.sum() - n_par))
+    except np.linalg.LinAlgError:
+        cov = np.full((n_par, n_par), np.inf)
+    return {
+        "s_params": sol.x[:3].copy(),
+        "cov": cov[:3, :3],
+        "residuals": r.reshape(-1, 2),
+        "rms_px": float(np.sqrt(np.mean(r[inlier] ** 2))) if inlier.any() else float("nan"),
+        "inlier_fraction": float(inlier.mean()) if m_res else 0.0,
+        "deltas_deg": np.rad2deg(sol.x[3::3]),
+    }
+
+
+def _pick_patterns(counts: np.ndarray, grid_shape: tuple[int, int], n: int) -> np.ndarray:
+    """Indices (into the subsample) of up to ``n`` patterns with many spots, spread over the scan: the best of
+    each block of a coarse grid, then the next best overall."""
+    gy, gx = grid_shape
+    nb = max(1, int(math.ceil(math.sqrt(n))))
+    chosen = []
+    by = np.array_split(np.arange(gy), min(nb, gy))
+    bx = np.array_split(np.arange(gx), min(nb, gx))
+    for rr in by:
+        for cc in bx:
+            idx = (rr[:, None] * gx + cc[None, :]).ravel()
+            chosen.append(int(idx[np.argmax(counts[idx])]))
+    chosen = sorted(set(chosen), key=lambda i: -counts[i])
+    rest = [i for i in np.argsort(-counts, kind="stable") if i not in set(chosen)]
+    return np.array((chosen + rest)[:n], dtype=np.int64)
+
+
+def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libraries: list, index_params: Any, spot_params: SpotParams, n_iter: int, min_patterns: int, min_reliability: float) -> dict[str, Any]:
+    """Alternate indexing of ``patterns`` with the least-squares fit of the detector map; see the module
+    docstring. Returns the fitted S, its covariance, and the history, or a reason."""
+    from ..crystal import kinematic_spots, reflections
+    from ..index.api import index_patterns
+
+    refl = [reflections(p, k_max=index_params.k_max) for p in phases]
+    history = []
+    out: dict[str, Any] = {}
+    cur = cal
+    m_cur = cur._affine()
+    s_cur, q0 = symmetric_part(m_cur)
+    fit = None
+    tol_rel = 0.06
+    for it in range(n_iter):
+        res = index_patterns(patterns, cur, libraries, index_params)
+        peaks, counts = _detected(patterns, cur, spot_params)
+        good = np.flatnonzero((res.phase_id >= 0) & (res.reliability >= min_reliability))
+        groups, n_spots, directions = [], 0, np.zeros((2, 2))
+        for i in good:
+            ph = int(res.phase_id[i])
+            sp = kinematic_spots(refl[ph], res.quaternions[i], cur.wavelength, index_params.excitation_error_sigma)
+            inten = sp.intensity
+            keep = inten > 1e-3 * inten.max(initial=0)
+            pred = sp.q_xy[keep]
+            pred = pred[np.linalg.norm(pred, axis=1) <= index_params.k_max]
+            det_q = peaks[i, : counts[i], :2]
+            a, b = _match(det_q, pred, 0.02, tol_rel)
+            if len(a) < 3:
+                continue
+            d = det_q[a] @ m_cur.T  # detector offsets (dcol, drow) from the pattern's centre
+            groups.append((d, pred[b]))
+            n_spots += len(a)
+            u = pred[b] / np.linalg.norm(pred[b], axis=1)[:, None]
+            directions += u.T @ u
+        entry = {"iteration": it, "indexed": int(len(good)), "patterns_used": len(groups), "matched_spots": n_spots}
+        history.append(entry)
+        if len(groups) < min_patterns or n_spots < 12:
+            out["reason"] = (
+                f"{len(groups)} pattern(s) indexed with reliability ≥ {min_reliability:g} and matched spots "
+                f"({n_spots} spots); at least {min_patterns} patterns and 12 spots are needed"
+            )
+            break
+        fit = _joint_lsq(groups, s_cur, q0)
+        ev = np.linalg.eigvalsh(directions / max(1, n_spots))
+        entry.update(rms_px=fit["rms_px"], inlier_fraction=fit["inlier_fraction"], direction_spread=float(ev[0]))
+        sp = fit["s_params"]
+        s_new = np.array([[sp[0], sp[1]], [sp[1], sp[2]]])
+        if np.any(np.linalg.eigvalsh(s_new) <= 0):
+            out["reason"] = "the least-squares detector map is not positive definite"
+            fit = None
+            break
+        change = float(np.max(np.abs(s_new - s_cur)) / np.max(np.abs(s_cur)))
+        entry["relative_change"] = change
+        s_cur = s_new
+        cur = calibration_from_matrix(cal, s_cur, q0)
+        m_cur = s_cur @ q0
+        tol_rel = 0.03
+        if change < 2e-4 and it >= 1:
+            break
+    out["history"] = history
+    if fit is not None and "reason" not in out:
+        out.update(s_params=fit["s_params"], cov=fit["cov"], q0=q0, residuals=fit["residuals"], rms_px=fit["rms_px"],
+                   direction_spread=history[-1].get("direction_spread", 0.0))
+        if history[-1].get("direction_spread", 0.0) < 0.02:
+            out["reason"] = ("the matched spots of the indexed patterns lie along one direction (a systematic row); the "
+                             "distortion across it is not constrained")
+    return out
+
+
+def _detected(patterns: np.ndarray, cal: Calibration, spot_params: SpotParams) -> tuple[np.ndarray, np.ndarray]:
+    peaks, counts, _ = detect_spots(patterns, cal, spot_params)
+    return peaks, counts
+
+
+# ----------------------------------------------------------------------------------------------------
+# centre map
+
+
+def _center_map(centers: np.ndarray, rows: np.ndarray, cols: np.ndarray, scan_shape: tuple[int, int]) -> dict[str, Any]:
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    a = np.stack([np.ones(rr.size), rr.ravel(), cc.ravel()], 1).astype(np.float64)
+    out: dict[str, Any] = {"row": float(np.median(centers[:, 0])), "col": float(np.median(centers[:, 1]))}
+    if len(centers) >= 3:
+        coef, *_ = np.linalg.lstsq(a, centers, rcond=None)
+        res = centers - a @ coef
+        ny, nx = scan_shape
+        corners = np.array([[1, 0, 0], [1, ny - 1, 0], [1, 0, nx - 1], [1, ny - 1, nx - 1]], float) @ coef
+        out.update(
+            plane={"row": coef[:, 0].tolist(), "col": coef[:, 1].tolist()},
+            rms_residual_px=float(np.sqrt(np.mean(np.sum(res**2, axis=1)))),
+            drift_px=float(np.max(np.linalg.norm(corners - corners.mean(0), axis=1)) * 2),
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# public entry point
+
+
+def calibrate(
+    dataset: Dataset4D,
+    phases: Any,
+    *,
+    method: str = "auto",
+    max_patterns: int = 1024,
+    n_index: int = 16,
+    n_iter: int = 6,
+    n_sectors: int = 12,
+    max_scale_error: float = 0.12,
+    min_reliability: float = 5.0,
+    min_patterns: int = 2,
+    spots: SpotParams | None = None,
+    index_params: dict[str, Any] | None = None,
+    libraries: list | None = None,
+) -> CalibrationFit:
+    """Fit the detector calibration (pixel size, elliptical/affine distortion, beam centre) from the data.
+
+    Parameters
+    ----------
+    dataset
+        The 4D-STEM data with its stated calibration (the starting point; rotation and flip are kept).
+    phases
+        CIF paths or orix Phases with structures; the rings / predicted spots come from them.
+    method
+        ``"rings"`` (Bragg-vector map; polycrystals with many grains), ``"orientations"`` (joint fit with the
+        orientations of a few indexed patterns; any number of grains) or ``"auto"`` (rings where the rings are
+        populated, then the joint fit starting from them).
+    max_patterns
+        Patterns of an evenly spread subsample searched for spots (rings and the centre map).
+    n_index
+        Patterns indexed for the joint fit (those with the most spots, spread over the scan).
+    n_iter
+        Largest number of index → fit rounds.
+    n_sectors
+        Angular sectors of the detector (over 180°) for the ring ellipse.
+    max_scale_error
+        Largest relative error of the stated pixel size searched by the ring fit.
+    min_reliability
+        Indexed patterns below this reliability are not used by the joint fit.
+    min_patterns
+        Fewer usable indexed patterns → "undetermined".
+    spots
+        Spot-detection parameters (default: :class:`SpotParams` with ``q_max`` = ``index_params['k_max']``).
+    index_params
+        Fields of :class:`stemgrains.index.IndexParams` for the joint fit (the neighbour pass is off).
+
+    Returns
+    -------
+    CalibrationFit
+        ``status == "undetermined"`` with a ``reason`` where the data do not constrain the distortion to
+        better than 1 % (e.g. a single systematic row, too few spots, nothing indexed); then ``calibration`` is
+        the stated one with the fitted beam centre.
+
+    Raises
+    ------
+    InputError, ParameterError
+        A dataset that is not a :class:`Dataset4D`, no phases, an unknown ``method``.
+    """
+    from ..index.api import IndexParams, _coerce_phases
+    from ..library.templates import build_library
+
+    if not isinstance(dataset, Dataset4D):
+        raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
+    if method not in ("auto", "rings", "orientations"):
+        raise ParameterError(f"method must be 'auto', 'rings' or 'orientations', got {method!r}")
+    for name, v in (("max_patterns", max_patterns), ("n_index", n_index), ("n_iter", n_iter), ("n_sectors", n_sectors), ("min_patterns", min_patterns)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+    if not (0 < max_scale_error < 0.5):
+        raise ParameterError(f"max_scale_error must be in (0, 0.5), got {max_scale_error!r}")
+    phase_list = _coerce_phases(phases)
+    stated = dataset.calibration
+    iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})})
+    sp = spots or replace(iprm.spots, q_max=iprm.k_max)
+    sp = replace(sp, q_max=min(sp.q_max, iprm.k_max))
+
+    rows, cols = _subsample(dataset.scan_shape, max_patterns)
+    pats = _read_positions(dataset, rows, cols)
+    peaks, counts, centers = detect_spots(pats, stated, sp)
+    m0 = stated._affine()
+    d, amp, pidx = _offsets(peaks, counts, m0)
+    center = _center_map(centers, rows, cols, dataset.scan_shape)
+    base = replace(stated, center=(center["row"], center["col"]))
+    notes = [LATTICE_NOTE, ROTATION_NOTE]
+    diag: dict[str, Any] = {"offsets": d, "amplitudes": amp, "n_subsample": int(len(pats)), "n_spots": int(len(d)),
+                            "stated_matrix": m0}
+    from ..crystal import reflections
+
+    refl_list = [reflections(p, k_max=iprm.k_max) for p in phase_list]
+    diag["ring_radii"] = np.unique(np.round(np.concatenate([r.g_norm for r in refl_list]), 5))
+
+    s_fit, cov, q0, used, reason = None, None, None, [], None
+    if method in ("auto", "rings"):
+        q_lo = sp.resolved_q_min(stated)
+        rings = _fit_rings(d, amp, m0, refl_list, (q_lo, iprm.k_max * 0.98), n_sectors, max_scale_error)
+        diag["rings"] = {k: v for k, v in rings.items() if k not in ("s_params", "cov", "q0")}
+        if "s_params" in rings:
+            s_fit, cov, q0 = rings["s_params"], rings["cov"], rings["q0"]
+            used.append("rings")
+        else:
+            reason = f"rings: {rings.get('reason')}"
+    if method in ("auto", "orientations"):
+        start = base
+        if s_fit is not None:
+            start = calibration_from_matrix(base, np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]]), q0)
+        if libraries is None:
+            libraries = [
+                build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, accelerating_voltage_kV=stated.accelerating_voltage_kV,
+                              excitation_error_sigma=iprm.excitation_error_sigma)
+                for p in phase_list
+            ]
+        pick = _pick_patterns(counts, (len(rows), len(cols)), n_index)
+        joint = _fit_orientations(pats[pick], start, phase_list, libraries, iprm, sp, n_iter, min_patterns, min_reliability)
+        diag["orientations"] = {k: v for k, v in joint.items() if k not in ("s_params", "cov", "q0")}
+        if "s_params" in joint and "reason" not in joint:
+            s_fit, cov, q0 = joint["s_params"], joint["cov"], joint["q0"]
+            used.append("orientations")
+            reason = None
+        elif method == "orientations" or s_fit is None:
+            reason = f"orientations: {joint.get('reason')}" + (f"; {reason}" if reason else "")
+            s_fit = None
+        else:
+            notes.append(f"the joint fit with orientations did not run to the end ({joint.get('reason')}); the ring fit is reported")
+
+    if s_fit is None:
+        return CalibrationFit(calibration=base, status="undetermined", reason=reason, method=method, values={}, uncertainty={},
+                              center=center, notes=notes, stated=stated, diagnostics=diag)
+    s_mat = np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]])
+    values = dict(zip(_DERIVED_NAMES, _derived(stated, s_mat, q0).tolist()))
+    unc = _propagate(stated, np.asarray(s_fit, float), np.asarray(cov, float), q0)
+    cal = calibration_from_matrix(base, s_mat, q0)
+    status = "ok"
+    rel = [unc["q_pixel_size"] / values["q_pixel_size"], unc["ellipticity_ratio"] / values["ellipticity_ratio"]]
+    if not np.all(np.isfinite(rel)) or max(rel) > MAX_RELATIVE_SIGMA:
+        status = "undetermined"
+        reason = (f"the fitted pixel size and ellipticity are uncertain by {100 * rel[0]:.2g} % and {100 * rel[1]:.2g} % "
+                  f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): too few or too poorly spread spots")
+        cal = base
+    diag["fitted_matrix"] = s_mat @ q0
+    return CalibrationFit(calibration=cal, status=status, reason=reason, method="+".join(used), values=values,
+                          uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
+
+
+def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
+    """The dataset with the fitted calibration where the fit is ``"ok"``; otherwise unchanged (the stated
+    calibration is kept: an undetermined fit changes nothing)."""
+    from dataclasses import replace as _replace
+
+    if not fit.ok:
+        return dataset
+    meta = dict(dataset.metadata)
+    meta["calibration_origin"] = {"fitted": fit.method}
+    return _replace(dataset, calibration=fit.calibration, metadata=meta)
+
+
+def run_auto_calibration(
+    dataset: Dataset4D, phases: Any, index_params: dict[str, Any] | None, json_path: str | os.PathLike | None = None,
+    figure_path: str | os.PathLike | None = None,
+) -> tuple[Dataset4D, CalibrationFit]:
+    """``--auto-calibrate`` of ``index``/``run``: :func:`calibrate` with the indexing's ``step_deg``/``k_max``,
+    the fit written to ``json_path`` (and the figure to ``figure_path``), and the dataset with the fitted
+    calibration where the fit is ok (:func:`apply_calibration_fit`)."""
+    ip = {k: v for k, v in (index_params or {}).items() if k in ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma")}
+    fit = calibrate(dataset, phases, index_params=ip)
+    if json_path is not None:
+        from ..io.calibration import write_calibration_json
+
+        write_calibration_json(json_path, fit)
+    if figure_path is not None:
+        from ..plot.calibration import plot_calibration
+
+        plot_calibration(fit, figure_path)
+    return apply_calibration_fit(dataset, fit), fit

@@ -1,0 +1,203 @@
+"""Calibration on the command line (issue 12): every option reaches the results file and changes the result as the
+API does; a rotated camera with the right --q-rotation indexes as well as an unrotated one; `stemgrains calibrate`
+followed by `index --calibration` on an elliptically distorted scan whose file states a wrong pixel size."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import h5py
+import numpy as np
+import pytest
+from orix.quaternion import Orientation, Rotation
+
+from stemgrains.cli import main
+from stemgrains.crystal import load_phase
+from stemgrains.data import Calibration
+from stemgrains.index import index_orientations
+from stemgrains.io import load_4d, load_truth, read_results_calibration
+from stemgrains.io.results import read_parameters
+from stemgrains.library import laue_proper_group
+from stemgrains.simulate import default_q_pixel_size, sample_cif, simulate_polycrystal
+
+AU = sample_cif("au")
+NBA = sample_cif("na_beta2_alumina")
+
+
+def _quats(path):
+    with h5py.File(path, "r") as f:
+        return f["orientation/quaternions"][()].reshape(-1, 4), f["orientation/phase_id"][()].ravel()
+
+
+def _same_rotations(a, b, tol_deg=1e-6):
+    dots = np.abs(np.sum(a * b, axis=1)).clip(0, 1)
+    return np.all(np.rad2deg(2 * np.arccos(dots)) < tol_deg)
+
+
+def _errors(results, truth_q, phase):
+    q, pid = _quats(results)
+    sym = laue_proper_group(phase)
+    found = Orientation(Rotation(q), sym)
+    return np.rad2deg(found.angle_with(Orientation(Rotation(truth_q.reshape(-1, 4)), sym))), pid
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("calcli") / "au.h5"
+    simulate_polycrystal(path, phases=[AU], scan_shape=(3, 3), detector_shape=(64, 64), n_grains=2, seed=7, dose=1e4,
+                         progress=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def baseline(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "r.h5"
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "-o", str(out)]) == 0
+    return out
+
+
+def _json(tmp_path):
+    p = tmp_path / "cal.json"
+    p.write_text(json.dumps({"calibration": {"q_rotation_deg": 10.0, "ellipticity_ratio": 1.03, "ellipticity_angle_deg": 20.0}}))
+    return p
+
+
+OPTIONS = [
+    (["--q-rotation", "30"], dict(q_rotation_deg=30.0)),
+    (["--q-flip"], dict(q_flip=True)),
+    (["--ellipticity", "1.04,20"], dict(ellipticity=(1.04, 20.0))),
+    (["--affine", "1.02,0.01,0.01,0.98"], dict(affine=(1.02, 0.01, 0.01, 0.98))),
+    (["--calibration", "JSON"], dict(q_rotation_deg=10.0, ellipticity=(1.03, 20.0))),
+    (["--calibration", "JSON", "--q-rotation", "-5"], dict(q_rotation_deg=-5.0, ellipticity=(1.03, 20.0))),
+]
+
+
+@pytest.mark.parametrize("opts, fields", OPTIONS, ids=[" ".join(o) for o, _ in OPTIONS])
+def test_option_round_trips_and_changes_result_as_api(tiny, baseline, tmp_path, opts, fields):
+    opts = [str(_json(tmp_path)) if o == "JSON" else o for o in opts]
+    out = tmp_path / "r.h5"
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "-o", str(out), *opts]) == 0
+    ds = load_4d(tiny)
+    expected = replace(ds.calibration, **fields)
+    assert read_results_calibration(out) == expected
+    xmap = index_orientations(replace(ds, calibration=expected), [load_phase(AU)], step_deg=3, progress=False)
+    q_cli, _ = _quats(out)
+    assert _same_rotations(q_cli, xmap.rotations.data.reshape(-1, 4))
+    q_base, _ = _quats(baseline)
+    assert not _same_rotations(q_cli, q_base, tol_deg=0.05), "the option must change the orientations"
+
+
+@pytest.mark.parametrize(
+    "opts, match",
+    [
+        (["--affine", "1,0,1"], "--affine expects"),
+        (["--ellipticity", "1.05"], "--ellipticity expects"),
+        (["--calibration", "missing.json"], "calibration file not found"),
+        (["--affine", "1,1,1,1"], "singular"),
+    ],
+)
+def test_bad_calibration_options_exit_2(tiny, tmp_path, capsys, opts, match):
+    code = main(["index", str(tiny), "--phase", str(AU), "--no-progress", "-o", str(tmp_path / "r.h5"), *opts])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys):
+    out = tmp_path / "map.h5"
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate", "-o", str(out)]) == 0
+    doc = json.loads((tmp_path / "map.calibration.json").read_text())
+    assert (tmp_path / "map.calibration.png").is_file()
+    assert "calibration" in capsys.readouterr().out
+    with h5py.File(out, "r") as f:
+        recorded = read_parameters(f, "index")["calibration_fit"]
+    assert recorded["status"] == doc["status"] and recorded["calibration"] == doc["calibration"]
+    if doc["status"] == "ok":
+        assert read_results_calibration(out) == Calibration.from_attrs(doc["calibration"])
+    else:  # nine Au patterns of two grains: too few for rings; an undetermined fit keeps the stated calibration
+        assert doc["reason"]
+        assert read_results_calibration(out) == load_4d(tiny).calibration
+
+
+def test_run_records_calibration_and_auto_calibrate(tmp_path):
+    data = tmp_path / "d.h5"
+    simulate_polycrystal(data, phases=[AU], scan_shape=(6, 6), detector_shape=(64, 64), n_grains=2, seed=3, dose=1e4,
+                         progress=False)
+    out = tmp_path / "run"
+    code = main(["run", str(data), "--phase", str(AU), "--field", "1,0", "--step", "3", "--no-figures", "--no-progress",
+                 "--q-rotation", "12", "--ellipticity", "1.02,45", "--auto-calibrate", "-o", str(out)])
+    assert code == 0
+    cal = read_results_calibration(out / "results.h5")
+    assert cal.q_rotation_deg == 12.0
+    fit = json.loads((out / "calibration.json").read_text())
+    assert fit["status"] in ("ok", "undetermined")
+    with h5py.File(out / "results.h5", "r") as f:
+        recorded = read_parameters(f, "calibrate")
+    assert recorded["status"] == fit["status"]
+    if fit["status"] == "ok":
+        assert cal.ellipticity == pytest.approx((fit["calibration"]["ellipticity_ratio"], fit["calibration"]["ellipticity_angle_deg"]))
+    else:  # an undetermined fit changes nothing
+        assert fit["reason"]
+        assert cal.ellipticity == (1.02, 45.0)
+
+
+def test_rotated_camera_with_q_rotation_indexes_as_unrotated(tmp_path):
+    """The scan-to-detector rotation cannot be fitted from diffraction; given as --q-rotation it restores the
+    accuracy of an unrotated camera (and without it every orientation is off by the rotation)."""
+    kw = dict(phases=[NBA], scan_shape=(16, 16), n_grains=4, seed=3, dose=1e4, progress=False)
+    flat = simulate_polycrystal(tmp_path / "flat.h5", **kw)
+    rot = simulate_polycrystal(tmp_path / "rot.h5", q_rotation_deg=33.0, **kw)
+    with h5py.File(rot, "r+") as f:  # the file does not know the rotation
+        f["data"].attrs["q_rotation_deg"] = 0.0
+    truth = load_truth(flat)["quaternions"]
+    phase = load_phase(NBA)
+    res = {}
+    for name, path, opts in (("flat", flat, []), ("rot", rot, ["--q-rotation", "33"]), ("rot_unknown", rot, [])):
+        out = tmp_path / f"out_{name}.h5"
+        assert main(["index", str(path), "--phase", str(NBA), "--no-progress", "-o", str(out), *opts]) == 0
+        err, pid = _errors(out, truth, phase)
+        res[name] = float(np.mean(err < 2))
+    print("within 2°:", res)
+    assert res["flat"] >= 0.98
+    assert res["rot"] >= 0.98 and res["rot"] >= res["flat"] - 0.02
+    assert res["rot_unknown"] < 0.1
+
+
+@pytest.mark.slow
+def test_calibrate_then_index_with_calibration_file(tmp_path, capsys):
+    """Issue 12 acceptance through the CLI: Na-β″, 5 % area-preserving ellipticity at 37°, the file's pixel size
+    4 % off. `calibrate` → JSON; `index --calibration` ≥ 98 % within 2°; without it, fewer. (Six grains, the
+    dataset of tests/index/test_accuracy.py, on which the engine reaches 100 % with the true calibration; on the
+    40-grain scan of tests/preprocess/test_calibrate.py the engine reaches 94 % with the true calibration and
+    exactly the same with the fitted one.)"""
+    r = 1.05
+    p = default_q_pixel_size(1.5, (128, 128))
+    data = simulate_polycrystal(tmp_path / "ell.h5", phases=[NBA], scan_shape=(24, 24), n_grains=6, seed=3, dose=1e4,
+                                q_pixel_size=p * math.sqrt(r), ellipticity=(r, 37.0), progress=False)
+    with h5py.File(data, "r+") as f:
+        a = f["data"].attrs
+        a["q_pixel_size"] = p * 1.04
+        del a["ellipticity_ratio"], a["ellipticity_angle_deg"]
+    cal_json = tmp_path / "calibration.json"
+    assert main(["calibrate", str(data), "--phase", str(NBA), "-o", str(cal_json)]) == 0
+    assert (tmp_path / "calibration.png").is_file()
+    doc = json.loads(cal_json.read_text())
+    assert doc["status"] == "ok"
+    c = doc["calibration"]
+    assert abs(c["q_pixel_size"] / (p * math.sqrt(r)) - 1) < 0.005
+    assert abs(c["ellipticity_ratio"] / r - 1) < 0.01
+    assert abs((c["ellipticity_angle_deg"] - 37.0 + 90) % 180 - 90) < 5
+    truth = load_truth(data)["quaternions"]
+    phase = load_phase(NBA)
+    frac = {}
+    for name, opts in (("calibrated", ["--calibration", str(cal_json)]), ("stated", [])):
+        out = tmp_path / f"{name}.h5"
+        assert main(["index", str(data), "--phase", str(NBA), "--no-progress", "-o", str(out), *opts]) == 0
+        err, pid = _errors(out, truth, phase)
+        frac[name] = float(np.mean(err < 2))
+    print(f"within 2°: calibrated {frac['calibrated']:.3f}, stated calibration {frac['stated']:.3f}")
+    assert frac["calibrated"] >= 0.98
+    assert frac["calibrated"] > frac["stated"]
+    assert read_results_calibration(tmp_path / "calibrated.h5") == Calibration.from_attrs(c)
