@@ -44,7 +44,7 @@ def _print_map(path: Path) -> int:
     from ..io import load_orientation_map, map_scan_step_nm
 
     xmap = load_orientation_map(path)
-    ny, nx = xmap.shape if len(xmap.shape) == 2 else (1, xmap.shape[0])
+    ny, nx = map_shape(xmap)
     step = map_scan_step_nm(xmap)
     print(f"file:        {path}")
     print("kind:        orientation map")

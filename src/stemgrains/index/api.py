@@ -480,4 +480,6 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
         scan_unit="nm",
     )
     xmap.parameters = prm.as_dict()  # type: ignore[attr-defined]
-    return xmap
+    from .._grid import attach_scan_step
+
+    return attach_scan_step(xmap, step_nm)

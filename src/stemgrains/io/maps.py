@@ -49,6 +49,9 @@ _RESERVED = ("quaternions", "phase_id", "candidate_quaternions")
 
 def map_scan_step_nm(xmap: Any) -> float | None:
     """Scan step of a CrystalMap in nm (``None`` if its unit is pixels or unknown)."""
+    attached = getattr(xmap, "scan_step_nm", None)  # stemgrains._grid.attach_scan_step (1 x 1 maps have no dx)
+    if attached:
+        return float(attached)
     f = _UNIT_TO_NM.get(str(getattr(xmap, "scan_unit", "px")).strip().lower())
     if f is None:
         return None
@@ -156,7 +159,9 @@ def read_orientation_map(f: h5py.File | h5py.Group, source: str = "results file"
     missing = ids - set(phases.ids)
     if missing:
         raise FileFormatError(f"{source}: /orientation/phase_id uses phase(s) {sorted(missing)} not in /phases")
-    return CrystalMap(
+    from .._grid import attach_scan_step
+
+    xmap = CrystalMap(
         rotations=rot,
         phase_id=pid.reshape(n).astype(np.int64),
         x=cols * step,
@@ -165,6 +170,7 @@ def read_orientation_map(f: h5py.File | h5py.Group, source: str = "results file"
         prop=prop,
         scan_unit=unit,
     )
+    return attach_scan_step(xmap, step if unit == "nm" else None)
 
 
 def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xmap: Any) -> None:

@@ -104,7 +104,7 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
                        interpolation="nearest")
         fig.colorbar(im, ax=ax, label="|J| (σ_ip V/nm)", shrink=0.9)
     ax.set_facecolor("0.6")
-    if streamlines and pos.size:
+    if streamlines and pos.size and min(mag.shape) >= 2:  # streamplot needs a 2-D grid; 1 × n maps: colour only
         ny, nx = mag.shape
         h = result.scan_step_nm
         x = (np.arange(nx) + 0.5) * h
@@ -127,7 +127,7 @@ def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, flo
     fig.colorbar(im, ax=ax, label="φ (V)", shrink=0.9)
     ax.set_facecolor("0.6")
     finite = pot[np.isfinite(pot)]
-    if finite.size and finite.max() > finite.min():
+    if finite.size and finite.max() > finite.min() and min(pot.shape) >= 2:  # contours need a 2-D grid
         ny, nx = pot.shape
         h = result.scan_step_nm
         levels = np.linspace(finite.min(), finite.max(), n_levels + 2)[1:-1]
