@@ -41,6 +41,7 @@ def _is_orientation_map(path: Path) -> bool:
 def _print_map(path: Path) -> int:
     import numpy as np
 
+    from .._grid import map_shape
     from ..io import load_orientation_map, map_scan_step_nm
 
     xmap = load_orientation_map(path)

@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         scan_step_nm=args.scan_step,
     )
     grain_map.parameters["hex_x_astar_corrected"] = bool(args.hex_x_astar)
+    grain_map.parameters["resampled_from"] = getattr(xmap, "resampled_from", None)  # HexGrid .ang → square grid
     boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=args.low_angle, special=specials)
     params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
     if out.resolve() == src.resolve() and not ours:

@@ -282,5 +282,10 @@ def load_orientation_map(path: str | os.PathLike) -> Any:
         raise
     except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
         raise FileFormatError(f"{source}: cannot read as an orientation map ({first_line(err)})") from None
+    if ext == ".ang":
+        from .._grid import ang_grid_type, hex_to_square
+
+        if ang_grid_type(p).lower().startswith("hex"):  # orix reads HexGrid points as if on a square grid
+            xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
     return _rescaled(xmap, source)
