@@ -156,6 +156,7 @@ def run_pipeline(
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
+        summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
     written["summary"] = summary
     return written

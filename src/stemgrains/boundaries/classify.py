@@ -1,4 +1,4 @@
-"""Conduction-plane grain-boundary classification for Na-β″-alumina (``shared/docs/gb-classification.md``).
+"""Conduction-plane grain-boundary classification for Na-β″-alumina (``docs/classification.md``).
 
 Na⁺ moves almost only inside the basal (00l) conduction planes. Whether it crosses a grain boundary depends
 on how the planes of the two grains meet the boundary and on the field direction. This module implements the
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 GROUP = "classification"
-SPEC = "gb-classification.md"
+SPEC = "docs/classification.md"
 
 #: Numeric per-pair columns (NaN for boundaries that touch a non-conducting grain).
 _FLOAT_COLS = ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "j_a", "j_b", "r")
@@ -79,7 +79,7 @@ def classify_pair(
     tau_flow: float = config.TAU_FLOW,
     r_block: float = config.R_BLOCK,
 ) -> PairClassification:
-    """Classify boundary segments between grains A and B (gb-classification.md §1–§5).
+    """Classify boundary segments between grains A and B (docs/classification.md §1–§5).
 
     Parameters
     ----------
@@ -349,7 +349,7 @@ def classify_boundaries(
     tau_flow: float = config.TAU_FLOW,
     r_block: float = config.R_BLOCK,
 ) -> BoundaryClassification:
-    """Classify every segment and boundary of a grain map (gb-classification.md).
+    """Classify every segment and boundary of a grain map (docs/classification.md).
 
     Parameters
     ----------

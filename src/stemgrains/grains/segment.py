@@ -136,7 +136,7 @@ def _merge_unassigned(labels: np.ndarray, ang_right: np.ndarray, ang_down: np.nd
 def c_axis_geometry(
     quaternions: np.ndarray, hexagonal: np.ndarray, flat_tolerance_deg: float = config.FLAT_TOLERANCE_DEG
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """c-axis in the sample frame, alpha and trace angle (gb-classification.md §1).
+    """c-axis in the sample frame, alpha and trace angle (docs/classification.md §1).
 
     ``c = O⁻¹·(0,0,1)`` with ``c_z ≥ 0``, ``alpha = arccos|c_z|`` (deg), trace ``d = normalize(−c_y, c_x)`` as an
     angle from +x toward +y in (−90, 90] (deg; NaN when ``alpha < flat_tolerance_deg``). Rows where ``hexagonal``

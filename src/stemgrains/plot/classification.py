@@ -1,4 +1,4 @@
-"""Figures of the conduction-plane grain-boundary classification (gb-classification.md).
+"""Figures of the conduction-plane grain-boundary classification (docs/classification.md).
 
 * grain colours: the project's one IPF key (:mod:`stemgrains.plot.colors`: orix ``IPFColorKeyTSL``, sample
   direction z, the grain phase's Laue group), re-exported here as :func:`grain_ipf_colors`.
