@@ -428,7 +428,7 @@ def index_orientations(
         else:
             todo.append((r0, r1))
 
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
     try:

@@ -288,4 +288,7 @@ def load_orientation_map(path: str | os.PathLike) -> Any:
         if ang_grid_type(p).lower().startswith("hex"):  # orix reads HexGrid points as if on a square grid
             xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
-    return _rescaled(xmap, source)
+    out = _rescaled(xmap, source)
+    if getattr(xmap, "resampled_from", None):
+        out.resampled_from = xmap.resampled_from
+    return out
