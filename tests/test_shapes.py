@@ -248,3 +248,43 @@ def test_mixed_shapes_of_index_results(tmp_path, nba):
         write_orientation_map(f, xmap)
     back = load_orientation_map(tmp_path / "r.h5")
     assert map_shape(back) == (1, 5) and back.scan_step_nm == STEP
+
+
+@pytest.mark.slow
+def test_index_and_run_on_single_row_column_and_pixel_scans(tmp_path, capsys):
+    """4D scans of 1 × 6, 6 × 1 and 1 × 1 positions: `index` and `run` finish, keep the (ny, nx) shape and the
+    physical step, and leave no .partial / .checkpoint behind (the issue: a traceback after indexing)."""
+    import json
+
+    from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+    au = sample_cif("au")
+    scans = {}
+    for shape in ((1, 6), (6, 1)):
+        scans[shape] = simulate_polycrystal(tmp_path / f"s{shape[0]}x{shape[1]}.h5", phases=[au], scan_shape=shape,
+                                            detector_shape=(48, 48), n_grains=2, seed=5, dose=None, progress=False)
+    one = tmp_path / "one.npy"  # a crafted 1 × 1 scan: the direct beam on noise, nothing to index
+    pattern = np.random.default_rng(0).poisson(2.0, (1, 1, 32, 32)).astype(np.float32)
+    pattern[..., 16, 16] += 1000
+    np.save(one, pattern)
+    for shape, path in scans.items():
+        out = tmp_path / f"idx{shape[0]}x{shape[1]}.h5"
+        assert main(["index", str(path), "--phase", str(au), "-o", str(out), "--step", "4", "--no-progress"]) == 0
+        assert not out.with_name(out.name + ".partial").exists()
+        with h5py.File(out) as f:
+            assert f["orientation/quaternions"].shape == (*shape, 4) and f["orientation/phase_id"].shape == shape
+        assert main(["info", str(out)]) == 0
+        assert f"shape:       {shape[0]} x {shape[1]}" in capsys.readouterr().out
+    outdir = tmp_path / "run1x6"
+    assert main(["run", str(scans[(1, 6)]), "--phase", str(au), "--field", "1,0", "--electrode", "left=1",
+                 "--electrode", "right=0", "-o", str(outdir), "--step", "4", "--min-size", "1", "--no-progress"]) == 0
+    summary = json.loads((outdir / "summary.json").read_text())
+    assert summary["scan_shape"] == [1, 6] and summary["indexed_fraction"] == 1.0
+    assert "transport_total_current_unit" in summary and not (outdir / ".checkpoint").exists()
+    assert (outdir / "grain_traces.png").is_file() and (outdir / "transport_current.png").is_file()
+    outdir = tmp_path / "run1x1"
+    assert main(["run", str(one), "--phase", str(au), "--field", "1,0", "-o", str(outdir), "--step", "6",
+                 "--q-pixel-size", "0.05", "--voltage", "300", "--scan-step", "2", "--no-progress"]) == 0
+    assert "0 grains, 0 boundaries" in capsys.readouterr().out
+    with h5py.File(outdir / "results.h5") as f:
+        assert f["grains/labels"].shape == (1, 1) and f["calibration"].attrs["scan_step_nm"] == 2.0
