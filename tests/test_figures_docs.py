@@ -270,3 +270,18 @@ def test_notebook_shows_figures_inline():
     NotebookClient(mini, timeout=120, kernel_name="python3").execute()
     outputs = mini.cells[1].outputs
     assert any("image/png" in o.get("data", {}) for o in outputs), outputs
+
+
+def test_transport_figures_share_the_map_coordinates(nba):
+    """Transport maps use the same nm coordinates as the orientation/grain maps (pixel centres at k · step)."""
+    from stemgrains.plot.transport import plot_current_density, plot_potential
+    from stemgrains.transport import solve_transport
+
+    xmap = _voronoi_xmap((10, 16), 3, nba)
+    gm, bt, _ = _stages(xmap)
+    tr = solve_transport(gm, gm.phases, {"left": 1.0, "right": 0.0}, boundaries=bt)
+    ref = plot_orientation_map(xmap).axes[0]
+    for fig in (plot_current_density(tr), plot_potential(tr), plot_grain_map(gm, bt)):
+        ax = fig.axes[0]
+        assert ax.get_xlim() == pytest.approx(ref.get_xlim()) and ax.get_ylim() == pytest.approx(ref.get_ylim())
+        assert ax.images[0].get_extent() == pytest.approx(ref.images[0].get_extent())
