@@ -98,8 +98,13 @@ def _check_key(ax, laue):
     arr = np.asarray(im.get_array())
     x0, x1, y0, y1 = im.get_extent()
     h, w = arr.shape[:2]
-    v0, v1, v2 = laue.fundamental_sector.vertices.data
-    dirs = Vector3d(np.array([0.6 * v1 + 0.3 * v0 + 0.1 * v2, 0.6 * v1 + 0.1 * v0 + 0.3 * v2, v0 + v1 + v2])).unit
+    sector = laue.fundamental_sector
+    centre = sector.center.unit.data.reshape(3)
+    verts = sector.vertices.data.reshape(-1, 3)
+    # directions between the sector's centre and each corner (off any mirror line: a flipped image fails)
+    dirs = Vector3d(np.array([0.55 * centre + 0.45 * v for v in verts] + [centre])).unit
+    dirs = dirs[np.asarray(dirs <= sector).ravel()]
+    assert dirs.size >= 2
     x, y = StereographicProjection().vector2xy(dirs)
     cols = np.clip(((x - x0) / (x1 - x0) * w).astype(int), 0, w - 1)
     rows = ((y1 - y) / (y1 - y0) * h) if im.origin == "upper" else ((y - y0) / (y1 - y0) * h)
@@ -285,3 +290,18 @@ def test_transport_figures_share_the_map_coordinates(nba):
         ax = fig.axes[0]
         assert ax.get_xlim() == pytest.approx(ref.get_xlim()) and ax.get_ylim() == pytest.approx(ref.get_ylim())
         assert ax.images[0].get_extent() == pytest.approx(ref.images[0].get_extent())
+
+
+def test_two_phase_maps_get_one_key_per_laue_group(nba, data_samples):
+    zro2 = load_phase(data_samples / "zro2_baddeleyite.cif")
+    xmap = _voronoi_xmap((12, 12), 4, nba)
+    pid = np.where(np.arange(144) % 12 < 6, 0, 1)
+    xmap = CrystalMap(rotations=xmap.rotations, phase_id=pid, x=xmap.x, y=xmap.y,
+                      phase_list=PhaseList(phases=[nba, zro2], ids=[0, 1]), scan_unit="nm")
+    gm, bt, _ = _stages(xmap)
+    for fig in (plot_orientation_map(xmap), plot_grain_map(gm, bt), plot_grain_traces(gm)):
+        keys = _key_axes(fig)
+        assert sorted(k._symmetry.name for k in keys) == ["-3m", "2/m"]
+        for k in keys:
+            _check_key(k, k._symmetry)
+        assert _overlaps(fig) == []

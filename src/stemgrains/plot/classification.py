@@ -101,12 +101,6 @@ def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     return fig
 
 
-def _n_laue(grain_map: Any) -> int:
-    pids = set(np.asarray(grain_map.table["phase_id"]).astype(int).tolist()) if len(grain_map.table) else set()
-    return len({p.point_group.laue.name for i, p in _phase_items(grain_map.phases)
-                if i in pids and p.point_group is not None})
-
-
 def _add_ipf_keys(fig: Figure, slots: list[Any], grain_map: Any) -> None:
     """IPF-z colour keys of the Laue groups of the grains present (the project's one key, plot/colors.py)."""
     pids = np.asarray(grain_map.table["phase_id"]).astype(int) if len(grain_map.table) else np.zeros(0, int)
@@ -219,8 +213,7 @@ def plot_grain_traces(
     side.text(0.0, 0.45, "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
               f"Bars grow as the planes lie\n{flat_side}; the shortest bar\nis {min_length_fraction:g} × the longest.",
               transform=side.transAxes, ha="left", va="top", fontsize=7)
-    _add_ipf_keys(fig, [gs[0, 1].subgridspec(2, 1)[0], gs[0, 1].subgridspec(2, 1)[1]]
-                  if _n_laue(grain_map) > 1 else [gs[0, 1]], grain_map)
+    _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
     return _finish(fig, path)
 
 

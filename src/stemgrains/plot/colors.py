@@ -145,7 +145,7 @@ def draw_ipf_keys(fig: Any, slots: list[Any], phases: Any, direction: tuple[floa
                   phase_ids: Any = None) -> list[Any]:
     """Draw the IPF colour key of each Laue group present (at most ``len(slots)``) into the subplot ``slots``.
 
-    Each key is an orix ``"ipf"`` axes (the fundamental sector, its pole labels) filled with
+    A single slot is split to hold one key per Laue group. Each key is an orix ``"ipf"`` axes (the fundamental sector, its pole labels) filled with
     :func:`ipf_key_image`, titled with the sample direction, the phase name(s) and the Laue group.
     ``phase_ids``: only these phases (default: every phase of ``phases``). Returns the key axes.
     """
@@ -166,6 +166,9 @@ def draw_ipf_keys(fig: Any, slots: list[Any], phases: Any, direction: tuple[floa
             groups.append((laue, [phase.name]))
     d = np.asarray(direction, dtype=float)
     axis_name = "xyz"[int(np.argmax(np.abs(d)))] if np.count_nonzero(d) == 1 else ",".join(f"{v:g}" for v in d)
+    if len(slots) == 1 and len(groups) > 1 and hasattr(slots[0], "subgridspec"):  # one slot: stack the keys in it
+        sub = slots[0].subgridspec(len(groups), 1)
+        slots = [sub[k] for k in range(len(groups))]
     axes = []
     for slot, (laue, names) in zip(slots, groups):
         ax = fig.add_subplot(slot, projection="ipf", symmetry=laue, direction=Vector3d(d))
