@@ -305,3 +305,24 @@ def test_two_phase_maps_get_one_key_per_laue_group(nba, data_samples):
         for k in keys:
             _check_key(k, k._symmetry)
         assert _overlaps(fig) == []
+
+
+def test_progress_bar_without_ipywidgets_is_the_text_bar(monkeypatch):
+    """Without ipywidgets, tqdm.auto in a notebook warns 'IProgress not found' (TqdmWarning, an error under
+    our filterwarnings); our progress bar falls back to tqdm's text bar instead."""
+    import sys
+
+    import tqdm as tqdm_mod
+
+    from stemgrains._progress import progress_bar
+
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # import ipywidgets → ImportError
+    import os
+
+    with open(os.devnull, "w") as sink:
+        bar = progress_bar(total=3, disable=False, file=sink)
+        try:
+            assert type(bar) is tqdm_mod.std.tqdm
+            bar.update(3)
+        finally:
+            bar.close()
