@@ -233,9 +233,11 @@ def test_hexagonal_grid_ang_is_resampled_to_a_square_grid(tmp_path, capsys):
     np.testing.assert_allclose(phi1[:, 4:], 0.7, atol=1e-4)
     out = tmp_path / "seg.h5"
     assert main(["segment", str(path), "-o", str(out), "--min-size", "1"]) == 0
-    assert capsys.readouterr().out.startswith("2 grains, 1 boundaries")
+    printed = capsys.readouterr().out
+    assert printed.startswith("2 grains, 1 boundaries") and "hexagonal grid resampled to a square grid of step 2 nm" in printed
     with h5py.File(out) as f:
         assert f["grains/labels"].shape == (6, 6)
+        assert '"resampled_from": "HexGrid"' in f["parameters"].attrs["segment"]
 
 
 def test_mixed_shapes_of_index_results(tmp_path, nba):

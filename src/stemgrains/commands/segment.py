@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
+    if getattr(xmap, "resampled_from", None):
+        print(f"  {src.name}: hexagonal grid resampled to a square grid of step {grain_map.scan_step_nm:g} nm "
+              "(nearest neighbour)")
     for s in specials:
         frac = float(b["length_nm"][b["special"] == s.name].sum()) / total if total else 0.0
         print(f"  {s.name}: {int((b['special'] == s.name).sum())} boundaries, {100 * frac:.1f} % of boundary length")
