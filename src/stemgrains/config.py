@@ -10,7 +10,7 @@ GRAIN_THRESHOLD_DEG = 5.0  # neighbouring pixels join a grain below this disorie
 LOW_ANGLE_DEG = 15.0  # low/high-angle boundary limit
 MIN_GRAIN_SIZE_PX = 5
 
-# --- conduction-plane classification (shared/docs/gb-classification.md) ----------------------
+# --- conduction-plane classification (docs/classification.md) ----------------------
 CONDUCTIVITY_RATIO = 1000.0
 TYPE_TOLERANCE_DEG = 15.0
 FLAT_TOLERANCE_DEG = 10.0

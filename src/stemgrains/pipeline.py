@@ -125,11 +125,10 @@ def run_pipeline(
         used_field: Any = global_field
         field_source = "applied"
     else:
-        local = np.asarray(transport.boundary_field, dtype=float).reshape(-1, 2)
-        bad = ~np.all(np.isfinite(local), axis=1) | (np.hypot(local[:, 0], local[:, 1]) == 0)
-        mean = np.nanmean(local[~bad], axis=0) if (~bad).any() else np.array([1.0, 0.0])
-        local[bad] = mean  # boundaries no current reaches: the mean field direction of the map
-        used_field = local
+        from .boundaries.classify import local_boundary_fields
+
+        # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
+        used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
         field_source = "transport (local field per boundary)"
     cls = classify_boundaries(grain_map, boundaries, used_field, **(classify_params or {}))
 
@@ -178,6 +177,7 @@ def run_pipeline(
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
+        summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
     written["summary"] = summary
     finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json"])

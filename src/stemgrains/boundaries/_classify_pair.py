@@ -1,4 +1,4 @@
-"""Vectorised conduction-plane classification of boundary segments (gb-classification.md §1–§5).
+"""Vectorised conduction-plane classification of boundary segments (docs/classification.md §1–§5).
 
 Private core of :mod:`stemgrains.boundaries.classify`: parameter validation, vector normalisation and the
 per-pair quantities, all as plain numpy over ``(n, k)`` arrays. Degrees at the edge, radians never needed
@@ -112,7 +112,7 @@ def _sigma_times(c: np.ndarray, v: np.ndarray, anisotropy: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class PairClassification:
-    """Every quantity of gb-classification.md for one or many boundary segments (angles in degrees).
+    """Every quantity of docs/classification.md for one or many boundary segments (angles in degrees).
 
     Fields are numpy arrays of length n (or Python scalars when :func:`classify_pair` got single vectors).
     ``theta_2d`` is NaN when either grain is flat; ``acc`` is the net arrival of §4 (used for Type III letters);

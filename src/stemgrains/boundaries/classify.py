@@ -1,4 +1,4 @@
-"""Conduction-plane grain-boundary classification for Na-β″-alumina (``shared/docs/gb-classification.md``).
+"""Conduction-plane grain-boundary classification for Na-β″-alumina (``docs/classification.md``).
 
 Na⁺ moves almost only inside the basal (00l) conduction planes. Whether it crosses a grain boundary depends
 on how the planes of the two grains meet the boundary and on the field direction. This module implements the
@@ -49,13 +49,14 @@ __all__ = [
     "classify_pair",
     "classify_boundaries",
     "conducting_phase_ids",
+    "local_boundary_fields",
     "write_classification",
     "read_classification",
     "write_classification_csv",
 ]
 
 GROUP = "classification"
-SPEC = "gb-classification.md"
+SPEC = "docs/classification.md"
 
 #: Numeric per-pair columns (NaN for boundaries that touch a non-conducting grain).
 _FLOAT_COLS = ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "j_a", "j_b", "r")
@@ -78,7 +79,7 @@ def classify_pair(
     tau_flow: float = config.TAU_FLOW,
     r_block: float = config.R_BLOCK,
 ) -> PairClassification:
-    """Classify boundary segments between grains A and B (gb-classification.md §1–§5).
+    """Classify boundary segments between grains A and B (docs/classification.md §1–§5).
 
     Parameters
     ----------
@@ -189,12 +190,13 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
     phases
         orix ``PhaseList`` (or a single ``Phase``, id 0).
     conducting_phases
-        Phase names and/or ids (one or a sequence). Default: every phase whose point group is trigonal or
-        hexagonal (:func:`stemgrains.crystal.is_hexagonal_like`).
+        Phase names and/or ids (one or a sequence). Default: every phase with Na⁺ conduction planes,
+        Na-β″- and Na-β-alumina (:func:`stemgrains.crystal.has_conduction_planes`); other phases, hexagonal
+        metals such as Mg included, are not conducting and their boundaries are labelled ``"other-phase"``.
     """
     from orix.crystal_map import Phase, PhaseList
 
-    from ..crystal import is_hexagonal_like
+    from ..crystal import has_conduction_planes
 
     if isinstance(phases, Phase):
         phases = PhaseList(phases)
@@ -202,7 +204,7 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
         raise InputError(f"grain_map.phases must be an orix PhaseList, got {type(phases).__name__}")
     items = [(int(i), p) for i, p in phases if int(i) >= 0]
     if conducting_phases is None:
-        return [i for i, p in items if is_hexagonal_like(p)]
+        return [i for i, p in items if has_conduction_planes(p)]
     wanted = [conducting_phases] if isinstance(conducting_phases, (str, int, np.integer)) else list(conducting_phases)
     out: list[int] = []
     for w in wanted:
@@ -217,6 +219,44 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
             raise ParameterError(f"conducting_phases: no phase {w!r} in the grain map (phases {known})")
         out.extend(h for h in hits if h not in out)
     return out
+
+
+def local_boundary_fields(boundary_field: Any, n_boundaries: int, source: str = "transport") -> tuple[np.ndarray, int]:
+    """Local field per boundary from the transport model, ready for :func:`classify_boundaries`.
+
+    Parameters
+    ----------
+    boundary_field
+        ``(n_boundaries, 2)`` mean field (x, y) at each boundary, boundary-table order
+        (:attr:`stemgrains.transport.TransportResult.boundary_field`, ``/transport/boundary_field``), V/nm.
+    n_boundaries
+        Rows of the boundary table it must match.
+
+    Returns
+    -------
+    (field, n_filled)
+        The fields (only directions matter), where boundaries no current reaches (non-finite or zero field)
+        take the mean field direction of the others (+x when there is none), and how many were filled so.
+
+    Raises
+    ------
+    InputError
+        The shape does not match the boundary table (transport computed for other boundaries).
+    """
+    arr = np.asarray(boundary_field, dtype=np.float64)
+    if arr.size == 0 and n_boundaries == 0:
+        return np.zeros((0, 2)), 0
+    if arr.ndim != 2 or arr.shape != (n_boundaries, 2):
+        raise InputError(f"{source}: boundary_field has shape {arr.shape}, expected ({n_boundaries}, 2), one per "
+                         "boundary; rerun the transport model on these boundaries")
+    local = arr.copy()
+    bad = ~np.all(np.isfinite(local), axis=1) | (np.hypot(local[:, 0], local[:, 1]) == 0)
+    good = local[~bad]
+    mean = good.mean(axis=0) if len(good) else np.array([1.0, 0.0])
+    if not np.all(np.isfinite(mean)) or np.hypot(*mean) == 0:
+        mean = np.array([1.0, 0.0])
+    local[bad] = mean
+    return local, int(bad.sum())
 
 
 def _require(table: Table, columns: tuple[str, ...], what: str) -> None:
@@ -309,7 +349,7 @@ def classify_boundaries(
     tau_flow: float = config.TAU_FLOW,
     r_block: float = config.R_BLOCK,
 ) -> BoundaryClassification:
-    """Classify every segment and boundary of a grain map (gb-classification.md).
+    """Classify every segment and boundary of a grain map (docs/classification.md).
 
     Parameters
     ----------
@@ -325,7 +365,8 @@ def classify_boundaries(
         (boundary-table order) or one per segment ``(n_segments, 2)`` (segment-table order, e.g. local fields
         from the transport model). Only directions are used.
     conducting_phases
-        Names and/or ids of the conducting phase(s). Default: trigonal/hexagonal phases. A boundary with a
+        Names and/or ids of the conducting phase(s). Default: the phases with conduction planes (Na-β″- and
+        Na-β-alumina, :func:`~stemgrains.crystal.has_conduction_planes`). A boundary with a
         grain of another phase (or an unassigned/unknown grain id) gets label and behaviour ``"other-phase"``
         and NaN quantities (``psi`` is still reported).
     field_on

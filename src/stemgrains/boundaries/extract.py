@@ -189,7 +189,7 @@ def extract_boundaries(
     cx, cy, nxs, nys = _segment_geometry(mx, my, seg, n_seg, ex, ey, vx, vy)
     tx, ty = -nys, nxs
     seg_first = np.searchsorted(seg, np.arange(n_seg))
-    seg_last = np.r_[seg_first[1:], len(seg)] - 1
+    seg_last = np.r_[seg_first[1:], len(seg)][:n_seg] - 1  # [:n_seg]: no boundary, no segment
 
     # end points: projections of the first/last midpoints on the line, extended by their outer length shares
     s_first = (mx[seg_first] - cx) * tx + (my[seg_first] - cy) * ty
@@ -232,10 +232,10 @@ def extract_boundaries(
         }
     )
     # per boundary
-    b_len = np.bincount(seg_boundary, seg_len_px, n_b) * step
+    b_len = np.bincount(seg_boundary, seg_len_px, n_b).astype(np.float64) * step
     mean_n = np.stack(
         [np.bincount(seg_boundary, nxs * seg_len_px, n_b), np.bincount(seg_boundary, nys * seg_len_px, n_b)], axis=1
-    )
+    ).astype(np.float64)  # bincount of nothing is int64
     norm = np.linalg.norm(mean_n, axis=1, keepdims=True)
     mean_n = np.divide(mean_n, norm, out=np.full_like(mean_n, np.nan), where=norm > 1e-9)
     gi_a, gi_b = grain_map.index_of(grain_a), grain_map.index_of(grain_b)

@@ -41,10 +41,11 @@ def _is_orientation_map(path: Path) -> bool:
 def _print_map(path: Path) -> int:
     import numpy as np
 
+    from .._grid import map_shape
     from ..io import load_orientation_map, map_scan_step_nm
 
     xmap = load_orientation_map(path)
-    ny, nx = xmap.shape if len(xmap.shape) == 2 else (1, xmap.shape[0])
+    ny, nx = map_shape(xmap)
     step = map_scan_step_nm(xmap)
     print(f"file:        {path}")
     print("kind:        orientation map")

@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         scan_step_nm=args.scan_step,
     )
     grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
+    grain_map.parameters["resampled_from"] = getattr(xmap, "resampled_from", None)  # HexGrid .ang → square grid
     boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=args.low_angle, special=specials)
     params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
     if out.resolve() == src.resolve() and not ours:
@@ -119,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
+    if getattr(xmap, "resampled_from", None):
+        print(f"  {src.name}: hexagonal grid resampled to a square grid of step {grain_map.scan_step_nm:g} nm "
+              "(nearest neighbour)")
     for s in specials:
         frac = float(b["length_nm"][b["special"] == s.name].sum()) / total if total else 0.0
         print(f"  {s.name}: {int((b['special'] == s.name).sum())} boundaries, {100 * frac:.1f} % of boundary length")

@@ -3,6 +3,7 @@
 from .phase import (
     atomic_numbers,
     is_hexagonal_like,
+    has_conduction_planes,
     load_phase,
     phase_cif_text,
     phase_from_cif_text,
@@ -20,6 +21,7 @@ __all__ = [
     "read_phases",
     "atomic_numbers",
     "is_hexagonal_like",
+    "has_conduction_planes",
     "electron_scattering_factor",
     "Reflections",
     "reflections",

@@ -23,6 +23,7 @@ __all__ = [
     "read_phases",
     "atomic_numbers",
     "is_hexagonal_like",
+    "has_conduction_planes",
 ]
 
 _CIF_ATTR = "_stemgrains_cif"
@@ -140,6 +141,30 @@ def is_hexagonal_like(phase: Phase) -> bool:
     if pg is None:
         return False
     return pg.system in ("trigonal", "hexagonal")
+
+
+#: Phase names taken for Na-β / Na-β″-alumina when a phase carries no atoms (e.g. read from an .ang/.ctf map).
+_BETA_NAME = re.compile(r"beta|β", re.IGNORECASE)
+
+
+def has_conduction_planes(phase: Phase) -> bool:
+    """True for a phase with Na⁺ conduction planes: Na-β-alumina or Na-β″-alumina (docs/classification.md §1).
+
+    Such a phase is trigonal/hexagonal (:func:`is_hexagonal_like`; the planes are the basal planes ⟂ c) and
+    either its structure holds Na, Al and O, or, for phases without atoms (maps read from .ang/.ctf), its name
+    contains "beta" or "β". Hexagonal metals (Mg, Ti, Zn), corundum or ZrO₂ have no conduction planes.
+    """
+    if not is_hexagonal_like(phase):
+        return False
+    structure = getattr(phase, "structure", None)
+    elements = set()
+    for atom in structure if structure is not None else []:
+        el = "".join(ch for ch in str(getattr(atom, "element", "")) if ch.isalpha())
+        if el:
+            elements.add(el[:1].upper() + el[1:].lower())
+    if {"Na", "Al", "O"} <= elements:
+        return True
+    return bool(_BETA_NAME.search(str(phase.name or "")))
 
 
 def write_phases(f: Any, phases: PhaseList | list[Phase] | Phase) -> None:

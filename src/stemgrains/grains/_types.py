@@ -24,7 +24,7 @@ GRAIN_COLUMNS = (
     "mean_quaternion",  # (n, 4) orix convention (sample -> crystal), symmetry-aware mean
     "orientation_spread_deg",
     "c_axis",  # (n, 3) conduction-plane normal in the sample frame (NaN for non-hexagonal/trigonal phases)
-    "alpha_deg",  # angle between conduction plane and lamella surface (gb-classification.md §1)
+    "alpha_deg",  # angle between conduction plane and lamella surface (docs/classification.md §1)
     "trace_angle_deg",  # in-plane trace angle from +x toward +y, (-90, 90]; NaN when flat
 )
 

@@ -55,13 +55,9 @@ def map_arrays(xmap: CrystalMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     point is not indexed or not in the data) and the in-data mask ``(ny, nx)``."""
     if not isinstance(xmap, CrystalMap):
         raise InputError(f"expected an orix CrystalMap, got {type(xmap).__name__}")
-    shape = tuple(xmap.shape)
-    if len(shape) == 1:  # orix gives single-row/column maps a 1-D shape
-        y = np.asarray(xmap.y) if xmap.y is not None else np.zeros(1)
-        shape = (1, shape[0]) if np.ptp(y) == 0 else (shape[0], 1)
-    if len(shape) != 2:
-        raise InputError(f"the orientation map must be 2-D (ny, nx), got shape {shape}")
-    ny, nx = shape
+    from .._grid import map_shape
+
+    ny, nx = map_shape(xmap)  # orix gives single rows/columns a 1-D shape, a single point ()
     in_data = np.asarray(xmap.is_in_data, dtype=bool).reshape(ny, nx)
     q = np.zeros((ny, nx, 4))
     q[..., 0] = 1.0
@@ -83,7 +79,10 @@ def _scan_step(xmap: CrystalMap, scan_step_nm: float | None) -> tuple[float, str
         if not np.isfinite(step) or step <= 0:
             raise ParameterError(f"scan_step_nm must be a positive number, got {scan_step_nm!r}")
         return step, "scan_step_nm argument"
-    dx = float(getattr(xmap, "dx", 1.0) or 1.0)
+    attached = getattr(xmap, "scan_step_nm", None)  # stemgrains._grid.attach_scan_step
+    if attached:
+        return float(attached), "map scan_step_nm"
+    dx = float(getattr(xmap, "dx", 0.0) or 0.0) or float(getattr(xmap, "dy", 0.0) or 0.0) or 1.0
     unit = str(getattr(xmap, "scan_unit", "") or "").strip()
     factor = _UNIT_TO_NM.get(unit.lower(), 1.0)
     how = f"xmap.dx = {dx:g} {unit or '(no unit)'}" + ("" if unit.lower() in _UNIT_TO_NM else ", taken as nm")
@@ -137,7 +136,7 @@ def _merge_unassigned(labels: np.ndarray, ang_right: np.ndarray, ang_down: np.nd
 def c_axis_geometry(
     quaternions: np.ndarray, hexagonal: np.ndarray, flat_tolerance_deg: float = config.FLAT_TOLERANCE_DEG
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """c-axis in the sample frame, alpha and trace angle (gb-classification.md §1).
+    """c-axis in the sample frame, alpha and trace angle (docs/classification.md §1).
 
     ``c = O⁻¹·(0,0,1)`` with ``c_z ≥ 0``, ``alpha = arccos|c_z|`` (deg), trace ``d = normalize(−c_y, c_x)`` as an
     angle from +x toward +y in (−90, 90] (deg; NaN when ``alpha < flat_tolerance_deg``). Rows where ``hexagonal``

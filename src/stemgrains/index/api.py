@@ -504,7 +504,7 @@ def index_orientations(
         else:
             todo.append((r0, r1))
 
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
     try:
@@ -559,4 +559,6 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
         scan_unit="nm",
     )
     xmap.parameters = prm.as_dict()  # type: ignore[attr-defined]
-    return xmap
+    from .._grid import attach_scan_step
+
+    return attach_scan_step(xmap, step_nm)

@@ -19,11 +19,12 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
     (:mod:`stemgrains.io.export`: µm, quality columns from correlation index and reliability)."""
     from orix.crystal_map import PhaseList
 
+    from .._grid import map_shape
     from ..io import write_orientation_map
     from ..io.results import atomic_h5, write_parameters, write_provenance
 
     path = Path(path)
-    ny, nx = xmap.shape
+    ny, nx = map_shape(xmap)  # (1, n) / (n, 1) / (1, 1) scans too: orix gives those a 1-D or 0-D shape
     src = dataset.source if dataset.source and os.path.isfile(str(dataset.source)) else None
     with atomic_h5(path) as f:
         write_provenance(f, input_path=src, input_description=dataset.describe(), calibration=dataset.calibration,

@@ -50,6 +50,9 @@ _RESERVED = ("quaternions", "phase_id", "candidate_quaternions")
 
 def map_scan_step_nm(xmap: Any) -> float | None:
     """Scan step of a CrystalMap in nm (``None`` if its unit is pixels or unknown)."""
+    attached = getattr(xmap, "scan_step_nm", None)  # stemgrains._grid.attach_scan_step (1 x 1 maps have no dx)
+    if attached:
+        return float(attached)
     f = _UNIT_TO_NM.get(str(getattr(xmap, "scan_unit", "px")).strip().lower())
     if f is None:
         return None
@@ -157,7 +160,9 @@ def read_orientation_map(f: h5py.File | h5py.Group, source: str = "results file"
     missing = ids - set(phases.ids)
     if missing:
         raise FileFormatError(f"{source}: /orientation/phase_id uses phase(s) {sorted(missing)} not in /phases")
-    return CrystalMap(
+    from .._grid import attach_scan_step
+
+    xmap = CrystalMap(
         rotations=rot,
         phase_id=pid.reshape(n).astype(np.int64),
         x=cols * step,
@@ -166,6 +171,7 @@ def read_orientation_map(f: h5py.File | h5py.Group, source: str = "results file"
         prop=prop,
         scan_unit=unit,
     )
+    return attach_scan_step(xmap, step if unit == "nm" else None)
 
 
 def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xmap: Any) -> None:
@@ -328,9 +334,17 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
         raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
+    if ext == ".ang":
+        from .._grid import ang_grid_type, hex_to_square
+
+        if ang_grid_type(p).lower().startswith("hex"):  # orix reads HexGrid points as if on a square grid
+            xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
     astar = hex_frame == "x-astar" or (hex_frame == "auto" and ext == ".ctf" and vendor == "oxford")
-    return _hex_frame(_rescaled(xmap, source), astar, f"{vendor or ext.lstrip('.')} {ext}")
+    out = _hex_frame(_rescaled(xmap, source), astar, f"{vendor or ext.lstrip('.')} {ext}")
+    if getattr(xmap, "resampled_from", None):
+        out.resampled_from = xmap.resampled_from
+    return out
 
 
 def _hex_frame(xmap: Any, astar: bool, origin: str) -> Any:

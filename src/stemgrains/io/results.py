@@ -117,11 +117,19 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
             f.attrs["software_version"] = __version__
             f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             yield f
+            _annotate(f)
         _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _annotate(f: h5py.File) -> None:
+    """``unit`` and ``description`` attributes on every dataset the data dictionary knows."""
+    from ..data_dictionary import annotate_units
+
+    annotate_units(f)
 
 
 @contextlib.contextmanager
@@ -144,6 +152,7 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
         with f:
             f.attrs["software_version"] = __version__
             yield f
+            _annotate(f)
         _publish(tmp, out)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -127,5 +127,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None) -> Figure:
         head = f"undetermined: {fit.reason}"
     fig.suptitle(head, fontsize=10)
     if path is not None:
-        fig.savefig(Path(path), dpi=120)
+        from ..io.results import atomic_savefig
+
+        atomic_savefig(fig, Path(path), dpi=120)
     return fig

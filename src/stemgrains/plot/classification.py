@@ -1,7 +1,7 @@
-"""Figures of the conduction-plane grain-boundary classification (gb-classification.md).
+"""Figures of the conduction-plane grain-boundary classification (docs/classification.md).
 
-* :func:`grain_ipf_colors` — pure colour key: each grain's mean orientation → RGB (orix ``IPFColorKeyTSL``,
-  sample direction z, the grain phase's Laue group).
+* grain colours: the project's one IPF key (:mod:`stemgrains.plot.colors`: orix ``IPFColorKeyTSL``, sample
+  direction z, the grain phase's Laue group), re-exported here as :func:`grain_ipf_colors`.
 * :func:`plot_grain_traces` — IPF-coloured grain map with each grain's conduction-plane trace as a bar.
 * :func:`plot_boundary_behaviour` — boundary segments coloured by behaviour on a faint grain map, field arrow.
 * :func:`plot_boundary_table` — a boundary table figure (ids, grains, misorientations, label, behaviour).
@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 from ..io.results import atomic_savefig
 from .. import config
 from ..errors import InputError, ParameterError
+from .colors import NO_ORIENTATION_RGB, draw_ipf_keys, grain_ipf_colors, ipf_key_image
 
 __all__ = [
     "BEHAVIOUR_COLORS",
@@ -50,7 +51,7 @@ _BEHAVIOUR_TEXT = {
     "other-phase": "other phase",
 }
 _UNASSIGNED_RGB = (1.0, 1.0, 1.0)
-_NO_ORIENTATION_RGB = (0.6, 0.6, 0.6)
+_NO_ORIENTATION_RGB = NO_ORIENTATION_RGB
 
 
 def _phase_items(phases: Any) -> list[tuple[int, Any]]:
@@ -59,36 +60,6 @@ def _phase_items(phases: Any) -> list[tuple[int, Any]]:
     if isinstance(phases, Phase):
         phases = PhaseList(phases)
     return [(int(i), p) for i, p in phases if int(i) >= 0]
-
-
-def grain_ipf_colors(grain_map: Any) -> np.ndarray:
-    """IPF-z colour of each grain's mean orientation (orix ``IPFColorKeyTSL``, Laue group of its phase).
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(n_grains, 3)`` RGB in [0, 1], row i ↔ ``grain_map.table`` row i; grey for grains without a finite
-        mean orientation or with an unknown phase.
-    """
-    from orix.plot import IPFColorKeyTSL
-    from orix.quaternion import Orientation
-    from orix.vector import Vector3d
-
-    table = grain_map.table
-    n = len(table)
-    rgb = np.tile(np.array(_NO_ORIENTATION_RGB), (n, 1))
-    if n == 0 or "mean_quaternion" not in table:
-        return rgb
-    q = np.asarray(table["mean_quaternion"], dtype=np.float64).reshape(n, 4)
-    pid = np.asarray(table["phase_id"]).astype(np.int64)
-    for i, phase in _phase_items(grain_map.phases):
-        rows = np.flatnonzero((pid == i) & np.all(np.isfinite(q), axis=1) & (np.abs(q).sum(axis=1) > 0))
-        if len(rows) == 0 or phase.point_group is None:
-            continue
-        ori = Orientation(q[rows] / np.linalg.norm(q[rows], axis=1, keepdims=True), symmetry=phase.point_group)
-        key = IPFColorKeyTSL(phase.point_group, direction=Vector3d.zvector())
-        rgb[rows] = np.clip(key.orientation2color(ori), 0.0, 1.0)
-    return rgb
 
 
 def _grain_image(grain_map: Any, colors: np.ndarray, fade: float = 0.0) -> np.ndarray:
@@ -127,58 +98,14 @@ def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: flo
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
-        atomic_savefig(fig, path, dpi=130)
+        atomic_savefig(fig, path, dpi=130, bbox_inches="tight")  # legends and notes outside the axes stay in
     return fig
 
 
-def ipf_key_image(laue: Any, n: int = 240) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """RGBA image of the IPF colour key (``IPFColorKeyTSL`` colours) over a Laue group's fundamental sector.
-
-    Pure function: a regular grid in the (upper-hemisphere) stereographic plane is mapped back to directions,
-    directions outside the sector are transparent. Returns the image (rows top → bottom) and its
-    ``imshow`` extent in stereographic coordinates, ready for an orix ``"ipf"`` axes. Much faster than
-    ``InversePoleFigurePlot.plot_ipf_color_key`` (no scattered-data interpolation).
-    """
-    from orix.plot import DirectionColorKeyTSL
-    from orix.projections import StereographicProjection
-    from orix.vector import Vector3d
-
-    sector = laue.fundamental_sector
-    x, y = StereographicProjection().vector2xy(sector.edges)
-    x0, x1, y0, y1 = float(np.min(x)), float(np.max(x)), float(np.min(y)), float(np.max(y))
-    step = max(x1 - x0, y1 - y0, 1e-6) / n
-    gx, gy = np.meshgrid(np.arange(x0, x1 + step, step), np.arange(y0, y1 + step, step))
-    den = 1.0 + gx**2 + gy**2
-    v = Vector3d(np.stack([2.0 * gx / den, 2.0 * gy / den, (1.0 - gx**2 - gy**2) / den], -1).reshape(-1, 3))
-    inside = np.asarray(v <= sector).reshape(gx.shape)
-    rgba = np.zeros(gx.shape + (4,))
-    rgba[..., :3] = 1.0
-    rgba[inside, :3] = np.clip(DirectionColorKeyTSL(laue).direction2color(v[inside.ravel()]), 0.0, 1.0)
-    rgba[inside, 3] = 1.0
-    half = step / 2.0
-    return rgba[::-1], (gx.min() - half, gx.max() + half, gy.min() - half, gy.max() + half)
-
-
 def _add_ipf_keys(fig: Figure, slots: list[Any], grain_map: Any) -> None:
-    """IPF-z colour keys (one per Laue group present, at most ``len(slots)``) in the given subplot slots."""
-    import orix.plot  # noqa: F401  (registers the "ipf" projection)
-    from orix.vector import Vector3d
-
-    pids = set(np.asarray(grain_map.table["phase_id"]).astype(int).tolist()) if len(grain_map.table) else set()
-    lauegroups: list[tuple[Any, str]] = []
-    for i, phase in _phase_items(grain_map.phases):
-        if i in pids and phase.point_group is not None:
-            laue = phase.point_group.laue
-            if all(laue.name != lg.name for lg, _ in lauegroups):
-                lauegroups.append((laue, phase.name))
-    for slot, (laue, name) in zip(slots, lauegroups):
-        key = fig.add_subplot(slot, projection="ipf", symmetry=laue, direction=Vector3d.zvector())
-        key.stereographic_grid(False)
-        img, extent = ipf_key_image(laue)
-        key.imshow(img, extent=extent, zorder=0, interpolation="bilinear")
-        key.set_title(f"IPF-z: {name} ({laue.name})", fontsize=8, pad=14)
-        for txt in key.texts:
-            txt.set_fontsize(7)
+    """IPF-z colour keys of the Laue groups of the grains present (the project's one key, plot/colors.py)."""
+    pids = np.asarray(grain_map.table["phase_id"]).astype(int) if len(grain_map.table) else np.zeros(0, int)
+    draw_ipf_keys(fig, slots, grain_map.phases, phase_ids=pids)
 
 
 def plot_grain_traces(
@@ -224,7 +151,7 @@ def plot_grain_traces(
     s = float(grain_map.scan_step_nm)
     ny, nx = grain_map.labels.shape
     map_w, side_w = 6.0, 2.2
-    fig = Figure(figsize=(map_w + side_w, min(12.0, max(3.5, map_w * ny / max(nx, 1))) + 1.2), dpi=130,
+    fig = Figure(figsize=(map_w + side_w, min(12.0, max(4.0, map_w * ny / max(nx, 1))) + 0.6), dpi=130,
                  layout="constrained")
     gs = fig.add_gridspec(2, 2, width_ratios=(map_w, side_w))
     ax = fig.add_subplot(gs[:, 0])
@@ -259,8 +186,12 @@ def plot_grain_traces(
     ax.add_collection(LineCollection(seg, colors="black", linewidths=lw, capstyle="round", zorder=4))
     ax.scatter(x[flat], y[flat], s=70, facecolors="white", edgecolors="black", linewidths=1.8, zorder=5)
     if show_ids:
-        for gid, xi, yi in zip(np.asarray(table["id"]).tolist(), x.tolist(), y.tolist()):
-            ax.annotate(str(gid), (xi, yi), xytext=(4, 4), textcoords="offset points", fontsize=7,
+        # the id sits beside the bar, offset along the trace normal (display y points up, the map's y down)
+        nrm = np.stack([d[:, 1], -d[:, 0]], axis=1)
+        nrm = np.where(traced[:, None], nrm, [0.7071, -0.7071])
+        for gid, xi, yi, (ox, oy) in zip(np.asarray(table["id"]).tolist(), x.tolist(), y.tolist(), nrm.tolist()):
+            ax.annotate(str(gid), (xi, yi), xytext=(9 * ox, -9 * oy), textcoords="offset points", fontsize=7,
+                        ha="center", va="center",
                         color="black", zorder=6,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
     ax.set_xlim(_extent(grain_map)[:2])
@@ -271,16 +202,19 @@ def plot_grain_traces(
     weight_txt = "cos α" if length_scale == "cos_alpha" else "sin α"
     handles = [
         Line2D([], [], color="black", lw=lw, solid_capstyle="round",
-               label=f"conduction-plane trace, length ∝ {weight_txt}"),
+               label=f"conduction-plane trace,\nlength ∝ {weight_txt}"),
         Line2D([], [], ls="none", marker="o", ms=8, mfc="white", mec="black", mew=1.8,
-               label=f"flat grain (α < {flat_tolerance_deg:g}°): trace undefined"),
+               label=f"flat grain (α < {flat_tolerance_deg:g}°):\ntrace undefined"),
     ]
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=8, frameon=False)
+    # legend and notes in the side column under the key: nothing below the map can collide with its x label
+    side = fig.add_subplot(gs[1, 1])
+    side.set_axis_off()
+    side.legend(handles=handles, loc="upper left", fontsize=7.5, frameon=False)
     flat_side = "flatter in the lamella" if length_scale == "cos_alpha" else "closer to edge-on"
-    ax.text(0.5, -0.19, f"α: angle between conduction planes and lamella surface (90° = edge-on, 0° = flat).\n"
-            f"Bars grow as the planes lie {flat_side}; the shortest bar is {min_length_fraction:g} × the longest.",
-            transform=ax.transAxes, ha="center", va="top", fontsize=7.5)
-    _add_ipf_keys(fig, [gs[0, 1], gs[1, 1]], grain_map)
+    side.text(0.0, 0.45, "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
+              f"Bars grow as the planes lie\n{flat_side}; the shortest bar\nis {min_length_fraction:g} × the longest.",
+              transform=side.transAxes, ha="left", va="top", fontsize=7)
+    _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
     return _finish(fig, path)
 
 

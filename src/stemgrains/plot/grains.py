@@ -34,12 +34,11 @@ SPECIAL_COLORS = ("tab:red", "tab:blue", "tab:orange", "tab:purple", "tab:cyan",
 def grain_colors(grain_map: GrainMap, mode: str = "ipf", seed: int = 0) -> np.ndarray:
     """RGB ``(n_grains + 1, 3)`` per grain id (row 0 = unassigned, white).
 
-    ``mode="ipf"``: orix ``IPFColorKeyTSL`` of the grain's mean orientation for the beam direction z (sample
-    frame), with the Laue group of its phase; ``"random"``: random colours (reproducible with ``seed``).
+    ``mode="ipf"``: the project's IPF key (:func:`stemgrains.plot.colors.grain_ipf_colors`: orix
+    ``IPFColorKeyTSL`` of the grain's mean orientation for the beam direction z, Laue group of its phase);
+    ``"random"``: random colours (reproducible with ``seed``).
     """
-    from orix.plot import IPFColorKeyTSL
-    from orix.quaternion import Orientation
-    from orix.vector import Vector3d
+    from .colors import grain_ipf_colors
 
     n = grain_map.n_grains
     rgb = np.ones((n + 1, 3))
@@ -50,17 +49,9 @@ def grain_colors(grain_map: GrainMap, mode: str = "ipf", seed: int = 0) -> np.nd
         from ..errors import ParameterError
 
         raise ParameterError(f"grain colour mode must be 'ipf' or 'random', got {mode!r}")
-    t = grain_map.table
-    for pid in np.unique(t["phase_id"]):
-        sel = np.asarray(t["phase_id"]) == pid
-        phase = grain_map.phases[int(pid)] if grain_map.phases is not None else None
-        if phase is None or phase.point_group is None:
-            rgb[1:][sel] = 0.5
-            continue
-        laue = phase.point_group.laue
-        key = IPFColorKeyTSL(laue, direction=Vector3d.zvector())
-        ori = Orientation(np.asarray(t["mean_quaternion"])[sel], symmetry=laue)
-        rgb[1:][sel] = np.clip(key.orientation2color(ori), 0, 1)
+    if n:
+        ids = np.asarray(grain_map.table["id"]).astype(np.int64)
+        rgb[ids] = grain_ipf_colors(grain_map)
     return rgb
 
 
@@ -97,29 +88,45 @@ def plot_grain_map(
     boundary_table: BoundaryTable | None = None,
     *,
     color: str = "ipf",
-    boundary_style: str = "segments",
+    boundary_style: str = "edges",
     fig: Figure | None = None,
     title: str | None = None,
 ) -> Figure:
-    """Grain map coloured by grain (IPF-z colour of the mean orientation, or random), boundaries drawn as line
-    segments coloured by class (low angle grey, high angle black, CSL/special coloured, with a legend).
+    """Grain map coloured by grain (IPF-z colour of the mean orientation, with its key; or random colours),
+    boundaries drawn coloured by class (low angle grey, high angle black, CSL/special coloured, with a legend).
 
-    ``boundary_style="segments"`` draws the fitted straight segments (start → end); ``"edges"`` the pixel edges.
-    Axes in scan pixels (x right, y down, as the sample frame).
+    ``boundary_style="edges"`` (default) draws the boundaries on the pixel edges between the grains, so lines sit
+    on the grain borders and meet at the triple junctions; ``"segments"`` draws the fitted straight segments
+    (start → end) used for trace angles and normals. Axes in nm (x right, y down, as the sample frame);
+    unassigned pixels white.
     """
-    fig = fig or Figure(figsize=(7, 6), dpi=120)
-    ax = fig.add_subplot(1, 1, 1)
-    rgb = grain_colors(grain_map, color)[grain_map.labels]
+    from .colors import draw_ipf_keys
+
+    if boundary_style not in ("edges", "segments"):
+        from ..errors import ParameterError
+
+        raise ParameterError(f"boundary_style must be 'edges' or 'segments', got {boundary_style!r}")
     ny, nx = grain_map.shape
-    ax.imshow(rgb, origin="upper", interpolation="nearest", extent=(-0.5, nx - 0.5, ny - 0.5, -0.5))
+    s_nm = float(grain_map.scan_step_nm)
+    map_w = 6.0
+    fig = fig or Figure(figsize=(map_w + 2.6, min(12.0, max(3.0, map_w * ny / max(nx, 1))) + 0.8), dpi=120,
+                        layout="constrained")
+    gs = fig.add_gridspec(2, 2, width_ratios=(map_w, 2.6), height_ratios=(1, 1))
+    ax = fig.add_subplot(gs[:, 0])
+    rgb = grain_colors(grain_map, color)[grain_map.labels]
+    extent = (-0.5 * s_nm, (nx - 0.5) * s_nm, (ny - 0.5) * s_nm, -0.5 * s_nm)
+    ax.imshow(rgb, origin="upper", interpolation="nearest", extent=extent)
+    legend_slot = gs[1, 1] if color == "ipf" else gs[:, 1]
+    lax = fig.add_subplot(legend_slot)
+    lax.set_axis_off()
     if boundary_table is not None and len(boundary_table.boundaries):
         b = boundary_table.boundaries
         classes = boundary_classes(b)
         colors = _class_colors(classes)
         if boundary_style == "segments":
-            s = boundary_table.segments
-            lines = np.stack([s["start"], s["end"]], axis=1)
-            bid = np.asarray(s["boundary_id"])
+            sg = boundary_table.segments
+            lines = np.stack([sg["start"], sg["end"]], axis=1)
+            bid = np.asarray(sg["boundary_id"])
         else:
             p = boundary_table.pairs
             ra, ca, rb, cb = (np.asarray(p[k], float) for k in ("row_a", "col_a", "row_b", "col_b"))
@@ -127,24 +134,31 @@ def plot_grain_map(
             hx, hy = np.abs(rb - ra) / 2, np.abs(cb - ca) / 2  # half edge, perpendicular to the pixel pair
             lines = np.stack([np.stack([mx - hx, my - hy], 1), np.stack([mx + hx, my + hy], 1)], axis=1)
             bid = np.asarray(p["boundary_id"])
+        lines = lines * s_nm
         cls = np.array(classes, dtype=object)[bid]
         order = ["low angle", "high angle", "phase boundary"] + [c for c in colors if c not in CLASS_COLORS]
         present = [c for c in dict.fromkeys(order) if np.any(cls == c)]
+        lw = float(np.clip(300.0 / max(ny, nx), 0.8, 2.5))
         for c in present:
             sel = cls == c
-            lw = 0.8 if c == "low angle" else 1.4
-            ax.add_collection(LineCollection(lines[sel], colors=colors[c], linewidths=lw))
+            ax.add_collection(LineCollection(lines[sel], colors=colors[c], linewidths=0.6 * lw if c == "low angle" else lw,
+                                             capstyle="projecting"))
         fractions = {c: float(np.sum(b["length_nm"][np.array(classes) == c]) / max(np.sum(b["length_nm"]), 1e-12))
                      for c in present}
         handles = [Line2D([], [], color=colors[c], lw=2, label=f"{c} ({100 * fractions[c]:.0f}% length)")
                    for c in present]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
-    ax.set_xlim(-0.5, nx - 0.5)
-    ax.set_ylim(ny - 0.5, -0.5)
-    ax.set_xlabel(f"x (pixels; step {grain_map.scan_step_nm:g} nm)")
-    ax.set_ylabel("y (pixels)")
-    ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else ""))
-    fig.tight_layout()
+        lax.legend(handles=handles, loc="upper left", fontsize=8, frameon=False, title="boundaries",
+                   title_fontsize=8, alignment="left")
+    else:
+        lax.text(0.0, 1.0, "no boundaries", va="top", fontsize=8, transform=lax.transAxes)
+    if color == "ipf":
+        pids = np.asarray(grain_map.table["phase_id"]).astype(int) if len(grain_map.table) else []
+        draw_ipf_keys(fig, [gs[0, 1]], grain_map.phases, phase_ids=pids)
+    ax.set_xlim(extent[:2])
+    ax.set_ylim(extent[2:])
+    ax.set_xlabel("x (nm)")
+    ax.set_ylabel("y (nm)")
+    ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else " (random colours)"))
     return fig
 
 

@@ -15,52 +15,47 @@ __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orien
 
 
 def ipf_colors(xmap: Any, direction: tuple[float, float, float] = (0, 0, 1)) -> np.ndarray:
-    """(ny, nx, 3) RGB of the IPF colour (orix IPFColorKeyTSL of each phase's Laue group) of the sample
-    ``direction`` (default z, the beam); black where not indexed. A pure function of the orientations."""
-    from orix.plot import IPFColorKeyTSL
-    from orix.quaternion import Orientation
-    from orix.vector import Vector3d
+    """(ny, nx, 3) RGB of the IPF colour of the sample ``direction`` (default z, the beam): the project's one
+    key, :func:`stemgrains.plot.colors.map_ipf_colors` (orix ``IPFColorKeyTSL`` of each phase's Laue group);
+    black where not indexed. A pure function of the orientations."""
+    from .colors import map_ipf_colors
 
-    ny, nx = xmap.shape
-    rgb = np.zeros((ny * nx, 3))
-    pid = np.asarray(xmap.phase_id)
-    rot = np.asarray(xmap.rotations.data).reshape(-1, 4)
-    for i, phase in xmap.phases:
-        if i < 0 or phase.point_group is None:
-            continue
-        sel = np.asarray(pid).ravel() == i
-        if not sel.any():
-            continue
-        key = IPFColorKeyTSL(phase.point_group.laue, direction=Vector3d(direction))
-        ori = Orientation(rot[sel], symmetry=phase.point_group.laue)
-        rgb[sel] = key.orientation2color(ori)
-    return rgb.reshape(ny, nx, 3)
+    return map_ipf_colors(xmap, direction)
+
+
+def _step_and_unit(xmap: Any) -> tuple[float, str]:
+    """Scan step and its unit: nm where the map has a physical step, else pixels."""
+    from ..io import map_scan_step_nm
+
+    step = map_scan_step_nm(xmap)
+    return (step, "nm") if step else (1.0, "px")
 
 
 def _extent(xmap: Any) -> tuple[float, float, float, float]:
-    ny, nx = xmap.shape
-    step = float(xmap.dx) if getattr(xmap, "dx", 0) else 1.0
+    """imshow extent of a map (pixel centres at k · step), in nm where the map has a physical step."""
+    from .._grid import map_shape
+
+    ny, nx = map_shape(xmap)
+    step, _ = _step_and_unit(xmap)
     return (-0.5 * step, (nx - 0.5) * step, (ny - 0.5) * step, -0.5 * step)
 
 
 def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direction: tuple[float, float, float] = (0, 0, 1)) -> Figure:
-    """IPF-coloured map (beam direction by default) with one colour key per phase; x right, y down, in nm."""
-    from ..plot.classification import ipf_key_image
+    """IPF-coloured map (beam direction by default) with the colour key of each Laue group present
+    (:func:`stemgrains.plot.colors.draw_ipf_keys`); x right, y down, in nm."""
+    from .colors import draw_ipf_keys
 
     fig = Figure(figsize=(9.0, 5.2), layout="constrained")
     phases = [(i, p) for i, p in xmap.phases if i >= 0 and p.point_group is not None]
     gs = fig.add_gridspec(max(1, len(phases)), 2, width_ratios=[3.2, 1])
     ax = fig.add_subplot(gs[:, 0])
     ax.imshow(ipf_colors(xmap, direction), extent=_extent(xmap), interpolation="nearest")
-    ax.set_xlabel(f"x ({xmap.scan_unit})")
-    ax.set_ylabel(f"y ({xmap.scan_unit})")
-    ax.set_title(f"IPF-{'xyz'[int(np.argmax(np.abs(direction)))]} orientation map")
-    for k, (i, p) in enumerate(phases):
-        kax = fig.add_subplot(gs[k, 1])
-        img, ext = ipf_key_image(p.point_group.laue)
-        kax.imshow(img, extent=ext, origin="lower")
-        kax.set_axis_off()
-        kax.set_title(f"{p.name} ({p.point_group.laue.name})", fontsize=9)
+    unit = _step_and_unit(xmap)[1]
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
+    ax.set_title(f"IPF-{'xyz'[int(np.argmax(np.abs(direction)))]} orientation map (black: not indexed)")
+    present = np.unique(np.asarray(xmap.phase_id))
+    draw_ipf_keys(fig, [gs[k, 1] for k in range(len(phases))], xmap.phases, direction, phase_ids=present)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig
@@ -68,7 +63,9 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
 
 def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None, vmax: float | None = None, cmap: str = "viridis") -> Figure:
     """A scalar property map (e.g. ``correlation_index``, ``reliability``) with a colour bar; not-indexed pixels grey."""
-    ny, nx = xmap.shape
+    from .._grid import map_shape
+
+    ny, nx = map_shape(xmap)
     vals = np.asarray(xmap.prop[prop], dtype=float).reshape(ny, nx)
     pid = np.asarray(xmap.phase_id).reshape(ny, nx)
     data = np.ma.masked_where(pid < 0, vals)
@@ -78,10 +75,11 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     cm.set_bad("0.6")
     im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm, vmin=0, vmax=vmax)
     fig.colorbar(im, ax=ax, shrink=0.85, label=prop.replace("_", " "))
-    ax.set_xlabel(f"x ({xmap.scan_unit})")
-    ax.set_ylabel(f"y ({xmap.scan_unit})")
+    unit = _step_and_unit(xmap)[1]
+    ax.set_xlabel(f"x ({unit})")
+    ax.set_ylabel(f"y ({unit})")
     n_bad = int((pid < 0).sum())
-    ax.set_title(f"{prop.replace('_', ' ')} (median {np.median(vals[pid >= 0]) if (pid >= 0).any() else np.nan:.2f}; "
+    ax.set_title(f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
                  f"{n_bad} px not indexed)", fontsize=10)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
@@ -118,7 +116,7 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     verdict = "phase fit: OK" if report.ok else "phase fit FAILED:\n" + ", ".join(p.name for p in report.phases if not p.ok)
     hx.set_title(verdict, fontsize=10, color="k" if report.ok else "firebrick")
     if path is not None:
-        fig.savefig(path, dpi=150)
+        atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
     return fig
 
 
@@ -130,7 +128,7 @@ def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]
     out = [folder / "orientation_ipf_z.png", folder / "correlation_index.png", folder / "reliability.png"]
     plot_orientation_map(xmap, out[0])
     plot_quality_map(xmap, "correlation_index", out[1], vmax=1.0)
-    plot_quality_map(xmap, "reliability", out[2], vmax=max(20.0, float(np.percentile(xmap.prop["reliability"], 95))), cmap="magma")
+    plot_quality_map(xmap, "reliability", out[2], vmax=max(20.0, float(np.nanpercentile(xmap.prop["reliability"], 95)) if np.isfinite(xmap.prop["reliability"]).any() else 20.0), cmap="magma")
     if "spot_fit_fraction" in xmap.prop:
         out.append(folder / "phase_fit.png")
         plot_phase_fit(xmap, out[-1])

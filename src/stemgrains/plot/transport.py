@@ -5,7 +5,9 @@
 * :func:`plot_boundary_mismatch` – every boundary face coloured by the normal-current mismatch ``J_A·n − J_B·n``.
 * :func:`save_transport_figures` – all three as PNG files.
 
-Axes are in nm, x to the right, y down (image orientation, as the sample frame).
+Axes are in nm, x to the right, y down (image orientation, as the sample frame), in the coordinates of every
+other map figure: the centre of the map's pixel (row i, col j) at (x, y) = (j, i) × scan step, so a frame padded
+around the map by the transport model lies at negative coordinates / beyond the map.
 """
 
 from __future__ import annotations
@@ -52,12 +54,21 @@ def _face_segments(result: Any) -> np.ndarray:
     y = np.where(vertical, np.minimum(ra, rb), np.where(np.abs(ra - rb) == 1, np.maximum(ra, rb), ny))
     p0 = np.stack([x, y], 1)
     p1 = np.where(vertical[:, None], np.stack([x, y + 1], 1), np.stack([x + 1, y], 1))
-    return np.stack([p0, p1], 1).astype(np.float64) * result.scan_step_nm
+    return np.stack([p0, p1], 1).astype(np.float64) * result.scan_step_nm + _origin(result)
+
+
+def _origin(result: Any) -> np.ndarray:
+    """Shift (x, y) in nm from the transport grid (origin at its top-left pixel corner) to map coordinates (origin
+    at the centre of the map's first pixel, as in the orientation and grain figures)."""
+    r0, c0 = result.map_window[:2]
+    h = result.scan_step_nm
+    return np.array([-(c0 + 0.5) * h, -(r0 + 0.5) * h])
 
 
 def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tuple[Figure, Any, list[float]]:
     ny, nx = result.labels.shape
     h = result.scan_step_nm
+    ox, oy = _origin(result)
     if figsize is None:
         aspect = ny / nx
         figsize = (7.0, max(3.0, 7.0 * aspect * 0.85))
@@ -66,14 +77,14 @@ def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tupl
     ax.set_title(title)
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
-    extent = [0.0, nx * h, ny * h, 0.0]
+    extent = [ox, nx * h + ox, ny * h + oy, oy]
     return fig, ax, extent
 
 
 def _draw_boundaries(ax: Any, result: Any, color: str = "white", lw: float = 0.6) -> None:
     seg = boundary_segments(np.where(result.region == 1, result.labels, -result.region), result.scan_step_nm)
     if len(seg):
-        ax.add_collection(LineCollection(seg, colors=color, linewidths=lw, alpha=0.8))
+        ax.add_collection(LineCollection(seg + _origin(result), colors=color, linewidths=lw, alpha=0.8))
 
 
 def _draw_electrodes(ax: Any, result: Any) -> None:
@@ -88,8 +99,9 @@ def _draw_electrodes(ax: Any, result: Any) -> None:
             continue
         ax.text(x, y, f"{name}: {v:g} V", transform=ax.transAxes, rotation=rot, ha="center", va="center",
                 fontsize=8, color="k", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
-    ax.set_xlim(0, nx * h)
-    ax.set_ylim(ny * h, 0)
+    ox, oy = _origin(result)
+    ax.set_xlim(ox, nx * h + ox)
+    ax.set_ylim(ny * h + oy, oy)
 
 
 def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tuple[float, float] | None = None) -> Figure:
@@ -105,11 +117,12 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
                        interpolation="nearest")
         fig.colorbar(im, ax=ax, label="|J| (σ_ip V/nm)", shrink=0.9)
     ax.set_facecolor("0.6")
-    if streamlines and pos.size:
+    if streamlines and pos.size and min(mag.shape) >= 2:  # streamplot needs a 2-D grid; 1 × n maps: colour only
         ny, nx = mag.shape
         h = result.scan_step_nm
-        x = (np.arange(nx) + 0.5) * h
-        y = (np.arange(ny) + 0.5) * h
+        ox, oy = _origin(result)
+        x = (np.arange(nx) + 0.5) * h + ox
+        y = (np.arange(ny) + 0.5) * h + oy
         jx = np.nan_to_num(result.current_density[..., 0])
         jy = np.nan_to_num(result.current_density[..., 1])
         density = float(np.clip(max(nx, ny) / 60.0, 0.8, 2.5))
@@ -128,11 +141,12 @@ def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, flo
     fig.colorbar(im, ax=ax, label="φ (V)", shrink=0.9)
     ax.set_facecolor("0.6")
     finite = pot[np.isfinite(pot)]
-    if finite.size and finite.max() > finite.min():
+    if finite.size and finite.max() > finite.min() and min(pot.shape) >= 2:  # contours need a 2-D grid
         ny, nx = pot.shape
         h = result.scan_step_nm
         levels = np.linspace(finite.min(), finite.max(), n_levels + 2)[1:-1]
-        ax.contour((np.arange(nx) + 0.5) * h, (np.arange(ny) + 0.5) * h, shown, levels=levels, colors="k",
+        ox, oy = _origin(result)
+        ax.contour((np.arange(nx) + 0.5) * h + ox, (np.arange(ny) + 0.5) * h + oy, shown, levels=levels, colors="k",
                    linewidths=0.4)
     _draw_boundaries(ax, result)
     _draw_electrodes(ax, result)

@@ -771,7 +771,7 @@ def simulate_polycrystal(
 
 
 def _write(path: Path, plan: _Plan, chunk_rows: int, progress: bool, compression: str | None, n_threads: int | None):
-    from tqdm.auto import tqdm
+    from .._progress import progress_bar as tqdm
 
     from ..crystal import write_phases
     from ..io.results import atomic_h5

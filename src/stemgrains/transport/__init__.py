@@ -2,7 +2,7 @@
 
 :func:`solve_transport` computes the steady-state current between electrodes through a
 :class:`~stemgrains.grains.GrainMap` of Na-β″-alumina: every grain conducts with the uniaxial tensor of
-``shared/docs/gb-classification.md`` §1 (σ_ip in the conduction planes, σ_op = σ_ip/ratio across them), grain
+``docs/classification.md`` §1 (σ_ip in the conduction planes, σ_op = σ_ip/ratio across them), grain
 boundaries add the series resistance of a thin isotropic layer, blocking phases and pores carry no current.
 
 Discretisation: bilinear finite elements on the pixel grid (nodes at pixel corners, one element per pixel with its

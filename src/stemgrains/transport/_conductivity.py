@@ -1,6 +1,6 @@
 """Per-grain and per-pixel conductivities of the transport model.
 
-Two grain models (gb-classification.md §1 for the tensor):
+Two grain models (docs/classification.md §1 for the tensor):
 
 ``"tensor"``
     The 2-D block of the 3-D uniaxial tensor, ``Σ = σ_ip I₂ − (σ_ip − σ_op) c_xy c_xyᵀ`` with the grain's

@@ -2,7 +2,7 @@
 
 The model (see :mod:`stemgrains.transport` for the overview):
 
-* every pixel of a grain carries its grain's conductivity – the uniaxial tensor of gb-classification.md §1
+* every pixel of a grain carries its grain's conductivity – the uniaxial tensor of docs/classification.md §1
   (``model="tensor"``, bilinear finite elements, :mod:`._fem`) or the published per-direction resistor formula
   (``model="resistor"``, 5-point finite-volume network, :mod:`._resistor`);
 * grain boundaries are thin resistive layers (isotropic ``σ_GB``, thickness ``t_GB``) on every pixel face between

@@ -1,0 +1,283 @@
+"""Data dictionary: unit and definition of every column and array stemgrains writes.
+
+One source for three things: the ``unit`` and ``description`` attributes of every dataset in a results file
+(:func:`annotate_units`, run by every results-file writer), the CSV tables (``boundaries.csv``,
+``segments.csv``, ``segment --csv``) and ``docs/data-dictionary.md`` (:func:`render_markdown`; a test keeps the
+page equal to it). Frames and conventions: docs/conventions.md; the classification quantities:
+docs/classification.md.
+
+Units: ``deg`` degrees, ``nm`` nanometres, ``px`` scan pixels, ``V`` volts, ``σ_ip`` the in-plane
+conductivity of the conducting phase (the transport model is dimensionless in it), ``1`` dimensionless,
+``—`` a label, id or flag. Vector columns are written to HDF5 as ``(n, k)`` arrays and to CSV as ``name_0`` …
+``name_{k-1}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["GROUPS", "describe", "annotate_units", "render_markdown"]
+
+_FRAME = "sample frame (x right along scan columns, y down along rows)"
+
+# Definitions shared by several tables ------------------------------------------------------------------
+_C: dict[str, tuple[str, str]] = {
+    "boundary_id": ("—", "row id of the boundary (one per pair of touching grains) in /boundaries/boundaries"),
+    "segment_id": ("—", "row id of the straight boundary segment in /boundaries/segments"),
+    "grain_a": ("—", "grain A of the boundary: the smaller of the two grain labels"),
+    "grain_b": ("—", "grain B of the boundary: the larger grain label"),
+    "length_nm": ("nm", "boundary length: pixel-edge midpoint polyline × scan step"),
+    "normal": ("1", f"unit in-plane boundary normal (x, y) pointing from grain A into grain B, {_FRAME}"),
+    "trace_angle_deg": ("deg", "in-plane boundary trace direction t = ẑ × n, angle from +x toward +y, in (−90, 90]"),
+    "n_pixel_pairs": ("—", "number of 4-connected A|B pixel pairs (pixel edges) on it"),
+    "misorientation_deg": ("deg", "disorientation angle of grain B relative to grain A (Laue-group symmetry), "
+                                  "from the grains' mean orientations"),
+    "misorientation_axis": ("1", "unit disorientation axis, Cartesian crystal frame (orix: e1 ∥ a, e3 ∥ c for "
+                                 "hexagonal/trigonal; the axis has the same coordinates in the crystal frames of "
+                                 "A and B), reduced into the fundamental sector of the proper Laue group"),
+    "field": ("1", f"unit in-plane field direction (x, y) used, {_FRAME}"),
+    "conducting": ("—", "true when both grains are in a phase with Na⁺ conduction planes (classified)"),
+    "theta_3d": ("deg", "angle between the two grains' conduction planes, arccos|c_A·c_B|, 0–90"),
+    "theta_2d": ("deg", "angle between the two grains' conduction-plane traces (Na⁺ transport-path "
+                        "misorientation), arccos|d_A·d_B|, 0–90; NaN when either grain is flat"),
+    "alpha_a": ("deg", "grain A's conduction-plane inclination to the lamella surface, arccos|c_z|, "
+                       "0 flat – 90 edge-on"),
+    "alpha_b": ("deg", "as alpha_a, grain B"),
+    "phi_a": ("deg", "angle between grain A's trace and the boundary trace, arccos|d_A·t|, 0–90; 90 when A is flat"),
+    "phi_b": ("deg", "as phi_a, grain B"),
+    "psi": ("deg", "angle between the field and the boundary normal, arccos|E·n|, 0–90"),
+    "acc": ("σ_ip", "net Na⁺ arrival (Σ_A t⁺ − Σ_B t⁺)·n under a unit field along the oriented boundary "
+                    "trace t⁺; decides the Type III letter (a if > 0)"),
+    "label": ("—", "classification label 'Type letter index', e.g. 'III a2'; 'other-phase' when a grain is "
+                   "not conducting"),
+    "type": ("—", "I (parallel planes), II (perpendicular) or III (oblique); empty for other-phase"),
+    "letter": ("—", "a or b (docs/classification.md §4); empty for other-phase"),
+    "field_index": ("—", "1: field mainly across the boundary (psi ≤ 45°); 2: mainly along it; 0 for other-phase"),
+    "behaviour": ("—", "parallel, transmitting, blocking, depleting or other-phase (docs/classification.md §5)"),
+    "j_a": ("σ_ip", "Na⁺ flux of grain A toward the boundary, (Σ_A E)·n per unit |E| (> 0: toward it)"),
+    "j_b": ("σ_ip", "Na⁺ flux of grain B away from the boundary, (Σ_B E)·n per unit |E| (> 0: into B)"),
+    "r": ("1", "normalised net accumulation (J_A − J_B)/max(|J_A|, |J_B|, tau_flow), −2…2 "
+               "(> 0: Na⁺ piles up, < 0: depletion)"),
+}
+
+
+def _pick(*names: str, **extra: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    out = {n: _C[n] for n in names}
+    out.update(extra)
+    return out
+
+
+_TRANSPORT_B = dict(
+    n_faces=("—", "pixel faces of the boundary in the transport grid"),
+    current=("σ_ip·V", "current through the boundary from A to B, per unit lamella thickness "
+                       "(× σ_ip [S/m] × thickness [m] = A)"),
+    mismatch_mean=("σ_ip·V/nm", "mean over its faces of J_A·n − J_B·n (pixel-centre current densities; "
+                                "> 0: more current arrives from A than leaves into B)"),
+    mismatch_abs_mean=("σ_ip·V/nm", "mean of |J_A·n − J_B·n| over its faces"),
+    field=("V/nm", f"mean field E = −∇φ (x, y) on the boundary's pixels, {_FRAME}; NaN where no current flows"),
+)
+
+#: Group path in the results file → column/array name → (unit, definition).
+GROUPS: dict[str, dict[str, tuple[str, str]]] = {
+    "orientation": {
+        "quaternions": ("1", "(ny, nx, 4) orientation, unit quaternion (scalar first) mapping sample- to crystal-"
+                             "frame vectors (orix convention)"),
+        "phase_id": ("—", "(ny, nx) phase id in /phases; −1 = not indexed"),
+        "correlation_index": ("1", "(ny, nx) template-matching correlation index of the best solution, 0–1"),
+        "reliability": ("1", "(ny, nx) R = 100·(1 − Q2/Q1), Q2 the best solution > 5° away, 0–100"),
+        "phase_reliability": ("1", "(ny, nx) the same between the best solutions of the two best phases, 0–100"),
+        "candidate_scores": ("1", "(ny, nx, k) scores of the n-best candidate solutions"),
+        "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
+        "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern"),
+        "center_row": ("px (detector)", "(ny, nx) direct-beam centre row on the detector"),
+        "center_col": ("px (detector)", "(ny, nx) direct-beam centre column on the detector"),
+        # properties of maps read from vendor files, kept as the file gives them (orix names)
+        "ind": ("1", "(ny, nx) ASTAR .ang: template-matching index of the solution, as in the file"),
+        "rel": ("1", "(ny, nx) ASTAR .ang: reliability, 0–1, as in the file"),
+        "relx100": ("1", "(ny, nx) ASTAR .ang: reliability × 100"),
+        "iq": ("1", "(ny, nx) EDAX .ang: image (pattern) quality, as in the file"),
+        "ci": ("1", "(ny, nx) EDAX .ang: confidence index, −1–1"),
+        "dp": ("1", "(ny, nx) EDAX .ang: dot product of the dictionary-indexing match"),
+        "fit": ("deg", "(ny, nx) EDAX .ang: fit of the Hough solution"),
+        "detector_signal": ("1", "(ny, nx) EDAX .ang: detector intensity"),
+        "bands": ("—", "(ny, nx) Oxford .ctf: number of detected Kikuchi bands"),
+        "error": ("—", "(ny, nx) Oxford .ctf: indexing error code (0 = success)"),
+        "MAD": ("deg", "(ny, nx) Oxford .ctf: mean angular deviation"),
+        "BC": ("1", "(ny, nx) Oxford .ctf: band contrast, 0–255"),
+        "BS": ("1", "(ny, nx) Oxford .ctf: band slope, 0–255"),
+    },
+    "grains": {
+        "labels": ("—", "(ny, nx) grain label of every pixel; 0 = unassigned"),
+    },
+    "grains/table": {
+        "id": ("—", "grain label (≥ 1)"),
+        "phase_id": ("—", "phase id in /phases"),
+        "area_px": ("px", "grain area in pixels"),
+        "area_nm2": ("nm²", "grain area"),
+        "n_valid_px": ("px", "pixels of the grain with a valid orientation (used for the mean)"),
+        "equivalent_diameter_nm": ("nm", "diameter of the disc of the same area"),
+        "centroid_row": ("px", "centroid row (y / scan step)"),
+        "centroid_col": ("px", "centroid column (x / scan step)"),
+        "mean_quaternion": ("1", "(n, 4) symmetry-aware mean orientation, orix convention"),
+        "orientation_spread_deg": ("deg", "mean disorientation of the grain's pixels from its mean orientation"),
+        "c_axis": ("1", f"(n, 3) conduction-plane normal (crystal c) in the {_FRAME}, z along the beam; "
+                        "NaN for phases that are not trigonal/hexagonal"),
+        "alpha_deg": ("deg", "angle between the conduction planes and the lamella surface, 0 flat – 90 edge-on"),
+        "trace_angle_deg": ("deg", "in-plane direction of the conduction-plane trace, from +x toward +y, "
+                                   "(−90, 90]; NaN when flat"),
+    },
+    "boundaries/boundaries": _pick(
+        "boundary_id", "grain_a", "grain_b", "length_nm", "normal", "trace_angle_deg", "n_pixel_pairs",
+        "misorientation_deg", "misorientation_axis",
+        phase_a=("—", "phase id of grain A"),
+        phase_b=("—", "phase id of grain B"),
+        n_segments=("—", "straight segments of the boundary"),
+        axis_uvw=("—", "disorientation axis as crystal direction indices: [UVTW] (n, 4) for hexagonal/trigonal "
+                       "phases, [uvw] (n, 3, NaN-padded to 4) otherwise"),
+        low_angle=("—", "disorientation below low_angle_deg (default 15°)"),
+        csl_sigma=("—", "CSL Σ within the Brandon criterion 15°/√Σ; 0 = none"),
+        csl_deviation_deg=("deg", "deviation from that CSL misorientation; NaN when none"),
+        special=("—", "name of the matching user-defined special misorientation (--special), empty if none"),
+        special_deviation_deg=("deg", "deviation from it; NaN when none"),
+        pixel_misorientation_deg=("deg", "mean disorientation across the boundary's pixel pairs (pixel "
+                                         "orientations, not grain means)"),
+    ),
+    "boundaries/segments": _pick(
+        "segment_id", "boundary_id", "grain_a", "grain_b", "n_pixel_pairs", "length_nm", "normal",
+        "trace_angle_deg",
+        start=("px", "(n, 2) segment start (x, y) in pixel coordinates (pixel centres at integers)"),
+        end=("px", "(n, 2) segment end (x, y)"),
+        centre=("px", "(n, 2) centroid (x, y) of the segment's pixel-edge midpoints"),
+        chain_id=("—", "chain of pixel edges (between triple junctions/map border) the segment belongs to"),
+    ),
+    "boundaries/pairs": _pick(
+        "segment_id", "boundary_id",
+        row_a=("px", "row of the pixel in grain A"), col_a=("px", "column of the pixel in grain A"),
+        row_b=("px", "row of the neighbouring pixel in grain B"), col_b=("px", "column of that pixel"),
+        length_px=("px", "length share of this pixel edge in its segment"),
+    ),
+    "boundaries/triple_junctions": {
+        "row": ("px", "row of the pixel corner where ≥ 3 grains meet (half-integer)"),
+        "col": ("px", "column of that corner (half-integer)"),
+        "grains": ("—", "(n, 4) grain ids meeting there, ascending, 0-padded"),
+        "n_grains": ("—", "number of grains meeting there"),
+    },
+    "classification/segments": _pick(
+        "segment_id", "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "normal", "field",
+        "misorientation_deg", "misorientation_axis", "conducting", "theta_3d", "theta_2d", "alpha_a", "alpha_b",
+        "phi_a", "phi_b", "psi", "acc", "label", "type", "letter", "field_index", "behaviour", "j_a", "j_b", "r",
+    ),
+    "classification/boundaries": _pick(
+        "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "misorientation_deg",
+        "misorientation_axis", "conducting", "theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b",
+        "psi", "type", "letter", "field_index", "j_a", "j_b", "r",
+        n_segments=("—", "straight segments of the boundary"),
+        normal=("1", "length-weighted mean unit normal of its segments (from A into B)"),
+        field=("1", "length-weighted mean unit field direction of its segments"),
+        label=("—", "label covering the largest length of the boundary (see the segment table)"),
+        behaviour=("—", "behaviour covering the largest length of the boundary"),
+        label_fraction=("1", "length fraction of the boundary carrying that label"),
+    ),
+    "transport": {
+        "potential": ("V", "(ny, nx) potential φ at pixel centres; NaN on blocking pixels and floating regions"),
+        "node_potential": ("V", "(ny+1, nx+1) potential at pixel corners (finite-element nodes)"),
+        "field": ("V/nm", "(ny, nx, 2) field E = −∇φ (x, y) at pixel centres"),
+        "current_density": ("σ_ip·V/nm", "(ny, nx, 2) current density J = Σ E (x, y)"),
+        "sigma": ("σ_ip", "(ny, nx, 3) in-plane conductivity tensor (σ_xx, σ_xy, σ_yy) of each pixel"),
+        "labels": ("—", "(ny, nx) grain labels on the transport grid (0 outside grains)"),
+        "region": ("—", "(ny, nx) 0 blocking, 1 grain, 2 frame, 3 unassigned"),
+        "floating": ("—", "(ny, nx) conducting pixels connected to no electrode"),
+    },
+    "transport/electrodes": {
+        "name": ("—", "electrode (left, right, top, bottom or mask)"),
+        "potential_V": ("V", "applied potential"),
+        "current": ("σ_ip·V", "current from the electrode into the sample, per unit lamella thickness"),
+        "n_nodes": ("—", "grid nodes held at that potential"),
+    },
+    "transport/faces": {
+        "row_a": ("px", "row of the pixel in grain A"), "col_a": ("px", "its column"),
+        "row_b": ("px", "row of the pixel in grain B"), "col_b": ("px", "its column"),
+        "grain_a": _C["grain_a"], "grain_b": _C["grain_b"],
+        "normal": _C["normal"],
+        "current": ("σ_ip·V", "current through the face from A to B, per unit lamella thickness"),
+        "mismatch": ("σ_ip·V/nm", "J_A·n − J_B·n with the two pixels' current densities"),
+        "field": ("V/nm", "(n, 2) mean field of the two pixels"),
+    },
+    "transport/boundaries": dict(_pick("boundary_id", "grain_a", "grain_b", "length_nm"), **_TRANSPORT_B),
+    "transport/segments": dict(_pick("segment_id", "boundary_id", "grain_a", "grain_b", "length_nm"), **_TRANSPORT_B),
+}
+
+#: Keys of summary.json (written by `stemgrains run`).
+SUMMARY: dict[str, tuple[str, str]] = {
+    "input": ("—", "path of the 4D-STEM data"),
+    "scan_shape": ("px", "[ny, nx] scan shape"),
+    "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
+    "median_correlation_index": ("1", "median correlation index of the indexed pixels"),
+    "median_reliability": ("1", "median reliability of the indexed pixels"),
+    "n_grains": ("—", "grains"),
+    "n_boundaries": ("—", "boundaries (grain pairs)"),
+    "field_source": ("—", "'applied' (--field) or the transport model's local field"),
+    "classification": ("nm, 1", "boundary length (nm) and length fraction per label and per behaviour"),
+    "transport_total_current": ("σ_ip·V", "current driven through the lamella, per unit lamella thickness "
+                                          "(× σ_ip [S/m] × thickness [m] = A)"),
+    "transport_total_current_unit": ("—", "that unit, spelled out"),
+}
+
+
+def describe(group: str, name: str) -> tuple[str, str] | None:
+    """``(unit, definition)`` of column/array ``name`` in results-file group ``group`` (e.g.
+    ``"classification/segments"``), or ``None`` when it is not in the dictionary."""
+    return GROUPS.get(group.strip("/"), {}).get(name)
+
+
+def annotate_units(h5file: Any) -> int:
+    """Set the ``unit`` and ``description`` attributes of every dataset of an open results file that the
+    dictionary knows; returns how many were annotated. Datasets it does not know are left as they are."""
+    import h5py
+
+    count = 0
+
+    def visit(path: str, obj: Any) -> None:
+        nonlocal count
+        if not isinstance(obj, h5py.Dataset):
+            return
+        group, _, name = path.rpartition("/")
+        entry = describe(group, name)
+        if entry is not None:
+            obj.attrs["unit"], obj.attrs["description"] = entry
+            count += 1
+
+    h5file.visititems(visit)
+    return count
+
+
+def render_markdown() -> str:
+    """The tables of docs/data-dictionary.md (generated from :data:`GROUPS` and :data:`SUMMARY`)."""
+    lines: list[str] = []
+    csv_of = {"classification/boundaries": "boundaries.csv (`run`), `classify --csv OUT.csv`",
+              "classification/segments": "segments.csv (`run`), `classify --csv` → OUT.segments.csv",
+              "boundaries/boundaries": "`segment --csv OUT.csv`",
+              "boundaries/segments": "`segment --csv` → OUT.segments.csv"}
+    for group, cols in GROUPS.items():
+        lines.append(f"### `/{group}`")
+        lines.append("")
+        if group in csv_of:
+            lines.append(f"Also as CSV: {csv_of[group]}.")
+            lines.append("")
+        lines.append("| name | unit | definition |")
+        lines.append("|---|---|---|")
+        for name, (unit, text) in cols.items():
+            lines.append(f"| `{name}` | {unit} | {text} |")
+        lines.append("")
+    lines.append("### `summary.json`")
+    lines.append("")
+    lines.append("| key | unit | definition |")
+    lines.append("|---|---|---|")
+    for name, (unit, text) in SUMMARY.items():
+        lines.append(f"| `{name}` | {unit} | {text} |")
+    lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover  (regenerates the tables of docs/data-dictionary.md)
+    print(render_markdown(), end="")
