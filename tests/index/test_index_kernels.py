@@ -664,3 +664,73 @@ def test_solution_qualities_matches_scalar_kernel(crystal):
         want = ref.solution_quality(*quality_args(quats[i], g, F2, imgs[i], peaks[i, :counts[i], 0], peaks[i, :counts[i], 1]))
         assert ci[i] == pytest.approx(want[0], rel=TOL_IMG_REL, abs=1e-12) and n_ok[i] == want[1]
         assert res[i] == pytest.approx(want[2], rel=1e-9, abs=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# final choice among hypotheses (rescore) and the pseudo-symmetric orientations
+# --------------------------------------------------------------------------------------------------------------------
+def test_pseudo_symmetric_matches_reference():
+    rng = np.random.default_rng(4)
+    for q in unit_quaternions(rng, 4):
+        for hex_like in (False, True):
+            got = call_unmutated(_cpu.pseudo_symmetric, q, hex_like)
+            want = ref.pseudo_symmetric(q, hex_like)
+            assert got.shape == want.shape == ((3 if hex_like else 1), 4)
+            for a, b in zip(got, want):  # same rotation (q and −q alike)
+                assert abs(abs(np.dot(a, b)) - 1) < 1e-12
+
+
+@pytest.mark.parametrize("hex_like", [False, True])
+def test_rescore_matches_reference(crystal, hex_like):
+    g, F2 = crystal
+    rng = np.random.default_rng(13 + hex_like)
+    sym = sym_data("C2")
+    q_true = near_zone_axis(rng)
+    img = render(q_true, g, F2)
+    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
+    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    q0 = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad(rng.uniform(-0.3, 0.3, 3))))
+    q0 = _cpu.refine_orientation(q0, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]  # the search's, refined
+    cands = np.zeros((4, 4))
+    cands[0] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([0.0, 0.0, 20.0])))
+    cands[1] = unit_quaternions(rng)
+    cands[2] = q0  # a duplicate of q0: dropped
+    args = (q0, cands, px, py, img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5,
+            TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01))
+    fast = call_unmutated(_cpu.rescore_one, *args)
+    slow = ref.rescore_one(*args)
+    assert np.rad2deg(ref.sym_distance(fast[0], slow[0], sym)) < TOL_REFINE_DEG * 5
+    assert np.rad2deg(ref.sym_distance(fast[0], q_true, sym)) < 2 * TOL_TRUTH_DEG  # refined from a start 0.3° off
+    assert fast[1] == pytest.approx(slow[1], rel=1e-3)
+    assert fast[7].shape[0] == slow[7].shape[0] == (3 + (3 if hex_like else 1))  # q0, 2 candidates, pseudo-symmetric
+    for k in (5, 6):  # R, R_twin: from scores of refined hypotheses (two Nelder–Mead implementations)
+        assert fast[k] == pytest.approx(slow[k], abs=0.5)
+    np.testing.assert_allclose(fast[8], slow[8], rtol=1e-2)  # weak hypotheses: the two Nelder–Meads may stop apart
+    assert np.all(np.diff(fast[8]) <= 0)
+    # chunk version = scalar version
+    n = 3
+    out = _cpu.rescore_chunk(np.tile(q0, (n, 1)), np.tile(cands, (n, 1, 1)), np.array([1, 0, 1], bool),
+                             np.tile(np.pad(np.stack([px, py], 1), ((0, 2), (0, 1)))[None], (n, 1, 1)),
+                             np.full(n, len(px)), np.tile(img, (n, 1, 1)), np.tile(CENTER, (n, 1)), AFFINE, sym, g, F2, LAM,
+                             SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150,
+                             np.deg2rad(0.01), 2)
+    np.testing.assert_allclose(out[0][0], fast[0], atol=1e-12)
+    np.testing.assert_allclose(out[0][1], q0)
+    assert out[5][0] == pytest.approx(fast[5]) and out[5][1] == 0 and out[7].shape == (n, 2, 4)
+
+
+def test_rescore_flags_an_undecidable_pattern(crystal):
+    """Two hypotheses that explain the image equally (the pattern holds both orientations' spots): R ≈ 0."""
+    g, F2 = crystal
+    rng = np.random.default_rng(21)
+    sym = sym_data("C1")
+    qa = near_zone_axis(rng)
+    qb = _cpu.qmul(qa, _cpu.qexp(np.deg2rad([0.0, 0.0, 30.0])))
+    img = render(qa, g, F2) + render(qb, g, F2)
+    xy = np.concatenate([kinematic_spots(q, g, F2, 3.0)[0] for q in (qa, qb)])
+    cands = np.zeros((2, 4))
+    cands[0] = qb
+    args = (qa, cands, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), img, CENTER[0], CENTER[1], AFFINE,
+            sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, False, np.deg2rad(5.0), STEP, STEP, 150,
+            np.deg2rad(0.01))
+    assert _cpu.rescore_one(*args)[5] < 5.0

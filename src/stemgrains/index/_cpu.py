@@ -784,32 +784,26 @@ def pseudo_symmetric(q, hex_like):
 
 
 @nb.njit(cache=True, nogil=True)
-def fit_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
-    """Q = correlation index × fraction of the detected spots explained (:func:`solution_quality`), 0–1.
-    Returns (Q, ci, n_explained, residual)."""
-    ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
-    frac = n_ok / px.shape[0] if px.shape[0] > 0 else 0.0
-    return ci * frac, ci, n_ok, res
-
-
-@nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, by_fit,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol,
 ):
-    """Choose among the hypotheses of one pattern by Q (:func:`fit_quality`), which weighs spot *positions* (the
-    fraction of detected spots explained) as much as the intensity correlation, so that an intensity model error
-    (dynamical scattering, another excitation-error law) cannot make a solution that misses spots win.
+    """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
-    Hypotheses: ``q0`` (the search's solution, already refined), the rows of ``cands`` that are not all zero, and
-    the :func:`pseudo_symmetric` orientations of ``q0``; all but ``q0`` refined on the image score
-    (:func:`refine_orientation`); those within ``same_dist`` of one already listed are dropped.
+    Hypotheses: ``q0`` (the search's solution, already refined), the rows of ``cands`` that are not all zero (the
+    search's other distinct solutions), and the :func:`pseudo_symmetric` orientations of ``q0``; all but ``q0``
+    refined (:func:`refine_orientation`); those within ``same_dist`` of one already listed are dropped. Each is
+    scored by the image score Q (:func:`image_score`) and the best kept.
 
-    Reliability R = 100 (1 − Q2/Q1): Q1 the best Q, Q2 the best Q of a hypothesis more than ``rel_dist`` from it,
-    except its beam twin (best ∘ Rz(180°)), whose own R_twin = 100 (1 − Q_twin/Q1) is returned apart (100 where the
-    twin is symmetry-equivalent to the best).
+    Reliability R = 100 (1 − Q2/Q1) (the ACOM definition, Rauch & Véron 2014): Q1 the best score, Q2 the best
+    score of a hypothesis more than ``rel_dist`` from it (Laue symmetry). Because the pseudo-symmetric
+    orientations are always among the hypotheses, a pattern that cannot tell them apart (the beam twin of thin
+    kinematic patterns; the obverse/reverse 60° turn about c of an R lattice with c ⟂ or ∥ the beam) gets a low R
+    instead of a confident wrong answer. R_twin = 100 (1 − Q_twin/Q1) against the beam twin alone is returned apart
+    (100 where the twin is symmetry-equivalent to the best).
 
-    Returns (q, Q1, ci, n_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)) with hypotheses by falling Q.
+    Returns (q, Q1, ci, n_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)); ci, n_explained and residual
+    are :func:`solution_quality` of q; hypotheses by falling Q.
     """
     n_c = cands.shape[0]
     alt = pseudo_symmetric(q0, hex_like)
@@ -838,9 +832,8 @@ def rescore_one(
             continue
         if src > 0:
             q, _, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
-        Q, ci, n_ok, res = fit_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
-        if not by_fit:
-            Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+        ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+        Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         hq[m] = q
         hQ[m] = Q
         hci[m] = ci
@@ -863,15 +856,11 @@ def rescore_one(
         if (not twin_same) and sym_distance(twin, hq[k], sym) <= rel_dist:
             if hQ[k] > qt:
                 qt = hQ[k]
-            continue
         if hQ[k] > q2:
             q2 = hQ[k]
     if (not twin_same) and qt < 0:  # the best's twin is not among the hypotheses: score it
-        tq, _, _ = refine_orientation(twin, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
-        if by_fit:
-            qt = fit_quality(tq, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)[0]
-        else:
-            qt = image_score(tq, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+        tq, qt, _ = refine_orientation(twin, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        q2 = max(q2, qt)
     rel = min(max(100.0 * (1.0 - q2 / q1), 0.0), 100.0) if q1 > 0 else 0.0
     if twin_same:
         rel_t = 100.0
@@ -888,7 +877,7 @@ def rescore_one(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, by_fit,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4)). Returns (q, Q, ci,
     n_explained, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
@@ -910,7 +899,7 @@ def rescore_chunk(
         q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
-            init_step, max_eval, xtol, by_fit,
+            init_step, max_eval, xtol,
         )
         oq[i] = q
         oQ[i] = Q

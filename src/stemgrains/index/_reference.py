@@ -419,3 +419,54 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     ci = float(np.clip(np.sum(b * vals) / np.sqrt(bn * pn), 0, 1)) if bn > 0 and pn > 0 else 0.0
     res = float(np.sqrt(np.mean(dist[ok] ** 2))) if ok.any() else 0.0
     return ci, int(ok.sum()), res
+
+
+# --------------------------------------------------------------------------------------------------
+# final choice among hypotheses and reliability
+# --------------------------------------------------------------------------------------------------
+def pseudo_symmetric(q, hex_like):
+    """O ∘ Rz(180°) and, for hexagonal/trigonal phases, R_c(60°) ∘ O and R_c(60°) ∘ O ∘ Rz(180°) (R_c a turn about
+    the crystal e3 axis), via orix rotation composition; scalar part ≥ 0."""
+    O = Rotation(np.asarray(q, float))
+    rz = Rotation.from_axes_angles([0, 0, 1], np.pi)
+    out = [O * rz]
+    if hex_like:
+        rc = Rotation.from_axes_angles([0, 0, 1], np.pi / 3)
+        out += [rc * O, rc * O * rz]
+    arr = np.concatenate([r.data.reshape(-1, 4) for r in out])
+    arr[arr[:, 0] < 0] *= -1
+    return arr
+
+
+def rescore_one(q0, cands, px, py, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
+                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol):
+    """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows, the pseudo-symmetric
+    orientations of q0 (refined with scipy's Nelder–Mead, duplicates within same_dist dropped), the best by image
+    score; R over every hypothesis more than rel_dist away; R_twin against the best's beam twin."""
+    score = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
+    refine = lambda q: refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)[0]  # noqa: E731
+    srcs = [(np.asarray(q0, float), False)] + [(c, True) for c in np.asarray(cands, float) if np.any(c != 0)]
+    srcs += [(a, True) for a in pseudo_symmetric(q0, hex_like)]
+    hyp: list[np.ndarray] = []
+    for q, ref in srcs:
+        if hyp and min(sym_distance(q, h, sym) for h in hyp) < same_dist:
+            continue
+        hyp.append(refine(q) if ref else q)
+    Q = np.array([score(q) for q in hyp])
+    order = np.argsort(-Q, kind="stable")
+    b = order[0]
+    best = hyp[b]
+    twin = pseudo_symmetric(best, False)[0]
+    twin_same = sym_distance(best, twin, sym) <= rel_dist
+    far = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist]
+    near_twin = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist and sym_distance(twin, hyp[k], sym) <= rel_dist]
+    q2 = max(far) if far else 0.0
+    if twin_same:
+        rel_t = 100.0
+    else:
+        qt = max(near_twin) if near_twin else score(refine(twin))
+        q2 = max(q2, qt)
+        rel_t = float(np.clip(100 * (1 - qt / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
+    rel = float(np.clip(100 * (1 - q2 / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
+    ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+    return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order]

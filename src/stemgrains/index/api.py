@@ -315,7 +315,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, params.refine_max_eval,
-        np.deg2rad(params.refine_xtol_deg), params.n_best, os.environ.get("SG_BY_FIT", "0") == "1",
+        np.deg2rad(params.refine_xtol_deg), params.n_best,
     )
 
 
