@@ -251,3 +251,23 @@ def test_hexagonal_grain_table_c_axis():
     assert np.all(t["c_axis"][:, 2] >= 0)
     np.testing.assert_allclose(t["alpha_deg"], np.degrees(np.arccos(t["c_axis"][:, 2])))
     assert config.FLAT_TOLERANCE_DEG == gm.parameters["flat_tolerance_deg"]
+
+
+def test_merge_joins_a_grain_split_by_a_quality_cut():
+    """A band of low-reliability pixels across one grain splits it in two when the cut removes them; with
+    small_grains="merge" the band is given back and the two halves, whose mean orientations agree, are joined.
+    Two grains of different orientation that touch stay apart."""
+    rng = np.random.default_rng(2)
+    phase = Phase(point_group="m-3m")
+    labels = np.ones((12, 20), np.int32)
+    labels[:, 14:] = 2
+    true_q = Rotation.from_axes_angles([[1, 2, 3], [3, -1, 2]], np.radians([40.0, 70.0])).data
+    q = noisy_rotations(true_q[labels.ravel() - 1], 0.5, rng).reshape(12, 20, 4)
+    rel = np.full((12, 20), 30.0)
+    rel[:, 6:8] = 1.0  # the band
+    xmap = make_xmap(q, np.zeros((12, 20), int), [phase], prop={"reliability": rel})
+    split = segment_grains(xmap, min_reliability=5, small_grains="unassign")
+    assert split.n_grains == 3
+    gm = segment_grains(xmap, min_reliability=5, small_grains="merge")
+    assert gm.n_grains == 2 and gm.parameters["joined_grains"] == 1
+    assert len(np.unique(gm.labels[:, :14])) == 1 and len(np.unique(gm.labels[:, 14:])) == 1
