@@ -30,10 +30,11 @@ FIT_EXCITATION_WINDOW = 0.05
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot
 FIT_TOLERANCE = 0.02
 FIT_TOLERANCE_REL = 0.02
-#: the phase-fit check warns when a phase's median fraction of detected spots explained is below this
-PHASE_FIT_MIN_FRACTION = 0.6
-#: ... or when more than this fraction of a phase's indexed patterns are below PHASE_FIT_MIN_FRACTION
-PHASE_FIT_MAX_POOR_FRACTION = 0.1
+#: the phase-fit check: a pattern is poorly explained when its spot fit beyond chance is below this, and a phase
+#: fails when its median is
+PHASE_FIT_MIN_FRACTION = 0.5
+#: ... or when a connected region of poorly explained patterns holds more than this fraction of the map
+PHASE_FIT_MAX_POOR_FRACTION = 0.05
 
 # --- transport -----------------------------------------------------------------------------------
 GB_CONDUCTIVITY_FRACTION = 1.0 / 20.0  # sigma_GB = sigma_ip / 20

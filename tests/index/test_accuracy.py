@@ -47,8 +47,9 @@ def test_nba_polycrystal_accuracy(nba_run):
     assert np.mean(xmap.phase_id >= 0) == 1.0
     assert np.mean(err < 2) >= 0.98, f"within 2°: {np.mean(err < 2):.3f}"
     assert np.median(err) <= 0.5, f"median {np.median(err):.3f}°"
-    # pixels that pass the users' usual reliability cut are right
-    assert np.mean(rel >= 5) >= 0.9
+    # pixels that pass the users' usual reliability cut are right, and most pass it (R is taken over every distinct
+    # refined hypothesis, the pseudo-symmetric ones included, so undecidable pixels fall below the cut)
+    assert np.mean(rel >= 5) >= 0.85
     assert np.mean(err[rel >= 5] < 2) >= 0.99
 
 

@@ -646,12 +646,12 @@ def neighbor_pass(
 # quality of a solution: correlation index and spot fit (what the phase-fit check reads)
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
-def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
+def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel):
     """Correlation index and spot fit of orientation ``q`` on one pattern.
 
     Predicted spots: reflections with q_min ≤ |g_xy| ≤ q_max and |s| ≤ ``s_win`` (positions (gx, gy), sample
-    frame). A detected peak (px, py) is *explained* when its distance to the nearest predicted spot is at most
-    ``tol_abs + tol_rel·|p|`` (1/Å).
+    frame). A detected peak (px, py) with weight pw (its amplitude, or 1 to count peaks) is *explained* when its
+    distance to the nearest predicted spot is at most ``tol_abs + tol_rel·|p|`` (1/Å).
 
     correlation index: the cosine Σ_j b_j P_j / (‖b‖ ‖P_U‖) of the template b_j = (F²_j exp(−s_j²/(2σ_s²)))^power
     (reflections with s_j²/(2σ_s²) ≤ 12.5, as :func:`image_score`) against the processed image P sampled at the
@@ -660,8 +660,8 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     spots in its proportions; missing spots (large b_j, P_j ≈ 0) and unexplained peaks both lower it
     (Cauchy–Schwarz: 0 ≤ value ≤ 1 for P ≥ 0).
 
-    Returns (correlation_index, n_explained, residual): residual is the RMS distance (1/Å) of the explained
-    peaks to their predicted spots (0 when none).
+    Returns (correlation_index, w_explained, residual): w_explained the summed weight of the explained peaks;
+    residual the RMS distance (1/Å) of the explained peaks to their predicted spots (0 when none).
     """
     R = qmatrix(q)
     inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
@@ -710,6 +710,7 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
         num += b * v
         pn += v * v
     n_ok = 0
+    w_ok = 0.0
     d2sum = 0.0
     for p in range(px.shape[0]):
         best = 1e300
@@ -722,6 +723,7 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
         tol = tol_abs + tol_rel * math.sqrt(px[p] * px[p] + py[p] * py[p])
         if best <= tol * tol:
             n_ok += 1
+            w_ok += pw[p]
             d2sum += best
         else:
             col = center_col + affine[0, 0] * px[p] + affine[0, 1] * py[p]
@@ -733,23 +735,23 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     if bn > 0 and pn > 0:
         ci = min(max(num / math.sqrt(bn * pn), 0.0), 1.0)
     res = math.sqrt(d2sum / n_ok) if n_ok > 0 else 0.0
-    return ci, n_ok, res
+    return ci, w_ok, res
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def solution_qualities(quats, mask, peaks, counts, imgs, centers, affine, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel):
-    """:func:`solution_quality` of ``quats[i]`` on pattern i where ``mask[i]``. Returns (ci (n,), n_explained (n,)
-    int64, residual (n,)); zeros elsewhere."""
+    """:func:`solution_quality` of ``quats[i]`` on pattern i where ``mask[i]``, every peak counted once. Returns
+    (ci (n,), explained peaks (n,), residual (n,)); zeros elsewhere."""
     n = quats.shape[0]
     ci = np.zeros(n)
-    n_ok = np.zeros(n, np.int64)
+    n_ok = np.zeros(n)
     res = np.zeros(n)
     for i in nb.prange(n):
         if mask[i]:
             c = counts[i]
             a, b, r = solution_quality(
                 quats[i], g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1], affine,
-                peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), tol_abs, tol_rel,
+                peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), tol_abs, tol_rel,
             )
             ci[i] = a
             n_ok[i] = b
@@ -785,14 +787,14 @@ def pseudo_symmetric(q, hex_like):
 
 @nb.njit(cache=True, nogil=True)
 def rescore_one(
-    q0, cands, px, py, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
+    q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
     Hypotheses: ``q0`` (the search's solution, already refined), the rows of ``cands`` that are not all zero (the
     search's other distinct solutions), and the :func:`pseudo_symmetric` orientations of ``q0``; all but ``q0``
-    refined (:func:`refine_orientation`); those within ``same_dist`` of one already listed are dropped. Each is
+    refined (:func:`refine_orientation`); those that end within ``same_dist`` of one already listed are dropped. Each is
     scored by the image score Q (:func:`image_score`) and the best kept.
 
     Reliability R = 100 (1 − Q2/Q1) (the ACOM definition, Rauch & Véron 2014): Q1 the best score, Q2 the best
@@ -802,8 +804,8 @@ def rescore_one(
     instead of a confident wrong answer. R_twin = 100 (1 − Q_twin/Q1) against the beam twin alone is returned apart
     (100 where the twin is symmetry-equivalent to the best).
 
-    Returns (q, Q1, ci, n_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)); ci, n_explained and residual
-    are :func:`solution_quality` of q; hypotheses by falling Q.
+    Returns (q, Q1, ci, w_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)); ci, w_explained and residual
+    are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
     """
     n_c = cands.shape[0]
     alt = pseudo_symmetric(q0, hex_like)
@@ -811,7 +813,7 @@ def rescore_one(
     hq = np.zeros((h_max, 4))
     hQ = np.zeros(h_max)
     hci = np.zeros(h_max)
-    hn = np.zeros(h_max, np.int64)
+    hn = np.zeros(h_max)
     hr = np.zeros(h_max)
     m = 0
     for src in range(h_max):
@@ -823,6 +825,8 @@ def rescore_one(
                 continue
         else:
             q = alt[src - 1 - n_c].copy()
+        if src > 0:
+            q, _, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
         dup = False
         for j in range(m):
             if sym_distance(q, hq[j], sym) < same_dist:
@@ -830,9 +834,7 @@ def rescore_one(
                 break
         if dup:
             continue
-        if src > 0:
-            q, _, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
-        ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+        ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
         Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         hq[m] = q
         hQ[m] = Q
@@ -879,14 +881,14 @@ def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out,
 ):
-    """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4)). Returns (q, Q, ci,
-    n_explained, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
+    """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
+    once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
     zeros elsewhere."""
     n = quats.shape[0]
     oq = quats.copy()
     oQ = np.zeros(n)
     oci = np.zeros(n)
-    on = np.zeros(n, np.int64)
+    on = np.zeros(n)
     ores = np.zeros(n)
     orel = np.zeros(n)
     ort = np.zeros(n)
@@ -897,7 +899,7 @@ def rescore_chunk(
             continue
         c = counts[i]
         q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
-            quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), imgs[i], centers[i, 0], centers[i, 1], affine,
+            quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
             init_step, max_eval, xtol,
         )
@@ -912,3 +914,58 @@ def rescore_chunk(
         ohq[i, :k] = hq[:k]
         ohQ[i, :k] = hQ[:k]
     return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ
+
+
+@nb.njit(cache=True, nogil=True)
+def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
+    """Chance level of the spot fit: the fraction of ``n_points`` positions spread uniformly over the annulus
+    q_min ≤ |p| ≤ q_max (a sunflower spiral: |p|² evenly spaced, polar angle stepped by the golden angle) that lie
+    within ``tol_abs + tol_rel·|p|`` of a spot predicted by orientation ``q`` (|s| ≤ s_win), i.e. how many randomly
+    placed spots the solution would 'explain'. A dense reciprocal lattice (long cell axes, low symmetry) explains
+    much by chance; the spot fit is judged against this."""
+    R = qmatrix(q)
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
+    pred = np.empty((g_c.shape[0], 2))
+    m = 0
+    for j in range(g_c.shape[0]):
+        g0 = g_c[j, 0]
+        g1 = g_c[j, 1]
+        g2 = g_c[j, 2]
+        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
+        gg = g0 * g0 + g1 * g1 + g2 * g2
+        s = -gz - 0.5 * lam * gg
+        if abs(s) > s_win:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        pred[m, 0] = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
+        pred[m, 1] = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+        m += 1
+    golden = math.pi * (3.0 - math.sqrt(5.0))
+    hit = 0
+    for k in range(n_points):
+        r = math.sqrt(qmin2 + (k + 0.5) / n_points * (qmax2 - qmin2))
+        t = k * golden
+        x = r * math.cos(t)
+        y = r * math.sin(t)
+        tol = tol_abs + tol_rel * r
+        for j in range(m):
+            dx = x - pred[j, 0]
+            dy = y - pred[j, 1]
+            if dx * dx + dy * dy <= tol * tol:
+                hit += 1
+                break
+    return hit / n_points
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def fit_chances(quats, mask, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
+    """:func:`fit_chance` of ``quats[i]`` where ``mask[i]`` (0 elsewhere)."""
+    n = quats.shape[0]
+    out = np.zeros(n)
+    for i in nb.prange(n):
+        if mask[i]:
+            out[i] = fit_chance(quats[i], g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points)
+    return out

@@ -388,10 +388,10 @@ def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
 # --------------------------------------------------------------------------------------------------
 # solution quality
 # --------------------------------------------------------------------------------------------------
-def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel):
+def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel):
     """Correlation index (cosine of template and image over the union of predicted spots and unexplained peaks),
-    number of detected peaks explained by a predicted spot (|s| ≤ s_win) within tol_abs + tol_rel·|p|, and their
-    RMS distance — written from the docstring of :func:`._cpu.solution_quality` with orix and scipy."""
+    summed weight ``pw`` of the detected peaks explained by a predicted spot (|s| ≤ s_win) within
+    tol_abs + tol_rel·|p|, and their RMS distance — written from the docstring of :func:`._cpu.solution_quality` with orix and scipy."""
     g_s = sample_frame(q, g_c)
     r = np.hypot(g_s[:, 0], g_s[:, 1])
     s = excitation_error(g_s, lam)
@@ -418,7 +418,7 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     pn = np.sum(vals**2) + np.sum(extra**2)
     ci = float(np.clip(np.sum(b * vals) / np.sqrt(bn * pn), 0, 1)) if bn > 0 and pn > 0 else 0.0
     res = float(np.sqrt(np.mean(dist[ok] ** 2))) if ok.any() else 0.0
-    return ci, int(ok.sum()), res
+    return ci, float(np.sum(np.asarray(pw, float)[ok])), res
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,10 +438,10 @@ def pseudo_symmetric(q, hex_like):
     return arr
 
 
-def rescore_one(q0, cands, px, py, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
+def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
                 power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows, the pseudo-symmetric
-    orientations of q0 (refined with scipy's Nelder–Mead, duplicates within same_dist dropped), the best by image
+    orientations of q0 (refined with scipy's Nelder–Mead, then duplicates within same_dist dropped), the best by image
     score; R over every hypothesis more than rel_dist away; R_twin against the best's beam twin."""
     score = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
     refine = lambda q: refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)[0]  # noqa: E731
@@ -449,9 +449,10 @@ def rescore_one(q0, cands, px, py, img, center_row, center_col, affine, sym, g_c
     srcs += [(a, True) for a in pseudo_symmetric(q0, hex_like)]
     hyp: list[np.ndarray] = []
     for q, ref in srcs:
+        q = refine(q) if ref else q
         if hyp and min(sym_distance(q, h, sym) for h in hyp) < same_dist:
             continue
-        hyp.append(refine(q) if ref else q)
+        hyp.append(q)
     Q = np.array([score(q) for q in hyp])
     order = np.argsort(-Q, kind="stable")
     b = order[0]
@@ -468,5 +469,22 @@ def rescore_one(q0, cands, px, py, img, center_row, center_col, affine, sym, g_c
         q2 = max(q2, qt)
         rel_t = float(np.clip(100 * (1 - qt / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
     rel = float(np.clip(100 * (1 - q2 / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
-    ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, tol_abs, tol_rel)
+    ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
     return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order]
+
+
+def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
+    """Fraction of the sunflower-spiral points of the annulus (|p|² = q_min² + (k + ½)/n (q_max² − q_min²), angle
+    k·π(3 − √5)) within tol_abs + tol_rel·|p| of a spot of q with |s| ≤ s_win, via orix and numpy broadcasting."""
+    g_s = sample_frame(q, g_c)
+    r = np.hypot(g_s[:, 0], g_s[:, 1])
+    s = excitation_error(g_s, lam)
+    pred = g_s[(np.abs(s) <= s_win) & (r >= q_min) & (r <= q_max), :2]
+    k = np.arange(n_points)
+    rr = np.sqrt(q_min**2 + (k + 0.5) / n_points * (q_max**2 - q_min**2))
+    t = k * np.pi * (3 - np.sqrt(5))
+    pts = np.stack([rr * np.cos(t), rr * np.sin(t)], axis=1)
+    if len(pred) == 0:
+        return 0.0
+    d = np.sqrt(((pts[:, None, :] - pred[None]) ** 2).sum(-1)).min(axis=1)
+    return float(np.mean(d <= tol_abs + tol_rel * rr))

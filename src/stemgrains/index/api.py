@@ -177,10 +177,12 @@ class ChunkResult:
     spot_fit_fraction: np.ndarray  # (n,) detected spots explained by the solution / detected spots
     spot_fit_residual: np.ndarray  # (n,) RMS distance of the explained spots to the predicted ones, 1/Å
     twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
+    spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
+        "spot_fit_chance",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -293,13 +295,21 @@ def index_patterns(
         fit = np.where(counts > 0, n_fit / np.maximum(counts, 1), 0.0)
     bad = ~ok | (ci < params.min_correlation)
     phase_id[bad] = -1
+    chance = np.zeros(n)
+    for k, lib in enumerate(libraries):
+        m = phase_id == k
+        if m.any():
+            chance[m] = _cpu.fit_chances(
+                np.ascontiguousarray(q), m, np.ascontiguousarray(lib.refl.g), lam, params.fit_excitation_window, q_min,
+                params.k_max, params.fit_tolerance, params.fit_tolerance_rel, 256,
+            )[m]
     for arr in (fit, resid, rel, rel_t):
         arr[bad] = 0.0
     return ChunkResult(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
-        twin_reliability=rel_t,
+        twin_reliability=rel_t, spot_fit_chance=chance,
     )
 
 
@@ -555,6 +565,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "spot_fit_fraction": a["spot_fit_fraction"].astype(np.float64),
             "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
             "twin_reliability": a["twin_reliability"].astype(np.float64),
+            "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
         },
         scan_unit="nm",
     )

@@ -10,9 +10,13 @@ for the final solution):
   data); a wrong phase, or a pixel size / distortion a few % off, leaves many spots unexplained.
 - ``spot_fit_residual``: the RMS distance (1/Å) of the explained spots to the predicted ones.
 
-The check (:func:`phase_fit_check`) summarises them per phase and warns, in one line per phase, when more than
-``max_poor_fraction`` of its indexed patterns have a spot-fit fraction below ``min_fraction`` (or the median is
-below it). This is the test the correlation index alone cannot make: a wrong phase can still find *some*
+- ``spot_fit_chance``: the fraction of randomly placed spots the same solution would explain (a dense
+  reciprocal lattice — long cell axes, low symmetry — explains much by chance); the fit is judged beyond it,
+  (f − c)/(1 − c) (:func:`spot_fit_excess`).
+
+The check (:func:`phase_fit_check`) summarises them per phase and warns, in one line per phase, when the median
+fit beyond chance is below ``min_fraction``, or when a connected region of poorly explained patterns covers more
+than ``max_poor_fraction`` of the map (a grain the phase cannot explain). This is the test the correlation index alone cannot make: a wrong phase can still find *some*
 orientation whose template correlates with the pattern. Thresholds: :mod:`stemgrains.config`
 (``PHASE_FIT_MIN_FRACTION``, ``PHASE_FIT_MAX_POOR_FRACTION``).
 
@@ -30,7 +34,7 @@ import numpy as np
 
 from .. import config
 
-__all__ = ["PhaseFit", "PhaseFitReport", "phase_fit_check"]
+__all__ = ["PhaseFit", "PhaseFitReport", "phase_fit_check", "spot_fit_excess"]
 
 
 @dataclass
@@ -41,11 +45,13 @@ class PhaseFit:
     ----------
     phase_id, name
     n_indexed : patterns indexed as this phase.
-    median_fit_fraction : median fraction of detected spots explained (0–1).
-    poor_fraction : fraction of its patterns with a spot-fit fraction below the threshold.
+    median_fit_fraction : median spot fit beyond chance (:func:`spot_fit_excess`, 0–1).
+    poor_fraction : fraction of its patterns poorly explained (spot fit beyond chance below the threshold).
     median_residual : median RMS distance of explained spots to predicted ones, 1/Å.
     median_correlation_index : median correlation index (0–1).
     ok : True when the phase explains its patterns.
+    largest_poor_region : the largest connected region of poorly explained patterns, as a fraction of the indexed
+        patterns.
     """
 
     phase_id: int
@@ -56,6 +62,7 @@ class PhaseFit:
     median_residual: float
     median_correlation_index: float
     ok: bool
+    largest_poor_region: float = 0.0
 
 
 @dataclass
@@ -82,54 +89,88 @@ class PhaseFitReport:
         }
 
 
+def spot_fit_excess(xmap: Any) -> np.ndarray:
+    """Per pattern, the spot fit beyond chance, (f − c) / (1 − c): f the fraction of detected spots explained
+    (``spot_fit_fraction``), c the fraction of randomly placed spots the same solution would explain
+    (``spot_fit_chance``). 1: every spot explained; 0: no better than chance. NaN where not indexed."""
+    f = np.asarray(xmap.prop["spot_fit_fraction"], dtype=float)
+    c = np.asarray(xmap.prop.get("spot_fit_chance", np.zeros_like(f)), dtype=float)
+    out = (f - c) / np.maximum(1.0 - c, 1e-9)
+    return np.where(np.asarray(xmap.phase_id) >= 0, out, np.nan)
+
+
 def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fraction: float | None = None) -> PhaseFitReport:
     """Check that each phase of an indexed map explains its patterns' spots.
+
+    Judged on the spot fit beyond chance (:func:`spot_fit_excess`); a pattern is *poorly explained* below
+    ``min_fraction``. A phase fails when (a) its median is below ``min_fraction`` (the phase explains the patterns
+    no better than a wrong lattice would: a wrong CIF or calibration), or (b) a connected region of its poorly
+    explained patterns (8-neighbours) holds more than ``max_poor_fraction`` of the indexed patterns — a grain
+    the phase cannot explain: a close but wrong structure, a missing phase, or a grain the search mis-indexed.
 
     Parameters
     ----------
     xmap
         orix ``CrystalMap`` from :func:`stemgrains.index.index_orientations` (props ``spot_fit_fraction``,
-        ``spot_fit_residual``, ``correlation_index``). Maps without spot-fit props (imported .ang/.ctf) give an
-        empty report.
+        ``spot_fit_chance``, ``spot_fit_residual``, ``correlation_index``). Maps without spot-fit props (imported
+        .ang/.ctf) give an empty report.
     min_fraction
-        A pattern is poorly fit below this spot-fit fraction (default ``config.PHASE_FIT_MIN_FRACTION``).
+        Default ``config.PHASE_FIT_MIN_FRACTION``.
     max_poor_fraction
-        A phase fails when more of its patterns than this are poorly fit, or its median is poorly fit
-        (default ``config.PHASE_FIT_MAX_POOR_FRACTION``).
+        Default ``config.PHASE_FIT_MAX_POOR_FRACTION``.
 
     Returns
     -------
     PhaseFitReport
     """
+    from scipy import ndimage
+
     lo = config.PHASE_FIT_MIN_FRACTION if min_fraction is None else float(min_fraction)
     mx = config.PHASE_FIT_MAX_POOR_FRACTION if max_poor_fraction is None else float(max_poor_fraction)
     report = PhaseFitReport(phases=[], min_fraction=lo, max_poor_fraction=mx)
     if "spot_fit_fraction" not in xmap.prop:
         return report
     pid = np.asarray(xmap.phase_id)
-    fit = np.asarray(xmap.prop["spot_fit_fraction"], dtype=float)
+    exc = spot_fit_excess(xmap)
     res = np.asarray(xmap.prop["spot_fit_residual"], dtype=float)
     ci = np.asarray(xmap.prop["correlation_index"], dtype=float)
+    from .._grid import map_shape
+
+    shape = map_shape(xmap)
+    n_indexed = max(int((pid >= 0).sum()), 1)
+    step = float(xmap.dx) if getattr(xmap, "dx", 0) else 1.0
     for k, phase in xmap.phases_in_data:
         if k < 0:
             continue
         m = pid == k
         if not m.any():
             continue
-        f = fit[m]
-        med = float(np.median(f))
-        poor = float(np.mean(f < lo))
-        ok = med >= lo and poor <= mx
+        e = exc[m]
+        med = float(np.median(e))
+        poor_px = m & (exc < lo)
+        regions, n_reg = ndimage.label(poor_px.reshape(shape), structure=np.ones((3, 3), int))
+        sizes = np.bincount(regions.ravel())[1:] if n_reg else np.zeros(0, int)
+        big = int(sizes.max()) if len(sizes) else 0
+        largest = big / n_indexed
+        ok = med >= lo and largest <= mx
         pf = PhaseFit(
-            phase_id=int(k), name=str(phase.name), n_indexed=int(m.sum()), median_fit_fraction=med, poor_fraction=poor,
-            median_residual=float(np.median(res[m])), median_correlation_index=float(np.median(ci[m])), ok=ok,
+            phase_id=int(k), name=str(phase.name), n_indexed=int(m.sum()), median_fit_fraction=med,
+            poor_fraction=float(np.mean(e < lo)), median_residual=float(np.median(res[m])),
+            median_correlation_index=float(np.median(ci[m])), ok=ok, largest_poor_region=largest,
         )
         report.phases.append(pf)
-        if not ok:
+        if med < lo:
             report.warnings.append(
-                f"phase {phase.name!r} does not explain the patterns: {100 * poor:.0f}% of its {pf.n_indexed} indexed "
-                f"patterns have fewer than {100 * lo:.0f}% of their spots at predicted positions (median {100 * med:.0f}%); "
-                "check the phase (CIF) and the calibration (pixel size, distortion)"
+                f"phase {phase.name!r} does not explain the patterns: a median {100 * med:.0f}% of their spots beyond "
+                f"chance lie at predicted positions (threshold {100 * lo:.0f}%); check the phase (CIF) and the "
+                "calibration (pixel size, distortion)"
+            )
+        elif largest > mx:
+            r, c = np.argwhere(regions == 1 + int(np.argmax(sizes))).mean(axis=0)
+            report.warnings.append(
+                f"phase {phase.name!r} leaves a region of {big} patterns ({100 * largest:.0f}% of the map, around "
+                f"x = {c * step:.0f}, y = {r * step:.0f} {xmap.scan_unit}) poorly explained: a wrong or missing phase, "
+                "or a grain the search mis-indexed (see phase_fit.png)"
             )
     return report
 

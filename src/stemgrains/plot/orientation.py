@@ -87,13 +87,15 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
 
 
 def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any = None) -> Figure:
-    """The phase-fit check (:func:`stemgrains.index.quality.phase_fit_check`): the map of the fraction of detected
-    spots each solution explains, and its histogram per phase with the threshold; the verdict in the title."""
-    from ..index.quality import phase_fit_check
+    """The phase-fit check (:func:`stemgrains.index.quality.phase_fit_check`): the map of the spot fit beyond chance
+    of each solution, and its histogram per phase with the threshold; the verdict in the title."""
+    from ..index.quality import phase_fit_check, spot_fit_excess
+
+    from .._grid import map_shape
 
     report = report if report is not None else phase_fit_check(xmap)
-    ny, nx = xmap.shape
-    fit = np.asarray(xmap.prop["spot_fit_fraction"], dtype=float)
+    ny, nx = map_shape(xmap)
+    fit = spot_fit_excess(xmap)
     pid = np.asarray(xmap.phase_id)
     fig = Figure(figsize=(10.0, 4.4), layout="constrained")
     ax, hx = fig.subplots(1, 2, width_ratios=[1.15, 1])
@@ -101,16 +103,16 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     cm.set_bad("0.6")
     im = ax.imshow(np.ma.masked_where(pid.reshape(ny, nx) < 0, fit.reshape(ny, nx)), extent=_extent(xmap),
                    interpolation="nearest", cmap=cm, vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, shrink=0.85, label="fraction of detected spots explained")
+    fig.colorbar(im, ax=ax, shrink=0.85, label="spot fit beyond chance")
     ax.set_xlabel(f"x ({xmap.scan_unit})")
     ax.set_ylabel(f"y ({xmap.scan_unit})")
     ax.set_title("spot fit per pattern", fontsize=10)
     bins = np.linspace(0, 1, 21)
     for p in report.phases:
         hx.hist(fit[pid == p.phase_id], bins=bins, histtype="step", lw=1.5,
-                label=f"{p.name}: median {p.median_fit_fraction:.2f}, {100 * p.poor_fraction:.0f}% poor")
+                label=f"{p.name}: median {p.median_fit_fraction:.2f}, {100 * p.poor_fraction:.0f}% poor, largest poor region {100 * p.largest_poor_region:.0f}%")
     hx.axvline(report.min_fraction, color="k", ls="--", lw=1, label=f"threshold {report.min_fraction:.2f}")
-    hx.set_xlabel("fraction of detected spots explained")
+    hx.set_xlabel("spot fit beyond chance, (f − c)/(1 − c)")
     hx.set_ylabel("patterns")
     hx.legend(fontsize=8, loc="upper left")
     verdict = "phase fit: OK" if report.ok else "phase fit FAILED:\n" + ", ".join(p.name for p in report.phases if not p.ok)

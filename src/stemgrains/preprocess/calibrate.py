@@ -591,9 +591,9 @@ def calibrate(
         raise ParameterError(f"max_scale_error must be in (0, 0.5), got {max_scale_error!r}")
     phase_list = _coerce_phases(phases)
     stated = dataset.calibration
-    iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})})
+    iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})}).resolved(stated, dataset.detector_shape)
     sp = spots or replace(iprm.spots, q_max=iprm.k_max)
-    sp = replace(sp, q_max=min(sp.q_max, iprm.k_max))
+    sp = replace(sp, q_max=iprm.k_max if sp.q_max is None else min(sp.q_max, iprm.k_max))
 
     rows, cols = _subsample(dataset.scan_shape, max_patterns)
     pats = _read_positions(dataset, rows, cols)
