@@ -22,7 +22,7 @@ LIBRARY_STEP_DEG = 1.0
 RELIABILITY_MIN_DISTANCE_DEG = 5.0
 N_BEST = 5
 #: templates passed by the rotation-invariant prefilter to the in-plane correlation (per pattern and phase)
-N_PREFILTER = 600
+N_PREFILTER = 350
 #: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
 K_MAX_CAP = 2.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)

@@ -762,6 +762,10 @@ def solution_qualities(quats, mask, peaks, counts, imgs, centers, affine, g_c, F
 # --------------------------------------------------------------------------------------------------
 # final choice among distinct hypotheses by a model-robust quality, and reliability from it
 # --------------------------------------------------------------------------------------------------
+#: pseudo-symmetric hypotheses scoring below this fraction of the search's solution are not refined (:func:`rescore_one`)
+REFINE_FRACTION = 0.75
+
+
 @nb.njit(cache=True, nogil=True)
 def pseudo_symmetric(q, hex_like):
     """Orientations whose spot patterns can be (nearly) the same as that of ``q`` (rows, (k, 4)): the beam twin
@@ -793,9 +797,11 @@ def rescore_one(
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
     Hypotheses: ``q0`` (the search's solution, already refined), the rows of ``cands`` that are not all zero (the
-    search's other distinct solutions), and the :func:`pseudo_symmetric` orientations of ``q0``; all but ``q0``
-    refined (:func:`refine_orientation`); those that end within ``same_dist`` of one already listed are dropped. Each is
-    scored by the image score Q (:func:`image_score`) and the best kept.
+    search's other distinct solutions, the strong ones refined there: :func:`index_one` refines its ``n_refine``
+    best), and the :func:`pseudo_symmetric` orientations of ``q0``, refined (:func:`refine_orientation`) where they
+    score at least ``REFINE_FRACTION`` of q0 (weaker ones cannot come near the best; they stay as they are, which
+    only matters far above any reliability cut); those that end within ``same_dist`` of one already listed are
+    dropped. Each is scored by the image score Q (:func:`image_score`) and the best kept.
 
     Reliability R = 100 (1 − Q2/Q1) (the ACOM definition, Rauch & Véron 2014): Q1 the best score, Q2 the best
     score of a hypothesis more than ``rel_dist`` from it (Laue symmetry). Because the pseudo-symmetric
@@ -812,10 +818,8 @@ def rescore_one(
     h_max = 1 + n_c + alt.shape[0]
     hq = np.zeros((h_max, 4))
     hQ = np.zeros(h_max)
-    hci = np.zeros(h_max)
-    hn = np.zeros(h_max)
-    hr = np.zeros(h_max)
     m = 0
+    s0 = 0.0
     for src in range(h_max):
         if src == 0:
             q = q0.copy()
@@ -825,8 +829,11 @@ def rescore_one(
                 continue
         else:
             q = alt[src - 1 - n_c].copy()
-        if src > 0:
-            q, _, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
+        if src == 0:
+            s0 = Q
+        elif src > n_c and Q >= REFINE_FRACTION * s0:
+            q, Q, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
         dup = False
         for j in range(m):
             if sym_distance(q, hq[j], sym) < same_dist:
@@ -834,13 +841,8 @@ def rescore_one(
                 break
         if dup:
             continue
-        ci, n_ok, res = solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
-        Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         hq[m] = q
         hQ[m] = Q
-        hci[m] = ci
-        hn[m] = n_ok
-        hr[m] = res
         m += 1
     order = np.argsort(-hQ[:m])
     b = order[0]
@@ -873,7 +875,8 @@ def rescore_one(
     for ii in range(m):
         out_q[ii] = hq[order[ii]]
         out_Q[ii] = hQ[order[ii]]
-    return best, q1, hci[b], hn[b], hr[b], rel, rel_t, out_q, out_Q
+    ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
+    return best, q1, ci, n_ok, res, rel, rel_t, out_q, out_Q
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)

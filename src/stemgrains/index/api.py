@@ -324,8 +324,8 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         affine, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam,
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
-        np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, params.refine_max_eval,
-        np.deg2rad(params.refine_xtol_deg), params.n_best,
+        np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
+        np.deg2rad(5 * params.refine_xtol_deg), params.n_best,
     )
 
 
