@@ -177,3 +177,31 @@ def test_vacuum_is_undetermined():
     fit = calibrate(Dataset4D(sim.data, sim.calibration), [phase], index_params={"step_deg": 3})
     assert fit.status == "undetermined"
     assert "spots" in fit.reason
+
+
+@pytest.mark.slow
+def test_elliptic_polycrystal_of_another_simulator():
+    """The same acceptance on a scan simulated by py4DSTEM's kinematic engine (its structure factors and
+    excitation-error law): pixel size within 0.5 %, ellipticity within 1 %, axis within 5°; indexing with the fitted
+    calibration as good as with the true one."""
+    from orix.quaternion import Orientation
+
+    from stemgrains.index import index_orientations
+
+    phase = load_phase(sample_cif("na_beta2_alumina"))
+    p = 0.025
+    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=30, seed=77, dose=1e4, engine="py4dstem",
+                            q_pixel_size=p * math.sqrt(RATIO), ellipticity=(RATIO, ANGLE))
+    stated = Calibration(q_pixel_size=p * 1.04, scan_step_nm=2.0)
+    fit = calibrate(Dataset4D(sim.data, stated), [phase])
+    assert fit.ok, fit.reason
+    assert abs(fit.values["q_pixel_size_mean"] / p - 1) < 0.005
+    assert abs(fit.calibration.ellipticity[0] / RATIO - 1) < 0.01
+    assert _angle_diff(fit.calibration.ellipticity[1], ANGLE) < 5
+    laue = phase.point_group.laue
+    truth = Orientation(sim.quaternions.reshape(-1, 4), laue)
+    right = {}
+    for name, cal in (("fitted", fit.calibration), ("true", sim.calibration)):
+        xmap = index_orientations(Dataset4D(sim.data, cal), [phase], progress=False)
+        right[name] = np.mean(np.rad2deg(Orientation(xmap.rotations.data, laue).angle_with(truth)) < 2)
+    assert right["fitted"] >= right["true"] - 0.01
