@@ -213,6 +213,21 @@ def coarse_search(pk_r, pk_t, pk_a, cand, offsets, sp_r, sp_t, sp_w, sp_norm, si
 # --------------------------------------------------------------------------------------------------
 # refinement: continuous optimisation of all three angles against the kinematic model
 # --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True, inline="always")
+def sample_bilinear(img, row, col):
+    """Bilinear value of ``img`` at the sub-pixel position (row, col); NaN off the detector."""
+    ky = img.shape[0]
+    kx = img.shape[1]
+    if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+        return np.nan
+    r0 = min(int(row), ky - 2)
+    c0 = min(int(col), kx - 2)
+    fr = row - r0
+    fc = col - c0
+    return (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
+            + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
+
+
 @nb.njit(cache=True, nogil=True)
 def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine):
     """Σ_j b_j P(x_j) / ‖b‖: the processed image P sampled (bilinear) at the detector positions x_j of the
@@ -222,8 +237,6 @@ def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, 
     """
     R = qmatrix(q)
     inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
-    ky = img.shape[0]
-    kx = img.shape[1]
     num = 0.0
     bn = 0.0
     qmin2 = q_min * q_min
@@ -251,16 +264,9 @@ def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, 
         else:
             b = (F2[j] * math.exp(-e)) ** power
         bn += b * b
-        col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
-        row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
-        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+        v = sample_bilinear(img, center_row + affine[1, 0] * gx + affine[1, 1] * gy, center_col + affine[0, 0] * gx + affine[0, 1] * gy)
+        if v != v:  # off the detector
             continue
-        r0 = min(int(row), ky - 2)
-        c0 = min(int(col), kx - 2)
-        fr = row - r0
-        fc = col - c0
-        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
-             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
         num += b * v
     if bn <= 0:
         return 0.0
@@ -697,16 +703,9 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
             continue
         b = (F2[j] * math.exp(-e)) ** power
         bn += b * b
-        col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
-        row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
-        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+        v = sample_bilinear(img, center_row + affine[1, 0] * gx + affine[1, 1] * gy, center_col + affine[0, 0] * gx + affine[0, 1] * gy)
+        if v != v:  # off the detector
             continue
-        r0 = min(int(row), ky - 2)
-        c0 = min(int(col), kx - 2)
-        fr = row - r0
-        fc = col - c0
-        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
-             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
         num += b * v
         pn += v * v
     n_ok = 0
