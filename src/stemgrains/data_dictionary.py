@@ -83,10 +83,21 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "quaternions": ("1", "(ny, nx, 4) orientation, unit quaternion (scalar first) mapping sample- to crystal-"
                              "frame vectors (orix convention)"),
         "phase_id": ("—", "(ny, nx) phase id in /phases; −1 = not indexed"),
-        "correlation_index": ("1", "(ny, nx) template-matching correlation index of the best solution, 0–1"),
-        "reliability": ("1", "(ny, nx) R = 100·(1 − Q2/Q1), Q2 the best solution > 5° away, 0–100"),
+        "correlation_index": ("1", "(ny, nx) cosine of the solution's template and the processed pattern over the "
+                                   "template's spots and the detected spots it leaves unexplained, 0–1"),
+        "reliability": ("1", "(ny, nx) R = 100·(1 − Q2/Q1), Q2 the best refined hypothesis > 5° away (Laue "
+                             "symmetry), the beam twin and, for trigonal/hexagonal phases, the 60° turn about c "
+                             "included, 0–100"),
+        "twin_reliability": ("1", "(ny, nx) the same against the beam twin O ∘ Rz(180°) alone; 100 where the twin is "
+                                  "symmetry-equivalent, 0–100"),
+        "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "
+                                   "solution predicts (|excitation error| ≤ 0.05 1/Å), 0–1"),
+        "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "
+                                 "level of spot_fit_fraction), 0–1"),
+        "spot_fit_residual": ("1/Å", "(ny, nx) RMS distance of the explained spots to the predicted ones"),
         "phase_reliability": ("1", "(ny, nx) the same between the best solutions of the two best phases, 0–100"),
-        "candidate_scores": ("1", "(ny, nx, k) scores of the n-best candidate solutions"),
+        "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
+                                  "best first"),
         "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
         "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern"),
         "center_row": ("px (detector)", "(ny, nx) direct-beam centre row on the detector"),
@@ -214,6 +225,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
     "median_correlation_index": ("1", "median correlation index of the indexed pixels"),
     "median_reliability": ("1", "median reliability of the indexed pixels"),
+    "phase_fit": ("1", "the phase-fit check: per phase the median spot fit beyond chance, the poorly explained "
+                       "fraction and largest region, ok, and the warnings (also the JSON attribute phase_fit of "
+                       "/orientation)"),
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field) or the transport model's local field"),
