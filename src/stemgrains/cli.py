@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "_run", None) is None:
         parser.print_help()
-        return 1
+        return 2
     try:
         with _safe_interrupts():
             return int(args._run(args) or 0)
@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
+        # a path that cannot be used (an output where a file stands in for a folder, a missing or read-only folder)
+        where = f"{err.filename!s}: " if getattr(err, "filename", None) else ""
+        print(f"stemgrains {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except BaseException as err:
         if not _interrupted(err):
             raise

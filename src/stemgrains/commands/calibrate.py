@@ -40,7 +40,14 @@ def run(args: argparse.Namespace) -> int:
     from ..io.calibration import write_calibration_json
     from ..preprocess.calibrate import calibrate
 
+    from ..io.outputs import check_outputs
+
     out = Path(args.output)
+    figure = None if args.no_figure else Path(args.figure or out.with_suffix(".png"))
+    check_outputs({"-o": out, "--figure": figure}, [args.input, *args.phase, getattr(args, "calibration", None)])
+    for f in (out, figure):
+        if f is not None:
+            f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))
     fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_figure:
         from ..plot.calibration import plot_calibration
 
-        plot_calibration(fit, args.figure or out.with_suffix(".png"))
+        plot_calibration(fit, figure)
     print(format_fit(fit, out))
     return 0
 

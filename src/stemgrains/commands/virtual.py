@@ -52,9 +52,13 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import IMAGE_OUTPUTS, write_image
     from ..virtual import annulus, bright_field, dark_field, mask_detector, virtual_image
 
+    from ..io.outputs import check_outputs
+
     out = Path(args.output)
     if out.suffix.lower() not in IMAGE_OUTPUTS:
         raise ParameterError(f"-o {out}: output must end in .npy, .tif, .h5 or .png")
+    check_outputs({"-o": out}, [args.input, args.mask, getattr(args, "calibration", None)])
+    out.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     units = "q" if args.q_units else "px"
     if args.bf is not None:
         det = bright_field(args.bf, units=units)
