@@ -164,7 +164,7 @@ def run_pipeline(
         written["figures"] = figs
 
     summary = {
-        "input": str(input_path),
+        "input": str(Path(input_path).resolve()),
         "scan_shape": list(ds.scan_shape),
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
@@ -180,5 +180,7 @@ def run_pipeline(
         summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
     written["summary"] = summary
-    finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json"])
+    calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
+    finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
+                                         *[f for f in calib_files if f.exists()]])
     return written

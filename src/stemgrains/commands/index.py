@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())
     print(f"indexed {ok}/{n} patterns → {out}")
+    if ok == 0:
+        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
+              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
     from ..index.quality import phase_fit_check
 
     for w in phase_fit_check(xmap).warnings:

@@ -94,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
+    if s["indexed_fraction"] == 0:
+        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
+              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
     for w in s.get("phase_fit", {}).get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -199,7 +199,7 @@ def write_provenance(
     """Record input path + checksum (or shape/dtype), calibration and phases (CIF text) in ``f``."""
     grp = f.require_group("input")
     if input_path is not None:
-        grp.attrs["path"] = str(input_path)
+        grp.attrs["path"] = str(Path(input_path).resolve())  # absolute: found again from any working folder
         digest = file_sha256(input_path)
         if digest:
             grp.attrs["sha256"] = digest
