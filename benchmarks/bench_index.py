@@ -151,7 +151,7 @@ def stage_profile(block: np.ndarray, cal: Any, libs: list[Any], prm: Any, repeat
     from stemgrains.library.templates import HARMONICS
     from stemgrains.preprocess.api import detect_spots, processed_images
 
-    sp = replace(prm.spots, q_max=min(prm.spots.q_max, prm.k_max))
+    sp = replace(prm.spots, q_max=prm.k_max if prm.spots.q_max is None else min(prm.spots.q_max, prm.k_max))
     t_spots, (peaks, counts, centers) = C.timed(lambda: detect_spots(block, cal, sp))
     t_img, _ = C.timed(lambda: processed_images(block, cal, centers, sp))
 
