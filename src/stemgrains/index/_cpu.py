@@ -652,6 +652,32 @@ def neighbor_pass(
 # quality of a solution: correlation index and spot fit (what the phase-fit check reads)
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
+def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
+    """Sample-frame positions (m, 2), 1/Å, of the reflections with |excitation error| ≤ ``s_win`` projecting between
+    q_min and q_max, for the orientation matrix R (:func:`qmatrix`)."""
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
+    pred = np.empty((g_c.shape[0], 2))
+    m = 0
+    for j in range(g_c.shape[0]):
+        g0 = g_c[j, 0]
+        g1 = g_c[j, 1]
+        g2 = g_c[j, 2]
+        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
+        gg = g0 * g0 + g1 * g1 + g2 * g2
+        s = -gz - 0.5 * lam * gg
+        if abs(s) > s_win:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        pred[m, 0] = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
+        pred[m, 1] = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+        m += 1
+    return pred[:m]
+
+
+@nb.njit(cache=True, nogil=True)
 def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel):
     """Correlation index and spot fit of orientation ``q`` on one pattern.
 
@@ -675,8 +701,8 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     kx = img.shape[1]
     qmin2 = q_min * q_min
     qmax2 = q_max * q_max
-    pred = np.empty((g_c.shape[0], 2))
-    m = 0
+    pred = predicted_spots(R, g_c, lam, s_win, q_min, q_max)
+    m = pred.shape[0]
     num = 0.0
     bn = 0.0
     pn = 0.0
@@ -688,19 +714,13 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
         gg = g0 * g0 + g1 * g1 + g2 * g2
         s = -gz - 0.5 * lam * gg
         e = s * s * inv2ss
-        if e > 12.5 and abs(s) > s_win:
+        if e > 12.5:
             continue
         r2 = gg - gz * gz
         if r2 < qmin2 or r2 > qmax2:
             continue
         gx = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
         gy = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
-        if abs(s) <= s_win:
-            pred[m, 0] = gx
-            pred[m, 1] = gy
-            m += 1
-        if e > 12.5:
-            continue
         b = (F2[j] * math.exp(-e)) ** power
         bn += b * b
         v = sample_bilinear(img, center_row + affine[1, 0] * gx + affine[1, 1] * gy, center_col + affine[0, 0] * gx + affine[0, 1] * gy)
@@ -925,26 +945,10 @@ def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
     within ``tol_abs + tol_rel·|p|`` of a spot predicted by orientation ``q`` (|s| ≤ s_win), i.e. how many randomly
     placed spots the solution would 'explain'. A dense reciprocal lattice (long cell axes, low symmetry) explains
     much by chance; the spot fit is judged against this."""
-    R = qmatrix(q)
+    pred = predicted_spots(qmatrix(q), g_c, lam, s_win, q_min, q_max)
+    m = pred.shape[0]
     qmin2 = q_min * q_min
     qmax2 = q_max * q_max
-    pred = np.empty((g_c.shape[0], 2))
-    m = 0
-    for j in range(g_c.shape[0]):
-        g0 = g_c[j, 0]
-        g1 = g_c[j, 1]
-        g2 = g_c[j, 2]
-        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
-        gg = g0 * g0 + g1 * g1 + g2 * g2
-        s = -gz - 0.5 * lam * gg
-        if abs(s) > s_win:
-            continue
-        r2 = gg - gz * gz
-        if r2 < qmin2 or r2 > qmax2:
-            continue
-        pred[m, 0] = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
-        pred[m, 1] = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
-        m += 1
     golden = math.pi * (3.0 - math.sqrt(5.0))
     hit = 0
     for k in range(n_points):

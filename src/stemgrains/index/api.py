@@ -329,17 +329,6 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
     )
 
 
-def _solution_quality(quats, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):
-    """(correlation index, explained peaks, residual) of ``quats`` in ``lib``'s phase (see
-    :func:`._cpu.solution_quality`)."""
-    return _cpu.solution_qualities(
-        np.ascontiguousarray(quats), np.ascontiguousarray(mask), peaks, counts, imgs, centers, affine,
-        np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam, params.excitation_error_sigma,
-        params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
-        params.fit_tolerance, params.fit_tolerance_rel,
-    )
-
-
 def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min):
     """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results and update the quality measures of the
     pixels that changed: correlation index, reliability (Q2 = best earlier candidate more than
