@@ -89,8 +89,15 @@ def _safe_interrupts():
         signal.signal(signal.SIGALRM, old_alrm)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (what was wrong, and where the help is), exit status 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="stemgrains",
         description="4D-STEM orientation maps, grains, grain boundaries and Na+ conduction-plane classification.",
     )

@@ -71,5 +71,9 @@ def calibration_overrides(args: argparse.Namespace) -> dict:
         flags["ellipticity"] = parse_pair(args.ellipticity, "--ellipticity")
     if getattr(args, "affine", None):
         flags["affine"] = parse_numbers(args.affine, "--affine", 4, "A11,A12,A21,A22")
+    for key, opt in (("q_pixel_size", "--q-pixel-size"), ("accelerating_voltage_kV", "--voltage"), ("scan_step_nm", "--scan-step")):
+        v = flags[key]
+        if v is not None and not (v > 0 and v < float("inf")):
+            raise ParameterError(f"{opt} expects a finite positive number, got {v:g}")
     out.update({k: v for k, v in flags.items() if v is not None})
     return out

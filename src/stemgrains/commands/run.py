@@ -49,6 +49,8 @@ def parse_electrodes(items: list[str]) -> dict | None:
     out = {}
     for it in items:
         where, sep, v = it.partition("=")
+        if where.strip() in out:
+            raise ParameterError(f"--electrode {where.strip()} is given twice ({where.strip()}={out[where.strip()]:g} and {it!r}); give each electrode once")
         try:
             out[where.strip()] = float(v)
         except ValueError:
