@@ -23,6 +23,11 @@ RELIABILITY_MIN_DISTANCE_DEG = 5.0
 N_BEST = 5
 #: templates passed by the rotation-invariant prefilter to the in-plane correlation (per pattern and phase)
 N_PREFILTER = 350
+#: grain-coherent search: full search on every SEARCH_STRIDE-th pixel per row and column, neighbours verified elsewhere
+SEARCH_STRIDE = 3
+#: a pixel keeps its neighbours' (refined) solution when its correlation index and explained-spot fraction are at
+#: least this fraction of the lowest among those neighbours
+COHERENT_VERIFY_FRACTION = 0.8
 #: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
 K_MAX_CAP = 2.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)

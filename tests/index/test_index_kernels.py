@@ -752,3 +752,25 @@ def test_fit_chance_matches_reference_and_grows_with_lattice_density(crystal):
     assert 0 <= sparse < dense <= 1
     out = _cpu.fit_chances(np.stack([q, q]), np.array([True, False]), g, LAM, S_WIN, Q_MIN, Q_MAX, TOL_A, TOL_R, 400)
     assert out[0] == pytest.approx(sparse) and out[1] == 0
+
+
+def test_refine_chunk_matches_reference(crystal):
+    """refine_chunk = refine_orientation per masked pattern (two Nelder–Mead implementations agree on the optimum)."""
+    g, F2 = crystal
+    rng = np.random.default_rng(29)
+    sym = sym_data("C2")
+    n = 3
+    q_true = [near_zone_axis(rng) for _ in range(n)]
+    imgs = np.stack([render(q, g, F2) for q in q_true])
+    starts = np.stack([_cpu.qmul(q, _cpu.qexp(np.deg2rad(rng.uniform(-0.4, 0.4, 3)))) for q in q_true])
+    mask = np.array([True, False, True])
+    centers = np.tile(CENTER, (n, 1))
+    args = (starts, mask, imgs, centers, AFFINE, g, F2, LAM, SIGMA_S, Q_MIN, Q_MAX, 0.5, STEP, 150, np.deg2rad(0.01))
+    fast_q, fast_s = call_unmutated(_cpu.refine_chunk, *args)
+    slow_q, slow_s = ref.refine_chunk(*args)
+    np.testing.assert_array_equal(fast_q[1], starts[1])
+    assert fast_s[1] == 0 and slow_s[1] == 0
+    for i in (0, 2):
+        assert np.rad2deg(ref.sym_distance(fast_q[i], slow_q[i], sym)) < TOL_REFINE_DEG * 5
+        assert np.rad2deg(ref.sym_distance(fast_q[i], q_true[i], sym)) < 2 * TOL_TRUTH_DEG
+        assert fast_s[i] == pytest.approx(slow_s[i], rel=1e-3)

@@ -577,6 +577,22 @@ def image_scores(quats, mask, imgs, centers, affine, g_c, F2, lam, sigma_s, q_mi
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
+def refine_chunk(quats, mask, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power, init_step, max_eval, xtol):
+    """:func:`refine_orientation` of ``quats[i]`` on ``imgs[i]`` where ``mask[i]``. Returns (q (n, 4), score (n,));
+    unmasked rows keep ``quats`` with score 0."""
+    n = quats.shape[0]
+    oq = quats.copy()
+    oQ = np.zeros(n)
+    for i in nb.prange(n):
+        if mask[i]:
+            q, Q, _ = refine_orientation(quats[i], g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0], centers[i, 1],
+                                         affine, init_step, max_eval, xtol)
+            oq[i] = q
+            oQ[i] = Q
+    return oq, oQ
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
 def neighbor_pass(
     quats, scores, may_change, source, n_rows, n_cols, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, q_min, q_max,
     power, same_dist, init_step, max_eval, xtol, max_iter,

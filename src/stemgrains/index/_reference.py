@@ -333,6 +333,16 @@ def neighbor_pass(
     return q, s, changed
 
 
+def refine_chunk(quats, mask, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power, init_step, max_eval, xtol):
+    """:func:`refine_orientation` of every masked pattern (unmasked rows: the input, score 0)."""
+    oq = np.array(quats, dtype=float, copy=True)
+    oQ = np.zeros(len(oq))
+    for i in np.flatnonzero(mask):
+        oq[i], oQ[i], _ = refine_orientation(quats[i], g_c, F2, lam, sigma_s, q_min, q_max, power, imgs[i], centers[i, 0],
+                                             centers[i, 1], affine, init_step, max_eval, xtol)
+    return oq, oQ
+
+
 def index_chunk(
     peaks, counts, imgs, centers, affine, cands, base_q, offsets, sp_r, sp_t, sp_w, sp_norm, sym, g_c, F2,
     lam, sigma_s, sigma_coarse, q_min, q_max, power, n_bins, per_template, n_keep,

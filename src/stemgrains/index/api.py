@@ -34,7 +34,7 @@ import json
 import os
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from orix.crystal_map import CrystalMap, Phase, PhaseList
@@ -83,6 +83,10 @@ class IndexParams:
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
         pixels whose own search missed the solution (sparse edge-on patterns) without trusting any neighbour.
+    search_stride : grain-coherent search: the full search runs on every ``search_stride``-th pixel of each scan
+        row and column (within a chunk); the others take their neighbours' solutions where these, refined on
+        their own pattern, explain it as well, and are searched in full where not (:func:`_verify_from_anchors`).
+        1 searches every pixel.
     chunk_rows : scan rows per chunk.
     """
 
@@ -105,6 +109,7 @@ class IndexParams:
     fit_tolerance: float = config.FIT_TOLERANCE
     fit_tolerance_rel: float = config.FIT_TOLERANCE_REL
     neighbor_pass: bool = True
+    search_stride: int = config.SEARCH_STRIDE
     chunk_rows: int = 8
     spots: SpotParams = field(default_factory=SpotParams)
 
@@ -131,7 +136,7 @@ class IndexParams:
                      "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
-        for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"):
+        for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows", "search_stride"):
             v = getattr(self, name)
             ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
             if not (ok and int(v) == v and v >= 1):
@@ -234,35 +239,24 @@ def index_patterns(
     n_ph = len(libraries)
     lam = calibration.wavelength
     q_min = sp.resolved_q_min(calibration)
-    per_phase = []
-    for lib in libraries:
-        harmonics = np.asarray(HARMONICS, dtype=np.float64)
-        n_bins = lib.radial.shape[1] // len(harmonics)
-        desc = _cpu.peak_radial_descriptors(peaks, counts, float(lib.params["radial_bin_width"]), n_bins, harmonics)
-        k = min(params.n_prefilter, lib.n_templates)
-        scores = desc @ lib.radial.T  # (n, T) BLAS
-        if k < lib.n_templates:
-            cands = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        else:
-            cands = np.broadcast_to(np.arange(lib.n_templates), (n, lib.n_templates))
-        cands = np.ascontiguousarray(cands, dtype=np.int64)
-        g_c = np.ascontiguousarray(lib.refl.g)
-        F2 = np.ascontiguousarray(lib.refl.intensity)
-        res = index_chunk(
-            peaks, counts, imgs, centers, affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
-            lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
-            params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
-            params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
-            np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
-            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
-        )
-        per_phase.append(res)
-    # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
-    # solution, by Q = correlation index × fraction of detected spots explained (robust to intensity-model error);
-    # reliability from Q. Then each pattern takes the phase with the highest Q (one gather).
     ok = counts >= params.min_peaks
-    resc = [_rescore(res[0], res[3], ok, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
-            for res, lib in zip(per_phase, libraries)]
+    ctx = _SearchInputs(peaks, counts, imgs, centers, affine, lam, q_min)
+    stride = params.search_stride if scan_shape is not None and n > 1 else 1
+    if stride > 1:
+        if int(np.prod(scan_shape)) != n:
+            raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
+        anchors = _search_grid(scan_shape, stride) | ~ok
+    else:
+        anchors = np.ones(n, bool)
+    # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
+    # solution, by the image score Q; reliability from Q. Then each pattern takes the phase with the highest Q.
+    resc = _full_search(np.flatnonzero(anchors), ctx, libraries, params, index_chunk)
+    if stride > 1:
+        todo = _verify_from_anchors(anchors & ok, ~anchors & ok, resc, scan_shape, stride, ctx, libraries, params)
+        if todo.any():
+            for r, r_t in zip(resc, _full_search(np.flatnonzero(todo), ctx, libraries, params, index_chunk)):
+                for arr, new in zip(r, r_t):
+                    arr[todo] = new[todo]
     Q_all = np.stack([r[1] for r in resc])
     best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
@@ -311,6 +305,202 @@ def index_patterns(
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
         twin_reliability=rel_t, spot_fit_chance=chance,
     )
+
+
+class _SearchInputs(NamedTuple):
+    """One chunk's detected spots and processed images, as the kernels take them."""
+
+    peaks: np.ndarray  # (n, p, 3)
+    counts: np.ndarray  # (n,)
+    imgs: np.ndarray  # (n, ky, kx)
+    centers: np.ndarray  # (n, 2)
+    affine: np.ndarray  # (2, 2)
+    lam: float  # wavelength, Å
+    q_min: float  # 1/Å
+
+    def take(self, sel: np.ndarray) -> "_SearchInputs":
+        return self._replace(peaks=self.peaks[sel], counts=self.counts[sel], imgs=self.imgs[sel], centers=self.centers[sel])
+
+
+def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_chunk) -> list[list[np.ndarray]]:
+    """The full search (prefilter → coarse search → candidates → refinement → :func:`_rescore`) of the patterns
+    ``sel`` (indices), per phase. Returns per phase the nine arrays of :func:`_rescore`, full length; rows outside
+    ``sel`` are zero."""
+    n = len(ctx.counts)
+    sub = ctx.take(sel)
+    ok = sub.counts >= params.min_peaks
+    out = []
+    for lib in libraries:
+        harmonics = np.asarray(HARMONICS, dtype=np.float64)
+        n_bins = lib.radial.shape[1] // len(harmonics)
+        desc = _cpu.peak_radial_descriptors(sub.peaks, sub.counts, float(lib.params["radial_bin_width"]), n_bins, harmonics)
+        k = min(params.n_prefilter, lib.n_templates)
+        scores = desc @ lib.radial.T  # (n, T) BLAS
+        if k < lib.n_templates:
+            cands = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        else:
+            cands = np.broadcast_to(np.arange(lib.n_templates), (len(sel), lib.n_templates))
+        cands = np.ascontiguousarray(cands, dtype=np.int64)
+        res = index_chunk(
+            sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r,
+            lib.spot_theta, lib.spot_w, lib.spot_norm, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g),
+            np.ascontiguousarray(lib.refl.intensity), sub.lam, params.excitation_error_sigma,
+            params.sigma_coarse, sub.q_min, params.k_max, float(lib.params["intensity_power"]),
+            params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
+            np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
+            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
+        )
+        r = _rescore(res[0], res[3], ok, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, lib, params, sub.lam, sub.q_min)
+        full = []
+        for a in r:
+            f = np.zeros((n,) + a.shape[1:], dtype=a.dtype)
+            f[sel] = a
+            full.append(f)
+        out.append(full)
+    return out
+
+
+def _search_grid(scan_shape: tuple[int, int], stride: int) -> np.ndarray:
+    """Anchor pixels of the grain-coherent search, (rows·cols,) bool: every ``stride``-th row and column (offset
+    ``stride // 2``) plus the last row and column when the grid leaves them more than ``stride // 2`` away, so
+    every pixel has an anchor within ``stride // 2`` pixels in each direction."""
+    def axis(m: int) -> np.ndarray:
+        a = np.zeros(m, bool)
+        a[min(stride // 2, m - 1)::stride] = True
+        last = np.flatnonzero(a)[-1]
+        if m - 1 - last > stride // 2:
+            a[m - 1] = True
+        return a
+
+    ny, nx = scan_shape
+    return (axis(ny)[:, None] & axis(nx)[None, :]).reshape(-1)
+
+
+def _qmul_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamilton product of scalar-first quaternions, broadcast over leading axes."""
+    a0, a1, a2, a3 = np.moveaxis(a, -1, 0)
+    b0, b1, b2, b3 = np.moveaxis(b, -1, 0)
+    return np.stack([a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3, a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
+                     a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1, a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0], axis=-1)
+
+
+def _sym_distances_np(q1: np.ndarray, q2: np.ndarray, sym: np.ndarray) -> np.ndarray:
+    """:func:`._cpu.sym_distance` of row pairs (P, 4), (P, 4) → (P,) radians."""
+    p = _qmul_np(sym[None, :, :], q2[:, None, :])  # (P, k, 4): s ⊗ q2
+    d = np.abs(np.einsum("pj,pkj->pk", q1, p)).max(axis=1)
+    return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
+
+
+def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _SearchInputs, libraries, params: IndexParams) -> np.ndarray:
+    """The grain-coherent step: each target pixel takes a solution of the anchors around it, verified.
+
+    Anchors are the pixels searched in full (``resc`` holds their per-phase results); a target's anchors are
+    those within ``stride - 1`` pixels (Chebyshev). Per phase, the target starts from the nearest anchor's
+    solution where all its anchors agree on it (within ``max(2°, 2 × library step)``), else from the anchor
+    solution that scores best on its own image (:func:`._cpu.image_scores`); the start is refined there
+    (:func:`._cpu.refine_chunk`), and the target is settled with :func:`_rescore` among it, the other anchors'
+    solutions and the distinct hypotheses of the anchor it started from, so its reliability is measured against
+    the alternatives a full search found next to it. The
+    result is kept when at least one anchor holds the same solution (same phase, within ``max(2°, 2 × library
+    step)``) and the target's correlation index and explained-spot fraction are both at least
+    ``config.COHERENT_VERIFY_FRACTION`` of the lowest among those anchors: a pixel of a grain no anchor saw
+    explains its pattern worse than the anchors explain theirs and is searched in full, as are targets with no
+    anchor near. Fills ``resc`` in place for the kept targets and returns the mask of targets still to be searched.
+    """
+    ny, nx = scan_shape
+    n = ny * nx
+    idx = np.arange(n)
+    Q_all = np.stack([r[1] for r in resc])
+    best = np.argmax(Q_all, axis=0)
+    q_b = np.stack([r[0] for r in resc])[best, idx]
+    ci_b = np.stack([r[2] for r in resc])[best, idx]
+    fit_b = np.stack([r[3] for r in resc])[best, idx] / np.maximum(ctx.counts, 1)
+    src = anchors & (ci_b >= params.min_correlation)
+    rows, cols = np.divmod(idx, nx)
+    reach = stride - 1
+    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)]
+    nbr = np.full((n, len(offsets)), -1, dtype=np.int64)
+    for k, (dr, dc) in enumerate(offsets):
+        r2, c2 = rows + dr, cols + dc
+        inside = (r2 >= 0) & (r2 < ny) & (c2 >= 0) & (c2 < nx)
+        j = np.where(inside, r2 * nx + c2, 0)
+        nbr[:, k] = np.where(inside & src[j], j, -1)
+    todo = targets.copy()
+    mask = targets & (nbr >= 0).any(axis=1)
+    if not mask.any():
+        return todo
+    t = np.flatnonzero(mask)
+    # each target's anchors, nearest first (offsets are ordered by distance), in as few columns as needed
+    dist = np.array([max(abs(dr), abs(dc)) + 1e-3 * (abs(dr) + abs(dc)) for dr, dc in offsets])
+    nb_t = nbr[t][:, np.argsort(dist, kind="stable")]
+    nb_t = np.take_along_axis(nb_t, np.argsort(nb_t < 0, axis=1, kind="stable"), axis=1)
+    nb_t = nb_t[:, : max(int((nb_t >= 0).sum(axis=1).max()), 1)]
+    has_t = nb_t >= 0
+    safe = np.maximum(nb_t, 0)
+    tol = np.deg2rad(max(2.0, 2.0 * max(lib.params["step_deg"] for lib in libraries)))
+    per_phase = []
+    for k, lib in enumerate(libraries):
+        g_c, F2 = np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)
+        power = float(lib.params["intensity_power"])
+        # start: the nearest anchor's solution where the anchors agree on it (all within tol), else the anchor
+        # solution that scores best on the target's image; refined there
+        starts = np.zeros((n, nb_t.shape[1], 4))
+        starts[t] = np.where(has_t[:, :, None], resc[k][0][safe], 0.0)
+        differs = np.zeros(len(t), bool)
+        for c in range(1, nb_t.shape[1]):
+            m = has_t[:, c]
+            differs[m] |= _sym_distances_np(starts[t[m], c], starts[t[m], 0], lib.symmetry_quaternions) > tol
+        score = np.full(starts.shape[:2], -1.0)
+        score[t, 0] = 0.0
+        for c in range(nb_t.shape[1] if differs.any() else 0):
+            m = np.zeros(n, bool)
+            m[t[has_t[:, c] & differs]] = True
+            if m.any():
+                score[:, c] = _cpu.image_scores(np.ascontiguousarray(starts[:, c]), m, ctx.imgs, ctx.centers, ctx.affine, g_c, F2,
+                                                ctx.lam, params.excitation_error_sigma, ctx.q_min, params.k_max, power)
+        pick = np.argmax(score, axis=1)
+        q0 = np.ascontiguousarray(starts[idx, pick])
+        step = np.deg2rad(lib.params["step_deg"])
+        q0, _ = _cpu.refine_chunk(q0, mask, ctx.imgs, ctx.centers, ctx.affine, g_c, F2, ctx.lam, params.excitation_error_sigma,
+                                  ctx.q_min, params.k_max, power, 0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
+        # hypotheses: the chosen anchor's distinct ones and the other anchors' solutions
+        hyp = np.zeros((n, resc[k][7].shape[1] + nb_t.shape[1], 4))
+        hyp[t, : resc[k][7].shape[1]] = resc[k][7][nb_t[np.arange(len(t)), pick[t]]]
+        hyp[:, resc[k][7].shape[1]:] = starts
+        hyp = _compact_hypotheses(hyp)
+        per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam, ctx.q_min))
+    bv = np.argmax(np.stack([r[1] for r in per_phase]), axis=0)[t]
+    q_v = np.stack([r[0] for r in per_phase])[bv, t]
+    ci_v = np.stack([r[2] for r in per_phase])[bv, t]
+    fit_v = np.stack([r[3] for r in per_phase])[bv, t] / np.maximum(ctx.counts[t], 1)
+    # anchors holding the target's solution, and the floors they set
+    support = has_t & (best[safe] == bv[:, None])
+    for p_id, lib in enumerate(libraries):
+        for c in range(nb_t.shape[1]):
+            m = support[:, c] & (bv == p_id)
+            if m.any():
+                d = _sym_distances_np(q_v[m], q_b[safe[m, c]], lib.symmetry_quaternions)
+                support[np.flatnonzero(m)[d > tol], c] = False
+    ci_floor = np.where(support, ci_b[safe], np.inf).min(axis=1)
+    fit_floor = np.where(support, fit_b[safe], np.inf).min(axis=1)
+    f = config.COHERENT_VERIFY_FRACTION
+    keep_t = support.any(axis=1) & (ci_v >= f * ci_floor) & (fit_v >= f * fit_floor) & (ci_v >= params.min_correlation)
+    keep = np.zeros(n, bool)
+    keep[t[keep_t]] = True
+    for r, rv in zip(resc, per_phase):
+        for arr, new in zip(r, rv):
+            arr[keep] = new[keep]
+    todo &= ~keep
+    return todo
+
+
+def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
+    """Move each row's non-zero hypotheses to the front and drop the columns that are zero in every row."""
+    nz = np.any(hyp != 0, axis=2)  # (n, h)
+    order = np.argsort(~nz, axis=1, kind="stable")
+    out = np.take_along_axis(hyp, order[:, :, None], axis=1)
+    width = max(int(nz.sum(axis=1).max()), 1)
+    return np.ascontiguousarray(out[:, :width])
 
 
 def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):

@@ -321,11 +321,16 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
     The background is the ``quantile`` of each ring (width ``bin_width_q``, 1/Å) of the 3 × 3 mean, so smooth
     diffuse backgrounds (amorphous rings, inelastic tails) vanish while sparse spots remain.
     """
-    img = box_sum3(pattern.astype(np.float64)) / box_sum3(np.ones(pattern.shape))  # mean over the detector pixels only
+    ky, kx = pattern.shape
+    img = box_sum3(pattern.astype(np.float64))
+    for i in range(ky):  # mean over the detector pixels only: divide by how many of the 3 × 3 lie on it
+        ni = 3 - (i == 0) - (i == ky - 1)
+        for j in range(kx):
+            img[i, j] /= ni * (3 - (j == 0) - (j == kx - 1))
     n_bins = int(q_max / bin_width_q) + 2
-    prof = radial_background(img, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile)
-    ky, kx = img.shape
-    out = np.zeros((ky, kx), np.float32)
+    # ring of every pixel (−1 beyond the last), then each ring's quantile by selection (as radial_background)
+    counts = np.zeros(n_bins, np.int64)
+    bins = np.empty(ky * kx, np.int64)
     for i in range(ky):
         for j in range(kx):
             dr = i - center_row
@@ -333,10 +338,37 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
             qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
             qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
             b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
-            bg = prof[b] if b < n_bins else 0.0
+            if b >= n_bins:
+                b = -1
+            else:
+                counts[b] += 1
+            bins[i * kx + j] = b
+    starts = np.zeros(n_bins + 1, np.int64)
+    for b in range(n_bins):
+        starts[b + 1] = starts[b] + counts[b]
+    vals = np.empty(starts[n_bins], np.float64)
+    fill = starts[:-1].copy()
+    for i in range(ky):
+        for j in range(kx):
+            b = bins[i * kx + j]
+            if b >= 0:
+                vals[fill[b]] = img[i, j]
+                fill[b] += 1
+    prof = np.zeros(n_bins)
+    for b in range(n_bins):
+        n = counts[b]
+        if n > 0:
+            k = min(n - 1, int(quantile * (n - 1) + 0.5))
+            prof[b] = np.partition(vals[starts[b] : starts[b + 1]], k)[k]
+    out = np.zeros((ky, kx), np.float32)
+    sqrt_power = power == 0.5
+    for i in range(ky):
+        for j in range(kx):
+            b = bins[i * kx + j]
+            bg = prof[b] if b >= 0 else 0.0
             v = img[i, j] - bg
             if v > 0:
-                out[i, j] = v**power
+                out[i, j] = np.sqrt(v) if sqrt_power else v**power
     return out
 
 
