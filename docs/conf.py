@@ -47,7 +47,7 @@ myst_heading_anchors = 3
 suppress_warnings = ["myst.header"]
 
 # ----------------------------------------------------------------------------------------------- autodoc
-autodoc_default_options = {"members": True, "undoc-members": True, "member-order": "bysource"}
+autodoc_default_options = {"members": True, "member-order": "bysource"}
 autodoc_typehints = "none"  # numpydoc shows the types; the signatures keep the hints
 autodoc_preserve_defaults = True
 autosummary_generate = False
