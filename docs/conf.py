@@ -28,7 +28,6 @@ extensions = [
     "myst_parser",
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
-    "sphinx.ext.mathjax",
     "numpydoc",
     "stemgrains_cli",
     "stemgrains_constants",
@@ -40,7 +39,7 @@ exclude_patterns = ["_build", "Thumbs.db", ".DS_Store"]
 templates_path: list[str] = []
 
 # ----------------------------------------------------------------------------------------------- MyST
-myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 3
 # The generated part of data-dictionary.md puts its tables under "###" headings directly below the page title
 # (the page is also read on GitHub, where that is fine); MyST's heading-level check is the only thing it trips.
