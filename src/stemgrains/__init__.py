@@ -1,7 +1,7 @@
 """stemgrains: 4D-STEM orientation maps → grains → grain boundaries → Na⁺ conduction-plane classification.
 
-Conventions (array order, sample frame, orientation convention, units) are stated once in the README,
-section "Conventions"; every docstring follows them.
+Conventions (array order, sample frame, orientation convention, units, calibration fields) are stated once in
+docs/conventions.md; every docstring follows them.
 """
 
 from ._version import __version__

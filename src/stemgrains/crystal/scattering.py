@@ -77,7 +77,7 @@ class Reflections:
     g : (n, 3) float, Cartesian crystal frame, 1/Å
     g_norm : (n,) float, 1/Å
     structure_factor : (n,) complex, Å
-    intensity : (n,) float, |F|², Å²
+    intensity : (n,) float, ``|F|²``, Å²
     """
 
     hkl: np.ndarray
@@ -92,10 +92,10 @@ class Reflections:
 
 
 def reflections(phase: Phase, k_max: float = 1.5, min_relative_intensity: float = 1e-4) -> Reflections:
-    """All reflections with 0 < |g| ≤ ``k_max`` (1/Å) whose kinematic intensity exceeds
+    """All reflections with ``0 < |g| ≤ k_max`` (1/Å) whose kinematic intensity exceeds
     ``min_relative_intensity`` × the strongest; systematic absences vanish through the structure factor.
 
-    F(g) = Σ_j occ_j f_e,j(|g|) exp(2πi g·r_j) exp(−B_j |g|²/4), B = 8π² U_iso.
+    ``F(g) = Σ_j occ_j f_e,j(|g|) exp(2πi g·r_j) exp(−B_j |g|²/4)``, ``B = 8π² U_iso``.
     """
     k_max = float(k_max)
     if not np.isfinite(k_max) or k_max <= 0:
@@ -142,7 +142,7 @@ def excitation_error(g_sample: np.ndarray, wavelength: float) -> np.ndarray:
     """Excitation error s (1/Å) of reciprocal vectors given in the sample frame, beam along +z.
 
     With the incident wave vector k0 = ẑ/λ, the Ewald sphere passes through the origin with its centre at
-    −k0; s = (1/λ² − |g + k0|²) / (2/λ) = −g_z − λ|g|²/2 (s = 0 on the sphere).
+    −k0; ``s = (1/λ² − |g + k0|²) / (2/λ) = −g_z − λ|g|²/2`` (s = 0 on the sphere).
     """
     g_sample = np.asarray(g_sample, dtype=np.float64)
     return -g_sample[..., 2] - 0.5 * wavelength * np.sum(g_sample**2, axis=-1)

@@ -42,7 +42,7 @@ class SpotPattern:
     q_xy : (..., n, 2) float
         Spot positions in the sample frame (x, y), 1/Å.
     intensity : (..., n) float
-        |F|² × exp(−s²/(2 σ_s²)), Å²; zero for reflections far from the Ewald sphere.
+        ``|F|² × exp(−s²/(2 σ_s²))``, Å²; zero for reflections far from the Ewald sphere.
     excitation_error : (..., n) float, 1/Å
     hkl : (n, 3) int
     """
@@ -64,7 +64,7 @@ def kinematic_spots(
 
     Each reflection g (crystal frame) appears at ``g_s = Oᵀ g`` (sample frame), projected to (x, y), with
     intensity ``|F|² exp(−s²/(2 σ_s²))`` where ``s`` is its excitation error (relrod shape from the
-    specimen thickness, σ_s ≈ 1/thickness). Spots with |s| > cutoff·σ_s get zero intensity.
+    specimen thickness, σ_s ≈ 1/thickness). Spots with ``|s| > cutoff·σ_s`` get zero intensity.
 
     Parameters
     ----------

@@ -74,10 +74,10 @@ class IndexParams:
     reliability_distance_deg : Q2 is the best solution at least this far from the best (Laue symmetry).
     min_peaks : fewer spots → not indexed.
     min_correlation : lower correlation index → not indexed.
-    fit_excitation_window : spots with |excitation error| up to this (1/Å) count as predicted in the spot fit
+    fit_excitation_window : spots with ``|excitation error|`` up to this (1/Å) count as predicted in the spot fit
         (generous: dynamical patterns of 20–60 nm lamellae show spots well off the kinematic relrod).
     fit_tolerance, fit_tolerance_rel : a detected spot is explained by the solution when a predicted spot lies
-        within fit_tolerance + fit_tolerance_rel·|q| (1/Å) of it; the relative part absorbs calibration errors of
+        within ``fit_tolerance + fit_tolerance_rel·|q|`` (1/Å) of it; the relative part absorbs calibration errors of
         a few %.
     refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and

@@ -37,7 +37,7 @@ def _strong_rings(fit: Any, n: int = 4, min_separation: float = 0.08) -> np.ndar
 
 def plot_calibration(fit: Any, path: str | os.PathLike | None = None) -> Figure:
     """Four panels: (a) Bragg-vector map (detector offsets of all detected spots, log counts) with the fitted
-    (solid) and stated (dashed) ellipses of the most populated rings; (b) radial profile of the spots, |q| with
+    (solid) and stated (dashed) ellipses of the most populated rings; (b) radial profile of the spots, ``|q|`` with
     the stated and the fitted calibration, against the phase's ring radii; (c) ring scale per detector sector
     with the fitted ellipse; (d) residuals of the joint fit with orientations (px)."""
     diag = fit.diagnostics

@@ -1,6 +1,6 @@
 """Figures of a :class:`~stemgrains.transport.TransportResult`.
 
-* :func:`plot_current_density` – |J| on a log colour scale, streamlines of J, grain boundaries.
+* :func:`plot_current_density` – ``|J|`` on a log colour scale, streamlines of J, grain boundaries.
 * :func:`plot_potential` – potential map with equipotential lines and grain boundaries.
 * :func:`plot_boundary_mismatch` – every boundary face coloured by the normal-current mismatch ``J_A·n − J_B·n``.
 * :func:`save_transport_figures` – all three as PNG files.
@@ -105,7 +105,7 @@ def _draw_electrodes(ax: Any, result: Any) -> None:
 
 
 def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tuple[float, float] | None = None) -> Figure:
-    """|J| (log colour scale, σ_ip·V/nm) with streamlines of J and the grain boundaries."""
+    """``|J|`` (log colour scale, σ_ip·V/nm) with streamlines of J and the grain boundaries."""
     fig, ax, extent = _setup(result, f"current density |J| ({result.model} model)", figsize)
     mag = result.current_magnitude
     pos = mag[np.isfinite(mag) & (mag > 0)]

@@ -628,7 +628,7 @@ _PARAMS_DOC = """
     q_pixel_size
         Detector pixel size, 1/Å per pixel; default puts ``k_max`` 3 px inside the nearest detector edge.
     k_max
-        Largest reflection |g| simulated, 1/Å.
+        Largest reflection ``|g|`` simulated, 1/Å.
     accelerating_voltage_kV
         kV.
     scan_step_nm
