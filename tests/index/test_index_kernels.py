@@ -774,3 +774,32 @@ def test_refine_chunk_matches_reference(crystal):
         assert np.rad2deg(ref.sym_distance(fast_q[i], slow_q[i], sym)) < TOL_REFINE_DEG * 5
         assert np.rad2deg(ref.sym_distance(fast_q[i], q_true[i], sym)) < 2 * TOL_TRUTH_DEG
         assert fast_s[i] == pytest.approx(slow_s[i], rel=1e-3)
+
+
+@pytest.mark.parametrize("hex_like", [False, True])
+def test_rescore_with_listed_alternatives_matches_reference(crystal, hex_like):
+    """listed_dist > 0 (the grain-coherent search): a pseudo-symmetric orientation near a listed hypothesis is not
+    refined again; the listed one stands for it, in the kernel as in the reference."""
+    g, F2 = crystal
+    rng = np.random.default_rng(41 + hex_like)
+    sym = sym_data("C2")
+    q_true = near_zone_axis(rng)
+    img = render(q_true, g, F2)
+    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
+    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    q0 = _cpu.refine_orientation(q_true, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
+    twin = _cpu.pseudo_symmetric(q0, hex_like)[0]
+    cands = np.zeros((2, 4))
+    cands[0] = _cpu.qmul(twin, _cpu.qexp(np.deg2rad([0.3, -0.2, 0.1])))  # the twin as a neighbour refined it
+    base = (q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX,
+            0.5, TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01))
+    for listed in (0.0, np.deg2rad(2.0)):
+        fast = call_unmutated(_cpu.rescore_one, *base, listed)
+        slow = ref.rescore_one(*base, listed)
+        assert fast[7].shape[0] == slow[7].shape[0]
+        assert fast[1] == pytest.approx(slow[1], rel=1e-3)
+        for k in (5, 6):
+            assert fast[k] == pytest.approx(slow[k], abs=0.5)
+    # with the listed twin standing in, the hypotheses hold it as given (not a refined copy next to it)
+    fast = _cpu.rescore_one(*base, np.deg2rad(2.0))
+    assert min(np.rad2deg(ref.sym_distance(h, cands[0], sym)) for h in fast[7]) < 1e-9

@@ -827,7 +827,7 @@ def pseudo_symmetric(q, hex_like):
 @nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
@@ -836,7 +836,9 @@ def rescore_one(
     best), and the :func:`pseudo_symmetric` orientations of ``q0``, refined (:func:`refine_orientation`) where they
     score at least ``REFINE_FRACTION`` of q0 (weaker ones cannot come near the best; they stay as they are, which
     only matters far above any reliability cut); those that end within ``same_dist`` of one already listed are
-    dropped. Each is scored by the image score Q (:func:`image_score`) and the best kept.
+    dropped. With ``listed_dist > 0`` a pseudo-symmetric orientation within ``listed_dist`` of a listed hypothesis
+    is dropped before it is refined: the listed one, refined on a neighbouring pattern of the same grain, stands
+    for it (the grain-coherent search; 0 in the full search). Each is scored by the image score Q (:func:`image_score`) and the best kept.
 
     Reliability R = 100 (1 − Q2/Q1) (the ACOM definition, Rauch & Véron 2014): Q1 the best score, Q2 the best
     score of a hypothesis more than ``rel_dist`` from it (Laue symmetry). Because the pseudo-symmetric
@@ -864,6 +866,14 @@ def rescore_one(
                 continue
         else:
             q = alt[src - 1 - n_c].copy()
+            if listed_dist > 0.0:
+                near = False
+                for j in range(m):
+                    if sym_distance(q, hq[j], sym) < listed_dist:
+                        near = True
+                        break
+                if near:
+                    continue
         Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         if src == 0:
             s0 = Q
@@ -917,7 +927,7 @@ def rescore_one(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
     once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
@@ -939,7 +949,7 @@ def rescore_chunk(
         q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
-            init_step, max_eval, xtol,
+            init_step, max_eval, xtol, listed_dist,
         )
         oq[i] = q
         oQ[i] = Q

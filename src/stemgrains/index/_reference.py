@@ -449,9 +449,10 @@ def pseudo_symmetric(q, hex_like):
 
 
 def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
-                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol):
+                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows (as given), the
-    pseudo-symmetric orientations of q0 (those scoring at least 0.75 of q0 refined with scipy's Nelder–Mead); then
+    pseudo-symmetric orientations of q0 (none within listed_dist of one listed before them; those scoring at
+    least 0.75 of q0 refined with scipy's Nelder–Mead); then
     duplicates within same_dist dropped; the best by image
     score; R over every hypothesis more than rel_dist away; R_twin against the best's beam twin."""
     score = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
@@ -461,6 +462,8 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
     hyp: list[np.ndarray] = []
     s0 = score(srcs[0][0])
     for q, ref in srcs:
+        if ref and listed_dist > 0 and min(sym_distance(q, h, sym) for h in hyp) < listed_dist:
+            continue  # a listed hypothesis stands for it
         q = refine(q) if ref and score(q) >= 0.75 * s0 else q
         if hyp and min(sym_distance(q, h, sym) for h in hyp) < same_dist:
             continue

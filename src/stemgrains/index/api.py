@@ -400,7 +400,8 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     solution that scores best on its own image (:func:`._cpu.image_scores`); the start is refined there
     (:func:`._cpu.refine_chunk`), and the target is settled with :func:`_rescore` among it, the other anchors'
     solutions and the distinct hypotheses of the anchor it started from, so its reliability is measured against
-    the alternatives a full search found next to it. The
+    the alternatives a full search found next to it (pseudo-symmetric alternatives the anchor already refined
+    are scored as the anchor refined them, not refined again). The
     result is kept when at least one anchor holds the same solution (same phase, within ``max(2°, 2 × library
     step)``) and the target's correlation index and explained-spot fraction are both at least
     ``config.COHERENT_VERIFY_FRACTION`` of the lowest among those anchors: a pixel of a grain no anchor saw
@@ -468,7 +469,8 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         hyp[t, : resc[k][7].shape[1]] = resc[k][7][nb_t[np.arange(len(t)), pick[t]]]
         hyp[:, resc[k][7].shape[1]:] = starts
         hyp = _compact_hypotheses(hyp)
-        per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam, ctx.q_min))
+        per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
+                                  ctx.q_min, listed_dist=tol))
     bv = np.argmax(np.stack([r[1] for r in per_phase]), axis=0)[t]
     q_v = np.stack([r[0] for r in per_phase])[bv, t]
     ci_v = np.stack([r[2] for r in per_phase])[bv, t]
@@ -503,7 +505,7 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, :width])
 
 
-def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0):
     """:func:`._cpu.rescore_chunk` of one phase: (q, Q, ci, n_explained, residual, R, R_twin, hyp_q (n, n_best, 4),
     hyp_Q (n, n_best))."""
     from ..crystal.phase import is_hexagonal_like
@@ -515,7 +517,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
-        np.deg2rad(5 * params.refine_xtol_deg), params.n_best,
+        np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist,
     )
 
 
