@@ -62,7 +62,7 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
         top = np.nanmax(vals) if np.any(np.isfinite(vals)) else 1.0
         if key in ("indexed_percent", "median_reliability"):
             top = 100.0
-        ax.set_xlim(0, top * 1.18 if top > 0 else 1.0)
+        ax.set_xlim(0, top * (1.12 if n <= 30 else 1.0) if top > 0 else 1.0)
         for yi, v, s in zip(y, vals, status):
             if s in ("failed", "pending"):
                 ax.text(top * 0.02 if top > 0 else 0.02, yi, s, va="center", fontsize=fs, color=STATUS_COLORS[s])
@@ -79,6 +79,9 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
             name = c[len("behaviour_fraction_"):].replace("_", "-")
             ax.barh(y, vals, left=left, color=BEHAVIOUR_COLORS.get(name, "0.5"), height=0.7, label=name)
             left += vals
+        for yi, s in zip(y, status):
+            if s in ("failed", "pending"):
+                ax.text(0.02, yi, s, va="center", fontsize=fs, color=STATUS_COLORS[s])
         ax.set_xlim(0, 1)
         ax.set_title("boundary length fraction", fontsize=10)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06 if n > 3 else -0.18), ncols=3, frameon=False)
