@@ -298,3 +298,13 @@ def test_scheduler_gives_the_serial_result(scans, tmp_path):
         a, b = _orientation(tmp_path / "serial" / n / "results.h5"), _orientation(tmp_path / "dask" / n / "results.h5")
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_every_summary_column_is_in_the_data_dictionary():
+    from stemgrains.data_dictionary import BATCH_SUMMARY
+
+    for col in B.SUMMARY_COLUMNS:
+        key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
+               "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
+        assert key in BATCH_SUMMARY, col
+    assert len(B.SUMMARY_COLUMNS) == 13 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
