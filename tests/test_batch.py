@@ -164,7 +164,6 @@ def test_run_batch_records_failures_skips_and_resumes(tmp_path):
     assert [r["status"] for r in res.rows] == ["done", "failed", "done"]
     assert (out / "a" / "out.txt").read_text() == "A2" and not (out / "c" / ".checkpoint").exists()
     # other content under the same name: redone; --force redoes the rest
-    ins[0].write_text("A")
     ins[0].write_text("Z")
     res = run_batch(ins, out, _job_ok, {"k": 2}, progress=False, force=False)
     assert [r["status"] for r in res.rows[::2]] == ["done", "skipped"]
@@ -289,9 +288,16 @@ def test_scheduler_gives_the_serial_result(scans, tmp_path):
 
     d = _inputs(scans, tmp_path)
     assert main(["index", str(d), *INDEX, "-o", str(tmp_path / "serial")]) == 1
+    assert main(["run", str(d / "a.h5"), *RUN, "-o", str(tmp_path / "run_serial")]) == 0
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         rc = main(["index", str(d), *INDEX, "-o", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address])
+        # one input: `run` sends the indexing's chunks to the cluster
+        assert main(["run", str(d / "a.h5"), *RUN, "-o", str(tmp_path / "run_dask"), "--scheduler",
+                     cluster.scheduler_address]) == 0
     assert rc == 1
+    a, b = _orientation(tmp_path / "run_serial" / "results.h5"), _orientation(tmp_path / "run_dask" / "results.h5")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     rows = _rows(tmp_path / "dask")
     assert [rows[n]["status"] for n in "abc"] == ["done", "done", "failed"] and "truncated" in rows["c"]["reason"]
     for n in "ab":
@@ -308,3 +314,40 @@ def test_every_summary_column_is_in_the_data_dictionary():
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
     assert len(B.SUMMARY_COLUMNS) == 13 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+
+
+@pytest.mark.slow
+def test_interrupted_batch_resumes(scans, tmp_path):
+    """Ctrl-C mid-batch: status 130, the summary has the finished input and the rest pending; the same command
+    skips the finished input and completes the interrupted one from its chunks, identical to an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(scans / "a.h5", d / "a.h5")
+    simulate_polycrystal(d / "big.h5", phases=[AU], scan_shape=(12, 8), detector_shape=(64, 64), n_grains=3, seed=4,
+                         dose=1e4, progress=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "stemgrains.cli", "index", str(d), *INDEX, "--chunk-rows", "1", "-o", str(out)]
+    partial = out / "big" / "results.h5.partial"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(partial.glob("rows_*.npz"))) < 2 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err.decode()
+    assert "rerun the same command to resume" in err.decode()
+    rows = _rows(out)
+    assert rows["a"]["status"] == "done" and rows["big"]["status"] == "pending"
+    kept = sorted(partial.glob("rows_*.npz"))
+    assert 1 <= len(kept) <= 12  # (on a fast machine all chunks may be done before the interrupt lands)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    rows = _rows(out)
+    assert rows["a"]["status"] == "skipped" and rows["big"]["status"] == "done"
+    assert main(["index", str(d / "big.h5"), *INDEX, "--chunk-rows", "1", "-o", str(tmp_path / "ref.h5")]) == 0
+    a, b = _orientation(tmp_path / "ref.h5"), _orientation(out / "big" / "results.h5")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
