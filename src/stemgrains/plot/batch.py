@@ -87,7 +87,13 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06 if n > 3 else -0.18), ncols=3, frameon=False)
         ax.tick_params(labelsize=fs)
     axes[0].set_yticks(y, names or [""], fontsize=fs)
-    axes[0].invert_yaxis()
+    axes[0].set_ylim(n - 0.5, -0.5)  # first input on top
+    from matplotlib.patches import Patch
+
+    shown = [s for s in ("done", "skipped") if s in status]
+    if shown:
+        axes[0].legend([Patch(color=STATUS_COLORS[s]) for s in shown], [f"{s}" for s in shown], fontsize=7, ncols=2,
+                       loc="upper center", bbox_to_anchor=(0.5, -0.06 if n > 3 else -0.18), frameon=False)
     counts = {s: status.count(s) for s in STATUS_COLORS if status.count(s)}
     fig.suptitle("batch: " + ", ".join(f"{v} {k}" for k, v in counts.items()), fontsize=11)
     if path is None:
