@@ -567,7 +567,8 @@ def run_batch(
 
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
-        {"software_version": __version__, "fingerprint": fingerprint, "parameters": params,
+        {"software_version": __version__, "fingerprint": fingerprint,
+         "parameters": {k: v for k, v in params.items() if not str(k).startswith("_")},
          "inputs": [str(p.resolve()) for p in inputs], "outputs": [f.name for f in folders]},
         indent=2, sort_keys=True, default=json_default) + "\n")
 
@@ -609,7 +610,7 @@ def run_batch(
     def started(i: int) -> None:
         folders[i].mkdir(parents=True, exist_ok=True)
         _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
-                                   "fingerprint": fingerprint, "parameters": params, "software_version": __version__,
+                                   "fingerprint": fingerprint, "software_version": __version__,
                                    "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
 
     def finished(i: int, status: str, value: Any, seconds: float) -> None:
@@ -657,9 +658,10 @@ def run_batch(
 def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
-    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-    ctx = multiprocessing.get_context(method)
-    # the workers start with these in their environment (numba reads NUMBA_NUM_THREADS on import)
+    # spawn (not fork: numba's threads and open HDF5 files do not survive a fork; not forkserver: its server keeps
+    # the environment of the first pool) — the workers start with these in their environment (numba reads
+    # NUMBA_NUM_THREADS on import)
+    ctx = multiprocessing.get_context("spawn")
     with _environ(_worker_env(threads)):
         pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
         try:
