@@ -67,6 +67,8 @@ DONE_MARKER = "batch_done.json"
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_PNG = "batch_summary.png"
 PARAMETERS_JSON = "batch_parameters.json"
+#: traceback of an input that failed with an unexpected error (not a StemgrainsError or OSError)
+ERROR_LOG = "batch_error.txt"
 
 #: names of checkpoints our commands keep in an output folder while they run
 _CHECKPOINTS = (".checkpoint", "results.h5.partial")
@@ -475,7 +477,7 @@ def _guarded(job: Callable[..., dict], source: str, folder: str, params: dict) -
             # a bug rather than bad input: keep the traceback where the user can find it
             with contextlib.suppress(OSError):
                 Path(folder).mkdir(parents=True, exist_ok=True)
-                (Path(folder) / "batch_error.txt").write_text("".join(traceback.format_exception(err)), encoding="utf-8")
+                (Path(folder) / ERROR_LOG).write_text("".join(traceback.format_exception(err)), encoding="utf-8")
         return "failed", _one_line(err), time.perf_counter() - t0
 
 
@@ -609,6 +611,8 @@ def run_batch(
 
     def started(i: int) -> None:
         folders[i].mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (folders[i] / ERROR_LOG).unlink()  # of an earlier failure
         _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
                                    "fingerprint": fingerprint, "software_version": __version__,
                                    "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
