@@ -706,7 +706,9 @@ def _run_distributed(todo, inputs, folders, job, params, scheduler, started, fin
         for i in todo:
             started(i)
             t0[i] = time.perf_counter()
-            fut = client.submit(_guarded_on_worker, job, str(inputs[i]), str(folders[i]), dict(params, _progress=False),
+            # absolute paths: a worker's working folder is not ours
+            fut = client.submit(_guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()),
+                                dict(params, _progress=False),
                                 pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}")
             futures[fut] = i
         for fut in dist.as_completed(list(futures)):
