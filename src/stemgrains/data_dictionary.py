@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GROUPS", "describe", "annotate_units", "render_markdown"]
+__all__ = ["GROUPS", "BATCH_SUMMARY", "describe", "annotate_units", "render_markdown"]
 
 _FRAME = "sample frame (x right along scan columns, y down along rows)"
 
@@ -238,6 +238,31 @@ SUMMARY: dict[str, tuple[str, str]] = {
 }
 
 
+#: Columns of batch_summary.csv (`index`/`run` with several inputs; stemgrains.batch). The label and behaviour
+#: columns are one per name: ``label_fraction_<label>`` (spaces and hyphens → ``_``, e.g. ``label_fraction_III_a2``)
+#: for the 12 labels and other-phase, ``behaviour_fraction_<behaviour>`` for the 4 behaviours and other-phase.
+BATCH_SUMMARY: dict[str, tuple[str, str]] = {
+    "input": ("—", "input file, as given or found"),
+    "output": ("—", "its output folder, OUTDIR/<name> (index: results.h5 inside it)"),
+    "status": ("—", "done (this time), skipped (done before with the same content checksum and parameters), "
+                    "failed, or pending (the batch was interrupted before it ran)"),
+    "reason": ("—", "failed: the one-line reason; skipped: when it was done"),
+    "seconds": ("s", "wall time of this input's job (0 when skipped)"),
+    "scan_rows": ("px", "scan rows ny"),
+    "scan_cols": ("px", "scan columns nx"),
+    "patterns_per_s": ("1/s", "patterns ny·nx per second of the indexing stage (of the call that finished it: "
+                              "chunks resumed from a checkpoint are not timed)"),
+    "indexed_percent": ("%", "patterns with an orientation"),
+    "median_reliability": ("1", "median reliability (0–100) over the map"),
+    "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
+                               "the patterns"),
+    "n_grains": ("—", "grains (run only)"),
+    "n_boundaries": ("—", "boundaries, i.e. grain pairs (run only)"),
+    "label_fraction_<label>": ("1", "boundary length fraction carrying that label (run only)"),
+    "behaviour_fraction_<behaviour>": ("1", "boundary length fraction with that behaviour (run only)"),
+}
+
+
 def describe(group: str, name: str) -> tuple[str, str] | None:
     """``(unit, definition)`` of column/array ``name`` in results-file group ``group`` (e.g.
     ``"classification/segments"``), or ``None`` when it is not in the dictionary."""
@@ -288,6 +313,15 @@ def render_markdown() -> str:
     lines.append("| key | unit | definition |")
     lines.append("|---|---|---|")
     for name, (unit, text) in SUMMARY.items():
+        lines.append(f"| `{name}` | {unit} | {text} |")
+    lines.append("")
+    lines.append("### `batch_summary.csv`")
+    lines.append("")
+    lines.append("One row per input of `index`/`run` given several inputs (OUTDIR/batch_summary.csv).")
+    lines.append("")
+    lines.append("| column | unit | definition |")
+    lines.append("|---|---|---|")
+    for name, (unit, text) in BATCH_SUMMARY.items():
         lines.append(f"| `{name}` | {unit} | {text} |")
     lines.append("")
     return "\n".join(lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +72,9 @@ def run_pipeline(
     Returns
     -------
     dict
-        Paths of everything written and a summary (counts, label and behaviour length fractions).
+        Paths of everything written, a summary (counts, label and behaviour length fractions) and
+        ``index_seconds``, the wall time of the indexing stage (of this call: chunks resumed from a checkpoint
+        are not timed).
     """
     from .boundaries import classify_boundaries, extract_boundaries, write_boundaries, write_classification, write_classification_csv
     from .crystal import load_phase
@@ -104,7 +107,9 @@ def run_pipeline(
 
     # 1. orientation map (resumable)
     ckpt = outdir / ".checkpoint"
+    t_index = time.perf_counter()
     xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=progress, backend=backend, client=client, **(index_params or {}))
+    written["index_seconds"] = time.perf_counter() - t_index
     write_index_results(results, xmap, ds, phases, xmap.parameters)
     shutil.rmtree(ckpt, ignore_errors=True)
 

@@ -1,0 +1,741 @@
+"""Batches: one command over many 4D-STEM scans, with a summary table and figure.
+
+``stemgrains index`` and ``stemgrains run`` given several inputs (files, shell globs — also quoted ones the
+shell did not expand —, folders) run them through :func:`run_batch`:
+
+* :func:`expand_inputs` turns the command-line items into the list of data files (folders: every file whose
+  extension :func:`stemgrains.io.load_4d` reads, optionally recursive; our own outputs are left out).
+* :func:`plan_outputs` gives each input its own subfolder of ``OUTDIR``, named after the input's stem;
+  inputs with the same stem get the names of their parent folders prefixed (``a/scan.h5`` → ``a_scan``),
+  then their extension appended, so the names do not depend on the order in which files are found.
+* :func:`run_batch` runs ``job(input, folder, params) -> dict`` for every input — one after another, in a
+  process pool (``jobs``), or on a ``dask.distributed`` cluster (``scheduler``) — and keeps
+  ``OUTDIR/batch_summary.csv`` (rewritten atomically as each input finishes), ``OUTDIR/batch_summary.png`` and
+  ``OUTDIR/batch_parameters.json``. An input that fails is recorded with a one-line reason and never stops the
+  others; Ctrl-C stops all, and the same command resumes.
+
+Skipping and resuming
+---------------------
+Each input's folder holds :data:`DONE_MARKER`, a JSON record with the input's checksum
+(:func:`input_checksum`), the fingerprint of the parameters (:func:`params_fingerprint`) and ``state``
+(``"started"`` or ``"done"``, with the job's numbers). An input whose marker is ``done`` with the same checksum
+and fingerprint is skipped (``force`` redoes it). An input that was ``started`` with the same checksum and
+fingerprint resumes from its checkpoint (the job's own: ``.checkpoint`` / ``results.h5.partial``); with another
+checksum or fingerprint, or with ``force``, the stale checkpoints are deleted first. A folder that holds files
+but no marker was not written by a batch and is refused (a ``failed`` row) unless ``force``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import csv
+import datetime as _dt
+import glob
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .errors import ParameterError, StemgrainsError
+
+__all__ = [
+    "DONE_MARKER",
+    "SUMMARY_CSV",
+    "SUMMARY_PNG",
+    "PARAMETERS_JSON",
+    "SUMMARY_COLUMNS",
+    "expand_inputs",
+    "plan_outputs",
+    "input_checksum",
+    "params_fingerprint",
+    "run_batch",
+    "BatchResult",
+]
+
+DONE_MARKER = "batch_done.json"
+SUMMARY_CSV = "batch_summary.csv"
+SUMMARY_PNG = "batch_summary.png"
+PARAMETERS_JSON = "batch_parameters.json"
+#: traceback of an input that failed with an unexpected error (not a StemgrainsError or OSError)
+ERROR_LOG = "batch_error.txt"
+
+#: names of checkpoints our commands keep in an output folder while they run
+_CHECKPOINTS = (".checkpoint", "results.h5.partial")
+#: files smaller than this are hashed whole; larger ones are sampled (see :func:`input_checksum`)
+FULL_HASH_BYTES = 2 * 1024**3
+_SAMPLE_BLOCKS = 256
+_SAMPLE_BYTES = 1 << 16
+_EDGE_BYTES = 4 << 20
+
+
+def _labels_behaviours() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from .boundaries._classify_pair import BEHAVIOURS, LABELS, OTHER_PHASE
+
+    return (*LABELS, OTHER_PHASE), (*BEHAVIOURS, OTHER_PHASE)
+
+
+def _col(prefix: str, name: str) -> str:
+    return f"{prefix}_{name.replace(' ', '_').replace('-', '_')}"
+
+
+def _summary_columns() -> tuple[str, ...]:
+    labels, behaviours = _labels_behaviours()
+    return (
+        "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
+        "indexed_percent", "median_reliability", "phase_fit_warning", "n_grains", "n_boundaries",
+        *(_col("label_fraction", n) for n in labels), *(_col("behaviour_fraction", n) for n in behaviours),
+    )
+
+
+#: columns of ``batch_summary.csv``, in order (units in docs/data-dictionary.md)
+SUMMARY_COLUMNS: tuple[str, ...] = _summary_columns()
+
+
+# --------------------------------------------------------------------------------------------- inputs
+def _is_glob(text: str) -> bool:
+    return glob.has_magic(text)
+
+
+def _results_file(p: Path) -> bool:
+    """True for an HDF5 file holding ``/orientation``: a results file of ours, not 4D data."""
+    if p.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
+        return False
+    try:
+        import h5py
+
+        with h5py.File(p, "r") as f:
+            return "orientation" in f and "data" not in f
+    except (OSError, ValueError):
+        return False
+
+
+def _own_output(p: Path) -> bool:
+    """Files and folders stemgrains writes: results, checkpoints, temporary files, batch markers."""
+    parts = p.parts
+    if any(x.endswith(".partial") or x == ".checkpoint" for x in parts[:-1]):
+        return True
+    name = p.name
+    return name.startswith(".") or name.endswith((".partial", ".tmp")) or name == ".checkpoint" or _results_file(p)
+
+
+def _readable(p: Path, exts: tuple[str, ...]) -> bool:
+    return p.suffix.lower() in exts and (p.is_file() or (p.suffix.lower() == ".zspy" and p.is_dir()))
+
+
+def _from_folder(folder: Path, recursive: bool, exts: tuple[str, ...]) -> list[Path]:
+    found: list[Path] = []
+    walker = os.walk(folder) if recursive else [(str(folder), [d.name for d in folder.iterdir() if d.is_dir()],
+                                                  [f.name for f in folder.iterdir() if not f.is_dir()])]
+    for root, dirs, files in walker:
+        dirs[:] = sorted(d for d in dirs if not (d.startswith(".") or d.endswith(".partial") or d.lower().endswith(".zspy")))
+        names = sorted(files) + sorted(d for d in os.listdir(root) if d.lower().endswith(".zspy")
+                                       and os.path.isdir(os.path.join(root, d)))
+        for name in names:
+            p = Path(root) / name
+            if _readable(p, exts) and not _own_output(p):
+                found.append(p)
+    return sorted(found)
+
+
+def expand_inputs(items: Iterable[str | os.PathLike], recursive: bool = False) -> list[Path]:
+    """The data files named by command-line items, in order, each once.
+
+    Parameters
+    ----------
+    items
+        File paths (taken as given, whatever their extension: the reader reports what it cannot read), folders
+        (every file inside whose extension :func:`stemgrains.io.load_4d` reads, sorted by name) and glob
+        patterns (``*``, ``?``, ``[...]``; also patterns the shell passed through unexpanded, quoted ones;
+        ``**`` matches across folders when ``recursive``).
+    recursive
+        Also search the subfolders of folders.
+
+    Returns
+    -------
+    list of Path
+        The inputs, duplicates (same resolved path) removed, first occurrence kept. Inside folders and glob
+        matches our own outputs are left out: results files (HDF5 with ``/orientation``), checkpoints
+        (``*.partial``, ``.checkpoint``), temporary and hidden files.
+
+    Raises
+    ------
+    ParameterError
+        An item names nothing that exists, or a folder or pattern matches no readable file (one line naming
+        the item and the extensions expected).
+    """
+    from .io.fourd import supported_extensions
+
+    exts = tuple(e.lower() for e in supported_extensions())
+    out: list[Path] = []
+    seen: set[Path] = set()
+
+    def add(p: Path) -> None:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+
+    for item in items:
+        text = os.fspath(item)
+        p = Path(text)
+        if p.is_dir() and not (p.suffix.lower() == ".zspy"):
+            found = _from_folder(p, recursive, exts)
+            if not found:
+                raise ParameterError(f"{text}: folder holds no 4D-STEM file (expected {', '.join(exts)}"
+                                     f"{'' if recursive else '; add --recursive to search its subfolders'})")
+        elif p.exists():
+            found = [p]
+        elif _is_glob(text):
+            found = []
+            for m in sorted(glob.glob(text, recursive=recursive)):
+                mp = Path(m)
+                if mp.is_dir() and mp.suffix.lower() != ".zspy":
+                    found.extend(_from_folder(mp, recursive, exts))
+                elif _readable(mp, exts) and not _own_output(mp):
+                    found.append(mp)
+            if not found:
+                raise ParameterError(f"{text}: matches no 4D-STEM file (expected {', '.join(exts)})")
+        else:
+            raise ParameterError(f"{text}: no such file or folder")
+        for f in found:
+            add(f)
+    return out
+
+
+def _safe_name(text: str) -> str:
+    keep = "".join(c if (c.isalnum() or c in "-_.+") else "_" for c in text)
+    return keep.strip("._") or "input"
+
+
+def plan_outputs(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike) -> list[Path]:
+    """One output folder per input, ``OUTDIR/<name>``, named after the input's stem.
+
+    Collisions are resolved deterministically (the same names whatever the order of the inputs): inputs
+    sharing a name get the names of their parent folders prefixed, one level at a time, until the names differ
+    (``a/scan.h5``, ``b/scan.h5`` → ``a_scan``, ``b_scan``); names still equal (``scan.h5`` and ``scan.npy`` in
+    one folder) get their extension appended (``scan_h5``, ``scan_npy``). Names use letters, digits and
+    ``-_.+`` only.
+
+    Parameters
+    ----------
+    inputs
+        Input paths (from :func:`expand_inputs`).
+    outdir
+        The batch's output folder.
+
+    Returns
+    -------
+    list of Path
+        Folder per input, in the order of ``inputs``.
+    """
+    paths = [Path(p).resolve() for p in inputs]
+    if len(set(paths)) != len(paths):
+        raise ParameterError("the same input is given twice")
+    depth = [0] * len(paths)
+    with_ext = [False] * len(paths)
+
+    def name(i: int) -> str:
+        parents = paths[i].parent.parts[1:]  # without the root
+        parts = [*parents[len(parents) - min(depth[i], len(parents)):], paths[i].stem]
+        text = "_".join(_safe_name(x) for x in parts)
+        return f"{text}_{_safe_name(paths[i].suffix.lstrip('.'))}" if with_ext[i] and paths[i].suffix else text
+
+    names = [name(i) for i in range(len(paths))]
+    while True:
+        groups: dict[str, list[int]] = {}
+        for i, n in enumerate(names):
+            groups.setdefault(n.lower(), []).append(i)
+        changed = False
+        for g in (g for g in groups.values() if len(g) > 1):
+            deeper = [i for i in g if depth[i] < len(paths[i].parent.parts) - 1]
+            if len({paths[i].parent for i in g}) > 1 and deeper:
+                for i in deeper:
+                    depth[i] += 1
+                changed = True
+            elif not all(with_ext[i] for i in g):
+                for i in g:
+                    with_ext[i] = True
+                changed = True
+        names = [name(i) for i in range(len(paths))]
+        if not changed:
+            break
+    # last resort (names equal up to case or characters replaced by "_"): numbered in path order
+    used: set[str] = set()
+    for i in sorted(range(len(paths)), key=lambda i: str(paths[i])):
+        base, k = names[i], 2
+        while names[i].lower() in used:
+            names[i] = f"{base}_{k}"
+            k += 1
+        used.add(names[i].lower())
+    out = Path(outdir)
+    return [out / n for n in names]
+
+
+# --------------------------------------------------------------------------------------------- markers
+def input_checksum(path: str | os.PathLike) -> str:
+    """Content checksum of an input and its companion files (Merlin ``.hdr``, EMPAD ``.raw``).
+
+    SHA-256 over, per file, its size and its whole content when it is at most :data:`FULL_HASH_BYTES`
+    (2 GiB: about 1–3 s per GiB); above that its first and last 4 MiB and 256 evenly spaced 64 KiB blocks
+    (24 MiB read, so a 100 GiB scan is checked in a second; a change confined to bytes between the samples
+    goes unnoticed — use ``--force`` after editing such a file in place). A folder store (``.zspy``) is hashed
+    over its files' relative names, sizes and modification times.
+
+    Returns
+    -------
+    str
+        ``"sha256:<hex>"`` (whole files) or ``"sha256-sampled:<hex>"``.
+    """
+    from .io.outputs import input_files
+
+    h = hashlib.sha256()
+    sampled = False
+    for f in input_files(path):
+        if f.is_dir():
+            for root, _, files in sorted(os.walk(f)):
+                for name in sorted(files):
+                    p = Path(root) / name
+                    st = p.stat()
+                    h.update(f"{p.relative_to(f)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            continue
+        size = f.stat().st_size
+        h.update(f"{f.suffix.lower()}\0{size}\n".encode())
+        with open(f, "rb") as fh:
+            if size <= FULL_HASH_BYTES:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            else:
+                sampled = True
+                offsets = [0, size - _EDGE_BYTES]
+                step = (size - 2 * _EDGE_BYTES) // (_SAMPLE_BLOCKS + 1)
+                for off, n in [(offsets[0], _EDGE_BYTES), (offsets[1], _EDGE_BYTES)] + \
+                        [(_EDGE_BYTES + (i + 1) * step, _SAMPLE_BYTES) for i in range(_SAMPLE_BLOCKS)]:
+                    fh.seek(off)
+                    h.update(fh.read(n))
+    return f"{'sha256-sampled' if sampled else 'sha256'}:{h.hexdigest()}"
+
+
+def params_fingerprint(params: Mapping[str, Any]) -> str:
+    """SHA-256 (first 16 hex digits) of the parameters as canonical JSON (sorted keys).
+
+    Keys starting with ``_`` (settings that do not change the results, e.g. ``_progress``) are left out.
+    """
+    from .io.results import json_default
+
+    blob = json.dumps({k: v for k, v in params.items() if not str(k).startswith("_")}, sort_keys=True,
+                      default=json_default)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / DONE_MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_marker(folder: Path, data: dict[str, Any]) -> None:
+    from .io.results import atomic_write_text, json_default
+
+    atomic_write_text(folder / DONE_MARKER, json.dumps(data, indent=2, sort_keys=True, default=json_default) + "\n")
+
+
+def _clear_checkpoints(folder: Path) -> None:
+    for name in _CHECKPOINTS:
+        shutil.rmtree(folder / name, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------- running
+@dataclass
+class BatchResult:
+    """Outcome of :func:`run_batch`: one summary row per input (keys :data:`SUMMARY_COLUMNS`)."""
+
+    rows: list[dict[str, Any]]
+    outdir: Path
+    seconds: float = 0.0
+    summary_csv: Path | None = None
+    summary_png: Path | None = None
+    interrupted: bool = False
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.rows if r["status"] == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+def _one_line(err: BaseException) -> str:
+    from .io._common import first_line
+
+    text = first_line(err)
+    if isinstance(err, StemgrainsError):
+        return text
+    if isinstance(err, OSError) and getattr(err, "filename", None):
+        return f"{err.filename}: {err.strerror or text}"
+    return f"{type(err).__name__}: {text}"
+
+
+def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
+    """Summary columns from a job's result dict (see :func:`run_batch`)."""
+    row: dict[str, Any] = {}
+    shape = info.get("scan_shape")
+    if shape is not None:
+        row["scan_rows"], row["scan_cols"] = int(shape[0]), int(shape[1])
+    for key in ("patterns_per_s", "median_reliability"):
+        if info.get(key) is not None:
+            row[key] = float(info[key])
+    if info.get("indexed_fraction") is not None:
+        row["indexed_percent"] = 100.0 * float(info["indexed_fraction"])
+    warnings = info.get("phase_fit_warnings") or []
+    row["phase_fit_warning"] = " | ".join(str(w) for w in warnings)
+    for key in ("n_grains", "n_boundaries"):
+        if info.get(key) is not None:
+            row[key] = int(info[key])
+    for prefix, key in (("label_fraction", "label_fraction"), ("behaviour_fraction", "behaviour_fraction")):
+        for name, v in (info.get(key) or {}).items():
+            row[_col(prefix, name)] = float(v)
+    return row
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+def _write_summary(outdir: Path, rows: list[dict[str, Any]]) -> Path:
+    from .io.results import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SUMMARY_COLUMNS)
+    for r in rows:
+        w.writerow([_fmt(r.get(c)) for c in SUMMARY_COLUMNS])
+    path = outdir / SUMMARY_CSV
+    atomic_write_text(path, buf.getvalue())
+    return path
+
+
+def read_summary(path: str | os.PathLike) -> list[dict[str, str]]:
+    """The rows of a ``batch_summary.csv`` as dicts of strings (column → text)."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _worker_env(threads: int) -> dict[str, str]:
+    return {"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads)}
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _guarded(job: Callable[..., dict], source: str, folder: str, params: dict) -> tuple[str, Any, float]:
+    """Run one job: ``("done", its dict, seconds)``, or any exception but an interrupt as ``("failed", reason, seconds)``.
+
+    Module-level, so it pickles for process pools and dask workers.
+    """
+    t0 = time.perf_counter()
+    try:
+        return "done", dict(job(Path(source), Path(folder), params) or {}), time.perf_counter() - t0
+    except KeyboardInterrupt:
+        raise
+    except BaseException as err:  # noqa: BLE001  (one bad input never stops the batch)
+        from .cli import _interrupted
+
+        if _interrupted(err):
+            raise KeyboardInterrupt from err
+        if not isinstance(err, (StemgrainsError, OSError)):
+            # a bug rather than bad input: keep the traceback where the user can find it
+            with contextlib.suppress(OSError):
+                Path(folder).mkdir(parents=True, exist_ok=True)
+                (Path(folder) / ERROR_LOG).write_text("".join(traceback.format_exception(err)), encoding="utf-8")
+        return "failed", _one_line(err), time.perf_counter() - t0
+
+
+def _guarded_on_worker(job: Callable[..., dict], source: str, folder: str, params: dict) -> tuple[str, Any, float]:
+    """:func:`_guarded` on a dask worker: jobs on one worker process run one at a time unless numba's
+    threading layer is thread-safe (see :mod:`stemgrains.distributed`)."""
+    from .distributed import _KERNEL_LOCK, _numba_layer_is_threadsafe
+
+    lock = contextlib.nullcontext() if _numba_layer_is_threadsafe() else _KERNEL_LOCK
+    with lock:
+        return _guarded(job, source, folder, params)
+
+
+def run_batch(
+    inputs: Sequence[str | os.PathLike],
+    outdir: str | os.PathLike,
+    job: Callable[[Path, Path, dict], dict],
+    params: dict[str, Any],
+    *,
+    jobs: int = 1,
+    scheduler: str | Any = None,
+    force: bool = False,
+    progress: bool = True,
+    outputs: Sequence[str | os.PathLike] | None = None,
+    log: Any = None,
+) -> BatchResult:
+    """Run ``job`` on every input; one failing input never stops the others.
+
+    Parameters
+    ----------
+    inputs
+        Data files (from :func:`expand_inputs`).
+    outdir
+        Batch output folder: one subfolder per input (:func:`plan_outputs`), ``batch_summary.csv``,
+        ``batch_summary.png``, ``batch_parameters.json``.
+    job
+        ``job(input, folder, params) -> dict``, a module-level (picklable) function that processes one input
+        into ``folder`` and returns its numbers: ``scan_shape`` (ny, nx), ``patterns_per_s`` (patterns per
+        second of indexing), ``indexed_fraction`` (0–1), ``median_reliability`` (0–100),
+        ``phase_fit_warnings`` (list of str), and for ``run`` ``n_grains``, ``n_boundaries``,
+        ``label_fraction`` and ``behaviour_fraction`` ({name: length fraction}). Missing keys stay empty.
+        It must resume from its own checkpoint when called again on an interrupted folder.
+    params
+        The job's parameters (JSON-able). Their fingerprint (:func:`params_fingerprint`) decides, with the
+        input checksum, whether a done input is skipped. Keys starting with ``_`` are not fingerprinted.
+    jobs
+        Inputs processed at once in a process pool (spawn context); each worker gets
+        ``NUMBA_NUM_THREADS = max(1, cores // jobs)``. 1: one after another in this process, all cores.
+    scheduler
+        A ``dask.distributed`` scheduler address (or a ``Client``): every input is a task on the cluster (the
+        workers must see the input and output paths). Memory per task is that of one input's job (indexing
+        streams its chunks of scan rows).
+    force
+        Redo inputs already done with the same content and parameters (and restart interrupted ones).
+    progress
+        Print one line per finished input (and let a serial job show its own progress bar).
+    outputs
+        The folder per input; default :func:`plan_outputs`.
+    log
+        Text stream for the progress lines (default ``sys.stdout``).
+
+    Returns
+    -------
+    BatchResult
+        Rows (status ``done``, ``skipped``, ``failed`` with the reason, or ``pending`` when interrupted before
+        the input ran), the summary paths, the time taken.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After the summary is written (finished inputs recorded, the others ``pending``); the same call resumes.
+    ParameterError
+        ``jobs`` < 1, or ``outdir`` is a file.
+    """
+    if int(jobs) != jobs or jobs < 1:
+        raise ParameterError(f"--jobs expects a whole number ≥ 1, got {jobs!r}")
+    jobs = int(jobs)
+    out = Path(outdir)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"-o {out}: is a file, not a folder; give an output folder for several inputs")
+    log = log if log is not None else sys.stdout
+    inputs = [Path(p) for p in inputs]
+    folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
+    from .io.outputs import check_outputs
+
+    check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
+    out.mkdir(parents=True, exist_ok=True)
+    from .io.results import atomic_write_text, json_default
+
+    fingerprint = params_fingerprint(params)
+    atomic_write_text(out / PARAMETERS_JSON, json.dumps(
+        {"software_version": __version__, "fingerprint": fingerprint,
+         "parameters": {k: v for k, v in params.items() if not str(k).startswith("_")},
+         "inputs": [str(p.resolve()) for p in inputs], "outputs": [f.name for f in folders]},
+        indent=2, sort_keys=True, default=json_default) + "\n")
+
+    t_batch = time.perf_counter()
+    rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]
+    todo: list[int] = []
+    checksums: dict[int, str] = {}
+    n = len(inputs)
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=log, flush=True)
+
+    for i, (src, folder) in enumerate(zip(inputs, folders)):
+        try:
+            checksums[i] = input_checksum(src)
+        except OSError as err:
+            rows[i].update(status="failed", reason=_one_line(err))
+            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            continue
+        marker = _read_marker(folder)
+        same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
+        if same and marker.get("state") == "done" and not force:
+            rows[i].update(_row_from(marker.get("result", {})), status="skipped",
+                           reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),
+                           seconds=0.0)
+            say(f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)")
+            continue
+        if marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
+            rows[i].update(status="failed", reason=f"{folder}: holds files this batch did not write; move them, "
+                                                   "choose another -o, or add --force")
+            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            continue
+        if force or not same:
+            _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
+        todo.append(i)
+    _write_summary(out, rows)
+
+    def started(i: int) -> None:
+        folders[i].mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):
+            (folders[i] / ERROR_LOG).unlink()  # of an earlier failure
+        _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
+                                   "fingerprint": fingerprint, "software_version": __version__,
+                                   "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+
+    def finished(i: int, status: str, value: Any, seconds: float) -> None:
+        row = rows[i]
+        row["seconds"] = seconds
+        if status == "done":
+            row.update(_row_from(value), status="done", reason="")
+            m = _read_marker(folders[i]) or {}
+            m.update(state="done", result=value,
+                     finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+            _write_marker(folders[i], m)
+            extra = f", indexed {row['indexed_percent']:.1f} %" if row.get("indexed_percent") is not None else ""
+            say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
+        else:
+            row.update(status="failed", reason=str(value))
+            say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")
+        _write_summary(out, rows)
+
+    interrupted = False
+    try:
+        if scheduler is not None:
+            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
+        elif jobs > 1 and len(todo) > 1:
+            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
+        else:
+            for i in todo:
+                started(i)
+                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        _write_summary(out, rows)
+        png = None
+        with contextlib.suppress(Exception):  # the figure never hides the outcome
+            from .plot.batch import plot_batch_summary
+
+            png = plot_batch_summary(rows, out / SUMMARY_PNG)
+        counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
+        result = BatchResult(rows=rows, outdir=out, seconds=time.perf_counter() - t_batch, summary_csv=out / SUMMARY_CSV,
+                             summary_png=png, interrupted=interrupted, counts=counts)
+    return result
+
+
+def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> None:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // jobs)
+    # spawn (not fork: numba's threads and open HDF5 files do not survive a fork; not forkserver: its server keeps
+    # the environment of the first pool) — the workers start with these in their environment (numba reads
+    # NUMBA_NUM_THREADS on import)
+    ctx = multiprocessing.get_context("spawn")
+    with _environ(_worker_env(threads)):
+        pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+        try:
+            futures = {}
+            t0: dict[int, float] = {}
+            for i in todo:
+                started(i)
+                t0[i] = time.perf_counter()
+                futures[pool.submit(_guarded, job, str(inputs[i]), str(folders[i]), dict(params, _progress=False))] = i
+            for fut in cf.as_completed(futures):
+                i = futures[fut]
+                try:
+                    status, value, seconds = fut.result()
+                except cf.process.BrokenProcessPool as err:
+                    status, value, seconds = "failed", f"worker process died ({_one_line(err)})", time.perf_counter() - t0[i]
+                finished(i, status, value, seconds)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished) -> None:
+    from .distributed import _import_distributed
+
+    dist = _import_distributed()
+    own = not isinstance(scheduler, dist.Client)
+    if own:
+        try:
+            client = dist.Client(scheduler, timeout="20s")
+        except OSError as err:
+            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+    else:
+        client = scheduler
+    try:
+        futures = {}
+        t0: dict[int, float] = {}
+        for i in todo:
+            started(i)
+            t0[i] = time.perf_counter()
+            # absolute paths: a worker's working folder is not ours
+            fut = client.submit(_guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()),
+                                dict(params, _progress=False),
+                                pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}")
+            futures[fut] = i
+        for fut in dist.as_completed(list(futures)):
+            i = futures[fut]
+            try:
+                status, value, seconds = fut.result()
+            except Exception as err:  # noqa: BLE001  (a worker lost, a task that could not be unpickled …)
+                status, value, seconds = "failed", f"on the cluster: {_one_line(err)}", time.perf_counter() - t0[i]
+            finished(i, status, value, seconds)
+    except BaseException:
+        for fut in futures:
+            with contextlib.suppress(Exception):
+                fut.cancel()
+        raise
+    finally:
+        if own:
+            client.close()
+
+
+def format_result(result: BatchResult) -> str:
+    """One line: counts per status, the time, where the summary is, and the failed inputs."""
+    c = result.counts
+    parts = [f"{c.get('done', 0)} done", f"{c.get('skipped', 0)} skipped", f"{c.get('failed', 0)} failed"]
+    if c.get("pending"):
+        parts.append(f"{c['pending']} not run")
+    line = f"batch: {', '.join(parts)} in {result.seconds:.1f} s → {result.summary_csv}"
+    for r in result.failed:
+        reason = str(r.get("reason", ""))
+        line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"
+    return line

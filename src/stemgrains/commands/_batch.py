@@ -1,0 +1,50 @@
+"""Several inputs for ``index`` and ``run``: the options, the choice between one input and a batch, the report."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import hashlib
+from pathlib import Path
+from typing import Any
+
+
+def add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group(
+        "several inputs (files, folders, globs): -o is a folder with one subfolder per input, batch_summary.csv "
+        "and batch_summary.png; exit status 1 if any input failed")
+    g.add_argument("--recursive", action="store_true", help="also take the 4D-STEM files in the subfolders of folders")
+    g.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="inputs processed at once, in N processes sharing the cores (default %(default)d: one after another, all cores)")
+    g.add_argument("--force", action="store_true",
+                   help="redo inputs done before with the same content and parameters (default: skip them)")
+
+
+def is_batch(items: list[str]) -> bool:
+    """Several items, or one that is a folder or a glob pattern (not an existing file): a batch."""
+    if len(items) != 1:
+        return True
+    p = Path(items[0])
+    return p.is_dir() and p.suffix.lower() != ".zspy" or (not p.exists() and glob.has_magic(items[0]))
+
+
+def file_sha256s(paths: list[str]) -> list[str]:
+    """SHA-256 of small files (the CIFs), for the parameters' fingerprint."""
+    out = []
+    for p in paths:
+        try:
+            out.append(hashlib.sha256(Path(p).read_bytes()).hexdigest())
+        except OSError:
+            out.append("")  # unreadable: the job reports it
+    return out
+
+
+def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
+    """Expand ``args.input``, run the batch into ``args.output`` and print its outcome; 1 if any input failed."""
+    from ..batch import expand_inputs, format_result, run_batch
+
+    inputs = expand_inputs(args.input, recursive=args.recursive)
+    result = run_batch(inputs, args.output, job, params, jobs=args.jobs, scheduler=args.scheduler, force=args.force,
+                       progress=not args.no_progress)
+    print(format_result(result))
+    return 1 if result.failed else 0

@@ -1,0 +1,353 @@
+"""Batches of `index`/`run` (stemgrains.batch): inputs, names, skip/resume, failures, --jobs and --scheduler."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from stemgrains import batch as B
+from stemgrains.batch import expand_inputs, input_checksum, plan_outputs, read_summary, run_batch
+from stemgrains.cli import main
+from stemgrains.errors import ParameterError
+from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+AU = str(sample_cif("au"))
+INDEX = ["--phase", AU, "--step", "4", "--no-progress"]
+RUN = ["--phase", AU, "--step", "4", "--field", "1,0", "--min-size", "1", "--no-figures", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    """Two tiny Au scans (3 x 4, 64² detector, two grains each) and a copy of one truncated to 20 kB."""
+    d = tmp_path_factory.mktemp("batch_scans")
+    for name, seed in (("a", 1), ("b", 2)):
+        simulate_polycrystal(d / f"{name}.h5", phases=[AU], scan_shape=(3, 4), detector_shape=(64, 64), n_grains=2,
+                             seed=seed, dose=1e4, progress=False)
+    (d / "c.h5").write_bytes((d / "b.h5").read_bytes()[:20000])
+    return d
+
+
+def _inputs(scans, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    for n in ("a", "b", "c"):
+        shutil.copy(scans / f"{n}.h5", d / f"{n}.h5")
+    return d
+
+
+def _rows(out):
+    return {Path(r["output"]).name: r for r in read_summary(out / B.SUMMARY_CSV)}
+
+
+def _orientation(path):
+    with h5py.File(path) as f:
+        return {k: f["orientation"][k][()] for k in ("quaternions", "phase_id", "correlation_index", "reliability")}
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _touch(p: Path, data: bytes = b"x") -> Path:
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data)
+    return p
+
+
+def test_expand_inputs_files_folders_globs(tmp_path):
+    a = _touch(tmp_path / "d" / "a.npy")
+    b = _touch(tmp_path / "d" / "b.mib")
+    _touch(tmp_path / "d" / "notes.txt")
+    _touch(tmp_path / "d" / ".hidden.npy")
+    _touch(tmp_path / "d" / "out.h5.partial" / "rows_000000_000001.npz")
+    sub = _touch(tmp_path / "d" / "sub" / "c.npy")
+    with h5py.File(tmp_path / "d" / "results.h5", "w") as f:  # our own output: not an input
+        f.create_group("orientation")
+    with h5py.File(tmp_path / "d" / "scan.h5", "w") as f:
+        f.create_dataset("data", data=np.zeros((1, 1, 2, 2)))
+    folder = expand_inputs([tmp_path / "d"])
+    assert [p.name for p in folder] == ["a.npy", "b.mib", "scan.h5"]
+    assert [p.name for p in expand_inputs([tmp_path / "d"], recursive=True)] == ["a.npy", "b.mib", "scan.h5", "c.npy"]
+    # a quoted glob the shell did not expand; duplicates (also via another item) kept once, first place
+    assert expand_inputs([str(tmp_path / "d" / "*.npy"), str(a), str(b)]) == [a, b]
+    assert expand_inputs([str(tmp_path / "**" / "c.npy")], recursive=True) == [sub]
+    # an explicit file is taken whatever its extension (its reader reports what it cannot read)
+    assert expand_inputs([tmp_path / "d" / "notes.txt"]) == [tmp_path / "d" / "notes.txt"]
+    for bad, what in ((tmp_path / "nothing*.h5", "matches no 4D-STEM file"), (tmp_path / "missing.h5", "no such file"),
+                      (tmp_path / "d" / "sub2", "no such file")):
+        with pytest.raises(ParameterError, match=what) as err:
+            expand_inputs([str(bad)])
+        assert "\n" not in str(err.value) and str(bad) in str(err.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ParameterError, match="--recursive"):
+        expand_inputs([tmp_path / "empty"])
+
+
+def test_plan_outputs_resolves_collisions_deterministically(tmp_path):
+    files = [tmp_path / "x" / "run1" / "scan.h5", tmp_path / "x" / "run2" / "scan.h5", tmp_path / "x" / "run2" / "scan.npy",
+             tmp_path / "y" / "other.h5", tmp_path / "y" / "my scan.h5"]
+    names = [p.name for p in plan_outputs(files, tmp_path / "out")]
+    assert names == ["run1_scan", "run2_scan_h5", "run2_scan_npy", "other", "my_scan"]
+    assert len({n.lower() for n in names}) == len(names)
+    # the same names whatever the order
+    rev = [p.name for p in plan_outputs(files[::-1], tmp_path / "out")]
+    assert rev == names[::-1]
+    # same stem, different parents deep down
+    deep = [tmp_path / "p" / "a" / "s" / "scan.h5", tmp_path / "q" / "a" / "s" / "scan.h5"]
+    assert [p.name for p in plan_outputs(deep, tmp_path)] == ["p_a_s_scan", "q_a_s_scan"]
+    with pytest.raises(ParameterError):
+        plan_outputs([files[0], files[0]], tmp_path)
+
+
+def test_input_checksum_follows_content(tmp_path, monkeypatch):
+    a = _touch(tmp_path / "a.npy", bytes(range(256)) * 4096)
+    c0 = input_checksum(a)
+    assert c0.startswith("sha256:") and input_checksum(a) == c0
+    data = bytearray(a.read_bytes())
+    data[500_000] ^= 1  # same size, one bit in the middle
+    a.write_bytes(bytes(data))
+    assert input_checksum(a) != c0
+    # a Merlin .mib is checked with its .hdr
+    mib = _touch(tmp_path / "s.mib", b"frames")
+    hdr = _touch(tmp_path / "s.hdr", b"header 1")
+    c1 = input_checksum(mib)
+    hdr.write_bytes(b"header 2")
+    assert input_checksum(mib) != c1
+    # large files are sampled: first/last blocks and evenly spaced blocks
+    monkeypatch.setattr(B, "FULL_HASH_BYTES", 1 << 16)
+    monkeypatch.setattr(B, "_EDGE_BYTES", 1 << 12)
+    monkeypatch.setattr(B, "_SAMPLE_BYTES", 1 << 10)
+    big = _touch(tmp_path / "big.npy", np.random.default_rng(0).bytes(1 << 20))
+    c2 = input_checksum(big)
+    assert c2.startswith("sha256-sampled:")
+    data = bytearray(big.read_bytes())
+    data[-1] ^= 1
+    big.write_bytes(bytes(data))
+    assert input_checksum(big) != c2
+
+
+# ------------------------------------------------------------------------------------------------ runner
+def _job_ok(src: Path, folder: Path, params: dict) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "out.txt").write_text(src.read_text() + str(params["k"]))
+    if "boom" in src.read_text():
+        raise ValueError("boom inside\nsecond line")
+    if "stop" in src.read_text() and not params.get("_let_through"):
+        raise KeyboardInterrupt
+    return {"scan_shape": [2, 3], "indexed_fraction": 0.5, "patterns_per_s": 10.0,
+            "behaviour_fraction": {"blocking": 0.25, "other-phase": 0.75}}
+
+
+def test_run_batch_records_failures_skips_and_resumes(tmp_path):
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", t.encode()) for n, t in (("a", "A"), ("b", "boom"), ("c", "stop"))]
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(ins, out, _job_ok, {"k": 1}, progress=False)
+    rows = _rows(out)  # the summary exists after an interrupt: finished inputs recorded, the rest pending
+    assert rows["a"]["status"] == "done" and rows["a"]["behaviour_fraction_blocking"] == "0.25"
+    assert rows["b"]["status"] == "failed" and rows["b"]["reason"] == "ValueError: boom inside"
+    assert rows["c"]["status"] == "pending"
+    assert (out / "b" / "batch_error.txt").read_text().count("Traceback") == 1  # a bug keeps its traceback
+    assert json.loads((out / "c" / B.DONE_MARKER).read_text())["state"] == "started"
+    # the checkpoint of an interrupted input with the same content and parameters is kept
+    _touch(out / "c" / ".checkpoint" / "rows_000000_000001.npz")
+    res = run_batch(ins, out, _job_ok, {"k": 1, "_let_through": True}, progress=False)
+    assert [r["status"] for r in res.rows] == ["skipped", "failed", "done"]
+    assert res.rows[0]["indexed_percent"] == 50.0  # a skipped input keeps its numbers
+    assert (out / "c" / ".checkpoint").exists() and not res.ok and len(res.failed) == 1
+    # other parameters: redone, stale checkpoints removed first
+    _touch(out / "c" / ".checkpoint" / "rows_000000_000001.npz")
+    res = run_batch(ins, out, _job_ok, {"k": 2, "_let_through": True}, progress=False)
+    assert [r["status"] for r in res.rows] == ["done", "failed", "done"]
+    assert (out / "a" / "out.txt").read_text() == "A2" and not (out / "c" / ".checkpoint").exists()
+    # other content under the same name: redone; --force redoes the rest
+    ins[0].write_text("Z")
+    res = run_batch(ins, out, _job_ok, {"k": 2}, progress=False, force=False)
+    assert [r["status"] for r in res.rows[::2]] == ["done", "skipped"]
+    res = run_batch(ins, out, _job_ok, {"k": 2, "_let_through": True}, progress=False, force=True)
+    assert [r["status"] for r in res.rows[::2]] == ["done", "done"]
+    params = json.loads((out / B.PARAMETERS_JSON).read_text())
+    assert params["parameters"]["k"] == 2 and params["outputs"] == ["a", "b", "c"]
+    assert (out / B.SUMMARY_PNG).stat().st_size > 0
+
+
+def test_run_batch_refuses_a_folder_it_did_not_write(tmp_path):
+    src = _touch(tmp_path / "in" / "a.npy", b"A")
+    _touch(tmp_path / "out" / "a" / "precious.txt")
+    res = run_batch([src, _touch(tmp_path / "in" / "b.npy", b"B")], tmp_path / "out", _job_ok, {"k": 1}, progress=False)
+    assert [r["status"] for r in res.rows] == ["failed", "done"] and "--force" in res.rows[0]["reason"]
+    assert (tmp_path / "out" / "a" / "precious.txt").exists()
+    with pytest.raises(ParameterError, match="--jobs"):
+        run_batch([src], tmp_path / "out2", _job_ok, {"k": 1}, jobs=0)
+
+
+def test_summary_figure_is_readable_for_many_inputs(tmp_path):
+    from stemgrains.plot.batch import plot_batch_summary
+
+    rng = np.random.default_rng(0)
+    rows = [{"output": f"scan_{i:02d}", "status": ("done", "skipped", "failed")[i % 3], "indexed_percent": rng.uniform(50, 100),
+             "patterns_per_s": rng.uniform(100, 300), "median_reliability": rng.uniform(0, 40),
+             "behaviour_fraction_blocking": 0.3, "behaviour_fraction_transmitting": 0.7} for i in range(50)]
+    for n in (1, 3, 50):
+        fig = plot_batch_summary(rows[:n])
+        w, h = fig.get_size_inches()
+        assert h >= 0.25 * n and h < 20 and w < 16
+        assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [r["output"] for r in rows[:n]]
+    assert plot_batch_summary(rows[:3], tmp_path / "s.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
+    """The acceptance: two complete folders, the failure's reason, non-zero status; again: the two skipped,
+    the third retried; a changed parameter redoes them."""
+    d = _inputs(scans, tmp_path)
+    out = tmp_path / "out"
+    t0 = time.perf_counter()
+    assert main(["run", str(d), *RUN, "-o", str(out)]) == 1
+    first = time.perf_counter() - t0
+    printed = capsys.readouterr().out
+    assert "2 done, 0 skipped, 1 failed" in printed and "c.h5" in printed
+    rows = _rows(out)
+    for n in ("a", "b"):
+        assert rows[n]["status"] == "done" and rows[n]["scan_rows"] == "3" and rows[n]["scan_cols"] == "4"
+        assert float(rows[n]["indexed_percent"]) > 50 and float(rows[n]["patterns_per_s"]) > 0
+        assert int(rows[n]["n_grains"]) >= 1 and rows[n]["behaviour_fraction_other_phase"] != ""
+        man = json.loads((out / n / "stemgrains_run.json").read_text())
+        assert man["complete"] and "results.h5" in man["files"] and (out / n / "summary.json").is_file()
+    assert rows["c"]["status"] == "failed" and "truncated or corrupt" in rows["c"]["reason"]
+    assert "c.h5" in rows["c"]["reason"] and "\n" not in rows["c"]["reason"]
+    mtime = (out / "a" / "results.h5").stat().st_mtime_ns
+
+    t0 = time.perf_counter()
+    assert main(["run", str(d / "*.h5"), *RUN, "-o", str(out)]) == 1  # the same inputs as a glob
+    again = time.perf_counter() - t0
+    rows = _rows(out)
+    assert [rows[n]["status"] for n in "abc"] == ["skipped", "skipped", "failed"]
+    assert rows["a"]["n_grains"] != "" and (out / "a" / "results.h5").stat().st_mtime_ns == mtime
+    assert again < first
+    print(f"batch of 3 (run): first {first:.1f} s, again {again:.1f} s")
+
+    # the corrupt input repaired: only it runs
+    shutil.copy(scans / "b.h5", d / "c.h5")
+    assert main(["run", str(d), *RUN, "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "abc"] == ["skipped", "skipped", "done"]
+    # a changed parameter: redone (the folder is the batch's: replaced without --overwrite)
+    assert main(["run", str(d), *RUN, "--threshold", "3", "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "abc"] == ["done", "done", "done"]
+    assert (out / "a" / "results.h5").stat().st_mtime_ns != mtime
+
+
+def test_cli_index_batch_force_content_and_one_input(scans, tmp_path, capsys):
+    d = _inputs(scans, tmp_path)
+    (d / "c.h5").unlink()
+    out = tmp_path / "out"
+    assert main(["index", str(d / "a.h5"), str(d / "b.h5"), *INDEX, "--export-ang", "map.ang", "-o", str(out)]) == 0
+    rows = _rows(out)
+    assert rows["a"]["status"] == "done" and rows["a"]["n_grains"] == "" and (out / "a" / "map.ang").is_file()
+    ref = _orientation(out / "a" / "results.h5")
+    # the same content under the other name: b is redone, a skipped; --force redoes a with the same result
+    shutil.copy(d / "a.h5", d / "b.h5")
+    assert main(["index", str(d), *INDEX, "--export-ang", "map.ang", "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "ab"] == ["skipped", "done"]
+    assert main(["index", str(d), *INDEX, "--export-ang", "map.ang", "-o", str(out), "--force"]) == 0
+    assert [_rows(out)[n]["status"] for n in "ab"] == ["done", "done"]
+    for n in "ab":
+        got = _orientation(out / n / "results.h5")
+        for k in ref:
+            np.testing.assert_array_equal(got[k], ref[k], err_msg=k)
+    # one file: exactly as before (a results file, no batch files)
+    single = tmp_path / "one.h5"
+    assert main(["index", str(d / "a.h5"), *INDEX, "-o", str(single)]) == 0
+    assert "indexed 12/12 patterns" in capsys.readouterr().out and single.is_file()
+    assert not (tmp_path / B.SUMMARY_CSV).exists()
+    # bad command lines: one line, status 2
+    assert main(["index", str(d / "nothing*.h5"), str(d / "a.h5"), *INDEX, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing*.h5" in err[0]
+
+
+@pytest.mark.slow
+def test_jobs_give_the_serial_result(scans, tmp_path):
+    d = _inputs(scans, tmp_path)
+    (d / "c.h5").unlink()
+    assert main(["index", str(d), *INDEX, "-o", str(tmp_path / "serial")]) == 0
+    assert main(["index", str(d), *INDEX, "-o", str(tmp_path / "pool"), "--jobs", "2"]) == 0
+    for n in "ab":
+        a, b = _orientation(tmp_path / "serial" / n / "results.h5"), _orientation(tmp_path / "pool" / n / "results.h5")
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    assert [r["status"] for r in read_summary(tmp_path / "pool" / B.SUMMARY_CSV)] == ["done", "done"]
+
+
+def test_scheduler_gives_the_serial_result(scans, tmp_path):
+    pytest.importorskip("distributed", reason="dask.distributed not installed (extra 'dist')")
+    from distributed import LocalCluster
+
+    d = _inputs(scans, tmp_path)
+    assert main(["index", str(d), *INDEX, "-o", str(tmp_path / "serial")]) == 1
+    assert main(["run", str(d / "a.h5"), *RUN, "-o", str(tmp_path / "run_serial")]) == 0
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
+        rc = main(["index", str(d), *INDEX, "-o", str(tmp_path / "dask"), "--scheduler", cluster.scheduler_address])
+        # one input: `run` sends the indexing's chunks to the cluster
+        assert main(["run", str(d / "a.h5"), *RUN, "-o", str(tmp_path / "run_dask"), "--scheduler",
+                     cluster.scheduler_address]) == 0
+    assert rc == 1
+    a, b = _orientation(tmp_path / "run_serial" / "results.h5"), _orientation(tmp_path / "run_dask" / "results.h5")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    rows = _rows(tmp_path / "dask")
+    assert [rows[n]["status"] for n in "abc"] == ["done", "done", "failed"] and "truncated" in rows["c"]["reason"]
+    for n in "ab":
+        a, b = _orientation(tmp_path / "serial" / n / "results.h5"), _orientation(tmp_path / "dask" / n / "results.h5")
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_every_summary_column_is_in_the_data_dictionary():
+    from stemgrains.data_dictionary import BATCH_SUMMARY
+
+    for col in B.SUMMARY_COLUMNS:
+        key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
+               "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
+        assert key in BATCH_SUMMARY, col
+    assert len(B.SUMMARY_COLUMNS) == 13 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+
+
+@pytest.mark.slow
+def test_interrupted_batch_resumes(scans, tmp_path):
+    """Ctrl-C mid-batch: status 130, the summary has the finished input and the rest pending; the same command
+    skips the finished input and completes the interrupted one from its chunks, identical to an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(scans / "a.h5", d / "a.h5")
+    simulate_polycrystal(d / "big.h5", phases=[AU], scan_shape=(12, 8), detector_shape=(64, 64), n_grains=3, seed=4,
+                         dose=1e4, progress=False)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "stemgrains.cli", "index", str(d), *INDEX, "--chunk-rows", "1", "-o", str(out)]
+    partial = out / "big" / "results.h5.partial"
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 600
+    while time.time() < deadline and len(list(partial.glob("rows_*.npz"))) < 2 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err.decode()
+    assert "rerun the same command to resume" in err.decode()
+    rows = _rows(out)
+    assert rows["a"]["status"] == "done" and rows["big"]["status"] == "pending"
+    kept = sorted(partial.glob("rows_*.npz"))
+    assert 1 <= len(kept) <= 12  # (on a fast machine all chunks may be done before the interrupt lands)
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    rows = _rows(out)
+    assert rows["a"]["status"] == "skipped" and rows["big"]["status"] == "done"
+    assert main(["index", str(d / "big.h5"), *INDEX, "--chunk-rows", "1", "-o", str(tmp_path / "ref.h5")]) == 0
+    a, b = _orientation(tmp_path / "ref.h5"), _orientation(out / "big" / "results.h5")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
