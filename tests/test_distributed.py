@@ -48,7 +48,8 @@ def client():
 
 def _local_chunks(ds, libs, prm, chunks):
     ky, kx = ds.detector_shape
-    return {c: index_patterns(ds.rows(*c).reshape(-1, ky, kx), ds.calibration, libs, prm) for c in chunks}
+    nx = ds.scan_shape[1]
+    return {c: index_patterns(ds.rows(*c).reshape(-1, ky, kx), ds.calibration, libs, prm, scan_shape=(c[1] - c[0], nx)) for c in chunks}
 
 
 def _assert_same(a: ChunkResult, b: ChunkResult) -> None:
