@@ -1,0 +1,267 @@
+"""Registration of one orientation map onto another: a turn of the scan by a multiple of 90° (optionally with the
+specimen turned over) and an integer translation in scan pixels.
+
+Conventions (README "Conventions"): maps ``(ny, nx)``, x along scan columns, y along scan rows, z = x × y along
+the beam. A *pixel operation* ``op`` (:class:`PixelOp`: ``k`` quarter turns of :func:`numpy.rot90`, after
+reversing the rows when ``flip``) re-grids the moving map; it is the image of a proper rotation ``R`` of the
+specimen (a turn about z, or for a flip a 180° turn about an in-plane axis, which reverses z), so the moving
+map's orientations become ``O' = O · R⁻¹`` (orix convention ``v_crystal = O · v_sample``) and its sample-frame
+vectors ``v' = R · v``. After the op, reference pixel ``p = (row, col)`` and moving pixel ``p + shift`` see the
+same spot of the specimen.
+
+The translation is the peak of the masked normalised cross-correlation (Padfield, IEEE TIP 21 (2012) 2706;
+:func:`stemgrains.insitu.register.masked_ncc`) of the IPF colours of the two maps for the sample directions x, y
+and z (orix ``IPFColorKeyTSL`` of each phase's Laue group), averaged over the nine colour channels, over the
+pixels indexed in both. The IPF colour of ``O' = O · R⁻¹`` for direction ``d`` is that of ``O`` for ``R⁻¹ · d``;
+with ``R`` a signed permutation of the axes and Laue groups centrosymmetric, the moving map's channels are only
+re-ordered per op, so the colours are computed once per map.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError, ParameterError
+
+__all__ = ["PixelOp", "Registration", "PIXEL_OPS", "ipf_channels", "register_maps", "apply_op", "parse_op"]
+
+
+@dataclass(frozen=True)
+class PixelOp:
+    """``k`` quarter turns (``numpy.rot90(a, k)``, counter-clockwise as displayed) after reversing the rows when
+    ``flip`` (the specimen turned over about x)."""
+
+    k: int = 0
+    flip: bool = False
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        """The op on the first two axes of ``a`` (``(ny, nx, ...)``)."""
+        a = a[::-1] if self.flip else a
+        return np.ascontiguousarray(np.rot90(a, self.k % 4, axes=(0, 1)))
+
+    @property
+    def name(self) -> str:
+        turn = f"rot{90 * (self.k % 4)}" if self.k % 4 else "none"
+        return ("flip+" + turn) if self.flip else turn
+
+    def matrix(self) -> np.ndarray:
+        """``(3, 3)`` proper rotation ``R`` of the sample frame (x, y, z) that the op applies: in-plane part the
+        op's action on pixel offsets ``(dx, dy) = (dcol, drow)``, z reversed for a flip."""
+        # where the unit offsets go: apply the op to coordinate images and read their gradients
+        ny, nx = 3, 5
+        rr, cc = np.indices((ny, nx), dtype=float)
+        r2, c2 = self(rr), self(cc)  # old (row, col) at each new position
+        # old = M new + t ; M from finite differences (new x = column, new y = row)
+        m = np.array([[c2[0, 1] - c2[0, 0], c2[1, 0] - c2[0, 0]],
+                      [r2[0, 1] - r2[0, 0], r2[1, 0] - r2[0, 0]]])  # [[dx_old/dx_new, dx_old/dy_new], [dy_old/..]]
+        lin = m.T  # new = M⁻¹ (old − t), M orthogonal
+        out = np.zeros((3, 3))
+        out[:2, :2] = lin
+        out[2, 2] = float(np.sign(np.linalg.det(lin)))
+        return out
+
+    def quaternion(self) -> np.ndarray:
+        """``R`` as a unit quaternion ``(4,)`` (scalar first)."""
+        from orix.quaternion import Rotation
+
+        return Rotation.from_matrix(self.matrix()).data.reshape(4)
+
+    def points(self, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates (fractional allowed) of a map of ``shape`` → their coordinates after the op."""
+        ny, nx = shape
+        r = np.asarray(rows, float)
+        c = np.asarray(cols, float)
+        if self.flip:
+            r = (ny - 1) - r
+        for _ in range(self.k % 4):  # np.rot90 (k=1): new[i, j] = old[j, n_cols - 1 - i]
+            r, c = (nx - 1) - c, r
+            ny, nx = nx, ny
+        return r, c
+
+
+#: The eight pixel operations (the dihedral group of the square grid), identity first.
+PIXEL_OPS = tuple(PixelOp(k, f) for f in (False, True) for k in range(4))
+
+
+def apply_op(op: PixelOp, quaternions: np.ndarray) -> np.ndarray:
+    """Orientations ``(..., 4)`` of the moving map expressed in the re-gridded sample frame: ``O · R⁻¹``."""
+    from orix.quaternion import Rotation
+
+    q = np.asarray(quaternions, float)
+    if op.k % 4 == 0 and not op.flip:
+        return q.copy()
+    r_inv = ~Rotation(op.quaternion())
+    out = (Rotation(q.reshape(-1, 4)) * r_inv).data
+    return out.reshape(q.shape)
+
+
+def ipf_channels(quaternions: np.ndarray, phase_id: np.ndarray, phases) -> np.ndarray:
+    """``(3, ny, nx, 3)`` IPF colours (orix ``IPFColorKeyTSL``, Laue group of each phase) of every pixel for the
+    sample directions x, y, z; NaN where not indexed."""
+    from ..plot.colors import orientation_colors
+
+    ny, nx = phase_id.shape
+    out = np.full((3, ny, nx, 3), np.nan)
+    q = quaternions.reshape(-1, 4)
+    pid = phase_id.reshape(-1)
+    for i, phase in phases:
+        if i < 0 or phase.point_group is None:
+            continue
+        sel = pid == i
+        if not sel.any():
+            continue
+        for d in range(3):
+            direction = tuple(float(d == j) for j in range(3))
+            vals = out[d].reshape(-1, 3)
+            vals[sel] = orientation_colors(q[sel], phase, direction)
+    return out
+
+
+def _op_channels(op: PixelOp, channels: np.ndarray) -> np.ndarray:
+    """Channels of the moving map after ``op``: direction d of ``O · R⁻¹`` is direction ``R⁻¹ d`` of ``O``."""
+    r_inv = op.matrix().T
+    moved = op(np.moveaxis(channels, 0, 2))  # (ny', nx', 3 directions, 3 colours)
+    out = np.empty_like(moved)
+    for d in range(3):
+        src = int(np.argmax(np.abs(r_inv[:, d])))  # R⁻¹ e_d = ±e_src; ± is the same IPF colour (Laue)
+        out[:, :, d] = moved[:, :, src]
+    return np.moveaxis(out, 2, 0)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Placement of a moving map on the reference map.
+
+    Attributes
+    ----------
+    op
+        Pixel operation applied to the moving map first (:class:`PixelOp`).
+    shift
+        ``(drow, dcol)`` scan pixels: reference pixel ``p`` ↔ re-gridded moving pixel ``p + shift``.
+    score
+        Mean normalised cross-correlation of the IPF channels at the peak (−1…1); NaN when given.
+    runner_up
+        The best score of any other placement (another op, or a shift more than 2 px from the peak); NaN when
+        given. ``score − runner_up`` is the margin of the estimate.
+    overlap_px
+        Reference pixels covered by the moving map, both indexed.
+    agreement
+        Fraction of those pixels whose orientations agree within the grain threshold (disorientation, Laue group).
+    given
+        The placement came from the user (``--shift``).
+    """
+
+    op: PixelOp
+    shift: tuple[int, int]
+    score: float
+    runner_up: float
+    overlap_px: int
+    agreement: float
+    given: bool = False
+
+    def to_reference(self, rows: np.ndarray, cols: np.ndarray, moving_shape: tuple[int, int]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel coordinates of the moving map → reference-map pixel coordinates."""
+        r, c = self.op.points(rows, cols, moving_shape)
+        return r - self.shift[0], c - self.shift[1]
+
+    def resample(self, moving: np.ndarray, reference_shape: tuple[int, int], fill=0) -> tuple[np.ndarray, np.ndarray]:
+        """A moving-map array ``(ny_m, nx_m, ...)`` on the reference grid (``fill`` outside) and the covered mask."""
+        m = self.op(np.asarray(moving))
+        ny, nx = reference_shape
+        out = np.full((ny, nx) + m.shape[2:], fill, dtype=m.dtype)
+        covered = np.zeros((ny, nx), bool)
+        dr, dc = self.shift
+        r0, r1 = max(0, -dr), min(ny, m.shape[0] - dr)
+        c0, c1 = max(0, -dc), min(nx, m.shape[1] - dc)
+        if r1 > r0 and c1 > c0:
+            out[r0:r1, c0:c1] = m[r0 + dr:r1 + dr, c0 + dc:c1 + dc]
+            covered[r0:r1, c0:c1] = True
+        return out, covered
+
+
+def _ncc(ref: np.ndarray, ref_ok: np.ndarray, mov: np.ndarray, mov_ok: np.ndarray, min_overlap: int) -> np.ndarray:
+    """Mean masked NCC over the nine channels; ``ncc[t]``: reference p vs moving p + t (wrapped indices)."""
+    from ..insitu.register import masked_ncc
+
+    total = None
+    for d in range(3):
+        for ch in range(3):
+            a = np.nan_to_num(mov[d, :, :, ch])
+            b = np.nan_to_num(ref[d, :, :, ch])
+            c, _ = masked_ncc(a, mov_ok, b, ref_ok, min_overlap)
+            total = c if total is None else total + c
+    return total / 9.0
+
+
+def _unwrap(i: int, n_fixed: int, n_total: int) -> int:
+    return i if i < n_fixed else i - n_total
+
+
+def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np.ndarray, mov_ok: np.ndarray, *,
+                  ops: tuple[PixelOp, ...] = (PixelOp(),), min_overlap_fraction: float = 0.25,
+                  ) -> tuple[PixelOp, tuple[int, int], float, float, int]:
+    """Best op and integer shift of the moving map onto the reference (see the module docstring).
+
+    Parameters
+    ----------
+    ref_channels, mov_channels
+        ``(3, ny, nx, 3)`` from :func:`ipf_channels`.
+    ref_ok, mov_ok
+        ``(ny, nx)`` bool, indexed pixels.
+    ops
+        Pixel operations to try.
+    min_overlap_fraction
+        Placements sharing fewer indexed pixels than this fraction of the smaller map's indexed pixels are not
+        considered.
+
+    Returns
+    -------
+    op, shift, score, runner_up, overlap_px
+
+    Raises
+    ------
+    InputError
+        No placement with enough overlap (the maps do not show the same area).
+    """
+    if not (0 < min_overlap_fraction <= 1):
+        raise ParameterError(f"min_overlap_fraction must be in (0, 1], got {min_overlap_fraction!r}")
+    n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
+    results = []
+    for op in ops:
+        mov = _op_channels(op, mov_channels)
+        ok = op(mov_ok)
+        ncc = _ncc(ref_channels, ref_ok, mov, ok, n_min)
+        i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
+        best = float(ncc[i, j])
+        t = (_unwrap(i, mov.shape[1], ncc.shape[0]), _unwrap(j, mov.shape[2], ncc.shape[1]))
+        # best elsewhere in this op: shifts more than 2 px from the peak
+        rows = np.array([_unwrap(a, mov.shape[1], ncc.shape[0]) for a in range(ncc.shape[0])])
+        cols = np.array([_unwrap(a, mov.shape[2], ncc.shape[1]) for a in range(ncc.shape[1])])
+        far = (np.abs(rows[:, None] - t[0]) > 2) | (np.abs(cols[None, :] - t[1]) > 2)
+        other = float(ncc[far].max()) if far.any() else -1.0
+        results.append((best, other, op, t))
+    results.sort(key=lambda r: -r[0])
+    best, other, op, t = results[0]
+    if best <= -1.0 + 1e-12:
+        raise InputError(f"no placement shares at least {n_min} indexed pixels ({100 * min_overlap_fraction:g} % of "
+                         "the smaller map): the scans do not show the same area")
+    runner = max([other] + [r[0] for r in results[1:]])
+    reg = Registration(op, (int(t[0]), int(t[1])), best, runner, 0, float("nan"))
+    mov_on_ref, _ = reg.resample(mov_ok, ref_ok.shape, fill=False)
+    return op, reg.shift, best, runner, int(np.sum(ref_ok & mov_on_ref))
+
+
+def parse_op(name: str) -> PixelOp:
+    """``"none"``, ``"rot90"``, ``"rot180"``, ``"rot270"``, optionally prefixed ``"flip+"`` → :class:`PixelOp`."""
+    s = name.strip().lower()
+    flip = s.startswith("flip")
+    rest = s[4:].lstrip("+") if flip else s
+    table = {"": 0, "none": 0, "rot0": 0, "rot90": 1, "rot180": 2, "rot270": 3}
+    if rest not in table:
+        raise ParameterError(f"rotation {name!r}: expected none, rot90, rot180 or rot270, optionally as flip+rot90 "
+                             "(flip = the specimen turned over about x)")
+    return PixelOp(table[rest], flip)
+
