@@ -19,7 +19,9 @@ Method
    (disorientation, proper rotations of the Laue group). A matched grain keeps its series id (scan 1's grains
    keep their labels; new grains get the next free ids). An unmatched grain lying for at least half of its
    area (in the common field of view) inside a matched grain of the other scan, of a close orientation, is
-   ``split`` off (in k) or ``merged`` into it (from j); other unmatched grains have ``appeared`` / ``vanished``;
+   ``split`` off (in k) or ``merged`` into it (from j); an unmatched grain cut by the border of the common field
+   of view to fewer than ``min_grain_size`` pixels is at the ``edge`` (the other scan's segmentation may have
+   dissolved it for its own window: not compared); other unmatched grains have ``appeared`` / ``vanished``;
    grains with no pixel in the common field of view are ``outside``.
 3. Per matched grain: disorientation of the mean orientations (deg), tilt of the c axis (deg, hexagonal /
    trigonal phases), shift of the centroid and change of the area, both over the common field of view.
@@ -43,7 +45,8 @@ from .._table import Table
 from ..errors import FileFormatError, InputError, ParameterError
 from .register import PIXEL_OPS, PixelOp, Registration, apply_op, ipf_channels, register_maps
 
-__all__ = ["ScanResults", "Comparison", "GRAIN_COLUMNS", "BOUNDARY_COLUMNS", "load_scan", "compare_results"]
+__all__ = ["ScanResults", "Comparison", "GRAIN_COLUMNS", "BOUNDARY_COLUMNS", "load_scan", "compare_results", "resolve_input",
+           "registration_record"]
 
 #: Columns of ``grains_matched.csv`` (one row per grain and comparison j → k).
 GRAIN_COLUMNS = ("series_id", "scan_from", "scan_to", "grain_from", "grain_to", "status", "partner_series_id",
@@ -170,7 +173,9 @@ def _nan_none(x: float) -> float | None:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-def _resolve(path: str | os.PathLike) -> Path:
+def resolve_input(path: str | os.PathLike) -> Path:
+    """The file to read for ``path``: the path itself, or a run folder's ``results.h5`` (FileFormatError if
+    neither exists)."""
     p = Path(path)
     if p.is_dir():
         cand = p / "results.h5"
@@ -201,7 +206,7 @@ def load_scan(path: str | os.PathLike, *, threshold_deg: float = config.GRAIN_TH
     from ..io._common import HDF5_SIGNATURE, file_signature
     from ..io.results import read_with
 
-    p = _resolve(path)
+    p = resolve_input(path)
     xmap = load_orientation_map(p)
     q, pid, _ = map_arrays(xmap)
     has = {"grains": False, "boundaries": False, "classification": False}
@@ -239,12 +244,10 @@ def _phase_by_name(phases: Any, name: str) -> Any:
 
 
 def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: np.ndarray, tol_deg: float,
-               names_ref: dict[int, str], names_mov: dict[int, str]) -> float:
-    """Fraction of ``both`` pixels whose orientations agree within ``tol_deg`` (disorientation)."""
+               names_ref: dict[int, str], names_mov: dict[int, str]) -> int:
+    """Number of ``both`` pixels whose orientations agree within ``tol_deg`` (disorientation, same phase)."""
     from ..boundaries import disorientation
 
-    if not both.any():
-        return float("nan")
     n_ok = 0
     pr, pm = ref.phase_id[both], pid_mov[both]
     qr, qm = ref.quaternions[both], q_mov[both]
@@ -253,7 +256,15 @@ def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: n
         if sel.any():
             ang, _, _ = disorientation(qr[sel], qm[sel], _phase_by_name(ref.grains.phases, name))
             n_ok += int(np.sum(ang < tol_deg))
-    return n_ok / int(both.sum())
+    return n_ok
+
+
+def _place(reg: Registration, scan: ScanResults, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Phase ids and orientations (in scan 1's sample frame) of ``scan`` on scan 1's grid."""
+    pid_on, _ = reg.resample(scan.phase_id, shape, fill=-1)
+    # resample() re-grids (the op on the pixel grid); apply_op expresses the orientations in scan 1's frame
+    q_on, _ = reg.resample(apply_op(reg.op, scan.quaternions), shape, fill=0.0)
+    return pid_on, q_on
 
 
 @dataclass
@@ -266,6 +277,7 @@ class _Grains:
     phase: np.ndarray  # names
     quat: np.ndarray  # mean orientation in scan 1's sample frame
     c_axis: np.ndarray  # in scan 1's sample frame
+    area_px: np.ndarray  # whole grain, pixels
 
 
 def _grains_on_reference(scan: ScanResults, reg: Registration, ref_shape: tuple[int, int]) -> _Grains:
@@ -276,7 +288,7 @@ def _grains_on_reference(scan: ScanResults, reg: Registration, ref_shape: tuple[
     phase = np.array([names.get(int(p), f"phase {int(p)}") for p in np.asarray(t["phase_id"])], dtype=object)
     quat = apply_op(reg.op, np.asarray(t["mean_quaternion"], float).reshape(-1, 4))
     c = np.asarray(t["c_axis"], float).reshape(-1, 3) @ reg.op.matrix().T
-    return _Grains(labels, covered, ids, phase, quat, c)
+    return _Grains(labels, covered, ids, phase, quat, c, np.asarray(t["area_px"], float))
 
 
 def _region_stats(labels: np.ndarray, region: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -453,7 +465,7 @@ def compare_results(
     move_tolerance_px
         A boundary has ``moved`` when the mean distance between its traces exceeds this, scan pixels.
     threshold_deg, min_grain_size
-        Segmentation of inputs without grains (deg, px).
+        Segmentation of inputs without grains (deg, px); ``min_grain_size`` also decides the ``edge`` status.
     scans
         Already loaded scans (skips reading ``paths``; tests).
 
@@ -504,6 +516,16 @@ def compare_results(
     for k in range(1, n):
         s = scans[k]
         mov_ok = s.phase_id >= 0
+        names_mov = _phase_names(s.grains.phases)
+        # rescoring uses at most ~20000 reference pixels (a regular subsample): cheap on large maps
+        stride = max(1, int(np.ceil(np.sqrt(ref_ok.sum() / 20000.0))))
+        sub = np.zeros(ref.shape, bool)
+        sub[::stride, ::stride] = True
+
+        def agreeing(op: PixelOp, shift: tuple[int, int], s: ScanResults = s, names_mov: dict = names_mov) -> int:
+            pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0), s, ref.shape)
+            return _agreement(ref, q_on, pid_on, ref_ok & (pid_on >= 0) & sub, threshold_deg, names_ref, names_mov)
+
         given = shifts[k - 1] if shifts is not None else None
         if given is not None:
             op = ops[0] if len(ops) == 1 else PixelOp()
@@ -511,18 +533,16 @@ def compare_results(
             score = runner = float("nan")
         else:
             ch = ipf_channels(s.quaternions, s.phase_id, s.grains.phases)
-            op, shift, score, runner, _ = register_maps(ref_ch, ref_ok, ch, mov_ok, ops=ops,
-                                                        min_overlap_fraction=min_overlap_fraction)
+            op, shift, score, runner = register_maps(ref_ch, ref_ok, ch, mov_ok, agreeing=agreeing, ops=ops,
+                                                     min_overlap_fraction=min_overlap_fraction)
         tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None)
-        pid_on, _ = tmp.resample(s.phase_id, ref.shape, fill=-1)
-        q_on, _ = tmp.resample(apply_op(op, s.quaternions), ref.shape, fill=0.0)
+        pid_on, q_on = _place(tmp, s, ref.shape)
         both = ref_ok & (pid_on >= 0)
         n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
         if both.sum() < n_min:
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")
-        # resample() re-grids (the op on the pixel grid); apply_op expresses the orientations in scan 1's frame
-        agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, _phase_names(s.grains.phases))
+        agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov) / int(both.sum())
         regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None))
 
     grains_on = [_grains_on_reference(s, r, ref.shape) for s, r in zip(scans, regs)]
@@ -545,7 +565,7 @@ def compare_results(
                 sid_b[gb] = next_id
                 next_id += 1
         series.append(sid_b)
-        grain_rows.extend(_grain_rows(k, a, b, m, sid_a, sid_b, step))
+        grain_rows.extend(_grain_rows(k, a, b, m, sid_a, sid_b, step, min_grain_size))
         rows, pts = _boundary_rows(k, scans[k - 1], scans[k], regs[k - 1], regs[k], region, sid_a, sid_b,
                                    move_tolerance_px, step)
         bound_rows.extend(rows)
@@ -591,8 +611,14 @@ def _to_table(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> Table:
 
 
 def _grain_rows(k: int, a: _Grains, b: _Grains, m: dict[str, Any], sid_a: dict[int, int], sid_b: dict[int, int],
-                step: float) -> list[dict[str, Any]]:
+                step: float, min_grain_size: int) -> list[dict[str, Any]]:
     rows = []
+
+    def at_edge(area_in: float, area_all: float) -> bool:
+        # cut by the border of the common field of view to fewer pixels than the smallest grain: the other
+        # scan's segmentation may have dissolved it (its window cut it), so it is not compared
+        return area_in < area_all and area_in < min_grain_size
+
     nan = float("nan")
 
     def base(series_id: int, ga: int, gb: int, status: str, partner: int, phase: str) -> dict[str, Any]:
@@ -620,6 +646,9 @@ def _grain_rows(k: int, a: _Grains, b: _Grains, m: dict[str, Any], sid_a: dict[i
                      area_to_nm2=m["area_b"][gb] * step2, area_change_nm2=(m["area_b"][gb] - area_a) * step2)
         elif area_a == 0:
             r = base(sid_a[ga], ga, 0, "outside", -1, str(a.phase[ia]))
+        elif ga not in m["part_a"] and at_edge(area_a, a.area_px[ia]):
+            r = base(sid_a[ga], ga, 0, "edge", -1, str(a.phase[ia]))
+            r.update(area_from_nm2=area_a * step2)
         elif ga in m["part_a"]:
             gb2 = m["part_a"][ga]
             r = base(sid_a[ga], ga, 0, "merged", sid_b[gb2], str(a.phase[ia]))
@@ -635,6 +664,9 @@ def _grain_rows(k: int, a: _Grains, b: _Grains, m: dict[str, Any], sid_a: dict[i
         area_b = m["area_b"][gb] if gb < len(m["area_b"]) else 0.0
         if area_b == 0:
             r = base(sid_b[gb], 0, gb, "outside", -1, str(b.phase[ib]))
+        elif gb not in m["part_b"] and at_edge(area_b, b.area_px[ib]):
+            r = base(sid_b[gb], 0, gb, "edge", -1, str(b.phase[ib]))
+            r.update(area_to_nm2=area_b * step2)
         elif gb in m["part_b"]:
             r = base(sid_b[gb], 0, gb, "split", sid_a[m["part_b"][gb]], str(b.phase[ib]))
             r.update(area_to_nm2=area_b * step2)

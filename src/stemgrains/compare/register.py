@@ -9,16 +9,17 @@ map's orientations become ``O' = O · R⁻¹`` (orix convention ``v_crystal = O 
 vectors ``v' = R · v``. After the op, reference pixel ``p = (row, col)`` and moving pixel ``p + shift`` see the
 same spot of the specimen.
 
-The translation is the peak of the masked normalised cross-correlation (Padfield, IEEE TIP 21 (2012) 2706;
-:func:`stemgrains.insitu.register.masked_ncc`) of the IPF colours of the two maps for the sample directions x, y
-and z (orix ``IPFColorKeyTSL`` of each phase's Laue group), averaged over the nine colour channels, over the
-pixels indexed in both. The IPF colour of ``O' = O · R⁻¹`` for direction ``d`` is that of ``O`` for ``R⁻¹ · d``;
+Candidate translations are the highest peaks of the masked normalised cross-correlation (Padfield, IEEE TIP 21
+(2012) 2706; :func:`stemgrains.insitu.register.masked_ncc`) of the IPF colours of the two maps for the sample
+directions x, y and z (orix ``IPFColorKeyTSL`` of each phase's Laue group), averaged over the nine colour
+channels, over the pixels indexed in both; the one under which most pixels agree in orientation is kept. The IPF colour of ``O' = O · R⁻¹`` for direction ``d`` is that of ``O`` for ``R⁻¹ · d``;
 with ``R`` a signed permutation of the axes and Laue groups centrosymmetric, the moving map's channels are only
 re-ordered per op, so the colours are computed once per map.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -141,10 +142,11 @@ class Registration:
     shift
         ``(drow, dcol)`` scan pixels: reference pixel ``p`` ↔ re-gridded moving pixel ``p + shift``.
     score
-        Mean normalised cross-correlation of the IPF channels at the peak (−1…1); NaN when given.
+        Mean normalised cross-correlation of the IPF channels at the placement (−1…1); NaN when given.
     runner_up
-        The best score of any other placement (another op, or a shift more than 2 px from the peak); NaN when
-        given. ``score − runner_up`` is the margin of the estimate.
+        Pixels agreeing in orientation under the best other candidate placement (another op, or a shift more
+        than 2 px away), as a fraction of those agreeing under this one: 0 unrivalled, near 1 ambiguous; NaN
+        when given.
     overlap_px
         Reference pixels covered by the moving map, both indexed.
     agreement
@@ -200,10 +202,26 @@ def _unwrap(i: int, n_fixed: int, n_total: int) -> int:
     return i if i < n_fixed else i - n_total
 
 
+def _peaks(ncc: np.ndarray, n: int) -> list[tuple[int, int]]:
+    """Indices of the ``n`` highest local maxima (3 × 3, wrapped) of a correlation map with a valid value."""
+    from scipy import ndimage
+
+    local = (ncc == ndimage.maximum_filter(ncc, size=3, mode="wrap")) & (ncc > -1.0 + 1e-12)
+    idx = np.flatnonzero(local)
+    idx = idx[np.argsort(-ncc.ravel()[idx], kind="stable")[:n]]
+    return [tuple(int(v) for v in np.unravel_index(i, ncc.shape)) for i in idx]
+
+
 def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np.ndarray, mov_ok: np.ndarray, *,
-                  ops: tuple[PixelOp, ...] = (PixelOp(),), min_overlap_fraction: float = 0.25,
-                  ) -> tuple[PixelOp, tuple[int, int], float, float, int]:
+                  agreeing: Callable[[PixelOp, tuple[int, int]], int],
+                  ops: tuple[PixelOp, ...] = (PixelOp(),), min_overlap_fraction: float = 0.25, n_candidates: int = 8,
+                  ) -> tuple[PixelOp, tuple[int, int], float, float]:
     """Best op and integer shift of the moving map onto the reference (see the module docstring).
+
+    The masked NCC of the IPF channels proposes, per op, its ``n_candidates`` highest local maxima; the
+    placement kept is the candidate under which the most pixels agree in orientation (``agreeing``). NCC alone
+    can peak at a small overlap of two large uniform grains; counting agreeing pixels prefers the placement that
+    explains the most of both maps.
 
     Parameters
     ----------
@@ -211,15 +229,21 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
         ``(3, ny, nx, 3)`` from :func:`ipf_channels`.
     ref_ok, mov_ok
         ``(ny, nx)`` bool, indexed pixels.
+    agreeing
+        ``agreeing(op, shift)``: number of common pixels whose orientations agree under that placement.
     ops
         Pixel operations to try.
     min_overlap_fraction
         Placements sharing fewer indexed pixels than this fraction of the smaller map's indexed pixels are not
         considered.
+    n_candidates
+        Correlation peaks per op that are re-scored.
 
     Returns
     -------
-    op, shift, score, runner_up, overlap_px
+    op, shift, score, runner_up
+        ``score``: the mean NCC at the placement; ``runner_up``: agreeing pixels of the best other candidate
+        (not within 2 px of the kept shift under the same op) as a fraction of the kept one's (0 = unrivalled).
 
     Raises
     ------
@@ -229,29 +253,21 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
     if not (0 < min_overlap_fraction <= 1):
         raise ParameterError(f"min_overlap_fraction must be in (0, 1], got {min_overlap_fraction!r}")
     n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
-    results = []
+    cands: list[tuple[int, float, PixelOp, tuple[int, int]]] = []
     for op in ops:
         mov = _op_channels(op, mov_channels)
-        ok = op(mov_ok)
-        ncc = _ncc(ref_channels, ref_ok, mov, ok, n_min)
-        i, j = np.unravel_index(int(np.argmax(ncc)), ncc.shape)
-        best = float(ncc[i, j])
-        t = (_unwrap(i, mov.shape[1], ncc.shape[0]), _unwrap(j, mov.shape[2], ncc.shape[1]))
-        # best elsewhere in this op: shifts more than 2 px from the peak
-        rows = np.array([_unwrap(a, mov.shape[1], ncc.shape[0]) for a in range(ncc.shape[0])])
-        cols = np.array([_unwrap(a, mov.shape[2], ncc.shape[1]) for a in range(ncc.shape[1])])
-        far = (np.abs(rows[:, None] - t[0]) > 2) | (np.abs(cols[None, :] - t[1]) > 2)
-        other = float(ncc[far].max()) if far.any() else -1.0
-        results.append((best, other, op, t))
-    results.sort(key=lambda r: -r[0])
-    best, other, op, t = results[0]
-    if best <= -1.0 + 1e-12:
+        ncc = _ncc(ref_channels, ref_ok, mov, op(mov_ok), n_min)
+        for i, j in _peaks(ncc, n_candidates):
+            t = (_unwrap(i, mov.shape[1], ncc.shape[0]), _unwrap(j, mov.shape[2], ncc.shape[1]))
+            cands.append((agreeing(op, t), float(ncc[i, j]), op, t))
+    if not cands:
         raise InputError(f"no placement shares at least {n_min} indexed pixels ({100 * min_overlap_fraction:g} % of "
                          "the smaller map): the scans do not show the same area")
-    runner = max([other] + [r[0] for r in results[1:]])
-    reg = Registration(op, (int(t[0]), int(t[1])), best, runner, 0, float("nan"))
-    mov_on_ref, _ = reg.resample(mov_ok, ref_ok.shape, fill=False)
-    return op, reg.shift, best, runner, int(np.sum(ref_ok & mov_on_ref))
+    cands.sort(key=lambda c: (-c[0], -c[1]))
+    n_best, score, op, t = cands[0]
+    others = [c[0] for c in cands[1:] if c[2] != op or max(abs(c[3][0] - t[0]), abs(c[3][1] - t[1])) > 2]
+    runner = (max(others) / n_best if n_best else 1.0) if others else 0.0
+    return op, t, score, float(runner)
 
 
 def parse_op(name: str) -> PixelOp:

@@ -1,0 +1,257 @@
+"""`stemgrains compare` (issue #17 part 3): registration, grain matching, orientation and boundary changes.
+
+Fast tests build the results files from synthetic orientation maps with the project's writers (the comparison is
+tested apart from indexing); test_pipeline_scans.py runs the real pipeline on simulated 4D scans (slow)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from orix.quaternion import Rotation
+
+from compare_helpers import STEP, crystal_map, field, rotate_about, two_scans, write_results
+from stemgrains.cli import main
+from stemgrains.compare import PIXEL_OPS, PixelOp, compare_results, load_scan, output_names
+from stemgrains.compare.register import _op_channels, apply_op, ipf_channels
+from stemgrains.crystal import load_phase
+from stemgrains.data_dictionary import GROUPS, describe
+from stemgrains.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def nba(data_samples):
+    return load_phase(data_samples / "na_beta2_alumina.cif")
+
+
+def _matched(comp, scan_to=2):
+    g = comp.grains
+    sel = np.asarray(g["scan_to"]) == scan_to
+    return {k: np.asarray(g[k])[sel] for k in g.keys()}
+
+
+# ------------------------------------------------------------------------------------------ pixel operations
+@pytest.mark.parametrize("op", PIXEL_OPS, ids=lambda o: o.name)
+def test_pixel_op_points_match_the_array_op_and_r_is_proper(op):
+    a = np.arange(5 * 7).reshape(5, 7)
+    b = op(a)
+    r, c = np.indices(a.shape)
+    r2, c2 = op.points(r, c, a.shape)
+    assert np.array_equal(b[r2.astype(int), c2.astype(int)], a)
+    m = op.matrix()
+    assert np.allclose(m @ m.T, np.eye(3)) and np.isclose(np.linalg.det(m), 1.0)
+    # the in-plane part moves pixel offsets (dx, dy) = (dcol, drow) as the op does
+    r0, c0 = op.points(np.array([2.0]), np.array([3.0]), a.shape)
+    r1, c1 = op.points(np.array([2.0]), np.array([4.0]), a.shape)
+    assert np.allclose(m[:2, :2] @ [1.0, 0.0], [c1[0] - c0[0], r1[0] - r0[0]])
+
+
+def test_quarter_turn_is_the_specimen_turned_about_z():
+    # np.rot90(k=-1) = the specimen turned by +90° about z (from +x toward +y): x -> y
+    op = PixelOp(3)
+    assert np.allclose(op.matrix() @ [1, 0, 0], [0, 1, 0])
+    assert np.allclose(Rotation(op.quaternion()).to_matrix()[0], op.matrix())
+
+
+@pytest.mark.parametrize("op", PIXEL_OPS, ids=lambda o: o.name)
+def test_channel_permutation_equals_colours_of_turned_orientations(op, nba):
+    rng = np.random.default_rng(1)
+    q = rng.normal(size=(4, 5, 4))
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    pid = np.zeros((4, 5), int)
+    phases = crystal_map(q, nba).phases
+    fast = _op_channels(op, ipf_channels(q, pid, phases))
+    direct = ipf_channels(op(apply_op(op, q)), op(pid), phases)
+    assert np.allclose(fast, direct, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------ acceptance
+def test_shifted_scan_with_one_grain_turned_3_degrees(tmp_path, nba):
+    p1, p2, lab, turned, expected = two_scans(tmp_path, nba, offset=(3, -2), turn_deg=3.0)
+    comp = compare_results([p1, p2])
+    reg = comp.registrations[1]
+    assert reg.shift == expected == (-3, 2)
+    assert reg.op == PixelOp() and reg.agreement > 0.99 and reg.score > 0.9 and reg.runner_up < 0.8
+    g = _matched(comp)
+    inside = ~np.isin(g["status"], ["outside", "edge"])
+    assert np.all(g["status"][inside] == "matched"), g["status"]
+    # every grain of scan 1 is matched (as many as the field has in the window) ...
+    assert np.sum(g["status"] == "matched") == len(np.unique(lab)) == np.sum(g["grain_from"] > 0)
+    # ... to the same physical grain: both scans' series-id maps agree pixel by pixel where both see the area
+    both = comp.covered[0] & comp.covered[1]
+    assert both.sum() == 30 * 29 and np.array_equal(comp.series_labels[0][both], comp.series_labels[1][both])
+    m = g["status"] == "matched"
+    # the turned grain: the field label at the centre; find its scan-1 label (scan 1 is segmented from the field)
+    gm1 = load_scan(p1).grains
+    t_label = int(gm1.labels[lab == turned][0])
+    is_t = g["grain_from"][m] == t_label
+    dis = g["disorientation_deg"][m]
+    assert dis[is_t][0] == pytest.approx(3.0, abs=0.3)
+    assert np.all(dis[~is_t] < 0.5)
+    assert np.all(g["centroid_shift_nm"][m] < 1e-9)
+    # the series id of a matched grain is scan 1's label
+    assert np.array_equal(g["series_id"][m], g["grain_from"][m])
+
+
+@pytest.mark.parametrize("turn", [1, 2, 3])
+def test_specimen_turned_between_scans(tmp_path, nba, turn):
+    p1, p2, lab, turned, expected = two_scans(tmp_path, nba, offset=(2, 1), specimen_turn=turn, turn_deg=3.0)
+    comp = compare_results([p1, p2])
+    reg = comp.registrations[1]
+    # the specimen turned by turn x 90° (x -> y) is undone by numpy.rot90 with k = turn
+    assert reg.op == PixelOp(turn % 4) and reg.shift == expected
+    g = _matched(comp)
+    m = g["status"] == "matched"
+    assert np.all(g["status"][~np.isin(g["status"], ["outside", "edge"])] == "matched")
+    dis = np.sort(g["disorientation_deg"][m])
+    assert dis[-1] == pytest.approx(3.0, abs=0.3) and np.all(dis[:-1] < 0.5)
+    tilt = g["c_axis_tilt_deg"][m]
+    assert np.sum(tilt > 1e-3) <= 1  # only the turned grain's c axis moved (expressed in scan 1's frame)
+
+
+def test_forced_translation_only_gives_the_same_answer(tmp_path, nba):
+    p1, p2, *_ = two_scans(tmp_path, nba, offset=(-4, 3))
+    a = compare_results([p1, p2], rotation="none")
+    b = compare_results([p1, p2], shifts=[a.registrations[1].shift], rotation="none")
+    assert a.registrations[1].shift == (4, -3) and b.registrations[1].given
+    assert np.array_equal(a.grains["disorientation_deg"], b.grains["disorientation_deg"], equal_nan=True)
+
+
+def test_scans_of_different_areas_are_refused(tmp_path, nba):
+    lab, gq = field((30, 30), 8, seed=2)
+    p1 = write_results(tmp_path / "a.h5", crystal_map(gq[lab - 1], nba))
+    with pytest.raises(InputError, match="shares"):
+        compare_results([p1, p1], shifts=[(25, 25)], rotation="none")
+
+
+# ------------------------------------------------------------------------------------------ changes
+def _pair_with_changes(tmp_path, nba):
+    """Scan 2 = scan 1 with grain B grown by one pixel column into A, grain C absorbed into its neighbour D
+    (D's orientation), and a new grain E (small disk inside a big grain F)."""
+    lab, gq = field((36, 36), 10, seed=11, min_sep=7.0)
+    lab2 = lab.copy()
+    # a vertical stretch of boundary between two grains: move it by one pixel
+    rr, cc = np.indices(lab.shape)
+    left, right = lab[:, :-1], lab[:, 1:]
+    diff = (left != right)
+    pairs, counts = np.unique(np.stack([left[diff], right[diff]], 1), axis=0, return_counts=True)
+    a, b = pairs[np.argmax(counts)]
+    grow = np.zeros_like(diff)
+    grow[:, :] = diff & (left == a) & (right == b)
+    lab2[:, :-1][grow] = b  # b takes the column of pixels of a along their boundary
+    areas = np.bincount(lab.ravel())
+    c = int(np.argsort(areas[1:])[0] + 1)  # smallest grain vanishes into a neighbour
+    ring = np.zeros_like(lab, bool)
+    m = lab == c
+    ring[1:] |= m[:-1]
+    ring[:-1] |= m[1:]
+    ring[:, 1:] |= m[:, :-1]
+    ring[:, :-1] |= m[:, 1:]
+    d = int(np.bincount(lab[ring & ~m]).argmax())
+    lab2[m] = d
+    f = int(np.argmax(areas[1:]) + 1)
+    fr, fc = np.argwhere(lab == f).mean(axis=0)
+    new = (rr - fr) ** 2 + (cc - fc) ** 2 <= 6
+    new &= lab == f
+    gq2 = np.vstack([gq, rotate_about(gq[f - 1:f], (0, 0, 1), 40.0)])
+    lab2[new] = len(gq) + 1
+    p1 = write_results(tmp_path / "s1.h5", crystal_map(gq[lab - 1], nba))
+    p2 = write_results(tmp_path / "s2.h5", crystal_map(gq2[lab2 - 1], nba))
+    return p1, p2, lab, (a, b), c, d, f
+
+
+def test_moved_vanished_and_appeared(tmp_path, nba):
+    p1, p2, lab, (a, b), c, d, f = _pair_with_changes(tmp_path, nba)
+    comp = compare_results([p1, p2])
+    assert comp.registrations[1].shift == (0, 0) and comp.registrations[1].op == PixelOp()
+    s1 = load_scan(p1).grains.labels
+    ga, gb, gc, gd = (int(s1[lab == x][0]) for x in (a, b, c, d))
+    g = _matched(comp)
+    status = dict(zip(g["grain_from"].tolist(), g["status"].tolist()))
+    assert status[gc] in ("merged", "vanished")
+    assert all(status[x] == "matched" for x in (ga, gb, gd))
+    assert np.sum(g["status"] == "appeared") == 1
+    new = g["status"] == "appeared"
+    assert g["area_to_nm2"][new][0] == pytest.approx(np.sum((comp.series_labels[1] == g["series_id"][new][0])) * STEP**2)
+    bt = comp.boundaries
+    key = dict(zip(zip(bt["series_grain_a"].tolist(), bt["series_grain_b"].tolist()), range(len(bt))))
+    i = key[(min(ga, gb), max(ga, gb))]
+    assert bt["moved"][i] and "moved" in bt["status"][i]
+    assert bt["trace_distance_nm"][i] == pytest.approx(STEP, rel=0.35)
+    # boundaries of the vanished grain vanished; those of the new grain appeared
+    st = np.asarray(bt["status"])
+    with_c = (np.asarray(bt["series_grain_a"]) == gc) | (np.asarray(bt["series_grain_b"]) == gc)
+    assert np.all(st[with_c] == "vanished")
+    assert np.sum(st == "appeared") >= 1
+    # boundaries far from the three changes are unchanged
+    assert np.sum(st == "unchanged") >= 5
+
+
+def test_index_only_results_are_segmented_here(tmp_path, nba):
+    p1, p2, *_ = two_scans(tmp_path, nba, grains=False)
+    comp = compare_results([p1, p2])
+    assert comp.parameters["segmented_here"] == [True, True]
+    g = _matched(comp)
+    m = g["status"] == "matched"
+    assert np.all(g["status"][~np.isin(g["status"], ["outside", "edge"])] == "matched")
+    assert np.sort(g["disorientation_deg"][m])[-1] == pytest.approx(3.0, abs=0.3)
+    assert np.all(np.asarray(comp.boundaries["label_from"]) == "")  # no classification in index-only files
+
+
+# ------------------------------------------------------------------------------------------ command line
+def test_cli_writes_tables_h5_json_and_figures(tmp_path, nba, capsys):
+    p1, p2, *_ = two_scans(tmp_path, nba, offset=(3, -2))
+    out = tmp_path / "cmp"
+    assert main(["compare", str(p1), str(p2), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "shift (-3, 2) px" in text and "largest orientation change 3.00°" in text
+    for name in output_names(2):
+        assert (out / name).is_file(), name
+    header = (out / "grains_matched.csv").read_text().splitlines()[0].split(",")
+    assert header[:6] == ["series_id", "scan_from", "scan_to", "grain_from", "grain_to", "status"]
+    with h5py.File(out / "compare.h5") as f:
+        reg = f["compare/registration"]
+        assert list(reg["shift_row"][()]) == [0, -3] and list(reg["shift_col"][()]) == [0, 2]
+        assert f["compare/series_labels"].shape == (2, 32, 32)
+        assert f["compare/grains/disorientation_deg"].attrs["unit"] == "deg"
+        undocumented = []
+        f.visititems(lambda name, obj: undocumented.append(name) if isinstance(obj, h5py.Dataset)
+                     and describe(*name.rsplit("/", 1)) is None else None)
+        assert not undocumented
+    for csv_name, group in (("grains_matched.csv", "compare/grains"), ("boundaries_changed.csv", "compare/boundaries")):
+        cols = (out / csv_name).read_text().splitlines()[0].split(",")
+        assert cols == list(GROUPS[group]), csv_name
+    summary = json.loads((out / "compare.json").read_text())
+    assert summary["registrations"][1]["shift_row_col_px"] == [-3, 2]
+    # a run folder is accepted for its results.h5
+    (tmp_path / "run2").mkdir()
+    (tmp_path / "run2" / "results.h5").write_bytes(p2.read_bytes())
+    assert main(["compare", str(p1), str(tmp_path / "run2"), "-o", str(tmp_path / "cmp2"), "--no-figures",
+                 "--shift=-3,2", "--rotation", "none"]) == 0
+    assert "(given)" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path, nba, capsys):
+    p1, p2, *_ = two_scans(tmp_path, nba)
+    cases = [
+        ([str(p1)], "at least two scans"),
+        ([str(p1), str(tmp_path / "missing.h5")], "file not found"),
+        ([str(p1), str(p2), "--shift", "1,2", "--shift", "3,4"], "once per later scan"),
+        ([str(p1), str(p2), "--shift", "1.5,2"], "whole scan pixels"),
+        ([str(p1), str(p2), "--rotation", "rot45"], "rotation 'rot45'"),
+        ([str(p1), str(p2), "--shift", "30,30"], "shares"),
+        ([str(p1), str(p2), "--min-iou", "0"], "min_iou"),
+        ([str(p1), str(tmp_path)], "results.h5"),
+    ]
+    for args, needle in cases:
+        assert main(["compare", *args, "-o", str(tmp_path / "o")]) == 2, args
+        err = capsys.readouterr().err.strip()
+        assert needle in err and "\n" not in err, (args, err)
+    # an output that is an input is refused before any work
+    inside = tmp_path / "o2"
+    inside.mkdir()
+    (inside / "compare.h5").write_bytes(p1.read_bytes())
+    assert main(["compare", str(inside / "compare.h5"), str(p2), "-o", str(inside)]) == 2
+    assert "would be overwritten" in capsys.readouterr().err
