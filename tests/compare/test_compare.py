@@ -67,6 +67,30 @@ def test_channel_permutation_equals_colours_of_turned_orientations(op, nba):
     assert np.allclose(fast, direct, atol=1e-9)
 
 
+def test_multichannel_ncc_equals_padfield_reference_per_channel():
+    from stemgrains.compare.register import _ncc, _unwrap
+    from stemgrains.insitu.register import masked_ncc
+
+    rng = np.random.default_rng(4)
+    ref, mov = rng.random((3, 9, 11, 3)), rng.random((3, 7, 8, 3))
+    ref_ok, mov_ok = rng.random((9, 11)) > 0.2, rng.random((7, 8)) > 0.2
+    fast, shape = _ncc(ref, ref_ok, mov, mov_ok, 10)
+    slow = sum(masked_ncc(mov[d, :, :, c], mov_ok, ref[d, :, :, c], ref_ok, 10)[0] for d in range(3) for c in range(3))
+    slow_shape = slow.shape
+    slow = slow / 9.0
+    checked = 0
+    for i in range(shape[0]):
+        for j in range(shape[1]):
+            t = (_unwrap(i, 7, shape[0]), _unwrap(j, 8, shape[1]))
+            if -9 < t[0] < 7 and -11 < t[1] < 8:
+                a = slow[t[0] % slow_shape[0], t[1] % slow_shape[1]]
+                assert fast[i, j] == pytest.approx(a, abs=1e-9), t
+                checked += 1
+            else:
+                assert fast[i, j] == -1.0
+    assert checked == 15 * 18
+
+
 # ------------------------------------------------------------------------------------------ acceptance
 def test_shifted_scan_with_one_grain_turned_3_degrees(tmp_path, nba):
     p1, p2, lab, turned, expected = two_scans(tmp_path, nba, offset=(3, -2), turn_deg=3.0)

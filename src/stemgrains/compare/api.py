@@ -244,9 +244,10 @@ def _phase_by_name(phases: Any, name: str) -> Any:
 
 
 def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: np.ndarray, tol_deg: float,
-               names_ref: dict[int, str], names_mov: dict[int, str]) -> int:
-    """Number of ``both`` pixels whose orientations agree within ``tol_deg`` (disorientation, same phase)."""
-    from ..boundaries import disorientation
+               names_ref: dict[int, str], names_mov: dict[int, str], syms: dict[str, np.ndarray]) -> int:
+    """Number of ``both`` pixels whose orientations agree within ``tol_deg`` (disorientation angle under the proper
+    rotations ``syms[phase name]`` of the Laue group, same phase)."""
+    from ..grains import misorientation_angle
 
     n_ok = 0
     pr, pm = ref.phase_id[both], pid_mov[both]
@@ -254,7 +255,7 @@ def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: n
     for i, name in names_ref.items():
         sel = (pr == i) & np.isin(pm, [j for j, nm in names_mov.items() if nm == name])
         if sel.any():
-            ang, _, _ = disorientation(qr[sel], qm[sel], _phase_by_name(ref.grains.phases, name))
+            ang = np.degrees(misorientation_angle(qr[sel], qm[sel], syms[name]))
             n_ok += int(np.sum(ang < tol_deg))
     return n_ok
 
@@ -510,6 +511,9 @@ def compare_results(
     else:
         ops = (parse_op(str(rotation)),)
     names_ref = _phase_names(ref.grains.phases)
+    from ..grains import laue_rotations
+
+    syms = {name: laue_rotations(_phase_by_name(ref.grains.phases, name)) for name in names_ref.values()}
     ref_ok = ref.phase_id >= 0
     ref_ch = ipf_channels(ref.quaternions, ref.phase_id, ref.grains.phases)
     regs = [Registration(PixelOp(), (0, 0), float("nan"), float("nan"), int(ref_ok.sum()), 1.0, True)]
@@ -524,7 +528,8 @@ def compare_results(
 
         def agreeing(op: PixelOp, shift: tuple[int, int], s: ScanResults = s, names_mov: dict = names_mov) -> int:
             pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0), s, ref.shape)
-            return _agreement(ref, q_on, pid_on, ref_ok & (pid_on >= 0) & sub, threshold_deg, names_ref, names_mov)
+            return _agreement(ref, q_on, pid_on, ref_ok & (pid_on >= 0) & sub, threshold_deg, names_ref, names_mov,
+                              syms)
 
         given = shifts[k - 1] if shifts is not None else None
         if given is not None:
@@ -542,7 +547,7 @@ def compare_results(
         if both.sum() < n_min:
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")
-        agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov) / int(both.sum())
+        agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov, syms) / int(both.sum())
         regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None))
 
     grains_on = [_grains_on_reference(s, r, ref.shape) for s, r in zip(scans, regs)]

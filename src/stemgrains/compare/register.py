@@ -184,18 +184,46 @@ class Registration:
         return out, covered
 
 
-def _ncc(ref: np.ndarray, ref_ok: np.ndarray, mov: np.ndarray, mov_ok: np.ndarray, min_overlap: int) -> np.ndarray:
-    """Mean masked NCC over the nine channels; ``ncc[t]``: reference p vs moving p + t (wrapped indices)."""
-    from ..insitu.register import masked_ncc
+def _ncc(ref: np.ndarray, ref_ok: np.ndarray, mov: np.ndarray, mov_ok: np.ndarray, min_overlap: int
+         ) -> tuple[np.ndarray, tuple[int, int]]:
+    """Mean over the nine channels of the masked NCC (Padfield 2012): ``ncc[t]`` compares reference pixel p with
+    moving pixel p + t over the pixels valid in both; shifts with fewer than ``min_overlap`` common pixels get −1.
 
-    total = None
+    The same sums as :func:`stemgrains.insitu.register.masked_ncc` (the tests compare them), with the mask
+    transforms shared by the channels and FFT sizes padded to fast lengths. Returns the map and its shape (index
+    ``i`` is the shift ``i``, or ``i − shape`` for negative shifts)."""
+    from scipy import fft
+
+    shape = (fft.next_fast_len(mov.shape[1] + ref.shape[1] - 1, real=True),
+             fft.next_fast_len(mov.shape[2] + ref.shape[2] - 1, real=True))
+
+    def spec(a: np.ndarray) -> np.ndarray:
+        return fft.rfft2(a, shape)
+
+    def corr(fa: np.ndarray, fb: np.ndarray) -> np.ndarray:  # c[t] = Σ_p a[p] b[p + t]
+        return fft.irfft2(np.conj(fa) * fb, shape)
+
+    rm, mm = ref_ok.astype(float), mov_ok.astype(float)
+    f_rm, f_mm = spec(rm), spec(mm)
+    n = np.rint(corr(f_rm, f_mm))
+    ok = n >= max(1, min_overlap)
+    n = np.maximum(n, 1.0)
+    total = np.zeros(shape)
     for d in range(3):
         for ch in range(3):
-            a = np.nan_to_num(mov[d, :, :, ch])
-            b = np.nan_to_num(ref[d, :, :, ch])
-            c, _ = masked_ncc(a, mov_ok, b, ref_ok, min_overlap)
-            total = c if total is None else total + c
-    return total / 9.0
+            a = np.where(ref_ok, np.nan_to_num(ref[d, :, :, ch]), 0.0)
+            b = np.where(mov_ok, np.nan_to_num(mov[d, :, :, ch]), 0.0)
+            fa, fb = spec(a), spec(b)
+            sa, sb = corr(fa, f_mm), corr(f_rm, fb)
+            saa, sbb = corr(spec(a * a), f_mm), corr(f_rm, spec(b * b))
+            sab = corr(fa, fb)
+            num = sab - sa * sb / n
+            den = np.sqrt(np.maximum(saa - sa**2 / n, 0) * np.maximum(sbb - sb**2 / n, 0))
+            good = ok & (den > 1e-9 * max(float(np.max(den)), 1e-300))
+            c = np.full(shape, -1.0)
+            c[good] = num[good] / den[good]
+            total += c
+    return total / 9.0, shape
 
 
 def _unwrap(i: int, n_fixed: int, n_total: int) -> int:
@@ -256,7 +284,7 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
     cands: list[tuple[int, float, PixelOp, tuple[int, int]]] = []
     for op in ops:
         mov = _op_channels(op, mov_channels)
-        ncc = _ncc(ref_channels, ref_ok, mov, op(mov_ok), n_min)
+        ncc, _ = _ncc(ref_channels, ref_ok, mov, op(mov_ok), n_min)
         for i, j in _peaks(ncc, n_candidates):
             t = (_unwrap(i, mov.shape[1], ncc.shape[0]), _unwrap(j, mov.shape[2], ncc.shape[1]))
             cands.append((agreeing(op, t), float(ncc[i, j]), op, t))
