@@ -65,6 +65,22 @@ def _centroids(labels: np.ndarray) -> dict[int, tuple[float, float]]:
     return out
 
 
+def _label_edges(labels: np.ndarray, step: float) -> np.ndarray:
+    """Pixel-edge lines ``(n, 2, 2)`` (nm) between 4-connected pixels of different labels."""
+    r, c = np.nonzero(labels[:, 1:] != labels[:, :-1])  # edge between columns c and c + 1, along y
+    v = np.stack([np.stack([c + 0.5, r - 0.5], 1), np.stack([c + 0.5, r + 0.5], 1)], 1)
+    r, c = np.nonzero(labels[1:] != labels[:-1])  # between rows r and r + 1, along x
+    h = np.stack([np.stack([c - 0.5, r + 0.5], 1), np.stack([c + 0.5, r + 0.5], 1)], 1)
+    return np.concatenate([v, h]).astype(float) * step
+
+
+def _draw_edges(ax: Any, labels: np.ndarray, step: float, color: str = "k") -> None:
+    lines = _label_edges(labels, step)
+    if len(lines):
+        lw = float(np.clip(150.0 / max(labels.shape), 0.4, 1.2))
+        ax.add_collection(LineCollection(lines, colors=color, linewidths=lw, zorder=2))
+
+
 def _series_image(labels: np.ndarray, covered: np.ndarray, colors: np.ndarray) -> np.ndarray:
     img = colors[np.clip(labels, 0, len(colors) - 1)].copy()
     img[~covered] = NOT_COVERED_RGB
@@ -88,6 +104,9 @@ def plot_matched_grains(comparison: Any, *, annotate: bool | None = None, path: 
     for k in range(n):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         ax.imshow(_series_image(labels[k], covered[k], colors), extent=ext, interpolation="nearest")
+        _draw_edges(ax, np.where(covered[k], labels[k], -1), step)
+        ax.set_xlim(ext[:2])
+        ax.set_ylim(ext[2:])
         reg = comparison.registrations[k]
         ids = _centroids(labels[k])
         if annotate if annotate is not None else len(ids) <= 80:
@@ -97,7 +116,7 @@ def plot_matched_grains(comparison: Any, *, annotate: bool | None = None, path: 
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
         head = f"scan {k + 1}: {comparison.paths[k].name}"
         if k:
-            how = "given" if reg.given else f"r = {reg.score:.2f}"
+            how = "given" if reg.given else f"NCC {reg.score:.2f}"
             head += f"\n{reg.op.name}, shift ({reg.shift[0]}, {reg.shift[1]}) px, {how}"
         ax.set_title(head, fontsize=8)
         ax.set_xlabel("x (nm)", fontsize=8)
@@ -142,6 +161,9 @@ def plot_grain_rotation(comparison: Any, scan_to: int = 2, *, vmax: float | None
     ax = fig.add_subplot(1, 1, 1)
     ext = _extent((ny, nx), step)
     ax.imshow(img, extent=ext, interpolation="nearest")
+    _draw_edges(ax, np.where(covered, labels, -1), step)
+    ax.set_xlim(ext[:2])
+    ax.set_ylim(ext[2:])
     hatches = {"vanished": "xx", "merged": "//", "appeared": "..", "split": "\\\\"}
     handles = []
     for st, ids in unmatched.items():
@@ -158,10 +180,11 @@ def plot_grain_rotation(comparison: Any, scan_to: int = 2, *, vmax: float | None
             if np.isfinite(d):
                 ax.text(x * step, y * step, f"{d:.1f}°", ha="center", va="center", fontsize=fs,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
-    sm = fig.colorbar(_mappable(cmap, top), ax=ax, shrink=0.8)
+    sm = fig.colorbar(_mappable(cmap, top), ax=ax, shrink=0.7, fraction=0.05)
     sm.set_label("disorientation of the mean orientation (deg)", fontsize=8)
     if handles:
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.25, 1.0), fontsize=7, frameon=False)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, frameon=False,
+                  ncols=len(handles), title="no match (grey, hatched)", title_fontsize=7)
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     ax.set_title(f"orientation change per grain, scan {scan_to - 1} → {scan_to}", fontsize=9)
