@@ -39,7 +39,11 @@ def _extent(shape: tuple[int, int], step: float) -> tuple[float, float, float, f
 
 def _panel_size(shape: tuple[int, int], width: float) -> float:
     ny, nx = shape
-    return min(10.0, max(2.2, width * ny / max(nx, 1)))
+    return min(10.0, max(1.0, width * ny / max(nx, 1)))
+
+
+def _wide(shape: tuple[int, int]) -> bool:
+    return shape[1] > 2.5 * shape[0]
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
@@ -96,10 +100,10 @@ def plot_matched_grains(comparison: Any, *, annotate: bool | None = None, path: 
     n, ny, nx = labels.shape
     step = comparison.scan_step_nm
     colors = series_colors(int(labels.max(initial=0)))
-    ncol = min(n, 3)
+    ncol = 1 if _wide((ny, nx)) else min(n, 3)
     nrow = int(np.ceil(n / ncol))
-    w = 4.2
-    fig = Figure(figsize=(w * ncol, _panel_size((ny, nx), w) * nrow + 0.6), dpi=130, layout="constrained")
+    w = 8.0 if ncol == 1 else 4.2
+    fig = Figure(figsize=(w * ncol, (_panel_size((ny, nx), w) + 0.75) * nrow + 0.3), dpi=130, layout="constrained")
     ext = _extent((ny, nx), step)
     for k in range(n):
         ax = fig.add_subplot(nrow, ncol, k + 1)
@@ -156,8 +160,10 @@ def plot_grain_rotation(comparison: Any, scan_to: int = 2, *, vmax: float | None
             unmatched.setdefault(st, []).append(s)
     img = lut[labels]
     img[~covered] = NOT_COVERED_RGB
-    w = 5.5
-    fig = Figure(figsize=(w + 1.6, _panel_size((ny, nx), w) + 0.5), dpi=130, layout="constrained")
+    wide = _wide((ny, nx))
+    w = 8.0 if wide else 5.5
+    fig = Figure(figsize=(w + (0.4 if wide else 1.6), _panel_size((ny, nx), w) + (2.2 if wide else 1.2)), dpi=130,
+                 layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     ext = _extent((ny, nx), step)
     ax.imshow(img, extent=ext, interpolation="nearest")
@@ -180,11 +186,14 @@ def plot_grain_rotation(comparison: Any, scan_to: int = 2, *, vmax: float | None
             if np.isfinite(d):
                 ax.text(x * step, y * step, f"{d:.1f}°", ha="center", va="center", fontsize=fs,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.7))
-    sm = fig.colorbar(_mappable(cmap, top), ax=ax, shrink=0.7, fraction=0.05)
+    sm = fig.colorbar(_mappable(cmap, top), ax=ax, shrink=0.7, fraction=0.05,
+                      orientation="horizontal" if wide else "vertical", location="bottom" if wide else "right")
     sm.set_label("disorientation of the mean orientation (deg)", fontsize=8)
     if handles:
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=7, frameon=False,
-                  ncols=len(handles), title="no match (grey, hatched)", title_fontsize=7)
+        where = dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if wide else dict(
+            loc="upper center", bbox_to_anchor=(0.5, -0.1), ncols=len(handles))
+        ax.legend(handles=handles, fontsize=7, frameon=False, title="no match (grey, hatched)", title_fontsize=7,
+                  **where)
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     ax.set_title(f"orientation change per grain, scan {scan_to - 1} → {scan_to}", fontsize=9)
@@ -224,8 +233,8 @@ def plot_boundary_changes(comparison: Any, scan_to: int = 2, *, path: str | os.P
     colors = series_colors(int(comparison.series_labels.max(initial=0)))
     img = _series_image(labels, covered, colors)
     img = 1.0 - 0.3 * (1.0 - img)  # faint
-    w = 5.5
-    fig = Figure(figsize=(w + 2.2, _panel_size((ny, nx), w) + 0.5), dpi=130, layout="constrained")
+    w = 8.0 if _wide((ny, nx)) else 5.5
+    fig = Figure(figsize=(w + 2.2, max(_panel_size((ny, nx), w) + 0.8, 2.2)), dpi=130, layout="constrained")
     ax = fig.add_subplot(1, 1, 1)
     ax.imshow(img, extent=_extent((ny, nx), step), interpolation="nearest")
     lw = float(np.clip(300.0 / max(ny, nx), 1.0, 3.0))
