@@ -279,3 +279,33 @@ def test_cli_errors_are_one_line(tmp_path, nba, capsys):
     (inside / "compare.h5").write_bytes(p1.read_bytes())
     assert main(["compare", str(inside / "compare.h5"), str(p2), "-o", str(inside)]) == 2
     assert "would be overwritten" in capsys.readouterr().err
+
+
+def test_three_scans_keep_series_ids(tmp_path, nba, capsys):
+    lab, gq = field((40, 40), 9, seed=21, min_sep=8.0)
+    rr, cc = np.indices(lab.shape)
+    lab2 = lab.copy()
+    new = (rr - 20) ** 2 + (cc - 20) ** 2 <= 9
+    lab2[new] = 10
+    gq2 = np.vstack([gq, rotate_about(gq[lab[20, 20] - 1:lab[20, 20]], (1, 0, 0), 35.0)])
+    w = (slice(4, 36), slice(4, 36))
+    w3 = (slice(5, 37), slice(3, 35))
+    paths = [write_results(tmp_path / "s1.h5", crystal_map(gq[lab[w] - 1], nba)),
+             write_results(tmp_path / "s2.h5", crystal_map(gq2[lab2[w] - 1], nba)),
+             write_results(tmp_path / "s3.h5", crystal_map(gq2[lab2[w3] - 1], nba))]
+    comp = compare_results(paths)
+    assert [r.shift for r in comp.registrations] == [(0, 0), (0, 0), (-1, 1)]
+    g12, g23 = _matched(comp, 2), _matched(comp, 3)
+    appeared = g12["series_id"][g12["status"] == "appeared"]
+    assert len(appeared) == 1
+    # the grain that appeared in scan 2 keeps its new series id in scan 3
+    row = np.flatnonzero(g23["series_id"] == appeared[0])
+    assert len(row) == 1 and g23["status"][row[0]] == "matched"
+    assert np.all(g23["status"][~np.isin(g23["status"], ["outside", "edge"])] == "matched")
+    both = comp.covered[1] & comp.covered[2]
+    assert np.array_equal(comp.series_labels[1][both], comp.series_labels[2][both])
+    out = tmp_path / "o"
+    assert main(["compare", *map(str, paths), "-o", str(out)]) == 0
+    for name in output_names(3):
+        assert (out / name).is_file(), name
+    assert (out / "grain_rotation_2-3.png").is_file()
