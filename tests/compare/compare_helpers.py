@@ -10,8 +10,7 @@ import numpy as np
 from orix.crystal_map import CrystalMap, PhaseList
 from orix.quaternion import Rotation
 
-from stemgrains.boundaries import classify_boundaries, extract_boundaries, write_classification
-from stemgrains.boundaries._io import write_boundaries
+from stemgrains.boundaries import classify_boundaries, extract_boundaries, write_boundaries, write_classification
 from stemgrains.grains import segment_grains, write_grains
 from stemgrains.io import write_orientation_map
 from stemgrains.io.results import atomic_h5, write_provenance

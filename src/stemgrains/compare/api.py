@@ -203,14 +203,15 @@ def load_scan(path: str | os.PathLike, *, threshold_deg: float = config.GRAIN_TH
     from ..grains import read_grains, segment_grains
     from ..grains.segment import map_arrays
     from ..io import load_orientation_map
-    from ..io._common import HDF5_SIGNATURE, file_signature
     from ..io.results import read_with
 
     p = resolve_input(path)
     xmap = load_orientation_map(p)
     q, pid, _ = map_arrays(xmap)
     has = {"grains": False, "boundaries": False, "classification": False}
-    if file_signature(p) == HDF5_SIGNATURE:
+    import h5py
+
+    if h5py.is_hdf5(p):
         def probe(f: Any, source: str) -> dict[str, bool]:
             return {k: k in f for k in has}
 
