@@ -46,14 +46,15 @@ def crystal_map(q: np.ndarray, phase, valid: np.ndarray | None = None) -> Crysta
                       prop={"reliability": np.full(ny * nx, 50.0)})
 
 
-def write_results(path: Path, xmap: CrystalMap, *, grains: bool = True, field_xy=(1.0, 0.0)) -> Path:
+def write_results(path: Path, xmap: CrystalMap, *, grains: bool = True, field_xy=(1.0, 0.0),
+                  small_grains: str = "unassign") -> Path:
     """A results file as `stemgrains run` lays it out (orientation, grains, boundaries, classification), or
     index-only (``grains=False``)."""
     with atomic_h5(path) as f:
         write_provenance(f, phases=xmap.phases)
         write_orientation_map(f, xmap)
         if grains:
-            gm = segment_grains(xmap, min_grain_size=2)
+            gm = segment_grains(xmap, min_grain_size=2, small_grains=small_grains)
             bt = extract_boundaries(gm, xmap)
             write_grains(f, gm)
             write_boundaries(f, bt)

@@ -309,3 +309,22 @@ def test_three_scans_keep_series_ids(tmp_path, nba, capsys):
     for name in output_names(3):
         assert (out / name).is_file(), name
     assert (out / "grain_rotation_2-3.png").is_file()
+
+
+def test_unindexed_pixels_do_not_disturb_registration_or_matching(tmp_path, nba):
+    lab, gq = field((44, 44), 12, seed=13, min_sep=6.0)
+    rng = np.random.default_rng(0)
+    w1, w2 = (slice(4, 40), slice(6, 42)), (slice(6, 42), slice(3, 39))
+    paths = []
+    for name, w in (("u1.h5", w1), ("u2.h5", w2)):
+        valid = rng.random(lab[w].shape) > 0.15  # 15 % not indexed, different pixels in each scan
+        # (merged into the grains around them, `segment --small-grains merge`; left unassigned, they cut grains into
+        # fragments that the comparison reports as split/merged)
+        paths.append(write_results(tmp_path / name, crystal_map(gq[lab[w] - 1], nba, valid), small_grains="merge"))
+    comp = compare_results(paths)
+    reg = comp.registrations[1]
+    assert reg.shift == (-2, 3) and reg.op == PixelOp() and reg.agreement == 1.0  # field (4, 6) vs (6, 3)
+    g = _matched(comp)
+    st = g["status"]
+    assert np.all(st[~np.isin(st, ["outside", "edge"])] == "matched")
+    assert np.all(g["disorientation_deg"][st == "matched"] < 1e-6)
