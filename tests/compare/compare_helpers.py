@@ -69,13 +69,22 @@ def rotate_about(q: np.ndarray, axis, angle_deg: float) -> np.ndarray:
     return (Rotation(q) * ~r).data
 
 
+def specimen_grid(a: np.ndarray, turn: int = 0, flip: bool = False) -> np.ndarray:
+    """The grid change of :func:`two_scans`' second scan applied to an array (for checking a found op)."""
+    a = a[::-1] if flip else a
+    for _ in range(turn % 4):
+        a = np.rot90(a, -1, axes=(0, 1))
+    return a
+
+
 def two_scans(tmp: Path, phase, *, shape=(32, 32), n_grains=14, seed=5, offset=(3, -2), turned_grain=None,
-              turn_deg=3.0, turn_axis=(1.0, 2.0, 0.5), grains=True, specimen_turn: int = 0):
+              turn_deg=3.0, turn_axis=(1.0, 2.0, 0.5), grains=True, specimen_turn: int = 0,
+              specimen_flip: bool = False):
     """Scan 1 = field[4:4+ny, 4:4+nx]; scan 2 = the window moved by ``offset`` (so scan-1 pixel p is scan-2
     pixel p − offset... see ``expected_shift``), grain ``turned_grain`` (field label, default the one at the
     centre) turned by ``turn_deg`` about ``turn_axis``; scan 2 optionally taken with the specimen turned by
-    ``specimen_turn`` × 90° about z (from +x toward +y). Returns (path1, path2, field labels, turned label,
-    expected shift)."""
+    ``specimen_turn`` × 90° about z (from +x toward +y), after turning it over about x when ``specimen_flip``.
+    Returns (path1, path2, field labels, turned label, expected shift)."""
     ny, nx = shape
     big = (ny + 8 + abs(offset[0]) * 2, nx + 8 + abs(offset[1]) * 2)
     lab, gq = field(big, n_grains, seed)
@@ -87,6 +96,9 @@ def two_scans(tmp: Path, phase, *, shape=(32, 32), n_grains=14, seed=5, offset=(
     gq2[turned - 1] = rotate_about(gq[turned - 1:turned], turn_axis, turn_deg)[0]
     q1 = gq[lab[w1] - 1]
     q2 = gq2[lab[w2] - 1]
+    if specimen_flip:
+        # turned over about x (180°: y -> −y, z -> −z): rows reversed, O' = O · Rx(180°)⁻¹
+        q2 = rotate_about(q2[::-1].reshape(-1, 4), (1, 0, 0), 180.0).reshape(q2.shape)
     if specimen_turn % 4:
         # the specimen turned by +90° about z (x -> y) per step: new grid = np.rot90(old, -1), O' = O · Rz⁻¹
         for _ in range(specimen_turn % 4):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from orix.quaternion import Rotation
 
-from compare_helpers import STEP, crystal_map, field, rotate_about, two_scans, write_results
+from compare_helpers import STEP, crystal_map, field, rotate_about, specimen_grid, two_scans, write_results
 from stemgrains.cli import main
 from stemgrains.compare import PIXEL_OPS, PixelOp, compare_results, load_scan, output_names
 from stemgrains.compare.register import _op_channels, apply_op, ipf_channels
@@ -119,13 +119,16 @@ def test_shifted_scan_with_one_grain_turned_3_degrees(tmp_path, nba):
     assert np.array_equal(g["series_id"][m], g["grain_from"][m])
 
 
-@pytest.mark.parametrize("turn", [1, 2, 3])
-def test_specimen_turned_between_scans(tmp_path, nba, turn):
-    p1, p2, lab, turned, expected = two_scans(tmp_path, nba, offset=(2, 1), specimen_turn=turn, turn_deg=3.0)
+@pytest.mark.parametrize("turn, flip", [(1, False), (2, False), (3, False), (0, True), (1, True)])
+def test_specimen_turned_between_scans(tmp_path, nba, turn, flip):
+    p1, p2, lab, turned, expected = two_scans(tmp_path, nba, offset=(2, 1), specimen_turn=turn, specimen_flip=flip,
+                                              turn_deg=3.0)
     comp = compare_results([p1, p2])
     reg = comp.registrations[1]
-    # the specimen turned by turn x 90° (x -> y) is undone by numpy.rot90 with k = turn
-    assert reg.op == PixelOp(turn % 4) and reg.shift == expected
+    # the op found undoes the grid change of the second scan
+    probe = np.arange(6 * 7).reshape(6, 7)
+    assert np.array_equal(reg.op(specimen_grid(probe, turn, flip)), probe)
+    assert reg.shift == expected
     g = _matched(comp)
     m = g["status"] == "matched"
     assert np.all(g["status"][~np.isin(g["status"], ["outside", "edge"])] == "matched")
