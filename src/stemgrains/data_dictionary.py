@@ -228,8 +228,12 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                           "turns, counter-clockwise as displayed), flip+… (rows reversed first: specimen turned over)"),
         "quarter_turns": ("—", "number of those quarter turns, 0–3"),
         "flip": ("—", "rows reversed before the turn"),
-        "shift_row": ("px", "scan-1 pixel (r, c) is the re-gridded scan's pixel (r + shift_row, c + shift_col)"),
+        "shift_row": ("px", "scan-1 pixel (r, c) is the re-gridded scan's pixel (r + shift_row, c + shift_col) "
+                            "(with angle_deg 0)"),
         "shift_col": ("px", "column part of that shift"),
+        "angle_deg": ("deg", "small rotation of the re-gridded scan's content relative to scan 1 (from +x toward "
+                             "+y, about scan 1's centre c): scan-1 pixel p is at c + R(angle)·(p + shift − c); 0 "
+                             "unless searched (--max-angle) or given (--angle)"),
         "score": ("1", "mean masked normalised cross-correlation of the IPF-x/y/z colours at the placement, −1–1; "
                        "NaN when given"),
         "runner_up": ("1", "pixels agreeing in orientation under the best other candidate placement, as a "

@@ -270,6 +270,8 @@ def test_cli_errors_are_one_line(tmp_path, nba, capsys):
         ([str(p1), str(p2), "--rotation", "rot45"], "rotation 'rot45'"),
         ([str(p1), str(p2), "--shift", "30,30"], "shares"),
         ([str(p1), str(p2), "--min-iou", "0"], "min_iou"),
+        ([str(p1), str(p2), "--angle", "3"], "--angle goes with --shift"),
+        ([str(p1), str(p2), "--max-angle", "60"], "max_angle_deg"),
         ([str(p1), str(tmp_path)], "results.h5"),
     ]
     for args, needle in cases:
@@ -331,3 +333,56 @@ def test_unindexed_pixels_do_not_disturb_registration_or_matching(tmp_path, nba)
     st = g["status"]
     assert np.all(st[~np.isin(st, ["outside", "edge"])] == "matched")
     assert np.all(g["disorientation_deg"][st == "matched"] < 1e-6)
+
+
+def _rotated_scans(tmp_path, nba, angle_deg, shape=(40, 40), offset=(2, -3), turn_deg=3.0):
+    """Scan 2 = the field seen with the specimen turned by ``angle_deg`` about z (content rotated from +x toward
+    +y about the window centre, nearest pixel; orientations O · Rz(angle)⁻¹) and moved by ``offset``; the
+    grain at the centre turned by ``turn_deg`` about a tilted axis."""
+    ny, nx = shape
+    lab, gq = field((ny + 30, nx + 30), 12, seed=17, min_sep=8.0)
+    r0, c0 = 15, 15
+    turned = int(lab[r0 + ny // 2, c0 + nx // 2])
+    gq2 = gq.copy()
+    gq2[turned - 1] = rotate_about(gq[turned - 1:turned], (1.0, 2.0, 0.5), turn_deg)[0]
+    gq2 = rotate_about(gq2, (0, 0, 1), angle_deg)
+    w1 = lab[r0:r0 + ny, c0:c0 + nx]
+    cy, cx = (ny - 1) / 2, (nx - 1) / 2
+    rr, cc = np.indices(shape)
+    t = np.radians(-angle_deg)  # moving pixel q shows the field at R(−angle)(q − c) + c + offset
+    fy = np.sin(t) * (cc - cx) + np.cos(t) * (rr - cy) + cy + offset[0]
+    fx = np.cos(t) * (cc - cx) - np.sin(t) * (rr - cy) + cx + offset[1]
+    w2 = lab[np.rint(fy).astype(int) + r0, np.rint(fx).astype(int) + c0]
+    p1 = write_results(tmp_path / "r1.h5", crystal_map(gq[w1 - 1], nba))
+    p2 = write_results(tmp_path / "r2.h5", crystal_map(gq2[w2 - 1], nba))
+    return p1, p2, w1, turned
+
+
+@pytest.mark.parametrize("angle", [-4.0, 7.0])
+def test_small_rotation_of_the_specimen(tmp_path, nba, angle, capsys):
+    p1, p2, w1, turned = _rotated_scans(tmp_path, nba, angle)
+    plain = compare_results([p1, p2], rotation="none")
+    comp = compare_results([p1, p2], rotation="none", max_angle_deg=10.0)
+    reg = comp.registrations[1]
+    assert reg.angle_deg == pytest.approx(angle, abs=0.1)
+    g = _matched(comp)
+    st = g["status"]
+    m = st == "matched"
+    assert np.all(st[~np.isin(st, ["outside", "edge"])] == "matched")
+    both = comp.covered[0] & comp.covered[1]
+    sid = np.bincount(comp.series_labels[0][both & (w1 == turned)]).argmax()
+    is_t = g["series_id"][m] == sid
+    dis = g["disorientation_deg"][m]
+    assert dis[is_t][0] == pytest.approx(3.0, abs=0.3)
+    assert np.all(dis[~is_t] < 0.5)
+    # without the rotation search every grain seems turned by about the angle
+    gp = _matched(plain)
+    assert np.median(gp["disorientation_deg"][gp["status"] == "matched"]) > abs(angle) - 0.5
+    # the command line: searched, or given with the shift
+    out = tmp_path / "o"
+    assert main(["compare", str(p1), str(p2), "-o", str(out), "--max-angle", "10", "--rotation", "none",
+                 "--no-figures"]) == 0
+    assert f"rotated {angle:+.2f}°, shift ({reg.shift[0]}, {reg.shift[1]}) px" in capsys.readouterr().out
+    assert main(["compare", str(p1), str(p2), "-o", str(out), f"--shift={reg.shift[0]},{reg.shift[1]}",
+                 f"--angle={angle}", "--no-figures"]) == 0
+    assert "largest orientation change 3.00°" in capsys.readouterr().out

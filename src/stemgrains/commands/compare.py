@@ -35,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="turn of the later scans' grid: auto (default: try the 8 turns and flips), none, rot90, "
                         "rot180, rot270, or flip+rotNN (the specimen turned over about x); rotNN counts numpy.rot90 "
                         "quarter turns, counter-clockwise as displayed")
+    p.add_argument("--max-angle", type=float, default=0.0, metavar="DEG",
+                   help="also search small rotations of the later scans within +-DEG (0.5 degree steps, refined to "
+                        "0.05 degrees; nearest-neighbour re-gridding); default 0: none")
+    p.add_argument("--angle", action="append", default=None, metavar="DEG",
+                   help="with --shift: the rotation of a later scan's content, degrees from +x toward +y about scan "
+                        "1's centre (once per later scan)")
     p.add_argument("--min-overlap", type=float, default=0.25, metavar="F",
                    help="least common indexed area, fraction of the smaller map (default %(default)g); refused below")
     p.add_argument("--min-iou", type=float, default=0.2, metavar="F",
@@ -71,12 +77,21 @@ def run(args: argparse.Namespace) -> int:
             if r != int(r) or c != int(c):
                 raise ParameterError(f"--shift expects whole scan pixels ROW,COL, got {text!r}")
             shifts.append((int(r), int(c)))
+    angles = None
+    if args.angle is not None:
+        if shifts is None or len(args.angle) != len(inputs) - 1:
+            raise ParameterError("--angle goes with --shift, once per later scan")
+        try:
+            angles = [float(a) for a in args.angle]
+        except ValueError:
+            raise ParameterError(f"--angle expects degrees, got {args.angle!r}") from None
     rotation = args.rotation
     if shifts is not None and str(rotation).lower() == "auto":
         rotation = "none"
     comp = compare_results(inputs, rotation=rotation, shifts=shifts, min_overlap_fraction=args.min_overlap,
                            min_iou=args.min_iou, max_rotation_deg=args.max_rotation,
-                           move_tolerance_px=args.move_tolerance, threshold_deg=args.threshold)
+                           move_tolerance_px=args.move_tolerance, threshold_deg=args.threshold,
+                           max_angle_deg=args.max_angle, angles_deg=angles)
     write_comparison(out, comp, figures=not args.no_figures)
     for k, (path, segmented) in enumerate(zip(comp.paths, comp.parameters["segmented_here"])):
         if segmented:
@@ -84,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     for k in range(1, len(comp.paths)):
         r = comp.registrations[k]
         how = "given" if r.given else f"NCC {r.score:.3f}, best rival {100 * r.runner_up:.0f} % as many agreeing px"
-        print(f"scan {k + 1} ({comp.paths[k].name}) on scan 1: {r.op.name}, shift ({r.shift[0]}, {r.shift[1]}) px "
+        turn = f", rotated {r.angle_deg:+.2f}°" if r.angle_deg else ""
+        print(f"scan {k + 1} ({comp.paths[k].name}) on scan 1: {r.op.name}{turn}, shift ({r.shift[0]}, {r.shift[1]}) px "
               f"({how}); {r.overlap_px} px in common, {100 * r.agreement:.0f} % of them agree within "
               f"{args.threshold:g}°")
     for c in comp.summary()["comparisons"]:

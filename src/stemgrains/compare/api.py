@@ -163,7 +163,8 @@ class Comparison:
 def registration_record(reg: Registration) -> dict[str, Any]:
     """A registration as a JSON-ready dict (what ``compare.json`` holds per scan)."""
     return {"rotation": reg.op.name, "quarter_turns": int(reg.op.k % 4), "flip": bool(reg.op.flip),
-            "sample_rotation_matrix": reg.op.matrix().tolist(), "shift_row_col_px": list(reg.shift),
+            "angle_deg": float(reg.angle_deg), "centre_row_col_px": [float(c) for c in reg.centre],
+            "sample_rotation_matrix": reg.sample_rotation().T.tolist(), "shift_row_col_px": list(reg.shift),
             "score": _nan_none(reg.score), "runner_up": _nan_none(reg.runner_up), "overlap_px": int(reg.overlap_px),
             "agreement": _nan_none(reg.agreement), "given": bool(reg.given)}
 
@@ -264,8 +265,8 @@ def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: n
 def _place(reg: Registration, scan: ScanResults, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Phase ids and orientations (in scan 1's sample frame) of ``scan`` on scan 1's grid."""
     pid_on, _ = reg.resample(scan.phase_id, shape, fill=-1)
-    # resample() re-grids (the op on the pixel grid); apply_op expresses the orientations in scan 1's frame
-    q_on, _ = reg.resample(apply_op(reg.op, scan.quaternions), shape, fill=0.0)
+    # resample() re-grids (the op on the pixel grid); orientations() expresses them in scan 1's sample frame
+    q_on, _ = reg.resample(reg.orientations(scan.quaternions), shape, fill=0.0)
     return pid_on, q_on
 
 
@@ -288,8 +289,8 @@ def _grains_on_reference(scan: ScanResults, reg: Registration, ref_shape: tuple[
     ids = np.asarray(t["id"], dtype=np.int64)
     names = _phase_names(scan.grains.phases)
     phase = np.array([names.get(int(p), f"phase {int(p)}") for p in np.asarray(t["phase_id"])], dtype=object)
-    quat = apply_op(reg.op, np.asarray(t["mean_quaternion"], float).reshape(-1, 4))
-    c = np.asarray(t["c_axis"], float).reshape(-1, 3) @ reg.op.matrix().T
+    quat = reg.orientations(np.asarray(t["mean_quaternion"], float).reshape(-1, 4))
+    c = reg.vectors(np.asarray(t["c_axis"], float).reshape(-1, 3))
     return _Grains(labels, covered, ids, phase, quat, c, np.asarray(t["area_px"], float))
 
 
@@ -431,6 +432,66 @@ def _majority(seg_ids: np.ndarray, seg: dict[int, tuple[str, str]], which: int) 
     return str(names[int(np.argmax(counts))])
 
 
+def _median_disorientation(ref: ScanResults, s: ScanResults, op: PixelOp, shift: tuple[int, int], angle: float,
+                           centre: tuple[float, float], mask: np.ndarray, tol_deg: float, names_ref: dict[int, str],
+                           names_mov: dict[int, str], syms: dict[str, np.ndarray]) -> float:
+    """Median disorientation (deg) of the agreeing (< ``tol_deg``) pixels under a placement: a rotation error of
+    the placement adds to every grain's disorientation, so its minimum over the angle fixes the angle."""
+    from ..grains import misorientation_angle
+
+    pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0, False, angle, centre), s, ref.shape)
+    both = mask & (pid_on >= 0)
+    vals = []
+    for i, name in names_ref.items():
+        sel = both & (ref.phase_id == i) & np.isin(pid_on, [j for j, nm in names_mov.items() if nm == name])
+        if sel.any():
+            vals.append(np.degrees(misorientation_angle(ref.quaternions[sel], q_on[sel], syms[name])))
+    a = np.concatenate(vals) if vals else np.zeros(0)
+    a = a[a < tol_deg]
+    return float(np.median(a)) if a.size else float("inf")
+
+
+def _search_angle(ref: ScanResults, ref_ch: np.ndarray, ref_ok: np.ndarray, s: ScanResults, op: PixelOp,
+                  start: tuple[tuple[int, int], float, float], centre: tuple[float, float], max_angle: float,
+                  n_min: int, agreeing: Any, spread: Any, tol_deg: float
+                  ) -> tuple[float, tuple[int, int], float, float]:
+    """Small rotation of the content (see :class:`~stemgrains.compare.register.Registration`): the IPF channels of
+    the moving map, its orientations turned into the reference frame, are rotated by each angle of a 0.5° grid
+    and correlated; the candidate with most agreeing pixels wins; the angle is then refined in 0.05° steps by
+    the median disorientation of the agreeing pixels (:func:`_median_disorientation`)."""
+    from .register import _ncc, _peaks, _unwrap
+
+    shift0, score0, runner0 = start
+    cands = [(agreeing(op, shift0, 0.0), score0, 0.0, shift0)]
+    pid = op(s.phase_id)
+    for a in np.arange(-max_angle, max_angle + 1e-9, 0.5):
+        if abs(a) < 1e-9:
+            continue
+        reg = Registration(op, (0, 0), 0.0, 0.0, 0, 0.0, False, float(a), centre)
+        ch = ipf_channels(op(reg.orientations(s.quaternions)), pid, s.grains.phases)
+        rr, cc = np.indices(pid.shape)
+        qr, qc = reg._rotate(rr, cc, float(a))
+        qr, qc = np.rint(qr).astype(np.int64), np.rint(qc).astype(np.int64)
+        inside = (qr >= 0) & (qr < pid.shape[0]) & (qc >= 0) & (qc < pid.shape[1])
+        rot = np.full_like(ch, np.nan)
+        rot[:, inside] = ch[:, qr[inside], qc[inside]]
+        ok = np.zeros(pid.shape, bool)
+        ok[inside] = pid[qr[inside], qc[inside]] >= 0
+        ncc, _ = _ncc(ref_ch, ref_ok, rot, ok, n_min)
+        for i, j in _peaks(ncc, 4):
+            t = (_unwrap(i, pid.shape[0], ncc.shape[0]), _unwrap(j, pid.shape[1], ncc.shape[1]))
+            cands.append((agreeing(op, t, float(a)), float(ncc[i, j]), float(a), t))
+    cands.sort(key=lambda c: (-c[0], -c[1]))
+    n_best, score, angle, shift = cands[0]
+    fine = [(spread(angle + d, shift), angle + d) for d in np.arange(-0.5, 0.5 + 1e-9, 0.05)]
+    angle = float(round(min(fine)[1], 2))
+    # rivals: other shifts, or angles beyond the agreement tolerance (nearer angles agree by construction)
+    others = [c[0] for c in cands[1:] if abs(c[2] - cands[0][2]) >= tol_deg
+              or max(abs(c[3][0] - shift[0]), abs(c[3][1] - shift[1])) > 2]
+    runner = (max(others) / n_best if n_best else 1.0) if others else 0.0
+    return angle, shift, score, float(runner)
+
+
 # ------------------------------------------------------------------------------------------------- main entry
 def compare_results(
     paths: list[str | os.PathLike],
@@ -443,6 +504,8 @@ def compare_results(
     move_tolerance_px: float = 0.5,
     threshold_deg: float = config.GRAIN_THRESHOLD_DEG,
     min_grain_size: int = config.MIN_GRAIN_SIZE_PX,
+    max_angle_deg: float = 0.0,
+    angles_deg: list[float] | None = None,
     scans: list[ScanResults] | None = None,
 ) -> Comparison:
     """Compare a series of scans of the same area (see the module docstring for the method).
@@ -468,6 +531,12 @@ def compare_results(
         A boundary has ``moved`` when the mean distance between its traces exceeds this, scan pixels.
     threshold_deg, min_grain_size
         Segmentation of inputs without grains (deg, px); ``min_grain_size`` also decides the ``edge`` status.
+    max_angle_deg
+        Also search small rotations of each scan's content within ± this angle (deg, 0.5° steps, then refined
+        to 0.05° by the median disorientation of the agreeing pixels), about scan 1's centre, after the turn
+        or flip; 0 (default): none. Maps are then re-gridded by nearest neighbour.
+    angles_deg
+        Per later scan, a given rotation (deg) to use with a given shift.
     scans
         Already loaded scans (skips reading ``paths``; tests).
 
@@ -491,7 +560,8 @@ def compare_results(
     for name, v, ok in (("min_overlap_fraction", min_overlap_fraction, 0 < min_overlap_fraction <= 1),
                         ("min_iou", min_iou, 0 < min_iou <= 1),
                         ("max_rotation_deg", max_rotation_deg, 0 <= max_rotation_deg <= 180),
-                        ("move_tolerance_px", move_tolerance_px, move_tolerance_px >= 0)):
+                        ("move_tolerance_px", move_tolerance_px, move_tolerance_px >= 0),
+                        ("max_angle_deg", max_angle_deg, 0 <= max_angle_deg <= 45)):
         if not (np.isfinite(v) and ok):
             raise ParameterError(f"{name} out of range: {v!r}")
     n = len(scans)
@@ -518,6 +588,9 @@ def compare_results(
     ref_ok = ref.phase_id >= 0
     ref_ch = ipf_channels(ref.quaternions, ref.phase_id, ref.grains.phases)
     regs = [Registration(PixelOp(), (0, 0), float("nan"), float("nan"), int(ref_ok.sum()), 1.0, True)]
+    centre = ((ref.shape[0] - 1) / 2.0, (ref.shape[1] - 1) / 2.0)
+    if angles_deg is not None and len(angles_deg) != n - 1:
+        raise ParameterError(f"give one angle per later scan ({n - 1}), got {len(angles_deg)}")
     for k in range(1, n):
         s = scans[k]
         mov_ok = s.phase_id >= 0
@@ -527,21 +600,30 @@ def compare_results(
         sub = np.zeros(ref.shape, bool)
         sub[::stride, ::stride] = True
 
-        def agreeing(op: PixelOp, shift: tuple[int, int], s: ScanResults = s, names_mov: dict = names_mov) -> int:
-            pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0), s, ref.shape)
+        def agreeing(op: PixelOp, shift: tuple[int, int], angle: float = 0.0, s: ScanResults = s,
+                     names_mov: dict = names_mov) -> int:
+            pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0, False, angle, centre), s, ref.shape)
             return _agreement(ref, q_on, pid_on, ref_ok & (pid_on >= 0) & sub, threshold_deg, names_ref, names_mov,
                               syms)
 
         given = shifts[k - 1] if shifts is not None else None
+        angle = 0.0
         if given is not None:
             op = ops[0] if len(ops) == 1 else PixelOp()
             shift = (int(given[0]), int(given[1]))
             score = runner = float("nan")
+            angle = float(angles_deg[k - 1]) if angles_deg is not None else 0.0
         else:
             ch = ipf_channels(s.quaternions, s.phase_id, s.grains.phases)
             op, shift, score, runner = register_maps(ref_ch, ref_ok, ch, mov_ok, agreeing=agreeing, ops=ops,
                                                      min_overlap_fraction=min_overlap_fraction)
-        tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None)
+            if max_angle_deg > 0:
+                n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
+                angle, shift, score, runner = _search_angle(
+                    ref, ref_ch, ref_ok, s, op, (shift, score, runner), centre, max_angle_deg, n_min, agreeing,
+                    lambda a, t: _median_disorientation(ref, s, op, t, a, centre, ref_ok & sub, threshold_deg,
+                                                        names_ref, names_mov, syms), threshold_deg)
+        tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None, angle, centre)
         pid_on, q_on = _place(tmp, s, ref.shape)
         both = ref_ok & (pid_on >= 0)
         n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
@@ -549,7 +631,7 @@ def compare_results(
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")
         agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov, syms) / int(both.sum())
-        regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None))
+        regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre))
 
     grains_on = [_grains_on_reference(s, r, ref.shape) for s, r in zip(scans, regs)]
     # series ids

@@ -153,6 +153,12 @@ class Registration:
         Fraction of those pixels whose orientations agree within the grain threshold (disorientation, Laue group).
     given
         The placement came from the user (``--shift``).
+    angle_deg
+        Small rotation of the re-gridded moving map's content relative to the reference, degrees from +x toward
+        +y, about ``centre``: reference pixel p is at moving position ``centre + R(angle) · (p + shift − centre)``
+        (nearest pixel). 0 unless a rotation search was asked for.
+    centre
+        ``(row, col)`` of the rotation centre, reference pixels.
     """
 
     op: PixelOp
@@ -162,11 +168,41 @@ class Registration:
     overlap_px: int
     agreement: float
     given: bool = False
+    angle_deg: float = 0.0
+    centre: tuple[float, float] = (0.0, 0.0)
+
+    def _rotate(self, rows: np.ndarray, cols: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
+        t = np.radians(angle_deg)
+        dy, dx = np.asarray(rows, float) - self.centre[0], np.asarray(cols, float) - self.centre[1]
+        return (np.sin(t) * dx + np.cos(t) * dy + self.centre[0], np.cos(t) * dx - np.sin(t) * dy + self.centre[1])
+
+    def sample_rotation(self) -> np.ndarray:
+        """``(3, 3)`` rotation taking reference sample-frame vectors to the moving scan's: ``R_op⁻¹ · Rz(angle)``
+        (the moving scan's orientations in the reference frame are ``O · R_op⁻¹ · Rz(angle)``)."""
+        t = np.radians(self.angle_deg)
+        rz = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
+        return self.op.matrix().T @ rz
+
+    def orientations(self, quaternions: np.ndarray) -> np.ndarray:
+        """Orientations ``(..., 4)`` of the moving scan expressed in the reference sample frame."""
+        q = apply_op(self.op, quaternions)
+        if self.angle_deg == 0.0:
+            return q
+        from orix.quaternion import Rotation
+
+        rz = Rotation.from_axes_angles([0.0, 0.0, 1.0], np.radians(self.angle_deg))
+        return (Rotation(q.reshape(-1, 4)) * rz).data.reshape(q.shape)
+
+    def vectors(self, v: np.ndarray) -> np.ndarray:
+        """Sample-frame vectors ``(n, 3)`` of the moving scan expressed in the reference frame."""
+        return np.asarray(v, float) @ self.sample_rotation()
 
     def to_reference(self, rows: np.ndarray, cols: np.ndarray, moving_shape: tuple[int, int]
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Pixel coordinates of the moving map → reference-map pixel coordinates."""
         r, c = self.op.points(rows, cols, moving_shape)
+        if self.angle_deg != 0.0:
+            r, c = self._rotate(r, c, -self.angle_deg)
         return r - self.shift[0], c - self.shift[1]
 
     def resample(self, moving: np.ndarray, reference_shape: tuple[int, int], fill=0) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +212,13 @@ class Registration:
         out = np.full((ny, nx) + m.shape[2:], fill, dtype=m.dtype)
         covered = np.zeros((ny, nx), bool)
         dr, dc = self.shift
+        if self.angle_deg != 0.0:
+            rr, cc = np.indices((ny, nx))
+            qr, qc = self._rotate(rr + dr, cc + dc, self.angle_deg)
+            qr, qc = np.rint(qr).astype(np.int64), np.rint(qc).astype(np.int64)
+            covered = (qr >= 0) & (qr < m.shape[0]) & (qc >= 0) & (qc < m.shape[1])
+            out[covered] = m[qr[covered], qc[covered]]
+            return out, covered
         r0, r1 = max(0, -dr), min(ny, m.shape[0] - dr)
         c0, c1 = max(0, -dc), min(nx, m.shape[1] - dc)
         if r1 > r0 and c1 > c0:

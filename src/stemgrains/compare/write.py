@@ -33,7 +33,8 @@ def output_names(n_scans: int, figures: bool = True) -> list[str]:
 
 
 def registration_table(comparison: Comparison) -> Table:
-    """One row per scan: ``scan``, ``rotation``, ``quarter_turns``, ``flip``, ``shift_row``, ``shift_col``, ``score``,
+    """One row per scan: ``scan``, ``rotation``, ``quarter_turns``, ``flip``, ``shift_row``, ``shift_col``,
+    ``angle_deg``, ``score``,
     ``runner_up``, ``overlap_px``, ``agreement``, ``given``."""
     recs = [registration_record(r) for r in comparison.registrations]
 
@@ -47,6 +48,7 @@ def registration_table(comparison: Comparison) -> Table:
         "flip": col("flip", bool),
         "shift_row": np.array([r["shift_row_col_px"][0] for r in recs], dtype=np.int64),
         "shift_col": np.array([r["shift_row_col_px"][1] for r in recs], dtype=np.int64),
+        "angle_deg": col("angle_deg", float),
         "score": col("score", float),
         "runner_up": col("runner_up", float),
         "overlap_px": col("overlap_px", np.int64),

@@ -121,7 +121,9 @@ def plot_matched_grains(comparison: Any, *, annotate: bool | None = None, path: 
         head = f"scan {k + 1}: {comparison.paths[k].name}"
         if k:
             how = "given" if reg.given else f"NCC {reg.score:.2f}"
-            head += f"\n{reg.op.name}, shift ({reg.shift[0]}, {reg.shift[1]}) px, {how}"
+            parts = [reg.op.name] if reg.op.name != "none" or not reg.angle_deg else []
+            parts += [f"rotated {reg.angle_deg:+.2f}°"] if reg.angle_deg else []
+            head += f"\n{', '.join(parts)}, shift ({reg.shift[0]}, {reg.shift[1]}) px, {how}"
         ax.set_title(head, fontsize=8)
         ax.set_xlabel("x (nm)", fontsize=8)
         ax.set_ylabel("y (nm)", fontsize=8)
