@@ -10,8 +10,9 @@ Method
 ------
 1. Registration of every scan to scan 1 (:mod:`stemgrains.compare.register`): the best of the eight turns/flips
    of the scan grid (or only the one given) and an integer shift, from the masked normalised cross-correlation
-   of IPF colours; or ``shift`` given. Every map is then re-gridded onto scan 1's grid (integer moves, no
-   interpolation), its orientations expressed in scan 1's sample frame.
+   of IPF colours; optionally a small rotation of the content (``max_angle_deg``); or ``shift`` given. Every
+   map is then re-gridded onto scan 1's grid (integer moves; nearest neighbour under a small rotation), its
+   orientations and c axes expressed in scan 1's sample frame.
 2. Grain matching between consecutive scans j → k over the pixels both cover: intersection over union (IoU) of
    every pair of grains, restricted to that common field of view; one-to-one assignment maximising the total
    IoU (Hungarian algorithm, :func:`scipy.optimize.linear_sum_assignment`) among pairs with IoU ≥ ``min_iou``,
