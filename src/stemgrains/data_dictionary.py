@@ -216,6 +216,82 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "transport/boundaries": dict(_pick("boundary_id", "grain_a", "grain_b", "length_nm"), **_TRANSPORT_B),
     "transport/segments": dict(_pick("segment_id", "boundary_id", "grain_a", "grain_b", "length_nm"), **_TRANSPORT_B),
+    # compare.h5 of `stemgrains compare` (a file of its own; scan 1's grid and sample frame throughout)
+    "compare": {
+        "series_labels": ("—", "(n_scans, ny, nx) series id of every pixel of each scan registered onto scan 1's "
+                               "grid; 0 unassigned or not covered"),
+        "covered": ("—", "(n_scans, ny, nx) scan 1's pixels that each scan covers after registration"),
+    },
+    "compare/registration": {
+        "scan": ("—", "scan number (1 = the reference)"),
+        "rotation": ("—", "turn of the scan grid applied first: none, rot90, rot180, rot270 (numpy.rot90 quarter "
+                          "turns, counter-clockwise as displayed), flip+… (rows reversed first: specimen turned over)"),
+        "quarter_turns": ("—", "number of those quarter turns, 0–3"),
+        "flip": ("—", "rows reversed before the turn"),
+        "shift_row": ("px", "scan-1 pixel (r, c) is the re-gridded scan's pixel (r + shift_row, c + shift_col) "
+                            "(with angle_deg 0)"),
+        "shift_col": ("px", "column part of that shift"),
+        "angle_deg": ("deg", "small rotation of the re-gridded scan's content relative to scan 1 (from +x toward "
+                             "+y, about scan 1's centre c): scan-1 pixel p is at c + R(angle)·(p + shift − c); 0 "
+                             "unless searched (--max-angle) or given (--angle)"),
+        "score": ("1", "mean masked normalised cross-correlation of the IPF-x/y/z colours at the placement, −1–1; "
+                       "NaN when given"),
+        "runner_up": ("1", "pixels agreeing in orientation under the best other candidate placement, as a "
+                           "fraction of those under the kept one (0 unrivalled, near 1 ambiguous); NaN when given"),
+        "overlap_px": ("px", "scan-1 pixels indexed in both scans after registration"),
+        "agreement": ("1", "fraction of those whose orientations agree within the grain threshold "
+                           "(disorientation, Laue group)"),
+        "given": ("—", "the placement was given (--shift), not estimated"),
+    },
+    "compare/grains": {
+        "series_id": ("—", "one id per physical grain across the series (scan 1's grain label; new grains get the "
+                           "next free ids)"),
+        "scan_from": ("—", "scan j of the comparison j → k = j + 1"),
+        "scan_to": ("—", "scan k"),
+        "grain_from": ("—", "grain label in scan j; 0 when the grain is only in scan k"),
+        "grain_to": ("—", "grain label in scan k; 0 when the grain is only in scan j"),
+        "status": ("—", "matched, vanished, appeared, merged (into partner), split (off partner), edge (cut by the "
+                        "border of the common field of view to fewer than min_grain_size px: not compared), outside "
+                        "(no pixel in the common field of view)"),
+        "partner_series_id": ("—", "for merged/split: the matched grain it merged into / split off; −1 otherwise"),
+        "phase": ("—", "phase name"),
+        "iou": ("1", "intersection over union of the two grains over the common field of view"),
+        "overlap_px": ("px", "pixels the two grains share"),
+        "disorientation_deg": ("deg", "disorientation between the grain's mean orientations in scans j and k "
+                                      "(Laue group; scan k's orientations in scan 1's sample frame)"),
+        "c_axis_tilt_deg": ("deg", "angle between the grain's c axes in scans j and k, 0–90; NaN for phases that "
+                                   "are not trigonal/hexagonal"),
+        "centroid_shift_nm": ("nm", "distance between the grain's centroids over the common field of view"),
+        "dx_nm": ("nm", "x part of the centroid shift (scan 1's frame)"),
+        "dy_nm": ("nm", "y part of the centroid shift"),
+        "area_from_nm2": ("nm²", "grain area in scan j within the common field of view"),
+        "area_to_nm2": ("nm²", "grain area in scan k within the common field of view"),
+        "area_change_nm2": ("nm²", "area_to_nm2 − area_from_nm2"),
+    },
+    "compare/boundaries": {
+        "series_grain_a": ("—", "series id of one grain of the boundary (the smaller)"),
+        "series_grain_b": ("—", "series id of the other grain"),
+        "scan_from": ("—", "scan j"),
+        "scan_to": ("—", "scan k = j + 1"),
+        "boundary_from": ("—", "boundary_id in scan j's /boundaries; −1 when absent"),
+        "boundary_to": ("—", "boundary_id in scan k's /boundaries; −1 when absent"),
+        "status": ("—", "appeared, vanished, outside (not in the common field of view), or the changes joined by "
+                        "';' (moved, label-changed, behaviour-changed), else unchanged"),
+        "moved": ("—", "trace_distance_nm above move_tolerance_px × scan step"),
+        "label_changed": ("—", "the classification label carried by most of its pixel pairs in the common field "
+                               "of view differs"),
+        "behaviour_changed": ("—", "the behaviour carried by most of its pixel pairs there differs"),
+        "trace_distance_nm": ("nm", "symmetric mean nearest-neighbour distance between the boundary's traces "
+                                    "(pixel-pair midpoints in the common field of view) in scans j and k"),
+        "n_pairs_from": ("—", "its pixel pairs in the common field of view, scan j"),
+        "n_pairs_to": ("—", "the same in scan k"),
+        "misorientation_from_deg": ("deg", "its misorientation (disorientation angle) in scan j"),
+        "misorientation_to_deg": ("deg", "the same in scan k"),
+        "label_from": ("—", "label in scan j (empty without a classification)"),
+        "label_to": ("—", "label in scan k"),
+        "behaviour_from": ("—", "behaviour in scan j (empty without a classification)"),
+        "behaviour_to": ("—", "behaviour in scan k"),
+    },
 }
 
 #: Keys of summary.json (written by `stemgrains run`).
@@ -296,7 +372,9 @@ def render_markdown() -> str:
     csv_of = {"classification/boundaries": "boundaries.csv (`run`), `classify --csv OUT.csv`",
               "classification/segments": "segments.csv (`run`), `classify --csv` → OUT.segments.csv",
               "boundaries/boundaries": "`segment --csv OUT.csv`",
-              "boundaries/segments": "`segment --csv` → OUT.segments.csv"}
+              "boundaries/segments": "`segment --csv` → OUT.segments.csv",
+              "compare/grains": "grains_matched.csv (`compare`)",
+              "compare/boundaries": "boundaries_changed.csv (`compare`)"}
     for group, cols in GROUPS.items():
         lines.append(f"### `/{group}`")
         lines.append("")
