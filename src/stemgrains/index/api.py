@@ -668,7 +668,7 @@ def index_orientations(
     if libraries is None:
         libraries = [
             build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
-                          excitation_error_sigma=prm.excitation_error_sigma)
+                          excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
             for p in phase_list
         ]
     ny, nx = dataset.scan_shape
@@ -698,6 +698,8 @@ def index_orientations(
     from .._progress import progress_bar as tqdm
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
+    if todo and not _cpu.index_chunk.signatures:  # the kernels load (or, on a fresh install, compile) at first use
+        bar.set_description("indexing (first chunk: loading the numba kernels; compiling them takes ~1 min on first use)")
     try:
         if client is not None:
             from ..distributed import run_chunks_distributed
@@ -711,6 +713,7 @@ def index_orientations(
             for r0, r1 in todo:
                 block = dataset.rows(r0, r1).reshape(-1, ky, kx)
                 res = index_patterns(block, cal, libraries, prm, backend=backend, scan_shape=(r1 - r0, nx))
+                bar.set_description("indexing")
                 results[(r0, r1)] = res
                 if ckpt is not None:
                     _save_chunk(_chunk_path(ckpt, r0, r1), res)

@@ -26,7 +26,7 @@ from ..crystal.scattering import Reflections, excitation_error
 from ..crystal.spots import rotation_matrices
 from ..data import electron_wavelength
 from ..errors import ParameterError
-from .cache import cache_key, load_cached, save_cached
+from .cache import cache_key, default_cache_dir, load_cached, save_cached
 from .sampling import base_rotations, beam_directions, direction_covering_radius_deg
 
 __all__ = ["TemplateLibrary", "build_library", "laue_proper_group"]
@@ -117,6 +117,7 @@ def build_library(
     intensity_power: float = 0.5,
     cache: bool = True,
     cache_dir: str | None = None,
+    verbose: bool = False,
 ) -> TemplateLibrary:
     """Build (or load from the on-disk cache) the template library of a phase.
 
@@ -140,6 +141,9 @@ def build_library(
         Bin width of the rotation-invariant radial descriptor, 1/Å.
     intensity_power
         Spot weight = intensity ** power (0.5: amplitudes).
+    verbose
+        Say on stderr when the library is built rather than loaded (the first use of these settings can take
+        tens of seconds).
     """
     if not (np.isfinite(step_deg) and 0.1 <= step_deg <= 15):
         raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {step_deg!r}")
@@ -166,6 +170,12 @@ def build_library(
 
     lam = electron_wavelength(accelerating_voltage_kV)
     dirs = beam_directions(laue_proper_group(phase), step_deg)
+    if verbose:
+        import sys
+
+        where = f"; it is cached in {default_cache_dir() if cache_dir is None else cache_dir}" if cache else ""
+        print(f"building the template library of {phase.name} ({len(dirs)} beam directions, {step_deg:g}° step, "
+              f"k_max {k_max:g} 1/Å): first use of these settings{where}", file=sys.stderr, flush=True)
     base_q = np.ascontiguousarray(base_rotations(dirs).data, dtype=np.float64)
     # a pattern is at most the directions' covering radius (0.75·step) from the nearest template's beam direction
     tilt = np.deg2rad(direction_covering_radius_deg(step_deg))
