@@ -6,9 +6,10 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from .. import config
-from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides
+from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
@@ -22,17 +23,19 @@ ORDER = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
     p.add_argument("input", metavar="INPUT", help="4D-STEM data (project .h5, py4DSTEM .h5/.emd, .npy, .mib, .blo, .app5, .dm4, EMPAD .xml)")
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several phases)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="results file to write")
-    p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library angular step (default %(default)g)")
+    add_config_option(p, "[calibration], [index] and [spots]")
+    p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library angular step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector used, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
-    p.add_argument("--chunk-rows", type=int, default=8, metavar="N", help="scan rows per chunk (default %(default)d)")
-    p.add_argument("--n-prefilter", type=int, default=config.N_PREFILTER, metavar="N",
-                   help="templates passed by the rotation-invariant prefilter (default %(default)d; raise it for sparse patterns)")
-    p.add_argument("--no-neighbor-pass", action="store_true",
+    p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (default 8)")
+    p.add_argument("--n-prefilter", type=int, default=None, metavar="N",
+                   help=f"templates passed by the rotation-invariant prefilter (default {config.N_PREFILTER}; raise it for sparse patterns)")
+    p.add_argument("--no-neighbor-pass", action="store_true", default=None,
                    help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
-    p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="dask.distributed scheduler address")
     p.add_argument("--export-ang", metavar="OUT.ang", default=None,
                    help="also write an EDAX TSL .ang (µm; IQ = correlation index, CI = reliability/100)")
@@ -44,58 +47,93 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_auto_calibrate(p)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
+            progress: bool = True, scheduler: str | None = None, export_ang: str | None = None,
+            export_ctf: str | None = None, figures: str | None = None) -> dict[str, Any]:
+    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``.
+
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Results file to write (``OUT.h5``; the checkpoint ``OUT.h5.partial/`` is kept until it is written).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.resolve`); its ``[calibration]``,
+        ``[index]`` and ``[spots]`` are used and recorded in ``output`` (``/parameters`` attribute ``config``).
+    progress, scheduler, export_ang, export_ctf, figures
+        As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
+
+    Returns
+    -------
+    dict
+        ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
+        (Path or None).
+    """
     from ..crystal import load_phase
     from ..index import index_orientations
     from ..index.api import IndexParams
     from ..index.results import write_index_results
     from ..io import load_4d
-
     from ..io.outputs import check_outputs
+    from ..settings import calibration_overrides, index_params
 
-    out = Path(args.output)
-    check_outputs({"-o": out, "--export-ang": args.export_ang, "--export-ctf": args.export_ctf,
-                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [args.input, *args.phase])
-    phases = [load_phase(c) for c in args.phase]
-    ds = load_4d(args.input, **calibration_overrides(args))
-    params = dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows, n_prefilter=args.n_prefilter,
-                  neighbor_pass=not args.no_neighbor_pass)
+    out = Path(output)
+    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
+                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
+    phase_objs = [load_phase(c) for c in phases]
+    ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
+    params = index_params(cfg)
     IndexParams(**params)  # validate before any work
-    fit = None
-    if args.auto_calibrate:
+    fit = cal_json = None
+    if cfg["calibration"]["auto"]:
         from ..preprocess.calibrate import run_auto_calibration
-        from .calibrate import format_fit
 
         cal_json = out.with_name(out.stem + ".calibration.json")
-        ds, fit = run_auto_calibration(ds, phases, params, cal_json, cal_json.with_suffix(".png"))
-        print(format_fit(fit, cal_json))
+        ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
     client = None
-    if args.scheduler:
+    if scheduler:
         from ..distributed import _import_distributed
 
         try:
-            client = _import_distributed().Client(args.scheduler, timeout="20s")
+            client = _import_distributed().Client(scheduler, timeout="20s")
         except OSError as err:
             from ..errors import StemgrainsError
 
-            raise StemgrainsError(f"--scheduler {args.scheduler}: cannot connect ({err})") from None
+            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
     ckpt = out.with_name(out.name + ".partial")
-    xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=not args.no_progress, backend=args.backend, client=client, **params)
+    xmap = index_orientations(ds, phase_objs, checkpoint_dir=ckpt, progress=progress, backend=cfg["index"]["backend"],
+                              client=client, **params)
     params_out = dict(xmap.parameters, **({"calibration_fit": fit.to_dict()} if fit is not None else {}))
-    write_index_results(out, xmap, ds, phases, params_out, export_ang=args.export_ang, export_ctf=args.export_ctf)
+    write_index_results(out, xmap, ds, phase_objs, params_out, export_ang=export_ang, export_ctf=export_ctf, config=cfg)
     shutil.rmtree(ckpt, ignore_errors=True)
-    if args.figures:
+    if figures:
         from ..plot.orientation import save_orientation_figures
 
-        save_orientation_figures(xmap, args.figures)
+        save_orientation_figures(xmap, figures)
+    return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json}
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..index.quality import phase_fit_check
+    from ..settings import resolve
+
+    cfg = resolve(args, NAME)
+    res = run_one(args.input, args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
+                  export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures)
+    if res["calibration_fit"] is not None:
+        from .calibrate import format_fit
+
+        print(format_fit(res["calibration_fit"], res["calibration_json"]))
+    xmap = res["xmap"]
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())
-    print(f"indexed {ok}/{n} patterns → {out}")
+    print(f"indexed {ok}/{n} patterns → {res['output']}")
     if ok == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
-    from ..index.quality import phase_fit_check
-
     for w in phase_fit_check(xmap).warnings:
         print(f"warning: {w}", file=sys.stderr)
     return 0

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from .. import config
-from ..errors import ParameterError
-from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides, parse_pair
+from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -21,21 +21,23 @@ ORDER = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
     p.add_argument("input", metavar="INPUT", help="4D-STEM data file")
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_config_option(p, "every section")
     p.add_argument("--field", default=None, metavar="X,Y", help="applied in-plane field direction, sample frame (x right, y down)")
-    p.add_argument("--electrode", action="append", default=[], metavar="WHERE=V",
+    p.add_argument("--electrode", action="append", default=None, metavar="WHERE=V",
                    help="transport electrode: left|right|top|bottom or a mask .npy, = potential (repeat)")
-    p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library step (default %(default)g)")
+    p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
-    p.add_argument("--threshold", type=float, default=config.GRAIN_THRESHOLD_DEG, metavar="DEG", help="grain threshold (default %(default)g)")
-    p.add_argument("--min-size", type=int, default=config.MIN_GRAIN_SIZE_PX, metavar="N", help="smallest grain, px (default %(default)d)")
+    p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
+    p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
-    p.add_argument("--delta", type=float, default=config.TYPE_TOLERANCE_DEG, metavar="DEG", help="type tolerance (default %(default)g)")
-    p.add_argument("--ratio", type=float, default=config.CONDUCTIVITY_RATIO, help="σ_ip/σ_op (default %(default)g)")
-    p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--delta", type=float, default=None, metavar="DEG", help=f"type tolerance (default {config.TYPE_TOLERANCE_DEG:g})")
+    p.add_argument("--ratio", type=float, default=None, help=f"σ_ip/σ_op (default {config.CONDUCTIVITY_RATIO:g})")
+    p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
+    p.add_argument("--no-figures", action="store_true", default=None)
     p.add_argument("--overwrite", action="store_true",
                    help="OUTDIR holds another run's results: delete the files that run wrote, then run")
     p.add_argument("--no-progress", action="store_true")
@@ -43,55 +45,95 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_auto_calibrate(p)
 
 
-def parse_electrodes(items: list[str]) -> dict | None:
-    if not items:
+def parse_electrodes(electrodes: dict[str, float] | None) -> Any:
+    """The ``[transport] electrodes`` table as :func:`~stemgrains.pipeline.run_pipeline` takes it: ``None``, a
+    dict of edges, or ``[(mask, volts), ...]`` when a boolean mask ``.npy`` is among them."""
+    if not electrodes:
         return None
-    out = {}
-    for it in items:
-        where, sep, v = it.partition("=")
-        try:
-            out[where.strip()] = float(v)
-        except ValueError:
-            raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}") from None
-        if not sep or not where.strip():
-            raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}")
     from ..transport.api import require_potential_difference
 
-    require_potential_difference(list(out.items()))  # before hours of indexing
-    if any(k.endswith(".npy") for k in out):
+    require_potential_difference(list(electrodes.items()))  # before hours of indexing
+    if any(k.endswith(".npy") for k in electrodes):
         import numpy as np
 
-        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in out.items()]
-    return out
+        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
+    return dict(electrodes)
+
+
+def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
+            overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
+    """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
+
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Output folder (``results.h5``, tables, figures, ``config.toml``).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.effective_config` or
+        :func:`stemgrains.settings.resolve`); it is recorded in ``results.h5`` and ``OUTDIR/config.toml``.
+    overwrite, progress
+        As ``--overwrite`` and not ``--no-progress``.
+
+    Returns
+    -------
+    dict
+        What :func:`stemgrains.pipeline.run_pipeline` returns (paths written, ``summary``).
+    """
+    from ..boundaries.misorientation import parse_special
+    from ..pipeline import run_pipeline
+    from ..settings import calibration_overrides, index_params
+
+    g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
+    electrodes = parse_electrodes(t["electrodes"])
+    return run_pipeline(
+        input_path,
+        phases,
+        output,
+        field=tuple(c["field"]) if c["field"] is not None else None,
+        electrodes=electrodes,
+        index_params=index_params(cfg),
+        segment_params=dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
+                            min_reliability=g["min_reliability"], min_correlation=g["min_correlation"],
+                            small_grains=g["small_grains"]),
+        boundary_params=dict(low_angle_deg=g["low_angle_deg"], special=[parse_special(s) for s in g["special"]]),
+        classify_params=dict(type_tolerance_deg=c["type_tolerance_deg"], conductivity_ratio=c["conductivity_ratio"],
+                             flat_tolerance_deg=c["flat_tolerance_deg"], basis=c["basis"], tau_flow=c["tau_flow"],
+                             r_block=c["r_block"], conducting_phases=c["conducting_phases"]),
+        transport_params=dict(conductivity_ratio=t["conductivity_ratio"], gb_conductivity=t["gb_conductivity"],
+                              gb_thickness_nm=t["gb_thickness_nm"], model=t["model"], frame=t["frame"],
+                              frame_conductivity=t["frame_conductivity"], unassigned=t["unassigned"],
+                              solver=t["solver"]) if electrodes is not None else None,
+        calibration_overrides=calibration_overrides(cfg["calibration"]),
+        auto_calibrate=cfg["calibration"]["auto"],
+        figures=cfg["figures"]["enabled"],
+        progress=progress,
+        backend=cfg["index"]["backend"],
+        overwrite=overwrite,
+        config=cfg,
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import run_pipeline
+    from ..settings import resolve
 
-    field = parse_pair(args.field, "--field") if args.field else None
-    out = run_pipeline(
-        args.input,
-        args.phase,
-        args.output,
-        field=field,
-        electrodes=parse_electrodes(args.electrode),
-        index_params=dict(step_deg=args.step, k_max=args.k_max),
-        segment_params=dict(threshold_deg=args.threshold, min_grain_size=args.min_size, min_reliability=args.min_reliability),
-        classify_params=dict(type_tolerance_deg=args.delta, conductivity_ratio=args.ratio),
-        transport_params=dict(conductivity_ratio=args.ratio) if args.electrode else None,
-        calibration_overrides=calibration_overrides(args),
-        auto_calibrate=args.auto_calibrate,
-        figures=not args.no_figures,
-        progress=not args.no_progress,
-        backend=args.backend,
-        overwrite=args.overwrite,
-    )
+    cfg = resolve(args, NAME)
+    out = run_one(args.input, args.output, args.phase, cfg, overwrite=args.overwrite, progress=not args.no_progress)
+    print_summary(out, args.output)
+    return 0
+
+
+def print_summary(out: dict[str, Any], output: str) -> None:
+    """What ``stemgrains run`` prints for one dataset (``out`` from :func:`run_one`)."""
     s = out["summary"]
     if "calibration_fit" in out:
         from .calibrate import format_fit
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
-    print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")
+    print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
     if s["indexed_fraction"] == 0:
@@ -99,4 +141,3 @@ def run(args: argparse.Namespace) -> int:
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
     for w in s.get("phase_fit", {}).get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
-    return 0
