@@ -23,6 +23,7 @@ import argparse
 import difflib
 import functools
 import inspect
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -398,11 +399,13 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, d
     where = f"{source}: "
     out: dict[str, dict[str, Any]] = {}
     for section, body in data.items():
+        if not isinstance(body, Mapping):
+            homes = [s for s, ks in keys.items() if section in ks]
+            hint = f"; it belongs under [{homes[0]}]" if homes else ""
+            raise ParameterError(f"{where}key {section} is outside any section{hint}")
         if section not in keys:
             raise ParameterError(f"{where}unknown section [{section}]{_suggest(section, keys)}; "
                                  f"known: {', '.join(keys)}")
-        if not isinstance(body, Mapping):
-            raise ParameterError(f"{where}{section} must be a section [{section}] of keys, got {body!r}")
         out[section] = {}
         for name, value in body.items():
             if name not in keys[section]:
@@ -596,12 +599,17 @@ def _toml_value(v: Any) -> str:
             return "inf" if v > 0 else "-inf"
         return repr(v)
     if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise ParameterError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else _toml_value(k)
 
 
 def _comment(key: Key) -> str:
