@@ -245,3 +245,26 @@ def test_edited_dump_drives_run_cli_overrides_and_results_repeat_the_run(tmp_pat
     assert cfg["classify"]["tau_flow"] == 0.3 and cfg["transport"]["electrodes"] == {"top": 1.0, "bottom": 0.0}
     assert main(["classify", str(r), "--config", str(seg), "--field-from-transport"]) == 0
     assert "local transport field" in capsys.readouterr().out
+
+
+def test_paths_in_a_config_are_relative_to_its_folder_and_field_options_exclude_each_other(tmp_path, monkeypatch):
+    sub = tmp_path / "cfgs"
+    sub.mkdir()
+    f = sub / "c.toml"
+    f.write_text('[calibration]\nfile = "cal.json"\n[transport]\nelectrodes = {"m.npy" = 1, right = 0}\n'
+                 "[classify]\nfield_from_transport = true\n")
+    monkeypatch.chdir(tmp_path)
+    cfg = settings.load_config(f)
+    assert cfg["calibration"]["file"] == str(sub / "cal.json")
+    assert cfg["transport"]["electrodes"] == {str(sub / "m.npy"): 1.0, "right": 0.0}
+    args = _args(["classify", "r.h5", "--config", str(f), "--field", "0,1"])
+    c = settings.resolve(args, "classify")["classify"]
+    assert c["field"] == [0.0, 1.0] and c["field_from_transport"] is False
+    args = _args(["run", "in.h5", "--phase", "a.cif", "-o", "o", "--electrode", "k.npy=2", "--electrode", "left=0",
+                  "--calibration", "x.json"])
+    cfg = settings.resolve(args, "run")
+    assert cfg["transport"]["electrodes"] == {str(tmp_path / "k.npy"): 2.0, "left": 0.0}
+    assert cfg["calibration"]["file"] == str(tmp_path / "x.json")
+    with pytest.raises(ParameterError, match="left is given twice"):
+        settings.resolve(_args(["run", "in.h5", "--phase", "a.cif", "-o", "o", "--electrode", "left=1",
+                                "--electrode", "left=0"]), "run")

@@ -456,7 +456,20 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise FileFormatError(f"{p}: not valid TOML ({err})") from None
-    return parse_config(data, str(p))
+    return _absolute_paths(parse_config(data, str(p)), p.resolve().parent)
+
+
+def _absolute_paths(cfg: dict[str, dict[str, Any]], base: Path) -> dict[str, dict[str, Any]]:
+    """Relative file paths of a config (calibration JSON, electrode masks) made absolute from ``base`` (the
+    config file's folder, or the working folder for the command line), so a recorded config works anywhere."""
+    cal = cfg.get("calibration", {})
+    if cal.get("file"):
+        cal["file"] = str(base / cal["file"])
+    elec = cfg.get("transport", {}).get("electrodes")
+    if elec:
+        cfg["transport"]["electrodes"] = {(str(base / k) if k.lower().endswith(".npy") else k): v
+                                          for k, v in elec.items()}
+    return cfg
 
 
 def merge_config(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -476,6 +489,8 @@ def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict
         where, sep, volts = str(s).rpartition("=")
         if not sep or not where.strip():
             raise ParameterError(f"{option} expects WHERE=VOLTS (e.g. left=1), got {s!r}")
+        if where.strip() in out:
+            raise ParameterError(f"{option}: {where.strip()} is given twice")
         try:
             out[where.strip()] = float(volts)
         except ValueError:
@@ -534,6 +549,13 @@ def effective_config(args: argparse.Namespace | Mapping[str, Any] | None, comman
         if key.dest is None or vals.get(key.dest) is None or not _uses(command, key):
             continue
         cli.setdefault(key.section, {})[key.name] = _check(key, _from_cli(key, vals[key.dest]), "command line: ")
+    _absolute_paths(cli, Path.cwd())
+    # --field and --field-from-transport exclude each other: the one given here replaces the file's other
+    cls = cli.get("classify", {})
+    if cls.get("field") is not None:
+        cls["field_from_transport"] = False
+    elif cls.get("field_from_transport"):
+        cls["field"] = None
     return merge_config(default_config(), file_cfg or {}, cli)
 
 

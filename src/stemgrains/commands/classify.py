@@ -85,10 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = resolve(args, NAME)
     c = cfg["classify"]
-    if args.field is not None:  # one of the two given here overrides both keys of the file
-        c["field_from_transport"] = False
-    elif args.field_from_transport:
-        c["field"] = None
     if c["field_from_transport"] and c["field"] is not None:
         raise ParameterError("[classify] field and field_from_transport are both set; keep one")
     if not c["field_from_transport"] and c["field"] is None:

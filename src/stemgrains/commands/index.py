@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
             progress: bool = True, scheduler: str | None = None, export_ang: str | None = None,
-            export_ctf: str | None = None, figures: str | None = None) -> dict[str, Any]:
+            export_ctf: str | None = None, figures: str | None = None, echo: bool = True) -> dict[str, Any]:
     """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``.
 
     Parameters
@@ -65,6 +65,8 @@ def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict
         ``[index]`` and ``[spots]`` are used and recorded in ``output`` (``/parameters`` attribute ``config``).
     progress, scheduler, export_ang, export_ctf, figures
         As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
+    echo
+        Print the auto-calibration fit (``[calibration] auto``) as soon as it is done.
 
     Returns
     -------
@@ -93,6 +95,10 @@ def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict
 
         cal_json = out.with_name(out.stem + ".calibration.json")
         ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+        if echo:
+            from .calibrate import format_fit
+
+            print(format_fit(fit, cal_json))
     client = None
     if scheduler:
         from ..distributed import _import_distributed
@@ -123,10 +129,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve(args, NAME)
     res = run_one(args.input, args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
                   export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures)
-    if res["calibration_fit"] is not None:
-        from .calibrate import format_fit
-
-        print(format_fit(res["calibration_fit"], res["calibration_json"]))
     xmap = res["xmap"]
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())

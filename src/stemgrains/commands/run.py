@@ -87,13 +87,17 @@ def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict
     from ..pipeline import run_pipeline
     from ..settings import calibration_overrides, index_params
 
+    from ..errors import ParameterError
+
     g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
     electrodes = parse_electrodes(t["electrodes"])
     return run_pipeline(
         input_path,
         phases,
         output,
-        field=tuple(c["field"]) if c["field"] is not None else None,
+        field=tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None,
         electrodes=electrodes,
         index_params=index_params(cfg),
         segment_params=dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
