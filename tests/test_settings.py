@@ -268,3 +268,16 @@ def test_paths_in_a_config_are_relative_to_its_folder_and_field_options_exclude_
     with pytest.raises(ParameterError, match="left is given twice"):
         settings.resolve(_args(["run", "in.h5", "--phase", "a.cif", "-o", "o", "--electrode", "left=1",
                                 "--electrode", "left=0"]), "run")
+
+
+def test_index_reads_its_sections_and_records_them(tmp_path, scan):
+    f = tmp_path / "c.toml"
+    f.write_text("[index]\nstep_deg = 4.0\nmin_peaks = 3\n[spots]\nn_sigma = 4.5\n[grains]\nthreshold_deg = 1.0\n")
+    out = tmp_path / "idx.h5"
+    assert main(["index", str(scan), "--phase", str(AU), "-o", str(out), "--config", str(f), "--no-progress",
+                 "--n-prefilter", "200"]) == 0
+    p = _params(out, "index")
+    assert p["step_deg"] == 4.0 and p["min_peaks"] == 3 and p["n_prefilter"] == 200 and p["spots"]["n_sigma"] == 4.5
+    rec = settings.load_config(out)
+    assert rec.keys() == {"calibration", "index", "spots"}  # index records what it used, not [grains]
+    assert rec["index"]["n_prefilter"] == 200 and rec["spots"]["n_sigma"] == 4.5
