@@ -50,6 +50,7 @@ __all__ = [
     "used_config",
     "merge_config",
     "calibration_overrides",
+    "index_params",
     "electrodes_from_specs",
     "write_config",
     "read_config",
