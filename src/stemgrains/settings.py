@@ -210,6 +210,9 @@ def schema() -> tuple[Key, ...]:
         K("index", "neighbor_pass", "bool", ip("neighbor_pass"), "—",
           "pixels also try their neighbours' solutions after the search", "no_neighbor_pass", "--no-neighbor-pass",
           negate=True),
+        K("index", "search_stride", "int", ip("search_stride"), "scan px",
+          "grain-coherent search: full search on every search_stride-th pixel per scan row and column, the others "
+          "start from those solutions where they explain the pattern as well (1: search every pixel)"),
         K("index", "chunk_rows", "int", ip("chunk_rows"), "scan rows", "scan rows per chunk", "chunk_rows",
           "--chunk-rows"),
         K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
