@@ -11,8 +11,8 @@ shell did not expand —, folders) run them through :func:`run_batch`:
 * :func:`run_batch` runs ``job(input, folder, params) -> dict`` for every input — one after another, in a
   process pool (``jobs``), or on a ``dask.distributed`` cluster (``scheduler``) — and keeps
   ``OUTDIR/batch_summary.csv`` (rewritten atomically as each input finishes), ``OUTDIR/batch_summary.png`` and
-  ``OUTDIR/batch_parameters.json`` (with ``config``, also ``OUTDIR/config.toml``, the effective config every input
-  ran with). An input that fails is recorded with a one-line reason and never stops the
+  ``OUTDIR/batch_parameters.json`` (and, given ``config_toml``, ``OUTDIR/config.toml``: the effective config
+  every input ran with). An input that fails is recorded with a one-line reason and never stops the
   others; Ctrl-C stops all, and the same command resumes.
 
 Skipping and resuming

@@ -9,9 +9,10 @@ functions' signatures.
 
 Precedence, per key: an option given on the command line > the config file (``--config FILE``) > the default.
 The effective config of a command is written into its results file (TOML text in the ``config`` attribute of
-``/parameters``) and, for ``stemgrains run -o OUTDIR``, into ``OUTDIR/config.toml``; either can be given back to
-``--config`` to repeat the run. Unknown sections or keys and values of the wrong type are one-line
-:class:`~stemgrains.errors.ParameterError` messages naming the file and the key.
+``/parameters``) and, for ``stemgrains run -o OUTDIR`` and for a batch (``run``/``index`` with several inputs),
+into ``OUTDIR/config.toml``; either can be given back to ``--config`` to repeat the run. Unknown sections or
+keys and values of the wrong type are one-line :class:`~stemgrains.errors.ParameterError` messages naming the
+file and the key.
 
 Keys whose default is unset (``None``: "taken from the data file" or "chosen from the data") are written
 commented out by :func:`dump_config`; TOML has no null, so such a key is unset by leaving it out.
