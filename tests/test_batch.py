@@ -238,6 +238,11 @@ def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
     assert main(["run", str(d), *RUN, "--threshold", "3", "-o", str(out)]) == 0
     assert [_rows(out)[n]["status"] for n in "abc"] == ["done", "done", "done"]
     assert (out / "a" / "results.h5").stat().st_mtime_ns != mtime
+    # the batch's effective config is in the batch folder and in each input's results (the option's value)
+    from stemgrains.settings import load_config
+
+    assert load_config(out / "config.toml")["grains"]["threshold_deg"] == 3.0
+    assert load_config(out / "a" / "results.h5")["grains"]["threshold_deg"] == 3.0
 
 
 def test_cli_index_batch_force_content_and_one_input(scans, tmp_path, capsys):
@@ -267,6 +272,40 @@ def test_cli_index_batch_force_content_and_one_input(scans, tmp_path, capsys):
     assert main(["index", str(d / "nothing*.h5"), str(d / "a.h5"), *INDEX, "-o", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothing*.h5" in err[0]
+
+
+def test_cli_index_batch_with_a_config_file(scans, tmp_path):
+    """--config applies to every input; the fingerprint is the config sections index reads and the CIFs'
+    content: a [grains] change, the CIF moved, or the batch's own config.toml given back skip the inputs; an
+    option over the file that changes the effective config redoes them."""
+    from stemgrains.settings import load_config
+
+    d = _inputs(scans, tmp_path)
+    (d / "c.h5").unlink()
+    out = tmp_path / "out"
+    cfg = tmp_path / "params.toml"
+    cfg.write_text("[index]\nstep_deg = 4.0\nmin_peaks = 3\n[grains]\nthreshold_deg = 3.0\n")
+    assert main(["index", str(d), "--phase", AU, "--config", str(cfg), "--no-progress", "-o", str(out)]) == 0
+    rec = load_config(out / "config.toml")
+    assert rec.keys() == {"calibration", "index", "spots"} and rec["index"]["min_peaks"] == 3
+    for n in "ab":
+        assert load_config(out / n / "results.h5")["index"] == rec["index"]
+    assert json.loads((out / B.PARAMETERS_JSON).read_text())["parameters"]["config"]["index"]["min_peaks"] == 3
+    moved = tmp_path / "elsewhere" / "au.cif"
+    moved.parent.mkdir()
+    shutil.copy(AU, moved)
+    cfg.write_text("[index]\nstep_deg = 4.0\nmin_peaks = 3\n[grains]\nthreshold_deg = 9.0\n")
+    assert main(["index", str(d), "--phase", str(moved), "--config", str(cfg), "--no-progress", "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "ab"] == ["skipped", "skipped"]
+    repeat = tmp_path / "repeat.toml"
+    shutil.copy(out / "config.toml", repeat)
+    assert main(["index", str(d), "--phase", AU, "--config", str(repeat), "--no-progress", "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "ab"] == ["skipped", "skipped"]
+    # an option over the file changes the effective config: redone
+    assert main(["index", str(d), "--phase", AU, "--config", str(repeat), "--n-prefilter", "300", "--no-progress",
+                 "-o", str(out)]) == 0
+    assert [_rows(out)[n]["status"] for n in "ab"] == ["done", "done"]
+    assert load_config(out / "a" / "results.h5")["index"]["n_prefilter"] == 300
 
 
 @pytest.mark.slow

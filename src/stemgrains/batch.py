@@ -11,7 +11,8 @@ shell did not expand —, folders) run them through :func:`run_batch`:
 * :func:`run_batch` runs ``job(input, folder, params) -> dict`` for every input — one after another, in a
   process pool (``jobs``), or on a ``dask.distributed`` cluster (``scheduler``) — and keeps
   ``OUTDIR/batch_summary.csv`` (rewritten atomically as each input finishes), ``OUTDIR/batch_summary.png`` and
-  ``OUTDIR/batch_parameters.json``. An input that fails is recorded with a one-line reason and never stops the
+  ``OUTDIR/batch_parameters.json`` (and, given ``config_toml``, ``OUTDIR/config.toml``: the effective config
+  every input ran with). An input that fails is recorded with a one-line reason and never stops the
   others; Ctrl-C stops all, and the same command resumes.
 
 Skipping and resuming
@@ -54,6 +55,7 @@ __all__ = [
     "SUMMARY_CSV",
     "SUMMARY_PNG",
     "PARAMETERS_JSON",
+    "CONFIG_TOML",
     "SUMMARY_COLUMNS",
     "expand_inputs",
     "plan_outputs",
@@ -67,6 +69,8 @@ DONE_MARKER = "batch_done.json"
 SUMMARY_CSV = "batch_summary.csv"
 SUMMARY_PNG = "batch_summary.png"
 PARAMETERS_JSON = "batch_parameters.json"
+#: the effective config of the batch (:mod:`stemgrains.settings`), given to ``run_batch(config_toml=...)``
+CONFIG_TOML = "config.toml"
 #: traceback of an input that failed with an unexpected error (not a StemgrainsError or OSError)
 ERROR_LOG = "batch_error.txt"
 
@@ -503,6 +507,7 @@ def run_batch(
     progress: bool = True,
     outputs: Sequence[str | os.PathLike] | None = None,
     log: Any = None,
+    config_toml: str | None = None,
 ) -> BatchResult:
     """Run ``job`` on every input; one failing input never stops the others.
 
@@ -512,7 +517,7 @@ def run_batch(
         Data files (from :func:`expand_inputs`).
     outdir
         Batch output folder: one subfolder per input (:func:`plan_outputs`), ``batch_summary.csv``,
-        ``batch_summary.png``, ``batch_parameters.json``.
+        ``batch_summary.png``, ``batch_parameters.json`` (and ``config.toml``, see ``config_toml``).
     job
         ``job(input, folder, params) -> dict``, a module-level (picklable) function that processes one input
         into ``folder`` and returns its numbers: ``scan_shape`` (ny, nx), ``patterns_per_s`` (patterns per
@@ -538,6 +543,10 @@ def run_batch(
         The folder per input; default :func:`plan_outputs`.
     log
         Text stream for the progress lines (default ``sys.stdout``).
+    config_toml
+        TOML text of the effective config the inputs run with (:func:`stemgrains.settings.config_to_toml`),
+        written to ``OUTDIR/config.toml`` (:data:`CONFIG_TOML`) before any input runs; ``--config`` that file
+        repeats the batch's parameters.
 
     Returns
     -------
@@ -573,6 +582,8 @@ def run_batch(
          "parameters": {k: v for k, v in params.items() if not str(k).startswith("_")},
          "inputs": [str(p.resolve()) for p in inputs], "outputs": [f.name for f in folders]},
         indent=2, sort_keys=True, default=json_default) + "\n")
+    if config_toml is not None:
+        atomic_write_text(out / CONFIG_TOML, config_toml)
 
     t_batch = time.perf_counter()
     rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]

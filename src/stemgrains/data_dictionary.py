@@ -402,6 +402,21 @@ def render_markdown() -> str:
     for name, (unit, text) in BATCH_SUMMARY.items():
         lines.append(f"| `{name}` | {unit} | {text} |")
     lines.append("")
+    from .settings import SECTIONS, _toml_value, schema
+
+    lines.append("### Config keys (`config.toml`, `/parameters` attribute `config`, `stemgrains config --dump`)")
+    lines.append("")
+    lines.append("| key | type | unit | default | option | meaning |")
+    lines.append("|---|---|---|---|---|---|")
+    for key in schema():
+        default = "unset" if key.default is None else f"`{_toml_value(key.default)}`"
+        option = f"`{key.flag}`" if key.flag else ""
+        kind = key.kind + (f" ({', '.join(key.choices)})" if key.choices else "")
+        cells = [f"`[{key.section}] {key.name}`", kind, key.unit, default, option, key.meaning]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    lines.append("")
+    lines.append("Sections: " + "; ".join(f"`[{s}]` {t}" for s, t in SECTIONS.items()) + ".")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -37,6 +37,7 @@ def run_pipeline(
     electrodes: Any = None,
     index_params: dict[str, Any] | None = None,
     segment_params: dict[str, Any] | None = None,
+    boundary_params: dict[str, Any] | None = None,
     classify_params: dict[str, Any] | None = None,
     transport_params: dict[str, Any] | None = None,
     calibration_overrides: dict[str, Any] | None = None,
@@ -46,6 +47,7 @@ def run_pipeline(
     backend: str = "cpu",
     client: Any = None,
     overwrite: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every stage on one dataset.
 
@@ -68,6 +70,11 @@ def run_pipeline(
     auto_calibrate
         Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
         written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
+    boundary_params
+        Keyword arguments of :func:`stemgrains.boundaries.extract_boundaries` (``low_angle_deg``, ``special``).
+    config
+        The resolved config these parameters came from (:mod:`stemgrains.settings`); recorded in ``results.h5``
+        (``/parameters`` attribute ``config``) and written to ``outdir/config.toml``.
 
     Returns
     -------
@@ -116,7 +123,7 @@ def run_pipeline(
     # 2. grains and boundaries
     seg = dict(segment_params or {})
     grain_map = segment_grains(xmap, **seg)
-    boundaries = extract_boundaries(grain_map, xmap)
+    boundaries = extract_boundaries(grain_map, xmap, **(boundary_params or {}))
 
     # 3. transport (optional) → local fields
     transport = None
@@ -144,9 +151,17 @@ def run_pipeline(
         if transport is not None:
             write_transport(f, transport)
         write_parameters(f, "run", {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
-                                    "classify": classify_params or {}, "transport": transport_params or {}})
+                                    "boundaries": boundary_params or {}, "classify": classify_params or {}, "transport": transport_params or {}})
         if calib_fit is not None:
             write_parameters(f, "calibrate", calib_fit.to_dict())
+        if config is not None:
+            from .settings import config_to_toml, write_config
+
+            write_config(f, config, "run")
+    if config is not None:
+        header = f"effective config of the run on {Path(input_path).resolve()}; --config this file repeats it"
+        atomic_write_text(outdir / "config.toml", config_to_toml(config, header=header))
+        written["config"] = outdir / "config.toml"
     write_classification_csv(outdir / "boundaries.csv", cls, level="boundaries")
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
     written["tables"] = [outdir / "boundaries.csv", outdir / "segments.csv"]
@@ -187,5 +202,5 @@ def run_pipeline(
     written["summary"] = summary
     calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
     finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
-                                         *[f for f in calib_files if f.exists()]])
+                                         *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
     return written

@@ -39,12 +39,39 @@ def file_sha256s(paths: list[str]) -> list[str]:
     return out
 
 
+def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str, **extra: Any) -> dict[str, Any]:
+    """The parameters of one input's job in a batch of ``command`` (``run`` or ``index``), JSON-able.
+
+    Their fingerprint (:func:`stemgrains.batch.params_fingerprint`: the keys not starting with ``_``) decides
+    whether an input done before is skipped, so they hold what changes the results: ``config``, the part of the
+    effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command`` reads
+    (:func:`stemgrains.settings.used_config`); ``phase_sha256``, the phase CIFs' content, in order;
+    ``file_sha256``, the content of the other files the config names (``[calibration] file``, electrode masks
+    ``.npy``), by path; and ``extra`` (e.g. the names of export files). ``_phases`` (the CIF paths, absolute) is
+    not fingerprinted: the same CIF moved elsewhere gives the same results.
+    """
+    from ..settings import used_config
+
+    used = used_config(cfg, command)
+    paths = [str(Path(c).resolve()) if Path(c).exists() else c for c in phases]
+    named = [used.get("calibration", {}).get("file"),
+             *[k for k in (used.get("transport", {}).get("electrodes") or {}) if k.lower().endswith(".npy")]]
+    named = [f for f in named if f]
+    return dict(config=used, phase_sha256=file_sha256s(paths), file_sha256=dict(zip(named, file_sha256s(named))),
+                _phases=paths, **extra)
+
+
 def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
-    """Expand ``args.input``, run the batch into ``args.output`` and print its outcome; 1 if any input failed."""
+    """Expand ``args.input``, run the batch into ``args.output`` and print its outcome; 1 if any input failed.
+
+    ``params`` from :func:`batch_params`: its ``config`` is also written to ``OUTDIR/config.toml``."""
     from ..batch import expand_inputs, format_result, run_batch
+    from ..settings import config_to_toml
 
     inputs = expand_inputs(args.input, recursive=args.recursive)
+    header = (f"effective config of the batch into {Path(args.output).resolve()} (every input ran with it); "
+              "--config this file repeats it")
     result = run_batch(inputs, args.output, job, params, jobs=args.jobs, scheduler=args.scheduler, force=args.force,
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, config_toml=config_to_toml(params["config"], header=header))
     print(format_result(result))
     return 1 if result.failed else 0

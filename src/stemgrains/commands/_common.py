@@ -47,7 +47,7 @@ def add_calibration_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def add_auto_calibrate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--auto-calibrate", action="store_true",
+    p.add_argument("--auto-calibrate", action="store_true", default=None,
                    help="fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`); "
                         "the fit is written next to the output as *calibration.json and recorded in the results")
 
@@ -77,3 +77,11 @@ def calibration_overrides(args: argparse.Namespace) -> dict:
             raise ParameterError(f"{opt} expects a finite positive number, got {v:g}")
     out.update({k: v for k, v in flags.items() if v is not None})
     return out
+
+
+def add_config_option(p: argparse.ArgumentParser, sections: str) -> None:
+    """``--config FILE`` (TOML, or a results file whose recorded config is reused); see stemgrains.settings."""
+    p.add_argument("--config", default=None, metavar="FILE.toml",
+                   help=f"parameters from a config file (`stemgrains config --dump` writes one; a results .h5 or a "
+                        f"run's config.toml repeats that run); this command reads {sections}; options given here "
+                        "override the file")

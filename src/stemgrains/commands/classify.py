@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import FileFormatError, ParameterError, StemgrainsError
-from ._common import parse_pair
+from ._common import add_config_option
 
 NAME = "classify"
 HELP = "classify grain boundaries by how Na+ conduction planes meet them under a field (Type I/II/III a/b 1/2)"
@@ -23,27 +23,29 @@ ORDER = 60
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", metavar="RESULTS.h5", help="results file with /grains and /boundaries")
-    src = p.add_mutually_exclusive_group(required=True)
+    add_config_option(p, "[classify]")
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
+    src = p.add_mutually_exclusive_group()
     src.add_argument("--field", metavar="X,Y",
                      help="in-plane field direction (Na+ drift), x right, y down, e.g. 1,0; only the direction counts")
-    src.add_argument("--field-from-transport", action="store_true",
+    src.add_argument("--field-from-transport", action="store_true", default=None,
                      help="classify each boundary under its local field, the one `stemgrains transport` wrote "
                           "into RESULTS.h5 (/transport/boundary_field); boundaries no current reaches take the "
                           "mean field direction of the map")
     p.add_argument("-o", "--output", metavar="OUT.h5", default=None,
                    help="write a copy with /classification there (default: update RESULTS.h5 in place)")
-    p.add_argument("--delta", type=float, default=config.TYPE_TOLERANCE_DEG, metavar="DEG",
-                   help="type tolerance: Type I if θ <= delta, II if θ >= 90 - delta (default %(default)g)")
-    p.add_argument("--flat-tol", type=float, default=config.FLAT_TOLERANCE_DEG, metavar="DEG",
-                   help="a grain is flat (no trace) if alpha < this (default %(default)g)")
-    p.add_argument("--ratio", type=float, default=config.CONDUCTIVITY_RATIO, metavar="R",
-                   help="in-plane / out-of-plane conductivity (default %(default)g)")
-    p.add_argument("--basis", choices=("trace", "3d"), default="trace",
-                   help="misorientation used for the type: trace (theta_2d) or 3d (theta_3d) (default %(default)s)")
-    p.add_argument("--tau-flow", type=float, default=config.TAU_FLOW, metavar="T",
-                   help="flux below which a boundary is 'parallel', units of sigma_ip|E| (default %(default)g)")
-    p.add_argument("--r-block", type=float, default=config.R_BLOCK, metavar="R",
-                   help="|r| at or above which a boundary is blocking/depleting (default %(default)g)")
+    p.add_argument("--delta", type=float, default=None, metavar="DEG",
+                   help=f"type tolerance: Type I if θ <= delta, II if θ >= 90 - delta (default {config.TYPE_TOLERANCE_DEG:g})")
+    p.add_argument("--flat-tol", type=float, default=None, metavar="DEG",
+                   help=f"a grain is flat (no trace) if alpha < this (default {config.FLAT_TOLERANCE_DEG:g})")
+    p.add_argument("--ratio", type=float, default=None, metavar="R",
+                   help=f"in-plane / out-of-plane conductivity (default {config.CONDUCTIVITY_RATIO:g})")
+    p.add_argument("--basis", choices=("trace", "3d"), default=None,
+                   help="misorientation used for the type: trace (theta_2d) or 3d (theta_3d) (default trace)")
+    p.add_argument("--tau-flow", type=float, default=None, metavar="T",
+                   help=f"flux below which a boundary is 'parallel', units of sigma_ip|E| (default {config.TAU_FLOW:g})")
+    p.add_argument("--r-block", type=float, default=None, metavar="R",
+                   help=f"|r| at or above which a boundary is blocking/depleting (default {config.R_BLOCK:g})")
     p.add_argument("--conducting-phase", action="append", default=None, metavar="NAME",
                    help="conducting phase name or id (repeatable; default: the phases with Na+ conduction planes, "
                         "Na-beta''- and Na-beta-alumina; boundaries of other phases are labelled other-phase)")
@@ -79,6 +81,15 @@ def _transport_boundary_field(results: Path):
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..settings import resolve, write_config
+
+    cfg = resolve(args, NAME)
+    c = cfg["classify"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
+    if not c["field_from_transport"] and c["field"] is None:
+        raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
+                             "field_from_transport in --config)")
     results = Path(args.results)
     if not results.is_file():
         raise FileFormatError(f"{results}: results file not found")
@@ -98,33 +109,34 @@ def run(args: argparse.Namespace) -> int:
                   [results, args.output])
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
-    if args.field_from_transport:
+    if c["field_from_transport"]:
         from ..boundaries.classify import local_boundary_fields
 
         field, n_filled = local_boundary_fields(_transport_boundary_field(results), len(boundaries.boundaries),
                                                 source=str(results))
         fx = fy = None
     else:
-        fx, fy = parse_pair(args.field, "--field")
+        fx, fy = c["field"]
         if fx == 0.0 and fy == 0.0:
             raise ParameterError("--field must be a non-zero direction, got 0,0")
         field, n_filled = (fx, fy), 0
-    phases = None if args.conducting_phase is None else [_phase_arg(s) for s in args.conducting_phase]
+    phases = None if c["conducting_phases"] is None else [_phase_arg(s) for s in c["conducting_phases"]]
     result = classify_boundaries(
         grain_map,
         boundaries,
         field,
         conducting_phases=phases,
-        conductivity_ratio=args.ratio,
-        type_tolerance_deg=args.delta,
-        flat_tolerance_deg=args.flat_tol,
-        basis=args.basis,
-        tau_flow=args.tau_flow,
-        r_block=args.r_block,
+        conductivity_ratio=c["conductivity_ratio"],
+        type_tolerance_deg=c["type_tolerance_deg"],
+        flat_tolerance_deg=c["flat_tolerance_deg"],
+        basis=c["basis"],
+        tau_flow=c["tau_flow"],
+        r_block=c["r_block"],
     )
     out = Path(args.output) if args.output else results
     with update_h5(results, out) as f:
         write_classification(f, result)
+        write_config(f, cfg, NAME)
     if args.csv:
         csv_path = Path(args.csv)
         write_classification_csv(csv_path, result, level="boundaries")
@@ -134,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
         fig_dir = Path(args.figures)
         fig_dir.mkdir(parents=True, exist_ok=True)
-        plot_grain_traces(grain_map, flat_tolerance_deg=args.flat_tol, path=fig_dir / "grain_traces.png")
+        plot_grain_traces(grain_map, flat_tolerance_deg=c["flat_tolerance_deg"], path=fig_dir / "grain_traces.png")
         plot_boundary_behaviour(grain_map, boundaries, result, None if fx is None else (fx, fy),
                                 path=fig_dir / "boundary_behaviour.png")
         plot_boundary_table(result, path=fig_dir / "boundary_table.png")

@@ -10,12 +10,11 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
-
-import numpy as np
+from typing import Any
 
 from .. import config
-from ._batch import add_batch_arguments, file_sha256s, is_batch, run_batch_command
-from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides
+from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
+from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
@@ -25,25 +24,27 @@ DESCRIPTION = (
     "/orientation (quaternions, phase_id, correlation_index, reliability, ...) with provenance and parameters. "
     "Interrupted runs resume from finished chunks kept in OUT.h5.partial/. Several inputs (files, folders, "
     "globs): -o OUTDIR holds OUTDIR/<name>/results.h5 per input (--export-ang/--export-ctf/--figures then name "
-    "files inside it), OUTDIR/batch_summary.csv and batch_summary.png."
+    "files inside it), OUTDIR/batch_summary.csv, batch_summary.png and config.toml."
 )
 ORDER = 20
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
     p.add_argument("input", nargs="+", metavar="INPUT",
                    help="4D-STEM data (project .h5, py4DSTEM .h5/.emd, .npy, .mib, .blo, .app5, .dm4, EMPAD .xml); "
                         "several files, folders or globs make a batch")
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several phases)")
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="results file to write (several inputs: a folder)")
-    p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library angular step (default %(default)g)")
+    add_config_option(p, "[calibration], [index] and [spots]")
+    p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library angular step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector used, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
-    p.add_argument("--chunk-rows", type=int, default=8, metavar="N", help="scan rows per chunk (default %(default)d)")
-    p.add_argument("--n-prefilter", type=int, default=config.N_PREFILTER, metavar="N",
-                   help="templates passed by the rotation-invariant prefilter (default %(default)d; raise it for sparse patterns)")
-    p.add_argument("--no-neighbor-pass", action="store_true",
+    p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (default 8)")
+    p.add_argument("--n-prefilter", type=int, default=None, metavar="N",
+                   help=f"templates passed by the rotation-invariant prefilter (default {config.N_PREFILTER}; raise it for sparse patterns)")
+    p.add_argument("--no-neighbor-pass", action="store_true", default=None,
                    help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
-    p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
+    p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: chunks of scan rows (one input) or whole inputs (several) run on its workers")
     p.add_argument("--export-ang", metavar="OUT.ang", default=None,
@@ -57,87 +58,64 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_batch_arguments(p)
 
 
-def resolve_params(args: argparse.Namespace) -> dict:
-    """Every parameter of one input's run, JSON-able (keys starting with ``_`` do not change the results)."""
-    from pathlib import Path as _P
+def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
+            progress: bool = True, scheduler: str | None = None, export_ang: str | None = None,
+            export_ctf: str | None = None, figures: str | None = None, echo: bool = True) -> dict[str, Any]:
+    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``.
 
-    phases = [str(_P(c).resolve()) if _P(c).exists() else c for c in args.phase]
-    return dict(
-        phases=phases, phase_sha256=file_sha256s(phases), calibration=calibration_overrides(args),
-        index=dict(step_deg=args.step, k_max=args.k_max, chunk_rows=args.chunk_rows, n_prefilter=args.n_prefilter,
-                   neighbor_pass=not args.no_neighbor_pass),
-        auto_calibrate=bool(args.auto_calibrate), backend=args.backend, export_ang=args.export_ang,
-        export_ctf=args.export_ctf, figures=args.figures, _progress=not args.no_progress,
-    )
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Results file to write (``OUT.h5``; the checkpoint ``OUT.h5.partial/`` is kept until it is written).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.resolve`); its ``[calibration]``,
+        ``[index]`` and ``[spots]`` are used and recorded in ``output`` (``/parameters`` attribute ``config``).
+    progress, scheduler, export_ang, export_ctf, figures
+        As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
+    echo
+        Print the auto-calibration fit (``[calibration] auto``) as soon as it is done.
 
-
-def run(args: argparse.Namespace) -> int:
-    params = resolve_params(args)
-    if is_batch(args.input):
-        return run_batch_command(args, batch_job, params)
-    got = run_one(args.input[0], args.output, dict(params, _scheduler=args.scheduler))
-    xmap, out = got["xmap"], got["output"]
-    n = xmap.size
-    ok = int((xmap.phase_id >= 0).sum())
-    print(f"indexed {ok}/{n} patterns → {out}")
-    if ok == 0:
-        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
-              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
-    for w in got["phase_fit"].warnings:
-        print(f"warning: {w}", file=sys.stderr)
-    return 0
-
-
-def batch_job(input_path: Path, folder: Path, params: dict) -> dict:
-    """One input of a batch: ``folder/results.h5`` (exports and figures named by the options, inside ``folder``);
-    returns the numbers of the batch summary (see :func:`stemgrains.batch.run_batch`)."""
-    folder = Path(folder)
-    inside = {k: (str(folder / Path(params[k]).name) if params.get(k) else None) for k in ("export_ang", "export_ctf", "figures")}
-    got = run_one(input_path, folder / "results.h5", dict(params, **inside))
-    xmap = got["xmap"]
-    n = xmap.size
-    return {
-        "scan_shape": list(got["scan_shape"]),
-        "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
-        "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
-        "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
-        "phase_fit_warnings": list(got["phase_fit"].warnings),
-    }
-
-
-def run_one(input_path: str | Path, output: str | Path, params: dict) -> dict:
-    """Index one input into ``output`` (a results file) with resolved ``params`` (:func:`resolve_params`).
-
-    Returns ``xmap``, ``output``, ``scan_shape``, ``index_seconds`` (wall time of the indexing of this call),
-    ``phase_fit`` (:class:`~stemgrains.index.quality.PhaseFitReport`) and ``calibration_fit`` (or None).
+    Returns
+    -------
+    dict
+        ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
+        (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
+        resumed from the checkpoint are not timed) and ``phase_fit``
+        (:class:`~stemgrains.index.quality.PhaseFitReport`).
     """
     import time
 
     from ..crystal import load_phase
     from ..index import index_orientations
     from ..index.api import IndexParams
+    from ..index.quality import phase_fit_check
     from ..index.results import write_index_results
     from ..io import load_4d
-
     from ..io.outputs import check_outputs
+    from ..settings import calibration_overrides, index_params
 
     out = Path(output)
-    check_outputs({"-o": out, "--export-ang": params.get("export_ang"), "--export-ctf": params.get("export_ctf"),
-                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *params["phases"]])
-    phases = [load_phase(c) for c in params["phases"]]
-    ds = load_4d(input_path, **params.get("calibration", {}))
-    index_params = dict(params["index"])
-    IndexParams(**index_params)  # validate before any work
-    fit = None
-    if params.get("auto_calibrate"):
+    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
+                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
+    phase_objs = [load_phase(c) for c in phases]
+    ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
+    params = index_params(cfg)
+    IndexParams(**params)  # validate before any work
+    fit = cal_json = None
+    if cfg["calibration"]["auto"]:
         from ..preprocess.calibrate import run_auto_calibration
-        from .calibrate import format_fit
 
         cal_json = out.with_name(out.stem + ".calibration.json")
-        ds, fit = run_auto_calibration(ds, phases, index_params, cal_json, cal_json.with_suffix(".png"))
-        print(format_fit(fit, cal_json))
+        ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+        if echo:
+            from .calibrate import format_fit
+
+            print(format_fit(fit, cal_json))
     client = None
-    scheduler = params.get("_scheduler")
     if scheduler:
         from ..distributed import _import_distributed
 
@@ -150,21 +128,62 @@ def run_one(input_path: str | Path, output: str | Path, params: dict) -> dict:
     ckpt = out.with_name(out.name + ".partial")
     t0 = time.perf_counter()
     try:
-        xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=params.get("_progress", True),
-                                  backend=params.get("backend", "cpu"), client=client, **index_params)
+        xmap = index_orientations(ds, phase_objs, checkpoint_dir=ckpt, progress=progress,
+                                  backend=cfg["index"]["backend"], client=client, **params)
     finally:
         if client is not None:
             client.close()
     index_seconds = time.perf_counter() - t0
     params_out = dict(xmap.parameters, **({"calibration_fit": fit.to_dict()} if fit is not None else {}))
-    write_index_results(out, xmap, ds, phases, params_out, export_ang=params.get("export_ang"),
-                        export_ctf=params.get("export_ctf"))
+    write_index_results(out, xmap, ds, phase_objs, params_out, export_ang=export_ang, export_ctf=export_ctf, config=cfg)
     shutil.rmtree(ckpt, ignore_errors=True)
-    if params.get("figures"):
+    if figures:
         from ..plot.orientation import save_orientation_figures
 
-        save_orientation_figures(xmap, params["figures"])
-    from ..index.quality import phase_fit_check
+        save_orientation_figures(xmap, figures)
+    return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
+            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap)}
 
-    return {"xmap": xmap, "output": out, "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds,
-            "phase_fit": phase_fit_check(xmap), "calibration_fit": fit}
+
+def run(args: argparse.Namespace) -> int:
+    from ..settings import resolve
+
+    cfg = resolve(args, NAME)
+    if is_batch(args.input):
+        outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
+        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
+    res = run_one(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
+                  export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures)
+    xmap = res["xmap"]
+    n = xmap.size
+    ok = int((xmap.phase_id >= 0).sum())
+    print(f"indexed {ok}/{n} patterns → {res['output']}")
+    if ok == 0:
+        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
+              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
+    for w in res["phase_fit"].warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    return 0
+
+
+def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """One input of a batch (module level: it pickles for process pools and dask workers): ``folder/results.h5``
+    by :func:`run_one` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (``outputs``: the
+    names given to ``--export-ang``/``--export-ctf``/``--figures``, made files inside ``folder``); returns the
+    numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
+    import numpy as np
+
+    folder = Path(folder)
+    inside = {k: (str(folder / Path(v).name) if v else None) for k, v in params.get("outputs", {}).items()}
+    progress = params.get("_progress", True)
+    got = run_one(str(input_path), str(folder / "results.h5"), params["_phases"], params["config"], progress=progress,
+                  echo=progress, **inside)
+    xmap = got["xmap"]
+    n = xmap.size
+    return {
+        "scan_shape": list(got["scan_shape"]),
+        "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
+        "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
+        "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
+        "phase_fit_warnings": list(got["phase_fit"].warnings),
+    }

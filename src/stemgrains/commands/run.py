@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any
 
 from .. import config
-from ..errors import ParameterError
-from ._batch import add_batch_arguments, file_sha256s, is_batch, run_batch_command
-from ._common import add_auto_calibrate, add_calibration_overrides, calibration_overrides, parse_pair
+from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
+from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -17,27 +18,29 @@ DESCRIPTION = (
     "classification, transport), boundaries.csv, segments.csv, summary.json and the figures. Give the applied "
     "field with --field X,Y; with --electrode the ionic transport model runs too and, without --field, each "
     "boundary is classified under its local field. Several inputs (files, folders, globs): -o OUTDIR holds one "
-    "such folder per input, OUTDIR/batch_summary.csv and batch_summary.png."
+    "such folder per input, OUTDIR/batch_summary.csv, batch_summary.png and config.toml."
 )
 ORDER = 10
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
     p.add_argument("input", nargs="+", metavar="INPUT", help="4D-STEM data file; several files, folders or globs make a batch")
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several)")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    add_config_option(p, "every section")
     p.add_argument("--field", default=None, metavar="X,Y", help="applied in-plane field direction, sample frame (x right, y down)")
-    p.add_argument("--electrode", action="append", default=[], metavar="WHERE=V",
+    p.add_argument("--electrode", action="append", default=None, metavar="WHERE=V",
                    help="transport electrode: left|right|top|bottom or a mask .npy, = potential (repeat)")
-    p.add_argument("--step", type=float, default=config.LIBRARY_STEP_DEG, metavar="DEG", help="library step (default %(default)g)")
+    p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
-    p.add_argument("--threshold", type=float, default=config.GRAIN_THRESHOLD_DEG, metavar="DEG", help="grain threshold (default %(default)g)")
-    p.add_argument("--min-size", type=int, default=config.MIN_GRAIN_SIZE_PX, metavar="N", help="smallest grain, px (default %(default)d)")
+    p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
+    p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
-    p.add_argument("--delta", type=float, default=config.TYPE_TOLERANCE_DEG, metavar="DEG", help="type tolerance (default %(default)g)")
-    p.add_argument("--ratio", type=float, default=config.CONDUCTIVITY_RATIO, help="σ_ip/σ_op (default %(default)g)")
-    p.add_argument("--backend", choices=("cpu", "gpu"), default="cpu")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--delta", type=float, default=None, metavar="DEG", help=f"type tolerance (default {config.TYPE_TOLERANCE_DEG:g})")
+    p.add_argument("--ratio", type=float, default=None, help=f"σ_ip/σ_op (default {config.CONDUCTIVITY_RATIO:g})")
+    p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
+    p.add_argument("--no-figures", action="store_true", default=None)
     p.add_argument("--overwrite", action="store_true",
                    help="OUTDIR holds another run's results: delete the files that run wrote, then run")
     p.add_argument("--no-progress", action="store_true")
@@ -48,79 +51,121 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_batch_arguments(p)
 
 
-def parse_electrodes(items: list[str]) -> dict | None:
-    if not items:
+def parse_electrodes(electrodes: dict[str, float] | None) -> Any:
+    """The ``[transport] electrodes`` table as :func:`~stemgrains.pipeline.run_pipeline` takes it: ``None``, a
+    dict of edges, or ``[(mask, volts), ...]`` when a boolean mask ``.npy`` is among them."""
+    if not electrodes:
         return None
-    out = {}
-    for it in items:
-        where, sep, v = it.partition("=")
-        if where.strip() in out:
-            raise ParameterError(f"--electrode {where.strip()} is given twice ({where.strip()}={out[where.strip()]:g} and {it!r}); give each electrode once")
-        try:
-            out[where.strip()] = float(v)
-        except ValueError:
-            raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}") from None
-        if not sep or not where.strip():
-            raise ParameterError(f"--electrode expects WHERE=POTENTIAL (e.g. left=1), got {it!r}")
     from ..transport.api import require_potential_difference
 
-    require_potential_difference(list(out.items()))  # before hours of indexing
-    if any(k.endswith(".npy") for k in out):
+    require_potential_difference(list(electrodes.items()))  # before hours of indexing
+    if any(k.endswith(".npy") for k in electrodes):
         import numpy as np
 
-        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in out.items()]
-    return out
+        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
+    return dict(electrodes)
 
 
-def resolve_params(args: argparse.Namespace) -> dict:
-    """Every parameter of one input's run, JSON-able (keys starting with ``_`` do not change the results)."""
-    from pathlib import Path
+def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
+            overwrite: bool = False, progress: bool = True, scheduler: str | None = None) -> dict[str, Any]:
+    """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
 
-    phases = [str(Path(c).resolve()) if Path(c).exists() else c for c in args.phase]
-    return dict(
-        phases=phases, phase_sha256=file_sha256s(phases),
-        field=parse_pair(args.field, "--field") if args.field else None,
-        electrodes=parse_electrodes(args.electrode),
-        index=dict(step_deg=args.step, k_max=args.k_max),
-        segment=dict(threshold_deg=args.threshold, min_grain_size=args.min_size, min_reliability=args.min_reliability),
-        classify=dict(type_tolerance_deg=args.delta, conductivity_ratio=args.ratio),
-        transport=dict(conductivity_ratio=args.ratio) if args.electrode else None,
-        calibration=calibration_overrides(args), auto_calibrate=bool(args.auto_calibrate),
-        figures=not args.no_figures, backend=args.backend, _progress=not args.no_progress,
-    )
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Output folder (``results.h5``, tables, figures, ``config.toml``).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.effective_config` or
+        :func:`stemgrains.settings.resolve`); it is recorded in ``results.h5`` and ``OUTDIR/config.toml``.
+    overwrite, progress
+        As ``--overwrite`` and not ``--no-progress``.
+    scheduler
+        A ``dask.distributed`` scheduler address (``--scheduler``): the indexing's chunks run on its workers.
 
+    Returns
+    -------
+    dict
+        What :func:`stemgrains.pipeline.run_pipeline` returns (paths written, ``summary``, ``index_seconds``).
 
-def run_one(input_path, output, params: dict) -> dict:
-    """The whole pipeline on one input into the folder ``output`` (:func:`stemgrains.pipeline.run_pipeline`'s
-    dict); ``params`` from :func:`resolve_params` (``_overwrite``, ``_scheduler`` optional)."""
+    Raises
+    ------
+    ParameterError
+        ``[classify] field`` and ``field_from_transport`` both set, or electrodes without a potential difference.
+    StemgrainsError
+        ``scheduler`` cannot be reached.
+    """
+    from ..boundaries.misorientation import parse_special
+    from ..errors import ParameterError
     from ..pipeline import run_pipeline
+    from ..settings import calibration_overrides, index_params
 
+    g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
+    electrodes = parse_electrodes(t["electrodes"])
+    kwargs = dict(
+        field=tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None,
+        electrodes=electrodes,
+        index_params=index_params(cfg),
+        segment_params=dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
+                            min_reliability=g["min_reliability"], min_correlation=g["min_correlation"],
+                            small_grains=g["small_grains"]),
+        boundary_params=dict(low_angle_deg=g["low_angle_deg"], special=[parse_special(s) for s in g["special"]]),
+        classify_params=dict(type_tolerance_deg=c["type_tolerance_deg"], conductivity_ratio=c["conductivity_ratio"],
+                             flat_tolerance_deg=c["flat_tolerance_deg"], basis=c["basis"], tau_flow=c["tau_flow"],
+                             r_block=c["r_block"], conducting_phases=c["conducting_phases"]),
+        transport_params=dict(conductivity_ratio=t["conductivity_ratio"], gb_conductivity=t["gb_conductivity"],
+                              gb_thickness_nm=t["gb_thickness_nm"], model=t["model"], frame=t["frame"],
+                              frame_conductivity=t["frame_conductivity"], unassigned=t["unassigned"],
+                              solver=t["solver"]) if electrodes is not None else None,
+        calibration_overrides=calibration_overrides(cfg["calibration"]),
+        auto_calibrate=cfg["calibration"]["auto"],
+        figures=cfg["figures"]["enabled"],
+        progress=progress,
+        backend=cfg["index"]["backend"],
+        overwrite=overwrite,
+        config=cfg,
+    )
     client = None
-    if params.get("_scheduler"):
+    if scheduler:
         from ..distributed import _import_distributed
         from ..errors import StemgrainsError
 
         try:
-            client = _import_distributed().Client(params["_scheduler"], timeout="20s")
+            client = _import_distributed().Client(scheduler, timeout="20s")
         except OSError as err:
-            raise StemgrainsError(f"--scheduler {params['_scheduler']}: cannot connect ({err})") from None
+            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
     try:
-        return run_pipeline(
-            input_path, params["phases"], output, field=params["field"], electrodes=params["electrodes"],
-            index_params=params["index"], segment_params=params["segment"], classify_params=params["classify"],
-            transport_params=params["transport"], calibration_overrides=params["calibration"],
-            auto_calibrate=params["auto_calibrate"], figures=params["figures"], progress=params.get("_progress", True),
-            backend=params["backend"], client=client, overwrite=params.get("_overwrite", False),
-        )
+        return run_pipeline(input_path, phases, output, client=client, **kwargs)
     finally:
         if client is not None:
             client.close()
 
 
-def batch_job(input_path, folder, params: dict) -> dict:
-    """One input of a batch (its folder belongs to the batch: an earlier run there is replaced); returns the
-    numbers of the batch summary (see :func:`stemgrains.batch.run_batch`)."""
-    out = run_one(input_path, folder, dict(params, _overwrite=True))
+def run(args: argparse.Namespace) -> int:
+    from ..settings import resolve
+
+    cfg = resolve(args, NAME)
+    if is_batch(args.input):
+        parse_electrodes(cfg["transport"]["electrodes"])  # a bad electrode set: one line now, not once per input
+        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
+    out = run_one(args.input[0], args.output, args.phase, cfg, overwrite=args.overwrite,
+                  progress=not args.no_progress, scheduler=args.scheduler)
+    print_summary(out, args.output)
+    return 0
+
+
+def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
+    """One input of a batch (module level: it pickles for process pools and dask workers): :func:`run_one` into
+    ``folder`` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (its folder belongs to the
+    batch: an earlier run there is replaced); returns the numbers of the batch summary
+    (:func:`stemgrains.batch.run_batch`)."""
+    out = run_one(str(input_path), str(folder), params["_phases"], params["config"], overwrite=True,
+                  progress=params.get("_progress", True))
     s = out["summary"]
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
     cls = s.get("classification", {})
@@ -134,17 +179,14 @@ def batch_job(input_path, folder, params: dict) -> dict:
     }
 
 
-def run(args: argparse.Namespace) -> int:
-    params = resolve_params(args)
-    if is_batch(args.input):
-        return run_batch_command(args, batch_job, params)
-    out = run_one(args.input[0], args.output, dict(params, _overwrite=args.overwrite, _scheduler=args.scheduler))
+def print_summary(out: dict[str, Any], output: str) -> None:
+    """What ``stemgrains run`` prints for one dataset (``out`` from :func:`run_one`)."""
     s = out["summary"]
     if "calibration_fit" in out:
         from .calibrate import format_fit
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
-    print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {args.output}")
+    print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
     if s["indexed_fraction"] == 0:
@@ -152,4 +194,3 @@ def run(args: argparse.Namespace) -> int:
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
     for w in s.get("phase_fit", {}).get("warnings", []):
         print(f"warning: {w}", file=sys.stderr)
-    return 0

@@ -8,6 +8,7 @@ from typing import Any
 
 from .. import config
 from ..errors import FileFormatError, ParameterError
+from ._common import add_config_option
 
 NAME = "segment"
 HELP = "segment an orientation map into grains and extract boundaries (misorientation, CSL, special)"
@@ -23,23 +24,25 @@ ORDER = 50
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="results file with /orientation, or an .ang/.ctf map")
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="results file to write")
-    p.add_argument("--threshold", type=float, default=config.GRAIN_THRESHOLD_DEG, metavar="DEG",
-                   help="grain threshold: disorientation between neighbours, degrees (default %(default)g)")
-    p.add_argument("--min-size", type=int, default=config.MIN_GRAIN_SIZE_PX, metavar="N",
-                   help="smallest grain, pixels (default %(default)d)")
+    add_config_option(p, "[grains] and [calibration] scan_step_nm")
+    # options that map to config keys default to None: given → they override --config (stemgrains.settings)
+    p.add_argument("--threshold", type=float, default=None, metavar="DEG",
+                   help=f"grain threshold: disorientation between neighbours, degrees (default {config.GRAIN_THRESHOLD_DEG:g})")
+    p.add_argument("--min-size", type=int, default=None, metavar="N",
+                   help=f"smallest grain, pixels (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R",
                    help="pixels with reliability below R are invalid")
     p.add_argument("--min-correlation", type=float, default=None, metavar="C",
                    help="pixels with correlation index below C are invalid")
-    p.add_argument("--small-grains", choices=("unassign", "merge"), default="unassign",
+    p.add_argument("--small-grains", choices=("unassign", "merge"), default=None,
                    help="small grains and invalid pixels: leave unassigned (0) or merge into neighbours")
     p.add_argument("--scan-step", type=float, default=None, metavar="NM", help="override the scan step, nm")
-    p.add_argument("--low-angle", type=float, default=config.LOW_ANGLE_DEG, metavar="DEG",
-                   help="low/high angle boundary limit, degrees (default %(default)g)")
-    p.add_argument("--special", action="append", default=[], metavar="NAME:ANGLE:U,V,W:TOL",
+    p.add_argument("--low-angle", type=float, default=None, metavar="DEG",
+                   help=f"low/high angle boundary limit, degrees (default {config.LOW_ANGLE_DEG:g})")
+    p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable): name, angle (deg), axis [uvw] or [UVTW], tolerance "
                         "(deg), e.g. twin:86.3:1,1,-2,0:5")
-    p.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default="auto",
+    p.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default=None,
                    help="crystal frame of hexagonal/trigonal orientations in the file: auto (default) = the vendor's "
                         "convention (Oxford .ctf: x || a*, rotated 30° about c into orix's x || a; others x || a), "
                         "or force x-a / x-astar")
@@ -70,11 +73,14 @@ def run(args: argparse.Namespace) -> int:
     from ..grains import segment_grains, write_grains
     from ..io.outputs import check_outputs
     from ..io.results import atomic_h5, update_h5, write_parameters, write_provenance
+    from ..settings import resolve, write_config
 
+    cfg = resolve(args, NAME)
+    g = cfg["grains"]
     src = Path(args.input)
     out = Path(args.output)
-    specials = [parse_special(s) for s in args.special]
-    xmap, ours = load_map(src, args.hex_frame)
+    specials = [parse_special(s) for s in g["special"]]
+    xmap, ours = load_map(src, g["hex_frame"])
     csv_out = Path(args.csv) if args.csv else None
     check_outputs({"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None},
                   [src, out])
@@ -82,16 +88,16 @@ def run(args: argparse.Namespace) -> int:
         check_outputs({"-o": out}, [src])
     grain_map = segment_grains(
         xmap,
-        threshold_deg=args.threshold,
-        min_grain_size=args.min_size,
-        min_correlation=args.min_correlation,
-        min_reliability=args.min_reliability,
-        small_grains=args.small_grains,
-        scan_step_nm=args.scan_step,
+        threshold_deg=g["threshold_deg"],
+        min_grain_size=g["min_grain_size"],
+        min_correlation=g["min_correlation"],
+        min_reliability=g["min_reliability"],
+        small_grains=g["small_grains"],
+        scan_step_nm=cfg["calibration"]["scan_step_nm"],
     )
     grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
     grain_map.parameters["resampled_from"] = getattr(xmap, "resampled_from", None)  # HexGrid .ang → square grid
-    boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=args.low_angle, special=specials)
+    boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=g["low_angle_deg"], special=specials)
     params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
     if out.resolve() == src.resolve() and not ours:
         raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
@@ -108,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         write_grains(f, grain_map)
         write_boundaries(f, boundaries)
         write_parameters(f, "segment", params)
+        write_config(f, cfg, NAME)
     if args.csv:
         csv = Path(args.csv)
         boundaries.boundaries.to_csv(csv)

@@ -44,6 +44,7 @@ RUN_OUTPUTS = (
     "boundaries.csv",
     "segments.csv",
     "summary.json",
+    "config.toml",
     "orientation_ipf_z.png",
     "correlation_index.png",
     "reliability.png",

@@ -1,0 +1,59 @@
+"""``stemgrains config --dump [-o FILE.toml]``: the config file of every parameter, with its defaults."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import ParameterError
+
+NAME = "config"
+HELP = "write the default config file (--dump), extract a results file's config (--from) or check one (--check)"
+DESCRIPTION = (
+    "Config files hold every parameter of every stage ([calibration], [index], [spots], [grains], [classify], "
+    "[transport], [figures]); run, index, segment, classify and transport read them with --config FILE, and "
+    "options given on the command line override the file. --dump writes the defaults with a comment per key "
+    "(meaning, unit, default, option); --from RESULTS.h5 writes the config a results file was made with; "
+    "--check validates a file (exit status 2 and one line naming the key if it is wrong)."
+)
+ORDER = 90
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--dump", action="store_true", help="write the default config, a comment per key")
+    what.add_argument("--from", dest="from_file", metavar="RESULTS.h5",
+                      help="write the config recorded in a results file (or a config file, normalised)")
+    what.add_argument("--check", metavar="FILE.toml", help="validate a config file (or a results file's config)")
+    p.add_argument("-o", "--output", default=None, metavar="FILE.toml",
+                   help="write there (atomically) instead of to standard output")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..settings import config_to_toml, dump_config, load_config
+
+    if args.check:
+        cfg = load_config(args.check)
+        n = sum(len(v) for v in cfg.values())
+        print(f"{args.check}: ok ({n} keys set in {len(cfg)} sections)")
+        return 0
+    if args.dump:
+        text = dump_config()
+    else:
+        cfg = load_config(args.from_file)
+        text = config_to_toml(cfg, header=f"config recorded in {args.from_file}")
+    if args.output:
+        from pathlib import Path
+
+        from ..io.outputs import check_outputs
+        from ..io.results import atomic_write_text
+
+        if args.from_file:
+            check_outputs({"-o": args.output}, [args.from_file])
+        if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+            raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
+        atomic_write_text(args.output, text)
+        print(f"config → {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,739 @@
+"""Config files: every parameter of every stage in one TOML file.
+
+A config file has the sections ``[calibration]``, ``[index]``, ``[spots]`` (spot detection, part of indexing),
+``[grains]`` (grains and boundaries), ``[classify]``, ``[transport]`` and ``[figures]``. Each key has a type, a
+default, a unit, a one-line meaning and (most) a command-line option that overrides it; the schema is
+:func:`schema`. Default values are never copied here: they are read from :mod:`stemgrains.config`, the fields
+of :class:`~stemgrains.index.api.IndexParams` / :class:`~stemgrains.preprocess.api.SpotParams` and the stage
+functions' signatures.
+
+Precedence, per key: an option given on the command line > the config file (``--config FILE``) > the default.
+The effective config of a command is written into its results file (TOML text in the ``config`` attribute of
+``/parameters``) and, for ``stemgrains run -o OUTDIR`` and for a batch (``run``/``index`` with several inputs),
+into ``OUTDIR/config.toml``; either can be given back to ``--config`` to repeat the run. Unknown sections or
+keys and values of the wrong type are one-line :class:`~stemgrains.errors.ParameterError` messages naming the
+file and the key.
+
+Keys whose default is unset (``None``: "taken from the data file" or "chosen from the data") are written
+commented out by :func:`dump_config`; TOML has no null, so such a key is unset by leaving it out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import functools
+import inspect
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass
+from pathlib import Path
+from typing import Any
+
+from . import config
+from .errors import FileFormatError, ParameterError
+
+__all__ = [
+    "Key",
+    "SECTIONS",
+    "COMMAND_SECTIONS",
+    "NOT_CONFIG",
+    "schema",
+    "default_config",
+    "dump_config",
+    "config_to_toml",
+    "parse_config",
+    "load_config",
+    "effective_config",
+    "resolve",
+    "used_config",
+    "merge_config",
+    "calibration_overrides",
+    "index_params",
+    "electrodes_from_specs",
+    "write_config",
+    "read_config",
+]
+
+#: the sections of a config file and what they hold
+SECTIONS: dict[str, str] = {
+    "calibration": "detector and scan calibration; unset keys are taken from the data file (precedence: these > "
+                   "file > data file's own values)",
+    "index": "orientation mapping (template matching), stemgrains.index.IndexParams",
+    "spots": "spot detection of the indexing, stemgrains.preprocess.SpotParams",
+    "grains": "grain segmentation and boundary extraction (stemgrains.grains.segment_grains, "
+              "stemgrains.boundaries.extract_boundaries)",
+    "classify": "conduction-plane classification of the boundaries (docs/classification.md)",
+    "transport": "ionic transport model (stemgrains.transport.solve_transport)",
+    "figures": "figures written by `stemgrains run`",
+}
+
+#: the sections each command reads (and writes into its results file)
+COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
+    "run": tuple(SECTIONS),
+    "index": ("calibration", "index", "spots"),
+    "segment": ("calibration", "grains"),
+    "classify": ("classify",),
+    "transport": ("transport",),
+}
+#: keys of a section a command reads when it does not read the whole section
+_COMMAND_KEYS: dict[str, dict[str, tuple[str, ...]]] = {"segment": {"calibration": ("scan_step_nm",)}}
+
+#: argparse destinations that are inputs, outputs or ways of running, not parameters (no config key)
+NOT_CONFIG = frozenset({
+    "input", "results", "phase", "output", "overwrite", "no_progress", "config", "scheduler", "export_ang",
+    "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force",
+})
+
+# kinds of values: float, int, bool, str, pair (2 numbers), quad (4 numbers), strings (list of str),
+# electrodes (table WHERE = volts), unassigned ("gb", "pore" or a number)
+_KIND_TEXT = {
+    "float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
+    "pair": "two numbers [a, b]", "quad": "four numbers [a, b, c, d]", "strings": "a list of strings",
+    "electrodes": "a table WHERE = volts, e.g. {left = 1.0, right = 0.0}",
+    "unassigned": "\"gb\", \"pore\" or a number",
+}
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key.
+
+    Attributes
+    ----------
+    section, name : where it lives: ``[section] name = ...``.
+    kind : value type: ``float``, ``int``, ``bool``, ``str``, ``pair`` (two numbers), ``quad`` (four numbers),
+        ``strings`` (list of strings), ``electrodes`` (table WHERE = volts) or ``unassigned``.
+    default : default value (``None``: unset).
+    unit : unit of the value (``—`` for none, ``1`` for dimensionless).
+    meaning : one line.
+    dest : the argparse destination of the command-line option that overrides it (``None``: file only).
+    flag : that option as typed, e.g. ``--threshold``.
+    choices : allowed values of a ``str`` key.
+    negate : the option is a ``--no-...`` flag that sets the key to false.
+    """
+
+    section: str
+    name: str
+    kind: str
+    default: Any
+    unit: str
+    meaning: str
+    dest: str | None = None
+    flag: str | None = None
+    choices: tuple[str, ...] | None = None
+    negate: bool = False
+
+    @property
+    def path(self) -> str:
+        return f"{self.section}.{self.name}"
+
+
+def _dc_default(cls: Any, name: str) -> Any:
+    f = cls.__dataclass_fields__[name]
+    if f.default is not MISSING:
+        return f.default
+    return f.default_factory()  # type: ignore[misc]
+
+
+def _arg_default(func: Any, name: str) -> Any:
+    return inspect.signature(func).parameters[name].default
+
+
+@functools.lru_cache(maxsize=1)
+def schema() -> tuple[Key, ...]:
+    """Every config key, in file order (imports the stages to read their defaults)."""
+    from .boundaries.classify import classify_boundaries
+    from .boundaries.extract import extract_boundaries
+    from .grains import segment_grains
+    from .index.api import IndexParams
+    from .preprocess.api import SpotParams
+    from .transport import solve_transport
+
+    ip = functools.partial(_dc_default, IndexParams)
+    sp = functools.partial(_dc_default, SpotParams)
+    K = Key
+    keys = [
+        # --- calibration (all unset: the data file's values)
+        K("calibration", "file", "str", None, "—", "calibration JSON (from `stemgrains calibrate`) applied first",
+          "calibration", "--calibration"),
+        K("calibration", "q_pixel_size", "float", None, "1/Å per px", "detector pixel size in reciprocal space",
+          "q_pixel_size", "--q-pixel-size"),
+        K("calibration", "accelerating_voltage_kV", "float", None, "kV", "accelerating voltage", "voltage",
+          "--voltage"),
+        K("calibration", "center", "pair", None, "detector px", "direct-beam centre [row, col]", "center", "--center"),
+        K("calibration", "scan_step_nm", "float", None, "nm", "scan step (segment: overrides the map's step)",
+          "scan_step", "--scan-step"),
+        K("calibration", "q_rotation_deg", "float", None, "deg",
+          "rotation bringing the detector axes into the scan frame, from +x toward +y", "q_rotation", "--q-rotation"),
+        K("calibration", "q_flip", "bool", None, "—", "the camera image is transposed relative to the scan",
+          "q_flip", "--q-flip"),
+        K("calibration", "ellipticity", "pair", None, "1, deg",
+          "elliptical distortion [axis ratio, long axis angle from +col toward +row]", "ellipticity", "--ellipticity"),
+        K("calibration", "affine", "quad", None, "1",
+          "general detector distortion [A11, A12, A21, A22] on offsets (dcol, drow): measured = A · ideal",
+          "affine", "--affine"),
+        K("calibration", "auto", "bool", False, "—",
+          "fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`)",
+          "auto_calibrate", "--auto-calibrate"),
+        # --- index
+        K("index", "step_deg", "float", ip("step_deg"), "deg", "template library angular step", "step", "--step"),
+        K("index", "k_max", "float", ip("k_max"), "1/Å",
+          f"largest scattering vector used (unset: what the detector reaches, at most {config.K_MAX_CAP:g})",
+          "k_max", "--k-max"),
+        K("index", "excitation_error_sigma", "float", ip("excitation_error_sigma"), "1/Å",
+          "relrod width σ_s of the kinematic templates (≈ 1/thickness)"),
+        K("index", "sigma_coarse", "float", ip("sigma_coarse"), "1/Å", "spot-match width of the coarse search"),
+        K("index", "n_prefilter", "int", ip("n_prefilter"), "templates",
+          "templates passed by the rotation-invariant prefilter to the coarse search", "n_prefilter",
+          "--n-prefilter"),
+        K("index", "n_angles", "int", ip("n_angles"), "bins", "in-plane angle bins of the coarse search"),
+        K("index", "n_candidates", "int", ip("n_candidates"), "candidates",
+          "distinct coarse candidates scored on the processed image"),
+        K("index", "candidate_separation_deg", "float", ip("candidate_separation_deg"), "deg",
+          "candidates closer than this count as one (unset: half the library step)"),
+        K("index", "n_refine", "int", ip("n_refine"), "candidates", "candidates refined per pattern"),
+        K("index", "n_best", "int", ip("n_best"), "candidates", "candidates kept per pattern"),
+        K("index", "reliability_distance_deg", "float", ip("reliability_distance_deg"), "deg",
+          "the second solution of the reliability is at least this far from the best"),
+        K("index", "min_peaks", "int", ip("min_peaks"), "spots", "patterns with fewer spots are not indexed"),
+        K("index", "min_correlation", "float", ip("min_correlation"), "1",
+          "patterns with a lower correlation index are not indexed"),
+        K("index", "refine_max_eval", "int", ip("refine_max_eval"), "evaluations", "Nelder–Mead evaluation limit"),
+        K("index", "refine_xtol_deg", "float", ip("refine_xtol_deg"), "deg", "Nelder–Mead angular tolerance"),
+        K("index", "fit_excitation_window", "float", ip("fit_excitation_window"), "1/Å",
+          "spot fit: predicted spots within this excitation error"),
+        K("index", "fit_tolerance", "float", ip("fit_tolerance"), "1/Å",
+          "spot fit: a detected spot is explained within fit_tolerance + fit_tolerance_rel·|q|"),
+        K("index", "fit_tolerance_rel", "float", ip("fit_tolerance_rel"), "1", "spot fit: relative part of the tolerance"),
+        K("index", "neighbor_pass", "bool", ip("neighbor_pass"), "—",
+          "pixels also try their neighbours' solutions after the search", "no_neighbor_pass", "--no-neighbor-pass",
+          negate=True),
+        K("index", "search_stride", "int", ip("search_stride"), "scan px",
+          "grain-coherent search: full search on every search_stride-th pixel per scan row and column, the others "
+          "start from those solutions where they explain the pattern as well (1: search every pixel)"),
+        K("index", "chunk_rows", "int", ip("chunk_rows"), "scan rows", "scan rows per chunk", "chunk_rows",
+          "--chunk-rows"),
+        K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
+          "backend", "--backend", choices=("cpu", "gpu")),
+        # --- spots
+        K("spots", "q_min", "float", sp("q_min"), "1/Å", "spots closer to the direct beam are ignored (unset: 2.5 × the beam radius)"),
+        K("spots", "q_max", "float", sp("q_max"), "1/Å", "spots farther out are ignored (unset: index.k_max)"),
+        K("spots", "beam_radius_px", "float", sp("beam_radius_px"), "detector px", "radius of the direct-beam disk"),
+        K("spots", "n_sigma", "float", sp("n_sigma"), "σ (Poisson)", "detection threshold above the local background"),
+        K("spots", "min_distance_px", "int", sp("min_distance_px"), "detector px", "minimum separation of two spots"),
+        K("spots", "max_peaks", "int", sp("max_peaks"), "spots", "at most this many (strongest) spots per pattern"),
+        K("spots", "ring_radius_px", "int", sp("ring_radius_px"), "detector px", "distance of the local-background ring"),
+        K("spots", "power", "float", sp("power"), "1", "spot amplitude = excess ** power"),
+        K("spots", "refine_center", "bool", sp("refine_center"), "—", "find the direct beam in every pattern"),
+        K("spots", "center_search_px", "float", sp("center_search_px"), "detector px",
+          "the direct beam is searched within this distance of the nominal centre (unset: 1/8 of the detector)"),
+        # --- grains and boundaries
+        K("grains", "threshold_deg", "float", _arg_default(segment_grains, "threshold_deg"), "deg",
+          "neighbouring pixels join a grain below this disorientation", "threshold", "--threshold"),
+        K("grains", "min_grain_size", "int", _arg_default(segment_grains, "min_grain_size"), "px",
+          "smaller grains are dissolved (see small_grains)", "min_size", "--min-size"),
+        K("grains", "min_reliability", "float", _arg_default(segment_grains, "min_reliability"), "1",
+          "pixels with a lower reliability are invalid (unset: no limit)", "min_reliability", "--min-reliability"),
+        K("grains", "min_correlation", "float", _arg_default(segment_grains, "min_correlation"), "1",
+          "pixels with a lower correlation index are invalid (unset: no limit)", "min_correlation",
+          "--min-correlation"),
+        K("grains", "small_grains", "str", _arg_default(segment_grains, "small_grains"), "—",
+          "small grains and invalid pixels: leave unassigned (label 0) or merge into neighbours", "small_grains",
+          "--small-grains", choices=("unassign", "merge")),
+        K("grains", "low_angle_deg", "float", _arg_default(extract_boundaries, "low_angle_deg"), "deg",
+          "low/high-angle boundary limit", "low_angle", "--low-angle"),
+        K("grains", "special", "strings", [], "—",
+          "special misorientations NAME:ANGLE:U,V,W:TOL (deg, axis, deg), e.g. \"twin:86.3:1,1,-2,0:5\"",
+          "special", "--special"),
+        K("grains", "hex_frame", "str", "auto", "—",
+          "crystal frame of hexagonal orientations in .ang/.ctf input (segment only)", "hex_frame", "--hex-frame",
+          choices=("auto", "x-a", "x-astar")),
+        # --- classification
+        K("classify", "field", "pair", None, "—",
+          "applied in-plane field direction [x, y] (x right, y down); run: unset = each boundary's local field "
+          "from the transport model", "field", "--field"),
+        K("classify", "field_from_transport", "bool", False, "—",
+          "classify (command) each boundary under the local field in /transport", "field_from_transport",
+          "--field-from-transport"),
+        K("classify", "type_tolerance_deg", "float", _arg_default(classify_boundaries, "type_tolerance_deg"), "deg",
+          "Type I if θ <= this, Type II if θ >= 90 - this", "delta", "--delta"),
+        K("classify", "flat_tolerance_deg", "float", _arg_default(classify_boundaries, "flat_tolerance_deg"), "deg",
+          "a grain is flat (no trace) if its c-axis tilt alpha is below this", "flat_tol", "--flat-tol"),
+        K("classify", "conductivity_ratio", "float", _arg_default(classify_boundaries, "conductivity_ratio"), "1",
+          "in-plane / out-of-plane conductivity σ_ip/σ_op", "ratio", "--ratio"),
+        K("classify", "basis", "str", _arg_default(classify_boundaries, "basis"), "—",
+          "misorientation used for the type: trace (θ_2d) or 3d (θ_3d)", "basis", "--basis", choices=("trace", "3d")),
+        K("classify", "tau_flow", "float", _arg_default(classify_boundaries, "tau_flow"), "σ_ip·|E|",
+          "flux below which a boundary is 'parallel'", "tau_flow", "--tau-flow"),
+        K("classify", "r_block", "float", _arg_default(classify_boundaries, "r_block"), "1",
+          "|r| at or above which a boundary is blocking/depleting", "r_block", "--r-block"),
+        K("classify", "conducting_phases", "strings", None, "—",
+          "conducting phase names or ids (unset: the phases with Na+ conduction planes)", "conducting_phase",
+          "--conducting-phase"),
+        # --- transport
+        K("transport", "electrodes", "electrodes", None, "V",
+          "electrodes: image edge (left, right, top, bottom) or a boolean mask .npy = potential; unset: run "
+          "skips the transport model", "electrode", "--electrode"),
+        K("transport", "conductivity_ratio", "float", _arg_default(solve_transport, "conductivity_ratio"), "1",
+          "σ_ip/σ_op of the conducting phase", "ratio", "--ratio"),
+        K("transport", "gb_conductivity", "float", config.GB_CONDUCTIVITY_FRACTION, "σ_ip",
+          "boundary layer conductivity", "gb_sigma", "--gb-sigma"),
+        K("transport", "gb_thickness_nm", "float", _arg_default(solve_transport, "gb_thickness_nm"), "nm",
+          "boundary layer thickness (0: no boundary resistance)", "gb_thickness_nm", "--gb-thickness-nm"),
+        K("transport", "model", "str", _arg_default(solve_transport, "model"), "—",
+          "tensor: FEM with the full conductivity tensor; resistor: published per-direction model", "model",
+          "--model", choices=("tensor", "resistor")),
+        K("transport", "frame", "int", _arg_default(solve_transport, "frame"), "px",
+          "a frame of this width around the map (unset: none)", "frame", "--frame"),
+        K("transport", "frame_conductivity", "float", config.FRAME_CONDUCTIVITY_FRACTION, "σ_ip",
+          "frame conductivity", "frame_sigma", "--frame-sigma"),
+        K("transport", "unassigned", "unassigned", _arg_default(solve_transport, "unassigned"), "—",
+          "label-0 pixels: boundary material (gb), pores (pore) or an isotropic conductivity (σ_ip)",
+          "unassigned", "--unassigned"),
+        K("transport", "solver", "str", _arg_default(solve_transport, "solver"), "—", "linear solver", "solver",
+          "--solver", choices=("auto", "direct", "amg", "cg")),
+        # --- figures
+        K("figures", "enabled", "bool", True, "—", "write the figures (PNG) of `stemgrains run`", "no_figures",
+          "--no-figures", negate=True),
+    ]
+    return tuple(keys)
+
+
+def _index_orientations() -> Any:
+    from .index.api import index_orientations
+
+    return index_orientations
+
+
+def _keys() -> dict[str, dict[str, Key]]:
+    out: dict[str, dict[str, Key]] = {s: {} for s in SECTIONS}
+    for k in schema():
+        out[k.section][k.name] = k
+    return out
+
+
+def _copy(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {k: _copy(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_copy(x) for x in v]
+    return v
+
+
+def default_config() -> dict[str, dict[str, Any]]:
+    """Every key with its default value, ``{section: {key: value}}`` (``None``: unset)."""
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for k in schema():
+        out[k.section][k.name] = _copy(k.default)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ validation
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+#: keys that must be finite and positive (a calibration of 0 or -1 would index nonsense for hours)
+_POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_voltage_kV", "calibration.scan_step_nm"})
+#: ``where`` of values from the command line (errors then name the option)
+_CLI = "command line: "
+
+
+def _check(key: Key, value: Any, where: str) -> Any:
+    """The value normalised (ints → floats for float keys, lists for pairs), or a one-line ParameterError."""
+    def bad() -> ParameterError:
+        extra = f" (one of {', '.join(key.choices)})" if key.choices else ""
+        return ParameterError(f"{where}[{key.section}] {key.name}: expected {_KIND_TEXT[key.kind]}{extra}, "
+                              f"got {value!r}")
+
+    kind = key.kind
+    if kind == "float":
+        if not _number(value):
+            raise bad()
+        if key.path in _POSITIVE and not 0 < value < math.inf:
+            if where == _CLI and key.flag:
+                raise ParameterError(f"{key.flag} expects a finite positive number, got {value:g}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, got {value!r}")
+        return float(value)
+    if kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad()
+        return value
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise bad()
+        return value
+    if kind == "str":
+        if not isinstance(value, str) or (key.choices and value not in key.choices):
+            raise bad()
+        return value
+    if kind in ("pair", "quad"):
+        n = 2 if kind == "pair" else 4
+        if not isinstance(value, (list, tuple)) or len(value) != n or not all(_number(x) for x in value):
+            raise bad()
+        return [float(x) for x in value]
+    if kind == "strings":
+        if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
+            raise bad()
+        return list(value)
+    if kind == "electrodes":
+        if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):
+            raise bad()
+        return {str(k): float(x) for k, x in value.items()}
+    if kind == "unassigned":
+        if value in ("gb", "pore"):
+            return value
+        if not _number(value):
+            raise bad()
+        return float(value)
+    raise AssertionError(kind)  # pragma: no cover
+
+
+def _suggest(name: str, options: Any) -> str:
+    close = difflib.get_close_matches(name, list(options), n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, dict[str, Any]]:
+    """Validate a parsed config (``{section: {key: value}}``) and return its values normalised.
+
+    Only the keys present are returned; :func:`merge_config` puts them over the defaults.
+
+    Raises
+    ------
+    ParameterError
+        An unknown section or key (with the closest known name), a value that is not a table where a
+        section is expected, or a value of the wrong type (naming the key, the expected type and the value).
+    """
+    keys = _keys()
+    where = f"{source}: "
+    out: dict[str, dict[str, Any]] = {}
+    for section, body in data.items():
+        if not isinstance(body, Mapping):
+            homes = [s for s, ks in keys.items() if section in ks]
+            hint = f"; it belongs under [{homes[0]}]" if homes else ""
+            raise ParameterError(f"{where}key {section} is outside any section{hint}")
+        if section not in keys:
+            raise ParameterError(f"{where}unknown section [{section}]{_suggest(section, keys)}; "
+                                 f"known: {', '.join(keys)}")
+        out[section] = {}
+        for name, value in body.items():
+            if name not in keys[section]:
+                raise ParameterError(f"{where}unknown key [{section}] {name}{_suggest(name, keys[section])}")
+            out[section][name] = _check(keys[section][name], value, where)
+    return out
+
+
+def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """Read and validate a config file: a TOML file, or a results file (``.h5``) whose embedded config is used.
+
+    Parameters
+    ----------
+    path
+        ``FILE.toml`` (e.g. from ``stemgrains config --dump``, or ``OUTDIR/config.toml`` of a run), or a
+        results file written by ``index``/``segment``/``classify``/``transport``/``run``.
+
+    Returns
+    -------
+    dict
+        ``{section: {key: value}}`` of the keys present in the file, validated and normalised.
+
+    Raises
+    ------
+    FileFormatError
+        The file is missing, not TOML (with the parser's line and column), or a results file without a config.
+    ParameterError
+        Unknown section/key or wrong type (see :func:`parse_config`).
+    """
+    import tomllib
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"{p}: config file not found")
+    from .io._common import HDF5_SIGNATURE, file_signature
+
+    if file_signature(p) == HDF5_SIGNATURE:
+        text = read_config(p)
+        if text is None:
+            raise FileFormatError(f"{p}: results file holds no config (/parameters attribute 'config'); it was "
+                                  "written before config files existed")
+    else:
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise FileFormatError(f"{p}: cannot read config file ({err})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise FileFormatError(f"{p}: not valid TOML ({err})") from None
+    return _absolute_paths(parse_config(data, str(p)), p.resolve().parent)
+
+
+def _absolute_paths(cfg: dict[str, dict[str, Any]], base: Path) -> dict[str, dict[str, Any]]:
+    """Relative file paths of a config (calibration JSON, electrode masks) made absolute from ``base`` (the
+    config file's folder, or the working folder for the command line), so a recorded config works anywhere."""
+    cal = cfg.get("calibration", {})
+    if cal.get("file"):
+        cal["file"] = str(base / cal["file"])
+    elec = cfg.get("transport", {}).get("electrodes")
+    if elec:
+        cfg["transport"]["electrodes"] = {(str(base / k) if k.lower().endswith(".npy") else k): v
+                                          for k, v in elec.items()}
+    return cfg
+
+
+def merge_config(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Later layers' keys over earlier ones (section by section, key by key)."""
+    out: dict[str, dict[str, Any]] = {}
+    for layer in layers:
+        for section, body in layer.items():
+            out.setdefault(section, {}).update({k: _copy(v) for k, v in body.items()})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ command line
+def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict[str, float]:
+    """``["left=1", "mask.npy=0"]`` → ``{"left": 1.0, "mask.npy": 0.0}``, or a one-line ParameterError."""
+    out: dict[str, float] = {}
+    for s in specs:
+        where, sep, volts = str(s).rpartition("=")
+        if not sep or not where.strip():
+            raise ParameterError(f"{option} expects WHERE=VOLTS (e.g. left=1), got {s!r}")
+        if where.strip() in out:
+            raise ParameterError(f"{option} {where.strip()} is given twice ({where.strip()}={out[where.strip()]:g} "
+                                 f"and {s!r}); give each electrode once")
+        try:
+            out[where.strip()] = float(volts)
+        except ValueError:
+            raise ParameterError(f"{option} {s!r}: {volts!r} is not a number") from None
+    return out
+
+
+def _from_cli(key: Key, value: Any) -> Any:
+    from .commands._common import parse_numbers, parse_pair
+
+    if key.negate:
+        return not value
+    if key.kind == "pair":
+        return list(parse_pair(value, key.flag or key.name))
+    if key.kind == "quad":
+        return list(parse_numbers(value, key.flag or key.name, 4, "A11,A12,A21,A22"))
+    if key.kind == "electrodes":
+        return electrodes_from_specs(value, key.flag or "--electrode")
+    if key.kind == "unassigned":
+        if value in ("gb", "pore"):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            raise ParameterError(f"{key.flag} must be gb, pore or a number, got {value!r}") from None
+    if key.kind == "strings":
+        return list(value)
+    return value
+
+
+def effective_config(args: argparse.Namespace | Mapping[str, Any] | None, command: str,
+                     file_cfg: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The config a command runs with: defaults < ``file_cfg`` < options given on the command line.
+
+    Parameters
+    ----------
+    args
+        Parsed arguments of ``command`` (an ``argparse.Namespace`` or a mapping of destinations). An option
+        counts as given when its value is not ``None`` (the options that map to config keys default to ``None``;
+        ``store_true`` flags too).
+    command
+        ``run``, ``index``, ``segment``, ``classify`` or ``transport``.
+    file_cfg
+        Validated config file (:func:`load_config`), or ``None``.
+
+    Returns
+    -------
+    dict
+        ``{section: {key: value}}`` with every key of every section.
+    """
+    if command not in COMMAND_SECTIONS:
+        raise ParameterError(f"no config for command {command!r}; one of {', '.join(COMMAND_SECTIONS)}")
+    vals = vars(args) if isinstance(args, argparse.Namespace) else dict(args or {})
+    cli: dict[str, dict[str, Any]] = {}
+    for key in schema():
+        if key.dest is None or vals.get(key.dest) is None or not _uses(command, key):
+            continue
+        cli.setdefault(key.section, {})[key.name] = _check(key, _from_cli(key, vals[key.dest]), _CLI)
+    _absolute_paths(cli, Path.cwd())
+    # --field and --field-from-transport exclude each other: the one given here replaces the file's other
+    cls = cli.get("classify", {})
+    if cls.get("field") is not None:
+        cls["field_from_transport"] = False
+    elif cls.get("field_from_transport"):
+        cls["field"] = None
+    return merge_config(default_config(), file_cfg or {}, cli)
+
+
+def _uses(command: str, key: Key) -> bool:
+    if key.section not in COMMAND_SECTIONS[command]:
+        return False
+    only = _COMMAND_KEYS.get(command, {}).get(key.section)
+    return only is None or key.name in only
+
+
+def used_config(cfg: Mapping[str, Mapping[str, Any]], command: str) -> dict[str, dict[str, Any]]:
+    """The part of ``cfg`` that ``command`` reads (what it records in its results file)."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in schema():
+        if _uses(command, key) and key.name in cfg.get(key.section, {}):
+            out.setdefault(key.section, {})[key.name] = _copy(cfg[key.section][key.name])
+    return out
+
+
+def resolve(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
+    """``effective_config`` of parsed arguments, reading ``args.config`` (``--config FILE``) when given."""
+    path = getattr(args, "config", None)
+    return effective_config(args, command, load_config(path) if path else None)
+
+
+def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of :func:`stemgrains.io.load_4d` from the ``[calibration]`` section: the calibration
+    JSON (``file``) first, then the keys that are set."""
+    out: dict[str, Any] = {}
+    if cal.get("file"):
+        from .io.calibration import read_calibration_json
+
+        out.update(read_calibration_json(cal["file"]))
+    for name in ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip"):
+        if cal.get(name) is not None:
+            out[name] = cal[name]
+    for name in ("center", "ellipticity", "affine"):
+        if cal.get(name) is not None:
+            out[name] = tuple(cal[name])
+    return out
+
+
+def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Keyword arguments of :class:`~stemgrains.index.api.IndexParams` from ``[index]`` and ``[spots]``."""
+    from .index.api import IndexParams
+
+    fields = set(IndexParams.__dataclass_fields__)
+    out = {k: v for k, v in cfg["index"].items() if k in fields}
+    out["spots"] = dict(cfg["spots"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ TOML text
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise ParameterError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+
+
+def _toml_key(k: str) -> str:
+    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else _toml_value(k)
+
+
+def _comment(key: Key) -> str:
+    default = "unset" if key.default is None else _toml_value(key.default)
+    where = f"; option {key.flag}" + (" (sets false)" if key.negate else "") if key.flag else ""
+    choices = f"; one of {', '.join(key.choices)}" if key.choices else ""
+    return f"# {key.meaning} [{key.unit}]{choices}; default {default}{where}"
+
+
+def config_to_toml(cfg: Mapping[str, Mapping[str, Any]], *, comments: bool = True, header: str | None = None) -> str:
+    """TOML text of a config (``{section: {key: value}}``, any subset of the schema).
+
+    Keys set to ``None`` are written commented out. With ``comments`` each key gets a line with its meaning,
+    unit, default and command-line option. The text parses back (:func:`load_config`) to the same values.
+    """
+    keys = _keys()
+    lines: list[str] = []
+    if header:
+        lines += [f"# {h}" if h else "#" for h in header.splitlines()]
+        lines.append("")
+    for section in SECTIONS:
+        body = cfg.get(section)
+        if not body:
+            continue
+        lines.append(f"[{section}]")
+        if comments:
+            lines.append(f"# {SECTIONS[section]}")
+        for key in keys[section].values():
+            if key.name not in body:
+                continue
+            if comments:
+                lines.append(_comment(key))
+            v = body[key.name]
+            lines.append(f"# {key.name} =" if v is None else f"{key.name} = {_toml_value(v)}")
+        lines.append("")
+    unknown = [s for s in cfg if s not in keys]
+    if unknown:
+        raise ParameterError(f"unknown config section(s): {', '.join(unknown)}")
+    return "\n".join(lines)
+
+
+def dump_config() -> str:
+    """The default config as TOML text, a comment per key (meaning, unit, default, option); unset keys are
+    written commented out. Edit it and give it to ``--config``."""
+    from ._version import __version__
+
+    header = (f"stemgrains {__version__} config: every parameter of every stage, with its default.\n"
+              "Use: stemgrains run INPUT --phase CIF -o OUTDIR --config THIS.toml (also index, segment, classify,\n"
+              "transport: each reads its sections). Options on the command line override this file.\n"
+              "Keys written as '# key =' are unset; remove the '#' and give a value to set them.\n"
+              "Each key: # meaning [unit]; default; the command-line option that overrides it.")
+    return config_to_toml(default_config(), header=header)
+
+
+# ------------------------------------------------------------------------------------------------ results files
+def write_config(f: Any, cfg: Mapping[str, Mapping[str, Any]], command: str) -> str:
+    """Record the part of ``cfg`` that ``command`` used in an open results file (``/parameters`` attribute
+    ``config``, TOML text), over the config an earlier command recorded there; returns the text written."""
+    import tomllib
+
+    grp = f.require_group("parameters")
+    old: dict[str, Any] = {}
+    if "config" in grp.attrs:
+        try:
+            old = parse_config(tomllib.loads(_text(grp.attrs["config"])))
+        except (tomllib.TOMLDecodeError, ParameterError):
+            old = {}  # a config of another version: replaced by what this command used
+    text = config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
+                          header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
+    grp.attrs["config"] = text
+    return text
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+
+def read_config(path: str | os.PathLike) -> str | None:
+    """The config TOML text recorded in a results file, or ``None``."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            grp = f.get("parameters")
+            if grp is None or "config" not in grp.attrs:
+                return None
+            return _text(grp.attrs["config"])
+    except OSError as err:
+        raise FileFormatError(f"{path}: not a readable HDF5 results file ({err})") from None
