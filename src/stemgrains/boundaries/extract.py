@@ -20,7 +20,7 @@ import numpy as np
 from .. import config
 from .._table import Table
 from ..errors import InputError, ParameterError
-from ..grains._types import GrainMap
+from ..grains import GrainMap
 from ._chains import link_edges, split_chains, trace_chains
 from ._types import BOUNDARY_COLUMNS, PAIR_COLUMNS, SEGMENT_COLUMNS, BoundaryTable
 

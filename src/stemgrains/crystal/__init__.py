@@ -2,6 +2,7 @@
 
 from .phase import (
     atomic_numbers,
+    coerce_phases,
     is_hexagonal_like,
     has_conduction_planes,
     load_phase,
@@ -15,6 +16,7 @@ from .spots import SpotPattern, kinematic_spots
 
 __all__ = [
     "load_phase",
+    "coerce_phases",
     "phase_from_cif_text",
     "phase_cif_text",
     "write_phases",

@@ -11,22 +11,14 @@ import math
 import numba as nb
 import numpy as np
 
+from ..crystal.symmetry import qmul
+
 TWO_PI = 2.0 * math.pi
 
 
 # --------------------------------------------------------------------------------------------------
 # quaternion helpers
 # --------------------------------------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True)
-def qmul(a, b):
-    out = np.empty(4)
-    out[0] = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
-    out[1] = a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2]
-    out[2] = a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1]
-    out[3] = a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0]
-    return out
-
-
 @nb.njit(cache=True, nogil=True)
 def qexp(v):
     """Unit quaternion of the rotation vector v (axis · angle, radians)."""

@@ -42,6 +42,7 @@ from orix.quaternion import Rotation
 
 from .. import config
 from .._version import __version__
+from ..crystal import coerce_phases
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
 from ..library.templates import HARMONICS, TemplateLibrary, build_library
@@ -187,24 +188,6 @@ class ChunkResult:
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {k: getattr(self, k) for k in self.FIELDS}
-
-
-def _coerce_phases(phases: Any) -> list[Phase]:
-    from ..crystal import load_phase
-
-    if isinstance(phases, (Phase, str, os.PathLike)):
-        phases = [phases]
-    if isinstance(phases, PhaseList):
-        phases = [p for _, p in phases]
-    out = []
-    for p in phases:
-        out.append(load_phase(p) if isinstance(p, (str, os.PathLike)) else p)
-    if not out:
-        raise ParameterError("phases: give at least one phase (a CIF path or an orix Phase)")
-    for p in out:
-        if p.structure is None or len(p.structure) == 0:
-            raise ParameterError(f"phase {p.name!r} has no atoms: load it from a CIF")
-    return out
 
 
 def index_patterns(
@@ -472,7 +455,7 @@ def index_orientations(
     cal = dataset.calibration
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
-    phase_list = _coerce_phases(phases)
+    phase_list = coerce_phases(phases)
     if libraries is None:
         libraries = [
             build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,

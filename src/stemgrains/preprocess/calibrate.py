@@ -577,7 +577,8 @@ def calibrate(
     InputError, ParameterError
         A dataset that is not a :class:`Dataset4D`, no phases, an unknown ``method``.
     """
-    from ..index.api import IndexParams, _coerce_phases
+    from ..crystal import coerce_phases
+    from ..index.api import IndexParams
     from ..library.templates import build_library
 
     if not isinstance(dataset, Dataset4D):
@@ -589,7 +590,7 @@ def calibrate(
             raise ParameterError(f"{name} must be a positive integer, got {v!r}")
     if not (0 < max_scale_error < 0.5):
         raise ParameterError(f"max_scale_error must be in (0, 0.5), got {max_scale_error!r}")
-    phase_list = _coerce_phases(phases)
+    phase_list = coerce_phases(phases)
     stated = dataset.calibration
     iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})}).resolved(stated, dataset.detector_shape)
     sp = spots or replace(iprm.spots, q_max=iprm.k_max)
