@@ -30,10 +30,8 @@ between them; where it cannot (thin, weak patterns), Q2 ≈ Q1 and the reliabili
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +41,7 @@ from orix.quaternion import Rotation
 from .. import config
 from .._version import __version__
 from ..crystal import coerce_phases
+from .._chunks import ChunkCheckpoint, row_chunks, run_chunks, run_key, with_kernel_lock
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
 from ..library.templates import HARMONICS, TemplateLibrary, build_library
@@ -376,37 +375,27 @@ def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, cou
 def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
     from ..crystal import phase_cif_text
 
-    blob = json.dumps(
+    return run_key(
         {
             "version": __version__,
             "input": dataset.describe(),
             "calibration": dataset.calibration.to_attrs(),
             "params": params.as_dict(),
             "phases": [hashlib.sha256(phase_cif_text(p).encode()).hexdigest() for p in phases],
-        },
-        sort_keys=True,
-        default=str,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _chunk_path(ckpt: Path, r0: int, r1: int) -> Path:
-    return ckpt / f"rows_{r0:06d}_{r1:06d}.npz"
-
-
-def _save_chunk(path: Path, res: ChunkResult) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **res.arrays())
-    os.replace(tmp, path)
-
-
-def _load_chunk(path: Path) -> ChunkResult | None:
-    try:
-        with np.load(path) as z:
-            return ChunkResult(**{k: z[k] for k in ChunkResult.FIELDS})
-    except Exception:  # a corrupt checkpoint is recomputed, never trusted
-        return None
+def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[TemplateLibrary], IndexParams, str]) -> ChunkResult:
+    """Index a block of scan rows ``(n_rows, nx, ky, kx)`` (or patterns ``(n, ky, kx)``): the chunk task of
+    :func:`index_orientations` (serial or on dask workers); ``shared`` is ``(libraries, params, backend)``."""
+    libraries, params, backend = shared
+    ky, kx = block.shape[-2:]
+    patterns = block.reshape(-1, ky, kx)
+    kw: dict[str, Any] = {"scan_shape": tuple(block.shape[:2])} if block.ndim == 4 else {}
+    if backend != "cpu":
+        kw["backend"] = backend
+    return with_kernel_lock(index_patterns, patterns, calibration, libraries, params, needed=backend == "cpu", **kw)
 
 
 def index_orientations(
@@ -464,48 +453,21 @@ def index_orientations(
         ]
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
-    chunks = [(r0, min(ny, r0 + prm.chunk_rows)) for r0 in range(0, ny, prm.chunk_rows)]
+    chunks = row_chunks(ny, prm.chunk_rows)
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = Path(checkpoint_dir)
-        ckpt.mkdir(parents=True, exist_ok=True)
-        key = _run_key(dataset, phase_list, prm)
-        manifest = ckpt / "manifest.json"
-        old = json.loads(manifest.read_text()) if manifest.is_file() else None
-        if old is None or old.get("key") != key:
-            for f in ckpt.glob("rows_*.npz"):
-                f.unlink()
-            manifest.write_text(json.dumps({"key": key, "shape": [ny, nx, ky, kx]}))
-
-    results: dict[tuple[int, int], ChunkResult] = {}
-    todo = []
-    for r0, r1 in chunks:
-        got = _load_chunk(_chunk_path(ckpt, r0, r1)) if ckpt is not None and _chunk_path(ckpt, r0, r1).is_file() else None
-        if got is not None and len(got.phase_id) == (r1 - r0) * nx:
-            results[(r0, r1)] = got
-        else:
-            todo.append((r0, r1))
+        ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phase_list, prm), {"shape": [ny, nx, ky, kx]})
 
     from .._progress import progress_bar as tqdm
 
-    bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
+    bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress)
     try:
-        if client is not None:
-            from ..distributed import run_chunks_distributed
-
-            for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo, backend=backend):
-                results[(r0, r1)] = res
-                if ckpt is not None:
-                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
-                bar.update((r1 - r0) * nx)
-        else:
-            for r0, r1 in todo:
-                block = dataset.rows(r0, r1).reshape(-1, ky, kx)
-                res = index_patterns(block, cal, libraries, prm, backend=backend, scan_shape=(r1 - r0, nx))
-                results[(r0, r1)] = res
-                if ckpt is not None:
-                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
-                bar.update((r1 - r0) * nx)
+        results = run_chunks(
+            dataset, chunks, index_block, (libraries, prm, backend), client=client, checkpoint=ckpt,
+            to_arrays=ChunkResult.arrays, from_arrays=lambda a: ChunkResult(**a), fields=ChunkResult.FIELDS,
+            is_complete=lambda res, r0, r1: len(res.phase_id) == (r1 - r0) * nx,
+            on_start=lambda rows: bar.update(rows * nx), on_chunk=lambda r0, r1: bar.update((r1 - r0) * nx),
+        )
     finally:
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
