@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..crystal.symmetry import qmul_components, quaternion_conjugate
+from ..crystal.symmetry import as_quaternions, qmul_components, quaternion_conjugate
 from ..crystal.symmetry import quaternion_multiply_reference as qmul_np
 
 __all__ = [
@@ -53,17 +53,13 @@ def _distance_2d(m, r, sym):
 
 def misorientation_distance(m: np.ndarray, r: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """``(len(m), len(r))`` distances (rad) between misorientations ``m`` and ``r`` under the rotations ``sym``."""
-    m = np.ascontiguousarray(m, dtype=np.float64).reshape(-1, 4)
-    r = np.ascontiguousarray(r, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, r, sym = as_quaternions(m, r, sym)
     return _distance_2d(m, r, sym)
 
 
 def misorientation_distance_reference(m: np.ndarray, r: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference: every product S_i · m · S_j · r⁻¹ written out with numpy broadcasting."""
-    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
-    r = np.asarray(r, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, r, sym = as_quaternions(m, r, sym)
     si = sym[None, None, :, None, :]
     sj = sym[None, None, None, :, :]
     prod = qmul_np(qmul_np(qmul_np(si, m[:, None, None, None, :]), sj), quaternion_conjugate(r)[None, :, None, None, :])
@@ -101,15 +97,13 @@ def _min_angle_equivalent_2d(m, sym):
 def min_angle_equivalent(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """For each misorientation ``m[k]`` the symmetry equivalent ``S_i · m · S_j`` with the smallest angle (the
     disorientation angle), scalar part ≥ 0. ``(n, 4)``."""
-    m = np.ascontiguousarray(m, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, sym = as_quaternions(m, sym)
     return _min_angle_equivalent_2d(m, sym)
 
 
 def min_angle_equivalent_reference(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference of :func:`min_angle_equivalent` (all products with numpy; first maximum wins)."""
-    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, sym = as_quaternions(m, sym)
     prod = qmul_np(qmul_np(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :]).reshape(len(m), -1, 4)
     w = np.abs(prod[..., 0])
     k = np.argmax(w > w.max(axis=1, keepdims=True) - 1e-12, axis=1)

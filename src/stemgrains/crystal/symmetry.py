@@ -37,6 +37,7 @@ __all__ = [
     "quaternion_multiply",
     "quaternion_multiply_reference",
     "quaternion_conjugate",
+    "as_quaternions",
     "symmetry_max_w",
     "disorientation_angle",
     "disorientation_angle_reference",
@@ -158,6 +159,11 @@ def quaternion_conjugate(q: np.ndarray) -> np.ndarray:
     return np.asarray(q, dtype=np.float64) * np.array([1.0, -1.0, -1.0, -1.0])
 
 
+def as_quaternions(*arrays: Any) -> tuple[np.ndarray, ...]:
+    """Each argument as a C-contiguous float64 ``(n, 4)`` array of quaternions (the dispatchers' input)."""
+    return tuple(np.ascontiguousarray(a, dtype=np.float64).reshape(-1, 4) for a in arrays)
+
+
 # ------------------------------------------------------------------------------------------------
 # disorientation angle
 # ------------------------------------------------------------------------------------------------
@@ -200,17 +206,13 @@ def _disorientation_2d(qa, qb, sym):
 def disorientation_angle(qa: np.ndarray, qb: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Disorientation angles (rad), ``(n,)``, between orientations ``qa[i]`` and ``qb[i]`` (``(n, 4)`` each) under
     the rotations ``sym`` ``(m, 4)`` (e.g. :func:`laue_rotations`)."""
-    qa = np.ascontiguousarray(qa, dtype=np.float64).reshape(-1, 4)
-    qb = np.ascontiguousarray(qb, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    qa, qb, sym = as_quaternions(qa, qb, sym)
     return _disorientation_2d(qa, qb, sym)
 
 
 def disorientation_angle_reference(qa: np.ndarray, qb: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference: all double-coset products S_i · qb · qa⁻¹ · S_j, smallest angle (rad)."""
-    qa = np.asarray(qa, dtype=np.float64).reshape(-1, 4)
-    qb = np.asarray(qb, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
+    qa, qb, sym = as_quaternions(qa, qb, sym)
     mul = quaternion_multiply_reference
     m = mul(qb, quaternion_conjugate(qa))  # (n, 4)
     full = mul(mul(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :])  # (n, s, s, 4)

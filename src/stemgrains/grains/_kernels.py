@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from ..crystal.symmetry import (
+    as_quaternions,
     disorientation_angle_reference,
     disorientation_angle_single,
     qmul_components,
@@ -199,16 +200,13 @@ def _reduce_to_reference(q, ref, sym):
 
 def reduce_to_reference(q: np.ndarray, ref: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """The symmetry equivalent ``S·q[i]`` closest to ``ref[i]``, sign chosen so that its dot with ``ref[i]`` ≥ 0."""
-    q = np.ascontiguousarray(q, dtype=np.float64).reshape(-1, 4)
-    ref = np.ascontiguousarray(ref, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    q, ref, sym = as_quaternions(q, ref, sym)
     return _reduce_to_reference(q, ref, sym)
 
 
 def reduce_to_reference_reference(q: np.ndarray, ref: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference of :func:`reduce_to_reference`: all equivalents, pick the largest |dot| with ref."""
-    q = np.asarray(q, dtype=np.float64).reshape(-1, 4)
-    ref = np.asarray(ref, dtype=np.float64).reshape(-1, 4)
+    q, ref = as_quaternions(q, ref)
     eq = quaternion_multiply_reference(np.asarray(sym, dtype=np.float64)[None, :, :], q[:, None, :])  # (n, m, 4)
     dots = np.einsum("nmk,nk->nm", eq, ref)
     k = np.argmax(np.abs(dots), axis=1)

@@ -547,17 +547,6 @@ def peak_image_norm(px, py, img, center_row, center_col, affine):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def peak_image_norms(peaks, counts, imgs, centers, affine):
-    """:func:`peak_image_norm` of each pattern of a chunk (peaks (n, max_peaks, 3), counts (n,))."""
-    n = peaks.shape[0]
-    out = np.ones(n)
-    for i in nb.prange(n):
-        c = counts[i]
-        out[i] = peak_image_norm(peaks[i, :c, 0], peaks[i, :c, 1], imgs[i], centers[i, 0], centers[i, 1], affine)
-    return out
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
 def image_scores(quats, mask, imgs, centers, affine, g_c, F2, lam, sigma_s, q_min, q_max, power):
     """:func:`image_score` of ``quats[i]`` on ``imgs[i]`` where ``mask[i]`` (0 elsewhere)."""
     n = quats.shape[0]

@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from orix.crystal_map import CrystalMap, Phase, PhaseList
@@ -189,6 +189,33 @@ class ChunkResult:
         return {k: getattr(self, k) for k in self.FIELDS}
 
 
+class PhaseSearch(NamedTuple):
+    """The search of one phase over a chunk (:func:`._cpu.index_chunk`): best orientation ``(n, 4)``, its score
+    ``(n,)`` and reliability ``(n,)``, and the distinct candidates ``(n, n_best, 4)`` with their scores."""
+
+    quaternions: np.ndarray
+    score: np.ndarray
+    reliability: np.ndarray
+    candidate_quaternions: np.ndarray
+    candidate_scores: np.ndarray
+
+
+class PhaseFit(NamedTuple):
+    """The settled solution of one phase over a chunk (:func:`._cpu.rescore_chunk`): orientation ``(n, 4)``,
+    Q = correlation index × fraction of spots explained, correlation index, spots explained, fit residual,
+    reliability R and beam-twin reliability (percent), and the hypotheses ``(n, n_best, 4)`` with their Q."""
+
+    quaternions: np.ndarray
+    quality: np.ndarray
+    correlation_index: np.ndarray
+    n_explained: np.ndarray
+    residual: np.ndarray
+    reliability: np.ndarray
+    twin_reliability: np.ndarray
+    hypothesis_quaternions: np.ndarray
+    hypothesis_quality: np.ndarray
+
+
 def index_patterns(
     patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu",
     scan_shape: tuple[int, int] | None = None,
@@ -238,25 +265,23 @@ def index_patterns(
             np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
             params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
         )
-        per_phase.append(res)
+        per_phase.append(PhaseSearch(*res))
     # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
     # solution, by Q = correlation index × fraction of detected spots explained (robust to intensity-model error);
     # reliability from Q. Then each pattern takes the phase with the highest Q (one gather).
     ok = counts >= params.min_peaks
-    resc = [_rescore(res[0], res[3], ok, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
-            for res, lib in zip(per_phase, libraries)]
-    Q_all = np.stack([r[1] for r in resc])
+    resc = [_rescore(res.quaternions, res.candidate_quaternions, ok, peaks, counts, imgs, centers, affine, lib, params,
+                     lam, q_min) for res, lib in zip(per_phase, libraries)]
+    Q_all = np.stack([r.quality for r in resc])
     best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
-    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack([r[k] for r in resc])[best, idx] for k in range(9))
+    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack(column)[best, idx] for column in zip(*resc))
     other = np.sort(Q_all, axis=0)[-2] if n_ph > 1 else np.zeros(n)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
         if int(np.prod(scan_shape)) != n:
             raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
-        pid_n, q_n = _neighbor_pass(
-            scan_shape, phase_id, q, ci, rel, np.zeros(n), cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
-        )[:2]
+        pid_n, q_n = _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libraries, params, lam, q_min)
         moved = ok & ((pid_n != phase_id) | np.any(q_n != q, axis=1))
         # a neighbour's solution is kept only where it also has the higher Q, with the reliability recomputed over
         # the pattern's hypotheses in its (new) phase
@@ -264,9 +289,9 @@ def index_patterns(
             m = moved & (pid_n == k)
             if not m.any():
                 continue
-            hyp = np.where((phase_id == k)[:, None, None], cq, resc[k][7])
+            hyp = np.where((phase_id == k)[:, None, None], cq, resc[k].hypothesis_quaternions)
             r = _rescore(q_n, hyp, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
-            take = m & (r[1] > Q)
+            take = m & (r.quality > Q)
             for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs), r):
                 arr[take] = new[take]
             if n_ph > 1:
@@ -295,31 +320,27 @@ def index_patterns(
     )
 
 
-def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min):
-    """:func:`._cpu.rescore_chunk` of one phase: (q, Q, ci, n_explained, residual, R, R_twin, hyp_q (n, n_best, 4),
-    hyp_Q (n, n_best))."""
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min) -> PhaseFit:
+    """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
     from ..crystal.phase import is_hexagonal_like
 
     step = np.deg2rad(lib.params["step_deg"])
-    return _cpu.rescore_chunk(
+    return PhaseFit(*_cpu.rescore_chunk(
         np.ascontiguousarray(quats), np.ascontiguousarray(cands), np.ascontiguousarray(mask), peaks, counts, imgs, centers,
         affine, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam,
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best,
-    )
+    ))
 
 
-def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min):
-    """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results and update the quality measures of the
-    pixels that changed: correlation index, reliability (Q2 = best earlier candidate more than
-    ``reliability_distance_deg`` from the new solution), phase reliability, and the candidate list (the new
-    solution first)."""
+def _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libraries, params, lam, q_min):
+    """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results: each pixel tries its neighbours' solutions
+    (refined) and keeps one where it explains the pixel's own pattern better. Returns the phase ids ``(n,)`` and
+    quaternions ``(n, 4)`` after the pass (copies; the quality measures are recomputed by the caller)."""
     n = len(counts)
     ok = counts >= params.min_peaks
-    pn = _cpu.peak_image_norms(peaks, counts, imgs, centers, affine)
-    syms = [lib.symmetry_quaternions for lib in libraries]
     power = [float(lib.params["intensity_power"]) for lib in libraries]
     refl = [(np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)) for lib in libraries]
     sigma_s = params.excitation_error_sigma
@@ -332,44 +353,15 @@ def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, cou
         step = np.deg2rad(lib.params["step_deg"])
         new_q, new_raw, ch = _cpu.neighbor_pass(
             new_q, new_raw, ok, ok & (new_phase == k), int(scan_shape[0]), int(scan_shape[1]), imgs, centers, affine,
-            syms[k], *refl[k], lam, sigma_s, q_min, params.k_max, power[k], max(np.deg2rad(2.0), step), 0.5 * step,
-            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), int(sum(scan_shape)),
+            lib.symmetry_quaternions, *refl[k], lam, sigma_s, q_min, params.k_max, power[k], max(np.deg2rad(2.0), step),
+            0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), int(sum(scan_shape)),
         )
         new_phase[ch] = k
         changed |= ch
-    if not changed.any():
-        return phase_id, q, score, rel, prel, cq, cs
-    phase_id, q, score, rel, prel, cq, cs = (a.copy() for a in (phase_id, q, score, rel, prel, cq, cs))
-    rel_dist = np.deg2rad(params.reliability_distance_deg)
-    for i in np.flatnonzero(changed):
-        k = new_phase[i]
-        sym = syms[k]
-        # the other phase's best score: unchanged by the pass when the phase stayed, else the old solution's
-        other = raw[i] * (1 - prel[i] / 100) if k == phase_id[i] else raw[i]
-        old_q, old_s = cq[i].copy(), cs[i] * pn[i]
-        q2 = 0.0
-        if k == phase_id[i]:
-            for cqq, css in zip(old_q, old_s):
-                if css > 0 and _cpu.sym_distance(new_q[i], cqq, sym) > rel_dist:
-                    q2 = max(q2, css)
-        else:
-            q2 = other
-        s1 = new_raw[i]
-        rel[i] = float(np.clip(100 * (1 - q2 / s1), 0, 100)) if s1 > 0 else 0.0
-        prel[i] = float(np.clip(100 * (1 - other / s1), 0, 100)) if (len(libraries) > 1 and s1 > 0) else prel[i]
-        keep = [(new_q[i], s1)]
-        if k == phase_id[i]:
-            dist = np.deg2rad(params.candidate_separation_deg or 0.5 * libraries[k].params["step_deg"])  # as index_one
-            keep += [(a, b) for a, b in zip(old_q, old_s) if b > 0 and _cpu.sym_distance(new_q[i], a, sym) >= dist]
-        m = min(len(keep), cq.shape[1])
-        cq[i] = 0.0
-        cs[i] = 0.0
-        cq[i, :m] = [a for a, _ in keep[:m]]
-        cs[i, :m] = [min(b / pn[i], 1.0) for _, b in keep[:m]]
-        q[i] = new_q[i]
-        score[i] = min(s1 / pn[i], 1.0)
-        phase_id[i] = k
-    return phase_id, q, score, rel, prel, cq, cs
+    phase_out, q_out = phase_id.copy(), q.copy()
+    phase_out[changed] = new_phase[changed]
+    q_out[changed] = new_q[changed]
+    return phase_out, q_out
 
 
 def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
