@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..crystal.symmetry import as_quaternions, qmul_components, quaternion_conjugate
+from ..crystal.symmetry import as_quaternions, max_abs_w, qmul_components, quaternion_conjugate
 from ..crystal.symmetry import quaternion_multiply_reference as qmul_np
 
 __all__ = [
@@ -31,12 +31,9 @@ def _distance_single(m, r, sym):
         p0, p1, p2, p3 = qmul_components(sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3], r[0], -r[1], -r[2], -r[3])
         # u = m * p
         u0, u1, u2, u3 = qmul_components(m[0], m[1], m[2], m[3], p0, p1, p2, p3)
-        for i in range(ns):
-            w = sym[i, 0] * u0 - sym[i, 1] * u1 - sym[i, 2] * u2 - sym[i, 3] * u3
-            if w < 0.0:
-                w = -w
-            if w > best:
-                best = w
+        w, _ = max_abs_w(sym, ns, u0, u1, u2, u3)
+        if w > best:
+            best = w
     if best > 1.0:
         best = 1.0
     return 2.0 * np.arccos(best)

@@ -38,6 +38,7 @@ __all__ = [
     "quaternion_multiply_reference",
     "quaternion_conjugate",
     "as_quaternions",
+    "max_abs_w",
     "symmetry_max_w",
     "disorientation_angle",
     "disorientation_angle_reference",
@@ -168,19 +169,27 @@ def as_quaternions(*arrays: Any) -> tuple[np.ndarray, ...]:
 # disorientation angle
 # ------------------------------------------------------------------------------------------------
 @njit(cache=True, nogil=True)
+def max_abs_w(sym, n_sym, w, x, y, z):
+    """``max_S |(S · m)_w|`` over the first ``n_sym`` rows of ``sym`` for the quaternion ``m = (w, x, y, z)``, and
+    the index of the (first) maximising ``S``; −1.0 and 0 when ``n_sym`` is 0."""
+    best = -1.0
+    ibest = 0
+    for k in range(n_sym):
+        v = sym[k, 0] * w - sym[k, 1] * x - sym[k, 2] * y - sym[k, 3] * z
+        if v < 0.0:
+            v = -v
+        if v > best:
+            best = v
+            ibest = k
+    return best, ibest
+
+
+@njit(cache=True, nogil=True)
 def symmetry_max_w(qa, qb, sym, n_sym):
     """``max_S |(S · qb · qa⁻¹)_w|`` over the first ``n_sym`` rows of ``sym`` (clipped to 1) and the index of the
     maximising ``S``: the cosine of half the disorientation angle."""
     mw, mx, my, mz = qmul_components(qb[0], qb[1], qb[2], qb[3], qa[0], -qa[1], -qa[2], -qa[3])
-    best = -1.0
-    ibest = 0
-    for k in range(n_sym):
-        w = sym[k, 0] * mw - sym[k, 1] * mx - sym[k, 2] * my - sym[k, 3] * mz
-        if w < 0.0:
-            w = -w
-        if w > best:
-            best = w
-            ibest = k
+    best, ibest = max_abs_w(sym, n_sym, mw, mx, my, mz)
     if best > 1.0:
         best = 1.0
     return best, ibest

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from orix.crystal_map import Phase
 from orix.quaternion import Rotation
 
 from ..crystal import kinematic_spots, load_phase, reflections
-from ..data import Calibration
+from ..data import Calibration, _finite
 from ..errors import FileFormatError, InputError, ParameterError
 from ..io.results import json_default
 from ._microstructure import random_quaternions, scatter_quaternions, voronoi_labels
@@ -107,12 +106,7 @@ def _pos_int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
 
 
 def _number(name: str, value: Any, *, minimum: float | None = None, positive: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ParameterError(f"{name} must be finite, got {value!r}")
+    v = _finite(name, value)
     if positive and v <= 0:
         raise ParameterError(f"{name} must be > 0, got {value!r}")
     if minimum is not None and v < minimum:
