@@ -7,6 +7,7 @@ Conventions: quaternions scalar-first, orix convention (sample → crystal). A t
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
@@ -14,6 +15,47 @@ import numpy as np
 from ..crystal.symmetry import qmul
 
 TWO_PI = 2.0 * math.pi
+
+
+class ChunkInputs(NamedTuple):
+    """The inputs of :func:`index_chunk` (and of ``_reference.index_chunk``, ``_gpu.index_chunk_gpu``), by name:
+    built with keywords by the caller and passed as ``index_chunk(*inputs)``, so no argument goes by position.
+
+    Angles in radians, reciprocal lengths in 1/Å, detector positions in pixels.
+    """
+
+    peaks: np.ndarray  # (n, max_peaks, 3) rows (qx, qy, amplitude) in the sample frame
+    counts: np.ndarray  # (n,) valid peak rows
+    imgs: np.ndarray  # (n, ky, kx) processed images
+    centers: np.ndarray  # (n, 2) direct-beam centres (row, col)
+    affine: np.ndarray  # (2, 2) sample q → detector (dcol, drow)
+    cands: np.ndarray  # (n, K) prefilter candidate templates
+    base_q: np.ndarray  # (T, 4) template orientations O0
+    offsets: np.ndarray  # (T+1,) CSR offsets of the template spots
+    sp_r: np.ndarray  # (S,) spot radii, 1/Å
+    sp_t: np.ndarray  # (S,) spot polar angles at γ = 0
+    sp_w: np.ndarray  # (S,) spot weights
+    sp_norm: np.ndarray  # (T,) template norms
+    sym: np.ndarray  # (m, 4) proper Laue group rotations
+    g_c: np.ndarray  # (R, 3) reflections, crystal frame, 1/Å
+    F2: np.ndarray  # (R,) |F|²
+    lam: float  # electron wavelength, Å
+    sigma_s: float  # excitation error width, 1/Å
+    sigma_coarse: float  # coarse-search Gaussian width
+    q_min: float
+    q_max: float
+    power: float  # intensity power of the model
+    n_bins: int  # in-plane angle bins
+    per_template: int  # in-plane peaks kept per template
+    n_keep: int  # candidates scored on the image
+    n_refine: int  # candidates refined
+    n_best: int  # distinct candidates reported
+    rel_dist: float  # reliability distance
+    distinct_dist: float  # candidate separation
+    init_step: float  # Nelder–Mead initial step
+    max_eval: int
+    xtol: float
+    min_peaks: int
 
 
 # --------------------------------------------------------------------------------------------------

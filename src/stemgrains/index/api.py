@@ -257,15 +257,19 @@ def index_patterns(
         cands = np.ascontiguousarray(cands, dtype=np.int64)
         g_c = np.ascontiguousarray(lib.refl.g)
         F2 = np.ascontiguousarray(lib.refl.intensity)
-        res = index_chunk(
-            peaks, counts, imgs, centers, affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r, lib.spot_theta, lib.spot_w,
-            lib.spot_norm, lib.symmetry_quaternions, g_c, F2, lam, params.excitation_error_sigma,
-            params.sigma_coarse, q_min, params.k_max, float(lib.params["intensity_power"]),
-            params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
-            np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
-            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
+        inputs = _cpu.ChunkInputs(
+            peaks=peaks, counts=counts, imgs=imgs, centers=centers, affine=affine, cands=cands,
+            base_q=lib.base_quaternions, offsets=lib.offsets, sp_r=lib.spot_r, sp_t=lib.spot_theta, sp_w=lib.spot_w,
+            sp_norm=lib.spot_norm, sym=lib.symmetry_quaternions, g_c=g_c, F2=F2, lam=lam,
+            sigma_s=params.excitation_error_sigma, sigma_coarse=params.sigma_coarse, q_min=q_min, q_max=params.k_max,
+            power=float(lib.params["intensity_power"]), n_bins=params.n_angles, per_template=2,
+            n_keep=params.n_candidates, n_refine=params.n_refine, n_best=params.n_best,
+            rel_dist=np.deg2rad(params.reliability_distance_deg),
+            distinct_dist=np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]),
+            init_step=np.deg2rad(0.5 * lib.params["step_deg"]), max_eval=params.refine_max_eval,
+            xtol=np.deg2rad(params.refine_xtol_deg), min_peaks=params.min_peaks,
         )
-        per_phase.append(PhaseSearch(*res))
+        per_phase.append(PhaseSearch(*index_chunk(*inputs)))
     # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
     # solution, by Q = correlation index × fraction of detected spots explained (robust to intensity-model error);
     # reliability from Q. Then each pattern takes the phase with the highest Q (one gather).
