@@ -13,7 +13,7 @@ import numpy as np
 
 from .errors import InputError
 
-__all__ = ["map_shape", "attach_scan_step"]
+__all__ = ["map_shape", "map_arrays", "attach_scan_step"]
 
 
 def map_shape(xmap: Any) -> tuple[int, int]:
@@ -40,6 +40,30 @@ def map_shape(xmap: Any) -> tuple[int, int]:
         if x is None or np.ptp(np.asarray(x, dtype=float)) == 0:
             return (shape[0], 1)
     raise InputError(f"the orientation map must be 2-D (ny, nx), got shape {shape}")
+
+
+def map_arrays(xmap: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Full-grid arrays of a 2-D ``CrystalMap``: quaternions ``(ny, nx, 4)`` (identity where the point is not in
+    the data), phase ids ``(ny, nx)`` (−1 where the point is not indexed or not in the data) and the in-data mask
+    ``(ny, nx)``.
+
+    Raises
+    ------
+    InputError
+        ``xmap`` is not an orix ``CrystalMap``, or has more than two dimensions.
+    """
+    from orix.crystal_map import CrystalMap
+
+    if not isinstance(xmap, CrystalMap):
+        raise InputError(f"expected an orix CrystalMap, got {type(xmap).__name__}")
+    ny, nx = map_shape(xmap)  # orix gives single rows/columns a 1-D shape, a single point ()
+    in_data = np.asarray(xmap.is_in_data, dtype=bool).reshape(ny, nx)
+    q = np.zeros((ny, nx, 4))
+    q[..., 0] = 1.0
+    q[in_data] = xmap.rotations.data.reshape(-1, 4)
+    phase_id = np.full((ny, nx), -1, dtype=np.int64)
+    phase_id[in_data] = np.asarray(xmap.phase_id)
+    return q, phase_id, in_data
 
 
 def attach_scan_step(xmap: Any, scan_step_nm: float | None) -> Any:

@@ -52,7 +52,7 @@ def random_quaternions(n: int, rng: np.random.Generator) -> np.ndarray:
 
 def separated_orientations(n: int, phase: Phase, min_angle_deg: float, rng: np.random.Generator) -> np.ndarray:
     """n random orientations, pairwise disorientations ≥ min_angle_deg (rejection sampling)."""
-    from stemgrains.grains._kernels import misorientation_angle_reference
+    from stemgrains.crystal.symmetry import disorientation_angle_reference as misorientation_angle_reference
 
     sym = phase.point_group.laue.proper_subgroup.data
     out: list[np.ndarray] = []

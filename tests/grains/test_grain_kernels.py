@@ -4,42 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from orix.quaternion import Orientation, Rotation, symmetry
+from orix.quaternion import Rotation, symmetry
 
 from stemgrains.grains import _kernels as K
-from stemgrains.grains.segment import laue_rotations
+from stemgrains.crystal.symmetry import disorientation_angle
 
-LAUE = [symmetry.Ci, symmetry.C2h, symmetry.D2h, symmetry.C4h, symmetry.D4h, symmetry.S6, symmetry.D3d,
-        symmetry.C6h, symmetry.D6h, symmetry.Th, symmetry.Oh]
-
-
-@pytest.mark.parametrize("laue", LAUE, ids=lambda s: s.name)
-def test_misorientation_angle_matches_orix_and_reference(laue):
-    rng = np.random.default_rng(1)
-    qa = Rotation.random(200).data
-    # half close pairs (the interesting range for grain growing), half random
-    qb = np.concatenate([(Rotation.from_axes_angles(rng.normal(size=(100, 3)), rng.uniform(0, 0.2, 100))
-                          * Rotation(qa[:100])).data, Rotation.random(100).data])
-    sym = laue.proper_subgroup.data
-    fast = K.misorientation_angle(qa, qb, sym)
-    ref = K.misorientation_angle_reference(qa, qb, sym)
-    orix = Orientation(qb, laue).angle_with(Orientation(qa, laue))
-    np.testing.assert_allclose(fast, ref, atol=1e-7)
-    np.testing.assert_allclose(fast, orix, atol=1e-6)
-    # the python function of the numba kernel gives the same (coverage of the kernel body)
-    py = np.array([K._misorientation_angle_single.py_func(a, b, sym, len(sym)) for a, b in zip(qa[:20], qb[:20])])
-    np.testing.assert_allclose(py, fast[:20], atol=1e-12)
-
-
-def test_misorientation_angle_is_symmetric_and_invariant():
-    sym = symmetry.Oh.proper_subgroup.data
-    qa, qb = Rotation.random(50).data, Rotation.random(50).data
-    a = K.misorientation_angle(qa, qb, sym)
-    np.testing.assert_allclose(K.misorientation_angle(qb, qa, sym), a, atol=1e-9)
-    s = sym[np.random.default_rng(0).integers(0, len(sym), 50)]
-    qa_eq = (Rotation(s) * Rotation(qa)).data * -1  # symmetry equivalent and q ≡ -q
-    np.testing.assert_allclose(K.misorientation_angle(qa_eq, qb, sym), a, atol=1e-7)
-    assert np.all(a <= np.radians(62.8 + 1e-6))  # cubic disorientation limit
 
 
 def test_edge_angles_kernel_matches_reference():
@@ -98,15 +67,5 @@ def test_reduce_to_reference_matches_reference(laue):
     np.testing.assert_allclose(fast, slow, atol=1e-12)
     # the reduced quaternion is within the disorientation angle of the reference
     ang = 2 * np.arccos(np.clip(np.abs(np.sum(fast * ref, axis=1)), 0, 1))
-    np.testing.assert_allclose(ang, K.misorientation_angle(q, ref, sym), atol=1e-6)
+    np.testing.assert_allclose(ang, disorientation_angle(q, ref, sym), atol=1e-6)
     assert np.all(np.sum(fast * ref, axis=1) >= 0)
-
-
-def test_laue_rotations_of_phase():
-    from orix.crystal_map import Phase
-
-    assert len(laue_rotations(Phase(point_group="m-3m"))) == 24
-    assert len(laue_rotations(Phase(point_group="6/mmm"))) == 12
-    assert len(laue_rotations(Phase(point_group="-3m"))) == 6
-    assert len(laue_rotations(Phase(point_group="432"))) == 24
-    np.testing.assert_allclose(laue_rotations(Phase()), [[1, 0, 0, 0]])  # no point group: identity only

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..grains._kernels import _conj, _qmul
+from ..crystal.symmetry import as_quaternions, max_abs_w, qmul_components, quaternion_conjugate
+from ..crystal.symmetry import quaternion_multiply_reference as qmul_np
 
 __all__ = [
     "misorientation_distance",
@@ -22,30 +23,17 @@ __all__ = [
 
 
 @njit(cache=True, nogil=True)
-def _qmul1(a0, a1, a2, a3, b0, b1, b2, b3):
-    return (
-        a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
-        a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
-        a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1,
-        a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0,
-    )
-
-
-@njit(cache=True, nogil=True)
 def _distance_single(m, r, sym):
     ns = sym.shape[0]
     best = 0.0
     for j in range(ns):
         # p = S_j * r^-1
-        p0, p1, p2, p3 = _qmul1(sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3], r[0], -r[1], -r[2], -r[3])
+        p0, p1, p2, p3 = qmul_components(sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3], r[0], -r[1], -r[2], -r[3])
         # u = m * p
-        u0, u1, u2, u3 = _qmul1(m[0], m[1], m[2], m[3], p0, p1, p2, p3)
-        for i in range(ns):
-            w = sym[i, 0] * u0 - sym[i, 1] * u1 - sym[i, 2] * u2 - sym[i, 3] * u3
-            if w < 0.0:
-                w = -w
-            if w > best:
-                best = w
+        u0, u1, u2, u3 = qmul_components(m[0], m[1], m[2], m[3], p0, p1, p2, p3)
+        w, _ = max_abs_w(sym, ns, u0, u1, u2, u3)
+        if w > best:
+            best = w
     if best > 1.0:
         best = 1.0
     return 2.0 * np.arccos(best)
@@ -62,20 +50,16 @@ def _distance_2d(m, r, sym):
 
 def misorientation_distance(m: np.ndarray, r: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """``(len(m), len(r))`` distances (rad) between misorientations ``m`` and ``r`` under the rotations ``sym``."""
-    m = np.ascontiguousarray(m, dtype=np.float64).reshape(-1, 4)
-    r = np.ascontiguousarray(r, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, r, sym = as_quaternions(m, r, sym)
     return _distance_2d(m, r, sym)
 
 
 def misorientation_distance_reference(m: np.ndarray, r: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference: every product S_i · m · S_j · r⁻¹ written out with numpy broadcasting."""
-    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
-    r = np.asarray(r, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, r, sym = as_quaternions(m, r, sym)
     si = sym[None, None, :, None, :]
     sj = sym[None, None, None, :, :]
-    prod = _qmul(_qmul(_qmul(si, m[:, None, None, None, :]), sj), _conj(r)[None, :, None, None, :])
+    prod = qmul_np(qmul_np(qmul_np(si, m[:, None, None, None, :]), sj), quaternion_conjugate(r)[None, :, None, None, :])
     w = np.abs(prod[..., 0]).max(axis=(2, 3))
     return 2.0 * np.arccos(np.clip(w, 0.0, 1.0))
 
@@ -86,9 +70,9 @@ def _min_angle_equivalent_single(m, sym, out):
     ns = sym.shape[0]
     best = -1.0
     for i in range(ns):
-        u0, u1, u2, u3 = _qmul1(sym[i, 0], sym[i, 1], sym[i, 2], sym[i, 3], m[0], m[1], m[2], m[3])
+        u0, u1, u2, u3 = qmul_components(sym[i, 0], sym[i, 1], sym[i, 2], sym[i, 3], m[0], m[1], m[2], m[3])
         for j in range(ns):
-            p0, p1, p2, p3 = _qmul1(u0, u1, u2, u3, sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3])
+            p0, p1, p2, p3 = qmul_components(u0, u1, u2, u3, sym[j, 0], sym[j, 1], sym[j, 2], sym[j, 3])
             w = abs(p0)
             if w > best + 1e-12:
                 best = w
@@ -110,16 +94,14 @@ def _min_angle_equivalent_2d(m, sym):
 def min_angle_equivalent(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """For each misorientation ``m[k]`` the symmetry equivalent ``S_i · m · S_j`` with the smallest angle (the
     disorientation angle), scalar part ≥ 0. ``(n, 4)``."""
-    m = np.ascontiguousarray(m, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    m, sym = as_quaternions(m, sym)
     return _min_angle_equivalent_2d(m, sym)
 
 
 def min_angle_equivalent_reference(m: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference of :func:`min_angle_equivalent` (all products with numpy; first maximum wins)."""
-    m = np.asarray(m, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
-    prod = _qmul(_qmul(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :]).reshape(len(m), -1, 4)
+    m, sym = as_quaternions(m, sym)
+    prod = qmul_np(qmul_np(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :]).reshape(len(m), -1, 4)
     w = np.abs(prod[..., 0])
     k = np.argmax(w > w.max(axis=1, keepdims=True) - 1e-12, axis=1)
     best = prod[np.arange(len(m)), k]

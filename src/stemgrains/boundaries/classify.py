@@ -335,6 +335,60 @@ def _weighted_majority(group: np.ndarray, values: np.ndarray, weight: np.ndarray
     return np.array(cats, dtype=str)[best] if cats else np.zeros(n_groups, dtype=str), frac
 
 
+def _segment_inputs(segs: Table, btab: Table, field: Any, field_on: str | None) -> tuple:
+    """Checked segment columns: ids, lengths (nm), the row of each segment's boundary, unit normals ``(n, 2)``,
+    unit field directions ``(n, 2)`` and how the field was given (``"single"``, ``"per-boundary"``, ...)."""
+    n_seg, n_bnd = len(segs), len(btab)
+    seg_ids = np.asarray(segs["segment_id"]).astype(np.int64)
+    length = np.asarray(segs["length_nm"], dtype=np.float64).reshape(n_seg)
+    if not np.all(np.isfinite(length)) or np.any(length < 0):
+        raise InputError("boundaries.segments length_nm must be finite and >= 0")
+    b_row = _lookup(btab["boundary_id"], segs["boundary_id"])
+    if np.any(b_row < 0):
+        i = int(np.flatnonzero(b_row < 0)[0])
+        raise InputError(
+            f"segment {seg_ids[i]} refers to boundary {segs['boundary_id'][i]}, absent from the boundary table"
+        )
+    if n_seg:
+        normal, _ = unit_rows(np.asarray(segs["normal"]).reshape(n_seg, -1), 2, "boundaries.segments normal",
+                              row_names=[f"segment {s}" for s in seg_ids])
+        e_seg, field_mode = _segment_fields(field, b_row, n_bnd, seg_ids, field_on)
+    else:  # nothing to classify; still check a single field vector
+        normal, e_seg = np.zeros((0, 2)), np.zeros((0, 2))
+        field_mode = "single" if np.ndim(field) == 1 else "per-segment"
+        if field_mode == "single":
+            unit_rows(field, 2, "field")
+
+    return seg_ids, length, b_row, normal, e_seg, field_mode
+
+
+def _conducting_sides(gtab: Table, segs: Table, c_all: np.ndarray, g_conducting: np.ndarray,
+                      phase_names: dict[int, str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Grain-table rows of each segment's grains A and B (−1 where unknown) and whether both are conducting;
+    a conducting grain without a finite, non-zero c-axis raises :class:`InputError`."""
+
+    def grain_side(col: str, tab: Table) -> tuple[np.ndarray, np.ndarray]:
+        rows = _lookup(gtab["id"], tab[col])
+        ok = rows >= 0
+        ok[ok] = g_conducting[rows[ok]]
+        return rows, ok
+
+    ra, ok_a = grain_side("grain_a", segs)
+    rb, ok_b = grain_side("grain_b", segs)
+    conducting = ok_a & ok_b
+    for rows in (ra[conducting], rb[conducting]):
+        c = c_all[rows]
+        bad = rows[~np.all(np.isfinite(c), axis=1) | np.all(c == 0.0, axis=1)]
+        if len(bad):
+            g, pid = int(gtab["id"][bad[0]]), int(gtab["phase_id"][bad[0]])
+            raise InputError(
+                f"grain {g} (phase {phase_names.get(pid, pid)!r}) is in a conducting phase "
+                "but has no finite, non-zero c_axis"
+            )
+
+    return ra, rb, conducting
+
+
 def classify_boundaries(
     grain_map: Any,
     boundaries: BoundaryTable,
@@ -389,49 +443,14 @@ def classify_boundaries(
     cond_ids = conducting_phase_ids(grain_map.phases, conducting_phases)
     phase_names = {int(i): p.name for i, p in _phase_items(grain_map.phases)}
 
-    n_seg, n_bnd = len(segs), len(btab)
-    seg_ids = np.asarray(segs["segment_id"]).astype(np.int64)
-    length = np.asarray(segs["length_nm"], dtype=np.float64).reshape(n_seg)
-    if not np.all(np.isfinite(length)) or np.any(length < 0):
-        raise InputError("boundaries.segments length_nm must be finite and >= 0")
-    b_row = _lookup(btab["boundary_id"], segs["boundary_id"])
-    if np.any(b_row < 0):
-        i = int(np.flatnonzero(b_row < 0)[0])
-        raise InputError(
-            f"segment {seg_ids[i]} refers to boundary {segs['boundary_id'][i]}, absent from the boundary table"
-        )
-    if n_seg:
-        normal, _ = unit_rows(np.asarray(segs["normal"]).reshape(n_seg, -1), 2, "boundaries.segments normal",
-                              row_names=[f"segment {s}" for s in seg_ids])
-        e_seg, field_mode = _segment_fields(field, b_row, n_bnd, seg_ids, field_on)
-    else:  # nothing to classify; still check a single field vector
-        normal, e_seg = np.zeros((0, 2)), np.zeros((0, 2))
-        field_mode = "single" if np.ndim(field) == 1 else "per-segment"
-        if field_mode == "single":
-            unit_rows(field, 2, "field")
+    n_seg = len(segs)
+    seg_ids, length, b_row, normal, e_seg, field_mode = _segment_inputs(segs, btab, field, field_on)
 
     # grains → conducting flag, c-axis
     c_all = np.asarray(gtab["c_axis"], dtype=np.float64).reshape(len(gtab), 3)
     g_conducting = np.isin(np.asarray(gtab["phase_id"]).astype(np.int64), cond_ids)
 
-    def grain_side(col: str, tab: Table) -> tuple[np.ndarray, np.ndarray]:
-        rows = _lookup(gtab["id"], tab[col])
-        ok = rows >= 0
-        ok[ok] = g_conducting[rows[ok]]
-        return rows, ok
-
-    ra, ok_a = grain_side("grain_a", segs)
-    rb, ok_b = grain_side("grain_b", segs)
-    conducting = ok_a & ok_b
-    for rows in (ra[conducting], rb[conducting]):
-        c = c_all[rows]
-        bad = rows[~np.all(np.isfinite(c), axis=1) | np.all(c == 0.0, axis=1)]
-        if len(bad):
-            g, pid = int(gtab["id"][bad[0]]), int(gtab["phase_id"][bad[0]])
-            raise InputError(
-                f"grain {g} (phase {phase_names.get(pid, pid)!r}) is in a conducting phase "
-                "but has no finite, non-zero c_axis"
-            )
+    ra, rb, conducting = _conducting_sides(gtab, segs, c_all, g_conducting, phase_names)
 
     seg_out = _blank_columns(n_seg)
     idx = np.flatnonzero(conducting)

@@ -27,7 +27,7 @@ import numpy as np
 from orix.quaternion import Misorientation, Rotation
 
 from .._table import Table
-from ..grains.segment import laue_rotations
+from ..crystal.symmetry import laue_rotations, proper_laue_group
 from ._kernels import misorientation_distance
 
 __all__ = [
@@ -201,7 +201,7 @@ def _csl_cached(abc: tuple, point_group: str, centring: str, max_sigma: int) -> 
     # disorientation (orix: reduce into the fundamental zone of the symmetry pair)
     mori = Misorientation(qs)
     if phase.point_group is not None:
-        g = phase.point_group.laue.proper_subgroup
+        g = proper_laue_group(phase)
         mori.symmetry = (g, g)
         mori = mori.reduce()
     qs = mori.data

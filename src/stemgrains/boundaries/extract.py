@@ -20,7 +20,7 @@ import numpy as np
 from .. import config
 from .._table import Table
 from ..errors import InputError, ParameterError
-from ..grains._types import GrainMap
+from ..grains import GrainMap
 from ._chains import link_edges, split_chains, trace_chains
 from ._types import BOUNDARY_COLUMNS, PAIR_COLUMNS, SEGMENT_COLUMNS, BoundaryTable
 
@@ -101,6 +101,115 @@ def _segment_geometry(mx, my, seg, n_seg, ex, ey, vx, vy):
     return sx, sy, nx_, ny_
 
 
+def _traced_edges(labels: np.ndarray, kink_tolerance_px: float, min_segment_px: int) -> tuple:
+    """The boundary pixel pairs sorted by boundary, with their chains and straight segments.
+
+    Returns ``(pp, ukey, bidx, order, chain, closed, cstart, seg)``: pixel pairs (columns of :func:`pixel_pairs`,
+    sorted by boundary, raster order inside one), the unique grain-pair keys (one boundary each, in order of
+    ``(grain_a, grain_b)``), each pair's boundary index, the chain order of the pairs, each ordered pair's chain,
+    which chains are closed, chain starts, and each ordered pair's segment.
+    """
+    ny, nx = labels.shape
+    pp = pixel_pairs(labels)
+    # boundaries: unique grain pairs, numbered in order of (grain_a, grain_b)
+    key = pp["grain_a"].astype(np.int64) * (int(labels.max(initial=0)) + 1) + pp["grain_b"]
+    ukey, bidx = np.unique(key, return_inverse=True)
+    n_b = len(ukey)
+    # sort edges by boundary (stable: keeps raster order inside a boundary)
+    eorder = np.argsort(bidx, kind="stable")
+    pp = {k: v[eorder] for k, v in pp.items()}
+    bidx = bidx[eorder]
+    bstart = np.searchsorted(bidx, np.arange(n_b + 1))
+    partner = link_edges(bidx, pp["c0_id"], pp["c1_id"], (ny + 1) * (nx + 1))
+    order, chain, closed = trace_chains(partner, pp["c0_id"], pp["c1_id"], bstart)
+    mx, my = pp["mx"][order], pp["my"][order]
+    n_ch = len(closed)
+    cstart = np.searchsorted(chain, np.arange(n_ch + 1))
+    seg = split_chains(mx, my, cstart, kink_tolerance_px, min_segment_px)
+    return pp, ukey, bidx, order, chain, closed, cstart, seg
+
+
+def _length_shares(mx: np.ndarray, my: np.ndarray, chain: np.ndarray, closed: np.ndarray, cstart: np.ndarray,
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Length share (px) of each edge toward its previous and next chain neighbour: half the gap between their
+    midpoints, 0.5 px at an open chain end; closed loops wrap around."""
+    gap = np.hypot(np.diff(mx), np.diff(my))
+    same_chain = chain[1:] == chain[:-1]
+    left = np.full(len(mx), 0.5)
+    right = np.full(len(mx), 0.5)
+    left[1:][same_chain] = gap[same_chain] / 2
+    right[:-1][same_chain] = gap[same_chain] / 2
+    for c in np.flatnonzero(closed):  # closed loops wrap around
+        a, b = cstart[c], cstart[c + 1] - 1
+        if b > a:
+            g = np.hypot(mx[a] - mx[b], my[a] - my[b]) / 2
+            left[a] = right[b] = g
+    return left, right
+
+
+def _segment_ends(mx: np.ndarray, my: np.ndarray, seg: np.ndarray, n_seg: int, cx: np.ndarray, cy: np.ndarray,
+                  tx: np.ndarray, ty: np.ndarray, left: np.ndarray, right: np.ndarray,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Index of each segment's first edge, and its start and end points ``(n_seg, 2)``: the projections of the
+    first/last edge midpoints on the segment's line, extended by their outer length shares."""
+    seg_first = np.searchsorted(seg, np.arange(n_seg))
+    seg_last = np.r_[seg_first[1:], len(seg)][:n_seg] - 1  # [:n_seg]: no boundary, no segment
+
+    s_first = (mx[seg_first] - cx) * tx + (my[seg_first] - cy) * ty
+    s_last = (mx[seg_last] - cx) * tx + (my[seg_last] - cy) * ty
+    direction = np.where(s_last >= s_first, 1.0, -1.0)
+    s0 = s_first - direction * left[seg_first]
+    s1 = s_last + direction * right[seg_last]
+    start = np.stack([cx + s0 * tx, cy + s0 * ty], axis=1)
+    end = np.stack([cx + s1 * tx, cy + s1 * ty], axis=1)
+    return seg_first, start, end
+
+
+def _boundary_columns(grain_map: GrainMap, xmap: Any, pairs: Table, grain_a: np.ndarray, grain_b: np.ndarray,
+                      seg_boundary: np.ndarray, seg_len_px: np.ndarray, nxs: np.ndarray, nys: np.ndarray,
+                      bidx: np.ndarray, n_b: int, step: float, low_angle_deg: float, special: Any, max_sigma: int,
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per-boundary columns (length, mean normal and trace, misorientation, CSL, special, and with ``xmap`` the
+    mean pixel-pair disorientation) and the misorientation parameters."""
+    from .misorientation import boundary_misorientations, pair_misorientation_angles
+
+    b_len = np.bincount(seg_boundary, seg_len_px, n_b).astype(np.float64) * step
+    mean_n = np.stack(
+        [np.bincount(seg_boundary, nxs * seg_len_px, n_b), np.bincount(seg_boundary, nys * seg_len_px, n_b)], axis=1
+    ).astype(np.float64)  # bincount of nothing is int64
+    norm = np.linalg.norm(mean_n, axis=1, keepdims=True)
+    mean_n = np.divide(mean_n, norm, out=np.full_like(mean_n, np.nan), where=norm > 1e-9)
+    gi_a, gi_b = grain_map.index_of(grain_a), grain_map.index_of(grain_b)
+    phase_col = np.asarray(grain_map.table["phase_id"])
+    bcols: dict[str, Any] = {
+        "boundary_id": np.arange(n_b, dtype=np.int64),
+        "grain_a": grain_a,
+        "grain_b": grain_b,
+        "phase_a": phase_col[gi_a] if n_b else np.zeros(0, np.int64),
+        "phase_b": phase_col[gi_b] if n_b else np.zeros(0, np.int64),
+        "n_segments": np.bincount(seg_boundary, minlength=n_b).astype(np.int64),
+        "length_nm": b_len,
+    }
+    mis, mis_info = boundary_misorientations(
+        grain_map, grain_a, grain_b, low_angle_deg=low_angle_deg, special=special, max_sigma=max_sigma
+    )
+    bcols.update(mis)
+    bcols["n_pixel_pairs"] = np.bincount(bidx, minlength=n_b).astype(np.int64)
+    bcols["normal"] = mean_n.reshape(-1, 2)
+    bcols["trace_angle_deg"] = axial_angle_deg(-mean_n[:, 1], mean_n[:, 0])
+    if xmap is not None:
+        ang = pair_misorientation_angles(xmap, pairs["row_a"], pairs["col_a"], pairs["row_b"], pairs["col_b"])
+        cnt = np.bincount(pairs["boundary_id"], np.isfinite(ang), n_b)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            bcols["pixel_misorientation_deg"] = np.bincount(pairs["boundary_id"], np.nan_to_num(ang), n_b) / cnt
+    return bcols, mis_info
+
+
+def _ordered(columns: Any, first: Sequence[str]) -> Table:
+    """A Table with the documented columns ``first`` first, then any others in their order."""
+    return Table({**{k: columns[k] for k in first}, **{k: columns[k] for k in columns if k not in first}})
+
+
 def extract_boundaries(
     grain_map: GrainMap,
     xmap: Any = None,
@@ -139,8 +248,6 @@ def extract_boundaries(
         ``segments`` (one row per straight segment), ``boundaries`` (one row per grain pair; misorientation, CSL,
         special), ``pairs`` (one row per pixel pair, with ``segment_id``), ``triple_junctions`` and the parameters.
     """
-    from .misorientation import boundary_misorientations, pair_misorientation_angles
-
     if not isinstance(grain_map, GrainMap):
         raise InputError(f"extract_boundaries expects a GrainMap, got {type(grain_map).__name__}")
     if not kink_tolerance_px > 0:
@@ -152,35 +259,11 @@ def extract_boundaries(
     labels = grain_map.labels
     ny, nx = labels.shape
     step = float(grain_map.scan_step_nm)
-    pp = pixel_pairs(labels)
-    # boundaries: unique grain pairs, numbered in order of (grain_a, grain_b)
-    key = pp["grain_a"].astype(np.int64) * (int(labels.max(initial=0)) + 1) + pp["grain_b"]
-    ukey, bidx = np.unique(key, return_inverse=True)
+    pp, ukey, bidx, order, chain, closed, cstart, seg = _traced_edges(labels, kink_tolerance_px, min_segment_px)
     n_b = len(ukey)
-    # sort edges by boundary (stable: keeps raster order inside a boundary)
-    eorder = np.argsort(bidx, kind="stable")
-    pp = {k: v[eorder] for k, v in pp.items()}
-    bidx = bidx[eorder]
-    bstart = np.searchsorted(bidx, np.arange(n_b + 1))
-    partner = link_edges(bidx, pp["c0_id"], pp["c1_id"], (ny + 1) * (nx + 1))
-    order, chain, closed = trace_chains(partner, pp["c0_id"], pp["c1_id"], bstart)
     mx, my = pp["mx"][order], pp["my"][order]
-    n_ch = len(closed)
-    cstart = np.searchsorted(chain, np.arange(n_ch + 1))
-    seg = split_chains(mx, my, cstart, kink_tolerance_px, min_segment_px)
     n_seg = int(seg.max(initial=-1)) + 1
-    # length share of each edge: half the gaps to its chain neighbours (0.5 px at an open chain end)
-    gap = np.hypot(np.diff(mx), np.diff(my))
-    same_chain = chain[1:] == chain[:-1]
-    left = np.full(len(mx), 0.5)
-    right = np.full(len(mx), 0.5)
-    left[1:][same_chain] = gap[same_chain] / 2
-    right[:-1][same_chain] = gap[same_chain] / 2
-    for c in np.flatnonzero(closed):  # closed loops wrap around
-        a, b = cstart[c], cstart[c + 1] - 1
-        if b > a:
-            g = np.hypot(mx[a] - mx[b], my[a] - my[b]) / 2
-            left[a] = right[b] = g
+    left, right = _length_shares(mx, my, chain, closed, cstart)
     w = left + right
     # per segment geometry
     vx = (pp["col_b"] - pp["col_a"])[order].astype(float)
@@ -188,17 +271,7 @@ def extract_boundaries(
     ex, ey = np.abs(vy), np.abs(vx)  # an edge runs perpendicular to its pixel pair
     cx, cy, nxs, nys = _segment_geometry(mx, my, seg, n_seg, ex, ey, vx, vy)
     tx, ty = -nys, nxs
-    seg_first = np.searchsorted(seg, np.arange(n_seg))
-    seg_last = np.r_[seg_first[1:], len(seg)][:n_seg] - 1  # [:n_seg]: no boundary, no segment
-
-    # end points: projections of the first/last midpoints on the line, extended by their outer length shares
-    s_first = (mx[seg_first] - cx) * tx + (my[seg_first] - cy) * ty
-    s_last = (mx[seg_last] - cx) * tx + (my[seg_last] - cy) * ty
-    direction = np.where(s_last >= s_first, 1.0, -1.0)
-    s0 = s_first - direction * left[seg_first]
-    s1 = s_last + direction * right[seg_last]
-    start = np.stack([cx + s0 * tx, cy + s0 * ty], axis=1)
-    end = np.stack([cx + s1 * tx, cy + s1 * ty], axis=1)
+    seg_first, start, end = _segment_ends(mx, my, seg, n_seg, cx, cy, tx, ty, left, right)
     seg_len_px = np.bincount(seg, w, n_seg)
     seg_boundary = bidx[order][seg_first]
     grain_a = (ukey // (int(labels.max(initial=0)) + 1)).astype(np.int32)
@@ -231,41 +304,11 @@ def extract_boundaries(
             "length_px": w,
         }
     )
-    # per boundary
-    b_len = np.bincount(seg_boundary, seg_len_px, n_b).astype(np.float64) * step
-    mean_n = np.stack(
-        [np.bincount(seg_boundary, nxs * seg_len_px, n_b), np.bincount(seg_boundary, nys * seg_len_px, n_b)], axis=1
-    ).astype(np.float64)  # bincount of nothing is int64
-    norm = np.linalg.norm(mean_n, axis=1, keepdims=True)
-    mean_n = np.divide(mean_n, norm, out=np.full_like(mean_n, np.nan), where=norm > 1e-9)
-    gi_a, gi_b = grain_map.index_of(grain_a), grain_map.index_of(grain_b)
-    phase_col = np.asarray(grain_map.table["phase_id"])
-    bcols: dict[str, Any] = {
-        "boundary_id": np.arange(n_b, dtype=np.int64),
-        "grain_a": grain_a,
-        "grain_b": grain_b,
-        "phase_a": phase_col[gi_a] if n_b else np.zeros(0, np.int64),
-        "phase_b": phase_col[gi_b] if n_b else np.zeros(0, np.int64),
-        "n_segments": np.bincount(seg_boundary, minlength=n_b).astype(np.int64),
-        "length_nm": b_len,
-    }
-    mis, mis_info = boundary_misorientations(
-        grain_map, grain_a, grain_b, low_angle_deg=low_angle_deg, special=special, max_sigma=max_sigma
-    )
-    bcols.update(mis)
-    bcols["n_pixel_pairs"] = np.bincount(bidx, minlength=n_b).astype(np.int64)
-    bcols["normal"] = mean_n.reshape(-1, 2)
-    bcols["trace_angle_deg"] = axial_angle_deg(-mean_n[:, 1], mean_n[:, 0])
-    if xmap is not None:
-        ang = pair_misorientation_angles(xmap, pairs["row_a"], pairs["col_a"], pairs["row_b"], pairs["col_b"])
-        cnt = np.bincount(pairs["boundary_id"], np.isfinite(ang), n_b)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            bcols["pixel_misorientation_deg"] = np.bincount(pairs["boundary_id"], np.nan_to_num(ang), n_b) / cnt
-    boundaries = Table({**{k: bcols[k] for k in BOUNDARY_COLUMNS}, **{k: v for k, v in bcols.items()
-                                                                        if k not in BOUNDARY_COLUMNS}})
-    segments = Table({**{k: segments[k] for k in SEGMENT_COLUMNS},
-                      **{k: segments[k] for k in segments if k not in SEGMENT_COLUMNS}})
-    pairs = Table({**{k: pairs[k] for k in PAIR_COLUMNS}, **{k: pairs[k] for k in pairs if k not in PAIR_COLUMNS}})
+    bcols, mis_info = _boundary_columns(grain_map, xmap, pairs, grain_a, grain_b, seg_boundary, seg_len_px, nxs, nys,
+                                        bidx, n_b, step, low_angle_deg, special, max_sigma)
+    boundaries = _ordered(bcols, BOUNDARY_COLUMNS)
+    segments = _ordered(segments, SEGMENT_COLUMNS)
+    pairs = _ordered(pairs, PAIR_COLUMNS)
     params = {
         "low_angle_deg": float(low_angle_deg),
         "kink_tolerance_px": float(kink_tolerance_px),

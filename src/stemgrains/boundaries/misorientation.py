@@ -18,8 +18,8 @@ from orix.vector import Miller
 from .. import config
 from ..crystal import is_hexagonal_like
 from ..errors import ParameterError
-from ..grains._kernels import misorientation_angle
-from ..grains.segment import laue_rotations, map_arrays
+from .._grid import map_arrays
+from ..crystal.symmetry import disorientation_angle, laue_group, laue_rotations, proper_laue_group
 from ._kernels import min_angle_equivalent, misorientation_distance
 from .csl import match_csl
 
@@ -114,7 +114,7 @@ def disorientation(q_a: np.ndarray, q_b: np.ndarray, phase: Any) -> tuple[np.nda
     norm = np.linalg.norm(vec, axis=1, keepdims=True)
     axis = np.where(norm > 1e-12, vec / np.where(norm > 0, norm, 1.0), np.array([0.0, 0.0, 1.0]))
     if phase.point_group is not None and len(sym) > 1:
-        axis = Vector3d(axis).in_fundamental_sector(phase.point_group.laue.proper_subgroup).unit.data.reshape(-1, 3)
+        axis = Vector3d(axis).in_fundamental_sector(proper_laue_group(phase)).unit.data.reshape(-1, 3)
     half = angle / 2.0
     quat = np.concatenate([np.cos(half)[:, None], np.sin(half)[:, None] * axis], axis=1)
     return np.degrees(angle), axis, quat
@@ -235,7 +235,7 @@ def pair_misorientation_angles(
     for p in np.unique(pa[(pa == pb) & (pa >= 0)]):
         sel = (pa == p) & (pb == p)
         out[sel] = np.degrees(
-            misorientation_angle(q[row_a[sel], col_a[sel]], q[row_b[sel], col_b[sel]], laue_rotations(xmap.phases[int(p)]))
+            disorientation_angle(q[row_a[sel], col_a[sel]], q[row_b[sel], col_b[sel]], laue_rotations(xmap.phases[int(p)]))
         )
     return out
 
@@ -246,6 +246,6 @@ def random_disorientation_angles(phase: Any, n: int = 100_000, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     q = rng.normal(size=(2, n, 4))
     q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    g = phase.point_group.laue if phase.point_group is not None else None
+    g = laue_group(phase) if phase.point_group is not None else None
     oa, ob = Orientation(q[0], symmetry=g), Orientation(q[1], symmetry=g)
     return np.asarray(ob.angle_with(oa, degrees=True))

@@ -2,6 +2,7 @@
 
 from .phase import (
     atomic_numbers,
+    coerce_phases,
     is_hexagonal_like,
     has_conduction_planes,
     load_phase,
@@ -10,18 +11,12 @@ from .phase import (
     read_phases,
     write_phases,
 )
+from .phase import __all__ as _phase_names
 from .scattering import Reflections, electron_scattering_factor, excitation_error, reciprocal_basis, reflections
 from .spots import SpotPattern, kinematic_spots
 
 __all__ = [
-    "load_phase",
-    "phase_from_cif_text",
-    "phase_cif_text",
-    "write_phases",
-    "read_phases",
-    "atomic_numbers",
-    "is_hexagonal_like",
-    "has_conduction_planes",
+    *_phase_names,
     "electron_scattering_factor",
     "Reflections",
     "reflections",

@@ -12,10 +12,11 @@ from typing import Any
 import numpy as np
 from orix.crystal_map import Phase, PhaseList
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, ParameterError
 from ._elements import Z_OF
 
 __all__ = [
+    "coerce_phases",
     "load_phase",
     "phase_from_cif_text",
     "phase_cif_text",
@@ -165,6 +166,32 @@ def has_conduction_planes(phase: Phase) -> bool:
     if {"Na", "Al", "O"} <= elements:
         return True
     return bool(_BETA_NAME.search(str(phase.name or "")))
+
+
+def coerce_phases(phases: Any) -> list[Phase]:
+    """A list of orix ``Phase`` objects with structures from one or several phases: CIF paths (loaded with
+    :func:`load_phase`), ``Phase`` objects, or a ``PhaseList``.
+
+    Raises
+    ------
+    ParameterError
+        No phase was given, or a phase has no atoms (it must come from a CIF).
+    FileFormatError, InputError
+        A CIF cannot be read (see :func:`load_phase`).
+    """
+    if isinstance(phases, (Phase, str, os.PathLike)):
+        phases = [phases]
+    if isinstance(phases, PhaseList):
+        phases = [p for _, p in phases]
+    out = []
+    for p in phases:
+        out.append(load_phase(p) if isinstance(p, (str, os.PathLike)) else p)
+    if not out:
+        raise ParameterError("phases: give at least one phase (a CIF path or an orix Phase)")
+    for p in out:
+        if p.structure is None or len(p.structure) == 0:
+            raise ParameterError(f"phase {p.name!r} has no atoms: load it from a CIF")
+    return out
 
 
 def write_phases(f: Any, phases: PhaseList | list[Phase] | Phase) -> None:

@@ -2,12 +2,8 @@
 
 Quaternions are scalar-first unit quaternions ``(w, x, y, z)`` in orix's convention (an orientation maps
 sample → crystal). ``sym`` is an ``(m, 4)`` array of the proper rotations of the phase's Laue group; the
-disorientation angle between orientations ``qa`` and ``qb`` is
-
-    min_S angle(S · qb · qa⁻¹) = 2 arccos(max_S |(S · qb · qa⁻¹)_w|),
-
-one loop over the group suffices because conjugation by a symmetry element does not change a rotation angle
-(this is what orix's ``Orientation.dot`` does). Kernels never mutate their inputs; angles are in radians.
+disorientation angle kernels (``2 arccos(max_S |(S · qb · qa⁻¹)_w|)``) live in :mod:`stemgrains.crystal.symmetry`.
+Kernels never mutate their inputs; angles are in radians.
 """
 
 from __future__ import annotations
@@ -15,9 +11,16 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..crystal.symmetry import (
+    as_quaternions,
+    disorientation_angle_reference,
+    disorientation_angle_single,
+    qmul_components,
+    quaternion_multiply_reference,
+    symmetry_max_w,
+)
+
 __all__ = [
-    "misorientation_angle",
-    "misorientation_angle_reference",
     "edge_angles",
     "edge_angles_reference",
     "union_find_labels",
@@ -25,87 +28,6 @@ __all__ = [
     "reduce_to_reference",
     "reduce_to_reference_reference",
 ]
-
-
-# ------------------------------------------------------------------------------------------------
-# disorientation angle of one pair
-# ------------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _max_abs_w(qa, qb, sym, n_sym):
-    """max_S |(S qb qa^-1)_w| and the index of the maximising S."""
-    aw, ax, ay, az = qa[0], -qa[1], -qa[2], -qa[3]  # conj(qa)
-    bw, bx, by, bz = qb[0], qb[1], qb[2], qb[3]
-    # m = qb * conj(qa)
-    mw = bw * aw - bx * ax - by * ay - bz * az
-    mx = bw * ax + bx * aw + by * az - bz * ay
-    my = bw * ay - bx * az + by * aw + bz * ax
-    mz = bw * az + bx * ay - by * ax + bz * aw
-    best = -1.0
-    ibest = 0
-    for k in range(n_sym):
-        w = sym[k, 0] * mw - sym[k, 1] * mx - sym[k, 2] * my - sym[k, 3] * mz
-        if w < 0.0:
-            w = -w
-        if w > best:
-            best = w
-            ibest = k
-    if best > 1.0:
-        best = 1.0
-    return best, ibest
-
-
-@njit(cache=True, nogil=True)
-def _misorientation_angle_single(qa, qb, sym, n_sym):
-    w, _ = _max_abs_w(qa, qb, sym, n_sym)
-    return 2.0 * np.arccos(w)
-
-
-@njit(cache=True, nogil=True)
-def _misorientation_angle_2d(qa, qb, sym):
-    n = qa.shape[0]
-    out = np.empty(n, dtype=np.float64)
-    m = sym.shape[0]
-    for i in range(n):
-        out[i] = _misorientation_angle_single(qa[i], qb[i], sym, m)
-    return out
-
-
-def misorientation_angle(qa: np.ndarray, qb: np.ndarray, sym: np.ndarray) -> np.ndarray:
-    """Disorientation angles (rad) between quaternions ``qa[i]`` and ``qb[i]`` under the rotations ``sym``."""
-    qa = np.ascontiguousarray(qa, dtype=np.float64).reshape(-1, 4)
-    qb = np.ascontiguousarray(qb, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
-    return _misorientation_angle_2d(qa, qb, sym)
-
-
-def _qmul(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Hamilton product of broadcastable (..., 4) arrays (numpy, for the references)."""
-    pw, px, py, pz = np.moveaxis(p, -1, 0)
-    qw, qx, qy, qz = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            pw * qw - px * qx - py * qy - pz * qz,
-            pw * qx + px * qw + py * qz - pz * qy,
-            pw * qy - px * qz + py * qw + pz * qx,
-            pw * qz + px * qy - py * qx + pz * qw,
-        ],
-        axis=-1,
-    )
-
-
-def _conj(q: np.ndarray) -> np.ndarray:
-    return q * np.array([1.0, -1.0, -1.0, -1.0])
-
-
-def misorientation_angle_reference(qa: np.ndarray, qb: np.ndarray, sym: np.ndarray) -> np.ndarray:
-    """Slow reference: all double-coset products S_i · qb · qa⁻¹ · S_j, smallest angle (rad)."""
-    qa = np.asarray(qa, dtype=np.float64).reshape(-1, 4)
-    qb = np.asarray(qb, dtype=np.float64).reshape(-1, 4)
-    sym = np.asarray(sym, dtype=np.float64).reshape(-1, 4)
-    m = _qmul(qb, _conj(qa))  # (n, 4)
-    full = _qmul(_qmul(sym[None, :, None, :], m[:, None, None, :]), sym[None, None, :, :])  # (n, s, s, 4)
-    w = np.abs(full[..., 0]).reshape(len(m), -1).max(axis=1)
-    return 2.0 * np.arccos(np.clip(w, 0.0, 1.0))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -129,7 +51,7 @@ def _edge_angles(q, phase_index, valid, sym_table, n_sym, axis):
                 out[r, c] = np.inf
             else:
                 p = phase_index[r, c]
-                out[r, c] = _misorientation_angle_single(q[r, c], q[r2, c2], sym_table[p], n_sym[p])
+                out[r, c] = disorientation_angle_single(q[r, c], q[r2, c2], sym_table[p], n_sym[p])
     return out
 
 
@@ -153,7 +75,7 @@ def edge_angles(
 
 
 def edge_angles_reference(q, phase_index, valid, sym_table, n_sym):
-    """Slow reference of :func:`edge_angles` built on :func:`misorientation_angle_reference`."""
+    """Slow reference of :func:`edge_angles` built on :func:`~stemgrains.crystal.symmetry.disorientation_angle_reference`."""
     out = []
     for a, b in (((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
                  ((slice(None, -1), slice(None)), (slice(1, None), slice(None)))):  # fmt: skip
@@ -161,7 +83,7 @@ def edge_angles_reference(q, phase_index, valid, sym_table, n_sym):
         ok = valid[a] & valid[b] & (phase_index[a] == phase_index[b])
         for p in np.unique(phase_index[a][ok]):
             sel = ok & (phase_index[a] == p)
-            ang[sel] = misorientation_angle_reference(q[a][sel], q[b][sel], sym_table[p, : n_sym[p]])
+            ang[sel] = disorientation_angle_reference(q[a][sel], q[b][sel], sym_table[p, : n_sym[p]])
         out.append(ang)
     return out[0], out[1]
 
@@ -264,14 +186,9 @@ def _reduce_to_reference(q, ref, sym):
     m = sym.shape[0]
     out = np.empty((n, 4), dtype=np.float64)
     for i in range(n):
-        _, k = _max_abs_w(ref[i], q[i], sym, m)
+        _, k = symmetry_max_w(ref[i], q[i], sym, m)
         # S_k * q
-        sw, sx, sy, sz = sym[k, 0], sym[k, 1], sym[k, 2], sym[k, 3]
-        qw, qx, qy, qz = q[i, 0], q[i, 1], q[i, 2], q[i, 3]
-        w = sw * qw - sx * qx - sy * qy - sz * qz
-        x = sw * qx + sx * qw + sy * qz - sz * qy
-        y = sw * qy - sx * qz + sy * qw + sz * qx
-        z = sw * qz + sx * qy - sy * qx + sz * qw
+        w, x, y, z = qmul_components(sym[k, 0], sym[k, 1], sym[k, 2], sym[k, 3], q[i, 0], q[i, 1], q[i, 2], q[i, 3])
         if w * ref[i, 0] + x * ref[i, 1] + y * ref[i, 2] + z * ref[i, 3] < 0.0:
             w, x, y, z = -w, -x, -y, -z
         out[i, 0] = w
@@ -283,17 +200,14 @@ def _reduce_to_reference(q, ref, sym):
 
 def reduce_to_reference(q: np.ndarray, ref: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """The symmetry equivalent ``S·q[i]`` closest to ``ref[i]``, sign chosen so that its dot with ``ref[i]`` ≥ 0."""
-    q = np.ascontiguousarray(q, dtype=np.float64).reshape(-1, 4)
-    ref = np.ascontiguousarray(ref, dtype=np.float64).reshape(-1, 4)
-    sym = np.ascontiguousarray(sym, dtype=np.float64).reshape(-1, 4)
+    q, ref, sym = as_quaternions(q, ref, sym)
     return _reduce_to_reference(q, ref, sym)
 
 
 def reduce_to_reference_reference(q: np.ndarray, ref: np.ndarray, sym: np.ndarray) -> np.ndarray:
     """Slow reference of :func:`reduce_to_reference`: all equivalents, pick the largest |dot| with ref."""
-    q = np.asarray(q, dtype=np.float64).reshape(-1, 4)
-    ref = np.asarray(ref, dtype=np.float64).reshape(-1, 4)
-    eq = _qmul(np.asarray(sym, dtype=np.float64)[None, :, :], q[:, None, :])  # (n, m, 4)
+    q, ref = as_quaternions(q, ref)
+    eq = quaternion_multiply_reference(np.asarray(sym, dtype=np.float64)[None, :, :], q[:, None, :])  # (n, m, 4)
     dots = np.einsum("nmk,nk->nm", eq, ref)
     k = np.argmax(np.abs(dots), axis=1)
     best = eq[np.arange(len(q)), k]

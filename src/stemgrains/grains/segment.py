@@ -17,7 +17,9 @@ from .. import config
 from ..crystal import is_hexagonal_like
 from ..errors import InputError, ParameterError
 from .._table import Table
-from ._kernels import edge_angles, misorientation_angle, reduce_to_reference, relabel_raster, union_find_labels
+from .._grid import map_arrays
+from ..crystal.symmetry import c_axis_geometry, disorientation_angle, laue_rotations, proper_laue_group
+from ._kernels import edge_angles, reduce_to_reference, relabel_raster, union_find_labels
 from ._types import GRAIN_COLUMNS, GrainMap
 
 __all__ = ["segment_grains", "grain_table", "laue_rotations", "map_arrays", "c_axis_geometry", "astar_to_a_frame"]
@@ -27,14 +29,6 @@ CORRELATION_PROPS = ("correlation_index", "ci", "ind", "index")
 RELIABILITY_PROPS = ("reliability", "rel", "reliability_index")
 
 _UNIT_TO_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "mm": 1e6, "a": 0.1, "å": 0.1}
-
-
-def laue_rotations(phase: Any) -> np.ndarray:
-    """``(m, 4)`` quaternions of the proper rotations of the phase's Laue group (identity if it has none)."""
-    pg = getattr(phase, "point_group", None)
-    if pg is None:
-        return np.array([[1.0, 0.0, 0.0, 0.0]])
-    return np.ascontiguousarray(pg.laue.proper_subgroup.data, dtype=np.float64)
 
 
 def _prop_array(xmap: CrystalMap, names: tuple[str, ...], explicit: str | None, what: str) -> tuple[str, np.ndarray]:
@@ -48,23 +42,6 @@ def _prop_array(xmap: CrystalMap, names: tuple[str, ...], explicit: str | None, 
         if n in lower:
             return lower[n], props[lower[n]]
     raise ParameterError(f"{what} was given but the map has none of the properties {list(names)} (has {sorted(props)})")
-
-
-def map_arrays(xmap: CrystalMap) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-grid arrays of a 2-D ``CrystalMap``: quaternions ``(ny, nx, 4)``, phase ids ``(ny, nx)`` (−1 where the
-    point is not indexed or not in the data) and the in-data mask ``(ny, nx)``."""
-    if not isinstance(xmap, CrystalMap):
-        raise InputError(f"expected an orix CrystalMap, got {type(xmap).__name__}")
-    from .._grid import map_shape
-
-    ny, nx = map_shape(xmap)  # orix gives single rows/columns a 1-D shape, a single point ()
-    in_data = np.asarray(xmap.is_in_data, dtype=bool).reshape(ny, nx)
-    q = np.zeros((ny, nx, 4))
-    q[..., 0] = 1.0
-    q[in_data] = xmap.rotations.data.reshape(-1, 4)
-    phase_id = np.full((ny, nx), -1, dtype=np.int64)
-    phase_id[in_data] = np.asarray(xmap.phase_id)
-    return q, phase_id, in_data
 
 
 def _full(xmap: CrystalMap, in_data: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
@@ -133,33 +110,6 @@ def _merge_unassigned(labels: np.ndarray, ang_right: np.ndarray, ang_down: np.nd
     return labels
 
 
-def c_axis_geometry(
-    quaternions: np.ndarray, hexagonal: np.ndarray, flat_tolerance_deg: float = config.FLAT_TOLERANCE_DEG
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """c-axis in the sample frame, alpha and trace angle (docs/classification.md §1).
-
-    ``c = O⁻¹·(0,0,1)`` with ``c_z ≥ 0``, ``alpha = arccos|c_z|`` (deg), trace ``d = normalize(−c_y, c_x)`` as an
-    angle from +x toward +y in (−90, 90] (deg; NaN when ``alpha < flat_tolerance_deg``). Rows where ``hexagonal``
-    is False are NaN.
-    """
-    q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
-    w, x, y, z = q.T
-    c = np.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], axis=1)
-    c /= np.linalg.norm(c, axis=1, keepdims=True)
-    flip = (c[:, 2] < 0) | ((c[:, 2] == 0) & ((c[:, 1] < 0) | ((c[:, 1] == 0) & (c[:, 0] < 0))))
-    c[flip] *= -1
-    alpha = np.degrees(np.arccos(np.clip(np.abs(c[:, 2]), 0.0, 1.0)))
-    trace = np.degrees(np.arctan2(c[:, 0], -c[:, 1]))  # angle of d = (-c_y, c_x)
-    trace = np.where(trace > 90.0, trace - 180.0, trace)
-    trace = np.where(trace <= -90.0, trace + 180.0, trace)
-    trace = np.where(alpha < flat_tolerance_deg, np.nan, trace)
-    hexagonal = np.asarray(hexagonal, dtype=bool)
-    c[~hexagonal] = np.nan
-    alpha[~hexagonal] = np.nan
-    trace[~hexagonal] = np.nan
-    return c, alpha, trace
-
-
 def grain_table(
     labels: np.ndarray,
     core_labels: np.ndarray,
@@ -209,10 +159,10 @@ def grain_table(
             ref_g = np.divide(sums, norm, out=np.zeros_like(sums), where=norm > 0)
         grains = np.unique(gi)
         if phase.point_group is not None:
-            mean_q[grains] = Orientation(ref_g[grains], symmetry=phase.point_group.laue.proper_subgroup).reduce().data
+            mean_q[grains] = Orientation(ref_g[grains], symmetry=proper_laue_group(phase)).reduce().data
         else:
             mean_q[grains] = ref_g[grains]
-        ang = misorientation_angle(qi, mean_q[gi], sym)
+        ang = disorientation_angle(qi, mean_q[gi], sym)
         cnt = np.bincount(gi, minlength=n)
         spread[grains] = np.degrees(np.bincount(gi, ang, minlength=n)[grains] / cnt[grains])
         if is_hexagonal_like(phase):
@@ -380,7 +330,7 @@ def _join_similar_neighbours(labels, core, qn, phase_id, phases, step, flat_tole
         join = np.zeros(len(pairs), dtype=bool)
         for pid in np.unique(gp[i][ok]):
             sel = ok & (gp[i] == pid)
-            ang = misorientation_angle(np.ascontiguousarray(mq[i[sel]]), np.ascontiguousarray(mq[j[sel]]), laue_rotations(phases[int(pid)]))
+            ang = disorientation_angle(np.ascontiguousarray(mq[i[sel]]), np.ascontiguousarray(mq[j[sel]]), laue_rotations(phases[int(pid)]))
             join[sel] = ang < thr_rad
         if not join.any():
             break

@@ -7,26 +7,60 @@ Conventions: quaternions scalar-first, orix convention (sample → crystal). A t
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba as nb
 import numpy as np
 
+from ..crystal.symmetry import qmul
+
 TWO_PI = 2.0 * math.pi
+
+
+class ChunkInputs(NamedTuple):
+    """The inputs of :func:`index_chunk` (and of ``_reference.index_chunk``, ``_gpu.index_chunk_gpu``), by name:
+    built with keywords by the caller and passed as ``index_chunk(*inputs)``, so no argument goes by position.
+
+    Angles in radians, reciprocal lengths in 1/Å, detector positions in pixels.
+    """
+
+    peaks: np.ndarray  # (n, max_peaks, 3) rows (qx, qy, amplitude) in the sample frame
+    counts: np.ndarray  # (n,) valid peak rows
+    imgs: np.ndarray  # (n, ky, kx) processed images
+    centers: np.ndarray  # (n, 2) direct-beam centres (row, col)
+    affine: np.ndarray  # (2, 2) sample q → detector (dcol, drow)
+    cands: np.ndarray  # (n, K) prefilter candidate templates
+    base_q: np.ndarray  # (T, 4) template orientations O0
+    offsets: np.ndarray  # (T+1,) CSR offsets of the template spots
+    sp_r: np.ndarray  # (S,) spot radii, 1/Å
+    sp_t: np.ndarray  # (S,) spot polar angles at γ = 0
+    sp_w: np.ndarray  # (S,) spot weights
+    sp_norm: np.ndarray  # (T,) template norms
+    sym: np.ndarray  # (m, 4) proper Laue group rotations
+    g_c: np.ndarray  # (R, 3) reflections, crystal frame, 1/Å
+    F2: np.ndarray  # (R,) |F|²
+    lam: float  # electron wavelength, Å
+    sigma_s: float  # excitation error width, 1/Å
+    sigma_coarse: float  # coarse-search Gaussian width
+    q_min: float
+    q_max: float
+    power: float  # intensity power of the model
+    n_bins: int  # in-plane angle bins
+    per_template: int  # in-plane peaks kept per template
+    n_keep: int  # candidates scored on the image
+    n_refine: int  # candidates refined
+    n_best: int  # distinct candidates reported
+    rel_dist: float  # reliability distance
+    distinct_dist: float  # candidate separation
+    init_step: float  # Nelder–Mead initial step
+    max_eval: int
+    xtol: float
+    min_peaks: int
 
 
 # --------------------------------------------------------------------------------------------------
 # quaternion helpers
 # --------------------------------------------------------------------------------------------------
-@nb.njit(cache=True, nogil=True)
-def qmul(a, b):
-    out = np.empty(4)
-    out[0] = a[0] * b[0] - a[1] * b[1] - a[2] * b[2] - a[3] * b[3]
-    out[1] = a[0] * b[1] + a[1] * b[0] + a[2] * b[3] - a[3] * b[2]
-    out[2] = a[0] * b[2] - a[1] * b[3] + a[2] * b[0] + a[3] * b[1]
-    out[3] = a[0] * b[3] + a[1] * b[2] - a[2] * b[1] + a[3] * b[0]
-    return out
-
-
 @nb.njit(cache=True, nogil=True)
 def qexp(v):
     """Unit quaternion of the rotation vector v (axis · angle, radians)."""
@@ -552,17 +586,6 @@ def peak_image_norm(px, py, img, center_row, center_col, affine):
         ic = min(max(int(col + 0.5), 0), kx - 1)
         pn += img[ir, ic] * img[ir, ic]
     return math.sqrt(pn) if pn > 0 else 1.0
-
-
-@nb.njit(cache=True, nogil=True, parallel=True)
-def peak_image_norms(peaks, counts, imgs, centers, affine):
-    """:func:`peak_image_norm` of each pattern of a chunk (peaks (n, max_peaks, 3), counts (n,))."""
-    n = peaks.shape[0]
-    out = np.ones(n)
-    for i in nb.prange(n):
-        c = counts[i]
-        out[i] = peak_image_norm(peaks[i, :c, 0], peaks[i, :c, 1], imgs[i], centers[i, 0], centers[i, 1], affine)
-    return out
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)

@@ -30,10 +30,8 @@ between them; where it cannot (thin, weak patterns), Q2 ≈ Q1 and the reliabili
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -42,6 +40,8 @@ from orix.quaternion import Rotation
 
 from .. import config
 from .._version import __version__
+from ..crystal import coerce_phases
+from .._chunks import ChunkCheckpoint, row_chunks, run_chunks, run_key, with_kernel_lock
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
 from ..library.templates import HARMONICS, TemplateLibrary, build_library
@@ -194,22 +194,31 @@ class ChunkResult:
         return {k: getattr(self, k) for k in self.FIELDS}
 
 
-def _coerce_phases(phases: Any) -> list[Phase]:
-    from ..crystal import load_phase
+class PhaseSearch(NamedTuple):
+    """The search of one phase over a chunk (:func:`._cpu.index_chunk`): best orientation ``(n, 4)``, its score
+    ``(n,)`` and reliability ``(n,)``, and the distinct candidates ``(n, n_best, 4)`` with their scores."""
 
-    if isinstance(phases, (Phase, str, os.PathLike)):
-        phases = [phases]
-    if isinstance(phases, PhaseList):
-        phases = [p for _, p in phases]
-    out = []
-    for p in phases:
-        out.append(load_phase(p) if isinstance(p, (str, os.PathLike)) else p)
-    if not out:
-        raise ParameterError("phases: give at least one phase (a CIF path or an orix Phase)")
-    for p in out:
-        if p.structure is None or len(p.structure) == 0:
-            raise ParameterError(f"phase {p.name!r} has no atoms: load it from a CIF")
-    return out
+    quaternions: np.ndarray
+    score: np.ndarray
+    reliability: np.ndarray
+    candidate_quaternions: np.ndarray
+    candidate_scores: np.ndarray
+
+
+class PhaseFit(NamedTuple):
+    """The settled solution of one phase over a chunk (:func:`._cpu.rescore_chunk`): orientation ``(n, 4)``,
+    Q = image score (:func:`._cpu.image_score`), correlation index, spots explained, fit residual,
+    reliability R and beam-twin reliability (percent), and the hypotheses ``(n, n_best, 4)`` with their Q."""
+
+    quaternions: np.ndarray
+    quality: np.ndarray
+    correlation_index: np.ndarray
+    n_explained: np.ndarray
+    residual: np.ndarray
+    reliability: np.ndarray
+    twin_reliability: np.ndarray
+    hypothesis_quaternions: np.ndarray
+    hypothesis_quality: np.ndarray
 
 
 def index_patterns(
@@ -257,18 +266,16 @@ def index_patterns(
             for r, r_t in zip(resc, _full_search(np.flatnonzero(todo), ctx, libraries, params, index_chunk)):
                 for arr, new in zip(r, r_t):
                     arr[todo] = new[todo]
-    Q_all = np.stack([r[1] for r in resc])
+    Q_all = np.stack([r.quality for r in resc])
     best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
-    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack([r[k] for r in resc])[best, idx] for k in range(9))
+    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack(column)[best, idx] for column in zip(*resc))
     other = np.sort(Q_all, axis=0)[-2] if n_ph > 1 else np.zeros(n)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
         if int(np.prod(scan_shape)) != n:
             raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
-        pid_n, q_n = _neighbor_pass(
-            scan_shape, phase_id, q, ci, rel, np.zeros(n), cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min
-        )[:2]
+        pid_n, q_n = _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libraries, params, lam, q_min)
         moved = ok & ((pid_n != phase_id) | np.any(q_n != q, axis=1))
         # a neighbour's solution is kept only where it also has the higher Q, with the reliability recomputed over
         # the pattern's hypotheses in its (new) phase
@@ -276,9 +283,9 @@ def index_patterns(
             m = moved & (pid_n == k)
             if not m.any():
                 continue
-            hyp = np.where((phase_id == k)[:, None, None], cq, resc[k][7])
+            hyp = np.where((phase_id == k)[:, None, None], cq, resc[k].hypothesis_quaternions)
             r = _rescore(q_n, hyp, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
-            take = m & (r[1] > Q)
+            take = m & (r.quality > Q)
             for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs), r):
                 arr[take] = new[take]
             if n_ph > 1:
@@ -322,10 +329,10 @@ class _SearchInputs(NamedTuple):
         return self._replace(peaks=self.peaks[sel], counts=self.counts[sel], imgs=self.imgs[sel], centers=self.centers[sel])
 
 
-def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_chunk) -> list[list[np.ndarray]]:
+def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_chunk) -> list[PhaseFit]:
     """The full search (prefilter → coarse search → candidates → refinement → :func:`_rescore`) of the patterns
-    ``sel`` (indices), per phase. Returns per phase the nine arrays of :func:`_rescore`, full length; rows outside
-    ``sel`` are zero."""
+    ``sel`` (indices), per phase. Returns per phase a :class:`PhaseFit` of full length; rows outside ``sel`` are
+    zero."""
     n = len(ctx.counts)
     sub = ctx.take(sel)
     ok = sub.counts >= params.min_peaks
@@ -341,22 +348,27 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
         else:
             cands = np.broadcast_to(np.arange(lib.n_templates), (len(sel), lib.n_templates))
         cands = np.ascontiguousarray(cands, dtype=np.int64)
-        res = index_chunk(
-            sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, cands, lib.base_quaternions, lib.offsets, lib.spot_r,
-            lib.spot_theta, lib.spot_w, lib.spot_norm, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g),
-            np.ascontiguousarray(lib.refl.intensity), sub.lam, params.excitation_error_sigma,
-            params.sigma_coarse, sub.q_min, params.k_max, float(lib.params["intensity_power"]),
-            params.n_angles, 2, params.n_candidates, params.n_refine, params.n_best, np.deg2rad(params.reliability_distance_deg),
-            np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]), np.deg2rad(0.5 * lib.params["step_deg"]),
-            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), params.min_peaks,
+        inputs = _cpu.ChunkInputs(
+            peaks=sub.peaks, counts=sub.counts, imgs=sub.imgs, centers=sub.centers, affine=sub.affine, cands=cands,
+            base_q=lib.base_quaternions, offsets=lib.offsets, sp_r=lib.spot_r, sp_t=lib.spot_theta, sp_w=lib.spot_w,
+            sp_norm=lib.spot_norm, sym=lib.symmetry_quaternions, g_c=np.ascontiguousarray(lib.refl.g),
+            F2=np.ascontiguousarray(lib.refl.intensity), lam=sub.lam, sigma_s=params.excitation_error_sigma,
+            sigma_coarse=params.sigma_coarse, q_min=sub.q_min, q_max=params.k_max, power=float(lib.params["intensity_power"]),
+            n_bins=params.n_angles, per_template=2, n_keep=params.n_candidates, n_refine=params.n_refine,
+            n_best=params.n_best, rel_dist=np.deg2rad(params.reliability_distance_deg),
+            distinct_dist=np.deg2rad(params.candidate_separation_deg or 0.5 * lib.params["step_deg"]),
+            init_step=np.deg2rad(0.5 * lib.params["step_deg"]), max_eval=params.refine_max_eval,
+            xtol=np.deg2rad(params.refine_xtol_deg), min_peaks=params.min_peaks,
         )
-        r = _rescore(res[0], res[3], ok, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, lib, params, sub.lam, sub.q_min)
+        res = PhaseSearch(*index_chunk(*inputs))
+        r = _rescore(res.quaternions, res.candidate_quaternions, ok, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine,
+                     lib, params, sub.lam, sub.q_min)
         full = []
         for a in r:
             f = np.zeros((n,) + a.shape[1:], dtype=a.dtype)
             f[sel] = a
             full.append(f)
-        out.append(full)
+        out.append(PhaseFit(*full))
     return out
 
 
@@ -411,11 +423,11 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     ny, nx = scan_shape
     n = ny * nx
     idx = np.arange(n)
-    Q_all = np.stack([r[1] for r in resc])
+    Q_all = np.stack([r.quality for r in resc])
     best = np.argmax(Q_all, axis=0)
-    q_b = np.stack([r[0] for r in resc])[best, idx]
-    ci_b = np.stack([r[2] for r in resc])[best, idx]
-    fit_b = np.stack([r[3] for r in resc])[best, idx] / np.maximum(ctx.counts, 1)
+    q_b = np.stack([r.quaternions for r in resc])[best, idx]
+    ci_b = np.stack([r.correlation_index for r in resc])[best, idx]
+    fit_b = np.stack([r.n_explained for r in resc])[best, idx] / np.maximum(ctx.counts, 1)
     src = anchors & (ci_b >= params.min_correlation)
     rows, cols = np.divmod(idx, nx)
     reach = stride - 1
@@ -446,7 +458,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         # start: the nearest anchor's solution where the anchors agree on it (all within tol), else the anchor
         # solution that scores best on the target's image; refined there
         starts = np.zeros((n, nb_t.shape[1], 4))
-        starts[t] = np.where(has_t[:, :, None], resc[k][0][safe], 0.0)
+        starts[t] = np.where(has_t[:, :, None], resc[k].quaternions[safe], 0.0)
         differs = np.zeros(len(t), bool)
         for c in range(1, nb_t.shape[1]):
             m = has_t[:, c]
@@ -465,16 +477,16 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         q0, _ = _cpu.refine_chunk(q0, mask, ctx.imgs, ctx.centers, ctx.affine, g_c, F2, ctx.lam, params.excitation_error_sigma,
                                   ctx.q_min, params.k_max, power, 0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
         # hypotheses: the chosen anchor's distinct ones and the other anchors' solutions
-        hyp = np.zeros((n, resc[k][7].shape[1] + nb_t.shape[1], 4))
-        hyp[t, : resc[k][7].shape[1]] = resc[k][7][nb_t[np.arange(len(t)), pick[t]]]
-        hyp[:, resc[k][7].shape[1]:] = starts
+        hyp = np.zeros((n, resc[k].hypothesis_quaternions.shape[1] + nb_t.shape[1], 4))
+        hyp[t, : resc[k].hypothesis_quaternions.shape[1]] = resc[k].hypothesis_quaternions[nb_t[np.arange(len(t)), pick[t]]]
+        hyp[:, resc[k].hypothesis_quaternions.shape[1]:] = starts
         hyp = _compact_hypotheses(hyp)
         per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
                                   ctx.q_min, listed_dist=tol))
-    bv = np.argmax(np.stack([r[1] for r in per_phase]), axis=0)[t]
-    q_v = np.stack([r[0] for r in per_phase])[bv, t]
-    ci_v = np.stack([r[2] for r in per_phase])[bv, t]
-    fit_v = np.stack([r[3] for r in per_phase])[bv, t] / np.maximum(ctx.counts[t], 1)
+    bv = np.argmax(np.stack([r.quality for r in per_phase]), axis=0)[t]
+    q_v = np.stack([r.quaternions for r in per_phase])[bv, t]
+    ci_v = np.stack([r.correlation_index for r in per_phase])[bv, t]
+    fit_v = np.stack([r.n_explained for r in per_phase])[bv, t] / np.maximum(ctx.counts[t], 1)
     # anchors holding the target's solution, and the floors they set
     support = has_t & (best[safe] == bv[:, None])
     for p_id, lib in enumerate(libraries):
@@ -505,31 +517,27 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, :width])
 
 
-def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0):
-    """:func:`._cpu.rescore_chunk` of one phase: (q, Q, ci, n_explained, residual, R, R_twin, hyp_q (n, n_best, 4),
-    hyp_Q (n, n_best))."""
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0) -> PhaseFit:
+    """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
     from ..crystal.phase import is_hexagonal_like
 
     step = np.deg2rad(lib.params["step_deg"])
-    return _cpu.rescore_chunk(
+    return PhaseFit(*_cpu.rescore_chunk(
         np.ascontiguousarray(quats), np.ascontiguousarray(cands), np.ascontiguousarray(mask), peaks, counts, imgs, centers,
         affine, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam,
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist,
-    )
+    ))
 
 
-def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, counts, imgs, centers, affine, libraries, params, lam, q_min):
-    """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results and update the quality measures of the
-    pixels that changed: correlation index, reliability (Q2 = best earlier candidate more than
-    ``reliability_distance_deg`` from the new solution), phase reliability, and the candidate list (the new
-    solution first)."""
+def _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libraries, params, lam, q_min):
+    """Run :func:`._cpu.neighbor_pass` per phase on a chunk's results: each pixel tries its neighbours' solutions
+    (refined) and keeps one where it explains the pixel's own pattern better. Returns the phase ids ``(n,)`` and
+    quaternions ``(n, 4)`` after the pass (copies; the quality measures are recomputed by the caller)."""
     n = len(counts)
     ok = counts >= params.min_peaks
-    pn = _cpu.peak_image_norms(peaks, counts, imgs, centers, affine)
-    syms = [lib.symmetry_quaternions for lib in libraries]
     power = [float(lib.params["intensity_power"]) for lib in libraries]
     refl = [(np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)) for lib in libraries]
     sigma_s = params.excitation_error_sigma
@@ -542,80 +550,41 @@ def _neighbor_pass(scan_shape, phase_id, q, score, rel, prel, cq, cs, peaks, cou
         step = np.deg2rad(lib.params["step_deg"])
         new_q, new_raw, ch = _cpu.neighbor_pass(
             new_q, new_raw, ok, ok & (new_phase == k), int(scan_shape[0]), int(scan_shape[1]), imgs, centers, affine,
-            syms[k], *refl[k], lam, sigma_s, q_min, params.k_max, power[k], max(np.deg2rad(2.0), step), 0.5 * step,
-            params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), int(sum(scan_shape)),
+            lib.symmetry_quaternions, *refl[k], lam, sigma_s, q_min, params.k_max, power[k], max(np.deg2rad(2.0), step),
+            0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg), int(sum(scan_shape)),
         )
         new_phase[ch] = k
         changed |= ch
-    if not changed.any():
-        return phase_id, q, score, rel, prel, cq, cs
-    phase_id, q, score, rel, prel, cq, cs = (a.copy() for a in (phase_id, q, score, rel, prel, cq, cs))
-    rel_dist = np.deg2rad(params.reliability_distance_deg)
-    for i in np.flatnonzero(changed):
-        k = new_phase[i]
-        sym = syms[k]
-        # the other phase's best score: unchanged by the pass when the phase stayed, else the old solution's
-        other = raw[i] * (1 - prel[i] / 100) if k == phase_id[i] else raw[i]
-        old_q, old_s = cq[i].copy(), cs[i] * pn[i]
-        q2 = 0.0
-        if k == phase_id[i]:
-            for cqq, css in zip(old_q, old_s):
-                if css > 0 and _cpu.sym_distance(new_q[i], cqq, sym) > rel_dist:
-                    q2 = max(q2, css)
-        else:
-            q2 = other
-        s1 = new_raw[i]
-        rel[i] = float(np.clip(100 * (1 - q2 / s1), 0, 100)) if s1 > 0 else 0.0
-        prel[i] = float(np.clip(100 * (1 - other / s1), 0, 100)) if (len(libraries) > 1 and s1 > 0) else prel[i]
-        keep = [(new_q[i], s1)]
-        if k == phase_id[i]:
-            dist = np.deg2rad(params.candidate_separation_deg or 0.5 * libraries[k].params["step_deg"])  # as index_one
-            keep += [(a, b) for a, b in zip(old_q, old_s) if b > 0 and _cpu.sym_distance(new_q[i], a, sym) >= dist]
-        m = min(len(keep), cq.shape[1])
-        cq[i] = 0.0
-        cs[i] = 0.0
-        cq[i, :m] = [a for a, _ in keep[:m]]
-        cs[i, :m] = [min(b / pn[i], 1.0) for _, b in keep[:m]]
-        q[i] = new_q[i]
-        score[i] = min(s1 / pn[i], 1.0)
-        phase_id[i] = k
-    return phase_id, q, score, rel, prel, cq, cs
+    phase_out, q_out = phase_id.copy(), q.copy()
+    phase_out[changed] = new_phase[changed]
+    q_out[changed] = new_q[changed]
+    return phase_out, q_out
 
 
 def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
     from ..crystal import phase_cif_text
 
-    blob = json.dumps(
+    return run_key(
         {
             "version": __version__,
             "input": dataset.describe(),
             "calibration": dataset.calibration.to_attrs(),
             "params": params.as_dict(),
             "phases": [hashlib.sha256(phase_cif_text(p).encode()).hexdigest() for p in phases],
-        },
-        sort_keys=True,
-        default=str,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-def _chunk_path(ckpt: Path, r0: int, r1: int) -> Path:
-    return ckpt / f"rows_{r0:06d}_{r1:06d}.npz"
-
-
-def _save_chunk(path: Path, res: ChunkResult) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **res.arrays())
-    os.replace(tmp, path)
-
-
-def _load_chunk(path: Path) -> ChunkResult | None:
-    try:
-        with np.load(path) as z:
-            return ChunkResult(**{k: z[k] for k in ChunkResult.FIELDS})
-    except Exception:  # a corrupt checkpoint is recomputed, never trusted
-        return None
+def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[TemplateLibrary], IndexParams, str]) -> ChunkResult:
+    """Index a block of scan rows ``(n_rows, nx, ky, kx)`` (or patterns ``(n, ky, kx)``): the chunk task of
+    :func:`index_orientations` (serial or on dask workers); ``shared`` is ``(libraries, params, backend)``."""
+    libraries, params, backend = shared
+    ky, kx = block.shape[-2:]
+    patterns = block.reshape(-1, ky, kx)
+    kw: dict[str, Any] = {"scan_shape": tuple(block.shape[:2])} if block.ndim == 4 else {}
+    if backend != "cpu":
+        kw["backend"] = backend
+    return with_kernel_lock(index_patterns, patterns, calibration, libraries, params, needed=backend == "cpu", **kw)
 
 
 def index_orientations(
@@ -664,7 +633,7 @@ def index_orientations(
     cal = dataset.calibration
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
-    phase_list = _coerce_phases(phases)
+    phase_list = coerce_phases(phases)
     if libraries is None:
         libraries = [
             build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
@@ -673,51 +642,28 @@ def index_orientations(
         ]
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
-    chunks = [(r0, min(ny, r0 + prm.chunk_rows)) for r0 in range(0, ny, prm.chunk_rows)]
+    chunks = row_chunks(ny, prm.chunk_rows)
     ckpt = None
     if checkpoint_dir is not None:
-        ckpt = Path(checkpoint_dir)
-        ckpt.mkdir(parents=True, exist_ok=True)
-        key = _run_key(dataset, phase_list, prm)
-        manifest = ckpt / "manifest.json"
-        old = json.loads(manifest.read_text()) if manifest.is_file() else None
-        if old is None or old.get("key") != key:
-            for f in ckpt.glob("rows_*.npz"):
-                f.unlink()
-            manifest.write_text(json.dumps({"key": key, "shape": [ny, nx, ky, kx]}))
-
-    results: dict[tuple[int, int], ChunkResult] = {}
-    todo = []
-    for r0, r1 in chunks:
-        got = _load_chunk(_chunk_path(ckpt, r0, r1)) if ckpt is not None and _chunk_path(ckpt, r0, r1).is_file() else None
-        if got is not None and len(got.phase_id) == (r1 - r0) * nx:
-            results[(r0, r1)] = got
-        else:
-            todo.append((r0, r1))
+        ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phase_list, prm), {"shape": [ny, nx, ky, kx]})
 
     from .._progress import progress_bar as tqdm
 
-    bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress, initial=(ny * nx - sum((b - a) * nx for a, b in todo)))
-    if todo and not _cpu.index_chunk.signatures:  # the kernels load (or, on a fresh install, compile) at first use
+    bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress)
+    if not _cpu.index_chunk.signatures:  # the kernels load (or, on a fresh install, compile) at first use
         bar.set_description("indexing (first chunk: loading the numba kernels; compiling them takes ~1 min on first use)")
-    try:
-        if client is not None:
-            from ..distributed import run_chunks_distributed
 
-            for (r0, r1), res in run_chunks_distributed(client, dataset, libraries, prm, todo, backend=backend):
-                results[(r0, r1)] = res
-                if ckpt is not None:
-                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
-                bar.update((r1 - r0) * nx)
-        else:
-            for r0, r1 in todo:
-                block = dataset.rows(r0, r1).reshape(-1, ky, kx)
-                res = index_patterns(block, cal, libraries, prm, backend=backend, scan_shape=(r1 - r0, nx))
-                bar.set_description("indexing")
-                results[(r0, r1)] = res
-                if ckpt is not None:
-                    _save_chunk(_chunk_path(ckpt, r0, r1), res)
-                bar.update((r1 - r0) * nx)
+    def chunk_done(r0: int, r1: int) -> None:
+        bar.set_description("indexing")
+        bar.update((r1 - r0) * nx)
+
+    try:
+        results = run_chunks(
+            dataset, chunks, index_block, (libraries, prm, backend), client=client, checkpoint=ckpt,
+            to_arrays=ChunkResult.arrays, from_arrays=lambda a: ChunkResult(**a), fields=ChunkResult.FIELDS,
+            is_complete=lambda res, r0, r1: len(res.phase_id) == (r1 - r0) * nx,
+            on_start=lambda rows: bar.update(rows * nx), on_chunk=chunk_done,
+        )
     finally:
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}

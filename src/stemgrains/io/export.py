@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from ..crystal.symmetry import laue_group
 from .._version import __version__
 from ..errors import InputError
 
@@ -192,7 +193,7 @@ def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: fl
         s = p.structure.lattice
         abc = ";".join(f"{v:.4f}" for v in (s.a, s.b, s.c))
         ang = ";".join(f"{v:.3f}" for v in (s.alpha, s.beta, s.gamma))
-        laue = OXFORD_LAUE_IDS.get(p.point_group.laue.name if p.point_group is not None else "-1", 1)
+        laue = OXFORD_LAUE_IDS.get(laue_group(p).name if p.point_group is not None else "-1", 1)
         sg = p.space_group.number if p.space_group is not None else 0
         name = (p.name or "phase").replace("\t", " ")
         lines.append(f"{abc}\t{ang}\t{name}\t{laue}\t{sg}\t\t\tstemgrains")

@@ -43,6 +43,7 @@ from orix.quaternion.symmetry import Symmetry
 from orix.sampling import sample_S2
 from orix.vector import Vector3d
 
+from ..crystal.symmetry import laue_group
 from ..errors import ParameterError
 
 __all__ = [
@@ -150,7 +151,7 @@ def beam_directions(point_group: Symmetry, step_deg: float, *, proper: bool = Tr
         Unit vectors in the crystal Cartesian frame (orix alignment), in a deterministic order. They lie in the
         sector or within the covering radius of its boundary.
     """
-    group = _check_group(point_group).laue
+    group = laue_group(_check_group(point_group))
     if proper:
         group = group.proper_subgroup
     step = _check_step(step_deg)
@@ -238,4 +239,4 @@ def orientation_grid(point_group: Symmetry, step_deg: float, *, in_plane_step_de
     gammas = in_plane_angles(step_deg if in_plane_step_deg is None else in_plane_step_deg)
     rz = Rotation.from_axes_angles([0.0, 0.0, 1.0], gammas)
     grid = base_rotations(dirs).outer(rz)  # [i, k] = O0(v_i) * Rz(γ_k)
-    return Orientation(grid.data.reshape(-1, 4), symmetry=group.laue)
+    return Orientation(grid.data.reshape(-1, 4), symmetry=laue_group(group))

@@ -24,6 +24,7 @@ from orix.crystal_map import Phase
 from ..crystal import phase_cif_text, reflections
 from ..crystal.scattering import Reflections, excitation_error
 from ..crystal.spots import rotation_matrices
+from ..crystal.symmetry import laue_rotations, proper_laue_group
 from ..data import electron_wavelength
 from ..errors import ParameterError
 from .cache import cache_key, default_cache_dir, load_cached, save_cached
@@ -34,10 +35,9 @@ __all__ = ["TemplateLibrary", "build_library", "laue_proper_group"]
 
 def laue_proper_group(phase: Phase):
     """The proper rotation subgroup of the phase's Laue group (orix Symmetry)."""
-    pg = phase.point_group
-    if pg is None:
+    if phase.point_group is None:
         raise ParameterError(f"phase {phase.name!r} has no point group")
-    return pg.laue.proper_subgroup
+    return proper_laue_group(phase)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class TemplateLibrary:
     @cached_property
     def symmetry_quaternions(self) -> np.ndarray:
         """(k, 4) quaternions of the proper Laue group (for symmetry-aware distances)."""
-        return np.ascontiguousarray(laue_proper_group(self.phase).data, dtype=np.float64)
+        return laue_rotations(laue_proper_group(self.phase))
 
 
 #: angular harmonics of the rotation-invariant descriptor. Even harmonics (0, 2, 4, 6, 8) were measured on

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from ..crystal.symmetry import c_axis_angles
 from ..io.results import atomic_savefig
 from .. import config
 from ..errors import InputError, ParameterError
@@ -164,7 +165,7 @@ def plot_grain_traces(
     has_c = np.all(np.isfinite(c), axis=1) & (np.abs(c).sum(axis=1) > 0)
     c_unit = np.where(has_c[:, None], c, [0.0, 0.0, 1.0])
     c_unit = c_unit / np.linalg.norm(c_unit, axis=1, keepdims=True)
-    alpha = np.degrees(np.arccos(np.clip(np.abs(c_unit[:, 2]), 0.0, 1.0)))
+    alpha = c_axis_angles(c_unit)[0]
     flat = has_c & (alpha < flat_tolerance_deg)
     traced = has_c & ~flat
     x = np.asarray(table["centroid_col"], dtype=np.float64) * s

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ..crystal.symmetry import laue_group
+
 __all__ = [
     "NOT_INDEXED_RGB",
     "NO_ORIENTATION_RGB",
@@ -31,19 +33,13 @@ NOT_INDEXED_RGB = (0.0, 0.0, 0.0)
 NO_ORIENTATION_RGB = (0.6, 0.6, 0.6)
 
 
-def _laue(symmetry: Any) -> Any:
-    """Laue group of an orix ``Phase`` or ``Symmetry``."""
-    pg = getattr(symmetry, "point_group", symmetry)
-    return pg.laue
-
-
 def ipf_color_key(symmetry: Any, direction: tuple[float, float, float] = (0.0, 0.0, 1.0)) -> Any:
     """orix ``IPFColorKeyTSL`` for the Laue group of ``symmetry`` (a ``Phase`` or point group) and the sample
     ``direction`` (x, y, z; default z, the beam, into the specimen)."""
     from orix.plot import IPFColorKeyTSL
     from orix.vector import Vector3d
 
-    return IPFColorKeyTSL(_laue(symmetry), direction=Vector3d(np.asarray(direction, dtype=np.float64)))
+    return IPFColorKeyTSL(laue_group(symmetry), direction=Vector3d(np.asarray(direction, dtype=np.float64)))
 
 
 def orientation_colors(quaternions: Any, symmetry: Any, direction: tuple[float, float, float] = (0.0, 0.0, 1.0),
@@ -57,7 +53,7 @@ def orientation_colors(quaternions: Any, symmetry: Any, direction: tuple[float, 
     norm = np.linalg.norm(np.nan_to_num(q), axis=1)
     ok = np.all(np.isfinite(q), axis=1) & (norm > 1e-9)
     if ok.any():
-        laue = _laue(symmetry)
+        laue = laue_group(symmetry)
         ori = Orientation(q[ok] / norm[ok, None], symmetry=laue)
         rgb[ok] = np.clip(ipf_color_key(laue, direction).orientation2color(ori), 0.0, 1.0)
     return rgb
@@ -123,7 +119,7 @@ def ipf_key_image(laue: Any, n: int = 240, direction: tuple[float, float, float]
     from orix.projections import StereographicProjection
     from orix.vector import Vector3d
 
-    laue = _laue(laue)
+    laue = laue_group(laue)
     sector = laue.fundamental_sector
     x, y = StereographicProjection().vector2xy(sector.edges)
     x0, x1, y0, y1 = float(np.min(x)), float(np.max(x)), float(np.min(y)), float(np.max(y))
@@ -157,7 +153,7 @@ def draw_ipf_keys(fig: Any, slots: list[Any], phases: Any, direction: tuple[floa
     for i, phase in _phase_items(phases):
         if phase.point_group is None or (wanted is not None and i not in wanted):
             continue
-        laue = phase.point_group.laue
+        laue = laue_group(phase)
         for lg, names in groups:
             if lg.name == laue.name:
                 names.append(phase.name)

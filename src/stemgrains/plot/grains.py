@@ -14,9 +14,10 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..crystal.symmetry import laue_group
 from ..io.results import atomic_savefig
-from ..boundaries._types import BoundaryTable
-from ..grains._types import GrainMap
+from ..boundaries import BoundaryTable
+from ..grains import GrainMap
 
 __all__ = [
     "grain_colors",
@@ -192,7 +193,7 @@ def plot_misorientation_histogram(
         ax.hist(b["misorientation_deg"][sel], bins=bins, weights=b["length_nm"][sel], density=True,
                 color="tab:blue", alpha=0.7, label=f"boundaries (length-weighted, n = {int(sel.sum())})")
         h, e = np.histogram(rand, bins=bins, density=True)
-        ax.step(e[:-1], h, where="post", color="k", lw=1.5, label=f"random ({phase.point_group.laue.name})")
+        ax.step(e[:-1], h, where="post", color="k", lw=1.5, label=f"random ({laue_group(phase).name})")
         ax.set_xlabel("disorientation angle (°)")
         ax.set_ylabel("density (1/°)")
         ax.set_title(f"phase {pid}: {phase.name}", fontsize=10)

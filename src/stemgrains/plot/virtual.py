@@ -8,25 +8,14 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..io.results import atomic_savefig
+
 __all__ = ["plot_virtual_image", "plot_vdf_grain_map", "draw_segments"]
 
 
 def _save(fig: Figure, path: Any) -> Figure:
     if path is not None:
-        from ..io.results import _publish
-        import tempfile
-        from pathlib import Path
-
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.stem}.", suffix=p.suffix)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
-            _publish(tmp, p)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
     return fig
 
 

@@ -10,7 +10,7 @@ from ..data import Calibration
 from ..errors import InputError, ParameterError
 from . import _kernels as K
 
-__all__ = ["SpotParams", "detect_spots", "detector_q_reach", "processed_images", "direct_beam_center", "polar_transform", "radial_background"]
+__all__ = ["SpotParams", "detect_spots", "detector_q_reach", "processed_images", "direct_beam_center", "pattern_centers", "polar_transform", "radial_background"]
 
 
 @dataclass(frozen=True)
@@ -163,6 +163,22 @@ def direct_beam_center(pattern: np.ndarray, radius_px: float = 4.0, start: tuple
         k = int(np.argmax(img))
         start = (k // img.shape[1], k % img.shape[1])
     return K.center_of_mass_disk(img, float(start[0]), float(start[1]), float(radius_px), 4)
+
+
+def pattern_centers(block: np.ndarray, start: tuple[float, float], radius_px: float = 4.0,
+                    search_px: float | None = None) -> np.ndarray:
+    """Direct-beam centre ``(row, col)`` of every pattern of a block ``(nr, nx, ky, kx)`` → ``(nr, nx, 2)``:
+    brightest 3 × 3 sum within ``search_px`` of ``start``, refined by the centre of mass in a disk (the
+    preprocessing kernels; used by the virtual detectors that follow the beam)."""
+    nr, nx, ky, kx = block.shape
+    search = search_px if search_px is not None else max(ky, kx) / 8
+    out = np.zeros((nr, nx, 2))
+    for i in range(nr):
+        for j in range(nx):
+            img = np.ascontiguousarray(block[i, j], dtype=np.float64)
+            r0, c0 = K.brightest_near(K.box_sum3(img), float(start[0]), float(start[1]), float(search))
+            out[i, j] = K.center_of_mass_disk(img, float(r0), float(c0), float(radius_px), 4)
+    return out
 
 
 def polar_transform(pattern: np.ndarray, calibration: Calibration, center: tuple[float, float], q_max: float, n_radial: int = 64, n_angles: int = 360) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

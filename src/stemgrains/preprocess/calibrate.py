@@ -518,6 +518,44 @@ def _center_map(centers: np.ndarray, rows: np.ndarray, cols: np.ndarray, scan_sh
 # public entry point
 
 
+def _check_arguments(dataset: Any, method: str, max_patterns: int, n_index: int, n_iter: int, n_sectors: int,
+                     min_patterns: int, max_scale_error: float) -> None:
+    """Raise InputError / ParameterError for the arguments of :func:`calibrate` that are out of range."""
+    if not isinstance(dataset, Dataset4D):
+        raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
+    if method not in ("auto", "rings", "orientations"):
+        raise ParameterError(f"method must be 'auto', 'rings' or 'orientations', got {method!r}")
+    for name, v in (("max_patterns", max_patterns), ("n_index", n_index), ("n_iter", n_iter), ("n_sectors", n_sectors), ("min_patterns", min_patterns)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
+    if not (0 < max_scale_error < 0.5):
+        raise ParameterError(f"max_scale_error must be in (0, 0.5), got {max_scale_error!r}")
+
+
+def _fit_result(stated: Calibration, base: Calibration, s_fit: Any, cov: Any, q0: Any, reason: str | None, method: str,
+                used: list[str], center: dict, notes: list[str], diag: dict[str, Any]) -> CalibrationFit:
+    """The :class:`CalibrationFit` of a fitted (or not fitted, ``s_fit`` None) symmetric matrix ``S`` with its
+    covariance: ``undetermined`` when the pixel size or ellipticity is uncertain by more than
+    :data:`MAX_RELATIVE_SIGMA`."""
+    if s_fit is None:
+        return CalibrationFit(calibration=base, status="undetermined", reason=reason, method=method, values={}, uncertainty={},
+                              center=center, notes=notes, stated=stated, diagnostics=diag)
+    s_mat = np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]])
+    values = dict(zip(_DERIVED_NAMES, _derived(stated, s_mat, q0).tolist()))
+    unc = _propagate(stated, np.asarray(s_fit, float), np.asarray(cov, float), q0)
+    cal = calibration_from_matrix(base, s_mat, q0)
+    status = "ok"
+    rel = [unc["q_pixel_size"] / values["q_pixel_size"], unc["ellipticity_ratio"] / values["ellipticity_ratio"]]
+    if not np.all(np.isfinite(rel)) or max(rel) > MAX_RELATIVE_SIGMA:
+        status = "undetermined"
+        reason = (f"the fitted pixel size and ellipticity are uncertain by {100 * rel[0]:.2g} % and {100 * rel[1]:.2g} % "
+                  f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): too few or too poorly spread spots")
+        cal = base
+    diag["fitted_matrix"] = s_mat @ q0
+    return CalibrationFit(calibration=cal, status=status, reason=reason, method="+".join(used), values=values,
+                          uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
+
+
 def calibrate(
     dataset: Dataset4D,
     phases: Any,
@@ -577,19 +615,12 @@ def calibrate(
     InputError, ParameterError
         A dataset that is not a :class:`Dataset4D`, no phases, an unknown ``method``.
     """
-    from ..index.api import IndexParams, _coerce_phases
+    from ..crystal import coerce_phases
+    from ..index.api import IndexParams
     from ..library.templates import build_library
 
-    if not isinstance(dataset, Dataset4D):
-        raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
-    if method not in ("auto", "rings", "orientations"):
-        raise ParameterError(f"method must be 'auto', 'rings' or 'orientations', got {method!r}")
-    for name, v in (("max_patterns", max_patterns), ("n_index", n_index), ("n_iter", n_iter), ("n_sectors", n_sectors), ("min_patterns", min_patterns)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ParameterError(f"{name} must be a positive integer, got {v!r}")
-    if not (0 < max_scale_error < 0.5):
-        raise ParameterError(f"max_scale_error must be in (0, 0.5), got {max_scale_error!r}")
-    phase_list = _coerce_phases(phases)
+    _check_arguments(dataset, method, max_patterns, n_index, n_iter, n_sectors, min_patterns, max_scale_error)
+    phase_list = coerce_phases(phases)
     stated = dataset.calibration
     iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})}).resolved(stated, dataset.detector_shape)
     sp = spots or replace(iprm.spots, q_max=iprm.k_max)
@@ -643,23 +674,7 @@ def calibrate(
         else:
             notes.append(f"the joint fit with orientations did not run to the end ({joint.get('reason')}); the ring fit is reported")
 
-    if s_fit is None:
-        return CalibrationFit(calibration=base, status="undetermined", reason=reason, method=method, values={}, uncertainty={},
-                              center=center, notes=notes, stated=stated, diagnostics=diag)
-    s_mat = np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]])
-    values = dict(zip(_DERIVED_NAMES, _derived(stated, s_mat, q0).tolist()))
-    unc = _propagate(stated, np.asarray(s_fit, float), np.asarray(cov, float), q0)
-    cal = calibration_from_matrix(base, s_mat, q0)
-    status = "ok"
-    rel = [unc["q_pixel_size"] / values["q_pixel_size"], unc["ellipticity_ratio"] / values["ellipticity_ratio"]]
-    if not np.all(np.isfinite(rel)) or max(rel) > MAX_RELATIVE_SIGMA:
-        status = "undetermined"
-        reason = (f"the fitted pixel size and ellipticity are uncertain by {100 * rel[0]:.2g} % and {100 * rel[1]:.2g} % "
-                  f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): too few or too poorly spread spots")
-        cal = base
-    diag["fitted_matrix"] = s_mat @ q0
-    return CalibrationFit(calibration=cal, status=status, reason=reason, method="+".join(used), values=values,
-                          uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
+    return _fit_result(stated, base, s_fit, cov, q0, reason, method, used, center, notes, diag)
 
 
 def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:

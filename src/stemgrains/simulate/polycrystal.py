@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ from orix.crystal_map import Phase
 from orix.quaternion import Rotation
 
 from ..crystal import kinematic_spots, load_phase, reflections
-from ..data import Calibration
+from ..data import Calibration, _finite
 from ..errors import FileFormatError, InputError, ParameterError
 from ..io.results import json_default
 from ._microstructure import random_quaternions, scatter_quaternions, voronoi_labels
@@ -107,12 +106,7 @@ def _pos_int_pair(name: str, value: Any, minimum: int = 1) -> tuple[int, int]:
 
 
 def _number(name: str, value: Any, *, minimum: float | None = None, positive: bool = False) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v):
-        raise ParameterError(f"{name} must be finite, got {value!r}")
+    v = _finite(name, value)
     if positive and v <= 0:
         raise ParameterError(f"{name} must be > 0, got {value!r}")
     if minimum is not None and v < minimum:
@@ -278,6 +272,87 @@ def _prepare(
         raise ParameterError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     phase_list, sources = _as_phases(phases)
     seed = _seed(seed)
+    cal, k_max = _calibration(detector_shape, k_max, q_pixel_size, center_row, center_col, accelerating_voltage_kV,
+                              scan_step_nm, q_rotation_deg, q_flip, ellipticity, affine)
+    ky, kx = _pos_int_pair("detector_shape", detector_shape, minimum=10)
+    center = cal.center
+    conv = _number("convergence_semiangle_mrad", convergence_semiangle_mrad, positive=True)
+    blur_px = _number("blur_px", blur_px, positive=True)
+    sigma_s = _number("excitation_error_sigma (1/Å)", excitation_error_sigma, positive=True)
+    background = _number("background", background, minimum=0.0)
+    bg_width = _number("background_q_width (1/Å)", background_q_width, positive=True)
+    direct_beam = _number("direct_beam", direct_beam, minimum=0.0)
+    bragg_intensity = _number("bragg_intensity", bragg_intensity, minimum=0.0)
+    noise_deg = _number("orientation_noise_deg", orientation_noise_deg, minimum=0.0)
+    if dose is not None:
+        dose = _number("dose (electrons per pattern)", dose, positive=True)
+    dt = np.dtype(dtype)
+    if dt.kind not in "uif":
+        raise ParameterError(f"dtype must be an integer or float type, got {dt}")
+
+    grain_id, n = _microstructure(labels, vacuum_mask, scan_shape, n_grains, seed)
+    ny, nx = grain_id.shape
+    grain_q = _grain_orientations(orientations, n, seed)
+    n_phases = len(phase_list)
+    gp = _grain_phases(grain_phase, phase_fractions, n, n_phases, seed)
+
+    inside, phase_id, quats = _pixel_orientations(grain_id, gp, grain_q, noise_deg, seed)
+
+    # --- diffraction ----------------------------------------------------------------------------------
+    refl, spot_engine, amp_scale = _diffraction_model(engine, phase_list, k_max, cal, sigma_s, bragg_intensity)
+    if engine == "abtem":
+        thickness_nm = _number("thickness_nm", thickness_nm, positive=True)
+        frozen_phonons = int(_number("frozen_phonons", frozen_phonons, minimum=1))
+        if noise_deg > 0:
+            raise ParameterError(
+                "orientation_noise_deg must be 0 with engine='abtem' (one multislice pattern per grain)"
+            )
+    lam = cal.wavelength
+    disk_radius_px = conv * 1e-3 / lam / cal.q_pixel_size
+    rr, cc = np.meshgrid(np.arange(ky), np.arange(kx), indexing="ij")
+    q_det = cal.detector_to_sample_q(np.stack([rr - center[0], cc - center[1]], -1))
+    qn = np.linalg.norm(q_det, axis=-1)
+    background_image = background / (1.0 + (qn / bg_width) ** 2)
+
+    plan = _Plan(
+        phases=phase_list,
+        calibration=cal,
+        scan_shape=(ny, nx),
+        detector_shape=(ky, kx),
+        grain_id=grain_id,
+        grain_phase=gp,
+        grain_quaternions=grain_q,
+        quaternions=quats,
+        phase_id=phase_id,
+        refl=refl,
+        amp_scale=amp_scale,
+        disk_radius_px=disk_radius_px,
+        blur_px=blur_px,
+        direct_beam=direct_beam,
+        background_image=background_image,
+        dose=dose,
+        excitation_error_sigma=sigma_s,
+        dtype=dt,
+        seed=seed,
+        grain_spots=None,
+        parameters={},
+        engine=engine,
+        spot_engine=spot_engine,
+    )
+    plan.parameters = _plan_parameters(
+        plan, sources=sources, labels_given=labels is not None, orientations_given=orientations is not None,
+        phase_fractions=phase_fractions, k_max=k_max, conv=conv, background=background, bg_width=bg_width,
+        bragg_intensity=bragg_intensity, noise_deg=noise_deg, metadata=metadata, thickness_nm=thickness_nm,
+        frozen_phonons=frozen_phonons,
+    )
+    _precompute(plan, thickness_nm, frozen_phonons, noise_deg)
+    return plan
+
+
+def _calibration(detector_shape: Any, k_max: float, q_pixel_size: float | None, center_row: float | None,
+                 center_col: float | None, accelerating_voltage_kV: float, scan_step_nm: float, q_rotation_deg: float,
+                 q_flip: bool, ellipticity: Any, affine: Any) -> tuple[Calibration, float]:
+    """The simulated detector's calibration (checked against the detector) and the validated ``k_max``."""
     detector_shape = _pos_int_pair("detector_shape", detector_shape, minimum=10)
     ky, kx = detector_shape
     k_max = _number("k_max (1/Å)", k_max, positive=True)
@@ -297,21 +372,62 @@ def _prepare(
         affine=affine,
     )
     cal.check_detector(detector_shape, source="simulate")
-    conv = _number("convergence_semiangle_mrad", convergence_semiangle_mrad, positive=True)
-    blur_px = _number("blur_px", blur_px, positive=True)
-    sigma_s = _number("excitation_error_sigma (1/Å)", excitation_error_sigma, positive=True)
-    background = _number("background", background, minimum=0.0)
-    bg_width = _number("background_q_width (1/Å)", background_q_width, positive=True)
-    direct_beam = _number("direct_beam", direct_beam, minimum=0.0)
-    bragg_intensity = _number("bragg_intensity", bragg_intensity, minimum=0.0)
-    noise_deg = _number("orientation_noise_deg", orientation_noise_deg, minimum=0.0)
-    if dose is not None:
-        dose = _number("dose (electrons per pattern)", dose, positive=True)
-    dt = np.dtype(dtype)
-    if dt.kind not in "uif":
-        raise ParameterError(f"dtype must be an integer or float type, got {dt}")
+    return cal, k_max
 
-    # --- microstructure -------------------------------------------------------------------------------
+
+def _plan_parameters(plan: _Plan, *, sources: Any, labels_given: bool, orientations_given: bool, phase_fractions: Any,
+                     k_max: float, conv: float, background: float, bg_width: float, bragg_intensity: float,
+                     noise_deg: float, metadata: dict | None, thickness_nm: float, frozen_phonons: int) -> dict:
+    """Every parameter of the simulation, as recorded in the output file."""
+    cal = plan.calibration
+    ny, nx = plan.scan_shape
+    ky, kx = plan.detector_shape
+    parameters = {
+        "phases": [p.name for p in plan.phases],
+        "phase_sources": sources,
+        "scan_shape": [ny, nx],
+        "detector_shape": [ky, kx],
+        "n_grains": len(plan.grain_quaternions),
+        "seed": plan.seed,
+        "labels_given": labels_given,
+        "vacuum_pixels": int((plan.grain_id <= 0).sum()),
+        "orientations_given": orientations_given,
+        "grain_quaternions": plan.grain_quaternions.tolist(),
+        "grain_phase": plan.grain_phase.tolist(),
+        "phase_fractions": None if phase_fractions is None else list(map(float, phase_fractions)),
+        "q_pixel_size": cal.q_pixel_size,
+        "k_max": k_max,
+        "accelerating_voltage_kV": cal.accelerating_voltage_kV,
+        "wavelength_A": cal.wavelength,
+        "scan_step_nm": cal.scan_step_nm,
+        "convergence_semiangle_mrad": conv,
+        "disk_radius_px": plan.disk_radius_px,
+        "blur_px": plan.blur_px,
+        "excitation_error_sigma": plan.excitation_error_sigma,
+        "dose": plan.dose,
+        "background": background,
+        "background_q_width": bg_width,
+        "direct_beam": plan.direct_beam,
+        "bragg_intensity": bragg_intensity,
+        "q_rotation_deg": cal.q_rotation_deg,
+        "q_flip": cal.q_flip,
+        "center_row": cal.center[0],
+        "center_col": cal.center[1],
+        "ellipticity": None if cal.ellipticity is None else list(cal.ellipticity),
+        "affine": None if cal.affine is None else list(cal.affine),
+        "orientation_noise_deg": noise_deg,
+        "dtype": str(plan.dtype),
+        "metadata": dict(metadata or {}),
+        "engine": plan.engine,
+        "model": _MODELS[plan.engine],
+    }
+    if plan.engine == "abtem":
+        parameters.update(thickness_nm=thickness_nm, frozen_phonons=frozen_phonons)
+    return parameters
+
+
+def _microstructure(labels: Any, vacuum_mask: Any, scan_shape: Any, n_grains: int, seed: int) -> tuple[np.ndarray, int]:
+    """Grain numbers ``(ny, nx)`` int32 (0 = vacuum) — the given ``labels`` or a Voronoi tessellation — and n."""
     if labels is not None:
         lab = np.asarray(labels)
         if lab.ndim != 2 or lab.dtype.kind not in "iu":
@@ -335,33 +451,43 @@ def _prepare(
         if vm.shape != (ny, nx) or vm.dtype != bool:
             raise InputError(f"vacuum_mask must be a boolean (ny, nx) = ({ny}, {nx}) image, got {vm.dtype} {vm.shape}")
         grain_id = np.where(vm, 0, grain_id).astype(np.int32)
+    return grain_id, n
 
+
+def _grain_orientations(orientations: Any, n: int, seed: int) -> np.ndarray:
+    """``(n, 4)`` unit quaternions of the grains: the given ones (normalised) or random ones."""
     if orientations is None:
-        grain_q = random_quaternions(n, _rng(seed, _STREAM_ORIENT))
-    else:
-        data = orientations.data if isinstance(orientations, Rotation) else orientations
-        grain_q = np.asarray(data, dtype=np.float64).reshape(-1, 4) if np.size(data) % 4 == 0 else None
-        if grain_q is None or len(grain_q) != n:
-            raise InputError(f"orientations must be {n} quaternions (n_grains, 4), got shape {np.shape(data)}")
-        norms = np.linalg.norm(grain_q, axis=1)
-        if not np.all(np.isfinite(grain_q)) or np.any(norms < 1e-9):
-            raise InputError("orientations must be finite, non-zero quaternions (scalar first)")
-        grain_q = grain_q / norms[:, None]
+        return random_quaternions(n, _rng(seed, _STREAM_ORIENT))
+    data = orientations.data if isinstance(orientations, Rotation) else orientations
+    grain_q = np.asarray(data, dtype=np.float64).reshape(-1, 4) if np.size(data) % 4 == 0 else None
+    if grain_q is None or len(grain_q) != n:
+        raise InputError(f"orientations must be {n} quaternions (n_grains, 4), got shape {np.shape(data)}")
+    norms = np.linalg.norm(grain_q, axis=1)
+    if not np.all(np.isfinite(grain_q)) or np.any(norms < 1e-9):
+        raise InputError("orientations must be finite, non-zero quaternions (scalar first)")
+    return grain_q / norms[:, None]
 
-    n_phases = len(phase_list)
+
+def _grain_phases(grain_phase: Any, phase_fractions: Any, n: int, n_phases: int, seed: int) -> np.ndarray:
+    """``(n,)`` int64 phase index of each grain: given, the only phase, or drawn with ``phase_fractions``."""
     if grain_phase is not None:
         gp = np.asarray(grain_phase)
         if gp.shape != (n,) or gp.dtype.kind not in "iu" or gp.min() < 0 or gp.max() >= n_phases:
             raise InputError(f"grain_phase must be {n} integers in 0..{n_phases - 1}, got {gp.dtype} {gp.shape}")
-        gp = gp.astype(np.int64)
-    elif n_phases == 1:
-        gp = np.zeros(n, dtype=np.int64)
-    else:
-        frac = np.ones(n_phases) if phase_fractions is None else np.asarray(phase_fractions, dtype=float)
-        if frac.shape != (n_phases,) or not np.all(np.isfinite(frac)) or np.any(frac < 0) or frac.sum() <= 0:
-            raise ParameterError(f"phase_fractions must be {n_phases} non-negative numbers, got {phase_fractions!r}")
-        gp = _rng(seed, _STREAM_PHASE).choice(n_phases, size=n, p=frac / frac.sum()).astype(np.int64)
+        return gp.astype(np.int64)
+    if n_phases == 1:
+        return np.zeros(n, dtype=np.int64)
+    frac = np.ones(n_phases) if phase_fractions is None else np.asarray(phase_fractions, dtype=float)
+    if frac.shape != (n_phases,) or not np.all(np.isfinite(frac)) or np.any(frac < 0) or frac.sum() <= 0:
+        raise ParameterError(f"phase_fractions must be {n_phases} non-negative numbers, got {phase_fractions!r}")
+    return _rng(seed, _STREAM_PHASE).choice(n_phases, size=n, p=frac / frac.sum()).astype(np.int64)
 
+
+def _pixel_orientations(grain_id: np.ndarray, gp: np.ndarray, grain_q: np.ndarray, noise_deg: float, seed: int,
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In-grain mask ``(ny, nx)``, phase ids ``(ny, nx)`` int32 (−1 = vacuum) and quaternions ``(ny, nx, 4)`` of
+    every pixel (the grain's, scattered by ``noise_deg`` per row from its own random stream)."""
+    ny = grain_id.shape[0]
     inside = grain_id > 0
     gidx = np.clip(grain_id - 1, 0, None)
     phase_id = np.where(inside, gp[gidx], -1).astype(np.int32)
@@ -370,8 +496,13 @@ def _prepare(
         for r in range(ny):
             scattered = scatter_quaternions(quats[r], noise_deg, _rng(seed, _STREAM_SCATTER, r))
             quats[r] = np.where(inside[r][:, None], scattered, quats[r])
+    return inside, phase_id, quats
 
-    # --- diffraction ----------------------------------------------------------------------------------
+
+def _diffraction_model(engine: str, phase_list: list, k_max: float, cal: Calibration, sigma_s: float,
+                       bragg_intensity: float) -> tuple[list, Any, np.ndarray]:
+    """Reflections (kinematic engine), the py4DSTEM spot engine, and the per-phase amplitude scale that gives the
+    strongest reflection per unit cell volume the intensity ``bragg_intensity``."""
     spot_engine = None
     refl: list = []
     if engine == "kinematic":
@@ -392,100 +523,26 @@ def _prepare(
         amp_scale = np.full(len(phase_list), bragg_intensity / per_volume_max)
     else:
         amp_scale = np.zeros(len(phase_list))
-        thickness_nm = _number("thickness_nm", thickness_nm, positive=True)
-        frozen_phonons = int(_number("frozen_phonons", frozen_phonons, minimum=1))
-        if noise_deg > 0:
-            raise ParameterError(
-                "orientation_noise_deg must be 0 with engine='abtem' (one multislice pattern per grain)"
-            )
+    return refl, spot_engine, amp_scale
 
-    lam = cal.wavelength
-    disk_radius_px = conv * 1e-3 / lam / cal.q_pixel_size
-    rr, cc = np.meshgrid(np.arange(ky), np.arange(kx), indexing="ij")
-    q_det = cal.detector_to_sample_q(np.stack([rr - center[0], cc - center[1]], -1))
-    qn = np.linalg.norm(q_det, axis=-1)
-    background_image = background / (1.0 + (qn / bg_width) ** 2)
 
-    parameters = {
-        "phases": [p.name for p in phase_list],
-        "phase_sources": sources,
-        "scan_shape": [ny, nx],
-        "detector_shape": [ky, kx],
-        "n_grains": n,
-        "seed": seed,
-        "labels_given": labels is not None,
-        "vacuum_pixels": int((~inside).sum()),
-        "orientations_given": orientations is not None,
-        "grain_quaternions": grain_q.tolist(),
-        "grain_phase": gp.tolist(),
-        "phase_fractions": None if phase_fractions is None else list(map(float, phase_fractions)),
-        "q_pixel_size": cal.q_pixel_size,
-        "k_max": k_max,
-        "accelerating_voltage_kV": cal.accelerating_voltage_kV,
-        "wavelength_A": lam,
-        "scan_step_nm": cal.scan_step_nm,
-        "convergence_semiangle_mrad": conv,
-        "disk_radius_px": disk_radius_px,
-        "blur_px": blur_px,
-        "excitation_error_sigma": sigma_s,
-        "dose": dose,
-        "background": background,
-        "background_q_width": bg_width,
-        "direct_beam": direct_beam,
-        "bragg_intensity": bragg_intensity,
-        "q_rotation_deg": cal.q_rotation_deg,
-        "q_flip": cal.q_flip,
-        "center_row": center[0],
-        "center_col": center[1],
-        "ellipticity": None if cal.ellipticity is None else list(cal.ellipticity),
-        "affine": None if cal.affine is None else list(cal.affine),
-        "orientation_noise_deg": noise_deg,
-        "dtype": str(dt),
-        "metadata": dict(metadata or {}),
-        "engine": engine,
-        "model": _MODELS[engine],
-    }
-    if engine == "abtem":
-        parameters.update(thickness_nm=thickness_nm, frozen_phonons=frozen_phonons)
-    plan = _Plan(
-        phases=phase_list,
-        calibration=cal,
-        scan_shape=(ny, nx),
-        detector_shape=(ky, kx),
-        grain_id=grain_id,
-        grain_phase=gp,
-        grain_quaternions=grain_q,
-        quaternions=quats,
-        phase_id=phase_id,
-        refl=refl,
-        amp_scale=amp_scale,
-        disk_radius_px=disk_radius_px,
-        blur_px=blur_px,
-        direct_beam=direct_beam,
-        background_image=background_image,
-        dose=dose,
-        excitation_error_sigma=sigma_s,
-        dtype=dt,
-        seed=seed,
-        grain_spots=None,
-        parameters=parameters,
-        engine=engine,
-        spot_engine=spot_engine,
-    )
-    if engine == "abtem":
+def _precompute(plan: _Plan, thickness_nm: float, frozen_phonons: int, noise_deg: float) -> None:
+    """What every pixel of a grain shares: abTEM's multislice pattern per grain, or (without orientation noise)
+    the kinematic spot list per grain."""
+    if plan.engine == "abtem":
         from ._abtem import abtem_grain_images
 
         abtem_grain_images(plan, thickness_nm=thickness_nm, frozen_phonons=frozen_phonons)
     elif noise_deg == 0:
         # spot lists once per grain, reused for every pixel of the grain
-        plan.grain_spots = [None] * n
-        present = np.unique(grain_id[inside]) - 1
-        for ph in range(n_phases):
+        grain_id, gp, grain_q = plan.grain_id, plan.grain_phase, plan.grain_quaternions
+        plan.grain_spots = [None] * len(grain_q)
+        present = np.unique(grain_id[grain_id > 0]) - 1
+        for ph in range(len(plan.phases)):
             ids = present[gp[present] == ph]
             if len(ids):
                 for g, s in zip(ids, _spot_lists(plan, ph, grain_q[ids])):
                     plan.grain_spots[g] = s
-    return plan
 
 
 def _render_row(plan: _Plan, r: int) -> np.ndarray:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..crystal.symmetry import c_axis_angles
 from ..errors import InputError, ParameterError
 
 __all__ = ["conductivity_tensor", "resistor_conductivity", "grain_conductivities", "DEFAULT_BLOCKING_PHASES"]
@@ -94,9 +95,8 @@ def resistor_conductivity(
 def _alpha_theta_from_c(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Our alpha (deg) and trace angle θ (deg, from +x toward +y; 0 where c_xy = 0) of unit c-axes."""
     c = c / np.linalg.norm(c, axis=1, keepdims=True)
-    alpha = np.degrees(np.arccos(np.clip(np.abs(c[:, 2]), 0.0, 1.0)))
     # trace d = (−c_y, c_x); θ only enters through |sin|, |cos| so the sign of d is irrelevant
-    theta = np.degrees(np.arctan2(c[:, 0], -c[:, 1]))
+    alpha, theta = c_axis_angles(c)
     theta[np.hypot(c[:, 0], c[:, 1]) < 1e-12] = 0.0
     return alpha, theta
 

@@ -114,6 +114,40 @@ def solve_resistor(
         n_contacts[k] += int(np.count_nonzero(ge))
 
     # pixel fields from face currents (per unit length, flowing +x / +y)
+    pot, current_density, field, floating_px, i_face = _pixel_fields(
+        phi, floating, g, faces, pix_id, active, conducting, emask, sigma, edge_nodes, edge_links, electrodes, h
+    )
+
+    gb_all = gb_face(ra, ca, rb, cb)
+    return {
+        "potential": pot,
+        "node_potential": None,
+        "field": field,
+        "current_density": current_density,
+        "floating": floating_px & conducting,
+        "electrode_currents": currents,
+        "electrode_contacts": n_contacts,
+        "gb_faces": {
+            "ra": ra[gb_all],
+            "ca": ca[gb_all],
+            "rb": rb[gb_all],
+            "cb": cb[gb_all],
+            "axis": axis[gb_all],
+            "current": np.where(floating_px[ra, ca] | floating_px[rb, cb], np.nan, i_face)[gb_all],
+        },
+        "solver": info,
+    }
+
+
+def _pixel_fields(phi: np.ndarray, floating: np.ndarray, g: np.ndarray, faces: dict, pix_id: np.ndarray,
+                  active: np.ndarray, conducting: np.ndarray, emask: np.ndarray, sigma: np.ndarray, edge_nodes: list,
+                  edge_links: list, electrodes: list[dict], h: float) -> tuple[np.ndarray, ...]:
+    """Pixel potential, current density and field ``(ny, nx, 2)`` from the face currents of the solved network
+    (per unit length, flowing +x / +y; NaN on floating pixels, 0 on electrodes and insulators), the floating
+    pixels and the face currents."""
+    ny, nx = active.shape
+    ra, ca, rb, cb, axis = faces["ra"], faces["ca"], faces["rb"], faces["cb"], faces["axis"]
+    phi0 = np.nan_to_num(phi, nan=0.0)
     pot = np.full((ny, nx), np.nan)
     pot[active] = phi[pix_id[active]]
     i_face = g * (phi0[pix_id[ra, ca]] - phi0[pix_id[rb, cb]])
@@ -146,26 +180,7 @@ def solve_resistor(
     for arr in (current_density, field):
         arr[floating_px] = np.nan
     pot[~conducting & ~emask] = np.nan
-
-    gb_all = gb_face(ra, ca, rb, cb)
-    return {
-        "potential": pot,
-        "node_potential": None,
-        "field": field,
-        "current_density": current_density,
-        "floating": floating_px & conducting,
-        "electrode_currents": currents,
-        "electrode_contacts": n_contacts,
-        "gb_faces": {
-            "ra": ra[gb_all],
-            "ca": ca[gb_all],
-            "rb": rb[gb_all],
-            "cb": cb[gb_all],
-            "axis": axis[gb_all],
-            "current": np.where(floating_px[ra, ca] | floating_px[rb, cb], np.nan, i_face)[gb_all],
-        },
-        "solver": info,
-    }
+    return pot, current_density, field, floating_px, i_face
 
 
 def _edge_pixels(edge: str, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:

@@ -441,21 +441,9 @@ def solve_transport(
     if solver not in SOLVERS:
         raise ParameterError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
     phases = grain_map.phases if phases is None else phases
-    sigma_ip = _number("sigma_ip", sigma_ip, lo_open=True)
-    ratio = _number("conductivity_ratio", conductivity_ratio, lo_open=True)
-    sigma_gb = (
-        sigma_ip * config.GB_CONDUCTIVITY_FRACTION
-        if gb_conductivity is None
-        else _number("gb_conductivity", gb_conductivity, allow_inf=True)
+    sigma_ip, ratio, sigma_gb, t_gb, sigma_frame, h, rtol = _checked_numbers(
+        grain_map, sigma_ip, conductivity_ratio, gb_conductivity, gb_thickness_nm, frame_conductivity, rtol
     )
-    t_gb = _number("gb_thickness_nm", gb_thickness_nm)
-    sigma_frame = (
-        sigma_ip * config.FRAME_CONDUCTIVITY_FRACTION
-        if frame_conductivity is None
-        else _number("frame_conductivity", frame_conductivity)
-    )
-    h = _number("grain_map.scan_step_nm", getattr(grain_map, "scan_step_nm", 1.0), lo_open=True)
-    rtol = _number("rtol", rtol, lo_open=True)
     periodic_y, periodic_x = _parse_periodic(periodic)
     if (periodic_y or periodic_x) and model == "resistor":
         raise ParameterError("periodic boundaries are only implemented for model='tensor'")
@@ -480,6 +468,46 @@ def solve_transport(
     for ax, per in (("y", periodic_y), ("x", periodic_x)):
         if per and grid_shape[0 if ax == "y" else 1] < 2:
             raise ParameterError(f"periodic along {ax} needs at least 2 pixels along {ax}")
+    elec, enodes, node_shape = _electrode_setup(electrodes, map_shape, grid_shape, pad, periodic_y, periodic_x)
+
+    raw = _solve_model(model, labels, kind, group, sigma, elec, enodes, node_shape, h, sigma_gb, t_gb, periodic_y,
+                       periodic_x, solver, rtol)
+
+    faces, btable, boundary_field, segments = _boundary_tables(
+        labels, raw["gb_faces"], raw["current_density"], raw["field"], h, boundaries, pad
+    )
+    params = _parameters(model, sigma_ip, ratio, sigma_gb, t_gb, pad, frame, sigma_frame, blocking_phases,
+                         phase_conductivity, unassigned, periodic, solver, rtol, h, elec)
+    return _result(raw, elec, enodes, labels, sigma, region, faces, btable, boundary_field, segments, h, pad,
+                   map_shape, model, params)
+
+
+def _checked_numbers(grain_map: Any, sigma_ip: float, conductivity_ratio: float, gb_conductivity: float | None,
+                     gb_thickness_nm: float, frame_conductivity: float | None, rtol: float) -> tuple[float, ...]:
+    """The validated scalars of :func:`solve_transport`: σ_ip, σ_ip/σ_op, σ_GB (default σ_ip/20), GB thickness
+    (nm), σ_frame (default σ_ip/250), the scan step h (nm) and rtol."""
+    sigma_ip = _number("sigma_ip", sigma_ip, lo_open=True)
+    ratio = _number("conductivity_ratio", conductivity_ratio, lo_open=True)
+    sigma_gb = (
+        sigma_ip * config.GB_CONDUCTIVITY_FRACTION
+        if gb_conductivity is None
+        else _number("gb_conductivity", gb_conductivity, allow_inf=True)
+    )
+    t_gb = _number("gb_thickness_nm", gb_thickness_nm)
+    sigma_frame = (
+        sigma_ip * config.FRAME_CONDUCTIVITY_FRACTION
+        if frame_conductivity is None
+        else _number("frame_conductivity", frame_conductivity)
+    )
+    h = _number("grain_map.scan_step_nm", getattr(grain_map, "scan_step_nm", 1.0), lo_open=True)
+    rtol = _number("rtol", rtol, lo_open=True)
+
+    return sigma_ip, ratio, sigma_gb, t_gb, sigma_frame, h, rtol
+
+
+def _electrode_setup(electrodes: Any, map_shape: tuple, grid_shape: tuple, pad: int, periodic_y: bool,
+                     periodic_x: bool) -> tuple[list[dict], list[np.ndarray], tuple[int, int]]:
+    """Parsed electrodes, their nodes on the FEM node grid and that grid's shape; conflicts raise."""
     elec = _parse_electrodes(electrodes, map_shape, grid_shape, pad)
     for e in elec:
         if e["edge"] in ("left", "right") and periodic_x or e["edge"] in ("top", "bottom") and periodic_y:
@@ -487,29 +515,13 @@ def solve_transport(
     node_shape = (grid_shape[0] + (not periodic_y), grid_shape[1] + (not periodic_x))
     enodes = [_electrode_nodes(e, grid_shape, node_shape) for e in elec]
     _check_electrode_conflicts(elec, enodes)
+    return elec, enodes, node_shape
 
-    no_gb = t_gb == 0 or math.isinf(sigma_gb)
-    g_if = 0.0 if no_gb else sigma_gb / t_gb  # σ_ip / nm
 
-    def gb_face(ra: np.ndarray, ca: np.ndarray, rb: np.ndarray, cb: np.ndarray) -> np.ndarray:
-        la, lb = labels[ra, ca], labels[rb, cb]
-        return (la > 0) & (lb > 0) & (la != lb)
-
-    if model == "tensor":
-        raw = _solve_tensor(
-            labels, kind, group, sigma, elec, enodes, node_shape, h, g_if, no_gb, periodic_y, periodic_x, gb_face,
-            solver, rtol,
-        )
-    else:
-        r_gb = 0.0 if no_gb else (math.inf if sigma_gb == 0 else t_gb / (h * sigma_gb))
-        raw = solve_resistor(sigma, kind, gb_face, r_gb, elec, h, False, False, solver, rtol)
-    for e, n_contact in zip(elec, raw["electrode_contacts"]):
-        if n_contact == 0:
-            raise InputError(f"electrode {e['name']!r} touches no conducting pixel")
-
-    faces, btable, boundary_field, segments = _boundary_tables(
-        labels, raw["gb_faces"], raw["current_density"], raw["field"], h, boundaries, pad
-    )
+def _parameters(model: str, sigma_ip: float, ratio: float, sigma_gb: float, t_gb: float, pad: int, frame: Any,
+                sigma_frame: float, blocking_phases: Any, phase_conductivity: Any, unassigned: Any, periodic: Any,
+                solver: str, rtol: float, h: float, elec: list[dict]) -> dict:
+    """The parameters of a :func:`solve_transport` run, as recorded in :attr:`TransportResult.parameters`."""
     params = {
         "model": model,
         "sigma_ip": sigma_ip,
@@ -527,6 +539,12 @@ def solve_transport(
         "scan_step_nm": h,
         "electrodes": {e["name"]: {"potential_V": e["potential"], "edge": e["edge"] or "mask"} for e in elec},
     }
+    return params
+
+
+def _result(raw: dict, elec: list[dict], enodes: list, labels: np.ndarray, sigma: np.ndarray, region: np.ndarray,
+            faces: Any, btable: Any, boundary_field: Any, segments: Any, h: float, pad: int, map_shape: tuple,
+            model: str, params: dict) -> TransportResult:
     etab = Table(
         {
             "name": np.array([e["name"] for e in elec]),
@@ -555,6 +573,31 @@ def solve_transport(
         solver=raw["solver"],
         parameters=params,
     )
+
+
+def _solve_model(model: str, labels: np.ndarray, kind: np.ndarray, group: np.ndarray, sigma: np.ndarray,
+                 elec: list[dict], enodes: list, node_shape: tuple[int, int], h: float, sigma_gb: float, t_gb: float,
+                 periodic_y: bool, periodic_x: bool, solver: str, rtol: float) -> dict:
+    """Solve the tensor FEM or the resistor network; every electrode must touch a conducting pixel."""
+    no_gb = t_gb == 0 or math.isinf(sigma_gb)
+    g_if = 0.0 if no_gb else sigma_gb / t_gb  # σ_ip / nm
+
+    def gb_face(ra: np.ndarray, ca: np.ndarray, rb: np.ndarray, cb: np.ndarray) -> np.ndarray:
+        la, lb = labels[ra, ca], labels[rb, cb]
+        return (la > 0) & (lb > 0) & (la != lb)
+
+    if model == "tensor":
+        raw = _solve_tensor(
+            labels, kind, group, sigma, elec, enodes, node_shape, h, g_if, no_gb, periodic_y, periodic_x, gb_face,
+            solver, rtol,
+        )
+    else:
+        r_gb = 0.0 if no_gb else (math.inf if sigma_gb == 0 else t_gb / (h * sigma_gb))
+        raw = solve_resistor(sigma, kind, gb_face, r_gb, elec, h, False, False, solver, rtol)
+    for e, n_contact in zip(elec, raw["electrode_contacts"]):
+        if n_contact == 0:
+            raise InputError(f"electrode {e['name']!r} touches no conducting pixel")
+    return raw
 
 
 def _solve_tensor(

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ..preprocess.api import pattern_centers
 from ..data import Calibration, Dataset4D
 from ..errors import InputError, ParameterError
 from . import _kernels as K
@@ -63,24 +64,6 @@ def estimate_center(dataset: Dataset4D, n_sample: int = 64, radius_px: float = 4
     for r in rows:
         acc += np.asarray(dataset.rows(int(r), int(r) + 1)[0][cols], dtype=np.float64).sum(0)
     return direct_beam_center(acc, radius_px=radius_px)
-
-
-def pattern_centers(block: np.ndarray, start: tuple[float, float], radius_px: float = 4.0,
-                    search_px: float | None = None) -> np.ndarray:
-    """Direct-beam centre ``(row, col)`` of every pattern of a block ``(nr, nx, ky, kx)`` → ``(nr, nx, 2)``:
-    brightest 3 × 3 sum within ``search_px`` of ``start``, refined by the centre of mass in a disk (the
-    preprocessing kernels of :mod:`stemgrains.preprocess`)."""
-    from ..preprocess import _kernels as PK
-
-    nr, nx, ky, kx = block.shape
-    search = search_px if search_px is not None else max(ky, kx) / 8
-    out = np.zeros((nr, nx, 2))
-    for i in range(nr):
-        for j in range(nx):
-            img = np.ascontiguousarray(block[i, j], dtype=np.float64)
-            r0, c0 = PK.brightest_near(PK.box_sum3(img), float(start[0]), float(start[1]), float(search))
-            out[i, j] = PK.center_of_mass_disk(img, float(r0), float(c0), float(radius_px), 4)
-    return out
 
 
 def _sparse(weights: np.ndarray) -> tuple[np.ndarray, ...]:
