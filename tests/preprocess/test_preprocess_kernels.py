@@ -264,3 +264,18 @@ def test_detect_spots_chunk_matches_reference():
         as_float = K.detect_spots_chunk(counts, *args)
         for got, want in zip(call_unmutated(K.detect_spots_chunk, counts.astype(np.uint16), *args), as_float):
             np.testing.assert_array_equal(got, want)
+
+
+def test_select_kth_equals_sorting():
+    """select_kth (three-way quickselect) = np.sort(a)[k], with many ties (sparse patterns) and without."""
+    rng = np.random.default_rng(5)
+    for trial in range(400):
+        n = int(rng.integers(1, 400))
+        if trial % 3 == 0:
+            a = rng.integers(0, int(rng.integers(1, 6)), n).astype(float) / 9.0  # mostly equal values
+        elif trial % 3 == 1:
+            a = np.zeros(n)
+        else:
+            a = rng.normal(size=n)
+        k = int(rng.integers(0, n))
+        assert K.select_kth(a.copy(), k) == np.sort(a)[k]

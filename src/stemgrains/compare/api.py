@@ -250,7 +250,7 @@ def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: n
                names_ref: dict[int, str], names_mov: dict[int, str], syms: dict[str, np.ndarray]) -> int:
     """Number of ``both`` pixels whose orientations agree within ``tol_deg`` (disorientation angle under the proper
     rotations ``syms[phase name]`` of the Laue group, same phase)."""
-    from ..grains import misorientation_angle
+    from ..crystal.symmetry import disorientation_angle
 
     n_ok = 0
     pr, pm = ref.phase_id[both], pid_mov[both]
@@ -258,7 +258,7 @@ def _agreement(ref: ScanResults, q_mov: np.ndarray, pid_mov: np.ndarray, both: n
     for i, name in names_ref.items():
         sel = (pr == i) & np.isin(pm, [j for j, nm in names_mov.items() if nm == name])
         if sel.any():
-            ang = np.degrees(misorientation_angle(qr[sel], qm[sel], syms[name]))
+            ang = np.degrees(disorientation_angle(qr[sel], qm[sel], syms[name]))
             n_ok += int(np.sum(ang < tol_deg))
     return n_ok
 
@@ -438,7 +438,7 @@ def _median_disorientation(ref: ScanResults, s: ScanResults, op: PixelOp, shift:
                            names_mov: dict[int, str], syms: dict[str, np.ndarray]) -> float:
     """Median disorientation (deg) of the agreeing (< ``tol_deg``) pixels under a placement: a rotation error of
     the placement adds to every grain's disorientation, so its minimum over the angle fixes the angle."""
-    from ..grains import misorientation_angle
+    from ..crystal.symmetry import disorientation_angle
 
     pid_on, q_on = _place(Registration(op, shift, 0.0, 0.0, 0, 0.0, False, angle, centre), s, ref.shape)
     both = mask & (pid_on >= 0)
@@ -446,7 +446,7 @@ def _median_disorientation(ref: ScanResults, s: ScanResults, op: PixelOp, shift:
     for i, name in names_ref.items():
         sel = both & (ref.phase_id == i) & np.isin(pid_on, [j for j, nm in names_mov.items() if nm == name])
         if sel.any():
-            vals.append(np.degrees(misorientation_angle(ref.quaternions[sel], q_on[sel], syms[name])))
+            vals.append(np.degrees(disorientation_angle(ref.quaternions[sel], q_on[sel], syms[name])))
     a = np.concatenate(vals) if vals else np.zeros(0)
     a = a[a < tol_deg]
     return float(np.median(a)) if a.size else float("inf")

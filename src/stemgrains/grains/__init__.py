@@ -1,7 +1,6 @@
 """Grains: segmentation of an orientation map into a :class:`GrainMap`."""
 
 from ._io import read_grains, write_grains
-from ._kernels import misorientation_angle
 from ._types import GRAIN_COLUMNS, GrainMap
 from .segment import astar_to_a_frame, c_axis_geometry, grain_table, laue_rotations, segment_grains
 
@@ -15,5 +14,4 @@ __all__ = [
     "write_grains",
     "read_grains",
     "astar_to_a_frame",
-    "misorientation_angle",
 ]
