@@ -177,7 +177,7 @@ def run_chunks(
 # ------------------------------------------------------------------------------------------------
 # numba's "workqueue" threading layer aborts the process when two threads launch parallel kernels at once, which
 # happens on a dask worker with several threads; with it, chunks on one worker process run one at a time.
-_KERNEL_LOCK = threading.Lock()
+_KERNEL_LOCK = threading.RLock()  # re-entrant: a locked batch job runs locked chunks inside
 _THREADSAFE_LAYER: bool | None = None
 
 

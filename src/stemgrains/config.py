@@ -27,7 +27,7 @@ N_PREFILTER = 350
 SEARCH_STRIDE = 3
 #: a pixel keeps its neighbours' (refined) solution when its correlation index and explained-spot fraction are at
 #: least this fraction of the lowest among those neighbours
-COHERENT_VERIFY_FRACTION = 0.8
+COHERENT_VERIFY_FRACTION = 0.95
 #: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
 K_MAX_CAP = 2.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
