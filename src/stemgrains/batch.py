@@ -84,7 +84,7 @@ _EDGE_BYTES = 4 << 20
 
 
 def _labels_behaviours() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from .boundaries._classify_pair import BEHAVIOURS, LABELS, OTHER_PHASE
+    from .boundaries import BEHAVIOURS, LABELS, OTHER_PHASE
 
     return (*LABELS, OTHER_PHASE), (*BEHAVIOURS, OTHER_PHASE)
 
@@ -384,7 +384,7 @@ class BatchResult:
 
 
 def _one_line(err: BaseException) -> str:
-    from .io._common import first_line
+    from .io.files import first_line
 
     text = first_line(err)
     if isinstance(err, StemgrainsError):

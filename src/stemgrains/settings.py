@@ -53,7 +53,11 @@ __all__ = [
     "calibration_overrides",
     "index_params",
     "electrodes_from_specs",
+    "parse_pair",
+    "parse_numbers",
     "write_config",
+    "config_text",
+    "toml_value",
     "read_config",
 ]
 
@@ -455,7 +459,7 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(f"{p}: config file not found")
-    from .io._common import HDF5_SIGNATURE, file_signature
+    from .io.files import HDF5_SIGNATURE, file_signature
 
     if file_signature(p) == HDF5_SIGNATURE:
         text = read_config(p)
@@ -497,6 +501,26 @@ def merge_config(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 
 
 # ------------------------------------------------------------------------------------------------ command line
+def parse_pair(text: str, name: str) -> tuple[float, float]:
+    """Parse ``"A,B"`` into two floats, or raise a one-line ParameterError naming the option."""
+    try:
+        a, b = (float(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        raise ParameterError(f"{name} expects two numbers separated by a comma, got {text!r}") from None
+    return a, b
+
+
+def parse_numbers(text: str, name: str, n: int, form: str) -> tuple[float, ...]:
+    """Parse ``n`` comma-separated numbers, or raise a one-line ParameterError naming the option."""
+    try:
+        vals = tuple(float(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        vals = ()
+    if len(vals) != n:
+        raise ParameterError(f"{name} expects {form} ({n} numbers separated by commas), got {text!r}")
+    return vals
+
+
 def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict[str, float]:
     """``["left=1", "mask.npy=0"]`` → ``{"left": 1.0, "mask.npy": 0.0}``, or a one-line ParameterError."""
     out: dict[str, float] = {}
@@ -515,8 +539,6 @@ def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict
 
 
 def _from_cli(key: Key, value: Any) -> Any:
-    from .commands._common import parse_numbers, parse_pair
-
     if key.negate:
         return not value
     if key.kind == "pair":
@@ -625,7 +647,8 @@ def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ TOML text
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A value as TOML text (bool, int, float with nan/inf, str, list, table), or a one-line ParameterError."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -640,18 +663,18 @@ def _toml_value(v: Any) -> str:
         # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
         return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise ParameterError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
 
 
 def _toml_key(k: str) -> str:
-    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else _toml_value(k)
+    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else toml_value(k)
 
 
 def _comment(key: Key) -> str:
-    default = "unset" if key.default is None else _toml_value(key.default)
+    default = "unset" if key.default is None else toml_value(key.default)
     where = f"; option {key.flag}" + (" (sets false)" if key.negate else "") if key.flag else ""
     choices = f"; one of {', '.join(key.choices)}" if key.choices else ""
     return f"# {key.meaning} [{key.unit}]{choices}; default {default}{where}"
@@ -681,7 +704,7 @@ def config_to_toml(cfg: Mapping[str, Mapping[str, Any]], *, comments: bool = Tru
             if comments:
                 lines.append(_comment(key))
             v = body[key.name]
-            lines.append(f"# {key.name} =" if v is None else f"{key.name} = {_toml_value(v)}")
+            lines.append(f"# {key.name} =" if v is None else f"{key.name} = {toml_value(v)}")
         lines.append("")
     unknown = [s for s in cfg if s not in keys]
     if unknown:
@@ -703,20 +726,27 @@ def dump_config() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ results files
+def config_text(cfg: Mapping[str, Mapping[str, Any]], command: str, recorded: str | None = None) -> str:
+    """TOML text of the part of ``cfg`` that ``command`` used, over the config ``recorded`` earlier in the same
+    results file (TOML text, or ``None``); what :func:`write_config` writes. A recorded config of another
+    version that does not parse is replaced."""
+    import tomllib
+
+    old: dict[str, Any] = {}
+    if recorded is not None:
+        try:
+            old = parse_config(tomllib.loads(recorded))
+        except (tomllib.TOMLDecodeError, ParameterError):
+            old = {}  # a config of another version: replaced by what this command used
+    return config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
+                          header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
+
+
 def write_config(f: Any, cfg: Mapping[str, Mapping[str, Any]], command: str) -> str:
     """Record the part of ``cfg`` that ``command`` used in an open results file (``/parameters`` attribute
     ``config``, TOML text), over the config an earlier command recorded there; returns the text written."""
-    import tomllib
-
     grp = f.require_group("parameters")
-    old: dict[str, Any] = {}
-    if "config" in grp.attrs:
-        try:
-            old = parse_config(tomllib.loads(_text(grp.attrs["config"])))
-        except (tomllib.TOMLDecodeError, ParameterError):
-            old = {}  # a config of another version: replaced by what this command used
-    text = config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
-                          header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
+    text = config_text(cfg, command, _text(grp.attrs["config"]) if "config" in grp.attrs else None)
     grp.attrs["config"] = text
     return text
 
