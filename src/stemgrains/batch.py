@@ -570,12 +570,44 @@ def run_batch(
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
     folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
+    fingerprint = _start_outdir(out, inputs, folders, params, config_toml)
+
+    t_batch = time.perf_counter()
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=log, flush=True)
+
+    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
+    _write_summary(out, rows)
+    started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say)
+    interrupted = False
+    try:
+        if scheduler is not None:
+            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
+        elif jobs > 1 and len(todo) > 1:
+            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
+        else:
+            for i in todo:
+                started(i)
+                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        result = _finish_batch(out, rows, time.perf_counter() - t_batch, interrupted)
+    return result
+
+
+def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: dict[str, Any],
+                  config_toml: str | None) -> str:
+    """Check the outputs, create ``out`` and write ``batch_parameters.json`` (and ``config.toml``); returns the
+    parameters' fingerprint."""
     from .io.outputs import check_outputs
+    from .io.results import atomic_write_text, json_default
 
     check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
     out.mkdir(parents=True, exist_ok=True)
-    from .io.results import atomic_write_text, json_default
-
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
         {"software_version": __version__, "fingerprint": fingerprint,
@@ -584,17 +616,17 @@ def run_batch(
         indent=2, sort_keys=True, default=json_default) + "\n")
     if config_toml is not None:
         atomic_write_text(out / CONFIG_TOML, config_toml)
+    return fingerprint
 
-    t_batch = time.perf_counter()
+
+def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
+                 say: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
+    """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
+    inputs' content checksums."""
     rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]
     todo: list[int] = []
     checksums: dict[int, str] = {}
     n = len(inputs)
-
-    def say(text: str) -> None:
-        if progress:
-            print(text, file=log, flush=True)
-
     for i, (src, folder) in enumerate(zip(inputs, folders)):
         try:
             checksums[i] = input_checksum(src)
@@ -618,7 +650,19 @@ def run_batch(
         if force or not same:
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
         todo.append(i)
-    _write_summary(out, rows)
+    return rows, todo, checksums
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: list[dict[str, Any]],
+                   checksums: dict[int, str], fingerprint: str, say: Callable[[str], None]
+                   ) -> tuple[Callable[[int], None], Callable[[int, str, Any, float], None]]:
+    """``started(i)`` (folder, marker) and ``finished(i, status, value, seconds)`` (row, marker, progress line,
+    summary) of the runners."""
+    n = len(inputs)
 
     def started(i: int) -> None:
         folders[i].mkdir(parents=True, exist_ok=True)
@@ -626,7 +670,7 @@ def run_batch(
             (folders[i] / ERROR_LOG).unlink()  # of an earlier failure
         _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
                                    "fingerprint": fingerprint, "software_version": __version__,
-                                   "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+                                   "started": _now()})
 
     def finished(i: int, status: str, value: Any, seconds: float) -> None:
         row = rows[i]
@@ -634,8 +678,7 @@ def run_batch(
         if status == "done":
             row.update(_row_from(value), status="done", reason="")
             m = _read_marker(folders[i]) or {}
-            m.update(state="done", result=value,
-                     finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+            m.update(state="done", result=value, finished=_now(), seconds=seconds)
             _write_marker(folders[i], m)
             extra = f", indexed {row['indexed_percent']:.1f} %" if row.get("indexed_percent") is not None else ""
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
@@ -644,30 +687,20 @@ def run_batch(
             say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")
         _write_summary(out, rows)
 
-    interrupted = False
-    try:
-        if scheduler is not None:
-            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
-        elif jobs > 1 and len(todo) > 1:
-            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
-        else:
-            for i in todo:
-                started(i)
-                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        _write_summary(out, rows)
-        png = None
-        with contextlib.suppress(Exception):  # the figure never hides the outcome
-            from .plot.batch import plot_batch_summary
+    return started, finished
 
-            png = plot_batch_summary(rows, out / SUMMARY_PNG)
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
-        result = BatchResult(rows=rows, outdir=out, seconds=time.perf_counter() - t_batch, summary_csv=out / SUMMARY_CSV,
-                             summary_png=png, interrupted=interrupted, counts=counts)
-    return result
+
+def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interrupted: bool) -> BatchResult:
+    """The summary CSV and figure written, and the :class:`BatchResult`."""
+    _write_summary(out, rows)
+    png = None
+    with contextlib.suppress(Exception):  # the figure never hides the outcome
+        from .plot.batch import plot_batch_summary
+
+        png = plot_batch_summary(rows, out / SUMMARY_PNG)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
+    return BatchResult(rows=rows, outdir=out, seconds=seconds, summary_csv=out / SUMMARY_CSV,
+                       summary_png=png, interrupted=interrupted, counts=counts)
 
 
 def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> None:

@@ -149,18 +149,14 @@ def _arg_default(func: Any, name: str) -> Any:
 @functools.lru_cache(maxsize=1)
 def schema() -> tuple[Key, ...]:
     """Every config key, in file order (imports the stages to read their defaults)."""
-    from .boundaries.classify import classify_boundaries
-    from .boundaries.extract import extract_boundaries
-    from .grains import segment_grains
-    from .index.api import IndexParams
-    from .preprocess.api import SpotParams
-    from .transport import solve_transport
+    return tuple(_calibration_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
+                 + _transport_keys() + _figure_keys())
 
-    ip = functools.partial(_dc_default, IndexParams)
-    sp = functools.partial(_dc_default, SpotParams)
+
+def _calibration_keys() -> list[Key]:
+    """``[calibration]``: all unset (the data file's values)."""
     K = Key
-    keys = [
-        # --- calibration (all unset: the data file's values)
+    return [
         K("calibration", "file", "str", None, "—", "calibration JSON (from `stemgrains calibrate`) applied first",
           "calibration", "--calibration"),
         K("calibration", "q_pixel_size", "float", None, "1/Å per px", "detector pixel size in reciprocal space",
@@ -182,7 +178,16 @@ def schema() -> tuple[Key, ...]:
         K("calibration", "auto", "bool", False, "—",
           "fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`)",
           "auto_calibrate", "--auto-calibrate"),
-        # --- index
+    ]
+
+
+def _index_keys() -> list[Key]:
+    """``[index]``: defaults from :class:`~stemgrains.index.api.IndexParams`."""
+    from .index.api import IndexParams
+
+    ip = functools.partial(_dc_default, IndexParams)
+    K = Key
+    return [
         K("index", "step_deg", "float", ip("step_deg"), "deg", "template library angular step", "step", "--step"),
         K("index", "k_max", "float", ip("k_max"), "1/Å",
           f"largest scattering vector used (unset: what the detector reaches, at most {config.K_MAX_CAP:g})",
@@ -222,7 +227,16 @@ def schema() -> tuple[Key, ...]:
           "--chunk-rows"),
         K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
           "backend", "--backend", choices=("cpu", "gpu")),
-        # --- spots
+    ]
+
+
+def _spot_keys() -> list[Key]:
+    """``[spots]``: defaults from :class:`~stemgrains.preprocess.api.SpotParams`."""
+    from .preprocess.api import SpotParams
+
+    sp = functools.partial(_dc_default, SpotParams)
+    K = Key
+    return [
         K("spots", "q_min", "float", sp("q_min"), "1/Å", "spots closer to the direct beam are ignored (unset: 2.5 × the beam radius)"),
         K("spots", "q_max", "float", sp("q_max"), "1/Å", "spots farther out are ignored (unset: index.k_max)"),
         K("spots", "beam_radius_px", "float", sp("beam_radius_px"), "detector px", "radius of the direct-beam disk"),
@@ -234,7 +248,16 @@ def schema() -> tuple[Key, ...]:
         K("spots", "refine_center", "bool", sp("refine_center"), "—", "find the direct beam in every pattern"),
         K("spots", "center_search_px", "float", sp("center_search_px"), "detector px",
           "the direct beam is searched within this distance of the nominal centre (unset: 1/8 of the detector)"),
-        # --- grains and boundaries
+    ]
+
+
+def _grain_keys() -> list[Key]:
+    """``[grains]``: defaults from the signatures of segment_grains and extract_boundaries."""
+    from .boundaries.extract import extract_boundaries
+    from .grains import segment_grains
+
+    K = Key
+    return [
         K("grains", "threshold_deg", "float", _arg_default(segment_grains, "threshold_deg"), "deg",
           "neighbouring pixels join a grain below this disorientation", "threshold", "--threshold"),
         K("grains", "min_grain_size", "int", _arg_default(segment_grains, "min_grain_size"), "px",
@@ -255,7 +278,15 @@ def schema() -> tuple[Key, ...]:
         K("grains", "hex_frame", "str", "auto", "—",
           "crystal frame of hexagonal orientations in .ang/.ctf input (segment only)", "hex_frame", "--hex-frame",
           choices=("auto", "x-a", "x-astar")),
-        # --- classification
+    ]
+
+
+def _classify_keys() -> list[Key]:
+    """``[classify]``: defaults from the signature of classify_boundaries."""
+    from .boundaries.classify import classify_boundaries
+
+    K = Key
+    return [
         K("classify", "field", "pair", None, "—",
           "applied in-plane field direction [x, y] (x right, y down); run: unset = each boundary's local field "
           "from the transport model", "field", "--field"),
@@ -277,7 +308,15 @@ def schema() -> tuple[Key, ...]:
         K("classify", "conducting_phases", "strings", None, "—",
           "conducting phase names or ids (unset: the phases with Na+ conduction planes)", "conducting_phase",
           "--conducting-phase"),
-        # --- transport
+    ]
+
+
+def _transport_keys() -> list[Key]:
+    """``[transport]``: defaults from the signature of solve_transport and :mod:`stemgrains.config`."""
+    from .transport import solve_transport
+
+    K = Key
+    return [
         K("transport", "electrodes", "electrodes", None, "V",
           "electrodes: image edge (left, right, top, bottom) or a boolean mask .npy = potential; unset: run "
           "skips the transport model", "electrode", "--electrode"),
@@ -299,11 +338,16 @@ def schema() -> tuple[Key, ...]:
           "unassigned", "--unassigned"),
         K("transport", "solver", "str", _arg_default(solve_transport, "solver"), "—", "linear solver", "solver",
           "--solver", choices=("auto", "direct", "amg", "cg")),
-        # --- figures
+    ]
+
+
+def _figure_keys() -> list[Key]:
+    """``[figures]``."""
+    K = Key
+    return [
         K("figures", "enabled", "bool", True, "—", "write the figures (PNG) of `stemgrains run`", "no_figures",
           "--no-figures", negate=True),
     ]
-    return tuple(keys)
 
 
 def _index_orientations() -> Any:
