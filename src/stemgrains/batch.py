@@ -488,11 +488,9 @@ def _guarded(job: Callable[..., dict], source: str, folder: str, params: dict) -
 def _guarded_on_worker(job: Callable[..., dict], source: str, folder: str, params: dict) -> tuple[str, Any, float]:
     """:func:`_guarded` on a dask worker: jobs on one worker process run one at a time unless numba's
     threading layer is thread-safe (see :mod:`stemgrains.distributed`)."""
-    from .distributed import _KERNEL_LOCK, _numba_layer_is_threadsafe
+    from ._chunks import with_kernel_lock
 
-    lock = contextlib.nullcontext() if _numba_layer_is_threadsafe() else _KERNEL_LOCK
-    with lock:
-        return _guarded(job, source, folder, params)
+    return with_kernel_lock(_guarded, job, source, folder, params)
 
 
 def run_batch(
@@ -733,7 +731,7 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
 
 
 def _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished) -> None:
-    from .distributed import _import_distributed
+    from ._chunks import _import_distributed
 
     dist = _import_distributed()
     own = not isinstance(scheduler, dist.Client)

@@ -47,7 +47,7 @@ def connect_scheduler(scheduler: str | None) -> Any:
     is given; :class:`~stemgrains.errors.StemgrainsError` when it cannot be reached within 20 s."""
     if not scheduler:
         return None
-    from .distributed import _import_distributed
+    from ._chunks import _import_distributed
 
     try:
         return _import_distributed().Client(scheduler, timeout="20s")
