@@ -701,6 +701,16 @@ def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interru
                        summary_png=png, interrupted=interrupted, counts=counts)
 
 
+def _submit_each(todo: list[int], started: Callable[[int], None], submit: Callable[[int], Any],
+                 futures: dict[Any, int], t0: dict[int, float]) -> None:
+    """``started(i)`` and ``submit(i)`` for every input to run, in order; ``futures`` maps each future to its
+    input, ``t0`` each input to its start time (filled as they go: an interruption cancels those submitted)."""
+    for i in todo:
+        started(i)
+        t0[i] = time.perf_counter()
+        futures[submit(i)] = i
+
+
 def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> None:
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     threads = max(1, cores // jobs)
@@ -710,13 +720,11 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
     ctx = multiprocessing.get_context("spawn")
     with _environ(_worker_env(threads)):
         pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+        futures: dict[Any, int] = {}
+        t0: dict[int, float] = {}
         try:
-            futures = {}
-            t0: dict[int, float] = {}
-            for i in todo:
-                started(i)
-                t0[i] = time.perf_counter()
-                futures[pool.submit(_guarded, job, str(inputs[i]), str(folders[i]), dict(params, _progress=False))] = i
+            _submit_each(todo, started, lambda i: pool.submit(_guarded, job, str(inputs[i]), str(folders[i]),
+                                                              dict(params, _progress=False)), futures, t0)
             for fut in cf.as_completed(futures):
                 i = futures[fut]
                 try:
@@ -732,27 +740,18 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
 
 def _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished) -> None:
     from ._chunks import _import_distributed
+    from .pipeline import connect_scheduler
 
     dist = _import_distributed()
     own = not isinstance(scheduler, dist.Client)
-    if own:
-        try:
-            client = dist.Client(scheduler, timeout="20s")
-        except OSError as err:
-            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
-    else:
-        client = scheduler
+    client = connect_scheduler(scheduler) if own else scheduler
+    futures: dict[Any, int] = {}
+    t0: dict[int, float] = {}
     try:
-        futures = {}
-        t0: dict[int, float] = {}
-        for i in todo:
-            started(i)
-            t0[i] = time.perf_counter()
-            # absolute paths: a worker's working folder is not ours
-            fut = client.submit(_guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()),
-                                dict(params, _progress=False),
-                                pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}")
-            futures[fut] = i
+        # absolute paths: a worker's working folder is not ours
+        _submit_each(todo, started, lambda i: client.submit(
+            _guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()), dict(params, _progress=False),
+            pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}"), futures, t0)
         for fut in dist.as_completed(list(futures)):
             i = futures[fut]
             try:

@@ -545,12 +545,14 @@ def merge_config(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 
 
 # ------------------------------------------------------------------------------------------------ command line
-def parse_pair(text: str, name: str) -> tuple[float, float]:
-    """Parse ``"A,B"`` into two floats, or raise a one-line ParameterError naming the option."""
+def parse_pair(text: str, name: str, kind: type = float) -> tuple[Any, Any]:
+    """Parse ``"A,B"`` into two floats (``kind=int``: two integers), or raise a one-line ParameterError naming
+    the option."""
     try:
-        a, b = (float(s) for s in text.split(","))
+        a, b = (kind(s) for s in text.split(","))
     except (ValueError, AttributeError):
-        raise ParameterError(f"{name} expects two numbers separated by a comma, got {text!r}") from None
+        what = "integers" if kind is int else "numbers"
+        raise ParameterError(f"{name} expects two {what} separated by a comma, got {text!r}") from None
     return a, b
 
 
