@@ -124,11 +124,11 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
 
 
 # ------------------------------------------------------------------------------------------------ index
-def run_index(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
-            progress: bool = True, scheduler: str | None = None, export_ang: str | None = None,
-            export_ctf: str | None = None, figures: str | None = None,
-              on_calibration: Callable[[Any, Path], None] | None = None) -> dict[str, Any]:
-    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``.
+def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
+              scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
+              figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None) -> dict[str, Any]:
+    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``
+    (``stemgrains index``).
 
     Parameters
     ----------

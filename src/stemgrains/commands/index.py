@@ -88,9 +88,9 @@ def run(args: argparse.Namespace) -> int:
 
 def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
     """One input of a batch (module level: it pickles for process pools and dask workers): ``folder/results.h5``
-    by :func:`stemgrains.pipeline.run_index` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (``outputs``: the
-    names given to ``--export-ang``/``--export-ctf``/``--figures``, made files inside ``folder``); returns the
-    numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
+    by :func:`stemgrains.pipeline.run_index` with ``params`` from :func:`~stemgrains.commands._batch.batch_params`
+    (``outputs``: the names given to ``--export-ang``/``--export-ctf``/``--figures``, made files inside
+    ``folder``); returns the numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
     import numpy as np
 
     from ..pipeline import run_index
