@@ -19,7 +19,8 @@ from orix.quaternion import Rotation
 from stemgrains.boundaries import classify_boundaries, extract_boundaries
 from stemgrains.cli import main
 from stemgrains.crystal import load_phase
-from stemgrains.data_dictionary import GROUPS, describe, render_markdown
+from stemgrains.data_dictionary import GROUPS, describe
+from stemgrains.dictionary_page import render_markdown
 from stemgrains.grains import segment_grains
 from stemgrains.io import write_orientation_map
 from stemgrains.io.results import atomic_h5, write_provenance
@@ -206,7 +207,7 @@ def test_data_dictionary_page_is_generated_from_the_module():
     page = (REPO / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
     marker = "<!-- generated from stemgrains.data_dictionary: do not edit below -->\n\n"
     assert marker in page, "docs/data-dictionary.md lost its generated part"
-    assert page.split(marker, 1)[1] == render_markdown(), "regenerate: python -m stemgrains.data_dictionary"
+    assert page.split(marker, 1)[1] == render_markdown(), "regenerate: python -m stemgrains.dictionary_page"
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     for needle in ("docs/data-dictionary.md", "docs/classification.md", "grains_random.png"):
         assert needle in readme

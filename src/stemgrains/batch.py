@@ -84,7 +84,7 @@ _EDGE_BYTES = 4 << 20
 
 
 def _labels_behaviours() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from .boundaries._classify_pair import BEHAVIOURS, LABELS, OTHER_PHASE
+    from .boundaries import BEHAVIOURS, LABELS, OTHER_PHASE
 
     return (*LABELS, OTHER_PHASE), (*BEHAVIOURS, OTHER_PHASE)
 
@@ -384,7 +384,7 @@ class BatchResult:
 
 
 def _one_line(err: BaseException) -> str:
-    from .io._common import first_line
+    from .io.files import first_line
 
     text = first_line(err)
     if isinstance(err, StemgrainsError):
@@ -568,12 +568,44 @@ def run_batch(
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
     folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
+    fingerprint = _start_outdir(out, inputs, folders, params, config_toml)
+
+    t_batch = time.perf_counter()
+
+    def say(text: str) -> None:
+        if progress:
+            print(text, file=log, flush=True)
+
+    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
+    _write_summary(out, rows)
+    started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say)
+    interrupted = False
+    try:
+        if scheduler is not None:
+            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
+        elif jobs > 1 and len(todo) > 1:
+            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
+        else:
+            for i in todo:
+                started(i)
+                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        result = _finish_batch(out, rows, time.perf_counter() - t_batch, interrupted)
+    return result
+
+
+def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: dict[str, Any],
+                  config_toml: str | None) -> str:
+    """Check the outputs, create ``out`` and write ``batch_parameters.json`` (and ``config.toml``); returns the
+    parameters' fingerprint."""
     from .io.outputs import check_outputs
+    from .io.results import atomic_write_text, json_default
 
     check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
     out.mkdir(parents=True, exist_ok=True)
-    from .io.results import atomic_write_text, json_default
-
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
         {"software_version": __version__, "fingerprint": fingerprint,
@@ -582,17 +614,17 @@ def run_batch(
         indent=2, sort_keys=True, default=json_default) + "\n")
     if config_toml is not None:
         atomic_write_text(out / CONFIG_TOML, config_toml)
+    return fingerprint
 
-    t_batch = time.perf_counter()
+
+def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
+                 say: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
+    """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
+    inputs' content checksums."""
     rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]
     todo: list[int] = []
     checksums: dict[int, str] = {}
     n = len(inputs)
-
-    def say(text: str) -> None:
-        if progress:
-            print(text, file=log, flush=True)
-
     for i, (src, folder) in enumerate(zip(inputs, folders)):
         try:
             checksums[i] = input_checksum(src)
@@ -616,7 +648,19 @@ def run_batch(
         if force or not same:
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
         todo.append(i)
-    _write_summary(out, rows)
+    return rows, todo, checksums
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: list[dict[str, Any]],
+                   checksums: dict[int, str], fingerprint: str, say: Callable[[str], None]
+                   ) -> tuple[Callable[[int], None], Callable[[int, str, Any, float], None]]:
+    """``started(i)`` (folder, marker) and ``finished(i, status, value, seconds)`` (row, marker, progress line,
+    summary) of the runners."""
+    n = len(inputs)
 
     def started(i: int) -> None:
         folders[i].mkdir(parents=True, exist_ok=True)
@@ -624,7 +668,7 @@ def run_batch(
             (folders[i] / ERROR_LOG).unlink()  # of an earlier failure
         _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
                                    "fingerprint": fingerprint, "software_version": __version__,
-                                   "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")})
+                                   "started": _now()})
 
     def finished(i: int, status: str, value: Any, seconds: float) -> None:
         row = rows[i]
@@ -632,8 +676,7 @@ def run_batch(
         if status == "done":
             row.update(_row_from(value), status="done", reason="")
             m = _read_marker(folders[i]) or {}
-            m.update(state="done", result=value,
-                     finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+            m.update(state="done", result=value, finished=_now(), seconds=seconds)
             _write_marker(folders[i], m)
             extra = f", indexed {row['indexed_percent']:.1f} %" if row.get("indexed_percent") is not None else ""
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
@@ -642,30 +685,30 @@ def run_batch(
             say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")
         _write_summary(out, rows)
 
-    interrupted = False
-    try:
-        if scheduler is not None:
-            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
-        elif jobs > 1 and len(todo) > 1:
-            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
-        else:
-            for i in todo:
-                started(i)
-                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
-    except KeyboardInterrupt:
-        interrupted = True
-        raise
-    finally:
-        _write_summary(out, rows)
-        png = None
-        with contextlib.suppress(Exception):  # the figure never hides the outcome
-            from .plot.batch import plot_batch_summary
+    return started, finished
 
-            png = plot_batch_summary(rows, out / SUMMARY_PNG)
-        counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
-        result = BatchResult(rows=rows, outdir=out, seconds=time.perf_counter() - t_batch, summary_csv=out / SUMMARY_CSV,
-                             summary_png=png, interrupted=interrupted, counts=counts)
-    return result
+
+def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interrupted: bool) -> BatchResult:
+    """The summary CSV and figure written, and the :class:`BatchResult`."""
+    _write_summary(out, rows)
+    png = None
+    with contextlib.suppress(Exception):  # the figure never hides the outcome
+        from .plot.batch import plot_batch_summary
+
+        png = plot_batch_summary(rows, out / SUMMARY_PNG)
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
+    return BatchResult(rows=rows, outdir=out, seconds=seconds, summary_csv=out / SUMMARY_CSV,
+                       summary_png=png, interrupted=interrupted, counts=counts)
+
+
+def _submit_each(todo: list[int], started: Callable[[int], None], submit: Callable[[int], Any],
+                 futures: dict[Any, int], t0: dict[int, float]) -> None:
+    """``started(i)`` and ``submit(i)`` for every input to run, in order; ``futures`` maps each future to its
+    input, ``t0`` each input to its start time (filled as they go: an interruption cancels those submitted)."""
+    for i in todo:
+        started(i)
+        t0[i] = time.perf_counter()
+        futures[submit(i)] = i
 
 
 def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> None:
@@ -677,13 +720,11 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
     ctx = multiprocessing.get_context("spawn")
     with _environ(_worker_env(threads)):
         pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+        futures: dict[Any, int] = {}
+        t0: dict[int, float] = {}
         try:
-            futures = {}
-            t0: dict[int, float] = {}
-            for i in todo:
-                started(i)
-                t0[i] = time.perf_counter()
-                futures[pool.submit(_guarded, job, str(inputs[i]), str(folders[i]), dict(params, _progress=False))] = i
+            _submit_each(todo, started, lambda i: pool.submit(_guarded, job, str(inputs[i]), str(folders[i]),
+                                                              dict(params, _progress=False)), futures, t0)
             for fut in cf.as_completed(futures):
                 i = futures[fut]
                 try:
@@ -698,28 +739,19 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
 
 
 def _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished) -> None:
-    from .distributed import _import_distributed
+    from ._chunks import _import_distributed
+    from .pipeline import connect_scheduler
 
     dist = _import_distributed()
     own = not isinstance(scheduler, dist.Client)
-    if own:
-        try:
-            client = dist.Client(scheduler, timeout="20s")
-        except OSError as err:
-            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
-    else:
-        client = scheduler
+    client = connect_scheduler(scheduler) if own else scheduler
+    futures: dict[Any, int] = {}
+    t0: dict[int, float] = {}
     try:
-        futures = {}
-        t0: dict[int, float] = {}
-        for i in todo:
-            started(i)
-            t0[i] = time.perf_counter()
-            # absolute paths: a worker's working folder is not ours
-            fut = client.submit(_guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()),
-                                dict(params, _progress=False),
-                                pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}")
-            futures[fut] = i
+        # absolute paths: a worker's working folder is not ours
+        _submit_each(todo, started, lambda i: client.submit(
+            _guarded_on_worker, job, str(inputs[i].resolve()), str(folders[i].resolve()), dict(params, _progress=False),
+            pure=False, key=f"stemgrains-batch-{i}-{folders[i].name}-{time.time_ns()}"), futures, t0)
         for fut in dist.as_completed(list(futures)):
             i = futures[fut]
             try:

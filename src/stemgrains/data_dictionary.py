@@ -2,8 +2,8 @@
 
 One source for three things: the ``unit`` and ``description`` attributes of every dataset in a results file
 (:func:`annotate_units`, run by every results-file writer), the CSV tables (``boundaries.csv``,
-``segments.csv``, ``segment --csv``) and ``docs/data-dictionary.md`` (:func:`render_markdown`; a test keeps the
-page equal to it). Frames and conventions: docs/conventions.md; the classification quantities:
+``segments.csv``, ``segment --csv``) and ``docs/data-dictionary.md`` (:func:`render_tables`, with the config keys by
+:mod:`stemgrains.dictionary_page`; a test keeps the page equal to it). Frames and conventions: docs/conventions.md; the classification quantities:
 docs/classification.md.
 
 Units: ``deg`` degrees, ``nm`` nanometres, ``px`` scan pixels, ``V`` volts, ``σ_ip`` the in-plane
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["GROUPS", "BATCH_SUMMARY", "describe", "annotate_units", "render_markdown"]
+__all__ = ["GROUPS", "BATCH_SUMMARY", "describe", "annotate_units", "render_tables"]
 
 _FRAME = "sample frame (x right along scan columns, y down along rows)"
 
@@ -366,8 +366,9 @@ def annotate_units(h5file: Any) -> int:
     return count
 
 
-def render_markdown() -> str:
-    """The tables of docs/data-dictionary.md (generated from :data:`GROUPS` and :data:`SUMMARY`)."""
+def render_tables() -> str:
+    """The data tables of docs/data-dictionary.md (from :data:`GROUPS` and :data:`BATCH_SUMMARY`); the whole
+    generated part of the page, config keys included, is :func:`stemgrains.dictionary_page.render_markdown`."""
     lines: list[str] = []
     csv_of = {"classification/boundaries": "boundaries.csv (`run`), `classify --csv OUT.csv`",
               "classification/segments": "segments.csv (`run`), `classify --csv` → OUT.segments.csv",
@@ -402,23 +403,4 @@ def render_markdown() -> str:
     for name, (unit, text) in BATCH_SUMMARY.items():
         lines.append(f"| `{name}` | {unit} | {text} |")
     lines.append("")
-    from .settings import SECTIONS, _toml_value, schema
-
-    lines.append("### Config keys (`config.toml`, `/parameters` attribute `config`, `stemgrains config --dump`)")
-    lines.append("")
-    lines.append("| key | type | unit | default | option | meaning |")
-    lines.append("|---|---|---|---|---|---|")
-    for key in schema():
-        default = "unset" if key.default is None else f"`{_toml_value(key.default)}`"
-        option = f"`{key.flag}`" if key.flag else ""
-        kind = key.kind + (f" ({', '.join(key.choices)})" if key.choices else "")
-        cells = [f"`[{key.section}] {key.name}`", kind, key.unit, default, option, key.meaning]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    lines.append("")
-    lines.append("Sections: " + "; ".join(f"`[{s}]` {t}" for s, t in SECTIONS.items()) + ".")
-    lines.append("")
     return "\n".join(lines)
-
-
-if __name__ == "__main__":  # pragma: no cover  (regenerates the tables of docs/data-dictionary.md)
-    print(render_markdown(), end="")

@@ -1,8 +1,17 @@
-"""End-to-end orchestration: 4D-STEM data → orientation map → grains → boundaries → (transport) → classification.
+"""Stage runners: what each command does once its arguments are parsed, and the whole pipeline.
 
-One results file (``results.h5``) collects every stage; figures and tables go next to it. Indexing, the long
-stage, is chunked and resumable (finished chunks are kept in ``OUTDIR/.checkpoint`` until the run completes);
-every file is written atomically.
+* :func:`run_index` — 4D-STEM data → orientation map (``stemgrains index``), chunked and resumable;
+* :func:`run_segment` — orientation map → grains and boundaries (``stemgrains segment``);
+* :func:`run_classify` — conduction-plane classification of the boundaries (``stemgrains classify``);
+* :func:`run_transport` — ionic transport model (``stemgrains transport``);
+* :func:`run_pipeline` — every stage on one dataset into one folder (``stemgrains run``), made of the same steps
+  (:func:`index_dataset`, :func:`segment_map`, :func:`solve_map_transport`, :func:`classify_map`);
+  :func:`run_configured` runs it from a resolved config.
+
+Each runner takes a resolved config (``{section: {key: value}}``, :func:`stemgrains.settings.resolve`), writes its
+results file atomically (recording the config it used in ``/parameters`` attribute ``config``) and returns what
+it computed; the commands print. Indexing, the long stage, is chunked and resumable (finished chunks are kept in
+a checkpoint folder until the results are written).
 """
 
 from __future__ import annotations
@@ -11,14 +20,18 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import FileFormatError, ParameterError, StemgrainsError
 
-__all__ = ["run_pipeline"]
+__all__ = ["run_index", "run_segment", "run_classify", "run_transport", "run_pipeline", "run_configured",
+           "index_dataset", "segment_map", "classify_map", "solve_map_transport", "connect_scheduler"]
+
+Config = dict[str, dict[str, Any]]
 
 
 def _unit2(v: Any, name: str) -> np.ndarray:
@@ -28,6 +41,446 @@ def _unit2(v: Any, name: str) -> np.ndarray:
     return a / np.hypot(*a)
 
 
+# ------------------------------------------------------------------------------------------------ shared steps
+def connect_scheduler(scheduler: str | None) -> Any:
+    """A ``dask.distributed`` client of the scheduler at ``scheduler`` (``--scheduler``), or ``None`` when none
+    is given; :class:`~stemgrains.errors.StemgrainsError` when it cannot be reached within 20 s."""
+    if not scheduler:
+        return None
+    from ._chunks import _import_distributed
+
+    try:
+        return _import_distributed().Client(scheduler, timeout="20s")
+    except OSError as err:
+        raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+
+
+def index_dataset(ds: Any, phases: list[Any], checkpoint: Path, *, progress: bool, backend: str, client: Any,
+                  params: dict[str, Any]) -> tuple[Any, float]:
+    """Index ``ds`` (:func:`stemgrains.index.index_orientations`, resumable from ``checkpoint``); returns the
+    orix ``CrystalMap`` and the wall time of this call in seconds (chunks resumed from the checkpoint are not
+    timed)."""
+    from .index import index_orientations
+
+    t0 = time.perf_counter()
+    xmap = index_orientations(ds, phases, checkpoint_dir=checkpoint, progress=progress, backend=backend,
+                              client=client, **params)
+    return xmap, time.perf_counter() - t0
+
+
+def segment_map(xmap: Any, segment_params: dict[str, Any], boundary_params: dict[str, Any],
+                annotate: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
+    """Grains (:func:`stemgrains.grains.segment_grains` with ``segment_params``) and their boundaries
+    (:func:`stemgrains.boundaries.extract_boundaries` with ``boundary_params``) of an orientation map;
+    ``annotate(grain_map)`` runs in between (extra grain-map parameters)."""
+    from .boundaries import extract_boundaries
+    from .grains import segment_grains
+
+    grain_map = segment_grains(xmap, **segment_params)
+    if annotate is not None:
+        annotate(grain_map)
+    return grain_map, extract_boundaries(grain_map, xmap, **boundary_params)
+
+
+def solve_map_transport(grain_map: Any, electrodes: Any, boundaries: Any, params: dict[str, Any]) -> Any:
+    """The ionic transport model of a grain map (:func:`stemgrains.transport.solve_transport`)."""
+    from .transport import solve_transport
+
+    return solve_transport(grain_map, grain_map.phases, electrodes, boundaries=boundaries, **params)
+
+
+def classify_map(grain_map: Any, boundaries: Any, field: Any, params: dict[str, Any]) -> Any:
+    """Conduction-plane classification (:func:`stemgrains.boundaries.classify_boundaries`) under ``field``: one
+    direction (x, y), or one per boundary."""
+    from .boundaries import classify_boundaries
+
+    return classify_boundaries(grain_map, boundaries, field, **params)
+
+
+def _segment_params(g: dict[str, Any], scan_step_nm: Any = None) -> dict[str, Any]:
+    out = dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
+               min_reliability=g["min_reliability"], min_correlation=g["min_correlation"],
+               small_grains=g["small_grains"])
+    if scan_step_nm is not None:
+        out["scan_step_nm"] = scan_step_nm
+    return out
+
+
+def _classify_params(c: dict[str, Any], conducting_phases: Any) -> dict[str, Any]:
+    return dict(type_tolerance_deg=c["type_tolerance_deg"], conductivity_ratio=c["conductivity_ratio"],
+                flat_tolerance_deg=c["flat_tolerance_deg"], basis=c["basis"], tau_flow=c["tau_flow"],
+                r_block=c["r_block"], conducting_phases=conducting_phases)
+
+
+def _transport_params(t: dict[str, Any]) -> dict[str, Any]:
+    return dict(conductivity_ratio=t["conductivity_ratio"], gb_conductivity=t["gb_conductivity"],
+                gb_thickness_nm=t["gb_thickness_nm"], model=t["model"], frame=t["frame"],
+                frame_conductivity=t["frame_conductivity"], unassigned=t["unassigned"], solver=t["solver"])
+
+
+def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
+    csv_out = Path(csv) if csv else None
+    return {"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None}
+
+
+# ------------------------------------------------------------------------------------------------ index
+def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
+              scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
+              figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None) -> dict[str, Any]:
+    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``
+    (``stemgrains index``).
+
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Results file to write (``OUT.h5``; the checkpoint ``OUT.h5.partial/`` is kept until it is written).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.resolve`); its ``[calibration]``,
+        ``[index]`` and ``[spots]`` are used and recorded in ``output`` (``/parameters`` attribute ``config``).
+    progress, scheduler, export_ang, export_ctf, figures
+        As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
+    on_calibration
+        Called with the auto-calibration fit (``[calibration] auto``) and its JSON path as soon as it is done
+        (the command prints it).
+
+    Returns
+    -------
+    dict
+        ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
+        (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
+        resumed from the checkpoint are not timed) and ``phase_fit``
+        (:class:`~stemgrains.index.quality.PhaseFitReport`).
+    """
+    from .crystal import load_phase
+    from .index.api import IndexParams
+    from .index.quality import phase_fit_check
+    from .index.results import write_index_results
+    from .io import load_4d
+    from .io.outputs import check_outputs
+    from .settings import calibration_overrides, config_text, index_params
+
+    out = Path(output)
+    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
+                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
+    phase_objs = [load_phase(c) for c in phases]
+    ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
+    params = index_params(cfg)
+    IndexParams(**params)  # validate before any work
+    fit = cal_json = None
+    if cfg["calibration"]["auto"]:
+        from .preprocess.calibrate import run_auto_calibration
+
+        cal_json = out.with_name(out.stem + ".calibration.json")
+        ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+        if on_calibration is not None:
+            on_calibration(fit, cal_json)
+    client = connect_scheduler(scheduler)
+    ckpt = out.with_name(out.name + ".partial")
+    try:
+        xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
+                                            client=client, params=params)
+    finally:
+        if client is not None:
+            client.close()
+    params_out = dict(xmap.parameters, **({"calibration_fit": fit.to_dict()} if fit is not None else {}))
+    write_index_results(out, xmap, ds, phase_objs, params_out, export_ang=export_ang, export_ctf=export_ctf,
+                        config=config_text(cfg, "index"))
+    shutil.rmtree(ckpt, ignore_errors=True)
+    if figures:
+        from .plot.orientation import save_orientation_figures
+
+        save_orientation_figures(xmap, figures)
+    return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
+            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap)}
+
+
+
+# ------------------------------------------------------------------------------------------------ segment
+def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
+    """The orientation map of ``path`` and whether the file is one of our results files (the one place to
+    swap the reader)."""
+    from .io import load_orientation_map
+    from .io.files import HDF5_SIGNATURE, file_signature
+
+    if not path.is_file():
+        raise FileFormatError(f"{path}: file not found")
+    ours = file_signature(path) == HDF5_SIGNATURE
+    return load_orientation_map(path, hex_frame=hex_frame), ours
+
+
+def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: Config, *, csv: str | None = None,
+                figures: str | None = None) -> dict[str, Any]:
+    """Grains and boundaries of an orientation map (``stemgrains segment``), written to ``output``.
+
+    Parameters
+    ----------
+    input_path
+        Our results file with ``/orientation`` (copied to ``output`` with ``/grains`` and ``/boundaries``
+        added), or an ``.ang``/``.ctf`` map (a new results file).
+    output
+        Results file to write.
+    cfg
+        Resolved config; ``[grains]`` and ``[calibration] scan_step_nm`` are used and recorded.
+    csv, figures
+        As ``--csv`` (boundary table; segments to ``*.segments.csv``) and ``--figures`` (a folder).
+
+    Returns
+    -------
+    dict
+        ``xmap``, ``grain_map``, ``boundaries`` (:class:`~stemgrains.boundaries.BoundaryTable`), ``specials``
+        (the parsed special misorientations), ``output`` (Path).
+
+    Raises
+    ------
+    FileFormatError, ParameterError
+        Unreadable input; an output that would overwrite an ``.ang``/``.ctf`` input or another input.
+    """
+    from .boundaries import write_boundaries
+    from .boundaries.misorientation import parse_special
+    from .grains import write_grains
+    from .io.outputs import check_outputs
+    from .io.results import atomic_h5, update_h5, write_parameters, write_provenance
+    from .settings import write_config
+
+    g = cfg["grains"]
+    src, out = Path(input_path), Path(output)
+    specials = [parse_special(s) for s in g["special"]]
+    xmap, ours = load_map(src, g["hex_frame"])
+    check_outputs(_csv_outputs(csv), [src, out])
+    if not ours:
+        check_outputs({"-o": out}, [src])
+
+    def annotate(grain_map: Any) -> None:
+        grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
+        grain_map.parameters["resampled_from"] = getattr(xmap, "resampled_from", None)  # HexGrid .ang → square grid
+
+    grain_map, boundaries = segment_map(xmap, _segment_params(g, cfg["calibration"]["scan_step_nm"]),
+                                        dict(low_angle_deg=g["low_angle_deg"], special=specials), annotate)
+    params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
+    if out.resolve() == src.resolve() and not ours:
+        raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
+    with (update_h5(src, out) if ours else atomic_h5(out)) as f:
+        if not ours:
+            from .io import write_orientation_map
+
+            write_provenance(f, input_path=src, phases=xmap.phases)
+            write_orientation_map(f, xmap)
+        write_grains(f, grain_map)
+        write_boundaries(f, boundaries)
+        write_parameters(f, "segment", params)
+        write_config(f, cfg, "segment")
+    if csv:
+        boundaries.boundaries.to_csv(Path(csv))
+        boundaries.segments.to_csv(Path(csv).with_suffix(".segments.csv"))
+    if figures:
+        from .plot.grains import save_grain_figures
+
+        save_grain_figures(figures, grain_map, boundaries)
+    return {"xmap": xmap, "grain_map": grain_map, "boundaries": boundaries, "specials": specials, "output": out}
+
+
+# ------------------------------------------------------------------------------------------------ classify
+def _phase_arg(text: str) -> str | int:
+    return int(text) if text.strip().lstrip("-").isdigit() else text
+
+
+def _transport_boundary_field(results: Path) -> Any:
+    """The local field per boundary that `stemgrains transport` wrote into a results file (one-line errors)."""
+    import h5py
+
+    from .io.files import open_h5
+    from .transport.io import read_transport
+
+    with open_h5(results) as f:
+        if "transport" not in f:
+            raise FileFormatError(f"{results}: no /transport; run `stemgrains transport {results} --electrode ...` "
+                                  "first, or give --field X,Y")
+        if not isinstance(f["transport"], h5py.Group):
+            raise FileFormatError(f"{results}: /transport is not a group")
+        bf = read_transport(f).boundary_field
+    if isinstance(bf, dict):
+        raise FileFormatError(f"{results}: /transport holds fields per grain pair, not per boundary; rerun "
+                              "`stemgrains transport` on this file (it has /boundaries now)")
+    return bf
+
+
+def _classify_field(c: dict[str, Any], results: Path, n_boundaries: int) -> tuple[Any, tuple[float, float] | None, int]:
+    """The field to classify under, the applied direction (or None: local transport fields) and how many
+    boundaries without current got the mean field."""
+    if c["field_from_transport"]:
+        from .boundaries.classify import local_boundary_fields
+
+        field, n_filled = local_boundary_fields(_transport_boundary_field(results), n_boundaries, source=str(results))
+        return field, None, n_filled
+    fx, fy = c["field"]
+    if fx == 0.0 and fy == 0.0:
+        raise ParameterError("--field must be a non-zero direction, got 0,0")
+    return (fx, fy), (fx, fy), 0
+
+
+def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, cfg: Config, *,
+                 csv: str | None = None, figures: str | None = None) -> dict[str, Any]:
+    """Conduction-plane classification of the boundaries in a results file (``stemgrains classify``).
+
+    Parameters
+    ----------
+    results
+        Results file with ``/grains`` and ``/boundaries`` (and ``/transport`` for ``field_from_transport``).
+    output
+        Write there instead of updating ``results`` (``None``: update it, atomically).
+    cfg
+        Resolved config; ``[classify]`` is used and recorded.
+    csv, figures
+        As ``--csv`` and ``--figures``.
+
+    Returns
+    -------
+    dict
+        ``result`` (:class:`~stemgrains.boundaries.BoundaryClassification`), ``grain_map``, ``field`` (the
+        applied (x, y), or None for the local transport field), ``n_filled`` (boundaries without current given
+        the mean field), ``output`` (Path).
+    """
+    from .boundaries.classify import write_classification, write_classification_csv
+    from .io.outputs import check_outputs
+    from .io.results import update_h5
+    from .settings import write_config
+
+    c = cfg["classify"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
+    if not c["field_from_transport"] and c["field"] is None:
+        raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
+                             "field_from_transport in --config)")
+    results = Path(results)
+    if not results.is_file():
+        raise FileFormatError(f"{results}: results file not found")
+    try:
+        from .boundaries import read_boundaries
+        from .grains import read_grains
+    except ImportError as err:
+        raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
+
+    check_outputs(_csv_outputs(csv), [results, output])
+    grain_map = read_grains(results)
+    boundaries = read_boundaries(results)
+    field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
+    phases = None if c["conducting_phases"] is None else [_phase_arg(s) for s in c["conducting_phases"]]
+    result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
+    out = Path(output) if output else results
+    with update_h5(results, out) as f:
+        write_classification(f, result)
+        write_config(f, cfg, "classify")
+    if csv:
+        write_classification_csv(Path(csv), result, level="boundaries")
+        write_classification_csv(Path(csv).with_suffix(".segments.csv"), result, level="segments")
+    if figures:
+        _classification_figures(Path(figures), grain_map, boundaries, result, applied, c["flat_tolerance_deg"])
+    return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}
+
+
+def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, result: Any, field: Any,
+                            flat_tolerance_deg: float | None = None) -> list[Path]:
+    """grain_traces.png, boundary_behaviour.png and boundary_table.png in ``folder``."""
+    from .plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
+
+    folder.mkdir(parents=True, exist_ok=True)
+    traces = {} if flat_tolerance_deg is None else {"flat_tolerance_deg": flat_tolerance_deg}
+    plot_grain_traces(grain_map, **traces, path=folder / "grain_traces.png")
+    plot_boundary_behaviour(grain_map, boundaries, result, field, path=folder / "boundary_behaviour.png")
+    plot_boundary_table(result, path=folder / "boundary_table.png")
+    return [folder / "grain_traces.png", folder / "boundary_behaviour.png", folder / "boundary_table.png"]
+
+
+# ------------------------------------------------------------------------------------------------ transport
+def transport_electrodes(electrodes: dict[str, float] | None) -> list[tuple[object, float]]:
+    """The ``[transport] electrodes`` table (``--electrode WHERE=VOLTS``) with the masks read, as
+    ``[(edge name or boolean mask, volts), ...]``; one-line errors for a missing table, an unknown edge, an
+    unreadable mask or no potential difference."""
+    from .transport import EDGES
+    from .transport.api import require_potential_difference
+
+    if not electrodes:
+        raise ParameterError("--electrode is required (at least once), e.g. --electrode left=1 --electrode right=0 "
+                             "(or [transport] electrodes in --config)")
+    out = []
+    for where, v in electrodes.items():
+        s = f"{where}={v:g}"
+        if where in EDGES:
+            out.append((where, v))
+            continue
+        path = Path(where)
+        if path.suffix.lower() != ".npy" or not path.is_file():
+            raise ParameterError(f"--electrode {s!r}: {where!r} is neither an edge ({', '.join(EDGES)}) nor a .npy mask file")
+        try:
+            mask = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise FileFormatError(f"{path}: cannot read mask ({err})") from None
+        out.append((mask.astype(bool) if mask.dtype != bool else mask, v))
+    require_potential_difference(list(electrodes.items()))
+    return out
+
+
+def _read_boundaries(path: Path) -> Any:
+    """The file's BoundaryTable when the boundaries stage provides a reader and the file has one, else None."""
+    try:
+        from .boundaries import read_boundaries  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "boundaries" not in f:
+            return None
+    return read_boundaries(path)
+
+
+def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, cfg: Config, *,
+                  figures: str | None = None) -> dict[str, Any]:
+    """The ionic transport model of the grain map in a results file (``stemgrains transport``).
+
+    Parameters
+    ----------
+    results
+        Results file with ``/grains`` (and ``/boundaries``, used when present).
+    output
+        Write there instead of updating ``results`` (``None``: update it, atomically).
+    cfg
+        Resolved config; ``[transport]`` is used and recorded.
+    figures
+        As ``--figures``: current, potential and mismatch figures in that folder.
+
+    Returns
+    -------
+    dict
+        ``result`` (:class:`~stemgrains.transport.TransportResult`), ``output`` (Path), ``figures`` (paths).
+    """
+    from .grains import read_grains
+    from .io.results import update_h5
+    from .settings import write_config
+    from .transport import write_transport
+
+    t = cfg["transport"]
+    path = Path(results)
+    electrodes = transport_electrodes(t["electrodes"])
+    grain_map = read_grains(path)
+    result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))
+    out = Path(output) if output else path
+    with update_h5(path, out) as f:
+        write_transport(f, result)
+        write_config(f, cfg, "transport")
+    written: list[Path] = []
+    if figures:
+        from .plot.transport import save_transport_figures
+
+        written = list(save_transport_figures(result, figures).values())
+    return {"result": result, "output": out, "figures": written}
+
+
+# ------------------------------------------------------------------------------------------------ the whole pipeline
 def run_pipeline(
     input_path: str | os.PathLike,
     phases: list[Any],
@@ -83,19 +536,13 @@ def run_pipeline(
         ``index_seconds``, the wall time of the indexing stage (of this call: chunks resumed from a checkpoint
         are not timed).
     """
-    from .boundaries import classify_boundaries, extract_boundaries, write_boundaries, write_classification, write_classification_csv
-    from .crystal import load_phase
-    from .grains import segment_grains, write_grains
-    from .index import index_orientations
-    from .index.quality import phase_fit_check
-    from .index.results import write_index_results
-    from .io import load_4d
-    from .io.results import atomic_write_text, update_h5, write_parameters
-
     if field is None and electrodes is None:
         raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
     global_field = _unit2(field, "field") if field is not None else None
+    from .crystal import load_phase
+    from .io import load_4d
     from .io.outputs import finish_run_folder, prepare_run_folder
+    from .io.results import atomic_write_text
 
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
@@ -113,25 +560,15 @@ def run_pipeline(
         written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
-    ckpt = outdir / ".checkpoint"
-    t_index = time.perf_counter()
-    xmap = index_orientations(ds, phases, checkpoint_dir=ckpt, progress=progress, backend=backend, client=client, **(index_params or {}))
-    written["index_seconds"] = time.perf_counter() - t_index
-    write_index_results(results, xmap, ds, phases, xmap.parameters)
-    shutil.rmtree(ckpt, ignore_errors=True)
-
+    xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
+                           params=index_params or {})
     # 2. grains and boundaries
     seg = dict(segment_params or {})
-    grain_map = segment_grains(xmap, **seg)
-    boundaries = extract_boundaries(grain_map, xmap, **(boundary_params or {}))
-
+    grain_map, boundaries = segment_map(xmap, seg, boundary_params or {})
     # 3. transport (optional) → local fields
     transport = None
     if electrodes is not None:
-        from .transport import solve_transport, write_transport
-
-        transport = solve_transport(grain_map, grain_map.phases, electrodes, boundaries=boundaries, **(transport_params or {}))
-
+        transport = solve_map_transport(grain_map, electrodes, boundaries, transport_params or {})
     # 4. classification
     if global_field is not None:
         used_field: Any = global_field
@@ -142,23 +579,70 @@ def run_pipeline(
         # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
         used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
         field_source = "transport (local field per boundary)"
-    cls = classify_boundaries(grain_map, boundaries, used_field, **(classify_params or {}))
+    cls = classify_map(grain_map, boundaries, used_field, classify_params or {})
+
+    run_params = {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
+                  "boundaries": boundary_params or {}, "classify": classify_params or {},
+                  "transport": transport_params or {}}
+    _write_run_results(results, grain_map, boundaries, cls, transport, run_params, calib_fit, config)
+    _write_run_tables(outdir, input_path, cls, config, written)
+    if figures:
+        written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport, global_field)
+    summary = _run_summary(input_path, ds, xmap, grain_map, boundaries, cls, transport, field_source)
+    atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
+    written["summary"] = summary
+    calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
+    finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
+                                         *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
+    return written
+
+
+def _pipeline_index(ds: Any, phases: list[Any], outdir: Path, written: dict[str, Any], *, progress: bool,
+                    backend: str, client: Any, params: dict[str, Any]) -> Any:
+    """Step 1 of :func:`run_pipeline`: the orientation map into ``outdir/results.h5`` (checkpoint
+    ``outdir/.checkpoint``, removed once written); ``written["index_seconds"]`` gets the indexing time."""
+    from .index.results import write_index_results
+
+    ckpt = outdir / ".checkpoint"
+    xmap, written["index_seconds"] = index_dataset(ds, phases, ckpt, progress=progress, backend=backend,
+                                                   client=client, params=params)
+    write_index_results(outdir / "results.h5", xmap, ds, phases, xmap.parameters)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return xmap
+
+
+def _write_run_results(results: Path, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
+                       run_params: dict[str, Any], calib_fit: Any, config: Config | None) -> None:
+    """Grains, boundaries, classification, transport, parameters and config added to ``results`` (atomically)."""
+    from .boundaries import write_boundaries, write_classification
+    from .grains import write_grains
+    from .io.results import update_h5, write_parameters
 
     with update_h5(results) as f:
         write_grains(f, grain_map)
         write_boundaries(f, boundaries)
         write_classification(f, cls)
         if transport is not None:
+            from .transport import write_transport
+
             write_transport(f, transport)
-        write_parameters(f, "run", {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
-                                    "boundaries": boundary_params or {}, "classify": classify_params or {}, "transport": transport_params or {}})
+        write_parameters(f, "run", run_params)
         if calib_fit is not None:
             write_parameters(f, "calibrate", calib_fit.to_dict())
         if config is not None:
-            from .settings import config_to_toml, write_config
+            from .settings import write_config
 
             write_config(f, config, "run")
+
+
+def _write_run_tables(outdir: Path, input_path: Any, cls: Any, config: Config | None, written: dict[str, Any]) -> None:
+    """``config.toml`` (with a config), ``boundaries.csv`` and ``segments.csv`` of a run."""
+    from .boundaries import write_classification_csv
+    from .io.results import atomic_write_text
+
     if config is not None:
+        from .settings import config_to_toml
+
         header = f"effective config of the run on {Path(input_path).resolve()}; --config this file repeats it"
         atomic_write_text(outdir / "config.toml", config_to_toml(config, header=header))
         written["config"] = outdir / "config.toml"
@@ -166,22 +650,27 @@ def run_pipeline(
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
     written["tables"] = [outdir / "boundaries.csv", outdir / "segments.csv"]
 
-    if figures:
-        from .plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
-        from .plot.grains import save_grain_figures
-        from .plot.orientation import save_orientation_figures
 
-        figs = list(save_orientation_figures(xmap, outdir))
-        figs += list(save_grain_figures(outdir, grain_map, boundaries))
-        plot_grain_traces(grain_map, path=outdir / "grain_traces.png")
-        plot_boundary_behaviour(grain_map, boundaries, cls, global_field if global_field is not None else None, path=outdir / "boundary_behaviour.png")
-        plot_boundary_table(cls, path=outdir / "boundary_table.png")
-        figs += [outdir / "grain_traces.png", outdir / "boundary_behaviour.png", outdir / "boundary_table.png"]
-        if transport is not None:
-            from .plot.transport import save_transport_figures
+def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
+                 global_field: Any) -> list[Path]:
+    """Every figure of a run, in ``outdir``."""
+    from .plot.grains import save_grain_figures
+    from .plot.orientation import save_orientation_figures
 
-            figs += list(save_transport_figures(transport, outdir).values())
-        written["figures"] = figs
+    figs = list(save_orientation_figures(xmap, outdir))
+    figs += list(save_grain_figures(outdir, grain_map, boundaries))
+    figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field)
+    if transport is not None:
+        from .plot.transport import save_transport_figures
+
+        figs += list(save_transport_figures(transport, outdir).values())
+    return figs
+
+
+def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
+                 field_source: str) -> dict[str, Any]:
+    """``summary.json`` of a run."""
+    from .index.quality import phase_fit_check
 
     summary = {
         "input": str(Path(input_path).resolve()),
@@ -198,9 +687,81 @@ def run_pipeline(
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
         summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
-    atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
-    written["summary"] = summary
-    calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
-    finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
-                                         *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
-    return written
+    return summary
+
+
+def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
+    """The ``[transport] electrodes`` table as :func:`run_pipeline` takes it: ``None``, a dict of edges, or
+    ``[(mask, volts), ...]`` when a boolean mask ``.npy`` is among them; a one-line error without a potential
+    difference (before hours of indexing)."""
+    if not electrodes:
+        return None
+    from .transport.api import require_potential_difference
+
+    require_potential_difference(list(electrodes.items()))  # before hours of indexing
+    if any(k.endswith(".npy") for k in electrodes):
+        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
+    return dict(electrodes)
+
+
+def run_configured(input_path: str, output: str, phases: list[str], cfg: Config, *, overwrite: bool = False,
+                   progress: bool = True, scheduler: str | None = None) -> dict[str, Any]:
+    """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
+
+    Parameters
+    ----------
+    input_path
+        4D-STEM data file.
+    output
+        Output folder (``results.h5``, tables, figures, ``config.toml``).
+    phases
+        Phase CIF paths.
+    cfg
+        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.effective_config` or
+        :func:`stemgrains.settings.resolve`); it is recorded in ``results.h5`` and ``OUTDIR/config.toml``.
+    overwrite, progress
+        As ``--overwrite`` and not ``--no-progress``.
+    scheduler
+        A ``dask.distributed`` scheduler address (``--scheduler``): the indexing's chunks run on its workers.
+
+    Returns
+    -------
+    dict
+        What :func:`run_pipeline` returns (paths written, ``summary``, ``index_seconds``).
+
+    Raises
+    ------
+    ParameterError
+        ``[classify] field`` and ``field_from_transport`` both set, or electrodes without a potential difference.
+    StemgrainsError
+        ``scheduler`` cannot be reached.
+    """
+    from .boundaries.misorientation import parse_special
+    from .settings import calibration_overrides, index_params
+
+    g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
+    electrodes = pipeline_electrodes(t["electrodes"])
+    kwargs = dict(
+        field=tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None,
+        electrodes=electrodes,
+        index_params=index_params(cfg),
+        segment_params=_segment_params(g),
+        boundary_params=dict(low_angle_deg=g["low_angle_deg"], special=[parse_special(s) for s in g["special"]]),
+        classify_params=_classify_params(c, c["conducting_phases"]),
+        transport_params=_transport_params(t) if electrodes is not None else None,
+        calibration_overrides=calibration_overrides(cfg["calibration"]),
+        auto_calibrate=cfg["calibration"]["auto"],
+        figures=cfg["figures"]["enabled"],
+        progress=progress,
+        backend=cfg["index"]["backend"],
+        overwrite=overwrite,
+        config=cfg,
+    )
+    client = connect_scheduler(scheduler)
+    try:
+        return run_pipeline(input_path, phases, output, client=client, **kwargs)
+    finally:
+        if client is not None:
+            client.close()

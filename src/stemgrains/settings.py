@@ -53,7 +53,11 @@ __all__ = [
     "calibration_overrides",
     "index_params",
     "electrodes_from_specs",
+    "parse_pair",
+    "parse_numbers",
     "write_config",
+    "config_text",
+    "toml_value",
     "read_config",
 ]
 
@@ -145,18 +149,14 @@ def _arg_default(func: Any, name: str) -> Any:
 @functools.lru_cache(maxsize=1)
 def schema() -> tuple[Key, ...]:
     """Every config key, in file order (imports the stages to read their defaults)."""
-    from .boundaries.classify import classify_boundaries
-    from .boundaries.extract import extract_boundaries
-    from .grains import segment_grains
-    from .index.api import IndexParams
-    from .preprocess.api import SpotParams
-    from .transport import solve_transport
+    return tuple(_calibration_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
+                 + _transport_keys() + _figure_keys())
 
-    ip = functools.partial(_dc_default, IndexParams)
-    sp = functools.partial(_dc_default, SpotParams)
+
+def _calibration_keys() -> list[Key]:
+    """``[calibration]``: all unset (the data file's values)."""
     K = Key
-    keys = [
-        # --- calibration (all unset: the data file's values)
+    return [
         K("calibration", "file", "str", None, "—", "calibration JSON (from `stemgrains calibrate`) applied first",
           "calibration", "--calibration"),
         K("calibration", "q_pixel_size", "float", None, "1/Å per px", "detector pixel size in reciprocal space",
@@ -178,7 +178,16 @@ def schema() -> tuple[Key, ...]:
         K("calibration", "auto", "bool", False, "—",
           "fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`)",
           "auto_calibrate", "--auto-calibrate"),
-        # --- index
+    ]
+
+
+def _index_keys() -> list[Key]:
+    """``[index]``: defaults from :class:`~stemgrains.index.api.IndexParams`."""
+    from .index.api import IndexParams
+
+    ip = functools.partial(_dc_default, IndexParams)
+    K = Key
+    return [
         K("index", "step_deg", "float", ip("step_deg"), "deg", "template library angular step", "step", "--step"),
         K("index", "k_max", "float", ip("k_max"), "1/Å",
           f"largest scattering vector used (unset: what the detector reaches, at most {config.K_MAX_CAP:g})",
@@ -218,7 +227,16 @@ def schema() -> tuple[Key, ...]:
           "--chunk-rows"),
         K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
           "backend", "--backend", choices=("cpu", "gpu")),
-        # --- spots
+    ]
+
+
+def _spot_keys() -> list[Key]:
+    """``[spots]``: defaults from :class:`~stemgrains.preprocess.api.SpotParams`."""
+    from .preprocess.api import SpotParams
+
+    sp = functools.partial(_dc_default, SpotParams)
+    K = Key
+    return [
         K("spots", "q_min", "float", sp("q_min"), "1/Å", "spots closer to the direct beam are ignored (unset: 2.5 × the beam radius)"),
         K("spots", "q_max", "float", sp("q_max"), "1/Å", "spots farther out are ignored (unset: index.k_max)"),
         K("spots", "beam_radius_px", "float", sp("beam_radius_px"), "detector px", "radius of the direct-beam disk"),
@@ -230,7 +248,16 @@ def schema() -> tuple[Key, ...]:
         K("spots", "refine_center", "bool", sp("refine_center"), "—", "find the direct beam in every pattern"),
         K("spots", "center_search_px", "float", sp("center_search_px"), "detector px",
           "the direct beam is searched within this distance of the nominal centre (unset: 1/8 of the detector)"),
-        # --- grains and boundaries
+    ]
+
+
+def _grain_keys() -> list[Key]:
+    """``[grains]``: defaults from the signatures of segment_grains and extract_boundaries."""
+    from .boundaries.extract import extract_boundaries
+    from .grains import segment_grains
+
+    K = Key
+    return [
         K("grains", "threshold_deg", "float", _arg_default(segment_grains, "threshold_deg"), "deg",
           "neighbouring pixels join a grain below this disorientation", "threshold", "--threshold"),
         K("grains", "min_grain_size", "int", _arg_default(segment_grains, "min_grain_size"), "px",
@@ -251,7 +278,15 @@ def schema() -> tuple[Key, ...]:
         K("grains", "hex_frame", "str", "auto", "—",
           "crystal frame of hexagonal orientations in .ang/.ctf input (segment only)", "hex_frame", "--hex-frame",
           choices=("auto", "x-a", "x-astar")),
-        # --- classification
+    ]
+
+
+def _classify_keys() -> list[Key]:
+    """``[classify]``: defaults from the signature of classify_boundaries."""
+    from .boundaries.classify import classify_boundaries
+
+    K = Key
+    return [
         K("classify", "field", "pair", None, "—",
           "applied in-plane field direction [x, y] (x right, y down); run: unset = each boundary's local field "
           "from the transport model", "field", "--field"),
@@ -273,7 +308,15 @@ def schema() -> tuple[Key, ...]:
         K("classify", "conducting_phases", "strings", None, "—",
           "conducting phase names or ids (unset: the phases with Na+ conduction planes)", "conducting_phase",
           "--conducting-phase"),
-        # --- transport
+    ]
+
+
+def _transport_keys() -> list[Key]:
+    """``[transport]``: defaults from the signature of solve_transport and :mod:`stemgrains.config`."""
+    from .transport import solve_transport
+
+    K = Key
+    return [
         K("transport", "electrodes", "electrodes", None, "V",
           "electrodes: image edge (left, right, top, bottom) or a boolean mask .npy = potential; unset: run "
           "skips the transport model", "electrode", "--electrode"),
@@ -295,11 +338,16 @@ def schema() -> tuple[Key, ...]:
           "unassigned", "--unassigned"),
         K("transport", "solver", "str", _arg_default(solve_transport, "solver"), "—", "linear solver", "solver",
           "--solver", choices=("auto", "direct", "amg", "cg")),
-        # --- figures
+    ]
+
+
+def _figure_keys() -> list[Key]:
+    """``[figures]``."""
+    K = Key
+    return [
         K("figures", "enabled", "bool", True, "—", "write the figures (PNG) of `stemgrains run`", "no_figures",
           "--no-figures", negate=True),
     ]
-    return tuple(keys)
 
 
 def _index_orientations() -> Any:
@@ -455,7 +503,7 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     p = Path(path)
     if not p.is_file():
         raise FileFormatError(f"{p}: config file not found")
-    from .io._common import HDF5_SIGNATURE, file_signature
+    from .io.files import HDF5_SIGNATURE, file_signature
 
     if file_signature(p) == HDF5_SIGNATURE:
         text = read_config(p)
@@ -497,6 +545,28 @@ def merge_config(*layers: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 
 
 # ------------------------------------------------------------------------------------------------ command line
+def parse_pair(text: str, name: str, kind: type = float) -> tuple[Any, Any]:
+    """Parse ``"A,B"`` into two floats (``kind=int``: two integers), or raise a one-line ParameterError naming
+    the option."""
+    try:
+        a, b = (kind(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        what = "integers" if kind is int else "numbers"
+        raise ParameterError(f"{name} expects two {what} separated by a comma, got {text!r}") from None
+    return a, b
+
+
+def parse_numbers(text: str, name: str, n: int, form: str) -> tuple[float, ...]:
+    """Parse ``n`` comma-separated numbers, or raise a one-line ParameterError naming the option."""
+    try:
+        vals = tuple(float(s) for s in text.split(","))
+    except (ValueError, AttributeError):
+        vals = ()
+    if len(vals) != n:
+        raise ParameterError(f"{name} expects {form} ({n} numbers separated by commas), got {text!r}")
+    return vals
+
+
 def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict[str, float]:
     """``["left=1", "mask.npy=0"]`` → ``{"left": 1.0, "mask.npy": 0.0}``, or a one-line ParameterError."""
     out: dict[str, float] = {}
@@ -515,8 +585,6 @@ def electrodes_from_specs(specs: list[str], option: str = "--electrode") -> dict
 
 
 def _from_cli(key: Key, value: Any) -> Any:
-    from .commands._common import parse_numbers, parse_pair
-
     if key.negate:
         return not value
     if key.kind == "pair":
@@ -625,7 +693,8 @@ def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ TOML text
-def _toml_value(v: Any) -> str:
+def toml_value(v: Any) -> str:
+    """A value as TOML text (bool, int, float with nan/inf, str, list, table), or a one-line ParameterError."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, int):
@@ -640,18 +709,18 @@ def _toml_value(v: Any) -> str:
         # a JSON string is a TOML basic string, but for DEL, which TOML wants escaped
         return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_key(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise ParameterError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
 
 
 def _toml_key(k: str) -> str:
-    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else _toml_value(k)
+    return k if k and all(ch.isascii() and (ch.isalnum() or ch in "_-") for ch in k) else toml_value(k)
 
 
 def _comment(key: Key) -> str:
-    default = "unset" if key.default is None else _toml_value(key.default)
+    default = "unset" if key.default is None else toml_value(key.default)
     where = f"; option {key.flag}" + (" (sets false)" if key.negate else "") if key.flag else ""
     choices = f"; one of {', '.join(key.choices)}" if key.choices else ""
     return f"# {key.meaning} [{key.unit}]{choices}; default {default}{where}"
@@ -681,7 +750,7 @@ def config_to_toml(cfg: Mapping[str, Mapping[str, Any]], *, comments: bool = Tru
             if comments:
                 lines.append(_comment(key))
             v = body[key.name]
-            lines.append(f"# {key.name} =" if v is None else f"{key.name} = {_toml_value(v)}")
+            lines.append(f"# {key.name} =" if v is None else f"{key.name} = {toml_value(v)}")
         lines.append("")
     unknown = [s for s in cfg if s not in keys]
     if unknown:
@@ -703,20 +772,27 @@ def dump_config() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ results files
+def config_text(cfg: Mapping[str, Mapping[str, Any]], command: str, recorded: str | None = None) -> str:
+    """TOML text of the part of ``cfg`` that ``command`` used, over the config ``recorded`` earlier in the same
+    results file (TOML text, or ``None``); what :func:`write_config` writes. A recorded config of another
+    version that does not parse is replaced."""
+    import tomllib
+
+    old: dict[str, Any] = {}
+    if recorded is not None:
+        try:
+            old = parse_config(tomllib.loads(recorded))
+        except (tomllib.TOMLDecodeError, ParameterError):
+            old = {}  # a config of another version: replaced by what this command used
+    return config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
+                          header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
+
+
 def write_config(f: Any, cfg: Mapping[str, Mapping[str, Any]], command: str) -> str:
     """Record the part of ``cfg`` that ``command`` used in an open results file (``/parameters`` attribute
     ``config``, TOML text), over the config an earlier command recorded there; returns the text written."""
-    import tomllib
-
     grp = f.require_group("parameters")
-    old: dict[str, Any] = {}
-    if "config" in grp.attrs:
-        try:
-            old = parse_config(tomllib.loads(_text(grp.attrs["config"])))
-        except (tomllib.TOMLDecodeError, ParameterError):
-            old = {}  # a config of another version: replaced by what this command used
-    text = config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
-                          header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
+    text = config_text(cfg, command, _text(grp.attrs["config"]) if "config" in grp.attrs else None)
     grp.attrs["config"] = text
     return text
 

@@ -1,5 +1,6 @@
 """Boundaries: extraction, misorientation, CSL and conduction-plane classification."""
 
+from ._classify_pair import BEHAVIOURS, LABELS, OTHER_PHASE
 from ._io import read_boundaries, write_boundaries
 from ._types import BoundaryTable
 from .classify import (
@@ -15,6 +16,9 @@ from .extract import extract_boundaries, pixel_pairs, triple_junctions
 from .misorientation import SpecialMisorientation, disorientation, parse_special, random_disorientation_angles
 
 __all__ = [
+    "LABELS",
+    "BEHAVIOURS",
+    "OTHER_PHASE",
     "BoundaryTable",
     "extract_boundaries",
     "pixel_pairs",

@@ -5,26 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
-
-
-def parse_pair(text: str, name: str) -> tuple[float, float]:
-    """Parse ``"A,B"`` into two floats, or raise a one-line ParameterError naming the option."""
-    try:
-        a, b = (float(s) for s in text.split(","))
-    except (ValueError, AttributeError):
-        raise ParameterError(f"{name} expects two numbers separated by a comma, got {text!r}") from None
-    return a, b
-
-
-def parse_numbers(text: str, name: str, n: int, form: str) -> tuple[float, ...]:
-    """Parse ``n`` comma-separated numbers, or raise a one-line ParameterError naming the option."""
-    try:
-        vals = tuple(float(s) for s in text.split(","))
-    except (ValueError, AttributeError):
-        vals = ()
-    if len(vals) != n:
-        raise ParameterError(f"{name} expects {form} ({n} numbers separated by commas), got {text!r}")
-    return vals
+from ..settings import parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
 
 
 def add_calibration_overrides(p: argparse.ArgumentParser) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import config
-from ..errors import FileFormatError, ParameterError, StemgrainsError
 from ._common import add_config_option
 
 NAME = "classify"
@@ -56,101 +54,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write grain_traces.png, boundary_behaviour.png and boundary_table.png there")
 
 
-def _phase_arg(text: str) -> str | int:
-    return int(text) if text.strip().lstrip("-").isdigit() else text
-
-
-def _transport_boundary_field(results: Path):
-    """The local field per boundary that `stemgrains transport` wrote into a results file (one-line errors)."""
-    import h5py
-
-    from ..io._common import open_h5
-    from ..transport.io import read_transport
-
-    with open_h5(results) as f:
-        if "transport" not in f:
-            raise FileFormatError(f"{results}: no /transport; run `stemgrains transport {results} --electrode ...` "
-                                  "first, or give --field X,Y")
-        if not isinstance(f["transport"], h5py.Group):
-            raise FileFormatError(f"{results}: /transport is not a group")
-        bf = read_transport(f).boundary_field
-    if isinstance(bf, dict):
-        raise FileFormatError(f"{results}: /transport holds fields per grain pair, not per boundary; rerun "
-                              "`stemgrains transport` on this file (it has /boundaries now)")
-    return bf
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..settings import resolve, write_config
+    from ..pipeline import run_classify
+    from ..settings import resolve
 
-    cfg = resolve(args, NAME)
-    c = cfg["classify"]
-    if c["field_from_transport"] and c["field"] is not None:
-        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
-    if not c["field_from_transport"] and c["field"] is None:
-        raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
-                             "field_from_transport in --config)")
-    results = Path(args.results)
-    if not results.is_file():
-        raise FileFormatError(f"{results}: results file not found")
-    from ..boundaries.classify import classify_boundaries, write_classification, write_classification_csv
-    from ..io.results import update_h5
-
-    try:
-        from ..boundaries import read_boundaries
-        from ..grains import read_grains
-    except ImportError as err:
-        raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
-
-    from ..io.outputs import check_outputs
-
-    csv_out = Path(args.csv) if args.csv else None
-    check_outputs({"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None},
-                  [results, args.output])
-    grain_map = read_grains(results)
-    boundaries = read_boundaries(results)
-    if c["field_from_transport"]:
-        from ..boundaries.classify import local_boundary_fields
-
-        field, n_filled = local_boundary_fields(_transport_boundary_field(results), len(boundaries.boundaries),
-                                                source=str(results))
-        fx = fy = None
-    else:
-        fx, fy = c["field"]
-        if fx == 0.0 and fy == 0.0:
-            raise ParameterError("--field must be a non-zero direction, got 0,0")
-        field, n_filled = (fx, fy), 0
-    phases = None if c["conducting_phases"] is None else [_phase_arg(s) for s in c["conducting_phases"]]
-    result = classify_boundaries(
-        grain_map,
-        boundaries,
-        field,
-        conducting_phases=phases,
-        conductivity_ratio=c["conductivity_ratio"],
-        type_tolerance_deg=c["type_tolerance_deg"],
-        flat_tolerance_deg=c["flat_tolerance_deg"],
-        basis=c["basis"],
-        tau_flow=c["tau_flow"],
-        r_block=c["r_block"],
-    )
-    out = Path(args.output) if args.output else results
-    with update_h5(results, out) as f:
-        write_classification(f, result)
-        write_config(f, cfg, NAME)
-    if args.csv:
-        csv_path = Path(args.csv)
-        write_classification_csv(csv_path, result, level="boundaries")
-        write_classification_csv(csv_path.with_suffix(".segments.csv"), result, level="segments")
-    if args.figures:
-        from ..plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
-
-        fig_dir = Path(args.figures)
-        fig_dir.mkdir(parents=True, exist_ok=True)
-        plot_grain_traces(grain_map, flat_tolerance_deg=c["flat_tolerance_deg"], path=fig_dir / "grain_traces.png")
-        plot_boundary_behaviour(grain_map, boundaries, result, None if fx is None else (fx, fy),
-                                path=fig_dir / "boundary_behaviour.png")
-        plot_boundary_table(result, path=fig_dir / "boundary_table.png")
-
+    got = run_classify(args.results, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures)
+    result, grain_map, field, n_filled, out = (got[k] for k in ("result", "grain_map", "field", "n_filled", "output"))
+    fx, fy = field if field is not None else (None, None)
     summary = result.summary()
     n_b = len(result.boundaries)
     under = (f"field ({fx:g}, {fy:g})" if fx is not None else

@@ -7,7 +7,6 @@ summary (:mod:`stemgrains.batch`).
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -58,91 +57,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_batch_arguments(p)
 
 
-def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
-            progress: bool = True, scheduler: str | None = None, export_ang: str | None = None,
-            export_ctf: str | None = None, figures: str | None = None, echo: bool = True) -> dict[str, Any]:
-    """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``.
+def _print_fit(fit: Any, path: Path) -> None:
+    from .calibrate import format_fit
 
-    Parameters
-    ----------
-    input_path
-        4D-STEM data file.
-    output
-        Results file to write (``OUT.h5``; the checkpoint ``OUT.h5.partial/`` is kept until it is written).
-    phases
-        Phase CIF paths.
-    cfg
-        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.resolve`); its ``[calibration]``,
-        ``[index]`` and ``[spots]`` are used and recorded in ``output`` (``/parameters`` attribute ``config``).
-    progress, scheduler, export_ang, export_ctf, figures
-        As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
-    echo
-        Print the auto-calibration fit (``[calibration] auto``) as soon as it is done.
-
-    Returns
-    -------
-    dict
-        ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
-        (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
-        resumed from the checkpoint are not timed) and ``phase_fit``
-        (:class:`~stemgrains.index.quality.PhaseFitReport`).
-    """
-    import time
-
-    from ..crystal import load_phase
-    from ..index import index_orientations
-    from ..index.api import IndexParams
-    from ..index.quality import phase_fit_check
-    from ..index.results import write_index_results
-    from ..io import load_4d
-    from ..io.outputs import check_outputs
-    from ..settings import calibration_overrides, index_params
-
-    out = Path(output)
-    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
-                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
-    phase_objs = [load_phase(c) for c in phases]
-    ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
-    params = index_params(cfg)
-    IndexParams(**params)  # validate before any work
-    fit = cal_json = None
-    if cfg["calibration"]["auto"]:
-        from ..preprocess.calibrate import run_auto_calibration
-
-        cal_json = out.with_name(out.stem + ".calibration.json")
-        ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
-        if echo:
-            from .calibrate import format_fit
-
-            print(format_fit(fit, cal_json))
-    client = None
-    if scheduler:
-        from ..distributed import _import_distributed
-
-        try:
-            client = _import_distributed().Client(scheduler, timeout="20s")
-        except OSError as err:
-            from ..errors import StemgrainsError
-
-            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
-    ckpt = out.with_name(out.name + ".partial")
-    t0 = time.perf_counter()
-    try:
-        xmap = index_orientations(ds, phase_objs, checkpoint_dir=ckpt, progress=progress,
-                                  backend=cfg["index"]["backend"], client=client, **params)
-    finally:
-        if client is not None:
-            client.close()
-    index_seconds = time.perf_counter() - t0
-    params_out = dict(xmap.parameters, **({"calibration_fit": fit.to_dict()} if fit is not None else {}))
-    write_index_results(out, xmap, ds, phase_objs, params_out, export_ang=export_ang, export_ctf=export_ctf, config=cfg)
-    shutil.rmtree(ckpt, ignore_errors=True)
-    if figures:
-        from ..plot.orientation import save_orientation_figures
-
-        save_orientation_figures(xmap, figures)
-    return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
-            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap)}
+    print(format_fit(fit, path))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -152,8 +70,10 @@ def run(args: argparse.Namespace) -> int:
     if is_batch(args.input):
         outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
-    res = run_one(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
-                  export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures)
+    from ..pipeline import run_index
+
+    res = run_index(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
+                    export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures, on_calibration=_print_fit)
     xmap = res["xmap"]
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())
@@ -168,16 +88,18 @@ def run(args: argparse.Namespace) -> int:
 
 def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
     """One input of a batch (module level: it pickles for process pools and dask workers): ``folder/results.h5``
-    by :func:`run_one` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (``outputs``: the
-    names given to ``--export-ang``/``--export-ctf``/``--figures``, made files inside ``folder``); returns the
-    numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
+    by :func:`stemgrains.pipeline.run_index` with ``params`` from :func:`~stemgrains.commands._batch.batch_params`
+    (``outputs``: the names given to ``--export-ang``/``--export-ctf``/``--figures``, made files inside
+    ``folder``); returns the numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
     import numpy as np
+
+    from ..pipeline import run_index
 
     folder = Path(folder)
     inside = {k: (str(folder / Path(v).name) if v else None) for k, v in params.get("outputs", {}).items()}
     progress = params.get("_progress", True)
-    got = run_one(str(input_path), str(folder / "results.h5"), params["_phases"], params["config"], progress=progress,
-                  echo=progress, **inside)
+    got = run_index(str(input_path), str(folder / "results.h5"), params["_phases"], params["config"], progress=progress,
+                    on_calibration=_print_fit if progress else None, **inside)
     xmap = got["xmap"]
     n = xmap.size
     return {

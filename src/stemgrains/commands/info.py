@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _is_orientation_map(path: Path) -> bool:
     if path.suffix.lower() in _MAP_EXTENSIONS:
         return True
-    from ..io._common import HDF5_SIGNATURE, file_signature, open_h5
+    from ..io.files import HDF5_SIGNATURE, file_signature, open_h5
 
     if not path.is_file() or file_signature(path) != HDF5_SIGNATURE:
         return False

@@ -51,121 +51,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_batch_arguments(p)
 
 
-def parse_electrodes(electrodes: dict[str, float] | None) -> Any:
-    """The ``[transport] electrodes`` table as :func:`~stemgrains.pipeline.run_pipeline` takes it: ``None``, a
-    dict of edges, or ``[(mask, volts), ...]`` when a boolean mask ``.npy`` is among them."""
-    if not electrodes:
-        return None
-    from ..transport.api import require_potential_difference
-
-    require_potential_difference(list(electrodes.items()))  # before hours of indexing
-    if any(k.endswith(".npy") for k in electrodes):
-        import numpy as np
-
-        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
-    return dict(electrodes)
-
-
-def run_one(input_path: str, output: str, phases: list[str], cfg: dict[str, dict[str, Any]], *,
-            overwrite: bool = False, progress: bool = True, scheduler: str | None = None) -> dict[str, Any]:
-    """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
-
-    Parameters
-    ----------
-    input_path
-        4D-STEM data file.
-    output
-        Output folder (``results.h5``, tables, figures, ``config.toml``).
-    phases
-        Phase CIF paths.
-    cfg
-        Resolved config ``{section: {key: value}}`` (:func:`stemgrains.settings.effective_config` or
-        :func:`stemgrains.settings.resolve`); it is recorded in ``results.h5`` and ``OUTDIR/config.toml``.
-    overwrite, progress
-        As ``--overwrite`` and not ``--no-progress``.
-    scheduler
-        A ``dask.distributed`` scheduler address (``--scheduler``): the indexing's chunks run on its workers.
-
-    Returns
-    -------
-    dict
-        What :func:`stemgrains.pipeline.run_pipeline` returns (paths written, ``summary``, ``index_seconds``).
-
-    Raises
-    ------
-    ParameterError
-        ``[classify] field`` and ``field_from_transport`` both set, or electrodes without a potential difference.
-    StemgrainsError
-        ``scheduler`` cannot be reached.
-    """
-    from ..boundaries.misorientation import parse_special
-    from ..errors import ParameterError
-    from ..pipeline import run_pipeline
-    from ..settings import calibration_overrides, index_params
-
-    g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
-    if c["field_from_transport"] and c["field"] is not None:
-        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
-    electrodes = parse_electrodes(t["electrodes"])
-    kwargs = dict(
-        field=tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None,
-        electrodes=electrodes,
-        index_params=index_params(cfg),
-        segment_params=dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
-                            min_reliability=g["min_reliability"], min_correlation=g["min_correlation"],
-                            small_grains=g["small_grains"]),
-        boundary_params=dict(low_angle_deg=g["low_angle_deg"], special=[parse_special(s) for s in g["special"]]),
-        classify_params=dict(type_tolerance_deg=c["type_tolerance_deg"], conductivity_ratio=c["conductivity_ratio"],
-                             flat_tolerance_deg=c["flat_tolerance_deg"], basis=c["basis"], tau_flow=c["tau_flow"],
-                             r_block=c["r_block"], conducting_phases=c["conducting_phases"]),
-        transport_params=dict(conductivity_ratio=t["conductivity_ratio"], gb_conductivity=t["gb_conductivity"],
-                              gb_thickness_nm=t["gb_thickness_nm"], model=t["model"], frame=t["frame"],
-                              frame_conductivity=t["frame_conductivity"], unassigned=t["unassigned"],
-                              solver=t["solver"]) if electrodes is not None else None,
-        calibration_overrides=calibration_overrides(cfg["calibration"]),
-        auto_calibrate=cfg["calibration"]["auto"],
-        figures=cfg["figures"]["enabled"],
-        progress=progress,
-        backend=cfg["index"]["backend"],
-        overwrite=overwrite,
-        config=cfg,
-    )
-    client = None
-    if scheduler:
-        from ..distributed import _import_distributed
-        from ..errors import StemgrainsError
-
-        try:
-            client = _import_distributed().Client(scheduler, timeout="20s")
-        except OSError as err:
-            raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
-    try:
-        return run_pipeline(input_path, phases, output, client=client, **kwargs)
-    finally:
-        if client is not None:
-            client.close()
-
-
 def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
+    from ..pipeline import pipeline_electrodes, run_configured
+
     cfg = resolve(args, NAME)
     if is_batch(args.input):
-        parse_electrodes(cfg["transport"]["electrodes"])  # a bad electrode set: one line now, not once per input
+        pipeline_electrodes(cfg["transport"]["electrodes"])  # a bad electrode set: one line now, not once per input
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
-    out = run_one(args.input[0], args.output, args.phase, cfg, overwrite=args.overwrite,
-                  progress=not args.no_progress, scheduler=args.scheduler)
+    out = run_configured(args.input[0], args.output, args.phase, cfg, overwrite=args.overwrite,
+                         progress=not args.no_progress, scheduler=args.scheduler)
     print_summary(out, args.output)
     return 0
 
 
 def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:
-    """One input of a batch (module level: it pickles for process pools and dask workers): :func:`run_one` into
+    """One input of a batch (module level: it pickles for process pools and dask workers):
+    :func:`stemgrains.pipeline.run_configured` into
     ``folder`` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (its folder belongs to the
     batch: an earlier run there is replaced); returns the numbers of the batch summary
     (:func:`stemgrains.batch.run_batch`)."""
-    out = run_one(str(input_path), str(folder), params["_phases"], params["config"], overwrite=True,
-                  progress=params.get("_progress", True))
+    from ..pipeline import run_configured
+
+    out = run_configured(str(input_path), str(folder), params["_phases"], params["config"], overwrite=True,
+                         progress=params.get("_progress", True))
     s = out["summary"]
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
     cls = s.get("classification", {})
@@ -180,7 +90,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
 
 
 def print_summary(out: dict[str, Any], output: str) -> None:
-    """What ``stemgrains run`` prints for one dataset (``out`` from :func:`run_one`)."""
+    """What ``stemgrains run`` prints for one dataset (``out`` from :func:`stemgrains.pipeline.run_configured`)."""
     s = out["summary"]
     if "calibration_fit" in out:
         from .calibrate import format_fit

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from .. import config
-from ..errors import FileFormatError, ParameterError
 from ._common import add_config_option
 
 NAME = "segment"
@@ -54,75 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write grains_ipf.png, grains_random.png, misorientation_histogram.png there")
 
 
-def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
-    """The orientation map of ``path`` and whether the file is one of our results files (the one place to
-    swap the reader)."""
-    from ..io import load_orientation_map
-    from ..io._common import HDF5_SIGNATURE, file_signature
-
-    if not path.is_file():
-        raise FileFormatError(f"{path}: file not found")
-    ours = file_signature(path) == HDF5_SIGNATURE
-    return load_orientation_map(path, hex_frame=hex_frame), ours
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..boundaries._io import write_boundaries
-    from ..boundaries.extract import extract_boundaries
-    from ..boundaries.misorientation import parse_special
-    from ..grains import segment_grains, write_grains
-    from ..io.outputs import check_outputs
-    from ..io.results import atomic_h5, update_h5, write_parameters, write_provenance
-    from ..settings import resolve, write_config
+    from ..pipeline import run_segment
+    from ..settings import resolve
 
-    cfg = resolve(args, NAME)
-    g = cfg["grains"]
     src = Path(args.input)
-    out = Path(args.output)
-    specials = [parse_special(s) for s in g["special"]]
-    xmap, ours = load_map(src, g["hex_frame"])
-    csv_out = Path(args.csv) if args.csv else None
-    check_outputs({"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None},
-                  [src, out])
-    if not ours:
-        check_outputs({"-o": out}, [src])
-    grain_map = segment_grains(
-        xmap,
-        threshold_deg=g["threshold_deg"],
-        min_grain_size=g["min_grain_size"],
-        min_correlation=g["min_correlation"],
-        min_reliability=g["min_reliability"],
-        small_grains=g["small_grains"],
-        scan_step_nm=cfg["calibration"]["scan_step_nm"],
-    )
-    grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
-    grain_map.parameters["resampled_from"] = getattr(xmap, "resampled_from", None)  # HexGrid .ang → square grid
-    boundaries = extract_boundaries(grain_map, xmap, low_angle_deg=g["low_angle_deg"], special=specials)
-    params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
-    if out.resolve() == src.resolve() and not ours:
-        raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
-    if ours:
-        ctx = update_h5(src, out)
-    else:
-        ctx = atomic_h5(out)
-    with ctx as f:
-        if not ours:
-            from ..io import write_orientation_map
-
-            write_provenance(f, input_path=src, phases=xmap.phases)
-            write_orientation_map(f, xmap)
-        write_grains(f, grain_map)
-        write_boundaries(f, boundaries)
-        write_parameters(f, "segment", params)
-        write_config(f, cfg, NAME)
-    if args.csv:
-        csv = Path(args.csv)
-        boundaries.boundaries.to_csv(csv)
-        boundaries.segments.to_csv(csv.with_suffix(".segments.csv"))
-    if args.figures:
-        from ..plot.grains import save_grain_figures
-
-        save_grain_figures(args.figures, grain_map, boundaries)
+    got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures)
+    xmap, grain_map, boundaries, specials, out = (got[k] for k in ("xmap", "grain_map", "boundaries", "specials", "output"))
     b = boundaries.boundaries
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "

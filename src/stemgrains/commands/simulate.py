@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
+from ._common import parse_pair
 
 NAME = "simulate"
 HELP = "simulate a polycrystal 4D-STEM scan (kinematic spots, known orientations) into a project .h5 file"
@@ -14,14 +15,6 @@ DESCRIPTION = (
     "options given together with --preset override its values."
 )
 ORDER = 5
-
-
-def _int_pair(text: str, name: str) -> tuple[int, int]:
-    try:
-        a, b = (int(s) for s in text.split(","))
-    except (ValueError, AttributeError):
-        raise ParameterError(f"{name} expects two integers separated by a comma, got {text!r}") from None
-    return a, b
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -71,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     from ..simulate import sample_cif, simulate_polycrystal, standard_dataset
 
     params = {
-        "scan_shape": _int_pair(args.scan, "--scan") if args.scan else None,
-        "detector_shape": _int_pair(args.detector, "--detector") if args.detector else None,
+        "scan_shape": parse_pair(args.scan, "--scan", int) if args.scan else None,
+        "detector_shape": parse_pair(args.detector, "--detector", int) if args.detector else None,
         "n_grains": args.grains,
         "seed": args.seed,
         "dose": args.dose,

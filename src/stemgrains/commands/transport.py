@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from .. import config
-from ..errors import FileFormatError, ParameterError
 from ._common import add_config_option
 
 NAME = "transport"
@@ -39,79 +37,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", default=None, metavar="DIR", help="write current, potential and mismatch figures (PNG)")
 
 
-def _parse_electrodes(electrodes: dict[str, float] | None) -> list[tuple[object, float]]:
-    """The ``[transport] electrodes`` table (``--electrode WHERE=VOLTS``) with the masks read."""
-    import numpy as np
-
-    from ..transport import EDGES
-
-    if not electrodes:
-        raise ParameterError("--electrode is required (at least once), e.g. --electrode left=1 --electrode right=0 "
-                             "(or [transport] electrodes in --config)")
-    out = []
-    for where, v in electrodes.items():
-        s = f"{where}={v:g}"
-        if where in EDGES:
-            out.append((where, v))
-            continue
-        path = Path(where)
-        if path.suffix.lower() != ".npy" or not path.is_file():
-            raise ParameterError(f"--electrode {s!r}: {where!r} is neither an edge ({', '.join(EDGES)}) nor a .npy mask file")
-        try:
-            mask = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise FileFormatError(f"{path}: cannot read mask ({err})") from None
-        out.append((mask.astype(bool) if mask.dtype != bool else mask, v))
-    from ..transport.api import require_potential_difference
-
-    require_potential_difference(list(electrodes.items()))
-    return out
-
-
-def _read_boundaries(path: Path):
-    """The file's BoundaryTable when the boundaries stage provides a reader and the file has one, else None."""
-    try:
-        from ..boundaries import read_boundaries  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        if "boundaries" not in f:
-            return None
-    return read_boundaries(path)
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..grains import read_grains
-    from ..transport import solve_transport, write_transport
+    from ..pipeline import run_transport
+    from ..settings import resolve
 
-    from ..settings import resolve, write_config
-
-    cfg = resolve(args, NAME)
-    t = cfg["transport"]
-    path = Path(args.results)
-    electrodes = _parse_electrodes(t["electrodes"])
-    grain_map = read_grains(path)
-    result = solve_transport(
-        grain_map,
-        electrodes=electrodes,
-        conductivity_ratio=t["conductivity_ratio"],
-        gb_conductivity=t["gb_conductivity"],
-        gb_thickness_nm=t["gb_thickness_nm"],
-        frame=t["frame"],
-        frame_conductivity=t["frame_conductivity"],
-        unassigned=t["unassigned"],
-        model=t["model"],
-        boundaries=_read_boundaries(path),
-        solver=t["solver"],
-    )
-    from ..io.results import update_h5
-
-    out = Path(args.output) if args.output else path
-    with update_h5(path, out) as f:
-        write_transport(f, result)
-        write_config(f, cfg, NAME)
+    got = run_transport(args.results, args.output, resolve(args, NAME), figures=args.figures)
+    result, out = got["result"], got["output"]
     s = result.solver
     print(f"model:        {result.model} ({s.get('method')}, {s.get('n_unknowns')} unknowns, "
           f"{s.get('seconds', 0.0):.2f} s, residual {s.get('residual', 0.0):.1e})")
@@ -120,9 +51,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"conductance:  {result.conductance:.6g} sigma_ip (current imbalance {result.current_imbalance:.1e})")
     print(f"boundaries:   {len(result.boundaries)}; floating pixels: {result.n_floating_pixels}")
     print(f"written:      {out}:/transport")
-    if args.figures:
-        from ..plot.transport import save_transport_figures
-
-        for p in save_transport_figures(result, args.figures).values():
-            print(f"figure:       {p}")
+    for p in got["figures"]:
+        print(f"figure:       {p}")
     return 0

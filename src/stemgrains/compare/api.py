@@ -582,6 +582,26 @@ def compare_results(
         ops = PIXEL_OPS
     else:
         ops = (parse_op(str(rotation)),)
+    regs = _register_scans(scans, ops, shifts, angles_deg, threshold_deg=threshold_deg, max_angle_deg=max_angle_deg,
+                           min_overlap_fraction=min_overlap_fraction)
+    series_labels, covered, grain_rows, bound_rows, points = _track_grains(
+        scans, regs, min_iou=min_iou, max_rotation_deg=max_rotation_deg, move_tolerance_px=move_tolerance_px,
+        min_grain_size=min_grain_size)
+    params = {"rotation": rotation.name if isinstance(rotation, PixelOp) else rotation,
+              "shifts": [list(s) if s is not None else None for s in shifts] if shifts is not None else None,
+              "min_overlap_fraction": min_overlap_fraction, "min_iou": min_iou, "max_rotation_deg": max_rotation_deg,
+              "move_tolerance_px": move_tolerance_px, "threshold_deg": threshold_deg, "min_grain_size": min_grain_size,
+              "segmented_here": [bool(s.segmented_here) for s in scans]}
+    return Comparison([s.path for s in scans], regs, series_labels, covered, _to_table(grain_rows, GRAIN_COLUMNS),
+                      _to_table(bound_rows, BOUNDARY_COLUMNS), points, step, ref.grains.phases, params)
+
+
+def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: list | None, angles_deg: list | None,
+                    *, threshold_deg: float, max_angle_deg: float, min_overlap_fraction: float) -> list[Registration]:
+    """Registration of every later scan onto scan 1 (scan 1's own first): given shifts/angles, or searched over
+    ``ops`` (and small rotations up to ``max_angle_deg``); an :class:`InputError` when the overlap is too small."""
+    n = len(scans)
+    ref = scans[0]
     names_ref = _phase_names(ref.grains.phases)
     from ..grains import laue_rotations
 
@@ -634,6 +654,16 @@ def compare_results(
         agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov, syms) / int(both.sum())
         regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre))
 
+    return regs
+
+
+def _track_grains(scans: list[ScanResults], regs: list[Registration], *, min_iou: float, max_rotation_deg: float,
+                  move_tolerance_px: float, min_grain_size: int) -> tuple[np.ndarray, np.ndarray, list, list, list]:
+    """Grains matched from scan to scan: series labels ``(n, ny, nx)``, covered masks, grain and boundary rows,
+    and the boundary trace points of each later scan."""
+    n = len(scans)
+    ref = scans[0]
+    step = ref.scan_step_nm
     grains_on = [_grains_on_reference(s, r, ref.shape) for s, r in zip(scans, regs)]
     # series ids
     series: list[dict[int, int]] = [{int(g): int(g) for g in grains_on[0].ids}]
@@ -669,13 +699,7 @@ def compare_results(
             lut[lab] = sid
         series_labels[k] = lut[g.labels]
         covered[k] = g.covered
-    params = {"rotation": rotation.name if isinstance(rotation, PixelOp) else rotation,
-              "shifts": [list(s) if s is not None else None for s in shifts] if shifts is not None else None,
-              "min_overlap_fraction": min_overlap_fraction, "min_iou": min_iou, "max_rotation_deg": max_rotation_deg,
-              "move_tolerance_px": move_tolerance_px, "threshold_deg": threshold_deg, "min_grain_size": min_grain_size,
-              "segmented_here": [bool(s.segmented_here) for s in scans]}
-    return Comparison([s.path for s in scans], regs, series_labels, covered, _to_table(grain_rows, GRAIN_COLUMNS),
-                      _to_table(bound_rows, BOUNDARY_COLUMNS), points, step, ref.grains.phases, params)
+    return series_labels, covered, grain_rows, bound_rows, points
 
 
 _STR_COLS = {"status", "phase", "label_from", "label_to", "behaviour_from", "behaviour_to"}

@@ -13,15 +13,12 @@ from .phase import (
 )
 from .phase import __all__ as _phase_names
 from .scattering import Reflections, electron_scattering_factor, excitation_error, reciprocal_basis, reflections
+from .scattering import __all__ as _scattering_names
 from .spots import SpotPattern, kinematic_spots
 
 __all__ = [
     *_phase_names,
-    "electron_scattering_factor",
-    "Reflections",
-    "reflections",
-    "reciprocal_basis",
-    "excitation_error",
+    *_scattering_names,
     "SpotPattern",
     "kinematic_spots",
 ]

@@ -13,12 +13,13 @@ __all__ = ["write_index_results"]
 
 def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases: list, params: dict[str, Any],
                         export_ang: str | os.PathLike | None = None, export_ctf: str | os.PathLike | None = None,
-                        config: dict[str, Any] | None = None) -> Path:
+                        config: str | None = None) -> Path:
     """Write ``/orientation`` (quaternions, phase_id, correlation_index, reliability, phase_reliability, n-best
     candidates, spot counts, beam centres), provenance (input path + checksum, shape/dtype, calibration, phases
     with CIF text) and all parameters, atomically. Optionally export an EDAX .ang and/or an Oxford .ctf
-    (:mod:`stemgrains.io.export`: µm, quality columns from correlation index and reliability). ``config``: the
-    resolved config (:mod:`stemgrains.settings`), whose indexing sections are recorded as ``/parameters`` ``config``."""
+    (:mod:`stemgrains.io.export`: µm, quality columns from correlation index and reliability). ``config``: TOML
+    text of the resolved config's indexing sections (:func:`stemgrains.settings.config_text`), recorded as the
+    ``/parameters`` attribute ``config``."""
     from orix.crystal_map import PhaseList
 
     from .._grid import map_shape
@@ -43,9 +44,7 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
             g.create_dataset("candidate_quaternions", data=np.asarray(xmap.prop["candidate_quaternions"]).reshape(ny, nx, k, 4))
         write_parameters(f, "index", params)
         if config is not None:
-            from ..settings import write_config
-
-            write_config(f, config, "index")
+            f.require_group("parameters").attrs["config"] = config
         from .quality import phase_fit_check, write_phase_fit
 
         write_phase_fit(g, phase_fit_check(xmap))

@@ -17,21 +17,11 @@ import numpy as np
 
 from ..data import Calibration
 from ..errors import FileFormatError, InputError, ParameterError
+from .files import HDF5_SIGNATURE, NPY_SIGNATURE, file_signature, first_line, open_h5  # noqa: F401
 
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-NPY_SIGNATURE = b"\x93NUMPY"
 
 #: Calibration fields that can be given as overrides to the readers.
 CALIBRATION_FIELDS = tuple(Calibration.__dataclass_fields__)
-
-
-def first_line(err: BaseException) -> str:
-    """The first non-empty line of an exception message, or its type name."""
-    for line in str(err).splitlines():
-        line = line.strip()
-        if line:
-            return line
-    return type(err).__name__
 
 
 def check_file(path: str | os.PathLike, what: str = "file") -> Path:
@@ -47,25 +37,6 @@ def check_file(path: str | os.PathLike, what: str = "file") -> Path:
     if not os.access(p, os.R_OK):
         raise FileFormatError(f"{p}: {what} is not readable (permission denied)")
     return p
-
-
-def file_signature(path: Path, n: int = 8) -> bytes:
-    """The first ``n`` bytes of a file (empty on a read error)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read(n)
-    except OSError:
-        return b""
-
-
-def open_h5(path: Path) -> h5py.File:
-    """Open an HDF5 file read-only, turning every failure into a one-line FileFormatError."""
-    if file_signature(path) != HDF5_SIGNATURE:
-        raise FileFormatError(f"{path}: not an HDF5 file (no HDF5 signature)")
-    try:
-        return h5py.File(path, "r")
-    except Exception as err:  # h5py raises OSError for truncation, others for deeper corruption
-        raise FileFormatError(f"{path}: cannot open as HDF5, the file is truncated or corrupt ({first_line(err)})") from None
 
 
 def scalar_attr(attrs: Any, key: str, default: Any = None) -> Any:

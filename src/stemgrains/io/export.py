@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -58,22 +57,11 @@ def _prop(xmap: Any, name: str, default: float) -> np.ndarray:
     return np.full(xmap.size, default, dtype=float)
 
 
-@contextlib.contextmanager
-def _atomic_path(path: str | os.PathLike):
-    """A temporary path beside ``path`` with the same extension; renamed onto ``path`` when the block ends."""
-    from .results import _publish
+def _atomic_path(path: str | os.PathLike) -> Any:
+    """:func:`~stemgrains.io.results.atomic_path` keeping the extension (the writers choose the format by it)."""
+    from .results import atomic_path
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    return atomic_path(path, Path(path).suffix)
 
 
 def _check(xmap: Any) -> None:

@@ -8,10 +8,8 @@ pixel size comes from the signal axes (scale in nm, µm, Å or pm). Every write 
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -29,20 +27,11 @@ _LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "�
                  "pm": 1e-3, "m": 1e9, "mm": 1e6}
 
 
-@contextlib.contextmanager
-def _atomic_path(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        from .results import _publish
+def _atomic_path(path: str | os.PathLike) -> Any:
+    """:func:`~stemgrains.io.results.atomic_path` keeping the extension (the writers choose the format by it)."""
+    from .results import atomic_path
 
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    return atomic_path(path, Path(path).suffix)
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, attrs: dict[str, Any] | None = None,

@@ -36,6 +36,7 @@ from .._version import __version__
 from ..errors import FileFormatError
 
 __all__ = [
+    "atomic_path",
     "atomic_write_text",
     "atomic_h5",
     "atomic_savefig",
@@ -73,56 +74,52 @@ def _publish(tmp: str, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to ``path`` atomically (temporary file + rename)."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[str]:
+    """A temporary file beside ``path`` (its folder is created), renamed onto ``path`` with the permissions of a
+    normal new file when the block ends without error, removed otherwise.
+
+    The temporary name is ``.NAME.XXXX.tmp``; with ``suffix`` it is ``.STEM.XXXXsuffix`` (writers that choose
+    the format by the extension keep it)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if suffix is None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    else:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        yield tmp
         _publish(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write text to ``path`` atomically (temporary file + rename)."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
 
 
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
     """``fig.savefig`` to a temporary file beside ``path`` (same extension, so the format is kept), then rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".png")
-    os.close(fd)
-    try:
+    with atomic_path(path, path.suffix or ".png") as tmp:
         fig.savefig(tmp, **kwargs)
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Create a new HDF5 file at ``path`` atomically; yields the open (temporary) file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["software"] = "stemgrains"
-            f.attrs["software_version"] = __version__
-            f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-            yield f
-            _annotate(f)
-        _publish(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["software"] = "stemgrains"
+        f.attrs["software_version"] = __version__
+        f.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        yield f
+        _annotate(f)
 
 
 def _annotate(f: h5py.File) -> None:
@@ -140,10 +137,7 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
     out = Path(output) if output is not None else path
     if not path.is_file():
         raise FileFormatError(f"{path}: results file not found")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         shutil.copyfile(path, tmp)
         try:
             f = h5py.File(tmp, "r+")
@@ -153,11 +147,6 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
             f.attrs["software_version"] = __version__
             yield f
             _annotate(f)
-        _publish(tmp, out)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def read_with(h5file: Any, reader: Any) -> Any:

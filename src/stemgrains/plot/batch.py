@@ -42,9 +42,10 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
     n = max(len(rows), 1)
     names = [Path(str(r.get("output", r.get("input", "")))).name for r in rows]
     status = [str(r.get("status", "")) for r in rows]
-    from ..batch import SUMMARY_COLUMNS
+    from ..boundaries import BEHAVIOURS, OTHER_PHASE
 
-    beh_cols = [c for c in SUMMARY_COLUMNS if c.startswith("behaviour_fraction_")]
+    # the behaviour columns of stemgrains.batch.SUMMARY_COLUMNS, in the same order
+    beh_cols = [f"behaviour_fraction_{b.replace('-', '_')}" for b in (*BEHAVIOURS, OTHER_PHASE)]
     has_beh = any(np.isfinite(_num(r, c)) for r in rows for c in beh_cols)
     panels = [("indexed_percent", "indexed (%)"), ("patterns_per_s", "patterns / s (indexing)"),
               ("median_reliability", "median reliability")]

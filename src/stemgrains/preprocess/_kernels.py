@@ -82,12 +82,12 @@ def polar_transform(pattern, center_row, center_col, affine, q_radii, angles):
 
 
 @nb.njit(cache=True, nogil=True)
-def radial_background(pattern, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile):
-    """Per-radius background: the ``quantile`` of pixel values in rings of width ``bin_width_q`` (1/Å).
-
-    Spots are sparse, so a low quantile of a ring is the smooth background. Returns (n_bins,) profile.
-    """
-    ky, kx = pattern.shape
+def ring_values(image, center_row, center_col, affine_inv, bin_width_q, n_bins):
+    """Pixel values of ``image`` grouped by ring: ring ``b`` (width ``bin_width_q``, 1/Å, through ``affine_inv``
+    from the centre) holds ``vals[starts[b]:starts[b + 1]]`` (row-major order), ``counts[b]`` of them; pixels
+    beyond the last ring are left out; ``bins`` (ky·kx,) is each pixel's ring (−1 beyond the last). Returns
+    ``(vals, starts, counts, bins)``."""
+    ky, kx = image.shape
     counts = np.zeros(n_bins, np.int64)
     bins = np.empty((ky * kx,), np.int64)
     for i in range(ky):
@@ -111,8 +111,18 @@ def radial_background(pattern, center_row, center_col, affine_inv, bin_width_q, 
         for j in range(kx):
             b = bins[i * kx + j]
             if b >= 0:
-                vals[fill[b]] = pattern[i, j]
+                vals[fill[b]] = image[i, j]
                 fill[b] += 1
+    return vals, starts, counts, bins
+
+
+@nb.njit(cache=True, nogil=True)
+def radial_background(pattern, center_row, center_col, affine_inv, bin_width_q, n_bins, quantile):
+    """Per-radius background: the ``quantile`` of pixel values in rings of width ``bin_width_q`` (1/Å).
+
+    Spots are sparse, so a low quantile of a ring is the smooth background. Returns (n_bins,) profile.
+    """
+    vals, starts, counts, _ = ring_values(pattern, center_row, center_col, affine_inv, bin_width_q, n_bins)
     prof = np.zeros(n_bins)
     for b in range(n_bins):
         n = counts[b]
@@ -364,31 +374,7 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
             img[i, j] /= ni * (3 - (j == 0) - (j == kx - 1))
     n_bins = int(q_max / bin_width_q) + 2
     # ring of every pixel (−1 beyond the last), then each ring's quantile by selection (as radial_background)
-    counts = np.zeros(n_bins, np.int64)
-    bins = np.empty(ky * kx, np.int64)
-    for i in range(ky):
-        for j in range(kx):
-            dr = i - center_row
-            dc = j - center_col
-            qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
-            qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
-            b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
-            if b >= n_bins:
-                b = -1
-            else:
-                counts[b] += 1
-            bins[i * kx + j] = b
-    starts = np.zeros(n_bins + 1, np.int64)
-    for b in range(n_bins):
-        starts[b + 1] = starts[b] + counts[b]
-    vals = np.empty(starts[n_bins], np.float64)
-    fill = starts[:-1].copy()
-    for i in range(ky):
-        for j in range(kx):
-            b = bins[i * kx + j]
-            if b >= 0:
-                vals[fill[b]] = img[i, j]
-                fill[b] += 1
+    vals, starts, counts, bins = ring_values(img, center_row, center_col, affine_inv, bin_width_q, n_bins)
     prof = np.zeros(n_bins)
     for b in range(n_bins):
         n = counts[b]
