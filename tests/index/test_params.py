@@ -106,3 +106,26 @@ def test_neighbor_pass_must_be_a_bool(value):
 def test_neighbor_pass_accepts_bools():
     assert IndexParams(neighbor_pass=np.bool_(False)).neighbor_pass is False
     assert IndexParams().neighbor_pass is True
+
+
+def test_a_search_stride_beyond_the_map_is_harmless():
+    """search_stride far larger than the chunk: one anchor per chunk, memory and time bounded (the neighbour lookup
+    goes over anchors, not over a (2·stride − 1)² window)."""
+    import resource
+
+    from stemgrains.crystal import load_phase
+    from stemgrains.index.api import index_patterns
+    from stemgrains.library import build_library
+    from stemgrains.simulate import sample_cif, simulate_patterns
+
+    phase = load_phase(sample_cif("au"))
+    sim = simulate_patterns([phase], scan_shape=(4, 6), detector_shape=(64, 64), n_grains=1, seed=3, dose=1e4)
+    lib = build_library(phase, step_deg=3.0, k_max=1.5, accelerating_voltage_kV=sim.calibration.accelerating_voltage_kV)
+    block = sim.data.reshape(-1, 64, 64)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    big = index_patterns(block, sim.calibration, [lib], IndexParams(step_deg=3.0, search_stride=100_000), scan_shape=(4, 6))
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 200, grown_mib
+    ref = index_patterns(block, sim.calibration, [lib], IndexParams(step_deg=3.0, search_stride=1), scan_shape=(4, 6))
+    dots = np.abs(np.sum(big.quaternions * ref.quaternions, axis=1)).clip(0, 1)
+    assert np.all(np.rad2deg(2 * np.arccos(dots)) < 0.1)  # one grain: the same orientations as every pixel searched

@@ -431,23 +431,25 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     src = anchors & (ci_b >= params.min_correlation)
     rows, cols = np.divmod(idx, nx)
     reach = stride - 1
-    offsets = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)]
-    nbr = np.full((n, len(offsets)), -1, dtype=np.int64)
-    for k, (dr, dc) in enumerate(offsets):
-        r2, c2 = rows + dr, cols + dc
-        inside = (r2 >= 0) & (r2 < ny) & (c2 >= 0) & (c2 < nx)
-        j = np.where(inside, r2 * nx + c2, 0)
-        nbr[:, k] = np.where(inside & src[j], j, -1)
     todo = targets.copy()
-    mask = targets & (nbr >= 0).any(axis=1)
-    if not mask.any():
+    a_idx = np.flatnonzero(src)
+    tg = np.flatnonzero(targets)
+    if not len(a_idx) or not len(tg):
         return todo
-    t = np.flatnonzero(mask)
-    # each target's anchors, nearest first (offsets are ordered by distance), in as few columns as needed
-    dist = np.array([max(abs(dr), abs(dc)) + 1e-3 * (abs(dr) + abs(dc)) for dr, dc in offsets])
-    nb_t = nbr[t][:, np.argsort(dist, kind="stable")]
-    nb_t = np.take_along_axis(nb_t, np.argsort(nb_t < 0, axis=1, kind="stable"), axis=1)
-    nb_t = nb_t[:, : max(int((nb_t >= 0).sum(axis=1).max()), 1)]
+    # each target's anchors within reach (Chebyshev), nearest first (ties in scan order), in as few columns as needed
+    dr = np.abs(rows[tg][:, None] - rows[a_idx][None, :])
+    dc = np.abs(cols[tg][:, None] - cols[a_idx][None, :])
+    near = (dr <= reach) & (dc <= reach)  # (targets, anchors): at most a few per row
+    with_anchor = near.any(axis=1)
+    if not with_anchor.any():
+        return todo
+    t = tg[with_anchor]
+    near, dr, dc = near[with_anchor], dr[with_anchor], dc[with_anchor]
+    order = np.argsort(np.where(near, np.maximum(dr, dc) + 1e-3 * (dr + dc), np.inf), axis=1, kind="stable")
+    order = order[:, : int(near.sum(axis=1).max())]
+    nb_t = np.where(np.take_along_axis(near, order, axis=1), a_idx[order], -1)
+    mask = np.zeros(n, bool)
+    mask[t] = True
     has_t = nb_t >= 0
     safe = np.maximum(nb_t, 0)
     tol = np.deg2rad(max(2.0, 2.0 * max(lib.params["step_deg"] for lib in libraries)))
