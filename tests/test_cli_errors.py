@@ -34,3 +34,12 @@ def test_electrode_given_twice_is_refused(data_samples, tmp_path, capsys):
                "--electrode", "left=1", "--electrode", "left=0"])
     err = capsys.readouterr().err
     assert rc == 2 and "--electrode left is given twice" in err
+
+
+@pytest.mark.parametrize("opt, name", [("--export-ang", "map.h5"), ("--export-ang", "map.txt"), ("--export-ctf", "map.txt")])
+def test_export_name_must_carry_its_format(data_samples, tmp_path, capsys, opt, name):
+    rc = main(["index", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "o.h5"), opt, str(tmp_path / name)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "must end in" in err and err.count("\n") == 1
+    assert not (tmp_path / "o.h5").exists()  # refused before any work

@@ -170,7 +170,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
             report.warnings.append(
                 f"phase {phase.name!r} leaves a region of {big} patterns ({100 * largest:.0f}% of the map, around "
                 f"x = {c * step:.0f}, y = {r * step:.0f} {xmap.scan_unit}) poorly explained: a wrong or missing phase, "
-                "or a grain the search mis-indexed (the map: phase_fit.png, with --figures)"
+                "or a grain the search mis-indexed (drawn in phase_fit.png: written by run, and by index --figures)"
             )
     return report
 
