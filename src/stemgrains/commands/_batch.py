@@ -61,20 +61,24 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
         check_run_config(cfg)
 
 
-def _by_content(used: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _by_content(used: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """``used`` with its path values (``[calibration] file``, the electrode masks ``.npy`` among the
-    ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content."""
+    ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content, and those digests by
+    config key (``{"[calibration] file": digest, "[transport] electrodes": [digest per mask, in order]}``,
+    ``{}`` when the config names no file)."""
     def digest(path: str) -> str:
         return f"sha256:{file_sha256s([path])[0]}"
 
     out = {section: dict(keys) for section, keys in used.items()}
+    files: dict[str, Any] = {}
     if out.get("calibration", {}).get("file"):
-        out["calibration"]["file"] = digest(out["calibration"]["file"])
+        out["calibration"]["file"] = files["[calibration] file"] = digest(out["calibration"]["file"])
     electrodes = out.get("transport", {}).get("electrodes")
-    if electrodes:
+    if electrodes and any(k.lower().endswith(".npy") for k in electrodes):
         out["transport"]["electrodes"] = {(digest(k) if k.lower().endswith(".npy") else k): v
                                           for k, v in electrodes.items()}
-    return out
+        files["[transport] electrodes"] = [k for k in out["transport"]["electrodes"] if k.startswith("sha256:")]
+    return out, files
 
 
 def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str, **extra: Any) -> dict[str, Any]:
@@ -85,8 +89,8 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     whether an input done before is skipped, so they hold what changes the results and nothing else:
     ``config``, the part of the effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command``
     reads (:func:`stemgrains.settings.used_config`) with the files it names (``[calibration] file``, electrode
-    masks ``.npy``) given by their content's SHA-256 instead of their paths; ``phase_sha256``, the phase CIFs'
-    content, in order; and ``extra`` (e.g. the names of export files). Not fingerprinted: ``_config``, that part
+    masks ``.npy``) given by their content's SHA-256 instead of their paths; ``file_sha256``, those digests by
+    config key (``{}`` without such files); ``phase_sha256``, the phase CIFs' content, in order; and ``extra`` (e.g. the names of export files). Not fingerprinted: ``_config``, that part
     of the config as it is (with the paths; the jobs run with it and ``OUTDIR/config.toml`` records it), and
     ``_phases`` (the CIF paths, absolute): the same files moved or copied elsewhere give the same results.
     """
@@ -95,7 +99,9 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     check_batch_arguments(phases, cfg, command)
     used = used_config(cfg, command)
     paths = [str(Path(c).resolve()) if Path(c).exists() else c for c in phases]
-    return dict(config=_by_content(used), phase_sha256=file_sha256s(paths), _config=used, _phases=paths, **extra)
+    by_content, files = _by_content(used)
+    return dict(config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files, _config=used, _phases=paths,
+                **extra)
 
 
 def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
