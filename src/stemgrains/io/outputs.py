@@ -281,7 +281,7 @@ def claim_batch_folder(folder: str | os.PathLike, *, overwrite: bool = False) ->
     if not overwrite:
         raise ParameterError(
             f"-o {out}: holds the results of a single run on {previous} ({RUN_MANIFEST}); choose another folder "
-            "for the batch, or add --overwrite (run) to replace them")
+            "for the batch (or, with run, add --overwrite to replace them)")
     _remove_run(out, manifest)
     _remove_owned(out, [RUN_MANIFEST])
 
