@@ -414,6 +414,9 @@ def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
     with pytest.raises(ParameterError, match=f"single run on .*a.npy .*{RUN_MANIFEST}.*--overwrite"):
         run_batch(ins, single, _job_ok, {"k": 1}, progress=False)
     assert sorted(p.name for p in single.iterdir()) == before and (single / "config.toml").read_text() == "config.toml"
+    with pytest.raises(ParameterError, match="would delete the input .*summary.json"):  # an input among them: never
+        run_batch([single / "summary.json", ins[1]], single, _job_ok, {"k": 1}, progress=False, overwrite=True)
+    assert sorted(p.name for p in single.iterdir()) == before
     # --overwrite: the single run's files go first, the batch's come
     res = run_batch(ins, single, _job_ok, {"k": 1}, progress=False, config_toml="# batch\n", overwrite=True)
     assert res.ok and sorted(p.name for p in single.iterdir()) == sorted(
@@ -428,6 +431,10 @@ def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
     with pytest.raises(ParameterError, match="folder of a batch .*2 input.*--overwrite"):
         prepare_run_folder(batch, ins[1])
     assert sorted(p.name for p in batch.iterdir()) == before
+    inside = _touch(batch / "a" / "scan.npy", b"data")
+    with pytest.raises(ParameterError, match="would delete the batch subfolder .*holds the input"):
+        prepare_run_folder(batch, inside, overwrite=True)
+    assert sorted(p.name for p in batch.iterdir()) == before and inside.is_file()
     prepare_run_folder(batch, ins[1], overwrite=True)
     assert sorted(p.name for p in batch.iterdir()) == ["notes.txt", RUN_MANIFEST]
 

@@ -639,7 +639,7 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     from .io.results import atomic_write_text, json_default
 
     check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
-    claim_batch_folder(out, overwrite=overwrite)
+    claim_batch_folder(out, inputs, overwrite=overwrite)
     earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = params_fingerprint(params)

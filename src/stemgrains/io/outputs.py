@@ -228,9 +228,10 @@ def read_batch_parameters(folder: str | os.PathLike) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {}
 
 
-def _replace_batch(out: Path, overwrite: bool) -> None:
+def _replace_batch(out: Path, overwrite: bool, input_path: str | os.PathLike) -> None:
     """A single run into ``out``: refuse a batch folder, or with ``overwrite`` delete the batch's files and the
-    subfolders its :data:`BATCH_PARAMETERS` lists (plain names directly inside ``out`` only)."""
+    subfolders its :data:`BATCH_PARAMETERS` lists (plain names directly inside ``out`` only; one holding the
+    input is refused)."""
     params = read_batch_parameters(out) if out.is_dir() else None
     if params is None:
         return
@@ -240,21 +241,28 @@ def _replace_batch(out: Path, overwrite: bool) -> None:
             f"-o {out}: is the folder of a batch ({BATCH_PARAMETERS}, {len(inputs)} input(s)); choose another "
             "folder, or add --overwrite to replace its results")
     subfolders = params.get("outputs") if isinstance(params.get("outputs"), list) else []
-    for name in {str(n) for n in subfolders}:
-        d = out / name
-        # a record cannot make us delete anything but a real subfolder of ``out``
-        if Path(name).name == name and name not in ("", ".", "..") and d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d)
+    # a record cannot make us delete anything but a real subfolder of ``out``
+    doomed = [out / n for n in sorted({str(n) for n in subfolders})
+              if Path(n).name == n and n not in ("", ".", "..") and (out / n).is_dir() and not (out / n).is_symlink()]
+    for d in doomed:
+        if any(_inside(f, d) for f in input_files(input_path)):
+            raise ParameterError(f"-o {out}: --overwrite would delete the batch subfolder {d}, which holds the input "
+                                 f"{input_path}; move the input or choose another output folder")
+    for d in doomed:
+        shutil.rmtree(d)
     _remove_owned(out, [BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, BATCH_CONFIG_TOML, BATCH_PARAMETERS])
 
 
-def claim_batch_folder(folder: str | os.PathLike, *, overwrite: bool = False) -> None:
+def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
+                       overwrite: bool = False) -> None:
     """Check a batch's output folder before any work: it must not hold the results of a single ``run``.
 
     Parameters
     ----------
     folder
         The batch's ``-o`` folder (need not exist).
+    inputs
+        The batch's inputs: none may be among the files ``overwrite`` deletes.
     overwrite
         Delete the single run's results first (the files its :data:`RUN_MANIFEST` lists, every name in
         :data:`RUN_OUTPUTS`, the manifest and the checkpoint).
@@ -263,7 +271,7 @@ def claim_batch_folder(folder: str | os.PathLike, *, overwrite: bool = False) ->
     ------
     ParameterError
         ``folder`` is a file, or holds a single run's results (:data:`RUN_MANIFEST`, or ``results.h5`` of an
-        older run without one) and ``overwrite`` is False.
+        older run without one) and ``overwrite`` is False, or an input is one of those files.
     """
     out = Path(folder)
     if out.exists() and not out.is_dir():
@@ -282,6 +290,12 @@ def claim_batch_folder(folder: str | os.PathLike, *, overwrite: bool = False) ->
         raise ParameterError(
             f"-o {out}: holds the results of a single run on {previous} ({RUN_MANIFEST}); choose another folder "
             "for the batch (or, with run, add --overwrite to replace them)")
+    names = {*RUN_OUTPUTS, RUN_MANIFEST, *(str(n) for n in (manifest or {}).get("files", []))}
+    for i in inputs:
+        for f in input_files(i):
+            if any(same_file(out / n, f) for n in names) or _inside(f, out / _CHECKPOINT):
+                raise ParameterError(f"-o {out}: --overwrite would delete the input {f}, a file of the single run "
+                                     "there; move the input or choose another output folder")
     _remove_run(out, manifest)
     _remove_owned(out, [RUN_MANIFEST])
 
@@ -323,7 +337,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 "choose another output folder"
             )
     ident = _identity(input_path)
-    _replace_batch(out, overwrite)
+    _replace_batch(out, overwrite, input_path)
     old = _read_manifest(out) if out.is_dir() else None
     if old is not None and not old.get("complete", True) and not (out / _CHECKPOINT).exists() \
             and not any((out / n).exists() for n in RUN_OUTPUTS):
