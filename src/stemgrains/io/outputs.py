@@ -288,7 +288,8 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
     previous = manifest.get("input", "an unknown dataset") if manifest is not None else _results_input(out / "results.h5")
     if not overwrite:
         raise ParameterError(
-            f"-o {out}: holds the results of a single run on {previous} ({RUN_MANIFEST}); choose another folder "
+            f"-o {out}: holds the results of a single run on {previous} "
+            f"({RUN_MANIFEST if manifest is not None else 'results.h5'}); choose another folder "
             "for the batch (or, with run, add --overwrite to replace them)")
     names = {*RUN_OUTPUTS, RUN_MANIFEST, *(str(n) for n in (manifest or {}).get("files", []))}
     for i in inputs:
