@@ -390,3 +390,156 @@ def test_interrupted_batch_resumes(scans, tmp_path):
     a, b = _orientation(tmp_path / "ref.h5"), _orientation(out / "big" / "results.h5")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+# ------------------------------------------------------------------------------------------------ shared folders
+def _single_run_folder(folder: Path, src: Path) -> None:
+    """A finished single `run` folder (manifest listing what it wrote) without running the pipeline."""
+    from stemgrains.io.outputs import finish_run_folder, prepare_run_folder
+
+    manifest = prepare_run_folder(folder, src)
+    for name in ("results.h5", "config.toml", "summary.json", "extra_figure.png"):
+        (folder / name).write_text(name)
+    finish_run_folder(folder, manifest, [folder / n for n in ("results.h5", "config.toml", "summary.json",
+                                                              "extra_figure.png")])
+
+
+def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
+    from stemgrains.io.outputs import RUN_MANIFEST, prepare_run_folder
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "ab"]
+    single = tmp_path / "single"
+    _single_run_folder(single, ins[0])
+    before = sorted(p.name for p in single.iterdir())
+    with pytest.raises(ParameterError, match=f"single run on .*a.npy .*{RUN_MANIFEST}.*--overwrite"):
+        run_batch(ins, single, _job_ok, {"k": 1}, progress=False)
+    assert sorted(p.name for p in single.iterdir()) == before and (single / "config.toml").read_text() == "config.toml"
+    with pytest.raises(ParameterError, match="would delete the input .*summary.json"):  # an input among them: never
+        run_batch([single / "summary.json", ins[1]], single, _job_ok, {"k": 1}, progress=False, overwrite=True)
+    assert sorted(p.name for p in single.iterdir()) == before
+    # --overwrite: the single run's files go first, the batch's come
+    res = run_batch(ins, single, _job_ok, {"k": 1}, progress=False, config_toml="# batch\n", overwrite=True)
+    assert res.ok and sorted(p.name for p in single.iterdir()) == sorted(
+        ["a", "b", B.SUMMARY_CSV, B.SUMMARY_PNG, B.PARAMETERS_JSON, B.CONFIG_TOML])
+    assert (single / B.CONFIG_TOML).read_text() == "# batch\n"
+
+    # the converse: a single run into a batch folder is refused; with overwrite the batch's files and subfolders go
+    batch = tmp_path / "batch"
+    run_batch(ins, batch, _job_ok, {"k": 1}, progress=False, config_toml="# batch\n")
+    _touch(batch / "notes.txt", b"mine")
+    before = sorted(p.name for p in batch.iterdir())
+    with pytest.raises(ParameterError, match="folder of a batch .*2 input.*--overwrite"):
+        prepare_run_folder(batch, ins[1])
+    assert sorted(p.name for p in batch.iterdir()) == before
+    inside = _touch(batch / "a" / "scan.npy", b"data")
+    with pytest.raises(ParameterError, match="would delete the batch subfolder .*holds the input"):
+        prepare_run_folder(batch, inside, overwrite=True)
+    assert sorted(p.name for p in batch.iterdir()) == before and inside.is_file()
+    prepare_run_folder(batch, ins[1], overwrite=True)
+    assert sorted(p.name for p in batch.iterdir()) == ["notes.txt", RUN_MANIFEST]
+
+
+def test_cli_refuses_mixing_a_batch_and_a_single_run(scans, tmp_path, capsys):
+    """Exit status 2 and one line, nothing written, before any work (no input is indexed)."""
+    single, batch = tmp_path / "single", tmp_path / "batch"
+    _single_run_folder(single, scans / "a.h5")
+    run_batch([scans / "a.h5", scans / "b.h5"], batch, _job_ok_h5, {"k": 1}, progress=False)
+    for argv, folder in (([str(scans / "a.h5"), str(scans / "b.h5")], single), ([str(scans / "b.h5")], batch)):
+        before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
+        capsys.readouterr()
+        assert main(["run", *argv, *RUN, "-o", str(folder)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0], err
+        assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+    assert main(["index", str(scans / "a.h5"), str(scans / "b.h5"), *INDEX, "-o", str(single)]) == 2
+    assert "single run" in capsys.readouterr().err
+
+
+def _job_ok_h5(src: Path, folder: Path, params: dict) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "out.txt").write_text(f"{src}{params['k']}")
+    return {"scan_shape": [3, 4]}
+
+
+def test_batches_of_other_inputs_share_a_folder(tmp_path):
+    """A second batch of other inputs keeps the first's rows and subfolders; a subfolder holding another input's
+    results (same name, other path and content) is never replaced, not even with force."""
+    first = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "ab"]
+    out = tmp_path / "out"
+    run_batch(first, out, _job_ok, {"k": 1}, progress=False)
+    res = run_batch([_touch(tmp_path / "in" / "c.npy", b"c")], out, _job_ok, {"k": 2}, progress=False)
+    assert [r["output"] for r in res.rows] == [str(out / "c")] and res.ok
+    rows = _rows(out)
+    assert [rows[n]["status"] for n in "abc"] == ["done", "done", "done"]
+    assert rows["a"]["indexed_percent"] == "50" and rows["a"]["scan_rows"] == "2"
+    rec = json.loads((out / B.PARAMETERS_JSON).read_text())
+    assert sorted(rec["outputs"]) == ["a", "b", "c"] and rec["parameters"]["k"] == 2
+    assert (out / "a" / "out.txt").read_text() == "a1"
+    # the first batch again: its inputs are skipped, c's row stays
+    res = run_batch(first, out, _job_ok, {"k": 1}, progress=False)
+    assert [r["status"] for r in res.rows] == ["skipped", "skipped"] and len(read_summary(out / B.SUMMARY_CSV)) == 3
+    # another input under the name b: fails, naming the folder and the input it holds; b's results kept
+    other = _touch(tmp_path / "in2" / "b.npy", b"other b")
+    for force in (False, True):
+        res = run_batch([other, _touch(tmp_path / "in2" / "d.npy", b"d")], out, _job_ok, {"k": 1}, progress=False,
+                        force=force)
+        assert [r["status"] for r in res.rows] == ["failed", "done"]
+        assert str(out / "b") in res.rows[0]["reason"] and str(first[1].resolve()) in res.rows[0]["reason"]
+        assert (out / "b" / "out.txt").read_text() == "b1"
+    statuses = sorted((r["input"], r["status"]) for r in read_summary(out / B.SUMMARY_CSV))
+    assert statuses == sorted([(str(first[0]), "skipped"), (str(first[1]), "skipped"), (str(tmp_path / "in" / "c.npy"), "done"),
+                               (str(other), "failed"), (str(tmp_path / "in2" / "d.npy"), "done")])
+    # the same content moved elsewhere is the same input (skipped, not refused)
+    moved = _touch(tmp_path / "moved" / "a.npy", b"a")
+    assert [r["status"] for r in run_batch([moved], out, _job_ok, {"k": 1}, progress=False).rows] == ["skipped"]
+
+
+@pytest.mark.parametrize("command, bad, named", [
+    ("run", ["--phase", "nope.cif"], "nope.cif"),
+    ("run", ["--phase", "NOT_A_CIF"], "a.h5"),
+    ("run", ["--field", "0,0"], "field"),
+    ("run", ["--calibration", "nope.json"], "nope.json"),
+    ("run", ["--electrode", "left=1", "--electrode", "right=1"], "potential"),
+    ("index", ["--phase", "nope.cif"], "nope.cif"),
+    ("index", ["--calibration", "nope.json"], "nope.json"),
+])
+def test_cli_batch_checks_the_command_line_up_front(tmp_path, capsys, command, bad, named):
+    """One line naming the file or parameter, exit status 2, nothing created — as with one input (the inputs are
+    never opened)."""
+    d = tmp_path / "in"
+    for n in "ab":
+        _touch(d / f"{n}.h5", b"not read")
+    bad = [str(d / "a.h5") if b == "NOT_A_CIF" else b for b in bad]
+    argv = [command, str(d), *(RUN if command == "run" else INDEX), *bad, "-o", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    print(err)
+    assert len(err) == 1 and named in err[0] and not (tmp_path / "out").exists(), err
+
+
+def test_fingerprint_takes_named_files_by_content(tmp_path):
+    """Byte-identical copies of the calibration JSON and of an electrode mask give the same fingerprint; other
+    content another one; the jobs still get the paths."""
+    from stemgrains.commands._batch import batch_params
+    from stemgrains.settings import default_config
+
+    cal = {n: tmp_path / f"cal{n}.json" for n in (2, 3, 4)}
+    for n, text in ((2, '{"q_pixel_size": 0.02}'), (3, '{"q_pixel_size": 0.02}'), (4, '{"q_pixel_size": 0.03}')):
+        cal[n].write_text(text)
+    masks = {n: tmp_path / f"m{n}.npy" for n in (1, 2, 3)}
+    for n, v in ((1, 0), (2, 0), (3, 1)):
+        m = np.zeros((3, 4), bool)
+        m[:, v] = True
+        np.save(masks[n], m)
+
+    def fp(c, m):
+        cfg = default_config()
+        cfg["calibration"]["file"] = str(cal[c])
+        cfg["classify"]["field"] = [1.0, 0.0]
+        cfg["transport"]["electrodes"] = {str(masks[m]): 1.0, "right": 0.0}
+        p = batch_params([AU], cfg, "run")
+        assert p["_config"]["calibration"]["file"] == str(cal[c])  # what the jobs run with
+        return B.params_fingerprint(p)
+
+    assert fp(2, 1) == fp(3, 1) == fp(3, 2)
+    assert fp(4, 1) != fp(2, 1) and fp(2, 3) != fp(2, 1)

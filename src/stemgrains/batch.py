@@ -23,7 +23,18 @@ Each input's folder holds :data:`DONE_MARKER`, a JSON record with the input's ch
 and fingerprint is skipped (``force`` redoes it). An input that was ``started`` with the same checksum and
 fingerprint resumes from its checkpoint (the job's own: ``.checkpoint`` / ``results.h5.partial``); with another
 checksum or fingerprint, or with ``force``, the stale checkpoints are deleted first. A folder that holds files
-but no marker was not written by a batch and is refused (a ``failed`` row) unless ``force``.
+but no marker was not written by a batch and is refused (a ``failed`` row) unless ``force``. A folder whose
+marker records another input (another path and another checksum) is never replaced, not even with ``force``:
+that input fails with a one-line reason naming the folder and the input it holds.
+
+One output folder, several batches
+----------------------------------
+A batch into a folder that holds a single ``run``'s results (``stemgrains_run.json``) is refused before any
+work unless ``overwrite``, which deletes the files that run wrote
+(:func:`stemgrains.io.outputs.claim_batch_folder`). A batch into the folder of an earlier batch of other inputs
+keeps the earlier inputs: their rows stay in ``batch_summary.csv`` and their paths and subfolders in
+``batch_parameters.json`` (merged by input); ``config.toml`` and the parameters recorded are the latest batch's
+(each subfolder's :data:`DONE_MARKER` and results file keep their own).
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from typing import Any
 
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
+from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG
 
 __all__ = [
     "DONE_MARKER",
@@ -66,11 +78,11 @@ __all__ = [
 ]
 
 DONE_MARKER = "batch_done.json"
-SUMMARY_CSV = "batch_summary.csv"
-SUMMARY_PNG = "batch_summary.png"
-PARAMETERS_JSON = "batch_parameters.json"
+SUMMARY_CSV = BATCH_SUMMARY_CSV
+SUMMARY_PNG = BATCH_SUMMARY_PNG
+PARAMETERS_JSON = BATCH_PARAMETERS
 #: the effective config of the batch (:mod:`stemgrains.settings`), given to ``run_batch(config_toml=...)``
-CONFIG_TOML = "config.toml"
+CONFIG_TOML = BATCH_CONFIG_TOML
 #: traceback of an input that failed with an unexpected error (not a StemgrainsError or OSError)
 ERROR_LOG = "batch_error.txt"
 
@@ -416,6 +428,23 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
+_TEXT_COLUMNS = ("input", "output", "status", "reason", "phase_fit_warning")
+
+
+def _parse_row(r: Mapping[str, str]) -> dict[str, Any]:
+    """A row read back from ``batch_summary.csv``: numbers as floats, empty cells left out."""
+    row: dict[str, Any] = {}
+    for k, v in r.items():
+        if k not in SUMMARY_COLUMNS or v in ("", None):
+            continue
+        if k in _TEXT_COLUMNS:
+            row[k] = v
+        else:
+            with contextlib.suppress(ValueError):
+                row[k] = float(v)
+    return row
+
+
 def _fmt(v: Any) -> str:
     if v is None:
         return ""
@@ -506,6 +535,7 @@ def run_batch(
     outputs: Sequence[str | os.PathLike] | None = None,
     log: Any = None,
     config_toml: str | None = None,
+    overwrite: bool = False,
 ) -> BatchResult:
     """Run ``job`` on every input; one failing input never stops the others.
 
@@ -545,30 +575,33 @@ def run_batch(
         TOML text of the effective config the inputs run with (:func:`stemgrains.settings.config_to_toml`),
         written to ``OUTDIR/config.toml`` (:data:`CONFIG_TOML`) before any input runs; ``--config`` that file
         repeats the batch's parameters.
+    overwrite
+        ``outdir`` may hold a single run's results: they are deleted first (without it such a folder is refused;
+        see :func:`stemgrains.io.outputs.claim_batch_folder`).
 
     Returns
     -------
     BatchResult
-        Rows (status ``done``, ``skipped``, ``failed`` with the reason, or ``pending`` when interrupted before
-        the input ran), the summary paths, the time taken.
+        Rows of these inputs (status ``done``, ``skipped``, ``failed`` with the reason, or ``pending`` when
+        interrupted before the input ran), the summary paths, the time taken. Rows of other inputs of an earlier
+        batch into ``outdir`` stay in ``batch_summary.csv`` but not here.
 
     Raises
     ------
     KeyboardInterrupt
         After the summary is written (finished inputs recorded, the others ``pending``); the same call resumes.
     ParameterError
-        ``jobs`` < 1, or ``outdir`` is a file.
+        ``jobs`` < 1, ``outdir`` is a file, an output is an input, or ``outdir`` holds a single run's results and
+        ``overwrite`` is False.
     """
     if int(jobs) != jobs or jobs < 1:
         raise ParameterError(f"--jobs expects a whole number ≥ 1, got {jobs!r}")
     jobs = int(jobs)
     out = Path(outdir)
-    if out.exists() and not out.is_dir():
-        raise ParameterError(f"-o {out}: is a file, not a folder; give an output folder for several inputs")
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
     folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
-    fingerprint = _start_outdir(out, inputs, folders, params, config_toml)
+    fingerprint, earlier = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
 
     t_batch = time.perf_counter()
 
@@ -577,8 +610,8 @@ def run_batch(
             print(text, file=log, flush=True)
 
     rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
-    _write_summary(out, rows)
-    started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say)
+    _write_summary(out, earlier + rows)
+    started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say, earlier)
     interrupted = False
     try:
         if scheduler is not None:
@@ -593,28 +626,60 @@ def run_batch(
         interrupted = True
         raise
     finally:
-        result = _finish_batch(out, rows, time.perf_counter() - t_batch, interrupted)
+        result = _finish_batch(out, rows, time.perf_counter() - t_batch, interrupted, earlier)
     return result
 
 
 def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: dict[str, Any],
-                  config_toml: str | None) -> str:
+                  config_toml: str | None, overwrite: bool) -> tuple[str, list[dict[str, Any]]]:
     """Check the outputs, create ``out`` and write ``batch_parameters.json`` (and ``config.toml``); returns the
-    parameters' fingerprint."""
-    from .io.outputs import check_outputs
+    parameters' fingerprint and the summary rows of an earlier batch's other inputs (kept, see the module
+    docstring)."""
+    from .io.outputs import check_outputs, claim_batch_folder
     from .io.results import atomic_write_text, json_default
 
     check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
+    claim_batch_folder(out, inputs, overwrite=overwrite)
+    earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
         {"software_version": __version__, "fingerprint": fingerprint,
          "parameters": {k: v for k, v in params.items() if not str(k).startswith("_")},
-         "inputs": [str(p.resolve()) for p in inputs], "outputs": [f.name for f in folders]},
+         "inputs": [str(p.resolve()) for p in inputs] + earlier_inputs,
+         "outputs": [f.name for f in folders] + earlier_outputs},
         indent=2, sort_keys=True, default=json_default) + "\n")
     if config_toml is not None:
         atomic_write_text(out / CONFIG_TOML, config_toml)
-    return fingerprint
+    return fingerprint, earlier
+
+
+def _earlier_inputs(out: Path, inputs: list[Path]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The inputs of an earlier batch into ``out`` that are not among ``inputs``: their absolute paths, their
+    subfolders' names (from ``batch_parameters.json``) and their rows of ``batch_summary.csv``."""
+    from .io.outputs import read_batch_parameters
+
+    record = read_batch_parameters(out) or {}
+    old_in, old_out = record.get("inputs"), record.get("outputs")
+    pairs = list(zip(old_in, old_out)) if isinstance(old_in, list) and isinstance(old_out, list) \
+        and len(old_in) == len(old_out) else []
+    now = {str(p.resolve()) for p in inputs}
+    kept = [(str(i), str(o)) for i, o in pairs if str(i) not in now]
+    try:
+        old_rows = read_summary(out / SUMMARY_CSV)
+    except (OSError, ValueError, csv.Error):
+        old_rows = []
+    by_output: dict[str, list[str]] = {}
+    for i, o in pairs:
+        by_output.setdefault(str(o), []).append(str(i))
+
+    def resolved(r: dict[str, str]) -> str:
+        # the input as its batch resolved it (the record of its subfolder), else as written in the row
+        claimed = by_output.get(Path(r.get("output") or "").name, [])
+        return claimed[0] if len(claimed) == 1 else str(Path(r.get("input") or "").resolve())
+
+    rows = [_parse_row(r) for r in old_rows if r.get("input") and resolved(r) not in now]
+    return [i for i, _ in kept], [o for _, o in kept], rows
 
 
 def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
@@ -633,6 +698,11 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         marker = _read_marker(folder)
+        if _holds_another_input(marker, src, checksums[i]):
+            rows[i].update(status="failed", reason=f"{folder}: holds the results of another input "
+                                                   f"({marker.get('input')}); move that folder or choose another -o")
+            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            continue
         same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
         if same and marker.get("state") == "done" and not force:
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",
@@ -651,15 +721,23 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
     return rows, todo, checksums
 
 
+def _holds_another_input(marker: dict[str, Any] | None, src: Path, checksum: str) -> bool:
+    """True when a subfolder's marker records another input: another path and another content (the same content
+    moved elsewhere is the same input)."""
+    if marker is None or not marker.get("input"):
+        return False
+    return str(marker["input"]) != str(src.resolve()) and marker.get("checksum") != checksum
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
 def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: list[dict[str, Any]],
-                   checksums: dict[int, str], fingerprint: str, say: Callable[[str], None]
-                   ) -> tuple[Callable[[int], None], Callable[[int, str, Any, float], None]]:
+                   checksums: dict[int, str], fingerprint: str, say: Callable[[str], None],
+                   earlier: list[dict[str, Any]]) -> tuple[Callable[[int], None], Callable[[int, str, Any, float], None]]:
     """``started(i)`` (folder, marker) and ``finished(i, status, value, seconds)`` (row, marker, progress line,
-    summary) of the runners."""
+    summary, with the ``earlier`` batches' rows first) of the runners."""
     n = len(inputs)
 
     def started(i: int) -> None:
@@ -683,19 +761,20 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
         else:
             row.update(status="failed", reason=str(value))
             say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")
-        _write_summary(out, rows)
+        _write_summary(out, earlier + rows)
 
     return started, finished
 
 
-def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interrupted: bool) -> BatchResult:
-    """The summary CSV and figure written, and the :class:`BatchResult`."""
-    _write_summary(out, rows)
+def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interrupted: bool,
+                  earlier: list[dict[str, Any]]) -> BatchResult:
+    """The summary CSV and figure written (the ``earlier`` batches' rows first), and the :class:`BatchResult`."""
+    _write_summary(out, earlier + rows)
     png = None
     with contextlib.suppress(Exception):  # the figure never hides the outcome
         from .plot.batch import plot_batch_summary
 
-        png = plot_batch_summary(rows, out / SUMMARY_PNG)
+        png = plot_batch_summary(earlier + rows, out / SUMMARY_PNG)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
     return BatchResult(rows=rows, outdir=out, seconds=seconds, summary_csv=out / SUMMARY_CSV,
                        summary_png=png, interrupted=interrupted, counts=counts)

@@ -704,6 +704,32 @@ def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
     return dict(electrodes)
 
 
+def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
+    """The applied field and the electrodes of a ``run`` from its resolved config, checked before any work.
+
+    Returns
+    -------
+    field, electrodes
+        ``(x, y)`` or ``None`` (each boundary under its local field), and :func:`pipeline_electrodes`.
+
+    Raises
+    ------
+    ParameterError
+        ``[classify] field`` and ``field_from_transport`` both set, neither a field nor electrodes, a zero field,
+        or electrodes without a potential difference (one line).
+    """
+    c = cfg["classify"]
+    if c["field_from_transport"] and c["field"] is not None:
+        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
+    electrodes = pipeline_electrodes(cfg["transport"]["electrodes"])
+    field = tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None
+    if field is None and electrodes is None:
+        raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
+    if field is not None:
+        _unit2(field, "field")
+    return field, electrodes
+
+
 def run_configured(input_path: str, output: str, phases: list[str], cfg: Config, *, overwrite: bool = False,
                    progress: bool = True, scheduler: str | None = None) -> dict[str, Any]:
     """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
@@ -732,7 +758,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
     Raises
     ------
     ParameterError
-        ``[classify] field`` and ``field_from_transport`` both set, or electrodes without a potential difference.
+        A field or electrodes :func:`check_run_config` refuses.
     StemgrainsError
         ``scheduler`` cannot be reached.
     """
@@ -740,11 +766,9 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
     from .settings import calibration_overrides, index_params
 
     g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
-    if c["field_from_transport"] and c["field"] is not None:
-        raise ParameterError("[classify] field and field_from_transport are both set; keep one")
-    electrodes = pipeline_electrodes(t["electrodes"])
+    field, electrodes = check_run_config(cfg)
     kwargs = dict(
-        field=tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None,
+        field=field,
         electrodes=electrodes,
         index_params=index_params(cfg),
         segment_params=_segment_params(g),

@@ -39,32 +39,76 @@ def file_sha256s(paths: list[str]) -> list[str]:
     return out
 
 
+def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], command: str) -> None:
+    """What one input checks before any work, done once for a whole batch of ``command`` (``run`` or ``index``):
+    the phase CIFs load, the ``[calibration] file`` reads, and for ``run`` the field and electrodes are valid
+    (:func:`stemgrains.pipeline.check_run_config`).
+
+    Raises
+    ------
+    ParameterError, FileFormatError
+        One line naming the file or parameter (the CLI: exit status 2, nothing created).
+    """
+    from ..crystal import load_phase
+    from ..settings import calibration_overrides
+
+    for c in phases:
+        load_phase(c)
+    calibration_overrides(cfg["calibration"])
+    if command == "run":
+        from ..pipeline import check_run_config
+
+        check_run_config(cfg)
+
+
+def _by_content(used: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """``used`` with its path values (``[calibration] file``, the electrode masks ``.npy`` among the
+    ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content, and those digests by
+    config key (``{"[calibration] file": digest, "[transport] electrodes": [digest per mask, in order]}``,
+    ``{}`` when the config names no file)."""
+    def digest(path: str) -> str:
+        return f"sha256:{file_sha256s([path])[0]}"
+
+    out = {section: dict(keys) for section, keys in used.items()}
+    files: dict[str, Any] = {}
+    if out.get("calibration", {}).get("file"):
+        out["calibration"]["file"] = files["[calibration] file"] = digest(out["calibration"]["file"])
+    electrodes = out.get("transport", {}).get("electrodes")
+    if electrodes and any(k.lower().endswith(".npy") for k in electrodes):
+        out["transport"]["electrodes"] = {(digest(k) if k.lower().endswith(".npy") else k): v
+                                          for k, v in electrodes.items()}
+        files["[transport] electrodes"] = [k for k in out["transport"]["electrodes"] if k.startswith("sha256:")]
+    return out, files
+
+
 def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str, **extra: Any) -> dict[str, Any]:
-    """The parameters of one input's job in a batch of ``command`` (``run`` or ``index``), JSON-able.
+    """The parameters of one input's job in a batch of ``command`` (``run`` or ``index``), JSON-able, after
+    :func:`check_batch_arguments`.
 
     Their fingerprint (:func:`stemgrains.batch.params_fingerprint`: the keys not starting with ``_``) decides
-    whether an input done before is skipped, so they hold what changes the results: ``config``, the part of the
-    effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command`` reads
-    (:func:`stemgrains.settings.used_config`); ``phase_sha256``, the phase CIFs' content, in order;
-    ``file_sha256``, the content of the other files the config names (``[calibration] file``, electrode masks
-    ``.npy``), by path; and ``extra`` (e.g. the names of export files). ``_phases`` (the CIF paths, absolute) is
-    not fingerprinted: the same CIF moved elsewhere gives the same results.
+    whether an input done before is skipped, so they hold what changes the results and nothing else:
+    ``config``, the part of the effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command``
+    reads (:func:`stemgrains.settings.used_config`) with the files it names (``[calibration] file``, electrode
+    masks ``.npy``) given by their content's SHA-256 instead of their paths; ``file_sha256``, those digests by
+    config key (``{}`` without such files); ``phase_sha256``, the phase CIFs' content, in order; and ``extra`` (e.g. the names of export files). Not fingerprinted: ``_config``, that part
+    of the config as it is (with the paths; the jobs run with it and ``OUTDIR/config.toml`` records it), and
+    ``_phases`` (the CIF paths, absolute): the same files moved or copied elsewhere give the same results.
     """
     from ..settings import used_config
 
+    check_batch_arguments(phases, cfg, command)
     used = used_config(cfg, command)
     paths = [str(Path(c).resolve()) if Path(c).exists() else c for c in phases]
-    named = [used.get("calibration", {}).get("file"),
-             *[k for k in (used.get("transport", {}).get("electrodes") or {}) if k.lower().endswith(".npy")]]
-    named = [f for f in named if f]
-    return dict(config=used, phase_sha256=file_sha256s(paths), file_sha256=dict(zip(named, file_sha256s(named))),
-                _phases=paths, **extra)
+    by_content, files = _by_content(used)
+    return dict(config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files, _config=used, _phases=paths,
+                **extra)
 
 
 def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
     """Expand ``args.input``, run the batch into ``args.output`` and print its outcome; 1 if any input failed.
 
-    ``params`` from :func:`batch_params`: its ``config`` is also written to ``OUTDIR/config.toml``."""
+    ``params`` from :func:`batch_params`: its ``_config`` is also written to ``OUTDIR/config.toml``. A folder
+    holding a single run's results is refused unless ``--overwrite`` (``run``)."""
     from ..batch import expand_inputs, format_result, run_batch
     from ..settings import config_to_toml
 
@@ -72,6 +116,7 @@ def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]
     header = (f"effective config of the batch into {Path(args.output).resolve()} (every input ran with it); "
               "--config this file repeats it")
     result = run_batch(inputs, args.output, job, params, jobs=args.jobs, scheduler=args.scheduler, force=args.force,
-                       progress=not args.no_progress, config_toml=config_to_toml(params["config"], header=header))
+                       progress=not args.no_progress, config_toml=config_to_toml(params["_config"], header=header),
+                       overwrite=getattr(args, "overwrite", False))
     print(format_result(result))
     return 1 if result.failed else 0

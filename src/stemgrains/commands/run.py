@@ -54,11 +54,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
-    from ..pipeline import pipeline_electrodes, run_configured
+    from ..pipeline import run_configured
 
     cfg = resolve(args, NAME)
-    if is_batch(args.input):
-        pipeline_electrodes(cfg["transport"]["electrodes"])  # a bad electrode set: one line now, not once per input
+    if is_batch(args.input):  # batch_params checks the phases, field, electrodes, calibration once, up front
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
     out = run_configured(args.input[0], args.output, args.phase, cfg, overwrite=args.overwrite,
                          progress=not args.no_progress, scheduler=args.scheduler)
@@ -74,7 +73,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     (:func:`stemgrains.batch.run_batch`)."""
     from ..pipeline import run_configured
 
-    out = run_configured(str(input_path), str(folder), params["_phases"], params["config"], overwrite=True,
+    out = run_configured(str(input_path), str(folder), params["_phases"], params["_config"], overwrite=True,
                          progress=params.get("_progress", True))
     s = out["summary"]
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])

@@ -7,7 +7,10 @@
   what ``stemgrains run`` wrote into a folder and from which input. A folder holding the results of another
   run is refused unless ``overwrite=True``, and then the files the earlier run wrote are removed first, so no
   stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
-  (manifest not marked complete) resumes without ``overwrite``.
+  (manifest not marked complete) resumes without ``overwrite``. A batch folder (:data:`BATCH_PARAMETERS`) is
+  refused the same way, and with ``overwrite`` the batch's files and its inputs' subfolders are removed first.
+* :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
+  of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
 Every file itself is written under a temporary name and renamed (:mod:`stemgrains.io.results`).
 """
@@ -33,6 +36,12 @@ __all__ = [
     "RUN_OUTPUTS",
     "prepare_run_folder",
     "finish_run_folder",
+    "BATCH_SUMMARY_CSV",
+    "BATCH_SUMMARY_PNG",
+    "BATCH_PARAMETERS",
+    "BATCH_CONFIG_TOML",
+    "read_batch_parameters",
+    "claim_batch_folder",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -59,6 +68,12 @@ RUN_OUTPUTS = (
     "transport_mismatch.png",
 )
 _CHECKPOINT = ".checkpoint"
+#: the files of a batch folder (:mod:`stemgrains.batch`): summary table and figure, parameters (with the inputs
+#: and their subfolders' names), effective config
+BATCH_SUMMARY_CSV = "batch_summary.csv"
+BATCH_SUMMARY_PNG = "batch_summary.png"
+BATCH_PARAMETERS = "batch_parameters.json"
+BATCH_CONFIG_TOML = "config.toml"
 _COMPANIONS = {".mib": (".hdr",), ".hdr": (".mib",), ".xml": (".raw",), ".raw": (".xml",)}
 
 
@@ -189,6 +204,103 @@ def _remove_owned(folder: Path, names: Iterable[str]) -> list[str]:
     return removed
 
 
+def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = True) -> None:
+    """Delete what a single run wrote into ``out``: the files its manifest lists and every name in
+    :data:`RUN_OUTPUTS` (plain files only), and with ``checkpoint`` its checkpoint folder."""
+    names = set(RUN_OUTPUTS)
+    if manifest is not None:
+        names |= {str(n) for n in manifest.get("files", [])}
+    _remove_owned(out, sorted(names))
+    if checkpoint:
+        shutil.rmtree(out / _CHECKPOINT, ignore_errors=True)
+
+
+def read_batch_parameters(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The :data:`BATCH_PARAMETERS` record of a batch folder (``inputs``: absolute paths, ``outputs``: their
+    subfolders' names, in the same order), ``{}`` when it is unreadable, ``None`` when the folder holds none."""
+    p = Path(folder) / BATCH_PARAMETERS
+    if not p.is_file():
+        return None
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _replace_batch(out: Path, overwrite: bool, input_path: str | os.PathLike) -> None:
+    """A single run into ``out``: refuse a batch folder, or with ``overwrite`` delete the batch's files and the
+    subfolders its :data:`BATCH_PARAMETERS` lists (plain names directly inside ``out`` only; one holding the
+    input is refused)."""
+    params = read_batch_parameters(out) if out.is_dir() else None
+    if params is None:
+        return
+    inputs = params.get("inputs") if isinstance(params.get("inputs"), list) else []
+    if not overwrite:
+        raise ParameterError(
+            f"-o {out}: is the folder of a batch ({BATCH_PARAMETERS}, {len(inputs)} input(s)); choose another "
+            "folder, or add --overwrite to replace its results")
+    subfolders = params.get("outputs") if isinstance(params.get("outputs"), list) else []
+    # a record cannot make us delete anything but a real subfolder of ``out``
+    doomed = [out / n for n in sorted({str(n) for n in subfolders})
+              if Path(n).name == n and n not in ("", ".", "..") and (out / n).is_dir() and not (out / n).is_symlink()]
+    for d in doomed:
+        if any(_inside(f, d) for f in input_files(input_path)):
+            raise ParameterError(f"-o {out}: --overwrite would delete the batch subfolder {d}, which holds the input "
+                                 f"{input_path}; move the input or choose another output folder")
+    for d in doomed:
+        shutil.rmtree(d)
+    _remove_owned(out, [BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, BATCH_CONFIG_TOML, BATCH_PARAMETERS])
+
+
+def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
+                       overwrite: bool = False) -> None:
+    """Check a batch's output folder before any work: it must not hold the results of a single ``run``.
+
+    Parameters
+    ----------
+    folder
+        The batch's ``-o`` folder (need not exist).
+    inputs
+        The batch's inputs: none may be among the files ``overwrite`` deletes.
+    overwrite
+        Delete the single run's results first (the files its :data:`RUN_MANIFEST` lists, every name in
+        :data:`RUN_OUTPUTS`, the manifest and the checkpoint).
+
+    Raises
+    ------
+    ParameterError
+        ``folder`` is a file, or holds a single run's results (:data:`RUN_MANIFEST`, or ``results.h5`` of an
+        older run without one) and ``overwrite`` is False, or an input is one of those files.
+    """
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise ParameterError(f"-o {out}: is a file, not a folder; give an output folder for several inputs")
+    if not out.is_dir():
+        return
+    manifest = _read_manifest(out)
+    if manifest is None and not (out / "results.h5").is_file():
+        return
+    if manifest is not None and not manifest.get("complete", True) and not (out / _CHECKPOINT).exists() \
+            and not any((out / n).exists() for n in RUN_OUTPUTS):
+        _remove_owned(out, [RUN_MANIFEST])  # a run that stopped before writing anything: nothing to protect
+        return
+    previous = manifest.get("input", "an unknown dataset") if manifest is not None else _results_input(out / "results.h5")
+    if not overwrite:
+        raise ParameterError(
+            f"-o {out}: holds the results of a single run on {previous} "
+            f"({RUN_MANIFEST if manifest is not None else 'results.h5'}); choose another folder "
+            "for the batch (or, with run, add --overwrite to replace them)")
+    names = {*RUN_OUTPUTS, RUN_MANIFEST, *(str(n) for n in (manifest or {}).get("files", []))}
+    for i in inputs:
+        for f in input_files(i):
+            if any(same_file(out / n, f) for n in names) or _inside(f, out / _CHECKPOINT):
+                raise ParameterError(f"-o {out}: --overwrite would delete the input {f}, a file of the single run "
+                                     "there; move the input or choose another output folder")
+    _remove_run(out, manifest)
+    _remove_owned(out, [RUN_MANIFEST])
+
+
 def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
     """Check and claim a ``run`` output folder before any work.
 
@@ -200,7 +312,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
         The dataset the run reads.
     overwrite
         Replace the results of another run found in ``folder``: the files that run wrote (its manifest, or
-        every name in :data:`RUN_OUTPUTS` when it left none) are deleted first, with its checkpoint.
+        every name in :data:`RUN_OUTPUTS` when it left none) are deleted first, with its checkpoint; of a batch:
+        its files and the subfolders its :data:`BATCH_PARAMETERS` lists.
 
     Returns
     -------
@@ -211,7 +324,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     ------
     ParameterError
         ``folder`` is a file, the input lies in ``folder`` under a name the run writes, or ``folder`` holds the
-        results of another run (complete, or of another input) and ``overwrite`` is False.
+        results of another run (complete, or of another input) or of a batch (:data:`BATCH_PARAMETERS`) and
+        ``overwrite`` is False.
     """
     out = Path(folder)
     if out.exists() and not out.is_dir():
@@ -224,6 +338,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 "choose another output folder"
             )
     ident = _identity(input_path)
+    _replace_batch(out, overwrite, input_path)
     old = _read_manifest(out) if out.is_dir() else None
     if old is not None and not old.get("complete", True) and not (out / _CHECKPOINT).exists() \
             and not any((out / n).exists() for n in RUN_OUTPUTS):
@@ -239,12 +354,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 "--overwrite to replace them"
             )
         if not resumable:
-            names = set(RUN_OUTPUTS)
-            if old is not None:
-                names |= {str(n) for n in old.get("files", [])}
-            _remove_owned(out, sorted(names))
-            if previous != ident["input"]:
-                shutil.rmtree(out / _CHECKPOINT, ignore_errors=True)
+            _remove_run(out, old, checkpoint=previous != ident["input"])
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         **ident,
