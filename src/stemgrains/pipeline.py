@@ -124,6 +124,20 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
 
 
 # ------------------------------------------------------------------------------------------------ index
+def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | os.PathLike | None) -> None:
+    """Refuse export names whose extension is not the format's (``.ang``, ``.ctf``): the writers pick the format by
+    it, so another name would fail only after indexing.
+
+    Raises
+    ------
+    ParameterError
+        One line naming the option and the file.
+    """
+    for opt, name, suffix in (("--export-ang", export_ang, ".ang"), ("--export-ctf", export_ctf, ".ctf")):
+        if name is not None and Path(name).suffix.lower() != suffix:
+            raise ParameterError(f"{opt} {name}: the file name must end in {suffix} (the format is chosen by it)")
+
+
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
               figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None) -> dict[str, Any]:
@@ -166,6 +180,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     out = Path(output)
     check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
                    "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
+    check_export_names(export_ang, export_ctf)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from ..errors import ParameterError
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
 
@@ -67,11 +66,11 @@ def _print_fit(fit: Any, path: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
-    for opt, name, suffix in (("--export-ang", args.export_ang, ".ang"), ("--export-ctf", args.export_ctf, ".ctf")):
-        if name is not None and Path(name).suffix.lower() != suffix:
-            raise ParameterError(f"{opt} {name}: the file name must end in {suffix} (the format is chosen by it)")
     cfg = resolve(args, NAME)
     if is_batch(args.input):
+        from ..pipeline import check_export_names
+
+        check_export_names(args.export_ang, args.export_ctf)
         outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
     from ..pipeline import run_index
