@@ -393,6 +393,9 @@ _CLI = "command line: "
 def _check(key: Key, value: Any, where: str) -> Any:
     """The value normalised (ints → floats for float keys, lists for pairs), or a one-line ParameterError."""
     def bad() -> ParameterError:
+        if key.choices and isinstance(value, str):
+            return ParameterError(f"{where}[{key.section}] {key.name}: expected one of {', '.join(key.choices)}, "
+                                  f"got {value!r}{_suggest(value, key.choices)}")
         extra = f" (one of {', '.join(key.choices)})" if key.choices else ""
         return ParameterError(f"{where}[{key.section}] {key.name}: expected {_KIND_TEXT[key.kind]}{extra}, "
                               f"got {value!r}")
@@ -508,6 +511,11 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if file_signature(p) == HDF5_SIGNATURE:
         text = read_config(p)
         if text is None:
+            from .io.fourd import is_4d_data
+
+            if is_4d_data(p):
+                raise FileFormatError(f"{p}: 4D diffraction data, not a results file or config file (a config is "
+                                      "recorded in the results of index, segment, classify, transport and run)")
             raise FileFormatError(f"{p}: results file holds no config (/parameters attribute 'config'); it was "
                                   "written before config files existed")
     else:

@@ -314,6 +314,11 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
             raise
         except Exception as err:  # damaged HDF5: h5py raises many types
             raise FileFormatError(f"{source}: damaged results file ({first_line(err)})") from None
+        from .fourd import is_4d_data
+
+        if is_4d_data(p):
+            raise FileFormatError(f"{source}: 4D diffraction data, not a results file or orientation map; index it "
+                                  "first (stemgrains run or stemgrains index)")
     elif ext in (".h5", ".hdf5", ".hdf"):
         raise FileFormatError(f"{source}: not an HDF5 file (no HDF5 signature)")
     elif ext not in (".ang", ".ctf"):
