@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-overlap", type=float, default=0.25, metavar="F",
                    help="least common indexed area, fraction of the smaller map (default %(default)g); refused below")
     p.add_argument("--min-agreement", type=float, default=config.COMPARE_MIN_AGREEMENT, metavar="F",
-                   help="least fraction of the common pixels that agree in orientation (within --threshold) at the "
+                   help="least fraction of the common pixels that agree in orientation (within --max-rotation) at the "
                         "placement found (default %(default)g); below it the scans are taken for different areas and "
                         "refused (with --shift: a warning)")
     p.add_argument("--min-iou", type=float, default=0.2, metavar="F",

@@ -562,8 +562,8 @@ def compare_results(
         Registration: least common indexed area, as a fraction of the smaller map's indexed pixels; below it
         the comparison is refused (at least 16 pixels, at most the smaller map).
     min_agreement
-        Least fraction of the common indexed pixels whose orientations agree within ``threshold_deg`` at the
-        placement found; below it the scans are taken for different areas and the comparison is refused
+        Least fraction of the common indexed pixels whose orientations agree within ``max_rotation_deg`` (at
+        least ``threshold_deg``) at the placement found; below it the scans are taken for different areas and the comparison is refused
         (InputError). A given shift is kept and a line added to :attr:`Comparison.warnings` instead.
     min_iou
         Least intersection over union of two grains to be matched.
@@ -626,7 +626,8 @@ def compare_results(
         ops = (parse_op(str(rotation)),)
     notes: list[str] = []
     regs = _register_scans(scans, ops, shifts, angles_deg, threshold_deg=threshold_deg, max_angle_deg=max_angle_deg,
-                           min_overlap_fraction=min_overlap_fraction, min_agreement=min_agreement, warnings=notes)
+                           min_overlap_fraction=min_overlap_fraction, min_agreement=min_agreement,
+                           max_rotation_deg=max_rotation_deg, warnings=notes)
     series_labels, covered, grain_rows, bound_rows, points = _track_grains(
         scans, regs, min_iou=min_iou, max_rotation_deg=max_rotation_deg, move_tolerance_px=move_tolerance_px,
         min_grain_size=min_grain_size)
@@ -641,11 +642,12 @@ def compare_results(
 
 def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: list | None, angles_deg: list | None,
                     *, threshold_deg: float, max_angle_deg: float, min_overlap_fraction: float,
-                    min_agreement: float = 0.0, warnings: list[str] | None = None) -> list[Registration]:
+                    min_agreement: float = 0.0, max_rotation_deg: float = 15.0, warnings: list[str] | None = None
+                    ) -> list[Registration]:
     """Registration of every later scan onto scan 1 (scan 1's own first): given shifts/angles, or searched over
     ``ops`` (and small rotations up to ``max_angle_deg``); an :class:`InputError` when the overlap is too small
-    or, for a searched placement, fewer than ``min_agreement`` of the common pixels agree in orientation (a
-    given placement appends a line to ``warnings`` instead)."""
+    or, for a searched placement, fewer than ``min_agreement`` of the common pixels agree in orientation within
+    ``max_rotation_deg`` (a given placement appends a line to ``warnings`` instead)."""
     warnings = [] if warnings is None else warnings
     n = len(scans)
     ref = scans[0]
@@ -699,12 +701,16 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")
         agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov, syms) / int(both.sum())
-        if agree < min_agreement:
+        # same area? pixels that changed by more than a matched grain may (max_rotation_deg) cannot be the
+        # same grains; a turn of the whole specimen within that stays acceptable (search it with max_angle_deg)
+        same = (_agreement(ref, q_on, pid_on, both, max(max_rotation_deg, threshold_deg), names_ref, names_mov, syms)
+                / int(both.sum())) if min_agreement > 0 else 1.0
+        if same < min_agreement:
             turn = f", rotated {angle:+.2f}°" if angle else ""
             what = (f"{s.path}: at the {'given' if given is not None else 'best'} placement on {ref.path} "
-                    f"({op.name}{turn}, shift ({shift[0]}, {shift[1]}) px) only {100 * agree:.0f} % of the "
-                    f"{int(both.sum())} pixels both index agree in orientation within {threshold_deg:g}° (at least "
-                    f"{100 * min_agreement:g} % expected)")
+                    f"({op.name}{turn}, shift ({shift[0]}, {shift[1]}) px) only {100 * same:.0f} % of the "
+                    f"{int(both.sum())} pixels both index agree in orientation within "
+                    f"{max(max_rotation_deg, threshold_deg):g}° (at least {100 * min_agreement:g} % expected)")
             if given is None:
                 raise InputError(f"{what}: the scans do not show the same area (give --shift to compare anyway)")
             warnings.append(f"{what}: the scans may not show the same area")
