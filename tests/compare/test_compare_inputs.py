@@ -103,3 +103,15 @@ def test_raw_4d_data_is_named_as_such(tmp_path, nba, capsys):
     assert main(["compare", str(p1), str(raw), "-o", str(tmp_path / "c")]) == 2
     err = capsys.readouterr().err.strip()
     assert "4D diffraction data, not a results file" in err and "NoneType" not in err and "\n" not in err
+
+
+def test_hdf5_without_orientation_says_so(tmp_path, nba, capsys):
+    import h5py
+
+    p1, *_ = two_scans(tmp_path, nba)
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f.create_dataset("x", data=np.arange(3))
+    assert main(["compare", str(p1), str(other), "-o", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no /orientation group" in err and "\n" not in err

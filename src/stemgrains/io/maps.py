@@ -336,6 +336,9 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     except StemgrainsError:
         raise
     except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
+        if not vendor and ext not in (".ang", ".ctf"):  # HDF5 without /orientation that orix does not know either
+            raise FileFormatError(f"{source}: cannot read as an orientation map: no /orientation group (not a "
+                                  f"stemgrains results file) and not an orix map ({first_line(err)})") from None
         raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
