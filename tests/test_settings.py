@@ -109,7 +109,17 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
     ("[grain]\nthreshold_deg = 3\n", "unknown section [grain] (did you mean grains?)"),
     ("[grains]\nthreshold_deg = \"3\"\n", "[grains] threshold_deg: expected a number, got '3'"),
     ("[grains]\nmin_grain_size = 2.5\n", "[grains] min_grain_size: expected an integer, got 2.5"),
-    ("[classify]\nbasis = \"2d\"\n", "[classify] basis: expected a string (one of trace, 3d), got '2d'"),
+    ("[classify]\nbasis = \"2d\"\n", "[classify] basis: expected one of trace, 3d, got '2d'"),
+    ("[transport]\nmodel = \"tensr\"\n",
+     "[transport] model: expected one of tensor, resistor, got 'tensr' (did you mean tensor?)"),
+    ("[transport]\nmodel = 3\n", "[transport] model: expected a string (one of tensor, resistor), got 3"),
+    ("[index]\nsearch_stride = 0\n", "[index] search_stride: expected an integer of at least 1, got 0"),
+    ("[index]\nchunk_rows = 0\n", "[index] chunk_rows: expected an integer of at least 1, got 0"),
+    ("[index]\nstep_deg = 0\n", "[index] step_deg: expected a finite positive number, got 0"),
+    ("[grains]\nthreshold_deg = -3\n", "[grains] threshold_deg: expected a finite positive number, got -3"),
+    ("[grains]\nthreshold_deg = nan\n", "[grains] threshold_deg: expected a finite positive number, got nan"),
+    ("[grains]\nmin_reliability = nan\n", "[grains] min_reliability: expected a number, got nan"),
+    ("[classify]\nfield = [0, 0]\n", "[classify] field: expected a non-zero direction, got [0, 0]"),
     ("[classify]\nfield = [1, 0, 0]\n", "[classify] field: expected two numbers"),
     ("[figures]\nenabled = 1\n", "[figures] enabled: expected true or false, got 1"),
     ("[grains\nthreshold_deg = 3\n", "not valid TOML"),
@@ -134,6 +144,13 @@ def test_load_config_errors(tmp_path):
         f.create_group("parameters").attrs["index"] = "{}"
     with pytest.raises(FileFormatError, match="holds no config"):
         settings.load_config(h5)
+    from stemgrains.data import Calibration
+    from stemgrains.io import write_4d
+
+    raw = write_4d(tmp_path / "raw.h5", np.zeros((2, 2, 8, 8), np.uint16),
+                   Calibration(q_pixel_size=0.05, accelerating_voltage_kV=200.0, scan_step_nm=2.0))
+    with pytest.raises(FileFormatError, match="4D diffraction data, not a results file"):
+        settings.load_config(raw)
     with pytest.raises(ParameterError, match=r"command line: \[grains\] min_grain_size"):
         settings.effective_config({"min_size": 2.5}, "segment")
 
@@ -281,3 +298,12 @@ def test_index_reads_its_sections_and_records_them(tmp_path, scan):
     rec = settings.load_config(out)
     assert rec.keys() == {"calibration", "index", "spots"}  # index records what it used, not [grains]
     assert rec["index"]["n_prefilter"] == 200 and rec["spots"]["n_sigma"] == 4.5
+
+
+def test_config_from_to_dash_writes_standard_output(tmp_path, capsys, monkeypatch):
+    f = tmp_path / "c.toml"
+    f.write_text("[grains]\nthreshold_deg = 3\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "--from", str(f), "-o", "-"]) == 0
+    assert "threshold_deg = 3.0" in capsys.readouterr().out
+    assert not (tmp_path / "-").exists()

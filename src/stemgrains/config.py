@@ -7,6 +7,11 @@ from __future__ import annotations
 
 # --- grains ------------------------------------------------------------------------------------
 GRAIN_THRESHOLD_DEG = 5.0  # neighbouring pixels join a grain below this disorientation
+# compare: least fraction of the common pixels whose orientations agree within the largest orientation change of a
+# matched grain (15 deg) at a searched placement. Scans of one area agree on most pixels (>= 90 % in tests/compare,
+# incl. a grain turned 3 deg, unindexed pixels, turned grids, a specimen turned 7 deg); two different areas only
+# by chance (0 % at 5 deg for the two different maps a user compared)
+COMPARE_MIN_AGREEMENT = 0.5
 LOW_ANGLE_DEG = 15.0  # low/high-angle boundary limit
 MIN_GRAIN_SIZE_PX = 5
 

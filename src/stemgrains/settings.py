@@ -386,6 +386,21 @@ def _number(v: Any) -> bool:
 
 #: keys that must be finite and positive (a calibration of 0 or -1 would index nonsense for hours)
 _POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_voltage_kV", "calibration.scan_step_nm"})
+#: file values that must be finite and positive (what the stages then require; 0 or −3 would be refused only
+#: after a run started, or a NaN threshold would silently segment nothing)
+_POSITIVE_FILE = frozenset({
+    "index.step_deg", "index.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
+    "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
+    "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
+    "transport.conductivity_ratio", "spots.beam_radius_px",
+})
+#: file values that must be integers ≥ 1
+_COUNT_FILE = frozenset({
+    "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
+    "index.n_refine", "index.n_best", "index.min_peaks", "index.refine_max_eval", "spots.max_peaks",
+})
+#: file values that must be a non-zero vector (a direction)
+_DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)
 _CLI = "command line: "
 
@@ -393,6 +408,9 @@ _CLI = "command line: "
 def _check(key: Key, value: Any, where: str) -> Any:
     """The value normalised (ints → floats for float keys, lists for pairs), or a one-line ParameterError."""
     def bad() -> ParameterError:
+        if key.choices and isinstance(value, str):
+            return ParameterError(f"{where}[{key.section}] {key.name}: expected one of {', '.join(key.choices)}, "
+                                  f"got {value!r}{_suggest(value, key.choices)}")
         extra = f" (one of {', '.join(key.choices)})" if key.choices else ""
         return ParameterError(f"{where}[{key.section}] {key.name}: expected {_KIND_TEXT[key.kind]}{extra}, "
                               f"got {value!r}")
@@ -405,12 +423,20 @@ def _check(key: Key, value: Any, where: str) -> Any:
             if where == _CLI and key.flag:
                 raise ParameterError(f"{key.flag} expects a finite positive number, got {value:g}")
             raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, got {value!r}")
+        if where != _CLI:  # command-line values are checked by the commands, with messages naming the option
+            if key.path in _POSITIVE_FILE and not 0 < value < math.inf:
+                raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, "
+                                     f"got {value!r}")
+            if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never
+                raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {value!r}")
         return float(value)
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad()
+        if where != _CLI and key.path in _COUNT_FILE and value < 1:
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 1, got {value!r}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -424,6 +450,10 @@ def _check(key: Key, value: Any, where: str) -> Any:
         n = 2 if kind == "pair" else 4
         if not isinstance(value, (list, tuple)) or len(value) != n or not all(_number(x) for x in value):
             raise bad()
+        if where != _CLI and any(math.isnan(x) for x in value):
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected numbers, got {value!r}")
+        if where != _CLI and key.path in _DIRECTION_FILE and not any(value):
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a non-zero direction, got {value!r}")
         return [float(x) for x in value]
     if kind == "strings":
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
@@ -508,6 +538,11 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     if file_signature(p) == HDF5_SIGNATURE:
         text = read_config(p)
         if text is None:
+            from .io.fourd import is_4d_data
+
+            if is_4d_data(p):
+                raise FileFormatError(f"{p}: 4D diffraction data, not a results file or config file (a config is "
+                                      "recorded in the results of index, segment, classify, transport and run)")
             raise FileFormatError(f"{p}: results file holds no config (/parameters attribute 'config'); it was "
                                   "written before config files existed")
     else:

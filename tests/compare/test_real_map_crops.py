@@ -70,3 +70,20 @@ def test_turned_and_shifted_crops_of_a_real_map_compare_as_unchanged(shared_data
     bst = np.asarray(b["status"])
     compared = ~np.isin(bst, ["outside"])
     assert np.mean(bst[compared] == "unchanged") > 0.85
+
+
+@pytest.mark.parametrize("name", ["duplex_steel_ebsd.ang", "mg_twins_ebsd.ctf"])
+def test_disjoint_crops_of_a_real_map_are_refused(shared_data, tmp_path, name):
+    """Two corners of one real map (same phases and texture, no common area): at the best placement few pixels
+    agree (measured: 5 % duplex steel, 16 % textured Mg), so the comparison is refused as different areas."""
+    from stemgrains.errors import InputError
+
+    xmap = load_orientation_map(shared_data / "maps" / name)
+    q, pid, _ = map_arrays(xmap)
+    ny, nx = pid.shape
+    h, w = ny // 2 - 2, nx // 2 - 2
+    w1, w2 = (slice(0, h), slice(0, w)), (slice(ny - h, ny), slice(nx - w, nx))
+    p1 = _crop_results(tmp_path / "a.h5", q[w1], pid[w1], xmap.phases, xmap.dx)
+    p2 = _crop_results(tmp_path / "b.h5", q[w2], pid[w2], xmap.phases, xmap.dx)
+    with pytest.raises(InputError, match="do not show the same area"):
+        compare_results([p1, p2])

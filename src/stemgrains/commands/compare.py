@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import config
@@ -43,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "1's centre (once per later scan)")
     p.add_argument("--min-overlap", type=float, default=0.25, metavar="F",
                    help="least common indexed area, fraction of the smaller map (default %(default)g); refused below")
+    p.add_argument("--min-agreement", type=float, default=config.COMPARE_MIN_AGREEMENT, metavar="F",
+                   help="least fraction of the common pixels that agree in orientation (within --max-rotation) at the "
+                        "placement found (default %(default)g); below it the scans are taken for different areas and "
+                        "refused (with --shift: a warning)")
     p.add_argument("--min-iou", type=float, default=0.2, metavar="F",
                    help="least intersection over union of two grains to match them (default %(default)g)")
     p.add_argument("--max-rotation", type=float, default=15.0, metavar="DEG",
@@ -89,23 +94,27 @@ def run(args: argparse.Namespace) -> int:
     if shifts is not None and str(rotation).lower() == "auto":
         rotation = "none"
     comp = compare_results(inputs, rotation=rotation, shifts=shifts, min_overlap_fraction=args.min_overlap,
-                           min_iou=args.min_iou, max_rotation_deg=args.max_rotation,
+                           min_agreement=args.min_agreement, min_iou=args.min_iou, max_rotation_deg=args.max_rotation,
                            move_tolerance_px=args.move_tolerance, threshold_deg=args.threshold,
                            max_angle_deg=args.max_angle, angles_deg=angles)
+    names = comp.names
     write_comparison(out, comp, figures=not args.no_figures)
+    for line in comp.warnings:
+        print(f"warning: {line}", file=sys.stderr)
     for k, (path, segmented) in enumerate(zip(comp.paths, comp.parameters["segmented_here"])):
         if segmented:
             print(f"  {path}: no grains in the file; segmented here (threshold {args.threshold:g}°)")
     for k in range(1, len(comp.paths)):
         r = comp.registrations[k]
-        how = "given" if r.given else f"NCC {r.score:.3f}, best rival {100 * r.runner_up:.0f} % as many agreeing px"
+        ncc = f"NCC {r.score:.3f}" if r.score == r.score else "no correlation peak"
+        how = "given" if r.given else f"{ncc}, best rival {100 * r.runner_up:.0f} % as many agreeing px"
         turn = f", rotated {r.angle_deg:+.2f}°" if r.angle_deg else ""
-        print(f"scan {k + 1} ({comp.paths[k].name}) on scan 1: {r.op.name}{turn}, shift ({r.shift[0]}, {r.shift[1]}) px "
-              f"({how}); {r.overlap_px} px in common, {100 * r.agreement:.0f} % of them agree within "
+        print(f"scan {k + 1} ({names[k]}) on scan 1 ({names[0]}): {r.op.name}{turn}, shift ({r.shift[0]}, "
+              f"{r.shift[1]}) px ({how}); {r.overlap_px} px in common, {100 * r.agreement:.0f} % of them agree within "
               f"{args.threshold:g}°")
     for c in comp.summary()["comparisons"]:
-        grains = ", ".join(f"{v} {k}" for k, v in c["grains"].items())
-        bounds = ", ".join(f"{v} {k}" for k, v in c["boundaries"].items())
+        grains = ", ".join(f"{v} {k}" for k, v in c["grains"].items()) or "none"
+        bounds = ", ".join(f"{v} {k}" for k, v in c["boundaries"].items()) or "none"
         mx = c["max_disorientation_deg"]
         print(f"scan {c['scan_from']} -> {c['scan_to']}: grains {grains}"
               + (f" (largest orientation change {mx:.2f}°)" if mx is not None else ""))

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="write the config recorded in a results file (or a config file, normalised)")
     what.add_argument("--check", metavar="FILE.toml", help="validate a config file (or a results file's config)")
     p.add_argument("-o", "--output", default=None, metavar="FILE.toml",
-                   help="write there (atomically) instead of to standard output")
+                   help="write there (atomically) instead of to standard output (\"-\": standard output)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.from_file)
         text = config_to_toml(cfg, header=f"config recorded in {args.from_file}")
-    if args.output:
+    if args.output and args.output != "-":
         from pathlib import Path
 
         from ..io.outputs import check_outputs

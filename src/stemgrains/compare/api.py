@@ -44,10 +44,14 @@ import numpy as np
 from .. import config
 from .._table import Table
 from ..errors import FileFormatError, InputError, ParameterError
-from .register import PIXEL_OPS, PixelOp, Registration, apply_op, ipf_channels, register_maps
+from .register import PIXEL_OPS, PixelOp, Registration, apply_op, ipf_channels, min_overlap_px, register_maps
 
 __all__ = ["ScanResults", "Comparison", "GRAIN_COLUMNS", "BOUNDARY_COLUMNS", "load_scan", "compare_results", "resolve_input",
-           "registration_record"]
+           "registration_record", "scan_names", "MIN_AGREEMENT"]
+
+#: Default least fraction of the common pixels that agree in orientation at a searched placement
+#: (:data:`stemgrains.config.COMPARE_MIN_AGREEMENT`).
+MIN_AGREEMENT = config.COMPARE_MIN_AGREEMENT
 
 #: Columns of ``grains_matched.csv`` (one row per grain and comparison j → k).
 GRAIN_COLUMNS = ("series_id", "scan_from", "scan_to", "grain_from", "grain_to", "status", "partner_series_id",
@@ -122,6 +126,8 @@ class Comparison:
         Scan step of the series, nm.
     parameters
         Everything used.
+    warnings
+        One line per doubtful registration (a given shift under which few pixels agree).
     """
 
     paths: list[Path]
@@ -134,10 +140,18 @@ class Comparison:
     scan_step_nm: float
     phases: Any = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        """Display names of the scans (:func:`scan_names`: a run folder's name rather than ``results.h5``)."""
+        return scan_names(self.paths)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready counts per comparison: grains per status, boundaries per status, registration."""
-        out: dict[str, Any] = {"scans": [str(p) for p in self.paths], "registrations": [], "comparisons": []}
+        out: dict[str, Any] = {"scans": [str(p) for p in self.paths], "names": self.names, "registrations": [],
+                               "comparisons": [],
+                               "warnings": list(self.warnings)}
         for reg in self.registrations:
             out["registrations"].append(registration_record(reg))
         g, b = self.grains, self.boundaries
@@ -188,6 +202,28 @@ def resolve_input(path: str | os.PathLike) -> Path:
     if not p.is_file():
         raise FileFormatError(f"{p}: file not found")
     return p
+
+
+def scan_names(inputs: list[str | os.PathLike]) -> list[str]:
+    """Short display names of the inputs: a run folder's name (its ``results.h5`` says nothing), else the file
+    name; names that collide are given as the path relative to the inputs' common parent."""
+    paths = [Path(p) for p in inputs]
+    full = [p.resolve() for p in paths]
+
+    def short(p: Path) -> str:
+        return p.parent.name if p.name == "results.h5" and p.parent.name else p.name
+
+    def named(p: Path) -> Path:
+        return p.parent if p.name == "results.h5" and p.parent.name else p
+
+    names = [short(p) for p in full]
+    if len(set(names)) < len(names):
+        try:
+            parent = Path(os.path.commonpath([str(named(p).parent) for p in full]))
+            names = [str(named(p).relative_to(parent)) or named(p).name for p in full]
+        except ValueError:  # different drives
+            names = [str(named(p)) for p in full]
+    return names
 
 
 def load_scan(path: str | os.PathLike, *, threshold_deg: float = config.GRAIN_THRESHOLD_DEG,
@@ -500,6 +536,7 @@ def compare_results(
     rotation: str | PixelOp | None = "auto",
     shifts: list[tuple[int, int] | None] | None = None,
     min_overlap_fraction: float = 0.25,
+    min_agreement: float = MIN_AGREEMENT,
     min_iou: float = 0.2,
     max_rotation_deg: float = 15.0,
     move_tolerance_px: float = 0.5,
@@ -523,7 +560,11 @@ def compare_results(
         ``None`` to estimate it; a given shift uses ``rotation`` as the op (identity when ``"auto"``).
     min_overlap_fraction
         Registration: least common indexed area, as a fraction of the smaller map's indexed pixels; below it
-        the comparison is refused.
+        the comparison is refused (at least 16 pixels, at most the smaller map).
+    min_agreement
+        Least fraction of the common indexed pixels whose orientations agree within ``max_rotation_deg`` (at
+        least ``threshold_deg``) at the placement found; below it the scans are taken for different areas and the comparison is refused
+        (InputError). A given shift is kept and a line added to :attr:`Comparison.warnings` instead.
     min_iou
         Least intersection over union of two grains to be matched.
     max_rotation_deg
@@ -559,6 +600,7 @@ def compare_results(
             raise ParameterError(f"compare needs at least two scans, got {len(paths)}")
         scans = [load_scan(p, threshold_deg=threshold_deg, min_grain_size=min_grain_size) for p in paths]
     for name, v, ok in (("min_overlap_fraction", min_overlap_fraction, 0 < min_overlap_fraction <= 1),
+                        ("min_agreement", min_agreement, 0 <= min_agreement <= 1),
                         ("min_iou", min_iou, 0 < min_iou <= 1),
                         ("max_rotation_deg", max_rotation_deg, 0 <= max_rotation_deg <= 180),
                         ("move_tolerance_px", move_tolerance_px, move_tolerance_px >= 0),
@@ -582,24 +624,31 @@ def compare_results(
         ops = PIXEL_OPS
     else:
         ops = (parse_op(str(rotation)),)
+    notes: list[str] = []
     regs = _register_scans(scans, ops, shifts, angles_deg, threshold_deg=threshold_deg, max_angle_deg=max_angle_deg,
-                           min_overlap_fraction=min_overlap_fraction)
+                           min_overlap_fraction=min_overlap_fraction, min_agreement=min_agreement,
+                           max_rotation_deg=max_rotation_deg, warnings=notes)
     series_labels, covered, grain_rows, bound_rows, points = _track_grains(
         scans, regs, min_iou=min_iou, max_rotation_deg=max_rotation_deg, move_tolerance_px=move_tolerance_px,
         min_grain_size=min_grain_size)
     params = {"rotation": rotation.name if isinstance(rotation, PixelOp) else rotation,
               "shifts": [list(s) if s is not None else None for s in shifts] if shifts is not None else None,
-              "min_overlap_fraction": min_overlap_fraction, "min_iou": min_iou, "max_rotation_deg": max_rotation_deg,
+              "min_overlap_fraction": min_overlap_fraction, "min_agreement": min_agreement, "min_iou": min_iou, "max_rotation_deg": max_rotation_deg,
               "move_tolerance_px": move_tolerance_px, "threshold_deg": threshold_deg, "min_grain_size": min_grain_size,
               "segmented_here": [bool(s.segmented_here) for s in scans]}
     return Comparison([s.path for s in scans], regs, series_labels, covered, _to_table(grain_rows, GRAIN_COLUMNS),
-                      _to_table(bound_rows, BOUNDARY_COLUMNS), points, step, ref.grains.phases, params)
+                      _to_table(bound_rows, BOUNDARY_COLUMNS), points, step, ref.grains.phases, params, notes)
 
 
 def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: list | None, angles_deg: list | None,
-                    *, threshold_deg: float, max_angle_deg: float, min_overlap_fraction: float) -> list[Registration]:
+                    *, threshold_deg: float, max_angle_deg: float, min_overlap_fraction: float,
+                    min_agreement: float = 0.0, max_rotation_deg: float = 15.0, warnings: list[str] | None = None
+                    ) -> list[Registration]:
     """Registration of every later scan onto scan 1 (scan 1's own first): given shifts/angles, or searched over
-    ``ops`` (and small rotations up to ``max_angle_deg``); an :class:`InputError` when the overlap is too small."""
+    ``ops`` (and small rotations up to ``max_angle_deg``); an :class:`InputError` when the overlap is too small
+    or, for a searched placement, fewer than ``min_agreement`` of the common pixels agree in orientation within
+    ``max_rotation_deg`` (a given placement appends a line to ``warnings`` instead)."""
+    warnings = [] if warnings is None else warnings
     n = len(scans)
     ref = scans[0]
     names_ref = _phase_names(ref.grains.phases)
@@ -639,7 +688,7 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             op, shift, score, runner = register_maps(ref_ch, ref_ok, ch, mov_ok, agreeing=agreeing, ops=ops,
                                                      min_overlap_fraction=min_overlap_fraction)
             if max_angle_deg > 0:
-                n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
+                n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
                 angle, shift, score, runner = _search_angle(
                     ref, ref_ch, ref_ok, s, op, (shift, score, runner), centre, max_angle_deg, n_min, agreeing,
                     lambda a, t: _median_disorientation(ref, s, op, t, a, centre, ref_ok & sub, threshold_deg,
@@ -647,11 +696,24 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
         tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None, angle, centre)
         pid_on, q_on = _place(tmp, s, ref.shape)
         both = ref_ok & (pid_on >= 0)
-        n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
+        n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
         if both.sum() < n_min:
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")
         agree = _agreement(ref, q_on, pid_on, both, threshold_deg, names_ref, names_mov, syms) / int(both.sum())
+        # same area? pixels that changed by more than a matched grain may (max_rotation_deg) cannot be the
+        # same grains; a turn of the whole specimen within that stays acceptable (search it with max_angle_deg)
+        same = (_agreement(ref, q_on, pid_on, both, max(max_rotation_deg, threshold_deg), names_ref, names_mov, syms)
+                / int(both.sum())) if min_agreement > 0 else 1.0
+        if same < min_agreement:
+            turn = f", rotated {angle:+.2f}°" if angle else ""
+            what = (f"{s.path}: at the {'given' if given is not None else 'best'} placement on {ref.path} "
+                    f"({op.name}{turn}, shift ({shift[0]}, {shift[1]}) px) only {100 * same:.0f} % of the "
+                    f"{int(both.sum())} pixels both index agree in orientation within "
+                    f"{max(max_rotation_deg, threshold_deg):g}° (at least {100 * min_agreement:g} % expected)")
+            if given is None:
+                raise InputError(f"{what}: the scans do not show the same area (give --shift to compare anyway)")
+            warnings.append(f"{what}: the scans may not show the same area")
         regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre))
 
     return regs

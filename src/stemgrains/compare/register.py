@@ -26,7 +26,20 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 
-__all__ = ["PixelOp", "Registration", "PIXEL_OPS", "ipf_channels", "register_maps", "apply_op", "parse_op"]
+__all__ = ["PixelOp", "Registration", "PIXEL_OPS", "ipf_channels", "register_maps", "apply_op", "parse_op",
+           "min_overlap_px"]
+
+#: Least common indexed pixels of a placement on maps large enough to have them (fewer say little).
+MIN_OVERLAP_PX = 16
+#: At most this many shifts (all ops together) are re-scored one by one when the correlation has no peak.
+_MAX_EXHAUSTIVE = 4096
+
+
+def min_overlap_px(n_ref: int, n_mov: int, fraction: float) -> int:
+    """Least indexed pixels a placement must share: ``fraction`` of the smaller map's ``n`` indexed pixels, at
+    least :data:`MIN_OVERLAP_PX`, but never more than ``n`` (two identical 1 × 12 maps share 12), at least 1."""
+    n = int(min(n_ref, n_mov))
+    return max(1, min(n, max(MIN_OVERLAP_PX, int(np.ceil(fraction * n)))))
 
 
 @dataclass(frozen=True)
@@ -269,6 +282,15 @@ def _ncc(ref: np.ndarray, ref_ok: np.ndarray, mov: np.ndarray, mov_ok: np.ndarra
     return total / 9.0, shape
 
 
+def _overlap_counts(ref_ok: np.ndarray, mov_ok: np.ndarray) -> np.ndarray:
+    """``(ny_r + ny_m − 1, nx_r + nx_m − 1)`` common valid pixels per shift: index ``(i, j)`` is the shift
+    ``(i − (ny_r − 1), j − (nx_r − 1))`` (reference pixel p ↔ moving pixel p + shift)."""
+    from scipy import signal
+
+    return np.rint(signal.correlate(mov_ok.astype(float), ref_ok.astype(float), mode="full",
+                                    method="auto")).astype(np.int64)
+
+
 def _unwrap(i: int, n_fixed: int, n_total: int) -> int:
     return i if i < n_fixed else i - n_total
 
@@ -306,7 +328,9 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
         Pixel operations to try.
     min_overlap_fraction
         Placements sharing fewer indexed pixels than this fraction of the smaller map's indexed pixels are not
-        considered.
+        considered (:func:`min_overlap_px`: at least 16, at most the smaller map). When no op gives a
+        correlation peak (maps too small or too uniform for the NCC), every shift with that overlap is scored by
+        ``agreeing`` alone (at most 4096 shifts).
     n_candidates
         Correlation peaks per op that are re-scored.
 
@@ -323,7 +347,9 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
     """
     if not (0 < min_overlap_fraction <= 1):
         raise ParameterError(f"min_overlap_fraction must be in (0, 1], got {min_overlap_fraction!r}")
-    n_min = max(16, int(np.ceil(min_overlap_fraction * min(ref_ok.sum(), mov_ok.sum()))))
+    if not ref_ok.any() or not mov_ok.any():
+        raise InputError("a map without indexed pixels cannot be registered")
+    n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
     cands: list[tuple[int, float, PixelOp, tuple[int, int]]] = []
     for op in ops:
         mov = _op_channels(op, mov_channels)
@@ -332,9 +358,18 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
             t = (_unwrap(i, mov.shape[1], ncc.shape[0]), _unwrap(j, mov.shape[2], ncc.shape[1]))
             cands.append((agreeing(op, t), float(ncc[i, j]), op, t))
     if not cands:
+        overlaps = [(op, _overlap_counts(ref_ok, op(mov_ok))) for op in ops]
+    if not cands and sum(int(np.sum(n >= n_min)) for _, n in overlaps) <= _MAX_EXHAUSTIVE:
+        # no correlation peak: maps too small or too uniform for a defined NCC (a single grain, one pixel);
+        # every shift with enough overlap is scored by its agreeing pixels alone
+        for op, n in overlaps:
+            for i, j in zip(*np.nonzero(n >= n_min)):
+                t = (int(i) - (ref_ok.shape[0] - 1), int(j) - (ref_ok.shape[1] - 1))
+                cands.append((agreeing(op, t), float("nan"), op, t))
+    if not cands:
         raise InputError(f"no placement shares at least {n_min} indexed pixels ({100 * min_overlap_fraction:g} % of "
                          "the smaller map): the scans do not show the same area")
-    cands.sort(key=lambda c: (-c[0], -c[1]))
+    cands.sort(key=lambda c: (-c[0], -np.nan_to_num(c[1], nan=-1.0), max(abs(c[3][0]), abs(c[3][1]))))
     n_best, score, op, t = cands[0]
     others = [c[0] for c in cands[1:] if c[2] != op or max(abs(c[3][0] - t[0]), abs(c[3][1] - t[1])) > 2]
     runner = (max(others) / n_best if n_best else 1.0) if others else 0.0

@@ -33,7 +33,7 @@ from ._emd import is_emd, read_emd
 from ._project import read_project
 from ._vendor import HDF5_PLUGINS, PLUGINS, read_vendor
 
-__all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions"]
+__all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions", "is_4d_data"]
 
 HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".emd")
 _HINTS = {
@@ -162,3 +162,21 @@ def load_4d(
         f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; expected one of "
         f"{', '.join(supported_extensions())}"
     )
+
+
+def is_4d_data(path: str | os.PathLike) -> bool:
+    """Whether :func:`load_4d` opens ``path`` as a 4D-STEM cube (lazily; nothing is read). For error messages:
+    a raw data file given where a results file or orientation map belongs. False for anything it refuses."""
+    try:
+        ds = load_4d(path)
+    except StemgrainsError:
+        return False
+    except Exception:  # a reader failing in its own way: not a cube we could use either
+        return False
+    f = getattr(ds.data, "file", None)
+    if f is not None:
+        try:
+            f.close()
+        except Exception:  # already closed / not an h5py file: nothing to release
+            pass
+    return True

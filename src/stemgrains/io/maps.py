@@ -314,6 +314,11 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
             raise
         except Exception as err:  # damaged HDF5: h5py raises many types
             raise FileFormatError(f"{source}: damaged results file ({first_line(err)})") from None
+        from .fourd import is_4d_data
+
+        if is_4d_data(p):
+            raise FileFormatError(f"{source}: 4D diffraction data, not a results file or orientation map; index it "
+                                  "first (stemgrains run or stemgrains index)")
     elif ext in (".h5", ".hdf5", ".hdf"):
         raise FileFormatError(f"{source}: not an HDF5 file (no HDF5 signature)")
     elif ext not in (".ang", ".ctf"):
@@ -331,6 +336,9 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     except StemgrainsError:
         raise
     except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
+        if not vendor and ext not in (".ang", ".ctf"):  # HDF5 without /orientation that orix does not know either
+            raise FileFormatError(f"{source}: cannot read as an orientation map: no /orientation group (not a "
+                                  f"stemgrains results file) and not an orix map ({first_line(err)})") from None
         raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")

@@ -118,7 +118,7 @@ def plot_matched_grains(comparison: Any, *, annotate: bool | None = None, path: 
             for g, (x, y) in ids.items():
                 ax.text(x * step, y * step, str(g), ha="center", va="center", fontsize=fs, color="k",
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
-        head = f"scan {k + 1}: {comparison.paths[k].name}"
+        head = f"scan {k + 1}: {comparison.names[k]}"
         if k:
             how = "given" if reg.given else f"NCC {reg.score:.2f}"
             parts = [reg.op.name] if reg.op.name != "none" or not reg.angle_deg else []
