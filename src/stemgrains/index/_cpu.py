@@ -114,6 +114,16 @@ def sym_distance(q1, q2, sym):
 
 
 @nb.njit(cache=True, nogil=True)
+def near_any(q, qs, m, sym, dist):
+    """True when ``q`` lies within ``dist`` (rad, over the crystal symmetry ``sym``) of one of the first ``m``
+    rows of ``qs``."""
+    for j in range(m):
+        if sym_distance(q, qs[j], sym) < dist:
+            return True
+    return False
+
+
+@nb.njit(cache=True, nogil=True)
 def template_orientation(base_q, gamma):
     """O = O0 ∘ Rz(γ)."""
     rz = np.zeros(4)
@@ -427,12 +437,7 @@ def index_one(
         if ss[k] <= 0 or ts[k] < 0:
             break
         q = template_orientation(base_q[ts[k]], gs[k])
-        dup = False
-        for j in range(m):
-            if sym_distance(q, cq[j], sym) < distinct_dist:
-                dup = True
-                break
-        if dup:
+        if near_any(q, cq, m, sym, distinct_dist):
             continue
         cq[m] = q
         m += 1
@@ -889,25 +894,14 @@ def rescore_one(
                 continue
         else:
             q = alt[src - 1 - n_c].copy()
-            if listed_dist > 0.0:
-                near = False
-                for j in range(m):
-                    if sym_distance(q, hq[j], sym) < listed_dist:
-                        near = True
-                        break
-                if near:
-                    continue
+            if listed_dist > 0.0 and near_any(q, hq, m, sym, listed_dist):
+                continue
         Q = image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)
         if src == 0:
             s0 = Q
         elif src > n_c and Q >= REFINE_FRACTION * s0:
             q, Q, _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
-        dup = False
-        for j in range(m):
-            if sym_distance(q, hq[j], sym) < same_dist:
-                dup = True
-                break
-        if dup:
+        if near_any(q, hq, m, sym, same_dist):
             continue
         hq[m] = q
         hQ[m] = Q
