@@ -99,10 +99,15 @@ class ChunkCheckpoint:
     def save(self, r0: int, r1: int, arrays: dict[str, np.ndarray]) -> None:
         """Write a finished chunk atomically (temporary name, then rename)."""
         path = self.path(r0, r1)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
+        # numpy opens (and owns) the temporary file itself: a Ctrl-C in the middle of writing then leaves no zip
+        # object on a closed file object behind (its clean-up printed "Exception ignored ... seek of closed file")
+        tmp = path.with_name(f".{path.stem}.tmp.npz")
+        try:
+            np.savez(tmp, **arrays)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
 
     def load(self, r0: int, r1: int, fields: Sequence[str]) -> dict[str, np.ndarray] | None:
         """The arrays ``fields`` of a saved chunk, or None when it is missing or unreadable (never trusted)."""
