@@ -41,6 +41,7 @@ from orix.quaternion import Rotation
 from .. import config
 from .._version import __version__
 from ..crystal import coerce_phases
+from ..crystal.symmetry import disorientation_angle
 from .._chunks import ChunkCheckpoint, row_chunks, run_chunks, run_key, with_kernel_lock
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
@@ -388,21 +389,6 @@ def _search_grid(scan_shape: tuple[int, int], stride: int) -> np.ndarray:
     return (axis(ny)[:, None] & axis(nx)[None, :]).reshape(-1)
 
 
-def _qmul_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Hamilton product of scalar-first quaternions, broadcast over leading axes."""
-    a0, a1, a2, a3 = np.moveaxis(a, -1, 0)
-    b0, b1, b2, b3 = np.moveaxis(b, -1, 0)
-    return np.stack([a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3, a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
-                     a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1, a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0], axis=-1)
-
-
-def _sym_distances_np(q1: np.ndarray, q2: np.ndarray, sym: np.ndarray) -> np.ndarray:
-    """:func:`._cpu.sym_distance` of row pairs (P, 4), (P, 4) → (P,) radians."""
-    p = _qmul_np(sym[None, :, :], q2[:, None, :])  # (P, k, 4): s ⊗ q2
-    d = np.abs(np.einsum("pj,pkj->pk", q1, p)).max(axis=1)
-    return 2.0 * np.arccos(np.clip(d, 0.0, 1.0))
-
-
 def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _SearchInputs, libraries, params: IndexParams) -> np.ndarray:
     """The grain-coherent step: each target pixel takes a solution of the anchors around it, verified.
 
@@ -464,7 +450,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         differs = np.zeros(len(t), bool)
         for c in range(1, nb_t.shape[1]):
             m = has_t[:, c]
-            differs[m] |= _sym_distances_np(starts[t[m], c], starts[t[m], 0], lib.symmetry_quaternions) > tol
+            differs[m] |= disorientation_angle(starts[t[m], c], starts[t[m], 0], lib.symmetry_quaternions) > tol
         score = np.full(starts.shape[:2], -1.0)
         score[t, 0] = 0.0
         for c in range(nb_t.shape[1] if differs.any() else 0):
@@ -495,7 +481,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         for c in range(nb_t.shape[1]):
             m = support[:, c] & (bv == p_id)
             if m.any():
-                d = _sym_distances_np(q_v[m], q_b[safe[m, c]], lib.symmetry_quaternions)
+                d = disorientation_angle(q_v[m], q_b[safe[m, c]], lib.symmetry_quaternions)
                 support[np.flatnonzero(m)[d > tol], c] = False
     ci_floor = np.where(support, ci_b[safe], np.inf).min(axis=1)
     fit_floor = np.where(support, fit_b[safe], np.inf).min(axis=1)
