@@ -30,6 +30,12 @@ N_BEST = 5
 N_PREFILTER = 350
 #: grain-coherent search: full search on every SEARCH_STRIDE-th pixel per row and column, neighbours verified elsewhere
 SEARCH_STRIDE = 3
+#: similarity-gated neighbour pattern summation before indexing (stemgrains.preprocess.averaging): radius in scan
+#: px (0: off) and the gate. Measured on the py4DSTEM and abTEM sets of tests/data, ci and held-out, and on our own
+#: nba-64/au-64/data_samples (benchmarks/results/accuracy.json); radius 2 lost an edge-on grain of nba-64.
+NEIGHBOR_AVERAGE_RADIUS = 1
+NEIGHBOR_MIN_SIMILARITY = 0.1
+NEIGHBOR_RELATIVE_SIMILARITY = 0.7
 #: a pixel keeps its neighbours' (refined) solution when its correlation index and explained-spot fraction are at
 #: least this fraction of the lowest among those neighbours
 COHERENT_VERIFY_FRACTION = 0.95

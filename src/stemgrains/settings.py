@@ -223,6 +223,13 @@ def _index_keys() -> list[Key]:
         K("index", "search_stride", "int", ip("search_stride"), "scan px",
           "grain-coherent search: full search on every search_stride-th pixel per scan row and column, the others "
           "start from those solutions where they explain the pattern as well (1: search every pixel)"),
+        K("index", "neighbor_average_radius", "int", ip("neighbor_average_radius"), "scan px",
+          "each pattern is summed with the similar patterns within this distance before indexing (0: off)",
+          "neighbor_average_radius", "--neighbor-average-radius"),
+        K("index", "neighbor_min_similarity", "float", ip("neighbor_min_similarity"), "1",
+          "neighbour summation: a neighbour is summed when its similarity is at least this"),
+        K("index", "neighbor_relative_similarity", "float", ip("neighbor_relative_similarity"), "1",
+          "neighbour summation: ... and at least this fraction of the most similar neighbour's"),
         K("index", "chunk_rows", "int", ip("chunk_rows"), "scan rows", "scan rows per chunk", "chunk_rows",
           "--chunk-rows"),
         K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
@@ -399,6 +406,8 @@ _COUNT_FILE = frozenset({
     "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
     "index.n_refine", "index.n_best", "index.min_peaks", "index.refine_max_eval", "spots.max_peaks",
 })
+#: file values that must be integers ≥ 0
+_NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius"})
 #: file values that must be a non-zero vector (a direction)
 _DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)
@@ -437,6 +446,8 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise bad()
         if where != _CLI and key.path in _COUNT_FILE and value < 1:
             raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 1, got {value!r}")
+        if where != _CLI and key.path in _NONNEGATIVE_FILE and value < 0:
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 0, got {value!r}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):

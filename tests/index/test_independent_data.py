@@ -37,8 +37,8 @@ def run(name):
 
 
 @pytest.mark.parametrize(("name", "min_right", "min_kept"), [
-    ("ci-nba-py4dstem", 0.80, 0.5), ("heldout-nba-py4dstem", 0.70, 0.5),
-    ("ci-au-py4dstem", 0.88, 0.4), ("heldout-au-py4dstem", 0.75, 0.4),
+    ("ci-nba-py4dstem", 0.93, 0.5), ("heldout-nba-py4dstem", 0.93, 0.5),
+    ("ci-au-py4dstem", 0.92, 0.4), ("heldout-au-py4dstem", 0.92, 0.4),
 ])
 def test_kinematic_data_of_another_simulator(name, min_right, min_kept):
     xmap, err, _ = run(name)
@@ -64,3 +64,13 @@ def test_multislice_au_right_phase_is_not_reported(name):
     xmap, err, _ = run(name)
     assert phase_fit_check(xmap).ok
     assert np.mean(err < 5) >= 0.5
+
+
+@pytest.mark.parametrize(("name", "min_right"), [
+    ("ci-au-abtem", 0.70), ("heldout-au-abtem", 0.45), ("ci-nba-abtem", 0.45), ("heldout-nba-abtem", 0.30),
+])
+def test_multislice_accuracy_with_neighbour_summation(name, min_right):
+    """Regression guards on dynamical data (far from the issue's 95 %: see README, "Accuracy"). Summing each
+    pattern with its similar neighbours (the default) is what lifts these from 42 / 26 / 22 / 13 %."""
+    _, err, _ = run(name)
+    assert np.mean(err < 2) >= min_right, f"within 2°: {np.mean(err < 2):.3f}"

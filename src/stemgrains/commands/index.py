@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (default 8)")
     p.add_argument("--n-prefilter", type=int, default=None, metavar="N",
                    help=f"templates passed by the rotation-invariant prefilter (default {config.N_PREFILTER}; raise it for sparse patterns)")
+    p.add_argument("--neighbor-average-radius", type=int, default=None, metavar="N",
+                   help=f"sum each pattern with the similar patterns within N scan px before indexing (default "
+                        f"{config.NEIGHBOR_AVERAGE_RADIUS}; 0: every pattern alone)")
     p.add_argument("--no-neighbor-pass", action="store_true", default=None,
                    help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")

@@ -88,6 +88,12 @@ class IndexParams:
         row and column (within a chunk); the others take their neighbours' solutions where these, refined on
         their own pattern, explain it as well, and are searched in full where not (:func:`_verify_from_anchors`).
         1 searches every pixel.
+    neighbor_average_radius : before spot detection, each pattern is summed with the patterns within this many scan
+        px that look like it (:mod:`stemgrains.preprocess.averaging`: similarity-gated neighbour pattern averaging,
+        after EBSD's NPA, Wright et al. 2015); 0 indexes every pattern alone. Only :func:`index_orientations`
+        (whole scans) applies it.
+    neighbor_min_similarity, neighbor_relative_similarity : the gate: a neighbour is summed when the dot product
+        ``c`` of the two patterns' features is ≥ ``max(neighbor_min_similarity, neighbor_relative_similarity·c_max)``.
     chunk_rows : scan rows per chunk.
     """
 
@@ -111,6 +117,9 @@ class IndexParams:
     fit_tolerance_rel: float = config.FIT_TOLERANCE_REL
     neighbor_pass: bool = True
     search_stride: int = config.SEARCH_STRIDE
+    neighbor_average_radius: int = config.NEIGHBOR_AVERAGE_RADIUS
+    neighbor_min_similarity: float = config.NEIGHBOR_MIN_SIMILARITY
+    neighbor_relative_similarity: float = config.NEIGHBOR_RELATIVE_SIMILARITY
     chunk_rows: int = 8
     spots: SpotParams = field(default_factory=SpotParams)
 
@@ -152,6 +161,16 @@ class IndexParams:
             raise ParameterError(f"fit_tolerance_rel must be >= 0, got {self.fit_tolerance_rel!r}")
         if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
+        v = self.neighbor_average_radius
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) \
+                or int(v) != v or v < 0:
+            raise ParameterError(f"neighbor_average_radius must be an integer >= 0 (scan px), got {v!r}")
+        object.__setattr__(self, "neighbor_average_radius", int(v))
+        if not -1 <= number("neighbor_min_similarity") <= 1:
+            raise ParameterError(f"neighbor_min_similarity must be in [-1, 1], got {self.neighbor_min_similarity!r}")
+        if not 0 <= number("neighbor_relative_similarity") <= 1:
+            raise ParameterError(
+                f"neighbor_relative_similarity must be in [0, 1], got {self.neighbor_relative_similarity!r}")
 
     def resolved(self, calibration, detector_shape: tuple[int, int]) -> "IndexParams":
         """These parameters with ``k_max`` fixed for a detector (see ``k_max``)."""
@@ -630,6 +649,7 @@ def index_orientations(
         ]
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
+    dataset = _neighbor_summed(dataset, prm)
     chunks = row_chunks(ny, prm.chunk_rows)
     ckpt = None
     if checkpoint_dir is not None:
@@ -656,6 +676,21 @@ def index_orientations(
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
     return _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
+
+
+def _neighbor_summed(dataset: Dataset4D, prm: IndexParams) -> Dataset4D:
+    """The dataset whose patterns are summed with their similar neighbours (``prm.neighbor_average_radius``), or
+    the dataset itself when that is 0 or the scan is a single pattern."""
+    if prm.neighbor_average_radius == 0 or dataset.scan_shape == (1, 1):
+        return dataset
+    from ..preprocess.averaging import NeighborSummedData
+
+    cal = dataset.calibration
+    mask_px = prm.spots.resolved_q_min(cal) / cal.require_q_pixel_size()
+    data = NeighborSummedData(dataset.data, prm.neighbor_average_radius, mask_radius_px=mask_px,
+                              min_similarity=prm.neighbor_min_similarity,
+                              relative_similarity=prm.neighbor_relative_similarity)
+    return Dataset4D(data, cal, dict(dataset.metadata), dataset.source)
 
 
 def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int, int], step_nm: float, prm: IndexParams) -> CrystalMap:

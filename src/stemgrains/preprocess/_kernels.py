@@ -401,3 +401,136 @@ def processed_images(block, centers, affine_inv, bin_width_q, q_max, quantile, p
     for i in nb.prange(n):
         out[i] = processed_image(block[i], centers[i, 0], centers[i, 1], affine_inv, bin_width_q, q_max, quantile, power)
     return out
+
+
+# ------------------------------------------------------------------------------------------------
+# similarity-gated neighbour pattern summation (see stemgrains.preprocess.averaging)
+# ------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True)
+def box_mean(img, half):
+    """Mean over the (2·half + 1)² window around each pixel, clipped to the image (the mean of the pixels inside
+    it), from an integral image."""
+    ky, kx = img.shape
+    ii = np.zeros((ky + 1, kx + 1))
+    for i in range(ky):
+        row = 0.0
+        for j in range(kx):
+            row += img[i, j]
+            ii[i + 1, j + 1] = ii[i, j + 1] + row
+    out = np.empty((ky, kx))
+    for i in range(ky):
+        a = max(0, i - half)
+        b = min(ky, i + half + 1)
+        for j in range(kx):
+            c = max(0, j - half)
+            d = min(kx, j + half + 1)
+            out[i, j] = (ii[b, d] - ii[a, d] - ii[b, c] + ii[a, c]) / ((b - a) * (d - c))
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def similarity_feature(pattern, mask_radius):
+    """Unit-norm, zero-mean feature vector (ky·kx,) of one pattern for comparing neighbours: the 3 × 3 local mean
+    minus the 11 × 11 local mean, clipped at 0 (spots over a slowly varying background), with a disk of
+    ``mask_radius`` px set to 0 around the direct beam (the brightest pixel of the brightest 5 × 5 window)."""
+    img = pattern.astype(np.float64)
+    ky, kx = img.shape
+    s = box_mean(img, 1)
+    bg = box_mean(img, 5)
+    beam = box_mean(img, 2)
+    best = -np.inf
+    cr = 0
+    cc = 0
+    for i in range(ky):
+        for j in range(kx):
+            if beam[i, j] > best:
+                best = beam[i, j]
+                cr = i
+                cc = j
+    r0 = max(0, cr - 2)  # the window's brightest pixel (a narrow beam makes the window means a plateau)
+    r1 = min(ky, cr + 3)
+    c0 = max(0, cc - 2)
+    c1 = min(kx, cc + 3)
+    best = -np.inf
+    for i in range(r0, r1):
+        for j in range(c0, c1):
+            if img[i, j] > best:
+                best = img[i, j]
+                cr = i
+                cc = j
+    f = np.empty(ky * kx)
+    r2 = mask_radius * mask_radius
+    total = 0.0
+    for i in range(ky):
+        for j in range(kx):
+            v = s[i, j] - bg[i, j]
+            if v < 0.0 or (i - cr) ** 2 + (j - cc) ** 2 < r2:
+                v = 0.0
+            f[i * kx + j] = v
+            total += v
+    mean = total / (ky * kx)
+    norm = 0.0
+    for k in range(ky * kx):
+        f[k] -= mean
+        norm += f[k] * f[k]
+    norm = np.sqrt(norm) + 1e-9
+    for k in range(ky * kx):
+        f[k] /= norm
+    return f
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def similarity_features(block, mask_radius):
+    """:func:`similarity_feature` of every pattern of a (n, ky, kx) stack → (n, ky·kx) float32."""
+    n, ky, kx = block.shape
+    out = np.empty((n, ky * kx), np.float32)
+    for i in nb.prange(n):
+        out[i] = similarity_feature(block[i], mask_radius)
+    return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def neighbor_sum(block, feats, row0, row1, radius, min_similarity, relative_similarity):
+    """Similarity-gated sums of neighbouring patterns.
+
+    ``block`` (rows, nx, ky, kx) holds scan rows with their halo; ``feats`` (rows, nx, ky·kx) their
+    :func:`similarity_feature`. For each pixel of rows ``row0:row1`` of the block: its own pattern plus every
+    pattern within ``radius`` scan px (square window, inside the block) whose feature dot product c with its own is
+    at least ``max(min_similarity, relative_similarity · c_max)`` (c_max: the largest c in the window).
+    Returns (sums (row1 − row0, nx, ky, kx) float32, counts (row1 − row0, nx) int64 — patterns summed).
+    """
+    rows, nx, ky, kx = block.shape
+    nout = row1 - row0
+    out = np.zeros((nout, nx, ky, kx), np.float32)
+    counts = np.zeros((nout, nx), np.int64)
+    nb_max = (2 * radius + 1) ** 2
+    for p in nb.prange(nout * nx):
+        i = row0 + p // nx
+        j = p % nx
+        cs = np.empty(nb_max)
+        ri = np.empty(nb_max, np.int64)
+        rj = np.empty(nb_max, np.int64)
+        m = 0
+        cmax = -np.inf
+        for a in range(max(0, i - radius), min(rows, i + radius + 1)):
+            for b in range(max(0, j - radius), min(nx, j + radius + 1)):
+                if a == i and b == j:
+                    continue
+                c = 0.0
+                for k in range(feats.shape[2]):
+                    c += np.float64(feats[i, j, k]) * np.float64(feats[a, b, k])
+                cs[m] = c
+                ri[m] = a
+                rj[m] = b
+                m += 1
+                cmax = max(cmax, c)
+        thr = max(min_similarity, relative_similarity * cmax)
+        acc = block[i, j].astype(np.float64)
+        k_sum = 1
+        for t in range(m):
+            if cs[t] >= thr:
+                acc += block[ri[t], rj[t]]
+                k_sum += 1
+        out[i - row0, j] = acc.astype(np.float32)
+        counts[i - row0, j] = k_sum
+    return out, counts

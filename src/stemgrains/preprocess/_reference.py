@@ -157,3 +157,39 @@ def processed_images(block, centers, affine_inv, bin_width_q, q_max, quantile, p
     for i, p in enumerate(block):
         out[i] = processed_image(p, centers[i][0], centers[i][1], affine_inv, bin_width_q, q_max, quantile, power)
     return out
+
+
+def similarity_feature(pattern, mask_radius):
+    img = np.asarray(pattern, dtype=np.float64)
+    ky, kx = img.shape
+
+    def local_mean(size):  # mean of the pixels of the window that lie inside the image
+        h = size // 2
+        return np.array([[img[max(0, i - h):i + h + 1, max(0, j - h):j + h + 1].mean() for j in range(kx)]
+                         for i in range(ky)])
+
+    f = np.clip(local_mean(3) - local_mean(11), 0.0, None)
+    r, c = np.unravel_index(np.argmax(local_mean(5)), img.shape)
+    win = img[max(0, r - 2):r + 3, max(0, c - 2):c + 3]
+    dr, dc = np.unravel_index(np.argmax(win), win.shape)
+    cr, cc = max(0, r - 2) + dr, max(0, c - 2) + dc
+    yy, xx = np.indices(img.shape)
+    f[(yy - cr) ** 2 + (xx - cc) ** 2 < mask_radius**2] = 0.0
+    f = f.ravel() - f.mean()
+    return f / (np.linalg.norm(f) + 1e-9)
+
+
+def neighbor_sum(block, feats, row0, row1, radius, min_similarity, relative_similarity):
+    rows, nx = block.shape[:2]
+    sums, counts = [], []
+    for i in range(row0, row1):
+        for j in range(nx):
+            window = [(a, b) for a in range(rows) for b in range(nx)
+                      if max(abs(a - i), abs(b - j)) <= radius and (a, b) != (i, j)]
+            c = [float(np.dot(feats[i, j].astype(float), feats[a, b].astype(float))) for a, b in window]
+            thr = max([min_similarity] + [relative_similarity * max(c)] if c else [min_similarity])
+            chosen = [(i, j)] + [w for w, cc in zip(window, c) if cc >= thr]
+            sums.append(np.sum([block[a, b].astype(float) for a, b in chosen], axis=0))
+            counts.append(len(chosen))
+    shape = (row1 - row0, nx)
+    return np.reshape(sums, shape + block.shape[2:]).astype(np.float32), np.reshape(counts, shape)
