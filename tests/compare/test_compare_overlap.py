@@ -53,3 +53,29 @@ def test_a_real_behaviour_change_inside_the_overlap_is_still_reported(tmp_path, 
     changed = np.asarray(b["behaviour_changed"])
     assert changed.any()
     assert not (changed & cut).any()
+
+
+def test_cli_refuses_an_output_in_a_run_or_batch_folder(tmp_path, nba, capsys):
+    from compare_helpers import two_scans
+    from stemgrains.cli import main
+    from stemgrains.io.outputs import BATCH_PARAMETERS, RUN_MANIFEST, finish_run_folder, prepare_run_folder
+
+    p1, p2, *_ = two_scans(tmp_path, nba)
+    run_dir = tmp_path / "run"
+    m = prepare_run_folder(run_dir, p1)
+    (run_dir / "results.h5").write_bytes(b"the run's results")
+    finish_run_folder(run_dir, m, [run_dir / "results.h5"])
+    batch_dir = tmp_path / "batch"
+    batch_dir.mkdir()
+    (batch_dir / BATCH_PARAMETERS).write_text('{"inputs": [], "outputs": []}\n')
+    for out, record in ((run_dir, RUN_MANIFEST), (run_dir / "cmp", RUN_MANIFEST), (batch_dir, BATCH_PARAMETERS),
+                        (batch_dir / "a" / "cmp", BATCH_PARAMETERS)):
+        assert main(["compare", str(p1), str(p2), "-o", str(out), "--no-figures"]) == 2, out
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and str(out) in err and record in err, err
+    # nothing written
+    assert sorted(p.name for p in run_dir.iterdir()) == ["results.h5", RUN_MANIFEST]
+    assert sorted(p.name for p in batch_dir.iterdir()) == [BATCH_PARAMETERS]
+    # beside them it works
+    assert main(["compare", str(p1), str(p2), "-o", str(tmp_path / "cmp"), "--no-figures"]) == 0
+    assert (tmp_path / "cmp" / "compare.h5").is_file()

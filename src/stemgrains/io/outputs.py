@@ -11,6 +11,7 @@
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
   finished run of the same content and parameters, which the CLI does not redo. A batch folder (:data:`BATCH_PARAMETERS`) is
   refused the same way, and with ``overwrite`` the batch's files and its inputs' subfolders are removed first.
+* :func:`refuse_run_folders` keeps the outputs of other commands (``compare``) out of run and batch folders.
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
@@ -45,6 +46,7 @@ __all__ = [
     "BATCH_CONFIG_TOML",
     "read_batch_parameters",
     "claim_batch_folder",
+    "refuse_run_folders",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -339,6 +341,37 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     if not files or not all((out / n).is_file() for n in files):
         return None
     return manifest
+
+
+def refuse_run_folders(folder: str | os.PathLike, option: str = "-o", what: str = "output") -> None:
+    """Refuse an output folder that is, or lies inside, the folder of a ``run`` (:data:`RUN_MANIFEST`) or of a
+    batch (:data:`BATCH_PARAMETERS`): their files are that run's, replaced or deleted by its ``--overwrite``.
+
+    Parameters
+    ----------
+    folder
+        The output folder (need not exist); it and every existing folder above it are checked.
+    option, what
+        The option and what it holds, for the message (e.g. ``"-o"``, ``"comparison"``).
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``folder``, the run or batch folder and its record file.
+    """
+    out = Path(folder)
+    try:
+        here = out.resolve()
+    except (OSError, RuntimeError):
+        here = Path(os.path.abspath(out))
+    for d in (here, *here.parents):
+        if not d.is_dir():
+            continue
+        for record, kind in ((RUN_MANIFEST, "a run"), (BATCH_PARAMETERS, "a batch")):
+            if (d / record).is_file():
+                where = "is the folder" if d == here else f"lies inside the folder {d}"
+                raise ParameterError(f"{option} {out}: {where} of {kind} ({record}); its files belong to that run; "
+                                     f"choose a folder outside it for the {what}")
 
 
 def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False,
