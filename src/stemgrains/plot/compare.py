@@ -252,7 +252,7 @@ def plot_boundary_changes(comparison: Any, scan_to: int = 2, *, path: str | os.P
         name = st if st in STATUS_COLORS else next(
             (s for s in ("behaviour-changed", "label-changed", "moved") if s in st.split(";")), "unchanged")
         counts[name] += 1
-        if name == "vanished":
+        if name == "vanished" or len(pb) == 0:  # (partly-outside: an edge grain's boundary seen in scan j only)
             groups[name].append(_edges(pa, step))
         else:
             groups[name].append(_edges(pb, step))
