@@ -9,8 +9,9 @@
   stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
   (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
-  finished run of the same content and parameters, which the CLI does not redo. A batch folder (:data:`BATCH_PARAMETERS`) is
-  refused the same way, and with ``overwrite`` the batch's files and its inputs' subfolders are removed first.
+  finished run of the same content and parameters, which the CLI does not redo. A batch folder
+  (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
+  subfolders are removed first.
 * :func:`refuse_run_folders` keeps the outputs of other commands (``compare``) out of run and batch folders.
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
@@ -309,7 +310,8 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
 def _same_record(manifest: Mapping[str, Any] | None, record: Mapping[str, Any] | None) -> bool:
     """True when a manifest records the input checksum and parameters' fingerprint of ``record``."""
     return bool(manifest and record and record.get("checksum") and record.get("fingerprint")
-                and manifest.get("checksum") == record["checksum"] and manifest.get("fingerprint") == record["fingerprint"])
+                and manifest.get("checksum") == record["checksum"]
+                and manifest.get("fingerprint") == record["fingerprint"])
 
 
 def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any] | None:
