@@ -238,7 +238,8 @@ def test_edited_dump_drives_run_cli_overrides_and_results_repeat_the_run(tmp_pat
     # --overwrite removes the config.toml of the run it replaces
     (out1 / "config.toml").rename(out1 / "config.toml.keep")
     (out1 / "config.toml").write_text("stale")
-    assert main([*base, "-o", str(out1), "--overwrite", "--config", str(dump), "--no-figures"]) == 0
+    # (the same command again would be recognised as complete: another threshold makes it another run)
+    assert main([*base, "-o", str(out1), "--overwrite", "--config", str(dump), "--no-figures", "--threshold", "3"]) == 0
     assert (out1 / "config.toml").read_text(encoding="utf-8").startswith("# effective config")
 
     # segment, classify and transport read their sections and add them to the file's config

@@ -276,11 +276,14 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "boundary_from": ("—", "boundary_id in scan j's /boundaries; −1 when absent"),
         "boundary_to": ("—", "boundary_id in scan k's /boundaries; −1 when absent"),
         "status": ("—", "appeared, vanished, outside (not in the common field of view), or the changes joined by "
-                        "';' (moved, label-changed, behaviour-changed), else unchanged"),
+                        "';' (moved, label-changed, behaviour-changed, partly-outside), else unchanged"),
         "moved": ("—", "trace_distance_nm above move_tolerance_px × scan step"),
         "label_changed": ("—", "the classification label carried by most of its pixel pairs in the common field "
                                "of view differs"),
         "behaviour_changed": ("—", "the behaviour carried by most of its pixel pairs there differs"),
+        "partly_outside": ("—", "cut by the border of the common field of view (some of its pixel pairs outside it "
+                                "in either scan, or a grain of it at the edge): label and behaviour not compared, "
+                                "each scan classified another extent of it"),
         "trace_distance_nm": ("nm", "symmetric mean nearest-neighbour distance between the boundary's traces "
                                     "(pixel-pair midpoints in the common field of view) in scans j and k"),
         "n_pairs_from": ("—", "its pixel pairs in the common field of view, scan j"),

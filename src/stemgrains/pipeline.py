@@ -516,6 +516,7 @@ def run_pipeline(
     client: Any = None,
     overwrite: bool = False,
     config: dict[str, Any] | None = None,
+    record: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run every stage on one dataset.
 
@@ -535,6 +536,9 @@ def run_pipeline(
     overwrite
         Replace the results of another run found in ``outdir`` (see :func:`stemgrains.io.outputs.prepare_run_folder`);
         without it such a folder is refused. An interrupted run of the same input resumes either way.
+    record
+        ``{"checksum": ..., "fingerprint": ...}`` of the input and parameters, kept in the folder's manifest
+        (:func:`stemgrains.io.outputs.completed_run` recognises the finished run by it).
     auto_calibrate
         Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
         written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
@@ -563,7 +567,7 @@ def run_pipeline(
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
-    manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite)
+    manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
     calib_fit = None
@@ -746,7 +750,8 @@ def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
 
 
 def run_configured(input_path: str, output: str, phases: list[str], cfg: Config, *, overwrite: bool = False,
-                   progress: bool = True, scheduler: str | None = None) -> dict[str, Any]:
+                   progress: bool = True, scheduler: str | None = None,
+                   record: dict[str, Any] | None = None) -> dict[str, Any]:
     """The whole pipeline on one dataset with a resolved config (plain data, picklable arguments).
 
     Parameters
@@ -764,6 +769,8 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
         As ``--overwrite`` and not ``--no-progress``.
     scheduler
         A ``dask.distributed`` scheduler address (``--scheduler``): the indexing's chunks run on its workers.
+    record
+        Input checksum and parameters' fingerprint for the folder's manifest (:func:`run_pipeline`).
 
     Returns
     -------
@@ -797,6 +804,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
         backend=cfg["index"]["backend"],
         overwrite=overwrite,
         config=cfg,
+        record=record,
     )
     client = connect_scheduler(scheduler)
     try:

@@ -69,7 +69,9 @@ def test_turned_and_shifted_crops_of_a_real_map_compare_as_unchanged(shared_data
     b = comp.boundaries
     bst = np.asarray(b["status"])
     compared = ~np.isin(bst, ["outside"])
-    assert np.mean(bst[compared] == "unchanged") > 0.85
+    # boundaries cut by the crops are partly-outside (their traces unchanged, their labels not compared)
+    assert np.mean(np.isin(bst[compared], ["unchanged", "partly-outside"])) > 0.85
+    assert np.sum(bst == "partly-outside") >= 10 and not np.any(np.asarray(b["behaviour_changed"]))
 
 
 @pytest.mark.parametrize("name", ["duplex_steel_ebsd.ang", "mg_twins_ebsd.ctf"])

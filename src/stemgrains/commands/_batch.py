@@ -17,7 +17,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="inputs processed at once, in N processes sharing the cores (default %(default)d: one after another, all cores)")
     g.add_argument("--force", action="store_true",
-                   help="redo inputs done before with the same content and parameters (default: skip them)")
+                   help="redo inputs done before with the same content and parameters (default: skip them; "
+                        "also `run` of one input into its finished folder)")
 
 
 def is_batch(items: list[str]) -> bool:

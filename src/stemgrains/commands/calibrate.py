@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     figure = None if args.no_figure else Path(args.figure or out.with_suffix(".png"))
     check_outputs({"-o": out, "--figure": figure}, [args.input, *args.phase, getattr(args, "calibration", None)])
+    phases = [load_phase(c) for c in args.phase]
+    ds = load_4d(args.input, **calibration_overrides(args))  # lazy: an unreadable input creates nothing
     for f in (out, figure):
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
-    phases = [load_phase(c) for c in args.phase]
-    ds = load_4d(args.input, **calibration_overrides(args))
     fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
                     index_params={"k_max": args.k_max})
     write_calibration_json(out, fit)

@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..compare import compare_results, output_names, write_comparison
     from ..compare.api import resolve_input
-    from ..io.outputs import check_outputs
+    from ..io.outputs import check_outputs, refuse_run_folders
 
     if len(args.inputs) < 2:
         raise ParameterError(f"compare needs at least two scans, got {len(args.inputs)}")
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.output)
     names = output_names(len(inputs), figures=not args.no_figures)
     check_outputs({f"-o ({n})": out / n for n in names}, inputs)
+    refuse_run_folders(out, "-o", "comparison")
     shifts = None
     if args.shift is not None:
         if len(args.shift) != len(inputs) - 1:

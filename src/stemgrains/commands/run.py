@@ -52,17 +52,36 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..settings import resolve
-
+    from ..io.outputs import completed_run
     from ..pipeline import run_configured
+    from ..settings import resolve
 
     cfg = resolve(args, NAME)
     if is_batch(args.input):  # batch_params checks the phases, field, electrodes, calibration once, up front
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
+    record = run_record(args.input[0], batch_params(args.phase, cfg, NAME))
+    done = completed_run(args.output, record) if record is not None and not args.force else None
+    if done is not None:
+        print(f"{args.output}: already complete (a run on {done.get('input')} with the same content and parameters, "
+              f"finished {done.get('finished', '?')}); nothing to do (--force redoes it)")
+        return 0
     out = run_configured(args.input[0], args.output, args.phase, cfg, overwrite=args.overwrite,
-                         progress=not args.no_progress, scheduler=args.scheduler)
+                         progress=not args.no_progress, scheduler=args.scheduler, record=record)
     print_summary(out, args.output)
     return 0
+
+
+def run_record(input_path: str, params: dict[str, Any]) -> dict[str, str] | None:
+    """What a run folder's manifest records to recognise the same run again, as a batch does per input
+    (:func:`stemgrains.batch.input_checksum` of the input, :func:`stemgrains.batch.params_fingerprint` of
+    ``params`` from :func:`~stemgrains.commands._batch.batch_params`); ``None`` when the input cannot be read
+    (the run then reports it)."""
+    from ..batch import input_checksum, params_fingerprint
+
+    try:
+        return {"checksum": input_checksum(input_path), "fingerprint": params_fingerprint(params)}
+    except OSError:
+        return None
 
 
 def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in IMAGE_OUTPUTS:
         raise ParameterError(f"-o {out}: output must end in .npy, .tif, .h5 or .png")
     check_outputs({"-o": out}, [args.input, args.mask, getattr(args, "calibration", None)])
-    out.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     units = "q" if args.q_units else "px"
     if args.bf is not None:
         det = bright_field(args.bf, units=units)
@@ -84,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     scan_shape = parse_pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
     ds = load_4d(args.input, scan_shape=None if scan_shape is None else tuple(int(v) for v in scan_shape),
                  **calibration_overrides(args))
+    # (load_4d is lazy) an unreadable input creates nothing; an unusable output folder fails here, before the work
+    out.parent.mkdir(parents=True, exist_ok=True)
     img = virtual_image(ds, det, follow_center=args.follow_center, memory_mb=args.memory_mb, progress=True)
     attrs = {"detector": det.kind, "radii": list(det.radii), "units": units, "source": str(args.input),
              "follow_center": bool(args.follow_center)}

@@ -29,7 +29,10 @@ Method
 4. Boundaries are matched by their pair of series ids; per boundary: ``appeared``, ``vanished``, ``outside``, or
    any of ``moved`` (symmetric mean nearest-neighbour distance between the two traces — the midpoints of the
    boundary's pixel pairs within the common field of view — above ``move_tolerance_px``), ``label-changed``,
-   ``behaviour-changed`` (classification), else ``unchanged``.
+   ``behaviour-changed`` (classification), else ``unchanged``. A boundary cut by the border of the common field
+   of view (some of its pixel pairs outside it, in either scan) is ``partly-outside``: each scan classified the
+   part of it that scan saw (its segments' traces are fitted over different extents), so its label and behaviour
+   are not compared; its trace is compared over the common part (``moved;partly-outside`` when it moved).
 """
 
 from __future__ import annotations
@@ -60,7 +63,8 @@ GRAIN_COLUMNS = ("series_id", "scan_from", "scan_to", "grain_from", "grain_to", 
 
 #: Columns of ``boundaries_changed.csv`` (one row per boundary and comparison j → k).
 BOUNDARY_COLUMNS = ("series_grain_a", "series_grain_b", "scan_from", "scan_to", "boundary_from", "boundary_to",
-                    "status", "moved", "label_changed", "behaviour_changed", "trace_distance_nm", "n_pairs_from",
+                    "status", "moved", "label_changed", "behaviour_changed", "partly_outside", "trace_distance_nm",
+                    "n_pairs_from",
                     "n_pairs_to", "misorientation_from_deg", "misorientation_to_deg", "label_from", "label_to",
                     "behaviour_from", "behaviour_to")
 
@@ -161,7 +165,7 @@ class Comparison:
             bsel = np.asarray(b["scan_to"]) == k + 1
             bst = np.asarray(b["status"])[bsel]
             flags = {name: int(np.sum(np.asarray(b[name])[bsel])) for name in ("moved", "label_changed",
-                                                                                 "behaviour_changed")}
+                                                                                 "behaviour_changed", "partly_outside")}
             matched = sel & (np.asarray(g["status"]) == "matched")
             dis = np.asarray(g["disorientation_deg"], float)[matched]
             out["comparisons"].append({
@@ -404,17 +408,11 @@ def _trace_points(scan: ScanResults, reg: Registration, region: np.ndarray
                   ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Boundary id → (``(n, 2)`` trace points (x, y) on scan 1's grid, ``(n,)`` their segment ids): midpoints of
     the boundary's pixel pairs with both pixels in ``region``."""
-    bt = scan.boundaries
-    p = bt.pairs
+    p = scan.boundaries.pairs
     if len(p) == 0:
         return {}
     seg_id = np.asarray(p["segment_id"], dtype=np.int64)
-    if "boundary_id" in p:
-        bid = np.asarray(p["boundary_id"], dtype=np.int64)
-    else:
-        seg = bt.segments
-        lut = dict(zip(np.asarray(seg["segment_id"]).tolist(), np.asarray(seg["boundary_id"]).tolist()))
-        bid = np.array([lut[int(s)] for s in seg_id], dtype=np.int64)
+    bid = _pair_boundary_ids(scan)
     shape = scan.shape
     ny, nx = region.shape
     keep = np.ones(len(bid), bool)
@@ -433,6 +431,24 @@ def _trace_points(scan: ScanResults, reg: Registration, region: np.ndarray
         sel = keep & (bid == b)
         out[int(b)] = (np.stack([x[sel], y[sel]], axis=1), seg_id[sel])
     return out
+
+
+def _pair_boundary_ids(scan: ScanResults) -> np.ndarray:
+    """``(n_pairs,)`` boundary id of every pixel pair of the scan's boundary table."""
+    bt = scan.boundaries
+    p = bt.pairs
+    if "boundary_id" in p:
+        return np.asarray(p["boundary_id"], dtype=np.int64)
+    lut = dict(zip(np.asarray(bt.segments["segment_id"]).tolist(), np.asarray(bt.segments["boundary_id"]).tolist()))
+    return np.array([lut[int(s)] for s in np.asarray(p["segment_id"]).tolist()], dtype=np.int64)
+
+
+def _pair_counts(scan: ScanResults) -> dict[int, int]:
+    """Boundary id → number of its pixel pairs in the whole scan."""
+    if len(scan.boundaries.pairs) == 0:
+        return {}
+    ids, counts = np.unique(_pair_boundary_ids(scan), return_counts=True)
+    return dict(zip(ids.tolist(), counts.tolist()))
 
 
 def _trace_distance(p: np.ndarray, q: np.ndarray) -> float:
@@ -746,9 +762,11 @@ def _track_grains(scans: list[ScanResults], regs: list[Registration], *, min_iou
                 sid_b[gb] = next_id
                 next_id += 1
         series.append(sid_b)
-        grain_rows.extend(_grain_rows(k, a, b, m, sid_a, sid_b, step, min_grain_size))
+        g_rows = _grain_rows(k, a, b, m, sid_a, sid_b, step, min_grain_size)
+        grain_rows.extend(g_rows)
+        edge = {int(r["series_id"]) for r in g_rows if r["status"] == "edge"}
         rows, pts = _boundary_rows(k, scans[k - 1], scans[k], regs[k - 1], regs[k], region, sid_a, sid_b,
-                                   move_tolerance_px, step)
+                                   move_tolerance_px, step, edge)
         bound_rows.extend(rows)
         points.append(pts)
 
@@ -765,7 +783,7 @@ def _track_grains(scans: list[ScanResults], regs: list[Registration], *, min_iou
 
 
 _STR_COLS = {"status", "phase", "label_from", "label_to", "behaviour_from", "behaviour_to"}
-_BOOL_COLS = {"moved", "label_changed", "behaviour_changed"}
+_BOOL_COLS = {"moved", "label_changed", "behaviour_changed", "partly_outside"}
 _INT_COLS = {"series_id", "scan_from", "scan_to", "grain_from", "grain_to", "partner_series_id", "overlap_px",
              "series_grain_a", "series_grain_b", "boundary_from", "boundary_to", "n_pairs_from", "n_pairs_to"}
 
@@ -853,12 +871,16 @@ def _grain_rows(k: int, a: _Grains, b: _Grains, m: dict[str, Any], sid_a: dict[i
 
 
 def _boundary_rows(k: int, sa: ScanResults, sb: ScanResults, reg_a: Registration, reg_b: Registration,
-                   region: np.ndarray, sid_a: dict[int, int], sid_b: dict[int, int], tol_px: float, step: float
-                   ) -> tuple[list[dict[str, Any]], dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
+                   region: np.ndarray, sid_a: dict[int, int], sid_b: dict[int, int], tol_px: float, step: float,
+                   edge: set[int] = frozenset()) -> tuple[list[dict[str, Any]],
+                                                          dict[tuple[int, int], tuple[np.ndarray, np.ndarray]]]:
     """Rows of ``boundaries_changed.csv`` for scans k → k + 1 (labels and behaviours: those carried by most of the
-    boundary's pixel pairs in the common field of view) and the trace points per boundary."""
+    boundary's pixel pairs in the common field of view) and the trace points per boundary. A boundary cut by the
+    border of the common field of view is ``partly-outside`` (label and behaviour not compared), and so is one of
+    a grain at the ``edge`` (series ids ``edge``) found in one scan only (not ``appeared``/``vanished``)."""
     pts_a = _trace_points(sa, reg_a, region)
     pts_b = _trace_points(sb, reg_b, region)
+    all_a, all_b = _pair_counts(sa), _pair_counts(sb)
     (attr_a, seg_a), (attr_b, seg_b) = _boundary_attrs(sa), _boundary_attrs(sb)
 
     def keyed(attrs: dict[int, tuple], sid: dict[int, int]) -> dict[tuple[int, int], int]:
@@ -882,18 +904,26 @@ def _boundary_rows(k: int, sa: ScanResults, sb: ScanResults, reg_a: Registration
         ha, hb = _majority(sega, seg_a, 1), _majority(segb, seg_b, 1)
         r = {"series_grain_a": key[0], "series_grain_b": key[1], "scan_from": k, "scan_to": k + 1,
              "boundary_from": ba, "boundary_to": bb, "moved": False, "label_changed": False,
-             "behaviour_changed": False, "trace_distance_nm": float("nan"), "n_pairs_from": len(pa),
-             "n_pairs_to": len(pb), "misorientation_from_deg": mis_a, "misorientation_to_deg": mis_b,
-             "label_from": la, "label_to": lb, "behaviour_from": ha, "behaviour_to": hb}
+             "behaviour_changed": False, "partly_outside": False, "trace_distance_nm": float("nan"),
+             "n_pairs_from": len(pa), "n_pairs_to": len(pb), "misorientation_from_deg": mis_a,
+             "misorientation_to_deg": mis_b, "label_from": la, "label_to": lb, "behaviour_from": ha, "behaviour_to": hb}
         if len(pa) and len(pb):
             d = _trace_distance(pa, pb)
             r["trace_distance_nm"] = d * step
             r["moved"] = bool(d > tol_px)
-            r["label_changed"] = bool(la and lb and la != lb)
-            r["behaviour_changed"] = bool(ha and hb and ha != hb)
+            # cut by the border of the common field of view in either scan: each scan classified a different
+            # extent of it, so its label and behaviour are not compared
+            cut = len(pa) < all_a.get(ba, 0) or len(pb) < all_b.get(bb, 0)
+            r["partly_outside"] = bool(cut)
+            r["label_changed"] = bool(not cut and la and lb and la != lb)
+            r["behaviour_changed"] = bool(not cut and ha and hb and ha != hb)
             flags = [name for name, on in (("moved", r["moved"]), ("label-changed", r["label_changed"]),
-                                           ("behaviour-changed", r["behaviour_changed"])) if on]
+                                           ("behaviour-changed", r["behaviour_changed"]),
+                                           ("partly-outside", r["partly_outside"])) if on]
             r["status"] = ";".join(flags) if flags else "unchanged"
+        elif (len(pa) or len(pb)) and (key[0] in edge or key[1] in edge):
+            # a grain the border of the common field of view cut to less than a grain in one scan: not compared
+            r["status"], r["partly_outside"] = "partly-outside", True
         elif len(pa):
             r["status"] = "vanished"
         elif len(pb):

@@ -96,6 +96,44 @@ def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, A
     return cal, origin
 
 
+#: what every 4D-STEM reader expects, for the messages
+EXPECTED_4D = "expected 4-D data (scan_row, scan_col, det_row, det_col)"
+
+
+def not_4d_message(source: str, shape: tuple[int, ...], n_scan: int | None = None, n_detector: int | None = None,
+                   reshapable: bool = True) -> str:
+    """One line saying what the array of shape ``shape`` in ``source`` looks like instead of 4D-STEM data, and what
+    was expected (the same hint for every reader: ``.npy``, HDF5, rosettasciio files).
+
+    Parameters
+    ----------
+    source
+        The file, named first.
+    shape
+        The array's shape.
+    n_scan, n_detector
+        Numbers of navigation (scan) and signal (detector) axes when the file says (HyperSpy-style files).
+    reshapable
+        Whether a 3-D stack can be given a scan shape (``load_4d(scan_shape=...)``).
+    """
+    shape = tuple(int(s) for s in shape)
+    axes = "" if n_scan is None else f" with {n_scan} scan and {n_detector} detector axes"
+    nd = len(shape)
+    if nd == 2 or (nd == 3 and shape[2] in (3, 4) and n_detector in (None, 1) and min(shape[:2]) > 4):
+        what = ("a 2-D map of 3 or 4 values per pixel (an RGB image, orientations as quaternions)" if nd == 3 else
+                "one 2-D image (a single diffraction pattern, a virtual image or a map)")
+        return f"{source}: data has {nd} dimensions {shape}{axes}: {what}, not 4D-STEM data; {EXPECTED_4D}"
+    if nd == 3 and (n_scan is None or n_scan == 1):
+        how = ("; give its scan shape (load_4d(scan_shape=(rows, cols)), stemgrains virtual --scan-shape) or save "
+               "it as (rows, cols, det_row, det_col)") if reshapable else ""
+        return (f"{source}: data is 3-D {shape}{axes}: a stack of {shape[0]} patterns without the scan's shape; "
+                f"{EXPECTED_4D}{how}")
+    if n_detector is not None and n_detector != 2:
+        kind = "a spectrum or 1-D signal per scan position" if n_detector == 1 else f"{n_detector} detector axes"
+        return f"{source}: data {shape}{axes}: {kind}, not 4D-STEM data; {EXPECTED_4D} (2 scan, 2 detector axes)"
+    return f"{source}: data has {nd} dimensions {shape}{axes}, not 4D-STEM data; {EXPECTED_4D}"
+
+
 def as_4d(data: Any, source: str, scan_shape: tuple[int, int] | None = None) -> Any:
     """Check that ``data`` is 4-D; reshape a 3-D stack ``(n, ky, kx)`` when ``scan_shape`` is given."""
     shape = tuple(int(s) for s in data.shape)
@@ -113,16 +151,8 @@ def as_4d(data: Any, source: str, scan_shape: tuple[int, int] | None = None) -> 
         if len(shape) == 4 and shape[0] * shape[1] == ny * nx:
             return data.reshape(ny, nx, shape[2], shape[3])
         raise InputError(f"{source}: data shape {shape} does not fit scan_shape {(ny, nx)}")
-    if len(shape) == 3:
-        hint = ": give scan_shape=(rows, cols)" if hasattr(data, "reshape") else ""
-        raise InputError(
-            f"{source}: data is 3-D {shape} (a stack of patterns); expected 4-D (scan_row, scan_col, det_row, "
-            f"det_col){hint}"
-        )
     if len(shape) != 4:
-        raise InputError(
-            f"{source}: data has {len(shape)} dimensions {shape}; expected 4 (scan_row, scan_col, det_row, det_col)"
-        )
+        raise InputError(not_4d_message(source, shape, reshapable=hasattr(data, "reshape")))
     if min(shape) < 1:
         raise InputError(f"{source}: data shape {shape} has an empty axis")
     return data

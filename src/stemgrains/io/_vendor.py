@@ -46,7 +46,7 @@ from typing import Any
 
 from ..data import Dataset4D, electron_wavelength
 from ..errors import FileFormatError, ParameterError, StemgrainsError
-from ._common import as_4d, build_calibration, clean_overrides, finite_or_none, first_line
+from ._common import EXPECTED_4D, as_4d, build_calibration, clean_overrides, finite_or_none, first_line, not_4d_message
 
 #: extension → (rosettasciio module, format name)
 PLUGINS: dict[str, tuple[str, str]] = {
@@ -219,7 +219,7 @@ def _array_order(data: Any, axes: list[dict[str, Any]], source: str) -> tuple[An
     nav = [a for a in ordered if a.get("navigate", True)]
     sig = [a for a in ordered if not a.get("navigate", True)]
     if len(sig) != 2:
-        raise FileFormatError(f"{source}: expected 2 detector (signal) axes, found {len(sig)}; not a 4D-STEM dataset")
+        raise FileFormatError(not_4d_message(source, tuple(data.shape), len(nav), len(sig)))
     perm = [a["index_in_array"] for a in nav + sig]
     if perm != list(range(len(perm))):
         data = data.transpose(perm)
@@ -234,7 +234,12 @@ def pick_signal(signals: list[dict[str, Any]], source: str) -> dict[str, Any]:
         if n_sig == 2 and len(axes) >= 3:
             return s
     shapes = [tuple(getattr(s.get("data"), "shape", ())) for s in signals]
-    raise FileFormatError(f"{source}: no 4D-STEM data cube among its datasets (shapes {shapes})")
+    if len(signals) == 1:  # say what the one dataset is instead
+        axes = signals[0].get("axes", [])
+        n_sig = sum(1 for a in axes if not a.get("navigate", True))
+        raise FileFormatError(not_4d_message(source, shapes[0], len(axes) - n_sig, n_sig, reshapable=False))
+    raise FileFormatError(f"{source}: no 4D-STEM data cube among its {len(signals)} datasets (shapes {shapes}); "
+                          f"{EXPECTED_4D}")
 
 
 def dataset_from_signal(

@@ -36,12 +36,17 @@ from ._vendor import HDF5_PLUGINS, PLUGINS, read_vendor
 __all__ = ["load_4d", "HDF5_EXTENSIONS", "supported_extensions", "is_4d_data"]
 
 HDF5_EXTENSIONS = (".h5", ".hdf5", ".hdf", ".emd")
+_MAP_HINT = ("an orientation map (2-D), not 4D-STEM data; segment it (stemgrains segment), compare it "
+             "(stemgrains compare) or inspect it (stemgrains info)")
+_IMAGE_HINT = ("an image (2-D, or a stack of images), not a 4D-STEM file type stemgrains reads (unsupported); "
+               "{expected}")
 _HINTS = {
     ".cif": "a crystal structure (CIF), not 4D-STEM data; give it with --phase",
     ".hdr": "the header of a Merlin scan; give the .mib file beside it",
     ".raw": "the raw data of an EMPAD scan; give the .xml file beside it",
-    ".ang": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
-    ".ctf": "an orientation map, not 4D-STEM data; segment it (stemgrains segment) or inspect it (stemgrains info)",
+    ".ang": _MAP_HINT,
+    ".ctf": _MAP_HINT,
+    **{ext: _IMAGE_HINT for ext in (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")},
 }
 
 
@@ -88,9 +93,9 @@ def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None, scan_
             f.close()
             return read_vendor(path, overrides, scan_shape=scan_shape, dataset=dataset, plugin=HDF5_PLUGINS[layout])
         if "orientation" in f and "data" not in f:
-            raise FileFormatError(
-                f"{path}: a stemgrains results file (orientation map), not a 4D-STEM cube; use load_orientation_map"
-            )
+            raise FileFormatError(f"{path}: a stemgrains results file (orientation map, 2-D), not 4D-STEM data; "
+                                  "segment, classify or compare it (stemgrains segment/classify/compare) or inspect it "
+                                  "(stemgrains info); in Python: load_orientation_map")
         return read_project(f, path, overrides)
     except StemgrainsError:
         f.close()
@@ -155,13 +160,11 @@ def load_4d(
         return _read_npy(p, calibration_overrides, scan_shape)
     if ext in PLUGINS:
         return read_vendor(p, calibration_overrides, scan_shape=scan_shape, dataset=dataset)
+    expected = f"expected one of {', '.join(supported_extensions())}"
     hint = _HINTS.get(ext)
     if hint:
-        raise FileFormatError(f"{p}: {hint}")
-    raise FileFormatError(
-        f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; expected one of "
-        f"{', '.join(supported_extensions())}"
-    )
+        raise FileFormatError(f"{p}: {hint.format(expected=expected)}")
+    raise FileFormatError(f"{p}: unsupported 4D-STEM file type {ext or '(no extension)'}; {expected}")
 
 
 def is_4d_data(path: str | os.PathLike) -> bool:

@@ -7,8 +7,12 @@
   what ``stemgrains run`` wrote into a folder and from which input. A folder holding the results of another
   run is refused unless ``overwrite=True``, and then the files the earlier run wrote are removed first, so no
   stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
-  (manifest not marked complete) resumes without ``overwrite``. A batch folder (:data:`BATCH_PARAMETERS`) is
-  refused the same way, and with ``overwrite`` the batch's files and its inputs' subfolders are removed first.
+  (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
+  and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
+  finished run of the same content and parameters, which the CLI does not redo. A batch folder
+  (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
+  subfolders are removed first.
+* :func:`refuse_run_folders` keeps the outputs of other commands (``compare``) out of run and batch folders.
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
@@ -36,12 +40,14 @@ __all__ = [
     "RUN_OUTPUTS",
     "prepare_run_folder",
     "finish_run_folder",
+    "completed_run",
     "BATCH_SUMMARY_CSV",
     "BATCH_SUMMARY_PNG",
     "BATCH_PARAMETERS",
     "BATCH_CONFIG_TOML",
     "read_batch_parameters",
     "claim_batch_folder",
+    "refuse_run_folders",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -301,7 +307,77 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
     _remove_owned(out, [RUN_MANIFEST])
 
 
-def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False) -> dict[str, Any]:
+def _same_record(manifest: Mapping[str, Any] | None, record: Mapping[str, Any] | None) -> bool:
+    """True when a manifest records the input checksum and parameters' fingerprint of ``record``."""
+    return bool(manifest and record and record.get("checksum") and record.get("fingerprint")
+                and manifest.get("checksum") == record["checksum"]
+                and manifest.get("fingerprint") == record["fingerprint"])
+
+
+def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The manifest of a finished run in ``folder`` of the same input content and parameters, else ``None``.
+
+    Parameters
+    ----------
+    folder
+        A ``run`` output folder (need not exist).
+    record
+        ``{"checksum": ..., "fingerprint": ...}``: the input's :func:`stemgrains.batch.input_checksum` and the
+        :func:`stemgrains.batch.params_fingerprint` of the run's parameters (as a batch records them in each
+        input's ``batch_done.json``).
+
+    Returns
+    -------
+    dict or None
+        The manifest, when it is marked complete, records that checksum and fingerprint and every file it lists
+        is still there; ``None`` otherwise (no manifest, an interrupted run, other content or parameters, files
+        deleted since).
+    """
+    out = Path(folder)
+    if not out.is_dir() or read_batch_parameters(out) is not None:
+        return None
+    manifest = _read_manifest(out)
+    if manifest is None or not manifest.get("complete", False) or not _same_record(manifest, record):
+        return None
+    files = [str(n) for n in manifest.get("files", [])]
+    if not files or not all((out / n).is_file() for n in files):
+        return None
+    return manifest
+
+
+def refuse_run_folders(folder: str | os.PathLike, option: str = "-o", what: str = "output") -> None:
+    """Refuse an output folder that is, or lies inside, the folder of a ``run`` (:data:`RUN_MANIFEST`) or of a
+    batch (:data:`BATCH_PARAMETERS`): their files are that run's, replaced or deleted by its ``--overwrite``.
+
+    Parameters
+    ----------
+    folder
+        The output folder (need not exist); it and every existing folder above it are checked.
+    option, what
+        The option and what it holds, for the message (e.g. ``"-o"``, ``"comparison"``).
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``folder``, the run or batch folder and its record file.
+    """
+    out = Path(folder)
+    try:
+        here = out.resolve()
+    except (OSError, RuntimeError):
+        here = Path(os.path.abspath(out))
+    for d in (here, *here.parents):
+        if not d.is_dir():
+            continue
+        for record, kind in ((RUN_MANIFEST, "a run"), (BATCH_PARAMETERS, "a batch")):
+            if (d / record).is_file():
+                where = "is the folder" if d == here else f"lies inside the folder {d}"
+                raise ParameterError(f"{option} {out}: {where} of {kind} ({record}); its files belong to that run; "
+                                     f"choose a folder outside it for the {what}")
+
+
+def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False,
+                       record: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Check and claim a ``run`` output folder before any work.
 
     Parameters
@@ -314,6 +390,10 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
         Replace the results of another run found in ``folder``: the files that run wrote (its manifest, or
         every name in :data:`RUN_OUTPUTS` when it left none) are deleted first, with its checkpoint; of a batch:
         its files and the subfolders its :data:`BATCH_PARAMETERS` lists.
+    record
+        ``{"checksum": ..., "fingerprint": ...}`` of this run (see :func:`completed_run`), written into the
+        manifest. A finished run in ``folder`` with the same record is this very run: it is redone without
+        ``overwrite`` (the caller asked for it, ``--force``, or some of its files are gone).
 
     Returns
     -------
@@ -347,8 +427,12 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     if old is not None or legacy:
         previous = old.get("input", "an unknown dataset") if old is not None else _results_input(out / "results.h5")
         resumable = old is not None and not old.get("complete", True) and old.get("input") == ident["input"]
-        if not resumable and not overwrite:
+        same_run = old is not None and old.get("complete", True) and _same_record(old, record)
+        if not resumable and not same_run and not overwrite:
             what = "the same dataset" if previous == ident["input"] else f"another dataset ({previous})"
+            if old is not None and record is not None and old.get("checksum") and previous == ident["input"]:
+                what += (" with other parameters" if old.get("checksum") == record.get("checksum")
+                         else " whose content has changed since")
             raise ParameterError(
                 f"-o {out}: already holds the results of a run on {what}; choose another folder, or add "
                 "--overwrite to replace them"
@@ -358,6 +442,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         **ident,
+        **{k: record[k] for k in ("checksum", "fingerprint") if record and record.get(k)},
         "complete": False,
         "files": [],
         "software_version": __version__,

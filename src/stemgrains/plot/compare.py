@@ -18,7 +18,7 @@ from ..io.results import atomic_savefig
 __all__ = ["series_colors", "STATUS_COLORS", "plot_matched_grains", "plot_grain_rotation", "plot_boundary_changes"]
 
 #: Colour of each boundary status in :func:`plot_boundary_changes` (drawn in this order, the last on top).
-STATUS_COLORS = {"unchanged": "0.15", "moved": "tab:orange", "label-changed": "tab:blue",
+STATUS_COLORS = {"partly-outside": "0.6", "unchanged": "0.15", "moved": "tab:orange", "label-changed": "tab:blue",
                  "behaviour-changed": "tab:purple", "appeared": "tab:green", "vanished": "tab:red"}
 NOT_COVERED_RGB = (0.93, 0.93, 0.93)
 UNASSIGNED_RGB = (1.0, 1.0, 1.0)
@@ -252,7 +252,7 @@ def plot_boundary_changes(comparison: Any, scan_to: int = 2, *, path: str | os.P
         name = st if st in STATUS_COLORS else next(
             (s for s in ("behaviour-changed", "label-changed", "moved") if s in st.split(";")), "unchanged")
         counts[name] += 1
-        if name == "vanished":
+        if name == "vanished" or len(pb) == 0:  # (partly-outside: an edge grain's boundary seen in scan j only)
             groups[name].append(_edges(pa, step))
         else:
             groups[name].append(_edges(pb, step))

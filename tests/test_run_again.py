@@ -1,0 +1,105 @@
+"""`stemgrains run INPUT -o DIR` given again: a finished run of the same content and parameters is recognised
+(one line, exit 0, nothing recomputed), as a batch skips its done inputs; other content or parameters still need
+--overwrite, --force redoes it, an interrupted run resumes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from stemgrains.cli import main
+from stemgrains.errors import ParameterError
+from stemgrains.io.outputs import RUN_MANIFEST, completed_run, finish_run_folder, prepare_run_folder
+from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+AU = str(sample_cif("au"))
+RUN = ["--phase", AU, "--step", "4", "--field", "1,0", "--min-size", "1", "--no-figures", "--no-progress"]
+
+
+def _cube(path, value=0.0):
+    with h5py.File(path, "w") as f:
+        d = f.create_dataset("data", data=np.full((2, 3, 8, 8), value, np.float32))
+        d.attrs["q_pixel_size"] = 0.02
+    return path
+
+
+def test_completed_run_follows_content_parameters_and_files(tmp_path):
+    a = _cube(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    rec = {"checksum": "sha256:1", "fingerprint": "f1"}
+    m = prepare_run_folder(out, a, record=rec)
+    assert completed_run(out, rec) is None  # not finished
+    (out / "results.h5").write_text("r")
+    finish_run_folder(out, m, [out / "results.h5"])
+    done = completed_run(out, rec)
+    assert done is not None and done["input"] == str(a.resolve()) and done["checksum"] == "sha256:1"
+    assert completed_run(out, {**rec, "fingerprint": "f2"}) is None
+    assert completed_run(out, {**rec, "checksum": "sha256:2"}) is None
+    with pytest.raises(ParameterError, match="same dataset with other parameters.*--overwrite"):
+        prepare_run_folder(out, a, record={**rec, "fingerprint": "f2"})
+    with pytest.raises(ParameterError, match="same dataset whose content has changed.*--overwrite"):
+        prepare_run_folder(out, a, record={**rec, "checksum": "sha256:2"})
+    with pytest.raises(ParameterError, match="same dataset; .*--overwrite"):
+        prepare_run_folder(out, a)  # without a record (the Python API): never taken for the same run
+    (out / "results.h5").unlink()
+    assert completed_run(out, rec) is None  # a file of it deleted: not complete any more
+    prepare_run_folder(out, a, record=rec)  # the same run: redone without --overwrite
+    assert json.loads((out / RUN_MANIFEST).read_text())["complete"] is False
+
+
+def test_cli_run_again_is_recognised(tmp_path, capsys):
+    src = tmp_path / "scan.h5"
+    simulate_polycrystal(src, phases=[AU], scan_shape=(3, 4), detector_shape=(64, 64), n_grains=2, seed=1,
+                         dose=1e4, progress=False)
+    out = tmp_path / "out"
+    assert main(["run", str(src), *RUN, "-o", str(out)]) == 0
+    capsys.readouterr()
+    results = out / "results.h5"
+    mtime = results.stat().st_mtime_ns
+    man = json.loads((out / RUN_MANIFEST).read_text())
+    assert man["complete"] and man["checksum"].startswith("sha256:") and len(man["fingerprint"]) == 16
+
+    t0 = time.perf_counter()
+    assert main(["run", str(src), *RUN, "-o", str(out)]) == 0
+    again = time.perf_counter() - t0
+    printed = capsys.readouterr()
+    lines = printed.out.strip().splitlines()
+    assert len(lines) == 1 and "already complete" in lines[0] and str(out) in lines[0] and printed.err == ""
+    assert results.stat().st_mtime_ns == mtime
+    # --overwrite alone (as a batch's) is no reason to redo the same run
+    assert main(["run", str(src), *RUN, "--overwrite", "-o", str(out)]) == 0
+    assert "already complete" in capsys.readouterr().out and results.stat().st_mtime_ns == mtime
+
+    # other parameters: refused, one line naming the folder, --overwrite
+    assert main(["run", str(src), *RUN, "--threshold", "3", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other parameters" in err[0] and "--overwrite" in err[0] and str(out) in err[0]
+    assert results.stat().st_mtime_ns == mtime
+    # changed content: refused the same way
+    changed = tmp_path / "changed.h5"
+    shutil.copy(src, changed)
+    with h5py.File(changed, "a") as f:
+        f["data"][0, 0, 0, 0] += 1
+    shutil.copy(changed, src)
+    assert main(["run", str(src), *RUN, "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "content has changed" in err[0] and "--overwrite" in err[0]
+    assert main(["run", str(src), *RUN, "--overwrite", "-o", str(out)]) == 0
+    mtime = results.stat().st_mtime_ns
+    capsys.readouterr()
+
+    # --force redoes the finished run
+    assert main(["run", str(src), *RUN, "--force", "-o", str(out)]) == 0
+    assert "grains" in capsys.readouterr().out and results.stat().st_mtime_ns != mtime
+
+    # an interrupted run (manifest not complete) resumes without any flag
+    man = json.loads((out / RUN_MANIFEST).read_text())
+    (out / RUN_MANIFEST).write_text(json.dumps(dict(man, complete=False)))
+    assert main(["run", str(src), *RUN, "-o", str(out)]) == 0
+    assert "grains" in capsys.readouterr().out and json.loads((out / RUN_MANIFEST).read_text())["complete"]
+    print(f"run again: {again:.2f} s")
