@@ -679,18 +679,12 @@ def index_orientations(
 
 
 def _neighbor_summed(dataset: Dataset4D, prm: IndexParams) -> Dataset4D:
-    """The dataset whose patterns are summed with their similar neighbours (``prm.neighbor_average_radius``), or
-    the dataset itself when that is 0 or the scan is a single pattern."""
-    if prm.neighbor_average_radius == 0 or dataset.scan_shape == (1, 1):
-        return dataset
-    from ..preprocess.averaging import NeighborSummedData
+    """The dataset read through similarity-gated neighbour summation (``prm.neighbor_average_radius``)."""
+    from ..preprocess.averaging import summed_dataset
 
-    cal = dataset.calibration
-    mask_px = prm.spots.resolved_q_min(cal) / cal.require_q_pixel_size()
-    data = NeighborSummedData(dataset.data, prm.neighbor_average_radius, mask_radius_px=mask_px,
-                              min_similarity=prm.neighbor_min_similarity,
-                              relative_similarity=prm.neighbor_relative_similarity)
-    return Dataset4D(data, cal, dict(dataset.metadata), dataset.source)
+    return summed_dataset(dataset, prm.neighbor_average_radius, q_min=prm.spots.resolved_q_min(dataset.calibration),
+                          min_similarity=prm.neighbor_min_similarity,
+                          relative_similarity=prm.neighbor_relative_similarity)
 
 
 def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int, int], step_nm: float, prm: IndexParams) -> CrystalMap:

@@ -28,7 +28,7 @@ import numpy as np
 from ..errors import ParameterError
 from . import _kernels as K
 
-__all__ = ["NeighborSummedData", "sum_similar_neighbors"]
+__all__ = ["NeighborSummedData", "sum_similar_neighbors", "summed_dataset"]
 
 
 def _check(radius: Any, mask_radius_px: Any, min_similarity: Any, relative_similarity: Any) -> tuple[int, float, float, float]:
@@ -140,3 +140,19 @@ class NeighborSummedData:
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[0:self.shape[0]]
         return out.astype(dtype) if dtype is not None else out
+
+
+def summed_dataset(dataset: Any, radius: int, *, q_min: float, min_similarity: float = 0.1,
+                   relative_similarity: float = 0.7) -> Any:
+    """``dataset`` (a :class:`~stemgrains.data.Dataset4D`) with its patterns read through
+    :class:`NeighborSummedData`, or ``dataset`` itself for ``radius`` 0 or a single pattern.
+
+    ``q_min`` (1/Å, the spot detector's inner limit) sets the masked disk around the direct beam."""
+    from ..data import Dataset4D
+
+    if radius == 0 or dataset.scan_shape == (1, 1):
+        return dataset
+    cal = dataset.calibration
+    data = NeighborSummedData(dataset.data, radius, mask_radius_px=q_min / cal.require_q_pixel_size(),
+                              min_similarity=min_similarity, relative_similarity=relative_similarity)
+    return Dataset4D(data, cal, dict(dataset.metadata), dataset.source)

@@ -627,7 +627,11 @@ def calibrate(
     sp = replace(sp, q_max=iprm.k_max if sp.q_max is None else min(sp.q_max, iprm.k_max))
 
     rows, cols = _subsample(dataset.scan_shape, max_patterns)
-    pats = _read_positions(dataset, rows, cols)
+    from .averaging import summed_dataset  # each pattern with its similar neighbours, as the indexing reads them
+
+    pats = _read_positions(summed_dataset(dataset, iprm.neighbor_average_radius, q_min=sp.resolved_q_min(stated),
+                                          min_similarity=iprm.neighbor_min_similarity,
+                                          relative_similarity=iprm.neighbor_relative_similarity), rows, cols)
     peaks, counts, centers = detect_spots(pats, stated, sp)
     m0 = stated._affine()
     d, amp, pidx = _offsets(peaks, counts, m0)
