@@ -203,9 +203,10 @@ def test_leaf_helpers_match_numpy(seed):
         np.testing.assert_allclose(f(_cpu.qexp_components)(*v), ref.qexp(v), atol=TOL_Q)
         R = _cpu.qmatrix(q)
         for j in range(len(g_c)):
-            s_j, r2 = f(_cpu.excitation_error)(g_c, j, R, lam)
+            s_j, gz, gg = f(_cpu.excitation_error)(g_c, j, R, lam)
             assert s_j == pytest.approx(excitation_error(g_s[j:j + 1], lam)[0], abs=1e-12)
-            assert r2 == pytest.approx(g_s[j, 0] ** 2 + g_s[j, 1] ** 2, abs=1e-12)
+            assert gz == pytest.approx(g_s[j, 2], abs=1e-12)
+            assert gg == pytest.approx(np.sum(g_c[j] ** 2), rel=1e-12)
             np.testing.assert_allclose(f(_cpu.in_plane_position)(g_c, j, R), g_s[j, :2], atol=1e-12)
         # the vertex of the parabola through (−1, a), (0, b), (1, c), clipped to ±0.5; 0 unless it opens downward
         curv, slope, _ = np.polyfit([-1.0, 0.0, 1.0], [a, b, c], 2)

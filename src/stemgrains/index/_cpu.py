@@ -322,16 +322,15 @@ def sample_at_q(img, center_row, center_col, affine, qx, qy):
 
 @nb.njit(cache=True, nogil=True, inline="always")
 def excitation_error(g_c, j, R, lam):
-    """``(s, r2)`` of reflection ``g_c[j]`` (crystal frame, 1/Å) for orientation matrix ``R`` (:func:`qmatrix`):
-    s = −g_z − λ|g|²/2 its excitation error and r2 = |g_xy|² = |g|² − g_z² the square of its distance from the beam
-    in the diffraction plane (1/Å, 1/Å²). Needs only g_z and |g|² (rotation-invariant): the test whether a
-    reflection is excited at all costs one row of R."""
+    """``(s, gz, gg)`` of reflection ``g_c[j]`` (crystal frame, 1/Å) for orientation matrix ``R`` (:func:`qmatrix`):
+    s = −g_z − λ|g|²/2 its excitation error (1/Å), g_z its component along the beam and gg = |g|² (rotation-invariant;
+    |g_xy|² = gg − g_z²). The test whether a reflection is excited at all costs one row of R: most stop here."""
     g0 = g_c[j, 0]
     g1 = g_c[j, 1]
     g2 = g_c[j, 2]
     gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
     gg = g0 * g0 + g1 * g1 + g2 * g2
-    return -gz - 0.5 * lam * gg, gg - gz * gz
+    return -gz - 0.5 * lam * gg, gz, gg
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -343,7 +342,7 @@ def in_plane_position(g_c, j, R):
     return g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0], g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, inline="always")
 def template_sums(R, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, fast_powers):
     """The sums behind :func:`image_score` and :func:`solution_quality` for orientation matrix ``R``: ``(Σ_j b_j P_j,
     Σ_j b_j², Σ_j P_j²)`` over the kinematic spots j with s_j²/(2σ_s²) ≤ 12.5 (within 5σ_s of the Ewald sphere)
@@ -360,9 +359,12 @@ def template_sums(R, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row
     bn = 0.0
     pn = 0.0
     for j in range(g_c.shape[0]):
-        s, r2 = excitation_error(g_c, j, R, lam)
+        s, gz, gg = excitation_error(g_c, j, R, lam)
         e = s * s * inv2ss
-        if e > 12.5 or r2 < qmin2 or r2 > qmax2:
+        if e > 12.5:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
             continue
         if fast_powers and power == 0.5:
             b = math.sqrt(F2[j]) * math.exp(-0.5 * e)
@@ -789,8 +791,11 @@ def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
     pred = np.empty((g_c.shape[0], 2))
     m = 0
     for j in range(g_c.shape[0]):
-        s, r2 = excitation_error(g_c, j, R, lam)
-        if abs(s) > s_win or r2 < qmin2 or r2 > qmax2:
+        s, gz, gg = excitation_error(g_c, j, R, lam)
+        if abs(s) > s_win:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
             continue
         pred[m, 0], pred[m, 1] = in_plane_position(g_c, j, R)
         m += 1
