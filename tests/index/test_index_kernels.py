@@ -181,6 +181,63 @@ def test_top_peaks_and_parabolic_offset_py_func():
     assert _cpu.parabolic_offset((x - 4.3) ** 2, 4) == 0.0
 
 
+# --------------------------------------------------------------------------------------------------------------------
+# leaf helpers: scalars in, tuples out; _gpu compiles the same bodies (.py_func) as CUDA device functions
+# --------------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_leaf_helpers_match_numpy(seed):
+    rng = np.random.default_rng(seed)
+    q = unit_quaternions(rng)
+    v = rng.normal(size=3) * rng.choice([1e-9, 0.01, 1.0, 5.0])
+    g_c = rng.normal(size=(20, 3))
+    lam = 0.0197
+    g_s = ref.sample_frame(q, g_c)  # orix: sample-frame vectors of the reflections
+    simplex = rng.normal(size=(4, 3))
+    a, b, c = rng.uniform(-1, 1, 3)
+    rp, tp, ap, rj, tj, wj = rng.uniform(0.2, 1.2), rng.uniform(-4, 4), rng.uniform(0.1, 1), rng.uniform(0.2, 1.2), \
+        rng.uniform(-4, 4), rng.uniform(0.1, 1)
+    bw, inv_c2 = 2 * np.pi / 90, 1.0 / (3.5 * 0.03) ** 2
+    for jit in (True, False):
+        f = (lambda fn: fn) if jit else (lambda fn: fn.py_func)
+        np.testing.assert_allclose(np.reshape(f(_cpu.qmatrix_components)(*q), (3, 3)), ref.qmatrix(q), atol=TOL_Q)
+        np.testing.assert_allclose(f(_cpu.qexp_components)(*v), ref.qexp(v), atol=TOL_Q)
+        R = _cpu.qmatrix(q)
+        for j in range(len(g_c)):
+            s_j, gz, gg = f(_cpu.excitation_error)(g_c, j, R, lam)
+            assert s_j == pytest.approx(excitation_error(g_s[j:j + 1], lam)[0], abs=1e-12)
+            assert gz == pytest.approx(g_s[j, 2], abs=1e-12)
+            assert gg == pytest.approx(np.sum(g_c[j] ** 2), rel=1e-12)
+            np.testing.assert_allclose(f(_cpu.in_plane_position)(g_c, j, R), g_s[j, :2], atol=1e-12)
+        # the vertex of the parabola through (−1, a), (0, b), (1, c), clipped to ±0.5; 0 unless it opens downward
+        curv, slope, _ = np.polyfit([-1.0, 0.0, 1.0], [a, b, c], 2)
+        want = 0.0 if curv >= 0 else float(np.clip(-slope / (2 * curv), -0.5, 0.5))
+        assert f(_cpu.parabolic_vertex)(a, b, c) == pytest.approx(want, abs=1e-12)
+        assert f(_cpu.simplex_size)(simplex) == pytest.approx(np.linalg.norm(simplex[1:] - simplex[0], axis=1).max())
+        # one peak's vote for one template spot: radial weight, mean radius, in-plane angle in bins
+        wr, rbar, x = f(_cpu.spot_vote)(rp, tp, ap, rj, tj, wj, bw, inv_c2)
+        assert wr == pytest.approx(ap * wj * (1 - (rp - rj) ** 2 * inv_c2) ** 2, rel=1e-12)
+        assert rbar == pytest.approx((rp + rj) / 2, rel=1e-12)
+        assert x == pytest.approx(((tj - tp) % (2 * np.pi)) / bw, abs=1e-9)
+        assert f(_cpu.arc_kernel)(rbar, 3, x, bw, inv_c2) == pytest.approx(1 - (rbar * (3 - x) * bw) ** 2 * inv_c2,
+                                                                             rel=1e-12, abs=1e-12)
+
+
+def test_template_sums_fast_powers_equal_the_general_power(crystal):
+    """image_score's sqrt/exp forms of the powers 0.5 and 1 equal ``**`` up to rounding; other powers take ``**``."""
+    rng = np.random.default_rng(4)
+    g_c, F2 = crystal
+    img = rng.uniform(0, 1, (64, 64))
+    affine = np.eye(2) * 20.0
+    R = _cpu.qmatrix(unit_quaternions(rng))
+    for power in (0.5, 1.0, 0.7):
+        fast = _cpu.template_sums(R, g_c, F2, 0.0197, 0.05, 0.1, 1.4, power, img, 32.0, 31.5, affine, True)
+        exact = _cpu.template_sums(R, g_c, F2, 0.0197, 0.05, 0.1, 1.4, power, img, 32.0, 31.5, affine, False)
+        assert exact[1] > 0
+        np.testing.assert_allclose(fast, exact, rtol=1e-12)
+        if power == 0.7:
+            assert fast == exact
+
+
 def random_library(rng, n_templates, max_spots, empty_every=4):
     offsets, rs, ts, ws, norms = [0], [], [], [], []
     for t in range(n_templates):

@@ -62,39 +62,58 @@ class ChunkInputs(NamedTuple):
 # quaternion helpers
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
-def qexp(v):
-    """Unit quaternion of the rotation vector v (axis · angle, radians)."""
-    ang = math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2])
-    out = np.empty(4)
+def qexp_components(v0, v1, v2):
+    """Unit quaternion ``(w, x, y, z)`` of the rotation vector (v0, v1, v2) (axis · angle, radians).
+
+    Scalars in, a tuple out, no array: :mod:`._gpu` compiles this same body (``.py_func``) as a CUDA device function.
+    """
+    ang = math.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
     if ang < 1e-15:
-        out[0] = 1.0
-        out[1] = 0.5 * v[0]
-        out[2] = 0.5 * v[1]
-        out[3] = 0.5 * v[2]
+        o0 = 1.0
+        o1 = 0.5 * v0
+        o2 = 0.5 * v1
+        o3 = 0.5 * v2
     else:
         s = math.sin(0.5 * ang) / ang
-        out[0] = math.cos(0.5 * ang)
-        out[1] = s * v[0]
-        out[2] = s * v[1]
-        out[3] = s * v[2]
-    n = math.sqrt(out[0] ** 2 + out[1] ** 2 + out[2] ** 2 + out[3] ** 2)
-    return out / n
+        o0 = math.cos(0.5 * ang)
+        o1 = s * v0
+        o2 = s * v1
+        o3 = s * v2
+    n = math.sqrt(o0**2 + o1**2 + o2**2 + o3**2)
+    return o0 / n, o1 / n, o2 / n, o3 / n
+
+
+@nb.njit(cache=True, nogil=True)
+def qexp(v):
+    """Unit quaternion of the rotation vector v (axis · angle, radians); new ``(4,)``."""
+    out = np.empty(4)
+    out[0], out[1], out[2], out[3] = qexp_components(v[0], v[1], v[2])
+    return out
+
+
+@nb.njit(cache=True, nogil=True)
+def qmatrix_components(a, b, c, d):
+    """The nine entries ``R00, R01, R02, R10, ..., R22`` (row-major) of :func:`qmatrix` of the unit quaternion
+    (a, b, c, d). Scalars in, a tuple out: :mod:`._gpu` compiles this same body as a CUDA device function."""
+    return (
+        a * a + b * b - c * c - d * d,
+        2 * (b * c - a * d),
+        2 * (b * d + a * c),
+        2 * (b * c + a * d),
+        a * a - b * b + c * c - d * d,
+        2 * (c * d - a * b),
+        2 * (b * d - a * c),
+        2 * (c * d + a * b),
+        a * a - b * b - c * c + d * d,
+    )
 
 
 @nb.njit(cache=True, nogil=True)
 def qmatrix(q):
-    """R with v_crystal = R @ v_sample (rows: crystal axes in sample coordinates)."""
-    a, b, c, d = q[0], q[1], q[2], q[3]
+    """R with v_crystal = R @ v_sample (rows: crystal axes in sample coordinates); new ``(3, 3)``."""
     R = np.empty((3, 3))
-    R[0, 0] = a * a + b * b - c * c - d * d
-    R[0, 1] = 2 * (b * c - a * d)
-    R[0, 2] = 2 * (b * d + a * c)
-    R[1, 0] = 2 * (b * c + a * d)
-    R[1, 1] = a * a - b * b + c * c - d * d
-    R[1, 2] = 2 * (c * d - a * b)
-    R[2, 0] = 2 * (b * d - a * c)
-    R[2, 1] = 2 * (c * d + a * b)
-    R[2, 2] = a * a - b * b - c * c + d * d
+    (R[0, 0], R[0, 1], R[0, 2], R[1, 0], R[1, 1], R[1, 2], R[2, 0], R[2, 1],
+     R[2, 2]) = qmatrix_components(q[0], q[1], q[2], q[3])
     return R
 
 
@@ -148,6 +167,28 @@ def angular_correlation(pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q, n_bins):
     return hist
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def spot_vote(rp, tp, ap, rj, tj, wj, bw, inv_c2):
+    """The vote of a pattern peak (radius ``rp`` 1/Å, polar angle ``tp`` rad, amplitude ``ap``) for a template spot
+    (``rj``, ``tj``, weight ``wj``) within the radial cut c (``inv_c2`` = 1/c²): ``(wr, rbar, x)`` with
+    wr = a_p w_j (1 − Δr²/c²)² its radial weight, rbar the mean radius (arc length per radian) and x = γ / ``bw`` its
+    in-plane angle γ = θ_j − θ_p ∈ [0, 2π) in bins. Leaf code: :mod:`._gpu` compiles this same body for the device.
+    """
+    dr = rp - rj
+    u = 1.0 - dr * dr * inv_c2
+    g = tj - tp
+    g = g - TWO_PI * math.floor(g / TWO_PI)
+    return ap * wj * u * u, 0.5 * (rp + rj), g / bw
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def arc_kernel(rbar, k, x, bw, inv_c2):
+    """1 − arc²/c² for the arc length rbar·(k − x)·bw between bin ``k`` and the vote at ``x`` bins (the kernel's
+    square root; ≤ 0 beyond c)."""
+    arc = rbar * (k - x) * bw
+    return 1.0 - arc * arc * inv_c2
+
+
 @nb.njit(cache=True, nogil=True)
 def angular_correlation_into(hist, pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q):
     """:func:`angular_correlation` written into ``hist`` (its length is the number of bins; reused buffer)."""
@@ -165,17 +206,10 @@ def angular_correlation_into(hist, pk_r, pk_t, pk_a, sp_r, sp_t, sp_w, sigma_q):
             j0 += 1
         j = j0
         while j < n_s and sp_r[j] <= rp + cut:
-            dr = rp - sp_r[j]
-            u = 1.0 - dr * dr * inv_c2
-            wr = pk_a[p] * sp_w[j] * u * u
-            rbar = 0.5 * (rp + sp_r[j])
-            g = sp_t[j] - pk_t[p]
-            g = g - TWO_PI * math.floor(g / TWO_PI)
-            x = g / bw
+            wr, rbar, x = spot_vote(rp, pk_t[p], pk_a[p], sp_r[j], sp_t[j], sp_w[j], bw, inv_c2)
             c = int(x + 0.5)
             for k in range(c - 3, c + 4):
-                arc = rbar * (k - x) * bw
-                v = 1.0 - arc * arc * inv_c2
+                v = arc_kernel(rbar, k, x, bw, inv_c2)
                 if v > 0:
                     hist[k % n_bins] += wr * v * v
             j += 1
@@ -210,16 +244,21 @@ def top_peaks_circular(hist, n_keep, min_sep_bins):
 
 
 @nb.njit(cache=True, nogil=True)
-def parabolic_offset(hist, k):
-    n = hist.shape[0]
-    a = hist[(k - 1) % n]
-    b = hist[k]
-    c = hist[(k + 1) % n]
+def parabolic_vertex(a, b, c):
+    """Position of the vertex of the parabola through (−1, a), (0, b), (1, c), clipped to [−0.5, 0.5]; 0 unless it
+    opens downward (b is a maximum). :mod:`._gpu` compiles this same body as a CUDA device function."""
     den = a - 2 * b + c
     if den >= 0:
         return 0.0
     off = 0.5 * (a - c) / den
     return min(max(off, -0.5), 0.5)
+
+
+@nb.njit(cache=True, nogil=True)
+def parabolic_offset(hist, k):
+    """Sub-bin offset of the peak at bin ``k`` of the circular histogram ``hist`` (:func:`parabolic_vertex`)."""
+    n = hist.shape[0]
+    return parabolic_vertex(hist[(k - 1) % n], hist[k], hist[(k + 1) % n])
 
 
 @nb.njit(cache=True, nogil=True)
@@ -272,6 +311,77 @@ def sample_bilinear(img, row, col):
             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def sample_at_q(img, center_row, center_col, affine, qx, qy):
+    """:func:`sample_bilinear` of ``img`` at the detector position of the sample-frame vector (qx, qy) (1/Å):
+    ``affine`` maps it to the offsets (dcol, drow) from the direct beam at (center_row, center_col); NaN off the
+    detector."""
+    return sample_bilinear(img, center_row + affine[1, 0] * qx + affine[1, 1] * qy,
+                           center_col + affine[0, 0] * qx + affine[0, 1] * qy)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def excitation_error(g_c, j, R, lam):
+    """``(s, gz, gg)`` of reflection ``g_c[j]`` (crystal frame, 1/Å) for orientation matrix ``R`` (:func:`qmatrix`):
+    s = −g_z − λ|g|²/2 its excitation error (1/Å), g_z its component along the beam and gg = |g|² (rotation-invariant;
+    |g_xy|² = gg − g_z²). The test whether a reflection is excited at all costs one row of R: most stop here."""
+    g0 = g_c[j, 0]
+    g1 = g_c[j, 1]
+    g2 = g_c[j, 2]
+    gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
+    gg = g0 * g0 + g1 * g1 + g2 * g2
+    return -gz - 0.5 * lam * gg, gz, gg
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def in_plane_position(g_c, j, R):
+    """Sample-frame position ``(gx, gy)`` (1/Å) of the spot of reflection ``g_c[j]`` for orientation matrix ``R``."""
+    g0 = g_c[j, 0]
+    g1 = g_c[j, 1]
+    g2 = g_c[j, 2]
+    return g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0], g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def template_sums(R, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, fast_powers):
+    """The sums behind :func:`image_score` and :func:`solution_quality` for orientation matrix ``R``: ``(Σ_j b_j P_j,
+    Σ_j b_j², Σ_j P_j²)`` over the kinematic spots j with s_j²/(2σ_s²) ≤ 12.5 (within 5σ_s of the Ewald sphere)
+    projecting between q_min and q_max (1/Å), b_j = (F²_j exp(−s_j²/(2σ_s²)))^power, P_j the image sampled
+    bilinearly at the spot (:func:`sample_at_q`; spots off the detector add to Σ b_j² only).
+
+    ``fast_powers``: the powers 0.5 and 1 by sqrt/exp instead of ``**`` (image_score, the refinement's objective:
+    faster, equal up to rounding); solution_quality takes ``**`` for every power.
+    """
+    inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
+    num = 0.0
+    bn = 0.0
+    pn = 0.0
+    for j in range(g_c.shape[0]):
+        s, gz, gg = excitation_error(g_c, j, R, lam)
+        e = s * s * inv2ss
+        if e > 12.5:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        if fast_powers and power == 0.5:
+            b = math.sqrt(F2[j]) * math.exp(-0.5 * e)
+        elif fast_powers and power == 1.0:
+            b = F2[j] * math.exp(-e)
+        else:
+            b = (F2[j] * math.exp(-e)) ** power
+        bn += b * b
+        gx, gy = in_plane_position(g_c, j, R)
+        v = sample_at_q(img, center_row, center_col, affine, gx, gy)
+        if v != v:  # off the detector
+            continue
+        num += b * v
+        pn += v * v
+    return num, bn, pn
+
+
 @nb.njit(cache=True, nogil=True)
 def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine):
     """Σ_j b_j P(x_j) / ‖b‖: the processed image P sampled (bilinear) at the detector positions x_j of the
@@ -279,39 +389,8 @@ def image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, 
     q_min and q_max. ``affine`` maps sample (qx, qy) to detector offsets (dcol, drow). Every count in the pattern
     contributes, including spots too weak to be detected as peaks.
     """
-    R = qmatrix(q)
-    inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
-    num = 0.0
-    bn = 0.0
-    qmin2 = q_min * q_min
-    qmax2 = q_max * q_max
-    for j in range(g_c.shape[0]):
-        # the excitation error needs only g_z and |g|² (rotation-invariant): most reflections stop here
-        g0 = g_c[j, 0]
-        g1 = g_c[j, 1]
-        g2 = g_c[j, 2]
-        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
-        gg = g0 * g0 + g1 * g1 + g2 * g2
-        s = -gz - 0.5 * lam * gg
-        e = s * s * inv2ss
-        if e > 12.5:
-            continue
-        r2 = gg - gz * gz
-        if r2 < qmin2 or r2 > qmax2:
-            continue
-        gx = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
-        gy = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
-        if power == 0.5:
-            b = math.sqrt(F2[j]) * math.exp(-0.5 * e)
-        elif power == 1.0:
-            b = F2[j] * math.exp(-e)
-        else:
-            b = (F2[j] * math.exp(-e)) ** power
-        bn += b * b
-        v = sample_bilinear(img, center_row + affine[1, 0] * gx + affine[1, 1] * gy, center_col + affine[0, 0] * gx + affine[0, 1] * gy)
-        if v != v:  # off the detector
-            continue
-        num += b * v
+    num, bn, _ = template_sums(qmatrix(q), g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col,
+                               affine, True)
     if bn <= 0:
         return 0.0
     return num / math.sqrt(bn)
@@ -336,6 +415,20 @@ def near_sphere_subset(q, g_c, lam, sigma_s, tilt_margin):
 
 
 @nb.njit(cache=True, nogil=True)
+def simplex_size(simplex):
+    """Largest distance from the first vertex (row 0, the best after sorting) to the other vertices of a
+    Nelder–Mead simplex ``(k + 1, k)``: the convergence test of :func:`refine_orientation`. Leaf code, no array
+    allocation: :mod:`._gpu` compiles this same body as a CUDA device function."""
+    size = 0.0
+    for k in range(1, simplex.shape[0]):
+        d = 0.0
+        for c in range(simplex.shape[1]):
+            d += (simplex[k, c] - simplex[0, c]) ** 2
+        size = max(size, math.sqrt(d))
+    return size
+
+
+@nb.njit(cache=True, nogil=True)
 def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol):
     """Nelder–Mead over a rotation vector δ (sample frame, radians): q = q0 ⊗ exp(δ), maximising
     :func:`image_score`. Returns (q_best, score_best, n_evaluations)."""
@@ -356,13 +449,7 @@ def refine_orientation(q0, g_c, F2, lam, sigma_s, q_min, q_max, power, img, cent
         order = np.argsort(vals)
         simplex = simplex[order].copy()
         vals = vals[order].copy()
-        size = 0.0
-        for k in range(1, 4):
-            d = 0.0
-            for c in range(3):
-                d += (simplex[k, c] - simplex[0, c]) ** 2
-            size = max(size, math.sqrt(d))
-        if size < xtol:
+        if simplex_size(simplex) < xtol:
             break
         cen = (simplex[0] + simplex[1] + simplex[2]) / 3.0
         xr = cen + (cen - simplex[3])
@@ -704,19 +791,13 @@ def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
     pred = np.empty((g_c.shape[0], 2))
     m = 0
     for j in range(g_c.shape[0]):
-        g0 = g_c[j, 0]
-        g1 = g_c[j, 1]
-        g2 = g_c[j, 2]
-        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
-        gg = g0 * g0 + g1 * g1 + g2 * g2
-        s = -gz - 0.5 * lam * gg
+        s, gz, gg = excitation_error(g_c, j, R, lam)
         if abs(s) > s_win:
             continue
         r2 = gg - gz * gz
         if r2 < qmin2 or r2 > qmax2:
             continue
-        pred[m, 0] = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
-        pred[m, 1] = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
+        pred[m, 0], pred[m, 1] = in_plane_position(g_c, j, R)
         m += 1
     return pred[:m]
 
@@ -740,38 +821,12 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
     residual the RMS distance (1/Å) of the explained peaks to their predicted spots (0 when none).
     """
     R = qmatrix(q)
-    inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
     ky = img.shape[0]
     kx = img.shape[1]
-    qmin2 = q_min * q_min
-    qmax2 = q_max * q_max
     pred = predicted_spots(R, g_c, lam, s_win, q_min, q_max)
     m = pred.shape[0]
-    num = 0.0
-    bn = 0.0
-    pn = 0.0
-    for j in range(g_c.shape[0]):
-        g0 = g_c[j, 0]
-        g1 = g_c[j, 1]
-        g2 = g_c[j, 2]
-        gz = g0 * R[0, 2] + g1 * R[1, 2] + g2 * R[2, 2]
-        gg = g0 * g0 + g1 * g1 + g2 * g2
-        s = -gz - 0.5 * lam * gg
-        e = s * s * inv2ss
-        if e > 12.5:
-            continue
-        r2 = gg - gz * gz
-        if r2 < qmin2 or r2 > qmax2:
-            continue
-        gx = g0 * R[0, 0] + g1 * R[1, 0] + g2 * R[2, 0]
-        gy = g0 * R[0, 1] + g1 * R[1, 1] + g2 * R[2, 1]
-        b = (F2[j] * math.exp(-e)) ** power
-        bn += b * b
-        v = sample_bilinear(img, center_row + affine[1, 0] * gx + affine[1, 1] * gy, center_col + affine[0, 0] * gx + affine[0, 1] * gy)
-        if v != v:  # off the detector
-            continue
-        num += b * v
-        pn += v * v
+    num, bn, pn = template_sums(R, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine,
+                                False)
     n_ok = 0
     w_ok = 0.0
     d2sum = 0.0

@@ -32,7 +32,9 @@ import warnings
 
 import numpy as np
 
+from ..crystal.symmetry import qmul_components
 from ..errors import ParameterError, StemgrainsError
+from . import _cpu
 
 __all__ = ["gpu_available", "using_simulator", "index_chunk_gpu", "coarse_search_gpu", "image_score_gpu", "refine_gpu"]
 
@@ -67,34 +69,17 @@ _TPB = 32 if using_simulator() else 128  # threads per block (the simulator runs
 
 
 # --------------------------------------------------------------------------------------------------
-# device helpers (scalar tuples, the same arithmetic as the _cpu helpers)
+# device helpers (scalar tuples): the _cpu helpers' own bodies (``.py_func``) compiled for the device, so both
+# backends run one piece of arithmetic
 # --------------------------------------------------------------------------------------------------
-@cuda.jit(device=True)
-def _qmul(a0, a1, a2, a3, b0, b1, b2, b3):
-    return (
-        a0 * b0 - a1 * b1 - a2 * b2 - a3 * b3,
-        a0 * b1 + a1 * b0 + a2 * b3 - a3 * b2,
-        a0 * b2 - a1 * b3 + a2 * b0 + a3 * b1,
-        a0 * b3 + a1 * b2 - a2 * b1 + a3 * b0,
-    )
-
-
-@cuda.jit(device=True)
-def _qexp(v0, v1, v2):
-    ang = math.sqrt(v0 * v0 + v1 * v1 + v2 * v2)
-    if ang < 1e-15:
-        o0 = 1.0
-        o1 = 0.5 * v0
-        o2 = 0.5 * v1
-        o3 = 0.5 * v2
-    else:
-        s = math.sin(0.5 * ang) / ang
-        o0 = math.cos(0.5 * ang)
-        o1 = s * v0
-        o2 = s * v1
-        o3 = s * v2
-    n = math.sqrt(o0**2 + o1**2 + o2**2 + o3**2)
-    return o0 / n, o1 / n, o2 / n, o3 / n
+_qmul = cuda.jit(device=True)(qmul_components.py_func)
+_qexp = cuda.jit(device=True)(_cpu.qexp_components.py_func)
+_qmatrix = cuda.jit(device=True)(_cpu.qmatrix_components.py_func)
+_parabolic_vertex = cuda.jit(device=True)(_cpu.parabolic_vertex.py_func)
+_sample_bilinear = cuda.jit(device=True)(_cpu.sample_bilinear.py_func)
+_simplex_size = cuda.jit(device=True)(_cpu.simplex_size.py_func)
+_spot_vote = cuda.jit(device=True)(_cpu.spot_vote.py_func)
+_arc_kernel = cuda.jit(device=True)(_cpu.arc_kernel.py_func)
 
 
 @cuda.jit(device=True)
@@ -118,33 +103,16 @@ def _sym_distance(q1, q2, sym):
 
 @cuda.jit(device=True)
 def _parabolic_offset(hist, k, n):
-    a = hist[(k - 1) % n]
-    b = hist[k]
-    c = hist[(k + 1) % n]
-    den = a - 2 * b + c
-    if den >= 0:
-        return 0.0
-    off = 0.5 * (a - c) / den
-    return min(max(off, -0.5), 0.5)
+    """:func:`._cpu.parabolic_offset` on the first ``n`` bins of ``hist`` (a shared array of MAX_BINS)."""
+    return _parabolic_vertex(hist[(k - 1) % n], hist[k], hist[(k + 1) % n])
 
 
 @cuda.jit(device=True)
 def _image_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img, center_row, center_col,
                  affine):
     """:func:`._cpu.image_score` over the reflections ``g_c[sub[:n_sub]]``."""
-    a, b, c, d = q0, q1, q2, q3
-    R00 = a * a + b * b - c * c - d * d
-    R01 = 2 * (b * c - a * d)
-    R02 = 2 * (b * d + a * c)
-    R10 = 2 * (b * c + a * d)
-    R11 = a * a - b * b + c * c - d * d
-    R12 = 2 * (c * d - a * b)
-    R20 = 2 * (b * d - a * c)
-    R21 = 2 * (c * d + a * b)
-    R22 = a * a - b * b - c * c + d * d
+    R00, R01, R02, R10, R11, R12, R20, R21, R22 = _qmatrix(q0, q1, q2, q3)
     inv2ss = 1.0 / (2.0 * sigma_s * sigma_s)
-    ky = img.shape[0]
-    kx = img.shape[1]
     num = 0.0
     bn = 0.0
     for jj in range(n_sub):
@@ -163,14 +131,9 @@ def _image_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max
         bn += bb * bb
         col = center_col + affine[0, 0] * gx + affine[0, 1] * gy
         row = center_row + affine[1, 0] * gx + affine[1, 1] * gy
-        if row < 0 or col < 0 or row > ky - 1 or col > kx - 1:
+        v = _sample_bilinear(img, row, col)
+        if v != v:  # off the detector
             continue
-        r0 = min(int(row), ky - 2)
-        c0 = min(int(col), kx - 2)
-        fr = row - r0
-        fc = col - c0
-        v = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
-             + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
         num += bb * v
     if bn <= 0:
         return 0.0
@@ -180,16 +143,7 @@ def _image_score(q0, q1, q2, q3, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max
 @cuda.jit(device=True)
 def _near_sphere(q, g_c, lam, sigma_s, tilt_margin, sub):
     """:func:`._cpu.near_sphere_subset` into ``sub``; returns the count."""
-    a, b, c, d = q[0], q[1], q[2], q[3]
-    R00 = a * a + b * b - c * c - d * d
-    R01 = 2 * (b * c - a * d)
-    R02 = 2 * (b * d + a * c)
-    R10 = 2 * (b * c + a * d)
-    R11 = a * a - b * b + c * c - d * d
-    R12 = 2 * (c * d - a * b)
-    R20 = 2 * (b * d - a * c)
-    R21 = 2 * (c * d + a * b)
-    R22 = a * a - b * b - c * c + d * d
+    R00, R01, R02, R10, R11, R12, R20, R21, R22 = _qmatrix(q[0], q[1], q[2], q[3])
     m = 0
     for j in range(g_c.shape[0]):
         gx = g_c[j, 0] * R00 + g_c[j, 1] * R10 + g_c[j, 2] * R20
@@ -246,13 +200,7 @@ def _nelder_mead(q0, g_c, F2, sub, n_sub, lam, sigma_s, q_min, q_max, power, img
             vals[k] = tv[k]
             for c in range(3):
                 simplex[k, c] = tmp[k, c]
-        size = 0.0
-        for k in range(1, 4):
-            d = 0.0
-            for c in range(3):
-                d += (simplex[k, c] - simplex[0, c]) ** 2
-            size = max(size, math.sqrt(d))
-        if size < xtol:
+        if _simplex_size(simplex) < xtol:
             break
         for c in range(3):
             cen[c] = (simplex[0, c] + simplex[1, c] + simplex[2, c]) / 3.0
@@ -357,17 +305,10 @@ def _coarse_kernel(pk_r, pk_t, pk_a, counts, active, cands, offsets, sp_r, sp_t,
                 hi = mid
         j = lo
         while j < s1 and sp_r[j] <= rp + cut:
-            dr = rp - sp_r[j]
-            u = 1.0 - dr * dr * inv_c2
-            wr = pk_a[i, p] * sp_w[j] * u * u
-            rbar = 0.5 * (rp + sp_r[j])
-            g = sp_t[j] - pk_t[i, p]
-            g = g - TWO_PI * math.floor(g / TWO_PI)
-            x = g / bw
+            wr, rbar, x = _spot_vote(rp, pk_t[i, p], pk_a[i, p], sp_r[j], sp_t[j], sp_w[j], bw, inv_c2)
             c = int(x + 0.5)
             for k in range(c - 3, c + 4):
-                arc = rbar * (k - x) * bw
-                v = 1.0 - arc * arc * inv_c2
+                v = _arc_kernel(rbar, k, x, bw, inv_c2)
                 if v > 0:
                     cuda.atomic.add(hist, k % n_bins, wr * v * v)
             j += 1

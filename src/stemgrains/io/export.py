@@ -64,11 +64,14 @@ def _atomic_path(path: str | os.PathLike) -> Any:
     return atomic_path(path, Path(path).suffix)
 
 
-def _check(xmap: Any) -> None:
+def _checked(xmap: Any) -> tuple[float, Any]:
+    """What both writers start from: ``(f, rotations)``, f the factor taking the map's x/y to µm and one orix
+    ``Rotation`` per point (the best, where the map holds several); InputError unless ``xmap`` is a CrystalMap."""
     from orix.crystal_map import CrystalMap
 
     if not isinstance(xmap, CrystalMap):
         raise InputError(f"xmap must be an orix CrystalMap, got {type(xmap).__name__}")
+    return _scale_to_um(xmap), xmap.rotations if xmap.rotations_per_point == 1 else xmap.rotations[:, 0]
 
 
 def write_ang(path: str | os.PathLike, xmap: Any) -> Path:
@@ -90,12 +93,11 @@ def write_ang(path: str | os.PathLike, xmap: Any) -> Path:
     from orix.crystal_map import CrystalMap
     from orix.io import save
 
-    _check(xmap)
-    f = _scale_to_um(xmap)
+    f, rot = _checked(xmap)
     ci = np.clip(_prop(xmap, "reliability", 0.0), 0.0, 100.0) / 100.0
     iq = np.clip(_prop(xmap, "correlation_index", 0.0), 0.0, None)
     out = CrystalMap(
-        rotations=xmap.rotations if xmap.rotations_per_point == 1 else xmap.rotations[:, 0],
+        rotations=rot,
         phase_id=np.asarray(xmap.phase_id),
         x=None if xmap.x is None else np.asarray(xmap.x, dtype=float) * f,
         y=None if xmap.y is None else np.asarray(xmap.y, dtype=float) * f,
@@ -145,11 +147,9 @@ def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: fl
 
     from .maps import _grid_indices
 
-    _check(xmap)
-    f = _scale_to_um(xmap)
+    f, rot = _checked(xmap)
     rows, cols, (ny, nx) = _grid_indices(xmap)
     step = (float(xmap.dx) if xmap.dx else 1.0) * f
-    rot = xmap.rotations if xmap.rotations_per_point == 1 else xmap.rotations[:, 0]
     pid = np.asarray(xmap.phase_id).astype(np.int64)
     q = _rotate_to_astar(xmap, np.asarray(rot.data, dtype=float).reshape(-1, 4), pid)
     eul = np.degrees(Rotation(q).to_euler()) % 360.0

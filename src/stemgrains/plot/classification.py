@@ -89,6 +89,16 @@ def _extent(grain_map: Any) -> tuple[float, float, float, float]:
     return (-0.5 * s, (nx - 0.5) * s, (ny - 0.5) * s, -0.5 * s)
 
 
+def _frame_map(ax: Any, grain_map: Any, title: str) -> None:
+    """The map axes' limits (the whole scan, y down), x/y labels in nm and title."""
+    ext = _extent(grain_map)
+    ax.set_xlim(ext[:2])
+    ax.set_ylim(ext[2:])
+    ax.set_xlabel("x (nm)")
+    ax.set_ylabel("y (nm)")
+    ax.set_title(title)
+
+
 def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: float) -> tuple[Figure, Any]:
     """Figure sized for a map ``map_w_in`` wide (aspect kept), a side panel and room for text below."""
     ny, nx = grain_map.labels.shape
@@ -195,11 +205,7 @@ def plot_grain_traces(
                         ha="center", va="center",
                         color="black", zorder=6,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
-    ax.set_xlim(_extent(grain_map)[:2])
-    ax.set_ylim(_extent(grain_map)[2:])
-    ax.set_xlabel("x (nm)")
-    ax.set_ylabel("y (nm)")
-    ax.set_title(title or "Grains (IPF-z) and conduction-plane traces")
+    _frame_map(ax, grain_map, title or "Grains (IPF-z) and conduction-plane traces")
     weight_txt = "cos α" if length_scale == "cos_alpha" else "sin α"
     handles = [
         Line2D([], [], color="black", lw=lw, solid_capstyle="round",
@@ -329,11 +335,7 @@ def plot_boundary_behaviour(
             ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
                       width=0.004, scale=25, label="local field E")
 
-    ax.set_xlim(_extent(grain_map)[:2])
-    ax.set_ylim(_extent(grain_map)[2:])
-    ax.set_xlabel("x (nm)")
-    ax.set_ylabel("y (nm)")
-    ax.set_title(title or "Grain-boundary behaviour under the applied field")
+    _frame_map(ax, grain_map, title or "Grain-boundary behaviour under the applied field")
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}

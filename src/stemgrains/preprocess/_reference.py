@@ -94,14 +94,11 @@ def brightest_near(img, row, col, radius):
 def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
     img = pattern.astype(float)
     S = box_sum3(img)
-    if fixed_center:
-        cr, cc = center_row, center_col
-    else:
-        cr, cc = brightest_near(S, center_row, center_col, search_radius)
-        cr, cc = center_of_mass_disk(img, cr, cc, beam_radius, 4)
-    cands = find_peaks(S, 0.0, min_distance, 4 * max_peaks + 16, cr, cc, 0.0)
+    # the direct beam: as given, or the brightest box sum near the nominal centre, refined by the disk's centroid
+    cr, cc = (center_row, center_col) if fixed_center else center_of_mass_disk(
+        img, *brightest_near(S, center_row, center_col, search_radius), beam_radius, 4)
     rows = []
-    for r, c, _ in cands:
+    for r, c, _ in find_peaks(S, 0.0, min_distance, 4 * max_peaks + 16, cr, cc, 0.0):
         ir, ic = int(r + 0.5), int(c + 0.5)
         bg = ring_mean(S, ir, ic, ring_radius)
         ex = S[ir, ic] - bg

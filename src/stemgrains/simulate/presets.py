@@ -12,22 +12,17 @@ import numpy as np
 from ..crystal import load_phase
 from ..errors import InputError, ParameterError
 from ._microstructure import paint_disks, voronoi_labels
-from .polycrystal import simulate_polycrystal
+from .polycrystal import _DEFAULTS, simulate_polycrystal
 
 __all__ = ["SAMPLE_CIFS", "PRESETS", "sample_cif", "preset_parameters", "standard_dataset"]
 
 SAMPLE_CIFS = ("na_beta2_alumina", "au", "zro2_baddeleyite")
 
-_COMMON: dict[str, Any] = dict(
-    detector_shape=(128, 128),
-    k_max=1.5,
-    accelerating_voltage_kV=300.0,
-    scan_step_nm=2.0,
-    convergence_semiangle_mrad=1.0,
-    dose=1.0e4,
-    background=2.0,
-    dtype="uint16",
-)
+# what every preset states: the simulator's defaults of these parameters (one table: polycrystal._DEFAULTS), and
+# its dose
+_STATED = ("detector_shape", "k_max", "accelerating_voltage_kV", "scan_step_nm", "convergence_semiangle_mrad", "dose",
+           "background", "dtype")
+_COMMON: dict[str, Any] = dict({k: _DEFAULTS[k] for k in _STATED}, dose=1.0e4)
 
 #: name → (CIF names, simulation parameters). Seeds are fixed: a preset always gives the same data.
 PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
@@ -53,28 +48,24 @@ _NBA_AB_SPEC = [("c_angle", 90.0), ("c_angle", 86.0), ("c_angle", 4.0)] + [("ran
 _AU_AB_SPEC = [("zone", (0, 1, 1), 1.0), ("zone", (0, 0, 1), 2.0)] + [("random",)] * 4
 _NBA, _AU = ("na_beta2_alumina",), ("au",)
 _P4, _AB = dict(_CI, engine="py4dstem"), dict(_CI, engine="abtem")
+
+
+def _ci_preset(cifs: tuple[str, ...], engine: dict[str, Any], scan_shape: tuple[int, int], seed: int, spec: list,
+               **changed: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """One CI preset: the engine's parameters with this scan shape, seed, the ``changed`` ones and the grain spec."""
+    return cifs, dict(engine, scan_shape=scan_shape, seed=seed, **changed, grain_spec=spec)
+
+
 _CI_PRESETS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
-    "ci-nba-py4dstem": (_NBA, dict(_P4, scan_shape=(24, 24), seed=1101, grain_spec=_NBA_P4_SPEC)),
-    "ci-au-py4dstem": (_AU, dict(_P4, scan_shape=(24, 24), seed=1102, grain_spec=_AU_P4_SPEC)),
-    "ci-nba-abtem": (_NBA, dict(_AB, scan_shape=(24, 24), seed=1103, thickness_nm=25.0, grain_spec=_NBA_AB_SPEC)),
-    "ci-au-abtem": (_AU, dict(_AB, scan_shape=(24, 24), seed=1104, thickness_nm=20.0, grain_spec=_AU_AB_SPEC)),
+    "ci-nba-py4dstem": _ci_preset(_NBA, _P4, (24, 24), 1101, _NBA_P4_SPEC),
+    "ci-au-py4dstem": _ci_preset(_AU, _P4, (24, 24), 1102, _AU_P4_SPEC),
+    "ci-nba-abtem": _ci_preset(_NBA, _AB, (24, 24), 1103, _NBA_AB_SPEC, thickness_nm=25.0),
+    "ci-au-abtem": _ci_preset(_AU, _AB, (24, 24), 1104, _AU_AB_SPEC, thickness_nm=20.0),
     # held out: other seeds (microstructure, orientations, noise), dose and relrod width / thickness; not for tuning
-    "heldout-nba-py4dstem": (
-        _NBA,
-        dict(_P4, scan_shape=(16, 16), seed=2101, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_NBA_P4_SPEC),
-    ),
-    "heldout-au-py4dstem": (
-        _AU,
-        dict(_P4, scan_shape=(16, 16), seed=2102, dose=5.0e3, excitation_error_sigma=0.01, grain_spec=_AU_P4_SPEC),
-    ),
-    "heldout-nba-abtem": (
-        _NBA,
-        dict(_AB, scan_shape=(16, 16), seed=2103, dose=5.0e3, thickness_nm=30.0, grain_spec=_NBA_AB_SPEC),
-    ),
-    "heldout-au-abtem": (
-        _AU,
-        dict(_AB, scan_shape=(16, 16), seed=2104, dose=5.0e3, thickness_nm=25.0, grain_spec=_AU_AB_SPEC),
-    ),
+    "heldout-nba-py4dstem": _ci_preset(_NBA, _P4, (16, 16), 2101, _NBA_P4_SPEC, dose=5.0e3, excitation_error_sigma=0.01),
+    "heldout-au-py4dstem": _ci_preset(_AU, _P4, (16, 16), 2102, _AU_P4_SPEC, dose=5.0e3, excitation_error_sigma=0.01),
+    "heldout-nba-abtem": _ci_preset(_NBA, _AB, (16, 16), 2103, _NBA_AB_SPEC, dose=5.0e3, thickness_nm=30.0),
+    "heldout-au-abtem": _ci_preset(_AU, _AB, (16, 16), 2104, _AU_AB_SPEC, dose=5.0e3, thickness_nm=25.0),
 }
 PRESETS.update(_CI_PRESETS)
 
