@@ -185,17 +185,7 @@ def create_4d(
         yield dset
 
 
-def write_4d(
-    path: str | os.PathLike,
-    data: Any,
-    calibration: Calibration,
-    *,
-    phases: Any = None,
-    truth: dict[str, Any] | None = None,
-    chunks: tuple[int, int, int, int] | None = None,
-    compression: Any = None,
-    compression_opts: Any = None,
-) -> Path:
+def write_4d(path: str | os.PathLike, data: Any, calibration: Calibration, **layout: Any) -> Path:
     """Write a 4D-STEM cube in the project layout, streaming it one scan row at a time.
 
     Parameters
@@ -205,8 +195,11 @@ def write_4d(
     data
         Array-like ``(scan_row, scan_col, det_row, det_col)``: numpy, memmap, h5py, dask, or a
         :class:`~stemgrains.data.Dataset4D` (whose calibration is then ignored in favour of ``calibration``).
-    calibration, phases, truth, chunks, compression, compression_opts
-        See :func:`create_4d`.
+    calibration
+        Stored as attributes of ``/data``.
+    **layout
+        The keyword options of :func:`create_4d`: ``phases``, ``truth``, ``chunks``, ``compression``,
+        ``compression_opts``.
 
     Returns
     -------
@@ -220,17 +213,7 @@ def write_4d(
             data = np.asarray(data)
         as_4d(data, "write_4d data")
         ds = Dataset4D(data=data, calibration=calibration, source="write_4d data")
-    with create_4d(
-        path,
-        ds.shape,
-        ds.dtype,
-        calibration,
-        phases=phases,
-        truth=truth,
-        chunks=chunks,
-        compression=compression,
-        compression_opts=compression_opts,
-    ) as dset:
+    with create_4d(path, ds.shape, ds.dtype, calibration, **layout) as dset:
         for r in range(ds.shape[0]):
             dset[r] = ds.rows(r, r + 1)[0]
     return Path(path)
