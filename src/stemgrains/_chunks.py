@@ -268,9 +268,13 @@ class _MemmapRows:
 def _reopenable(data: Any) -> Any | None:
     """A picklable stand-in for ``data`` that workers reopen by path, or None when the rows must be shipped."""
     from .io import H5Array
+    from .preprocess.averaging import NeighborSummedData
 
     if isinstance(data, H5Array):
         return data
+    if isinstance(data, NeighborSummedData):  # workers sum the rows they read from the reopened file
+        inner = _reopenable(data.data)
+        return None if inner is None else data.over(inner)
     if isinstance(data, np.memmap) and getattr(data, "filename", None):
         # Only a C-contiguous view that covers the file from its offset to the end is certainly the whole mapping
         # (np.memmap maps at most that much); any other view (a slice, a shorter map) is shipped by rows.

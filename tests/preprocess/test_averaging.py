@@ -82,6 +82,21 @@ def test_sums_stay_inside_their_grain():
             np.testing.assert_array_equal(sums[i, j], np.sum([data[a, b] for a, b in same], axis=0))
 
 
+def test_features_of_large_detectors_are_binned_and_sums_stay_inside_their_grain():
+    from stemgrains.preprocess.averaging import feature_bin
+
+    assert [feature_bin((k, k)) for k in (24, 64, 127, 128, 256, 512)] == [1, 1, 1, 2, 4, 8]
+    assert feature_bin((256, 128)) == 2
+    rng = np.random.default_rng(11)
+    data, labels = grains_scan(rng, (6, 6, 128, 128), dose=5.0)
+    sums, counts = sum_similar_neighbors(data, 1, mask_radius_px=6.0)
+    for i in range(6):
+        for j in range(6):
+            same = [(a, b) for a in range(max(0, i - 1), min(6, i + 2)) for b in range(max(0, j - 1), min(6, j + 2))
+                    if labels[a, b] == labels[i, j]]
+            assert counts[i, j] == len(same), (i, j)
+
+
 def test_radius_zero_is_the_data():
     rng = np.random.default_rng(8)
     data, _ = grains_scan(rng, (3, 3, 8, 8))
