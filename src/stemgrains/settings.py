@@ -210,6 +210,8 @@ def _index_keys() -> list[Key]:
         K("index", "min_peaks", "int", ip("min_peaks"), "spots", "patterns with fewer spots are not indexed"),
         K("index", "min_correlation", "float", ip("min_correlation"), "1",
           "patterns with a lower correlation index are not indexed"),
+        K("index", "reliability_fit_range", "pair", ip("reliability_fit_range"), "1",
+          "reliability × clip((b − lo)/(hi − lo), 0, 1), b = spot fit beyond chance (Python: None leaves R unscaled)"),
         K("index", "refine_max_eval", "int", ip("refine_max_eval"), "evaluations", "Nelder–Mead evaluation limit"),
         K("index", "refine_xtol_deg", "float", ip("refine_xtol_deg"), "deg", "Nelder–Mead angular tolerance"),
         K("index", "fit_excitation_window", "float", ip("fit_excitation_window"), "1/Å",

@@ -17,7 +17,8 @@ Per scan chunk (a block of rows; memory is bounded by the chunk, never by the sc
    patterns of Na-β″ grains with c ⟂ beam, where the rotation-invariant prefilter ranks the right template low;
 5. quality: correlation index (0–1, a normalised cross-correlation of the Gaussian-blurred spot images),
    reliability R = 100·(1 − Q2/Q1) with Q2 the best solution more than ``reliability_distance_deg`` from the best
-   (Laue symmetry), the ``n_best`` distinct candidates, phase reliability between phases, and not-indexed pixels
+   (Laue symmetry), scaled down where the solution leaves detected spots unexplained (``reliability_fit_range``),
+   the ``n_best`` distinct candidates, phase reliability between phases, and not-indexed pixels
    (fewer than ``min_peaks`` spots: vacuum, amorphous; or correlation below ``min_correlation``).
 
 The 180° ambiguity. A kinematic spot pattern is centrosymmetric up to the Ewald sphere's curvature, so O and
@@ -80,6 +81,10 @@ class IndexParams:
     fit_tolerance, fit_tolerance_rel : a detected spot is explained by the solution when a predicted spot lies
         within ``fit_tolerance + fit_tolerance_rel·|q|`` (1/Å) of it; the relative part absorbs calibration errors of
         a few %.
+    reliability_fit_range : ``(lo, hi)``: the reliability is multiplied by ``clip((b − lo)/(hi − lo), 0, 1)``, b the
+        spot fit beyond chance ``(f − c)/(1 − c)`` (f = ``spot_fit_fraction``, c = ``spot_fit_chance``): a solution
+        that leaves a quarter of the detected spots unexplained is not reliable however distinct it is (on multislice
+        data such pixels were the confidently wrong ones). ``None`` keeps R as it is.
     refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
@@ -110,6 +115,7 @@ class IndexParams:
     reliability_distance_deg: float = config.RELIABILITY_MIN_DISTANCE_DEG
     min_peaks: int = 4
     min_correlation: float = 0.05
+    reliability_fit_range: tuple[float, float] | None = config.RELIABILITY_FIT_RANGE
     refine_max_eval: int = 150
     refine_xtol_deg: float = 0.01
     fit_excitation_window: float = config.FIT_EXCITATION_WINDOW
@@ -161,6 +167,14 @@ class IndexParams:
             raise ParameterError(f"fit_tolerance_rel must be >= 0, got {self.fit_tolerance_rel!r}")
         if not 0 <= number("min_correlation") < 1:
             raise ParameterError(f"min_correlation must be in [0, 1), got {self.min_correlation!r}")
+        if self.reliability_fit_range is not None:
+            try:
+                lo, hi = (float(x) for x in self.reliability_fit_range)
+            except (TypeError, ValueError):
+                raise ParameterError(f"reliability_fit_range must be (lo, hi) or None, got {self.reliability_fit_range!r}") from None
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ParameterError(f"reliability_fit_range must be finite with lo < hi, got {self.reliability_fit_range!r}")
+            object.__setattr__(self, "reliability_fit_range", (lo, hi))
         v = self.neighbor_average_radius
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) \
                 or int(v) != v or v < 0:
@@ -324,6 +338,10 @@ def index_patterns(
                 np.ascontiguousarray(q), m, np.ascontiguousarray(lib.refl.g), lam, params.fit_excitation_window, q_min,
                 params.k_max, params.fit_tolerance, params.fit_tolerance_rel, 256,
             )[m]
+    if params.reliability_fit_range is not None:
+        lo, hi = params.reliability_fit_range
+        beyond = (fit - chance) / np.maximum(1.0 - chance, 1e-12)
+        rel = rel * np.clip((beyond - lo) / (hi - lo), 0.0, 1.0)
     for arr in (fit, resid, rel, rel_t):
         arr[bad] = 0.0
     return ChunkResult(
