@@ -129,3 +129,14 @@ def test_a_search_stride_beyond_the_map_is_harmless():
     ref = index_patterns(block, sim.calibration, [lib], IndexParams(step_deg=3.0, search_stride=1), scan_shape=(4, 6))
     dots = np.abs(np.sum(big.quaternions * ref.quaternions, axis=1)).clip(0, 1)
     assert np.all(np.rad2deg(2 * np.arccos(dots)) < 0.1)  # one grain: the same orientations as every pixel searched
+
+
+def test_reliability_fit_range_is_checked():
+    from stemgrains.index.api import IndexParams
+
+    assert IndexParams().reliability_fit_range == (0.5, 0.9)
+    assert IndexParams(reliability_fit_range=None).reliability_fit_range is None
+    assert IndexParams(reliability_fit_range=[0.2, 0.4]).reliability_fit_range == (0.2, 0.4)
+    for bad in ((0.9, 0.5), (0.5,), "x", (0.1, float("inf"))):
+        with pytest.raises(ParameterError, match="reliability_fit_range"):
+            IndexParams(reliability_fit_range=bad)

@@ -124,3 +124,4 @@ def test_index_params_check_the_new_fields():
                 {"neighbor_min_similarity": 3.0}, {"neighbor_relative_similarity": -0.1}):
         with pytest.raises(ParameterError, match=next(iter(bad))):
             IndexParams(**bad)
+
