@@ -100,7 +100,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
                                   "best first"),
         "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
-        "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern"),
+        "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern as indexed (summed with its similar "
+                         "neighbours, index neighbor_average_radius)"),
         "center_row": ("px (detector)", "(ny, nx) direct-beam centre row on the detector"),
         "center_col": ("px (detector)", "(ny, nx) direct-beam centre column on the detector"),
         # properties of maps read from vendor files, kept as the file gives them (orix names)
