@@ -43,3 +43,40 @@ def test_export_name_must_carry_its_format(data_samples, tmp_path, capsys, opt, 
     err = capsys.readouterr().err
     assert rc == 2 and "must end in" in err and err.count("\n") == 1
     assert not (tmp_path / "o.h5").exists()  # refused before any work
+
+
+@pytest.mark.parametrize(("cmd", "opt", "value", "expect"), [
+    ("index", "--neighbor-average-radius", "50000", "--neighbor-average-radius expects a value from 0 to 10"),
+    ("index", "--neighbor-average-radius", "-1", "--neighbor-average-radius expects a value from 0 to 10"),
+    ("index", "--k-max", "100", "--k-max expects a value from 0 to 4"),
+    ("run", "--neighbor-average-radius", "11", "--neighbor-average-radius expects a value from 0 to 10"),
+])
+def test_out_of_range_index_options_are_one_line(data_samples, tmp_path, capsys, cmd, opt, value, expect):
+    """A huge radius or k_max used to end in a traceback from inside a kernel (or 63 GiB asked for)."""
+    extra = ["--field", "1,0"] if cmd == "run" else []
+    rc = main([cmd, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / ("o.h5" if cmd == "index" else "r")), opt, value, *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and expect in err and len(err.strip().splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())
+
+
+def test_config_check_validates_ranges(tmp_path, capsys):
+    cfg = tmp_path / "p.toml"
+    for text, expect in (("[index]\nneighbor_min_similarity = 2\n", "[index] neighbor_min_similarity: expected a value"),
+                         ("[index]\nneighbor_relative_similarity = -1\n", "neighbor_relative_similarity"),
+                         ("[index]\nneighbor_average_radius = 100000\n", "neighbor_average_radius: expected a value"),
+                         ("[index]\nk_max = 100\n", "[index] k_max: expected a value from 0 to 4")):
+        cfg.write_text(text)
+        assert main(["config", "--check", str(cfg)]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and str(cfg) in err, err
+
+
+def test_a_file_that_is_not_a_cif_gives_one_line_and_no_parser_dump(data_samples, tmp_path, capsys):
+    bad = tmp_path / "map.ang"
+    bad.write_text("# HEADER: EDAX\n" + "1.98 1.24 0.5 0 0 100 0.9 0 0 0\n" * 5)
+    rc = main(["index", str(data_samples / "nba_sample.h5"), "--phase", str(bad), "-o", str(tmp_path / "o.h5")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and "not a valid CIF" in err and len(err.strip().splitlines()) == 1
+    assert out == "", out

@@ -38,6 +38,7 @@ NEIGHBOR_AVERAGE_RADIUS = 1
 #: right among kept: multislice Na-β″ 71 → 100 %, Au 95 %), confirmed on held-out (59 → 97 %, 64 → 93 %); no change
 #: on kinematic data (ours, py4DSTEM)
 RELIABILITY_FIT_RANGE = (0.5, 0.9)
+NEIGHBOR_AVERAGE_RADIUS_MAX = 10  # (2·10 + 1)² = 441 patterns summed at most
 NEIGHBOR_MIN_SIMILARITY = 0.1
 NEIGHBOR_RELATIVE_SIMILARITY = 0.7
 #: a pixel keeps its neighbours' (refined) solution when its correlation index and explained-spot fraction are at
@@ -45,6 +46,9 @@ NEIGHBOR_RELATIVE_SIMILARITY = 0.7
 COHERENT_VERIFY_FRACTION = 0.95
 #: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
 K_MAX_CAP = 2.0
+#: the largest k_max accepted at all, 1/Å (beyond ~3 1/Å nanobeam detectors record nothing; the library's size grows
+#: as k_max³: 100 1/Å asked for 63 GiB)
+K_MAX_LIMIT = 4.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
 FIT_EXCITATION_WINDOW = 0.05
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot

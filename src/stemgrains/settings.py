@@ -410,6 +410,23 @@ _COUNT_FILE = frozenset({
 })
 #: file values that must be integers ≥ 0
 _NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius"})
+#: values (file and command line) with a closed range
+_RANGE = {
+    "index.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
+    "index.neighbor_min_similarity": (-1.0, 1.0),
+    "index.neighbor_relative_similarity": (0.0, 1.0),
+    "index.k_max": (0.0, config.K_MAX_LIMIT),
+}
+
+
+def _in_range(key: Key, value: Any, where: str) -> Any:
+    """``value``, or a one-line ParameterError naming the option (command line) or the file and key."""
+    lo, hi = _RANGE[key.path]
+    if lo <= value <= hi:
+        return value
+    if where == _CLI and key.flag:
+        raise ParameterError(f"{key.flag} expects a value from {lo:g} to {hi:g}, got {value:g}")
+    raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value from {lo:g} to {hi:g}, got {value!r}")
 #: file values that must be a non-zero vector (a direction)
 _DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)
@@ -440,7 +457,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
                                      f"got {value!r}")
             if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never
                 raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {value!r}")
-        return float(value)
+        return _in_range(key, float(value), where) if key.path in _RANGE and not math.isnan(value) else float(value)
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -450,7 +467,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
             raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 1, got {value!r}")
         if where != _CLI and key.path in _NONNEGATIVE_FILE and value < 0:
             raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 0, got {value!r}")
-        return value
+        return _in_range(key, value, where) if key.path in _RANGE else value
     if kind == "bool":
         if not isinstance(value, bool):
             raise bad()

@@ -125,3 +125,21 @@ def test_index_params_check_the_new_fields():
         with pytest.raises(ParameterError, match=next(iter(bad))):
             IndexParams(**bad)
 
+
+
+def test_auto_calibration_reads_the_patterns_as_the_indexing_does(monkeypatch):
+    """--auto-calibrate passes the summation settings (and the spot settings) of the indexing on to calibrate."""
+    import stemgrains.preprocess.calibrate as cal_mod
+
+    seen = {}
+
+    def fake(dataset, phases, index_params=None, **kw):
+        seen.update(index_params)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(cal_mod, "calibrate", fake)
+    params = {"neighbor_average_radius": 0, "neighbor_min_similarity": 0.2, "neighbor_relative_similarity": 0.5,
+              "step_deg": 2.0, "chunk_rows": 4, "spots": {"n_sigma": 6.0}}
+    with pytest.raises(RuntimeError):
+        cal_mod.run_auto_calibration(None, [], params)
+    assert seen == {k: v for k, v in params.items() if k != "chunk_rows"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import config
 from ._common import add_calibration_overrides, calibration_overrides
 
 NAME = "calibrate"
@@ -29,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
     p.add_argument("--max-patterns", type=int, default=1024, metavar="N", help="patterns of the subsample searched for spots (default %(default)d)")
     p.add_argument("--n-index", type=int, default=16, metavar="N", help="patterns indexed for the joint fit (default %(default)d)")
+    p.add_argument("--neighbor-average-radius", type=int, default=config.NEIGHBOR_AVERAGE_RADIUS, metavar="N",
+                   help="sum each pattern with the similar patterns within N scan px, as `index` does (default "
+                        "%(default)d; 0: every pattern alone)")
     p.add_argument("--figure", metavar="PNG", default=None, help="diagnostic figure (default: next to the JSON, *.png)")
     p.add_argument("--no-figure", action="store_true")
     add_calibration_overrides(p)
@@ -51,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
-                    index_params={"k_max": args.k_max})
+                    index_params={"k_max": args.k_max, "neighbor_average_radius": args.neighbor_average_radius})
     write_calibration_json(out, fit)
     if not args.no_figure:
         from ..plot.calibration import plot_calibration

@@ -34,6 +34,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="transport electrode: left|right|top|bottom or a mask .npy, = potential (repeat)")
     p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
+    p.add_argument("--neighbor-average-radius", type=int, default=None, metavar="N",
+                   help=f"sum each pattern with the similar patterns within N scan px before indexing (default "
+                        f"{config.NEIGHBOR_AVERAGE_RADIUS}; 0: every pattern alone)")
+    p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (default 8)")
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -41,7 +42,8 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
         raise FileFormatError(f"{source}: empty CIF")
     parser = p_cif.P_cif()
     try:
-        with warnings.catch_warnings():
+        # the CIF parser (PyCifRW) prints its syntax errors on stdout: keep them out of the command's output
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             structure = parser.parse(text)
     except Exception as err:  # diffpy raises several types (StructureFormatError, ValueError, ...)

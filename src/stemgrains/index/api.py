@@ -146,8 +146,8 @@ class IndexParams:
 
         if not 0.1 <= number("step_deg") <= 15:
             raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {self.step_deg!r}")
-        if self.k_max is not None and not number("k_max") > 0:
-            raise ParameterError(f"k_max must be a positive number of 1/Å or None, got {self.k_max!r}")
+        if self.k_max is not None and not 0 < number("k_max") <= config.K_MAX_LIMIT:
+            raise ParameterError(f"k_max must be a number of 1/Å in (0, {config.K_MAX_LIMIT:g}] or None, got {self.k_max!r}")
         for name in ("excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg",
                      "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
@@ -179,6 +179,9 @@ class IndexParams:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v) \
                 or int(v) != v or v < 0:
             raise ParameterError(f"neighbor_average_radius must be an integer >= 0 (scan px), got {v!r}")
+        if v > config.NEIGHBOR_AVERAGE_RADIUS_MAX:
+            raise ParameterError(f"neighbor_average_radius must be at most {config.NEIGHBOR_AVERAGE_RADIUS_MAX} scan px, "
+                                 f"got {v!r}")
         object.__setattr__(self, "neighbor_average_radius", int(v))
         if not -1 <= number("neighbor_min_similarity") <= 1:
             raise ParameterError(f"neighbor_min_similarity must be in [-1, 1], got {self.neighbor_min_similarity!r}")

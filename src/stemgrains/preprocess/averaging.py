@@ -33,8 +33,11 @@ __all__ = ["NeighborSummedData", "sum_similar_neighbors", "summed_dataset"]
 
 
 def _check(radius: Any, mask_radius_px: Any, min_similarity: Any, relative_similarity: Any) -> tuple[int, float, float, float]:
-    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or radius < 0:
-        raise ParameterError(f"radius must be an integer >= 0 (scan px), got {radius!r}")
+    from .. import config
+
+    if isinstance(radius, bool) or not isinstance(radius, (int, np.integer)) or not 0 <= radius <= config.NEIGHBOR_AVERAGE_RADIUS_MAX:
+        raise ParameterError(f"radius must be an integer from 0 to {config.NEIGHBOR_AVERAGE_RADIUS_MAX} (scan px), "
+                             f"got {radius!r}")
     for name, v in (("mask_radius_px", mask_radius_px), ("min_similarity", min_similarity),
                     ("relative_similarity", relative_similarity)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v):

@@ -706,7 +706,9 @@ def run_auto_calibration(
     """``--auto-calibrate`` of ``index``/``run``: :func:`calibrate` with the indexing's ``step_deg``/``k_max``,
     the fit written to ``json_path`` (and the figure to ``figure_path``), and the dataset with the fitted
     calibration where the fit is ok (:func:`apply_calibration_fit`)."""
-    ip = {k: v for k, v in (index_params or {}).items() if k in ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma")}
+    keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
+            "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
+    ip = {k: v for k, v in (index_params or {}).items() if k in keys}
     fit = calibrate(dataset, phases, index_params=ip)
     if json_path is not None:
         from ..io.calibration import write_calibration_json
