@@ -168,7 +168,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
         elif largest > mx:
             r, c = np.argwhere(regions == 1 + int(np.argmax(sizes))).mean(axis=0)
             report.warnings.append(
-                f"phase {phase.name!r} leaves a region of {big} patterns ({100 * largest:.0f}% of the map, around "
+                f"phase {phase.name!r} leaves a region of {big} patterns ({100 * largest:.1f}% of the map, around "
                 f"x = {c * step:.0f}, y = {r * step:.0f} {xmap.scan_unit}) poorly explained: a wrong or missing phase, "
                 "or a grain the search mis-indexed (drawn in phase_fit.png: written by run, and by index --figures)"
             )
