@@ -801,6 +801,7 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
         pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
         futures: dict[Any, int] = {}
         t0: dict[int, float] = {}
+        recorded: set[int] = set()
         try:
             _submit_each(todo, started, lambda i: pool.submit(_guarded, job, str(inputs[i]), str(folders[i]),
                                                               dict(params, _progress=False)), futures, t0)
@@ -810,8 +811,16 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
                     status, value, seconds = fut.result()
                 except cf.process.BrokenProcessPool as err:
                     status, value, seconds = "failed", f"worker process died ({_one_line(err)})", time.perf_counter() - t0[i]
+                recorded.add(i)
                 finished(i, status, value, seconds)
         except BaseException:
+            # inputs that finished before the interrupt (not yet taken from the queue) are recorded as done, so a
+            # rerun skips them
+            for fut, i in futures.items():
+                if i not in recorded and fut.done() and not fut.cancelled() and fut.exception() is None:
+                    status, value, seconds = fut.result()
+                    if status == "done":
+                        finished(i, status, value, seconds)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
         pool.shutdown(wait=True)
