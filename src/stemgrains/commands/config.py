@@ -48,8 +48,7 @@ def run(args: argparse.Namespace) -> int:
         from ..io.outputs import check_outputs
         from ..io.results import atomic_write_text
 
-        if args.from_file:
-            check_outputs({"-o": args.output}, [args.from_file])
+        check_outputs({"-o": args.output}, [args.from_file])
         if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
             raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
         atomic_write_text(args.output, text)
