@@ -665,11 +665,10 @@ def _connect(scheduler: Any) -> tuple[Any, bool]:
     is) and whether it is ours to close; ``(None, False)`` without a scheduler."""
     if scheduler is None:
         return None, False
-    from ._chunks import _import_distributed
+    if not isinstance(scheduler, str):
+        return scheduler, False
     from .pipeline import connect_scheduler
 
-    if isinstance(scheduler, _import_distributed().Client):
-        return scheduler, False
     return connect_scheduler(scheduler), True
 
 
