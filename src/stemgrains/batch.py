@@ -494,11 +494,16 @@ def _environ(values: Mapping[str, str]):
 def _guarded(job: Callable[..., dict], source: str, folder: str, params: dict) -> tuple[str, Any, float]:
     """Run one job: ``("done", its dict, seconds)``, or any exception but an interrupt as ``("failed", reason, seconds)``.
 
-    Module-level, so it pickles for process pools and dask workers.
+    Module-level, so it pickles for process pools and dask workers. ``params["_batch_folder"]`` (set by
+    :func:`run_batch`) is the folder the job may write into (:func:`stemgrains.io.outputs.writing_into`).
     """
+    from .io.outputs import writing_into
+
     t0 = time.perf_counter()
     try:
-        return "done", dict(job(Path(source), Path(folder), params) or {}), time.perf_counter() - t0
+        # the job writes into the batch's folder (a run or batch folder other commands may not write into)
+        with writing_into(params.get("_batch_folder")):
+            return "done", dict(job(Path(source), Path(folder), params) or {}), time.perf_counter() - t0
     except KeyboardInterrupt:
         raise
     except BaseException as err:  # noqa: BLE001  (one bad input never stops the batch)
@@ -562,7 +567,7 @@ def run_batch(
     scheduler
         A ``dask.distributed`` scheduler address (or a ``Client``): every input is a task on the cluster (the
         workers must see the input and output paths). Memory per task is that of one input's job (indexing
-        streams its chunks of scan rows).
+        streams its chunks of scan rows). An address is connected to before ``outdir`` is created or changed.
     force
         Redo inputs already done with the same content and parameters (and restart interrupted ones).
     progress
@@ -591,8 +596,11 @@ def run_batch(
     KeyboardInterrupt
         After the summary is written (finished inputs recorded, the others ``pending``); the same call resumes.
     ParameterError
-        ``jobs`` < 1, ``outdir`` is a file, an output is an input, or ``outdir`` holds a single run's results and
-        ``overwrite`` is False.
+        ``jobs`` < 1, ``outdir`` is a file, an output is an input, ``outdir`` is or lies inside the folder of a
+        ``run`` or of another batch (:func:`stemgrains.io.outputs.refuse_run_folders`; its own folder from an
+        earlier batch is not refused), or ``outdir`` holds a single run's results and ``overwrite`` is False.
+    StemgrainsError
+        ``scheduler`` cannot be reached (nothing created).
     """
     if int(jobs) != jobs or jobs < 1:
         raise ParameterError(f"--jobs expects a whole number ≥ 1, got {jobs!r}")
@@ -601,8 +609,23 @@ def run_batch(
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
     folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
-    fingerprint, earlier = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
+    _check_outdir(out, inputs, folders)
+    client, own_client = _connect(scheduler)  # before anything is created or deleted: an unreachable one leaves no trace
+    try:
+        return _run_batch_into(out, inputs, folders, job, params, jobs=jobs, client=client, force=force,
+                               progress=progress, log=log, config_toml=config_toml, overwrite=overwrite)
+    finally:
+        if own_client:
+            client.close()
 
+
+def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Callable[[Path, Path, dict], dict],
+                    params: dict[str, Any], *, jobs: int, client: Any, force: bool, progress: bool, log: Any,
+                    config_toml: str | None, overwrite: bool) -> BatchResult:
+    """:func:`run_batch` once its outputs are checked and its scheduler is connected (``client``, or None)."""
+    fingerprint, earlier = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
+    # the jobs write into this batch's folder and its subfolders (run folders of their own)
+    params = dict(params, _batch_folder=str(out.resolve()))
     t_batch = time.perf_counter()
 
     def say(text: str) -> None:
@@ -614,8 +637,8 @@ def run_batch(
     started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say, earlier)
     interrupted = False
     try:
-        if scheduler is not None:
-            _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished)
+        if client is not None:
+            _run_distributed(todo, inputs, folders, job, params, client, started, finished)
         elif jobs > 1 and len(todo) > 1:
             _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
         else:
@@ -630,15 +653,33 @@ def run_batch(
     return result
 
 
+def _check_outdir(out: Path, inputs: list[Path], folders: list[Path]) -> None:
+    """Refuse outputs that are inputs, or lie in the folder of a ``run`` or of another batch (before any work)."""
+    from .io.outputs import check_outputs
+
+    check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs, own=out)
+
+
+def _connect(scheduler: Any) -> tuple[Any, bool]:
+    """The ``dask.distributed`` client of ``scheduler`` (an address, connected here, or a ``Client``, used as it
+    is) and whether it is ours to close; ``(None, False)`` without a scheduler."""
+    if scheduler is None:
+        return None, False
+    if not isinstance(scheduler, str):
+        return scheduler, False
+    from .pipeline import connect_scheduler
+
+    return connect_scheduler(scheduler), True
+
+
 def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: dict[str, Any],
                   config_toml: str | None, overwrite: bool) -> tuple[str, list[dict[str, Any]]]:
-    """Check the outputs, create ``out`` and write ``batch_parameters.json`` (and ``config.toml``); returns the
-    parameters' fingerprint and the summary rows of an earlier batch's other inputs (kept, see the module
-    docstring)."""
-    from .io.outputs import check_outputs, claim_batch_folder
+    """Claim ``out`` (:func:`stemgrains.io.outputs.claim_batch_folder`), create it and write
+    ``batch_parameters.json`` (and ``config.toml``); returns the parameters' fingerprint and the summary rows of
+    an earlier batch's other inputs (kept, see the module docstring)."""
+    from .io.outputs import claim_batch_folder
     from .io.results import atomic_write_text, json_default
 
-    check_outputs({f"-o {out}": out, **{f"-o (for {i})": f for i, f in zip(inputs, folders)}}, inputs)
     claim_batch_folder(out, inputs, overwrite=overwrite)
     earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
@@ -826,13 +867,12 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
         pool.shutdown(wait=True)
 
 
-def _run_distributed(todo, inputs, folders, job, params, scheduler, started, finished) -> None:
+def _run_distributed(todo, inputs, folders, job, params, client, started, finished) -> None:
+    """Every input to run as a task on the cluster of ``client`` (a ``dask.distributed`` client, connected
+    by :func:`run_batch`)."""
     from ._chunks import _import_distributed
-    from .pipeline import connect_scheduler
 
     dist = _import_distributed()
-    own = not isinstance(scheduler, dist.Client)
-    client = connect_scheduler(scheduler) if own else scheduler
     futures: dict[Any, int] = {}
     t0: dict[int, float] = {}
     try:
@@ -852,9 +892,6 @@ def _run_distributed(todo, inputs, folders, job, params, scheduler, started, fin
             with contextlib.suppress(Exception):
                 fut.cancel()
         raise
-    finally:
-        if own:
-            client.close()
 
 
 def format_result(result: BatchResult) -> str:

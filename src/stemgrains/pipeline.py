@@ -123,6 +123,14 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
     return {"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None}
 
 
+def _refuse_in_run_folder(results: Path, option: str) -> None:
+    """Refuse a results file to write or update (``segment``/``classify``/``transport``) inside the folder of a
+    ``run`` or batch: its ``results.h5`` belongs to that run (tables, figures and manifest beside it)."""
+    from .io.outputs import refuse_run_folders
+
+    refuse_run_folders(results, option, hint="write the results elsewhere (-o OUT.h5 outside it)")
+
+
 # ------------------------------------------------------------------------------------------------ index
 def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | os.PathLike | None) -> None:
     """Refuse export names whose extension is not the format's (``.ang``, ``.ctf``): the writers pick the format by
@@ -178,24 +186,27 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     from .settings import calibration_overrides, config_text, index_params
 
     out = Path(output)
-    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf,
-                   "-o (checkpoint)": out.with_name(out.name + ".partial")}, [input_path, *phases])
+    auto_json = out.with_name(out.stem + ".calibration.json") if cfg["calibration"]["auto"] else None
+    check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf, "--figures": figures,
+                   "-o (checkpoint)": out.with_name(out.name + ".partial"), "--auto-calibrate": auto_json,
+                   "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
+                  [input_path, *phases])
     check_export_names(export_ang, export_ctf)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
     fit = cal_json = None
-    if cfg["calibration"]["auto"]:
-        from .preprocess.calibrate import run_auto_calibration
-
-        cal_json = out.with_name(out.stem + ".calibration.json")
-        ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
-        if on_calibration is not None:
-            on_calibration(fit, cal_json)
-    client = connect_scheduler(scheduler)
+    client = connect_scheduler(scheduler)  # before anything is written: an unreachable one leaves no trace
     ckpt = out.with_name(out.name + ".partial")
     try:
+        if auto_json is not None:
+            from .preprocess.calibrate import run_auto_calibration
+
+            cal_json = auto_json
+            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+            if on_calibration is not None:
+                on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
                                             client=client, params=params)
     finally:
@@ -264,8 +275,9 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     g = cfg["grains"]
     src, out = Path(input_path), Path(output)
     specials = [parse_special(s) for s in g["special"]]
+    check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
+    _refuse_in_run_folder(out, "-o")
     xmap, ours = load_map(src, g["hex_frame"])
-    check_outputs(_csv_outputs(csv), [src, out])
     if not ours:
         check_outputs({"-o": out}, [src])
 
@@ -379,7 +391,8 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     except ImportError as err:
         raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
 
-    check_outputs(_csv_outputs(csv), [results, output])
+    check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
+    _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -478,8 +491,12 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     from .settings import write_config
     from .transport import write_transport
 
+    from .io.outputs import check_outputs
+
     t = cfg["transport"]
     path = Path(results)
+    check_outputs({"--figures": figures}, [path, output])
+    _refuse_in_run_folder(Path(output) if output else path, "-o" if output else "RESULTS")
     electrodes = transport_electrodes(t["electrodes"])
     grain_map = read_grains(path)
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))

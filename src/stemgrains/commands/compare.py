@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     inputs = [resolve_input(p) for p in args.inputs]
     out = Path(args.output)
     names = output_names(len(inputs), figures=not args.no_figures)
+    refuse_run_folders(out, "-o", "comparison")  # the folder named, rather than its first file
     check_outputs({f"-o ({n})": out / n for n in names}, inputs)
-    refuse_run_folders(out, "-o", "comparison")
     shifts = None
     if args.shift is not None:
         if len(args.shift) != len(inputs) - 1:

@@ -37,21 +37,23 @@ def run(args: argparse.Namespace) -> int:
         n = sum(len(v) for v in cfg.values())
         print(f"{args.check}: ok ({n} keys set in {len(cfg)} sections)")
         return 0
+    to_file = bool(args.output) and args.output != "-"
+    if to_file:
+        from pathlib import Path
+
+        from ..io.outputs import check_outputs
+
+        check_outputs({"-o": args.output}, [args.from_file])  # before anything is read
+        if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+            raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
     if args.dump:
         text = dump_config()
     else:
         cfg = load_config(args.from_file)
         text = config_to_toml(cfg, header=f"config recorded in {args.from_file}")
-    if args.output and args.output != "-":
-        from pathlib import Path
-
-        from ..io.outputs import check_outputs
+    if to_file:
         from ..io.results import atomic_write_text
 
-        if args.from_file:
-            check_outputs({"-o": args.output}, [args.from_file])
-        if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
-            raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
         atomic_write_text(args.output, text)
         print(f"config → {args.output}")
     else:

@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if not results.is_file():
         raise FileFormatError(f"{results}: results file not found")
+    from ..io.outputs import check_outputs
+
+    check_outputs({"-o": Path(args.output)}, [results, *args.frames])
     for name, v, ok in (("--tolerance", args.tolerance, args.tolerance > 0), ("--n-sigma", args.n_sigma, args.n_sigma > 0),
                         ("--smooth", args.smooth, args.smooth > 0), ("--min-frames", args.min_frames, args.min_frames >= 1),
                         ("--max-rotation", args.max_rotation, 0 <= args.max_rotation <= 180)):

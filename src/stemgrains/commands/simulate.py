@@ -82,11 +82,11 @@ def run(args: argparse.Namespace) -> int:
         if args.dose is not None:
             raise ParameterError("--noise-free and --dose exclude each other")
         params["dose"] = None
+    from ..io.outputs import check_outputs
+
     if args.phase:
         params["phases"] = [str(sample_cif(p)) for p in args.phase]
-        from ..io.outputs import check_outputs
-
-        check_outputs({"-o": args.output}, params["phases"])
+    check_outputs({"-o": args.output}, params.get("phases", []))
     progress = not args.no_progress
     if args.compression:
         params["compression"] = args.compression

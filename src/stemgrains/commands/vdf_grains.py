@@ -41,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from ..plot.virtual import plot_bragg_vector_map, plot_vdf_grain_map
     from ..virtual.vdf import adjusted_rand_index, vdf_grain_map
 
+    from ..io.outputs import check_outputs
+
+    check_outputs({"-o": Path(args.output)}, [args.input, args.results])
     ds = load_4d(args.input, **calibration_overrides(args))
     bounds = grains = None
     if args.results:

@@ -2,17 +2,21 @@
 
 * :func:`check_outputs` refuses an output path that is an input file — the same path, a symbolic link to it,
   a hard link to it, or a companion file the input is read together with (Merlin ``.hdr`` of a ``.mib``,
-  EMPAD ``.raw`` of an ``.xml``) — and two outputs that are the same file. Called before any work is done.
+  EMPAD ``.raw`` of an ``.xml``) —, two outputs that are the same file, and an output inside the folder of a
+  ``run`` or a batch (:func:`refuse_run_folders`) unless the caller is that run or batch (``own=``, or
+  :func:`writing_into` around a batch's jobs). Called before any work is done.
 * :func:`prepare_run_folder` / :func:`finish_run_folder` keep ``OUTDIR/stemgrains_run.json``, the manifest of
   what ``stemgrains run`` wrote into a folder and from which input. A folder holding the results of another
   run is refused unless ``overwrite=True``, and then the files the earlier run wrote are removed first, so no
   stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
   (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
-  finished run of the same content and parameters, which the CLI does not redo. A batch folder
+  finished run of the same content and parameters, which the CLI does not redo, as long as every file it wrote
+  still has the size and modification time recorded when it finished. A batch folder
   (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
   subfolders are removed first.
-* :func:`refuse_run_folders` keeps the outputs of other commands (``compare``) out of run and batch folders.
+* :func:`refuse_run_folders` keeps the outputs of other commands out of run and batch folders (every output
+  :func:`check_outputs` sees, and a results file a command would update in place).
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
@@ -21,11 +25,13 @@ Every file itself is written under a temporary name and renamed (:mod:`stemgrain
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
 import json
 import os
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +54,7 @@ __all__ = [
     "read_batch_parameters",
     "claim_batch_folder",
     "refuse_run_folders",
+    "writing_into",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -80,6 +87,8 @@ BATCH_SUMMARY_CSV = "batch_summary.csv"
 BATCH_SUMMARY_PNG = "batch_summary.png"
 BATCH_PARAMETERS = "batch_parameters.json"
 BATCH_CONFIG_TOML = "config.toml"
+#: folders the code running in this context writes as their owner (:func:`writing_into`)
+_OWNED: contextvars.ContextVar[tuple[Path, ...]] = contextvars.ContextVar("stemgrains_owned_folders", default=())
 _COMPANIONS = {".mib": (".hdr",), ".hdr": (".mib",), ".xml": (".raw",), ".raw": (".xml",)}
 
 
@@ -117,22 +126,30 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
-def check_outputs(outputs: Mapping[str, str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None]) -> None:
-    """Refuse outputs that would overwrite an input or each other (before any work is done).
+def check_outputs(outputs: Mapping[str, str | os.PathLike | None], inputs: Iterable[str | os.PathLike | None], *,
+                  own: str | os.PathLike | None = None) -> None:
+    """Refuse outputs that would overwrite an input or each other, or land in another run's folder (before any
+    work is done).
 
     Parameters
     ----------
     outputs
-        ``{option name: path}`` of every file the command will write (``None`` entries are skipped), e.g.
-        ``{"-o": "out.h5", "--export-ang": "map.ang"}``.
+        ``{option name: path}`` of every file or folder the command will write (``None`` entries are skipped),
+        e.g. ``{"-o": "out.h5", "--export-ang": "map.ang", "--figures": "figs/"}``.
     inputs
         Paths of the files the command reads (their companion files are added, see :func:`input_files`).
+    own
+        The folder the caller is the owner of (a ``run`` claiming its ``-o`` folder, a batch its ``-o``): the
+        run or batch records in it and in its subfolders are the caller's. Folders claimed with
+        :func:`writing_into` count too.
 
     Raises
     ------
     ParameterError
         An output is an input (same path, symbolic or hard link, companion file), lies inside an input file's
-        path, or two outputs are the same file.
+        path, two outputs are the same file, or an output is or lies inside the folder of a ``run``
+        (:data:`RUN_MANIFEST`) or a batch (:data:`BATCH_PARAMETERS`) the caller does not own
+        (:func:`refuse_run_folders`).
     """
     ins: list[Path] = []
     for i in inputs:
@@ -154,6 +171,8 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike | None], inputs: Itera
             if same_file(o, other):
                 raise ParameterError(f"{name} {o}: is also given as {other_name}; give each output its own path")
         seen.append((name, o))
+    for name, o in seen:
+        refuse_run_folders(o, name, own=own)
 
 
 def _identity(path: str | os.PathLike) -> dict[str, Any]:
@@ -314,6 +333,19 @@ def _same_record(manifest: Mapping[str, Any] | None, record: Mapping[str, Any] |
                 and manifest.get("fingerprint") == record["fingerprint"])
 
 
+def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
+    """``{name: [size in bytes, modification time in ns]}`` of the files ``names`` in ``folder`` (missing ones
+    left out): what :func:`completed_run` compares, without reading any file."""
+    stats = {}
+    for n in names:
+        try:
+            st = (folder / n).stat()
+        except OSError:
+            continue
+        stats[n] = [int(st.st_size), int(st.st_mtime_ns)]
+    return stats
+
+
 def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[str, Any] | None:
     """The manifest of a finished run in ``folder`` of the same input content and parameters, else ``None``.
 
@@ -329,9 +361,11 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     Returns
     -------
     dict or None
-        The manifest, when it is marked complete, records that checksum and fingerprint and every file it lists
-        is still there; ``None`` otherwise (no manifest, an interrupted run, other content or parameters, files
-        deleted since).
+        The manifest, when it is marked complete, records that checksum and fingerprint, and every file it lists
+        is still there with the size and modification time :func:`finish_run_folder` recorded (``file_stats``;
+        no file is read, so this is cheap for any size); ``None`` otherwise (no manifest, an interrupted run,
+        other content or parameters, files deleted, replaced or edited since, a manifest of an older version
+        without ``file_stats``).
     """
     out = Path(folder)
     if not out.is_dir() or read_batch_parameters(out) is not None:
@@ -340,40 +374,73 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     if manifest is None or not manifest.get("complete", False) or not _same_record(manifest, record):
         return None
     files = [str(n) for n in manifest.get("files", [])]
-    if not files or not all((out / n).is_file() for n in files):
+    recorded = manifest.get("file_stats")
+    if not files or not isinstance(recorded, dict) or sorted(recorded) != sorted(files):
+        return None
+    now = _file_stats(out, files)
+    if any(not (out / n).is_file() or now.get(n) != recorded.get(n) for n in files):
         return None
     return manifest
 
 
-def refuse_run_folders(folder: str | os.PathLike, option: str = "-o", what: str = "output") -> None:
-    """Refuse an output folder that is, or lies inside, the folder of a ``run`` (:data:`RUN_MANIFEST`) or of a
-    batch (:data:`BATCH_PARAMETERS`): their files are that run's, replaced or deleted by its ``--overwrite``.
+def _absolute(path: str | os.PathLike) -> Path:
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return Path(os.path.abspath(path))
+
+
+@contextlib.contextmanager
+def writing_into(folder: str | os.PathLike | None) -> Iterator[None]:
+    """Within this context the caller owns ``folder`` (``None``: nothing more): :func:`check_outputs` and
+    :func:`refuse_run_folders` let it write there although the folder, or one inside it, is a run's or a
+    batch's. A batch wraps its jobs in it (they write its subfolders, each a ``run`` folder of its own); the
+    claim holds for this thread or task only (:mod:`contextvars`)."""
+    if folder is None:
+        yield
+        return
+    token = _OWNED.set((*_OWNED.get(), _absolute(folder)))
+    try:
+        yield
+    finally:
+        _OWNED.reset(token)
+
+
+def refuse_run_folders(path: str | os.PathLike, option: str = "-o", what: str = "output", *,
+                       own: str | os.PathLike | None = None, hint: str | None = None) -> None:
+    """Refuse an output (file or folder) that is, or lies inside, the folder of a ``run`` (:data:`RUN_MANIFEST`)
+    or of a batch (:data:`BATCH_PARAMETERS`): their files are that run's — listed in its manifest, trusted by
+    ``run`` given again, replaced or deleted by its ``--overwrite``.
 
     Parameters
     ----------
-    folder
-        The output folder (need not exist); it and every existing folder above it are checked.
+    path
+        The output (need not exist); it and every existing folder above it are checked.
     option, what
         The option and what it holds, for the message (e.g. ``"-o"``, ``"comparison"``).
+    own
+        A folder the caller owns (see :func:`check_outputs`): a run or batch folder at or inside it is no
+        reason to refuse. Folders claimed with :func:`writing_into` count too.
+    hint
+        The end of the message (default: choose a folder outside it for the ``what``).
 
     Raises
     ------
     ParameterError
-        One line naming ``folder``, the run or batch folder and its record file.
+        One line naming ``option``, ``path``, the run or batch folder and its record file.
     """
-    out = Path(folder)
-    try:
-        here = out.resolve()
-    except (OSError, RuntimeError):
-        here = Path(os.path.abspath(out))
+    out = Path(path)
+    here = _absolute(out)
+    owned = (*_OWNED.get(), *((_absolute(own),) if own is not None else ()))
     for d in (here, *here.parents):
-        if not d.is_dir():
+        if not d.is_dir() or any(d == w or w in d.parents for w in owned):
             continue
         for record, kind in ((RUN_MANIFEST, "a run"), (BATCH_PARAMETERS, "a batch")):
             if (d / record).is_file():
                 where = "is the folder" if d == here else f"lies inside the folder {d}"
+                tail = hint or f"choose a folder outside it for the {what}"
                 raise ParameterError(f"{option} {out}: {where} of {kind} ({record}); its files belong to that run; "
-                                     f"choose a folder outside it for the {what}")
+                                     f"{tail}")
 
 
 def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike, *, overwrite: bool = False,
@@ -403,14 +470,15 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     Raises
     ------
     ParameterError
-        ``folder`` is a file, the input lies in ``folder`` under a name the run writes, or ``folder`` holds the
-        results of another run (complete, or of another input) or of a batch (:data:`BATCH_PARAMETERS`) and
-        ``overwrite`` is False.
+        ``folder`` is a file, lies inside the folder of another run or of a batch (:func:`refuse_run_folders`;
+        a batch's own jobs claim theirs with :func:`writing_into`), the input lies in ``folder`` under a name the
+        run writes, or ``folder`` holds the results of another run (complete, or of another input) or of a batch
+        (:data:`BATCH_PARAMETERS`) and ``overwrite`` is False.
     """
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise ParameterError(f"-o {out}: is a file, not a folder; give an output folder")
-    check_outputs({"-o": out}, [input_path])
+    check_outputs({"-o": out}, [input_path], own=out)
     for name in (*RUN_OUTPUTS, RUN_MANIFEST):
         if same_file(out / name, input_path):
             raise ParameterError(
@@ -453,9 +521,10 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 
 
 def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], written: Iterable[str | os.PathLike]) -> None:
-    """Mark a run folder complete and record every file the run wrote into it (names relative to the folder)."""
+    """Mark a run folder complete and record every file the run wrote into it (``files``: names relative to the
+    folder; ``file_stats``: their size and modification time, which :func:`completed_run` checks)."""
     out = Path(folder)
     names = sorted({Path(p).name for p in written if Path(p).parent.resolve() == out.resolve()})
-    data = dict(manifest, complete=True, files=names,
+    data = dict(manifest, complete=True, files=names, file_stats=_file_stats(out, names),
                 finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _write_manifest(out, data)
