@@ -103,3 +103,30 @@ def test_cli_run_again_is_recognised(tmp_path, capsys):
     assert main(["run", str(src), *RUN, "-o", str(out)]) == 0
     assert "grains" in capsys.readouterr().out and json.loads((out / RUN_MANIFEST).read_text())["complete"]
     print(f"run again: {again:.2f} s")
+
+
+def test_index_never_replaces_the_results_of_another_input(data_samples, tmp_path, capsys):
+    """`index -o OUT.h5` onto the results of another input (or onto a file that is not a results file) is refused
+    in one line before any work; the same input again replaces its own results; --force replaces the other's."""
+    from stemgrains.io import load_4d, write_4d
+
+    data = data_samples / "nba_sample.h5"
+    cif = str(data_samples / "na_beta2_alumina.cif")
+    ds = load_4d(data)
+    other = write_4d(tmp_path / "other.h5", np.asarray(ds.data[:3, :3]), ds.calibration)
+    out = tmp_path / "a.h5"
+    common = ["--phase", cif, "-o", str(out), "--no-progress", "--step", "3"]
+    assert main(["index", str(other), *common]) == 0
+    assert main(["index", str(other), *common]) == 0  # the same input: its own results are replaced
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["index", str(data), *common]) == 2
+    err = capsys.readouterr().err
+    assert "holds the results of another input" in err and str(other) in err and len(err.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    notes = tmp_path / "notes.h5"
+    notes.write_bytes(b"my notes")
+    assert main(["index", str(other), "--phase", cif, "-o", str(notes), "--no-progress"]) == 2
+    assert notes.read_bytes() == b"my notes"
+    assert main(["index", str(data), *common, "--force"]) == 0
+    assert out.read_bytes() != before

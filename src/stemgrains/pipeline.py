@@ -148,9 +148,11 @@ def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | o
 
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
-              figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None) -> dict[str, Any]:
+              figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
+              replace_other: bool = False) -> dict[str, Any]:
     """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``
-    (``stemgrains index``).
+    (``stemgrains index``). An existing ``output`` that holds the results of another input (or is not a results
+    file) is refused unless ``replace_other`` (``--force``).
 
     Parameters
     ----------
@@ -192,6 +194,10 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                    "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
                   [input_path, *phases])
     check_export_names(export_ang, export_ctf)
+    if not replace_other:
+        from .io.outputs import refuse_results_of_another_input
+
+        refuse_results_of_another_input(out, input_path)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)

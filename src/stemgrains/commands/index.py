@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_index
 
     res = run_index(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
-                    export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures, on_calibration=_print_fit)
+                    export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures, on_calibration=_print_fit,
+                    replace_other=bool(getattr(args, "force", False)))
     xmap = res["xmap"]
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())

@@ -211,6 +211,23 @@ def _results_input(results: Path) -> str:
     return str(v) if v else "an unknown dataset"
 
 
+def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike) -> None:
+    """A one-line :class:`ParameterError` when ``out`` exists and is not the results file of ``input_path`` (the
+    results of another input, or a file that is not ours): ``index -o`` never replaces someone else's data."""
+    out = Path(out)
+    if not out.exists():
+        return
+    recorded = _results_input(out)
+    try:
+        same = recorded != "an unknown dataset" and Path(recorded).resolve() == Path(input_path).resolve()
+    except (OSError, ValueError):
+        same = False
+    if not same:
+        what = f"the results of another input ({recorded})" if recorded != "an unknown dataset" else \
+            "a file that is not a results file of this input"
+        raise ParameterError(f"-o {out}: holds {what}; choose another name, or give --force to replace it")
+
+
 def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
     from .results import atomic_write_text
 
