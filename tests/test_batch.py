@@ -545,3 +545,15 @@ def test_fingerprint_takes_named_files_by_content(tmp_path):
 
     assert fp(2, 1) == fp(3, 1) == fp(3, 2)
     assert fp(4, 1) != fp(2, 1) and fp(2, 3) != fp(2, 1)
+
+
+def test_a_batch_of_another_command_is_refused(scans, tmp_path, capsys):
+    """An `index` batch into a `run` batch's folder would replace each input's full results by an orientation map."""
+    out = tmp_path / "runbatch"
+    out.mkdir()
+    (out / "batch_parameters.json").write_text(json.dumps({"parameters": {"command": "run"}, "inputs": [],
+                                                           "outputs": []}))
+    rc = main(["index", str(scans / "a.h5"), str(scans / "b.h5"), *INDEX, "-o", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "is the batch folder of `stemgrains run`" in err and len(err.strip().splitlines()) == 1, err
+    assert sorted(p.name for p in out.iterdir()) == ["batch_parameters.json"]

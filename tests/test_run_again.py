@@ -130,3 +130,7 @@ def test_index_never_replaces_the_results_of_another_input(data_samples, tmp_pat
     assert notes.read_bytes() == b"my notes"
     assert main(["index", str(data), *common, "--force"]) == 0
     assert out.read_bytes() != before
+    capsys.readouterr()
+    (tmp_path / "folder").mkdir()
+    assert main(["index", str(other), "--phase", cif, "-o", str(tmp_path / "folder"), "--force"]) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -680,6 +680,7 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     from .io.outputs import claim_batch_folder
     from .io.results import atomic_write_text, json_default
 
+    _refuse_other_command(out, params)
     claim_batch_folder(out, inputs, overwrite=overwrite)
     earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, inputs)
     out.mkdir(parents=True, exist_ok=True)
@@ -693,6 +694,20 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     if config_toml is not None:
         atomic_write_text(out / CONFIG_TOML, config_toml)
     return fingerprint, earlier
+
+
+def _refuse_other_command(out: Path, params: dict[str, Any]) -> None:
+    """A one-line ParameterError when ``out`` is the batch folder of another command (an ``index`` batch into a
+    ``run`` batch's folder would replace each input's full results by an orientation map)."""
+    from .io.outputs import read_batch_parameters
+
+    record = read_batch_parameters(out) or {}
+    recorded = record.get("parameters")
+    before = recorded.get("command") if isinstance(recorded, dict) else None
+    now = params.get("command")
+    if before and now and before != now:
+        raise ParameterError(f"-o {out}: is the batch folder of `stemgrains {before}` (batch_parameters.json); "
+                             f"choose another folder for this {now} batch")
 
 
 def _earlier_inputs(out: Path, inputs: list[Path]) -> tuple[list[str], list[str], list[dict[str, Any]]]:

@@ -194,10 +194,9 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                    "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
                   [input_path, *phases])
     check_export_names(export_ang, export_ctf)
-    if not replace_other:
-        from .io.outputs import refuse_results_of_another_input
+    from .io.outputs import refuse_results_of_another_input
 
-        refuse_results_of_another_input(out, input_path)
+    refuse_results_of_another_input(out, input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)

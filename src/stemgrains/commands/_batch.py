@@ -88,7 +88,7 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
 
     Their fingerprint (:func:`stemgrains.batch.params_fingerprint`: the keys not starting with ``_``) decides
     whether an input done before is skipped, so they hold what changes the results and nothing else:
-    ``config``, the part of the effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command``
+    ``command``; ``config``, the part of the effective config ``cfg`` (:func:`stemgrains.settings.resolve`) that ``command``
     reads (:func:`stemgrains.settings.used_config`) with the files it names (``[calibration] file``, electrode
     masks ``.npy``) given by their content's SHA-256 instead of their paths; ``file_sha256``, those digests by
     config key (``{}`` without such files); ``phase_sha256``, the phase CIFs' content, in order; and ``extra`` (e.g. the names of export files). Not fingerprinted: ``_config``, that part
@@ -101,8 +101,8 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     used = used_config(cfg, command)
     paths = [str(Path(c).resolve()) if Path(c).exists() else c for c in phases]
     by_content, files = _by_content(used)
-    return dict(config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files, _config=used, _phases=paths,
-                **extra)
+    return dict(command=command, config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files,
+                _config=used, _phases=paths, **extra)
 
 
 def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:

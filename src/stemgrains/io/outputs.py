@@ -211,11 +211,14 @@ def _results_input(results: Path) -> str:
     return str(v) if v else "an unknown dataset"
 
 
-def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike) -> None:
-    """A one-line :class:`ParameterError` when ``out`` exists and is not the results file of ``input_path`` (the
-    results of another input, or a file that is not ours): ``index -o`` never replaces someone else's data."""
+def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike, *, replace: bool = False) -> None:
+    """A one-line :class:`ParameterError` when ``out`` is a folder, or exists and is not the results file of
+    ``input_path`` (the results of another input, or a file that is not ours) unless ``replace`` (``--force``):
+    ``index -o`` never replaces someone else's data."""
     out = Path(out)
-    if not out.exists():
+    if out.is_dir():
+        raise ParameterError(f"-o {out}: is a folder; give a results file (OUT.h5) for one input")
+    if replace or not out.exists():
         return
     recorded = _results_input(out)
     try:
