@@ -66,7 +66,10 @@ def test_config_check_validates_ranges(tmp_path, capsys):
     for text, expect in (("[index]\nneighbor_min_similarity = 2\n", "[index] neighbor_min_similarity: expected a value"),
                          ("[index]\nneighbor_relative_similarity = -1\n", "neighbor_relative_similarity"),
                          ("[index]\nneighbor_average_radius = 100000\n", "neighbor_average_radius: expected a value"),
-                         ("[index]\nk_max = 100\n", "[index] k_max: expected a value from 0 to 4")):
+                         ("[index]\nk_max = 100\n", "[index] k_max: expected a value from 0 to 4"),
+                         ("[index]\nstep_deg = 200.0\n", "[index] step_deg must be between 0.1 and 15"),
+                         ("[index]\nreliability_fit_range = [0.9, 0.5]\n", "[index] reliability_fit_range"),
+                         ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma must be positive")):
         cfg.write_text(text)
         assert main(["config", "--check", str(cfg)]) == 2
         err = capsys.readouterr().err
