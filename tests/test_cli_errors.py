@@ -69,7 +69,9 @@ def test_config_check_validates_ranges(tmp_path, capsys):
                          ("[index]\nk_max = 100\n", "[index] k_max: expected a value from 0 to 4"),
                          ("[index]\nstep_deg = 200.0\n", "[index] step_deg must be between 0.1 and 15"),
                          ("[index]\nreliability_fit_range = [0.9, 0.5]\n", "[index] reliability_fit_range"),
-                         ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma must be positive")):
+                         ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma must be positive"),
+                         ("[classify]\ntau_flow = 5.0\n", "[classify] tau_flow: expected a value from 0 to 1"),
+                         ("[grains]\nmin_grain_size = 0\n", "[grains] min_grain_size: expected a value from 1")):
         cfg.write_text(text)
         assert main(["config", "--check", str(cfg)]) == 2
         err = capsys.readouterr().err

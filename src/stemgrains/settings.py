@@ -416,6 +416,10 @@ _RANGE = {
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
+    "grains.threshold_deg": (0.0, 180.0),
+    "grains.min_grain_size": (1, 10**9),
+    "classify.type_tolerance_deg": (0.0, 45.0),
+    "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
 }
 
 

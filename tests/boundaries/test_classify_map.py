@@ -401,7 +401,7 @@ def test_cli_classify_options_in_place(results_file):
     [
         (["--field", "1"], "--field expects two numbers"),
         (["--field", "0,0"], "--field must be a non-zero"),
-        (["--field", "1,0", "--basis", "trace", "--delta", "60"], "type_tolerance_deg"),
+        (["--field", "1,0", "--basis", "trace", "--delta", "60"], "--delta expects a value from 0 to 45"),
         (["--field", "1,0", "--conducting-phase", "nasicon"], "no phase 'nasicon'"),
     ],
 )
