@@ -677,12 +677,13 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     """Claim ``out`` (:func:`stemgrains.io.outputs.claim_batch_folder`), create it and write
     ``batch_parameters.json`` (and ``config.toml``); returns the parameters' fingerprint and the summary rows of
     an earlier batch's other inputs (kept, see the module docstring)."""
-    from .io.outputs import claim_batch_folder
+    from .io.outputs import claim_batch_folder, read_batch_parameters
     from .io.results import atomic_write_text, json_default
 
-    _refuse_other_command(out, params)
+    record = read_batch_parameters(out) or {}
+    _refuse_other_command(out, record, params)
     claim_batch_folder(out, inputs, overwrite=overwrite)
-    earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, inputs)
+    earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, record, inputs)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
@@ -696,12 +697,10 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     return fingerprint, earlier
 
 
-def _refuse_other_command(out: Path, params: dict[str, Any]) -> None:
-    """A one-line ParameterError when ``out`` is the batch folder of another command (an ``index`` batch into a
-    ``run`` batch's folder would replace each input's full results by an orientation map)."""
-    from .io.outputs import read_batch_parameters
-
-    record = read_batch_parameters(out) or {}
+def _refuse_other_command(out: Path, record: dict[str, Any], params: dict[str, Any]) -> None:
+    """A one-line ParameterError when ``out`` is the batch folder (``record``: its batch_parameters.json) of
+    another command (an ``index`` batch into a ``run`` batch's folder would replace each input's full results by
+    an orientation map)."""
     recorded = record.get("parameters")
     before = recorded.get("command") if isinstance(recorded, dict) else None
     now = params.get("command")
@@ -710,12 +709,9 @@ def _refuse_other_command(out: Path, params: dict[str, Any]) -> None:
                              f"choose another folder for this {now} batch")
 
 
-def _earlier_inputs(out: Path, inputs: list[Path]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
     """The inputs of an earlier batch into ``out`` that are not among ``inputs``: their absolute paths, their
-    subfolders' names (from ``batch_parameters.json``) and their rows of ``batch_summary.csv``."""
-    from .io.outputs import read_batch_parameters
-
-    record = read_batch_parameters(out) or {}
+    subfolders' names (from ``record``, its ``batch_parameters.json``) and their rows of ``batch_summary.csv``."""
     old_in, old_out = record.get("inputs"), record.get("outputs")
     pairs = list(zip(old_in, old_out)) if isinstance(old_in, list) and isinstance(old_out, list) \
         and len(old_in) == len(old_out) else []

@@ -752,16 +752,18 @@ def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_index_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> None:
-    """The ``[index]``/``[spots]`` values of a config file (merged over the defaults) checked as the indexing checks
-    them (:class:`~stemgrains.index.api.IndexParams`): a one-line ParameterError naming ``source`` and the section."""
+    """The ``[spots]`` and ``[index]`` values of a config file (merged over the defaults) checked as the indexing
+    checks them (:class:`~stemgrains.preprocess.api.SpotParams`, :class:`~stemgrains.index.api.IndexParams`): a
+    one-line ParameterError naming ``source`` and the section."""
     from .index.api import IndexParams
+    from .preprocess.api import SpotParams
 
-    try:
-        IndexParams(**index_params(merge_config(default_config(), cfg)))
-    except ParameterError as err:
-        section = "[spots]" if str(err).split(" ")[0] in _keys().get("spots", {}) or str(err).startswith("spots") \
-            else "[index]"
-        raise ParameterError(f"{source}: {section} {err}") from None
+    params = index_params(merge_config(default_config(), cfg))
+    for section, check in (("[spots]", lambda: SpotParams(**params["spots"])), ("[index]", lambda: IndexParams(**params))):
+        try:
+            check()
+        except ParameterError as err:
+            raise ParameterError(f"{source}: {section} {err}") from None
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

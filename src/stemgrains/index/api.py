@@ -670,7 +670,7 @@ def index_orientations(
         ]
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
-    dataset = _neighbor_summed(dataset, prm)
+    dataset = read_as_indexed(dataset, prm)
     chunks = row_chunks(ny, prm.chunk_rows)
     ckpt = None
     if checkpoint_dir is not None:
@@ -699,8 +699,10 @@ def index_orientations(
     return _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
 
 
-def _neighbor_summed(dataset: Dataset4D, prm: IndexParams) -> Dataset4D:
-    """The dataset read through similarity-gated neighbour summation (``prm.neighbor_average_radius``)."""
+def read_as_indexed(dataset: Dataset4D, prm: IndexParams) -> Dataset4D:
+    """``dataset`` read as the indexing reads it: each pattern summed with its similar neighbours
+    (:func:`~stemgrains.preprocess.averaging.summed_dataset` with ``prm.neighbor_*``); the dataset itself for
+    radius 0. The calibration fit reads its subsample through it too."""
     from ..preprocess.averaging import summed_dataset
 
     return summed_dataset(dataset, prm.neighbor_average_radius, q_min=prm.spots.resolved_q_min(dataset.calibration),

@@ -221,16 +221,6 @@ def _read_positions(dataset: Dataset4D, rows: np.ndarray, cols: np.ndarray) -> n
     return out.reshape(-1, ky, kx)
 
 
-def _as_indexed(dataset: Dataset4D, iprm: Any, sp: SpotParams) -> Dataset4D:
-    """The dataset read as the indexing reads it: each pattern with its similar neighbours
-    (:func:`~stemgrains.preprocess.averaging.summed_dataset`, ``iprm.neighbor_average_radius``)."""
-    from .averaging import summed_dataset
-
-    return summed_dataset(dataset, iprm.neighbor_average_radius, q_min=sp.resolved_q_min(dataset.calibration),
-                          min_similarity=iprm.neighbor_min_similarity,
-                          relative_similarity=iprm.neighbor_relative_similarity)
-
-
 def _offsets(peaks: np.ndarray, counts: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Detector offsets (dcol, drow) px, amplitudes and pattern index of every detected spot."""
     mask = np.arange(peaks.shape[1])[None, :] < counts[:, None]
@@ -626,7 +616,7 @@ def calibrate(
         A dataset that is not a :class:`Dataset4D`, no phases, an unknown ``method``.
     """
     from ..crystal import coerce_phases
-    from ..index.api import IndexParams
+    from ..index.api import IndexParams, read_as_indexed
     from ..library.templates import build_library
 
     _check_arguments(dataset, method, max_patterns, n_index, n_iter, n_sectors, min_patterns, max_scale_error)
@@ -637,7 +627,7 @@ def calibrate(
     sp = replace(sp, q_max=iprm.k_max if sp.q_max is None else min(sp.q_max, iprm.k_max))
 
     rows, cols = _subsample(dataset.scan_shape, max_patterns)
-    pats = _read_positions(_as_indexed(dataset, iprm, sp), rows, cols)
+    pats = _read_positions(read_as_indexed(dataset, iprm), rows, cols)
     peaks, counts, centers = detect_spots(pats, stated, sp)
     m0 = stated._affine()
     d, amp, pidx = _offsets(peaks, counts, m0)
