@@ -62,8 +62,19 @@ def gpu_available() -> bool:
 if not gpu_available():
     raise StemgrainsError("backend='gpu': no CUDA device (numba.cuda.is_available() is False); use backend='cpu'")
 
+if not hasattr(np, "row_stack"):
+    # numba-cuda <= 0.30 registers an overload of np.row_stack (an alias of np.vstack removed in numpy 2.4) when it
+    # compiles its first kernel; without the alias every kernel compilation fails with an AttributeError (seen with
+    # numba-cuda 0.30.4 and numpy 2.5.2 on an H200). Restoring the alias changes nothing else.
+    np.row_stack = np.vstack
+
 from numba import cuda  # noqa: E402
 from numba.core.errors import NumbaPerformanceWarning  # noqa: E402
+
+try:  # numba-cuda's own class (numba >= 0.61 with the numba-cuda package); numba's built-in CUDA target uses numba's
+    from numba.cuda.core.errors import NumbaPerformanceWarning as _CudaPerformanceWarning  # noqa: E402
+except ImportError:
+    _CudaPerformanceWarning = NumbaPerformanceWarning
 
 _TPB = 32 if using_simulator() else 128  # threads per block (the simulator runs each thread as a Python thread)
 
@@ -517,6 +528,7 @@ def _launch(kernel, grid: int, block: int, *args) -> None:
     with warnings.catch_warnings():
         # small chunks under-fill a large GPU; that is expected, not a problem to report
         warnings.simplefilter("ignore", NumbaPerformanceWarning)
+        warnings.simplefilter("ignore", _CudaPerformanceWarning)
         kernel[grid, block](*args)
 
 
