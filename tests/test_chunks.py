@@ -74,3 +74,36 @@ def test_incomplete_checkpoint_chunks_are_recomputed(dataset, tmp_path):
 def test_with_kernel_lock_calls_through():
     assert with_kernel_lock(max, 2, 5) == 5
     assert with_kernel_lock(max, 2, 5, needed=False) == 5
+
+
+@pytest.mark.parametrize("min_cpus", [1, 10**6])  # reader thread on / off
+def test_read_ahead_gives_the_same_results_and_errors(dataset, monkeypatch, min_cpus):
+    import stemgrains._chunks as ch
+
+    monkeypatch.setattr(ch, "PREFETCH_MIN_CPUS", min_cpus)
+    fetched: list[tuple[int, int]] = []
+    real_fetch = Dataset4D.fetch_rows
+    monkeypatch.setattr(Dataset4D, "fetch_rows", lambda self, a, b: (fetched.append((a, b)), real_fetch(self, a, b))[1])
+    chunks = row_chunks(5, 2)
+    res = run_chunks(dataset, chunks, _sum_task, 3.0)
+    np.testing.assert_array_equal(np.concatenate([res[c]["total"] for c in chunks]), dataset.data.sum(axis=(2, 3)) * 3.0)
+    assert sorted(fetched) == chunks  # each chunk read once, ahead or not
+
+    def failing(block, calibration, shared):
+        if block.shape[0] == 1:
+            raise RuntimeError("chunk failed")
+        return _sum_task(block, calibration, shared)
+
+    with pytest.raises(RuntimeError, match="chunk failed"):
+        run_chunks(dataset, chunks, failing, 1.0)
+
+
+def test_fetch_then_finish_equals_rows_for_summed_data():
+    from stemgrains.preprocess.averaging import NeighborSummedData
+
+    rng = np.random.default_rng(0)
+    raw = rng.poisson(2.0, (6, 4, 16, 16)).astype(np.uint16)
+    ds = Dataset4D(NeighborSummedData(raw, 1, mask_radius_px=2.0), Calibration(q_pixel_size=0.01), source="toy")
+    for a, b in ((0, 2), (2, 5), (5, 6), (0, 6)):
+        np.testing.assert_array_equal(ds.finish_rows(ds.fetch_rows(a, b), a, b), ds.rows(a, b))
+        np.testing.assert_array_equal(ds.rows(a, b), NeighborSummedData(raw, 1, mask_radius_px=2.0)[a:b])

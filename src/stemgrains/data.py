@@ -308,10 +308,23 @@ class Dataset4D:
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Scan rows ``start:stop`` as an in-memory numpy array (the only way stages read the cube)."""
+        return self.finish_rows(self.fetch_rows(start, stop), start, stop)
+
+    def fetch_rows(self, start: int, stop: int) -> Any:
+        """The reading part of :meth:`rows` (file I/O, decompression; no numba kernel), so that a reader thread
+        can fetch the next rows while kernels run: ``rows(a, b) == finish_rows(fetch_rows(a, b), a, b)``."""
+        fetch = getattr(self.data, "fetch_rows", None)
+        if fetch is not None:
+            return fetch(start, stop)
         block = self.data[start:stop]
         if hasattr(block, "compute"):
             block = block.compute()
         return np.asarray(block)
+
+    def finish_rows(self, fetched: Any, start: int, stop: int) -> np.ndarray:
+        """The computing part of :meth:`rows` on what :meth:`fetch_rows` returned (e.g. neighbour summation)."""
+        finish = getattr(self.data, "finish_rows", None)
+        return finish(fetched, start, stop) if finish is not None else fetched
 
     def describe(self) -> dict[str, Any]:
         """Shape, dtype and source for results files."""

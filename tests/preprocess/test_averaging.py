@@ -46,6 +46,20 @@ def test_kernels_match_references(shape, seed):
     np.testing.assert_array_equal(data, before)
 
 
+@pytest.mark.parametrize("dtype", [np.uint16, np.float32, np.int32])
+def test_bin_sum_matches_reference(dtype):
+    rng = np.random.default_rng(11)
+    for shape, f in (((3, 16, 16), 2), ((2, 17, 13), 2), ((4, 20, 24), 4), ((1, 9, 9), 3), ((2, 8, 8), 1)):
+        block = (rng.random(shape) * 3000).astype(dtype)
+        got = K.bin_sum(block, f)
+        want = ref.bin_sum(block, f)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+    # integer counts sum exactly
+    block = rng.integers(0, 65535, (2, 16, 16)).astype(np.uint16)
+    np.testing.assert_array_equal(K.bin_sum(block, 4), ref.bin_sum(block, 4))
+
+
 def test_box_mean_matches_a_direct_mean():
     rng = np.random.default_rng(3)
     img = rng.random((13, 9))

@@ -480,6 +480,23 @@ def similarity_feature(pattern, mask_radius):
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
+def bin_sum(block, f):
+    """Sum of ``f`` × ``f`` pixel bins of each pattern of a (n, ky, kx) stack → (n, ky // f, kx // f) float32
+    (trailing rows/columns that do not fill a bin are dropped). Integer counts sum exactly while a bin's sum stays
+    below 2²⁴."""
+    n, ky, kx = block.shape
+    kb = ky // f
+    kxb = kx // f
+    out = np.zeros((n, kb, kxb), np.float32)
+    for i in nb.prange(n):
+        for r in range(kb * f):
+            rb = r // f
+            for c in range(kxb * f):
+                out[i, rb, c // f] += np.float32(block[i, r, c])
+    return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
 def similarity_features(block, mask_radius):
     """:func:`similarity_feature` of every pattern of a (n, ky, kx) stack → (n, ky·kx) float32."""
     n, ky, kx = block.shape

@@ -156,6 +156,14 @@ def processed_images(block, centers, affine_inv, bin_width_q, q_max, quantile, p
     return out
 
 
+def bin_sum(block, f):
+    """:func:`._kernels.bin_sum` by reshaping: (n, ky, kx) → (n, ky // f, kx // f) float32 bin sums."""
+    b = np.asarray(block)
+    n, ky, kx = b.shape
+    kb, kxb = ky // f, kx // f
+    return b[:, :kb * f, :kxb * f].astype(np.float64).reshape(n, kb, f, kxb, f).sum(axis=(2, 4)).astype(np.float32)
+
+
 def similarity_feature(pattern, mask_radius):
     img = np.asarray(pattern, dtype=np.float64)
     ky, kx = img.shape

@@ -63,8 +63,7 @@ def _sum_rows(block: np.ndarray, row0: int, row1: int, radius: int, mask_radius_
     b = np.ascontiguousarray(block)
     f = feature_bin((ky, kx))
     kb, kxb = ky // f, kx // f
-    binned = b[:, :, :kb * f, :kxb * f].reshape(rows * nx, kb, f, kxb, f).sum(axis=(2, 4), dtype=np.float32) \
-        if f > 1 else b.reshape(rows * nx, ky, kx)
+    binned = K.bin_sum(b.reshape(rows * nx, ky, kx), f) if f > 1 else b.reshape(rows * nx, ky, kx)
     feats = K.similarity_features(np.ascontiguousarray(binned), mask_radius_px / f)
     return K.neighbor_sum(b, feats.reshape(rows, nx, kb * kxb), row0, row1, radius, min_similarity,
                           relative_similarity)
@@ -132,12 +131,21 @@ class NeighborSummedData:
         return self.shape[0]
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
+        return self.finish_rows(self.fetch_rows(start, stop), start, stop)
+
+    def fetch_rows(self, start: int, stop: int) -> tuple[int, np.ndarray]:
+        """Read rows ``start:stop`` of ``data`` with their halo (I/O only): ``(first row read, block)``."""
         lo, hi = max(0, start - self.radius), min(self.shape[0], stop + self.radius)
         block = self.data[lo:hi]
         if hasattr(block, "compute"):
             block = block.compute()
-        sums, _ = _sum_rows(np.asarray(block), start - lo, stop - lo, self.radius, self.mask_radius_px,
-                            self.min_similarity, self.relative_similarity)
+        return lo, np.asarray(block)
+
+    def finish_rows(self, fetched: tuple[int, np.ndarray], start: int, stop: int) -> np.ndarray:
+        """The summed rows ``start:stop`` from what :meth:`fetch_rows` read."""
+        lo, block = fetched
+        sums, _ = _sum_rows(block, start - lo, stop - lo, self.radius, self.mask_radius_px, self.min_similarity,
+                            self.relative_similarity)
         return sums
 
     def __getitem__(self, key: Any) -> np.ndarray:
