@@ -860,3 +860,23 @@ def test_rescore_with_listed_alternatives_matches_reference(crystal, hex_like):
     # with the listed twin standing in, the hypotheses hold it as given (not a refined copy next to it)
     fast = _cpu.rescore_one(*base, np.deg2rad(2.0))
     assert min(np.rad2deg(ref.sym_distance(h, cands[0], sym)) for h in fast[7]) < 1e-9
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_anchor_neighbours_matches_reference(seed):
+    """The windowed lookup of each target's anchors (grain-coherent search) against the all-pairs reference."""
+    from stemgrains.index.api import _search_grid, anchor_neighbours
+
+    rng = np.random.default_rng(seed)
+    ny, nx = int(rng.integers(1, 14)), int(rng.integers(1, 17))
+    reach = int(rng.integers(1, 4))
+    anchors = _search_grid((ny, nx), reach + 1) | (rng.random(ny * nx) < 0.1)
+    anchors &= rng.random(ny * nx) > 0.15  # some anchors dropped (their search failed)
+    a_idx = np.flatnonzero(anchors)
+    tg = np.flatnonzero(~anchors & (rng.random(ny * nx) < 0.8))
+    t, nb = anchor_neighbours((ny, nx), tg, a_idx, reach)
+    t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, a_idx, reach)
+    np.testing.assert_array_equal(t, t_ref)
+    np.testing.assert_array_equal(nb, nb_ref)
+    if len(t):
+        assert nb.shape[1] >= 1 and np.all(nb[:, 0] >= 0)

@@ -503,3 +503,28 @@ def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
         return 0.0
     d = np.sqrt(((pts[:, None, :] - pred[None]) ** 2).sum(-1)).min(axis=1)
     return float(np.mean(d <= tol_abs + tol_rel * rr))
+
+
+def anchor_neighbours(scan_shape, targets, anchors, reach):
+    """:func:`stemgrains.index.api.anchor_neighbours` by comparing every target with every anchor."""
+    ny, nx = scan_shape
+    targets = np.asarray(targets, dtype=np.int64)
+    anchors = np.asarray(anchors, dtype=np.int64)
+    t_out, rows_out = [], []
+    for t in targets:
+        r, c = divmod(int(t), nx)
+        near = []
+        for a in anchors:
+            ar, ac = divmod(int(a), nx)
+            dr, dc = abs(ar - r), abs(ac - c)
+            if max(dr, dc) <= reach:
+                near.append((max(dr, dc) + 1e-3 * (dr + dc), int(a)))
+        if near:
+            near.sort()  # by distance key, then scan order
+            t_out.append(int(t))
+            rows_out.append([a for _, a in near])
+    width = max((len(x) for x in rows_out), default=0)
+    nb = np.full((len(rows_out), width), -1, np.int64)
+    for i, x in enumerate(rows_out):
+        nb[i, :len(x)] = x
+    return np.array(t_out, np.int64), nb
