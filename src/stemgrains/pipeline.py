@@ -146,6 +146,16 @@ def _refuse_other_results(output: str | os.PathLike | None, source: Path, replac
     refuse_results_of_another_input(Path(output), made_from, replace=replace)
 
 
+def _record_source(f: Any, source: Path, output: Path) -> None:
+    """A copy of a results file that records no input (written by the Python API without provenance) records
+    ``source`` as its input (``/input`` ``path``), so the same command again may replace it
+    (:func:`_refuse_other_results`)."""
+    from .io.outputs import recorded_input, same_file
+
+    if not same_file(source, output) and recorded_input(source) is None:
+        f.require_group("input").attrs["path"] = str(source.resolve())
+
+
 # ------------------------------------------------------------------------------------------------ index
 def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | os.PathLike | None) -> None:
     """Refuse export names whose extension is not the format's (``.ang``, ``.ctf``): the writers pick the format by
@@ -317,7 +327,9 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     if out.resolve() == src.resolve() and not ours:
         raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
     with (update_h5(src, out) if ours else atomic_h5(out)) as f:
-        if not ours:
+        if ours:
+            _record_source(f, src, out)
+        else:
             from .io import write_orientation_map
 
             write_provenance(f, input_path=src, phases=xmap.phases)
@@ -429,6 +441,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
     out = Path(output) if output else results
     with update_h5(results, out) as f:
+        _record_source(f, results, out)
         write_classification(f, result)
         write_config(f, cfg, "classify")
     if csv:
@@ -534,6 +547,7 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))
     out = Path(output) if output else path
     with update_h5(path, out) as f:
+        _record_source(f, path, out)
         write_transport(f, result)
         write_config(f, cfg, "transport")
     written: list[Path] = []
