@@ -760,6 +760,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),
+        **({"median_n_summed": float(np.median(xmap.prop["n_summed"]))} if "n_summed" in xmap.prop else {}),
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),
