@@ -5,6 +5,7 @@ untouched. The same command on the same input into the same file replaces it (ho
 from __future__ import annotations
 
 import h5py
+import numpy as np
 import pytest
 from synthetic_grains import synthetic_polycrystal
 
@@ -70,6 +71,12 @@ def test_segment_classify_transport_keep_other_inputs_results(tmp_path, capsys, 
     _refused(capsys, ["classify", str(seg), "--field", "1,0", "-o", str(notes)], notes, None)
     _refused(capsys, ["transport", str(seg), "--electrode", "left=1", "--electrode", "right=0", "-o", str(notes)],
              notes, None)
+    # an output of another kind recording the same input: a virtual image of scan a is no results file
+    from stemgrains.io.images import write_image
+
+    image = write_image(tmp_path / "bf.h5", np.ones((12, 14)), input_path=a)
+    assert recorded_input(image) == str(a)
+    _refused(capsys, ["segment", str(res_a), "-o", str(image)], image, None)
     # --force replaces them
     for out, argv, _, other in steps:
         assert main([str(other) if x == "{src}" else x for x in argv] + ["--force"]) == 0

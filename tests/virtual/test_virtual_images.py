@@ -182,6 +182,17 @@ def test_cli_keeps_the_image_of_another_input(data_samples, tmp_path, capsys):
         assert out.read_bytes() != before
         if ext != "npy":
             assert recorded_input(out) == str(b.resolve())
+    # a results file of the same input is no virtual image: refused
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    res = tmp_path / "results.h5"
+    with atomic_h5(res) as f:
+        write_provenance(f, input_path=a)
+        f.create_group("orientation")
+    before = res.read_bytes()
+    capsys.readouterr()
+    assert main(["virtual", str(a), "--bf", "6", "-o", str(res)]) == 2
+    assert "not an image of this input" in capsys.readouterr().err and res.read_bytes() == before
     # .npy of another shape: refused before the work; a file that is not ours: refused
     np.save(tmp_path / "big.npy", np.zeros((5, 5)))
     assert main(["virtual", str(a), "--bf", "6", "-o", str(tmp_path / "big.npy")]) == 2

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs({"-o": out}, [args.input, args.mask, getattr(args, "calibration", None)])
     npy = out.suffix.lower() == ".npy"
     if not npy or out.is_dir():
-        refuse_results_of_another_input(out, args.input, replace=args.force, what="the image")
+        refuse_results_of_another_input(out, args.input, replace=args.force, what="the image", group="image")
     units = "q" if args.q_units else "px"
     if args.bf is not None:
         det = bright_field(args.bf, units=units)

@@ -203,13 +203,15 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 IMAGE_INPUT_KEY = "stemgrains_input"
 
 
-def recorded_input(path: str | os.PathLike) -> str | None:
+def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | None:
     """The input path an existing output file of ours records, or ``None`` (a file that is not ours, unreadable,
     or of a format that records none: ``.npy``).
 
     Looks at ``/input`` ``path`` (or ``source``) and ``/image`` ``source`` of an HDF5 file (results files:
     :func:`stemgrains.io.results.write_provenance`; virtual images), and at :data:`IMAGE_INPUT_KEY` in the
-    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``.
+    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``. With ``group``, an
+    HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
+    is another kind of file: ``None``.
     """
     p = Path(path)
     ext = p.suffix.lower()
@@ -231,6 +233,8 @@ def recorded_input(path: str | os.PathLike) -> str | None:
             import h5py
 
             with h5py.File(p, "r") as f:
+                if group is not None and group not in f:
+                    return None
                 if "input" in f:
                     v = f["input"].attrs.get("path")
                     if v is None:
@@ -250,7 +254,8 @@ def _results_input(results: Path) -> str:
 
 
 def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | None, *, replace: bool = False,
-                                    option: str = "-o", what: str = "the results") -> None:
+                                    option: str = "-o", what: str = "the results",
+                                    group: str | None = "orientation") -> None:
     """A one-line :class:`ParameterError` when ``out`` is a folder, or exists and does not record
     ``input_path`` as its input (:func:`recorded_input`: the results of another input, or a file that is not
     ours) unless ``replace`` (``--force``): ``index``, ``segment``, ``classify``, ``transport`` and ``virtual``
@@ -267,13 +272,16 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
         ``--force``: replace whatever ``out`` holds.
     option, what
         The option naming ``out`` and what it holds (``"the results"``, ``"the image"``), for the message.
+    group
+        What an HDF5 ``out`` must hold to be an output of the same kind (see :func:`recorded_input`): a virtual
+        image is no results file, and a results file of the same input is no virtual image.
     """
     out = Path(out)
     if out.is_dir():
         raise ParameterError(f"{option} {out}: is a folder; give a file name for the output of one input")
     if replace or not out.exists():
         return
-    recorded = recorded_input(out)
+    recorded = recorded_input(out, group)
     try:
         same = recorded is not None and input_path is not None and \
             Path(recorded).resolve() == Path(input_path).resolve()
@@ -281,7 +289,8 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
         same = False
     if not same:
         held = f"{what} of another input ({recorded})" if recorded is not None else \
-            "a file that is not a results file of this input"
+            ("a file that is not an image of this input" if "image" in what else
+             "a file that is not a results file of this input")
         raise ParameterError(f"{option} {out}: holds {held}; choose another name, or give --force to replace it")
 
 
