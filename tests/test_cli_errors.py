@@ -48,7 +48,11 @@ def test_export_name_must_carry_its_format(data_samples, tmp_path, capsys, opt, 
 @pytest.mark.parametrize(("cmd", "opt", "value", "expect"), [
     ("index", "--neighbor-average-radius", "50000", "--neighbor-average-radius expects a value from 0 to 10"),
     ("index", "--neighbor-average-radius", "-1", "--neighbor-average-radius expects a value from 0 to 10"),
-    ("index", "--k-max", "100", "--k-max expects a value from 0 to 4"),
+    ("index", "--k-max", "100", "--k-max expects a value above 0 and at most 4 1/Å, got 100"),
+    # k_max 0 (or NaN) used to be refused by IndexParams in words naming the internal key ("k_max must be ...")
+    ("index", "--k-max", "0", "--k-max expects a value above 0 and at most 4 1/Å, got 0"),
+    ("index", "--k-max", "nan", "--k-max expects a value above 0 and at most 4 1/Å, got nan"),
+    ("run", "--k-max", "0", "--k-max expects a value above 0 and at most 4 1/Å, got 0"),
     ("run", "--neighbor-average-radius", "11", "--neighbor-average-radius expects a value from 0 to 10"),
 ])
 def test_out_of_range_index_options_are_one_line(data_samples, tmp_path, capsys, cmd, opt, value, expect):
@@ -66,7 +70,8 @@ def test_config_check_validates_ranges(tmp_path, capsys):
     for text, expect in (("[index]\nneighbor_min_similarity = 2\n", "[index] neighbor_min_similarity: expected a value"),
                          ("[index]\nneighbor_relative_similarity = -1\n", "neighbor_relative_similarity"),
                          ("[index]\nneighbor_average_radius = 100000\n", "neighbor_average_radius: expected a value"),
-                         ("[index]\nk_max = 100\n", "[index] k_max: expected a value from 0 to 4"),
+                         ("[index]\nk_max = 100\n", "[index] k_max: expected a value above 0 and at most 4"),
+                         ("[index]\nk_max = 0\n", "[index] k_max: expected a finite positive number, got 0"),
                          ("[index]\nstep_deg = 200.0\n", "[index] step_deg must be between 0.1 and 15"),
                          ("[index]\nreliability_fit_range = [0.9, 0.5]\n", "[index] reliability_fit_range"),
                          ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma must be positive"),
@@ -76,6 +81,18 @@ def test_config_check_validates_ranges(tmp_path, capsys):
         assert main(["config", "--check", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert expect in err and str(cfg) in err, err
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_config_k_max_zero_names_the_file_and_key(data_samples, tmp_path, capsys, cmd):
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[index]\nk_max = 0\n")
+    extra = ["--field", "1,0"] if cmd == "run" else []
+    rc = main([cmd, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "out"), "--config", str(cfg), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"{cfg}: [index] k_max: expected a finite positive number" in err[0], err
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_file_that_is_not_a_cif_gives_one_line_and_no_parser_dump(data_samples, tmp_path, capsys):

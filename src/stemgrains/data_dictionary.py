@@ -102,6 +102,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
         "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern as indexed (summed with its similar "
                          "neighbours, index neighbor_average_radius)"),
+        "n_summed": ("—", "(ny, nx) patterns summed into the pattern indexed at the position: itself and its similar "
+                          "neighbours (index neighbor_average_radius; 1 = the pattern alone)"),
         "center_row": ("px (detector)", "(ny, nx) direct-beam centre row on the detector"),
         "center_col": ("px (detector)", "(ny, nx) direct-beam centre column on the detector"),
         # properties of maps read from vendor files, kept as the file gives them (orix names)
@@ -306,6 +308,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
     "median_correlation_index": ("1", "median correlation index of the indexed pixels"),
     "median_reliability": ("1", "median reliability of the indexed pixels"),
+    "median_n_summed": ("—", "median over the map of the patterns summed per position (/orientation/n_summed; 1 = "
+                             "no neighbour summation); absent for maps without it"),
     "phase_fit": ("1", "the phase-fit check: per phase the median spot fit beyond chance, the poorly explained "
                        "fraction and largest region, ok, and the warnings (also the JSON attribute phase_fit of "
                        "/orientation)"),

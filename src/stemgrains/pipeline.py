@@ -131,6 +131,31 @@ def _refuse_in_run_folder(results: Path, option: str) -> None:
     refuse_run_folders(results, option, hint="write the results elsewhere (-o OUT.h5 outside it)")
 
 
+def _refuse_other_results(output: str | os.PathLike | None, source: Path, replace: bool) -> None:
+    """``segment``/``classify``/``transport -o OUT.h5``: refuse an existing ``OUT.h5`` holding the results of
+    another input unless ``replace`` (``--force``). The new file records the input ``source`` records (a copy of
+    our results file), or ``source`` itself (an ``.ang``/``.ctf`` map); updating ``source`` in place is always
+    allowed."""
+    from .io.files import HDF5_SIGNATURE, file_signature
+    from .io.outputs import recorded_input, refuse_results_of_another_input, same_file
+
+    if output is None or not source.is_file() or same_file(output, source):
+        return  # (a missing source: the command says so)
+    ours = file_signature(source) == HDF5_SIGNATURE
+    made_from = (recorded_input(source) or str(source)) if ours else str(source)
+    refuse_results_of_another_input(Path(output), made_from, replace=replace)
+
+
+def _record_source(f: Any, source: Path, output: Path) -> None:
+    """A copy of a results file that records no input (written by the Python API without provenance) records
+    ``source`` as its input (``/input`` ``path``), so the same command again may replace it
+    (:func:`_refuse_other_results`)."""
+    from .io.outputs import recorded_input, same_file
+
+    if not same_file(source, output) and recorded_input(source) is None:
+        f.require_group("input").attrs["path"] = str(source.resolve())
+
+
 # ------------------------------------------------------------------------------------------------ index
 def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | os.PathLike | None) -> None:
     """Refuse export names whose extension is not the format's (``.ang``, ``.ctf``): the writers pick the format by
@@ -244,7 +269,7 @@ def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
 
 
 def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: Config, *, csv: str | None = None,
-                figures: str | None = None) -> dict[str, Any]:
+                figures: str | None = None, replace_other: bool = False) -> dict[str, Any]:
     """Grains and boundaries of an orientation map (``stemgrains segment``), written to ``output``.
 
     Parameters
@@ -258,6 +283,10 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         Resolved config; ``[grains]`` and ``[calibration] scan_step_nm`` are used and recorded.
     csv, figures
         As ``--csv`` (boundary table; segments to ``*.segments.csv``) and ``--figures`` (a folder).
+    replace_other
+        ``--force``: replace an existing ``output`` that holds the results of another input (or is not a
+        results file); without it that is refused before any work. An ``output`` made from the same input (the
+        dataset ``input_path`` records, or the ``.ang``/``.ctf`` map itself) is replaced.
 
     Returns
     -------
@@ -268,7 +297,8 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     Raises
     ------
     FileFormatError, ParameterError
-        Unreadable input; an output that would overwrite an ``.ang``/``.ctf`` input or another input.
+        Unreadable input; an output that would overwrite an ``.ang``/``.ctf`` input or another input, or that
+        holds the results of another input (without ``replace_other``).
     """
     from .boundaries import write_boundaries
     from .boundaries.misorientation import parse_special
@@ -282,6 +312,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     specials = [parse_special(s) for s in g["special"]]
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
+    _refuse_other_results(out, src, replace_other)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
@@ -296,7 +327,9 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     if out.resolve() == src.resolve() and not ours:
         raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
     with (update_h5(src, out) if ours else atomic_h5(out)) as f:
-        if not ours:
+        if ours:
+            _record_source(f, src, out)
+        else:
             from .io import write_orientation_map
 
             write_provenance(f, input_path=src, phases=xmap.phases)
@@ -355,7 +388,7 @@ def _classify_field(c: dict[str, Any], results: Path, n_boundaries: int) -> tupl
 
 
 def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, cfg: Config, *,
-                 csv: str | None = None, figures: str | None = None) -> dict[str, Any]:
+                 csv: str | None = None, figures: str | None = None, replace_other: bool = False) -> dict[str, Any]:
     """Conduction-plane classification of the boundaries in a results file (``stemgrains classify``).
 
     Parameters
@@ -368,6 +401,8 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         Resolved config; ``[classify]`` is used and recorded.
     csv, figures
         As ``--csv`` and ``--figures``.
+    replace_other
+        ``--force``: replace an ``output`` that holds the results of another input (see :func:`run_segment`).
 
     Returns
     -------
@@ -398,6 +433,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
 
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
+    _refuse_other_results(output, results, replace_other)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -405,6 +441,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
     out = Path(output) if output else results
     with update_h5(results, out) as f:
+        _record_source(f, results, out)
         write_classification(f, result)
         write_config(f, cfg, "classify")
     if csv:
@@ -472,7 +509,7 @@ def _read_boundaries(path: Path) -> Any:
 
 
 def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, cfg: Config, *,
-                  figures: str | None = None) -> dict[str, Any]:
+                  figures: str | None = None, replace_other: bool = False) -> dict[str, Any]:
     """The ionic transport model of the grain map in a results file (``stemgrains transport``).
 
     Parameters
@@ -485,6 +522,8 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
         Resolved config; ``[transport]`` is used and recorded.
     figures
         As ``--figures``: current, potential and mismatch figures in that folder.
+    replace_other
+        ``--force``: replace an ``output`` that holds the results of another input (see :func:`run_segment`).
 
     Returns
     -------
@@ -502,11 +541,13 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     path = Path(results)
     check_outputs({"--figures": figures}, [path, output])
     _refuse_in_run_folder(Path(output) if output else path, "-o" if output else "RESULTS")
+    _refuse_other_results(output, path, replace_other)
     electrodes = transport_electrodes(t["electrodes"])
     grain_map = read_grains(path)
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))
     out = Path(output) if output else path
     with update_h5(path, out) as f:
+        _record_source(f, path, out)
         write_transport(f, result)
         write_config(f, cfg, "transport")
     written: list[Path] = []
@@ -719,6 +760,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),
+        **({"median_n_summed": float(np.median(xmap.prop["n_summed"]))} if "n_summed" in xmap.prop else {}),
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),

@@ -421,16 +421,21 @@ _RANGE = {
     "classify.type_tolerance_deg": (0.0, 45.0),
     "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
 }
+#: ranges of :data:`_RANGE` whose lower end is excluded (``(lo, hi]``): a k_max of 0 keeps no reflection
+_OPEN_BELOW = frozenset({"index.k_max"})
 
 
 def _in_range(key: Key, value: Any, where: str) -> Any:
     """``value``, or a one-line ParameterError naming the option (command line) or the file and key."""
     lo, hi = _RANGE[key.path]
-    if lo <= value <= hi:
+    open_below = key.path in _OPEN_BELOW
+    if (lo < value if open_below else lo <= value) and value <= hi:
         return value
+    span = f"above {lo:g} and at most {hi:g}" if open_below else f"from {lo:g} to {hi:g}"
+    unit = f" {key.unit}" if key.unit and key.unit not in ("1", "—") else ""
     if where == _CLI and key.flag:
-        raise ParameterError(f"{key.flag} expects a value from {lo:g} to {hi:g}, got {value:g}")
-    raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value from {lo:g} to {hi:g}, got {value!r}")
+        raise ParameterError(f"{key.flag} expects a value {span}{unit}, got {value:g}")
+    raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value {span}{unit}, got {value!r}")
 #: file values that must be a non-zero vector (a direction)
 _DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)
@@ -461,7 +466,7 @@ def _check(key: Key, value: Any, where: str) -> Any:
                                      f"got {value!r}")
             if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never
                 raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {value!r}")
-        return _in_range(key, float(value), where) if key.path in _RANGE and not math.isnan(value) else float(value)
+        return _in_range(key, float(value), where) if key.path in _RANGE else float(value)
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)

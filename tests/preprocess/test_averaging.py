@@ -82,6 +82,28 @@ def test_rows_read_in_any_chunks_are_the_same():
     assert view.shape == data.shape and view.dtype == np.float32
 
 
+def test_counts_of_the_rows_read_are_kept():
+    """NeighborSummedData.counts: the patterns summed per position of the rows read (as the indexing reads them),
+    equal to sum_similar_neighbors' counts; computed on demand for rows not read (a fresh or unpickled view)."""
+    import pickle
+
+    rng = np.random.default_rng(6)
+    data, _ = grains_scan(rng, (7, 5, 16, 16))
+    _, counts = sum_similar_neighbors(data, 1, mask_radius_px=3.0)
+    assert counts.min() == 1 and counts.max() > 1  # a test set where the summation does something
+    view = NeighborSummedData(data, 1, mask_radius_px=3.0)
+    for r0, r1 in ((0, 3), (3, 6), (6, 7)):
+        view[r0:r1]
+    assert sorted(view._counts) == [(0, 3), (3, 6), (6, 7)]
+    np.testing.assert_array_equal(np.concatenate([view.counts(a, b) for a, b in ((0, 3), (3, 6), (6, 7))]), counts)
+    fresh = NeighborSummedData(data, 1, mask_radius_px=3.0)
+    np.testing.assert_array_equal(fresh.counts(2, 5), counts[2:5])
+    copy = pickle.loads(pickle.dumps(view))
+    assert copy._counts == {}
+    np.testing.assert_array_equal(copy.counts(0, 7), counts)
+    assert view.counts(0, 7).dtype == np.int64
+
+
 def test_sums_stay_inside_their_grain():
     """Patterns of other grains share no spots: never summed in. Counts of the sum are the sum of the counts."""
     rng = np.random.default_rng(7)

@@ -96,6 +96,28 @@ def test_cli_preset_with_overrides(tmp_path):
     assert params["dose"] is None and params["scan_shape"] == [2, 2] and params["metadata"]["preset"] == "au-64"
 
 
+def test_cli_simulate_keeps_an_existing_file(tmp_path, capsys):
+    """An existing -o file is another simulation's (or someone's) data: one line naming it and what it holds,
+    exit status 2, the file untouched; --force replaces it."""
+    out = tmp_path / "s.h5"
+    argv = ["simulate", "-o", str(out), "--phase", "au", "--scan", "2,2", "--detector", "16,16", "--k-max", "0.8",
+            "--no-progress"]
+    assert main(argv) == 0
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--seed", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(out) in err[0] and "simulated scan (seed 0, scan 2 x 2)" in err[0]
+    assert "--force" in err[0] and out.read_bytes() == before
+    notes = tmp_path / "notes.h5"
+    notes.write_bytes(b"my notes")
+    assert main([*argv[:2], str(notes), *argv[3:]]) == 2
+    assert "holds a file" in capsys.readouterr().err and notes.read_bytes() == b"my notes"
+    assert main([*argv, "--seed", "3", "--force"]) == 0
+    with h5py.File(out, "r") as f:
+        assert f["truth"].attrs["seed"] == 3
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -149,6 +150,74 @@ def test_cli_outputs_and_errors(data_samples, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert needle in err and "\n" not in err and "Traceback" not in err
     assert main(["virtual", src, "--bf", "3", "-o", str(tmp_path / "x.jpg")]) == 2
+
+
+def test_cli_keeps_the_image_of_another_input(data_samples, tmp_path, capsys):
+    """`virtual -o` onto the image of another input (or a file that is not ours) is refused in one line, the file
+    untouched; the same input again replaces its image; --force replaces any. .h5/.tif/.png record the input; a
+    .npy records none, so only an identical image replaces it."""
+    from stemgrains.io import write_4d
+    from stemgrains.io.outputs import recorded_input
+
+    ds = load_4d(data_samples / "nba_sample.h5")
+    a = write_4d(tmp_path / "a.h5", np.asarray(ds.data[:3, :4]), ds.calibration)
+    b = write_4d(tmp_path / "b.h5", np.asarray(ds.data[4:7, :4]), ds.calibration)
+    exts = ["h5", "png", "npy"] + (["tif"] if importlib.util.find_spec("tifffile") else [])
+    for ext in exts:
+        out = tmp_path / f"v.{ext}"
+        assert main(["virtual", str(a), "--bf", "6", "-o", str(out)]) == 0
+        assert recorded_input(out) == (None if ext == "npy" else str(a.resolve()))
+        assert main(["virtual", str(a), "--bf", "6", "-o", str(out)]) == 0  # the same command again
+        if ext != "npy":
+            assert main(["virtual", str(a), "--annulus", "8,30", "-o", str(out)]) == 0  # same input, other detector
+        before = out.read_bytes()
+        capsys.readouterr()
+        assert main(["virtual", str(b), "--bf", "6", "-o", str(out)]) == 2
+        # (a .npy of the same shape is compared after the work: the progress bar came before the one line)
+        err = [x for x in capsys.readouterr().err.strip().splitlines() if x.strip() and "virtual images" not in x]
+        assert len(err) == 1 and str(out) in err[0] and "--force" in err[0], err
+        assert (str(a.resolve()) in err[0]) if ext != "npy" else "records no input" in err[0]
+        assert out.read_bytes() == before
+        assert main(["virtual", str(b), "--bf", "6", "-o", str(out), "--force"]) == 0
+        assert out.read_bytes() != before
+        if ext != "npy":
+            assert recorded_input(out) == str(b.resolve())
+    # a results file of the same input is no virtual image: refused
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    res = tmp_path / "results.h5"
+    with atomic_h5(res) as f:
+        write_provenance(f, input_path=a)
+        f.create_group("orientation")
+    before = res.read_bytes()
+    capsys.readouterr()
+    assert main(["virtual", str(a), "--bf", "6", "-o", str(res)]) == 2
+    assert "not an image of this input" in capsys.readouterr().err and res.read_bytes() == before
+    # .npy of another shape: refused before the work; a file that is not ours: refused
+    np.save(tmp_path / "big.npy", np.zeros((5, 5)))
+    assert main(["virtual", str(a), "--bf", "6", "-o", str(tmp_path / "big.npy")]) == 2
+    assert "shape (5, 5)" in capsys.readouterr().err
+    for name in ("notes.h5", "notes.png", "notes.npy"):
+        (tmp_path / name).write_bytes(b"my notes")
+        assert main(["virtual", str(a), "--bf", "6", "-o", str(tmp_path / name)]) == 2
+        assert "--force" in capsys.readouterr().err and (tmp_path / name).read_bytes() == b"my notes"
+
+
+def test_recorded_input_of_written_images(tmp_path):
+    """write_image records the input (absolute, any characters) in every format but .npy; recorded_input reads
+    it back, also from a .tif without pixel size (tifffile's own description instead of ImageJ's)."""
+    from stemgrains.io.images import write_image
+    from stemgrains.io.outputs import recorded_input
+
+    src = tmp_path / "dätä ünïcode=1.h5"
+    exts = [".h5", ".png", ".npy"] + ([".tif"] if importlib.util.find_spec("tifffile") else [])
+    for ext in exts:
+        for step in (None, 2.0):
+            out = write_image(tmp_path / f"img{step}{ext}", np.arange(6.0).reshape(2, 3), pixel_size_nm=step,
+                              input_path=src)
+            assert recorded_input(out) == (None if ext == ".npy" else str(src.resolve()))
+    write_image(tmp_path / "plain.h5", np.ones((2, 2)))
+    assert recorded_input(tmp_path / "plain.h5") is None and recorded_input(tmp_path / "missing.h5") is None
 
 
 def test_cli_subprocess_exit_status(tmp_path):

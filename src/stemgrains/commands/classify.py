@@ -52,13 +52,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(OUT.segments.csv)")
     p.add_argument("--figures", metavar="DIR", default=None,
                    help="write grain_traces.png, boundary_behaviour.png and boundary_table.png there")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT.h5 even when it holds the results of another input (default: refused; the "
+                        "same input's results are replaced)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_classify
     from ..settings import resolve
 
-    got = run_classify(args.results, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures)
+    got = run_classify(args.results, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
+                       replace_other=args.force)
     result, grain_map, field, n_filled, out = (got[k] for k in ("result", "grain_map", "field", "n_filled", "output"))
     fx, fy = field if field is not None else (None, None)
     summary = result.summary()

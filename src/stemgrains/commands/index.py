@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         check_export_names(args.export_ang, args.export_ctf)
         outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
+    import numpy as np
+
     from ..pipeline import run_index
 
     res = run_index(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
@@ -85,6 +87,9 @@ def run(args: argparse.Namespace) -> int:
     n = xmap.size
     ok = int((xmap.phase_id >= 0).sum())
     print(f"indexed {ok}/{n} patterns → {res['output']}")
+    if "n_summed" in xmap.prop and n:
+        print(f"  neighbour summation: median {np.median(xmap.prop['n_summed']):g} patterns summed per position "
+              "(/orientation/n_summed)")
     if ok == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)

@@ -50,6 +50,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="write the boundary table there (and the segment table to OUT.segments.csv)")
     p.add_argument("--figures", metavar="DIR", default=None,
                    help="write grains_ipf.png, grains_random.png, misorientation_histogram.png there")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT.h5 even when it holds the results of another input (default: refused; the "
+                        "same input's results are replaced)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
     src = Path(args.input)
-    got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures)
+    got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
+                      replace_other=args.force)
     xmap, grain_map, boundaries, specials, out = (got[k] for k in ("xmap", "grain_map", "boundaries", "specials", "output"))
     b = boundaries.boundaries
     total = float(b["length_nm"].sum()) if len(b) else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..errors import ParameterError
 from ._common import parse_pair
@@ -58,6 +59,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--compression", choices=("lzf", "gzip"), default=None, help="HDF5 compression of /data")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT.h5 when it exists (default: refused, it holds another simulation's or "
+                        "someone's data)")
+
+
+def _refuse_existing(out: Path) -> None:
+    """An existing ``-o`` file is someone's data (another simulation, a measured scan, results): one line naming
+    it and what it holds, unless ``--force``."""
+    if out.is_dir():
+        raise ParameterError(f"-o {out}: is a folder; give the name of the .h5 file to write")
+    if not out.exists():
+        return
+    what = "a file"
+    try:
+        import h5py
+
+        with h5py.File(out, "r") as f:
+            if "truth" in f and "data" in f:
+                seed = f["truth"].attrs.get("seed")
+                what = "a simulated scan" + (f" (seed {int(seed)}, " if seed is not None else " (") + \
+                    f"scan {f['data'].shape[0]} x {f['data'].shape[1]})"
+            elif "data" in f:
+                what = "4D-STEM data"
+            elif "orientation" in f or "input" in f:
+                what = "results"
+    except Exception:  # not HDF5 or unreadable: still someone's file
+        pass
+    raise ParameterError(f"-o {out}: exists and holds {what}; a simulation would replace it; choose another name, "
+                         "or give --force to replace it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if args.phase:
         params["phases"] = [str(sample_cif(p)) for p in args.phase]
     check_outputs({"-o": args.output}, params.get("phases", []))
+    if not args.force:
+        _refuse_existing(Path(args.output))
     progress = not args.no_progress
     if args.compression:
         params["compression"] = args.compression

@@ -35,13 +35,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--solver", choices=("auto", "direct", "amg", "cg"), default=None, help="linear solver (default auto)")
     p.add_argument("-o", "--output", default=None, metavar="OUT.h5", help="write here instead of updating RESULTS.h5")
     p.add_argument("--figures", default=None, metavar="DIR", help="write current, potential and mismatch figures (PNG)")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT.h5 even when it holds the results of another input (default: refused; the "
+                        "same input's results are replaced)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_transport
     from ..settings import resolve
 
-    got = run_transport(args.results, args.output, resolve(args, NAME), figures=args.figures)
+    got = run_transport(args.results, args.output, resolve(args, NAME), figures=args.figures, replace_other=args.force)
     result, out = got["result"], got["output"]
     s = result.solver
     print(f"model:        {result.model} ({s.get('method')}, {s.get('n_unknowns')} unknowns, "

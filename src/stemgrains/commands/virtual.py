@@ -36,6 +36,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="memory for one block of scan rows (default %(default)g)")
     p.add_argument("--scan-shape", default=None, metavar="ROWS,COLS", help="scan shape of a flat stack of patterns")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{npy,tif,h5,png}", help="output image")
+    p.add_argument("--force", action="store_true",
+                   help="replace OUT even when it holds the image of another input or a file that is not ours "
+                        "(default: refused; .h5, .tif and .png record their input, and the same input's image is "
+                        "replaced; a .npy records none: only an identical image is replaced)")
     add_calibration_overrides(p)
 
 
@@ -47,17 +51,52 @@ def _triple(text: str) -> tuple[float, float, float]:
     return a, b, c
 
 
+def _npy_shape(path: Path) -> tuple[int, ...] | None:
+    """The array shape in the header of a ``.npy`` file, or ``None`` when it is not one."""
+    try:
+        shape = np.load(path, mmap_mode="r", allow_pickle=False).shape  # reads the header only
+    except Exception:
+        return None
+    return tuple(int(n) for n in shape)
+
+
+def _refuse_other_npy(out: Path, image: np.ndarray | None, scan_shape: tuple[int, int]) -> None:
+    """An existing ``.npy`` records no input: it is replaced only by an identical image (the same command again on
+    the same input). Before the work (``image`` None) one of another shape is refused; after it, one that differs."""
+    if not out.is_file():
+        return
+    shape = _npy_shape(out)
+    if shape is None:
+        raise ParameterError(f"-o {out}: holds a file that is not a .npy image; choose another name, or give --force "
+                             "to replace it")
+    if shape != tuple(scan_shape):
+        raise ParameterError(f"-o {out}: holds another array, of shape {shape} (this image is {tuple(scan_shape)}); "
+                             "a .npy records no input; choose another name, or give --force to replace it")
+    if image is not None:
+        try:
+            old = np.load(out, allow_pickle=False)
+        except Exception:
+            old = None
+        if old is None or not np.array_equal(old, image):
+            raise ParameterError(f"-o {out}: holds another image of the same shape (a .npy records no input, so "
+                                 "only an identical image is replaced); choose another name, or give --force to "
+                                 "replace it")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import load_4d
     from ..io.images import IMAGE_OUTPUTS, write_image
     from ..virtual import annulus, bright_field, dark_field, mask_detector, virtual_image
 
-    from ..io.outputs import check_outputs
+    from ..io.outputs import check_outputs, refuse_results_of_another_input
 
     out = Path(args.output)
     if out.suffix.lower() not in IMAGE_OUTPUTS:
         raise ParameterError(f"-o {out}: output must end in .npy, .tif, .h5 or .png")
     check_outputs({"-o": out}, [args.input, args.mask, getattr(args, "calibration", None)])
+    npy = out.suffix.lower() == ".npy"
+    if not npy or out.is_dir():
+        refuse_results_of_another_input(out, args.input, replace=args.force, what="the image", group="image")
     units = "q" if args.q_units else "px"
     if args.bf is not None:
         det = bright_field(args.bf, units=units)
@@ -83,14 +122,18 @@ def run(args: argparse.Namespace) -> int:
     scan_shape = parse_pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
     ds = load_4d(args.input, scan_shape=None if scan_shape is None else tuple(int(v) for v in scan_shape),
                  **calibration_overrides(args))
+    if npy and not args.force:
+        _refuse_other_npy(out, None, ds.scan_shape)
     # (load_4d is lazy) an unreadable input creates nothing; an unusable output folder fails here, before the work
     out.parent.mkdir(parents=True, exist_ok=True)
     img = virtual_image(ds, det, follow_center=args.follow_center, memory_mb=args.memory_mb, progress=True)
-    attrs = {"detector": det.kind, "radii": list(det.radii), "units": units, "source": str(args.input),
+    if npy and not args.force:
+        _refuse_other_npy(out, img, ds.scan_shape)
+    attrs = {"detector": det.kind, "radii": list(det.radii), "units": units,
              "follow_center": bool(args.follow_center)}
     if det.positions is not None:
         attrs["positions"] = det.positions.tolist()
     write_image(out, img, attrs=attrs, title=f"virtual {det.kind} ({Path(args.input).name})",
-                pixel_size_nm=ds.calibration.scan_step_nm)
+                pixel_size_nm=ds.calibration.scan_step_nm, input_path=args.input)
     print(f"virtual {det.kind} image {img.shape[0]} x {img.shape[1]} (min {img.min():.4g}, max {img.max():.4g}) -> {out}")
     return 0

@@ -673,7 +673,8 @@ def index_orientations(
     -------
     orix.crystal_map.CrystalMap
         Rotations (orix convention, sample → crystal), phase_id (−1 = not indexed), x/y in nm, and props
-        ``correlation_index``, ``reliability``, ``phase_reliability``, ``n_peaks``, ``center_row``, ``center_col``,
+        ``correlation_index``, ``reliability``, ``phase_reliability``, ``n_peaks``, ``n_summed`` (patterns summed
+        at the position by the neighbour summation, 1 = its own only), ``center_row``, ``center_col``,
         ``candidate_scores`` (n, n_best) and ``candidate_quaternions`` (n, n_best·4).
     """
     if not isinstance(dataset, Dataset4D):
@@ -720,7 +721,20 @@ def index_orientations(
     finally:
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
+    merged["n_summed"] = _n_summed(dataset, chunks)
     return _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
+
+
+def _n_summed(dataset: Dataset4D, chunks: list[tuple[int, int]]) -> np.ndarray:
+    """Patterns summed per scan position, ``(ny·nx,)`` int64, of ``dataset`` as :func:`read_as_indexed` returned it
+    (all 1 without neighbour summation): the counts kept by the rows read for the chunks here, recomputed for the
+    chunks that were not (resumed from a checkpoint, or indexed on dask workers)."""
+    from ..preprocess.averaging import NeighborSummedData
+
+    data = dataset.data
+    if not isinstance(data, NeighborSummedData):
+        return np.ones(dataset.scan_shape[0] * dataset.scan_shape[1], np.int64)
+    return np.concatenate([data.counts(r0, r1).reshape(-1) for r0, r1 in chunks]).astype(np.int64)
 
 
 def read_as_indexed(dataset: Dataset4D, prm: IndexParams) -> Dataset4D:
@@ -760,6 +774,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
             "twin_reliability": a["twin_reliability"].astype(np.float64),
             "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
+            **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
         },
         scan_unit="nm",
     )

@@ -9,6 +9,7 @@ pixel size comes from the signal axes (scale in nm, µm, Å or pm). Every write 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import FileFormatError, InputError, ParameterError, StemgrainsError
 from ._common import check_file, first_line
+from .outputs import IMAGE_INPUT_KEY
 
 __all__ = ["write_image", "read_frames", "IMAGE_OUTPUTS", "FRAME_EXTENSIONS"]
 
@@ -35,11 +37,16 @@ def _atomic_path(path: str | os.PathLike) -> Any:
 
 
 def write_image(path: str | os.PathLike, image: np.ndarray, *, attrs: dict[str, Any] | None = None,
-                title: str = "", pixel_size_nm: float | None = None) -> Path:
+                title: str = "", pixel_size_nm: float | None = None,
+                input_path: str | os.PathLike | None = None) -> Path:
     """Write a 2-D image ``(scan_row, scan_col)`` (or a stack ``(n, rows, cols)``) by extension, atomically.
 
     ``.npy`` the array; ``.tif`` float32 (tifffile; ImageJ pixel size when ``pixel_size_nm``); ``.h5`` dataset
     ``image`` with ``attrs`` (JSON-able values) and ``pixel_size_nm``; ``.png`` a figure with a colour bar.
+    ``input_path`` (the data the image was made from) is recorded as an absolute path: the ``.h5`` attribute
+    ``source`` of ``image``, the key :data:`~stemgrains.io.outputs.IMAGE_INPUT_KEY` (JSON text) of the ``.tif``
+    description and of the ``.png`` text chunks; ``.npy`` records none. :func:`stemgrains.io.outputs.recorded_input`
+    reads it back.
 
     Raises
     ------
@@ -51,6 +58,11 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, attrs: dict[str, 
     if ext not in IMAGE_OUTPUTS:
         raise ParameterError(f"{p}: output must end in one of {', '.join(IMAGE_OUTPUTS)}")
     arr = np.asarray(image)
+    source = str(Path(input_path).resolve()) if input_path is not None else None
+    if source is not None:
+        attrs = {**(attrs or {}), "source": source}
+    # JSON text: ASCII whatever the path (TIFF descriptions must be ASCII)
+    tagged = {} if source is None else {IMAGE_INPUT_KEY: json.dumps(source)}
     if ext == ".npy":
         with _atomic_path(p) as tmp:
             with open(tmp, "wb") as f:
@@ -60,15 +72,13 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, attrs: dict[str, 
             import tifffile
         except ImportError:
             raise StemgrainsError("writing .tif needs tifffile (pip install tifffile)") from None
-        kw: dict[str, Any] = {}
+        kw: dict[str, Any] = {"metadata": dict(tagged)}
         if pixel_size_nm:
             kw = {"imagej": True, "resolution": (1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
-                  "metadata": {"unit": "nm"}}
+                  "metadata": {"unit": "nm", **tagged}}
         with _atomic_path(p) as tmp:
             tifffile.imwrite(tmp, arr.astype(np.float32), **kw)
     elif ext == ".h5":
-        import json
-
         from .results import atomic_h5, json_default
 
         with atomic_h5(p) as f:
@@ -79,8 +89,10 @@ def write_image(path: str | os.PathLike, image: np.ndarray, *, attrs: dict[str, 
                 f["image"].attrs["pixel_size_nm"] = float(pixel_size_nm)
     else:
         from ..plot.virtual import plot_virtual_image
+        from .results import atomic_savefig
 
-        plot_virtual_image(arr if arr.ndim == 2 else arr[0], title=title, pixel_size_nm=pixel_size_nm, path=p)
+        fig = plot_virtual_image(arr if arr.ndim == 2 else arr[0], title=title, pixel_size_nm=pixel_size_nm)
+        atomic_savefig(fig, p, dpi=150, bbox_inches="tight", metadata=tagged or None)
     return p
 
 

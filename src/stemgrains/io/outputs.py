@@ -55,6 +55,9 @@ __all__ = [
     "claim_batch_folder",
     "refuse_run_folders",
     "writing_into",
+    "IMAGE_INPUT_KEY",
+    "recorded_input",
+    "refuse_results_of_another_input",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -195,40 +198,100 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"input": "(unreadable manifest)", "complete": True, "files": []}
 
 
-def _results_input(results: Path) -> str:
-    """The input path recorded in an existing results file (``/input`` attrs), or a placeholder."""
-    try:
-        import h5py
+#: key of the input path (JSON text) in the metadata of the images we write (.tif ImageJ/shaped description,
+#: .png text chunk); ``.h5`` outputs record it as attributes (``/input`` ``path``, ``/image`` ``source``)
+IMAGE_INPUT_KEY = "stemgrains_input"
 
-        with h5py.File(results, "r") as f:
-            v = f["input"].attrs.get("path") if "input" in f else None
-            if v is None and "input" in f:
-                v = f["input"].attrs.get("source")
-    except Exception:  # not ours or damaged: it is still someone's data, refuse all the same
+
+def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | None:
+    """The input path an existing output file of ours records, or ``None`` (a file that is not ours, unreadable,
+    or of a format that records none: ``.npy``).
+
+    Looks at ``/input`` ``path`` (or ``source``) and ``/image`` ``source`` of an HDF5 file (results files:
+    :func:`stemgrains.io.results.write_provenance`; virtual images), and at :data:`IMAGE_INPUT_KEY` in the
+    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``. With ``group``, an
+    HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
+    is another kind of file: ``None``.
+    """
+    p = Path(path)
+    ext = p.suffix.lower()
+    v: Any = None
+    try:
+        if ext in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(p) as t:
+                md = t.imagej_metadata or (t.shaped_metadata[0] if t.shaped_metadata else None) or {}
+            v = json.loads(md[IMAGE_INPUT_KEY]) if IMAGE_INPUT_KEY in md else None
+        elif ext == ".png":
+            from PIL import Image
+
+            with Image.open(p) as im:
+                text = getattr(im, "text", {}) or {}
+            v = json.loads(text[IMAGE_INPUT_KEY]) if IMAGE_INPUT_KEY in text else None
+        elif ext != ".npy":
+            import h5py
+
+            with h5py.File(p, "r") as f:
+                if group is not None and group not in f:
+                    return None
+                if "input" in f:
+                    v = f["input"].attrs.get("path")
+                    if v is None:
+                        v = f["input"].attrs.get("source")
+                if v is None and "image" in f:
+                    v = f["image"].attrs.get("source")
+    except Exception:  # not ours or damaged: it is still someone's data
         v = None
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
-    return str(v) if v else "an unknown dataset"
+    return str(v) if isinstance(v, str) and v else None
 
 
-def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike, *, replace: bool = False) -> None:
-    """A one-line :class:`ParameterError` when ``out`` is a folder, or exists and is not the results file of
-    ``input_path`` (the results of another input, or a file that is not ours) unless ``replace`` (``--force``):
-    ``index -o`` never replaces someone else's data."""
+def _results_input(results: Path) -> str:
+    """The input path recorded in an existing results file (``/input`` attrs), or a placeholder."""
+    return recorded_input(results) or "an unknown dataset"
+
+
+def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | None, *, replace: bool = False,
+                                    option: str = "-o", what: str = "the results",
+                                    group: str | None = "orientation") -> None:
+    """A one-line :class:`ParameterError` when ``out`` is a folder, or exists and does not record
+    ``input_path`` as its input (:func:`recorded_input`: the results of another input, or a file that is not
+    ours) unless ``replace`` (``--force``): ``index``, ``segment``, ``classify``, ``transport`` and ``virtual``
+    never replace someone else's data, while the same command again on the same input replaces its own output.
+
+    Parameters
+    ----------
+    out
+        The output file (need not exist).
+    input_path
+        The dataset the new output is made from, as the output will record it (``None``: unknown, so an existing
+        ``out`` is never taken for its results).
+    replace
+        ``--force``: replace whatever ``out`` holds.
+    option, what
+        The option naming ``out`` and what it holds (``"the results"``, ``"the image"``), for the message.
+    group
+        What an HDF5 ``out`` must hold to be an output of the same kind (see :func:`recorded_input`): a virtual
+        image is no results file, and a results file of the same input is no virtual image.
+    """
     out = Path(out)
     if out.is_dir():
-        raise ParameterError(f"-o {out}: is a folder; give a results file (OUT.h5) for one input")
+        raise ParameterError(f"{option} {out}: is a folder; give a file name for the output of one input")
     if replace or not out.exists():
         return
-    recorded = _results_input(out)
+    recorded = recorded_input(out, group)
     try:
-        same = recorded != "an unknown dataset" and Path(recorded).resolve() == Path(input_path).resolve()
-    except (OSError, ValueError):
+        same = recorded is not None and input_path is not None and \
+            Path(recorded).resolve() == Path(input_path).resolve()
+    except (OSError, ValueError, RuntimeError):
         same = False
     if not same:
-        what = f"the results of another input ({recorded})" if recorded != "an unknown dataset" else \
-            "a file that is not a results file of this input"
-        raise ParameterError(f"-o {out}: holds {what}; choose another name, or give --force to replace it")
+        held = f"{what} of another input ({recorded})" if recorded is not None else \
+            ("a file that is not an image of this input" if "image" in what else
+             "a file that is not a results file of this input")
+        raise ParameterError(f"{option} {out}: holds {held}; choose another name, or give --force to replace it")
 
 
 def _write_manifest(folder: Path, data: dict[str, Any]) -> None:

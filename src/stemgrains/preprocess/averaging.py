@@ -108,6 +108,7 @@ class NeighborSummedData:
     chunked stages with results independent of the chunking.
 
     Supports ``obj[start:stop]`` (scan rows), ``obj[i]`` and ``obj[i, j]``; pickles with ``data``.
+    :meth:`counts` gives the number of patterns summed at each scan position of the rows read.
     """
 
     def __init__(self, data: Any, radius: int = 1, *, mask_radius_px: float = 10.0, min_similarity: float = 0.1,
@@ -121,6 +122,15 @@ class NeighborSummedData:
         self.shape = shape
         self.dtype = np.dtype(np.float32)
         self.ndim = 4
+        #: ``{(start, stop): counts}`` of the row blocks read here (kept for :meth:`counts`; not pickled)
+        self._counts: dict[tuple[int, int], np.ndarray] = {}
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_counts"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._counts = {}
 
     def over(self, data: Any) -> "NeighborSummedData":
         """The same summation over another array-like holding the same patterns (e.g. reopened on a worker)."""
@@ -144,9 +154,21 @@ class NeighborSummedData:
     def finish_rows(self, fetched: tuple[int, np.ndarray], start: int, stop: int) -> np.ndarray:
         """The summed rows ``start:stop`` from what :meth:`fetch_rows` read."""
         lo, block = fetched
-        sums, _ = _sum_rows(block, start - lo, stop - lo, self.radius, self.mask_radius_px, self.min_similarity,
-                            self.relative_similarity)
+        sums, counts = _sum_rows(block, start - lo, stop - lo, self.radius, self.mask_radius_px, self.min_similarity,
+                                 self.relative_similarity)
+        self._counts[(start, stop)] = counts
         return sums
+
+    def counts(self, start: int, stop: int) -> np.ndarray:
+        """Patterns summed at each scan position of rows ``start:stop`` (1 = its own only), ``(stop − start, nx)``
+        int64: those of the last read of exactly these rows (``obj[start:stop]``, as the chunked stages read
+        them), else computed now (reading the rows again). Identical either way: the sums of a block do not depend
+        on the blocks around it."""
+        got = self._counts.get((start, stop))
+        if got is None:
+            self._rows(start, stop)
+            got = self._counts[(start, stop)]
+        return got
 
     def __getitem__(self, key: Any) -> np.ndarray:
         rest: tuple = ()

@@ -1,0 +1,106 @@
+"""`segment`, `classify` and `transport -o OUT.h5` never replace the results of another input (nor a file that is
+not ours) unless --force: one line naming the file, the input that made it and --force, exit status 2, the file
+untouched. The same command on the same input into the same file replaces it (how a step is redone)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from synthetic_grains import synthetic_polycrystal
+
+from stemgrains.cli import main
+from stemgrains.io import write_orientation_map
+from stemgrains.io.outputs import recorded_input
+from stemgrains.io.results import atomic_h5, write_provenance
+
+
+def _results(path, data_file, seed):
+    """A results file with /orientation made from ``data_file`` (recorded in /input, as `index` does), or
+    recording no input when ``data_file`` is None (the Python API without provenance)."""
+    xmap, _, _ = synthetic_polycrystal(shape=(12, 14), n_grains=3, seed=seed)
+    with atomic_h5(path) as f:
+        if data_file is not None:
+            write_provenance(f, input_path=data_file)
+        write_orientation_map(f, xmap)
+    return path
+
+
+def _refused(capsys, argv, out, recorded):
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert str(out) in err[0] and "--force" in err[0] and "Traceback" not in err[0]
+    assert (f"another input ({recorded})" in err[0]) if recorded else "not a results file" in err[0]
+    assert out.read_bytes() == before
+
+
+@pytest.fixture()
+def two_inputs(tmp_path):
+    a, b = tmp_path / "scan_a.h5", tmp_path / "scan_b.h5"
+    a.write_bytes(b"scan a")
+    b.write_bytes(b"scan b")
+    return _results(tmp_path / "res_a.h5", a, 0), _results(tmp_path / "res_b.h5", b, 1), a.resolve(), b.resolve()
+
+
+def test_segment_classify_transport_keep_other_inputs_results(tmp_path, capsys, two_inputs):
+    res_a, res_b, a, b = two_inputs
+    seg, cls, tr = tmp_path / "seg.h5", tmp_path / "cls.h5", tmp_path / "tr.h5"
+    seg_b = tmp_path / "seg_b.h5"
+    assert main(["segment", str(res_b), "-o", str(seg_b), "--min-size", "1"]) == 0
+
+    steps = [
+        (seg, ["segment", "{src}", "-o", str(seg), "--min-size", "1"], res_a, res_b),
+        (cls, ["classify", "{src}", "--field", "1,0", "-o", str(cls)], seg, seg_b),
+        (tr, ["transport", "{src}", "--electrode", "left=1", "--electrode", "right=0", "-o", str(tr)], seg, seg_b),
+    ]
+    for out, argv, mine, other in steps:
+        cmd = [str(mine) if x == "{src}" else x for x in argv]
+        assert main(cmd) == 0, cmd
+        assert recorded_input(out) == str(a)
+        assert main(cmd) == 0  # the same input again: its own results are replaced
+        other_cmd = [str(other) if x == "{src}" else x for x in argv]
+        _refused(capsys, other_cmd, out, str(a))
+        assert recorded_input(out) == str(a)
+    # a file that is not a results file: refused as well, whatever the command
+    notes = tmp_path / "notes.h5"
+    notes.write_bytes(b"my notes")
+    _refused(capsys, ["segment", str(res_a), "-o", str(notes)], notes, None)
+    _refused(capsys, ["classify", str(seg), "--field", "1,0", "-o", str(notes)], notes, None)
+    _refused(capsys, ["transport", str(seg), "--electrode", "left=1", "--electrode", "right=0", "-o", str(notes)],
+             notes, None)
+    # an output of another kind recording the same input: a virtual image of scan a is no results file
+    from stemgrains.io.images import write_image
+
+    image = write_image(tmp_path / "bf.h5", np.ones((12, 14)), input_path=a)
+    assert recorded_input(image) == str(a)
+    _refused(capsys, ["segment", str(res_a), "-o", str(image)], image, None)
+    # --force replaces them
+    for out, argv, _, other in steps:
+        assert main([str(other) if x == "{src}" else x for x in argv] + ["--force"]) == 0
+        assert recorded_input(out) == str(b)
+    # updating the results file in place (no -o, or -o naming it) is what the commands do: never refused
+    assert main(["classify", str(seg_b), "--field", "0,1"]) == 0
+    assert main(["transport", str(seg_b), "--electrode", "top=1", "--electrode", "bottom=0", "-o", str(seg_b)]) == 0
+    # a folder as -o: one line
+    (tmp_path / "folder").mkdir()
+    capsys.readouterr()
+    assert main(["segment", str(res_a), "-o", str(tmp_path / "folder")]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_results_without_provenance_record_their_source(tmp_path, capsys):
+    """A results file written without /input (Python API): its copy records the file it was made from, so the
+    same command again replaces it, while another such file is refused."""
+    src = _results(tmp_path / "res.h5", None, 0)
+    other = _results(tmp_path / "other.h5", None, 1)
+    out = tmp_path / "seg.h5"
+    assert recorded_input(src) is None
+    assert main(["segment", str(src), "-o", str(out), "--min-size", "1"]) == 0
+    assert recorded_input(out) == str(src.resolve())
+    assert main(["segment", str(src), "-o", str(out), "--min-size", "1"]) == 0
+    _refused(capsys, ["segment", str(other), "-o", str(out), "--min-size", "1"], out, str(src.resolve()))
+    with h5py.File(src, "r") as f:  # the source itself is not modified
+        assert "input" not in f
