@@ -212,6 +212,8 @@ def main(argv=None) -> int:
     ap.add_argument("--chunk-rows", nargs="+", type=int, default=[8, 64])
     ap.add_argument("--big", type=int, default=0, help="side of the tiled nba scan (0: skip)")
     ap.add_argument("--budget-s", type=float, default=1e9, help="skip remaining parts after this many seconds")
+    ap.add_argument("--parts", nargs="+", default=["kernel", "patterns", "job"], choices=["kernel", "patterns", "job"],
+                    help="per-dataset parts to run (the tiled scan is --big)")
     ap.add_argument("--rows", type=int, default=0, help="kernel/patterns parts on the first ROWS scan rows (0: all)")
     ap.add_argument("--gpu-is-cpu", action="store_true", help=argparse.SUPPRESS)  # smoke test of this script
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/stemgrains-bench-gpu"))
@@ -280,6 +282,8 @@ def main(argv=None) -> int:
             ("job", lambda: job_part(path, phase, lib, prm, load_truth(path)["quaternions"].reshape(-1, 4), args.chunk_rows,
                                      args.out.with_name(args.out.stem + f"_profile_{name}.txt"))),
         ):
+            if part not in args.parts:
+                continue
             if time.perf_counter() - T0 > args.budget_s:
                 r[part] = "skipped: budget"
                 continue
