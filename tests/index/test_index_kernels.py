@@ -880,3 +880,24 @@ def test_anchor_neighbours_matches_reference(seed):
     np.testing.assert_array_equal(nb, nb_ref)
     if len(t):
         assert nb.shape[1] >= 1 and np.all(nb[:, 0] >= 0)
+
+
+def test_anchor_neighbours_with_a_reach_beyond_the_map_and_in_blocks(monkeypatch):
+    """A reach larger than the scan (the all-anchors branch) and targets split into blocks give the reference."""
+    from stemgrains.index import api
+
+    rng = np.random.default_rng(7)
+    ny, nx = 9, 13
+    anchors = np.flatnonzero(rng.random(ny * nx) < 0.2)
+    tg = np.setdiff1d(np.arange(ny * nx), anchors)
+    for reach in (1, 2, 50, 10**6):
+        t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, anchors, reach)
+        t, nb = api.anchor_neighbours((ny, nx), tg, anchors, reach)
+        np.testing.assert_array_equal(t, t_ref)
+        np.testing.assert_array_equal(nb, nb_ref)
+    monkeypatch.setattr(api, "_ANCHOR_BLOCK", 30)  # blocks of a few targets
+    for reach in (1, 2, 10**6):
+        t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, anchors, reach)
+        t, nb = api.anchor_neighbours((ny, nx), tg, anchors, reach)
+        np.testing.assert_array_equal(t, t_ref)
+        np.testing.assert_array_equal(nb, nb_ref)

@@ -526,6 +526,9 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     return todo
 
 
+_ANCHOR_BLOCK = 2**22  # candidate (target, anchor) pairs per block of anchor_neighbours
+
+
 def anchor_neighbours(scan_shape: tuple[int, int], targets: np.ndarray, anchors: np.ndarray,
                       reach: int) -> tuple[np.ndarray, np.ndarray]:
     """Each target pixel's anchors within ``reach`` scan px (Chebyshev), nearest first.
@@ -533,31 +536,58 @@ def anchor_neighbours(scan_shape: tuple[int, int], targets: np.ndarray, anchors:
     ``targets`` and ``anchors`` are flat pixel indices (row-major) of a ``scan_shape`` grid, ``anchors`` ascending.
     Order: by ``max(|Δr|, |Δc|) + 1e-3 (|Δr| + |Δc|)``, ties in scan order. Returns ``(t, nb)``: the targets with
     at least one anchor near, (m,), and their anchors' pixel indices (m, w), −1 past each row's last, w the most any
-    target has. Looks only at the (2·reach + 1)² window of each target: O(targets · reach²) time and memory (a dense
-    targets × anchors comparison held 26 M elements for a 64-row chunk of a 256-wide scan)."""
+    target has. Each target looks at the pixels of its window, or at every anchor where there are fewer anchors
+    than window pixels, in blocks of targets: time and memory O(targets · min(window, anchors)) per block, bounded
+    (a dense targets × anchors comparison of a 64-row chunk of a 256-wide scan held 26 M elements)."""
     ny, nx = scan_shape
     targets = np.asarray(targets, dtype=np.int64)
     anchors = np.asarray(anchors, dtype=np.int64)
     if not len(targets) or not len(anchors):
         return targets[:0], np.zeros((0, 0), np.int64)
-    is_anchor = np.zeros(ny * nx, bool)
-    is_anchor[anchors] = True
-    offs = [(dr, dc) for dr in range(-reach, reach + 1) for dc in range(-reach, reach + 1)]
+    rr_max, rc_max = min(reach, ny - 1), min(reach, nx - 1)
+    offs = [(dr, dc) for dr in range(-rr_max, rr_max + 1) for dc in range(-rc_max, rc_max + 1)]
     # nearest first; equal keys in scan order of the anchor, i.e. by (Δr, Δc) for one target
     offs.sort(key=lambda o: (max(abs(o[0]), abs(o[1])) + 1e-3 * (abs(o[0]) + abs(o[1])), o[0], o[1]))
-    r, c = np.divmod(targets, nx)
-    cand = np.full((len(targets), len(offs)), -1, np.int64)
-    for k, (dr, dc) in enumerate(offs):
-        rr, cc = r + dr, c + dc
-        inside = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
-        pix = np.where(inside, rr * nx + cc, 0)
-        cand[:, k] = np.where(inside & is_anchor[pix], pix, -1)
-    has = cand >= 0
-    keep = has.any(axis=1)
-    cand, has = cand[keep], has[keep]
-    order = np.argsort(~has, axis=1, kind="stable")  # valid ones to the front, their order kept
-    width = int(has.sum(axis=1).max()) if len(cand) else 0
-    return targets[keep], np.ascontiguousarray(np.take_along_axis(cand, order, axis=1)[:, :width])
+    windowed = len(offs) <= len(anchors)
+    is_anchor = np.zeros(ny * nx, bool)
+    is_anchor[anchors] = True
+    a_r, a_c = np.divmod(anchors, nx)
+    per = max(1, _ANCHOR_BLOCK // (len(offs) if windowed else len(anchors)))
+    t_out, nb_out = [], []
+    for b0 in range(0, len(targets), per):
+        tg = targets[b0:b0 + per]
+        r, c = np.divmod(tg, nx)
+        if windowed:
+            cand = np.full((len(tg), len(offs)), -1, np.int64)
+            for k, (dr, dc) in enumerate(offs):
+                rr, cc = r + dr, c + dc
+                inside = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
+                pix = np.where(inside, rr * nx + cc, 0)
+                cand[:, k] = np.where(inside & is_anchor[pix], pix, -1)
+        else:
+            dr = np.abs(r[:, None] - a_r[None, :])
+            dc = np.abs(c[:, None] - a_c[None, :])
+            near = (dr <= reach) & (dc <= reach)
+            order = np.argsort(np.where(near, np.maximum(dr, dc) + 1e-3 * (dr + dc), np.inf), axis=1, kind="stable")
+            cand = np.where(np.take_along_axis(near, order, axis=1), anchors[order], -1)
+        has = cand >= 0
+        keep = has.any(axis=1)
+        if not keep.any():
+            continue
+        cand, has = cand[keep], has[keep]
+        order = np.argsort(~has, axis=1, kind="stable")  # valid ones to the front, their order kept
+        width = int(has.sum(axis=1).max())
+        t_out.append(tg[keep])
+        nb_out.append(np.take_along_axis(cand, order, axis=1)[:, :width])
+    if not t_out:
+        return targets[:0], np.zeros((0, 0), np.int64)
+    width = max(x.shape[1] for x in nb_out)
+    nb = np.full((sum(len(x) for x in t_out), width), -1, np.int64)
+    k = 0
+    for x in nb_out:
+        nb[k:k + len(x), :x.shape[1]] = x
+        k += len(x)
+    return np.concatenate(t_out), nb
 
 
 def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
