@@ -49,10 +49,24 @@ def dataset(engine: str, phase_name: str) -> Path:
     return path
 
 
+def z_scores(fit) -> dict:
+    """Error / stated one-sigma uncertainty of the fitted mean pixel size, axis ratio and axis angle (signed): do the
+    uncertainties mean what they say (|z| mostly below 2, RMS about 1)?"""
+    u, c = fit.uncertainty or {}, fit.calibration
+    out = {"pixel_mean": (fit.values["q_pixel_size_mean"] - P_MEAN) / u["q_pixel_size_mean"]
+           if u.get("q_pixel_size_mean") else None}
+    if c.ellipticity:
+        out["ellipticity_ratio"] = (c.ellipticity[0] - RATIO) / u["ellipticity_ratio"] if u.get("ellipticity_ratio") else None
+        out["axis_deg"] = ((c.ellipticity[1] - ANGLE + 90) % 180 - 90) / u["ellipticity_angle_deg"] \
+            if u.get("ellipticity_angle_deg") else None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--engines", default="py4dstem,abtem")
     ap.add_argument("--phases", default="au,na_beta2_alumina")
+    ap.add_argument("--no-index", action="store_true", help="the fits and their z-scores only (no indexing)")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "calibrate_engines.json"))
     args = ap.parse_args()
 
@@ -81,6 +95,11 @@ def main() -> None:
                 case.update(pixel_mean_rel_error=fit.values["q_pixel_size_mean"] / P_MEAN - 1,
                             ellipticity_ratio_rel_error=c.ellipticity[0] / RATIO - 1 if c.ellipticity else None,
                             axis_error_deg=abs((c.ellipticity[1] - ANGLE + 90) % 180 - 90) if c.ellipticity else None)
+                case["z_scores"] = z_scores(fit)
+            if args.no_index:
+                print({k: v for k, v in case.items() if k != "reason" or v}, flush=True)
+                out["cases"].append(case)
+                continue
             truth = load_truth(path)
             true_cal = replace(ds.calibration, q_pixel_size=P_MEAN * math.sqrt(RATIO), ellipticity=(RATIO, ANGLE))
             case["within_2deg"] = {}

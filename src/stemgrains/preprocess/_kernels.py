@@ -368,10 +368,15 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
     """
     ky, kx = pattern.shape
     img = box_sum3(pattern.astype(np.float64))
-    for i in range(ky):  # mean over the detector pixels only: divide by how many of the 3 × 3 lie on it
+    # mean over the detector pixels only: times 1 / (how many of the 3 × 3 lie on it); a multiplication by the
+    # reciprocal (monotonic, so ring quantiles pick the same pixels) instead of a division per pixel
+    inv = np.empty(kx)
+    for i in range(ky):
         ni = 3 - (i == 0) - (i == ky - 1)
         for j in range(kx):
-            img[i, j] /= ni * (3 - (j == 0) - (j == kx - 1))
+            inv[j] = 1.0 / (ni * (3 - (j == 0) - (j == kx - 1)))
+        for j in range(kx):
+            img[i, j] *= inv[j]
     n_bins = int(q_max / bin_width_q) + 2
     # ring of every pixel (−1 beyond the last), then each ring's quantile by selection (as radial_background)
     vals, starts, counts, bins = ring_values(img, center_row, center_col, affine_inv, bin_width_q, n_bins)
@@ -382,14 +387,20 @@ def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_
             k = min(n - 1, int(quantile * (n - 1) + 0.5))
             prof[b] = select_kth(vals[starts[b] : starts[b + 1]], k)
     out = np.zeros((ky, kx), np.float32)
-    sqrt_power = power == 0.5
+    if power == 0.5:  # branch-free: sqrt(max(v, 0)) (a data-dependent branch per pixel cost half the kernel)
+        for i in range(ky):
+            for j in range(kx):
+                b = bins[i * kx + j]
+                bg = prof[b] if b >= 0 else 0.0
+                out[i, j] = np.sqrt(max(img[i, j] - bg, 0.0))
+        return out
     for i in range(ky):
         for j in range(kx):
             b = bins[i * kx + j]
             bg = prof[b] if b >= 0 else 0.0
             v = img[i, j] - bg
             if v > 0:
-                out[i, j] = np.sqrt(v) if sqrt_power else v**power
+                out[i, j] = v**power
     return out
 
 
