@@ -279,3 +279,40 @@ def test_select_kth_equals_sorting():
             a = rng.normal(size=n)
         k = int(rng.integers(0, n))
         assert K.select_kth(a.copy(), k) == np.sort(a)[k]
+
+
+@pytest.mark.parametrize("background", [0.3, 5.0, 300.0])  # 300: ring quantiles above the counting limit
+@pytest.mark.parametrize("quantile", [0.0, 0.3, 0.5, 1.0])
+def test_ring_quantiles_counted_equal_the_selection(background, quantile):
+    """Integer counts: the counted ring quantiles are the selected ones, exactly, with the same ring per pixel."""
+    rng = np.random.default_rng(int(background * 10 + quantile * 100))
+    cal = CALIBRATIONS[-1]
+    _, inv = affines(cal)
+    for shape, center in (((48, 52), (22.3, 27.8)), ((31, 17), (15.0, 8.5))):
+        p = spotty_pattern(rng, shape=shape, beam=center, background=background, jitter=False)
+        S = K.box_sum3(p)
+        cells = K.box_sum3(np.ones(shape))
+        mean = S / cells
+        n_bins = 40
+        prof, bins = K.ring_quantiles_counted(S, *center, inv, cal.q_pixel_size, n_bins, quantile, mean)
+        vals, starts, counts, bins_ref = K.ring_values(mean, *center, inv, cal.q_pixel_size, n_bins)
+        want = np.zeros(n_bins)
+        for b in range(n_bins):
+            if counts[b]:
+                k = min(counts[b] - 1, int(quantile * (counts[b] - 1) + 0.5))
+                want[b] = np.sort(vals[starts[b]:starts[b + 1]])[k]
+        np.testing.assert_array_equal(bins, bins_ref)
+        np.testing.assert_allclose(prof, want, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("power", [1.0, 0.5])
+def test_processed_image_of_integer_counts_matches_reference(power):
+    rng = np.random.default_rng(5)
+    cal = CALIBRATIONS[0]
+    _, inv = affines(cal)
+    for background in (0.5, 300.0):
+        block = np.stack([spotty_pattern(rng, background=background, jitter=False) for _ in range(2)]).astype(np.uint16)
+        centers = np.array([[22.3, 27.8], [20.0, 30.5]])
+        fast = K.processed_images(block, centers, inv, cal.q_pixel_size, 0.6, 0.5, power)
+        want = ref.processed_images(block.astype(np.float64), centers, inv, cal.q_pixel_size, 0.6, 0.5, power)
+        np.testing.assert_allclose(fast, want, rtol=TOL_F32, atol=TOL_F32)
