@@ -102,3 +102,70 @@ def test_a_file_that_is_not_a_cif_gives_one_line_and_no_parser_dump(data_samples
     out, err = capsys.readouterr()
     assert rc == 2 and "not a valid CIF" in err and len(err.strip().splitlines()) == 1
     assert out == "", out
+
+
+@pytest.mark.parametrize(("cmd", "extra", "expect"), [
+    # API names used to appear instead of the options (chunk_rows, step_deg, conductivity_ratio ...)
+    ("index", ["--chunk-rows", "0"], "--chunk-rows must be a positive integer, got 0"),
+    ("index", ["--step", "0"], "--step must be between 0.1 and 15 degrees"),
+    ("index", ["--n-prefilter", "0"], "--n-prefilter must be a positive integer"),
+    # run checks every stage's options before indexing, and creates nothing
+    ("run", ["--field", "1,0", "--ratio", "0"], "--ratio must be finite and in (0, inf)"),
+    ("run", ["--field", "1,0", "--threshold", "0"], "--threshold must be in (0, 180) degrees"),
+    ("run", ["--field", "1,0", "--chunk-rows", "0"], "--chunk-rows must be a positive integer"),
+    ("run", ["--field", "1,0", "--step", "0"], "--step must be between 0.1 and 15 degrees"),
+])
+def test_options_are_named_and_checked_before_any_work(data_samples, tmp_path, capsys, cmd, extra, expect):
+    out = tmp_path / ("r" if cmd == "run" else "o.h5")
+    rc = main([cmd, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"), "-o",
+               str(out), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and expect in err and err.count("\n") == 1, err
+    assert not out.exists()  # nothing created: the check came before any work
+
+
+def test_simulate_errors_name_options_and_out_of_memory_is_one_line(tmp_path, capsys):
+    base = ["simulate", "--phase", "na_beta2_alumina", "--detector", "16,16", "-o", str(tmp_path / "s.h5")]
+    for extra, expect in ((["--scan", "0,0"], "--scan must be"), (["--scan", "2,2", "--step-nm", "0"], "--step-nm must be"),
+                          (["--scan", "2,2", "--k-max", "100"], "--k-max expects a value above 0 and at most 4")):
+        assert main(base + extra) == 2
+        err = capsys.readouterr().err
+        assert expect in err and err.count("\n") == 1, err
+    assert not (tmp_path / "s.h5").exists()
+
+
+def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
+    """numpy's MemoryError (a frame of 100000 px, a huge scan) used to end in a traceback with exit status 1."""
+    import stemgrains.commands.simulate as sim
+
+    def huge(args):
+        raise MemoryError("Unable to allocate 298. GiB for an array with shape (200040, 200040) and data type int64")
+
+    monkeypatch.setattr(sim, "run", huge)  # the parser takes each command's run when main builds it
+    rc = main(["simulate", "--phase", "na_beta2_alumina", "-o", str(tmp_path / "s.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not enough memory" in err and "298. GiB" in err and err.count("\n") == 1
+
+
+@pytest.fixture(scope="module")
+def indexed_sample(tmp_path_factory):
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[1] / "data_samples"
+    out = tmp_path_factory.mktemp("idx") / "map.h5"
+    assert main(["index", str(data / "nba_sample.h5"), "--phase", str(data / "na_beta2_alumina.cif"), "-o", str(out),
+                 "--step", "3", "--no-progress"]) == 0
+    return out
+
+
+@pytest.mark.parametrize(("extra", "expect"), [
+    (["--min-reliability", "nan"], "--min-reliability must be a finite number"),
+    (["--min-reliability", "500"], "--min-reliability 500 is above every pixel's reliability"),
+    (["--min-correlation", "2"], "--min-correlation 2 is above every pixel's correlation_index"),
+    (["--special", "twin:nan:1,1,1:5"], "angle must be in [0, 180] degrees"),
+])
+def test_segment_thresholds_that_keep_nothing_are_refused(indexed_sample, tmp_path, capsys, extra, expect):
+    """These used to give '0 grains' (or ignore the special) with exit status 0."""
+    rc = main(["segment", str(indexed_sample), "-o", str(tmp_path / "s.h5"), *extra])
+    err = capsys.readouterr().err
+    assert rc == 2 and expect in err and err.count("\n") == 1, err

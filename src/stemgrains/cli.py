@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import importlib
 import pkgutil
+import re
 import signal
 import sys
 import threading
@@ -110,6 +111,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: the API's parameter names whose CLI option has another destination name (``dest``); a name equal to its
+#: option's dest (``chunk_rows`` → ``--chunk-rows``) needs no entry
+_API_NAMES = {
+    "step_deg": "step", "threshold_deg": "threshold", "low_angle_deg": "low_angle", "conductivity_ratio": "ratio",
+    "flat_tolerance_deg": "flat_tol", "gb_conductivity": "gb_sigma", "scan_shape": "scan", "detector_shape": "detector",
+    "scan_step_nm": "step_nm", "accelerating_voltage_kV": "voltage", "min_grain_size": "min_size",
+    "frame_thickness": "frame", "grains": "grains", "n_grains": "grains", "field": "field", "delta_deg": "delta",
+}
+_NAME_AT_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s*\([^)]*\))?(?=[ :])")
+
+
+def _option_names(message: str, subparser: argparse.ArgumentParser | None) -> str:
+    """A message that starts with an API parameter name (``chunk_rows must be ...``) as the user typed it
+    (``--chunk-rows must be ...``), where the command has that option; other messages unchanged."""
+    m = _NAME_AT_START.match(message)
+    if subparser is None or m is None:
+        return message
+    name = m.group(1)
+    dest = _API_NAMES.get(name, name)
+    for action in subparser._actions:
+        if action.dest == dest and action.option_strings:
+            option = max(action.option_strings, key=len)
+            return option + (m.group(2) or "") + message[m.end():]
+    return message
+
+
+def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -120,7 +154,12 @@ def main(argv: list[str] | None = None) -> int:
         with _safe_interrupts():
             return int(args._run(args) or 0)
     except StemgrainsError as err:
-        print(f"stemgrains {args.command}: error: {err}", file=sys.stderr)
+        print(f"stemgrains {args.command}: error: {_option_names(str(err), _subparser(parser, args.command))}",
+              file=sys.stderr)
+        return 2
+    except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."
+        print(f"stemgrains {args.command}: error: not enough memory for what was asked ({err}); a smaller scan, "
+              "detector, frame or --k-max needs less", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
         import os

@@ -787,6 +787,18 @@ def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
     return dict(electrodes)
 
 
+def check_index_config(cfg: Config) -> None:
+    """The indexing parameters of a resolved config (``[index]``, ``[spots]``) and its backend, checked before any
+    work (nothing is created when they are wrong): :class:`~stemgrains.index.api.IndexParams` validates the values;
+    ``backend = "gpu"`` needs a CUDA device."""
+    from .index.api import IndexParams
+    from .settings import index_params
+
+    IndexParams(**index_params(cfg))
+    if cfg["index"].get("backend") == "gpu":
+        from .index import _gpu  # noqa: F401  (a clear one-line error without a device)
+
+
 def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
     """The applied field and the electrodes of a ``run`` from its resolved config, checked before any work.
 
@@ -810,6 +822,23 @@ def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
         raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
     if field is not None:
         _unit2(field, "field")
+    check_index_config(cfg)
+    # the later stages' parameters too, so that a bad one stops the run before the (long) indexing
+    from .boundaries._classify_pair import check_parameters
+    from .boundaries.misorientation import parse_special
+    from .grains.segment import check_segment_parameters
+
+    g = cfg["grains"]
+    sp = _segment_params(g)
+    check_segment_parameters(sp["threshold_deg"], sp["min_grain_size"], sp["small_grains"], sp["min_correlation"],
+                             sp["min_reliability"])
+    if not (np.isfinite(g["low_angle_deg"]) and 0 < g["low_angle_deg"] < 180):
+        raise ParameterError(f"low_angle_deg must be in (0, 180) degrees, got {g['low_angle_deg']!r}")
+    for s in g["special"]:
+        parse_special(s)
+    cp = _classify_params(c, None)
+    check_parameters(cp["conductivity_ratio"], cp["type_tolerance_deg"], cp["flat_tolerance_deg"], cp["basis"],
+                     cp["tau_flow"], cp["r_block"])
     return field, electrodes
 
 

@@ -378,7 +378,7 @@ def test_gpu_backend_without_device_is_a_clear_error():
     from stemgrains.index.api import index_orientations
 
     ds = Dataset4D(np.zeros((2, 2, 16, 16), np.uint16), Calibration(q_pixel_size=0.02))
-    with pytest.raises(StemgrainsError, match=r"no CUDA device.*use backend='cpu'"):
+    with pytest.raises(StemgrainsError, match=r"no CUDA device.*use the 'cpu' backend"):
         index_orientations(ds, [], backend="gpu")
     with pytest.raises(StemgrainsError, match="no CUDA device"):
         import stemgrains.index._gpu  # noqa: F401

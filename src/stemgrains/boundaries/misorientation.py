@@ -69,7 +69,11 @@ def parse_special(spec: Any) -> SpecialMisorientation:
         raise ParameterError(f"special misorientation {out.name!r}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0")
     if len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:
         raise ParameterError(f"special misorientation {out.name!r}: Miller-Bravais axis needs U + V + T = 0")
-    if not out.tolerance_deg > 0:
+    if not (np.isfinite(out.angle_deg) and 0 <= out.angle_deg <= 180):
+        raise ParameterError(f"special misorientation {out.name!r}: angle must be in [0, 180] degrees, got {out.angle_deg!r}")
+    if not np.all(np.isfinite(out.axis)):
+        raise ParameterError(f"special misorientation {out.name!r}: axis indices must be finite, got {out.axis!r}")
+    if not (np.isfinite(out.tolerance_deg) and out.tolerance_deg > 0):
         raise ParameterError(f"special misorientation {out.name!r}: tolerance must be > 0 degrees")
     return out
 

@@ -9,12 +9,23 @@ from pathlib import Path
 from typing import Any
 
 
+def _jobs(text: str) -> int:
+    """``--jobs``: a whole number >= 1 (argparse reports the error in one line)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return n
+
+
 def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group(
         "several inputs (files, folders, globs): -o is a folder with one subfolder per input, batch_summary.csv "
         "and batch_summary.png; exit status 1 if any input failed")
     g.add_argument("--recursive", action="store_true", help="also take the 4D-STEM files in the subfolders of folders")
-    g.add_argument("--jobs", type=int, default=1, metavar="N",
+    g.add_argument("--jobs", type=_jobs, default=1, metavar="N",
                    help="inputs processed at once, in N processes sharing the cores (default %(default)d: one after another, all cores)")
     g.add_argument("--force", action="store_true",
                    help="redo inputs done before with the same content and parameters (default: skip them; "
@@ -60,6 +71,10 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
         from ..pipeline import check_run_config
 
         check_run_config(cfg)
+    else:
+        from ..pipeline import check_index_config
+
+        check_index_config(cfg)
 
 
 def _by_content(used: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:

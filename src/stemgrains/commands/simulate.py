@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .. import config
 from ..errors import ParameterError
 from ._common import parse_pair
 
@@ -93,6 +94,8 @@ def _refuse_existing(out: Path) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..simulate import sample_cif, simulate_polycrystal, standard_dataset
 
+    if args.k_max is not None and not 0 < args.k_max <= config.K_MAX_LIMIT:  # beyond it the reflection table is huge
+        raise ParameterError(f"--k-max expects a value above 0 and at most {config.K_MAX_LIMIT:g} 1/Å, got {args.k_max:g}")
     params = {
         "scan_shape": parse_pair(args.scan, "--scan", int) if args.scan else None,
         "detector_shape": parse_pair(args.detector, "--detector", int) if args.detector else None,

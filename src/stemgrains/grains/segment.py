@@ -187,6 +187,22 @@ def grain_table(
     return Table({**{k: cols_out[k] for k in GRAIN_COLUMNS}, "n_valid_px": cols_out["n_valid_px"]})
 
 
+def check_segment_parameters(threshold_deg: float, min_grain_size: int, small_grains: str = "unassign",
+                             min_correlation: float | None = None, min_reliability: float | None = None) -> None:
+    """The checks of :func:`segment_grains` on its parameters alone (before any data is read: ``run`` makes them
+    before indexing). Raises :class:`~stemgrains.errors.ParameterError` (one line naming the parameter)."""
+    if not np.isfinite(threshold_deg) or not 0 < threshold_deg < 180:
+        raise ParameterError(f"threshold_deg must be in (0, 180) degrees, got {threshold_deg!r}")
+    if int(min_grain_size) != min_grain_size or min_grain_size < 1:
+        raise ParameterError(f"min_grain_size must be a positive integer, got {min_grain_size!r}")
+    for name, v in (("min_correlation", min_correlation), ("min_reliability", min_reliability)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or not np.isfinite(v)):
+            raise ParameterError(f"{name} must be a finite number, got {v!r}")
+    if small_grains not in ("unassign", "merge"):
+        raise ParameterError(f"small_grains must be 'unassign' or 'merge', got {small_grains!r}")
+
+
 def segment_grains(
     xmap: CrystalMap,
     *,
@@ -235,12 +251,7 @@ def segment_grains(
         Labels 1..n numbered in raster order of first appearance (deterministic), the grain table and the
         parameters used.
     """
-    if not np.isfinite(threshold_deg) or not 0 < threshold_deg < 180:
-        raise ParameterError(f"threshold_deg must be in (0, 180) degrees, got {threshold_deg!r}")
-    if int(min_grain_size) != min_grain_size or min_grain_size < 1:
-        raise ParameterError(f"min_grain_size must be a positive integer, got {min_grain_size!r}")
-    if small_grains not in ("unassign", "merge"):
-        raise ParameterError(f"small_grains must be 'unassign' or 'merge', got {small_grains!r}")
+    check_segment_parameters(threshold_deg, min_grain_size, small_grains, min_correlation, min_reliability)
     q, phase_id, in_data = map_arrays(xmap)
     step, step_source = _scan_step(xmap, scan_step_nm)
     valid = in_data & (phase_id >= 0)
@@ -265,7 +276,12 @@ def segment_grains(
         name, values = _prop_array(xmap, names, explicit, what)
         vals = _full(xmap, in_data, values, np.nan)
         with np.errstate(invalid="ignore"):
-            valid &= vals >= float(thr)
+            passes = vals >= float(thr)
+        if (valid & ~passes).any() and not (valid & passes).any():  # the scale differs between formats: say so
+            top = np.nanmax(np.where(valid, vals, np.nan))
+            raise ParameterError(f"{what} {float(thr):g} is above every pixel's {name} (largest {top:.4g}): no pixel "
+                                 "would be kept")
+        valid &= passes
         params[key] = name
     qnorm = np.linalg.norm(q, axis=-1)
     valid &= np.isfinite(qnorm) & (qnorm > 0)

@@ -60,7 +60,8 @@ def gpu_available() -> bool:
 
 
 if not gpu_available():
-    raise StemgrainsError("backend='gpu': no CUDA device (numba.cuda.is_available() is False); use backend='cpu'")
+    raise StemgrainsError("backend 'gpu': no CUDA device here (numba.cuda.is_available() is False); use the 'cpu' "
+                          "backend")
 
 if not hasattr(np, "row_stack"):
     # numba-cuda <= 0.30 registers an overload of np.row_stack (an alias of np.vstack removed in numpy 2.4) when it

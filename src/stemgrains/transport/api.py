@@ -48,7 +48,11 @@ def _number(name: str, value: Any, *, lo: float = 0.0, lo_open: bool = False, al
         raise ParameterError(f"{name} must be a number, got {value!r}") from None
     if math.isnan(x) or (math.isinf(x) and not allow_inf) or x < lo or (lo_open and x == lo):
         rel = ">" if lo_open else ">="
-        raise ParameterError(f"{name} must be {'' if allow_inf else 'finite and '}{rel} {lo:g}, got {value!r}")
+        if lo > -math.inf:
+            cond = f"{'' if allow_inf else 'finite and '}{rel} {lo:g}"
+        else:
+            cond = "a number" if allow_inf else "finite"
+        raise ParameterError(f"{name} must be {cond}, got {value!r}")
     return x
 
 
