@@ -81,6 +81,18 @@ def polar_transform(pattern, center_row, center_col, affine, q_radii, angles):
     return out
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def ring_index(i, j, center_row, center_col, affine_inv, bin_width_q, n_bins):
+    """Ring (width ``bin_width_q``, 1/Å, through ``affine_inv`` from the centre) of detector pixel (i, j); −1
+    beyond the last of ``n_bins``."""
+    dr = i - center_row
+    dc = j - center_col
+    qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
+    qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
+    b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
+    return b if b < n_bins else -1
+
+
 @nb.njit(cache=True, nogil=True)
 def ring_values(image, center_row, center_col, affine_inv, bin_width_q, n_bins):
     """Pixel values of ``image`` grouped by ring: ring ``b`` (width ``bin_width_q``, 1/Å, through ``affine_inv``
@@ -92,14 +104,8 @@ def ring_values(image, center_row, center_col, affine_inv, bin_width_q, n_bins):
     bins = np.empty((ky * kx,), np.int64)
     for i in range(ky):
         for j in range(kx):
-            dr = i - center_row
-            dc = j - center_col
-            qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
-            qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
-            b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
-            if b >= n_bins:
-                b = -1
-            else:
+            b = ring_index(i, j, center_row, center_col, affine_inv, bin_width_q, n_bins)
+            if b >= 0:
                 counts[b] += 1
             bins[i * kx + j] = b
     starts = np.zeros(n_bins + 1, np.int64)
@@ -380,15 +386,9 @@ def ring_quantiles_counted(S, center_row, center_col, affine_inv, bin_width_q, n
     counts = np.zeros(n_bins, np.int64)
     for i in range(ky):
         ni = 3 - (i == 0) - (i == ky - 1)
-        dr = i - center_row
         for j in range(kx):
-            dc = j - center_col
-            qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
-            qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
-            b = int(np.sqrt(qx * qx + qy * qy) / bin_width_q)
-            if b >= n_bins:
-                b = -1
-            else:
+            b = ring_index(i, j, center_row, center_col, affine_inv, bin_width_q, n_bins)
+            if b >= 0:
                 key = int(S[i, j]) * (36 // (ni * (3 - (j == 0) - (j == kx - 1))))
                 hist[b, min(key, limit)] += 1
                 counts[b] += 1
