@@ -20,6 +20,10 @@
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
+* :func:`refuse_results_of_another_input` (``-o``) and :func:`refuse_foreign_side_output` (``--csv`` tables,
+  ``--export-ang``/``--export-ctf``) replace an existing file only when it is ours for the same input, unless
+  ``--force``; :func:`describe_file` says what a refused file is, :func:`require_suffix` checks extensions.
+
 Every file itself is written under a temporary name and renamed (:mod:`stemgrains.io.results`).
 """
 
