@@ -123,6 +123,30 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
     return {"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None}
 
 
+def _check_side_outputs(csv: str | None, stage: str, replace: bool) -> None:
+    """``--csv OUT.csv`` of ``segment``/``classify`` (``stage``: the data-dictionary group, ``"boundaries"`` or
+    ``"classification"``): the name must end in ``.csv``, and ``OUT.csv`` and ``OUT.segments.csv`` replace only
+    tables of ours unless ``replace`` (``--force``) (:func:`stemgrains.io.outputs.refuse_foreign_side_output`)."""
+    from .io.outputs import refuse_foreign_side_output, require_suffix
+
+    if not csv:
+        return
+    require_suffix(csv, "--csv", (".csv",), "a CSV table")
+    outs = _csv_outputs(csv)
+    refuse_foreign_side_output(outs["--csv"], "--csv", csv_table=f"{stage}/boundaries", replace=replace)
+    refuse_foreign_side_output(outs["--csv (segments)"], "--csv (segments)", csv_table=f"{stage}/segments",
+                               replace=replace)
+
+
+def _require_h5(output: str | os.PathLike | None) -> None:
+    """``segment``/``classify``/``transport -o``: a results file is HDF5 (``.h5``/``.hdf5``); a folder is left to
+    the message of :func:`stemgrains.io.outputs.refuse_results_of_another_input`."""
+    from .io.outputs import require_suffix
+
+    if output is not None and not Path(output).is_dir():
+        require_suffix(output, "-o", (".h5", ".hdf5"), "a results file is HDF5")
+
+
 def _refuse_in_run_folder(results: Path, option: str) -> None:
     """Refuse a results file to write or update (``segment``/``classify``/``transport``) inside the folder of a
     ``run`` or batch: its ``results.h5`` belongs to that run (tables, figures and manifest beside it)."""
@@ -219,9 +243,11 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                    "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
                   [input_path, *phases])
     check_export_names(export_ang, export_ctf)
-    from .io.outputs import refuse_results_of_another_input
+    from .io.outputs import refuse_foreign_side_output, refuse_results_of_another_input
 
     refuse_results_of_another_input(out, input_path, replace=replace_other)
+    refuse_foreign_side_output(export_ang, "--export-ang", input_path=input_path, replace=replace_other)
+    refuse_foreign_side_output(export_ctf, "--export-ctf", input_path=input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
@@ -310,9 +336,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     g = cfg["grains"]
     src, out = Path(input_path), Path(output)
     specials = [parse_special(s) for s in g["special"]]
+    _require_h5(out)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
     _refuse_other_results(out, src, replace_other)
+    _check_side_outputs(csv, "boundaries", replace_other)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
@@ -431,9 +459,11 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     except ImportError as err:
         raise StemgrainsError(f"this installation cannot read grains/boundaries from results files ({err})") from None
 
+    _require_h5(output)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
     _refuse_other_results(output, results, replace_other)
+    _check_side_outputs(csv, "classification", replace_other)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -539,6 +569,7 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
 
     t = cfg["transport"]
     path = Path(results)
+    _require_h5(output)
     check_outputs({"--figures": figures}, [path, output])
     _refuse_in_run_folder(Path(output) if output else path, "-o" if output else "RESULTS")
     _refuse_other_results(output, path, replace_other)

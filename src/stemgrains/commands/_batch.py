@@ -29,7 +29,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
                    help="inputs processed at once, in N processes sharing the cores (default %(default)d: one after another, all cores)")
     g.add_argument("--force", action="store_true",
                    help="redo inputs done before with the same content and parameters (default: skip them; "
-                        "also `run` of one input into its finished folder, and `index -o` onto the results of another input)")
+                        "also `run` of one input into its finished folder, and `index -o`, `--export-ang`, "
+                        "`--export-ctf` onto files that are not ours for this input)")
 
 
 def is_batch(items: list[str]) -> bool:

@@ -53,8 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", metavar="DIR", default=None,
                    help="write grain_traces.png, boundary_behaviour.png and boundary_table.png there")
     p.add_argument("--force", action="store_true",
-                   help="replace OUT.h5 even when it holds the results of another input (default: refused; the "
-                        "same input's results are replaced)")
+                   help="replace OUT.h5 (and the --csv tables) even when it holds the results of another input or "
+                        "is not ours (default: refused; the same input's results are replaced)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -51,9 +51,10 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
     if export_ang is not None:
         from ..io.export import write_ang
 
-        write_ang(export_ang, xmap)
+        write_ang(export_ang, xmap, source=src)
     if export_ctf is not None:
         from ..io.export import write_ctf
 
-        write_ctf(export_ctf, xmap, accelerating_voltage_kV=dataset.calibration.accelerating_voltage_kV)
+        write_ctf(export_ctf, xmap, accelerating_voltage_kV=dataset.calibration.accelerating_voltage_kV,
+                  source=src)
     return path

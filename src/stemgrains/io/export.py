@@ -74,7 +74,7 @@ def _checked(xmap: Any) -> tuple[float, Any]:
     return _scale_to_um(xmap), xmap.rotations if xmap.rotations_per_point == 1 else xmap.rotations[:, 0]
 
 
-def write_ang(path: str | os.PathLike, xmap: Any) -> Path:
+def write_ang(path: str | os.PathLike, xmap: Any, *, source: str | os.PathLike | None = None) -> Path:
     """Write an EDAX TSL ``.ang`` file (x/y in µm, IQ/CI from the quality props; see the module docstring).
 
     Parameters
@@ -84,6 +84,9 @@ def write_ang(path: str | os.PathLike, xmap: Any) -> Path:
     xmap
         orix ``CrystalMap`` with x/y in nm (``scan_unit`` "nm"; "um" and "px" are written as they are) and,
         optionally, props ``correlation_index`` (0–1) and ``reliability`` (0–100).
+    source
+        The input the map was made from: named in a first header comment line
+        (:func:`stemgrains.io.outputs.export_input_line`), which marks the file as ours for that input.
 
     Returns
     -------
@@ -107,6 +110,11 @@ def write_ang(path: str | os.PathLike, xmap: Any) -> Path:
     )
     with _atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()):
         save(tmp, out, image_quality_prop="iq", confidence_index_prop="ci", overwrite=True)
+        if source is not None:
+            from .outputs import export_input_line
+
+            text = Path(tmp).read_text(encoding="utf-8")
+            Path(tmp).write_text(export_input_line(source) + "\n" + text, encoding="utf-8")
     return Path(path)
 
 
@@ -126,7 +134,8 @@ def _rotate_to_astar(xmap: Any, q: np.ndarray, phase_id: np.ndarray) -> np.ndarr
     return out
 
 
-def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: float | None = None) -> Path:
+def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: float | None = None,
+              source: str | os.PathLike | None = None) -> Path:
     """Write an Oxford Channel Text File ``.ctf`` (x/y and steps in µm; see the module docstring).
 
     Parameters
@@ -137,6 +146,9 @@ def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: fl
         orix ``CrystalMap`` on a regular grid, x/y in nm.
     accelerating_voltage_kV
         Written into the header's ``KV`` field (0 when unknown).
+    source
+        The input the map was made from: named in a header comment line after ``Channel Text File``
+        (:func:`stemgrains.io.outputs.export_input_line`), which marks the file as ours for that input.
 
     Returns
     -------
@@ -185,6 +197,10 @@ def write_ctf(path: str | os.PathLike, xmap: Any, *, accelerating_voltage_kV: fl
         sg = p.space_group.number if p.space_group is not None else 0
         name = (p.name or "phase").replace("\t", " ")
         lines.append(f"{abc}\t{ang}\t{name}\t{laue}\t{sg}\t\t\tstemgrains")
+    if source is not None:
+        from .outputs import export_input_line
+
+        lines.insert(1, export_input_line(source))
     lines.append("Phase\tX\tY\tBands\tError\tEuler1\tEuler2\tEuler3\tMAD\tBC\tBS")
     order = np.lexsort((cols, rows))
     body = io.StringIO()

@@ -20,6 +20,10 @@
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
+* :func:`refuse_results_of_another_input` (``-o``) and :func:`refuse_foreign_side_output` (``--csv`` tables,
+  ``--export-ang``/``--export-ctf``) replace an existing file only when it is ours for the same input, unless
+  ``--force``; :func:`describe_file` says what a refused file is, :func:`require_suffix` checks extensions.
+
 Every file itself is written under a temporary name and renamed (:mod:`stemgrains.io.results`).
 """
 
@@ -58,6 +62,12 @@ __all__ = [
     "IMAGE_INPUT_KEY",
     "recorded_input",
     "refuse_results_of_another_input",
+    "require_suffix",
+    "describe_file",
+    "CSV_TABLES",
+    "is_our_csv",
+    "refuse_foreign_side_output",
+    "export_input_line",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -208,8 +218,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     or of a format that records none: ``.npy``).
 
     Looks at ``/input`` ``path`` (or ``source``) and ``/image`` ``source`` of an HDF5 file (results files:
-    :func:`stemgrains.io.results.write_provenance`; virtual images), and at :data:`IMAGE_INPUT_KEY` in the
-    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``. With ``group``, an
+    :func:`stemgrains.io.results.write_provenance`; virtual images), at :data:`IMAGE_INPUT_KEY` in the
+    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``, and at the header
+    comment line :func:`export_input_line` of an ``.ang``/``.ctf`` export. With ``group``, an
     HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
     is another kind of file: ``None``.
     """
@@ -217,7 +228,11 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     ext = p.suffix.lower()
     v: Any = None
     try:
-        if ext in (".tif", ".tiff"):
+        if ext in (".ang", ".ctf"):
+            v = _export_recorded_input(p)
+        elif ext in (".csv", ".cif", ".json", ".toml", ".txt"):
+            v = None
+        elif ext in (".tif", ".tiff"):
             import tifffile
 
             with tifffile.TiffFile(p) as t:
@@ -246,6 +261,27 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     return str(v) if isinstance(v, str) and v else None
+
+
+def export_input_line(input_path: str | os.PathLike) -> str:
+    """The header comment line naming the input (absolute path, JSON text) that ``.ang``/``.ctf`` exports carry
+    (:mod:`stemgrains.io.export`), so that :func:`recorded_input` recognises them: ``# stemgrains_input: "..."``
+    (no newline). EDAX ``.ang`` headers are ``#`` lines; the ``.ctf`` readers (orix, ours) keep every line before
+    the ``Phase X Y`` column header as header."""
+    return f"# {IMAGE_INPUT_KEY}: {json.dumps(str(_absolute(input_path)))}"
+
+
+def _export_recorded_input(path: Path) -> Any:
+    """The input an ``.ang``/``.ctf`` export records in its header (:func:`export_input_line`), or ``None``."""
+    prefix = f"# {IMAGE_INPUT_KEY}: "
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for k, line in enumerate(fh):
+            if line.startswith(prefix):
+                return json.loads(line[len(prefix):])
+            if k > 200 or line.startswith("Phase\tX\tY") or (line.strip() and not line.startswith("#")
+                                                                  and path.suffix.lower() == ".ang"):
+                return None
+    return None
 
 
 def _results_input(results: Path) -> str:
@@ -288,10 +324,145 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
     except (OSError, ValueError, RuntimeError):
         same = False
     if not same:
-        held = f"{what} of another input ({recorded})" if recorded is not None else \
-            ("a file that is not an image of this input" if "image" in what else
-             "a file that is not a results file of this input")
-        raise ParameterError(f"{option} {out}: holds {held}; choose another name, or give --force to replace it")
+        if recorded is not None:
+            raise ParameterError(f"{option} {out}: holds {what} of another input ({recorded}); choose another name, "
+                                 "or give --force to replace it")
+        kind = "an image" if "image" in what else "a results file"
+        raise ParameterError(f"{option} {out}: is {describe_file(out)}, not {kind} of this input; choose another "
+                             "name, or give --force to replace it")
+
+
+def require_suffix(path: str | os.PathLike, option: str, suffixes: Iterable[str], what: str) -> None:
+    """Refuse an output name whose extension is not one of ``suffixes`` (case-insensitive), before any work.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the path and the expected extension(s), e.g. ``--csv x.cif: the file name
+        must end in .csv (a CSV table)``.
+    """
+    sufs = tuple(suffixes)
+    if Path(path).suffix.lower() not in sufs:
+        raise ParameterError(f"{option} {path}: the file name must end in {' or '.join(sufs)} ({what})")
+
+
+#: the CSV tables the commands write beside a results file, by data-dictionary group
+#: (:data:`stemgrains.data_dictionary.GROUPS`), with what they are called in messages
+CSV_TABLES = {
+    "boundaries/boundaries": "boundary table (segment --csv)",
+    "boundaries/segments": "segment table (segment --csv)",
+    "classification/boundaries": "classified boundary table (classify --csv)",
+    "classification/segments": "classified segment table (classify --csv)",
+}
+
+
+def _csv_header(path: Path) -> list[str] | None:
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            return next(csv.reader([fh.readline(1 << 16)]), None)
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def is_our_csv(path: str | os.PathLike, group: str) -> bool:
+    """True when the header row of the CSV file ``path`` is one our writers produce for the table ``group``
+    (a key of :data:`CSV_TABLES`): it starts with the table's id column (``boundary_id``/``segment_id``) and
+    every column is one of the group's documented columns (vector columns spread into ``name_0``, ``name_1``
+    …; :meth:`stemgrains._table.Table.to_csv`), each once. The columns themselves depend on the data (the
+    number of Miller-Bravais indices, optional columns), so this is what can be told before the table exists."""
+    import re
+
+    from ..data_dictionary import GROUPS
+
+    header = _csv_header(Path(path))
+    cols = GROUPS.get(group)
+    if not header or cols is None or len(set(header)) != len(header):
+        return False
+    first = "segment_id" if group.endswith("segments") else "boundary_id"
+    return header[0] == first and all(h in cols or re.sub(r"_\d+$", "", h) in cols for h in header)
+
+
+def describe_file(path: str | os.PathLike) -> str:
+    """What an existing file is, in words, for the messages refusing to replace it: ``the results of X``,
+    ``a virtual image of X``, ``an orientation map exported from X``, ``a 4D-STEM scan (shape ...)``, ``a
+    crystal structure (CIF)``, one of our CSV tables (:data:`CSV_TABLES`), or ``a ... file not written by
+    stemgrains``. Never raises."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if p.is_dir():
+        return "a folder"
+    try:
+        rec = recorded_input(p)
+        if ext in (".ang", ".ctf"):
+            return f"an orientation map exported from {rec}" if rec else \
+                f"an {ext} file not written by stemgrains"
+        if ext == ".csv":
+            for group, name in CSV_TABLES.items():
+                if is_our_csv(p, group):
+                    return f"a {name}"
+            return "a CSV file not written by stemgrains"
+        if ext == ".cif":
+            return "a crystal structure (CIF)"
+        if ext in (".png", ".tif", ".tiff"):
+            return f"a virtual image of {rec}" if rec else f"a {ext} image not written by stemgrains"
+        from .files import HDF5_SIGNATURE, file_signature
+
+        if file_signature(p) == HDF5_SIGNATURE:
+            import h5py
+
+            with h5py.File(p, "r") as f:
+                if "orientation" in f:
+                    return f"the results of {rec or 'an unknown dataset'}"
+                if "image" in f:
+                    return f"a virtual image of {rec or 'an unknown dataset'}"
+        import warnings
+
+        from .fourd import load_4d
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            shape = tuple(load_4d(p).data.shape)
+        return f"a 4D-STEM scan (shape {shape})"
+    except Exception:  # noqa: BLE001 - a description never fails the refusal
+        pass
+    return f"a {ext or 'extension-less'} file not written by stemgrains"
+
+
+def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
+                               input_path: str | os.PathLike | None = None, csv_table: str | None = None,
+                               replace: bool = False) -> None:
+    """A side output (``--csv`` tables and their ``*.segments.csv``, ``--export-ang``, ``--export-ctf``) under
+    the rule of ``-o`` (:func:`refuse_results_of_another_input`): an existing file is replaced only when it is
+    ours — a CSV whose header row is one of ours for ``csv_table`` (:func:`is_our_csv`; a CSV records no
+    input), an export whose header names ``input_path`` (:func:`export_input_line`) — or with ``replace``
+    (``--force``). Called before any work; the extension is checked by the caller (:func:`require_suffix`).
+
+    Raises
+    ------
+    ParameterError
+        ``path`` is a folder, or an existing file that is not ours (one line saying what it is,
+        :func:`describe_file`).
+    """
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise ParameterError(f"{option} {p}: is a folder; give a file name")
+    if replace or not p.exists():
+        return
+    if csv_table is not None:
+        if is_our_csv(p, csv_table):
+            return
+        raise ParameterError(f"{option} {p}: is {describe_file(p)}, not a {CSV_TABLES[csv_table]} of ours; choose "
+                             "another name, or give --force to replace it")
+    rec = recorded_input(p)
+    if rec is not None and input_path is not None and _absolute(rec) == _absolute(input_path):
+        return
+    held = f"an orientation map exported from another input ({rec})" if rec is not None else \
+        f"{describe_file(p)}, not an export of this input"
+    raise ParameterError(f"{option} {p}: is {held}; choose another name, or give --force to replace it")
 
 
 def _write_manifest(folder: Path, data: dict[str, Any]) -> None:
