@@ -245,7 +245,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     check_export_names(export_ang, export_ctf)
     from .io.outputs import refuse_foreign_side_output, refuse_results_of_another_input
 
-    refuse_results_of_another_input(out, input_path, replace=replace_other)
+    refuse_results_of_another_input(out, input_path, replace=replace_other,
+                                    drops=("grains", "boundaries", "classification", "transport"))
     refuse_foreign_side_output(export_ang, "--export-ang", input_path=input_path, replace=replace_other)
     refuse_foreign_side_output(export_ctf, "--export-ctf", input_path=input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]

@@ -104,3 +104,23 @@ def test_results_without_provenance_record_their_source(tmp_path, capsys):
     _refused(capsys, ["segment", str(other), "-o", str(out), "--min-size", "1"], out, str(src.resolve()))
     with h5py.File(src, "r") as f:  # the source itself is not modified
         assert "input" not in f
+
+
+def test_index_keeps_later_stages_of_the_same_input(tmp_path, capsys, data_samples):
+    """`index -o` onto a results file of the same input that also holds grains (segment, classify, transport) used
+    to replace it, dropping them; it is refused in one line unless --force."""
+    data = str(data_samples / "nba_sample.h5")
+    out = _results(tmp_path / "res.h5", data, seed=3)
+    with h5py.File(out, "a") as f:
+        f.create_group("grains").create_dataset("label", data=np.ones((2, 2), np.int32))
+    before = out.read_bytes()
+    argv = ["index", data, "--phase", str(data_samples / "na_beta2_alumina.cif"), "-o", str(out), "--step", "3",
+            "--no-progress"]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "also holds the grains of this input" in err[0] and "--force" in err[0], err
+    assert out.read_bytes() == before
+    assert main(argv + ["--force"]) == 0
+    with h5py.File(out, "r") as f:
+        assert "orientation" in f and "grains" not in f

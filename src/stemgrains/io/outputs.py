@@ -291,7 +291,7 @@ def _results_input(results: Path) -> str:
 
 def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | None, *, replace: bool = False,
                                     option: str = "-o", what: str = "the results",
-                                    group: str | None = "orientation") -> None:
+                                    group: str | None = "orientation", drops: Iterable[str] = ()) -> None:
     """A one-line :class:`ParameterError` when ``out`` is a folder, or exists and does not record
     ``input_path`` as its input (:func:`recorded_input`: the results of another input, or a file that is not
     ours) unless ``replace`` (``--force``): ``index``, ``segment``, ``classify``, ``transport`` and ``virtual``
@@ -311,6 +311,10 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
     group
         What an HDF5 ``out`` must hold to be an output of the same kind (see :func:`recorded_input`): a virtual
         image is no results file, and a results file of the same input is no virtual image.
+    drops
+        Groups the new output does not write (``index``: the grains, boundaries, classification and transport of
+        later stages): a file of the same input holding any of them is not replaced either, since they would be
+        lost.
     """
     out = Path(out)
     if out.is_dir():
@@ -330,6 +334,24 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
         kind = "an image" if "image" in what else "a results file"
         raise ParameterError(f"{option} {out}: is {describe_file(out)}, not {kind} of this input; choose another "
                              "name, or give --force to replace it")
+    held = _groups_held(out, drops)
+    if held:
+        raise ParameterError(f"{option} {out}: also holds the {', '.join(held)} of this input, which the new output "
+                             "would not keep; choose another name, or give --force to replace it")
+
+
+def _groups_held(path: Path, groups: Iterable[str]) -> list[str]:
+    """Which of ``groups`` the HDF5 file ``path`` holds (none for a file that is not HDF5)."""
+    groups = list(groups)
+    if not groups:
+        return []
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return [g for g in groups if g in f]
+    except (OSError, ValueError):
+        return []
 
 
 def require_suffix(path: str | os.PathLike, option: str, suffixes: Iterable[str], what: str) -> None:
