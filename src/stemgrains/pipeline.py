@@ -823,12 +823,11 @@ def check_index_config(cfg: Config) -> None:
     """The indexing parameters of a resolved config (``[index]``, ``[spots]``) and its backend, checked before any
     work (nothing is created when they are wrong): :class:`~stemgrains.index.api.IndexParams` validates the values;
     ``backend = "gpu"`` needs a CUDA device."""
-    from .index.api import IndexParams
+    from .index.api import IndexParams, require_backend
     from .settings import index_params
 
     IndexParams(**index_params(cfg))
-    if cfg["index"].get("backend") == "gpu":
-        from .index import _gpu  # noqa: F401  (a clear one-line error without a device)
+    require_backend(cfg["index"].get("backend") or "cpu")
 
 
 def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
@@ -856,7 +855,7 @@ def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
         _unit2(field, "field")
     check_index_config(cfg)
     # the later stages' parameters too, so that a bad one stops the run before the (long) indexing
-    from .boundaries._classify_pair import check_parameters
+    from .boundaries.classify import check_parameters
     from .boundaries.misorientation import parse_special
     from .grains.segment import check_segment_parameters
 

@@ -269,7 +269,7 @@ def test_cli_errors_are_one_line(tmp_path, nba, capsys):
         ([str(p1), str(p2), "--shift", "1.5,2"], "whole scan pixels"),
         ([str(p1), str(p2), "--rotation", "rot45"], "rotation 'rot45'"),
         ([str(p1), str(p2), "--shift", "30,30"], "shares"),
-        ([str(p1), str(p2), "--min-iou", "0"], "min_iou"),
+        ([str(p1), str(p2), "--min-iou", "0"], "--min-iou out of range"),
         ([str(p1), str(p2), "--angle", "3"], "--angle goes with --shift"),
         ([str(p1), str(p2), "--max-angle", "60"], "max_angle_deg"),
         ([str(p1), str(tmp_path)], "results.h5"),

@@ -258,6 +258,16 @@ class PhaseFit(NamedTuple):
     hypothesis_quality: np.ndarray
 
 
+def require_backend(backend: str) -> None:
+    """Check that ``backend`` can run here, before any work: ``"cpu"`` always; ``"gpu"`` imports the CUDA kernels
+    (:mod:`._gpu`), which raises a one-line :class:`~stemgrains.errors.StemgrainsError` without a CUDA device.
+    Raises :class:`~stemgrains.errors.ParameterError` for another name."""
+    if backend == "gpu":
+        from . import _gpu  # noqa: F401
+    elif backend != "cpu":
+        raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
+
+
 def index_patterns(
     patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu",
     scan_shape: tuple[int, int] | None = None,
