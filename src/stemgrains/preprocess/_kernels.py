@@ -159,6 +159,12 @@ def find_peaks(img, threshold, min_distance, max_peaks, exclude_row, exclude_col
                 continue
             if (i - exclude_row) ** 2 + (j - exclude_col) ** 2 <= ex2:
                 continue
+            # the 8 direct neighbours first (the same strict / tie rule as below): most pixels that are no maximum
+            # are beaten by one of them, and this test is cheaper than the window's loop (~20 % of spot detection)
+            if min_distance >= 1 and (
+                    img[i, j + 1] > v or img[i + 1, j] > v or img[i + 1, j + 1] > v or img[i + 1, j - 1] > v
+                    or img[i, j - 1] >= v or img[i - 1, j] >= v or img[i - 1, j - 1] >= v or img[i - 1, j + 1] >= v):
+                continue
             is_max = True
             for di in range(-min_distance, min_distance + 1):
                 ii = i + di
