@@ -30,6 +30,9 @@ N_BEST = 5
 N_PREFILTER = 350
 #: grain-coherent search: full search on every SEARCH_STRIDE-th pixel per row and column, neighbours verified elsewhere
 SEARCH_STRIDE = 3
+#: rows of the blocks inside which the grain-coherent search and the neighbour pass work (chunks are whole blocks,
+#: so the map does not depend on chunk_rows)
+COHERENT_BLOCK_ROWS = 8
 #: similarity-gated neighbour pattern summation before indexing (stemgrains.preprocess.averaging): radius in scan
 #: px (0: off) and the gate. Measured on the py4DSTEM and abTEM sets of tests/data, ci and held-out, and on our own
 #: nba-64/au-64/data_samples (benchmarks/results/accuracy.json); radius 2 lost an edge-on grain of nba-64.

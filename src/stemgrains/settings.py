@@ -232,7 +232,7 @@ def _index_keys() -> list[Key]:
           "neighbour summation: a neighbour is summed when its similarity is at least this"),
         K("index", "neighbor_relative_similarity", "float", ip("neighbor_relative_similarity"), "1",
           "neighbour summation: ... and at least this fraction of the most similar neighbour's"),
-        K("index", "chunk_rows", "int", ip("chunk_rows"), "scan rows", "scan rows per chunk", "chunk_rows",
+        K("index", "chunk_rows", "int", ip("chunk_rows"), "scan rows", "scan rows per chunk (rounded up to whole blocks of 8 rows; the map does not depend on it)", "chunk_rows",
           "--chunk-rows"),
         K("index", "backend", "str", _arg_default(_index_orientations(), "backend"), "—", "compute backend",
           "backend", "--backend", choices=("cpu", "gpu")),

@@ -874,10 +874,11 @@ def test_anchor_neighbours_matches_reference(seed):
     anchors &= rng.random(ny * nx) > 0.15  # some anchors dropped (their search failed)
     a_idx = np.flatnonzero(anchors)
     tg = np.flatnonzero(~anchors & (rng.random(ny * nx) < 0.8))
-    t, nb = anchor_neighbours((ny, nx), tg, a_idx, reach)
-    t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, a_idx, reach)
-    np.testing.assert_array_equal(t, t_ref)
-    np.testing.assert_array_equal(nb, nb_ref)
+    for block in (None, 1, 2, 5):
+        t, nb = anchor_neighbours((ny, nx), tg, a_idx, reach, block_rows=block)
+        t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, a_idx, reach, block_rows=block)
+        np.testing.assert_array_equal(t, t_ref)
+        np.testing.assert_array_equal(nb, nb_ref)
     if len(t):
         assert nb.shape[1] >= 1 and np.all(nb[:, 0] >= 0)
 
@@ -890,9 +891,9 @@ def test_anchor_neighbours_with_a_reach_beyond_the_map_and_in_blocks(monkeypatch
     ny, nx = 9, 13
     anchors = np.flatnonzero(rng.random(ny * nx) < 0.2)
     tg = np.setdiff1d(np.arange(ny * nx), anchors)
-    for reach in (1, 2, 50, 10**6):
-        t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, anchors, reach)
-        t, nb = api.anchor_neighbours((ny, nx), tg, anchors, reach)
+    for reach, block in ((1, None), (2, None), (50, None), (10**6, None), (2, 3), (10**6, 4)):
+        t_ref, nb_ref = ref.anchor_neighbours((ny, nx), tg, anchors, reach, block)
+        t, nb = api.anchor_neighbours((ny, nx), tg, anchors, reach, block)
         np.testing.assert_array_equal(t, t_ref)
         np.testing.assert_array_equal(nb, nb_ref)
     monkeypatch.setattr(api, "_ANCHOR_BLOCK", 30)  # blocks of a few targets

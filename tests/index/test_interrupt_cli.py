@@ -16,7 +16,7 @@ from stemgrains.simulate import sample_cif, simulate_polycrystal
 @pytest.mark.slow
 def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path):
     scan = tmp_path / "scan.h5"
-    simulate_polycrystal(scan, phases=[sample_cif("au")], scan_shape=(16, 8), detector_shape=(64, 64), n_grains=3,
+    simulate_polycrystal(scan, phases=[sample_cif("au")], scan_shape=(48, 8), detector_shape=(64, 64), n_grains=3,
                          seed=5, dose=1e4, progress=False)
     out = tmp_path / "out.h5"
     partial = tmp_path / "out.h5.partial"
@@ -38,5 +38,5 @@ def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path):
     done = subprocess.run(cmd + ["--no-progress"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     with h5py.File(out) as f:
-        assert f["orientation/phase_id"].shape == (16, 8)
+        assert f["orientation/phase_id"].shape == (48, 8)
     assert not partial.exists()

@@ -29,10 +29,19 @@ def _cli(*args, env=None):
     return [sys.executable, "-m", "stemgrains.cli", *map(str, args)]
 
 
+@pytest.fixture(scope="module")
+def long_scan(tmp_path_factory):
+    """48 rows: 6 chunks of 8 (chunks are whole blocks of 8 rows), so a kill lands mid-way."""
+    path = tmp_path_factory.mktemp("resume_long") / "scan.h5"
+    simulate_polycrystal(path, phases=[sample_cif("au")], scan_shape=(48, 8), detector_shape=(64, 64), n_grains=3,
+                         seed=4, dose=1e4, progress=False)
+    return path
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_to_identical_result(small_scan, tmp_path):
+def test_killed_run_resumes_to_identical_result(long_scan, tmp_path):
     cif = sample_cif("au")
-    common = ["index", small_scan, "--phase", cif, "--step", "3", "--chunk-rows", "2", "--no-progress"]
+    common = ["index", long_scan, "--phase", cif, "--step", "3", "--chunk-rows", "8", "--no-progress"]  # 6 chunks
     ref = tmp_path / "ref.h5"
     subprocess.run(_cli(*common, "-o", ref), check=True, capture_output=True, timeout=600)
 

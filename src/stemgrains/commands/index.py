@@ -38,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_config_option(p, "[calibration], [index] and [spots]")
     p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library angular step (default {config.LIBRARY_STEP_DEG:g})")
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help=f"largest scattering vector used, 1/Å (default: what the detector reaches, at most {config.K_MAX_CAP:g})")
-    p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (default 8)")
+    p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (memory, GPU batch; rounded up to whole blocks of 8 rows: the map does not depend on it; default 8)")
     p.add_argument("--n-prefilter", type=int, default=None, metavar="N",
                    help=f"templates passed by the rotation-invariant prefilter (default {config.N_PREFILTER}; raise it for sparse patterns)")
     p.add_argument("--neighbor-average-radius", type=int, default=None, metavar="N",

@@ -505,7 +505,7 @@ def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):
     return float(np.mean(d <= tol_abs + tol_rel * rr))
 
 
-def anchor_neighbours(scan_shape, targets, anchors, reach):
+def anchor_neighbours(scan_shape, targets, anchors, reach, block_rows=None):
     """:func:`stemgrains.index.api.anchor_neighbours` by comparing every target with every anchor."""
     ny, nx = scan_shape
     targets = np.asarray(targets, dtype=np.int64)
@@ -517,6 +517,8 @@ def anchor_neighbours(scan_shape, targets, anchors, reach):
         for a in anchors:
             ar, ac = divmod(int(a), nx)
             dr, dc = abs(ar - r), abs(ac - c)
+            if block_rows and ar // block_rows != r // block_rows:
+                continue
             if max(dr, dc) <= reach:
                 near.append((max(dr, dc) + 1e-3 * (dr + dc), int(a)))
         if near:

@@ -99,7 +99,8 @@ class IndexParams:
         (whole scans) applies it.
     neighbor_min_similarity, neighbor_relative_similarity : the gate: a neighbour is summed when the dot product
         ``c`` of the two patterns' features is ≥ ``max(neighbor_min_similarity, neighbor_relative_similarity·c_max)``.
-    chunk_rows : scan rows per chunk.
+    chunk_rows : scan rows per chunk (memory; GPU batch size), rounded up to whole blocks of
+        ``config.COHERENT_BLOCK_ROWS`` = 8 rows (:func:`coherence_blocks`): the map does not depend on it.
     """
 
     step_deg: float = config.LIBRARY_STEP_DEG
@@ -301,7 +302,8 @@ def index_patterns(
     if stride > 1:
         if int(np.prod(scan_shape)) != n:
             raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
-        anchors = _search_grid(scan_shape, stride) | ~ok
+        anchors = np.concatenate([_search_grid((r1 - r0, scan_shape[1]), stride)
+                                  for r0, r1 in coherence_blocks(scan_shape[0])]) | ~ok
     else:
         anchors = np.ones(n, bool)
     # Final choice per phase among the search's distinct hypotheses and the pseudo-symmetric alternatives of its
@@ -322,7 +324,12 @@ def index_patterns(
     if params.neighbor_pass and scan_shape is not None and n > 1:
         if int(np.prod(scan_shape)) != n:
             raise ParameterError(f"scan_shape {scan_shape} does not hold the {n} patterns")
-        pid_n, q_n = _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libraries, params, lam, q_min)
+        pid_n, q_n = phase_id.copy(), q.copy()
+        nx = scan_shape[1]
+        for r0, r1 in coherence_blocks(scan_shape[0]):
+            sl = slice(r0 * nx, r1 * nx)
+            pid_n[sl], q_n[sl] = _neighbor_pass((r1 - r0, nx), phase_id[sl], q[sl], counts[sl], imgs[sl], centers[sl],
+                                                affine, libraries, params, lam, q_min)
         moved = ok & ((pid_n != phase_id) | np.any(q_n != q, axis=1))
         # a neighbour's solution is kept only where it also has the higher Q, with the reliability recomputed over
         # the pattern's hypotheses in its (new) phase
@@ -423,6 +430,14 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
     return out
 
 
+def coherence_blocks(rows: int, block_rows: int | None = None) -> list[tuple[int, int]]:
+    """The blocks of scan rows, ``[(r0, r1), ...]`` of ``config.COHERENT_BLOCK_ROWS`` rows (the last may be
+    shorter), inside which the grain-coherent search and the neighbour pass work. They do not depend on the
+    chunking (chunks are whole blocks), so neither does the map: any ``chunk_rows`` gives the same result."""
+    b = int(block_rows or config.COHERENT_BLOCK_ROWS)
+    return [(r0, min(r0 + b, rows)) for r0 in range(0, rows, b)]
+
+
 def _search_grid(scan_shape: tuple[int, int], stride: int) -> np.ndarray:
     """Anchor pixels of the grain-coherent search, (rows·cols,) bool: every ``stride``-th row and column (offset
     ``stride // 2``) plus the last row and column when the grid leaves them more than ``stride // 2`` away, so
@@ -471,7 +486,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     tg = np.flatnonzero(targets)
     if not len(a_idx) or not len(tg):
         return todo
-    t, nb_t = anchor_neighbours(scan_shape, tg, a_idx, reach)
+    t, nb_t = anchor_neighbours(scan_shape, tg, a_idx, reach, block_rows=config.COHERENT_BLOCK_ROWS)
     if not len(t):
         return todo
     mask = np.zeros(n, bool)
@@ -540,8 +555,9 @@ _ANCHOR_BLOCK = 2**22  # candidate (target, anchor) pairs per block of anchor_ne
 
 
 def anchor_neighbours(scan_shape: tuple[int, int], targets: np.ndarray, anchors: np.ndarray,
-                      reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each target pixel's anchors within ``reach`` scan px (Chebyshev), nearest first.
+                      reach: int, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each target pixel's anchors within ``reach`` scan px (Chebyshev), nearest first; with ``block_rows``, only
+    anchors in the same block of that many rows (:func:`coherence_blocks`).
 
     ``targets`` and ``anchors`` are flat pixel indices (row-major) of a ``scan_shape`` grid, ``anchors`` ascending.
     Order: by ``max(|Δr|, |Δc|) + 1e-3 (|Δr| + |Δc|)``, ties in scan order. Returns ``(t, nb)``: the targets with
@@ -572,12 +588,16 @@ def anchor_neighbours(scan_shape: tuple[int, int], targets: np.ndarray, anchors:
             for k, (dr, dc) in enumerate(offs):
                 rr, cc = r + dr, c + dc
                 inside = (rr >= 0) & (rr < ny) & (cc >= 0) & (cc < nx)
+                if block_rows:
+                    inside &= rr // block_rows == r // block_rows
                 pix = np.where(inside, rr * nx + cc, 0)
                 cand[:, k] = np.where(inside & is_anchor[pix], pix, -1)
         else:
             dr = np.abs(r[:, None] - a_r[None, :])
             dc = np.abs(c[:, None] - a_c[None, :])
             near = (dr <= reach) & (dc <= reach)
+            if block_rows:
+                near &= (r[:, None] // block_rows) == (a_r[None, :] // block_rows)
             order = np.argsort(np.where(near, np.maximum(dr, dc) + 1e-3 * (dr + dc), np.inf), axis=1, kind="stable")
             cand = np.where(np.take_along_axis(near, order, axis=1), anchors[order], -1)
         has = cand >= 0
@@ -736,7 +756,9 @@ def index_orientations(
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
     dataset = read_as_indexed(dataset, prm)
-    chunks = row_chunks(ny, prm.chunk_rows)
+    # chunks of whole coherence blocks (the result does not depend on chunk_rows; see coherence_blocks)
+    b = config.COHERENT_BLOCK_ROWS
+    chunks = row_chunks(ny, -(-prm.chunk_rows // b) * b)
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phase_list, prm), {"shape": [ny, nx, ky, kx]})
