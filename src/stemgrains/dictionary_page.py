@@ -7,10 +7,12 @@ Regenerate the page's tables with ``python -m stemgrains.dictionary_page``; a te
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from .data_dictionary import render_tables
 from .settings import SECTIONS, schema, toml_value
 
-__all__ = ["render_markdown"]
+__all__ = ["render_markdown", "regenerate"]
 
 
 def render_markdown() -> str:
@@ -32,5 +34,23 @@ def render_markdown() -> str:
     return "\n".join(lines)
 
 
+MARKER = "<!-- generated from stemgrains.data_dictionary: do not edit below -->\n\n"
+
+
+def regenerate(page: Path) -> bool:
+    """Rewrite the generated part of ``page`` (below :data:`MARKER`) atomically; False when ``page`` has no marker."""
+    text = page.read_text(encoding="utf-8") if page.is_file() else ""
+    if MARKER not in text:
+        return False
+    tmp = page.with_name(page.name + ".tmp")
+    tmp.write_text(text.split(MARKER, 1)[0] + MARKER + render_markdown(), encoding="utf-8")
+    tmp.replace(page)
+    return True
+
+
 if __name__ == "__main__":  # pragma: no cover  (regenerates the tables of docs/data-dictionary.md)
-    print(render_markdown(), end="")
+    doc = Path(__file__).resolve().parents[2] / "docs" / "data-dictionary.md"  # a source checkout
+    if regenerate(doc):
+        print(f"wrote {doc}")
+    else:
+        print(render_markdown(), end="")
