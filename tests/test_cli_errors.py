@@ -169,3 +169,65 @@ def test_segment_thresholds_that_keep_nothing_are_refused(indexed_sample, tmp_pa
     rc = main(["segment", str(indexed_sample), "-o", str(tmp_path / "s.h5"), *extra])
     err = capsys.readouterr().err
     assert rc == 2 and expect in err and err.count("\n") == 1, err
+
+
+def test_run_checks_electrodes_and_its_own_inputs_before_any_work(data_samples, tmp_path, capsys):
+    """Touching electrodes or a NaN potential used to fail after indexing, leaving results.h5 behind; a config
+    copied to OUTDIR/config.toml was replaced by the run's own."""
+    base = ["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+            "--field", "1,0"]
+    for extra, expect in ((["--electrode", "left=1", "--electrode", "top=0"], "overlap or touch"),
+                          (["--electrode", "left=nan", "--electrode", "right=0"], "must be finite")):
+        out = tmp_path / "r"
+        assert main(base + extra + ["-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and err.count("\n") == 1, err
+        assert not out.exists()
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    assert main(["config", "--dump", "-o", str(folder / "config.toml")]) == 0
+    before = (folder / "config.toml").read_bytes()
+    capsys.readouterr()
+    assert main(base + ["--config", str(folder / "config.toml"), "-o", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "an input of this run, but the run writes config.toml" in err and err.count("\n") == 1, err
+    assert (folder / "config.toml").read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["config.toml"]
+
+
+def test_config_output_must_be_a_config(data_samples, tmp_path, capsys):
+    cif = tmp_path / "au.cif"
+    cif.write_bytes((data_samples / "au.cif").read_bytes())
+    notes = tmp_path / "notes.toml"
+    notes.write_text("my notes\n")
+    for out, expect in ((cif, "give a .toml file"), (notes, "not a config file")):
+        before = out.read_bytes()
+        assert main(["config", "--dump", "-o", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert expect in err and err.count("\n") == 1, err
+        assert out.read_bytes() == before
+    assert main(["config", "--dump", "-o", str(notes), "--force"]) == 0
+    assert main(["config", "--dump", "-o", str(notes)]) == 0  # a config of ours is replaced
+
+
+def test_small_one_line_refusals(data_samples, indexed_sample, tmp_path, capsys):
+    cases = [
+        (["segment", str(indexed_sample), "-o", str(tmp_path / "s.h5"), "--special", ":60:1,1,1:5"], "NAME is empty"),
+        (["segment", str(indexed_sample), "-o", str(tmp_path / "s.h5"), "--figures", str(data_samples / "au.cif")],
+         "is a crystal structure (CIF), not a folder"),
+        (["simulate", "--phase", "au", "--scan", "2,2", "--detector", "16,16", "-o", str(tmp_path / "sim.ang")],
+         "give a .h5 or .hdf5 file name"),
+    ]
+    for argv, expect in cases:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert expect in err and err.count("\n") == 1, err
+    assert not (tmp_path / "s.h5").exists() and not (tmp_path / "sim.ang").exists()
+
+
+def test_a_config_file_value_is_not_blamed_on_an_option(data_samples, tmp_path, capsys):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[index]\nchunk_rows = 0\n")
+    rc = main(["index", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "o.h5"), "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--chunk-rows" not in err and "chunk_rows" in err, err

@@ -122,9 +122,11 @@ _API_NAMES = {
 _NAME_AT_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s*\([^)]*\))?(?=[ :])")
 
 
-def _option_names(message: str, subparser: argparse.ArgumentParser | None) -> str:
+def _option_names(message: str, subparser: argparse.ArgumentParser | None, typed: list[str]) -> str:
     """A message that starts with an API parameter name (``chunk_rows must be ...``) as the user typed it
-    (``--chunk-rows must be ...``), where the command has that option; other messages unchanged."""
+    (``--chunk-rows must be ...``), where the command has that option and it is among the ``typed`` arguments
+    (a value from a config file keeps the name: the file's own checks name file, section and key); other messages
+    unchanged."""
     m = _NAME_AT_START.match(message)
     if subparser is None or m is None:
         return message
@@ -132,6 +134,8 @@ def _option_names(message: str, subparser: argparse.ArgumentParser | None) -> st
     dest = _API_NAMES.get(name, name)
     for action in subparser._actions:
         if action.dest == dest and action.option_strings:
+            if not any(t == o or t.startswith(o + "=") for t in typed for o in action.option_strings):
+                return message
             option = max(action.option_strings, key=len)
             return option + (m.group(2) or "") + message[m.end():]
     return message
@@ -154,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         with _safe_interrupts():
             return int(args._run(args) or 0)
     except StemgrainsError as err:
-        print(f"stemgrains {args.command}: error: {_option_names(str(err), _subparser(parser, args.command))}",
+        typed = list(sys.argv[1:] if argv is None else argv)
+        print(f"stemgrains {args.command}: error: {_option_names(str(err), _subparser(parser, args.command), typed)}",
               file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."

@@ -155,7 +155,11 @@ def _refuse_in_run_folder(results: Path, option: str) -> None:
     refuse_run_folders(results, option, hint="write the results elsewhere (-o OUT.h5 outside it)")
 
 
-def _refuse_other_results(output: str | os.PathLike | None, source: Path, replace: bool) -> None:
+_STAGE_GROUPS = ("grains", "boundaries", "classification", "transport")
+
+
+def _refuse_other_results(output: str | os.PathLike | None, source: Path, replace: bool,
+                          writes: tuple[str, ...] = ()) -> None:
     """``segment``/``classify``/``transport -o OUT.h5``: refuse an existing ``OUT.h5`` holding the results of
     another input unless ``replace`` (``--force``). The new file records the input ``source`` records (a copy of
     our results file), or ``source`` itself (an ``.ang``/``.ctf`` map); updating ``source`` in place is always
@@ -167,7 +171,15 @@ def _refuse_other_results(output: str | os.PathLike | None, source: Path, replac
         return  # (a missing source: the command says so)
     ours = file_signature(source) == HDF5_SIGNATURE
     made_from = (recorded_input(source) or str(source)) if ours else str(source)
-    refuse_results_of_another_input(Path(output), made_from, replace=replace)
+    kept = set(writes)
+    if ours:
+        import h5py
+
+        with h5py.File(source, "r") as f:
+            kept |= {g for g in _STAGE_GROUPS if g in f}
+    # the stages' results OUT.h5 holds that the new file (a copy of source plus what this stage writes) would not
+    refuse_results_of_another_input(Path(output), made_from, replace=replace,
+                                    drops=tuple(g for g in _STAGE_GROUPS if g not in kept))
 
 
 def _record_source(f: Any, source: Path, output: Path) -> None:
@@ -340,7 +352,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     _require_h5(out)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
-    _refuse_other_results(out, src, replace_other)
+    _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"))
     _check_side_outputs(csv, "boundaries", replace_other)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
@@ -463,7 +475,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     _require_h5(output)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
-    _refuse_other_results(output, results, replace_other)
+    _refuse_other_results(output, results, replace_other, writes=("classification",))
     _check_side_outputs(csv, "classification", replace_other)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
@@ -573,7 +585,7 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     _require_h5(output)
     check_outputs({"--figures": figures}, [path, output])
     _refuse_in_run_folder(Path(output) if output else path, "-o" if output else "RESULTS")
-    _refuse_other_results(output, path, replace_other)
+    _refuse_other_results(output, path, replace_other, writes=("transport",))
     electrodes = transport_electrodes(t["electrodes"])
     grain_map = read_grains(path)
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))
@@ -662,6 +674,10 @@ def run_pipeline(
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
+    if electrodes is not None:  # the electrodes on this scan's map (masks' shapes, touching edges) before any work
+        from .transport.api import check_electrodes
+
+        check_electrodes(electrodes, ds.scan_shape, (transport_params or {}).get("frame"))
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
@@ -816,6 +832,11 @@ def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
     require_potential_difference(list(electrodes.items()))  # before hours of indexing
     if any(k.endswith(".npy") for k in electrodes):
         return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
+    # image edges only: potentials and touching edges do not depend on the map's size, so check them now (a batch
+    # checks once, before any input is indexed)
+    from .transport.api import check_electrodes
+
+    check_electrodes(dict(electrodes), (8, 8))
     return dict(electrodes)
 
 

@@ -124,3 +124,19 @@ def test_index_keeps_later_stages_of_the_same_input(tmp_path, capsys, data_sampl
     assert main(argv + ["--force"]) == 0
     with h5py.File(out, "r") as f:
         assert "orientation" in f and "grains" not in f
+
+
+def test_segment_keeps_the_later_stages_of_the_same_input(tmp_path, capsys, data_samples):
+    """`segment -o` onto a file of the same input holding a classification used to drop it (fresh-user test)."""
+    data = str(data_samples / "nba_sample.h5")
+    src = _results(tmp_path / "map.h5", data, seed=3)  # index-only results of the input
+    out = _results(tmp_path / "full.h5", data, seed=3)
+    with h5py.File(out, "a") as f:
+        f.create_group("classification").create_dataset("x", data=np.zeros(2))
+    before = out.read_bytes()
+    capsys.readouterr()
+    assert main(["segment", str(src), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "also holds the classification of this input" in err[0], err
+    assert out.read_bytes() == before
+    assert main(["segment", str(src), "-o", str(out), "--force"]) == 0

@@ -65,6 +65,8 @@ def parse_special(spec: Any) -> SpecialMisorientation:
                                         float(spec[3]) if len(spec) > 3 else 5.0)
         except (TypeError, ValueError, IndexError):
             raise ParameterError(f"special misorientation {spec!r}: expected (name, angle_deg, axis, tolerance_deg)") from None
+    if not str(out.name).strip():
+        raise ParameterError(f"special misorientation {spec!r}: NAME is empty (NAME:ANGLE:U,V,W[:TOL])")
     if len(out.axis) not in (3, 4) or not np.any(out.axis):
         raise ParameterError(f"special misorientation {out.name!r}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0")
     if len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:

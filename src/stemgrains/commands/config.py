@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ParameterError
+from ..errors import ParameterError, StemgrainsError
 
 NAME = "config"
 HELP = "write the default config file (--dump), extract a results file's config (--from) or check one (--check)"
@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="write the config recorded in a results file (or a config file, normalised)")
     what.add_argument("--check", metavar="FILE.toml", help="validate a config file (or a results file's config)")
     p.add_argument("-o", "--output", default=None, metavar="FILE.toml",
-                   help="write there (atomically) instead of to standard output (\"-\": standard output)")
+                   help="write there (atomically) instead of to standard output (\"-\": standard output); an "
+                        "existing file is replaced only when it is a config file (a .toml that reads as one)")
+    p.add_argument("--force", action="store_true", help="replace an existing -o file whatever it holds")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,8 +47,16 @@ def run(args: argparse.Namespace) -> int:
         from ..io.outputs import check_outputs
 
         check_outputs({"-o": args.output}, [args.from_file])  # before anything is read
-        if Path(args.output).suffix.lower() in (".h5", ".hdf5"):
+        if Path(args.output).suffix.lower() != ".toml":
             raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
+        if Path(args.output).is_file() and not args.force:
+            try:
+                load_config(args.output)
+            except StemgrainsError:
+                from ..io.outputs import describe_file
+
+                raise ParameterError(f"-o {args.output}: is {describe_file(Path(args.output))}, not a config file; "
+                                     "choose another name, or give --force to replace it") from None
     if args.dump:
         text = dump_config()
     else:

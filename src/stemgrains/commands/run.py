@@ -63,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve(args, NAME)
     if is_batch(args.input):  # batch_params checks the phases, field, electrodes, calibration once, up front
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
+    _refuse_inputs_among_outputs(args.output, [*args.phase, args.config, cfg["calibration"].get("file"),
+                                               *(k for k in (cfg["transport"].get("electrodes") or {})
+                                                 if str(k).endswith(".npy"))])
     record = run_record(args.input[0], batch_params(args.phase, cfg, NAME))
     done = completed_run(args.output, record) if record is not None and not args.force else None
     if done is not None:
@@ -73,6 +76,32 @@ def run(args: argparse.Namespace) -> int:
                          progress=not args.no_progress, scheduler=args.scheduler, record=record)
     print_summary(out, args.output)
     return 0
+
+
+#: the files `run` writes into its folder (and every .png: the figures)
+RUN_FILES = ("results.h5", "config.toml", "summary.json", "boundaries.csv", "segments.csv", "calibration.json",
+             "stemgrains_run.json")
+
+
+def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:
+    """One line, before any work, when a file the run reads (a phase CIF, the config, the calibration, an
+    electrode mask) is one it would write into ``outdir`` (a user's config copied to OUTDIR/config.toml, a CIF
+    named summary.json): the run would replace its own input."""
+    from pathlib import Path
+
+    from ..errors import ParameterError
+
+    folder = Path(outdir).resolve()
+    for item in inputs:
+        if not item:
+            continue
+        p = Path(item)
+        if not p.is_file():
+            continue
+        rp = p.resolve()
+        if rp.parent == folder and (rp.name in RUN_FILES or rp.suffix.lower() == ".png"):
+            raise ParameterError(f"{item}: an input of this run, but the run writes {rp.name} into {outdir}; move it "
+                                 "or choose another output folder")
 
 
 def run_record(input_path: str, params: dict[str, Any]) -> dict[str, str] | None:

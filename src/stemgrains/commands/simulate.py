@@ -120,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     if args.phase:
         params["phases"] = [str(sample_cif(p)) for p in args.phase]
     check_outputs({"-o": args.output}, params.get("phases", []))
+    if Path(args.output).suffix.lower() not in (".h5", ".hdf5") and not Path(args.output).is_dir():
+        raise ParameterError(f"-o {args.output}: a simulated scan is HDF5; give a .h5 or .hdf5 file name")
     if not args.force:
         _refuse_existing(Path(args.output))
     progress = not args.no_progress

@@ -173,6 +173,8 @@ def check_outputs(outputs: Mapping[str, str | os.PathLike | None], inputs: Itera
         if out is None:
             continue
         o = Path(out)
+        if name.startswith("--figures") and o.exists() and not o.is_dir():  # a folder of figures, not a file
+            raise ParameterError(f"{name} {o}: is {describe_file(o)}, not a folder; give a folder for the figures")
         for i in ins:
             if same_file(o, i):
                 raise ParameterError(

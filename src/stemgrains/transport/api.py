@@ -509,6 +509,15 @@ def _checked_numbers(grain_map: Any, sigma_ip: float, conductivity_ratio: float,
     return sigma_ip, ratio, sigma_gb, t_gb, sigma_frame, h, rtol
 
 
+def check_electrodes(electrodes: Any, map_shape: tuple[int, int], frame: int | None = None) -> None:
+    """The checks :func:`solve_transport` makes on ``electrodes`` for a map of ``map_shape`` (and a ``frame`` of
+    that many pixels), before any map exists: names, finite potentials, a potential difference, mask shapes, and
+    no two electrodes at different potentials touching. Raises a one-line :class:`ParameterError`."""
+    pad = int(frame or 0)
+    grid = (int(map_shape[0]) + 2 * pad, int(map_shape[1]) + 2 * pad)
+    _electrode_setup(electrodes, tuple(map_shape), grid, pad, False, False)
+
+
 def _electrode_setup(electrodes: Any, map_shape: tuple, grid_shape: tuple, pad: int, periodic_y: bool,
                      periodic_x: bool) -> tuple[list[dict], list[np.ndarray], tuple[int, int]]:
     """Parsed electrodes, their nodes on the FEM node grid and that grid's shape; conflicts raise."""
