@@ -603,6 +603,14 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
 
 
 # ------------------------------------------------------------------------------------------------ the whole pipeline
+def _check_run_electrodes(electrodes: Any, scan_shape: tuple[int, int], transport_params: dict | None) -> None:
+    """The electrodes on this scan's map (mask shapes, touching edges, potentials) before any work."""
+    if electrodes is not None:
+        from .transport.api import check_electrodes
+
+        check_electrodes(electrodes, scan_shape, (transport_params or {}).get("frame"))
+
+
 def run_pipeline(
     input_path: str | os.PathLike,
     phases: list[Any],
@@ -674,10 +682,7 @@ def run_pipeline(
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
-    if electrodes is not None:  # the electrodes on this scan's map (masks' shapes, touching edges) before any work
-        from .transport.api import check_electrodes
-
-        check_electrodes(electrodes, ds.scan_shape, (transport_params or {}).get("frame"))
+    _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
