@@ -231,3 +231,18 @@ def test_a_config_file_value_is_not_blamed_on_an_option(data_samples, tmp_path, 
                "-o", str(tmp_path / "o.h5"), "--config", str(cfg)])
     err = capsys.readouterr().err
     assert rc == 2 and "--chunk-rows" not in err and "chunk_rows" in err, err
+
+
+def test_run_into_a_folder_of_someone_elses_files_is_refused(data_samples, tmp_path, capsys):
+    """A folder no run claimed, holding files named like the run's outputs (a user's summary.json, a figure):
+    refused in one line unless --overwrite (they used to be replaced)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "summary.json").write_text('{"mine": true}')
+    (folder / "grains_ipf.png").write_bytes(b"not ours")
+    rc = main(["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "--field", "1,0", "-o", str(folder)])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds files the run writes" in err and "summary.json" in err and err.count("\n") == 1, err
+    assert (folder / "summary.json").read_text() == '{"mine": true}'
+    assert sorted(p.name for p in folder.iterdir()) == ["grains_ipf.png", "summary.json"]

@@ -770,6 +770,12 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
             and not any((out / n).exists() for n in RUN_OUTPUTS):
         old = None  # a run that stopped before writing anything (bad input, say): nothing to protect
     legacy = old is None and (out / "results.h5").is_file()
+    if old is None and not legacy and out.is_dir() and not overwrite:
+        foreign = [n for n in RUN_OUTPUTS if (out / n).exists()]
+        if foreign:  # files a run writes, in a folder no run claimed: someone's own files
+            shown = ", ".join(foreign[:4]) + (" ..." if len(foreign) > 4 else "")
+            raise ParameterError(f"-o {out}: holds files the run writes ({shown}) that no stemgrains run made; choose "
+                                 "another folder, or add --overwrite to replace them")
     if old is not None or legacy:
         previous = old.get("input", "an unknown dataset") if old is not None else _results_input(out / "results.h5")
         resumable = old is not None and not old.get("complete", True) and old.get("input") == ident["input"]
