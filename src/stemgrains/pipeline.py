@@ -165,18 +165,13 @@ def _refuse_other_results(output: str | os.PathLike | None, source: Path, replac
     our results file), or ``source`` itself (an ``.ang``/``.ctf`` map); updating ``source`` in place is always
     allowed."""
     from .io.files import HDF5_SIGNATURE, file_signature
-    from .io.outputs import recorded_input, refuse_results_of_another_input, same_file
+    from .io.outputs import groups_held, recorded_input, refuse_results_of_another_input, same_file
 
     if output is None or not source.is_file() or same_file(output, source):
         return  # (a missing source: the command says so)
     ours = file_signature(source) == HDF5_SIGNATURE
     made_from = (recorded_input(source) or str(source)) if ours else str(source)
-    kept = set(writes)
-    if ours:
-        import h5py
-
-        with h5py.File(source, "r") as f:
-            kept |= {g for g in _STAGE_GROUPS if g in f}
+    kept = set(writes) | (set(groups_held(source, _STAGE_GROUPS)) if ours else set())
     # the stages' results OUT.h5 holds that the new file (a copy of source plus what this stage writes) would not
     refuse_results_of_another_input(Path(output), made_from, replace=replace,
                                     drops=tuple(g for g in _STAGE_GROUPS if g not in kept))

@@ -17,12 +17,16 @@ from stemgrains.cli import main
 from stemgrains.simulate import sample_cif, simulate_polycrystal
 
 
-@pytest.fixture(scope="module")
-def small_scan(tmp_path_factory):
-    path = tmp_path_factory.mktemp("resume") / "scan.h5"
-    simulate_polycrystal(path, phases=[sample_cif("au")], scan_shape=(12, 8), detector_shape=(64, 64), n_grains=3,
+def _scan(tmp_path_factory, rows):
+    path = tmp_path_factory.mktemp(f"resume{rows}") / "scan.h5"
+    simulate_polycrystal(path, phases=[sample_cif("au")], scan_shape=(rows, 8), detector_shape=(64, 64), n_grains=3,
                          seed=4, dose=1e4, progress=False)
     return path
+
+
+@pytest.fixture(scope="module")
+def small_scan(tmp_path_factory):
+    return _scan(tmp_path_factory, 12)
 
 
 def _cli(*args, env=None):
@@ -32,10 +36,7 @@ def _cli(*args, env=None):
 @pytest.fixture(scope="module")
 def long_scan(tmp_path_factory):
     """48 rows: 6 chunks of 8 (chunks are whole blocks of 8 rows), so a kill lands mid-way."""
-    path = tmp_path_factory.mktemp("resume_long") / "scan.h5"
-    simulate_polycrystal(path, phases=[sample_cif("au")], scan_shape=(48, 8), detector_shape=(64, 64), n_grains=3,
-                         seed=4, dose=1e4, progress=False)
-    return path
+    return _scan(tmp_path_factory, 48)
 
 
 @pytest.mark.slow

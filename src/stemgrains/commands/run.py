@@ -78,11 +78,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-#: the files `run` writes into its folder (and every .png: the figures)
-RUN_FILES = ("results.h5", "config.toml", "summary.json", "boundaries.csv", "segments.csv", "calibration.json",
-             "stemgrains_run.json")
-
-
 def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:
     """One line, before any work, when a file the run reads (a phase CIF, the config, the calibration, an
     electrode mask) is one it would write into ``outdir`` (a user's config copied to OUTDIR/config.toml, a CIF
@@ -90,7 +85,9 @@ def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:
     from pathlib import Path
 
     from ..errors import ParameterError
+    from ..io.outputs import RUN_MANIFEST, RUN_OUTPUTS
 
+    writes = {*RUN_OUTPUTS, RUN_MANIFEST, "calibration.json"}
     folder = Path(outdir).resolve()
     for item in inputs:
         if not item:
@@ -99,7 +96,7 @@ def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:
         if not p.is_file():
             continue
         rp = p.resolve()
-        if rp.parent == folder and (rp.name in RUN_FILES or rp.suffix.lower() == ".png"):
+        if rp.parent == folder and (rp.name in writes or rp.suffix.lower() == ".png"):
             raise ParameterError(f"{item}: an input of this run, but the run writes {rp.name} into {outdir}; move it "
                                  "or choose another output folder")
 

@@ -45,6 +45,7 @@ from ..errors import ParameterError
 __all__ = [
     "input_files",
     "same_file",
+    "groups_held",
     "check_outputs",
     "RUN_MANIFEST",
     "RUN_OUTPUTS",
@@ -336,13 +337,13 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
         kind = "an image" if "image" in what else "a results file"
         raise ParameterError(f"{option} {out}: is {describe_file(out)}, not {kind} of this input; choose another "
                              "name, or give --force to replace it")
-    held = _groups_held(out, drops)
+    held = groups_held(out, drops)
     if held:
         raise ParameterError(f"{option} {out}: also holds the {', '.join(held)} of this input, which the new output "
                              "would not keep; choose another name, or give --force to replace it")
 
 
-def _groups_held(path: Path, groups: Iterable[str]) -> list[str]:
+def groups_held(path: Path, groups: Iterable[str]) -> list[str]:
     """Which of ``groups`` the HDF5 file ``path`` holds (none for a file that is not HDF5)."""
     groups = list(groups)
     if not groups:
