@@ -54,6 +54,19 @@ K_MAX_CAP = 2.0
 K_MAX_LIMIT = 4.0
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
 FIT_EXCITATION_WINDOW = 0.05
+#: the final choice among hypotheses weighs each one's image score by ((explained + 1)/(detected + 1)) ** this
+FIT_SCORE_POWER = 1.0
+#: spot-pair hypotheses (index._pairs): pairs among this many strongest detected spots ...
+PAIR_SPOTS = 8
+#: ... on the patterns whose solution leaves at least this many detected spots unexplained
+PAIR_MIN_UNEXPLAINED = 1
+#: ... matched to reflections at least this fraction of the strongest's intensity ...
+PAIR_MIN_RELATIVE_INTENSITY = 0.01
+#: ... keep this many distinct orientations per pattern, each fitted to its explained spots' positions this many times
+PAIR_HYPOTHESES = 4
+#: ... chosen by their explained spots among the this many most voted (proposed by the most spot pairs)
+PAIR_VOTED = 64
+PAIR_REFINE_ITERATIONS = 3
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot
 FIT_TOLERANCE = 0.02
 FIT_TOLERANCE_REL = 0.02

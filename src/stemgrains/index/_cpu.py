@@ -803,6 +803,55 @@ def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
 
 
 @nb.njit(cache=True, nogil=True)
+def predicted_spots_index(R, g_c, lam, s_win, q_min, q_max):
+    """:func:`predicted_spots` and the reflection index of each, ((m, 2), (m,))."""
+    qmin2 = q_min * q_min
+    qmax2 = q_max * q_max
+    pred = np.empty((g_c.shape[0], 2))
+    idx = np.empty(g_c.shape[0], np.int64)
+    m = 0
+    for j in range(g_c.shape[0]):
+        s, gz, gg = excitation_error(g_c, j, R, lam)
+        if abs(s) > s_win:
+            continue
+        r2 = gg - gz * gz
+        if r2 < qmin2 or r2 > qmax2:
+            continue
+        pred[m, 0], pred[m, 1] = in_plane_position(g_c, j, R)
+        idx[m] = j
+        m += 1
+    return pred[:m], idx[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def explained_count(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel):
+    """Number of detected spots (px, py; sample frame, 1/Å) within ``tol_abs + tol_rel·|p|`` of a spot predicted by
+    orientation ``q`` (:func:`predicted_spots`: |excitation error| ≤ ``s_win``, q_min ≤ |g_xy| ≤ q_max)."""
+    R = qmatrix(q)
+    pred = predicted_spots(R, g_c, lam, s_win, q_min, q_max)
+    m = pred.shape[0]
+    n_ok = 0
+    for p in range(px.shape[0]):
+        tol = tol_abs + tol_rel * math.sqrt(px[p] * px[p] + py[p] * py[p])
+        t2 = tol * tol
+        for k in range(m):
+            dx = px[p] - pred[k, 0]
+            dy = py[p] - pred[k, 1]
+            if dx * dx + dy * dy <= t2:
+                n_ok += 1
+                break
+    return n_ok
+
+
+@nb.njit(cache=True, nogil=True)
+def fit_factor(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power):
+    """((n_explained + 1) / (n_detected + 1)) ** fit_power: the weight of the spot fit in the final choice
+    (:func:`rescore_one`); n_explained by :func:`explained_count`."""
+    n_ok = explained_count(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)
+    return ((n_ok + 1.0) / (px.shape[0] + 1.0)) ** fit_power
+
+
+@nb.njit(cache=True, nogil=True)
 def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel):
     """Correlation index and spot fit of orientation ``q`` on one pattern.
 
@@ -910,7 +959,7 @@ def pseudo_symmetric(q, hex_like):
 @nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
@@ -961,6 +1010,10 @@ def rescore_one(
         hq[m] = q
         hQ[m] = Q
         m += 1
+    hI = hQ[:m].copy()  # image scores alone
+    if fit_power > 0.0:
+        for ii in range(m):
+            hQ[ii] *= fit_factor(hq[ii], g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
     order = np.argsort(-hQ[:m])
     b = order[0]
     best = hq[b].copy()
@@ -981,8 +1034,17 @@ def rescore_one(
             q2 = hQ[k]
     if (not twin_same) and qt < 0:  # the best's twin is not among the hypotheses: score it
         tq, qt, _ = refine_orientation(twin, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
+        if fit_power > 0.0:
+            qt *= fit_factor(tq, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
         q2 = max(q2, qt)
     rel = min(max(100.0 * (1.0 - q2 / q1), 0.0), 100.0) if q1 > 0 else 0.0
+    if fit_power > 0.0:  # R is also bounded by the image score alone: reliable only where both criteria agree
+        i2 = 0.0
+        for k in range(m):
+            if k != b and sym_distance(best, hq[k], sym) > rel_dist and hI[k] > i2:
+                i2 = hI[k]
+        rel_i = min(max(100.0 * (1.0 - i2 / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0
+        rel = min(rel, rel_i)
     if twin_same:
         rel_t = 100.0
     else:
@@ -999,7 +1061,7 @@ def rescore_one(
 @nb.njit(cache=True, nogil=True, parallel=True)
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0, fit_power=0.0,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
     once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
@@ -1021,7 +1083,7 @@ def rescore_chunk(
         q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
-            init_step, max_eval, xtol, listed_dist,
+            init_step, max_eval, xtol, listed_dist, fit_power,
         )
         oq[i] = q
         oQ[i] = Q

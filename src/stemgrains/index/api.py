@@ -85,6 +85,12 @@ class IndexParams:
         spot fit beyond chance ``(f − c)/(1 − c)`` (f = ``spot_fit_fraction``, c = ``spot_fit_chance``): a solution
         that leaves a quarter of the detected spots unexplained is not reliable however distinct it is (on multislice
         data such pixels were the confidently wrong ones). ``None`` keeps R as it is.
+    fit_score_power : the final choice among a pattern's hypotheses (and its reliability) weighs each one's image
+        score by ``((explained + 1)/(detected + 1)) ** fit_score_power`` (explained: detected spots within the fit
+        tolerance of a predicted one); 0 ranks by the image score alone.
+    pair_search : where the solution leaves detected spots unexplained, orientations proposed by pairs of detected
+        spots matched to reflection pairs by length and angle (:mod:`._pairs`, intensity-free) join the
+        hypotheses; they reach solutions the kinematic-intensity search misses on dynamical patterns.
     refine_max_eval, refine_xtol_deg : Nelder–Mead limits.
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
@@ -122,6 +128,8 @@ class IndexParams:
     fit_excitation_window: float = config.FIT_EXCITATION_WINDOW
     fit_tolerance: float = config.FIT_TOLERANCE
     fit_tolerance_rel: float = config.FIT_TOLERANCE_REL
+    fit_score_power: float = config.FIT_SCORE_POWER
+    pair_search: bool = True
     neighbor_pass: bool = True
     search_stride: int = config.SEARCH_STRIDE
     neighbor_average_radius: int = config.NEIGHBOR_AVERAGE_RADIUS
@@ -421,6 +429,8 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
         res = PhaseSearch(*index_chunk(*inputs))
         r = _rescore(res.quaternions, res.candidate_quaternions, ok, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine,
                      lib, params, sub.lam, sub.q_min)
+        if params.pair_search:
+            _pair_search(r, res, ok, sub, lib, params)
         full = []
         for a in r:
             f = np.zeros((n,) + a.shape[1:], dtype=a.dtype)
@@ -428,6 +438,38 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
             full.append(f)
         out.append(PhaseFit(*full))
     return out
+
+
+def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: TemplateLibrary, params: IndexParams) -> None:
+    """Where the settled solution ``r`` leaves detected spots unexplained, settle again with the spot-pair
+    hypotheses (:func:`._pairs.pair_hypotheses`; each also refined on the image) added to the search's. Updates
+    ``r`` in place for those patterns."""
+    from . import _pairs
+
+    need = ok & (sub.counts - r.n_explained >= config.PAIR_MIN_UNEXPLAINED)
+    if not need.any():
+        return
+    g, length, rep = _pairs.pair_tables(lib.refl.g, lib.refl.intensity, lib.symmetry_quaternions,
+                                        config.PAIR_MIN_RELATIVE_INTENSITY)
+    g_c, F2 = np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)
+    pq, pc = _pairs.pair_hypotheses(
+        need, sub.peaks, sub.counts, g, length, rep, g_c, sub.lam, params.fit_excitation_window, sub.q_min, params.k_max,
+        params.fit_tolerance, params.fit_tolerance_rel, config.PAIR_SPOTS, config.PAIR_HYPOTHESES,
+        lib.symmetry_quaternions, np.deg2rad(2.0), config.PAIR_REFINE_ITERATIONS, config.PAIR_VOTED,
+    )
+    step = np.deg2rad(lib.params["step_deg"])
+    refined = []
+    for k in range(pq.shape[1]):
+        mk = need & (pc[:, k] >= 0)
+        qk, _ = _cpu.refine_chunk(np.ascontiguousarray(pq[:, k]), mk, sub.imgs, sub.centers, sub.affine, g_c, F2, sub.lam,
+                                  params.excitation_error_sigma, sub.q_min, params.k_max, float(lib.params["intensity_power"]),
+                                  0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
+        refined.append(np.where(mk[:, None], qk, 0.0))
+    hyp = _compact_hypotheses(np.concatenate([res.candidate_quaternions, pq, np.stack(refined, axis=1)], axis=1))
+    r2 = _rescore(r.quaternions, hyp, need, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, lib, params, sub.lam,
+                  sub.q_min)
+    for arr, new in zip(r, r2):
+        arr[need] = new[need]
 
 
 def coherence_blocks(rows: int, block_rows: int | None = None) -> list[tuple[int, int]]:
@@ -640,7 +682,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
-        np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist,
+        np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist, float(params.fit_score_power),
     ))
 
 
