@@ -67,17 +67,18 @@ def test_multislice_au_right_phase_is_not_reported(name):
 
 
 @pytest.mark.parametrize(("name", "min_right"), [
-    ("ci-au-abtem", 0.70), ("heldout-au-abtem", 0.45), ("ci-nba-abtem", 0.45), ("heldout-nba-abtem", 0.30),
+    ("ci-au-abtem", 0.75), ("heldout-au-abtem", 0.72), ("ci-nba-abtem", 0.67), ("heldout-nba-abtem", 0.62),
 ])
 def test_multislice_accuracy_with_neighbour_summation(name, min_right):
-    """Regression guards on dynamical data (far from the issue's 95 %: see README, "Accuracy"). Summing each
-    pattern with its similar neighbours (the default) is what lifts these from 42 / 26 / 22 / 13 %."""
+    """Regression guards on dynamical data (still short of the issue's 95 %: see README, "What it does on data it
+    did not make"). Summing each pattern with its similar neighbours lifted these from 42 / 26 / 22 / 13 % to
+    74 / 49 / 49 / 34 %; the spot-pair hypotheses and the spot fit in the final choice to 78 / 76 / 71 / 66 %."""
     _, err, _ = run(name)
     assert np.mean(err < 2) >= min_right, f"within 2°: {np.mean(err < 2):.3f}"
 
 
 @pytest.mark.parametrize(("name", "min_precision"), [
-    ("ci-au-abtem", 0.93), ("ci-nba-abtem", 0.97), ("heldout-au-abtem", 0.93), ("heldout-nba-abtem", 0.88),
+    ("ci-au-abtem", 0.97), ("ci-nba-abtem", 0.98), ("heldout-au-abtem", 0.97), ("heldout-nba-abtem", 0.95),
 ])
 def test_multislice_reliability_cut_keeps_mostly_right_pixels(name, min_precision):
     """The reliability is scaled by the spot fit beyond chance (reliability_fit_range): on multislice data the

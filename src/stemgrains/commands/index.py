@@ -46,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         f"{config.NEIGHBOR_AVERAGE_RADIUS}; 0: every pattern alone)")
     p.add_argument("--no-neighbor-pass", action="store_true", default=None,
                    help="index every pixel on its own (skip the pass in which pixels try their neighbours' solutions)")
+    p.add_argument("--no-pair-search", action="store_true", default=None,
+                   help="skip the spot-pair hypotheses (orientations from pairs of detected spots, intensity-free) "
+                        "tried where the template solution leaves spots unexplained")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: chunks of scan rows (one input) or whole inputs (several) run on its workers")

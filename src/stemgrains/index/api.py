@@ -169,9 +169,12 @@ class IndexParams:
             object.__setattr__(self, name, int(v))
         if self.candidate_separation_deg is not None and not number("candidate_separation_deg") > 0:
             raise ParameterError(f"candidate_separation_deg must be positive, got {self.candidate_separation_deg!r}")
-        if not isinstance(self.neighbor_pass, (bool, np.bool_)):
-            raise ParameterError(f"neighbor_pass must be True or False, got {self.neighbor_pass!r}")
-        object.__setattr__(self, "neighbor_pass", bool(self.neighbor_pass))
+        for name in ("neighbor_pass", "pair_search"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
+            object.__setattr__(self, name, bool(getattr(self, name)))
+        if not 0 <= number("fit_score_power") <= 10:
+            raise ParameterError(f"fit_score_power must be between 0 and 10, got {self.fit_score_power!r}")
         if not number("fit_tolerance_rel") >= 0:
             raise ParameterError(f"fit_tolerance_rel must be >= 0, got {self.fit_tolerance_rel!r}")
         if not 0 <= number("min_correlation") < 1:
