@@ -335,7 +335,8 @@ def test_pair_hypotheses_recover_the_orientation_without_intensities(crystal, n_
         assert c[0] >= n_true and c[0] == c.max()
         err = error_rotvec_deg(q[0], q_true, sym)
         assert abs(err[2]) < 0.05 and np.linalg.norm(err) < 2.5
-        assert np.all(np.linalg.norm([error_rotvec_deg(x, q_true, sym) for x in q[1:][c[1:] >= 0]]).reshape(-1, 3), axis=1) > 5)  # distinct others
+        others = np.array([error_rotvec_deg(x, q_true, sym) for x in q[1:][c[1:] >= 0]]).reshape(-1, 3)
+        assert np.all(np.linalg.norm(others, axis=1) > 5)  # the other hypotheses: distinct orientations
     # spots exactly at Bragg condition (a point set with no symmetry): the truth itself
     rng = np.random.default_rng(7)
     q_true = unit_quaternions(rng)
