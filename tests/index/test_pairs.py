@@ -380,3 +380,39 @@ def test_pair_hypotheses_chunk_is_the_scalar_kernel(crystal):
         q, c = _pairs.pair_hypotheses_one(*pair_args(*pats[i], g, F2, sym))
         np.testing.assert_array_equal(oc[i], c)
         np.testing.assert_allclose(oq[i], q, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# final choice weighted by the spot fit
+# --------------------------------------------------------------------------------------------------------------------
+def test_rescore_fit_power_prefers_the_hypothesis_explaining_the_spots(crystal):
+    """The image holds q_a brightly and q_b faintly, the detected spots are q_b's: the image score alone picks q_a,
+    which leaves most spots unexplained; weighted by the spot fit (fit_power 1) q_b, explaining them all. The two
+    criteria disagree, so R is 0 then; by the image alone R is clearly positive. Kernel = reference in both."""
+    g, F2 = crystal
+    rng = np.random.default_rng(17)
+    sym = sym_data("O")
+    qa = near_zone_axis(rng)
+    qb = _cpu.qmul(qa, _cpu.qexp(np.deg2rad([0.0, 0.0, 30.0])))  # 30° about the beam: few spots in common
+    img = render(qa, g, F2) + 0.6 * render(qb, g, F2)
+    px, py, _ = pattern(qb, g, F2, rng)
+    n_a = _cpu.explained_count(qa, *fit_args(g), px, py, TOL_A, TOL_R)
+    assert _cpu.explained_count(qb, *fit_args(g), px, py, TOL_A, TOL_R) == len(px) and n_a < len(px) // 3
+    cands = np.zeros((2, 4))
+    cands[0] = qb
+    base = (qa, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX,
+            0.5, TOL_A, TOL_R, False, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0)
+    for fit_power, want in ((0.0, qa), (1.0, qb)):
+        fast = call_unmutated(_cpu.rescore_one, *base, fit_power)
+        slow = ref.rescore_one(*base, fit_power)
+        assert angle_deg(fast[0], want, sym) < 0.1 and angle_deg(slow[0], want, sym) < 0.1
+        assert fast[1] == pytest.approx(slow[1], rel=1e-3)
+        assert fast[5] == pytest.approx(slow[5], abs=0.5) and fast[6] == pytest.approx(slow[6], abs=0.5)
+        assert fast[7].shape == slow[7].shape
+        np.testing.assert_allclose(fast[8], slow[8], rtol=1e-2)
+        if fit_power == 0:
+            assert fast[5] > 20
+            assert fast[3] == pytest.approx(n_a)  # explained spot weight of the chosen solution
+        else:
+            assert fast[5] == 0.0
+            assert fast[3] == len(px)
