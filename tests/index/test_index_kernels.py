@@ -740,8 +740,9 @@ def test_pseudo_symmetric_matches_reference():
                 assert abs(abs(np.dot(a, b)) - 1) < 1e-12
 
 
+@pytest.mark.parametrize("fit_power", [0.0, 1.0])
 @pytest.mark.parametrize("hex_like", [False, True])
-def test_rescore_matches_reference(crystal, hex_like):
+def test_rescore_matches_reference(crystal, hex_like, fit_power):
     g, F2 = crystal
     rng = np.random.default_rng(13 + hex_like)
     sym = sym_data("C2")
@@ -756,12 +757,15 @@ def test_rescore_matches_reference(crystal, hex_like):
     cands[1] = unit_quaternions(rng)
     cands[2] = q0  # a duplicate of q0: dropped
     args = (q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5,
-            TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01))
+            TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0, fit_power)
     fast = call_unmutated(_cpu.rescore_one, *args)
     slow = ref.rescore_one(*args)
     assert np.rad2deg(ref.sym_distance(fast[0], slow[0], sym)) < TOL_REFINE_DEG * 5
     assert np.rad2deg(ref.sym_distance(fast[0], q_true, sym)) < 2 * TOL_TRUTH_DEG  # refined from a start 0.3° off
     assert fast[1] == pytest.approx(slow[1], rel=1e-3)
+    # Q1: the best's image score weighted by its spot fit (fit_power 0: the image score alone)
+    fit = ref.fit_factor(fast[0], g, LAM, S_WIN, Q_MIN, Q_MAX, px, py, TOL_A, TOL_R, fit_power)
+    assert fast[1] == pytest.approx(ref.image_score(fast[0], *score_args(g, F2, img)) * fit, rel=1e-9)
     # q0, 2 candidates and the pseudo-symmetric ones, less those that refine onto one already listed
     assert fast[7].shape[0] == slow[7].shape[0] and 3 <= fast[7].shape[0] <= 3 + (3 if hex_like else 1)
     for k in (5, 6):  # R, R_twin: from scores of refined hypotheses (two Nelder–Mead implementations)
@@ -774,7 +778,7 @@ def test_rescore_matches_reference(crystal, hex_like):
                              np.tile(np.pad(np.stack([px, py, np.ones(len(px))], 1), ((0, 2), (0, 0)))[None], (n, 1, 1)),
                              np.full(n, len(px)), np.tile(img, (n, 1, 1)), np.tile(CENTER, (n, 1)), AFFINE, sym, g, F2, LAM,
                              SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150,
-                             np.deg2rad(0.01), 2)
+                             np.deg2rad(0.01), 2, 0.0, fit_power)
     np.testing.assert_allclose(out[0][0], fast[0], atol=1e-12)
     np.testing.assert_allclose(out[0][1], q0)
     assert out[5][0] == pytest.approx(fast[5]) and out[5][1] == 0 and out[7].shape == (n, 2, 4)

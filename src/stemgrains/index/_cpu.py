@@ -979,6 +979,10 @@ def rescore_one(
     instead of a confident wrong answer. R_twin = 100 (1 − Q_twin/Q1) against the beam twin alone is returned apart
     (100 where the twin is symmetry-equivalent to the best).
 
+    With ``fit_power > 0`` each score (the beam twin's too, where it is refined apart) is Q × :func:`fit_factor` of
+    its orientation before the choice, R and R_twin, and R is the smaller of that R and the R of the image scores
+    alone over the hypotheses (reliable only where both criteria agree); Q1 and hyp_Q are the weighted scores.
+
     Returns (q, Q1, ci, w_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)); ci, w_explained and residual
     are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
     """

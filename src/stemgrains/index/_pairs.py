@@ -213,13 +213,14 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
     (px, py: sample frame 1/Å; amp: amplitudes) of one pattern, with the number of detected spots each explains.
 
     Every ordered pair (i, j) of those spots (not within 8° of collinear) is matched to reflections (g_a a family
-    representative of ``g``, g_b any of ``g``) with |g_a| and |g_b| within ``tol_abs + tol_rel·|p|`` of |p_i| and
-    |p_j| and an angle within the two tolerances seen from the origin; each match gives an orientation
-    (:func:`pair_orientation`). Orientations within ``same_dist`` (rad) of each other (after :func:`canonical`)
-    pool their votes; the ``n_vote`` most voted are scored by the detected spots they explain (reflections
-    ``g_fit``, :func:`._cpu.explained_count`), the ``n_keep`` best kept and each fitted to its explained spots'
-    positions (:func:`refine_positions`, ``n_refine_pos`` rounds). The right orientation is proposed by every pair
-    of its spots; a chance match by one or two.
+    representative of ``g``, g_b any of ``g`` not collinear with g_a) with |g_a| and |g_b| within
+    ``tol_abs + tol_rel·|p|`` of |p_i| and |p_j| and an angle within the two tolerances seen from the origin; each
+    match gives an orientation (:func:`pair_orientation`). Orientations within ``same_dist`` (rad) of each other
+    (after :func:`canonical`) pool their votes (each votes for the first listed one within same_dist; at most 1024
+    are listed, later new ones are dropped); the ``n_vote`` most voted are scored by the detected spots they
+    explain (reflections ``g_fit``, :func:`._cpu.explained_count`), the ``n_keep`` best kept and each fitted to its
+    explained spots' positions (:func:`refine_positions`, ``n_refine_pos`` rounds). The right orientation is
+    proposed by every pair of its spots; a chance match by one or two.
     Returns (quaternions (n_keep, 4), zeros where none; counts (n_keep,), −1 where none)."""
     n = px.shape[0]
     order = np.argsort(-amp)
@@ -264,6 +265,8 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
                     if b == a:
                         continue
                     cab = (g[a, 0] * g[b, 0] + g[a, 1] * g[b, 1] + g[a, 2] * g[b, 2]) / (length[a] * length[b])
+                    if 1.0 - cab * cab < 1e-12:  # collinear reflections (g_b = ±n g_a) span no plane: no orientation
+                        continue
                     if abs(math.acos(min(max(cab, -1.0), 1.0)) - ang_ij) > tang:
                         continue
                     q = canonical(pair_orientation(g[a], g[b], v[i], v[j]), sym)

@@ -8,7 +8,9 @@ Written from the kernels' docstrings (their specification), not from their loops
   :func:`stemgrains.crystal.scattering.excitation_error`;
 - the refinement with :func:`scipy.optimize.minimize` (Nelder–Mead) on the full reflection list;
 - the radial descriptors from hat-function weights, checked against
-  :func:`stemgrains.library.templates.radial_descriptor` by the tests.
+  :func:`stemgrains.library.templates.radial_descriptor` by the tests;
+- the spot-pair hypotheses (:mod:`._pairs`) by brute force over every spot pair and every reflection pair, with
+  rotations from scipy (``Rotation.from_matrix``, ``Rotation.align_vectors`` for TRIAD and Kabsch).
 
 Conventions as in :mod:`._cpu`: scalar-first quaternions, orix orientations (sample → crystal), angles in radians,
 q in 1/Å. Every function returns new arrays and never modifies its inputs.
@@ -449,22 +451,33 @@ def pseudo_symmetric(q, hex_like):
 
 
 def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
-                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0):
+                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows (as given), the
     pseudo-symmetric orientations of q0 (none within listed_dist of one listed before them; those scoring at
     least 0.75 of q0 refined with scipy's Nelder–Mead); then
     duplicates within same_dist dropped; the best by image
-    score; R over every hypothesis more than rel_dist away; R_twin against the best's beam twin."""
-    score = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
+    score; R over every hypothesis more than rel_dist away; R_twin against the best's beam twin.
+
+    With ``fit_power > 0`` every score (the beam twin's too, where it is refined apart) is the image score times
+    :func:`fit_factor` of its orientation, and R is the smaller of R over those scores and R over the image scores
+    alone (the hypotheses more than rel_dist from the best; the twin refined apart does not enter the latter)."""
+    image = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
+
+    def score(q):
+        Q = image(q)
+        if fit_power > 0:
+            Q *= fit_factor(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
+        return Q
+
     refine = lambda q: refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)[0]  # noqa: E731
     srcs = [(np.asarray(q0, float), False)] + [(c, False) for c in np.asarray(cands, float) if np.any(c != 0)]
     srcs += [(a, True) for a in pseudo_symmetric(q0, hex_like)]
     hyp: list[np.ndarray] = []
-    s0 = score(srcs[0][0])
+    s0 = image(srcs[0][0])
     for q, ref in srcs:
         if ref and listed_dist > 0 and min(sym_distance(q, h, sym) for h in hyp) < listed_dist:
             continue  # a listed hypothesis stands for it
-        q = refine(q) if ref and score(q) >= 0.75 * s0 else q
+        q = refine(q) if ref and image(q) >= 0.75 * s0 else q
         if hyp and min(sym_distance(q, h, sym) for h in hyp) < same_dist:
             continue
         hyp.append(q)
@@ -484,6 +497,11 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
         q2 = max(q2, qt)
         rel_t = float(np.clip(100 * (1 - qt / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
     rel = float(np.clip(100 * (1 - q2 / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
+    if fit_power > 0:
+        img_q = np.array([image(q) for q in hyp])
+        far_i = [img_q[k] for k in range(len(hyp)) if k != b and sym_distance(best, hyp[k], sym) > rel_dist]
+        i2 = max(far_i) if far_i else 0.0
+        rel = min(rel, float(np.clip(100 * (1 - i2 / img_q[b]), 0, 100)) if img_q[b] > 0 else 0.0)
     ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
     return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order]
 
@@ -530,3 +548,160 @@ def anchor_neighbours(scan_shape, targets, anchors, reach, block_rows=None):
     for i, x in enumerate(rows_out):
         nb[i, :len(x)] = x
     return np.array(t_out, np.int64), nb
+
+
+# --------------------------------------------------------------------------------------------------
+# spot fit and spot-pair hypotheses (:mod:`._pairs`)
+# --------------------------------------------------------------------------------------------------
+def predicted_positions(q, g_c, lam, s_win, q_min, q_max):
+    """Sample-frame (x, y) (m, 2) and row indices into ``g_c`` (m,) of the reflections of orientation ``q`` with
+    |s| ≤ s_win and q_min ≤ |g_xy| ≤ q_max (orix and :func:`stemgrains.crystal.scattering.excitation_error`)."""
+    g_s = sample_frame(q, g_c)
+    r = np.hypot(g_s[:, 0], g_s[:, 1])
+    ok = (np.abs(excitation_error(g_s, lam)) <= s_win) & (r >= q_min) & (r <= q_max)
+    return g_s[ok, :2], np.flatnonzero(ok)
+
+
+def nearest_predicted(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel):
+    """For each detected spot: the row of ``g_c`` of its nearest predicted spot and whether that lies within
+    tol_abs + tol_rel·|p| (all distances by numpy broadcasting)."""
+    pred, idx = predicted_positions(q, g_c, lam, s_win, q_min, q_max)
+    p = np.stack([np.asarray(px, float), np.asarray(py, float)], axis=1)
+    if len(p) == 0 or len(pred) == 0:
+        return np.zeros(len(p), np.int64), np.zeros(len(p), bool)
+    d = np.sqrt(((p[:, None, :] - pred[None, :, :]) ** 2).sum(-1))
+    k = np.argmin(d, axis=1)
+    return idx[k], d[np.arange(len(p)), k] <= tol_abs + tol_rel * np.hypot(p[:, 0], p[:, 1])
+
+
+def explained_count(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel):
+    """Detected spots within tol_abs + tol_rel·|p| of a predicted spot of ``q`` (:func:`predicted_positions`)."""
+    return int(nearest_predicted(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)[1].sum())
+
+
+def fit_factor(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power):
+    """((explained + 1) / (detected + 1)) ** fit_power."""
+    n_ok = explained_count(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)
+    return float(((n_ok + 1.0) / (len(px) + 1.0)) ** fit_power)
+
+
+def matrix_to_quaternion(R):
+    """Unit quaternion (scalar part ≥ 0) of the rotation matrix R (v_crystal = R v_sample, :func:`qmatrix`), via
+    scipy's ``Rotation.from_matrix`` (scipy's matrix of a quaternion is :func:`qmatrix`'s; the tests check it)."""
+    q = SciPyRotation.from_matrix(np.asarray(R, float)).as_quat(scalar_first=True)
+    return -q if q[0] < 0 else q
+
+
+def on_ewald_sphere(px, py, lam):
+    """Detected spots (px, py) as sample-frame 3-vectors at exact Bragg condition, g_z = −λ|p|²/2 (s = 0 of
+    :func:`excitation_error` to first order in λ|g|, the placement the kernels use), (n, 3)."""
+    px, py = np.asarray(px, float), np.asarray(py, float)
+    return np.stack([px, py, -0.5 * lam * (px**2 + py**2)], axis=1)
+
+
+def pair_orientation(g_a, g_b, v_i, v_j):
+    """The rotation with g_a ∥ R v_i exactly and g_b in the plane of R v_i, R v_j (on the side of R v_j): scipy's
+    ``align_vectors`` with an infinite weight on the first pair. Quaternion, scalar part ≥ 0."""
+    unit = lambda x: np.asarray(x, float) / np.linalg.norm(x)  # noqa: E731
+    rot, _ = SciPyRotation.align_vectors(np.stack([unit(g_a), unit(g_b)]), np.stack([unit(v_i), unit(v_j)]), weights=[np.inf, 1.0])
+    return matrix_to_quaternion(rot.as_matrix())
+
+
+def refine_positions(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, n_iter):
+    """:func:`._pairs.refine_positions` from its docstring: ``n_iter`` rounds of (pair each explained spot, placed
+    by :func:`on_ewald_sphere`, with its nearest predicted reflection; the rotation minimising Σ |R v − g|² by
+    scipy's ``align_vectors``), stopping where fewer than 3 spots are explained; the round explaining the most spots
+    (the later on ties, the start where none does better) is returned with its count."""
+    best_q = np.asarray(q, float).copy()
+    best_n = explained_count(best_q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)
+    v = on_ewald_sphere(px, py, lam)
+    cur = best_q
+    for _ in range(n_iter):
+        j, ok = nearest_predicted(cur, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)
+        if ok.sum() < 3:
+            break
+        rot, _ = SciPyRotation.align_vectors(np.asarray(g_c, float)[j[ok]], v[ok])
+        cur = matrix_to_quaternion(rot.as_matrix())
+        n = explained_count(cur, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel)
+        if n >= best_n:
+            best_q, best_n = cur, n
+    return best_q, best_n
+
+
+def canonical(q, sym):
+    """The s ⊗ q (s in ``sym``, orix products) with the largest |scalar part| (the first of equals), sign-flipped
+    to a scalar part ≥ 0."""
+    ops = (Quaternion(np.asarray(sym, float)) * Quaternion(np.asarray(q, float))).data.reshape(-1, 4)
+    p = ops[int(np.argmax(np.abs(ops[:, 0])))].copy()
+    return -p if p[0] < 0 else p
+
+
+def pair_votes(px, py, amp, g, rep, lam, tol_abs, tol_rel, k_use, sym, same_dist):
+    """The orientations proposed by the spot pairs and their votes, by brute force (the first part of
+    :func:`._pairs.pair_hypotheses_one`): every ordered pair (i, j) of the ``k_use`` strongest spots (by ``amp``,
+    placed by :func:`on_ewald_sphere`) at least 8° from collinear, against every pair (a, b) of rows of ``g`` with
+    ``rep[a]``, g_b not collinear with g_a, ||g_a| − |v_i|| ≤ t_i, ||g_b| − |v_j|| ≤ t_j (t = tol_abs + tol_rel·|v|)
+    and |∠(g_a, g_b) − ∠(v_i, v_j)| ≤ t_i/|v_i| + t_j/|v_j|; pairs in the order (i, j, a, b). Each match gives
+    q = :func:`canonical` (:func:`pair_orientation`); it votes for the first orientation listed within
+    ``same_dist`` (rad, 2 arccos|q·p|) of it, or is listed with one vote. Returns (orientations (m, 4), votes (m,))."""
+    amp = np.asarray(amp, float)
+    strongest = np.argsort(-amp, kind="stable")[:k_use]
+    v = on_ewald_sphere(np.asarray(px, float)[strongest], np.asarray(py, float)[strongest], lam)
+    nv = np.linalg.norm(v, axis=1)
+    g = np.asarray(g, float)
+    gn = np.linalg.norm(g, axis=1)
+    ug = g / gn[:, None]
+    ang_g = np.arccos(np.clip(ug @ ug.T, -1.0, 1.0))
+    not_collinear = np.linalg.norm(np.cross(ug[:, None, :], ug[None, :, :]), axis=-1) > 1e-6
+    seeds: list[np.ndarray] = []
+    votes: list[int] = []
+    for i in range(len(v)):
+        for j in range(len(v)):
+            if i == j:
+                continue
+            ang = float(np.arccos(np.clip(v[i] @ v[j] / (nv[i] * nv[j]), -1.0, 1.0)))
+            if min(ang, np.pi - ang) < np.deg2rad(8.0):
+                continue
+            ti, tj = tol_abs + tol_rel * nv[i], tol_abs + tol_rel * nv[j]
+            ok = (np.asarray(rep, bool) & (np.abs(gn - nv[i]) <= ti))[:, None] & (np.abs(gn - nv[j]) <= tj)[None, :]
+            ok &= not_collinear & (np.abs(ang_g - ang) <= ti / nv[i] + tj / nv[j])
+            for a, b in np.argwhere(ok):  # row-major: a, then b
+                q = canonical(pair_orientation(g[a], g[b], v[i], v[j]), sym)
+                if seeds:
+                    d = 2.0 * np.arccos(np.minimum(np.abs(np.array(seeds) @ q), 1.0))
+                    near = np.flatnonzero(d <= same_dist)
+                    if len(near):
+                        votes[near[0]] += 1
+                        continue
+                seeds.append(q)
+                votes.append(1)
+    return np.array(seeds).reshape(-1, 4), np.array(votes, np.int64)
+
+
+def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q_max, tol_abs, tol_rel, k_use, n_keep, sym,
+                        same_dist, n_refine_pos=3, n_vote=16):
+    """:func:`._pairs.pair_hypotheses_one` from its docstring: the votes of :func:`pair_votes` (lengths from ``g``
+    itself; ``length`` is not used), the ``n_vote`` most voted (stable) scored by :func:`explained_count` on
+    ``g_fit``; walking them by falling count (stable), each fitted by :func:`refine_positions` and kept unless within
+    same_dist (:func:`sym_distance`) of one kept before, up to ``n_keep``. Returns (quaternions (n_keep, 4), zeros
+    where none; counts (n_keep,), −1 where none)."""
+    out_q = np.zeros((n_keep, 4))
+    out_c = -np.ones(n_keep)
+    seeds, votes = pair_votes(px, py, amp, g, rep, lam, tol_abs, tol_rel, k_use, sym, same_dist)
+    if len(seeds) == 0:
+        return out_q, out_c
+    top = np.argsort(-votes, kind="stable")[:n_vote]
+    counts = np.array([explained_count(seeds[t], g_fit, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel) for t in top])
+    kept: list[np.ndarray] = []
+    for t in np.argsort(-counts, kind="stable"):
+        if len(kept) == n_keep:
+            break
+        q, c = seeds[top[t]], counts[t]
+        if n_refine_pos > 0:
+            q, c = refine_positions(q, g_fit, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, n_refine_pos)
+        if any(sym_distance(q, k, sym) <= same_dist for k in kept):
+            continue
+        out_q[len(kept)] = q
+        out_c[len(kept)] = c
+        kept.append(q)
+    return out_q, out_c
