@@ -783,28 +783,9 @@ def neighbor_pass(
 # quality of a solution: correlation index and spot fit (what the phase-fit check reads)
 # --------------------------------------------------------------------------------------------------
 @nb.njit(cache=True, nogil=True)
-def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
-    """Sample-frame positions (m, 2), 1/Å, of the reflections with |excitation error| ≤ ``s_win`` projecting between
-    q_min and q_max, for the orientation matrix R (:func:`qmatrix`)."""
-    qmin2 = q_min * q_min
-    qmax2 = q_max * q_max
-    pred = np.empty((g_c.shape[0], 2))
-    m = 0
-    for j in range(g_c.shape[0]):
-        s, gz, gg = excitation_error(g_c, j, R, lam)
-        if abs(s) > s_win:
-            continue
-        r2 = gg - gz * gz
-        if r2 < qmin2 or r2 > qmax2:
-            continue
-        pred[m, 0], pred[m, 1] = in_plane_position(g_c, j, R)
-        m += 1
-    return pred[:m]
-
-
-@nb.njit(cache=True, nogil=True)
 def predicted_spots_index(R, g_c, lam, s_win, q_min, q_max):
-    """:func:`predicted_spots` and the reflection index of each, ((m, 2), (m,))."""
+    """Sample-frame positions (m, 2), 1/Å, of the reflections with |excitation error| ≤ ``s_win`` projecting between
+    q_min and q_max, for the orientation matrix R (:func:`qmatrix`), and the index of each in ``g_c`` (m,)."""
     qmin2 = q_min * q_min
     qmax2 = q_max * q_max
     pred = np.empty((g_c.shape[0], 2))
@@ -821,6 +802,13 @@ def predicted_spots_index(R, g_c, lam, s_win, q_min, q_max):
         idx[m] = j
         m += 1
     return pred[:m], idx[:m]
+
+
+@nb.njit(cache=True, nogil=True)
+def predicted_spots(R, g_c, lam, s_win, q_min, q_max):
+    """Sample-frame positions (m, 2), 1/Å, of the reflections with |excitation error| ≤ ``s_win`` projecting between
+    q_min and q_max, for the orientation matrix R (:func:`qmatrix`)."""
+    return predicted_spots_index(R, g_c, lam, s_win, q_min, q_max)[0]
 
 
 @nb.njit(cache=True, nogil=True)
