@@ -85,10 +85,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "phase_id": ("—", "(ny, nx) phase id in /phases; −1 = not indexed"),
         "correlation_index": ("1", "(ny, nx) cosine of the solution's template and the processed pattern over the "
                                    "template's spots and the detected spots it leaves unexplained, 0–1"),
-        "reliability": ("1", "(ny, nx) R = 100·(1 − Q2/Q1), Q2 the best refined hypothesis > 5° away (Laue "
-                             "symmetry), the beam twin and, for trigonal/hexagonal phases, the 60° turn about c "
-                             "included; × clip((b − 0.5)/0.4, 0, 1), b the spot fit beyond chance (index "
-                             "reliability_fit_range), 0–100"),
+        "reliability": ("1", "(ny, nx) R = 100·(1 − Q2/Q1), Q = image score × ((explained + 1)/(detected + 1)) "
+                             "(index fit_score_power), Q2 the best refined hypothesis > 5° away (Laue symmetry), the "
+                             "beam twin and, for trigonal/hexagonal phases, the 60° turn about c included; at most "
+                             "the same R over the image scores alone; × clip((b − 0.5)/0.4, 0, 1), b the spot fit "
+                             "beyond chance (index reliability_fit_range), 0–100"),
         "twin_reliability": ("1", "(ny, nx) the same against the beam twin O ∘ Rz(180°) alone; 100 where the twin is "
                                   "symmetry-equivalent, 0–100"),
         "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "

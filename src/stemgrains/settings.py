@@ -406,7 +406,7 @@ _POSITIVE_FILE = frozenset({
     "index.step_deg", "index.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
     "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
     "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
-    "transport.conductivity_ratio", "spots.beam_radius_px",
+    "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
 #: file values that must be integers ≥ 1
 _COUNT_FILE = frozenset({
@@ -421,6 +421,9 @@ _RANGE = {
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
+    "index.fit_score_power": (0.0, 10.0),
+    "index.fit_tolerance_rel": (0.0, 1.0),
+    "index.min_correlation": (0.0, 1.0),
     "grains.threshold_deg": (0.0, 180.0),
     "grains.min_grain_size": (1, 10**9),
     "classify.type_tolerance_deg": (0.0, 45.0),

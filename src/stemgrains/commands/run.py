@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"sum each pattern with the similar patterns within N scan px before indexing (default "
                         f"{config.NEIGHBOR_AVERAGE_RADIUS}; 0: every pattern alone)")
     p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (memory, GPU batch; rounded up to whole blocks of 8 rows: the map does not depend on it; default 8)")
+    p.add_argument("--no-pair-search", action="store_true", default=None,
+                   help="skip the spot-pair hypotheses tried where the template solution leaves spots unexplained")
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
