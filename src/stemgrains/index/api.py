@@ -812,7 +812,7 @@ def index_orientations(
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress)
     if not _cpu.index_chunk.signatures:  # the kernels load (or, on a fresh install, compile) at first use
-        bar.set_description("indexing (first chunk: loading the numba kernels; compiling them takes ~1 min on first use)")
+        bar.set_description("indexing (first chunk: loading the numba kernels; compiling them takes 1–2 min on first use)")
 
     def chunk_done(r0: int, r1: int) -> None:
         bar.set_description("indexing")
