@@ -21,6 +21,7 @@ import math
 import numba as nb
 import numpy as np
 
+from ..crystal.spots import rotation_matrices
 from ..crystal.symmetry import qmul
 from ._cpu import explained_count, predicted_spots_index, qmatrix, sym_distance
 
@@ -29,8 +30,6 @@ def pair_tables(g_c: np.ndarray, intensity: np.ndarray, sym: np.ndarray, min_rel
     """Reflections used to propose orientations: those with intensity ≥ ``min_relative_intensity`` × the
     strongest, sorted by length. Returns (g (m, 3) crystal frame 1/Å, |g| (m,) ascending, representative (m,) bool:
     one reflection per family of reflections equivalent under the proper rotations ``sym`` (k, 4))."""
-    from ._cpu import qmatrix
-
     g_c = np.asarray(g_c, dtype=np.float64)
     intensity = np.asarray(intensity, dtype=np.float64)
     keep = intensity >= min_relative_intensity * intensity.max() if len(intensity) else np.zeros(0, bool)
@@ -38,15 +37,12 @@ def pair_tables(g_c: np.ndarray, intensity: np.ndarray, sym: np.ndarray, min_rel
     length = np.linalg.norm(g, axis=1)
     order = np.argsort(length, kind="stable")
     g, length = np.ascontiguousarray(g[order]), np.ascontiguousarray(length[order])
-    # family key: the lexicographically largest symmetry image (rounded), shared by the whole family
-    images = np.stack([g @ qmatrix(np.asarray(s, dtype=np.float64)) for s in sym])  # (k, m, 3)
-    key = np.round(images * 1e4).astype(np.int64)
-    best = key[0].copy()
-    for im in key[1:]:
-        larger = (im[:, 0] > best[:, 0]) | ((im[:, 0] == best[:, 0]) & (
-            (im[:, 1] > best[:, 1]) | ((im[:, 1] == best[:, 1]) & (im[:, 2] > best[:, 2]))))
-        best[larger] = im[larger]
-    _, first = np.unique(best, axis=0, return_index=True)
+    # family key: the lexicographically largest symmetry image (rounded), shared by the whole family; np.unique
+    # ranks the rounded images lexicographically, so the largest rank over the symmetry images is that key
+    images = np.einsum("kij,mj->kmi", rotation_matrices(sym), g)  # (k, m, 3)
+    key = np.round(images * 1e4).astype(np.int64).reshape(-1, 3)
+    _, rank = np.unique(key, axis=0, return_inverse=True)
+    _, first = np.unique(rank.reshape(len(sym), len(g)).max(axis=0), return_index=True)
     rep = np.zeros(len(g), bool)
     rep[first] = True
     return g, length, rep
