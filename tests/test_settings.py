@@ -165,6 +165,22 @@ def test_config_command_writes_the_dump(tmp_path, capsys):
     assert capsys.readouterr().out == settings.dump_config()
 
 
+def test_config_dump_keeps_an_edited_config_unless_forced(tmp_path, capsys):
+    out = tmp_path / "d.toml"
+    assert main(["config", "--dump", "-o", str(out)]) == 0
+    assert main(["config", "--dump", "-o", str(out)]) == 0  # the same values again: replaced, nothing lost
+    edited = out.read_text(encoding="utf-8").replace("\nstep_deg = 1.0\n", "\nstep_deg = 2.0\n")
+    assert "step_deg = 2.0" in edited
+    out.write_text(edited, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["config", "--dump", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "[index] step_deg" in err and "--force" in err and err.count("\n") == 1
+    assert out.read_text(encoding="utf-8") == edited
+    assert main(["config", "--dump", "-o", str(out), "--force"]) == 0
+    assert out.read_text(encoding="utf-8") == settings.dump_config()
+
+
 # ---------------------------------------------------------------------------------------------- end to end
 @pytest.fixture(scope="module")
 def scan(tmp_path_factory) -> Path:

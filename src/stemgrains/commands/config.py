@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     what.add_argument("--check", metavar="FILE.toml", help="validate a config file (or a results file's config)")
     p.add_argument("-o", "--output", default=None, metavar="FILE.toml",
                    help="write there (atomically) instead of to standard output (\"-\": standard output); an "
-                        "existing file is replaced only when it is a config file (a .toml that reads as one)")
+                        "existing file is replaced only when it is a config file holding the same values (an edited config is kept)")
     p.add_argument("--force", action="store_true", help="replace an existing -o file whatever it holds")
 
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             raise ParameterError(f"-o {args.output}: a config is TOML text; give a .toml file")
         if Path(args.output).is_file() and not args.force:
             try:
-                load_config(args.output)
+                existing = load_config(args.output)
             except StemgrainsError:
                 from ..io.outputs import describe_file
 
@@ -62,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.from_file)
         text = config_to_toml(cfg, header=f"config recorded in {args.from_file}")
+    if to_file and Path(args.output).is_file() and not args.force:
+        _refuse_other_values(args.output, existing, text)
     if to_file:
         from ..io.results import atomic_write_text
 
@@ -70,3 +72,23 @@ def run(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
+
+
+def _refuse_other_values(path: str, existing: dict, text: str) -> None:
+    """Refuse (ParameterError) to replace the config file ``path`` (values ``existing``) by ``text`` when that
+    changes a value: a config someone edited is not lost to ``--dump`` (``--force`` replaces it)."""
+    import tomllib
+
+    from ..settings import parse_config
+
+    new = parse_config(tomllib.loads(text))
+    changed = sorted(f"[{sec}] {key}" for sec in set(existing) | set(new)
+                     for key in set(existing.get(sec, {})) | set(new.get(sec, {}))
+                     if existing.get(sec, {}).get(key, _UNSET) != new.get(sec, {}).get(key, _UNSET))
+    if changed:
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise ParameterError(f"-o {path}: is a config file whose values this would change ({', '.join(changed[:3])}{more}); "
+                             "choose another name, or give --force to replace it")
+
+
+_UNSET = object()
