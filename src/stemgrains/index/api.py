@@ -452,8 +452,12 @@ def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: Temp
     need = ok & (sub.counts - r.n_explained >= config.PAIR_MIN_UNEXPLAINED)
     if not need.any():
         return
-    g, length, rep = _pairs.pair_tables(lib.refl.g, lib.refl.intensity, lib.symmetry_quaternions,
-                                        config.PAIR_MIN_RELATIVE_INTENSITY)
+    # the tables depend on the library alone: made once per library (they cost ~5 ms, per chunk twice before)
+    cache = lib.__dict__.setdefault("_pair_tables", {})
+    key = config.PAIR_MIN_RELATIVE_INTENSITY
+    if key not in cache:
+        cache[key] = _pairs.pair_tables(lib.refl.g, lib.refl.intensity, lib.symmetry_quaternions, key)
+    g, length, rep = cache[key]
     g_c, F2 = np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)
     pq, pc = _pairs.pair_hypotheses(
         need, sub.peaks, sub.counts, g, length, rep, g_c, sub.lam, params.fit_excitation_window, sub.q_min, params.k_max,
