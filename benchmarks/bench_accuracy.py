@@ -110,6 +110,45 @@ def reliability_table(right: np.ndarray, rel: np.ndarray) -> list[dict[str, Any]
     return out
 
 
+def variants(q: np.ndarray, phase) -> list[np.ndarray]:
+    """The orientations a thin crystal's spot pattern hardly tells from ``q`` (n, 4): the beam twin q ∘ Rz(180°) and,
+    for hexagonal/trigonal phases, the 60° turns about c, R_c(60°) ∘ q and R_c(60°) ∘ q ∘ Rz(180°) (stemgrains'
+    pseudo-symmetric hypotheses, written here with orix)."""
+    from orix.quaternion import Rotation
+
+    from stemgrains.crystal.phase import is_hexagonal_like
+
+    O = Rotation(q)
+    rz = Rotation.from_axes_angles([0, 0, 1], np.pi)
+    out = [O * rz]
+    if is_hexagonal_like(phase):
+        rc = Rotation.from_axes_angles([0, 0, 1], np.pi / 3)
+        out += [rc * O, rc * O * rz]
+    return [r.data.reshape(-1, 4) for r in out]
+
+
+def friedel_mates(ds, mask: np.ndarray) -> dict[str, Any]:
+    """How centrosymmetric a grain's summed pattern is: of the stronger half of its spots, the fraction with a spot
+    at −q (within 0.03 1/Å) of at least half its amplitude. Near 1, the pattern cannot tell an orientation from its
+    beam twin (only the Ewald sphere's curvature could)."""
+    from stemgrains.preprocess import SpotParams, detect_spots
+
+    rows, cols = np.nonzero(mask)
+    total = None
+    for r, c in zip(rows, cols):
+        p = np.asarray(ds.data[r, c], dtype=np.float64)
+        total = p if total is None else total + p
+    peaks, counts, _ = detect_spots(total, ds.calibration, SpotParams(max_peaks=200))
+    pk = peaks[0, : counts[0]]
+    if len(pk) < 2:
+        return {"n_spots": int(len(pk)), "strong_with_mate": None}
+    d = np.sqrt(((pk[:, None, :2] + pk[None, :, :2]) ** 2).sum(-1))
+    j = d.argmin(axis=1)
+    mate = (d[np.arange(len(pk)), j] < 0.03) & (pk[j, 2] >= 0.5 * pk[:, 2])
+    strong = pk[:, 2] >= np.median(pk[:, 2])
+    return {"n_spots": int(len(pk)), "strong_with_mate": float(mate[strong].mean())}
+
+
 def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     import h5py
 
@@ -146,6 +185,22 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     has = pid_true >= 0
     right = ang < RIGHT_DEG
 
+    near_variant = np.zeros((ny, nx), bool)  # wrong, but within RIGHT_DEG of a variant of the truth
+    for p in np.unique(pid_true[pid_true >= 0]):
+        m = (pid_true == p) & (pid_found == p) & ~(ang < RIGHT_DEG)
+        for v in variants(q_true[m], phases[int(p)]):
+            near_variant[m] |= C.disorientation_deg(q_found[m], v, phases[int(p)]) < RIGHT_DEG
+    # hexagonal/trigonal phases: how far the found c-axis (the conduction planes' normal) is from the true one
+    from stemgrains.crystal.phase import is_hexagonal_like
+    from stemgrains.crystal.symmetry import c_axis_sample
+
+    c_err = np.full((ny, nx), np.inf)
+    for p in np.unique(pid_true[pid_true >= 0]):
+        m = (pid_true == p) & (pid_found == p)
+        if m.any() and is_hexagonal_like(phases[int(p)]):
+            dot = np.abs(np.sum(c_axis_sample(q_found[m]) * c_axis_sample(q_true[m]), axis=1))
+            c_err[m] = np.degrees(np.arccos(np.clip(dot, 0.0, 1.0)))
+    hexa = has & np.isin(pid_true, [p for p in np.unique(pid_true[pid_true >= 0]) if is_hexagonal_like(phases[int(p)])])
     designed = (params.get("metadata") or {}).get("grain_classes")
     grains, by_class = [], {}
     for g in np.unique(gid[gid > 0]):
@@ -162,6 +217,9 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
                 "n_pixels": int(m.sum()),
                 "indexed_percent": float(100 * np.mean(pid_found[m] >= 0)),
                 "within_2deg_percent": float(100 * np.mean(a < RIGHT_DEG)),
+                "at_variant_percent": float(100 * np.mean(near_variant[m])),
+                "c_axis_within_2deg_percent": float(100 * np.mean(c_err[m] < RIGHT_DEG)) if hexa[m].any() else None,
+                "friedel_mates": friedel_mates(ds, m),
                 "median_deg": float(np.median(a)),  # inf (null) when most pixels are not indexed
                 "median_deg_indexed": float(np.median(a[np.isfinite(a)])) if np.isfinite(a).any() else None,
                 "median_reliability": float(np.median(rel[m])),
@@ -197,6 +255,8 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
         "median_deg": overall["median_deg"],
         "indexed_fraction": overall["indexed_fraction"],
         "ambiguity_180": overall["ambiguity_180"],
+        "at_variant_percent": float(100 * np.mean(near_variant[has])),
+        "c_axis_within_2deg_percent": float(100 * np.mean(c_err[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "reliability_cuts": reliability_table(right[has], rel[has]),
         "per_class": classes,
         "per_grain": grains,
@@ -224,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{p.name:28s} {r['engine']:9s} within 1/2/5°: {r['within_1deg_percent']:5.1f} {r['within_2deg_percent']:5.1f} "
             f"{r['within_5deg_percent']:5.1f} %  median {r['median_deg'] if r['median_deg'] is not None else float('nan'):.2f}°"
-            f"  ({r['index_seconds']:.1f} s)"
+            f"  ({r['index_seconds']:.1f} s); at a variant of the truth {r['at_variant_percent']:.1f} %"
+            + (f"; c-axis within 2° {r['c_axis_within_2deg_percent']:.1f} %" if r["c_axis_within_2deg_percent"] is not None else "")
         )
         for c, v in r["per_class"].items():
             print(f"    {c:15s} {v['n_grains']:2d} grains {v['n_pixels']:4d} px  within 2°: {v['within_2deg_percent']:5.1f} %")
@@ -240,6 +301,13 @@ def main(argv: list[str] | None = None) -> int:
             "c_par_beam": f"hexagonal/trigonal, c-axis <= {C_PAR_DEG:g}° from the beam",
             "reliability_cuts": "kept = reliability >= cut; kept_right_fraction = right among kept; "
             "right_kept_fraction = kept among right",
+            "at_variant_percent": f"not right, but within {RIGHT_DEG:g}° of a variant of the truth: its beam twin "
+            "truth ∘ Rz(180°), or for hexagonal/trigonal phases R_c(60°) ∘ truth (∘ Rz(180°))",
+            "c_axis_within_2deg_percent": f"hexagonal/trigonal phases: pixels whose c-axis (the conduction planes' normal) "
+            f"is within {RIGHT_DEG:g}° of the true one (as lines; the 60° turns about c leave it unchanged)",
+            "friedel_mates": "per grain: of the stronger half of the spots of the grain's summed pattern (raw counts), "
+            "strong_with_mate = the fraction with a spot at −q (within 0.03 1/Å) of at least half its amplitude; near 1 the "
+            "pattern is centrosymmetric and cannot tell the truth from its beam twin",
         },
         "machine": C.machine_info(),
         "versions": C.versions(),
