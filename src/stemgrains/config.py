@@ -67,6 +67,11 @@ PAIR_HYPOTHESES = 4
 #: ... chosen by their explained spots among the this many most voted (proposed by the most spot pairs)
 PAIR_VOTED = 64
 PAIR_REFINE_ITERATIONS = 3
+#: two-stage coarse search: the prefilter's templates are ranked by the correlation of the pattern's QUICK_PEAKS
+#: strongest peaks with each template's QUICK_SPOTS strongest spots, and the QUICK_KEEP best get the full correlation
+QUICK_PEAKS = 12
+QUICK_SPOTS = 48
+QUICK_KEEP = 128
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot
 FIT_TOLERANCE = 0.02
 FIT_TOLERANCE_REL = 0.02

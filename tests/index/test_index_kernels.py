@@ -270,6 +270,64 @@ def test_coarse_search_matches_reference(seed, n_p, n_templates, per_template):
     assert np.all(zero[0] == -1) and np.all(zero[2] == -1)
 
 
+@pytest.mark.parametrize("seed, n, K, n_peaks, n_keep", [(0, 5, 9, 4, 3), (1, 4, 12, 12, 5), (2, 3, 6, 8, 6), (3, 3, 7, 2, 9)])
+def test_quick_candidates_match_reference(seed, n, K, n_peaks, n_keep):
+    """The quick stage of the coarse search ranks the same templates as its reference (random peaks with repeated
+    amplitudes, empty templates, a pattern below min_peaks, n_keep ≥ K)."""
+    rng = np.random.default_rng(seed)
+    lib = random_library(rng, K + 3, 20)
+    max_p = 15
+    peaks = np.zeros((n, max_p, 3))
+    counts = rng.integers(0, max_p + 1, n).astype(np.int64)
+    counts[0] = max_p
+    for i in range(n):
+        r, t, a = random_polar(rng, int(counts[i]))
+        a[: len(a) // 3] = 0.5  # ties among the amplitudes: the strongest peaks are taken in a stable order
+        peaks[i, : counts[i]] = np.stack([r * np.cos(t), r * np.sin(t), a], axis=1)
+    cands = np.stack([rng.permutation(K + 3)[:K] for _ in range(n)]).astype(np.int64)
+    args = (peaks, counts, cands, *lib, 0.02, 180, n_peaks, n_keep, 4)
+    fast = call_unmutated(_cpu.quick_candidates, *args)
+    slow = ref.quick_candidates(*args)
+    assert fast.shape == (n, min(n_keep, K))
+    np.testing.assert_array_equal(fast, slow)
+    np.testing.assert_array_equal(_cpu.quick_candidates.py_func(*args), slow)
+    assert all(set(fast[i]) <= set(cands[i]) for i in range(n))
+
+
+def test_strongest_spots_subset():
+    """Each template's k strongest spots, in the library's (radius) order, with the subset's norm; made once."""
+    from types import SimpleNamespace
+
+    from stemgrains.index.api import _strongest_spots
+
+    rng = np.random.default_rng(5)
+    off, r, t, w, _ = random_library(rng, 9, 12, empty_every=3)
+    lib = SimpleNamespace(offsets=off, spot_r=r, spot_theta=t, spot_w=w)
+    o2, r2, t2, w2, n2 = _strongest_spots(lib, 4)
+    for k in range(9):
+        ws = w[off[k]:off[k + 1]]
+        keep = np.sort(np.argsort(-ws, kind="stable")[:4])
+        np.testing.assert_array_equal(r2[o2[k]:o2[k + 1]], r[off[k]:off[k + 1]][keep])
+        np.testing.assert_array_equal(t2[o2[k]:o2[k + 1]], t[off[k]:off[k + 1]][keep])
+        np.testing.assert_allclose(n2[k], np.linalg.norm(ws[keep]))
+    assert _strongest_spots(lib, 4)[1] is r2
+
+
+def test_quick_stage_keeps_the_template_of_a_pattern():
+    """A pattern made from one template's spots (rotated in-plane) ranks that template first among decoys."""
+    rng = np.random.default_rng(11)
+    off, r, t, w, norm = random_library(rng, 40, 30, empty_every=1000)
+    k = 17
+    s0, s1 = off[k], off[k + 1]
+    gamma = 0.7
+    peaks = np.zeros((1, 40, 3))
+    m = s1 - s0
+    peaks[0, :m] = np.stack([r[s0:s1] * np.cos(t[s0:s1] - gamma), r[s0:s1] * np.sin(t[s0:s1] - gamma), w[s0:s1]], axis=1)
+    cands = np.arange(40, dtype=np.int64)[None]
+    got = _cpu.quick_candidates(peaks, np.array([m]), cands, off, r, t, w, norm, 0.02, 360, 12, 5, 4)
+    assert got[0, 0] == k
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # a small synthetic crystal: simple cubic, a = 4 Å, 96 × 96 detector
 # --------------------------------------------------------------------------------------------------------------------

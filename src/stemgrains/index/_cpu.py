@@ -1127,3 +1127,47 @@ def fit_chances(quats, mask, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_
         if mask[i]:
             out[i] = fit_chance(quats[i], g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# quick stage of the coarse search: the strongest peaks against each template's strongest spots
+# --------------------------------------------------------------------------------------------------
+@nb.njit(cache=True, nogil=True, parallel=True)
+def quick_candidates(peaks, counts, cands, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n_bins, n_peaks, n_keep, min_peaks):
+    """The first stage of a two-stage coarse search: rank each pattern's candidate templates ``cands`` (n, K) by the
+    in-plane correlation (:func:`angular_correlation`, its maximum over γ) of the pattern's ``n_peaks`` strongest
+    peaks with each template's spots as given (CSR ``offsets``, ``sp_*`` sorted by radius: a subset, e.g. each
+    template's strongest spots), divided by the template's ``sp_norm``; returns the ``n_keep`` best of each row,
+    best first (n, min(n_keep, K)); rows of patterns with fewer than ``min_peaks`` peaks keep their first templates.
+    The full correlation then runs on these alone."""
+    n, K = cands.shape
+    k_out = min(n_keep, K)
+    out = np.empty((n, k_out), np.int64)
+    for i in nb.prange(n):
+        c = counts[i]
+        if c < min_peaks or k_out == K:
+            out[i] = cands[i, :k_out]
+            continue
+        amp = peaks[i, :c, 2].copy()
+        strong = np.argsort(-amp, kind="mergesort")[: min(n_peaks, c)]
+        px = peaks[i, strong, 0]
+        py = peaks[i, strong, 1]
+        r = np.sqrt(px * px + py * py)
+        order = np.argsort(r)
+        pk_r = r[order]
+        pk_t = np.arctan2(py[order], px[order])
+        pk_a = amp[strong][order]
+        h = np.empty(n_bins)
+        score = np.full(K, -1.0)
+        for k in range(K):
+            t = cands[i, k]
+            s0 = offsets[t]
+            s1 = offsets[t + 1]
+            if s1 == s0 or sp_norm[t] <= 0:
+                continue
+            angular_correlation_into(h, pk_r, pk_t, pk_a, sp_r[s0:s1], sp_t[s0:s1], sp_w[s0:s1], sigma_q)
+            score[k] = h.max() / sp_norm[t]
+        best = np.argsort(-score, kind="mergesort")[:k_out]
+        for j in range(k_out):
+            out[i, j] = cands[i, best[j]]
+    return out

@@ -397,6 +397,33 @@ def peak_radial_descriptors(peaks, counts, bin_width, n_bins, harmonics):
     return out
 
 
+def quick_candidates(peaks, counts, cands, offsets, sp_r, sp_t, sp_w, sp_norm, sigma_q, n_bins, n_peaks, n_keep, min_peaks):
+    """:func:`._cpu.quick_candidates` from its docstring: the ``n_peaks`` strongest peaks correlated in-plane with each
+    candidate's (subset) spots (:func:`angular_correlation`), max over γ / norm, the ``n_keep`` best (stable order)."""
+    n, K = cands.shape
+    k_out = min(n_keep, K)
+    out = np.empty((n, k_out), np.int64)
+    for i in range(n):
+        c = int(counts[i])
+        if c < min_peaks or k_out == K:
+            out[i] = cands[i, :k_out]
+            continue
+        p = np.asarray(peaks[i, :c], float)
+        p = p[np.argsort(-p[:, 2], kind="stable")[: min(n_peaks, c)]]
+        r = np.hypot(p[:, 0], p[:, 1])
+        o = np.argsort(r, kind="stable")
+        score = np.full(K, -1.0)
+        for k, t in enumerate(cands[i]):
+            s0, s1 = offsets[t], offsets[t + 1]
+            if s1 == s0 or sp_norm[t] <= 0:
+                continue
+            h = angular_correlation(r[o], np.arctan2(p[o, 1], p[o, 0]), p[o, 2], sp_r[s0:s1], sp_t[s0:s1], sp_w[s0:s1],
+                                    sigma_q, n_bins)
+            score[k] = h.max() / sp_norm[t]
+        out[i] = cands[i, np.argsort(-score, kind="stable")[:k_out]]
+    return out
+
+
 # --------------------------------------------------------------------------------------------------
 # solution quality
 # --------------------------------------------------------------------------------------------------

@@ -417,6 +417,10 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
         else:
             cands = np.broadcast_to(np.arange(lib.n_templates), (len(sel), lib.n_templates))
         cands = np.ascontiguousarray(cands, dtype=np.int64)
+        if config.QUICK_KEEP < cands.shape[1]:
+            off_s, r_s, t_s, w_s, norm_s = _strongest_spots(lib, config.QUICK_SPOTS)
+            cands = _cpu.quick_candidates(sub.peaks, sub.counts, cands, off_s, r_s, t_s, w_s, norm_s, params.sigma_coarse,
+                                          params.n_angles, config.QUICK_PEAKS, config.QUICK_KEEP, params.min_peaks)
         inputs = _cpu.ChunkInputs(
             peaks=sub.peaks, counts=sub.counts, imgs=sub.imgs, centers=sub.centers, affine=sub.affine, cands=cands,
             base_q=lib.base_quaternions, offsets=lib.offsets, sp_r=lib.spot_r, sp_t=lib.spot_theta, sp_w=lib.spot_w,
@@ -441,6 +445,27 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
             full.append(f)
         out.append(PhaseFit(*full))
     return out
+
+
+def _strongest_spots(lib: TemplateLibrary, k: int) -> tuple[np.ndarray, ...]:
+    """Each template's ``k`` strongest spots (by weight), sorted by radius, as the library's CSR arrays
+    ``(offsets, r, theta, w, norm)`` (norm = ‖w‖ of the subset): the quick stage's templates
+    (:func:`._cpu.quick_candidates`). Made once per library."""
+    cache = lib.__dict__.setdefault("_strongest_spots", {})
+    if k not in cache:
+        off = lib.offsets
+        n_t = len(off) - 1
+        keep = np.zeros(off[-1], bool)
+        for t in range(n_t):
+            w = lib.spot_w[off[t]:off[t + 1]]
+            keep[off[t] + np.argsort(-w, kind="stable")[:k]] = True  # spots stay in their (radius) order
+        tid = np.repeat(np.arange(n_t), np.diff(off))[keep]
+        per = np.bincount(tid, minlength=n_t)
+        w = lib.spot_w[keep]
+        norm = np.sqrt(np.bincount(tid, weights=w * w, minlength=n_t))
+        cache[k] = (np.concatenate([[0], np.cumsum(per)]).astype(np.int64), np.ascontiguousarray(lib.spot_r[keep]),
+                    np.ascontiguousarray(lib.spot_theta[keep]), np.ascontiguousarray(w), norm)
+    return cache[k]
 
 
 def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: TemplateLibrary, params: IndexParams) -> None:
