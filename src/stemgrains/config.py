@@ -70,6 +70,13 @@ PAIR_REFINE_ITERATIONS = 3
 #: two-stage coarse search: the prefilter's templates are ranked by the correlation of the pattern's QUICK_PEAKS
 #: strongest peaks with each template's QUICK_SPOTS strongest spots, and the QUICK_KEEP best get the full correlation
 QUICK_PEAKS = 12
+#: the relrod width σ_s (1/Å) of the kinematic model where it is not chosen from the data ...
+EXCITATION_ERROR_SIGMA = 0.015
+#: ... and the others among which index_orientations chooses by default (index.api.estimate_excitation_error_sigma) ...
+SIGMA_CANDIDATES = (0.01,)
+#: ... on about this many scan positions, counting those indexed with at least this reliability
+SIGMA_SUBSAMPLE = 128
+SIGMA_CONFIDENT_RELIABILITY = 5.0
 QUICK_SPOTS = 48
 QUICK_KEEP = 128
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot
