@@ -256,6 +256,10 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                                     drops=("grains", "boundaries", "classification", "transport"))
     refuse_foreign_side_output(export_ang, "--export-ang", input_path=input_path, replace=replace_other)
     refuse_foreign_side_output(export_ctf, "--export-ctf", input_path=input_path, replace=replace_other)
+    if auto_json is not None:
+        from .io.outputs import refuse_foreign_calibration
+
+        refuse_foreign_calibration([auto_json, auto_json.with_suffix(".png")], input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
@@ -268,7 +272,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
             from .preprocess.calibrate import run_auto_calibration
 
             cal_json = auto_json
-            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"),
+                                           input_path=input_path)
             if on_calibration is not None:
                 on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
@@ -678,6 +683,12 @@ def run_pipeline(
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
+    if auto_calibrate:  # a calibration.json/png not ours for this input; those of a run there: prepare_run_folder
+        from .io.outputs import refuse_foreign_calibration, run_folder_files
+
+        refuse_foreign_calibration([outdir / "calibration.json", outdir / "calibration.png" if figures else None],
+                                   input_path, replace=overwrite, managed=run_folder_files(outdir),
+                                   hint="--overwrite")
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
@@ -686,7 +697,7 @@ def run_pipeline(
         from .preprocess.calibrate import run_auto_calibration
 
         ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None)
+                                             outdir / "calibration.png" if figures else None, input_path=input_path)
         written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
