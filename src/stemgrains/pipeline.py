@@ -123,19 +123,43 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
     return {"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None}
 
 
-def _check_side_outputs(csv: str | None, stage: str, replace: bool) -> None:
+def _check_side_outputs(csv: str | None, stage: str, replace: bool, source: Path,
+                        output: str | os.PathLike | None) -> None:
     """``--csv OUT.csv`` of ``segment``/``classify`` (``stage``: the data-dictionary group, ``"boundaries"`` or
     ``"classification"``): the name must end in ``.csv``, and ``OUT.csv`` and ``OUT.segments.csv`` replace only
-    tables of ours unless ``replace`` (``--force``) (:func:`stemgrains.io.outputs.refuse_foreign_side_output`)."""
+    tables of ours made from the same input — recorded by ``source`` or ``output`` (the results files of this
+    input: :func:`_same_input_results`) — unless ``replace`` (``--force``)
+    (:func:`stemgrains.io.outputs.refuse_foreign_side_output`)."""
     from .io.outputs import refuse_foreign_side_output, require_suffix
 
     if not csv:
         return
     require_suffix(csv, "--csv", (".csv",), "a CSV table")
     outs = _csv_outputs(csv)
-    refuse_foreign_side_output(outs["--csv"], "--csv", csv_table=f"{stage}/boundaries", replace=replace)
+    records = _same_input_results(source, output)
+    refuse_foreign_side_output(outs["--csv"], "--csv", csv_table=f"{stage}/boundaries", replace=replace,
+                               records=records)
     refuse_foreign_side_output(outs["--csv (segments)"], "--csv (segments)", csv_table=f"{stage}/segments",
-                               replace=replace)
+                               replace=replace, records=records)
+
+
+def _same_input_results(source: Path, output: str | os.PathLike | None) -> list[Path]:
+    """Of ``source`` and an existing ``output``, the results files (HDF5) that record the input ``source``
+    records (``source`` itself for an ``.ang``/``.ctf`` map): those whose :func:`record_csv_tables` entries are
+    tables of this input."""
+    from .io.files import HDF5_SIGNATURE, file_signature
+    from .io.outputs import _absolute, recorded_input
+
+    if not source.is_file():
+        return []
+    ours = file_signature(source) == HDF5_SIGNATURE
+    made_from = (recorded_input(source) or str(source)) if ours else str(source)
+    out = []
+    for r in ([source] if ours else []) + ([Path(output)] if output is not None and Path(output).is_file() else []):
+        rec = recorded_input(r)
+        if r == source or (rec is not None and _absolute(rec) == _absolute(made_from)):
+            out.append(r)
+    return out
 
 
 def _require_h5(output: str | os.PathLike | None) -> None:
@@ -342,7 +366,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     from .boundaries import write_boundaries
     from .boundaries.misorientation import parse_special
     from .grains import write_grains
-    from .io.outputs import check_outputs
+    from .io.outputs import check_outputs, record_csv_tables
     from .io.results import atomic_h5, update_h5, write_parameters, write_provenance
     from .settings import write_config
 
@@ -353,7 +377,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
     _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"))
-    _check_side_outputs(csv, "boundaries", replace_other)
+    _check_side_outputs(csv, "boundaries", replace_other, src, out)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
@@ -379,9 +403,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         write_boundaries(f, boundaries)
         write_parameters(f, "segment", params)
         write_config(f, cfg, "segment")
-    if csv:
-        boundaries.boundaries.to_csv(Path(csv))
-        boundaries.segments.to_csv(Path(csv).with_suffix(".segments.csv"))
+        if csv:  # the tables before the results file is in place, which records them (record_csv_tables)
+            tables = [Path(csv), Path(csv).with_suffix(".segments.csv")]
+            boundaries.boundaries.to_csv(tables[0])
+            boundaries.segments.to_csv(tables[1])
+            record_csv_tables(f, tables)
     if figures:
         from .plot.grains import save_grain_figures
 
@@ -453,7 +479,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         the mean field), ``output`` (Path).
     """
     from .boundaries.classify import write_classification, write_classification_csv
-    from .io.outputs import check_outputs
+    from .io.outputs import check_outputs, record_csv_tables
     from .io.results import update_h5
     from .settings import write_config
 
@@ -476,7 +502,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
     _refuse_other_results(output, results, replace_other, writes=("classification",))
-    _check_side_outputs(csv, "classification", replace_other)
+    _check_side_outputs(csv, "classification", replace_other, results, output)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -487,9 +513,11 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         _record_source(f, results, out)
         write_classification(f, result)
         write_config(f, cfg, "classify")
-    if csv:
-        write_classification_csv(Path(csv), result, level="boundaries")
-        write_classification_csv(Path(csv).with_suffix(".segments.csv"), result, level="segments")
+        if csv:  # the tables before the results file is in place, which records them (record_csv_tables)
+            tables = [Path(csv), Path(csv).with_suffix(".segments.csv")]
+            write_classification_csv(tables[0], result, level="boundaries")
+            write_classification_csv(tables[1], result, level="segments")
+            record_csv_tables(f, tables)
     if figures:
         _classification_figures(Path(figures), grain_map, boundaries, result, applied, c["flat_tolerance_deg"])
     return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}

@@ -84,3 +84,55 @@ def test_calibration_records_its_input(tmp_path):
     with pytest.raises(ParameterError, match="records no input"):
         refuse_foreign_calibration([old], a)
     refuse_foreign_calibration([old], a, managed=[old])  # a file a run manifest governs is left to it
+
+
+# ------------------------------------------------------------------------------------------ --csv of another input
+def _results(path: Path, scan: Path, seed: int) -> Path:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grains"))
+    from synthetic_grains import synthetic_polycrystal
+
+    from stemgrains.io import write_orientation_map
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    scan.write_bytes(b"scan " + scan.name.encode())
+    xmap, _, _ = synthetic_polycrystal(shape=(12, 14), n_grains=3, seed=seed)
+    with atomic_h5(path) as f:
+        write_provenance(f, input_path=scan)
+        write_orientation_map(f, xmap)
+    return path
+
+
+def test_csv_of_another_input_is_refused(tmp_path, capsys):
+    """A table of ours records no input; the results file written with it does (csv_tables), so the same command
+    again replaces it while another input's run onto the same name is refused, naming the option and table."""
+    res_a = _results(tmp_path / "res_a.h5", tmp_path / "scan_a.h5", 0)
+    res_b = _results(tmp_path / "res_b.h5", tmp_path / "scan_b.h5", 1)
+    table = tmp_path / "t.csv"
+    argv = ["segment", str(res_a), "-o", str(tmp_path / "seg_a.h5"), "--csv", str(table), "--min-size", "1"]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the same input again: its own tables are replaced
+    assert table.read_text().startswith("boundary_id,")  # plain CSV: no comment line for pandas/spreadsheets
+    before = _tree(tmp_path)
+    capsys.readouterr()
+    rc = main(["segment", str(res_b), "-o", str(tmp_path / "seg_b.h5"), "--csv", str(table), "--min-size", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert f"--csv {table}: is a boundary table (segment --csv) that no results file of this input" in err[0]
+    assert _tree(tmp_path) == before  # refused before any work
+    # classify: in place, twice (the file records its tables), then another input's results onto the same table
+    seg_a = tmp_path / "seg_a.h5"
+    ctable = tmp_path / "c.csv"
+    assert main(["classify", str(seg_a), "--field", "1,0", "--csv", str(ctable)]) == 0
+    assert main(["classify", str(seg_a), "--field", "0,1", "--csv", str(ctable)]) == 0
+    assert main(["segment", str(res_b), "-o", str(tmp_path / "seg_b.h5"), "--csv", str(tmp_path / "tb.csv"),
+                 "--min-size", "1"]) == 0
+    capsys.readouterr()
+    assert main(["classify", str(tmp_path / "seg_b.h5"), "--field", "1,0", "--csv", str(ctable)]) == 2
+    assert "--csv" in capsys.readouterr().err
+    # a table edited since (or written by hand with our header) is not taken for this input's either
+    text = table.read_text()
+    table.write_text(text + text.splitlines()[-1] + "\n")
+    assert main(argv) == 2
+    assert main([*argv, "--force"]) == 0

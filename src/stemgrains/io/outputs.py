@@ -70,6 +70,9 @@ __all__ = [
     "is_our_csv",
     "refuse_foreign_side_output",
     "refuse_foreign_calibration",
+    "CSV_RECORD_ATTR",
+    "record_csv_tables",
+    "csv_recorded",
     "run_folder_files",
     "FIGURE_KIND_KEY",
     "export_input_line",
@@ -453,6 +456,50 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
     return header[0] == first and all(h in cols or re.sub(r"_\d+$", "", h) in cols for h in header)
 
 
+#: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
+#: ``{absolute path: [size in bytes, modification time in ns]}`` (:func:`record_csv_tables`)
+CSV_RECORD_ATTR = "csv_tables"
+
+
+def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
+    """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
+    written beside it, with their size and modification time, keeping the earlier entries (a classification
+    added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
+    line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
+    existing table was made from the same input."""
+    try:
+        rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
+    except (TypeError, ValueError):
+        rec = {}
+    rec = rec if isinstance(rec, dict) else {}
+    for p in paths:
+        st = Path(p).stat()
+        rec[str(_absolute(p))] = [int(st.st_size), int(st.st_mtime_ns)]
+    f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
+
+
+def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) -> bool:
+    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) with
+    its present size and modification time: the table is the one written with that results file, unchanged
+    since. Never raises (an unreadable file records nothing)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return False
+    key, now = str(_absolute(path)), [int(st.st_size), int(st.st_mtime_ns)]
+    for r in results:
+        try:
+            import h5py
+
+            with h5py.File(r, "r") as f:
+                rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
+        except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
+            continue
+        if isinstance(rec, dict) and rec.get(key) == now:
+            return True
+    return False
+
+
 def describe_file(path: str | os.PathLike) -> str:
     """What an existing file is, in words, for the messages refusing to replace it: ``the results of X``,
     ``a virtual image of X``, ``an orientation map exported from X``, ``a 4D-STEM scan (shape ...)``, ``a
@@ -507,17 +554,19 @@ def describe_file(path: str | os.PathLike) -> str:
 
 def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
                                input_path: str | os.PathLike | None = None, csv_table: str | None = None,
-                               replace: bool = False) -> None:
+                               replace: bool = False, records: Iterable[str | os.PathLike] = ()) -> None:
     """A side output (``--csv`` tables and their ``*.segments.csv``, ``--export-ang``, ``--export-ctf``) under
     the rule of ``-o`` (:func:`refuse_results_of_another_input`): an existing file is replaced only when it is
-    ours — a CSV whose header row is one of ours for ``csv_table`` (:func:`is_our_csv`; a CSV records no
-    input), an export whose header names ``input_path`` (:func:`export_input_line`) — or with ``replace``
-    (``--force``). Called before any work; the extension is checked by the caller (:func:`require_suffix`).
+    ours for the same input — a CSV whose header row is one of ours for ``csv_table`` (:func:`is_our_csv`) and
+    that one of ``records`` (the results files of the same input, e.g. the ``-o`` about to be replaced) lists
+    as written with it, unchanged since (:func:`csv_recorded`; a CSV records no input itself), an export whose
+    header names ``input_path`` (:func:`export_input_line`) — or with ``replace`` (``--force``). Called before
+    any work; the extension is checked by the caller (:func:`require_suffix`).
 
     Raises
     ------
     ParameterError
-        ``path`` is a folder, or an existing file that is not ours (one line saying what it is,
+        ``path`` is a folder, or an existing file that is not ours for this input (one line saying what it is,
         :func:`describe_file`).
     """
     if path is None:
@@ -529,7 +578,11 @@ def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
         return
     if csv_table is not None:
         if is_our_csv(p, csv_table):
-            return
+            if csv_recorded(p, records):
+                return
+            raise ParameterError(f"{option} {p}: is a {CSV_TABLES[csv_table]} that no results file of this input "
+                                 "records (made from another input, or changed since); choose another name, or "
+                                 "give --force to replace it")
         raise ParameterError(f"{option} {p}: is {describe_file(p)}, not a {CSV_TABLES[csv_table]} of ours; choose "
                              "another name, or give --force to replace it")
     rec = recorded_input(p)
