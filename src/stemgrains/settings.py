@@ -505,6 +505,15 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if kind == "strings":
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
             raise bad()
+        if key.path == "grains.special":  # checked where it is given, naming the option or the file and key
+            from .boundaries.misorientation import parse_special
+
+            for spec in value:
+                try:
+                    parse_special(spec)
+                except ParameterError as err:
+                    name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
+                    raise ParameterError(f"{name}: {err}") from None
         return list(value)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):
