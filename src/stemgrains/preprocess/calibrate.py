@@ -422,8 +422,9 @@ def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libr
     """Alternate indexing of ``patterns`` with the least-squares fit of the detector map; see the module
     docstring. Returns the fitted S, its covariance, and the history, or a reason."""
     from ..crystal import kinematic_spots, reflections
-    from ..index.api import index_patterns
+    from ..index.api import first_use_notice, index_patterns
 
+    first_use_notice()  # the first indexing of a process: the numba kernels load (or compile), say so
     refl = [reflections(p, k_max=index_params.k_max) for p in phases]
     history = []
     out: dict[str, Any] = {}
