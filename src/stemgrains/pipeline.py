@@ -148,7 +148,7 @@ def _same_input_results(source: Path, output: str | os.PathLike | None) -> list[
     records (``source`` itself for an ``.ang``/``.ctf`` map): those whose :func:`record_csv_tables` entries are
     tables of this input."""
     from .io.files import HDF5_SIGNATURE, file_signature
-    from .io.outputs import _absolute, recorded_input
+    from .io.outputs import recorded_input, same_file
 
     if not source.is_file():
         return []
@@ -157,7 +157,7 @@ def _same_input_results(source: Path, output: str | os.PathLike | None) -> list[
     out = []
     for r in ([source] if ours else []) + ([Path(output)] if output is not None and Path(output).is_file() else []):
         rec = recorded_input(r)
-        if r == source or (rec is not None and _absolute(rec) == _absolute(made_from)):
+        if r == source or (rec is not None and same_file(rec, made_from)):
             out.append(r)
     return out
 
@@ -639,6 +639,19 @@ def _check_run_electrodes(electrodes: Any, scan_shape: tuple[int, int], transpor
         check_electrodes(electrodes, scan_shape, (transport_params or {}).get("frame"))
 
 
+def _check_run_calibration(outdir: Path, input_path: str | os.PathLike, figures: bool, overwrite: bool,
+                           auto_calibrate: bool) -> None:
+    """``run --auto-calibrate`` (nothing without ``auto_calibrate``): refuse a ``calibration.json``/``.png`` in ``outdir`` that is not a calibration of
+    ours for this input, unless ``overwrite``; those a run's manifest lists are left to
+    :func:`stemgrains.io.outputs.prepare_run_folder`."""
+    from .io.outputs import refuse_foreign_calibration, run_folder_files
+
+    if not auto_calibrate:
+        return
+    refuse_foreign_calibration([outdir / "calibration.json", outdir / "calibration.png" if figures else None],
+                               input_path, replace=overwrite, managed=run_folder_files(outdir), hint="--overwrite")
+
+
 def run_pipeline(
     input_path: str | os.PathLike,
     phases: list[Any],
@@ -711,12 +724,7 @@ def run_pipeline(
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
-    if auto_calibrate:  # a calibration.json/png not ours for this input; those of a run there: prepare_run_folder
-        from .io.outputs import refuse_foreign_calibration, run_folder_files
-
-        refuse_foreign_calibration([outdir / "calibration.json", outdir / "calibration.png" if figures else None],
-                                   input_path, replace=overwrite, managed=run_folder_files(outdir),
-                                   hint="--overwrite")
+    _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
