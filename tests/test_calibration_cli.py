@@ -18,6 +18,7 @@ from stemgrains.crystal import load_phase
 from stemgrains.data import Calibration
 from stemgrains.index import index_orientations
 from stemgrains.io import load_4d, load_truth, read_results_calibration
+from stemgrains.io.outputs import recorded_input, refuse_foreign_calibration
 from stemgrains.io.results import read_parameters
 from stemgrains.library import laue_proper_group
 from stemgrains.simulate import default_q_pixel_size, sample_cif, simulate_polycrystal
@@ -111,6 +112,10 @@ def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys)
     assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate", "-o", str(out)]) == 0
     doc = json.loads((tmp_path / "map.calibration.json").read_text())
     assert (tmp_path / "map.calibration.png").is_file()
+    # both record the input, so that the same command again may replace them (and nothing else)
+    assert doc["input"] == str(tiny.resolve())
+    assert recorded_input(tmp_path / "map.calibration.png") == str(tiny.resolve())
+    refuse_foreign_calibration([tmp_path / "map.calibration.json", tmp_path / "map.calibration.png"], tiny)
     assert "calibration" in capsys.readouterr().out
     with h5py.File(out, "r") as f:
         recorded = read_parameters(f, "index")["calibration_fit"]

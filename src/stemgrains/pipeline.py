@@ -123,19 +123,43 @@ def _csv_outputs(csv: str | None) -> dict[str, Path | None]:
     return {"--csv": csv_out, "--csv (segments)": csv_out.with_suffix(".segments.csv") if csv_out else None}
 
 
-def _check_side_outputs(csv: str | None, stage: str, replace: bool) -> None:
+def _check_side_outputs(csv: str | None, stage: str, replace: bool, source: Path,
+                        output: str | os.PathLike | None) -> None:
     """``--csv OUT.csv`` of ``segment``/``classify`` (``stage``: the data-dictionary group, ``"boundaries"`` or
     ``"classification"``): the name must end in ``.csv``, and ``OUT.csv`` and ``OUT.segments.csv`` replace only
-    tables of ours unless ``replace`` (``--force``) (:func:`stemgrains.io.outputs.refuse_foreign_side_output`)."""
+    tables of ours made from the same input — recorded by ``source`` or ``output`` (the results files of this
+    input: :func:`_same_input_results`) — unless ``replace`` (``--force``)
+    (:func:`stemgrains.io.outputs.refuse_foreign_side_output`)."""
     from .io.outputs import refuse_foreign_side_output, require_suffix
 
     if not csv:
         return
     require_suffix(csv, "--csv", (".csv",), "a CSV table")
     outs = _csv_outputs(csv)
-    refuse_foreign_side_output(outs["--csv"], "--csv", csv_table=f"{stage}/boundaries", replace=replace)
+    records = _same_input_results(source, output)
+    refuse_foreign_side_output(outs["--csv"], "--csv", csv_table=f"{stage}/boundaries", replace=replace,
+                               records=records)
     refuse_foreign_side_output(outs["--csv (segments)"], "--csv (segments)", csv_table=f"{stage}/segments",
-                               replace=replace)
+                               replace=replace, records=records)
+
+
+def _same_input_results(source: Path, output: str | os.PathLike | None) -> list[Path]:
+    """Of ``source`` and an existing ``output``, the results files (HDF5) that record the input ``source``
+    records (``source`` itself for an ``.ang``/``.ctf`` map): those whose :func:`record_csv_tables` entries are
+    tables of this input."""
+    from .io.files import HDF5_SIGNATURE, file_signature
+    from .io.outputs import recorded_input, same_file
+
+    if not source.is_file():
+        return []
+    ours = file_signature(source) == HDF5_SIGNATURE
+    made_from = (recorded_input(source) or str(source)) if ours else str(source)
+    out = []
+    for r in ([source] if ours else []) + ([Path(output)] if output is not None and Path(output).is_file() else []):
+        rec = recorded_input(r)
+        if r == source or (rec is not None and same_file(rec, made_from)):
+            out.append(r)
+    return out
 
 
 def _require_h5(output: str | os.PathLike | None) -> None:
@@ -256,6 +280,10 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                                     drops=("grains", "boundaries", "classification", "transport"))
     refuse_foreign_side_output(export_ang, "--export-ang", input_path=input_path, replace=replace_other)
     refuse_foreign_side_output(export_ctf, "--export-ctf", input_path=input_path, replace=replace_other)
+    if auto_json is not None:
+        from .io.outputs import refuse_foreign_calibration
+
+        refuse_foreign_calibration([auto_json, auto_json.with_suffix(".png")], input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
@@ -268,7 +296,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
             from .preprocess.calibrate import run_auto_calibration
 
             cal_json = auto_json
-            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"))
+            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"),
+                                           input_path=input_path)
             if on_calibration is not None:
                 on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
@@ -337,7 +366,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     from .boundaries import write_boundaries
     from .boundaries.misorientation import parse_special
     from .grains import write_grains
-    from .io.outputs import check_outputs
+    from .io.outputs import check_outputs, record_csv_tables
     from .io.results import atomic_h5, update_h5, write_parameters, write_provenance
     from .settings import write_config
 
@@ -348,7 +377,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
     _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"))
-    _check_side_outputs(csv, "boundaries", replace_other)
+    _check_side_outputs(csv, "boundaries", replace_other, src, out)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
@@ -374,9 +403,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         write_boundaries(f, boundaries)
         write_parameters(f, "segment", params)
         write_config(f, cfg, "segment")
-    if csv:
-        boundaries.boundaries.to_csv(Path(csv))
-        boundaries.segments.to_csv(Path(csv).with_suffix(".segments.csv"))
+        if csv:  # the tables before the results file is in place, which records them (record_csv_tables)
+            tables = [Path(csv), Path(csv).with_suffix(".segments.csv")]
+            boundaries.boundaries.to_csv(tables[0])
+            boundaries.segments.to_csv(tables[1])
+            record_csv_tables(f, tables)
     if figures:
         from .plot.grains import save_grain_figures
 
@@ -448,7 +479,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         the mean field), ``output`` (Path).
     """
     from .boundaries.classify import write_classification, write_classification_csv
-    from .io.outputs import check_outputs
+    from .io.outputs import check_outputs, record_csv_tables
     from .io.results import update_h5
     from .settings import write_config
 
@@ -471,7 +502,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [results, output])
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
     _refuse_other_results(output, results, replace_other, writes=("classification",))
-    _check_side_outputs(csv, "classification", replace_other)
+    _check_side_outputs(csv, "classification", replace_other, results, output)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -482,9 +513,11 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         _record_source(f, results, out)
         write_classification(f, result)
         write_config(f, cfg, "classify")
-    if csv:
-        write_classification_csv(Path(csv), result, level="boundaries")
-        write_classification_csv(Path(csv).with_suffix(".segments.csv"), result, level="segments")
+        if csv:  # the tables before the results file is in place, which records them (record_csv_tables)
+            tables = [Path(csv), Path(csv).with_suffix(".segments.csv")]
+            write_classification_csv(tables[0], result, level="boundaries")
+            write_classification_csv(tables[1], result, level="segments")
+            record_csv_tables(f, tables)
     if figures:
         _classification_figures(Path(figures), grain_map, boundaries, result, applied, c["flat_tolerance_deg"])
     return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}
@@ -606,6 +639,19 @@ def _check_run_electrodes(electrodes: Any, scan_shape: tuple[int, int], transpor
         check_electrodes(electrodes, scan_shape, (transport_params or {}).get("frame"))
 
 
+def _check_run_calibration(outdir: Path, input_path: str | os.PathLike, figures: bool, overwrite: bool,
+                           auto_calibrate: bool) -> None:
+    """``run --auto-calibrate`` (nothing without ``auto_calibrate``): refuse a ``calibration.json``/``.png`` in ``outdir`` that is not a calibration of
+    ours for this input, unless ``overwrite``; those a run's manifest lists are left to
+    :func:`stemgrains.io.outputs.prepare_run_folder`."""
+    from .io.outputs import refuse_foreign_calibration, run_folder_files
+
+    if not auto_calibrate:
+        return
+    refuse_foreign_calibration([outdir / "calibration.json", outdir / "calibration.png" if figures else None],
+                               input_path, replace=overwrite, managed=run_folder_files(outdir), hint="--overwrite")
+
+
 def run_pipeline(
     input_path: str | os.PathLike,
     phases: list[Any],
@@ -678,6 +724,7 @@ def run_pipeline(
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
+    _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
@@ -686,7 +733,7 @@ def run_pipeline(
         from .preprocess.calibrate import run_auto_calibration
 
         ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None)
+                                             outdir / "calibration.png" if figures else None, input_path=input_path)
         written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)

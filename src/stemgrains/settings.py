@@ -450,8 +450,43 @@ _DIRECTION_FILE = frozenset({"classify.field"})
 _CLI = "command line: "
 
 
+#: ``[calibration]`` keys whose values :class:`stemgrains.data.Calibration` checks beyond their kind
+_CALIBRATION_CHECKED = ("center", "q_rotation_deg", "ellipticity", "affine")
+
+
+def check_calibration_value(name: str, value: Any, label: str) -> None:
+    """Check one calibration value as :class:`stemgrains.data.Calibration` does (finite centre and rotation, a
+    positive finite ellipticity ratio, a regular affine map) and name it by ``label`` — the option as typed
+    (``--ellipticity``) or the file and key — instead of the internal name. ``name`` is one of
+    ``center``, ``q_rotation_deg``, ``ellipticity``, ``affine``.
+
+    Raises
+    ------
+    ParameterError
+        e.g. ``--ellipticity ratio must be a finite positive number, got 0.0``.
+    """
+    from .data import Calibration
+
+    v = tuple(value) if isinstance(value, (list, tuple)) else value
+    try:
+        Calibration(q_pixel_size=1.0, **{name: v})
+    except ParameterError as err:
+        text = str(err)
+        if text.startswith(name):
+            raise ParameterError(f"{label}{text[len(name):]}") from None
+        raise ParameterError(f"{label}: {text}") from None
+
+
 def _check(key: Key, value: Any, where: str) -> Any:
     """The value normalised (ints → floats for float keys, lists for pairs), or a one-line ParameterError."""
+    value = _check_kind(key, value, where)
+    if key.section == "calibration" and key.name in _CALIBRATION_CHECKED and value is not None:
+        label = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
+        check_calibration_value(key.name, value, label)
+    return value
+
+
+def _check_kind(key: Key, value: Any, where: str) -> Any:
     def bad() -> ParameterError:
         if key.choices and isinstance(value, str):
             return ParameterError(f"{where}[{key.section}] {key.name}: expected one of {', '.join(key.choices)}, "
@@ -505,6 +540,15 @@ def _check(key: Key, value: Any, where: str) -> Any:
     if kind == "strings":
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
             raise bad()
+        if key.path == "grains.special":  # checked where it is given, naming the option or the file and key
+            from .boundaries.misorientation import parse_special
+
+            for spec in value:
+                try:
+                    parse_special(spec)
+                except ParameterError as err:
+                    name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
+                    raise ParameterError(f"{name}: {err}") from None
         return list(value)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):

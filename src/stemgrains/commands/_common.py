@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import ParameterError
-from ..settings import parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
+from ..settings import check_calibration_value, parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
 
 
 def add_calibration_overrides(p: argparse.ArgumentParser) -> None:
@@ -56,6 +56,10 @@ def calibration_overrides(args: argparse.Namespace) -> dict:
         v = flags[key]
         if v is not None and not (v > 0 and v < float("inf")):
             raise ParameterError(f"{opt} expects a finite positive number, got {v:g}")
+    for key, opt in (("center", "--center"), ("q_rotation_deg", "--q-rotation"), ("ellipticity", "--ellipticity"),
+                     ("affine", "--affine")):
+        if flags.get(key) is not None:
+            check_calibration_value(key, flags[key], opt)
     out.update({k: v for k, v in flags.items() if v is not None})
     return out
 

@@ -56,11 +56,11 @@ def run(args: argparse.Namespace) -> int:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
                     index_params={"k_max": args.k_max, "neighbor_average_radius": args.neighbor_average_radius})
-    write_calibration_json(out, fit)
+    write_calibration_json(out, fit, input_path=args.input)
     if not args.no_figure:
         from ..plot.calibration import plot_calibration
 
-        plot_calibration(fit, figure)
+        plot_calibration(fit, figure, input_path=args.input)
     print(format_fit(fit, out))
     return 0
 

@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
+    p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
+                   help="special misorientation (repeatable, as `segment --special`): name, angle (deg), axis [uvw] "
+                        "or [UVTW], tolerance (deg), e.g. twin:86.3:1,1,-2,0:5; replaces [grains] special of --config")
     p.add_argument("--delta", type=float, default=None, metavar="DEG", help=f"type tolerance (default {config.TYPE_TOLERANCE_DEG:g})")
     p.add_argument("--ratio", type=float, default=None, help=f"σ_ip/σ_op (default {config.CONDUCTIVITY_RATIO:g})")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")

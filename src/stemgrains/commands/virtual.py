@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,6 +84,14 @@ def _refuse_other_npy(out: Path, image: np.ndarray | None, scan_shape: tuple[int
                                  "replace it")
 
 
+def _named(option: str, make: Any, *a: Any, **kw: Any) -> Any:
+    """``make(*a, **kw)`` (a detector) with its one-line error named by the option typed (``--bf: ...``)."""
+    try:
+        return make(*a, **kw)
+    except ParameterError as err:
+        raise ParameterError(f"{option}: {err}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import load_4d
     from ..io.images import IMAGE_OUTPUTS, write_image
@@ -99,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         refuse_results_of_another_input(out, args.input, replace=args.force, what="the image", group="image")
     units = "q" if args.q_units else "px"
     if args.bf is not None:
-        det = bright_field(args.bf, units=units)
+        det = _named("--bf", bright_field, args.bf, units=units)
     elif args.annulus is not None:
         det = annulus(*parse_pair(args.annulus, "--annulus"), units=units)
     elif args.disk:
@@ -107,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         radii = {d[2] for d in disks}
         if len(radii) != 1:
             raise ParameterError(f"--disk: all disks of one image need the same radius, got {sorted(radii)}")
-        det = dark_field([d[:2] for d in disks], disks[0][2], units=units)
+        det = _named("--disk", dark_field, [d[:2] for d in disks], disks[0][2], units=units)
     else:
         mpath = Path(args.mask)
         if not mpath.is_file():

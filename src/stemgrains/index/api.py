@@ -771,6 +771,33 @@ def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> st
     )
 
 
+#: what the first indexing of a process says while the numba kernels load (compile, on a fresh install)
+FIRST_USE_MESSAGE = ("loading the numba kernels of the indexing (compiling them takes 1–2 min on first use after "
+                     "an install; later runs load them from the cache in seconds)")
+_notice_given = False
+
+
+def _kernels_loaded() -> bool:
+    """Whether the CPU indexing kernels are loaded in this process (numba loads, or compiles, at first call)."""
+    return bool(_cpu.index_chunk.signatures)
+
+
+def first_use_notice(bar: Any = None) -> None:
+    """Explain the long silence of the first indexing in a process: the numba kernels load from numba's cache,
+    or are compiled (1–2 min) on a fresh install. With a progress ``bar`` (tqdm) its description says it; without
+    (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels are loaded.
+    This is no progress report: it is printed whatever ``progress`` says."""
+    global _notice_given
+    if _kernels_loaded():
+        return
+    if bar is not None and not getattr(bar, "disable", False):
+        bar.set_description(f"indexing (first chunk: {FIRST_USE_MESSAGE})")
+        return
+    if not _notice_given:
+        _notice_given = True
+        print(f"stemgrains: {FIRST_USE_MESSAGE}", file=sys.stderr, flush=True)
+
+
 def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[TemplateLibrary], IndexParams, str]) -> ChunkResult:
     """Index a block of scan rows ``(n_rows, nx, ky, kx)`` (or patterns ``(n, ky, kx)``): the chunk task of
     :func:`index_orientations` (serial or on dask workers); ``shared`` is ``(libraries, params, backend)``."""
@@ -860,8 +887,7 @@ def index_orientations(
     from .._progress import progress_bar as tqdm
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress)
-    if not _cpu.index_chunk.signatures:  # the kernels load (or, on a fresh install, compile) at first use
-        bar.set_description("indexing (first chunk: loading the numba kernels; compiling them takes 1–2 min on first use)")
+    first_use_notice(bar if progress else None)
 
     def chunk_done(r0: int, r1: int) -> None:
         bar.set_description("indexing")

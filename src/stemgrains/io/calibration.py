@@ -34,9 +34,13 @@ CALIBRATION_KEYS = (
 )
 
 
-def write_calibration_json(path: str | os.PathLike, fit: Any) -> Path:
+def write_calibration_json(path: str | os.PathLike, fit: Any, input_path: str | os.PathLike | None = None) -> Path:
     """Write a :class:`~stemgrains.preprocess.calibrate.CalibrationFit` (or a plain :class:`Calibration`) as JSON,
-    atomically. Returns the path."""
+    atomically. Returns the path.
+
+    ``input_path`` (the data the fit was made from) is recorded as an absolute path under ``"input"``, beside
+    ``"software"``, so that :func:`stemgrains.io.outputs.recorded_input` recognises the file as a calibration of
+    that input (``index``/``run --auto-calibrate`` replace only those without ``--force``)."""
     path = Path(path)
     if isinstance(fit, Calibration):
         doc = {"calibration": fit.to_attrs()}
@@ -47,6 +51,11 @@ def write_calibration_json(path: str | os.PathLike, fit: Any) -> Path:
     from .._version import __version__
 
     doc["software"] = f"stemgrains {__version__}"
+    if input_path is not None:
+        try:
+            doc["input"] = str(Path(input_path).resolve())
+        except (OSError, RuntimeError):  # a symlink loop
+            doc["input"] = os.path.abspath(input_path)
     atomic_write_text(path, json.dumps(doc, indent=2, default=json_default) + "\n")
     return path
 

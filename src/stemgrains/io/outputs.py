@@ -20,8 +20,9 @@
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
   of a single run is refused unless ``overwrite``, which removes the files that run wrote.
 
-* :func:`refuse_results_of_another_input` (``-o``) and :func:`refuse_foreign_side_output` (``--csv`` tables,
-  ``--export-ang``/``--export-ctf``) replace an existing file only when it is ours for the same input, unless
+* :func:`refuse_results_of_another_input` (``-o``), :func:`refuse_foreign_side_output` (``--csv`` tables,
+  ``--export-ang``/``--export-ctf``) and :func:`refuse_foreign_calibration` (the ``*calibration.json``/``.png``
+  of ``--auto-calibrate``) replace an existing file only when it is ours for the same input, unless
   ``--force``; :func:`describe_file` says what a refused file is, :func:`require_suffix` checks extensions.
 
 Every file itself is written under a temporary name and renamed (:mod:`stemgrains.io.results`).
@@ -68,6 +69,12 @@ __all__ = [
     "CSV_TABLES",
     "is_our_csv",
     "refuse_foreign_side_output",
+    "refuse_foreign_calibration",
+    "CSV_RECORD_ATTR",
+    "record_csv_tables",
+    "csv_recorded",
+    "run_folder_files",
+    "FIGURE_KIND_KEY",
     "export_input_line",
 ]
 
@@ -211,9 +218,19 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"input": "(unreadable manifest)", "complete": True, "files": []}
 
 
+def run_folder_files(folder: str | os.PathLike) -> list[Path]:
+    """The files the manifest of a ``run`` folder lists as written by that run (``[]``: no manifest)."""
+    out = Path(folder)
+    manifest = _read_manifest(out) if out.is_dir() else None
+    names = manifest.get("files", []) if manifest is not None else []
+    return [out / str(n) for n in names if Path(str(n)).name == str(n)] if isinstance(names, list) else []
+
+
 #: key of the input path (JSON text) in the metadata of the images we write (.tif ImageJ/shaped description,
 #: .png text chunk); ``.h5`` outputs record it as attributes (``/input`` ``path``, ``/image`` ``source``)
 IMAGE_INPUT_KEY = "stemgrains_input"
+#: key of what a ``.png`` figure of ours is (``"calibration"``) in its text chunks, beside :data:`IMAGE_INPUT_KEY`
+FIGURE_KIND_KEY = "stemgrains_figure"
 
 
 def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | None:
@@ -222,8 +239,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
 
     Looks at ``/input`` ``path`` (or ``source``) and ``/image`` ``source`` of an HDF5 file (results files:
     :func:`stemgrains.io.results.write_provenance`; virtual images), at :data:`IMAGE_INPUT_KEY` in the
-    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``, and at the header
-    comment line :func:`export_input_line` of an ``.ang``/``.ctf`` export. With ``group``, an
+    metadata of a ``.tif`` (ImageJ or tifffile description) or the text chunks of a ``.png``, at the header
+    comment line :func:`export_input_line` of an ``.ang``/``.ctf`` export, and at ``"input"`` of a calibration
+    JSON (:func:`_calibration_json`). With ``group``, an
     HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
     is another kind of file: ``None``.
     """
@@ -233,7 +251,10 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     try:
         if ext in (".ang", ".ctf"):
             v = _export_recorded_input(p)
-        elif ext in (".csv", ".cif", ".json", ".toml", ".txt"):
+        elif ext == ".json":
+            doc = _calibration_json(p)
+            v = doc.get("input") if doc is not None else None
+        elif ext in (".csv", ".cif", ".toml", ".txt"):
             v = None
         elif ext in (".tif", ".tiff"):
             import tifffile
@@ -264,6 +285,32 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     if isinstance(v, bytes):
         v = v.decode("utf-8", "replace")
     return str(v) if isinstance(v, str) and v else None
+
+
+def _calibration_json(path: Path) -> dict[str, Any] | None:
+    """The document of a calibration JSON written by us (:func:`stemgrains.io.calibration.write_calibration_json`:
+    a ``"calibration"`` object and ``"software": "stemgrains ..."``), else ``None`` (never raises)."""
+    try:
+        if path.stat().st_size > 1 << 24:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("calibration"), dict) and \
+            str(doc.get("software", "")).startswith("stemgrains"):
+        return doc
+    return None
+
+
+def _png_text(path: Path) -> dict[str, str]:
+    """The text chunks of a ``.png`` (``{}`` when unreadable)."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            return dict(getattr(im, "text", {}) or {})
+    except Exception:  # noqa: BLE001 - not a PNG, damaged: no text
+        return {}
 
 
 def export_input_line(input_path: str | os.PathLike) -> str:
@@ -409,6 +456,50 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
     return header[0] == first and all(h in cols or re.sub(r"_\d+$", "", h) in cols for h in header)
 
 
+#: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
+#: ``{absolute path: [size in bytes, modification time in ns]}`` (:func:`record_csv_tables`)
+CSV_RECORD_ATTR = "csv_tables"
+
+
+def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
+    """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
+    written beside it, with their size and modification time, keeping the earlier entries (a classification
+    added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
+    line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
+    existing table was made from the same input."""
+    try:
+        rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
+    except (TypeError, ValueError):
+        rec = {}
+    rec = rec if isinstance(rec, dict) else {}
+    for p in paths:
+        st = Path(p).stat()
+        rec[str(_absolute(p))] = [int(st.st_size), int(st.st_mtime_ns)]
+    f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
+
+
+def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) -> bool:
+    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) with
+    its present size and modification time: the table is the one written with that results file, unchanged
+    since. Never raises (an unreadable file records nothing)."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return False
+    key, now = str(_absolute(path)), [int(st.st_size), int(st.st_mtime_ns)]
+    for r in results:
+        try:
+            import h5py
+
+            with h5py.File(r, "r") as f:
+                rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
+        except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
+            continue
+        if isinstance(rec, dict) and rec.get(key) == now:
+            return True
+    return False
+
+
 def describe_file(path: str | os.PathLike) -> str:
     """What an existing file is, in words, for the messages refusing to replace it: ``the results of X``,
     ``a virtual image of X``, ``an orientation map exported from X``, ``a 4D-STEM scan (shape ...)``, ``a
@@ -430,6 +521,12 @@ def describe_file(path: str | os.PathLike) -> str:
             return "a CSV file not written by stemgrains"
         if ext == ".cif":
             return "a crystal structure (CIF)"
+        if ext == ".json":
+            if _calibration_json(p) is not None:
+                return f"a calibration of {rec}" if rec else "a calibration written by stemgrains that records no input"
+            return "a JSON file not written by stemgrains"
+        if ext == ".png" and _png_text(p).get(FIGURE_KIND_KEY):
+            return f"a {_png_text(p)[FIGURE_KIND_KEY]} figure of {rec or 'an unknown dataset'}"
         if ext in (".png", ".tif", ".tiff"):
             return f"a virtual image of {rec}" if rec else f"a {ext} image not written by stemgrains"
         from .files import HDF5_SIGNATURE, file_signature
@@ -457,17 +554,19 @@ def describe_file(path: str | os.PathLike) -> str:
 
 def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
                                input_path: str | os.PathLike | None = None, csv_table: str | None = None,
-                               replace: bool = False) -> None:
+                               replace: bool = False, records: Iterable[str | os.PathLike] = ()) -> None:
     """A side output (``--csv`` tables and their ``*.segments.csv``, ``--export-ang``, ``--export-ctf``) under
     the rule of ``-o`` (:func:`refuse_results_of_another_input`): an existing file is replaced only when it is
-    ours — a CSV whose header row is one of ours for ``csv_table`` (:func:`is_our_csv`; a CSV records no
-    input), an export whose header names ``input_path`` (:func:`export_input_line`) — or with ``replace``
-    (``--force``). Called before any work; the extension is checked by the caller (:func:`require_suffix`).
+    ours for the same input — a CSV whose header row is one of ours for ``csv_table`` (:func:`is_our_csv`) and
+    that one of ``records`` (the results files of the same input, e.g. the ``-o`` about to be replaced) lists
+    as written with it, unchanged since (:func:`csv_recorded`; a CSV records no input itself), an export whose
+    header names ``input_path`` (:func:`export_input_line`) — or with ``replace`` (``--force``). Called before
+    any work; the extension is checked by the caller (:func:`require_suffix`).
 
     Raises
     ------
     ParameterError
-        ``path`` is a folder, or an existing file that is not ours (one line saying what it is,
+        ``path`` is a folder, or an existing file that is not ours for this input (one line saying what it is,
         :func:`describe_file`).
     """
     if path is None:
@@ -479,7 +578,11 @@ def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
         return
     if csv_table is not None:
         if is_our_csv(p, csv_table):
-            return
+            if csv_recorded(p, records):
+                return
+            raise ParameterError(f"{option} {p}: is a {CSV_TABLES[csv_table]} that no results file of this input "
+                                 "records (made from another input, or changed since); choose another name, or "
+                                 "give --force to replace it")
         raise ParameterError(f"{option} {p}: is {describe_file(p)}, not a {CSV_TABLES[csv_table]} of ours; choose "
                              "another name, or give --force to replace it")
     rec = recorded_input(p)
@@ -488,6 +591,56 @@ def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
     held = f"an orientation map exported from another input ({rec})" if rec is not None else \
         f"{describe_file(p)}, not an export of this input"
     raise ParameterError(f"{option} {p}: is {held}; choose another name, or give --force to replace it")
+
+
+def refuse_foreign_calibration(paths: Iterable[str | os.PathLike | None], input_path: str | os.PathLike, *,
+                               option: str = "--auto-calibrate", replace: bool = False,
+                               managed: Iterable[str | os.PathLike] = (), hint: str = "--force") -> None:
+    """The files ``--auto-calibrate`` writes (``OUT.calibration.json`` and ``.png`` of ``index``,
+    ``OUTDIR/calibration.json`` and ``.png`` of ``run``) under the rule of ``-o``: an existing one is replaced
+    only when it is a calibration of ours recording ``input_path`` (:func:`recorded_input`: ``"input"`` of the
+    JSON, the text chunks of the figure), unless ``replace``. Called before any work.
+
+    Parameters
+    ----------
+    paths
+        The files (need not exist; ``None`` skipped).
+    input_path
+        The dataset the calibration is fitted to.
+    option
+        Named in the message.
+    replace
+        ``--force`` (``run``: also ``--overwrite``): replace whatever is there.
+    managed
+        Files another check governs (those a ``run`` manifest lists: replaced or refused by
+        :func:`prepare_run_folder`): skipped.
+    hint
+        The option that replaces them, for the message.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the file and what it is (:func:`describe_file`), e.g. ``--auto-calibrate
+        m.calibration.json: is a JSON file not written by stemgrains, not a calibration of this input; ...``.
+    """
+    if replace:
+        return
+    skip = [Path(m) for m in managed]
+    for path in paths:
+        if path is None:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise ParameterError(f"{option} {p}: is a folder, where the calibration would be written; move it or "
+                                 "choose another output name")
+        if not p.exists() or any(same_file(p, m) for m in skip):
+            continue
+        rec = recorded_input(p)
+        if rec is not None and _absolute(rec) == _absolute(input_path):
+            continue
+        held = f"{describe_file(p)}, not a calibration of this input"
+        raise ParameterError(f"{option} {p}: is {held}; the calibration would replace it; move it, choose another "
+                             f"output name, or give {hint} to replace it")
 
 
 def _write_manifest(folder: Path, data: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 
 Layout of a stemgrains results file (HDF5)::
 
-    /                     attrs: software, software_version, created (UTC ISO 8601)
+    /                     attrs: software, software_version, created (UTC ISO 8601); csv_tables (JSON: the
+                          --csv tables written with it, io.outputs.record_csv_tables)
     /input                attrs: path, sha256 (files < 2 GB) or shape + dtype
     /calibration          attrs: Calibration.to_attrs()
     /phases/<i>           attrs: name, space_group, point_group, cif (text)

@@ -35,11 +35,14 @@ def _strong_rings(fit: Any, n: int = 4, min_separation: float = 0.08) -> np.ndar
     return np.sort(np.array(picked))
 
 
-def plot_calibration(fit: Any, path: str | os.PathLike | None = None) -> Figure:
+def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
+                     input_path: str | os.PathLike | None = None) -> Figure:
     """Four panels: (a) Bragg-vector map (detector offsets of all detected spots, log counts) with the fitted
     (solid) and stated (dashed) ellipses of the most populated rings; (b) radial profile of the spots, ``|q|`` with
     the stated and the fitted calibration, against the phase's ring radii; (c) ring scale per detector sector
-    with the fitted ellipse; (d) residuals of the joint fit with orientations (px)."""
+    with the fitted ellipse; (d) residuals of the joint fit with orientations (px). A ``.png`` written to ``path``
+    records ``input_path`` (absolute, JSON text) in its text chunks (:data:`stemgrains.io.outputs.IMAGE_INPUT_KEY`,
+    with ``stemgrains_figure`` = ``calibration``), which :func:`stemgrains.io.outputs.recorded_input` reads."""
     diag = fit.diagnostics
     d = np.asarray(diag["offsets"])
     m_stated = np.asarray(diag["stated_matrix"])
@@ -129,5 +132,12 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None) -> Figure:
     if path is not None:
         from ..io.results import atomic_savefig
 
-        atomic_savefig(fig, Path(path), dpi=120)
+        meta = None
+        if input_path is not None and Path(path).suffix.lower() == ".png":
+            import json
+
+            from ..io.outputs import FIGURE_KIND_KEY, IMAGE_INPUT_KEY
+
+            meta = {IMAGE_INPUT_KEY: json.dumps(str(Path(input_path).resolve())), FIGURE_KIND_KEY: "calibration"}
+        atomic_savefig(fig, Path(path), dpi=120, metadata=meta)
     return fig

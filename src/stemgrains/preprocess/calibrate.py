@@ -422,8 +422,9 @@ def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libr
     """Alternate indexing of ``patterns`` with the least-squares fit of the detector map; see the module
     docstring. Returns the fitted S, its covariance, and the history, or a reason."""
     from ..crystal import kinematic_spots, reflections
-    from ..index.api import index_patterns
+    from ..index.api import first_use_notice, index_patterns
 
+    first_use_notice()  # the first indexing of a process: the numba kernels load (or compile), say so
     refl = [reflections(p, k_max=index_params.k_max) for p in phases]
     history = []
     out: dict[str, Any] = {}
@@ -691,21 +692,22 @@ def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
 
 def run_auto_calibration(
     dataset: Dataset4D, phases: Any, index_params: dict[str, Any] | None, json_path: str | os.PathLike | None = None,
-    figure_path: str | os.PathLike | None = None,
+    figure_path: str | os.PathLike | None = None, input_path: str | os.PathLike | None = None,
 ) -> tuple[Dataset4D, CalibrationFit]:
     """``--auto-calibrate`` of ``index``/``run``: :func:`calibrate` with the indexing's ``step_deg``/``k_max``,
-    the fit written to ``json_path`` (and the figure to ``figure_path``), and the dataset with the fitted
-    calibration where the fit is ok (:func:`apply_calibration_fit`)."""
+    the fit written to ``json_path`` (and the figure to ``figure_path``; both record ``input_path`` when given),
+    and the dataset with the fitted calibration where the fit is ok (:func:`apply_calibration_fit`)."""
     keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
             "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
     ip = {k: v for k, v in (index_params or {}).items() if k in keys}
     fit = calibrate(dataset, phases, index_params=ip)
+    source = input_path
     if json_path is not None:
         from ..io.calibration import write_calibration_json
 
-        write_calibration_json(json_path, fit)
+        write_calibration_json(json_path, fit, input_path=source)
     if figure_path is not None:
         from ..plot.calibration import plot_calibration
 
-        plot_calibration(fit, figure_path)
+        plot_calibration(fit, figure_path, input_path=source)
     return apply_calibration_fit(dataset, fit), fit

@@ -1,0 +1,56 @@
+"""The first indexing of a process loads the numba kernels (compiles them on a fresh install: 1–2 min): a user is
+told so even with --no-progress (one line on stderr, once), with a progress bar in its description, and nothing is
+said once the kernels are loaded."""
+
+from __future__ import annotations
+
+import pytest
+
+import stemgrains.index.api as api
+from stemgrains.cli import main
+from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+AU = str(sample_cif("au"))
+
+
+@pytest.fixture(scope="module")
+def scan(tmp_path_factory):
+    path = tmp_path_factory.mktemp("first_use") / "au.h5"
+    simulate_polycrystal(path, phases=[AU], scan_shape=(2, 2), detector_shape=(64, 64), n_grains=1, seed=1, dose=1e4,
+                         progress=False)
+    return path
+
+
+def test_no_progress_still_explains_the_first_use(scan, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(api, "_kernels_loaded", lambda: False)  # as in a fresh process
+    monkeypatch.setattr(api, "_notice_given", False)
+    for k in range(2):
+        assert main(["index", str(scan), "--phase", AU, "--step", "3", "--no-progress", "-o",
+                     str(tmp_path / f"m{k}.h5")]) == 0
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if "numba kernels" in line]
+        assert len(lines) == (1 if k == 0 else 0), err  # once per process
+    assert "1–2 min" in api.FIRST_USE_MESSAGE and lines == []
+
+
+def test_nothing_said_once_loaded(capsys, monkeypatch):
+    monkeypatch.setattr(api, "_kernels_loaded", lambda: True)
+    monkeypatch.setattr(api, "_notice_given", False)
+    api.first_use_notice()
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_bar_says_it_instead(capsys, monkeypatch):
+    monkeypatch.setattr(api, "_kernels_loaded", lambda: False)
+    monkeypatch.setattr(api, "_notice_given", False)
+
+    class Bar:
+        disable = False
+        desc = ""
+
+        def set_description(self, text):
+            self.desc = text
+
+    bar = Bar()
+    api.first_use_notice(bar)
+    assert "numba kernels" in bar.desc and capsys.readouterr().err == ""
