@@ -193,7 +193,8 @@ def _index_keys() -> list[Key]:
           f"largest scattering vector used (unset: what the detector reaches, at most {config.K_MAX_CAP:g})",
           "k_max", "--k-max"),
         K("index", "excitation_error_sigma", "float", ip("excitation_error_sigma"), "1/Å",
-          "relrod width σ_s of the kinematic templates (≈ 1/thickness)"),
+          "relrod width σ_s of the kinematic templates (≈ 1/thickness; unset: chosen from the data among "
+          f"{', '.join(f'{c:g}' for c in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES))})"),
         K("index", "sigma_coarse", "float", ip("sigma_coarse"), "1/Å", "spot-match width of the coarse search"),
         K("index", "n_prefilter", "int", ip("n_prefilter"), "templates",
           "templates passed by the rotation-invariant prefilter to the coarse search", "n_prefilter",

@@ -5,6 +5,7 @@ state what R must mean: pixels at or above the usual cut are right."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -23,10 +24,11 @@ DATA = REPO / "tests" / "data"
 CIF = {"nba": REPO / "data_samples" / "na_beta2_alumina.cif", "au": REPO / "data_samples" / "au.cif"}
 
 
-def run(name):
+@functools.lru_cache(maxsize=None)
+def run(name, sigma=None):
     path = DATA / f"{name}.h5"
     phase = load_phase(CIF["au" if "-au-" in name else "nba"])
-    xmap = index_orientations(load_4d(path), [phase], progress=False)
+    xmap = index_orientations(load_4d(path), [phase], progress=False, excitation_error_sigma=sigma)
     with h5py.File(path) as f:
         truth = f["truth/quaternions"][()].reshape(-1, 4)
         classes = json.loads(f["truth"].attrs["parameters"]).get("metadata", {}).get("grain_classes")
@@ -67,24 +69,53 @@ def test_multislice_au_right_phase_is_not_reported(name):
 
 
 @pytest.mark.parametrize(("name", "min_right"), [
-    ("ci-au-abtem", 0.75), ("heldout-au-abtem", 0.72), ("ci-nba-abtem", 0.67), ("heldout-nba-abtem", 0.62),
+    ("ci-au-abtem", 0.76), ("heldout-au-abtem", 0.86), ("ci-nba-abtem", 0.72), ("heldout-nba-abtem", 0.62),
 ])
 def test_multislice_accuracy_with_neighbour_summation(name, min_right):
     """Regression guards on dynamical data (still short of the issue's 95 %: see README, "What it does on data it
     did not make"). Summing each pattern with its similar neighbours lifted these from 42 / 26 / 22 / 13 % to
-    74 / 49 / 49 / 34 %; the spot-pair hypotheses and the spot fit in the final choice to 78 / 76 / 71 / 66 %."""
+    74 / 49 / 49 / 34 %; the spot-pair hypotheses and the spot fit in the final choice to 78 / 76 / 71 / 66 %; the
+    relrod width chosen from the data (0.010 1/Å on the first three) to 78 / 90 / 75 / 66 %."""
     _, err, _ = run(name)
     assert np.mean(err < 2) >= min_right, f"within 2°: {np.mean(err < 2):.3f}"
 
 
 @pytest.mark.parametrize(("name", "min_precision"), [
-    ("ci-au-abtem", 0.97), ("ci-nba-abtem", 0.98), ("heldout-au-abtem", 0.97), ("heldout-nba-abtem", 0.95),
+    ("ci-au-abtem", 0.97), ("ci-nba-abtem", 0.95), ("heldout-au-abtem", 0.97), ("heldout-nba-abtem", 0.95),
 ])
 def test_multislice_reliability_cut_keeps_mostly_right_pixels(name, min_precision):
     """The reliability is scaled by the spot fit beyond chance (reliability_fit_range): on multislice data the
     confidently wrong pixels leave detected spots unexplained. Without the scaling the cut kept 71 % (ci Na-β″) and
-    59 % (held-out Au) right pixels."""
+    59 % (held-out Au) right pixels. With the relrod width chosen from the data (0.010 1/Å) ci Na-β″ keeps 7 wrong
+    pixels of 157 (95.5 %; 100 % with 0.015): 6 are the grain with c 4° from the beam taken with c on the beam and
+    turned 60° about it (c-axis 5° off), one a grain 12.5° off."""
     xmap, err, _ = run(name)
     kept = xmap.prop["reliability"] >= 5
     assert kept.sum() >= 20
     assert np.mean(err[kept] < 2) >= min_precision, f"right among R ≥ 5: {np.mean(err[kept] < 2):.3f}"
+
+
+@pytest.mark.parametrize(("name", "chosen"), [("ci-au-abtem", 0.01), ("ci-nba-abtem", 0.01), ("ci-au-py4dstem", 0.015),
+                                              ("ci-nba-py4dstem", 0.015)])
+def test_relrod_width_is_chosen_from_the_data(name, chosen):
+    """Multislice patterns of 20–25 nm lamellae are described best by a relrod width of 0.010 1/Å, kinematic
+    patterns from py4DSTEM by the default 0.015."""
+    from stemgrains.index.api import estimate_excitation_error_sigma
+
+    sigma, confident = estimate_excitation_error_sigma(load_4d(DATA / f"{name}.h5"), [load_phase(CIF["au" if "-au-" in name else "nba"])])
+    assert sigma == chosen, confident
+    assert set(confident) == {0.015, 0.01}
+
+
+@pytest.mark.parametrize("name", ["validation-au-abtem", "validation-nba-abtem", "validation-au-py4dstem",
+                                  "validation-nba-py4dstem"])
+def test_relrod_choice_never_worse_on_untuned_data(name):
+    """On data made after the choice was designed (tests/data/README.md, validation-*), indexing with the relrod
+    width chosen from the data is within 1 % of the default's accuracy and keeps at least as many right pixels
+    at R ≥ 5 (minus 1 %)."""
+    xmap_a, err_auto, _ = run(name)
+    xmap_d, err_def, _ = run(name, 0.015)
+    assert np.mean(err_auto < 2) >= np.mean(err_def < 2) - 0.01
+    kept_a = np.sum((err_auto < 2) & (xmap_a.prop["reliability"] >= 5))
+    kept_d = np.sum((err_def < 2) & (xmap_d.prop["reliability"] >= 5))
+    assert kept_a >= 0.99 * kept_d

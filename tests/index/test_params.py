@@ -140,3 +140,52 @@ def test_reliability_fit_range_is_checked():
     for bad in ((0.9, 0.5), (0.5,), "x", (0.1, float("inf"))):
         with pytest.raises(ParameterError, match="reliability_fit_range"):
             IndexParams(reliability_fit_range=bad)
+
+
+def test_unset_relrod_width_resolves_to_the_configured_default():
+    from stemgrains.data import Calibration
+
+    p = IndexParams()
+    assert p.excitation_error_sigma is None  # index_orientations chooses it from the data
+    r = p.resolved(Calibration(0.025), (64, 64))
+    assert r.excitation_error_sigma == config.EXCITATION_ERROR_SIGMA
+    assert IndexParams(excitation_error_sigma=0.02).resolved(Calibration(0.025), (64, 64)).excitation_error_sigma == 0.02
+
+
+def test_relrod_width_estimation_inputs_are_checked(tmp_path):
+    from stemgrains.crystal import load_phase
+    from stemgrains.data import Calibration
+    from stemgrains.index import index_orientations
+    from stemgrains.index.api import estimate_excitation_error_sigma
+    from stemgrains.io import load_4d, write_4d
+    from stemgrains.library.templates import build_library
+    from pathlib import Path
+
+    au = load_phase(Path(__file__).resolve().parents[2] / "data_samples" / "au.cif")
+    path = write_4d(tmp_path / "s.h5", np.zeros((2, 2, 32, 32), np.uint16), Calibration(0.05, scan_step_nm=1.0))
+    ds = load_4d(path)
+    with pytest.raises(ParameterError, match="candidates must be positive"):
+        estimate_excitation_error_sigma(ds, [au], candidates=(0.01, -1.0))
+    libs = [build_library(au, step_deg=5.0, k_max=0.8, cache=False, excitation_error_sigma=w) for w in (0.01, 0.02)]
+    with pytest.raises(ParameterError, match="different relrod widths"):
+        index_orientations(ds, [au, au], libraries=libs, progress=False)
+    # prebuilt libraries: their own width is used
+    assert index_orientations(ds, [au], libraries=libs[:1], progress=False, k_max=0.8).parameters["excitation_error_sigma"] == 0.01
+
+
+def test_chosen_relrod_width_is_recorded(tmp_path):
+    """index_orientations records the relrod width it chose from the data with the map's parameters (and so in the
+    results file); the chosen one is among the candidates."""
+    from stemgrains.crystal import load_phase
+    from stemgrains.index import index_orientations
+    from stemgrains.io import load_4d
+    from stemgrains.simulate import simulate_polycrystal
+    from pathlib import Path
+
+    cif = Path(__file__).resolve().parents[2] / "data_samples" / "au.cif"
+    path = simulate_polycrystal(tmp_path / "s.h5", phases=[str(cif)], scan_shape=(4, 6), detector_shape=(48, 48),
+                                n_grains=2, seed=3, dose=None, progress=False)
+    xmap = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0)
+    assert xmap.parameters["excitation_error_sigma"] in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES)
+    fixed = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0, excitation_error_sigma=0.02)
+    assert fixed.parameters["excitation_error_sigma"] == 0.02

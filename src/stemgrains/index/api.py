@@ -858,9 +858,13 @@ def index_orientations(
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params)
     phase_list = coerce_phases(phases)
+    if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
+        widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
+        if len(widths) != 1:
+            raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
+                                 "excitation_error_sigma")
+        prm = replace(prm, excitation_error_sigma=widths.pop())
     if prm.excitation_error_sigma is None:
-        if libraries is not None:
-            raise ParameterError("excitation_error_sigma must be given with prebuilt libraries (they were built for one)")
         sigma, confident = estimate_excitation_error_sigma(dataset, phase_list, **{**params, "progress": progress})
         prm = replace(prm, excitation_error_sigma=sigma)
         if progress:
