@@ -276,7 +276,7 @@ def _au_chunk_arrays() -> dict:
     from stemgrains.library.templates import HARMONICS, build_library
 
     repo = Path(__file__).resolve().parents[2]
-    prm = IndexParams(step_deg=5.0, k_max=1.2)
+    prm = IndexParams(step_deg=5.0, k_max=1.2, excitation_error_sigma=0.015)
     lib = build_library(load_phase(repo / "data_samples" / "au.cif"), step_deg=5.0, k_max=1.2)
     lam = electron_wavelength(300.0)
     rng = np.random.default_rng(4)
