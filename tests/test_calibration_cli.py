@@ -46,11 +46,8 @@ def _errors(results, truth_q, phase):
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("calcli") / "au.h5"
-    simulate_polycrystal(path, phases=[AU], scan_shape=(3, 3), detector_shape=(64, 64), n_grains=2, seed=7, dose=1e4,
-                         progress=False)
-    return path
+def tiny(au_scan_3x3):
+    return au_scan_3x3
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,14 @@ import pytest
 
 from stemgrains.cli import main
 from stemgrains.io.results import read_parameters
-from stemgrains.simulate import sample_cif, simulate_polycrystal
+from stemgrains.simulate import sample_cif
 
 AU = str(sample_cif("au"))
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    path = tmp_path_factory.mktemp("special") / "au.h5"
-    simulate_polycrystal(path, phases=[AU], scan_shape=(3, 3), detector_shape=(64, 64), n_grains=2, seed=7, dose=1e4,
-                         progress=False)
-    return path
+def scan(au_scan_3x3):
+    return au_scan_3x3
 
 
 def test_run_special_reaches_the_boundaries(scan, tmp_path):

@@ -8,17 +8,14 @@ import pytest
 
 import stemgrains.index.api as api
 from stemgrains.cli import main
-from stemgrains.simulate import sample_cif, simulate_polycrystal
+from stemgrains.simulate import sample_cif
 
 AU = str(sample_cif("au"))
 
 
 @pytest.fixture(scope="module")
-def scan(tmp_path_factory):
-    path = tmp_path_factory.mktemp("first_use") / "au.h5"
-    simulate_polycrystal(path, phases=[AU], scan_shape=(2, 2), detector_shape=(64, 64), n_grains=1, seed=1, dose=1e4,
-                         progress=False)
-    return path
+def scan(au_scan_3x3):
+    return au_scan_3x3
 
 
 def test_no_progress_still_explains_the_first_use(scan, tmp_path, capsys, monkeypatch):

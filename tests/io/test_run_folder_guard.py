@@ -7,10 +7,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 from stemgrains.cli import main
@@ -24,22 +22,14 @@ from stemgrains.io.outputs import (
     prepare_run_folder,
     writing_into,
 )
+from conftest import cube_file, file_tree
 from stemgrains.simulate import sample_cif, simulate_polycrystal
 
 AU = str(sample_cif("au"))
 
 
-def _cube(path: Path) -> Path:
-    with h5py.File(path, "w") as f:
-        d = f.create_dataset("data", data=np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8))
-        d.attrs["q_pixel_size"] = 0.02
-    return path
-
-
-def _tree(folder: Path) -> dict[str, tuple[int, int] | None]:
-    """Every file and folder below ``folder`` with its size and modification time (folders: None)."""
-    return {str(p.relative_to(folder)): (None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns))
-            for p in sorted(folder.rglob("*"))}
+_cube = cube_file
+_tree = file_tree
 
 
 @pytest.fixture

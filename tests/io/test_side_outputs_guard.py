@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pytest
 
 from stemgrains.cli import main
@@ -16,21 +14,14 @@ from stemgrains.errors import ParameterError
 from stemgrains.io.calibration import read_calibration_json, write_calibration_json
 from stemgrains.io.outputs import describe_file, recorded_input, refuse_foreign_calibration
 from stemgrains.data import Calibration
+from conftest import cube_file, file_tree
 from stemgrains.simulate import sample_cif
 
 AU = str(sample_cif("au"))
 
 
-def _cube(path: Path) -> Path:
-    with h5py.File(path, "w") as f:
-        d = f.create_dataset("data", data=np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8))
-        d.attrs["q_pixel_size"] = 0.02
-    return path
-
-
-def _tree(folder: Path) -> dict[str, tuple[int, int] | None]:
-    return {str(p.relative_to(folder)): (None if p.is_dir() else (p.stat().st_size, p.stat().st_mtime_ns))
-            for p in sorted(folder.rglob("*"))}
+_cube = cube_file
+_tree = file_tree
 
 
 @pytest.mark.parametrize("name", ["m.calibration.json", "m.calibration.png"])
