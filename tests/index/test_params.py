@@ -189,3 +189,18 @@ def test_chosen_relrod_width_is_recorded(tmp_path):
     assert xmap.parameters["excitation_error_sigma"] in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES)
     fixed = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0, excitation_error_sigma=0.02)
     assert fixed.parameters["excitation_error_sigma"] == 0.02
+
+
+def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys):
+    from stemgrains.cli import main
+    from stemgrains.simulate import sample_cif
+
+    base = ["index", str(au_scan_3x3), "--phase", str(sample_cif("au")), "--step", "3", "--no-progress"]
+    assert main([*base, "-o", str(tmp_path / "a.h5")]) == 0
+    out = capsys.readouterr().out
+    assert "relrod width σ_s" in out and "1/Å (chosen from the data;" in out
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[index]\nexcitation_error_sigma = 0.02\n", encoding="utf-8")
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "b.h5"), "--config", str(cfg)]) == 0
+    assert "relrod width σ_s 0.02 1/Å (set;" in capsys.readouterr().out

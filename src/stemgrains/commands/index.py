@@ -93,6 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if "n_summed" in xmap.prop and n:
         print(f"  neighbour summation: median {np.median(xmap.prop['n_summed']):g} patterns summed per position "
               "(/orientation/n_summed)")
+    sigma = (getattr(xmap, "parameters", None) or {}).get("excitation_error_sigma")
+    if sigma is not None:
+        how = "set" if cfg.get("index", {}).get("excitation_error_sigma") is not None else "chosen from the data"
+        print(f"  relrod width σ_s {sigma:g} 1/Å ({how}; /parameters index)")
     if ok == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
