@@ -22,7 +22,7 @@ from stemgrains.io.outputs import (
     prepare_run_folder,
     writing_into,
 )
-from conftest import cube_file, file_tree
+from file_helpers import cube_file, file_tree
 from stemgrains.simulate import sample_cif, simulate_polycrystal
 
 AU = str(sample_cif("au"))

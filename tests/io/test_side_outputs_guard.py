@@ -14,7 +14,7 @@ from stemgrains.errors import ParameterError
 from stemgrains.io.calibration import read_calibration_json, write_calibration_json
 from stemgrains.io.outputs import describe_file, recorded_input, refuse_foreign_calibration
 from stemgrains.data import Calibration
-from conftest import cube_file, file_tree
+from file_helpers import cube_file, file_tree
 from stemgrains.simulate import sample_cif
 
 AU = str(sample_cif("au"))
