@@ -204,3 +204,28 @@ def test_calibrate_then_index_with_calibration_file(tmp_path, capsys):
     assert frac["calibrated"] >= 0.98
     assert frac["calibrated"] > frac["stated"]
     assert read_results_calibration(tmp_path / "calibrated.h5") == Calibration.from_attrs(c)
+
+
+def test_calibrate_output_replaces_only_a_calibration_of_the_same_input(tiny, tmp_path, capsys):
+    """calibrate -o: a user's JSON, another input's calibration and a non-.json name are refused before any work
+    (one line, exit 2, file unchanged); the same input's calibration is replaced; --force replaces anything."""
+    mine = tmp_path / "notes.json"
+    mine.write_text('{"mine": 1}', encoding="utf-8")
+    base = ["calibrate", str(tiny), "--phase", str(AU), "--no-figure"]
+    capsys.readouterr()
+    assert main([*base, "-o", str(mine)]) == 2
+    err = capsys.readouterr().err
+    assert "-o " in err and "not a calibration of this input" in err and err.count("\n") == 1
+    assert mine.read_text(encoding="utf-8") == '{"mine": 1}'
+    assert main([*base, "-o", str(tmp_path / "c.txt")]) == 2
+    assert "give a .json file" in capsys.readouterr().err
+    ours = tmp_path / "cal.json"
+    assert main([*base, "-o", str(ours)]) == 0
+    assert main([*base, "-o", str(ours)]) == 0  # the same input again
+    other = tmp_path / "other.h5"
+    other.write_bytes(tiny.read_bytes())
+    capsys.readouterr()
+    assert main(["calibrate", str(other), "--phase", str(AU), "--no-figure", "-o", str(ours)]) == 2
+    assert "is a calibration of" in capsys.readouterr().err
+    assert main([*base, "-o", str(mine), "--force"]) == 0
+    assert '"mine"' not in mine.read_text(encoding="utf-8")

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from .. import config
+from ..errors import ParameterError
 from ._common import add_calibration_overrides, calibration_overrides
 
 NAME = "calibrate"
@@ -35,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "%(default)d; 0: every pattern alone)")
     p.add_argument("--figure", metavar="PNG", default=None, help="diagnostic figure (default: next to the JSON, *.png)")
     p.add_argument("--no-figure", action="store_true")
+    p.add_argument("--force", action="store_true",
+                   help="replace an existing -o/--figure file that is not a calibration of this input")
     add_calibration_overrides(p)
 
 
@@ -44,11 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from ..io.calibration import write_calibration_json
     from ..preprocess.calibrate import calibrate
 
-    from ..io.outputs import check_outputs
+    from ..io.outputs import check_outputs, refuse_foreign_calibration
 
     out = Path(args.output)
     figure = None if args.no_figure else Path(args.figure or out.with_suffix(".png"))
     check_outputs({"-o": out, "--figure": figure}, [args.input, *args.phase, getattr(args, "calibration", None)])
+    if out.suffix.lower() != ".json":
+        raise ParameterError(f"-o {out}: a calibration is written as JSON; give a .json file")
+    # an existing file is replaced only when it is a calibration (or its figure) of this same input
+    refuse_foreign_calibration([out], args.input, option="-o", replace=args.force)
+    refuse_foreign_calibration([figure], args.input, option="--figure", replace=args.force)
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))  # lazy: an unreadable input creates nothing
     for f in (out, figure):
