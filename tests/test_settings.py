@@ -179,6 +179,11 @@ def test_config_dump_keeps_an_edited_config_unless_forced(tmp_path, capsys):
     assert out.read_text(encoding="utf-8") == edited
     assert main(["config", "--dump", "-o", str(out), "--force"]) == 0
     assert out.read_text(encoding="utf-8") == settings.dump_config()
+    out.write_text(settings.dump_config() + "# my note: sample A\n", encoding="utf-8")  # same values, a comment added
+    capsys.readouterr()
+    assert main(["config", "--dump", "-o", str(out)]) == 2
+    assert "other comments or layout" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8").endswith("# my note: sample A\n")
 
 
 # ---------------------------------------------------------------------------------------------- end to end

@@ -72,6 +72,8 @@ PAIR_REFINE_ITERATIONS = 3
 QUICK_PEAKS = 12
 #: the relrod width σ_s (1/Å) of the kinematic model where it is not chosen from the data ...
 EXCITATION_ERROR_SIGMA = 0.015
+#: the widest relrod accepted, 1/Å (1/thickness of a 2 Å specimen; wider makes every reflection excited)
+EXCITATION_ERROR_SIGMA_MAX = 0.5
 #: ... and the others among which index_orientations chooses by default (index.api.estimate_excitation_error_sigma) ...
 SIGMA_CANDIDATES = (0.01,)
 #: ... on about this many scan positions, counting those indexed with at least this reliability

@@ -149,7 +149,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         phase_b=("—", "phase id of grain B"),
         n_segments=("—", "straight segments of the boundary"),
         axis_uvw=("—", "disorientation axis as crystal direction indices: [UVTW] (n, 4) for hexagonal/trigonal "
-                       "phases, [uvw] (n, 3, NaN-padded to 4) otherwise"),
+                       "phases, [uvw] (n, 3, NaN-padded to 4) otherwise; rounded to the closest indices ≤ 12 (orix "
+                       "Miller.round) for display: for long cells (Na-β″, c/a ≈ 6) the direction can be ~10° from "
+                       "misorientation_axis, which is exact — use that to compute or to define a --special axis"),
         low_angle=("—", "disorientation below low_angle_deg (default 15°)"),
         csl_sigma=("—", "CSL Σ within the Brandon criterion 15°/√Σ; 0 = none"),
         csl_deviation_deg=("deg", "deviation from that CSL misorientation; NaN when none"),
@@ -311,6 +313,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "median_reliability": ("1", "median reliability of the indexed pixels"),
     "median_n_summed": ("—", "median over the map of the patterns summed per position (/orientation/n_summed; 1 = "
                              "no neighbour summation); absent for maps without it"),
+    "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "
+                                      "data unless [index] excitation_error_sigma set it; also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the median spot fit beyond chance, the poorly explained "
                        "fraction and largest region, ok, and the warnings (also the JSON attribute phase_fit of "
                        "/orientation)"),

@@ -422,6 +422,7 @@ _RANGE = {
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
+    "index.excitation_error_sigma": (0.0, config.EXCITATION_ERROR_SIGMA_MAX),
     "index.fit_score_power": (0.0, 10.0),
     "index.fit_tolerance_rel": (0.0, 1.0),
     "index.min_correlation": (0.0, 1.0),

@@ -75,8 +75,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _refuse_other_values(path: str, existing: dict, text: str) -> None:
-    """Refuse (ParameterError) to replace the config file ``path`` (values ``existing``) by ``text`` when that
-    changes a value: a config someone edited is not lost to ``--dump`` (``--force`` replaces it)."""
+    """Refuse (ParameterError) to replace the config file ``path`` (values ``existing``) by ``text`` unless it holds
+    exactly that text: a config someone edited (values or comments) is not lost to ``--dump`` (``--force`` replaces
+    it); the changed keys are named."""
     import tomllib
 
     from ..settings import parse_config
@@ -89,6 +90,11 @@ def _refuse_other_values(path: str, existing: dict, text: str) -> None:
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         raise ParameterError(f"-o {path}: is a config file whose values this would change ({', '.join(changed[:3])}{more}); "
                              "choose another name, or give --force to replace it")
+    from pathlib import Path
+
+    if Path(path).read_text(encoding="utf-8", errors="replace") != text:
+        raise ParameterError(f"-o {path}: is a config file with the same values but other comments or layout (edited "
+                             "by hand?), which this would lose; choose another name, or give --force to replace it")
 
 
 _UNSET = object()

@@ -150,6 +150,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
+    if "excitation_error_sigma" in s:
+        print(f"  relrod width σ_s {s['excitation_error_sigma']:g} 1/Å (summary.json)")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
     if s["indexed_fraction"] == 0:

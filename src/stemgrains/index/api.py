@@ -165,6 +165,9 @@ class IndexParams:
                      "fit_excitation_window", "fit_tolerance"):
             if name == "excitation_error_sigma" and self.excitation_error_sigma is None:
                 continue
+            if name == "excitation_error_sigma" and not 0 < number(name) <= config.EXCITATION_ERROR_SIGMA_MAX:
+                raise ParameterError(f"excitation_error_sigma must be a relrod width in (0, "
+                                     f"{config.EXCITATION_ERROR_SIGMA_MAX:g}] 1/Å (≈ 1/thickness), got {self.excitation_error_sigma!r}")
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows", "search_stride"):
@@ -865,6 +868,7 @@ def index_orientations(
                                  "excitation_error_sigma")
         prm = replace(prm, excitation_error_sigma=widths.pop())
     if prm.excitation_error_sigma is None:
+        first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
         sigma, confident = estimate_excitation_error_sigma(dataset, phase_list, **{**params, "progress": progress})
         prm = replace(prm, excitation_error_sigma=sigma)
         if progress:
