@@ -280,6 +280,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                                     drops=("grains", "boundaries", "classification", "transport"))
     refuse_foreign_side_output(export_ang, "--export-ang", input_path=input_path, replace=replace_other)
     refuse_foreign_side_output(export_ctf, "--export-ctf", input_path=input_path, replace=replace_other)
+    _refuse_foreign_figures(figures, "index", replace_other)
     if auto_json is not None:
         from .io.outputs import refuse_foreign_calibration
 
@@ -378,6 +379,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     _refuse_in_run_folder(out, "-o")
     _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"))
     _check_side_outputs(csv, "boundaries", replace_other, src, out)
+    _refuse_foreign_figures(figures, "segment", replace_other)
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
@@ -503,6 +505,7 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     _refuse_in_run_folder(Path(output) if output else results, "-o" if output else "RESULTS")
     _refuse_other_results(output, results, replace_other, writes=("classification",))
     _check_side_outputs(csv, "classification", replace_other, results, output)
+    _refuse_foreign_figures(figures, "classify", replace_other)
     grain_map = read_grains(results)
     boundaries = read_boundaries(results)
     field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
@@ -521,6 +524,22 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     if figures:
         _classification_figures(Path(figures), grain_map, boundaries, result, applied, c["flat_tolerance_deg"])
     return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}
+
+
+#: the figures each command's ``--figures FOLDER`` writes (file names)
+FIGURE_NAMES = {
+    "index": ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png"),
+    "segment": ("grains_ipf.png", "grains_random.png", "misorientation_histogram.png"),
+    "classify": ("grain_traces.png", "boundary_behaviour.png", "boundary_table.png"),
+    "transport": ("transport_current.png", "transport_potential.png", "transport_mismatch.png"),
+}
+
+
+def _refuse_foreign_figures(figures: str | None, command: str, replace_other: bool) -> None:
+    """``--figures FOLDER`` replaces only figures of ours there (:func:`~stemgrains.io.outputs.refuse_foreign_figures`)."""
+    from .io.outputs import refuse_foreign_figures
+
+    refuse_foreign_figures(figures, FIGURE_NAMES[command], replace=replace_other)
 
 
 def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, result: Any, field: Any,
@@ -614,6 +633,7 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     check_outputs({"--figures": figures}, [path, output])
     _refuse_in_run_folder(Path(output) if output else path, "-o" if output else "RESULTS")
     _refuse_other_results(output, path, replace_other, writes=("transport",))
+    _refuse_foreign_figures(figures, "transport", replace_other)
     electrodes = transport_electrodes(t["electrodes"])
     grain_map = read_grains(path)
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))

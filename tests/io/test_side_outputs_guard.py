@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stemgrains.cli import main
@@ -127,3 +128,27 @@ def test_csv_of_another_input_is_refused(tmp_path, capsys):
     table.write_text(text + text.splitlines()[-1] + "\n")
     assert main(argv) == 2
     assert main([*argv, "--force"]) == 0
+
+
+def test_figures_folder_replaces_only_figures_of_ours(au_scan_3x3, tmp_path, capsys):
+    """index --figures DIR: a user's image named like one of the figures is refused before any work (one line, exit
+    2, the image unchanged); figures of ours are replaced; --force replaces anything."""
+    import matplotlib.pyplot as plt
+
+    folder = tmp_path / "figs"
+    folder.mkdir()
+    mine = folder / "reliability.png"
+    plt.imsave(mine, np.arange(64.0).reshape(8, 8))
+    before = mine.read_bytes()
+    base = ["index", str(au_scan_3x3), "--phase", AU, "--step", "3", "--no-progress", "--figures", str(folder)]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "a.h5")]) == 2
+    err = capsys.readouterr().err
+    assert "--figures" in err and "reliability.png" in err and "not written by stemgrains" in err and err.count("\n") == 1
+    assert mine.read_bytes() == before and not (tmp_path / "a.h5").exists()
+    assert main([*base, "-o", str(tmp_path / "a.h5"), "--force"]) == 0
+    assert mine.read_bytes() != before
+    from stemgrains.io.outputs import is_figure_of_ours
+
+    assert is_figure_of_ours(mine) and is_figure_of_ours(folder / "orientation_ipf_z.png")
+    assert main([*base, "-o", str(tmp_path / "b.h5")]) == 0  # our own figures again: replaced

@@ -313,6 +313,27 @@ def _png_text(path: Path) -> dict[str, str]:
         return {}
 
 
+def is_figure_of_ours(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a ``.png`` stemgrains wrote (``Software: stemgrains ...`` or one of our keys in its text
+    chunks; :func:`stemgrains.io.results.atomic_savefig`)."""
+    text = _png_text(Path(path))
+    return str(text.get("Software", "")).startswith("stemgrains") or FIGURE_KIND_KEY in text or IMAGE_INPUT_KEY in text
+
+
+def refuse_foreign_figures(folder: str | os.PathLike | None, names: Iterable[str], *, option: str = "--figures",
+                           replace: bool = False) -> None:
+    """Before any work: the figures a command writes into ``folder`` (file ``names``) replace only figures of ours
+    (:func:`is_figure_of_ours`), unless ``replace`` (``--force``). Raises ParameterError, one line naming the option,
+    the file and what it is; nothing for a missing folder or file."""
+    if folder is None or replace:
+        return
+    for name in names:
+        p = Path(folder) / name
+        if p.is_file() and not is_figure_of_ours(p):
+            raise ParameterError(f"{option} {folder}: {name} there is {describe_file(p)}, which the figure of that "
+                                 "name would replace; choose another folder, or give --force to replace it")
+
+
 def export_input_line(input_path: str | os.PathLike) -> str:
     """The header comment line naming the input (absolute path, JSON text) that ``.ang``/``.ctf`` exports carry
     (:mod:`stemgrains.io.export`), so that :func:`recorded_input` recognises them: ``# stemgrains_input: "..."``

@@ -105,8 +105,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_savefig(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
-    """``fig.savefig`` to a temporary file beside ``path`` (same extension, so the format is kept), then rename."""
+    """``fig.savefig`` to a temporary file beside ``path`` (same extension, so the format is kept), then rename.
+    A ``.png`` records ``Software: stemgrains <version>`` in its text chunks, so that a figure of ours can be told
+    from a user's image of the same name (:func:`stemgrains.io.outputs.refuse_foreign_figures`)."""
     path = Path(path)
+    if (path.suffix or ".png").lower() == ".png":
+        kwargs["metadata"] = {"Software": f"stemgrains {__version__}", **(kwargs.get("metadata") or {})}
     with atomic_path(path, path.suffix or ".png") as tmp:
         fig.savefig(tmp, **kwargs)
     return path
