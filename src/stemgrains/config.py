@@ -78,6 +78,8 @@ EXCITATION_ERROR_SIGMA_MAX = 0.5
 SIGMA_CANDIDATES = (0.01,)
 #: ... on about this many scan positions, counting those indexed with at least this reliability
 SIGMA_SUBSAMPLE = 128
+#: scans with fewer patterns keep EXCITATION_ERROR_SIGMA (too few to tell the widths apart)
+SIGMA_MIN_PATTERNS = 64
 SIGMA_CONFIDENT_RELIABILITY = 5.0
 QUICK_SPOTS = 48
 QUICK_KEEP = 128

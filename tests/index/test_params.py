@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,8 +180,8 @@ def test_relrod_width_estimation_inputs_are_checked(tmp_path):
 
 
 def test_chosen_relrod_width_is_recorded(tmp_path):
-    """index_orientations records the relrod width it chose from the data with the map's parameters (and so in the
-    results file); the chosen one is among the candidates."""
+    """index_orientations records the relrod width it used with the map's parameters (and so in the results file):
+    on this 24-pattern scan the default (fewer than config.SIGMA_MIN_PATTERNS to choose from), or the one set."""
     from stemgrains.crystal import load_phase
     from stemgrains.index import index_orientations
     from stemgrains.io import load_4d
@@ -191,7 +192,7 @@ def test_chosen_relrod_width_is_recorded(tmp_path):
     path = simulate_polycrystal(tmp_path / "s.h5", phases=[str(cif)], scan_shape=(4, 6), detector_shape=(48, 48),
                                 n_grains=2, seed=3, dose=None, progress=False)
     xmap = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0)
-    assert xmap.parameters["excitation_error_sigma"] in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES)
+    assert xmap.parameters["excitation_error_sigma"] == config.EXCITATION_ERROR_SIGMA
     fixed = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0, excitation_error_sigma=0.02)
     assert fixed.parameters["excitation_error_sigma"] == 0.02
 
@@ -202,8 +203,11 @@ def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys
 
     base = ["index", str(au_scan_3x3), "--phase", str(sample_cif("au")), "--step", "3", "--no-progress"]
     assert main([*base, "-o", str(tmp_path / "a.h5")]) == 0
-    out = capsys.readouterr().out
-    assert "relrod width σ_s" in out and "1/Å (chosen from the data;" in out
+    out = capsys.readouterr().out  # 9 patterns: too few to choose from
+    assert f"relrod width σ_s {config.EXCITATION_ERROR_SIGMA:g} 1/Å (the default: fewer than" in out
+    heldout = Path(__file__).resolve().parents[1] / "data" / "heldout-au-py4dstem.h5"  # 256 patterns
+    assert main(["index", str(heldout), "--phase", str(sample_cif("au")), "--no-progress", "-o", str(tmp_path / "h.h5")]) == 0
+    assert "1/Å (chosen from the data;" in capsys.readouterr().out
     cfg = tmp_path / "c.toml"
     cfg.write_text("[index]\nexcitation_error_sigma = 0.02\n", encoding="utf-8")
     capsys.readouterr()

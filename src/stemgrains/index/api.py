@@ -66,8 +66,8 @@ class IndexParams:
         the same radius.
     excitation_error_sigma : relrod width σ_s of the kinematic model (≈ 1/thickness), 1/Å. None (default):
         :func:`index_orientations` chooses it from the data among ``config.SIGMA_CANDIDATES``
-        (:func:`estimate_excitation_error_sigma`); elsewhere (stacks of patterns, the calibration fit)
-        ``config.EXCITATION_ERROR_SIGMA``.
+        (:func:`estimate_excitation_error_sigma`) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns;
+        elsewhere (smaller scans, stacks of patterns, the calibration fit) ``config.EXCITATION_ERROR_SIGMA``.
     sigma_coarse : spot-match width of the coarse search, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
@@ -867,6 +867,8 @@ def index_orientations(
             raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
                                  "excitation_error_sigma")
         prm = replace(prm, excitation_error_sigma=widths.pop())
+    if prm.excitation_error_sigma is None and int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
+        prm = replace(prm, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)  # too few patterns to choose from
     if prm.excitation_error_sigma is None:
         first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
         sigma, confident = estimate_excitation_error_sigma(dataset, phase_list, **{**params, "progress": progress})
