@@ -111,20 +111,16 @@ def reliability_table(right: np.ndarray, rel: np.ndarray) -> list[dict[str, Any]
 
 
 def variants(q: np.ndarray, phase) -> list[np.ndarray]:
-    """The orientations a thin crystal's spot pattern hardly tells from ``q`` (n, 4): the beam twin q ∘ Rz(180°) and,
-    for hexagonal/trigonal phases, the 60° turns about c, R_c(60°) ∘ q and R_c(60°) ∘ q ∘ Rz(180°) (stemgrains'
-    pseudo-symmetric hypotheses, written here with orix)."""
-    from orix.quaternion import Rotation
-
+    """The orientations a thin crystal's spot pattern hardly tells from ``q`` (n, 4): stemgrains' pseudo-symmetric
+    hypotheses (the beam twin q ∘ Rz(180°); for hexagonal/trigonal phases also R_c(60°) ∘ q (∘ Rz(180°))), from the
+    orix-based reference of ``index._cpu.pseudo_symmetric``; one (n, 4) array per variant."""
     from stemgrains.crystal.phase import is_hexagonal_like
+    from stemgrains.index._reference import pseudo_symmetric
 
-    O = Rotation(q)
-    rz = Rotation.from_axes_angles([0, 0, 1], np.pi)
-    out = [O * rz]
-    if is_hexagonal_like(phase):
-        rc = Rotation.from_axes_angles([0, 0, 1], np.pi / 3)
-        out += [rc * O, rc * O * rz]
-    return [r.data.reshape(-1, 4) for r in out]
+    hex_like = bool(is_hexagonal_like(phase))
+    if not len(q):
+        return []
+    return np.split(pseudo_symmetric(q, hex_like), 3 if hex_like else 1)
 
 
 def friedel_mates(ds, mask: np.ndarray) -> dict[str, Any]:

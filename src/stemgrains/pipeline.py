@@ -526,20 +526,23 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}
 
 
-#: the figures each command's ``--figures FOLDER`` writes (file names)
-FIGURE_NAMES = {
-    "index": ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png"),
-    "segment": ("grains_ipf.png", "grains_random.png", "misorientation_histogram.png"),
-    "classify": ("grain_traces.png", "boundary_behaviour.png", "boundary_table.png"),
-    "transport": ("transport_current.png", "transport_potential.png", "transport_mismatch.png"),
-}
+#: the figures ``classify --figures FOLDER`` writes (:func:`_classification_figures`)
+CLASSIFICATION_FIGURES = ("grain_traces.png", "boundary_behaviour.png", "boundary_table.png")
 
 
 def _refuse_foreign_figures(figures: str | None, command: str, replace_other: bool) -> None:
-    """``--figures FOLDER`` replaces only figures of ours there (:func:`~stemgrains.io.outputs.refuse_foreign_figures`)."""
+    """``--figures FOLDER`` replaces only figures of ours there (:func:`~stemgrains.io.outputs.refuse_foreign_figures`):
+    the files ``command``'s figure writer names."""
+    if figures is None:
+        return
     from .io.outputs import refuse_foreign_figures
+    from .plot.grains import GRAIN_FIGURES
+    from .plot.orientation import ORIENTATION_FIGURES
+    from .plot.transport import TRANSPORT_FIGURES
 
-    refuse_foreign_figures(figures, FIGURE_NAMES[command], replace=replace_other)
+    names = {"index": ORIENTATION_FIGURES, "segment": GRAIN_FIGURES, "classify": CLASSIFICATION_FIGURES,
+             "transport": tuple(f"transport_{n}.png" for n in TRANSPORT_FIGURES)}[command]
+    refuse_foreign_figures(figures, names, replace=replace_other)
 
 
 def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, result: Any, field: Any,
@@ -549,10 +552,11 @@ def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, resul
 
     folder.mkdir(parents=True, exist_ok=True)
     traces = {} if flat_tolerance_deg is None else {"flat_tolerance_deg": flat_tolerance_deg}
-    plot_grain_traces(grain_map, **traces, path=folder / "grain_traces.png")
-    plot_boundary_behaviour(grain_map, boundaries, result, field, path=folder / "boundary_behaviour.png")
-    plot_boundary_table(result, path=folder / "boundary_table.png")
-    return [folder / "grain_traces.png", folder / "boundary_behaviour.png", folder / "boundary_table.png"]
+    paths = [folder / name for name in CLASSIFICATION_FIGURES]
+    plot_grain_traces(grain_map, **traces, path=paths[0])
+    plot_boundary_behaviour(grain_map, boundaries, result, field, path=paths[1])
+    plot_boundary_table(result, path=paths[2])
+    return paths
 
 
 # ------------------------------------------------------------------------------------------------ transport

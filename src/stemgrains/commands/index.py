@@ -95,12 +95,7 @@ def run(args: argparse.Namespace) -> int:
               "(/orientation/n_summed)")
     sigma = (getattr(xmap, "parameters", None) or {}).get("excitation_error_sigma")
     if sigma is not None:
-        if cfg.get("index", {}).get("excitation_error_sigma") is not None:
-            how = "set"
-        elif n < config.SIGMA_MIN_PATTERNS:
-            how = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
-        else:
-            how = "chosen from the data"
+        how = getattr(xmap, "excitation_error_sigma_source", "set")
         print(f"  relrod width σ_s {sigma:g} 1/Å ({how}; /parameters index)")
     if ok == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "

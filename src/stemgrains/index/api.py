@@ -161,13 +161,10 @@ class IndexParams:
             raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {self.step_deg!r}")
         if self.k_max is not None and not 0 < number("k_max") <= config.K_MAX_LIMIT:
             raise ParameterError(f"k_max must be a number of 1/Å in (0, {config.K_MAX_LIMIT:g}] or None, got {self.k_max!r}")
-        for name in ("excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg",
-                     "fit_excitation_window", "fit_tolerance"):
-            if name == "excitation_error_sigma" and self.excitation_error_sigma is None:
-                continue
-            if name == "excitation_error_sigma" and not 0 < number(name) <= config.EXCITATION_ERROR_SIGMA_MAX:
-                raise ParameterError(f"excitation_error_sigma must be a relrod width in (0, "
-                                     f"{config.EXCITATION_ERROR_SIGMA_MAX:g}] 1/Å (≈ 1/thickness), got {self.excitation_error_sigma!r}")
+        if self.excitation_error_sigma is not None and not 0 < number("excitation_error_sigma") <= config.EXCITATION_ERROR_SIGMA_MAX:
+            raise ParameterError(f"excitation_error_sigma must be a relrod width in (0, {config.EXCITATION_ERROR_SIGMA_MAX:g}] "
+                                 f"1/Å (≈ 1/thickness), got {self.excitation_error_sigma!r}")
+        for name in ("sigma_coarse", "reliability_distance_deg", "refine_xtol_deg", "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         for name in ("n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows", "search_stride"):
@@ -464,8 +461,7 @@ def _strongest_spots(lib: TemplateLibrary, k: int) -> tuple[np.ndarray, ...]:
     """Each template's ``k`` strongest spots (by weight), sorted by radius, as the library's CSR arrays
     ``(offsets, r, theta, w, norm)`` (norm = ‖w‖ of the subset): the quick stage's templates
     (:func:`._cpu.quick_candidates`). Made once per library."""
-    cache = lib.__dict__.setdefault("_strongest_spots", {})
-    if k not in cache:
+    def make() -> tuple[np.ndarray, ...]:
         off = lib.offsets
         n_t = len(off) - 1
         keep = np.zeros(off[-1], bool)
@@ -476,9 +472,19 @@ def _strongest_spots(lib: TemplateLibrary, k: int) -> tuple[np.ndarray, ...]:
         per = np.bincount(tid, minlength=n_t)
         w = lib.spot_w[keep]
         norm = np.sqrt(np.bincount(tid, weights=w * w, minlength=n_t))
-        cache[k] = (np.concatenate([[0], np.cumsum(per)]).astype(np.int64), np.ascontiguousarray(lib.spot_r[keep]),
-                    np.ascontiguousarray(lib.spot_theta[keep]), np.ascontiguousarray(w), norm)
-    return cache[k]
+        return (np.concatenate([[0], np.cumsum(per)]).astype(np.int64), np.ascontiguousarray(lib.spot_r[keep]),
+                np.ascontiguousarray(lib.spot_theta[keep]), np.ascontiguousarray(w), norm)
+
+    return _per_library(lib, ("strongest_spots", k), make)
+
+
+def _per_library(lib: TemplateLibrary, key: Any, make: Any) -> Any:
+    """``make()``, once per library (kept on the library object under ``key``): tables derived from the library
+    alone, made at its first use in a process instead of once per chunk."""
+    cache = lib.__dict__.setdefault("_derived", {})
+    if key not in cache:
+        cache[key] = make()
+    return cache[key]
 
 
 def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: TemplateLibrary, params: IndexParams) -> None:
@@ -490,12 +496,9 @@ def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: Temp
     need = ok & (sub.counts - r.n_explained >= config.PAIR_MIN_UNEXPLAINED)
     if not need.any():
         return
-    # the tables depend on the library alone: made once per library (they cost ~5 ms, per chunk twice before)
-    cache = lib.__dict__.setdefault("_pair_tables", {})
-    key = config.PAIR_MIN_RELATIVE_INTENSITY
-    if key not in cache:
-        cache[key] = _pairs.pair_tables(lib.refl.g, lib.refl.intensity, lib.symmetry_quaternions, key)
-    g, length, rep = cache[key]
+    rel = config.PAIR_MIN_RELATIVE_INTENSITY
+    g, length, rep = _per_library(lib, ("pair_tables", rel),
+                                  lambda: _pairs.pair_tables(lib.refl.g, lib.refl.intensity, lib.symmetry_quaternions, rel))
     g_c, F2 = np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)
     pq, pc = _pairs.pair_hypotheses(
         need, sub.peaks, sub.counts, g, length, rep, g_c, sub.lam, params.fit_excitation_window, sub.q_min, params.k_max,
@@ -861,18 +864,20 @@ def index_orientations(
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params)
     phase_list = coerce_phases(phases)
+    sigma_source = "set"
     if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
         widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
         if len(widths) != 1:
             raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
                                  "excitation_error_sigma")
-        prm = replace(prm, excitation_error_sigma=widths.pop())
+        prm, sigma_source = replace(prm, excitation_error_sigma=widths.pop()), "the libraries'"
     if prm.excitation_error_sigma is None and int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
-        prm = replace(prm, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)  # too few patterns to choose from
+        prm = replace(prm, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)
+        sigma_source = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
     if prm.excitation_error_sigma is None:
         first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
-        sigma, confident = estimate_excitation_error_sigma(dataset, phase_list, **{**params, "progress": progress})
-        prm = replace(prm, excitation_error_sigma=sigma)
+        sigma, confident, libs_by_sigma = _choose_sigma(dataset, phase_list, params, progress)
+        prm, libraries, sigma_source = replace(prm, excitation_error_sigma=sigma), libs_by_sigma[sigma], "chosen from the data"
         if progress:
             shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
             print(f"relrod width σ_s = {sigma:g} 1/Å, chosen from the data (patterns indexed with reliability ≥ "
@@ -914,7 +919,9 @@ def index_orientations(
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
     merged["n_summed"] = _n_summed(dataset, chunks)
-    return _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
+    xmap = _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
+    xmap.excitation_error_sigma_source = sigma_source  # type: ignore[attr-defined]  # how σ_s was obtained (CLI)
+    return xmap
 
 
 def estimate_excitation_error_sigma(
@@ -939,13 +946,22 @@ def estimate_excitation_error_sigma(
     ``config.SIGMA_SUBSAMPLE``; ``params``: the other fields of :class:`IndexParams`. Raises ParameterError for
     non-positive candidates.
     """
+    sigma, confident, _ = _choose_sigma(dataset, coerce_phases(phases), params, progress, candidates, n_patterns)
+    return sigma, confident
+
+
+def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str, Any], progress: bool,
+                  candidates: tuple[float, ...] | None = None, n_patterns: int | None = None,
+                  ) -> tuple[float, dict[float, float], dict[float, list[TemplateLibrary]]]:
+    """:func:`estimate_excitation_error_sigma`, also returning each candidate's libraries (the indexing then uses
+    those of the chosen width instead of loading them again)."""
+    params = {k: v for k, v in params.items() if k not in ("excitation_error_sigma", "progress")}
     default = float(config.EXCITATION_ERROR_SIGMA)
     cands = tuple(dict.fromkeys([default] + [float(c) for c in (candidates or config.SIGMA_CANDIDATES)]))
     if not all(np.isfinite(c) and c > 0 for c in cands):
         raise ParameterError(f"candidates must be positive relrod widths (1/Å), got {candidates!r}")
     cal = dataset.calibration
-    phase_list = coerce_phases(phases)
-    prm = IndexParams(**{k: v for k, v in params.items() if k != "excitation_error_sigma"}).resolved(cal, dataset.detector_shape)
+    prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
     ny, nx = dataset.scan_shape
     m = max(1, int(n_patterns or config.SIGMA_SUBSAMPLE))
     n_r = min(ny, max(1, int(round(np.sqrt(m * ny / nx)))))
@@ -955,11 +971,12 @@ def estimate_excitation_error_sigma(
     data = read_as_indexed(dataset, prm).data
     patterns = np.concatenate([np.asarray(data[r:r + 1])[0][cols] for r in rows])
     confident: dict[float, np.ndarray] = {}
+    libs: dict[float, list[TemplateLibrary]] = {}
     for c in cands:
         p_c = replace(prm, excitation_error_sigma=c)
-        libs = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
-                              excitation_error_sigma=c, verbose=progress) for p in phase_list]
-        res = with_kernel_lock(index_patterns, patterns, cal, libs, p_c)
+        libs[c] = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
+                                 excitation_error_sigma=c, verbose=progress) for p in phase_list]
+        res = with_kernel_lock(index_patterns, patterns, cal, libs[c], p_c)
         confident[c] = (res.phase_id >= 0) & (res.reliability >= config.SIGMA_CONFIDENT_RELIABILITY)
     best, best_n = default, int(confident[default].sum())
     for c in cands[1:]:
@@ -967,7 +984,7 @@ def estimate_excitation_error_sigma(
         a = int(np.sum(confident[default] & ~confident[c]))
         if b - a > 2.0 * np.sqrt(a + b) and int(confident[c].sum()) > best_n:
             best, best_n = c, int(confident[c].sum())
-    return best, {c: float(v.mean()) for c, v in confident.items()}
+    return best, {c: float(v.mean()) for c, v in confident.items()}, libs
 
 
 def _n_summed(dataset: Dataset4D, chunks: list[tuple[int, int]]) -> np.ndarray:

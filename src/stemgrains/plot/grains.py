@@ -202,6 +202,10 @@ def plot_misorientation_histogram(
     return fig
 
 
+#: the files :func:`save_grain_figures` writes (without a prefix)
+GRAIN_FIGURES = ("grains_ipf.png", "grains_random.png", "misorientation_histogram.png")
+
+
 def save_grain_figures(
     directory: str | os.PathLike, grain_map: GrainMap, boundary_table: BoundaryTable, *, prefix: str = ""
 ) -> list[Path]:
@@ -209,11 +213,11 @@ def save_grain_figures(
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name, fig in (
-        ("grains_ipf.png", plot_grain_map(grain_map, boundary_table, color="ipf")),
-        ("grains_random.png", plot_grain_map(grain_map, boundary_table, color="random")),
-        ("misorientation_histogram.png", plot_misorientation_histogram(grain_map, boundary_table)),
-    ):
+    for name, fig in zip(GRAIN_FIGURES, (
+        plot_grain_map(grain_map, boundary_table, color="ipf"),
+        plot_grain_map(grain_map, boundary_table, color="random"),
+        plot_misorientation_histogram(grain_map, boundary_table),
+    )):
         path = out / f"{prefix}{name}"
         atomic_savefig(fig, path, bbox_inches="tight")
         paths.append(path)

@@ -122,16 +122,20 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     return fig
 
 
+#: the files :func:`save_orientation_figures` writes (the last only for maps with spot-fit props)
+ORIENTATION_FIGURES = ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png")
+
+
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
     """Write orientation_ipf_z.png, correlation_index.png, reliability.png (and phase_fit.png for maps with spot-fit
     props) into ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    out = [folder / "orientation_ipf_z.png", folder / "correlation_index.png", folder / "reliability.png"]
+    out = [folder / name for name in ORIENTATION_FIGURES[:3]]
     plot_orientation_map(xmap, out[0])
     plot_quality_map(xmap, "correlation_index", out[1], vmax=1.0)
     plot_quality_map(xmap, "reliability", out[2], vmax=max(20.0, float(np.nanpercentile(xmap.prop["reliability"], 95)) if np.isfinite(xmap.prop["reliability"]).any() else 20.0), cmap="magma")
     if "spot_fit_fraction" in xmap.prop:
-        out.append(folder / "phase_fit.png")
+        out.append(folder / ORIENTATION_FIGURES[3])
         plot_phase_fit(xmap, out[-1])
     return out

@@ -172,13 +172,16 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
     return fig
 
 
+#: the figures :func:`save_transport_figures` writes, as ``{prefix}_{name}.png``
+TRANSPORT_FIGURES = ("current", "potential", "mismatch")
+
+
 def save_transport_figures(result: Any, directory: str | os.PathLike, prefix: str = "transport", dpi: int = 150) -> dict[str, Path]:
     """Write the three figures as PNG files into ``directory``; returns ``{name: path}``."""
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, fn in (("current", plot_current_density), ("potential", plot_potential),
-                     ("mismatch", plot_boundary_mismatch)):
+    for name, fn in zip(TRANSPORT_FIGURES, (plot_current_density, plot_potential, plot_boundary_mismatch)):
         fig = fn(result)
         p = out / f"{prefix}_{name}.png"
         atomic_savefig(fig, p, dpi=dpi)
