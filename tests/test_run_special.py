@@ -4,6 +4,9 @@ work."""
 
 from __future__ import annotations
 
+import csv
+import json
+
 import h5py
 import pytest
 
@@ -19,14 +22,37 @@ def scan(au_scan_3x3):
     return au_scan_3x3
 
 
-def test_run_special_reaches_the_boundaries(scan, tmp_path):
+def test_run_special_reaches_the_boundaries(scan, tmp_path, capsys):
     out = tmp_path / "r"
+    # "any" (0° about [100] within 180°) matches every boundary, so the tables cannot pass with empty columns
     assert main(["run", str(scan), "--phase", AU, "--field", "1,0", "--step", "3", "--no-progress", "--no-figures",
-                 "--special", "twin:60:1,1,1:5", "--special", "s3:60:1,1,1:8.66", "-o", str(out)]) == 0
+                 "--special", "twin:60:1,1,1:5", "--special", "s3:60:1,1,1:8.66", "--special", "any:0:1,0,0:180",
+                 "--min-size", "1", "-o", str(out)]) == 0
     with h5py.File(out / "results.h5", "r") as f:
         specials = read_parameters(f, "run")["boundaries"]["special"]
-    assert [s["name"] if isinstance(s, dict) else s[0] for s in specials] == ["twin", "s3"]
-    assert 'special = ["twin:60:1,1,1:5", "s3:60:1,1,1:8.66"]' in (out / "config.toml").read_text()
+        b = f["boundaries/boundaries"]
+        names = b["special"][()].astype(str).tolist()
+        sigma = b["csl_sigma"][()].tolist()
+        length = b["length_nm"][()]
+    assert [s["name"] if isinstance(s, dict) else s[0] for s in specials] == ["twin", "s3", "any"]
+    assert 'special = ["twin:60:1,1,1:5", "s3:60:1,1,1:8.66", "any:0:1,0,0:180"]' in (out / "config.toml").read_text()
+    assert names and all(names)
+    # issue: the special boundaries were only in results.h5; boundaries.csv/segments.csv carry them (the column
+    # names of /boundaries/boundaries and `segment --csv`), summary.json and stdout count them
+    with open(out / "boundaries.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["special"] for r in rows] == names and [int(r["csl_sigma"]) for r in rows] == sigma
+    with open(out / "segments.csv", newline="") as fh:
+        seg = list(csv.DictReader(fh))
+    assert {(int(r["boundary_id"]), r["special"]) for r in seg} == {(int(r["boundary_id"]), r["special"]) for r in rows}
+    summary = json.loads((out / "summary.json").read_text())["special"]
+    printed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  special ")]
+    assert list(summary) == ["twin", "s3", "any"] and len(printed) == 3
+    for name, line in zip(summary, printed):
+        n = names.count(name)
+        assert summary[name]["n_boundaries"] == n
+        assert summary[name]["length_nm"] == pytest.approx(sum(x for x, m in zip(length, names) if m == name))
+        assert line.startswith(f"  special {name}: {n} boundaries, {summary[name]['length_nm']:.1f} nm (")
 
 
 @pytest.mark.parametrize("spec, needle", [("twin:60:1,1", "axis needs 3"), ("t:x:1,1,1", "must be numbers"),

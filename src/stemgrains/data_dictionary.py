@@ -35,6 +35,8 @@ _C: dict[str, tuple[str, str]] = {
     "misorientation_axis": ("1", "unit disorientation axis, Cartesian crystal frame (orix: e1 ∥ a, e3 ∥ c for "
                                  "hexagonal/trigonal; the axis has the same coordinates in the crystal frames of "
                                  "A and B), reduced into the fundamental sector of the proper Laue group"),
+    "csl_sigma": ("—", "CSL Σ within the Brandon criterion 15°/√Σ; 0 = none"),
+    "special": ("—", "name of the matching user-defined special misorientation (--special), empty if none"),
     "field": ("1", f"unit in-plane field direction (x, y) used, {_FRAME}"),
     "conducting": ("—", "true when both grains are in a phase with Na⁺ conduction planes (classified)"),
     "theta_3d": ("deg", "angle between the two grains' conduction planes, arccos|c_A·c_B|, 0–90"),
@@ -153,9 +155,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                        "Miller.round) for display: for long cells (Na-β″, c/a ≈ 6) the direction can be ~10° from "
                        "misorientation_axis, which is exact — use that to compute or to define a --special axis"),
         low_angle=("—", "disorientation below low_angle_deg (default 15°)"),
-        csl_sigma=("—", "CSL Σ within the Brandon criterion 15°/√Σ; 0 = none"),
+        csl_sigma=_C["csl_sigma"],
         csl_deviation_deg=("deg", "deviation from that CSL misorientation; NaN when none"),
-        special=("—", "name of the matching user-defined special misorientation (--special), empty if none"),
+        special=_C["special"],
         special_deviation_deg=("deg", "deviation from it; NaN when none"),
         pixel_misorientation_deg=("deg", "mean disorientation across the boundary's pixel pairs (pixel "
                                          "orientations, not grain means)"),
@@ -182,12 +184,12 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "classification/segments": _pick(
         "segment_id", "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "normal", "field",
-        "misorientation_deg", "misorientation_axis", "conducting", "theta_3d", "theta_2d", "alpha_a", "alpha_b",
-        "phi_a", "phi_b", "psi", "acc", "label", "type", "letter", "field_index", "behaviour", "j_a", "j_b", "r",
+        "misorientation_deg", "misorientation_axis", "csl_sigma", "special", "conducting", "theta_3d", "theta_2d",
+        "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "label", "type", "letter", "field_index", "behaviour", "j_a", "j_b", "r",
     ),
     "classification/boundaries": _pick(
         "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "misorientation_deg",
-        "misorientation_axis", "conducting", "theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b",
+        "misorientation_axis", "csl_sigma", "special", "conducting", "theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b",
         "psi", "type", "letter", "field_index", "j_a", "j_b", "r",
         n_segments=("—", "straight segments of the boundary"),
         normal=("1", "length-weighted mean unit normal of its segments (from A into B)"),
@@ -322,6 +324,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field) or the transport model's local field"),
     "classification": ("nm, 1", "boundary length (nm) and length fraction per label and per behaviour"),
+    "special": ("—, nm, 1", "per special misorientation of --special / [grains] special (by name): n_boundaries, "
+                            "length_nm and length_fraction (of the whole boundary length) of the boundaries matching "
+                            "it (column special of boundaries.csv); {} without any"),
     "transport_total_current": ("σ_ip·V", "current driven through the lamella, per unit lamella thickness "
                                           "(× σ_ip [S/m] × thickness [m] = A)"),
     "transport_total_current_unit": ("—", "that unit, spelled out"),

@@ -887,6 +887,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "n_boundaries": int(len(boundaries.boundaries)),
         "field_source": field_source,
         "classification": cls.summary(),
+        "special": boundaries.special_summary(),
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)

@@ -53,3 +53,28 @@ class BoundaryTable:
     pairs: Table
     triple_junctions: Table  # columns: row, col (pixel-corner coordinates), grains (n, 4) ascending, 0-padded
     parameters: dict[str, Any] = field(default_factory=dict)
+
+    def special_summary(self) -> dict[str, dict[str, float]]:
+        """Boundaries matching each user-defined special misorientation (``parameters["special"]``, in the order
+        given; column ``special`` of :attr:`boundaries`).
+
+        Returns ``{name: {"n_boundaries", "length_nm", "length_fraction"}}``: count, length (nm) and fraction of
+        the whole boundary length (0 for an empty map); every special appears, with 0 when none matched.
+        """
+        import numpy as np
+
+        names: list[str] = []
+        for s in self.parameters.get("special") or []:
+            name = str(s.name if hasattr(s, "name") else (s["name"] if isinstance(s, dict) else s[0]))
+            if name not in names:
+                names.append(name)
+        b = self.boundaries
+        length = np.asarray(b["length_nm"], dtype=np.float64) if len(b) else np.zeros(0)
+        col = np.asarray(b["special"]).astype(str) if len(b) and "special" in b else np.full(len(length), "")
+        total = float(length.sum())
+        out: dict[str, dict[str, float]] = {}
+        for name in names:
+            hit = col == name
+            out[name] = {"n_boundaries": int(hit.sum()), "length_nm": float(length[hit].sum()),
+                         "length_fraction": float(length[hit].sum()) / total if total > 0 else 0.0}
+        return out

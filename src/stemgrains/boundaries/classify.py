@@ -57,6 +57,9 @@ __all__ = [
 
 GROUP = "classification"
 SPEC = "docs/classification.md"
+#: Columns of the boundary table (``/boundaries/boundaries``) repeated in both classification tables (and so in
+#: boundaries.csv/segments.csv of ``run`` and ``classify --csv``), under the same names.
+BOUNDARY_COLUMNS_COPIED = ("misorientation_deg", "misorientation_axis", "csl_sigma", "special")
 
 #: Numeric per-pair columns (NaN for boundaries that touch a non-conducting grain).
 _FLOAT_COLS = ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "j_a", "j_b", "r")
@@ -144,7 +147,8 @@ class BoundaryClassification:
     segments
         One row per boundary segment (order of ``BoundaryTable.segments``): ``segment_id``, ``boundary_id``,
         ``grain_a``, ``grain_b``, ``length_nm``, ``trace_angle_deg``, ``normal`` (n, 2), ``field`` (n, 2, unit),
-        ``misorientation_deg`` / ``misorientation_axis`` (of the boundary, when the boundary table has them),
+        ``misorientation_deg`` / ``misorientation_axis`` / ``csl_sigma`` / ``special`` (of the boundary, when
+        the boundary table has them: CSL Σ within Brandon, 0 none; name of the matching ``--special``, "" none),
         ``conducting``, ``theta_3d``, ``theta_2d``, ``alpha_a``, ``alpha_b``, ``phi_a``, ``phi_b``, ``psi``,
         ``acc``, ``label``, ``type``, ``letter``, ``field_index``, ``behaviour``, ``j_a``, ``j_b``, ``r``.
         Angles in degrees; fluxes in σ_ip|E|.
@@ -412,8 +416,9 @@ def classify_boundaries(
     boundaries
         :class:`~stemgrains.boundaries.BoundaryTable`; segments need ``segment_id``, ``boundary_id``,
         ``grain_a``, ``grain_b``, ``length_nm``, ``normal`` (n, 2, from A into B); boundaries need
-        ``boundary_id``, ``grain_a``, ``grain_b``. ``trace_angle_deg``, ``misorientation_deg`` and
-        ``misorientation_axis`` are copied when present.
+        ``boundary_id``, ``grain_a``, ``grain_b``. ``trace_angle_deg`` and the boundary columns
+        :data:`BOUNDARY_COLUMNS_COPIED` (``misorientation_deg``, ``misorientation_axis``, ``csl_sigma``,
+        ``special``) are copied when present.
     field
         In-plane field direction(s) ``(x, y)``: one vector ``(2,)``, one per boundary ``(n_boundaries, 2)``
         (boundary-table order) or one per segment ``(n_segments, 2)`` (segment-table order, e.g. local fields
@@ -475,7 +480,7 @@ def classify_boundaries(
         "normal": normal,
         "field": e_seg,
     })
-    for col in ("misorientation_deg", "misorientation_axis"):
+    for col in BOUNDARY_COLUMNS_COPIED:
         if col in btab:
             seg_table[col] = np.asarray(btab[col])[b_row]
     seg_table["conducting"] = conducting
@@ -592,7 +597,7 @@ def _aggregate(btab: Table, gtab: Table, c_all: np.ndarray, g_conducting: np.nda
         "field": efield,
     })
     table["trace_angle_deg"] = np.where(np.all(np.isfinite(normal), axis=1), table["trace_angle_deg"], np.nan)
-    for col in ("misorientation_deg", "misorientation_axis"):
+    for col in BOUNDARY_COLUMNS_COPIED:
         if col in btab:
             table[col] = np.asarray(btab[col])
     table["conducting"] = conducting

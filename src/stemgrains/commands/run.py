@@ -152,6 +152,9 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     if "excitation_error_sigma" in s:
         print(f"  relrod width σ_s {s['excitation_error_sigma']:g} 1/Å (summary.json)")
+    for name, sp in s.get("special", {}).items():
+        print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
+              f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of boundaries.csv)")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
     if s["indexed_fraction"] == 0:

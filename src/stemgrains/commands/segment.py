@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     src = Path(args.input)
     got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
                       replace_other=args.force)
-    xmap, grain_map, boundaries, specials, out = (got[k] for k in ("xmap", "grain_map", "boundaries", "specials", "output"))
+    xmap, grain_map, boundaries, out = (got[k] for k in ("xmap", "grain_map", "boundaries", "output"))
     b = boundaries.boundaries
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(xmap, "resampled_from", None):
         print(f"  {src.name}: hexagonal grid resampled to a square grid of step {grain_map.scan_step_nm:g} nm "
               "(nearest neighbour)")
-    for s in specials:
-        frac = float(b["length_nm"][b["special"] == s.name].sum()) / total if total else 0.0
-        print(f"  {s.name}: {int((b['special'] == s.name).sum())} boundaries, {100 * frac:.1f} % of boundary length")
+    for name, sp in boundaries.special_summary().items():
+        print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
+              f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of the tables)")
     return 0
