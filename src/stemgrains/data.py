@@ -161,14 +161,16 @@ class Calibration:
         return electron_wavelength(self.accelerating_voltage_kV)
 
     def check_detector(self, detector_shape: tuple[int, int], source: str = "calibration") -> None:
-        """Raise :class:`ParameterError` if ``center`` lies outside a detector of this shape."""
+        """Raise :class:`ParameterError` if ``center`` lies outside a detector of this shape (the message starts
+        with ``center``, which the CLI names as ``--center`` where that option was typed, and names ``source``)."""
         if self.center is None:
             return
         ky, kx = detector_shape
         r, c = self.center
         if not (0 <= r <= ky - 1 and 0 <= c <= kx - 1):
             raise ParameterError(
-                f"{source}: center (row, col) = ({r:g}, {c:g}) lies outside the {ky} x {kx} detector"
+                f"center (row, col) = ({r:g}, {c:g}) lies outside the {ky} x {kx} detector of {source}; expected a "
+                f"(row, col) inside it, row 0–{ky - 1} and col 0–{kx - 1} (detector pixels)"
             )
 
     def _affine(self) -> np.ndarray:

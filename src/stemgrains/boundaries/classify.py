@@ -200,7 +200,7 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
     """
     from orix.crystal_map import Phase, PhaseList
 
-    from ..crystal import has_conduction_planes
+    from ..crystal import has_conduction_planes, is_hexagonal_like
 
     if isinstance(phases, Phase):
         phases = PhaseList(phases)
@@ -210,6 +210,8 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
     if conducting_phases is None:
         return [i for i, p in items if has_conduction_planes(p)]
     wanted = [conducting_phases] if isinstance(conducting_phases, (str, int, np.integer)) else list(conducting_phases)
+    known = ", ".join(f"{i}:{p.name} ({_crystal_system(p)})" for i, p in items)
+    by_id = dict(items)
     out: list[int] = []
     for w in wanted:
         if isinstance(w, (int, np.integer)) and not isinstance(w, bool):
@@ -219,10 +221,20 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
         else:
             hits = []
         if not hits:
-            known = ", ".join(f"{i}:{p.name}" for i, p in items)
             raise ParameterError(f"conducting_phases: no phase {w!r} in the grain map (phases {known})")
+        for h in hits:
+            if not is_hexagonal_like(by_id[h]):
+                raise ParameterError(
+                    f"conducting_phases: phase {w!r} is {_crystal_system(by_id[h])}; a conducting phase must be "
+                    f"hexagonal or trigonal (its conduction planes are the basal planes ⟂ c) (phases {known})")
         out.extend(h for h in hits if h not in out)
     return out
+
+
+def _crystal_system(phase: Any) -> str:
+    """The orix crystal system of a phase's point group (``"cubic"``, ``"trigonal"``, ...), or ``"no point group"``."""
+    pg = getattr(phase, "point_group", None)
+    return str(pg.system) if pg is not None and getattr(pg, "system", None) else "no point group"
 
 
 def local_boundary_fields(boundary_field: Any, n_boundaries: int, source: str = "transport") -> tuple[np.ndarray, int]:

@@ -92,6 +92,31 @@ def _named(option: str, make: Any, *a: Any, **kw: Any) -> Any:
         raise ParameterError(f"{option}: {err}") from None
 
 
+def _check_on_detector(ds: Any, items: list[tuple[str, Any]], follow: bool, source: str) -> tuple[float, float] | None:
+    """Each virtual detector of the command line (``items``: the option as typed, e.g. ``--disk 500,500,3``, and
+    its :class:`~stemgrains.virtual.Detector`) placed on the detector of ``ds`` before any work: one that covers no
+    detector pixel is a one-line error naming the option and the detector's extent. Returns the beam centre
+    (row, col) px used (:func:`~stemgrains.virtual.estimate_center`), or ``None`` when nothing needs it."""
+    from ..virtual.api import estimate_center
+
+    ky, kx = ds.detector_shape
+    q = ds.calibration.q_pixel_size
+    center = estimate_center(ds) if follow or any(d.relative_to_center for _, d in items) else None
+    for text, det in items:
+        try:
+            det.weights(ds.detector_shape, center, q)
+        except ParameterError as err:
+            if "covers no detector pixel" not in str(err):
+                raise ParameterError(f"{text}: {err}") from None
+            where = (f"positions and radii in 1/Å from the beam centre ({center[0]:g}, {center[1]:g}) px, "
+                     f"{q:g} 1/Å per px" if det.units == "q" else
+                     f"radii in px about the beam centre ({center[0]:g}, {center[1]:g})" if center is not None
+                     else "ROW, COL and R in detector pixels")
+            raise ParameterError(f"{text}: covers no pixel of the {ky} x {kx} detector of {source}; expected a "
+                                 f"detector overlapping rows 0–{ky - 1} and columns 0–{kx - 1} ({where})") from None
+    return center
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import load_4d
     from ..io.images import IMAGE_OUTPUTS, write_image
@@ -107,16 +132,20 @@ def run(args: argparse.Namespace) -> int:
     if not npy or out.is_dir():
         refuse_results_of_another_input(out, args.input, replace=args.force, what="the image", group="image")
     units = "q" if args.q_units else "px"
+    typed: list[tuple[str, Any]] = []  # (option as typed, detector) of each detector to place before the work
     if args.bf is not None:
         det = _named("--bf", bright_field, args.bf, units=units)
+        typed.append((f"--bf {args.bf:g}", det))
     elif args.annulus is not None:
         det = annulus(*parse_pair(args.annulus, "--annulus"), units=units)
+        typed.append((f"--annulus {args.annulus}", det))
     elif args.disk:
         disks = [_triple(t) for t in args.disk]
         radii = {d[2] for d in disks}
         if len(radii) != 1:
             raise ParameterError(f"--disk: all disks of one image need the same radius, got {sorted(radii)}")
         det = _named("--disk", dark_field, [d[:2] for d in disks], disks[0][2], units=units)
+        typed += [(f"--disk {t}", dark_field([d[:2]], d[2], units=units)) for t, d in zip(args.disk, disks)]
     else:
         mpath = Path(args.mask)
         if not mpath.is_file():
@@ -131,11 +160,13 @@ def run(args: argparse.Namespace) -> int:
     scan_shape = parse_pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
     ds = load_4d(args.input, scan_shape=None if scan_shape is None else tuple(int(v) for v in scan_shape),
                  **calibration_overrides(args))
+    center = _check_on_detector(ds, typed, args.follow_center, args.input)
     if npy and not args.force:
         _refuse_other_npy(out, None, ds.scan_shape)
     # (load_4d is lazy) an unreadable input creates nothing; an unusable output folder fails here, before the work
     out.parent.mkdir(parents=True, exist_ok=True)
-    img = virtual_image(ds, det, follow_center=args.follow_center, memory_mb=args.memory_mb, progress=True)
+    img = virtual_image(ds, det, center=center, follow_center=args.follow_center, memory_mb=args.memory_mb,
+                        progress=True)
     if npy and not args.force:
         _refuse_other_npy(out, img, ds.scan_shape)
     attrs = {"detector": det.kind, "radii": list(det.radii), "units": units,

@@ -1,0 +1,101 @@
+"""Values that fit no detector or map are named by the option the user typed (not only the data file), with what
+was expected: `--center` off the detector, `virtual --disk/--annulus` covering no detector pixel, a
+`--conducting-phase` that is not in the map or not hexagonal/trigonal. One line, exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from file_helpers import cube_file
+from orix.crystal_map import CrystalMap, Phase, PhaseList
+from orix.quaternion import Rotation
+
+from stemgrains.cli import main
+from stemgrains.simulate import sample_cif
+
+AU = str(sample_cif("au"))
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("center", ["1e6,1e6", "3,8", "-1,2"])
+@pytest.mark.parametrize("cmd", ["index", "virtual"])
+def test_center_off_the_detector_names_the_option(tmp_path, capsys, cmd, center):
+    src = cube_file(tmp_path / "cube.h5")  # 8 x 8 detector
+    out = tmp_path / ("o.h5" if cmd == "index" else "v.npy")
+    argv = ([cmd, str(src), "--phase", AU, "--no-progress"] if cmd == "index" else [cmd, str(src), "--bf", "2"])
+    typed = [f"--center={center}"] if center.startswith("-") else ["--center", center]
+    assert main([*argv, *typed, "-o", str(out)]) == 2
+    line = _one_line(capsys)
+    r, c = (float(v) for v in center.split(","))
+    assert line.startswith(f"stemgrains {cmd}: error: --center (row, col) = ({r:g}, {c:g}) lies outside the 8 x 8 "
+                           f"detector of {src}"), line
+    assert "expected a (row, col) inside it, row 0–7 and col 0–7" in line
+    assert not out.exists()
+
+
+def test_center_of_a_config_file_is_not_blamed_on_the_option(tmp_path, capsys):
+    src = cube_file(tmp_path / "cube.h5")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[calibration]\ncenter = [100.0, 3.0]\n")
+    assert main(["index", str(src), "--phase", AU, "--no-progress", "--config", str(cfg), "-o", str(tmp_path / "o")]) == 2
+    line = _one_line(capsys)
+    assert "--center" not in line and "center (row, col) = (100, 3) lies outside the 8 x 8 detector" in line
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["--disk", "500,500,3"], "--disk 500,500,3"),
+    (["--disk", "2,2,2", "--disk=-40,3,2"], "--disk -40,3,2"),  # one disk off, the other on: still refused
+    (["--annulus", "20,30"], "--annulus 20,30"),
+    (["--disk", "5,5,0.01", "--q-units", "--q-pixel-size", "0.02"], "--disk 5,5,0.01"),
+])
+def test_virtual_detector_off_the_detector_names_the_option(tmp_path, capsys, argv, named):
+    src = cube_file(tmp_path / "cube.h5")
+    out = tmp_path / "v.npy"
+    assert main(["virtual", str(src), *argv, "-o", str(out)]) == 2
+    line = _one_line(capsys)
+    assert line.startswith(f"stemgrains virtual: error: {named}: covers no pixel of the 8 x 8 detector of {src}; "
+                           "expected a detector overlapping rows 0–7 and columns 0–7"), line
+    assert not out.exists()
+    # on the detector it works (the check does not refuse what the old code accepted)
+    assert main(["virtual", str(src), "--disk", "2,2,1", "-o", str(out)]) == 0 and out.is_file()
+
+
+def _map_file(tmp_path, phases):
+    from stemgrains.io import write_orientation_map
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    ny, nx = 6, 8
+    q = np.tile(Rotation.from_axes_angles([1, 0, 0], np.pi / 2).data, (ny, nx, 1))
+    q[:, nx // 2:] = (Rotation.from_axes_angles([0, 0, 1], np.pi / 3) * Rotation(q[0, 0])).data
+    pid = np.zeros((ny, nx), int)
+    pid[:, nx // 2:] = len(phases) - 1
+    rr, cc = np.divmod(np.arange(ny * nx), nx)
+    xmap = CrystalMap(rotations=Rotation(q.reshape(-1, 4)), phase_id=pid.ravel(), x=cc * 2.0, y=rr * 2.0,
+                      phase_list=PhaseList(phases=phases, ids=list(range(len(phases)))), scan_unit="nm")
+    path = tmp_path / "map.h5"
+    with atomic_h5(path) as f:
+        write_provenance(f, phases=xmap.phases)
+        write_orientation_map(f, xmap)
+    assert main(["segment", str(path), "-o", str(path), "--min-size", "1"]) == 0
+    return path
+
+
+@pytest.mark.parametrize("wanted, expect", [
+    ("au", "--conducting-phase: no phase 'au' in the grain map (phases 0:Ni (cubic), 1:Magnesium (hexagonal))"),
+    ("Ni", "--conducting-phase: phase 'Ni' is cubic; a conducting phase must be hexagonal or trigonal"),
+    ("0", "--conducting-phase: phase 0 is cubic; a conducting phase must be hexagonal or trigonal"),
+])
+def test_conducting_phase_names_the_option_and_the_map_phases(tmp_path, capsys, wanted, expect):
+    path = _map_file(tmp_path, [Phase(name="Ni", point_group="m-3m"), Phase(name="Magnesium", point_group="6/mmm")])
+    capsys.readouterr()
+    out = tmp_path / "c.h5"
+    assert main(["classify", str(path), "--field", "1,0", "--conducting-phase", wanted, "-o", str(out)]) == 2
+    line = _one_line(capsys)
+    assert line.startswith(f"stemgrains classify: error: {expect}"), line
+    assert "(phases 0:Ni (cubic), 1:Magnesium (hexagonal))" in line and not out.exists()
+    assert main(["classify", str(path), "--field", "1,0", "--conducting-phase", "Magnesium", "-o", str(out)]) == 0
