@@ -99,3 +99,50 @@ def test_conducting_phase_names_the_option_and_the_map_phases(tmp_path, capsys, 
     assert line.startswith(f"stemgrains classify: error: {expect}"), line
     assert "(phases 0:Ni (cubic), 1:Magnesium (hexagonal))" in line and not out.exists()
     assert main(["classify", str(path), "--field", "1,0", "--conducting-phase", "Magnesium", "-o", str(out)]) == 0
+
+
+# ---------------------------------------------------------------------------------------- Miller–Bravais specials
+MB_TWIN = "twin:86.3:1,1,-2,0:5"
+MB_REFUSED = ("special misorientation 'twin': axis 1,1,-2,0 has 4 (Miller–Bravais [UVTW]) indices, which only "
+              "hexagonal/trigonal phases take; the phases are ")
+
+
+def test_four_index_special_axis_for_a_cubic_map_is_refused(tmp_path, capsys):
+    path = _map_file(tmp_path, [Phase(name="Ni", point_group="m-3m")])
+    capsys.readouterr()
+    out = tmp_path / "s.h5"
+    assert main(["segment", str(path), "-o", str(out), "--special", MB_TWIN]) == 2
+    assert _one_line(capsys) == f"stemgrains segment: error: --special: {MB_REFUSED}0:Ni (cubic) (give the axis as [uvw], U,V,W)"
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[grains]\nspecial = ["{MB_TWIN}"]\n')
+    assert main(["segment", str(path), "-o", str(out), "--config", str(cfg)]) == 2
+    assert _one_line(capsys).startswith(f"stemgrains segment: error: {cfg}: [grains] special: {MB_REFUSED}0:Ni (cubic)")
+    assert not out.exists()
+    # three indices are fine for the same map
+    assert main(["segment", str(path), "-o", str(out), "--special", "s3:60:1,1,1:8.66"]) == 0
+
+
+def test_four_index_special_axis_is_kept_where_a_phase_is_hexagonal(tmp_path, capsys):
+    path = _map_file(tmp_path, [Phase(name="Ni", point_group="m-3m"), Phase(name="Magnesium", point_group="6/mmm")])
+    assert main(["segment", str(path), "-o", str(tmp_path / "s.h5"), "--special", MB_TWIN]) == 0
+
+
+def test_run_refuses_a_four_index_special_for_cubic_phases_before_any_work(tmp_path, capsys):
+    src = cube_file(tmp_path / "cube.h5")
+    out = tmp_path / "r"
+    assert main(["run", str(src), "--phase", AU, "--field", "1,0", "--no-progress", "--special", MB_TWIN,
+                 "-o", str(out)]) == 2
+    assert _one_line(capsys) == f"stemgrains run: error: --special: {MB_REFUSED}0:au (cubic) (give the axis as [uvw], U,V,W)"
+    assert not out.exists()
+
+
+def test_check_special_axes_api():
+    from stemgrains.boundaries.misorientation import check_special_axes
+    from stemgrains.errors import ParameterError
+
+    cubic, hexa = Phase(name="Ni", point_group="m-3m"), Phase(name="Mg", point_group="6/mmm")
+    check_special_axes([MB_TWIN], [hexa])
+    check_special_axes([MB_TWIN], [cubic, hexa])
+    check_special_axes(["s3:60:1,1,1"], [cubic])
+    with pytest.raises(ParameterError, match=r"^special: special misorientation 'twin': .* the phases are 0:Ni \(cubic\)"):
+        check_special_axes([MB_TWIN], PhaseList(phases=[cubic], ids=[0]))

@@ -234,8 +234,9 @@ def test_conducting_phases_by_name_and_id(gmap, btable):
     assert conducting_phase_ids(gmap.phases, [0, "beta2"]) == [0]
     with pytest.raises(ParameterError, match="no phase 'nasicon'"):
         conducting_phase_ids(gmap.phases, ["nasicon"])
-    # declaring ZrO2 conducting is refused: its grains have no c-axis
-    with pytest.raises(InputError, match="grain 3 .* no finite"):
+    # declaring ZrO2 conducting is refused: it is not hexagonal/trigonal (its grains have no c-axis)
+    with pytest.raises(ParameterError, match=r"^conducting_phases: phase 'zro2' is monoclinic; .* hexagonal or "
+                                             r"trigonal .*\(phases 0:beta2 \(trigonal\), 1:zro2 \(monoclinic\)\)"):
         classify_boundaries(gmap, btable, [1, 0], conducting_phases=["beta2", "zro2"])
     res = classify_boundaries(gmap, btable, [1, 0], conducting_phases=[0])
     assert res.parameters["conducting_phases"] == [{"id": 0, "name": "beta2"}]

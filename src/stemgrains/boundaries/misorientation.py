@@ -26,6 +26,7 @@ from .csl import match_csl
 __all__ = [
     "SpecialMisorientation",
     "parse_special",
+    "check_special_axes",
     "special_quaternion",
     "disorientation",
     "axis_indices",
@@ -78,6 +79,38 @@ def parse_special(spec: Any) -> SpecialMisorientation:
     if not (np.isfinite(out.tolerance_deg) and out.tolerance_deg > 0):
         raise ParameterError(f"special misorientation {out.name!r}: tolerance must be > 0 degrees")
     return out
+
+
+def check_special_axes(special: Sequence[Any], phases: Any) -> None:
+    """Refuse a special misorientation whose axis has four (Miller–Bravais ``[UVTW]``) indices when none of
+    ``phases`` is hexagonal or trigonal: it could match no boundary.
+
+    Parameters
+    ----------
+    special
+        Special misorientations (anything :func:`parse_special` takes).
+    phases
+        orix ``PhaseList`` (ids < 0, "not indexed", are skipped) or a sequence of ``Phase``.
+
+    Raises
+    ------
+    ParameterError
+        One line starting ``special:`` (the CLI names it ``--special`` where typed) with the phases and their crystal
+        systems.
+    """
+    items = [(int(i), p) for i, p in phases] if hasattr(phases, "ids") else list(enumerate(phases))
+    items = [(i, p) for i, p in items if i >= 0]
+    if any(is_hexagonal_like(p) for _, p in items):
+        return
+    known = ", ".join(f"{i}:{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
+                      for i, p in items)
+    for s in special or []:
+        s = parse_special(s)
+        if len(s.axis) == 4:
+            axis = ",".join(f"{v:g}" for v in s.axis)
+            raise ParameterError(f"special: special misorientation {s.name!r}: axis {axis} has 4 (Miller–Bravais "
+                                 f"[UVTW]) indices, which only hexagonal/trigonal phases take; the phases are "
+                                 f"{known or 'none'} (give the axis as [uvw], U,V,W)")
 
 
 def special_quaternion(special: SpecialMisorientation, phase: Any) -> np.ndarray | None:
@@ -164,6 +197,7 @@ def boundary_misorientations(
     ``special`` and ``special_deviation_deg``, and a dict of what was used (for the parameters).
     """
     specials = [parse_special(s) for s in (special or [])]
+    check_special_axes(specials, grain_map.phases)
     n = len(grain_a)
     t = grain_map.table
     ia, ib = grain_map.index_of(grain_a), grain_map.index_of(grain_b)

@@ -70,3 +70,13 @@ def add_config_option(p: argparse.ArgumentParser, sections: str) -> None:
                    help=f"parameters from a config file (`stemgrains config --dump` writes one; a results .h5 or a "
                         f"run's config.toml repeats that run); this command reads {sections}; options given here "
                         "override the file")
+
+
+def name_special_origin(err: ParameterError, args: argparse.Namespace) -> ParameterError:
+    """An error about ``[grains] special`` (message ``special: ...``) named by where the value came from: the
+    CLI names ``--special`` where it was typed (:func:`stemgrains.cli._option_names`); otherwise the config file
+    and key (``FILE: [grains] special: ...``)."""
+    msg = str(err)
+    if getattr(args, "special", None) is None and getattr(args, "config", None) and msg.startswith("special:"):
+        return ParameterError(f"{args.config}: [grains] {msg}")
+    return err

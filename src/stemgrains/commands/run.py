@@ -9,7 +9,7 @@ from typing import Any
 
 from .. import config
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
-from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
+from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option, name_special_origin
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
     p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable, as `segment --special`): name, angle (deg), axis [uvw] "
-                        "or [UVTW], tolerance (deg), e.g. twin:86.3:1,1,-2,0:5; replaces [grains] special of --config")
+                        "or [UVTW] (hexagonal/trigonal), tolerance (deg), e.g. twin:86.3:1,1,-2,0:5; replaces [grains] special of --config")
     p.add_argument("--delta", type=float, default=None, metavar="DEG", help=f"type tolerance (default {config.TYPE_TOLERANCE_DEG:g})")
     p.add_argument("--ratio", type=float, default=None, help=f"σ_ip/σ_op (default {config.CONDUCTIVITY_RATIO:g})")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
     cfg = resolve(args, NAME)
+    _check_special_axes(args, cfg)  # before any work: the phases are known from the CIFs
     if is_batch(args.input):  # batch_params checks the phases, field, electrodes, calibration once, up front
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
     _refuse_inputs_among_outputs(args.output, [*args.phase, args.config, cfg["calibration"].get("file"),
@@ -81,6 +82,22 @@ def run(args: argparse.Namespace) -> int:
                          progress=not args.no_progress, scheduler=args.scheduler, record=record)
     print_summary(out, args.output)
     return 0
+
+
+def _check_special_axes(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """A Miller–Bravais special axis (``--special`` or ``[grains] special``) refused when no ``--phase`` is
+    hexagonal/trigonal (:func:`stemgrains.boundaries.misorientation.check_special_axes`), before any work."""
+    from ..boundaries.misorientation import check_special_axes, parse_special
+    from ..errors import ParameterError
+
+    if not any(len(parse_special(s).axis) == 4 for s in cfg["grains"]["special"]):
+        return
+    from ..crystal import load_phase
+
+    try:
+        check_special_axes(cfg["grains"]["special"], [load_phase(c) for c in args.phase])
+    except ParameterError as err:
+        raise name_special_origin(err, args) from None
 
 
 def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:

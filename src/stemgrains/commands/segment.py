@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from .. import config
-from ._common import add_config_option
+from ..errors import ParameterError
+from ._common import add_config_option, name_special_origin
 
 NAME = "segment"
 HELP = "segment an orientation map into grains and extract boundaries (misorientation, CSL, special)"
@@ -38,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--low-angle", type=float, default=None, metavar="DEG",
                    help=f"low/high angle boundary limit, degrees (default {config.LOW_ANGLE_DEG:g})")
     p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
-                   help="special misorientation (repeatable): name, angle (deg), axis [uvw] or [UVTW], tolerance "
+                   help="special misorientation (repeatable): name, angle (deg), axis [uvw] or [UVTW] (hexagonal/trigonal), tolerance "
                         "(deg), e.g. twin:86.3:1,1,-2,0:5")
     p.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default=None,
                    help="crystal frame of hexagonal/trigonal orientations in the file: auto (default) = the vendor's "
@@ -60,8 +61,11 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
     src = Path(args.input)
-    got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
-                      replace_other=args.force)
+    try:
+        got = run_segment(src, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
+                          replace_other=args.force)
+    except ParameterError as err:
+        raise name_special_origin(err, args) from None
     xmap, grain_map, boundaries, out = (got[k] for k in ("xmap", "grain_map", "boundaries", "output"))
     b = boundaries.boundaries
     total = float(b["length_nm"].sum()) if len(b) else 0.0
