@@ -146,3 +146,18 @@ def test_check_special_axes_api():
     check_special_axes(["s3:60:1,1,1"], [cubic])
     with pytest.raises(ParameterError, match=r"^special: special misorientation 'twin': .* the phases are 0:Ni \(cubic\)"):
         check_special_axes([MB_TWIN], PhaseList(phases=[cubic], ids=[0]))
+
+
+# ------------------------------------------------------------------------------------------------- --no-progress
+@pytest.mark.parametrize("cmd, argv", [("virtual", ["--disk", "20,20,3"]), ("vdf-grains", [])])
+def test_streaming_commands_take_no_progress(tmp_path, capsys, au_scan_3x3, cmd, argv):
+    src = au_scan_3x3  # vdf-grains needs reflections
+    out = [tmp_path / "a.npy", tmp_path / "b.npy"] if cmd == "virtual" else [tmp_path / "a", tmp_path / "b"]
+    assert main([cmd, str(src), *argv, "-o", str(out[0])]) == 0
+    assert "%|" in capsys.readouterr().err  # a progress bar by default
+    assert main([cmd, str(src), *argv, "--no-progress", "-o", str(out[1])]) == 0
+    assert "%|" not in capsys.readouterr().err  # none with --no-progress, the same result
+    if cmd == "virtual":
+        assert np.array_equal(np.load(out[0]), np.load(out[1]))
+    else:
+        assert np.array_equal(np.load(out[0] / "vdf_labels.npy"), np.load(out[1] / "vdf_labels.npy"))

@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-signal", type=float, default=0.25, metavar="S",
                    help="pixels with a weaker best group stay unassigned (default %(default)g)")
     p.add_argument("--memory-mb", type=float, default=128.0, metavar="MB", help="memory per block of scan rows")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_calibration_overrides(p)
 
 
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         grains = read_grains(args.results)
         bounds = read_boundaries(args.results)
     res = vdf_grain_map(ds, disk_radius_px=args.disk_radius, min_correlation=args.min_correlation,
-                        min_signal=args.min_signal, memory_mb=args.memory_mb, progress=True)
+                        min_signal=args.min_signal, memory_mb=args.memory_mb, progress=not args.no_progress)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     write_image(out / "vdf_labels.npy", res.labels)

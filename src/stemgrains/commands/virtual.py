@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--memory-mb", type=float, default=128.0, metavar="MB",
                    help="memory for one block of scan rows (default %(default)g)")
     p.add_argument("--scan-shape", default=None, metavar="ROWS,COLS", help="scan shape of a flat stack of patterns")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("-o", "--output", required=True, metavar="OUT.{npy,tif,h5,png}", help="output image")
     p.add_argument("--force", action="store_true",
                    help="replace OUT even when it holds the image of another input or a file that is not ours "
@@ -166,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
     # (load_4d is lazy) an unreadable input creates nothing; an unusable output folder fails here, before the work
     out.parent.mkdir(parents=True, exist_ok=True)
     img = virtual_image(ds, det, center=center, follow_center=args.follow_center, memory_mb=args.memory_mb,
-                        progress=True)
+                        progress=not args.no_progress)
     if npy and not args.force:
         _refuse_other_npy(out, img, ds.scan_shape)
     attrs = {"detector": det.kind, "radii": list(det.radii), "units": units,
