@@ -58,12 +58,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=config.GRAIN_THRESHOLD_DEG, metavar="DEG",
                    help="grain threshold for inputs without grains, degrees (default %(default)g)")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--force", action="store_true",
+                   help="replace files in OUTDIR named like the outputs even when they are not this command's for "
+                        "these scans (default: refused; a rerun on the same scans replaces its own)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..compare import compare_results, output_names, write_comparison
     from ..compare.api import resolve_input
-    from ..io.outputs import check_outputs, refuse_run_folders
+    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, refuse_run_folders
 
     if len(args.inputs) < 2:
         raise ParameterError(f"compare needs at least two scans, got {len(args.inputs)}")
@@ -72,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     names = output_names(len(inputs), figures=not args.no_figures)
     refuse_run_folders(out, "-o", "comparison")  # the folder named, rather than its first file
     check_outputs({f"-o ({n})": out / n for n in names}, inputs)
+    refuse_foreign_folder_outputs(out, names, inputs, record="compare.h5", group="compare", attr="scans",
+                                  replace=args.force)
     shifts = None
     if args.shift is not None:
         if len(args.shift) != len(inputs) - 1:

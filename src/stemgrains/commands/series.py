@@ -52,6 +52,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="map edges that are electrode interfaces (left,right,top,bottom; 'none'); default the "
                         "electrodes of the transport stage")
     p.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    p.add_argument("--force", action="store_true",
+                   help="replace files in OUTDIR named like the outputs even when they are not this command's for "
+                        "these inputs (default: refused; a rerun on the same inputs replaces its own)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
     results = Path(args.results)
     if not results.is_file():
         raise FileFormatError(f"{results}: results file not found")
-    from ..io.outputs import check_outputs
+    from ..insitu.api import series_output_names
+    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs
 
     check_outputs({"-o": Path(args.output)}, [results, *args.frames])
+    refuse_foreign_folder_outputs(args.output, series_output_names(not args.no_figures), [results, *args.frames],
+                                  record="series.h5", group="series", replace=args.force)
     for name, v, ok in (("--tolerance", args.tolerance, args.tolerance > 0), ("--n-sigma", args.n_sigma, args.n_sigma > 0),
                         ("--smooth", args.smooth, args.smooth > 0), ("--min-frames", args.min_frames, args.min_frames >= 1),
                         ("--max-rotation", args.max_rotation, 0 <= args.max_rotation <= 180)):
@@ -109,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
                             times=times, tolerance_nm=args.tolerance, smooth_px=args.smooth, n_sigma=args.n_sigma,
                             min_area_nm2=args.min_area, min_frames=args.min_frames)
     out = Path(args.output)
-    write_series(out, result, sites, names=names, figures=not args.no_figures)
+    write_series(out, result, sites, names=names, figures=not args.no_figures, inputs=[results, *args.frames])
     t = result.transform
     if map_image is not None:
         how += f" (offset ({t.offset_nm[0]:.2f}, {t.offset_nm[1]:.2f}) nm, rotation {t.rotation_deg:g}°, r = {t.score:.3f})"

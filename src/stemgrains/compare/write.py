@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._table import Table
+from ..io.outputs import record_csv_tables
 from ..io.results import atomic_h5, atomic_write_text, json_default
 from .api import Comparison, registration_record
 
@@ -70,6 +71,7 @@ def write_comparison(outdir: str | os.PathLike, comparison: Comparison, *, figur
     with atomic_h5(out / "compare.h5") as f:
         g = f.create_group(GROUP)
         g.attrs["scans"] = json.dumps([str(p.resolve()) for p in comparison.paths])
+        record_csv_tables(f, [out / "grains_matched.csv", out / "boundaries_changed.csv"])  # what `compare` may replace
         g.attrs["parameters"] = json.dumps(comparison.parameters, default=json_default, sort_keys=True)
         g.attrs["scan_step_nm"] = float(comparison.scan_step_nm)
         g.create_dataset("series_labels", data=comparison.series_labels, compression="gzip", shuffle=True)

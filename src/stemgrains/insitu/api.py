@@ -240,10 +240,22 @@ def analyse_series(
     return SeriesResult(registered, diff, drift, transform, t, events, enr, region, footprints, params)
 
 
+def series_output_names(figures: bool = True) -> list[str]:
+    """File names :func:`write_series` writes into its folder (the figures with ``figures``)."""
+    return ["events.csv", "enrichment.csv", "series.h5",
+            *(["event_sites.png", "montage.png", "enrichment.png"] if figures else [])]
+
+
 def write_series(outdir: str | os.PathLike, result: SeriesResult, sites: SiteMap, *, names: list[str] | None = None,
-                 figures: bool = True) -> list[Path]:
+                 figures: bool = True, inputs: list[str | os.PathLike] | None = None) -> list[Path]:
     """Write ``events.csv``, ``enrichment.csv``, ``series.h5`` (registered frames, differential stack, drift,
-    transform, events; atomic) and the figures ``event_sites.png``, ``montage.png``, ``enrichment.png``."""
+    transform, events; atomic) and the figures ``event_sites.png``, ``montage.png``, ``enrichment.png``.
+
+    ``inputs`` (the results file and the frame files) are recorded as ``series`` attribute ``inputs`` (absolute
+    paths, JSON) and the two tables, with their size and time, as the root attribute ``csv_tables``
+    (:func:`stemgrains.io.outputs.record_csv_tables`): what ``stemgrains series`` checks before replacing a file
+    of the folder (:func:`stemgrains.io.outputs.refuse_foreign_folder_outputs`)."""
+    from ..io.outputs import record_csv_tables
     from ..io.results import atomic_h5, atomic_write_text, json_default
 
     out = Path(outdir)
@@ -266,6 +278,8 @@ def write_series(outdir: str | os.PathLike, result: SeriesResult, sites: SiteMap
         g.create_dataset("footprints", data=result.footprints, compression="gzip")
         g.attrs["parameters"] = json.dumps(result.parameters, default=json_default, sort_keys=True)
         g.attrs["frame_names"] = json.dumps(names or [])
+        g.attrs["inputs"] = json.dumps([str(Path(p).resolve()) for p in inputs or []])
+        record_csv_tables(f, [out / "events.csv", out / "enrichment.csv"])
         ev.to_hdf5(g.create_group("events"))
         result.enrichment.to_hdf5(g.create_group("enrichment"))
     written.append(out / "series.h5")

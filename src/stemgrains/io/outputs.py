@@ -614,6 +614,79 @@ def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
     raise ParameterError(f"{option} {p}: is {held}; choose another name, or give --force to replace it")
 
 
+def recorded_inputs(record: str | os.PathLike, group: str, attr: str = "inputs") -> list[str] | None:
+    """The input paths (absolute) an HDF5 output of ours records as JSON list text in attribute ``attr`` of
+    ``group`` (``compare.h5``: ``compare`` ``scans``; ``series.h5``: ``series`` ``inputs``), or ``None``: a
+    missing, unreadable or foreign file, or one without that record. Never raises."""
+    try:
+        import h5py
+
+        with h5py.File(record, "r") as f:
+            v = json.loads(f[group].attrs[attr])
+    except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
+        return None
+    if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+        return None
+    return [str(_absolute(x)) for x in v]
+
+
+def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str],
+                                  inputs: Iterable[str | os.PathLike], *, record: str, group: str,
+                                  attr: str = "inputs", option: str = "-o", replace: bool = False) -> None:
+    """Before any work: the files a command writes under fixed ``names`` into the folder ``folder``
+    (``compare``, ``series``) replace only its own outputs for the same ``inputs`` (in order), unless
+    ``replace`` (``--force``).
+
+    The folder's ``record`` file (an HDF5 output among ``names``) records the inputs (:func:`recorded_inputs`)
+    and the CSV tables written with it (:func:`record_csv_tables`). An existing file there is replaced when it is:
+    the ``record`` of the same inputs; a ``.csv`` that record lists, unchanged since (:func:`csv_recorded`; a CSV
+    records no input itself); a ``.json`` of ours whose ``"scans"``/``"inputs"`` are the same inputs; a figure of
+    ours (:func:`is_figure_of_ours`). Anything else — a user's table, the outputs of other inputs, a table
+    edited since — is refused.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the folder, the file and what it is (:func:`describe_file`).
+    """
+    out = Path(folder)
+    if replace or not out.is_dir():
+        return
+    want = [str(_absolute(p)) for p in inputs]
+    rec = out / record
+    held = recorded_inputs(rec, group, attr) if rec.is_file() else None
+    same = held == want
+    other = f"other inputs ({', '.join(held)})" if held is not None else "no inputs this command can tell"
+    for name in names:
+        p = out / name
+        if not p.exists() and not p.is_symlink():
+            continue
+        ext = p.suffix.lower()
+        if p.is_dir():
+            what, ok = "a folder", False
+        elif ext == ".png":
+            what, ok = describe_file(p), is_figure_of_ours(p)
+        elif name == record:
+            what, ok = f"the {record} of {other}" if held is not None else describe_file(p), same
+        elif ext == ".csv":
+            ok = same and csv_recorded(p, [rec])
+            what = (describe_file(p) if held is None else f"a table beside the {record} of {other}" if not same
+                    else f"a table that the {record} there does not list as written with it (changed since?)")
+        elif ext == ".json":
+            try:
+                doc = json.loads(p.read_text(encoding="utf-8"))
+                got = doc.get("scans", doc.get("inputs")) if isinstance(doc, dict) else None
+                ok = same and isinstance(got, list) and [str(_absolute(x)) for x in got] == want
+            except (OSError, ValueError, TypeError, AttributeError):
+                ok = False
+            what = f"the {name} of {other}" if held is not None else describe_file(p)
+        else:
+            what, ok = describe_file(p), False
+        if not ok:
+            raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
+                                 "another folder, or give --force to replace it")
+
+
 def refuse_foreign_calibration(paths: Iterable[str | os.PathLike | None], input_path: str | os.PathLike, *,
                                option: str = "--auto-calibrate", replace: bool = False,
                                managed: Iterable[str | os.PathLike] = (), hint: str = "--force") -> None:

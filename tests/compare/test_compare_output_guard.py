@@ -1,0 +1,62 @@
+"""`compare -o OUTDIR` replaces only its own outputs for the same scans (issue: grains_matched.csv and the other
+fixed-name files replaced whatever stood there): a user's file, the outputs of other scans or a table edited since
+are refused before any work, one line naming -o and the file, exit 2, unless --force; a rerun on the same scans
+works."""
+
+from __future__ import annotations
+
+import pytest
+from compare_helpers import two_scans
+from file_helpers import file_tree
+
+from stemgrains.cli import main
+from stemgrains.crystal import load_phase
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory, data_samples):
+    nba = load_phase(data_samples / "na_beta2_alumina.cif")
+    p1, p2, *_ = two_scans(tmp_path_factory.mktemp("scans"), nba, shape=(16, 16), n_grains=5, offset=(2, -1))
+    return str(p1), str(p2)
+
+
+def _refused(capsys, out, name: str, what: str) -> None:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"stemgrains compare: error: -o {out}: {name} there is {what}"), err[0]
+    assert err[0].endswith("choose another folder, or give --force to replace it")
+
+
+@pytest.mark.parametrize("name, text, what", [
+    ("grains_matched.csv", "a,b\n1,2\n", "a CSV file not written by stemgrains"),
+    ("boundaries_changed.csv", "my notes\n", "a CSV file not written by stemgrains"),
+    ("compare.json", '{"mine": 1}\n', "a JSON file not written by stemgrains"),
+])
+def test_a_users_file_is_refused_before_any_work(scans, tmp_path, capsys, name, text, what):
+    out = tmp_path / "cmp"
+    out.mkdir()
+    (out / name).write_text(text)
+    before = file_tree(out)
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 2
+    _refused(capsys, out, name, what)
+    assert file_tree(out) == before  # nothing written, the user's file untouched
+    assert main(["compare", *scans, "-o", str(out), "--no-figures", "--force"]) == 0
+    assert (out / name).read_text() != text
+
+
+def test_rerun_other_scans_and_edited_tables(scans, tmp_path, capsys):
+    out = tmp_path / "cmp"
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0  # the same scans again: replaced
+    capsys.readouterr()
+    before = file_tree(out)
+    assert main(["compare", scans[1], scans[0], "-o", str(out), "--no-figures"]) == 2  # other scans (order)
+    _refused(capsys, out, "grains_matched.csv", "a table beside the compare.h5 of other inputs (")
+    assert file_tree(out) == before
+    with open(out / "boundaries_changed.csv", "a") as fh:  # a table edited since
+        fh.write("my extra row\n")
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 2
+    _refused(capsys, out, "boundaries_changed.csv", "a table that the compare.h5 there does not list as written")
+    assert main(["compare", *scans, "-o", str(out), "--no-figures", "--force"]) == 0
+    assert "my extra row" not in (out / "boundaries_changed.csv").read_text()
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0

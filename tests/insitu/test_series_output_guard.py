@@ -1,0 +1,59 @@
+"""`series -o OUTDIR` replaces only its own outputs for the same inputs (issue: events.csv and the other
+fixed-name files replaced whatever stood there): refused before any work, one line, exit 2, unless --force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from file_helpers import file_tree
+from insitu_helpers import write_lamella
+
+from stemgrains.cli import main
+from stemgrains.simulate.series import PlantedEvent, simulate_series
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("series")
+    results = write_lamella(d / "results.h5")[0]
+    frames, _ = simulate_series([PlantedEvent(59.0, 20.0, 1, amplitude=0.5)], n_frames=3, shape=(96, 96),
+                                pixel_size_nm=1.0, offset_nm=(-4.0, -8.0), drift_px=np.zeros((3, 2)), seed=1)
+    names = []
+    for k, f in enumerate(frames):
+        names.append(str(d / f"f{k}.npy"))
+        np.save(names[-1], f)
+    return [str(results), *names]
+
+
+def _argv(inputs, out, *extra):
+    return ["series", *inputs, "--frame-pixel-size", "1", "--offset=-4,-8", "--no-figures", "-o", str(out), *extra]
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_series_refuses_a_users_events_csv(inputs, tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "events.csv").write_text("my,own\n1,2\n")
+    before = file_tree(out)
+    assert main(_argv(inputs, out)) == 2
+    assert _one_line(capsys) == (f"stemgrains series: error: -o {out}: events.csv there is a CSV file not written by "
+                                 "stemgrains, which this command would replace; choose another folder, or give "
+                                 "--force to replace it")
+    assert file_tree(out) == before
+    assert main(_argv(inputs, out, "--force")) == 0 and (out / "events.csv").read_text().startswith("event_id,")
+
+
+def test_series_rerun_and_other_inputs(inputs, tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(_argv(inputs, out)) == 0
+    assert main(_argv(inputs, out)) == 0  # the same inputs again
+    capsys.readouterr()
+    before = file_tree(out)
+    assert main(_argv(inputs[:-1], out)) == 2  # one frame fewer: other inputs
+    assert "events.csv there is a table beside the series.h5 of other inputs (" in _one_line(capsys)
+    assert file_tree(out) == before
