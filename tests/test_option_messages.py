@@ -161,3 +161,18 @@ def test_streaming_commands_take_no_progress(tmp_path, capsys, au_scan_3x3, cmd,
         assert np.array_equal(np.load(out[0]), np.load(out[1]))
     else:
         assert np.array_equal(np.load(out[0] / "vdf_labels.npy"), np.load(out[1] / "vdf_labels.npy"))
+
+
+@pytest.mark.parametrize("value, expect", [
+    ("au", "[classify] conducting_phases: phase 'au' is cubic; a conducting phase must be hexagonal or trigonal"),
+    ("nba", "[classify] conducting_phases: no phase 'nba' in the grain map (phases 0:au (cubic))"),
+])
+def test_run_checks_conducting_phases_of_a_config_before_any_work(tmp_path, capsys, value, expect):
+    src = cube_file(tmp_path / "cube.h5")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[classify]\nconducting_phases = ["{value}"]\n')
+    out = tmp_path / "r"
+    assert main(["run", str(src), "--phase", AU, "--field", "1,0", "--no-progress", "--config", str(cfg),
+                 "-o", str(out)]) == 2
+    assert _one_line(capsys).startswith(f"stemgrains run: error: {cfg}: {expect}")
+    assert not out.exists()

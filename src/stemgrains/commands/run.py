@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
     cfg = resolve(args, NAME)
-    _check_special_axes(args, cfg)  # before any work: the phases are known from the CIFs
+    _check_phase_keys(args, cfg)  # before any work: the phases are known from the CIFs
     if is_batch(args.input):  # batch_params checks the phases, field, electrodes, calibration once, up front
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
     _refuse_inputs_among_outputs(args.output, [*args.phase, args.config, cfg["calibration"].get("file"),
@@ -84,20 +84,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_special_axes(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
-    """A Miller–Bravais special axis (``--special`` or ``[grains] special``) refused when no ``--phase`` is
-    hexagonal/trigonal (:func:`stemgrains.boundaries.misorientation.check_special_axes`), before any work."""
+def _check_phase_keys(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
+    """What needs the phases, checked on the ``--phase`` CIFs before any work: a Miller–Bravais special axis
+    (``--special`` or ``[grains] special``) needs a hexagonal/trigonal phase
+    (:func:`stemgrains.boundaries.misorientation.check_special_axes`), and ``[classify] conducting_phases`` of a
+    config file must name hexagonal/trigonal phases among them
+    (:func:`stemgrains.boundaries.classify.conducting_phase_ids`)."""
     from ..boundaries.misorientation import check_special_axes, parse_special
     from ..errors import ParameterError
 
-    if not any(len(parse_special(s).axis) == 4 for s in cfg["grains"]["special"]):
+    mb = any(len(parse_special(s).axis) == 4 for s in cfg["grains"]["special"])
+    conducting = cfg["classify"].get("conducting_phases")
+    if not mb and conducting is None:
         return
+    from orix.crystal_map import PhaseList
+
+    from ..boundaries.classify import conducting_phase_ids
     from ..crystal import load_phase
 
+    phases = [load_phase(c) for c in args.phase]
     try:
-        check_special_axes(cfg["grains"]["special"], [load_phase(c) for c in args.phase])
+        check_special_axes(cfg["grains"]["special"], phases)
     except ParameterError as err:
         raise name_special_origin(err, args) from None
+    if conducting is not None:
+        try:
+            conducting_phase_ids(PhaseList(phases=phases, ids=list(range(len(phases)))),
+                                 [int(c) if str(c).strip().lstrip("-").isdigit() else c for c in conducting])
+        except ParameterError as err:
+            raise ParameterError(f"{args.config or 'config'}: [classify] {err}") from None
 
 
 def _refuse_inputs_among_outputs(outdir: str, inputs: list[Any]) -> None:
