@@ -38,13 +38,22 @@ def test_center_off_the_detector_names_the_option(tmp_path, capsys, cmd, center)
     assert not out.exists()
 
 
-def test_center_of_a_config_file_is_not_blamed_on_the_option(tmp_path, capsys):
+def test_center_of_a_config_or_calibration_file_is_named_by_that_file(tmp_path, capsys):
     src = cube_file(tmp_path / "cube.h5")
     cfg = tmp_path / "c.toml"
     cfg.write_text("[calibration]\ncenter = [100.0, 3.0]\n")
     assert main(["index", str(src), "--phase", AU, "--no-progress", "--config", str(cfg), "-o", str(tmp_path / "o")]) == 2
-    line = _one_line(capsys)
-    assert "--center" not in line and "center (row, col) = (100, 3) lies outside the 8 x 8 detector" in line
+    assert _one_line(capsys).startswith(f"stemgrains index: error: {cfg}: [calibration] center (row, col) = (100, 3) "
+                                        f"lies outside the 8 x 8 detector of {src}; expected")
+    cal = tmp_path / "cal.json"
+    cal.write_text('{"center_row": 2, "center_col": 9}')
+    assert main(["virtual", str(src), "--bf", "2", "--calibration", str(cal), "-o", str(tmp_path / "v.npy")]) == 2
+    assert _one_line(capsys).startswith(f"stemgrains virtual: error: {cal}: center (row, col) = (2, 9) lies outside")
+    # --center given as well: it wins over the file, and is the one named
+    assert main(["virtual", str(src), "--bf", "2", "--calibration", str(cal), "--center", "2,20",
+                 "-o", str(tmp_path / "v.npy")]) == 2
+    assert _one_line(capsys).startswith("stemgrains virtual: error: --center (row, col) = (2, 20) lies outside")
+    assert not (tmp_path / "o").exists() and not (tmp_path / "v.npy").exists()
 
 
 @pytest.mark.parametrize("argv, named", [

@@ -142,6 +142,28 @@ def _option_names(message: str, subparser: argparse.ArgumentParser | None, typed
     return message
 
 
+def _center_origin(message: str, args: argparse.Namespace, typed: list[str]) -> str:
+    """A beam centre off the detector (``center (row, col) = ... lies outside ...``,
+    :meth:`stemgrains.data.Calibration.check_detector`) named by where it came from when ``--center`` was not
+    typed: ``FILE: [calibration] center`` of ``--config FILE``, else the ``--calibration`` JSON (or the config's
+    ``[calibration] file``) that holds one; otherwise the message (it names the data file) is unchanged."""
+    if not message.startswith("center (row, col) =") or any(t == "--center" or t.startswith("--center=") for t in typed):
+        return message
+    try:
+        from .io.calibration import read_calibration_json
+        from .settings import load_config
+
+        cal = load_config(args.config).get("calibration", {}) if getattr(args, "config", None) else {}
+        if cal.get("center") is not None:
+            return f"{args.config}: [calibration] {message}"
+        for js in (getattr(args, "calibration", None), cal.get("file")):
+            if js and read_calibration_json(js).get("center") is not None:
+                return f"{js}: {message}"
+    except Exception:  # noqa: BLE001 - the original message is still right
+        pass
+    return message
+
+
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -160,8 +182,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except StemgrainsError as err:
         typed = list(sys.argv[1:] if argv is None else argv)
-        print(f"stemgrains {args.command}: error: {_option_names(str(err), _subparser(parser, args.command), typed)}",
-              file=sys.stderr)
+        msg = _option_names(_center_origin(str(err), args, typed), _subparser(parser, args.command), typed)
+        print(f"stemgrains {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."
         print(f"stemgrains {args.command}: error: not enough memory for what was asked ({err}); a smaller scan, "
