@@ -416,3 +416,35 @@ def test_rescore_fit_power_prefers_the_hypothesis_explaining_the_spots(crystal):
         else:
             assert fast[5] == 0.0
             assert fast[3] == len(px)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vote_table_lookup_is_the_first_listed_of_a_linear_scan(seed):
+    """The hashed vote table (_first_listed/_list_orientation) finds the same orientation as scanning the whole
+    list in order, for clustered orientations, ones with a scalar part near 0 (q ~ −p) and cell edges."""
+    rng = np.random.default_rng(seed)
+    same = np.deg2rad(2.0)
+    cos_same = np.cos(0.5 * same)
+    width = np.sqrt(2.0 - 2.0 * cos_same) * (1.0 + 1e-9)
+    centres = rng.normal(size=(12, 4))
+    centres[:4, 0] = rng.uniform(-0.01, 0.01, 4)  # scalar part ~ 0: both signs must be searched
+    qs = []
+    for c in centres:
+        for _ in range(25):
+            q = c / np.linalg.norm(c) + rng.normal(scale=rng.choice([0.002, 0.01, 0.03]), size=4)
+            q /= np.linalg.norm(q)
+            qs.append(q if q[0] >= 0 else -q)  # canonical: scalar part >= 0
+    n_table = len(qs)
+    vq = np.zeros((n_table, 4))
+    head, tail, nxt = -np.ones(_pairs.VOTE_HASH, np.int64), -np.ones(_pairs.VOTE_HASH, np.int64), -np.ones(n_table, np.int64)
+    m = 0
+    found_some = 0
+    for q in qs:
+        linear = next((t for t in range(m) if abs(q @ vq[t]) >= cos_same), -1)
+        assert _pairs._first_listed(q, vq, head, nxt, cos_same, width) == linear
+        if linear < 0:
+            _pairs._list_orientation(q, m, vq, head, tail, nxt, width)
+            m += 1
+        else:
+            found_some += 1
+    assert 0 < found_some < len(qs) and m > 12  # both branches exercised

@@ -202,6 +202,65 @@ def canonical(q, sym):
     return best
 
 
+#: hash table size of the vote table's cells (:func:`_first_listed`); a power of two
+VOTE_HASH = 4096
+#: cell size of the vote table, in units of the largest component difference of two pooled orientations
+VOTE_CELL = 4.0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _vote_cell(i, j, k):
+    """Hash (0 … VOTE_HASH − 1) of the integer cell (i, j, k)."""
+    return ((i * 73856093) ^ (j * 19349663) ^ (k * 83492791)) & (VOTE_HASH - 1)
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _cell_of(x, size):
+    return int(math.floor(x / size))
+
+
+@nb.njit(cache=True, nogil=True)
+def _list_orientation(q, m, vq, head, tail, nxt, width):
+    """List ``q`` as orientation number ``m`` (``vq[m]``) and append it to its cell's chain (:func:`_first_listed`)."""
+    vq[m] = q
+    size = VOTE_CELL * width
+    h = _vote_cell(_cell_of(q[1], size), _cell_of(q[2], size), _cell_of(q[3], size))
+    if head[h] < 0:
+        head[h] = m
+    else:
+        nxt[tail[h]] = m
+    tail[h] = m
+
+
+@nb.njit(cache=True, nogil=True)
+def _first_listed(q, vq, head, nxt, cos_same, width):
+    """Index of the first listed orientation t with |q · vq[t]| ≥ cos_same (−1 if none), as a scan of the whole
+    list in order would find it, but looking only where such an orientation can be: |q · p| ≥ c means
+    ‖q ∓ p‖² ≤ 2 − 2c = width², so every component of p's vector part lies within ``width`` of ±q's: in the cells
+    (of size ``VOTE_CELL·width``) that the box ±q_vec ± width touches (listed orientations are canonical, scalar part
+    ≥ 0, so the − sign needs q[0] + p[0] ≤ width and is searched only where q[0] ≤ width). Each cell's chain
+    (``head``/``nxt``, hashed by :func:`_vote_cell`; colliding cells share a chain, which only adds entries to test)
+    holds indices in listing order, so its first match is its smallest; the smallest over the chains is the
+    answer."""
+    size = VOTE_CELL * width
+    best = -1
+    for sgn in range(2):
+        if sgn == 1 and q[0] > width:
+            break
+        f = 1.0 if sgn == 0 else -1.0
+        x, y, z = f * q[1], f * q[2], f * q[3]
+        for ci in range(_cell_of(x - width, size), _cell_of(x + width, size) + 1):
+            for cj in range(_cell_of(y - width, size), _cell_of(y + width, size) + 1):
+                for ck in range(_cell_of(z - width, size), _cell_of(z + width, size) + 1):
+                    t = head[_vote_cell(ci, cj, ck)]
+                    while t >= 0 and (best < 0 or t < best):
+                        if abs(q[0] * vq[t, 0] + q[1] * vq[t, 1] + q[2] * vq[t, 2] + q[3] * vq[t, 3]) >= cos_same:
+                            best = t
+                            break
+                        t = nxt[t]
+    return best
+
+
 @nb.njit(cache=True, nogil=True)
 def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q_max, tol_abs, tol_rel, k_use,
                         n_keep, sym, same_dist, n_refine_pos=3, n_vote=16):
@@ -231,6 +290,12 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
     n_table = 1024
     vq = np.zeros((n_table, 4))
     vn = np.zeros(n_table, np.int64)
+    # the listed orientations hashed by the cell of their vector part (cells of the largest component difference
+    # two orientations within same_dist can have), each cell's chain in listing order (see _first_listed)
+    head = -np.ones(VOTE_HASH, np.int64)
+    tail = -np.ones(VOTE_HASH, np.int64)
+    nxt = -np.ones(n_table, np.int64)
+    width = math.sqrt(max(2.0 - 2.0 * cos_same, 1e-24)) * (1.0 + 1e-9)
     m = 0
     sin_min = math.sin(math.radians(8.0))
     for i in range(k):
@@ -250,6 +315,9 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
             a0 = _lower(length, ni - ti)
             b0 = _lower(length, nj - tj)
             ang_ij = math.acos(min(max(cij, -1.0), 1.0))
+            # |∠(g_a, g_b) − ang_ij| ≤ tang as bounds on the cosine (cos falls monotonically on [0, π])
+            c_hi = math.cos(max(ang_ij - tang, 0.0))
+            c_lo = math.cos(min(ang_ij + tang, math.pi))
             for a in range(a0, length.shape[0]):
                 if length[a] > ni + ti:
                     break
@@ -263,18 +331,14 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
                     cab = (g[a, 0] * g[b, 0] + g[a, 1] * g[b, 1] + g[a, 2] * g[b, 2]) / (length[a] * length[b])
                     if 1.0 - cab * cab < 1e-12:  # collinear reflections (g_b = ±n g_a) span no plane: no orientation
                         continue
-                    if abs(math.acos(min(max(cab, -1.0), 1.0)) - ang_ij) > tang:
+                    if cab > c_hi or cab < c_lo:
                         continue
                     q = canonical(pair_orientation(g[a], g[b], v[i], v[j]), sym)
-                    found = -1
-                    for t in range(m):
-                        if abs(q[0] * vq[t, 0] + q[1] * vq[t, 1] + q[2] * vq[t, 2] + q[3] * vq[t, 3]) >= cos_same:
-                            found = t
-                            break
+                    found = _first_listed(q, vq, head, nxt, cos_same, width)
                     if found >= 0:
                         vn[found] += 1
                     elif m < n_table:
-                        vq[m] = q
+                        _list_orientation(q, m, vq, head, tail, nxt, width)
                         vn[m] = 1
                         m += 1
     out_q = np.zeros((n_keep, 4))
@@ -316,12 +380,26 @@ def pair_hypotheses(mask, peaks, counts, g, length, rep, g_fit, lam, s_win, q_mi
     n = peaks.shape[0]
     oq = np.zeros((n, n_keep, 4))
     oc = -np.ones((n, n_keep))
+    fit_len = np.sqrt(np.sum(g_fit * g_fit, axis=1))
+    by_length = True
+    for j in range(1, fit_len.shape[0]):
+        if fit_len[j] < fit_len[j - 1]:
+            by_length = False
+            break
     for i in nb.prange(n):
         if not mask[i]:
             continue
         c = counts[i]
+        # reflections longer than the farthest spot plus its tolerance explain no spot (|g_xy| ≤ |g|): with g_fit
+        # sorted by length they are cut off, which changes no count or fit and saves most of the explained counts
+        n_fit = g_fit.shape[0]
+        if by_length:
+            p_max = 0.0
+            for p in range(c):
+                p_max = max(p_max, math.sqrt(peaks[i, p, 0] ** 2 + peaks[i, p, 1] ** 2))
+            n_fit = _lower(fit_len, p_max + tol_abs + tol_rel * p_max + 1e-9)
         q, cnt = pair_hypotheses_one(peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), peaks[i, :c, 2].copy(), g, length,
-                                     rep, g_fit, lam, s_win, q_min, q_max, tol_abs, tol_rel, k_use, n_keep, sym, same_dist, n_refine_pos, n_vote)
+                                     rep, g_fit[:n_fit], lam, s_win, q_min, q_max, tol_abs, tol_rel, k_use, n_keep, sym, same_dist, n_refine_pos, n_vote)
         oq[i] = q
         oc[i] = cnt
     return oq, oc
