@@ -56,6 +56,10 @@ K_MAX_LIMIT = 4.0
 FIT_EXCITATION_WINDOW = 0.05
 #: the final choice among hypotheses weighs each one's image score by ((explained + 1)/(detected + 1)) ** this
 FIT_SCORE_POWER = 1.0
+#: spot detection: a pattern with fewer than SPARSE_MIN_SPOTS spots above n_sigma also takes the brightest weaker
+#: maxima above SPARSE_N_SIGMA (σ, Poisson), up to SPARSE_MIN_SPOTS, for the orientation search (SpotParams)
+SPARSE_MIN_SPOTS = 12
+SPARSE_N_SIGMA = 4.0
 #: spot-pair hypotheses (index._pairs): pairs among this many strongest detected spots ...
 PAIR_SPOTS = 8
 #: ... on the patterns whose solution leaves at least this many detected spots unexplained

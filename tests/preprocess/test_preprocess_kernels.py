@@ -213,18 +213,20 @@ def test_processed_image_matches_reference(cal, power):
 # --------------------------------------------------------------------------------------------------------------------
 # spot detection
 # --------------------------------------------------------------------------------------------------------------------
-def spot_args(cal, fixed, max_peaks=16, n_sigma=5.0, power=0.5):
+def spot_args(cal, fixed, max_peaks=16, n_sigma=5.0, power=0.5, n_sigma_sparse=4.0, min_spots=8):
     _, inv = affines(cal)
-    # fixed, centre row, col, search radius, beam radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring, power
-    return (fixed, 23.0, 26.0, 6.0, 4.0, inv, 5 * cal.q_pixel_size, 22 * cal.q_pixel_size, n_sigma, 2, max_peaks, 3, power)
+    # fixed, centre row, col, search radius, beam radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks,
+    # ring, power, n_sigma_sparse, min_spots
+    return (fixed, 23.0, 26.0, 6.0, 4.0, inv, 5 * cal.q_pixel_size, 22 * cal.q_pixel_size, n_sigma, 2, max_peaks, 3,
+            power, n_sigma_sparse, min_spots)
 
 
 def assert_same_spots(fast, slow):
-    peaks, m, cr, cc = fast
-    assert m == slow[1]
+    peaks, m, cr, cc, m_strong = fast
+    assert m == slow[1] and m_strong == slow[4] <= m
     np.testing.assert_allclose(peaks, slow[0], atol=TOL)
     assert not peaks[m:].any()
-    np.testing.assert_allclose((cr, cc), slow[2:], atol=TOL)
+    np.testing.assert_allclose((cr, cc), slow[2:4], atol=TOL)
 
 
 @pytest.mark.parametrize("cal", CALIBRATIONS)
@@ -233,8 +235,9 @@ def test_detect_spots_matches_reference(cal, fixed):
     rng = np.random.default_rng(3 + fixed)
     for k in range(3):
         pattern = spotty_pattern(rng, n_spots=4 + 6 * k)
-        for max_peaks, n_sigma, power in ((16, 5.0, 0.5), (3, 3.0, 1.0)):
-            args = spot_args(cal, fixed, max_peaks, n_sigma, power)
+        for max_peaks, n_sigma, power, sparse, min_spots in ((16, 5.0, 0.5, 4.0, 8), (3, 3.0, 1.0, 2.0, 8),
+                                                             (16, 9.0, 0.5, 3.0, 12), (16, 5.0, 0.5, 5.0, 0)):
+            args = spot_args(cal, fixed, max_peaks, n_sigma, power, sparse, min_spots)
             fast = call_unmutated(K.detect_spots, pattern, *args)
             assert_same_spots(fast, ref.detect_spots(pattern, *args))
             assert 0 < fast[1] <= max_peaks
@@ -253,6 +256,7 @@ def test_detect_spots_chunk_matches_reference():
         fast = call_unmutated(K.detect_spots_chunk, block, *args)
         slow = ref.detect_spots_chunk(block, *args)
         np.testing.assert_array_equal(fast[1], slow[1])
+        np.testing.assert_array_equal(fast[3], slow[3])
         np.testing.assert_allclose(fast[0], slow[0], atol=TOL)
         np.testing.assert_allclose(fast[2], slow[2], atol=TOL)
         for a, b in zip(K.detect_spots_chunk.py_func(block[:2], *args), fast):
@@ -264,6 +268,23 @@ def test_detect_spots_chunk_matches_reference():
         as_float = K.detect_spots_chunk(counts, *args)
         for got, want in zip(call_unmutated(K.detect_spots_chunk, counts.astype(np.uint16), *args), as_float):
             np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_patterns_take_weaker_spots_up_to_min_spots():
+    """A pattern with fewer than min_spots spots above n_sigma also takes the brightest maxima above
+    n_sigma_sparse (after the others), up to min_spots; patterns with enough spots are unchanged."""
+    rng = np.random.default_rng(11)
+    cal = CALIBRATIONS[0]
+    pattern = spotty_pattern(rng, n_spots=12)
+    strict = K.detect_spots(pattern, *spot_args(cal, False, n_sigma=9.0, min_spots=0))
+    for min_spots in (strict[1] + 2, strict[1]):
+        got = call_unmutated(K.detect_spots, pattern, *spot_args(cal, False, n_sigma=9.0, n_sigma_sparse=3.0,
+                                                                  min_spots=min_spots))
+        loose = K.detect_spots(pattern, *spot_args(cal, False, n_sigma=3.0, min_spots=0))
+        assert got[1] == min(min_spots, loose[1]) and loose[1] > strict[1] + 2 and got[4] == strict[1] == strict[4]
+        np.testing.assert_array_equal(got[0][:strict[1]], strict[0][:strict[1]])  # the strong spots first, as before
+        weak = {tuple(np.round(r, 9)) for r in loose[0][:loose[1]]} - {tuple(np.round(r, 9)) for r in strict[0][:strict[1]]}
+        assert all(tuple(np.round(r, 9)) in weak for r in got[0][strict[1]:got[1]])
 
 
 def test_select_kth_equals_sorting():

@@ -310,7 +310,7 @@ def index_patterns(
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     params = params.resolved(calibration, np.shape(patterns)[-2:])
     sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
-    peaks, counts, centers = detect_spots(patterns, calibration, sp)
+    peaks, counts, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
     imgs = processed_images(patterns, calibration, centers, sp)
     affine = np.ascontiguousarray(calibration._affine())
     n = len(counts)
@@ -318,7 +318,7 @@ def index_patterns(
     lam = calibration.wavelength
     q_min = sp.resolved_q_min(calibration)
     ok = counts >= params.min_peaks
-    ctx = _SearchInputs(peaks, counts, imgs, centers, affine, lam, q_min)
+    ctx = _SearchInputs(peaks, counts, imgs, centers, affine, lam, q_min, fit_counts)
     stride = params.search_stride if scan_shape is not None and n > 1 else 1
     if stride > 1:
         if int(np.prod(scan_shape)) != n:
@@ -359,7 +359,7 @@ def index_patterns(
             if not m.any():
                 continue
             hyp = np.where((phase_id == k)[:, None, None], cq, resc[k].hypothesis_quaternions)
-            r = _rescore(q_n, hyp, m, peaks, counts, imgs, centers, affine, lib, params, lam, q_min)
+            r = _rescore(q_n, hyp, m, peaks, fit_counts, imgs, centers, affine, lib, params, lam, q_min)
             take = m & (r.quality > Q)
             for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs), r):
                 arr[take] = new[take]
@@ -368,7 +368,7 @@ def index_patterns(
             phase_id[take] = k
     with np.errstate(divide="ignore", invalid="ignore"):
         prel = np.where(Q > 0, 100 * (1 - other / Q), 0.0) if n_ph > 1 else np.where(Q > 0, 100.0, 0.0)
-        fit = np.where(counts > 0, n_fit / np.maximum(counts, 1), 0.0)
+        fit = np.where(fit_counts > 0, n_fit / np.maximum(fit_counts, 1), 0.0)
     bad = ~ok | (ci < params.min_correlation)
     phase_id[bad] = -1
     chance = np.zeros(n)
@@ -403,9 +403,11 @@ class _SearchInputs(NamedTuple):
     affine: np.ndarray  # (2, 2)
     lam: float  # wavelength, Å
     q_min: float  # 1/Å
+    fit_counts: np.ndarray  # (n,) the spots above the detection threshold (the first rows of peaks): the spot fit's
 
     def take(self, sel: np.ndarray) -> "_SearchInputs":
-        return self._replace(peaks=self.peaks[sel], counts=self.counts[sel], imgs=self.imgs[sel], centers=self.centers[sel])
+        return self._replace(peaks=self.peaks[sel], counts=self.counts[sel], imgs=self.imgs[sel], centers=self.centers[sel],
+                             fit_counts=self.fit_counts[sel])
 
 
 def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_chunk) -> list[PhaseFit]:
@@ -444,7 +446,7 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
             xtol=np.deg2rad(params.refine_xtol_deg), min_peaks=params.min_peaks,
         )
         res = PhaseSearch(*index_chunk(*inputs))
-        r = _rescore(res.quaternions, res.candidate_quaternions, ok, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine,
+        r = _rescore(res.quaternions, res.candidate_quaternions, ok, sub.peaks, sub.fit_counts, sub.imgs, sub.centers, sub.affine,
                      lib, params, sub.lam, sub.q_min)
         if params.pair_search:
             _pair_search(r, res, ok, sub, lib, params)
@@ -493,7 +495,7 @@ def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: Temp
     ``r`` in place for those patterns."""
     from . import _pairs
 
-    need = ok & (sub.counts - r.n_explained >= config.PAIR_MIN_UNEXPLAINED)
+    need = ok & (sub.fit_counts - r.n_explained >= config.PAIR_MIN_UNEXPLAINED)
     if not need.any():
         return
     rel = config.PAIR_MIN_RELATIVE_INTENSITY
@@ -514,7 +516,7 @@ def _pair_search(r: PhaseFit, res, ok: np.ndarray, sub: _SearchInputs, lib: Temp
                                   0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
         refined.append(np.where(mk[:, None], qk, 0.0))
     hyp = _compact_hypotheses(np.concatenate([res.candidate_quaternions, pq, np.stack(refined, axis=1)], axis=1))
-    r2 = _rescore(r.quaternions, hyp, need, sub.peaks, sub.counts, sub.imgs, sub.centers, sub.affine, lib, params, sub.lam,
+    r2 = _rescore(r.quaternions, hyp, need, sub.peaks, sub.fit_counts, sub.imgs, sub.centers, sub.affine, lib, params, sub.lam,
                   sub.q_min)
     for arr, new in zip(r, r2):
         arr[need] = new[need]
@@ -568,7 +570,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     best = np.argmax(Q_all, axis=0)
     q_b = np.stack([r.quaternions for r in resc])[best, idx]
     ci_b = np.stack([r.correlation_index for r in resc])[best, idx]
-    fit_b = np.stack([r.n_explained for r in resc])[best, idx] / np.maximum(ctx.counts, 1)
+    fit_b = np.stack([r.n_explained for r in resc])[best, idx] / np.maximum(ctx.fit_counts, 1)
     src = anchors & (ci_b >= params.min_correlation)
     reach = stride - 1
     todo = targets.copy()
@@ -614,12 +616,12 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         hyp[t, : resc[k].hypothesis_quaternions.shape[1]] = resc[k].hypothesis_quaternions[nb_t[np.arange(len(t)), pick[t]]]
         hyp[:, resc[k].hypothesis_quaternions.shape[1]:] = starts
         hyp = _compact_hypotheses(hyp)
-        per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
+        per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.fit_counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
                                   ctx.q_min, listed_dist=tol))
     bv = np.argmax(np.stack([r.quality for r in per_phase]), axis=0)[t]
     q_v = np.stack([r.quaternions for r in per_phase])[bv, t]
     ci_v = np.stack([r.correlation_index for r in per_phase])[bv, t]
-    fit_v = np.stack([r.n_explained for r in per_phase])[bv, t] / np.maximum(ctx.counts[t], 1)
+    fit_v = np.stack([r.n_explained for r in per_phase])[bv, t] / np.maximum(ctx.fit_counts[t], 1)
     # anchors holding the target's solution, and the floors they set
     support = has_t & (best[safe] == bv[:, None])
     for p_id, lib in enumerate(libraries):

@@ -273,16 +273,19 @@ def ring_mean(img, row, col, radius):
 
 
 @nb.njit(cache=True, nogil=True)
-def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
+def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots):
     """Diffraction spots of one pattern in the sample frame.
 
     Direct-beam centre: ``(center_row, center_col)`` if ``fixed_center``; else the brightest 3 × 3 box sum within
     ``search_radius`` px of ``(center_row, center_col)`` (the nominal centre), refined by the iterated centre of mass
     of a disk of ``beam_radius`` px (a bright Bragg spot far from the nominal centre is never taken for the beam). Spots: local maxima of the 3 × 3 box sum whose
     excess over the mean of a surrounding square ring (radius ``ring_radius`` px) exceeds
-    ``n_sigma``·sqrt(ring mean + 1) (Poisson), outside q_min and inside q_max (1/Å).
+    ``n_sigma``·sqrt(ring mean + 1) (Poisson), outside q_min and inside q_max (1/Å). A sparse pattern — fewer than
+    ``min_spots`` such spots — also takes the brightest of the weaker maxima whose excess exceeds
+    ``n_sigma_sparse``·sqrt(ring mean + 1), until it has ``min_spots`` (they follow the others in the output).
 
-    Returns (peaks (max_peaks, 3) rows (qx, qy, excess**power), count, centre_row, centre_col).
+    Returns (peaks (max_peaks, 3) rows (qx, qy, excess**power), count, centre_row, centre_col, count above
+    ``n_sigma``: the first rows).
     """
     img = pattern.astype(np.float64)
     ky, kx = img.shape
@@ -295,45 +298,58 @@ def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, b
     cands = find_peaks(S, 0.0, min_distance, 4 * max_peaks + 16, cr, cc, 0.0)
     out = np.zeros((max_peaks, 3))
     m = 0
-    for k in range(cands.shape[0]):
-        r = cands[k, 0]
-        c = cands[k, 1]
-        ir = int(r + 0.5)
-        ic = int(c + 0.5)
-        bg = ring_mean(S, ir, ic, ring_radius)
-        excess = S[ir, ic] - bg
-        if excess <= n_sigma * np.sqrt(max(bg, 0.0) + 1.0):
-            continue
-        dr = r - cr
-        dc = c - cc
-        qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
-        qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
-        qq = np.sqrt(qx * qx + qy * qy)
-        if qq < q_min or qq > q_max:
-            continue
-        out[m, 0] = qx
-        out[m, 1] = qy
-        out[m, 2] = excess**power
-        m += 1
-        if m == max_peaks:
-            break
-    return out, m, cr, cc
+    m_strong = 0
+    for sparse in range(2):
+        if sparse == 1:
+            m_strong = m
+            if m >= min(min_spots, max_peaks) or n_sigma_sparse >= n_sigma:
+                break
+        for k in range(cands.shape[0]):
+            r = cands[k, 0]
+            c = cands[k, 1]
+            ir = int(r + 0.5)
+            ic = int(c + 0.5)
+            bg = ring_mean(S, ir, ic, ring_radius)
+            excess = S[ir, ic] - bg
+            noise = np.sqrt(max(bg, 0.0) + 1.0)
+            if excess <= n_sigma * noise:
+                if sparse == 0 or excess <= n_sigma_sparse * noise:
+                    continue
+            elif sparse == 1:  # taken in the first pass
+                continue
+            dr = r - cr
+            dc = c - cc
+            qx = affine_inv[0, 0] * dc + affine_inv[0, 1] * dr
+            qy = affine_inv[1, 0] * dc + affine_inv[1, 1] * dr
+            qq = np.sqrt(qx * qx + qy * qy)
+            if qq < q_min or qq > q_max:
+                continue
+            out[m, 0] = qx
+            out[m, 1] = qy
+            out[m, 2] = excess**power
+            m += 1
+            if m == max_peaks or (sparse == 1 and m == min_spots):
+                break
+    return out, m, cr, cc, m_strong
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
-def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
-    """:func:`detect_spots` over a (n, ky, kx) stack, parallel over patterns."""
+def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots):
+    """:func:`detect_spots` over a (n, ky, kx) stack, parallel over patterns: (peaks (n, max_peaks, 3), counts (n,),
+    centres (n, 2), counts above n_sigma (n,))."""
     n = block.shape[0]
     peaks = np.zeros((n, max_peaks, 3))
     counts = np.zeros(n, np.int64)
+    strong = np.zeros(n, np.int64)
     centers = np.zeros((n, 2))
     for i in nb.prange(n):
-        p, m, cr, cc = detect_spots(block[i], fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power)
+        p, m, cr, cc, ms = detect_spots(block[i], fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots)
         peaks[i] = p
         counts[i] = m
+        strong[i] = ms
         centers[i, 0] = cr
         centers[i, 1] = cc
-    return peaks, counts, centers
+    return peaks, counts, centers, strong
 
 
 @nb.njit(cache=True, nogil=True)

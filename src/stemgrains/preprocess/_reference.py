@@ -91,29 +91,31 @@ def brightest_near(img, row, col, radius):
     return float(k // img.shape[1]), float(k % img.shape[1])
 
 
-def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
+def detect_spots(pattern, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots):
     img = pattern.astype(float)
     S = box_sum3(img)
     # the direct beam: as given, or the brightest box sum near the nominal centre, refined by the disk's centroid
     cr, cc = (center_row, center_col) if fixed_center else center_of_mass_disk(
         img, *brightest_near(S, center_row, center_col, search_radius), beam_radius, 4)
-    rows = []
+    strong, weak = [], []  # maxima in range above n_sigma, and between n_sigma_sparse and n_sigma, in find_peaks order
     for r, c, _ in find_peaks(S, 0.0, min_distance, 4 * max_peaks + 16, cr, cc, 0.0):
         ir, ic = int(r + 0.5), int(c + 0.5)
         bg = ring_mean(S, ir, ic, ring_radius)
         ex = S[ir, ic] - bg
-        if ex <= n_sigma * np.sqrt(max(bg, 0) + 1):
-            continue
         q = np.asarray(affine_inv) @ np.array([c - cc, r - cr])
         if not (q_min <= np.hypot(*q) <= q_max):
             continue
-        rows.append((q[0], q[1], ex**power))
-        if len(rows) == max_peaks:
-            break
+        if ex > n_sigma * np.sqrt(max(bg, 0) + 1):
+            strong.append((q[0], q[1], ex**power))
+        elif ex > n_sigma_sparse * np.sqrt(max(bg, 0) + 1):
+            weak.append((q[0], q[1], ex**power))
+    rows = strong[:max_peaks]
+    if len(rows) < min(min_spots, max_peaks):  # a sparse pattern: the brightest weaker maxima up to min_spots
+        rows += weak[: min(min_spots, max_peaks) - len(rows)]
     out = np.zeros((max_peaks, 3))
     if rows:
         out[: len(rows)] = rows
-    return out, len(rows), cr, cc
+    return out, len(rows), cr, cc, len(strong[:max_peaks])
 
 
 def processed_image(pattern, center_row, center_col, affine_inv, bin_width_q, q_max, quantile, power):
@@ -136,16 +138,18 @@ def bilinear(img, r, c):
     return float(ndimage.map_coordinates(np.asarray(img, float), [[r], [c]], order=1, mode="nearest")[0])
 
 
-def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power):
-    """:func:`detect_spots` of each pattern of a (n, ky, kx) stack: (peaks (n, max_peaks, 3), counts, centres (n, 2))."""
+def detect_spots_chunk(block, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots):
+    """:func:`detect_spots` of each pattern of a (n, ky, kx) stack: (peaks (n, max_peaks, 3), counts, centres (n, 2),
+    counts above n_sigma)."""
     res = [
-        detect_spots(p, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power)
+        detect_spots(p, fixed_center, center_row, center_col, search_radius, beam_radius, affine_inv, q_min, q_max, n_sigma, min_distance, max_peaks, ring_radius, power, n_sigma_sparse, min_spots)
         for p in block
     ]
     peaks = np.array([r[0] for r in res]).reshape(len(block), max_peaks, 3)
     counts = np.array([r[1] for r in res], dtype=np.int64)
     centers = np.array([(r[2], r[3]) for r in res], dtype=float).reshape(len(block), 2)
-    return peaks, counts, centers
+    strong = np.array([r[4] for r in res], dtype=np.int64)
+    return peaks, counts, centers, strong
 
 
 def processed_images(block, centers, affine_inv, bin_width_q, q_max, quantile, power):

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .. import config
 from ..data import Calibration
 from ..errors import InputError, ParameterError
 from . import _kernels as K
@@ -28,6 +29,12 @@ class SpotParams:
         Radius of the disk used to find the direct-beam centre, px.
     n_sigma
         Detection threshold in Poisson standard deviations of the local background.
+    n_sigma_sparse, min_spots
+        A sparse pattern, with fewer than ``min_spots`` spots above ``n_sigma``, also takes the brightest weaker local
+        maxima above ``n_sigma_sparse`` until it has ``min_spots`` (no effect where ``n_sigma_sparse ≥ n_sigma``). The orientation search uses them
+        (on multislice patterns of randomly oriented Au grains with 4–8 spots above 5σ, the weaker ones are what
+        tells the orientation apart); the spot fit and the reliability count only the spots above ``n_sigma``, and
+        the calibration fits and the Bragg-vector map take only those. ``min_spots = 0`` turns it off.
     min_distance_px
         Minimum separation of two spots, px.
     max_peaks
@@ -47,6 +54,8 @@ class SpotParams:
     q_max: float | None = None
     beam_radius_px: float = 4.0
     n_sigma: float = 5.0
+    n_sigma_sparse: float = config.SPARSE_N_SIGMA
+    min_spots: int = config.SPARSE_MIN_SPOTS
     min_distance_px: int = 2
     max_peaks: int = 64
     ring_radius_px: int = 3
@@ -61,6 +70,12 @@ class SpotParams:
                 continue
             if not (np.isfinite(v) and v > 0):
                 raise ParameterError(f"{name} must be positive, got {v!r}")
+        v = self.n_sigma_sparse
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (np.isfinite(v) and v > 0):
+            raise ParameterError(f"n_sigma_sparse must be a positive threshold (σ), got {v!r}")
+        v = self.min_spots
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ParameterError(f"min_spots must be an integer >= 0 (0: off), got {v!r}")
         if self.max_peaks < 1 or self.min_distance_px < 1 or self.ring_radius_px < 2:
             raise ParameterError("max_peaks and min_distance_px must be >= 1 and ring_radius_px >= 2")
 
@@ -120,7 +135,8 @@ def _image(pattern: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(_real(arr, "pattern"), dtype=np.float64)
 
 
-def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotParams | None = None):
+def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotParams | None = None,
+                 with_strong_counts: bool = False):
     """Spots of a stack of patterns in the sample frame.
 
     Parameters
@@ -137,6 +153,9 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
     counts : (n,) int64
     centers : (n, 2) float64
         Direct-beam centre (row, col) used, px.
+    strong_counts : (n,) int64, only ``with_strong_counts``
+        How many of the spots (the first rows) lie above ``n_sigma``; the others are the weaker spots a sparse
+        pattern took (``min_spots``, ``n_sigma_sparse``).
     """
     params = params or SpotParams()
     arr = _stack(patterns)
@@ -148,11 +167,13 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
     fixed = not params.refine_center
     cr, cc = calibration.center if calibration.center is not None else ((ky - 1) / 2, (kx - 1) / 2)
     search = params.center_search_px if params.center_search_px is not None else max(ky, kx) / 8
-    return K.detect_spots_chunk(
+    peaks, counts, centers, strong = K.detect_spots_chunk(
         arr, fixed, float(cr), float(cc), float(search), float(params.beam_radius_px), _affine_inv(calibration),
         params.resolved_q_min(calibration), params.resolved_q_max(calibration, (ky, kx)), float(params.n_sigma), int(params.min_distance_px),
         int(params.max_peaks), int(params.ring_radius_px), float(params.power),
+        float(params.n_sigma_sparse), int(params.min_spots),
     )
+    return (peaks, counts, centers, strong) if with_strong_counts else (peaks, counts, centers)
 
 
 def direct_beam_center(pattern: np.ndarray, radius_px: float = 4.0, start: tuple[float, float] | None = None) -> tuple[float, float]:

@@ -490,8 +490,8 @@ def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libr
 
 
 def _detected(patterns: np.ndarray, cal: Calibration, spot_params: SpotParams) -> tuple[np.ndarray, np.ndarray]:
-    peaks, counts, _ = detect_spots(patterns, cal, spot_params)
-    return peaks, counts
+    peaks, _, _, strong = detect_spots(patterns, cal, spot_params, with_strong_counts=True)
+    return peaks, strong  # the spots above n_sigma (the first rows): weak spots of sparse patterns are for the search
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -629,7 +629,7 @@ def calibrate(
 
     rows, cols = _subsample(dataset.scan_shape, max_patterns)
     pats = _read_positions(read_as_indexed(dataset, iprm), rows, cols)
-    peaks, counts, centers = detect_spots(pats, stated, sp)
+    peaks, _, centers, counts = detect_spots(pats, stated, sp, with_strong_counts=True)  # the spots above n_sigma
     m0 = stated._affine()
     d, amp, pidx = _offsets(peaks, counts, m0)
     center = _center_map(centers, rows, cols, dataset.scan_shape)

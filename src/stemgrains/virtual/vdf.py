@@ -102,7 +102,7 @@ def bragg_vector_map(dataset: Dataset4D, *, spot_params: Any = None, memory_mb: 
             r1 = min(ny, r0 + step)
             block = _native(dataset.rows(r0, r1))
             flat = block.reshape(-1, ky, kx)
-            peaks, cnt, cen = detect_spots(flat, cal, params)
+            peaks, _, cen, cnt = detect_spots(flat, cal, params, with_strong_counts=True)  # the spots above n_sigma
             centers[r0:r1] = cen.reshape(r1 - r0, nx, 2)
             counts[r0:r1] = cnt.reshape(r1 - r0, nx)
             for i in range(len(flat)):
