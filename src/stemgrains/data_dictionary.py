@@ -317,6 +317,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
                              "no neighbour summation); absent for maps without it"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "
                                       "data unless [index] excitation_error_sigma set it; also /parameters index)"),
+    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" or "
+                                           "'the default: fewer than 64 patterns to choose from' (also /parameters "
+                                           "index)"),
+    "excitation_error_sigma_confident": ("1", "where σ_s was chosen from the data: per candidate width (1/Å, as text) "
+                                              "the fraction of the ~128-position subsample indexed with reliability "
+                                              "≥ 5 (also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the median spot fit beyond chance, the poorly explained "
                        "fraction and largest region, ok, and the warnings (also the JSON attribute phase_fit of "
                        "/orientation)"),

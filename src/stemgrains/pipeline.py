@@ -880,8 +880,9 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),
         **({"median_n_summed": float(np.median(xmap.prop["n_summed"]))} if "n_summed" in xmap.prop else {}),
-        **({"excitation_error_sigma": float(xmap.parameters["excitation_error_sigma"])}
-           if (getattr(xmap, "parameters", None) or {}).get("excitation_error_sigma") is not None else {}),
+        **{k: v for k, v in (getattr(xmap, "parameters", None) or {}).items()
+           if k in ("excitation_error_sigma", "excitation_error_sigma_source", "excitation_error_sigma_confident")
+           and v is not None},
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),

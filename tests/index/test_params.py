@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -193,8 +195,11 @@ def test_chosen_relrod_width_is_recorded(tmp_path):
                                 n_grains=2, seed=3, dose=None, progress=False)
     xmap = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0)
     assert xmap.parameters["excitation_error_sigma"] == config.EXCITATION_ERROR_SIGMA
+    assert xmap.parameters["excitation_error_sigma_source"].startswith("the default: fewer than")
+    assert "excitation_error_sigma_confident" not in xmap.parameters
     fixed = index_orientations(load_4d(path), [load_phase(cif)], progress=False, step_deg=3.0, excitation_error_sigma=0.02)
     assert fixed.parameters["excitation_error_sigma"] == 0.02
+    assert fixed.parameters["excitation_error_sigma_source"] == "set"
 
 
 def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys):
@@ -207,7 +212,11 @@ def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys
     assert f"relrod width σ_s {config.EXCITATION_ERROR_SIGMA:g} 1/Å (the default: fewer than" in out
     heldout = Path(__file__).resolve().parents[1] / "data" / "heldout-au-py4dstem.h5"  # 256 patterns
     assert main(["index", str(heldout), "--phase", str(sample_cif("au")), "--no-progress", "-o", str(tmp_path / "h.h5")]) == 0
-    assert "1/Å (chosen from the data;" in capsys.readouterr().out
+    assert "1/Å (chosen from the data: R ≥ 5 on 0.015: " in capsys.readouterr().out  # also with --no-progress
+    with h5py.File(tmp_path / "h.h5", "r") as f:
+        recorded = json.loads(f["parameters"].attrs["index"])
+    assert recorded["excitation_error_sigma_source"] == "chosen from the data"
+    assert set(recorded["excitation_error_sigma_confident"]) == {"0.015", "0.01"}
     cfg = tmp_path / "c.toml"
     cfg.write_text("[index]\nexcitation_error_sigma = 0.02\n", encoding="utf-8")
     capsys.readouterr()

@@ -10,6 +10,7 @@ from typing import Any
 from .. import config
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option, name_special_origin
+from .index import sigma_line
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -182,8 +183,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
-    if "excitation_error_sigma" in s:
-        print(f"  relrod width σ_s {s['excitation_error_sigma']:g} 1/Å (summary.json)")
+    if sigma_line(s, "summary.json"):
+        print(f"  {sigma_line(s, 'summary.json')}")
     for name, sp in s.get("special", {}).items():
         print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
               f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of boundaries.csv)")

@@ -866,7 +866,7 @@ def index_orientations(
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params)
     phase_list = coerce_phases(phases)
-    sigma_source = "set"
+    sigma_source, confident = "set", None
     if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
         widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
         if len(widths) != 1:
@@ -923,6 +923,9 @@ def index_orientations(
     merged["n_summed"] = _n_summed(dataset, chunks)
     xmap = _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
     xmap.excitation_error_sigma_source = sigma_source  # type: ignore[attr-defined]  # how σ_s was obtained (CLI)
+    xmap.parameters["excitation_error_sigma_source"] = sigma_source  # type: ignore[attr-defined]
+    if confident is not None:  # the subsample's share indexed with R ≥ the cut, per candidate width
+        xmap.parameters["excitation_error_sigma_confident"] = {f"{c:g}": float(v) for c, v in confident.items()}  # type: ignore[attr-defined]
     return xmap
 
 
