@@ -95,6 +95,8 @@ FIT_TOLERANCE_REL = 0.02
 PHASE_FIT_MIN_FRACTION = 0.5
 #: ... or when a connected region of poorly explained patterns holds more than this fraction of the map
 PHASE_FIT_MAX_POOR_FRACTION = 0.05
+#: the phase-fit check judges only patterns with at least this many spots above the detection threshold
+PHASE_FIT_MIN_SPOTS = 4
 
 # --- transport -----------------------------------------------------------------------------------
 GB_CONDUCTIVITY_FRACTION = 1.0 / 20.0  # sigma_GB = sigma_ip / 20

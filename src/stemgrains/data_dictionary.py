@@ -99,6 +99,10 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "
                                  "level of spot_fit_fraction), 0–1"),
         "spot_fit_residual": ("1/Å", "(ny, nx) RMS distance of the explained spots to the predicted ones"),
+        "spot_fit_n_peaks": ("—", "(ny, nx) the spots spot_fit_fraction counts: those above the detection threshold "
+                                  "([spots] n_sigma); n_peaks also holds the weaker spots a sparse pattern took for "
+                                  "the search ([spots] min_spots); the phase-fit check judges only patterns with at "
+                                  "least 4"),
         "phase_reliability": ("1", "(ny, nx) the same between the best solutions of the two best phases, 0–100"),
         "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
                                   "best first"),

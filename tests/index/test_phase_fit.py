@@ -66,6 +66,24 @@ def test_report_of_a_map_without_spot_fit_is_empty():
     assert rep.ok and rep.phases == [] and rep.as_dict()["warnings"] == []
 
 
+def test_patterns_with_too_few_spots_above_threshold_are_not_judged(nba_scan):
+    """A poorly explained region made only of patterns with fewer than PHASE_FIT_MIN_SPOTS spots above the detection
+    threshold (sparse patterns that took weaker spots for the search) raises no warning: 1–3 spots cannot show a
+    misfit. The same region with enough spots does."""
+    from stemgrains import config
+
+    phase, ds = nba_scan
+    xmap = index_orientations(ds, [phase], progress=False, step_deg=2.0)
+    assert "spot_fit_n_peaks" in xmap.prop and np.all(xmap.prop["spot_fit_n_peaks"] <= xmap.prop["n_peaks"])
+    region = np.zeros(xmap.shape, bool)
+    region[:5, :5] = True  # a quarter of the map
+    xmap.prop["spot_fit_fraction"] = np.where(region.ravel(), 0.0, xmap.prop["spot_fit_fraction"])
+    assert len(phase_fit_check(xmap).warnings) == 1
+    xmap.prop["spot_fit_n_peaks"] = np.where(region.ravel(), config.PHASE_FIT_MIN_SPOTS - 1, xmap.prop["spot_fit_n_peaks"])
+    rep = phase_fit_check(xmap)
+    assert rep.ok and not rep.warnings and rep.phases[0].n_indexed == int((~region).sum())
+
+
 def _index_cli(tmp_path, cif, *extra):
     out = tmp_path / f"{Path(cif).stem}.h5"
     rc = main(["index", str(SAMPLE), "--phase", str(cif), "-o", str(out), "--no-progress", *extra])

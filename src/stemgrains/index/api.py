@@ -242,11 +242,12 @@ class ChunkResult:
     spot_fit_residual: np.ndarray  # (n,) RMS distance of the explained spots to the predicted ones, 1/Å
     twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
     spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
+    spot_fit_n_peaks: np.ndarray  # (n,) the spots the spot fit counts: those above the detection threshold n_sigma
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
-        "spot_fit_chance",
+        "spot_fit_chance", "spot_fit_n_peaks",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -389,7 +390,7 @@ def index_patterns(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
-        twin_reliability=rel_t, spot_fit_chance=chance,
+        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
     )
 
 
@@ -1041,6 +1042,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
             "twin_reliability": a["twin_reliability"].astype(np.float64),
             "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
+            "spot_fit_n_peaks": a["spot_fit_n_peaks"].astype(np.int64),
             **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
         },
         scan_unit="nm",

@@ -44,7 +44,8 @@ class PhaseFit:
     Attributes
     ----------
     phase_id, name
-    n_indexed : patterns indexed as this phase.
+    n_indexed : patterns indexed as this phase with at least ``config.PHASE_FIT_MIN_SPOTS`` spots above the
+        detection threshold (the ones judged).
     median_fit_fraction : median spot fit beyond chance (:func:`spot_fit_excess`, 0–1).
     poor_fraction : fraction of its patterns poorly explained (spot fit beyond chance below the threshold).
     median_residual : median RMS distance of explained spots to predicted ones, 1/Å.
@@ -102,8 +103,9 @@ def spot_fit_excess(xmap: Any) -> np.ndarray:
 def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fraction: float | None = None) -> PhaseFitReport:
     """Check that each phase of an indexed map explains its patterns' spots.
 
-    Judged on the spot fit beyond chance (:func:`spot_fit_excess`); a pattern is *poorly explained* below
-    ``min_fraction``. A phase fails when (a) its median is below ``min_fraction`` (the phase explains the patterns
+    Judged on the spot fit beyond chance (:func:`spot_fit_excess`) of the patterns with at least
+    ``config.PHASE_FIT_MIN_SPOTS`` spots above the detection threshold (``spot_fit_n_peaks``; fewer cannot show a
+    misfit); a pattern is *poorly explained* below ``min_fraction``. A phase fails when (a) its median is below ``min_fraction`` (the phase explains the patterns
     no better than a wrong lattice would: a wrong CIF or calibration), or (b) a connected region of its poorly
     explained patterns (8-neighbours) holds more than ``max_poor_fraction`` of the indexed patterns — a grain
     the phase cannot explain: a close but wrong structure, a missing phase, or a grain the search mis-indexed.
@@ -131,6 +133,8 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
     if "spot_fit_fraction" not in xmap.prop:
         return report
     pid = np.asarray(xmap.phase_id)
+    if "spot_fit_n_peaks" in xmap.prop:  # too few spots above the threshold to judge the fit by
+        pid = np.where(np.asarray(xmap.prop["spot_fit_n_peaks"]) >= config.PHASE_FIT_MIN_SPOTS, pid, -1)
     exc = spot_fit_excess(xmap)
     res = np.asarray(xmap.prop["spot_fit_residual"], dtype=float)
     ci = np.asarray(xmap.prop["correlation_index"], dtype=float)
