@@ -60,3 +60,27 @@ def test_rerun_other_scans_and_edited_tables(scans, tmp_path, capsys):
     assert main(["compare", *scans, "-o", str(out), "--no-figures", "--force"]) == 0
     assert "my extra row" not in (out / "boundaries_changed.csv").read_text()
     assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0
+
+
+def test_rerun_after_the_folder_was_moved_or_copied(scans, tmp_path, capsys):
+    """The tables are recorded by name in the folder: a moved (or `cp -p` copied) folder is still this command's
+    for the same scans; an older compare.h5 keyed by absolute path is still read."""
+    import json
+    import shutil
+
+    import h5py
+
+    out = tmp_path / "cmpA"
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0
+    moved = tmp_path / "cmpA_mv"
+    out.rename(moved)
+    assert main(["compare", *scans, "-o", str(moved), "--no-figures"]) == 0
+    copied = tmp_path / "cmpA_cp"
+    shutil.copytree(moved, copied)  # copy2: size and modification time kept, as `cp -p`
+    assert main(["compare", *scans, "-o", str(copied), "--no-figures"]) == 0
+    with h5py.File(copied / "compare.h5", "a") as f:  # as written before: absolute paths
+        rec = json.loads(f.attrs["csv_tables"])
+        assert sorted(rec) == ["boundaries_changed.csv", "grains_matched.csv"]
+        f.attrs["csv_tables"] = json.dumps({str(copied / k): v for k, v in rec.items()})
+    capsys.readouterr()
+    assert main(["compare", *scans, "-o", str(copied), "--no-figures"]) == 0, capsys.readouterr().err

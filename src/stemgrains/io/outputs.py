@@ -482,14 +482,27 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
 
 
 #: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
-#: ``{absolute path: [size in bytes, modification time in ns]}`` (:func:`record_csv_tables`)
+#: ``{path: [size in bytes, modification time in ns]}``, the path relative to the results file's folder for a
+#: table in that folder or below (``compare``, ``series``: the file name), else absolute (:func:`record_csv_tables`;
+#: files of older versions hold absolute paths only)
 CSV_RECORD_ATTR = "csv_tables"
+
+
+def _csv_keys(path: str | os.PathLike, results: str | os.PathLike) -> list[str]:
+    """The keys a results file ``results`` may record the CSV ``path`` under: its path relative to the results
+    file's folder (when inside it; a folder moved or copied keeps it), and its absolute path (older files)."""
+    p, folder = _absolute(path), _absolute(results).parent
+    keys = []
+    with contextlib.suppress(ValueError):
+        keys.append(p.relative_to(folder).as_posix())
+    return [*keys, str(p)]
 
 
 def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
-    written beside it, with their size and modification time, keeping the earlier entries (a classification
-    added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
+    written beside it, with their size and modification time (keyed by the path relative to the results file's
+    folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
+    classification added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
     line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
     existing table was made from the same input."""
     try:
@@ -499,7 +512,10 @@ def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     rec = rec if isinstance(rec, dict) else {}
     for p in paths:
         st = Path(p).stat()
-        rec[str(_absolute(p))] = [int(st.st_size), int(st.st_mtime_ns)]
+        keys = _csv_keys(p, f.filename)  # f.filename: the temporary name beside the results file
+        for k in keys[1:]:
+            rec.pop(k, None)
+        rec[keys[0]] = [int(st.st_size), int(st.st_mtime_ns)]
     f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
 
 
@@ -511,7 +527,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
         st = Path(path).stat()
     except OSError:
         return False
-    key, now = str(_absolute(path)), [int(st.st_size), int(st.st_mtime_ns)]
+    now = [int(st.st_size), int(st.st_mtime_ns)]
     for r in results:
         try:
             import h5py
@@ -520,7 +536,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
                 rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
         except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
             continue
-        if isinstance(rec, dict) and rec.get(key) == now:
+        if isinstance(rec, dict) and any(rec.get(k) == now for k in _csv_keys(path, r)):
             return True
     return False
 
