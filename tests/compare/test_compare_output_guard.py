@@ -84,3 +84,23 @@ def test_rerun_after_the_folder_was_moved_or_copied(scans, tmp_path, capsys):
         f.attrs["csv_tables"] = json.dumps({str(copied / k): v for k, v in rec.items()})
     capsys.readouterr()
     assert main(["compare", *scans, "-o", str(copied), "--no-figures"]) == 0, capsys.readouterr().err
+
+
+def test_figures_of_an_earlier_comparison_are_removed(scans, tmp_path, capsys):
+    """Three scans, then two with --force (or a rerun): the figures of the three that the new run does not write
+    are removed, as `run --overwrite` removes what the earlier run wrote; a user's image of such a name stays."""
+    import shutil
+
+    from PIL import Image
+
+    out = tmp_path / "cmp3"
+    third = tmp_path / "s3.h5"
+    shutil.copyfile(scans[0], third)
+    assert main(["compare", *scans, str(third), "-o", str(out)]) == 0
+    three = {p.name for p in out.iterdir()}
+    assert {"grain_rotation_1-2.png", "boundary_changes_2-3.png", "grains_matched.png"} <= three
+    (out / "boundary_changes_2-3.png").unlink()
+    Image.new("RGB", (2, 2)).save(out / "boundary_changes_2-3.png")  # the user's own image of that name
+    assert main(["compare", *scans, "-o", str(out), "--force", "--no-figures"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "boundaries_changed.csv", "boundary_changes_2-3.png", "compare.h5", "compare.json", "grains_matched.csv"]

@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_results, output_names, write_comparison
+    from ..compare import compare_results, output_names, stale_outputs, write_comparison
     from ..compare.api import resolve_input
     from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, refuse_run_folders
 
@@ -77,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     check_outputs({f"-o ({n})": out / n for n in names}, inputs)
     refuse_foreign_folder_outputs(out, names, inputs, record="compare.h5", group="compare", attr="scans",
                                   replace=args.force)
+    stale = stale_outputs(out, names)
     shifts = None
     if args.shift is not None:
         if len(args.shift) != len(inputs) - 1:
@@ -103,6 +104,8 @@ def run(args: argparse.Namespace) -> int:
                            min_agreement=args.min_agreement, min_iou=args.min_iou, max_rotation_deg=args.max_rotation,
                            move_tolerance_px=args.move_tolerance, threshold_deg=args.threshold,
                            max_angle_deg=args.max_angle, angles_deg=angles)
+    for p in stale:  # figures of an earlier comparison the new one does not write (after the work succeeded)
+        p.unlink(missing_ok=True)
     names = comp.names
     write_comparison(out, comp, figures=not args.no_figures)
     for line in comp.warnings:
