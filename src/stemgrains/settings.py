@@ -292,7 +292,8 @@ def _grain_keys() -> list[Key]:
         K("grains", "low_angle_deg", "float", _arg_default(extract_boundaries, "low_angle_deg"), "deg",
           "low/high-angle boundary limit", "low_angle", "--low-angle"),
         K("grains", "special", "strings", [], "—",
-          "special misorientations NAME:ANGLE:U,V,W:TOL (deg, axis, deg), e.g. \"twin:86.3:1,1,-2,0:5\"",
+          "special misorientations NAME:ANGLE:U,V,W:TOL (deg, axis, deg), e.g. \"twin:86.3:1,1,-2,0:5\"; "
+          "distinct names; a boundary near several counts under the closest",
           "special", "--special"),
         K("grains", "hex_frame", "str", "auto", "—",
           "crystal frame of hexagonal orientations in .ang/.ctf input (segment only)", "hex_frame", "--hex-frame",
@@ -547,14 +548,18 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
             raise bad()
         if key.path == "grains.special":  # checked where it is given, naming the option or the file and key
-            from .boundaries.misorientation import parse_special
+            from .boundaries.misorientation import parse_special, parse_specials
 
+            name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
             for spec in value:
                 try:
                     parse_special(spec)
                 except ParameterError as err:
-                    name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
                     raise ParameterError(f"{name}: {err}") from None
+            try:
+                parse_specials(value)
+            except ParameterError as err:  # a name given twice
+                raise ParameterError(f"{name}: {str(err).removeprefix('special: ')}") from None
         return list(value)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):

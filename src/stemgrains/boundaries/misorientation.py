@@ -26,6 +26,7 @@ from .csl import match_csl
 __all__ = [
     "SpecialMisorientation",
     "parse_special",
+    "parse_specials",
     "check_special_axes",
     "special_quaternion",
     "disorientation",
@@ -78,6 +79,27 @@ def parse_special(spec: Any) -> SpecialMisorientation:
         raise ParameterError(f"special misorientation {out.name!r}: axis indices must be finite, got {out.axis!r}")
     if not (np.isfinite(out.tolerance_deg) and out.tolerance_deg > 0):
         raise ParameterError(f"special misorientation {out.name!r}: tolerance must be > 0 degrees")
+    return out
+
+
+def parse_specials(specs: Sequence[Any] | None) -> list[SpecialMisorientation]:
+    """Several special misorientations (each as :func:`parse_special` takes it) with distinct names: a boundary
+    matching several of them is named after the closest one (ties: the first given), so two of one name could not
+    be told apart in column ``special`` or the per-special counts.
+
+    Raises
+    ------
+    ParameterError
+        A spec :func:`parse_special` refuses, or a name given twice (one line starting ``special:``; the CLI
+        names ``--special`` or the config file and key).
+    """
+    out = [parse_special(s) for s in (specs or [])]
+    seen: set[str] = set()
+    for s in out:
+        if s.name in seen:
+            raise ParameterError(f"special: special misorientation {s.name!r} is given twice; give each special "
+                                 "misorientation its own NAME")
+        seen.add(s.name)
     return out
 
 
@@ -196,7 +218,7 @@ def boundary_misorientations(
     hexagonal/trigonal, NaN-padded for the others), ``low_angle``, ``csl_sigma``, ``csl_deviation_deg``,
     ``special`` and ``special_deviation_deg``, and a dict of what was used (for the parameters).
     """
-    specials = [parse_special(s) for s in (special or [])]
+    specials = parse_specials(special)
     check_special_axes(specials, grain_map.phases)
     n = len(grain_a)
     t = grain_map.table
