@@ -418,7 +418,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
 
 
 # ------------------------------------------------------------------------------------------------ classify
-def _phase_arg(text: str) -> str | int:
+def _phase_arg(text: str | int) -> str | int:
+    """A conducting phase as given (``--conducting-phase``, ``[classify] conducting_phases``): an id (an integer,
+    or a string of digits) or a name."""
+    if isinstance(text, int):
+        return text
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 
