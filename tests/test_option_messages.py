@@ -56,6 +56,22 @@ def test_center_of_a_config_or_calibration_file_is_named_by_that_file(tmp_path, 
     assert not (tmp_path / "o").exists() and not (tmp_path / "v.npy").exists()
 
 
+@pytest.mark.parametrize("mask, message", [
+    (np.zeros((8, 8), bool), "the mask selects no detector pixel (all False or 0); expected a (det_row, det_col) mask "
+                             "with at least one non-zero pixel"),
+    (np.ones((5, 5), bool), "mask shape (5, 5) does not match the detector shape (8, 8)"),
+    (np.ones(8), "mask must be 2-D (det_row, det_col), got shape (8,)"),
+])
+def test_virtual_mask_errors_name_the_option_and_file(tmp_path, capsys, mask, message):
+    src = cube_file(tmp_path / "cube.h5")
+    m = tmp_path / "m.npy"
+    np.save(m, mask)
+    out = tmp_path / "v.npy"
+    assert main(["virtual", str(src), "--mask", str(m), "--center", "4,4", "-o", str(out)]) == 2
+    assert _one_line(capsys) == f"stemgrains virtual: error: --mask {m}: {message}"
+    assert not out.exists()
+
+
 def test_center_stored_in_the_file_off_the_detector(tmp_path, capsys):
     """Issue: `info` refused a file whose stored centre (/data center_row/center_col) is off the detector; it shows
     the file with a one-line warning. The other commands still refuse it, saying where the centre comes from and

@@ -93,3 +93,18 @@ def test_a_special_name_given_twice_is_refused(scan, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith(f"stemgrains run: error: {cfg}: [grains] special: special "
                                                "misorientation 'w' is given twice"), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("spec, message", [
+    # a 4-index axis for no hexagonal/trigonal phase: refused as such first, not for U + V + T != 0
+    ("twin:60:1,1,1,1:2", "--special: special misorientation 'twin': axis 1,1,1,1 has 4 (Miller–Bravais [UVTW]) "
+                          "indices, which only hexagonal/trigonal phases take; the phases are 0:au (cubic)"),
+    ("x:60:1,1,1:inf", "--special: special misorientation 'x': tolerance must be a finite number > 0 degrees, got inf"),
+])
+def test_special_refusals_say_what_is_wrong_first(scan, tmp_path, capsys, spec, message):
+    out = tmp_path / "r"
+    assert main(["run", str(scan), "--phase", AU, "--field", "1,0", "--no-progress", "--special", spec,
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains run: error: {message}"), err
+    assert not out.exists()

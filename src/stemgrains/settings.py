@@ -552,13 +552,13 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
             from .boundaries.misorientation import parse_special, parse_specials
 
             name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
-            for spec in value:
+            for spec in value:  # U + V + T = 0 of a Miller–Bravais axis: once the phases are known
                 try:
-                    parse_special(spec)
+                    parse_special(spec, check_sum=False)
                 except ParameterError as err:
                     raise ParameterError(f"{name}: {err}") from None
             try:
-                parse_specials(value)
+                parse_specials(value, check_sum=False)
             except ParameterError as err:  # a name given twice
                 raise ParameterError(f"{name}: {str(err).removeprefix('special: ')}") from None
         return list(value)

@@ -104,3 +104,18 @@ def test_figures_of_an_earlier_comparison_are_removed(scans, tmp_path, capsys):
     assert main(["compare", *scans, "-o", str(out), "--force", "--no-figures"]) == 0
     assert sorted(p.name for p in out.iterdir()) == [
         "boundaries_changed.csv", "boundary_changes_2-3.png", "compare.h5", "compare.json", "grains_matched.csv"]
+
+
+def test_output_folder_that_is_a_file(scans, tmp_path, capsys):
+    """Issue: `-o afile` said "afile: File exists", `-o B.h5` (an input) "-o (grains_matched.csv) B.h5/...: lies
+    inside the input file"."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["compare", *scans, "-o", str(afile)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"stemgrains compare: error: -o {afile}: is a file (a .txt file not written by stemgrains), not a "
+                   "folder; give an output folder"]
+    assert main(["compare", *scans, "-o", scans[1]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains compare: error: -o {scans[1]}: is the input file "), err
+    assert err[0].endswith("not an output folder; give an output folder")

@@ -93,7 +93,7 @@ def _check_phase_keys(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
     from ..boundaries.misorientation import check_special_axes, parse_special
     from ..errors import ParameterError
 
-    mb = any(len(parse_special(s).axis) == 4 for s in cfg["grains"]["special"])
+    mb = any(len(parse_special(s, check_sum=False).axis) == 4 for s in cfg["grains"]["special"])
     conducting = cfg["classify"].get("conducting_phases")
     if not mb and conducting is None:
         return
