@@ -56,6 +56,50 @@ def test_center_of_a_config_or_calibration_file_is_named_by_that_file(tmp_path, 
     assert not (tmp_path / "o").exists() and not (tmp_path / "v.npy").exists()
 
 
+@pytest.mark.parametrize("mask, message", [
+    (np.zeros((8, 8), bool), "the mask selects no detector pixel (all False or 0); expected a (det_row, det_col) mask "
+                             "with at least one non-zero pixel"),
+    (np.ones((5, 5), bool), "mask shape (5, 5) does not match the detector shape (8, 8)"),
+    (np.ones(8), "mask must be 2-D (det_row, det_col), got shape (8,)"),
+])
+def test_virtual_mask_errors_name_the_option_and_file(tmp_path, capsys, mask, message):
+    src = cube_file(tmp_path / "cube.h5")
+    m = tmp_path / "m.npy"
+    np.save(m, mask)
+    out = tmp_path / "v.npy"
+    assert main(["virtual", str(src), "--mask", str(m), "--center", "4,4", "-o", str(out)]) == 2
+    assert _one_line(capsys) == f"stemgrains virtual: error: --mask {m}: {message}"
+    assert not out.exists()
+
+
+def test_center_stored_in_the_file_off_the_detector(tmp_path, capsys):
+    """Issue: `info` refused a file whose stored centre (/data center_row/center_col) is off the detector; it shows
+    the file with a one-line warning. The other commands still refuse it, saying where the centre comes from and
+    that --center overrides it."""
+    import h5py
+
+    src = cube_file(tmp_path / "cube.h5")
+    with h5py.File(src, "a") as f:
+        f["data"].attrs["center_row"], f["data"].attrs["center_col"] = 50.0, 3.0
+    assert main(["info", str(src)]) == 0
+    out, err = capsys.readouterr()
+    assert err.strip().splitlines() == [
+        f"warning: the beam centre stored in {src} (50, 3) lies off the 8 x 8 detector; index, run, virtual and the "
+        "other commands refuse it: give them --center ROW,COL to override it"]
+    assert "shape:       2 x 3 scan, 8 x 8 detector" in out
+    assert "centre:      (50, 3) px (row, col)  [file]  OFF THE DETECTOR" in out
+    assert main(["info", str(src), "--center", "4,5"]) == 0
+    assert "centre:      (4, 5) px (row, col)  [override]" in capsys.readouterr().out
+    out_v = tmp_path / "v.npy"
+    assert main(["virtual", str(src), "--bf", "2", "-o", str(out_v)]) == 2
+    assert _one_line(capsys) == (
+        f"stemgrains virtual: error: center (row, col) = (50, 3) lies outside the 8 x 8 detector of {src}; expected a "
+        "(row, col) inside it, row 0–7 and col 0–7 (detector pixels); that centre is stored in the file's attributes "
+        "(center_row/center_col of /data): give --center ROW,COL to override it")
+    assert not out_v.exists()
+    assert main(["virtual", str(src), "--bf", "2", "--center", "4,4", "-o", str(out_v)]) == 0
+
+
 @pytest.mark.parametrize("argv, named", [
     (["--disk", "500,500,3"], "--disk 500,500,3"),
     (["--disk", "2,2,2", "--disk=-40,3,2"], "--disk -40,3,2"),  # one disk off, the other on: still refused

@@ -46,8 +46,10 @@ def test_run_special_reaches_the_boundaries(scan, tmp_path, capsys):
         seg = list(csv.DictReader(fh))
     assert {(int(r["boundary_id"]), r["special"]) for r in seg} == {(int(r["boundary_id"]), r["special"]) for r in rows}
     summary = json.loads((out / "summary.json").read_text())["special"]
-    printed = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  special ")]
+    stdout = capsys.readouterr().out
+    printed = [ln for ln in stdout.splitlines() if ln.startswith("  special ")]
     assert list(summary) == ["twin", "s3", "any"] and len(printed) == 3
+    assert "  (a boundary within the tolerance of several specials counts under the closest only)" in stdout
     for name, line in zip(summary, printed):
         n = names.count(name)
         assert summary[name]["n_boundaries"] == n
@@ -73,3 +75,36 @@ def test_config_special_is_named_by_file_and_key(scan, tmp_path, capsys):
                  "-o", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{cfg}: [grains] special: " in err[0], err
+
+
+def test_a_special_name_given_twice_is_refused(scan, tmp_path, capsys):
+    """Issue: `--special w:... --special w:...` printed one `special w:` line but stored both; a boundary is
+    named after the closest special only, so names must be distinct."""
+    out = tmp_path / "r"
+    argv = ["run", str(scan), "--phase", AU, "--field", "1,0", "--no-progress", "-o", str(out)]
+    assert main([*argv, "--special", "w:90:1,1,1:90", "--special", "w:30:0,0,1:10"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["stemgrains run: error: --special: special misorientation 'w' is given twice; give each special "
+                   "misorientation its own NAME"]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[grains]\nspecial = ["w:90:1,1,1:90", "v:1:1,0,0", "w:30:0,0,1:10"]\n')
+    assert main([*argv, "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains run: error: {cfg}: [grains] special: special "
+                                               "misorientation 'w' is given twice"), err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("spec, message", [
+    # a 4-index axis for no hexagonal/trigonal phase: refused as such first, not for U + V + T != 0
+    ("twin:60:1,1,1,1:2", "--special: special misorientation 'twin': axis 1,1,1,1 has 4 (Miller–Bravais [UVTW]) "
+                          "indices, which only hexagonal/trigonal phases take; the phases are 0:au (cubic)"),
+    ("x:60:1,1,1:inf", "--special: special misorientation 'x': tolerance must be a finite number > 0 degrees, got inf"),
+])
+def test_special_refusals_say_what_is_wrong_first(scan, tmp_path, capsys, spec, message):
+    out = tmp_path / "r"
+    assert main(["run", str(scan), "--phase", AU, "--field", "1,0", "--no-progress", "--special", spec,
+                 "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains run: error: {message}"), err
+    assert not out.exists()

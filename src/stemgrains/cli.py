@@ -146,7 +146,8 @@ def _center_origin(message: str, args: argparse.Namespace, typed: list[str]) -> 
     """A beam centre off the detector (``center (row, col) = ... lies outside ...``,
     :meth:`stemgrains.data.Calibration.check_detector`) named by where it came from when ``--center`` was not
     typed: ``FILE: [calibration] center`` of ``--config FILE``, else the ``--calibration`` JSON (or the config's
-    ``[calibration] file``) that holds one; otherwise the message (it names the data file) is unchanged."""
+    ``[calibration] file``) that holds one; otherwise it is the centre stored in the data file, which the message
+    names, and a command with ``--center`` says so and that the option overrides it."""
     if not message.startswith("center (row, col) =") or any(t == "--center" or t.startswith("--center=") for t in typed):
         return message
     try:
@@ -161,6 +162,9 @@ def _center_origin(message: str, args: argparse.Namespace, typed: list[str]) -> 
                 return f"{js}: {message}"
     except Exception:  # noqa: BLE001 - the original message is still right
         pass
+    if hasattr(args, "center"):
+        return (f"{message}; that centre is stored in the file's attributes (center_row/center_col of /data): give "
+                "--center ROW,COL to override it")
     return message
 
 

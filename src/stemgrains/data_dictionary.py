@@ -36,7 +36,9 @@ _C: dict[str, tuple[str, str]] = {
                                  "hexagonal/trigonal; the axis has the same coordinates in the crystal frames of "
                                  "A and B), reduced into the fundamental sector of the proper Laue group"),
     "csl_sigma": ("—", "CSL Σ within the Brandon criterion 15°/√Σ; 0 = none"),
-    "special": ("—", "name of the matching user-defined special misorientation (--special), empty if none"),
+    "special": ("—", "name of the matching user-defined special misorientation (--special; names are unique), "
+                     "empty if none; a boundary within the tolerance of several has the closest one's name (ties: "
+                     "the first given), so the specials' counts never overlap"),
     "field": ("1", f"unit in-plane field direction (x, y) used, {_FRAME}"),
     "conducting": ("—", "true when both grains are in a phase with Na⁺ conduction planes (classified)"),
     "theta_3d": ("deg", "angle between the two grains' conduction planes, arccos|c_A·c_B|, 0–90"),
@@ -336,7 +338,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "classification": ("nm, 1", "boundary length (nm) and length fraction per label and per behaviour"),
     "special": ("—, nm, 1", "per special misorientation of --special / [grains] special (by name): n_boundaries, "
                             "length_nm and length_fraction (of the whole boundary length) of the boundaries matching "
-                            "it (column special of boundaries.csv); {} without any"),
+                            "it (column special of boundaries.csv: each boundary under its closest special only); {} "
+                            "without any"),
     "transport_total_current": ("σ_ip·V", "current driven through the lamella, per unit lamella thickness "
                                           "(× σ_ip [S/m] × thickness [m] = A)"),
     "transport_total_current_unit": ("—", "that unit, spelled out"),

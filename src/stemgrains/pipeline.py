@@ -365,7 +365,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         holds the results of another input (without ``replace_other``).
     """
     from .boundaries import write_boundaries
-    from .boundaries.misorientation import parse_special
+    from .boundaries.misorientation import check_special_axes, parse_special
     from .grains import write_grains
     from .io.outputs import check_outputs, record_csv_tables
     from .io.results import atomic_h5, update_h5, write_parameters, write_provenance
@@ -373,7 +373,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
 
     g = cfg["grains"]
     src, out = Path(input_path), Path(output)
-    specials = [parse_special(s) for s in g["special"]]
+    specials = [parse_special(s, check_sum=False) for s in g["special"]]  # the rest once the phases are known
     _require_h5(out)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
@@ -383,6 +383,7 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     xmap, ours = load_map(src, g["hex_frame"])
     if not ours:
         check_outputs({"-o": out}, [src])
+    check_special_axes(specials, xmap.phases)  # a 4-index axis needs a hexagonal phase, and then U + V + T = 0
 
     def annotate(grain_map: Any) -> None:
         grain_map.parameters["hex_frame"] = getattr(xmap, "hex_frame", "x || a (as stored)")
@@ -418,7 +419,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
 
 
 # ------------------------------------------------------------------------------------------------ classify
-def _phase_arg(text: str) -> str | int:
+def _phase_arg(text: str | int) -> str | int:
+    """A conducting phase as given (``--conducting-phase``, ``[classify] conducting_phases``): an id (an integer,
+    or a string of digits) or a name."""
+    if isinstance(text, int):
+        return text
     return int(text) if text.strip().lstrip("-").isdigit() else text
 
 

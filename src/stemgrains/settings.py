@@ -91,11 +91,12 @@ NOT_CONFIG = frozenset({
     "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force",
 })
 
-# kinds of values: float, int, bool, str, pair (2 numbers), quad (4 numbers), strings (list of str),
-# electrodes (table WHERE = volts), unassigned ("gb", "pore" or a number)
+# kinds of values: float, int, bool, str, pair (2 numbers), quad (4 numbers), strings (list of str), phases
+# (list of phase names or integer ids), electrodes (table WHERE = volts), unassigned ("gb", "pore" or a number)
 _KIND_TEXT = {
     "float": "a number", "int": "an integer", "bool": "true or false", "str": "a string",
     "pair": "two numbers [a, b]", "quad": "four numbers [a, b, c, d]", "strings": "a list of strings",
+    "phases": "a list of phase names (strings) or ids (integers), e.g. [\"na_beta2_alumina\"] or [0]",
     "electrodes": "a table WHERE = volts, e.g. {left = 1.0, right = 0.0}",
     "unassigned": "\"gb\", \"pore\" or a number",
 }
@@ -109,7 +110,7 @@ class Key:
     ----------
     section, name : where it lives: ``[section] name = ...``.
     kind : value type: ``float``, ``int``, ``bool``, ``str``, ``pair`` (two numbers), ``quad`` (four numbers),
-        ``strings`` (list of strings), ``electrodes`` (table WHERE = volts) or ``unassigned``.
+        ``strings`` (list of strings), ``phases`` (list of phase names or integer ids), ``electrodes`` (table WHERE = volts) or ``unassigned``.
     default : default value (``None``: unset).
     unit : unit of the value (``—`` for none, ``1`` for dimensionless).
     meaning : one line.
@@ -292,7 +293,8 @@ def _grain_keys() -> list[Key]:
         K("grains", "low_angle_deg", "float", _arg_default(extract_boundaries, "low_angle_deg"), "deg",
           "low/high-angle boundary limit", "low_angle", "--low-angle"),
         K("grains", "special", "strings", [], "—",
-          "special misorientations NAME:ANGLE:U,V,W:TOL (deg, axis, deg), e.g. \"twin:86.3:1,1,-2,0:5\"",
+          "special misorientations NAME:ANGLE:U,V,W:TOL (deg, axis, deg), e.g. \"twin:86.3:1,1,-2,0:5\"; "
+          "distinct names; a boundary near several counts under the closest",
           "special", "--special"),
         K("grains", "hex_frame", "str", "auto", "—",
           "crystal frame of hexagonal orientations in .ang/.ctf input (segment only)", "hex_frame", "--hex-frame",
@@ -324,8 +326,8 @@ def _classify_keys() -> list[Key]:
           "flux below which a boundary is 'parallel'", "tau_flow", "--tau-flow"),
         K("classify", "r_block", "float", _arg_default(classify_boundaries, "r_block"), "1",
           "|r| at or above which a boundary is blocking/depleting", "r_block", "--r-block"),
-        K("classify", "conducting_phases", "strings", None, "—",
-          "conducting phase names or ids (unset: the phases with Na+ conduction planes)", "conducting_phase",
+        K("classify", "conducting_phases", "phases", None, "—",
+          "conducting phase names (strings) or ids (integers) (unset: the phases with Na+ conduction planes)", "conducting_phase",
           "--conducting-phase"),
     ]
 
@@ -547,14 +549,23 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
             raise bad()
         if key.path == "grains.special":  # checked where it is given, naming the option or the file and key
-            from .boundaries.misorientation import parse_special
+            from .boundaries.misorientation import parse_special, parse_specials
 
-            for spec in value:
+            name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
+            for spec in value:  # U + V + T = 0 of a Miller–Bravais axis: once the phases are known
                 try:
-                    parse_special(spec)
+                    parse_special(spec, check_sum=False)
                 except ParameterError as err:
-                    name = key.flag if where == _CLI and key.flag else f"{where}[{key.section}] {key.name}"
                     raise ParameterError(f"{name}: {err}") from None
+            try:
+                parse_specials(value, check_sum=False)
+            except ParameterError as err:  # a name given twice
+                raise ParameterError(f"{name}: {str(err).removeprefix('special: ')}") from None
+        return list(value)
+    if kind == "phases":
+        if not isinstance(value, (list, tuple)) or \
+                not all(isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool)) for x in value):
+            raise bad()
         return list(value)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):
@@ -732,7 +743,7 @@ def _from_cli(key: Key, value: Any) -> Any:
             return float(value)
         except ValueError:
             raise ParameterError(f"{key.flag} must be gb, pore or a number, got {value!r}") from None
-    if key.kind == "strings":
+    if key.kind in ("strings", "phases"):
         return list(value)
     return value
 

@@ -112,3 +112,54 @@ def test_local_boundary_fields_fill_and_errors():
     assert n == 2 and np.allclose(all_bad, [[1.0, 0.0], [1.0, 0.0]])
     with pytest.raises(InputError, match=r"expected \(3, 2\)"):
         local_boundary_fields(bf, 3)
+
+
+@pytest.fixture(scope="module")
+def au_segmented(tmp_path_factory, data_samples):
+    """A segmented two-grain Au map: classify's input with a cubic phase only."""
+    au = load_phase(data_samples / "au.cif")
+    xmap = _two_grain_map(au)
+    path = tmp_path_factory.mktemp("au_seg") / "au_seg.h5"
+    with atomic_h5(path) as f:
+        write_provenance(f, phases=xmap.phases)
+        write_orientation_map(f, xmap)
+        gm = segment_grains(xmap)
+        from stemgrains.boundaries import write_boundaries
+        from stemgrains.grains import write_grains
+
+        write_grains(f, gm)
+        write_boundaries(f, extract_boundaries(gm, xmap))
+    return path
+
+
+@pytest.mark.parametrize("value, expect", [
+    ('["au"]', "[classify] conducting_phases: phase 'au' is cubic; a conducting phase must be hexagonal or trigonal"),
+    ("[1]", "[classify] conducting_phases: no phase 1 in the grain map (phases 0:au (cubic))"),
+])
+def test_classify_names_the_config_file_and_key(au_segmented, tmp_path, capsys, value, expect):
+    """Issue: `classify --config FILE` errors about conducting_phases named neither the file nor the section (run
+    and segment do: `FILE: [classify] conducting_phases: ...`); and an integer phase id ([1]) was refused as not a
+    string although the dumped config says "names or ids"."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[classify]\nconducting_phases = {value}\n")
+    out = tmp_path / "x.h5"
+    assert main(["classify", str(au_segmented), "--field", "1,0", "--config", str(cfg), "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains classify: error: {cfg}: {expect}"), err
+    assert not out.exists()
+
+
+def test_integer_conducting_phase_ids_in_a_config(tmp_path, capsys, data_samples):
+    mg = Phase(name="Magnesium", point_group="6/mmm")
+    xmap = _two_grain_map(mg)
+    path = tmp_path / "mg.h5"
+    with atomic_h5(path) as f:
+        write_provenance(f, phases=xmap.phases)
+        write_orientation_map(f, xmap)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[classify]\nconducting_phases = [0]\n")
+    assert main(["segment", str(path), "-o", str(path)]) == 0
+    assert main(["classify", str(path), "--field", "1,0", "--config", str(cfg)]) == 0
+    cls = read_classification(path)
+    assert bool(cls.boundaries["conducting"][0]) and cls.parameters["conducting_phases"] == [{"id": 0, "name": "Magnesium"}]
+    assert main(["classify", str(path), "--field", "1,0", "--config", str(path)]) == 0  # its recorded config again

@@ -60,3 +60,62 @@ def test_rerun_other_scans_and_edited_tables(scans, tmp_path, capsys):
     assert main(["compare", *scans, "-o", str(out), "--no-figures", "--force"]) == 0
     assert "my extra row" not in (out / "boundaries_changed.csv").read_text()
     assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0
+
+
+def test_rerun_after_the_folder_was_moved_or_copied(scans, tmp_path, capsys):
+    """The tables are recorded by name in the folder: a moved (or `cp -p` copied) folder is still this command's
+    for the same scans; an older compare.h5 keyed by absolute path is still read."""
+    import json
+    import shutil
+
+    import h5py
+
+    out = tmp_path / "cmpA"
+    assert main(["compare", *scans, "-o", str(out), "--no-figures"]) == 0
+    moved = tmp_path / "cmpA_mv"
+    out.rename(moved)
+    assert main(["compare", *scans, "-o", str(moved), "--no-figures"]) == 0
+    copied = tmp_path / "cmpA_cp"
+    shutil.copytree(moved, copied)  # copy2: size and modification time kept, as `cp -p`
+    assert main(["compare", *scans, "-o", str(copied), "--no-figures"]) == 0
+    with h5py.File(copied / "compare.h5", "a") as f:  # as written before: absolute paths
+        rec = json.loads(f.attrs["csv_tables"])
+        assert sorted(rec) == ["boundaries_changed.csv", "grains_matched.csv"]
+        f.attrs["csv_tables"] = json.dumps({str(copied / k): v for k, v in rec.items()})
+    capsys.readouterr()
+    assert main(["compare", *scans, "-o", str(copied), "--no-figures"]) == 0, capsys.readouterr().err
+
+
+def test_figures_of_an_earlier_comparison_are_removed(scans, tmp_path, capsys):
+    """Three scans, then two with --force (or a rerun): the figures of the three that the new run does not write
+    are removed, as `run --overwrite` removes what the earlier run wrote; a user's image of such a name stays."""
+    import shutil
+
+    from PIL import Image
+
+    out = tmp_path / "cmp3"
+    third = tmp_path / "s3.h5"
+    shutil.copyfile(scans[0], third)
+    assert main(["compare", *scans, str(third), "-o", str(out)]) == 0
+    three = {p.name for p in out.iterdir()}
+    assert {"grain_rotation_1-2.png", "boundary_changes_2-3.png", "grains_matched.png"} <= three
+    (out / "boundary_changes_2-3.png").unlink()
+    Image.new("RGB", (2, 2)).save(out / "boundary_changes_2-3.png")  # the user's own image of that name
+    assert main(["compare", *scans, "-o", str(out), "--force", "--no-figures"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "boundaries_changed.csv", "boundary_changes_2-3.png", "compare.h5", "compare.json", "grains_matched.csv"]
+
+
+def test_output_folder_that_is_a_file(scans, tmp_path, capsys):
+    """Issue: `-o afile` said "afile: File exists", `-o B.h5` (an input) "-o (grains_matched.csv) B.h5/...: lies
+    inside the input file"."""
+    afile = tmp_path / "afile.txt"
+    afile.write_text("x")
+    assert main(["compare", *scans, "-o", str(afile)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"stemgrains compare: error: -o {afile}: is a file (a .txt file not written by stemgrains), not a "
+                   "folder; give an output folder"]
+    assert main(["compare", *scans, "-o", scans[1]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"stemgrains compare: error: -o {scans[1]}: is the input file "), err
+    assert err[0].endswith("not an output folder; give an output folder")

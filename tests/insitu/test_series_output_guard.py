@@ -57,3 +57,11 @@ def test_series_rerun_and_other_inputs(inputs, tmp_path, capsys):
     assert main(_argv(inputs[:-1], out)) == 2  # one frame fewer: other inputs
     assert "events.csv there is a table beside the series.h5 of other inputs (" in _one_line(capsys)
     assert file_tree(out) == before
+
+
+def test_series_rerun_after_the_folder_was_moved(inputs, tmp_path):
+    out = tmp_path / "s"
+    assert main(_argv(inputs, out)) == 0
+    moved = tmp_path / "s_mv"
+    out.rename(moved)
+    assert main(_argv(inputs, moved)) == 0  # the tables are recorded by name in the folder

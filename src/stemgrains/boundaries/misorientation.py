@@ -26,6 +26,7 @@ from .csl import match_csl
 __all__ = [
     "SpecialMisorientation",
     "parse_special",
+    "parse_specials",
     "check_special_axes",
     "special_quaternion",
     "disorientation",
@@ -46,9 +47,11 @@ class SpecialMisorientation(NamedTuple):
     tolerance_deg: float = 5.0
 
 
-def parse_special(spec: Any) -> SpecialMisorientation:
+def parse_special(spec: Any, *, check_sum: bool = True) -> SpecialMisorientation:
     """A special misorientation from a tuple ``(name, angle, axis, tol)`` or text ``"NAME:ANGLE:U,V,W:TOL"``
-    (``U,V,T,W`` for Miller–Bravais; ``:TOL`` optional, default 5°)."""
+    (``U,V,T,W`` for Miller–Bravais; ``:TOL`` optional, default 5°). ``check_sum=False`` leaves out the check
+    ``U + V + T = 0`` of a Miller–Bravais axis, which :func:`check_special_axes` makes once the phases are known
+    (a 4-index axis for no hexagonal/trigonal phase is refused first, as the more basic error)."""
     if isinstance(spec, SpecialMisorientation):
         out = spec
     elif isinstance(spec, str):
@@ -70,14 +73,36 @@ def parse_special(spec: Any) -> SpecialMisorientation:
         raise ParameterError(f"special misorientation {spec!r}: NAME is empty (NAME:ANGLE:U,V,W[:TOL])")
     if len(out.axis) not in (3, 4) or not np.any(out.axis):
         raise ParameterError(f"special misorientation {out.name!r}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0")
-    if len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:
+    if check_sum and len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:
         raise ParameterError(f"special misorientation {out.name!r}: Miller-Bravais axis needs U + V + T = 0")
     if not (np.isfinite(out.angle_deg) and 0 <= out.angle_deg <= 180):
         raise ParameterError(f"special misorientation {out.name!r}: angle must be in [0, 180] degrees, got {out.angle_deg!r}")
     if not np.all(np.isfinite(out.axis)):
         raise ParameterError(f"special misorientation {out.name!r}: axis indices must be finite, got {out.axis!r}")
     if not (np.isfinite(out.tolerance_deg) and out.tolerance_deg > 0):
-        raise ParameterError(f"special misorientation {out.name!r}: tolerance must be > 0 degrees")
+        raise ParameterError(f"special misorientation {out.name!r}: tolerance must be a finite number > 0 degrees, "
+                             f"got {out.tolerance_deg!r}")
+    return out
+
+
+def parse_specials(specs: Sequence[Any] | None, *, check_sum: bool = True) -> list[SpecialMisorientation]:
+    """Several special misorientations (each as :func:`parse_special` takes it) with distinct names: a boundary
+    matching several of them is named after the closest one (ties: the first given), so two of one name could not
+    be told apart in column ``special`` or the per-special counts.
+
+    Raises
+    ------
+    ParameterError
+        A spec :func:`parse_special` refuses, or a name given twice (one line starting ``special:``; the CLI
+        names ``--special`` or the config file and key).
+    """
+    out = [parse_special(s, check_sum=check_sum) for s in (specs or [])]
+    seen: set[str] = set()
+    for s in out:
+        if s.name in seen:
+            raise ParameterError(f"special: special misorientation {s.name!r} is given twice; give each special "
+                                 "misorientation its own NAME")
+        seen.add(s.name)
     return out
 
 
@@ -101,11 +126,16 @@ def check_special_axes(special: Sequence[Any], phases: Any) -> None:
     items = [(int(i), p) for i, p in phases] if hasattr(phases, "ids") else list(enumerate(phases))
     items = [(i, p) for i, p in items if i >= 0]
     if any(is_hexagonal_like(p) for _, p in items):
+        for s in special or []:  # a Miller–Bravais axis needs U + V + T = 0
+            try:
+                parse_special(s)
+            except ParameterError as err:
+                raise ParameterError(f"special: {err}") from None
         return
     known = ", ".join(f"{i}:{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
                       for i, p in items)
     for s in special or []:
-        s = parse_special(s)
+        s = parse_special(s, check_sum=False)
         if len(s.axis) == 4:
             axis = ",".join(f"{v:g}" for v in s.axis)
             raise ParameterError(f"special: special misorientation {s.name!r}: axis {axis} has 4 (Miller–Bravais "
@@ -196,8 +226,8 @@ def boundary_misorientations(
     hexagonal/trigonal, NaN-padded for the others), ``low_angle``, ``csl_sigma``, ``csl_deviation_deg``,
     ``special`` and ``special_deviation_deg``, and a dict of what was used (for the parameters).
     """
-    specials = [parse_special(s) for s in (special or [])]
-    check_special_axes(specials, grain_map.phases)
+    check_special_axes(special or [], grain_map.phases)  # a 4-index axis for no hexagonal phase: refused first
+    specials = parse_specials(special)
     n = len(grain_a)
     t = grain_map.table
     ia, ib = grain_map.index_of(grain_a), grain_map.index_of(grain_b)

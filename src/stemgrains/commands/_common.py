@@ -72,11 +72,19 @@ def add_config_option(p: argparse.ArgumentParser, sections: str) -> None:
                         "override the file")
 
 
+def name_config_origin(err: ParameterError, args: argparse.Namespace, section: str, key: str,
+                       dest: str) -> ParameterError:
+    """An error about the config key ``[section] key`` (message ``key: ...``) named by where the value came from:
+    the CLI names the option (``dest``) where it was typed (:func:`stemgrains.cli._option_names`); otherwise the
+    config file and key (``FILE: [section] key: ...``), as the checks of the file itself do."""
+    msg = str(err)
+    if getattr(args, dest, None) is None and getattr(args, "config", None) and msg.startswith(f"{key}:"):
+        return ParameterError(f"{args.config}: [{section}] {msg}")
+    return err
+
+
 def name_special_origin(err: ParameterError, args: argparse.Namespace) -> ParameterError:
     """An error about ``[grains] special`` (message ``special: ...``) named by where the value came from: the
     CLI names ``--special`` where it was typed (:func:`stemgrains.cli._option_names`); otherwise the config file
     and key (``FILE: [grains] special: ...``)."""
-    msg = str(err)
-    if getattr(args, "special", None) is None and getattr(args, "config", None) and msg.startswith("special:"):
-        return ParameterError(f"{args.config}: [grains] {msg}")
-    return err
+    return name_config_origin(err, args, "grains", "special", "special")

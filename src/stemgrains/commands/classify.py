@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from .. import config
-from ._common import add_config_option
+from ..errors import ParameterError
+from ._common import add_config_option, name_config_origin
 
 NAME = "classify"
 HELP = "classify grain boundaries by how Na+ conduction planes meet them under a field (Type I/II/III a/b 1/2)"
@@ -61,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import run_classify
     from ..settings import resolve
 
-    got = run_classify(args.results, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
-                       replace_other=args.force)
+    try:
+        got = run_classify(args.results, args.output, resolve(args, NAME), csv=args.csv, figures=args.figures,
+                           replace_other=args.force)
+    except ParameterError as err:  # FILE: [classify] conducting_phases: ... where the config file gave them
+        raise name_config_origin(err, args, "classify", "conducting_phases", "conducting_phase") from None
     result, grain_map, field, n_filled, out = (got[k] for k in ("result", "grain_map", "field", "n_filled", "output"))
     fx, fy = field if field is not None else (None, None)
     summary = result.summary()

@@ -64,19 +64,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import compare_results, output_names, write_comparison
+    from ..compare import compare_results, output_names, stale_outputs, write_comparison
     from ..compare.api import resolve_input
-    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, refuse_run_folders
+    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, refuse_run_folders, require_output_folder
 
     if len(args.inputs) < 2:
         raise ParameterError(f"compare needs at least two scans, got {len(args.inputs)}")
     inputs = [resolve_input(p) for p in args.inputs]
     out = Path(args.output)
+    require_output_folder(out, inputs)  # a file (an input, say) given as OUTDIR
     names = output_names(len(inputs), figures=not args.no_figures)
     refuse_run_folders(out, "-o", "comparison")  # the folder named, rather than its first file
     check_outputs({f"-o ({n})": out / n for n in names}, inputs)
     refuse_foreign_folder_outputs(out, names, inputs, record="compare.h5", group="compare", attr="scans",
                                   replace=args.force)
+    stale = stale_outputs(out, names)
     shifts = None
     if args.shift is not None:
         if len(args.shift) != len(inputs) - 1:
@@ -103,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
                            min_agreement=args.min_agreement, min_iou=args.min_iou, max_rotation_deg=args.max_rotation,
                            move_tolerance_px=args.move_tolerance, threshold_deg=args.threshold,
                            max_angle_deg=args.max_angle, angles_deg=angles)
+    for p in stale:  # figures of an earlier comparison the new one does not write (after the work succeeded)
+        p.unlink(missing_ok=True)
     names = comp.names
     write_comparison(out, comp, figures=not args.no_figures)
     for line in comp.warnings:

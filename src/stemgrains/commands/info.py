@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import re
+import sys
 from pathlib import Path
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, ParameterError
 from ._common import add_calibration_overrides, calibration_overrides
 
 NAME = "info"
@@ -13,6 +15,8 @@ HELP = "show format, shape, dtype and calibration of a 4D-STEM file, or a summar
 ORDER = 10
 
 _MAP_EXTENSIONS = (".ang", ".ctf")
+#: the message of :meth:`stemgrains.data.Calibration.check_detector`: the centre it refuses
+_OFF_CENTRE = re.compile(r"^center \(row, col\) = \(([^,]+), ([^)]+)\) lies outside")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +79,16 @@ def run(args: argparse.Namespace) -> int:
     overrides = calibration_overrides(args)
     if _is_orientation_map(path):
         return _print_map(path)
-    ds = load_4d(path, **overrides)
+    off_detector = None
+    try:
+        ds = load_4d(path, **overrides)
+    except ParameterError as err:
+        # a stored beam centre off the detector: show the file anyway, and say so (other commands refuse it)
+        m = _OFF_CENTRE.match(str(err))
+        if m is None or overrides.get("center") is not None:
+            raise
+        off_detector = (m.group(1), m.group(2))
+        ds = load_4d(path, **{**overrides, "center": (0.0, 0.0)})
     cal = ds.calibration
     origin = ds.metadata.get("calibration_origin", {})
 
@@ -94,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"voltage:     {cal.accelerating_voltage_kV:g} kV (λ = {cal.wavelength:.6f} Å){tag('accelerating_voltage_kV')}")
     print(f"scan step:   {cal.scan_step_nm:g} nm{tag('scan_step_nm')}")
     centre = f"({cal.center[0]:g}, {cal.center[1]:g}) px (row, col)" if cal.center is not None else "auto"
-    print(f"centre:      {centre}{tag('center')}")
+    if off_detector is not None:
+        centre = f"({off_detector[0]}, {off_detector[1]}) px (row, col)  [file]  OFF THE DETECTOR"
+        print(f"warning: the beam centre stored in {path} ({off_detector[0]}, {off_detector[1]}) lies off the {ky} x "
+              f"{kx} detector; index, run, virtual and the other commands refuse it: give them --center ROW,COL to "
+              "override it", file=sys.stderr)
+    print(f"centre:      {centre}{'' if off_detector is not None else tag('center')}")
     print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
     if cal.ellipticity is not None:
         print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg{tag('ellipticity')}")

@@ -94,7 +94,7 @@ def _check_phase_keys(args: argparse.Namespace, cfg: dict[str, Any]) -> None:
     from ..boundaries.misorientation import check_special_axes, parse_special
     from ..errors import ParameterError
 
-    mb = any(len(parse_special(s).axis) == 4 for s in cfg["grains"]["special"])
+    mb = any(len(parse_special(s, check_sum=False).axis) == 4 for s in cfg["grains"]["special"])
     conducting = cfg["classify"].get("conducting_phases")
     if not mb and conducting is None:
         return
@@ -188,6 +188,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     for name, sp in s.get("special", {}).items():
         print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
               f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of boundaries.csv)")
+    if len(s.get("special", {})) > 1:
+        print("  (a boundary within the tolerance of several specials counts under the closest only)")
     for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
         print(f"  {k}: {v}")
     if s["indexed_fraction"] == 0:

@@ -74,7 +74,10 @@ def run(args: argparse.Namespace) -> int:
     if getattr(xmap, "resampled_from", None):
         print(f"  {src.name}: hexagonal grid resampled to a square grid of step {grain_map.scan_step_nm:g} nm "
               "(nearest neighbour)")
-    for name, sp in boundaries.special_summary().items():
+    specials = boundaries.special_summary()
+    for name, sp in specials.items():
         print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
               f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of the tables)")
+    if len(specials) > 1:
+        print("  (a boundary within the tolerance of several specials counts under the closest only)")
     return 0

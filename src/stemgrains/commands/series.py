@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if not results.is_file():
         raise FileFormatError(f"{results}: results file not found")
     from ..insitu.api import series_output_names
-    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs
+    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, require_output_folder
 
+    require_output_folder(args.output, [results, *args.frames])
     check_outputs({"-o": Path(args.output)}, [results, *args.frames])
     refuse_foreign_folder_outputs(args.output, series_output_names(not args.no_figures), [results, *args.frames],
                                   record="series.h5", group="series", replace=args.force)

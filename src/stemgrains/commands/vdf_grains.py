@@ -16,8 +16,12 @@ DESCRIPTION = (
     "Find the distinct reflections in the Bragg-vector map, make one virtual dark-field image per reflection, "
     "group correlated reflections into grains and write vdf_grains.png (colour composite + labels), "
     "bragg_vector_map.png, vdf_labels.npy and vdf_grains.json to OUTDIR. With --results, the indexed boundaries "
-    "are drawn over the maps and the agreement with the indexed grains (adjusted Rand index) is reported."
+    "are drawn over the maps and the agreement with the indexed grains (adjusted Rand index) is reported. "
+    "vdf_grains.json records the input and the files written with it: a rerun on the same input replaces them, "
+    "anything else of those names is refused unless --force."
 )
+#: the files written into OUTDIR; the JSON last, recording the input and the others (size, modification time)
+OUTPUT_NAMES = ("vdf_labels.npy", "vdf_grains.png", "bragg_vector_map.png", "vdf_grains.json")
 ORDER = 26
 
 
@@ -32,19 +36,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="pixels with a weaker best group stay unassigned (default %(default)g)")
     p.add_argument("--memory-mb", type=float, default=128.0, metavar="MB", help="memory per block of scan rows")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--force", action="store_true",
+                   help="replace files in OUTDIR named like the outputs even when they are not this command's for "
+                        "this input (default: refused; a rerun on the same input replaces its own)")
     add_calibration_overrides(p)
 
 
 def run(args: argparse.Namespace) -> int:
+    from .._version import __version__
     from ..io import load_4d
-    from ..io.results import atomic_write_text, json_default
     from ..io.images import write_image
+    from ..io.results import atomic_write_text, json_default
     from ..plot.virtual import plot_bragg_vector_map, plot_vdf_grain_map
     from ..virtual.vdf import adjusted_rand_index, vdf_grain_map
+    from ..io.outputs import (FILES_WRITTEN_KEY, check_outputs, files_written_record, refuse_foreign_recorded_outputs,
+                              refuse_run_folders, require_output_folder)
 
-    from ..io.outputs import check_outputs
-
-    check_outputs({"-o": Path(args.output)}, [args.input, args.results])
+    out = Path(args.output)
+    inputs = [args.input, args.results]
+    require_output_folder(out, inputs)
+    refuse_run_folders(out, "-o", "VDF grain map")
+    check_outputs({f"-o ({n})": out / n for n in OUTPUT_NAMES}, inputs)
+    refuse_foreign_recorded_outputs(out, OUTPUT_NAMES, args.input, record="vdf_grains.json", replace=args.force)
     ds = load_4d(args.input, **calibration_overrides(args))
     bounds = grains = None
     if args.results:
@@ -53,22 +66,24 @@ def run(args: argparse.Namespace) -> int:
 
         grains = read_grains(args.results)
         bounds = read_boundaries(args.results)
+        if grains.labels.shape != tuple(ds.data.shape[:2]):  # before any work
+            from ..errors import InputError
+
+            raise InputError(f"{args.results}: grain map {grains.labels.shape} does not match the scan "
+                             f"{tuple(ds.data.shape[:2])} of {args.input}")
     res = vdf_grain_map(ds, disk_radius_px=args.disk_radius, min_correlation=args.min_correlation,
                         min_signal=args.min_signal, memory_mb=args.memory_mb, progress=not args.no_progress)
-    out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     write_image(out / "vdf_labels.npy", res.labels)
     plot_vdf_grain_map(res, boundaries=bounds, path=out / "vdf_grains.png")
     plot_bragg_vector_map(res, path=out / "bragg_vector_map.png")
-    summary = {**res.parameters, "n_grains": int(res.labels.max()), "reflections_px": res.reflections,
+    summary = {"software": f"stemgrains {__version__}", "input": str(Path(args.input).resolve()),
+               **res.parameters, "n_grains": int(res.labels.max()), "reflections_px": res.reflections,
                "groups": res.groups}
     if grains is not None:
-        if grains.labels.shape != res.labels.shape:
-            from ..errors import InputError
-
-            raise InputError(f"{args.results}: grain map {grains.labels.shape} does not match the scan {res.labels.shape}")
         m = grains.labels > 0
         summary["adjusted_rand_index_vs_indexed"] = adjusted_rand_index(grains.labels[m], res.labels[m])
+    summary[FILES_WRITTEN_KEY] = files_written_record(out, OUTPUT_NAMES[:-1])
     atomic_write_text(out / "vdf_grains.json", json.dumps(summary, default=json_default, indent=1))
     msg = f"{summary['n_grains']} VDF grains from {len(res.reflections)} reflections in {res.n_groups} groups"
     if "adjusted_rand_index_vs_indexed" in summary:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import FileFormatError, ParameterError
+from ..errors import FileFormatError, ParameterError, StemgrainsError
 from ._common import add_calibration_overrides, calibration_overrides, parse_pair
 
 NAME = "virtual"
@@ -157,7 +157,14 @@ def run(args: argparse.Namespace) -> int:
             raise FileFormatError(f"{mpath}: not a readable .npy array (expected a (det_row, det_col) mask)") from None
         if args.q_units:
             raise ParameterError("--q-units does not apply to --mask (a mask is in detector pixels)")
-        det = mask_detector(m)
+        try:
+            det = mask_detector(m)
+        except StemgrainsError as err:
+            raise ParameterError(f"--mask {mpath}: {err}") from None
+        if not np.any(np.asarray(m) != 0):
+            raise ParameterError(f"--mask {mpath}: the mask selects no detector pixel (all False or 0); expected a "
+                                 "(det_row, det_col) mask with at least one non-zero pixel")
+        typed.append((f"--mask {mpath}", det))  # its shape against the detector's, before any work
     scan_shape = parse_pair(args.scan_shape, "--scan-shape") if args.scan_shape else None
     ds = load_4d(args.input, scan_shape=None if scan_shape is None else tuple(int(v) for v in scan_shape),
                  **calibration_overrides(args))

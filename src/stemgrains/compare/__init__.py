@@ -9,7 +9,7 @@
 
 from .api import BOUNDARY_COLUMNS, GRAIN_COLUMNS, Comparison, ScanResults, compare_results, load_scan
 from .register import PIXEL_OPS, PixelOp, Registration, parse_op
-from .write import output_names, write_comparison
+from .write import output_names, stale_outputs, write_comparison
 
 __all__ = [
     "compare_results",
@@ -24,4 +24,5 @@ __all__ = [
     "parse_op",
     "write_comparison",
     "output_names",
+    "stale_outputs",
 ]

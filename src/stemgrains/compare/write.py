@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 
 from .._table import Table
-from ..io.outputs import record_csv_tables
+from ..io.outputs import is_figure_of_ours, record_csv_tables, recorded_inputs
 from ..io.results import atomic_h5, atomic_write_text, json_default
 from .api import Comparison, registration_record
 
-__all__ = ["write_comparison", "output_names", "GROUP"]
+__all__ = ["write_comparison", "output_names", "stale_outputs", "GROUP"]
 
 GROUP = "compare"
 
@@ -31,6 +31,32 @@ def output_names(n_scans: int, figures: bool = True) -> list[str]:
             suffix = "" if n_scans == 2 else f"_{k - 1}-{k}"
             names += [f"grain_rotation{suffix}.png", f"boundary_changes{suffix}.png"]
     return names
+
+
+def stale_outputs(outdir: str | os.PathLike, names: list[str]) -> list[Path]:
+    """The files of an earlier comparison in ``outdir`` that a new one writing ``names`` would leave behind (e.g.
+    ``grain_rotation_2-3.png`` of three scans beside the figures of two): the names the ``compare.h5`` there
+    records as written (attribute ``files``; older files: :func:`output_names` for the scans it records), not in
+    ``names``, that are figures of ours (:func:`stemgrains.io.outputs.is_figure_of_ours`). Nothing when the
+    folder holds no ``compare.h5`` of ours; never a user's file."""
+    out = Path(outdir)
+    scans = recorded_inputs(out / "compare.h5", GROUP, "scans") if (out / "compare.h5").is_file() else None
+    if scans is None:
+        return []
+    try:
+        import h5py
+
+        with h5py.File(out / "compare.h5", "r") as f:
+            before = json.loads(f[GROUP].attrs["files"])
+    except Exception:  # noqa: BLE001 - an older compare.h5: what it wrote follows from its scans
+        before = output_names(len(scans), figures=True)
+    doomed = []
+    for n in before if isinstance(before, list) else []:
+        p = out / str(n)
+        if str(n) not in names and Path(str(n)).name == str(n) and p.suffix.lower() == ".png" and p.is_file() \
+                and not p.is_symlink() and is_figure_of_ours(p):
+            doomed.append(p)
+    return doomed
 
 
 def registration_table(comparison: Comparison) -> Table:
@@ -71,6 +97,7 @@ def write_comparison(outdir: str | os.PathLike, comparison: Comparison, *, figur
     with atomic_h5(out / "compare.h5") as f:
         g = f.create_group(GROUP)
         g.attrs["scans"] = json.dumps([str(p.resolve()) for p in comparison.paths])
+        g.attrs["files"] = json.dumps(output_names(len(comparison.paths), figures))  # what stale_outputs removes
         record_csv_tables(f, [out / "grains_matched.csv", out / "boundaries_changed.csv"])  # what `compare` may replace
         g.attrs["parameters"] = json.dumps(comparison.parameters, default=json_default, sort_keys=True)
         g.attrs["scan_step_nm"] = float(comparison.scan_step_nm)

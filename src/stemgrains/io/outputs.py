@@ -76,6 +76,10 @@ __all__ = [
     "run_folder_files",
     "FIGURE_KIND_KEY",
     "export_input_line",
+    "require_output_folder",
+    "FILES_WRITTEN_KEY",
+    "files_written_record",
+    "refuse_foreign_recorded_outputs",
 ]
 
 #: manifest of a ``stemgrains run`` output folder
@@ -478,14 +482,27 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
 
 
 #: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
-#: ``{absolute path: [size in bytes, modification time in ns]}`` (:func:`record_csv_tables`)
+#: ``{path: [size in bytes, modification time in ns]}``, the path relative to the results file's folder for a
+#: table in that folder or below (``compare``, ``series``: the file name), else absolute (:func:`record_csv_tables`;
+#: files of older versions hold absolute paths only)
 CSV_RECORD_ATTR = "csv_tables"
+
+
+def _csv_keys(path: str | os.PathLike, results: str | os.PathLike) -> list[str]:
+    """The keys a results file ``results`` may record the CSV ``path`` under: its path relative to the results
+    file's folder (when inside it; a folder moved or copied keeps it), and its absolute path (older files)."""
+    p, folder = _absolute(path), _absolute(results).parent
+    keys = []
+    with contextlib.suppress(ValueError):
+        keys.append(p.relative_to(folder).as_posix())
+    return [*keys, str(p)]
 
 
 def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
-    written beside it, with their size and modification time, keeping the earlier entries (a classification
-    added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
+    written beside it, with their size and modification time (keyed by the path relative to the results file's
+    folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
+    classification added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
     line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
     existing table was made from the same input."""
     try:
@@ -495,7 +512,10 @@ def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     rec = rec if isinstance(rec, dict) else {}
     for p in paths:
         st = Path(p).stat()
-        rec[str(_absolute(p))] = [int(st.st_size), int(st.st_mtime_ns)]
+        keys = _csv_keys(p, f.filename)  # f.filename: the temporary name beside the results file
+        for k in keys[1:]:
+            rec.pop(k, None)
+        rec[keys[0]] = [int(st.st_size), int(st.st_mtime_ns)]
     f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
 
 
@@ -507,7 +527,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
         st = Path(path).stat()
     except OSError:
         return False
-    key, now = str(_absolute(path)), [int(st.st_size), int(st.st_mtime_ns)]
+    now = [int(st.st_size), int(st.st_mtime_ns)]
     for r in results:
         try:
             import h5py
@@ -516,7 +536,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
                 rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
         except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
             continue
-        if isinstance(rec, dict) and rec.get(key) == now:
+        if isinstance(rec, dict) and any(rec.get(k) == now for k in _csv_keys(path, r)):
             return True
     return False
 
@@ -570,7 +590,7 @@ def describe_file(path: str | os.PathLike) -> str:
         return f"a 4D-STEM scan (shape {shape})"
     except Exception:  # noqa: BLE001 - a description never fails the refusal
         pass
-    return f"a {ext or 'extension-less'} file not written by stemgrains"
+    return f"a {ext} file not written by stemgrains" if ext else "an extension-less file not written by stemgrains"
 
 
 def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
@@ -682,6 +702,92 @@ def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str
             what = f"the {name} of {other}" if held is not None else describe_file(p)
         else:
             what, ok = describe_file(p), False
+        if not ok:
+            raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
+                                 "another folder, or give --force to replace it")
+
+
+def require_output_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *,
+                          option: str = "-o") -> None:
+    """Refuse an output folder that is an existing file (one line; an input file is named as such), before any
+    work: ``compare``, ``series`` and ``vdf-grains`` write several files into ``-o OUTDIR``."""
+    out = Path(folder)
+    if not out.exists() or out.is_dir():
+        return
+    for i in inputs:
+        if i is not None and any(same_file(out, f) for f in input_files(i)):
+            raise ParameterError(f"{option} {out}: is the input file {i}, not an output folder; give an output folder")
+    raise ParameterError(f"{option} {out}: is a file ({describe_file(out)}), not a folder; give an output folder")
+
+
+#: key of the JSON record of a folder's outputs (``vdf-grains``: ``vdf_grains.json``) listing the files written
+#: with it: ``{name: [size in bytes, modification time in ns]}`` (:func:`files_written_record`)
+FILES_WRITTEN_KEY = "files_written"
+
+
+def files_written_record(folder: str | os.PathLike, names: Iterable[str]) -> dict[str, list[int]]:
+    """``{name: [size, modification time in ns]}`` of the files ``names`` just written into ``folder``: what a
+    JSON record of ours keeps under :data:`FILES_WRITTEN_KEY` (a ``.npy`` or a table cannot carry our tag), so
+    that :func:`refuse_foreign_recorded_outputs` replaces them only while they are unchanged."""
+    return _file_stats(Path(folder), names)
+
+
+def _json_record(path: Path) -> dict[str, Any] | None:
+    """A JSON record of ours (``"software": "stemgrains ..."`` and an ``"input"``), else ``None``."""
+    try:
+        if path.stat().st_size > 1 << 26:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if isinstance(doc, dict) and str(doc.get("software", "")).startswith("stemgrains") and \
+            isinstance(doc.get("input"), str):
+        return doc
+    return None
+
+
+def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[str], input_path: str | os.PathLike,
+                                    *, record: str, option: str = "-o", replace: bool = False) -> None:
+    """Before any work: the files a command writes under fixed ``names`` into ``folder`` (``vdf-grains``) replace
+    only its own outputs for the same input, unless ``replace`` (``--force``).
+
+    The folder's JSON ``record`` (one of ``names``, written last) holds ``"software": "stemgrains ..."``, the
+    ``"input"`` (absolute path) and, under :data:`FILES_WRITTEN_KEY`, the other files written with it and their
+    size and modification time (:func:`files_written_record`). An existing file is replaced when it is that
+    record of the same input, or a file it lists, unchanged since; a figure of ours (:func:`is_figure_of_ours`)
+    only where no record of another input is there. Anything else — a user's file, the outputs of another input,
+    a file changed since — is refused.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the folder, the file and what it is (:func:`describe_file`).
+    """
+    out = Path(folder)
+    if replace or not out.is_dir():
+        return
+    doc = _json_record(out / record)
+    held = str(_absolute(doc["input"])) if doc is not None else None
+    same = held is not None and held == str(_absolute(input_path))
+    listed = doc.get(FILES_WRITTEN_KEY) if same and doc is not None else None
+    listed = listed if isinstance(listed, dict) else {}
+    for name in names:
+        p = out / name
+        if not p.exists() and not p.is_symlink():
+            continue
+        if p.is_dir():
+            what, ok = "a folder", False
+        elif name == record:
+            ok = same
+            what = f"the {record} of another input ({held})" if held is not None else describe_file(p)
+        else:
+            now = _file_stats(out, [name]).get(name)
+            ok = same and now is not None and listed.get(name) == now
+            if not ok and held is None and p.suffix.lower() == ".png":
+                ok = is_figure_of_ours(p)
+            what = (f"a file beside the {record} of another input ({held})" if held is not None and not same
+                    else f"a file that the {record} there does not list as written with it (changed since?)"
+                    if same else describe_file(p))
         if not ok:
             raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
                                  "another folder, or give --force to replace it")

@@ -1,0 +1,80 @@
+"""`vdf-grains -o OUTDIR` replaces only its own outputs for the same input (issue: a user's vdf_labels.npy,
+vdf_grains.json or figures there, and another input's outputs, were overwritten silently): refused before any work,
+one line naming -o and the file, exit 2, unless --force; a rerun on the same input works. vdf_grains.json records
+the input and the files written with it (a .npy cannot carry our tag)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from file_helpers import file_tree
+
+from stemgrains.cli import main
+
+
+def _argv(inp, out, *extra):
+    return ["vdf-grains", str(inp), "-o", str(out), "--no-progress", *extra]
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    return err[0]
+
+
+@pytest.mark.parametrize("name, mine, what", [
+    ("vdf_labels.npy", None, "a .npy file not written by stemgrains"),
+    ("vdf_grains.json", '{"my": "notes"}', "a JSON file not written by stemgrains"),
+    ("vdf_grains.png", b"\x89PNG not really", "a .png image not written by stemgrains"),
+])
+def test_a_users_file_is_refused_before_any_work(au_scan_3x3, tmp_path, capsys, name, mine, what):
+    out = tmp_path / "v"
+    out.mkdir()
+    if mine is None:
+        np.save(out / name, np.arange(5))
+    else:
+        (out / name).write_bytes(mine if isinstance(mine, bytes) else mine.encode())
+    before = file_tree(out)
+    assert main(_argv(au_scan_3x3, out)) == 2
+    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {out}: {name} there is {what}, which this command "
+                                 "would replace; choose another folder, or give --force to replace it")
+    assert file_tree(out) == before  # nothing written, the user's file untouched
+    assert main(_argv(au_scan_3x3, out, "--force")) == 0
+    assert file_tree(out) != before
+
+
+def test_rerun_same_input_other_input_and_changed_files(au_scan_3x3, tmp_path, capsys):
+    out = tmp_path / "v"
+    assert main(_argv(au_scan_3x3, out)) == 0
+    doc = json.loads((out / "vdf_grains.json").read_text())
+    assert doc["input"] == str(au_scan_3x3.resolve())
+    assert sorted(doc["files_written"]) == ["bragg_vector_map.png", "vdf_grains.png", "vdf_labels.npy"]
+    assert main(_argv(au_scan_3x3, out)) == 0  # the same input again: replaced
+    other = tmp_path / "other.h5"
+    shutil.copyfile(au_scan_3x3, other)
+    capsys.readouterr()
+    before = file_tree(out)
+    assert main(_argv(other, out)) == 2
+    assert _one_line(capsys).startswith(f"stemgrains vdf-grains: error: -o {out}: vdf_labels.npy there is a file "
+                                        f"beside the vdf_grains.json of another input ({au_scan_3x3.resolve()})")
+    assert file_tree(out) == before
+    np.save(out / "vdf_labels.npy", np.zeros((3, 3), np.int32))  # changed since
+    assert main(_argv(au_scan_3x3, out)) == 2
+    assert "vdf_labels.npy there is a file that the vdf_grains.json there does not list as written with it" \
+        in _one_line(capsys)
+    assert main(_argv(au_scan_3x3, out, "--force")) == 0
+    assert main(_argv(au_scan_3x3, out)) == 0
+
+
+def test_output_folder_that_is_a_file(au_scan_3x3, tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert main(_argv(au_scan_3x3, afile)) == 2
+    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {afile}: is a file (an extension-less file not written by "
+                                 "stemgrains), not a folder; give an output folder")
+    assert main(_argv(au_scan_3x3, au_scan_3x3)) == 2
+    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {au_scan_3x3}: is the input file {au_scan_3x3}, "
+                                 "not an output folder; give an output folder")
