@@ -95,7 +95,8 @@ def spot_fit_excess(xmap: Any) -> np.ndarray:
     (``spot_fit_fraction``), c the fraction of randomly placed spots the same solution would explain
     (``spot_fit_chance``). 1: every spot explained; 0: no better than chance. NaN where not indexed."""
     f = np.asarray(xmap.prop["spot_fit_fraction"], dtype=float)
-    c = np.asarray(xmap.prop.get("spot_fit_chance", np.zeros_like(f)), dtype=float)
+    # (indexing, not .get: on a cropped map only indexing returns the crop's values)
+    c = np.asarray(xmap.prop["spot_fit_chance"], dtype=float) if "spot_fit_chance" in xmap.prop else np.zeros_like(f)
     out = (f - c) / np.maximum(1.0 - c, 1e-9)
     return np.where(np.asarray(xmap.phase_id) >= 0, out, np.nan)
 

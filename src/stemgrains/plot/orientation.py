@@ -88,7 +88,8 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
 
 def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any = None) -> Figure:
     """The phase-fit check (:func:`stemgrains.index.quality.phase_fit_check`): the map of the spot fit beyond chance
-    of each solution, and its histogram per phase with the threshold; the verdict in the title."""
+    of each solution it judges (grey: not indexed, or fewer than ``config.PHASE_FIT_MIN_SPOTS`` spots above the
+    detection threshold), and its histogram per phase with the threshold; the verdict in the title."""
     from ..index.quality import phase_fit_check, spot_fit_excess
 
     from .._grid import map_shape
@@ -97,6 +98,10 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     ny, nx = map_shape(xmap)
     fit = spot_fit_excess(xmap)
     pid = np.asarray(xmap.phase_id)
+    if "spot_fit_n_peaks" in xmap.prop:  # as the check: too few spots above the threshold to judge
+        from .. import config
+
+        pid = np.where(np.asarray(xmap.prop["spot_fit_n_peaks"]) >= config.PHASE_FIT_MIN_SPOTS, pid, -1)
     fig = Figure(figsize=(10.0, 4.4), layout="constrained")
     ax, hx = fig.subplots(1, 2, width_ratios=[1.15, 1])
     cm = __import__("matplotlib").colormaps["RdYlGn"].copy()
@@ -106,7 +111,7 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     fig.colorbar(im, ax=ax, shrink=0.85, label="spot fit beyond chance")
     ax.set_xlabel(f"x ({xmap.scan_unit})")
     ax.set_ylabel(f"y ({xmap.scan_unit})")
-    ax.set_title("spot fit per pattern", fontsize=10)
+    ax.set_title("spot fit per pattern (grey: not indexed, or too few spots to judge)", fontsize=10)
     bins = np.linspace(0, 1, 21)
     for p in report.phases:
         hx.hist(fit[pid == p.phase_id], bins=bins, histtype="step", lw=1.5,
@@ -116,6 +121,8 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     hx.set_ylabel("patterns")
     hx.legend(fontsize=8, loc="upper left")
     verdict = "phase fit: OK" if report.ok else "phase fit FAILED:\n" + ", ".join(p.name for p in report.phases if not p.ok)
+    if not report.phases:
+        verdict = "phase fit: no pattern to judge"
     hx.set_title(verdict, fontsize=10, color="k" if report.ok else "firebrick")
     if path is not None:
         atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
