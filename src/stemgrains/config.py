@@ -60,6 +60,9 @@ FIT_SCORE_POWER = 1.0
 #: maxima above SPARSE_N_SIGMA (σ, Poisson), up to SPARSE_MIN_SPOTS, for the orientation search (SpotParams)
 SPARSE_MIN_SPOTS = 12
 SPARSE_N_SIGMA = 4.0
+#: upper ends of the spot counts a config may ask for ([spots] min_spots, max_peaks)
+SPARSE_MIN_SPOTS_MAX = 1000
+MAX_PEAKS_MAX = 10000
 #: spot-pair hypotheses (index._pairs): pairs among this many strongest detected spots ...
 PAIR_SPOTS = 8
 #: ... on the patterns whose solution leaves at least this many detected spots unexplained

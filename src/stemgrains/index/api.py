@@ -384,6 +384,7 @@ def index_patterns(
         lo, hi = params.reliability_fit_range
         beyond = (fit - chance) / np.maximum(1.0 - chance, 1e-12)
         rel = rel * np.clip((beyond - lo) / (hi - lo), 0.0, 1.0)
+    rel[fit_counts < params.min_peaks] = 0.0  # a solution resting on fewer spots above the threshold is not reliable
     for arr in (fit, resid, rel, rel_t):
         arr[bad] = 0.0
     return ChunkResult(

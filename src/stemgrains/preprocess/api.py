@@ -74,8 +74,11 @@ class SpotParams:
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or not (np.isfinite(v) and v > 0):
             raise ParameterError(f"n_sigma_sparse must be a positive threshold (σ), got {v!r}")
         v = self.min_spots
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ParameterError(f"min_spots must be an integer >= 0 (0: off), got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= config.SPARSE_MIN_SPOTS_MAX:
+            raise ParameterError(f"min_spots must be an integer from 0 (off) to {config.SPARSE_MIN_SPOTS_MAX}, got {v!r}")
+        v = self.max_peaks
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= config.MAX_PEAKS_MAX:
+            raise ParameterError(f"max_peaks must be an integer from 1 to {config.MAX_PEAKS_MAX}, got {v!r}")
         if self.max_peaks < 1 or self.min_distance_px < 1 or self.ring_radius_px < 2:
             raise ParameterError("max_peaks and min_distance_px must be >= 1 and ring_radius_px >= 2")
 
