@@ -74,7 +74,10 @@ def test_config_check_validates_ranges(tmp_path, capsys):
                          ("[index]\nk_max = 0\n", "[index] k_max: expected a finite positive number, got 0"),
                          ("[index]\nstep_deg = 200.0\n", "[index] step_deg must be between 0.1 and 15"),
                          ("[index]\nreliability_fit_range = [0.9, 0.5]\n", "[index] reliability_fit_range"),
-                         ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma must be positive"),
+                         ("[spots]\nn_sigma = -1.0\n", "[spots] n_sigma: expected a value from"),
+                         ("[spots]\nmin_spots = 99999999999999999999\n", "[spots] min_spots: expected a value from 0 to"),
+                         ("[spots]\nmax_peaks = 99999999999999999999\n", "[spots] max_peaks: expected a value from 1 to"),
+                         ("[spots]\nn_sigma_sparse = 1e400\n", "[spots] n_sigma_sparse: expected a value from"),
                          ("[classify]\ntau_flow = 5.0\n", "[classify] tau_flow: expected a value from 0 to 1"),
                          ("[grains]\nmin_grain_size = 0\n", "[grains] min_grain_size: expected a value from 1")):
         cfg.write_text(text)
