@@ -650,6 +650,20 @@ def recorded_inputs(record: str | os.PathLike, group: str, attr: str = "inputs")
     return [str(_absolute(x)) for x in v]
 
 
+def _present(out: Path, names: Iterable[str]) -> Iterator[tuple[str, Path]]:
+    """``(name, out / name)`` for the names that exist in ``out`` (broken links included)."""
+    for name in names:
+        p = out / name
+        if p.exists() or p.is_symlink():
+            yield name, p
+
+
+def _refuse_replacing(option: str, out: Path, name: str, what: str) -> None:
+    """The one-line refusal of the folder guards: ``name`` in ``out`` is ``what``, which the command would replace."""
+    raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
+                         "another folder, or give --force to replace it")
+
+
 def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str],
                                   inputs: Iterable[str | os.PathLike], *, record: str, group: str,
                                   attr: str = "inputs", option: str = "-o", replace: bool = False) -> None:
@@ -677,10 +691,7 @@ def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str
     held = recorded_inputs(rec, group, attr) if rec.is_file() else None
     same = held == want
     other = f"other inputs ({', '.join(held)})" if held is not None else "no inputs this command can tell"
-    for name in names:
-        p = out / name
-        if not p.exists() and not p.is_symlink():
-            continue
+    for name, p in _present(out, names):
         ext = p.suffix.lower()
         if p.is_dir():
             what, ok = "a folder", False
@@ -703,8 +714,7 @@ def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str
         else:
             what, ok = describe_file(p), False
         if not ok:
-            raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
-                                 "another folder, or give --force to replace it")
+            _refuse_replacing(option, out, name, what)
 
 
 def require_output_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *,
@@ -771,10 +781,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
     same = held is not None and held == str(_absolute(input_path))
     listed = doc.get(FILES_WRITTEN_KEY) if same and doc is not None else None
     listed = listed if isinstance(listed, dict) else {}
-    for name in names:
-        p = out / name
-        if not p.exists() and not p.is_symlink():
-            continue
+    for name, p in _present(out, names):
         if p.is_dir():
             what, ok = "a folder", False
         elif name == record:
@@ -789,8 +796,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
                     else f"a file that the {record} there does not list as written with it (changed since?)"
                     if same else describe_file(p))
         if not ok:
-            raise ParameterError(f"{option} {out}: {name} there is {what}, which this command would replace; choose "
-                                 "another folder, or give --force to replace it")
+            _refuse_replacing(option, out, name, what)
 
 
 def refuse_foreign_calibration(paths: Iterable[str | os.PathLike | None], input_path: str | os.PathLike, *,
