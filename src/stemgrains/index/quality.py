@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import config
 
-__all__ = ["PhaseFit", "PhaseFitReport", "phase_fit_check", "spot_fit_excess"]
+__all__ = ["PhaseFit", "PhaseFitReport", "judged_phase_id", "phase_fit_check", "spot_fit_excess"]
 
 
 @dataclass
@@ -101,6 +101,16 @@ def spot_fit_excess(xmap: Any) -> np.ndarray:
     return np.where(np.asarray(xmap.phase_id) >= 0, out, np.nan)
 
 
+def judged_phase_id(xmap: Any) -> np.ndarray:
+    """The map's phase ids ``(n,)`` with −1 where the phase-fit check does not judge the pattern: not indexed, or
+    fewer than ``config.PHASE_FIT_MIN_SPOTS`` spots above the detection threshold (``spot_fit_n_peaks``; fewer
+    cannot show a misfit)."""
+    pid = np.asarray(xmap.phase_id)
+    if "spot_fit_n_peaks" in xmap.prop:
+        pid = np.where(np.asarray(xmap.prop["spot_fit_n_peaks"]) >= config.PHASE_FIT_MIN_SPOTS, pid, -1)
+    return pid
+
+
 def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fraction: float | None = None) -> PhaseFitReport:
     """Check that each phase of an indexed map explains its patterns' spots.
 
@@ -133,9 +143,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
     report = PhaseFitReport(phases=[], min_fraction=lo, max_poor_fraction=mx)
     if "spot_fit_fraction" not in xmap.prop:
         return report
-    pid = np.asarray(xmap.phase_id)
-    if "spot_fit_n_peaks" in xmap.prop:  # too few spots above the threshold to judge the fit by
-        pid = np.where(np.asarray(xmap.prop["spot_fit_n_peaks"]) >= config.PHASE_FIT_MIN_SPOTS, pid, -1)
+    pid = judged_phase_id(xmap)
     exc = spot_fit_excess(xmap)
     res = np.asarray(xmap.prop["spot_fit_residual"], dtype=float)
     ci = np.asarray(xmap.prop["correlation_index"], dtype=float)

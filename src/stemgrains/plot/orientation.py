@@ -90,18 +90,14 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     """The phase-fit check (:func:`stemgrains.index.quality.phase_fit_check`): the map of the spot fit beyond chance
     of each solution it judges (grey: not indexed, or fewer than ``config.PHASE_FIT_MIN_SPOTS`` spots above the
     detection threshold), and its histogram per phase with the threshold; the verdict in the title."""
-    from ..index.quality import phase_fit_check, spot_fit_excess
+    from ..index.quality import judged_phase_id, phase_fit_check, spot_fit_excess
 
     from .._grid import map_shape
 
     report = report if report is not None else phase_fit_check(xmap)
     ny, nx = map_shape(xmap)
     fit = spot_fit_excess(xmap)
-    pid = np.asarray(xmap.phase_id)
-    if "spot_fit_n_peaks" in xmap.prop:  # as the check: too few spots above the threshold to judge
-        from .. import config
-
-        pid = np.where(np.asarray(xmap.prop["spot_fit_n_peaks"]) >= config.PHASE_FIT_MIN_SPOTS, pid, -1)
+    pid = judged_phase_id(xmap)  # grey where the check does not judge
     fig = Figure(figsize=(10.0, 4.4), layout="constrained")
     ax, hx = fig.subplots(1, 2, width_ratios=[1.15, 1])
     cm = __import__("matplotlib").colormaps["RdYlGn"].copy()
