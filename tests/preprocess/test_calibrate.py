@@ -156,6 +156,27 @@ def test_few_grains_joint_fit_recovers_affine():
     np.testing.assert_allclose(np.reshape(fit_a.calibration.affine, (2, 2)), a_true, atol=0.01)
 
 
+def test_joint_fit_indexes_more_patterns_until_the_distortion_is_determined():
+    """The joint fit starts with ``n_index`` patterns and doubles them (up to ``max_index``) while the pixel size or
+    ratio is uncertain by more than TARGET_RELATIVE_SIGMA: one pattern cannot fit (min_patterns = 2), so it grows; with
+    ``max_index = n_index`` it stops at one round and reports the fit undetermined."""
+    from stemgrains.preprocess.calibrate import TARGET_RELATIVE_SIGMA
+
+    phase = load_phase(sample_cif("na_beta2_alumina"))
+    sim = simulate_patterns([phase], scan_shape=(4, 4), n_grains=2, seed=1, dose=1e4, affine=(1.03, 0.02, 0.02, 0.98))
+    ds = Dataset4D(sim.data, Calibration(q_pixel_size=sim.calibration.q_pixel_size, scan_step_nm=2.0))
+    fit = calibrate(ds, [phase], method="orientations", n_index=1, max_index=16)
+    rounds = fit.diagnostics["orientations"]["patterns_indexed"]
+    assert fit.ok, fit.reason
+    assert rounds[0] == 1 and len(rounds) >= 2 and all(b == 2 * a for a, b in zip(rounds, rounds[1:]))
+    assert rounds[-1] == 16 or max(fit.uncertainty["q_pixel_size"] / fit.values["q_pixel_size"],
+                                   fit.uncertainty["ellipticity_ratio"] / fit.values["ellipticity_ratio"]) <= TARGET_RELATIVE_SIGMA
+    one = calibrate(ds, [phase], method="orientations", n_index=1, max_index=1)
+    assert one.diagnostics["orientations"]["patterns_indexed"] == [1] and not one.ok
+    with pytest.raises(ParameterError, match="max_index"):
+        calibrate(ds, [phase], max_index=0)
+
+
 def test_single_au_grain_is_undetermined_with_reason():
     phase = load_phase(sample_cif("au"))
     sim = simulate_patterns([phase], scan_shape=(4, 4), n_grains=1, seed=2, dose=1e4, affine=(1.03, 0.02, 0.02, 0.98))

@@ -31,6 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
     p.add_argument("--max-patterns", type=int, default=1024, metavar="N", help="patterns of the subsample searched for spots (default %(default)d)")
     p.add_argument("--n-index", type=int, default=16, metavar="N", help="patterns indexed for the joint fit (default %(default)d)")
+    p.add_argument("--max-index", type=int, default=64, metavar="N",
+                   help="while the pixel size or axis ratio is uncertain by more than 0.5 %%, the joint fit is repeated with "
+                        "twice as many patterns, up to N (default %(default)d; N ≤ --n-index: one round)")
     p.add_argument("--neighbor-average-radius", type=int, default=config.NEIGHBOR_AVERAGE_RADIUS, metavar="N",
                    help="sum each pattern with the similar patterns within N scan px, as `index` does (default "
                         "%(default)d; 0: every pattern alone)")
@@ -63,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
+                    max_index=args.max_index,
                     index_params={"k_max": args.k_max, "neighbor_average_radius": args.neighbor_average_radius})
     write_calibration_json(out, fit, input_path=args.input)
     if not args.no_figure:

@@ -46,6 +46,10 @@ __all__ = ["CalibrationFit", "calibrate", "calibration_from_matrix", "symmetric_
 
 #: relative uncertainty of the fitted distortion above which the fit reports "undetermined"
 MAX_RELATIVE_SIGMA = 0.01
+#: relative uncertainty of the pixel size and ellipticity ratio the joint fit aims at: above it, the fit is repeated
+#: with twice as many indexed patterns (up to ``max_index``); multislice patterns, few of which index reliably,
+#: need 32-64 where kinematic ones reach ~0.1 % with 16 (measured: README, "Calibration")
+TARGET_RELATIVE_SIGMA = 0.005
 LATTICE_NOTE = (
     "the isotropic scale (q_pixel_size) absorbs any uniform error of the CIF's lattice parameters: a lattice "
     "1 % larger than the CIF looks like a pixel size 1 % larger"
@@ -489,6 +493,42 @@ def _fit_orientations(patterns: np.ndarray, cal: Calibration, phases: list, libr
     return out
 
 
+def _relative_sigma(stated: Calibration, joint: dict[str, Any]) -> float:
+    """The larger relative standard deviation of the pixel size and the ellipticity ratio of a joint fit (inf where
+    it did not fit)."""
+    if "s_params" not in joint:
+        return math.inf
+    s_fit = np.asarray(joint["s_params"], float)
+    values = _derived(stated, np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]]), joint["q0"])
+    unc = _propagate(stated, s_fit, np.asarray(joint["cov"], float), joint["q0"])
+    rel = max(unc["q_pixel_size"] / values[0], unc["ellipticity_ratio"] / values[1])
+    return float(rel) if np.isfinite(rel) else math.inf
+
+
+def _fit_orientations_growing(pats: np.ndarray, counts: np.ndarray, grid_shape: tuple[int, int], start: Calibration,
+                              stated: Calibration, phases: list, libraries: list, index_params: Any, spot_params: SpotParams,
+                              n_range: tuple[int, int], n_iter: int, min_patterns: int, min_reliability: float) -> dict[str, Any]:
+    """:func:`_fit_orientations` on the ``n_range[0]`` best-spread patterns of the subsample, repeated from its
+    result with twice as many (up to ``n_range[1]``) while the pixel size or ellipticity ratio is uncertain by more
+    than :data:`TARGET_RELATIVE_SIGMA` (or the fit failed). The fit of the most patterns is returned; its
+    ``patterns_indexed`` says how many were indexed in each round."""
+    n, n_max = n_range
+    rounds: list[int] = []
+    while True:
+        pick = _pick_patterns(counts, grid_shape, n)
+        joint = _fit_orientations(pats[pick], start, phases, libraries, index_params, spot_params, n_iter, min_patterns,
+                                  min_reliability)
+        rounds.append(len(pick))
+        if _relative_sigma(stated, joint) <= TARGET_RELATIVE_SIGMA or n >= n_max or len(pick) < n:
+            break
+        if "s_params" in joint and "reason" not in joint:  # start the next round where this one ended
+            sp = joint["s_params"]
+            start = calibration_from_matrix(start, np.array([[sp[0], sp[1]], [sp[1], sp[2]]]), joint["q0"])
+        n = min(2 * n, n_max)
+    joint["patterns_indexed"] = rounds
+    return joint
+
+
 def _detected(patterns: np.ndarray, cal: Calibration, spot_params: SpotParams) -> tuple[np.ndarray, np.ndarray]:
     peaks, _, _, strong = detect_spots(patterns, cal, spot_params, with_strong_counts=True)
     return peaks, strong  # the spots above n_sigma (the first rows): weak spots of sparse patterns are for the search
@@ -520,13 +560,13 @@ def _center_map(centers: np.ndarray, rows: np.ndarray, cols: np.ndarray, scan_sh
 
 
 def _check_arguments(dataset: Any, method: str, max_patterns: int, n_index: int, n_iter: int, n_sectors: int,
-                     min_patterns: int, max_scale_error: float) -> None:
+                     min_patterns: int, max_scale_error: float, max_index: int = 1) -> None:
     """Raise InputError / ParameterError for the arguments of :func:`calibrate` that are out of range."""
     if not isinstance(dataset, Dataset4D):
         raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
     if method not in ("auto", "rings", "orientations"):
         raise ParameterError(f"method must be 'auto', 'rings' or 'orientations', got {method!r}")
-    for name, v in (("max_patterns", max_patterns), ("n_index", n_index), ("n_iter", n_iter), ("n_sectors", n_sectors), ("min_patterns", min_patterns)):
+    for name, v in (("max_patterns", max_patterns), ("n_index", n_index), ("n_iter", n_iter), ("n_sectors", n_sectors), ("min_patterns", min_patterns), ("max_index", max_index)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ParameterError(f"{name} must be a positive integer, got {v!r}")
     if not (0 < max_scale_error < 0.5):
@@ -564,6 +604,7 @@ def calibrate(
     method: str = "auto",
     max_patterns: int = 1024,
     n_index: int = 16,
+    max_index: int = 64,
     n_iter: int = 6,
     n_sectors: int = 12,
     max_scale_error: float = 0.12,
@@ -589,6 +630,10 @@ def calibrate(
         Patterns of an evenly spread subsample searched for spots (rings and the centre map).
     n_index
         Patterns indexed for the joint fit (those with the most spots, spread over the scan).
+    max_index
+        While the fitted pixel size or ellipticity ratio is uncertain by more than :data:`TARGET_RELATIVE_SIGMA`
+        (0.5 %), the joint fit is repeated with twice as many patterns, up to this many (a value below ``n_index``
+        counts as ``n_index``: one round).
     n_iter
         Largest number of index → fit rounds.
     n_sectors
@@ -620,7 +665,7 @@ def calibrate(
     from ..index.api import IndexParams, read_as_indexed
     from ..library.templates import build_library
 
-    _check_arguments(dataset, method, max_patterns, n_index, n_iter, n_sectors, min_patterns, max_scale_error)
+    _check_arguments(dataset, method, max_patterns, n_index, n_iter, n_sectors, min_patterns, max_scale_error, max_index)
     phase_list = coerce_phases(phases)
     stated = dataset.calibration
     iprm = IndexParams(**{"neighbor_pass": False, **(index_params or {})}).resolved(stated, dataset.detector_shape)
@@ -662,8 +707,8 @@ def calibrate(
                               excitation_error_sigma=iprm.excitation_error_sigma)
                 for p in phase_list
             ]
-        pick = _pick_patterns(counts, (len(rows), len(cols)), n_index)
-        joint = _fit_orientations(pats[pick], start, phase_list, libraries, iprm, sp, n_iter, min_patterns, min_reliability)
+        joint = _fit_orientations_growing(pats, counts, (len(rows), len(cols)), start, stated, phase_list, libraries, iprm,
+                                          sp, (n_index, max(n_index, max_index)), n_iter, min_patterns, min_reliability)
         diag["orientations"] = {k: v for k, v in joint.items() if k not in ("s_params", "cov", "q0")}
         if "s_params" in joint and "reason" not in joint:
             s_fit, cov, q0 = joint["s_params"], joint["cov"], joint["q0"]
