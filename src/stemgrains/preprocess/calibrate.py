@@ -701,12 +701,8 @@ def calibrate(
         start = base
         if s_fit is not None:
             start = calibration_from_matrix(base, np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]]), q0)
-        if libraries is None:
-            libraries = [
-                build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, accelerating_voltage_kV=stated.accelerating_voltage_kV,
-                              excitation_error_sigma=iprm.excitation_error_sigma)
-                for p in phase_list
-            ]
+        libraries = libraries or [build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, excitation_error_sigma=iprm.excitation_error_sigma,
+                                                accelerating_voltage_kV=stated.accelerating_voltage_kV) for p in phase_list]
         joint = _fit_orientations_growing(pats, counts, (len(rows), len(cols)), start, stated, phase_list, libraries, iprm,
                                           sp, (n_index, max(n_index, max_index)), n_iter, min_patterns, min_reliability)
         diag["orientations"] = {k: v for k, v in joint.items() if k not in ("s_params", "cov", "q0")}
