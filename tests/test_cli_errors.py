@@ -78,12 +78,31 @@ def test_config_check_validates_ranges(tmp_path, capsys):
                          ("[spots]\nmin_spots = 99999999999999999999\n", "[spots] min_spots: expected a value from 0 to"),
                          ("[spots]\nmax_peaks = 99999999999999999999\n", "[spots] max_peaks: expected a value from 1 to"),
                          ("[spots]\nn_sigma_sparse = 1e400\n", "[spots] n_sigma_sparse: expected a value from"),
+                         # at or above n_sigma it silently took no weaker spots at all
+                         ("[spots]\nn_sigma_sparse = 6.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (5)"),
+                         ("[spots]\nn_sigma = 3.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (3), got 4"),
                          ("[classify]\ntau_flow = 5.0\n", "[classify] tau_flow: expected a value from 0 to 1"),
                          ("[grains]\nmin_grain_size = 0\n", "[grains] min_grain_size: expected a value from 1")):
         cfg.write_text(text)
         assert main(["config", "--check", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert expect in err and str(cfg) in err, err
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_config_sparse_threshold_above_n_sigma_is_refused(data_samples, tmp_path, capsys, cmd):
+    """n_sigma_sparse >= n_sigma used to be accepted and took no weaker spots; min_spots = 0 (off) may keep it."""
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[spots]\nn_sigma_sparse = 6.0\n")
+    extra = ["--field", "1,0"] if cmd == "run" else []
+    rc = main([cmd, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "out"), "--config", str(cfg), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert f"{cfg}: [spots] n_sigma_sparse: expected a value below n_sigma (5), got 6" in err[0], err
+    assert not (tmp_path / "out").exists()
+    cfg.write_text("[spots]\nn_sigma_sparse = 6.0\nmin_spots = 0\n")
+    assert main(["config", "--check", str(cfg)]) == 0
 
 
 @pytest.mark.parametrize("cmd", ["index", "run"])

@@ -258,7 +258,7 @@ def _spot_keys() -> list[Key]:
         K("spots", "beam_radius_px", "float", sp("beam_radius_px"), "detector px", "radius of the direct-beam disk"),
         K("spots", "n_sigma", "float", sp("n_sigma"), "σ (Poisson)", "detection threshold above the local background"),
         K("spots", "n_sigma_sparse", "float", sp("n_sigma_sparse"), "σ (Poisson)",
-          "a pattern with fewer than min_spots spots also takes weaker ones above this, for the search"),
+          "a pattern with fewer than min_spots spots also takes weaker ones above this (below n_sigma), for the search"),
         K("spots", "min_spots", "int", sp("min_spots"), "spots",
           "patterns with fewer spots above n_sigma take weaker ones up to this many (0: off)"),
         K("spots", "min_distance_px", "int", sp("min_distance_px"), "detector px", "minimum separation of two spots"),
@@ -812,7 +812,10 @@ def used_config(cfg: Mapping[str, Mapping[str, Any]], command: str) -> dict[str,
 def resolve(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
     """``effective_config`` of parsed arguments, reading ``args.config`` (``--config FILE``) when given."""
     path = getattr(args, "config", None)
-    return effective_config(args, command, load_config(path) if path else None)
+    file_cfg = load_config(path) if path else None
+    if file_cfg and "spots" in COMMAND_SECTIONS.get(command, ()):
+        check_index_values(file_cfg, str(path))  # values that contradict each other, named by file and key
+    return effective_config(args, command, file_cfg)
 
 
 def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:

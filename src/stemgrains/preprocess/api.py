@@ -31,7 +31,8 @@ class SpotParams:
         Detection threshold in Poisson standard deviations of the local background.
     n_sigma_sparse, min_spots
         A sparse pattern, with fewer than ``min_spots`` spots above ``n_sigma``, also takes the brightest weaker local
-        maxima above ``n_sigma_sparse`` until it has ``min_spots`` (no effect where ``n_sigma_sparse ≥ n_sigma``). The orientation search uses them
+        maxima above ``n_sigma_sparse`` until it has ``min_spots``; ``n_sigma_sparse`` must lie below ``n_sigma``
+        (at or above it there are no weaker spots to take: refused, unless ``min_spots = 0``). The orientation search uses them
         (on multislice patterns of randomly oriented Au grains with 4–8 spots above 5σ, the weaker ones are what
         tells the orientation apart); the spot fit and the reliability count only the spots above ``n_sigma``, and
         the calibration fits and the Bragg-vector map take only those. ``min_spots = 0`` turns it off.
@@ -76,6 +77,10 @@ class SpotParams:
         v = self.min_spots
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= config.SPARSE_MIN_SPOTS_MAX:
             raise ParameterError(f"min_spots must be an integer from 0 (off) to {config.SPARSE_MIN_SPOTS_MAX}, got {v!r}")
+        if self.min_spots > 0 and self.n_sigma_sparse >= self.n_sigma:  # it only ever lowers the threshold
+            raise ParameterError(f"n_sigma_sparse: expected a value below n_sigma ({self.n_sigma:g}), got "
+                                 f"{self.n_sigma_sparse:g} (the threshold of the weaker spots a sparse pattern takes; lower it, or "
+                                 "set min_spots = 0 to take none)")
         v = self.max_peaks
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= config.MAX_PEAKS_MAX:
             raise ParameterError(f"max_peaks must be an integer from 1 to {config.MAX_PEAKS_MAX}, got {v!r}")
