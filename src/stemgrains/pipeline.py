@@ -265,7 +265,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     from .index.results import write_index_results
     from .io import load_4d
     from .io.outputs import check_outputs
-    from .settings import calibration_overrides, config_text, index_params
+    from .settings import calibration_overrides, check_q_range, config_text, index_params
 
     out = Path(output)
     auto_json = out.with_name(out.stem + ".calibration.json") if cfg["calibration"]["auto"] else None
@@ -289,6 +289,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
+    check_q_range(params, ds.calibration, ds.detector_shape)  # an empty q-range indexes nothing
     fit = cal_json = None
     client = connect_scheduler(scheduler)  # before anything is written: an unreachable one leaves no trace
     ckpt = out.with_name(out.name + ".partial")
@@ -752,6 +753,10 @@ def run_pipeline(
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
     ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
+    if index_params is not None:
+        from .settings import check_q_range
+
+        check_q_range(index_params, ds.calibration, ds.detector_shape)  # an empty q-range indexes nothing
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)

@@ -52,6 +52,8 @@ __all__ = [
     "merge_config",
     "calibration_overrides",
     "index_params",
+    "check_index_values",
+    "check_q_range",
     "electrodes_from_specs",
     "parse_pair",
     "parse_numbers",
@@ -848,6 +850,61 @@ def check_index_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> Non
             check()
         except ParameterError as err:
             raise ParameterError(f"{source}: {section} {err}") from None
+    try:
+        check_q_range(params)
+    except ParameterError as err:
+        raise ParameterError(f"{source}: {err}") from None
+
+
+def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_shape: Any = None) -> None:
+    """The q-range the indexing uses must not be empty: its inner radius (``[spots] q_min``; unset: 2.5 ×
+    ``beam_radius_px`` × the pixel size) below its outer radius, the smallest of ``[spots] q_max``, ``[index]
+    k_max`` and — ``k_max`` unset — what the detector reaches about the beam centre (at most
+    ``config.K_MAX_CAP``; :func:`stemgrains.preprocess.detector_q_reach`). Otherwise no spot is detected and nothing
+    is indexed, after the whole run.
+
+    Parameters
+    ----------
+    params
+        Keyword arguments of :class:`~stemgrains.index.api.IndexParams` (:func:`index_params`), validated.
+    calibration, detector_shape
+        :class:`~stemgrains.data.Calibration` and ``(ky, kx)`` of the data; ``None`` (a config file alone): the
+        outer radius is at most ``config.K_MAX_CAP`` where ``k_max`` is unset, and an unset ``q_min`` is not checked.
+
+    Raises
+    ------
+    ParameterError
+        One line naming the key (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``).
+    """
+    from .preprocess.api import SpotParams, detector_q_reach
+
+    sp = SpotParams(**params["spots"]) if isinstance(params["spots"], Mapping) else params["spots"]
+    k_max = params.get("k_max")
+    try:
+        reach = None if calibration is None or detector_shape is None or calibration.q_pixel_size is None \
+            else detector_q_reach(calibration, tuple(detector_shape))
+    except ParameterError:  # a centre off the detector: refused where the data are read, in its own words
+        reach = None
+    if k_max is not None:
+        outer, why = float(k_max), "[index] k_max, --k-max"
+    elif reach is None:
+        outer, why = config.K_MAX_CAP, f"what the detector reaches about the beam centre, at most {config.K_MAX_CAP:g} 1/Å"
+    else:
+        outer = min(reach, config.K_MAX_CAP)
+        why = f"what the {detector_shape[0]} x {detector_shape[1]} detector reaches about the beam centre" + \
+            (f", at most {config.K_MAX_CAP:g} 1/Å" if reach > config.K_MAX_CAP else "; [index] k_max unset")
+    if sp.q_max is not None and sp.q_max < outer:
+        outer, why = float(sp.q_max), "[spots] q_max"
+    if sp.q_min is not None:
+        if sp.q_min >= outer:
+            raise ParameterError(f"[spots] q_min: expected a value from 0 to below {outer:.4g} 1/Å (the outer radius of "
+                                 f"the spots used: {why}), got {sp.q_min:g}; no spot would be detected")
+    elif reach is not None:
+        q_min = sp.resolved_q_min(calibration)
+        if q_min >= outer:
+            raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
+                                 f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "
+                                 f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -130,6 +130,19 @@ def test_spot_params_validation(kw):
     assert_one_line(e)
 
 
+def test_an_empty_q_range_is_refused():
+    """q_min at or beyond q_max (or what the detector reaches) detected no spot and indexed nothing, silently."""
+    with pytest.raises(ParameterError, match=r"^q_min: expected a value below q_max \(0.5 1/Å\), got 1"):
+        SpotParams(q_min=1.0, q_max=0.5)
+    with pytest.raises(ParameterError, match=r"^q_min: expected a finite value of at least 0"):
+        SpotParams(q_min=-0.1)
+    cal = Calibration(PX)
+    reach = api.detector_q_reach(cal, (32, 32))
+    with pytest.raises(ParameterError, match=r"^q_min: the inner radius of the spots, .* is not below their outer"):
+        api.detect_spots(np.zeros((32, 32)), cal, SpotParams(q_min=1.01 * reach))
+    assert api.detect_spots(np.zeros((32, 32)), cal, SpotParams(q_min=0.5 * reach))[1][0] == 0
+
+
 def test_sparse_threshold_must_lie_below_n_sigma():
     """n_sigma_sparse >= n_sigma took no weaker spots (it only ever lowers the threshold): refused, unless off."""
     with pytest.raises(ParameterError, match=r"^n_sigma_sparse: expected a value below n_sigma \(5\), got 6"):
