@@ -53,6 +53,7 @@ __all__ = [
     "calibration_overrides",
     "index_params",
     "check_index_values",
+    "check_config_values",
     "check_q_range",
     "electrodes_from_specs",
     "parse_pair",
@@ -575,7 +576,7 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or \
                 not all(isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool)) for x in value):
             raise bad()
-        return list(value)
+        return list(value)  # an empty list: refused where the map's phases are known (conducting_phase_ids)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):
             raise bad()
@@ -854,6 +855,15 @@ def check_index_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> Non
         check_q_range(params)
     except ParameterError as err:
         raise ParameterError(f"{source}: {err}") from None
+
+
+def check_config_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> None:
+    """What ``stemgrains config --check`` checks beyond each key's kind and range: :func:`check_index_values`, and
+    a ``[classify] conducting_phases`` that names no phase (the commands refuse it listing the map's phases)."""
+    check_index_values(cfg, source)
+    if cfg.get("classify", {}).get("conducting_phases") == []:
+        raise ParameterError(f"{source}: [classify] conducting_phases: expected at least one phase name or id of the "
+                             "map, got []; leave it unset for the phases with Na+ conduction planes")
 
 
 def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_shape: Any = None) -> None:
