@@ -590,9 +590,49 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
     raise AssertionError(kind)  # pragma: no cover
 
 
-def _suggest(name: str, options: Any) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+#: the field's usual names for what a config key holds (docs/classification.md calls the type tolerance ``delta``,
+#: δ; papers and other programs use the others); the command-line options' names are aliases too (:func:`_suggest`)
+_ALIASES = {
+    "δ": "classify.type_tolerance_deg", "type_tolerance": "classify.type_tolerance_deg",
+    "flat_tolerance": "classify.flat_tolerance_deg", "flat_tol_deg": "classify.flat_tolerance_deg",
+    "anisotropy": "classify.conductivity_ratio", "sigma_ratio": "classify.conductivity_ratio", "tau": "classify.tau_flow",
+    "misorientation_threshold": "grains.threshold_deg", "grain_threshold": "grains.threshold_deg",
+    "min_ci": "grains.min_correlation", "min_r": "grains.min_reliability", "min_pixels": "grains.min_grain_size",
+    "pixel_size": "calibration.q_pixel_size", "kv": "calibration.accelerating_voltage_kV",
+    "high_tension": "calibration.accelerating_voltage_kV", "camera_rotation": "calibration.q_rotation_deg",
+    "angular_step": "index.step_deg", "library_step": "index.step_deg", "kmax": "index.k_max", "qmin": "spots.q_min",
+    "qmax": "spots.q_max",
+}
+
+
+def _suggest(name: str, options: Any, section: str | None = None) -> str:
+    """`` (did you mean X?)`` for an unknown ``name`` among ``options`` (keys, sections or choices), or ``""``.
+
+    With ``section`` (a config key in that section; ``""``: a key outside any section) the names the field and our
+    command-line options use for the same thing count too (``delta`` → ``type_tolerance_deg``; :data:`_ALIASES`,
+    the options' destinations and flags), and keys of other sections are named with theirs (``[classify] ...``);
+    then the closest spellings (difflib), at most two."""
+    found: list[str] = []
+    if section is not None:
+        norm = name.strip().lstrip("-").replace("-", "_")
+        paths = [_ALIASES[a] for a in (norm, norm.lower()) if a in _ALIASES]
+        for key in schema():
+            if norm in (key.name, key.dest, (key.flag or "").lstrip("-").replace("-", "_")) and key.section != section:
+                paths.append(key.path)
+            elif norm in (key.dest, (key.flag or "").lstrip("-").replace("-", "_")):
+                paths.append(key.path)
+        here = [path for path in paths if path.split(".")[0] == section]
+        for path in here or paths:  # this section's, else another's
+            sec, key_name = path.split(".")
+            text = key_name if sec == section else f"[{sec}] {key_name}"
+            if text not in found:
+                found.append(text)
+    close = difflib.get_close_matches(name, list(options), n=2)
+    if len(close) == 2:  # a second spelling only when about as close as the first
+        r0, r1 = (difflib.SequenceMatcher(None, name, c).ratio() for c in close)
+        close = close if r1 >= r0 - 0.05 else close[:1]
+    found += [c for c in close if c not in found]
+    return f" (did you mean {' or '.join(found[:2])}?)" if found else ""
 
 
 def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, dict[str, Any]]:
@@ -612,7 +652,7 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, d
     for section, body in data.items():
         if not isinstance(body, Mapping):
             homes = [s for s, ks in keys.items() if section in ks]
-            hint = f"; it belongs under [{homes[0]}]" if homes else ""
+            hint = f"; it belongs under [{homes[0]}]" if homes else _suggest(section, [], "")
             raise ParameterError(f"{where}key {section} is outside any section{hint}")
         if section not in keys:
             raise ParameterError(f"{where}unknown section [{section}]{_suggest(section, keys)}; "
@@ -620,7 +660,7 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, d
         out[section] = {}
         for name, value in body.items():
             if name not in keys[section]:
-                raise ParameterError(f"{where}unknown key [{section}] {name}{_suggest(name, keys[section])}")
+                raise ParameterError(f"{where}unknown key [{section}] {name}{_suggest(name, keys[section], section)}")
             out[section][name] = _check(keys[section][name], value, where)
     return out
 
