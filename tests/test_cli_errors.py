@@ -208,7 +208,7 @@ def indexed_sample(tmp_path_factory):
     (["--min-reliability", "nan"], "--min-reliability must be a finite number"),
     (["--min-reliability", "500"], "--min-reliability 500 is above every pixel's reliability"),
     (["--min-correlation", "2"], "--min-correlation 2 is above every pixel's correlation_index"),
-    (["--special", "twin:nan:1,1,1:5"], "angle must be in [0, 180] degrees"),
+    (["--special", "twin:nan:1,1,1:5"], "ANGLE must be in [0, 180] degrees"),
 ])
 def test_segment_thresholds_that_keep_nothing_are_refused(indexed_sample, tmp_path, capsys, extra, expect):
     """These used to give '0 grains' (or ignore the special) with exit status 0."""
