@@ -878,6 +878,22 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
     return figs
 
 
+def _classification_summary(cls: Any, grain_map: Any) -> dict[str, Any]:
+    """``summary.json`` ``classification``: ``applies`` (a conducting phase is in the map), ``conducting_phases``
+    (names), and where it applies the length and length fraction per label and behaviour
+    (:meth:`~stemgrains.boundaries.BoundaryClassification.summary`); where not, a ``note`` saying so (every boundary
+    is other-phase) and those tables still (all other-phase), so that the file has the same keys for every map."""
+    conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
+    out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
+    if not conducting:
+        from .boundaries.classify import _crystal_system
+
+        phases = ", ".join(f"{p.name} ({_crystal_system(p)})" for i, p in grain_map.phases if i >= 0)
+        out["note"] = (f"the conduction-plane classification does not apply: no conducting phase (with Na+ conduction "
+                       f"planes) among {phases or 'no phase'}; every boundary is other-phase")
+    return {**out, **cls.summary()}
+
+
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
                  field_source: str) -> dict[str, Any]:
     """``summary.json`` of a run."""
@@ -896,9 +912,11 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),
-        "field_source": field_source,
-        "classification": cls.summary(),
+        # first what every map has: misorientation and CSL; the conduction-plane classes only where they apply
+        "misorientation": boundaries.misorientation_summary(),
         "special": boundaries.special_summary(),
+        "field_source": field_source,
+        "classification": _classification_summary(cls, grain_map),
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
