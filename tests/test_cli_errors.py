@@ -78,12 +78,55 @@ def test_config_check_validates_ranges(tmp_path, capsys):
                          ("[spots]\nmin_spots = 99999999999999999999\n", "[spots] min_spots: expected a value from 0 to"),
                          ("[spots]\nmax_peaks = 99999999999999999999\n", "[spots] max_peaks: expected a value from 1 to"),
                          ("[spots]\nn_sigma_sparse = 1e400\n", "[spots] n_sigma_sparse: expected a value from"),
+                         # at or above n_sigma it silently took no weaker spots at all
+                         ("[spots]\nn_sigma_sparse = 6.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (5)"),
+                         ("[spots]\nn_sigma = 3.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (3), got 4"),
+                         # an empty q-range (inner radius beyond the outer one) used to index nothing, exit status 0
+                         ("[spots]\nq_min = 3.0\n", "[spots] q_min: expected a value from 0 to below 2 1/Å"),
+                         ("[spots]\nq_min = 1.0\n[index]\nk_max = 0.8\n",
+                          "[spots] q_min: expected a value from 0 to below 0.8 1/Å (the outer radius of the spots used: [index] k_max"),
+                         ("[spots]\nq_min = 1.0\nq_max = 0.5\n", "[spots] q_min: expected a value below q_max (0.5 1/Å), got 1"),
                          ("[classify]\ntau_flow = 5.0\n", "[classify] tau_flow: expected a value from 0 to 1"),
                          ("[grains]\nmin_grain_size = 0\n", "[grains] min_grain_size: expected a value from 1")):
         cfg.write_text(text)
         assert main(["config", "--check", str(cfg)]) == 2
         err = capsys.readouterr().err
         assert expect in err and str(cfg) in err, err
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_config_sparse_threshold_above_n_sigma_is_refused(data_samples, tmp_path, capsys, cmd):
+    """n_sigma_sparse >= n_sigma used to be accepted and took no weaker spots; min_spots = 0 (off) may keep it."""
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[spots]\nn_sigma_sparse = 6.0\n")
+    extra = ["--field", "1,0"] if cmd == "run" else []
+    rc = main([cmd, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "out"), "--config", str(cfg), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert f"{cfg}: [spots] n_sigma_sparse: expected a value below n_sigma (5), got 6" in err[0], err
+    assert not (tmp_path / "out").exists()
+    cfg.write_text("[spots]\nn_sigma_sparse = 6.0\nmin_spots = 0\n")
+    assert main(["config", "--check", str(cfg)]) == 0
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_samples, tmp_path, capsys, cmd):
+    """[spots] q_min beyond what the detector reaches (1.5 1/Å on the 64² Au scan) used to index nothing, exit 0."""
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[spots]\nq_min = 1.8\n")
+    extra = ["--field", "1,0"] if cmd == "run" else []
+    out = tmp_path / ("o.h5" if cmd == "index" else "r")
+    argv = [cmd, str(au_scan_3x3), "--phase", str(data_samples / "au.cif"), "-o", str(out), "--no-progress", *extra]
+    rc = main([*argv, "--config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert (f"{cfg}: [spots] q_min: expected a value from 0 to below 1.5 1/Å (the outer radius of the spots used: what "
+            "the 64 x 64 detector reaches") in err[0], err
+    rc = main([*argv, "--k-max", "0.2"])  # the default inner radius (2.5 beam radii) beyond --k-max
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "[spots] beam_radius_px: the inner radius" in err[0] and "--k-max" in err[0], err
+    assert not out.exists() and not list(tmp_path.glob("o.h5*"))
 
 
 @pytest.mark.parametrize("cmd", ["index", "run"])
@@ -165,7 +208,7 @@ def indexed_sample(tmp_path_factory):
     (["--min-reliability", "nan"], "--min-reliability must be a finite number"),
     (["--min-reliability", "500"], "--min-reliability 500 is above every pixel's reliability"),
     (["--min-correlation", "2"], "--min-correlation 2 is above every pixel's correlation_index"),
-    (["--special", "twin:nan:1,1,1:5"], "angle must be in [0, 180] degrees"),
+    (["--special", "twin:nan:1,1,1:5"], "ANGLE must be in [0, 180] degrees"),
 ])
 def test_segment_thresholds_that_keep_nothing_are_refused(indexed_sample, tmp_path, capsys, extra, expect):
     """These used to give '0 grains' (or ignore the special) with exit status 0."""

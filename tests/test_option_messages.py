@@ -154,6 +154,23 @@ def test_conducting_phase_names_the_option_and_the_map_phases(tmp_path, capsys, 
     assert main(["classify", str(path), "--field", "1,0", "--conducting-phase", "Magnesium", "-o", str(out)]) == 0
 
 
+def test_an_empty_conducting_phase_list_is_refused_naming_the_map_phases(tmp_path, capsys):
+    """conducting_phases = [] used to label every boundary other-phase, exit 0, saying no phase of the map has
+    conduction planes (Magnesium would be taken when named)."""
+    path = _map_file(tmp_path, [Phase(name="Ni", point_group="m-3m"), Phase(name="Magnesium", point_group="6/mmm")])
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[classify]\nconducting_phases = []\n")
+    capsys.readouterr()
+    out = tmp_path / "c.h5"
+    assert main(["classify", str(path), "--field", "1,0", "--config", str(cfg), "-o", str(out)]) == 2
+    assert _one_line(capsys) == (f"stemgrains classify: error: {cfg}: [classify] conducting_phases: expected at least one "
+                                 "phase name or id of the grain map (phases 0:Ni (cubic), 1:Magnesium (hexagonal)), got an "
+                                 "empty list; leave it unset for the phases with Na+ conduction planes")
+    assert not out.exists()
+    assert main(["config", "--check", str(cfg)]) == 2
+    assert "[classify] conducting_phases: expected at least one phase name or id of the map, got []" in _one_line(capsys)
+
+
 # ---------------------------------------------------------------------------------------- Miller–Bravais specials
 MB_TWIN = "twin:86.3:1,1,-2,0:5"
 MB_REFUSED = ("special misorientation 'twin': axis 1,1,-2,0 has 4 (Miller–Bravais [UVTW]) indices, which only "

@@ -57,7 +57,7 @@ def test_run_special_reaches_the_boundaries(scan, tmp_path, capsys):
         assert line.startswith(f"  special {name}: {n} boundaries, {summary[name]['length_nm']:.1f} nm (")
 
 
-@pytest.mark.parametrize("spec, needle", [("twin:60:1,1", "axis needs 3"), ("t:x:1,1,1", "must be numbers"),
+@pytest.mark.parametrize("spec, needle", [("twin:60:1,1", "axis '1,1' has 2 indices"), ("t:x:1,1,1", "ANGLE 'x' is not a number"),
                                           ("twin", "NAME:ANGLE:U,V,W")])
 def test_run_bad_special_is_named_before_any_work(scan, tmp_path, capsys, spec, needle):
     out = tmp_path / "r"
@@ -99,7 +99,11 @@ def test_a_special_name_given_twice_is_refused(scan, tmp_path, capsys):
     # a 4-index axis for no hexagonal/trigonal phase: refused as such first, not for U + V + T != 0
     ("twin:60:1,1,1,1:2", "--special: special misorientation 'twin': axis 1,1,1,1 has 4 (Miller–Bravais [UVTW]) "
                           "indices, which only hexagonal/trigonal phases take; the phases are 0:au (cubic)"),
-    ("x:60:1,1,1:inf", "--special: special misorientation 'x': tolerance must be a finite number > 0 degrees, got inf"),
+    ("x:60:1,1,1:inf", "--special: special misorientation 'x:60:1,1,1:inf': TOL must be a finite number > 0 degrees, "
+                       "got inf; expected NAME:ANGLE:U,V,W[:TOL]"),
+    # a 2-index axis used to read "axis needs 3 (uvw) or 4 (UVTW) indices, not all 0" (and named it 'a' only)
+    ("a:60:1,1:5", "--special: special misorientation 'a:60:1,1:5': axis '1,1' has 2 indices, not 3 or 4; expected "
+                   "NAME:ANGLE:U,V,W[:TOL] (ANGLE, TOL in degrees, TOL default 5; axis [uvw] or Miller–Bravais U,V,T,W)"),
 ])
 def test_special_refusals_say_what_is_wrong_first(scan, tmp_path, capsys, spec, message):
     out = tmp_path / "r"

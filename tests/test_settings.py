@@ -124,6 +124,15 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
     ("[figures]\nenabled = 1\n", "[figures] enabled: expected true or false, got 1"),
     ("[grains\nthreshold_deg = 3\n", "not valid TOML"),
     ("threshold_deg = 3\n", "key threshold_deg is outside any section; it belongs under [grains]"),
+    # the field's and our options' names for the same thing (docs/classification.md: delta), and keys of another section
+    ("[classify]\ndelta = 5\n", "unknown key [classify] delta (did you mean type_tolerance_deg?)"),
+    ('[classify]\n"δ" = 5\n', "unknown key [classify] δ (did you mean type_tolerance_deg?)"),
+    ("[classify]\nflat_tol = 5\n", "unknown key [classify] flat_tol (did you mean flat_tolerance_deg?)"),
+    ("[transport]\nratio = 5\n", "unknown key [transport] ratio (did you mean conductivity_ratio?)"),
+    ("[grains]\ndelta = 5\n", "unknown key [grains] delta (did you mean [classify] type_tolerance_deg?)"),
+    ("[grains]\nflat_tolerance_deg = 5\n", "unknown key [grains] flat_tolerance_deg (did you mean [classify] flat_tolerance_deg?)"),
+    ("delta = 5\n", "key delta is outside any section (did you mean [classify] type_tolerance_deg?)"),
+    ("[classify]\ntype_tolerence_deg = 5\n", "unknown key [classify] type_tolerence_deg (did you mean type_tolerance_deg?)"),
 ])
 def test_bad_config_is_one_line_naming_file_and_key(tmp_path, capsys, text, needle):
     f = tmp_path / "bad.toml"

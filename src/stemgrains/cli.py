@@ -168,6 +168,22 @@ def _center_origin(message: str, args: argparse.Namespace, typed: list[str]) -> 
     return message
 
 
+def _config_origin(message: str, args: argparse.Namespace) -> str:
+    """A message about a config key (``[section] key: ...``, checks that need the data, e.g.
+    :func:`stemgrains.settings.check_q_range`) prefixed with the ``--config`` file where that file sets the key."""
+    m = re.match(r"^\[(\w+)\] (\w+)", message)
+    if m is None or not getattr(args, "config", None):
+        return message
+    try:
+        from .settings import load_config
+
+        if m.group(2) in load_config(args.config).get(m.group(1), {}):
+            return f"{args.config}: {message}"
+    except Exception:  # noqa: BLE001 - the original message is still right
+        pass
+    return message
+
+
 def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser | None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -186,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except StemgrainsError as err:
         typed = list(sys.argv[1:] if argv is None else argv)
-        msg = _option_names(_center_origin(str(err), args, typed), _subparser(parser, args.command), typed)
+        msg = _option_names(_config_origin(_center_origin(str(err), args, typed), args), _subparser(parser, args.command),
+                            typed)
         print(f"stemgrains {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."

@@ -335,7 +335,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field) or the transport model's local field"),
-    "classification": ("nm, 1", "boundary length (nm) and length fraction per label and per behaviour"),
+    "misorientation": ("deg, 1", "what every map has: median misorientation angle of the boundaries (median_deg), "
+                                 "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
+                                 "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),
+    "classification": ("nm, 1", "applies (a conducting phase is in the map), conducting_phases (names), note (where "
+                                "it does not apply: every boundary is other-phase), and the boundary length (nm) and "
+                                "length fraction per label and per behaviour"),
     "special": ("—, nm, 1", "per special misorientation of --special / [grains] special (by name): n_boundaries, "
                             "length_nm and length_fraction (of the whole boundary length) of the boundaries matching "
                             "it (column special of boundaries.csv: each boundary under its closest special only); {} "

@@ -226,6 +226,18 @@ def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | o
             raise ParameterError(f"{opt} {name}: the file name must end in {suffix} (the format is chosen by it)")
 
 
+def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: bool = False) -> None:
+    """:func:`stemgrains.settings.check_q_range` of indexing keyword arguments on a dataset's detector (nothing
+    for ``None``: an empty q-range indexes nothing); first, with ``require_pixel_size``, the dataset's pixel size
+    (one line naming the file where it has none)."""
+    if require_pixel_size:
+        ds.calibration.require_q_pixel_size(ds.source)
+    if params is not None:
+        from .settings import check_q_range
+
+        check_q_range(params, ds.calibration, ds.detector_shape)
+
+
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
               figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
@@ -289,6 +301,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
+    _check_q_range(params, ds)  # an empty q-range indexes nothing
     fit = cal_json = None
     client = connect_scheduler(scheduler)  # before anything is written: an unreachable one leaves no trace
     ckpt = out.with_name(out.name + ".partial")
@@ -751,7 +764,7 @@ def run_pipeline(
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
-    ds.calibration.require_q_pixel_size(ds.source)  # before the folder is claimed
+    _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
@@ -873,6 +886,21 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
     return figs
 
 
+def _classification_summary(cls: Any, grain_map: Any) -> dict[str, Any]:
+    """``summary.json`` ``classification``: ``applies`` (a conducting phase is in the map), ``conducting_phases``
+    (names), and where it applies the length and length fraction per label and behaviour
+    (:meth:`~stemgrains.boundaries.BoundaryClassification.summary`); where not, a ``note`` saying so (every boundary
+    is other-phase) and those tables still (all other-phase), so that the file has the same keys for every map."""
+    conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
+    out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
+    if not conducting:
+        phases = ", ".join(f"{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
+                           for i, p in grain_map.phases if i >= 0)
+        out["note"] = (f"the conduction-plane classification does not apply: no conducting phase (with Na+ conduction "
+                       f"planes) among {phases or 'no phase'}; every boundary is other-phase")
+    return {**out, **cls.summary()}
+
+
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
                  field_source: str) -> dict[str, Any]:
     """``summary.json`` of a run."""
@@ -891,9 +919,11 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
         "n_boundaries": int(len(boundaries.boundaries)),
-        "field_source": field_source,
-        "classification": cls.summary(),
+        # first what every map has: misorientation and CSL; the conduction-plane classes only where they apply
+        "misorientation": boundaries.misorientation_summary(),
         "special": boundaries.special_summary(),
+        "field_source": field_source,
+        "classification": _classification_summary(cls, grain_map),
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)

@@ -52,6 +52,9 @@ __all__ = [
     "merge_config",
     "calibration_overrides",
     "index_params",
+    "check_index_values",
+    "check_config_values",
+    "check_q_range",
     "electrodes_from_specs",
     "parse_pair",
     "parse_numbers",
@@ -258,7 +261,7 @@ def _spot_keys() -> list[Key]:
         K("spots", "beam_radius_px", "float", sp("beam_radius_px"), "detector px", "radius of the direct-beam disk"),
         K("spots", "n_sigma", "float", sp("n_sigma"), "σ (Poisson)", "detection threshold above the local background"),
         K("spots", "n_sigma_sparse", "float", sp("n_sigma_sparse"), "σ (Poisson)",
-          "a pattern with fewer than min_spots spots also takes weaker ones above this, for the search"),
+          "a pattern with fewer than min_spots spots also takes weaker ones above this (below n_sigma), for the search"),
         K("spots", "min_spots", "int", sp("min_spots"), "spots",
           "patterns with fewer spots above n_sigma take weaker ones up to this many (0: off)"),
         K("spots", "min_distance_px", "int", sp("min_distance_px"), "detector px", "minimum separation of two spots"),
@@ -573,7 +576,7 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or \
                 not all(isinstance(x, str) or (isinstance(x, int) and not isinstance(x, bool)) for x in value):
             raise bad()
-        return list(value)
+        return list(value)  # an empty list: refused where the map's phases are known (conducting_phase_ids)
     if kind == "electrodes":
         if not isinstance(value, Mapping) or not value or not all(_number(x) for x in value.values()):
             raise bad()
@@ -587,9 +590,49 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
     raise AssertionError(kind)  # pragma: no cover
 
 
-def _suggest(name: str, options: Any) -> str:
-    close = difflib.get_close_matches(name, list(options), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+#: the field's usual names for what a config key holds (docs/classification.md calls the type tolerance ``delta``,
+#: δ; papers and other programs use the others); the command-line options' names are aliases too (:func:`_suggest`)
+_ALIASES = {
+    "δ": "classify.type_tolerance_deg", "type_tolerance": "classify.type_tolerance_deg",
+    "flat_tolerance": "classify.flat_tolerance_deg", "flat_tol_deg": "classify.flat_tolerance_deg",
+    "anisotropy": "classify.conductivity_ratio", "sigma_ratio": "classify.conductivity_ratio", "tau": "classify.tau_flow",
+    "misorientation_threshold": "grains.threshold_deg", "grain_threshold": "grains.threshold_deg",
+    "min_ci": "grains.min_correlation", "min_r": "grains.min_reliability", "min_pixels": "grains.min_grain_size",
+    "pixel_size": "calibration.q_pixel_size", "kv": "calibration.accelerating_voltage_kV",
+    "high_tension": "calibration.accelerating_voltage_kV", "camera_rotation": "calibration.q_rotation_deg",
+    "angular_step": "index.step_deg", "library_step": "index.step_deg", "kmax": "index.k_max", "qmin": "spots.q_min",
+    "qmax": "spots.q_max",
+}
+
+
+def _suggest(name: str, options: Any, section: str | None = None) -> str:
+    """`` (did you mean X?)`` for an unknown ``name`` among ``options`` (keys, sections or choices), or ``""``.
+
+    With ``section`` (a config key in that section; ``""``: a key outside any section) the names the field and our
+    command-line options use for the same thing count too (``delta`` → ``type_tolerance_deg``; :data:`_ALIASES`,
+    the options' destinations and flags), and keys of other sections are named with theirs (``[classify] ...``);
+    then the closest spellings (difflib), at most two."""
+    found: list[str] = []
+    if section is not None:
+        norm = name.strip().lstrip("-").replace("-", "_")
+        paths = [_ALIASES[a] for a in (norm, norm.lower()) if a in _ALIASES]
+        for key in schema():
+            if norm in (key.name, key.dest, (key.flag or "").lstrip("-").replace("-", "_")) and key.section != section:
+                paths.append(key.path)
+            elif norm in (key.dest, (key.flag or "").lstrip("-").replace("-", "_")):
+                paths.append(key.path)
+        here = [path for path in paths if path.split(".")[0] == section]
+        for path in here or paths:  # this section's, else another's
+            sec, key_name = path.split(".")
+            text = key_name if sec == section else f"[{sec}] {key_name}"
+            if text not in found:
+                found.append(text)
+    close = difflib.get_close_matches(name, list(options), n=2)
+    if len(close) == 2:  # a second spelling only when about as close as the first
+        r0, r1 = (difflib.SequenceMatcher(None, name, c).ratio() for c in close)
+        close = close if r1 >= r0 - 0.05 else close[:1]
+    found += [c for c in close if c not in found]
+    return f" (did you mean {' or '.join(found[:2])}?)" if found else ""
 
 
 def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, dict[str, Any]]:
@@ -609,7 +652,7 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, d
     for section, body in data.items():
         if not isinstance(body, Mapping):
             homes = [s for s, ks in keys.items() if section in ks]
-            hint = f"; it belongs under [{homes[0]}]" if homes else ""
+            hint = f"; it belongs under [{homes[0]}]" if homes else _suggest(section, [], "")
             raise ParameterError(f"{where}key {section} is outside any section{hint}")
         if section not in keys:
             raise ParameterError(f"{where}unknown section [{section}]{_suggest(section, keys)}; "
@@ -617,7 +660,7 @@ def parse_config(data: Mapping[str, Any], source: str = "config") -> dict[str, d
         out[section] = {}
         for name, value in body.items():
             if name not in keys[section]:
-                raise ParameterError(f"{where}unknown key [{section}] {name}{_suggest(name, keys[section])}")
+                raise ParameterError(f"{where}unknown key [{section}] {name}{_suggest(name, keys[section], section)}")
             out[section][name] = _check(keys[section][name], value, where)
     return out
 
@@ -812,7 +855,10 @@ def used_config(cfg: Mapping[str, Mapping[str, Any]], command: str) -> dict[str,
 def resolve(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]:
     """``effective_config`` of parsed arguments, reading ``args.config`` (``--config FILE``) when given."""
     path = getattr(args, "config", None)
-    return effective_config(args, command, load_config(path) if path else None)
+    file_cfg = load_config(path) if path else None
+    if file_cfg and "spots" in COMMAND_SECTIONS.get(command, ()):
+        check_index_values(file_cfg, str(path))  # values that contradict each other, named by file and key
+    return effective_config(args, command, file_cfg)
 
 
 def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:
@@ -845,6 +891,70 @@ def check_index_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> Non
             check()
         except ParameterError as err:
             raise ParameterError(f"{source}: {section} {err}") from None
+    try:
+        check_q_range(params)
+    except ParameterError as err:
+        raise ParameterError(f"{source}: {err}") from None
+
+
+def check_config_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> None:
+    """What ``stemgrains config --check`` checks beyond each key's kind and range: :func:`check_index_values`, and
+    a ``[classify] conducting_phases`` that names no phase (the commands refuse it listing the map's phases)."""
+    check_index_values(cfg, source)
+    if cfg.get("classify", {}).get("conducting_phases") == []:
+        raise ParameterError(f"{source}: [classify] conducting_phases: expected at least one phase name or id of the "
+                             "map, got []; leave it unset for the phases with Na+ conduction planes")
+
+
+def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_shape: Any = None) -> None:
+    """The q-range the indexing uses must not be empty: its inner radius (``[spots] q_min``; unset: 2.5 ×
+    ``beam_radius_px`` × the pixel size) below its outer radius, the smallest of ``[spots] q_max``, ``[index]
+    k_max`` and — ``k_max`` unset — what the detector reaches about the beam centre (at most
+    ``config.K_MAX_CAP``; :func:`stemgrains.preprocess.detector_q_reach`). Otherwise no spot is detected and nothing
+    is indexed, after the whole run.
+
+    Parameters
+    ----------
+    params
+        Keyword arguments of :class:`~stemgrains.index.api.IndexParams` (:func:`index_params`), validated.
+    calibration, detector_shape
+        :class:`~stemgrains.data.Calibration` and ``(ky, kx)`` of the data; ``None`` (a config file alone): the
+        outer radius is at most ``config.K_MAX_CAP`` where ``k_max`` is unset, and an unset ``q_min`` is not checked.
+
+    Raises
+    ------
+    ParameterError
+        One line naming the key (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``).
+    """
+    from .preprocess.api import SpotParams, detector_q_reach
+
+    sp = SpotParams(**params["spots"]) if isinstance(params["spots"], Mapping) else params["spots"]
+    k_max = params.get("k_max")
+    try:
+        reach = None if calibration is None or detector_shape is None or calibration.q_pixel_size is None \
+            else detector_q_reach(calibration, tuple(detector_shape))
+    except ParameterError:  # a centre off the detector: refused where the data are read, in its own words
+        reach = None
+    if k_max is not None:
+        outer, why = float(k_max), "[index] k_max, --k-max"
+    elif reach is None:
+        outer, why = config.K_MAX_CAP, f"what the detector reaches about the beam centre, at most {config.K_MAX_CAP:g} 1/Å"
+    else:
+        outer = min(reach, config.K_MAX_CAP)
+        why = f"what the {detector_shape[0]} x {detector_shape[1]} detector reaches about the beam centre" + \
+            (f", at most {config.K_MAX_CAP:g} 1/Å" if reach > config.K_MAX_CAP else "; [index] k_max unset")
+    if sp.q_max is not None and sp.q_max < outer:
+        outer, why = float(sp.q_max), "[spots] q_max"
+    if sp.q_min is not None:
+        if sp.q_min >= outer:
+            raise ParameterError(f"[spots] q_min: expected a value from 0 to below {outer:.4g} 1/Å (the outer radius of "
+                                 f"the spots used: {why}), got {sp.q_min:g}; no spot would be detected")
+    elif reach is not None:
+        q_min = sp.resolved_q_min(calibration)
+        if q_min >= outer:
+            raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
+                                 f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "
+                                 f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -40,6 +40,11 @@ def test_only_phases_with_conduction_planes(data_samples):
     pl = PhaseList(phases=[nba, Phase(name="Magnesium", point_group="6/mmm"), au], ids=[0, 1, 2])
     assert conducting_phase_ids(pl) == [0]
     assert conducting_phase_ids(pl, "Magnesium") == [1]  # configurable
+    from stemgrains.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=r"^conducting_phases: expected at least one phase name or id of the grain "
+                                             r"map \(phases 0:.* \(trigonal\), 1:Magnesium \(hexagonal\), 2:.* \(cubic\)\)"):
+        conducting_phase_ids(pl, [])  # every boundary other-phase, silently
 
 
 def test_hexagonal_mg_is_not_labelled_a_conductor(tmp_path, capsys):

@@ -101,6 +101,29 @@ def test_phase_boundaries_have_no_misorientation():
     assert b["csl_sigma"][0] == 0 and not b["low_angle"][0]
 
 
+@pytest.mark.parametrize("spec, part", [
+    ("a:60:1,1:5", "axis '1,1' has 2 indices, not 3 or 4"),
+    ("twin", "no ':' between its parts"),
+    ("t:60:1,1,1:5:3", "5 parts separated by ':', not 3 or 4"),
+    (":60:1,1,1", "NAME is empty"),
+    ("t:abc:1,1,1", "ANGLE 'abc' is not a number"),
+    ("t:60:1,x,1", "axis '1,x,1': index 'x' is not a number"),
+    ("t:60:[1,1,1]", "axis '[1,1,1]': index '[1' is not a number"),
+    ("t:60:0,0,0", "axis '0,0,0' is all zeros"),
+    ("t:60:1,1,1:five", "TOL 'five' is not a number"),
+    ("t:200:1,1,1", "ANGLE must be in [0, 180] degrees, got 200"),
+    ("t:60:1,1,1:0", "TOL must be a finite number > 0 degrees, got 0"),
+    ("t:60:1,1,1,1", "Miller–Bravais axis needs U + V + T = 0, got 1 + 1 + 1 = 3"),
+])
+def test_malformed_special_names_the_part_and_the_grammar(spec, part):
+    """Every malformed spec: the spec as typed, the part that is wrong and the grammar, one line."""
+    with pytest.raises(ParameterError) as err:
+        parse_special(spec)
+    msg = str(err.value)
+    assert msg.startswith(f"special misorientation {spec!r}: {part}; expected NAME:ANGLE:U,V,W[:TOL] ("), msg
+    assert "\n" not in msg
+
+
 def test_special_parsing_and_mg_twin_rotation():
     s = parse_special("twin:86.3:1,1,-2,0:5")
     assert s.name == "twin" and s.axis == (1.0, 1.0, -2.0, 0.0) and s.tolerance_deg == 5.0

@@ -63,8 +63,8 @@ def test_min_correlation_accepts_the_unit_interval(value):
 
 
 def test_spots_from_dict_are_validated_and_round_trip():
-    p = IndexParams(spots={"q_max": 1.2, "n_sigma": 4.0}, n_angles=180, k_max=1.2)
-    assert isinstance(p.spots, SpotParams) and p.spots.q_max == 1.2 and p.spots.n_sigma == 4.0
+    p = IndexParams(spots={"q_max": 1.2, "n_sigma": 4.5}, n_angles=180, k_max=1.2)
+    assert isinstance(p.spots, SpotParams) and p.spots.q_max == 1.2 and p.spots.n_sigma == 4.5
     d = p.as_dict()
     assert isinstance(d["spots"], dict) and d["n_angles"] == 180
     assert IndexParams(**d) == p

@@ -122,12 +122,32 @@ def test_detect_spots_parameter_errors():
 
 @pytest.mark.parametrize(
     "kw", [dict(q_max=0.0), dict(q_max=np.nan), dict(beam_radius_px=-1.0), dict(n_sigma=0.0), dict(max_peaks=0),
-           dict(min_distance_px=0), dict(ring_radius_px=1)],
+           dict(min_distance_px=0), dict(ring_radius_px=1), dict(n_sigma_sparse=5.0), dict(n_sigma=3.0)],
 )
 def test_spot_params_validation(kw):
     with pytest.raises(ParameterError) as e:
         SpotParams(**kw)
     assert_one_line(e)
+
+
+def test_an_empty_q_range_is_refused():
+    """q_min at or beyond q_max (or what the detector reaches) detected no spot and indexed nothing, silently."""
+    with pytest.raises(ParameterError, match=r"^q_min: expected a value below q_max \(0.5 1/Å\), got 1"):
+        SpotParams(q_min=1.0, q_max=0.5)
+    with pytest.raises(ParameterError, match=r"^q_min: expected a finite value of at least 0"):
+        SpotParams(q_min=-0.1)
+    cal = Calibration(PX)
+    reach = api.detector_q_reach(cal, (32, 32))
+    with pytest.raises(ParameterError, match=r"^q_min: the inner radius of the spots, .* is not below their outer"):
+        api.detect_spots(np.zeros((32, 32)), cal, SpotParams(q_min=1.01 * reach))
+    assert api.detect_spots(np.zeros((32, 32)), cal, SpotParams(q_min=0.5 * reach))[1][0] == 0
+
+
+def test_sparse_threshold_must_lie_below_n_sigma():
+    """n_sigma_sparse >= n_sigma took no weaker spots (it only ever lowers the threshold): refused, unless off."""
+    with pytest.raises(ParameterError, match=r"^n_sigma_sparse: expected a value below n_sigma \(5\), got 6"):
+        SpotParams(n_sigma_sparse=6.0)
+    assert SpotParams(n_sigma_sparse=6.0, min_spots=0).min_spots == 0
 
 
 @pytest.mark.parametrize("arr", [np.zeros(16), np.zeros((2, 16, 16))], ids=["1d", "3d"])

@@ -54,6 +54,36 @@ class BoundaryTable:
     triple_junctions: Table  # columns: row, col (pixel-corner coordinates), grains (n, 4) ascending, 0-padded
     parameters: dict[str, Any] = field(default_factory=dict)
 
+    def misorientation_summary(self) -> dict[str, Any]:
+        """The misorientation and CSL character of the boundary network (length-weighted), what a map of any phase
+        has — the conduction-plane classification applies only to phases with conduction planes.
+
+        Returns a JSON-ready dict: ``median_deg`` (median misorientation angle over the boundaries, degrees; None
+        without any), ``low_angle_deg`` (the low/high-angle limit), ``low_angle_length_fraction``, and
+        ``csl_length_fraction`` ``{"3": f, "9": f, ...}`` (length fraction per CSL Σ within Brandon's criterion, column
+        ``csl_sigma``; only the Σ present, Σ1 excluded); fractions of the whole boundary length (0 for an empty map).
+        """
+        import numpy as np
+
+        b = self.boundaries
+        length = np.asarray(b["length_nm"], dtype=np.float64) if len(b) else np.zeros(0)
+        total = float(length.sum())
+
+        def frac(hit: Any) -> float:
+            return float(length[hit].sum()) / total if total > 0 else 0.0
+
+        angle = np.asarray(b["misorientation_deg"], dtype=np.float64) if len(b) and "misorientation_deg" in b \
+            else np.zeros(0)
+        finite = angle[np.isfinite(angle)]
+        low = np.asarray(b["low_angle"], dtype=bool) if len(b) and "low_angle" in b else np.zeros(len(length), bool)
+        sigma = np.asarray(b["csl_sigma"]).astype(np.int64) if len(b) and "csl_sigma" in b else np.zeros(len(length), int)
+        return {
+            "median_deg": float(np.median(finite)) if len(finite) else None,
+            "low_angle_deg": self.parameters.get("low_angle_deg"),
+            "low_angle_length_fraction": frac(low),
+            "csl_length_fraction": {str(int(k)): frac(sigma == k) for k in np.unique(sigma) if k > 1},
+        }
+
     def special_summary(self) -> dict[str, dict[str, float]]:
         """Boundaries matching each user-defined special misorientation (``parameters["special"]``, in the order
         given; column ``special`` of :attr:`boundaries`).

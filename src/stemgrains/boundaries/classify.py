@@ -194,7 +194,7 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
     phases
         orix ``PhaseList`` (or a single ``Phase``, id 0).
     conducting_phases
-        Phase names and/or ids (one or a sequence). Default: every phase with Na⁺ conduction planes,
+        Phase names and/or ids (one or a non-empty sequence). Default: every phase with Na⁺ conduction planes,
         Na-β″- and Na-β-alumina (:func:`stemgrains.crystal.has_conduction_planes`); other phases, hexagonal
         metals such as Mg included, are not conducting and their boundaries are labelled ``"other-phase"``.
     """
@@ -211,6 +211,9 @@ def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int
         return [i for i, p in items if has_conduction_planes(p)]
     wanted = [conducting_phases] if isinstance(conducting_phases, (str, int, np.integer)) else list(conducting_phases)
     known = ", ".join(f"{i}:{p.name} ({_crystal_system(p)})" for i, p in items)
+    if not wanted:  # an empty list would label every boundary other-phase, whatever the map holds
+        raise ParameterError(f"conducting_phases: expected at least one phase name or id of the grain map (phases "
+                             f"{known}), got an empty list; leave it unset for the phases with Na+ conduction planes")
     by_id = dict(items)
     out: list[int] = []
     for w in wanted:

@@ -55,34 +55,67 @@ def parse_special(spec: Any, *, check_sum: bool = True) -> SpecialMisorientation
     if isinstance(spec, SpecialMisorientation):
         out = spec
     elif isinstance(spec, str):
-        parts = spec.split(":")
-        if len(parts) not in (3, 4):
-            raise ParameterError(f"special misorientation {spec!r}: expected NAME:ANGLE:U,V,W[:TOL]")
-        try:
-            axis = tuple(float(v) for v in parts[2].split(","))
-            out = SpecialMisorientation(parts[0], float(parts[1]), axis, float(parts[3]) if len(parts) == 4 else 5.0)
-        except ValueError:
-            raise ParameterError(f"special misorientation {spec!r}: ANGLE, axis indices and TOL must be numbers") from None
+        out = _parse_special_text(spec)
     else:
         try:
             out = SpecialMisorientation(str(spec[0]), float(spec[1]), tuple(float(v) for v in spec[2]),
                                         float(spec[3]) if len(spec) > 3 else 5.0)
         except (TypeError, ValueError, IndexError):
             raise ParameterError(f"special misorientation {spec!r}: expected (name, angle_deg, axis, tolerance_deg)") from None
+    label = repr(spec) if isinstance(spec, str) else repr(out.name)  # the spec as typed, where it was text
     if not str(out.name).strip():
-        raise ParameterError(f"special misorientation {spec!r}: NAME is empty (NAME:ANGLE:U,V,W[:TOL])")
+        raise ParameterError(f"special misorientation {spec!r}: NAME is empty; expected {SPECIAL_GRAMMAR}")
     if len(out.axis) not in (3, 4) or not np.any(out.axis):
-        raise ParameterError(f"special misorientation {out.name!r}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0")
+        raise ParameterError(f"special misorientation {label}: axis needs 3 (uvw) or 4 (UVTW) indices, not all 0, "
+                             f"got {out.axis!r}; expected {SPECIAL_GRAMMAR}")
     if check_sum and len(out.axis) == 4 and abs(out.axis[0] + out.axis[1] + out.axis[2]) > 1e-9:
-        raise ParameterError(f"special misorientation {out.name!r}: Miller-Bravais axis needs U + V + T = 0")
+        u, v, t = out.axis[:3]
+        raise ParameterError(f"special misorientation {label}: Miller–Bravais axis needs U + V + T = 0, got "
+                             f"{u:g} + {v:g} + {t:g} = {u + v + t:g}; expected {SPECIAL_GRAMMAR}")
     if not (np.isfinite(out.angle_deg) and 0 <= out.angle_deg <= 180):
-        raise ParameterError(f"special misorientation {out.name!r}: angle must be in [0, 180] degrees, got {out.angle_deg!r}")
+        raise ParameterError(f"special misorientation {label}: ANGLE must be in [0, 180] degrees, got "
+                             f"{out.angle_deg:g}; expected {SPECIAL_GRAMMAR}")
     if not np.all(np.isfinite(out.axis)):
-        raise ParameterError(f"special misorientation {out.name!r}: axis indices must be finite, got {out.axis!r}")
+        raise ParameterError(f"special misorientation {label}: axis indices must be finite, got {out.axis!r}; "
+                             f"expected {SPECIAL_GRAMMAR}")
     if not (np.isfinite(out.tolerance_deg) and out.tolerance_deg > 0):
-        raise ParameterError(f"special misorientation {out.name!r}: tolerance must be a finite number > 0 degrees, "
-                             f"got {out.tolerance_deg!r}")
+        raise ParameterError(f"special misorientation {label}: TOL must be a finite number > 0 degrees, "
+                             f"got {out.tolerance_deg:g}; expected {SPECIAL_GRAMMAR}")
     return out
+
+
+#: the text form of a special misorientation, as the errors state it
+SPECIAL_GRAMMAR = ("NAME:ANGLE:U,V,W[:TOL] (ANGLE, TOL in degrees, TOL default 5; axis [uvw] or Miller–Bravais "
+                   "U,V,T,W), e.g. twin:86.3:1,1,-2,0:5")
+
+
+def _parse_special_text(spec: str) -> SpecialMisorientation:
+    """``"NAME:ANGLE:U,V,W[:TOL]"`` → :class:`SpecialMisorientation` (values not range-checked), or a one-line
+    ParameterError naming the spec, the part that is wrong and :data:`SPECIAL_GRAMMAR`."""
+    def bad(what: str) -> ParameterError:
+        return ParameterError(f"special misorientation {spec!r}: {what}; expected {SPECIAL_GRAMMAR}")
+
+    parts = spec.split(":")
+    if len(parts) not in (3, 4):
+        raise bad("no ':' between its parts" if len(parts) == 1 else f"{len(parts)} parts separated by ':', not 3 or 4")
+    name, angle, axis_text = parts[0], parts[1], parts[2]
+    if not name.strip():
+        raise bad("NAME is empty")
+
+    def number(text: str, what: str) -> float:
+        try:
+            return float(text)
+        except ValueError:
+            raise bad(f"{what} {text!r} is not a number") from None
+
+    indices = axis_text.split(",")
+    axis = tuple(number(v, f"axis {axis_text!r}: index") for v in indices)
+    if len(axis) not in (3, 4):
+        raise bad(f"axis {axis_text!r} has {len(axis)} {'index' if len(axis) == 1 else 'indices'}, not 3 or 4")
+    if not any(axis):
+        raise bad(f"axis {axis_text!r} is all zeros")
+    tol = number(parts[3], "TOL") if len(parts) == 4 else 5.0
+    return SpecialMisorientation(name, number(angle, "ANGLE"), axis, tol)
 
 
 def parse_specials(specs: Sequence[Any] | None, *, check_sum: bool = True) -> list[SpecialMisorientation]:

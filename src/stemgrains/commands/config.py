@@ -32,11 +32,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..settings import check_index_values, config_to_toml, dump_config, load_config
+    from ..settings import check_config_values, config_to_toml, dump_config, load_config
 
     if args.check:
         cfg = load_config(args.check)
-        check_index_values(cfg, str(args.check))
+        check_config_values(cfg, str(args.check))
         n = sum(len(v) for v in cfg.values())
         print(f"{args.check}: ok ({n} keys set in {len(cfg)} sections)")
         return 0

@@ -185,13 +185,23 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     if sigma_line(s, "summary.json"):
         print(f"  {sigma_line(s, 'summary.json')}")
+    mis = s.get("misorientation")
+    if mis and s["n_boundaries"]:  # what every map has first; the conduction-plane classes where they apply
+        csl = ", ".join(f"Σ{k} {100 * f:.1f} %" for k, f in mis["csl_length_fraction"].items()) or "none"
+        print(f"  misorientation: median {mis['median_deg']:.1f}°, low-angle (< {mis['low_angle_deg']:g}°) "
+              f"{100 * mis['low_angle_length_fraction']:.1f} % of boundary length; CSL (Brandon) {csl}")
     for name, sp in s.get("special", {}).items():
         print(f"  special {name}: {sp['n_boundaries']} boundaries, {sp['length_nm']:.1f} nm "
               f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of boundaries.csv)")
     if len(s.get("special", {})) > 1:
         print("  (a boundary within the tolerance of several specials counts under the closest only)")
-    for k, v in s["classification"].get("behaviour", {}).items() if isinstance(s["classification"].get("behaviour"), dict) else []:
-        print(f"  {k}: {v}")
+    cls = s["classification"]
+    if cls.get("applies") is False:
+        print(f"  {cls['note']}")
+    elif s["n_boundaries"]:
+        fr = {k: f for k, f in cls.get("behaviour_fraction", {}).items() if f > 0}
+        print("  conduction-plane classification: " + ", ".join(f"{k} {100 * f:.1f} %" for k, f in fr.items())
+              + " of boundary length")
     if s["indexed_fraction"] == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)

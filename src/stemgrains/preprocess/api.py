@@ -31,7 +31,8 @@ class SpotParams:
         Detection threshold in Poisson standard deviations of the local background.
     n_sigma_sparse, min_spots
         A sparse pattern, with fewer than ``min_spots`` spots above ``n_sigma``, also takes the brightest weaker local
-        maxima above ``n_sigma_sparse`` until it has ``min_spots`` (no effect where ``n_sigma_sparse ≥ n_sigma``). The orientation search uses them
+        maxima above ``n_sigma_sparse`` until it has ``min_spots``; ``n_sigma_sparse`` must lie below ``n_sigma``
+        (at or above it there are no weaker spots to take: refused, unless ``min_spots = 0``). The orientation search uses them
         (on multislice patterns of randomly oriented Au grains with 4–8 spots above 5σ, the weaker ones are what
         tells the orientation apart); the spot fit and the reliability count only the spots above ``n_sigma``, and
         the calibration fits and the Bragg-vector map take only those. ``min_spots = 0`` turns it off.
@@ -76,6 +77,16 @@ class SpotParams:
         v = self.min_spots
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 <= v <= config.SPARSE_MIN_SPOTS_MAX:
             raise ParameterError(f"min_spots must be an integer from 0 (off) to {config.SPARSE_MIN_SPOTS_MAX}, got {v!r}")
+        v = self.q_min
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating))
+                              or not (np.isfinite(v) and v >= 0)):
+            raise ParameterError(f"q_min: expected a finite value of at least 0 (1/Å), got {v!r}")
+        if v is not None and self.q_max is not None and v >= self.q_max:  # no spot could be detected
+            raise ParameterError(f"q_min: expected a value below q_max ({self.q_max:g} 1/Å), got {v:g}")
+        if self.min_spots > 0 and self.n_sigma_sparse >= self.n_sigma:  # it only ever lowers the threshold
+            raise ParameterError(f"n_sigma_sparse: expected a value below n_sigma ({self.n_sigma:g}), got "
+                                 f"{self.n_sigma_sparse:g} (the threshold of the weaker spots a sparse pattern takes; lower it, or "
+                                 "set min_spots = 0 to take none)")
         v = self.max_peaks
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 1 <= v <= config.MAX_PEAKS_MAX:
             raise ParameterError(f"max_peaks must be an integer from 1 to {config.MAX_PEAKS_MAX}, got {v!r}")
@@ -149,6 +160,11 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
     calibration
         Gives q_pixel_size, the rotation/flip/ellipticity and (if set) a fixed direct-beam centre.
 
+    Raises
+    ------
+    ParameterError
+        The inner radius (``q_min``) is not below the outer one (``q_max``; unset: what the detector reaches).
+
     Returns
     -------
     peaks : (n, max_peaks, 3) float64
@@ -170,9 +186,14 @@ def detect_spots(patterns: np.ndarray, calibration: Calibration, params: SpotPar
     fixed = not params.refine_center
     cr, cc = calibration.center if calibration.center is not None else ((ky - 1) / 2, (kx - 1) / 2)
     search = params.center_search_px if params.center_search_px is not None else max(ky, kx) / 8
+    q_lo, q_hi = params.resolved_q_min(calibration), params.resolved_q_max(calibration, (ky, kx))
+    if q_lo >= q_hi:  # an empty annulus: nothing would be detected, and nothing indexed
+        raise ParameterError(f"q_min: the inner radius of the spots, {q_lo:.4g} 1/Å, is not below their outer radius "
+                             f"{q_hi:.4g} 1/Å (q_max, or k_max, or what the {ky} x {kx} detector reaches); no spot "
+                             "can be detected")
     peaks, counts, centers, strong = K.detect_spots_chunk(
         arr, fixed, float(cr), float(cc), float(search), float(params.beam_radius_px), _affine_inv(calibration),
-        params.resolved_q_min(calibration), params.resolved_q_max(calibration, (ky, kx)), float(params.n_sigma), int(params.min_distance_px),
+        q_lo, q_hi, float(params.n_sigma), int(params.min_distance_px),
         int(params.max_peaks), int(params.ring_radius_px), float(params.power),
         float(params.n_sigma_sparse), int(params.min_spots),
     )

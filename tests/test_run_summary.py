@@ -1,0 +1,60 @@
+"""What `stemgrains run` (and :func:`stemgrains.pipeline.run_pipeline`) reports first: the misorientation and CSL
+character every map has; the conduction-plane classes only where a conducting phase is in the map (issue: a cubic
+Au run led with twelve Type I/II/III classes, all 0)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from orix.crystal_map import CrystalMap, Phase, PhaseList
+from orix.quaternion import Rotation
+
+from stemgrains.boundaries import extract_boundaries
+from stemgrains.cli import main
+from stemgrains.grains import segment_grains
+from stemgrains.simulate import sample_cif
+
+
+def test_cubic_run_leads_with_misorientation_and_says_the_classification_does_not_apply(au_scan_3x3, tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["run", str(au_scan_3x3), "--phase", str(sample_cif("au")), "--field", "1,0", "--no-progress",
+                 "--no-figures", "--min-size", "1", "-o", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    mis = [i for i, ln in enumerate(lines) if ln.startswith("  misorientation: median ")]
+    note = [i for i, ln in enumerate(lines) if "conduction-plane classification does not apply" in ln]
+    assert len(mis) == 1 and len(note) == 1 and mis[0] < note[0], lines
+    assert "no conducting phase (with Na+ conduction planes) among au (cubic)" in lines[note[0]]
+    summary = json.loads((out / "summary.json").read_text())
+    keys = list(summary)
+    assert keys.index("misorientation") < keys.index("classification")
+    m, c = summary["misorientation"], summary["classification"]
+    assert 0 < m["median_deg"] <= 62.8 and m["low_angle_deg"] == 15.0 and 0 <= m["low_angle_length_fraction"] <= 1
+    assert list(c)[:3] == ["applies", "conducting_phases", "note"] and c["applies"] is False
+    assert c["label_fraction"]["other-phase"] == pytest.approx(1.0)  # the same keys as for a conducting map
+
+
+def test_misorientation_summary_is_length_weighted():
+    """Three stripes of a cubic phase, A | B | C: A-B a Σ3 (60° about [111]), B-C a 10° low-angle boundary."""
+    ny, nx = 6, 9
+    a = Rotation.from_axes_angles([0, 0, 1], 0.0)
+    b = a * Rotation.from_axes_angles([1, 1, 1], np.pi / 3)
+    c = b * Rotation.from_axes_angles([0, 0, 1], np.radians(10))
+    q = np.tile(a.data, (ny, nx, 1))
+    q[:, 3:6] = b.data
+    q[:, 6:] = c.data
+    rr, cc = np.divmod(np.arange(ny * nx), nx)
+    xmap = CrystalMap(rotations=Rotation(q.reshape(-1, 4)), phase_id=np.zeros(ny * nx, int), x=cc * 2.0, y=rr * 2.0,
+                      phase_list=PhaseList(phases=[Phase(name="Ni", point_group="m-3m")], ids=[0]), scan_unit="nm")
+    gm = segment_grains(xmap, min_grain_size=1)
+    bt = extract_boundaries(gm, xmap)
+    m = bt.misorientation_summary()
+    b = bt.boundaries
+    length = np.asarray(b["length_nm"])
+    total = length.sum()
+    sigma = np.asarray(b["csl_sigma"])
+    assert m["csl_length_fraction"]["3"] == pytest.approx(length[sigma == 3].sum() / total)
+    assert m["low_angle_length_fraction"] == pytest.approx(length[np.asarray(b["low_angle"])].sum() / total)
+    assert 0 < m["csl_length_fraction"]["3"] < 1 and 0 < m["low_angle_length_fraction"] < 1
+    assert m["median_deg"] == pytest.approx(np.median(np.asarray(b["misorientation_deg"])))
