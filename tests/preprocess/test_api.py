@@ -122,7 +122,7 @@ def test_detect_spots_parameter_errors():
 
 @pytest.mark.parametrize(
     "kw", [dict(q_max=0.0), dict(q_max=np.nan), dict(beam_radius_px=-1.0), dict(n_sigma=0.0), dict(max_peaks=0),
-           dict(min_distance_px=0), dict(ring_radius_px=1), dict(n_sigma_sparse=5.0), dict(n_sigma=3.0)],
+           dict(min_distance_px=0), dict(ring_radius_px=1), dict(n_sigma_sparse=5.0), dict(n_sigma=3.0, n_sigma_sparse=3.5)],
 )
 def test_spot_params_validation(kw):
     with pytest.raises(ParameterError) as e:
@@ -148,6 +148,7 @@ def test_sparse_threshold_must_lie_below_n_sigma():
     with pytest.raises(ParameterError, match=r"^n_sigma_sparse: expected a value below n_sigma \(5\), got 6"):
         SpotParams(n_sigma_sparse=6.0)
     assert SpotParams(n_sigma_sparse=6.0, min_spots=0).min_spots == 0
+    assert SpotParams(n_sigma=3.0).n_sigma == 3.0  # the default sparse threshold with n_sigma lowered below it: harmless
 
 
 @pytest.mark.parametrize("arr", [np.zeros(16), np.zeros((2, 16, 16))], ids=["1d", "3d"])

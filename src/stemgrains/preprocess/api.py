@@ -31,8 +31,9 @@ class SpotParams:
         Detection threshold in Poisson standard deviations of the local background.
     n_sigma_sparse, min_spots
         A sparse pattern, with fewer than ``min_spots`` spots above ``n_sigma``, also takes the brightest weaker local
-        maxima above ``n_sigma_sparse`` until it has ``min_spots``; ``n_sigma_sparse`` must lie below ``n_sigma``
-        (at or above it there are no weaker spots to take: refused, unless ``min_spots = 0``). The orientation search uses them
+        maxima above ``n_sigma_sparse`` until it has ``min_spots``; ``n_sigma_sparse`` set must lie below ``n_sigma``
+        (at or above it there are no weaker spots to take: refused, unless ``min_spots = 0``; the default with
+        ``n_sigma`` lowered to it or below is accepted). The orientation search uses them
         (on multislice patterns of randomly oriented Au grains with 4–8 spots above 5σ, the weaker ones are what
         tells the orientation apart); the spot fit and the reliability count only the spots above ``n_sigma``, and
         the calibration fits and the Bragg-vector map take only those. ``min_spots = 0`` turns it off.
@@ -83,7 +84,9 @@ class SpotParams:
             raise ParameterError(f"q_min: expected a finite value of at least 0 (1/Å), got {v!r}")
         if v is not None and self.q_max is not None and v >= self.q_max:  # no spot could be detected
             raise ParameterError(f"q_min: expected a value below q_max ({self.q_max:g} 1/Å), got {v:g}")
-        if self.min_spots > 0 and self.n_sigma_sparse >= self.n_sigma:  # it only ever lowers the threshold
+        # it only ever lowers the threshold: a value set at or above n_sigma would do nothing (the default left as it
+        # is, with n_sigma lowered to it or below, is fine: every spot it would add is taken anyway)
+        if self.min_spots > 0 and self.n_sigma_sparse >= self.n_sigma and self.n_sigma_sparse != config.SPARSE_N_SIGMA:
             raise ParameterError(f"n_sigma_sparse: expected a value below n_sigma ({self.n_sigma:g}), got "
                                  f"{self.n_sigma_sparse:g} (the threshold of the weaker spots a sparse pattern takes; lower it, or "
                                  "set min_spots = 0 to take none)")
