@@ -329,9 +329,10 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "excitation_error_sigma_confident": ("1", "where σ_s was chosen from the data: per candidate width (1/Å, as text) "
                                               "the fraction of the ~128-position subsample indexed with reliability "
                                               "≥ 5 (also /parameters index)"),
-    "phase_fit": ("1", "the phase-fit check: per phase the median spot fit beyond chance, the poorly explained "
-                       "fraction and largest region, ok, and the warnings (also the JSON attribute phase_fit of "
-                       "/orientation)"),
+    "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
+                       "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
+                       "chance, the poorly explained fraction and largest region, ok, and the warnings (also the JSON "
+                       "attribute phase_fit of /orientation)"),
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field) or the transport model's local field"),

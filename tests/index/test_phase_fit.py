@@ -81,9 +81,10 @@ def test_patterns_with_too_few_spots_above_threshold_are_not_judged(nba_scan):
     assert len(phase_fit_check(xmap).warnings) == 1
     xmap.prop["spot_fit_n_peaks"] = np.where(region.ravel(), config.PHASE_FIT_MIN_SPOTS - 1, xmap.prop["spot_fit_n_peaks"])
     rep = phase_fit_check(xmap)
-    assert rep.ok and not rep.warnings and rep.phases[0].n_indexed == int((~region).sum())
+    assert rep.ok and not rep.warnings and rep.phases[0].n_judged == int((~region).sum())
+    assert rep.phases[0].n_indexed == int((np.asarray(xmap.phase_id) == 0).sum())  # all indexed, judged or not
     crop = xmap[5:, 5:]  # a cropped map: its own props only
-    assert phase_fit_check(crop).phases[0].n_indexed == crop.size
+    assert phase_fit_check(crop).phases[0].n_judged == crop.size
     assert "nothing" not in plot_phase_fit(crop).axes[1].get_title()
     assert plot_phase_fit(xmap[:5, :5]).axes[1].get_title() == "phase fit: no pattern to judge"
 

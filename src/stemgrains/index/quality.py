@@ -44,8 +44,9 @@ class PhaseFit:
     Attributes
     ----------
     phase_id, name
-    n_indexed : patterns indexed as this phase with at least ``config.PHASE_FIT_MIN_SPOTS`` spots above the
-        detection threshold (the ones judged).
+    n_indexed : patterns indexed as this phase (all of them).
+    n_judged : those of them the check judges: at least ``config.PHASE_FIT_MIN_SPOTS`` spots above the detection
+        threshold (:func:`judged_phase_id`).
     median_fit_fraction : median spot fit beyond chance (:func:`spot_fit_excess`, 0–1).
     poor_fraction : fraction of its patterns poorly explained (spot fit beyond chance below the threshold).
     median_residual : median RMS distance of explained spots to predicted ones, 1/Å.
@@ -58,6 +59,7 @@ class PhaseFit:
     phase_id: int
     name: str
     n_indexed: int
+    n_judged: int
     median_fit_fraction: float
     poor_fraction: float
     median_residual: float
@@ -150,7 +152,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
     from .._grid import map_shape
 
     shape = map_shape(xmap)
-    n_indexed = max(int((pid >= 0).sum()), 1)
+    n_judged_all = max(int((pid >= 0).sum()), 1)  # the judged patterns of every phase
     step = float(xmap.dx) if getattr(xmap, "dx", 0) else 1.0
     for k, phase in xmap.phases_in_data:
         if k < 0:
@@ -164,10 +166,11 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
         regions, n_reg = ndimage.label(poor_px.reshape(shape), structure=np.ones((3, 3), int))
         sizes = np.bincount(regions.ravel())[1:] if n_reg else np.zeros(0, int)
         big = int(sizes.max()) if len(sizes) else 0
-        largest = big / n_indexed
+        largest = big / n_judged_all
         ok = med >= lo and largest <= mx
         pf = PhaseFit(
-            phase_id=int(k), name=str(phase.name), n_indexed=int(m.sum()), median_fit_fraction=med,
+            phase_id=int(k), name=str(phase.name), n_indexed=int((np.asarray(xmap.phase_id) == k).sum()),
+            n_judged=int(m.sum()), median_fit_fraction=med,
             poor_fraction=float(np.mean(e < lo)), median_residual=float(np.median(res[m])),
             median_correlation_index=float(np.median(ci[m])), ok=ok, largest_poor_region=largest,
         )
