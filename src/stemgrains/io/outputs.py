@@ -247,7 +247,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     comment line :func:`export_input_line` of an ``.ang``/``.ctf`` export, and at ``"input"`` of a calibration
     JSON (:func:`_calibration_json`). With ``group``, an
     HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
-    is another kind of file: ``None``.
+    is another kind of file: ``None``; so is a ``.png`` of another kind: ``"image"`` wants a virtual image (no
+    :data:`FIGURE_KIND_KEY`), any other ``group`` a figure of that kind (``"calibration"``), so that a virtual
+    image never replaces the calibration figure of the same input, nor the reverse.
     """
     p = Path(path)
     ext = p.suffix.lower()
@@ -271,6 +273,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
 
             with Image.open(p) as im:
                 text = getattr(im, "text", {}) or {}
+            kind = text.get(FIGURE_KIND_KEY)
+            if group is not None and kind != (None if group == "image" else group):
+                return None
             v = json.loads(text[IMAGE_INPUT_KEY]) if IMAGE_INPUT_KEY in text else None
         elif ext != ".npy":
             import h5py
@@ -568,6 +573,8 @@ def describe_file(path: str | os.PathLike) -> str:
             return "a JSON file not written by stemgrains"
         if ext == ".png" and _png_text(p).get(FIGURE_KIND_KEY):
             return f"a {_png_text(p)[FIGURE_KIND_KEY]} figure of {rec or 'an unknown dataset'}"
+        if ext == ".png" and not rec and is_figure_of_ours(p):
+            return "a figure written by stemgrains (no input recorded)"
         if ext in (".png", ".tif", ".tiff"):
             return f"a virtual image of {rec}" if rec else f"a {ext} image not written by stemgrains"
         from .files import HDF5_SIGNATURE, file_signature
@@ -841,7 +848,7 @@ def refuse_foreign_calibration(paths: Iterable[str | os.PathLike | None], input_
                                  "choose another output name")
         if not p.exists() or any(same_file(p, m) for m in skip):
             continue
-        rec = recorded_input(p)
+        rec = recorded_input(p, "calibration")  # a .png: a calibration figure, not a virtual image of the input
         if rec is not None and _absolute(rec) == _absolute(input_path):
             continue
         held = f"{describe_file(p)}, not a calibration of this input"
