@@ -65,3 +65,27 @@ def test_series_rerun_after_the_folder_was_moved(inputs, tmp_path):
     moved = tmp_path / "s_mv"
     out.rename(moved)
     assert main(_argv(inputs, moved)) == 0  # the tables are recorded by name in the folder
+
+
+def test_series_rerun_in_a_copy_of_the_folder(inputs, tmp_path, capsys):
+    """`cp -r` gives the tables new modification times: a byte-identical copy counts as unchanged (content),
+    a table edited in it (same size) is still refused."""
+    import os
+    import shutil
+
+    out = tmp_path / "s"
+    assert main(_argv(inputs, out)) == 0
+    copy = tmp_path / "s_copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)
+    for p in copy.iterdir():  # new times whatever the clock's resolution
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 5_000_000_000))
+    assert main(_argv(inputs, copy)) == 0
+    capsys.readouterr()
+    text = (copy / "events.csv").read_text()
+    (copy / "events.csv").write_text(text.replace("\n0,", "\n9,", 1))  # same size, other content
+    assert (copy / "events.csv").read_text() != text
+    before = file_tree(copy)
+    assert main(_argv(inputs, copy)) == 2
+    assert "events.csv there is a table that the series.h5 there does not list as written with it" in \
+        _one_line(capsys)
+    assert file_tree(copy) == before

@@ -78,3 +78,31 @@ def test_output_folder_that_is_a_file(au_scan_3x3, tmp_path, capsys):
     assert main(_argv(au_scan_3x3, au_scan_3x3)) == 2
     assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {au_scan_3x3}: is the input file {au_scan_3x3}, "
                                  "not an output folder; give an output folder")
+
+
+
+def test_a_copy_of_the_folder_counts_as_unchanged(tmp_path):
+    """`cp -r` gives the files new modification times: a byte-identical copy counts as unchanged (content, the
+    SHA-256 of files_written); a file edited in it (same size) is still refused."""
+    import os
+
+    from stemgrains.errors import ParameterError
+    from stemgrains.io.outputs import FILES_WRITTEN_KEY, files_written_record, refuse_foreign_recorded_outputs
+
+    out, inp = tmp_path / "v", tmp_path / "scan.h5"
+    out.mkdir()
+    inp.write_bytes(b"scan")
+    np.save(out / "vdf_labels.npy", np.arange(6, dtype=np.int32))
+    doc = {"software": "stemgrains test", "input": str(inp.resolve()),
+           FILES_WRITTEN_KEY: files_written_record(out, ["vdf_labels.npy"])}
+    (out / "vdf_grains.json").write_text(json.dumps(doc))
+    copy = tmp_path / "v_copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)
+    for p in copy.iterdir():
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 5_000_000_000))
+    names = ["vdf_labels.npy", "vdf_grains.json"]
+    refuse_foreign_recorded_outputs(copy, names, inp, record="vdf_grains.json")  # the copy: ours, unchanged
+    np.save(copy / "vdf_labels.npy", np.arange(1, 7, dtype=np.int32))  # same size, other content
+    with pytest.raises(ParameterError, match="vdf_labels.npy there is a file that the vdf_grains.json there does "
+                                             "not list as written with it"):
+        refuse_foreign_recorded_outputs(copy, names, inp, record="vdf_grains.json")

@@ -12,8 +12,8 @@
   (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
   finished run of the same content and parameters, which the CLI does not redo, as long as every file it wrote
-  still has the size and modification time recorded when it finished. A batch folder
-  (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
+  still has the size and modification time (or, copied with new times, the content) recorded when it finished.
+  A batch folder (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
   subfolders are removed first.
 * :func:`refuse_run_folders` keeps the outputs of other commands out of run and batch folders (every output
   :func:`check_outputs` sees, and a results file a command would update in place).
@@ -487,7 +487,8 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
 
 
 #: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
-#: ``{path: [size in bytes, modification time in ns]}``, the path relative to the results file's folder for a
+#: ``{path: [size in bytes, modification time in ns, SHA-256 of the content]}`` (:func:`_file_record`; files of
+#: older versions hold no checksum), the path relative to the results file's folder for a
 #: table in that folder or below (``compare``, ``series``: the file name), else absolute (:func:`record_csv_tables`;
 #: files of older versions hold absolute paths only)
 CSV_RECORD_ATTR = "csv_tables"
@@ -505,8 +506,8 @@ def _csv_keys(path: str | os.PathLike, results: str | os.PathLike) -> list[str]:
 
 def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
-    written beside it, with their size and modification time (keyed by the path relative to the results file's
-    folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
+    written beside it, with their size, modification time and SHA-256 (keyed by the path relative to the results
+    file's folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
     classification added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
     line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
     existing table was made from the same input."""
@@ -516,23 +517,20 @@ def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
         rec = {}
     rec = rec if isinstance(rec, dict) else {}
     for p in paths:
-        st = Path(p).stat()
         keys = _csv_keys(p, f.filename)  # f.filename: the temporary name beside the results file
         for k in keys[1:]:
             rec.pop(k, None)
-        rec[keys[0]] = [int(st.st_size), int(st.st_mtime_ns)]
+        rec[keys[0]] = _file_record(Path(p))
     f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
 
 
 def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) -> bool:
-    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) with
-    its present size and modification time: the table is the one written with that results file, unchanged
-    since. Never raises (an unreadable file records nothing)."""
-    try:
-        st = Path(path).stat()
-    except OSError:
+    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) as it
+    is now (:func:`_unchanged`: its size and modification time, or, for a copy, its size and content): the table
+    is the one written with that results file, unchanged since. Never raises (an unreadable file records
+    nothing)."""
+    if not Path(path).is_file():
         return False
-    now = [int(st.st_size), int(st.st_mtime_ns)]
     for r in results:
         try:
             import h5py
@@ -541,7 +539,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
                 rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
         except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
             continue
-        if isinstance(rec, dict) and any(rec.get(k) == now for k in _csv_keys(path, r)):
+        if isinstance(rec, dict) and any(_unchanged(Path(path), rec.get(k)) for k in _csv_keys(path, r)):
             return True
     return False
 
@@ -738,14 +736,15 @@ def require_output_folder(folder: str | os.PathLike, inputs: Iterable[str | os.P
 
 
 #: key of the JSON record of a folder's outputs (``vdf-grains``: ``vdf_grains.json``) listing the files written
-#: with it: ``{name: [size in bytes, modification time in ns]}`` (:func:`files_written_record`)
+#: with it: ``{name: [size in bytes, modification time in ns, SHA-256]}`` (:func:`files_written_record`)
 FILES_WRITTEN_KEY = "files_written"
 
 
 def files_written_record(folder: str | os.PathLike, names: Iterable[str]) -> dict[str, list[int]]:
-    """``{name: [size, modification time in ns]}`` of the files ``names`` just written into ``folder``: what a
-    JSON record of ours keeps under :data:`FILES_WRITTEN_KEY` (a ``.npy`` or a table cannot carry our tag), so
-    that :func:`refuse_foreign_recorded_outputs` replaces them only while they are unchanged."""
+    """``{name: [size, modification time in ns, SHA-256]}`` of the files ``names`` just written into ``folder``:
+    what a JSON record of ours keeps under :data:`FILES_WRITTEN_KEY` (a ``.npy`` or a table cannot carry our
+    tag), so that :func:`refuse_foreign_recorded_outputs` replaces them only while they are unchanged (in content:
+    a byte-identical copy, ``cp -r``, counts as unchanged)."""
     return _file_stats(Path(folder), names)
 
 
@@ -770,7 +769,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
 
     The folder's JSON ``record`` (one of ``names``, written last) holds ``"software": "stemgrains ..."``, the
     ``"input"`` (absolute path) and, under :data:`FILES_WRITTEN_KEY`, the other files written with it and their
-    size and modification time (:func:`files_written_record`). An existing file is replaced when it is that
+    size, modification time and SHA-256 (:func:`files_written_record`). An existing file is replaced when it is that
     record of the same input, or a file it lists, unchanged since; a figure of ours (:func:`is_figure_of_ours`)
     only where no record of another input is there. Anything else — a user's file, the outputs of another input,
     a file changed since — is refused.
@@ -795,8 +794,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
             ok = same
             what = f"the {record} of another input ({held})" if held is not None else describe_file(p)
         else:
-            now = _file_stats(out, [name]).get(name)
-            ok = same and now is not None and listed.get(name) == now
+            ok = same and _unchanged(p, listed.get(name))
             if not ok and held is None and p.suffix.lower() == ".png":
                 ok = is_figure_of_ours(p)
             what = (f"a file beside the {record} of another input ({held})" if held is not None and not same
@@ -978,16 +976,48 @@ def _same_record(manifest: Mapping[str, Any] | None, record: Mapping[str, Any] |
                 and manifest.get("fingerprint") == record["fingerprint"])
 
 
-def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
-    """``{name: [size in bytes, modification time in ns]}`` of the files ``names`` in ``folder`` (missing ones
-    left out): what :func:`completed_run` compares, without reading any file."""
+def _file_record(path: Path) -> list[Any]:
+    """``[size in bytes, modification time in ns, SHA-256 hex of the content]`` of a file we just wrote (raises
+    OSError when it cannot be read): what our records keep to tell later whether it is unchanged
+    (:func:`_unchanged`)."""
+    import hashlib
+
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return [int(st.st_size), int(st.st_mtime_ns), h.hexdigest()]
+
+
+def _unchanged(path: Path, recorded: Any) -> bool:
+    """Whether the file ``path`` is the one ``recorded`` (:func:`_file_record`; older records: ``[size, mtime]``)
+    describes: the same size, and the same modification time or (a byte-identical copy: ``cp -r`` gives new
+    times) the same SHA-256 of the content. The content is read only when the size matches and the time does not.
+    Never raises (a missing or unreadable file is not unchanged)."""
+    if not isinstance(recorded, list) or len(recorded) < 2:
+        return False
+    try:
+        st = path.stat()
+        if not path.is_file() or int(st.st_size) != recorded[0]:
+            return False
+        if int(st.st_mtime_ns) == recorded[1]:
+            return True
+        return len(recorded) > 2 and _file_record(path)[2] == recorded[2]
+    except OSError:
+        return False
+
+
+def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[Any]]:
+    """``{name: [size in bytes, modification time in ns, SHA-256]}`` (:func:`_file_record`) of the files ``names``
+    in ``folder`` (missing or unreadable ones left out): what :func:`completed_run` compares
+    (:func:`_unchanged`)."""
     stats = {}
     for n in names:
         try:
-            st = (folder / n).stat()
+            stats[n] = _file_record(folder / n)
         except OSError:
             continue
-        stats[n] = [int(st.st_size), int(st.st_mtime_ns)]
     return stats
 
 
@@ -1007,10 +1037,10 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     -------
     dict or None
         The manifest, when it is marked complete, records that checksum and fingerprint, and every file it lists
-        is still there with the size and modification time :func:`finish_run_folder` recorded (``file_stats``;
-        no file is read, so this is cheap for any size); ``None`` otherwise (no manifest, an interrupted run,
-        other content or parameters, files deleted, replaced or edited since, a manifest of an older version
-        without ``file_stats``).
+        is still there as :func:`finish_run_folder` recorded it (``file_stats``: size and modification time, or
+        for a copy with new times, ``cp -r``, size and SHA-256 of the content; a file is read only then);
+        ``None`` otherwise (no manifest, an interrupted run, other content or parameters, files deleted,
+        replaced or edited since, a manifest of an older version without ``file_stats``).
     """
     out = Path(folder)
     if not out.is_dir() or read_batch_parameters(out) is not None:
@@ -1022,8 +1052,7 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     recorded = manifest.get("file_stats")
     if not files or not isinstance(recorded, dict) or sorted(recorded) != sorted(files):
         return None
-    now = _file_stats(out, files)
-    if any(not (out / n).is_file() or now.get(n) != recorded.get(n) for n in files):
+    if any(not _unchanged(out / n, recorded.get(n)) for n in files):
         return None
     return manifest
 
@@ -1173,7 +1202,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 
 def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], written: Iterable[str | os.PathLike]) -> None:
     """Mark a run folder complete and record every file the run wrote into it (``files``: names relative to the
-    folder; ``file_stats``: their size and modification time, which :func:`completed_run` checks)."""
+    folder; ``file_stats``: their size, modification time and SHA-256, which :func:`completed_run` checks)."""
     out = Path(folder)
     names = sorted({Path(p).name for p in written if Path(p).parent.resolve() == out.resolve()})
     data = dict(manifest, complete=True, files=names, file_stats=_file_stats(out, names),
