@@ -77,6 +77,7 @@ __all__ = [
     "FIGURE_KIND_KEY",
     "export_input_line",
     "require_output_folder",
+    "record_folder",
     "FILES_WRITTEN_KEY",
     "files_written_record",
     "refuse_foreign_recorded_outputs",
@@ -568,7 +569,7 @@ def describe_file(path: str | os.PathLike) -> str:
         if ext == ".json":
             if _calibration_json(p) is not None:
                 return f"a calibration of {rec}" if rec else "a calibration written by stemgrains that records no input"
-            return "a JSON file not written by stemgrains"
+            return _describe_json_of_ours(p) or "a JSON file not written by stemgrains"
         if ext == ".png" and _png_text(p).get(FIGURE_KIND_KEY):
             return f"a {_png_text(p)[FIGURE_KIND_KEY]} figure of {rec or 'an unknown dataset'}"
         if ext == ".png" and not rec and is_figure_of_ours(p):
@@ -585,6 +586,14 @@ def describe_file(path: str | os.PathLike) -> str:
                     return f"the results of {rec or 'an unknown dataset'}"
                 if "image" in f:
                     return f"a virtual image of {rec or 'an unknown dataset'}"
+                ours = str(f.attrs.get("software", "")).startswith("stemgrains")
+                for group, attr, what in (("series", "inputs", "the in-situ series of"),
+                                          ("compare", "scans", "the comparison of")):
+                    if ours and group in f:
+                        held = recorded_inputs(p, group, attr)
+                        return f"{what} {', '.join(held)}" if held else f"{what} unknown inputs"
+                if ours:
+                    return "an HDF5 file written by stemgrains"
         import warnings
 
         from .fourd import load_4d
@@ -596,6 +605,42 @@ def describe_file(path: str | os.PathLike) -> str:
     except Exception:  # noqa: BLE001 - a description never fails the refusal
         pass
     return f"a {ext} file not written by stemgrains" if ext else "an extension-less file not written by stemgrains"
+
+
+def _describe_json_of_ours(path: Path) -> str | None:
+    """What a JSON file of ours other than a calibration is (``summary.json`` and the manifest of a ``run``, the
+    record of ``vdf-grains``, ``compare.json``, a batch's parameters), or ``None``."""
+    try:
+        if path.stat().st_size > 1 << 26:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    inp = doc.get("input")
+    of = f" of {inp}" if isinstance(inp, str) and inp else ""
+    if {"input", "scan_shape", "n_grains", "classification"} <= doc.keys():
+        return f"the summary.json of a run on {inp}"
+    if {"input", "files", "complete", "software_version"} <= doc.keys():
+        return f"the {RUN_MANIFEST} of a run on {inp}"
+    if isinstance(doc.get("inputs"), list) and isinstance(doc.get("outputs"), list) and "fingerprint" in doc:
+        return f"the {BATCH_PARAMETERS} of a batch of {len(doc['inputs'])} input(s)"
+    if str(doc.get("software", "")).startswith("stemgrains") or "scans" in doc and "comparisons" in doc:
+        return f"a JSON record written by stemgrains{of}"
+    return None
+
+
+def record_folder(path: str | os.PathLike, record: str, group: str, attr: str = "inputs") -> Path:
+    """The output folder ``-o PATH`` names for a command that writes a folder around a ``record`` file (``series``:
+    ``series.h5``, ``compare``: ``compare.h5``): ``PATH`` itself, except that ``-o DIR/<record>`` (a user reaching
+    for a file, as the other commands' ``-o``) means ``DIR`` when that file is missing or is a ``record`` of ours
+    (:func:`recorded_inputs`), so that the same command again replaces its own outputs; a user's file of that name
+    stays ``PATH`` (refused by :func:`require_output_folder`), an existing folder of that name stays the folder."""
+    p = Path(path)
+    if p.name == record and not p.is_dir() and (not p.exists() or recorded_inputs(p, group, attr) is not None):
+        return p.parent
+    return p
 
 
 def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
