@@ -64,6 +64,7 @@ __all__ = [
     "IMAGE_INPUT_KEY",
     "recorded_input",
     "refuse_results_of_another_input",
+    "refuse_results_of_other_data",
     "require_suffix",
     "describe_file",
     "CSV_TABLES",
@@ -419,6 +420,41 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
     if held:
         raise ParameterError(f"{option} {out}: also holds the {', '.join(held)} of this input, which the new output "
                              "would not keep; choose another name, or give --force to replace it")
+
+
+def refuse_results_of_other_data(results: str | os.PathLike, input_path: str | os.PathLike, *,
+                                 option: str = "--results", replace: bool = False) -> None:
+    """Before any work: a results file read beside a 4D-STEM input (``vdf-grains --results``) must be the results
+    of that input — the input it records (``/input`` ``path``, :func:`recorded_input`) is ``input_path``, or its
+    recorded ``sha256`` is the input's (the data moved or copied since) — unless ``replace`` (``--force``: the
+    results of another scan of the same area, say). A results file that records no input is taken as it is.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the results file, the input it records and ``--force``.
+    """
+    if replace:
+        return
+    rec = recorded_input(results)
+    if rec is None or _absolute(rec) == _absolute(input_path):
+        return
+    try:
+        import h5py
+
+        with h5py.File(results, "r") as f:
+            digest = f["input"].attrs.get("sha256") if "input" in f else None
+    except Exception:  # noqa: BLE001 - unreadable: the reader of the results says so
+        digest = None
+    if isinstance(digest, bytes):
+        digest = digest.decode("ascii", "replace")
+    if digest:
+        from .results import file_sha256
+
+        if file_sha256(input_path) == digest:
+            return
+    raise ParameterError(f"{option} {results}: holds the results of another input ({rec}), not of {input_path}; "
+                         f"give the results of {input_path}, or --force to use these")
 
 
 def groups_held(path: Path, groups: Iterable[str]) -> list[str]:
