@@ -134,7 +134,9 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
                     on_calibration=_print_fit if progress else None, **inside)
     xmap = got["xmap"]
     n = xmap.size
+    used = getattr(xmap, "parameters", None) or {}
     return {
+        **{k: used[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source") if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
