@@ -628,15 +628,20 @@ def describe_file(path: str | os.PathLike) -> str:
                     if ours and group in f:
                         held = recorded_inputs(p, group, attr)
                         return f"{what} {', '.join(held)}" if held else f"{what} unknown inputs"
-                if ours:
-                    return "an HDF5 file written by stemgrains"
+        else:
+            ours = False
         import warnings
 
         from .fourd import load_4d
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shape = tuple(load_4d(p).data.shape)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shape = tuple(load_4d(p).data.shape)
+        except Exception:  # noqa: BLE001 - not 4D data
+            if ours:
+                return "an HDF5 file written by stemgrains"
+            raise
         return f"a 4D-STEM scan (shape {shape})"
     except Exception:  # noqa: BLE001 - a description never fails the refusal
         pass
