@@ -31,3 +31,17 @@ def test_a_path_wins_and_unknown_names_are_refused(tmp_path, monkeypatch, capsys
     assert capsys.readouterr().err.strip() == (
         "stemgrains index: error: gold: CIF file not found; expected the path of a CIF file or a built-in phase "
         "name (na_beta2_alumina, au, zro2_baddeleyite)")
+
+
+def test_a_builtin_name_is_fingerprinted_by_the_cifs_content(data_samples):
+    """--phase au and --phase PATH/au.cif (the same content) are the same parameters of a run or batch: the same
+    fingerprint, so a finished run is recognised whichever was typed."""
+    from stemgrains.batch import params_fingerprint
+    from stemgrains.commands._batch import batch_params
+    from stemgrains.settings import default_config
+
+    cfg = default_config()
+    by_name, by_path = batch_params(["au"], cfg, "index"), batch_params([str(data_samples / "au.cif")], cfg, "index")
+    assert by_name["phase_sha256"] == by_path["phase_sha256"] and by_name["phase_sha256"][0]
+    assert params_fingerprint(by_name) == params_fingerprint(by_path)
+    assert by_name["_phases"] == [str(resolve_cif("au").resolve())]
