@@ -115,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: the beam centre stored in {path} ({off_detector[0]}, {off_detector[1]}) lies off the {ky} x "
               f"{kx} detector; index, run, virtual and the other commands refuse it: give them --center ROW,COL to "
               "override it", file=sys.stderr)
-    print(f"centre:      {centre}{'' if off_detector is not None or origin.get('center') == 'unknown' else tag('center')}")
+    shown = off_detector is not None or origin.get("center") == "unknown"  # said in words already
+    print(f"centre:      {centre}{'' if shown else tag('center')}")
     print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
     if cal.ellipticity is not None:
         print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg{tag('ellipticity')}")

@@ -13,8 +13,8 @@
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
   finished run of the same content and parameters, which the CLI does not redo, as long as every file it wrote
   still has the size and modification time (or, copied with new times, the content) recorded when it finished.
-  A batch folder (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
-  subfolders are removed first.
+  A batch folder (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and
+  its inputs' subfolders are removed first.
 * :func:`refuse_run_folders` keeps the outputs of other commands out of run and batch folders (every output
   :func:`check_outputs` sees, and a results file a command would update in place).
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
