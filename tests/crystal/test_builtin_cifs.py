@@ -45,3 +45,9 @@ def test_a_builtin_name_is_fingerprinted_by_the_cifs_content(data_samples):
     assert by_name["phase_sha256"] == by_path["phase_sha256"] and by_name["phase_sha256"][0]
     assert params_fingerprint(by_name) == params_fingerprint(by_path)
     assert by_name["_phases"] == [str(resolve_cif("au").resolve())]
+
+
+def test_the_phase_help_names_the_builtin_cifs():
+    from stemgrains.commands._common import PHASE_HELP
+
+    assert all(n in PHASE_HELP for n in BUILTIN_CIFS)  # the help of --phase (index, run, calibrate) lists them all
