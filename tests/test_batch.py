@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stemgrains import batch as B
-from stemgrains.batch import expand_inputs, input_checksum, plan_outputs, read_summary, run_batch
+from stemgrains.batch import expand_inputs, format_result, input_checksum, plan_outputs, read_summary, run_batch
 from stemgrains.cli import main
 from stemgrains.errors import ParameterError
 from stemgrains.simulate import sample_cif, simulate_polycrystal
@@ -174,6 +174,33 @@ def test_run_batch_records_failures_skips_and_resumes(tmp_path):
     assert (out / B.SUMMARY_PNG).stat().st_size > 0
 
 
+def test_sigma_per_scan_is_printed_and_in_the_summary(tmp_path):
+    """Each scan's relrod width σ_s and how it was found: on its progress line, in its summary row (also when
+    skipped later), and counted in the batch's report."""
+    import io
+
+    def job(src: Path, folder: Path, params: dict) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        chosen = "b" in src.name
+        return {"scan_shape": [2, 3], "indexed_fraction": 1.0, "excitation_error_sigma": 0.01 if chosen else 0.015,
+                "excitation_error_sigma_source": "chosen from the data" if chosen else "set"}
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in ("a", "b", "c")]
+    log = io.StringIO()
+    res = run_batch(ins, tmp_path / "out", job, {}, log=log)
+    lines = [x for x in log.getvalue().splitlines() if ": done in" in x]
+    assert len(lines) == 3 and "relrod width σ_s 0.01 1/Å (chosen from the data) →" in lines[1]
+    assert "relrod width σ_s 0.015 1/Å (set) →" in lines[0]
+    rows = _rows(tmp_path / "out")
+    assert [rows[n]["excitation_error_sigma"] for n in "abc"] == ["0.015", "0.01", "0.015"]
+    assert rows["b"]["excitation_error_sigma_source"] == "chosen from the data"
+    assert format_result(res).splitlines()[1] == ("  relrod width σ_s: 0.01 1/Å (chosen from the data) for 1 scan; "
+                                                  "0.015 1/Å (set) for 2 scans (per scan: column "
+                                                  "excitation_error_sigma)")
+    res = run_batch(ins, tmp_path / "out", job, {}, progress=False)
+    assert [r["status"] for r in res.rows] == ["skipped"] * 3 and res.rows[1]["excitation_error_sigma"] == 0.01
+
+
 def test_run_batch_refuses_a_folder_it_did_not_write(tmp_path):
     src = _touch(tmp_path / "in" / "a.npy", b"A")
     _touch(tmp_path / "out" / "a" / "precious.txt")
@@ -200,6 +227,17 @@ def test_summary_figure_is_readable_for_many_inputs(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ CLI
+def _check_sigma(row, results, printed):
+    """The relrod width σ_s a scan of a batch was indexed with, and how it was found, are its summary row's
+    excitation_error_sigma(_source) and printed on its line: those its results file records (/parameters index)."""
+    with h5py.File(results) as f:
+        used = json.loads(f["parameters"].attrs["index"])
+    sigma, how = used["excitation_error_sigma"], used["excitation_error_sigma_source"]
+    assert float(row["excitation_error_sigma"]) == pytest.approx(sigma) and row["excitation_error_sigma_source"] == how
+    line = [x for x in printed.splitlines() if x.startswith("  relrod width σ_s: ")]  # (--no-progress: no per-scan
+    assert len(line) == 1 and f"{sigma:g} 1/Å ({how}) for " in line[0], printed  # lines; see test_sigma_per_scan)
+
+
 def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
     """The acceptance: two complete folders, the failure's reason, non-zero status; again: the two skipped,
     the third retried; a changed parameter redoes them."""
@@ -215,6 +253,7 @@ def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
         assert rows[n]["status"] == "done" and rows[n]["scan_rows"] == "3" and rows[n]["scan_cols"] == "4"
         assert float(rows[n]["indexed_percent"]) > 50 and float(rows[n]["patterns_per_s"]) > 0
         assert int(rows[n]["n_grains"]) >= 1 and rows[n]["behaviour_fraction_other_phase"] != ""
+        _check_sigma(rows[n], out / n / "results.h5", printed)
         man = json.loads((out / n / "stemgrains_run.json").read_text())
         assert man["complete"] and "results.h5" in man["files"] and (out / n / "summary.json").is_file()
     assert rows["c"]["status"] == "failed" and "truncated or corrupt" in rows["c"]["reason"]
@@ -252,6 +291,9 @@ def test_cli_index_batch_force_content_and_one_input(scans, tmp_path, capsys):
     assert main(["index", str(d / "a.h5"), str(d / "b.h5"), *INDEX, "--export-ang", "map.ang", "-o", str(out)]) == 0
     rows = _rows(out)
     assert rows["a"]["status"] == "done" and rows["a"]["n_grains"] == "" and (out / "a" / "map.ang").is_file()
+    printed = capsys.readouterr().out
+    for n in "ab":
+        _check_sigma(rows[n], out / n / "results.h5", printed)
     ref = _orientation(out / "a" / "results.h5")
     # the same content under the other name: b is redone, a skipped; --force redoes a with the same result
     shutil.copy(d / "a.h5", d / "b.h5")
@@ -352,7 +394,7 @@ def test_every_summary_column_is_in_the_data_dictionary():
         key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
-    assert len(B.SUMMARY_COLUMNS) == 13 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+    assert len(B.SUMMARY_COLUMNS) == 15 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
 
 
 #: the batch command in a child process that interrupts itself (SIGINT, as Ctrl-C) right after the second chunk of

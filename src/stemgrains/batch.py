@@ -109,7 +109,8 @@ def _summary_columns() -> tuple[str, ...]:
     labels, behaviours = _labels_behaviours()
     return (
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
-        "indexed_percent", "median_reliability", "phase_fit_warning", "n_grains", "n_boundaries",
+        "indexed_percent", "median_reliability", "excitation_error_sigma", "excitation_error_sigma_source",
+        "phase_fit_warning", "n_grains", "n_boundaries",
         *(_col("label_fraction", n) for n in labels), *(_col("behaviour_fraction", n) for n in behaviours),
     )
 
@@ -412,9 +413,11 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     shape = info.get("scan_shape")
     if shape is not None:
         row["scan_rows"], row["scan_cols"] = int(shape[0]), int(shape[1])
-    for key in ("patterns_per_s", "median_reliability"):
+    for key in ("patterns_per_s", "median_reliability", "excitation_error_sigma"):
         if info.get(key) is not None:
             row[key] = float(info[key])
+    if info.get("excitation_error_sigma_source"):
+        row["excitation_error_sigma_source"] = str(info["excitation_error_sigma_source"])
     if info.get("indexed_fraction") is not None:
         row["indexed_percent"] = 100.0 * float(info["indexed_fraction"])
     warnings = info.get("phase_fit_warnings") or []
@@ -428,7 +431,7 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-_TEXT_COLUMNS = ("input", "output", "status", "reason", "phase_fit_warning")
+_TEXT_COLUMNS = ("input", "output", "status", "reason", "excitation_error_sigma_source", "phase_fit_warning")
 
 
 def _parse_row(r: Mapping[str, str]) -> dict[str, Any]:
@@ -809,6 +812,9 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
             m.update(state="done", result=value, finished=_now(), seconds=seconds)
             _write_marker(folders[i], m)
             extra = f", indexed {row['indexed_percent']:.1f} %" if row.get("indexed_percent") is not None else ""
+            if row.get("excitation_error_sigma") is not None:  # the relrod width of this scan, and how it was found
+                extra += (f", relrod width σ_s {row['excitation_error_sigma']:g} 1/Å "
+                          f"({row.get('excitation_error_sigma_source') or 'set'})")
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
         else:
             row.update(status="failed", reason=str(value))
@@ -906,12 +912,22 @@ def _run_distributed(todo, inputs, folders, job, params, client, started, finish
 
 
 def format_result(result: BatchResult) -> str:
-    """One line: counts per status, the time, where the summary is, and the failed inputs."""
+    """One line: counts per status, the time, where the summary is; then the relrod widths σ_s the scans were
+    indexed with (how many scans each, and how it was found) and the failed inputs."""
     c = result.counts
     parts = [f"{c.get('done', 0)} done", f"{c.get('skipped', 0)} skipped", f"{c.get('failed', 0)} failed"]
     if c.get("pending"):
         parts.append(f"{c['pending']} not run")
     line = f"batch: {', '.join(parts)} in {result.seconds:.1f} s → {result.summary_csv}"
+    widths: dict[tuple[float, str], int] = {}  # the relrod widths σ_s the scans were indexed with, and how found
+    for r in result.rows:
+        if r.get("excitation_error_sigma") is not None and r.get("status") in ("done", "skipped"):
+            key = (float(r["excitation_error_sigma"]), str(r.get("excitation_error_sigma_source") or "set"))
+            widths[key] = widths.get(key, 0) + 1
+    if widths:
+        line += "\n  relrod width σ_s: " + "; ".join(
+            f"{s:g} 1/Å ({how}) for {n} scan{'s' if n > 1 else ''}" for (s, how), n in sorted(widths.items())) + \
+            " (per scan: column excitation_error_sigma)"
     for r in result.failed:
         reason = str(r.get("reason", ""))
         line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"

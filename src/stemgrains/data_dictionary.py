@@ -368,6 +368,11 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                               "chunks resumed from a checkpoint are not timed)"),
     "indexed_percent": ("%", "patterns with an orientation"),
     "median_reliability": ("1", "median reliability (0–100) over the map"),
+    "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model this scan was indexed with (chosen "
+                                      "from this scan's data unless [index] excitation_error_sigma set it; also "
+                                      "/parameters index of its results file)"),
+    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" "
+                                           "or 'the default: fewer than 64 patterns to choose from'"),
     "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
                                "the patterns"),
     "n_grains": ("—", "grains (run only)"),

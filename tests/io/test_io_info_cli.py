@@ -73,3 +73,31 @@ def test_info_shared_map(shared_data, capsys):
     assert main(["info", str(shared_data / "maps" / "duplex_steel_ebsd.ang")]) == 0
     out = capsys.readouterr().out
     assert "100 x 117" in out and "1500 nm" in out and "austenite" in out and "ferrite" in out
+
+
+def test_info_shows_a_nan_centre_as_unknown(cube, tmp_path, capsys):
+    """A beam centre stored as NaN means unknown (issue: info refused the file, 'center row must be finite'): info
+    shows it as unknown and says how to set it; it counts as not stored (found in every pattern), so the other
+    commands read the file too; --center overrides it; an infinite centre is still refused."""
+    import h5py
+
+    from stemgrains.io import load_4d
+
+    with h5py.File(cube, "a") as f:
+        f["data"].attrs["center_row"] = np.nan
+        f["data"].attrs["center_col"] = np.nan
+    assert main(["info", str(cube)]) == 0
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("centre:")]
+    assert lines == ["centre:      unknown (NaN in the file; found in every pattern): set it with --center ROW,COL or "
+                     "fit it with `stemgrains calibrate`"]
+    ds = load_4d(cube)
+    assert ds.calibration.center is None and ds.metadata["calibration_origin"]["center"] == "unknown"
+    assert load_4d(cube, center=(4, 5)).calibration.center == (4.0, 5.0)
+    assert main(["info", str(cube), "--center", "4,5"]) == 0
+    assert "centre:      (4, 5) px (row, col)  [override]" in capsys.readouterr().out
+    inf = tmp_path / "inf.h5"
+    with h5py.File(inf, "w") as f:
+        f.create_dataset("data", data=np.zeros((2, 2, 4, 4), np.float32))
+        f["data"].attrs.update({"q_pixel_size": 0.02, "center_row": np.inf, "center_col": 2.0})
+    assert main(["info", str(inf)]) == 2
+    assert "center row must be finite, got inf" in capsys.readouterr().err

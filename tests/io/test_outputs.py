@@ -176,3 +176,26 @@ def test_simulate_over_its_cif_is_refused(tmp_path, capsys):
     rc = main(["simulate", "-o", str(cif), "--phase", str(cif)])
     assert rc == 2 and "au.cif" in capsys.readouterr().err
     assert cif.read_text() == src.read_text()
+
+
+def test_record_folder_of_compare_and_series(tmp_path):
+    """`-o DIR/compare.h5` (or series.h5) names DIR when that file is missing or one of ours; a user's file of
+    that name, an existing folder of that name and any other name stay as given."""
+    import json
+
+    import h5py
+
+    from stemgrains.io.outputs import record_folder
+
+    d = tmp_path / "d"
+    d.mkdir()
+    assert record_folder(d / "compare.h5", "compare.h5", "compare", "scans") == d  # missing
+    with h5py.File(d / "compare.h5", "w") as f:
+        f.create_group("compare").attrs["scans"] = json.dumps(["/a.h5", "/b.h5"])
+    assert record_folder(d / "compare.h5", "compare.h5", "compare", "scans") == d  # ours
+    assert record_folder(d / "series.h5", "series.h5", "series") == d
+    (d / "series.h5").write_text("my notes")
+    assert record_folder(d / "series.h5", "series.h5", "series") == d / "series.h5"  # a user's file
+    (d / "x" / "compare.h5").mkdir(parents=True)
+    assert record_folder(d / "x" / "compare.h5", "compare.h5", "compare", "scans") == d / "x" / "compare.h5"
+    assert record_folder(d / "other.h5", "compare.h5", "compare", "scans") == d / "other.h5"

@@ -213,3 +213,26 @@ def test_unreachable_scheduler_index_writes_no_calibration(tmp_path, capsys, mon
                "--scheduler", "tcp://nowhere:8786", "--no-progress"])
     assert rc == 2 and "--scheduler" in capsys.readouterr().err
     assert _tree(tmp_path) == before
+
+
+def test_completed_run_trusts_a_byte_identical_copy(tmp_path):
+    """A run folder copied with `cp -r` (new modification times, same bytes) is still complete; a file edited
+    in the copy (same size, new time) is not."""
+    a = _cube(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    rec = {"checksum": "sha256:1", "fingerprint": "f1"}
+    m = prepare_run_folder(out, a, record=rec)
+    (out / "results.h5").write_bytes(b"results of a")
+    finish_run_folder(out, m, [out / "results.h5"])
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)  # as cp -r: contents only, new times
+    st = (copy / "results.h5").stat()
+    os.utime(copy / "results.h5", ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
+    assert completed_run(copy, rec) is not None
+    (copy / "results.h5").write_bytes(b"results of b")  # edited in the copy: same size, other bytes
+    assert completed_run(copy, rec) is None
+    # a manifest of the version before the checksums ([size, time]): trusted while size and time are as recorded
+    man = json.loads((out / RUN_MANIFEST).read_text())
+    man["file_stats"] = {k: v[:2] for k, v in man["file_stats"].items()}
+    (out / RUN_MANIFEST).write_text(json.dumps(man))
+    assert completed_run(out, rec) is not None and completed_run(copy, rec) is None

@@ -78,3 +78,79 @@ def test_output_folder_that_is_a_file(au_scan_3x3, tmp_path, capsys):
     assert main(_argv(au_scan_3x3, au_scan_3x3)) == 2
     assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {au_scan_3x3}: is the input file {au_scan_3x3}, "
                                  "not an output folder; give an output folder")
+
+
+
+def test_a_copy_of_the_folder_counts_as_unchanged(tmp_path):
+    """`cp -r` gives the files new modification times: a byte-identical copy counts as unchanged (content, the
+    SHA-256 of files_written); a file edited in it (same size) is still refused."""
+    import os
+
+    from stemgrains.errors import ParameterError
+    from stemgrains.io.outputs import FILES_WRITTEN_KEY, files_written_record, refuse_foreign_recorded_outputs
+
+    out, inp = tmp_path / "v", tmp_path / "scan.h5"
+    out.mkdir()
+    inp.write_bytes(b"scan")
+    np.save(out / "vdf_labels.npy", np.arange(6, dtype=np.int32))
+    doc = {"software": "stemgrains test", "input": str(inp.resolve()),
+           FILES_WRITTEN_KEY: files_written_record(out, ["vdf_labels.npy"])}
+    (out / "vdf_grains.json").write_text(json.dumps(doc))
+    copy = tmp_path / "v_copy"
+    shutil.copytree(out, copy, copy_function=shutil.copyfile)
+    for p in copy.iterdir():
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 5_000_000_000))
+    names = ["vdf_labels.npy", "vdf_grains.json"]
+    refuse_foreign_recorded_outputs(copy, names, inp, record="vdf_grains.json")  # the copy: ours, unchanged
+    np.save(copy / "vdf_labels.npy", np.arange(1, 7, dtype=np.int32))  # same size, other content
+    with pytest.raises(ParameterError, match="vdf_labels.npy there is a file that the vdf_grains.json there does "
+                                             "not list as written with it"):
+        refuse_foreign_recorded_outputs(copy, names, inp, record="vdf_grains.json")
+
+
+def _results_of(path, input_path, shape=(3, 3)):
+    """A results file with grains and boundaries of two grains on a ``shape`` scan, recording ``input_path``."""
+    from orix.crystal_map import CrystalMap, Phase, PhaseList
+    from orix.quaternion import Rotation
+
+    from stemgrains.boundaries import extract_boundaries, write_boundaries
+    from stemgrains.grains import segment_grains, write_grains
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    ny, nx = shape
+    rr, cc = np.indices(shape)
+    rot = Rotation.from_euler(np.radians([[0, 0, 0], [0, 45, 0]]))[(cc.ravel() >= nx // 2).astype(int)]
+    xmap = CrystalMap(rotations=rot, phase_id=np.zeros(ny * nx, int), x=cc.ravel() * 1.0, y=rr.ravel() * 1.0,
+                      phase_list=PhaseList(phases=[Phase(name="au", point_group="m-3m")], ids=[0]), scan_unit="nm")
+    gm = segment_grains(xmap, min_grain_size=1, threshold_deg=5)
+    with atomic_h5(path) as f:
+        write_provenance(f, input_path=input_path)
+        write_grains(f, gm)
+        write_boundaries(f, extract_boundaries(gm, xmap))
+    return path
+
+
+def test_results_of_another_input_are_refused(au_scan_3x3, tmp_path, capsys):
+    """--results recording another input (issue: accepted silently, an adjusted Rand index against unrelated
+    grains) is refused before any work unless --force; the results of this input, or of a copy of it (the same
+    SHA-256), are taken."""
+    from stemgrains.errors import ParameterError
+    from stemgrains.io.outputs import refuse_results_of_other_data
+
+    other = tmp_path / "other.h5"
+    other.write_bytes(b"another scan")  # another file, another checksum
+    res = _results_of(tmp_path / "r_other.h5", other)
+    out = tmp_path / "v"
+    assert main(_argv(au_scan_3x3, out, "--results", str(res))) == 2
+    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: --results {res}: holds the results of another input "
+                                 f"({other.resolve()}), not of {au_scan_3x3}; give the results of {au_scan_3x3}, or "
+                                 "--force to use these")
+    assert not out.exists()
+    refuse_results_of_other_data(res, au_scan_3x3, replace=True)  # --force
+    mine = _results_of(tmp_path / "r_mine.h5", au_scan_3x3)
+    refuse_results_of_other_data(mine, au_scan_3x3)  # this input's (the CLI: tests/virtual/test_vdf_grains.py)
+    moved = tmp_path / "moved.h5"
+    shutil.copyfile(au_scan_3x3, moved)  # the data copied since: the recorded checksum matches
+    refuse_results_of_other_data(mine, moved)
+    with pytest.raises(ParameterError, match="holds the results of another input"):
+        refuse_results_of_other_data(mine, other)

@@ -111,11 +111,12 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     of the config as it is (with the paths; the jobs run with it and ``OUTDIR/config.toml`` records it), and
     ``_phases`` (the CIF paths, absolute): the same files moved or copied elsewhere give the same results.
     """
+    from ..crystal import resolve_cif
     from ..settings import used_config
 
     check_batch_arguments(phases, cfg, command)
     used = used_config(cfg, command)
-    paths = [str(Path(c).resolve()) if Path(c).exists() else c for c in phases]
+    paths = [str(resolve_cif(c).resolve()) for c in phases]  # a built-in name (--phase au): the shipped CIF
     by_content, files = _by_content(used)
     return dict(command=command, config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files,
                 _config=used, _phases=paths, **extra)

@@ -88,3 +88,8 @@ def name_special_origin(err: ParameterError, args: argparse.Namespace) -> Parame
     CLI names ``--special`` where it was typed (:func:`stemgrains.cli._option_names`); otherwise the config file
     and key (``FILE: [grains] special: ...``)."""
     return name_config_origin(err, args, "grains", "special", "special")
+
+
+#: help of ``--phase`` (index, run, calibrate): a CIF path or the name of a CIF shipped with the package
+#: (:data:`stemgrains.crystal.BUILTIN_CIFS`, resolved by :func:`stemgrains.crystal.resolve_cif`)
+PHASE_HELP = "phase CIF, or a built-in name: au, na_beta2_alumina, zro2_baddeleyite (repeat for several phases)"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import ParameterError
-from ._common import add_calibration_overrides, calibration_overrides
+from ._common import PHASE_HELP, add_calibration_overrides, calibration_overrides
 
 NAME = "calibrate"
 HELP = "fit the detector pixel size, elliptical distortion and beam centre from the data (rings and/or orientations)"
@@ -24,7 +24,7 @@ ORDER = 15
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="4D-STEM data file")
-    p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several)")
+    p.add_argument("--phase", action="append", required=True, metavar="CIF", help=PHASE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="calibration.json", help="calibration JSON to write")
     p.add_argument("--method", choices=("auto", "rings", "orientations"), default="auto",
                    help="rings (many grains), orientations (any number of grains) or auto: both (default)")

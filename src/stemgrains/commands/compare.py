@@ -66,12 +66,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..compare import compare_results, output_names, stale_outputs, write_comparison
     from ..compare.api import resolve_input
-    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, refuse_run_folders, require_output_folder
+    from ..io.outputs import (check_outputs, record_folder, refuse_foreign_folder_outputs, refuse_run_folders,
+                              require_output_folder)
 
     if len(args.inputs) < 2:
         raise ParameterError(f"compare needs at least two scans, got {len(args.inputs)}")
     inputs = [resolve_input(p) for p in args.inputs]
-    out = Path(args.output)
+    out = record_folder(args.output, "compare.h5", "compare", "scans")  # -o DIR/compare.h5 of ours: DIR
     require_output_folder(out, inputs)  # a file (an input, say) given as OUTDIR
     names = output_names(len(inputs), figures=not args.no_figures)
     refuse_run_folders(out, "-o", "comparison")  # the folder named, rather than its first file

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import config
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
-from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option
+from ._common import PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option
 
 
 def sigma_line(params: dict[str, Any], where: str) -> str:
@@ -47,7 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", nargs="+", metavar="INPUT",
                    help="4D-STEM data (project .h5, py4DSTEM .h5/.emd, .npy, .mib, .blo, .app5, .dm4, EMPAD .xml); "
                         "several files, folders or globs make a batch")
-    p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several phases)")
+    p.add_argument("--phase", action="append", required=True, metavar="CIF", help=PHASE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUT.h5", help="results file to write (several inputs: a folder)")
     add_config_option(p, "[calibration], [index] and [spots]")
     p.add_argument("--step", type=float, default=None, metavar="DEG", help=f"library angular step (default {config.LIBRARY_STEP_DEG:g})")
@@ -134,7 +134,9 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
                     on_calibration=_print_fit if progress else None, **inside)
     xmap = got["xmap"]
     n = xmap.size
+    used = getattr(xmap, "parameters", None) or {}
     return {
+        **{k: used[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source") if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,

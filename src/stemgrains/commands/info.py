@@ -107,12 +107,16 @@ def run(args: argparse.Namespace) -> int:
     print(f"voltage:     {cal.accelerating_voltage_kV:g} kV (λ = {cal.wavelength:.6f} Å){tag('accelerating_voltage_kV')}")
     print(f"scan step:   {cal.scan_step_nm:g} nm{tag('scan_step_nm')}")
     centre = f"({cal.center[0]:g}, {cal.center[1]:g}) px (row, col)" if cal.center is not None else "auto"
+    if origin.get("center") == "unknown":  # stored as NaN: found in every pattern, as where none is stored
+        centre = ("unknown (NaN in the file; found in every pattern): set it with --center ROW,COL or fit it with "
+                  "`stemgrains calibrate`")
     if off_detector is not None:
         centre = f"({off_detector[0]}, {off_detector[1]}) px (row, col)  [file]  OFF THE DETECTOR"
         print(f"warning: the beam centre stored in {path} ({off_detector[0]}, {off_detector[1]}) lies off the {ky} x "
               f"{kx} detector; index, run, virtual and the other commands refuse it: give them --center ROW,COL to "
               "override it", file=sys.stderr)
-    print(f"centre:      {centre}{'' if off_detector is not None else tag('center')}")
+    shown = off_detector is not None or origin.get("center") == "unknown"  # said in words already
+    print(f"centre:      {centre}{'' if shown else tag('center')}")
     print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
     if cal.ellipticity is not None:
         print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg{tag('ellipticity')}")

@@ -9,7 +9,8 @@ from typing import Any
 
 from .. import config
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
-from ._common import add_auto_calibrate, add_calibration_overrides, add_config_option, name_special_origin
+from ._common import (PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option,
+                      name_special_origin)
 from .index import sigma_line
 
 NAME = "run"
@@ -27,7 +28,7 @@ ORDER = 10
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # options that map to config keys default to None: given → they override --config (stemgrains.settings)
     p.add_argument("input", nargs="+", metavar="INPUT", help="4D-STEM data file; several files, folders or globs make a batch")
-    p.add_argument("--phase", action="append", required=True, metavar="CIF", help="phase CIF (repeat for several)")
+    p.add_argument("--phase", action="append", required=True, metavar="CIF", help=PHASE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     add_config_option(p, "every section")
     p.add_argument("--field", default=None, metavar="X,Y", help="applied in-plane field direction, sample frame (x right, y down)")
@@ -166,6 +167,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
     cls = s.get("classification", {})
     return {
+        **{k: s[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source") if s.get(k) is not None},
         "scan_shape": list(s["scan_shape"]),
         "patterns_per_s": n / out["index_seconds"] if out.get("index_seconds") else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],

@@ -65,8 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if not results.is_file():
         raise FileFormatError(f"{results}: results file not found")
     from ..insitu.api import series_output_names
-    from ..io.outputs import check_outputs, refuse_foreign_folder_outputs, require_output_folder
+    from ..io.outputs import check_outputs, record_folder, refuse_foreign_folder_outputs, require_output_folder
 
+    args.output = str(record_folder(args.output, "series.h5", "series"))  # -o DIR/series.h5 of ours: DIR
     require_output_folder(args.output, [results, *args.frames])
     check_outputs({"-o": Path(args.output)}, [results, *args.frames])
     refuse_foreign_folder_outputs(args.output, series_output_names(not args.no_figures), [results, *args.frames],

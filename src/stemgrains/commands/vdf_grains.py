@@ -28,7 +28,9 @@ ORDER = 26
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="4D-STEM file")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
-    p.add_argument("--results", metavar="RESULTS.h5", default=None, help="results file with /grains and /boundaries")
+    p.add_argument("--results", metavar="RESULTS.h5", default=None,
+                   help="results file of INPUT with /grains and /boundaries (the results of another input: refused "
+                        "unless --force)")
     p.add_argument("--disk-radius", type=float, default=2.0, metavar="PX", help="VDF disk radius, px (default %(default)g)")
     p.add_argument("--min-correlation", type=float, default=0.5, metavar="R",
                    help="reflections whose VDF images correlate at least this much are one grain (default %(default)g)")
@@ -38,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--force", action="store_true",
                    help="replace files in OUTDIR named like the outputs even when they are not this command's for "
-                        "this input (default: refused; a rerun on the same input replaces its own)")
+                        "this input (default: refused; a rerun on the same input replaces its own), and use "
+                        "--results of another input")
     add_calibration_overrides(p)
 
 
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..plot.virtual import plot_bragg_vector_map, plot_vdf_grain_map
     from ..virtual.vdf import adjusted_rand_index, vdf_grain_map
     from ..io.outputs import (FILES_WRITTEN_KEY, check_outputs, files_written_record, refuse_foreign_recorded_outputs,
-                              refuse_run_folders, require_output_folder)
+                              refuse_results_of_other_data, refuse_run_folders, require_output_folder)
 
     out = Path(args.output)
     inputs = [args.input, args.results]
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_run_folders(out, "-o", "VDF grain map")
     check_outputs({f"-o ({n})": out / n for n in OUTPUT_NAMES}, inputs)
     refuse_foreign_recorded_outputs(out, OUTPUT_NAMES, args.input, record="vdf_grains.json", replace=args.force)
+    if args.results:
+        refuse_results_of_other_data(args.results, args.input, replace=args.force)
     ds = load_4d(args.input, **calibration_overrides(args))
     bounds = grains = None
     if args.results:

@@ -1,6 +1,7 @@
 """Crystal phases (CIF → orix Phase), electron scattering factors, reflections, kinematic spots."""
 
 from .phase import (
+    BUILTIN_CIFS,
     atomic_numbers,
     coerce_phases,
     is_hexagonal_like,
@@ -9,6 +10,7 @@ from .phase import (
     phase_cif_text,
     phase_from_cif_text,
     read_phases,
+    resolve_cif,
     write_phases,
 )
 from .phase import __all__ as _phase_names

@@ -17,8 +17,10 @@ from ..errors import FileFormatError, ParameterError
 from ._elements import Z_OF
 
 __all__ = [
+    "BUILTIN_CIFS",
     "coerce_phases",
     "load_phase",
+    "resolve_cif",
     "phase_from_cif_text",
     "phase_cif_text",
     "write_phases",
@@ -85,13 +87,42 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
     return phase
 
 
+#: the CIFs shipped with the package (``stemgrains/simulate/cifs/``, the same as the checkout's ``data_samples/``),
+#: by the name a phase argument (``--phase au``) may give instead of a path
+BUILTIN_CIFS = ("na_beta2_alumina", "au", "zro2_baddeleyite")
+
+
+def resolve_cif(cif: str | os.PathLike) -> Path:
+    """The CIF file a phase argument names: an existing path as given, else a built-in CIF by name
+    (:data:`BUILTIN_CIFS`, with or without ``.cif``; a bare name only, no folder): the copy shipped with the package.
+    Every command resolves ``--phase`` through :func:`load_phase`, which calls this.
+
+    Raises
+    ------
+    FileFormatError
+        Neither an existing path nor a built-in name: one line naming the argument, saying a CIF path is expected
+        and listing the built-in names.
+    """
+    path = Path(cif)
+    if path.exists():
+        return path
+    stem = path.name[:-4] if path.name.lower().endswith(".cif") else path.name
+    if path.parent == Path(".") and stem.lower() in BUILTIN_CIFS:
+        from importlib.resources import files
+
+        return Path(str(files("stemgrains").joinpath("simulate", "cifs", f"{stem.lower()}.cif")))
+    raise FileFormatError(f"{cif}: CIF file not found; expected the path of a CIF file or a built-in phase name "
+                          f"({', '.join(BUILTIN_CIFS)})")
+
+
 def load_phase(cif_path: str | os.PathLike, name: str | None = None) -> Phase:
     """Load a phase from a CIF file.
 
     Parameters
     ----------
     cif_path
-        Path to the CIF.
+        Path to the CIF, or the name of a built-in CIF (:func:`resolve_cif`: ``"au"``, ``"na_beta2_alumina"``,
+        ``"zro2_baddeleyite"``).
     name
         Phase name; default: the file name without extension.
 
@@ -101,7 +132,7 @@ def load_phase(cif_path: str | os.PathLike, name: str | None = None) -> Phase:
         With space group, point group and the symmetry-expanded structure (orix alignment: e1 ∥ a, e3 ∥ c*).
         The CIF text is kept (see :func:`phase_cif_text`) so results files can store it.
     """
-    path = Path(cif_path)
+    path = resolve_cif(cif_path)
     if path.is_dir():
         raise FileFormatError(f"{path}: is a folder; expected a CIF file (e.g. {path / 'phase.cif'})")
     if not path.is_file():

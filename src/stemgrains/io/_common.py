@@ -66,15 +66,27 @@ def clean_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def _is_nan_pair(value: Any) -> bool:
+    """Whether a stored ``(row, col)`` holds a NaN (a centre written as unknown)."""
+    try:
+        return any(math.isnan(float(v)) for v in value)
+    except (TypeError, ValueError):
+        return False
+
+
 def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, Any]) -> tuple[Calibration, dict[str, str]]:
     """Merge calibration values read from a file with user overrides (overrides win).
 
     Returns the validated :class:`Calibration` and, per field, where its value came from
     (``"file"``, ``"override"``, ``"default"``, or ``"missing"`` for a ``q_pixel_size`` found nowhere: the
-    calibration then has ``q_pixel_size=None``).
+    calibration then has ``q_pixel_size=None``; ``"unknown"`` for a beam centre the file stores as NaN, which
+    counts as not stored: the centre is then found in every pattern, as where none is stored).
     """
     clean = clean_overrides(overrides)
     kw = {k: v for k, v in found.items() if v is not None}
+    unknown_center = _is_nan_pair(kw.get("center"))
+    if unknown_center:
+        del kw["center"]
     kw.update(clean)
     missing = "q_pixel_size" not in kw
     if missing:
@@ -87,6 +99,8 @@ def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, A
     for name in CALIBRATION_FIELDS:
         if name in clean:
             origin[name] = "override"
+        elif name == "center" and unknown_center:
+            origin[name] = "unknown"
         elif name in found and found[name] is not None:
             origin[name] = "file"
         elif name == "q_pixel_size" and missing:

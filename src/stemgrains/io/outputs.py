@@ -12,9 +12,9 @@
   (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
   finished run of the same content and parameters, which the CLI does not redo, as long as every file it wrote
-  still has the size and modification time recorded when it finished. A batch folder
-  (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and its inputs'
-  subfolders are removed first.
+  still has the size and modification time (or, copied with new times, the content) recorded when it finished.
+  A batch folder (:data:`BATCH_PARAMETERS`) is refused the same way, and with ``overwrite`` the batch's files and
+  its inputs' subfolders are removed first.
 * :func:`refuse_run_folders` keeps the outputs of other commands out of run and batch folders (every output
   :func:`check_outputs` sees, and a results file a command would update in place).
 * :func:`claim_batch_folder` is the converse for a batch (:mod:`stemgrains.batch`): a folder holding the results
@@ -64,6 +64,7 @@ __all__ = [
     "IMAGE_INPUT_KEY",
     "recorded_input",
     "refuse_results_of_another_input",
+    "refuse_results_of_other_data",
     "require_suffix",
     "describe_file",
     "CSV_TABLES",
@@ -77,6 +78,7 @@ __all__ = [
     "FIGURE_KIND_KEY",
     "export_input_line",
     "require_output_folder",
+    "record_folder",
     "FILES_WRITTEN_KEY",
     "files_written_record",
     "refuse_foreign_recorded_outputs",
@@ -247,7 +249,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     comment line :func:`export_input_line` of an ``.ang``/``.ctf`` export, and at ``"input"`` of a calibration
     JSON (:func:`_calibration_json`). With ``group``, an
     HDF5 file without that group or dataset (``"orientation"``: a results file; ``"image"``: a virtual image)
-    is another kind of file: ``None``.
+    is another kind of file: ``None``; so is a ``.png`` of another kind: ``"image"`` wants a virtual image (no
+    :data:`FIGURE_KIND_KEY`), any other ``group`` a figure of that kind (``"calibration"``), so that a virtual
+    image never replaces the calibration figure of the same input, nor the reverse.
     """
     p = Path(path)
     ext = p.suffix.lower()
@@ -271,6 +275,9 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
 
             with Image.open(p) as im:
                 text = getattr(im, "text", {}) or {}
+            kind = text.get(FIGURE_KIND_KEY)
+            if group is not None and kind != (None if group == "image" else group):
+                return None
             v = json.loads(text[IMAGE_INPUT_KEY]) if IMAGE_INPUT_KEY in text else None
         elif ext != ".npy":
             import h5py
@@ -415,6 +422,41 @@ def refuse_results_of_another_input(out: Path, input_path: str | os.PathLike | N
                              "would not keep; choose another name, or give --force to replace it")
 
 
+def refuse_results_of_other_data(results: str | os.PathLike, input_path: str | os.PathLike, *,
+                                 option: str = "--results", replace: bool = False) -> None:
+    """Before any work: a results file read beside a 4D-STEM input (``vdf-grains --results``) must be the results
+    of that input — the input it records (``/input`` ``path``, :func:`recorded_input`) is ``input_path``, or its
+    recorded ``sha256`` is the input's (the data moved or copied since) — unless ``replace`` (``--force``: the
+    results of another scan of the same area, say). A results file that records no input is taken as it is.
+
+    Raises
+    ------
+    ParameterError
+        One line naming ``option``, the results file, the input it records and ``--force``.
+    """
+    if replace:
+        return
+    rec = recorded_input(results)
+    if rec is None or _absolute(rec) == _absolute(input_path):
+        return
+    try:
+        import h5py
+
+        with h5py.File(results, "r") as f:
+            digest = f["input"].attrs.get("sha256") if "input" in f else None
+    except Exception:  # noqa: BLE001 - unreadable: the reader of the results says so
+        digest = None
+    if isinstance(digest, bytes):
+        digest = digest.decode("ascii", "replace")
+    if digest:
+        from .results import file_sha256
+
+        if file_sha256(input_path) == digest:
+            return
+    raise ParameterError(f"{option} {results}: holds the results of another input ({rec}), not of {input_path}; "
+                         f"give the results of {input_path}, or --force to use these")
+
+
 def groups_held(path: Path, groups: Iterable[str]) -> list[str]:
     """Which of ``groups`` the HDF5 file ``path`` holds (none for a file that is not HDF5)."""
     groups = list(groups)
@@ -482,7 +524,8 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
 
 
 #: root attribute of a results file recording the ``--csv`` tables written with it: JSON text
-#: ``{path: [size in bytes, modification time in ns]}``, the path relative to the results file's folder for a
+#: ``{path: [size in bytes, modification time in ns, SHA-256 of the content]}`` (:func:`_file_record`; files of
+#: older versions hold no checksum), the path relative to the results file's folder for a
 #: table in that folder or below (``compare``, ``series``: the file name), else absolute (:func:`record_csv_tables`;
 #: files of older versions hold absolute paths only)
 CSV_RECORD_ATTR = "csv_tables"
@@ -500,8 +543,8 @@ def _csv_keys(path: str | os.PathLike, results: str | os.PathLike) -> list[str]:
 
 def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
     """Record in the open results file ``f`` (root attribute :data:`CSV_RECORD_ATTR`) the CSV tables just
-    written beside it, with their size and modification time (keyed by the path relative to the results file's
-    folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
+    written beside it, with their size, modification time and SHA-256 (keyed by the path relative to the results
+    file's folder where the table lies in it, so that the folder may be moved or copied), keeping the earlier entries (a
     classification added to a segmented file keeps the record of the segment tables). A CSV records no input itself (a comment
     line would break ``pandas.read_csv`` and spreadsheets): this is how :func:`csv_recorded` tells that an
     existing table was made from the same input."""
@@ -511,23 +554,20 @@ def record_csv_tables(f: Any, paths: Iterable[str | os.PathLike]) -> None:
         rec = {}
     rec = rec if isinstance(rec, dict) else {}
     for p in paths:
-        st = Path(p).stat()
         keys = _csv_keys(p, f.filename)  # f.filename: the temporary name beside the results file
         for k in keys[1:]:
             rec.pop(k, None)
-        rec[keys[0]] = [int(st.st_size), int(st.st_mtime_ns)]
+        rec[keys[0]] = _file_record(Path(p))
     f.attrs[CSV_RECORD_ATTR] = json.dumps(rec, sort_keys=True)
 
 
 def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) -> bool:
-    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) with
-    its present size and modification time: the table is the one written with that results file, unchanged
-    since. Never raises (an unreadable file records nothing)."""
-    try:
-        st = Path(path).stat()
-    except OSError:
+    """True when one of the results files ``results`` records the CSV ``path`` (:func:`record_csv_tables`) as it
+    is now (:func:`_unchanged`: its size and modification time, or, for a copy, its size and content): the table
+    is the one written with that results file, unchanged since. Never raises (an unreadable file records
+    nothing)."""
+    if not Path(path).is_file():
         return False
-    now = [int(st.st_size), int(st.st_mtime_ns)]
     for r in results:
         try:
             import h5py
@@ -536,7 +576,7 @@ def csv_recorded(path: str | os.PathLike, results: Iterable[str | os.PathLike]) 
                 rec = json.loads(f.attrs.get(CSV_RECORD_ATTR, "{}"))
         except Exception:  # noqa: BLE001 - not ours, damaged: records nothing
             continue
-        if isinstance(rec, dict) and any(rec.get(k) == now for k in _csv_keys(path, r)):
+        if isinstance(rec, dict) and any(_unchanged(Path(path), rec.get(k)) for k in _csv_keys(path, r)):
             return True
     return False
 
@@ -565,9 +605,11 @@ def describe_file(path: str | os.PathLike) -> str:
         if ext == ".json":
             if _calibration_json(p) is not None:
                 return f"a calibration of {rec}" if rec else "a calibration written by stemgrains that records no input"
-            return "a JSON file not written by stemgrains"
+            return _describe_json_of_ours(p) or "a JSON file not written by stemgrains"
         if ext == ".png" and _png_text(p).get(FIGURE_KIND_KEY):
             return f"a {_png_text(p)[FIGURE_KIND_KEY]} figure of {rec or 'an unknown dataset'}"
+        if ext == ".png" and not rec and is_figure_of_ours(p):
+            return "a figure written by stemgrains (no input recorded)"
         if ext in (".png", ".tif", ".tiff"):
             return f"a virtual image of {rec}" if rec else f"a {ext} image not written by stemgrains"
         from .files import HDF5_SIGNATURE, file_signature
@@ -580,17 +622,66 @@ def describe_file(path: str | os.PathLike) -> str:
                     return f"the results of {rec or 'an unknown dataset'}"
                 if "image" in f:
                     return f"a virtual image of {rec or 'an unknown dataset'}"
+                ours = str(f.attrs.get("software", "")).startswith("stemgrains")
+                for group, attr, what in (("series", "inputs", "the in-situ series of"),
+                                          ("compare", "scans", "the comparison of")):
+                    if ours and group in f:
+                        held = recorded_inputs(p, group, attr)
+                        return f"{what} {', '.join(held)}" if held else f"{what} unknown inputs"
+        else:
+            ours = False
         import warnings
 
         from .fourd import load_4d
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            shape = tuple(load_4d(p).data.shape)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                shape = tuple(load_4d(p).data.shape)
+        except Exception:  # noqa: BLE001 - not 4D data
+            if ours:
+                return "an HDF5 file written by stemgrains"
+            raise
         return f"a 4D-STEM scan (shape {shape})"
     except Exception:  # noqa: BLE001 - a description never fails the refusal
         pass
     return f"a {ext} file not written by stemgrains" if ext else "an extension-less file not written by stemgrains"
+
+
+def _describe_json_of_ours(path: Path) -> str | None:
+    """What a JSON file of ours other than a calibration is (``summary.json`` and the manifest of a ``run``, the
+    record of ``vdf-grains``, ``compare.json``, a batch's parameters), or ``None``."""
+    try:
+        if path.stat().st_size > 1 << 26:
+            return None
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    inp = doc.get("input")
+    of = f" of {inp}" if isinstance(inp, str) and inp else ""
+    if {"input", "scan_shape", "n_grains", "classification"} <= doc.keys():
+        return f"the summary.json of a run on {inp}"
+    if {"input", "files", "complete", "software_version"} <= doc.keys():
+        return f"the {RUN_MANIFEST} of a run on {inp}"
+    if isinstance(doc.get("inputs"), list) and isinstance(doc.get("outputs"), list) and "fingerprint" in doc:
+        return f"the {BATCH_PARAMETERS} of a batch of {len(doc['inputs'])} input(s)"
+    if str(doc.get("software", "")).startswith("stemgrains") or "scans" in doc and "comparisons" in doc:
+        return f"a JSON record written by stemgrains{of}"
+    return None
+
+
+def record_folder(path: str | os.PathLike, record: str, group: str, attr: str = "inputs") -> Path:
+    """The output folder ``-o PATH`` names for a command that writes a folder around a ``record`` file (``series``:
+    ``series.h5``, ``compare``: ``compare.h5``): ``PATH`` itself, except that ``-o DIR/<record>`` (a user reaching
+    for a file, as the other commands' ``-o``) means ``DIR`` when that file is missing or is a ``record`` of ours
+    (:func:`recorded_inputs`), so that the same command again replaces its own outputs; a user's file of that name
+    stays ``PATH`` (refused by :func:`require_output_folder`), an existing folder of that name stays the folder."""
+    p = Path(path)
+    if p.name == record and not p.is_dir() and (not p.exists() or recorded_inputs(p, group, attr) is not None):
+        return p.parent
+    return p
 
 
 def refuse_foreign_side_output(path: str | os.PathLike | None, option: str, *,
@@ -731,14 +822,15 @@ def require_output_folder(folder: str | os.PathLike, inputs: Iterable[str | os.P
 
 
 #: key of the JSON record of a folder's outputs (``vdf-grains``: ``vdf_grains.json``) listing the files written
-#: with it: ``{name: [size in bytes, modification time in ns]}`` (:func:`files_written_record`)
+#: with it: ``{name: [size in bytes, modification time in ns, SHA-256]}`` (:func:`files_written_record`)
 FILES_WRITTEN_KEY = "files_written"
 
 
 def files_written_record(folder: str | os.PathLike, names: Iterable[str]) -> dict[str, list[int]]:
-    """``{name: [size, modification time in ns]}`` of the files ``names`` just written into ``folder``: what a
-    JSON record of ours keeps under :data:`FILES_WRITTEN_KEY` (a ``.npy`` or a table cannot carry our tag), so
-    that :func:`refuse_foreign_recorded_outputs` replaces them only while they are unchanged."""
+    """``{name: [size, modification time in ns, SHA-256]}`` of the files ``names`` just written into ``folder``:
+    what a JSON record of ours keeps under :data:`FILES_WRITTEN_KEY` (a ``.npy`` or a table cannot carry our
+    tag), so that :func:`refuse_foreign_recorded_outputs` replaces them only while they are unchanged (in content:
+    a byte-identical copy, ``cp -r``, counts as unchanged)."""
     return _file_stats(Path(folder), names)
 
 
@@ -763,7 +855,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
 
     The folder's JSON ``record`` (one of ``names``, written last) holds ``"software": "stemgrains ..."``, the
     ``"input"`` (absolute path) and, under :data:`FILES_WRITTEN_KEY`, the other files written with it and their
-    size and modification time (:func:`files_written_record`). An existing file is replaced when it is that
+    size, modification time and SHA-256 (:func:`files_written_record`). An existing file is replaced when it is that
     record of the same input, or a file it lists, unchanged since; a figure of ours (:func:`is_figure_of_ours`)
     only where no record of another input is there. Anything else — a user's file, the outputs of another input,
     a file changed since — is refused.
@@ -788,8 +880,7 @@ def refuse_foreign_recorded_outputs(folder: str | os.PathLike, names: Iterable[s
             ok = same
             what = f"the {record} of another input ({held})" if held is not None else describe_file(p)
         else:
-            now = _file_stats(out, [name]).get(name)
-            ok = same and now is not None and listed.get(name) == now
+            ok = same and _unchanged(p, listed.get(name))
             if not ok and held is None and p.suffix.lower() == ".png":
                 ok = is_figure_of_ours(p)
             what = (f"a file beside the {record} of another input ({held})" if held is not None and not same
@@ -841,7 +932,7 @@ def refuse_foreign_calibration(paths: Iterable[str | os.PathLike | None], input_
                                  "choose another output name")
         if not p.exists() or any(same_file(p, m) for m in skip):
             continue
-        rec = recorded_input(p)
+        rec = recorded_input(p, "calibration")  # a .png: a calibration figure, not a virtual image of the input
         if rec is not None and _absolute(rec) == _absolute(input_path):
             continue
         held = f"{describe_file(p)}, not a calibration of this input"
@@ -971,16 +1062,48 @@ def _same_record(manifest: Mapping[str, Any] | None, record: Mapping[str, Any] |
                 and manifest.get("fingerprint") == record["fingerprint"])
 
 
-def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[int]]:
-    """``{name: [size in bytes, modification time in ns]}`` of the files ``names`` in ``folder`` (missing ones
-    left out): what :func:`completed_run` compares, without reading any file."""
+def _file_record(path: Path) -> list[Any]:
+    """``[size in bytes, modification time in ns, SHA-256 hex of the content]`` of a file we just wrote (raises
+    OSError when it cannot be read): what our records keep to tell later whether it is unchanged
+    (:func:`_unchanged`)."""
+    import hashlib
+
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return [int(st.st_size), int(st.st_mtime_ns), h.hexdigest()]
+
+
+def _unchanged(path: Path, recorded: Any) -> bool:
+    """Whether the file ``path`` is the one ``recorded`` (:func:`_file_record`; older records: ``[size, mtime]``)
+    describes: the same size, and the same modification time or (a byte-identical copy: ``cp -r`` gives new
+    times) the same SHA-256 of the content. The content is read only when the size matches and the time does not.
+    Never raises (a missing or unreadable file is not unchanged)."""
+    if not isinstance(recorded, list) or len(recorded) < 2:
+        return False
+    try:
+        st = path.stat()
+        if not path.is_file() or int(st.st_size) != recorded[0]:
+            return False
+        if int(st.st_mtime_ns) == recorded[1]:
+            return True
+        return len(recorded) > 2 and _file_record(path)[2] == recorded[2]
+    except OSError:
+        return False
+
+
+def _file_stats(folder: Path, names: Iterable[str]) -> dict[str, list[Any]]:
+    """``{name: [size in bytes, modification time in ns, SHA-256]}`` (:func:`_file_record`) of the files ``names``
+    in ``folder`` (missing or unreadable ones left out): what :func:`completed_run` compares
+    (:func:`_unchanged`)."""
     stats = {}
     for n in names:
         try:
-            st = (folder / n).stat()
+            stats[n] = _file_record(folder / n)
         except OSError:
             continue
-        stats[n] = [int(st.st_size), int(st.st_mtime_ns)]
     return stats
 
 
@@ -1000,10 +1123,10 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     -------
     dict or None
         The manifest, when it is marked complete, records that checksum and fingerprint, and every file it lists
-        is still there with the size and modification time :func:`finish_run_folder` recorded (``file_stats``;
-        no file is read, so this is cheap for any size); ``None`` otherwise (no manifest, an interrupted run,
-        other content or parameters, files deleted, replaced or edited since, a manifest of an older version
-        without ``file_stats``).
+        is still there as :func:`finish_run_folder` recorded it (``file_stats``: size and modification time, or
+        for a copy with new times, ``cp -r``, size and SHA-256 of the content; a file is read only then);
+        ``None`` otherwise (no manifest, an interrupted run, other content or parameters, files deleted,
+        replaced or edited since, a manifest of an older version without ``file_stats``).
     """
     out = Path(folder)
     if not out.is_dir() or read_batch_parameters(out) is not None:
@@ -1015,8 +1138,7 @@ def completed_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> dict[
     recorded = manifest.get("file_stats")
     if not files or not isinstance(recorded, dict) or sorted(recorded) != sorted(files):
         return None
-    now = _file_stats(out, files)
-    if any(not (out / n).is_file() or now.get(n) != recorded.get(n) for n in files):
+    if any(not _unchanged(out / n, recorded.get(n)) for n in files):
         return None
     return manifest
 
@@ -1166,7 +1288,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 
 def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], written: Iterable[str | os.PathLike]) -> None:
     """Mark a run folder complete and record every file the run wrote into it (``files``: names relative to the
-    folder; ``file_stats``: their size and modification time, which :func:`completed_run` checks)."""
+    folder; ``file_stats``: their size, modification time and SHA-256, which :func:`completed_run` checks)."""
     out = Path(folder)
     names = sorted({Path(p).name for p in written if Path(p).parent.resolve() == out.resolve()})
     data = dict(manifest, complete=True, files=names, file_stats=_file_stats(out, names),

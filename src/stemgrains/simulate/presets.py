@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import os
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..crystal import load_phase
-from ..errors import InputError, ParameterError
+from ..crystal import BUILTIN_CIFS, load_phase, resolve_cif
+from ..errors import ParameterError
 from ._microstructure import paint_disks, voronoi_labels
 from .polycrystal import _DEFAULTS, simulate_polycrystal
 
 __all__ = ["SAMPLE_CIFS", "PRESETS", "sample_cif", "preset_parameters", "standard_dataset"]
 
-SAMPLE_CIFS = ("na_beta2_alumina", "au", "zro2_baddeleyite")
+SAMPLE_CIFS = BUILTIN_CIFS
 
 # what every preset states: the simulator's defaults of these parameters (one table: polycrystal._DEFAULTS), and
 # its dose
@@ -72,19 +71,9 @@ PRESETS.update(_CI_PRESETS)
 
 def sample_cif(name: str | os.PathLike) -> Path:
     """Path of a CIF: an existing file path as given, else one of the project's sample CIFs by name
-    (``"na_beta2_alumina"``, ``"au"``, ``"zro2_baddeleyite"``), looked up in the checkout's
-    ``data_samples/`` and then in the copies shipped with the package."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    stem = path.name[:-4] if path.name.endswith(".cif") else path.name
-    if stem not in SAMPLE_CIFS:
-        raise InputError(f"{name}: no such CIF file, and not a sample CIF name ({', '.join(SAMPLE_CIFS)})")
-    repo_copy = Path(__file__).resolve().parents[3] / "data_samples" / f"{stem}.cif"
-    if repo_copy.is_file():
-        return repo_copy
-    packaged = files("stemgrains.simulate").joinpath("cifs", f"{stem}.cif")
-    return Path(str(packaged))
+    (``"na_beta2_alumina"``, ``"au"``, ``"zro2_baddeleyite"``): :func:`stemgrains.crystal.resolve_cif`, which every
+    ``--phase`` goes through (raises its FileFormatError, an InputError, for anything else)."""
+    return resolve_cif(name)
 
 
 def preset_parameters(name: str) -> tuple[tuple[str, ...], dict[str, Any]]:

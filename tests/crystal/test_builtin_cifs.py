@@ -1,0 +1,53 @@
+"""`--phase au` (a bare name) resolves to the CIF shipped with the package, through the one function every command
+uses (issue: index/run/calibrate refused it as 'CIF file not found' while simulate took it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stemgrains.cli import main
+from stemgrains.crystal import BUILTIN_CIFS, load_phase, phase_cif_text, resolve_cif
+from stemgrains.errors import FileFormatError
+
+
+@pytest.mark.parametrize("name", BUILTIN_CIFS)
+def test_builtin_names_load_the_shipped_cif(name, data_samples):
+    phase = load_phase(name)
+    assert phase.name == name
+    assert phase_cif_text(phase) == (data_samples / f"{name}.cif").read_text(encoding="utf-8")
+    assert resolve_cif(f"{name}.cif") == resolve_cif(name)
+
+
+def test_a_path_wins_and_unknown_names_are_refused(tmp_path, monkeypatch, capsys, data_samples):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "au").write_text((data_samples / "zro2_baddeleyite.cif").read_text(encoding="utf-8"))
+    assert resolve_cif("au") == Path("au")  # an existing path, as given
+    assert load_phase("au").point_group.name == "2/m"  # the user's file of that name, not the built-in
+    with pytest.raises(FileFormatError, match="expected the path of a CIF file or a built-in phase name"):
+        resolve_cif("sub/au.cif")  # a path with a folder is a path: never a built-in
+    assert main(["index", str(tmp_path / "au"), "--phase", "gold", "-o", str(tmp_path / "m.h5")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "stemgrains index: error: gold: CIF file not found; expected the path of a CIF file or a built-in phase "
+        "name (na_beta2_alumina, au, zro2_baddeleyite)")
+
+
+def test_a_builtin_name_is_fingerprinted_by_the_cifs_content(data_samples):
+    """--phase au and --phase PATH/au.cif (the same content) are the same parameters of a run or batch: the same
+    fingerprint, so a finished run is recognised whichever was typed."""
+    from stemgrains.batch import params_fingerprint
+    from stemgrains.commands._batch import batch_params
+    from stemgrains.settings import default_config
+
+    cfg = default_config()
+    by_name, by_path = batch_params(["au"], cfg, "index"), batch_params([str(data_samples / "au.cif")], cfg, "index")
+    assert by_name["phase_sha256"] == by_path["phase_sha256"] and by_name["phase_sha256"][0]
+    assert params_fingerprint(by_name) == params_fingerprint(by_path)
+    assert by_name["_phases"] == [str(resolve_cif("au").resolve())]
+
+
+def test_the_phase_help_names_the_builtin_cifs():
+    from stemgrains.commands._common import PHASE_HELP
+
+    assert all(n in PHASE_HELP for n in BUILTIN_CIFS)  # the help of --phase (index, run, calibrate) lists them all
