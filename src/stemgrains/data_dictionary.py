@@ -331,7 +331,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                               "≥ 5 (also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
-                       "chance, the poorly explained fraction and largest region, ok, and the warnings (also the JSON "
+                       "chance, the poorly explained fraction and largest region, the fraction judged with "
+                       "reliability >= 5 (reliable_fraction), ok, and the warnings (also the JSON "
                        "attribute phase_fit of /orientation)"),
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),

@@ -58,6 +58,21 @@ def test_wrong_phase_is_reported(nba_scan):
     assert "FAILED" in fig.axes[1].get_title()
 
 
+def test_a_larger_cell_that_explains_every_spot_but_no_orientation_is_reported():
+    """Au patterns indexed with the Na-β″ CIF: its dense reciprocal lattice explains nearly every Au spot (the median
+    test passes it) but in many orientations alike, so almost no pattern is reliable; the right CIF is not reported."""
+    au = load_phase(sample_cif("au"))
+    sim = simulate_patterns([au], scan_shape=(6, 6), n_grains=3, seed=5, dose=1e4, detector_shape=(64, 64))
+    ds = Dataset4D(sim.data, sim.calibration)
+    wrong = phase_fit_check(index_orientations(ds, [load_phase(sample_cif("na_beta2_alumina"))], progress=False, step_deg=3.0))
+    (pf,) = wrong.phases
+    assert pf.median_fit_fraction >= 0.5, "the spot-position median alone passes this phase"
+    assert not wrong.ok and len(wrong.warnings) == 1 and "fixes no orientation" in wrong.warnings[0]
+    assert pf.reliable_fraction < 0.15 and pf.n_judged >= 20
+    right = phase_fit_check(index_orientations(ds, [au], progress=False, step_deg=3.0))
+    assert right.ok and right.phases[0].reliable_fraction >= 0.15
+
+
 def test_report_of_a_map_without_spot_fit_is_empty():
     from orix.crystal_map import CrystalMap
 

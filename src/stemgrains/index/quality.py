@@ -54,6 +54,8 @@ class PhaseFit:
     ok : True when the phase explains its patterns.
     largest_poor_region : the largest connected region of poorly explained patterns, as a fraction of the indexed
         patterns.
+    reliable_fraction : fraction of the judged patterns indexed with reliability ≥ ``config.PHASE_FIT_RELIABILITY``
+        (NaN on maps without a reliability).
     """
 
     phase_id: int
@@ -66,6 +68,7 @@ class PhaseFit:
     median_correlation_index: float
     ok: bool
     largest_poor_region: float = 0.0
+    reliable_fraction: float = float("nan")
 
 
 @dataclass
@@ -121,7 +124,11 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
     misfit); a pattern is *poorly explained* below ``min_fraction``. A phase fails when (a) its median is below ``min_fraction`` (the phase explains the patterns
     no better than a wrong lattice would: a wrong CIF or calibration), or (b) a connected region of its poorly
     explained patterns (8-neighbours) holds more than ``max_poor_fraction`` of the indexed patterns — a grain
-    the phase cannot explain: a close but wrong structure, a missing phase, or a grain the search mis-indexed.
+    the phase cannot explain: a close but wrong structure, a missing phase, or a grain the search mis-indexed, or
+    (c) it has at least ``config.PHASE_FIT_MIN_JUDGED`` judged patterns and fewer than
+    ``config.PHASE_FIT_MIN_RELIABLE_FRACTION`` of them have reliability ≥ ``config.PHASE_FIT_RELIABILITY``: the
+    spots are explained but by many orientations alike — a cell larger than the crystal's explains the few spots of
+    a small cell anywhere (Na-β″ or ZrO₂ for Au data pass (a) with 82-100 % of the spots explained).
 
     Parameters
     ----------
@@ -149,6 +156,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
     exc = spot_fit_excess(xmap)
     res = np.asarray(xmap.prop["spot_fit_residual"], dtype=float)
     ci = np.asarray(xmap.prop["correlation_index"], dtype=float)
+    reliability = np.asarray(xmap.prop["reliability"], dtype=float) if "reliability" in xmap.prop else None
     from .._grid import map_shape
 
     shape = map_shape(xmap)
@@ -167,12 +175,14 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
         sizes = np.bincount(regions.ravel())[1:] if n_reg else np.zeros(0, int)
         big = int(sizes.max()) if len(sizes) else 0
         largest = big / n_judged_all
-        ok = med >= lo and largest <= mx
+        rel = float(np.mean(reliability[m] >= config.PHASE_FIT_RELIABILITY)) if reliability is not None else float("nan")
+        ambiguous = int(m.sum()) >= config.PHASE_FIT_MIN_JUDGED and rel < config.PHASE_FIT_MIN_RELIABLE_FRACTION
+        ok = med >= lo and largest <= mx and not ambiguous
         pf = PhaseFit(
             phase_id=int(k), name=str(phase.name), n_indexed=int((np.asarray(xmap.phase_id) == k).sum()),
             n_judged=int(m.sum()), median_fit_fraction=med,
             poor_fraction=float(np.mean(e < lo)), median_residual=float(np.median(res[m])),
-            median_correlation_index=float(np.median(ci[m])), ok=ok, largest_poor_region=largest,
+            median_correlation_index=float(np.median(ci[m])), ok=ok, largest_poor_region=largest, reliable_fraction=rel,
         )
         report.phases.append(pf)
         if med < lo:
@@ -180,6 +190,13 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
                 f"phase {phase.name!r} does not explain the patterns: a median {100 * med:.0f}% of their spots beyond "
                 f"chance lie at predicted positions (threshold {100 * lo:.0f}%); check the phase (CIF) and the "
                 "calibration (pixel size, distortion)"
+            )
+        elif ambiguous:
+            report.warnings.append(
+                f"phase {phase.name!r} explains the spots but fixes no orientation: only {100 * rel:.0f}% of its "
+                f"{int(m.sum())} patterns are indexed with reliability ≥ {config.PHASE_FIT_RELIABILITY:g} (a right phase "
+                f"gave 21-94% on test scans): many orientations fit equally, as when the CIF's cell is larger than the "
+                "crystal's (e.g. Na-β″ for Au); check the phase (CIF) and the calibration"
             )
         elif largest > mx:
             r, c = np.argwhere(regions == 1 + int(np.argmax(sizes))).mean(axis=0)
