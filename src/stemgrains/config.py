@@ -102,7 +102,7 @@ PHASE_FIT_MAX_POOR_FRACTION = 0.05
 PHASE_FIT_MIN_SPOTS = 4
 #: ... and a phase with at least PHASE_FIT_MIN_JUDGED judged patterns also fails when fewer than this fraction of
 #: them are indexed with reliability >= PHASE_FIT_RELIABILITY: its solutions are ambiguous (measured, step 2-3 deg:
-#: the right phase 0.21-0.94 on 16 scans of three simulators, multislice Na-beta'' lowest; Na-beta''/ZrO2 CIFs on
+#: the right phase 0.21-0.99 on 18 scans of three simulators, multislice Na-beta'' lowest; Na-beta''/ZrO2 CIFs on
 #: Au scans, whose few spots such large cells explain anyway, 0.00-0.09)
 PHASE_FIT_MIN_RELIABLE_FRACTION = 0.15
 PHASE_FIT_RELIABILITY = 5.0

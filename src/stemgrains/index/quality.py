@@ -195,7 +195,7 @@ def phase_fit_check(xmap: Any, min_fraction: float | None = None, max_poor_fract
             report.warnings.append(
                 f"phase {phase.name!r} explains the spots but fixes no orientation: only {100 * rel:.0f}% of its "
                 f"{int(m.sum())} patterns are indexed with reliability ≥ {config.PHASE_FIT_RELIABILITY:g} (a right phase "
-                f"gave 21-94% on test scans): many orientations fit equally, as when the CIF's cell is larger than the "
+                f"gave 21-99% on test scans): many orientations fit equally, as when the CIF's cell is larger than the "
                 "crystal's (e.g. Na-β″ for Au); check the phase (CIF) and the calibration"
             )
         elif largest > mx:
