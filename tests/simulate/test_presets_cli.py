@@ -86,6 +86,28 @@ def test_cli_simulate(tmp_path, data_samples, capsys):
         assert json.loads(f["truth"].attrs["parameters"])["dose"] == 1e3
 
 
+def test_cli_simulate_a_detector_with_an_unknown_calibration(tmp_path):
+    """--q-pixel-size/--ellipticity distort the patterns; --stated-q-pixel-size/--unstated-distortion make the file
+    state another calibration (to try `calibrate`); the true one is in /truth attribute 'calibration'."""
+    from stemgrains.io import load_4d
+
+    out = tmp_path / "d.h5"
+    rc = main(["simulate", "-o", str(out), "--phase", "au", "--scan", "2,2", "--detector", "32,32", "--grains", "1",
+               "--k-max", "0.8", "--q-pixel-size", "0.03", "--ellipticity", "1.05,112", "--stated-q-pixel-size",
+               "0.031", "--unstated-distortion", "--no-progress"])
+    assert rc == 0
+    with h5py.File(out, "r") as f:
+        a = dict(f["data"].attrs)
+        true = json.loads(f["truth"].attrs["calibration"])
+    assert a["q_pixel_size"] == 0.031 and "ellipticity_ratio" not in a and "ellipticity_angle_deg" not in a
+    assert true["q_pixel_size"] == 0.03 and (true["ellipticity_ratio"], true["ellipticity_angle_deg"]) == (1.05, 112)
+    cal = load_4d(out).calibration
+    assert cal.q_pixel_size == 0.031 and cal.ellipticity is None
+    with pytest.raises(ParameterError, match="ellipticity_ratio and ellipticity_angle_deg go together"):
+        standard_dataset("au-64", tmp_path / "x.h5", scan_shape=(2, 2), detector_shape=(32, 32), k_max=0.8,
+                         ellipticity=(1.05, 30.0), stated_calibration={"ellipticity_ratio": None})
+
+
 def test_cli_preset_with_overrides(tmp_path):
     out = tmp_path / "p.h5"
     rc = main(["simulate", "-o", str(out), "--preset", "au-64", "--scan", "2,2", "--detector", "32,32",
@@ -126,6 +148,9 @@ def test_cli_simulate_keeps_an_existing_file(tmp_path, capsys):
         ["--phase", "au", "--scan", "3x4"],
         ["--preset", "nope"],
         ["--preset", "au-64", "--dose", "10", "--noise-free"],
+        ["--phase", "au", "--unstated-distortion"],
+        ["--phase", "au", "--q-pixel-size", "-1"],
+        ["--phase", "au", "--stated-q-pixel-size", "nan"],
     ],
 )
 def test_cli_errors(tmp_path, argv, capsys):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from .. import config
 from ..errors import ParameterError
 from ._common import parse_pair
@@ -45,6 +47,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k-max", type=float, default=None, metavar="Q", help="largest reflection, 1/Å (default 1.5)")
     p.add_argument("--voltage", type=float, default=None, metavar="KV", help="accelerating voltage, kV (default 300)")
     p.add_argument("--rotation", type=float, default=None, metavar="DEG", help="detector rotation q_rotation_deg")
+    p.add_argument("--q-pixel-size", type=float, default=None, metavar="Q",
+                   help="true detector pixel size, 1/Å per px (default: the detector reaches --k-max with a margin); with "
+                        "--ellipticity, the one across the stretched axis (see README, 'Calibration')")
+    p.add_argument("--ellipticity", default=None, metavar="RATIO,ANGLE",
+                   help="true elliptical distortion of the detector: lengths along the axis at ANGLE degrees (from +col "
+                        "toward +row) RATIO times longer")
+    p.add_argument("--stated-q-pixel-size", type=float, default=None, metavar="Q",
+                   help="the pixel size the file states instead of the true one (a detector calibrated wrongly; "
+                        "to try `stemgrains calibrate`)")
+    p.add_argument("--unstated-distortion", action="store_true",
+                   help="the file does not state the --ellipticity (a detector whose distortion nobody measured); the "
+                        "true calibration stays in the /truth attribute 'calibration'")
     p.add_argument(
         "--engine",
         choices=("kinematic", "py4dstem", "abtem"),
@@ -91,6 +105,12 @@ def _refuse_existing(out: Path) -> None:
                          "or give --force to replace it")
 
 
+def _positive(v: float | None, opt: str) -> float | None:
+    if v is not None and not (np.isfinite(v) and v > 0):
+        raise ParameterError(f"{opt} expects a finite positive number (1/Å per px), got {v:g}")
+    return v
+
+
 def run(args: argparse.Namespace) -> int:
     from ..simulate import sample_cif, simulate_polycrystal, standard_dataset
 
@@ -106,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         "k_max": args.k_max,
         "accelerating_voltage_kV": args.voltage,
         "q_rotation_deg": args.rotation,
+        "q_pixel_size": _positive(args.q_pixel_size, "--q-pixel-size"),
+        "ellipticity": parse_pair(args.ellipticity, "--ellipticity") if args.ellipticity else None,
         "engine": args.engine,
         "thickness_nm": args.thickness,
         "frozen_phonons": args.phonons,
@@ -127,6 +149,15 @@ def run(args: argparse.Namespace) -> int:
     progress = not args.no_progress
     if args.compression:
         params["compression"] = args.compression
+    stated: dict = {}
+    if args.stated_q_pixel_size is not None:
+        stated["q_pixel_size"] = _positive(args.stated_q_pixel_size, "--stated-q-pixel-size")
+    if args.unstated_distortion:
+        if not args.ellipticity:
+            raise ParameterError("--unstated-distortion needs --ellipticity (the distortion the file should not state)")
+        stated.update(ellipticity_ratio=None, ellipticity_angle_deg=None)
+    if stated:
+        params["stated_calibration"] = stated
     if args.preset:
         out = standard_dataset(args.preset, args.output, progress=progress, **params)
     else:

@@ -778,6 +778,7 @@ def simulate_polycrystal(
     progress: bool = True,
     compression: str | None = None,
     n_threads: int | None = None,
+    stated_calibration: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Path:
     """Simulate a polycrystal 4D-STEM scan and write it to a project HDF5 file, streaming row blocks.
@@ -802,6 +803,12 @@ def simulate_polycrystal(
         HDF5 filter for ``/data`` (``None``, ``"lzf"`` or ``"gzip"``).
     n_threads
         Threads rendering scan rows in parallel; default: the CPUs available. Does not change the data.
+    stated_calibration
+        ``/data`` attributes the file states *instead of* the true calibration, as for a detector whose
+        calibration is not known (to test :func:`stemgrains.preprocess.calibrate`): a value replaces the
+        attribute, ``None`` removes it (e.g. ``{"q_pixel_size": 0.026, "ellipticity_ratio": None,
+        "ellipticity_angle_deg": None}``). Keys: those of :meth:`stemgrains.data.Calibration.to_attrs`. The true
+        calibration is always recorded as JSON in the ``/truth`` attribute ``calibration``.
     {params}
 
     Returns
@@ -820,14 +827,42 @@ def simulate_polycrystal(
     else:
         chunk_rows = int(_number("chunk_rows", chunk_rows, minimum=1))
     path = Path(path)
+    stated = _stated_attrs(plan.calibration, stated_calibration)
     try:
-        _write(path, plan, chunk_rows, progress, compression, n_threads)
+        _write(path, plan, chunk_rows, progress, compression, n_threads, stated)
     except OSError as err:
         raise FileFormatError(f"{path}: cannot write the simulated scan ({err.strerror or err})") from None
     return path
 
 
-def _write(path: Path, plan: _Plan, chunk_rows: int, progress: bool, compression: str | None, n_threads: int | None):
+_STATABLE = ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip", "center_row",
+             "center_col", "ellipticity_ratio", "ellipticity_angle_deg", "affine")
+
+
+def _stated_attrs(cal: Calibration, stated: dict[str, Any] | None) -> dict[str, Any]:
+    """The ``/data`` attributes: the true calibration's, with ``stated`` applied (checked: known keys, a positive
+    finite pixel size, the ellipticity's two attributes together); a Calibration built from them must be valid."""
+    attrs = cal.to_attrs()
+    if not stated:
+        return attrs
+    unknown = sorted(set(stated) - set(_STATABLE))
+    if unknown:
+        raise ParameterError(f"stated_calibration: unknown attribute(s) {', '.join(unknown)}; expected some of "
+                             f"{', '.join(_STATABLE)}")
+    for k, v in stated.items():
+        if v is None:
+            attrs.pop(k, None)
+        else:
+            attrs[k] = v
+    if ("ellipticity_ratio" in attrs) != ("ellipticity_angle_deg" in attrs):
+        raise ParameterError("stated_calibration: ellipticity_ratio and ellipticity_angle_deg go together (both set or "
+                             "both None)")
+    Calibration.from_attrs(attrs, source="stated_calibration")  # raises ParameterError for a bad value
+    return attrs
+
+
+def _write(path: Path, plan: _Plan, chunk_rows: int, progress: bool, compression: str | None, n_threads: int | None,
+           stated: dict[str, Any]):
     from .._progress import progress_bar as tqdm
 
     from ..crystal import write_phases
@@ -839,9 +874,10 @@ def _write(path: Path, plan: _Plan, chunk_rows: int, progress: bool, compression
         dset = f.create_dataset(
             "data", shape=(ny, nx, ky, kx), dtype=plan.dtype, chunks=(1, 1, ky, kx), compression=compression
         )
-        for k, v in plan.calibration.to_attrs().items():
+        for k, v in stated.items():
             dset.attrs[k] = v
         truth = f.create_group("truth")
+        truth.attrs["calibration"] = json.dumps(plan.calibration.to_attrs(), default=json_default, sort_keys=True)
         truth.create_dataset("quaternions", data=plan.quaternions)
         truth.create_dataset("phase_id", data=plan.phase_id)
         truth.create_dataset("grain_id", data=plan.grain_id)
