@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .. import config
 from ..io.results import atomic_savefig
 
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
@@ -111,7 +112,8 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     bins = np.linspace(0, 1, 21)
     for p in report.phases:
         hx.hist(fit[pid == p.phase_id], bins=bins, histtype="step", lw=1.5,
-                label=f"{p.name}: median {p.median_fit_fraction:.2f}\n{100 * p.poor_fraction:.0f}% poor, largest poor region {100 * p.largest_poor_region:.0f}%")
+                label=f"{p.name}: median {p.median_fit_fraction:.2f}\n{100 * p.poor_fraction:.0f}% poor, largest poor region {100 * p.largest_poor_region:.0f}%"
+                + ("" if np.isnan(p.reliable_fraction) else f"\n{100 * p.reliable_fraction:.0f}% reliable (R ≥ {config.PHASE_FIT_RELIABILITY:g})"))
     hx.axvline(report.min_fraction, color="k", ls="--", lw=1, label=f"threshold {report.min_fraction:.2f}")
     hx.set_xlabel("spot fit beyond chance, (f − c)/(1 − c)")
     hx.set_ylabel("patterns")
