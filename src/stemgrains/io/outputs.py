@@ -298,15 +298,20 @@ def recorded_input(path: str | os.PathLike, group: str | None = None) -> str | N
     return str(v) if isinstance(v, str) and v else None
 
 
+def _json_document(path: Path, max_bytes: int) -> Any:
+    """The parsed JSON of ``path``, or ``None`` where it is larger than ``max_bytes``, unreadable or not JSON."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _calibration_json(path: Path) -> dict[str, Any] | None:
     """The document of a calibration JSON written by us (:func:`stemgrains.io.calibration.write_calibration_json`:
     a ``"calibration"`` object and ``"software": "stemgrains ..."``), else ``None`` (never raises)."""
-    try:
-        if path.stat().st_size > 1 << 24:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = _json_document(path, 1 << 24)
     if isinstance(doc, dict) and isinstance(doc.get("calibration"), dict) and \
             str(doc.get("software", "")).startswith("stemgrains"):
         return doc
@@ -651,12 +656,7 @@ def describe_file(path: str | os.PathLike) -> str:
 def _describe_json_of_ours(path: Path) -> str | None:
     """What a JSON file of ours other than a calibration is (``summary.json`` and the manifest of a ``run``, the
     record of ``vdf-grains``, ``compare.json``, a batch's parameters), or ``None``."""
-    try:
-        if path.stat().st_size > 1 << 26:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = _json_document(path, 1 << 26)
     if not isinstance(doc, dict):
         return None
     inp = doc.get("input")
