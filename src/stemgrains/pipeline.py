@@ -301,9 +301,14 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
-    _check_q_range(params, ds)  # an empty q-range indexes nothing
     fit = cal_json = None
     client = connect_scheduler(scheduler)  # before anything is written: an unreachable one leaves no trace
+    try:
+        _check_q_range(params, ds)  # an empty q-range indexes nothing
+    except ParameterError:
+        if client is not None:
+            client.close()
+        raise
     ckpt = out.with_name(out.name + ".partial")
     try:
         if auto_json is not None:
@@ -764,9 +769,9 @@ def run_pipeline(
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     ds = load_4d(input_path, **(calibration_overrides or {}))
-    _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
+    _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}

@@ -20,9 +20,9 @@ def _digest(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
-def _cube_file(path: Path, q: float | None = 0.02) -> Path:
+def _cube_file(path: Path, q: float | None = 0.02, det: int = 8) -> Path:
     with h5py.File(path, "w") as f:
-        d = f.create_dataset("data", data=np.arange(2 * 3 * 8 * 8, dtype=np.float32).reshape(2, 3, 8, 8))
+        d = f.create_dataset("data", data=np.arange(2 * 3 * det * det, dtype=np.float32).reshape(2, 3, det, det))
         if q is not None:
             d.attrs["q_pixel_size"] = q
     return path
@@ -136,7 +136,7 @@ def test_run_folder_without_manifest_but_with_results(tmp_path):
 
 def test_run_cli_refuses_before_any_work(tmp_path, capsys):
     a = _cube_file(tmp_path / "a.h5")
-    b = _cube_file(tmp_path / "b.h5")
+    b = _cube_file(tmp_path / "b.h5", q=0.05, det=32)  # a detector whose q-range holds spots (checked before any work too)
     out = tmp_path / "out"
     m = prepare_run_folder(out, a)
     (out / "results.h5").write_bytes(b"a's results")
