@@ -92,5 +92,9 @@ def format_fit(fit, out) -> str:
         f"  beam centre (row, col) {fit.center['row']:.2f}, {fit.center['col']:.2f}"
         + (f"; drift over the scan {fit.center['drift_px']:.2f} px" if "drift_px" in fit.center else ""),
     ]
+    rounds = fit.diagnostics.get("orientations", {}).get("patterns_indexed", [])
+    if len(rounds) > 1:
+        lines.append(f"  joint fit: {' → '.join(map(str, rounds))} patterns indexed (fewer left the pixel size or "
+                     "ratio uncertain by more than 0.5 %)")
     lines += [f"  note: {n}" for n in fit.notes]
     return "\n".join(lines)
