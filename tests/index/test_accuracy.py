@@ -33,11 +33,10 @@ def _errors(xmap, sim, phase, k=0):
 
 
 @pytest.fixture(scope="module")
-def nba_run():
-    phase = load_phase(sample_cif("na_beta2_alumina"))
-    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=6, seed=3, dose=1e4)
-    xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False)
-    return phase, sim, xmap
+def nba_run(nba_24x24_indexed):
+    """A 24 × 24 Na-β″ scan (6 grains, seed 3) indexed with the defaults (tests/conftest.py; the grains acceptance
+    test segments the same map)."""
+    return nba_24x24_indexed
 
 
 @pytest.mark.slow
