@@ -174,20 +174,22 @@ def test_vacuum_pixels_not_indexed():
 
 
 @pytest.mark.slow
-def test_grain_coherent_search_on_many_small_grains_of_another_simulator():
+def test_grain_coherent_search_on_many_small_grains_of_another_simulator(nba_py4dstem_30_grains):
     """py4DSTEM's kinematic Na-β″ patterns, 30 grains in 24 × 24 pixels, elliptical detector (dense reciprocal
     lattice, small grains):
     a neighbour's solution can explain a pixel of another grain nearly as well; the verification must send such
     pixels to the full search, so the coherent search ends where the every-pixel search does (a looser threshold,
     0.9, lost 5 % of the map here, confidently: R ≥ 5 precision fell to 95 %)."""
-    phase = load_phase(sample_cif("na_beta2_alumina"))
-    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=30, seed=77, dose=1e4, engine="py4dstem",
-                            q_pixel_size=0.025 * 1.05**0.5, ellipticity=(1.05, 37.0))  # indexed with its true calibration
+    # the scan and its map with the coherent search (the default, search_stride 3), indexed with its true
+    # calibration: tests/conftest.py (test_calibrate indexes the same scan the same way)
+    phase, sim, coherent = nba_py4dstem_30_grains
+    assert coherent.parameters["search_stride"] == 3
     sym = laue_proper_group(phase)
     truth = Orientation(Rotation(sim.quaternions.reshape(-1, 4)), sym)
     out = {}
     for stride in (1, 3):
-        xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False, search_stride=stride)
+        xmap = coherent if stride == 3 else \
+            index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False, search_stride=stride)
         err = np.rad2deg(Orientation(xmap.rotations, sym).angle_with(truth))
         rel = xmap.prop["reliability"]
         out[stride] = (np.mean(err < 2), np.mean(err[rel >= 5] < 2))
