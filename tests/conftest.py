@@ -38,3 +38,40 @@ def au_scan_3x3(tmp_path_factory) -> Path:
                          seed=7, dose=1e4, progress=False)
     return path
 
+
+
+@pytest.fixture(scope="session")
+def nba_24x24_indexed():
+    """A 24 × 24 kinematic Na-β″ scan (6 grains, seed 3, dose 1e4; our simulator) indexed with the defaults:
+    ``(phase, sim, xmap)``, built once for the accuracy tests of the indexing and the grains acceptance test, which
+    check the same map. Read-only: a test that changes it works on ``xmap.deepcopy()``."""
+    from stemgrains.crystal import load_phase
+    from stemgrains.data import Dataset4D
+    from stemgrains.index import index_orientations
+    from stemgrains.simulate import sample_cif, simulate_patterns
+
+    phase = load_phase(sample_cif("na_beta2_alumina"))
+    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=6, seed=3, dose=1e4)
+    xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False)
+    return phase, sim, xmap
+
+
+@pytest.fixture(scope="session")
+def nba_py4dstem_30_grains():
+    """py4DSTEM's kinematic Na-β″ patterns: 30 grains in 24 × 24 pixels (seed 77, dose 1e4), q pixel size
+    0.025·√1.05 1/Å with a 5 % area-preserving ellipticity at 37°, and their map indexed with the true calibration
+    and the defaults (the grain-coherent search, search_stride 3): ``(phase, sim, xmap)``. Built once for the
+    coherent-search test of test_accuracy and the calibration test of test_calibrate, which made and indexed the
+    same scan. Read-only."""
+    import math
+
+    from stemgrains.crystal import load_phase
+    from stemgrains.data import Dataset4D
+    from stemgrains.index import index_orientations
+    from stemgrains.simulate import sample_cif, simulate_patterns
+
+    phase = load_phase(sample_cif("na_beta2_alumina"))
+    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=30, seed=77, dose=1e4, engine="py4dstem",
+                            q_pixel_size=0.025 * math.sqrt(1.05), ellipticity=(1.05, 37.0))
+    xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False)
+    return phase, sim, xmap

@@ -194,13 +194,14 @@ def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def indexed_sample(tmp_path_factory):
-    from pathlib import Path
+def indexed_sample(au_scan_3x3, tmp_path_factory):
+    """A results file made by `index` for the segment refusals below: the 3 × 3 Au scan of tests/conftest.py (the
+    refusals need a real map, not a large one; the 40 × 40 nba_sample.h5 took ~10 s to index)."""
+    from stemgrains.simulate import sample_cif
 
-    data = Path(__file__).resolve().parents[1] / "data_samples"
     out = tmp_path_factory.mktemp("idx") / "map.h5"
-    assert main(["index", str(data / "nba_sample.h5"), "--phase", str(data / "na_beta2_alumina.cif"), "-o", str(out),
-                 "--step", "3", "--no-progress"]) == 0
+    assert main(["index", str(au_scan_3x3), "--phase", str(sample_cif("au")), "-o", str(out), "--step", "3",
+                 "--no-progress"]) == 0
     return out
 
 

@@ -110,10 +110,12 @@ def test_index_never_replaces_the_results_of_another_input(data_samples, tmp_pat
     in one line before any work; the same input again replaces its own results; --force replaces the other's."""
     from stemgrains.io import load_4d, write_4d
 
-    data = data_samples / "nba_sample.h5"
     cif = str(data_samples / "na_beta2_alumina.cif")
-    ds = load_4d(data)
+    ds = load_4d(data_samples / "nba_sample.h5")
     other = write_4d(tmp_path / "other.h5", np.asarray(ds.data[:3, :3]), ds.calibration)
+    # the second input: another file (the guard compares the recorded input path), as small as the first, so that
+    # the run --force lets through is a 3 × 3 one and not the whole 40 × 40 sample
+    data = write_4d(tmp_path / "data.h5", np.asarray(ds.data[3:6, 3:6]), ds.calibration)
     out = tmp_path / "a.h5"
     common = ["--phase", cif, "-o", str(out), "--no-progress", "--step", "3"]
     assert main(["index", str(other), *common]) == 0

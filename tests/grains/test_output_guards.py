@@ -109,7 +109,12 @@ def test_results_without_provenance_record_their_source(tmp_path, capsys):
 def test_index_keeps_later_stages_of_the_same_input(tmp_path, capsys, data_samples):
     """`index -o` onto a results file of the same input that also holds grains (segment, classify, transport) used
     to replace it, dropping them; it is refused in one line unless --force."""
-    data = str(data_samples / "nba_sample.h5")
+    from stemgrains.io import load_4d, write_4d
+
+    # the input: 3 × 3 positions cut from the sample (the guard looks at the recorded input path, and the run that
+    # --force lets through then indexes 9 patterns, not the sample's 1600)
+    ds = load_4d(data_samples / "nba_sample.h5")
+    data = str(write_4d(tmp_path / "data.h5", np.asarray(ds.data[:3, :3]), ds.calibration))
     out = _results(tmp_path / "res.h5", data, seed=3)
     with h5py.File(out, "a") as f:
         f.create_group("grains").create_dataset("label", data=np.ones((2, 2), np.int32))

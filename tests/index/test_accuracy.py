@@ -33,11 +33,10 @@ def _errors(xmap, sim, phase, k=0):
 
 
 @pytest.fixture(scope="module")
-def nba_run():
-    phase = load_phase(sample_cif("na_beta2_alumina"))
-    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=6, seed=3, dose=1e4)
-    xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False)
-    return phase, sim, xmap
+def nba_run(nba_24x24_indexed):
+    """A 24 × 24 Na-β″ scan (6 grains, seed 3) indexed with the defaults (tests/conftest.py; the grains acceptance
+    test segments the same map)."""
+    return nba_24x24_indexed
 
 
 @pytest.mark.slow
@@ -175,20 +174,22 @@ def test_vacuum_pixels_not_indexed():
 
 
 @pytest.mark.slow
-def test_grain_coherent_search_on_many_small_grains_of_another_simulator():
+def test_grain_coherent_search_on_many_small_grains_of_another_simulator(nba_py4dstem_30_grains):
     """py4DSTEM's kinematic Na-β″ patterns, 30 grains in 24 × 24 pixels, elliptical detector (dense reciprocal
     lattice, small grains):
     a neighbour's solution can explain a pixel of another grain nearly as well; the verification must send such
     pixels to the full search, so the coherent search ends where the every-pixel search does (a looser threshold,
     0.9, lost 5 % of the map here, confidently: R ≥ 5 precision fell to 95 %)."""
-    phase = load_phase(sample_cif("na_beta2_alumina"))
-    sim = simulate_patterns([phase], scan_shape=(24, 24), n_grains=30, seed=77, dose=1e4, engine="py4dstem",
-                            q_pixel_size=0.025 * 1.05**0.5, ellipticity=(1.05, 37.0))  # indexed with its true calibration
+    # the scan and its map with the coherent search (the default, search_stride 3), indexed with its true
+    # calibration: tests/conftest.py (test_calibrate indexes the same scan the same way)
+    phase, sim, coherent = nba_py4dstem_30_grains
+    assert coherent.parameters["search_stride"] == 3
     sym = laue_proper_group(phase)
     truth = Orientation(Rotation(sim.quaternions.reshape(-1, 4)), sym)
     out = {}
     for stride in (1, 3):
-        xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False, search_stride=stride)
+        xmap = coherent if stride == 3 else \
+            index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False, search_stride=stride)
         err = np.rad2deg(Orientation(xmap.rotations, sym).angle_with(truth))
         rel = xmap.prop["reliability"]
         out[stride] = (np.mean(err < 2), np.mean(err[rel >= 5] < 2))
@@ -198,8 +199,10 @@ def test_grain_coherent_search_on_many_small_grains_of_another_simulator():
 
 def test_the_map_does_not_depend_on_the_chunking():
     """Chunks are whole blocks of config.COHERENT_BLOCK_ROWS rows, inside which the grain-coherent search and the
-    neighbour pass work: chunk_rows 1, 5, 8 and 30 give the same map, bit for bit (a fresh-user test found
-    reliabilities crossing the R = 5 cut and orientations moving by 0.1° between chunk sizes)."""
+    neighbour pass work: chunk_rows 1 (rounded up to one block per chunk: chunks of rows 0–8, 8–16, 16–19) and 30
+    (the whole scan in one chunk) give the same map, bit for bit (a fresh-user test found reliabilities crossing the
+    R = 5 cut and orientations moving by 0.1° between chunk sizes). chunk_rows 5 and 8 also round to one block per
+    chunk, the chunks of chunk_rows 1, so they are not indexed again."""
     phase = load_phase(sample_cif("au"))
     rng = np.random.default_rng(11)
     labels = np.ones((19, 10), np.int32)
@@ -209,7 +212,7 @@ def test_the_map_does_not_depend_on_the_chunking():
     quats = Rotation.from_axes_angles([[1, 2, 3], [3, -1, 2], [0, 1, 1], [2, 1, -1]], np.deg2rad([50.0, 35.0, 20.0, 65.0])).data
     sim = simulate_patterns([phase], labels=labels, orientations=quats, seed=3, dose=1e4)
     ds = Dataset4D(sim.data, sim.calibration, source="sim")
-    maps = [index_orientations(ds, [phase], progress=False, step_deg=2.0, chunk_rows=c) for c in (1, 5, 8, 30)]
+    maps = [index_orientations(ds, [phase], progress=False, step_deg=2.0, chunk_rows=c) for c in (1, 30)]
     for m in maps[1:]:
         np.testing.assert_array_equal(m.rotations.data, maps[0].rotations.data)
         np.testing.assert_array_equal(m.phase_id, maps[0].phase_id)

@@ -100,12 +100,26 @@ def test_multislice_reliability_cut_keeps_mostly_right_pixels(name, min_precisio
                                               ("ci-nba-py4dstem", 0.015)])
 def test_relrod_width_is_chosen_from_the_data(name, chosen):
     """Multislice patterns of 20–25 nm lamellae are described best by a relrod width of 0.010 1/Å, kinematic
-    patterns from py4DSTEM by the default 0.015."""
+    patterns from py4DSTEM by the default 0.015. Read from the maps the other tests index (``run``, cached), which
+    record the width index_orientations chose from the data (the choice of estimate_excitation_error_sigma: see the
+    next test)."""
+    prm = run(name)[0].parameters
+    assert prm["excitation_error_sigma_source"] == "chosen from the data", prm
+    assert prm["excitation_error_sigma"] == chosen, prm["excitation_error_sigma_confident"]
+    assert set(prm["excitation_error_sigma_confident"]) == {"0.015", "0.01"}
+
+
+def test_estimated_relrod_width_is_the_one_the_indexing_chose():
+    """estimate_excitation_error_sigma (the public function) gives the width, and the confident shares, that
+    index_orientations chose and recorded for the same data (on one of the files above: the choice is the same
+    code)."""
     from stemgrains.index.api import estimate_excitation_error_sigma
 
-    sigma, confident = estimate_excitation_error_sigma(load_4d(DATA / f"{name}.h5"), [load_phase(CIF["au" if "-au-" in name else "nba"])])
-    assert sigma == chosen, confident
-    assert set(confident) == {0.015, 0.01}
+    name = "ci-au-abtem"  # chooses 0.010, not the default
+    sigma, confident = estimate_excitation_error_sigma(load_4d(DATA / f"{name}.h5"), [load_phase(CIF["au"])])
+    prm = run(name)[0].parameters
+    assert sigma == prm["excitation_error_sigma"] == 0.01, confident
+    assert {f"{c:g}": v for c, v in confident.items()} == prm["excitation_error_sigma_confident"]
 
 
 @pytest.mark.parametrize("name", ["validation-au-abtem", "validation-nba-abtem", "validation-au-py4dstem",

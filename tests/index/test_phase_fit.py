@@ -29,9 +29,16 @@ def nba_scan():
     return phase, Dataset4D(sim.data, sim.calibration)
 
 
-def test_right_phase_explains_its_patterns(nba_scan):
+@pytest.fixture(scope="module")
+def nba_right(nba_scan):
+    """nba_scan indexed with its own phase (step 2°), once for the tests that need it; a test that changes the
+    map's properties works on a deep copy."""
     phase, ds = nba_scan
-    xmap = index_orientations(ds, [phase], progress=False, step_deg=2.0)
+    return index_orientations(ds, [phase], progress=False, step_deg=2.0)
+
+
+def test_right_phase_explains_its_patterns(nba_right):
+    xmap = nba_right
     rep = phase_fit_check(xmap)
     assert rep.ok and not rep.warnings
     (pf,) = rep.phases
@@ -44,9 +51,9 @@ def test_right_phase_explains_its_patterns(nba_scan):
     assert "OK" in fig.axes[1].get_title()
 
 
-def test_wrong_phase_is_reported(nba_scan):
-    phase, ds = nba_scan
-    right = index_orientations(ds, [phase], progress=False, step_deg=2.0)
+def test_wrong_phase_is_reported(nba_scan, nba_right):
+    _, ds = nba_scan
+    right = nba_right
     wrong = index_orientations(ds, [load_phase(sample_cif("au"))], progress=False, step_deg=2.0)
     rep = phase_fit_check(wrong)
     assert not rep.ok and len(rep.warnings) == 1
@@ -81,14 +88,13 @@ def test_report_of_a_map_without_spot_fit_is_empty():
     assert rep.ok and rep.phases == [] and rep.as_dict()["warnings"] == []
 
 
-def test_patterns_with_too_few_spots_above_threshold_are_not_judged(nba_scan):
+def test_patterns_with_too_few_spots_above_threshold_are_not_judged(nba_right):
     """A poorly explained region made only of patterns with fewer than PHASE_FIT_MIN_SPOTS spots above the detection
     threshold (sparse patterns that took weaker spots for the search) raises no warning: 1–3 spots cannot show a
     misfit. The same region with enough spots does."""
     from stemgrains import config
 
-    phase, ds = nba_scan
-    xmap = index_orientations(ds, [phase], progress=False, step_deg=2.0)
+    xmap = nba_right.deepcopy()  # its properties are changed below
     assert "spot_fit_n_peaks" in xmap.prop and np.all(xmap.prop["spot_fit_n_peaks"] <= xmap.prop["n_peaks"])
     region = np.zeros(xmap.shape, bool)
     region[:5, :5] = True  # a quarter of the map
