@@ -79,12 +79,14 @@ def run(args: argparse.Namespace) -> int:
 
 def format_fit(fit, out) -> str:
     """One paragraph for the terminal."""
-    if not fit.ok:
+    if not fit.ok and not fit.values:
         return f"calibration undetermined ({fit.reason}); stated calibration kept → {out}"
     v, u = fit.values, fit.uncertainty
     st = fit.stated.q_pixel_size
+    head = f"calibration ({fit.method}) → {out}" if fit.ok else \
+        f"calibration {fit.status}: {fit.reason}; stated calibration kept → {out}; the fit gave"
     lines = [
-        f"calibration ({fit.method}) → {out}",
+        head,
         f"  q_pixel_size {v['q_pixel_size']:.6g} ± {u['q_pixel_size']:.2g} 1/Å per px (stated {st:.6g}, "
         f"{100 * (v['q_pixel_size'] / st - 1):+.2f} %); mean over directions {v['q_pixel_size_mean']:.6g}",
         f"  ellipticity {v['ellipticity_ratio']:.4f} ± {u['ellipticity_ratio']:.4f} at {v['ellipticity_angle_deg']:.1f} ± "

@@ -5,7 +5,7 @@ A calibration JSON (written by ``stemgrains calibrate``) is::
     {"calibration": {"q_pixel_size": ..., "center_row": ..., "center_col": ..., "q_rotation_deg": ...,
                      "q_flip": ..., "ellipticity_ratio": ..., "ellipticity_angle_deg": ..., "affine": [4 numbers],
                      "accelerating_voltage_kV": ..., "scan_step_nm": ...},
-     "status": "ok" | "undetermined", "reason": ..., "values": ..., "uncertainty": ..., "center": ..., "notes": ...}
+     "status": "ok" | "undetermined" | "unconfirmed", "reason": ..., "values": ..., "uncertainty": ..., "center": ..., "notes": ...}
 
 The keys of ``"calibration"`` are the attribute names of the project's HDF5 ``/data`` and of ``/calibration``
 in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written file may hold just that mapping

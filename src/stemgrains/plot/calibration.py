@@ -122,11 +122,12 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
     ax.set_ylabel("drow residual (px)")
 
     v, u = fit.values, fit.uncertainty
-    if fit.ok:
-        head = (f"{fit.method}: q_pixel_size {v['q_pixel_size']:.5g} ± {u['q_pixel_size']:.2g} 1/Å/px "
+    if fit.values:
+        head = ("" if fit.ok else "NOT APPLIED (indexes no better than the stated calibration) — ") + (
+                f"{fit.method}: q_pixel_size {v['q_pixel_size']:.5g} ± {u['q_pixel_size']:.2g} 1/Å/px "
                 f"(stated {fit.stated.q_pixel_size:.5g}); ellipticity {v['ellipticity_ratio']:.4f} ± {u['ellipticity_ratio']:.4f} "
                 f"at {v['ellipticity_angle_deg']:.1f} ± {u['ellipticity_angle_deg']:.1f}°")
-    else:
+    if not fit.values or fit.status == "undetermined":
         head = f"undetermined: {fit.reason}"
     fig.suptitle(head, fontsize=10)
     if path is not None:

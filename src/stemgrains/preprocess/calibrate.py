@@ -50,6 +50,12 @@ MAX_RELATIVE_SIGMA = 0.01
 #: with twice as many indexed patterns (up to ``max_index``); multislice patterns, few of which index reliably,
 #: need 32-64 where kinematic ones reach ~0.1 % with 16 (measured: README, "Calibration")
 TARGET_RELATIVE_SIGMA = 0.005
+#: an ok fit is applied only where it indexes about this many patterns of the subsample better than the stated
+#: calibration (:func:`_confirm_by_indexing`)
+CONFIRM_PATTERNS = 128
+#: ... unless it changes the stated detector map by at least this much (then it is refused only where it indexes
+#: significantly worse): changes below it matter little to orientations and are where spurious fits lie (0.4-0.8 %)
+CONFIRM_MIN_CHANGE = 0.015
 LATTICE_NOTE = (
     "the isotropic scale (q_pixel_size) absorbs any uniform error of the CIF's lattice parameters: a lattice "
     "1 % larger than the CIF looks like a pixel size 1 % larger"
@@ -150,9 +156,11 @@ class CalibrationFit:
     calibration : Calibration
         The fitted calibration (q_rotation_deg and q_flip as given); where the fit is undetermined, the input
         calibration with the measured median beam centre.
-    status : {"ok", "undetermined"}
+    status : {"ok", "undetermined", "unconfirmed"}
     reason : str or None
-        Why the data do not constrain the distortion (for ``"undetermined"``).
+        Why the data do not constrain the distortion (``"undetermined"``), or why the fit is not applied although
+        precise (``"unconfirmed"``: it indexes no more patterns reliably than the stated calibration; the values are
+        reported, ``calibration`` is the stated one).
     method : str
         ``"rings"``, ``"orientations"`` or ``"rings+orientations"``.
     values, uncertainty : dict
@@ -519,7 +527,8 @@ def _fit_orientations_growing(pats: np.ndarray, counts: np.ndarray, grid_shape: 
         joint = _fit_orientations(pats[pick], start, phases, libraries, index_params, spot_params, n_iter, min_patterns,
                                   min_reliability)
         rounds.append(len(pick))
-        if _relative_sigma(stated, joint) <= TARGET_RELATIVE_SIGMA or n >= n_max or len(pick) < n:
+        nothing = bool(joint.get("history")) and joint["history"][0]["patterns_used"] == 0  # more patterns won't help
+        if _relative_sigma(stated, joint) <= TARGET_RELATIVE_SIGMA or n >= n_max or len(pick) < n or nothing:
             break
         if "s_params" in joint and "reason" not in joint:  # start the next round where this one ended
             sp = joint["s_params"]
@@ -589,12 +598,61 @@ def _fit_result(stated: Calibration, base: Calibration, s_fit: Any, cov: Any, q0
     rel = [unc["q_pixel_size"] / values["q_pixel_size"], unc["ellipticity_ratio"] / values["ellipticity_ratio"]]
     if not np.all(np.isfinite(rel)) or max(rel) > MAX_RELATIVE_SIGMA:
         status = "undetermined"
+        joint_reason = diag.get("orientations", {}).get("reason")
         reason = (f"the fitted pixel size and ellipticity are uncertain by {100 * rel[0]:.2g} % and {100 * rel[1]:.2g} % "
-                  f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): too few or too poorly spread spots")
+                  f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): " + (
+                      f"the ring fit alone, and the joint fit with orientations failed ({joint_reason}): the stated "
+                      "calibration may be too far off (more than ~10 %) to index with; give a closer --q-pixel-size"
+                      if joint_reason else "too few or too poorly spread spots"))
         cal = base
     diag["fitted_matrix"] = s_mat @ q0
     return CalibrationFit(calibration=cal, status=status, reason=reason, method="+".join(used), values=values,
                           uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
+
+
+def _confirm_by_indexing(fit: CalibrationFit, pats: np.ndarray, phases: list, libraries: list | None, iprm: Any,
+                         n_patterns: int = CONFIRM_PATTERNS) -> CalibrationFit:
+    """Test an ``ok`` fit against the stated calibration by indexing: about ``n_patterns`` patterns spread over the
+    subsample are indexed with both; b (a) counts those indexed with reliability ≥
+    ``config.SIGMA_CONFIDENT_RELIABILITY`` under the fit (the stated calibration) only. The fit stands where it is
+    significantly better, b − a > 2·√(a + b) (the paired sign test of the relrod-width choice,
+    :func:`stemgrains.index.estimate_excitation_error_sigma`), or where it changes the stated detector map (largest
+    element of M_fit·M_stated⁻¹ − I) by at least :data:`CONFIRM_MIN_CHANGE` and is not significantly worse. Otherwise the status is
+    ``"unconfirmed"``: the fitted values are reported, the calibration is the stated one (with the measured centre).
+    Why: a fit can be precise and wrong — dynamical disk centroids lie off the kinematic positions (README,
+    "Calibration"): on multislice scans with a right stated calibration the fit found ratios of 1.005-1.008 at 3-5σ
+    and once a pixel size 2.4 % off at 7σ, and applying them lowered the share indexed right."""
+    from .. import config
+    from ..index.api import index_patterns
+    from ..library.templates import build_library
+
+    if not fit.ok:
+        return fit
+    idx = np.unique(np.linspace(0, len(pats) - 1, min(len(pats), n_patterns)).round().astype(np.int64))
+    base = replace(fit.stated, center=(fit.center["row"], fit.center["col"]))
+    libraries = libraries or [build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, excitation_error_sigma=iprm.excitation_error_sigma,
+                                            accelerating_voltage_kV=base.accelerating_voltage_kV) for p in phases]
+    conf = {}
+    for name, cal in (("stated", base), ("fitted", fit.calibration)):
+        res = index_patterns(pats[idx], cal, libraries, iprm)
+        conf[name] = (res.phase_id >= 0) & (res.reliability >= config.SIGMA_CONFIDENT_RELIABILITY)
+    b = int(np.sum(conf["fitted"] & ~conf["stated"]))
+    a = int(np.sum(conf["stated"] & ~conf["fitted"]))
+    check = {"patterns": int(len(idx)), "reliable_stated": int(conf["stated"].sum()),
+             "reliable_fitted": int(conf["fitted"].sum()), "only_stated": a, "only_fitted": b}
+    change = float(np.max(np.abs(fit.calibration._affine() @ np.linalg.inv(base._affine()) - np.eye(2))))  # fitted vs stated map
+    check["largest_change"] = change
+    fit.diagnostics["confirmation"] = check
+    better, worse = b - a > 2.0 * np.sqrt(a + b), a - b > 2.0 * np.sqrt(a + b)
+    if better or (change >= CONFIRM_MIN_CHANGE and not worse):
+        return fit
+    fit.status, fit.calibration = "unconfirmed", base
+    fit.reason = (f"the fitted calibration (largest change {100 * change:.2g} % of the stated map) indexes "
+                  f"{'fewer' if worse else 'no more'} patterns reliably than the stated one ({check['reliable_fitted']} "
+                  f"against {check['reliable_stated']} of {len(idx)} with reliability ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g}); "
+                  "the stated calibration is kept and the fitted values are only reported (dynamical diffraction biases "
+                  "the fit: README, 'Calibration')")
+    return fit
 
 
 def calibrate(
@@ -605,6 +663,7 @@ def calibrate(
     max_patterns: int = 1024,
     n_index: int = 16,
     max_index: int = 64,
+    confirm: bool = True,
     n_iter: int = 6,
     n_sectors: int = 12,
     max_scale_error: float = 0.12,
@@ -634,6 +693,9 @@ def calibrate(
         While the fitted pixel size or ellipticity ratio is uncertain by more than :data:`TARGET_RELATIVE_SIGMA`
         (0.5 %), the joint fit is repeated with twice as many patterns, up to this many (a value below ``n_index``
         counts as ``n_index``: one round).
+    confirm
+        Apply an ok fit only where it indexes a subsample better than the stated calibration (status
+        ``"unconfirmed"`` otherwise: the values are reported, the stated calibration kept); ``False`` skips the test.
     n_iter
         Largest number of index → fit rounds.
     n_sectors
@@ -652,6 +714,7 @@ def calibrate(
     Returns
     -------
     CalibrationFit
+        ``status == "unconfirmed"`` where the fit does not index better than the stated calibration (``confirm``);
         ``status == "undetermined"`` with a ``reason`` where the data do not constrain the distortion to
         better than 1 % (e.g. a single systematic row, too few spots, nothing indexed); then ``calibration`` is
         the stated one with the fitted beam centre.
@@ -716,7 +779,8 @@ def calibrate(
         else:
             notes.append(f"the joint fit with orientations did not run to the end ({joint.get('reason')}); the ring fit is reported")
 
-    return _fit_result(stated, base, s_fit, cov, q0, reason, method, used, center, notes, diag)
+    fit = _fit_result(stated, base, s_fit, cov, q0, reason, method, used, center, notes, diag)
+    return _confirm_by_indexing(fit, pats, phase_list, libraries, iprm) if confirm else fit
 
 
 def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
