@@ -293,3 +293,13 @@ def test_run_into_a_folder_of_someone_elses_files_is_refused(data_samples, tmp_p
     assert rc == 2 and "holds files the run writes" in err and "summary.json" in err and err.count("\n") == 1, err
     assert (folder / "summary.json").read_text() == '{"mine": true}'
     assert sorted(p.name for p in folder.iterdir()) == ["grains_ipf.png", "summary.json"]
+
+
+@pytest.mark.parametrize("name", ["m.ang", "m.ctf", "m.csv"])
+def test_index_results_under_another_formats_name_are_refused(au_scan_3x3, tmp_path, capsys, name):
+    """`index -o m.ang` wrote an HDF5 results file under an .ang name; now one line pointing to .h5 (and --export-ang)."""
+    out = tmp_path / name
+    assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"-o {out}: the results file is HDF5; give a .h5 name" in err[0], err
+    assert not out.exists()

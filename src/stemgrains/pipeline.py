@@ -226,6 +226,17 @@ def check_export_names(export_ang: str | os.PathLike | None, export_ctf: str | o
             raise ParameterError(f"{opt} {name}: the file name must end in {suffix} (the format is chosen by it)")
 
 
+def check_results_name(output: str | os.PathLike) -> None:
+    """Refuse an ``index -o`` name whose extension is another format's (``.ang``, ``.ctf``, ``.csv``, images, ...):
+    the results file is HDF5 whatever its name, so ``-o map.ang`` wrote HDF5 under a name EDAX readers would open."""
+    suffix = Path(output).suffix.lower()
+    if suffix in (".ang", ".ctf"):
+        raise ParameterError(f"-o {output}: the results file is HDF5; give a .h5 name, and --export-{suffix[1:]} "
+                             f"{output} for the {suffix} map")
+    if suffix in (".csv", ".png", ".jpg", ".tif", ".tiff", ".json", ".txt", ".npy", ".toml"):
+        raise ParameterError(f"-o {output}: the results file is HDF5; give a .h5 name")
+
+
 def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: bool = False) -> None:
     """:func:`stemgrains.settings.check_q_range` of indexing keyword arguments on a dataset's detector (nothing
     for ``None``: an empty q-range indexes nothing); first, with ``require_pixel_size``, the dataset's pixel size
@@ -286,6 +297,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
                    "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
                   [input_path, *phases])
     check_export_names(export_ang, export_ctf)
+    check_results_name(out)
     from .io.outputs import refuse_foreign_side_output, refuse_results_of_another_input
 
     refuse_results_of_another_input(out, input_path, replace=replace_other,

@@ -33,6 +33,13 @@ def test_a_path_wins_and_unknown_names_are_refused(tmp_path, monkeypatch, capsys
         "name (na_beta2_alumina, au, zro2_baddeleyite)")
 
 
+def test_a_folder_named_like_a_builtin_phase_does_not_hide_it(tmp_path, monkeypatch):
+    """A data folder `au/` in the working directory used to make `--phase au` fail ('is a folder')."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "au").mkdir()
+    assert resolve_cif("au") != Path("au") and load_phase("au").point_group.name == "m-3m"
+
+
 def test_a_builtin_name_is_fingerprinted_by_the_cifs_content(data_samples):
     """--phase au and --phase PATH/au.cif (the same content) are the same parameters of a run or batch: the same
     fingerprint, so a finished run is recognised whichever was typed."""

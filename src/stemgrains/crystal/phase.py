@@ -95,6 +95,7 @@ BUILTIN_CIFS = ("na_beta2_alumina", "au", "zro2_baddeleyite")
 def resolve_cif(cif: str | os.PathLike) -> Path:
     """The CIF file a phase argument names: an existing path as given, else a built-in CIF by name
     (:data:`BUILTIN_CIFS`, with or without ``.cif``; a bare name only, no folder): the copy shipped with the package.
+    A file of that name in the working directory wins over the built-in one; a folder of that name does not.
     Every command resolves ``--phase`` through :func:`load_phase`, which calls this.
 
     Raises
@@ -104,10 +105,11 @@ def resolve_cif(cif: str | os.PathLike) -> Path:
         and listing the built-in names.
     """
     path = Path(cif)
-    if path.exists():
-        return path
     stem = path.name[:-4] if path.name.lower().endswith(".cif") else path.name
-    if path.parent == Path(".") and stem.lower() in BUILTIN_CIFS:
+    builtin = path.parent == Path(".") and stem.lower() in BUILTIN_CIFS
+    if path.exists() and not (builtin and path.is_dir()):  # a folder named like a built-in phase does not hide it
+        return path
+    if builtin:
         from importlib.resources import files
 
         return Path(str(files("stemgrains").joinpath("simulate", "cifs", f"{stem.lower()}.cif")))
