@@ -655,6 +655,24 @@ def _confirm_by_indexing(fit: CalibrationFit, pats: np.ndarray, phases: list, li
     return fit
 
 
+def _ring_stage(method: str, d: np.ndarray, amp: np.ndarray, m0: np.ndarray, phases: list, q_range: tuple[float, float],
+                n_sectors: int, max_scale_error: float, diag: dict[str, Any]) -> tuple[Any, Any, Any, list[str], str | None]:
+    """The ring fit of :func:`calibrate` (for ``method`` "auto"/"rings"; ``q_range`` = (inner radius, k_max)):
+    ``(s_fit, cov, q0, used, reason)``, all None / [] where it did not run or fit; records the ring radii and the
+    fit's report in ``diag``."""
+    from ..crystal import reflections
+
+    refl_list = [reflections(p, k_max=q_range[1]) for p in phases]
+    diag["ring_radii"] = np.unique(np.round(np.concatenate([r.g_norm for r in refl_list]), 5))
+    if method not in ("auto", "rings"):
+        return None, None, None, [], None
+    rings = _fit_rings(d, amp, m0, refl_list, (q_range[0], q_range[1] * 0.98), n_sectors, max_scale_error)
+    diag["rings"] = {k: v for k, v in rings.items() if k not in ("s_params", "cov", "q0")}
+    if "s_params" in rings:
+        return rings["s_params"], rings["cov"], rings["q0"], ["rings"], None
+    return None, None, None, [], f"rings: {rings.get('reason')}"
+
+
 def calibrate(
     dataset: Dataset4D,
     phases: Any,
@@ -745,21 +763,8 @@ def calibrate(
     notes = [LATTICE_NOTE, ROTATION_NOTE]
     diag: dict[str, Any] = {"offsets": d, "amplitudes": amp, "n_subsample": int(len(pats)), "n_spots": int(len(d)),
                             "stated_matrix": m0}
-    from ..crystal import reflections
-
-    refl_list = [reflections(p, k_max=iprm.k_max) for p in phase_list]
-    diag["ring_radii"] = np.unique(np.round(np.concatenate([r.g_norm for r in refl_list]), 5))
-
-    s_fit, cov, q0, used, reason = None, None, None, [], None
-    if method in ("auto", "rings"):
-        q_lo = sp.resolved_q_min(stated)
-        rings = _fit_rings(d, amp, m0, refl_list, (q_lo, iprm.k_max * 0.98), n_sectors, max_scale_error)
-        diag["rings"] = {k: v for k, v in rings.items() if k not in ("s_params", "cov", "q0")}
-        if "s_params" in rings:
-            s_fit, cov, q0 = rings["s_params"], rings["cov"], rings["q0"]
-            used.append("rings")
-        else:
-            reason = f"rings: {rings.get('reason')}"
+    s_fit, cov, q0, used, reason = _ring_stage(method, d, amp, m0, phase_list, (sp.resolved_q_min(stated), iprm.k_max),
+                                               n_sectors, max_scale_error, diag)
     if method in ("auto", "orientations"):
         start = base
         if s_fit is not None:
