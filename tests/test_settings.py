@@ -126,6 +126,7 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
     ("threshold_deg = 3\n", "key threshold_deg is outside any section; it belongs under [grains]"),
     # the field's and our options' names for the same thing (docs/classification.md: delta), and keys of another section
     ("[classify]\ndelta = 5\n", "unknown key [classify] delta (did you mean type_tolerance_deg?)"),
+    ("[index]\nsigma_s = 0.01\n", "unknown key [index] sigma_s (did you mean excitation_error_sigma"),
     ('[classify]\n"δ" = 5\n', "unknown key [classify] δ (did you mean type_tolerance_deg?)"),
     ("[classify]\nflat_tol = 5\n", "unknown key [classify] flat_tol (did you mean flat_tolerance_deg?)"),
     ("[transport]\nratio = 5\n", "unknown key [transport] ratio (did you mean conductivity_ratio?)"),

@@ -601,7 +601,8 @@ _ALIASES = {
     "pixel_size": "calibration.q_pixel_size", "kv": "calibration.accelerating_voltage_kV",
     "high_tension": "calibration.accelerating_voltage_kV", "camera_rotation": "calibration.q_rotation_deg",
     "angular_step": "index.step_deg", "library_step": "index.step_deg", "kmax": "index.k_max", "qmin": "spots.q_min",
-    "qmax": "spots.q_max",
+    "qmax": "spots.q_max", "sigma_s": "index.excitation_error_sigma", "relrod_width": "index.excitation_error_sigma",
+    "excitation_error": "index.excitation_error_sigma",
 }
 
 

@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_foreign_calibration([figure], args.input, option="--figure", replace=args.force)
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))  # lazy: an unreadable input creates nothing
+    ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
     for f in (out, figure):
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
