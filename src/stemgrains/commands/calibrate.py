@@ -85,7 +85,7 @@ def format_fit(fit, out) -> str:
     v, u = fit.values, fit.uncertainty
     st = fit.stated.q_pixel_size
     head = f"calibration ({fit.method}) → {out}" if fit.ok else \
-        f"calibration {fit.status}: {fit.reason}; stated calibration kept → {out}; the fit gave"
+        f"calibration {fit.status} → {out}: {fit.reason}; the stated calibration is kept. The fit gave:"
     lines = [
         head,
         f"  q_pixel_size {v['q_pixel_size']:.6g} ± {u['q_pixel_size']:.2g} 1/Å per px (stated {st:.6g}, "

@@ -123,7 +123,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
 
     v, u = fit.values, fit.uncertainty
     if fit.values:
-        head = ("" if fit.ok else "NOT APPLIED (indexes no better than the stated calibration) — ") + (
+        head = ("" if fit.ok else "NOT APPLIED (it indexes no better than the stated calibration); the fit:\n") + (
                 f"{fit.method}: q_pixel_size {v['q_pixel_size']:.5g} ± {u['q_pixel_size']:.2g} 1/Å/px "
                 f"(stated {fit.stated.q_pixel_size:.5g}); ellipticity {v['ellipticity_ratio']:.4f} ± {u['ellipticity_ratio']:.4f} "
                 f"at {v['ellipticity_angle_deg']:.1f} ± {u['ellipticity_angle_deg']:.1f}°")

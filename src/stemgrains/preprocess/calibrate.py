@@ -647,11 +647,10 @@ def _confirm_by_indexing(fit: CalibrationFit, pats: np.ndarray, phases: list, li
     if better or (change >= CONFIRM_MIN_CHANGE and not worse):
         return fit
     fit.status, fit.calibration = "unconfirmed", base
-    fit.reason = (f"the fitted calibration (largest change {100 * change:.2g} % of the stated map) indexes "
-                  f"{'fewer' if worse else 'no more'} patterns reliably than the stated one ({check['reliable_fitted']} "
-                  f"against {check['reliable_stated']} of {len(idx)} with reliability ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g}); "
-                  "the stated calibration is kept and the fitted values are only reported (dynamical diffraction biases "
-                  "the fit: README, 'Calibration')")
+    fit.reason = (f"the fit (largest change {100 * change:.2g} % of the stated detector map) indexes "
+                  f"{'fewer' if worse else 'no more'} patterns reliably than the stated calibration ({check['reliable_fitted']} "
+                  f"against {check['reliable_stated']} of {len(idx)} with reliability ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g}): "
+                  "not applied (README, 'Calibration')")
     return fit
 
 
