@@ -199,3 +199,17 @@ def test_record_folder_of_compare_and_series(tmp_path):
     (d / "x" / "compare.h5").mkdir(parents=True)
     assert record_folder(d / "x" / "compare.h5", "compare.h5", "compare", "scans") == d / "x" / "compare.h5"
     assert record_folder(d / "other.h5", "compare.h5", "compare", "scans") == d / "other.h5"
+
+
+def test_a_missing_output_folder_named_like_a_file_is_refused(tmp_path):
+    """compare/series/vdf-grains -o out/results.h5 used to create a folder called results.h5 (fresh user)."""
+    from stemgrains.errors import ParameterError
+    from stemgrains.io.outputs import require_output_folder
+
+    for name in ("results.h5", "events.csv", "x.PNG"):
+        with pytest.raises(ParameterError, match=r"names a .* file, but this command writes several files into a folder"):
+            require_output_folder(tmp_path / "out" / name)
+        assert not (tmp_path / "out").exists()
+    require_output_folder(tmp_path / "out.d")  # a folder name with a dot is still a folder
+    (tmp_path / "made.h5").mkdir()
+    require_output_folder(tmp_path / "made.h5")  # an existing folder of that name is the user's choice

@@ -808,11 +808,20 @@ def refuse_foreign_folder_outputs(folder: str | os.PathLike, names: Iterable[str
             _refuse_replacing(option, out, name, what)
 
 
+#: extensions of the files our commands read or write: a missing ``-o`` folder named so is a file name mistaken
+_FILE_SUFFIXES = (".h5", ".hdf5", ".csv", ".json", ".png", ".npy", ".npz", ".txt", ".toml", ".tif", ".tiff", ".ang",
+                  ".ctf", ".mib", ".blo", ".emd")
+
+
 def require_output_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike | None] = (), *,
                           option: str = "-o") -> None:
-    """Refuse an output folder that is an existing file (one line; an input file is named as such), before any
-    work: ``compare``, ``series`` and ``vdf-grains`` write several files into ``-o OUTDIR``."""
+    """Refuse an output folder that is an existing file (one line; an input file is named as such), or a missing
+    one named like a file (``-o out/results.h5`` became a folder of that name), before any work: ``compare``,
+    ``series`` and ``vdf-grains`` write several files into ``-o OUTDIR``."""
     out = Path(folder)
+    if not out.exists() and out.suffix.lower() in _FILE_SUFFIXES:  # would become a folder named like a file
+        raise ParameterError(f"{option} {out}: names a {out.suffix} file, but this command writes several files into a "
+                             f"folder; give a folder (e.g. {out.with_suffix('')})")
     if not out.exists() or out.is_dir():
         return
     for i in inputs:
@@ -836,12 +845,7 @@ def files_written_record(folder: str | os.PathLike, names: Iterable[str]) -> dic
 
 def _json_record(path: Path) -> dict[str, Any] | None:
     """A JSON record of ours (``"software": "stemgrains ..."`` and an ``"input"``), else ``None``."""
-    try:
-        if path.stat().st_size > 1 << 26:
-            return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    doc = _json_document(path, 1 << 26)
     if isinstance(doc, dict) and str(doc.get("software", "")).startswith("stemgrains") and \
             isinstance(doc.get("input"), str):
         return doc
