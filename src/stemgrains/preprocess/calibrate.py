@@ -610,6 +610,14 @@ def _fit_result(stated: Calibration, base: Calibration, s_fit: Any, cov: Any, q0
                           uncertainty=unc, center=center, notes=notes, stated=stated, diagnostics=diag)
 
 
+def _libraries(phases: list, iprm: Any, cal: Calibration) -> list:
+    """One template library per phase at the indexing parameters ``iprm`` and the voltage of ``cal``."""
+    from ..library.templates import build_library
+
+    return [build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, excitation_error_sigma=iprm.excitation_error_sigma,
+                          accelerating_voltage_kV=cal.accelerating_voltage_kV) for p in phases]
+
+
 def _confirm_by_indexing(fit: CalibrationFit, pats: np.ndarray, phases: list, libraries: list | None, iprm: Any,
                          n_patterns: int = CONFIRM_PATTERNS) -> CalibrationFit:
     """Test an ``ok`` fit against the stated calibration by indexing: about ``n_patterns`` patterns spread over the
@@ -624,14 +632,12 @@ def _confirm_by_indexing(fit: CalibrationFit, pats: np.ndarray, phases: list, li
     and once a pixel size 2.4 % off at 7σ, and applying them lowered the share indexed right."""
     from .. import config
     from ..index.api import index_patterns
-    from ..library.templates import build_library
 
     if not fit.ok:
         return fit
     idx = np.unique(np.linspace(0, len(pats) - 1, min(len(pats), n_patterns)).round().astype(np.int64))
     base = replace(fit.stated, center=(fit.center["row"], fit.center["col"]))
-    libraries = libraries or [build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, excitation_error_sigma=iprm.excitation_error_sigma,
-                                            accelerating_voltage_kV=base.accelerating_voltage_kV) for p in phases]
+    libraries = libraries or _libraries(phases, iprm, base)
     conf = {}
     for name, cal in (("stated", base), ("fitted", fit.calibration)):
         res = index_patterns(pats[idx], cal, libraries, iprm)
@@ -743,7 +749,6 @@ def calibrate(
     """
     from ..crystal import coerce_phases
     from ..index.api import IndexParams, read_as_indexed
-    from ..library.templates import build_library
 
     _check_arguments(dataset, method, max_patterns, n_index, n_iter, n_sectors, min_patterns, max_scale_error, max_index)
     phase_list = coerce_phases(phases)
@@ -768,8 +773,7 @@ def calibrate(
         start = base
         if s_fit is not None:
             start = calibration_from_matrix(base, np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]]), q0)
-        libraries = libraries or [build_library(p, step_deg=iprm.step_deg, k_max=iprm.k_max, excitation_error_sigma=iprm.excitation_error_sigma,
-                                                accelerating_voltage_kV=stated.accelerating_voltage_kV) for p in phase_list]
+        libraries = libraries or _libraries(phase_list, iprm, stated)
         joint = _fit_orientations_growing(pats, counts, (len(rows), len(cols)), start, stated, phase_list, libraries, iprm,
                                           sp, (n_index, max(n_index, max_index)), n_iter, min_patterns, min_reliability)
         diag["orientations"] = {k: v for k, v in joint.items() if k not in ("s_params", "cov", "q0")}
