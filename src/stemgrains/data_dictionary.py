@@ -106,6 +106,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                   "the search ([spots] min_spots); the phase-fit check judges only patterns with at "
                                   "least 4"),
         "phase_reliability": ("1", "(ny, nx) the same between the best solutions of the two best phases, 0–100"),
+        "grain_vote": ("—", "(ny, nx) 1 where the pixel took its grain's majority solution among its near-tied "
+                            "hypotheses (index grain_vote; its reliability is then 0), else 0"),
         "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
                                   "best first"),
         "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),

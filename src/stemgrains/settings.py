@@ -232,6 +232,9 @@ def _index_keys() -> list[Key]:
         K("index", "neighbor_pass", "bool", ip("neighbor_pass"), "—",
           "pixels also try their neighbours' solutions after the search", "no_neighbor_pass", "--no-neighbor-pass",
           negate=True),
+        K("index", "grain_vote", "bool", ip("grain_vote"), "—",
+          "pixels that cannot decide among near-tied hypotheses take their grain's majority solution",
+          "no_grain_vote", "--no-grain-vote", negate=True),
         K("index", "search_stride", "int", ip("search_stride"), "scan px",
           "grain-coherent search: full search on every search_stride-th pixel per scan row and column, the others "
           "start from those solutions where they explain the pattern as well (1: search every pixel)"),

@@ -63,6 +63,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pair-search", action="store_true", default=None,
                    help="skip the spot-pair hypotheses (orientations from pairs of detected spots, intensity-free) "
                         "tried where the template solution leaves spots unexplained")
+    p.add_argument("--no-grain-vote", action="store_true", default=None,
+                   help="keep every pixel's own solution (skip the grain-level decision in which pixels that cannot "
+                        "tell near-tied hypotheses apart take their grain's majority solution)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: chunks of scan rows (one input) or whole inputs (several) run on its workers")

@@ -732,3 +732,68 @@ def pair_hypotheses_one(px, py, amp, g, length, rep, g_fit, lam, s_win, q_min, q
         out_c[len(kept)] = c
         kept.append(q)
     return out_q, out_c
+
+
+# --------------------------------------------------------------------------------------------------
+# grain-level decision among near-tied hypotheses (:mod:`._vote`)
+# --------------------------------------------------------------------------------------------------
+def tied_hypothesis(o, hyp_q, hyp_s, sym, tol, tie):
+    """Index of the nearest used hypothesis within ``tol`` scoring ≥ ``tie`` × the best, or −1."""
+    used = [j for j in range(len(hyp_q)) if np.any(hyp_q[j] != 0) and hyp_s[j] >= tie * hyp_s[0]]
+    dist = {j: sym_distance(o, hyp_q[j], sym) for j in used}
+    near = [j for j in used if dist[j] < tol]
+    return min(near, key=lambda j: (dist[j], j)) if near else -1
+
+
+def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size):
+    """:func:`._vote.grain_vote` with Python sets, lists and breadth-first search by ``collections.deque``."""
+    from collections import deque
+
+    def linked(i, j):
+        return (sym_distance(q[i], q[j], sym) < tol
+                or (tied_hypothesis(q[j], hyp_q[i], hyp_s[i], sym, tol, tie) >= 0
+                    and tied_hypothesis(q[i], hyp_q[j], hyp_s[j], sym, tol, tie) >= 0))
+
+    n = ny * nx
+    labels = np.full(n, -1)
+    out = np.array(q, float, copy=True)
+    switched = np.zeros(n, bool)
+    groups = []
+    for s in range(n):
+        if not mask[s] or labels[s] >= 0:
+            continue
+        labels[s] = len(groups)
+        members, todo = [s], deque([s])
+        while todo:
+            i = todo.popleft()
+            r, c = divmod(i, nx)
+            for rr, cc in ((r - 1, c), (r + 1, c), (r, c - 1), (r, c + 1)):
+                j = rr * nx + cc
+                if 0 <= rr < ny and 0 <= cc < nx and mask[j] and labels[j] < 0 and linked(i, j):
+                    labels[j] = len(groups)
+                    members.append(j)
+                    todo.append(j)
+        groups.append(members)
+    for members in groups:
+        if len(members) < min_size:
+            continue
+        clusters: list[list[int]] = []  # member pixels, the first one's solution the cluster's
+        for i in members:
+            home = next((cl for cl in clusters if sym_distance(q[i], q[cl[0]], sym) < tol), None)
+            if home is not None:
+                home.append(i)
+            elif len(clusters) < 32:
+                clusters.append([i])
+        if len(clusters) < 2:
+            continue
+        big = max(clusters, key=len)  # the first of equal ones
+        if 2 * len(big) <= len(members):
+            continue
+        for i in members:
+            if i in big or reliability[i] >= r_cut:
+                continue
+            j = tied_hypothesis(q[big[0]], hyp_q[i], hyp_s[i], sym, tol, tie)
+            if j >= 0:
+                out[i] = hyp_q[i][j]
+                switched[i] = True
+    return out, switched, labels

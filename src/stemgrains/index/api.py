@@ -99,6 +99,12 @@ class IndexParams:
     neighbor_pass : after the search, each pixel also tries its 8 neighbours' solutions (within a chunk) and
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
         pixels whose own search missed the solution (sparse edge-on patterns) without trusting any neighbour.
+    grain_vote : after the whole map is indexed, a grain decides among its pixels' near-tied hypotheses
+        (:mod:`._vote`): neighbouring pixels whose solutions are each among the other's hypotheses scoring within
+        ``config.GRAIN_VOTE_TIE`` of its best form a group; where one solution holds more than half of a group, its
+        pixels below the reliability cut (``config.GRAIN_VOTE_RELIABILITY``) that rank it so take it (reliability then 0:
+        their own pattern does not decide; prop ``grain_vote`` 1). Resolves the beam twin and other alternatives a
+        pattern alone cannot tell apart. Only :func:`index_orientations` (whole maps) applies it.
     search_stride : grain-coherent search: the full search runs on every ``search_stride``-th pixel of each scan
         row and column (within a chunk); the others take their neighbours' solutions where these, refined on
         their own pattern, explain it as well, and are searched in full where not (:func:`_verify_from_anchors`).
@@ -135,6 +141,7 @@ class IndexParams:
     fit_score_power: float = config.FIT_SCORE_POWER
     pair_search: bool = True
     neighbor_pass: bool = True
+    grain_vote: bool = True
     search_stride: int = config.SEARCH_STRIDE
     neighbor_average_radius: int = config.NEIGHBOR_AVERAGE_RADIUS
     neighbor_min_similarity: float = config.NEIGHBOR_MIN_SIMILARITY
@@ -175,7 +182,7 @@ class IndexParams:
             object.__setattr__(self, name, int(v))
         if self.candidate_separation_deg is not None and not number("candidate_separation_deg") > 0:
             raise ParameterError(f"candidate_separation_deg must be positive, got {self.candidate_separation_deg!r}")
-        for name in ("neighbor_pass", "pair_search"):
+        for name in ("neighbor_pass", "pair_search", "grain_vote"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ParameterError(f"{name} must be True or False, got {getattr(self, name)!r}")
             object.__setattr__(self, name, bool(getattr(self, name)))
@@ -923,6 +930,9 @@ def index_orientations(
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
     merged["n_summed"] = _n_summed(dataset, chunks)
+    merged["grain_vote"] = np.zeros(ny * nx, np.int8)
+    if prm.grain_vote:
+        _grain_vote(merged, dataset, libraries, prm)
     xmap = _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
     xmap.excitation_error_sigma_source = sigma_source  # type: ignore[attr-defined]  # how σ_s was obtained (CLI)
     xmap.parameters["excitation_error_sigma_source"] = sigma_source  # type: ignore[attr-defined]
@@ -994,6 +1004,65 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
     return best, {c: float(v.mean()) for c, v in confident.items()}, libs
 
 
+def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams) -> None:
+    """Apply :func:`._vote.grain_vote` per phase to the merged chunk results ``a`` (in place): switched pixels take
+    the majority's solution (their own refined hypothesis), reliability and twin reliability 0, ``grain_vote`` 1,
+    and their correlation index and spot fit recomputed on their patterns (read again: they are few)."""
+    from . import _vote
+
+    ny, nx = dataset.scan_shape
+    tol = np.deg2rad(config.GRAIN_VOTE_TOL_DEG)
+    switched = np.zeros(ny * nx, bool)
+    for k, lib in enumerate(libraries):
+        q, sw, _ = _vote.grain_vote(
+            np.ascontiguousarray(a["quaternions"], dtype=np.float64), a["phase_id"] == k,
+            np.ascontiguousarray(a["candidate_quaternions"], dtype=np.float64),
+            np.ascontiguousarray(a["candidate_scores"], dtype=np.float64), np.asarray(a["reliability"], np.float64),
+            ny, nx, lib.symmetry_quaternions, tol, config.GRAIN_VOTE_TIE, config.GRAIN_VOTE_RELIABILITY,
+            config.GRAIN_VOTE_MIN_GROUP)
+        a["quaternions"][sw] = q[sw]
+        switched |= sw
+    if not switched.any():
+        return
+    a["grain_vote"][switched] = 1
+    a["reliability"][switched] = 0.0
+    a["twin_reliability"][switched] = 0.0
+    rows = np.unique(np.flatnonzero(switched) // nx)
+    for r0 in rows:  # the patterns as indexed, one scan row at a time
+        sel = np.flatnonzero(switched[r0 * nx:(r0 + 1) * nx])
+        block = np.asarray(dataset.data[r0:r0 + 1]).reshape(nx, *dataset.detector_shape)[sel]
+        idx = r0 * nx + sel
+        for k, lib in enumerate(libraries):
+            m = a["phase_id"][idx] == k
+            if m.any():
+                ci, fit, resid, chance = _solution_fit(block[m], a["quaternions"][idx[m]], dataset.calibration, lib, prm)
+                for name, v in (("correlation_index", ci), ("spot_fit_fraction", fit), ("spot_fit_residual", resid),
+                                ("spot_fit_chance", chance)):
+                    a[name][idx[m]] = v
+
+
+def _solution_fit(patterns: np.ndarray, quats: np.ndarray, calibration: Any, lib: TemplateLibrary,
+                  params: IndexParams) -> tuple[np.ndarray, ...]:
+    """Correlation index, spot-fit fraction, residual and chance level of the orientations ``quats`` (m, 4) on
+    ``patterns`` (m, ky, kx), as :func:`index_patterns` computes them."""
+    sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
+    peaks, _, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
+    imgs = processed_images(patterns, calibration, centers, sp)
+    affine = np.ascontiguousarray(calibration._affine())
+    lam, q_min = calibration.wavelength, sp.resolved_q_min(calibration)
+    g_c, F2 = np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity)
+    quats = np.ascontiguousarray(quats, dtype=np.float64)
+    every = np.ones(len(quats), bool)
+    ci, n_fit, resid = _cpu.solution_qualities(
+        quats, every, peaks, fit_counts, imgs, centers, affine, g_c, F2, lam, params.excitation_error_sigma,
+        params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]), params.fit_tolerance,
+        params.fit_tolerance_rel)
+    chance = _cpu.fit_chances(quats, every, g_c, lam, params.fit_excitation_window, q_min, params.k_max,
+                              params.fit_tolerance, params.fit_tolerance_rel, 256)
+    fit = np.where(fit_counts > 0, n_fit / np.maximum(fit_counts, 1), 0.0)
+    return ci, fit, resid, chance
+
+
 def _n_summed(dataset: Dataset4D, chunks: list[tuple[int, int]]) -> np.ndarray:
     """Patterns summed per scan position, ``(ny·nx,)`` int64, of ``dataset`` as :func:`read_as_indexed` returned it
     (all 1 without neighbour summation): the counts kept by the rows read for the chunks here, recomputed for the
@@ -1045,6 +1114,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
             "spot_fit_n_peaks": a["spot_fit_n_peaks"].astype(np.int64),
             **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
+            **({"grain_vote": a["grain_vote"].astype(np.int8)} if "grain_vote" in a else {}),
         },
         scan_unit="nm",
     )

@@ -1,0 +1,124 @@
+"""The grain-level decision among near-tied hypotheses (stemgrains.index._vote): kernel against its slow reference
+on random maps, and the rule on constructed ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from orix.quaternion import Rotation
+from orix.quaternion.symmetry import D3d, Oh
+
+from stemgrains.index import _reference as ref
+from stemgrains.index import _vote
+
+TOL = np.deg2rad(3.0)
+
+
+def _sym(group):
+    return np.ascontiguousarray(Rotation(group).data)
+
+
+def _near(q, deg, rng):
+    """``q`` turned by ``deg`` degrees about a random axis."""
+    axis = rng.normal(size=3)
+    r = Rotation.from_axes_angles(axis / np.linalg.norm(axis), np.deg2rad(deg))
+    return (r * Rotation(q)).data.reshape(4)
+
+
+def _map(ny, nx, rng, n_grains=3, n_hyp=4):
+    """A random map: grains (bands of columns, random orientation A_g) whose pixels hold A_g or one of two random
+    alternatives B_g, C_g, each a little perturbed, with hypothesis lists mixing the pixel's grain's solutions and
+    random ones, scores near-tied or not, and random reliabilities."""
+    n = ny * nx
+    base = Rotation.random(n_grains * 3).data.reshape(n_grains, 3, 4)
+    grain = (np.arange(n) % nx) * n_grains // nx
+    which = rng.choice(3, size=n, p=[0.6, 0.3, 0.1])
+    q = np.array([_near(base[g, w], rng.uniform(0, 1), rng) for g, w in zip(grain, which)])
+    hyp_q = np.zeros((n, n_hyp, 4))
+    hyp_s = np.zeros((n, n_hyp))
+    for i in range(n):
+        hyp_q[i, 0], hyp_s[i, 0] = q[i], 10.0
+        others = [w for w in range(3) if w != which[i]]
+        for j in range(1, n_hyp):
+            if j <= 2 and rng.random() < 0.8:
+                hyp_q[i, j] = _near(base[grain[i], others[j - 1]], rng.uniform(0, 2), rng)
+            elif rng.random() < 0.7:
+                hyp_q[i, j] = Rotation.random().data.reshape(4)
+            else:
+                continue  # an unused (all-zero) row
+            hyp_s[i, j] = 10.0 * (rng.uniform(0.95, 1.0) if rng.random() < 0.8 else rng.uniform(0.5, 0.95))
+    mask = rng.random(n) > 0.1
+    rel = rng.choice([0.0, 2.0, 4.99, 5.0, 30.0], size=n)
+    return q, mask, hyp_q, hyp_s, rel
+
+
+def _compare(seed, group):
+    """Kernel and reference on one random map; returns the number of pixels switched."""
+    rng = np.random.default_rng(seed)
+    ny, nx = 7, 8
+    q, mask, hyp_q, hyp_s, rel = _map(ny, nx, rng)
+    sym = _sym(group)
+    args = (q, mask, hyp_q, hyp_s, rel, ny, nx, sym, TOL, 0.95, 5.0, 3)
+    q_k, sw_k, lab_k = _vote.grain_vote(*args)
+    q_r, sw_r, lab_r = ref.grain_vote(*args)
+    np.testing.assert_array_equal(lab_k, lab_r)
+    np.testing.assert_array_equal(sw_k, sw_r)
+    np.testing.assert_allclose(q_k, q_r)
+    assert np.all(q_k[~sw_k] == q[~sw_k])  # only switched pixels change, inputs untouched
+    assert not np.any(sw_k & (rel >= 5.0))
+    return int(sw_k.sum())
+
+
+@pytest.mark.parametrize("group", [Oh, D3d], ids=["m-3m", "-3m"])
+def test_grain_vote_matches_reference(group):
+    switched = [_compare(seed, group) for seed in range(4)]
+    assert sum(switched) >= 4, switched  # the comparison is not between two no-ops
+
+
+def _two_solution_grain(n_a, n_b, rel_b=0.0, tie_b=0.99, ny=4):
+    """One grain of ny × (n_a + n_b)/ny pixels: the first n_a (raster order) hold solution A with B near-tied
+    (0.99), the others B with A scored ``tie_b`` of their best; reliabilities 0 (A) and ``rel_b`` (B)."""
+    rng = np.random.default_rng(7)
+    n = n_a + n_b
+    a, b = Rotation.random(2).data
+    q = np.array([a] * n_a + [b] * n_b)
+    hyp_q = np.zeros((n, 3, 4))
+    hyp_s = np.zeros((n, 3))
+    for i in range(n):
+        other = b if i < n_a else a
+        hyp_q[i, 0], hyp_q[i, 1], hyp_q[i, 2] = q[i], other, Rotation.random().data.reshape(4)
+        hyp_s[i] = [10.0, 10.0 * (0.99 if i < n_a else tie_b), 3.0]
+    rel = np.where(np.arange(n) < n_a, 0.0, rel_b)
+    assert n % ny == 0 and rng is not None
+    return q, np.ones(n, bool), hyp_q, hyp_s, rel, ny, n // ny
+
+
+def _vote_on(case, tie=0.95):
+    q, mask, hyp_q, hyp_s, rel, ny, nx = case
+    return _vote.grain_vote(q, mask, hyp_q, hyp_s, rel, ny, nx, _sym(Oh), TOL, tie, 5.0, 3)
+
+
+def test_minority_pixels_that_cannot_decide_take_the_majority():
+    case = _two_solution_grain(14, 6)
+    q_new, switched, labels = _vote_on(case)
+    assert len(np.unique(labels)) == 1
+    assert switched.sum() == 6 and np.all(switched[14:])
+    np.testing.assert_array_equal(q_new[14:], case[2][14:, 1])  # their own hypothesis at A
+
+
+def test_no_absolute_majority_no_decision():
+    _, switched, _ = _vote_on(_two_solution_grain(10, 10))
+    assert not switched.any()
+
+
+def test_reliable_pixels_keep_their_solution():
+    _, switched, _ = _vote_on(_two_solution_grain(14, 6, rel_b=5.0))
+    assert not switched.any()
+
+
+def test_pixels_whose_pattern_prefers_their_solution_clearly_are_not_linked():
+    """B pixels score A at 0.8 of their best: not near-tied, so they are neither linked to the A pixels nor
+    switched (a neighbouring grain whose orientation is merely among the hypotheses stays)."""
+    _, switched, labels = _vote_on(_two_solution_grain(14, 6, tie_b=0.8))
+    assert not switched.any()
+    assert len(np.unique(labels)) == 2
