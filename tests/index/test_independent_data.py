@@ -25,10 +25,10 @@ CIF = {"nba": REPO / "data_samples" / "na_beta2_alumina.cif", "au": REPO / "data
 
 
 @functools.lru_cache(maxsize=None)
-def run(name, sigma=None):
+def run(name, sigma=None, grain_vote=True):
     path = DATA / f"{name}.h5"
     phase = load_phase(CIF["au" if "-au-" in name else "nba"])
-    xmap = index_orientations(load_4d(path), [phase], progress=False, excitation_error_sigma=sigma)
+    xmap = index_orientations(load_4d(path), [phase], progress=False, excitation_error_sigma=sigma, grain_vote=grain_vote)
     with h5py.File(path) as f:
         truth = f["truth/quaternions"][()].reshape(-1, 4)
         classes = json.loads(f["truth"].attrs["parameters"]).get("metadata", {}).get("grain_classes")
@@ -39,10 +39,13 @@ def run(name, sigma=None):
 
 
 @pytest.mark.parametrize(("name", "min_right", "min_kept"), [
-    ("ci-nba-py4dstem", 0.93, 0.5), ("heldout-nba-py4dstem", 0.93, 0.5),
-    ("ci-au-py4dstem", 0.92, 0.4), ("heldout-au-py4dstem", 0.92, 0.4),
+    ("ci-nba-py4dstem", 0.98, 0.5), ("heldout-nba-py4dstem", 0.98, 0.5),
+    ("ci-au-py4dstem", 0.98, 0.4), ("heldout-au-py4dstem", 0.98, 0.4),
 ])
 def test_kinematic_data_of_another_simulator(name, min_right, min_kept):
+    """The issue's target (≥ 98 % within 2°). Reached with the grain-level decision among near-tied hypotheses
+    (index grain_vote): without it 94.8 / 98.8 / 93.8 / 96.5 % (beam twins and 60° variants pixel by pixel at R ≈ 0);
+    with it 100 / 98.8 / 99.7 / 100 %."""
     xmap, err, _ = run(name)
     right = err < 2
     kept = xmap.prop["reliability"] >= 5
@@ -54,8 +57,9 @@ def test_kinematic_data_of_another_simulator(name, min_right, min_kept):
 
 def test_pseudo_symmetric_na_beta2_grains_are_flagged():
     """Na-β″ grains with c ⟂ the beam: O and R_c(60°)∘O give the same kinematic pattern; whichever the engine
-    picks, the pixels it gets wrong must not pass the reliability cut."""
-    xmap, err, classes = run("ci-nba-py4dstem")
+    picks pixel by pixel (without the grain-level decision, which then resolves them: see above), the pixels it gets
+    wrong must not pass the reliability cut."""
+    xmap, err, classes = run("ci-nba-py4dstem", grain_vote=False)
     wrong = err >= 2
     assert wrong.any()
     assert np.all(xmap.prop["reliability"][wrong] < 5)
@@ -69,14 +73,15 @@ def test_multislice_au_right_phase_is_not_reported(name):
 
 
 @pytest.mark.parametrize(("name", "min_right"), [
-    ("ci-au-abtem", 0.79), ("heldout-au-abtem", 0.91), ("ci-nba-abtem", 0.75), ("heldout-nba-abtem", 0.78),
+    ("ci-au-abtem", 0.84), ("heldout-au-abtem", 0.93), ("ci-nba-abtem", 0.77), ("heldout-nba-abtem", 0.83),
 ])
 def test_multislice_accuracy_with_neighbour_summation(name, min_right):
     """Regression guards on dynamical data (still short of the issue's 95 %: see README, "What it does on data it
     did not make"). Summing each pattern with its similar neighbours lifted these from 42 / 26 / 22 / 13 % to
     74 / 49 / 49 / 34 %; the spot-pair hypotheses and the spot fit in the final choice to 78 / 76 / 71 / 66 %; the
     relrod width chosen from the data (0.010 1/Å on the first three) to 78 / 90 / 75 / 66 %; the weaker spots of
-    sparse patterns in the search (SpotParams.min_spots) to 82 / 94 / 78 / 81 %."""
+    sparse patterns in the search (SpotParams.min_spots) to 82 / 94 / 78 / 81 %; the grain-level decision among
+    near-tied hypotheses (index grain_vote) to 86 / 94.5 / 79 / 85 %."""
     _, err, _ = run(name)
     assert np.mean(err < 2) >= min_right, f"within 2°: {np.mean(err < 2):.3f}"
 

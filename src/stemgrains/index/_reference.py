@@ -745,7 +745,7 @@ def tied_hypothesis(o, hyp_q, hyp_s, sym, tol, tie):
     return min(near, key=lambda j: (dist[j], j)) if near else -1
 
 
-def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size):
+def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority):
     """:func:`._vote.grain_vote` with Python sets, lists and breadth-first search by ``collections.deque``."""
     from collections import deque
 
@@ -787,7 +787,7 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
         if len(clusters) < 2:
             continue
         big = max(clusters, key=len)  # the first of equal ones
-        if 2 * len(big) <= len(members):
+        if len(big) <= majority * len(members):
             continue
         for i in members:
             if i in big or reliability[i] >= r_cut:

@@ -4,8 +4,8 @@ A pattern that cannot tell two orientations apart — the beam twin O ∘ Rz(180
 pattern; the obverse/reverse 60° turn about c of an R lattice; any other pair whose spot patterns nearly coincide —
 gets either of them, pixel by pixel, at reliability ≈ 0: a grain comes out split into patches of the alternatives.
 Its pixels share one orientation, so the grain decides: neighbouring pixels whose solutions are each among the
-other's near-tied hypotheses are linked into a group, and where one solution holds an absolute majority of the
-group's pixels, every pixel below the reliability cut that holds it among its own near-tied hypotheses takes it.
+other's near-tied hypotheses are linked into a group, and where one solution holds a clear majority of the group's
+pixels (``config.GRAIN_VOTE_MAJORITY``), every pixel below the reliability cut that holds it among its own near-tied hypotheses takes it.
 Pixels at or above the cut, and pixels whose own pattern does not rank the majority's solution near its best, keep
 theirs. The same prior as EBSD pseudo-symmetry clean-ups, which re-assign the variant of the surrounding grain (e.g.
 EDAX OIM Analysis "pseudo-symmetry", MTEX ``calcGrains`` on pseudo-symmetric phases; Nowell & Wright, J. Microsc.
@@ -95,7 +95,7 @@ def vote_groups(q, mask, hyp_q, hyp_s, ny, nx, sym, tol, tie):
 
 
 @nb.njit(cache=True, nogil=True)
-def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size):
+def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority):
     """The grain-level decision (module docstring) over one phase's pixels ``mask``.
 
     q (n, 4) solutions, hyp_q (n, h, 4) / hyp_s (n, h) each pixel's hypotheses and scores (best first),
@@ -136,7 +136,7 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
         for k in range(1, k_used):
             if count[k] > count[best]:
                 best = k
-        if k_used > 1 and 2 * count[best] > size:
+        if k_used > 1 and count[best] > majority * size:
             o = q[centre[best]]
             for t in range(a, b):
                 i = order[t]

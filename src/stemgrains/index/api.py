@@ -101,7 +101,8 @@ class IndexParams:
         pixels whose own search missed the solution (sparse edge-on patterns) without trusting any neighbour.
     grain_vote : after the whole map is indexed, a grain decides among its pixels' near-tied hypotheses
         (:mod:`._vote`): neighbouring pixels whose solutions are each among the other's hypotheses scoring within
-        ``config.GRAIN_VOTE_TIE`` of its best form a group; where one solution holds more than half of a group, its
+        ``config.GRAIN_VOTE_TIE`` of its best form a group; where one solution holds more than
+        ``config.GRAIN_VOTE_MAJORITY`` (60 %) of a group, its
         pixels below the reliability cut (``config.GRAIN_VOTE_RELIABILITY``) that rank it so take it (reliability then 0:
         their own pattern does not decide; prop ``grain_vote`` 1). Resolves the beam twin and other alternatives a
         pattern alone cannot tell apart. Only :func:`index_orientations` (whole maps) applies it.
@@ -1019,7 +1020,7 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
             np.ascontiguousarray(a["candidate_quaternions"], dtype=np.float64),
             np.ascontiguousarray(a["candidate_scores"], dtype=np.float64), np.asarray(a["reliability"], np.float64),
             ny, nx, lib.symmetry_quaternions, tol, config.GRAIN_VOTE_TIE, config.GRAIN_VOTE_RELIABILITY,
-            config.GRAIN_VOTE_MIN_GROUP)
+            config.GRAIN_VOTE_MIN_GROUP, config.GRAIN_VOTE_MAJORITY)
         a["quaternions"][sw] = q[sw]
         switched |= sw
     if not switched.any():
