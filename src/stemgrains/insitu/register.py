@@ -154,7 +154,8 @@ class DriftRegistration:
         ``(n,)`` mask / re-register rounds used.
     doubtful
         ``(n,)`` bool: ``peak_ratio < min_peak_ratio``, ``peak_ncc < min_peak_ncc``, ``masked_fraction >
-        max_masked_fraction`` or no convergence.
+        max_masked_fraction``, no convergence, or (with at least 3 later frames) ``1 − peak_ncc`` more than 3 times
+        the median over the later frames (a frame much less alike frame 0 than the others: defocus, another area).
     warnings
         One line per doubtful frame, naming it.
     """
@@ -193,7 +194,8 @@ def _peak_quality(ref: np.ndarray, ref_mask: np.ndarray, img: np.ndarray, img_ma
                   shift: tuple[float, float], overlap_ratio: float) -> tuple[float, float]:
     """Masked NCC at the integer ``shift`` and its ratio to the highest other local maximum (see
     :class:`DriftRegistration`)."""
-    min_overlap = max(9, int(overlap_ratio * min(ref_mask.sum(), img_mask.sum())))
+    # 0.9: skimage counts the overlap against the largest one over all shifts, not against the smaller mask
+    min_overlap = max(9, int(0.9 * overlap_ratio * min(ref_mask.sum(), img_mask.sum())))
     # ncc[t] compares ref[p] with img[p + t]: the drift (dy, dx) is at t = (dy, dx) (index wraps)
     ncc, shape = masked_ncc(img, img_mask, ref, ref_mask, min_overlap)
     i, j = int(round(shift[0])) % shape[0], int(round(shift[1])) % shape[1]
@@ -204,6 +206,8 @@ def _peak_quality(ref: np.ndarray, ref_mask: np.ndarray, img: np.ndarray, img_ma
     dj = np.minimum(np.abs(jj - j), shape[1] - np.abs(jj - j))
     other = ncc[ii, jj][np.hypot(di, dj) > 2.0]
     second = float(other.max()) if other.size else -1.0
+    if peak <= 0:
+        return peak, 0.0
     return peak, (peak / second if second > 0 else float("inf"))
 
 
@@ -272,6 +276,7 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
     masked = np.zeros(n)
     iters = np.zeros(n, np.int64)
     doubtful = np.zeros(n, bool)
+    unconverged = np.zeros(n, bool)
     notes: list[str] = []
     for k in range(1, n):
         img = ndimage.gaussian_filter(frames[k], smooth_px)
@@ -293,15 +298,20 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
         drift[k] = s
         masked[k] = float(changed.mean())
         peak[k], ratio[k] = _peak_quality(ref, ref_mask, img, img_mask, (s[0], s[1]), overlap_ratio)
+        unconverged[k] = not converged
+    typical = float(np.median(1.0 - peak[1:])) if n >= 4 else float("nan")
+    for k in range(1, n):
         why = [w for w, bad in (
             (f"peak ratio {ratio[k]:.2f} < {min_peak_ratio:g}", ratio[k] < min_peak_ratio),
             (f"NCC {peak[k]:.2f} < {min_peak_ncc:g}", peak[k] < min_peak_ncc),
+            (f"NCC {peak[k]:.2f} well below the other frames' (median {1 - typical:.3f})",
+             min_peak_ncc <= peak[k] and 1.0 - peak[k] > 3.0 * typical),
             (f"{masked[k]:.0%} of the field changed", masked[k] > max_masked_fraction),
-            (f"not converged in {max_iter} rounds", not converged)) if bad]
+            (f"not converged in {max_iter} rounds", unconverged[k])) if bad]
         if why:
             doubtful[k] = True
             notes.append(f"frame {k}: drift registration doubtful ({'; '.join(why)}); drift "
-                         f"({s[0]:.2f}, {s[1]:.2f}) px")
+                         f"({drift[k, 0]:.2f}, {drift[k, 1]:.2f}) px")
     return DriftRegistration(drift, peak, ratio, masked, iters, doubtful, notes)
 
 
