@@ -284,8 +284,11 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
         converged = False
         for it in range(max_iter):
             changed = _changed_pixels(ref, img, s, n_sigma, 2 if it == 0 else 1, grow)
-            ref_mask = ~changed
-            img_mask = ndimage.shift(changed.astype(float), (s[0], s[1]), order=0, mode="constant", cval=0.0) < 0.5
+            masks = ~changed, ndimage.shift(changed.astype(float), (s[0], s[1]), order=0, mode="constant") < 0.5
+            if it > 0 and all(np.array_equal(a, b) for a, b in zip(masks, (ref_mask, img_mask))):
+                converged = True  # the same masks give the same shift
+                break
+            ref_mask, img_mask = masks
             sk = phase_cross_correlation(ref, img, reference_mask=ref_mask, moving_mask=img_mask,
                                          overlap_ratio=overlap_ratio)[0]
             new = np.asarray(refine_shift(ref, img, (float(-sk[0]), float(-sk[1])), mask=ref_mask), float)
