@@ -97,13 +97,29 @@ def phase_correlation(ref: np.ndarray, img: np.ndarray) -> tuple[float, float]:
     return float(dy0), float(dx0)
 
 
+def _bilinear_window(img: np.ndarray, window: tuple[int, int, int, int], v: np.ndarray) -> np.ndarray | None:
+    """``img`` at ``(row + v[0], col + v[1])`` for the pixels of ``window`` ``(r0, r1, c0, c1)``, bilinear (as
+    ``map_coordinates(order=1)``, by four shifted slices); ``None`` when that needs pixels outside ``img``."""
+    r0, r1, c0, c1 = window
+    iy, ix = int(np.floor(v[0])), int(np.floor(v[1]))
+    fy, fx = float(v[0]) - iy, float(v[1]) - ix
+    if r0 + iy < 0 or c0 + ix < 0 or r1 + iy + 1 > img.shape[0] or c1 + ix + 1 > img.shape[1]:
+        return None
+    a = img[r0 + iy : r1 + iy, c0 + ix : c1 + ix + 1]
+    b = img[r0 + iy + 1 : r1 + iy + 1, c0 + ix : c1 + ix + 1]
+    top = (1 - fx) * a[:, :-1] + fx * a[:, 1:]
+    bottom = (1 - fx) * b[:, :-1] + fx * b[:, 1:]
+    return (1 - fy) * top + fy * bottom
+
+
 def refine_shift(ref: np.ndarray, img: np.ndarray, start: tuple[float, float], margin: int | None = None,
-                 mask: np.ndarray | None = None) -> tuple[float, float]:
+                 mask: np.ndarray | None = None, step: float = 1.0) -> tuple[float, float]:
     """Sub-pixel shift ``(dy, dx)`` of ``img`` relative to ``ref``: least squares (bilinear resampling, Powell)
     over the interior both share, starting from ``start`` (the integer phase-correlation peak).
 
     ``mask`` (``ref.shape`` bool, optional): only ``ref`` pixels where it is True enter the sum (e.g. the pixels
-    that did not change, :func:`register_drift`)."""
+    that did not change, :func:`register_drift`); ``step``: the first step of the search along each axis, px
+    (smaller when ``start`` is already a sub-pixel estimate)."""
     m = margin if margin is not None else int(np.ceil(np.max(np.abs(start)))) + 3
     ny, nx = ref.shape
     if 2 * m >= min(ny, nx) - 4:
@@ -122,13 +138,18 @@ def refine_shift(ref: np.ndarray, img: np.ndarray, start: tuple[float, float], m
         r, rows, cols = r[keep], rows[keep], cols[keep]
 
     def cost(v: np.ndarray) -> float:
-        moved = ndimage.map_coordinates(img, [rows + v[0], cols + v[1]], order=1, mode="nearest")
+        moved = _bilinear_window(img, (r0, r1, c0, c1), v)
+        if moved is None:  # the shifted window leaves the frame: clamp at the border as map_coordinates does
+            moved = ndimage.map_coordinates(img, [rows + v[0], cols + v[1]], order=1, mode="nearest")
+        elif mask is not None:
+            moved = moved[keep]
         d = moved - r
         return float(np.mean((d - d.mean()) ** 2))
 
     from scipy.optimize import minimize
 
-    res = minimize(cost, np.asarray(start, float), method="Powell", options={"xtol": 1e-3, "ftol": 1e-10})
+    res = minimize(cost, np.asarray(start, float), method="Powell",
+                   options={"xtol": 1e-3, "ftol": 1e-10, "direc": float(step) * np.eye(2)})
     v = res.x if np.all(np.abs(res.x - np.asarray(start)) <= 3.0) else np.asarray(start, float)
     return float(v[0]), float(v[1])
 
@@ -211,9 +232,24 @@ def _peak_quality(ref: np.ndarray, ref_mask: np.ndarray, img: np.ndarray, img_ma
     return peak, (peak / second if second > 0 else float("inf"))
 
 
+def _windows(shape: tuple[int, ...], shift: np.ndarray, size: int) -> tuple[tuple[slice, ...], tuple[slice, ...],
+                                                                         np.ndarray]:
+    """The central window of frame 0 (at most ``size`` px per axis), the window of frame ``k`` displaced by the
+    rounded ``shift`` (kept inside the frame) and the offset between their origins, px."""
+    ref_w, img_w, off = [], [], []
+    for n, d in zip(shape, shift):
+        w = min(int(n), int(size))
+        r0 = (int(n) - w) // 2
+        i0 = int(np.clip(r0 + int(round(float(d))), 0, int(n) - w))
+        ref_w.append(slice(r0, r0 + w))
+        img_w.append(slice(i0, i0 + w))
+        off.append(i0 - r0)
+    return tuple(ref_w), tuple(img_w), np.asarray(off, float)
+
+
 def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float = 4.0, max_iter: int = 4,
                    overlap_ratio: float = 0.3, min_peak_ratio: float = 1.1, min_peak_ncc: float = 0.3,
-                   max_masked_fraction: float = 0.5) -> DriftRegistration:
+                   max_masked_fraction: float = 0.5, window_px: int = 512) -> DriftRegistration:
     """Drift of every frame relative to frame 0, robust to what appears in the series (iterative masked
     registration).
 
@@ -250,6 +286,10 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
         Rounds of masking and re-registration.
     overlap_ratio
         Smallest fraction of the unmasked pixels two frames must share at a candidate shift.
+    window_px
+        On larger frames the masked correlation compares a central ``window_px``² window of frame 0 with the
+        window of frame ``k`` displaced by the current shift (the memory and time of the full-size correlation grow
+        as 4 × the frame); the sub-pixel fit uses a central 512² window in any case.
     min_peak_ratio, min_peak_ncc, max_masked_fraction
         A frame is doubtful (a line in ``warnings``) below / below / above these.
 
@@ -289,9 +329,14 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
                 converged = True  # the same masks give the same shift
                 break
             ref_mask, img_mask = masks
-            sk = phase_cross_correlation(ref, img, reference_mask=ref_mask, moving_mask=img_mask,
+            rw, iw, off = _windows(ref.shape, s, window_px)
+            sk = phase_cross_correlation(ref[rw], img[iw], reference_mask=ref_mask[rw], moving_mask=img_mask[iw],
                                          overlap_ratio=overlap_ratio)[0]
-            new = np.asarray(refine_shift(ref, img, (float(-sk[0]), float(-sk[1])), mask=ref_mask), float)
+            start = off - np.asarray(sk, float)
+            again = it > 0 and np.array_equal(np.round(s), start)  # same integer shift: go on from the last fit
+            start = s if again else start
+            new = np.asarray(refine_shift(ref, img, (float(start[0]), float(start[1])), mask=ref_mask,
+                                          step=0.25 if again else 1.0), float)
             iters[k] = it + 1
             step = float(np.max(np.abs(new - s)))
             s = new
@@ -300,7 +345,9 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
                 break
         drift[k] = s
         masked[k] = float(changed.mean())
-        peak[k], ratio[k] = _peak_quality(ref, ref_mask, img, img_mask, (s[0], s[1]), overlap_ratio)
+        rw, iw, off = _windows(ref.shape, s, window_px)
+        peak[k], ratio[k] = _peak_quality(ref[rw], ref_mask[rw], img[iw], img_mask[iw], (s[0] - off[0], s[1] - off[1]),
+                                          overlap_ratio)
         unconverged[k] = not converged
     typical = float(np.median(1.0 - peak[1:])) if n >= 4 else float("nan")
     for k in range(1, n):
