@@ -50,3 +50,49 @@ def write_lamella(path, labels=None, euler_deg=None, field=(1, 0), electrodes=("
             write_parameters(f, "transport", {"electrodes": {e: {"edge": e, "potential_V": float(i == 0)}
                                                              for i, e in enumerate(electrodes)}})
     return path, gm, bt, cls
+
+
+#: Drift of the six-frame synthetic series (dy, dx) px, as in test_series.py.
+DRIFT = np.array([[0, 0], [2.5, -3.2], [5.1, -4.0], [6.3, -7.7], [4.2, -9.9], [8.8, -6.1]])
+FRAME_PIXEL = 0.5
+FRAME_OFFSET = (-4.0, -8.0)
+#: Centre line of the filament of :func:`filament_series`: x (nm) as a function of y (nm), along the vertical
+#: boundary at x = 59 nm.
+FILAMENT_Y = np.arange(0.0, 111.0, 8.0)
+
+
+def filament_x(y):
+    return 59.0 + 3.0 * np.sin(np.asarray(y, float) / 15.0)
+
+
+def specimen_image(seed=0, pixel_nm=0.5):
+    """A lamella as seen in HAADF on a ``pixel_nm`` grid (map frame, pixel (0, 0) at the origin): the four grains
+    of :func:`four_grain_labels` with sharp contrast steps (levels 1, 1.4, 0.7, 1.2), an 8 % smooth texture, a hole
+    (vacuum) of radius 9 nm at (95, 78) nm and twelve bright particles of radius 1.5 nm: edges of every kind."""
+    from scipy import ndimage
+
+    k = int(round(STEP / pixel_nm))
+    lab = np.kron(four_grain_labels(), np.ones((k, k), int))
+    rng = np.random.default_rng(seed)
+    tex = ndimage.gaussian_filter(rng.normal(size=lab.shape), 4.0)
+    img = np.array([0, 1.0, 1.4, 0.7, 1.2])[lab] * (1 + 0.08 * tex / tex.std())
+    rr, cc = np.mgrid[0 : lab.shape[0], 0 : lab.shape[1]] * pixel_nm
+    img[np.hypot(cc - 95, rr - 78) < 9] = 0.05
+    for x, y in rng.uniform(5, 95, size=(12, 2)):
+        img += 0.8 * (np.hypot(cc - x, rr - y) < 1.5)
+    return img
+
+
+def filament_series(seed=1, amplitude=3.0, first_frame=2, with_filament=True, **kw):
+    """Six drifting frames (256², 0.5 nm pixels, :data:`DRIFT`) of :func:`specimen_image` in which, from
+    ``first_frame`` on, a bright filament grows along the vertical boundary (a chain of Gaussian blobs, σ 2 nm
+    + 1 nm per frame, ``amplitude`` × the mean level): it covers 6, 10, 14, 18 % of the field in frames 2–5 at
+    4–6 × the background. Returns ``(frames, drift)``."""
+    from stemgrains.simulate.series import PlantedEvent, simulate_series
+
+    ev = [PlantedEvent(float(filament_x(y)), float(y), first_frame, amplitude=amplitude, radius_nm=2.0, growth_nm=1.0)
+          for y in FILAMENT_Y] if with_filament else []
+    opts = dict(n_frames=6, shape=(256, 256), pixel_size_nm=FRAME_PIXEL, offset_nm=FRAME_OFFSET, drift_px=DRIFT,
+                base_image=specimen_image(seed), base_pixel_nm=0.5, seed=seed)
+    opts.update(kw)
+    return simulate_series(ev, **opts)

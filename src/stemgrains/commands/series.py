@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
                             min_area_nm2=args.min_area, min_frames=args.min_frames)
     out = Path(args.output)
     write_series(out, result, sites, names=names, figures=not args.no_figures, inputs=[results, *args.frames])
+    for line in result.warnings:  # doubtful drift registrations, one line each naming the frame
+        print(f"warning: {line}", file=sys.stderr)
     t = result.transform
     if map_image is not None:
         how += f" (offset ({t.offset_nm[0]:.2f}, {t.offset_nm[1]:.2f}) nm, rotation {t.rotation_deg:g}°, r = {t.score:.3f})"

@@ -4,11 +4,19 @@ label and behaviour, triple junction, interior, electrode interface, map edge) a
 
 from .api import EVENT_COLUMNS, SeriesResult, analyse_series, load_sites, map_image_from_results, write_series
 from .detect import Event, detect_events, differential_images
-from .register import FrameTransform, phase_correlation, register_series, register_to_map, shift_image
+from .register import (
+    DriftRegistration,
+    FrameTransform,
+    phase_correlation,
+    register_drift,
+    register_series,
+    register_to_map,
+    shift_image,
+)
 from .sites import SITES, SiteMap, enrichment
 
 __all__ = [
     "analyse_series", "SeriesResult", "EVENT_COLUMNS", "load_sites", "map_image_from_results", "write_series",
-    "FrameTransform", "phase_correlation", "register_series", "register_to_map", "shift_image",
+    "FrameTransform", "DriftRegistration", "phase_correlation", "register_drift", "register_series", "register_to_map", "shift_image",
     "Event", "detect_events", "differential_images", "SiteMap", "SITES", "enrichment",
 ]

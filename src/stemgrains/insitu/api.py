@@ -21,7 +21,7 @@ import numpy as np
 from .._table import Table
 from ..errors import FileFormatError, InputError, ParameterError, StemgrainsError
 from .detect import detect_events, differential_images
-from .register import FrameTransform, register_series, register_to_map, shift_image
+from .register import DriftRegistration, FrameTransform, register_drift, register_to_map, shift_image
 from .sites import EDGES, SiteMap, enrichment
 
 __all__ = ["SeriesResult", "EVENT_COLUMNS", "analyse_series", "load_sites", "map_image_from_results", "write_series"]
@@ -57,6 +57,9 @@ class SeriesResult:
         ``(rows, cols)`` int32: event id + 1 over each event's footprint (0 elsewhere).
     parameters
         Everything that was used.
+    registration
+        Per-frame quality of the drift registration (:class:`~stemgrains.insitu.register.DriftRegistration`:
+        masked NCC peak, peak ratio, fraction masked as changed, doubtful frames and one warning line each).
     """
 
     registered: np.ndarray
@@ -69,6 +72,12 @@ class SeriesResult:
     region: np.ndarray
     footprints: np.ndarray
     parameters: dict[str, Any] = field(default_factory=dict)
+    registration: DriftRegistration | None = None
+
+    @property
+    def warnings(self) -> list[str]:
+        """One line per doubtful frame registration (empty when all are fine)."""
+        return list(self.registration.warnings) if self.registration is not None else []
 
 
 def load_sites(results: str | os.PathLike, interface: tuple[str, ...] | None = None) -> SiteMap:
@@ -201,7 +210,8 @@ def analyse_series(
         raise InputError(
             f"the frames do not overlap the map: frame 0 spans x {x.min():.1f}..{x.max():.1f} nm, y "
             f"{y.min():.1f}..{y.max():.1f} nm; the map x {x0:.1f}..{x1:.1f} nm, y {y0:.1f}..{y1:.1f} nm")
-    drift = register_series(frames)
+    reg = register_drift(frames)
+    drift = reg.drift_px
     registered = np.stack([frames[0]] + [shift_image(frames[k], drift[k]) for k in range(1, n)])
     valid = np.all(np.isfinite(registered), axis=0)
     region = on_map & valid
@@ -236,8 +246,8 @@ def analyse_series(
               "rotations_deg": np.atleast_1d(np.asarray(rotations_deg, float)).tolist(),
               "transform": {"rotation_deg": transform.rotation_deg, "offset_nm": list(transform.offset_nm),
                             "score": transform.score}, "interface": list(sites.interface),
-              "reference_level": ref_level}
-    return SeriesResult(registered, diff, drift, transform, t, events, enr, region, footprints, params)
+              "reference_level": ref_level, "drift_registration": "masked NCC, changed pixels masked (Padfield 2012)"}
+    return SeriesResult(registered, diff, drift, transform, t, events, enr, region, footprints, params, reg)
 
 
 def series_output_names(figures: bool = True) -> list[str]:
@@ -273,6 +283,12 @@ def write_series(outdir: str | os.PathLike, result: SeriesResult, sites: SiteMap
         g.create_dataset("registered", data=result.registered.astype(np.float32), compression="gzip", shuffle=True)
         g.create_dataset("differential", data=result.differential.astype(np.float32), compression="gzip", shuffle=True)
         g.create_dataset("drift_px", data=result.drift_px)
+        if result.registration is not None:  # per-frame registration quality (frame 0: the reference)
+            r = result.registration
+            q = g.create_group("registration")
+            for name in ("peak_ncc", "peak_ratio", "masked_fraction", "iterations", "doubtful"):
+                q.create_dataset(name, data=getattr(r, name))
+            q.attrs["warnings"] = json.dumps(list(r.warnings))
         g.create_dataset("times", data=result.times)
         g.create_dataset("region", data=result.region, compression="gzip")
         g.create_dataset("footprints", data=result.footprints, compression="gzip")
