@@ -574,7 +574,8 @@ def run_batch(
     force
         Redo inputs already done with the same content and parameters (and restart interrupted ones).
     progress
-        Print one line per finished input (and let a serial job show its own progress bar).
+        Let a serial job show its own progress bars. The line per input (done, with where its results are;
+        skipped; failed, with the reason) is printed either way: it is a result, not progress.
     outputs
         The folder per input; default :func:`plan_outputs`.
     log
@@ -631,9 +632,8 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
     params = dict(params, _batch_folder=str(out.resolve()))
     t_batch = time.perf_counter()
 
-    def say(text: str) -> None:
-        if progress:
-            print(text, file=log, flush=True)
+    def say(text: str) -> None:  # with or without progress bars (--no-progress): these lines are the results
+        print(text, file=log, flush=True)
 
     rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
     _write_summary(out, earlier + rows)
