@@ -23,6 +23,44 @@ def test_argparse_errors_are_one_line(argv, expect, capsys):
     assert err.count("\n") == 1 and expect in err and "--help" in err
 
 
+@pytest.mark.parametrize("argv, expect", [
+    # the option misspelled: named, with the command's closest options; before "-o is required"
+    (["index", "data.h5", "--phase", "x.cif", "--q-pixelsize", "0.02"],
+     "stemgrains index: error: no option --q-pixelsize (did you mean --q-pixel-size?)"),
+    (["run", "a.h5", "--phase", "au", "--min-reliabilty", "5", "-o", "x"],
+     "stemgrains run: error: no option --min-reliabilty (did you mean --min-reliability?)"),
+    (["calibrate", "a.h5", "--phase", "au", "--nindex=5", "-o", "x.json"],
+     "stemgrains calibrate: error: no option --nindex (did you mean --n-index?)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--no-neighbour-pass"], "(did you mean --no-neighbor-pass?)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--k_max", "1"], "no option --k_max (did you mean --k-max?)"),
+    (["segment", "m.ang", "-o", "x.h5", "--treshold", "3"], "no option --treshold (did you mean --threshold?)"),
+    # another command's option: which commands have it
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--min-reliability", "5"],
+     "no option --min-reliability (an option of stemgrains run, segment)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "-p", "au"], "stemgrains index: error: no option -p ("),
+    (["calibrate", "a.h5", "b.h5", "--phase", "au", "-o", "x.json"],
+     "stemgrains calibrate: error: unexpected argument b.h5 ("),
+])
+def test_unknown_option_names_it_and_the_closest(argv, expect, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and expect in err, err
+    assert f"(see 'stemgrains {argv[0]} --help')" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["index", "a.h5", "--phase", "au", "-o", "x.h5", "--q-pix", "0.02"],  # argparse's abbreviation: accepted
+    ["index", "a.h5", "--phase=au", "-ox.h5", "--center=-1,2", "--q-rotation", "-5"],
+    ["series", "r.h5", "f.npy", "-o", "d", "--offset=-1,2"],
+    ["index", "a.h5", "--phase", "au", "-o", "x.h5", "--", "--odd-name.h5"],
+])
+def test_known_options_pass_the_check(argv):
+    from stemgrains.cli import _unknown_option, build_parser
+
+    assert _unknown_option(build_parser(), argv) is None
+
+
 def test_bad_pixel_size_names_the_option(data_samples, tmp_path, capsys):
     rc = main(["index", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"), "-o", str(tmp_path / "o.h5"), "--q-pixel-size", "-1"])
     err = capsys.readouterr().err
