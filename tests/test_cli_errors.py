@@ -163,8 +163,24 @@ def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_
             "the 64 x 64 detector reaches") in err[0], err
     rc = main([*argv, "--k-max", "0.2"])  # the default inner radius (2.5 beam radii) beyond --k-max
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "[spots] beam_radius_px: the inner radius" in err[0] and "--k-max" in err[0], err
+    # named by the option given, with the range the default q_min leaves (it blamed [spots] beam_radius_px)
+    assert rc == 2 and len(err) == 1 and f"stemgrains {cmd}: error: --k-max 0.2: expected a value above q_min (" in err[0]
+    assert "the default: 2.5 × the 4 px beam radius" in err[0] and "set with [spots] q_min of --config" in err[0], err
+    cfg.write_text("[index]\nk_max = 0.2\n")  # the same from a config file: named by the file and key
+    rc = main([*argv, "--config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"error: {cfg}: [index] k_max 0.2: expected a value above q_min (" in err[0], err
     assert not out.exists() and not list(tmp_path.glob("o.h5*"))
+
+
+def test_calibrate_k_max_below_the_default_q_min_names_k_max(au_scan_3x3, data_samples, tmp_path, capsys):
+    """calibrate --k-max 0.05 used to blame q_min, which the user never set ('q_min: the inner radius ...')."""
+    out = tmp_path / "c.json"
+    rc = main(["calibrate", str(au_scan_3x3), "--phase", "au", "--k-max", "0.05", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("stemgrains calibrate: error: --k-max 0.05: expected a value above q_min ("), err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("cmd", ["index", "run"])

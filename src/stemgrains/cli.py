@@ -190,8 +190,18 @@ _NAME_AT_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s*\([^)]*\))?(?=[ :])")
 def _option_names(message: str, subparser: argparse.ArgumentParser | None, typed: list[str]) -> str:
     """A message that starts with an API parameter name (``chunk_rows must be ...``) as the user typed it
     (``--chunk-rows must be ...``), where the command has that option and it is among the ``typed`` arguments
-    (a value from a config file keeps the name: the file's own checks name file, section and key); other messages
-    unchanged."""
+    (a value from a config file keeps the name: the file's own checks name file, section and key); so does one that
+    starts with a config key (``[index] k_max 0.05: ...`` → ``--k-max 0.05: ...``) whose option was typed; other
+    messages unchanged."""
+    key = re.match(r"^\[(\w+)\] (\w+)(?=[ :])", message)  # a config key, [index] k_max: as typed, --k-max
+    if key is not None and subparser is not None:
+        from .settings import schema
+
+        flag = next((k.flag for k in schema() if (k.section, k.name) == key.groups() and k.flag), None)
+        if flag and flag in {o for a in subparser._actions for o in a.option_strings} \
+                and any(t == flag or t.startswith(flag + "=") for t in typed):
+            return flag + message[key.end():]
+        return message
     m = _NAME_AT_START.match(message)
     if subparser is None or m is None:
         return message
@@ -266,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except StemgrainsError as err:
         typed = list(sys.argv[1:] if argv is None else argv)
-        msg = _option_names(_config_origin(_center_origin(str(err), args, typed), args), _subparser(parser, args.command),
-                            typed)
+        msg = _config_origin(_option_names(_center_origin(str(err), args, typed), _subparser(parser, args.command),
+                                           typed), args)
         print(f"stemgrains {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."

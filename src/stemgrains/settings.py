@@ -925,7 +925,10 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
     Raises
     ------
     ParameterError
-        One line naming the key (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``).
+        One line naming the key that was set (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``;
+        ``[index] k_max 0.05: expected a value above q_min (0.5172 1/Å, the default: ...; set with [spots] q_min
+        of --config)`` where ``k_max`` or ``q_max`` is set and ``q_min`` is the default; the command line puts
+        the option typed, or the config file, in place of the key: :func:`stemgrains.cli._option_names`).
     """
     from .preprocess.api import SpotParams, detector_q_reach
 
@@ -936,8 +939,9 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
             else detector_q_reach(calibration, tuple(detector_shape))
     except ParameterError:  # a centre off the detector: refused where the data are read, in its own words
         reach = None
+    set_by: str | None = None  # the key that sets the outer radius, where one does
     if k_max is not None:
-        outer, why = float(k_max), "[index] k_max, --k-max"
+        outer, why, set_by = float(k_max), "[index] k_max, --k-max", "[index] k_max"
     elif reach is None:
         outer, why = config.K_MAX_CAP, f"what the detector reaches about the beam centre, at most {config.K_MAX_CAP:g} 1/Å"
     else:
@@ -945,13 +949,22 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
         why = f"what the {detector_shape[0]} x {detector_shape[1]} detector reaches about the beam centre" + \
             (f", at most {config.K_MAX_CAP:g} 1/Å" if reach > config.K_MAX_CAP else "; [index] k_max unset")
     if sp.q_max is not None and sp.q_max < outer:
-        outer, why = float(sp.q_max), "[spots] q_max"
+        outer, why, set_by = float(sp.q_max), "[spots] q_max", "[spots] q_max"
     if sp.q_min is not None:
         if sp.q_min >= outer:
             raise ParameterError(f"[spots] q_min: expected a value from 0 to below {outer:.4g} 1/Å (the outer radius of "
                                  f"the spots used: {why}), got {sp.q_min:g}; no spot would be detected")
     elif reach is not None:
         q_min = sp.resolved_q_min(calibration)
+        from .preprocess.api import SpotParams as _SP
+
+        if q_min >= outer and set_by is not None and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
+            # the outer radius is the one given (--k-max 0.05), the inner one the default: name the one given
+            value = k_max if set_by == "[index] k_max" else sp.q_max
+            raise ParameterError(f"{set_by} {float(value):g}: expected a value above q_min ({q_min:.4g} 1/Å, the "
+                                 f"default: 2.5 × the {sp.beam_radius_px:g} px beam radius × "
+                                 f"{calibration.q_pixel_size:g} 1/Å per px; set with [spots] q_min of --config); no "
+                                 "spot would be detected")
         if q_min >= outer:
             raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
                                  f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "

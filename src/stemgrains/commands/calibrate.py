@@ -63,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
     phases = [load_phase(c) for c in args.phase]
     ds = load_4d(args.input, **calibration_overrides(args))  # lazy: an unreadable input creates nothing
     ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
+    from ..settings import check_q_range
+
+    # an empty q-range, named by what was given (--k-max 0.05 below the default q_min), before any work
+    check_q_range({"k_max": args.k_max, "spots": {}}, ds.calibration, ds.detector_shape)
     for f in (out, figure):
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
