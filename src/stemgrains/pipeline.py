@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +249,29 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
         check_q_range(params, ds.calibration, ds.detector_shape)
 
 
+def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any] | None, options: Mapping[str, Any],
+                     json_path: Path, figure_path: Path | None, input_path: str) -> tuple[Any, Any]:
+    """``--auto-calibrate``: :func:`stemgrains.preprocess.calibrate.run_auto_calibration`'s fit with the
+    indexing's ``index_params`` (``step_deg``, ``k_max``, neighbour summation, spots, ...) and the ``[calibrate]``
+    ``options`` (``method``, ``max_patterns``, ``n_index``, ``max_index``, ``confirm``; recorded in the fit's
+    report as ``options``), written to ``json_path`` (+ ``figure_path``); returns the dataset with the fit applied
+    where it is ok, and the fit."""
+    from .io.calibration import write_calibration_json
+    from .preprocess.calibrate import apply_calibration_fit, calibrate
+
+    keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
+            "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
+    ip = {k: v for k, v in (index_params or {}).items() if k in keys}
+    fit = calibrate(ds, phases, index_params=ip, **options)
+    fit.diagnostics["options"] = dict(options)
+    write_calibration_json(json_path, fit, input_path=input_path)
+    if figure_path is not None:
+        from .plot.calibration import plot_calibration
+
+        plot_calibration(fit, figure_path, input_path=input_path)
+    return apply_calibration_fit(ds, fit), fit
+
+
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
               figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
@@ -324,11 +347,11 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     ckpt = out.with_name(out.name + ".partial")
     try:
         if auto_json is not None:
-            from .preprocess.calibrate import run_auto_calibration
+            from .settings import calibrate_options
 
             cal_json = auto_json
-            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"),
-                                           input_path=input_path)
+            ds, fit = auto_calibration(ds, phase_objs, params, calibrate_options(cfg), cal_json,
+                                       cal_json.with_suffix(".png"), input_path=input_path)
             if on_calibration is not None:
                 on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
@@ -724,7 +747,7 @@ def run_pipeline(
     classify_params: dict[str, Any] | None = None,
     transport_params: dict[str, Any] | None = None,
     calibration_overrides: dict[str, Any] | None = None,
-    auto_calibrate: bool = False,
+    auto_calibrate: bool | Mapping[str, Any] = False,
     figures: bool = True,
     progress: bool = True,
     backend: str = "cpu",
@@ -756,7 +779,8 @@ def run_pipeline(
         (:func:`stemgrains.io.outputs.completed_run` recognises the finished run by it).
     auto_calibrate
         Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
-        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
+        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok; ``True``, or a
+        mapping of that function's options (``[calibrate]``: :func:`stemgrains.settings.calibrate_options`).
     boundary_params
         Keyword arguments of :func:`stemgrains.boundaries.extract_boundaries` (``low_angle_deg``, ``special``).
     config
@@ -789,10 +813,9 @@ def run_pipeline(
     written: dict[str, Any] = {"results": results}
     calib_fit = None
     if auto_calibrate:
-        from .preprocess.calibrate import run_auto_calibration
-
-        ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None, input_path=input_path)
+        options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
+        ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
+                                         outdir / "calibration.png" if figures else None, input_path=input_path)
         written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
@@ -877,10 +900,10 @@ def _write_run_tables(outdir: Path, input_path: Any, cls: Any, config: Config | 
     from .io.results import atomic_write_text
 
     if config is not None:
-        from .settings import config_to_toml
+        from .settings import config_to_toml, used_config
 
         header = f"effective config of the run on {Path(input_path).resolve()}; --config this file repeats it"
-        atomic_write_text(outdir / "config.toml", config_to_toml(config, header=header))
+        atomic_write_text(outdir / "config.toml", config_to_toml(used_config(config, "run"), header=header))
         written["config"] = outdir / "config.toml"
     write_classification_csv(outdir / "boundaries.csv", cls, level="boundaries")
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
@@ -1057,7 +1080,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
         ``scheduler`` cannot be reached.
     """
     from .boundaries.misorientation import parse_special
-    from .settings import calibration_overrides, index_params
+    from .settings import calibrate_options, calibration_overrides, index_params
 
     g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
     field, electrodes = check_run_config(cfg)
@@ -1071,7 +1094,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
                                          else [_phase_arg(s) for s in c["conducting_phases"]]),
         transport_params=_transport_params(t) if electrodes is not None else None,
         calibration_overrides=calibration_overrides(cfg["calibration"]),
-        auto_calibrate=cfg["calibration"]["auto"],
+        auto_calibrate=calibrate_options(cfg) if cfg["calibration"]["auto"] else False,
         figures=cfg["figures"]["enabled"],
         progress=progress,
         backend=cfg["index"]["backend"],

@@ -52,6 +52,7 @@ __all__ = [
     "merge_config",
     "calibration_overrides",
     "index_params",
+    "calibrate_options",
     "check_index_values",
     "check_config_values",
     "check_q_range",
@@ -68,6 +69,9 @@ __all__ = [
 SECTIONS: dict[str, str] = {
     "calibration": "detector and scan calibration; unset keys are taken from the data file (precedence: these > "
                    "file > data file's own values)",
+    "calibrate": "fit of the detector calibration from the data (`stemgrains calibrate`, and `--auto-calibrate` of "
+                 "index/run: these read method, max_patterns, n_index, max_index, confirm; the fit's k_max and "
+                 "neighbour summation are then the indexing's)",
     "index": "orientation mapping (template matching), stemgrains.index.IndexParams",
     "spots": "spot detection of the indexing, stemgrains.preprocess.SpotParams",
     "grains": "grain segmentation and boundary extraction (stemgrains.grains.segment_grains, "
@@ -80,18 +84,27 @@ SECTIONS: dict[str, str] = {
 #: the sections each command reads (and writes into its results file)
 COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
     "run": tuple(SECTIONS),
-    "index": ("calibration", "index", "spots"),
+    "index": ("calibration", "calibrate", "index", "spots"),
+    "calibrate": ("calibration", "calibrate", "spots"),
     "segment": ("calibration", "grains"),
     "classify": ("classify",),
     "transport": ("transport",),
 }
 #: keys of a section a command reads when it does not read the whole section
-_COMMAND_KEYS: dict[str, dict[str, tuple[str, ...]]] = {"segment": {"calibration": ("scan_step_nm",)}}
+_AUTO_CALIBRATE_KEYS = ("method", "max_patterns", "n_index", "max_index", "confirm")
+_COMMAND_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "segment": {"calibration": ("scan_step_nm",)},
+    # --auto-calibrate: the fit's k_max and neighbour summation are the indexing's ([index])
+    "index": {"calibrate": _AUTO_CALIBRATE_KEYS}, "run": {"calibrate": _AUTO_CALIBRATE_KEYS},
+    "calibrate": {"calibration": tuple(k for k in ("file", "q_pixel_size", "accelerating_voltage_kV", "center",
+                                                   "scan_step_nm", "q_rotation_deg", "q_flip", "ellipticity",
+                                                   "affine"))},
+}
 
 #: argparse destinations that are inputs, outputs or ways of running, not parameters (no config key)
 NOT_CONFIG = frozenset({
     "input", "results", "phase", "output", "overwrite", "no_progress", "config", "scheduler", "export_ang",
-    "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force",
+    "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force", "figure", "no_figure",
 })
 
 # kinds of values: float, int, bool, str, pair (2 numbers), quad (4 numbers), strings (list of str), phases
@@ -153,7 +166,7 @@ def _arg_default(func: Any, name: str) -> Any:
 @functools.lru_cache(maxsize=1)
 def schema() -> tuple[Key, ...]:
     """Every config key, in file order (imports the stages to read their defaults)."""
-    return tuple(_calibration_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
+    return tuple(_calibration_keys() + _calibrate_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
                  + _transport_keys() + _figure_keys())
 
 
@@ -182,6 +195,35 @@ def _calibration_keys() -> list[Key]:
         K("calibration", "auto", "bool", False, "—",
           "fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`)",
           "auto_calibrate", "--auto-calibrate"),
+    ]
+
+
+def _calibrate_keys() -> list[Key]:
+    """``[calibrate]``: defaults from the signature of :func:`stemgrains.preprocess.calibrate.calibrate` (and of
+    the ``calibrate`` command: ``k_max``)."""
+    from .preprocess.calibrate import calibrate
+
+    K = Key
+    return [
+        K("calibrate", "method", "str", _arg_default(calibrate, "method"), "—",
+          "rings (many grains), orientations (any number of grains) or auto: both", "method", "--method",
+          choices=("auto", "rings", "orientations")),
+        K("calibrate", "k_max", "float", config.CALIBRATE_K_MAX, "1/Å",
+          "largest scattering vector used (calibrate; --auto-calibrate uses [index] k_max)", "k_max", "--k-max"),
+        K("calibrate", "max_patterns", "int", _arg_default(calibrate, "max_patterns"), "patterns",
+          "patterns of the subsample searched for spots", "max_patterns", "--max-patterns"),
+        K("calibrate", "n_index", "int", _arg_default(calibrate, "n_index"), "patterns",
+          "patterns indexed for the joint fit", "n_index", "--n-index"),
+        K("calibrate", "max_index", "int", _arg_default(calibrate, "max_index"), "patterns",
+          "while the pixel size or axis ratio is uncertain by more than 0.5 %, the joint fit is repeated with twice "
+          "as many patterns, up to this many (at most n_index: one round)", "max_index", "--max-index"),
+        K("calibrate", "neighbor_average_radius", "int", config.NEIGHBOR_AVERAGE_RADIUS, "scan px",
+          "each pattern is summed with the similar patterns within this distance, as the indexing does (calibrate; "
+          "--auto-calibrate uses [index] neighbor_average_radius)", "neighbor_average_radius",
+          "--neighbor-average-radius"),
+        K("calibrate", "confirm", "bool", _arg_default(calibrate, "confirm"), "—",
+          "apply the fit only where it indexes a subsample better than the stated calibration (else "
+          "'unconfirmed': reported, the stated calibration kept)", "no_confirm", "--no-confirm", negate=True),
     ]
 
 
@@ -413,21 +455,23 @@ _POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_vol
 #: file values that must be finite and positive (what the stages then require; 0 or −3 would be refused only
 #: after a run started, or a NaN threshold would silently segment nothing)
 _POSITIVE_FILE = frozenset({
-    "index.step_deg", "index.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
+    "index.step_deg", "index.k_max", "calibrate.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
     "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
     "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
     "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
 #: file values that must be integers ≥ 1
 _COUNT_FILE = frozenset({
-    "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
+    "calibrate.max_patterns", "calibrate.n_index", "calibrate.max_index", "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
     "index.n_refine", "index.n_best", "index.min_peaks", "index.refine_max_eval", "spots.max_peaks",
 })
 #: file values that must be integers ≥ 0
-_NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius"})
+_NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius", "calibrate.neighbor_average_radius"})
 #: values (file and command line) with a closed range
 _RANGE = {
     "index.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
+    "calibrate.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
+    "calibrate.k_max": (0.0, config.K_MAX_LIMIT),
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
@@ -448,7 +492,7 @@ _RANGE = {
     "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
 }
 #: ranges of :data:`_RANGE` whose lower end is excluded (``(lo, hi]``): a k_max of 0 keeps no reflection
-_OPEN_BELOW = frozenset({"index.k_max"})
+_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max"})
 
 
 def _in_range(key: Key, value: Any, where: str) -> Any:
@@ -845,9 +889,13 @@ def _uses(command: str, key: Key) -> bool:
 
 
 def used_config(cfg: Mapping[str, Mapping[str, Any]], command: str) -> dict[str, dict[str, Any]]:
-    """The part of ``cfg`` that ``command`` reads (what it records in its results file)."""
+    """The part of ``cfg`` that ``command`` reads (what it records in its results file); ``[calibrate]`` for
+    ``index``/``run`` only where ``[calibration] auto`` is on (otherwise nothing reads it)."""
     out: dict[str, dict[str, Any]] = {}
+    auto = bool(cfg.get("calibration", {}).get("auto"))
     for key in schema():
+        if key.section == "calibrate" and command != "calibrate" and not auto:
+            continue  # the fit's options: read by index/run only with --auto-calibrate
         if _uses(command, key) and key.name in cfg.get(key.section, {}):
             out.setdefault(key.section, {})[key.name] = _copy(cfg[key.section][key.name])
     return out
@@ -969,6 +1017,13 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
             raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
                                  f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "
                                  f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
+
+
+def calibrate_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Keyword arguments of :func:`stemgrains.preprocess.calibrate.calibrate` from ``[calibrate]`` that
+    ``--auto-calibrate`` of index/run uses too: ``method``, ``max_patterns``, ``n_index``, ``max_index``,
+    ``confirm`` (``k_max`` and ``neighbor_average_radius`` go into its ``index_params``)."""
+    return {k: _copy(cfg["calibrate"][k]) for k in _AUTO_CALIBRATE_KEYS}
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
