@@ -1,6 +1,7 @@
 """Config files: every parameter of every stage in one TOML file.
 
-A config file has the sections ``[calibration]``, ``[index]``, ``[spots]`` (spot detection, part of indexing),
+A config file has the sections ``[calibration]``, ``[calibrate]`` (the fit of ``stemgrains calibrate`` and of
+``--auto-calibrate``), ``[index]``, ``[spots]`` (spot detection, part of indexing),
 ``[grains]`` (grains and boundaries), ``[classify]``, ``[transport]`` and ``[figures]``. Each key has a type, a
 default, a unit, a one-line meaning and (most) a command-line option that overrides it; the schema is
 :func:`schema`. Default values are never copied here: they are read from :mod:`stemgrains.config`, the fields
@@ -1108,8 +1109,8 @@ def dump_config() -> str:
     from ._version import __version__
 
     header = (f"stemgrains {__version__} config: every parameter of every stage, with its default.\n"
-              "Use: stemgrains run INPUT --phase CIF -o OUTDIR --config THIS.toml (also index, segment, classify,\n"
-              "transport: each reads its sections). Options on the command line override this file.\n"
+              "Use: stemgrains run INPUT --phase CIF -o OUTDIR --config THIS.toml (also index, calibrate, segment,\n"
+              "classify, transport: each reads its sections). Options on the command line override this file.\n"
               "Keys written as '# key =' are unset; remove the '#' and give a value to set them.\n"
               "Each key: # meaning [unit]; default; the command-line option that overrides it.")
     return config_to_toml(default_config(), header=header)
