@@ -80,3 +80,17 @@ def test_auto_calibrate_of_index_takes_the_calibrate_section(au_scan_3x3, tmp_pa
     assert settings.load_config(out)["calibrate"]["max_index"] == 8  # recorded in the results' config
     with h5py.File(out) as f:
         assert "calibration_fit" in json.loads(f["parameters"].attrs["index"])
+
+
+def test_index_batch_prints_the_fit_with_no_progress(au_scan_3x3, tmp_path, capsys):
+    """--no-progress removes progress bars, not results: a serial batch with --auto-calibrate prints each fit."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.h5").write_bytes(au_scan_3x3.read_bytes())
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[calibrate]\nmethod = \"orientations\"\nn_index = 4\nmax_index = 4\n")
+    assert main(["index", str(d), "--phase", "au", "-o", str(tmp_path / "out"), "--config", str(cfg),
+                 "--auto-calibrate", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"→ {tmp_path / 'out' / 'a' / 'results.calibration.json'}" in printed, printed
+    assert "[1/1] " in printed and ": done in " in printed
