@@ -201,6 +201,22 @@ def test_sigma_per_scan_is_printed_and_in_the_summary(tmp_path):
     assert [r["status"] for r in res.rows] == ["skipped"] * 3 and res.rows[1]["excitation_error_sigma"] == 0.01
 
 
+def test_no_progress_keeps_the_line_per_input(tmp_path):
+    """progress=False (--no-progress) removes progress bars, not results: every input still gets its line (done,
+    with its folder; skipped; failed, with the reason)."""
+    import io
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", t.encode()) for n, t in (("a", "A"), ("b", "boom"))]
+    log = io.StringIO()
+    run_batch(ins, tmp_path / "out", _job_ok, {"k": 1}, progress=False, log=log)
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith(f"[1/2] {ins[0]}: done in ") and lines[0].endswith(f"→ {tmp_path / 'out' / 'a'}")
+    assert lines[1] == f"[2/2] {ins[1]}: failed: ValueError: boom inside", lines
+    log = io.StringIO()
+    run_batch(ins[:1], tmp_path / "out", _job_ok, {"k": 1}, progress=False, log=log)
+    assert log.getvalue() == f"[1/1] {ins[0]}: skipped (done before, same content and parameters)\n"
+
+
 def test_run_batch_refuses_a_folder_it_did_not_write(tmp_path):
     src = _touch(tmp_path / "in" / "a.npy", b"A")
     _touch(tmp_path / "out" / "a" / "precious.txt")
@@ -234,8 +250,8 @@ def _check_sigma(row, results, printed):
         used = json.loads(f["parameters"].attrs["index"])
     sigma, how = used["excitation_error_sigma"], used["excitation_error_sigma_source"]
     assert float(row["excitation_error_sigma"]) == pytest.approx(sigma) and row["excitation_error_sigma_source"] == how
-    line = [x for x in printed.splitlines() if x.startswith("  relrod width σ_s: ")]  # (--no-progress: no per-scan
-    assert len(line) == 1 and f"{sigma:g} 1/Å ({how}) for " in line[0], printed  # lines; see test_sigma_per_scan)
+    line = [x for x in printed.splitlines() if x.startswith("  relrod width σ_s: ")]  # the batch's last lines
+    assert len(line) == 1 and f"{sigma:g} 1/Å ({how}) for " in line[0], printed  # (per scan: test_sigma_per_scan)
 
 
 def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
@@ -248,6 +264,10 @@ def test_cli_run_batch_with_a_corrupt_input(scans, tmp_path, capsys):
     first = time.perf_counter() - t0
     printed = capsys.readouterr().out
     assert "2 done, 0 skipped, 1 failed" in printed and "c.h5" in printed
+    for n in "ab":  # --no-progress: no bars, but a line per scan saying where its results are
+        assert any(x.startswith("[") and f"{n}.h5: done in " in x and x.endswith(f"→ {out / n}")
+                   for x in printed.splitlines()), printed
+    assert any("c.h5: failed: " in x and "truncated or corrupt" in x for x in printed.splitlines()), printed
     rows = _rows(out)
     for n in ("a", "b"):
         assert rows[n]["status"] == "done" and rows[n]["scan_rows"] == "3" and rows[n]["scan_cols"] == "4"

@@ -23,6 +23,44 @@ def test_argparse_errors_are_one_line(argv, expect, capsys):
     assert err.count("\n") == 1 and expect in err and "--help" in err
 
 
+@pytest.mark.parametrize("argv, expect", [
+    # the option misspelled: named, with the command's closest options; before "-o is required"
+    (["index", "data.h5", "--phase", "x.cif", "--q-pixelsize", "0.02"],
+     "stemgrains index: error: no option --q-pixelsize (did you mean --q-pixel-size?)"),
+    (["run", "a.h5", "--phase", "au", "--min-reliabilty", "5", "-o", "x"],
+     "stemgrains run: error: no option --min-reliabilty (did you mean --min-reliability?)"),
+    (["calibrate", "a.h5", "--phase", "au", "--nindex=5", "-o", "x.json"],
+     "stemgrains calibrate: error: no option --nindex (did you mean --n-index?)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--no-neighbour-pass"], "(did you mean --no-neighbor-pass?)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--k_max", "1"], "no option --k_max (did you mean --k-max?)"),
+    (["segment", "m.ang", "-o", "x.h5", "--treshold", "3"], "no option --treshold (did you mean --threshold?)"),
+    # another command's option: which commands have it
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--min-reliability", "5"],
+     "no option --min-reliability (an option of stemgrains run, segment)"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "-p", "au"], "stemgrains index: error: no option -p ("),
+    (["calibrate", "a.h5", "b.h5", "--phase", "au", "-o", "x.json"],
+     "stemgrains calibrate: error: unexpected argument b.h5 ("),
+])
+def test_unknown_option_names_it_and_the_closest(argv, expect, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and expect in err, err
+    assert f"(see 'stemgrains {argv[0]} --help')" in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["index", "a.h5", "--phase", "au", "-o", "x.h5", "--q-pix", "0.02"],  # argparse's abbreviation: accepted
+    ["index", "a.h5", "--phase=au", "-ox.h5", "--center=-1,2", "--q-rotation", "-5"],
+    ["series", "r.h5", "f.npy", "-o", "d", "--offset=-1,2"],
+    ["index", "a.h5", "--phase", "au", "-o", "x.h5", "--", "--odd-name.h5"],
+])
+def test_known_options_pass_the_check(argv):
+    from stemgrains.cli import _unknown_option, build_parser
+
+    assert _unknown_option(build_parser(), argv) is None
+
+
 def test_bad_pixel_size_names_the_option(data_samples, tmp_path, capsys):
     rc = main(["index", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"), "-o", str(tmp_path / "o.h5"), "--q-pixel-size", "-1"])
     err = capsys.readouterr().err
@@ -125,8 +163,24 @@ def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_
             "the 64 x 64 detector reaches") in err[0], err
     rc = main([*argv, "--k-max", "0.2"])  # the default inner radius (2.5 beam radii) beyond --k-max
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and "[spots] beam_radius_px: the inner radius" in err[0] and "--k-max" in err[0], err
+    # named by the option given, with the range the default q_min leaves (it blamed [spots] beam_radius_px)
+    assert rc == 2 and len(err) == 1 and f"stemgrains {cmd}: error: --k-max 0.2: expected a value above q_min (" in err[0]
+    assert "the default: 2.5 × the 4 px beam radius" in err[0] and "set with [spots] q_min of --config" in err[0], err
+    cfg.write_text("[index]\nk_max = 0.2\n")  # the same from a config file: named by the file and key
+    rc = main([*argv, "--config", str(cfg)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and f"error: {cfg}: [index] k_max 0.2: expected a value above q_min (" in err[0], err
     assert not out.exists() and not list(tmp_path.glob("o.h5*"))
+
+
+def test_calibrate_k_max_below_the_default_q_min_names_k_max(au_scan_3x3, data_samples, tmp_path, capsys):
+    """calibrate --k-max 0.05 used to blame q_min, which the user never set ('q_min: the inner radius ...')."""
+    out = tmp_path / "c.json"
+    rc = main(["calibrate", str(au_scan_3x3), "--phase", "au", "--k-max", "0.05", "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith("stemgrains calibrate: error: --k-max 0.05: expected a value above q_min ("), err
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("cmd", ["index", "run"])

@@ -280,10 +280,7 @@ def test_edited_dump_drives_run_cli_overrides_and_results_repeat_the_run(tmp_pat
     r = tmp_path / "r.h5"
     assert main(["segment", str(res1), "-o", str(r), "--config", str(seg)]) == 0
     assert _params(r, "segment")["grains"]["threshold_deg"] == 4.0
-    assert main(["transport", str(r), "--config", str(seg)]) == 0
-    with h5py.File(r, "r") as f:
-        tp = json.loads(f["transport"].attrs["parameters"])
-    assert tp["gb_thickness_nm"] == 2.0
+    assert main(["transport", str(r), "--config", str(seg)]) == 2  # Au: no conducting phase, no transport model
     assert main(["classify", str(r), "--config", str(seg)]) == 0
     assert "under field (0, 1)" in capsys.readouterr().out
     with h5py.File(r, "r") as f:
@@ -291,9 +288,45 @@ def test_edited_dump_drives_run_cli_overrides_and_results_repeat_the_run(tmp_pat
     assert cp["tau_flow"] == 0.3
     cfg = settings.load_config(r)
     assert cfg["grains"]["threshold_deg"] == 4.0 and cfg["index"]["step_deg"] == 4.0  # index's part kept
-    assert cfg["classify"]["tau_flow"] == 0.3 and cfg["transport"]["electrodes"] == {"top": 1.0, "bottom": 0.0}
-    assert main(["classify", str(r), "--config", str(seg), "--field-from-transport"]) == 0
+    assert cfg["classify"]["tau_flow"] == 0.3
+    # transport reads its section (on a map of a conducting phase, Na-β″-alumina)
+    n = _nba_results(tmp_path / "n.h5")
+    assert main(["segment", str(n), "-o", str(n), "--config", str(seg)]) == 0
+    assert main(["transport", str(n), "--config", str(seg)]) == 0
+    with h5py.File(n, "r") as f:
+        tp = json.loads(f["transport"].attrs["parameters"])
+    assert tp["gb_thickness_nm"] == 2.0
+    assert settings.load_config(n)["transport"]["electrodes"] == {"top": 1.0, "bottom": 0.0}
+    capsys.readouterr()
+    assert main(["classify", str(n), "--config", str(seg), "--field-from-transport"]) == 0
     assert "local transport field" in capsys.readouterr().out
+
+
+def _nba_results(path: Path) -> Path:
+    """A results file holding a 12 × 14 Voronoi orientation map (4 grains) of Na-β″-alumina, written as `index` does."""
+    from orix.crystal_map import CrystalMap, PhaseList
+    from orix.quaternion import Rotation
+
+    from stemgrains.crystal import load_phase
+    from stemgrains.io import write_orientation_map
+    from stemgrains.io.results import atomic_h5, write_provenance
+
+    phase = load_phase(REPO / "data_samples" / "na_beta2_alumina.cif")
+    rng = np.random.default_rng(3)
+    ny, nx = 12, 14
+    seeds = rng.uniform([0, 0], [ny, nx], size=(4, 2))
+    rr, cc = np.indices((ny, nx))
+    lab = np.argmin((rr[..., None] - seeds[:, 0]) ** 2 + (cc[..., None] - seeds[:, 1]) ** 2, axis=-1)
+    gq = rng.normal(size=(4, 4))
+    gq /= np.linalg.norm(gq, axis=1, keepdims=True)
+    r, c = np.divmod(np.arange(ny * nx), nx)
+    xmap = CrystalMap(rotations=Rotation(gq[lab].reshape(-1, 4)), phase_id=np.zeros(ny * nx, int), x=c * 2.0,
+                      y=r * 2.0, phase_list=PhaseList(phases=[phase], ids=[0]), scan_unit="nm",
+                      prop={"correlation_index": np.full(ny * nx, 0.5), "reliability": np.full(ny * nx, 30.0)})
+    with atomic_h5(path) as f:
+        write_provenance(f, phases=xmap.phases)
+        write_orientation_map(f, xmap)
+    return path
 
 
 def test_paths_in_a_config_are_relative_to_its_folder_and_field_options_exclude_each_other(tmp_path, monkeypatch):

@@ -565,7 +565,8 @@ def run_batch(
         The job's parameters (JSON-able). Their fingerprint (:func:`params_fingerprint`) decides, with the
         input checksum, whether a done input is skipped. Keys starting with ``_`` are not fingerprinted.
     jobs
-        Inputs processed at once in a process pool (spawn context); each worker gets
+        Inputs processed at once in a process pool (spawn context; the job gets ``params["_progress"]`` False, and
+        ``params["_serial"]`` True only when it runs in this process, where it may print); each worker gets
         ``NUMBA_NUM_THREADS = max(1, cores // jobs)``. 1: one after another in this process, all cores.
     scheduler
         A ``dask.distributed`` scheduler address (or a ``Client``): every input is a task on the cluster (the
@@ -574,7 +575,8 @@ def run_batch(
     force
         Redo inputs already done with the same content and parameters (and restart interrupted ones).
     progress
-        Print one line per finished input (and let a serial job show its own progress bar).
+        Let a serial job show its own progress bars. The line per input (done, with where its results are;
+        skipped; failed, with the reason) is printed either way: it is a result, not progress.
     outputs
         The folder per input; default :func:`plan_outputs`.
     log
@@ -631,9 +633,8 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
     params = dict(params, _batch_folder=str(out.resolve()))
     t_batch = time.perf_counter()
 
-    def say(text: str) -> None:
-        if progress:
-            print(text, file=log, flush=True)
+    def say(text: str) -> None:  # with or without progress bars (--no-progress): these lines are the results
+        print(text, file=log, flush=True)
 
     rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
     _write_summary(out, earlier + rows)
@@ -647,7 +648,7 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
         else:
             for i in todo:
                 started(i)
-                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress)))
+                finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress, _serial=True)))
     except KeyboardInterrupt:
         interrupted = True
         raise

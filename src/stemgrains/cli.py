@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import difflib
 import importlib
 import pkgutil
 import re
@@ -91,10 +92,73 @@ def _safe_interrupts():
 
 
 class _OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line (what was wrong, and where the help is), exit status 2."""
+    """An argument parser whose errors are one line (what was wrong, and where the help is), exit status 2.
+
+    An option the command does not have (``--q-pixelsize``, ``--min-reliabilty``) is refused before anything
+    else (argparse would first ask for a required option, or say "unrecognized arguments" without a hint),
+    naming it and the command's closest options (:func:`_unknown_option`)."""
 
     def error(self, message: str):  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        if self._subparsers is not None:  # the top-level parser: look at the command's options first
+            argv = list(sys.argv[1:] if args is None else args)
+            found = _unknown_option(self, argv)
+            if found is not None:
+                sub, message = found
+                sub.error(message)
+        return super().parse_known_args(args, namespace)
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:  # words left over (a second input where the command takes one): named by the command
+            sub = _command_parsers(self).get(getattr(ns, "command", None), self)
+            sub.error(f"unexpected argument{'s' if len(extras) > 1 else ''} {' '.join(extras)}")
+        return ns
+
+
+def _command_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.ArgumentParser, str] | None:
+    """The first option in ``argv`` that its command does not have, as ``(that command's parser, message)``:
+    ``no option --q-pixelsize (did you mean --q-pixel-size?)``, the suggestions being the command's closest
+    options (difflib; ``_`` read as ``-``; at most two), else the other commands that have it; ``None`` when every option is
+    known or is a prefix of known ones (argparse's abbreviations; it reports ambiguous ones itself)."""
+    commands = _command_parsers(parser)
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name not in commands or "-h" in argv or "--help" in argv:
+        return None
+    sub = commands[name]
+    known = [o for a in sub._actions for o in a.option_strings]
+    rest = argv[argv.index(name) + 1:]
+    for token in rest[:rest.index("--")] if "--" in rest else rest:
+        if not token.startswith("-") or token == "-" or token[1] in "0123456789." or " " in token:
+            continue  # a value (-1, -1,2: argparse says what it makes of them)
+        opt = token.split("=", 1)[0]
+        if opt.startswith("--") and any(k.startswith(opt) for k in known):
+            continue
+        if not opt.startswith("--") and opt[:2] in known:  # -o, -oFILE, -h
+            continue
+        spelled = opt.replace("_", "-")
+        ratios = sorted(((difflib.SequenceMatcher(None, spelled, k).ratio(), k) for k in known if k.startswith("--")),
+                        reverse=True)
+        close = [k for r, k in ratios[:2] if r >= 0.6 and r >= ratios[0][0] - 0.05]
+        others = [n for n, p in commands.items()
+                  if n != name and spelled in (o for a in p._actions for o in a.option_strings)]
+        if close and (ratios[0][0] >= 0.85 or not others):
+            hint = f" (did you mean {' or '.join(close)}?)"
+        elif others:  # right for another command (--min-reliability is run's and segment's, not index's)
+            hint = f" (an option of stemgrains {', '.join(others)})"
+        else:
+            hint = ""
+        return sub, f"no option {opt}{hint}"
+    return None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,8 +190,18 @@ _NAME_AT_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s*\([^)]*\))?(?=[ :])")
 def _option_names(message: str, subparser: argparse.ArgumentParser | None, typed: list[str]) -> str:
     """A message that starts with an API parameter name (``chunk_rows must be ...``) as the user typed it
     (``--chunk-rows must be ...``), where the command has that option and it is among the ``typed`` arguments
-    (a value from a config file keeps the name: the file's own checks name file, section and key); other messages
-    unchanged."""
+    (a value from a config file keeps the name: the file's own checks name file, section and key); so does one that
+    starts with a config key (``[index] k_max 0.05: ...`` → ``--k-max 0.05: ...``) whose option was typed; other
+    messages unchanged."""
+    key = re.match(r"^\[(\w+)\] (\w+)(?=[ :])", message)  # a config key, [index] k_max: as typed, --k-max
+    if key is not None and subparser is not None:
+        from .settings import schema
+
+        flag = next((k.flag for k in schema() if (k.section, k.name) == key.groups() and k.flag), None)
+        if flag and flag in {o for a in subparser._actions for o in a.option_strings} \
+                and any(t == flag or t.startswith(flag + "=") for t in typed):
+            return flag + message[key.end():]
+        return message
     m = _NAME_AT_START.match(message)
     if subparser is None or m is None:
         return message
@@ -202,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             return int(args._run(args) or 0)
     except StemgrainsError as err:
         typed = list(sys.argv[1:] if argv is None else argv)
-        msg = _option_names(_config_origin(_center_origin(str(err), args, typed), args), _subparser(parser, args.command),
-                            typed)
+        msg = _config_origin(_option_names(_center_origin(str(err), args, typed), _subparser(parser, args.command),
+                                           typed), args)
         print(f"stemgrains {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."

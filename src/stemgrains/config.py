@@ -65,6 +65,8 @@ K_MAX_CAP = 2.0
 #: the largest k_max accepted at all, 1/Å (beyond ~3 1/Å nanobeam detectors record nothing; the library's size grows
 #: as k_max³: 100 1/Å asked for 63 GiB)
 K_MAX_LIMIT = 4.0
+#: largest scattering vector `stemgrains calibrate` uses by default, 1/Å ([calibrate] k_max)
+CALIBRATE_K_MAX = 1.5
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)
 FIT_EXCITATION_WINDOW = 0.05
 #: the final choice among hypotheses weighs each one's image score by ((explained + 1)/(detected + 1)) ** this

@@ -338,7 +338,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
                        "attribute phase_fit of /orientation)"),
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
-    "field_source": ("—", "'applied' (--field) or the transport model's local field"),
+    "field_source": ("—", "'applied' (--field), the transport model's local field, or none where no phase conducts "
+                          "(the classification does not apply)"),
     "misorientation": ("deg, 1", "what every map has: median misorientation angle of the boundaries (median_deg), "
                                  "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
                                  "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),
@@ -352,6 +353,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "transport_total_current": ("σ_ip·V", "current driven through the lamella, per unit lamella thickness "
                                           "(× σ_ip [S/m] × thickness [m] = A)"),
     "transport_total_current_unit": ("—", "that unit, spelled out"),
+    "transport": ("—", "only where electrodes were given but no phase of the map conducts Na+ (e.g. cubic Au): "
+                       "{skipped: true, reason}; the transport model did not run and nothing of it was written "
+                       "(also /parameters run transport_skipped)"),
 }
 
 

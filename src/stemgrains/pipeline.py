@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,8 @@ import numpy as np
 from .errors import FileFormatError, ParameterError, StemgrainsError
 
 __all__ = ["run_index", "run_segment", "run_classify", "run_transport", "run_pipeline", "run_configured",
-           "index_dataset", "segment_map", "classify_map", "solve_map_transport", "connect_scheduler"]
+           "index_dataset", "segment_map", "classify_map", "solve_map_transport", "connect_scheduler",
+           "transport_not_applicable", "auto_calibration"]
 
 Config = dict[str, dict[str, Any]]
 
@@ -87,6 +88,23 @@ def solve_map_transport(grain_map: Any, electrodes: Any, boundaries: Any, params
     from .transport import solve_transport
 
     return solve_transport(grain_map, grain_map.phases, electrodes, boundaries=boundaries, **params)
+
+
+def _phases_text(grain_map: Any) -> str:
+    """``au (cubic), zro2 (monoclinic)``: the phases of a grain map with their crystal systems."""
+    return ", ".join(f"{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
+                     for i, p in grain_map.phases if i >= 0) or "no phase"
+
+
+def transport_not_applicable(grain_map: Any, conducting_phases: Any = None) -> str | None:
+    """Why the ionic transport model (Na+ conduction in the conduction planes) does not apply to a grain map: no
+    conducting phase among its phases (``conducting_phases`` as :func:`stemgrains.boundaries.classify.conducting_phase_ids`
+    takes them; default the phases with Na+ conduction planes), naming the phases; ``None`` where it applies."""
+    from .boundaries.classify import conducting_phase_ids
+
+    if conducting_phase_ids(grain_map.phases, conducting_phases):
+        return None
+    return f"no conducting phase (with Na+ conduction planes) among {_phases_text(grain_map)}"
 
 
 def classify_map(grain_map: Any, boundaries: Any, field: Any, params: dict[str, Any]) -> Any:
@@ -249,6 +267,29 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
         check_q_range(params, ds.calibration, ds.detector_shape)
 
 
+def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any] | None, options: Mapping[str, Any],
+                     json_path: Path, figure_path: Path | None, input_path: str) -> tuple[Any, Any]:
+    """``--auto-calibrate``: :func:`stemgrains.preprocess.calibrate.run_auto_calibration`'s fit with the
+    indexing's ``index_params`` (``step_deg``, ``k_max``, neighbour summation, spots, ...) and the ``[calibrate]``
+    ``options`` (``method``, ``max_patterns``, ``n_index``, ``max_index``, ``confirm``; recorded in the fit's
+    report as ``options``), written to ``json_path`` (+ ``figure_path``); returns the dataset with the fit applied
+    where it is ok, and the fit."""
+    from .io.calibration import write_calibration_json
+    from .preprocess.calibrate import apply_calibration_fit, calibrate
+
+    keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
+            "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
+    ip = {k: v for k, v in (index_params or {}).items() if k in keys}
+    fit = calibrate(ds, phases, index_params=ip, **options)
+    fit.diagnostics["options"] = dict(options)
+    write_calibration_json(json_path, fit, input_path=input_path)
+    if figure_path is not None:
+        from .plot.calibration import plot_calibration
+
+        plot_calibration(fit, figure_path, input_path=input_path)
+    return apply_calibration_fit(ds, fit), fit
+
+
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
               figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
@@ -324,11 +365,11 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     ckpt = out.with_name(out.name + ".partial")
     try:
         if auto_json is not None:
-            from .preprocess.calibrate import run_auto_calibration
+            from .settings import calibrate_options
 
             cal_json = auto_json
-            ds, fit = run_auto_calibration(ds, phase_objs, params, cal_json, cal_json.with_suffix(".png"),
-                                           input_path=input_path)
+            ds, fit = auto_calibration(ds, phase_objs, params, calibrate_options(cfg), cal_json,
+                                       cal_json.with_suffix(".png"), input_path=input_path)
             if on_calibration is not None:
                 on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
@@ -675,6 +716,9 @@ def run_transport(results: str | os.PathLike, output: str | os.PathLike | None, 
     _refuse_foreign_figures(figures, "transport", replace_other)
     electrodes = transport_electrodes(t["electrodes"])
     grain_map = read_grains(path)
+    why = transport_not_applicable(grain_map)
+    if why is not None:  # an isotropic conductor everywhere says nothing about Na+ transport
+        raise ParameterError(f"{path}: the transport model needs a conducting phase: {why}")
     result = solve_map_transport(grain_map, electrodes, _read_boundaries(path), _transport_params(t))
     out = Path(output) if output else path
     with update_h5(path, out) as f:
@@ -724,7 +768,7 @@ def run_pipeline(
     classify_params: dict[str, Any] | None = None,
     transport_params: dict[str, Any] | None = None,
     calibration_overrides: dict[str, Any] | None = None,
-    auto_calibrate: bool = False,
+    auto_calibrate: bool | Mapping[str, Any] = False,
     figures: bool = True,
     progress: bool = True,
     backend: str = "cpu",
@@ -747,7 +791,10 @@ def run_pipeline(
         Applied in-plane field direction (x, y) for the classification. If ``None`` and ``electrodes`` are given,
         each boundary is classified under its local field from the transport model.
     electrodes
-        Transport electrodes, e.g. ``{"left": 1.0, "right": 0.0}``; ``None`` skips the transport model.
+        Transport electrodes, e.g. ``{"left": 1.0, "right": 0.0}``; ``None`` skips the transport model. So does a
+        map without a conducting phase (:func:`transport_not_applicable`): nothing of the transport is written, the
+        summary's ``transport`` is ``{"skipped": true, "reason": ...}`` (also ``/parameters`` ``run``
+        ``transport_skipped``) and, without ``field``, the classification (which then does not apply) uses none.
     overwrite
         Replace the results of another run found in ``outdir`` (see :func:`stemgrains.io.outputs.prepare_run_folder`);
         without it such a folder is refused. An interrupted run of the same input resumes either way.
@@ -756,7 +803,8 @@ def run_pipeline(
         (:func:`stemgrains.io.outputs.completed_run` recognises the finished run by it).
     auto_calibrate
         Fit the detector calibration from the data first (:func:`stemgrains.preprocess.calibrate.calibrate`),
-        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok.
+        written to ``calibration.json`` (+ ``calibration.png``) and used where the fit is ok; ``True``, or a
+        mapping of that function's options (``[calibrate]``: :func:`stemgrains.settings.calibrate_options`).
     boundary_params
         Keyword arguments of :func:`stemgrains.boundaries.extract_boundaries` (``low_angle_deg``, ``special``).
     config
@@ -789,10 +837,9 @@ def run_pipeline(
     written: dict[str, Any] = {"results": results}
     calib_fit = None
     if auto_calibrate:
-        from .preprocess.calibrate import run_auto_calibration
-
-        ds, calib_fit = run_auto_calibration(ds, phases, index_params, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None, input_path=input_path)
+        options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
+        ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
+                                         outdir / "calibration.png" if figures else None, input_path=input_path)
         written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
 
     # 1. orientation map (resumable)
@@ -801,36 +848,51 @@ def run_pipeline(
     # 2. grains and boundaries
     seg = dict(segment_params or {})
     grain_map, boundaries = segment_map(xmap, seg, boundary_params or {})
-    # 3. transport (optional) → local fields
-    transport = None
-    if electrodes is not None:
-        transport = solve_map_transport(grain_map, electrodes, boundaries, transport_params or {})
-    # 4. classification
-    if global_field is not None:
-        used_field: Any = global_field
-        field_source = "applied"
-    else:
-        from .boundaries.classify import local_boundary_fields
-
-        # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
-        used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
-        field_source = "transport (local field per boundary)"
+    # 3. transport (optional, where a phase conducts Na+) → local fields; 4. classification
+    transport, transport_skipped, used_field, field_source = _run_transport_stage(
+        grain_map, boundaries, electrodes, transport_params, classify_params, global_field)
     cls = classify_map(grain_map, boundaries, used_field, classify_params or {})
 
     run_params = {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
                   "boundaries": boundary_params or {}, "classify": classify_params or {},
-                  "transport": transport_params or {}}
+                  "transport": transport_params or {},
+                  **({"transport_skipped": transport_skipped} if transport_skipped else {})}
     _write_run_results(results, grain_map, boundaries, cls, transport, run_params, calib_fit, config)
     _write_run_tables(outdir, input_path, cls, config, written)
     if figures:
         written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport, global_field)
     summary = _run_summary(input_path, ds, xmap, grain_map, boundaries, cls, transport, field_source)
+    if transport_skipped:
+        summary["transport"] = {"skipped": True, "reason": transport_skipped}
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
     written["summary"] = summary
     calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
     finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
                                          *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
     return written
+
+
+def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, transport_params: Any,
+                         classify_params: Any, global_field: Any) -> tuple[Any, str | None, Any, str]:
+    """Steps 3 and 4 of :func:`run_pipeline`: the transport model where electrodes are given and a phase conducts
+    (:func:`transport_not_applicable`), else why it was skipped; and the field to classify under (the applied one,
+    the local transport field per boundary, or — no conducting phase — none that matters)."""
+    transport = transport_skipped = None
+    if electrodes is not None:
+        why = transport_not_applicable(grain_map, (classify_params or {}).get("conducting_phases"))
+        if why is None:
+            transport = solve_map_transport(grain_map, electrodes, boundaries, transport_params or {})
+        else:  # no transport files: the model would only describe an isotropic conductor
+            transport_skipped = f"the transport model was skipped: {why}"
+    if global_field is not None:
+        return transport, transport_skipped, global_field, "applied"
+    if transport is None:  # no conducting phase: every boundary is other-phase, whatever the field
+        return transport, transport_skipped, (1.0, 0.0), "none (no conducting phase: the classification does not apply)"
+    from .boundaries.classify import local_boundary_fields
+
+    # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
+    used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
+    return transport, transport_skipped, used_field, "transport (local field per boundary)"
 
 
 def _pipeline_index(ds: Any, phases: list[Any], outdir: Path, written: dict[str, Any], *, progress: bool,
@@ -877,10 +939,10 @@ def _write_run_tables(outdir: Path, input_path: Any, cls: Any, config: Config | 
     from .io.results import atomic_write_text
 
     if config is not None:
-        from .settings import config_to_toml
+        from .settings import config_to_toml, used_config
 
         header = f"effective config of the run on {Path(input_path).resolve()}; --config this file repeats it"
-        atomic_write_text(outdir / "config.toml", config_to_toml(config, header=header))
+        atomic_write_text(outdir / "config.toml", config_to_toml(used_config(config, "run"), header=header))
         written["config"] = outdir / "config.toml"
     write_classification_csv(outdir / "boundaries.csv", cls, level="boundaries")
     write_classification_csv(outdir / "segments.csv", cls, level="segments")
@@ -911,10 +973,8 @@ def _classification_summary(cls: Any, grain_map: Any) -> dict[str, Any]:
     conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
     out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
     if not conducting:
-        phases = ", ".join(f"{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
-                           for i, p in grain_map.phases if i >= 0)
         out["note"] = (f"the conduction-plane classification does not apply: no conducting phase (with Na+ conduction "
-                       f"planes) among {phases or 'no phase'}; every boundary is other-phase")
+                       f"planes) among {_phases_text(grain_map)}; every boundary is other-phase")
     return {**out, **cls.summary()}
 
 
@@ -1057,7 +1117,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
         ``scheduler`` cannot be reached.
     """
     from .boundaries.misorientation import parse_special
-    from .settings import calibration_overrides, index_params
+    from .settings import calibrate_options, calibration_overrides, index_params
 
     g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
     field, electrodes = check_run_config(cfg)
@@ -1071,7 +1131,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
                                          else [_phase_arg(s) for s in c["conducting_phases"]]),
         transport_params=_transport_params(t) if electrodes is not None else None,
         calibration_overrides=calibration_overrides(cfg["calibration"]),
-        auto_calibrate=cfg["calibration"]["auto"],
+        auto_calibrate=calibrate_options(cfg) if cfg["calibration"]["auto"] else False,
         figures=cfg["figures"]["enabled"],
         progress=progress,
         backend=cfg["index"]["backend"],

@@ -1,6 +1,7 @@
 """Config files: every parameter of every stage in one TOML file.
 
-A config file has the sections ``[calibration]``, ``[index]``, ``[spots]`` (spot detection, part of indexing),
+A config file has the sections ``[calibration]``, ``[calibrate]`` (the fit of ``stemgrains calibrate`` and of
+``--auto-calibrate``), ``[index]``, ``[spots]`` (spot detection, part of indexing),
 ``[grains]`` (grains and boundaries), ``[classify]``, ``[transport]`` and ``[figures]``. Each key has a type, a
 default, a unit, a one-line meaning and (most) a command-line option that overrides it; the schema is
 :func:`schema`. Default values are never copied here: they are read from :mod:`stemgrains.config`, the fields
@@ -52,6 +53,7 @@ __all__ = [
     "merge_config",
     "calibration_overrides",
     "index_params",
+    "calibrate_options",
     "check_index_values",
     "check_config_values",
     "check_q_range",
@@ -68,6 +70,9 @@ __all__ = [
 SECTIONS: dict[str, str] = {
     "calibration": "detector and scan calibration; unset keys are taken from the data file (precedence: these > "
                    "file > data file's own values)",
+    "calibrate": "fit of the detector calibration from the data (`stemgrains calibrate`, and `--auto-calibrate` of "
+                 "index/run: these read method, max_patterns, n_index, max_index, confirm; the fit's k_max and "
+                 "neighbour summation are then the indexing's)",
     "index": "orientation mapping (template matching), stemgrains.index.IndexParams",
     "spots": "spot detection of the indexing, stemgrains.preprocess.SpotParams",
     "grains": "grain segmentation and boundary extraction (stemgrains.grains.segment_grains, "
@@ -80,18 +85,27 @@ SECTIONS: dict[str, str] = {
 #: the sections each command reads (and writes into its results file)
 COMMAND_SECTIONS: dict[str, tuple[str, ...]] = {
     "run": tuple(SECTIONS),
-    "index": ("calibration", "index", "spots"),
+    "index": ("calibration", "calibrate", "index", "spots"),
+    "calibrate": ("calibration", "calibrate", "spots"),
     "segment": ("calibration", "grains"),
     "classify": ("classify",),
     "transport": ("transport",),
 }
 #: keys of a section a command reads when it does not read the whole section
-_COMMAND_KEYS: dict[str, dict[str, tuple[str, ...]]] = {"segment": {"calibration": ("scan_step_nm",)}}
+_AUTO_CALIBRATE_KEYS = ("method", "max_patterns", "n_index", "max_index", "confirm")
+_COMMAND_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "segment": {"calibration": ("scan_step_nm",)},
+    # --auto-calibrate: the fit's k_max and neighbour summation are the indexing's ([index])
+    "index": {"calibrate": _AUTO_CALIBRATE_KEYS}, "run": {"calibrate": _AUTO_CALIBRATE_KEYS},
+    "calibrate": {"calibration": tuple(k for k in ("file", "q_pixel_size", "accelerating_voltage_kV", "center",
+                                                   "scan_step_nm", "q_rotation_deg", "q_flip", "ellipticity",
+                                                   "affine"))},
+}
 
 #: argparse destinations that are inputs, outputs or ways of running, not parameters (no config key)
 NOT_CONFIG = frozenset({
     "input", "results", "phase", "output", "overwrite", "no_progress", "config", "scheduler", "export_ang",
-    "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force",
+    "export_ctf", "figures", "csv", "help", "recursive", "jobs", "force", "figure", "no_figure",
 })
 
 # kinds of values: float, int, bool, str, pair (2 numbers), quad (4 numbers), strings (list of str), phases
@@ -153,7 +167,7 @@ def _arg_default(func: Any, name: str) -> Any:
 @functools.lru_cache(maxsize=1)
 def schema() -> tuple[Key, ...]:
     """Every config key, in file order (imports the stages to read their defaults)."""
-    return tuple(_calibration_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
+    return tuple(_calibration_keys() + _calibrate_keys() + _index_keys() + _spot_keys() + _grain_keys() + _classify_keys()
                  + _transport_keys() + _figure_keys())
 
 
@@ -182,6 +196,35 @@ def _calibration_keys() -> list[Key]:
         K("calibration", "auto", "bool", False, "—",
           "fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`)",
           "auto_calibrate", "--auto-calibrate"),
+    ]
+
+
+def _calibrate_keys() -> list[Key]:
+    """``[calibrate]``: defaults from the signature of :func:`stemgrains.preprocess.calibrate.calibrate` (and of
+    the ``calibrate`` command: ``k_max``)."""
+    from .preprocess.calibrate import calibrate
+
+    K = Key
+    return [
+        K("calibrate", "method", "str", _arg_default(calibrate, "method"), "—",
+          "rings (many grains), orientations (any number of grains) or auto: both", "method", "--method",
+          choices=("auto", "rings", "orientations")),
+        K("calibrate", "k_max", "float", config.CALIBRATE_K_MAX, "1/Å",
+          "largest scattering vector used (calibrate; --auto-calibrate uses [index] k_max)", "k_max", "--k-max"),
+        K("calibrate", "max_patterns", "int", _arg_default(calibrate, "max_patterns"), "patterns",
+          "patterns of the subsample searched for spots", "max_patterns", "--max-patterns"),
+        K("calibrate", "n_index", "int", _arg_default(calibrate, "n_index"), "patterns",
+          "patterns indexed for the joint fit", "n_index", "--n-index"),
+        K("calibrate", "max_index", "int", _arg_default(calibrate, "max_index"), "patterns",
+          "while the pixel size or axis ratio is uncertain by more than 0.5 %, the joint fit is repeated with twice "
+          "as many patterns, up to this many (at most n_index: one round)", "max_index", "--max-index"),
+        K("calibrate", "neighbor_average_radius", "int", config.NEIGHBOR_AVERAGE_RADIUS, "scan px",
+          "each pattern is summed with the similar patterns within this distance, as the indexing does (calibrate; "
+          "--auto-calibrate uses [index] neighbor_average_radius)", "neighbor_average_radius",
+          "--neighbor-average-radius"),
+        K("calibrate", "confirm", "bool", _arg_default(calibrate, "confirm"), "—",
+          "apply the fit only where it indexes a subsample better than the stated calibration (else "
+          "'unconfirmed': reported, the stated calibration kept)", "no_confirm", "--no-confirm", negate=True),
     ]
 
 
@@ -416,21 +459,23 @@ _POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_vol
 #: file values that must be finite and positive (what the stages then require; 0 or −3 would be refused only
 #: after a run started, or a NaN threshold would silently segment nothing)
 _POSITIVE_FILE = frozenset({
-    "index.step_deg", "index.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
+    "index.step_deg", "index.k_max", "calibrate.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
     "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
     "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
     "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
 #: file values that must be integers ≥ 1
 _COUNT_FILE = frozenset({
-    "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
+    "calibrate.max_patterns", "calibrate.n_index", "calibrate.max_index", "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
     "index.n_refine", "index.n_best", "index.min_peaks", "index.refine_max_eval", "spots.max_peaks",
 })
 #: file values that must be integers ≥ 0
-_NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius"})
+_NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius", "calibrate.neighbor_average_radius"})
 #: values (file and command line) with a closed range
 _RANGE = {
     "index.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
+    "calibrate.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
+    "calibrate.k_max": (0.0, config.K_MAX_LIMIT),
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
@@ -451,7 +496,7 @@ _RANGE = {
     "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
 }
 #: ranges of :data:`_RANGE` whose lower end is excluded (``(lo, hi]``): a k_max of 0 keeps no reflection
-_OPEN_BELOW = frozenset({"index.k_max"})
+_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max"})
 
 
 def _in_range(key: Key, value: Any, where: str) -> Any:
@@ -848,9 +893,13 @@ def _uses(command: str, key: Key) -> bool:
 
 
 def used_config(cfg: Mapping[str, Mapping[str, Any]], command: str) -> dict[str, dict[str, Any]]:
-    """The part of ``cfg`` that ``command`` reads (what it records in its results file)."""
+    """The part of ``cfg`` that ``command`` reads (what it records in its results file); ``[calibrate]`` for
+    ``index``/``run`` only where ``[calibration] auto`` is on (otherwise nothing reads it)."""
     out: dict[str, dict[str, Any]] = {}
+    auto = bool(cfg.get("calibration", {}).get("auto"))
     for key in schema():
+        if key.section == "calibrate" and command != "calibrate" and not auto:
+            continue  # the fit's options: read by index/run only with --auto-calibrate
         if _uses(command, key) and key.name in cfg.get(key.section, {}):
             out.setdefault(key.section, {})[key.name] = _copy(cfg[key.section][key.name])
     return out
@@ -928,7 +977,10 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
     Raises
     ------
     ParameterError
-        One line naming the key (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``).
+        One line naming the key that was set (``[spots] q_min: expected a value below 1.5 1/Å (...), got 3``;
+        ``[index] k_max 0.05: expected a value above q_min (0.5172 1/Å, the default: ...; set with [spots] q_min
+        of --config)`` where ``k_max`` or ``q_max`` is set and ``q_min`` is the default; the command line puts
+        the option typed, or the config file, in place of the key: :func:`stemgrains.cli._option_names`).
     """
     from .preprocess.api import SpotParams, detector_q_reach
 
@@ -939,8 +991,9 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
             else detector_q_reach(calibration, tuple(detector_shape))
     except ParameterError:  # a centre off the detector: refused where the data are read, in its own words
         reach = None
+    set_by: str | None = None  # the key that sets the outer radius, where one does
     if k_max is not None:
-        outer, why = float(k_max), "[index] k_max, --k-max"
+        outer, why, set_by = float(k_max), "[index] k_max, --k-max", "[index] k_max"
     elif reach is None:
         outer, why = config.K_MAX_CAP, f"what the detector reaches about the beam centre, at most {config.K_MAX_CAP:g} 1/Å"
     else:
@@ -948,17 +1001,33 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
         why = f"what the {detector_shape[0]} x {detector_shape[1]} detector reaches about the beam centre" + \
             (f", at most {config.K_MAX_CAP:g} 1/Å" if reach > config.K_MAX_CAP else "; [index] k_max unset")
     if sp.q_max is not None and sp.q_max < outer:
-        outer, why = float(sp.q_max), "[spots] q_max"
+        outer, why, set_by = float(sp.q_max), "[spots] q_max", "[spots] q_max"
     if sp.q_min is not None:
         if sp.q_min >= outer:
             raise ParameterError(f"[spots] q_min: expected a value from 0 to below {outer:.4g} 1/Å (the outer radius of "
                                  f"the spots used: {why}), got {sp.q_min:g}; no spot would be detected")
     elif reach is not None:
         q_min = sp.resolved_q_min(calibration)
+        from .preprocess.api import SpotParams as _SP
+
+        if q_min >= outer and set_by is not None and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
+            # the outer radius is the one given (--k-max 0.05), the inner one the default: name the one given
+            value = k_max if set_by == "[index] k_max" else sp.q_max
+            raise ParameterError(f"{set_by} {float(value):g}: expected a value above q_min ({q_min:.4g} 1/Å, the "
+                                 f"default: 2.5 × the {sp.beam_radius_px:g} px beam radius × "
+                                 f"{calibration.q_pixel_size:g} 1/Å per px; set with [spots] q_min of --config); no "
+                                 "spot would be detected")
         if q_min >= outer:
             raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
                                  f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "
                                  f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
+
+
+def calibrate_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Keyword arguments of :func:`stemgrains.preprocess.calibrate.calibrate` from ``[calibrate]`` that
+    ``--auto-calibrate`` of index/run uses too: ``method``, ``max_patterns``, ``n_index``, ``max_index``,
+    ``confirm`` (``k_max`` and ``neighbor_average_radius`` go into its ``index_params``)."""
+    return {k: _copy(cfg["calibrate"][k]) for k in _AUTO_CALIBRATE_KEYS}
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
@@ -1043,8 +1112,8 @@ def dump_config() -> str:
     from ._version import __version__
 
     header = (f"stemgrains {__version__} config: every parameter of every stage, with its default.\n"
-              "Use: stemgrains run INPUT --phase CIF -o OUTDIR --config THIS.toml (also index, segment, classify,\n"
-              "transport: each reads its sections). Options on the command line override this file.\n"
+              "Use: stemgrains run INPUT --phase CIF -o OUTDIR --config THIS.toml (also index, calibrate, segment,\n"
+              "classify, transport: each reads its sections). Options on the command line override this file.\n"
               "Keys written as '# key =' are unset; remove the '#' and give a value to set them.\n"
               "Each key: # meaning [unit]; default; the command-line option that overrides it.")
     return config_to_toml(default_config(), header=header)

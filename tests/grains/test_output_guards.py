@@ -18,7 +18,9 @@ from stemgrains.io.results import atomic_h5, write_provenance
 def _results(path, data_file, seed):
     """A results file with /orientation made from ``data_file`` (recorded in /input, as `index` does), or
     recording no input when ``data_file`` is None (the Python API without provenance)."""
-    xmap, _, _ = synthetic_polycrystal(shape=(12, 14), n_grains=3, seed=seed)
+    # a phase with Na+ conduction planes (trigonal, a beta-alumina's name): `transport` models only such maps
+    xmap, _, _ = synthetic_polycrystal(shape=(12, 14), n_grains=3, seed=seed, point_group="-3m")
+    xmap.phases[0].name = "beta_alumina"
     with atomic_h5(path) as f:
         if data_file is not None:
             write_provenance(f, input_path=data_file)

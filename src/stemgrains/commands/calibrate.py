@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .. import config
 from ..errors import ParameterError
-from ._common import PHASE_HELP, add_calibration_overrides, calibration_overrides
+from ._common import PHASE_HELP, add_calibration_overrides, add_config_option
 
 NAME = "calibrate"
 HELP = "fit the detector pixel size, elliptical distortion and beam centre from the data (rings and/or orientations)"
@@ -26,17 +26,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("input", metavar="INPUT", help="4D-STEM data file")
     p.add_argument("--phase", action="append", required=True, metavar="CIF", help=PHASE_HELP)
     p.add_argument("-o", "--output", required=True, metavar="calibration.json", help="calibration JSON to write")
-    p.add_argument("--method", choices=("auto", "rings", "orientations"), default="auto",
+    # options that map to [calibrate] config keys default to None: given → they override --config
+    add_config_option(p, "[calibration], [calibrate] and [spots]")
+    p.add_argument("--method", choices=("auto", "rings", "orientations"), default=None,
                    help="rings (many grains), orientations (any number of grains) or auto: both (default)")
-    p.add_argument("--k-max", type=float, default=1.5, metavar="Q", help="largest scattering vector used, 1/Å (default %(default)g)")
-    p.add_argument("--max-patterns", type=int, default=1024, metavar="N", help="patterns of the subsample searched for spots (default %(default)d)")
-    p.add_argument("--n-index", type=int, default=16, metavar="N", help="patterns indexed for the joint fit (default %(default)d)")
-    p.add_argument("--max-index", type=int, default=64, metavar="N",
+    p.add_argument("--k-max", type=float, default=None, metavar="Q",
+                   help=f"largest scattering vector used, 1/Å (default {config.CALIBRATE_K_MAX:g})")
+    p.add_argument("--max-patterns", type=int, default=None, metavar="N",
+                   help="patterns of the subsample searched for spots (default 1024)")
+    p.add_argument("--n-index", type=int, default=None, metavar="N", help="patterns indexed for the joint fit (default 16)")
+    p.add_argument("--max-index", type=int, default=None, metavar="N",
                    help="while the pixel size or axis ratio is uncertain by more than 0.5 %%, the joint fit is repeated with "
-                        "twice as many patterns, up to N (default %(default)d; N ≤ --n-index: one round)")
-    p.add_argument("--neighbor-average-radius", type=int, default=config.NEIGHBOR_AVERAGE_RADIUS, metavar="N",
+                        "twice as many patterns, up to N (default 64; N ≤ --n-index: one round)")
+    p.add_argument("--no-confirm", action="store_true", default=None,
+                   help="apply a precise fit without checking that it indexes a subsample better than the stated "
+                        "calibration (default: check; a fit that does not is 'unconfirmed' and not applied)")
+    p.add_argument("--neighbor-average-radius", type=int, default=None, metavar="N",
                    help="sum each pattern with the similar patterns within N scan px, as `index` does (default "
-                        "%(default)d; 0: every pattern alone)")
+                        f"{config.NEIGHBOR_AVERAGE_RADIUS}; 0: every pattern alone)")
     p.add_argument("--figure", metavar="PNG", default=None, help="diagnostic figure (default: next to the JSON, *.png)")
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--force", action="store_true",
@@ -51,24 +58,34 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess.calibrate import calibrate
 
     from ..io.outputs import check_outputs, refuse_foreign_calibration
+    from ..settings import calibrate_options, calibration_overrides, check_q_range, resolve
 
+    cfg = resolve(args, NAME)  # [calibrate] of --config < the options given; [calibration]; [spots]
     out = Path(args.output)
     figure = None if args.no_figure else Path(args.figure or out.with_suffix(".png"))
-    check_outputs({"-o": out, "--figure": figure}, [args.input, *args.phase, getattr(args, "calibration", None)])
+    check_outputs({"-o": out, "--figure": figure}, [args.input, *args.phase, cfg["calibration"].get("file"), args.config])
     if out.suffix.lower() != ".json":
         raise ParameterError(f"-o {out}: a calibration is written as JSON; give a .json file")
     # an existing file is replaced only when it is a calibration (or its figure) of this same input
     refuse_foreign_calibration([out], args.input, option="-o", replace=args.force)
     refuse_foreign_calibration([figure], args.input, option="--figure", replace=args.force)
     phases = [load_phase(c) for c in args.phase]
-    ds = load_4d(args.input, **calibration_overrides(args))  # lazy: an unreadable input creates nothing
+    ds = load_4d(args.input, **calibration_overrides(cfg["calibration"]))  # lazy: an unreadable input creates nothing
     ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
+    c = cfg["calibrate"]
+    index_params = {"k_max": c["k_max"], "neighbor_average_radius": c["neighbor_average_radius"],
+                    "spots": dict(cfg["spots"])}
+    try:  # an empty q-range, named by what was given (--k-max 0.05 below the default q_min), before any work
+        check_q_range(index_params, ds.calibration, ds.detector_shape)
+    except ParameterError as err:  # the k_max of calibrate is [calibrate] k_max, not the indexing's
+        raise ParameterError(str(err).replace("[index] k_max", "[calibrate] k_max", 1)) from None
     for f in (out, figure):
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
-    fit = calibrate(ds, phases, method=args.method, max_patterns=args.max_patterns, n_index=args.n_index,
-                    max_index=args.max_index,
-                    index_params={"k_max": args.k_max, "neighbor_average_radius": args.neighbor_average_radius})
+    options = calibrate_options(cfg)
+    fit = calibrate(ds, phases, index_params=index_params, **options)
+    # the options the fit ran with, in the JSON's report
+    fit.diagnostics["options"] = dict(options, k_max=c["k_max"], neighbor_average_radius=c["neighbor_average_radius"])
     write_calibration_json(out, fit, input_path=args.input)
     if not args.no_figure:
         from ..plot.calibration import plot_calibration

@@ -134,7 +134,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     inside = {k: (str(folder / Path(v).name) if v else None) for k, v in params.get("outputs", {}).items()}
     progress = params.get("_progress", True)
     got = run_index(str(input_path), str(folder / "results.h5"), params["_phases"], params["_config"], progress=progress,
-                    on_calibration=_print_fit if progress else None, **inside)
+                    on_calibration=_print_fit if params.get("_serial") else None, **inside)  # (a result: --no-progress too)
     xmap = got["xmap"]
     n = xmap.size
     used = getattr(xmap, "parameters", None) or {}

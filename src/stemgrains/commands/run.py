@@ -18,8 +18,9 @@ HELP = "index → grains → boundaries → (transport) → conduction-plane cla
 DESCRIPTION = (
     "Run every stage on one 4D-STEM dataset and write OUTDIR/results.h5 (orientation, grains, boundaries, "
     "classification, transport), boundaries.csv, segments.csv, summary.json and the figures. Give the applied "
-    "field with --field X,Y; with --electrode the ionic transport model runs too and, without --field, each "
-    "boundary is classified under its local field. Several inputs (files, folders, globs): -o OUTDIR holds one "
+    "field with --field X,Y; with --electrode the ionic transport model runs too (where a phase has Na+ conduction "
+    "planes; otherwise it is skipped, saying why) and, without --field, each boundary is classified under its local "
+    "field. Several inputs (files, folders, globs): -o OUTDIR holds one "
     "such folder per input, OUTDIR/batch_summary.csv, batch_summary.png and config.toml."
 )
 ORDER = 10
@@ -197,6 +198,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
               f"({100 * sp['length_fraction']:.1f} % of boundary length; column special of boundaries.csv)")
     if len(s.get("special", {})) > 1:
         print("  (a boundary within the tolerance of several specials counts under the closest only)")
+    if s.get("transport", {}).get("skipped"):
+        print(f"  {s['transport']['reason']}")
     cls = s["classification"]
     if cls.get("applies") is False:
         print(f"  {cls['note']}")

@@ -1,0 +1,46 @@
+"""The ionic transport model describes Na+ conduction in the conduction planes: `run` on a map without a conducting
+phase (cubic Au) skips it with one line saying why, records that, and writes no transport output; the `transport`
+command refuses such a map (one line, exit status 2)."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import pytest
+
+from stemgrains.cli import main
+
+
+@pytest.mark.parametrize("field", [["--field", "1,0"], []])
+def test_run_skips_transport_without_a_conducting_phase(au_scan_3x3, tmp_path, capsys, field):
+    out = tmp_path / "r"
+    assert main(["run", str(au_scan_3x3), "--phase", "au", *field, "--electrode", "left=1", "--electrode", "right=0",
+                 "--min-size", "1", "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    why = "the transport model was skipped: no conducting phase (with Na+ conduction planes) among au (cubic)"
+    assert f"  {why}" in printed, printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["transport"] == {"skipped": True, "reason": why}
+    assert "transport_total_current" not in summary and summary["classification"]["applies"] is False
+    assert not list(out.glob("transport_*.png")) and (out / "grains_ipf.png").is_file()
+    with h5py.File(out / "results.h5") as f:
+        assert "transport" not in f and "grains" in f and "classification" in f
+        assert json.loads(f["parameters"].attrs["run"])["transport_skipped"] == why
+    if not field:  # the field would have come from the transport model: none is used
+        assert summary["field_source"].startswith("none (no conducting phase")
+
+
+def test_transport_command_refuses_a_map_without_a_conducting_phase(au_scan_3x3, tmp_path, capsys):
+    res = tmp_path / "m.h5"
+    assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(res), "--no-progress"]) == 0
+    assert main(["segment", str(res), "-o", str(res), "--min-size", "1"]) == 0
+    capsys.readouterr()
+    assert main(["transport", str(res), "--electrode", "left=1", "--electrode", "right=0",
+                 "--figures", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"stemgrains transport: error: {res}: the transport model needs a conducting phase: no conducting "
+                   "phase (with Na+ conduction planes) among au (cubic)\n")
+    with h5py.File(res) as f:
+        assert "transport" not in f
+    assert not (tmp_path / "f").exists()
