@@ -269,25 +269,14 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
 
 def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any] | None, options: Mapping[str, Any],
                      json_path: Path, figure_path: Path | None, input_path: str) -> tuple[Any, Any]:
-    """``--auto-calibrate``: :func:`stemgrains.preprocess.calibrate.run_auto_calibration`'s fit with the
-    indexing's ``index_params`` (``step_deg``, ``k_max``, neighbour summation, spots, ...) and the ``[calibrate]``
-    ``options`` (``method``, ``max_patterns``, ``n_index``, ``max_index``, ``confirm``; recorded in the fit's
-    report as ``options``), written to ``json_path`` (+ ``figure_path``); returns the dataset with the fit applied
-    where it is ok, and the fit."""
-    from .io.calibration import write_calibration_json
-    from .preprocess.calibrate import apply_calibration_fit, calibrate
+    """``--auto-calibrate``: :func:`stemgrains.preprocess.calibrate.run_auto_calibration` with the indexing's
+    ``index_params`` and the ``[calibrate]`` ``options`` (``method``, ``max_patterns``, ``n_index``, ``max_index``,
+    ``confirm``; recorded in the fit's report as ``options``), written to ``json_path`` (+ ``figure_path``);
+    returns the dataset with the fit applied where it is ok, and the fit."""
+    from .preprocess.calibrate import run_auto_calibration
 
-    keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
-            "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
-    ip = {k: v for k, v in (index_params or {}).items() if k in keys}
-    fit = calibrate(ds, phases, index_params=ip, **options)
-    fit.diagnostics["options"] = dict(options)
-    write_calibration_json(json_path, fit, input_path=input_path)
-    if figure_path is not None:
-        from .plot.calibration import plot_calibration
-
-        plot_calibration(fit, figure_path, input_path=input_path)
-    return apply_calibration_fit(ds, fit), fit
+    return run_auto_calibration(ds, phases, dict(index_params or {}), json_path, figure_path, input_path,
+                                options=dict(options))
 
 
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
