@@ -118,9 +118,20 @@ def test_reliable_pixels_keep_their_solution():
     assert not switched.any()
 
 
-def test_pixels_whose_pattern_prefers_their_solution_clearly_are_not_linked():
-    """B pixels score A at 0.8 of their best: not near-tied, so they are neither linked to the A pixels nor
-    switched (a neighbouring grain whose orientation is merely among the hypotheses stays)."""
+def test_pixels_whose_pattern_prefers_their_solution_clearly_keep_it():
+    """B pixels score A at 0.8 of their best: they are linked to the A pixels (whose patterns cannot tell A from
+    B) but are not switched: a neighbouring grain whose orientation is merely among the hypotheses stays."""
     _, switched, labels = _vote_on(_two_solution_grain(14, 6, tie_b=0.8))
     assert not switched.any()
-    assert len(np.unique(labels)) == 2
+    assert len(np.unique(labels)) == 1
+
+
+def test_one_sided_ties_link_a_patch_to_its_grain():
+    """The A pixels prefer A clearly (B at 0.8), the B patch cannot tell B from A (0.99): the patch joins the grain
+    and takes A."""
+    q, mask, hyp_q, hyp_s, rel, ny, nx = _two_solution_grain(14, 6)
+    hyp_s = hyp_s.copy()
+    hyp_s[:14, 1] = 8.0
+    q_new, switched, labels = _vote.grain_vote(q, mask, hyp_q, hyp_s, rel, ny, nx, _sym(Oh), TOL, 0.95, 5.0, 3, 0.6)
+    assert len(np.unique(labels)) == 1
+    assert np.all(switched[14:]) and not switched[:14].any()

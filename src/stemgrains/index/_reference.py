@@ -751,8 +751,8 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
 
     def linked(i, j):
         return (sym_distance(q[i], q[j], sym) < tol
-                or (tied_hypothesis(q[j], hyp_q[i], hyp_s[i], sym, tol, tie) >= 0
-                    and tied_hypothesis(q[i], hyp_q[j], hyp_s[j], sym, tol, tie) >= 0))
+                or tied_hypothesis(q[j], hyp_q[i], hyp_s[i], sym, tol, tie) >= 0
+                or tied_hypothesis(q[i], hyp_q[j], hyp_s[j], sym, tol, tie) >= 0)
 
     n = ny * nx
     labels = np.full(n, -1)

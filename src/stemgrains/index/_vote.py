@@ -3,8 +3,8 @@
 A pattern that cannot tell two orientations apart — the beam twin O ∘ Rz(180°) of a thin, nearly centrosymmetric
 pattern; the obverse/reverse 60° turn about c of an R lattice; any other pair whose spot patterns nearly coincide —
 gets either of them, pixel by pixel, at reliability ≈ 0: a grain comes out split into patches of the alternatives.
-Its pixels share one orientation, so the grain decides: neighbouring pixels whose solutions are each among the
-other's near-tied hypotheses are linked into a group, and where one solution holds a clear majority of the group's
+Its pixels share one orientation, so the grain decides: neighbouring pixels one of which holds the other's solution
+among its near-tied hypotheses are linked into a group, and where one solution holds a clear majority of the group's
 pixels (``config.GRAIN_VOTE_MAJORITY``), every pixel below the reliability cut that holds it among its own near-tied hypotheses takes it.
 Pixels at or above the cut, and pixels whose own pattern does not rank the majority's solution near its best, keep
 theirs. The same prior as EBSD pseudo-symmetry clean-ups, which re-assign the variant of the surrounding grain (e.g.
@@ -45,12 +45,13 @@ def tied_hypothesis(o, hyp_q, hyp_s, sym, tol, tie):
 
 @nb.njit(cache=True, nogil=True)
 def linked(q, hyp_q, hyp_s, i, j, sym, tol, tie):
-    """Pixels i and j belong to one group: their solutions agree within ``tol``, or each is among the other's
-    near-tied hypotheses (:func:`tied_hypothesis`)."""
+    """Pixels i and j belong to one group: their solutions agree within ``tol``, or one's solution is among the
+    other's near-tied hypotheses (:func:`tied_hypothesis`: that pixel's pattern cannot tell the two apart; the pixel
+    whose pattern can need not list the other's)."""
     if sym_distance(q[i], q[j], sym) < tol:
         return True
     return (tied_hypothesis(q[j], hyp_q[i], hyp_s[i], sym, tol, tie) >= 0
-            and tied_hypothesis(q[i], hyp_q[j], hyp_s[j], sym, tol, tie) >= 0)
+            or tied_hypothesis(q[i], hyp_q[j], hyp_s[j], sym, tol, tie) >= 0)
 
 
 @nb.njit(cache=True, nogil=True)

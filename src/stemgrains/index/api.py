@@ -100,7 +100,7 @@ class IndexParams:
         takes one, refined, where it explains the pixel's image better; repeated until nothing changes. Rescues
         pixels whose own search missed the solution (sparse edge-on patterns) without trusting any neighbour.
     grain_vote : after the whole map is indexed, a grain decides among its pixels' near-tied hypotheses
-        (:mod:`._vote`): neighbouring pixels whose solutions are each among the other's hypotheses scoring within
+        (:mod:`._vote`): neighbouring pixels one of which holds the other's solution among its hypotheses scoring within
         ``config.GRAIN_VOTE_TIE`` of its best form a group; where one solution holds more than
         ``config.GRAIN_VOTE_MAJORITY`` (60 %) of a group, its
         pixels below the reliability cut (``config.GRAIN_VOTE_RELIABILITY``) that rank it so take it (reliability then 0:
