@@ -110,6 +110,11 @@ def run(args: argparse.Namespace) -> int:
     if "n_summed" in xmap.prop and n:
         print(f"  neighbour summation: median {np.median(xmap.prop['n_summed']):g} patterns summed per position "
               "(/orientation/n_summed)")
+    if "grain_vote" in xmap.prop and n:
+        n_vote = int(np.sum(xmap.prop["grain_vote"]))
+        if n_vote:
+            print(f"  grain vote: {n_vote} patterns ({100 * n_vote / n:.1f} %) that could not tell near-tied solutions "
+                  "apart took their grain's majority solution, at reliability 0 (/orientation/grain_vote)")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
         print(f"  {line}")
