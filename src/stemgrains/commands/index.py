@@ -65,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "tried where the template solution leaves spots unexplained")
     p.add_argument("--no-grain-vote", action="store_true", default=None,
                    help="keep every pixel's own solution (skip the grain-level decision in which pixels that cannot "
-                        "tell near-tied hypotheses apart take their grain's majority solution)")
+                        "tell near-tied hypotheses apart take their grain's majority solution; use it where real "
+                        "twins whose patterns match their parent's are expected)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: chunks of scan rows (one input) or whole inputs (several) run on its workers")

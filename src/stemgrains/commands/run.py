@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--chunk-rows", type=int, default=None, metavar="N", help="scan rows per chunk (memory, GPU batch; rounded up to whole blocks of 8 rows: the map does not depend on it; default 8)")
     p.add_argument("--no-pair-search", action="store_true", default=None,
                    help="skip the spot-pair hypotheses tried where the template solution leaves spots unexplained")
+    p.add_argument("--no-grain-vote", action="store_true", default=None,
+                   help="keep every pixel's own solution (skip the grain-level decision among near-tied hypotheses; "
+                        "use it where real twins whose patterns match their parent's are expected)")
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
@@ -188,6 +191,9 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     if sigma_line(s, "summary.json"):
         print(f"  {sigma_line(s, 'summary.json')}")
+    if s.get("grain_vote_fraction"):
+        print(f"  grain vote: {100 * s['grain_vote_fraction']:.1f} % of the patterns took their grain's majority "
+              "solution among near-tied hypotheses, at reliability 0 (summary.json grain_vote_fraction)")
     mis = s.get("misorientation")
     if mis and s["n_boundaries"]:  # what every map has first; the conduction-plane classes where they apply
         csl = ", ".join(f"Σ{k} {100 * f:.1f} %" for k, f in mis["csl_length_fraction"].items()) or "none"
