@@ -789,9 +789,9 @@ def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> st
     )
 
 
-#: what the first indexing of a process says while the numba kernels load (compile, on a fresh install)
-FIRST_USE_MESSAGE = ("loading the numba kernels of the indexing (compiling them takes 1–2 min on first use after "
-                     "an install; later runs load them from the cache in seconds)")
+#: what the first indexing of a process says where the numba kernels are compiled (a fresh install or cache)
+FIRST_USE_MESSAGE = ("compiling the numba kernels of the indexing (1–2 min, once after an install; later runs load "
+                     "them from numba's cache in seconds)")
 _notice_given = False
 
 
@@ -800,13 +800,34 @@ def _kernels_loaded() -> bool:
     return bool(_cpu.index_chunk.signatures)
 
 
+def _kernels_cached() -> bool:
+    """Whether numba's on-disk cache (``NUMBA_CACHE_DIR``, else ``__pycache__``) holds the main indexing kernel
+    (``_cpu.index_chunk``) compiled from this source, by this numba version, for this CPU: then the first indexing
+    loads the kernels in seconds and compiles nothing. Reads one small index file (numba's own, which is empty
+    where it is missing, of another numba version or of another source file); anything unexpected in numba's
+    internals counts as not cached (the notice is then printed, as before)."""
+    try:
+        kernel = _cpu.index_chunk
+        files = kernel._cache._cache_file
+        overloads = files._load_index()
+        if not overloads:
+            return False
+        magic = kernel.targetctx.codegen().magic_tuple()
+        code = hashlib.sha256(kernel.py_func.__code__.co_code).hexdigest()
+        return any(key[1] == magic and key[2][0] == code and os.path.isfile(files._data_path(name))
+                   for key, name in overloads.items())
+    except Exception:  # noqa: BLE001  numba's private cache API changed: say it, as where it is empty
+        return False
+
+
 def first_use_notice(bar: Any = None) -> None:
-    """Explain the long silence of the first indexing in a process: the numba kernels load from numba's cache,
-    or are compiled (1–2 min) on a fresh install. With a progress ``bar`` (tqdm) its description says it; without
-    (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels are loaded.
+    """Explain the long silence of the first indexing in a process where the numba kernels will be compiled
+    (1–2 min: a fresh install, an empty or stale numba cache). With a progress ``bar`` (tqdm) its description says
+    it; without (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels
+    are loaded, or where numba's cache holds them (:func:`_kernels_cached`: they load in seconds).
     This is no progress report: it is printed whatever ``progress`` says."""
     global _notice_given
-    if _kernels_loaded():
+    if _kernels_loaded() or _kernels_cached():
         return
     if bar is not None and not getattr(bar, "disable", False):
         bar.set_description(f"indexing (first chunk: {FIRST_USE_MESSAGE})")
