@@ -251,11 +251,12 @@ class ChunkResult:
     twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
     spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
     spot_fit_n_peaks: np.ndarray  # (n,) the spots the spot fit counts: those above the detection threshold n_sigma
+    bad_values: np.ndarray  # (n,) int8 bit flags of the pattern as read: 1 non-finite values (read as 0), 2 negative
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
-        "spot_fit_chance", "spot_fit_n_peaks",
+        "spot_fit_chance", "spot_fit_n_peaks", "bad_values",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -318,6 +319,7 @@ def index_patterns(
     else:
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     params = params.resolved(calibration, np.shape(patterns)[-2:])
+    patterns, bad_values = _finite_counts(patterns)
     sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
     peaks, counts, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
     imgs = processed_images(patterns, calibration, centers, sp)
@@ -399,8 +401,36 @@ def index_patterns(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
-        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
+        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts, bad_values=bad_values,
     )
+
+
+def _finite_counts(patterns: Any) -> tuple[Any, np.ndarray]:
+    """The patterns ``(n, ky, kx)`` with non-finite values (NaN, ±inf) read as 0, and per pattern the bit flags
+    1 (it held non-finite values) and 2 (negative values: counts are ≥ 0; the spot detection finds nothing in a
+    pattern of negative values) as ``(n,)`` int8. One pass over the chunk; integer data is only checked for sign."""
+    arr = np.asarray(patterns)
+    flat = arr.reshape(len(arr), -1) if arr.ndim == 3 else arr.reshape(1, -1)
+    flags = np.zeros(len(flat), np.int8)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(flat)
+        bad = ~finite.all(axis=1)
+        if bad.any():
+            flags[bad] |= 1
+            arr = np.where(finite.reshape(arr.shape), arr, 0).astype(arr.dtype, copy=False)
+            flat = arr.reshape(flat.shape)
+    if arr.dtype.kind in "fi":
+        flags[(flat < 0).any(axis=1)] |= 2
+    return arr, flags
+
+
+def _bad_values_warning(source: Any, flags: np.ndarray) -> str | None:
+    """``warning: INPUT: 1 of 16 patterns hold non-finite values ...``: one line on what :func:`_finite_counts`
+    found in the patterns of an input, ``None`` where nothing."""
+    n_nan, n_neg, n = int(np.sum(flags & 1 > 0)), int(np.sum(flags & 2 > 0)), len(flags)
+    parts = ([f"{n_nan} of {n} patterns hold non-finite values (NaN or inf; indexed with them read as 0)"] if n_nan else []) + (
+        [f"{n_neg} of {n} patterns hold negative values (the spot detection expects counts >= 0)"] if n_neg else [])
+    return f"warning: {source}: {'; '.join(parts)}" if parts else None
 
 
 class _SearchInputs(NamedTuple):
@@ -952,6 +982,9 @@ def index_orientations(
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
     merged["n_summed"] = _n_summed(dataset, chunks)
+    bad_line = _bad_values_warning(dataset.source, merged["bad_values"])
+    if bad_line is not None:
+        print(bad_line, file=sys.stderr)
     merged["grain_vote"] = np.zeros(ny * nx, np.int8)
     if prm.grain_vote:
         _grain_vote(merged, dataset, libraries, prm)
