@@ -357,3 +357,21 @@ def test_index_results_under_another_formats_name_are_refused(au_scan_3x3, tmp_p
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"-o {out}: the results file is HDF5; give a .h5 name" in err[0], err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("argv, expect", [
+    # a mistyped command, stemgrains's own option, a choice: one line with the closest (difflib), exit 2
+    (["idnex"], "stemgrains: error: argument COMMAND: invalid choice: 'idnex' (did you mean index? choose from "),
+    (["--verison"], "stemgrains: error: no option --verison (did you mean --version?) (see 'stemgrains --help')"),
+    (["--verison", "index", "a.h5"], "stemgrains: error: no option --verison (did you mean --version?)"),
+    (["calibrate", "a.h5", "--phase", "au", "-o", "c.json", "--method", "ring"],
+     "stemgrains calibrate: error: argument --method: invalid choice: 'ring' (did you mean rings? choose from auto, "
+     "rings, orientations) (see 'stemgrains calibrate --help')"),
+    (["index", "a.h5", "--phase", "au", "-o", "x.h5", "--backend", "gpux"], "invalid choice: 'gpux' (did you mean gpu?"),
+    (["xyzzy"], "invalid choice: 'xyzzy' (choose from simulate, "),  # nothing close: no guess
+])
+def test_mistyped_command_option_or_choice_names_the_closest(argv, expect, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and expect in err, err

@@ -44,3 +44,20 @@ def test_transport_command_refuses_a_map_without_a_conducting_phase(au_scan_3x3,
     with h5py.File(res) as f:
         assert "transport" not in f
     assert not (tmp_path / "f").exists()
+
+
+def test_run_where_no_pixel_is_indexed_says_so(tmp_path, capsys):
+    # blank patterns: nothing indexed, so the map has no phase at all; the reason is that, not "among no phase"
+    import numpy as np
+
+    data = tmp_path / "zero.npy"
+    np.save(data, np.zeros((3, 3, 64, 64), np.uint16))
+    out = tmp_path / "r"
+    assert main(["run", str(data), "--phase", "na_beta2_alumina", "--q-pixel-size", "0.025", "--field", "1,0",
+                 "--electrode", "left=1", "--electrode", "right=0", "-o", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    why = "the transport model was skipped: no pixel was indexed"
+    assert f"  {why}" in printed and "  the conduction-plane classification does not apply: no pixel was indexed" in printed, printed
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["transport"] == {"skipped": True, "reason": why}
+    assert summary["classification"]["note"] == "the conduction-plane classification does not apply: no pixel was indexed"

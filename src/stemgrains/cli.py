@@ -110,6 +110,14 @@ class _OneLineParser(argparse.ArgumentParser):
                 sub.error(message)
         return super().parse_known_args(args, namespace)
 
+    def _check_value(self, action, value):  # type: ignore[override]
+        """An invalid choice (a command, ``--method``) with the closest one (difflib), if any is close."""
+        if action.choices is not None and value not in action.choices:
+            choices = [str(c) for c in action.choices]
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise argparse.ArgumentError(action, f"invalid choice: {value!r} ({hint}choose from {', '.join(choices)})")
+
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
         ns, extras = self.parse_known_args(args, namespace)
         if extras:  # words left over (a second input where the command takes one): named by the command
@@ -132,11 +140,21 @@ def _unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[a
     known or is a prefix of known ones (argparse's abbreviations; it reports ambiguous ones itself)."""
     commands = _command_parsers(parser)
     name = next((a for a in argv if not a.startswith("-")), None)
-    if name not in commands or "-h" in argv or "--help" in argv:
+    if "-h" in argv or "--help" in argv:
         return None
-    sub = commands[name]
+    at = argv.index(name) if name in argv else len(argv)
+    # the options before the command (or without one: stemgrains --verison) are stemgrains's, then the command's
+    for sub, rest in [(parser, argv[:at])] + ([(commands[name], argv[at + 1:])] if name in commands else []):
+        found = _unknown_in(sub, rest, commands if sub is not parser else {}, name)
+        if found is not None:
+            return sub, found
+    return None
+
+
+def _unknown_in(sub: argparse.ArgumentParser, rest: list[str], commands: dict[str, argparse.ArgumentParser],
+                name: str | None) -> str | None:
+    """:func:`_unknown_option`'s message for the first option of ``rest`` that ``sub`` does not have."""
     known = [o for a in sub._actions for o in a.option_strings]
-    rest = argv[argv.index(name) + 1:]
     for token in rest[:rest.index("--")] if "--" in rest else rest:
         if not token.startswith("-") or token == "-" or token[1] in "0123456789." or " " in token:
             continue  # a value (-1, -1,2: argparse says what it makes of them)
@@ -157,7 +175,7 @@ def _unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[a
             hint = f" (an option of stemgrains {', '.join(others)})"
         else:
             hint = ""
-        return sub, f"no option {opt}{hint}"
+        return f"no option {opt}{hint}"
     return None
 
 

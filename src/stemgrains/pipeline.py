@@ -93,7 +93,15 @@ def solve_map_transport(grain_map: Any, electrodes: Any, boundaries: Any, params
 def _phases_text(grain_map: Any) -> str:
     """``au (cubic), zro2 (monoclinic)``: the phases of a grain map with their crystal systems."""
     return ", ".join(f"{p.name} ({p.point_group.system if p.point_group is not None else 'no point group'})"
-                     for i, p in grain_map.phases if i >= 0) or "no phase"
+                     for i, p in grain_map.phases if i >= 0)
+
+
+def _no_conducting_phase(grain_map: Any) -> str:
+    """Why a map has no conducting phase: none among its phases (named), or no pixel indexed (orix keeps only the
+    phases that some pixel has: a map with none indexed has no phase)."""
+    if not any(i >= 0 for i, _ in grain_map.phases):
+        return "no pixel was indexed"
+    return f"no conducting phase (with Na+ conduction planes) among {_phases_text(grain_map)}"
 
 
 def transport_not_applicable(grain_map: Any, conducting_phases: Any = None) -> str | None:
@@ -104,7 +112,7 @@ def transport_not_applicable(grain_map: Any, conducting_phases: Any = None) -> s
 
     if conducting_phase_ids(grain_map.phases, conducting_phases):
         return None
-    return f"no conducting phase (with Na+ conduction planes) among {_phases_text(grain_map)}"
+    return _no_conducting_phase(grain_map)
 
 
 def classify_map(grain_map: Any, boundaries: Any, field: Any, params: dict[str, Any]) -> Any:
@@ -962,8 +970,9 @@ def _classification_summary(cls: Any, grain_map: Any) -> dict[str, Any]:
     conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
     out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
     if not conducting:
-        out["note"] = (f"the conduction-plane classification does not apply: no conducting phase (with Na+ conduction "
-                       f"planes) among {_phases_text(grain_map)}; every boundary is other-phase")
+        why = _no_conducting_phase(grain_map)
+        out["note"] = (f"the conduction-plane classification does not apply: {why}"
+                       + ("" if why == "no pixel was indexed" else "; every boundary is other-phase"))
     return {**out, **cls.summary()}
 
 

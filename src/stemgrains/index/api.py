@@ -251,11 +251,12 @@ class ChunkResult:
     twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
     spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
     spot_fit_n_peaks: np.ndarray  # (n,) the spots the spot fit counts: those above the detection threshold n_sigma
+    bad_values: np.ndarray  # (n,) int8 bit flags of the pattern as read: 1 non-finite values (read as 0), 2 negative
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
-        "spot_fit_chance", "spot_fit_n_peaks",
+        "spot_fit_chance", "spot_fit_n_peaks", "bad_values",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -318,6 +319,7 @@ def index_patterns(
     else:
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     params = params.resolved(calibration, np.shape(patterns)[-2:])
+    patterns, bad_values = _finite_counts(patterns)
     sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
     peaks, counts, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
     imgs = processed_images(patterns, calibration, centers, sp)
@@ -399,8 +401,36 @@ def index_patterns(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
-        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
+        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts, bad_values=bad_values,
     )
+
+
+def _finite_counts(patterns: Any) -> tuple[Any, np.ndarray]:
+    """The patterns ``(n, ky, kx)`` with non-finite values (NaN, ±inf) read as 0, and per pattern the bit flags
+    1 (it held non-finite values) and 2 (negative values: counts are ≥ 0; the spot detection finds nothing in a
+    pattern of negative values) as ``(n,)`` int8. One pass over the chunk; integer data is only checked for sign."""
+    arr = np.asarray(patterns)
+    flat = arr.reshape(len(arr), -1) if arr.ndim == 3 else arr.reshape(1, -1)
+    flags = np.zeros(len(flat), np.int8)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(flat)
+        bad = ~finite.all(axis=1)
+        if bad.any():
+            flags[bad] |= 1
+            arr = np.where(finite.reshape(arr.shape), arr, 0).astype(arr.dtype, copy=False)
+            flat = arr.reshape(flat.shape)
+    if arr.dtype.kind in "fi":
+        flags[(flat < 0).any(axis=1)] |= 2
+    return arr, flags
+
+
+def _bad_values_warning(source: Any, flags: np.ndarray) -> str | None:
+    """``warning: INPUT: 1 of 16 patterns hold non-finite values ...``: one line on what :func:`_finite_counts`
+    found in the patterns of an input, ``None`` where nothing."""
+    n_nan, n_neg, n = int(np.sum(flags & 1 > 0)), int(np.sum(flags & 2 > 0)), len(flags)
+    parts = ([f"{n_nan} of {n} patterns hold non-finite values (NaN or inf; indexed with them read as 0)"] if n_nan else []) + (
+        [f"{n_neg} of {n} patterns hold negative values (the spot detection expects counts >= 0)"] if n_neg else [])
+    return f"warning: {source}: {'; '.join(parts)}" if parts else None
 
 
 class _SearchInputs(NamedTuple):
@@ -789,9 +819,9 @@ def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> st
     )
 
 
-#: what the first indexing of a process says while the numba kernels load (compile, on a fresh install)
-FIRST_USE_MESSAGE = ("loading the numba kernels of the indexing (compiling them takes 1–2 min on first use after "
-                     "an install; later runs load them from the cache in seconds)")
+#: what the first indexing of a process says where the numba kernels are compiled (a fresh install or cache)
+FIRST_USE_MESSAGE = ("compiling the numba kernels of the indexing (1–2 min, once after an install; later runs load "
+                     "them from numba's cache in seconds)")
 _notice_given = False
 
 
@@ -800,13 +830,34 @@ def _kernels_loaded() -> bool:
     return bool(_cpu.index_chunk.signatures)
 
 
+def _kernels_cached() -> bool:
+    """Whether numba's on-disk cache (``NUMBA_CACHE_DIR``, else ``__pycache__``) holds the main indexing kernel
+    (``_cpu.index_chunk``) compiled from this source, by this numba version, for this CPU: then the first indexing
+    loads the kernels in seconds and compiles nothing. Reads one small index file (numba's own, which is empty
+    where it is missing, of another numba version or of another source file); anything unexpected in numba's
+    internals counts as not cached (the notice is then printed, as before)."""
+    try:
+        kernel = _cpu.index_chunk
+        files = kernel._cache._cache_file
+        overloads = files._load_index()
+        if not overloads:
+            return False
+        magic = kernel.targetctx.codegen().magic_tuple()
+        code = hashlib.sha256(kernel.py_func.__code__.co_code).hexdigest()
+        return any(key[1] == magic and key[2][0] == code and os.path.isfile(files._data_path(name))
+                   for key, name in overloads.items())
+    except Exception:  # noqa: BLE001  numba's private cache API changed: say it, as where it is empty
+        return False
+
+
 def first_use_notice(bar: Any = None) -> None:
-    """Explain the long silence of the first indexing in a process: the numba kernels load from numba's cache,
-    or are compiled (1–2 min) on a fresh install. With a progress ``bar`` (tqdm) its description says it; without
-    (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels are loaded.
+    """Explain the long silence of the first indexing in a process where the numba kernels will be compiled
+    (1–2 min: a fresh install, an empty or stale numba cache). With a progress ``bar`` (tqdm) its description says
+    it; without (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels
+    are loaded, or where numba's cache holds them (:func:`_kernels_cached`: they load in seconds).
     This is no progress report: it is printed whatever ``progress`` says."""
     global _notice_given
-    if _kernels_loaded():
+    if _kernels_loaded() or _kernels_cached():
         return
     if bar is not None and not getattr(bar, "disable", False):
         bar.set_description(f"indexing (first chunk: {FIRST_USE_MESSAGE})")
@@ -931,6 +982,9 @@ def index_orientations(
         bar.close()
     merged = {k: np.concatenate([getattr(results[c], k) for c in chunks]) for k in ChunkResult.FIELDS}
     merged["n_summed"] = _n_summed(dataset, chunks)
+    bad_line = _bad_values_warning(dataset.source, merged["bad_values"])
+    if bad_line is not None:
+        print(bad_line, file=sys.stderr)
     merged["grain_vote"] = np.zeros(ny * nx, np.int8)
     if prm.grain_vote:
         _grain_vote(merged, dataset, libraries, prm)
