@@ -63,6 +63,16 @@ def test_right_placement_accepted_with_high_r(scan, tmp_path, capsys):
     out = capsys.readouterr()
     r = float(out.out.split("r = ")[1].split(")")[0])
     assert r > 0.8 and "placement" not in out.err, out
+    # series.h5 carries the data dictionary's units; the CSV columns are all in it
+    from stemgrains.data_dictionary import GROUPS
+
+    with h5py.File(tmp_path / "out" / "series.h5") as f:
+        assert f["series/drift_px"].attrs["unit"] == "px" and "rows" in f["series/drift_px"].attrs["description"]
+        for name in ("peak_ncc", "peak_ratio", "masked_fraction", "doubtful", "iterations"):
+            assert f[f"series/registration/{name}"].attrs["description"]
+    for csv_name, group in (("events.csv", "series/events"), ("enrichment.csv", "series/enrichment")):
+        header = (tmp_path / "out" / csv_name).read_text().splitlines()[0].split(",")
+        assert set(header) == set(GROUPS[group]), (csv_name, header)
 
 
 @pytest.mark.parametrize("kind", ["unrelated", "blank"])
