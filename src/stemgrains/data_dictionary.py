@@ -312,6 +312,64 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "behaviour_from": ("—", "behaviour in scan j (empty without a classification)"),
         "behaviour_to": ("—", "behaviour in scan k"),
     },
+    # series.h5 of `stemgrains series` (a file of its own; frame-0 pixel grid, map frame in nm)
+    "series": {
+        "registered": ("—", "(n, rows, cols) frames (in their own intensity unit) moved onto frame 0 by their drift "
+                            "(bilinear), float32; "
+                                 "NaN where a frame has no data"),
+        "differential": ("—", "(n, rows, cols) registered frame k − frame 0 (frame intensity unit), float32"),
+        "drift_px": ("px", "(n, 2) drift of each frame relative to frame 0 in frame pixels: column 0 along rows "
+                           "(down), column 1 along columns (right); frame k's content sits that much further along "
+                           "than in frame 0 (frame 0: 0, 0)"),
+        "times": ("—", "(n,) time of each frame as given by --times (its unit), else the frame index"),
+        "region": ("—", "(rows, cols) frame-0 pixels searched for events: on the map and with data in every "
+                        "frame kept (not doubtful)"),
+        "footprints": ("—", "(rows, cols) event_id + 1 over each event's footprint in frame 0's pixels, 0 "
+                            "elsewhere"),
+    },
+    "series/registration": {
+        "peak_ncc": ("1", "(n,) masked normalised cross-correlation (Padfield 2012) of frame k with frame 0 over "
+                          "their unchanged pixels at the integer part of the drift, −1–1 (frame 0: 1)"),
+        "peak_ratio": ("1", "(n,) peak_ncc over the highest other local maximum of the masked NCC more than 2 px "
+                            "away; inf when none is positive, near 1 ambiguous"),
+        "masked_fraction": ("1", "(n,) fraction of frame 0's pixels left out of the registration as changed in "
+                                 "frame k"),
+        "iterations": ("—", "(n,) mask / re-register rounds used for the kept start"),
+        "doubtful": ("—", "(n,) true when the registration of frame k is doubtful (peak ratio < 1.1, NCC < 0.3 "
+                          "or far below the other frames', more than half the field changed, no convergence, or "
+                          "a drift that jumps away from the last good frame in time); such frames are left out "
+                          "of events and enrichment (parameters frames_left_out) and named in the attribute "
+                          "warnings"),
+    },
+    "series/events": {
+        "event_id": ("—", "row id of the event"),
+        "first_frame": ("—", "first frame the feature is seen in (index into the frames; never a doubtful one)"),
+        "time": ("—", "times[first_frame] (the unit of --times, else frame index)"),
+        "x_nm": ("nm", "event centroid on the map, x along scan columns, map frame"),
+        "y_nm": ("nm", "event centroid on the map, y along scan rows"),
+        "area_nm2": ("nm²", "footprint area in its last frame"),
+        "contrast": ("1", "mean differential image over the footprint in its last frame ÷ the median level of "
+                          "frame 0 (negative: darker)"),
+        "site": ("—", "boundary, triple_junction, interior, interface or edge"),
+        "boundary_id": ("—", "boundary (row of /boundaries/boundaries of RESULTS.h5) of a boundary event; −1 "
+                             "otherwise"),
+        "grain_a": ("—", "grain A of that boundary, or the grain an interior event lies in; −1 otherwise"),
+        "grain_b": ("—", "grain B of that boundary; −1 otherwise"),
+        "label": ("—", "classification label of that boundary segment; empty otherwise"),
+        "behaviour": ("—", "behaviour of that boundary segment; empty otherwise"),
+        "distance_nm": ("nm", "distance to the attributed site (interior: to the nearest boundary)"),
+    },
+    "series/enrichment": {
+        "level": ("—", "label, behaviour, site or interface"),
+        "name": ("—", "the label, behaviour, site kind or interface plane class of the row"),
+        "length_nm": ("nm", "boundary (interface) length of that class; NaN for site rows"),
+        "length_fraction": ("1", "that length over the whole boundary (interface) length"),
+        "observed": ("—", "events attributed to it (doubtful frames left out)"),
+        "expected": ("—", "boundary (interface) events × length_fraction: a uniform distribution along the "
+                          "length"),
+        "ratio": ("1", "observed / expected"),
+        "p_value": ("1", "exact two-sided binomial test of observed (scipy.stats.binomtest)"),
+    },
 }
 
 #: Keys of summary.json (written by `stemgrains run`).
@@ -427,7 +485,9 @@ def render_tables() -> str:
               "boundaries/boundaries": "`segment --csv OUT.csv`",
               "boundaries/segments": "`segment --csv` → OUT.segments.csv",
               "compare/grains": "grains_matched.csv (`compare`)",
-              "compare/boundaries": "boundaries_changed.csv (`compare`)"}
+              "compare/boundaries": "boundaries_changed.csv (`compare`)",
+              "series/events": "events.csv (`series`)",
+              "series/enrichment": "enrichment.csv (`series`)"}
     for group, cols in GROUPS.items():
         lines.append(f"### `/{group}`")
         lines.append("")

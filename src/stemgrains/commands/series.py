@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             raise ParameterError(f"--times expects numbers separated by commas, got {args.times!r}") from None
         if len(times) != len(frames):
             raise ParameterError(f"--times has {len(times)} values but there are {len(frames)} frames")
+        if not (np.all(np.isfinite(times)) and np.all(np.diff(times) > 0)):
+            raise ParameterError(f"--times must be finite and strictly increasing (frames in time order), got "
+                                 f"{args.times!r}")
     transform = map_image = step = None
     how = ""
     if args.offset is not None:
@@ -128,5 +131,9 @@ def run(args: argparse.Namespace) -> int:
     sites_found = {s: int(np.sum(np.asarray(ev["site"]) == s)) for s in ("boundary", "triple_junction", "interior",
                                                                            "interface", "edge")}
     print(f"{len(frames)} frames, max drift {np.abs(result.drift_px).max():.1f} px; frame 0 {how}")
+    left_out = result.parameters.get("frames_left_out", [])
+    if left_out:
+        print(f"frame{'s' if len(left_out) > 1 else ''} {', '.join(map(str, left_out))} left out of the event "
+              f"detection and statistics (doubtful drift registration; recorded in series.h5)")
     print(f"{len(ev)} events: " + ", ".join(f"{k} {v}" for k, v in sites_found.items()) + f" -> {out}")
     return 0
