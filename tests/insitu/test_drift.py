@@ -138,17 +138,3 @@ def test_featureless_or_blurred_frame_is_doubtful(kind):
     reg = register_drift(frames)
     assert list(np.nonzero(reg.doubtful)[0]) == [2]
     assert len(reg.warnings) == 1 and reg.warnings[0].startswith("frame 2: ") and "\n" not in reg.warnings[0]
-
-
-def test_bilinear_window_equals_map_coordinates():
-    """The sub-pixel fit resamples by four shifted slices; map_coordinates(order=1) is the reference."""
-    from stemgrains.insitu.register import _bilinear_window
-
-    rng = np.random.default_rng(3)
-    img = rng.random((40, 50))
-    rows, cols = np.mgrid[6:30, 7:41].astype(float)
-    for v in rng.uniform(-5.5, 5.5, size=(100, 2)).tolist() + [[0.0, 0.0], [-6.0, 2.0], [3.0, -7.0]]:
-        got = _bilinear_window(img, (6, 30, 7, 41), np.asarray(v))
-        want = ndimage.map_coordinates(img, [rows + v[0], cols + v[1]], order=1, mode="nearest")
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
-    assert _bilinear_window(img, (0, 30, 0, 41), np.array([-0.5, 0.0])) is None  # would leave the frame

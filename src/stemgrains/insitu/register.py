@@ -99,21 +99,6 @@ def phase_correlation(ref: np.ndarray, img: np.ndarray) -> tuple[float, float]:
     return float(dy0), float(dx0)
 
 
-def _bilinear_window(img: np.ndarray, window: tuple[int, int, int, int], v: np.ndarray) -> np.ndarray | None:
-    """``img`` at ``(row + v[0], col + v[1])`` for the pixels of ``window`` ``(r0, r1, c0, c1)``, bilinear (as
-    ``map_coordinates(order=1)``, by four shifted slices); ``None`` when that needs pixels outside ``img``."""
-    r0, r1, c0, c1 = window
-    iy, ix = int(np.floor(v[0])), int(np.floor(v[1]))
-    fy, fx = float(v[0]) - iy, float(v[1]) - ix
-    if r0 + iy < 0 or c0 + ix < 0 or r1 + iy + 1 > img.shape[0] or c1 + ix + 1 > img.shape[1]:
-        return None
-    a = img[r0 + iy : r1 + iy, c0 + ix : c1 + ix + 1]
-    b = img[r0 + iy + 1 : r1 + iy + 1, c0 + ix : c1 + ix + 1]
-    top = (1 - fx) * a[:, :-1] + fx * a[:, 1:]
-    bottom = (1 - fx) * b[:, :-1] + fx * b[:, 1:]
-    return (1 - fy) * top + fy * bottom
-
-
 def refine_shift(ref: np.ndarray, img: np.ndarray, start: tuple[float, float], margin: int | None = None,
                  mask: np.ndarray | None = None, step: float = 1.0) -> tuple[float, float]:
     """Sub-pixel shift ``(dy, dx)`` of ``img`` relative to ``ref``: least squares (cubic B-spline resampling, Powell)
