@@ -141,6 +141,58 @@ def map_image_from_results(results: str | os.PathLike, detector: str = "adf") ->
     return None
 
 
+def _check_series_inputs(frames: np.ndarray, pixel_size_nm: float, times: Any, sites: SiteMap) -> np.ndarray:
+    """The checks of :func:`analyse_series` on its inputs; returns the frame times ``(n,)``."""
+    n = frames.shape[0]
+    if n < 2:
+        raise ParameterError(f"an in-situ series needs at least 2 frames (frame 0 is the reference), got {n}")
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise ParameterError(f"frame pixel size must be a positive number of nm, got {pixel_size_nm!r}")
+    if times is None:
+        t = np.arange(n, dtype=float)
+    else:
+        t = np.asarray(times, dtype=float).ravel()
+        if t.shape != (n,) or not np.all(np.isfinite(t)):
+            raise ParameterError(f"times: expected {n} finite values (one per frame), got {len(t)}")
+        if np.any(np.diff(t) <= 0):
+            raise ParameterError(f"times must increase strictly (frames in time order), got {t.tolist()}")
+    H, W = frames.shape[1:]
+    x0, x1, y0, y1 = sites.extent_nm
+    frame_ext = max(H, W) * float(pixel_size_nm)
+    map_ext = max(x1 - x0, y1 - y0)
+    # a frame 20 × larger than the map, or a map only a few frame pixels across, is a wrong pixel size (e.g.
+    # 500 for 0.5 nm; the placement canvas would need (frame extent / map step)² pixels: 22 GB there)
+    if frame_ext > MAX_EXTENT_RATIO * map_ext or map_ext < MIN_MAP_FRAME_PIXELS * float(pixel_size_nm):
+        raise ParameterError(
+            f"--frame-pixel-size {pixel_size_nm:g} nm is implausible: the frames ({H} x {W} px) would span "
+            f"{frame_ext:.4g} nm, the map {map_ext:.4g} nm (expected a frame at most {MAX_EXTENT_RATIO:g} x the map "
+            f"and a map at least {MIN_MAP_FRAME_PIXELS} frame pixels across)")
+    return t
+
+
+def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pixel_size_nm: float,
+                  tolerance_nm: float, shape: tuple[int, int]) -> tuple[Table, Any, np.ndarray]:
+    """``events.csv`` of :func:`analyse_series` (events attributed to the map's sites), the attribution and the
+    events' footprints ``shape`` (event id + 1, 0 elsewhere)."""
+    ex, ey = transform.to_map(np.array([e.row for e in found]), np.array([e.col for e in found]))
+    at = sites.attribute(ex, ey, tolerance_nm) if found else sites.attribute(np.zeros(0), np.zeros(0), tolerance_nm)
+    footprints = np.zeros(shape, dtype=np.int32)
+    for i, e in enumerate(found):
+        footprints[e.footprint & (footprints == 0)] = i + 1
+    events = Table({
+        "event_id": np.arange(len(found), dtype=np.int64),
+        "first_frame": np.array([e.first_frame for e in found], dtype=np.int64),
+        "time": t[np.array([e.first_frame for e in found], dtype=np.int64)] if found else np.zeros(0),
+        "x_nm": np.asarray(ex, float).reshape(-1), "y_nm": np.asarray(ey, float).reshape(-1),
+        "area_nm2": np.array([e.area_px * pixel_size_nm**2 for e in found], dtype=float),
+        "contrast": np.array([e.contrast for e in found], dtype=float),
+        "site": at["site"], "boundary_id": at["boundary_id"].astype(np.int64),
+        "grain_a": at["grain_a"].astype(np.int64), "grain_b": at["grain_b"].astype(np.int64),
+        "label": at["label"], "behaviour": at["behaviour"], "distance_nm": at["distance_nm"].astype(float),
+    })
+    return events, at, footprints
+
+
 def analyse_series(
     frames: np.ndarray,
     pixel_size_nm: float,
@@ -201,29 +253,9 @@ def analyse_series(
     if frames.ndim != 3:
         raise InputError(f"frames must be a stack (n, rows, cols), got shape {frames.shape}")
     n = frames.shape[0]
-    if n < 2:
-        raise ParameterError(f"an in-situ series needs at least 2 frames (frame 0 is the reference), got {n}")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise ParameterError(f"frame pixel size must be a positive number of nm, got {pixel_size_nm!r}")
-    if times is None:
-        t = np.arange(n, dtype=float)
-    else:
-        t = np.asarray(times, dtype=float).ravel()
-        if t.shape != (n,) or not np.all(np.isfinite(t)):
-            raise ParameterError(f"times: expected {n} finite values (one per frame), got {len(t)}")
-        if np.any(np.diff(t) <= 0):
-            raise ParameterError(f"times must increase strictly (frames in time order), got {t.tolist()}")
+    t = _check_series_inputs(frames, pixel_size_nm, times, sites)
     H, W = frames.shape[1:]
     x0, x1, y0, y1 = sites.extent_nm
-    frame_ext = max(H, W) * float(pixel_size_nm)
-    map_ext = max(x1 - x0, y1 - y0)
-    # a frame 20 × larger than the map, or a map only a few frame pixels across, is a wrong pixel size (e.g.
-    # 500 for 0.5 nm; the placement canvas would need (frame extent / map step)² pixels: 22 GB there)
-    if frame_ext > MAX_EXTENT_RATIO * map_ext or map_ext < MIN_MAP_FRAME_PIXELS * float(pixel_size_nm):
-        raise ParameterError(
-            f"--frame-pixel-size {pixel_size_nm:g} nm is implausible: the frames ({H} x {W} px) would span "
-            f"{frame_ext:.4g} nm, the map {map_ext:.4g} nm (expected a frame at most {MAX_EXTENT_RATIO:g} x the map "
-            f"and a map at least {MIN_MAP_FRAME_PIXELS} frame pixels across)")
     if transform is None:
         if map_image is None:
             raise ParameterError("frame 0 cannot be placed on the map: give an offset (--offset X_NM,Y_NM) or a "
@@ -265,22 +297,7 @@ def analyse_series(
     for e in found:  # back to the indices of all frames
         e.first_frame = int(keep[e.first_frame])
         e.frames = [int(keep[i]) for i in e.frames]
-    ex, ey = transform.to_map(np.array([e.row for e in found]), np.array([e.col for e in found]))
-    at = sites.attribute(ex, ey, tolerance_nm) if found else sites.attribute(np.zeros(0), np.zeros(0), tolerance_nm)
-    footprints = np.zeros((H, W), dtype=np.int32)
-    for i, e in enumerate(found):
-        footprints[e.footprint & (footprints == 0)] = i + 1
-    events = Table({
-        "event_id": np.arange(len(found), dtype=np.int64),
-        "first_frame": np.array([e.first_frame for e in found], dtype=np.int64),
-        "time": t[np.array([e.first_frame for e in found], dtype=np.int64)] if found else np.zeros(0),
-        "x_nm": np.asarray(ex, float).reshape(-1), "y_nm": np.asarray(ey, float).reshape(-1),
-        "area_nm2": np.array([e.area_px * pixel_size_nm**2 for e in found], dtype=float),
-        "contrast": np.array([e.contrast for e in found], dtype=float),
-        "site": at["site"], "boundary_id": at["boundary_id"].astype(np.int64),
-        "grain_a": at["grain_a"].astype(np.int64), "grain_b": at["grain_b"].astype(np.int64),
-        "label": at["label"], "behaviour": at["behaviour"], "distance_nm": at["distance_nm"].astype(float),
-    })
+    events, at, footprints = _events_table(found, transform, sites, t, pixel_size_nm, tolerance_nm, (H, W))
     enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
                      sites.segments, sites.interface_pieces() if sites.interface else None)
     params = {"pixel_size_nm": float(pixel_size_nm), "tolerance_nm": tolerance_nm, "smooth_px": smooth_px,

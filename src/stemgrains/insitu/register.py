@@ -325,6 +325,58 @@ def _temporal_check(drift: np.ndarray, pc: np.ndarray, doubtful: np.ndarray, max
     return why
 
 
+def _best_start(ref: np.ndarray, img: np.ndarray, prev: np.ndarray, k: int, pc0: np.ndarray, drift: np.ndarray,
+                n_sigma: float, grow: int, max_iter: int, overlap_ratio: float, window_px: int, search_px: int,
+                max_jump_px: float) -> tuple:
+    """:func:`_register_from` of frame ``k`` (smoothed ``img``; ``prev`` the smoothed frame k − 1) from integer
+    starts: the phase correlation with frame 0 (``pc0``), zero, the previous frame's drift and that plus the phase
+    correlation with the previous frame (drift is smooth in time; a feature changes less between neighbours). The
+    first start is enough when it converges near the previous frame's drift (within ``max_jump_px`` plus the last
+    step); otherwise every start is tried and the result with the highest masked NCC returned."""
+    starts = [pc0, np.zeros(2)]
+    if k > 1:
+        starts += [np.round(drift[k - 1]), np.round(drift[k - 1]) + np.asarray(phase_correlation(prev, img))]
+    last_step = float(np.hypot(*(drift[k - 1] - drift[k - 2]))) if k > 1 else 0.0
+    best = None
+    tried: list[np.ndarray] = []
+    for st in starts:
+        if any(np.max(np.abs(st - b)) < 1.0 for b in tried):
+            continue  # the same start as an earlier one
+        tried.append(st)
+        got = _register_from(ref, img, np.asarray(st, float), n_sigma, grow, max_iter, overlap_ratio, window_px,
+                             search_px)
+        if best is None or got[-1] > best[-1]:
+            best = got
+        if len(tried) == 1 and got[5] and np.hypot(*(got[0] - drift[k - 1])) <= max_jump_px + last_step:
+            break
+    return best
+
+
+def _doubtful_frames(drift: np.ndarray, pc0: np.ndarray, peak: np.ndarray, ratio: np.ndarray, masked: np.ndarray,
+                     unconverged: np.ndarray, max_iter: int, min_peak_ratio: float, min_peak_ncc: float,
+                     max_masked_fraction: float, max_jump_px: float) -> tuple[np.ndarray, list[str]]:
+    """The ``doubtful`` flags and warning lines of :func:`register_drift` (see :class:`DriftRegistration`)."""
+    n = len(drift)
+    doubtful = np.zeros(n, bool)
+    typical = float(np.median(1.0 - peak[1:])) if n >= 4 else float("nan")
+    reasons: list[list[str]] = [[] for _ in range(n)]
+    for k in range(1, n):
+        reasons[k] = [w for w, bad in (
+            (f"peak ratio {ratio[k]:.2f} < {min_peak_ratio:g}", ratio[k] < min_peak_ratio),
+            (f"NCC {peak[k]:.2f} < {min_peak_ncc:g}", peak[k] < min_peak_ncc),
+            (f"NCC {peak[k]:.2f} well below the other frames' (median {1 - typical:.3f})",
+             min_peak_ncc <= peak[k] and 1.0 - peak[k] > 3.0 * typical),
+            (f"{masked[k]:.0%} of the field changed", masked[k] > max_masked_fraction),
+            (f"not converged in {max_iter} rounds", unconverged[k])) if bad]
+        doubtful[k] = bool(reasons[k])
+    for k, w in enumerate(_temporal_check(drift, pc0, doubtful, max_jump_px)):
+        if w:
+            reasons[k].append(w)
+    notes = [f"frame {k}: drift registration doubtful ({'; '.join(reasons[k])}); drift "
+             f"(row {drift[k, 0]:+.2f}, col {drift[k, 1]:+.2f}) px" for k in range(1, n) if doubtful[k]]
+    return doubtful, notes
+
+
 def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float = 4.0, max_iter: int = 4,
                    overlap_ratio: float = 0.3, min_peak_ratio: float = 1.1, min_peak_ncc: float = 0.3,
                    max_masked_fraction: float = 0.5, window_px: int = 512, search_px: int = 4,
@@ -413,35 +465,15 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
     ratio = np.full(n, np.inf)
     masked = np.zeros(n)
     iters = np.zeros(n, np.int64)
-    doubtful = np.zeros(n, bool)
     unconverged = np.zeros(n, bool)
-    notes: list[str] = []
     imgs = [ref]
     pc0 = np.zeros((n, 2))
     for k in range(1, n):
         img = ndimage.gaussian_filter(frames[k], smooth_px)
         imgs.append(img)
         pc0[k] = phase_correlation(ref, img)
-        # integer starts: the phase correlation with frame 0, the previous frame's drift and that plus the phase
-        # correlation with the previous frame (drift is smooth in time; a feature changes less between neighbours)
-        starts = [pc0[k], np.zeros(2)]
-        if k > 1:
-            starts += [np.round(drift[k - 1]), np.round(drift[k - 1]) + np.asarray(phase_correlation(imgs[k - 1], img))]
-        # the first start is enough when it converges near the previous frame's drift (within max_jump_px plus
-        # the last step); otherwise every start is tried and the highest masked NCC taken
-        last_step = float(np.hypot(*(drift[k - 1] - drift[k - 2]))) if k > 1 else 0.0
-        best = None
-        tried: list[np.ndarray] = []
-        for st in starts:
-            if any(np.max(np.abs(st - b)) < 1.0 for b in tried):
-                continue  # the same start as an earlier one
-            tried.append(st)
-            got = _register_from(ref, img, np.asarray(st, float), n_sigma, grow, max_iter, overlap_ratio, window_px,
-                                 search_px)
-            if best is None or got[-1] > best[-1]:
-                best = got
-            if len(tried) == 1 and got[5] and np.hypot(*(got[0] - drift[k - 1])) <= max_jump_px + last_step:
-                break
+        best = _best_start(ref, img, imgs[k - 1], k, pc0[k], drift, n_sigma, grow, max_iter, overlap_ratio,
+                           window_px, search_px, max_jump_px)
         s, changed, ref_mask, img_mask, iters[k], converged, _ = best
         drift[k] = s
         masked[k] = float(changed.mean())
@@ -449,24 +481,8 @@ def register_drift(frames: np.ndarray, smooth_px: float = 1.0, *, n_sigma: float
         peak[k], ratio[k] = _peak_quality(ref[rw], ref_mask[rw], img[iw], img_mask[iw],
                                           (s[0] - off[0], s[1] - off[1]), overlap_ratio)
         unconverged[k] = not converged
-    typical = float(np.median(1.0 - peak[1:])) if n >= 4 else float("nan")
-    reasons: list[list[str]] = [[] for _ in range(n)]
-    for k in range(1, n):
-        reasons[k] = [w for w, bad in (
-            (f"peak ratio {ratio[k]:.2f} < {min_peak_ratio:g}", ratio[k] < min_peak_ratio),
-            (f"NCC {peak[k]:.2f} < {min_peak_ncc:g}", peak[k] < min_peak_ncc),
-            (f"NCC {peak[k]:.2f} well below the other frames' (median {1 - typical:.3f})",
-             min_peak_ncc <= peak[k] and 1.0 - peak[k] > 3.0 * typical),
-            (f"{masked[k]:.0%} of the field changed", masked[k] > max_masked_fraction),
-            (f"not converged in {max_iter} rounds", unconverged[k])) if bad]
-        doubtful[k] = bool(reasons[k])
-    for k, w in enumerate(_temporal_check(drift, pc0, doubtful, max_jump_px)):
-        if w:
-            reasons[k].append(w)
-    for k in range(1, n):
-        if doubtful[k]:
-            notes.append(f"frame {k}: drift registration doubtful ({'; '.join(reasons[k])}); drift "
-                         f"(row {drift[k, 0]:+.2f}, col {drift[k, 1]:+.2f}) px")
+    doubtful, notes = _doubtful_frames(drift, pc0, peak, ratio, masked, unconverged, max_iter, min_peak_ratio,
+                                       min_peak_ncc, max_masked_fraction, max_jump_px)
     return DriftRegistration(drift, peak, ratio, masked, iters, doubtful, notes)
 
 
