@@ -53,7 +53,7 @@ def test_run_where_no_pixel_is_indexed_says_so(tmp_path, capsys):
     data = tmp_path / "zero.npy"
     np.save(data, np.zeros((3, 3, 64, 64), np.uint16))
     out = tmp_path / "r"
-    assert main(["run", str(data), "--phase", "na_beta2_alumina", "--q-pixel-size", "0.025", "--field", "1,0",
+    assert main(["run", str(data), "--phase", "na_beta2_alumina", "--q-pixel-size", "0.025", "--step", "4", "--field", "1,0",
                  "--electrode", "left=1", "--electrode", "right=0", "-o", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out.splitlines()
     why = "the transport model was skipped: no pixel was indexed"

@@ -4,9 +4,6 @@ description; nothing is said once the kernels are loaded, nor where numba's on-d
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 
 import pytest
 
@@ -59,20 +56,18 @@ def test_progress_bar_says_it_instead(capsys, monkeypatch):
     assert "numba kernels" in bar.desc and capsys.readouterr().err == ""
 
 
-def _notice_in_a_new_process(env: dict[str, str]) -> str:
-    code = "from stemgrains.index import api; api.first_use_notice()"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    return done.stderr
-
-
-def test_said_where_numba_will_compile_not_where_its_cache_holds_the_kernels(scan, tmp_path):
+def test_said_where_numba_will_compile_not_where_its_cache_holds_the_kernels(scan, tmp_path, monkeypatch, capsys):
     # this process indexes once: the kernels are then in numba's cache (NUMBA_CACHE_DIR, or __pycache__)
     assert main(["index", str(scan), "--phase", AU, "--step", "3", "--no-progress", "-o", str(tmp_path / "m.h5")]) == 0
     assert api._kernels_loaded()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    assert api.FIRST_USE_MESSAGE not in _notice_in_a_new_process(env)  # a second run: loads them in seconds
-    empty = tmp_path / "numba_cache"
-    empty.mkdir()
-    err = _notice_in_a_new_process({**env, "NUMBA_CACHE_DIR": str(empty)})  # a fresh install: compiles
-    assert err == f"stemgrains: {api.FIRST_USE_MESSAGE}\n", err
+    assert api._kernels_cached()  # what a second run (a new process with this cache) checks: it loads them in seconds
+    capsys.readouterr()
+    monkeypatch.setattr(api, "_kernels_loaded", lambda: False)  # as in a new process ...
+    monkeypatch.setattr(api, "_notice_given", False)
+    api.first_use_notice()
+    assert capsys.readouterr().err == ""  # ... whose cache holds them: nothing said
+    files = api._cpu.index_chunk._cache._cache_file  # ... whose cache is empty (a fresh install): numba compiles
+    monkeypatch.setattr(files, "_index_path", str(tmp_path / "empty" / "index_chunk.nbi"))
+    assert not api._kernels_cached()
+    api.first_use_notice()
+    assert capsys.readouterr().err == f"stemgrains: {api.FIRST_USE_MESSAGE}\n"
