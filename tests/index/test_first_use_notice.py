@@ -4,7 +4,6 @@ description; nothing is said once the kernels are loaded, nor where numba's on-d
 
 from __future__ import annotations
 
-
 import pytest
 
 import stemgrains.index.api as api
