@@ -300,6 +300,11 @@ def require_backend(backend: str) -> None:
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
 
 
+def _spots_as_indexed(params: IndexParams) -> SpotParams:
+    """The spot parameters the indexing detects with: spots out to ``k_max`` (or ``spots.q_max`` where smaller)."""
+    return replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
+
+
 def index_patterns(
     patterns: np.ndarray, calibration, libraries: list[TemplateLibrary], params: IndexParams, backend: str = "cpu",
     scan_shape: tuple[int, int] | None = None,
@@ -320,7 +325,7 @@ def index_patterns(
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     params = params.resolved(calibration, np.shape(patterns)[-2:])
     patterns, bad_values = _finite_counts(patterns)
-    sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
+    sp = _spots_as_indexed(params)
     peaks, counts, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
     imgs = processed_images(patterns, calibration, centers, sp)
     affine = np.ascontiguousarray(calibration._affine())
@@ -1100,7 +1105,7 @@ def _solution_fit(patterns: np.ndarray, quats: np.ndarray, calibration: Any, lib
                   params: IndexParams) -> tuple[np.ndarray, ...]:
     """Correlation index, spot-fit fraction, residual and chance level of the orientations ``quats`` (m, 4) on
     ``patterns`` (m, ky, kx), as :func:`index_patterns` computes them."""
-    sp = replace(params.spots, q_max=params.k_max if params.spots.q_max is None else min(params.spots.q_max, params.k_max))
+    sp = _spots_as_indexed(params)
     peaks, _, centers, fit_counts = detect_spots(patterns, calibration, sp, with_strong_counts=True)
     imgs = processed_images(patterns, calibration, centers, sp)
     affine = np.ascontiguousarray(calibration._affine())
