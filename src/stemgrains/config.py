@@ -103,6 +103,19 @@ SIGMA_SUBSAMPLE = 128
 #: scans with fewer patterns keep EXCITATION_ERROR_SIGMA (too few to tell the widths apart)
 SIGMA_MIN_PATTERNS = 64
 SIGMA_CONFIDENT_RELIABILITY = 5.0
+#: final refinement at a relrod width chosen from the data (index refine_excitation_error_sigma): the search's σ_s
+#: and the narrower of these candidates (1/Å) are tried on the σ_s subsample; the one whose refined image scores
+#: have the largest mean square wins (index.api.choose_refine_sigma). Dynamical patterns excite the reflections
+#: nearest the Ewald sphere most: a narrower kinematic relrod places the tilt there (multislice Na-β″ 2–3° → < 1°)
+REFINE_SIGMA_CANDIDATES = (0.01, 0.007)
+#: a final refinement that moves a solution farther than this (degrees) is not taken (it left the solution's basin)
+REFINE_SIGMA_MAX_MOVE_DEG = 3.0
+#: first simplex step of the final refinement, degrees
+REFINE_SIGMA_STEP_DEG = 0.25
+#: a narrower width is taken only where its mean square refined image score exceeds the search width's by this
+#: fraction (measured: multislice Na-β″ +9–10 %, multislice Au +2 % where the narrower width also moved a few
+#: right pixels 1.4° into a second optimum, kinematic data ≤ +4 %)
+REFINE_SIGMA_MIN_GAIN = 0.05
 QUICK_SPOTS = 48
 QUICK_KEEP = 128
 #: a detected spot is explained within FIT_TOLERANCE + FIT_TOLERANCE_REL·|q| (1/Å) of a predicted spot

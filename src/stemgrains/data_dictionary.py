@@ -391,6 +391,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "excitation_error_sigma_confident": ("1", "where σ_s was chosen from the data: per candidate width (1/Å, as text) "
                                               "the fraction of the ~128-position subsample indexed with reliability "
                                               "≥ 5 (also /parameters index)"),
+    "refine_excitation_error_sigma": ("1/Å", "relrod width of the final refinement of each solution (equal to "
+                                             "excitation_error_sigma: none; chosen from the data unless [index] "
+                                             "refine_excitation_error_sigma set it; also /parameters index)"),
+    "refine_excitation_error_sigma_source": ("—", "how the final refinement's width was obtained: 'chosen from the "
+                                                  "data', 'set' or \"the search's: fewer than 64 patterns to choose "
+                                                  "from\" (also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
                        "chance, the poorly explained fraction and largest region, the fraction judged with "

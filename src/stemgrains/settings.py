@@ -242,6 +242,10 @@ def _index_keys() -> list[Key]:
         K("index", "excitation_error_sigma", "float", ip("excitation_error_sigma"), "1/Å",
           "relrod width σ_s of the kinematic templates (≈ 1/thickness; unset: chosen from the data among "
           f"{', '.join(f'{c:g}' for c in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES))})"),
+        K("index", "refine_excitation_error_sigma", "float", ip("refine_excitation_error_sigma"), "1/Å",
+          "relrod width of the final refinement of each solution (unset: chosen from the data among the search's "
+          f"width and the narrower of {', '.join(f'{c:g}' for c in config.REFINE_SIGMA_CANDIDATES)}; multislice "
+          "patterns take a narrower one)"),
         K("index", "sigma_coarse", "float", ip("sigma_coarse"), "1/Å", "spot-match width of the coarse search"),
         K("index", "n_prefilter", "int", ip("n_prefilter"), "templates",
           "templates passed by the rotation-invariant prefilter to the coarse search", "n_prefilter",
@@ -460,7 +464,7 @@ _POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_vol
 #: after a run started, or a NaN threshold would silently segment nothing)
 _POSITIVE_FILE = frozenset({
     "index.step_deg", "index.k_max", "calibrate.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
-    "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
+    "index.refine_excitation_error_sigma", "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
     "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
     "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
@@ -480,6 +484,7 @@ _RANGE = {
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
     "index.excitation_error_sigma": (0.0, config.EXCITATION_ERROR_SIGMA_MAX),
+    "index.refine_excitation_error_sigma": (0.0, config.EXCITATION_ERROR_SIGMA_MAX),
     "index.fit_score_power": (0.0, 10.0),
     "index.fit_tolerance_rel": (0.0, 1.0),
     "index.min_correlation": (0.0, 1.0),

@@ -114,6 +114,29 @@ def test_relrod_width_is_chosen_from_the_data(name, chosen):
     assert set(prm["excitation_error_sigma_confident"]) == {"0.015", "0.01"}
 
 
+@pytest.mark.parametrize(("name", "chosen"), [("ci-nba-abtem", 0.007), ("ci-au-abtem", 0.01), ("ci-au-py4dstem", 0.015),
+                                              ("ci-nba-py4dstem", 0.015)])
+def test_final_refinement_width_is_chosen_from_the_data(name, chosen):
+    """Multislice Na-β″ patterns are refined at last with a narrower relrod (0.007 1/Å: mean square image score
+    +9 % over the search's 0.010); multislice Au (+2 %) and kinematic patterns keep the search's width, i.e. no
+    final refinement (index.api.choose_refine_sigma)."""
+    prm = run(name)[0].parameters
+    assert prm["refine_excitation_error_sigma_source"] == "chosen from the data", prm
+    assert prm["refine_excitation_error_sigma"] == chosen, prm["refine_excitation_error_sigma_scores"]
+
+
+def test_final_refinement_places_the_tilt_of_multislice_na_beta2():
+    """validation-nba-abtem (28 nm; the file this was designed on, stop 26): refined at the search's relrod width
+    the beam tilt of most grains settles 1–3° from the truth (a near-[100] edge-on grain 2.6°, with reliability ≥ 5:
+    35 % of the pixels at R ≥ 5 were right); at the narrower width chosen from the data 1.0°. Without the final
+    refinement 28 % within 2°, R ≥ 5 precision 0.35."""
+    xmap, err, _ = run("validation-nba-abtem")
+    kept = xmap.prop["reliability"] >= 5
+    assert xmap.parameters["refine_excitation_error_sigma"] < xmap.parameters["excitation_error_sigma"]
+    assert np.mean(err < 2) >= 0.45, f"within 2°: {np.mean(err < 2):.3f}"
+    assert np.mean(err[kept] < 2) >= 0.95, f"right among R ≥ 5: {np.mean(err[kept] < 2):.3f}"
+
+
 def test_estimated_relrod_width_is_the_one_the_indexing_chose():
     """estimate_excitation_error_sigma (the public function) gives the width, and the confident shares, that
     index_orientations chose and recorded for the same data (on one of the files above: the choice is the same

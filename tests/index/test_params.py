@@ -15,11 +15,12 @@ from stemgrains.errors import ParameterError
 from stemgrains.index.api import IndexParams
 from stemgrains.preprocess.api import SpotParams
 
-POSITIVE_FLOATS = ["k_max", "excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"]
+POSITIVE_FLOATS = ["k_max", "excitation_error_sigma", "refine_excitation_error_sigma", "sigma_coarse", "reliability_distance_deg", "refine_xtol_deg"]
 
 
 def test_relrod_width_has_an_upper_bound():
     assert_parameter_error("excitation_error_sigma", excitation_error_sigma=1e9)
+    assert_parameter_error("refine_excitation_error_sigma", refine_excitation_error_sigma=1e9)
     assert IndexParams(excitation_error_sigma=config.EXCITATION_ERROR_SIGMA_MAX).excitation_error_sigma == config.EXCITATION_ERROR_SIGMA_MAX
 POSITIVE_INTS = ["n_prefilter", "n_angles", "n_candidates", "n_refine", "n_best", "min_peaks", "refine_max_eval", "chunk_rows"]
 

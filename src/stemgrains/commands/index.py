@@ -27,7 +27,12 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
     if shares:
         how += (f": R ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g} on "
                 + ", ".join(f"{c}: {100 * v:.0f} %" for c, v in shares.items()) + " of a subsample")
-    return f"relrod width σ_s {float(sigma):g} 1/Å ({how}; {where})"
+    refine = params.get("refine_excitation_error_sigma")
+    final = ""
+    if refine is not None and float(refine) != float(sigma):
+        final = (f"; final refinement at {float(refine):g} 1/Å "
+                 f"({params.get('refine_excitation_error_sigma_source', 'set')})")
+    return f"relrod width σ_s {float(sigma):g} 1/Å ({how}; {where}){final}"
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
