@@ -952,16 +952,23 @@ def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[Template
 
 
 def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams, given: IndexParams,
-                  progress: bool) -> tuple[IndexParams, str, dict[float, float] | None]:
+                  progress: bool, subsample: tuple[np.ndarray, ChunkResult] | None = None,
+                  ) -> tuple[IndexParams, str, dict[float, float] | None]:
     """The final refinement's relrod width for :func:`index_orientations`: ``given``'s where set, else chosen from
-    the data (:func:`choose_refine_sigma`) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the
-    search's (no final refinement). Returns ``(prm with the width, how it was obtained, the choice's scores)``."""
+    the data (:func:`choose_refine_sigma`; on ``subsample``, the patterns and results of the σ_s choice at the chosen
+    σ_s, where there is one) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the search's (no
+    final refinement). Returns ``(prm with the width, how it was obtained, the choice's scores)``."""
     if given.refine_excitation_error_sigma is not None:
         return replace(prm, refine_excitation_error_sigma=given.refine_excitation_error_sigma), "set", None
     if int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
         return (replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma),
                 f"the search's: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from", None)
-    width, scores = choose_refine_sigma(dataset, libraries, prm)
+    if subsample is None:
+        width, scores = choose_refine_sigma(dataset, libraries, prm)
+    else:
+        base = replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma)
+        width, scores = _refine_choice(*subsample, dataset.calibration, libraries, base,
+                                       _refine_widths(float(prm.excitation_error_sigma)))
     if progress:
         shares = ", ".join(f"{w:g}: {v:.3g}" for w, v in scores.items())
         print(f"final refinement at relrod width {width:g} 1/Å, chosen from the data (mean square refined image score "
@@ -1017,7 +1024,7 @@ def index_orientations(
     cal.require_q_pixel_size(dataset.source)
     prm = IndexParams(**params)
     phase_list = coerce_phases(phases)
-    sigma_source, confident = "set", None
+    sigma_source, confident, subsample = "set", None, None
     if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
         widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
         if len(widths) != 1:
@@ -1029,7 +1036,7 @@ def index_orientations(
         sigma_source = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
     if prm.excitation_error_sigma is None:
         first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
-        sigma, confident, libs_by_sigma = _choose_sigma(dataset, phase_list, params, progress)
+        sigma, confident, libs_by_sigma, subsample = _choose_sigma(dataset, phase_list, params, progress)
         prm, libraries, sigma_source = replace(prm, excitation_error_sigma=sigma), libs_by_sigma[sigma], "chosen from the data"
         if progress:
             shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
@@ -1042,7 +1049,7 @@ def index_orientations(
                           excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
             for p in phase_list
         ]
-    prm, refine_source, refine_scores = _refine_width(dataset, libraries, prm, IndexParams(**params), progress)
+    prm, refine_source, refine_scores = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
     dataset = read_as_indexed(dataset, prm)
@@ -1112,7 +1119,7 @@ def estimate_excitation_error_sigma(
     ``config.SIGMA_SUBSAMPLE``; ``params``: the other fields of :class:`IndexParams`. Raises ParameterError for
     non-positive candidates.
     """
-    sigma, confident, _ = _choose_sigma(dataset, coerce_phases(phases), params, progress, candidates, n_patterns)
+    sigma, confident, _, _ = _choose_sigma(dataset, coerce_phases(phases), params, progress, candidates, n_patterns)
     return sigma, confident
 
 
@@ -1127,6 +1134,11 @@ def _subsample(dataset: Dataset4D, prm: IndexParams, n_patterns: int | None = No
     cols = np.unique(np.linspace(0, nx - 1, n_c + 2)[1:-1].round().astype(np.int64)) if nx > 2 else np.arange(min(nx, n_c))
     data = read_as_indexed(dataset, prm).data
     return np.concatenate([np.asarray(data[r:r + 1])[0][cols] for r in rows])
+
+
+def _refine_widths(sigma: float, candidates: tuple[float, ...] | None = None) -> list[float]:
+    """The search's width σ_s and the candidates narrower than it, widest first."""
+    return [sigma] + sorted({float(c) for c in (candidates or config.REFINE_SIGMA_CANDIDATES) if c < sigma}, reverse=True)
 
 
 def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], params: IndexParams,
@@ -1154,14 +1166,22 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     cal = dataset.calibration
     prm = params.resolved(cal, dataset.detector_shape)
     sigma = float(prm.excitation_error_sigma)
-    widths = [sigma] + sorted({float(c) for c in (candidates or config.REFINE_SIGMA_CANDIDATES) if c < sigma}, reverse=True)
+    widths = _refine_widths(sigma, candidates)
     base = replace(prm, refine_excitation_error_sigma=sigma)
     patterns = _subsample(dataset, base, n_patterns)
     res = with_kernel_lock(index_patterns, patterns, cal, libraries, base)
+    return _refine_choice(patterns, res, cal, libraries, base, widths)
+
+
+def _refine_choice(patterns: np.ndarray, res: ChunkResult, calibration: Any, libraries: list[TemplateLibrary],
+                   base: IndexParams, widths: list[float]) -> tuple[float, dict[float, float]]:
+    """:func:`choose_refine_sigma` on a subsample ``patterns`` already indexed (``res``) with ``base`` (resolved; its
+    ``excitation_error_sigma`` = ``widths[0]``)."""
+    sigma = widths[0]
     indexed = res.phase_id >= 0
     if not indexed.any():
         return sigma, {sigma: 0.0}
-    ctx = _search_inputs(patterns, cal, _spots_as_indexed(base))
+    ctx = _search_inputs(patterns, calibration, _spots_as_indexed(base))
     mean_sq = {}
     for w in widths:
         _, score, _ = final_refinement(res.quaternions, res.phase_id, ctx, libraries, replace(base, refine_excitation_error_sigma=w))
@@ -1185,11 +1205,12 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
     patterns = _subsample(dataset, prm, n_patterns)
     confident: dict[float, np.ndarray] = {}
     libs: dict[float, list[TemplateLibrary]] = {}
+    results: dict[float, ChunkResult] = {}
     for c in cands:
         p_c = replace(prm, excitation_error_sigma=c, refine_excitation_error_sigma=c)  # the search alone
         libs[c] = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
                                  excitation_error_sigma=c, verbose=progress) for p in phase_list]
-        res = with_kernel_lock(index_patterns, patterns, cal, libs[c], p_c)
+        res = results[c] = with_kernel_lock(index_patterns, patterns, cal, libs[c], p_c)
         confident[c] = (res.phase_id >= 0) & (res.reliability >= config.SIGMA_CONFIDENT_RELIABILITY)
     best, best_n = default, int(confident[default].sum())
     for c in cands[1:]:
@@ -1197,7 +1218,7 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
         a = int(np.sum(confident[default] & ~confident[c]))
         if b - a > 2.0 * np.sqrt(a + b) and int(confident[c].sum()) > best_n:
             best, best_n = c, int(confident[c].sum())
-    return best, {c: float(v.mean()) for c, v in confident.items()}, libs
+    return best, {c: float(v.mean()) for c, v in confident.items()}, libs, (patterns, results[best])
 
 
 def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams) -> None:
