@@ -110,7 +110,7 @@ def _summary_columns() -> tuple[str, ...]:
     return (
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
         "indexed_percent", "median_reliability", "excitation_error_sigma", "excitation_error_sigma_source",
-        "phase_fit_warning", "n_grains", "n_boundaries",
+        "refine_excitation_error_sigma", "phase_fit_warning", "n_grains", "n_boundaries",
         *(_col("label_fraction", n) for n in labels), *(_col("behaviour_fraction", n) for n in behaviours),
     )
 
@@ -413,7 +413,7 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     shape = info.get("scan_shape")
     if shape is not None:
         row["scan_rows"], row["scan_cols"] = int(shape[0]), int(shape[1])
-    for key in ("patterns_per_s", "median_reliability", "excitation_error_sigma"):
+    for key in ("patterns_per_s", "median_reliability", "excitation_error_sigma", "refine_excitation_error_sigma"):
         if info.get(key) is not None:
             row[key] = float(info[key])
     if info.get("excitation_error_sigma_source"):

@@ -446,6 +446,9 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                                       "/parameters index of its results file)"),
     "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" "
                                            "or 'the default: fewer than 64 patterns to choose from'"),
+    "refine_excitation_error_sigma": ("1/Å", "relrod width of the final refinement of this scan's solutions (equal "
+                                             "to excitation_error_sigma: none; chosen from the data unless [index] "
+                                             "refine_excitation_error_sigma set it)"),
     "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
                                "the patterns"),
     "n_grains": ("—", "grains (run only)"),

@@ -150,7 +150,8 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     n = xmap.size
     used = getattr(xmap, "parameters", None) or {}
     return {
-        **{k: used[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source") if used.get(k) is not None},
+        **{k: used[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma")
+           if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
