@@ -1155,8 +1155,9 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     onto the model's spot amplitudes b; the larger it is, the smaller the residual ‖P − αb‖² of the best-scaled
     model: a least-squares choice of the relrod model (kinematic spot shape: Reimer & Kohl, *Transmission Electron
     Microscopy*, 5th ed., §7.1; its use as a template-matching weight: Rauch & Dupuy, *Arch. Metall. Mater.* 50
-    (2005) 87). Measured: kinematic patterns (ours, py4DSTEM's) keep σ_s or take 0.010 at the same accuracy;
-    multislice patterns take 0.007 (see the README, "How indexing works").
+    (2005) 87). Measured: kinematic patterns (ours, py4DSTEM's) keep σ_s (gains ≤ 4 %); multislice Na-β″ takes
+    0.007 (+9–10 %), multislice Au 0.007 on three sets of five and σ_s on the rest (see the README, "How indexing
+    works").
 
     Returns ``(width, {width: mean square refined image score})``; σ_s alone where no pattern is indexed.
     Raises ParameterError for non-positive candidates.
@@ -1192,9 +1193,10 @@ def _refine_choice(patterns: np.ndarray, res: ChunkResult, calibration: Any, lib
 
 def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str, Any], progress: bool,
                   candidates: tuple[float, ...] | None = None, n_patterns: int | None = None,
-                  ) -> tuple[float, dict[float, float], dict[float, list[TemplateLibrary]]]:
+                  ) -> tuple[float, dict[float, float], dict[float, list[TemplateLibrary]], tuple[np.ndarray, ChunkResult]]:
     """:func:`estimate_excitation_error_sigma`, also returning each candidate's libraries (the indexing then uses
-    those of the chosen width instead of loading them again)."""
+    those of the chosen width instead of loading them again) and the subsample with its results at the chosen width
+    (the final refinement's width is chosen on them: :func:`_refine_width`)."""
     params = {k: v for k, v in params.items() if k not in ("excitation_error_sigma", "progress")}
     default = float(config.EXCITATION_ERROR_SIGMA)
     cands = tuple(dict.fromkeys([default] + [float(c) for c in (candidates or config.SIGMA_CANDIDATES)]))
