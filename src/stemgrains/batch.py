@@ -816,6 +816,9 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
             if row.get("excitation_error_sigma") is not None:  # the relrod width of this scan, and how it was found
                 extra += (f", relrod width σ_s {row['excitation_error_sigma']:g} 1/Å "
                           f"({row.get('excitation_error_sigma_source') or 'set'})")
+                refine = row.get("refine_excitation_error_sigma")
+                if refine is not None and refine != row["excitation_error_sigma"]:
+                    extra += f", final refinement at {refine:g} 1/Å"
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
         else:
             row.update(status="failed", reason=str(value))

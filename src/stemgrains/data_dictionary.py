@@ -396,7 +396,14 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                              "refine_excitation_error_sigma set it; also /parameters index)"),
     "refine_excitation_error_sigma_source": ("—", "how the final refinement's width was obtained: 'chosen from the "
                                                   "data', 'set' or \"the search's: fewer than 64 patterns to choose "
-                                                  "from\" (also /parameters index)"),
+                                                  "from\", \"the search's: no candidate narrower than σ_s\" or "
+                                                  "'off' ([index] final_refinement false; also /parameters index)"),
+    "refine_excitation_error_sigma_scores": ("(processed counts)²", "where the final refinement's width was chosen "
+                                                                   "from the data: per width tried (1/Å, as text) "
+                                                                   "the mean square refined image score of the "
+                                                                   "~128-position subsample; a narrower width is "
+                                                                   "taken when it beats σ_s's by 5 % (also "
+                                                                   "/parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
                        "chance, the poorly explained fraction and largest region, the fraction judged with "

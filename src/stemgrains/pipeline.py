@@ -991,7 +991,8 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         **({"grain_vote_fraction": float(np.mean(xmap.prop["grain_vote"]))} if "grain_vote" in xmap.prop else {}),
         **{k: v for k, v in (getattr(xmap, "parameters", None) or {}).items()
            if k in ("excitation_error_sigma", "excitation_error_sigma_source", "excitation_error_sigma_confident",
-                    "refine_excitation_error_sigma", "refine_excitation_error_sigma_source")
+                    "refine_excitation_error_sigma", "refine_excitation_error_sigma_source",
+                    "refine_excitation_error_sigma_scores")
            and v is not None},
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),

@@ -243,9 +243,13 @@ def _index_keys() -> list[Key]:
           "relrod width σ_s of the kinematic templates (≈ 1/thickness; unset: chosen from the data among "
           f"{', '.join(f'{c:g}' for c in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES))})"),
         K("index", "refine_excitation_error_sigma", "float", ip("refine_excitation_error_sigma"), "1/Å",
-          "relrod width of the final refinement of each solution (unset: chosen from the data among the search's "
-          f"width and the narrower of {', '.join(f'{c:g}' for c in config.REFINE_SIGMA_CANDIDATES)}; multislice "
-          "patterns take a narrower one)"),
+          "relrod width of the final refinement of every solution, one for the scan, at most the search's σ_s "
+          "(unset: chosen from the data among σ_s and each of "
+          f"{', '.join(f'{c:g}' for c in config.REFINE_SIGMA_CANDIDATES)} narrower than it; measured: multislice "
+          "Na-β″ takes 0.007, kinematic data keep σ_s)"),
+        K("index", "final_refinement", "bool", ip("final_refinement"), "—",
+          "the final refinement at its own relrod width (false: none; then leave refine_excitation_error_sigma unset)",
+          "no_final_refinement", "--no-final-refinement", negate=True),
         K("index", "sigma_coarse", "float", ip("sigma_coarse"), "1/Å", "spot-match width of the coarse search"),
         K("index", "n_prefilter", "int", ip("n_prefilter"), "templates",
           "templates passed by the rotation-invariant prefilter to the coarse search", "n_prefilter",

@@ -80,7 +80,56 @@ def test_final_refinement_leaves_unindexed_pixels(started_off):
     np.testing.assert_array_equal(q[pid < 0], start[pid < 0])
 
 
-def test_choose_refine_sigma_refuses_bad_candidates():
-    ds = load_4d(SAMPLE)
-    with pytest.raises(ParameterError, match="candidates"):
-        api.choose_refine_sigma(ds, [], replace(api.IndexParams(), excitation_error_sigma=0.015), candidates=(0.01, -1.0))
+@pytest.fixture(scope="module")
+def blank(tmp_path_factory):
+    """A 2 × 2 scan of empty 32 × 32 patterns and an Au library at σ_s 0.015 (nothing to index: the inputs alone)."""
+    from stemgrains.data import Calibration
+    from stemgrains.io import write_4d
+
+    path = write_4d(tmp_path_factory.mktemp("blank") / "s.h5", np.zeros((2, 2, 32, 32), np.uint16),
+                    Calibration(0.05, scan_step_nm=1.0))
+    au = load_phase(REPO / "data_samples" / "au.cif")
+    lib = build_library(au, step_deg=5.0, k_max=0.8, cache=False, excitation_error_sigma=0.015)
+    return load_4d(path), lib
+
+
+@pytest.mark.parametrize(("given", "sigma", "width", "source"), [
+    ({"final_refinement": False}, 0.015, 0.015, "off"),
+    ({"refine_excitation_error_sigma": 0.01}, 0.015, 0.01, "set"),
+    ({}, 0.007, 0.007, "the search's: no candidate narrower"),
+    ({}, 0.015, 0.015, "the search's: fewer than"),
+])
+def test_final_refinement_width_without_a_choice(blank, given, sigma, width, source):
+    """Where the width is not chosen from the data: turned off, set, σ_s already at the narrowest candidate, or a
+    scan too small to choose on (4 patterns)."""
+    ds, lib = blank
+    prm = api.IndexParams(excitation_error_sigma=sigma).resolved(ds.calibration, ds.detector_shape)
+    out, how, scores = api._refine_width(ds, [lib], prm, api.IndexParams(**given), False)
+    assert out.refine_excitation_error_sigma == width and how.startswith(source) and scores is None
+
+
+@pytest.mark.parametrize(("given", "match"), [
+    ({"refine_excitation_error_sigma": 0.02}, "wider than the search's relrod width σ_s 0.015"),
+    ({"refine_excitation_error_sigma": 0.01, "final_refinement": False}, "final_refinement is off"),
+])
+def test_final_refinement_width_refused(blank, given, match):
+    ds, lib = blank
+    prm = api.IndexParams(excitation_error_sigma=0.015).resolved(ds.calibration, ds.detector_shape)
+    with pytest.raises(ParameterError, match=match):
+        api._refine_width(ds, [lib], prm, api.IndexParams(**given), False)
+
+
+@pytest.mark.parametrize(("kw", "match"), [
+    ({"candidates": (0.01, -1.0)}, "candidates"), ({"candidates": ("x",)}, "candidates"),
+    ({"n_patterns": 0}, "n_patterns"), ({"params": {"excitation_error_sigma": 0.01}}, "libraries were built"),
+])
+def test_choose_refine_sigma_refuses_bad_inputs(blank, kw, match):
+    ds, lib = blank
+    kw = {"params": {"excitation_error_sigma": 0.015}, **kw}
+    with pytest.raises(ParameterError, match=match):
+        api.choose_refine_sigma(ds, [lib], **kw)
+
+
+def test_choose_refine_sigma_takes_a_dict_and_keeps_sigma_when_nothing_is_indexed(blank):
+    ds, lib = blank
+    assert api.choose_refine_sigma(ds, [lib], {"excitation_error_sigma": 0.015, "k_max": 0.8}) == (0.015, {0.015: 0.0})

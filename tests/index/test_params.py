@@ -211,11 +211,16 @@ def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys
     assert main([*base, "-o", str(tmp_path / "a.h5")]) == 0
     out = capsys.readouterr().out  # 9 patterns: too few to choose from
     assert f"relrod width σ_s {config.EXCITATION_ERROR_SIGMA:g} 1/Å (the default: fewer than" in out
+    assert "\n  final refinement: none (the search's: fewer than 64 patterns to choose from)" in out
     heldout = Path(__file__).resolve().parents[1] / "data" / "heldout-au-py4dstem.h5"  # 256 patterns
     assert main(["index", str(heldout), "--phase", str(sample_cif("au")), "--no-progress", "-o", str(tmp_path / "h.h5")]) == 0
-    assert "1/Å (chosen from the data: R ≥ 5 on 0.015: " in capsys.readouterr().out  # also with --no-progress
+    out = capsys.readouterr().out
+    assert "1/Å (chosen from the data: R ≥ 5 on 0.015: " in out  # also with --no-progress
+    # kinematic data: the narrower widths do not explain it better, and the line says so with the scores
+    assert "\n  final refinement: none (σ_s 0.015 1/Å kept: the narrower widths' mean square refined image score" in out
     with h5py.File(tmp_path / "h.h5", "r") as f:
         recorded = json.loads(f["parameters"].attrs["index"])
+    assert set(recorded["refine_excitation_error_sigma_scores"]) == {"0.015", "0.01", "0.007"}
     assert recorded["excitation_error_sigma_source"] == "chosen from the data"
     assert set(recorded["excitation_error_sigma_confident"]) == {"0.015", "0.01"}
     cfg = tmp_path / "c.toml"

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
+from .._relrod import refine_choice_text
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option
 
 
 def sigma_line(params: dict[str, Any], where: str) -> str:
     """``relrod width σ_s 0.01 1/Å (chosen from the data: R ≥ 5 on 0.015: 41 %, 0.01: 63 % of a subsample; WHERE)``
-    from the index parameters of a map (or a run's summary), ``""`` where they hold no σ_s."""
+    from the index parameters of a map (or a run's summary), ``""`` where they hold no σ_s; where they hold the
+    final refinement's width, a second line ``  final refinement: ...`` says it and how it was chosen."""
     sigma = params.get("excitation_error_sigma")
     if sigma is None:
         return ""
@@ -27,12 +29,18 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
     if shares:
         how += (f": R ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g} on "
                 + ", ".join(f"{c}: {100 * v:.0f} %" for c, v in shares.items()) + " of a subsample")
+    line = f"relrod width σ_s {float(sigma):g} 1/Å ({how}; {where})"
     refine = params.get("refine_excitation_error_sigma")
-    final = ""
-    if refine is not None and float(refine) != float(sigma):
-        final = (f"; final refinement at {float(refine):g} 1/Å "
-                 f"({params.get('refine_excitation_error_sigma_source', 'set')})")
-    return f"relrod width σ_s {float(sigma):g} 1/Å ({how}; {where}){final}"
+    if refine is None:
+        return line
+    source = params.get("refine_excitation_error_sigma_source", "set")
+    if source == "chosen from the data":
+        text = refine_choice_text(float(refine), float(sigma), params.get("refine_excitation_error_sigma_scores"))
+        return f"{line}\n  final refinement: {text}"
+    if source == "off":
+        return f"{line}\n  final refinement: off (final_refinement false)"
+    at = f"at {float(refine):g} 1/Å" if float(refine) != float(sigma) else "none"
+    return f"{line}\n  final refinement: {at} ({source})"
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
@@ -72,6 +80,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep every pixel's own solution (skip the grain-level decision in which pixels that cannot "
                         "tell near-tied hypotheses apart take their grain's majority solution; use it where real "
                         "twins whose patterns match their parent's are expected)")
+    p.add_argument("--no-final-refinement", action="store_true", default=None,
+                   help="skip the final refinement at a narrower relrod width (chosen from the data by default; "
+                        "config [index] refine_excitation_error_sigma sets it)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: chunks of scan rows (one input) or whole inputs (several) run on its workers")

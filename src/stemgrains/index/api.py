@@ -44,6 +44,7 @@ from .. import config
 from .._version import __version__
 from ..crystal import coerce_phases
 from ..crystal.symmetry import disorientation_angle
+from .._relrod import refine_choice_text
 from .._chunks import ChunkCheckpoint, row_chunks, run_chunks, run_key, with_kernel_lock
 from ..data import Dataset4D
 from ..errors import InputError, ParameterError
@@ -72,7 +73,10 @@ class IndexParams:
         the choice among hypotheses and the neighbour pass, which use ``excitation_error_sigma``); moves larger than
         ``config.REFINE_SIGMA_MAX_MOVE_DEG`` are not taken. None (default): :func:`index_orientations` chooses it
         from the data (:func:`choose_refine_sigma`) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns;
-        elsewhere ``excitation_error_sigma`` (no final refinement).
+        elsewhere ``excitation_error_sigma`` (no final refinement). One width for the whole scan; it may not be
+        wider than ``excitation_error_sigma`` (:func:`index_orientations` raises ParameterError).
+    final_refinement : False: no final refinement (:func:`index_orientations` then refuses a set
+        ``refine_excitation_error_sigma``).
     sigma_coarse : spot-match width of the coarse search, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
@@ -129,6 +133,7 @@ class IndexParams:
     k_max: float | None = None
     excitation_error_sigma: float | None = None
     refine_excitation_error_sigma: float | None = None
+    final_refinement: bool = True
     sigma_coarse: float = 0.02
     n_prefilter: int = config.N_PREFILTER
     n_angles: int = 360
@@ -178,6 +183,8 @@ class IndexParams:
         if self.excitation_error_sigma is not None and not 0 < number("excitation_error_sigma") <= config.EXCITATION_ERROR_SIGMA_MAX:
             raise ParameterError(f"excitation_error_sigma must be a relrod width in (0, {config.EXCITATION_ERROR_SIGMA_MAX:g}] "
                                  f"1/Å (≈ 1/thickness), got {self.excitation_error_sigma!r}")
+        if not isinstance(self.final_refinement, (bool, np.bool_)):
+            raise ParameterError(f"final_refinement must be true or false, got {self.final_refinement!r}")
         if (self.refine_excitation_error_sigma is not None
                 and not 0 < number("refine_excitation_error_sigma") <= config.EXCITATION_ERROR_SIGMA_MAX):
             raise ParameterError(f"refine_excitation_error_sigma must be a relrod width in "
@@ -958,8 +965,21 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
     the data (:func:`choose_refine_sigma`; on ``subsample``, the patterns and results of the σ_s choice at the chosen
     σ_s, where there is one) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the search's (no
     final refinement). Returns ``(prm with the width, how it was obtained, the choice's scores)``."""
+    sigma = float(prm.excitation_error_sigma)
+    if not given.final_refinement:
+        if given.refine_excitation_error_sigma is not None:
+            raise ParameterError("refine_excitation_error_sigma is set but final_refinement is off: give one of them")
+        return replace(prm, refine_excitation_error_sigma=sigma), "off", None
     if given.refine_excitation_error_sigma is not None:
+        if given.refine_excitation_error_sigma > sigma:
+            raise ParameterError(
+                f"refine_excitation_error_sigma {given.refine_excitation_error_sigma:g} 1/Å is wider than the search's "
+                f"relrod width σ_s {sigma:g} 1/Å: the final refinement narrows the model (a wider one pulls the tilt off); "
+                "give a width ≤ σ_s, or final_refinement = false to turn it off")
         return replace(prm, refine_excitation_error_sigma=given.refine_excitation_error_sigma), "set", None
+    if len(_refine_widths(sigma)) == 1:
+        return (replace(prm, refine_excitation_error_sigma=sigma),
+                f"the search's: no candidate narrower than σ_s {sigma:g} 1/Å", None)
     if int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
         return (replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma),
                 f"the search's: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from", None)
@@ -970,9 +990,7 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
         width, scores = _refine_choice(*subsample, dataset.calibration, libraries, base,
                                        _refine_widths(float(prm.excitation_error_sigma)))
     if progress:
-        shares = ", ".join(f"{w:g}: {v:.3g}" for w, v in scores.items())
-        print(f"final refinement at relrod width {width:g} 1/Å, chosen from the data (mean square refined image score "
-              f"of a subsample, by width: {shares})", file=sys.stderr)
+        print(f"final refinement: {refine_choice_text(width, sigma, scores)}", file=sys.stderr)
     return replace(prm, refine_excitation_error_sigma=width), "chosen from the data", scores
 
 
@@ -1141,14 +1159,16 @@ def _refine_widths(sigma: float, candidates: tuple[float, ...] | None = None) ->
     return [sigma] + sorted({float(c) for c in (candidates or config.REFINE_SIGMA_CANDIDATES) if c < sigma}, reverse=True)
 
 
-def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], params: IndexParams,
+def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], params: IndexParams | dict[str, Any] | None = None,
                         candidates: tuple[float, ...] | None = None, n_patterns: int | None = None,
                         ) -> tuple[float, dict[float, float]]:
     """Choose the relrod width of the final refinement (``IndexParams.refine_excitation_error_sigma``) from the data.
 
     A subsample of about ``n_patterns`` patterns (default ``config.SIGMA_SUBSAMPLE``, spread over the scan) is
-    indexed with ``params`` (resolved: the search's width σ_s set); each solution is then refined at σ_s and at
-    every candidate narrower than σ_s (``candidates``, default ``config.REFINE_SIGMA_CANDIDATES``;
+    indexed with ``params`` (an :class:`IndexParams` or a dict of its fields; σ_s = its ``excitation_error_sigma``,
+    default ``config.EXCITATION_ERROR_SIGMA``, which the ``libraries`` (one per phase) must have been built for);
+    each solution is then refined at σ_s and at every candidate narrower than σ_s (``candidates``, default
+    ``config.REFINE_SIGMA_CANDIDATES``; wider ones are not tried;
     :func:`final_refinement`). The width whose refined image scores have the largest mean square wins if that
     exceeds σ_s's by the fraction ``config.REFINE_SIGMA_MIN_GAIN``; else σ_s stays (no final refinement). The image
     score Σ_j b_j P(x_j)/‖b‖ is the projection of the processed pattern P, sampled at the model's spot positions,
@@ -1159,14 +1179,26 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     0.007 (+9–10 %), multislice Au 0.007 on three sets of five and σ_s on the rest (see the README, "How indexing
     works").
 
-    Returns ``(width, {width: mean square refined image score})``; σ_s alone where no pattern is indexed.
-    Raises ParameterError for non-positive candidates.
+    Any scan size is taken (:func:`index_orientations` asks only for scans of at least
+    ``config.SIGMA_MIN_PATTERNS`` patterns: fewer cannot tell the widths apart).
+
+    Returns ``(width, {width (1/Å): mean square refined image score})``; the image score is in units of the
+    processed pattern (``preprocess.processed_images``: (3 × 3 mean − radial background)₊ ** ``[spots] power``,
+    sampled at the spots), so only ratios between the widths mean something. σ_s alone where no pattern is indexed. Raises ParameterError for candidates that are not
+    positive numbers, a non-positive ``n_patterns`` and libraries built for another width than σ_s.
     """
-    if not all(np.isfinite(c) and c > 0 for c in (candidates or ())):
+    if not all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool) and np.isfinite(c)
+               and c > 0 for c in (candidates or ())):
         raise ParameterError(f"candidates must be positive relrod widths (1/Å), got {candidates!r}")
+    if n_patterns is not None and not (isinstance(n_patterns, (int, np.integer)) and n_patterns >= 1):
+        raise ParameterError(f"n_patterns must be a positive integer, got {n_patterns!r}")
     cal = dataset.calibration
-    prm = params.resolved(cal, dataset.detector_shape)
+    prm = (params if isinstance(params, IndexParams) else IndexParams(**(params or {}))).resolved(cal, dataset.detector_shape)
     sigma = float(prm.excitation_error_sigma)
+    built = {float(lib.params.get("excitation_error_sigma", sigma)) for lib in libraries}
+    if built and built != {sigma}:
+        raise ParameterError(f"the libraries were built for relrod widths {sorted(built)}, the search's is {sigma:g} 1/Å: "
+                             "give excitation_error_sigma equal to the libraries'")
     widths = _refine_widths(sigma, candidates)
     base = replace(prm, refine_excitation_error_sigma=sigma)
     patterns = _subsample(dataset, base, n_patterns)
