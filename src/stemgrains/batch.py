@@ -932,6 +932,16 @@ def format_result(result: BatchResult) -> str:
         line += "\n  relrod width σ_s: " + "; ".join(
             f"{s:g} 1/Å ({how}) for {n} scan{'s' if n > 1 else ''}" for (s, how), n in sorted(widths.items())) + \
             " (per scan: column excitation_error_sigma)"
+    finals: dict[str, int] = {}  # the final refinements' widths (none: σ_s kept)
+    for r in result.rows:
+        if r.get("refine_excitation_error_sigma") is not None and r.get("status") in ("done", "skipped"):
+            w = float(r["refine_excitation_error_sigma"])
+            key = f"at {w:g} 1/Å" if w != float(r.get("excitation_error_sigma") or w) else "none"
+            finals[key] = finals.get(key, 0) + 1
+    if finals:
+        line += "\n  final refinement: " + "; ".join(
+            f"{k} for {n} scan{'s' if n > 1 else ''}" for k, n in sorted(finals.items())) + \
+            " (per scan: column refine_excitation_error_sigma)"
     for r in result.failed:
         reason = str(r.get("reason", ""))
         line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"
