@@ -75,3 +75,23 @@ def nba_py4dstem_30_grains():
                             q_pixel_size=0.025 * math.sqrt(1.05), ellipticity=(1.05, 37.0))
     xmap = index_orientations(Dataset4D(sim.data, sim.calibration), [phase], progress=False)
     return phase, sim, xmap
+
+
+@pytest.fixture(scope="session")
+def nba_sample_run(tmp_path_factory):
+    """``stemgrains run`` on data_samples/nba_sample.h5 with its right CIF and the defaults (--field 1,0,
+    --no-figures): ``(run folder, what it wrote to stderr)``. Built once for the VDF acceptance test, which compares
+    with its grains, and the phase-fit test of the right CIF, which reads its phase-fit record and warnings (each
+    indexed the same 40 × 40 scan, ~13 s). Read-only."""
+    import contextlib
+    import io
+
+    from stemgrains.cli import main
+
+    out = tmp_path_factory.mktemp("nba_sample_run") / "run"
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(["run", str(DATA_SAMPLES / "nba_sample.h5"), "--phase", str(DATA_SAMPLES / "na_beta2_alumina.cif"),
+                   "--field", "1,0", "-o", str(out), "--no-figures", "--no-progress"])
+    assert rc == 0, err.getvalue()
+    return out, err.getvalue()

@@ -326,9 +326,16 @@ INDEX_CHUNK_ARGS = (
 )
 
 
+#: where test_gpu_kernels_under_cuda_simulator saves _au_chunk_arrays for the simulator run it starts
+AU_CHUNK_ENV = "STEMGRAINS_TEST_AU_CHUNK"
+
+
 @pytest.fixture(scope="module")
 def au_chunk(tmp_path_factory):
-    if SIMULATOR:
+    if SIMULATOR and os.environ.get(AU_CHUNK_ENV):
+        with np.load(os.environ[AU_CHUNK_ENV]) as z:  # built by the (plain) process that started this one
+            d = {k: (z[k].item() if z[k].ndim == 0 else z[k]) for k in z.files}
+    elif SIMULATOR:
         # building a library reads py4DSTEM's scattering-factor table, and importing py4DSTEM fails under the
         # simulator (pylops defines CUDA kernels with options the simulator lacks): build it in a plain subprocess
         path = tmp_path_factory.mktemp("au") / "chunk.npz"
@@ -386,9 +393,12 @@ def test_gpu_backend_without_device_is_a_clear_error():
 
 @pytest.mark.slow
 @pytest.mark.skipif(CUDA or SIMULATOR, reason="the GPU tests run directly here")
-def test_gpu_kernels_under_cuda_simulator():
-    """Run the tests marked ``gpu`` of this file in a subprocess under numba's CUDA simulator."""
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+def test_gpu_kernels_under_cuda_simulator(tmp_path):
+    """Run the tests marked ``gpu`` of this file in a subprocess under numba's CUDA simulator. Their Au chunk is
+    built here (the simulator process cannot import py4DSTEM; it would start a third interpreter to build it)."""
+    chunk = tmp_path / "chunk.npz"
+    np.savez(chunk, **_au_chunk_arrays())
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", **{AU_CHUNK_ENV: str(chunk)})
     repo = Path(__file__).resolve().parents[2]
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", str(Path(__file__)), "-m", "gpu", "-q", "-p", "no:cacheprovider",

@@ -142,7 +142,11 @@ def test_data_samples_with_the_na_beta_cif_warns(tmp_path, capsys, shared_data):
 
 
 @pytest.mark.slow
-def test_data_samples_with_the_right_cif_gives_no_warning(tmp_path, capsys):
-    rec = _index_cli(tmp_path, REPO / "data_samples" / "na_beta2_alumina.cif")
-    assert "warning" not in capsys.readouterr().err
+def test_data_samples_with_the_right_cif_gives_no_warning(nba_sample_run):
+    """The `stemgrains run` of tests/conftest.py (defaults, the right CIF): its indexing (the code of `index`) prints
+    no warning and records the phase fit as right."""
+    out, err = nba_sample_run
+    assert "warning" not in err
+    with h5py.File(out / "results.h5") as f:
+        rec = json.loads(f["orientation"].attrs["phase_fit"])
     assert rec["ok"] is True and rec["phases"][0]["median_fit_fraction"] > 0.85

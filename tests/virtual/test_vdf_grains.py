@@ -56,11 +56,10 @@ def test_vdf_grains_match_true_grains(sample_vdf, data_samples):
 
 
 @pytest.mark.slow
-def test_vdf_grains_match_indexed_grains(sample_vdf, data_samples, tmp_path):
-    """Acceptance: ARI >= 0.9 over indexed pixels against the grains of the indexing pipeline (`stemgrains run`)."""
-    out = tmp_path / "run"
-    assert main(["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
-                 "--field", "1,0", "-o", str(out), "--no-figures"]) == 0  # the run's figures are not what is compared
+def test_vdf_grains_match_indexed_grains(sample_vdf, data_samples, nba_sample_run, tmp_path):
+    """Acceptance: ARI >= 0.9 over indexed pixels against the grains of the indexing pipeline (`stemgrains run`,
+    without figures: they are not what is compared; tests/conftest.py)."""
+    out, _ = nba_sample_run
     from stemgrains.grains import read_grains
 
     g = read_grains(out / "results.h5").labels
