@@ -345,7 +345,14 @@ def index_patterns(
         raise ParameterError(f"backend must be 'cpu' or 'gpu', got {backend!r}")
     params = params.resolved(calibration, np.shape(patterns)[-2:])
     patterns, bad_values = _finite_counts(patterns)
-    ctx = _search_inputs(patterns, calibration, _spots_as_indexed(params))
+    return _index_inputs(_search_inputs(patterns, calibration, _spots_as_indexed(params)), bad_values, libraries,
+                         params, index_chunk, scan_shape)
+
+
+def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[TemplateLibrary], params: IndexParams,
+                  index_chunk: Any, scan_shape: tuple[int, int] | None = None) -> ChunkResult:
+    """:func:`index_patterns` from the patterns' detected spots and processed images ``ctx``
+    (:func:`_search_inputs`) and bad-value flags (``params`` resolved; ``index_chunk`` the backend's kernel)."""
     peaks, counts, imgs, centers, affine, lam, q_min, fit_counts = ctx
     n = len(counts)
     n_ph = len(libraries)
@@ -959,11 +966,11 @@ def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[Template
 
 
 def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams, given: IndexParams,
-                  progress: bool, subsample: tuple[np.ndarray, ChunkResult] | None = None,
+                  progress: bool, subsample: tuple["_SearchInputs", ChunkResult] | None = None,
                   ) -> tuple[IndexParams, str, dict[float, float] | None]:
     """The final refinement's relrod width for :func:`index_orientations`: ``given``'s where set, else chosen from
-    the data (:func:`choose_refine_sigma`; on ``subsample``, the patterns and results of the σ_s choice at the chosen
-    σ_s, where there is one) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the search's (no
+    the data (:func:`choose_refine_sigma`; on ``subsample``, the spots, images and results of the σ_s choice at the
+    chosen σ_s, where there is one) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the search's (no
     final refinement). Returns ``(prm with the width, how it was obtained, the choice's scores)``."""
     sigma = float(prm.excitation_error_sigma)
     if not given.final_refinement:
@@ -987,8 +994,7 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
         width, scores = choose_refine_sigma(dataset, libraries, prm)
     else:
         base = replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma)
-        width, scores = _refine_choice(*subsample, dataset.calibration, libraries, base,
-                                       _refine_widths(float(prm.excitation_error_sigma)))
+        width, scores = _refine_choice(*subsample, libraries, base, _refine_widths(float(prm.excitation_error_sigma)))
     if progress:
         print(f"final refinement: {refine_choice_text(width, sigma, scores)}", file=sys.stderr)
     return replace(prm, refine_excitation_error_sigma=width), "chosen from the data", scores
@@ -1201,20 +1207,20 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
                              "give excitation_error_sigma equal to the libraries'")
     widths = _refine_widths(sigma, candidates)
     base = replace(prm, refine_excitation_error_sigma=sigma)
-    patterns = _subsample(dataset, base, n_patterns)
-    res = with_kernel_lock(index_patterns, patterns, cal, libraries, base)
-    return _refine_choice(patterns, res, cal, libraries, base, widths)
+    patterns, bad_values = _finite_counts(_subsample(dataset, base, n_patterns))
+    ctx = _search_inputs(patterns, cal, _spots_as_indexed(base))
+    res = with_kernel_lock(_index_inputs, ctx, bad_values, libraries, base, _cpu.index_chunk)
+    return _refine_choice(ctx, res, libraries, base, widths)
 
 
-def _refine_choice(patterns: np.ndarray, res: ChunkResult, calibration: Any, libraries: list[TemplateLibrary],
-                   base: IndexParams, widths: list[float]) -> tuple[float, dict[float, float]]:
-    """:func:`choose_refine_sigma` on a subsample ``patterns`` already indexed (``res``) with ``base`` (resolved; its
-    ``excitation_error_sigma`` = ``widths[0]``)."""
+def _refine_choice(ctx: "_SearchInputs", res: ChunkResult, libraries: list[TemplateLibrary], base: IndexParams,
+                   widths: list[float]) -> tuple[float, dict[float, float]]:
+    """:func:`choose_refine_sigma` on a subsample already indexed (``res``) with ``base`` (resolved; its
+    ``excitation_error_sigma`` = ``widths[0]``), from its spots and images ``ctx``."""
     sigma = widths[0]
     indexed = res.phase_id >= 0
     if not indexed.any():
         return sigma, {sigma: 0.0}
-    ctx = _search_inputs(patterns, calibration, _spots_as_indexed(base))
     mean_sq = {}
     for w in widths:
         _, score, _ = final_refinement(res.quaternions, res.phase_id, ctx, libraries, replace(base, refine_excitation_error_sigma=w))
@@ -1225,9 +1231,10 @@ def _refine_choice(patterns: np.ndarray, res: ChunkResult, calibration: Any, lib
 
 def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str, Any], progress: bool,
                   candidates: tuple[float, ...] | None = None, n_patterns: int | None = None,
-                  ) -> tuple[float, dict[float, float], dict[float, list[TemplateLibrary]], tuple[np.ndarray, ChunkResult]]:
+                  ) -> tuple[float, dict[float, float], dict[float, list[TemplateLibrary]], tuple["_SearchInputs", ChunkResult]]:
     """:func:`estimate_excitation_error_sigma`, also returning each candidate's libraries (the indexing then uses
-    those of the chosen width instead of loading them again) and the subsample with its results at the chosen width
+    those of the chosen width instead of loading them again) and the subsample's spots and images (detected once
+    for every width) with its results at the chosen width
     (the final refinement's width is chosen on them: :func:`_refine_width`)."""
     params = {k: v for k, v in params.items() if k not in ("excitation_error_sigma", "progress")}
     default = float(config.EXCITATION_ERROR_SIGMA)
@@ -1236,7 +1243,8 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
         raise ParameterError(f"candidates must be positive relrod widths (1/Å), got {candidates!r}")
     cal = dataset.calibration
     prm = IndexParams(**params).resolved(cal, dataset.detector_shape)
-    patterns = _subsample(dataset, prm, n_patterns)
+    patterns, bad_values = _finite_counts(_subsample(dataset, prm, n_patterns))
+    ctx = _search_inputs(patterns, cal, _spots_as_indexed(prm))  # the same spots and images for every width
     confident: dict[float, np.ndarray] = {}
     libs: dict[float, list[TemplateLibrary]] = {}
     results: dict[float, ChunkResult] = {}
@@ -1244,7 +1252,7 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
         p_c = replace(prm, excitation_error_sigma=c, refine_excitation_error_sigma=c)  # the search alone
         libs[c] = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
                                  excitation_error_sigma=c, verbose=progress) for p in phase_list]
-        res = results[c] = with_kernel_lock(index_patterns, patterns, cal, libs[c], p_c)
+        res = results[c] = with_kernel_lock(_index_inputs, ctx, bad_values, libs[c], p_c, _cpu.index_chunk)
         confident[c] = (res.phase_id >= 0) & (res.reliability >= config.SIGMA_CONFIDENT_RELIABILITY)
     best, best_n = default, int(confident[default].sum())
     for c in cands[1:]:
@@ -1252,7 +1260,7 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
         a = int(np.sum(confident[default] & ~confident[c]))
         if b - a > 2.0 * np.sqrt(a + b) and int(confident[c].sum()) > best_n:
             best, best_n = c, int(confident[c].sum())
-    return best, {c: float(v.mean()) for c, v in confident.items()}, libs, (patterns, results[best])
+    return best, {c: float(v.mean()) for c, v in confident.items()}, libs, (ctx, results[best])
 
 
 def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams) -> None:
