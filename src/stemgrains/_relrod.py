@@ -8,6 +8,15 @@ from typing import Any
 from . import config
 
 
+#: the relrod-width keys of a map's index parameters that a batch job passes on to its summary row
+BATCH_KEYS = ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma")
+
+
+def refine_label(width: float, sigma: float) -> str:
+    """``at 0.007 1/Å`` for a final refinement at ``width``, ``none`` where it equals the search's σ_s."""
+    return f"at {float(width):g} 1/Å" if float(width) != float(sigma) else "none"
+
+
 def refine_choice_text(width: float, sigma: float, scores: dict[Any, float] | None) -> str:
     """``at 0.007 1/Å (mean square refined image score +9 % over σ_s 0.01 on a subsample; 0.01: 107, ...)`` or
     ``none (σ_s 0.01 kept: the narrower widths' mean square refined image score +2 % < 5 %; ...)`` — how the final
@@ -18,7 +27,7 @@ def refine_choice_text(width: float, sigma: float, scores: dict[Any, float] | No
     base = sc.get(float(sigma))
     if float(width) != float(sigma):
         gain = f" +{100 * (sc[float(width)] / base - 1):.0f} % over σ_s {float(sigma):g}" if base else ""
-        return f"at {float(width):g} 1/Å (mean square refined image score{gain} on a subsample; {listed})"
+        return f"{refine_label(width, sigma)} (mean square refined image score{gain} on a subsample; {listed})"
     others = [v for w, v in sc.items() if w != float(sigma)]
     if not others or not base:
         return f"none (σ_s {float(sigma):g} 1/Å kept)"

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._relrod import refine_label
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
 from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG
@@ -818,7 +819,7 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
                           f"({row.get('excitation_error_sigma_source') or 'set'})")
                 refine = row.get("refine_excitation_error_sigma")
                 if refine is not None and refine != row["excitation_error_sigma"]:
-                    extra += f", final refinement at {refine:g} 1/Å"
+                    extra += f", final refinement {refine_label(refine, row['excitation_error_sigma'])}"
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
         else:
             row.update(status="failed", reason=str(value))
@@ -936,7 +937,7 @@ def format_result(result: BatchResult) -> str:
     for r in result.rows:
         if r.get("refine_excitation_error_sigma") is not None and r.get("status") in ("done", "skipped"):
             w = float(r["refine_excitation_error_sigma"])
-            key = f"at {w:g} 1/Å" if w != float(r.get("excitation_error_sigma") or w) else "none"
+            key = refine_label(w, r.get("excitation_error_sigma") or w)
             finals[key] = finals.get(key, 0) + 1
     if finals:
         line += "\n  final refinement: " + "; ".join(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import config
-from .._relrod import refine_choice_text
+from .._relrod import BATCH_KEYS, refine_choice_text, refine_label
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option
 
@@ -39,8 +39,7 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
         return f"{line}\n  final refinement: {text}"
     if source == "off":
         return f"{line}\n  final refinement: off (final_refinement false)"
-    at = f"at {float(refine):g} 1/Å" if float(refine) != float(sigma) else "none"
-    return f"{line}\n  final refinement: {at} ({source})"
+    return f"{line}\n  final refinement: {refine_label(refine, sigma)} ({source})"
 
 NAME = "index"
 HELP = "index every diffraction pattern of a 4D-STEM dataset (template matching) into an orientation map"
@@ -161,8 +160,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     n = xmap.size
     used = getattr(xmap, "parameters", None) or {}
     return {
-        **{k: used[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma")
-           if used.get(k) is not None},
+        **{k: used[k] for k in BATCH_KEYS if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,

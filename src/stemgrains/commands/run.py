@@ -11,6 +11,7 @@ from .. import config
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import (PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option,
                       name_special_origin)
+from .._relrod import BATCH_KEYS
 from .index import sigma_line
 
 NAME = "run"
@@ -173,8 +174,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
     cls = s.get("classification", {})
     return {
-        **{k: s[k] for k in ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma")
-           if s.get(k) is not None},
+        **{k: s[k] for k in BATCH_KEYS if s.get(k) is not None},
         "scan_shape": list(s["scan_shape"]),
         "patterns_per_s": n / out["index_seconds"] if out.get("index_seconds") else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],
