@@ -392,10 +392,10 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                               "the fraction of the ~128-position subsample indexed with reliability "
                                               "≥ 5 (also /parameters index)"),
     "refine_excitation_error_sigma": ("1/Å", "relrod width of the final refinement of each solution (equal to "
-                                             "excitation_error_sigma: none; chosen from the data unless [index] "
+                                             "excitation_error_sigma: none; absent where turned off; chosen from the data unless [index] "
                                              "refine_excitation_error_sigma set it; also /parameters index)"),
     "refine_excitation_error_sigma_source": ("—", "how the final refinement's width was obtained: 'chosen from the "
-                                                  "data', 'set' or \"the search's: fewer than 64 patterns to choose "
+                                                  "data', 'set', \"the search's: no pattern of the subsample indexed\", \"the search's: fewer than 64 patterns to choose "
                                                   "from\", \"the search's: no candidate narrower than σ_s\" or "
                                                   "'off' ([index] final_refinement false; also /parameters index)"),
     "refine_excitation_error_sigma_scores": ("(processed counts)²", "where the final refinement's width was chosen "
@@ -454,7 +454,8 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
     "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" "
                                            "or 'the default: fewer than 64 patterns to choose from'"),
     "refine_excitation_error_sigma": ("1/Å", "relrod width of the final refinement of this scan's solutions (equal "
-                                             "to excitation_error_sigma: none; chosen from the data unless [index] "
+                                             "to excitation_error_sigma: none; empty: turned off by [index] "
+                                             "final_refinement false; chosen from the data unless [index] "
                                              "refine_excitation_error_sigma set it)"),
     "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
                                "the patterns"),

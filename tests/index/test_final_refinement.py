@@ -94,7 +94,7 @@ def blank(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("given", "sigma", "width", "source"), [
-    ({"final_refinement": False}, 0.015, 0.015, "off"),
+    ({"final_refinement": False}, 0.015, None, "off"),
     ({"refine_excitation_error_sigma": 0.01}, 0.015, 0.01, "set"),
     ({}, 0.007, 0.007, "the search's: no candidate narrower"),
     ({}, 0.015, 0.015, "the search's: fewer than"),
@@ -109,19 +109,30 @@ def test_final_refinement_width_without_a_choice(blank, given, sigma, width, sou
 
 
 @pytest.mark.parametrize(("given", "match"), [
-    ({"refine_excitation_error_sigma": 0.02}, "wider than the search's relrod width σ_s 0.015"),
+    ({"excitation_error_sigma": 0.015, "refine_excitation_error_sigma": 0.02}, "wider than the search's relrod width σ_s 0.015"),
     ({"refine_excitation_error_sigma": 0.01, "final_refinement": False}, "final_refinement is off"),
 ])
-def test_final_refinement_width_refused(blank, given, match):
-    ds, lib = blank
-    prm = api.IndexParams(excitation_error_sigma=0.015).resolved(ds.calibration, ds.detector_shape)
+def test_final_refinement_width_refused(given, match):
+    """Refused by IndexParams itself, so config --check and a batch refuse them before any work."""
     with pytest.raises(ParameterError, match=match):
-        api._refine_width(ds, [lib], prm, api.IndexParams(**given), False)
+        api.IndexParams(**given)
+
+
+def test_a_width_wider_than_the_chosen_relrod_width_is_refused(blank):
+    """σ_s found later (chosen from the data, or the small-scan default 0.015) below a set width: refused then."""
+    ds, lib = blank
+    from stemgrains.index import index_orientations
+
+    with pytest.raises(ParameterError, match="wider than the search's relrod width σ_s 0.015 1/Å"):
+        index_orientations(ds, [lib.phase], libraries=None, progress=False, k_max=0.8, step_deg=5.0,
+                           refine_excitation_error_sigma=0.02)
 
 
 @pytest.mark.parametrize(("kw", "match"), [
     ({"candidates": (0.01, -1.0)}, "candidates"), ({"candidates": ("x",)}, "candidates"),
     ({"n_patterns": 0}, "n_patterns"), ({"params": {"excitation_error_sigma": 0.01}}, "libraries were built"),
+    ({"params": {"bogus": 1}}, "params"), ({"candidates": np.array([0.01, -1.0])}, "candidates"),
+    ({"n_patterns": True}, "n_patterns"),
 ])
 def test_choose_refine_sigma_refuses_bad_inputs(blank, kw, match):
     ds, lib = blank

@@ -31,14 +31,14 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
                 + ", ".join(f"{c}: {100 * v:.0f} %" for c, v in shares.items()) + " of a subsample")
     line = f"relrod width σ_s {float(sigma):g} 1/Å ({how}; {where})"
     refine = params.get("refine_excitation_error_sigma")
+    source = params.get("refine_excitation_error_sigma_source", "set")
+    if source == "off":
+        return f"{line}\n  final refinement: off (final_refinement false)"
     if refine is None:
         return line
-    source = params.get("refine_excitation_error_sigma_source", "set")
     if source == "chosen from the data":
         text = refine_choice_text(float(refine), float(sigma), params.get("refine_excitation_error_sigma_scores"))
         return f"{line}\n  final refinement: {text}"
-    if source == "off":
-        return f"{line}\n  final refinement: off (final_refinement false)"
     return f"{line}\n  final refinement: {refine_label(refine, sigma)} ({source})"
 
 NAME = "index"

@@ -189,6 +189,16 @@ class IndexParams:
                 and not 0 < number("refine_excitation_error_sigma") <= config.EXCITATION_ERROR_SIGMA_MAX):
             raise ParameterError(f"refine_excitation_error_sigma must be a relrod width in "
                                  f"(0, {config.EXCITATION_ERROR_SIGMA_MAX:g}] 1/Å, got {self.refine_excitation_error_sigma!r}")
+        if not self.final_refinement and self.refine_excitation_error_sigma is not None:
+            raise ParameterError("refine_excitation_error_sigma is set but final_refinement is off (false, "
+                                 "--no-final-refinement): give one of them")
+        if (self.refine_excitation_error_sigma is not None and self.excitation_error_sigma is not None
+                and self.refine_excitation_error_sigma > self.excitation_error_sigma):
+            raise ParameterError(
+                f"refine_excitation_error_sigma {self.refine_excitation_error_sigma:g} 1/Å is wider than the search's "
+                f"relrod width σ_s {self.excitation_error_sigma:g} 1/Å (set, or chosen from the data where unset: "
+                "[index] excitation_error_sigma fixes it): the final refinement narrows the model (a wider one pulls "
+                "the tilt off); give a width ≤ σ_s, or final_refinement = false to turn it off")
         for name in ("sigma_coarse", "reliability_distance_deg", "refine_xtol_deg", "fit_excitation_window", "fit_tolerance"):
             if not number(name) > 0:
                 raise ParameterError(f"{name} must be a positive number, got {getattr(self, name)!r}")
@@ -239,7 +249,7 @@ class IndexParams:
         out = self
         if out.excitation_error_sigma is None:
             out = replace(out, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)
-        if out.refine_excitation_error_sigma is None:
+        if out.refine_excitation_error_sigma is None and out.final_refinement:
             out = replace(out, refine_excitation_error_sigma=out.excitation_error_sigma)
         if out.k_max is not None:
             return out
@@ -405,7 +415,7 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
                 other[take] = np.where(pid_n[take] == phase_id[take], other[take], Q_all[phase_id[take], np.flatnonzero(take)])
             phase_id[take] = k
     moved = np.zeros(n, bool)
-    if params.refine_excitation_error_sigma != params.excitation_error_sigma:
+    if params.refine_excitation_error_sigma not in (None, params.excitation_error_sigma):
         q, _, moved = final_refinement(q, np.where(ok, phase_id, -1), ctx, libraries, params)
     if moved.any():
         ci[moved], n_fit[moved], resid[moved] = (v[moved] for v in _refit(q, np.where(moved, phase_id, -1), ctx, libraries, params))
@@ -973,16 +983,9 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
     chosen σ_s, where there is one) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns, else the search's (no
     final refinement). Returns ``(prm with the width, how it was obtained, the choice's scores)``."""
     sigma = float(prm.excitation_error_sigma)
-    if not given.final_refinement:
-        if given.refine_excitation_error_sigma is not None:
-            raise ParameterError("refine_excitation_error_sigma is set but final_refinement is off: give one of them")
-        return replace(prm, refine_excitation_error_sigma=sigma), "off", None
-    if given.refine_excitation_error_sigma is not None:
-        if given.refine_excitation_error_sigma > sigma:
-            raise ParameterError(
-                f"refine_excitation_error_sigma {given.refine_excitation_error_sigma:g} 1/Å is wider than the search's "
-                f"relrod width σ_s {sigma:g} 1/Å: the final refinement narrows the model (a wider one pulls the tilt off); "
-                "give a width ≤ σ_s, or final_refinement = false to turn it off")
+    if not given.final_refinement:  # (IndexParams refuses a width set with it)
+        return replace(prm, refine_excitation_error_sigma=None), "off", None
+    if given.refine_excitation_error_sigma is not None:  # (IndexParams refuses one wider than σ_s)
         return replace(prm, refine_excitation_error_sigma=given.refine_excitation_error_sigma), "set", None
     if len(_refine_widths(sigma)) == 1:
         return (replace(prm, refine_excitation_error_sigma=sigma),
@@ -993,11 +996,14 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
     if subsample is None:
         width, scores = choose_refine_sigma(dataset, libraries, prm)
     else:
-        base = replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma)
+        base = replace(prm, refine_excitation_error_sigma=None, final_refinement=False)
         width, scores = _refine_choice(*subsample, libraries, base, _refine_widths(float(prm.excitation_error_sigma)))
+    if len(scores) == 1:  # no pattern of the subsample indexed: nothing to choose on
+        return replace(prm, refine_excitation_error_sigma=sigma), "the search's: no pattern of the subsample indexed", None
     if progress:
         print(f"final refinement: {refine_choice_text(width, sigma, scores)}", file=sys.stderr)
     return replace(prm, refine_excitation_error_sigma=width), "chosen from the data", scores
+
 
 
 def index_orientations(
@@ -1174,7 +1180,7 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     indexed with ``params`` (an :class:`IndexParams` or a dict of its fields; σ_s = its ``excitation_error_sigma``,
     default ``config.EXCITATION_ERROR_SIGMA``, which the ``libraries`` (one per phase) must have been built for);
     each solution is then refined at σ_s and at every candidate narrower than σ_s (``candidates``, default
-    ``config.REFINE_SIGMA_CANDIDATES``; wider ones are not tried;
+    ``config.REFINE_SIGMA_CANDIDATES`` where None or empty; wider ones are not tried;
     :func:`final_refinement`). The width whose refined image scores have the largest mean square wins if that
     exceeds σ_s's by the fraction ``config.REFINE_SIGMA_MIN_GAIN``; else σ_s stays (no final refinement). The image
     score Σ_j b_j P(x_j)/‖b‖ is the projection of the processed pattern P, sampled at the model's spot positions,
@@ -1190,23 +1196,33 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
 
     Returns ``(width, {width (1/Å): mean square refined image score})``; the image score is in units of the
     processed pattern (``preprocess.processed_images``: (3 × 3 mean − radial background)₊ ** ``[spots] power``,
-    sampled at the spots), so only ratios between the widths mean something. σ_s alone where no pattern is indexed. Raises ParameterError for candidates that are not
-    positive numbers, a non-positive ``n_patterns`` and libraries built for another width than σ_s.
+    sampled at the spots), so only ratios between the widths mean something. σ_s alone where no pattern is
+    indexed. Raises ParameterError for candidates that are not positive numbers, a non-positive ``n_patterns``,
+    unknown ``params`` fields, no libraries and libraries built for another width than σ_s.
     """
-    if not all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, bool) and np.isfinite(c)
-               and c > 0 for c in (candidates or ())):
+    cands = tuple(np.ravel(candidates)) if candidates is not None else ()
+    if not all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, (bool, np.bool_))
+               and np.isfinite(c) and c > 0 for c in cands):
         raise ParameterError(f"candidates must be positive relrod widths (1/Å), got {candidates!r}")
-    if n_patterns is not None and not (isinstance(n_patterns, (int, np.integer)) and n_patterns >= 1):
+    if n_patterns is not None and not (isinstance(n_patterns, (int, np.integer)) and not isinstance(n_patterns, bool)
+                                       and n_patterns >= 1):
         raise ParameterError(f"n_patterns must be a positive integer, got {n_patterns!r}")
+    if not libraries:
+        raise ParameterError("libraries: give one template library per phase (stemgrains.library.build_library)")
+    if not isinstance(params, IndexParams):
+        try:
+            params = IndexParams(**(params or {}))
+        except TypeError as err:
+            raise ParameterError(f"params: {err}") from None
     cal = dataset.calibration
-    prm = (params if isinstance(params, IndexParams) else IndexParams(**(params or {}))).resolved(cal, dataset.detector_shape)
+    prm = params.resolved(cal, dataset.detector_shape)
     sigma = float(prm.excitation_error_sigma)
     built = {float(lib.params.get("excitation_error_sigma", sigma)) for lib in libraries}
     if built and built != {sigma}:
         raise ParameterError(f"the libraries were built for relrod widths {sorted(built)}, the search's is {sigma:g} 1/Å: "
                              "give excitation_error_sigma equal to the libraries'")
-    widths = _refine_widths(sigma, candidates)
-    base = replace(prm, refine_excitation_error_sigma=sigma)
+    widths = _refine_widths(sigma, cands or None)
+    base = replace(prm, refine_excitation_error_sigma=None, final_refinement=False)  # the search alone
     patterns, bad_values = _finite_counts(_subsample(dataset, base, n_patterns))
     ctx = _search_inputs(patterns, cal, _spots_as_indexed(base))
     res = with_kernel_lock(_index_inputs, ctx, bad_values, libraries, base, _cpu.index_chunk)
@@ -1223,7 +1239,8 @@ def _refine_choice(ctx: "_SearchInputs", res: ChunkResult, libraries: list[Templ
         return sigma, {sigma: 0.0}
     mean_sq = {}
     for w in widths:
-        _, score, _ = final_refinement(res.quaternions, res.phase_id, ctx, libraries, replace(base, refine_excitation_error_sigma=w))
+        at_w = replace(base, refine_excitation_error_sigma=w, final_refinement=True)
+        _, score, _ = final_refinement(res.quaternions, res.phase_id, ctx, libraries, at_w)
         mean_sq[w] = float(np.mean(score[indexed] ** 2))
     best = max(mean_sq, key=mean_sq.__getitem__)
     return (best if mean_sq[best] >= (1.0 + config.REFINE_SIGMA_MIN_GAIN) * mean_sq[sigma] else sigma), mean_sq
@@ -1249,7 +1266,7 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
     libs: dict[float, list[TemplateLibrary]] = {}
     results: dict[float, ChunkResult] = {}
     for c in cands:
-        p_c = replace(prm, excitation_error_sigma=c, refine_excitation_error_sigma=c)  # the search alone
+        p_c = replace(prm, excitation_error_sigma=c, refine_excitation_error_sigma=None, final_refinement=False)  # the search alone
         libs[c] = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
                                  excitation_error_sigma=c, verbose=progress) for p in phase_list]
         res = results[c] = with_kernel_lock(_index_inputs, ctx, bad_values, libs[c], p_c, _cpu.index_chunk)
@@ -1308,7 +1325,7 @@ def _solution_fit(patterns: np.ndarray, quats: np.ndarray, calibration: Any, lib
     ctx = _search_inputs(patterns, calibration, _spots_as_indexed(params))
     every = np.zeros(len(quats), np.int64)
     quats = np.ascontiguousarray(quats, dtype=np.float64)
-    if params.refine_excitation_error_sigma != params.excitation_error_sigma:
+    if params.refine_excitation_error_sigma not in (None, params.excitation_error_sigma):
         quats, _, _ = final_refinement(quats, every, ctx, [lib], params)
     ci, n_fit, resid = _refit(quats, every, ctx, [lib], params)
     chance = _cpu.fit_chances(quats, every == 0, np.ascontiguousarray(lib.refl.g), ctx.lam, params.fit_excitation_window,
