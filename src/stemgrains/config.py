@@ -96,6 +96,10 @@ QUICK_PEAKS = 12
 EXCITATION_ERROR_SIGMA = 0.015
 #: the widest relrod accepted, 1/Å (1/thickness of a 2 Å specimen; wider makes every reflection excited)
 EXCITATION_ERROR_SIGMA_MAX = 0.5
+#: the narrowest relrod accepted, 1/Å (1/thickness of a 200 nm specimen, about the excitation-error spread of a
+#: 1 mrad probe at g = 0.5 1/Å): narrower, the model excites next to no reflection and a search or refinement at it
+#: finds or moves nothing (a width of 1e-6 used to be accepted and refine nothing)
+EXCITATION_ERROR_SIGMA_MIN = 0.0005
 #: ... and the others among which index_orientations chooses by default (index.api.estimate_excitation_error_sigma) ...
 SIGMA_CANDIDATES = (0.01,)
 #: ... on about this many scan positions, counting those indexed with at least this reliability

@@ -820,7 +820,7 @@ def run_pipeline(
     global_field = _unit2(field, "field") if field is not None else None
     from .crystal import load_phase
     from .io import load_4d
-    from .io.outputs import finish_run_folder, prepare_run_folder
+    from .io.outputs import abandon_run_folder, finish_run_folder, prepare_run_folder
     from .io.results import atomic_write_text
 
     outdir = Path(outdir)
@@ -829,19 +829,23 @@ def run_pipeline(
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
+    created = not outdir.exists()
     manifest = prepare_run_folder(outdir, input_path, overwrite=overwrite, record=record)
     results = outdir / "results.h5"
     written: dict[str, Any] = {"results": results}
     calib_fit = None
-    if auto_calibrate:
-        options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
-        ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
-                                         outdir / "calibration.png" if figures else None, input_path=input_path)
-        written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
-
-    # 1. orientation map (resumable)
-    xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
-                           params=index_params or {})
+    try:
+        if auto_calibrate:
+            options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
+            ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
+                                             outdir / "calibration.png" if figures else None, input_path=input_path)
+            written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
+        # 1. orientation map (resumable)
+        xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
+                               params=index_params or {})
+    except ParameterError:  # refused on what the data decide (σ_s below a set final-refinement width, ...)
+        abandon_run_folder(outdir, created)
+        raise
     # 2. grains and boundaries
     seg = dict(segment_params or {})
     grain_map, boundaries = segment_map(xmap, seg, boundary_params or {})

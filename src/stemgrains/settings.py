@@ -240,10 +240,12 @@ def _index_keys() -> list[Key]:
           f"largest scattering vector used (unset: what the detector reaches, at most {config.K_MAX_CAP:g})",
           "k_max", "--k-max"),
         K("index", "excitation_error_sigma", "float", ip("excitation_error_sigma"), "1/Å",
-          "relrod width σ_s of the kinematic templates (≈ 1/thickness; unset: chosen from the data among "
+          f"relrod width σ_s of the kinematic templates (≈ 1/thickness, {config.EXCITATION_ERROR_SIGMA_MIN:g} to "
+          f"{config.EXCITATION_ERROR_SIGMA_MAX:g}; unset: chosen from the data among "
           f"{', '.join(f'{c:g}' for c in (config.EXCITATION_ERROR_SIGMA, *config.SIGMA_CANDIDATES))})"),
         K("index", "refine_excitation_error_sigma", "float", ip("refine_excitation_error_sigma"), "1/Å",
-          "relrod width of the final refinement of every solution, one for the scan, at most the search's σ_s "
+          "relrod width of the final refinement of every solution, one for the scan, at most the search's σ_s and at "
+          f"least {config.EXCITATION_ERROR_SIGMA_MIN:g} "
           "(unset: chosen from the data among σ_s and each of "
           f"{', '.join(f'{c:g}' for c in config.REFINE_SIGMA_CANDIDATES)} narrower than it; measured: multislice "
           "Na-β″ takes 0.007, kinematic data keep σ_s)"),
@@ -487,8 +489,8 @@ _RANGE = {
     "index.neighbor_min_similarity": (-1.0, 1.0),
     "index.neighbor_relative_similarity": (0.0, 1.0),
     "index.k_max": (0.0, config.K_MAX_LIMIT),
-    "index.excitation_error_sigma": (0.0, config.EXCITATION_ERROR_SIGMA_MAX),
-    "index.refine_excitation_error_sigma": (0.0, config.EXCITATION_ERROR_SIGMA_MAX),
+    "index.excitation_error_sigma": (config.EXCITATION_ERROR_SIGMA_MIN, config.EXCITATION_ERROR_SIGMA_MAX),
+    "index.refine_excitation_error_sigma": (config.EXCITATION_ERROR_SIGMA_MIN, config.EXCITATION_ERROR_SIGMA_MAX),
     "index.fit_score_power": (0.0, 10.0),
     "index.fit_tolerance_rel": (0.0, 1.0),
     "index.min_correlation": (0.0, 1.0),
@@ -891,6 +893,9 @@ def effective_config(args: argparse.Namespace | Mapping[str, Any] | None, comman
         cls["field_from_transport"] = False
     elif cls.get("field_from_transport"):
         cls["field"] = None
+    # --no-final-refinement also turns off a final-refinement width the file sets (else IndexParams refuses the pair)
+    if cli.get("index", {}).get("final_refinement") is False:
+        cli["index"]["refine_excitation_error_sigma"] = None
     return merge_config(default_config(), file_cfg or {}, cli)
 
 

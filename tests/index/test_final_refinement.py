@@ -111,6 +111,8 @@ def test_final_refinement_width_without_a_choice(blank, given, sigma, width, sou
 @pytest.mark.parametrize(("given", "match"), [
     ({"excitation_error_sigma": 0.015, "refine_excitation_error_sigma": 0.02}, "wider than the search's relrod width σ_s 0.015"),
     ({"refine_excitation_error_sigma": 0.01, "final_refinement": False}, "final_refinement is off"),
+    ({"refine_excitation_error_sigma": 1e-6}, r"refine_excitation_error_sigma must be a relrod width in \[0.0005, 0.5\]"),
+    ({"excitation_error_sigma": 1e-4}, r"excitation_error_sigma must be a relrod width in \[0.0005, 0.5\]"),
 ])
 def test_final_refinement_width_refused(given, match):
     """Refused by IndexParams itself, so config --check and a batch refuse them before any work."""
@@ -144,3 +146,20 @@ def test_choose_refine_sigma_refuses_bad_inputs(blank, kw, match):
 def test_choose_refine_sigma_takes_a_dict_and_keeps_sigma_when_nothing_is_indexed(blank):
     ds, lib = blank
     assert api.choose_refine_sigma(ds, [lib], {"excitation_error_sigma": 0.015, "k_max": 0.8}) == (0.015, {0.015: 0.0})
+
+
+def test_no_final_refinement_on_the_command_line_turns_off_a_width_set_in_the_config_file(tmp_path):
+    """The command line is over the file: ``--no-final-refinement`` with ``[index] refine_excitation_error_sigma``
+    in the file runs without a final refinement (was: refused as 'set but off'); a width too narrow to excite
+    any reflection is refused naming the file and key."""
+    from stemgrains.settings import effective_config, load_config
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[index]\nrefine_excitation_error_sigma = 0.007\n")
+    eff = effective_config({"no_final_refinement": True}, "index", load_config(cfg))["index"]
+    assert eff["final_refinement"] is False and eff["refine_excitation_error_sigma"] is None
+    api.IndexParams(final_refinement=eff["final_refinement"], refine_excitation_error_sigma=eff["refine_excitation_error_sigma"])
+    assert effective_config({}, "index", load_config(cfg))["index"]["refine_excitation_error_sigma"] == 0.007
+    cfg.write_text("[index]\nrefine_excitation_error_sigma = 1e-6\n")
+    with pytest.raises(ParameterError, match=r"c.toml.*\[index\] refine_excitation_error_sigma: expected a value from 0.0005 to 0.5"):
+        load_config(cfg)

@@ -1,4 +1,4 @@
-"""The first indexing of a process loads the numba kernels (compiles them on a fresh install: 1–2 min): where they
+"""The first indexing of a process loads the numba kernels (compiles them on a fresh install: 2–3 min): where they
 will be compiled a user is told so even with --no-progress (one line on stderr, once), with a progress bar in its
 description; nothing is said once the kernels are loaded, nor where numba's on-disk cache holds them."""
 
@@ -28,7 +28,7 @@ def test_no_progress_still_explains_the_first_use(scan, tmp_path, capsys, monkey
         err = capsys.readouterr().err
         lines = [line for line in err.splitlines() if "numba kernels" in line]
         assert len(lines) == (1 if k == 0 else 0), err  # once per process
-    assert "1–2 min" in api.FIRST_USE_MESSAGE and lines == []
+    assert "2–3 min" in api.FIRST_USE_MESSAGE and lines == []
 
 
 def test_nothing_said_once_loaded(capsys, monkeypatch):

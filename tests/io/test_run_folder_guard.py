@@ -237,3 +237,27 @@ def test_completed_run_trusts_a_byte_identical_copy(tmp_path):
     man["file_stats"] = {k: v[:2] for k, v in man["file_stats"].items()}
     (out / RUN_MANIFEST).write_text(json.dumps(man))
     assert completed_run(out, rec) is not None and completed_run(copy, rec) is None
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_run_refused_on_what_the_data_decide_leaves_no_unfinished_record(tmp_path, capsys, existed):
+    """A final-refinement width wider than the σ_s the data give (known only once indexing starts) is refused with
+    one line; the folder the run claimed keeps no unfinished stemgrains_run.json (one it created is removed, one
+    that was there stays, empty), and the same command with a valid width then runs there."""
+    src = tmp_path / "scan.h5"
+    simulate_polycrystal(src, phases=[AU], scan_shape=(3, 4), detector_shape=(64, 64), n_grains=2, seed=1,
+                         dose=1e4, progress=False)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[index]\nrefine_excitation_error_sigma = 0.02\n")
+    out = tmp_path / "r"
+    if existed:
+        out.mkdir()
+    run = ["run", str(src), "--phase", AU, "--step", "4", "--field", "1,0", "--min-size", "1", "--no-figures",
+           "--no-progress", "--config", str(cfg), "-o", str(out)]
+    assert main(run) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wider than the search's relrod width" in err[0]
+    assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
+    cfg.write_text("[index]\nrefine_excitation_error_sigma = 0.01\n")
+    assert main(run) == 0
+    assert json.loads((out / RUN_MANIFEST).read_text())["complete"] is True

@@ -52,6 +52,7 @@ __all__ = [
     "RUN_OUTPUTS",
     "prepare_run_folder",
     "finish_run_folder",
+    "abandon_run_folder",
     "completed_run",
     "BATCH_SUMMARY_CSV",
     "BATCH_SUMMARY_PNG",
@@ -1288,6 +1289,23 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     }
     _write_manifest(out, manifest)
     return manifest
+
+
+def abandon_run_folder(folder: str | os.PathLike, created: bool) -> None:
+    """Undo :func:`prepare_run_folder` for a run refused before it wrote anything (a parameter that only the data
+    decide, say): where the folder holds nothing but the unfinished manifest, the manifest is removed, and the
+    folder too where the run ``created`` it. Anything else there (a checkpoint, an output, a user's file) stays."""
+    out = Path(folder)
+    try:
+        names = [p.name for p in out.iterdir()]
+        manifest = _read_manifest(out)
+        if names != [RUN_MANIFEST] or manifest is None or manifest.get("complete", True):
+            return
+        (out / RUN_MANIFEST).unlink()
+        if created:
+            out.rmdir()
+    except OSError:
+        pass
 
 
 def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], written: Iterable[str | os.PathLike]) -> None:
