@@ -250,7 +250,8 @@ def _index_keys() -> list[Key]:
           f"{', '.join(f'{c:g}' for c in config.REFINE_SIGMA_CANDIDATES)} narrower than it; measured: multislice "
           "Na-β″ takes 0.007, kinematic data keep σ_s)"),
         K("index", "final_refinement", "bool", ip("final_refinement"), "—",
-          "the final refinement at its own relrod width (false: none; then leave refine_excitation_error_sigma unset)",
+          "the final refinement at its own relrod width (false: none; then leave refine_excitation_error_sigma unset; "
+          "--no-final-refinement also drops a width the config file sets)",
           "no_final_refinement", "--no-final-refinement", negate=True),
         K("index", "sigma_coarse", "float", ip("sigma_coarse"), "1/Å", "spot-match width of the coarse search"),
         K("index", "n_prefilter", "int", ip("n_prefilter"), "templates",

@@ -120,14 +120,19 @@ def test_final_refinement_width_refused(given, match):
         api.IndexParams(**given)
 
 
-def test_a_width_wider_than_the_chosen_relrod_width_is_refused(blank):
-    """σ_s found later (chosen from the data, or the small-scan default 0.015) below a set width: refused then."""
+def test_a_width_wider_than_the_relrod_width_found_is_not_applied(blank):
+    """σ_s found by the indexing (chosen from the data, or the small-scan default 0.015) below a set width: that
+    width is not applied (no final refinement) and the map says why (it used to be refused there, after a run had
+    claimed its output folder); wider than a *set* σ_s it is refused up front (above)."""
     ds, lib = blank
     from stemgrains.index import index_orientations
 
-    with pytest.raises(ParameterError, match="wider than the search's relrod width σ_s 0.015 1/Å"):
-        index_orientations(ds, [lib.phase], libraries=None, progress=False, k_max=0.8, step_deg=5.0,
-                           refine_excitation_error_sigma=0.02)
+    xm = index_orientations(ds, [lib.phase], libraries=None, progress=False, k_max=0.8, step_deg=5.0,
+                            refine_excitation_error_sigma=0.02)
+    p = xm.parameters
+    assert p["excitation_error_sigma"] == 0.015 and p["refine_excitation_error_sigma"] == 0.015
+    assert p["refine_excitation_error_sigma_source"] == ("the search's: the set width 0.02 1/Å is wider than σ_s "
+                                                         "0.015 1/Å, not applied")
 
 
 @pytest.mark.parametrize(("kw", "match"), [

@@ -239,25 +239,33 @@ def test_completed_run_trusts_a_byte_identical_copy(tmp_path):
     assert completed_run(out, rec) is not None and completed_run(copy, rec) is None
 
 
-@pytest.mark.parametrize("existed", [False, True])
-def test_a_run_refused_on_what_the_data_decide_leaves_no_unfinished_record(tmp_path, capsys, existed):
-    """A final-refinement width wider than the σ_s the data give (known only once indexing starts) is refused with
-    one line; the folder the run claimed keeps no unfinished stemgrains_run.json (one it created is removed, one
-    that was there stays, empty), and the same command with a valid width then runs there."""
+@pytest.mark.parametrize("before", ["none", "empty", "own file", "checkpoint"])
+def test_a_run_refused_once_the_data_are_read_leaves_no_unfinished_record(tmp_path, capsys, monkeypatch, before):
+    """A run refused after it claimed its folder (a ParameterError from what only the data decide) leaves the
+    folder as it found it: no unfinished stemgrains_run.json where the run wrote nothing (so other commands may
+    still write there), a folder it created removed, a user's file kept, an interrupted run's checkpoint kept."""
     src = tmp_path / "scan.h5"
     simulate_polycrystal(src, phases=[AU], scan_shape=(3, 4), detector_shape=(64, 64), n_grains=2, seed=1,
                          dose=1e4, progress=False)
-    cfg = tmp_path / "c.toml"
-    cfg.write_text("[index]\nrefine_excitation_error_sigma = 0.02\n")
     out = tmp_path / "r"
-    if existed:
+    if before != "none":
         out.mkdir()
-    run = ["run", str(src), "--phase", AU, "--step", "4", "--field", "1,0", "--min-size", "1", "--no-figures",
-           "--no-progress", "--config", str(cfg), "-o", str(out)]
+    if before == "own file":
+        (out / "mine.txt").write_text("mine")
+    if before == "checkpoint":
+        (out / ".checkpoint").mkdir()
+
+    def refused(*args, **kwargs):
+        raise ParameterError("refused on the data (test)")
+
+    monkeypatch.setattr("stemgrains.pipeline._pipeline_index", refused)
+    run = ["run", str(src), "--phase", AU, "--step", "4", "--field", "1,0", "--no-figures", "--no-progress", "-o", str(out)]
     assert main(run) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "wider than the search's relrod width" in err[0]
-    assert (out.is_dir() and not any(out.iterdir())) if existed else not out.exists()
-    cfg.write_text("[index]\nrefine_excitation_error_sigma = 0.01\n")
-    assert main(run) == 0
-    assert json.loads((out / RUN_MANIFEST).read_text())["complete"] is True
+    assert capsys.readouterr().err.strip() == "stemgrains run: error: refused on the data (test)"
+    if before == "none":
+        assert not out.exists()
+        return
+    assert (out / RUN_MANIFEST).exists() == (before == "checkpoint")  # a resumable run stays one
+    assert (out / "mine.txt").exists() == (before == "own file")
+    monkeypatch.undo()
+    assert main(run) == 0  # the same command then runs there

@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "tell near-tied hypotheses apart take their grain's majority solution; use it where real "
                         "twins whose patterns match their parent's are expected)")
     p.add_argument("--no-final-refinement", action="store_true", default=None,
-                   help="skip the final refinement at a narrower relrod width (chosen from the data by default; "
+                   help="skip the final refinement at a narrower relrod width (also one a --config file sets; chosen from the data by default; "
                         "config [index] refine_excitation_error_sigma sets it)")
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",

@@ -48,7 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep every pixel's own solution (skip the grain-level decision among near-tied hypotheses; "
                         "use it where real twins whose patterns match their parent's are expected)")
     p.add_argument("--no-final-refinement", action="store_true", default=None,
-                   help="skip the final refinement at a narrower relrod width (chosen from the data by default)")
+                   help="skip the final refinement at a narrower relrod width (also one a --config file sets; chosen from the data by default)")
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")

@@ -73,10 +73,12 @@ class IndexParams:
         the choice among hypotheses and the neighbour pass, which use ``excitation_error_sigma``); moves larger than
         ``config.REFINE_SIGMA_MAX_MOVE_DEG`` are not taken. None (default): :func:`index_orientations` chooses it
         from the data (:func:`choose_refine_sigma`) for scans of at least ``config.SIGMA_MIN_PATTERNS`` patterns;
-        elsewhere ``excitation_error_sigma`` (no final refinement). One width for the whole scan; it may not be
-        wider than ``excitation_error_sigma`` (:func:`index_orientations` raises ParameterError).
-    final_refinement : False: no final refinement (:func:`index_orientations` then refuses a set
-        ``refine_excitation_error_sigma``).
+        elsewhere ``excitation_error_sigma`` (no final refinement). One width for the whole scan, from
+        ``config.EXCITATION_ERROR_SIGMA_MIN``; wider than a set ``excitation_error_sigma`` raises ParameterError
+        here; wider than the σ_s :func:`index_orientations` finds (chosen from the data, the default or the
+        libraries'), it is not applied (no final refinement; its source says so).
+    final_refinement : False: no final refinement (a set ``refine_excitation_error_sigma`` with it raises
+        ParameterError here).
     sigma_coarse : spot-match width of the coarse search, 1/Å.
     n_prefilter : templates passed from the prefilter to the coarse search.
     n_angles : in-plane angle bins of the coarse search.
@@ -244,11 +246,11 @@ class IndexParams:
 
     def resolved(self, calibration, detector_shape: tuple[int, int]) -> "IndexParams":
         """These parameters with ``k_max`` fixed for a detector (see ``k_max``) and an unset
-        ``excitation_error_sigma`` set to ``config.EXCITATION_ERROR_SIGMA`` (an unset ``refine_excitation_error_sigma``
-        to ``excitation_error_sigma``: no final refinement)."""
+        ``excitation_error_sigma`` set to ``config.EXCITATION_ERROR_SIGMA`` (an unset ``refine_excitation_error_sigma``,
+        or one wider than that, to ``excitation_error_sigma``: no final refinement)."""
         out = self
         if out.excitation_error_sigma is None:
-            out = replace(out, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)
+            out = _with_sigma(out, config.EXCITATION_ERROR_SIGMA)
         if out.refine_excitation_error_sigma is None and out.final_refinement:
             out = replace(out, refine_excitation_error_sigma=out.excitation_error_sigma)
         if out.k_max is not None:
@@ -975,6 +977,15 @@ def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[Template
     return with_kernel_lock(index_patterns, patterns, calibration, libraries, params, needed=backend == "cpu", **kw)
 
 
+def _with_sigma(prm: IndexParams, sigma: float) -> IndexParams:
+    """``prm`` with the search's relrod width σ_s found by :func:`index_orientations`; a set final-refinement width
+    wider than it is dropped here (:func:`_refine_width` reports it as not applied) rather than refused: which σ_s
+    the data give is known only now, after the output was claimed."""
+    if prm.refine_excitation_error_sigma is not None and prm.refine_excitation_error_sigma > sigma:
+        return replace(prm, excitation_error_sigma=sigma, refine_excitation_error_sigma=None)
+    return replace(prm, excitation_error_sigma=sigma)
+
+
 def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams, given: IndexParams,
                   progress: bool, subsample: tuple["_SearchInputs", ChunkResult] | None = None,
                   ) -> tuple[IndexParams, str, dict[float, float] | None]:
@@ -985,8 +996,12 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
     sigma = float(prm.excitation_error_sigma)
     if not given.final_refinement:  # (IndexParams refuses a width set with it)
         return replace(prm, refine_excitation_error_sigma=None), "off", None
-    if given.refine_excitation_error_sigma is not None:  # (IndexParams refuses one wider than σ_s)
-        return replace(prm, refine_excitation_error_sigma=given.refine_excitation_error_sigma), "set", None
+    if given.refine_excitation_error_sigma is not None:  # (IndexParams refuses one wider than a set σ_s)
+        width = float(given.refine_excitation_error_sigma)
+        if width > sigma:  # σ_s found here (the data's, the default, the libraries'): a final refinement only narrows
+            return (replace(prm, refine_excitation_error_sigma=sigma),
+                    f"the search's: the set width {width:g} 1/Å is wider than σ_s {sigma:g} 1/Å, not applied", None)
+        return replace(prm, refine_excitation_error_sigma=width), "set", None
     if len(_refine_widths(sigma)) == 1:
         return (replace(prm, refine_excitation_error_sigma=sigma),
                 f"the search's: no candidate narrower than σ_s {sigma:g} 1/Å", None)
@@ -1060,14 +1075,14 @@ def index_orientations(
         if len(widths) != 1:
             raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
                                  "excitation_error_sigma")
-        prm, sigma_source = replace(prm, excitation_error_sigma=widths.pop()), "the libraries'"
+        prm, sigma_source = _with_sigma(prm, widths.pop()), "the libraries'"
     if prm.excitation_error_sigma is None and int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
-        prm = replace(prm, excitation_error_sigma=config.EXCITATION_ERROR_SIGMA)
+        prm = _with_sigma(prm, config.EXCITATION_ERROR_SIGMA)
         sigma_source = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
     if prm.excitation_error_sigma is None:
         first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
         sigma, confident, libs_by_sigma, subsample = _choose_sigma(dataset, phase_list, params, progress)
-        prm, libraries, sigma_source = replace(prm, excitation_error_sigma=sigma), libs_by_sigma[sigma], "chosen from the data"
+        prm, libraries, sigma_source = _with_sigma(prm, sigma), libs_by_sigma[sigma], "chosen from the data"
         if progress:
             shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
             print(f"relrod width σ_s = {sigma:g} 1/Å, chosen from the data (patterns indexed with reliability ≥ "

@@ -1293,16 +1293,17 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 
 def abandon_run_folder(folder: str | os.PathLike, created: bool) -> None:
     """Undo :func:`prepare_run_folder` for a run refused before it wrote anything (a parameter that only the data
-    decide, say): where the folder holds nothing but the unfinished manifest, the manifest is removed, and the
-    folder too where the run ``created`` it. Anything else there (a checkpoint, an output, a user's file) stays."""
+    decide, say): where the folder holds no output of a run and no checkpoint, its unfinished manifest is removed
+    (the folder is no run's then), and the folder too where the run ``created`` it and nothing else is in it. A
+    checkpoint, an output or a user's file stays."""
     out = Path(folder)
     try:
-        names = [p.name for p in out.iterdir()]
         manifest = _read_manifest(out)
-        if names != [RUN_MANIFEST] or manifest is None or manifest.get("complete", True):
+        if manifest is None or manifest.get("complete", True) or (out / _CHECKPOINT).exists() \
+                or any((out / n).exists() for n in RUN_OUTPUTS):
             return
         (out / RUN_MANIFEST).unlink()
-        if created:
+        if created and not any(out.iterdir()):
             out.rmdir()
     except OSError:
         pass
