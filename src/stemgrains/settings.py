@@ -467,6 +467,8 @@ def _number(v: Any) -> bool:
 
 #: keys that must be finite and positive (a calibration of 0 or -1 would index nonsense for hours)
 _POSITIVE = frozenset({"calibration.q_pixel_size", "calibration.accelerating_voltage_kV", "calibration.scan_step_nm"})
+#: relrod widths: their range says more than "positive" (a width of 0 or 1e-6 both get the range)
+_RELROD = frozenset({"index.excitation_error_sigma", "index.refine_excitation_error_sigma"})
 #: file values that must be finite and positive (what the stages then require; 0 or −3 would be refused only
 #: after a run started, or a NaN threshold would silently segment nothing)
 _POSITIVE_FILE = frozenset({
@@ -582,7 +584,7 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
                 raise ParameterError(f"{key.flag} expects a finite positive number, got {value:g}")
             raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, got {value!r}")
         if where != _CLI:  # command-line values are checked by the commands, with messages naming the option
-            if key.path in _POSITIVE_FILE and not 0 < value < math.inf:
+            if key.path in _POSITIVE_FILE and key.path not in _RELROD and not 0 < value < math.inf:
                 raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, "
                                      f"got {value!r}")
             if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never

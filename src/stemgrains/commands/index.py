@@ -33,7 +33,7 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
     refine = params.get("refine_excitation_error_sigma")
     source = params.get("refine_excitation_error_sigma_source", "set")
     if source == "off":
-        return f"{line}\n  final refinement: off (final_refinement false)"
+        return f"{line}\n  final refinement: off (--no-final-refinement, or [index] final_refinement = false)"
     if refine is None:
         return line
     if source == "chosen from the data":
