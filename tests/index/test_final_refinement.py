@@ -168,3 +168,19 @@ def test_no_final_refinement_on_the_command_line_turns_off_a_width_set_in_the_co
     cfg.write_text("[index]\nrefine_excitation_error_sigma = 1e-6\n")
     with pytest.raises(ParameterError, match=r"c.toml.*\[index\] refine_excitation_error_sigma: expected a value from 0.0005 to 0.5"):
         load_config(cfg)
+
+
+def test_build_library_checks_its_inputs_and_takes_a_cif_path():
+    """``build_library`` refuses widths outside the range (1e-6 built a library of almost no spots), non-positive
+    k_max or voltage, and several phases, with ParameterError; a CIF path is loaded like ``index_orientations``'s."""
+    from stemgrains.library import build_library
+
+    au = str(Path(__file__).resolve().parents[2] / "data_samples" / "au.cif")
+    assert build_library(au, step_deg=5.0, k_max=1.0).n_templates > 0
+    for kw, match in (({"excitation_error_sigma": 1e-6}, r"excitation_error_sigma must be a relrod width in \[0.0005"),
+                      ({"excitation_error_sigma": -1.0}, "excitation_error_sigma"), ({"k_max": 0.0}, "k_max"),
+                      ({"accelerating_voltage_kV": "300"}, "accelerating_voltage_kV")):
+        with pytest.raises(ParameterError, match=match):
+            build_library(au, step_deg=5.0, **kw)
+    with pytest.raises(ParameterError, match="one phase, got 2"):
+        build_library([au, au], step_deg=5.0)

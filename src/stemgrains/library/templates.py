@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 from orix.crystal_map import Phase
 
-from ..crystal import phase_cif_text, reflections
+from .. import config
+from ..crystal import coerce_phases, phase_cif_text, reflections
 from ..crystal.scattering import Reflections, excitation_error
 from ..crystal.spots import rotation_matrices
 from ..crystal.symmetry import laue_rotations, proper_laue_group
@@ -133,7 +134,7 @@ def build_library(
     Parameters
     ----------
     phase
-        Phase with structure (from :func:`stemgrains.crystal.load_phase`).
+        Phase with structure (from :func:`stemgrains.crystal.load_phase`), or a CIF path (loaded with it).
     step_deg
         Angular spacing of beam directions, degrees.
     k_max
@@ -141,7 +142,7 @@ def build_library(
     accelerating_voltage_kV
         For the Ewald-sphere curvature.
     excitation_error_sigma
-        Relrod width σ_s, 1/Å (≈ 1/thickness).
+        Relrod width σ_s, 1/Å (≈ 1/thickness), ``config.EXCITATION_ERROR_SIGMA_MIN`` to ``..._MAX``.
     min_relative_intensity
         Spots weaker than this fraction of the template's strongest spot are dropped.
     max_spots
@@ -156,6 +157,19 @@ def build_library(
     """
     if not (np.isfinite(step_deg) and 0.1 <= step_deg <= 15):
         raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {step_deg!r}")
+    lo, hi = config.EXCITATION_ERROR_SIGMA_MIN, config.EXCITATION_ERROR_SIGMA_MAX
+    for name, value, ok, expected in (
+        ("k_max", k_max, lambda v: v > 0, "a positive scattering vector (1/Å)"),
+        ("accelerating_voltage_kV", accelerating_voltage_kV, lambda v: v > 0, "a positive voltage (kV)"),
+        ("excitation_error_sigma", excitation_error_sigma, lambda v: lo <= v <= hi, f"a relrod width in [{lo:g}, {hi:g}] 1/Å"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or not ok(float(value)):
+            raise ParameterError(f"{name} must be {expected}, got {value!r}")
+    phases = coerce_phases(phase)
+    if len(phases) != 1:
+        raise ParameterError(f"build_library builds the library of one phase, got {len(phases)}")
+    phase = phases[0]
     params = dict(
         step_deg=float(step_deg),
         k_max=float(k_max),
