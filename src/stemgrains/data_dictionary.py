@@ -396,7 +396,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                              "refine_excitation_error_sigma set it; also /parameters index)"),
     "refine_excitation_error_sigma_source": ("—", "how the final refinement's width was obtained: 'chosen from the "
                                                   "data', 'set', \"the search's: no pattern of the subsample indexed\", \"the search's: fewer than 64 patterns to choose "
-                                                  "from\", \"the search's: no candidate narrower than σ_s\" or "
+                                                  "from\", \"the search's: no candidate narrower than σ_s\", \"the search's: the set width W 1/Å is wider "
+                                                  "than σ_s S 1/Å, not applied\" or "
                                                   "'off' ([index] final_refinement false; also /parameters index)"),
     "refine_excitation_error_sigma_scores": ("(processed counts)²", "where the final refinement's width was chosen "
                                                                    "from the data: per width tried (1/Å, as text) "
