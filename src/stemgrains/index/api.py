@@ -950,8 +950,9 @@ def _kernels_cached() -> bool:
 
 def first_use_notice(bar: Any = None) -> None:
     """Explain the long silence of the first indexing in a process where the numba kernels will be compiled
-    (2–3 min on 2 cores, measured 2.3 min on data_samples/: a fresh install, an empty or stale numba cache). With a progress ``bar`` (tqdm) its description says
-    it; without (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels
+    (2–3 min on 2 cores, 2.3 min measured on data_samples/ by benchmarks/bench_first_run.py: a fresh install, an
+    empty or stale numba cache). With a progress ``bar`` (tqdm) its description says it; without
+    (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels
     are loaded, or where numba's cache holds them (:func:`_kernels_cached`: they load in seconds).
     This is no progress report: it is printed whatever ``progress`` says."""
     global _notice_given
