@@ -114,6 +114,27 @@ def _say_building(name: str, n_dirs: int, step_deg: float, k_max: float, cache_d
           f"k_max {k_max:g} 1/Å): first use of these settings{where}", file=sys.stderr, flush=True)
 
 
+def _library_inputs(phase: Any, step_deg: Any, k_max: Any, accelerating_voltage_kV: Any, excitation_error_sigma: Any) -> Phase:
+    """:func:`build_library`'s checks: the one phase (a ``Phase`` or a CIF path, :func:`~stemgrains.crystal.coerce_phases`)
+    returned; ParameterError for a step outside 0.1–15°, k_max or voltage not positive, a relrod width outside
+    ``config.EXCITATION_ERROR_SIGMA_MIN``–``_MAX``, or several phases."""
+    if not (np.isfinite(step_deg) and 0.1 <= step_deg <= 15):
+        raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {step_deg!r}")
+    lo, hi = config.EXCITATION_ERROR_SIGMA_MIN, config.EXCITATION_ERROR_SIGMA_MAX
+    for name, value, ok, expected in (
+        ("k_max", k_max, lambda v: v > 0, "a positive scattering vector (1/Å)"),
+        ("accelerating_voltage_kV", accelerating_voltage_kV, lambda v: v > 0, "a positive voltage (kV)"),
+        ("excitation_error_sigma", excitation_error_sigma, lambda v: lo <= v <= hi, f"a relrod width in [{lo:g}, {hi:g}] 1/Å"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(value) or not ok(float(value)):
+            raise ParameterError(f"{name} must be {expected}, got {value!r}")
+    phases = coerce_phases(phase)
+    if len(phases) != 1:
+        raise ParameterError(f"build_library builds the library of one phase, got {len(phases)}")
+    return phases[0]
+
+
 def build_library(
     phase: Phase,
     *,
@@ -155,21 +176,7 @@ def build_library(
         Say on stderr when the library is built rather than loaded (the first use of these settings can take
         tens of seconds).
     """
-    if not (np.isfinite(step_deg) and 0.1 <= step_deg <= 15):
-        raise ParameterError(f"step_deg must be between 0.1 and 15 degrees, got {step_deg!r}")
-    lo, hi = config.EXCITATION_ERROR_SIGMA_MIN, config.EXCITATION_ERROR_SIGMA_MAX
-    for name, value, ok, expected in (
-        ("k_max", k_max, lambda v: v > 0, "a positive scattering vector (1/Å)"),
-        ("accelerating_voltage_kV", accelerating_voltage_kV, lambda v: v > 0, "a positive voltage (kV)"),
-        ("excitation_error_sigma", excitation_error_sigma, lambda v: lo <= v <= hi, f"a relrod width in [{lo:g}, {hi:g}] 1/Å"),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-                or not np.isfinite(value) or not ok(float(value)):
-            raise ParameterError(f"{name} must be {expected}, got {value!r}")
-    phases = coerce_phases(phase)
-    if len(phases) != 1:
-        raise ParameterError(f"build_library builds the library of one phase, got {len(phases)}")
-    phase = phases[0]
+    phase = _library_inputs(phase, step_deg, k_max, accelerating_voltage_kV, excitation_error_sigma)
     params = dict(
         step_deg=float(step_deg),
         k_max=float(k_max),
