@@ -70,3 +70,29 @@ def test_said_where_numba_will_compile_not_where_its_cache_holds_the_kernels(sca
     assert not api._kernels_cached()
     api.first_use_notice()
     assert capsys.readouterr().err == f"stemgrains: {api.FIRST_USE_MESSAGE}\n"
+
+
+def test_said_before_the_final_refinement_choice_where_sigma_is_set(tmp_path, capsys, monkeypatch):
+    """With σ_s set, the first kernels run in the final refinement's choice on a subsample (scans of ≥ 64
+    patterns): the notice comes before it (a fresh user saw 20 s of silence first)."""
+    from stemgrains.simulate import simulate_polycrystal
+
+    src = simulate_polycrystal(tmp_path / "s.h5", phases=[AU], scan_shape=(8, 8), detector_shape=(48, 48),
+                               n_grains=2, seed=2, progress=False)
+    monkeypatch.setattr(api, "_kernels_loaded", lambda: False)
+    monkeypatch.setattr(api, "_kernels_cached", lambda: False)
+    monkeypatch.setattr(api, "_notice_given", False)
+    said_before = []
+    real = api._refine_width
+
+    def spy(*args, **kwargs):
+        said_before.append(api._notice_given)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(api, "_refine_width", spy)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[index]\nexcitation_error_sigma = 0.015\n")
+    assert main(["index", str(src), "--phase", AU, "--step", "4", "--no-progress", "--config", str(cfg), "-o",
+                 str(tmp_path / "m.h5")]) == 0
+    assert said_before == [True]
+    assert capsys.readouterr().err.count(api.FIRST_USE_MESSAGE) == 1

@@ -1095,6 +1095,8 @@ def index_orientations(
                           excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
             for p in phase_list
         ]
+    if subsample is None and int(np.prod(dataset.scan_shape)) >= config.SIGMA_MIN_PATTERNS:
+        first_use_notice()  # σ_s was set: the final refinement's choice may be the process's first indexing
     prm, refine_source, refine_scores = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
