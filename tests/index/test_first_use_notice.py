@@ -83,13 +83,13 @@ def test_said_before_the_final_refinement_choice_where_sigma_is_set(tmp_path, ca
     monkeypatch.setattr(api, "_kernels_cached", lambda: False)
     monkeypatch.setattr(api, "_notice_given", False)
     said_before = []
-    real = api._refine_width
+    real = api.choose_refine_sigma
 
     def spy(*args, **kwargs):
         said_before.append(api._notice_given)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(api, "_refine_width", spy)
+    monkeypatch.setattr(api, "choose_refine_sigma", spy)
     cfg = tmp_path / "c.toml"
     cfg.write_text("[index]\nexcitation_error_sigma = 0.015\n")
     assert main(["index", str(src), "--phase", AU, "--step", "4", "--no-progress", "--config", str(cfg), "-o",

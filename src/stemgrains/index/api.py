@@ -1010,6 +1010,7 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
         return (replace(prm, refine_excitation_error_sigma=prm.excitation_error_sigma),
                 f"the search's: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from", None)
     if subsample is None:
+        first_use_notice()  # σ_s was set: this choice may be the process's first indexing
         width, scores = choose_refine_sigma(dataset, libraries, prm)
     else:
         base = replace(prm, refine_excitation_error_sigma=None, final_refinement=False)
@@ -1095,8 +1096,6 @@ def index_orientations(
                           excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
             for p in phase_list
         ]
-    if subsample is None and int(np.prod(dataset.scan_shape)) >= config.SIGMA_MIN_PATTERNS:
-        first_use_notice()  # σ_s was set: the final refinement's choice may be the process's first indexing
     prm, refine_source, refine_scores = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
