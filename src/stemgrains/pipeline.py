@@ -843,7 +843,7 @@ def run_pipeline(
         # 1. orientation map (resumable)
         xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
                                params=index_params or {})
-    except ParameterError:  # refused on what the data decide (σ_s below a set final-refinement width, ...)
+    except ParameterError:  # refused on what only the data decide, after the folder was claimed
         abandon_run_folder(outdir, created)
         raise
     # 2. grains and boundaries

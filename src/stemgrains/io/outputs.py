@@ -1040,8 +1040,7 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
     manifest = _read_manifest(out)
     if manifest is None and not (out / "results.h5").is_file():
         return
-    if manifest is not None and not manifest.get("complete", True) and not (out / _CHECKPOINT).exists() \
-            and not any((out / n).exists() for n in RUN_OUTPUTS):
+    if _stopped_before_writing(out, manifest):
         _remove_owned(out, [RUN_MANIFEST])  # a run that stopped before writing anything: nothing to protect
         return
     previous = manifest.get("input", "an unknown dataset") if manifest is not None else _results_input(out / "results.h5")
@@ -1253,8 +1252,7 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     ident = _identity(input_path)
     _replace_batch(out, overwrite, input_path)
     old = _read_manifest(out) if out.is_dir() else None
-    if old is not None and not old.get("complete", True) and not (out / _CHECKPOINT).exists() \
-            and not any((out / n).exists() for n in RUN_OUTPUTS):
+    if _stopped_before_writing(out, old):
         old = None  # a run that stopped before writing anything (bad input, say): nothing to protect
     legacy = old is None and (out / "results.h5").is_file()
     if old is None and not legacy and out.is_dir() and not overwrite:
@@ -1291,6 +1289,13 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     return manifest
 
 
+def _stopped_before_writing(out: Path, manifest: dict[str, Any] | None) -> bool:
+    """Whether the run folder ``out`` with ``manifest`` holds a run that stopped before writing anything: an
+    unfinished manifest, no checkpoint and none of :data:`RUN_OUTPUTS` (nothing there to protect or resume)."""
+    return manifest is not None and not manifest.get("complete", True) and not (out / _CHECKPOINT).exists() \
+        and not any((out / n).exists() for n in RUN_OUTPUTS)
+
+
 def abandon_run_folder(folder: str | os.PathLike, created: bool) -> None:
     """Undo :func:`prepare_run_folder` for a run refused before it wrote anything (a parameter that only the data
     decide, say): where the folder holds no output of a run and no checkpoint, its unfinished manifest is removed
@@ -1298,9 +1303,7 @@ def abandon_run_folder(folder: str | os.PathLike, created: bool) -> None:
     checkpoint, an output or a user's file stays."""
     out = Path(folder)
     try:
-        manifest = _read_manifest(out)
-        if manifest is None or manifest.get("complete", True) or (out / _CHECKPOINT).exists() \
-                or any((out / n).exists() for n in RUN_OUTPUTS):
+        if not _stopped_before_writing(out, _read_manifest(out)):
             return
         (out / RUN_MANIFEST).unlink()
         if created and not any(out.iterdir()):
