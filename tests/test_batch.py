@@ -201,6 +201,39 @@ def test_sigma_per_scan_is_printed_and_in_the_summary(tmp_path):
     assert [r["status"] for r in res.rows] == ["skipped"] * 3 and res.rows[1]["excitation_error_sigma"] == 0.01
 
 
+def test_final_refinement_per_scan_is_printed_and_in_the_summary(tmp_path):
+    """Each scan's final refinement (its width and how it was found, or off): on its progress line with a colon as
+    single runs print it, in its summary row (refine_excitation_error_sigma and _source), and counted in the
+    batch's report, off included."""
+    import io
+
+    finals = {"a": (0.007, "chosen from the data"), "b": (None, "off"), "c": (0.015, "chosen from the data")}
+
+    def job(src: Path, folder: Path, params: dict) -> dict:
+        folder.mkdir(parents=True, exist_ok=True)
+        width, how = finals[src.stem]
+        return {"scan_shape": [2, 3], "indexed_fraction": 1.0, "excitation_error_sigma": 0.015,
+                "excitation_error_sigma_source": "set", "refine_excitation_error_sigma": width,
+                "refine_excitation_error_sigma_source": how}
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "abc"]
+    log = io.StringIO()
+    res = run_batch(ins, tmp_path / "out", job, {}, log=log)
+    lines = [x for x in log.getvalue().splitlines() if ": done in" in x]
+    assert ", final refinement: at 0.007 1/Å →" in lines[0] and ", final refinement: off →" in lines[1]
+    assert "final refinement" not in lines[2]  # none: σ_s kept
+    rows = _rows(tmp_path / "out")
+    assert [rows[n]["refine_excitation_error_sigma"] for n in "abc"] == ["0.007", "", "0.015"]
+    assert [rows[n]["refine_excitation_error_sigma_source"] for n in "abc"] == ["chosen from the data", "off",
+                                                                                 "chosen from the data"]
+    assert format_result(res).splitlines()[2] == (
+        "  final refinement: at 0.007 1/Å for 1 scan; none for 1 scan; off for 1 scan (per scan: columns "
+        "refine_excitation_error_sigma and refine_excitation_error_sigma_source)")
+    res = run_batch(ins, tmp_path / "out", job, {}, progress=False)  # skipped: the rows read back from the CSV
+    assert [r["status"] for r in res.rows] == ["skipped"] * 3 and res.rows[1]["refine_excitation_error_sigma_source"] == "off"
+    assert "off for 1 scan" in format_result(res)
+
+
 def test_no_progress_keeps_the_line_per_input(tmp_path):
     """progress=False (--no-progress) removes progress bars, not results: every input still gets its line (done,
     with its folder; skipped; failed, with the reason)."""
@@ -414,7 +447,7 @@ def test_every_summary_column_is_in_the_data_dictionary():
         key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
-    assert len(B.SUMMARY_COLUMNS) == 16 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+    assert len(B.SUMMARY_COLUMNS) == 17 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
 
 
 #: the batch command in a child process that interrupts itself (SIGINT, as Ctrl-C) right after the second chunk of

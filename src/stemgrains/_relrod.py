@@ -9,12 +9,24 @@ from . import config
 
 
 #: the relrod-width keys of a map's index parameters that a batch job passes on to its summary row
-BATCH_KEYS = ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma")
+BATCH_KEYS = ("excitation_error_sigma", "excitation_error_sigma_source", "refine_excitation_error_sigma",
+              "refine_excitation_error_sigma_source")
 
 
 def refine_label(width: float, sigma: float) -> str:
     """``at 0.007 1/Å`` for a final refinement at ``width``, ``none`` where it equals the search's σ_s."""
     return f"at {float(width):g} 1/Å" if float(width) != float(sigma) else "none"
+
+
+def row_refine_label(row: dict[str, Any]) -> str | None:
+    """The final refinement of one batch summary row (keys of :data:`BATCH_KEYS`): ``off`` where it was turned
+    off, else :func:`refine_label` of its width; ``None`` where the row does not say."""
+    if row.get("refine_excitation_error_sigma_source") == "off":
+        return "off"
+    width = row.get("refine_excitation_error_sigma")
+    if width is None:
+        return None
+    return refine_label(float(width), float(row.get("excitation_error_sigma") or width))
 
 
 def refine_choice_text(width: float, sigma: float, scores: dict[Any, float] | None) -> str:

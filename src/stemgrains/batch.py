@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._relrod import refine_label
+from ._relrod import row_refine_label
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
 from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG
@@ -111,7 +111,7 @@ def _summary_columns() -> tuple[str, ...]:
     return (
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
         "indexed_percent", "median_reliability", "excitation_error_sigma", "excitation_error_sigma_source",
-        "refine_excitation_error_sigma", "phase_fit_warning", "n_grains", "n_boundaries",
+        "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "n_grains", "n_boundaries",
         *(_col("label_fraction", n) for n in labels), *(_col("behaviour_fraction", n) for n in behaviours),
     )
 
@@ -417,8 +417,9 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("patterns_per_s", "median_reliability", "excitation_error_sigma", "refine_excitation_error_sigma"):
         if info.get(key) is not None:
             row[key] = float(info[key])
-    if info.get("excitation_error_sigma_source"):
-        row["excitation_error_sigma_source"] = str(info["excitation_error_sigma_source"])
+    for key in ("excitation_error_sigma_source", "refine_excitation_error_sigma_source"):
+        if info.get(key):
+            row[key] = str(info[key])
     if info.get("indexed_fraction") is not None:
         row["indexed_percent"] = 100.0 * float(info["indexed_fraction"])
     warnings = info.get("phase_fit_warnings") or []
@@ -432,7 +433,8 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-_TEXT_COLUMNS = ("input", "output", "status", "reason", "excitation_error_sigma_source", "phase_fit_warning")
+_TEXT_COLUMNS = ("input", "output", "status", "reason", "excitation_error_sigma_source",
+                 "refine_excitation_error_sigma_source", "phase_fit_warning")
 
 
 def _parse_row(r: Mapping[str, str]) -> dict[str, Any]:
@@ -817,9 +819,9 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
             if row.get("excitation_error_sigma") is not None:  # the relrod width of this scan, and how it was found
                 extra += (f", relrod width σ_s {row['excitation_error_sigma']:g} 1/Å "
                           f"({row.get('excitation_error_sigma_source') or 'set'})")
-                refine = row.get("refine_excitation_error_sigma")
-                if refine is not None and refine != row["excitation_error_sigma"]:
-                    extra += f", final refinement {refine_label(refine, row['excitation_error_sigma'])}"
+                refine = row_refine_label(row)
+                if refine is not None and refine != "none":
+                    extra += f", final refinement: {refine}"
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
         else:
             row.update(status="failed", reason=str(value))
@@ -935,14 +937,13 @@ def format_result(result: BatchResult) -> str:
             " (per scan: column excitation_error_sigma)"
     finals: dict[str, int] = {}  # the final refinements' widths (none: σ_s kept)
     for r in result.rows:
-        if r.get("refine_excitation_error_sigma") is not None and r.get("status") in ("done", "skipped"):
-            w = float(r["refine_excitation_error_sigma"])
-            key = refine_label(w, r.get("excitation_error_sigma") or w)
+        key = row_refine_label(r) if r.get("status") in ("done", "skipped") else None
+        if key is not None:
             finals[key] = finals.get(key, 0) + 1
     if finals:
         line += "\n  final refinement: " + "; ".join(
             f"{k} for {n} scan{'s' if n > 1 else ''}" for k, n in sorted(finals.items())) + \
-            " (per scan: column refine_excitation_error_sigma)"
+            " (per scan: columns refine_excitation_error_sigma and refine_excitation_error_sigma_source)"
     for r in result.failed:
         reason = str(r.get("reason", ""))
         line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"

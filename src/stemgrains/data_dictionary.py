@@ -458,6 +458,9 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                                              "to excitation_error_sigma: none; empty: turned off by [index] "
                                              "final_refinement false; chosen from the data unless [index] "
                                              "refine_excitation_error_sigma set it)"),
+    "refine_excitation_error_sigma_source": ("—", "how the final refinement's width was obtained (as in "
+                                                  "/parameters index of the results file: 'chosen from the data', "
+                                                  "'set', 'off', or \"the search's: ...\" with the reason)"),
     "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
                                "the patterns"),
     "n_grains": ("—", "grains (run only)"),
