@@ -25,7 +25,7 @@ def test_calibrate_section_in_the_schema_with_the_cli_names():
 @pytest.mark.parametrize("text, expect", [
     ("[calibrate]\nmax_index = 0\n", "[calibrate] max_index: expected an integer of at least 1, got 0"),
     ("[calibrate]\nn_index = 2.5\n", "[calibrate] n_index: expected an integer"),
-    ("[calibrate]\nmethod = \"ring\"\n", "[calibrate] method: expected one of auto, rings, orientations, got 'ring' "
+    ("[calibrate]\nmethod = \"ring\"\n", '[calibrate] method: expected one of auto, rings, orientations, got "ring" '
                                          "(did you mean rings?)"),
     ("[calibrate]\nk_max = 9.0\n", "[calibrate] k_max: expected a value above 0 and at most 4"),
     ("[calibrate]\nneighbor_average_radius = 11\n", "[calibrate] neighbor_average_radius: expected a value from 0 to 10"),

@@ -146,6 +146,7 @@ def test_config_sparse_threshold_above_n_sigma_is_refused(data_samples, tmp_path
     assert not (tmp_path / "out").exists()
     cfg.write_text("[spots]\nn_sigma_sparse = 6.0\nmin_spots = 0\n")
     assert main(["config", "--check", str(cfg)]) == 0
+    assert capsys.readouterr().out.strip() == f"{cfg}: ok (2 keys set in 1 section)"
 
 
 @pytest.mark.parametrize("cmd", ["index", "run"])

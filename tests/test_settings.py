@@ -107,11 +107,11 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
 @pytest.mark.parametrize("text, needle", [
     ("[grains]\ntreshold_deg = 3\n", "unknown key [grains] treshold_deg (did you mean threshold_deg?)"),
     ("[grain]\nthreshold_deg = 3\n", "unknown section [grain] (did you mean grains?)"),
-    ("[grains]\nthreshold_deg = \"3\"\n", "[grains] threshold_deg: expected a number, got '3'"),
+    ("[grains]\nthreshold_deg = \"3\"\n", '[grains] threshold_deg: expected a number, got "3"'),
     ("[grains]\nmin_grain_size = 2.5\n", "[grains] min_grain_size: expected an integer, got 2.5"),
-    ("[classify]\nbasis = \"2d\"\n", "[classify] basis: expected one of trace, 3d, got '2d'"),
+    ("[classify]\nbasis = \"2d\"\n", '[classify] basis: expected one of trace, 3d, got "2d"'),
     ("[transport]\nmodel = \"tensr\"\n",
-     "[transport] model: expected one of tensor, resistor, got 'tensr' (did you mean tensor?)"),
+     '[transport] model: expected one of tensor, resistor, got "tensr" (did you mean tensor?)'),
     ("[transport]\nmodel = 3\n", "[transport] model: expected a string (one of tensor, resistor), got 3"),
     ("[index]\nsearch_stride = 0\n", "[index] search_stride: expected an integer of at least 1, got 0"),
     ("[index]\nchunk_rows = 0\n", "[index] chunk_rows: expected an integer of at least 1, got 0"),
@@ -125,6 +125,9 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
     ("[classify]\nfield = [0, 0]\n", "[classify] field: expected a non-zero direction, got [0, 0]"),
     ("[classify]\nfield = [1, 0, 0]\n", "[classify] field: expected two numbers"),
     ("[figures]\nenabled = 1\n", "[figures] enabled: expected true or false, got 1"),
+    # values are shown as they read in the file (TOML), not in Python's form
+    ("[grains]\nthreshold_deg = true\n", "[grains] threshold_deg: expected a number, got true"),
+    ("[grains]\nthreshold_deg = [1, 2]\n", "[grains] threshold_deg: expected a number, got [1, 2]"),
     ("[grains\nthreshold_deg = 3\n", "not valid TOML"),
     ("threshold_deg = 3\n", "key threshold_deg is outside any section; it belongs under [grains]"),
     # the field's and our options' names for the same thing (docs/classification.md: delta), and keys of another section

@@ -523,7 +523,7 @@ def _in_range(key: Key, value: Any, where: str) -> Any:
     unit = f" {key.unit}" if key.unit and key.unit not in ("1", "—") else ""
     if where == _CLI and key.flag:
         raise ParameterError(f"{key.flag} expects a value {span}{unit}, got {value:g}")
-    raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value {span}{unit}, got {value!r}")
+    raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value {span}{unit}, got {_shown(value)}")
 #: file values that must be a non-zero vector (a direction)
 _DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)
@@ -570,10 +570,10 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
     def bad() -> ParameterError:
         if key.choices and isinstance(value, str):
             return ParameterError(f"{where}[{key.section}] {key.name}: expected one of {', '.join(key.choices)}, "
-                                  f"got {value!r}{_suggest(value, key.choices)}")
+                                  f"got {_shown(value)}{_suggest(value, key.choices)}")
         extra = f" (one of {', '.join(key.choices)})" if key.choices else ""
         return ParameterError(f"{where}[{key.section}] {key.name}: expected {_KIND_TEXT[key.kind]}{extra}, "
-                              f"got {value!r}")
+                              f"got {_shown(value)}")
 
     kind = key.kind
     if kind == "float":
@@ -582,13 +582,13 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if key.path in _POSITIVE and not 0 < value < math.inf:
             if where == _CLI and key.flag:
                 raise ParameterError(f"{key.flag} expects a finite positive number, got {value:g}")
-            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, got {value!r}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, got {_shown(value)}")
         if where != _CLI:  # command-line values are checked by the commands, with messages naming the option
             if key.path in _POSITIVE_FILE and key.path not in _RELROD and not 0 < value < math.inf:
                 raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite positive number, "
-                                     f"got {value!r}")
+                                     f"got {_shown(value)}")
             if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never
-                raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {value!r}")
+                raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {_shown(value)}")
         return _in_range(key, float(value), where) if key.path in _RANGE else float(value)
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
@@ -596,9 +596,9 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, int) or isinstance(value, bool):
             raise bad()
         if where != _CLI and key.path in _COUNT_FILE and value < 1:
-            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 1, got {value!r}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 1, got {_shown(value)}")
         if where != _CLI and key.path in _NONNEGATIVE_FILE and value < 0:
-            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 0, got {value!r}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected an integer of at least 0, got {_shown(value)}")
         return _in_range(key, value, where) if key.path in _RANGE else value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -613,9 +613,9 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)) or len(value) != n or not all(_number(x) for x in value):
             raise bad()
         if where != _CLI and any(math.isnan(x) for x in value):
-            raise ParameterError(f"{where}[{key.section}] {key.name}: expected numbers, got {value!r}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected numbers, got {_shown(value)}")
         if where != _CLI and key.path in _DIRECTION_FILE and not any(value):
-            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a non-zero direction, got {value!r}")
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected a non-zero direction, got {_shown(value)}")
         return [float(x) for x in value]
     if kind == "strings":
         if not isinstance(value, (list, tuple)) or not all(isinstance(x, str) for x in value):
@@ -855,7 +855,7 @@ def _from_cli(key: Key, value: Any) -> Any:
         try:
             return float(value)
         except ValueError:
-            raise ParameterError(f"{key.flag} must be gb, pore or a number, got {value!r}") from None
+            raise ParameterError(f"{key.flag} must be gb, pore or a number, got {_shown(value)}") from None
     if key.kind in ("strings", "phases"):
         return list(value)
     return value
@@ -1078,6 +1078,15 @@ def toml_value(v: Any) -> str:
     if isinstance(v, Mapping):
         return "{" + ", ".join(f"{_toml_key(str(k))} = {toml_value(x)}" for k, x in v.items()) + "}"
     raise ParameterError(f"cannot write {v!r} ({type(v).__name__}) to TOML")
+
+
+def _shown(v: Any) -> str:
+    """A value as it reads in a config file (:func:`toml_value`: ``true``, ``"text"``, ``[1.0, 2.0]``) for error
+    messages; Python's repr for what TOML cannot write."""
+    try:
+        return toml_value(v)
+    except (ParameterError, TypeError, ValueError):
+        return repr(v)
 
 
 def _toml_key(k: str) -> str:

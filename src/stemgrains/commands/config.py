@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.check)
         check_config_values(cfg, str(args.check))
         n = sum(len(v) for v in cfg.values())
-        print(f"{args.check}: ok ({n} keys set in {len(cfg)} sections)")
+        print(f"{args.check}: ok ({n} key{'' if n == 1 else 's'} set in {len(cfg)} section{'' if len(cfg) == 1 else 's'})")
         return 0
     to_file = bool(args.output) and args.output != "-"
     if to_file:
