@@ -15,7 +15,7 @@ from stemgrains.simulate import sample_cif, simulate_polycrystal
 
 
 @pytest.mark.slow
-def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path):
+def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path, capsys):
     scan = tmp_path / "scan.h5"
     simulate_polycrystal(scan, phases=[sample_cif("au")], scan_shape=(48, 8), detector_shape=(64, 64), n_grains=3,
                          seed=5, dose=1e4, progress=False)
@@ -41,7 +41,10 @@ def test_sigint_leaves_one_line_and_a_resumable_checkpoint(tmp_path):
     assert kept and not out.exists()
 
     # the rerun needs no process of its own (only the Ctrl-C does): the same command through the CLI in this process
+    capsys.readouterr()
     assert main(cmd[3:] + ["--no-progress"]) == 0
+    resumed = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("stemgrains: resuming: ")]
+    assert len(resumed) == 1 and " of 48 scan rows were indexed before (checkpoint " in resumed[0], resumed
     with h5py.File(out) as f:
         assert f["orientation/phase_id"].shape == (48, 8)
     assert not partial.exists()

@@ -40,15 +40,19 @@ def _expected_counts(path, **params):
     return counts
 
 
-def test_index_stores_the_patterns_summed_per_position(scan, tmp_path):
+def test_index_stores_the_patterns_summed_per_position(scan, tmp_path, capsys):
     want = _expected_counts(scan, **FAST)
     assert want.max() > 1  # neighbours are summed on this scan
     ckpt = tmp_path / "ckpt"
     xmap = index_orientations(load_4d(scan), [AU], checkpoint_dir=ckpt, progress=False, **FAST)
+    assert "resuming" not in capsys.readouterr().err
     assert xmap.prop["n_summed"].dtype == np.int64
     np.testing.assert_array_equal(xmap.prop["n_summed"].reshape(5, 4), want)
     # every chunk resumed from the checkpoint: the counts are recomputed, the same; nothing else changes
     again = index_orientations(load_4d(scan), [AU], checkpoint_dir=ckpt, progress=False, **FAST)
+    # and the run says it resumed (once, whatever progress says)
+    resumed = [ln for ln in capsys.readouterr().err.splitlines() if "resuming" in ln]
+    assert resumed == [f"stemgrains: resuming: 5 of 5 scan rows were indexed before (checkpoint {ckpt}); indexing the rest"]
     assert sorted(again.prop) == sorted(xmap.prop)
     for name in xmap.prop:
         np.testing.assert_array_equal(again.prop[name], xmap.prop[name], err_msg=name)

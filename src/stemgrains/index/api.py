@@ -966,6 +966,21 @@ def first_use_notice(bar: Any = None) -> None:
         print(f"stemgrains: {FIRST_USE_MESSAGE}", file=sys.stderr, flush=True)
 
 
+def _resumed(bar: Any, rows: int, scan_shape: tuple[int, int], checkpoint_dir: Any) -> None:
+    """Start the progress ``bar`` at the ``rows`` scan rows (of ``scan_shape``) a checkpoint held, and say so in one
+    line on stderr (an interrupted run resumed): printed whatever ``progress`` says, like the other lines on
+    how a map was made."""
+    if rows <= 0:
+        return
+    line = (f"stemgrains: resuming: {rows} of {scan_shape[0]} scan rows were indexed before (checkpoint {checkpoint_dir}); "
+            "indexing the rest")
+    if not getattr(bar, "disable", True):
+        bar.write(line, file=sys.stderr)
+    else:
+        print(line, file=sys.stderr, flush=True)
+    bar.update(rows * scan_shape[1])
+
+
 def index_block(block: np.ndarray, calibration: Any, shared: tuple[list[TemplateLibrary], IndexParams, str]) -> ChunkResult:
     """Index a block of scan rows ``(n_rows, nx, ky, kx)`` (or patterns ``(n, ky, kx)``): the chunk task of
     :func:`index_orientations` (serial or on dask workers); ``shared`` is ``(libraries, params, backend)``."""
@@ -1121,7 +1136,7 @@ def index_orientations(
             dataset, chunks, index_block, (libraries, prm, backend), client=client, checkpoint=ckpt,
             to_arrays=ChunkResult.arrays, from_arrays=lambda a: ChunkResult(**a), fields=ChunkResult.FIELDS,
             is_complete=lambda res, r0, r1: len(res.phase_id) == (r1 - r0) * nx,
-            on_start=lambda rows: bar.update(rows * nx), on_chunk=chunk_done,
+            on_start=lambda rows: _resumed(bar, rows, (ny, nx), checkpoint_dir), on_chunk=chunk_done,
         )
     finally:
         bar.close()
