@@ -516,7 +516,7 @@ def _single_run_folder(folder: Path, src: Path) -> None:
 
 
 def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
-    from stemgrains.io.outputs import RUN_MANIFEST, prepare_run_folder
+    from stemgrains.io.outputs import REPLACED, RUN_MANIFEST, finish_run_folder, prepare_run_folder
 
     ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "ab"]
     single = tmp_path / "single"
@@ -546,7 +546,11 @@ def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
     with pytest.raises(ParameterError, match="would delete the batch subfolder .*holds the input"):
         prepare_run_folder(batch, inside, overwrite=True)
     assert sorted(p.name for p in batch.iterdir()) == before and inside.is_file()
-    prepare_run_folder(batch, ins[1], overwrite=True)
+    m = prepare_run_folder(batch, ins[1], overwrite=True)  # the batch's files kept aside until the run finishes
+    assert sorted(p.name for p in batch.iterdir()) == [REPLACED, "notes.txt", RUN_MANIFEST]
+    assert sorted(p.name for p in (batch / REPLACED).iterdir()) == sorted(
+        ["a", "b", B.SUMMARY_CSV, B.SUMMARY_PNG, B.PARAMETERS_JSON, B.CONFIG_TOML])
+    finish_run_folder(batch, m, [])
     assert sorted(p.name for p in batch.iterdir()) == ["notes.txt", RUN_MANIFEST]
 
 

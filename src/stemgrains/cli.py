@@ -27,6 +27,18 @@ __all__ = ["main", "build_parser"]
 _RESUMABLE = ("index", "run")
 
 
+def _kept_aside(args: argparse.Namespace) -> str:
+    """Where an interrupted ``run --overwrite`` keeps the results it was replacing (``""`` where none are kept)."""
+    from pathlib import Path
+
+    from .io.outputs import REPLACED
+
+    out = getattr(args, "output", None)
+    if args.command != "run" or not out or not (Path(out) / REPLACED).is_dir():
+        return ""
+    return f" (the results it replaces are kept in {Path(out) / REPLACED} until it finishes)"
+
+
 def _interrupted(err: BaseException) -> bool:
     """True if ``err`` is a KeyboardInterrupt or was caused by one.
 
@@ -316,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
         if not _interrupted(err):
             raise
         what = "rerun the same command to resume" if args.command in _RESUMABLE else "no output was written"
+        what += _kept_aside(args)
         lead = "\n" if sys.stderr.isatty() else ""  # a progress bar may have left the cursor mid-line
         print(f"{lead}stemgrains {args.command}: interrupted; {what}", file=sys.stderr)
         return 130

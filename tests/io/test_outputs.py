@@ -13,7 +13,9 @@ import pytest
 
 from stemgrains.cli import main
 from stemgrains.errors import ParameterError
-from stemgrains.io.outputs import RUN_MANIFEST, check_outputs, finish_run_folder, prepare_run_folder
+from stemgrains.io.outputs import (
+    REPLACED, RUN_MANIFEST, abandon_run_folder, check_outputs, finish_run_folder, prepare_run_folder,
+)
 
 
 def _digest(p: Path) -> str:
@@ -100,11 +102,59 @@ def test_run_folder_of_another_dataset_is_refused_then_replaced(tmp_path):
         prepare_run_folder(out, a)  # a finished run is not silently redone either
     assert (out / "transport_current.png").exists()
 
-    prepare_run_folder(out, b, overwrite=True)
+    m = prepare_run_folder(out, b, overwrite=True)
     left = sorted(p.name for p in out.iterdir())
-    assert left == ["notes.txt", RUN_MANIFEST]
+    assert left == [REPLACED, "notes.txt", RUN_MANIFEST]  # a's results kept aside until b's run finishes
+    assert sorted(p.name for p in (out / REPLACED).iterdir()) == sorted(
+        ["results.h5", "summary.json", "transport_current.png", "extra_by_a.png", RUN_MANIFEST])
     man = json.loads((out / RUN_MANIFEST).read_text())
     assert man["complete"] is False and man["input"] == str(b.resolve())
+    (out / "results.h5").write_text("b")
+    finish_run_folder(out, m, [out / "results.h5"])
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "results.h5", RUN_MANIFEST]
+
+
+def test_overwrite_keeps_the_replaced_results_until_the_new_run_finishes(tmp_path):
+    """--overwrite never loses the earlier results to a run that does not finish: refused before writing anything,
+    they are put back; interrupted, they stay kept (also through a second replacement) until a run finishes."""
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    c = _cube_file(tmp_path / "c.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    for name in ("results.h5", "summary.json"):
+        (out / name).write_text(f"{name} of a")
+    finish_run_folder(out, m, [out / "results.h5", out / "summary.json"])
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    prepare_run_folder(out, b, overwrite=True)  # refused on its data before it wrote anything
+    abandon_run_folder(out, created=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # a's run exactly as it was
+
+    prepare_run_folder(out, b, overwrite=True)
+    (out / "results.h5").write_text("half of b")  # then killed
+    assert (out / REPLACED / "results.h5").read_text() == "results.h5 of a"
+    prepare_run_folder(out, c, overwrite=True)  # b's unfinished files go, a's finished results stay kept
+    assert not (out / "results.h5").exists()
+    assert (out / REPLACED / "results.h5").read_text() == "results.h5 of a"
+    m = prepare_run_folder(out, c)  # c's interrupted run resumes; a's results still kept
+    assert (out / REPLACED / "summary.json").read_text() == "summary.json of a"
+    (out / "results.h5").write_text("c")
+    finish_run_folder(out, m, [out / "results.h5"])
+    assert sorted(p.name for p in out.iterdir()) == ["results.h5", RUN_MANIFEST]
+
+
+def test_overwrite_of_files_of_ours_no_run_made_keeps_them_until_the_run_finishes(tmp_path):
+    a = _cube_file(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "summary.json").write_text("the user's")
+    with pytest.raises(ParameterError, match="no stemgrains run made"):
+        prepare_run_folder(out, a)
+    prepare_run_folder(out, a, overwrite=True)
+    assert (out / REPLACED / "summary.json").read_text() == "the user's" and not (out / "summary.json").exists()
+    abandon_run_folder(out, created=False)
+    assert (out / "summary.json").read_text() == "the user's" and not (out / REPLACED).exists()
 
 
 def test_interrupted_run_of_the_same_input_resumes(tmp_path):
@@ -213,3 +263,16 @@ def test_a_missing_output_folder_named_like_a_file_is_refused(tmp_path):
     require_output_folder(tmp_path / "out.d")  # a folder name with a dot is still a folder
     (tmp_path / "made.h5").mkdir()
     require_output_folder(tmp_path / "made.h5")  # an existing folder of that name is the user's choice
+
+
+def test_interrupted_run_says_where_the_replaced_results_are(tmp_path):
+    import argparse
+
+    from stemgrains.cli import _kept_aside
+
+    out = tmp_path / "out"
+    args = argparse.Namespace(command="run", output=str(out))
+    assert _kept_aside(args) == ""
+    (out / REPLACED).mkdir(parents=True)
+    assert _kept_aside(args) == f" (the results it replaces are kept in {out / REPLACED} until it finishes)"
+    assert _kept_aside(argparse.Namespace(command="index", output=str(out))) == ""

@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=("cpu", "gpu"), default=None, help="compute backend (default cpu)")
     p.add_argument("--no-figures", action="store_true", default=None)
     p.add_argument("--overwrite", action="store_true",
-                   help="OUTDIR holds another run's results: delete the files that run wrote, then run")
+                   help="OUTDIR holds another run's results: replace them (kept in OUTDIR/.stemgrains_replaced until this run "
+                        "finishes, then deleted)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="dask.distributed scheduler address: the indexing's chunks (one input) or whole inputs (several) run on its workers")

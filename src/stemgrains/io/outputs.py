@@ -7,8 +7,10 @@
   :func:`writing_into` around a batch's jobs). Called before any work is done.
 * :func:`prepare_run_folder` / :func:`finish_run_folder` keep ``OUTDIR/stemgrains_run.json``, the manifest of
   what ``stemgrains run`` wrote into a folder and from which input. A folder holding the results of another
-  run is refused unless ``overwrite=True``, and then the files the earlier run wrote are removed first, so no
-  stale figure or table of another dataset is left beside the new ones. An interrupted run of the same input
+  run is refused unless ``overwrite=True``, and then the files the earlier run wrote are moved out of the way
+  first (into ``OUTDIR/``:data:`REPLACED`, deleted when the new run finishes, put back where it is refused before
+  writing anything), so no stale figure or table of another dataset is left beside the new ones and a run that
+  fails does not take the earlier results with it. An interrupted run of the same input
   (manifest not marked complete) resumes without ``overwrite``. The manifest also records the input's checksum
   and the parameters' fingerprint (those of :mod:`stemgrains.batch`): :func:`completed_run` recognises a
   finished run of the same content and parameters, which the CLI does not redo, as long as every file it wrote
@@ -109,6 +111,9 @@ RUN_OUTPUTS = (
     "transport_mismatch.png",
 )
 _CHECKPOINT = ".checkpoint"
+#: the folder inside a run folder where ``overwrite`` keeps the results of the run being replaced until the new run
+#: finishes (:func:`finish_run_folder` deletes it; a run refused before writing anything puts them back)
+REPLACED = ".stemgrains_replaced"
 #: the files of a batch folder (:mod:`stemgrains.batch`): summary table and figure, parameters (with the inputs
 #: and their subfolders' names), effective config
 BATCH_SUMMARY_CSV = "batch_summary.csv"
@@ -963,15 +968,56 @@ def _remove_owned(folder: Path, names: Iterable[str]) -> list[str]:
     return removed
 
 
-def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = True) -> None:
+def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = True, keep: bool = False) -> None:
     """Delete what a single run wrote into ``out``: the files its manifest lists and every name in
-    :data:`RUN_OUTPUTS` (plain files only), and with ``checkpoint`` its checkpoint folder."""
+    :data:`RUN_OUTPUTS` (plain files only), and with ``checkpoint`` its checkpoint folder. With ``keep`` the files
+    of a finished run (``manifest`` complete, or an older run's without one) are moved into :data:`REPLACED` with
+    the manifest instead (:func:`_set_aside`)."""
     names = set(RUN_OUTPUTS)
     if manifest is not None:
         names |= {str(n) for n in manifest.get("files", [])}
-    _remove_owned(out, sorted(names))
+    if keep and (manifest is None or manifest.get("complete", True)):
+        _set_aside(out, sorted(names | {RUN_MANIFEST}))
+    else:
+        _remove_owned(out, sorted(names))
     if checkpoint:
         shutil.rmtree(out / _CHECKPOINT, ignore_errors=True)
+
+
+def _set_aside(out: Path, names: Iterable[str], folders: Iterable[Path] = ()) -> None:
+    """Move the plain files ``names`` directly inside ``out`` and the subfolders ``folders`` of ``out`` into
+    ``out/``:data:`REPLACED` (renames: nothing is copied), replacing what an earlier replacement kept there: the
+    results of a finished run, kept until the run replacing them finishes (:func:`finish_run_folder`) or put back
+    (:func:`restore_replaced`). Files of an unfinished run are not worth keeping: callers delete those."""
+    files = [n for n in names if Path(n).name == n and n not in ("", ".", "..")
+             and ((out / n).is_file() or (out / n).is_symlink())]
+    folders = [d for d in folders if d.is_dir() and not d.is_symlink()]
+    if not files and not folders:
+        return
+    keep = out / REPLACED
+    if keep.is_symlink() or keep.is_file():
+        keep.unlink()
+    shutil.rmtree(keep, ignore_errors=True)
+    keep.mkdir()
+    for n in files:
+        os.replace(out / n, keep / n)
+    for d in folders:
+        os.replace(d, keep / d.name)
+
+
+def restore_replaced(folder: str | os.PathLike) -> bool:
+    """Put back the results :func:`_set_aside` kept in ``folder/``:data:`REPLACED` (a run replacing them was
+    refused before it wrote anything); True where there were any. A name the folder holds again is left where it
+    is (the kept copy is deleted with the rest)."""
+    out = Path(folder)
+    keep = out / REPLACED
+    if not keep.is_dir() or keep.is_symlink():
+        return False
+    for p in sorted(keep.iterdir()):
+        if not (out / p.name).exists() and not (out / p.name).is_symlink():
+            os.replace(p, out / p.name)
+    shutil.rmtree(keep, ignore_errors=True)
+    return True
 
 
 def read_batch_parameters(folder: str | os.PathLike) -> dict[str, Any] | None:
@@ -1007,9 +1053,8 @@ def _replace_batch(out: Path, overwrite: bool, input_path: str | os.PathLike) ->
         if any(_inside(f, d) for f in input_files(input_path)):
             raise ParameterError(f"-o {out}: --overwrite would delete the batch subfolder {d}, which holds the input "
                                  f"{input_path}; move the input or choose another output folder")
-    for d in doomed:
-        shutil.rmtree(d)
-    _remove_owned(out, [BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, BATCH_CONFIG_TOML, BATCH_PARAMETERS])
+    # kept until the single run replacing them finishes (a batch folder's parameters file says it was complete)
+    _set_aside(out, [BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, BATCH_CONFIG_TOML, BATCH_PARAMETERS], doomed)
 
 
 def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
@@ -1219,8 +1264,11 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
         The dataset the run reads.
     overwrite
         Replace the results of another run found in ``folder``: the files that run wrote (its manifest, or
-        every name in :data:`RUN_OUTPUTS` when it left none) are deleted first, with its checkpoint; of a batch:
-        its files and the subfolders its :data:`BATCH_PARAMETERS` lists.
+        every name in :data:`RUN_OUTPUTS` when it left none) are moved into ``folder/``:data:`REPLACED` (its
+        checkpoint deleted), of a batch its files and the subfolders its :data:`BATCH_PARAMETERS` lists, and
+        files of ours a user left there; they stay there until :func:`finish_run_folder` (deleted) or
+        :func:`abandon_run_folder` (put back). An unfinished run's files are deleted (a finished run kept there
+        by an earlier replacement stays kept).
     record
         ``{"checksum": ..., "fingerprint": ...}`` of this run (see :func:`completed_run`), written into the
         manifest. A finished run in ``folder`` with the same record is this very run: it is redone without
@@ -1255,12 +1303,13 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     if _stopped_before_writing(out, old):
         old = None  # a run that stopped before writing anything (bad input, say): nothing to protect
     legacy = old is None and (out / "results.h5").is_file()
-    if old is None and not legacy and out.is_dir() and not overwrite:
+    if old is None and not legacy and out.is_dir():
         foreign = [n for n in RUN_OUTPUTS if (out / n).exists()]
-        if foreign:  # files a run writes, in a folder no run claimed: someone's own files
+        if foreign and not overwrite:  # files a run writes, in a folder no run claimed: someone's own files
             shown = ", ".join(foreign[:4]) + (" ..." if len(foreign) > 4 else "")
             raise ParameterError(f"-o {out}: holds files the run writes ({shown}) that no stemgrains run made; choose "
                                  "another folder, or add --overwrite to replace them")
+        _set_aside(out, foreign)  # replaced: kept until this run finishes
     if old is not None or legacy:
         previous = old.get("input", "an unknown dataset") if old is not None else _results_input(out / "results.h5")
         resumable = old is not None and not old.get("complete", True) and old.get("input") == ident["input"]
@@ -1274,8 +1323,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 f"-o {out}: already holds the results of a run on {what}; choose another folder, or add "
                 "--overwrite to replace them"
             )
-        if not resumable:
-            _remove_run(out, old, checkpoint=previous != ident["input"])
+        if not resumable:  # a finished run's results are kept aside until this run finishes
+            _remove_run(out, old, checkpoint=previous != ident["input"], keep=True)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         **ident,
@@ -1306,6 +1355,7 @@ def abandon_run_folder(folder: str | os.PathLike, created: bool) -> None:
         if not _stopped_before_writing(out, _read_manifest(out)):
             return
         (out / RUN_MANIFEST).unlink()
+        restore_replaced(out)  # the results this run was to replace, back where they were
         if created and not any(out.iterdir()):
             out.rmdir()
     except OSError:
@@ -1320,3 +1370,4 @@ def finish_run_folder(folder: str | os.PathLike, manifest: dict[str, Any], writt
     data = dict(manifest, complete=True, files=names, file_stats=_file_stats(out, names),
                 finished=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
     _write_manifest(out, data)
+    shutil.rmtree(out / REPLACED, ignore_errors=True)  # the results this run replaced: no longer needed
