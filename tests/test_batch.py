@@ -528,8 +528,15 @@ def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
     with pytest.raises(ParameterError, match="would delete the input .*summary.json"):  # an input among them: never
         run_batch([single / "summary.json", ins[1]], single, _job_ok, {"k": 1}, progress=False, overwrite=True)
     assert sorted(p.name for p in single.iterdir()) == before
-    # --overwrite: the single run's files go first, the batch's come
-    res = run_batch(ins, single, _job_ok, {"k": 1}, progress=False, config_toml="# batch\n", overwrite=True)
+    # --overwrite: the single run's files go first (kept aside until the batch finishes), the batch's come
+    seen = []
+
+    def job(src: Path, folder: Path, params: dict) -> dict:
+        seen.append(sorted(p.name for p in (single / REPLACED).iterdir()))
+        return _job_ok(src, folder, params)
+
+    res = run_batch(ins, single, job, {"k": 1}, progress=False, config_toml="# batch\n", overwrite=True)
+    assert seen[0] == sorted(before), seen
     assert res.ok and sorted(p.name for p in single.iterdir()) == sorted(
         ["a", "b", B.SUMMARY_CSV, B.SUMMARY_PNG, B.PARAMETERS_JSON, B.CONFIG_TOML])
     assert (single / B.CONFIG_TOML).read_text() == "# batch\n"

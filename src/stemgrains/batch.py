@@ -61,7 +61,7 @@ from typing import Any
 from ._relrod import row_refine_label
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
-from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG
+from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, REPLACED
 
 __all__ = [
     "DONE_MARKER",
@@ -841,6 +841,8 @@ def _finish_batch(out: Path, rows: list[dict[str, Any]], seconds: float, interru
 
         png = plot_batch_summary(earlier + rows, out / SUMMARY_PNG)
     counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "skipped", "failed", "pending")}
+    if not interrupted:  # the single run's results this batch replaced (--overwrite): no longer needed
+        shutil.rmtree(out / REPLACED, ignore_errors=True)
     return BatchResult(rows=rows, outdir=out, seconds=seconds, summary_csv=out / SUMMARY_CSV,
                        summary_png=png, interrupted=interrupted, counts=counts)
 

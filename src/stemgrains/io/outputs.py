@@ -1068,8 +1068,9 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
     inputs
         The batch's inputs: none may be among the files ``overwrite`` deletes.
     overwrite
-        Delete the single run's results first (the files its :data:`RUN_MANIFEST` lists, every name in
-        :data:`RUN_OUTPUTS`, the manifest and the checkpoint).
+        Replace the single run's results: the files its :data:`RUN_MANIFEST` lists, every name in
+        :data:`RUN_OUTPUTS` and the manifest are moved into ``folder/``:data:`REPLACED` (deleted when the batch
+        finishes uninterrupted; those of an unfinished run are deleted now), the checkpoint is deleted.
 
     Raises
     ------
@@ -1100,7 +1101,7 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
             if any(same_file(out / n, f) for n in names) or _inside(f, out / _CHECKPOINT):
                 raise ParameterError(f"-o {out}: --overwrite would delete the input {f}, a file of the single run "
                                      "there; move the input or choose another output folder")
-    _remove_run(out, manifest)
+    _remove_run(out, manifest, keep=True)  # a finished run's files kept aside until the batch finishes
     _remove_owned(out, [RUN_MANIFEST])
 
 
