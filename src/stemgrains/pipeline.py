@@ -209,11 +209,12 @@ _STAGE_GROUPS = ("grains", "boundaries", "classification", "transport")
 
 
 def _refuse_other_results(output: str | os.PathLike | None, source: Path, replace: bool,
-                          writes: tuple[str, ...] = ()) -> None:
+                          writes: tuple[str, ...] = (), stale: tuple[str, ...] = ()) -> None:
     """``segment``/``classify``/``transport -o OUT.h5``: refuse an existing ``OUT.h5`` holding the results of
-    another input unless ``replace`` (``--force``). The new file records the input ``source`` records (a copy of
-    our results file), or ``source`` itself (an ``.ang``/``.ctf`` map); updating ``source`` in place is always
-    allowed."""
+    another input unless ``replace`` (``--force``), or stages' results the new file would not hold (a copy of
+    ``source`` without its ``stale`` groups, plus ``writes``). The new file records the input ``source`` records
+    (a copy of our results file), or ``source`` itself (an ``.ang``/``.ctf`` map); updating ``source`` in place is
+    always allowed."""
     from .io.files import HDF5_SIGNATURE, file_signature
     from .io.outputs import groups_held, recorded_input, refuse_results_of_another_input, same_file
 
@@ -221,7 +222,7 @@ def _refuse_other_results(output: str | os.PathLike | None, source: Path, replac
         return  # (a missing source: the command says so)
     ours = file_signature(source) == HDF5_SIGNATURE
     made_from = (recorded_input(source) or str(source)) if ours else str(source)
-    kept = set(writes) | (set(groups_held(source, _STAGE_GROUPS)) if ours else set())
+    kept = set(writes) | ((set(groups_held(source, _STAGE_GROUPS)) - set(stale)) if ours else set())
     # the stages' results OUT.h5 holds that the new file (a copy of source plus what this stage writes) would not
     refuse_results_of_another_input(Path(output), made_from, replace=replace,
                                     drops=tuple(g for g in _STAGE_GROUPS if g not in kept))
@@ -408,7 +409,8 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     ----------
     input_path
         Our results file with ``/orientation`` (copied to ``output`` with ``/grains`` and ``/boundaries``
-        added), or an ``.ang``/``.ctf`` map (a new results file).
+        replaced, and without its ``/classification`` and ``/transport``: those belong to the earlier
+        boundaries), or an ``.ang``/``.ctf`` map (a new results file).
     output
         Results file to write.
     cfg
@@ -424,7 +426,8 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     -------
     dict
         ``xmap``, ``grain_map``, ``boundaries`` (:class:`~stemgrains.boundaries.BoundaryTable`), ``specials``
-        (the parsed special misorientations), ``output`` (Path).
+        (the parsed special misorientations), ``output`` (Path), ``dropped`` (the groups of the input computed
+        from its earlier grains, ``classification`` and ``transport``, which ``output`` does not keep).
 
     Raises
     ------
@@ -445,7 +448,8 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     _require_h5(out)
     check_outputs({**_csv_outputs(csv), "--figures": figures}, [src, out])
     _refuse_in_run_folder(out, "-o")
-    _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"))
+    _refuse_other_results(out, src, replace_other, writes=("grains", "boundaries"),
+                          stale=tuple(g for g, _ in _DOWNSTREAM))
     _check_side_outputs(csv, "boundaries", replace_other, src, out)
     _refuse_foreign_figures(figures, "segment", replace_other)
     xmap, ours = load_map(src, g["hex_frame"])
@@ -462,9 +466,11 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
     params = {"grains": grain_map.parameters, "boundaries": boundaries.parameters, "input": str(src)}
     if out.resolve() == src.resolve() and not ours:
         raise ParameterError(f"-o {out}: would overwrite the input map; choose another output file")
+    dropped: list[str] = []
     with (update_h5(src, out) if ours else atomic_h5(out)) as f:
         if ours:
             _record_source(f, src, out)
+            dropped = _drop_downstream(f)
         else:
             from .io import write_orientation_map
 
@@ -483,7 +489,28 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         from .plot.grains import save_grain_figures
 
         save_grain_figures(figures, grain_map, boundaries)
-    return {"xmap": xmap, "grain_map": grain_map, "boundaries": boundaries, "specials": specials, "output": out}
+    return {"xmap": xmap, "grain_map": grain_map, "boundaries": boundaries, "specials": specials, "output": out,
+            "dropped": dropped}
+
+
+#: results-file groups computed from the grains and boundaries (and their /parameters attributes): stale once
+#: these are segmented again
+_DOWNSTREAM = (("classification", "classify"), ("transport", "transport"))
+
+
+def _drop_downstream(f: Any) -> list[str]:
+    """Remove from the open results file ``f`` what was computed from its earlier grains and boundaries (the
+    classification, the transport model, their parameters): new boundaries carry other ids, so these would be
+    read against the wrong boundaries (``classify --field-from-transport``, ``series``, ``compare``). Returns the
+    groups removed."""
+    dropped = []
+    for group, attr in _DOWNSTREAM:
+        if group in f:
+            del f[group]
+            dropped.append(group)
+        if "parameters" in f and attr in f["parameters"].attrs:
+            del f["parameters"].attrs[attr]
+    return dropped
 
 
 # ------------------------------------------------------------------------------------------------ classify

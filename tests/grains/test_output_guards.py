@@ -147,3 +147,41 @@ def test_segment_keeps_the_later_stages_of_the_same_input(tmp_path, capsys, data
     assert len(err) == 1 and "also holds the classification of this input" in err[0], err
     assert out.read_bytes() == before
     assert main(["segment", str(src), "-o", str(out), "--force"]) == 0
+
+
+def test_segment_again_drops_the_classification_and_transport_of_the_earlier_boundaries(tmp_path, capsys, data_samples):
+    """Segmenting a results file again makes new boundaries (other ids): its classification and transport were of
+    the earlier ones, and `classify --field-from-transport`, `series` and `compare` read them by boundary id. The
+    new file keeps neither (fresh-user test: a 14-row classification stayed beside 1 boundary), says so, and a
+    file of the same input holding them is not replaced silently."""
+    data = str(data_samples / "nba_sample.h5")
+    src = _results(tmp_path / "map.h5", data, seed=3)
+    assert main(["segment", str(src), "-o", str(src)]) == 0
+    assert main(["classify", str(src), "--field", "1,0", "-o", str(src)]) == 0
+    assert main(["transport", str(src), "--electrode", "left=1", "--electrode", "right=0", "-o", str(src)]) == 0
+    capsys.readouterr()
+    out = tmp_path / "coarse.h5"
+    assert main(["segment", str(src), "-o", str(out), "--threshold", "65"]) == 0
+    printed = capsys.readouterr().out
+    assert "classification and transport of map.h5 not kept" in printed, printed
+    with h5py.File(out, "r") as f:
+        assert "classification" not in f and "transport" not in f and "grains" in f and "boundaries" in f
+        assert "classify" not in f["parameters"].attrs and "transport" not in f["parameters"].attrs
+    with h5py.File(src, "r") as f:
+        assert "classification" in f and "transport" in f  # the input keeps its own
+    # classify of the new file: a field from a transport model is asked for, and there is none
+    assert main(["classify", str(out), "--field-from-transport", "-o", str(out)]) == 2
+    assert "transport" in capsys.readouterr().err
+    # the same segment onto a file of the same input that holds a classification: refused, then --force
+    full = tmp_path / "full.h5"
+    full.write_bytes(src.read_bytes())
+    before = full.read_bytes()
+    assert main(["segment", str(src), "-o", str(full), "--threshold", "65"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "classification" in err[0] and "--force" in err[0], err
+    assert full.read_bytes() == before
+    # in place: the file's own stale stages go, and it says so
+    assert main(["segment", str(src), "-o", str(src), "--threshold", "65"]) == 0
+    assert "not kept" in capsys.readouterr().out
+    with h5py.File(src, "r") as f:
+        assert "classification" not in f and "transport" not in f

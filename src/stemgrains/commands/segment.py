@@ -71,6 +71,9 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
+    if got.get("dropped"):
+        print(f"  {' and '.join(got['dropped'])} of {src.name} not kept: computed from its earlier grains and "
+              f"boundaries (run classify{' and transport' if 'transport' in got['dropped'] else ''} on {out.name} again)")
     if getattr(xmap, "resampled_from", None):
         print(f"  {src.name}: hexagonal grid resampled to a square grid of step {grain_map.scan_step_nm:g} nm "
               "(nearest neighbour)")
