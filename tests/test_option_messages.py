@@ -246,3 +246,24 @@ def test_run_checks_conducting_phases_of_a_config_before_any_work(tmp_path, caps
                  "-o", str(out)]) == 2
     assert _one_line(capsys).startswith(f"stemgrains run: error: {cfg}: {expect}")
     assert not out.exists()
+
+
+def test_negative_values_are_taken_with_a_space(tmp_path, data_samples):
+    """`--field -1,0` (a leftward field), `--times -30,0`, `--disk -0.5,0,0.1` used to be refused by argparse as a
+    missing value (a token starting with '-' that is no plain number reads as an option): they are joined to their
+    option, as `--field=-1,0` is taken."""
+    import numpy as np
+
+    from stemgrains.cli import _join_negative_values, build_parser, main
+
+    p = build_parser()
+    assert _join_negative_values(p, ["classify", "m.h5", "--field", "-1,0", "-o", "o.h5"]) == [
+        "classify", "m.h5", "--field=-1,0", "-o", "o.h5"]
+    assert _join_negative_values(p, ["series", "m.h5", "f.tif", "--times", "-30,0,30"])[-1] == "--times=-30,0,30"
+    assert _join_negative_values(p, ["run", "in.h5", "--no-progress", "-1,0"])[-2:] == ["--no-progress", "-1,0"]
+    assert _join_negative_values(p, ["virtual", "in.h5", "--disk", "-1e-1,0,0.1"])[-1] == "--disk=-1e-1,0,0.1"
+    a, b = tmp_path / "a.npy", tmp_path / "b.npy"
+    src = str(data_samples / "nba_sample.h5")
+    assert main(["virtual", src, "--disk", "-0.5,0,0.1", "--q-units", "--no-progress", "-o", str(a)]) == 0
+    assert main(["virtual", src, "--disk=-0.5,0,0.1", "--q-units", "--no-progress", "-o", str(b)]) == 0
+    np.testing.assert_array_equal(np.load(a), np.load(b))

@@ -295,9 +295,35 @@ def _subparser(parser: argparse.ArgumentParser, command: str) -> argparse.Argume
     return None
 
 
+#: a value that starts with a minus sign: a negative number or a comma-separated list starting with one
+_NEGATIVE_VALUE = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$")
+
+
+def _join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--field -1,0`` as ``--field=-1,0``: argparse reads a token starting with ``-`` that is not a plain
+    negative number (``-1,0``, ``-0.5,0,0.1``) as an option, and refuses the option's value as missing. Joined only
+    after a long option of the command that takes a value."""
+    command = next((a for a in argv if not a.startswith("-")), None)
+    sub = _subparser(parser, command) if command else None
+    if sub is None:
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        action = sub._option_string_actions.get(tok) if tok.startswith("--") and "=" not in tok else None
+        if action is not None and action.nargs != 0 and i + 1 < len(argv) and _NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{tok}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(tok)
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(parser, list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "_run", None) is None:
         parser.print_help()
         return 2
