@@ -61,3 +61,30 @@ def test_wrong_kind_of_file_for_4d_data(tmp_path, name, hint):
     (tmp_path / name).write_text("x")
     with pytest.raises(FileFormatError, match=hint):
         load_4d(tmp_path / name)
+
+
+@pytest.mark.parametrize("ext", [".ang", ".ctf"])
+def test_truncated_map_is_one_line(tmp_path, capsys, ext):
+    """A map with fewer data rows than its header's grid (a copy cut short) used to end in a numpy reshape
+    traceback in `segment`, `compare` and `info`."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grains"))
+    from synthetic_grains import synthetic_polycrystal
+
+    from stemgrains.io.export import write_ang, write_ctf
+
+    xmap, _, _ = synthetic_polycrystal(shape=(6, 5), n_grains=3, seed=1)
+    full = tmp_path / f"full{ext}"
+    (write_ang if ext == ".ang" else write_ctf)(full, xmap)
+    lines = full.read_text().splitlines()
+    cut = tmp_path / f"cut{ext}"
+    cut.write_text("\n".join(lines[:-4]) + "\n")
+    assert load_orientation_map(full).size == 30
+    with pytest.raises(FileFormatError, match=r"26 data rows for the 6 x 5 grid its header states \(30 points\)"):
+        load_orientation_map(cut)
+    for argv in (["segment", str(cut), "-o", str(tmp_path / "o.h5")], ["info", str(cut)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"cut{ext}" in err[0] and "truncated" in err[0], err

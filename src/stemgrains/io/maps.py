@@ -342,6 +342,11 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
         raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
+    grid = int(np.prod(xmap.shape))
+    if len(xmap.shape) == 2 and np.asarray(xmap.is_in_data).size != grid:
+        ny, nx = (int(v) for v in xmap.shape)
+        raise FileFormatError(f"{source}: {np.asarray(xmap.is_in_data).size} data rows for the {ny} x {nx} grid its "
+                              f"header states ({grid} points); the file is truncated or its header is wrong")
     if ext == ".ang":
         from .._grid import ang_grid_type, hex_to_square
 
