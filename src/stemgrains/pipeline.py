@@ -918,6 +918,10 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
         return transport, transport_skipped, (1.0, 0.0), "none (no conducting phase: the classification does not apply)"
     from .boundaries.classify import local_boundary_fields
 
+    if transport.total_current == 0 and len(boundaries.boundaries):  # no local field anywhere
+        return (transport, transport_skipped, (1.0, 0.0),
+                "none (no current flows between the electrodes: the classification under the local field does not "
+                "apply; labels under +x, give --field for an applied field)")
     # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
     used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
     return transport, transport_skipped, used_field, "transport (local field per boundary)"

@@ -113,8 +113,9 @@ def test_local_boundary_fields_fill_and_errors():
     local, n = local_boundary_fields(bf, 4)
     assert n == 2 and np.allclose(local[1], [0.0, 3.0]) and np.allclose(local[2], [0.0, 3.0])
     assert local_boundary_fields(np.zeros((0, 2)), 0)[0].shape == (0, 2)
-    all_bad, n = local_boundary_fields(np.full((2, 2), np.nan), 2)
-    assert n == 2 and np.allclose(all_bad, [[1.0, 0.0], [1.0, 0.0]])
+    for none in (np.full((2, 2), np.nan), np.zeros((2, 2))):  # floating, or no current: no field to classify under
+        with pytest.raises(InputError, match="no current reaches any boundary"):
+            local_boundary_fields(none, 2)
     with pytest.raises(InputError, match=r"expected \(3, 2\)"):
         local_boundary_fields(bf, 3)
 

@@ -161,3 +161,31 @@ def test_figures_for_both_models(tmp_path, voronoi_map):
         paths = save_transport_figures(r, tmp_path / model)
         assert sorted(paths) == ["current", "mismatch", "potential"]
         assert all(p.stat().st_size > 10_000 for p in paths.values())
+
+
+@pytest.mark.parametrize("model", ["tensor", "resistor"])
+def test_no_current_between_unconnected_electrodes_is_zero_not_noise(model):
+    """Grains 1 | pore (unassigned) | 2 | 3 between the electrodes: no current flows. The solve leaves ~1e-15 V/nm;
+    it used to be read as a local field (classify --field-from-transport labelled every boundary under a
+    direction of round-off, fresh-user test). Now field, currents and boundary fields are exactly 0, and the
+    local field refuses to classify under them."""
+    from stemgrains.boundaries.classify import local_boundary_fields
+    from stemgrains.errors import InputError
+
+    lab = np.ones((8, 30), np.int32)
+    lab[:, 8:12] = 0  # unassigned: a pore
+    lab[:, 12:20] = 2
+    lab[:, 20:] = 3
+    c = [[np.cos(0.3), np.sin(0.3), 0.1], C_Z, [np.cos(1.9), np.sin(1.9), 0.5]]
+    bt = boundary_table_from_labels(lab, 1.0)
+    r = solve_transport(make_grain_map(lab, c), electrodes=LR, boundaries=bt, model=model, unassigned="pore")
+    assert r.total_current == 0 and r.conductance == 0
+    f = r.field[np.isfinite(r.field)]
+    assert np.all(f == 0) and np.all(r.boundary_field == 0)
+    with pytest.raises(InputError, match="no current reaches any boundary.*--field"):
+        local_boundary_fields(r.boundary_field, len(bt.boundaries))
+    # connected: the same map without the pore carries current, and its boundaries a field
+    lab[:, 8:12] = 1
+    r = solve_transport(make_grain_map(lab, c), electrodes=LR, boundaries=boundary_table_from_labels(lab, 1.0),
+                        model=model)
+    assert r.total_current > 0 and np.all(np.linalg.norm(r.boundary_field, axis=1) > 0)

@@ -255,12 +255,13 @@ def local_boundary_fields(boundary_field: Any, n_boundaries: int, source: str = 
     -------
     (field, n_filled)
         The fields (only directions matter), where boundaries no current reaches (non-finite or zero field)
-        take the mean field direction of the others (+x when there is none), and how many were filled so.
+        take the mean field direction of the others, and how many were filled so.
 
     Raises
     ------
     InputError
-        The shape does not match the boundary table (transport computed for other boundaries).
+        The shape does not match the boundary table (transport computed for other boundaries), or no current
+        reaches any boundary.
     """
     arr = np.asarray(boundary_field, dtype=np.float64)
     if arr.size == 0 and n_boundaries == 0:
@@ -270,6 +271,10 @@ def local_boundary_fields(boundary_field: Any, n_boundaries: int, source: str = 
                          "boundary; rerun the transport model on these boundaries")
     local = arr.copy()
     bad = ~np.all(np.isfinite(local), axis=1) | (np.hypot(local[:, 0], local[:, 1]) == 0)
+    if n_boundaries and bad.all():
+        raise InputError(f"{source}: no current reaches any boundary (the electrodes are not connected by "
+                         "conducting pixels), so there is no local field to classify under; give an applied field "
+                         "direction instead (--field X,Y)")
     good = local[~bad]
     mean = good.mean(axis=0) if len(good) else np.array([1.0, 0.0])
     if not np.all(np.isfinite(mean)) or np.hypot(*mean) == 0:

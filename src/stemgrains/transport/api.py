@@ -476,6 +476,7 @@ def solve_transport(
 
     raw = _solve_model(model, labels, kind, group, sigma, elec, enodes, node_shape, h, sigma_gb, t_gb, periodic_y,
                        periodic_x, solver, rtol)
+    _zero_round_off(raw, elec, map_shape, h, rtol)
 
     faces, btable, boundary_field, segments = _boundary_tables(
         labels, raw["gb_faces"], raw["current_density"], raw["field"], h, boundaries, pad
@@ -484,6 +485,34 @@ def solve_transport(
                          phase_conductivity, unassigned, periodic, solver, rtol, h, elec)
     return _result(raw, elec, enodes, labels, sigma, region, faces, btable, boundary_field, segments, h, pad,
                    map_shape, model, params)
+
+
+#: fields, current densities and currents below this fraction of the nominal field ΔV / L (and σ_ip ΔV / L,
+#: σ_ip ΔV) — or ten times the solver's rtol where that is larger — are the solver's round-off, set to 0
+ROUND_OFF = 1e-9
+
+
+def _zero_round_off(raw: dict, elec: list[dict], map_shape: tuple, h: float, rtol: float) -> None:
+    """Set to exactly 0 the field, current density and currents of ``raw`` (:func:`_solve_model`) that are the
+    solver's round-off: below ``max(ROUND_OFF, 10 rtol)`` of the nominal field ΔV / L (ΔV the electrodes' potential
+    span, L the map's longer side in nm; σ in σ_ip units). Where electrodes at different potentials are not
+    connected, nothing flows, and the 1e-15 V/nm left by the solve would otherwise give every boundary a random
+    'local field' direction (``classify --field-from-transport``) and the figures streamlines of noise."""
+    v = [float(e["potential"]) for e in elec]
+    dv = max(v) - min(v) if v else 0.0
+    if not dv > 0:
+        return
+    tol_e = max(ROUND_OFF, 10.0 * rtol) * dv / (max(map_shape) * h)
+    for key in ("field", "current_density"):
+        arr = raw[key]
+        small = np.hypot(arr[..., 0], arr[..., 1]) < tol_e  # NaN (floating) stays NaN
+        arr[small] = 0.0
+    cur = np.asarray(raw["electrode_currents"], dtype=np.float64)
+    raw["electrode_currents"] = np.where(np.abs(cur) < tol_e * h * max(map_shape), 0.0, cur)
+    faces = raw["gb_faces"]
+    if "current" in faces:
+        c = np.asarray(faces["current"], dtype=np.float64)
+        faces["current"] = np.where(np.abs(c) < tol_e * h, 0.0, c)
 
 
 def _checked_numbers(grain_map: Any, sigma_ip: float, conductivity_ratio: float, gb_conductivity: float | None,
