@@ -376,3 +376,28 @@ def test_mistyped_command_option_or_choice_names_the_closest(argv, expect, capsy
         main(argv)
     err = capsys.readouterr().err
     assert exc.value.code == 2 and err.count("\n") == 1 and expect in err, err
+
+
+def test_options_refused_before_any_work(data_samples, tmp_path, capsys):
+    """Fresh-user findings: --min-reliability above 100 used to index the whole scan first; --threshold 0 had
+    another wording than the other ranges; --hex-frame x-a with --hex-x-astar silently took x-astar; --scan-shape
+    on a file already 4-D was ignored."""
+    src, cif = str(data_samples / "nba_sample.h5"), str(data_samples / "na_beta2_alumina.cif")
+    cases = [
+        (["run", src, "--phase", cif, "--field", "1,0", "-o", str(tmp_path / "r"), "--min-reliability", "1000"],
+         "--min-reliability expects a value from 0 to 100, got 1000"),
+        (["segment", "map.ang", "-o", str(tmp_path / "s.h5"), "--threshold", "0"],
+         "--threshold expects a value above 0 and at most 180 deg, got 0"),
+        (["segment", "map.ang", "-o", str(tmp_path / "s.h5"), "--hex-frame", "x-a", "--hex-x-astar"],
+         "not allowed with argument --hex-frame"),
+        (["virtual", src, "--bf", "5", "--scan-shape", "7,7", "-o", str(tmp_path / "v.npy")],
+         "its data are 4-D already, a 40 x 40 scan; scan_shape (--scan-shape) (7, 7) is for a flat stack"),
+    ]
+    for argv, expect in cases:
+        try:
+            rc = main(argv)
+        except SystemExit as err:  # argparse's own refusals
+            rc = err.code
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and expect in err[-1], (argv, err)
+    assert not (tmp_path / "r").exists() and not list(tmp_path.iterdir())

@@ -505,12 +505,13 @@ _RANGE = {
     "spots.ring_radius_px": (2, 10**4),
     "spots.power": (1e-6, 10.0),
     "grains.threshold_deg": (0.0, 180.0),
+    "grains.min_reliability": (0.0, 100.0),  # the reliability R is 0–100: above 100 no pixel would be kept
     "grains.min_grain_size": (1, 10**9),
     "classify.type_tolerance_deg": (0.0, 45.0),
     "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
 }
 #: ranges of :data:`_RANGE` whose lower end is excluded (``(lo, hi]``): a k_max of 0 keeps no reflection
-_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max"})
+_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max", "grains.threshold_deg"})
 
 
 def _in_range(key: Key, value: Any, where: str) -> Any:

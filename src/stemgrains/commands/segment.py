@@ -41,11 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable): name, angle (deg), axis [uvw] or [UVTW] (hexagonal/trigonal), tolerance "
                         "(deg), e.g. twin:86.3:1,1,-2,0:5")
-    p.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default=None,
+    frame = p.add_mutually_exclusive_group()  # --hex-x-astar with --hex-frame x-a contradicts: refused
+    frame.add_argument("--hex-frame", choices=("auto", "x-a", "x-astar"), default=None,
                    help="crystal frame of hexagonal/trigonal orientations in the file: auto (default) = the vendor's "
                         "convention (Oxford .ctf: x || a*, rotated 30° about c into orix's x || a; others x || a), "
                         "or force x-a / x-astar")
-    p.add_argument("--hex-x-astar", dest="hex_frame", action="store_const", const="x-astar",
+    frame.add_argument("--hex-x-astar", dest="hex_frame", action="store_const", const="x-astar",
                    help="same as --hex-frame x-astar")
     p.add_argument("--csv", metavar="OUT.csv", default=None,
                    help="write the boundary table there (and the segment table to OUT.segments.csv)")

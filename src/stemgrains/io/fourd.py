@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..data import Dataset4D
-from ..errors import FileFormatError, StemgrainsError
+from ..errors import FileFormatError, ParameterError, StemgrainsError
 from ._common import HDF5_SIGNATURE, NPY_SIGNATURE, as_4d, build_calibration, check_file, file_signature, first_line, open_h5
 from ._emd import is_emd, read_emd
 from ._project import read_project
@@ -83,11 +83,21 @@ def _hdf5_layout(f: Any) -> str | None:
     return None
 
 
+def _given_scan_shape(ds: Dataset4D, scan_shape: Any, path: Path) -> Dataset4D:
+    """``ds`` where ``scan_shape`` is None or its own scan shape; a file whose data are 4-D already cannot take
+    another (it was silently ignored)."""
+    if scan_shape is not None and tuple(int(v) for v in scan_shape) != tuple(ds.scan_shape):
+        ny, nx = ds.scan_shape
+        raise ParameterError(f"{path}: its data are 4-D already, a {ny} x {nx} scan; scan_shape (--scan-shape) "
+                             f"{tuple(int(v) for v in scan_shape)} is for a flat stack of patterns")
+    return ds
+
+
 def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None, scan_shape: Any = None) -> Dataset4D:
     f = open_h5(path)
     try:
         if is_emd(f):
-            return read_emd(f, path, overrides, dataset=dataset)
+            return _given_scan_shape(read_emd(f, path, overrides, dataset=dataset), scan_shape, path)
         layout = _hdf5_layout(f)
         if layout is not None:
             f.close()
@@ -96,7 +106,7 @@ def _read_hdf5(path: Path, overrides: dict[str, Any], dataset: str | None, scan_
             raise FileFormatError(f"{path}: a stemgrains results file (orientation map, 2-D), not 4D-STEM data; "
                                   "segment, classify or compare it (stemgrains segment/classify/compare) or inspect it "
                                   "(stemgrains info); in Python: load_orientation_map")
-        return read_project(f, path, overrides)
+        return _given_scan_shape(read_project(f, path, overrides), scan_shape, path)
     except StemgrainsError:
         f.close()
         raise
