@@ -212,7 +212,7 @@ def test_a_file_that_is_not_a_cif_gives_one_line_and_no_parser_dump(data_samples
     ("index", ["--n-prefilter", "0"], "--n-prefilter must be a positive integer"),
     # run checks every stage's options before indexing, and creates nothing
     ("run", ["--field", "1,0", "--ratio", "0"], "--ratio must be finite and in (0, inf)"),
-    ("run", ["--field", "1,0", "--threshold", "0"], "--threshold must be in (0, 180) degrees"),
+    ("run", ["--field", "1,0", "--threshold", "0"], "--threshold expects a value above 0 and at most 180 deg, got 0"),
     ("run", ["--field", "1,0", "--chunk-rows", "0"], "--chunk-rows must be a positive integer"),
     ("run", ["--field", "1,0", "--step", "0"], "--step must be between 0.1 and 15 degrees"),
 ])
