@@ -261,8 +261,8 @@ def indexed_sample(au_scan_3x3, tmp_path_factory):
 
 
 @pytest.mark.parametrize(("extra", "expect"), [
-    (["--min-reliability", "nan"], "--min-reliability must be a finite number"),
-    (["--min-reliability", "500"], "--min-reliability 500 is above every pixel's reliability"),
+    (["--min-reliability", "nan"], "--min-reliability expects a value from 0 to 100, got nan"),
+    (["--min-reliability", "500"], "--min-reliability expects a value from 0 to 100, got 500"),
     (["--min-correlation", "2"], "--min-correlation 2 is above every pixel's correlation_index"),
     (["--special", "twin:nan:1,1,1:5"], "ANGLE must be in [0, 180] degrees"),
 ])
