@@ -277,6 +277,13 @@ def plot_boundary_behaviour(
     seg_cls = classification.segments
     s = float(grain_map.scan_step_nm)
     fig, ax = _new_figure(grain_map, 6.5, 3.0, 0.7)
+    # the key (legend, field arrow, parameters) in a panel of its own right of the map, in that panel's
+    # coordinates: anchored to the map, a wide or one-row map left it no height and they piled up
+    fig.delaxes(ax)
+    grid = fig.add_gridspec(1, 2, width_ratios=(6.5, 3.0))
+    ax = fig.add_subplot(grid[0, 0])
+    side = fig.add_subplot(grid[0, 1])
+    side.axis("off")
     ax.imshow(_grain_image(grain_map, grain_ipf_colors(grain_map), fade=0.72), extent=_extent(grain_map),
               interpolation="nearest")
     lines, line_seg = _segment_lines(boundaries, s)
@@ -314,8 +321,8 @@ def plot_boundary_behaviour(
         if e.shape != (2,) or not np.all(np.isfinite(e)) or not np.any(e):
             raise InputError(f"field must be one non-zero in-plane vector (x, y), got {field!r}")
         e = e / np.linalg.norm(e)
-        # arrow in a small panel right of the map; y flipped because the image y axis points down
-        key = ax.inset_axes((1.04, 0.4, 0.22, 0.16))
+        # arrow in the side panel; y flipped because the image y axis points down
+        key = side.inset_axes((0.05, 0.30, 0.35, 0.22))
         key.set_xlim(-1, 1)
         key.set_ylim(-1, 1)
         key.set_aspect("equal")
@@ -335,7 +342,8 @@ def plot_boundary_behaviour(
             ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
                       width=0.004, scale=25, label="local field E")
 
-    _frame_map(ax, grain_map, title or "Grain-boundary behaviour under the applied field")
+    _frame_map(ax, grain_map, title or ("Grain-boundary behaviour under the local transport field" if local_field
+                                        else "Grain-boundary behaviour under the applied field"))
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}
@@ -348,13 +356,13 @@ def plot_boundary_behaviour(
     if local_field:
         handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black",
                               label="local field E"))
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False,
-              title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
+    side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
+                title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
     p = params
     if p:
-        ax.text(1.04, 0.0, f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
+        side.text(0.02, 0.0, f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
                 f"δ = {p.get('type_tolerance_deg', '?')}°, σ_ip/σ_op = {p.get('conductivity_ratio', '?'):g}",
-                transform=ax.transAxes, fontsize=7, va="bottom", ha="left")
+                transform=side.transAxes, fontsize=7, va="bottom", ha="left")
     return _finish(fig, path)
 
 
