@@ -479,12 +479,14 @@ def test_figures(tmp_path, gmap, btable):
 
     assert tuple(np.round(to_rgb(BEHAVIOUR_COLORS["blocking"]), 3)) in colours
     assert tuple(np.round(to_rgb(BEHAVIOUR_COLORS["other-phase"]), 3)) in colours
-    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]  # the key panel right of the map
     assert any(t.startswith("blocking") for t in legend) and any(t.startswith("other phase") for t in legend)
+    assert fig.axes[0].get_title() == "Grain-boundary behaviour under the applied field"
     fields = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 0.0]])
     res_local = classify_boundaries(gmap, btable, fields)
     fig = plot_boundary_behaviour(gmap, btable, res_local)
-    assert any(t.get_text() == "local field E" for t in fig.axes[0].get_legend().get_texts())
+    assert any(t.get_text() == "local field E" for t in fig.axes[1].get_legend().get_texts())
+    assert fig.axes[0].get_title() == "Grain-boundary behaviour under the local transport field"
 
     fig = plot_boundary_table(res, path=tmp_path / "tab.png")
     texts = [t.get_text() for t in fig.axes[0].tables[0].get_celld()[(1, 6)].get_text().findobj()
