@@ -71,10 +71,14 @@ def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tupl
     ox, oy = _origin(result)
     if figsize is None:
         aspect = ny / nx
-        figsize = (7.0, max(3.0, 7.0 * aspect * 0.85))
+        if aspect <= 1.0:
+            figsize = (7.0, max(3.0, 7.0 * aspect * 0.85))
+        else:  # tall maps: the height capped (a 30 x 4 scan was 51 in tall), the width shrinks with it, + colour bar
+            height = min(9.0, max(3.0, 7.0 * aspect * 0.85))
+            figsize = (max(3.6, height / (aspect * 0.85) + 1.6), height)
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title(title)
+    ax.set_title(title if figsize[0] >= 5.0 else title.replace(" (", "\n(", 1), fontsize=10 if figsize[0] >= 5.0 else 9)
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     extent = [ox, nx * h + ox, ny * h + oy, oy]
@@ -91,13 +95,16 @@ def _draw_electrodes(ax: Any, result: Any) -> None:
     """Mark the electrodes with their potentials along the axes' edges (edge electrodes) or as text."""
     ny, nx = result.labels.shape
     h = result.scan_step_nm
-    where = {"left": (0.01, 0.5, 90), "right": (0.99, 0.5, 90), "top": (0.5, 0.99, 0), "bottom": (0.5, 0.01, 0)}
+    upright = 90 if ny >= 0.25 * nx else 0  # along a short side (a wide map's left/right): written level
+    # inside the axes, against its edge (centred on the edge, half of each label stood outside, over the title)
+    where = {"left": (0.01, 0.5, upright, "left", "center"), "right": (0.99, 0.5, upright, "right", "center"),
+             "top": (0.5, 0.99, 0, "center", "top"), "bottom": (0.5, 0.01, 0, "center", "bottom")}
     for name, v in zip(result.electrodes["name"], result.electrodes["potential_V"]):
         name = str(name)
-        x, y, rot = where.get(name, (None, None, 0))
+        x, y, rot, ha, va = where.get(name, (None, None, 0, "center", "center"))
         if x is None:
             continue
-        ax.text(x, y, f"{name}: {v:g} V", transform=ax.transAxes, rotation=rot, ha="center", va="center",
+        ax.text(x, y, f"{name}: {v:g} V", transform=ax.transAxes, rotation=rot, ha=ha, va=va,
                 fontsize=8, color="k", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
     ox, oy = _origin(result)
     ax.set_xlim(ox, nx * h + ox)
