@@ -205,7 +205,15 @@ def plot_grain_traces(
                         ha="center", va="center",
                         color="black", zorder=6,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
-    _frame_map(ax, grain_map, title or "Grains (IPF-z) and conduction-plane traces")
+    _frame_map(ax, grain_map, title or ("Grains (IPF-z) and conduction-plane traces" if has_c.any()
+                                        else "Grains (IPF-z): no conduction planes"))
+    side = fig.add_subplot(gs[1, 1])
+    side.set_axis_off()
+    _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
+    if not has_c.any():  # e.g. a cubic phase: no trace to explain
+        side.text(0.0, 1.0, "No grain of a phase with\nconduction planes (a c-axis):\nno traces drawn.",
+                  transform=side.transAxes, ha="left", va="top", fontsize=7.5)
+        return _finish(fig, path)
     weight_txt = "cos α" if length_scale == "cos_alpha" else "sin α"
     handles = [
         Line2D([], [], color="black", lw=lw, solid_capstyle="round",
@@ -214,14 +222,11 @@ def plot_grain_traces(
                label=f"flat grain (α < {flat_tolerance_deg:g}°):\ntrace undefined"),
     ]
     # legend and notes in the side column under the key: nothing below the map can collide with its x label
-    side = fig.add_subplot(gs[1, 1])
-    side.set_axis_off()
     side.legend(handles=handles, loc="upper left", fontsize=7.5, frameon=False)
     flat_side = "flatter in the lamella" if length_scale == "cos_alpha" else "closer to edge-on"
     side.text(0.0, 0.45, "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
               f"Bars grow as the planes lie\n{flat_side}; the shortest bar\nis {min_length_fraction:g} × the longest.",
               transform=side.transAxes, ha="left", va="top", fontsize=7)
-    _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
     return _finish(fig, path)
 
 

@@ -190,14 +190,18 @@ def plot_misorientation_histogram(
         top = max(float(np.max(rand)), float(np.nanmax(b["misorientation_deg"][same])), 1.0)
         bins = np.arange(0.0, top + bin_deg, bin_deg)
         sel = same & (np.asarray(b["phase_a"]) == pid)
-        ax.hist(b["misorientation_deg"][sel], bins=bins, weights=b["length_nm"][sel], density=True,
-                color="tab:blue", alpha=0.7, label=f"boundaries (length-weighted, n = {int(sel.sum())})")
+        counts, _, _ = ax.hist(b["misorientation_deg"][sel], bins=bins, weights=b["length_nm"][sel], density=True,
+                               color="tab:blue", alpha=0.7, label=f"boundaries (length-weighted, n = {int(sel.sum())})")
         h, e = np.histogram(rand, bins=bins, density=True)
         ax.step(e[:-1], h, where="post", color="k", lw=1.5, label=f"random ({laue_group(phase).name})")
         ax.set_xlabel("disorientation angle (°)")
         ax.set_ylabel("density (1/°)")
         ax.set_title(f"phase {pid}: {phase.name}", fontsize=10)
-        ax.legend(fontsize=8)
+        # headroom above the tallest bar for the legend (it hid a bar where one stood under it)
+        peak = max(float(np.nanmax(counts, initial=0.0)), float(np.max(h, initial=0.0)))
+        if peak > 0:
+            ax.set_ylim(0.0, 1.45 * peak)
+        ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 
