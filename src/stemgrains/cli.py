@@ -212,7 +212,8 @@ _API_NAMES = {
     "flat_tolerance_deg": "flat_tol", "gb_conductivity": "gb_sigma", "scan_shape": "scan", "detector_shape": "detector",
     "scan_step_nm": "step_nm", "accelerating_voltage_kV": "voltage", "min_grain_size": "min_size",
     "frame_thickness": "frame", "grains": "grains", "n_grains": "grains", "field": "field", "delta_deg": "delta",
-    "conducting_phases": "conducting_phase",
+    "conducting_phases": "conducting_phase", "min_overlap_fraction": "min_overlap", "max_rotation_deg": "max_rotation",
+    "move_tolerance_px": "move_tolerance", "max_angle_deg": "max_angle", "disk_radius_px": "disk_radius",
 }
 _NAME_AT_START = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\s*\([^)]*\))?(?=[ :])")
 

@@ -269,9 +269,11 @@ def test_cli_errors_are_one_line(tmp_path, nba, capsys):
         ([str(p1), str(p2), "--shift", "1.5,2"], "whole scan pixels"),
         ([str(p1), str(p2), "--rotation", "rot45"], "rotation 'rot45'"),
         ([str(p1), str(p2), "--shift", "30,30"], "shares"),
-        ([str(p1), str(p2), "--min-iou", "0"], "--min-iou out of range"),
+        ([str(p1), str(p2), "--min-iou", "0"], "--min-iou expects a value above 0 and at most 1, got 0"),
         ([str(p1), str(p2), "--angle", "3"], "--angle goes with --shift"),
-        ([str(p1), str(p2), "--max-angle", "60"], "max_angle_deg"),
+        ([str(p1), str(p2), "--max-angle", "60"], "--max-angle expects a value from 0 to 45 (degrees), got 60"),
+        ([str(p1), str(p2), "--min-overlap", "-1"], "--min-overlap expects a value above 0 and at most 1, got -1"),
+        ([str(p1), str(p2), "--move-tolerance", "-1"], "--move-tolerance expects a value of at least 0 (pixels)"),
         ([str(p1), str(tmp_path)], "results.h5"),
     ]
     for args, needle in cases:

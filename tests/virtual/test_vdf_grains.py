@@ -69,3 +69,16 @@ def test_vdf_grains_match_indexed_grains(sample_vdf, data_samples, nba_sample_ru
     assert main(["vdf-grains", str(data_samples / "nba_sample.h5"), "--results", str(out / "results.h5"),
                  "-o", str(tmp_path / "vdf")]) == 0
     assert (tmp_path / "vdf" / "vdf_grains.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["--disk-radius", "0"], "--disk-radius expects a value above 0 (detector pixels), got 0"),
+    (["--min-correlation", "2"], "--min-correlation expects a value from -1 to 1, got 2"),
+    (["--min-signal", "-1"], "--min-signal expects a value of at least 0, got -1"),
+])
+def test_vdf_grains_names_the_option_out_of_range(data_samples, tmp_path, capsys, extra, expect):
+    """Each used to get the same line listing all four conditions, naming none of the options."""
+    out = tmp_path / "vdf"
+    assert main(["vdf-grains", str(data_samples / "nba_sample.h5"), "-o", str(out), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"stemgrains vdf-grains: error: {expect}"]

@@ -615,14 +615,15 @@ def compare_results(
         if len(paths) < 2:
             raise ParameterError(f"compare needs at least two scans, got {len(paths)}")
         scans = [load_scan(p, threshold_deg=threshold_deg, min_grain_size=min_grain_size) for p in paths]
-    for name, v, ok in (("min_overlap_fraction", min_overlap_fraction, 0 < min_overlap_fraction <= 1),
-                        ("min_agreement", min_agreement, 0 <= min_agreement <= 1),
-                        ("min_iou", min_iou, 0 < min_iou <= 1),
-                        ("max_rotation_deg", max_rotation_deg, 0 <= max_rotation_deg <= 180),
-                        ("move_tolerance_px", move_tolerance_px, move_tolerance_px >= 0),
-                        ("max_angle_deg", max_angle_deg, 0 <= max_angle_deg <= 45)):
+    for name, v, ok, span in (
+            ("min_overlap_fraction", min_overlap_fraction, 0 < min_overlap_fraction <= 1, "above 0 and at most 1"),
+            ("min_agreement", min_agreement, 0 <= min_agreement <= 1, "from 0 to 1"),
+            ("min_iou", min_iou, 0 < min_iou <= 1, "above 0 and at most 1"),
+            ("max_rotation_deg", max_rotation_deg, 0 <= max_rotation_deg <= 180, "from 0 to 180 (degrees)"),
+            ("move_tolerance_px", move_tolerance_px, move_tolerance_px >= 0, "of at least 0 (pixels)"),
+            ("max_angle_deg", max_angle_deg, 0 <= max_angle_deg <= 45, "from 0 to 45 (degrees)")):
         if not (np.isfinite(v) and ok):
-            raise ParameterError(f"{name} out of range: {v!r}")
+            raise ParameterError(f"{name} expects a value {span}, got {float(v):g}")
     n = len(scans)
     if shifts is not None and len(shifts) != n - 1:
         raise ParameterError(f"give one shift per later scan ({n - 1}), got {len(shifts)}")

@@ -220,9 +220,12 @@ def vdf_grain_map(
     """
     if not isinstance(dataset, Dataset4D):
         raise InputError("vdf_grain_map needs a calibrated Dataset4D (load_4d)")
-    if not (disk_radius_px > 0 and -1 <= min_correlation <= 1 and min_signal >= 0 and min_grain_px >= 1):
-        raise ParameterError("vdf_grain_map: need disk_radius_px > 0, -1 <= min_correlation <= 1, min_signal >= 0, "
-                             "min_grain_px >= 1")
+    for name, v, ok, span in (("disk_radius_px", disk_radius_px, disk_radius_px > 0, "above 0 (detector pixels)"),
+                              ("min_correlation", min_correlation, -1 <= min_correlation <= 1, "from -1 to 1"),
+                              ("min_signal", min_signal, min_signal >= 0, "of at least 0"),
+                              ("min_grain_px", min_grain_px, min_grain_px >= 1, "of at least 1 (pixels)")):
+        if not (np.isfinite(v) and ok):  # one line naming the one parameter out of range
+            raise ParameterError(f"{name} expects a value {span}, got {float(v):g}")
     bvm, centers, _ = bragg_vector_map(dataset, spot_params=spot_params, memory_mb=memory_mb, progress=progress)
     refl = find_reflections(bvm, min_separation_px=max(3.0, 1.5 * disk_radius_px))
     if len(refl) == 0:
