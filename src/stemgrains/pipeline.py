@@ -660,9 +660,10 @@ def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, resul
 
 
 # ------------------------------------------------------------------------------------------------ transport
-def transport_electrodes(electrodes: dict[str, float] | None) -> list[tuple[object, float]]:
+def transport_electrodes(electrodes: dict[str, float] | None) -> dict[str, Any]:
     """The ``[transport] electrodes`` table (``--electrode WHERE=VOLTS``) with the masks read, as
-    ``[(edge name or boolean mask, volts), ...]``; one-line errors for a missing table, an unknown edge, an
+    ``{edge: volts, mask file: (boolean mask, volts)}`` (errors then name the file); one-line errors for a missing
+    table, an unknown edge, an
     unreadable mask or no potential difference."""
     from .transport import EDGES
     from .transport.api import require_potential_difference
@@ -679,13 +680,27 @@ def transport_electrodes(electrodes: dict[str, float] | None) -> list[tuple[obje
         path = Path(where)
         if path.suffix.lower() != ".npy" or not path.is_file():
             raise ParameterError(f"--electrode {s!r}: {where!r} is neither an edge ({', '.join(EDGES)}) nor a .npy mask file")
-        try:
-            mask = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as err:
-            raise FileFormatError(f"{path}: cannot read mask ({err})") from None
-        out.append((mask.astype(bool) if mask.dtype != bool else mask, v))
+        out.append((where, (electrode_mask(path), v)))
     require_potential_difference(list(electrodes.items()))
-    return out
+    return dict(out)
+
+
+def electrode_mask(path: str | os.PathLike) -> np.ndarray:
+    """An electrode mask ``.npy`` read as a boolean array: booleans, or numbers that are all 0 or 1. A float mask
+    with NaN or other values is refused (read as bool, NaN counted as electrode pixels: the error then was that
+    electrodes touched)."""
+    path = Path(path)
+    try:
+        mask = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise FileFormatError(f"{path}: cannot read mask ({err})") from None
+    if mask.dtype == bool:
+        return mask
+    if mask.dtype.kind not in "iuf" or not np.all(np.isin(mask, (0, 1))):
+        kind = "NaN" if mask.dtype.kind == "f" and np.isnan(mask).any() else "values other than 0 and 1"
+        raise FileFormatError(f"{path}: an electrode mask holds booleans or 0/1 (1 = electrode pixel); this one "
+                              f"({mask.dtype}) holds {kind}")
+    return mask.astype(bool)
 
 
 def _read_boundaries(path: Path) -> Any:
@@ -1045,16 +1060,16 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
 
 
 def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
-    """The ``[transport] electrodes`` table as :func:`run_pipeline` takes it: ``None``, a dict of edges, or
-    ``[(mask, volts), ...]`` when a boolean mask ``.npy`` is among them; a one-line error without a potential
-    difference (before hours of indexing)."""
+    """The ``[transport] electrodes`` table as :func:`run_pipeline` takes it: ``None``, or a dict of edges and
+    mask files (``{file: (boolean mask, volts)}``, :func:`electrode_mask`; errors name the file); a one-line
+    error without a potential difference (before hours of indexing)."""
     if not electrodes:
         return None
     from .transport.api import require_potential_difference
 
     require_potential_difference(list(electrodes.items()))  # before hours of indexing
     if any(k.endswith(".npy") for k in electrodes):
-        return [(np.load(k) if k.endswith(".npy") else k, v) for k, v in electrodes.items()]
+        return {k: ((electrode_mask(k), v) if k.endswith(".npy") else v) for k, v in electrodes.items()}
     # image edges only: potentials and touching edges do not depend on the map's size, so check them now (a batch
     # checks once, before any input is indexed)
     from .transport.api import check_electrodes

@@ -474,7 +474,7 @@ _RELROD = frozenset({"index.excitation_error_sigma", "index.refine_excitation_er
 _POSITIVE_FILE = frozenset({
     "index.step_deg", "index.k_max", "calibrate.k_max", "index.excitation_error_sigma", "index.sigma_coarse",
     "index.refine_excitation_error_sigma", "index.reliability_distance_deg", "index.refine_xtol_deg", "index.candidate_separation_deg",
-    "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio",
+    "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio", "classify.r_block",
     "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
 #: file values that must be integers ≥ 1

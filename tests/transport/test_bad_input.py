@@ -152,3 +152,29 @@ def test_solvers_agree(gm, solver):
 
 def test_errors_are_stemgrains_errors():
     assert issubclass(ParameterError, StemgrainsError) and issubclass(InputError, StemgrainsError)
+
+
+def test_electrode_mask_files_are_checked_and_named(tmp_path):
+    """A float mask with NaN or values other than 0/1 is refused naming the file (it was read as bool, NaN as
+    electrode pixels, and refused later as 'electrodes overlap or touch'); errors about a mask name its file, not
+    'electrode_0'."""
+    import numpy as np
+
+    from stemgrains.errors import FileFormatError
+    from stemgrains.pipeline import electrode_mask, transport_electrodes
+
+    good = np.zeros((4, 5))
+    good[:, 0] = 1
+    np.save(tmp_path / "ok.npy", good)
+    np.save(tmp_path / "nan.npy", np.where(good > 0, 1.0, np.nan))
+    np.save(tmp_path / "half.npy", 0.5 * good)
+    np.testing.assert_array_equal(electrode_mask(tmp_path / "ok.npy"), good > 0)
+    for name, what in (("nan.npy", "holds NaN"), ("half.npy", "values other than 0 and 1")):
+        with pytest.raises(FileFormatError, match=f"{name}: an electrode mask holds booleans or 0/1.*{what}"):
+            electrode_mask(tmp_path / name)
+    el = transport_electrodes({str(tmp_path / "ok.npy"): 1.0, "right": 0.0})
+    assert set(el) == {str(tmp_path / "ok.npy"), "right"} and el["right"] == 0.0
+    from stemgrains.transport.api import check_electrodes
+
+    with pytest.raises(ParameterError, match=r"ok\.npy.*mask shape \(4, 5\)"):
+        check_electrodes(el, (6, 6))
