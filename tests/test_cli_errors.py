@@ -401,3 +401,34 @@ def test_options_refused_before_any_work(data_samples, tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert rc == 2 and expect in err[-1], (argv, err)
     assert not (tmp_path / "r").exists() and not list(tmp_path.iterdir())
+
+
+def test_wrong_kind_of_input_says_what_it_is(data_samples, tmp_path, capsys):
+    """Fresh-user findings: an .ang given to classify read 'not a readable HDF5 file (Unable to synchronously
+    open ...)', a 4D scan given to transport 'no /grains group (run segment first)', a folder 'file not found'."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "grains"))
+    from synthetic_grains import synthetic_polycrystal
+
+    from stemgrains.io.export import write_ang
+
+    xmap, _, _ = synthetic_polycrystal(shape=(6, 5), n_grains=3, seed=1)
+    ang = write_ang(tmp_path / "m.ang", xmap)
+    scan = data_samples / "nba_sample.h5"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.h5").write_bytes(b"")
+    cases = [
+        (["classify", str(ang), "--field", "1,0"], "m.ang: is an orientation map (.ang), not a results file; segment it"),
+        (["transport", str(scan), "--electrode", "left=1", "--electrode", "right=0"],
+         "is a 4D-STEM scan (shape (40, 40, 128, 128)), not a results file; index it first"),
+        (["classify", str(folder), "--field", "1,0"], f"is a folder; expected a results file (.h5); the results of the "
+                                                       f"run there are {folder / 'results.h5'}"),
+        (["segment", str(tmp_path), "-o", str(tmp_path / "s.h5")], "is a folder; expected a results file (.h5) or an"),
+    ]
+    for argv, expect in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and expect in err[0], (argv, err)

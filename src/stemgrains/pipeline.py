@@ -395,6 +395,10 @@ def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
     from .io import load_orientation_map
     from .io.files import HDF5_SIGNATURE, file_signature
 
+    if path.is_dir():
+        inner = path / "results.h5"
+        hint = f"; the results of the run there are {inner}" if inner.is_file() else ""
+        raise FileFormatError(f"{path}: is a folder; expected a results file (.h5) or an .ang/.ctf map{hint}")
     if not path.is_file():
         raise FileFormatError(f"{path}: file not found")
     ours = file_signature(path) == HDF5_SIGNATURE
@@ -592,8 +596,9 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
                              "field_from_transport in --config)")
     results = Path(results)
-    if not results.is_file():
-        raise FileFormatError(f"{results}: results file not found")
+    from .io.results import require_results_file
+
+    require_results_file(results)
     try:
         from .boundaries import read_boundaries
         from .grains import read_grains

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FileFormatError, ParameterError
+from ..errors import ParameterError
 from ._common import parse_pair
 
 NAME = "series"
@@ -63,8 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from ..io.images import read_frames
 
     results = Path(args.results)
-    if not results.is_file():
-        raise FileFormatError(f"{results}: results file not found")
+    from ..io.results import require_results_file
+
+    require_results_file(results)
     from ..insitu.api import series_output_names
     from ..io.outputs import check_outputs, record_folder, refuse_foreign_folder_outputs, require_output_folder
 

@@ -140,8 +140,7 @@ def update_h5(path: str | os.PathLike, output: str | os.PathLike | None = None) 
     atomically when the block ends without error."""
     path = Path(path)
     out = Path(output) if output is not None else path
-    if not path.is_file():
-        raise FileFormatError(f"{path}: results file not found")
+    require_results_file(path)
     with atomic_path(out) as tmp:
         shutil.copyfile(path, tmp)
         try:
@@ -160,14 +159,36 @@ def read_with(h5file: Any, reader: Any) -> Any:
     if isinstance(h5file, h5py.Group):
         return reader(h5file, str(h5file.file.filename))
     path = Path(h5file)
-    if not path.is_file():
-        raise FileFormatError(f"{path}: results file not found")
+    require_results_file(path)
     try:
         f = h5py.File(path, "r")
     except OSError as err:
         raise FileFormatError(f"{path}: not a readable HDF5 file ({err})") from None
     with f:
         return reader(f, str(path))
+
+
+def require_results_file(path: str | os.PathLike) -> None:
+    """Refuse, in one line saying what it is instead, a path that is no results file of ours: missing, a folder (a
+    run folder: its ``results.h5`` named), an ``.ang``/``.ctf`` map or a 4D-STEM scan, a virtual image or a CIF
+    (:func:`stemgrains.io.outputs.describe_file`)."""
+    from .outputs import describe_file
+
+    p = Path(path)
+    if p.is_dir():
+        inner = p / "results.h5"
+        hint = f"; the results of the run there are {inner}" if inner.is_file() else ""
+        raise FileFormatError(f"{p}: is a folder; expected a results file (.h5){hint}")
+    if not p.is_file():
+        raise FileFormatError(f"{p}: results file not found")
+    if p.suffix.lower() in (".ang", ".ctf"):
+        raise FileFormatError(f"{p}: is an orientation map ({p.suffix.lower()}), not a results file; segment it first "
+                              f"(stemgrains segment {p.name} -o RESULTS.h5)")
+    what = describe_file(p)
+    if "4D-STEM" in what:
+        raise FileFormatError(f"{p}: is {what}, not a results file; index it first (stemgrains index, or run)")
+    if what.startswith(("a virtual image", "a crystal structure", "a calibration", "a .png", "a .tif")):
+        raise FileFormatError(f"{p}: is {what}, not a results file")
 
 
 def file_sha256(path: str | os.PathLike, limit_bytes: int = 2 * 1024**3) -> str | None:
