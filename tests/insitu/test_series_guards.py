@@ -88,6 +88,22 @@ def test_wrong_placement_refused(scan, tmp_path, capsys, kind):
     assert not (tmp_path / "out" / "events.csv").exists()
 
 
+@pytest.mark.parametrize("factor", [0.5, 2.0, 10.0])
+def test_pixel_size_that_frame_0_contradicts_is_refused(scan, tmp_path, capsys, factor):
+    """A --frame-pixel-size 2× or 10× off used to place frame 0 with r 0.68–0.77 (above the 0.6 gate) and put the
+    events on the wrong sites (fresh-user test): frame 0 correlates better at another size, which is named."""
+    results, m = scan
+    names = _save(tmp_path, _frames(m))
+    capsys.readouterr()
+    rc = main(["series", str(results), *names, "--frame-pixel-size", str(FRAME_PIXEL * factor), "--no-figures", "-o",
+               str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "looks wrong" in err[0], err
+    better = float(err[0].split(" at ")[-1].split(" nm")[0])
+    assert abs(better / FRAME_PIXEL - 1) < 0.1, err  # the true pixel size, within the ladder's 2^(1/4) steps
+    assert not (tmp_path / "out" / "events.csv").exists()
+
+
 def test_implausible_pixel_size_refused_before_work(scan, tmp_path, capsys):
     results, m = scan
     names = _save(tmp_path, _frames(m))

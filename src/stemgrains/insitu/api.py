@@ -193,6 +193,43 @@ def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pi
     return events, at, footprints
 
 
+#: frame pixel sizes tried beside the given one (as factors, 2^(1/4) apart from 1/16 to 16: the correlation falls
+#: from 0.99 to 0.88 for a 10 % error) when frame 0 is placed by correlation
+SCALE_FACTORS = tuple(float(2.0 ** (k / 4)) for k in range(-16, 17) if k)
+#: an alternative pixel size is judged only where frame 0 then covers at least this fraction of the map image (a
+#: frame a few map pixels wide correlates by chance)
+SCALE_MIN_COVER = 0.25
+#: a factor whose placement correlates this much better than the given pixel size's refuses the given one
+SCALE_MARGIN = 0.1
+
+
+def _check_frame_scale(frame: np.ndarray, pixel_size_nm: float, map_image: np.ndarray, step_nm: float,
+                       rotations_deg: Any, r_given: float, r_sure: float) -> None:
+    """Refuse a frame pixel size that frame 0 itself contradicts: placed at ``SCALE_FACTORS`` × the given size it
+    correlates with the map image better by more than ``SCALE_MARGIN`` (r), and at least ``r_sure`` (a placement
+    to trust: an unrelated frame's best scale is no evidence). A pixel size 2× or 10× off still placed
+    frame 0 with r 0.68–0.77 (above the 0.6 gate, where the right size gives 0.99) and put its events on the wrong
+    boundaries (fresh-user test)."""
+    best_r, best_p = r_given, pixel_size_nm
+    mh, mw = np.shape(map_image)
+    fh, fw = np.shape(frame)
+    for f in SCALE_FACTORS:
+        cover = min(1.0, fh * pixel_size_nm * f / (mh * step_nm)) * min(1.0, fw * pixel_size_nm * f / (mw * step_nm))
+        if cover < SCALE_MIN_COVER or max(fh, fw) * pixel_size_nm * f > MAX_EXTENT_RATIO * max(mh, mw) * step_nm:
+            continue
+        try:
+            r = register_to_map(frame, pixel_size_nm * f, map_image, step_nm, rotations_deg).score
+        except ParameterError:  # no placement with enough overlap at that scale
+            continue
+        if r > best_r:
+            best_r, best_p = r, pixel_size_nm * f
+    if best_r > r_given + SCALE_MARGIN and best_r >= r_sure:
+        raise ParameterError(
+            f"--frame-pixel-size {pixel_size_nm:g} nm looks wrong: frame 0 matches the map image with r = "
+            f"{r_given:.3f} at it, but r = {best_r:.3f} at {best_p:.3g} nm; give the frames' true pixel size "
+            "(or --offset X_NM,Y_NM to place them yourself)")
+
+
 def analyse_series(
     frames: np.ndarray,
     pixel_size_nm: float,
@@ -237,13 +274,14 @@ def analyse_series(
         Frame 0 placed by correlation: refused below ``min_map_r``, a warning below ``warn_map_r``. Measured
         (``stemgrains series`` on the fresh user's frames of a virtual ADF of ``data_samples/nba_sample.h5``):
         right placements r = 0.926 (dose 200; > 0.95 in the tests), wrong ones 0.000 (a blank frame), 0.156
-        (unrelated texture), 0.490 (``--frame-pixel-size`` 10 × too large).
+        (unrelated texture), 0.490–0.737 (``--frame-pixel-size`` 10 × too large). A pixel size that frame 0
+        contradicts (:func:`_check_frame_scale`) is refused.
 
     Raises
     ------
     ParameterError
         Fewer than 2 frames, bad times or parameters, no way to place frame 0, frame 0 matching the map image
-        with r < ``min_map_r``, a frame pixel size making the frames more than 20 × the map's extent or the map
+        with r < ``min_map_r`` or better at another frame pixel size, a frame pixel size making the frames more than 20 × the map's extent or the map
         fewer than 4 frame pixels across.
     InputError
         Frames that do not overlap the map.
@@ -262,6 +300,8 @@ def analyse_series(
                                  "reachable 4D input for a virtual image")
         transform = register_to_map(frames[0], pixel_size_nm, map_image, map_image_step_nm or sites.scan_step_nm,
                                     rotations_deg)
+        _check_frame_scale(frames[0], pixel_size_nm, map_image, map_image_step_nm or sites.scan_step_nm, rotations_deg,
+                           transform.score, warn_map_r)
         if not transform.score >= min_map_r:
             raise ParameterError(
                 f"frame 0 does not match the map image: best placement correlation r = {transform.score:.3f} < "
