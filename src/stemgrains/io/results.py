@@ -170,10 +170,8 @@ def read_with(h5file: Any, reader: Any) -> Any:
 
 def require_results_file(path: str | os.PathLike) -> None:
     """Refuse, in one line saying what it is instead, a path that is no results file of ours: missing, a folder (a
-    run folder: its ``results.h5`` named), an ``.ang``/``.ctf`` map or a 4D-STEM scan, a virtual image or a CIF
-    (:func:`stemgrains.io.outputs.describe_file`)."""
-    from .outputs import describe_file
-
+    run folder: its ``results.h5`` named), an ``.ang``/``.ctf`` map, a CIF, an image, a 4D-STEM scan or a virtual
+    image in HDF5 (a ``/data`` of 4 dimensions, an ``/image`` without ``/orientation``)."""
     p = Path(path)
     if p.is_dir():
         inner = p / "results.h5"
@@ -181,14 +179,27 @@ def require_results_file(path: str | os.PathLike) -> None:
         raise FileFormatError(f"{p}: is a folder; expected a results file (.h5){hint}")
     if not p.is_file():
         raise FileFormatError(f"{p}: results file not found")
-    if p.suffix.lower() in (".ang", ".ctf"):
-        raise FileFormatError(f"{p}: is an orientation map ({p.suffix.lower()}), not a results file; segment it first "
+    ext = p.suffix.lower()
+    if ext in (".ang", ".ctf"):
+        raise FileFormatError(f"{p}: is an orientation map ({ext}), not a results file; segment it first "
                               f"(stemgrains segment {p.name} -o RESULTS.h5)")
-    what = describe_file(p)
-    if "4D-STEM" in what:
-        raise FileFormatError(f"{p}: is {what}, not a results file; index it first (stemgrains index, or run)")
-    if what.startswith(("a virtual image", "a crystal structure", "a calibration", "a .png", "a .tif")):
-        raise FileFormatError(f"{p}: is {what}, not a results file")
+    kinds = {".cif": "a crystal structure (CIF)", ".png": "an image", ".tif": "an image", ".tiff": "an image",
+             ".npy": "a NumPy array", ".json": "a JSON file", ".csv": "a table (CSV)"}
+    if ext in kinds:
+        raise FileFormatError(f"{p}: is {kinds[ext]}, not a results file (.h5)")
+    try:
+        with h5py.File(p, "r") as f:
+            if "orientation" in f:
+                return
+            data = f.get("data")
+            if isinstance(data, h5py.Dataset) and data.ndim == 4:
+                raise FileFormatError(f"{p}: is a 4D-STEM scan (shape {tuple(data.shape)}), not a results file; "
+                                      "index it first (stemgrains index, or run)")
+            if "image" in f:
+                raise FileFormatError(f"{p}: is a virtual image, not a results file")
+    except OSError:
+        return  # not HDF5: the reader says so
+
 
 
 def file_sha256(path: str | os.PathLike, limit_bytes: int = 2 * 1024**3) -> str | None:
