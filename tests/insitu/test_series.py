@@ -211,6 +211,7 @@ def test_cli_bad_input(lamella, tmp_path, capsys):
         ([str(a), str(b), "--frame-pixel-size", "1", "--offset", "0,0"], "differs from the first frame"),
         ([str(a), "--frame-pixel-size", "1", "--offset", "0,0"], "at least 2 frames"),
         ([str(a), str(a), "--frame-pixel-size", "1", "--offset", "500,500"], "do not overlap the map"),
+        ([str(a), str(a), "--frame-pixel-size", "1", "--offset=nan,0"], "--offset/--rotation expect finite numbers"),
         ([str(a), str(a), "--offset", "0,0"], "--frame-pixel-size"),
         ([str(a), str(a), "--frame-pixel-size", "1"], "--offset"),
         ([str(a), str(a), "--frame-pixel-size", "1", "--offset", "0,0", "--times", "1,2,3"], "--times"),

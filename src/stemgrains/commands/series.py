@@ -107,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
     transform = map_image = step = None
     how = ""
     if args.offset is not None:
-        transform = FrameTransform(float(pixel), float(args.rotation), parse_pair(args.offset, "--offset"))
+        offset = parse_pair(args.offset, "--offset")
+        if not all(np.isfinite(offset)) or not np.isfinite(args.rotation):
+            raise ParameterError(f"--offset/--rotation expect finite numbers (nm, degrees), got --offset {args.offset} "
+                                 f"--rotation {args.rotation:g}")
+        transform = FrameTransform(float(pixel), float(args.rotation), offset)
         how = f"offset ({transform.offset_nm[0]:g}, {transform.offset_nm[1]:g}) nm given"
     else:
         found = map_image_from_results(results)
