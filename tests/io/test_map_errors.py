@@ -88,3 +88,42 @@ def test_truncated_map_is_one_line(tmp_path, capsys, ext):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and f"cut{ext}" in err[0] and "truncated" in err[0], err
+
+
+def test_ang_phase_named_by_material_name_and_formula_recognised(tmp_path):
+    """orix names .ang phases by their Formula: 'MaterialName Beta-alumina' with 'Formula X' became phase 'X',
+    labelled other-phase everywhere (fresh-user test). The MaterialName is the name now; a phase known only by a
+    formula holding Na, Al and O (NaAl11O17) has conduction planes too."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grains"))
+    from synthetic_grains import synthetic_polycrystal
+
+    from stemgrains.crystal import has_conduction_planes
+    from stemgrains.io.export import write_ang
+
+    xmap, _, _ = synthetic_polycrystal(shape=(6, 5), n_grains=3, seed=1, point_group="-3m")
+    full = write_ang(tmp_path / "m.ang", xmap)
+    text = full.read_text().splitlines()
+
+    def variant(name, material, formula):
+        out = []
+        for ln in text:
+            if ln.startswith("# MaterialName"):
+                ln = f"# MaterialName  {material}"
+            elif ln.startswith("# Formula"):
+                ln = f"# Formula  {formula}"
+            out.append(ln)
+        path = tmp_path / name
+        path.write_text("\n".join(out) + "\n")
+        return load_orientation_map(path)
+
+    m = variant("a.ang", "Beta-alumina", "X")
+    ph = [p for i, p in m.phases if i >= 0][0]
+    assert ph.name == "Beta-alumina" and has_conduction_planes(ph)
+    m = variant("b.ang", "NaAl11O17", "NaAl11O17")
+    ph = [p for i, p in m.phases if i >= 0][0]
+    assert ph.name == "NaAl11O17" and has_conduction_planes(ph)
+    m = variant("c.ang", "Nickel", "Ni")
+    assert not has_conduction_planes([p for i, p in m.phases if i >= 0][0])

@@ -188,7 +188,7 @@ def has_conduction_planes(phase: Phase) -> bool:
 
     Such a phase is trigonal/hexagonal (:func:`is_hexagonal_like`; the planes are the basal planes ⟂ c) and
     either its structure holds Na, Al and O, or, for phases without atoms (maps read from .ang/.ctf), its name
-    contains "beta" or "β". Hexagonal metals (Mg, Ti, Zn), corundum or ZrO₂ have no conduction planes.
+    contains "beta" or "β" or is a chemical formula holding Na, Al and O (NaAl11O17). Hexagonal metals (Mg, Ti, Zn), corundum or ZrO₂ have no conduction planes.
     """
     if not is_hexagonal_like(phase):
         return False
@@ -200,7 +200,20 @@ def has_conduction_planes(phase: Phase) -> bool:
             elements.add(el[:1].upper() + el[1:].lower())
     if {"Na", "Al", "O"} <= elements:
         return True
-    return bool(_BETA_NAME.search(str(phase.name or "")))
+    name = str(phase.name or "")
+    return bool(_BETA_NAME.search(name)) or {"Na", "Al", "O"} <= _formula_elements(name)
+
+
+#: a chemical formula: element symbols with counts, dots, parentheses and separators only (NaAl11O17, Na2O·5Al2O3)
+_FORMULA = re.compile(r"(?:[A-Z][a-z]?[0-9.]*|[()·\s0-9.+-])+")
+
+
+def _formula_elements(name: str) -> set[str]:
+    """The element symbols of ``name`` where it reads as a chemical formula (a map's phase named by its formula,
+    as .ang/.ctf files often do), else the empty set."""
+    if not _FORMULA.fullmatch(name.strip() or "-"):
+        return set()
+    return set(re.findall(r"[A-Z][a-z]?", name))
 
 
 def coerce_phases(phases: Any) -> list[Phase]:

@@ -332,7 +332,9 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
         # orix prints notes while renaming phases, numpy warns on odd rows: the one-line error says it all
         with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            xmap = orix_load(str(p))
+            xmap = orix_load(str(p), **({"autogen_names": False} if ext == ".ang" else {}))
+            if ext == ".ang" and not _material_names_usable(xmap):
+                xmap = orix_load(str(p))  # orix's names from the formulas (made unique)
     except StemgrainsError:
         raise
     except Exception as err:  # orix/numpy raise many types on malformed text or HDF5
@@ -358,6 +360,14 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     if getattr(xmap, "resampled_from", None):
         out.resampled_from = xmap.resampled_from
     return out
+
+
+def _material_names_usable(xmap: Any) -> bool:
+    """Whether the phases of an .ang read with their ``MaterialName`` (orix ``autogen_names=False``) have names
+    that are all set and distinct. orix names them by ``Formula`` otherwise: ``MaterialName Beta-alumina``
+    with ``Formula X`` became a phase "X", which nothing recognised as a conducting phase."""
+    names = [str(ph.name or "").strip() for i, ph in xmap.phases if i >= 0]
+    return all(names) and len(set(names)) == len(names)
 
 
 def _hex_frame(xmap: Any, astar: bool, origin: str) -> Any:
