@@ -246,6 +246,10 @@ def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xm
 HEX_FRAMES = ("auto", "x-a", "x-astar")
 
 
+#: columns of an .ang data row: Euler angles, x, y, image quality, confidence index, phase (EDAX TSL)
+ANG_MIN_COLUMNS = 8
+
+
 def _text_map_check(p: Any, ext: str) -> str:
     """Refuse an empty or header-less .ang/.ctf with one line; return the .ctf vendor ("" for .ang).
 
@@ -262,6 +266,10 @@ def _text_map_check(p: Any, ext: str) -> str:
         data = [ln for ln in text_lines if ln.strip() and not ln.lstrip().startswith("#")]
         if not data:
             raise FileFormatError(f"{source}: no data points (an empty .ang map: only a header, or nothing)")
+        n_cols = len(data[0].split())
+        if n_cols < ANG_MIN_COLUMNS:
+            raise FileFormatError(f"{source}: its data rows have {n_cols} columns; an .ang map has at least "
+                                  f"{ANG_MIN_COLUMNS} (phi1 PHI phi2 x y IQ CI phase)")
         return ""
     start = next((i for i, ln in enumerate(text_lines) if ln.startswith("Phase\tX\tY")), None)
     if start is None:
