@@ -15,7 +15,7 @@ CTF_HEADER = ("Channel Text File\nPrj\tx\nXCells\t2\nYCells\t2\nXStep\t0.3\nYSte
 CASES = {
     "zero.ang": ("", "no data points"),
     "header_only.ang": (ANG_HEADER, "no data points"),
-    "garbled.ang": (ANG_HEADER + "1.0 2.0 abc 0 0\n", "cannot read as an .ang map"),
+    "garbled.ang": (ANG_HEADER + "1.0 2.0 abc 0 0 0 0 0\n", "cannot read as an .ang map"),
     "short_rows.ang": (ANG_HEADER + "1 2\n3 4\n", "its data rows have 2 columns; an .ang map has at least 8"),
     "five_columns.ang": (ANG_HEADER + "0 0 0 0 0\n0 0 0 1 0\n", "its data rows have 5 columns"),
     "header_only.ctf": (CTF_HEADER + "Phase\tX\tY\tBands\tError\tEuler1\tEuler2\tEuler3\tMAD\tBC\tBS\n", "no data points"),
