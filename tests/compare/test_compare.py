@@ -262,7 +262,15 @@ def test_cli_writes_tables_h5_json_and_figures(tmp_path, nba, capsys):
 
 def test_cli_errors_are_one_line(tmp_path, nba, capsys):
     p1, p2, *_ = two_scans(tmp_path, nba)
+    blank = tmp_path / "unindexed.h5"
+    blank.write_bytes(p2.read_bytes())
+    with h5py.File(blank, "r+") as f:
+        f["orientation/phase_id"][...] = -1
+        for g in ("grains", "boundaries"):
+            if g in f:
+                del f[g]
     cases = [
+        ([str(p1), str(blank)], "unindexed.h5: no indexed pixel; a map without indexed pixels cannot be registered"),
         ([str(p1)], "at least two scans"),
         ([str(p1), str(tmp_path / "missing.h5")], "file not found"),
         ([str(p1), str(p2), "--shift", "1,2", "--shift", "3,4"], "once per later scan"),

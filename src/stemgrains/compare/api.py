@@ -701,6 +701,9 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             score = runner = float("nan")
             angle = float(angles_deg[k - 1]) if angles_deg is not None else 0.0
         else:
+            if not ref_ok.any() or not mov_ok.any():
+                raise InputError(f"{ref.path if not ref_ok.any() else s.path}: no indexed pixel; a map without "
+                                 "indexed pixels cannot be registered")
             ch = ipf_channels(s.quaternions, s.phase_id, s.grains.phases)
             op, shift, score, runner = register_maps(ref_ch, ref_ok, ch, mov_ok, agreeing=agreeing, ops=ops,
                                                      min_overlap_fraction=min_overlap_fraction)
