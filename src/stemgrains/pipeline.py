@@ -395,10 +395,9 @@ def load_map(path: Path, hex_frame: str = "auto") -> tuple[Any, bool]:
     from .io import load_orientation_map
     from .io.files import HDF5_SIGNATURE, file_signature
 
-    if path.is_dir():
-        inner = path / "results.h5"
-        hint = f"; the results of the run there are {inner}" if inner.is_file() else ""
-        raise FileFormatError(f"{path}: is a folder; expected a results file (.h5) or an .ang/.ctf map{hint}")
+    from .io.results import refuse_folder
+
+    refuse_folder(path, "a results file (.h5) or an .ang/.ctf map")
     if not path.is_file():
         raise FileFormatError(f"{path}: file not found")
     ours = file_signature(path) == HDF5_SIGNATURE

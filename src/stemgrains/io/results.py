@@ -168,15 +168,20 @@ def read_with(h5file: Any, reader: Any) -> Any:
         return reader(f, str(path))
 
 
+def refuse_folder(path: Path, expected: str) -> None:
+    """One line where ``path`` is a folder, naming what was ``expected`` and, in a run folder, its results file."""
+    if path.is_dir():
+        inner = path / "results.h5"
+        hint = f"; the results of the run there are {inner}" if inner.is_file() else ""
+        raise FileFormatError(f"{path}: is a folder; expected {expected}{hint}")
+
+
 def require_results_file(path: str | os.PathLike) -> None:
     """Refuse, in one line saying what it is instead, a path that is no results file of ours: missing, a folder (a
     run folder: its ``results.h5`` named), an ``.ang``/``.ctf`` map, a CIF, an image, a 4D-STEM scan or a virtual
     image in HDF5 (a ``/data`` of 4 dimensions, an ``/image`` without ``/orientation``)."""
     p = Path(path)
-    if p.is_dir():
-        inner = p / "results.h5"
-        hint = f"; the results of the run there are {inner}" if inner.is_file() else ""
-        raise FileFormatError(f"{p}: is a folder; expected a results file (.h5){hint}")
+    refuse_folder(p, "a results file (.h5)")
     if not p.is_file():
         raise FileFormatError(f"{p}: results file not found")
     ext = p.suffix.lower()
