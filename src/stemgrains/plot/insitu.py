@@ -121,6 +121,10 @@ def plot_montage(result: Any, sites: Any, *, n_max: int = 8, path: str | os.Path
         ax.set_ylim(y1, y0)
         ax.set_title(f"frame {fi} (t = {result.times[fi]:g}) − frame 0", fontsize=8)
         ax.tick_params(labelsize=6)
+        if k // ncol == nrow - 1 or k + ncol >= len(idx):  # the lowest panel of its column
+            ax.set_xlabel("x (nm)", fontsize=7)
+        if k % ncol == 0:
+            ax.set_ylabel("y (nm)", fontsize=7)
     fig.suptitle("differential images (red brighter, blue darker than frame 0); boundaries black, events orange",
                  fontsize=8)
     return _save(fig, path)
