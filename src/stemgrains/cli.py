@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         typed = list(sys.argv[1:] if argv is None else argv)
         msg = _config_origin(_option_names(_center_origin(str(err), args, typed), _subparser(parser, args.command),
                                            typed), args)
-        print(f"stemgrains {args.command}: error: {msg}", file=sys.stderr)
+        print(f"stemgrains {args.command}: error: {msg}{_kept_aside(args)}", file=sys.stderr)
         return 2
     except MemoryError as err:  # e.g. numpy's "Unable to allocate 298. GiB for an array with shape ..."
         print(f"stemgrains {args.command}: error: not enough memory for what was asked ({err}); a smaller scan, "

@@ -276,3 +276,36 @@ def test_interrupted_run_says_where_the_replaced_results_are(tmp_path):
     (out / REPLACED).mkdir(parents=True)
     assert _kept_aside(args) == f" (the results it replaces are kept in {out / REPLACED} until it finishes)"
     assert _kept_aside(argparse.Namespace(command="index", output=str(out))) == ""
+
+
+def test_a_finished_run_kept_aside_survives_an_interrupted_batch_and_another_overwrite(tmp_path):
+    """Second fresh-user round: single run → batch --overwrite (interrupted) → single run --overwrite deleted the
+    finished run kept in .stemgrains_replaced and kept the half-done batch instead."""
+    import json
+
+    from stemgrains.io.outputs import BATCH_PARAMETERS, claim_batch_folder
+
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    (out / "results.h5").write_text("a's results")
+    finish_run_folder(out, m, [out / "results.h5"])
+    claim_batch_folder(out, [a, b], overwrite=True)  # a's run kept aside; the batch starts, then is interrupted
+    (out / "sub").mkdir()
+    (out / "sub" / "results.h5").write_text("half a batch")
+    (out / BATCH_PARAMETERS).write_text(json.dumps({"inputs": [str(a), str(b)], "outputs": ["sub"]}))
+    prepare_run_folder(out, b, overwrite=True)  # the unfinished batch goes; a's finished run stays kept
+    assert (out / REPLACED / "results.h5").read_text() == "a's results"
+    assert not (out / "sub").exists() and not (out / BATCH_PARAMETERS).exists()
+    assert not (out / REPLACED / "sub").exists()
+
+
+def test_a_refused_run_says_where_the_results_it_replaces_are(tmp_path, capsys, data_samples):
+    out = tmp_path / "out"
+    (out / REPLACED).mkdir(parents=True)
+    rc = main(["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "--field", "1,0", "-o", str(out), "--min-reliability", "1000"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].endswith(f"(the results it replaces are kept in {out / REPLACED} "
+                                                         "until it finishes)"), err

@@ -983,7 +983,7 @@ def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = T
     if manifest is not None:
         names |= {str(n) for n in manifest.get("files", [])}
     if keep and (manifest is None or manifest.get("complete", True)):
-        _set_aside(out, sorted(names | {RUN_MANIFEST}))
+        _set_aside(out, sorted(names | {RUN_MANIFEST}))  # (deleted where an unfinished replacement holds it)
     else:
         _remove_owned(out, sorted(names))
     if checkpoint:
@@ -992,15 +992,23 @@ def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = T
 
 def _set_aside(out: Path, names: Iterable[str], folders: Iterable[Path] = ()) -> None:
     """Move the plain files ``names`` directly inside ``out`` and the subfolders ``folders`` of ``out`` into
-    ``out/``:data:`REPLACED` (renames: nothing is copied), replacing what an earlier replacement kept there: the
-    results of a finished run, kept until the run replacing them finishes (:func:`finish_run_folder`) or put back
-    (:func:`restore_replaced`). Files of an unfinished run are not worth keeping: callers delete those."""
+    ``out/``:data:`REPLACED` (renames: nothing is copied): the results of a finished run (or batch), kept until
+    the run replacing them finishes (:func:`finish_run_folder`) or put back (:func:`restore_replaced`).
+
+    Where :data:`REPLACED` already holds something, an earlier replacement did not finish (a finished run or
+    batch deletes it), so what ``out`` holds now is that unfinished run's or batch's: it is deleted and the
+    finished results kept there stay."""
     files = [n for n in names if Path(n).name == n and n not in ("", ".", "..")
              and ((out / n).is_file() or (out / n).is_symlink())]
     folders = [d for d in folders if d.is_dir() and not d.is_symlink()]
     if not files and not folders:
         return
     keep = out / REPLACED
+    if keep.is_dir() and not keep.is_symlink() and any(keep.iterdir()):
+        _remove_owned(out, files)
+        for d in folders:
+            shutil.rmtree(d)
+        return
     if keep.is_symlink() or keep.is_file():
         keep.unlink()
     shutil.rmtree(keep, ignore_errors=True)
