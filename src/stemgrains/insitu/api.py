@@ -193,9 +193,10 @@ def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pi
     return events, at, footprints
 
 
-#: frame pixel sizes tried beside the given one (as factors, 2^(1/4) apart from 1/16 to 16: the correlation falls
-#: from 0.99 to 0.88 for a 10 % error) when frame 0 is placed by correlation
-SCALE_FACTORS = tuple(float(2.0 ** (k / 4)) for k in range(-16, 17) if k)
+#: frame pixel sizes tried beside the given one (as factors, 2^(1/4) apart from 1/32 to 16: the correlation falls
+#: from 0.99 to 0.88 for a 10 % error; 1/32 reaches below 1/MAX_EXTENT_RATIO, the largest error not refused
+#: otherwise) when frame 0 is placed by correlation
+SCALE_FACTORS = tuple(float(2.0 ** (k / 4)) for k in range(-20, 17) if k)
 #: an alternative pixel size is judged only where frame 0 then covers at least this fraction of the map image (a
 #: frame a few map pixels wide correlates by chance)
 SCALE_MIN_COVER = 0.25
