@@ -126,6 +126,9 @@ def test_command_line_overrides_the_file_which_overrides_the_defaults(tmp_path):
     ("[classify]\nfield = [1, 0, 0]\n", "[classify] field: expected two numbers"),
     ("[figures]\nenabled = 1\n", "[figures] enabled: expected true or false, got 1"),
     ("[classify]\nr_block = 0\n", "[classify] r_block: expected a finite positive number, got 0"),
+    ("[transport]\nunassigned = -1.0\n",
+     '[transport] unassigned: expected "gb", "pore" or a finite conductivity of at least 0, got -1.0'),
+    ("[transport]\ngb_thickness_nm = -1\n", "[transport] gb_thickness_nm: expected a finite number of at least 0, got -1"),
     # values are shown as they read in the file (TOML), not in Python's form
     ("[grains]\nthreshold_deg = true\n", "[grains] threshold_deg: expected a number, got true"),
     ("[grains]\nthreshold_deg = [1, 2]\n", "[grains] threshold_deg: expected a number, got [1, 2]"),

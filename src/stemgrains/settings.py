@@ -477,6 +477,8 @@ _POSITIVE_FILE = frozenset({
     "grains.threshold_deg", "grains.low_angle_deg", "classify.conductivity_ratio", "classify.r_block",
     "transport.conductivity_ratio", "spots.beam_radius_px", "index.fit_excitation_window", "index.fit_tolerance",
 })
+#: file values that must be finite and at least 0 (the transport model refused them only after a run's indexing)
+_NONNEGATIVE_FLOAT_FILE = frozenset({"transport.gb_thickness_nm"})
 #: file values that must be integers ≥ 1
 _COUNT_FILE = frozenset({
     "calibrate.max_patterns", "calibrate.n_index", "calibrate.max_index", "index.search_stride", "index.chunk_rows", "index.n_prefilter", "index.n_angles", "index.n_candidates",
@@ -590,6 +592,9 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
                                      f"got {_shown(value)}")
             if math.isnan(value):  # inf can mean something (an ideal conductor), NaN never
                 raise ParameterError(f"{where}[{key.section}] {key.name}: expected a number, got {_shown(value)}")
+            if key.path in _NONNEGATIVE_FLOAT_FILE and not 0 <= value < math.inf:
+                raise ParameterError(f"{where}[{key.section}] {key.name}: expected a finite number of at least 0, "
+                                     f"got {_shown(value)}")
         return _in_range(key, float(value), where) if key.path in _RANGE else float(value)
     if kind == "int":
         if isinstance(value, float) and value.is_integer():
@@ -649,6 +654,9 @@ def _check_kind(key: Key, value: Any, where: str) -> Any:
             return value
         if not _number(value):
             raise bad()
+        if not (math.isfinite(value) and value >= 0):  # a conductivity (σ_ip units): the model refused it late
+            raise ParameterError(f"{where}[{key.section}] {key.name}: expected \"gb\", \"pore\" or a finite "
+                                 f"conductivity of at least 0, got {_shown(value)}")
         return float(value)
     raise AssertionError(kind)  # pragma: no cover
 
