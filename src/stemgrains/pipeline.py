@@ -650,15 +650,16 @@ def _refuse_foreign_figures(figures: str | None, command: str, replace_other: bo
 
 
 def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, result: Any, field: Any,
-                            flat_tolerance_deg: float | None = None) -> list[Path]:
-    """grain_traces.png, boundary_behaviour.png and boundary_table.png in ``folder``."""
+                            flat_tolerance_deg: float | None = None, title: str | None = None) -> list[Path]:
+    """grain_traces.png, boundary_behaviour.png (``title``: its own, default the figure's) and boundary_table.png
+    in ``folder``."""
     from .plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
 
     folder.mkdir(parents=True, exist_ok=True)
     traces = {} if flat_tolerance_deg is None else {"flat_tolerance_deg": flat_tolerance_deg}
     paths = [folder / name for name in CLASSIFICATION_FIGURES]
     plot_grain_traces(grain_map, **traces, path=paths[0])
-    plot_boundary_behaviour(grain_map, boundaries, result, field, path=paths[1])
+    plot_boundary_behaviour(grain_map, boundaries, result, field, title=title, path=paths[1])
     plot_boundary_table(result, path=paths[2])
     return paths
 
@@ -1008,7 +1009,9 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
 
     figs = list(save_orientation_figures(xmap, outdir))
     figs += list(save_grain_figures(outdir, grain_map, boundaries))
-    figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field)
+    no_current = global_field is None and transport is not None and transport.total_current == 0
+    figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field, title=(
+        "Behaviour under +x: no current flows between the electrodes (give --field)" if no_current else None))
     if transport is not None:
         from .plot.transport import save_transport_figures
 
@@ -1016,13 +1019,18 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
     return figs
 
 
-def _classification_summary(cls: Any, grain_map: Any) -> dict[str, Any]:
-    """``summary.json`` ``classification``: ``applies`` (a conducting phase is in the map), ``conducting_phases``
-    (names), and where it applies the length and length fraction per label and behaviour
-    (:meth:`~stemgrains.boundaries.BoundaryClassification.summary`); where not, a ``note`` saying so (every boundary
-    is other-phase) and those tables still (all other-phase), so that the file has the same keys for every map."""
+def _classification_summary(cls: Any, grain_map: Any, field_source: str = "") -> dict[str, Any]:
+    """``summary.json`` ``classification``: ``applies`` (a conducting phase is in the map, and a field to classify
+    under: given, or a current from the transport model), ``conducting_phases`` (names), and where it applies the
+    length and length fraction per label and behaviour
+    (:meth:`~stemgrains.boundaries.BoundaryClassification.summary`); where not, a ``note`` saying why and those
+    tables still, so that the file has the same keys for every map."""
     conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
     out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
+    if conducting and field_source.startswith("none (no current"):
+        out["applies"] = False
+        out["note"] = ("the conduction-plane classification under the local field does not apply: no current flows "
+                       "between the electrodes (the tables are under +x; give --field for an applied field)")
     if not conducting:
         why = _no_conducting_phase(grain_map)
         out["note"] = (f"the conduction-plane classification does not apply: {why}"
@@ -1055,7 +1063,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "misorientation": boundaries.misorientation_summary(),
         "special": boundaries.special_summary(),
         "field_source": field_source,
-        "classification": _classification_summary(cls, grain_map),
+        "classification": _classification_summary(cls, grain_map, field_source),
     }
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)

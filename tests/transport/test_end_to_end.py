@@ -189,3 +189,25 @@ def test_no_current_between_unconnected_electrodes_is_zero_not_noise(model):
     r = solve_transport(make_grain_map(lab, c), electrodes=LR, boundaries=boundary_table_from_labels(lab, 1.0),
                         model=model)
     assert r.total_current > 0 and np.all(np.linalg.norm(r.boundary_field, axis=1) > 0)
+
+
+def test_run_without_field_on_a_map_no_current_crosses_says_the_classification_does_not_apply():
+    """Second fresh-user round: `run` with electrodes and no --field on such a map printed 'transmitting 100 %'
+    under an invented +x field, with summary.json saying the classification applied."""
+    from types import SimpleNamespace
+
+    from stemgrains.pipeline import _classification_summary, _run_transport_stage
+
+    lab = np.ones((8, 30), np.int32)
+    lab[:, 8:12] = 0
+    lab[:, 12:20] = 2
+    lab[:, 20:] = 3
+    gm = make_grain_map(lab, [[np.cos(0.3), np.sin(0.3), 0.1], C_Z, [np.cos(1.9), np.sin(1.9), 0.5]])
+    bt = boundary_table_from_labels(lab, 1.0)
+    transport, skipped, field, source = _run_transport_stage(gm, bt, LR, {"unassigned": "pore"}, {}, None)
+    assert transport.total_current == 0 and skipped is None and source.startswith("none (no current flows")
+    cls = SimpleNamespace(parameters={"conducting_phases": [{"id": 0, "name": "na_beta2_alumina"}]},
+                          summary=lambda: {"behaviour_fraction": {"transmitting": 1.0}})
+    summary = _classification_summary(cls, gm, source)
+    assert summary["applies"] is False and "no current flows between the electrodes" in summary["note"]
+    assert _classification_summary(cls, gm, "applied")["applies"] is True
