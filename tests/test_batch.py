@@ -207,7 +207,8 @@ def test_final_refinement_per_scan_is_printed_and_in_the_summary(tmp_path):
     batch's report, off included."""
     import io
 
-    finals = {"a": (0.007, "chosen from the data"), "b": (None, "off"), "c": (0.015, "chosen from the data")}
+    finals = {"a": (0.007, "chosen from the data"), "b": (None, "off"), "c": (0.015, "chosen from the data"),
+              "d": (0.015, "the search's: the set width 0.02 1/Å is wider than σ_s 0.015 1/Å, not applied")}
 
     def job(src: Path, folder: Path, params: dict) -> dict:
         folder.mkdir(parents=True, exist_ok=True)
@@ -216,21 +217,24 @@ def test_final_refinement_per_scan_is_printed_and_in_the_summary(tmp_path):
                 "excitation_error_sigma_source": "set", "refine_excitation_error_sigma": width,
                 "refine_excitation_error_sigma_source": how}
 
-    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "abc"]
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "abcd"]
     log = io.StringIO()
     res = run_batch(ins, tmp_path / "out", job, {}, log=log)
     lines = [x for x in log.getvalue().splitlines() if ": done in" in x]
     assert ", final refinement: at 0.007 1/Å →" in lines[0] and ", final refinement: off →" in lines[1]
     assert "final refinement" not in lines[2]  # none: σ_s kept
+    assert ", final refinement: none (the search's: the set width 0.02 1/Å is wider than σ_s 0.015 1/Å, not " \
+           "applied) →" in lines[3]
     rows = _rows(tmp_path / "out")
     assert [rows[n]["refine_excitation_error_sigma"] for n in "abc"] == ["0.007", "", "0.015"]
     assert [rows[n]["refine_excitation_error_sigma_source"] for n in "abc"] == ["chosen from the data", "off",
                                                                                  "chosen from the data"]
     assert format_result(res).splitlines()[2] == (
-        "  final refinement: at 0.007 1/Å for 1 scan; none for 1 scan; off for 1 scan (per scan: columns "
+        "  final refinement: at 0.007 1/Å for 1 scan; none for 1 scan; none (the search's: the set width 0.02 1/Å is "
+        "wider than σ_s 0.015 1/Å, not applied) for 1 scan; off for 1 scan (per scan: columns "
         "refine_excitation_error_sigma and refine_excitation_error_sigma_source)")
     res = run_batch(ins, tmp_path / "out", job, {}, progress=False)  # skipped: the rows read back from the CSV
-    assert [r["status"] for r in res.rows] == ["skipped"] * 3 and res.rows[1]["refine_excitation_error_sigma_source"] == "off"
+    assert [r["status"] for r in res.rows] == ["skipped"] * 4 and res.rows[1]["refine_excitation_error_sigma_source"] == "off"
     assert "off for 1 scan" in format_result(res)
 
 

@@ -20,9 +20,13 @@ def refine_label(width: float, sigma: float) -> str:
 
 def row_refine_label(row: dict[str, Any]) -> str | None:
     """The final refinement of one batch summary row (keys of :data:`BATCH_KEYS`): ``off`` where it was turned
-    off, else :func:`refine_label` of its width; ``None`` where the row does not say."""
-    if row.get("refine_excitation_error_sigma_source") == "off":
+    off, ``none (the search's: the set width ... not applied)`` where a set width was not applied, else
+    :func:`refine_label` of its width; ``None`` where the row does not say."""
+    source = str(row.get("refine_excitation_error_sigma_source") or "")
+    if source == "off":
         return "off"
+    if "not applied" in source:  # a set width wider than the σ_s the data gave: said, as single runs say it
+        return f"none ({source})"
     width = row.get("refine_excitation_error_sigma")
     if width is None:
         return None

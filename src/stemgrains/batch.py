@@ -820,7 +820,7 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
                 extra += (f", relrod width σ_s {row['excitation_error_sigma']:g} 1/Å "
                           f"({row.get('excitation_error_sigma_source') or 'set'})")
                 refine = row_refine_label(row)
-                if refine is not None and refine != "none":
+                if refine is not None and refine != "none":  # (a set width not applied: "none (...)", said)
                     extra += f", final refinement: {refine}"
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
         else:
