@@ -189,7 +189,7 @@ def require_results_file(path: str | os.PathLike) -> None:
         raise FileFormatError(f"{p}: is an orientation map ({ext}), not a results file; segment it first "
                               f"(stemgrains segment {p.name} -o RESULTS.h5)")
     kinds = {".cif": "a crystal structure (CIF)", ".png": "an image", ".tif": "an image", ".tiff": "an image",
-             ".npy": "a NumPy array", ".json": "a JSON file", ".csv": "a table (CSV)"}
+             ".npy": "a NumPy array", ".json": "a JSON file", ".csv": "a table (CSV)", ".toml": "a config file (TOML)"}
     if ext in kinds:
         raise FileFormatError(f"{p}: is {kinds[ext]}, not a results file (.h5)")
     try:
