@@ -309,3 +309,21 @@ def test_a_refused_run_says_where_the_results_it_replaces_are(tmp_path, capsys, 
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].endswith(f"(the results it replaces are kept in {out / REPLACED} "
                                                          "until it finishes)"), err
+
+
+def test_an_unfinished_run_in_the_folder_is_called_so(tmp_path):
+    """After an interrupted --overwrite run on b, the same command on a read 'already holds the results of a run
+    on another dataset (b)' though the folder held b's unfinished run and a's results kept aside."""
+    import pytest
+
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    (out / "results.h5").write_text("a")
+    finish_run_folder(out, m, [out / "results.h5"])
+    prepare_run_folder(out, b, overwrite=True)
+    (out / "results.h5").write_text("half of b")  # then interrupted
+    with pytest.raises(ParameterError, match=r"already holds an unfinished run on another dataset \(.*b\.h5\) \(the "
+                                             r"finished results it was replacing are kept in .*\.stemgrains_replaced\)"):
+        prepare_run_folder(out, a)

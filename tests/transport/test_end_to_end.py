@@ -184,6 +184,10 @@ def test_no_current_between_unconnected_electrodes_is_zero_not_noise(model):
     assert np.all(f == 0) and np.all(r.boundary_field == 0)
     with pytest.raises(InputError, match="no current reaches any boundary.*--field"):
         local_boundary_fields(r.boundary_field, len(bt.boundaries))
+    from stemgrains.plot.transport import plot_current_density
+
+    texts = [t.get_text() for t in plot_current_density(r).axes[0].texts]
+    assert any(t.startswith("no current flows between the electrodes") for t in texts), texts
     # connected: the same map without the pore carries current, and its boundaries a field
     lab[:, 8:12] = 1
     r = solve_transport(make_grain_map(lab, c), electrodes=LR, boundaries=boundary_table_from_labels(lab, 1.0),

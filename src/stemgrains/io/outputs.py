@@ -1334,9 +1334,12 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
             if old is not None and record is not None and old.get("checksum") and previous == ident["input"]:
                 what += (" with other parameters" if old.get("checksum") == record.get("checksum")
                          else " whose content has changed since")
+            unfinished = old is not None and not old.get("complete", True)
+            kept = (f" (the finished results it was replacing are kept in {out / REPLACED})"
+                    if unfinished and (out / REPLACED).is_dir() else "")
             raise ParameterError(
-                f"-o {out}: already holds the results of a run on {what}; choose another folder, or add "
-                "--overwrite to replace them"
+                f"-o {out}: already holds {'an unfinished run' if unfinished else 'the results of a run'} on "
+                f"{what}{kept}; choose another folder, or add --overwrite to replace {'it' if unfinished else 'them'}"
             )
         if not resumable:  # a finished run's results are kept aside until this run finishes
             _remove_run(out, old, checkpoint=previous != ident["input"], keep=True)

@@ -123,6 +123,10 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
         im = ax.imshow(shown, extent=extent, cmap="inferno", norm=LogNorm(vmin=vmin, vmax=vmax),
                        interpolation="nearest")
         fig.colorbar(im, ax=ax, label="|J| (σ_ip V/nm)", shrink=0.9)
+    else:  # nothing flows: say so rather than leave a plain grey map
+        ax.text(0.5, 0.5, "no current flows between the electrodes\n(no conducting path joins them)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.5"})
     ax.set_facecolor("0.6")
     if streamlines and pos.size and min(mag.shape) >= 2:  # streamplot needs a 2-D grid; 1 × n maps: colour only
         ny, nx = mag.shape
