@@ -278,6 +278,17 @@ def test_interrupted_run_says_where_the_replaced_results_are(tmp_path):
     assert _kept_aside(argparse.Namespace(command="index", output=str(out))) == ""
 
 
+def _finished_run_of_a(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Inputs a and b, and a run folder holding a's finished run (results.h5 = "a's results")."""
+    a = _cube_file(tmp_path / "a.h5")
+    b = _cube_file(tmp_path / "b.h5")
+    out = tmp_path / "out"
+    m = prepare_run_folder(out, a)
+    (out / "results.h5").write_text("a's results")
+    finish_run_folder(out, m, [out / "results.h5"])
+    return a, b, out
+
+
 def test_a_finished_run_kept_aside_survives_an_interrupted_batch_and_another_overwrite(tmp_path):
     """Second fresh-user round: single run → batch --overwrite (interrupted) → single run --overwrite deleted the
     finished run kept in .stemgrains_replaced and kept the half-done batch instead."""
@@ -285,12 +296,7 @@ def test_a_finished_run_kept_aside_survives_an_interrupted_batch_and_another_ove
 
     from stemgrains.io.outputs import BATCH_PARAMETERS, claim_batch_folder
 
-    a = _cube_file(tmp_path / "a.h5")
-    b = _cube_file(tmp_path / "b.h5")
-    out = tmp_path / "out"
-    m = prepare_run_folder(out, a)
-    (out / "results.h5").write_text("a's results")
-    finish_run_folder(out, m, [out / "results.h5"])
+    a, b, out = _finished_run_of_a(tmp_path)
     claim_batch_folder(out, [a, b], overwrite=True)  # a's run kept aside; the batch starts, then is interrupted
     (out / "sub").mkdir()
     (out / "sub" / "results.h5").write_text("half a batch")
@@ -316,12 +322,7 @@ def test_an_unfinished_run_in_the_folder_is_called_so(tmp_path):
     on another dataset (b)' though the folder held b's unfinished run and a's results kept aside."""
     import pytest
 
-    a = _cube_file(tmp_path / "a.h5")
-    b = _cube_file(tmp_path / "b.h5")
-    out = tmp_path / "out"
-    m = prepare_run_folder(out, a)
-    (out / "results.h5").write_text("a")
-    finish_run_folder(out, m, [out / "results.h5"])
+    a, b, out = _finished_run_of_a(tmp_path)
     prepare_run_folder(out, b, overwrite=True)
     (out / "results.h5").write_text("half of b")  # then interrupted
     with pytest.raises(ParameterError, match=r"already holds an unfinished run on another dataset \(.*b\.h5\) \(the "
