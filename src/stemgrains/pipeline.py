@@ -920,6 +920,11 @@ def run_pipeline(
     return written
 
 
+#: ``field_source`` of a run with electrodes, no applied field and no current between the electrodes
+NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classification under the local field does "
+                    "not apply; labels under +x, give --field for an applied field)")
+
+
 def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, transport_params: Any,
                          classify_params: Any, global_field: Any) -> tuple[Any, str | None, Any, str]:
     """Steps 3 and 4 of :func:`run_pipeline`: the transport model where electrodes are given and a phase conducts
@@ -939,9 +944,7 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
     from .boundaries.classify import local_boundary_fields
 
     if transport.total_current == 0 and len(boundaries.boundaries):  # no local field anywhere
-        return (transport, transport_skipped, (1.0, 0.0),
-                "none (no current flows between the electrodes: the classification under the local field does not "
-                "apply; labels under +x, give --field for an applied field)")
+        return transport, transport_skipped, (1.0, 0.0), NO_CURRENT_FIELD
     # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
     used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
     return transport, transport_skipped, used_field, "transport (local field per boundary)"
@@ -1027,7 +1030,7 @@ def _classification_summary(cls: Any, grain_map: Any, field_source: str = "") ->
     tables still, so that the file has the same keys for every map."""
     conducting = [str(c.get("name", c.get("id"))) for c in cls.parameters.get("conducting_phases", [])]
     out: dict[str, Any] = {"applies": bool(conducting), "conducting_phases": conducting}
-    if conducting and field_source.startswith("none (no current"):
+    if conducting and field_source == NO_CURRENT_FIELD:
         out["applies"] = False
         out["note"] = ("the conduction-plane classification under the local field does not apply: no current flows "
                        "between the electrodes (the tables are under +x; give --field for an applied field)")

@@ -217,7 +217,9 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         fr = {k: f for k, f in cls.get("behaviour_fraction", {}).items() if f > 0}
         print("  conduction-plane classification: " + ", ".join(f"{k} {100 * f:.1f} %" for k, f in fr.items())
               + " of boundary length")
-    if str(s.get("field_source", "")).startswith("none (no current"):
+    from ..pipeline import NO_CURRENT_FIELD
+
+    if s.get("field_source") == NO_CURRENT_FIELD:
         print(f"warning: classified under field {s['field_source']}", file=sys.stderr)
     if s["indexed_fraction"] == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "

@@ -353,14 +353,14 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
     grid = int(np.prod(xmap.shape))
-    hex_grid = ext == ".ang" and _grid_type(p).lower().startswith("hex")  # rows alternate in length: checked apart
+    from .._grid import ang_grid_type, hex_to_square
+
+    hex_grid = ext == ".ang" and ang_grid_type(p).lower().startswith("hex")  # rows alternate in length: not this check
     if len(xmap.shape) == 2 and not hex_grid and np.asarray(xmap.is_in_data).size != grid:
         ny, nx = (int(v) for v in xmap.shape)
         raise FileFormatError(f"{source}: {np.asarray(xmap.is_in_data).size} data rows for the {ny} x {nx} grid its "
                               f"header states ({grid} points); the file is truncated or its header is wrong")
     if hex_grid:  # orix reads HexGrid points as if on a square grid
-        from .._grid import hex_to_square
-
         xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
     astar = hex_frame == "x-astar" or (hex_frame == "auto" and ext == ".ctf" and vendor == "oxford")
@@ -368,13 +368,6 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     if getattr(xmap, "resampled_from", None):
         out.resampled_from = xmap.resampled_from
     return out
-
-
-def _grid_type(path: Any) -> str:
-    """The .ang ``GRID`` header value (``SqrGrid``, ``HexGrid``; :func:`stemgrains._grid.ang_grid_type`)."""
-    from .._grid import ang_grid_type
-
-    return ang_grid_type(path)
 
 
 def _material_names_usable(xmap: Any) -> bool:

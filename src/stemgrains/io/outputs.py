@@ -522,8 +522,8 @@ def _csv_header(path: Path) -> list[str] | None:
 
 def is_our_csv(path: str | os.PathLike, group: str) -> bool:
     """True when the header row of the CSV file ``path`` is one our writers produce for the table ``group``
-    (a key of :data:`CSV_TABLES`): it starts with the table's id column (``boundary_id``/``segment_id``, else the
-    group's first documented column) and
+    (a key of :data:`CSV_TABLES`): it starts with the group's first documented column (its id column:
+    ``boundary_id``, ``segment_id``, ``event_id``, ...) and
     every column is one of the group's documented columns (vector columns spread into ``name_0``, ``name_1``
     …; :meth:`stemgrains._table.Table.to_csv`), each once. The columns themselves depend on the data (the
     number of Miller-Bravais indices, optional columns), so this is what can be told before the table exists."""
@@ -535,9 +535,7 @@ def is_our_csv(path: str | os.PathLike, group: str) -> bool:
     cols = GROUPS.get(group)
     if not header or cols is None or len(set(header)) != len(header):
         return False
-    first = {"boundaries/segments": "segment_id", "classification/segments": "segment_id",
-             "boundaries/boundaries": "boundary_id", "classification/boundaries": "boundary_id"}.get(group, next(iter(cols)))
-    return header[0] == first and all(h in cols or re.sub(r"_\d+$", "", h) in cols for h in header)
+    return header[0] == next(iter(cols)) and all(h in cols or re.sub(r"_\d+$", "", h) in cols for h in header)
 
 
 #: root attribute of a results file recording the ``--csv`` tables written with it: JSON text

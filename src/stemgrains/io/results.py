@@ -206,7 +206,6 @@ def require_results_file(path: str | os.PathLike) -> None:
         return  # not HDF5: the reader says so
 
 
-
 def file_sha256(path: str | os.PathLike, limit_bytes: int = 2 * 1024**3) -> str | None:
     """SHA-256 of a file, or ``None`` if it is larger than ``limit_bytes`` (shape/dtype recorded instead)."""
     p = Path(path)
