@@ -482,7 +482,8 @@ def run_segment(input_path: str | os.PathLike, output: str | os.PathLike, cfg: C
         write_grains(f, grain_map)
         write_boundaries(f, boundaries)
         write_parameters(f, "segment", params)
-        write_config(f, cfg, "segment")
+        # re-segmented in place: the classification and transport were dropped, so is their part of the config
+        write_config(f, cfg, "segment", drop=tuple(attr for _, attr in _DOWNSTREAM) if ours else ())
         if csv:  # the tables before the results file is in place, which records them (record_csv_tables)
             tables = [Path(csv), Path(csv).with_suffix(".segments.csv")]
             boundaries.boundaries.to_csv(tables[0])

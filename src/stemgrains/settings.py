@@ -1155,10 +1155,11 @@ def dump_config() -> str:
 
 
 # ------------------------------------------------------------------------------------------------ results files
-def config_text(cfg: Mapping[str, Mapping[str, Any]], command: str, recorded: str | None = None) -> str:
+def config_text(cfg: Mapping[str, Mapping[str, Any]], command: str, recorded: str | None = None,
+                drop: tuple[str, ...] = ()) -> str:
     """TOML text of the part of ``cfg`` that ``command`` used, over the config ``recorded`` earlier in the same
-    results file (TOML text, or ``None``); what :func:`write_config` writes. A recorded config of another
-    version that does not parse is replaced."""
+    results file (TOML text, or ``None``) without its sections ``drop`` (stages whose results were removed);
+    what :func:`write_config` writes. A recorded config of another version that does not parse is replaced."""
     import tomllib
 
     old: dict[str, Any] = {}
@@ -1167,15 +1168,17 @@ def config_text(cfg: Mapping[str, Mapping[str, Any]], command: str, recorded: st
             old = parse_config(tomllib.loads(recorded))
         except (tomllib.TOMLDecodeError, ParameterError):
             old = {}  # a config of another version: replaced by what this command used
+    old = {k: v for k, v in old.items() if k not in drop}
     return config_to_toml(merge_config(old, used_config(cfg, command)), comments=False,
                           header="effective config (stemgrains config --from RESULTS.h5 -o FILE.toml; --config RESULTS.h5)")
 
 
-def write_config(f: Any, cfg: Mapping[str, Mapping[str, Any]], command: str) -> str:
+def write_config(f: Any, cfg: Mapping[str, Mapping[str, Any]], command: str, drop: tuple[str, ...] = ()) -> str:
     """Record the part of ``cfg`` that ``command`` used in an open results file (``/parameters`` attribute
-    ``config``, TOML text), over the config an earlier command recorded there; returns the text written."""
+    ``config``, TOML text), over the config an earlier command recorded there less its sections ``drop`` (the
+    stages whose results this command removed); returns the text written."""
     grp = f.require_group("parameters")
-    text = config_text(cfg, command, _text(grp.attrs["config"]) if "config" in grp.attrs else None)
+    text = config_text(cfg, command, _text(grp.attrs["config"]) if "config" in grp.attrs else None, drop)
     grp.attrs["config"] = text
     return text
 

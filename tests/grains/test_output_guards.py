@@ -167,6 +167,12 @@ def test_segment_again_drops_the_classification_and_transport_of_the_earlier_bou
     with h5py.File(out, "r") as f:
         assert "classification" not in f and "transport" not in f and "grains" in f and "boundaries" in f
         assert "classify" not in f["parameters"].attrs and "transport" not in f["parameters"].attrs
+    from stemgrains.settings import read_config
+
+    # nor does its recorded config (`config --from`): the dropped stages' keys described results it no longer has
+    assert "[classify]" not in read_config(out) and "[transport]" not in read_config(out)
+    assert "low_angle_deg = 15.0" in read_config(out)  # segment's own part is recorded
+    assert "[classify]" in read_config(src) and "[transport]" in read_config(src)
     with h5py.File(src, "r") as f:
         assert "classification" in f and "transport" in f  # the input keeps its own
     # classify of the new file: a field from a transport model is asked for, and there is none
