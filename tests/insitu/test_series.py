@@ -238,6 +238,21 @@ def test_tiff_frames_carry_pixel_size(tmp_path):
     np.testing.assert_array_equal(frames[0], img)
 
 
+def test_h5_frames_are_virtual_images_and_other_h5_files_are_named(tmp_path, data_samples):
+    """`stemgrains virtual -o X.h5` writes an image a series can read (with its pixel size); a 4D scan or a
+    results file given as a frame is named, with what to do (it read "unsupported frame type .h5")."""
+    from stemgrains.errors import FileFormatError
+    from stemgrains.io.images import read_frames, write_image
+
+    img = np.arange(12 * 9, dtype=np.float64).reshape(12, 9)
+    write_image(tmp_path / "v.h5", img, pixel_size_nm=0.5, input_path=tmp_path / "scan.h5")
+    frames, size, names = read_frames([tmp_path / "v.h5", tmp_path / "v.h5"])
+    assert frames.shape == (2, 12, 9) and size == pytest.approx(0.5) and names == ["v.h5", "v.h5"]
+    np.testing.assert_array_equal(frames[1], img)
+    with pytest.raises(FileFormatError, match=r"4D-STEM scan.*not an image frame.*stemgrains virtual\)?"):
+        read_frames([data_samples / "nba_sample.h5"])
+
+
 def test_cli_registers_frame0_on_virtual_adf(tmp_path):
     """No --offset: frame 0 is placed by correlation with a virtual ADF image of the 4D input recorded in the
     results file (here a small scan whose ADF signal is a smooth random image)."""

@@ -28,7 +28,8 @@ ORDER = 75
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", metavar="RESULTS.h5", help="results file with /grains, /boundaries (and /classification)")
     p.add_argument("frames", metavar="FRAME", nargs="+",
-                   help="2-D frames (.npy, .tif, .dm3/.dm4, Velox .emd, .hspy) in time order, or one 3-D stack")
+                   help="2-D frames (.npy, .tif, .h5 images of stemgrains virtual, .dm3/.dm4, Velox .emd, .hspy) in time "
+                        "order, or one 3-D stack")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
     p.add_argument("--frame-pixel-size", type=float, default=None, metavar="NM",
                    help="frame pixel size, nm (overrides the file's metadata)")

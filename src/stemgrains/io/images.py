@@ -23,7 +23,7 @@ from .outputs import IMAGE_INPUT_KEY
 __all__ = ["write_image", "read_frames", "IMAGE_OUTPUTS", "FRAME_EXTENSIONS"]
 
 IMAGE_OUTPUTS = (".npy", ".tif", ".tiff", ".h5", ".png")
-FRAME_EXTENSIONS = (".npy", ".tif", ".tiff", ".dm3", ".dm4", ".emd", ".hspy")
+FRAME_EXTENSIONS = (".npy", ".tif", ".tiff", ".h5", ".dm3", ".dm4", ".emd", ".hspy")
 
 _LENGTH_TO_NM = {"nm": 1.0, "µm": 1e3, "um": 1e3, "μm": 1e3, "micron": 1e3, "å": 0.1, "a": 0.1, "angstrom": 0.1,
                  "pm": 1e-3, "m": 1e9, "mm": 1e6}
@@ -118,6 +118,27 @@ def _read_npy(p: Path) -> tuple[np.ndarray, float | None]:
     return arr, None
 
 
+def _read_h5_image(p: Path) -> tuple[np.ndarray, float | None]:
+    """The ``image`` dataset of an ``.h5`` image written by :func:`write_image` (``stemgrains virtual -o X.h5``),
+    with its ``pixel_size_nm``; any other HDF5 file (a 4D scan, a results file) is refused, saying what it is."""
+    import h5py
+
+    from .outputs import describe_file
+
+    try:
+        with h5py.File(p, "r") as f:
+            if isinstance(f.get("image"), h5py.Dataset):
+                arr = f["image"][()]
+                size = f["image"].attrs.get("pixel_size_nm")
+                return np.asarray(arr), (float(size) if size is not None else None)
+    except OSError as err:
+        raise FileFormatError(f"{p}: not a readable HDF5 file ({first_line(err)})") from None
+    what = describe_file(p)
+    hint = "; make a virtual image of it first (stemgrains virtual)" if "4D-STEM" in what else ""
+    raise FileFormatError(f"{p}: {what}, not an image frame (an .h5 frame is an image written by stemgrains "
+                          f"virtual){hint}")
+
+
 def _read_tif(p: Path) -> tuple[np.ndarray, float | None]:
     try:
         import tifffile
@@ -199,6 +220,8 @@ def read_frames(paths: list[str | os.PathLike]) -> tuple[np.ndarray, float | Non
             arr, s = _read_npy(p)
         elif ext in (".tif", ".tiff"):
             arr, s = _read_tif(p)
+        elif ext == ".h5":
+            arr, s = _read_h5_image(p)
         elif ext in (".dm3", ".dm4", ".emd", ".hspy"):
             arr, s = _read_rsciio(p)
         else:
