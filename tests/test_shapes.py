@@ -240,6 +240,17 @@ def test_hexagonal_grid_ang_is_resampled_to_a_square_grid(tmp_path, capsys):
         assert '"resampled_from": "HexGrid"' in f["parameters"].attrs["segment"]
 
 
+def test_truncated_hexagonal_grid_ang_is_refused(tmp_path, capsys):
+    """A HexGrid .ang with fewer points than its header's rows state (a copy cut short) was resampled silently."""
+    path = tmp_path / "hex.ang"
+    _hex_ang(path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-4]) + "\n")
+    assert main(["segment", str(path), "-o", str(tmp_path / "seg.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "truncated" in err and "hexagonal grid" in err and "hex.ang" in err, err
+
+
 def test_mixed_shapes_of_index_results(tmp_path, nba):
     """write_index_results → read back: a 1 × n map stays (1, n) in the file (the issue's traceback)."""
     from stemgrains.io.results import atomic_h5

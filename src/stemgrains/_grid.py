@@ -77,17 +77,29 @@ def attach_scan_step(xmap: Any, scan_step_nm: float | None) -> Any:
     return xmap
 
 
-def ang_grid_type(path: Any) -> str:
-    """The ``GRID:`` entry of an .ang header (``"SqrGrid"``, ``"HexGrid"``), ``""`` when there is none."""
+def ang_header(path: Any) -> dict[str, str]:
+    """The ``KEY: value`` entries of an .ang header (``GRID``, ``NCOLS_ODD``, ``NCOLS_EVEN``, ``NROWS``, ...),
+    keys upper-case, values as text."""
+    out: dict[str, str] = {}
     with open(path, "rb") as fh:
         for raw in fh:
             line = raw.decode("latin-1").strip()
             if not line.startswith("#"):
                 break
-            body = line.lstrip("#").strip()
-            if body.upper().startswith("GRID:"):
-                return body[5:].strip().strip("#").strip()
-    return ""
+            key, sep, value = line.lstrip("#").strip().partition(":")
+            if sep and key.strip() and " " not in key.strip():
+                out.setdefault(key.strip().upper(), value.strip().strip("#").strip())
+    return out
+
+
+def hex_grid_points(header: dict[str, str]) -> int | None:
+    """Points of an .ang HexGrid (EDAX): NROWS rows alternating NCOLS_ODD and NCOLS_EVEN points, the first odd;
+    ``None`` when the header lacks one of them."""
+    try:
+        odd, even, rows = (int(header[k]) for k in ("NCOLS_ODD", "NCOLS_EVEN", "NROWS"))
+    except (KeyError, ValueError):
+        return None
+    return (rows + 1) // 2 * odd + rows // 2 * even
 
 
 def hex_to_square(xmap: Any, source: str = "map") -> Any:

@@ -353,14 +353,20 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
     grid = int(np.prod(xmap.shape))
-    from .._grid import ang_grid_type, hex_to_square
+    from .._grid import ang_header, hex_grid_points, hex_to_square
 
-    hex_grid = ext == ".ang" and ang_grid_type(p).lower().startswith("hex")  # rows alternate in length: not this check
+    header = ang_header(p) if ext == ".ang" else {}
+    hex_grid = header.get("GRID", "").lower().startswith("hex")  # rows alternate in length: not this check
     if len(xmap.shape) == 2 and not hex_grid and np.asarray(xmap.is_in_data).size != grid:
         ny, nx = (int(v) for v in xmap.shape)
         raise FileFormatError(f"{source}: {np.asarray(xmap.is_in_data).size} data rows for the {ny} x {nx} grid its "
                               f"header states ({grid} points); the file is truncated or its header is wrong")
     if hex_grid:  # orix reads HexGrid points as if on a square grid
+        expected = hex_grid_points(header)
+        if expected is not None and xmap.size != expected:
+            raise FileFormatError(f"{source}: {xmap.size} data rows for the hexagonal grid its header states "
+                                  f"({header['NROWS']} rows of {header['NCOLS_ODD']} and {header['NCOLS_EVEN']} points, "
+                                  f"{expected} in all); the file is truncated or its header is wrong")
         xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
     astar = hex_frame == "x-astar" or (hex_frame == "auto" and ext == ".ctf" and vendor == "oxford")
