@@ -105,9 +105,17 @@ def test_matches_py4dstem_bloch_wave(au):
         assert np.corrcoef(I[0], I_p[1:])[0, 1] > 0.999
 
 
-def test_bad_thickness_refused(au_model):
+def test_bad_inputs_refused(au, au_model):
     with pytest.raises(ParameterError, match="thickness"):
         bloch_intensities(au_model, np.eye(3), [-1.0])
+    with pytest.raises(ParameterError, match="rotation matrix"):
+        bloch_intensities(au_model, np.ones((3, 3)), 100.0)
+    with pytest.raises(ParameterError, match="rotation matrix"):
+        bloch_intensities_reference(au_model, np.eye(4), 100.0)
+    with pytest.raises(ParameterError, match="positive k_max"):
+        bloch_model(au, 300.0, 0.0, WAVELENGTH_300KV)
+    with pytest.raises(ParameterError, match="000"):
+        bloch_intensities(au_model, np.eye(3), 100.0, hkl=[[1, 1, 1]])
 
 
 def test_spot_image_score_is_the_kinematic_image_score(au):

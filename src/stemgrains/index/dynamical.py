@@ -110,6 +110,15 @@ def _beams(model: BlochModel, R: np.ndarray, s_max: float, hkl: np.ndarray | Non
 
 
 
+def _rotation(R: np.ndarray) -> np.ndarray:
+    """``R`` as a (3, 3) float64 rotation matrix; ParameterError otherwise."""
+    R = np.asarray(R, dtype=np.float64)
+    if R.shape != (3, 3) or not np.all(np.isfinite(R)) or not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
+        raise ParameterError(f"R must be a 3 x 3 rotation matrix (v_crystal = R v_sample; e.g. "
+                             f"stemgrains.crystal.spots.rotation_matrices(q)), got shape {R.shape}")
+    return R
+
+
 def _structure_matrix(model: BlochModel, hkl: np.ndarray, s: np.ndarray) -> np.ndarray:
     """De Graef's A (m, m): U_{g−h} + iU′_{g−h} off the diagonal, 2k₀ s_g + iU′₀ on it."""
     d = hkl[:, None, :] - hkl[None, :, :] + model.H
@@ -135,7 +144,7 @@ def bloch_intensities(model: BlochModel, R: np.ndarray, thickness_A, s_max: floa
     from scipy.sparse.linalg import expm_multiply
 
     t = _check_thickness(thickness_A)
-    hkl, g, s = _beams(model, np.asarray(R, dtype=np.float64), s_max, hkl)
+    hkl, g, s = _beams(model, _rotation(R), s_max, hkl)
     A = _structure_matrix(model, hkl, s)
     e0 = np.zeros(len(hkl), dtype=np.complex128)
     e0[0] = 1.0
@@ -155,7 +164,7 @@ def bloch_intensities_reference(model: BlochModel, R: np.ndarray, thickness_A, s
     from scipy.linalg import expm
 
     t = _check_thickness(thickness_A)
-    hkl, g, s = _beams(model, np.asarray(R, dtype=np.float64), s_max, hkl)
+    hkl, g, s = _beams(model, _rotation(R), s_max, hkl)
     A = _structure_matrix(model, hkl, s)
     I = np.array([np.abs(expm(A * (2j * np.pi * tt * model.wavelength / 2.0))[:, 0]) ** 2 for tt in t])
     return g[1:, :2], I[:, 1:]
