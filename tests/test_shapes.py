@@ -249,6 +249,10 @@ def test_truncated_hexagonal_grid_ang_is_refused(tmp_path, capsys):
     assert main(["segment", str(path), "-o", str(tmp_path / "seg.h5")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "truncated" in err and "hexagonal grid" in err and "hex.ang" in err, err
+    path.write_text("\n".join(lines + lines[-3:]) + "\n")  # three points more than the header's rows hold
+    assert main(["segment", str(path), "-o", str(tmp_path / "seg.h5")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "longer than its header says" in err and "data points" in err, err
 
 
 def test_mixed_shapes_of_index_results(tmp_path, nba):

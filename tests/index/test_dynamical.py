@@ -112,8 +112,27 @@ def test_bad_inputs_refused(au, au_model):
         bloch_intensities(au_model, np.ones((3, 3)), 100.0)
     with pytest.raises(ParameterError, match="rotation matrix"):
         bloch_intensities_reference(au_model, np.eye(4), 100.0)
-    with pytest.raises(ParameterError, match="positive k_max"):
+    with pytest.raises(ParameterError, match="k_max must be a positive"):
         bloch_model(au, 300.0, 0.0, WAVELENGTH_300KV)
+    with pytest.raises(ParameterError, match="below the first reflection"):
+        bloch_model(au, 300.0, 0.1)
+    with pytest.raises(ParameterError, match="1–3000 kV"):
+        bloch_model(au, 300000.0, 1.2)
+    with pytest.raises(ParameterError, match="does not match"):
+        bloch_model(au, 200.0, 1.2, WAVELENGTH_300KV)
+    with pytest.raises(ParameterError, match="absorption"):
+        bloch_model(au, 300.0, 1.2, absorption=-0.5)
+    with pytest.raises(ParameterError, match="orix Phase"):
+        bloch_model(str(sample_cif("au")), 300.0, 1.2)
+    assert bloch_model(au, 300.0, 1.2).wavelength == pytest.approx(WAVELENGTH_300KV, rel=1e-4)
+    for bad_R in (np.eye(2), np.ones(4), np.stack([np.eye(3)] * 5), 2 * np.eye(3), np.full((3, 3), np.nan)):
+        with pytest.raises(ParameterError, match="rotation matrix"):
+            bloch_intensities(au_model, bad_R, 200.0)
+    with pytest.raises(ParameterError, match="s_max"):
+        bloch_intensities(au_model, np.eye(3), 200.0, s_max=-1.0)
+    for bad_t in ([], np.full((2, 2), 100.0)):
+        with pytest.raises(ParameterError, match="1-D list"):
+            bloch_intensities(au_model, np.eye(3), bad_t)
     with pytest.raises(ParameterError, match="000"):
         bloch_intensities(au_model, np.eye(3), 100.0, hkl=[[1, 1, 1]])
 

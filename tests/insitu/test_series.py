@@ -4,6 +4,7 @@ right boundary / triple junction / interior; enrichment equals a hand computatio
 from __future__ import annotations
 
 import csv
+import shutil
 import math
 
 import h5py
@@ -213,7 +214,7 @@ def test_cli_bad_input(lamella, tmp_path, capsys):
         ([str(a), str(a), "--frame-pixel-size", "1", "--offset", "500,500"], "do not overlap the map"),
         ([str(a), str(a), "--frame-pixel-size", "1", "--offset=nan,0"], "--offset/--rotation expect finite numbers"),
         ([str(a), str(a), "--offset", "0,0"], "--frame-pixel-size"),
-        ([str(a), str(a), "--frame-pixel-size", "1"], "--offset"),
+        ([str(a), str(a), "--frame-pixel-size", "1"], "no virtual ADF image to register frame 0 on ("),
         ([str(a), str(a), "--frame-pixel-size", "1", "--offset", "0,0", "--times", "1,2,3"], "--times"),
         ([str(a), str(tmp_path / "none.npy"), "--frame-pixel-size", "1", "--offset", "0,0"], "not found"),
         ([str(a), str(a), "--frame-pixel-size", "-1", "--offset", "0,0"], "--frame-pixel-size"),
@@ -236,6 +237,27 @@ def test_tiff_frames_carry_pixel_size(tmp_path):
     frames, size, names = read_frames([tmp_path / "f.tif", tmp_path / "f.tif"])
     assert frames.shape == (2, 30, 40) and size == pytest.approx(0.25) and names == ["f.tif", "f.tif"]
     np.testing.assert_array_equal(frames[0], img)
+
+
+def test_series_without_classification_says_what_its_statistics_lack(lamella, tmp_path, capsys):
+    """A results file without /classification (e.g. segmented again) gives site statistics only: said in a line
+    (the label and behaviour rows of enrichment.csv disappeared without a word)."""
+    src = tmp_path / "plain.h5"
+    shutil.copyfile(lamella[0], src)
+    with h5py.File(src, "a") as f:
+        del f["classification"]
+    frames, _ = _series(1)
+    names = []
+    for k, fr in enumerate(frames[:3]):
+        names.append(str(tmp_path / f"f{k}.npy"))
+        np.save(names[-1], fr)
+    capsys.readouterr()
+    assert main(["series", str(src), *names, "--frame-pixel-size", str(PIXEL), f"--offset={OFFSET[0]},{OFFSET[1]}",
+                 "--no-figures", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "holds no classification" in out and "stemgrains classify" in out, out
+    with open(tmp_path / "out" / "enrichment.csv", newline="") as f:
+        assert {r["level"] for r in csv.DictReader(f)} <= {"site", "interface"}
 
 
 def test_h5_frames_are_virtual_images_and_other_h5_files_are_named(tmp_path, data_samples):

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         found = map_image_from_results(results)
         if found is None:
-            raise ParameterError(f"{results}: the 4D input recorded there is not reachable for a virtual ADF image; "
+            raise ParameterError(f"{results}: no virtual ADF image to register frame 0 on ({_why_no_map_image(results)}); "
                                  "give --offset X_NM,Y_NM (map position of frame pixel (0, 0))")
         map_image, step, src = found
         how = f"registered on a virtual ADF image of {src}"
@@ -142,4 +142,28 @@ def run(args: argparse.Namespace) -> int:
         print(f"frame{'s' if len(left_out) > 1 else ''} {', '.join(map(str, left_out))} left out of the event "
               f"detection and statistics (doubtful drift registration; recorded in series.h5)")
     print(f"{len(ev)} events: " + ", ".join(f"{k} {v}" for k, v in sites_found.items()) + f" -> {out}")
+    if not _has_group(results, "classification"):
+        print(f"note: {results} holds no classification, so enrichment.csv counts the sites only (no label or "
+              "behaviour rows); run stemgrains classify on it first for those")
     return 0
+
+
+def _has_group(path: Path, group: str) -> bool:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return group in f
+
+
+def _why_no_map_image(results: Path) -> str:
+    """Why :func:`map_image_from_results` found no 4D scan behind ``results``, in words."""
+    from ..io.outputs import describe_file, recorded_input
+
+    rec = recorded_input(results)
+    if not rec:
+        return "it records no input"
+    base = results.resolve().parent
+    for cand in (Path(rec), base / rec, base / Path(rec).name):
+        if cand.is_file():
+            return f"its input {cand} is {describe_file(cand)}, not a 4D scan"
+    return f"its input {rec} is not found"

@@ -63,15 +63,37 @@ class BlochModel:
     B: np.ndarray
 
 
-def bloch_model(phase, accelerating_voltage_kV: float, k_max: float, wavelength: float, absorption: float = 0.1) -> BlochModel:
-    """The :class:`BlochModel` of an orix ``phase`` (with its structure, from a CIF): beams up to ``k_max`` (1/Å)
-    among the reflections with F ≠ 0, couplings U_{g−h} up to 2·k_max, at ``accelerating_voltage_kV`` (for γ) and ``wavelength`` (Å).
+def bloch_model(phase, accelerating_voltage_kV: float, k_max: float, wavelength: float | None = None,
+                absorption: float = 0.1) -> BlochModel:
+    """The :class:`BlochModel` of an orix ``phase`` (with its structure, from a CIF: :func:`stemgrains.crystal.load_phase`):
+    beams up to ``k_max`` (1/Å) among the reflections with F ≠ 0, couplings U_{g−h} up to 2·k_max, at
+    ``accelerating_voltage_kV`` (kV, for γ and, by default, the wavelength), ``wavelength`` (Å; the calibration's,
+    which must agree with the voltage within 1 %) and proportional ``absorption`` (0–1).
 
-    Raises ParameterError for a phase without atoms or a non-positive k_max, voltage or wavelength."""
-    if not (k_max > 0 and accelerating_voltage_kV > 0 and wavelength > 0):
-        raise ParameterError(f"bloch_model needs positive k_max, voltage and wavelength, got {k_max!r}, "
-                             f"{accelerating_voltage_kV!r}, {wavelength!r}")
+    Raises ParameterError for a phase without atoms, a non-positive k_max or one below the first reflection, a
+    voltage outside 1–3000 kV, a wavelength that does not match it, an absorption outside 0–1."""
+    from ..data import electron_wavelength
+
+    if not hasattr(phase, "structure"):
+        raise ParameterError(f"phase must be an orix Phase with its structure (stemgrains.crystal.load_phase(CIF)), "
+                             f"got {type(phase).__name__}")
+    if not (np.isfinite(k_max) and k_max > 0):
+        raise ParameterError(f"k_max must be a positive number of 1/Å, got {k_max!r}")
+    if not (np.isfinite(accelerating_voltage_kV) and 1.0 <= accelerating_voltage_kV <= 3000.0):
+        raise ParameterError(f"accelerating_voltage_kV must be 1–3000 kV, got {accelerating_voltage_kV!r}")
+    expected = electron_wavelength(accelerating_voltage_kV)
+    if wavelength is None:
+        wavelength = expected
+    elif not (np.isfinite(wavelength) and abs(wavelength / expected - 1.0) <= 0.01):
+        raise ParameterError(f"wavelength {wavelength!r} Å does not match {accelerating_voltage_kV:g} kV "
+                             f"({expected:.5f} Å)")
+    if not (np.isfinite(absorption) and 0.0 <= absorption <= 1.0):
+        raise ParameterError(f"absorption must be a fraction 0–1 of U_g, got {absorption!r}")
     coupling = reflections(phase, k_max=2.0 * k_max, min_relative_intensity=0.0)
+    beams = (coupling.g_norm <= k_max) & (coupling.intensity > 1e-10 * coupling.intensity.max(initial=0.0))
+    if not beams.any():
+        first = reflections(phase, k_max=10.0).g_norm.min(initial=np.inf)
+        raise ParameterError(f"k_max {k_max:g} 1/Å is below the first reflection of {phase.name!r} ({first:.3f} 1/Å)")
     base = np.asarray(phase.structure.lattice.base, dtype=np.float64)
     volume = abs(float(np.linalg.det(base)))
     gamma = 1.0 + accelerating_voltage_kV * 1e3 / _M0C2_EV
@@ -83,8 +105,7 @@ def bloch_model(phase, accelerating_voltage_kV: float, k_max: float, wavelength:
     occ = np.array([a.occupancy for a in st], dtype=np.float64)
     Z = atomic_numbers(st)
     F0 = float(np.sum(occ * electron_scattering_factor(Z, np.zeros(len(Z)))))
-    # beams: the reciprocal lattice points (lattice-centring absences have F = 0 and couple to nothing)
-    beams = (coupling.g_norm <= k_max) & (coupling.intensity > 1e-10 * coupling.intensity.max(initial=0.0))
+    # beams (above): the reciprocal lattice points (lattice-centring absences have F = 0 and couple to nothing)
     return BlochModel(U=U, U0_abs=absorption * gamma * F0 / (np.pi * volume), H=H, hkl=coupling.hkl[beams],
                       g=coupling.g[beams], k_max=float(k_max), wavelength=float(wavelength),
                       B=reciprocal_basis(phase))
@@ -112,7 +133,10 @@ def _beams(model: BlochModel, R: np.ndarray, s_max: float, hkl: np.ndarray | Non
 
 def _rotation(R: np.ndarray) -> np.ndarray:
     """``R`` as a (3, 3) float64 rotation matrix; ParameterError otherwise."""
-    R = np.asarray(R, dtype=np.float64)
+    try:
+        R = np.asarray(R, dtype=np.float64)
+    except (TypeError, ValueError):
+        R = np.zeros(0)
     if R.shape != (3, 3) or not np.all(np.isfinite(R)) or not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
         raise ParameterError(f"R must be a 3 x 3 rotation matrix (v_crystal = R v_sample; e.g. "
                              f"stemgrains.crystal.spots.rotation_matrices(q)), got shape {R.shape}")
@@ -127,10 +151,16 @@ def _structure_matrix(model: BlochModel, hkl: np.ndarray, s: np.ndarray) -> np.n
     return A
 
 
-def _check_thickness(thickness_A) -> np.ndarray:
-    t = np.atleast_1d(np.asarray(thickness_A, dtype=np.float64))
+def _check_thickness(thickness_A, s_max: float) -> np.ndarray:
+    if not (np.isfinite(s_max) and s_max > 0):
+        raise ParameterError(f"s_max must be a positive excitation error, 1/Å, got {s_max!r}")
+    try:
+        t = np.atleast_1d(np.asarray(thickness_A, dtype=np.float64))
+    except (TypeError, ValueError):
+        t = np.zeros((0, 0))
     if t.ndim != 1 or len(t) == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0):
-        raise ParameterError(f"thickness must be positive Å, got {thickness_A!r}")
+        raise ParameterError(f"thickness must be one positive value or a 1-D list of positive values (Å), got "
+                             f"{thickness_A!r}")
     return t
 
 
@@ -143,7 +173,7 @@ def bloch_intensities(model: BlochModel, R: np.ndarray, thickness_A, s_max: floa
     (the direct beam left out) and |ψ_g(t)|² (fractions of the incident intensity)."""
     from scipy.sparse.linalg import expm_multiply
 
-    t = _check_thickness(thickness_A)
+    t = _check_thickness(thickness_A, s_max)
     hkl, g, s = _beams(model, _rotation(R), s_max, hkl)
     A = _structure_matrix(model, hkl, s)
     e0 = np.zeros(len(hkl), dtype=np.complex128)
@@ -163,7 +193,7 @@ def bloch_intensities_reference(model: BlochModel, R: np.ndarray, thickness_A, s
     exponential (``scipy.linalg.expm``) at each thickness; for tests."""
     from scipy.linalg import expm
 
-    t = _check_thickness(thickness_A)
+    t = _check_thickness(thickness_A, s_max)
     hkl, g, s = _beams(model, _rotation(R), s_max, hkl)
     A = _structure_matrix(model, hkl, s)
     I = np.array([np.abs(expm(A * (2j * np.pi * tt * model.wavelength / 2.0))[:, 0]) ** 2 for tt in t])

@@ -134,7 +134,8 @@ def _read_h5_image(p: Path) -> tuple[np.ndarray, float | None]:
     except OSError as err:
         raise FileFormatError(f"{p}: not a readable HDF5 file ({first_line(err)})") from None
     what = describe_file(p)
-    hint = "; make a virtual image of it first (stemgrains virtual)" if "4D-STEM" in what else ""
+    hint = ("; make a virtual image of it first (stemgrains virtual)" if "4D-STEM" in what
+            else "; the results file goes first, the frames after it" if what.startswith("the results of") else "")
     raise FileFormatError(f"{p}: {what}, not an image frame (an .h5 frame is an image written by stemgrains "
                           f"virtual){hint}")
 

@@ -364,9 +364,11 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     if hex_grid:  # orix reads HexGrid points as if on a square grid
         expected = hex_grid_points(header)
         if expected is not None and xmap.size != expected:
-            raise FileFormatError(f"{source}: {xmap.size} data rows for the hexagonal grid its header states "
-                                  f"({header['NROWS']} rows of {header['NCOLS_ODD']} and {header['NCOLS_EVEN']} points, "
-                                  f"{expected} in all); the file is truncated or its header is wrong")
+            raise FileFormatError(f"{source}: {xmap.size} data points for the hexagonal grid its header states "
+                                  f"({header['NROWS']} rows alternating {header['NCOLS_ODD']} and {header['NCOLS_EVEN']} "
+                                  f"points, {expected} in all); the file is "
+                                  f"{'truncated' if xmap.size < expected else 'longer than its header says'} or its "
+                                  "header is wrong")
         xmap = hex_to_square(xmap, source)
     _check_axes(xmap, source)
     astar = hex_frame == "x-astar" or (hex_frame == "auto" and ext == ".ctf" and vendor == "oxford")
