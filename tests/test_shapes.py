@@ -231,6 +231,8 @@ def test_hexagonal_grid_ang_is_resampled_to_a_square_grid(tmp_path, capsys):
     phi1 = xmap.rotations.to_euler()[:, 0].reshape(ny, nx)
     np.testing.assert_allclose(phi1[:, :2] % (2 * np.pi), 0.0, atol=1e-4)
     np.testing.assert_allclose(phi1[:, 4:], 0.7, atol=1e-4)
+    assert main(["info", str(path)]) == 0
+    assert "6 x 6 (rows x cols) (a hexagonal grid, resampled" in capsys.readouterr().out
     out = tmp_path / "seg.h5"
     assert main(["segment", str(path), "-o", str(out), "--min-size", "1"]) == 0
     printed = capsys.readouterr().out

@@ -273,6 +273,33 @@ def test_h5_frames_are_virtual_images_and_other_h5_files_are_named(tmp_path, dat
     np.testing.assert_array_equal(frames[1], img)
     with pytest.raises(FileFormatError, match=r"4D-STEM scan.*not an image frame.*stemgrains virtual\)?"):
         read_frames([data_samples / "nba_sample.h5"])
+    results = tmp_path / "r.h5"
+    with h5py.File(results, "w") as f:
+        f.create_group("input").attrs["path"] = str(data_samples / "nba_sample.h5")
+        f.create_group("orientation")
+    with pytest.raises(FileFormatError, match="the results file goes first"):
+        read_frames([tmp_path / "v.h5", results])
+
+
+def test_frames_made_from_another_scan_are_noted(lamella, tmp_path, capsys):
+    """Virtual-image frames recording another 4D input than the map's: allowed (a later scan of the same area),
+    said in one note (a fresh user's frames of an Au scan were placed on a Na-β″ map without a word)."""
+    from stemgrains.io.images import write_image
+
+    src = tmp_path / "map.h5"
+    shutil.copyfile(lamella[0], src)
+    with h5py.File(src, "a") as f:
+        f.require_group("input").attrs["path"] = str(tmp_path / "map_scan.h5")
+    frames, _ = _series(1)
+    names = []
+    for k, fr in enumerate(frames[:3]):
+        names.append(str(tmp_path / f"f{k}.h5"))
+        write_image(names[-1], fr, pixel_size_nm=PIXEL, input_path=tmp_path / "other_scan.h5")
+    capsys.readouterr()
+    assert main(["series", str(src), *names, f"--offset={OFFSET[0]},{OFFSET[1]}", "--no-figures",
+                 "-o", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    assert "f0.h5, f1.h5, f2.h5 were made from" in err and "other_scan.h5, the map from" in err, err
 
 
 def test_cli_registers_frame0_on_virtual_adf(tmp_path):

@@ -53,7 +53,9 @@ def _print_map(path: Path) -> int:
     step = map_scan_step_nm(xmap)
     print(f"file:        {path}")
     print("kind:        orientation map")
-    print(f"shape:       {ny} x {nx} (rows x cols)")
+    hexgrid = " (a hexagonal grid, resampled to this square grid by nearest neighbour)" if getattr(
+        xmap, "resampled_from", None) == "HexGrid" else ""
+    print(f"shape:       {ny} x {nx} (rows x cols){hexgrid}")
     print(f"scan step:   {f'{step:g} nm' if step is not None else 'unknown (pixel units)'}")
     print("phases:")
     pid = np.asarray(xmap.phase_id)

@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
             s.strip() for s in args.interface.split(",") if s.strip())
     sites = load_sites(results, interface)
     frames, size, names = read_frames(args.frames)
+    _note_other_scans(results, args.frames)
     if len(frames) < 2:
         raise ParameterError(f"an in-situ series needs at least 2 frames (frame 0 is the reference), got "
                              f"{len(frames)} ({', '.join(args.frames)})")
@@ -146,6 +147,24 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {results} holds no classification, so enrichment.csv counts the sites only (no label or "
               "behaviour rows); run stemgrains classify on it first for those")
     return 0
+
+
+def _note_other_scans(results: Path, frames: list[str]) -> None:
+    """A note when frames record a 4D input (virtual images do) other than the one the map was made from: allowed
+    (a later scan of the same area), but the user should know the series is placed on another scan's map."""
+    from ..io.outputs import recorded_input
+
+    source = recorded_input(results)
+    if not source:
+        return
+    others: dict[str, list[str]] = {}
+    for fr in dict.fromkeys(frames):
+        rec = recorded_input(fr)
+        if rec and Path(rec).resolve() != Path(source).resolve():
+            others.setdefault(rec, []).append(Path(fr).name)
+    for rec, names in others.items():
+        print(f"note: {', '.join(names)} {'was' if len(names) == 1 else 'were'} made from {rec}, the map from {source}: "
+              "the series is placed on the map as if they showed the same area", file=sys.stderr)
 
 
 def _has_group(path: Path, group: str) -> bool:
