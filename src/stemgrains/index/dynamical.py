@@ -234,7 +234,7 @@ def _rotvec_quaternion(v: np.ndarray) -> np.ndarray:
 class GrainPatterns:
     """A grain's patterns as the dynamical score reads them: processed images (k, ky, kx), direct-beam centres
     (k, 2) (row, col), the detector ``affine`` (2, 2), the annulus ``q_min``–``q_max`` (1/Å), the spot-weight
-    ``power`` (the library's intensity power) and the thicknesses tried (Å, evenly spaced)."""
+    ``power`` (the library's intensity power) and the thicknesses tried (Å)."""
 
     imgs: np.ndarray
     centers: np.ndarray
