@@ -12,7 +12,7 @@ the next (beam cut-off, thickness choice, refinement), see the README.
 Physics (the standard many-beam Bloch-wave formulation with the high-energy and column approximations, beam
 normal to the foil): M. De Graef, *Introduction to Conventional Transmission Electron Microscopy* (CUP 2003),
 eqs. 5.51–5.60; P. Hirsch et al., *Electron Microscopy of Thin Crystals* (1965), ch. 8. For beams g, h (the
-direct beam and the reflections within ``s_max`` of the Ewald sphere, |g| ≤ k_max)
+direct beam and the reflections within ``s_max`` of the Ewald sphere, ``|g| ≤ k_max``)
 
     dψ/dz = 2πi A ψ / (2k₀),   A_gg = 2k₀ s_g + i U′₀,   A_gh = U_{g−h} + i U′_{g−h},   ψ(0) = e₀
 
@@ -20,7 +20,7 @@ with s_g the excitation error (:func:`stemgrains.crystal.scattering.excitation_e
 U_g = γ F_g / (π V) (Å⁻²; F_g the structure factor of :func:`~stemgrains.crystal.scattering.reflections` with
 its Debye–Waller factors, V the cell volume, γ the relativistic mass ratio) and proportional absorption
 U′_g = ``absorption`` · U_g (Hashimoto, Howie & Whelan, Proc. R. Soc. A 269 (1962) 80; 0.1 is their usual
-value). The exit intensities are |ψ_g(t)|². :func:`bloch_intensities` applies the propagator by
+value). The exit intensities are ``|ψ_g(t)|²``. :func:`bloch_intensities` applies the propagator by
 ``scipy.sparse.linalg.expm_multiply`` at one thickness with many beams, else by one eigen-decomposition of A
 (De Graef 5.58) for all thicknesses; :func:`bloch_intensities_reference` takes the dense matrix exponential at each thickness. The tests
 check both against each other and against py4DSTEM's independent Bloch-wave code
@@ -50,7 +50,7 @@ class BlochModel:
 
     Attributes: ``U`` complex (2H₀+1, 2H₁+1, 2H₂+1), U_g + iU′_g (Å⁻²) indexed by hkl + H (0 at 000);
     ``U0_abs`` the absorptive U′₀ (Å⁻²); ``H`` (3,) int; ``hkl`` (n, 3) and ``g`` (n, 3) (crystal frame, 1/Å) the
-    reflections with 0 < |g| ≤ ``k_max`` that can be beams; ``B`` (3, 3) the rows a*, b*, c* (g = hkl · B);
+    reflections with ``0 < |g| ≤ k_max`` that can be beams; ``B`` (3, 3) the rows a*, b*, c* (g = hkl · B);
     ``wavelength`` (Å)."""
 
     U: np.ndarray
@@ -170,7 +170,7 @@ def bloch_intensities(model: BlochModel, R: np.ndarray, thickness_A, s_max: floa
     given ``hkl`` (m, 3; 000 first).
 
     Returns ``(q_xy (m, 2), I (len(thickness), m))``: the sample-frame positions (1/Å) of the m diffracted beams
-    (the direct beam left out) and |ψ_g(t)|² (fractions of the incident intensity)."""
+    (the direct beam left out) and ``|ψ_g(t)|²`` (fractions of the incident intensity)."""
     from scipy.sparse.linalg import expm_multiply
 
     t = _check_thickness(thickness_A, s_max)
