@@ -28,6 +28,8 @@ from .sites import EDGES, SiteMap, enrichment
 MAX_EXTENT_RATIO = 20.0
 #: A map fewer than this many frame pixels across is a wrong pixel size.
 MIN_MAP_FRAME_PIXELS = 4
+#: The event detection's noise is taken as at least this fraction of frame 0's median intensity (noise-free frames).
+NOISE_FLOOR = 1e-3
 
 __all__ = ["SeriesResult", "EVENT_COLUMNS", "analyse_series", "load_sites", "map_image_from_results", "write_series"]
 
@@ -333,8 +335,11 @@ def analyse_series(
     ref_level = float(np.median(frames[0][region])) or 1.0
     min_area_px = max(1, int(round((min_area_nm2 if min_area_nm2 is not None else 4 * pixel_size_nm**2)
                                    / pixel_size_nm**2)))
+    # noise below 0.1 % of the median intensity is none a detector delivers: there the floor keeps interpolation
+    # residue of noise-free frames (5σ = 0.5 % contrast) from counting as events
     found = detect_events(diff[keep], region, smooth_px=smooth_px, n_sigma=n_sigma, min_area_px=min_area_px,
-                          min_frames=min_frames, reference_level=ref_level) if len(keep) > 1 else []
+                          min_frames=min_frames, reference_level=ref_level,
+                          noise_floor=NOISE_FLOOR * abs(ref_level)) if len(keep) > 1 else []
     for e in found:  # back to the indices of all frames
         e.first_frame = int(keep[e.first_frame])
         e.frames = [int(keep[i]) for i in e.frames]
