@@ -335,8 +335,7 @@ def analyse_series(
     ref_level = float(np.median(frames[0][region])) or 1.0
     min_area_px = max(1, int(round((min_area_nm2 if min_area_nm2 is not None else 4 * pixel_size_nm**2)
                                    / pixel_size_nm**2)))
-    # noise below 0.1 % of the median intensity is none a detector delivers: there the floor keeps interpolation
-    # residue of noise-free frames (5σ = 0.5 % contrast) from counting as events
+    # NOISE_FLOOR: the interpolation residue of noise-free frames is no event
     found = detect_events(diff[keep], region, smooth_px=smooth_px, n_sigma=n_sigma, min_area_px=min_area_px,
                           min_frames=min_frames, reference_level=ref_level,
                           noise_floor=NOISE_FLOOR * abs(ref_level)) if len(keep) > 1 else []
