@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"frame{'s' if len(left_out) > 1 else ''} {', '.join(map(str, left_out))} left out of the event "
               f"detection and statistics (doubtful drift registration; recorded in series.h5)")
     print(f"{len(ev)} events: " + ", ".join(f"{k} {v}" for k, v in sites_found.items()) + f" -> {out}")
-    if not _has_group(results, "classification"):
+    if not any(str(v) for v in sites.segments["label"]):  # the labels of a classification (empty without one)
         print(f"note: {results} holds no classification, so enrichment.csv counts the sites only (no label or "
               "behaviour rows); run stemgrains classify on it first for those")
     return 0
@@ -167,22 +167,14 @@ def _note_other_scans(results: Path, frames: list[str]) -> None:
               "the series is placed on the map as if they showed the same area", file=sys.stderr)
 
 
-def _has_group(path: Path, group: str) -> bool:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        return group in f
-
-
 def _why_no_map_image(results: Path) -> str:
-    """Why :func:`map_image_from_results` found no 4D scan behind ``results``, in words."""
-    from ..io.outputs import describe_file, recorded_input
+    """Why :func:`~stemgrains.insitu.map_image_from_results` found no 4D scan behind ``results``, in words."""
+    from ..insitu.api import recorded_input_files
+    from ..io.outputs import describe_file
 
-    rec = recorded_input(results)
-    if not rec:
+    rec, files = recorded_input_files(results)
+    if rec is None:
         return "it records no input"
-    base = results.resolve().parent
-    for cand in (Path(rec), base / rec, base / Path(rec).name):
-        if cand.is_file():
-            return f"its input {cand} is {describe_file(cand)}, not a 4D scan"
+    if files:
+        return f"its input {files[0]} is {describe_file(files[0])}, not a 4D scan"
     return f"its input {rec} is not found"

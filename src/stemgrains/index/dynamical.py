@@ -211,13 +211,11 @@ def spot_image_score(q_xy: np.ndarray, b: np.ndarray, img: np.ndarray, center: n
     qx, qy, b = q_xy[keep, 0], q_xy[keep, 1], b[:, keep]
     row = center[0] + affine[1, 0] * qx + affine[1, 1] * qy
     col = center[1] + affine[0, 0] * qx + affine[0, 1] * qy
+    from scipy.ndimage import map_coordinates
+
     ky, kx = img.shape
     on = (row >= 0) & (col >= 0) & (row <= ky - 1) & (col <= kx - 1)
-    r0 = np.minimum(row[on].astype(np.int64), ky - 2)
-    c0 = np.minimum(col[on].astype(np.int64), kx - 2)
-    fr, fc = row[on] - r0, col[on] - c0
-    P = (img[r0, c0] * (1 - fr) * (1 - fc) + img[r0, c0 + 1] * (1 - fr) * fc
-         + img[r0 + 1, c0] * fr * (1 - fc) + img[r0 + 1, c0 + 1] * fr * fc)
+    P = map_coordinates(np.asarray(img, dtype=np.float64), [row[on], col[on]], order=1)  # bilinear
     norm = np.sqrt(np.sum(b * b, axis=1))
     return np.where(norm > 0, b[:, on] @ P / np.where(norm > 0, norm, 1.0), 0.0)
 

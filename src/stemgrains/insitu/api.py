@@ -115,31 +115,33 @@ def load_sites(results: str | os.PathLike, interface: tuple[str, ...] | None = N
     return SiteMap.from_results(grains, bounds, classification, interface)
 
 
+def recorded_input_files(results: str | os.PathLike) -> tuple[str | None, list[Path]]:
+    """The input a results file records (``None`` when it records none) and the existing files that may be it:
+    as recorded, relative to the results file's folder, and by name next to it."""
+    from ..io.outputs import recorded_input
+
+    recorded = recorded_input(results)
+    if not recorded:
+        return None, []
+    base = Path(results).resolve().parent
+    cands = dict.fromkeys((Path(recorded), base / recorded, base / Path(recorded).name))
+    return recorded, [c for c in cands if c.is_file()]
+
+
 def map_image_from_results(results: str | os.PathLike, detector: str = "adf") -> tuple[np.ndarray, float, str] | None:
     """Virtual ADF (or ``"bf"``) image of the 4D input recorded in a results file, with its scan step (nm) and
-    path; ``None`` when the input is not reachable (tried as recorded, relative to the results file's folder, and
-    by name next to it)."""
+    path; ``None`` when the input is not reachable (:func:`recorded_input_files`) or not 4D data."""
     from ..io import load_4d
-    from ..io.results import read_with
     from ..virtual import annulus, bright_field, virtual_image
 
-    def rec(f: Any, source: str) -> str | None:
-        g = f.get("input")
-        return None if g is None or "path" not in g.attrs else str(g.attrs["path"])
-
-    recorded = read_with(results, rec)
-    if not recorded:
-        return None
-    base = Path(results).resolve().parent
-    for cand in (Path(recorded), base / recorded, base / Path(recorded).name):
-        if cand.is_file():
-            try:
-                ds = load_4d(cand)
-            except StemgrainsError:
-                continue
-            k = min(ds.detector_shape)
-            det = annulus(k / 12, k / 2) if detector == "adf" else bright_field(k / 16)
-            return virtual_image(ds, det), ds.calibration.scan_step_nm, str(cand)
+    for cand in recorded_input_files(results)[1]:
+        try:
+            ds = load_4d(cand)
+        except StemgrainsError:
+            continue
+        k = min(ds.detector_shape)
+        det = annulus(k / 12, k / 2) if detector == "adf" else bright_field(k / 16)
+        return virtual_image(ds, det), ds.calibration.scan_step_nm, str(cand)
     return None
 
 
