@@ -21,6 +21,9 @@ TYPE_TOLERANCE_DEG = 15.0
 FLAT_TOLERANCE_DEG = 10.0
 TAU_FLOW = 0.2
 R_BLOCK = 0.8
+#: a boundary's label rests on an uncertain c axis where a grain's median c-axis reliability is below this (the
+#: usual reliability cut); the share of boundary length is reported (BoundaryClassification.summary)
+C_AXIS_RELIABILITY_CUT = 5.0
 
 # --- indexing ------------------------------------------------------------------------------------
 LIBRARY_STEP_DEG = 1.0

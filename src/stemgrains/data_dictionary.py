@@ -62,6 +62,9 @@ _C: dict[str, tuple[str, str]] = {
     "j_b": ("σ_ip", "Na⁺ flux of grain B away from the boundary, (Σ_B E)·n per unit |E| (> 0: into B)"),
     "r": ("1", "normalised net accumulation (J_A − J_B)/max(|J_A|, |J_B|, tau_flow), −2…2 "
                "(> 0: Na⁺ piles up, < 0: depletion)"),
+    "c_axis_reliability": ("1", "the smaller of the two grains' median_c_axis_reliability: below 5 the label rests "
+                                "on a c axis the patterns of a grain do not fix (another c axis explains them nearly "
+                                "as well); NaN where a grain has none (cubic phase, a map without it)"),
 }
 
 
@@ -96,6 +99,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                              "beyond chance (index reliability_fit_range), 0–100"),
         "twin_reliability": ("1", "(ny, nx) the same against the beam twin O ∘ Rz(180°) alone; 100 where the twin is "
                                   "symmetry-equivalent, 0–100"),
+        "c_axis_reliability": ("1", "(ny, nx) the same R over the hypotheses whose c axis (crystal z, the basal-plane "
+                                    "normal) lies > 5° from the solution's as a line, also after a change of sign of "
+                                    "its beam component: how reliable the basal planes' trace and inclination are, "
+                                    "all the conduction-plane classification uses (the beam twin and the 60° turn "
+                                    "about c leave them unchanged); NaN for cubic phases, 0–100"),
         "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "
                                    "solution predicts (|excitation error| ≤ 0.05 1/Å), 0–1"),
         "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "
@@ -151,6 +159,10 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "alpha_deg": ("deg", "angle between the conduction planes and the lamella surface, 0 flat – 90 edge-on"),
         "trace_angle_deg": ("deg", "in-plane direction of the conduction-plane trace, from +x toward +y, "
                                    "(−90, 90]; NaN when flat"),
+        "median_reliability": ("1", "median reliability of the grain's valid pixels (maps with a reliability: "
+                                    "indexed by stemgrains, or imported with one)"),
+        "median_c_axis_reliability": ("1", "median c-axis reliability of the grain's valid pixels (maps indexed by "
+                                           "stemgrains; NaN for cubic phases)"),
     },
     "boundaries/boundaries": _pick(
         "boundary_id", "grain_a", "grain_b", "length_nm", "normal", "trace_angle_deg", "n_pixel_pairs",
@@ -194,6 +206,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "segment_id", "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "normal", "field",
         "misorientation_deg", "misorientation_axis", "csl_sigma", "special", "conducting", "theta_3d", "theta_2d",
         "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "label", "type", "letter", "field_index", "behaviour", "j_a", "j_b", "r",
+        "c_axis_reliability",
     ),
     "classification/boundaries": _pick(
         "boundary_id", "grain_a", "grain_b", "length_nm", "trace_angle_deg", "misorientation_deg",
@@ -205,6 +218,7 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         label=("—", "label covering the largest length of the boundary (see the segment table)"),
         behaviour=("—", "behaviour covering the largest length of the boundary"),
         label_fraction=("1", "length fraction of the boundary carrying that label"),
+        c_axis_reliability=_C["c_axis_reliability"],
     ),
     "transport": {
         "potential": ("V", "(ny, nx) potential φ at pixel centres; NaN on blocking pixels and floating regions"),

@@ -523,3 +523,19 @@ def test_with_extracted_boundaries(tmp_path, gmap):
     assert res.segments["label"][straight].tolist() == ["III a2"]
     plot_boundary_behaviour(gmap, extracted, res, path=tmp_path / "b.png")
     assert (tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_c_axis_reliability_is_the_less_certain_grain():
+    """Each segment and boundary carries the smaller median c-axis reliability of its two grains (NaN where a
+    grain has none: the ZrO₂ grain here, or a grain table without the column)."""
+    gm = _grain_map()
+    bt = _boundary_table(gm.labels)
+    res = classify_boundaries(gm, bt, (1.0, 0.0))
+    assert np.isnan(res.boundaries["c_axis_reliability"]).all()  # no median_c_axis_reliability in the table
+    gm.table["median_c_axis_reliability"] = np.array([40.0, 3.0, np.nan])
+    res = classify_boundaries(gm, bt, (1.0, 0.0))
+    for tab in (res.boundaries, res.segments):
+        pair = (np.asarray(tab["grain_a"]), np.asarray(tab["grain_b"]))
+        one_two = (pair[0] == 1) & (pair[1] == 2)
+        assert one_two.any() and np.all(tab["c_axis_reliability"][one_two] == 3.0)
+        assert np.isnan(tab["c_axis_reliability"][~one_two]).all()

@@ -271,3 +271,37 @@ def test_merge_joins_a_grain_split_by_a_quality_cut():
     gm = segment_grains(xmap, min_reliability=5, small_grains="merge")
     assert gm.n_grains == 2 and gm.parameters["joined_grains"] == 1
     assert len(np.unique(gm.labels[:, :14])) == 1 and len(np.unique(gm.labels[:, 14:])) == 1
+
+
+def test_grain_medians_match_a_loop_over_grains():
+    """grain_medians (the grain table's median_reliability / median_c_axis_reliability) against np.nanmedian per
+    grain on random labels with NaN values and empty grains."""
+    from stemgrains.grains.segment import grain_medians
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        core = rng.integers(0, 7, size=(9, 11))
+        values = rng.random((9, 11)) * 100
+        values[rng.random((9, 11)) < 0.2] = np.nan
+        n = int(core.max())
+        expect = np.array([np.nanmedian(values[core == k]) if np.isfinite(values[core == k]).any() else np.nan
+                           for k in range(1, n + 1)])
+        np.testing.assert_allclose(grain_medians(core, values), expect, equal_nan=True)
+
+
+def test_segment_summarises_the_reliabilities_per_grain():
+    """An indexed map's reliability and c-axis reliability become per-grain medians over the valid pixels."""
+    labels = np.zeros((10, 12), int)
+    labels[:, 6:] = 1
+    q = np.where(labels[..., None] == 0, Rotation.from_axes_angles([0, 0, 1], 0.0).data[0],
+                 Rotation.from_axes_angles([1, 0, 0], np.radians(40)).data[0])
+    rel = np.where(labels == 0, 2.0, 30.0)
+    rel_c = np.where(labels == 0, 50.0, np.nan)
+    xmap = make_xmap(q, np.zeros((10, 12), int), [Phase("beta2", point_group="-3m")],
+                     prop={"reliability": rel, "c_axis_reliability": rel_c})
+    gm = segment_grains(xmap)
+    first = gm.table["id"] == gm.labels[0, 0]
+    np.testing.assert_allclose(gm.table["median_reliability"], np.where(first, 2.0, 30.0))
+    np.testing.assert_allclose(gm.table["median_c_axis_reliability"], np.where(first, 50.0, np.nan))
+    gm_cut = segment_grains(xmap, min_reliability=5)  # the valid pixels only: grain 0 is gone
+    assert gm_cut.n_grains == 1 and gm_cut.table["median_reliability"][0] == 30.0

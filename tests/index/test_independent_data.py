@@ -12,7 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from orix.quaternion import Orientation
+from orix.quaternion import Orientation, Rotation
+from orix.vector import Vector3d
 
 from stemgrains.crystal import load_phase
 from stemgrains.index import index_orientations
@@ -177,3 +178,44 @@ def test_solutions_on_fewer_spots_above_threshold_are_not_reliable():
     assert few.sum() >= 5  # indexed only thanks to the weak spots
     assert np.all(xmap.prop["reliability"][few] == 0)
     assert np.mean(err[few] < 2) >= 0.5  # and still mostly right
+
+
+def _c_axis_error(xmap, name):
+    """Per pixel, the angle (degrees) between the found and the true c axis as lines, up to the sign of their beam
+    components (what the beam twin changes): the basal planes' trace and inclination."""
+    with h5py.File(DATA / f"{name}.h5") as f:
+        truth = f["truth/quaternions"][()].reshape(-1, 4)
+    zv = Vector3d.zvector()
+    c_t, c_f = ((~Rotation(q)) * zv for q in (truth, xmap.rotations.data))
+    a = np.rad2deg(c_f.angle_with(c_t))
+    b = np.rad2deg(c_f.angle_with(Vector3d(c_t.data * [1, 1, -1])))
+    return np.minimum(np.minimum(a, 180 - a), np.minimum(b, 180 - b))
+
+
+@pytest.mark.parametrize(("name", "min_precision", "min_recall", "min_gain"), [
+    ("ci-nba-py4dstem", 1.0, 0.9, 1.2), ("heldout-nba-py4dstem", 1.0, 0.95, 1.0),
+    ("ci-nba-abtem", 0.98, 0.5, 1.5), ("heldout-nba-abtem", 0.98, 0.35, 1.5),
+])
+def test_c_axis_reliability_keeps_the_right_conduction_planes(name, min_precision, min_recall, min_gain):
+    """The c-axis reliability R_c (reliability over the hypotheses with another c axis) on Na-β″: among pixels with
+    R_c ≥ 5 the c axis is right (within 5°; 2° on the kinematic sets), and R_c keeps more of the pixels whose c axis
+    is right than R does (which also needs the beam twin and the 60° turn about c decided: kept 27 % and 22 % of
+    them on the multislice sets). Measured when added (stop 30): kinematic precision 1.00, recall 0.93 / 0.98 (R:
+    0.61 / 0.88); multislice precision within 5° 1.00 / 1.00 (within 2° 0.94 / 0.99), recall 0.56 / 0.41 (R 0.27 /
+    0.22). On validation-nba-abtem (not asserted) 0.87 within 5°: grains whose search found none of the truth's
+    hypotheses keep a wrong c axis at any reliability."""
+    xmap, _, _ = run(name)
+    err = _c_axis_error(xmap, name)
+    tol = 2.0 if "py4dstem" in name else 5.0
+    right = err < 2.0
+    rc = np.asarray(xmap.prop["c_axis_reliability"])
+    kept, kept_r = rc >= 5, np.asarray(xmap.prop["reliability"]) >= 5
+    assert np.isfinite(rc).all()
+    assert np.mean(err[kept] < tol) >= min_precision, f"c axis within {tol}° among R_c ≥ 5: {np.mean(err[kept] < tol):.3f}"
+    assert kept[right].mean() >= min_recall, f"right c axes kept: {kept[right].mean():.3f}"
+    assert kept[right].mean() >= min_gain * kept_r[right].mean(), (kept[right].mean(), kept_r[right].mean())
+
+
+def test_c_axis_reliability_is_not_defined_for_cubic_phases():
+    xmap, _, _ = run("ci-au-py4dstem")
+    assert np.isnan(np.asarray(xmap.prop["c_axis_reliability"])).all()

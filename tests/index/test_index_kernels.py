@@ -964,3 +964,57 @@ def test_anchor_neighbours_with_a_reach_beyond_the_map_and_in_blocks(monkeypatch
         t, nb = api.anchor_neighbours((ny, nx), tg, anchors, reach)
         np.testing.assert_array_equal(t, t_ref)
         np.testing.assert_array_equal(nb, nb_ref)
+
+
+def test_c_axis_apart_matches_orix_and_ignores_the_pseudo_symmetric_variants():
+    """Whether two c axes differ as lines, up to the sign of their beam components: against orix on random
+    orientations; the beam twin and the 60° turn about c never differ (the basal planes' trace and inclination
+    are theirs too), a 10° tilt of c does."""
+    rng = np.random.default_rng(77)
+    dist = np.deg2rad(5.0)
+    zv = ref.Vector3d.zvector()
+    for _ in range(200):
+        q1, q2 = unit_quaternions(rng), unit_quaternions(rng)
+        if rng.random() < 0.5:  # many pairs near the threshold
+            q2 = _cpu.qmul(q1, _cpu.qexp(np.deg2rad(rng.uniform(-6, 6, 3))))
+        c1, c2 = (~Rotation(q1)) * zv, (~Rotation(q2)) * zv
+        angles = [float(c1.angle_with(v)[0]) for v in (c2, ref.Vector3d(c2.data * [1, 1, -1]))]
+        expect = min(min(a, np.pi - a) for a in angles) > dist
+        if abs(min(min(a, np.pi - a) for a in angles) - dist) > 1e-9:
+            assert bool(_cpu.c_axis_apart(q1, q2, dist)) == expect
+    for q in unit_quaternions(rng, 20):
+        for variant in _cpu.pseudo_symmetric(q, True):
+            assert not _cpu.c_axis_apart(q, variant, dist)
+        tilted = (Rotation.from_axes_angles([1, 0, 0], np.deg2rad(10.0)) * Rotation(q)).data[0]  # c turned 10° (crystal x)
+        assert _cpu.c_axis_apart(q, tilted, dist)
+
+
+@pytest.mark.parametrize("fit_power", [0.0, 1.0])
+def test_c_axis_reliability_matches_reference(crystal, fit_power):
+    """R_c (rescore_one with c_dist > 0) against the reference: the hypotheses whose c axis differs enter it, the
+    pseudo-symmetric ones do not; NaN without c_dist; the chunk kernel returns the same."""
+    g, F2 = crystal
+    rng = np.random.default_rng(55)
+    sym = sym_data("C2")
+    q_true = near_zone_axis(rng)
+    img = render(q_true, g, F2)
+    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
+    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
+    q0 = _cpu.refine_orientation(q_true, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
+    cands = np.zeros((3, 4))
+    cands[0] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([0.0, 0.0, 20.0])))  # turned about the beam
+    cands[1] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([12.0, 0.0, 0.0])))  # c tilted
+    base = (q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX,
+            0.5, TOL_A, TOL_R, True, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0, fit_power)
+    fast = call_unmutated(_cpu.rescore_one, *base, np.deg2rad(5.0))
+    slow = ref.rescore_one(*base, np.deg2rad(5.0))
+    assert fast[9] == pytest.approx(slow[9], abs=0.5)
+    assert fast[9] >= fast[5] - 1e-9  # fewer competitors than R
+    assert np.isnan(_cpu.rescore_one(*base, 0.0)[9]) and np.isnan(ref.rescore_one(*base, 0.0)[9])
+    n = 2
+    out = _cpu.rescore_chunk(np.tile(q0, (n, 1)), np.tile(cands, (n, 1, 1)), np.array([1, 0], bool),
+                             np.tile(np.pad(np.stack([px, py, np.ones(len(px))], 1), ((0, 2), (0, 0)))[None], (n, 1, 1)),
+                             np.full(n, len(px)), np.tile(img, (n, 1, 1)), np.tile(CENTER, (n, 1)), AFFINE, sym, g, F2, LAM,
+                             SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, True, np.deg2rad(5.0), STEP, STEP, 150,
+                             np.deg2rad(0.01), 2, 0.0, fit_power, np.deg2rad(5.0))
+    assert out[9][0] == pytest.approx(fast[9], abs=1e-9) and out[9][1] == 0.0

@@ -172,7 +172,10 @@ class BoundaryClassification:
 
         Returns a JSON-ready dict: ``total_length_nm``, ``label_length_nm``, ``label_fraction``,
         ``behaviour_length_nm``, ``behaviour_fraction``; the 12 labels, the 4 behaviours and
-        ``"other-phase"`` always appear (with 0 when absent).
+        ``"other-phase"`` always appear (with 0 when absent). With a ``c_axis_reliability`` column (grains from a
+        map indexed by stemgrains) also ``c_axis_judged_length_nm`` (segments where it is finite) and
+        ``c_axis_uncertain_fraction``: the share of that length below ``config.C_AXIS_RELIABILITY_CUT``, whose
+        labels rest on a c axis the patterns do not fix (None when nothing is judged).
         """
         length = np.asarray(self.segments["length_nm"], dtype=np.float64) if len(self.segments) else np.zeros(0)
         total = float(length.sum())
@@ -183,6 +186,14 @@ class BoundaryClassification:
             lengths = {name: float(length[col == name].sum()) for name in (*names, *extra)}
             out[f"{key}_length_nm"] = lengths
             out[f"{key}_fraction"] = {k: (v / total if total > 0 else 0.0) for k, v in lengths.items()}
+        if "c_axis_reliability" in self.segments:
+            rel = np.asarray(self.segments["c_axis_reliability"], dtype=np.float64) if len(self.segments) else np.zeros(0)
+            judged = np.isfinite(rel)
+            judged_len = float(length[judged].sum())
+            out["c_axis_reliability_cut"] = float(config.C_AXIS_RELIABILITY_CUT)
+            out["c_axis_judged_length_nm"] = judged_len
+            out["c_axis_uncertain_fraction"] = (float(length[judged & (rel < config.C_AXIS_RELIABILITY_CUT)].sum()) / judged_len
+                                                if judged_len > 0 else None)
         return out
 
 
@@ -504,6 +515,9 @@ def classify_boundaries(
         if col in btab:
             seg_table[col] = np.asarray(btab[col])[b_row]
     seg_table["conducting"] = conducting
+    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
+             else np.full(len(gtab), np.nan))
+    seg_table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
     for k in ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "label", "type",
               "letter", "field_index", "behaviour", "j_a", "j_b", "r"):
         seg_table[k] = seg_out[k]
@@ -625,7 +639,19 @@ def _aggregate(btab: Table, gtab: Table, c_all: np.ndarray, g_conducting: np.nda
               "field_index", "behaviour", "j_a", "j_b", "r"):
         table[k] = out[k]
     table["label_fraction"] = label_frac
+    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
+             else np.full(len(gtab), np.nan))
+    table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
     return table
+
+
+def _pair_minimum(values: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> np.ndarray:
+    """min(values[ra], values[rb]) per row, NaN where either row is −1 (no grain) or either value is NaN: the
+    c-axis reliability of a boundary is that of its less certain grain."""
+    ok = (ra >= 0) & (rb >= 0)
+    out = np.full(len(ra), np.nan)
+    out[ok] = np.minimum(values[ra[ok]], values[rb[ok]])  # NaN propagates
+    return out
 
 
 # --------------------------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "write_phases",
     "read_phases",
     "atomic_numbers",
+    "has_unique_c_axis",
     "is_hexagonal_like",
     "has_conduction_planes",
 ]
@@ -177,6 +178,14 @@ def is_hexagonal_like(phase: Phase) -> bool:
     if pg is None:
         return False
     return pg.system in ("trigonal", "hexagonal")
+
+
+def has_unique_c_axis(phase: Phase) -> bool:
+    """True for every point group but the cubic ones (and a phase without one): its symmetry maps the crystal
+    frame's z axis (c* ∥ the basal-plane normal; c for trigonal, hexagonal, tetragonal and orthorhombic cells) onto
+    itself or its opposite, so the c-axis *line* of an orientation is defined (its c-axis reliability)."""
+    pg = phase.point_group
+    return pg is not None and pg.system != "cubic"
 
 
 #: Phase names taken for Na-β / Na-β″-alumina when a phase carries no atoms (e.g. read from an .ang/.ctf map).

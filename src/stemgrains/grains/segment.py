@@ -187,6 +187,28 @@ def grain_table(
     return Table({**{k: cols_out[k] for k in GRAIN_COLUMNS}, "n_valid_px": cols_out["n_valid_px"]})
 
 
+#: Quality properties of an indexed map summarised per grain (median over the grain's valid pixels): (property
+#: names looked up in this order, column).
+QUALITY_MEDIANS = ((RELIABILITY_PROPS, "median_reliability"), (("c_axis_reliability",), "median_c_axis_reliability"))
+
+
+def grain_medians(core_labels: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Median of ``values`` (the label image's shape) over each grain's valid pixels (``core_labels`` 1..n, the
+    pixels its mean orientation is made of), ignoring NaN; NaN for a grain without a finite value. Returns (n,)."""
+    n = int(core_labels.max(initial=0))
+    lab = core_labels.ravel()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    keep = (lab > 0) & np.isfinite(v)
+    order = np.argsort(lab[keep], kind="stable")
+    g, vals = lab[keep][order] - 1, v[keep][order]
+    out = np.full(n, np.nan)
+    starts = np.searchsorted(g, np.arange(n))
+    ends = np.searchsorted(g, np.arange(n), side="right")
+    for k in np.flatnonzero(ends > starts):
+        out[k] = np.median(vals[starts[k]:ends[k]])
+    return out
+
+
 def check_segment_parameters(threshold_deg: float, min_grain_size: int, small_grains: str = "unassign",
                              min_correlation: float | None = None, min_reliability: float | None = None) -> None:
     """The checks of :func:`segment_grains` on its parameters alone (before any data is read: ``run`` makes them
@@ -316,6 +338,10 @@ def segment_grains(
         labels, core, n_joined = _join_similar_neighbours(labels, core, qn, phase_id, xmap.phases, step, flat_tolerance_deg, thr)
         params["joined_grains"] = n_joined
     table = grain_table(labels, core, qn, phase_id, xmap.phases, step, flat_tolerance_deg)
+    for names, column in QUALITY_MEDIANS:
+        prop = next((k for k in names if k in xmap.prop), None)
+        if prop is not None:
+            table[column] = grain_medians(core, _full(xmap, in_data, np.asarray(xmap.prop[prop], dtype=np.float64), np.nan))
     params["n_valid_px"] = int(valid.sum())
     params["n_grains"] = len(table)
     return GrainMap(labels=labels, table=table, phases=xmap.phases, scan_step_nm=step, parameters=params)

@@ -947,7 +947,7 @@ def pseudo_symmetric(q, hex_like):
 @nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
+    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0, c_dist=0.0,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
@@ -971,8 +971,14 @@ def rescore_one(
     its orientation before the choice, R and R_twin, and R is the smaller of that R and the R of the image scores
     alone over the hypotheses (reliable only where both criteria agree); Q1 and hyp_Q are the weighted scores.
 
-    Returns (q, Q1, ci, w_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,)); ci, w_explained and residual
-    are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
+    With ``c_dist > 0`` (rad; phases whose Laue group keeps the c axis, i.e. not cubic) R_c, the *c-axis
+    reliability*, is R over the hypotheses whose c-axis line differs from the best's by more than ``c_dist``
+    (:func:`c_axis_apart`: up to the sign of its beam component, so the beam twin and the 60° turn about c, which
+    leave the basal planes' trace and inclination as they are, do not lower it), bounded like R by the image
+    scores alone; NaN with ``c_dist = 0``.
+
+    Returns (q, Q1, ci, w_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,), R_c); ci, w_explained and
+    residual are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
     """
     n_c = cands.shape[0]
     alt = pseudo_symmetric(q0, hex_like)
@@ -1041,23 +1047,47 @@ def rescore_one(
         rel_t = 100.0
     else:
         rel_t = min(max(100.0 * (1.0 - qt / q1), 0.0), 100.0) if q1 > 0 else 0.0
+    rel_c = np.nan
+    if c_dist > 0.0:
+        qc = 0.0
+        ic = 0.0
+        for k in range(m):
+            if k != b and c_axis_apart(best, hq[k], c_dist):
+                qc = max(qc, hQ[k])
+                ic = max(ic, hI[k])
+        rel_c = min(max(100.0 * (1.0 - qc / q1), 0.0), 100.0) if q1 > 0 else 0.0
+        if fit_power > 0.0:
+            rel_c = min(rel_c, min(max(100.0 * (1.0 - ic / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0)
     out_q = np.empty((m, 4))
     out_Q = np.empty(m)
     for ii in range(m):
         out_q[ii] = hq[order[ii]]
         out_Q[ii] = hQ[order[ii]]
     ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
-    return best, q1, ci, n_ok, res, rel, rel_t, out_q, out_Q
+    return best, q1, ci, n_ok, res, rel, rel_t, out_q, out_Q, rel_c
+
+
+@nb.njit(cache=True, nogil=True)
+def c_axis_apart(q1, q2, c_dist):
+    """Whether the c axes of orientations ``q1`` and ``q2`` (sample frame: the third row of :func:`qmatrix`, as
+    lines) lie more than ``c_dist`` (rad) apart, up to the sign of their beam (z) components: the beam twin
+    O ∘ Rz(180°) takes c = (c_x, c_y, c_z) to (−c_x, −c_y, c_z), the same basal-plane trace and inclination."""
+    a = qmatrix(q1)
+    b = qmatrix(q2)
+    xy = a[2, 0] * b[2, 0] + a[2, 1] * b[2, 1]
+    zz = a[2, 2] * b[2, 2]
+    return max(abs(xy + zz), abs(xy - zz)) < math.cos(c_dist)
 
 
 @nb.njit(cache=True, nogil=True, parallel=True)
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0, fit_power=0.0,
+    c_dist=0.0,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
-    once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out)); unmasked rows keep ``quats`` with
-    zeros elsewhere."""
+    once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out), R_c);
+    unmasked rows keep ``quats`` with zeros elsewhere (R_c NaN with ``c_dist = 0``)."""
     n = quats.shape[0]
     oq = quats.copy()
     oQ = np.zeros(n)
@@ -1068,15 +1098,17 @@ def rescore_chunk(
     ort = np.zeros(n)
     ohq = np.zeros((n, n_out, 4))
     ohQ = np.zeros((n, n_out))
+    orc = np.full(n, np.nan) if c_dist <= 0.0 else np.zeros(n)
     for i in nb.prange(n):
         if not mask[i]:
             continue
         c = counts[i]
-        q, Q, ci, n_ok, res, rel, rt, hq, hQ = rescore_one(
+        q, Q, ci, n_ok, res, rel, rt, hq, hQ, rc = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
-            init_step, max_eval, xtol, listed_dist, fit_power,
+            init_step, max_eval, xtol, listed_dist, fit_power, c_dist,
         )
+        orc[i] = rc
         oq[i] = q
         oQ[i] = Q
         oci[i] = ci
@@ -1087,7 +1119,7 @@ def rescore_chunk(
         k = min(n_out, hq.shape[0])
         ohq[i, :k] = hq[:k]
         ohQ[i, :k] = hQ[:k]
-    return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ
+    return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ, orc
 
 
 @nb.njit(cache=True, nogil=True)

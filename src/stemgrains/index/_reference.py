@@ -478,7 +478,8 @@ def pseudo_symmetric(q, hex_like):
 
 
 def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
-                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0):
+                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
+                c_dist=0.0):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows (as given), the
     pseudo-symmetric orientations of q0 (none within listed_dist of one listed before them; those scoring at
     least 0.75 of q0 refined with scipy's Nelder–Mead); then
@@ -487,7 +488,11 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
 
     With ``fit_power > 0`` every score (the beam twin's too, where it is refined apart) is the image score times
     :func:`fit_factor` of its orientation, and R is the smaller of R over those scores and R over the image scores
-    alone (the hypotheses more than rel_dist from the best; the twin refined apart does not enter the latter)."""
+    alone (the hypotheses more than rel_dist from the best; the twin refined apart does not enter the latter).
+
+    R_c (``c_dist > 0``, else NaN): the same R over the hypotheses whose c axes (orix: O⁻¹ · (0, 0, 1)) make an
+    angle above c_dist with the best's both as they are and with one of them mirrored through the sample xy
+    plane (the beam twin's c axis), bounded by R_c over the image scores alone when ``fit_power > 0``."""
     image = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
 
     def score(q):
@@ -529,8 +534,26 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
         far_i = [img_q[k] for k in range(len(hyp)) if k != b and sym_distance(best, hyp[k], sym) > rel_dist]
         i2 = max(far_i) if far_i else 0.0
         rel = min(rel, float(np.clip(100 * (1 - i2 / img_q[b]), 0, 100)) if img_q[b] > 0 else 0.0)
+    rel_c = np.nan
+    if c_dist > 0:
+        def c_axis(q):
+            return (~Rotation(np.asarray(q, float))) * Vector3d.zvector()
+
+        def line_angle(u, v):  # angle between two lines, rad
+            a = float(u.angle_with(v)[0])
+            return min(a, np.pi - a)
+
+        cb = c_axis(best)
+        apart = [k for k in range(len(hyp)) if k != b and min(
+            line_angle(cb, c_axis(hyp[k])), line_angle(cb, Vector3d(c_axis(hyp[k]).data * [1, 1, -1]))) > c_dist]
+        qc = max((Q[k] for k in apart), default=0.0)
+        rel_c = float(np.clip(100 * (1 - qc / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
+        if fit_power > 0:
+            img_q = np.array([image(q) for q in hyp])
+            ic = max((img_q[k] for k in apart), default=0.0)
+            rel_c = min(rel_c, float(np.clip(100 * (1 - ic / img_q[b]), 0, 100)) if img_q[b] > 0 else 0.0)
     ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
-    return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order]
+    return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order], rel_c
 
 
 def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):

@@ -281,6 +281,7 @@ class ChunkResult:
     spot_fit_fraction: np.ndarray  # (n,) detected spots explained by the solution / detected spots
     spot_fit_residual: np.ndarray  # (n,) RMS distance of the explained spots to the predicted ones, 1/Å
     twin_reliability: np.ndarray  # (n,) 100 (1 − Q_twin/Q1) against the beam twin O ∘ Rz(180°)
+    c_axis_reliability: np.ndarray  # (n,) R over the hypotheses whose c axis differs (NaN for cubic phases)
     spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
     spot_fit_n_peaks: np.ndarray  # (n,) the spots the spot fit counts: those above the detection threshold n_sigma
     bad_values: np.ndarray  # (n,) int8 bit flags of the pattern as read: 1 non-finite values (read as 0), 2 negative
@@ -288,7 +289,7 @@ class ChunkResult:
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
-        "spot_fit_chance", "spot_fit_n_peaks", "bad_values",
+        "c_axis_reliability", "spot_fit_chance", "spot_fit_n_peaks", "bad_values",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -309,7 +310,8 @@ class PhaseSearch(NamedTuple):
 class PhaseFit(NamedTuple):
     """The settled solution of one phase over a chunk (:func:`._cpu.rescore_chunk`): orientation ``(n, 4)``,
     Q = image score (:func:`._cpu.image_score`), correlation index, spots explained, fit residual,
-    reliability R and beam-twin reliability (percent), and the hypotheses ``(n, n_best, 4)`` with their Q."""
+    reliability R and beam-twin reliability (percent), the hypotheses ``(n, n_best, 4)`` with their Q, and the
+    c-axis reliability R_c (percent; NaN for cubic phases)."""
 
     quaternions: np.ndarray
     quality: np.ndarray
@@ -320,6 +322,7 @@ class PhaseFit(NamedTuple):
     twin_reliability: np.ndarray
     hypothesis_quaternions: np.ndarray
     hypothesis_quality: np.ndarray
+    c_axis_reliability: np.ndarray
 
 
 def require_backend(backend: str) -> None:
@@ -389,7 +392,7 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
     Q_all = np.stack([r.quality for r in resc])
     best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
-    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs = (np.stack(column)[best, idx] for column in zip(*resc))
+    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs, rel_c = (np.stack(column)[best, idx] for column in zip(*resc))
     other = np.sort(Q_all, axis=0)[-2] if n_ph > 1 else np.zeros(n)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
@@ -411,7 +414,7 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
             hyp = np.where((phase_id == k)[:, None, None], cq, resc[k].hypothesis_quaternions)
             r = _rescore(q_n, hyp, m, peaks, fit_counts, imgs, centers, affine, lib, params, lam, q_min)
             take = m & (r.quality > Q)
-            for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs), r):
+            for arr, new in zip((q, Q, ci, n_fit, resid, rel, rel_t, cq, cs, rel_c), r):
                 arr[take] = new[take]
             if n_ph > 1:
                 other[take] = np.where(pid_n[take] == phase_id[take], other[take], Q_all[phase_id[take], np.flatnonzero(take)])
@@ -438,14 +441,18 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
         lo, hi = params.reliability_fit_range
         beyond = (fit - chance) / np.maximum(1.0 - chance, 1e-12)
         rel = rel * np.clip((beyond - lo) / (hi - lo), 0.0, 1.0)
-    rel[fit_counts < params.min_peaks] = 0.0  # a solution resting on fewer spots above the threshold is not reliable
-    for arr in (fit, resid, rel, rel_t):
+        rel_c = rel_c * np.clip((beyond - lo) / (hi - lo), 0.0, 1.0)
+    few = fit_counts < params.min_peaks  # a solution resting on fewer spots above the threshold is not reliable
+    rel[few] = 0.0
+    rel_c[few & np.isfinite(rel_c)] = 0.0
+    for arr in (fit, resid, rel, rel_t, rel_c):
         arr[bad] = 0.0
     return ChunkResult(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
-        twin_reliability=rel_t, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts, bad_values=bad_values,
+        twin_reliability=rel_t, c_axis_reliability=rel_c, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
+        bad_values=bad_values,
     )
 
 
@@ -861,7 +868,7 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
 
 def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0) -> PhaseFit:
     """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
-    from ..crystal.phase import is_hexagonal_like
+    from ..crystal.phase import has_unique_c_axis, is_hexagonal_like
 
     step = np.deg2rad(lib.params["step_deg"])
     return PhaseFit(*_cpu.rescore_chunk(
@@ -871,6 +878,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist, float(params.fit_score_power),
+        np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0,
     ))
 
 
@@ -1335,6 +1343,7 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
     a["grain_vote"][switched] = 1
     a["reliability"][switched] = 0.0
     a["twin_reliability"][switched] = 0.0
+    a["c_axis_reliability"][switched & np.isfinite(a["c_axis_reliability"])] = 0.0
     rows = np.unique(np.flatnonzero(switched) // nx)
     for r0 in rows:  # the patterns as indexed, one scan row at a time
         sel = np.flatnonzero(switched[r0 * nx:(r0 + 1) * nx])
@@ -1414,6 +1423,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "spot_fit_fraction": a["spot_fit_fraction"].astype(np.float64),
             "spot_fit_residual": a["spot_fit_residual"].astype(np.float64),
             "twin_reliability": a["twin_reliability"].astype(np.float64),
+            "c_axis_reliability": a["c_axis_reliability"].astype(np.float64),
             "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
             "spot_fit_n_peaks": a["spot_fit_n_peaks"].astype(np.int64),
             **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
