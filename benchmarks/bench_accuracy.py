@@ -167,6 +167,7 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     q_found = xmap.rotations.data.reshape(ny, nx, 4)
     pid_found = np.asarray(xmap.phase_id).reshape(ny, nx)
     rel = np.asarray(xmap.prop["reliability"], dtype=float).reshape(ny, nx)
+    rel_c = np.asarray(xmap.prop["c_axis_reliability"], dtype=float).reshape(ny, nx)
 
     overall = C.orientation_accuracy(
         q_found.reshape(-1, 4), pid_found.ravel(), q_true.reshape(-1, 4), pid_true.ravel(), phases, rel.ravel(),
@@ -191,11 +192,15 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     from stemgrains.crystal.symmetry import c_axis_sample
 
     c_err = np.full((ny, nx), np.inf)
+    c_err_trace = np.full((ny, nx), np.inf)
     for p in np.unique(pid_true[pid_true >= 0]):
         m = (pid_true == p) & (pid_found == p)
         if m.any() and is_hexagonal_like(phases[int(p)]):
-            dot = np.abs(np.sum(c_axis_sample(q_found[m]) * c_axis_sample(q_true[m]), axis=1))
+            cf, ct = c_axis_sample(q_found[m]), c_axis_sample(q_true[m])
+            dot = np.abs(np.sum(cf * ct, axis=1))
             c_err[m] = np.degrees(np.arccos(np.clip(dot, 0.0, 1.0)))
+            dot_m = np.abs(np.sum(cf * ct * [1.0, 1.0, -1.0], axis=1))  # the beam twin's c axis: c_z changes sign
+            c_err_trace[m] = np.degrees(np.arccos(np.clip(np.maximum(dot, dot_m), 0.0, 1.0)))
     hexa = has & np.isin(pid_true, [p for p in np.unique(pid_true[pid_true >= 0]) if is_hexagonal_like(phases[int(p)])])
     designed = (params.get("metadata") or {}).get("grain_classes")
     grains, by_class = [], {}
@@ -254,6 +259,10 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
         "at_variant_percent": float(100 * np.mean(near_variant[has])),
         "c_axis_within_2deg_percent": float(100 * np.mean(c_err[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "reliability_cuts": reliability_table(right[has], rel[has]),
+        "c_axis_trace_within_2deg_percent": float(100 * np.mean(c_err_trace[hexa] < RIGHT_DEG)) if hexa.any() else None,
+        "c_axis_reliability_cuts": (reliability_table(c_err_trace[hexa] < RIGHT_DEG, rel_c[hexa]) if hexa.any() else None),
+        "c_axis_reliability_cuts_5deg": (reliability_table(c_err_trace[hexa] < 5.0, rel_c[hexa]) if hexa.any() else None),
+        "reliability_cuts_for_c_axis": (reliability_table(c_err_trace[hexa] < RIGHT_DEG, rel[hexa]) if hexa.any() else None),
         "per_class": classes,
         "per_grain": grains,
     }
@@ -301,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
             "truth ∘ Rz(180°), or for hexagonal/trigonal phases R_c(60°) ∘ truth (∘ Rz(180°))",
             "c_axis_within_2deg_percent": f"hexagonal/trigonal phases: pixels whose c-axis (the conduction planes' normal) "
             f"is within {RIGHT_DEG:g}° of the true one (as lines; the 60° turns about c leave it unchanged)",
+            "c_axis_trace_within_2deg_percent": "the same, also after a change of sign of the true c axis's beam "
+            "component (the beam twin's c axis): the basal planes' trace and inclination, all the classification uses",
+            "c_axis_reliability_cuts": "as reliability_cuts, with the c-axis reliability (index prop c_axis_reliability) "
+            f"as the score and 'right' = c_axis_trace error < {RIGHT_DEG:g}° (_5deg: < 5°); hexagonal/trigonal pixels",
+            "reliability_cuts_for_c_axis": "the reliability R as the score, 'right' as in c_axis_reliability_cuts",
             "friedel_mates": "per grain: of the stronger half of the spots of the grain's summed pattern (raw counts), "
             "strong_with_mate = the fraction with a spot at −q (within 0.03 1/Å) of at least half its amplitude; near 1 the "
             "pattern is centrosymmetric and cannot tell the truth from its beam twin",

@@ -495,6 +495,14 @@ def test_figures(tmp_path, gmap, btable):
     assert (tmp_path / "tab.png").stat().st_size > 10_000
     fig = plot_boundary_table(res, max_rows=1)
     assert len(fig.axes[0].tables[0].get_celld()) == 2 * 8
+    # with grains from a stemgrains map: a c-axis reliability column, its low values and their labels greyed
+    gmap.table["median_c_axis_reliability"] = np.array([40.0, 3.0, np.nan])
+    res_c = classify_boundaries(gmap, btable, [1, 0])
+    cells = plot_boundary_table(res_c).axes[0].tables[0].get_celld()
+    assert len(cells) == 4 * 9 and cells[(0, 6)].get_text().get_text() == "c-axis\nreliability"
+    row = 1 + int(np.flatnonzero((res_c.boundaries["grain_a"] == 1) & (res_c.boundaries["grain_b"] == 2))[0])
+    assert cells[(row, 6)].get_text().get_text() == "3" and cells[(row, 7)].get_text().get_fontstyle() == "italic"
+    assert res_c.summary()["c_axis_uncertain_fraction"] == 1.0  # 1|2 is the only boundary judged
 
 
 def test_no_boundaries(tmp_path, gmap, btable):

@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from .. import config
 from ..crystal.symmetry import c_axis_angles
 from ..io.results import atomic_savefig
 from .. import config
@@ -379,7 +380,8 @@ def plot_boundary_table(
     title: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """A boundary table figure: id, grains, length, misorientation, transport-path misorientation, label, behaviour.
+    """A boundary table figure: id, grains, length, misorientation, transport-path misorientation, c-axis
+    reliability (when the table has one: grey below ``config.C_AXIS_RELIABILITY_CUT``), label, behaviour.
 
     Parameters
     ----------
@@ -414,8 +416,10 @@ def plot_boundary_table(
             return str(v)
         return "—" if not np.isfinite(x) else spec.format(x)
 
+    rel_c = np.asarray(b["c_axis_reliability"], dtype=np.float64) if "c_axis_reliability" in b else np.full(n, np.nan)
+    with_rel = bool(np.isfinite(rel_c).any())
     header = ["GB", "Grains", "Length\n(nm)", "Misorientation\n(°)", "Transport-path\nmisorientation θ₂D (°)",
-              "θ₃D\n(°)", "Label", "Behaviour"]
+              "θ₃D\n(°)", *(["c-axis\nreliability"] if with_rel else []), "Label", "Behaviour"]
     rows = []
     colours = []
     for i in shown.tolist():
@@ -427,11 +431,13 @@ def plot_boundary_table(
             fmt(b["misorientation_deg"][i]) if "misorientation_deg" in b else "—",
             fmt(b["theta_2d"][i]),
             fmt(b["theta_3d"][i]),
+            *([fmt(rel_c[i])] if with_rel else []),
             "—" if str(b["label"][i]) == "other-phase" else str(b["label"][i]),
             beh,
         ])
         colours.append(BEHAVIOUR_COLORS.get(beh, "#cccccc"))
-    row_in, head_in, top_in, foot_in = 0.24, 0.45, 0.45, 0.3
+    uncertain = [bool(rel_c[i] < config.C_AXIS_RELIABILITY_CUT) for i in shown.tolist()]  # NaN: not judged
+    row_in, head_in, top_in, foot_in = 0.24, 0.45, 0.45, (0.55 if with_rel else 0.3)
     table_in = head_in + row_in * max(len(rows), 1)
     h = top_in + table_in + foot_in
     fig = Figure(figsize=(9.0, h), dpi=130)
@@ -443,7 +449,7 @@ def plot_boundary_table(
         ax.text(0.5, 0.5, "no boundaries", ha="center", va="center")
         return _finish(fig, path)
     tab = ax.table(cellText=rows, colLabels=header, cellLoc="center", bbox=(0.0, 0.0, 1.0, 1.0),
-                   colWidths=[0.06, 0.1, 0.09, 0.14, 0.2, 0.07, 0.1, 0.14])
+                   colWidths=[0.06, 0.1, 0.09, 0.14, 0.2, 0.07, *([0.09] if with_rel else []), 0.1, 0.14])
     tab.auto_set_font_size(False)
     tab.set_fontsize(8)
     head_frac, row_frac = head_in / table_in, row_in / table_in
@@ -458,9 +464,15 @@ def plot_boundary_table(
             cell.set_facecolor(colours[r - 1])
         elif r % 2 == 0:
             cell.set_facecolor("#f7f7f7")
+        if r > 0 and uncertain[r - 1] and c < len(header) - 1 and header[c] in ("c-axis\nreliability", "Label"):
+            cell.get_text().set_color("0.55")
+            cell.get_text().set_fontstyle("italic")
     if n > len(rows):
-        fig.text(0.03, 0.1 / h, f"… {n - len(rows)} more boundaries not shown (see the CSV export)", fontsize=7,
-                 va="bottom")
-    fig.text(0.97, 0.1 / h, "θ₂D: angle between the two grains' conduction-plane traces; θ₃D: between the planes",
-             fontsize=7, va="bottom", ha="right", color="0.3")
+        fig.text(0.03, (0.36 if with_rel else 0.1) / h, f"… {n - len(rows)} more boundaries not shown (see the CSV export)",
+                 fontsize=7, va="bottom")
+    note = "θ₂D: angle between the two grains' conduction-plane traces; θ₃D: between the planes"
+    if with_rel:
+        note += (f"\nc-axis reliability: the less certain grain's median; grey below {config.C_AXIS_RELIABILITY_CUT:g} "
+                 "(another c axis explains its patterns nearly as well: the label may be wrong)")
+    fig.text(0.97, 0.1 / h, note, fontsize=7, va="bottom", ha="right", color="0.3")
     return _finish(fig, path)
