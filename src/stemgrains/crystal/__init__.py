@@ -4,6 +4,7 @@ from .phase import (
     BUILTIN_CIFS,
     atomic_numbers,
     coerce_phases,
+    has_unique_c_axis,
     is_hexagonal_like,
     has_conduction_planes,
     load_phase,
