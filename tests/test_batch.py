@@ -451,7 +451,7 @@ def test_every_summary_column_is_in_the_data_dictionary():
         key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
-    assert len(B.SUMMARY_COLUMNS) == 17 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+    assert len(B.SUMMARY_COLUMNS) == 18 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
 
 
 #: the batch command in a child process that interrupts itself (SIGINT, as Ctrl-C) right after the second chunk of
@@ -681,3 +681,10 @@ def test_a_batch_of_another_command_is_refused(scans, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "is the batch folder of `stemgrains run`" in err and len(err.strip().splitlines()) == 1, err
     assert sorted(p.name for p in out.iterdir()) == ["batch_parameters.json"]
+
+
+def test_summary_row_carries_the_uncertain_c_axis_share():
+    """run's share of boundary length resting on an uncertain c axis becomes c_axis_uncertain_percent (empty when
+    nothing was judged, e.g. a cubic phase)."""
+    assert B._row_from({"c_axis_uncertain_fraction": 0.25})["c_axis_uncertain_percent"] == 25.0
+    assert "c_axis_uncertain_percent" not in B._row_from({"c_axis_uncertain_fraction": None})

@@ -112,7 +112,8 @@ def _summary_columns() -> tuple[str, ...]:
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
         "indexed_percent", "median_reliability", "excitation_error_sigma", "excitation_error_sigma_source",
         "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "n_grains", "n_boundaries",
-        *(_col("label_fraction", n) for n in labels), *(_col("behaviour_fraction", n) for n in behaviours),
+        "c_axis_uncertain_percent", *(_col("label_fraction", n) for n in labels),
+        *(_col("behaviour_fraction", n) for n in behaviours),
     )
 
 
@@ -427,6 +428,8 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("n_grains", "n_boundaries"):
         if info.get(key) is not None:
             row[key] = int(info[key])
+    if info.get("c_axis_uncertain_fraction") is not None:
+        row["c_axis_uncertain_percent"] = 100.0 * float(info["c_axis_uncertain_fraction"])
     for prefix, key in (("label_fraction", "label_fraction"), ("behaviour_fraction", "behaviour_fraction")):
         for name, v in (info.get(key) or {}).items():
             row[_col(prefix, name)] = float(v)
@@ -562,7 +565,8 @@ def run_batch(
         into ``folder`` and returns its numbers: ``scan_shape`` (ny, nx), ``patterns_per_s`` (patterns per
         second of indexing), ``indexed_fraction`` (0–1), ``median_reliability`` (0–100),
         ``phase_fit_warnings`` (list of str), and for ``run`` ``n_grains``, ``n_boundaries``,
-        ``label_fraction`` and ``behaviour_fraction`` ({name: length fraction}). Missing keys stay empty.
+        ``label_fraction`` and ``behaviour_fraction`` ({name: length fraction}) and
+        ``c_axis_uncertain_fraction`` (0–1 or None). Missing keys stay empty.
         It must resume from its own checkpoint when called again on an interrupted folder.
     params
         The job's parameters (JSON-able). Their fingerprint (:func:`params_fingerprint`) decides, with the

@@ -103,7 +103,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                     "normal) lies > 5° from the solution's as a line, also after a change of sign of "
                                     "its beam component: how reliable the basal planes' trace and inclination are, "
                                     "all the conduction-plane classification uses (the beam twin and the 60° turn "
-                                    "about c leave them unchanged); NaN for cubic phases, 0–100"),
+                                    "about c leave them unchanged); NaN for cubic phases, 0 where not indexed "
+                                    "(as reliability), 0–100"),
         "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "
                                    "solution predicts (|excitation error| ≤ 0.05 1/Å), 0–1"),
         "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "
@@ -115,7 +116,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                   "least 4"),
         "phase_reliability": ("1", "(ny, nx) the same between the best solutions of the two best phases, 0–100"),
         "grain_vote": ("—", "(ny, nx) 1 where the pixel took its grain's majority solution among its near-tied "
-                            "hypotheses (index grain_vote; its reliability is then 0), else 0"),
+                            "hypotheses (index grain_vote; its reliability, twin and c-axis reliability are then 0), "
+                            "else 0"),
         "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
                                   "best first"),
         "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
@@ -432,8 +434,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                  "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
                                  "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),
     "classification": ("nm, 1", "applies (a conducting phase is in the map), conducting_phases (names), note (where "
-                                "it does not apply: every boundary is other-phase), and the boundary length (nm) and "
-                                "length fraction per label and per behaviour"),
+                                "it does not apply: every boundary is other-phase), the boundary length (nm) and "
+                                "length fraction per label and per behaviour, and from maps with a c-axis reliability "
+                                "c_axis_reliability_cut (5), c_axis_judged_length_nm (segments whose two grains have "
+                                "one) and c_axis_uncertain_fraction (the share of that length below the cut: labels "
+                                "resting on a c axis another hypothesis explains nearly as well; null where nothing "
+                                "is judged)"),
     "special": ("—, nm, 1", "per special misorientation of --special / [grains] special (by name): n_boundaries, "
                             "length_nm and length_fraction (of the whole boundary length) of the boundaries matching "
                             "it (column special of boundaries.csv: each boundary under its closest special only); {} "
@@ -479,6 +485,9 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                                "the patterns"),
     "n_grains": ("—", "grains (run only)"),
     "n_boundaries": ("—", "boundaries, i.e. grain pairs (run only)"),
+    "c_axis_uncertain_percent": ("%", "share of the classified boundary length whose label rests on a grain with "
+                                      "median c-axis reliability < 5 (summary.json classification "
+                                      "c_axis_uncertain_fraction; run only, empty where nothing is judged)"),
     "label_fraction_<label>": ("1", "boundary length fraction carrying that label (run only)"),
     "behaviour_fraction_<behaviour>": ("1", "boundary length fraction with that behaviour (run only)"),
 }

@@ -501,7 +501,7 @@ def test_figures(tmp_path, gmap, btable):
     cells = plot_boundary_table(res_c).axes[0].tables[0].get_celld()
     assert len(cells) == 4 * 9 and cells[(0, 6)].get_text().get_text() == "c-axis\nreliability"
     row = 1 + int(np.flatnonzero((res_c.boundaries["grain_a"] == 1) & (res_c.boundaries["grain_b"] == 2))[0])
-    assert cells[(row, 6)].get_text().get_text() == "3" and cells[(row, 7)].get_text().get_fontstyle() == "italic"
+    assert cells[(row, 6)].get_text().get_text() == "3.0" and cells[(row, 7)].get_text().get_fontstyle() == "italic"
     assert res_c.summary()["c_axis_uncertain_fraction"] == 1.0  # 1|2 is the only boundary judged
 
 

@@ -197,6 +197,18 @@ class BoundaryClassification:
         return out
 
 
+def c_axis_uncertain_line(summary: dict[str, Any]) -> str | None:
+    """The line the commands print on the boundary length whose label rests on an ambiguous c axis
+    (:meth:`BoundaryClassification.summary`), or None where nothing was judged."""
+    frac = summary.get("c_axis_uncertain_fraction")
+    if frac is None:
+        return None
+    return (f"{100 * frac:.1f} % of the classified boundary length has a grain whose c axis (conduction-plane "
+            f"orientation) the patterns leave ambiguous (median c-axis reliability < {summary['c_axis_reliability_cut']:g}: "
+            "another c axis explains them nearly as well), so its label may be wrong; such boundaries are greyed in "
+            "boundary_table.png, the values are column c_axis_reliability of the boundary CSV")
+
+
 def conducting_phase_ids(phases: Any, conducting_phases: Any = None) -> list[int]:
     """Ids of the conducting phases of an orix ``PhaseList``.
 
@@ -515,12 +527,12 @@ def classify_boundaries(
         if col in btab:
             seg_table[col] = np.asarray(btab[col])[b_row]
     seg_table["conducting"] = conducting
-    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
-             else np.full(len(gtab), np.nan))
-    seg_table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
     for k in ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "label", "type",
               "letter", "field_index", "behaviour", "j_a", "j_b", "r"):
         seg_table[k] = seg_out[k]
+    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
+             else np.full(len(gtab), np.nan))
+    seg_table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
 
     bnd_table = _aggregate(btab, gtab, c_all, g_conducting, seg_table, b_row, params)
     parameters = dict(params)

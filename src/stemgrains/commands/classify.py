@@ -82,4 +82,9 @@ def run(args: argparse.Namespace) -> int:
     for name, frac in summary["behaviour_fraction"].items():
         if frac > 0:
             print(f"  {name:<13} {100 * frac:5.1f} % of boundary length")
+    from ..boundaries.classify import c_axis_uncertain_line
+
+    line = c_axis_uncertain_line(summary)
+    if line:
+        print(f"  {line}")
     return 0

@@ -182,6 +182,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])),
         "n_grains": s["n_grains"], "n_boundaries": s["n_boundaries"],
         "label_fraction": cls.get("label_fraction", {}), "behaviour_fraction": cls.get("behaviour_fraction", {}),
+        "c_axis_uncertain_fraction": cls.get("c_axis_uncertain_fraction"),
     }
 
 
@@ -217,10 +218,11 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         fr = {k: f for k, f in cls.get("behaviour_fraction", {}).items() if f > 0}
         print("  conduction-plane classification: " + ", ".join(f"{k} {100 * f:.1f} %" for k, f in fr.items())
               + " of boundary length")
-        if cls.get("c_axis_uncertain_fraction") is not None:
-            print(f"  {100 * cls['c_axis_uncertain_fraction']:.1f} % of the classified boundary length rests on a c axis "
-                  f"the patterns do not fix (c-axis reliability < {cls['c_axis_reliability_cut']:g} for a grain; column "
-                  "c_axis_reliability of boundaries.csv)")
+        from ..boundaries.classify import c_axis_uncertain_line
+
+        line = c_axis_uncertain_line(cls)
+        if line:
+            print(f"  {line}")
     from ..pipeline import NO_CURRENT_FIELD
 
     if s.get("field_source") == NO_CURRENT_FIELD:

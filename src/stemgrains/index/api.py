@@ -1079,10 +1079,10 @@ def index_orientations(
     Returns
     -------
     orix.crystal_map.CrystalMap
-        Rotations (orix convention, sample → crystal), phase_id (−1 = not indexed), x/y in nm, and props
-        ``correlation_index``, ``reliability``, ``phase_reliability``, ``n_peaks``, ``n_summed`` (patterns summed
-        at the position by the neighbour summation, 1 = its own only), ``center_row``, ``center_col``,
-        ``candidate_scores`` (n, n_best) and ``candidate_quaternions`` (n, n_best·4).
+        Rotations (orix convention, sample → crystal), phase_id (−1 = not indexed), x/y in nm, and the props of
+        docs/data-dictionary.md (/orientation): ``correlation_index``, ``reliability``, ``twin_reliability``,
+        ``c_axis_reliability`` (NaN for cubic phases), ``phase_reliability``, ``n_peaks``, ``n_summed``,
+        ``grain_vote``, ``center_row``/``col``, ``spot_fit_*``, ``candidate_scores``, ``candidate_quaternions``.
     """
     if not isinstance(dataset, Dataset4D):
         raise InputError(f"dataset must be a Dataset4D (see stemgrains.io.load_4d), got {type(dataset).__name__}")
@@ -1322,7 +1322,8 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
 
 def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[TemplateLibrary], prm: IndexParams) -> None:
     """Apply :func:`._vote.grain_vote` per phase to the merged chunk results ``a`` (in place): switched pixels take
-    the majority's solution (their own refined hypothesis), reliability and twin reliability 0, ``grain_vote`` 1,
+    the majority's solution (their own refined hypothesis), reliability, twin and c-axis reliability 0 (also where
+    the tie was with the 60° turn about c, which keeps the c axis: the vote does not tell), ``grain_vote`` 1,
     and their correlation index and spot fit recomputed on their patterns (read again: they are few)."""
     from . import _vote
 

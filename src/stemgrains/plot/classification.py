@@ -431,7 +431,7 @@ def plot_boundary_table(
             fmt(b["misorientation_deg"][i]) if "misorientation_deg" in b else "—",
             fmt(b["theta_2d"][i]),
             fmt(b["theta_3d"][i]),
-            *([fmt(rel_c[i])] if with_rel else []),
+            *([fmt(rel_c[i], "{:.1f}" if rel_c[i] < 10 else "{:.0f}")] if with_rel else []),
             "—" if str(b["label"][i]) == "other-phase" else str(b["label"][i]),
             beh,
         ])
@@ -462,6 +462,10 @@ def plot_boundary_table(
         elif c == len(header) - 1:
             cell.get_text().set_color("white" if colours[r - 1] not in ("#00bcd4", "#9e9e9e") else "black")
             cell.set_facecolor(colours[r - 1])
+            if uncertain[r - 1]:  # a behaviour read from an uncertain label: paler, in italics
+                cell.set_alpha(0.4)
+                cell.get_text().set_color("black")
+                cell.get_text().set_fontstyle("italic")
         elif r % 2 == 0:
             cell.set_facecolor("#f7f7f7")
         if r > 0 and uncertain[r - 1] and c < len(header) - 1 and header[c] in ("c-axis\nreliability", "Label"):
@@ -470,9 +474,10 @@ def plot_boundary_table(
     if n > len(rows):
         fig.text(0.03, (0.36 if with_rel else 0.1) / h, f"… {n - len(rows)} more boundaries not shown (see the CSV export)",
                  fontsize=7, va="bottom")
-    note = "θ₂D: angle between the two grains' conduction-plane traces; θ₃D: between the planes"
+    note = ("θ₂D: angle between the two grains' conduction-plane traces (—: a grain's planes lie flat in the lamella, "
+            "no trace); θ₃D: between the planes")
     if with_rel:
-        note += (f"\nc-axis reliability: the less certain grain's median; grey below {config.C_AXIS_RELIABILITY_CUT:g} "
-                 "(another c axis explains its patterns nearly as well: the label may be wrong)")
+        note += (f"\nc-axis reliability: the less certain grain's median; below {config.C_AXIS_RELIABILITY_CUT:g} grey "
+                 "label, pale behaviour (another c axis explains its patterns nearly as well: the label may be wrong)")
     fig.text(0.97, 0.1 / h, note, fontsize=7, va="bottom", ha="right", color="0.3")
     return _finish(fig, path)
