@@ -126,7 +126,7 @@ def classify_map(grain_map: Any, boundaries: Any, field: Any, params: dict[str, 
 def _segment_params(g: dict[str, Any], scan_step_nm: Any = None) -> dict[str, Any]:
     out = dict(threshold_deg=g["threshold_deg"], min_grain_size=g["min_grain_size"],
                min_reliability=g["min_reliability"], min_correlation=g["min_correlation"],
-               small_grains=g["small_grains"])
+               small_grains=g["small_grains"], reliability_prop=g["reliability_prop"])
     if scan_step_nm is not None:
         out["scan_step_nm"] = scan_step_nm
     return out

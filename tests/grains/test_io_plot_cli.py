@@ -84,3 +84,28 @@ def test_cli_segment_on_our_results_file(tmp_path, capsys):
     assert main(["segment", str(tmp_path / "nope.ang"), "-o", str(out)]) == 2
     assert main(["segment", str(src), "-o", str(out), "--special", "bad"]) == 2
     assert "NAME:ANGLE" in capsys.readouterr().err
+
+
+def test_cli_segment_cuts_on_the_c_axis_reliability(tmp_path, capsys):
+    """--reliability-prop c_axis_reliability: --min-reliability judges that property; the pixels the cut left out
+    are counted; the grain table carries both medians."""
+    from stemgrains.io import write_orientation_map
+    from stemgrains.io.results import atomic_h5
+
+    xmap, _, _ = synthetic_polycrystal(shape=(20, 30), n_grains=4)
+    rng = np.random.default_rng(4)
+    xmap.prop["reliability"] = rng.uniform(0, 10, xmap.size)  # half of the pixels below 5
+    xmap.prop["c_axis_reliability"] = np.full(xmap.size, 50.0)
+    src = tmp_path / "res.h5"
+    with atomic_h5(src) as f:
+        write_orientation_map(f, xmap)
+    for prop, expect in (("reliability", "reliability < 5"), ("c_axis_reliability", "c_axis_reliability < 5")):
+        out = tmp_path / f"{prop}.h5"
+        assert main(["segment", str(src), "-o", str(out), "--min-reliability", "5", "--reliability-prop", prop]) == 0
+        text = capsys.readouterr().out
+        assert expect in text and "pixels invalid" in text
+        gm = read_grains(out)
+        assert gm.parameters["reliability_prop"] == prop
+        assert np.all(gm.table["median_c_axis_reliability"] == 50.0)
+    n_valid = {p: read_grains(tmp_path / f"{p}.h5").parameters["n_valid_px"] for p in ("reliability", "c_axis_reliability")}
+    assert n_valid["c_axis_reliability"] == 600 > n_valid["reliability"]

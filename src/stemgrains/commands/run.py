@@ -52,6 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
+    p.add_argument("--reliability-prop", choices=("reliability", "c_axis_reliability"), default=None,
+                   help="the property --min-reliability judges (as `segment --reliability-prop`; default reliability)")
     p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable, as `segment --special`): name, angle (deg), axis [uvw] "
                         "or [UVTW] (hexagonal/trigonal), tolerance (deg), e.g. twin:86.3:1,1,-2,0:5; replaces [grains] special of --config")

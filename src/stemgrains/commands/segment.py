@@ -31,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"smallest grain, pixels (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R",
                    help="pixels with reliability below R are invalid")
+    p.add_argument("--reliability-prop", choices=("reliability", "c_axis_reliability"), default=None,
+                   help="the property --min-reliability judges: c_axis_reliability keeps the pixels whose c axis "
+                        "(conduction planes) is fixed even where the beam twin or 60° turn about c is not "
+                        "(default: reliability)")
     p.add_argument("--min-correlation", type=float, default=None, metavar="C",
                    help="pixels with correlation index below C are invalid")
     p.add_argument("--small-grains", choices=("unassign", "merge"), default=None,
@@ -72,6 +76,16 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
+    import numpy as np
+
+    gp = grain_map.parameters
+    cuts = [f"{gp.get(prop) or what} < {gp[key]:g}" for key, prop, what in (
+        ("min_reliability", "reliability_prop", "reliability"), ("min_correlation", "correlation_prop", "correlation_index"))
+        if gp.get(key) is not None]
+    if cuts:
+        n_px = int(np.prod(grain_map.shape))
+        print(f"  {n_px - int(gp['n_valid_px'])} of {n_px} pixels invalid (not indexed, or {' or '.join(cuts)}); "
+              f"{int(np.sum(grain_map.labels == 0))} left unassigned")
     if got.get("dropped"):
         print(f"  {' and '.join(got['dropped'])} of {src.name} not kept: computed from its earlier grains and "
               f"boundaries (run classify{' and transport' if 'transport' in got['dropped'] else ''} on {out.name} again)")
