@@ -327,3 +327,19 @@ def test_progress_bar_without_ipywidgets_is_the_text_bar(monkeypatch):
             bar.update(3)
         finally:
             bar.close()
+
+
+def test_orientation_figures_add_the_c_axis_reliability_map_where_there_is_one(tmp_path):
+    """index --figures / run write c_axis_reliability.png for a map with a finite c-axis reliability (non-cubic
+    phase), not for one without (all NaN: cubic)."""
+    from stemgrains.plot.orientation import save_orientation_figures
+
+    n = 6 * 8
+    y, x = np.divmod(np.arange(n), 8)
+    for values, written in ((np.linspace(0, 60, n), True), (np.full(n, np.nan), False)):
+        xmap = CrystalMap(Rotation.random(n), x=x * 2.0, y=y * 2.0, phase_list=PhaseList(names="beta2", point_groups="-3m"),
+                          prop={"correlation_index": np.full(n, 0.8), "reliability": np.full(n, 10.0),
+                                "c_axis_reliability": values})
+        out = save_orientation_figures(xmap, tmp_path / str(written))
+        assert (tmp_path / str(written) / "c_axis_reliability.png" in out) == written
+        assert (tmp_path / str(written) / "c_axis_reliability.png").exists() == written

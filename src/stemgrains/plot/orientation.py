@@ -127,20 +127,32 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     return fig
 
 
-#: the files :func:`save_orientation_figures` writes (the last only for maps with spot-fit props)
-ORIENTATION_FIGURES = ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png")
+#: the files :func:`save_orientation_figures` writes (phase_fit.png only for maps with spot-fit props,
+#: c_axis_reliability.png only for maps with a c-axis reliability, i.e. of a non-cubic phase)
+ORIENTATION_FIGURES = ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png",
+                       "c_axis_reliability.png")
+
+
+def _reliability_vmax(values: Any) -> float:
+    """Colour-bar top of a reliability map: its 95th percentile, at least 20."""
+    v = np.asarray(values, dtype=float)
+    return max(20.0, float(np.nanpercentile(v, 95))) if np.isfinite(v).any() else 20.0
 
 
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
-    """Write orientation_ipf_z.png, correlation_index.png, reliability.png (and phase_fit.png for maps with spot-fit
-    props) into ``folder``; return the paths."""
+    """Write orientation_ipf_z.png, correlation_index.png, reliability.png (phase_fit.png for maps with spot-fit
+    props, c_axis_reliability.png for maps with a finite c-axis reliability) into ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / name for name in ORIENTATION_FIGURES[:3]]
     plot_orientation_map(xmap, out[0])
     plot_quality_map(xmap, "correlation_index", out[1], vmax=1.0)
-    plot_quality_map(xmap, "reliability", out[2], vmax=max(20.0, float(np.nanpercentile(xmap.prop["reliability"], 95)) if np.isfinite(xmap.prop["reliability"]).any() else 20.0), cmap="magma")
+    plot_quality_map(xmap, "reliability", out[2], vmax=_reliability_vmax(xmap.prop["reliability"]), cmap="magma")
     if "spot_fit_fraction" in xmap.prop:
         out.append(folder / ORIENTATION_FIGURES[3])
         plot_phase_fit(xmap, out[-1])
+    if "c_axis_reliability" in xmap.prop and np.isfinite(np.asarray(xmap.prop["c_axis_reliability"], dtype=float)).any():
+        out.append(folder / ORIENTATION_FIGURES[4])
+        plot_quality_map(xmap, "c_axis_reliability", out[-1], vmax=_reliability_vmax(xmap.prop["c_axis_reliability"]),
+                         cmap="magma")
     return out
