@@ -895,18 +895,22 @@ def test_refine_chunk_matches_reference(crystal):
         assert fast_s[i] == pytest.approx(slow_s[i], rel=1e-3)
 
 
+def settled_pattern(crystal, seed):
+    """A pattern rendered from a random near-zone orientation of the test crystal (C2 symmetry) and the search's
+    solution refined on it: ``(g, F2, sym, q_true, img, px, py, q0)``, px/py the kinematic spots (1/Å)."""
+    g, F2 = crystal
+    q_true = near_zone_axis(np.random.default_rng(seed))
+    img = render(q_true, g, F2)
+    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
+    q0 = _cpu.refine_orientation(q_true, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
+    return g, F2, sym_data("C2"), q_true, img, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), q0
+
+
 @pytest.mark.parametrize("hex_like", [False, True])
 def test_rescore_with_listed_alternatives_matches_reference(crystal, hex_like):
     """listed_dist > 0 (the grain-coherent search): a pseudo-symmetric orientation near a listed hypothesis is not
     refined again; the listed one stands for it, in the kernel as in the reference."""
-    g, F2 = crystal
-    rng = np.random.default_rng(41 + hex_like)
-    sym = sym_data("C2")
-    q_true = near_zone_axis(rng)
-    img = render(q_true, g, F2)
-    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
-    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-    q0 = _cpu.refine_orientation(q_true, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
+    g, F2, sym, q_true, img, px, py, q0 = settled_pattern(crystal, 41 + hex_like)
     twin = _cpu.pseudo_symmetric(q0, hex_like)[0]
     cands = np.zeros((2, 4))
     cands[0] = _cpu.qmul(twin, _cpu.qexp(np.deg2rad([0.3, -0.2, 0.1])))  # the twin as a neighbour refined it
@@ -993,14 +997,7 @@ def test_c_axis_apart_matches_orix_and_ignores_the_pseudo_symmetric_variants():
 def test_c_axis_reliability_matches_reference(crystal, fit_power):
     """R_c (rescore_one with c_dist > 0) against the reference: the hypotheses whose c axis differs enter it, the
     pseudo-symmetric ones do not; NaN without c_dist; the chunk kernel returns the same."""
-    g, F2 = crystal
-    rng = np.random.default_rng(55)
-    sym = sym_data("C2")
-    q_true = near_zone_axis(rng)
-    img = render(q_true, g, F2)
-    xy, _ = kinematic_spots(q_true, g, F2, 3.0)
-    px, py = np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1])
-    q0 = _cpu.refine_orientation(q_true, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
+    g, F2, sym, q_true, img, px, py, q0 = settled_pattern(crystal, 55)
     cands = np.zeros((3, 4))
     cands[0] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([0.0, 0.0, 20.0])))  # turned about the beam
     cands[1] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([12.0, 0.0, 0.0])))  # c tilted
