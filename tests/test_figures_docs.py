@@ -178,6 +178,12 @@ def test_no_colliding_labels(nba, shape, tmp_path):
                  lambda: plot_grain_map(gm, bt), lambda: plot_orientation_map(xmap)):
         fig = make()
         assert _overlaps(fig) == []
+    # grains whose c axis is ambiguous: grey traces, a third legend entry, the note moved down
+    gm.table["median_c_axis_reliability"] = np.where(np.arange(gm.n_grains) % 2 == 0, 0.5, 40.0)
+    fig = plot_grain_traces(gm)
+    legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)
+    assert len(legend.get_texts()) == (3 if gm.n_grains else 2)
+    assert _overlaps(fig) == []
     # the saved PNGs hold everything drawn (legends and notes outside the map are not cut off)
     from matplotlib.image import imread
 

@@ -130,7 +130,8 @@ def plot_grain_traces(
     title: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """IPF-z coloured grain map with each grain's conduction-plane trace drawn as a bar at its centroid.
+    """IPF-z coloured grain map with each grain's conduction-plane trace drawn as a bar at its centroid (grey where
+    the grain's ``median_c_axis_reliability`` is below ``config.C_AXIS_RELIABILITY_CUT``: the c axis is ambiguous).
 
     Parameters
     ----------
@@ -194,9 +195,13 @@ def plot_grain_traces(
     seg = np.stack([np.stack([x - half * d[:, 0], y - half * d[:, 1]], 1),
                     np.stack([x + half * d[:, 0], y + half * d[:, 1]], 1)], axis=1)[traced]
     lw = 3.0
+    rel_c = (np.asarray(table["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in table
+             else np.full(n, np.nan))
+    uncertain = rel_c < config.C_AXIS_RELIABILITY_CUT  # NaN (no such column, cubic): not judged
+    ink = np.where(uncertain[:, None], [0.6, 0.6, 0.6, 1.0], [0.0, 0.0, 0.0, 1.0])
     ax.add_collection(LineCollection(seg, colors="white", linewidths=lw + 2.5, capstyle="round", zorder=3))
-    ax.add_collection(LineCollection(seg, colors="black", linewidths=lw, capstyle="round", zorder=4))
-    ax.scatter(x[flat], y[flat], s=70, facecolors="white", edgecolors="black", linewidths=1.8, zorder=5)
+    ax.add_collection(LineCollection(seg, colors=ink[traced], linewidths=lw, capstyle="round", zorder=4))
+    ax.scatter(x[flat], y[flat], s=70, facecolors="white", edgecolors=ink[flat], linewidths=1.8, zorder=5)
     if show_ids:
         # the id sits beside the bar, offset along the trace normal (display y points up, the map's y down)
         nrm = np.stack([d[:, 1], -d[:, 0]], axis=1)
@@ -222,10 +227,13 @@ def plot_grain_traces(
         Line2D([], [], ls="none", marker="o", ms=8, mfc="white", mec="black", mew=1.8,
                label=f"flat grain (α < {flat_tolerance_deg:g}°):\ntrace undefined"),
     ]
+    if uncertain.any():
+        handles.append(Line2D([], [], color="0.6", lw=lw, solid_capstyle="round",
+                              label=f"grey: c axis ambiguous (median\nc-axis reliability < {config.C_AXIS_RELIABILITY_CUT:g})"))
     # legend and notes in the side column under the key: nothing below the map can collide with its x label
     side.legend(handles=handles, loc="upper left", fontsize=7.5, frameon=False)
     flat_side = "flatter in the lamella" if length_scale == "cos_alpha" else "closer to edge-on"
-    side.text(0.0, 0.45, "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
+    side.text(0.0, 0.45 - 0.13 * bool(uncertain.any()), "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
               f"Bars grow as the planes lie\n{flat_side}; the shortest bar\nis {min_length_fraction:g} × the longest.",
               transform=side.transAxes, ha="left", va="top", fontsize=7)
     return _finish(fig, path)
