@@ -530,9 +530,7 @@ def classify_boundaries(
     for k in ("theta_3d", "theta_2d", "alpha_a", "alpha_b", "phi_a", "phi_b", "psi", "acc", "label", "type",
               "letter", "field_index", "behaviour", "j_a", "j_b", "r"):
         seg_table[k] = seg_out[k]
-    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
-             else np.full(len(gtab), np.nan))
-    seg_table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
+    seg_table["c_axis_reliability"] = _pair_minimum(_grain_c_axis_reliability(gtab), ra, rb)
 
     bnd_table = _aggregate(btab, gtab, c_all, g_conducting, seg_table, b_row, params)
     parameters = dict(params)
@@ -651,10 +649,16 @@ def _aggregate(btab: Table, gtab: Table, c_all: np.ndarray, g_conducting: np.nda
               "field_index", "behaviour", "j_a", "j_b", "r"):
         table[k] = out[k]
     table["label_fraction"] = label_frac
-    g_rel = (np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64) if "median_c_axis_reliability" in gtab
-             else np.full(len(gtab), np.nan))
-    table["c_axis_reliability"] = _pair_minimum(g_rel, ra, rb)
+    table["c_axis_reliability"] = _pair_minimum(_grain_c_axis_reliability(gtab), ra, rb)
     return table
+
+
+def _grain_c_axis_reliability(gtab: Table) -> np.ndarray:
+    """Each grain's median c-axis reliability (grain-table column ``median_c_axis_reliability``), NaN for all
+    where the table has none (imported maps, older files)."""
+    if "median_c_axis_reliability" in gtab:
+        return np.asarray(gtab["median_c_axis_reliability"], dtype=np.float64)
+    return np.full(len(gtab), np.nan)
 
 
 def _pair_minimum(values: np.ndarray, ra: np.ndarray, rb: np.ndarray) -> np.ndarray:

@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from ..pipeline import run_segment
     from ..settings import resolve
 
@@ -76,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
-    import numpy as np
-
     gp = grain_map.parameters
     cuts = [f"{gp.get(prop) or what} < {gp[key]:g}" for key, prop, what in (
         ("min_reliability", "reliability_prop", "reliability"), ("min_correlation", "correlation_prop", "correlation_index"))

@@ -21,7 +21,6 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from .. import config
 from ..crystal.symmetry import c_axis_angles
 from ..io.results import atomic_savefig
 from .. import config
