@@ -53,6 +53,11 @@ GRAIN_VOTE_MIN_GROUP = 3
 GRAIN_VOTE_MAJORITY = 0.6
 #: ... and only pixels below this reliability (the usual cut) take the majority's solution
 GRAIN_VOTE_RELIABILITY = 5.0
+#: a group's decision counts as significant (index prop grain_reliability) where b − a > GRAIN_DECISION_Z ·
+#: √(n̄ (a + b)): the sign test at about two standard deviations on the group's independent patterns (b, a its pixels
+#: holding the majority's solution and the others, n̄ the patterns summed per pixel); the same two-sigma rule as the
+#: relrod-width choice, not tuned
+GRAIN_DECISION_Z = 2.0
 #: reliability × clip((spot fit beyond chance − lo)/(hi − lo), 0, 1): chosen on the ci-* sets of tests/data (R ≥ 5
 #: right among kept: multislice Na-β″ 71 → 100 %, Au 95 %), confirmed on held-out (59 → 97 %, 64 → 93 %); no change
 #: on kinematic data (ours, py4DSTEM)

@@ -97,6 +97,11 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                              "beam twin and, for trigonal/hexagonal phases, the 60° turn about c included; at most "
                              "the same R over the image scores alone; × clip((b − 0.5)/0.4, 0, 1), b the spot fit "
                              "beyond chance (index reliability_fit_range), 0–100"),
+        "grain_reliability": ("1", "(ny, nx) the reliability once the grain has decided what its patterns cannot: "
+                                   "max(reliability, 100·(b − a)/(a + b)) where the pixel holds the solution its "
+                                   "group of the grain vote decided (b of the group's pixels hold it, a others; b > "
+                                   "60 % and b − a > 2·√(n̄·(a + b)), n̄ the mean n_summed: the sign test on "
+                                   "independent patterns), else reliability (index grain_vote), 0–100"),
         "twin_reliability": ("1", "(ny, nx) the same against the beam twin O ∘ Rz(180°) alone; 100 where the twin is "
                                   "symmetry-equivalent, 0–100"),
         "c_axis_reliability": ("1", "(ny, nx) the same R over the hypotheses whose c axis (crystal z, the basal-plane "

@@ -345,10 +345,11 @@ def _grain_keys() -> list[Key]:
         K("grains", "min_reliability", "float", _arg_default(segment_grains, "min_reliability"), "1",
           "pixels with a lower reliability are invalid (unset: no limit)", "min_reliability", "--min-reliability"),
         K("grains", "reliability_prop", "str", _arg_default(segment_grains, "reliability_prop"), "—",
-          "the map property min_reliability judges: reliability, or c_axis_reliability to keep the pixels whose "
-          "c axis (conduction planes) is fixed even where the beam twin or the 60° turn about c is not (unset: "
+          "the map property min_reliability judges: reliability; grain_reliability to keep also the pixels whose "
+          "grain decided a tie their own pattern leaves open (beam twin, 60° turn about c); or c_axis_reliability "
+          "to keep the pixels whose c axis (conduction planes) is fixed even where those ties are not (unset: "
           "reliability, or rel / reliability_index of an imported map)", "reliability_prop", "--reliability-prop",
-          choices=("reliability", "c_axis_reliability")),
+          choices=("reliability", "grain_reliability", "c_axis_reliability")),
         K("grains", "min_correlation", "float", _arg_default(segment_grains, "min_correlation"), "1",
           "pixels with a lower correlation index are invalid (unset: no limit)", "min_correlation",
           "--min-correlation"),

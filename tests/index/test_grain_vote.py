@@ -12,6 +12,7 @@ from stemgrains.index import _reference as ref
 from stemgrains.index import _vote
 
 TOL = np.deg2rad(3.0)
+DECIDED: list[int] = []  # pixels given a decision strength, per compared map
 
 
 def _sym(group):
@@ -58,12 +59,15 @@ def _compare(seed, group):
     ny, nx = 7, 8
     q, mask, hyp_q, hyp_s, rel = _map(ny, nx, rng)
     sym = _sym(group)
-    args = (q, mask, hyp_q, hyp_s, rel, ny, nx, sym, TOL, 0.95, 5.0, 3, 0.5 + 0.1 * (seed % 2))
-    q_k, sw_k, lab_k = _vote.grain_vote(*args)
-    q_r, sw_r, lab_r = ref.grain_vote(*args)
+    n_summed = rng.integers(1, 3, size=ny * nx).astype(np.float64)
+    args = (q, mask, hyp_q, hyp_s, rel, ny, nx, sym, TOL, 0.95, 5.0, 3, 0.5 + 0.1 * (seed % 2), n_summed, (0.25, 0.5, 1.0, 2.0)[seed])
+    q_k, sw_k, lab_k, st_k = _vote.grain_vote(*args)
+    q_r, sw_r, lab_r, st_r = ref.grain_vote(*args)
     np.testing.assert_array_equal(lab_k, lab_r)
     np.testing.assert_array_equal(sw_k, sw_r)
     np.testing.assert_allclose(q_k, q_r)
+    np.testing.assert_allclose(st_k, st_r)
+    DECIDED.append(int(np.sum(st_k > 0)))
     assert np.all(q_k[~sw_k] == q[~sw_k])  # only switched pixels change, inputs untouched
     assert not np.any(sw_k & (rel >= 5.0))
     return int(sw_k.sum())
@@ -71,8 +75,10 @@ def _compare(seed, group):
 
 @pytest.mark.parametrize("group", [Oh, D3d], ids=["m-3m", "-3m"])
 def test_grain_vote_matches_reference(group):
+    DECIDED.clear()
     switched = [_compare(seed, group) for seed in range(4)]
     assert sum(switched) >= 4, switched  # the comparison is not between two no-ops
+    assert sum(DECIDED) >= 4 and min(DECIDED) < 56, DECIDED  # decisions' strengths compared, not all or none
 
 
 def _two_solution_grain(n_a, n_b, rel_b=0.0, tie_b=0.99, ny=4):
@@ -93,9 +99,11 @@ def _two_solution_grain(n_a, n_b, rel_b=0.0, tie_b=0.99, ny=4):
     return q, np.ones(n, bool), hyp_q, hyp_s, rel, ny, n // ny
 
 
-def _vote_on(case, tie=0.95):
+def _vote_on(case, tie=0.95, n_summed=1.0, z=2.0, strength=False):
     q, mask, hyp_q, hyp_s, rel, ny, nx = case
-    return _vote.grain_vote(q, mask, hyp_q, hyp_s, rel, ny, nx, _sym(Oh), TOL, tie, 5.0, 3, 0.6)
+    out = _vote.grain_vote(q, mask, hyp_q, hyp_s, rel, ny, nx, _sym(Oh), TOL, tie, 5.0, 3, 0.6,
+                           np.full(len(q), float(n_summed)), z)
+    return out if strength else out[:3]
 
 
 def test_minority_pixels_that_cannot_decide_take_the_majority():
@@ -132,6 +140,39 @@ def test_one_sided_ties_link_a_patch_to_its_grain():
     q, mask, hyp_q, hyp_s, rel, ny, nx = _two_solution_grain(14, 6)
     hyp_s = hyp_s.copy()
     hyp_s[:14, 1] = 8.0
-    q_new, switched, labels = _vote.grain_vote(q, mask, hyp_q, hyp_s, rel, ny, nx, _sym(Oh), TOL, 0.95, 5.0, 3, 0.6)
+    q_new, switched, labels = _vote_on((q, mask, hyp_q, hyp_s, rel, ny, nx))
     assert len(np.unique(labels)) == 1
     assert np.all(switched[14:]) and not switched[:14].any()
+
+
+def test_decision_strength_of_a_clear_majority():
+    """16 : 4 with every pattern its own (n̄ = 1): b − a = 12 > 2√20 ≈ 8.9, so every pixel that holds A after the
+    vote (all 20: the B patch took A) gets 100 (b − a)/(a + b) = 60; the vote's switches are unchanged by it."""
+    q_new, switched, _, strength = _vote_on(_two_solution_grain(16, 4), strength=True)
+    assert switched.sum() == 4
+    np.testing.assert_allclose(strength, 60.0)
+
+
+def test_decision_strength_counts_summed_patterns_once():
+    """The same grain with each pattern a sum of 9 neighbours' (n̄ = 9): 12 < 2√(9·20) ≈ 26.8, not significant,
+    strength 0 though the vote still switches the patch (its rule has no significance test)."""
+    _, switched, _, strength = _vote_on(_two_solution_grain(16, 4), n_summed=9.0, strength=True)
+    assert switched.sum() == 4
+    assert not strength.any()
+
+
+def test_decision_strength_of_a_group_that_agrees():
+    """A group whose pixels all hold A (B near-tied in every pattern, held by none) decides with strength 100 once it
+    is large enough for the sign test at n̄ = 9: 40 pixels (40 > 2√(9·40) ≈ 37.9) do, 36 (36 = 2√(9·36)) do not."""
+    for n, expected in ((40, 100.0), (36, 0.0)):
+        q, mask, hyp_q, hyp_s, rel, ny, nx = _two_solution_grain(n, 0)
+        _, switched, _, strength = _vote_on((q, mask, hyp_q, hyp_s, rel, ny, nx), n_summed=9.0, strength=True)
+        assert not switched.any()
+        np.testing.assert_allclose(strength, expected)
+
+
+def test_no_clear_majority_no_strength():
+    """A 55 : 45 split of 800 pixels passes the sign test at n̄ = 1 (b − a = 80 > 2√800 ≈ 56.6), but the vote's
+    majority (more than 60 %) is required as well: a group the vote leaves alone gives no strength."""
+    _, switched, _, strength = _vote_on(_two_solution_grain(440, 360, ny=8), strength=True)
+    assert not switched.any() and not strength.any()

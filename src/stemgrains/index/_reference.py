@@ -768,7 +768,7 @@ def tied_hypothesis(o, hyp_q, hyp_s, sym, tol, tie):
     return min(near, key=lambda j: (dist[j], j)) if near else -1
 
 
-def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority):
+def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority, n_summed, z):
     """:func:`._vote.grain_vote` with Python sets, lists and breadth-first search by ``collections.deque``."""
     from collections import deque
 
@@ -781,6 +781,7 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
     labels = np.full(n, -1)
     out = np.array(q, float, copy=True)
     switched = np.zeros(n, bool)
+    strength = np.zeros(n)
     groups = []
     for s in range(n):
         if not mask[s] or labels[s] >= 0:
@@ -807,16 +808,20 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
                 home.append(i)
             elif len(clusters) < 32:
                 clusters.append([i])
-        if len(clusters) < 2:
-            continue
         big = max(clusters, key=len)  # the first of equal ones
         if len(big) <= majority * len(members):
             continue
         for i in members:
-            if i in big or reliability[i] >= r_cut:
+            if len(clusters) < 2 or i in big or reliability[i] >= r_cut:
                 continue
             j = tied_hypothesis(q[big[0]], hyp_q[i], hyp_s[i], sym, tol, tie)
             if j >= 0:
                 out[i] = hyp_q[i][j]
                 switched[i] = True
-    return out, switched, labels
+        b, size = len(big), len(members)
+        n_eff = size / max(float(np.mean([n_summed[i] for i in members])), 1.0)  # independent patterns, about
+        if (b - (size - b)) / size * n_eff > z * np.sqrt(n_eff):  # the sign test on them
+            for i in members:
+                if sym_distance(out[i], q[big[0]], sym) < tol:
+                    strength[i] = 100.0 * (2 * b - size) / size
+    return out, switched, labels, strength

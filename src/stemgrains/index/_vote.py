@@ -14,6 +14,8 @@ EDAX OIM Analysis "pseudo-symmetry", MTEX ``calcGrains`` on pseudo-symmetric pha
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
@@ -96,20 +98,28 @@ def vote_groups(q, mask, hyp_q, hyp_s, ny, nx, sym, tol, tie):
 
 
 @nb.njit(cache=True, nogil=True)
-def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority):
+def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut, min_size, majority, n_summed, z):
     """The grain-level decision (module docstring) over one phase's pixels ``mask``.
 
     q (n, 4) solutions, hyp_q (n, h, 4) / hyp_s (n, h) each pixel's hypotheses and scores (best first),
     reliability (n,). In each group of at least ``min_size`` pixels (:func:`vote_groups`) the solutions are
     clustered (a pixel joins the first cluster, in visiting order, whose first solution lies within ``tol`` rad of
-    its own; at most ``MAX_CLUSTERS``); where the largest cluster (the first of equal ones) holds more than half
-    the group, each other pixel with reliability < ``r_cut`` takes its :func:`tied_hypothesis` of that cluster's
-    first solution, where it has one.
+    its own; at most ``MAX_CLUSTERS``); where the largest cluster (the first of equal ones) holds more than
+    ``majority`` of the group, each other pixel with reliability < ``r_cut`` takes its :func:`tied_hypothesis` of
+    that cluster's first solution, where it has one.
 
-    Returns (new q (n, 4), switched (n,) bool, labels (n,) int64)."""
+    The decision's strength (:func:`decision_strength`): with b the largest cluster's pixels and a = size − b the
+    others', a group that decides (b > ``majority`` × size; also where all its pixels agree) *significantly* —
+    b − a > ``z`` √(n̄ (a + b)), the sign test with the pixels' count divided by n̄, the mean of ``n_summed`` (n,)
+    over the group (patterns summed into each pixel's: neighbouring pixels share them, so they are not independent)
+    — gives each of its pixels whose solution (after the vote) lies within ``tol`` of the cluster's
+    100 (b − a)/(a + b); every other pixel gets 0.
+
+    Returns (new q (n, 4), switched (n,) bool, labels (n,) int64, strength (n,) float64)."""
     labels, order, starts = vote_groups(q, mask, hyp_q, hyp_s, ny, nx, sym, tol, tie)
     out = q.copy()
     switched = np.zeros(q.shape[0], np.bool_)
+    strength = np.zeros(q.shape[0])
     centre = np.empty(MAX_CLUSTERS, np.int64)
     count = np.zeros(MAX_CLUSTERS, np.int64)
     member_of = np.empty(order.shape[0], np.int64)
@@ -147,6 +157,32 @@ def grain_vote(q, mask, hyp_q, hyp_s, reliability, ny, nx, sym, tol, tie, r_cut,
                 if j >= 0:
                     out[i] = hyp_q[i, j]
                     switched[i] = True
+        if k_used > 0:
+            mean_summed = 0.0
+            for t in range(a, b):
+                mean_summed += n_summed[order[t]]
+            s = decision_strength(count[best], size, mean_summed / size, majority, z)
+            if s > 0.0:
+                o = q[centre[best]]
+                for t in range(a, b):
+                    i = order[t]
+                    if sym_distance(out[i], o, sym) < tol:
+                        strength[i] = s
         for k in range(k_used):
             count[k] = 0
-    return out, switched, labels
+    return out, switched, labels, strength
+
+
+@nb.njit(cache=True, nogil=True)
+def decision_strength(b, size, mean_summed, majority, z):
+    """100 (b − a)/(a + b), a = ``size`` − b, where b pixels of a group of ``size`` hold its majority solution,
+    if that majority decides (b > ``majority`` × size) and is significant by the sign test (Dixon & Mood,
+    *J. Am. Stat. Assoc.* 41 (1946) 557) on the pixels' count divided by ``mean_summed`` (each pixel's pattern is
+    a sum of that many neighbouring patterns on average, so about size/mean_summed of them are independent):
+    b − a > ``z`` √(mean_summed · size); else 0."""
+    a = size - b
+    if size <= 0 or b <= majority * size:
+        return 0.0
+    if b - a <= z * math.sqrt(max(mean_summed, 1.0) * size):
+        return 0.0
+    return 100.0 * (b - a) / size

@@ -1324,25 +1324,31 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
     """Apply :func:`._vote.grain_vote` per phase to the merged chunk results ``a`` (in place): switched pixels take
     the majority's solution (their own refined hypothesis), reliability, twin and c-axis reliability 0 (also where
     the tie was with the 60° turn about c, which keeps the c axis: the vote does not tell), ``grain_vote`` 1,
-    and their correlation index and spot fit recomputed on their patterns (read again: they are few)."""
+    and their correlation index and spot fit recomputed on their patterns (read again: they are few).
+    ``grain_reliability`` = max(R, the strength of the group's decision) where the pixel holds the solution its group
+    decided significantly (:func:`._vote.grain_vote`, ``config.GRAIN_DECISION_Z``), R elsewhere."""
     from . import _vote
 
     ny, nx = dataset.scan_shape
     tol = np.deg2rad(config.GRAIN_VOTE_TOL_DEG)
     switched = np.zeros(ny * nx, bool)
+    strength = np.zeros(ny * nx)
     for k, lib in enumerate(libraries):
-        q, sw, _ = _vote.grain_vote(
+        q, sw, _, st = _vote.grain_vote(
             np.ascontiguousarray(a["quaternions"], dtype=np.float64), a["phase_id"] == k,
             np.ascontiguousarray(a["candidate_quaternions"], dtype=np.float64),
             np.ascontiguousarray(a["candidate_scores"], dtype=np.float64), np.asarray(a["reliability"], np.float64),
             ny, nx, lib.symmetry_quaternions, tol, config.GRAIN_VOTE_TIE, config.GRAIN_VOTE_RELIABILITY,
-            config.GRAIN_VOTE_MIN_GROUP, config.GRAIN_VOTE_MAJORITY)
+            config.GRAIN_VOTE_MIN_GROUP, config.GRAIN_VOTE_MAJORITY,
+            np.ascontiguousarray(a.get("n_summed", np.ones(ny * nx)), dtype=np.float64), config.GRAIN_DECISION_Z)
         a["quaternions"][sw] = q[sw]
         switched |= sw
+        strength = np.maximum(strength, st)
+    a["reliability"][switched] = 0.0
+    a["grain_reliability"] = np.maximum(a["reliability"], strength)
     if not switched.any():
         return
     a["grain_vote"][switched] = 1
-    a["reliability"][switched] = 0.0
     a["twin_reliability"][switched] = 0.0
     a["c_axis_reliability"][switched & np.isfinite(a["c_axis_reliability"])] = 0.0
     rows = np.unique(np.flatnonzero(switched) // nx)
@@ -1415,6 +1421,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
         prop={
             "correlation_index": a["correlation_index"].astype(np.float64),
             "reliability": a["reliability"].astype(np.float64),
+            "grain_reliability": a.get("grain_reliability", a["reliability"]).astype(np.float64),
             "phase_reliability": a["phase_reliability"].astype(np.float64),
             "n_peaks": a["n_peaks"].astype(np.int64),
             "center_row": a["centers"][:, 0],
