@@ -21,7 +21,9 @@ Per dataset it reports (JSON, default ``benchmarks/results/accuracy.json``):
     (these two overlap with the first two);
 
 * the reliability cut table: for cuts 0, 2, 5, 10 on the reliability R (0–100), the fraction of kept pixels
-  that are right (< 2° from the truth; precision) and the fraction of right pixels that are kept (recall).
+  that are right (< 2° from the truth; precision) and the fraction of right pixels that are kept (recall); the
+  same for the grain reliability (index prop ``grain_reliability``) and, on hexagonal/trigonal phases, for the
+  c-axis reliability against the c axis.
 
 Usage::
 
@@ -168,6 +170,7 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     pid_found = np.asarray(xmap.phase_id).reshape(ny, nx)
     rel = np.asarray(xmap.prop["reliability"], dtype=float).reshape(ny, nx)
     rel_c = np.asarray(xmap.prop["c_axis_reliability"], dtype=float).reshape(ny, nx)
+    rel_g = np.asarray(xmap.prop["grain_reliability"], dtype=float).reshape(ny, nx)
 
     overall = C.orientation_accuracy(
         q_found.reshape(-1, 4), pid_found.ravel(), q_true.reshape(-1, 4), pid_true.ravel(), phases, rel.ravel(),
@@ -259,6 +262,7 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
         "at_variant_percent": float(100 * np.mean(near_variant[has])),
         "c_axis_within_2deg_percent": float(100 * np.mean(c_err[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "reliability_cuts": reliability_table(right[has], rel[has]),
+        "grain_reliability_cuts": reliability_table(right[has], rel_g[has]),
         "c_axis_trace_within_2deg_percent": float(100 * np.mean(c_err_trace[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "c_axis_reliability_cuts": (reliability_table(c_err_trace[hexa] < RIGHT_DEG, rel_c[hexa]) if hexa.any() else None),
         "c_axis_reliability_cuts_5deg": (reliability_table(c_err_trace[hexa] < 5.0, rel_c[hexa]) if hexa.any() else None),
@@ -292,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  ({r['index_seconds']:.1f} s); at a variant of the truth {r['at_variant_percent']:.1f} %"
             + (f"; c-axis within 2° {r['c_axis_within_2deg_percent']:.1f} %" if r["c_axis_within_2deg_percent"] is not None else "")
         )
+        for key, what in (("reliability_cuts", "R"), ("grain_reliability_cuts", "grain R")):
+            cut = next(c for c in r[key] if c["cut"] == 5.0)
+            print(f"    {what} >= 5: right among kept {100 * cut['kept_right_fraction']:.1f} %, right kept "
+                  f"{100 * cut['right_kept_fraction']:.1f} %")
         for c, v in r["per_class"].items():
             print(f"    {c:15s} {v['n_grains']:2d} grains {v['n_pixels']:4d} px  within 2°: {v['within_2deg_percent']:5.1f} %")
     out = {
@@ -306,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             "c_par_beam": f"hexagonal/trigonal, c-axis <= {C_PAR_DEG:g}° from the beam",
             "reliability_cuts": "kept = reliability >= cut; kept_right_fraction = right among kept; "
             "right_kept_fraction = kept among right",
+            "grain_reliability_cuts": "as reliability_cuts, with the grain reliability (index prop grain_reliability: "
+            "R, or the strength of the grain vote's significant decision where the pixel holds its solution)",
             "at_variant_percent": f"not right, but within {RIGHT_DEG:g}° of a variant of the truth: its beam twin "
             "truth ∘ Rz(180°), or for hexagonal/trigonal phases R_c(60°) ∘ truth (∘ Rz(180°))",
             "c_axis_within_2deg_percent": f"hexagonal/trigonal phases: pixels whose c-axis (the conduction planes' normal) "

@@ -349,3 +349,17 @@ def test_orientation_figures_add_the_c_axis_reliability_map_where_there_is_one(t
         out = save_orientation_figures(xmap, tmp_path / str(written))
         assert (tmp_path / str(written) / "c_axis_reliability.png" in out) == written
         assert (tmp_path / str(written) / "c_axis_reliability.png").exists() == written
+        assert not (tmp_path / str(written) / "grain_reliability.png").exists()  # no grain_reliability prop
+
+
+def test_orientation_figures_add_the_grain_reliability_map_where_there_is_one(tmp_path):
+    """A map indexed with the grain vote (prop grain_reliability) also gets grain_reliability.png."""
+    from stemgrains.plot.orientation import save_orientation_figures
+
+    n = 6 * 8
+    y, x = np.divmod(np.arange(n), 8)
+    xmap = CrystalMap(Rotation.random(n), x=x * 2.0, y=y * 2.0, phase_list=PhaseList(names="au", point_groups="m-3m"),
+                      prop={"correlation_index": np.full(n, 0.8), "reliability": np.zeros(n),
+                            "grain_reliability": np.linspace(0, 80, n)})
+    out = save_orientation_figures(xmap, tmp_path)
+    assert tmp_path / "grain_reliability.png" in out and (tmp_path / "grain_reliability.png").exists()

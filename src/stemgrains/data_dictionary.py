@@ -404,6 +404,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
                              "no neighbour summation); absent for maps without it"),
     "grain_vote_fraction": ("1", "fraction of the map's pixels that took their grain's majority solution among "
                                  "near-tied hypotheses (/orientation/grain_vote); absent for maps without it"),
+    "reliable_fraction": ("1", "fraction of the map's pixels with reliability ≥ 5"),
+    "grain_reliable_fraction": ("1", "fraction of the map's pixels with grain_reliability ≥ 5 (reliable, or holding "
+                                     "the solution their grain decided significantly); absent for maps without it"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "
                                       "data unless [index] excitation_error_sigma set it; also /parameters index)"),
     "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" or "

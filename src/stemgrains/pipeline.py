@@ -1042,6 +1042,17 @@ def _classification_summary(cls: Any, grain_map: Any, field_source: str = "") ->
     return {**out, **cls.summary()}
 
 
+def reliable_fractions(xmap: Any) -> dict[str, float]:
+    """``reliable_fraction`` (reliability ≥ the usual cut, ``config.GRAIN_VOTE_RELIABILITY``) and, where the map
+    has it, ``grain_reliable_fraction`` (grain_reliability ≥ the cut) of all the map's pixels."""
+    from .config import GRAIN_VOTE_RELIABILITY as cut
+
+    out = {"reliable_fraction": float(np.mean(np.asarray(xmap.prop["reliability"]) >= cut))}
+    if "grain_reliability" in xmap.prop:
+        out["grain_reliable_fraction"] = float(np.mean(np.asarray(xmap.prop["grain_reliability"]) >= cut))
+    return out
+
+
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
                  field_source: str) -> dict[str, Any]:
     """``summary.json`` of a run."""
@@ -1053,6 +1064,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),
+        **reliable_fractions(xmap),
         **({"median_n_summed": float(np.median(xmap.prop["n_summed"]))} if "n_summed" in xmap.prop else {}),
         **({"grain_vote_fraction": float(np.mean(xmap.prop["grain_vote"]))} if "grain_vote" in xmap.prop else {}),
         **{k: v for k, v in (getattr(xmap, "parameters", None) or {}).items()

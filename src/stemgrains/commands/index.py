@@ -17,6 +17,15 @@ from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_comma
 from ._common import PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option
 
 
+def reliable_line(fractions: dict[str, float], where: str) -> str:
+    """One line: the share of pixels with reliability ≥ 5 and, where given, with grain_reliability ≥ 5."""
+    line = f"reliability ≥ 5: {100 * fractions['reliable_fraction']:.1f} % of the patterns"
+    if "grain_reliable_fraction" in fractions:
+        line += (f"; with what their grains decided (grain_reliability ≥ 5): {100 * fractions['grain_reliable_fraction']:.1f} %"
+                 f" ({where}{'/grain_reliability' if where.startswith('/') else ' grain_reliable_fraction'})")
+    return line
+
+
 def sigma_line(params: dict[str, Any], where: str) -> str:
     """``relrod width σ_s 0.01 1/Å (chosen from the data: R ≥ 5 on 0.015: 41 %, 0.01: 63 % of a subsample; WHERE)``
     from the index parameters of a map (or a run's summary), ``""`` where they hold no σ_s; where they hold the
@@ -131,6 +140,10 @@ def run(args: argparse.Namespace) -> int:
         if n_vote:
             print(f"  grain vote: {n_vote} patterns ({100 * n_vote / n:.1f} %) that could not tell near-tied solutions "
                   "apart took their grain's majority solution, at reliability 0 (/orientation/grain_vote)")
+    if n:
+        from ..pipeline import reliable_fractions
+
+        print(f"  {reliable_line(reliable_fractions(xmap), '/orientation')}")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
         print(f"  {line}")

@@ -12,7 +12,7 @@ from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_comma
 from ._common import (PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option,
                       name_special_origin)
 from .._relrod import BATCH_KEYS
-from .index import sigma_line
+from .index import reliable_line, sigma_line
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, metavar="DEG", help=f"grain threshold (default {config.GRAIN_THRESHOLD_DEG:g})")
     p.add_argument("--min-size", type=int, default=None, metavar="N", help=f"smallest grain, px (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R", help="pixels below this reliability are unassigned")
-    p.add_argument("--reliability-prop", choices=("reliability", "c_axis_reliability"), default=None,
+    p.add_argument("--reliability-prop", choices=("reliability", "grain_reliability", "c_axis_reliability"), default=None,
                    help="the property --min-reliability judges (as `segment --reliability-prop`; default reliability)")
     p.add_argument("--special", action="append", default=None, metavar="NAME:ANGLE:U,V,W:TOL",
                    help="special misorientation (repeatable, as `segment --special`): name, angle (deg), axis [uvw] "
@@ -201,6 +201,7 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     if s.get("grain_vote_fraction"):
         print(f"  grain vote: {100 * s['grain_vote_fraction']:.1f} % of the patterns took their grain's majority "
               "solution among near-tied hypotheses, at reliability 0 (summary.json grain_vote_fraction)")
+    print(f"  {reliable_line(s, 'summary.json')}")
     mis = s.get("misorientation")
     if mis and s["n_boundaries"]:  # what every map has first; the conduction-plane classes where they apply
         csl = ", ".join(f"Σ{k} {100 * f:.1f} %" for k, f in mis["csl_length_fraction"].items()) or "none"

@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"smallest grain, pixels (default {config.MIN_GRAIN_SIZE_PX:d})")
     p.add_argument("--min-reliability", type=float, default=None, metavar="R",
                    help="pixels with reliability below R are invalid")
-    p.add_argument("--reliability-prop", choices=("reliability", "c_axis_reliability"), default=None,
+    p.add_argument("--reliability-prop", choices=("reliability", "grain_reliability", "c_axis_reliability"), default=None,
                    help="the property --min-reliability judges: c_axis_reliability keeps the pixels whose c axis "
                         "(conduction planes) is fixed even where the beam twin or 60° turn about c is not "
                         "(default: reliability)")

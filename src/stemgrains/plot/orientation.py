@@ -128,9 +128,10 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
 
 
 #: the files :func:`save_orientation_figures` writes (phase_fit.png only for maps with spot-fit props,
-#: c_axis_reliability.png only for maps with a c-axis reliability, i.e. of a non-cubic phase)
+#: c_axis_reliability.png only for maps with a c-axis reliability, i.e. of a non-cubic phase, grain_reliability.png
+#: only for maps with that prop: indexed by stemgrains with the grain vote)
 ORIENTATION_FIGURES = ("orientation_ipf_z.png", "correlation_index.png", "reliability.png", "phase_fit.png",
-                       "c_axis_reliability.png")
+                       "c_axis_reliability.png", "grain_reliability.png")
 
 
 def _reliability_vmax(values: Any) -> float:
@@ -141,7 +142,8 @@ def _reliability_vmax(values: Any) -> float:
 
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
     """Write orientation_ipf_z.png, correlation_index.png, reliability.png (phase_fit.png for maps with spot-fit
-    props, c_axis_reliability.png for maps with a finite c-axis reliability) into ``folder``; return the paths."""
+    props, c_axis_reliability.png for maps with a finite c-axis reliability, grain_reliability.png for maps with a
+    grain reliability) into ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     out = [folder / name for name in ORIENTATION_FIGURES[:3]]
@@ -154,5 +156,9 @@ def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]
     if "c_axis_reliability" in xmap.prop and np.isfinite(np.asarray(xmap.prop["c_axis_reliability"], dtype=float)).any():
         out.append(folder / ORIENTATION_FIGURES[4])
         plot_quality_map(xmap, "c_axis_reliability", out[-1], vmax=_reliability_vmax(xmap.prop["c_axis_reliability"]),
+                         cmap="magma")
+    if "grain_reliability" in xmap.prop:
+        out.append(folder / ORIENTATION_FIGURES[5])
+        plot_quality_map(xmap, "grain_reliability", out[-1], vmax=_reliability_vmax(xmap.prop["grain_reliability"]),
                          cmap="magma")
     return out
