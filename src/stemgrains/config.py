@@ -124,6 +124,9 @@ REFINE_SIGMA_CANDIDATES = (0.01, 0.007)
 REFINE_SIGMA_MAX_MOVE_DEG = 3.0
 #: first simplex step of the final refinement, degrees
 REFINE_SIGMA_STEP_DEG = 0.25
+#: the relrod widths (1/Å) over which each solution's model spread is taken (index prop model_spread_deg): every
+#: width the σ_s and final-refinement choices consider, i.e. the range of kinematic models the data could ask for
+MODEL_SPREAD_SIGMAS = tuple(sorted({EXCITATION_ERROR_SIGMA, *SIGMA_CANDIDATES, *REFINE_SIGMA_CANDIDATES}, reverse=True))
 #: a narrower width is taken only where its mean square refined image score exceeds the search width's by this
 #: fraction (measured: multislice Na-β″ +9–10 %, multislice Au +2 % where the narrower width also moved a few
 #: right pixels 1.4° into a second optimum, kinematic data ≤ +4 %)

@@ -110,6 +110,12 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                     "all the conduction-plane classification uses (the beam twin and the 60° turn "
                                     "about c leave them unchanged); NaN for cubic phases, 0 where not indexed "
                                     "(as reliability), 0–100"),
+        "model_spread_deg": ("deg", "(ny, nx) how far the solution moves when refined again on its pattern at each "
+                                    "other relrod width of 0.015, 0.01, 0.007 1/Å (the widths the σ_s and final-"
+                                    "refinement choices consider): the largest disorientation. Small where the spots "
+                                    "fix the orientation; degrees where only the intensities fix its tilt. A lower "
+                                    "bound on the orientation's uncertainty from the kinematic model, which R does "
+                                    "not see; NaN where not indexed"),
         "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "
                                    "solution predicts (|excitation error| ≤ 0.05 1/Å), 0–1"),
         "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "
@@ -170,6 +176,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                     "indexed by stemgrains, or imported with one)"),
         "median_c_axis_reliability": ("1", "median c-axis reliability of the grain's valid pixels (maps indexed by "
                                            "stemgrains; NaN for cubic phases)"),
+        "median_grain_reliability": ("1", "median grain reliability of the grain's valid pixels (maps indexed by "
+                                          "stemgrains with the grain vote): ≥ 5 where its orientation is decided, "
+                                          "by its patterns or by the grain's significant vote"),
     },
     "boundaries/boundaries": _pick(
         "boundary_id", "grain_a", "grain_b", "length_nm", "normal", "trace_angle_deg", "n_pixel_pairs",

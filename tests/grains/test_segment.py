@@ -297,11 +297,13 @@ def test_segment_summarises_the_reliabilities_per_grain():
                  Rotation.from_axes_angles([1, 0, 0], np.radians(40)).data[0])
     rel = np.where(labels == 0, 2.0, 30.0)
     rel_c = np.where(labels == 0, 50.0, np.nan)
+    rel_g = np.where(labels == 0, 60.0, 30.0)
     xmap = make_xmap(q, np.zeros((10, 12), int), [Phase("beta2", point_group="-3m")],
-                     prop={"reliability": rel, "c_axis_reliability": rel_c})
+                     prop={"reliability": rel, "c_axis_reliability": rel_c, "grain_reliability": rel_g})
     gm = segment_grains(xmap)
     first = gm.table["id"] == gm.labels[0, 0]
     np.testing.assert_allclose(gm.table["median_reliability"], np.where(first, 2.0, 30.0))
     np.testing.assert_allclose(gm.table["median_c_axis_reliability"], np.where(first, 50.0, np.nan))
+    np.testing.assert_allclose(gm.table["median_grain_reliability"], np.where(first, 60.0, 30.0))
     gm_cut = segment_grains(xmap, min_reliability=5)  # the valid pixels only: grain 0 is gone
     assert gm_cut.n_grains == 1 and gm_cut.table["median_reliability"][0] == 30.0

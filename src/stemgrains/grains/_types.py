@@ -28,8 +28,9 @@ GRAIN_COLUMNS = (
     "trace_angle_deg",  # in-plane trace angle from +x toward +y, (-90, 90]; NaN when flat
 )
 #: Columns segment_grains adds when it can, not required of a grain table (read from files, imported maps):
-#: n_valid_px always, median_reliability and median_c_axis_reliability where the map has those properties.
-GRAIN_COLUMNS_OPTIONAL = ("n_valid_px", "median_reliability", "median_c_axis_reliability")
+#: n_valid_px always, median_reliability, median_c_axis_reliability and median_grain_reliability where the map has
+#: those properties.
+GRAIN_COLUMNS_OPTIONAL = ("n_valid_px", "median_reliability", "median_c_axis_reliability", "median_grain_reliability")
 
 
 @dataclass

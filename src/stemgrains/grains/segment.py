@@ -189,7 +189,8 @@ def grain_table(
 
 #: Quality properties of an indexed map summarised per grain (median over the grain's valid pixels): (property
 #: names looked up in this order, column).
-QUALITY_MEDIANS = ((RELIABILITY_PROPS, "median_reliability"), (("c_axis_reliability",), "median_c_axis_reliability"))
+QUALITY_MEDIANS = ((RELIABILITY_PROPS, "median_reliability"), (("c_axis_reliability",), "median_c_axis_reliability"),
+                   (("grain_reliability",), "median_grain_reliability"))
 
 
 def grain_medians(core_labels: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -284,12 +284,13 @@ class ChunkResult:
     c_axis_reliability: np.ndarray  # (n,) R over the hypotheses whose c axis differs (NaN for cubic phases)
     spot_fit_chance: np.ndarray  # (n,) fraction of randomly placed spots the solution would explain (chance level)
     spot_fit_n_peaks: np.ndarray  # (n,) the spots the spot fit counts: those above the detection threshold n_sigma
+    model_spread_deg: np.ndarray  # (n,) largest move when refined at the other relrod widths (model_spread), degrees
     bad_values: np.ndarray  # (n,) int8 bit flags of the pattern as read: 1 non-finite values (read as 0), 2 negative
 
     FIELDS = (
         "quaternions", "phase_id", "correlation_index", "reliability", "phase_reliability", "n_peaks", "centers",
         "candidate_quaternions", "candidate_scores", "spot_fit_fraction", "spot_fit_residual", "twin_reliability",
-        "c_axis_reliability", "spot_fit_chance", "spot_fit_n_peaks", "bad_values",
+        "c_axis_reliability", "spot_fit_chance", "spot_fit_n_peaks", "model_spread_deg", "bad_values",
     )
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -447,12 +448,13 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
     rel_c[few & np.isfinite(rel_c)] = 0.0
     for arr in (fit, resid, rel, rel_t, rel_c):
         arr[bad] = 0.0
+    spread = model_spread(q, phase_id, ctx, libraries, params)
     return ChunkResult(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
         twin_reliability=rel_t, c_axis_reliability=rel_c, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
-        bad_values=bad_values,
+        model_spread_deg=spread, bad_values=bad_values,
     )
 
 
@@ -521,21 +523,51 @@ def final_refinement(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInput
     q = np.array(quats, dtype=np.float64, copy=True)
     score = np.zeros(len(q))
     moved = np.zeros(len(q), bool)
-    sigma = params.refine_excitation_error_sigma
     limit = np.deg2rad(config.REFINE_SIGMA_MAX_MOVE_DEG)
     for k, lib in enumerate(libraries):
         m = phase_id == k
         if not m.any():
             continue
-        qk, sk = _cpu.refine_chunk(
-            np.ascontiguousarray(q), m, ctx.imgs, ctx.centers, ctx.affine, np.ascontiguousarray(lib.refl.g),
-            np.ascontiguousarray(lib.refl.intensity), ctx.lam, sigma, ctx.q_min, params.k_max,
-            float(lib.params["intensity_power"]), np.deg2rad(config.REFINE_SIGMA_STEP_DEG), params.refine_max_eval,
-            np.deg2rad(params.refine_xtol_deg))
+        qk, sk = _refined_at(q, m, ctx, lib, params, params.refine_excitation_error_sigma)
         take = np.zeros(len(q), bool)
         take[m] = disorientation_angle(qk[m], q[m], lib.symmetry_quaternions) <= limit
         q[take], score[m], moved[take] = qk[take], sk[m], True
     return q, score, moved
+
+
+def _refined_at(q: np.ndarray, mask: np.ndarray, ctx: "_SearchInputs", lib: TemplateLibrary, params: IndexParams,
+                sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`._cpu.refine_chunk` of the rows ``mask`` of ``q`` (n, 4) at relrod width ``sigma`` (1/Å), first step
+    ``config.REFINE_SIGMA_STEP_DEG``. Returns (orientations (n, 4), image scores (n,))."""
+    return _cpu.refine_chunk(
+        np.ascontiguousarray(q, dtype=np.float64), mask, ctx.imgs, ctx.centers, ctx.affine,
+        np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), ctx.lam, sigma, ctx.q_min,
+        params.k_max, float(lib.params["intensity_power"]), np.deg2rad(config.REFINE_SIGMA_STEP_DEG),
+        params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
+
+
+def model_spread(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInputs", libraries: list[TemplateLibrary],
+                 params: IndexParams) -> np.ndarray:
+    """How far each solution ``quats`` (n, 4) of phase ``phase_id[i] ≥ 0`` moves when refined again on its
+    processed image (:func:`_refined_at`) with each relrod width of ``config.MODEL_SPREAD_SIGMAS`` (1/Å) other
+    than the one it was last refined at: the largest disorientation (degrees, Laue symmetry; NaN where
+    ``phase_id < 0``). The kinematic model's relrod width stands for the physics a pattern's intensities follow
+    (thickness, dynamical scattering); where the spots fix the orientation the widths agree within a fraction of a
+    degree, where only the intensities fix its tilt (few spots, off a zone axis) they can part by degrees. A lower
+    bound on how uncertain the orientation is, whatever R says about competing solutions. Returns (n,)."""
+    spread = np.full(len(quats), np.nan)
+    last = params.refine_excitation_error_sigma or params.excitation_error_sigma
+    for k, lib in enumerate(libraries):
+        m = phase_id == k
+        if not m.any():
+            continue
+        spread[m] = 0.0
+        for sigma in config.MODEL_SPREAD_SIGMAS:
+            if last is not None and abs(sigma - last) <= 1e-9:
+                continue
+            qk, _ = _refined_at(quats, m, ctx, lib, params, sigma)
+            spread[m] = np.maximum(spread[m], np.rad2deg(disorientation_angle(qk[m], quats[m], lib.symmetry_quaternions)))
+    return spread
 
 
 def _refit(q: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInputs", libraries: list[TemplateLibrary],
@@ -920,6 +952,7 @@ def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> st
             "input": dataset.describe(),
             "calibration": dataset.calibration.to_attrs(),
             "params": params.as_dict(),
+            "fields": list(ChunkResult.FIELDS),  # a checkpoint of another layout is not resumed
             "phases": [hashlib.sha256(phase_cif_text(p).encode()).hexdigest() for p in phases],
         }
     )
@@ -1324,7 +1357,7 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
     """Apply :func:`._vote.grain_vote` per phase to the merged chunk results ``a`` (in place): switched pixels take
     the majority's solution (their own refined hypothesis), reliability, twin and c-axis reliability 0 (also where
     the tie was with the 60° turn about c, which keeps the c axis: the vote does not tell), ``grain_vote`` 1,
-    and their correlation index and spot fit recomputed on their patterns (read again: they are few).
+    and their correlation index, spot fit and model spread recomputed on their patterns (read again: they are few).
     ``grain_reliability`` = max(R, the strength of the group's decision) where the pixel holds the solution its group
     decided significantly (:func:`._vote.grain_vote`, ``config.GRAIN_DECISION_Z``), R elsewhere."""
     from . import _vote
@@ -1359,9 +1392,9 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
         for k, lib in enumerate(libraries):
             m = a["phase_id"][idx] == k
             if m.any():
-                q, ci, fit, resid, chance = _solution_fit(block[m], a["quaternions"][idx[m]], dataset.calibration, lib, prm)
+                q, ci, fit, resid, chance, spread = _solution_fit(block[m], a["quaternions"][idx[m]], dataset.calibration, lib, prm)
                 for name, v in (("quaternions", q), ("correlation_index", ci), ("spot_fit_fraction", fit), ("spot_fit_residual", resid),
-                                ("spot_fit_chance", chance)):
+                                ("spot_fit_chance", chance), ("model_spread_deg", spread)):
                     a[name][idx[m]] = v
 
 
@@ -1369,7 +1402,7 @@ def _solution_fit(patterns: np.ndarray, quats: np.ndarray, calibration: Any, lib
                   params: IndexParams) -> tuple[np.ndarray, ...]:
     """The orientations ``quats`` (m, 4) on ``patterns`` (m, ky, kx) as :func:`index_patterns` finishes them: after
     the final refinement (:func:`final_refinement`), with their correlation index, spot-fit fraction, residual and
-    chance level. Returns ``(quats, ci, fit, resid, chance)``."""
+    chance level and model spread (:func:`model_spread`). Returns ``(quats, ci, fit, resid, chance, spread)``."""
     ctx = _search_inputs(patterns, calibration, _spots_as_indexed(params))
     every = np.zeros(len(quats), np.int64)
     quats = np.ascontiguousarray(quats, dtype=np.float64)
@@ -1379,7 +1412,7 @@ def _solution_fit(patterns: np.ndarray, quats: np.ndarray, calibration: Any, lib
     chance = _cpu.fit_chances(quats, every == 0, np.ascontiguousarray(lib.refl.g), ctx.lam, params.fit_excitation_window,
                               ctx.q_min, params.k_max, params.fit_tolerance, params.fit_tolerance_rel, 256)
     fit = np.where(ctx.fit_counts > 0, n_fit / np.maximum(ctx.fit_counts, 1), 0.0)
-    return quats, ci, fit, resid, chance
+    return quats, ci, fit, resid, chance, model_spread(quats, every, ctx, [lib], params)
 
 
 def _n_summed(dataset: Dataset4D, chunks: list[tuple[int, int]]) -> np.ndarray:
@@ -1434,6 +1467,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "c_axis_reliability": a["c_axis_reliability"].astype(np.float64),
             "spot_fit_chance": a["spot_fit_chance"].astype(np.float64),
             "spot_fit_n_peaks": a["spot_fit_n_peaks"].astype(np.int64),
+            "model_spread_deg": a["model_spread_deg"].astype(np.float64),
             **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
             **({"grain_vote": a["grain_vote"].astype(np.int8)} if "grain_vote" in a else {}),
         },
