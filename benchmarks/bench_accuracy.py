@@ -171,6 +171,7 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     rel = np.asarray(xmap.prop["reliability"], dtype=float).reshape(ny, nx)
     rel_c = np.asarray(xmap.prop["c_axis_reliability"], dtype=float).reshape(ny, nx)
     rel_g = np.asarray(xmap.prop["grain_reliability"], dtype=float).reshape(ny, nx)
+    spread = np.nan_to_num(np.asarray(xmap.prop["model_spread_deg"], dtype=float).reshape(ny, nx), nan=180.0)
 
     overall = C.orientation_accuracy(
         q_found.reshape(-1, 4), pid_found.ravel(), q_true.reshape(-1, 4), pid_true.ravel(), phases, rel.ravel(),
@@ -263,6 +264,10 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
         "c_axis_within_2deg_percent": float(100 * np.mean(c_err[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "reliability_cuts": reliability_table(right[has], rel[has]),
         "grain_reliability_cuts": reliability_table(right[has], rel_g[has]),
+        "model_spread_deg_median_right": float(np.median(spread[has & right])) if (has & right).any() else None,
+        "model_spread_deg_median_wrong": float(np.median(spread[has & ~right])) if (has & ~right).any() else None,
+        "reliability_cuts_spread_below_2deg": reliability_table(right[has], np.where(spread[has] < 2.0, rel[has], -1.0)),
+        "grain_reliability_cuts_spread_below_2deg": reliability_table(right[has], np.where(spread[has] < 2.0, rel_g[has], -1.0)),
         "c_axis_trace_within_2deg_percent": float(100 * np.mean(c_err_trace[hexa] < RIGHT_DEG)) if hexa.any() else None,
         "c_axis_reliability_cuts": (reliability_table(c_err_trace[hexa] < RIGHT_DEG, rel_c[hexa]) if hexa.any() else None),
         "c_axis_reliability_cuts_5deg": (reliability_table(c_err_trace[hexa] < 5.0, rel_c[hexa]) if hexa.any() else None),
@@ -296,9 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  ({r['index_seconds']:.1f} s); at a variant of the truth {r['at_variant_percent']:.1f} %"
             + (f"; c-axis within 2° {r['c_axis_within_2deg_percent']:.1f} %" if r["c_axis_within_2deg_percent"] is not None else "")
         )
-        for key, what in (("reliability_cuts", "R"), ("grain_reliability_cuts", "grain R")):
+        for key, what in (("reliability_cuts", "R >= 5"), ("grain_reliability_cuts", "grain R >= 5"),
+                          ("grain_reliability_cuts_spread_below_2deg", "grain R >= 5, model spread < 2°")):
             cut = next(c for c in r[key] if c["cut"] == 5.0)
-            print(f"    {what} >= 5: right among kept {100 * cut['kept_right_fraction']:.1f} %, right kept "
+            print(f"    {what}: right among kept {100 * cut['kept_right_fraction']:.1f} %, right kept "
                   f"{100 * cut['right_kept_fraction']:.1f} %")
         for c, v in r["per_class"].items():
             print(f"    {c:15s} {v['n_grains']:2d} grains {v['n_pixels']:4d} px  within 2°: {v['within_2deg_percent']:5.1f} %")
@@ -316,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
             "right_kept_fraction = kept among right",
             "grain_reliability_cuts": "as reliability_cuts, with the grain reliability (index prop grain_reliability: "
             "R, or the strength of the grain vote's significant decision where the pixel holds its solution)",
+            "reliability_cuts_spread_below_2deg": "as reliability_cuts, keeping only pixels whose model spread (index "
+            "prop model_spread_deg) is below 2° (grain_…: the same with the grain reliability)",
             "at_variant_percent": f"not right, but within {RIGHT_DEG:g}° of a variant of the truth: its beam twin "
             "truth ∘ Rz(180°), or for hexagonal/trigonal phases R_c(60°) ∘ truth (∘ Rz(180°))",
             "c_axis_within_2deg_percent": f"hexagonal/trigonal phases: pixels whose c-axis (the conduction planes' normal) "
