@@ -32,8 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--min-reliability", type=float, default=None, metavar="R",
                    help="pixels with reliability below R are invalid")
     p.add_argument("--reliability-prop", choices=("reliability", "grain_reliability", "c_axis_reliability"), default=None,
-                   help="the property --min-reliability judges: c_axis_reliability keeps the pixels whose c axis "
-                        "(conduction planes) is fixed even where the beam twin or 60° turn about c is not "
+                   help="the property --min-reliability judges: grain_reliability also keeps the pixels whose "
+                        "grain decided a tie their own pattern leaves open; c_axis_reliability keeps the pixels whose "
+                        "c axis (conduction planes) is fixed even where the beam twin or 60° turn about c is not "
                         "(default: reliability)")
     p.add_argument("--min-correlation", type=float, default=None, metavar="C",
                    help="pixels with correlation index below C are invalid")
