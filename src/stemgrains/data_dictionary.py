@@ -101,7 +101,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                                    "max(reliability, 100·(b − a)/(a + b)) where the pixel holds the solution its "
                                    "group of the grain vote decided (b of the group's pixels hold it, a others; b > "
                                    "60 % and b − a > 2·√(n̄·(a + b)), n̄ the mean n_summed: the sign test on "
-                                   "independent patterns), else reliability (index grain_vote), 0–100"),
+                                   "patterns with independent noise), else reliability; 100 where the whole group "
+                                   "agrees: the grain is consistent, not the model proven right. Only on maps "
+                                   "indexed with the grain vote (index grain_vote), 0–100"),
         "twin_reliability": ("1", "(ny, nx) the same against the beam twin O ∘ Rz(180°) alone; 100 where the twin is "
                                   "symmetry-equivalent, 0–100"),
         "c_axis_reliability": ("1", "(ny, nx) the same R over the hypotheses whose c axis (crystal z, the basal-plane "
@@ -113,9 +115,10 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "model_spread_deg": ("deg", "(ny, nx) how far the solution moves when refined again on its pattern at each "
                                     "other relrod width of 0.015, 0.01, 0.007 1/Å (the widths the σ_s and final-"
                                     "refinement choices consider): the largest disorientation. Small where the spots "
-                                    "fix the orientation; degrees where only the intensities fix its tilt. A lower "
-                                    "bound on the orientation's uncertainty from the kinematic model, which R does "
-                                    "not see; NaN where not indexed"),
+                                    "fix the orientation; degrees where only the intensities fix its tilt: how much "
+                                    "the answer depends on the relrod width, which R does not see (a sensitivity, "
+                                    "not an error: the width the data call for can still give the right tilt); NaN "
+                                    "where not indexed"),
         "spot_fit_fraction": ("1", "(ny, nx) fraction of the detected spots within 0.02 + 0.02·|q| 1/Å of a spot the "
                                    "solution predicts (|excitation error| ≤ 0.05 1/Å), 0–1"),
         "spot_fit_chance": ("1", "(ny, nx) fraction of randomly placed spots the same solution would explain (chance "

@@ -143,6 +143,8 @@ def test_validity_thresholds_from_props():
         segment_grains(x3, min_correlation=0.1)
     with pytest.raises(ParameterError, match="nope"):
         segment_grains(x3, min_reliability=1, reliability_prop="nope")
+    with pytest.raises(ParameterError, match="must name a reliability.*model_spread_deg"):  # lower is better: refused
+        segment_grains(x3, min_reliability=1, reliability_prop="model_spread_deg")
 
 
 def test_small_grains_unassign_and_merge():

@@ -243,6 +243,12 @@ def test_grain_reliability_keeps_the_pixels_their_grain_decided(name, min_precis
     assert kept_g[right].mean() >= kept_r[right].mean() + 0.05, (kept_g[right].mean(), kept_r[right].mean())
 
 
+def test_no_grain_reliability_without_the_grain_vote():
+    """grain_reliability is the vote's: a map indexed without it has no such prop (not a copy of R)."""
+    xmap, _, _ = run("ci-nba-py4dstem", grain_vote=False)
+    assert "grain_reliability" not in xmap.prop and "grain_vote" in xmap.prop
+
+
 @pytest.mark.parametrize(("name", "right_below", "wrong_above"), [("ci-au-abtem", 1.5, 4.0), ("ci-nba-py4dstem", 1.2, None)])
 def test_model_spread_is_small_where_the_spots_fix_the_orientation(name, right_below, wrong_above):
     """model_spread_deg (the largest move of a solution refined again at the other relrod widths): a fraction of a

@@ -1455,7 +1455,6 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
         prop={
             "correlation_index": a["correlation_index"].astype(np.float64),
             "reliability": a["reliability"].astype(np.float64),
-            "grain_reliability": a.get("grain_reliability", a["reliability"]).astype(np.float64),
             "phase_reliability": a["phase_reliability"].astype(np.float64),
             "n_peaks": a["n_peaks"].astype(np.int64),
             "center_row": a["centers"][:, 0],
@@ -1471,6 +1470,7 @@ def _crystal_map(a: dict[str, np.ndarray], phases: list[Phase], shape: tuple[int
             "model_spread_deg": a["model_spread_deg"].astype(np.float64),
             **({"n_summed": a["n_summed"].astype(np.int64)} if "n_summed" in a else {}),
             **({"grain_vote": a["grain_vote"].astype(np.int8)} if "grain_vote" in a else {}),
+            **({"grain_reliability": a["grain_reliability"].astype(np.float64)} if "grain_reliability" in a else {}),
         },
         scan_unit="nm",
     )
