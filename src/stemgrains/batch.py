@@ -110,7 +110,7 @@ def _summary_columns() -> tuple[str, ...]:
     labels, behaviours = _labels_behaviours()
     return (
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
-        "indexed_percent", "median_reliability", "excitation_error_sigma", "excitation_error_sigma_source",
+        "indexed_percent", "median_reliability", "reliable_percent", "grain_reliable_percent", "excitation_error_sigma", "excitation_error_sigma_source",
         "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "n_grains", "n_boundaries",
         "c_axis_uncertain_percent", *(_col("label_fraction", n) for n in labels),
         *(_col("behaviour_fraction", n) for n in behaviours),
@@ -421,8 +421,9 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("excitation_error_sigma_source", "refine_excitation_error_sigma_source"):
         if info.get(key):
             row[key] = str(info[key])
-    if info.get("indexed_fraction") is not None:
-        row["indexed_percent"] = 100.0 * float(info["indexed_fraction"])
+    for key in ("indexed", "reliable", "grain_reliable"):
+        if info.get(f"{key}_fraction") is not None:
+            row[f"{key}_percent"] = 100.0 * float(info[f"{key}_fraction"])
     warnings = info.get("phase_fit_warnings") or []
     row["phase_fit_warning"] = " | ".join(str(w) for w in warnings)
     for key in ("n_grains", "n_boundaries"):
@@ -563,7 +564,8 @@ def run_batch(
     job
         ``job(input, folder, params) -> dict``, a module-level (picklable) function that processes one input
         into ``folder`` and returns its numbers: ``scan_shape`` (ny, nx), ``patterns_per_s`` (patterns per
-        second of indexing), ``indexed_fraction`` (0–1), ``median_reliability`` (0–100),
+        second of indexing), ``indexed_fraction`` (0–1), ``median_reliability`` (0–100), ``reliable_fraction`` and
+        ``grain_reliable_fraction`` (0–1: reliability, grain_reliability ≥ 5),
         ``phase_fit_warnings`` (list of str), and for ``run`` ``n_grains``, ``n_boundaries``,
         ``label_fraction`` and ``behaviour_fraction`` ({name: length fraction}) and
         ``c_axis_uncertain_fraction`` (0–1 or None). Missing keys stay empty.

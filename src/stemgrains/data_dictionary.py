@@ -489,6 +489,9 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                               "chunks resumed from a checkpoint are not timed)"),
     "indexed_percent": ("%", "patterns with an orientation"),
     "median_reliability": ("1", "median reliability (0–100) over the map"),
+    "reliable_percent": ("%", "patterns with reliability ≥ 5"),
+    "grain_reliable_percent": ("%", "patterns with grain_reliability ≥ 5 (empty for maps indexed without the "
+                                    "grain vote)"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model this scan was indexed with (chosen "
                                       "from this scan's data unless [index] excitation_error_sigma set it; also "
                                       "/parameters index of its results file)"),

@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
     import numpy as np
 
-    from ..pipeline import run_index
+    from ..pipeline import reliable_fractions, run_index
 
     res = run_index(args.input[0], args.output, args.phase, cfg, progress=not args.no_progress, scheduler=args.scheduler,
                     export_ang=args.export_ang, export_ctf=args.export_ctf, figures=args.figures, on_calibration=_print_fit,
@@ -141,8 +141,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  grain vote: {n_vote} patterns ({100 * n_vote / n:.1f} %) that could not tell near-tied solutions "
                   "apart took their grain's majority solution, at reliability 0 (/orientation/grain_vote)")
     if n:
-        from ..pipeline import reliable_fractions
-
         print(f"  {reliable_line(reliable_fractions(xmap), '/orientation')}")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
@@ -162,7 +160,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     ``folder``); returns the numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
     import numpy as np
 
-    from ..pipeline import run_index
+    from ..pipeline import reliable_fractions, run_index
 
     folder = Path(folder)
     inside = {k: (str(folder / Path(v).name) if v else None) for k, v in params.get("outputs", {}).items()}
@@ -178,5 +176,6 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
         "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
+        **(reliable_fractions(xmap) if n else {}),
         "phase_fit_warnings": list(got["phase_fit"].warnings),
     }

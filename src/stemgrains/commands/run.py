@@ -181,6 +181,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "scan_shape": list(s["scan_shape"]),
         "patterns_per_s": n / out["index_seconds"] if out.get("index_seconds") else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],
+        **{k: s[k] for k in ("reliable_fraction", "grain_reliable_fraction") if s.get(k) is not None},
         "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])),
         "n_grains": s["n_grains"], "n_boundaries": s["n_boundaries"],
         "label_fraction": cls.get("label_fraction", {}), "behaviour_fraction": cls.get("behaviour_fraction", {}),

@@ -33,6 +33,9 @@ _UNIT_TO_NM = {"nm": 1.0, "um": 1e3, "µm": 1e3, "μm": 1e3, "micron": 1e3, "mm"
 
 def _prop_array(xmap: CrystalMap, names: tuple[str, ...], explicit: str | None, what: str) -> tuple[str, np.ndarray]:
     props = dict(xmap.prop.items())
+    if explicit is not None and what == "min_reliability" and "rel" not in str(explicit).lower():
+        raise ParameterError(f"reliability_prop must name a reliability (higher is better: reliability, "
+                             f"grain_reliability, c_axis_reliability, rel, ...), got {explicit!r}")
     if explicit is not None:
         if explicit not in props:
             raise ParameterError(f"{what}: the map has no property {explicit!r} (has {sorted(props)})")
@@ -253,11 +256,8 @@ def segment_grains(
     min_correlation, min_reliability
         Pixels whose correlation index / reliability is below these are invalid (NaN is invalid). The property is
         found by name: ``correlation_index``, ``ci``, ``ind``, ``index`` (correlation) and ``reliability``,
-        ``rel`` (reliability), or given explicitly by ``correlation_prop`` / ``reliability_prop`` (for maps indexed
-        by stemgrains also ``grain_reliability``: kept where the grain decided a tie its pixel's pattern leaves
-        open; ``c_axis_reliability``: kept where the c axis is fixed; a reliability_prop must name a reliability,
-        higher = better: ParameterError otherwise). Pixels with phase id −1 (not indexed) or outside the data are
-        always invalid.
+        ``rel``, or given by ``correlation_prop`` / ``reliability_prop`` (a reliability, e.g. ``grain_reliability``,
+        ``c_axis_reliability``). Pixels not indexed (phase id −1) or outside the data are always invalid.
     small_grains
         ``"unassign"``: pixels of small grains and invalid pixels get label 0. ``"merge"``: they are then given,
         iteratively from the grain edges inward, the label most common among their 4 neighbours (ties: the
@@ -293,9 +293,6 @@ def segment_grains(
         "connectivity": 4,
         "symmetry": "proper rotations of the Laue group of each phase",
     }
-    if reliability_prop is not None and "rel" not in str(reliability_prop).lower():
-        raise ParameterError(f"reliability_prop must name a reliability (higher is better: reliability, "
-                             f"grain_reliability, c_axis_reliability, rel, ...), got {reliability_prop!r}")
     for thr, names, explicit, what, key in (
         (min_correlation, CORRELATION_PROPS, correlation_prop, "min_correlation", "correlation_prop"),
         (min_reliability, RELIABILITY_PROPS, reliability_prop, "min_reliability", "reliability_prop"),
