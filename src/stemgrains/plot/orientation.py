@@ -80,7 +80,8 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
     n_bad = int((pid < 0).sum())
-    ax.set_title(f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
+    # over the figure, not the axes: a tall narrow map's axes would let a long title run off the figure's edge
+    fig.suptitle(f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
                  f"{n_bad} px not indexed)", fontsize=10)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
