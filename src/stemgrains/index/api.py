@@ -366,9 +366,10 @@ def index_patterns(
 
 
 def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[TemplateLibrary], params: IndexParams,
-                  index_chunk: Any, scan_shape: tuple[int, int] | None = None) -> ChunkResult:
+                  index_chunk: Any, scan_shape: tuple[int, int] | None = None, spread: bool = True) -> ChunkResult:
     """:func:`index_patterns` from the patterns' detected spots and processed images ``ctx``
-    (:func:`_search_inputs`) and bad-value flags (``params`` resolved; ``index_chunk`` the backend's kernel)."""
+    (:func:`_search_inputs`) and bad-value flags (``params`` resolved; ``index_chunk`` the backend's kernel);
+    ``spread=False`` leaves the model spread NaN (a subsample that only chooses a parameter needs none)."""
     peaks, counts, imgs, centers, affine, lam, q_min, fit_counts = ctx
     n = len(counts)
     n_ph = len(libraries)
@@ -448,13 +449,13 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
     rel_c[few & np.isfinite(rel_c)] = 0.0
     for arr in (fit, resid, rel, rel_t, rel_c):
         arr[bad] = 0.0
-    spread = model_spread(q, phase_id, ctx, libraries, params)
+    spread_deg = model_spread(q, phase_id, ctx, libraries, params) if spread else np.full(n, np.nan)
     return ChunkResult(
         quaternions=q, phase_id=phase_id, correlation_index=ci, reliability=rel,
         phase_reliability=np.clip(prel, 0, 100), n_peaks=counts, centers=centers,
         candidate_quaternions=cq, candidate_scores=cs, spot_fit_fraction=fit, spot_fit_residual=resid,
         twin_reliability=rel_t, c_axis_reliability=rel_c, spot_fit_chance=chance, spot_fit_n_peaks=fit_counts,
-        model_spread_deg=spread, bad_values=bad_values,
+        model_spread_deg=spread_deg, bad_values=bad_values,
     )
 
 
@@ -1343,7 +1344,7 @@ def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str,
         p_c = replace(prm, excitation_error_sigma=c, refine_excitation_error_sigma=None, final_refinement=False)  # the search alone
         libs[c] = [build_library(p, step_deg=p_c.step_deg, k_max=p_c.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
                                  excitation_error_sigma=c, verbose=progress) for p in phase_list]
-        res = results[c] = with_kernel_lock(_index_inputs, ctx, bad_values, libs[c], p_c, _cpu.index_chunk)
+        res = results[c] = with_kernel_lock(_index_inputs, ctx, bad_values, libs[c], p_c, _cpu.index_chunk, spread=False)
         confident[c] = (res.phase_id >= 0) & (res.reliability >= config.SIGMA_CONFIDENT_RELIABILITY)
     best, best_n = default, int(confident[default].sum())
     for c in cands[1:]:
@@ -1374,7 +1375,7 @@ def _grain_vote(a: dict[str, np.ndarray], dataset: Dataset4D, libraries: list[Te
             np.ascontiguousarray(a["candidate_scores"], dtype=np.float64), np.asarray(a["reliability"], np.float64),
             ny, nx, lib.symmetry_quaternions, tol, config.GRAIN_VOTE_TIE, config.GRAIN_VOTE_RELIABILITY,
             config.GRAIN_VOTE_MIN_GROUP, config.GRAIN_VOTE_MAJORITY,
-            np.ascontiguousarray(a.get("n_summed", np.ones(ny * nx)), dtype=np.float64), config.GRAIN_DECISION_Z)
+            np.ascontiguousarray(a["n_summed"], dtype=np.float64), config.GRAIN_DECISION_Z)
         a["quaternions"][sw] = q[sw]
         switched |= sw
         strength = np.maximum(strength, st)
