@@ -279,7 +279,8 @@ def test_run_checks_electrodes_and_its_own_inputs_before_any_work(data_samples, 
     base = ["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
             "--field", "1,0"]
     for extra, expect in ((["--electrode", "left=1", "--electrode", "top=0"], "overlap or touch"),
-                          (["--electrode", "left=nan", "--electrode", "right=0"], "must be finite")):
+                          (["--electrode", "left=nan", "--electrode", "right=0"], "must be finite"),
+                          (["--reliability-prop", "grain_reliability"], "was given without min_reliability")):
         out = tmp_path / "r"
         assert main(base + extra + ["-o", str(out)]) == 2
         err = capsys.readouterr().err

@@ -58,3 +58,18 @@ def test_misorientation_summary_is_length_weighted():
     assert m["low_angle_length_fraction"] == pytest.approx(length[np.asarray(b["low_angle"])].sum() / total)
     assert 0 < m["csl_length_fraction"]["3"] < 1 and 0 < m["low_angle_length_fraction"] < 1
     assert m["median_deg"] == pytest.approx(np.median(np.asarray(b["misorientation_deg"])))
+
+
+def test_run_counts_the_pixels_its_cuts_leave_out(au_scan_3x3, tmp_path, capsys):
+    """`run --min-reliability` says (as `segment` does) how many pixels the cut left out of the grains, and
+    summary.json records it; without a cut neither appears."""
+    base = ["run", str(au_scan_3x3), "--phase", str(sample_cif("au")), "--field", "1,0", "--no-progress", "--no-figures",
+            "--min-size", "1"]
+    assert main([*base, "--min-reliability", "0", "--reliability-prop", "grain_reliability", "-o", str(tmp_path / "a")]) == 0
+    out = capsys.readouterr().out
+    inv = json.loads((tmp_path / "a" / "summary.json").read_text())["invalid_pixels"]
+    assert inv["n_pixels"] == 9 and inv["cuts"] == ["grain_reliability < 0"] and 0 <= inv["n_unassigned"] <= 9
+    assert f"  {inv['n_invalid']} of 9 pixels invalid (not indexed, or grain_reliability < 0); " in out
+    assert main([*base, "-o", str(tmp_path / "b")]) == 0
+    assert "pixels invalid" not in capsys.readouterr().out
+    assert "invalid_pixels" not in json.loads((tmp_path / "b" / "summary.json").read_text())

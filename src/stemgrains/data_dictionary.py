@@ -417,6 +417,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "grain_vote_fraction": ("1", "fraction of the map's pixels that took their grain's majority solution among "
                                  "near-tied hypotheses (/orientation/grain_vote); absent for maps without it"),
     "reliable_fraction": ("1", "fraction of the map's pixels with reliability ≥ 5"),
+    "invalid_pixels": ("—", "where [grains] min_reliability or min_correlation was set: n_invalid (pixels not "
+                            "indexed or below a cut, left out of the grains), n_pixels, cuts (e.g. \"grain_reliability "
+                            "< 5\") and n_unassigned (pixels in no grain)"),
     "grain_reliable_fraction": ("1", "fraction of the map's pixels with grain_reliability ≥ 5 (reliable, or holding "
                                      "the solution their grain decided significantly); absent for maps without it"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "
@@ -435,12 +438,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                                   "from\", \"the search's: no candidate narrower than σ_s\", \"the search's: the set width W 1/Å is wider "
                                                   "than σ_s S 1/Å, not applied\" or "
                                                   "'off' ([index] final_refinement false; also /parameters index)"),
-    "refine_excitation_error_sigma_scores": ("(processed counts)²", "where the final refinement's width was chosen "
-                                                                   "from the data: per width tried (1/Å, as text) "
-                                                                   "the mean square refined image score of the "
-                                                                   "~128-position subsample; a narrower width is "
-                                                                   "taken when it beats σ_s's by 5 % (also "
-                                                                   "/parameters index)"),
+    "refine_excitation_error_sigma_votes": ("patterns", "where the final refinement's width was chosen from the "
+                                                        "data: per width tried (1/Å, as text) the ~128-position "
+                                                        "subsample's indexed patterns whose refined image score is "
+                                                        "highest at that width; the most voted width is taken over "
+                                                        "σ_s where b − a > 3·√(a + b), b and a its and σ_s's votes "
+                                                        "(sign test; also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
                        "chance, the poorly explained fraction and largest region, the fraction judged with "

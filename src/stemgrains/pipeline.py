@@ -1053,6 +1053,28 @@ def reliable_fractions(xmap: Any) -> dict[str, float]:
     return out
 
 
+def invalid_pixels(grain_map: Any) -> dict[str, Any] | None:
+    """What the segmentation's cuts (``min_reliability``, ``min_correlation``) left out of a grain map: ``{"n_invalid":
+    pixels invalid (not indexed, or below a cut), "n_pixels", "cuts": ["grain_reliability < 5", ...],
+    "n_unassigned": pixels in no grain}``; ``None`` where no cut was set."""
+    gp = grain_map.parameters
+    cuts = [f"{gp.get(prop) or what} < {gp[key]:g}" for key, prop, what in (
+        ("min_reliability", "reliability_prop", "reliability"), ("min_correlation", "correlation_prop", "correlation_index"))
+        if gp.get(key) is not None]
+    if not cuts:
+        return None
+    n_px = int(np.prod(grain_map.shape))
+    return {"n_invalid": n_px - int(gp["n_valid_px"]), "n_pixels": n_px, "cuts": cuts,
+            "n_unassigned": int(np.sum(grain_map.labels == 0))}
+
+
+def invalid_line(inv: dict[str, Any]) -> str:
+    """``12 of 4096 pixels invalid (not indexed, or reliability < 5); 15 left unassigned`` from
+    :func:`invalid_pixels`."""
+    return (f"{inv['n_invalid']} of {inv['n_pixels']} pixels invalid (not indexed, or {' or '.join(inv['cuts'])}); "
+            f"{inv['n_unassigned']} left unassigned")
+
+
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
                  field_source: str) -> dict[str, Any]:
     """``summary.json`` of a run."""
@@ -1070,10 +1092,11 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         **{k: v for k, v in (getattr(xmap, "parameters", None) or {}).items()
            if k in ("excitation_error_sigma", "excitation_error_sigma_source", "excitation_error_sigma_confident",
                     "refine_excitation_error_sigma", "refine_excitation_error_sigma_source",
-                    "refine_excitation_error_sigma_scores")
+                    "refine_excitation_error_sigma_votes")
            and v is not None},
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
+        **({"invalid_pixels": invalid_pixels(grain_map)} if invalid_pixels(grain_map) is not None else {}),
         "n_boundaries": int(len(boundaries.boundaries)),
         # first what every map has: misorientation and CSL; the conduction-plane classes only where they apply
         "misorientation": boundaries.misorientation_summary(),
@@ -1149,7 +1172,7 @@ def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
     g = cfg["grains"]
     sp = _segment_params(g)
     check_segment_parameters(sp["threshold_deg"], sp["min_grain_size"], sp["small_grains"], sp["min_correlation"],
-                             sp["min_reliability"])
+                             sp["min_reliability"], None, sp["reliability_prop"])
     if not (np.isfinite(g["low_angle_deg"]) and 0 < g["low_angle_deg"] < 180):
         raise ParameterError(f"low_angle_deg must be in (0, 180) degrees, got {g['low_angle_deg']!r}")
     for s in g["special"]:

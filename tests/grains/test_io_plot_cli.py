@@ -109,3 +109,7 @@ def test_cli_segment_cuts_on_the_c_axis_reliability(tmp_path, capsys):
         assert np.all(gm.table["median_c_axis_reliability"] == 50.0)
     n_valid = {p: read_grains(tmp_path / f"{p}.h5").parameters["n_valid_px"] for p in ("reliability", "c_axis_reliability")}
     assert n_valid["c_axis_reliability"] == 600 > n_valid["reliability"]
+    # without --min-reliability the property would judge nothing: one line, exit 2, nothing written
+    lone = tmp_path / "lone.h5"
+    assert main(["segment", str(src), "-o", str(lone), "--reliability-prop", "grain_reliability"]) == 2
+    assert "without min_reliability" in capsys.readouterr().err and not lone.exists()

@@ -145,6 +145,10 @@ def test_validity_thresholds_from_props():
         segment_grains(x3, min_reliability=1, reliability_prop="nope")
     with pytest.raises(ParameterError, match="must name a reliability.*model_spread_deg"):  # lower is better: refused
         segment_grains(x3, min_reliability=1, reliability_prop="model_spread_deg")
+    for kw, match in ((dict(reliability_prop="rel"), "reliability_prop 'rel' was given without min_reliability"),
+                      (dict(correlation_prop="ci"), "correlation_prop 'ci' was given without min_correlation")):
+        with pytest.raises(ParameterError, match=match):  # alone it would change nothing: said, not ignored
+            segment_grains(x3, **kw)
 
 
 def test_small_grains_unassign_and_merge():

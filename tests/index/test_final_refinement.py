@@ -180,6 +180,40 @@ def test_choose_refine_sigma_takes_a_dict_and_keeps_sigma_when_nothing_is_indexe
     assert api.choose_refine_sigma(ds, [lib], {"excitation_error_sigma": 0.015, "k_max": 0.8}) == (0.015, {0.015: 0.0})
 
 
+def _vote_reference(widths, scores, z):
+    """refine_vote written out: per pattern the first width of the highest score; the most voted width (the
+    widest of equal counts) against σ_s by the sign test."""
+    votes = {w: 0 for w in widths}
+    for col in np.asarray(scores).T:
+        top = max(range(len(widths)), key=lambda i: (col[i], -i))
+        votes[widths[top]] += 1
+    best = sorted(widths, key=lambda w: (-votes[w], -w))[0]
+    b, a = votes[best], votes[widths[0]]
+    return (best if b - a > z * (a + b) ** 0.5 else widths[0]), votes
+
+
+def test_refine_vote_against_its_reference_on_random_scores():
+    rng = np.random.default_rng(7)
+    widths = [0.015, 0.01, 0.007]
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        scores = rng.normal(size=(3, n)) + rng.normal(scale=0.5, size=(3, 1))
+        if rng.random() < 0.3:
+            scores[1] = scores[0]  # equal scores go to the wider width
+        assert api.refine_vote(widths, scores) == _vote_reference(widths, scores, config.REFINE_VOTE_Z)
+
+
+@pytest.mark.parametrize(("b", "a", "taken"), [(0, 0, False), (12, 0, True), (10, 0, True), (9, 0, False), (80, 52, False),
+                                               (92, 38, True)])
+def test_refine_vote_takes_a_narrower_width_only_beyond_chance(b, a, taken):
+    """b − a > 3·√(a + b): 10 : 0 passes (10 > 9.5), 9 : 0 does not (9 = 3·√9), 80 : 52 (held-out multislice
+    Au, z = 2.4) stays, 92 : 38 (ci multislice Na-β″, z = 4.7) is taken."""
+    scores = np.concatenate([np.tile([[1.0], [2.0]], (1, b)), np.tile([[2.0], [1.0]], (1, a))], axis=1)
+    width, votes = api.refine_vote([0.01, 0.007], scores)
+    assert votes == {0.01: a, 0.007: b}
+    assert (width == 0.007) == bool(b - a > config.REFINE_VOTE_Z * np.sqrt(a + b)) == taken
+
+
 def test_no_final_refinement_on_the_command_line_turns_off_a_width_set_in_the_config_file(tmp_path):
     """The command line is over the file: ``--no-final-refinement`` with ``[index] refine_excitation_error_sigma``
     in the file runs without a final refinement (was: refused as 'set but off'); a width too narrow to excite

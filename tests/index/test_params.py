@@ -216,11 +216,13 @@ def test_index_cli_says_which_relrod_width_it_used(au_scan_3x3, tmp_path, capsys
     assert main(["index", str(heldout), "--phase", str(sample_cif("au")), "--no-progress", "-o", str(tmp_path / "h.h5")]) == 0
     out = capsys.readouterr().out
     assert "1/Å (chosen from the data: R ≥ 5 on 0.015: " in out  # also with --no-progress
-    # kinematic data: the narrower widths do not explain it better, and the line says so with the scores
-    assert "\n  final refinement: none (σ_s 0.015 1/Å kept: the narrower widths' mean square refined image score" in out
+    # py4DSTEM patterns simulated with a 0.010 1/Å relrod: every pattern of the subsample is fitted best refined at
+    # 0.01, and the line says so with the votes and the sign test
+    assert "\n  final refinement: at 0.01 1/Å (the refined image score is highest there on " in out
+    assert "sign test z = " in out
     with h5py.File(tmp_path / "h.h5", "r") as f:
         recorded = json.loads(f["parameters"].attrs["index"])
-    assert set(recorded["refine_excitation_error_sigma_scores"]) == {"0.015", "0.01", "0.007"}
+    assert set(recorded["refine_excitation_error_sigma_votes"]) == {"0.015", "0.01", "0.007"}
     assert recorded["excitation_error_sigma_source"] == "chosen from the data"
     assert set(recorded["excitation_error_sigma_confident"]) == {"0.015", "0.01"}
     cfg = tmp_path / "c.toml"

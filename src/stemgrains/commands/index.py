@@ -46,7 +46,7 @@ def sigma_line(params: dict[str, Any], where: str) -> str:
     if refine is None:
         return line
     if source == "chosen from the data":
-        text = refine_choice_text(float(refine), float(sigma), params.get("refine_excitation_error_sigma_scores"))
+        text = refine_choice_text(float(refine), float(sigma), params.get("refine_excitation_error_sigma_votes"))
         return f"{line}\n  final refinement: {text}"
     return f"{line}\n  final refinement: {refine_label(refine, sigma)} ({source})"
 

@@ -197,6 +197,10 @@ def print_summary(out: dict[str, Any], output: str) -> None:
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
+    if s.get("invalid_pixels"):
+        from ..pipeline import invalid_line
+
+        print(f"  {invalid_line(s['invalid_pixels'])}")
     if sigma_line(s, "summary.json"):
         print(f"  {sigma_line(s, 'summary.json')}")
     if s.get("grain_vote_fraction"):

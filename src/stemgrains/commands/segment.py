@@ -63,9 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
-    from ..pipeline import run_segment
+    from ..pipeline import invalid_line, invalid_pixels, run_segment
     from ..settings import resolve
 
     src = Path(args.input)
@@ -79,14 +78,9 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
-    gp = grain_map.parameters
-    cuts = [f"{gp.get(prop) or what} < {gp[key]:g}" for key, prop, what in (
-        ("min_reliability", "reliability_prop", "reliability"), ("min_correlation", "correlation_prop", "correlation_index"))
-        if gp.get(key) is not None]
-    if cuts:
-        n_px = int(np.prod(grain_map.shape))
-        print(f"  {n_px - int(gp['n_valid_px'])} of {n_px} pixels invalid (not indexed, or {' or '.join(cuts)}); "
-              f"{int(np.sum(grain_map.labels == 0))} left unassigned")
+    inv = invalid_pixels(grain_map)
+    if inv is not None:
+        print(f"  {invalid_line(inv)}")
     if got.get("dropped"):
         print(f"  {' and '.join(got['dropped'])} of {src.name} not kept: computed from its earlier grains and "
               f"boundaries (run classify{' and transport' if 'transport' in got['dropped'] else ''} on {out.name} again)")

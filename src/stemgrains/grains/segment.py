@@ -214,9 +214,12 @@ def grain_medians(core_labels: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def check_segment_parameters(threshold_deg: float, min_grain_size: int, small_grains: str = "unassign",
-                             min_correlation: float | None = None, min_reliability: float | None = None) -> None:
+                             min_correlation: float | None = None, min_reliability: float | None = None,
+                             correlation_prop: str | None = None, reliability_prop: str | None = None) -> None:
     """The checks of :func:`segment_grains` on its parameters alone (before any data is read: ``run`` makes them
-    before indexing). Raises :class:`~stemgrains.errors.ParameterError` (one line naming the parameter)."""
+    before indexing). A ``correlation_prop``/``reliability_prop`` without its threshold is refused: it names the
+    property the threshold judges, and alone it would change nothing. Raises
+    :class:`~stemgrains.errors.ParameterError` (one line naming the parameter)."""
     if not np.isfinite(threshold_deg) or not 0 < threshold_deg < 180:
         raise ParameterError(f"threshold_deg must be in (0, 180) degrees, got {threshold_deg!r}")
     if int(min_grain_size) != min_grain_size or min_grain_size < 1:
@@ -227,6 +230,11 @@ def check_segment_parameters(threshold_deg: float, min_grain_size: int, small_gr
             raise ParameterError(f"{name} must be a finite number, got {v!r}")
     if small_grains not in ("unassign", "merge"):
         raise ParameterError(f"small_grains must be 'unassign' or 'merge', got {small_grains!r}")
+    for prop, name, thr, what in (("correlation_prop", correlation_prop, min_correlation, "min_correlation"),
+                                  ("reliability_prop", reliability_prop, min_reliability, "min_reliability")):
+        if name is not None and thr is None:
+            raise ParameterError(f"{prop} {name!r} was given without {what}: it names the property {what} judges "
+                                 f"(give {what} too, or leave {prop} out)")
 
 
 def segment_grains(
@@ -257,7 +265,7 @@ def segment_grains(
         Pixels whose correlation index / reliability is below these are invalid (NaN is invalid). The property is
         found by name: ``correlation_index``, ``ci``, ``ind``, ``index`` (correlation) and ``reliability``,
         ``rel``, or given by ``correlation_prop`` / ``reliability_prop`` (a reliability, e.g. ``grain_reliability``,
-        ``c_axis_reliability``). Pixels not indexed (phase id −1) or outside the data are always invalid.
+        ``c_axis_reliability``; refused without its threshold). Unindexed (phase id −1) or outside pixels: invalid.
     small_grains
         ``"unassign"``: pixels of small grains and invalid pixels get label 0. ``"merge"``: they are then given,
         iteratively from the grain edges inward, the label most common among their 4 neighbours (ties: the
@@ -274,10 +282,10 @@ def segment_grains(
     Returns
     -------
     GrainMap
-        Labels 1..n numbered in raster order of first appearance (deterministic), the grain table and the
-        parameters used.
+        Labels 1..n in raster order of first appearance (deterministic), the grain table and the parameters used.
     """
-    check_segment_parameters(threshold_deg, min_grain_size, small_grains, min_correlation, min_reliability)
+    check_segment_parameters(threshold_deg, min_grain_size, small_grains, min_correlation, min_reliability,
+                             correlation_prop, reliability_prop)
     q, phase_id, in_data = map_arrays(xmap)
     step, step_source = _scan_step(xmap, scan_step_nm)
     valid = in_data & (phase_id >= 0)
