@@ -363,3 +363,25 @@ def test_orientation_figures_add_the_grain_reliability_map_where_there_is_one(tm
                             "grain_reliability": np.linspace(0, 80, n)})
     out = save_orientation_figures(xmap, tmp_path)
     assert tmp_path / "grain_reliability.png" in out and (tmp_path / "grain_reliability.png").exists()
+
+
+def test_reliability_maps_share_one_scale_and_mark_the_cut():
+    """R, c-axis R and grain R are drawn on one colour scale (0–100, power law) so that they read side by side; the
+    usual cut (5) is a labelled, dashed line on the colour bar and the title gives the share at or above it."""
+    from matplotlib.colors import PowerNorm
+
+    from stemgrains import config
+    from stemgrains.plot.orientation import RELIABILITY_GAMMA, plot_quality_map
+
+    n = 6 * 8
+    y, x = np.divmod(np.arange(n), 8)
+    rel = np.linspace(0, 20, n)
+    xmap = CrystalMap(Rotation.random(n), x=x * 2.0, y=y * 2.0, phase_list=PhaseList(names="au", point_groups="m-3m"),
+                      prop={"reliability": rel})
+    fig = plot_quality_map(xmap, "reliability", vmax=100.0, cmap="magma", cut=config.GRAIN_VOTE_RELIABILITY,
+                           gamma=RELIABILITY_GAMMA)
+    ax, cax = fig.axes
+    norm = ax.images[0].norm
+    assert isinstance(norm, PowerNorm) and (norm.vmin, norm.vmax, norm.gamma) == (0.0, 100.0, RELIABILITY_GAMMA)
+    assert 5.0 in list(cax.get_yticks()) and any(ln.get_linestyle() == "--" for ln in cax.get_lines())
+    assert f"{100 * np.mean(rel >= 5):.0f} % ≥ 5, dashed" in fig._suptitle.get_text()

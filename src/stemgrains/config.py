@@ -117,7 +117,8 @@ SIGMA_MIN_PATTERNS = 64
 SIGMA_CONFIDENT_RELIABILITY = 5.0
 #: final refinement at a relrod width chosen from the data (index refine_excitation_error_sigma): the search's σ_s
 #: and the narrower of these candidates (1/Å) are tried on the σ_s subsample; each pattern votes for the width its
-#: refined image score is highest at, and the most voted one wins over σ_s by a sign test (index.api.refine_vote). Dynamical patterns excite the reflections
+#: refined image score is highest at; where the narrower widths win over σ_s by a sign test, the most voted of them is
+#: taken (index.api.refine_vote). Dynamical patterns excite the reflections
 #: nearest the Ewald sphere most: a narrower kinematic relrod places the tilt there (multislice Na-β″ 2–3° → < 1°)
 REFINE_SIGMA_CANDIDATES = (0.01, 0.007)
 #: a final refinement that moves a solution farther than this (degrees) is not taken (it left the solution's basin).
@@ -134,8 +135,8 @@ MODEL_SPREAD_SIGMAS = tuple(sorted({EXCITATION_ERROR_SIGMA, *SIGMA_CANDIDATES, *
 #: patterns favours it by more than z standard deviations (b − a > z·√(a + b)). σ_s (R ≥ 5 shares): 2, the usual
 #: two-sided 5 % level. The final refinement (votes of refined image scores): 3, because on a small scan the
 #: subsample's patterns are summed with neighbours they share, so their votes are not independent; 3 was set after
-#: held-out multislice Au (80 : 52, z = 2.4) took 0.007 at 2 and lost 0.4 points within 2°; the other 24 sets tried
-#: lie at z ≥ 4.7 or ≤ 1.7
+#: held-out multislice Au (80 : 52, z = 2.4) took 0.007 at 2 and lost 0.4 points within 2°; the other sets of
+#: tests/data lie at z ≥ 4.7 or ≤ 1.7
 RELROD_CHOICE_Z = 2.0
 REFINE_VOTE_Z = 3.0
 QUICK_SPOTS = 48

@@ -441,9 +441,10 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "refine_excitation_error_sigma_votes": ("patterns", "where the final refinement's width was chosen from the "
                                                         "data: per width tried (1/Å, as text) the ~128-position "
                                                         "subsample's indexed patterns whose refined image score is "
-                                                        "highest at that width; the most voted width is taken over "
-                                                        "σ_s where b − a > 3·√(a + b), b and a its and σ_s's votes "
-                                                        "(sign test; also /parameters index)"),
+                                                        "highest at that width; a narrower width is taken where the "
+                                                        "narrower widths' votes b and σ_s's a give b − a > "
+                                                        "3·√(a + b) (sign test), the most voted of them "
+                                                        "(also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
                        "chance, the poorly explained fraction and largest region, the fraction judged with "

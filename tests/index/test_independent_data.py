@@ -144,6 +144,21 @@ def test_final_refinement_places_the_beam_tilt_of_multislice_patterns(name, min_
     assert np.mean(err[kept] < 2) >= min_precision, f"right among R ≥ 5: {np.mean(err[kept] < 2):.3f}"
 
 
+@pytest.mark.parametrize(("name", "min_right"), [("validation3-au-py4dstem", 0.95), ("validation4-au-py4dstem", 0.88),
+                                               ("validation4-nba-py4dstem", 0.92)])
+def test_final_refinement_takes_the_width_py4dstem_simulated(name, min_right):
+    """py4DSTEM patterns simulated with a 0.010 1/Å relrod and searched at 0.015: every subsample pattern fits
+    0.010 better (votes ≥ 117 of 132), so the solutions are refined there; grains 3–4° off come within 1°. Before
+    the votes (a 5 % mean-square margin, which a 1–2 % gain missed) 80.5, 82.4 and 76.6 % within 2° and 76, 91 and
+    80 % right among grain reliability ≥ 5; now ≥ 96.5, 89.8, 93.4 % and 100 % (validation3 set the 5° move limit;
+    validation4 was made afterwards, not tuned on)."""
+    xmap, err, _ = run(name)
+    assert xmap.parameters["refine_excitation_error_sigma"] == 0.01 < xmap.parameters["excitation_error_sigma"]
+    assert np.mean(err < 2) >= min_right, f"within 2°: {np.mean(err < 2):.3f}"
+    kept = xmap.prop["grain_reliability"] >= 5
+    assert np.mean(err[kept] < 2) == 1.0, f"right among grain reliability ≥ 5: {np.mean(err[kept] < 2):.3f}"
+
+
 def test_estimated_relrod_width_is_the_one_the_indexing_chose():
     """estimate_excitation_error_sigma (the public function) gives the width, and the confident shares, that
     index_orientations chose and recorded for the same data (on one of the files above: the choice is the same

@@ -1256,9 +1256,9 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     default ``config.EXCITATION_ERROR_SIGMA``, which the ``libraries`` (one per phase) must have been built for);
     each solution is then refined at σ_s and at every candidate narrower than σ_s (``candidates``, default
     ``config.REFINE_SIGMA_CANDIDATES`` where None or empty; wider ones are not tried;
-    :func:`final_refinement`). Each indexed pattern votes for the width its refined image score is highest at, and
-    the most voted width is taken where a paired sign test favours it over σ_s (:func:`refine_vote`); else σ_s
-    stays (no final refinement). The image score Σ_j b_j P(x_j)/‖b‖ is the projection of the processed pattern P,
+    :func:`final_refinement`). Each indexed pattern votes for the width its refined image score is highest at;
+    where a paired sign test favours the narrower widths together over σ_s, the most voted of them is taken
+    (:func:`refine_vote`); else σ_s stays (no final refinement). The image score Σ_j b_j P(x_j)/‖b‖ is the projection of the processed pattern P,
     sampled at the model's spot positions, onto the model's spot amplitudes b; the larger it is, the smaller the
     residual ‖P − αb‖² of the best-scaled model: a least-squares choice of the relrod model per pattern (kinematic
     spot shape: Reimer & Kohl, *Transmission Electron Microscopy*, 5th ed., §7.1; its use as a template-matching
@@ -1321,16 +1321,18 @@ def _refine_choice(ctx: "_SearchInputs", res: ChunkResult, libraries: list[Templ
 def refine_vote(widths: list[float], scores: np.ndarray) -> tuple[float, dict[float, int]]:
     """The final refinement's width from the refined image scores ``scores`` (n_widths, n_patterns) of a subsample
     at ``widths`` (1/Å; the first is σ_s): each pattern votes for the width its refined score is highest at (the
-    widest of equal ones); the most voted width (the widest of equal counts) is taken over σ_s where the paired sign
-    test says it fits more patterns than σ_s beyond chance: b − a > z·√(a + b), b and a its and σ_s's votes,
-    z = ``config.REFINE_VOTE_Z`` (two-sided sign test, Dixon & Mood, *J. Am. Stat. Assoc.* 41 (1946) 557).
-    Returns ``(width, {width: votes})``."""
+    widest of equal ones). A narrower width is taken where the paired sign test says the narrower widths together
+    fit more patterns than σ_s beyond chance, b − a > z·√(a + b), b and a their and σ_s's votes,
+    z = ``config.REFINE_VOTE_Z`` (two-sided sign test, Dixon & Mood, *J. Am. Stat. Assoc.* 41 (1946) 557); then
+    the most voted of them (the widest of equal counts). Returns ``(width, {width: votes})``."""
     scores = np.asarray(scores, dtype=np.float64).reshape(len(widths), -1)
     best = np.argmax(scores, axis=0)  # argmax takes the first (widest) of equal scores
     votes = {float(w): int(np.sum(best == i)) for i, w in enumerate(widths)}
-    top = max(votes, key=lambda w: (votes[w], w))
-    b, a = votes[top], votes[float(widths[0])]
-    return (top if b - a > config.REFINE_VOTE_Z * np.sqrt(a + b) else float(widths[0])), votes
+    sigma = float(widths[0])
+    a, b = votes[sigma], sum(v for w, v in votes.items() if w != sigma)
+    if len(votes) == 1 or not b - a > config.REFINE_VOTE_Z * np.sqrt(a + b):
+        return sigma, votes
+    return max((w for w in votes if w != sigma), key=lambda w: (votes[w], w)), votes
 
 
 def _choose_sigma(dataset: Dataset4D, phase_list: list[Phase], params: dict[str, Any], progress: bool,

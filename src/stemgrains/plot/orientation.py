@@ -62,8 +62,12 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
     return fig
 
 
-def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None, vmax: float | None = None, cmap: str = "viridis") -> Figure:
-    """A scalar property map (e.g. ``correlation_index``, ``reliability``) with a colour bar; not-indexed pixels grey."""
+def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None, vmax: float | None = None,
+                     cmap: str = "viridis", cut: float | None = None, gamma: float | None = None) -> Figure:
+    """A scalar property map (e.g. ``correlation_index``, ``reliability``) with a colour bar; not-indexed pixels grey.
+    ``cut``: a threshold drawn on the colour bar (dashed), with the share of indexed pixels at or above it in the
+    title. ``gamma``: a power-law colour scale from 0 to ``vmax`` (matplotlib ``PowerNorm``; < 1 spreads the low
+    values)."""
     from .._grid import map_shape
 
     ny, nx = map_shape(xmap)
@@ -74,15 +78,28 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     ax = fig.add_subplot()
     cm = __import__("matplotlib").colormaps[cmap].copy()
     cm.set_bad("0.6")
-    im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm, vmin=0, vmax=vmax)
-    fig.colorbar(im, ax=ax, shrink=0.85, label=prop.replace("_", " "))
+    if gamma is None:
+        im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm, vmin=0, vmax=vmax)
+    else:
+        from matplotlib.colors import PowerNorm
+
+        im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm,
+                       norm=PowerNorm(gamma, vmin=0, vmax=vmax))
+    cbar = fig.colorbar(im, ax=ax, shrink=0.85, label=prop.replace("_", " "))
+    share = ""
+    if cut is not None:
+        cbar.ax.axhline(cut, color="cyan", ls="--", lw=1.5)
+        lo, hi = cbar.ax.get_ylim()
+        cbar.set_ticks(sorted({float(t) for t in cbar.get_ticks() if lo <= t <= hi} | {float(cut)}))
+        ok = vals[pid >= 0]
+        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f} % ≥ {cut:g}, dashed"
     unit = _step_and_unit(xmap)[1]
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
     n_bad = int((pid < 0).sum())
     # over the figure, not the axes: a tall narrow map's axes would let a long title run off the figure's edge
     fig.suptitle(f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
-                 f"{n_bad} px not indexed)", fontsize=10)
+                 f"{n_bad} px not indexed{share})", fontsize=10)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig
@@ -135,10 +152,9 @@ ORIENTATION_FIGURES = ("orientation_ipf_z.png", "correlation_index.png", "reliab
                        "c_axis_reliability.png", "grain_reliability.png")
 
 
-def _reliability_vmax(values: Any) -> float:
-    """Colour-bar top of a reliability map: its 95th percentile, at least 20."""
-    v = np.asarray(values, dtype=float)
-    return max(20.0, float(np.nanpercentile(v, 95))) if np.isfinite(v).any() else 20.0
+#: the reliability maps (R, c-axis R, grain R: each 0–100) share one colour scale, 0–100 with this power law, so
+#: that they read side by side and the values around the usual cut (5) are not all black
+RELIABILITY_GAMMA = 0.5
 
 
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
@@ -150,16 +166,16 @@ def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]
     out = [folder / name for name in ORIENTATION_FIGURES[:3]]
     plot_orientation_map(xmap, out[0])
     plot_quality_map(xmap, "correlation_index", out[1], vmax=1.0)
-    plot_quality_map(xmap, "reliability", out[2], vmax=_reliability_vmax(xmap.prop["reliability"]), cmap="magma")
+    # the reliabilities share one colour scale and show the usual cut, so the maps read side by side
+    rel = dict(vmax=100.0, cmap="magma", cut=config.GRAIN_VOTE_RELIABILITY, gamma=RELIABILITY_GAMMA)
+    plot_quality_map(xmap, "reliability", out[2], **rel)
     if "spot_fit_fraction" in xmap.prop:
         out.append(folder / ORIENTATION_FIGURES[3])
         plot_phase_fit(xmap, out[-1])
     if "c_axis_reliability" in xmap.prop and np.isfinite(np.asarray(xmap.prop["c_axis_reliability"], dtype=float)).any():
         out.append(folder / ORIENTATION_FIGURES[4])
-        plot_quality_map(xmap, "c_axis_reliability", out[-1], vmax=_reliability_vmax(xmap.prop["c_axis_reliability"]),
-                         cmap="magma")
+        plot_quality_map(xmap, "c_axis_reliability", out[-1], **rel)
     if "grain_reliability" in xmap.prop:
         out.append(folder / ORIENTATION_FIGURES[5])
-        plot_quality_map(xmap, "grain_reliability", out[-1], vmax=_reliability_vmax(xmap.prop["grain_reliability"]),
-                         cmap="magma")
+        plot_quality_map(xmap, "grain_reliability", out[-1], **rel)
     return out
