@@ -36,13 +36,15 @@ def row_refine_label(row: dict[str, Any]) -> str | None:
 def refine_choice_text(width: float, sigma: float, votes: dict[Any, float] | None) -> str:
     """``at 0.01 1/Å (the most voted width; refined narrower than σ_s 0.015, the image score is higher on 132 of 132
     subsample patterns; sign test z = 11.5 > 3; votes 0.015: 0, 0.01: 132, 0.007: 0)`` or ``none (σ_s 0.01 1/Å
-    kept: ... higher on 80 of 132 subsample patterns; sign test z = 2.4 ≤ 3; ...)`` — how the final refinement's width was chosen, from
-    the votes :func:`stemgrains.index.api.choose_refine_sigma` returns (keys widths, as numbers or text; values
-    the subsample patterns whose refined image score is highest at that width)."""
+    kept: ... higher on 80 of 132 subsample patterns; sign test z = 2.4 ≤ 3; ...)`` — how the final refinement's
+    width was chosen, from the votes :func:`stemgrains.index.api.choose_refine_sigma` returns (keys widths, as
+    numbers or text; values the subsample patterns whose refined image score is highest at that width)."""
     v = {float(k): int(round(float(n))) for k, n in (votes or {}).items()}
     n = sum(v.values())
     if not n or len(v) < 2:  # no votes recorded (a file of an earlier version, or nothing indexed)
-        return f"{refine_label(width, sigma)} (chosen from the data)" if float(width) != float(sigma) else f"none (σ_s {float(sigma):g} 1/Å kept)"
+        if float(width) != float(sigma):
+            return f"{refine_label(width, sigma)} (chosen from the data)"
+        return f"none (σ_s {float(sigma):g} 1/Å kept)"
     a = v.get(float(sigma), 0)
     b = n - a
     z = (b - a) / max(1.0, n ** 0.5)

@@ -1258,20 +1258,21 @@ def choose_refine_sigma(dataset: Dataset4D, libraries: list[TemplateLibrary], pa
     ``config.REFINE_SIGMA_CANDIDATES`` where None or empty; wider ones are not tried;
     :func:`final_refinement`). Each indexed pattern votes for the width its refined image score is highest at;
     where a paired sign test favours the narrower widths together over σ_s, the most voted of them is taken
-    (:func:`refine_vote`); else σ_s stays (no final refinement). The image score Σ_j b_j P(x_j)/‖b‖ is the projection of the processed pattern P,
-    sampled at the model's spot positions, onto the model's spot amplitudes b; the larger it is, the smaller the
-    residual ‖P − αb‖² of the best-scaled model: a least-squares choice of the relrod model per pattern (kinematic
-    spot shape: Reimer & Kohl, *Transmission Electron Microscopy*, 5th ed., §7.1; its use as a template-matching
-    weight: Rauch & Dupuy, *Arch. Metall. Mater.* 50 (2005) 87). Counting the patterns a width fits better, rather
-    than comparing mean squares, asks every pattern: on kinematic patterns the votes are unanimous for the width
-    they were simulated with (py4DSTEM at 0.010 and at 0.015, ours at 0.015), though the mean squares differ by
-    only 1–2 % (see the README, "How indexing works").
+    (:func:`refine_vote`); else σ_s stays (no final refinement). The image score Σ_j b_j P(x_j)/‖b‖ is the
+    projection of the processed pattern P, sampled at the model's spot positions, onto the model's spot amplitudes
+    b; the larger it is, the smaller the residual ‖P − αb‖² of the best-scaled model: a least-squares choice of
+    the relrod model per pattern (kinematic spot shape: Reimer & Kohl, *Transmission Electron Microscopy*, 5th ed.,
+    §7.1; its use as a template-matching weight: Rauch & Dupuy, *Arch. Metall. Mater.* 50 (2005) 87). Counting the
+    patterns a width fits better, rather than comparing mean squares, asks every pattern: on kinematic patterns the
+    votes are nearly unanimous for the width they were simulated with (py4DSTEM at 0.010 and at 0.015, ours at
+    0.015), though the mean squares differ by only 1–2 % (see the README, "How indexing works").
 
     Any scan size is taken (:func:`index_orientations` asks only for scans of at least
     ``config.SIGMA_MIN_PATTERNS`` patterns: fewer cannot tell the widths apart).
 
-    Returns ``(width, {width (1/Å): votes})``; σ_s alone (0 votes) where no pattern is indexed. Raises ParameterError for candidates that are not positive numbers, a non-positive ``n_patterns``,
-    unknown ``params`` fields, no libraries and libraries built for another width than σ_s.
+    Returns ``(width, {width (1/Å): votes})``; σ_s alone (0 votes) where no pattern is indexed. Raises
+    ParameterError for candidates that are not positive numbers, a non-positive ``n_patterns``, unknown ``params``
+    fields, no libraries and libraries built for another width than σ_s.
     """
     cands = tuple(np.ravel(candidates)) if candidates is not None else ()
     if not all(isinstance(c, (int, float, np.integer, np.floating)) and not isinstance(c, (bool, np.bool_))
