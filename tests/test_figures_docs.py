@@ -384,4 +384,4 @@ def test_reliability_maps_share_one_scale_and_mark_the_cut():
     norm = ax.images[0].norm
     assert isinstance(norm, PowerNorm) and (norm.vmin, norm.vmax, norm.gamma) == (0.0, 100.0, RELIABILITY_GAMMA)
     assert 5.0 in list(cax.get_yticks()) and any(ln.get_linestyle() == "--" for ln in cax.get_lines())
-    assert f"{100 * np.mean(rel >= 5):.0f} % ≥ 5, dashed" in fig._suptitle.get_text()
+    assert f"{100 * np.mean(rel >= 5):.0f} % at or above the cut 5, dashed" in fig._suptitle.get_text()

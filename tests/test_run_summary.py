@@ -61,15 +61,17 @@ def test_misorientation_summary_is_length_weighted():
 
 
 def test_run_counts_the_pixels_its_cuts_leave_out(au_scan_3x3, tmp_path, capsys):
-    """`run --min-reliability` says (as `segment` does) how many pixels the cut left out of the grains, and
-    summary.json records it; without a cut neither appears."""
+    """`run` says (as `segment` does) how many pixels are invalid (not indexed, or below a cut) and how many are
+    in no grain, and summary.json records it, with or without a cut."""
     base = ["run", str(au_scan_3x3), "--phase", str(sample_cif("au")), "--field", "1,0", "--no-progress", "--no-figures",
             "--min-size", "1"]
     assert main([*base, "--min-reliability", "0", "--reliability-prop", "grain_reliability", "-o", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     inv = json.loads((tmp_path / "a" / "summary.json").read_text())["invalid_pixels"]
     assert inv["n_pixels"] == 9 and inv["cuts"] == ["grain_reliability < 0"] and 0 <= inv["n_unassigned"] <= 9
-    assert f"  {inv['n_invalid']} of 9 pixels invalid (not indexed, or grain_reliability < 0); " in out
+    assert f"  {inv['n_invalid']} of 9 pixels invalid (not indexed, or grain_reliability < 0); {inv['n_unassigned']} in no grain" in out
     assert main([*base, "-o", str(tmp_path / "b")]) == 0
-    assert "pixels invalid" not in capsys.readouterr().out
-    assert "invalid_pixels" not in json.loads((tmp_path / "b" / "summary.json").read_text())
+    out = capsys.readouterr().out
+    inv = json.loads((tmp_path / "b" / "summary.json").read_text())["invalid_pixels"]
+    assert inv["cuts"] == [] and inv["min_grain_size"] == 1
+    assert f"  {inv['n_invalid']} of 9 pixels invalid (not indexed); {inv['n_unassigned']} in no grain (invalid, or in grains of fewer than 1 px)" in out

@@ -34,11 +34,11 @@ def row_refine_label(row: dict[str, Any]) -> str | None:
 
 
 def refine_choice_text(width: float, sigma: float, votes: dict[Any, float] | None) -> str:
-    """``at 0.01 1/Å (the most voted width; refined narrower than σ_s 0.015, the image score is higher on 132 of 132
-    subsample patterns; sign test z = 11.5 > 3; votes 0.015: 0, 0.01: 132, 0.007: 0)`` or ``none (σ_s 0.01 1/Å
-    kept: ... higher on 80 of 132 subsample patterns; sign test z = 2.4 ≤ 3; ...)`` — how the final refinement's
-    width was chosen, from the votes :func:`stemgrains.index.api.choose_refine_sigma` returns (keys widths, as
-    numbers or text; values the subsample patterns whose refined image score is highest at that width)."""
+    """``at 0.01 1/Å (132 of 132 indexed subsample patterns score higher refined at a narrower width than at σ_s
+    0.015; sign test z = 11.5 > 3; votes 0.015: 0, 0.01: 132, 0.007: 0)`` or ``none (σ_s 0.015 1/Å kept: 0 of 132
+    ... ; sign test z = -11.5 ≤ 3; ...)`` — how the final refinement's width was chosen, from the votes
+    :func:`stemgrains.index.api.choose_refine_sigma` returns (keys widths, as numbers or text; values the indexed
+    subsample patterns whose refined image score is highest at that width)."""
     v = {float(k): int(round(float(n))) for k, n in (votes or {}).items()}
     n = sum(v.values())
     if not n or len(v) < 2:  # no votes recorded (a file of an earlier version, or nothing indexed)
@@ -50,8 +50,8 @@ def refine_choice_text(width: float, sigma: float, votes: dict[Any, float] | Non
     z = (b - a) / max(1.0, n ** 0.5)
     rule = f"sign test z = {z:.1f} {'>' if z > config.REFINE_VOTE_Z else '≤'} {config.REFINE_VOTE_Z:g}"
     listed = ", ".join(f"{w:g}: {c}" for w, c in v.items())
-    what = (f"refined narrower than σ_s {float(sigma):g}, the image score is higher on {b} of {n} subsample "
-            f"patterns; {rule}; votes {listed}")
+    what = (f"{b} of {n} indexed subsample patterns score higher refined at a narrower width than at σ_s "
+            f"{float(sigma):g}; {rule}; votes {listed}")
     if float(width) != float(sigma):
-        return f"{refine_label(width, sigma)} (the most voted width; {what})"
+        return f"{refine_label(width, sigma)} (the most voted width: {what})"
     return f"none (σ_s {float(sigma):g} 1/Å kept: {what})"

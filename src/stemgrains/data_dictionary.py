@@ -417,9 +417,10 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "grain_vote_fraction": ("1", "fraction of the map's pixels that took their grain's majority solution among "
                                  "near-tied hypotheses (/orientation/grain_vote); absent for maps without it"),
     "reliable_fraction": ("1", "fraction of the map's pixels with reliability ≥ 5"),
-    "invalid_pixels": ("—", "where [grains] min_reliability or min_correlation was set: n_invalid (pixels not "
-                            "indexed or below a cut, left out of the grains), n_pixels, cuts (e.g. \"grain_reliability "
-                            "< 5\") and n_unassigned (pixels in no grain)"),
+    "invalid_pixels": ("—", "what the grains leave out: n_invalid (pixels not indexed, or below [grains] "
+                            "min_reliability / min_correlation), n_pixels, cuts (e.g. \"grain_reliability < 5\"; "
+                            "empty without a cut), n_unassigned (pixels in no grain: invalid, or in grains of fewer "
+                            "than min_grain_size px) and min_grain_size"),
     "grain_reliable_fraction": ("1", "fraction of the map's pixels with grain_reliability ≥ 5 (reliable, or holding "
                                      "the solution their grain decided significantly); absent for maps without it"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "

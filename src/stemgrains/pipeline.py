@@ -1053,26 +1053,26 @@ def reliable_fractions(xmap: Any) -> dict[str, float]:
     return out
 
 
-def invalid_pixels(grain_map: Any) -> dict[str, Any] | None:
-    """What the segmentation's cuts (``min_reliability``, ``min_correlation``) left out of a grain map: ``{"n_invalid":
-    pixels invalid (not indexed, or below a cut), "n_pixels", "cuts": ["grain_reliability < 5", ...],
-    "n_unassigned": pixels in no grain}``; ``None`` where no cut was set."""
+def invalid_pixels(grain_map: Any) -> dict[str, Any]:
+    """What a grain map leaves out: ``{"n_invalid": pixels invalid (not indexed, or below a cut of the segmentation:
+    ``min_reliability``, ``min_correlation``), "n_pixels", "cuts": ["grain_reliability < 5", ...] (empty without a
+    cut), "n_unassigned": pixels in no grain (invalid, or in a grain smaller than ``min_grain_size`` left
+    unassigned), "min_grain_size"}``."""
     gp = grain_map.parameters
     cuts = [f"{gp.get(prop) or what} < {gp[key]:g}" for key, prop, what in (
         ("min_reliability", "reliability_prop", "reliability"), ("min_correlation", "correlation_prop", "correlation_index"))
         if gp.get(key) is not None]
-    if not cuts:
-        return None
     n_px = int(np.prod(grain_map.shape))
     return {"n_invalid": n_px - int(gp["n_valid_px"]), "n_pixels": n_px, "cuts": cuts,
-            "n_unassigned": int(np.sum(grain_map.labels == 0))}
+            "n_unassigned": int(np.sum(grain_map.labels == 0)), "min_grain_size": int(gp["min_grain_size"])}
 
 
 def invalid_line(inv: dict[str, Any]) -> str:
-    """``12 of 4096 pixels invalid (not indexed, or reliability < 5); 15 left unassigned`` from
-    :func:`invalid_pixels`."""
-    return (f"{inv['n_invalid']} of {inv['n_pixels']} pixels invalid (not indexed, or {' or '.join(inv['cuts'])}); "
-            f"{inv['n_unassigned']} left unassigned")
+    """``12 of 4096 pixels invalid (not indexed, or reliability < 5); 15 in no grain (invalid, or in grains of fewer
+    than 5 px)`` from :func:`invalid_pixels`."""
+    why = "not indexed" + "".join(f", or {c}" for c in inv["cuts"])
+    return (f"{inv['n_invalid']} of {inv['n_pixels']} pixels invalid ({why}); {inv['n_unassigned']} in no grain "
+            f"(invalid, or in grains of fewer than {inv.get('min_grain_size', '?')} px)")
 
 
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
@@ -1096,7 +1096,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
            and v is not None},
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),
-        **({"invalid_pixels": invalid_pixels(grain_map)} if invalid_pixels(grain_map) is not None else {}),
+        "invalid_pixels": invalid_pixels(grain_map),
         "n_boundaries": int(len(boundaries.boundaries)),
         # first what every map has: misorientation and CSL; the conduction-plane classes only where they apply
         "misorientation": boundaries.misorientation_summary(),

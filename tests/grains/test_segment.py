@@ -145,10 +145,14 @@ def test_validity_thresholds_from_props():
         segment_grains(x3, min_reliability=1, reliability_prop="nope")
     with pytest.raises(ParameterError, match="must name a reliability.*model_spread_deg"):  # lower is better: refused
         segment_grains(x3, min_reliability=1, reliability_prop="model_spread_deg")
-    for kw, match in ((dict(reliability_prop="rel"), "reliability_prop 'rel' was given without min_reliability"),
+    for kw, match in ((dict(reliability_prop="rel"), r"reliability_prop 'rel' was given without min_reliability \(--min-reliability"),
                       (dict(correlation_prop="ci"), "correlation_prop 'ci' was given without min_correlation")):
         with pytest.raises(ParameterError, match=match):  # alone it would change nothing: said, not ignored
             segment_grains(x3, **kw)
+    x4 = make_xmap(xmap.rotations.data, np.zeros(xmap.shape, int), [xmap.phases[0]],
+                   prop={"c_axis_reliability": np.full(xmap.shape, np.nan)})  # a cubic map's c-axis reliability
+    with pytest.raises(ParameterError, match="undefined \\(NaN\\) at every indexed pixel"):
+        segment_grains(x4, min_reliability=5, reliability_prop="c_axis_reliability")
 
 
 def test_small_grains_unassign_and_merge():

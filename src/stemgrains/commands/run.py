@@ -197,7 +197,7 @@ def print_summary(out: dict[str, Any], output: str) -> None:
 
         print(format_fit(out["calibration_fit"], out["calibration"]))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
-    if s.get("invalid_pixels"):
+    if s.get("invalid_pixels"):  # (absent from the summary of an earlier version)
         from ..pipeline import invalid_line
 
         print(f"  {invalid_line(s['invalid_pixels'])}")

@@ -78,9 +78,7 @@ def run(args: argparse.Namespace) -> int:
     total = float(b["length_nm"].sum()) if len(b) else 0.0
     print(f"{grain_map.n_grains} grains, {len(b)} boundaries ({len(boundaries.segments)} segments, "
           f"{total:.1f} nm), {len(boundaries.triple_junctions)} triple junctions -> {out}")
-    inv = invalid_pixels(grain_map)
-    if inv is not None:
-        print(f"  {invalid_line(inv)}")
+    print(f"  {invalid_line(invalid_pixels(grain_map))}")
     if got.get("dropped"):
         print(f"  {' and '.join(got['dropped'])} of {src.name} not kept: computed from its earlier grains and "
               f"boundaries (run classify{' and transport' if 'transport' in got['dropped'] else ''} on {out.name} again)")

@@ -47,6 +47,23 @@ def _prop_array(xmap: CrystalMap, names: tuple[str, ...], explicit: str | None, 
     raise ParameterError(f"{what} was given but the map has none of the properties {list(names)} (has {sorted(props)})")
 
 
+def _passes(xmap: CrystalMap, in_data: np.ndarray, valid: np.ndarray, thr: float, names: tuple[str, ...],
+            explicit: str | None, what: str) -> tuple[str, np.ndarray]:
+    """The property a threshold ``what`` judges (:func:`_prop_array`) and where it is at least ``thr`` (NaN fails);
+    refused where it would keep no valid pixel, or is NaN at every one."""
+    name, values = _prop_array(xmap, names, explicit, what)
+    vals = _full(xmap, in_data, values, np.nan)
+    if valid.any() and not np.isfinite(vals[valid]).any():  # e.g. c_axis_reliability of a cubic map
+        raise ParameterError(f"{what}: the map's {name} is undefined (NaN) at every indexed pixel (the c-axis "
+                             "reliability is NaN for cubic phases); judge another property")
+    with np.errstate(invalid="ignore"):
+        passes = vals >= thr
+    if (valid & ~passes).any() and not (valid & passes).any():  # the scale differs between formats: say so
+        top = np.nanmax(np.where(valid, vals, np.nan))
+        raise ParameterError(f"{what} {thr:g} is above every pixel's {name} (largest {top:.4g}): no pixel would be kept")
+    return name, passes
+
+
 def _full(xmap: CrystalMap, in_data: np.ndarray, values: np.ndarray, fill: float) -> np.ndarray:
     out = np.full(in_data.shape, fill, dtype=np.float64)
     out[in_data] = np.asarray(values, dtype=np.float64).reshape(-1)
@@ -233,8 +250,9 @@ def check_segment_parameters(threshold_deg: float, min_grain_size: int, small_gr
     for prop, name, thr, what in (("correlation_prop", correlation_prop, min_correlation, "min_correlation"),
                                   ("reliability_prop", reliability_prop, min_reliability, "min_reliability")):
         if name is not None and thr is None:
-            raise ParameterError(f"{prop} {name!r} was given without {what}: it names the property {what} judges "
-                                 f"(give {what} too, or leave {prop} out)")
+            flag, key = "--" + what.replace("_", "-"), f"[grains] {what}"
+            raise ParameterError(f"{prop} {name!r} was given without {what} ({flag}, {key}): it names the property "
+                                 f"that threshold judges and alone changes nothing (give {flag} too, or leave {prop} out)")
 
 
 def segment_grains(
@@ -307,14 +325,7 @@ def segment_grains(
     ):
         if thr is None:
             continue
-        name, values = _prop_array(xmap, names, explicit, what)
-        vals = _full(xmap, in_data, values, np.nan)
-        with np.errstate(invalid="ignore"):
-            passes = vals >= float(thr)
-        if (valid & ~passes).any() and not (valid & passes).any():  # the scale differs between formats: say so
-            top = np.nanmax(np.where(valid, vals, np.nan))
-            raise ParameterError(f"{what} {float(thr):g} is above every pixel's {name} (largest {top:.4g}): no pixel "
-                                 "would be kept")
+        name, passes = _passes(xmap, in_data, valid, float(thr), names, explicit, what)
         valid &= passes
         params[key] = name
     qnorm = np.linalg.norm(q, axis=-1)

@@ -92,7 +92,7 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
         lo, hi = cbar.ax.get_ylim()
         cbar.set_ticks(sorted({float(t) for t in cbar.get_ticks() if lo <= t <= hi} | {float(cut)}))
         ok = vals[pid >= 0]
-        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f} % ≥ {cut:g}, dashed"
+        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f} % at or above the cut {cut:g}, dashed"
     unit = _step_and_unit(xmap)[1]
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
