@@ -735,7 +735,9 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     (:func:`._cpu.refine_chunk`), and the target is settled with :func:`_rescore` among it, the other anchors'
     solutions and the distinct hypotheses of the anchor it started from, so its reliability is measured against
     the alternatives a full search found next to it (pseudo-symmetric alternatives the anchor already refined
-    are scored as the anchor refined them, not refined again). The
+    are scored as the anchor refined them, not refined again). For the reliabilities alone, as a searched pixel's
+    are measured, the listed hypotheses are refined again on the target's pattern
+    (``config.COHERENT_REFINE_ALTERNATIVES``). The
     result is kept when at least one anchor holds the same solution (same phase, within ``max(2°, 2 × library
     step)``) and the target's correlation index and explained-spot fraction are both at least
     ``config.COHERENT_VERIFY_FRACTION`` of the lowest among those anchors: a pixel of a grain no anchor saw
@@ -796,7 +798,7 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         hyp[:, resc[k].hypothesis_quaternions.shape[1]:] = starts
         hyp = _compact_hypotheses(hyp)
         per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.fit_counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
-                                  ctx.q_min, listed_dist=tol))
+                                  ctx.q_min, listed_dist=tol, refine_listed=config.COHERENT_REFINE_ALTERNATIVES))
     bv = np.argmax(np.stack([r.quality for r in per_phase]), axis=0)[t]
     q_v = np.stack([r.quaternions for r in per_phase])[bv, t]
     ci_v = np.stack([r.correlation_index for r in per_phase])[bv, t]
@@ -900,7 +902,8 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, :width])
 
 
-def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0) -> PhaseFit:
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0,
+             refine_listed=-1.0) -> PhaseFit:
     """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
     from ..crystal.phase import has_unique_c_axis, is_hexagonal_like
 
@@ -912,7 +915,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist, float(params.fit_score_power),
-        np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0,
+        np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0, float(refine_listed),
     ))
 
 
