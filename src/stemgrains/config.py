@@ -68,12 +68,6 @@ NEIGHBOR_RELATIVE_SIMILARITY = 0.7
 #: a pixel keeps its neighbours' (refined) solution when its correlation index and explained-spot fraction are at
 #: least this fraction of the lowest among those neighbours
 COHERENT_VERIFY_FRACTION = 0.95
-#: a verified pixel's reliabilities are measured as a searched pixel's are: its listed hypotheses (refined on a
-#: neighbour) are refined again on its own pattern, for the reliabilities only, when they score at least this
-#: fraction of its solution there (0: all; negative: none). Unrefined, they left R_c of the verified pixels about
-#: twice that of the searched pixels next to them (medians 81 vs 40 on ci-nba-py4dstem): a stride-3 lattice in the
-#: c-axis reliability maps. Choice and orientations are unchanged (README, "Settling and reliability")
-COHERENT_REFINE_ALTERNATIVES = 0.0
 #: the default k_max is what the detector reaches, at most this (1/Å): beyond it libraries grow fast and spots are weak
 K_MAX_CAP = 2.0
 #: the largest k_max accepted at all, 1/Å (beyond ~3 1/Å nanobeam detectors record nothing; the library's size grows

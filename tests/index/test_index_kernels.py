@@ -1017,64 +1017,66 @@ def test_c_axis_reliability_matches_reference(crystal, fit_power):
     assert out[9][0] == pytest.approx(fast[9], abs=1e-9) and out[9][1] == 0.0
 
 
-def _two_grain_pattern(crystal, seed, weight_b=0.8):
-    """A pattern holding grain a's spots and, weaker, those of grain b whose c axis is tilted 20° from a's:
-    ``(g, F2, sym, qa, qb, img, px, py, q0)``, q0 the search's solution (a, refined on the pattern)."""
-    g, F2 = crystal
-    qa = near_zone_axis(np.random.default_rng(seed))
-    qb = _cpu.qmul(qa, _cpu.qexp(np.deg2rad([20.0, 0.0, 0.0])))
-    img = render(qa, g, F2) + weight_b * render(qb, g, F2)
-    xy = np.concatenate([kinematic_spots(q, g, F2, 3.0)[0] for q in (qa, qb)])
-    q0 = _cpu.refine_orientation(qa, *score_args(g, F2, img), STEP, 150, np.deg2rad(0.01))[0]
-    return g, F2, sym_data("C2"), qa, qb, img, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), q0
+def test_c_rival_past_matches_reference():
+    """c_rival_past against the reference on random hypothesis lists, many with c axes near the 5° cut: the first
+    row past n_out whose c axis is apart from the solution's, only where none of rows 1 … n_out − 1 is."""
+    rng = np.random.default_rng(83)
+    dist = np.deg2rad(5.0)
+    found = kept = 0
+    for _ in range(150):
+        q = unit_quaternions(rng)
+        h = int(rng.integers(1, 9))
+        hq = np.empty((h, 4))
+        hq[0] = q
+        for j in range(1, h):
+            kind = rng.random()
+            if kind < 0.4:  # c-same: a pseudo-symmetric variant
+                variants = _cpu.pseudo_symmetric(q, True)
+                hq[j] = variants[int(rng.integers(len(variants)))]
+            elif kind < 0.8:  # near the cut
+                hq[j] = _cpu.qmul(q, _cpu.qexp(np.deg2rad(rng.uniform(-7, 7, 3))))
+            else:
+                hq[j] = unit_quaternions(rng)
+        for n_out in (1, 2, 3, 5):
+            for c_dist in (0.0, dist):
+                fast = int(_cpu.c_rival_past(q, hq, n_out, c_dist))
+                assert fast == ref.c_rival_past(q, hq, n_out, c_dist), (n_out, c_dist)
+                if c_dist > 0 and n_out >= 2 and h > n_out:
+                    found += fast >= 0
+                    kept += fast < 0 and any(ref.c_axes_apart(q, x, c_dist) for x in hq[1:n_out])
+    assert found >= 10 and kept >= 10  # both branches exercised
 
 
-@pytest.mark.parametrize("fit_power", [0.0, 1.0])
-def test_rescore_refine_listed_matches_reference(crystal, fit_power):
-    """refine_listed (listed hypotheses refined on this pattern for the reliabilities) against the reference, and
-    what it is for: grain b's orientation as a neighbour left it (2° off) scores low here; refined, it is the near
-    rival it is, and R_c falls; the choice is a's either way."""
-    g, F2, sym, qa, qb, img, px, py, q0 = _two_grain_pattern(crystal, 61)
-    listed_b = _cpu.qmul(qb, _cpu.qexp(np.deg2rad([1.2, -1.2, 1.2])))
-    turned = _cpu.qmul(qa, _cpu.qexp(np.deg2rad([0.0, 0.0, 25.0])))  # turned about the beam: not c-apart
-    base = (q0, None, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN,
-            Q_MAX, 0.5, TOL_A, TOL_R, True, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), np.deg2rad(2.0), fit_power,
-            np.deg2rad(5.0))
+@pytest.mark.parametrize("n_out", [2, 4])
+def test_rescore_chunk_returns_the_c_axis_rival_the_list_leaves_out(crystal, n_out):
+    """Hypotheses turned about c (c-same: like the beam twin and the 60° turn of a real phase, they leave the basal
+    planes as they are) rank right after the solution; with few rows kept the c-tilted hypothesis that sets R_c
+    falls off the list, and a grain-coherent target settled among these hypotheses would not see it. rescore_chunk
+    returns it apart; the list is rescore_one's first rows; with room for it in the list, none is returned."""
+    g, F2, sym, q_true, img, px, py, q0 = settled_pattern(crystal, 55)
+    cands = np.zeros((4, 4))
+    for i, turn in enumerate((-3.0, 3.0, 4.5)):  # turned about c: c-same, near the solution, so scoring high
+        cands[i] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([0.0, 0.0, turn])))
+    cands[3] = _cpu.qmul(q_true, _cpu.qexp(np.deg2rad([25.0, 0.0, 0.0])))  # c tilted
+    c_dist = np.deg2rad(5.0)
+    args = (sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, True, np.deg2rad(5.0), STEP, STEP, 150,
+            np.deg2rad(0.01))
+    one = _cpu.rescore_one(q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, *args, 0.0, 0.0, c_dist)
+    hq, hQ = one[7], one[8]
+    apart = [j for j in range(1, len(hq)) if _cpu.c_axis_apart(hq[0], hq[j], c_dist)]
+    assert apart and apart[0] >= n_out  # the case this is about: crowded out by the c-same alternatives
 
-    def run(fn, cands, refine_listed):
-        args = list(base)
-        args[1] = np.ascontiguousarray(cands)
-        return fn(*args, refine_listed)
+    def chunk(n_keep, dist=c_dist):
+        out = _cpu.rescore_chunk(np.stack([q0, q0]), np.stack([cands, cands]), np.array([True, False]),
+                                 np.tile(np.pad(np.stack([px, py, np.ones(len(px))], 1), ((0, 2), (0, 0)))[None], (2, 1, 1)),
+                                 np.full(2, len(px)), np.stack([img, img]), np.tile(CENTER, (2, 1)), AFFINE, *args, n_keep, 0.0,
+                                 0.0, dist)
+        assert len(out) == 11 and not out[10][1].any()  # a masked pattern has none
+        return out[7][0], out[8][0], out[10][0]
 
-    listed = np.stack([turned, listed_b])
-    only_a = np.stack([turned, np.zeros(4)])
-    results = {}
-    for name, cands, rl in (("as listed", listed, -1.0), ("refined", listed, 0.0), ("without b", only_a, 0.0)):
-        fast = call_unmutated(run, _cpu.rescore_one, cands, rl) if name == "refined" else run(_cpu.rescore_one, cands, rl)
-        slow = run(ref.rescore_one, cands, rl)
-        assert np.rad2deg(ref.sym_distance(fast[0], slow[0], sym)) < TOL_REFINE_DEG * 5, name
-        assert np.rad2deg(ref.sym_distance(fast[0], q0, sym)) < 0.5, name  # a is chosen, never b
-        assert np.rad2deg(ref.sym_distance(fast[0], qb, sym)) > 5.0, name
-        assert fast[1] == pytest.approx(slow[1], rel=1e-3), name
-        for k in (5, 6, 9):  # R, R_twin, R_c
-            assert fast[k] == pytest.approx(slow[k], abs=0.5), (name, k)
-        assert fast[7].shape[0] == slow[7].shape[0], name
-        # the same hypotheses' scores (ties capped at Q1 may be listed in either order)
-        np.testing.assert_allclose(np.sort(fast[8]), np.sort(slow[8]), rtol=1e-2, err_msg=name)
-        assert fast[8][0] == pytest.approx(fast[1]) and np.all(fast[8][1:] <= fast[1] + 1e-12), name
-        results[name] = fast
-    # refined here, b is a close rival of a's c axis: R_c falls well below its value with b as listed
-    assert results["refined"][9] < results["as listed"][9] - 5.0
-    assert results["refined"][9] < 40.0
-    # b is what lowers it: without b, R_c is high
-    assert results["refined"][9] < results["without b"][9] - 5.0
-    # the chunk kernel passes refine_listed on
-    n = 2
-    out = _cpu.rescore_chunk(np.tile(q0, (n, 1)), np.tile(listed, (n, 1, 1)), np.array([1, 0], bool),
-                             np.tile(np.pad(np.stack([px, py, np.ones(len(px))], 1), ((0, 2), (0, 0)))[None], (n, 1, 1)),
-                             np.full(n, len(px)), np.tile(img, (n, 1, 1)), np.tile(CENTER, (n, 1)), AFFINE, sym, g, F2, LAM,
-                             SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, True, np.deg2rad(5.0), STEP, STEP, 150,
-                             np.deg2rad(0.01), 3, np.deg2rad(2.0), fit_power, np.deg2rad(5.0), 0.0)
-    refined = results["refined"]
-    assert out[9][0] == pytest.approx(refined[9], abs=1e-9) and out[5][0] == pytest.approx(refined[5], abs=1e-9)
-    assert out[1][1] == 0.0  # the masked pattern untouched
+    lq, lQ, rival = chunk(n_out)
+    np.testing.assert_array_equal(lq, hq[:n_out])
+    np.testing.assert_array_equal(lQ, hQ[:n_out])
+    np.testing.assert_array_equal(rival, hq[apart[0]])
+    assert not chunk(apart[0] + 1)[2].any()  # listed: not returned apart
+    assert not chunk(n_out, 0.0)[2].any()  # no c axis (cubic phases): none

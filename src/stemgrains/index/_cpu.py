@@ -948,7 +948,6 @@ def pseudo_symmetric(q, hex_like):
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0, c_dist=0.0,
-    refine_listed=-1.0,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
@@ -978,25 +977,14 @@ def rescore_one(
     leave the basal planes' trace and inclination as they are, do not lower it), bounded like R by the image
     scores alone; NaN with ``c_dist = 0``.
 
-    With ``refine_listed`` (the grain-coherent search's targets, whose ``cands`` were refined on a neighbouring
-    pattern) every listed hypothesis scoring at least ``refine_listed`` of q0 on this pattern and more than
-    ``rel_dist`` from q0 (nearer, it cannot enter R, R_twin or R_c) is also refined here, for the reliabilities
-    only: the solution is still chosen on the scores as listed, and each alternative enters R, R_twin, R_c and the
-    returned hypotheses with its refined score, at most Q1 (an alternative that fits this pattern better once
-    refined ties with the solution: R = 0). Unrefined, an alternative scores lower than it would on a pattern it
-    was searched on, and the targets' reliabilities read higher than the searched pixels'.
-
     Returns (q, Q1, ci, w_explained, residual, R, R_twin, hyp_q (h, 4), hyp_Q (h,), R_c); ci, w_explained and
-    residual are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q, the solution first.
+    residual are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
     """
     n_c = cands.shape[0]
     alt = pseudo_symmetric(q0, hex_like)
     h_max = 1 + n_c + alt.shape[0]
-    hq = np.zeros((h_max, 4))  # as listed: the choice
+    hq = np.zeros((h_max, 4))
     hQ = np.zeros(h_max)
-    rq = np.zeros((h_max, 4))  # as the reliabilities see them (refine_listed: refined here)
-    rQ = np.zeros(h_max)
-    refined = np.zeros(h_max, np.bool_)
     m = 0
     s0 = 0.0
     for src in range(h_max):
@@ -1019,48 +1007,29 @@ def rescore_one(
             continue
         hq[m] = q
         hQ[m] = Q
-        rq[m] = q
-        rQ[m] = Q
-        if 0.0 <= refine_listed and 0 < src <= n_c and Q >= refine_listed * s0 and sym_distance(q, hq[0], sym) > rel_dist:
-            rq[m], rQ[m], _ = refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col,
-                                                 affine, init_step, max_eval, xtol)
-            refined[m] = True
         m += 1
     hI = hQ[:m].copy()  # image scores alone
-    rI = rQ[:m].copy()
     if fit_power > 0.0:
         for ii in range(m):
-            f = fit_factor(hq[ii], g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
-            hQ[ii] *= f
-            if refined[ii]:
-                f = fit_factor(rq[ii], g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
-            rQ[ii] *= f
+            hQ[ii] *= fit_factor(hq[ii], g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
     order = np.argsort(-hQ[:m])
     b = order[0]
     best = hq[b].copy()
     q1 = hQ[b]
-    rq[b] = best  # the solution as chosen; the alternatives as refined here, at most as good
-    rQ[b] = q1
-    rI[b] = hI[b]
-    for k in range(m):
-        if k != b:
-            rQ[k] = min(rQ[k], q1)
-            rI[k] = min(rI[k], hI[b])
     twin = pseudo_symmetric(best, False)[0]
     twin_same = sym_distance(best, twin, sym) <= rel_dist
     q2 = 0.0
     qt = -1.0
-    for k in range(m):
-        if k == b:
-            continue
-        d = sym_distance(best, rq[k], sym)
+    for ii in range(1, m):
+        k = order[ii]
+        d = sym_distance(best, hq[k], sym)
         if d <= rel_dist:
             continue
-        if (not twin_same) and sym_distance(twin, rq[k], sym) <= rel_dist:
-            if rQ[k] > qt:
-                qt = rQ[k]
-        if rQ[k] > q2:
-            q2 = rQ[k]
+        if (not twin_same) and sym_distance(twin, hq[k], sym) <= rel_dist:
+            if hQ[k] > qt:
+                qt = hQ[k]
+        if hQ[k] > q2:
+            q2 = hQ[k]
     if (not twin_same) and qt < 0:  # the best's twin is not among the hypotheses: score it
         tq, qt, _ = refine_orientation(twin, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)
         if fit_power > 0.0:
@@ -1070,8 +1039,8 @@ def rescore_one(
     if fit_power > 0.0:  # R is also bounded by the image score alone: reliable only where both criteria agree
         i2 = 0.0
         for k in range(m):
-            if k != b and sym_distance(best, rq[k], sym) > rel_dist and rI[k] > i2:
-                i2 = rI[k]
+            if k != b and sym_distance(best, hq[k], sym) > rel_dist and hI[k] > i2:
+                i2 = hI[k]
         rel_i = min(max(100.0 * (1.0 - i2 / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0
         rel = min(rel, rel_i)
     if twin_same:
@@ -1083,29 +1052,17 @@ def rescore_one(
         qc = 0.0
         ic = 0.0
         for k in range(m):
-            if k != b and c_axis_apart(best, rq[k], c_dist):
-                qc = max(qc, rQ[k])
-                ic = max(ic, rI[k])
+            if k != b and c_axis_apart(best, hq[k], c_dist):
+                qc = max(qc, hQ[k])
+                ic = max(ic, hI[k])
         rel_c = min(max(100.0 * (1.0 - qc / q1), 0.0), 100.0) if q1 > 0 else 0.0
         if fit_power > 0.0:
             rel_c = min(rel_c, min(max(100.0 * (1.0 - ic / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0)
-    # the returned hypotheses: the solution first, then by falling score; one refined onto the solution is dropped
-    keep = np.ones(m, np.bool_)
-    for k in range(m):
-        if k != b and refined[k] and sym_distance(best, rq[k], sym) <= same_dist:
-            keep[k] = False
-    rorder = np.argsort(-rQ[:m])
-    out_q = np.empty((int(keep.sum()), 4))
-    out_Q = np.empty(int(keep.sum()))
-    out_q[0] = best
-    out_Q[0] = q1
-    j = 1
+    out_q = np.empty((m, 4))
+    out_Q = np.empty(m)
     for ii in range(m):
-        k = rorder[ii]
-        if k != b and keep[k]:
-            out_q[j] = rq[k]
-            out_Q[j] = rQ[k]
-            j += 1
+        out_q[ii] = hq[order[ii]]
+        out_Q[ii] = hQ[order[ii]]
     ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
     return best, q1, ci, n_ok, res, rel, rel_t, out_q, out_Q, rel_c
 
@@ -1126,11 +1083,15 @@ def c_axis_apart(q1, q2, c_dist):
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0, fit_power=0.0,
-    c_dist=0.0, refine_listed=-1.0,
+    c_dist=0.0,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
-    once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out), R_c);
-    unmasked rows keep ``quats`` with zeros elsewhere (R_c NaN with ``c_dist = 0``)."""
+    once). Returns (q, Q, ci, explained peaks, residual, R, R_twin, hyp_q (n, n_out, 4), hyp_Q (n, n_out), R_c,
+    c_rival (n, 4)); unmasked rows keep ``quats`` with zeros elsewhere (R_c NaN with ``c_dist = 0``). The
+    hypotheses are the first ``n_out`` of :func:`rescore_one`'s. ``c_rival`` is the best hypothesis whose c axis
+    is apart from the solution's where none of those is and a later one is (:func:`c_rival_past`), else zeros: the
+    c-same pseudo-symmetric alternatives (beam twin, 60° turn) rank high and can crowd out of the list the rival R_c
+    was measured against; a grain-coherent target settled among this pattern's hypotheses lists it too."""
     n = quats.shape[0]
     oq = quats.copy()
     oQ = np.zeros(n)
@@ -1142,6 +1103,7 @@ def rescore_chunk(
     ohq = np.zeros((n, n_out, 4))
     ohQ = np.zeros((n, n_out))
     orc = np.full(n, np.nan) if c_dist <= 0.0 else np.zeros(n)
+    ocr = np.zeros((n, 4))
     for i in nb.prange(n):
         if not mask[i]:
             continue
@@ -1149,7 +1111,7 @@ def rescore_chunk(
         q, Q, ci, n_ok, res, rel, rt, hq, hQ, rc = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
             sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
-            init_step, max_eval, xtol, listed_dist, fit_power, c_dist, refine_listed,
+            init_step, max_eval, xtol, listed_dist, fit_power, c_dist,
         )
         orc[i] = rc
         oq[i] = q
@@ -1162,7 +1124,26 @@ def rescore_chunk(
         k = min(n_out, hq.shape[0])
         ohq[i, :k] = hq[:k]
         ohQ[i, :k] = hQ[:k]
-    return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ, orc
+        j = c_rival_past(q, hq, n_out, c_dist)
+        if j >= 0:
+            ocr[i] = hq[j]
+    return oq, oQ, oci, on, ores, orel, ort, ohq, ohQ, orc, ocr
+
+
+@nb.njit(cache=True, nogil=True)
+def c_rival_past(q, hq, n_out, c_dist):
+    """Row of ``hq`` (h, 4; by falling score, ``q`` first) holding the best hypothesis whose c axis is apart from
+    ``q``'s (:func:`c_axis_apart`) where none of rows 1 … n_out − 1 is and one past them is; else −1 (also for
+    ``c_dist <= 0`` or ``n_out < 2``)."""
+    if c_dist <= 0.0 or n_out < 2 or hq.shape[0] <= n_out:
+        return -1
+    for j in range(1, n_out):
+        if c_axis_apart(q, hq[j], c_dist):
+            return -1
+    for j in range(n_out, hq.shape[0]):
+        if c_axis_apart(q, hq[j], c_dist):
+            return j
+    return -1
 
 
 @nb.njit(cache=True, nogil=True)

@@ -479,7 +479,7 @@ def pseudo_symmetric(q, hex_like):
 
 def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
                 power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
-                c_dist=0.0, refine_listed=-1.0):
+                c_dist=0.0):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows (as given), the
     pseudo-symmetric orientations of q0 (none within listed_dist of one listed before them; those scoring at
     least 0.75 of q0 refined with scipy's Nelder–Mead); then
@@ -492,84 +492,83 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
 
     R_c (``c_dist > 0``, else NaN): the same R over the hypotheses whose c axes (orix: O⁻¹ · (0, 0, 1)) make an
     angle above c_dist with the best's both as they are and with one of them mirrored through the sample xy
-    plane (the beam twin's c axis), bounded by R_c over the image scores alone when ``fit_power > 0``.
-
-    ``refine_listed >= 0``: every candidate row whose image score is at least ``refine_listed`` of q0's and that
-    lies more than rel_dist from q0 is refined for the reliabilities, which see each alternative (every hypothesis
-    but the chosen one) as refined, its score capped at the best's; the returned hypotheses are the best, then the
-    alternatives by falling capped score, less refined ones within same_dist of the best."""
+    plane (the beam twin's c axis), bounded by R_c over the image scores alone when ``fit_power > 0``."""
     image = lambda q: image_score(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine)  # noqa: E731
 
-    def weight(q):
-        return fit_factor(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power) if fit_power > 0 else 1.0
+    def score(q):
+        Q = image(q)
+        if fit_power > 0:
+            Q *= fit_factor(q, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
+        return Q
 
     refine = lambda q: refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)[0]  # noqa: E731
-    srcs = [(np.asarray(q0, float), "q0")]
-    srcs += [(c, "listed") for c in np.asarray(cands, float) if np.any(c != 0)]
-    srcs += [(a, "pseudo") for a in pseudo_symmetric(q0, hex_like)]
-    hyp: list[np.ndarray] = []  # as chosen
-    seen: list[np.ndarray] = []  # as the reliabilities see them
-    kind: list[str] = []
+    srcs = [(np.asarray(q0, float), False)] + [(c, False) for c in np.asarray(cands, float) if np.any(c != 0)]
+    srcs += [(a, True) for a in pseudo_symmetric(q0, hex_like)]
+    hyp: list[np.ndarray] = []
     s0 = image(srcs[0][0])
-    for q, src in srcs:
-        if src == "pseudo" and listed_dist > 0 and min(sym_distance(q, h, sym) for h in hyp) < listed_dist:
+    for q, ref in srcs:
+        if ref and listed_dist > 0 and min(sym_distance(q, h, sym) for h in hyp) < listed_dist:
             continue  # a listed hypothesis stands for it
-        q = refine(q) if src == "pseudo" and image(q) >= 0.75 * s0 else q
+        q = refine(q) if ref and image(q) >= 0.75 * s0 else q
         if hyp and min(sym_distance(q, h, sym) for h in hyp) < same_dist:
             continue
         hyp.append(q)
-        kind.append(src)
-        refined = (src == "listed" and refine_listed >= 0 and image(q) >= refine_listed * s0
-                   and sym_distance(q, hyp[0], sym) > rel_dist)
-        seen.append(refine(q) if refined else q)
-        kind[-1] += "*" if refined else ""
-    choice = np.array([image(q) * weight(q) for q in hyp])
-    b = int(np.argmax(choice))
+    Q = np.array([score(q) for q in hyp])
+    order = np.argsort(-Q, kind="stable")
+    b = order[0]
     best = hyp[b]
-    Qb, Ib = choice[b], image(best)
-    Q = np.array([Qb if k == b else min(image(q) * weight(q), Qb) for k, q in enumerate(seen)])
-    I = np.array([Ib if k == b else min(image(q), Ib) for k, q in enumerate(seen)])
-    others = [k for k in range(len(hyp)) if k != b]
     twin = pseudo_symmetric(best, False)[0]
     twin_same = sym_distance(best, twin, sym) <= rel_dist
-    far = [k for k in others if sym_distance(best, seen[k], sym) > rel_dist]
-    q2 = max((Q[k] for k in far), default=0.0)
+    far = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist]
+    near_twin = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist and sym_distance(twin, hyp[k], sym) <= rel_dist]
+    q2 = max(far) if far else 0.0
     if twin_same:
         rel_t = 100.0
     else:
-        near_twin = [Q[k] for k in far if sym_distance(twin, seen[k], sym) <= rel_dist]
-        if near_twin:
-            qt = max(near_twin)
-        else:
-            tq = refine(twin)
-            qt = image(tq) * weight(tq)
+        qt = max(near_twin) if near_twin else score(refine(twin))
         q2 = max(q2, qt)
-        rel_t = float(np.clip(100 * (1 - qt / Qb), 0, 100)) if Qb > 0 else 0.0
-    rel = float(np.clip(100 * (1 - q2 / Qb), 0, 100)) if Qb > 0 else 0.0
+        rel_t = float(np.clip(100 * (1 - qt / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
+    rel = float(np.clip(100 * (1 - q2 / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
     if fit_power > 0:
-        i2 = max((I[k] for k in far), default=0.0)
-        rel = min(rel, float(np.clip(100 * (1 - i2 / Ib), 0, 100)) if Ib > 0 else 0.0)
+        img_q = np.array([image(q) for q in hyp])
+        far_i = [img_q[k] for k in range(len(hyp)) if k != b and sym_distance(best, hyp[k], sym) > rel_dist]
+        i2 = max(far_i) if far_i else 0.0
+        rel = min(rel, float(np.clip(100 * (1 - i2 / img_q[b]), 0, 100)) if img_q[b] > 0 else 0.0)
     rel_c = np.nan
     if c_dist > 0:
-        def c_axis(q):
-            return (~Rotation(np.asarray(q, float))) * Vector3d.zvector()
-
-        def line_angle(u, v):  # angle between two lines, rad
-            a = float(u.angle_with(v)[0])
-            return min(a, np.pi - a)
-
-        cb = c_axis(best)
-        apart = [k for k in others if min(
-            line_angle(cb, c_axis(seen[k])), line_angle(cb, Vector3d(c_axis(seen[k]).data * [1, 1, -1]))) > c_dist]
+        apart = [k for k in range(len(hyp)) if k != b and c_axes_apart(best, hyp[k], c_dist)]
         qc = max((Q[k] for k in apart), default=0.0)
-        rel_c = float(np.clip(100 * (1 - qc / Qb), 0, 100)) if Qb > 0 else 0.0
+        rel_c = float(np.clip(100 * (1 - qc / Q[b]), 0, 100)) if Q[b] > 0 else 0.0
         if fit_power > 0:
-            ic = max((I[k] for k in apart), default=0.0)
-            rel_c = min(rel_c, float(np.clip(100 * (1 - ic / Ib), 0, 100)) if Ib > 0 else 0.0)
-    out = [b] + sorted((k for k in others if not (kind[k].endswith("*") and sym_distance(best, seen[k], sym) <= same_dist)),
-                       key=lambda k: -Q[k])
+            img_q = np.array([image(q) for q in hyp])
+            ic = max((img_q[k] for k in apart), default=0.0)
+            rel_c = min(rel_c, float(np.clip(100 * (1 - ic / img_q[b]), 0, 100)) if img_q[b] > 0 else 0.0)
     ci, n_ok, res = solution_quality(best, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, center_row, center_col, affine, px, py, pw, tol_abs, tol_rel)
-    return best, float(Qb), ci, n_ok, res, rel, rel_t, np.array([hyp[k] if k == b else seen[k] for k in out]), Q[out], rel_c
+    return best, float(Q[b]), ci, n_ok, res, rel, rel_t, np.array([hyp[k] for k in order]), Q[order], rel_c
+
+
+def c_axes_apart(q1, q2, c_dist):
+    """Whether the c axes (orix: O⁻¹ · (0, 0, 1)) of q1 and q2 make an angle above c_dist (rad) as lines, both as
+    they are and with the second mirrored through the sample xy plane (the beam twin's c axis)."""
+    def c_axis(q):
+        return (~Rotation(np.asarray(q, float))) * Vector3d.zvector()
+
+    def line_angle(u, v):  # angle between two lines, rad
+        a = float(u.angle_with(v)[0])
+        return min(a, np.pi - a)
+
+    c1, c2 = c_axis(q1), c_axis(q2)
+    return min(line_angle(c1, c2), line_angle(c1, Vector3d(c2.data * [1, 1, -1]))) > c_dist
+
+
+def c_rival_past(q, hq, n_out, c_dist):
+    """:func:`._cpu.c_rival_past` from its docstring: the first row j ≥ n_out of hq whose c axis is apart from q's
+    when no row 1 … n_out − 1 is, else −1."""
+    if c_dist <= 0 or n_out < 2 or len(hq) <= n_out:
+        return -1
+    if any(c_axes_apart(q, h, c_dist) for h in hq[1:n_out]):
+        return -1
+    return next((j for j in range(n_out, len(hq)) if c_axes_apart(q, hq[j], c_dist)), -1)
 
 
 def fit_chance(q, g_c, lam, s_win, q_min, q_max, tol_abs, tol_rel, n_points):

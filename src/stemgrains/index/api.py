@@ -311,8 +311,9 @@ class PhaseSearch(NamedTuple):
 class PhaseFit(NamedTuple):
     """The settled solution of one phase over a chunk (:func:`._cpu.rescore_chunk`): orientation ``(n, 4)``,
     Q = image score (:func:`._cpu.image_score`), correlation index, spots explained, fit residual,
-    reliability R and beam-twin reliability (percent), the hypotheses ``(n, n_best, 4)`` with their Q, and the
-    c-axis reliability R_c (percent; NaN for cubic phases)."""
+    reliability R and beam-twin reliability (percent), the hypotheses ``(n, n_best, 4)`` with their Q, the
+    c-axis reliability R_c (percent; NaN for cubic phases) and, where the hypotheses kept do not hold it, the best
+    hypothesis whose c axis differs from the solution's ``(n, 4)``, zeros elsewhere (:func:`._cpu.c_rival_past`)."""
 
     quaternions: np.ndarray
     quality: np.ndarray
@@ -324,6 +325,7 @@ class PhaseFit(NamedTuple):
     hypothesis_quaternions: np.ndarray
     hypothesis_quality: np.ndarray
     c_axis_reliability: np.ndarray
+    c_rival_quaternions: np.ndarray
 
 
 def require_backend(backend: str) -> None:
@@ -394,7 +396,7 @@ def _index_inputs(ctx: "_SearchInputs", bad_values: np.ndarray, libraries: list[
     Q_all = np.stack([r.quality for r in resc])
     best = np.argmax(Q_all, axis=0)
     idx = np.arange(n)
-    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs, rel_c = (np.stack(column)[best, idx] for column in zip(*resc))
+    q, Q, ci, n_fit, resid, rel, rel_t, cq, cs, rel_c, _ = (np.stack(column)[best, idx] for column in zip(*resc))
     other = np.sort(Q_all, axis=0)[-2] if n_ph > 1 else np.zeros(n)
     phase_id = best.astype(np.int32)
     if params.neighbor_pass and scan_shape is not None and n > 1:
@@ -733,11 +735,10 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
     solution where all its anchors agree on it (within ``max(2°, 2 × library step)``), else from the anchor
     solution that scores best on its own image (:func:`._cpu.image_scores`); the start is refined there
     (:func:`._cpu.refine_chunk`), and the target is settled with :func:`_rescore` among it, the other anchors'
-    solutions and the distinct hypotheses of the anchor it started from, so its reliability is measured against
-    the alternatives a full search found next to it (pseudo-symmetric alternatives the anchor already refined
-    are scored as the anchor refined them, not refined again). For the reliabilities alone, as a searched pixel's
-    are measured, the listed hypotheses are refined again on the target's pattern
-    (``config.COHERENT_REFINE_ALTERNATIVES``). The
+    solutions and the distinct hypotheses of the anchor it started from (with the rival that anchor's R_c was
+    measured against, :attr:`PhaseFit.c_rival_quaternions`), so its reliability is measured against the
+    alternatives a full search found next to it (pseudo-symmetric alternatives the anchor already refined
+    are scored as the anchor refined them, not refined again). The
     result is kept when at least one anchor holds the same solution (same phase, within ``max(2°, 2 × library
     step)``) and the target's correlation index and explained-spot fraction are both at least
     ``config.COHERENT_VERIFY_FRACTION`` of the lowest among those anchors: a pixel of a grain no anchor saw
@@ -792,13 +793,18 @@ def _verify_from_anchors(anchors, targets, resc, scan_shape, stride, ctx: _Searc
         step = np.deg2rad(lib.params["step_deg"])
         q0, _ = _cpu.refine_chunk(q0, mask, ctx.imgs, ctx.centers, ctx.affine, g_c, F2, ctx.lam, params.excitation_error_sigma,
                                   ctx.q_min, params.k_max, power, 0.5 * step, params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
-        # hypotheses: the chosen anchor's distinct ones and the other anchors' solutions
-        hyp = np.zeros((n, resc[k].hypothesis_quaternions.shape[1] + nb_t.shape[1], 4))
-        hyp[t, : resc[k].hypothesis_quaternions.shape[1]] = resc[k].hypothesis_quaternions[nb_t[np.arange(len(t)), pick[t]]]
-        hyp[:, resc[k].hypothesis_quaternions.shape[1]:] = starts
+        # hypotheses: the chosen anchor's distinct ones, the rival its R_c was measured against where they do not
+        # hold it (else a target's R_c misses it: medians 81 against the searched pixels' 36 on ci-nba-py4dstem),
+        # and the other anchors' solutions
+        h = resc[k].hypothesis_quaternions.shape[1]
+        start_anchor = nb_t[np.arange(len(t)), pick[t]]
+        hyp = np.zeros((n, h + 1 + nb_t.shape[1], 4))
+        hyp[t, :h] = resc[k].hypothesis_quaternions[start_anchor]
+        hyp[t, h] = resc[k].c_rival_quaternions[start_anchor]
+        hyp[:, h + 1:] = starts
         hyp = _compact_hypotheses(hyp)
         per_phase.append(_rescore(q0, hyp, mask, ctx.peaks, ctx.fit_counts, ctx.imgs, ctx.centers, ctx.affine, lib, params, ctx.lam,
-                                  ctx.q_min, listed_dist=tol, refine_listed=config.COHERENT_REFINE_ALTERNATIVES))
+                                  ctx.q_min, listed_dist=tol))
     bv = np.argmax(np.stack([r.quality for r in per_phase]), axis=0)[t]
     q_v = np.stack([r.quaternions for r in per_phase])[bv, t]
     ci_v = np.stack([r.correlation_index for r in per_phase])[bv, t]
@@ -902,8 +908,7 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, :width])
 
 
-def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0,
-             refine_listed=-1.0) -> PhaseFit:
+def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0) -> PhaseFit:
     """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
     from ..crystal.phase import has_unique_c_axis, is_hexagonal_like
 
@@ -915,7 +920,7 @@ def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, para
         params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist, float(params.fit_score_power),
-        np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0, float(refine_listed),
+        np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0,
     ))
 
 
