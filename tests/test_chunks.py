@@ -107,3 +107,23 @@ def test_fetch_then_finish_equals_rows_for_summed_data():
     for a, b in ((0, 2), (2, 5), (5, 6), (0, 6)):
         np.testing.assert_array_equal(ds.finish_rows(ds.fetch_rows(a, b), a, b), ds.rows(a, b))
         np.testing.assert_array_equal(ds.rows(a, b), NeighborSummedData(raw, 1, mask_radius_px=2.0)[a:b])
+
+
+def test_index_run_key_holds_the_code(monkeypatch):
+    """A checkpoint of the indexing is keyed by the package's sources too: chunks computed by another version of
+    the method (same version number) are not resumed beside new ones."""
+    from stemgrains.index import api
+
+    digest = api.code_digest()
+    assert len(digest) == 64 and digest == api.code_digest()
+    phases = []  # the phases' CIF hashes are a part of the key of their own
+
+    class _Data:  # what _run_key reads of a dataset
+        calibration = type("C", (), {"to_attrs": lambda self: {"q_pixel_size": 0.02}})()
+
+        def describe(self):
+            return {"shape": [2, 2, 8, 8]}
+
+    key = api._run_key(_Data(), phases, api.IndexParams())
+    monkeypatch.setattr(api, "code_digest", lambda: "0" * 64)
+    assert api._run_key(_Data(), phases, api.IndexParams()) != key

@@ -30,10 +30,12 @@ between them; where it cannot (thin, weak patterns), Q2 ≈ Q1 and the reliabili
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sys
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -953,12 +955,27 @@ def _neighbor_pass(scan_shape, phase_id, q, counts, imgs, centers, affine, libra
     return phase_out, q_out
 
 
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 (hex) of the package's Python sources (every ``*.py`` under ``stemgrains``, by relative path):
+    what a checkpoint's results were computed with. The version number alone does not change with every change
+    of the method, so a run interrupted before an upgrade (or, in a source checkout, an edit) would otherwise
+    resume with chunks of the old method beside chunks of the new."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.relative_to(root).as_posix().encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def _run_key(dataset: Dataset4D, phases: list[Phase], params: IndexParams) -> str:
     from ..crystal import phase_cif_text
 
     return run_key(
         {
             "version": __version__,
+            "code": code_digest(),  # chunks of another method are not resumed
             "input": dataset.describe(),
             "calibration": dataset.calibration.to_attrs(),
             "params": params.as_dict(),
