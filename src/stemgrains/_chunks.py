@@ -89,9 +89,12 @@ class ChunkCheckpoint:
             old = json.loads(manifest.read_text()) if manifest.is_file() else None
         except (OSError, ValueError):
             old = None
+        #: chunks of another job (other key) removed on opening: the caller says so (a rerun that does not resume)
+        self.discarded = 0
         if not isinstance(old, dict) or old.get("key") != key:
             for f in self.folder.glob("rows_*.npz"):
                 f.unlink()
+                self.discarded += 1
             manifest.write_text(json.dumps({"key": key, **(meta or {})}))
 
     def path(self, r0: int, r1: int) -> Path:

@@ -40,7 +40,7 @@ def _expected_counts(path, **params):
     return counts
 
 
-def test_index_stores_the_patterns_summed_per_position(scan, tmp_path, capsys):
+def test_index_stores_the_patterns_summed_per_position(scan, tmp_path, capsys, monkeypatch):
     want = _expected_counts(scan, **FAST)
     assert want.max() > 1  # neighbours are summed on this scan
     ckpt = tmp_path / "ckpt"
@@ -56,6 +56,16 @@ def test_index_stores_the_patterns_summed_per_position(scan, tmp_path, capsys):
     assert sorted(again.prop) == sorted(xmap.prop)
     for name in xmap.prop:
         np.testing.assert_array_equal(again.prop[name], xmap.prop[name], err_msg=name)
+    # chunks made by other stemgrains sources are not resumed, and the run says so in one line
+    import stemgrains.index.api as api
+
+    monkeypatch.setattr(api, "code_digest", lambda: "another version")
+    index_orientations(load_4d(scan), [AU], checkpoint_dir=ckpt, progress=False, **FAST)
+    err = capsys.readouterr().err.splitlines()
+    assert not [ln for ln in err if ln.startswith("stemgrains: resuming:")]
+    assert [ln for ln in err if ln.startswith("stemgrains: not resuming: ")] == [
+        f"stemgrains: not resuming: the 1 finished chunk in {ckpt} was made with other input, parameters or "
+        "stemgrains sources (an upgrade or an edit); indexing from the start"]
     # without summation: 1 everywhere
     alone = index_orientations(load_4d(scan), [AU], progress=False, neighbor_average_radius=0, **FAST)
     assert np.all(alone.prop["n_summed"] == 1)

@@ -1126,7 +1126,8 @@ def index_orientations(
     phases
         One or several phases: CIF paths or orix ``Phase`` objects with structures.
     checkpoint_dir
-        Folder for finished chunks; a rerun with the same input and parameters resumes from them.
+        Folder for finished chunks; a rerun with the same input, parameters and stemgrains sources
+        (:func:`code_digest`) resumes from them; chunks made otherwise are discarded, with one line on stderr.
     progress
         Show a progress bar.
     backend
@@ -1189,6 +1190,12 @@ def index_orientations(
     ckpt = None
     if checkpoint_dir is not None:
         ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phase_list, prm), {"shape": [ny, nx, ky, kx]})
+        if ckpt.discarded:
+            many = ckpt.discarded != 1
+            print(f"stemgrains: not resuming: the {ckpt.discarded} finished chunk{'s' if many else ''} in {checkpoint_dir} "
+                  f"{'were' if many else 'was'} made with "
+                  "other input, parameters or stemgrains sources (an upgrade or an edit); indexing from the start",
+                  file=sys.stderr, flush=True)
 
     from .._progress import progress_bar as tqdm
 
