@@ -1034,6 +1034,20 @@ def first_use_notice(bar: Any = None) -> None:
         print(f"stemgrains: {FIRST_USE_MESSAGE}", file=sys.stderr, flush=True)
 
 
+def _open_checkpoint(checkpoint_dir: Any, dataset: Dataset4D, phases: list[Phase], params: IndexParams,
+                     shape: tuple[int, ...]) -> ChunkCheckpoint:
+    """The checkpoint folder of an indexing job (:func:`_run_key`; ``shape`` of the scan, for people reading its
+    manifest); where it held chunks of another job (other input, parameters or sources), they are discarded and
+    one line on stderr says so."""
+    ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phases, params), {"shape": list(shape)})
+    if ckpt.discarded:
+        many = ckpt.discarded != 1
+        print(f"stemgrains: not resuming: the {ckpt.discarded} finished chunk{'s' if many else ''} in {checkpoint_dir} "
+              f"{'were' if many else 'was'} made with other input, parameters or stemgrains sources (an upgrade or an "
+              "edit); indexing from the start", file=sys.stderr, flush=True)
+    return ckpt
+
+
 def _resumed(bar: Any, rows: int, scan_shape: tuple[int, int], checkpoint_dir: Any) -> None:
     """Start the progress ``bar`` at the ``rows`` scan rows (of ``scan_shape``) a checkpoint held, and say so in one
     line on stderr (an interrupted run resumed): printed whatever ``progress`` says, like the other lines on
@@ -1187,15 +1201,7 @@ def index_orientations(
     # chunks of whole coherence blocks (the result does not depend on chunk_rows; see coherence_blocks)
     b = config.COHERENT_BLOCK_ROWS
     chunks = row_chunks(ny, -(-prm.chunk_rows // b) * b)
-    ckpt = None
-    if checkpoint_dir is not None:
-        ckpt = ChunkCheckpoint(checkpoint_dir, _run_key(dataset, phase_list, prm), {"shape": [ny, nx, ky, kx]})
-        if ckpt.discarded:
-            many = ckpt.discarded != 1
-            print(f"stemgrains: not resuming: the {ckpt.discarded} finished chunk{'s' if many else ''} in {checkpoint_dir} "
-                  f"{'were' if many else 'was'} made with "
-                  "other input, parameters or stemgrains sources (an upgrade or an edit); indexing from the start",
-                  file=sys.stderr, flush=True)
+    ckpt = None if checkpoint_dir is None else _open_checkpoint(checkpoint_dir, dataset, phase_list, prm, (ny, nx, ky, kx))
 
     from .._progress import progress_bar as tqdm
 
