@@ -446,6 +446,12 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                                         "narrower widths' votes b and σ_s's a give b − a > "
                                                         "3·√(a + b) (sign test), the most voted of them "
                                                         "(also /parameters index)"),
+    "grain_decisions_withdrawn": ("grains", "significant grain-vote decisions withdrawn because they did not hold "
+                                            "at the final refinement's relrod width (more than 60 % of up to 32 "
+                                            "of the group's pixels must still prefer the decided solution to "
+                                            "their best listed rival there); their pixels' grain_reliability is "
+                                            "their reliability; 0 where the final refinement keeps σ_s; absent "
+                                            "without the grain vote (also /parameters index)"),
     "phase_fit": ("1", "the phase-fit check: per phase the patterns indexed as it (n_indexed) and judged by the "
                        "check (n_judged: at least 4 spots above the detection threshold), the median spot fit beyond "
                        "chance, the poorly explained fraction and largest region, the fraction judged with "

@@ -1092,7 +1092,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         **{k: v for k, v in (getattr(xmap, "parameters", None) or {}).items()
            if k in ("excitation_error_sigma", "excitation_error_sigma_source", "excitation_error_sigma_confident",
                     "refine_excitation_error_sigma", "refine_excitation_error_sigma_source",
-                    "refine_excitation_error_sigma_votes")
+                    "refine_excitation_error_sigma_votes", "grain_decisions_withdrawn")
            and v is not None},
         "phase_fit": phase_fit_check(xmap).as_dict(),
         "n_grains": int(grain_map.n_grains),

@@ -176,3 +176,32 @@ def test_no_clear_majority_no_strength():
     majority (more than 60 %) is required as well: a group the vote leaves alone gives no strength."""
     _, switched, _, strength = _vote_on(_two_solution_grain(440, 360, ny=8), strength=True)
     assert not switched.any() and not strength.any()
+
+
+def test_decision_held_needs_a_clear_majority_of_the_pixels_with_a_rival():
+    """A decision holds at another relrod width where more than 60 % of the sampled pixels still score the decided
+    solution above their rival; pixels without a listed rival (NaN) do not count, and with none it holds."""
+    from stemgrains.index.api import decision_held
+
+    own = np.array([1.0, 1.0, 1.0, 1.0, 1.0])
+    assert decision_held(own, np.array([0.9, 0.9, 0.9, 0.9, 1.1]))  # 4 of 5
+    assert not decision_held(own, np.array([0.9, 0.9, 0.9, 1.1, 1.1]))  # 3 of 5 = 60 %: not more
+    assert not decision_held(own, np.array([1.0, 1.0, 1.0, 1.0, 0.9]))  # a tie is no vote for the decision
+    assert decision_held(own, np.array([0.9, 0.9, np.nan, np.nan, np.nan]))  # 2 of 2 that have a rival
+    assert decision_held(own, np.full(5, np.nan))
+
+
+def test_rival_is_the_best_listed_hypothesis_beyond_the_distance():
+    """The rival a decision is tested against: the first listed hypothesis more than the distance away (under the
+    Laue group), skipping the solution's own refinements and the unused (zero) rows."""
+    from stemgrains.index.api import _rival_of
+
+    rng = np.random.default_rng(7)
+    sym = _sym(Oh)
+    q = Rotation.random().data.reshape(4)
+    far1, far2 = Rotation.random(2).data
+    twin = (Rotation(sym[5]) * Rotation(q)).data.reshape(4)  # q under a symmetry operation: the same orientation
+    hyp = np.stack([_near(q, 1.0, rng), twin, np.zeros(4), far1, far2])
+    assert np.allclose(_rival_of(q, hyp, sym, np.deg2rad(5.0)), far1)
+    assert _rival_of(q, hyp[:3], sym, np.deg2rad(5.0)) is None
+    assert _rival_of(q, np.zeros((4, 4)), sym, np.deg2rad(5.0)) is None

@@ -241,7 +241,7 @@ def test_c_axis_reliability_is_not_defined_for_cubic_phases():
 
 
 @pytest.mark.parametrize(("name", "min_precision", "min_recall"), [
-    ("ci-au-py4dstem", 1.0, 0.85), ("heldout-au-py4dstem", 1.0, 0.85), ("ci-nba-py4dstem", 1.0, 0.7),
+    ("ci-au-py4dstem", 1.0, 0.85), ("heldout-au-py4dstem", 1.0, 0.6), ("ci-nba-py4dstem", 1.0, 0.7),
     ("heldout-nba-py4dstem", 1.0, 0.9), ("ci-au-abtem", 1.0, 0.8), ("heldout-au-abtem", 1.0, 0.8),
     ("ci-nba-abtem", 0.95, 0.65), ("heldout-nba-abtem", 0.98, 0.35),
 ])
@@ -251,7 +251,10 @@ def test_grain_reliability_keeps_the_pixels_their_grain_decided(name, min_precis
     the right pixels kept well above R's, which drops every pixel of a tie its own pattern cannot break. Measured when added
     (stop 31), right among kept / right kept, R → grain reliability: py4DSTEM Au 100 / 45 → 100 / 89 %, 100 / 50 →
     100 / 90 %, Na-β″ 100 / 61 → 100 / 77 %, 100 / 89 → 100 / 95 %; multislice Au 100 / 70 → 100 / 84 %, 100 / 55 →
-    100 / 87 %, Na-β″ 95.4 / 31 → 95.5 / 72 %, 98.1 / 23 → 98.9 / 40 %."""
+    100 / 87 %, Na-β″ 95.4 / 31 → 95.5 / 72 %, 98.1 / 23 → 98.9 / 40 %. Held-out py4DSTEM Au keeps 65.6 % (89.8 %
+    before stop 36): one right grain's decision rests on the search's relrod width (at 0.015 every pixel prefers its
+    solution by ~1 %, at the 0.010 the data chose for the final refinement half of them), the same tie that put two
+    grains of validation5 py4DSTEM Au on a variant, so it is withdrawn (api._robust_decisions)."""
     xmap, err, _ = run(name)
     right = err < 2
     kept_g = np.asarray(xmap.prop["grain_reliability"]) >= 5
@@ -260,6 +263,25 @@ def test_grain_reliability_keeps_the_pixels_their_grain_decided(name, min_precis
     assert right[kept_g].mean() >= min_precision, (right[kept_g].mean(), right[kept_r].mean())
     assert kept_g[right].mean() >= min_recall, f"right pixels kept: {kept_g[right].mean():.3f}"
     assert kept_g[right].mean() >= kept_r[right].mean() + 0.05, (kept_g[right].mean(), kept_r[right].mean())
+
+
+def test_grain_decisions_that_rest_on_the_search_width_are_withdrawn():
+    """validation5 py4DSTEM Au (made after the grain reliability, not tuned on): simulated with a 0.010 1/Å relrod,
+    searched at 0.015. Two grains (90 px) come out on a variant of the truth (a Σ3 twin, 60° off, and 37° off): at
+    0.015 every pixel prefers it by 0.01–2 %, at 0.010 (the width the final refinement takes) half the pixels prefer
+    the truth. Before the decisions were tested at that width, those grains had grain reliability 95–100 and right
+    among grain_reliability ≥ 5 was 64.8 %; now ≥ 97 %, all right pixels still kept (the wrong ones left are R's
+    own: 94.5 % right among R ≥ 5)."""
+    xmap, err, _ = run("validation5-au-py4dstem")
+    right = err < 2
+    kept_g = np.asarray(xmap.prop["grain_reliability"]) >= 5
+    assert xmap.parameters["refine_excitation_error_sigma"] == 0.01 < xmap.parameters["excitation_error_sigma"]
+    assert right[kept_g].mean() >= 0.97, f"right among grain reliability ≥ 5: {right[kept_g].mean():.3f}"
+    assert kept_g[right].mean() >= 0.95, f"right pixels kept: {kept_g[right].mean():.3f}"
+    assert xmap.parameters["grain_decisions_withdrawn"] >= 1
+    xmap_same, _, _ = run("ci-au-py4dstem")  # the final refinement keeps σ_s: nothing to test, nothing withdrawn
+    assert xmap_same.parameters["refine_excitation_error_sigma"] == xmap_same.parameters["excitation_error_sigma"]
+    assert xmap_same.parameters["grain_decisions_withdrawn"] == 0
 
 
 def test_no_grain_reliability_without_the_grain_vote():

@@ -26,6 +26,17 @@ def reliable_line(fractions: dict[str, float], where: str) -> str:
     return line
 
 
+def withdrawn_line(params: dict[str, Any], where: str) -> str:
+    """One line where grain decisions were withdrawn because they did not hold at the final refinement's relrod
+    width (index parameter ``grain_decisions_withdrawn``), ``""`` where none were."""
+    n = int(params.get("grain_decisions_withdrawn") or 0)
+    if not n:
+        return ""
+    return (f"grain vote: {n} grain decision{'s' if n > 1 else ''} withdrawn: made at the search's relrod width, "
+            f"not held by the patterns at the final refinement's width; those pixels keep their own reliability as "
+            f"grain_reliability ({where})")
+
+
 def sigma_line(params: dict[str, Any], where: str) -> str:
     """``relrod width σ_s 0.01 1/Å (chosen from the data: R ≥ 5 on 0.015: 41 %, 0.01: 63 % of a subsample; WHERE)``
     from the index parameters of a map (or a run's summary), ``""`` where they hold no σ_s; where they hold the
@@ -140,6 +151,9 @@ def run(args: argparse.Namespace) -> int:
         if n_vote:
             print(f"  grain vote: {n_vote} patterns ({100 * n_vote / n:.1f} %) that could not tell near-tied solutions "
                   "apart took their grain's majority solution, at reliability 0 (/orientation/grain_vote)")
+    line = withdrawn_line(getattr(xmap, "parameters", None) or {}, "/parameters index grain_decisions_withdrawn")
+    if line:
+        print(f"  {line}")
     if n:
         print(f"  {reliable_line(reliable_fractions(xmap), '/orientation')}")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")

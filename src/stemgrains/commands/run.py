@@ -12,7 +12,7 @@ from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_comma
 from ._common import (PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option,
                       name_special_origin)
 from .._relrod import BATCH_KEYS
-from .index import reliable_line, sigma_line
+from .index import reliable_line, sigma_line, withdrawn_line
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -206,6 +206,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     if s.get("grain_vote_fraction"):
         print(f"  grain vote: {100 * s['grain_vote_fraction']:.1f} % of the patterns took their grain's majority "
               "solution among near-tied hypotheses, at reliability 0 (summary.json grain_vote_fraction)")
+    if withdrawn_line(s, "summary.json grain_decisions_withdrawn"):
+        print(f"  {withdrawn_line(s, 'summary.json grain_decisions_withdrawn')}")
     print(f"  {reliable_line(s, 'summary.json')}")
     mis = s.get("misorientation")
     if mis and s["n_boundaries"]:  # what every map has first; the conduction-plane classes where they apply
