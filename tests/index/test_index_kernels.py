@@ -790,19 +790,19 @@ def test_solution_qualities_matches_scalar_kernel(crystal):
 def test_pseudo_symmetric_matches_reference():
     rng = np.random.default_rng(4)
     for q in unit_quaternions(rng, 4):
-        for hex_like in (False, True):
-            got = call_unmutated(_cpu.pseudo_symmetric, q, hex_like)
-            want = ref.pseudo_symmetric(q, hex_like)
-            assert got.shape == want.shape == ((3 if hex_like else 1), 4)
+        for kind in (0, 1, 2):
+            got = call_unmutated(_cpu.pseudo_symmetric, q, kind)
+            want = ref.pseudo_symmetric(q, kind)
+            assert got.shape == want.shape == ((1, 3, 9)[kind], 4)
             for a, b in zip(got, want):  # same rotation (q and −q alike)
                 assert abs(abs(np.dot(a, b)) - 1) < 1e-12
 
 
 @pytest.mark.parametrize("fit_power", [0.0, 1.0])
-@pytest.mark.parametrize("hex_like", [False, True])
-def test_rescore_matches_reference(crystal, hex_like, fit_power):
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_rescore_matches_reference(crystal, kind, fit_power):
     g, F2 = crystal
-    rng = np.random.default_rng(13 + hex_like)
+    rng = np.random.default_rng(13 + kind)
     sym = sym_data("C2")
     q_true = near_zone_axis(rng)
     img = render(q_true, g, F2)
@@ -815,7 +815,7 @@ def test_rescore_matches_reference(crystal, hex_like, fit_power):
     cands[1] = unit_quaternions(rng)
     cands[2] = q0  # a duplicate of q0: dropped
     args = (q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5,
-            TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0, fit_power)
+            TOL_A, TOL_R, kind, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0, fit_power)
     fast = call_unmutated(_cpu.rescore_one, *args)
     slow = ref.rescore_one(*args)
     assert np.rad2deg(ref.sym_distance(fast[0], slow[0], sym)) < TOL_REFINE_DEG * 5
@@ -825,7 +825,7 @@ def test_rescore_matches_reference(crystal, hex_like, fit_power):
     fit = ref.fit_factor(fast[0], g, LAM, S_WIN, Q_MIN, Q_MAX, px, py, TOL_A, TOL_R, fit_power)
     assert fast[1] == pytest.approx(ref.image_score(fast[0], *score_args(g, F2, img)) * fit, rel=1e-9)
     # q0, 2 candidates and the pseudo-symmetric ones, less those that refine onto one already listed
-    assert fast[7].shape[0] == slow[7].shape[0] and 3 <= fast[7].shape[0] <= 3 + (3 if hex_like else 1)
+    assert fast[7].shape[0] == slow[7].shape[0] and 3 <= fast[7].shape[0] <= 3 + (1, 3, 9)[kind]
     for k in (5, 6):  # R, R_twin: from scores of refined hypotheses (two Nelder–Mead implementations)
         assert fast[k] == pytest.approx(slow[k], abs=0.5)
     np.testing.assert_allclose(fast[8], slow[8], rtol=1e-2)  # weak hypotheses: the two Nelder–Meads may stop apart
@@ -835,7 +835,7 @@ def test_rescore_matches_reference(crystal, hex_like, fit_power):
     out = _cpu.rescore_chunk(np.tile(q0, (n, 1)), np.tile(cands, (n, 1, 1)), np.array([1, 0, 1], bool),
                              np.tile(np.pad(np.stack([px, py, np.ones(len(px))], 1), ((0, 2), (0, 0)))[None], (n, 1, 1)),
                              np.full(n, len(px)), np.tile(img, (n, 1, 1)), np.tile(CENTER, (n, 1)), AFFINE, sym, g, F2, LAM,
-                             SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150,
+                             SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, kind, np.deg2rad(5.0), STEP, STEP, 150,
                              np.deg2rad(0.01), 2, 0.0, fit_power)
     np.testing.assert_allclose(out[0][0], fast[0], atol=1e-12)
     np.testing.assert_allclose(out[0][1], q0)
@@ -854,7 +854,7 @@ def test_rescore_flags_an_undecidable_pattern(crystal):
     cands = np.zeros((2, 4))
     cands[0] = qb
     args = (qa, cands, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), np.ones(len(xy)), img, CENTER[0], CENTER[1], AFFINE,
-            sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, False, np.deg2rad(5.0), STEP, STEP, 150,
+            sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX, 0.5, TOL_A, TOL_R, 0, np.deg2rad(5.0), STEP, STEP, 150,
             np.deg2rad(0.01))
     assert _cpu.rescore_one(*args)[5] < 5.0
 
@@ -906,16 +906,16 @@ def settled_pattern(crystal, seed):
     return g, F2, sym_data("C2"), q_true, img, np.ascontiguousarray(xy[:, 0]), np.ascontiguousarray(xy[:, 1]), q0
 
 
-@pytest.mark.parametrize("hex_like", [False, True])
-def test_rescore_with_listed_alternatives_matches_reference(crystal, hex_like):
+@pytest.mark.parametrize("kind", [0, 1, 2])
+def test_rescore_with_listed_alternatives_matches_reference(crystal, kind):
     """listed_dist > 0 (the grain-coherent search): a pseudo-symmetric orientation near a listed hypothesis is not
     refined again; the listed one stands for it, in the kernel as in the reference."""
-    g, F2, sym, q_true, img, px, py, q0 = settled_pattern(crystal, 41 + hex_like)
-    twin = _cpu.pseudo_symmetric(q0, hex_like)[0]
+    g, F2, sym, q_true, img, px, py, q0 = settled_pattern(crystal, 41 + kind)
+    twin = _cpu.pseudo_symmetric(q0, kind)[0]
     cands = np.zeros((2, 4))
     cands[0] = _cpu.qmul(twin, _cpu.qexp(np.deg2rad([0.3, -0.2, 0.1])))  # the twin as a neighbour refined it
     base = (q0, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX,
-            0.5, TOL_A, TOL_R, hex_like, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01))
+            0.5, TOL_A, TOL_R, kind, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01))
     for listed in (0.0, np.deg2rad(2.0)):
         fast = call_unmutated(_cpu.rescore_one, *base, listed)
         slow = ref.rescore_one(*base, listed)

@@ -401,7 +401,7 @@ def test_rescore_fit_power_prefers_the_hypothesis_explaining_the_spots(crystal):
     cands = np.zeros((2, 4))
     cands[0] = qb
     base = (qa, cands, px, py, np.ones(len(px)), img, CENTER[0], CENTER[1], AFFINE, sym, g, F2, LAM, SIGMA_S, S_WIN, Q_MIN, Q_MAX,
-            0.5, TOL_A, TOL_R, False, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0)
+            0.5, TOL_A, TOL_R, 0, np.deg2rad(5.0), STEP, STEP, 150, np.deg2rad(0.01), 0.0)
     for fit_power, want in ((0.0, qa), (1.0, qb)):
         fast = call_unmutated(_cpu.rescore_one, *base, fit_power)
         slow = ref.rescore_one(*base, fit_power)

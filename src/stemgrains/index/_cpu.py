@@ -922,22 +922,46 @@ REFINE_FRACTION = 0.75
 
 
 @nb.njit(cache=True, nogil=True)
-def pseudo_symmetric(q, hex_like):
-    """Orientations whose spot patterns can be (nearly) the same as that of ``q`` (rows, (k, 4)): the beam twin
-    O ∘ Rz(180°) (centrosymmetric spot positions: only the Ewald curvature differs), and for hexagonal/trigonal
-    phases R_c(60°) ∘ O and R_c(60°) ∘ O ∘ Rz(180°), a turn of the crystal by 60° about its c axis (e3), which in a
-    trigonal R lattice swaps the obverse and reverse settings: zero-layer patterns with c ⟂ or ∥ the beam coincide."""
-    k = 3 if hex_like else 1
+def variant_turns(kind):
+    """Crystal-frame turns (k, 4) whose composition T ∘ O with an orientation O can give (nearly) the same spot
+    pattern: ``kind`` 1 (trigonal and hexagonal phases) a 60° turn about c (e3), which in an R lattice swaps the
+    obverse and reverse settings; 2 (cubic phases) the four Σ3 twins, 60° about [111], [-111], [1-11] and [11-1],
+    whose zone-axis patterns along the shared ⟨111⟩ or ⟨110⟩ directions coincide with the parent's (Σ3 as in
+    Brandon, *Acta Metall.* 14 (1966) 1479); 0 none."""
+    if kind == 1:
+        out = np.zeros((1, 4))
+        out[0, 0] = math.cos(math.pi / 6)
+        out[0, 3] = math.sin(math.pi / 6)
+        return out
+    if kind == 2:
+        out = np.zeros((4, 4))
+        c = math.cos(math.pi / 6)
+        s = math.sin(math.pi / 6) / math.sqrt(3.0)
+        for j in range(4):
+            out[j, 0] = c
+            out[j, 1] = s
+            out[j, 2] = s
+            out[j, 3] = s
+            if j > 0:
+                out[j, j] = -s
+        return out
+    return np.zeros((0, 4))
+
+
+@nb.njit(cache=True, nogil=True)
+def pseudo_symmetric(q, kind):
+    """Orientations whose spot patterns can be (nearly) the same as that of ``q`` (rows, (1 + 2k, 4)): the beam twin
+    O ∘ Rz(180°) (centrosymmetric spot positions: only the Ewald curvature differs), then for each of the k turns T
+    of :func:`variant_turns` (``kind``: 1 trigonal/hexagonal, 2 cubic, 0 none) T ∘ O and T ∘ O ∘ Rz(180°)."""
+    turns = variant_turns(kind)
+    k = 1 + 2 * turns.shape[0]
     out = np.empty((k, 4))
     rz = np.zeros(4)
     rz[3] = 1.0  # Rz(180°)
     out[0] = qmul(q, rz)
-    if hex_like:
-        r60 = np.zeros(4)
-        r60[0] = math.cos(math.pi / 6)
-        r60[3] = math.sin(math.pi / 6)
-        out[1] = qmul(r60, q)
-        out[2] = qmul(r60, out[0])
+    for t in range(turns.shape[0]):
+        out[1 + 2 * t] = qmul(turns[t], q)
+        out[2 + 2 * t] = qmul(turns[t], out[0])
     for j in range(k):
         if out[j, 0] < 0:
             out[j] = -out[j]
@@ -947,7 +971,7 @@ def pseudo_symmetric(q, hex_like):
 @nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0, c_dist=0.0,
+    tol_abs, tol_rel, variant_kind, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0, c_dist=0.0,
 ):
     """Settle one pattern's solution among distinct hypotheses, and its reliability over all of them.
 
@@ -963,8 +987,9 @@ def rescore_one(
     Reliability R = 100 (1 − Q2/Q1) (the ACOM definition, Rauch & Véron 2014): Q1 the best score, Q2 the best
     score of a hypothesis more than ``rel_dist`` from it (Laue symmetry). Because the pseudo-symmetric
     orientations are always among the hypotheses, a pattern that cannot tell them apart (the beam twin of thin
-    kinematic patterns; the obverse/reverse 60° turn about c of an R lattice with c ⟂ or ∥ the beam) gets a low R
-    instead of a confident wrong answer. R_twin = 100 (1 − Q_twin/Q1) against the beam twin alone is returned apart
+    kinematic patterns; the obverse/reverse 60° turn about c of an R lattice with c ⟂ or ∥ the beam; a Σ3 twin of a
+    cubic phase along the directions the twins share: ``variant_kind``, :func:`variant_turns`) gets a low R instead
+    of a confident wrong answer. R_twin = 100 (1 − Q_twin/Q1) against the beam twin alone is returned apart
     (100 where the twin is symmetry-equivalent to the best).
 
     With ``fit_power > 0`` each score (the beam twin's too, where it is refined apart) is Q × :func:`fit_factor` of
@@ -981,7 +1006,7 @@ def rescore_one(
     residual are :func:`solution_quality` of q (peak weights ``pw``); hypotheses by falling Q.
     """
     n_c = cands.shape[0]
-    alt = pseudo_symmetric(q0, hex_like)
+    alt = pseudo_symmetric(q0, variant_kind)
     h_max = 1 + n_c + alt.shape[0]
     hq = np.zeros((h_max, 4))
     hQ = np.zeros(h_max)
@@ -1016,7 +1041,7 @@ def rescore_one(
     b = order[0]
     best = hq[b].copy()
     q1 = hQ[b]
-    twin = pseudo_symmetric(best, False)[0]
+    twin = pseudo_symmetric(best, 0)[0]
     twin_same = sym_distance(best, twin, sym) <= rel_dist
     q2 = 0.0
     qt = -1.0
@@ -1082,7 +1107,7 @@ def c_axis_apart(q1, q2, c_dist):
 @nb.njit(cache=True, nogil=True, parallel=True)
 def rescore_chunk(
     quats, cands, mask, peaks, counts, imgs, centers, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
-    tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0, fit_power=0.0,
+    tol_abs, tol_rel, variant_kind, rel_dist, same_dist, init_step, max_eval, xtol, n_out, listed_dist=0.0, fit_power=0.0,
     c_dist=0.0,
 ):
     """:func:`rescore_one` for every pattern i with ``mask[i]`` (quats (n, 4), cands (n, c, 4); every peak counted
@@ -1110,7 +1135,7 @@ def rescore_chunk(
         c = counts[i]
         q, Q, ci, n_ok, res, rel, rt, hq, hQ, rc = rescore_one(
             quats[i], cands[i], peaks[i, :c, 0].copy(), peaks[i, :c, 1].copy(), np.ones(c), imgs[i], centers[i, 0], centers[i, 1], affine,
-            sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, hex_like, rel_dist, same_dist,
+            sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, tol_abs, tol_rel, variant_kind, rel_dist, same_dist,
             init_step, max_eval, xtol, listed_dist, fit_power, c_dist,
         )
         orc[i] = rc

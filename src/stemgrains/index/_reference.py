@@ -463,22 +463,31 @@ def solution_quality(q, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power, img, 
 # --------------------------------------------------------------------------------------------------
 # final choice among hypotheses and reliability
 # --------------------------------------------------------------------------------------------------
-def pseudo_symmetric(q, hex_like):
-    """O ∘ Rz(180°) and, for hexagonal/trigonal phases, R_c(60°) ∘ O and R_c(60°) ∘ O ∘ Rz(180°) (R_c a turn about
-    the crystal e3 axis), via orix rotation composition; scalar part ≥ 0."""
+def variant_turns(kind):
+    """:func:`._cpu.variant_turns` via orix: kind 1 a 60° turn about e3; 2 60° about each of [111], [-111], [1-11],
+    [11-1]; 0 none. Rows (k, 4), scalar first."""
+    axes = {0: [], 1: [[0, 0, 1]], 2: [[1, 1, 1], [-1, 1, 1], [1, -1, 1], [1, 1, -1]]}[int(kind)]
+    if not axes:
+        return np.zeros((0, 4))
+    return Rotation.from_axes_angles(np.asarray(axes, float), np.pi / 3).data.reshape(-1, 4)
+
+
+def pseudo_symmetric(q, kind):
+    """O ∘ Rz(180°), then for each turn T of :func:`variant_turns` (a turn of the crystal) T ∘ O and
+    T ∘ O ∘ Rz(180°), via orix rotation composition; scalar part ≥ 0."""
     O = Rotation(np.asarray(q, float))
     rz = Rotation.from_axes_angles([0, 0, 1], np.pi)
     out = [O * rz]
-    if hex_like:
-        rc = Rotation.from_axes_angles([0, 0, 1], np.pi / 3)
-        out += [rc * O, rc * O * rz]
+    for t in variant_turns(kind):
+        T = Rotation(t)
+        out += [T * O, T * O * rz]
     arr = np.concatenate([r.data.reshape(-1, 4) for r in out])
     arr[arr[:, 0] < 0] *= -1
     return arr
 
 
 def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max,
-                power, tol_abs, tol_rel, hex_like, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
+                power, tol_abs, tol_rel, variant_kind, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0,
                 c_dist=0.0):
     """:func:`._cpu.rescore_one` from its docstring: hypotheses q0, the non-zero candidate rows (as given), the
     pseudo-symmetric orientations of q0 (none within listed_dist of one listed before them; those scoring at
@@ -503,7 +512,7 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
 
     refine = lambda q: refine_orientation(q, g_c, F2, lam, sigma_s, q_min, q_max, power, img, center_row, center_col, affine, init_step, max_eval, xtol)[0]  # noqa: E731
     srcs = [(np.asarray(q0, float), False)] + [(c, False) for c in np.asarray(cands, float) if np.any(c != 0)]
-    srcs += [(a, True) for a in pseudo_symmetric(q0, hex_like)]
+    srcs += [(a, True) for a in pseudo_symmetric(q0, variant_kind)]
     hyp: list[np.ndarray] = []
     s0 = image(srcs[0][0])
     for q, ref in srcs:
@@ -517,7 +526,7 @@ def rescore_one(q0, cands, px, py, pw, img, center_row, center_col, affine, sym,
     order = np.argsort(-Q, kind="stable")
     b = order[0]
     best = hyp[b]
-    twin = pseudo_symmetric(best, False)[0]
+    twin = pseudo_symmetric(best, 0)[0]
     twin_same = sym_distance(best, twin, sym) <= rel_dist
     far = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist]
     near_twin = [Q[k] for k in order[1:] if sym_distance(best, hyp[k], sym) > rel_dist and sym_distance(twin, hyp[k], sym) <= rel_dist]

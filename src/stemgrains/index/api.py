@@ -910,16 +910,27 @@ def _compact_hypotheses(hyp: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(out[:, :width])
 
 
+def variant_kind(phase: Phase) -> int:
+    """Which pseudo-symmetric turns a phase's solutions are settled against (:func:`._cpu.variant_turns`): 1 for
+    trigonal and hexagonal phases (60° about c), 2 for cubic ones (the four Σ3 twins), 0 for the others."""
+    from ..crystal.phase import is_hexagonal_like
+
+    if is_hexagonal_like(phase):
+        return 1
+    pg = phase.point_group
+    return 2 if pg is not None and pg.system == "cubic" else 0
+
+
 def _rescore(quats, cands, mask, peaks, counts, imgs, centers, affine, lib, params, lam, q_min, listed_dist=0.0) -> PhaseFit:
     """:func:`._cpu.rescore_chunk` of one phase, as a :class:`PhaseFit`."""
-    from ..crystal.phase import has_unique_c_axis, is_hexagonal_like
+    from ..crystal.phase import has_unique_c_axis
 
     step = np.deg2rad(lib.params["step_deg"])
     return PhaseFit(*_cpu.rescore_chunk(
         np.ascontiguousarray(quats), np.ascontiguousarray(cands), np.ascontiguousarray(mask), peaks, counts, imgs, centers,
         affine, lib.symmetry_quaternions, np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), lam,
         params.excitation_error_sigma, params.fit_excitation_window, q_min, params.k_max, float(lib.params["intensity_power"]),
-        params.fit_tolerance, params.fit_tolerance_rel, bool(is_hexagonal_like(lib.phase)),
+        params.fit_tolerance, params.fit_tolerance_rel, variant_kind(lib.phase),
         np.deg2rad(params.reliability_distance_deg), 0.5 * step, 0.5 * step, min(params.refine_max_eval, 60),
         np.deg2rad(5 * params.refine_xtol_deg), params.n_best, listed_dist, float(params.fit_score_power),
         np.deg2rad(params.reliability_distance_deg) if has_unique_c_axis(lib.phase) else 0.0,
