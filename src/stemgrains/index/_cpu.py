@@ -969,6 +969,15 @@ def pseudo_symmetric(q, kind):
 
 
 @nb.njit(cache=True, nogil=True)
+def reliability(q2, q1):
+    """R = 100 (1 − q2/q1), clipped to [0, 100] (0 where q1 ≤ 0): the ACOM reliability of a best score ``q1``
+    against a rival's ``q2`` (Rauch & Véron 2014)."""
+    if q1 <= 0:
+        return 0.0
+    return min(max(100.0 * (1.0 - q2 / q1), 0.0), 100.0)
+
+
+@nb.njit(cache=True, nogil=True)
 def rescore_one(
     q0, cands, px, py, pw, img, center_row, center_col, affine, sym, g_c, F2, lam, sigma_s, s_win, q_min, q_max, power,
     tol_abs, tol_rel, variant_kind, rel_dist, same_dist, init_step, max_eval, xtol, listed_dist=0.0, fit_power=0.0, c_dist=0.0,
@@ -1060,18 +1069,14 @@ def rescore_one(
         if fit_power > 0.0:
             qt *= fit_factor(tq, g_c, lam, s_win, q_min, q_max, px, py, tol_abs, tol_rel, fit_power)
         q2 = max(q2, qt)
-    rel = min(max(100.0 * (1.0 - q2 / q1), 0.0), 100.0) if q1 > 0 else 0.0
+    rel = reliability(q2, q1)
     if fit_power > 0.0:  # R is also bounded by the image score alone: reliable only where both criteria agree
         i2 = 0.0
         for k in range(m):
             if k != b and sym_distance(best, hq[k], sym) > rel_dist and hI[k] > i2:
                 i2 = hI[k]
-        rel_i = min(max(100.0 * (1.0 - i2 / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0
-        rel = min(rel, rel_i)
-    if twin_same:
-        rel_t = 100.0
-    else:
-        rel_t = min(max(100.0 * (1.0 - qt / q1), 0.0), 100.0) if q1 > 0 else 0.0
+        rel = min(rel, reliability(i2, hI[b]))
+    rel_t = 100.0 if twin_same else reliability(qt, q1)
     rel_c = np.nan
     if c_dist > 0.0:
         qc = 0.0
@@ -1080,9 +1085,9 @@ def rescore_one(
             if k != b and c_axis_apart(best, hq[k], c_dist):
                 qc = max(qc, hQ[k])
                 ic = max(ic, hI[k])
-        rel_c = min(max(100.0 * (1.0 - qc / q1), 0.0), 100.0) if q1 > 0 else 0.0
+        rel_c = reliability(qc, q1)
         if fit_power > 0.0:
-            rel_c = min(rel_c, min(max(100.0 * (1.0 - ic / hI[b]), 0.0), 100.0) if hI[b] > 0 else 0.0)
+            rel_c = min(rel_c, reliability(ic, hI[b]))
     out_q = np.empty((m, 4))
     out_Q = np.empty(m)
     for ii in range(m):
