@@ -505,6 +505,38 @@ def test_figures(tmp_path, gmap, btable):
     assert res_c.summary()["c_axis_uncertain_fraction"] == 1.0  # 1|2 is the only boundary judged
 
 
+def test_figures_of_a_map_without_conduction_planes(tmp_path, gmap, btable):
+    """A map whose boundaries are all other-phase (no phase with Na⁺ conduction planes, e.g. Au) gets a
+    misorientation table (angle, axis, CSL Σ) instead of empty classification columns, and a behaviour map that
+    says why it shows no behaviour."""
+    import dataclasses
+
+    from stemgrains.plot.classification import plot_boundary_behaviour, plot_boundary_table
+
+    res = classify_boundaries(gmap, btable, [0, 1])
+    other = np.asarray(res.boundaries["label"]).astype(str) == "other-phase"
+    assert 0 < other.sum() < len(other)
+    seg_other = np.isin(res.segments["boundary_id"], res.boundaries["boundary_id"][other])
+    only = dataclasses.replace(res, boundaries=res.boundaries.select(other), segments=res.segments.select(seg_other))
+    fig = plot_boundary_table(only, path=tmp_path / "tab.png")
+    cells = fig.axes[0].tables[0].get_celld()
+    header = [cells[(0, c)].get_text().get_text() for c in range(6)]
+    assert header == ["GB", "Grains", "Length\n(nm)", "Misorientation\n(°)", "Axis\n(crystal frame)", "CSL Σ"]
+    assert len(cells) == 6 * (1 + int(other.sum()))
+    first = int(np.flatnonzero(other)[0])
+    assert cells[(1, 0)].get_text().get_text() == str(int(res.boundaries["boundary_id"][first]))
+    if "misorientation_deg" in res.boundaries and np.isfinite(res.boundaries["misorientation_deg"][first]):
+        assert cells[(1, 3)].get_text().get_text() == f"{res.boundaries['misorientation_deg'][first]:.0f}"
+    assert fig.texts[-1].get_text().startswith("No phase with Na⁺ conduction planes")
+    assert (tmp_path / "tab.png").stat().st_size > 5_000
+    # the full table keeps the classification columns
+    assert plot_boundary_table(res).axes[0].tables[0].get_celld()[(0, 4)].get_text().get_text() != "Axis\n(crystal frame)"
+    fig = plot_boundary_behaviour(gmap, btable, only, [0, 1])
+    assert any(t.get_text().startswith("no phase with Na⁺ conduction") for t in fig.axes[1].texts)
+    full = plot_boundary_behaviour(gmap, btable, res, [0, 1])
+    assert not any(t.get_text().startswith("no phase with Na⁺ conduction") for t in full.axes[1].texts)
+
+
 def test_no_boundaries(tmp_path, gmap, btable):
     none = BoundaryTable(btable.segments.select(np.zeros(4, bool)), btable.boundaries.select(np.zeros(3, bool)),
                          btable.pairs.select(np.zeros(len(btable.pairs), bool)), btable.triple_junctions)

@@ -371,6 +371,9 @@ def plot_boundary_behaviour(
                               label="local field E"))
     side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
                 title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
+    if present == {"other-phase"}:
+        side.text(0.02, 0.80, "no phase with Na⁺ conduction\nplanes: no boundary behaviour\n(misorientations: boundary table)",
+                  transform=side.transAxes, fontsize=7.5, va="top", ha="left", color="0.3")
     p = params
     if p:
         side.text(0.02, 0.0, f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
@@ -423,6 +426,8 @@ def plot_boundary_table(
             return str(v)
         return "—" if not np.isfinite(x) else spec.format(x)
 
+    if n and not np.any(np.asarray(b["label"]).astype(str) != "other-phase"):
+        return _misorientation_table(b, shown, fmt, title, path)
     rel_c = np.asarray(b["c_axis_reliability"], dtype=np.float64) if "c_axis_reliability" in b else np.full(n, np.nan)
     with_rel = bool(np.isfinite(rel_c).any())
     header = ["GB", "Grains", "Length\n(nm)", "Misorientation\n(°)", "Transport-path\nmisorientation θ₂D (°)",
@@ -487,4 +492,45 @@ def plot_boundary_table(
         note += (f"\nc-axis reliability: the less certain grain's median; below {config.C_AXIS_RELIABILITY_CUT:g} grey "
                  "label, pale behaviour (another c axis explains its patterns nearly as well: the label may be wrong)")
     fig.text(0.97, 0.1 / h, note, fontsize=7, va="bottom", ha="right", color="0.3")
+    return _finish(fig, path)
+
+
+def _misorientation_table(b: dict[str, np.ndarray], shown: np.ndarray, fmt: Any, title: str | None, path: Any) -> Figure:
+    """:func:`plot_boundary_table` of a map none of whose boundaries has a conduction-plane class (no phase with Na⁺
+    conduction planes: every boundary is ``other-phase``): what applies to it, the disorientation angle and axis
+    (Cartesian crystal frame, the same in both grains') and the CSL Σ (Brandon criterion; — none), without the classification's
+    columns."""
+    n = len(b["boundary_id"])
+    header = ["GB", "Grains", "Length\n(nm)", "Misorientation\n(°)", "Axis\n(crystal frame)", "CSL Σ"]
+    rows = []
+    for i in shown.tolist():
+        axis = np.asarray(b["misorientation_axis"][i], dtype=np.float64).ravel() if "misorientation_axis" in b else np.full(3, np.nan)
+        sigma = int(b["csl_sigma"][i]) if "csl_sigma" in b else 0
+        rows.append([str(int(b["boundary_id"][i])), f"{int(b['grain_a'][i])} | {int(b['grain_b'][i])}",
+                     fmt(b["length_nm"][i], "{:.1f}"),
+                     fmt(b["misorientation_deg"][i]) if "misorientation_deg" in b else "—",
+                     "—" if not np.all(np.isfinite(axis)) else "[" + " ".join(f"{v:.2f}" for v in axis) + "]",
+                     f"Σ{sigma}" if sigma > 0 else "—"])
+    row_in, head_in, top_in, foot_in = 0.24, 0.45, 0.45, 0.3
+    table_in = head_in + row_in * max(len(rows), 1)
+    h = top_in + table_in + foot_in
+    fig = Figure(figsize=(7.0, h), dpi=130)
+    ax = fig.add_axes((0.03, foot_in / h, 0.94, table_in / h))
+    ax.axis("off")
+    fig.suptitle(title or "Grain boundaries: misorientation", fontsize=10, y=1.0 - 0.12 / h, va="top")
+    tab = ax.table(cellText=rows, colLabels=header, cellLoc="center", bbox=(0.0, 0.0, 1.0, 1.0),
+                   colWidths=[0.08, 0.13, 0.12, 0.17, 0.34, 0.16])
+    tab.auto_set_font_size(False)
+    tab.set_fontsize(8)
+    for (r, c), cell in tab.get_celld().items():
+        cell.set_edgecolor("0.75")
+        cell.set_height(head_in / table_in if r == 0 else row_in / table_in)
+        if r == 0:
+            cell.set_facecolor("#e8e8e8")
+            cell.set_text_props(fontweight="bold")
+        elif r % 2 == 0:
+            cell.set_facecolor("#f7f7f7")
+    more = f"… {n - len(rows)} more boundaries not shown (see the CSV export). " if n > len(rows) else ""
+    fig.text(0.97, 0.1 / h, more + "No phase with Na⁺ conduction planes: no conduction-plane classification "
+             "(label other-phase in the CSV)", fontsize=7, va="bottom", ha="right", color="0.3")
     return _finish(fig, path)
