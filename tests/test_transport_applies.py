@@ -31,6 +31,29 @@ def test_run_skips_transport_without_a_conducting_phase(au_scan_3x3, tmp_path, c
         assert summary["field_source"].startswith("none (no conducting phase")
 
 
+def test_run_without_a_conducting_phase_needs_no_field(au_scan_3x3, tmp_path, capsys):
+    """A map with nothing to classify (cubic Au) runs with neither --field nor --electrode, and records no field:
+    none in the classification's parameters, NaN in the CSV's field columns, no arrow on the behaviour map. A phase
+    with conduction planes still needs one (one line, exit status 2, nothing created)."""
+    out = tmp_path / "r"
+    assert main(["run", str(au_scan_3x3), "--phase", "au", "--min-size", "1", "-o", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["field_source"].startswith("none (no conducting phase") and summary["classification"]["applies"] is False
+    with h5py.File(out / "results.h5") as f:
+        assert json.loads(f["classification"].attrs["parameters"])["field"] is None
+        import numpy as np
+
+        assert np.isnan(f["classification/segments/field"][()]).all()
+    header = (out / "boundaries.csv").read_text().splitlines()[0].split(",")
+    for row in (out / "boundaries.csv").read_text().splitlines()[1:]:
+        cells = dict(zip(header, row.split(",")))
+        assert cells["field_0"] == "nan" and cells["field_1"] == "nan" and cells["label"] == "other-phase"
+    capsys.readouterr()
+    nba = tmp_path / "nba"
+    assert main(["run", str(au_scan_3x3), "--phase", "na_beta2_alumina", "-o", str(nba), "--no-progress"]) == 2
+    assert "give an applied field direction" in capsys.readouterr().err and not nba.exists()
+
+
 def test_transport_command_refuses_a_map_without_a_conducting_phase(au_scan_3x3, tmp_path, capsys):
     res = tmp_path / "m.h5"
     assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(res), "--no-progress"]) == 0

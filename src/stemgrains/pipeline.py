@@ -651,16 +651,17 @@ def _refuse_foreign_figures(figures: str | None, command: str, replace_other: bo
 
 
 def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, result: Any, field: Any,
-                            flat_tolerance_deg: float | None = None, title: str | None = None) -> list[Path]:
-    """grain_traces.png, boundary_behaviour.png (``title``: its own, default the figure's) and boundary_table.png
-    in ``folder``."""
+                            flat_tolerance_deg: float | None = None, title: str | None = None,
+                            note: str | None = None) -> list[Path]:
+    """grain_traces.png, boundary_behaviour.png (``title``: its own, default the figure's; ``note``: a warning on
+    it) and boundary_table.png in ``folder``."""
     from .plot.classification import plot_boundary_behaviour, plot_boundary_table, plot_grain_traces
 
     folder.mkdir(parents=True, exist_ok=True)
     traces = {} if flat_tolerance_deg is None else {"flat_tolerance_deg": flat_tolerance_deg}
     paths = [folder / name for name in CLASSIFICATION_FIGURES]
     plot_grain_traces(grain_map, **traces, path=paths[0])
-    plot_boundary_behaviour(grain_map, boundaries, result, field, title=title, path=paths[1])
+    plot_boundary_behaviour(grain_map, boundaries, result, field, title=title, note=note, path=paths[1])
     plot_boundary_table(result, path=paths[2])
     return paths
 
@@ -863,8 +864,6 @@ def run_pipeline(
         ``index_seconds``, the wall time of the indexing stage (of this call: chunks resumed from a checkpoint
         are not timed).
     """
-    if field is None and electrodes is None:
-        raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
     global_field = _unit2(field, "field") if field is not None else None
     from .crystal import load_phase
     from .io import load_4d
@@ -873,6 +872,7 @@ def run_pipeline(
 
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
+    _require_field(field, electrodes, phases, (classify_params or {}).get("conducting_phases"))
     ds = load_4d(input_path, **(calibration_overrides or {}))
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
@@ -901,6 +901,8 @@ def run_pipeline(
     transport, transport_skipped, used_field, field_source = _run_transport_stage(
         grain_map, boundaries, electrodes, transport_params, classify_params, global_field)
     cls = classify_map(grain_map, boundaries, used_field, classify_params or {})
+    if field_source.startswith(NO_CONDUCTING_FIELD):  # under a placeholder that decides nothing: record no field
+        _drop_field(cls)
 
     run_params = {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
                   "boundaries": boundary_params or {}, "classify": classify_params or {},
@@ -926,6 +928,21 @@ NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classifi
                     "not apply; labels under +x, give --field for an applied field)")
 
 
+#: start of the ``field_source`` of a run with no field, no transport and no conducting phase
+NO_CONDUCTING_FIELD = "none (no conducting phase"
+
+
+def _drop_field(cls: Any) -> None:
+    """Record no field in a classification ``cls`` made under a placeholder field on a map without a conducting phase
+    (every boundary other-phase, whatever the field): ``parameters["field"]`` None, the ``field`` and ``psi`` (angle
+    to the field) columns NaN."""
+    cls.parameters["field"] = None
+    for table in (cls.segments, cls.boundaries):
+        for name in ("field", "psi"):
+            if name in table:
+                table[name] = np.full(np.asarray(table[name]).shape, np.nan)
+
+
 def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, transport_params: Any,
                          classify_params: Any, global_field: Any) -> tuple[Any, str | None, Any, str]:
     """Steps 3 and 4 of :func:`run_pipeline`: the transport model where electrodes are given and a phase conducts
@@ -941,7 +958,7 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
     if global_field is not None:
         return transport, transport_skipped, global_field, "applied"
     if transport is None:  # no conducting phase: every boundary is other-phase, whatever the field
-        return transport, transport_skipped, (1.0, 0.0), "none (no conducting phase: the classification does not apply)"
+        return transport, transport_skipped, (1.0, 0.0), NO_CONDUCTING_FIELD + ": the classification does not apply)"
     from .boundaries.classify import local_boundary_fields
 
     if transport.total_current == 0 and len(boundaries.boundaries):  # no local field anywhere
@@ -1014,8 +1031,13 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
     figs = list(save_orientation_figures(xmap, outdir))
     figs += list(save_grain_figures(outdir, grain_map, boundaries))
     no_current = global_field is None and transport is not None and transport.total_current == 0
+    from .index.quality import phase_fit_check
+
+    fit = phase_fit_check(xmap)
+    note = None if fit.ok else ("the phase fit failed (summary.json phase_fit): the phase or the calibration does "
+                                "not explain the patterns, so these labels may be meaningless")
     figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field, title=(
-        "Behaviour under +x: no current flows between the electrodes (give --field)" if no_current else None))
+        "Behaviour under +x: no current flows between the electrodes (give --field)" if no_current else None), note=note)
     if transport is not None:
         from .plot.transport import save_transport_figures
 
@@ -1140,8 +1162,22 @@ def check_index_config(cfg: Config) -> None:
     require_backend(cfg["index"].get("backend") or "cpu")
 
 
-def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
+def _require_field(field: Any, electrodes: Any, phases: list[Any], conducting_phases: Any) -> None:
+    """Refuse a run with neither an applied ``field`` nor ``electrodes`` where it has something to classify: a phase
+    with Na⁺ conduction planes among ``phases`` (orix Phases; none given: not known yet), or ``conducting_phases``
+    named (a map of other phases, e.g. Au, needs no field: its boundaries are not classified)."""
+    from .crystal import has_conduction_planes
+
+    if field is not None or electrodes is not None:
+        return
+    if conducting_phases is not None or not phases or any(has_conduction_planes(p) for p in phases):
+        raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
+
+
+def check_run_config(cfg: Config, phases: list[Any] | None = None) -> tuple[tuple[float, float] | None, Any]:
     """The applied field and the electrodes of a ``run`` from its resolved config, checked before any work.
+    ``phases`` (orix Phases or CIF paths): a run of phases without Na⁺ conduction planes needs neither a field nor
+    electrodes (:func:`_require_field`); without ``phases``, one of them is asked for.
 
     Returns
     -------
@@ -1160,7 +1196,10 @@ def check_run_config(cfg: Config) -> tuple[tuple[float, float] | None, Any]:
     electrodes = pipeline_electrodes(cfg["transport"]["electrodes"])
     field = tuple(c["field"]) if c["field"] is not None and not c["field_from_transport"] else None
     if field is None and electrodes is None:
-        raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
+        from .crystal import load_phase
+
+        _require_field(field, electrodes, [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in (phases or [])],
+                       c["conducting_phases"])
     if field is not None:
         _unit2(field, "field")
     check_index_config(cfg)
@@ -1222,7 +1261,7 @@ def run_configured(input_path: str, output: str, phases: list[str], cfg: Config,
     from .settings import calibrate_options, calibration_overrides, index_params
 
     g, c, t = cfg["grains"], cfg["classify"], cfg["transport"]
-    field, electrodes = check_run_config(cfg)
+    field, electrodes = check_run_config(cfg, phases)
     kwargs = dict(
         field=field,
         electrodes=electrodes,

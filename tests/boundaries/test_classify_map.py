@@ -7,6 +7,7 @@ import math
 
 import h5py
 import numpy as np
+from matplotlib.collections import LineCollection
 import pytest
 from orix.crystal_map import PhaseList
 from orix.quaternion import Orientation
@@ -531,10 +532,34 @@ def test_figures_of_a_map_without_conduction_planes(tmp_path, gmap, btable):
     assert (tmp_path / "tab.png").stat().st_size > 5_000
     # the full table keeps the classification columns
     assert plot_boundary_table(res).axes[0].tables[0].get_celld()[(0, 4)].get_text().get_text() != "Axis\n(crystal frame)"
-    fig = plot_boundary_behaviour(gmap, btable, only, [0, 1])
-    assert any(t.get_text().startswith("no phase with Na⁺ conduction") for t in fig.axes[1].texts)
+    fig = plot_boundary_behaviour(gmap, btable, only, [0, 1])  # a field given, yet nothing depends on it
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert legend == ["not classified: no phase\nwith Na⁺ conduction planes (100 %)"]
+    assert fig.axes[0].get_title() == "Grain boundaries: not classified"
+    assert not fig.axes[1].child_axes and not fig.axes[1].texts  # no field arrow, no model parameters
     full = plot_boundary_behaviour(gmap, btable, res, [0, 1])
-    assert not any(t.get_text().startswith("no phase with Na⁺ conduction") for t in full.axes[1].texts)
+    assert full.axes[1].child_axes and full.axes[0].get_title() == "Grain-boundary behaviour under the applied field"
+
+
+def test_behaviour_map_pales_ambiguous_c_axes_and_shows_a_note(gmap):
+    """Segments of grains whose c axis is ambiguous (c-axis reliability < the cut) are drawn pale, with a legend entry,
+    as the boundary table greys their labels; a note (e.g. a failed phase fit) is written in the key panel."""
+    from stemgrains.plot.classification import plot_boundary_behaviour
+
+    gmap.table["median_c_axis_reliability"] = np.array([40.0, 3.0, np.nan])
+    bt = _boundary_table(gmap.labels)
+    res = classify_boundaries(gmap, bt, [1, 0])
+    fig = plot_boundary_behaviour(gmap, bt, res, note="the phase fit failed")
+    alphas = [c.get_alpha() for c in fig.axes[0].collections if isinstance(c, LineCollection)]
+    assert 0.35 in alphas and 1.0 in alphas  # 1|2 (grain 2 ambiguous) pale, the others not
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert any(t.startswith("pale: c axis ambiguous") for t in legend)
+    assert [t.get_text() for t in fig.axes[1].texts if t.get_color() == "#b00000"] == ["the phase fit failed"]
+    gmap.table["median_c_axis_reliability"] = np.array([40.0, 30.0, np.nan])
+    res = classify_boundaries(gmap, bt, [1, 0])
+    fig = plot_boundary_behaviour(gmap, bt, res)
+    assert {c.get_alpha() for c in fig.axes[0].collections if isinstance(c, LineCollection)} == {1.0}
+    assert not any(t.get_text().startswith("pale") for t in fig.axes[1].get_legend().get_texts())
 
 
 def test_no_boundaries(tmp_path, gmap, btable):

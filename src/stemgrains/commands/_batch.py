@@ -71,7 +71,7 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
     if command == "run":
         from ..pipeline import check_run_config
 
-        check_run_config(cfg)
+        check_run_config(cfg, phases)
     else:
         from ..pipeline import check_index_config
 

@@ -21,7 +21,8 @@ DESCRIPTION = (
     "classification, transport), boundaries.csv, segments.csv, summary.json and the figures. Give the applied "
     "field with --field X,Y; with --electrode the ionic transport model runs too (where a phase has Na+ conduction "
     "planes; otherwise it is skipped, saying why) and, without --field, each boundary is classified under its local "
-    "field. Several inputs (files, folders, globs): -o OUTDIR holds one "
+    "field. A map without a phase with Na+ conduction planes (e.g. Au) needs neither: its boundaries get their "
+    "misorientations but no classification. Several inputs (files, folders, globs): -o OUTDIR holds one "
     "such folder per input, OUTDIR/batch_summary.csv, batch_summary.png and config.toml."
 )
 ORDER = 10

@@ -265,9 +265,15 @@ def plot_boundary_behaviour(
     *,
     annotate: bool = True,
     title: str | None = None,
+    note: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """Boundary segments coloured by their behaviour under the field, on a faint IPF grain map.
+
+    Segments whose grains leave the c axis ambiguous (column ``c_axis_reliability`` below
+    ``config.C_AXIS_RELIABILITY_CUT``, as :func:`plot_boundary_table` greys their labels) are drawn pale and thin:
+    their behaviour may be wrong. A map none of whose boundaries is classified (no phase with Na⁺ conduction planes,
+    e.g. Au) is drawn as such: grey boundaries, no field and no model parameters.
 
     Parameters
     ----------
@@ -284,6 +290,8 @@ def plot_boundary_behaviour(
         Write boundary ids at the middle of each boundary.
     title
         Axes title; a default is used when None.
+    note
+        A warning written in the key panel (e.g. that the phase fit failed), or None.
     path
         Save the figure there as PNG.
     """
@@ -301,85 +309,125 @@ def plot_boundary_behaviour(
               interpolation="nearest")
     lines, line_seg = _segment_lines(boundaries, s)
     sid = np.asarray(seg_cls["segment_id"]).astype(np.int64) if len(seg_cls) else np.zeros(0, np.int64)
-    behaviour = np.asarray(seg_cls["behaviour"]).astype(str) if len(seg_cls) else np.zeros(0, str)
     order = np.argsort(sid)
     pos = np.clip(np.searchsorted(sid[order], line_seg), 0, max(len(sid) - 1, 0))
     known = (len(sid) > 0) & (sid[order][pos] == line_seg) if len(sid) else np.zeros(len(line_seg), bool)
-    line_beh = np.where(known, behaviour[order][pos] if len(sid) else "", "other-phase")
-    ny, nx = grain_map.labels.shape
-    lw = float(np.clip(300.0 / max(ny, nx), 1.0, 3.0))
-    for name in ("other-phase", "parallel", "transmitting", "depleting", "blocking"):  # draw important on top
-        sel = line_beh == name
-        if sel.any():
-            ax.add_collection(LineCollection(lines[sel], colors=BEHAVIOUR_COLORS[name], linewidths=lw,
-                                             capstyle="projecting", zorder=3))
 
+    def per_line(column: str, missing: Any) -> np.ndarray:
+        if not len(sid) or column not in seg_cls:
+            return np.full(len(line_seg), missing)
+        return np.where(known, np.asarray(seg_cls[column])[order][pos], missing)
+
+    line_beh = per_line("behaviour", "other-phase").astype(str)
+    uncertain = per_line("c_axis_reliability", np.nan).astype(np.float64) < config.C_AXIS_RELIABILITY_CUT
+    classified = bool(np.any(line_beh != "other-phase")) or bool(
+        len(seg_cls) and np.any(np.asarray(seg_cls["label"]).astype(str) != "other-phase"))
+    _draw_behaviour_lines(ax, grain_map, lines, line_beh, uncertain)
     if annotate and len(lines):
-        seg_to_bnd = dict(zip(sid.tolist(), np.asarray(seg_cls["boundary_id"]).astype(int).tolist()))
-        mids = lines.mean(axis=1)
-        bid_of_line = np.array([seg_to_bnd.get(k, -1) for k in line_seg.tolist()])
-        for bid in np.unique(bid_of_line[bid_of_line >= 0]).tolist():
-            m = mids[bid_of_line == bid]
-            centre = m.mean(axis=0)
-            p = m[np.argmin(np.sum((m - centre) ** 2, axis=1))]  # a point on the boundary near its middle
-            ax.annotate(str(bid), p, xytext=(3, -3), textcoords="offset points", fontsize=7, zorder=6,
-                        bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.5", lw=0.5, alpha=0.85))
+        _annotate_boundaries(ax, seg_cls, sid, lines, line_seg)
 
     params = getattr(classification, "parameters", {}) or {}
     local_field = False
     if field is None and isinstance(params.get("field"), (list, tuple)):
         field = params["field"]
+    if not classified:  # nothing depends on a field: draw none
+        field = None
     if field is not None:
         e = np.asarray(field, dtype=np.float64).reshape(-1)
         if e.shape != (2,) or not np.all(np.isfinite(e)) or not np.any(e):
             raise InputError(f"field must be one non-zero in-plane vector (x, y), got {field!r}")
-        e = e / np.linalg.norm(e)
-        # arrow in the side panel; y flipped because the image y axis points down
-        key = side.inset_axes((0.05, 0.30, 0.35, 0.22))
-        key.set_xlim(-1, 1)
-        key.set_ylim(-1, 1)
-        key.set_aspect("equal")
-        key.axis("off")
-        key.annotate("", xy=(0.8 * e[0], -0.8 * e[1]), xytext=(-0.8 * e[0], 0.8 * e[1]),
-                     arrowprops=dict(arrowstyle="-|>,head_width=0.45,head_length=0.9", lw=2.5, color="black"))
-        key.set_title(f"field E = ({e[0]:.2g}, {e[1]:.2g})", fontsize=8)
-    elif len(seg_cls) and "field" in seg_cls:
-        mid_xy = {}
-        for k, p in zip(line_seg.tolist(), lines.mean(axis=1)):
-            mid_xy.setdefault(k, []).append(p)
-        pts = np.array([np.mean(mid_xy[k], axis=0) if k in mid_xy else (np.nan, np.nan) for k in sid.tolist()])
-        ef = np.asarray(seg_cls["field"], dtype=np.float64)
-        ok = np.all(np.isfinite(pts), axis=1)
-        if ok.any():
-            local_field = True
-            ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
-                      width=0.004, scale=25, label="local field E")
+        _field_arrow(side, e / np.linalg.norm(e))
+    elif classified and len(seg_cls) and "field" in seg_cls:
+        local_field = _local_field_arrows(ax, seg_cls, sid, lines, line_seg)
 
-    _frame_map(ax, grain_map, title or ("Grain-boundary behaviour under the local transport field" if local_field
-                                        else "Grain-boundary behaviour under the applied field"))
+    default_title = ("Grain boundaries: not classified" if not classified
+                     else "Grain-boundary behaviour under the local transport field" if local_field
+                     else "Grain-boundary behaviour under the applied field")
+    _frame_map(ax, grain_map, title or default_title)
+    _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note)
+    return _finish(fig, path)
+
+
+def _draw_behaviour_lines(ax: Any, grain_map: Any, lines: np.ndarray, line_beh: np.ndarray, uncertain: np.ndarray) -> None:
+    """The segments of :func:`plot_boundary_behaviour`, coloured by behaviour (important ones on top); where the
+    c axis is ambiguous, pale and thinner."""
+    ny, nx = grain_map.labels.shape
+    lw = float(np.clip(300.0 / max(ny, nx), 1.0, 3.0))
+    for name in ("other-phase", "parallel", "transmitting", "depleting", "blocking"):  # draw important on top
+        for pale in (True, False):
+            sel = (line_beh == name) & (uncertain == pale)
+            if sel.any():
+                ax.add_collection(LineCollection(lines[sel], colors=BEHAVIOUR_COLORS[name], linewidths=lw * (0.6 if pale else 1.0),
+                                                 alpha=0.35 if pale else 1.0, capstyle="projecting", zorder=3))
+
+
+def _annotate_boundaries(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarray, line_seg: np.ndarray) -> None:
+    """Each boundary's id at a point on it near its middle."""
+    seg_to_bnd = dict(zip(sid.tolist(), np.asarray(seg_cls["boundary_id"]).astype(int).tolist()))
+    mids = lines.mean(axis=1)
+    bid_of_line = np.array([seg_to_bnd.get(k, -1) for k in line_seg.tolist()])
+    for bid in np.unique(bid_of_line[bid_of_line >= 0]).tolist():
+        m = mids[bid_of_line == bid]
+        centre = m.mean(axis=0)
+        p = m[np.argmin(np.sum((m - centre) ** 2, axis=1))]
+        ax.annotate(str(bid), p, xytext=(3, -3), textcoords="offset points", fontsize=7, zorder=6,
+                    bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.5", lw=0.5, alpha=0.85))
+
+
+def _field_arrow(side: Any, e: np.ndarray) -> None:
+    """The applied field ``e`` (unit, sample frame) as one arrow in the key panel (y flipped: image y points down)."""
+    key = side.inset_axes((0.05, 0.30, 0.35, 0.22))
+    key.set_xlim(-1, 1)
+    key.set_ylim(-1, 1)
+    key.set_aspect("equal")
+    key.axis("off")
+    key.annotate("", xy=(0.8 * e[0], -0.8 * e[1]), xytext=(-0.8 * e[0], 0.8 * e[1]),
+                 arrowprops=dict(arrowstyle="-|>,head_width=0.45,head_length=0.9", lw=2.5, color="black"))
+    key.set_title(f"field E = ({e[0]:.2g}, {e[1]:.2g})", fontsize=8)
+
+
+def _local_field_arrows(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarray, line_seg: np.ndarray) -> bool:
+    """Each segment's own field as a small arrow at its middle; whether any was drawn."""
+    mid_xy: dict[int, list[np.ndarray]] = {}
+    for k, p in zip(line_seg.tolist(), lines.mean(axis=1)):
+        mid_xy.setdefault(k, []).append(p)
+    pts = np.array([np.mean(mid_xy[k], axis=0) if k in mid_xy else (np.nan, np.nan) for k in sid.tolist()])
+    ef = np.asarray(seg_cls["field"], dtype=np.float64)
+    ok = np.all(np.isfinite(pts), axis=1) & np.all(np.isfinite(ef), axis=1)
+    if not ok.any():
+        return False
+    ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
+              width=0.004, scale=25, label="local field E")
+    return True
+
+
+def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncertain: np.ndarray, local_field: bool,
+                   classified: bool, note: str | None) -> None:
+    """The key panel of :func:`plot_boundary_behaviour`: legend (length fractions), pale-segment entry, warning
+    note and the model's parameters."""
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}
-    handles = [
-        Patch(color=BEHAVIOUR_COLORS[name],
-              label=f"{_BEHAVIOUR_TEXT[name]}" + (f" ({100 * frac[name]:.0f} %)" if name in frac else ""))
-        for name in ("blocking", "transmitting", "parallel", "depleting", "other-phase")
-        if name in present
-    ]
+    handles = []
+    for name in ("blocking", "transmitting", "parallel", "depleting", "other-phase"):
+        if name not in present:
+            continue
+        text = _BEHAVIOUR_TEXT[name] if classified else "not classified: no phase\nwith Na⁺ conduction planes"
+        handles.append(Patch(color=BEHAVIOUR_COLORS[name], label=text + (f" ({100 * frac[name]:.0f} %)" if name in frac else "")))
+    if classified and np.any(uncertain & (line_beh != "other-phase")):
+        handles.append(Line2D([], [], color="0.3", alpha=0.35, lw=1.5,
+                              label=f"pale: c axis ambiguous\n(c-axis reliability < {config.C_AXIS_RELIABILITY_CUT:g})"))
     if local_field:
-        handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black",
-                              label="local field E"))
+        handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black", label="local field E"))
     side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
                 title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
-    if present == {"other-phase"}:
-        side.text(0.02, 0.80, "no phase with Na⁺ conduction\nplanes: no boundary behaviour\n(misorientations: boundary table)",
-                  transform=side.transAxes, fontsize=7.5, va="top", ha="left", color="0.3")
-    p = params
-    if p:
+    if note:
+        side.text(0.02, 0.1, note, transform=side.transAxes, fontsize=7.5, va="bottom", ha="left", color="#b00000", wrap=True)
+    p = getattr(classification, "parameters", {}) or {}
+    if p and classified:
         side.text(0.02, 0.0, f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
-                f"δ = {p.get('type_tolerance_deg', '?')}°, σ_ip/σ_op = {p.get('conductivity_ratio', '?'):g}",
-                transform=side.transAxes, fontsize=7, va="bottom", ha="left")
-    return _finish(fig, path)
+                  f"δ = {p.get('type_tolerance_deg', '?')}°, σ_ip/σ_op = {p.get('conductivity_ratio', '?'):g}",
+                  transform=side.transAxes, fontsize=7, va="bottom", ha="left")
 
 
 def plot_boundary_table(

@@ -159,7 +159,7 @@ RELIABILITY_GAMMA = 0.5
 
 def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]:
     """Write orientation_ipf_z.png, correlation_index.png, reliability.png (phase_fit.png for maps with spot-fit
-    props, c_axis_reliability.png for maps with a finite c-axis reliability, grain_reliability.png for maps with a
+    props, c_axis_reliability.png for maps with a finite c-axis reliability at an indexed pixel, grain_reliability.png for maps with a
     grain reliability) into ``folder``; return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -172,7 +172,8 @@ def save_orientation_figures(xmap: Any, folder: str | os.PathLike) -> list[Path]
     if "spot_fit_fraction" in xmap.prop:
         out.append(folder / ORIENTATION_FIGURES[3])
         plot_phase_fit(xmap, out[-1])
-    if "c_axis_reliability" in xmap.prop and np.isfinite(np.asarray(xmap.prop["c_axis_reliability"], dtype=float)).any():
+    indexed = np.asarray(xmap.phase_id) >= 0  # (a map of nothing indexed has no phase, cubic or not, to show it for)
+    if "c_axis_reliability" in xmap.prop and np.isfinite(np.asarray(xmap.prop["c_axis_reliability"], dtype=float)[indexed]).any():
         out.append(folder / ORIENTATION_FIGURES[4])
         plot_quality_map(xmap, "c_axis_reliability", out[-1], **rel)
     if "grain_reliability" in xmap.prop:
