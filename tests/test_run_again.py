@@ -52,6 +52,28 @@ def test_completed_run_follows_content_parameters_and_files(tmp_path):
     assert json.loads((out / RUN_MANIFEST).read_text())["complete"] is False
 
 
+def test_a_file_edited_since_is_kept_before_the_run_is_redone(tmp_path, capsys):
+    """A finished run whose boundaries.csv a user annotated is redone (the folder is no longer that run's output),
+    but the edited file is first copied beside it, with one line naming both; unchanged files get no copy."""
+    a = _cube(tmp_path / "a.h5")
+    out = tmp_path / "out"
+    rec = {"checksum": "sha256:1", "fingerprint": "f1"}
+    m = prepare_run_folder(out, a, record=rec)
+    (out / "results.h5").write_text("r")
+    (out / "boundaries.csv").write_text("boundary_id\n0\n")
+    finish_run_folder(out, m, [out / "results.h5", out / "boundaries.csv"])
+    capsys.readouterr()
+    with open(out / "boundaries.csv", "a") as f:
+        f.write("my note: grain 3 looks twinned\n")
+    assert completed_run(out, rec) is None
+    prepare_run_folder(out, a, record=rec)
+    copies = list(out.glob("boundaries.edited-*.csv"))
+    assert len(copies) == 1 and copies[0].read_text().endswith("my note: grain 3 looks twinned\n")
+    assert not list(out.glob("results.edited-*"))
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "boundaries.csv was changed since the run wrote it" in err[0] and copies[0].name in err[0]
+
+
 def test_cli_run_again_is_recognised(tmp_path, capsys):
     src = tmp_path / "scan.h5"
     simulate_polycrystal(src, phases=[AU], scan_shape=(3, 4), detector_shape=(64, 64), n_grains=2, seed=1,

@@ -1339,6 +1339,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 f"-o {out}: already holds {'an unfinished run' if unfinished else 'the results of a run'} on "
                 f"{what}{kept}; choose another folder, or add --overwrite to replace {'it' if unfinished else 'them'}"
             )
+        if same_run:
+            _keep_edited(out, old)
         if not resumable:  # a finished run's results are kept aside until this run finishes
             _remove_run(out, old, checkpoint=previous != ident["input"], keep=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -1352,6 +1354,34 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     }
     _write_manifest(out, manifest)
     return manifest
+
+
+def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
+    """Copies of the files of the finished run ``manifest`` in ``out`` that were changed since it recorded them
+    (:func:`_unchanged`: a user's annotations in ``boundaries.csv``, say), made before the run is redone and
+    replaces them: ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside them, with one line on stderr naming both. Files the
+    manifest holds no record of, or that are gone, are left alone. Returns the copies."""
+    import sys
+
+    stats = manifest.get("file_stats")
+    if not isinstance(stats, dict):
+        return []
+    stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    kept = []
+    for name in manifest.get("files", []):
+        src = out / str(name)
+        if str(name) not in stats or not src.is_file() or _unchanged(src, stats[str(name)]):
+            continue
+        dst = src.with_name(f"{src.stem}.edited-{stamp}{src.suffix}")
+        k = 1
+        while dst.exists():
+            k += 1
+            dst = src.with_name(f"{src.stem}.edited-{stamp}-{k}{src.suffix}")
+        shutil.copy2(src, dst)
+        kept.append(dst)
+        print(f"stemgrains: {src} was changed since the run wrote it; the run is redone and replaces it: your "
+              f"version is kept as {dst.name}", file=sys.stderr)
+    return kept
 
 
 def _stopped_before_writing(out: Path, manifest: dict[str, Any] | None) -> bool:
