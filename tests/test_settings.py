@@ -156,6 +156,13 @@ def test_bad_config_is_one_line_naming_file_and_key(tmp_path, capsys, text, need
     assert not (tmp_path / "o").exists()  # refused before any work
 
 
+def test_a_cif_given_as_config_is_named_as_such(tmp_path):
+    cif = tmp_path / "au.cif"
+    cif.write_text(Path(AU).read_text())
+    with pytest.raises(FileFormatError, match=r"not valid TOML .*--config takes a TOML config file .* not a \.cif file"):
+        settings.load_config(cif)
+
+
 def test_load_config_errors(tmp_path):
     with pytest.raises(FileFormatError, match="config file not found"):
         settings.load_config(tmp_path / "nope.toml")

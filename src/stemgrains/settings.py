@@ -789,7 +789,10 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise FileFormatError(f"{p}: not valid TOML ({err})") from None
+        hint = ("; --config takes a TOML config file (stemgrains config --dump writes one) or a results .h5, "
+                f"not a {p.suffix} file" if p.suffix.lower() in (".cif", ".npy", ".mib", ".dm4", ".ang", ".ctf", ".csv", ".json")
+                else "")
+        raise FileFormatError(f"{p}: not valid TOML ({err}){hint}") from None
     return _absolute_paths(parse_config(data, str(p)), p.resolve().parent)
 
 

@@ -105,13 +105,15 @@ def radial_descriptor(r: np.ndarray, theta: np.ndarray, w: np.ndarray, bin_width
     return out / nrm if nrm > 0 else out
 
 
-def _say_building(name: str, n_dirs: int, step_deg: float, k_max: float, cache_dir: Any) -> None:
-    """One line on stderr: the library is built (first use of these settings), and where it is cached."""
+def _say_building(name: str, n_dirs: int, step_deg: float, k_max: float, sigma: float, cache_dir: Any) -> None:
+    """One line on stderr: the library is built (first use of these settings: one per relrod width σ_s the run
+    tries), and where it is cached."""
     import sys
 
     where = f"; it is cached in {cache_dir}" if cache_dir is not None else ""
     print(f"building the template library of {name} ({n_dirs} beam directions, {step_deg:g}° step, "
-          f"k_max {k_max:g} 1/Å): first use of these settings{where}", file=sys.stderr, flush=True)
+          f"k_max {k_max:g} 1/Å, relrod width σ_s {sigma:g} 1/Å): first use of these settings{where}",
+          file=sys.stderr, flush=True)
 
 
 def _library_inputs(phase: Any, step_deg: Any, k_max: Any, accelerating_voltage_kV: Any, excitation_error_sigma: Any) -> Phase:
@@ -201,7 +203,7 @@ def build_library(
     lam = electron_wavelength(accelerating_voltage_kV)
     dirs = beam_directions(laue_proper_group(phase), step_deg)
     if verbose:
-        _say_building(phase.name, len(dirs), step_deg, k_max,
+        _say_building(phase.name, len(dirs), step_deg, k_max, excitation_error_sigma,
                       (default_cache_dir() if cache_dir is None else cache_dir) if cache else None)
     base_q = np.ascontiguousarray(base_rotations(dirs).data, dtype=np.float64)
     # a pattern is at most the directions' covering radius (0.75·step) from the nearest template's beam direction
