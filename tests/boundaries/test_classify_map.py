@@ -559,7 +559,11 @@ def test_behaviour_map_pales_ambiguous_c_axes_and_shows_a_note(gmap):
     res = classify_boundaries(gmap, bt, [1, 0])
     fig = plot_boundary_behaviour(gmap, bt, res)
     assert {c.get_alpha() for c in fig.axes[0].collections if isinstance(c, LineCollection)} == {1.0}
-    assert not any(t.get_text().startswith("pale") for t in fig.axes[1].get_legend().get_texts())
+    legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
+    assert not any(t.startswith("pale") for t in legend) and "no grain (unassigned pixels)" not in legend
+    gmap.labels[0, 0] = 0  # an unassigned pixel (white on the map) gets its legend entry
+    legend = [t.get_text() for t in plot_boundary_behaviour(gmap, bt, res).axes[1].get_legend().get_texts()]
+    assert legend[-1] == "no grain (unassigned pixels)"
 
 
 def test_no_boundaries(tmp_path, gmap, btable):

@@ -344,7 +344,8 @@ def plot_boundary_behaviour(
                      else "Grain-boundary behaviour under the local transport field" if local_field
                      else "Grain-boundary behaviour under the applied field")
     _frame_map(ax, grain_map, title or default_title)
-    _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note)
+    _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
+                   bool(np.any(np.asarray(grain_map.labels) <= 0)))
     return _finish(fig, path)
 
 
@@ -402,9 +403,9 @@ def _local_field_arrows(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarra
 
 
 def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncertain: np.ndarray, local_field: bool,
-                   classified: bool, note: str | None) -> None:
-    """The key panel of :func:`plot_boundary_behaviour`: legend (length fractions), pale-segment entry, warning
-    note and the model's parameters."""
+                   classified: bool, note: str | None, unassigned: bool) -> None:
+    """The key panel of :func:`plot_boundary_behaviour`: legend (length fractions), pale-segment entry, the
+    ``unassigned`` pixels' colour where there are any, warning note and the model's parameters."""
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}
@@ -419,6 +420,8 @@ def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncerta
                               label=f"pale: c axis ambiguous\n(c-axis reliability < {config.C_AXIS_RELIABILITY_CUT:g})"))
     if local_field:
         handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black", label="local field E"))
+    if unassigned:
+        handles.append(Patch(facecolor=_UNASSIGNED_RGB, edgecolor="0.6", lw=0.5, label="no grain (unassigned pixels)"))
     side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
                 title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
     if note:
