@@ -184,6 +184,11 @@ def test_no_colliding_labels(nba, shape, tmp_path):
     legend = next(ax.get_legend() for ax in fig.axes if ax.get_legend() is not None)
     assert len(legend.get_texts()) == (3 if gm.n_grains else 2)
     assert _overlaps(fig) == []
+    # ... and on the behaviour map: pale segments with their legend entry, and a note (a failed phase fit)
+    fig = plot_boundary_behaviour(gm, bt, classify_boundaries(gm, bt, (1, 0)), (1, 0), note=(
+        "the phase fit failed (summary.json phase_fit): the phase or the calibration does not explain the "
+        "patterns, so these labels may be meaningless"))
+    assert _overlaps(fig) == []
     # the saved PNGs hold everything drawn (legends and notes outside the map are not cut off)
     from matplotlib.image import imread
 

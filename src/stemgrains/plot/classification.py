@@ -359,7 +359,8 @@ def _draw_behaviour_lines(ax: Any, grain_map: Any, lines: np.ndarray, line_beh: 
             sel = (line_beh == name) & (uncertain == pale)
             if sel.any():
                 ax.add_collection(LineCollection(lines[sel], colors=BEHAVIOUR_COLORS[name], linewidths=lw * (0.6 if pale else 1.0),
-                                                 alpha=0.35 if pale else 1.0, capstyle="projecting", zorder=3))
+                                                 alpha=0.35 if pale else 1.0, zorder=3,
+                                                 capstyle="butt" if pale else "projecting"))  # butt: translucent ends do not overlap
 
 
 def _annotate_boundaries(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarray, line_seg: np.ndarray) -> None:
