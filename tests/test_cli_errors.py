@@ -433,3 +433,11 @@ def test_wrong_kind_of_input_says_what_it_is(data_samples, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and expect in err[0], (argv, err)
+
+
+def test_an_unusable_output_path_names_the_option(data_samples, tmp_path, capsys):
+    (tmp_path / "afile").write_text("not a folder")
+    rc = main(["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "--field", "1,0", "-o", str(tmp_path / "afile" / "r"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"stemgrains run: error: -o {tmp_path / 'afile'}") and err.count("\n") == 1, err

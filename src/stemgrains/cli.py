@@ -11,11 +11,13 @@ import argparse
 import contextlib
 import difflib
 import importlib
+import os
 import pkgutil
 import re
 import signal
 import sys
 import threading
+from typing import Any
 
 from . import commands as _commands_pkg
 from ._version import __version__
@@ -322,6 +324,22 @@ def _join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> l
     return out
 
 
+def _option_of_path(args: argparse.Namespace, filename: Any) -> str:
+    """``"-o "`` (or ``"--name "``, ``""`` for the positional input) where ``filename`` is the path a command-line
+    option gave, lies inside it, or is a folder above it (a missing or unusable parent of an output file); ``""``
+    where none did."""
+    target = os.path.abspath(str(filename))
+    for key, value in vars(args).items():
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if not isinstance(v, (str, os.PathLike)) or not str(v) or key.startswith("_"):
+                continue
+            given = os.path.abspath(str(v))
+            inside = target == given or target.startswith(given.rstrip(os.sep) + os.sep)
+            if inside or (key == "output" and given.startswith(target.rstrip(os.sep) + os.sep)):
+                return {"output": "-o ", "input": ""}.get(key, f"--{key.replace('_', '-')} ")
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(parser, list(sys.argv[1:] if argv is None else argv)))
@@ -348,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         # a path that cannot be used (an output where a file stands in for a folder, a missing or read-only folder)
-        where = f"{err.filename!s}: " if getattr(err, "filename", None) else ""
+        where = f"{_option_of_path(args, err.filename)}{err.filename!s}: " if getattr(err, "filename", None) else ""
         print(f"stemgrains {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except BaseException as err:
