@@ -178,7 +178,8 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
         lc = LineCollection(seg[ok], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=2.0)
         lc.set_array(mm[ok])
         ax.add_collection(lc)
-        fig.colorbar(lc, ax=ax, label="ΔJ·n (σ_ip V/nm)", shrink=0.9, extend="both")
+        fig.colorbar(lc, ax=ax, label="J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
+                     shrink=0.9, extend="both")
     _draw_electrodes(ax, result)
     return fig
 
