@@ -39,7 +39,8 @@ _C: dict[str, tuple[str, str]] = {
     "special": ("—", "name of the matching user-defined special misorientation (--special; names are unique), "
                      "empty if none; a boundary within the tolerance of several has the closest one's name (ties: "
                      "the first given), so the specials' counts never overlap"),
-    "field": ("1", f"unit in-plane field direction (x, y) used, {_FRAME}"),
+    "field": ("1", f"unit in-plane field direction (x, y) used, {_FRAME}; NaN where a run had no field to use (no "
+              "conducting phase, no --field)"),
     "conducting": ("—", "true when both grains are in a phase with Na⁺ conduction planes (classified)"),
     "theta_3d": ("deg", "angle between the two grains' conduction planes, arccos|c_A·c_B|, 0–90"),
     "theta_2d": ("deg", "angle between the two grains' conduction-plane traces (Na⁺ transport-path "
@@ -49,7 +50,7 @@ _C: dict[str, tuple[str, str]] = {
     "alpha_b": ("deg", "as alpha_a, grain B"),
     "phi_a": ("deg", "angle between grain A's trace and the boundary trace, arccos|d_A·t|, 0–90; 90 when A is flat"),
     "phi_b": ("deg", "as phi_a, grain B"),
-    "psi": ("deg", "angle between the field and the boundary normal, arccos|E·n|, 0–90"),
+    "psi": ("deg", "angle between the field and the boundary normal, arccos|E·n|, 0–90; NaN without a field"),
     "acc": ("σ_ip", "net Na⁺ arrival (Σ_A t⁺ − Σ_B t⁺)·n under a unit field along the oriented boundary "
                     "trace t⁺; decides the Type III letter (a if > 0)"),
     "label": ("—", "classification label 'Type letter index', e.g. 'III a2'; 'other-phase' when a grain is "
