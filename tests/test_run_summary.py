@@ -75,3 +75,26 @@ def test_run_counts_the_pixels_its_cuts_leave_out(au_scan_3x3, tmp_path, capsys)
     inv = json.loads((tmp_path / "b" / "summary.json").read_text())["invalid_pixels"]
     assert inv["cuts"] == [] and inv["min_grain_size"] == 1
     assert f"  {inv['n_invalid']} of 9 pixels invalid (not indexed); {inv['n_unassigned']} in no grain (invalid, or in grains of fewer than 1 px)" in out
+
+
+@pytest.mark.parametrize("given, note", [
+    ([], "note: accelerating voltage 300 kV and scan step 1 nm are defaults: the input does not state them (give "
+         "--voltage, --scan-step if the experiment differs"),
+    (["--voltage", "200"], "note: scan step 1 nm is a default: the input does not state it (give --scan-step"),
+    (["--voltage", "200", "--scan-step", "2"], None),
+])
+def test_calibration_defaults_are_said_and_recorded(tmp_path, capsys, given, note):
+    """A .npy states no calibration: the voltage and scan step a run falls back on are named in one note on stderr
+    (not where the user gave them) and recorded with their origin in summary.json."""
+    data = tmp_path / "scan.npy"
+    np.save(data, np.random.default_rng(0).poisson(1.0, (3, 3, 32, 32)).astype(np.uint16))
+    out = tmp_path / "r"
+    assert main(["run", str(data), "--phase", "au", "--q-pixel-size", "0.05", "--step", "4", *given, "-o", str(out),
+                 "--no-progress", "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    notes = [line for line in err.splitlines() if line.startswith("note: ")]
+    assert (notes == []) if note is None else (len(notes) == 1 and notes[0].startswith(note)), err
+    cal = json.loads((out / "summary.json").read_text())["calibration"]
+    assert cal["q_pixel_size"] == 0.05 and cal["origin"]["q_pixel_size"] == "override"
+    assert cal["origin"]["accelerating_voltage_kV"] == ("override" if given else "default")
+    assert cal["scan_step_nm"] == (2.0 if len(given) == 4 else 1.0)

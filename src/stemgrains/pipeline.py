@@ -318,8 +318,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     dict
         ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
         (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
-        resumed from the checkpoint are not timed) and ``phase_fit``
-        (:class:`~stemgrains.index.quality.PhaseFitReport`).
+        resumed from the checkpoint are not timed), ``phase_fit``
+        (:class:`~stemgrains.index.quality.PhaseFitReport`) and ``calibration`` (:func:`calibration_summary`).
     """
     from .crystal import load_phase
     from .index.api import IndexParams
@@ -384,7 +384,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         save_orientation_figures(xmap, figures)
     return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
-            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap)}
+            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap),
+            "calibration": calibration_summary(ds)}
 
 
 
@@ -1097,6 +1098,34 @@ def invalid_line(inv: dict[str, Any]) -> str:
             f"(invalid, or in grains of fewer than {inv.get('min_grain_size', '?')} px)")
 
 
+#: calibration values a run uses that the user should know came from a default, with the option that sets each
+_DEFAULTED = (("accelerating_voltage_kV", "accelerating voltage", "kV", "--voltage"),
+              ("scan_step_nm", "scan step", "nm", "--scan-step"))
+
+
+def calibration_summary(ds: Any) -> dict[str, Any]:
+    """What a run's ``summary.json`` records of the calibration of ``ds`` (a Dataset4D): the q pixel size (1/Å),
+    voltage (kV), scan step (nm) and where each came from (``origin``: per field ``"file"``, ``"override"``,
+    ``"default"``; ``"fitted"`` after ``--auto-calibrate``)."""
+    cal = ds.calibration
+    return {"q_pixel_size": cal.q_pixel_size, "accelerating_voltage_kV": float(cal.accelerating_voltage_kV),
+            "scan_step_nm": float(cal.scan_step_nm), "origin": dict(ds.metadata.get("calibration_origin", {}))}
+
+
+def defaults_line(calibration: dict[str, Any]) -> str | None:
+    """One line naming the calibration values of :data:`_DEFAULTED` that came from defaults (the file states
+    none), from :func:`calibration_summary`; None where the file or the user gave them all."""
+    origin = calibration.get("origin", {})
+    used = [(what, calibration[key], unit, opt) for key, what, unit, opt in _DEFAULTED if origin.get(key) == "default"]
+    if not used:
+        return None
+    values = " and ".join(f"{what} {v:g} {unit}" for what, v, unit, _ in used)
+    opts = ", ".join(opt for *_, opt in used)
+    return (f"note: {values} {'is a default' if len(used) == 1 else 'are defaults'}: the input does not state "
+            f"{'it' if len(used) == 1 else 'them'} (give {opts} if the experiment differs; stemgrains info shows "
+            "where each calibration value comes from)")
+
+
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
                  field_source: str) -> dict[str, Any]:
     """``summary.json`` of a run."""
@@ -1105,6 +1134,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
     summary = {
         "input": str(Path(input_path).resolve()),
         "scan_shape": list(ds.scan_shape),
+        "calibration": calibration_summary(ds),
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),
         "median_reliability": float(np.median(xmap.prop["reliability"])),

@@ -159,6 +159,11 @@ def run(args: argparse.Namespace) -> int:
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
         print(f"  {line}")
+    from ..pipeline import defaults_line
+
+    note = defaults_line(res["calibration"])
+    if note:
+        print(note, file=sys.stderr)
     if ok == 0:
         print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
               "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)

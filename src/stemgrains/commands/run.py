@@ -234,8 +234,11 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         line = c_axis_uncertain_line(cls)
         if line:
             print(f"  {line}")
-    from ..pipeline import NO_CURRENT_FIELD
+    from ..pipeline import NO_CURRENT_FIELD, defaults_line
 
+    note = defaults_line(s.get("calibration", {}))
+    if note:
+        print(note, file=sys.stderr)
     if s.get("field_source") == NO_CURRENT_FIELD:
         print(f"warning: classified under field {s['field_source']}", file=sys.stderr)
     if s["indexed_fraction"] == 0:
