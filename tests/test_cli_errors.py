@@ -441,3 +441,15 @@ def test_an_unusable_output_path_names_the_option(data_samples, tmp_path, capsys
                "--field", "1,0", "-o", str(tmp_path / "afile" / "r"), "--no-progress"])
     err = capsys.readouterr().err
     assert rc == 2 and err.startswith(f"stemgrains run: error: -o {tmp_path / 'afile'}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("command, out, what", [("run", "", "an empty path; give an output folder"),
+                                                ("index", "", "an empty path; give a file name"),
+                                                ("index", ".", "a folder; give a file name")])
+def test_an_empty_or_folder_output_is_refused_before_any_work(data_samples, tmp_path, capsys, monkeypatch, command, out, what):
+    """-o "$OUT" with OUT unset would make the current folder a run folder (or crash a file output): refused."""
+    monkeypatch.chdir(tmp_path)
+    rc = main([command, str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               *(["--field", "1,0"] if command == "run" else []), "-o", out, "--no-progress"])
+    assert rc == 2 and capsys.readouterr().err == f"stemgrains {command}: error: -o {out!r}: {what}\n"
+    assert list(tmp_path.iterdir()) == []

@@ -72,6 +72,16 @@ def test_a_file_edited_since_is_kept_before_the_run_is_redone(tmp_path, capsys):
     assert not list(out.glob("results.edited-*"))
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "boundaries.csv was changed since the run wrote it" in err[0] and copies[0].name in err[0]
+    # replaced by a run with other parameters (--overwrite): kept too
+    (out / "results.h5").write_text("r")
+    (out / "boundaries.csv").write_text("boundary_id\n0\n")
+    finish_run_folder(out, m, [out / "results.h5", out / "boundaries.csv"])
+    (out / "boundaries.csv").write_text("boundary_id\n0\nanother note\n")
+    for c in copies:
+        c.unlink()
+    prepare_run_folder(out, a, record={**rec, "fingerprint": "f2"}, overwrite=True)
+    copies = list(out.glob("boundaries.edited-*.csv"))
+    assert len(copies) == 1 and copies[0].read_text().endswith("another note\n")
 
 
 def test_cli_run_again_is_recognised(tmp_path, capsys):

@@ -98,3 +98,24 @@ def test_calibration_defaults_are_said_and_recorded(tmp_path, capsys, given, not
     assert cal["q_pixel_size"] == 0.05 and cal["origin"]["q_pixel_size"] == "override"
     assert cal["origin"]["accelerating_voltage_kV"] == ("override" if given else "default")
     assert cal["scan_step_nm"] == (2.0 if len(given) == 4 else 1.0)
+
+
+def test_a_failed_phase_fit_is_said_with_the_classification(tmp_path, capsys):
+    """Au patterns indexed with the Na-β″ CIF: the phase-fit check fails, and the classification that follows says
+    so where it is reported (summary.json classification.warning, the line before the label fractions); a right
+    phase gets no such warning (test_phase_fit's data_samples run)."""
+    from stemgrains.pipeline import PHASE_FIT_FAILED
+    from stemgrains.simulate import simulate_polycrystal
+
+    src = tmp_path / "au6.h5"
+    simulate_polycrystal(src, phases=[str(sample_cif("au"))], scan_shape=(6, 6), detector_shape=(64, 64), n_grains=2,
+                         seed=7, dose=1e4, progress=False)
+    out = tmp_path / "r"
+    assert main(["run", str(src), "--phase", "na_beta2_alumina", "--field", "1,0", "--step", "4", "--min-size", "1",
+                 "-o", str(out), "--no-progress", "--no-figures"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    s = json.loads((out / "summary.json").read_text())
+    assert s["phase_fit"]["ok"] is False and s["classification"]["applies"] is True
+    assert s["classification"]["warning"] == PHASE_FIT_FAILED
+    at = printed.index(f"  {PHASE_FIT_FAILED}:")
+    assert printed[at + 1].startswith("  conduction-plane classification: ")

@@ -17,6 +17,7 @@ import re
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from . import commands as _commands_pkg
@@ -24,6 +25,9 @@ from ._version import __version__
 from .errors import StemgrainsError
 
 __all__ = ["main", "build_parser"]
+
+#: commands whose -o is one file (the others' is a folder)
+_FILE_OUTPUT = ("index", "calibrate", "segment", "classify", "transport", "virtual", "simulate", "config")
 
 #: commands that keep finished work and pick it up when run again with the same arguments
 _RESUMABLE = ("index", "run")
@@ -325,19 +329,21 @@ def _join_negative_values(parser: argparse.ArgumentParser, argv: list[str]) -> l
 
 
 def _option_of_path(args: argparse.Namespace, filename: Any) -> str:
-    """``"-o "`` (or ``"--name "``, ``""`` for the positional input) where ``filename`` is the path a command-line
-    option gave, lies inside it, or is a folder above it (a missing or unusable parent of an output file); ``""``
-    where none did."""
+    """``"-o PATH: "`` (or ``"--name PATH: "``, ``"PATH: "`` for the positional input) where ``filename`` is the path a
+    command-line option gave, lies inside it, is a working file beside it (``OUT.h5.partial``: named as the option's
+    path), or is a folder above it (a missing or unusable parent of an output file); ``"FILENAME: "`` where none did."""
     target = os.path.abspath(str(filename))
     for key, value in vars(args).items():
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if not isinstance(v, (str, os.PathLike)) or not str(v) or key.startswith("_"):
                 continue
             given = os.path.abspath(str(v))
-            inside = target == given or target.startswith(given.rstrip(os.sep) + os.sep)
-            if inside or (key == "output" and given.startswith(target.rstrip(os.sep) + os.sep)):
-                return {"output": "-o ", "input": ""}.get(key, f"--{key.replace('_', '-')} ")
-    return ""
+            flag = {"output": "-o ", "input": ""}.get(key, f"--{key.replace('_', '-')} ")
+            if target == given or target.startswith(given.rstrip(os.sep) + os.sep):
+                return f"{flag}{filename!s}: "
+            if key == "output" and (target.startswith(given + ".") or given.startswith(target.rstrip(os.sep) + os.sep)):
+                return f"{flag}{v!s}: "
+    return f"{filename!s}: "
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -345,6 +351,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(_join_negative_values(parser, list(sys.argv[1:] if argv is None else argv)))
     if getattr(args, "_run", None) is None:
         parser.print_help()
+        return 2
+    output = getattr(args, "output", None)
+    if isinstance(output, str) and (not output.strip() or (args.command in _FILE_OUTPUT and Path(output).name in ("", "."))):
+        # an unset shell variable (-o "$OUT") would make the current folder a run folder, or crash a file output
+        what = "an empty path" if not output.strip() else "a folder"
+        print(f"stemgrains {args.command}: error: -o {output!r}: {what}; give "
+              f"{'a file name' if args.command in _FILE_OUTPUT else 'an output folder'}", file=sys.stderr)
         return 2
     try:
         with _safe_interrupts():
@@ -366,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except (FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError) as err:
         # a path that cannot be used (an output where a file stands in for a folder, a missing or read-only folder)
-        where = f"{_option_of_path(args, err.filename)}{err.filename!s}: " if getattr(err, "filename", None) else ""
+        where = _option_of_path(args, err.filename) if getattr(err, "filename", None) else ""
         print(f"stemgrains {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except BaseException as err:

@@ -469,7 +469,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                  "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
                                  "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),
     "classification": ("nm, 1", "applies (a conducting phase is in the map), conducting_phases (names), note (where "
-                                "it does not apply: every boundary is other-phase), the boundary length (nm) and "
+                                "it does not apply: every boundary is other-phase), warning (where the phase-fit "
+                                "check failed: the labels may be meaningless), the boundary length (nm) and "
                                 "length fraction per label and per behaviour, and from maps with a c-axis reliability "
                                 "c_axis_reliability_cut (5), c_axis_judged_length_nm (segments whose two grains have "
                                 "one) and c_axis_uncertain_fraction (the share of that length below the cut: labels "

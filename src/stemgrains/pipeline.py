@@ -663,7 +663,7 @@ def _classification_figures(folder: Path, grain_map: Any, boundaries: Any, resul
     paths = [folder / name for name in CLASSIFICATION_FIGURES]
     plot_grain_traces(grain_map, **traces, path=paths[0])
     plot_boundary_behaviour(grain_map, boundaries, result, field, title=title, note=note, path=paths[1])
-    plot_boundary_table(result, path=paths[2])
+    plot_boundary_table(result, note=note, path=paths[2])
     return paths
 
 
@@ -1035,8 +1035,7 @@ def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: 
     from .index.quality import phase_fit_check
 
     fit = phase_fit_check(xmap)
-    note = None if fit.ok else ("the phase fit failed (summary.json phase_fit): the phase or the calibration does "
-                                "not explain the patterns, so these labels may be meaningless")
+    note = None if fit.ok else PHASE_FIT_FAILED
     figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field, title=(
         "Behaviour under +x: no current flows between the electrodes (give --field)" if no_current else None), note=note)
     if transport is not None:
@@ -1098,6 +1097,11 @@ def invalid_line(inv: dict[str, Any]) -> str:
             f"(invalid, or in grains of fewer than {inv.get('min_grain_size', '?')} px)")
 
 
+#: what the classification's figures, summary and printed line say where the phase-fit check failed
+PHASE_FIT_FAILED = ("the phase-fit check failed (the warning; summary.json phase_fit): the phase or the calibration "
+                    "is not right for these patterns, so these labels may be meaningless")
+
+
 #: calibration values a run uses that the user should know came from a default, with the option that sets each
 _DEFAULTED = (("accelerating_voltage_kV", "accelerating voltage", "kV", "--voltage"),
               ("scan_step_nm", "scan step", "nm", "--scan-step"))
@@ -1156,6 +1160,8 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
         "field_source": field_source,
         "classification": _classification_summary(cls, grain_map, field_source),
     }
+    if not summary["phase_fit"]["ok"] and summary["classification"].get("applies", True):
+        summary["classification"]["warning"] = PHASE_FIT_FAILED
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
         summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
@@ -1201,7 +1207,9 @@ def _require_field(field: Any, electrodes: Any, phases: list[Any], conducting_ph
     if field is not None or electrodes is not None:
         return
     if conducting_phases is not None or not phases or any(has_conduction_planes(p) for p in phases):
-        raise ParameterError("give an applied field direction (field=(x, y), CLI --field X,Y) or transport electrodes")
+        raise ParameterError("give an applied field direction (--field X,Y; field=(x, y) in Python) or transport "
+                             "electrodes (--electrode left=1 --electrode right=0): the conduction-plane classification of "
+                             "a phase with Na+ conduction planes needs a field")
 
 
 def check_run_config(cfg: Config, phases: list[Any] | None = None) -> tuple[tuple[float, float] | None, Any]:

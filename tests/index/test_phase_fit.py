@@ -150,3 +150,4 @@ def test_data_samples_with_the_right_cif_gives_no_warning(nba_sample_run):
     with h5py.File(out / "results.h5") as f:
         rec = json.loads(f["orientation"].attrs["phase_fit"])
     assert rec["ok"] is True and rec["phases"][0]["median_fit_fraction"] > 0.85
+    assert "warning" not in json.loads((out / "summary.json").read_text())["classification"]

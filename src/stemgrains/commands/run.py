@@ -227,6 +227,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         print(f"  {cls['note']}")
     elif s["n_boundaries"]:
         fr = {k: f for k, f in cls.get("behaviour_fraction", {}).items() if f > 0}
+        if cls.get("warning"):
+            print(f"  {cls['warning']}:")
         print("  conduction-plane classification: " + ", ".join(f"{k} {100 * f:.1f} %" for k, f in fr.items())
               + " of boundary length")
         from ..boundaries.classify import c_axis_uncertain_line

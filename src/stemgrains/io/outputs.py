@@ -1339,8 +1339,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
                 f"-o {out}: already holds {'an unfinished run' if unfinished else 'the results of a run'} on "
                 f"{what}{kept}; choose another folder, or add --overwrite to replace {'it' if unfinished else 'them'}"
             )
-        if same_run:
-            _keep_edited(out, old)
+        if old is not None and old.get("complete", True) and (same_run or overwrite):
+            _keep_edited(out, old)  # redone, or replaced with --overwrite: a user's edits are not lost
         if not resumable:  # a finished run's results are kept aside until this run finishes
             _remove_run(out, old, checkpoint=previous != ident["input"], keep=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -1358,8 +1358,8 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 
 def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
     """Copies of the files of the finished run ``manifest`` in ``out`` that were changed since it recorded them
-    (:func:`_unchanged`: a user's annotations in ``boundaries.csv``, say), made before the run is redone and
-    replaces them: ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside them, with one line on stderr naming both. Files the
+    (:func:`_unchanged`: a user's annotations in ``boundaries.csv``, say), made before the run is redone, or
+    replaced with ``overwrite``: ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside them, with one line on stderr naming both. Files the
     manifest holds no record of, or that are gone, are left alone. Returns the copies."""
     import sys
 
@@ -1379,8 +1379,8 @@ def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
             dst = src.with_name(f"{src.stem}.edited-{stamp}-{k}{src.suffix}")
         shutil.copy2(src, dst)
         kept.append(dst)
-        print(f"stemgrains: {src} was changed since the run wrote it; the run is redone and replaces it: your "
-              f"version is kept as {dst.name}", file=sys.stderr)
+        print(f"stemgrains: {src} was changed since the run wrote it; this run replaces it: your version is kept "
+              f"as {dst.name}", file=sys.stderr)
     return kept
 
 

@@ -341,6 +341,7 @@ def plot_boundary_behaviour(
         local_field = _local_field_arrows(ax, seg_cls, sid, lines, line_seg)
 
     default_title = ("Grain boundaries: not classified" if not classified
+                     else "Grain-boundary behaviour (may be meaningless: see the note)" if note
                      else "Grain-boundary behaviour under the local transport field" if local_field
                      else "Grain-boundary behaviour under the applied field")
     _frame_map(ax, grain_map, title or default_title)
@@ -440,6 +441,7 @@ def plot_boundary_table(
     max_rows: int = 40,
     sort_by: str | None = None,
     title: str | None = None,
+    note: str | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
     """A boundary table figure: id, grains, length, misorientation, transport-path misorientation, c-axis
@@ -455,6 +457,8 @@ def plot_boundary_table(
         A boundary-table column to sort by (descending for ``length_nm``), or None for table order.
     title
         Figure title; a default is used when None.
+    note
+        A warning written under the title (e.g. that the phase fit failed), or None.
     path
         Save the figure there as PNG.
     """
@@ -501,7 +505,7 @@ def plot_boundary_table(
         ])
         colours.append(BEHAVIOUR_COLORS.get(beh, "#cccccc"))
     uncertain = [bool(rel_c[i] < config.C_AXIS_RELIABILITY_CUT) for i in shown.tolist()]  # NaN: not judged
-    row_in, head_in, top_in, foot_in = 0.24, 0.45, 0.45, (0.55 if with_rel else 0.3)
+    row_in, head_in, top_in, foot_in = 0.24, 0.45, (0.7 if note else 0.45), (0.55 if with_rel else 0.3)
     table_in = head_in + row_in * max(len(rows), 1)
     h = top_in + table_in + foot_in
     fig = Figure(figsize=(9.0, h), dpi=130)
@@ -509,6 +513,8 @@ def plot_boundary_table(
     ax.axis("off")
     fig.suptitle(title or "Grain boundaries: misorientation and conduction-plane classification", fontsize=10,
                  y=1.0 - 0.12 / h, va="top")
+    if note:
+        fig.text(0.5, 1.0 - 0.38 / h, note, fontsize=8, va="top", ha="center", color="#b00000")
     if not rows:
         ax.text(0.5, 0.5, "no boundaries", ha="center", va="center")
         return _finish(fig, path)
@@ -538,12 +544,12 @@ def plot_boundary_table(
     if n > len(rows):
         fig.text(0.03, (0.36 if with_rel else 0.1) / h, f"… {n - len(rows)} more boundaries not shown (see the CSV export)",
                  fontsize=7, va="bottom")
-    note = ("θ₂D: angle between the two grains' conduction-plane traces (—: a grain's planes lie flat in the lamella, "
+    foot = ("θ₂D: angle between the two grains' conduction-plane traces (—: a grain's planes lie flat in the lamella, "
             "no trace); θ₃D: between the planes")
     if with_rel:
-        note += (f"\nc-axis reliability: the less certain grain's median; below {config.C_AXIS_RELIABILITY_CUT:g} grey "
+        foot += (f"\nc-axis reliability: the less certain grain's median; below {config.C_AXIS_RELIABILITY_CUT:g} grey "
                  "label, pale behaviour (another c axis explains its patterns nearly as well: the label may be wrong)")
-    fig.text(0.97, 0.1 / h, note, fontsize=7, va="bottom", ha="right", color="0.3")
+    fig.text(0.97, 0.1 / h, foot, fontsize=7, va="bottom", ha="right", color="0.3")
     return _finish(fig, path)
 
 
