@@ -54,6 +54,20 @@ def test_run_without_a_conducting_phase_needs_no_field(au_scan_3x3, tmp_path, ca
     assert "give an applied field direction" in capsys.readouterr().err and not nba.exists()
 
 
+def test_classify_without_a_conducting_phase_needs_no_field(au_scan_3x3, tmp_path, capsys):
+    """`classify` as `run`: a cubic map needs no --field (nothing is classified; no field recorded) and its line
+    does not suggest --conducting-phase, which a cubic phase cannot be."""
+    res = tmp_path / "m.h5"
+    assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(res), "--no-progress"]) == 0
+    assert main(["segment", str(res), "-o", str(res), "--min-size", "1"]) == 0
+    capsys.readouterr()
+    assert main(["classify", str(res)]) == 0
+    printed = capsys.readouterr().out
+    assert "under no field (none given, none needed)" in printed and "--conducting-phase" not in printed
+    with h5py.File(res) as f:
+        assert json.loads(f["classification"].attrs["parameters"])["field"] is None
+
+
 def test_transport_command_refuses_a_map_without_a_conducting_phase(au_scan_3x3, tmp_path, capsys):
     res = tmp_path / "m.h5"
     assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(res), "--no-progress"]) == 0

@@ -593,9 +593,6 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     c = cfg["classify"]
     if c["field_from_transport"] and c["field"] is not None:
         raise ParameterError("[classify] field and field_from_transport are both set; keep one")
-    if not c["field_from_transport"] and c["field"] is None:
-        raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
-                             "field_from_transport in --config)")
     results = Path(results)
     from .io.results import require_results_file
 
@@ -613,10 +610,16 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     _check_side_outputs(csv, "classification", replace_other, results, output)
     _refuse_foreign_figures(figures, "classify", replace_other)
     grain_map = read_grains(results)
-    boundaries = read_boundaries(results)
-    field, applied, n_filled = _classify_field(c, results, len(boundaries.boundaries))
     phases = None if c["conducting_phases"] is None else [_phase_arg(s) for s in c["conducting_phases"]]
+    no_field = not c["field_from_transport"] and c["field"] is None
+    if no_field and transport_not_applicable(grain_map, phases) is None:  # a map without one has nothing to classify
+        raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
+                             "field_from_transport in --config)")
+    boundaries = read_boundaries(results)
+    field, applied, n_filled = ((1.0, 0.0), None, 0) if no_field else _classify_field(c, results, len(boundaries.boundaries))
     result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
+    if no_field:  # under a placeholder that decides nothing (every boundary other-phase): record no field
+        _drop_field(result)
     out = Path(output) if output else results
     with update_h5(results, out) as f:
         _record_source(f, results, out)

@@ -71,14 +71,18 @@ def run(args: argparse.Namespace) -> int:
     fx, fy = field if field is not None else (None, None)
     summary = result.summary()
     n_b = len(result.boundaries)
-    under = (f"field ({fx:g}, {fy:g})" if fx is not None else
+    under = (f"field ({fx:g}, {fy:g})" if fx is not None else "no field (none given, none needed)"
+             if result.parameters.get("field") is None and not n_filled and not result.parameters["conducting_phases"] else
              "the local transport field" + (f" ({n_filled} boundaries without current: mean field)" if n_filled else ""))
     print(f"classified {n_b} boundaries ({len(result.segments)} segments, "
           f"{summary['total_length_nm']:.1f} nm) under {under} -> {out}")
     if not result.parameters["conducting_phases"] and n_b:
         names = ", ".join(p.name for i, p in grain_map.phases if i >= 0)
-        print(f"  no phase with Na+ conduction planes among {names}: every boundary is other-phase "
-              "(name one with --conducting-phase)")
+        from ..crystal import is_hexagonal_like
+
+        hint = ("name one with --conducting-phase" if any(is_hexagonal_like(p) for i, p in grain_map.phases if i >= 0)
+                else "no phase of this map could be one: cubic and other non-trigonal phases have no conduction planes")
+        print(f"  no phase with Na+ conduction planes among {names}: every boundary is other-phase ({hint})")
     for name, frac in summary["behaviour_fraction"].items():
         if frac > 0:
             print(f"  {name:<13} {100 * frac:5.1f} % of boundary length")
