@@ -82,6 +82,15 @@ def test_a_file_edited_since_is_kept_before_the_run_is_redone(tmp_path, capsys):
     prepare_run_folder(out, a, record={**rec, "fingerprint": "f2"}, overwrite=True)
     copies = list(out.glob("boundaries.edited-*.csv"))
     assert len(copies) == 1 and copies[0].read_text().endswith("another note\n")
+    # a file of the finished run deleted: the rerun says so
+    (out / "results.h5").write_text("r")
+    (out / "boundaries.csv").write_text("boundary_id\n0\n")
+    finish_run_folder(out, m, [out / "results.h5", out / "boundaries.csv"])
+    (out / "boundaries.csv").unlink()
+    capsys.readouterr()
+    prepare_run_folder(out, a, record=rec)
+    err = capsys.readouterr().err
+    assert err == (f"stemgrains: {out}: boundaries.csv is gone since the run finished; this run writes it again\n")
 
 
 def test_cli_run_again_is_recognised(tmp_path, capsys):

@@ -1359,8 +1359,9 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
 def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
     """Copies of the files of the finished run ``manifest`` in ``out`` that were changed since it recorded them
     (:func:`_unchanged`: a user's annotations in ``boundaries.csv``, say), made before the run is redone, or
-    replaced with ``overwrite``: ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside them, with one line on stderr naming both. Files the
-    manifest holds no record of, or that are gone, are left alone. Returns the copies."""
+    replaced with ``overwrite``: ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside them, with one line on stderr naming both;
+    files of it that are gone are named in one line. Files the manifest holds no record of are left alone. Returns
+    the copies."""
     import sys
 
     stats = manifest.get("file_stats")
@@ -1368,6 +1369,11 @@ def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
         return []
     stamp = _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     kept = []
+    gone = [str(n) for n in manifest.get("files", []) if str(n) in stats and not (out / str(n)).exists()]
+    if gone:
+        shown = ", ".join(gone[:4]) + (" ..." if len(gone) > 4 else "")
+        print(f"stemgrains: {out}: {shown} {'is' if len(gone) == 1 else 'are'} gone since the run finished; "
+              "this run writes it again", file=sys.stderr)
     for name in manifest.get("files", []):
         src = out / str(name)
         if str(name) not in stats or not src.is_file() or _unchanged(src, stats[str(name)]):
