@@ -117,7 +117,7 @@ def transport_not_applicable(grain_map: Any, conducting_phases: Any = None) -> s
 
 def classify_map(grain_map: Any, boundaries: Any, field: Any, params: dict[str, Any]) -> Any:
     """Conduction-plane classification (:func:`stemgrains.boundaries.classify_boundaries`) under ``field``: one
-    direction (x, y), or one per boundary."""
+    direction (x, y), one per boundary, or None (a map without a conducting phase)."""
     from .boundaries import classify_boundaries
 
     return classify_boundaries(grain_map, boundaries, field, **params)
@@ -616,10 +616,8 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
         raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
                              "field_from_transport in --config)")
     boundaries = read_boundaries(results)
-    field, applied, n_filled = ((1.0, 0.0), None, 0) if no_field else _classify_field(c, results, len(boundaries.boundaries))
+    field, applied, n_filled = (None, None, 0) if no_field else _classify_field(c, results, len(boundaries.boundaries))
     result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
-    if no_field:  # under a placeholder that decides nothing (every boundary other-phase): record no field
-        _drop_field(result)
     out = Path(output) if output else results
     with update_h5(results, out) as f:
         _record_source(f, results, out)
@@ -905,8 +903,6 @@ def run_pipeline(
     transport, transport_skipped, used_field, field_source = _run_transport_stage(
         grain_map, boundaries, electrodes, transport_params, classify_params, global_field)
     cls = classify_map(grain_map, boundaries, used_field, classify_params or {})
-    if field_source.startswith(NO_CONDUCTING_FIELD):  # under a placeholder that decides nothing: record no field
-        _drop_field(cls)
 
     run_params = {"field": field, "field_source": field_source, "electrodes": electrodes, "segment": seg,
                   "boundaries": boundary_params or {}, "classify": classify_params or {},
@@ -914,9 +910,10 @@ def run_pipeline(
                   **({"transport_skipped": transport_skipped} if transport_skipped else {})}
     _write_run_results(results, grain_map, boundaries, cls, transport, run_params, calib_fit, config)
     _write_run_tables(outdir, input_path, cls, config, written)
-    if figures:
-        written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport, global_field)
     summary = _run_summary(input_path, ds, xmap, grain_map, boundaries, cls, transport, field_source)
+    if figures:  # the classification's figures carry the summary's warning, where it has one
+        written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport, global_field,
+                                          summary["classification"].get("warning"))
     if transport_skipped:
         summary["transport"] = {"skipped": True, "reason": transport_skipped}
     atomic_write_text(outdir / "summary.json", json.dumps(summary, indent=2, default=str))
@@ -932,26 +929,12 @@ NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classifi
                     "not apply; labels under +x, give --field for an applied field)")
 
 
-#: start of the ``field_source`` of a run with no field, no transport and no conducting phase
-NO_CONDUCTING_FIELD = "none (no conducting phase"
-
-
-def _drop_field(cls: Any) -> None:
-    """Record no field in a classification ``cls`` made under a placeholder field on a map without a conducting phase
-    (every boundary other-phase, whatever the field): ``parameters["field"]`` None, the ``field`` and ``psi`` (angle
-    to the field) columns NaN."""
-    cls.parameters["field"] = None
-    for table in (cls.segments, cls.boundaries):
-        for name in ("field", "psi"):
-            if name in table:
-                table[name] = np.full(np.asarray(table[name]).shape, np.nan)
-
-
 def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, transport_params: Any,
                          classify_params: Any, global_field: Any) -> tuple[Any, str | None, Any, str]:
     """Steps 3 and 4 of :func:`run_pipeline`: the transport model where electrodes are given and a phase conducts
     (:func:`transport_not_applicable`), else why it was skipped; and the field to classify under (the applied one,
-    the local transport field per boundary, or — no conducting phase — none that matters)."""
+    the local transport field per boundary, or — no conducting phase — None; +x where a conducting phase has no
+    indexed pixel, so that no boundary is classified either)."""
     transport = transport_skipped = None
     if electrodes is not None:
         why = transport_not_applicable(grain_map, (classify_params or {}).get("conducting_phases"))
@@ -961,8 +944,12 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
             transport_skipped = f"the transport model was skipped: {why}"
     if global_field is not None:
         return transport, transport_skipped, global_field, "applied"
-    if transport is None:  # no conducting phase: every boundary is other-phase, whatever the field
-        return transport, transport_skipped, (1.0, 0.0), NO_CONDUCTING_FIELD + ": the classification does not apply)"
+    if transport is None:  # no conducting phase (or no pixel indexed): every boundary is other-phase
+        from .boundaries.classify import conducting_phase_ids
+
+        conducts = conducting_phase_ids(grain_map.phases, (classify_params or {}).get("conducting_phases"))
+        return transport, transport_skipped, (1.0, 0.0) if conducts else None, \
+            "none (no conducting phase: the classification does not apply)"
     from .boundaries.classify import local_boundary_fields
 
     if transport.total_current == 0 and len(boundaries.boundaries):  # no local field anywhere
@@ -1027,18 +1014,14 @@ def _write_run_tables(outdir: Path, input_path: Any, cls: Any, config: Config | 
 
 
 def _run_figures(outdir: Path, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,
-                 global_field: Any) -> list[Path]:
-    """Every figure of a run, in ``outdir``."""
+                 global_field: Any, note: str | None = None) -> list[Path]:
+    """Every figure of a run, in ``outdir``; ``note``: a warning on the classification's figures."""
     from .plot.grains import save_grain_figures
     from .plot.orientation import save_orientation_figures
 
     figs = list(save_orientation_figures(xmap, outdir))
     figs += list(save_grain_figures(outdir, grain_map, boundaries))
     no_current = global_field is None and transport is not None and transport.total_current == 0
-    from .index.quality import phase_fit_check
-
-    fit = phase_fit_check(xmap)
-    note = None if fit.ok else PHASE_FIT_FAILED
     figs += _classification_figures(outdir, grain_map, boundaries, cls, global_field, title=(
         "Behaviour under +x: no current flows between the electrodes (give --field)" if no_current else None), note=note)
     if transport is not None:

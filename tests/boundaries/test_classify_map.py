@@ -608,3 +608,9 @@ def test_c_axis_reliability_is_the_less_certain_grain():
         one_two = (pair[0] == 1) & (pair[1] == 2)
         assert one_two.any() and np.all(tab["c_axis_reliability"][one_two] == 3.0)
         assert np.isnan(tab["c_axis_reliability"][~one_two]).all()
+
+
+def test_no_field_only_where_no_phase_conducts(gmap, btable):
+    """field=None (a map of Au, say: nothing depends on a field) is refused where a phase conducts."""
+    with pytest.raises(ParameterError, match="field: a direction"):
+        classify_boundaries(gmap, btable, None)

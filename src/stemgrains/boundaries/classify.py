@@ -465,7 +465,8 @@ def classify_boundaries(
     field
         In-plane field direction(s) ``(x, y)``: one vector ``(2,)``, one per boundary ``(n_boundaries, 2)``
         (boundary-table order) or one per segment ``(n_segments, 2)`` (segment-table order, e.g. local fields
-        from the transport model). Only directions are used.
+        from the transport model). Only directions are used. ``None`` (no field) only where no phase conducts
+        (nothing is classified): the ``field`` and ``psi`` columns are NaN and ``parameters["field"]`` is None.
     conducting_phases
         Names and/or ids of the conducting phase(s). Default: the phases with conduction planes (Na-β″- and
         Na-β-alumina, :func:`~stemgrains.crystal.has_conduction_planes`). A boundary with a
@@ -480,6 +481,11 @@ def classify_boundaries(
     Returns
     -------
     BoundaryClassification
+
+    Raises
+    ------
+    ParameterError
+        ``field`` None where a phase conducts (among others).
     """
     params = check_parameters(conductivity_ratio, type_tolerance_deg, flat_tolerance_deg, basis, tau_flow, r_block)
     gtab = grain_map.table
@@ -491,8 +497,15 @@ def classify_boundaries(
     cond_ids = conducting_phase_ids(grain_map.phases, conducting_phases)
     phase_names = {int(i): p.name for i, p in _phase_items(grain_map.phases)}
 
+    no_field = field is None
+    if no_field and cond_ids:
+        raise ParameterError("field: a direction (x, y) is needed where a phase conducts (the classification depends "
+                             "on it); None only for a map without a conducting phase")
     n_seg = len(segs)
-    seg_ids, length, b_row, normal, e_seg, field_mode = _segment_inputs(segs, btab, field, field_on)
+    seg_ids, length, b_row, normal, e_seg, field_mode = _segment_inputs(segs, btab, (1.0, 0.0) if no_field else field,
+                                                                        field_on)
+    if no_field:  # nothing depends on a field: none is recorded
+        e_seg = np.full_like(e_seg, np.nan)
 
     # grains → conducting flag, c-axis
     c_all = np.asarray(gtab["c_axis"], dtype=np.float64).reshape(len(gtab), 3)
@@ -537,7 +550,7 @@ def classify_boundaries(
     parameters.update({
         "sigma_ip": 1.0,
         "sigma_op": 1.0 / params["conductivity_ratio"],
-        "field": np.asarray(field, dtype=np.float64).tolist() if field_mode == "single" else field_mode,
+        "field": None if no_field else np.asarray(field, dtype=np.float64).tolist() if field_mode == "single" else field_mode,
         "conducting_phases": [{"id": i, "name": phase_names.get(i, "")} for i in cond_ids],
         "specification": SPEC,
     })

@@ -71,9 +71,12 @@ def run(args: argparse.Namespace) -> int:
     fx, fy = field if field is not None else (None, None)
     summary = result.summary()
     n_b = len(result.boundaries)
-    under = (f"field ({fx:g}, {fy:g})" if fx is not None else "no field (none given, none needed)"
-             if result.parameters.get("field") is None and not n_filled and not result.parameters["conducting_phases"] else
-             "the local transport field" + (f" ({n_filled} boundaries without current: mean field)" if n_filled else ""))
+    if fx is not None:
+        under = f"field ({fx:g}, {fy:g})"
+    elif result.parameters.get("field") is None:  # a map without a conducting phase, classified under none
+        under = "no field (none given, none needed)"
+    else:
+        under = "the local transport field" + (f" ({n_filled} boundaries without current: mean field)" if n_filled else "")
     print(f"classified {n_b} boundaries ({len(result.segments)} segments, "
           f"{summary['total_length_nm']:.1f} nm) under {under} -> {out}")
     if not result.parameters["conducting_phases"] and n_b:
