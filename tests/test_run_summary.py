@@ -119,3 +119,24 @@ def test_a_failed_phase_fit_is_said_with_the_classification(tmp_path, capsys):
     assert s["classification"]["warning"] == PHASE_FIT_FAILED
     at = printed.index(f"  {PHASE_FIT_FAILED}:")
     assert printed[at + 1].startswith("  conduction-plane classification: ")
+
+
+@pytest.mark.parametrize("command", ["index", "run"])
+def test_a_batch_says_each_inputs_calibration_note_and_warnings(tmp_path, capsys, command):
+    """In a batch the note on defaulted calibration values and the warnings (no pattern indexed, phase fit) of
+    each input are printed under that input's line, as one input's `index`/`run` prints them."""
+    from stemgrains.pipeline import NO_PATTERN_INDEXED
+
+    rng = np.random.default_rng(3)
+    for name in ("a", "b"):  # noise: nothing to index, and no voltage or scan step stated
+        np.save(tmp_path / f"{name}.npy", rng.poisson(1.0, (3, 3, 32, 32)).astype(np.uint16))
+    out = tmp_path / "batch"
+    assert main([command, str(tmp_path / "a.npy"), str(tmp_path / "b.npy"), "--phase", "au", "--q-pixel-size", "0.05",
+                 "--step", "4", *(["--min-size", "1", "--no-figures"] if command == "run" else []), "-o", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    for name in ("a", "b"):
+        at = next(i for i, line in enumerate(printed) if f"{name}.npy: done" in line)
+        under = printed[at + 1:at + 3]
+        assert under[0].startswith("    note: accelerating voltage 300 kV and scan step 1 nm are defaults"), printed
+        assert under[1] == f"    {NO_PATTERN_INDEXED}", printed

@@ -27,8 +27,11 @@ def test_run_skips_transport_without_a_conducting_phase(au_scan_3x3, tmp_path, c
     with h5py.File(out / "results.h5") as f:
         assert "transport" not in f and "grains" in f and "classification" in f
         assert json.loads(f["parameters"].attrs["run"])["transport_skipped"] == why
-    if not field:  # the field would have come from the transport model: none is used
-        assert summary["field_source"].startswith("none (no conducting phase")
+    # with or without --field, no field is used: nothing conducts (a given --field is recorded as given, not used)
+    assert summary["field_source"].startswith("none (no conducting phase")
+    with h5py.File(out / "results.h5") as f:
+        assert json.loads(f["classification"].attrs["parameters"])["field"] is None
+        assert json.loads(f["parameters"].attrs["run"])["field"] == ([1.0, 0.0] if field else None)
 
 
 def test_run_without_a_conducting_phase_needs_no_field(au_scan_3x3, tmp_path, capsys):

@@ -566,7 +566,8 @@ def run_batch(
         into ``folder`` and returns its numbers: ``scan_shape`` (ny, nx), ``patterns_per_s`` (patterns per
         second of indexing), ``indexed_fraction`` (0–1), ``median_reliability`` (0–100), ``reliable_fraction`` and
         ``grain_reliable_fraction`` (0–1: reliability, grain_reliability ≥ 5),
-        ``phase_fit_warnings`` (list of str), and for ``run`` ``n_grains``, ``n_boundaries``,
+        ``phase_fit_warnings`` (list of str), ``warnings`` (lines printed under the input's line: the
+        calibration defaults note and the warnings; list of str), and for ``run`` ``n_grains``, ``n_boundaries``,
         ``label_fraction`` and ``behaviour_fraction`` ({name: length fraction}) and
         ``c_axis_uncertain_fraction`` (0–1 or None). Missing keys stay empty.
         It must resume from its own checkpoint when called again on an interrupted folder.
@@ -829,6 +830,8 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
                 if refine is not None and refine != "none":  # (a set width not applied: "none (...)", said)
                     extra += f", final refinement: {refine}"
             say(f"[{i + 1}/{n}] {inputs[i]}: done in {seconds:.1f} s{extra} → {folders[i]}")
+            for line in value.get("warnings") or []:  # the calibration note and warnings of this input
+                say(f"    {line}")
         else:
             row.update(status="failed", reason=str(value))
             say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")

@@ -464,7 +464,7 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field), the transport model's local field, or none where no phase conducts "
-                          "(the classification does not apply)"),
+                          "(the classification does not apply; a --field given is not used)"),
     "misorientation": ("deg, 1", "what every map has: median misorientation angle of the boundaries (median_deg), "
                                  "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
                                  "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),

@@ -912,7 +912,8 @@ def run_pipeline(
     _write_run_tables(outdir, input_path, cls, config, written)
     summary = _run_summary(input_path, ds, xmap, grain_map, boundaries, cls, transport, field_source)
     if figures:  # the classification's figures carry the summary's warning, where it has one
-        written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport, global_field,
+        written["figures"] = _run_figures(outdir, xmap, grain_map, boundaries, cls, transport,
+                                          global_field if field_source == "applied" else None,
                                           summary["classification"].get("warning"))
     if transport_skipped:
         summary["transport"] = {"skipped": True, "reason": transport_skipped}
@@ -923,6 +924,9 @@ def run_pipeline(
                                          *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
     return written
 
+
+#: ``field_source`` of a run where no phase of the map conducts (a ``--field`` given is not used)
+NO_CONDUCTING_FIELD = "none (no conducting phase: the classification does not apply)"
 
 #: ``field_source`` of a run with electrodes, no applied field and no current between the electrodes
 NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classification under the local field does "
@@ -942,14 +946,16 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
             transport = solve_map_transport(grain_map, electrodes, boundaries, transport_params or {})
         else:  # no transport files: the model would only describe an isotropic conductor
             transport_skipped = f"the transport model was skipped: {why}"
+    from .boundaries.classify import conducting_phase_ids
+
+    conducts = transport is not None or bool(conducting_phase_ids(grain_map.phases,
+                                                                  (classify_params or {}).get("conducting_phases")))
+    if not conducts:  # no conducting phase: every boundary is other-phase, under no field (--field unused)
+        return transport, transport_skipped, None, NO_CONDUCTING_FIELD
     if global_field is not None:
         return transport, transport_skipped, global_field, "applied"
-    if transport is None:  # no conducting phase (or no pixel indexed): every boundary is other-phase
-        from .boundaries.classify import conducting_phase_ids
-
-        conducts = conducting_phase_ids(grain_map.phases, (classify_params or {}).get("conducting_phases"))
-        return transport, transport_skipped, (1.0, 0.0) if conducts else None, \
-            "none (no conducting phase: the classification does not apply)"
+    if transport is None:  # a conducting phase without an indexed pixel: no boundary is classified either
+        return transport, transport_skipped, (1.0, 0.0), NO_CONDUCTING_FIELD
     from .boundaries.classify import local_boundary_fields
 
     if transport.total_current == 0 and len(boundaries.boundaries):  # no local field anywhere
@@ -1114,6 +1120,20 @@ def defaults_line(calibration: dict[str, Any]) -> str | None:
     return (f"note: {values} {'is a default' if len(used) == 1 else 'are defaults'}: the input does not state "
             f"{'it' if len(used) == 1 else 'them'} (give {opts} if the experiment differs; stemgrains info shows "
             "where each calibration value comes from)")
+
+
+#: the warning of a job where no pattern was indexed
+NO_PATTERN_INDEXED = ("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
+                      "min_correlation): check the calibration (--q-pixel-size, centre) and the phase")
+
+
+def input_warnings(calibration: dict[str, Any], indexed_fraction: float, phase_fit_warnings: Any) -> list[str]:
+    """The lines ``index`` and ``run`` print to stderr after one input (a batch, under that input's line): the
+    calibration defaults note (:func:`defaults_line`), :data:`NO_PATTERN_INDEXED` where ``indexed_fraction`` is 0,
+    and each phase-fit warning (``warning: ...``)."""
+    note = defaults_line(calibration or {})
+    return ([note] if note else []) + ([NO_PATTERN_INDEXED] if indexed_fraction == 0 else []) + \
+        [f"warning: {w}" for w in phase_fit_warnings or []]
 
 
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,

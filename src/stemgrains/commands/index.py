@@ -159,16 +159,10 @@ def run(args: argparse.Namespace) -> int:
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
         print(f"  {line}")
-    from ..pipeline import defaults_line
+    from ..pipeline import input_warnings
 
-    note = defaults_line(res["calibration"])
-    if note:
-        print(note, file=sys.stderr)
-    if ok == 0:
-        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
-              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
-    for w in res["phase_fit"].warnings:
-        print(f"warning: {w}", file=sys.stderr)
+    for line in input_warnings(res["calibration"], ok / n if n else 0.0, res["phase_fit"].warnings):
+        print(line, file=sys.stderr)
     return 0
 
 
@@ -179,7 +173,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     ``folder``); returns the numbers of the batch summary (:func:`stemgrains.batch.run_batch`)."""
     import numpy as np
 
-    from ..pipeline import reliable_fractions, run_index
+    from ..pipeline import input_warnings, reliable_fractions, run_index
 
     folder = Path(folder)
     inside = {k: (str(folder / Path(v).name) if v else None) for k, v in params.get("outputs", {}).items()}
@@ -197,4 +191,6 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
         **(reliable_fractions(xmap) if n else {}),
         "phase_fit_warnings": list(got["phase_fit"].warnings),
+        "warnings": input_warnings(got["calibration"], float((xmap.phase_id >= 0).mean()) if n else 0.0,
+                                   got["phase_fit"].warnings),
     }

@@ -183,11 +183,18 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "patterns_per_s": n / out["index_seconds"] if out.get("index_seconds") else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],
         **{k: s[k] for k in ("reliable_fraction", "grain_reliable_fraction") if s.get(k) is not None},
-        "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])),
+        "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])), "warnings": _warnings_of(s),
         "n_grains": s["n_grains"], "n_boundaries": s["n_boundaries"],
         "label_fraction": cls.get("label_fraction", {}), "behaviour_fraction": cls.get("behaviour_fraction", {}),
         "c_axis_uncertain_fraction": cls.get("c_axis_uncertain_fraction"),
     }
+
+
+def _warnings_of(s: dict[str, Any]) -> list[str]:
+    """:func:`stemgrains.pipeline.input_warnings` of a run's summary."""
+    from ..pipeline import input_warnings
+
+    return input_warnings(s.get("calibration", {}), s["indexed_fraction"], s.get("phase_fit", {}).get("warnings", []))
 
 
 def print_summary(out: dict[str, Any], output: str) -> None:
@@ -236,15 +243,9 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         line = c_axis_uncertain_line(cls)
         if line:
             print(f"  {line}")
-    from ..pipeline import NO_CURRENT_FIELD, defaults_line
+    from ..pipeline import NO_CURRENT_FIELD
 
-    note = defaults_line(s.get("calibration", {}))
-    if note:
-        print(note, file=sys.stderr)
     if s.get("field_source") == NO_CURRENT_FIELD:
         print(f"warning: classified under field {s['field_source']}", file=sys.stderr)
-    if s["indexed_fraction"] == 0:
-        print("warning: no pattern was indexed (fewer than min_peaks spots everywhere, or no solution above "
-              "min_correlation): check the calibration (--q-pixel-size, centre) and the phase", file=sys.stderr)
-    for w in s.get("phase_fit", {}).get("warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
+    for line in _warnings_of(s):
+        print(line, file=sys.stderr)
