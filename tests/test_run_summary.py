@@ -95,8 +95,8 @@ def test_calibration_defaults_are_said_and_recorded(tmp_path, capsys, given, not
     notes = [line for line in err.splitlines() if line.startswith("note: ")]
     assert (notes == []) if note is None else (len(notes) == 1 and notes[0].startswith(note)), err
     cal = json.loads((out / "summary.json").read_text())["calibration"]
-    assert cal["q_pixel_size"] == 0.05 and cal["origin"]["q_pixel_size"] == "override"
-    assert cal["origin"]["accelerating_voltage_kV"] == ("override" if given else "default")
+    assert cal["q_pixel_size"] == 0.05 and cal["origin"]["q_pixel_size"] == "command line"
+    assert cal["origin"]["accelerating_voltage_kV"] == ("command line" if given else "default")
     assert cal["scan_step_nm"] == (2.0 if len(given) == 4 else 1.0)
 
 
@@ -140,3 +140,28 @@ def test_a_batch_says_each_inputs_calibration_note_and_warnings(tmp_path, capsys
         under = printed[at + 1:at + 3]
         assert under[0].startswith("    note: accelerating voltage 300 kV and scan step 1 nm are defaults"), printed
         assert under[1] == f"    {NO_PATTERN_INDEXED}", printed
+
+
+@pytest.mark.parametrize("command", ["index", "run"])
+def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, command):
+    """summary.json (run) and the results file's provenance (index) tell a value given on the command line from
+    one of a --config file's [calibration] and one of a --calibration JSON, instead of "override" for all three."""
+    import h5py
+
+    data = tmp_path / "scan.npy"
+    np.save(data, np.random.default_rng(0).poisson(1.0, (3, 3, 32, 32)).astype(np.uint16))
+    (tmp_path / "cal.json").write_text(json.dumps({"q_pixel_size": 0.05}))
+    (tmp_path / "p.toml").write_text("[calibration]\naccelerating_voltage_kV = 200.0\n")
+    out = tmp_path / ("r" if command == "run" else "m.h5")
+    extra = ["--min-size", "1", "--no-figures"] if command == "run" else []
+    assert main([command, str(data), "--phase", "au", "--calibration", str(tmp_path / "cal.json"), "--config",
+                 str(tmp_path / "p.toml"), "--scan-step", "2", "--step", "4", *extra, "-o", str(out),
+                 "--no-progress"]) == 0
+    if command == "run":
+        origin = json.loads((out / "summary.json").read_text())["calibration"]["origin"]
+    else:
+        with h5py.File(out) as f:
+            origin = json.loads(f["calibration"].attrs["origin"])
+    assert origin["q_pixel_size"] == f"calibration file {tmp_path / 'cal.json'}"
+    assert origin["accelerating_voltage_kV"] == "config" and origin["scan_step_nm"] == "command line"
+    assert origin["q_rotation_deg"] == "default"

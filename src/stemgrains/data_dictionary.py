@@ -411,7 +411,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "input": ("—", "path of the 4D-STEM data"),
     "scan_shape": ("px", "[ny, nx] scan shape"),
     "calibration": ("1/Å, kV, nm", "the calibration the run used: q_pixel_size, accelerating_voltage_kV, scan_step_nm "
-                                   "and origin (per field: file, override, default; fitted after --auto-calibrate); "
+                                   "and origin (per field: file, command line, config, 'calibration file PATH' (--calibration), "
+                                   "override (Python API), default; fitted after --auto-calibrate; also the attribute "
+                                   "origin of /calibration in results.h5, JSON); "
                                    "run and index print a note where the voltage or scan step is a default"),
     "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
     "median_correlation_index": ("1", "median correlation index of the indexed pixels"),

@@ -327,7 +327,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     from .index.results import write_index_results
     from .io import load_4d
     from .io.outputs import check_outputs
-    from .settings import calibration_overrides, config_text, index_params
+    from .settings import calibration_overrides, config_text, index_params, label_override_origins
 
     out = Path(output)
     auto_json = out.with_name(out.stem + ".calibration.json") if cfg["calibration"]["auto"] else None
@@ -349,7 +349,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         refuse_foreign_calibration([auto_json, auto_json.with_suffix(".png")], input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
-    ds = load_4d(input_path, **calibration_overrides(cfg["calibration"]))
+    ds = label_override_origins(load_4d(input_path, **calibration_overrides(cfg["calibration"])), cfg["calibration"])
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
     fit = cal_json = None
@@ -876,6 +876,10 @@ def run_pipeline(
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     _require_field(field, electrodes, phases, (classify_params or {}).get("conducting_phases"))
     ds = load_4d(input_path, **(calibration_overrides or {}))
+    if config is not None and "calibration" in config:  # where each given value came from, not just "override"
+        from .settings import label_override_origins
+
+        label_override_origins(ds, config["calibration"])
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
@@ -1101,7 +1105,8 @@ _DEFAULTED = (("accelerating_voltage_kV", "accelerating voltage", "kV", "--volta
 
 def calibration_summary(ds: Any) -> dict[str, Any]:
     """What a run's ``summary.json`` records of the calibration of ``ds`` (a Dataset4D): the q pixel size (1/Å),
-    voltage (kV), scan step (nm) and where each came from (``origin``: per field ``"file"``, ``"override"``,
+    voltage (kV), scan step (nm) and where each came from (``origin``: per field ``"file"``, ``"command line"``,
+    ``"config"``, ``"calibration file PATH"`` (``--calibration``), ``"override"`` (given to the Python API),
     ``"default"``; ``"fitted"`` after ``--auto-calibrate``)."""
     cal = ds.calibration
     return {"q_pixel_size": cal.q_pixel_size, "accelerating_voltage_kV": float(cal.accelerating_voltage_kV),

@@ -917,7 +917,12 @@ def effective_config(args: argparse.Namespace | Mapping[str, Any] | None, comman
     # --no-final-refinement also turns off a final-refinement width the file sets (else IndexParams refuses the pair)
     if cli.get("index", {}).get("final_refinement") is False:
         cli["index"]["refine_excitation_error_sigma"] = None
-    return merge_config(default_config(), file_cfg or {}, cli)
+    out = merge_config(default_config(), file_cfg or {}, cli)
+    if "calibration" in out:  # where each calibration value set in the section came from (not a config key)
+        given = {**{k: "config" for k, v in (file_cfg or {}).get("calibration", {}).items() if v is not None},
+                 **{k: "command line" for k, v in cli.get("calibration", {}).items() if v is not None}}
+        out["calibration"][SOURCES_KEY] = given
+    return out
 
 
 def _uses(command: str, key: Key) -> bool:
@@ -947,6 +952,40 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]
     if file_cfg and "spots" in COMMAND_SECTIONS.get(command, ()):
         check_index_values(file_cfg, str(path))  # values that contradict each other, named by file and key
     return effective_config(args, command, file_cfg)
+
+
+#: key of the ``[calibration]`` section of an effective config that holds, per key set, where it was set
+#: (``"command line"`` or ``"config"``); not a config key (never written, never read from a file)
+SOURCES_KEY = "_sources"
+
+
+def override_origins(cal: Mapping[str, Any]) -> dict[str, str]:
+    """Per calibration field that :func:`calibration_overrides` sets, where its value came from: ``"command line"``,
+    ``"config"`` (a ``--config`` file's ``[calibration]``) or ``"calibration file PATH"`` (``--calibration``); the
+    origins :func:`label_override_origins` records instead of ``"override"``."""
+    out: dict[str, str] = {}
+    if cal.get("file"):
+        from .io.calibration import read_calibration_json
+
+        out.update({k: f"calibration file {cal['file']}" for k in read_calibration_json(cal["file"])})
+    sources = cal.get(SOURCES_KEY, {})
+    for name in ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip", "center",
+                 "ellipticity", "affine"):
+        if cal.get(name) is not None:
+            out[name] = sources.get(name, "override")
+    return out
+
+
+def label_override_origins(ds: Any, cal: Mapping[str, Any]) -> Any:
+    """``ds`` (a Dataset4D loaded with :func:`calibration_overrides` of ``cal``) with its metadata's
+    ``calibration_origin`` saying, for each value given instead of the file's, where it was given
+    (:func:`override_origins`) rather than ``"override"``; returns ``ds``."""
+    origin = ds.metadata.get("calibration_origin")
+    if isinstance(origin, dict):
+        for name, where in override_origins(cal).items():
+            if origin.get(name) == "override":
+                origin[name] = where
+    return ds
 
 
 def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:

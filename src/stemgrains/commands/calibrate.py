@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess.calibrate import calibrate
 
     from ..io.outputs import check_outputs, refuse_foreign_calibration
-    from ..settings import calibrate_options, calibration_overrides, check_q_range, resolve
+    from ..settings import calibrate_options, calibration_overrides, check_q_range, label_override_origins, resolve
 
     cfg = resolve(args, NAME)  # [calibrate] of --config < the options given; [calibration]; [spots]
     out = Path(args.output)
@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     refuse_foreign_calibration([out], args.input, option="-o", replace=args.force)
     refuse_foreign_calibration([figure], args.input, option="--figure", replace=args.force)
     phases = [load_phase(c) for c in args.phase]
-    ds = load_4d(args.input, **calibration_overrides(cfg["calibration"]))  # lazy: an unreadable input creates nothing
+    # lazy: an unreadable input creates nothing
+    ds = label_override_origins(load_4d(args.input, **calibration_overrides(cfg["calibration"])), cfg["calibration"])
     ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
     c = cfg["calibrate"]
     index_params = {"k_max": c["k_max"], "neighbor_average_radius": c["neighbor_average_radius"],

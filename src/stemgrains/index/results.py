@@ -31,7 +31,8 @@ def write_index_results(path: str | os.PathLike, xmap: Any, dataset: Any, phases
     src = dataset.source if dataset.source and os.path.isfile(str(dataset.source)) else None
     with atomic_h5(path) as f:
         write_provenance(f, input_path=src, input_description=dataset.describe(), calibration=dataset.calibration,
-                         phases=PhaseList(phases=phases, ids=list(range(len(phases)))))
+                         phases=PhaseList(phases=phases, ids=list(range(len(phases)))),
+                         calibration_origin=dataset.metadata.get("calibration_origin"))
         write_orientation_map(f, xmap)
         g = f["orientation"]
         for name in ("n_peaks", "center_row", "center_col"):

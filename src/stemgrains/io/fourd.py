@@ -147,7 +147,8 @@ def load_4d(
     Dataset4D
         ``data[scan_row, scan_col, det_row, det_col]`` (never read into memory), its calibration, and
         ``metadata`` with at least ``format`` and ``calibration_origin`` (per field: ``"file"``,
-        ``"override"`` or ``"default"``).
+        ``"override"`` or ``"default"``; the commands say which override: ``"command line"``, ``"config"`` or
+        ``"calibration file PATH"``, :func:`stemgrains.settings.label_override_origins`).
 
     Raises
     ------

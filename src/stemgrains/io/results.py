@@ -225,8 +225,11 @@ def write_provenance(
     input_description: dict[str, Any] | None = None,
     calibration: Any = None,
     phases: Any = None,
+    calibration_origin: dict[str, str] | None = None,
 ) -> None:
-    """Record input path + checksum (or shape/dtype), calibration and phases (CIF text) in ``f``."""
+    """Record input path + checksum (or shape/dtype), calibration and phases (CIF text) in ``f``;
+    ``calibration_origin`` (per calibration field, where its value came from: ``Dataset4D.metadata``
+    ``calibration_origin``) as the JSON attribute ``origin`` of ``/calibration``."""
     grp = f.require_group("input")
     if input_path is not None:
         grp.attrs["path"] = str(Path(input_path).resolve())  # absolute: found again from any working folder
@@ -239,6 +242,8 @@ def write_provenance(
         cal = f.require_group("calibration")
         for k, v in calibration.to_attrs().items():
             cal.attrs[k] = v
+        if calibration_origin:
+            cal.attrs["origin"] = json.dumps(calibration_origin, sort_keys=True)
     if phases is not None:
         from ..crystal import write_phases
 
