@@ -118,7 +118,9 @@ def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys)
         recorded = read_parameters(f, "index")["calibration_fit"]
     assert recorded["status"] == doc["status"] and recorded["calibration"] == doc["calibration"]
     if doc["status"] == "ok":
-        assert read_results_calibration(out) == Calibration.from_attrs(doc["calibration"])
+        assert "scan_step_nm" not in doc["calibration"]  # the scan's own (a property of the scan, not the detector)
+        assert read_results_calibration(out) == Calibration.from_attrs(
+            {**doc["calibration"], "scan_step_nm": load_4d(tiny).calibration.scan_step_nm})
     else:  # nine Au patterns of two grains: too few for rings; an undetermined fit keeps the stated calibration
         assert doc["reason"]
         assert read_results_calibration(out) == load_4d(tiny).calibration
@@ -229,3 +231,42 @@ def test_calibrate_output_replaces_only_a_calibration_of_the_same_input(tiny, tm
     assert "is a calibration of" in capsys.readouterr().err
     assert main([*base, "-o", str(mine), "--force"]) == 0
     assert '"mine"' not in mine.read_text(encoding="utf-8")
+
+
+def test_a_fit_keeps_the_origin_of_what_it_does_not_change(tmp_path):
+    """apply_calibration_fit marks only the values the fit changed as fitted; the others keep their origin (a
+    defaulted voltage or scan step is still said to be a default: `run --auto-calibrate` prints the note)."""
+    from stemgrains.data import Dataset4D
+    from stemgrains.pipeline import calibration_summary, defaults_line
+    from stemgrains.preprocess.calibrate import CalibrationFit, apply_calibration_fit
+
+    stated = Calibration(q_pixel_size=0.02, center=(32.0, 32.0))
+    ds = Dataset4D(np.zeros((2, 2, 64, 64), np.uint16), stated, metadata={"calibration_origin": {
+        "q_pixel_size": "file", "center": "file", "accelerating_voltage_kV": "default", "scan_step_nm": "default",
+        "q_rotation_deg": "command line", "q_flip": "default", "ellipticity": "default", "affine": "default"}})
+    fitted = replace(stated, q_pixel_size=0.021, ellipticity=(1.04, 20.0))
+    fit = CalibrationFit(calibration=fitted, status="ok", reason=None, method="rings", values={}, uncertainty={},
+                         center={}, notes=[], stated=stated)
+    origin = apply_calibration_fit(ds, fit).metadata["calibration_origin"]
+    assert origin["q_pixel_size"] == origin["ellipticity"] == "fitted (rings)"
+    assert origin["center"] == "file" and origin["q_rotation_deg"] == "command line"
+    assert origin["scan_step_nm"] == origin["accelerating_voltage_kV"] == "default"
+    note = defaults_line(calibration_summary(apply_calibration_fit(ds, fit)))
+    assert note and note.startswith("note: accelerating voltage 300 kV and scan step 1 nm are defaults")
+    undetermined = replace(fit, status="undetermined", reason="too few spots")
+    assert apply_calibration_fit(ds, undetermined) is ds
+
+
+def test_a_calibration_fitted_on_another_scan_keeps_this_scans_step(tmp_path):
+    """A calibrate JSON holds the detector's calibration, not the scan step of the scan it was fitted on: given to
+    a scan that states another step (or to one written by an earlier version that recorded it), the scan's own
+    step is used."""
+    from stemgrains.settings import calibration_overrides
+
+    src = json.loads(json.dumps({"calibration": {"q_pixel_size": 0.025, "scan_step_nm": 2.0, "center_row": 64.0,
+                                                 "center_col": 64.0}, "status": "ok", "input": "/elsewhere/a.h5"}))
+    (tmp_path / "old.json").write_text(json.dumps(src))
+    assert "scan_step_nm" not in calibration_overrides({"file": str(tmp_path / "old.json")})
+    hand = {"q_pixel_size": 0.025, "scan_step_nm": 2.0}  # a hand-written file sets what it says
+    (tmp_path / "hand.json").write_text(json.dumps(hand))
+    assert calibration_overrides({"file": str(tmp_path / "hand.json")})["scan_step_nm"] == 2.0

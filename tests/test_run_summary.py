@@ -165,3 +165,44 @@ def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, 
     assert origin["q_pixel_size"] == f"calibration file {tmp_path / 'cal.json'}"
     assert origin["accelerating_voltage_kV"] == "config" and origin["scan_step_nm"] == "command line"
     assert origin["q_rotation_deg"] == "default"
+
+
+def test_a_map_with_nothing_reliable_is_warned_about(tmp_path, capsys):
+    """Noise indexes a few patterns at reliability ~0 (too few patterns for the phase-fit check's counts): `index`
+    warns that nothing is reliable, and input_warnings says it only where patterns were indexed."""
+    import h5py
+
+    from stemgrains.pipeline import NO_PATTERN_INDEXED, NONE_RELIABLE, input_warnings
+
+    data = tmp_path / "noise.npy"
+    np.save(data, np.random.default_rng(1).poisson(3.0, (6, 6, 64, 64)).astype(np.uint16))
+    out = tmp_path / "m.h5"
+    assert main(["index", str(data), "--phase", "au", "--q-pixel-size", "0.03", "--step", "4", "-o", str(out),
+                 "--no-progress"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    with h5py.File(out) as f:
+        indexed = (f["orientation/phase_id"][()] >= 0).sum()
+        rel = f["orientation/reliability"][()]
+    assert indexed > 0 and (rel < 5).all()  # the case (noise: a few spurious solutions, none reliable)
+    assert NONE_RELIABLE in err
+    assert input_warnings({}, 0.5, [], 0.0) == [NONE_RELIABLE]
+    assert input_warnings({}, 0.0, [], 0.0) == [NO_PATTERN_INDEXED] and input_warnings({}, 0.5, [], 0.01) == []
+
+
+def test_a_blank_scan_says_its_relrod_width_was_not_chosen_from_the_data(tmp_path, capsys):
+    """With no subsample pattern indexed reliably under any candidate width nothing was chosen: the record and
+    the printed line say the default was kept."""
+    import h5py
+
+    from stemgrains.index.api import NO_SIGMA_EVIDENCE
+
+    data = tmp_path / "blank.npy"
+    np.save(data, np.zeros((8, 8, 64, 64), np.uint16))
+    out = tmp_path / "m.h5"
+    assert main(["index", str(data), "--phase", "au", "--q-pixel-size", "0.03", "--step", "4", "-o", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    with h5py.File(out) as f:
+        params = json.loads(f["parameters"].attrs["index"])
+    assert params["excitation_error_sigma_source"] == NO_SIGMA_EVIDENCE
+    assert f"({NO_SIGMA_EVIDENCE}: R ≥ 5 on 0.015: 0 %, 0.01: 0 % of a subsample" in printed

@@ -412,7 +412,7 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "scan_shape": ("px", "[ny, nx] scan shape"),
     "calibration": ("1/Å, kV, nm", "the calibration the run used: q_pixel_size, accelerating_voltage_kV, scan_step_nm "
                                    "and origin (per field: file, command line, config, 'calibration file PATH' (--calibration), "
-                                   "override (Python API), default; fitted after --auto-calibrate; also the attribute "
+                                   "override (Python API), default; 'fitted (METHOD)' for the values an --auto-calibrate fit changed; also the attribute "
                                    "origin of /calibration in results.h5, JSON); "
                                    "run and index print a note where the voltage or scan step is a default"),
     "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
@@ -431,8 +431,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                      "the solution their grain decided significantly); absent for maps without it"),
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model the indexing used (chosen from the "
                                       "data unless [index] excitation_error_sigma set it; also /parameters index)"),
-    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" or "
-                                           "'the default: fewer than 64 patterns to choose from' (also /parameters "
+    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\", "
+                                           "'the default: fewer than 64 patterns to choose from' or 'the default: no subsample pattern was indexed with reliability ≥ 5 under any candidate width' (also /parameters "
                                            "index)"),
     "excitation_error_sigma_confident": ("1", "where σ_s was chosen from the data: per candidate width (1/Å, as text) "
                                               "the fraction of the ~128-position subsample indexed with reliability "
@@ -513,8 +513,8 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
     "excitation_error_sigma": ("1/Å", "relrod width σ_s of the kinematic model this scan was indexed with (chosen "
                                       "from this scan's data unless [index] excitation_error_sigma set it; also "
                                       "/parameters index of its results file)"),
-    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\" "
-                                           "or 'the default: fewer than 64 patterns to choose from'"),
+    "excitation_error_sigma_source": ("—", "how σ_s was obtained: 'chosen from the data', 'set', \"the libraries'\", "
+                                           "'the default: fewer than 64 patterns to choose from' or 'the default: no subsample pattern was indexed with reliability ≥ 5 under any candidate width'"),
     "refine_excitation_error_sigma": ("1/Å", "relrod width of the final refinement of this scan's solutions (equal "
                                              "to excitation_error_sigma: none; empty: turned off by [index] "
                                              "final_refinement false; chosen from the data unless [index] "

@@ -1107,7 +1107,7 @@ def calibration_summary(ds: Any) -> dict[str, Any]:
     """What a run's ``summary.json`` records of the calibration of ``ds`` (a Dataset4D): the q pixel size (1/Å),
     voltage (kV), scan step (nm) and where each came from (``origin``: per field ``"file"``, ``"command line"``,
     ``"config"``, ``"calibration file PATH"`` (``--calibration``), ``"override"`` (given to the Python API),
-    ``"default"``; ``"fitted"`` after ``--auto-calibrate``)."""
+    ``"default"``; ``"fitted (METHOD)"`` for the values an ``--auto-calibrate`` fit changed)."""
     cal = ds.calibration
     return {"q_pixel_size": cal.q_pixel_size, "accelerating_voltage_kV": float(cal.accelerating_voltage_kV),
             "scan_step_nm": float(cal.scan_step_nm), "origin": dict(ds.metadata.get("calibration_origin", {}))}
@@ -1132,13 +1132,23 @@ NO_PATTERN_INDEXED = ("warning: no pattern was indexed (fewer than min_peaks spo
                       "min_correlation): check the calibration (--q-pixel-size, centre) and the phase")
 
 
-def input_warnings(calibration: dict[str, Any], indexed_fraction: float, phase_fit_warnings: Any) -> list[str]:
+#: the warning of a job where patterns were indexed but none reliably (a noise-only scan, a wrong phase or
+#: calibration on a scan too small for the phase-fit check's pattern counts)
+NONE_RELIABLE = ("warning: no indexed pattern is reliable (reliability and grain reliability ≥ 5 nowhere): every "
+                 "orientation could as well "
+                 "be another; check the calibration (--q-pixel-size, centre), the phase and the data")
+
+
+def input_warnings(calibration: dict[str, Any], indexed_fraction: float, phase_fit_warnings: Any,
+                   reliable_fraction: float | None = None) -> list[str]:
     """The lines ``index`` and ``run`` print to stderr after one input (a batch, under that input's line): the
     calibration defaults note (:func:`defaults_line`), :data:`NO_PATTERN_INDEXED` where ``indexed_fraction`` is 0,
-    and each phase-fit warning (``warning: ...``)."""
+    :data:`NONE_RELIABLE` where patterns were indexed but ``reliable_fraction`` (of the map's pixels with
+    reliability or grain reliability ≥ 5) is 0, and each phase-fit warning (``warning: ...``)."""
     note = defaults_line(calibration or {})
+    none_reliable = indexed_fraction > 0 and reliable_fraction is not None and reliable_fraction == 0
     return ([note] if note else []) + ([NO_PATTERN_INDEXED] if indexed_fraction == 0 else []) + \
-        [f"warning: {w}" for w in phase_fit_warnings or []]
+        ([NONE_RELIABLE] if none_reliable else []) + [f"warning: {w}" for w in phase_fit_warnings or []]
 
 
 def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries: Any, cls: Any, transport: Any,

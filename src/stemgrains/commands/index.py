@@ -161,7 +161,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     from ..pipeline import input_warnings
 
-    for line in input_warnings(res["calibration"], ok / n if n else 0.0, res["phase_fit"].warnings):
+    for line in input_warnings(res["calibration"], ok / n if n else 0.0, res["phase_fit"].warnings,
+                               max(reliable_fractions(xmap).values()) if n else None):
         print(line, file=sys.stderr)
     return 0
 
@@ -192,5 +193,5 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         **(reliable_fractions(xmap) if n else {}),
         "phase_fit_warnings": list(got["phase_fit"].warnings),
         "warnings": input_warnings(got["calibration"], float((xmap.phase_id >= 0).mean()) if n else 0.0,
-                                   got["phase_fit"].warnings),
+                                   got["phase_fit"].warnings, max(reliable_fractions(xmap).values()) if n else None),
     }

@@ -194,7 +194,8 @@ def _warnings_of(s: dict[str, Any]) -> list[str]:
     """:func:`stemgrains.pipeline.input_warnings` of a run's summary."""
     from ..pipeline import input_warnings
 
-    return input_warnings(s.get("calibration", {}), s["indexed_fraction"], s.get("phase_fit", {}).get("warnings", []))
+    return input_warnings(s.get("calibration", {}), s["indexed_fraction"], s.get("phase_fit", {}).get("warnings", []),
+                          max(s.get("reliable_fraction") or 0.0, s.get("grain_reliable_fraction") or 0.0))
 
 
 def print_summary(out: dict[str, Any], output: str) -> None:

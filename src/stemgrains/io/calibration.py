@@ -4,8 +4,12 @@ A calibration JSON (written by ``stemgrains calibrate``) is::
 
     {"calibration": {"q_pixel_size": ..., "center_row": ..., "center_col": ..., "q_rotation_deg": ...,
                      "q_flip": ..., "ellipticity_ratio": ..., "ellipticity_angle_deg": ..., "affine": [4 numbers],
-                     "accelerating_voltage_kV": ..., "scan_step_nm": ...},
+                     "accelerating_voltage_kV": ...},
      "status": "ok" | "undetermined" | "unconfirmed", "reason": ..., "values": ..., "uncertainty": ..., "center": ..., "notes": ...}
+
+A fit (a file with ``"status"``) carries no ``scan_step_nm``: the scan step is a property of the scan, not of the
+detector, so a calibration fitted on one scan and given to another never replaces that scan's step (one written
+by an earlier version that has it is read without it).
 
 The keys of ``"calibration"`` are the attribute names of the project's HDF5 ``/data`` and of ``/calibration``
 in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written file may hold just that mapping
@@ -107,6 +111,8 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
     attrs = doc.get("calibration", doc) if isinstance(doc.get("calibration", doc), dict) else None
     if attrs is None:
         raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
+    if "status" in doc and isinstance(doc.get("calibration"), dict):  # a fit written by calibrate: the detector's
+        attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}  # calibration, not the fitted scan's step
     return _overrides_from_attrs(attrs, str(p))
 
 

@@ -196,11 +196,13 @@ class CalibrationFit:
         return self.status == "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready summary: ``calibration`` (the attribute names of the project's HDF5), ``status``,
-        ``reason``, ``method``, ``values``, ``uncertainty``, ``center``, ``notes``, ``stated``, ``report``."""
+        """JSON-ready summary: ``calibration`` (the attribute names of the project's HDF5; without
+        ``scan_step_nm``, a property of the scan, not of the detector, which the fit neither uses nor changes: a
+        calibration file given to another scan must not replace that scan's step), ``status``, ``reason``,
+        ``method``, ``values``, ``uncertainty``, ``center``, ``notes``, ``stated``, ``report``."""
         rep = {k: v for k, v in self.diagnostics.items() if not isinstance(v, np.ndarray)}
         return {
-            "calibration": self.calibration.to_attrs(),
+            "calibration": {k: v for k, v in self.calibration.to_attrs().items() if k != "scan_step_nm"},
             "status": self.status,
             "reason": self.reason,
             "method": self.method,
@@ -809,7 +811,13 @@ def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
     if not fit.ok:
         return dataset
     meta = dict(dataset.metadata)
-    meta["calibration_origin"] = {"fitted": fit.method}
+    origin = dict(meta.get("calibration_origin") or {})  # the values the fit changed say so; the others keep theirs
+    for name in Calibration.__dataclass_fields__:
+        before, after = getattr(dataset.calibration, name), getattr(fit.calibration, name)
+        if (before is None) != (after is None) or (after is not None and not np.array_equal(np.asarray(before, float),
+                                                                                             np.asarray(after, float))):
+            origin[name] = f"fitted ({fit.method})"
+    meta["calibration_origin"] = origin
     return _replace(dataset, calibration=fit.calibration, metadata=meta)
 
 
