@@ -451,7 +451,7 @@ def test_every_summary_column_is_in_the_data_dictionary():
         key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
-    assert len(B.SUMMARY_COLUMNS) == 20 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+    assert len(B.SUMMARY_COLUMNS) == 21 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
 
 
 #: the batch command in a child process that interrupts itself (SIGINT, as Ctrl-C) right after the second chunk of

@@ -140,6 +140,14 @@ def test_a_batch_says_each_inputs_calibration_note_and_warnings(tmp_path, capsys
         under = printed[at + 1:at + 3]
         assert under[0].startswith("    note: accelerating voltage 300 kV and scan step 1 nm are defaults"), printed
         assert under[1] == f"    {NO_PATTERN_INDEXED}", printed
+    # counted in the batch's last lines, and kept in the summary CSV
+    assert ("  of the scans: 2 with warnings, 2 with a calibration note (the lines under their results above; column "
+            "warnings of batch_summary.csv, ! in batch_summary.png)") in printed
+    import csv
+
+    with open(out / "batch_summary.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert all(NO_PATTERN_INDEXED in r["warnings"] and r["warnings"].startswith("note: ") for r in rows)
 
 
 @pytest.mark.parametrize("command", ["index", "run"])

@@ -111,8 +111,8 @@ def _summary_columns() -> tuple[str, ...]:
     return (
         "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
         "indexed_percent", "median_reliability", "reliable_percent", "grain_reliable_percent", "excitation_error_sigma", "excitation_error_sigma_source",
-        "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "n_grains", "n_boundaries",
-        "c_axis_uncertain_percent", *(_col("label_fraction", n) for n in labels),
+        "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "warnings", "n_grains",
+        "n_boundaries", "c_axis_uncertain_percent", *(_col("label_fraction", n) for n in labels),
         *(_col("behaviour_fraction", n) for n in behaviours),
     )
 
@@ -426,6 +426,7 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
             row[f"{key}_percent"] = 100.0 * float(info[f"{key}_fraction"])
     warnings = info.get("phase_fit_warnings") or []
     row["phase_fit_warning"] = " | ".join(str(w) for w in warnings)
+    row["warnings"] = " | ".join(str(w) for w in info.get("warnings") or [])  # all of them, with the notes
     for key in ("n_grains", "n_boundaries"):
         if info.get(key) is not None:
             row[key] = int(info[key])
@@ -438,7 +439,7 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
 
 
 _TEXT_COLUMNS = ("input", "output", "status", "reason", "excitation_error_sigma_source",
-                 "refine_excitation_error_sigma_source", "phase_fit_warning")
+                 "refine_excitation_error_sigma_source", "phase_fit_warning", "warnings")
 
 
 def _parse_row(r: Mapping[str, str]) -> dict[str, Any]:
@@ -955,6 +956,13 @@ def format_result(result: BatchResult) -> str:
         line += "\n  final refinement: " + "; ".join(
             f"{k} for {n} scan{'s' if n > 1 else ''}" for k, n in sorted(finals.items())) + \
             " (per scan: columns refine_excitation_error_sigma and refine_excitation_error_sigma_source)"
+    warned = [r for r in result.rows if r.get("status") in ("done", "skipped") and str(r.get("warnings") or "")]
+    if warned:
+        n_warn = sum("warning:" in str(r["warnings"]) for r in warned)
+        n_note = sum("note:" in str(r["warnings"]) for r in warned)
+        said = [f"{n_warn} with warnings" if n_warn else "", f"{n_note} with a calibration note" if n_note else ""]
+        line += (f"\n  of the scans: {', '.join(x for x in said if x)} (the lines under their results above; column "
+                 "warnings of batch_summary.csv, ! in batch_summary.png)")
     for r in result.failed:
         reason = str(r.get("reason", ""))
         line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"

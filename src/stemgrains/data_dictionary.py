@@ -524,6 +524,10 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
                                                   "'set', 'off', or \"the search's: ...\" with the reason)"),
     "phase_fit_warning": ("—", "the phase-fit check's warnings, joined by ' | '; empty when the phases explain "
                                "the patterns"),
+    "warnings": ("—", "what a single index/run prints on stderr about this input, joined by ' | ': the note on a "
+                      "defaulted voltage or scan step ('note: ...'), 'warning: no pattern was indexed ...', "
+                      "'warning: no indexed pattern is reliable ...' and the phase-fit warnings; marked '!' in "
+                      "batch_summary.png"),
     "n_grains": ("—", "grains (run only)"),
     "n_boundaries": ("—", "boundaries, i.e. grain pairs (run only)"),
     "c_axis_uncertain_percent": ("%", "share of the classified boundary length whose label rests on a grain with "

@@ -40,7 +40,9 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
     from .classification import BEHAVIOUR_COLORS
 
     n = max(len(rows), 1)
-    names = [Path(str(r.get("output", r.get("input", "")))).name for r in rows]
+    # an input with warnings (no pattern indexed, phase fit, nothing reliable) is marked "!" before its name
+    names = [("! " if "warning:" in str(r.get("warnings") or "") else "") + Path(str(r.get("output", r.get("input", "")))).name
+             for r in rows]
     status = [str(r.get("status", "")) for r in rows]
     from ..boundaries import BEHAVIOURS, OTHER_PHASE
 
@@ -96,7 +98,9 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
         axes[0].legend([Patch(color=STATUS_COLORS[s]) for s in shown], [f"{s}" for s in shown], fontsize=7, ncols=2,
                        loc="upper center", bbox_to_anchor=(0.5, -0.06 if n > 3 else -0.18), frameon=False)
     counts = {s: status.count(s) for s in STATUS_COLORS if status.count(s)}
-    fig.suptitle("batch: " + ", ".join(f"{v} {k}" for k, v in counts.items()), fontsize=11)
+    n_warned = sum(name.startswith("! ") for name in names)
+    fig.suptitle("batch: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                 + (f"; ! {n_warned} with warnings (column warnings of batch_summary.csv)" if n_warned else ""), fontsize=11)
     if path is None:
         return fig
     return atomic_savefig(fig, Path(path), dpi=110)
