@@ -69,6 +69,16 @@ def test_classify_without_a_conducting_phase_needs_no_field(au_scan_3x3, tmp_pat
     assert "under no field (none given, none needed)" in printed and "--conducting-phase" not in printed
     with h5py.File(res) as f:
         assert json.loads(f["classification"].attrs["parameters"])["field"] is None
+    # a field given is not used (as run): none recorded, and --field-from-transport needs no transport model
+    for given in (["--field", "1,0"], ["--field-from-transport"]):
+        assert main(["classify", str(res), *given, "--csv", str(tmp_path / "b.csv")]) == 0
+        printed = capsys.readouterr().out
+        assert "under no field (none needed: nothing conducts; the one given is not used)" in printed, printed
+        with h5py.File(res) as f:
+            assert json.loads(f["classification"].attrs["parameters"])["field"] is None
+        header, *rows = (tmp_path / "b.csv").read_text().splitlines()
+        cells = [dict(zip(header.split(","), r.split(","))) for r in rows]
+        assert all(c["field_0"] == "nan" and c["psi"] == "nan" for c in cells)
 
 
 def test_transport_command_refuses_a_map_without_a_conducting_phase(au_scan_3x3, tmp_path, capsys):

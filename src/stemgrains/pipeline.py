@@ -582,8 +582,9 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     -------
     dict
         ``result`` (:class:`~stemgrains.boundaries.BoundaryClassification`), ``grain_map``, ``field`` (the
-        applied (x, y), or None for the local transport field), ``n_filled`` (boundaries without current given
-        the mean field), ``output`` (Path).
+        applied (x, y), or None for the local transport field or where nothing conducts), ``n_filled``
+        (boundaries without current given the mean field), ``output`` (Path), ``field_unused`` (a field was given
+        but no phase of the map conducts: it is not used, none is recorded).
     """
     from .boundaries.classify import write_classification, write_classification_csv
     from .io.outputs import check_outputs, record_csv_tables
@@ -612,11 +613,14 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
     grain_map = read_grains(results)
     phases = None if c["conducting_phases"] is None else [_phase_arg(s) for s in c["conducting_phases"]]
     no_field = not c["field_from_transport"] and c["field"] is None
-    if no_field and transport_not_applicable(grain_map, phases) is None:  # a map without one has nothing to classify
+    nothing_conducts = transport_not_applicable(grain_map, phases) is not None
+    if no_field and not nothing_conducts:  # a map without a conducting phase has nothing to classify
         raise ParameterError("give the field: --field X,Y or --field-from-transport (or [classify] field / "
                              "field_from_transport in --config)")
     boundaries = read_boundaries(results)
-    field, applied, n_filled = (None, None, 0) if no_field else _classify_field(c, results, len(boundaries.boundaries))
+    # where nothing conducts, a field given is not used (as run): none is recorded, no transport is needed
+    field, applied, n_filled = ((None, None, 0) if no_field or nothing_conducts
+                                else _classify_field(c, results, len(boundaries.boundaries)))
     result = classify_map(grain_map, boundaries, field, _classify_params(c, phases))
     out = Path(output) if output else results
     with update_h5(results, out) as f:
@@ -630,7 +634,8 @@ def run_classify(results: str | os.PathLike, output: str | os.PathLike | None, c
             record_csv_tables(f, tables)
     if figures:
         _classification_figures(Path(figures), grain_map, boundaries, result, applied, c["flat_tolerance_deg"])
-    return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out}
+    return {"result": result, "grain_map": grain_map, "field": applied, "n_filled": n_filled, "output": out,
+            "field_unused": not no_field and nothing_conducts}
 
 
 #: the figures ``classify --figures FOLDER`` writes (:func:`_classification_figures`)

@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     n_b = len(result.boundaries)
     if fx is not None:
         under = f"field ({fx:g}, {fy:g})"
+    elif got.get("field_unused"):  # given, but nothing conducts: classified under none, as run does
+        under = "no field (none needed: nothing conducts; the one given is not used)"
     elif result.parameters.get("field") is None:  # a map without a conducting phase, classified under none
         under = "no field (none given, none needed)"
     else:
