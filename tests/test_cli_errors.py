@@ -453,3 +453,38 @@ def test_an_empty_or_folder_output_is_refused_before_any_work(data_samples, tmp_
                *(["--field", "1,0"] if command == "run" else []), "-o", out, "--no-progress"])
     assert rc == 2 and capsys.readouterr().err == f"stemgrains {command}: error: -o {out!r}: {what}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_more_bad_input_is_one_line_naming_what_is_wrong(tmp_path, capsys):
+    """From a fresh-user review: each mistake gets one line naming the file or option and what was expected,
+    exit status 2, before any indexing."""
+    import json
+
+    import numpy as np
+
+    scan = tmp_path / "scan.npy"
+    np.save(scan, np.zeros((4, 4, 32, 32), np.uint16))
+    (tmp_path / "text.npy").write_text("hello\n")
+    np.save(tmp_path / "det4.npy", np.zeros((4, 4, 4, 4), np.uint16))
+    (tmp_path / "s.json").write_text(json.dumps({"q_pixel_size": "0.0246"}))
+    out = str(tmp_path / "m.h5")
+    cases = [
+        (["index", str(scan), "--phase", "au", "--q-pixel-size", "0.03", "--ellipticity", "100,0", "-o", out],
+         "--ellipticity ratio must lie between 0.5 and 2"),
+        (["index", str(scan), "--phase", "au", "--calibration", str(tmp_path / "s.json"), "-o", out],
+         f"{tmp_path / 's.json'}: q_pixel_size must be a number"),
+        (["index", str(scan), "--phase", "au", "--phase", "au.cif", "--q-pixel-size", "0.03", "-o", out],
+         "--phase au.cif: the same phase as --phase au"),
+        (["info", str(tmp_path / "text.npy")], f"{tmp_path / 'text.npy'}: not a .npy file"),
+        (["index", str(tmp_path / "det4.npy"), "--phase", "au", "--q-pixel-size", "0.03", "-o", out],
+         f"{tmp_path / 'det4.npy'}: the beam centre (1.5, 1.5) leaves no room on the 4 x 4 detector"),
+        (["calibrate", str(scan), "--phase", "au", "--q-pixel-size", "0.03", "--n-index", "64", "--max-index", "16",
+          "-o", str(tmp_path / "c.json")], "--max-index (16) must be at least n_index (64)"),
+        (["index", str(scan), str(scan.with_name("det4.npy")), "--phase", "au", "--export-ang", "sub/map.ang", "-o",
+          str(tmp_path / "batch")], "--export-ang sub/map.ang: in a batch it names a file inside each input's folder"),
+    ]
+    for argv, expect in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expect in err, (argv, err)
+    assert not (tmp_path / "m.h5").exists() and not (tmp_path / "batch").exists()

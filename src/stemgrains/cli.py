@@ -346,6 +346,22 @@ def _option_of_path(args: argparse.Namespace, filename: Any) -> str:
     return f"{filename!s}: "
 
 
+def _phase_given_twice(phases: Any) -> tuple[str, str] | None:
+    """The first two ``--phase`` values that name the same phase (the same file, or the same shipped name with or
+    without ``.cif``), or None: two templates of one phase would split every pattern between them."""
+    if not isinstance(phases, list):
+        return None
+    seen: dict[str, str] = {}
+    for p in phases:
+        text = str(p)
+        path = Path(text)
+        key = str(path.resolve()) if path.is_file() else text.lower().removesuffix(".cif")
+        if key in seen:
+            return seen[key], text
+        seen[key] = text
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_join_negative_values(parser, list(sys.argv[1:] if argv is None else argv)))
@@ -358,6 +374,11 @@ def main(argv: list[str] | None = None) -> int:
         what = "an empty path" if not output.strip() else "a folder"
         print(f"stemgrains {args.command}: error: -o {output!r}: {what}; give "
               f"{'a file name' if args.command in _FILE_OUTPUT else 'an output folder'}", file=sys.stderr)
+        return 2
+    twice = _phase_given_twice(getattr(args, "phase", None))
+    if twice:
+        print(f"stemgrains {args.command}: error: --phase {twice[1]}: the same phase as --phase {twice[0]}; give each "
+              "phase once", file=sys.stderr)
         return 2
     try:
         with _safe_interrupts():

@@ -35,6 +35,11 @@ def electron_wavelength(accelerating_voltage_kV: float) -> float:
     return lam_m * 1e10
 
 
+#: the ellipticity ratios a Calibration takes: real detector distortions are a few per cent (a ratio of 100 is a
+#: typo, which would leave no spot on the detector)
+ELLIPTICITY_RATIO_RANGE = (0.5, 2.0)
+
+
 def _finite_positive(name: str, value: Any) -> float:
     try:
         v = float(value)
@@ -80,7 +85,8 @@ class Calibration:
         ``(ratio, angle_deg)`` of the elliptical distortion of the diffraction pattern, or ``None``: on the
         detector, distances along the axis at ``angle_deg`` (measured in the detector frame from +col toward
         +row) are ``ratio`` times longer than along the perpendicular axis, where one pixel is ``q_pixel_size``.
-        (Not area-preserving: the mean pixel size is ``q_pixel_size / sqrt(ratio)``.)
+        (Not area-preserving: the mean pixel size is ``q_pixel_size / sqrt(ratio)``.) The ratio must lie in
+        :data:`ELLIPTICITY_RATIO_RANGE` (0.5–2).
     affine
         ``(A11, A12, A21, A22)``: a general 2 × 2 detector distortion (dimensionless, row-major), or ``None``.
         It acts on detector offsets written as column vectors ``(dcol, drow)`` and maps the ideal offset (after
@@ -127,7 +133,12 @@ class Calibration:
                 raise ParameterError(
                     f"ellipticity must be (axis ratio, angle_deg) or None, got {self.ellipticity!r}"
                 ) from None
-            object.__setattr__(self, "ellipticity", (_finite_positive("ellipticity ratio", ratio), _finite("ellipticity angle", ang)))
+            ratio = _finite_positive("ellipticity ratio", ratio)
+            if not ELLIPTICITY_RATIO_RANGE[0] <= ratio <= ELLIPTICITY_RATIO_RANGE[1]:  # a detector's, not a typo's
+                raise ParameterError(f"ellipticity ratio must lie between {ELLIPTICITY_RATIO_RANGE[0]:g} and "
+                                     f"{ELLIPTICITY_RATIO_RANGE[1]:g} (a detector distortion, ratio of the axes' "
+                                     f"pixel sizes), got {ratio:g}")
+            object.__setattr__(self, "ellipticity", (ratio, _finite("ellipticity angle", ang)))
         if self.affine is not None:
             try:
                 a = np.asarray(self.affine, dtype=np.float64).reshape(-1)

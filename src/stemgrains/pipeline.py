@@ -273,6 +273,13 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
     if params is not None:
         from .settings import check_q_range
 
+        if ds.calibration.q_pixel_size is not None:  # the data's detector: a centre without room names the file
+            from .preprocess.api import detector_q_reach
+
+            try:
+                detector_q_reach(ds.calibration, ds.detector_shape)
+            except ParameterError as err:
+                raise ParameterError(f"{ds.source}: {err}") from None
         check_q_range(params, ds.calibration, ds.detector_shape)
 
 

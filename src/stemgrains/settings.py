@@ -1100,8 +1100,15 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
 def calibrate_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Keyword arguments of :func:`stemgrains.preprocess.calibrate.calibrate` from ``[calibrate]`` that
     ``--auto-calibrate`` of index/run uses too: ``method``, ``max_patterns``, ``n_index``, ``max_index``,
-    ``confirm`` (``k_max`` and ``neighbor_average_radius`` go into its ``index_params``)."""
-    return {k: _copy(cfg["calibrate"][k]) for k in _AUTO_CALIBRATE_KEYS}
+    ``confirm`` (``k_max`` and ``neighbor_average_radius`` go into its ``index_params``). A ``max_index`` below
+    ``n_index`` (the joint fit starts from n_index patterns and grows to at most max_index) is a one-line
+    ParameterError."""
+    out = {k: _copy(cfg["calibrate"][k]) for k in _AUTO_CALIBRATE_KEYS}
+    n, most = out.get("n_index"), out.get("max_index")
+    if n is not None and most is not None and most < n:
+        raise ParameterError(f"[calibrate] max_index ({most}) must be at least n_index ({n}): the joint fit starts "
+                             "from n_index patterns and grows to at most max_index")
+    return out
 
 
 def index_params(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from .. import config
 from .._relrod import BATCH_KEYS, refine_choice_text, refine_label
+from ..errors import ParameterError
 from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_command
 from ._common import PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option
 
@@ -130,6 +131,11 @@ def run(args: argparse.Namespace) -> int:
         from ..pipeline import check_export_names
 
         check_export_names(args.export_ang, args.export_ctf)
+        for opt, name in (("--export-ang", args.export_ang), ("--export-ctf", args.export_ctf),
+                          ("--figures", args.figures)):
+            if name is not None and Path(name).name != str(name):  # the folder part would be dropped
+                raise ParameterError(f"{opt} {name}: in a batch it names a file inside each input's folder of -o; "
+                                     f"give a bare name ({Path(name).name})")
         outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
         return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
     import numpy as np

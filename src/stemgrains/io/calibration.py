@@ -111,6 +111,10 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
     attrs = doc.get("calibration", doc) if isinstance(doc.get("calibration", doc), dict) else None
     if attrs is None:
         raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
+    for key, v in attrs.items():  # JSON numbers, not their text (float("0.02") would take a string silently)
+        if isinstance(v, str):
+            raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
+                                  f"{v!r}")
     if "status" in doc and isinstance(doc.get("calibration"), dict):  # a fit written by calibrate: the detector's
         attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}  # calibration, not the fitted scan's step
     return _overrides_from_attrs(attrs, str(p))

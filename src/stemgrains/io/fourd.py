@@ -58,6 +58,14 @@ def supported_extensions() -> tuple[str, ...]:
 def _read_npy(path: Path, overrides: dict[str, Any], scan_shape: tuple[int, int] | None) -> Dataset4D:
     source = str(path)
     try:
+        with open(path, "rb") as fh:
+            magic = fh.read(6)
+    except OSError:
+        magic = b"\x93NUMPY"  # (np.load says why it cannot be read)
+    if magic != b"\x93NUMPY":  # numpy calls any other file "pickled data"
+        raise FileFormatError(f"{source}: not a .npy file (it does not start with the NumPy header); expected an array "
+                              "saved with numpy.save")
+    try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as err:  # ValueError (bad header / pickled object arrays), OSError, EOFError …
         raise FileFormatError(f"{source}: not a readable .npy array ({first_line(err)})") from None

@@ -119,7 +119,8 @@ def detector_q_reach(calibration: Calibration, detector_shape: tuple[int, int], 
     cr, cc = calibration.center if calibration.center is not None else ((ky - 1) / 2, (kx - 1) / 2)
     r_px = min(cr, cc, ky - 1 - cr, kx - 1 - cc) - margin_px
     if r_px <= 0:
-        raise ParameterError(f"the beam centre ({cr:g}, {cc:g}) leaves no room on the {ky} x {kx} detector")
+        raise ParameterError(f"the beam centre ({cr:g}, {cc:g}) leaves no room on the {ky} x {kx} detector "
+                             f"(expected more than {margin_px:g} px between the centre and every edge)")
     return float(r_px / np.linalg.svd(calibration._affine(), compute_uv=False)[0])
 
 
