@@ -151,7 +151,7 @@ def test_a_batch_says_each_inputs_calibration_note_and_warnings(tmp_path, capsys
 
 
 @pytest.mark.parametrize("command", ["index", "run"])
-def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, command):
+def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, capsys, command):
     """summary.json (run) and the results file's provenance (index) tell a value given on the command line from
     one of a --config file's [calibration] and one of a --calibration JSON, instead of "override" for all three."""
     import h5py
@@ -170,9 +170,17 @@ def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, 
     else:
         with h5py.File(out) as f:
             origin = json.loads(f["calibration"].attrs["origin"])
+        capsys.readouterr()
+        assert main(["info", str(out)]) == 0  # info shows what the map was indexed with, and where each came from
+        assert ("calibration: indexed with q pixel size 0.05 1/Å [calibration file "
+                f"{tmp_path / 'cal.json'}], 200 kV [config], scan step 2 nm [command line]") in capsys.readouterr().out
     assert origin["q_pixel_size"] == f"calibration file {tmp_path / 'cal.json'}"
     assert origin["accelerating_voltage_kV"] == "config" and origin["scan_step_nm"] == "command line"
     assert origin["q_rotation_deg"] == "default"
+    if command == "run":  # the values too, not only their origins
+        cal = json.loads((out / "summary.json").read_text())["calibration"]
+        assert cal["q_rotation_deg"] == 0.0 and cal["q_flip"] is False and cal["ellipticity"] is None
+        assert cal["affine"] is None and (cal["center"] is None or len(cal["center"]) == 2)
 
 
 def test_a_map_with_nothing_reliable_is_warned_about(tmp_path, capsys):

@@ -410,7 +410,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
 SUMMARY: dict[str, tuple[str, str]] = {
     "input": ("—", "path of the 4D-STEM data"),
     "scan_shape": ("px", "[ny, nx] scan shape"),
-    "calibration": ("1/Å, kV, nm", "the calibration the run used: q_pixel_size, accelerating_voltage_kV, scan_step_nm "
+    "calibration": ("1/Å, kV, nm", "the calibration the run used: q_pixel_size, accelerating_voltage_kV, scan_step_nm, "
+                                   "center [row, col] px (null: found per pattern), q_rotation_deg, q_flip, "
+                                   "ellipticity [ratio, angle deg], affine [A11, A12, A21, A22] (null: unset) "
                                    "and origin (per field: file, command line, config, 'calibration file PATH' (--calibration), "
                                    "override (Python API), default; 'fitted (METHOD)' for the values an --auto-calibrate fit changed; also the attribute "
                                    "origin of /calibration in results.h5, JSON); "

@@ -1117,12 +1117,19 @@ _DEFAULTED = (("accelerating_voltage_kV", "accelerating voltage", "kV", "--volta
 
 def calibration_summary(ds: Any) -> dict[str, Any]:
     """What a run's ``summary.json`` records of the calibration of ``ds`` (a Dataset4D): the q pixel size (1/Å),
-    voltage (kV), scan step (nm) and where each came from (``origin``: per field ``"file"``, ``"command line"``,
+    voltage (kV), scan step (nm), the nominal beam centre (row, col px; None: found per pattern), the detector
+    rotation (deg) and flip, the ellipticity (ratio, angle deg) and affine (4 numbers; None where unset), and
+    where each came from (``origin``: per field ``"file"``, ``"command line"``,
     ``"config"``, ``"calibration file PATH"`` (``--calibration``), ``"override"`` (given to the Python API),
     ``"default"``; ``"fitted (METHOD)"`` for the values an ``--auto-calibrate`` fit changed)."""
     cal = ds.calibration
     return {"q_pixel_size": cal.q_pixel_size, "accelerating_voltage_kV": float(cal.accelerating_voltage_kV),
-            "scan_step_nm": float(cal.scan_step_nm), "origin": dict(ds.metadata.get("calibration_origin", {}))}
+            "scan_step_nm": float(cal.scan_step_nm),
+            "center": None if cal.center is None else [float(v) for v in cal.center],
+            "q_rotation_deg": float(cal.q_rotation_deg), "q_flip": bool(cal.q_flip),
+            "ellipticity": None if cal.ellipticity is None else [float(v) for v in cal.ellipticity],
+            "affine": None if cal.affine is None else [float(v) for v in np.asarray(cal.affine).ravel()],
+            "origin": dict(ds.metadata.get("calibration_origin", {}))}
 
 
 def defaults_line(calibration: dict[str, Any]) -> str | None:

@@ -118,6 +118,10 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     used = used_config(cfg, command)
     paths = [str(resolve_cif(c).resolve()) for c in phases]  # a built-in name (--phase au): the shipped CIF
     by_content, files = _by_content(used)
+    from ..settings import SOURCES_KEY
+
+    if cfg.get("calibration", {}).get(SOURCES_KEY):  # where each calibration value was given (not a config key)
+        used = {**used, "calibration": {**used.get("calibration", {}), SOURCES_KEY: cfg["calibration"][SOURCES_KEY]}}
     return dict(command=command, config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files,
                 _config=used, _phases=paths, **extra)
 

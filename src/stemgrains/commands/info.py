@@ -42,6 +42,45 @@ def _is_orientation_map(path: Path) -> bool:
         return False
 
 
+def _indexed_with(path: Path) -> str | None:
+    """The calibration a results file of ours was indexed with (``/calibration``: pixel size, voltage, and each
+    value's origin where recorded), as one line; None for other map files."""
+    import json
+
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "calibration" not in f:
+                return None
+            a = dict(f["calibration"].attrs)
+    except Exception:  # not HDF5 (.ang, .ctf): no calibration recorded
+        return None
+    origin = {}
+    if "origin" in a:
+        try:
+            origin = json.loads(str(a["origin"]))
+        except ValueError:
+            origin = {}
+
+    def tag(name: str) -> str:
+        return f" [{origin[name]}]" if name in origin else ""
+
+    parts = []
+    if a.get("q_pixel_size") is not None:
+        parts.append(f"q pixel size {float(a['q_pixel_size']):g} 1/Å{tag('q_pixel_size')}")
+    if a.get("accelerating_voltage_kV") is not None:
+        parts.append(f"{float(a['accelerating_voltage_kV']):g} kV{tag('accelerating_voltage_kV')}")
+    if a.get("scan_step_nm") is not None:
+        parts.append(f"scan step {float(a['scan_step_nm']):g} nm{tag('scan_step_nm')}")
+    if a.get("ellipticity_ratio") is not None:
+        parts.append(f"ellipticity {float(a['ellipticity_ratio']):g} at {float(a.get('ellipticity_angle_deg', 0)):g}°"
+                     f"{tag('ellipticity')}")
+    if float(a.get("q_rotation_deg", 0) or 0):
+        parts.append(f"q rotation {float(a['q_rotation_deg']):g}°{tag('q_rotation_deg')}")
+    return "indexed with " + ", ".join(parts) if parts else None
+
+
 def _print_map(path: Path) -> int:
     import numpy as np
 
@@ -57,6 +96,9 @@ def _print_map(path: Path) -> int:
         xmap, "resampled_from", None) == "HexGrid" else ""
     print(f"shape:       {ny} x {nx} (rows x cols){hexgrid}")
     print(f"scan step:   {f'{step:g} nm' if step is not None else 'unknown (pixel units)'}")
+    line = _indexed_with(path)
+    if line:
+        print(f"calibration: {line}")
     print("phases:")
     pid = np.asarray(xmap.phase_id)
     for i, phase in xmap.phases:
