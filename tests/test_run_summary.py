@@ -222,3 +222,25 @@ def test_a_blank_scan_says_its_relrod_width_was_not_chosen_from_the_data(tmp_pat
         params = json.loads(f["parameters"].attrs["index"])
     assert params["excitation_error_sigma_source"] == NO_SIGMA_EVIDENCE
     assert f"({NO_SIGMA_EVIDENCE}: R ≥ 5 on 0.015: 0 %, 0.01: 0 % of a subsample" in printed
+
+
+def test_the_figures_of_an_empty_map_say_why_they_are_empty(tmp_path):
+    """A blank scan: phase_fit.png and boundary_behaviour.png say that nothing was indexed instead of showing
+    empty panels."""
+    from stemgrains.io import load_orientation_map
+    from stemgrains.plot.orientation import plot_phase_fit
+
+    data = tmp_path / "blank.npy"
+    np.save(data, np.zeros((6, 6, 64, 64), np.uint16))
+    out = tmp_path / "r"
+    assert main(["run", str(data), "--phase", "au", "--q-pixel-size", "0.03", "-o", str(out), "--no-progress"]) == 0
+    assert (out / "boundary_behaviour.png").is_file() and (out / "phase_fit.png").is_file()
+    fig = plot_phase_fit(load_orientation_map(out / "results.h5"))
+    assert any(t.get_text().startswith("no pattern was indexed") for t in fig.axes[1].texts)
+    from stemgrains.boundaries import read_boundaries, read_classification
+    from stemgrains.grains import read_grains
+    from stemgrains.plot.classification import plot_boundary_behaviour
+
+    res = out / "results.h5"
+    fig = plot_boundary_behaviour(read_grains(res), read_boundaries(res), read_classification(res))
+    assert any(t.get_text().startswith("no grain: no pixel was indexed") for t in fig.axes[0].texts)

@@ -107,7 +107,9 @@ def test_patterns_with_too_few_spots_above_threshold_are_not_judged(nba_right):
     crop = xmap[5:, 5:]  # a cropped map: its own props only
     assert phase_fit_check(crop).phases[0].n_judged == crop.size
     assert "nothing" not in plot_phase_fit(crop).axes[1].get_title()
-    assert plot_phase_fit(xmap[:5, :5]).axes[1].get_title() == "phase fit: no pattern to judge"
+    fig = plot_phase_fit(xmap[:5, :5])
+    assert fig.axes[1].get_title() == "phase fit: no pattern to judge"
+    assert any(f"none with at least\n{config.PHASE_FIT_MIN_SPOTS} spots" in t.get_text() for t in fig.axes[1].texts)
 
 
 def _index_cli(tmp_path, cif, *extra):

@@ -345,6 +345,10 @@ def plot_boundary_behaviour(
                      else "Grain-boundary behaviour under the local transport field" if local_field
                      else "Grain-boundary behaviour under the applied field")
     _frame_map(ax, grain_map, title or default_title)
+    if not np.any(np.asarray(grain_map.labels) > 0):  # an empty map says why instead of a blank panel
+        ax.text(0.5, 0.5, "no grain: no pixel was indexed,\nor none passed the segmentation's cuts",
+                transform=ax.transAxes, ha="center", va="center",
+                fontsize=9, color="firebrick", bbox=dict(facecolor="white", edgecolor="none"))
     _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
                    bool(np.any(np.asarray(grain_map.labels) <= 0)))
     return _finish(fig, path)

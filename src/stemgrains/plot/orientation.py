@@ -138,7 +138,13 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     hx.legend(fontsize=8, loc="upper left")
     verdict = "phase fit: OK" if report.ok else "phase fit FAILED:\n" + ", ".join(p.name for p in report.phases if not p.ok)
     if not report.phases:
+        n_indexed = int(np.sum(np.asarray(xmap.phase_id) >= 0))
         verdict = "phase fit: no pattern to judge"
+        why = ("no pattern was indexed: check the calibration\n(--q-pixel-size, centre) and the phase" if n_indexed == 0
+               else f"{n_indexed} patterns indexed, none with at least\n{config.PHASE_FIT_MIN_SPOTS} spots above the "
+                    "detection threshold")
+        hx.text(0.5, 0.5, why, transform=hx.transAxes, ha="center", va="center", fontsize=10, color="firebrick",
+                bbox=dict(facecolor="white", edgecolor="none"))
     hx.set_title(verdict, fontsize=10, color="k" if report.ok else "firebrick")
     if path is not None:
         atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
