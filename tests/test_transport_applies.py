@@ -111,3 +111,15 @@ def test_run_where_no_pixel_is_indexed_says_so(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["transport"] == {"skipped": True, "reason": why}
     assert summary["classification"]["note"] == "the conduction-plane classification does not apply: no pixel was indexed"
+
+
+def test_a_field_on_a_map_where_nothing_conducts_is_not_a_new_parameter(au_scan_3x3, tmp_path, capsys):
+    """`run` on Au with --field, then without (or with another): the field is not used, so the run is the same
+    and already complete instead of refused as one with other parameters."""
+    out = tmp_path / "r"
+    base = ["run", str(au_scan_3x3), "--phase", "au", "--min-size", "1", "--no-figures", "-o", str(out), "--no-progress"]
+    assert main([*base, "--field", "1,0"]) == 0
+    capsys.readouterr()
+    for again in ([], ["--field", "0,1"]):
+        assert main([*base, *again]) == 0
+        assert "already complete" in capsys.readouterr().out

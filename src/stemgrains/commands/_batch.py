@@ -109,7 +109,8 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     masks ``.npy``) given by their content's SHA-256 instead of their paths; ``file_sha256``, those digests by
     config key (``{}`` without such files); ``phase_sha256``, the phase CIFs' content, in order; and ``extra`` (e.g. the names of export files). Not fingerprinted: ``_config``, that part
     of the config as it is (with the paths; the jobs run with it and ``OUTDIR/config.toml`` records it), and
-    ``_phases`` (the CIF paths, absolute): the same files moved or copied elsewhere give the same results.
+    ``_phases`` (the CIF paths, absolute): the same files moved or copied elsewhere give the same results. For
+    ``run`` on phases none of which conducts, the field is left out of ``config`` (it is not used).
     """
     from ..crystal import resolve_cif
     from ..settings import used_config
@@ -118,12 +119,24 @@ def batch_params(phases: list[str], cfg: dict[str, dict[str, Any]], command: str
     used = used_config(cfg, command)
     paths = [str(resolve_cif(c).resolve()) for c in phases]  # a built-in name (--phase au): the shipped CIF
     by_content, files = _by_content(used)
+    if command == "run" and _nothing_conducts(phases, cfg):  # a field is not used: it changes no result
+        by_content["classify"] = {k: v for k, v in by_content.get("classify", {}).items()
+                                  if k not in ("field", "field_from_transport")}
     from ..settings import SOURCES_KEY
 
     if cfg.get("calibration", {}).get(SOURCES_KEY):  # where each calibration value was given (not a config key)
         used = {**used, "calibration": {**used.get("calibration", {}), SOURCES_KEY: cfg["calibration"][SOURCES_KEY]}}
     return dict(command=command, config=by_content, phase_sha256=file_sha256s(paths), file_sha256=files,
                 _config=used, _phases=paths, **extra)
+
+
+def _nothing_conducts(phases: list[str], cfg: dict[str, dict[str, Any]]) -> bool:
+    """True where no phase has Na+ conduction planes and ``[classify] conducting_phases`` names none: the run
+    classifies nothing and uses no field (so a field given, changed or dropped is not a new parameter)."""
+    from ..crystal import has_conduction_planes, load_phase
+
+    return cfg.get("classify", {}).get("conducting_phases") is None and not any(
+        has_conduction_planes(load_phase(c)) for c in phases)
 
 
 def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
