@@ -887,11 +887,7 @@ def run_pipeline(
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     _require_field(field, electrodes, phases, (classify_params or {}).get("conducting_phases"))
-    ds = load_4d(input_path, **(calibration_overrides or {}))
-    if config is not None and "calibration" in config:  # where each given value came from, not just "override"
-        from .settings import label_override_origins
-
-        label_override_origins(ds, config["calibration"])
+    ds = _labelled(load_4d(input_path, **(calibration_overrides or {})), config)
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
@@ -947,6 +943,16 @@ NO_CONDUCTING_FIELD = "none (no conducting phase: the classification does not ap
 #: ``field_source`` of a run with electrodes, no applied field and no current between the electrodes
 NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classification under the local field does "
                     "not apply; labels under +x, give --field for an applied field)")
+
+
+def _labelled(ds: Any, config: Any) -> Any:
+    """``ds`` whose given calibration values say where they were given (command line, config, calibration file)
+    where ``config`` (an effective config) is known; else as loaded ("override")."""
+    if config is not None and "calibration" in config:
+        from .settings import label_override_origins
+
+        label_override_origins(ds, config["calibration"])
+    return ds
 
 
 def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, transport_params: Any,

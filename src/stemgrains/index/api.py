@@ -1092,6 +1092,11 @@ NO_SIGMA_EVIDENCE = ("the default: no subsample pattern was indexed with reliabi
                      f"{config.SIGMA_CONFIDENT_RELIABILITY:g} under any candidate width")
 
 
+def _sigma_source(confident: dict[Any, float]) -> str:
+    """``excitation_error_sigma_source`` of a width chosen on a subsample with these confident shares."""
+    return "chosen from the data" if any(v > 0 for v in confident.values()) else NO_SIGMA_EVIDENCE
+
+
 def _with_sigma(prm: IndexParams, sigma: float) -> IndexParams:
     """``prm`` with the search's relrod width σ_s found by :func:`index_orientations`; a set final-refinement width
     wider than it is dropped here (:func:`_refine_width` reports it as not applied) rather than refused: which σ_s
@@ -1199,13 +1204,10 @@ def index_orientations(
     if prm.excitation_error_sigma is None:
         first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
         sigma, confident, libs_by_sigma, subsample = _choose_sigma(dataset, phase_list, params, progress)
-        prm, libraries, sigma_source = _with_sigma(prm, sigma), libs_by_sigma[sigma], "chosen from the data"
-        if not any(v > 0 for v in confident.values()):  # nothing to choose on (a blank or noise-only scan)
-            sigma_source = NO_SIGMA_EVIDENCE
+        prm, libraries, sigma_source = _with_sigma(prm, sigma), libs_by_sigma[sigma], _sigma_source(confident)
         if progress:
             shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
-            how = "chosen from the data" if sigma_source != NO_SIGMA_EVIDENCE else "the default, nothing to choose on"
-            print(f"relrod width σ_s = {sigma:g} 1/Å, {how} (patterns indexed with reliability ≥ "
+            print(f"relrod width σ_s = {sigma:g} 1/Å, {sigma_source.split(':')[0]} (patterns indexed with reliability ≥ "
                   f"{config.SIGMA_CONFIDENT_RELIABILITY:g} in a subsample, by σ_s: {shares})", file=sys.stderr)
     prm = prm.resolved(cal, dataset.detector_shape)
     if libraries is None:
