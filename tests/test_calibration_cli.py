@@ -205,7 +205,9 @@ def test_calibrate_then_index_with_calibration_file(tmp_path, capsys):
     print(f"within 2°: calibrated {frac['calibrated']:.3f}, stated calibration {frac['stated']:.3f}")
     assert frac["calibrated"] >= 0.98
     assert frac["calibrated"] > frac["stated"]
-    assert read_results_calibration(tmp_path / "calibrated.h5") == Calibration.from_attrs(c)
+    # the fit's detector calibration, with the scan's own step (a fit carries none)
+    assert read_results_calibration(tmp_path / "calibrated.h5") == Calibration.from_attrs(
+        {**c, "scan_step_nm": load_4d(data).calibration.scan_step_nm})
 
 
 def test_calibrate_output_replaces_only_a_calibration_of_the_same_input(tiny, tmp_path, capsys):
