@@ -332,9 +332,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     from .index.api import IndexParams
     from .index.quality import phase_fit_check
     from .index.results import write_index_results
-    from .io import load_4d
     from .io.outputs import check_outputs
-    from .settings import calibration_overrides, config_text, index_params, label_override_origins
+    from .settings import config_text, index_params, load_calibrated
 
     out = Path(output)
     auto_json = out.with_name(out.stem + ".calibration.json") if cfg["calibration"]["auto"] else None
@@ -356,7 +355,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         refuse_foreign_calibration([auto_json, auto_json.with_suffix(".png")], input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
-    ds = label_override_origins(load_4d(input_path, **calibration_overrides(cfg["calibration"])), cfg["calibration"])
+    ds = load_calibrated(input_path, cfg["calibration"])
     params = index_params(cfg)
     IndexParams(**params)  # validate before any work
     fit = cal_json = None
@@ -887,7 +886,7 @@ def run_pipeline(
     outdir = Path(outdir)
     phases = [load_phase(p) if isinstance(p, (str, os.PathLike)) else p for p in phases]
     _require_field(field, electrodes, phases, (classify_params or {}).get("conducting_phases"))
-    ds = _labelled(load_4d(input_path, **(calibration_overrides or {})), config)
+    ds = _labelled(load_4d(input_path, **(calibration_overrides or {})), config, calibration_overrides)
     _check_run_electrodes(electrodes, ds.scan_shape, transport_params)
     _check_run_calibration(outdir, input_path, figures, overwrite, auto_calibrate)
     _check_q_range(index_params, ds, require_pixel_size=True)  # before the folder is claimed
@@ -945,13 +944,13 @@ NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classifi
                     "not apply; labels under +x, give --field for an applied field)")
 
 
-def _labelled(ds: Any, config: Any) -> Any:
-    """``ds`` whose given calibration values say where they were given (command line, config, calibration file)
-    where ``config`` (an effective config) is known; else as loaded ("override")."""
+def _labelled(ds: Any, config: Any, overrides: Any) -> Any:
+    """``ds`` (loaded with ``overrides``) whose given calibration values say where they were given (command line,
+    config, calibration file) where ``config`` (an effective config) is known; else as loaded ("override")."""
     if config is not None and "calibration" in config:
         from .settings import label_override_origins
 
-        label_override_origins(ds, config["calibration"])
+        label_override_origins(ds, config["calibration"], overrides or {})
     return ds
 
 

@@ -959,33 +959,37 @@ def resolve(args: argparse.Namespace, command: str) -> dict[str, dict[str, Any]]
 SOURCES_KEY = "_sources"
 
 
-def override_origins(cal: Mapping[str, Any]) -> dict[str, str]:
-    """Per calibration field that :func:`calibration_overrides` sets, where its value came from: ``"command line"``,
-    ``"config"`` (a ``--config`` file's ``[calibration]``) or ``"calibration file PATH"`` (``--calibration``); the
-    origins :func:`label_override_origins` records instead of ``"override"``."""
-    out: dict[str, str] = {}
-    if cal.get("file"):
-        from .io.calibration import read_calibration_json
-
-        out.update({k: f"calibration file {cal['file']}" for k in read_calibration_json(cal["file"])})
+def override_origins(cal: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Per calibration field that :func:`calibration_overrides` sets (``overrides``, its result, computed when not
+    given), where its value came from: ``"command line"``, ``"config"`` (a ``--config`` file's ``[calibration]``)
+    or ``"calibration file PATH"`` (``--calibration``, read first: a key the section sets wins); the origins
+    :func:`label_override_origins` records instead of ``"override"``."""
+    overrides = calibration_overrides(cal) if overrides is None else overrides
     sources = cal.get(SOURCES_KEY, {})
-    for name in ("q_pixel_size", "accelerating_voltage_kV", "scan_step_nm", "q_rotation_deg", "q_flip", "center",
-                 "ellipticity", "affine"):
-        if cal.get(name) is not None:
-            out[name] = sources.get(name, "override")
-    return out
+    return {name: (sources.get(name, "override") if cal.get(name) is not None else f"calibration file {cal['file']}")
+            for name in overrides}
 
 
-def label_override_origins(ds: Any, cal: Mapping[str, Any]) -> Any:
-    """``ds`` (a Dataset4D loaded with :func:`calibration_overrides` of ``cal``) with its metadata's
+def label_override_origins(ds: Any, cal: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Any:
+    """``ds`` (a Dataset4D loaded with ``overrides``, :func:`calibration_overrides` of ``cal``) with its metadata's
     ``calibration_origin`` saying, for each value given instead of the file's, where it was given
     (:func:`override_origins`) rather than ``"override"``; returns ``ds``."""
     origin = ds.metadata.get("calibration_origin")
     if isinstance(origin, dict):
-        for name, where in override_origins(cal).items():
+        for name, where in override_origins(cal, overrides).items():
             if origin.get(name) == "override":
                 origin[name] = where
     return ds
+
+
+def load_calibrated(path: Any, cal: Mapping[str, Any]) -> Any:
+    """:func:`stemgrains.io.load_4d` of ``path`` with the ``[calibration]`` section ``cal`` applied
+    (:func:`calibration_overrides`, the calibration JSON read once) and each given value's origin labelled
+    (:func:`label_override_origins`)."""
+    from .io import load_4d
+
+    overrides = calibration_overrides(cal)
+    return label_override_origins(load_4d(path, **overrides), cal, overrides)
 
 
 def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:

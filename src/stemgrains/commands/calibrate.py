@@ -53,12 +53,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..crystal import load_phase
-    from ..io import load_4d
     from ..io.calibration import write_calibration_json
     from ..preprocess.calibrate import calibrate
 
     from ..io.outputs import check_outputs, refuse_foreign_calibration
-    from ..settings import calibrate_options, calibration_overrides, check_q_range, label_override_origins, resolve
+    from ..settings import calibrate_options, check_q_range, load_calibrated, resolve
 
     cfg = resolve(args, NAME)  # [calibrate] of --config < the options given; [calibration]; [spots]
     out = Path(args.output)
@@ -71,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     refuse_foreign_calibration([figure], args.input, option="--figure", replace=args.force)
     phases = [load_phase(c) for c in args.phase]
     # lazy: an unreadable input creates nothing
-    ds = label_override_origins(load_4d(args.input, **calibration_overrides(cfg["calibration"])), cfg["calibration"])
+    ds = load_calibrated(args.input, cfg["calibration"])
     ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
     c = cfg["calibrate"]
     index_params = {"k_max": c["k_max"], "neighbor_average_radius": c["neighbor_average_radius"],

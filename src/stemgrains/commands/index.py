@@ -190,14 +190,15 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     xmap = got["xmap"]
     n = xmap.size
     used = getattr(xmap, "parameters", None) or {}
+    reliable = reliable_fractions(xmap) if n else {}
     return {
         **{k: used[k] for k in BATCH_KEYS if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
         "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
         "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
-        **(reliable_fractions(xmap) if n else {}),
+        **reliable,
         "phase_fit_warnings": list(got["phase_fit"].warnings),
         "warnings": input_warnings(got["calibration"], float((xmap.phase_id >= 0).mean()) if n else 0.0,
-                                   got["phase_fit"].warnings, max(reliable_fractions(xmap).values()) if n else None),
+                                   got["phase_fit"].warnings, max(reliable.values()) if n else None),
     }
