@@ -604,20 +604,51 @@ def test_batches_of_other_inputs_share_a_folder(tmp_path):
     # the first batch again: its inputs are skipped, c's row stays
     res = run_batch(first, out, _job_ok, {"k": 1}, progress=False)
     assert [r["status"] for r in res.rows] == ["skipped", "skipped"] and len(read_summary(out / B.SUMMARY_CSV)) == 3
-    # another input under the name b: fails, naming the folder and the input it holds; b's results kept
+    # another input under the name b: the first free name (b_2); b's results kept
     other = _touch(tmp_path / "in2" / "b.npy", b"other b")
+    res = run_batch([other, _touch(tmp_path / "in2" / "d.npy", b"d")], out, _job_ok, {"k": 1}, progress=False)
+    assert [r["status"] for r in res.rows] == ["done", "done"] and res.rows[0]["output"] == str(out / "b_2")
+    assert (out / "b" / "out.txt").read_text() == "b1" and (out / "b_2" / "out.txt").read_text() == "other b1"
+    # a folder holding another input that no record lists (moved there by hand) fails, even with force, naming
+    # the folder and the input it holds
+    shutil.copytree(out / "b", out / "e")
     for force in (False, True):
-        res = run_batch([other, _touch(tmp_path / "in2" / "d.npy", b"d")], out, _job_ok, {"k": 1}, progress=False,
+        res = run_batch([_touch(tmp_path / "in2" / "e.npy", b"e")], out, _job_ok, {"k": 1}, progress=False,
                         force=force)
-        assert [r["status"] for r in res.rows] == ["failed", "done"]
-        assert str(out / "b") in res.rows[0]["reason"] and str(first[1].resolve()) in res.rows[0]["reason"]
-        assert (out / "b" / "out.txt").read_text() == "b1"
+        assert [r["status"] for r in res.rows] == ["failed"]
+        assert str(out / "e") in res.rows[0]["reason"] and str(first[1].resolve()) in res.rows[0]["reason"]
+        assert (out / "e" / "out.txt").read_text() == "b1"
     statuses = sorted((r["input"], r["status"]) for r in read_summary(out / B.SUMMARY_CSV))
     assert statuses == sorted([(str(first[0]), "skipped"), (str(first[1]), "skipped"), (str(tmp_path / "in" / "c.npy"), "done"),
-                               (str(other), "failed"), (str(tmp_path / "in2" / "d.npy"), "done")])
+                               (str(other), "done"), (str(tmp_path / "in2" / "d.npy"), "done"),
+                               (str(tmp_path / "in2" / "e.npy"), "failed")])
     # the same content moved elsewhere is the same input (skipped, not refused)
     moved = _touch(tmp_path / "moved" / "a.npy", b"a")
     assert [r["status"] for r in run_batch([moved], out, _job_ok, {"k": 1}, progress=False).rows] == ["skipped"]
+
+
+def test_an_input_keeps_its_folder_whatever_the_other_inputs(tmp_path):
+    """plan_outputs names depend on the batch's other inputs (a1.h5 beside a1.npy is a1_h5); a later batch with
+    more or fewer inputs finds an input in the folder it got first (skipped, not redone into a new folder)."""
+    h5, npy = _touch(tmp_path / "in" / "a1.h5", b"h"), _touch(tmp_path / "in" / "a1.npy", b"n")
+    out = tmp_path / "out"
+    res = run_batch([h5, npy], out, _job_ok, {"k": 1}, progress=False)
+    assert [Path(r["output"]).name for r in res.rows] == ["a1_h5", "a1_npy"]
+    res = run_batch([h5], out, _job_ok, {"k": 1}, progress=False)
+    assert [(Path(r["output"]).name, r["status"]) for r in res.rows] == [("a1_h5", "skipped")]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["a1_h5", "a1_npy"]
+    # the other way round: first alone (a1), then beside its namesake
+    out2 = tmp_path / "out2"
+    run_batch([npy], out2, _job_ok, {"k": 1}, progress=False)
+    res = run_batch([h5, npy], out2, _job_ok, {"k": 1}, progress=False)
+    assert [(Path(r["output"]).name, r["status"]) for r in res.rows] == [("a1_h5", "done"), ("a1", "skipped")]
+    # a new input whose planned name is an earlier input's folder gets the first free name
+    out3 = tmp_path / "out3"
+    run_batch([h5], out3, _job_ok, {"k": 1}, progress=False)  # a1
+    res = run_batch([_touch(tmp_path / "other" / "a1.h5", b"o")], out3, _job_ok, {"k": 1}, progress=False)
+    assert [(Path(r["output"]).name, r["status"]) for r in res.rows] == [("a1_2", "done")]
+    assert (out3 / "a1" / "out.txt").read_text() == "h1"
+    assert B.keep_earlier_folders(tmp_path / "none", [h5], [tmp_path / "none" / "x"]) == [tmp_path / "none" / "x"]
 
 
 @pytest.mark.parametrize("command, bad, named", [

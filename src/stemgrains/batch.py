@@ -7,7 +7,9 @@ shell did not expand —, folders) run them through :func:`run_batch`:
   extension :func:`stemgrains.io.load_4d` reads, optionally recursive; our own outputs are left out).
 * :func:`plan_outputs` gives each input its own subfolder of ``OUTDIR``, named after the input's stem;
   inputs with the same stem get the names of their parent folders prefixed (``a/scan.h5`` → ``a_scan``),
-  then their extension appended, so the names do not depend on the order in which files are found.
+  then their extension appended, so the names do not depend on the order in which files are found;
+  :func:`keep_earlier_folders` keeps the subfolder an earlier batch into ``OUTDIR`` gave an input, so a rerun
+  with more or fewer inputs finds its results there whatever the other inputs are now.
 * :func:`run_batch` runs ``job(input, folder, params) -> dict`` for every input — one after another, in a
   process pool (``jobs``), or on a ``dask.distributed`` cluster (``scheduler``) — and keeps
   ``OUTDIR/batch_summary.csv`` (rewritten atomically as each input finishes), ``OUTDIR/batch_summary.png`` and
@@ -23,9 +25,11 @@ Each input's folder holds :data:`DONE_MARKER`, a JSON record with the input's ch
 and fingerprint is skipped (``force`` redoes it). An input that was ``started`` with the same checksum and
 fingerprint resumes from its checkpoint (the job's own: ``.checkpoint`` / ``results.h5.partial``); with another
 checksum or fingerprint, or with ``force``, the stale checkpoints are deleted first. A folder that holds files
-but no marker was not written by a batch and is refused (a ``failed`` row) unless ``force``. A folder whose
-marker records another input (another path and another checksum) is never replaced, not even with ``force``:
-that input fails with a one-line reason naming the folder and the input it holds.
+but no marker was not written by a batch and is refused (a ``failed`` row) unless ``force``. A new input whose
+name is the subfolder of an earlier input of ``OUTDIR`` (``batch_parameters.json``) gets the first free name
+``NAME_2``, ``NAME_3``, … (:func:`keep_earlier_folders`). A folder whose marker records another input (another
+path and another checksum) is never replaced, not even with ``force``: that input fails with a one-line reason
+naming the folder and the input it holds.
 
 One output folder, several batches
 ----------------------------------
@@ -72,6 +76,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "expand_inputs",
     "plan_outputs",
+    "keep_earlier_folders",
     "input_checksum",
     "params_fingerprint",
     "run_batch",
@@ -299,6 +304,71 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike)
         used.add(names[i].lower())
     out = Path(outdir)
     return [out / n for n in names]
+
+
+def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
+                         folders: Sequence[str | os.PathLike]) -> list[Path]:
+    """The subfolders of a batch into ``outdir`` where an earlier batch into it already ran some inputs.
+
+    :func:`plan_outputs` names depend on the other inputs of the batch (``scan.h5`` alone is ``scan``, beside
+    ``scan.npy`` it is ``scan_h5``). An input that an earlier batch into ``outdir`` ran (its
+    ``batch_parameters.json`` lists the input's absolute path and its subfolder) keeps that subfolder, so a rerun
+    with more or fewer inputs skips or resumes it instead of redoing it into a new folder. An input new to
+    ``outdir`` whose planned name is the subfolder of another input (one the record lists, or one kept here) gets
+    ``_2``, ``_3``, … appended (the first free name), so it never lands in another input's results; one whose
+    content is that of the folder's input (the same file moved, :func:`input_checksum`) keeps the name.
+
+    Parameters
+    ----------
+    outdir
+        The batch's output folder (it may not exist yet).
+    inputs, folders
+        The inputs and their planned folders (:func:`plan_outputs`), in the same order.
+
+    Returns
+    -------
+    list of Path
+        Folder per input, in the order of ``inputs``.
+    """
+    from .io.outputs import read_batch_parameters
+
+    out = Path(outdir)
+    record = read_batch_parameters(out) or {}
+    old_in, old_out = record.get("inputs"), record.get("outputs")
+    if not (isinstance(old_in, list) and isinstance(old_out, list) and len(old_in) == len(old_out)):
+        return [Path(f) for f in folders]
+    # plain names directly inside outdir only: a hand-edited record never sends results elsewhere
+    earlier = {str(i): str(o) for i, o in zip(old_in, old_out)
+               if isinstance(o, str) and o and Path(o).name == o and o not in (".", "..")}
+    result: list[Path | None] = [None] * len(inputs)
+    for k, src in enumerate(inputs):
+        name = earlier.get(str(Path(src).resolve()))
+        if name is not None:
+            result[k] = out / name
+    kept = {p.name.lower() for p in result if p is not None}
+    used = {n.lower() for n in earlier.values()} | kept
+    for k, planned in enumerate(folders):
+        if result[k] is not None:
+            continue
+        base, name, n = Path(planned).name, Path(planned).name, 2
+        if name.lower() in used and name.lower() not in kept and _same_content(out / name, inputs[k]):
+            used.add(name.lower())  # the same content moved elsewhere is the same input: its folder
+            result[k] = Path(planned)
+            continue
+        while name.lower() in used:
+            name, n = f"{base}_{n}", n + 1
+        used.add(name.lower())
+        result[k] = Path(planned).with_name(name)
+    return [p for p in result if p is not None]
+
+
+def _same_content(folder: Path, src: str | os.PathLike) -> bool:
+    """True when ``folder``'s marker records the content of ``src`` (False when either cannot be read)."""
+    marker = _read_marker(folder)
+    try:
+        return marker is not None and marker.get("checksum") == input_checksum(src)
+    except OSError:
+        return False
 
 
 # --------------------------------------------------------------------------------------------- markers
@@ -624,7 +694,7 @@ def run_batch(
     out = Path(outdir)
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
-    folders = [Path(p) for p in outputs] if outputs is not None else plan_outputs(inputs, out)
+    folders = [Path(p) for p in outputs] if outputs is not None else keep_earlier_folders(out, inputs, plan_outputs(inputs, out))
     _check_outdir(out, inputs, folders)
     client, own_client = _connect(scheduler)  # before anything is created or deleted: an unreachable one leaves no trace
     try:
