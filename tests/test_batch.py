@@ -627,6 +627,20 @@ def test_batches_of_other_inputs_share_a_folder(tmp_path):
     assert [r["status"] for r in run_batch([moved], out, _job_ok, {"k": 1}, progress=False).rows] == ["skipped"]
 
 
+def test_lines_come_in_input_order(tmp_path):
+    """A serial batch prints the line of an input skipped before running in its place, not before the others."""
+    import io
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "abc"]
+    out = tmp_path / "out"
+    run_batch(ins[1:2], out, _job_ok, {"k": 1}, progress=False)
+    log = io.StringIO()
+    res = run_batch(ins, out, _job_ok, {"k": 1}, progress=False, log=log)
+    assert [r["status"] for r in res.rows] == ["done", "skipped", "done"]
+    heads = [line.split(" ", 1)[0] for line in log.getvalue().splitlines() if line.startswith("[")]
+    assert heads == ["[1/3]", "[2/3]", "[3/3]"], log.getvalue()
+
+
 def test_an_input_keeps_its_folder_whatever_the_other_inputs(tmp_path):
     """plan_outputs names depend on the batch's other inputs (a1.h5 beside a1.npy is a1_h5); a later batch with
     more or fewer inputs finds an input in the folder it got first (skipped, not redone into a new folder)."""

@@ -717,23 +717,33 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
     def say(text: str) -> None:  # with or without progress bars (--no-progress): these lines are the results
         print(text, file=log, flush=True)
 
-    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, say)
+    planned: dict[int, str] = {}  # the lines of inputs skipped or failed before running, printed in input order
+    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__)
+
+    def say_planned(upto: int) -> None:
+        for i in sorted(k for k in planned if k < upto):
+            say(planned.pop(i))
+
     _write_summary(out, earlier + rows)
     started, finished = _job_callbacks(out, inputs, folders, rows, checksums, fingerprint, say, earlier)
     interrupted = False
     try:
-        if client is not None:
-            _run_distributed(todo, inputs, folders, job, params, client, started, finished)
-        elif jobs > 1 and len(todo) > 1:
-            _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
+        if client is not None or (jobs > 1 and len(todo) > 1):
+            say_planned(len(inputs))  # lines come as inputs finish, in any order
+            if client is not None:
+                _run_distributed(todo, inputs, folders, job, params, client, started, finished)
+            else:
+                _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
         else:
             for i in todo:
+                say_planned(i)
                 started(i)
                 finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress, _serial=True)))
     except KeyboardInterrupt:
         interrupted = True
         raise
     finally:
+        say_planned(len(inputs))
         result = _finish_batch(out, rows, time.perf_counter() - t_batch, interrupted, earlier)
     return result
 
@@ -820,9 +830,9 @@ def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path]) -> tu
 
 
 def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
-                 say: Callable[[str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
+                 note: Callable[[int, str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
     """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
-    inputs' content checksums."""
+    inputs' content checksums; ``note(i, line)`` gets the line of each input skipped or failed here."""
     rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]
     todo: list[int] = []
     checksums: dict[int, str] = {}
@@ -832,25 +842,25 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             checksums[i] = input_checksum(src)
         except OSError as err:
             rows[i].update(status="failed", reason=_one_line(err))
-            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         marker = _read_marker(folder)
         if _holds_another_input(marker, src, checksums[i]):
             rows[i].update(status="failed", reason=f"{folder}: holds the results of another input "
                                                    f"({marker.get('input')}); move that folder or choose another -o")
-            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
         if same and marker.get("state") == "done" and not force:
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",
                            reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),
                            seconds=0.0)
-            say(f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)")
+            note(i, f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)")
             continue
         if marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
             rows[i].update(status="failed", reason=f"{folder}: holds files this batch did not write; move them, "
                                                    "choose another -o, or add --force")
-            say(f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
+            note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         if force or not same:
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
