@@ -557,6 +557,13 @@ def test_batch_and_single_run_folders_exclude_each_other(tmp_path):
     with pytest.raises(ParameterError, match="would delete the batch subfolder .*holds the input"):
         prepare_run_folder(batch, inside, overwrite=True)
     assert sorted(p.name for p in batch.iterdir()) == before and inside.is_file()
+    inside.unlink()
+    # files stemgrains did not write in the subfolders (the fake job's out.txt, a user's notes): never deleted
+    with pytest.raises(ParameterError, match=r"would delete .*out.txt \(and 1 more\), which stemgrains did not write"):
+        prepare_run_folder(batch, ins[1], overwrite=True)
+    assert sorted(p.name for p in batch.iterdir()) == before and (batch / "b" / "out.txt").is_file()
+    for n in "ab":  # as a real job's output
+        (batch / n / "out.txt").rename(batch / n / "results.h5")
     m = prepare_run_folder(batch, ins[1], overwrite=True)  # the batch's files kept aside until the run finishes
     assert sorted(p.name for p in batch.iterdir()) == [REPLACED, "notes.txt", RUN_MANIFEST]
     assert sorted(p.name for p in (batch / REPLACED).iterdir()) == sorted(
@@ -625,6 +632,57 @@ def test_batches_of_other_inputs_share_a_folder(tmp_path):
     # the same content moved elsewhere is the same input (skipped, not refused)
     moved = _touch(tmp_path / "moved" / "a.npy", b"a")
     assert [r["status"] for r in run_batch([moved], out, _job_ok, {"k": 1}, progress=False).rows] == ["skipped"]
+
+
+def test_one_input_into_a_batch_folder_is_a_batch(scans, tmp_path, capsys):
+    """`index A -o BATCH` (and run) into the folder of a batch is that batch with one input: skipped when done,
+    redone with --force in its subfolder (not refused, nor the whole batch replaced)."""
+    from stemgrains.commands._batch import is_batch
+
+    d = _inputs(scans, tmp_path)
+    a, b = d / "a.h5", d / "b.h5"
+    out = tmp_path / "maps"
+    argv = [*INDEX, "-o", str(out)]
+    assert main(["index", str(a), str(b), *argv]) == 0
+    assert is_batch([str(a)], str(out)) and not is_batch([str(a)], str(tmp_path / "m.h5"))
+    capsys.readouterr()
+    assert main(["index", str(a), *argv]) == 0
+    assert "[1/1]" in capsys.readouterr().out and _rows(out)["a"]["status"] == "skipped"
+    assert main(["index", str(a), *argv, "--force"]) == 0
+    assert _rows(out)["a"]["status"] == "done" and (out / "b" / "results.h5").is_file()
+
+
+def test_results_gone_or_edited_are_redone_and_changes_said(tmp_path):
+    """A done input is skipped only while its folder holds what the job wrote (sizes recorded in the marker); a
+    changed input, a failed one and a moved one are said and recorded."""
+    import io
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "abc"]
+    out = tmp_path / "out"
+    run_batch(ins, out, _job_ok, {"k": 1}, progress=False)
+    assert json.loads((out / "a" / B.DONE_MARKER).read_text())["files"] == {"out.txt": [2]}
+    (out / "a" / "out.txt").unlink()
+    (out / "b" / "out.txt").write_text("b1 with my notes")
+    log = io.StringIO()
+    res = run_batch(ins, out, _job_ok, {"k": 1}, progress=False, log=log)
+    assert [r["status"] for r in res.rows] == ["done", "done", "skipped"], log.getvalue()
+    assert "results changed since they were written (out.txt gone): redone" in log.getvalue()
+    assert "(out.txt edited): redone" in log.getvalue() and (out / "a" / "out.txt").read_text() == "a1"
+    # another content at the same path: said; a failure: the marker says so
+    ins[2].write_text("boom")
+    log = io.StringIO()
+    res = run_batch(ins, out, _job_ok, {"k": 1}, progress=False, log=log)
+    assert "its content changed since its results in" in log.getvalue() and res.rows[2]["status"] == "failed"
+    assert json.loads((out / "c" / B.DONE_MARKER).read_text())["state"] == "failed"
+    # a moved input keeps its folder (and its row), whatever name it would get now
+    moved = tmp_path / "elsewhere" / "renamed.npy"
+    moved.parent.mkdir()
+    ins[0].rename(moved)
+    res = run_batch([moved], out, _job_ok, {"k": 1}, progress=False)
+    assert [(Path(r["output"]).name, r["status"]) for r in res.rows] == [("a", "skipped")]
+    rows = read_summary(out / B.SUMMARY_CSV)
+    assert sorted(Path(r["output"]).name for r in rows) == ["a", "b", "c"]
+    assert sorted(json.loads((out / B.PARAMETERS_JSON).read_text())["outputs"]) == ["a", "b", "c"]
 
 
 def test_lines_come_in_input_order(tmp_path):

@@ -488,3 +488,11 @@ def test_more_bad_input_is_one_line_naming_what_is_wrong(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expect in err, (argv, err)
     assert not (tmp_path / "m.h5").exists() and not (tmp_path / "batch").exists()
+
+
+def test_a_scheduler_that_is_no_address_is_one_line(data_samples, tmp_path, capsys):
+    rc = main(["run", str(data_samples / "nba_sample.h5"), "--phase", str(data_samples / "na_beta2_alumina.cif"),
+               "-o", str(tmp_path / "r"), "--field", "1,0", "--scheduler", "notanaddress"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--scheduler notanaddress: expected a scheduler address" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

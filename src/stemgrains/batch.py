@@ -314,7 +314,9 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
     ``scan.npy`` it is ``scan_h5``). An input that an earlier batch into ``outdir`` ran (its
     ``batch_parameters.json`` lists the input's absolute path and its subfolder) keeps that subfolder, so a rerun
     with more or fewer inputs skips or resumes it instead of redoing it into a new folder. An input new to
-    ``outdir`` whose planned name is the subfolder of another input (one the record lists, or one kept here) gets
+    ``outdir`` with the content of an input the record lists at a path that no longer exists (the file moved or
+    renamed, :func:`input_checksum`) takes that input's subfolder. Another whose planned name is the subfolder
+    of another input (one the record lists, or one kept here) gets
     ``_2``, ``_3``, … appended (the first free name), so it never lands in another input's results; one whose
     content is that of the folder's input (the same file moved, :func:`input_checksum`) keeps the name.
 
@@ -345,6 +347,14 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
         name = earlier.get(str(Path(src).resolve()))
         if name is not None:
             result[k] = out / name
+    # an input moved since (its recorded path gone): a new input with its content takes its folder
+    gone = sorted({n for i, n in earlier.items() if not Path(i).exists()} - {p.name for p in result if p is not None})
+    for k, src in enumerate(inputs):
+        if result[k] is None and gone:
+            name = next((n for n in gone if _same_content(out / n, src)), None)
+            if name is not None:
+                result[k] = out / name
+                gone.remove(name)
     kept = {p.name.lower() for p in result if p is not None}
     used = {n.lower() for n in earlier.values()} | kept
     for k, planned in enumerate(folders):
@@ -360,6 +370,35 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
         used.add(name.lower())
         result[k] = Path(planned).with_name(name)
     return [p for p in result if p is not None]
+
+
+def folder_files(folder: str | os.PathLike) -> dict[str, list[int]]:
+    """The files of an input's subfolder as a finished job left them: relative path → [size in bytes], without
+    the batch's own files (:data:`DONE_MARKER`, :data:`ERROR_LOG`) and hidden ones (checkpoints, kept-aside
+    results). Sizes, not modification times: a batch folder copied elsewhere is still complete."""
+    root = Path(folder)
+    out: dict[str, list[int]] = {}
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or str(rel) in (DONE_MARKER, ERROR_LOG) or not p.is_file():
+            continue
+        out[rel.as_posix()] = [p.stat().st_size]
+    return out
+
+
+def changed_files(folder: str | os.PathLike, recorded: Any) -> list[str]:
+    """The files of :func:`folder_files` ``recorded`` when the job finished that are gone or changed in size in
+    ``folder``, as "NAME gone" / "NAME edited"; [] where nothing was recorded (a marker of an older version)."""
+    if not isinstance(recorded, dict):
+        return []
+    now = folder_files(folder)
+    out = []
+    for name, was in recorded.items():
+        if name not in now:
+            out.append(f"{name} gone")
+        elif list(now[name]) != list(was):
+            out.append(f"{name} edited")
+    return out
 
 
 def _same_content(folder: Path, src: str | os.PathLike) -> bool:
@@ -778,7 +817,7 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
     record = read_batch_parameters(out) or {}
     _refuse_other_command(out, record, params)
     claim_batch_folder(out, inputs, overwrite=overwrite)
-    earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, record, inputs)
+    earlier_inputs, earlier_outputs, earlier = _earlier_inputs(out, record, inputs, folders)
     out.mkdir(parents=True, exist_ok=True)
     fingerprint = params_fingerprint(params)
     atomic_write_text(out / PARAMETERS_JSON, json.dumps(
@@ -804,13 +843,17 @@ def _refuse_other_command(out: Path, record: dict[str, Any], params: dict[str, A
                              f"choose another folder for this {now} batch")
 
 
-def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path]) -> tuple[list[str], list[str], list[dict[str, Any]]]:
-    """The inputs of an earlier batch into ``out`` that are not among ``inputs``: their absolute paths, their
-    subfolders' names (from ``record``, its ``batch_parameters.json``) and their rows of ``batch_summary.csv``."""
+def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path],
+                    folders: list[Path] = ()) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+    """The inputs of an earlier batch into ``out`` that are not among ``inputs`` and whose subfolder none of
+    ``folders`` takes (an input moved: :func:`keep_earlier_folders`): their absolute paths, their subfolders' names
+    (from ``record``, its ``batch_parameters.json``) and their rows of ``batch_summary.csv``."""
     old_in, old_out = record.get("inputs"), record.get("outputs")
     pairs = list(zip(old_in, old_out)) if isinstance(old_in, list) and isinstance(old_out, list) \
         and len(old_in) == len(old_out) else []
     now = {str(p.resolve()) for p in inputs}
+    taken = {Path(f).name for f in folders}
+    now |= {str(i) for i, o in pairs if str(o) in taken}  # their rows go too
     kept = [(str(i), str(o)) for i, o in pairs if str(i) not in now]
     try:
         old_rows = read_summary(out / SUMMARY_CSV)
@@ -851,7 +894,11 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
-        if same and marker.get("state") == "done" and not force:
+        changed = changed_files(folder, marker.get("files")) if same and marker.get("state") == "done" else []
+        if changed and not force:  # redone (a run keeps an edited file aside as NAME.edited-<time>)
+            more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+            note(i, f"[{i + 1}/{n}] {src}: its results changed since they were written ({changed[0]}{more}): redone")
+        elif same and marker.get("state") == "done" and not force:
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",
                            reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),
                            seconds=0.0)
@@ -862,6 +909,9 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
                                                    "choose another -o, or add --force")
             note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
+        if marker is not None and marker.get("checksum") not in (None, checksums[i]) and marker.get("state") == "done":
+            note(i, f"[{i + 1}/{n}] {src}: its content changed since its results in {folder} were made: they are "
+                    "replaced")
         if force or not same:
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
         todo.append(i)
@@ -901,7 +951,7 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
         if status == "done":
             row.update(_row_from(value), status="done", reason="")
             m = _read_marker(folders[i]) or {}
-            m.update(state="done", result=value, finished=_now(), seconds=seconds)
+            m.update(state="done", result=value, finished=_now(), seconds=seconds, files=folder_files(folders[i]))
             _write_marker(folders[i], m)
             extra = f", indexed {row['indexed_percent']:.1f} %" if row.get("indexed_percent") is not None else ""
             if row.get("excitation_error_sigma") is not None:  # the relrod width of this scan, and how it was found
@@ -916,6 +966,10 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
         else:
             row.update(status="failed", reason=str(value))
             say(f"[{i + 1}/{n}] {inputs[i]}: failed: {value}")
+            m = _read_marker(folders[i])
+            if m is not None:
+                m.update(state="failed", reason=str(value), finished=_now())
+                _write_marker(folders[i], m)
         _write_summary(out, earlier + rows)
 
     return started, finished

@@ -54,6 +54,9 @@ def connect_scheduler(scheduler: str | None) -> Any:
         return _import_distributed().Client(scheduler, timeout="20s")
     except OSError as err:
         raise StemgrainsError(f"--scheduler {scheduler}: cannot connect ({err})") from None
+    except (ValueError, TypeError) as err:  # not an address at all (dask parses it before connecting)
+        raise ParameterError(f"--scheduler {scheduler}: expected a scheduler address such as tcp://HOST:8786 "
+                             f"({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
 
 
 def index_dataset(ds: Any, phases: list[Any], checkpoint: Path, *, progress: bool, backend: str, client: Any,

@@ -33,9 +33,15 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
                         "`--export-ctf` onto files that are not ours for this input)")
 
 
-def is_batch(items: list[str]) -> bool:
-    """Several items, or one that is a folder or a glob pattern (not an existing file): a batch."""
+def is_batch(items: list[str], output: str | None = None) -> bool:
+    """Several items, or one that is a folder or a glob pattern (not an existing file), or one input whose
+    ``output`` is the folder of a batch (``batch_parameters.json``: the input is run, skipped or redone with
+    ``--force`` in its subfolder, as in that batch): a batch."""
+    from ..io.outputs import BATCH_PARAMETERS
+
     if len(items) != 1:
+        return True
+    if output is not None and (Path(output) / BATCH_PARAMETERS).is_file():
         return True
     p = Path(items[0])
     return p.is_dir() and p.suffix.lower() != ".zspy" or (not p.exists() and glob.has_magic(items[0]))

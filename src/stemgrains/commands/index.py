@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     from ..settings import resolve
 
     cfg = resolve(args, NAME)
-    if is_batch(args.input):
+    if is_batch(args.input, args.output):
         from ..pipeline import check_export_names
 
         check_export_names(args.export_ang, args.export_ctf)

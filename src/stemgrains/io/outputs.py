@@ -114,6 +114,9 @@ _CHECKPOINT = ".checkpoint"
 #: the folder inside a run folder where ``overwrite`` keeps the results of the run being replaced until the new run
 #: finishes (:func:`finish_run_folder` deletes it; a run refused before writing anything puts them back)
 REPLACED = ".stemgrains_replaced"
+#: the files a batch writes into each input's subfolder besides the command's own (:data:`stemgrains.batch.DONE_MARKER`,
+#: :data:`stemgrains.batch.ERROR_LOG`)
+BATCH_SUBFOLDER_FILES = ("batch_done.json", "batch_error.txt")
 #: the files of a batch folder (:mod:`stemgrains.batch`): summary table and figure, parameters (with the inputs
 #: and their subfolders' names), effective config
 BATCH_SUMMARY_CSV = "batch_summary.csv"
@@ -1061,12 +1064,34 @@ def _replace_batch(out: Path, overwrite: bool, input_path: str | os.PathLike) ->
     # a record cannot make us delete anything but a real subfolder of ``out``
     doomed = [out / n for n in sorted({str(n) for n in subfolders})
               if Path(n).name == n and n not in ("", ".", "..") and (out / n).is_dir() and not (out / n).is_symlink()]
+    recorded = params.get("parameters") if isinstance(params.get("parameters"), dict) else {}
+    named = recorded.get("outputs") if isinstance(recorded.get("outputs"), dict) else {}
+    own = {*RUN_OUTPUTS, RUN_MANIFEST, *BATCH_SUBFOLDER_FILES, *(str(v) for v in named.values() if v)}
     for d in doomed:
         if any(_inside(f, d) for f in input_files(input_path)):
             raise ParameterError(f"-o {out}: --overwrite would delete the batch subfolder {d}, which holds the input "
                                  f"{input_path}; move the input or choose another output folder")
+    foreign = [f for d in doomed for f in _not_written_by_us(d, own)]
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ParameterError(f"-o {out}: --overwrite would delete {foreign[0]}{more}, which stemgrains did not "
+                             "write; move it out of the batch folder first, or choose another output folder")
     # kept until the single run replacing them finishes (a batch folder's parameters file says it was complete)
     _set_aside(out, [BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, BATCH_CONFIG_TOML, BATCH_PARAMETERS], doomed)
+
+
+def _not_written_by_us(folder: Path, own: set[str]) -> list[Path]:
+    """Files under a batch's subfolder ``folder`` that no stemgrains command wrote: not named in ``own`` (top-level
+    names), in the folder's run manifest, nor hidden (checkpoints, temporary files, :data:`REPLACED`)."""
+    manifest = _read_manifest(folder) or {}
+    names = own | {str(n) for n in manifest.get("files", []) if isinstance(n, str)}
+    out = []
+    for p in sorted(folder.rglob("*")):
+        top = p.relative_to(folder).parts[0]
+        if p.is_dir() or top in names or top.startswith("."):
+            continue
+        out.append(p)
+    return out
 
 
 def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (), *,
