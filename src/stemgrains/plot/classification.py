@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -325,6 +326,7 @@ def plot_boundary_behaviour(
     _draw_behaviour_lines(ax, grain_map, lines, line_beh, uncertain)
     if annotate and len(lines):
         _annotate_boundaries(ax, seg_cls, sid, lines, line_seg)
+    grains_named = annotate and _annotate_grains(ax, grain_map)
 
     params = getattr(classification, "parameters", {}) or {}
     local_field = False
@@ -340,7 +342,8 @@ def plot_boundary_behaviour(
     elif classified and len(seg_cls) and "field" in seg_cls:
         local_field = _local_field_arrows(ax, seg_cls, sid, lines, line_seg)
 
-    default_title = ("Grain boundaries: not classified" if not classified
+    default_title = ("No grain boundary in the map" if not len(lines)
+                     else "Grain boundaries: not classified" if not classified
                      else "Grain-boundary behaviour (may be meaningless: see the note)" if note
                      else "Grain-boundary behaviour under the local transport field" if local_field
                      else "Grain-boundary behaviour under the applied field")
@@ -350,7 +353,7 @@ def plot_boundary_behaviour(
                 transform=ax.transAxes, ha="center", va="center",
                 fontsize=9, color="firebrick", bbox=dict(facecolor="white", edgecolor="none"))
     _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
-                   bool(np.any(np.asarray(grain_map.labels) <= 0)))
+                   bool(np.any(np.asarray(grain_map.labels) <= 0)), grains_named)
     return _finish(fig, path)
 
 
@@ -381,6 +384,33 @@ def _annotate_boundaries(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarr
                     bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.5", lw=0.5, alpha=0.85))
 
 
+#: grain ids are written on a behaviour map of at most this many grains (more would hide the boundaries)
+MAX_GRAIN_LABELS = 150
+
+
+def _annotate_grains(ax: Any, grain_map: Any) -> bool:
+    """Each grain's id (the ``grain_a``/``grain_b`` of the boundary table), italic, at its pixel farthest from
+    its edge and the map's border (the largest distance transform of the edge map inside it); nothing on maps of
+    more than :data:`MAX_GRAIN_LABELS` grains. Returns whether ids were written."""
+    from scipy import ndimage
+
+    labels = np.asarray(grain_map.labels)
+    ids = np.unique(labels[labels > 0])
+    if not len(ids) or len(ids) > MAX_GRAIN_LABELS:
+        return False
+    padded = np.pad(labels, 1, constant_values=-1)  # the map's border is an edge too: ids stay inside
+    edge = np.zeros(labels.shape, bool)
+    for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+        edge |= padded[dy:dy + labels.shape[0], dx:dx + labels.shape[1]] != labels
+    depth = ndimage.distance_transform_edt(~edge) + 1.0  # edge pixels 1: a one-pixel grain has its own
+    where = ndimage.maximum_position(depth, labels, ids)
+    s = float(grain_map.scan_step_nm)
+    for g, (r, c) in zip(ids.tolist(), where):
+        ax.text(c * s, r * s, str(g), fontsize=8, fontstyle="italic", color="0.15", ha="center", va="center",
+                zorder=5, path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])
+    return True
+
+
 def _field_arrow(side: Any, e: np.ndarray) -> None:
     """The applied field ``e`` (unit, sample frame) as one arrow in the key panel (y flipped: image y points down)."""
     key = side.inset_axes((0.05, 0.30, 0.35, 0.22))
@@ -409,9 +439,10 @@ def _local_field_arrows(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarra
 
 
 def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncertain: np.ndarray, local_field: bool,
-                   classified: bool, note: str | None, unassigned: bool) -> None:
+                   classified: bool, note: str | None, unassigned: bool, grains_named: bool = False) -> None:
     """The key panel of :func:`plot_boundary_behaviour`: legend (length fractions), pale-segment entry, the
-    ``unassigned`` pixels' colour where there are any, warning note and the model's parameters."""
+    ``unassigned`` pixels' colour where there are any, what the numbers on the map are, warning note and the
+    model's parameters."""
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}
@@ -428,8 +459,13 @@ def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncerta
         handles.append(Line2D([], [], ls="none", marker=r"$\rightarrow$", ms=14, color="black", label="local field E"))
     if unassigned:
         handles.append(Patch(facecolor=_UNASSIGNED_RGB, edgecolor="0.6", lw=0.5, label="no grain (unassigned pixels)"))
+    if grains_named:  # the ids boundary_table.png lists: a boundary (boxed) and its grains a | b (italic)
+        handles.append(Line2D([], [], ls="none", marker=r"$\mathit{7}$", ms=7, color="0.15",
+                              label="grain id (boxed: boundary id;\nboundary_table.png: grain_a | grain_b)"))
+
     side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
                 title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
+
     if note:
         side.text(0.02, 0.1, note, transform=side.transAxes, fontsize=7.5, va="bottom", ha="left", color="#b00000", wrap=True)
     p = getattr(classification, "parameters", {}) or {}
