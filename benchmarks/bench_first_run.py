@@ -3,7 +3,9 @@
 Each measurement is a fresh process running ``stemgrains index`` on one scan (default ``data_samples/``):
 
 * ``cold``: an empty numba cache (``NUMBA_CACHE_DIR`` in a new temporary folder) and the template library cached
-  (built by an earlier run): the whole job plus the compilation of every kernel it uses;
+  (built by an earlier run): the whole job plus the compilation of every kernel it uses, the recorded ones in
+  parallel processes first (:mod:`stemgrains._precompile`, the default);
+* ``cold_one_process``: the same with ``STEMGRAINS_COMPILE_PROCESSES=1`` (each kernel compiled at its first call);
 * ``warm``: the same with the numba cache that run filled: the job alone (kernels loaded from the cache);
 * ``library_uncached``: warm kernels, an empty library cache (``STEMGRAINS_CACHE`` in a new folder): the job plus
   building the library;
@@ -76,6 +78,13 @@ def _run(argv: list[str], env: dict[str, str], record: bool) -> dict:
     return out
 
 
+def _processes() -> int:
+    sys.path.insert(0, str(C.REPO / "src"))
+    from stemgrains._precompile import _processes as n
+
+    return n(len(__import__("stemgrains._precompile", fromlist=["x"]).load_signatures()))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--input", default=str(C.REPO / "data_samples" / "nba_sample.h5"))
@@ -93,8 +102,11 @@ def main() -> None:
         print("building the library (warm-up run) ...", flush=True)
         first = _run(argv("first"), env, record=False)  # fills both caches
         env_cold = dict(env, NUMBA_CACHE_DIR=str(tmp / "numba-cold"))
-        print("cold numba cache ...", flush=True)
+        print("cold numba cache, kernels compiled in parallel processes (the default) ...", flush=True)
         cold = _run(argv("cold"), env_cold, record=True)
+        print("cold numba cache, kernels compiled in the process at first call ...", flush=True)
+        serial = _run(argv("serial"), dict(env, NUMBA_CACHE_DIR=str(tmp / "numba-serial"),
+                                           STEMGRAINS_COMPILE_PROCESSES="1"), record=True)
         print("warm ...", flush=True)
         warm = [_run(argv(f"warm{k}"), env_cold, record=False) for k in range(2)]
         print("uncached library ...", flush=True)
@@ -110,20 +122,29 @@ def main() -> None:
         "seconds": {
             "first_both_caches_empty": first["seconds"],
             "cold_numba_cache": cold["seconds"],
+            "cold_numba_cache_one_process": serial["seconds"],
             "warm": [w["seconds"] for w in warm],
             "library_uncached": lib["seconds"],
         },
+        "compile_processes": _processes(),
         "compilation_s": cold["seconds"] - warm_s,
-        "compilation_recorded_s": cold["compile_seconds"],
-        "compile_events": cold["compile_events"],
+        "compilation_one_process_s": serial["seconds"] - warm_s,
+        "compilation_recorded_s": serial["compile_seconds"],
+        "compile_events": serial["compile_events"],
+        "compiled_in_the_process_after_parallel_s": cold["compile_seconds"],
         "library_build_s": lib["seconds"] - warm_s,
-        "largest_compiles": cold["kernels"],
-        "notes": ["compilation_s = cold − fastest warm run (whole processes, same scan); compilation_recorded_s: the "
-                  "seconds numba's compile events span (exclusive per kernel; includes orix's and numba's own "
-                  "helpers)", "the machine is shared: see the load average"],
+        "largest_compiles": serial["kernels"],
+        "notes": ["compilation_s = cold − fastest warm run (whole processes, same scan), with the recorded kernels "
+                  "compiled in compile_processes parallel processes first (stemgrains._precompile, the default); "
+                  "compilation_one_process_s: the same with STEMGRAINS_COMPILE_PROCESSES=1 (every kernel compiled "
+                  "in the process at its first call, as before); compilation_recorded_s: the seconds numba's "
+                  "compile events span in that process (exclusive per kernel; includes orix's and numba's own "
+                  "helpers); compiled_in_the_process_after_parallel_s: the same in the default run (kernels the "
+                  "record does not hold)", "the machine is shared: see the load average"],
     }
     path = C.write_json(args.out, doc)
-    print(f"compilation {doc['compilation_s']:.1f} s (recorded {doc['compilation_recorded_s']:.1f} s in "
+    print(f"compilation {doc['compilation_s']:.1f} s in {doc['compile_processes']} processes, "
+          f"{doc['compilation_one_process_s']:.1f} s in one (recorded {doc['compilation_recorded_s']:.1f} s in "
           f"{doc['compile_events']} compiles), library build {doc['library_build_s']:.1f} s, warm job {warm_s:.1f} s "
           f"→ {path}")
 

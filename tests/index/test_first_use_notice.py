@@ -18,6 +18,15 @@ def scan(au_scan_3x3):
     return au_scan_3x3
 
 
+@pytest.fixture(autouse=True)
+def no_parallel_compile(monkeypatch):
+    """The notice as where the kernels cannot be compiled in parallel processes (tests/test_precompile.py tests
+    that path)."""
+    import stemgrains._precompile as pc
+
+    monkeypatch.setattr(pc, "_done", True)
+
+
 def test_no_progress_still_explains_the_first_use(scan, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(api, "_kernels_loaded", lambda: False)  # as in a fresh process with an empty numba cache
     monkeypatch.setattr(api, "_kernels_cached", lambda: False)

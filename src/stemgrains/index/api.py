@@ -610,7 +610,8 @@ def _full_search(sel, ctx: _SearchInputs, libraries, params: IndexParams, index_
         if k < lib.n_templates:
             cands = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         else:
-            cands = np.broadcast_to(np.arange(lib.n_templates), (len(sel), lib.n_templates))
+            # a writeable copy (a broadcast view of one row is contiguous but read-only: another kernel signature)
+            cands = np.tile(np.arange(lib.n_templates, dtype=np.int64), (len(sel), 1))
         cands = np.ascontiguousarray(cands, dtype=np.int64)
         if config.QUICK_KEEP < cands.shape[1]:
             off_s, r_s, t_s, w_s, norm_s = _strongest_spots(lib, config.QUICK_SPOTS)
@@ -1032,11 +1033,18 @@ def first_use_notice(bar: Any = None) -> None:
     (2–3 min on 2 cores, 2.3 min measured on data_samples/ by benchmarks/bench_first_run.py: a fresh install, an
     empty or stale numba cache). With a progress ``bar`` (tqdm) its description says it; without
     (``--no-progress``, ``calibrate``), one line on stderr, once per process. Nothing once the kernels
-    are loaded, or where numba's cache holds them (:func:`_kernels_cached`: they load in seconds).
-    This is no progress report: it is printed whatever ``progress`` says."""
+    are loaded, or where numba's cache holds them (:func:`_kernels_cached`: they load in seconds). Where they
+    are not cached, the recorded kernels are first compiled in parallel processes
+    (:func:`stemgrains._precompile.precompile_kernels`, which prints two lines of its own), and only where that
+    could not be done does this notice follow. This is no progress report: it is printed whatever ``progress``
+    says."""
     global _notice_given
     if _kernels_loaded() or _kernels_cached():
         return
+    from .._precompile import precompile_kernels
+
+    if precompile_kernels() is not None and _kernels_cached():
+        return  # compiled in parallel processes (it said so): they load from numba's cache now
     if bar is not None and not getattr(bar, "disable", False):
         bar.set_description(f"indexing (first chunk: {FIRST_USE_MESSAGE})")
         return

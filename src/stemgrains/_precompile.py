@@ -1,0 +1,275 @@
+"""Compile the numba kernels in parallel processes on the first run after an install (issue #13).
+
+numba compiles a kernel at its first call, one after another in the calling process: 2–3 minutes of silence
+on a fresh install (``benchmarks/results/first_run.json``). The kernels' signatures do not depend on the data
+beyond the dtype of the raw patterns, so the ones ``stemgrains run`` and ``stemgrains index`` use are recorded
+in :data:`SIGNATURES_FILE` (package data). Where numba's on-disk cache does not hold them yet,
+:func:`precompile_kernels` hands them to up to :data:`MAX_PROCESSES` spawned processes, each compiling its share
+into the cache (largest first, by the compile time recorded with them); the calling process then loads every
+kernel from the cache at its first call instead of compiling it. The workers' writes to numba's cache are
+serialised (a file lock, :func:`_locked_cache_writes`), so one kernel compiled with two signatures in two workers
+at once cannot corrupt it. A kernel that fails to compile in a worker,
+a signature the run does not use (another dtype), or a platform where processes cannot be started (a daemonic
+worker process) only means that kernel compiles at its first call, as without this module.
+
+``STEMGRAINS_COMPILE_PROCESSES`` sets the number of processes (1: none, the kernels compile in the calling
+process at first call). The record is made by ``python -m stemgrains._precompile --record`` (a ``run`` and an
+``index`` of ``data_samples/``; in a process with an empty numba cache it also records each kernel's compile
+seconds); tests/test_precompile.py checks that it names existing kernels with the signatures a run uses.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["SIGNATURES_FILE", "MAX_PROCESSES", "load_signatures", "precompile_kernels", "record_signatures"]
+
+#: the recorded kernels: a JSON list of {"module", "name", "signature": [numba type reprs], "seconds"}
+SIGNATURES_FILE = Path(__file__).with_name("kernel_signatures.json")
+#: at most this many compiling processes (each holds ~0.3–0.5 GB while it compiles); the largest kernel alone
+#: takes ~25 s on one core, so more processes cannot help
+MAX_PROCESSES = 8
+ENV_PROCESSES = "STEMGRAINS_COMPILE_PROCESSES"
+
+_done = False
+
+
+def load_signatures(path: str | os.PathLike = SIGNATURES_FILE) -> list[dict[str, Any]]:
+    """The recorded kernels (see :data:`SIGNATURES_FILE`); [] where the file is missing or unreadable."""
+    try:
+        items = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [it for it in items if isinstance(it, dict) and {"module", "name", "signature"} <= set(it)] \
+        if isinstance(items, list) else []
+
+
+def _dispatcher(item: dict[str, Any]) -> Any:
+    obj: Any = importlib.import_module(item["module"])
+    for part in item["name"].split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _signature(item: dict[str, Any]) -> tuple[Any, ...]:
+    """The numba types of a recorded signature (reprs such as ``Array(float32, 3, 'C', False, aligned=True)``,
+    evaluated among numba's type names only)."""
+    from numba.core import types
+
+    names = {k: v for k, v in vars(types).items() if not k.startswith("_")}
+    names["bool"] = types.boolean  # numba's repr of its boolean type
+    return tuple(eval(text, {"__builtins__": {}}, names) for text in item["signature"])  # noqa: S307
+
+
+def _is_cached(item: dict[str, Any]) -> bool:
+    """Whether numba's on-disk cache holds this kernel and signature for this source, numba version and CPU:
+    its index file lists the key numba would look up (read, not loaded; anything unexpected in numba's internals
+    counts as not cached)."""
+    try:
+        disp = _dispatcher(item)
+        cache = disp._cache
+        key = cache._index_key(_signature(item), disp.targetctx.codegen())
+        name = cache._cache_file._load_index().get(key)
+        return name is not None and os.path.isfile(cache._cache_file._data_path(name))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _locked_cache_writes(lock_path: str) -> None:
+    """In a worker process: numba's cache writes (``IndexDataCacheFile.save``: read the function's index, pick a
+    data file, write both) hold an exclusive lock on ``lock_path`` (``fcntl.flock``). Two workers compiling one
+    function with different signatures at once (a kernel called inside two others) could otherwise both take data
+    file 1 and leave an index whose entry names the other's code: a crash at every later run."""
+    import fcntl
+
+    from numba.core import caching
+
+    original = caching.IndexDataCacheFile.save
+    if getattr(original, "_stemgrains_locked", False):
+        return
+
+    def save(self: Any, key: Any, data: Any) -> None:
+        with open(lock_path, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                original(self, key, data)
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    save._stemgrains_locked = True  # type: ignore[attr-defined]
+    caching.IndexDataCacheFile.save = save
+
+
+def _compile_share(items: list[dict[str, Any]]) -> list[tuple[str, float, str | None]]:
+    """In a worker process: compile each item into numba's cache. Returns (name, seconds, error or None)."""
+    out = []
+    for it in items:
+        t = time.perf_counter()
+        try:
+            _dispatcher(it).compile(_signature(it))
+            err = None
+        except Exception as e:  # noqa: BLE001  the calling process compiles it at first call instead
+            err = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        out.append((f"{it['module']}.{it['name']}", time.perf_counter() - t, err))
+    return out
+
+
+def _shares(items: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
+    """``items`` split into ``n`` shares of about equal recorded seconds (longest first onto the least loaded)."""
+    shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    load = [0.0] * n
+    for it in sorted(items, key=lambda it: -float(it.get("seconds") or 1.0)):
+        k = load.index(min(load))
+        shares[k].append(it)
+        load[k] += float(it.get("seconds") or 1.0)
+    return [s for s in shares if s]
+
+
+def _processes(n_items: int) -> int:
+    text = os.environ.get(ENV_PROCESSES, "").strip()
+    if text:
+        try:
+            return max(1, int(text))
+        except ValueError:
+            return 1
+    return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, n_items))
+
+
+def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[str, Any] | None:
+    """Compile the recorded kernels numba's cache does not hold, in parallel processes (see the module).
+
+    Runs once per process and only in a main process (not in a worker of a pool or a cluster). Blocks until the
+    workers are done.
+
+    Parameters
+    ----------
+    log
+        Text stream for two lines (what is compiled, in how many processes; how long it took), default
+        ``sys.stderr``; None where nothing needs compiling.
+    processes
+        Number of processes; default ``STEMGRAINS_COMPILE_PROCESSES``, else the cores (at most
+        :data:`MAX_PROCESSES`). 1: nothing is done here (the kernels compile at first call).
+
+    Returns
+    -------
+    dict or None
+        ``{"kernels": compiled, "processes": n, "seconds": wall, "failed": [names]}``, or None where nothing was
+        done (already done in this process, all cached, one process, or processes cannot be started).
+    """
+    global _done
+    if _done or multiprocessing.parent_process() is not None:
+        return None
+    _done = True
+    try:
+        import fcntl  # noqa: F401  the workers' cache writes are serialised with it (POSIX)
+    except ImportError:
+        return None
+    todo = [it for it in load_signatures() if not _is_cached(it)]
+    n = processes if processes is not None else _processes(len(todo))
+    if not todo or n <= 1:
+        return None
+    # the kernels' modules imported here first: what compiles at import (orix's gufuncs, two cache entries that
+    # refer to each other) is compiled once, here, not by every worker at once into the same cache files
+    for it in todo:
+        _dispatcher(it)
+    shares = _shares(todo, n)
+    log = log if log is not None else sys.stderr
+    print(f"stemgrains: compiling {len(todo)} numba kernel{'s' if len(todo) != 1 else ''} in {len(shares)} "
+          f"process{'es' if len(shares) != 1 else ''}, once after an install (later runs load them from numba's "
+          "cache in seconds)", file=log, flush=True)
+    t0 = time.perf_counter()
+    env = {"NUMBA_NUM_THREADS": "1"}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    import tempfile
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="stemgrains-compile-") as tmp, \
+                cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn"),
+                                       initializer=_locked_cache_writes, initargs=(os.path.join(tmp, "lock"),)) as pool:
+            results = [r for part in pool.map(_compile_share, shares) for r in part]
+    except (OSError, RuntimeError, AssertionError, cf.process.BrokenProcessPool):
+        return None  # no processes here: the kernels compile at first call
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    wall = time.perf_counter() - t0
+    failed = [name for name, _, err in results if err is not None]
+    print(f"stemgrains: compiled in {wall:.0f} s" + (f" ({len(failed)} left to compile at first use)" if failed else ""),
+          file=log, flush=True)
+    return {"kernels": len(results) - len(failed), "processes": len(shares), "seconds": wall, "failed": failed}
+
+
+def record_signatures(path: str | os.PathLike = SIGNATURES_FILE, sample: str | os.PathLike | None = None) -> list[dict[str, Any]]:
+    """Run ``stemgrains run`` and ``stemgrains index`` on ``sample`` (default ``data_samples/nba_sample.h5`` with
+    its CIF) in this process and write the signatures of the package's kernels they called from Python to
+    ``path``, with each kernel's compile seconds (those of the kernels compiled inside it included) where it
+    compiled here (an empty numba cache), else the recorded ones. Kernels loaded from numba's cache list only
+    the signatures they were called with; compiled here, the kernels compiled inside others are left out."""
+    import tempfile
+
+    from numba.core import event
+
+    global _done
+    _done = True  # this process compiles (or loads) every kernel itself: that is what is recorded
+    from numba.core.registry import CPUDispatcher
+
+    from .cli import main
+
+    root = Path(__file__).resolve().parents[2] / "data_samples"
+    sample = Path(sample) if sample is not None else root / "nba_sample.h5"
+    cif = root / "na_beta2_alumina.cif"
+    seconds: dict[str, float] = {}
+    with event.install_recorder("numba:compile") as rec, tempfile.TemporaryDirectory() as tmp:
+        for argv in (["run", str(sample), "--phase", str(cif), "--field", "1,0", "--electrode", "left=1",
+                      "--electrode", "right=0", "-o", f"{tmp}/run", "--no-progress"],
+                     ["index", str(sample), "--phase", str(cif), "-o", f"{tmp}/map.h5", "--no-progress"]):
+            if main(argv) != 0:
+                raise RuntimeError(f"stemgrains {' '.join(argv)} failed")
+    stack: list[tuple[str, float]] = []
+    for ts, e in rec.buffer:
+        f = getattr((e.data or {}).get("dispatcher"), "py_func", None)
+        key = f"{f.__module__}.{f.__qualname__}" if f is not None else "?"
+        if e.is_start:
+            stack.append((key, ts))
+        else:
+            k, t1 = stack.pop()
+            if not stack:  # a top-level kernel: its time includes the kernels compiled inside it
+                seconds[k] = seconds.get(k, 0.0) + ts - t1
+    before = {f"{it['module']}.{it['name']}": it.get("seconds") for it in load_signatures(path)}
+    items, seen = [], set()
+    for mod in [m for name, m in list(sys.modules.items()) if name.startswith("stemgrains") and m is not None]:
+        for obj in vars(mod).values():
+            if isinstance(obj, CPUDispatcher) and id(obj) not in seen and obj.py_func.__module__ == mod.__name__:
+                seen.add(id(obj))
+                key = f"{obj.py_func.__module__}.{obj.py_func.__qualname__}"
+                if seconds and key not in seconds:
+                    continue  # compiled inside another kernel (which carries it): not called from Python
+                for sig in obj.signatures:
+                    items.append({"module": obj.py_func.__module__, "name": obj.py_func.__qualname__,
+                                  "signature": [repr(t) for t in sig],
+                                  "seconds": round(seconds.get(key) or before.get(key) or 1.0, 1)})
+    items.sort(key=lambda it: (it["module"], it["name"]))
+    from .io.results import atomic_write_text
+
+    atomic_write_text(path, json.dumps(items, indent=1) + "\n")
+    return items
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["--record"]:
+        raise SystemExit("usage: python -m stemgrains._precompile --record")
+    from stemgrains import _precompile  # the module the commands import (this one runs as __main__)
+
+    print(f"{len(_precompile.record_signatures())} kernel signatures → {SIGNATURES_FILE}")
