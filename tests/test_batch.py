@@ -685,6 +685,28 @@ def test_results_gone_or_edited_are_redone_and_changes_said(tmp_path):
     assert sorted(json.loads((out / B.PARAMETERS_JSON).read_text())["outputs"]) == ["a", "b", "c"]
 
 
+def test_earlier_inputs_with_other_parameters_are_said(tmp_path):
+    import io
+
+    ins = [_touch(tmp_path / "in" / f"{n}.npy", n.encode()) for n in "ab"]
+    out = tmp_path / "out"
+    run_batch(ins[:1], out, _job_ok, {"k": 1}, progress=False)
+    log = io.StringIO()
+    run_batch(ins[1:], out, _job_ok, {"k": 2}, progress=False, log=log)
+    assert "note: 1 earlier input(s) of" in log.getvalue() and "other parameters" in log.getvalue()
+    log = io.StringIO()
+    run_batch(ins[1:], out, _job_ok, {"k": 2}, progress=False, log=log)  # the record is this batch's now
+    assert "note:" not in log.getvalue()
+    assert all(Path(r["input"]).is_absolute() for r in read_summary(out / B.SUMMARY_CSV))
+
+
+def test_a_batch_into_an_h5_name_is_refused(scans, tmp_path, capsys):
+    d = _inputs(scans, tmp_path)
+    rc = main(["index", str(d / "a.h5"), str(d / "b.h5"), *INDEX, "-o", str(tmp_path / "maps.h5")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "several inputs write a folder" in err and not (tmp_path / "maps.h5").exists()
+
+
 def test_lines_come_in_input_order(tmp_path):
     """A serial batch prints the line of an input skipped before running in its place, not before the others."""
     import io

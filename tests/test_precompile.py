@@ -23,7 +23,7 @@ AU = str(sample_cif("au"))
 
 def test_the_record_names_existing_kernels_with_parseable_signatures():
     items = pc.load_signatures()
-    assert len(items) >= 15, "the record (python -m stemgrains._precompile --record) is missing"
+    assert len(items) >= 15, "the record (python -m stemgrains._precompile_record) is missing"
     names = set()
     for it in items:
         disp = pc._dispatcher(it)
@@ -46,7 +46,7 @@ def test_the_record_holds_the_signatures_an_index_run_uses(au_scan_3x3, tmp_path
     for disp in (_cpu.index_chunk, _cpu.rescore_chunk, _cpu.refine_chunk, _cpu.quick_candidates, _pairs.pair_hypotheses):
         for sig in disp.signatures:
             key = (disp.py_func.__module__, disp.py_func.__qualname__, tuple(repr(t) for t in sig))
-            assert key in recorded, f"{key[1]}{key[2]} is not recorded: python -m stemgrains._precompile --record"
+            assert key in recorded, f"{key[1]}{key[2]} is not recorded: python -m stemgrains._precompile_record"
 
 
 def test_shares_balance_the_recorded_seconds():

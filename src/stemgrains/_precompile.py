@@ -13,9 +13,9 @@ a signature the run does not use (another dtype), or a platform where processes 
 worker process) only means that kernel compiles at its first call, as without this module.
 
 ``STEMGRAINS_COMPILE_PROCESSES`` sets the number of processes (1: none, the kernels compile in the calling
-process at first call). The record is made by ``python -m stemgrains._precompile --record`` (a ``run`` and an
-``index`` of ``data_samples/``; in a process with an empty numba cache it also records each kernel's compile
-seconds); tests/test_precompile.py checks that it names existing kernels with the signatures a run uses.
+process at first call). The record is made by ``python -m stemgrains._precompile_record``
+(:mod:`stemgrains._precompile_record`); tests/test_precompile.py checks that it names existing kernels with the
+signatures a run uses.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SIGNATURES_FILE", "MAX_PROCESSES", "load_signatures", "precompile_kernels", "record_signatures"]
+__all__ = ["SIGNATURES_FILE", "MAX_PROCESSES", "load_signatures", "precompile_kernels"]
 
 #: the recorded kernels: a JSON list of {"module", "name", "signature": [numba type reprs], "seconds"}
 SIGNATURES_FILE = Path(__file__).with_name("kernel_signatures.json")
@@ -209,67 +209,3 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
     print(f"stemgrains: compiled in {wall:.0f} s" + (f" ({len(failed)} left to compile at first use)" if failed else ""),
           file=log, flush=True)
     return {"kernels": len(results) - len(failed), "processes": len(shares), "seconds": wall, "failed": failed}
-
-
-def record_signatures(path: str | os.PathLike = SIGNATURES_FILE, sample: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """Run ``stemgrains run`` and ``stemgrains index`` on ``sample`` (default ``data_samples/nba_sample.h5`` with
-    its CIF) in this process and write the signatures of the package's kernels they called from Python to
-    ``path``, with each kernel's compile seconds (those of the kernels compiled inside it included) where it
-    compiled here (an empty numba cache), else the recorded ones. Kernels loaded from numba's cache list only
-    the signatures they were called with; compiled here, the kernels compiled inside others are left out."""
-    import tempfile
-
-    from numba.core import event
-
-    global _done
-    _done = True  # this process compiles (or loads) every kernel itself: that is what is recorded
-    from numba.core.registry import CPUDispatcher
-
-    from .cli import main
-
-    root = Path(__file__).resolve().parents[2] / "data_samples"
-    sample = Path(sample) if sample is not None else root / "nba_sample.h5"
-    cif = root / "na_beta2_alumina.cif"
-    seconds: dict[str, float] = {}
-    with event.install_recorder("numba:compile") as rec, tempfile.TemporaryDirectory() as tmp:
-        for argv in (["run", str(sample), "--phase", str(cif), "--field", "1,0", "--electrode", "left=1",
-                      "--electrode", "right=0", "-o", f"{tmp}/run", "--no-progress"],
-                     ["index", str(sample), "--phase", str(cif), "-o", f"{tmp}/map.h5", "--no-progress"]):
-            if main(argv) != 0:
-                raise RuntimeError(f"stemgrains {' '.join(argv)} failed")
-    stack: list[tuple[str, float]] = []
-    for ts, e in rec.buffer:
-        f = getattr((e.data or {}).get("dispatcher"), "py_func", None)
-        key = f"{f.__module__}.{f.__qualname__}" if f is not None else "?"
-        if e.is_start:
-            stack.append((key, ts))
-        else:
-            k, t1 = stack.pop()
-            if not stack:  # a top-level kernel: its time includes the kernels compiled inside it
-                seconds[k] = seconds.get(k, 0.0) + ts - t1
-    before = {f"{it['module']}.{it['name']}": it.get("seconds") for it in load_signatures(path)}
-    items, seen = [], set()
-    for mod in [m for name, m in list(sys.modules.items()) if name.startswith("stemgrains") and m is not None]:
-        for obj in vars(mod).values():
-            if isinstance(obj, CPUDispatcher) and id(obj) not in seen and obj.py_func.__module__ == mod.__name__:
-                seen.add(id(obj))
-                key = f"{obj.py_func.__module__}.{obj.py_func.__qualname__}"
-                if seconds and key not in seconds:
-                    continue  # compiled inside another kernel (which carries it): not called from Python
-                for sig in obj.signatures:
-                    items.append({"module": obj.py_func.__module__, "name": obj.py_func.__qualname__,
-                                  "signature": [repr(t) for t in sig],
-                                  "seconds": round(seconds.get(key) or before.get(key) or 1.0, 1)})
-    items.sort(key=lambda it: (it["module"], it["name"]))
-    from .io.results import atomic_write_text
-
-    atomic_write_text(path, json.dumps(items, indent=1) + "\n")
-    return items
-
-
-if __name__ == "__main__":
-    if sys.argv[1:] != ["--record"]:
-        raise SystemExit("usage: python -m stemgrains._precompile --record")
-    from stemgrains import _precompile  # the module the commands import (this one runs as __main__)
-
-    print(f"{len(_precompile.record_signatures())} kernel signatures → {SIGNATURES_FILE}")

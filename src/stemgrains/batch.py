@@ -748,7 +748,7 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
                     params: dict[str, Any], *, jobs: int, client: Any, force: bool, progress: bool, log: Any,
                     config_toml: str | None, overwrite: bool) -> BatchResult:
     """:func:`run_batch` once its outputs are checked and its scheduler is connected (``client``, or None)."""
-    fingerprint, earlier = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
+    fingerprint, earlier, other_params = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
     # the jobs write into this batch's folder and its subfolders (run folders of their own)
     params = dict(params, _batch_folder=str(out.resolve()))
     t_batch = time.perf_counter()
@@ -756,6 +756,9 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
     def say(text: str) -> None:  # with or without progress bars (--no-progress): these lines are the results
         print(text, file=log, flush=True)
 
+    if other_params:
+        say(f"note: {other_params} earlier input(s) of {out} ran with other parameters: batch_parameters.json and "
+            "config.toml now record this batch's, each subfolder's batch_done.json and results its own")
     planned: dict[int, str] = {}  # the lines of inputs skipped or failed before running, printed in input order
     rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__)
 
@@ -807,10 +810,11 @@ def _connect(scheduler: Any) -> tuple[Any, bool]:
 
 
 def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: dict[str, Any],
-                  config_toml: str | None, overwrite: bool) -> tuple[str, list[dict[str, Any]]]:
+                  config_toml: str | None, overwrite: bool) -> tuple[str, list[dict[str, Any]], int]:
     """Claim ``out`` (:func:`stemgrains.io.outputs.claim_batch_folder`), create it and write
-    ``batch_parameters.json`` (and ``config.toml``); returns the parameters' fingerprint and the summary rows of
-    an earlier batch's other inputs (kept, see the module docstring)."""
+    ``batch_parameters.json`` (and ``config.toml``); returns the parameters' fingerprint, the summary rows of
+    an earlier batch's other inputs (kept, see the module docstring) and how many of those ran with other
+    parameters (another fingerprint)."""
     from .io.outputs import claim_batch_folder, read_batch_parameters
     from .io.results import atomic_write_text, json_default
 
@@ -828,7 +832,8 @@ def _start_outdir(out: Path, inputs: list[Path], folders: list[Path], params: di
         indent=2, sort_keys=True, default=json_default) + "\n")
     if config_toml is not None:
         atomic_write_text(out / CONFIG_TOML, config_toml)
-    return fingerprint, earlier
+    before = record.get("fingerprint")
+    return fingerprint, earlier, len(earlier_inputs) if before not in (None, fingerprint) else 0
 
 
 def _refuse_other_command(out: Path, record: dict[str, Any], params: dict[str, Any]) -> None:
@@ -876,7 +881,8 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
                  note: Callable[[int, str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
     """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
     inputs' content checksums; ``note(i, line)`` gets the line of each input skipped or failed here."""
-    rows: list[dict[str, Any]] = [{"input": str(p), "output": str(f), "status": "pending"} for p, f in zip(inputs, folders)]
+    rows: list[dict[str, Any]] = [{"input": str(p.resolve()), "output": str(f.resolve()), "status": "pending"}
+                                  for p, f in zip(inputs, folders)]  # absolute: readable from anywhere later
     todo: list[int] = []
     checksums: dict[int, str] = {}
     n = len(inputs)

@@ -8,6 +8,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from ..errors import ParameterError
+
 
 def _jobs(text: str) -> int:
     """``--jobs``: a whole number >= 1 (argparse reports the error in one line)."""
@@ -153,6 +155,9 @@ def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]
     from ..batch import expand_inputs, format_result, run_batch
     from ..settings import config_to_toml
 
+    if Path(args.output).suffix.lower() in (".h5", ".hdf5") and not Path(args.output).is_dir():
+        raise ParameterError(f"-o {args.output}: several inputs write a folder (one subfolder per input, each with "
+                             "its results.h5); give a folder name")
     inputs = expand_inputs(args.input, recursive=args.recursive)
     header = (f"effective config of the batch into {Path(args.output).resolve()} (every input ran with it); "
               "--config this file repeats it")

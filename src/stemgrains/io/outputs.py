@@ -1398,7 +1398,7 @@ def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
     if gone:
         shown = ", ".join(gone[:4]) + (" ..." if len(gone) > 4 else "")
         print(f"stemgrains: {out}: {shown} {'is' if len(gone) == 1 else 'are'} gone since the run finished; "
-              "this run writes it again", file=sys.stderr)
+              f"this run writes {'it' if len(gone) == 1 else 'them'} again", file=sys.stderr)
     for name in manifest.get("files", []):
         src = out / str(name)
         if str(name) not in stats or not src.is_file() or _unchanged(src, stats[str(name)]):
