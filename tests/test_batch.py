@@ -577,15 +577,19 @@ def test_cli_refuses_mixing_a_batch_and_a_single_run(scans, tmp_path, capsys):
     single, batch = tmp_path / "single", tmp_path / "batch"
     _single_run_folder(single, scans / "a.h5")
     run_batch([scans / "a.h5", scans / "b.h5"], batch, _job_ok_h5, {"k": 1}, progress=False)
-    for argv, folder in (([str(scans / "a.h5"), str(scans / "b.h5")], single), ([str(scans / "b.h5")], batch)):
-        before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
-        capsys.readouterr()
-        assert main(["run", *argv, *RUN, "-o", str(folder)]) == 2
-        err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and str(folder) in err[0] and "--overwrite" in err[0], err
-        assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before
+    before = {p: p.stat().st_mtime_ns for p in single.rglob("*")}
+    capsys.readouterr()
+    assert main(["run", str(scans / "a.h5"), str(scans / "b.h5"), *RUN, "-o", str(single)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(single) in err[0] and "--overwrite" in err[0], err
+    assert {p: p.stat().st_mtime_ns for p in single.rglob("*")} == before
     assert main(["index", str(scans / "a.h5"), str(scans / "b.h5"), *INDEX, "-o", str(single)]) == 2
     assert "single run" in capsys.readouterr().err
+    # one input into a batch's folder is that batch with one input (its subfolder; the others untouched)
+    a_before = {p: p.stat().st_mtime_ns for p in (batch / "a").rglob("*")}
+    assert main(["run", str(scans / "b.h5"), *RUN, "-o", str(batch)]) == 0
+    assert _rows(batch)["b"]["status"] == "done" and (batch / "b" / "results.h5").is_file()
+    assert {p: p.stat().st_mtime_ns for p in (batch / "a").rglob("*")} == a_before
 
 
 def _job_ok_h5(src: Path, folder: Path, params: dict) -> dict:

@@ -186,24 +186,16 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
           f"process{'es' if len(shares) != 1 else ''}, once after an install (later runs load them from numba's "
           "cache in seconds)", file=log, flush=True)
     t0 = time.perf_counter()
-    env = {"NUMBA_NUM_THREADS": "1"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     import tempfile
+    from unittest import mock
 
-    try:
-        with tempfile.TemporaryDirectory(prefix="stemgrains-compile-") as tmp, \
+    try:  # the workers compile on one thread each (they inherit the environment)
+        with mock.patch.dict(os.environ, {"NUMBA_NUM_THREADS": "1"}), tempfile.TemporaryDirectory(prefix="stemgrains-compile-") as tmp, \
                 cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn"),
                                        initializer=_locked_cache_writes, initargs=(os.path.join(tmp, "lock"),)) as pool:
             results = [r for part in pool.map(_compile_share, shares) for r in part]
     except (OSError, RuntimeError, AssertionError, cf.process.BrokenProcessPool):
         return None  # no processes here: the kernels compile at first call
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     wall = time.perf_counter() - t0
     failed = [name for name, _, err in results if err is not None]
     print(f"stemgrains: compiled in {wall:.0f} s" + (f" ({len(failed)} left to compile at first use)" if failed else ""),
