@@ -711,6 +711,24 @@ def test_a_batch_into_an_h5_name_is_refused(scans, tmp_path, capsys):
     assert rc == 2 and "several inputs write a folder" in err and not (tmp_path / "maps.h5").exists()
 
 
+def _job_warns(src: Path, folder: Path, params: dict) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "out.txt").write_text("x")
+    return {"scan_shape": [1, 1], "warnings": ["note: scan step 1 nm is the default"]}
+
+
+def test_a_skipped_input_repeats_its_warnings(tmp_path):
+    import io
+
+    ins = [_touch(tmp_path / "in" / "a.npy", b"a")]
+    run_batch(ins, tmp_path / "out", _job_warns, {"k": 1}, progress=False)
+    log = io.StringIO()
+    res = run_batch(ins, tmp_path / "out", _job_warns, {"k": 1}, progress=False, log=log)
+    assert res.rows[0]["status"] == "skipped"
+    assert "skipped (done before, same content and parameters)\n    note: scan step 1 nm is the default" in log.getvalue()
+    assert "1 with a calibration note (the lines under their results above" in format_result(res)
+
+
 def test_lines_come_in_input_order(tmp_path):
     """A serial batch prints the line of an input skipped before running in its place, not before the others."""
     import io

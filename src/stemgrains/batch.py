@@ -908,7 +908,8 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",
                            reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),
                            seconds=0.0)
-            note(i, f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)")
+            note(i, f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)" + "".join(
+                f"\n    {w}" for w in (marker.get("result") or {}).get("warnings") or []))  # as when it was done
             continue
         if marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
             rows[i].update(status="failed", reason=f"{folder}: holds files this batch did not write; move them, "
