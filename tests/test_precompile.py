@@ -81,7 +81,7 @@ def test_workers_fill_an_empty_cache_that_a_new_process_loads(tmp_path, monkeypa
     assert json.loads(res.stdout.strip().splitlines()[-1]) == [False], res.stderr
 
 
-@pytest.mark.parametrize("env, processes", [("1", None), (None, 1)])
+@pytest.mark.parametrize("env, processes", [("1", None), (None, 1), ("abc", None), ("0", None)])
 def test_nothing_done_with_one_process(monkeypatch, env, processes):
     monkeypatch.setattr(pc, "_is_cached", lambda it: False)
     monkeypatch.setattr(pc, "_done", False)
@@ -90,7 +90,12 @@ def test_nothing_done_with_one_process(monkeypatch, env, processes):
     else:
         monkeypatch.setenv(pc.ENV_PROCESSES, env)
     log = io.StringIO()
-    assert pc.precompile_kernels(log=log, processes=processes) is None and log.getvalue() == ""
+    assert pc.precompile_kernels(log=log, processes=processes) is None
+    if env in ("abc", "0"):  # said, then one process
+        assert log.getvalue() == (f"stemgrains: {pc.ENV_PROCESSES}={env}: expected a whole number ≥ 1; the kernels "
+                                  "compile in this process\n")
+    else:
+        assert log.getvalue() == ""
 
 
 def test_a_signature_that_fails_is_left_to_the_first_call(tmp_path, monkeypatch):

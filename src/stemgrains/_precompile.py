@@ -133,13 +133,19 @@ def _shares(items: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
     return [s for s in shares if s]
 
 
-def _processes(n_items: int) -> int:
+def _processes(n_items: int, log: Any = None) -> int:
+    """Processes for ``n_items`` kernels: ``STEMGRAINS_COMPILE_PROCESSES`` (a value that is no whole number ≥ 1
+    is said on ``log``, default stderr, and taken as 1), else the cores, at most :data:`MAX_PROCESSES`."""
     text = os.environ.get(ENV_PROCESSES, "").strip()
     if text:
         try:
-            return max(1, int(text))
+            n = int(text)
         except ValueError:
-            return 1
+            n = 0
+        if n < 1:
+            print(f"stemgrains: {ENV_PROCESSES}={text}: expected a whole number ≥ 1; the kernels compile in this "
+                  "process", file=log if log is not None else sys.stderr, flush=True)
+        return max(1, n)
     return max(1, min(MAX_PROCESSES, os.cpu_count() or 1, n_items))
 
 
@@ -173,8 +179,10 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
     except ImportError:
         return None
     todo = [it for it in load_signatures() if not _is_cached(it)]
-    n = processes if processes is not None else _processes(len(todo))
-    if not todo or n <= 1:
+    if not todo:
+        return None
+    n = processes if processes is not None else _processes(len(todo), log)
+    if n <= 1:
         return None
     # the kernels' modules imported here first: what compiles at import (orix's gufuncs, two cache entries that
     # refer to each other) is compiled once, here, not by every worker at once into the same cache files
@@ -182,9 +190,11 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
         _dispatcher(it)
     shares = _shares(todo, n)
     log = log if log is not None else sys.stderr
+    serial = sum(float(it.get("seconds") or 1.0) for it in todo)
     print(f"stemgrains: compiling {len(todo)} numba kernel{'s' if len(todo) != 1 else ''} in {len(shares)} "
-          f"process{'es' if len(shares) != 1 else ''}, once after an install (later runs load them from numba's "
-          "cache in seconds)", file=log, flush=True)
+          f"process{'es' if len(shares) != 1 else ''}, once after an install (about {serial / 60:.0f} min on one "
+          f"core, 2 min in 2 processes on 2 cores; later runs load them from numba's cache in seconds)",
+          file=log, flush=True)
     t0 = time.perf_counter()
     import tempfile
     from unittest import mock

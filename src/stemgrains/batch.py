@@ -778,7 +778,7 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
                 _run_pool(todo, inputs, folders, job, params, jobs, started, finished)
         else:
             for i in todo:
-                say_planned(i)
+                say_planned(i + 1)  # the lines of the inputs before it, and its own note (why it is redone)
                 started(i)
                 finished(i, *_guarded(job, str(inputs[i]), str(folders[i]), dict(params, _progress=progress, _serial=True)))
     except KeyboardInterrupt:

@@ -407,7 +407,7 @@ def _annotate_grains(ax: Any, grain_map: Any) -> bool:
     s = float(grain_map.scan_step_nm)
     for g, (r, c) in zip(ids.tolist(), where):
         ax.text(c * s, r * s, str(g), fontsize=8, fontstyle="italic", color="0.15", ha="center", va="center",
-                zorder=5, path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])
+                zorder=7, path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])  # over boundary ids
     return True
 
 
