@@ -703,6 +703,9 @@ def test_earlier_inputs_with_other_parameters_are_said(tmp_path):
     log = io.StringIO()
     run_batch(ins[1:], out, _job_ok, {"k": 2}, progress=False, log=log)  # the record is this batch's now
     assert "note:" not in log.getvalue()
+    log = io.StringIO()
+    run_batch(ins[1:], out, _job_ok, {"k": 3}, progress=False, log=log)
+    assert "b.npy: its results in" in log.getvalue() and "were made with other parameters: they are replaced" in log.getvalue()
     assert all(Path(r["input"]).is_absolute() for r in read_summary(out / B.SUMMARY_CSV))
 
 

@@ -919,6 +919,8 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
         if marker is not None and marker.get("checksum") not in (None, checksums[i]) and marker.get("state") == "done":
             note(i, f"[{i + 1}/{n}] {src}: its content changed since its results in {folder} were made: they are "
                     "replaced")
+        elif marker is not None and marker.get("fingerprint") not in (None, fingerprint) and marker.get("state") == "done":
+            note(i, f"[{i + 1}/{n}] {src}: its results in {folder} were made with other parameters: they are replaced")
         if force or not same:
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
         todo.append(i)
