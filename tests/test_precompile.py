@@ -37,16 +37,29 @@ def test_the_record_names_existing_kernels_with_parseable_signatures():
     assert {"index_chunk", "rescore_chunk", "refine_chunk", "pair_hypotheses", "detect_spots_chunk"} <= names
 
 
-def test_the_record_holds_the_signatures_an_index_run_uses(au_scan_3x3, tmp_path):
-    assert main(["index", str(au_scan_3x3), "--phase", AU, "--step", "3", "--no-progress", "-o",
-                 str(tmp_path / "m.h5")]) == 0
-    recorded = {(it["module"], it["name"], tuple(it["signature"])) for it in pc.load_signatures()}
-    from stemgrains.index import _cpu, _pairs
+_USED = """
+import json, sys
+from stemgrains.cli import main
+from stemgrains.index import _cpu, _pairs
+assert main(["index", sys.argv[1], "--phase", sys.argv[2], "--step", "3", "--no-progress", "-o", sys.argv[3]]) == 0
+used = [(d.py_func.__module__, d.py_func.__qualname__, [repr(t) for t in sig])
+        for d in (_cpu.index_chunk, _cpu.rescore_chunk, _cpu.refine_chunk, _cpu.quick_candidates, _pairs.pair_hypotheses)
+        for sig in d.signatures]
+print("USED " + json.dumps(used))
+"""
 
-    for disp in (_cpu.index_chunk, _cpu.rescore_chunk, _cpu.refine_chunk, _cpu.quick_candidates, _pairs.pair_hypotheses):
-        for sig in disp.signatures:
-            key = (disp.py_func.__module__, disp.py_func.__qualname__, tuple(repr(t) for t in sig))
-            assert key in recorded, f"{key[1]}{key[2]} is not recorded: python -m stemgrains._precompile_record"
+
+def test_the_record_holds_the_signatures_an_index_run_uses(au_scan_3x3, tmp_path):
+    # in a process of its own: this one has called the kernels with other arguments in other tests
+    res = subprocess.run([sys.executable, "-c", _USED, str(au_scan_3x3), AU, str(tmp_path / "m.h5")],
+                         capture_output=True, text=True)
+    lines = [ln for ln in res.stdout.splitlines() if ln.startswith("USED ")]
+    assert res.returncode == 0 and lines, res.stderr[-2000:]
+    recorded = {(it["module"], it["name"], tuple(it["signature"])) for it in pc.load_signatures()}
+    used = [(m, n, tuple(sig)) for m, n, sig in json.loads(lines[-1][5:])]
+    assert {"index_chunk", "rescore_chunk", "refine_chunk"} <= {n for _, n, _ in used}
+    for key in used:
+        assert key in recorded, f"{key[1]}{key[2]} is not recorded: python -m stemgrains._precompile_record"
 
 
 def test_shares_balance_the_recorded_seconds():
