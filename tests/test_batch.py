@@ -672,6 +672,9 @@ def test_results_gone_or_edited_are_redone_and_changes_said(tmp_path):
     assert [r["status"] for r in res.rows] == ["done", "done", "skipped"], log.getvalue()
     assert "results changed since they were written (out.txt gone): redone" in log.getvalue()
     assert "(out.txt edited): redone" in log.getvalue() and (out / "a" / "out.txt").read_text() == "a1"
+    copies = list((out / "b").glob("out.edited-*.txt"))  # the user's version, kept before the job replaced it
+    assert len(copies) == 1 and copies[0].read_text() == "b1 with my notes" and "your version is kept as" in log.getvalue()
+    assert (out / "b" / "out.txt").read_text() == "b1"
     lines = log.getvalue().splitlines()  # why it is redone, then its result
     assert lines[0].endswith("(out.txt gone): redone") and lines[1].startswith(f"[1/3] {ins[0]}: done")
     # another content at the same path: said; a failure: the marker says so

@@ -374,13 +374,15 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
 
 def folder_files(folder: str | os.PathLike) -> dict[str, list[int]]:
     """The files of an input's subfolder as a finished job left them: relative path → [size in bytes], without
-    the batch's own files (:data:`DONE_MARKER`, :data:`ERROR_LOG`) and hidden ones (checkpoints, kept-aside
-    results). Sizes, not modification times: a batch folder copied elsewhere is still complete."""
+    the batch's own files (:data:`DONE_MARKER`, :data:`ERROR_LOG`), hidden ones (checkpoints, kept-aside
+    results) and a user's versions kept as ``NAME.edited-<time>``. Sizes, not modification times: a batch folder
+    copied elsewhere is still complete."""
     root = Path(folder)
     out: dict[str, list[int]] = {}
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or str(rel) in (DONE_MARKER, ERROR_LOG) or not p.is_file():
+        if any(part.startswith(".") for part in rel.parts) or str(rel) in (DONE_MARKER, ERROR_LOG) or not p.is_file() \
+                or ".edited-" in p.name:  # a user's version kept aside is theirs to delete
             continue
         out[rel.as_posix()] = [p.stat().st_size]
     return out
@@ -399,6 +401,18 @@ def changed_files(folder: str | os.PathLike, recorded: Any) -> list[str]:
         elif list(now[name]) != list(was):
             out.append(f"{name} edited")
     return out
+
+
+def _keep_edited_outputs(folder: Path, changed: list[str]) -> list[str]:
+    """Copies (:func:`stemgrains.io.outputs.keep_edited_copy`) of the files :func:`changed_files` found edited in
+    an input's subfolder, before its job replaces them; not in a ``run`` folder (its manifest: the run keeps them
+    itself). Returns the copies' names."""
+    from .io.outputs import RUN_MANIFEST, keep_edited_copy
+
+    if (folder / RUN_MANIFEST).is_file():
+        return []
+    edited = [c[: -len(" edited")] for c in changed if c.endswith(" edited")]
+    return [keep_edited_copy(folder / name).name for name in edited if (folder / name).is_file()]
 
 
 def _same_content(folder: Path, src: str | os.PathLike) -> bool:
@@ -901,9 +915,11 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             continue
         same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
         changed = changed_files(folder, marker.get("files")) if same and marker.get("state") == "done" else []
-        if changed and not force:  # redone (a run keeps an edited file aside as NAME.edited-<time>)
+        if changed and not force:  # redone; an edited file is kept as NAME.edited-<time> first (a run does it itself)
             more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-            note(i, f"[{i + 1}/{n}] {src}: its results changed since they were written ({changed[0]}{more}): redone")
+            kept = _keep_edited_outputs(folder, changed)
+            note(i, f"[{i + 1}/{n}] {src}: its results changed since they were written ({changed[0]}{more}): redone"
+                 + (f"; your version{'s are' if len(kept) > 1 else ' is'} kept as {', '.join(kept)}" if kept else ""))
         elif same and marker.get("state") == "done" and not force:
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",
                            reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),

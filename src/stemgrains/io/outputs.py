@@ -47,6 +47,7 @@ from ..errors import ParameterError
 
 __all__ = [
     "input_files",
+    "keep_edited_copy",
     "same_file",
     "groups_held",
     "check_outputs",
@@ -1381,6 +1382,20 @@ def prepare_run_folder(folder: str | os.PathLike, input_path: str | os.PathLike,
     return manifest
 
 
+def keep_edited_copy(src: str | os.PathLike, stamp: str | None = None) -> Path:
+    """Copy a file a user changed since stemgrains wrote it to ``NAME.edited-YYYYmmddTHHMMSS.EXT`` beside it (``-2``,
+    ``-3``, ... appended where that exists), before it is replaced. Returns the copy."""
+    src = Path(src)
+    stamp = stamp or _dt.datetime.now().strftime("%Y%m%dT%H%M%S")
+    dst = src.with_name(f"{src.stem}.edited-{stamp}{src.suffix}")
+    k = 1
+    while dst.exists():
+        k += 1
+        dst = src.with_name(f"{src.stem}.edited-{stamp}-{k}{src.suffix}")
+    shutil.copy2(src, dst)
+    return dst
+
+
 def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
     """Copies of the files of the finished run ``manifest`` in ``out`` that were changed since it recorded them
     (:func:`_unchanged`: a user's annotations in ``boundaries.csv``, say), made before the run is redone, or
@@ -1403,12 +1418,7 @@ def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
         src = out / str(name)
         if str(name) not in stats or not src.is_file() or _unchanged(src, stats[str(name)]):
             continue
-        dst = src.with_name(f"{src.stem}.edited-{stamp}{src.suffix}")
-        k = 1
-        while dst.exists():
-            k += 1
-            dst = src.with_name(f"{src.stem}.edited-{stamp}-{k}{src.suffix}")
-        shutil.copy2(src, dst)
+        dst = keep_edited_copy(src, stamp)
         kept.append(dst)
         print(f"stemgrains: {src} was changed since the run wrote it; this run replaces it: your version is kept "
               f"as {dst.name}", file=sys.stderr)
