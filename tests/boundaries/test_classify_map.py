@@ -535,7 +535,7 @@ def test_figures_of_a_map_without_conduction_planes(tmp_path, gmap, btable):
     fig = plot_boundary_behaviour(gmap, btable, only, [0, 1])  # a field given, yet nothing depends on it
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert legend == ["not classified: no phase\nwith Na⁺ conduction planes (100 %)",
-                      "grain id (boxed: boundary id;\nboundary_table.png: grain_a | grain_b)"]
+                      "italic numbers: grain ids; boxed:\nboundary ids (boundary_table.png)"]
     # every grain's id is written inside it (the grains boundary_table.png lists)
     ids = {int(t.get_text()) for t in fig.axes[0].texts if t.get_fontstyle() == "italic"}
     assert ids == set(np.unique(gmap.labels[gmap.labels > 0]).tolist())
@@ -567,7 +567,7 @@ def test_behaviour_map_pales_ambiguous_c_axes_and_shows_a_note(gmap):
     assert not any(t.startswith("pale") for t in legend) and "no grain (unassigned pixels)" not in legend
     gmap.labels[0, 0] = 0  # an unassigned pixel (white on the map) gets its legend entry
     legend = [t.get_text() for t in plot_boundary_behaviour(gmap, bt, res).axes[1].get_legend().get_texts()]
-    assert legend[-2] == "no grain (unassigned pixels)" and legend[-1].startswith("grain id")
+    assert legend[-2] == "no grain (unassigned pixels)" and legend[-1].startswith("italic numbers: grain ids")
 
 
 def test_no_boundaries(tmp_path, gmap, btable):

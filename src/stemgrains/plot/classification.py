@@ -324,9 +324,8 @@ def plot_boundary_behaviour(
     classified = bool(np.any(line_beh != "other-phase")) or bool(
         len(seg_cls) and np.any(np.asarray(seg_cls["label"]).astype(str) != "other-phase"))
     _draw_behaviour_lines(ax, grain_map, lines, line_beh, uncertain)
-    if annotate and len(lines):
-        _annotate_boundaries(ax, seg_cls, sid, lines, line_seg)
-    grains_named = annotate and _annotate_grains(ax, grain_map)
+    placed = _annotate_boundaries(ax, seg_cls, sid, lines, line_seg) if annotate and len(lines) else np.zeros((0, 2))
+    grains_named = annotate and _annotate_grains(ax, grain_map, placed)
 
     params = getattr(classification, "parameters", {}) or {}
     local_field = False
@@ -371,27 +370,31 @@ def _draw_behaviour_lines(ax: Any, grain_map: Any, lines: np.ndarray, line_beh: 
                                                  capstyle="butt" if pale else "projecting"))  # butt: translucent ends do not overlap
 
 
-def _annotate_boundaries(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarray, line_seg: np.ndarray) -> None:
-    """Each boundary's id at a point on it near its middle."""
+def _annotate_boundaries(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarray, line_seg: np.ndarray) -> np.ndarray:
+    """Each boundary's id at a point on it near its middle; returns those points (k, 2) as (x, y) in nm."""
     seg_to_bnd = dict(zip(sid.tolist(), np.asarray(seg_cls["boundary_id"]).astype(int).tolist()))
     mids = lines.mean(axis=1)
     bid_of_line = np.array([seg_to_bnd.get(k, -1) for k in line_seg.tolist()])
+    placed = []
     for bid in np.unique(bid_of_line[bid_of_line >= 0]).tolist():
         m = mids[bid_of_line == bid]
         centre = m.mean(axis=0)
         p = m[np.argmin(np.sum((m - centre) ** 2, axis=1))]
         ax.annotate(str(bid), p, xytext=(3, -3), textcoords="offset points", fontsize=7, zorder=6,
                     bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="0.5", lw=0.5, alpha=0.85))
+        placed.append(p)
+    return np.asarray(placed, dtype=np.float64).reshape(-1, 2)
 
 
 #: grain ids are written on a behaviour map of at most this many grains (more would hide the boundaries)
 MAX_GRAIN_LABELS = 150
 
 
-def _annotate_grains(ax: Any, grain_map: Any) -> bool:
+def _annotate_grains(ax: Any, grain_map: Any, avoid: np.ndarray = np.zeros((0, 2))) -> bool:
     """Each grain's id (the ``grain_a``/``grain_b`` of the boundary table), italic, at its pixel farthest from
-    its edge and the map's border (the largest distance transform of the edge map inside it); nothing on maps of
-    more than :data:`MAX_GRAIN_LABELS` grains. Returns whether ids were written."""
+    its edge and the map's border (the distance transform of the edge map), away from the points ``avoid`` ((k, 2)
+    x, y in nm: the boundary ids), the tie nearest the grain's centroid; nothing on maps of more than
+    :data:`MAX_GRAIN_LABELS` grains. Returns whether ids were written."""
     from scipy import ndimage
 
     labels = np.asarray(grain_map.labels)
@@ -403,9 +406,18 @@ def _annotate_grains(ax: Any, grain_map: Any) -> bool:
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
         edge |= padded[dy:dy + labels.shape[0], dx:dx + labels.shape[1]] != labels
     depth = ndimage.distance_transform_edt(~edge) + 1.0  # edge pixels 1: a one-pixel grain has its own
-    where = ndimage.maximum_position(depth, labels, ids)
     s = float(grain_map.scan_step_nm)
-    for g, (r, c) in zip(ids.tolist(), where):
+    rows, cols = np.indices(labels.shape)
+    pt_per_px = ax.bbox.width * 72.0 / ax.figure.dpi / labels.shape[1]  # a boundary id spans ~14 × 10 points
+    wide, tall = int(np.ceil(16.0 / pt_per_px)), int(np.ceil(12.0 / pt_per_px))
+    for x, y in np.asarray(avoid, dtype=np.float64).reshape(-1, 2) / s:  # not under a boundary id
+        depth[(cols >= x - 1) & (cols <= x + wide) & (rows >= y - 1) & (rows <= y + tall)] *= 0.25
+    for g in ids.tolist():
+        rr, cc = np.nonzero(labels == g)
+        d = depth[rr, cc]
+        top = d >= d.max() - 0.5
+        k = np.argmin((rr[top] - rr.mean()) ** 2 + (cc[top] - cc.mean()) ** 2)
+        r, c = rr[top][k], cc[top][k]
         ax.text(c * s, r * s, str(g), fontsize=8, fontstyle="italic", color="0.15", ha="center", va="center",
                 zorder=7, path_effects=[patheffects.withStroke(linewidth=2, foreground="white")])  # over boundary ids
     return True
@@ -460,8 +472,9 @@ def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncerta
     if unassigned:
         handles.append(Patch(facecolor=_UNASSIGNED_RGB, edgecolor="0.6", lw=0.5, label="no grain (unassigned pixels)"))
     if grains_named:  # the ids boundary_table.png lists: a boundary (boxed) and its grains a | b (italic)
-        handles.append(Line2D([], [], ls="none", marker=r"$\mathit{7}$", ms=7, color="0.15",
-                              label="grain id (boxed: boundary id;\nboundary_table.png: grain_a | grain_b)"))
+        # no mathtext marker: it asks for the STIX fonts, and matplotlib says so on stderr where they are missing
+        handles.append(Patch(visible=False, label="italic numbers: grain ids; boxed:\nboundary ids "
+                                                  "(boundary_table.png)"))
 
     side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
                 title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
