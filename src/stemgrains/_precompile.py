@@ -122,14 +122,19 @@ def _compile_share(items: list[dict[str, Any]]) -> list[tuple[str, float, str | 
     return out
 
 
+def _seconds(item: dict[str, Any]) -> float:
+    """A recorded kernel's compile seconds (1 where the record has none)."""
+    return float(item.get("seconds") or 1.0)
+
+
 def _shares(items: list[dict[str, Any]], n: int) -> list[list[dict[str, Any]]]:
     """``items`` split into ``n`` shares of about equal recorded seconds (longest first onto the least loaded)."""
     shares: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     load = [0.0] * n
-    for it in sorted(items, key=lambda it: -float(it.get("seconds") or 1.0)):
+    for it in sorted(items, key=lambda it: -_seconds(it)):
         k = load.index(min(load))
         shares[k].append(it)
-        load[k] += float(it.get("seconds") or 1.0)
+        load[k] += _seconds(it)
     return [s for s in shares if s]
 
 
@@ -190,7 +195,7 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
         _dispatcher(it)
     shares = _shares(todo, n)
     log = log if log is not None else sys.stderr
-    serial = sum(float(it.get("seconds") or 1.0) for it in todo)
+    serial = sum(_seconds(it) for it in todo)
     print(f"stemgrains: compiling {len(todo)} numba kernel{'s' if len(todo) != 1 else ''} in {len(shares)} "
           f"process{'es' if len(shares) != 1 else ''}, once after an install (about {serial / 60:.0f} min on one "
           f"core, 2 min in 2 processes on 2 cores; later runs load them from numba's cache in seconds)",

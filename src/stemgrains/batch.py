@@ -65,7 +65,8 @@ from typing import Any
 from ._relrod import row_refine_label
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
-from .io.outputs import BATCH_CONFIG_TOML, BATCH_PARAMETERS, BATCH_SUMMARY_CSV, BATCH_SUMMARY_PNG, REPLACED
+from .io.outputs import (BATCH_CONFIG_TOML, BATCH_DONE_MARKER, BATCH_ERROR_LOG, BATCH_PARAMETERS, BATCH_SUMMARY_CSV,
+                         BATCH_SUMMARY_PNG, REPLACED)
 
 __all__ = [
     "DONE_MARKER",
@@ -83,14 +84,14 @@ __all__ = [
     "BatchResult",
 ]
 
-DONE_MARKER = "batch_done.json"
+DONE_MARKER = BATCH_DONE_MARKER
 SUMMARY_CSV = BATCH_SUMMARY_CSV
 SUMMARY_PNG = BATCH_SUMMARY_PNG
 PARAMETERS_JSON = BATCH_PARAMETERS
 #: the effective config of the batch (:mod:`stemgrains.settings`), given to ``run_batch(config_toml=...)``
 CONFIG_TOML = BATCH_CONFIG_TOML
 #: traceback of an input that failed with an unexpected error (not a StemgrainsError or OSError)
-ERROR_LOG = "batch_error.txt"
+ERROR_LOG = BATCH_ERROR_LOG
 
 #: names of checkpoints our commands keep in an output folder while they run
 _CHECKPOINTS = (".checkpoint", "results.h5.partial")
@@ -307,7 +308,7 @@ def plan_outputs(inputs: Sequence[str | os.PathLike], outdir: str | os.PathLike)
 
 
 def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.PathLike],
-                         folders: Sequence[str | os.PathLike]) -> list[Path]:
+                         folders: Sequence[str | os.PathLike], checksums: dict[str, str] | None = None) -> list[Path]:
     """The subfolders of a batch into ``outdir`` where an earlier batch into it already ran some inputs.
 
     :func:`plan_outputs` names depend on the other inputs of the batch (``scan.h5`` alone is ``scan``, beside
@@ -326,6 +327,8 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
         The batch's output folder (it may not exist yet).
     inputs, folders
         The inputs and their planned folders (:func:`plan_outputs`), in the same order.
+    checksums
+        :func:`input_checksum` by absolute input path, filled where one is computed here (the batch reuses them).
 
     Returns
     -------
@@ -351,7 +354,7 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
     gone = sorted({n for i, n in earlier.items() if not Path(i).exists()} - {p.name for p in result if p is not None})
     for k, src in enumerate(inputs):
         if result[k] is None and gone:
-            name = next((n for n in gone if _same_content(out / n, src)), None)
+            name = next((n for n in gone if _same_content(out / n, src, checksums)), None)
             if name is not None:
                 result[k] = out / name
                 gone.remove(name)
@@ -361,7 +364,7 @@ def keep_earlier_folders(outdir: str | os.PathLike, inputs: Sequence[str | os.Pa
         if result[k] is not None:
             continue
         base, name, n = Path(planned).name, Path(planned).name, 2
-        if name.lower() in used and name.lower() not in kept and _same_content(out / name, inputs[k]):
+        if name.lower() in used and name.lower() not in kept and _same_content(out / name, inputs[k], checksums):
             used.add(name.lower())  # the same content moved elsewhere is the same input: its folder
             result[k] = Path(planned)
             continue
@@ -388,22 +391,17 @@ def folder_files(folder: str | os.PathLike) -> dict[str, list[int]]:
     return out
 
 
-def changed_files(folder: str | os.PathLike, recorded: Any) -> list[str]:
+def changed_files(folder: str | os.PathLike, recorded: Any) -> dict[str, str]:
     """The files of :func:`folder_files` ``recorded`` when the job finished that are gone or changed in size in
-    ``folder``, as "NAME gone" / "NAME edited"; [] where nothing was recorded (a marker of an older version)."""
+    ``folder``: name → ``"gone"`` or ``"edited"``; {} where nothing was recorded (a marker of an older version)."""
     if not isinstance(recorded, dict):
-        return []
+        return {}
     now = folder_files(folder)
-    out = []
-    for name, was in recorded.items():
-        if name not in now:
-            out.append(f"{name} gone")
-        elif list(now[name]) != list(was):
-            out.append(f"{name} edited")
-    return out
+    return {name: "gone" if name not in now else "edited" for name, was in recorded.items()
+            if name not in now or list(now[name]) != list(was)}
 
 
-def _keep_edited_outputs(folder: Path, changed: list[str]) -> list[str]:
+def _keep_edited_outputs(folder: Path, changed: dict[str, str]) -> list[str]:
     """Copies (:func:`stemgrains.io.outputs.keep_edited_copy`) of the files :func:`changed_files` found edited in
     an input's subfolder, before its job replaces them; not in a ``run`` folder (its manifest: the run keeps them
     itself). Returns the copies' names."""
@@ -411,17 +409,27 @@ def _keep_edited_outputs(folder: Path, changed: list[str]) -> list[str]:
 
     if (folder / RUN_MANIFEST).is_file():
         return []
-    edited = [c[: -len(" edited")] for c in changed if c.endswith(" edited")]
-    return [keep_edited_copy(folder / name).name for name in edited if (folder / name).is_file()]
+    return [keep_edited_copy(folder / name).name for name, how in changed.items()
+            if how == "edited" and (folder / name).is_file()]
 
 
-def _same_content(folder: Path, src: str | os.PathLike) -> bool:
+def _same_content(folder: Path, src: str | os.PathLike, checksums: dict[str, str] | None = None) -> bool:
     """True when ``folder``'s marker records the content of ``src`` (False when either cannot be read)."""
     marker = _read_marker(folder)
     try:
-        return marker is not None and marker.get("checksum") == input_checksum(src)
+        return marker is not None and marker.get("checksum") == _checksum(src, checksums)
     except OSError:
         return False
+
+
+def _checksum(src: str | os.PathLike, checksums: dict[str, str] | None) -> str:
+    """:func:`input_checksum` of ``src``, taken from / kept in ``checksums`` (by absolute path) when given."""
+    if checksums is None:
+        return input_checksum(src)
+    key = str(Path(src).resolve())
+    if key not in checksums:
+        checksums[key] = input_checksum(src)
+    return checksums[key]
 
 
 # --------------------------------------------------------------------------------------------- markers
@@ -747,11 +755,13 @@ def run_batch(
     out = Path(outdir)
     log = log if log is not None else sys.stdout
     inputs = [Path(p) for p in inputs]
-    folders = [Path(p) for p in outputs] if outputs is not None else keep_earlier_folders(out, inputs, plan_outputs(inputs, out))
+    checksums: dict[str, str] = {}  # each input hashed once per batch
+    folders = [Path(p) for p in outputs] if outputs is not None else \
+        keep_earlier_folders(out, inputs, plan_outputs(inputs, out), checksums)
     _check_outdir(out, inputs, folders)
     client, own_client = _connect(scheduler)  # before anything is created or deleted: an unreachable one leaves no trace
     try:
-        return _run_batch_into(out, inputs, folders, job, params, jobs=jobs, client=client, force=force,
+        return _run_batch_into(out, inputs, folders, job, params, jobs=jobs, client=client, force=force, known=checksums,
                                progress=progress, log=log, config_toml=config_toml, overwrite=overwrite)
     finally:
         if own_client:
@@ -760,8 +770,9 @@ def run_batch(
 
 def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Callable[[Path, Path, dict], dict],
                     params: dict[str, Any], *, jobs: int, client: Any, force: bool, progress: bool, log: Any,
-                    config_toml: str | None, overwrite: bool) -> BatchResult:
-    """:func:`run_batch` once its outputs are checked and its scheduler is connected (``client``, or None)."""
+                    config_toml: str | None, overwrite: bool, known: dict[str, str] | None = None) -> BatchResult:
+    """:func:`run_batch` once its outputs are checked and its scheduler is connected (``client``, or None);
+    ``known``: input checksums already computed (by absolute path)."""
     fingerprint, earlier, other_params = _start_outdir(out, inputs, folders, params, config_toml, overwrite)
     # the jobs write into this batch's folder and its subfolders (run folders of their own)
     params = dict(params, _batch_folder=str(out.resolve()))
@@ -774,7 +785,7 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
         say(f"note: {other_params} earlier input(s) of {out} ran with other parameters: batch_parameters.json and "
             "config.toml now record this batch's, each subfolder's batch_done.json and results its own")
     planned: dict[int, str] = {}  # the lines of inputs skipped or failed before running, printed in input order
-    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__)
+    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__, known)
 
     def say_planned(upto: int) -> None:
         for i in sorted(k for k in planned if k < upto):
@@ -892,9 +903,11 @@ def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path],
 
 
 def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
-                 note: Callable[[int, str], None]) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
+                 note: Callable[[int, str], None],
+                 known: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
     """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
-    inputs' content checksums; ``note(i, line)`` gets the line of each input skipped or failed here."""
+    inputs' content checksums (``known``: those already computed, by absolute path); ``note(i, line)`` gets the
+    line of each input skipped or failed here."""
     rows: list[dict[str, Any]] = [{"input": str(p.resolve()), "output": str(f.resolve()), "status": "pending"}
                                   for p, f in zip(inputs, folders)]  # absolute: readable from anywhere later
     todo: list[int] = []
@@ -902,7 +915,7 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
     n = len(inputs)
     for i, (src, folder) in enumerate(zip(inputs, folders)):
         try:
-            checksums[i] = input_checksum(src)
+            checksums[i] = _checksum(src, known)
         except OSError as err:
             rows[i].update(status="failed", reason=_one_line(err))
             note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
@@ -914,11 +927,13 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
             continue
         same = marker is not None and marker.get("checksum") == checksums[i] and marker.get("fingerprint") == fingerprint
-        changed = changed_files(folder, marker.get("files")) if same and marker.get("state") == "done" else []
+        changed = changed_files(folder, marker.get("files")) if same and marker.get("state") == "done" else {}
         if changed and not force:  # redone; an edited file is kept as NAME.edited-<time> first (a run does it itself)
+            first = next(iter(changed))
             more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
             kept = _keep_edited_outputs(folder, changed)
-            note(i, f"[{i + 1}/{n}] {src}: its results changed since they were written ({changed[0]}{more}): redone"
+            note(i, f"[{i + 1}/{n}] {src}: its results changed since they were written ({first} {changed[first]}{more}): "
+                    "redone"
                  + (f"; your version{'s are' if len(kept) > 1 else ' is'} kept as {', '.join(kept)}" if kept else ""))
         elif same and marker.get("state") == "done" and not force:
             rows[i].update(_row_from(marker.get("result", {})), status="skipped",

@@ -115,9 +115,12 @@ _CHECKPOINT = ".checkpoint"
 #: the folder inside a run folder where ``overwrite`` keeps the results of the run being replaced until the new run
 #: finishes (:func:`finish_run_folder` deletes it; a run refused before writing anything puts them back)
 REPLACED = ".stemgrains_replaced"
-#: the files a batch writes into each input's subfolder besides the command's own (:data:`stemgrains.batch.DONE_MARKER`,
+#: the files a batch writes into each input's subfolder besides the command's own: its record (checksum,
+#: parameters, state) and the traceback of an unexpected failure (:data:`stemgrains.batch.DONE_MARKER`,
 #: :data:`stemgrains.batch.ERROR_LOG`)
-BATCH_SUBFOLDER_FILES = ("batch_done.json", "batch_error.txt")
+BATCH_DONE_MARKER = "batch_done.json"
+BATCH_ERROR_LOG = "batch_error.txt"
+BATCH_SUBFOLDER_FILES = (BATCH_DONE_MARKER, BATCH_ERROR_LOG)
 #: the files of a batch folder (:mod:`stemgrains.batch`): summary table and figure, parameters (with the inputs
 #: and their subfolders' names), effective config
 BATCH_SUMMARY_CSV = "batch_summary.csv"
