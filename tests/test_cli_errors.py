@@ -174,6 +174,19 @@ def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_
     assert not out.exists() and not list(tmp_path.glob("o.h5*"))
 
 
+@pytest.mark.parametrize("cmd", ["index", "run", "calibrate"])
+def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samples, tmp_path, capsys, cmd):
+    """--q-pixel-size 5 (1/Å per px, a hundred times too large) used to blame [spots] beam_radius_px, which the
+    user never set."""
+    out = tmp_path / {"index": "o.h5", "run": "r", "calibrate": "c.json"}[cmd]
+    extra = {"index": ["--no-progress"], "run": ["--no-progress", "--field", "1,0"], "calibrate": []}[cmd]
+    rc = main([cmd, str(au_scan_3x3), "--phase", "au", "--q-pixel-size", "5", "-o", str(out), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1, err
+    assert err[0].startswith(f"stemgrains {cmd}: error: --q-pixel-size 5: expected about 0.005-0.05 1/Å per px"), err
+    assert "beam_radius_px" not in err[0] and not out.exists()
+
+
 def test_calibrate_k_max_below_the_default_q_min_names_k_max(au_scan_3x3, data_samples, tmp_path, capsys):
     """calibrate --k-max 0.05 used to blame q_min, which the user never set ('q_min: the inner radius ...')."""
     out = tmp_path / "c.json"

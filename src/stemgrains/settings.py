@@ -1088,6 +1088,14 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
         q_min = sp.resolved_q_min(calibration)
         from .preprocess.api import SpotParams as _SP
 
+        detector_outer = min(reach, config.K_MAX_CAP)
+        if q_min >= detector_outer and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
+            # the default beam disc covers all the detector reaches: the pixel size is what is off (--q-pixel-size 5)
+            raise ParameterError(f"[calibration] q_pixel_size {calibration.q_pixel_size:g}: expected about 0.005-0.05 "
+                                 f"1/Å per px (nanobeam patterns reach 1-3 1/Å); with it the "
+                                 f"{sp.beam_radius_px:g} px beam disc alone spans {q_min:.4g} 1/Å, beyond the "
+                                 f"{detector_outer:.4g} 1/Å the {detector_shape[0]} x {detector_shape[1]} detector "
+                                 "reaches in the indexing; no spot would be detected")
         if q_min >= outer and set_by is not None and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
             # the outer radius is the one given (--k-max 0.05), the inner one the default: name the one given
             value = k_max if set_by == "[index] k_max" else sp.q_max

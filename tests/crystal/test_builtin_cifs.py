@@ -58,3 +58,22 @@ def test_the_phase_help_names_the_builtin_cifs():
     from stemgrains.commands._common import PHASE_HELP
 
     assert all(n in PHASE_HELP for n in BUILTIN_CIFS)  # the help of --phase (index, run, calibrate) lists them all
+
+
+@pytest.mark.parametrize("typed, meant", [("na_beta2", "na_beta2_alumina"), ("zro2", "zro2_baddeleyite"),
+                                          ("au.cf", "au.cif"), ("na_beta2_alumnia", "na_beta2_alumina")])
+def test_a_near_miss_says_which_phase_was_meant(typed, meant, tmp_path, monkeypatch):
+    """`--phase na_beta2` listed the built-in names but did not say which one was meant."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "au.cif").write_text("")  # a CIF of the working directory is a candidate too
+    with pytest.raises(FileFormatError, match=f"^{typed}: CIF file not found; did you mean {meant}\\? expected the "):
+        resolve_cif(typed)
+
+
+def test_a_near_miss_in_a_folder_names_that_folders_cif(data_samples):
+    typed = data_samples / "na_beta2.cif"
+    with pytest.raises(FileFormatError, match=f"did you mean {data_samples / 'na_beta2_alumina.cif'}\\?"):
+        resolve_cif(typed)
+    with pytest.raises(FileFormatError) as err:  # nothing close: no guess
+        resolve_cif(data_samples / "quartz.cif")
+    assert "did you mean" not in str(err.value)

@@ -114,8 +114,31 @@ def resolve_cif(cif: str | os.PathLike) -> Path:
         from importlib.resources import files
 
         return Path(str(files("stemgrains").joinpath("simulate", "cifs", f"{stem.lower()}.cif")))
-    raise FileFormatError(f"{cif}: CIF file not found; expected the path of a CIF file or a built-in phase name "
-                          f"({', '.join(BUILTIN_CIFS)})")
+    guess = _closest_cif(path, stem)
+    raise FileFormatError(f"{cif}: CIF file not found; " + (f"did you mean {guess}? " if guess else "") +
+                          f"expected the path of a CIF file or a built-in phase name ({', '.join(BUILTIN_CIFS)})")
+
+
+def _closest_cif(path: Path, stem: str) -> str | None:
+    """What a phase argument that names nothing was most likely meant to be (``difflib``'s closest match, or the
+    one name it begins): a built-in name for a bare name (``na_beta2`` → ``na_beta2_alumina``), a CIF file of its
+    folder for a path (``data_samples/au.cf`` → ``data_samples/au.cif``); ``None`` where nothing is close."""
+    import difflib
+
+    if path.parent == Path("."):
+        names = list(BUILTIN_CIFS) + [f.name for f in Path(".").glob("*.cif")]
+    else:
+        try:
+            names = [f.name for f in path.parent.glob("*") if f.suffix.lower() == ".cif"] if path.parent.is_dir() else []
+        except OSError:
+            names = []
+    by_stem = {(n[:-4] if n.lower().endswith(".cif") else n).lower(): n for n in names}
+    key = stem.lower().rsplit(".", 1)[0] if "." in stem else stem.lower()  # au.cf: au
+    hits = [n for k, n in by_stem.items() if k.startswith(key) and len(key) >= 2]
+    hits = hits or [by_stem[k] for k in difflib.get_close_matches(key, list(by_stem), n=1, cutoff=0.6)]
+    if not hits:
+        return None
+    return hits[0] if path.parent == Path(".") else str(path.parent / hits[0])
 
 
 def load_phase(cif_path: str | os.PathLike, name: str | None = None) -> Phase:
