@@ -272,3 +272,33 @@ def test_a_calibration_fitted_on_another_scan_keeps_this_scans_step(tmp_path):
     hand = {"q_pixel_size": 0.025, "scan_step_nm": 2.0}  # a hand-written file sets what it says
     (tmp_path / "hand.json").write_text(json.dumps(hand))
     assert calibration_overrides({"file": str(tmp_path / "hand.json")})["scan_step_nm"] == 2.0
+
+
+def test_a_runs_summary_is_a_calibration_file(tiny, tmp_path, capsys):
+    """summary.json's calibration block (the [calibration] config names center/ellipticity and an origin per value)
+    was refused by --calibration ('unknown calibration key(s) center, ellipticity, origin'). Now its values that
+    were not defaulted are used, without the scan step."""
+    from stemgrains.settings import calibration_overrides
+
+    block = {"q_pixel_size": 0.021, "accelerating_voltage_kV": 300.0, "scan_step_nm": 2.0, "center": [31.0, 33.0],
+             "q_rotation_deg": 10.0, "q_flip": False, "ellipticity": [1.03, 20.0], "affine": None,
+             "origin": {"q_pixel_size": "file", "accelerating_voltage_kV": "default", "scan_step_nm": "file",
+                        "center": "fitted (rings)", "q_rotation_deg": "command line", "q_flip": "default",
+                        "ellipticity": "fitted (rings)", "affine": "default"}}
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"software": "stemgrains", "calibration": block, "n_grains": 3}))
+    assert calibration_overrides({"file": str(summary)}) == {
+        "q_pixel_size": 0.021, "center": (31.0, 33.0), "q_rotation_deg": 10.0, "ellipticity": (1.03, 20.0)}
+    block["center"] = [31.0]
+    summary.write_text(json.dumps({"calibration": block}))
+    with pytest.raises(Exception, match="summary.json: center must be a list of two numbers"):
+        calibration_overrides({"file": str(summary)})
+    # end to end: a run's own summary gives the next index the calibration it used
+    run = tmp_path / "r"
+    assert main(["run", str(tiny), "--phase", "au", "--q-rotation", "7", "--no-progress", "-o", str(run)]) == 0
+    out = tmp_path / "again.h5"
+    assert main(["index", str(tiny), "--phase", "au", "--calibration", str(run / "summary.json"), "--no-progress",
+                 "-o", str(out)]) == 0
+    capsys.readouterr()
+    assert read_results_calibration(out).q_rotation_deg == 7.0
+    assert read_results_calibration(out) == read_results_calibration(run / "results.h5")

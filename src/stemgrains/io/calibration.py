@@ -14,6 +14,10 @@ by an earlier version that has it is read without it).
 The keys of ``"calibration"`` are the attribute names of the project's HDF5 ``/data`` and of ``/calibration``
 in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written file may hold just that mapping
 (flat, without the ``"calibration"`` level) and any subset of the keys.
+
+A run's ``summary.json`` is a calibration file too: its ``"calibration"`` block (the ``[calibration]`` config
+names ``center`` and ``ellipticity``, and each value's ``origin``) gives the values that were not defaulted there,
+without the scan step.
 """
 
 from __future__ import annotations
@@ -115,9 +119,32 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
         if isinstance(v, str):
             raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
                                   f"{v!r}")
-    if "status" in doc and isinstance(doc.get("calibration"), dict):  # a fit written by calibrate: the detector's
-        attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}  # calibration, not the fitted scan's step
+    if isinstance(attrs.get("origin"), dict):  # the calibration block of a run's summary.json
+        attrs = _summary_block_attrs(attrs, p)
+    if ("status" in doc or "origin" in doc.get("calibration", {})) and isinstance(doc.get("calibration"), dict):
+        # a fit written by calibrate, or a run's summary: the detector's calibration, not that scan's step
+        attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}
     return _overrides_from_attrs(attrs, str(p))
+
+
+def _summary_block_attrs(block: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The calibration attributes of the ``calibration`` block of a run's ``summary.json``, which spells them as
+    the ``[calibration]`` config keys (``center`` [row, col], ``ellipticity`` [ratio, angle]) and records each
+    value's ``origin``: the values that were defaulted or unknown there are left out, so that the scan indexed with
+    this file keeps its own (and its notes) for them."""
+    origin = block["origin"]
+    out: dict[str, Any] = {}
+    for key, value in block.items():
+        if key == "origin" or value is None or origin.get(key) in ("default", "unknown"):
+            continue
+        if key in ("center", "ellipticity"):
+            if not (isinstance(value, list) and len(value) == 2):
+                raise FileFormatError(f"{source}: {key} must be a list of two numbers, got {value!r}")
+            names = ("center_row", "center_col") if key == "center" else ("ellipticity_ratio", "ellipticity_angle_deg")
+            out.update(zip(names, value))
+        else:
+            out[key] = value
+    return out
 
 
 def read_results_calibration(h5file: Any) -> Calibration:
