@@ -177,3 +177,42 @@ def test_index_never_replaces_the_results_of_another_input(data_samples, tmp_pat
     (tmp_path / "folder").mkdir()
     assert main(["index", str(other), "--phase", cif, "-o", str(tmp_path / "folder"), "--force"]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("as_batch", [False, True], ids=["run", "batch"])
+def test_a_run_interrupted_after_its_indexing_does_not_index_again(au_scan_3x3, tmp_path, capsys, monkeypatch,
+                                                                   as_batch):
+    """Ctrl-C while the figures were drawn (after the orientation map was written) used to index the scan again on
+    the rerun: the indexing checkpoint was deleted as soon as results.h5 held the map. It now stays until the run
+    is complete, so the rerun takes every chunk from it; the results equal an uninterrupted run's."""
+    from stemgrains import _chunks, pipeline
+
+    run = ["--phase", AU, "--step", "4", "--field", "1,0", "--min-size", "1", "--no-progress"]
+    out = tmp_path / "out"
+    if as_batch:
+        (tmp_path / "in").mkdir()
+        shutil.copy(au_scan_3x3, tmp_path / "in" / "a.h5")
+        argv, folder = ["run", str(tmp_path / "in"), *run, "-o", str(out)], out / "a"
+    else:
+        argv, folder = ["run", str(au_scan_3x3), *run, "-o", str(out)], out
+    draw = pipeline._run_figures
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "_run_figures", interrupted)
+    assert main(argv) == 130
+    assert (folder / "results.h5").is_file() and (folder / ".checkpoint").is_dir()
+    saved = []
+    save = _chunks.ChunkCheckpoint.save
+    monkeypatch.setattr(_chunks.ChunkCheckpoint, "save", lambda self, *a: (saved.append(a[:2]), save(self, *a)))
+    monkeypatch.setattr(pipeline, "_run_figures", draw)
+    assert main(argv) == 0
+    assert saved == [] and not (folder / ".checkpoint").exists()  # every chunk from the checkpoint
+    assert (folder / "orientation_ipf_z.png").is_file() and json.loads((folder / RUN_MANIFEST).read_text())["complete"]
+    capsys.readouterr()
+    ref = tmp_path / "ref"
+    assert main(["run", str(au_scan_3x3), *run, "-o", str(ref), "--no-figures"]) == 0
+    with h5py.File(ref / "results.h5") as a, h5py.File(folder / "results.h5") as b:
+        for key in ("orientation/quaternions", "orientation/reliability", "grains/labels"):
+            np.testing.assert_array_equal(a[key][()], b[key][()], err_msg=key)

@@ -66,7 +66,7 @@ from ._relrod import row_refine_label
 from ._version import __version__
 from .errors import ParameterError, StemgrainsError
 from .io.outputs import (BATCH_CONFIG_TOML, BATCH_DONE_MARKER, BATCH_ERROR_LOG, BATCH_PARAMETERS, BATCH_SUMMARY_CSV,
-                         BATCH_SUMMARY_PNG, REPLACED)
+                         BATCH_SUMMARY_PNG, REPLACED, RUN_CHECKPOINT)
 
 __all__ = [
     "DONE_MARKER",
@@ -94,7 +94,7 @@ CONFIG_TOML = BATCH_CONFIG_TOML
 ERROR_LOG = BATCH_ERROR_LOG
 
 #: names of checkpoints our commands keep in an output folder while they run
-_CHECKPOINTS = (".checkpoint", "results.h5.partial")
+_CHECKPOINTS = (RUN_CHECKPOINT, "results.h5.partial")
 #: files smaller than this are hashed whole; larger ones are sampled (see :func:`input_checksum`)
 FULL_HASH_BYTES = 2 * 1024**3
 _SAMPLE_BLOCKS = 256
@@ -148,10 +148,10 @@ def _results_file(p: Path) -> bool:
 def _own_output(p: Path) -> bool:
     """Files and folders stemgrains writes: results, checkpoints, temporary files, batch markers."""
     parts = p.parts
-    if any(x.endswith(".partial") or x == ".checkpoint" for x in parts[:-1]):
+    if any(x.endswith(".partial") or x == RUN_CHECKPOINT for x in parts[:-1]):
         return True
     name = p.name
-    return name.startswith(".") or name.endswith((".partial", ".tmp")) or name == ".checkpoint" or _results_file(p)
+    return name.startswith(".") or name.endswith((".partial", ".tmp")) or name == RUN_CHECKPOINT or _results_file(p)
 
 
 def _readable(p: Path, exts: tuple[str, ...]) -> bool:

@@ -936,6 +936,9 @@ def run_pipeline(
     calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
     finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
                                          *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
+    from .io.outputs import RUN_CHECKPOINT
+
+    shutil.rmtree(outdir / RUN_CHECKPOINT, ignore_errors=True)  # the run is complete: its indexing is not redone
     return written
 
 
@@ -991,15 +994,16 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
 
 def _pipeline_index(ds: Any, phases: list[Any], outdir: Path, written: dict[str, Any], *, progress: bool,
                     backend: str, client: Any, params: dict[str, Any]) -> Any:
-    """Step 1 of :func:`run_pipeline`: the orientation map into ``outdir/results.h5`` (checkpoint
-    ``outdir/.checkpoint``, removed once written); ``written["index_seconds"]`` gets the indexing time."""
+    """Step 1 of :func:`run_pipeline`: the orientation map into ``outdir/results.h5``; ``written["index_seconds"]``
+    gets the indexing time. Its checkpoint ``outdir/.checkpoint`` stays until the whole run has finished
+    (:func:`run_pipeline` removes it): a run interrupted later, while drawing its figures say, resumes without
+    indexing again."""
     from .index.results import write_index_results
+    from .io.outputs import RUN_CHECKPOINT
 
-    ckpt = outdir / ".checkpoint"
-    xmap, written["index_seconds"] = index_dataset(ds, phases, ckpt, progress=progress, backend=backend,
-                                                   client=client, params=params)
+    xmap, written["index_seconds"] = index_dataset(ds, phases, outdir / RUN_CHECKPOINT, progress=progress,
+                                                   backend=backend, client=client, params=params)
     write_index_results(outdir / "results.h5", xmap, ds, phases, xmap.parameters)
-    shutil.rmtree(ckpt, ignore_errors=True)
     return xmap
 
 

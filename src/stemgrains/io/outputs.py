@@ -111,7 +111,7 @@ RUN_OUTPUTS = (
     "transport_potential.png",
     "transport_mismatch.png",
 )
-_CHECKPOINT = ".checkpoint"
+RUN_CHECKPOINT = ".checkpoint"
 #: the folder inside a run folder where ``overwrite`` keeps the results of the run being replaced until the new run
 #: finishes (:func:`finish_run_folder` deletes it; a run refused before writing anything puts them back)
 REPLACED = ".stemgrains_replaced"
@@ -992,7 +992,7 @@ def _remove_run(out: Path, manifest: dict[str, Any] | None, checkpoint: bool = T
     else:
         _remove_owned(out, sorted(names))
     if checkpoint:
-        shutil.rmtree(out / _CHECKPOINT, ignore_errors=True)
+        shutil.rmtree(out / RUN_CHECKPOINT, ignore_errors=True)
 
 
 def _set_aside(out: Path, names: Iterable[str], folders: Iterable[Path] = ()) -> None:
@@ -1139,7 +1139,7 @@ def claim_batch_folder(folder: str | os.PathLike, inputs: Iterable[str | os.Path
     names = {*RUN_OUTPUTS, RUN_MANIFEST, *(str(n) for n in (manifest or {}).get("files", []))}
     for i in inputs:
         for f in input_files(i):
-            if any(same_file(out / n, f) for n in names) or _inside(f, out / _CHECKPOINT):
+            if any(same_file(out / n, f) for n in names) or _inside(f, out / RUN_CHECKPOINT):
                 raise ParameterError(f"-o {out}: --overwrite would delete the input {f}, a file of the single run "
                                      "there; move the input or choose another output folder")
     _remove_run(out, manifest, keep=True)  # a finished run's files kept aside until the batch finishes
@@ -1431,7 +1431,7 @@ def _keep_edited(out: Path, manifest: dict[str, Any]) -> list[Path]:
 def _stopped_before_writing(out: Path, manifest: dict[str, Any] | None) -> bool:
     """Whether the run folder ``out`` with ``manifest`` holds a run that stopped before writing anything: an
     unfinished manifest, no checkpoint and none of :data:`RUN_OUTPUTS` (nothing there to protect or resume)."""
-    return manifest is not None and not manifest.get("complete", True) and not (out / _CHECKPOINT).exists() \
+    return manifest is not None and not manifest.get("complete", True) and not (out / RUN_CHECKPOINT).exists() \
         and not any((out / n).exists() for n in RUN_OUTPUTS)
 
 
