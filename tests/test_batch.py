@@ -843,3 +843,33 @@ def test_summary_row_carries_the_uncertain_c_axis_share():
     nothing was judged, e.g. a cubic phase)."""
     assert B._row_from({"c_axis_uncertain_fraction": 0.25})["c_axis_uncertain_percent"] == 25.0
     assert "c_axis_uncertain_percent" not in B._row_from({"c_axis_uncertain_fraction": None})
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_a_subfolder_without_its_marker_is_redone_not_refused(scans, tmp_path, capsys, cmd):
+    """Deleting an input's batch_done.json made the next batch refuse the subfolder as foreign ('holds files this
+    batch did not write'), though its results were this input's. Now it is redone with a line saying why; a
+    folder of someone else's files is still refused."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for n in "ab":
+        shutil.copy(scans / f"{n}.h5", d / f"{n}.h5")
+    out = tmp_path / "out"
+    args = [cmd, str(d), *(INDEX if cmd == "index" else RUN), "-o", str(out)]
+    assert main(args) == 0
+    capsys.readouterr()
+    (out / "a" / B.DONE_MARKER).unlink()
+    assert main(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(f"{d / 'a.h5'}: {out / 'a'} holds its results but no {B.DONE_MARKER}" in x and x.endswith("redone")
+               for x in lines), lines
+    rows = _rows(out)
+    assert rows["a"]["status"] == "done" and rows["b"]["status"] == "skipped"
+    assert json.loads((out / "a" / B.DONE_MARKER).read_text())["state"] == "done"
+    # someone else's files in the subfolder of an input: still refused
+    shutil.rmtree(out / "b")
+    (out / "b").mkdir()
+    (out / "b" / "notes.txt").write_text("mine")
+    assert main(args) == 1
+    assert "holds files this batch did not write" in _rows(out)["b"]["reason"]
+    assert (out / "b" / "notes.txt").read_text() == "mine"

@@ -942,7 +942,10 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             note(i, f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)" + "".join(
                 f"\n    {w}" for w in (marker.get("result") or {}).get("warnings") or []))  # as when it was done
             continue
-        if marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
+        if marker is None and folder.is_dir() and any(folder.iterdir()) and not force and _results_of(folder, src):
+            note(i, f"[{i + 1}/{n}] {src}: {folder} holds its results but no {DONE_MARKER} (deleted?), so nothing says "
+                    "with which parameters they were made: redone")
+        elif marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
             rows[i].update(status="failed", reason=f"{folder}: holds files this batch did not write; move them, "
                                                    "choose another -o, or add --force")
             note(i, f"[{i + 1}/{n}] {src}: failed: {rows[i]['reason']}")
@@ -956,6 +959,22 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
             _clear_checkpoints(folder)  # another content or parameters: nothing of the old run is reusable
         todo.append(i)
     return rows, todo, checksums
+
+
+def _results_of(folder: Path, src: Path) -> bool:
+    """True when ``folder`` holds results of ours made from ``src``: a ``run`` folder whose manifest records it, or
+    a ``results.h5`` that records it (:func:`stemgrains.io.outputs.recorded_input`): a subfolder of this batch that
+    lost its :data:`DONE_MARKER`, not someone else's files."""
+    from .io.outputs import RUN_MANIFEST, recorded_input
+
+    me = str(src.resolve())
+    try:
+        manifest = json.loads((folder / RUN_MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = None
+    if isinstance(manifest, dict):
+        return manifest.get("input") == me
+    return (folder / "results.h5").is_file() and recorded_input(folder / "results.h5", "orientation") == me
 
 
 def _holds_another_input(marker: dict[str, Any] | None, src: Path, checksum: str) -> bool:
