@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -873,3 +874,39 @@ def test_a_subfolder_without_its_marker_is_redone_not_refused(scans, tmp_path, c
     assert main(args) == 1
     assert "holds files this batch did not write" in _rows(out)["b"]["reason"]
     assert (out / "b" / "notes.txt").read_text() == "mine"
+
+
+def _job_fast_or_slow(src: Path, folder: Path, params: dict) -> dict:
+    """A job for the process pool: done at once, or (an input whose text is "slow") busy for a minute."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if src.read_text() == "slow":
+        time.sleep(60)
+    (folder / "out.txt").write_text(src.read_text())
+    return {"scan_shape": [1, 1]}
+
+
+def test_ctrl_c_stops_a_pool_batch_at_once(tmp_path, capfd):
+    """Ctrl-C during `--jobs 2` used to wait for the running jobs (a whole job's time), let the workers start the
+    queued ones, and leave those that finished meanwhile as 'pending'. Now the workers are ended at once, what
+    finished is recorded as done, and no worker outlives the batch."""
+    import multiprocessing
+    import signal
+    import threading
+
+    ins = [_touch(tmp_path / "in" / f"{n}.txt", text.encode()) for n, text in (("a", "fast"), ("b", "slow"),
+                                                                               ("c", "slow"), ("d", "slow"))]
+    out = tmp_path / "out"
+    timer = threading.Timer(10, lambda: os.kill(os.getpid(), signal.SIGINT))  # after the workers started (spawn)
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_batch(ins, out, _job_fast_or_slow, {"k": 1}, jobs=2, progress=False)
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 50  # not the 60 s of the running slow job
+    assert multiprocessing.active_children() == []
+    rows = _rows(out)
+    assert rows["a"]["status"] == "done" and (out / "a" / "out.txt").read_text() == "fast"
+    assert [rows[n]["status"] for n in "bcd"] == ["pending"] * 3 and not (out / "c" / "out.txt").exists()
+    assert "leaked semaphore" not in capfd.readouterr().err

@@ -1068,7 +1068,7 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
     # NUMBA_NUM_THREADS on import)
     ctx = multiprocessing.get_context("spawn")
     with _environ(_worker_env(threads)):
-        pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx)
+        pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_ignore_sigint)
         futures: dict[Any, int] = {}
         t0: dict[int, float] = {}
         recorded: set[int] = set()
@@ -1091,9 +1091,38 @@ def _run_pool(todo, inputs, folders, job, params, jobs, started, finished) -> No
                     status, value, seconds = fut.result()
                     if status == "done":
                         finished(i, status, value, seconds)
-            pool.shutdown(wait=False, cancel_futures=True)
+            _stop_workers(pool)
             raise
         pool.shutdown(wait=True)
+
+
+def _ignore_sigint() -> None:
+    """Initializer of a batch's worker processes: Ctrl-C (SIGINT, sent to the whole process group) is the
+    batch's to handle; a worker that took it would record its job as failed and go on with the next one. Its
+    progress bars get a thread lock: tqdm's default one is a named semaphore that a worker ended by
+    :func:`_stop_workers` leaves behind ("resource_tracker: There appear to be 2 leaked semaphore objects")."""
+    import signal
+    import threading
+
+    from tqdm import tqdm
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    tqdm.set_lock(threading.RLock())
+
+
+def _stop_workers(pool: cf.ProcessPoolExecutor) -> None:
+    """An interrupted batch's pool stopped now: queued jobs cancelled, running ones ended (their workers
+    terminated; a job resumes from its checkpoint on the rerun, and every write of ours is atomic). Waiting for
+    them instead kept the interrupted batch running for the length of a job, and finished jobs that nobody
+    recorded: the rerun redid them."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor has no public handle
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.terminate()
+    for proc in processes:
+        with contextlib.suppress(Exception):
+            proc.join(5)
+    pool.shutdown(wait=True, cancel_futures=True)  # its workers gone: returns at once, its queues released
 
 
 def _run_distributed(todo, inputs, folders, job, params, client, started, finished) -> None:
