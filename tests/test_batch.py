@@ -452,7 +452,7 @@ def test_every_summary_column_is_in_the_data_dictionary():
         key = ("label_fraction_<label>" if col.startswith("label_fraction_") else
                "behaviour_fraction_<behaviour>" if col.startswith("behaviour_fraction_") else col)
         assert key in BATCH_SUMMARY, col
-    assert len(B.SUMMARY_COLUMNS) == 21 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
+    assert len(B.SUMMARY_COLUMNS) == 22 + 13 + 5  # 12 labels + other-phase, 4 behaviours + other-phase
 
 
 #: the batch command in a child process that interrupts itself (SIGINT, as Ctrl-C) right after the second chunk of
@@ -711,6 +711,12 @@ def test_earlier_inputs_with_other_parameters_are_said(tmp_path):
     run_batch(ins[1:], out, _job_ok, {"k": 3}, progress=False, log=log)
     assert "b.npy: its results in" in log.getvalue() and "were made with other parameters: they are replaced" in log.getvalue()
     assert all(Path(r["input"]).is_absolute() for r in read_summary(out / B.SUMMARY_CSV))
+    # the summary says which rows ran with which parameters (the record holds the newest batch's fingerprint)
+    params = {Path(r["output"]).name: r["parameters"] for r in read_summary(out / B.SUMMARY_CSV)}
+    assert params["b"] == json.loads((out / B.PARAMETERS_JSON).read_text())["fingerprint"] == B.params_fingerprint({"k": 3})
+    assert params["a"] == B.params_fingerprint({"k": 1}) != params["b"]
+    run_batch(ins[1:], out, _job_ok, {"k": 3}, progress=False)  # a skipped input keeps its fingerprint
+    assert {Path(r["output"]).name: r["parameters"] for r in read_summary(out / B.SUMMARY_CSV)} == params
 
 
 def test_a_batch_into_an_h5_name_is_refused(scans, tmp_path, capsys):

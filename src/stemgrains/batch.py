@@ -115,7 +115,7 @@ def _col(prefix: str, name: str) -> str:
 def _summary_columns() -> tuple[str, ...]:
     labels, behaviours = _labels_behaviours()
     return (
-        "input", "output", "status", "reason", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
+        "input", "output", "status", "reason", "parameters", "seconds", "scan_rows", "scan_cols", "patterns_per_s",
         "indexed_percent", "median_reliability", "reliable_percent", "grain_reliable_percent", "excitation_error_sigma", "excitation_error_sigma_source",
         "refine_excitation_error_sigma", "refine_excitation_error_sigma_source", "phase_fit_warning", "warnings", "n_grains",
         "n_boundaries", "c_axis_uncertain_percent", *(_col("label_fraction", n) for n in labels),
@@ -569,7 +569,7 @@ def _row_from(info: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-_TEXT_COLUMNS = ("input", "output", "status", "reason", "excitation_error_sigma_source",
+_TEXT_COLUMNS = ("input", "output", "status", "reason", "parameters", "excitation_error_sigma_source",
                  "refine_excitation_error_sigma_source", "phase_fit_warning", "warnings")
 
 
@@ -936,7 +936,7 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
                     "redone"
                  + (f"; your version{'s are' if len(kept) > 1 else ' is'} kept as {', '.join(kept)}" if kept else ""))
         elif same and marker.get("state") == "done" and not force:
-            rows[i].update(_row_from(marker.get("result", {})), status="skipped",
+            rows[i].update(_row_from(marker.get("result", {})), status="skipped", parameters=fingerprint,
                            reason=f"done {marker.get('finished', '')} with the same content and parameters".strip(),
                            seconds=0.0)
             note(i, f"[{i + 1}/{n}] {src}: skipped (done before, same content and parameters)" + "".join(
@@ -1008,7 +1008,7 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
         row = rows[i]
         row["seconds"] = seconds
         if status == "done":
-            row.update(_row_from(value), status="done", reason="")
+            row.update(_row_from(value), status="done", reason="", parameters=fingerprint)
             m = _read_marker(folders[i]) or {}
             m.update(state="done", result=value, finished=_now(), seconds=seconds, files=folder_files(folders[i]))
             _write_marker(folders[i], m)

@@ -502,6 +502,10 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
     "status": ("—", "done (this time), skipped (done before with the same content checksum and parameters), "
                     "failed, or pending (the batch was interrupted before it ran)"),
     "reason": ("—", "failed: the one-line reason; skipped: when it was done"),
+    "parameters": ("—", "fingerprint of the parameters this input's results were made with (16 hex digits; "
+                        "batch_parameters.json `fingerprint` of the batch that made them): rows of one folder that "
+                        "differ here ran with other parameters, which the subfolder's config.toml (run) or "
+                        "results.h5 `/parameters` hold in full"),
     "seconds": ("s", "wall time of this input's job (0 when skipped)"),
     "scan_rows": ("px", "scan rows ny"),
     "scan_cols": ("px", "scan columns nx"),
