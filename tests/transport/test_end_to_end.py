@@ -215,3 +215,29 @@ def test_run_without_field_on_a_map_no_current_crosses_says_the_classification_d
     summary = _classification_summary(cls, gm, source)
     assert summary["applies"] is False and "no current flows between the electrodes" in summary["note"]
     assert _classification_summary(cls, gm, "applied")["applies"] is True
+
+
+def test_electrodes_are_marked_outside_the_data(voronoi_map):
+    """The electrode labels were drawn over the map (over the current near the electrode); the mismatch figure
+    filled grains with pastel hues that read as mismatch colours. Now each edge electrode is a bar outside the
+    frame (red: the higher potential), named with its potential under the title, and the grains are grey."""
+    from matplotlib.colors import to_rgb
+
+    from stemgrains.plot.transport import plot_boundary_mismatch, plot_current_density, plot_potential
+
+    r = solve_transport(voronoi_map, electrodes=LR)
+    for plot in (plot_current_density, plot_potential, plot_boundary_mismatch):
+        fig = plot(r)
+        ax = fig.axes[0]
+        assert not [t.get_text() for t in ax.texts if " V" in t.get_text()]  # nothing written over the data
+        assert "electrodes (bars on the edges): left 1 V, right 0 V" in ax.get_title()
+        fig.canvas.draw()
+        frame = ax.get_window_extent()
+        bars = [ln for ln in ax.lines if ln.get_linewidth() == 4]
+        assert len(bars) == 2
+        ends = {to_rgb(ln.get_color()): ln.get_transform().transform(np.c_[ln.get_xdata(), ln.get_ydata()])[:, 0]
+                for ln in bars}
+        assert np.all(ends[to_rgb("tab:red")] < frame.x0) and np.all(ends[to_rgb("tab:blue")] > frame.x1)
+    grains = plot_boundary_mismatch(r).axes[0].images[0]
+    rgb = grains.cmap(np.linspace(0, 1, 7))[:, :3]
+    assert np.allclose(rgb, rgb[:, :1])  # greys: no hue competes with the mismatch colours

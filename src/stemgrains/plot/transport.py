@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.colors import LogNorm, TwoSlopeNorm
+from matplotlib.colors import ListedColormap, LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 from ..io.results import atomic_savefig
 
@@ -78,7 +78,8 @@ def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tupl
             figsize = (max(3.6, height / (aspect * 0.85) + 1.6), height)
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title(title if figsize[0] >= 5.0 else title.replace(" (", "\n(", 1), fontsize=10 if figsize[0] >= 5.0 else 9)
+    ax.title.set_fontsize(10 if figsize[0] >= 5.0 else 9)
+    _set_title(ax, title if figsize[0] >= 5.0 else title.replace(" (", "\n(", 1))
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     extent = [ox, nx * h + ox, ny * h + oy, oy]
@@ -91,24 +92,50 @@ def _draw_boundaries(ax: Any, result: Any, color: str = "white", lw: float = 0.6
         ax.add_collection(LineCollection(seg + _origin(result), colors=color, linewidths=lw, alpha=0.8))
 
 
+#: an edge electrode's bar: its end points in axes coordinates on the frame, and its offset outward (points)
+_EDGE_BARS = {"left": (((0.0, 0.0), (0.0, 1.0)), (-4, 0)), "right": (((1.0, 1.0), (0.0, 1.0)), (4, 0)),
+              "top": (((0.0, 1.0), (1.0, 1.0)), (0, 4)), "bottom": (((0.0, 1.0), (0.0, 0.0)), (0, -4))}
+
+
 def _draw_electrodes(ax: Any, result: Any) -> None:
-    """Mark the electrodes with their potentials along the axes' edges (edge electrodes) or as text."""
+    """Mark the edge electrodes by a bar just outside the frame on their edge (red: the highest potential, blue:
+    the lowest, grey: between) and name them with their potentials under the title; nothing is drawn over the
+    data. Electrodes given as masks are named there too."""
+    from matplotlib.transforms import offset_copy
+
     ny, nx = result.labels.shape
     h = result.scan_step_nm
-    upright = 90 if ny >= 0.25 * nx else 0  # along a short side (a wide map's left/right): written level
-    # inside the axes, against its edge (centred on the edge, half of each label stood outside, over the title)
-    where = {"left": (0.01, 0.5, upright, "left", "center"), "right": (0.99, 0.5, upright, "right", "center"),
-             "top": (0.5, 0.99, 0, "center", "top"), "bottom": (0.5, 0.01, 0, "center", "bottom")}
-    for name, v in zip(result.electrodes["name"], result.electrodes["potential_V"]):
-        name = str(name)
-        x, y, rot, ha, va = where.get(name, (None, None, 0, "center", "center"))
-        if x is None:
-            continue
-        ax.text(x, y, f"{name}: {v:g} V", transform=ax.transAxes, rotation=rot, ha=ha, va=va,
-                fontsize=8, color="k", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+    names = [str(n) for n in result.electrodes["name"]]
+    volts = [float(v) for v in result.electrodes["potential_V"]]
+    hi, lo = (max(volts), min(volts)) if volts else (0.0, 0.0)
+    for name, v in zip(names, volts):
+        if name in _EDGE_BARS:
+            (xs, ys), (dx, dy) = _EDGE_BARS[name]
+            color = "tab:red" if v == hi and hi > lo else "tab:blue" if v == lo and hi > lo else "0.4"
+            ax.plot(xs, ys, transform=offset_copy(ax.transAxes, ax.figure, x=dx, y=dy, units="points"),
+                    clip_on=False, color=color, linewidth=4, solid_capstyle="butt", zorder=5)
+    if names:
+        which = ", ".join(f"{n} {v:g} V" for n, v in zip(names, volts))
+        key = "electrodes (bars on the edges)" if any(n in _EDGE_BARS for n in names) else "electrodes"
+        _set_title(ax, f"{ax.get_title()}\n{key}: {which}", pad=12 if "top" in names else 6)
     ox, oy = _origin(result)
     ax.set_xlim(ox, nx * h + ox)
     ax.set_ylim(ny * h + oy, oy)
+
+
+def _set_title(ax: Any, text: str, pad: float = 6) -> None:
+    """The title, each line wrapped to what the axes' share of the figure width holds at the title's font size
+    (a narrow figure of a tall map cut a long title at both sides)."""
+    import textwrap
+
+    size = ax.title.get_fontsize()
+    chars = max(16, int(0.62 * ax.figure.get_figwidth() * 72 / (0.55 * size)))
+    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, chars) or [""])]
+    ax.set_title("\n".join(lines), fontsize=size, pad=pad)
+
+
+#: the grains under the mismatch figure's boundary colours: greys, so that no fill reads as a mismatch colour
+_GRAIN_GREYS = ListedColormap(["0.93", "0.84", "0.77", "0.89", "0.80", "0.73", "0.87"])
 
 
 def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tuple[float, float] | None = None) -> Figure:
@@ -168,8 +195,8 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
     """Boundary faces coloured by ``J_A·n − J_B·n`` (red: more current arrives from the smaller-label grain A)."""
     fig, ax, extent = _setup(result, "normal-current mismatch at boundaries  J_A·n − J_B·n", figsize)
     grains = np.ma.masked_where(result.region != 1, result.labels % 7)
-    ax.imshow(grains, extent=extent, cmap="Pastel2", interpolation="nearest", alpha=0.6)
-    ax.set_facecolor("0.85")
+    ax.imshow(grains, extent=extent, cmap=_GRAIN_GREYS, vmin=-0.5, vmax=6.5, interpolation="nearest")
+    ax.set_facecolor("0.55")  # outside the conducting region (pores, other phases): darker than any grain
     seg = _face_segments(result)
     mm = np.asarray(result.faces["mismatch"], dtype=np.float64)
     ok = np.isfinite(mm)
