@@ -877,13 +877,12 @@ def run_pipeline(
     -------
     dict
         Paths of everything written, a summary (counts, label and behaviour length fractions) and
-        ``index_seconds``, the wall time of the indexing stage (of this call: chunks resumed from a checkpoint
-        are not timed).
+        ``index_seconds``, the indexing's wall time in this call (chunks resumed from a checkpoint are not timed).
     """
     global_field = _unit2(field, "field") if field is not None else None
     from .crystal import load_phase
     from .io import load_4d
-    from .io.outputs import abandon_run_folder, finish_run_folder, prepare_run_folder
+    from .io.outputs import RUN_CHECKPOINT, abandon_run_folder, finish_run_folder, prepare_run_folder
     from .io.results import atomic_write_text
 
     outdir = Path(outdir)
@@ -936,9 +935,7 @@ def run_pipeline(
     calib_files = [outdir / "calibration.json", outdir / "calibration.png"] if "calibration" in written else []
     finish_run_folder(outdir, manifest, [results, *written["tables"], *written.get("figures", []), outdir / "summary.json",
                                          *[f for f in calib_files if f.exists()], *([written["config"]] if config is not None else [])])
-    from .io.outputs import RUN_CHECKPOINT
-
-    shutil.rmtree(outdir / RUN_CHECKPOINT, ignore_errors=True)  # the run is complete: its indexing is not redone
+    shutil.rmtree(outdir / RUN_CHECKPOINT, ignore_errors=True)  # kept until the run is complete (_pipeline_index)
     return written
 
 
