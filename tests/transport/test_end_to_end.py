@@ -217,10 +217,11 @@ def test_run_without_field_on_a_map_no_current_crosses_says_the_classification_d
     assert _classification_summary(cls, gm, "applied")["applies"] is True
 
 
-def test_electrodes_are_marked_outside_the_data(voronoi_map):
+def test_electrodes_are_marked_outside_the_data(voronoi_map, tmp_path):
     """The electrode labels were drawn over the map (over the current near the electrode); the mismatch figure
-    filled grains with pastel hues that read as mismatch colours. Now each edge electrode is a bar outside the
-    frame (red: the higher potential), named with its potential under the title, and the grains are grey."""
+    filled grains with pastel hues that read as mismatch colours. Now each edge electrode is a dark bar outside the
+    frame (no red or blue: the colour scales use them), named with its potential under the title (a mask by its
+    file name), and the grains are grey; a wide map's colour bar lies under it."""
     from matplotlib.colors import to_rgb
 
     from stemgrains.plot.transport import plot_boundary_mismatch, plot_current_density, plot_potential
@@ -230,14 +231,21 @@ def test_electrodes_are_marked_outside_the_data(voronoi_map):
         fig = plot(r)
         ax = fig.axes[0]
         assert not [t.get_text() for t in ax.texts if " V" in t.get_text()]  # nothing written over the data
-        assert "electrodes (bars on the edges): left 1 V, right 0 V" in ax.get_title()
+        assert "electrodes (bars on their edges): left 1 V, right 0 V" in ax.get_title()
         fig.canvas.draw()
         frame = ax.get_window_extent()
         bars = [ln for ln in ax.lines if ln.get_linewidth() == 4]
-        assert len(bars) == 2
-        ends = {to_rgb(ln.get_color()): ln.get_transform().transform(np.c_[ln.get_xdata(), ln.get_ydata()])[:, 0]
-                for ln in bars}
-        assert np.all(ends[to_rgb("tab:red")] < frame.x0) and np.all(ends[to_rgb("tab:blue")] > frame.x1)
+        assert len(bars) == 2 and all(np.ptp(to_rgb(ln.get_color())) == 0 for ln in bars)  # grey, not a hue
+        xs = sorted(ln.get_transform().transform(np.c_[ln.get_xdata(), ln.get_ydata()])[:, 0].mean() for ln in bars)
+        assert xs[0] < frame.x0 and xs[1] > frame.x1
     grains = plot_boundary_mismatch(r).axes[0].images[0]
     rgb = grains.cmap(np.linspace(0, 1, 7))[:, :3]
     assert np.allclose(rgb, rgb[:, :1])  # greys: no hue competes with the mismatch colours
+    # a mask electrode is named by its file name, and is no bar
+    ny, nx = voronoi_map.labels.shape
+    mask = np.zeros((ny, nx), bool)
+    mask[ny // 2, nx // 2] = True
+    r = solve_transport(voronoi_map, electrodes={"left": 1.0, str(tmp_path / "mid.npy"): (mask, 0.0)})
+    ax = plot_potential(r).axes[0]
+    assert ax.get_title().replace("\n", " ").endswith("left 1 V, mid.npy 0 V (mask)") and str(tmp_path) not in ax.get_title()
+    assert len([ln for ln in ax.lines if ln.get_linewidth() == 4]) == 1

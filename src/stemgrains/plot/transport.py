@@ -98,29 +98,46 @@ _EDGE_BARS = {"left": (((0.0, 0.0), (0.0, 1.0)), (-4, 0)), "right": (((1.0, 1.0)
 
 
 def _draw_electrodes(ax: Any, result: Any) -> None:
-    """Mark the edge electrodes by a bar just outside the frame on their edge (red: the highest potential, blue:
-    the lowest, grey: between) and name them with their potentials under the title; nothing is drawn over the
-    data. Electrodes given as masks are named there too."""
+    """Mark the edge electrodes by a dark bar just outside the frame on their edge (neutral: the figures' colour
+    scales use red and blue) and name every electrode with its potential under the title (a mask electrode by its
+    file name); nothing is drawn over the data."""
     from matplotlib.transforms import offset_copy
 
     ny, nx = result.labels.shape
     h = result.scan_step_nm
     names = [str(n) for n in result.electrodes["name"]]
     volts = [float(v) for v in result.electrodes["potential_V"]]
-    hi, lo = (max(volts), min(volts)) if volts else (0.0, 0.0)
-    for name, v in zip(names, volts):
+    for name in names:
         if name in _EDGE_BARS:
             (xs, ys), (dx, dy) = _EDGE_BARS[name]
-            color = "tab:red" if v == hi and hi > lo else "tab:blue" if v == lo and hi > lo else "0.4"
             ax.plot(xs, ys, transform=offset_copy(ax.transAxes, ax.figure, x=dx, y=dy, units="points"),
-                    clip_on=False, color=color, linewidth=4, solid_capstyle="butt", zorder=5)
+                    clip_on=False, color="0.15", linewidth=4, solid_capstyle="butt", zorder=5)
     if names:
-        which = ", ".join(f"{n} {v:g} V" for n, v in zip(names, volts))
-        key = "electrodes (bars on the edges)" if any(n in _EDGE_BARS for n in names) else "electrodes"
+        which = ", ".join(f"{n} {v:g} V" if n in _EDGE_BARS else f"{Path(n).name} {v:g} V (mask)"
+                          for n, v in zip(names, volts))
+        key = "electrodes (bars on their edges)" if any(n in _EDGE_BARS for n in names) else "electrodes"
         _set_title(ax, f"{ax.get_title()}\n{key}: {which}", pad=12 if "top" in names else 6)
     ox, oy = _origin(result)
     ax.set_xlim(ox, nx * h + ox)
     ax.set_ylim(ny * h + oy, oy)
+
+
+def _colorbar(fig: Figure, ax: Any, mappable: Any, label: str, **kwargs: Any) -> Any:
+    """The figure's colour bar: beside the map, or under a wide one (beside it, it stood three times the map's
+    height)."""
+    ny, nx = np.shape(ax.images[0].get_array())[:2] if ax.images else (1, 1)
+    if ny < 0.5 * nx:
+        from matplotlib.ticker import NullFormatter
+
+        cbar = fig.colorbar(mappable, ax=ax, label=label, location="bottom", shrink=0.6, aspect=40, **kwargs)
+        if isinstance(mappable.norm, LogNorm):  # its labelled minor ticks overlapped side by side: 1 and 3 per decade
+            from matplotlib.ticker import LogFormatterSciNotation, LogLocator
+
+            cbar.ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
+            cbar.ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+            cbar.ax.xaxis.set_minor_formatter(NullFormatter())
+        return cbar
+    return fig.colorbar(mappable, ax=ax, label=label, shrink=0.9, **kwargs)
 
 
 def _set_title(ax: Any, text: str, pad: float = 6) -> None:
@@ -149,7 +166,7 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
         shown = np.ma.masked_where(~np.isfinite(mag) | (mag <= 0), np.clip(mag, vmin, None))
         im = ax.imshow(shown, extent=extent, cmap="inferno", norm=LogNorm(vmin=vmin, vmax=vmax),
                        interpolation="nearest")
-        fig.colorbar(im, ax=ax, label="|J| (σ_ip V/nm)", shrink=0.9)
+        _colorbar(fig, ax, im, "|J| (σ_ip V/nm)")
     else:  # nothing flows: say so rather than leave a plain grey map
         ax.text(0.5, 0.5, "no current flows between the electrodes\n(no conducting path joins them)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=9,
@@ -176,7 +193,7 @@ def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, flo
     pot = result.potential
     shown = np.ma.masked_invalid(pot)
     im = ax.imshow(shown, extent=extent, cmap="viridis", interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="φ (V)", shrink=0.9)
+    _colorbar(fig, ax, im, "φ (V)")
     ax.set_facecolor("0.6")
     finite = pot[np.isfinite(pot)]
     if finite.size and finite.max() > finite.min() and min(pot.shape) >= 2:  # contours need a 2-D grid
@@ -205,8 +222,8 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
         lc = LineCollection(seg[ok], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=2.0)
         lc.set_array(mm[ok])
         ax.add_collection(lc)
-        fig.colorbar(lc, ax=ax, label="J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
-                     shrink=0.9, extend="both")
+        _colorbar(fig, ax, lc, "J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
+                  extend="both")
     _draw_electrodes(ax, result)
     return fig
 
