@@ -287,12 +287,18 @@ def test_a_runs_summary_is_a_calibration_file(tiny, tmp_path, capsys):
                         "ellipticity": "fitted (rings)", "affine": "default"}}
     summary = tmp_path / "summary.json"
     summary.write_text(json.dumps({"software": "stemgrains", "calibration": block, "n_grains": 3}))
+    # what was given or fitted; not what that run read from its own data file (another scan states its own)
     assert calibration_overrides({"file": str(summary)}) == {
-        "q_pixel_size": 0.021, "center": (31.0, 33.0), "q_rotation_deg": 10.0, "ellipticity": (1.03, 20.0)}
+        "center": (31.0, 33.0), "q_rotation_deg": 10.0, "ellipticity": (1.03, 20.0)}
     block["center"] = [31.0]
     summary.write_text(json.dumps({"calibration": block}))
     with pytest.raises(Exception, match="summary.json: center must be a list of two numbers"):
         calibration_overrides({"file": str(summary)})
+    for origin in ("file", None):  # the origin record edited away: said, not 'unknown keys center, ellipticity'
+        edited = {k: v for k, v in block.items() if k != "origin"} | ({"origin": origin} if origin else {})
+        summary.write_text(json.dumps({"calibration": edited}))
+        with pytest.raises(Exception, match="summary.json: a summary.json calibration block needs its 'origin'"):
+            calibration_overrides({"file": str(summary)})
     # end to end: a run's own summary gives the next index the calibration it used
     run = tmp_path / "r"
     assert main(["run", str(tiny), "--phase", "au", "--q-rotation", "7", "--no-progress", "-o", str(run)]) == 0
@@ -302,3 +308,20 @@ def test_a_runs_summary_is_a_calibration_file(tiny, tmp_path, capsys):
     capsys.readouterr()
     assert read_results_calibration(out).q_rotation_deg == 7.0
     assert read_results_calibration(out) == read_results_calibration(run / "results.h5")
+
+
+def test_a_batch_fingerprints_the_calibration_a_file_gives_not_its_bytes(tmp_path):
+    """A run's summary.json given as --calibration made every batch that used it redo all its inputs when anything
+    in that summary changed (its grain count, after the run was redone with another field). The batch parameters
+    now hold the calibration values the file gives."""
+    from stemgrains.commands._batch import _by_content
+
+    block = {"q_pixel_size": 0.021, "center": [31.0, 33.0], "origin": {"q_pixel_size": "command line",
+                                                                       "center": "fitted (rings)"}}
+    summary = tmp_path / "summary.json"
+
+    def digest(n_grains, q=0.021):
+        summary.write_text(json.dumps({"calibration": dict(block, q_pixel_size=q), "n_grains": n_grains}))
+        return _by_content({"calibration": {"file": str(summary)}})[1]["[calibration] file"]
+
+    assert digest(3) == digest(7) != digest(3, q=0.022)

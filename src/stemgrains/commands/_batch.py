@@ -88,16 +88,28 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
 
 def _by_content(used: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """``used`` with its path values (``[calibration] file``, the electrode masks ``.npy`` among the
-    ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content, and those digests by
+    ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content (of a calibration file,
+    the calibration values it gives: :func:`stemgrains.io.read_calibration_json`), and those digests by
     config key (``{"[calibration] file": digest, "[transport] electrodes": [digest per mask, in order]}``,
     ``{}`` when the config names no file)."""
     def digest(path: str) -> str:
         return f"sha256:{file_sha256s([path])[0]}"
 
+    def calibration_digest(path: str) -> str:
+        # the calibration values the file gives, not its bytes: a summary.json or a fit's uncertainties and notes
+        # that change leave the results as they are
+        import hashlib
+        import json
+
+        from ..io.calibration import read_calibration_json
+
+        text = json.dumps(read_calibration_json(path), sort_keys=True)
+        return f"sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
     out = {section: dict(keys) for section, keys in used.items()}
     files: dict[str, Any] = {}
     if out.get("calibration", {}).get("file"):
-        out["calibration"]["file"] = files["[calibration] file"] = digest(out["calibration"]["file"])
+        out["calibration"]["file"] = files["[calibration] file"] = calibration_digest(out["calibration"]["file"])
     electrodes = out.get("transport", {}).get("electrodes")
     if electrodes and any(k.lower().endswith(".npy") for k in electrodes):
         out["transport"]["electrodes"] = {(digest(k) if k.lower().endswith(".npy") else k): v

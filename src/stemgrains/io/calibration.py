@@ -16,8 +16,8 @@ in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written 
 (flat, without the ``"calibration"`` level) and any subset of the keys.
 
 A run's ``summary.json`` is a calibration file too: its ``"calibration"`` block (the ``[calibration]`` config
-names ``center`` and ``ellipticity``, and each value's ``origin``) gives the values that were not defaulted there,
-without the scan step.
+names ``center`` and ``ellipticity``, and each value's ``origin``) gives the values that were given to that run or
+fitted, not those it read from its data file or defaulted, and never the scan step.
 """
 
 from __future__ import annotations
@@ -115,12 +115,16 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
     attrs = doc.get("calibration", doc) if isinstance(doc.get("calibration", doc), dict) else None
     if attrs is None:
         raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
-    for key, v in attrs.items():  # JSON numbers, not their text (float("0.02") would take a string silently)
-        if isinstance(v, str):
-            raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
-                                  f"{v!r}")
     if isinstance(attrs.get("origin"), dict):  # the calibration block of a run's summary.json
         attrs = _summary_block_attrs(attrs, p)
+    elif "origin" in attrs or "center" in attrs or "ellipticity" in attrs:  # such a block, edited
+        raise FileFormatError(f"{p}: a summary.json calibration block needs its 'origin' record (an object saying "
+                              "where each value came from), and a calibration file spells the centre and ellipticity "
+                              "center_row, center_col, ellipticity_ratio, ellipticity_angle_deg")
+    for key, v in attrs.items():  # JSON numbers, not their text (float("0.02") would take a string silently)
+        if key in CALIBRATION_KEYS and isinstance(v, str):  # (other keys: unknown, said so below)
+            raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
+                                  f"{v!r}")
     if ("status" in doc or "origin" in doc.get("calibration", {})) and isinstance(doc.get("calibration"), dict):
         # a fit written by calibrate, or a run's summary: the detector's calibration, not that scan's step
         attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}
@@ -130,12 +134,13 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
 def _summary_block_attrs(block: dict[str, Any], source: Path) -> dict[str, Any]:
     """The calibration attributes of the ``calibration`` block of a run's ``summary.json``, which spells them as
     the ``[calibration]`` config keys (``center`` [row, col], ``ellipticity`` [ratio, angle]) and records each
-    value's ``origin``: the values that were defaulted or unknown there are left out, so that the scan indexed with
-    this file keeps its own (and its notes) for them."""
+    value's ``origin``: only the values given to that run (command line, config, a calibration file) or fitted are
+    taken. Those it read from its data file, defaulted or did not know are left out, so that the scan indexed with
+    this file keeps its own (another scan's file may state another voltage or pixel size)."""
     origin = block["origin"]
     out: dict[str, Any] = {}
     for key, value in block.items():
-        if key == "origin" or value is None or origin.get(key) in ("default", "unknown"):
+        if key == "origin" or value is None or origin.get(key) in ("file", "default", "unknown", None):
             continue
         if key in ("center", "ellipticity"):
             if not (isinstance(value, list) and len(value) == 2):
