@@ -175,16 +175,31 @@ def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_
 
 
 @pytest.mark.parametrize("cmd", ["index", "run", "calibrate"])
-def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samples, tmp_path, capsys, cmd):
+@pytest.mark.parametrize("size, why", [("5", "the excluded centre (2.5 × the 4 px beam radius) reaches 50 1/Å"),
+                                       ("1e-6", "64 x 64 detector reaches only 2.9e-05 1/Å")])
+def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samples, tmp_path, capsys, cmd, size,
+                                                          why):
     """--q-pixel-size 5 (1/Å per px, a hundred times too large) used to blame [spots] beam_radius_px, which the
-    user never set."""
+    user never set; 1e-6 indexed nothing and exited 0."""
     out = tmp_path / {"index": "o.h5", "run": "r", "calibrate": "c.json"}[cmd]
     extra = {"index": ["--no-progress"], "run": ["--no-progress", "--field", "1,0"], "calibrate": []}[cmd]
-    rc = main([cmd, str(au_scan_3x3), "--phase", "au", "--q-pixel-size", "5", "-o", str(out), *extra])
+    rc = main([cmd, str(au_scan_3x3), "--phase", "au", "--q-pixel-size", size, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert err[0].startswith(f"stemgrains {cmd}: error: --q-pixel-size 5: expected about 0.005-0.05 1/Å per px"), err
-    assert "beam_radius_px" not in err[0] and not out.exists()
+    assert err[0].startswith(f"stemgrains {cmd}: error: --q-pixel-size {float(size):g}: expected a detector pixel "
+                             "size of about 0.005-0.05 1/Å per px"), err
+    assert why in err[0] and "beam_radius_px" not in err[0] and not out.exists()
+
+
+def test_a_small_detector_is_not_blamed_on_a_usual_pixel_size():
+    """A 6 x 6 detector at 0.02 1/Å per px reaches too little too; the pixel size is not what is off there."""
+    from stemgrains.data import Calibration
+    from stemgrains.errors import ParameterError
+    from stemgrains.settings import check_q_range
+
+    with pytest.raises(ParameterError) as err:
+        check_q_range({"spots": {}}, Calibration(q_pixel_size=0.02), (6, 6))
+    assert "q_pixel_size" not in str(err.value).split(":")[0] and "beam_radius_px" in str(err.value)
 
 
 def test_calibrate_k_max_below_the_default_q_min_names_k_max(au_scan_3x3, data_samples, tmp_path, capsys):

@@ -106,6 +106,12 @@ PAIR_REFINE_ITERATIONS = 3
 #: two-stage coarse search: the prefilter's templates are ranked by the correlation of the pattern's QUICK_PEAKS
 #: strongest peaks with each template's QUICK_SPOTS strongest spots, and the QUICK_KEEP best get the full correlation
 QUICK_PEAKS = 12
+#: detector pixel sizes (1/Å per px) of nanobeam diffraction as recorded: outside them, a pixel size that leaves
+#: nothing to index is blamed on the pixel size rather than on the q-range it implies (--q-pixel-size 5 or 1e-6)
+Q_PIXEL_SIZE_TYPICAL = (0.005, 0.05)
+#: a detector that reaches less than this (1/Å) about the beam centre holds no reflection of a crystal to index
+#: (d > 5 Å: only long-period ones, e.g. Na-β″ 003 at 0.09 1/Å, and never enough of them)
+MIN_DETECTOR_REACH = 0.2
 #: the relrod width σ_s (1/Å) of the kinematic model where it is not chosen from the data ...
 EXCITATION_ERROR_SIGMA = 0.015
 #: the widest relrod accepted, 1/Å (1/thickness of a 2 Å specimen; wider makes every reflection excited)

@@ -1069,6 +1069,13 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
             else detector_q_reach(calibration, tuple(detector_shape))
     except ParameterError:  # a centre off the detector: refused where the data are read, in its own words
         reach = None
+    if reach is not None and reach < config.MIN_DETECTOR_REACH \
+            and calibration.q_pixel_size < config.Q_PIXEL_SIZE_TYPICAL[0]:  # --q-pixel-size 1e-6
+        raise ParameterError(
+            f"[calibration] q_pixel_size {calibration.q_pixel_size:g}: {_typical_pixel_size()}; with it the "
+            f"{detector_shape[0]} x {detector_shape[1]} detector reaches only {reach:.3g} 1/Å about the beam centre, "
+            f"short of a crystal's first reflections (below {config.MIN_DETECTOR_REACH:g} 1/Å, d > "
+            f"{1 / config.MIN_DETECTOR_REACH:g} Å); nothing would be indexed")
     set_by: str | None = None  # the key that sets the outer radius, where one does
     if k_max is not None:
         outer, why, set_by = float(k_max), "[index] k_max, --k-max", "[index] k_max"
@@ -1089,13 +1096,14 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
         from .preprocess.api import SpotParams as _SP
 
         detector_outer = min(reach, config.K_MAX_CAP)
-        if q_min >= detector_outer and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
+        if q_min >= detector_outer and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px") \
+                and calibration.q_pixel_size > config.Q_PIXEL_SIZE_TYPICAL[1]:
             # the default beam disc covers all the detector reaches: the pixel size is what is off (--q-pixel-size 5)
-            raise ParameterError(f"[calibration] q_pixel_size {calibration.q_pixel_size:g}: expected about 0.005-0.05 "
-                                 f"1/Å per px (nanobeam patterns reach 1-3 1/Å); with it the "
-                                 f"{sp.beam_radius_px:g} px beam disc alone spans {q_min:.4g} 1/Å, beyond the "
-                                 f"{detector_outer:.4g} 1/Å the {detector_shape[0]} x {detector_shape[1]} detector "
-                                 "reaches in the indexing; no spot would be detected")
+            raise ParameterError(
+                f"[calibration] q_pixel_size {calibration.q_pixel_size:g}: {_typical_pixel_size()}; with it the "
+                f"excluded centre (2.5 × the {sp.beam_radius_px:g} px beam radius) reaches {q_min:.4g} 1/Å, not "
+                f"below the {detector_outer:.4g} 1/Å the {detector_shape[0]} x {detector_shape[1]} detector reaches "
+                "in the indexing; no spot would be detected")
         if q_min >= outer and set_by is not None and sp.beam_radius_px == _dc_default(_SP, "beam_radius_px"):
             # the outer radius is the one given (--k-max 0.05), the inner one the default: name the one given
             value = k_max if set_by == "[index] k_max" else sp.q_max
@@ -1107,6 +1115,11 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
             raise ParameterError(f"[spots] beam_radius_px: the inner radius of the spots used, 2.5 × {sp.beam_radius_px:g} "
                                  f"px × {calibration.q_pixel_size:g} 1/Å = {q_min:.4g} 1/Å ([spots] q_min unset), must lie "
                                  f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
+
+
+def _typical_pixel_size() -> str:
+    lo, hi = config.Q_PIXEL_SIZE_TYPICAL
+    return f"expected a detector pixel size of about {lo:g}-{hi:g} 1/Å per px (nanobeam patterns reach 1-3 1/Å)"
 
 
 def calibrate_options(cfg: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
