@@ -916,3 +916,17 @@ def test_ctrl_c_stops_a_pool_batch_at_once(tmp_path, capfd):
     assert rows["a"]["status"] == "done" and (out / "a" / "out.txt").read_text() == "fast"
     assert [rows[n]["status"] for n in "bcd"] == ["pending"] * 3 and not (out / "c" / "out.txt").exists()
     assert "leaked semaphore" not in capfd.readouterr().err
+
+
+def test_temporaries_of_an_ended_worker_are_removed_on_the_rerun(tmp_path):
+    """A worker ended while writing (Ctrl-C in a --jobs batch) leaves its atomic-write temporary files
+    (.phase_fit.XXXXXXXX.png); the rerun of that input removes them, and nothing else."""
+    ins = [_touch(tmp_path / "in" / "a.npy", b"a")]
+    out = tmp_path / "out"
+    run_batch(ins, out, _job_ok, {"k": 1}, progress=False)
+    marker = json.loads((out / "a" / B.DONE_MARKER).read_text())
+    (out / "a" / B.DONE_MARKER).write_text(json.dumps(dict(marker, state="started")))  # interrupted
+    stale = [_touch(out / "a" / n, b"half") for n in (".phase_fit.a04dyy_t.png", ".results.h5.k2j4_9zq.tmp")]
+    mine = _touch(out / "a" / ".notes.txt", b"mine")
+    res = run_batch(ins, out, _job_ok, {"k": 1}, progress=False)
+    assert res.rows[0]["status"] == "done" and not any(p.exists() for p in stale) and mine.read_bytes() == b"mine"

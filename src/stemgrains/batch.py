@@ -53,6 +53,7 @@ import io
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import time
@@ -985,6 +986,20 @@ def _holds_another_input(marker: dict[str, Any] | None, src: Path, checksum: str
     return str(marker["input"]) != str(src.resolve()) and marker.get("checksum") != checksum
 
 
+#: a temporary file of :func:`stemgrains.io.results.atomic_path` (``.NAME.XXXXXXXX.tmp``, ``.STEM.XXXXXXXX.EXT``)
+_TEMPORARY = re.compile(r"^\.(?P<base>.+)\.[a-z0-9_]{8}(?P<ext>\.tmp|\.png|\.h5|\.csv|\.json|\.toml|\.txt)$")
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """The temporary files a job of an interrupted batch left half-written in its subfolder (its worker was ended
+    while writing: :func:`_stop_workers`); the subfolder is the batch's alone."""
+    with contextlib.suppress(OSError):
+        for p in folder.iterdir():
+            if _TEMPORARY.match(p.name) and p.is_file():
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -1000,6 +1015,7 @@ def _job_callbacks(out: Path, inputs: list[Path], folders: list[Path], rows: lis
         folders[i].mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(OSError):
             (folders[i] / ERROR_LOG).unlink()  # of an earlier failure
+        _remove_temporaries(folders[i])
         _write_marker(folders[i], {"state": "started", "input": str(inputs[i].resolve()), "checksum": checksums[i],
                                    "fingerprint": fingerprint, "software_version": __version__,
                                    "started": _now()})
