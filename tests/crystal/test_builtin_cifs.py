@@ -29,8 +29,11 @@ def test_a_path_wins_and_unknown_names_are_refused(tmp_path, monkeypatch, capsys
         resolve_cif("sub/au.cif")  # a path with a folder is a path: never a built-in
     assert main(["index", str(tmp_path / "au"), "--phase", "gold", "-o", str(tmp_path / "m.h5")]) == 2
     assert capsys.readouterr().err.strip() == (
-        "stemgrains index: error: gold: CIF file not found; expected the path of a CIF file or a built-in phase "
-        "name (na_beta2_alumina, au, zro2_baddeleyite)")
+        "stemgrains index: error: gold: CIF file not found; did you mean au? expected the path of a CIF file or a "
+        "built-in phase name (na_beta2_alumina, au, zro2_baddeleyite)")
+    with pytest.raises(FileFormatError, match="^'': expected the path of a CIF file .*got an empty name$"):
+        resolve_cif("")  # used to say '.: is a folder'
+
 
 
 def test_a_folder_named_like_a_builtin_phase_does_not_hide_it(tmp_path, monkeypatch):
@@ -61,7 +64,8 @@ def test_the_phase_help_names_the_builtin_cifs():
 
 
 @pytest.mark.parametrize("typed, meant", [("na_beta2", "na_beta2_alumina"), ("zro2", "zro2_baddeleyite"),
-                                          ("au.cf", "au.cif"), ("na_beta2_alumnia", "na_beta2_alumina")])
+                                          ("au.cf", "au.cif"), ("na_beta2_alumnia", "na_beta2_alumina"),
+                                          ("gold", "au"), ("Zirconia", "zro2_baddeleyite")])
 def test_a_near_miss_says_which_phase_was_meant(typed, meant, tmp_path, monkeypatch):
     """`--phase na_beta2` listed the built-in names but did not say which one was meant."""
     monkeypatch.chdir(tmp_path)

@@ -105,6 +105,9 @@ def resolve_cif(cif: str | os.PathLike) -> Path:
         Neither an existing path nor a built-in name: one line naming the argument, saying a CIF path is expected
         and listing the built-in names.
     """
+    if not str(cif).strip():
+        raise FileFormatError(f"{cif!r}: expected the path of a CIF file or a built-in phase name "
+                              f"({', '.join(BUILTIN_CIFS)}), got an empty name")
     path = Path(cif)
     stem = path.name[:-4] if path.name.lower().endswith(".cif") else path.name
     builtin = path.parent == Path(".") and stem.lower() in BUILTIN_CIFS
@@ -117,6 +120,12 @@ def resolve_cif(cif: str | os.PathLike) -> Path:
     guess = _closest_cif(path, stem)
     raise FileFormatError(f"{cif}: CIF file not found; " + (f"did you mean {guess}? " if guess else "") +
                           f"expected the path of a CIF file or a built-in phase name ({', '.join(BUILTIN_CIFS)})")
+
+
+#: what users call the built-in phases, for the guess of a --phase that names nothing (never resolved silently)
+_COMMON_NAMES = {"gold": "au", "nba": "na_beta2_alumina", "na_beta_alumina": "na_beta2_alumina",
+                 "beta_alumina": "na_beta2_alumina", "nab2": "na_beta2_alumina", "zirconia": "zro2_baddeleyite",
+                 "baddeleyite": "zro2_baddeleyite", "monoclinic_zirconia": "zro2_baddeleyite"}
 
 
 def _closest_cif(path: Path, stem: str) -> str | None:
@@ -134,6 +143,8 @@ def _closest_cif(path: Path, stem: str) -> str | None:
             names = []
     by_stem = {(n[:-4] if n.lower().endswith(".cif") else n).lower(): n for n in names}
     key = stem.lower().rsplit(".", 1)[0] if "." in stem else stem.lower()  # au.cf: au
+    if path.parent == Path(".") and key.replace("-", "_").replace(" ", "_") in _COMMON_NAMES:
+        return _COMMON_NAMES[key.replace("-", "_").replace(" ", "_")]
     hits = [n for k, n in by_stem.items() if k.startswith(key) and len(key) >= 2]
     hits = hits or [by_stem[k] for k in difflib.get_close_matches(key, list(by_stem), n=1, cutoff=0.6)]
     if not hits:
