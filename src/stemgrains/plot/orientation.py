@@ -74,7 +74,10 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     vals = np.asarray(xmap.prop[prop], dtype=float).reshape(ny, nx)
     pid = np.asarray(xmap.phase_id).reshape(ny, nx)
     data = np.ma.masked_where(pid < 0, vals)
-    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    wide = ny < 0.5 * nx  # its colour bar under it: beside it, it stood several times the map's height
+    size = (7.5, min(5.0, max(2.8, 6.0 * ny / nx + 2.0))) if wide else \
+        (min(6.4, max(3.2, 4.2 * nx / ny + 2.6)), 5.0)  # a tall map: narrower (it stood in a blank 6.4 in)
+    fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     cm = __import__("matplotlib").colormaps[cmap].copy()
     cm.set_bad("0.6")
@@ -85,11 +88,12 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
 
         im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm,
                        norm=PowerNorm(gamma, vmin=0, vmax=vmax))
-    cbar = fig.colorbar(im, ax=ax, shrink=0.85, label=prop.replace("_", " "))
+    cbar = fig.colorbar(im, ax=ax, label=prop.replace("_", " "),
+                        **(dict(location="bottom", shrink=0.6, aspect=40) if wide else dict(shrink=0.85)))
     share = ""
     if cut is not None:
-        cbar.ax.axhline(cut, color="cyan", ls="--", lw=1.5)
-        lo, hi = cbar.ax.get_ylim()
+        (cbar.ax.axvline if wide else cbar.ax.axhline)(cut, color="cyan", ls="--", lw=1.5)
+        lo, hi = cbar.ax.get_xlim() if wide else cbar.ax.get_ylim()
         cbar.set_ticks(sorted({float(t) for t in cbar.get_ticks() if lo <= t <= hi} | {float(cut)}))
         ok = vals[pid >= 0]
         share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f} % at or above the cut {cut:g}, dashed"
@@ -98,8 +102,11 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     ax.set_ylabel(f"y ({unit})")
     n_bad = int((pid < 0).sum())
     # over the figure, not the axes: a tall narrow map's axes would let a long title run off the figure's edge
-    fig.suptitle(f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
-                 f"{n_bad} px not indexed{share})", fontsize=10)
+    title = (f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
+             f"{n_bad} px not indexed{share})")
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, int(size[0] * 72 / 5.6))), fontsize=10)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig
