@@ -46,8 +46,13 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
     (:func:`stemgrains.plot.colors.draw_ipf_keys`); x right, y down, in nm."""
     from .colors import draw_ipf_keys
 
-    fig = Figure(figsize=(9.0, 5.2), layout="constrained")
+    from .._grid import map_shape
+
+    ny, nx = map_shape(xmap)
     phases = [(i, p) for i, p in xmap.phases if i >= 0 and p.point_group is not None]
+    # a wide map: only as tall as the map and its colour keys need (it stood in blank space)
+    fig = Figure(figsize=(9.0, min(5.2, max(1.7 * max(1, len(phases)) + 1.0, 6.3 * ny / nx + 1.4))),
+                 layout="constrained")
     gs = fig.add_gridspec(max(1, len(phases)), 2, width_ratios=[3.2, 1])
     ax = fig.add_subplot(gs[:, 0])
     ax.imshow(ipf_colors(xmap, direction), extent=_extent(xmap), interpolation="nearest")
