@@ -117,6 +117,11 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
         raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
     if isinstance(attrs.get("origin"), dict):  # the calibration block of a run's summary.json
         attrs = _summary_block_attrs(attrs, p)
+        if not {k for k in attrs if k != "scan_step_nm"}:
+            raise FileFormatError(f"{p}: this summary's run was given no calibration and fitted none (its values came "
+                                  "from its data file or defaults), so it has none to give; give the values as "
+                                  "options (--q-pixel-size, --center, ...) or a calibration JSON of `stemgrains "
+                                  "calibrate`")
     elif "origin" in attrs or "center" in attrs or "ellipticity" in attrs:  # such a block, edited
         raise FileFormatError(f"{p}: a summary.json calibration block needs its 'origin' record (an object saying "
                               "where each value came from), and a calibration file spells the centre and ellipticity "
