@@ -191,6 +191,14 @@ def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samp
     assert why in err[0] and "beam_radius_px" not in err[0] and not out.exists()
 
 
+def test_a_pixel_size_from_a_calibration_file_names_the_file(au_scan_3x3, tmp_path, capsys):
+    cal = tmp_path / "q5.json"
+    cal.write_text('{"q_pixel_size": 5}')
+    rc = main(["index", str(au_scan_3x3), "--phase", "au", "--calibration", str(cal), "-o", str(tmp_path / "o.h5")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains index: error: {cal}: [calibration] q_pixel_size 5:")
+
+
 def test_a_small_detector_is_not_blamed_on_a_usual_pixel_size():
     """A 6 x 6 detector at 0.02 1/Å per px reaches too little too; the pixel size is not what is off there."""
     from stemgrains.data import Calibration

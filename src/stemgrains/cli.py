@@ -281,8 +281,17 @@ def _center_origin(message: str, args: argparse.Namespace, typed: list[str]) -> 
 
 def _config_origin(message: str, args: argparse.Namespace) -> str:
     """A message about a config key (``[section] key: ...``, checks that need the data, e.g.
-    :func:`stemgrains.settings.check_q_range`) prefixed with the ``--config`` file where that file sets the key."""
+    :func:`stemgrains.settings.check_q_range`) prefixed with the ``--config`` file where that file sets the key, or
+    with the ``--calibration`` file where that file gives a ``[calibration]`` value."""
     m = re.match(r"^\[(\w+)\] (\w+)", message)
+    if m is not None and m.group(1) == "calibration" and getattr(args, "calibration", None):
+        try:
+            from .io.calibration import read_calibration_json
+
+            if m.group(2) in read_calibration_json(args.calibration):
+                return f"{args.calibration}: {message}"
+        except Exception:  # noqa: BLE001 - the original message is still right
+            pass
     if m is None or not getattr(args, "config", None):
         return message
     try:
