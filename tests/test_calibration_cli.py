@@ -296,7 +296,7 @@ def test_a_runs_summary_is_a_calibration_file(tiny, tmp_path, capsys):
         calibration_overrides({"file": str(summary)})
     nothing = {k: v for k, v in block.items() if k != "origin"} | {"origin": {k: "file" for k in block}}
     summary.write_text(json.dumps({"calibration": nothing}))
-    with pytest.raises(Exception, match="summary.json: this summary's run was given no calibration and fitted none"):
+    with pytest.raises(Exception, match="summary.json: this summary's run applied no calibration value that was given or fitted"):
         calibration_overrides({"file": str(summary)})  # used to be taken silently, applying nothing
     for origin in ("file", None):  # the origin record edited away: said, not 'unknown keys center, ellipticity'
         edited = {k: v for k, v in block.items() if k != "origin"} | ({"origin": origin} if origin else {})

@@ -416,7 +416,9 @@ SUMMARY: dict[str, tuple[str, str]] = {
                                    "and origin (per field: file, command line, config, 'calibration file PATH' (--calibration), "
                                    "override (Python API), default; 'fitted (METHOD)' for the values an --auto-calibrate fit changed; also the attribute "
                                    "origin of /calibration in results.h5, JSON); "
-                                   "run and index print a note where the voltage or scan step is a default"),
+                                   "run and index print a note where the voltage or scan step is a default; notes "
+                                   "(present where one applies): lines run and index print about the calibration, e.g. "
+                                   "a --calibration pixel size fitted or given at another voltage"),
     "indexed_fraction": ("1", "fraction of scan pixels with an orientation"),
     "median_correlation_index": ("1", "median correlation index of the indexed pixels"),
     "median_reliability": ("1", "median reliability of the indexed pixels"),

@@ -1130,7 +1130,8 @@ def calibration_summary(ds: Any) -> dict[str, Any]:
     rotation (deg) and flip, the ellipticity (ratio, angle deg) and affine (4 numbers; None where unset), and
     where each came from (``origin``: per field ``"file"``, ``"command line"``,
     ``"config"``, ``"calibration file PATH"`` (``--calibration``), ``"override"`` (given to the Python API),
-    ``"default"``; ``"fitted (METHOD)"`` for the values an ``--auto-calibrate`` fit changed)."""
+    ``"default"``; ``"fitted (METHOD)"`` for the values an ``--auto-calibrate`` fit changed) and, where there are
+    any, ``notes`` (``metadata["calibration_notes"]``: :func:`stemgrains.settings.reused_pixel_size_note`)."""
     cal = ds.calibration
     return {"q_pixel_size": cal.q_pixel_size, "accelerating_voltage_kV": float(cal.accelerating_voltage_kV),
             "scan_step_nm": float(cal.scan_step_nm),
@@ -1138,7 +1139,8 @@ def calibration_summary(ds: Any) -> dict[str, Any]:
             "q_rotation_deg": float(cal.q_rotation_deg), "q_flip": bool(cal.q_flip),
             "ellipticity": None if cal.ellipticity is None else [float(v) for v in cal.ellipticity],
             "affine": None if cal.affine is None else [float(v) for v in np.asarray(cal.affine).ravel()],
-            "origin": dict(ds.metadata.get("calibration_origin", {}))}
+            "origin": dict(ds.metadata.get("calibration_origin", {})),
+            **({"notes": list(ds.metadata["calibration_notes"])} if ds.metadata.get("calibration_notes") else {})}
 
 
 def defaults_line(calibration: dict[str, Any]) -> str | None:
@@ -1170,12 +1172,14 @@ NONE_RELIABLE = ("warning: no indexed pattern is reliable (reliability and grain
 def input_warnings(calibration: dict[str, Any], indexed_fraction: float, phase_fit_warnings: Any,
                    reliable_fraction: float | None = None) -> list[str]:
     """The lines ``index`` and ``run`` print to stderr after one input (a batch, under that input's line): the
-    calibration defaults note (:func:`defaults_line`), :data:`NO_PATTERN_INDEXED` where ``indexed_fraction`` is 0,
+    calibration defaults note (:func:`defaults_line`) and the calibration's ``notes``, :data:`NO_PATTERN_INDEXED` where ``indexed_fraction`` is 0,
     :data:`NONE_RELIABLE` where patterns were indexed but ``reliable_fraction`` (of the map's pixels with
     reliability or grain reliability ≥ 5) is 0, and each phase-fit warning (``warning: ...``)."""
     note = defaults_line(calibration or {})
+    notes = [note] if note else []
+    notes += list((calibration or {}).get("notes", []))
     none_reliable = indexed_fraction > 0 and reliable_fraction is not None and reliable_fraction == 0
-    return ([note] if note else []) + ([NO_PATTERN_INDEXED] if indexed_fraction == 0 else []) + \
+    return notes + ([NO_PATTERN_INDEXED] if indexed_fraction == 0 else []) + \
         ([NONE_RELIABLE] if none_reliable else []) + [f"warning: {w}" for w in phase_fit_warnings or []]
 
 

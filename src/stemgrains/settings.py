@@ -989,7 +989,34 @@ def load_calibrated(path: Any, cal: Mapping[str, Any]) -> Any:
     from .io import load_4d
 
     overrides = calibration_overrides(cal)
-    return label_override_origins(load_4d(path, **overrides), cal, overrides)
+    ds = label_override_origins(load_4d(path, **overrides), cal, overrides)
+    note = reused_pixel_size_note(ds, cal)
+    if note:
+        ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
+    return ds
+
+
+def reused_pixel_size_note(ds: Any, cal: Mapping[str, Any]) -> str | None:
+    """A ``note:`` line where the pixel size of ``ds`` came from the ``--calibration`` file (``[calibration]
+    file``) and that file records another accelerating voltage than the scan's: at a fixed camera length L the
+    pixel size in reciprocal space is the detector pixel pitch / (λ L), so it scales as 1/λ (λ the relativistic
+    electron wavelength, :func:`stemgrains.data.electron_wavelength`); None otherwise."""
+    from .data import electron_wavelength
+    from .io.calibration import calibration_file_voltage
+
+    file = cal.get("file")
+    origin = ds.metadata.get("calibration_origin") or {}
+    if not file or origin.get("q_pixel_size") != f"calibration file {file}":
+        return None
+    theirs, ours = calibration_file_voltage(file), float(ds.calibration.accelerating_voltage_kV)
+    if theirs is None or theirs <= 0 or abs(theirs - ours) <= 1e-3 * ours:
+        return None
+    scale = electron_wavelength(theirs) / electron_wavelength(ours)
+    q = ds.calibration.q_pixel_size
+    return (f"note: q_pixel_size {q:g} 1/Å per px from {file} was fitted or given at {theirs:g} kV, and this scan is "
+            f"at {ours:g} kV ({origin.get('accelerating_voltage_kV', 'file')}): at the same camera length its pixel "
+            f"size would be {q * scale:.4g} (× λ({theirs:g} kV)/λ({ours:g} kV) = {scale:.4f}); give --q-pixel-size "
+            "if so, or --voltage if this scan's voltage is wrong")
 
 
 def calibration_overrides(cal: Mapping[str, Any]) -> dict[str, Any]:

@@ -101,3 +101,76 @@ def test_results_file_records_every_field(tmp_path):
     assert read_results_calibration(path) == cal
     with pytest.raises(FileFormatError, match="not found"):
         read_results_calibration(tmp_path / "none.h5")
+
+
+def _fit(status, stated, fitted, stated_origin, method="rings"):
+    from stemgrains.preprocess.calibrate import CalibrationFit
+
+    return CalibrationFit(calibration=fitted, status=status, reason=None if status == "ok" else "no better",
+                          method=method, values={}, uncertainty={}, center={}, notes=[], stated=stated,
+                          stated_origin=stated_origin)
+
+
+def test_a_fit_gives_another_scan_only_what_it_fitted_or_was_given(tmp_path):
+    """The calibration.json of `calibrate` carried the fitted scan's own voltage (and, unconfirmed, its stated pixel
+    size): given to another scan with --calibration, they replaced that scan's values with no note. Now the fit
+    records each value's origin, and a reader takes only the values fitted or given to calibrate."""
+    stated = Calibration(q_pixel_size=0.02, accelerating_voltage_kV=300.0, q_rotation_deg=7.0)
+    fitted = Calibration(q_pixel_size=0.0207, accelerating_voltage_kV=300.0, q_rotation_deg=7.0,
+                         center=(31.5, 32.5), ellipticity=(1.04, 20.0))
+    origin = {"q_pixel_size": "file", "accelerating_voltage_kV": "file", "q_rotation_deg": "command line",
+              "q_flip": "default", "center": "default", "ellipticity": "default", "affine": "default"}
+    path = write_calibration_json(tmp_path / "ok.json", _fit("ok", stated, fitted, origin))
+    doc = json.loads(path.read_text())
+    assert doc["origin"]["q_pixel_size"] == "fitted (rings)" and doc["origin"]["accelerating_voltage_kV"] == "file"
+    assert read_calibration_json(path) == {"q_pixel_size": 0.0207, "q_rotation_deg": 7.0, "center": (31.5, 32.5),
+                                           "ellipticity": (1.04, 20.0)}
+    # unconfirmed: the stated calibration is kept; only what calibrate was given is passed on
+    path = write_calibration_json(tmp_path / "unconfirmed.json", _fit("unconfirmed", stated, stated, origin))
+    assert json.loads(path.read_text())["calibration"]["q_pixel_size"] == 0.02
+    assert read_calibration_json(path) == {"q_rotation_deg": 7.0}
+    origin["q_rotation_deg"] = "file"  # and with nothing given: refused in one line, not silently nothing
+    path = write_calibration_json(tmp_path / "nothing.json", _fit("unconfirmed", stated, stated, origin))
+    with pytest.raises(FileFormatError, match=r"nothing.json: this calibration fit is unconfirmed \(it was not applied\)"):
+        read_calibration_json(path)
+    # a fit written before the origin record: its fitted geometry when ok, never the voltage
+    doc = json.loads((tmp_path / "ok.json").read_text())
+    del doc["origin"]
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert read_calibration_json(tmp_path / "old.json") == {"q_pixel_size": 0.0207, "center": (31.5, 32.5),
+                                                            "ellipticity": (1.04, 20.0)}
+
+
+def test_an_invented_origin_or_a_summary_without_its_block_is_refused(tmp_path):
+    block = {"q_pixel_size": 0.021, "center": [31.0, 33.0], "origin": {"q_pixel_size": "my notebook",
+                                                                       "center": "fitted (rings)"}}
+    (tmp_path / "summary.json").write_text(json.dumps({"calibration": block}))
+    with pytest.raises(FileFormatError, match=r"summary.json: origin of q_pixel_size: expected one of .*got 'my notebook'"):
+        read_calibration_json(tmp_path / "summary.json")
+    # used to list every summary key as an unknown calibration key
+    (tmp_path / "summary.json").write_text(json.dumps({"input": "a.h5", "scan_shape": [4, 4], "n_grains": 3}))
+    with pytest.raises(FileFormatError, match="summary.json: a run's summary.json without its 'calibration' block"):
+        read_calibration_json(tmp_path / "summary.json")
+
+
+def test_a_pixel_size_fitted_at_another_voltage_is_noted(tmp_path):
+    """A pixel size fitted on a 300 kV scan given to a 200 kV scan was taken without a word; at one camera length
+    it would be λ(300)/λ(200) = 0.785 times as large."""
+    from stemgrains.pipeline import calibration_summary, input_warnings
+    from stemgrains.settings import load_calibrated
+
+    stated = Calibration(q_pixel_size=0.02, accelerating_voltage_kV=300.0)
+    fitted = Calibration(q_pixel_size=0.021, accelerating_voltage_kV=300.0)
+    origin = {k: "file" for k in Calibration.__dataclass_fields__}
+    fit = write_calibration_json(tmp_path / "fit300.json", _fit("ok", stated, fitted, origin))
+    data = np.zeros((2, 2, 16, 16), np.float32)
+    for kv in (200.0, 300.0):
+        write_4d(tmp_path / f"scan{kv:g}.h5", data, Calibration(q_pixel_size=0.03, accelerating_voltage_kV=kv))
+    ds = load_calibrated(tmp_path / "scan200.h5", {"file": str(fit)})
+    assert ds.calibration.q_pixel_size == 0.021 and ds.calibration.accelerating_voltage_kV == 200.0
+    notes = [n for n in input_warnings(calibration_summary(ds), 1.0, []) if "fitted or given at 300 kV" in n]
+    assert len(notes) == 1 and "would be 0.01649" in notes[0] and "fit300.json" in notes[0]
+    same = load_calibrated(tmp_path / "scan300.h5", {"file": str(fit)})  # the voltage it was fitted at: no note
+    assert "notes" not in calibration_summary(same)
+    given = load_calibrated(tmp_path / "scan200.h5", {"file": str(fit), "q_pixel_size": 0.02})  # given: not the file's
+    assert "notes" not in calibration_summary(given)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import config
@@ -72,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     # lazy: an unreadable input creates nothing
     ds = load_calibrated(args.input, cfg["calibration"])
     ds.calibration.require_q_pixel_size(str(args.input))  # one line naming the file (was: 'calibration: ...')
+    for note in ds.metadata.get("calibration_notes", []):  # e.g. a --calibration pixel size of another voltage
+        print(note, file=sys.stderr)
     c = cfg["calibrate"]
     index_params = {"k_max": c["k_max"], "neighbor_average_radius": c["neighbor_average_radius"],
                     "spots": dict(cfg["spots"])}

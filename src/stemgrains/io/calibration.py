@@ -9,7 +9,11 @@ A calibration JSON (written by ``stemgrains calibrate``) is::
 
 A fit (a file with ``"status"``) carries no ``scan_step_nm``: the scan step is a property of the scan, not of the
 detector, so a calibration fitted on one scan and given to another never replaces that scan's step (one written
-by an earlier version that has it is read without it).
+by an earlier version that has it is read without it). Its ``"calibration"`` is what applying the fit gives (the
+stated calibration where the fit is not ok), and its ``"origin"`` says where each value came from: a reader takes
+only those fitted or given to ``calibrate`` (command line, config, ...), not those it read from the fitted scan's
+data file or defaulted (its voltage, the pixel size it states), which would replace the other scan's own. A fit
+written before ``"origin"`` existed gives its fitted geometry (pixel size, centre, ellipticity, affine) when ok.
 
 The keys of ``"calibration"`` are the attribute names of the project's HDF5 ``/data`` and of ``/calibration``
 in results files (:meth:`stemgrains.data.Calibration.to_attrs`). A hand-written file may hold just that mapping
@@ -33,7 +37,8 @@ from ..data import Calibration
 from ..errors import FileFormatError, ParameterError
 from .results import atomic_write_text, json_default, read_with
 
-__all__ = ["CALIBRATION_KEYS", "write_calibration_json", "read_calibration_json", "read_results_calibration"]
+__all__ = ["CALIBRATION_KEYS", "write_calibration_json", "read_calibration_json", "read_results_calibration",
+           "calibration_file_voltage"]
 
 #: attribute names of a calibration (HDF5 attributes and JSON keys)
 CALIBRATION_KEYS = (
@@ -66,6 +71,19 @@ def write_calibration_json(path: str | os.PathLike, fit: Any, input_path: str | 
             doc["input"] = os.path.abspath(input_path)
     atomic_write_text(path, json.dumps(doc, indent=2, default=json_default) + "\n")
     return path
+
+
+def calibration_file_voltage(path: str | os.PathLike) -> float | None:
+    """The accelerating voltage (kV) recorded beside the calibration in a calibration JSON (a fit of ``calibrate``
+    or a run's summary: the voltage its pixel size was fitted or given at; a hand-written file that states one),
+    None where it records none or cannot be read (:func:`read_calibration_json` says why elsewhere)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        block = doc.get("calibration", doc)
+        v = block.get("accelerating_voltage_kV")
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
 
 
 def _overrides_from_attrs(attrs: dict[str, Any], source: str) -> dict[str, Any]:
@@ -115,17 +133,21 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
     attrs = doc.get("calibration", doc) if isinstance(doc.get("calibration", doc), dict) else None
     if attrs is None:
         raise FileFormatError(f"{p}: 'calibration' must be an object of calibration keys")
+    if "calibration" not in doc and {"scan_shape", "n_grains", "indexed_fraction"} & set(doc):
+        raise FileFormatError(f"{p}: a run's summary.json without its 'calibration' block (edited?) gives no "
+                              f"calibration; {_GIVE_INSTEAD}")
     if isinstance(attrs.get("origin"), dict):  # the calibration block of a run's summary.json
-        attrs = _summary_block_attrs(attrs, p)
+        attrs = _given_or_fitted(attrs, attrs["origin"], p)
         if not {k for k in attrs if k != "scan_step_nm"}:
-            raise FileFormatError(f"{p}: this summary's run was given no calibration and fitted none (its values came "
-                                  "from its data file or defaults), so it has none to give; give the values as "
-                                  "options (--q-pixel-size, --center, ...) or a calibration JSON of `stemgrains "
-                                  "calibrate`")
+            raise FileFormatError(f"{p}: this summary's run applied no calibration value that was given or fitted (its "
+                                  "values came from its data file or defaults; an unconfirmed or undetermined fit "
+                                  f"is not applied), so it has none to give; {_GIVE_INSTEAD}")
     elif "origin" in attrs or "center" in attrs or "ellipticity" in attrs:  # such a block, edited
         raise FileFormatError(f"{p}: a summary.json calibration block needs its 'origin' record (an object saying "
                               "where each value came from), and a calibration file spells the centre and ellipticity "
                               "center_row, center_col, ellipticity_ratio, ellipticity_angle_deg")
+    elif "status" in doc and isinstance(doc.get("calibration"), dict):  # a fit written by calibrate
+        attrs = _fit_attrs(doc, attrs, p)
     for key, v in attrs.items():  # JSON numbers, not their text (float("0.02") would take a string silently)
         if key in CALIBRATION_KEYS and isinstance(v, str):  # (other keys: unknown, said so below)
             raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
@@ -136,17 +158,38 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
     return _overrides_from_attrs(attrs, str(p))
 
 
-def _summary_block_attrs(block: dict[str, Any], source: Path) -> dict[str, Any]:
-    """The calibration attributes of the ``calibration`` block of a run's ``summary.json``, which spells them as
-    the ``[calibration]`` config keys (``center`` [row, col], ``ellipticity`` [ratio, angle]) and records each
-    value's ``origin``: only the values given to that run (command line, config, a calibration file) or fitted are
-    taken. Those it read from its data file, defaulted or did not know are left out, so that the scan indexed with
-    this file keeps its own (another scan's file may state another voltage or pixel size)."""
-    origin = block["origin"]
+#: the origins of values a run was given or fitted (:func:`stemgrains.settings.override_origins`,
+#: :meth:`stemgrains.preprocess.calibrate.CalibrationFit.origin`); ``"calibration file PATH"`` and
+#: ``"fitted (METHOD)"`` are prefixes
+GIVEN_ORIGINS = ("command line", "config", "override", "calibration file ", "fitted")
+#: the origins of values a run read from its data file or did not know: never given to another scan
+NOT_GIVEN_ORIGINS = ("file", "default", "unknown", "missing")
+#: the field of :class:`Calibration` each flat attribute name belongs to
+_FIELD_OF = {"center_row": "center", "center_col": "center", "ellipticity_ratio": "ellipticity",
+             "ellipticity_angle_deg": "ellipticity"}
+#: the values a fit of ``calibrate`` without an ``origin`` record (written before it had one) gives when ok
+_FITTED_KEYS = ("q_pixel_size", "center_row", "center_col", "ellipticity_ratio", "ellipticity_angle_deg", "affine")
+_GIVE_INSTEAD = ("leave --calibration out (each scan keeps its own calibration), or give values as options "
+                 "(--q-pixel-size, --center, ...)")
+
+
+def _given_or_fitted(block: dict[str, Any], origin: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The calibration attributes of ``block`` whose ``origin`` (per :class:`Calibration` field) says they were given
+    to that run (command line, config, a calibration file, the API) or fitted. Those it read from its data file,
+    defaulted or did not know are left out, so that the scan indexed with this file keeps its own (another scan's
+    file may state another voltage or pixel size). ``block`` spells the centre and ellipticity as the
+    ``[calibration]`` config keys (``center`` [row, col], ``ellipticity`` [ratio, angle]; a run's summary.json) or
+    as the attribute names (``center_row``, ...; a fit of ``calibrate``). An origin that is none of
+    :data:`GIVEN_ORIGINS` / :data:`NOT_GIVEN_ORIGINS` is a FileFormatError naming the file."""
     out: dict[str, Any] = {}
     for key, value in block.items():
-        if key == "origin" or value is None or origin.get(key) in ("file", "default", "unknown", None):
+        where = origin.get(_FIELD_OF.get(key, key))
+        if key == "origin" or value is None or where is None or where in NOT_GIVEN_ORIGINS:
             continue
+        if not (isinstance(where, str) and where.startswith(GIVEN_ORIGINS)):
+            raise FileFormatError(f"{source}: origin of {_FIELD_OF.get(key, key)}: expected one of "
+                                  f"{', '.join(repr(o.strip()) for o in GIVEN_ORIGINS + NOT_GIVEN_ORIGINS)} "
+                                  f"('calibration file PATH', 'fitted (METHOD)'), got {where!r}")
         if key in ("center", "ellipticity"):
             if not (isinstance(value, list) and len(value) == 2):
                 raise FileFormatError(f"{source}: {key} must be a list of two numbers, got {value!r}")
@@ -154,6 +197,23 @@ def _summary_block_attrs(block: dict[str, Any], source: Path) -> dict[str, Any]:
             out.update(zip(names, value))
         else:
             out[key] = value
+    return out
+
+
+def _fit_attrs(doc: dict[str, Any], attrs: dict[str, Any], source: Path) -> dict[str, Any]:
+    """The calibration attributes a fit of ``stemgrains calibrate`` gives another scan: those it fitted (status
+    ok) and those its run was given (its ``origin`` record); not those it read from the scan's data file or
+    defaulted (the voltage, a stated pixel size). A fit written before the record existed gives its fitted
+    geometry (:data:`_FITTED_KEYS`) when ok, nothing otherwise. A fit that gives nothing is a FileFormatError."""
+    if isinstance(doc.get("origin"), dict):
+        out = _given_or_fitted(attrs, doc["origin"], source)
+    else:
+        out = {k: v for k, v in attrs.items() if k in _FITTED_KEYS} if doc.get("status") == "ok" else {}
+    if not out:
+        why = "it was not applied" if doc.get("status") != "ok" else "it changed nothing"
+        raise FileFormatError(f"{source}: this calibration fit is {doc.get('status')!s} ({why}) and its calibrate run "
+                              "was given no calibration value (they came from the data file or defaults), so it has "
+                              f"none to give; {_GIVE_INSTEAD}")
     return out
 
 

@@ -178,6 +178,8 @@ class CalibrationFit:
         (spot offsets, ring radii, per-sector scales, residuals, iterations).
     stated : Calibration
         The input calibration.
+    stated_origin : dict
+        Where each stated value came from (the dataset's ``metadata["calibration_origin"]``).
     """
 
     calibration: Calibration
@@ -190,19 +192,43 @@ class CalibrationFit:
     notes: list[str]
     stated: Calibration
     diagnostics: dict[str, Any] = field(default_factory=dict, repr=False)
+    stated_origin: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def origin(self) -> dict[str, str]:
+        """Where each field of :attr:`applied` came from, per :class:`Calibration` field name: ``"fitted
+        (METHOD)"`` for the values an ok fit changed, otherwise the origin of the stated value (``stated_origin``,
+        the dataset's ``calibration_origin``: ``"file"``, ``"command line"``, ``"default"``, ...; ``"unknown"``
+        where it was not recorded)."""
+        out = {}
+        for name in Calibration.__dataclass_fields__:
+            out[name] = self.stated_origin.get(name, "unknown")
+            if self.ok:
+                before, after = getattr(self.stated, name), getattr(self.calibration, name)
+                if (before is None) != (after is None) or (after is not None and not np.array_equal(
+                        np.asarray(before, float), np.asarray(after, float))):
+                    out[name] = f"fitted ({self.method})"
+        return out
+
+    @property
+    def applied(self) -> Calibration:
+        """The calibration that applying the fit gives: the fitted one where ``ok``, else the stated one."""
+        return self.calibration if self.ok else self.stated
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary: ``calibration`` (the attribute names of the project's HDF5; without
         ``scan_step_nm``, a property of the scan, not of the detector, which the fit neither uses nor changes: a
-        calibration file given to another scan must not replace that scan's step), ``status``, ``reason``,
-        ``method``, ``values``, ``uncertainty``, ``center``, ``notes``, ``stated``, ``report``."""
+        calibration file given to another scan must not replace that scan's step; the calibration applying the fit
+        gives, :attr:`applied`), ``origin`` (where each of its values came from, :meth:`origin`: a calibration file
+        gives another scan only the values fitted or given, not those of this scan's data file), ``status``,
+        ``reason``, ``method``, ``values``, ``uncertainty``, ``center``, ``notes``, ``stated``, ``report``."""
         rep = {k: v for k, v in self.diagnostics.items() if not isinstance(v, np.ndarray)}
         return {
-            "calibration": {k: v for k, v in self.calibration.to_attrs().items() if k != "scan_step_nm"},
+            "calibration": {k: v for k, v in self.applied.to_attrs().items() if k != "scan_step_nm"},
+            "origin": {k: v for k, v in self.origin().items() if k != "scan_step_nm"},
             "status": self.status,
             "reason": self.reason,
             "method": self.method,
@@ -800,6 +826,7 @@ def calibrate(
             notes.append(f"the joint fit with orientations did not run to the end ({joint.get('reason')}); the ring fit is reported")
 
     fit = _fit_result(stated, base, s_fit, cov, q0, reason, method, used, center, notes, diag)
+    fit.stated_origin = dict(dataset.metadata.get("calibration_origin") or {})
     return _confirm_by_indexing(fit, pats, phase_list, libraries, iprm) if confirm else fit
 
 
@@ -812,11 +839,7 @@ def apply_calibration_fit(dataset: Dataset4D, fit: CalibrationFit) -> Dataset4D:
         return dataset
     meta = dict(dataset.metadata)
     origin = dict(meta.get("calibration_origin") or {})  # the values the fit changed say so; the others keep theirs
-    for name in Calibration.__dataclass_fields__:
-        before, after = getattr(dataset.calibration, name), getattr(fit.calibration, name)
-        if (before is None) != (after is None) or (after is not None and not np.array_equal(np.asarray(before, float),
-                                                                                             np.asarray(after, float))):
-            origin[name] = f"fitted ({fit.method})"
+    origin.update({k: v for k, v in fit.origin().items() if v.startswith("fitted")})
     meta["calibration_origin"] = origin
     return _replace(dataset, calibration=fit.calibration, metadata=meta)
 
