@@ -930,3 +930,15 @@ def test_temporaries_of_an_ended_worker_are_removed_on_the_rerun(tmp_path):
     mine = _touch(out / "a" / ".notes.txt", b"mine")
     res = run_batch(ins, out, _job_ok, {"k": 1}, progress=False)
     assert res.rows[0]["status"] == "done" and not any(p.exists() for p in stale) and mine.read_bytes() == b"mine"
+
+
+def test_a_failure_that_names_its_input_relatively_is_not_named_twice(tmp_path, monkeypatch):
+    """'failed: /abs/bad.h5: bad.h5: q_pixel_size 5 ...': the reason named the input as given (relative)."""
+    from stemgrains.batch import _names_input
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.h5").write_bytes(b"")
+    assert _names_input("bad.h5: q_pixel_size 5: expected ...", tmp_path / "bad.h5")
+    assert _names_input(f"{tmp_path / 'bad.h5'}: truncated", tmp_path / "bad.h5")
+    assert not _names_input("other.h5: truncated", tmp_path / "bad.h5")
+    assert not _names_input("expected a value: got 3", tmp_path / "bad.h5")

@@ -329,3 +329,14 @@ def test_a_batch_fingerprints_the_calibration_a_file_gives_not_its_bytes(tmp_pat
         return _by_content({"calibration": {"file": str(summary)}})[1]["[calibration] file"]
 
     assert digest(3) == digest(7) != digest(3, q=0.022)
+
+
+def test_calibrate_says_what_it_does_unless_no_progress(tiny, tmp_path, capsys):
+    """calibrate was silent for its whole run and, alone of the long commands, refused --no-progress."""
+    for quiet in (False, True):
+        out = tmp_path / f"c{quiet}.json"
+        rc = main(["calibrate", str(tiny), "--phase", "au", "--method", "rings", "--no-figure", "-o", str(out)]
+                  + (["--no-progress"] if quiet else []))
+        err = capsys.readouterr().err
+        assert rc == 0 and out.is_file()
+        assert ("calibrate: reading 9 patterns of the scan and finding their spots" in err) != quiet, err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from stemgrains.cli import main
@@ -196,7 +197,38 @@ def test_a_pixel_size_from_a_calibration_file_names_the_file(au_scan_3x3, tmp_pa
     cal.write_text('{"q_pixel_size": 5}')
     rc = main(["index", str(au_scan_3x3), "--phase", "au", "--calibration", str(cal), "-o", str(tmp_path / "o.h5")])
     err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains index: error: {cal}: [calibration] q_pixel_size 5:")
+    # a JSON has no [calibration] section: named by the file and its key
+    assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains index: error: {cal}: q_pixel_size 5:"), err
+
+
+def test_an_absurd_pixel_size_stated_in_the_data_file_names_the_file(tmp_path, capsys):
+    """It was worded '[calibration] q_pixel_size 5', a config key the user never set, naming no file."""
+    from stemgrains.data import Calibration
+    from stemgrains.io import write_4d
+
+    scan = write_4d(tmp_path / "stated5.h5", np.zeros((2, 2, 32, 32), np.float32), Calibration(q_pixel_size=5.0))
+    for cmd, out in (("index", "o.h5"), ("calibrate", "c.json")):
+        rc = main([cmd, str(scan), "--phase", "au", "-o", str(tmp_path / out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains {cmd}: error: {scan}: q_pixel_size 5: "
+                                                               "expected a detector pixel size"), err
+        assert err[0].endswith("(the pixel size stated in this file; give --q-pixel-size to override it)")
+
+
+def test_a_batch_refuses_an_absurd_pixel_size_once_before_it_starts(au_scan_3x3, tmp_path, capsys):
+    """In a batch, --q-pixel-size 5 (or from a --calibration or --config file) failed every input (exit 1, a
+    folder of failures); the README promises the calibration is checked once before the batch."""
+    cal, cfg = tmp_path / "q5.json", tmp_path / "q5.toml"
+    cal.write_text('{"q_pixel_size": 5}')
+    cfg.write_text("[calibration]\nq_pixel_size = 5\n")
+    out = tmp_path / "batch"
+    for cmd in ("index", "run"):
+        for given, named in ((["--q-pixel-size", "5"], "--q-pixel-size 5:"), (["--calibration", str(cal)], f"{cal}: q_pixel_size 5:"),
+                             (["--config", str(cfg)], f"{cfg}: [calibration] q_pixel_size 5:")):
+            rc = main([cmd, str(au_scan_3x3), str(au_scan_3x3), "--phase", "au", *given, "--no-progress", "-o", str(out)])
+            err = capsys.readouterr().err.strip().splitlines()
+            assert rc == 2 and len(err) == 1 and f"error: {named} expected a detector pixel size" in err[0], err
+            assert err[0].endswith("the batch's first input, before the batch)") and not out.exists()
 
 
 def test_a_small_detector_is_not_blamed_on_a_usual_pixel_size():

@@ -1203,5 +1203,15 @@ def format_result(result: BatchResult) -> str:
                  "warnings of batch_summary.csv, ! in batch_summary.png)")
     for r in result.failed:
         reason = str(r.get("reason", ""))
-        line += f"\n  failed: {reason}" if reason.startswith(str(r["input"])) else f"\n  failed: {r['input']}: {reason}"
+        line += f"\n  failed: {reason}" if _names_input(reason, r["input"]) else f"\n  failed: {r['input']}: {reason}"
     return line
+
+
+def _names_input(reason: str, path: Any) -> bool:
+    """Whether a failure's one-line ``reason`` starts by naming the input ``path`` (as given or relative to the
+    working folder: ``bad.h5: q_pixel_size ...``), so that the input is not named twice."""
+    head = reason.split(": ", 1)[0]
+    try:
+        return bool(head) and (head == str(path) or Path(head).resolve() == Path(path).resolve())
+    except (OSError, RuntimeError, ValueError):
+        return False

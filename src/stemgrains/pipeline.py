@@ -283,7 +283,12 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
                 detector_q_reach(ds.calibration, ds.detector_shape)
             except ParameterError as err:
                 raise ParameterError(f"{ds.source}: {err}") from None
-        check_q_range(params, ds.calibration, ds.detector_shape)
+        try:
+            check_q_range(params, ds.calibration, ds.detector_shape)
+        except ParameterError as err:  # a pixel size named by where it came from: the data file, a --calibration JSON
+            from .settings import name_pixel_size_origin
+
+            raise name_pixel_size_origin(err, ds) from None
 
 
 def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any] | None, options: Mapping[str, Any],

@@ -1144,6 +1144,25 @@ def check_q_range(params: Mapping[str, Any], calibration: Any = None, detector_s
                                  f"below their outer radius {outer:.4g} 1/Å ({why}); no spot would be detected")
 
 
+def name_pixel_size_origin(err: ParameterError, ds: Any) -> ParameterError:
+    """``err`` of :func:`check_q_range` about ``[calibration] q_pixel_size`` worded by where the dataset's pixel size
+    came from (``ds.metadata["calibration_origin"]``): the data file (``FILE: q_pixel_size ... stated in the file``,
+    with the option that overrides it) or a ``--calibration`` file (``JSON: q_pixel_size ...``); as it is where it
+    was given (the command line or a config file name it themselves: :func:`stemgrains.cli._config_origin`)."""
+    key = "[calibration] q_pixel_size"
+    message = str(err)
+    if not message.startswith(key):
+        return err
+    where = (ds.metadata.get("calibration_origin") or {}).get("q_pixel_size")
+    rest = message[len(key):]
+    if where == "file":
+        return ParameterError(f"{ds.source}: q_pixel_size{rest} (the pixel size stated in this file; give "
+                              "--q-pixel-size to override it)")
+    if isinstance(where, str) and where.startswith("calibration file "):
+        return ParameterError(f"{where[len('calibration file '):]}: q_pixel_size{rest}")
+    return err
+
+
 def _typical_pixel_size() -> str:
     lo, hi = config.Q_PIXEL_SIZE_TYPICAL
     return f"expected a detector pixel size of about {lo:g}-{hi:g} 1/Å per px (nanobeam patterns reach 1-3 1/Å)"

@@ -86,6 +86,33 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
         check_index_config(cfg)
 
 
+def check_batch_pixel_size(inputs: list[Path], cfg: dict[str, dict[str, Any]]) -> None:
+    """A pixel size given to the whole batch (``--q-pixel-size``, a config or ``--calibration`` file) that leaves
+    nothing to index (:func:`stemgrains.settings.check_q_range`) refused once, before the batch, as for one input:
+    checked on the detector of the first input that opens (the others fail on their own where theirs differs).
+
+    Raises
+    ------
+    ParameterError
+        One line naming where the pixel size was given and the input it was checked on."""
+    from ..settings import calibration_overrides, check_q_range, index_params, load_calibrated, name_pixel_size_origin
+
+    if calibration_overrides(cfg["calibration"]).get("q_pixel_size") is None:
+        return
+    for path in inputs:
+        try:
+            ds = load_calibrated(path, cfg["calibration"])
+        except Exception:  # noqa: BLE001 - an input that does not open fails on its own, in its own words
+            continue
+        try:
+            check_q_range(index_params(cfg), ds.calibration, ds.detector_shape)
+        except ParameterError as err:
+            if str(err).startswith("[calibration] q_pixel_size"):  # not a q-range of one input's own file
+                raise ParameterError(f"{name_pixel_size_origin(err, ds)} (checked on {path}, the batch's first "
+                                     "input, before the batch)") from None
+        return
+
+
 def _by_content(used: dict[str, dict[str, Any]]) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """``used`` with its path values (``[calibration] file``, the electrode masks ``.npy`` among the
     ``[transport] electrodes`` keys) replaced by ``"sha256:<hex>"`` of the files' content (of a calibration file,
@@ -159,11 +186,13 @@ def _nothing_conducts(phases: list[str], cfg: dict[str, dict[str, Any]]) -> bool
         has_conduction_planes(load_phase(c)) for c in phases)
 
 
-def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]) -> int:
+def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any],
+                      cfg: dict[str, dict[str, Any]] | None = None) -> int:
     """Expand ``args.input``, run the batch into ``args.output`` and print its outcome; 1 if any input failed.
 
     ``params`` from :func:`batch_params`: its ``_config`` is also written to ``OUTDIR/config.toml``. A folder
-    holding a single run's results is refused unless ``--overwrite`` (``run``)."""
+    holding a single run's results is refused unless ``--overwrite`` (``run``). With the effective config ``cfg``,
+    a pixel size given to the batch is checked once first (:func:`check_batch_pixel_size`)."""
     from ..batch import expand_inputs, format_result, run_batch
     from ..settings import config_to_toml
 
@@ -171,6 +200,8 @@ def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]
         raise ParameterError(f"-o {args.output}: several inputs write a folder (one subfolder per input, each with "
                              "its results.h5); give a folder name")
     inputs = expand_inputs(args.input, recursive=args.recursive)
+    if cfg is not None:
+        check_batch_pixel_size(inputs, cfg)
     header = (f"effective config of the batch into {Path(args.output).resolve()} (every input ran with it); "
               "--config this file repeats it")
     result = run_batch(inputs, args.output, job, params, jobs=args.jobs, scheduler=args.scheduler, force=args.force,

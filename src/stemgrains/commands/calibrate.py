@@ -49,6 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--force", action="store_true",
                    help="replace an existing -o/--figure file that is not a calibration of this input")
+    p.add_argument("--no-progress", action="store_true", help="no line on stderr as each step starts")
     add_calibration_overrides(p)
 
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from ..preprocess.calibrate import calibrate
 
     from ..io.outputs import check_outputs, refuse_foreign_calibration
-    from ..settings import calibrate_options, check_q_range, load_calibrated, resolve
+    from ..settings import calibrate_options, check_q_range, load_calibrated, name_pixel_size_origin, resolve
 
     cfg = resolve(args, NAME)  # [calibrate] of --config < the options given; [calibration]; [spots]
     out = Path(args.output)
@@ -81,12 +82,14 @@ def run(args: argparse.Namespace) -> int:
     try:  # an empty q-range, named by what was given (--k-max 0.05 below the default q_min), before any work
         check_q_range(index_params, ds.calibration, ds.detector_shape)
     except ParameterError as err:  # the k_max of calibrate is [calibrate] k_max, not the indexing's
+        err = name_pixel_size_origin(err, ds)  # a pixel size named by where it came from
         raise ParameterError(str(err).replace("[index] k_max", "[calibrate] k_max", 1)) from None
     for f in (out, figure):
         if f is not None:
             f.parent.mkdir(parents=True, exist_ok=True)  # an unusable output folder fails here, before the work
     options = calibrate_options(cfg)
-    fit = calibrate(ds, phases, index_params=index_params, **options)
+    say = None if args.no_progress else (lambda line: print(line, file=sys.stderr, flush=True))
+    fit = calibrate(ds, phases, index_params=index_params, log=say, **options)
     # the options the fit ran with, in the JSON's report
     fit.diagnostics["options"] = dict(options, k_max=c["k_max"], neighbor_average_radius=c["neighbor_average_radius"])
     write_calibration_json(out, fit, input_path=args.input)

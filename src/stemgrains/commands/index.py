@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
                 raise ParameterError(f"{opt} {name}: in a batch it names a file inside each input's folder of -o; "
                                      f"give a bare name ({Path(name).name})")
         outputs = {"export_ang": args.export_ang, "export_ctf": args.export_ctf, "figures": args.figures}
-        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs))
+        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME, outputs=outputs), cfg)
     import numpy as np
 
     from ..pipeline import reliable_fractions, run_index

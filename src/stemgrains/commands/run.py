@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = resolve(args, NAME)
     _check_phase_keys(args, cfg)  # before any work: the phases are known from the CIFs
     if is_batch(args.input, args.output):  # batch_params checks the phases, field, electrodes, calibration once, up front
-        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME))
+        return run_batch_command(args, batch_job, batch_params(args.phase, cfg, NAME), cfg)
     _refuse_inputs_among_outputs(args.output, [*args.phase, args.config, cfg["calibration"].get("file"),
                                                *(k for k in (cfg["transport"].get("electrodes") or {})
                                                  if str(k).endswith(".npy"))])

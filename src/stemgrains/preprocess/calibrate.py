@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -733,6 +733,7 @@ def calibrate(
     spots: SpotParams | None = None,
     index_params: dict[str, Any] | None = None,
     libraries: list | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> CalibrationFit:
     """Fit the detector calibration (pixel size, elliptical/affine distortion, beam centre) from the data.
 
@@ -771,6 +772,8 @@ def calibrate(
         Spot-detection parameters (default: :class:`SpotParams` with ``q_max`` = ``index_params['k_max']``).
     index_params
         Fields of :class:`stemgrains.index.IndexParams` for the joint fit (the neighbour pass is off).
+    log
+        Called with a line saying what it does as each step starts (the CLI prints them; None: silent).
 
     Returns
     -------
@@ -796,6 +799,8 @@ def calibrate(
     sp = replace(sp, q_max=iprm.k_max if sp.q_max is None else min(sp.q_max, iprm.k_max))
 
     rows, cols = _subsample(dataset.scan_shape, max_patterns)
+    say = log or (lambda line: None)
+    say(f"calibrate: reading {len(rows) * len(cols)} patterns of the scan and finding their spots")
     pats = _read_positions(read_as_indexed(dataset, iprm), rows, cols)
     peaks, _, centers, counts = detect_spots(pats, stated, sp, with_strong_counts=True)  # the spots above n_sigma
     m0 = stated._affine()
@@ -811,6 +816,7 @@ def calibrate(
         start = base
         if s_fit is not None:
             start = calibration_from_matrix(base, np.array([[s_fit[0], s_fit[1]], [s_fit[1], s_fit[2]]]), q0)
+        say("calibrate: joint fit of the detector map with the orientations of indexed patterns")
         libraries = libraries or _libraries(phase_list, iprm, stated)
         joint = _fit_orientations_growing(pats, counts, (len(rows), len(cols)), start, stated, phase_list, libraries, iprm,
                                           sp, (n_index, max(n_index, max_index)), n_iter, min_patterns, min_reliability)
@@ -827,6 +833,8 @@ def calibrate(
 
     fit = _fit_result(stated, base, s_fit, cov, q0, reason, method, used, center, notes, diag)
     fit.stated_origin = dict(dataset.metadata.get("calibration_origin") or {})
+    if confirm and fit.ok:
+        say("calibrate: checking that the fit indexes a subsample better than the stated calibration")
     return _confirm_by_indexing(fit, pats, phase_list, libraries, iprm) if confirm else fit
 
 
