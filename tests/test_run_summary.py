@@ -173,7 +173,8 @@ def test_the_calibration_record_says_where_each_given_value_came_from(tmp_path, 
         capsys.readouterr()
         assert main(["info", str(out)]) == 0  # info shows what the map was indexed with, and where each came from
         assert ("calibration: indexed with q pixel size 0.05 1/Å [calibration file "
-                f"{tmp_path / 'cal.json'}], 200 kV [config], scan step 2 nm [command line]") in capsys.readouterr().out
+                f"{tmp_path / 'cal.json'}], 200 kV [config], scan step 2 nm [command line], centre found per pattern "
+                "[default]") in capsys.readouterr().out  # the centre (and a flip, an affine) were left out
     assert origin["q_pixel_size"] == f"calibration file {tmp_path / 'cal.json'}"
     assert origin["accelerating_voltage_kV"] == "config" and origin["scan_step_nm"] == "command line"
     assert origin["q_rotation_deg"] == "default"

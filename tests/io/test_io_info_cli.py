@@ -31,7 +31,9 @@ def test_info_overrides(cube, capsys):
     assert main(["info", str(cube), "--q-pixel-size", "0.02", "--voltage", "300", "--center", "1,2",
                  "--scan-step", "7"]) == 0
     out = capsys.readouterr().out
-    assert "0.02 1/Å per pixel  [override]" in out and "300 kV" in out and "7 nm" in out and "(1, 2)" in out
+    assert "0.02 1/Å per pixel  [command line]" in out and "300 kV" in out and "7 nm" in out and "(1, 2)" in out
+    assert main(["info", str(cube), "--q-flip"]) == 0  # a flip given apart from the file's rotation: each origin
+    assert "q rotation:  0 deg  [file], flip True  [command line]" in capsys.readouterr().out
 
 
 def test_info_npy_without_calibration(tmp_path, capsys):
@@ -40,7 +42,7 @@ def test_info_npy_without_calibration(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "not calibrated" in out and "--q-pixel-size" in out
     assert main(["info", str(tmp_path / "c.npy"), "--q-pixel-size", "0.01"]) == 0
-    assert "0.01 1/Å per pixel  [override]" in capsys.readouterr().out
+    assert "0.01 1/Å per pixel  [command line]" in capsys.readouterr().out
 
 
 def test_info_missing_file(tmp_path, capsys):
@@ -94,7 +96,7 @@ def test_info_shows_a_nan_centre_as_unknown(cube, tmp_path, capsys):
     assert ds.calibration.center is None and ds.metadata["calibration_origin"]["center"] == "unknown"
     assert load_4d(cube, center=(4, 5)).calibration.center == (4.0, 5.0)
     assert main(["info", str(cube), "--center", "4,5"]) == 0
-    assert "centre:      (4, 5) px (row, col)  [override]" in capsys.readouterr().out
+    assert "centre:      (4, 5) px (row, col)  [command line]" in capsys.readouterr().out
     inf = tmp_path / "inf.h5"
     with h5py.File(inf, "w") as f:
         f.create_dataset("data", data=np.zeros((2, 2, 4, 4), np.float32))

@@ -48,6 +48,7 @@ def _indexed_with(path: Path) -> str | None:
     import json
 
     import h5py
+    import numpy as np
 
     try:
         with h5py.File(path, "r") as f:
@@ -76,8 +77,16 @@ def _indexed_with(path: Path) -> str | None:
     if a.get("ellipticity_ratio") is not None:
         parts.append(f"ellipticity {float(a['ellipticity_ratio']):g} at {float(a.get('ellipticity_angle_deg', 0)):g}°"
                      f"{tag('ellipticity')}")
-    if float(a.get("q_rotation_deg", 0) or 0):
-        parts.append(f"q rotation {float(a['q_rotation_deg']):g}°{tag('q_rotation_deg')}")
+    if a.get("center_row") is not None and a.get("center_col") is not None:
+        parts.append(f"centre ({float(a['center_row']):g}, {float(a['center_col']):g}) px{tag('center')}")
+    elif "center" in origin:  # none stored: found in every pattern
+        parts.append(f"centre found per pattern{tag('center')}")
+    if float(a.get("q_rotation_deg", 0) or 0) or origin.get("q_rotation_deg", "default") != "default":
+        parts.append(f"q rotation {float(a.get('q_rotation_deg', 0) or 0):g}°{tag('q_rotation_deg')}")
+    if bool(a.get("q_flip", False)) or origin.get("q_flip", "default") != "default":
+        parts.append(f"flip {bool(a.get('q_flip', False))}{tag('q_flip')}")
+    if a.get("affine") is not None:
+        parts.append(f"affine {', '.join(f'{float(v):g}' for v in np.ravel(a['affine']))}{tag('affine')}")
     return "indexed with " + ", ".join(parts) if parts else None
 
 
@@ -134,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
         off_detector = (m.group(1), m.group(2))
         ds = load_4d(path, **{**overrides, "center": (0.0, 0.0)})
     cal = ds.calibration
-    origin = ds.metadata.get("calibration_origin", {})
+    # the values given here are this command line's
+    origin = {k: ("command line" if v == "override" else v) for k, v in ds.metadata.get("calibration_origin", {}).items()}
 
     def tag(name: str) -> str:
         return f"  [{origin[name]}]" if name in origin else ""
@@ -161,7 +171,10 @@ def run(args: argparse.Namespace) -> int:
               "override it", file=sys.stderr)
     shown = off_detector is not None or origin.get("center") == "unknown"  # said in words already
     print(f"centre:      {centre}{'' if shown else tag('center')}")
-    print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
+    if origin.get("q_flip", origin.get("q_rotation_deg")) == origin.get("q_rotation_deg"):
+        print(f"q rotation:  {cal.q_rotation_deg:g} deg, flip {cal.q_flip}{tag('q_rotation_deg')}")
+    else:  # given apart: each with its own origin
+        print(f"q rotation:  {cal.q_rotation_deg:g} deg{tag('q_rotation_deg')}, flip {cal.q_flip}{tag('q_flip')}")
     if cal.ellipticity is not None:
         print(f"ellipticity: ratio {cal.ellipticity[0]:g} at {cal.ellipticity[1]:g} deg{tag('ellipticity')}")
     if cal.affine is not None:
