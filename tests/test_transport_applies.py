@@ -123,3 +123,17 @@ def test_a_field_on_a_map_where_nothing_conducts_is_not_a_new_parameter(au_scan_
     for again in ([], ["--field", "0,1"]):
         assert main([*base, *again]) == 0
         assert "already complete" in capsys.readouterr().out
+
+
+def test_run_says_what_the_transport_model_gave(nba_sample_run, capsys):
+    """`run` with electrodes printed no line about the transport model it ran (only where it was skipped)."""
+    import json
+
+    from stemgrains.commands.run import print_summary
+
+    out, _ = nba_sample_run
+    summary = json.loads((out / "summary.json").read_text())
+    print_summary({"summary": summary}, str(out))
+    assert "transport:" not in capsys.readouterr().out  # this run had no electrodes
+    print_summary({"summary": dict(summary, transport_total_current=0.0123)}, str(out))
+    assert "  transport: total current 0.0123 σ_ip·V per unit lamella thickness" in capsys.readouterr().out

@@ -230,6 +230,10 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         print("  (a boundary within the tolerance of several specials counts under the closest only)")
     if s.get("transport", {}).get("skipped"):
         print(f"  {s['transport']['reason']}")
+    elif s.get("transport_total_current") is not None:  # the model ran: say so and what it gave
+        print(f"  transport: total current {s['transport_total_current']:.4g} σ_ip·V per unit lamella thickness "
+              "(× σ_ip [S/m] × thickness [m] = A; summary.json transport_total_current, /transport of results.h5, "
+              "transport_*.png)")
     cls = s["classification"]
     if cls.get("applies") is False:
         print(f"  {cls['note']}")
