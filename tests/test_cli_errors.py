@@ -175,16 +175,18 @@ def test_q_min_beyond_the_detector_is_refused_before_any_work(au_scan_3x3, data_
     assert not out.exists() and not list(tmp_path.glob("o.h5*"))
 
 
-@pytest.mark.parametrize("cmd", ["index", "run", "calibrate"])
+@pytest.mark.parametrize("cmd", ["index", "run", "calibrate", "vdf-grains"])
 @pytest.mark.parametrize("size, why", [("5", "the excluded centre (2.5 × the 4 px beam radius) reaches 50 1/Å"),
                                        ("1e-6", "64 x 64 detector reaches only 2.9e-05 1/Å")])
 def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samples, tmp_path, capsys, cmd, size,
                                                           why):
     """--q-pixel-size 5 (1/Å per px, a hundred times too large) used to blame [spots] beam_radius_px, which the
-    user never set; 1e-6 indexed nothing and exited 0."""
-    out = tmp_path / {"index": "o.h5", "run": "r", "calibrate": "c.json"}[cmd]
-    extra = {"index": ["--no-progress"], "run": ["--no-progress", "--field", "1,0"], "calibrate": []}[cmd]
-    rc = main([cmd, str(au_scan_3x3), "--phase", "au", "--q-pixel-size", size, "-o", str(out), *extra])
+    user never set; 1e-6 indexed nothing and exited 0 (vdf-grains blamed q_min, an option it does not have)."""
+    out = tmp_path / {"index": "o.h5", "run": "r", "calibrate": "c.json", "vdf-grains": "v"}[cmd]
+    extra = {"index": ["--no-progress"], "run": ["--no-progress", "--field", "1,0"], "calibrate": [],
+             "vdf-grains": ["--no-progress"]}[cmd]
+    phase = [] if cmd == "vdf-grains" else ["--phase", "au"]
+    rc = main([cmd, str(au_scan_3x3), *phase, "--q-pixel-size", size, "-o", str(out), *extra])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith(f"stemgrains {cmd}: error: --q-pixel-size {float(size):g}: expected a detector pixel "

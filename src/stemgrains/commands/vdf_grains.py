@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         refuse_results_of_other_data(args.results, args.input, replace=args.force)
     ds = load_4d(args.input, **calibration_overrides(args))
+    _check_pixel_size(ds)
     bounds = grains = None
     if args.results:
         from ..boundaries import read_boundaries
@@ -95,3 +96,19 @@ def run(args: argparse.Namespace) -> int:
         msg += f"; adjusted Rand index vs indexed grains {summary['adjusted_rand_index_vs_indexed']:.3f}"
     print(f"{msg} -> {out}")
     return 0
+
+
+def _check_pixel_size(ds) -> None:
+    """An absurd pixel size (``--q-pixel-size 5``, or one stated in the file) refused by name, as ``index`` refuses
+    it (:func:`stemgrains.settings.check_q_range` with the default spots), before any work; it was worded by the
+    spots' ``q_min``, an option vdf-grains does not have. Other empty q-ranges are left to the VDF's own check."""
+    from ..errors import ParameterError
+    from ..settings import check_q_range, name_pixel_size_origin
+
+    if ds.calibration.q_pixel_size is None:
+        return
+    try:
+        check_q_range({"spots": {}}, ds.calibration, ds.detector_shape)
+    except ParameterError as err:
+        if str(err).startswith("[calibration] q_pixel_size"):
+            raise name_pixel_size_origin(err, ds) from None
