@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import os
 import sys
 from dataclasses import asdict, dataclass, field, replace
@@ -1150,6 +1151,84 @@ def _refine_width(dataset: Dataset4D, libraries: list[TemplateLibrary], prm: Ind
 
 
 
+#: the relrod widths chosen from the data for the job of a checkpoint folder: an interrupted run resumes without
+#: choosing them again (their key: :func:`_run_key` of the parameters as given)
+WIDTHS_FILE = "relrod_widths.json"
+
+
+def _saved_widths(checkpoint_dir: Any, key: str) -> dict[str, Any] | None:
+    """The :data:`WIDTHS_FILE` record of ``checkpoint_dir`` made for the job ``key``, or None."""
+    try:
+        doc = json.loads((Path(checkpoint_dir) / WIDTHS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return None
+    return doc if isinstance(doc, dict) and doc.get("key") == key else None
+
+
+def _relrod_widths(dataset: Dataset4D, phase_list: list[Phase], params: dict[str, Any],
+                   libraries: list[TemplateLibrary] | None, progress: bool, checkpoint_dir: Any,
+                   ) -> tuple[IndexParams, list[TemplateLibrary], tuple[str, Any, str, Any]]:
+    """The search's relrod width σ_s (given, the libraries', the default for small scans, or chosen from the data:
+    :func:`_choose_sigma`) and the final refinement's (:func:`_refine_width`) for :func:`index_orientations`, with
+    the libraries at σ_s. A checkpoint folder keeps the choice (:data:`WIDTHS_FILE`): the same job resumed takes
+    it instead of choosing again. Returns ``(resolved params, libraries, (sigma_source, confident shares or None,
+    refine_source, refine votes or None))``."""
+    cal = dataset.calibration
+    prm = IndexParams(**params)
+    key = _run_key(dataset, phase_list, prm) if checkpoint_dir is not None else None
+    saved = _saved_widths(checkpoint_dir, key) if key is not None and libraries is None else None
+    sigma_source, confident, subsample = "set", None, None
+    if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
+        widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
+        if len(widths) != 1:
+            raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
+                                 "excitation_error_sigma")
+        prm, sigma_source = _with_sigma(prm, widths.pop()), "the libraries'"
+    if saved is not None:  # an interrupted job resumed: the widths chosen for it before
+        prm = _with_sigma(prm, float(saved["sigma"])).resolved(cal, dataset.detector_shape)
+        prm = replace(prm, refine_excitation_error_sigma=saved["refine"])
+        if progress:
+            refine = "none" if saved["refine"] is None else f"{saved['refine']:g} 1/Å"
+            print(f"relrod width σ_s = {saved['sigma']:g} 1/Å, final refinement at {refine}: as chosen before the "
+                  f"interruption ({Path(checkpoint_dir) / WIDTHS_FILE})", file=sys.stderr)
+        libraries = [build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
+                                   excitation_error_sigma=prm.excitation_error_sigma, verbose=progress) for p in phase_list]
+        votes, shares = saved["refine_votes"], saved["confident"]
+        return prm, libraries, (saved["sigma_source"], None if shares is None else {float(c): v for c, v in shares.items()},
+                                saved["refine_source"], None if votes is None else {float(w): int(v) for w, v in votes.items()})
+    if prm.excitation_error_sigma is None and int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
+        prm = _with_sigma(prm, config.EXCITATION_ERROR_SIGMA)
+        sigma_source = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
+    if prm.excitation_error_sigma is None:
+        first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
+        sigma, confident, libs_by_sigma, subsample = _choose_sigma(dataset, phase_list, params, progress)
+        prm, libraries, sigma_source = _with_sigma(prm, sigma), libs_by_sigma[sigma], _sigma_source(confident)
+        if progress:
+            shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
+            print(f"relrod width σ_s = {sigma:g} 1/Å, {sigma_source.split(':')[0]} (patterns indexed with reliability ≥ "
+                  f"{config.SIGMA_CONFIDENT_RELIABILITY:g} in a subsample, by σ_s: {shares})", file=sys.stderr)
+    prm = prm.resolved(cal, dataset.detector_shape)
+    if libraries is None:
+        libraries = [
+            build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
+                          excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
+            for p in phase_list
+        ]
+    prm, refine_source, refine_votes = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
+    if key is not None:  # written whole or not at all (a temporary name, then renamed)
+        path = Path(checkpoint_dir) / WIDTHS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{WIDTHS_FILE}.tmp")
+        tmp.write_text(json.dumps({
+            "key": key, "sigma": prm.excitation_error_sigma, "sigma_source": sigma_source,
+            "confident": None if confident is None else {f"{c:g}": float(v) for c, v in confident.items()},
+            "refine": prm.refine_excitation_error_sigma, "refine_source": refine_source,
+            "refine_votes": None if refine_votes is None else {f"{w:g}": int(v) for w, v in refine_votes.items()}}),
+            encoding="utf-8")
+        os.replace(tmp, path)
+    return prm, libraries, (sigma_source, confident, refine_source, refine_votes)
+
+
 def index_orientations(
     dataset: Dataset4D,
     phases: Any,
@@ -1197,34 +1276,9 @@ def index_orientations(
         from . import _gpu  # noqa: F401  (imported only when asked for; raises a clear error without a GPU)
     cal = dataset.calibration
     cal.require_q_pixel_size(dataset.source)
-    prm = IndexParams(**params)
     phase_list = coerce_phases(phases)
-    sigma_source, confident, subsample = "set", None, None
-    if prm.excitation_error_sigma is None and libraries is not None:  # the width the libraries were built for
-        widths = {float(lib.params.get("excitation_error_sigma", config.EXCITATION_ERROR_SIGMA)) for lib in libraries}
-        if len(widths) != 1:
-            raise ParameterError(f"the libraries were built for different relrod widths {sorted(widths)}; give "
-                                 "excitation_error_sigma")
-        prm, sigma_source = _with_sigma(prm, widths.pop()), "the libraries'"
-    if prm.excitation_error_sigma is None and int(np.prod(dataset.scan_shape)) < config.SIGMA_MIN_PATTERNS:
-        prm = _with_sigma(prm, config.EXCITATION_ERROR_SIGMA)
-        sigma_source = f"the default: fewer than {config.SIGMA_MIN_PATTERNS} patterns to choose from"
-    if prm.excitation_error_sigma is None:
-        first_use_notice()  # the subsample search below is the process's first indexing: say why it may take minutes
-        sigma, confident, libs_by_sigma, subsample = _choose_sigma(dataset, phase_list, params, progress)
-        prm, libraries, sigma_source = _with_sigma(prm, sigma), libs_by_sigma[sigma], _sigma_source(confident)
-        if progress:
-            shares = ", ".join(f"{c:g}: {100 * v:.0f} %" for c, v in confident.items())
-            print(f"relrod width σ_s = {sigma:g} 1/Å, {sigma_source.split(':')[0]} (patterns indexed with reliability ≥ "
-                  f"{config.SIGMA_CONFIDENT_RELIABILITY:g} in a subsample, by σ_s: {shares})", file=sys.stderr)
-    prm = prm.resolved(cal, dataset.detector_shape)
-    if libraries is None:
-        libraries = [
-            build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
-                          excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
-            for p in phase_list
-        ]
-    prm, refine_source, refine_votes = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
+    prm, libraries, widths = _relrod_widths(dataset, phase_list, params, libraries, progress, checkpoint_dir)
+    sigma_source, confident, refine_source, refine_votes = widths
     ny, nx = dataset.scan_shape
     ky, kx = dataset.detector_shape
     dataset = read_as_indexed(dataset, prm)
