@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from .. import config
 from ..io.results import atomic_savefig
+from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, trim_blank
 
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
 
@@ -59,9 +60,13 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
     unit = _step_and_unit(xmap)[1]
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
-    ax.set_title(f"IPF-{'xyz'[int(np.argmax(np.abs(direction)))]} orientation map (black: not indexed)")
+    title = f"IPF-{'xyz'[int(np.argmax(np.abs(direction)))]} orientation map (black: not indexed)"
+    # a tall map's column is narrow (its key stood beyond a wide blank gap): a two-line title no wider than it needs
+    narrow = 6.3 * nx / ny < 3.0
+    ax.set_title(title.replace(" (", "\n(", 1), fontsize=10) if narrow else ax.set_title(title)
     present = np.unique(np.asarray(xmap.phase_id))
     draw_ipf_keys(fig, [gs[k, 1] for k in range(len(phases))], xmap.phases, direction, phase_ids=present)
+    trim_blank(fig, ax, "x", min_in=3.0, gridspec=gs)  # the key beside the map, not beyond blank space
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig
@@ -79,7 +84,7 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     vals = np.asarray(xmap.prop[prop], dtype=float).reshape(ny, nx)
     pid = np.asarray(xmap.phase_id).reshape(ny, nx)
     data = np.ma.masked_where(pid < 0, vals)
-    wide = ny < 0.5 * nx  # its colour bar under it: beside it, it stood several times the map's height
+    wide = is_wide((ny, nx))  # its colour bar under it (map_colorbar): beside it, it stood several times its height
     size = (7.5, min(5.0, max(2.8, 6.0 * ny / nx + 2.0))) if wide else \
         (min(6.4, max(3.2, 4.2 * nx / ny + 2.6)), 5.0)  # a tall map: narrower (it stood in a blank 6.4 in)
     fig = Figure(figsize=size, layout="constrained")
@@ -93,25 +98,23 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
 
         im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm,
                        norm=PowerNorm(gamma, vmin=0, vmax=vmax))
-    cbar = fig.colorbar(im, ax=ax, label=prop.replace("_", " "),
-                        **(dict(location="bottom", shrink=0.6, aspect=40) if wide else dict(shrink=0.85)))
+    cbar = map_colorbar(fig, ax, im, prop.replace("_", " "), (ny, nx), shrink=0.85)
     share = ""
     if cut is not None:
         (cbar.ax.axvline if wide else cbar.ax.axhline)(cut, color="cyan", ls="--", lw=1.5)
         lo, hi = cbar.ax.get_xlim() if wide else cbar.ax.get_ylim()
         cbar.set_ticks(sorted({float(t) for t in cbar.get_ticks() if lo <= t <= hi} | {float(cut)}))
         ok = vals[pid >= 0]
-        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f} % at or above the cut {cut:g}, dashed"
+        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f}\u00a0% at or above the cut {cut:g}, dashed on the colour bar"
     unit = _step_and_unit(xmap)[1]
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
     n_bad = int((pid < 0).sum())
-    # over the figure, not the axes: a tall narrow map's axes would let a long title run off the figure's edge
-    title = (f"{prop.replace('_', ' ')} (median {np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan:.2f}; "
-             f"{n_bad} px not indexed{share})")
-    import textwrap
-
-    fig.suptitle("\n".join(textwrap.wrap(title, int(size[0] * 72 / 5.6))), fontsize=10)
+    median = np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan
+    # (no-break spaces: a number is not wrapped away from its unit)
+    set_wrapped_suptitle(fig, f"{prop.replace('_', ' ')} (median {median:.2f}; {n_bad}\u00a0px not indexed{share})")
+    if wide:  # as tall as the map, its bar and title need: a blank band stood under the title
+        trim_blank(fig, ax, "y", min_in=1.2)
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig

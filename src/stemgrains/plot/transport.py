@@ -21,6 +21,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import ListedColormap, LogNorm, TwoSlopeNorm
 from matplotlib.figure import Figure
 from ..io.results import atomic_savefig
+from ._layout import map_colorbar, set_wrapped_title, thin_colorbar_ticks
 
 __all__ = [
     "boundary_segments",
@@ -79,7 +80,7 @@ def _setup(result: Any, title: str, figsize: tuple[float, float] | None) -> tupl
     fig = Figure(figsize=figsize, layout="constrained")
     ax = fig.add_subplot()
     ax.title.set_fontsize(10 if figsize[0] >= 5.0 else 9)
-    _set_title(ax, title if figsize[0] >= 5.0 else title.replace(" (", "\n(", 1))
+    set_wrapped_title(ax, title if figsize[0] >= 5.0 else title.replace(" (", "\n(", 1))
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     extent = [ox, nx * h + ox, ny * h + oy, oy]
@@ -116,39 +117,10 @@ def _draw_electrodes(ax: Any, result: Any) -> None:
         which = ", ".join(f"{n} {v:g} V" if n in _EDGE_BARS else f"{Path(n).name} {v:g} V (mask)"
                           for n, v in zip(names, volts))
         key = "electrodes (bars on their edges)" if any(n in _EDGE_BARS for n in names) else "electrodes"
-        _set_title(ax, f"{ax.get_title()}\n{key}: {which}", pad=12 if "top" in names else 6)
+        set_wrapped_title(ax, f"{ax.get_title()}\n{key}: {which}", pad=12 if "top" in names else 6)
     ox, oy = _origin(result)
     ax.set_xlim(ox, nx * h + ox)
     ax.set_ylim(ny * h + oy, oy)
-
-
-def _colorbar(fig: Figure, ax: Any, mappable: Any, label: str, **kwargs: Any) -> Any:
-    """The figure's colour bar: beside the map, or under a wide one (beside it, it stood three times the map's
-    height)."""
-    ny, nx = np.shape(ax.images[0].get_array())[:2] if ax.images else (1, 1)
-    if ny < 0.5 * nx:
-        from matplotlib.ticker import NullFormatter
-
-        cbar = fig.colorbar(mappable, ax=ax, label=label, location="bottom", shrink=0.6, aspect=40, **kwargs)
-        if isinstance(mappable.norm, LogNorm):  # its labelled minor ticks overlapped side by side: 1 and 3 per decade
-            from matplotlib.ticker import LogFormatterSciNotation, LogLocator
-
-            cbar.ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 3.0)))
-            cbar.ax.xaxis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
-            cbar.ax.xaxis.set_minor_formatter(NullFormatter())
-        return cbar
-    return fig.colorbar(mappable, ax=ax, label=label, shrink=0.9, **kwargs)
-
-
-def _set_title(ax: Any, text: str, pad: float = 6) -> None:
-    """The title, each line wrapped to what the axes' share of the figure width holds at the title's font size
-    (a narrow figure of a tall map cut a long title at both sides)."""
-    import textwrap
-
-    size = ax.title.get_fontsize()
-    chars = max(16, int(0.62 * ax.figure.get_figwidth() * 72 / (0.55 * size)))
-    lines = [w for line in text.split("\n") for w in (textwrap.wrap(line, chars) or [""])]
-    ax.set_title("\n".join(lines), fontsize=size, pad=pad)
 
 
 #: the grains under the mismatch figure's boundary colours: greys, so that no fill reads as a mismatch colour
@@ -166,7 +138,7 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
         shown = np.ma.masked_where(~np.isfinite(mag) | (mag <= 0), np.clip(mag, vmin, None))
         im = ax.imshow(shown, extent=extent, cmap="inferno", norm=LogNorm(vmin=vmin, vmax=vmax),
                        interpolation="nearest")
-        _colorbar(fig, ax, im, "|J| (σ_ip V/nm)")
+        map_colorbar(fig, ax, im, "|J| (σ_ip V/nm)")
     else:  # nothing flows: say so rather than leave a plain grey map
         ax.text(0.5, 0.5, "no current flows between the electrodes\n(no conducting path joins them)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=9,
@@ -193,7 +165,7 @@ def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, flo
     pot = result.potential
     shown = np.ma.masked_invalid(pot)
     im = ax.imshow(shown, extent=extent, cmap="viridis", interpolation="nearest")
-    _colorbar(fig, ax, im, "φ (V)")
+    cbar = map_colorbar(fig, ax, im, "φ (V)")
     ax.set_facecolor("0.6")
     finite = pot[np.isfinite(pot)]
     if finite.size and finite.max() > finite.min() and min(pot.shape) >= 2:  # contours need a 2-D grid
@@ -205,6 +177,8 @@ def plot_potential(result: Any, *, n_levels: int = 15, figsize: tuple[float, flo
                    linewidths=0.4)
     _draw_boundaries(ax, result)
     _draw_electrodes(ax, result)
+    if cbar.orientation == "horizontal":
+        thin_colorbar_ticks(cbar)
     return fig
 
 
@@ -222,9 +196,11 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
         lc = LineCollection(seg[ok], cmap="RdBu_r", norm=TwoSlopeNorm(0.0, -lim, lim), linewidths=2.0)
         lc.set_array(mm[ok])
         ax.add_collection(lc)
-        _colorbar(fig, ax, lc, "J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
-                  extend="both")
+        cbar = map_colorbar(fig, ax, lc, "J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
+                            extend="both")
     _draw_electrodes(ax, result)
+    if ok.any() and cbar.orientation == "horizontal":  # its long labels (−0.0010) overlapped under a wide map
+        thin_colorbar_ticks(cbar, symmetric=True)
     return fig
 
 

@@ -1,0 +1,48 @@
+"""The transport mismatch figure's colour bar at extreme map shapes: under a wide map its tick labels overlapped,
+beside a tall one its extend triangles stood a third of an inch tall."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from transport_helpers import make_grain_map, random_c_axes, voronoi_labels
+
+from stemgrains.plot.transport import plot_boundary_mismatch, plot_potential
+from stemgrains.transport import solve_transport
+
+
+def _result(shape, electrodes):
+    lab = voronoi_labels(shape, 6, seed=3)
+    return solve_transport(make_grain_map(lab, random_c_axes(6, seed=4), 2.0), electrodes=electrodes)
+
+
+def _tick_label_gaps(cax) -> list[float]:
+    frame = cax.get_window_extent()
+    boxes = sorted((b.x0, b.x1) for b in (t.get_window_extent() for t in cax.xaxis.get_ticklabels()
+                                          if t.get_visible() and t.get_text())
+                   if frame.x0 - 1 <= 0.5 * (b.x0 + b.x1) <= frame.x1 + 1)
+    return [b[0] - a[1] for a, b in zip(boxes, boxes[1:])]
+
+
+@pytest.mark.parametrize("volts", [0.3, 0.35, 0.7, 1.0])  # 0.35 V: nine ticks labelled −0.00100 ... 0.00100
+def test_a_wide_maps_colour_bar_labels_stand_apart(volts):
+    r = _result((8, 40), {"left": volts, "right": 0.0})
+    for plot in (plot_boundary_mismatch, plot_potential):
+        fig = plot(r)
+        fig.draw_without_rendering()
+        cax = fig.axes[1]
+        assert cax.get_window_extent().y1 < fig.axes[0].get_window_extent().y0  # under the map
+        gaps = _tick_label_gaps(cax)
+        assert len(gaps) >= 1 and min(gaps) >= 6 * fig.dpi / 72, gaps
+
+
+def test_a_tall_maps_colour_bar_is_slim_with_small_triangles():
+    fig = plot_boundary_mismatch(_result((40, 6), {"top": 1.0, "bottom": 0.0}))
+    fig.draw_without_rendering()
+    ax, cax = fig.axes[:2]
+    inner = cax.get_window_extent()
+    outline = cax.spines["outline"].get_window_extent()  # the bar with its two extend triangles
+    triangle = 0.5 * (outline.height - inner.height) / fig.dpi
+    assert 0.02 < triangle < 0.2, triangle
+    assert inner.width / fig.dpi < 0.25 and inner.height < ax.get_window_extent().height
+    assert np.isclose(cax.get_ylim(), (-max(np.abs(cax.get_ylim())), max(np.abs(cax.get_ylim())))).all()
