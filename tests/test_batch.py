@@ -855,8 +855,9 @@ def test_summary_row_carries_the_uncertain_c_axis_share():
 @pytest.mark.parametrize("cmd", ["index", "run"])
 def test_a_subfolder_without_its_marker_is_redone_not_refused(scans, tmp_path, capsys, cmd):
     """Deleting an input's batch_done.json made the next batch refuse the subfolder as foreign ('holds files this
-    batch did not write'), though its results were this input's. Now it is redone with a line saying why; a
-    folder of someone else's files is still refused."""
+    batch did not write'), though its results were this input's. Now a run folder whose manifest records this content
+    and these parameters, complete and unchanged, is skipped (it was computed again in full), and other such folders
+    are redone with a line saying why; a folder of someone else's files is still refused."""
     d = tmp_path / "in"
     d.mkdir()
     for n in "ab":
@@ -866,11 +867,25 @@ def test_a_subfolder_without_its_marker_is_redone_not_refused(scans, tmp_path, c
     assert main(args) == 0
     capsys.readouterr()
     (out / "a" / B.DONE_MARKER).unlink()
+    before = _rows(out)["a"]
     assert main(args) == 0
     lines = capsys.readouterr().out.splitlines()
+    rows = _rows(out)
+    if cmd == "run":  # its run manifest records this content and these parameters, complete: not computed again
+        assert any(f"{d / 'a.h5'}: skipped ({out / 'a'} lost its {B.DONE_MARKER}, but its run manifest" in x
+                   for x in lines), lines
+        assert rows["a"]["status"] == "skipped" and rows["a"]["n_grains"] == before["n_grains"]
+        assert rows["a"]["indexed_percent"] == before["indexed_percent"]
+        assert json.loads((out / "a" / B.DONE_MARKER).read_text())["state"] == "done"
+        # a results file changed since: nothing vouches for the folder, it is redone
+        (out / "a" / B.DONE_MARKER).unlink()
+        with open(out / "a" / "boundaries.csv", "a") as f:
+            f.write("\n")
+        assert main(args) == 0
+        lines = capsys.readouterr().out.splitlines()
+        rows = _rows(out)
     assert any(f"{d / 'a.h5'}: {out / 'a'} holds its results but no {B.DONE_MARKER}" in x and x.endswith("redone")
                for x in lines), lines
-    rows = _rows(out)
     assert rows["a"]["status"] == "done" and rows["b"]["status"] == "skipped"
     assert json.loads((out / "a" / B.DONE_MARKER).read_text())["state"] == "done"
     # someone else's files in the subfolder of an input: still refused

@@ -786,7 +786,8 @@ def _run_batch_into(out: Path, inputs: list[Path], folders: list[Path], job: Cal
         say(f"note: {other_params} earlier input(s) of {out} ran with other parameters: batch_parameters.json and "
             "config.toml now record this batch's, each subfolder's batch_done.json and results its own")
     planned: dict[int, str] = {}  # the lines of inputs skipped or failed before running, printed in input order
-    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__, known)
+    rows, todo, checksums = _plan_inputs(inputs, folders, fingerprint, force, planned.__setitem__, known,
+                                         recover=getattr(job, "recover", None))
 
     def say_planned(upto: int) -> None:
         for i in sorted(k for k in planned if k < upto):
@@ -904,11 +905,15 @@ def _earlier_inputs(out: Path, record: dict[str, Any], inputs: list[Path],
 
 
 def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, force: bool,
-                 note: Callable[[int, str], None],
-                 known: dict[str, str] | None = None) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
+                 note: Callable[[int, str], None], known: dict[str, str] | None = None,
+                 recover: Callable[[Path, dict[str, str]], dict[str, Any] | None] | None = None,
+                 ) -> tuple[list[dict[str, Any]], list[int], dict[int, str]]:
     """Summary rows (``pending``, or ``skipped``/``failed`` already), the indices of the inputs to run and the
     inputs' content checksums (``known``: those already computed, by absolute path); ``note(i, line)`` gets the
-    line of each input skipped or failed here."""
+    line of each input skipped or failed here. ``recover(folder, {"checksum", "fingerprint"})`` (the job's
+    ``recover`` attribute, where it has one) gives the result dict of a subfolder that lost its :data:`DONE_MARKER`
+    but holds this input's finished results made with these parameters (they are then skipped, and the marker
+    written again), None otherwise (they are redone)."""
     rows: list[dict[str, Any]] = [{"input": str(p.resolve()), "output": str(f.resolve()), "status": "pending"}
                                   for p, f in zip(inputs, folders)]  # absolute: readable from anywhere later
     todo: list[int] = []
@@ -944,8 +949,19 @@ def _plan_inputs(inputs: list[Path], folders: list[Path], fingerprint: str, forc
                 f"\n    {w}" for w in (marker.get("result") or {}).get("warnings") or []))  # as when it was done
             continue
         if marker is None and folder.is_dir() and any(folder.iterdir()) and not force and _results_of(folder, src):
-            note(i, f"[{i + 1}/{n}] {src}: {folder} holds its results but no {DONE_MARKER} (deleted?), so nothing says "
-                    "with which parameters they were made: redone")
+            found = recover(folder, {"checksum": checksums[i], "fingerprint": fingerprint}) if recover else None
+            if found is not None:  # its own record says: this content, these parameters, complete and unchanged
+                _write_marker(folder, {"state": "done", "input": str(src.resolve()), "checksum": checksums[i],
+                                       "fingerprint": fingerprint, "software_version": __version__, "result": found,
+                                       "finished": _now(), "files": folder_files(folder), "recovered": True})
+                rows[i].update(_row_from(found), status="skipped", parameters=fingerprint, seconds=0.0,
+                               reason=f"done before with the same content and parameters (its run manifest says so; "
+                                      f"{DONE_MARKER} was missing and is written again)")
+                note(i, f"[{i + 1}/{n}] {src}: skipped ({folder} lost its {DONE_MARKER}, but its run manifest records "
+                        "this content and these parameters, complete; the marker is written again)")
+                continue
+            note(i, f"[{i + 1}/{n}] {src}: {folder} holds its results but no {DONE_MARKER} (deleted?), and nothing "
+                    "there records with which parameters they were made: redone")
         elif marker is None and folder.is_dir() and any(folder.iterdir()) and not force:
             rows[i].update(status="failed", reason=f"{folder}: holds files this batch did not write; move them, "
                                                    "choose another -o, or add --force")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,17 +171,44 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     ``folder`` with ``params`` from :func:`~stemgrains.commands._batch.batch_params` (its folder belongs to the
     batch: an earlier run there is replaced); returns the numbers of the batch summary
     (:func:`stemgrains.batch.run_batch`)."""
+    from ..batch import DONE_MARKER, params_fingerprint
     from ..pipeline import run_configured
 
+    try:  # the batch's record of this input (written before the job): the run manifest records it too
+        marker = json.loads((Path(folder) / DONE_MARKER).read_text(encoding="utf-8"))
+        record = {"checksum": marker["checksum"], "fingerprint": params_fingerprint(params)}
+    except (OSError, ValueError, KeyError, TypeError):
+        record = None
     out = run_configured(str(input_path), str(folder), params["_phases"], params["_config"], overwrite=True,
-                         progress=params.get("_progress", True))
-    s = out["summary"]
+                         progress=params.get("_progress", True), record=record)
+    return batch_result(out["summary"], out.get("index_seconds"))
+
+
+def recover_batch_result(folder: Path, record: dict[str, str]) -> dict[str, Any] | None:
+    """The :func:`batch_job` result of a subfolder whose ``batch_done.json`` was lost, from its run manifest and
+    ``summary.json``, where that manifest records a complete run of this content and these parameters (``record``:
+    :func:`stemgrains.io.outputs.completed_run`) and its files are unchanged; None otherwise (the input is redone).
+    The attribute ``recover`` of :func:`batch_job` (:func:`stemgrains.batch.run_batch`)."""
+    from ..io.outputs import completed_run
+
+    if completed_run(folder, record) is None:
+        return None
+    try:
+        summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
+        return batch_result(summary, None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def batch_result(s: dict[str, Any], index_seconds: float | None) -> dict[str, Any]:
+    """The numbers of the batch summary of one run from its ``summary.json`` ``s`` (patterns per second from
+    ``index_seconds``, None where unknown)."""
     n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
     cls = s.get("classification", {})
     return {
         **{k: s[k] for k in BATCH_KEYS if s.get(k) is not None},
         "scan_shape": list(s["scan_shape"]),
-        "patterns_per_s": n / out["index_seconds"] if out.get("index_seconds") else None,
+        "patterns_per_s": n / index_seconds if index_seconds else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],
         **{k: s[k] for k in ("reliable_fraction", "grain_reliable_fraction") if s.get(k) is not None},
         "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])), "warnings": _warnings_of(s),
@@ -188,6 +216,9 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         "label_fraction": cls.get("label_fraction", {}), "behaviour_fraction": cls.get("behaviour_fraction", {}),
         "c_axis_uncertain_fraction": cls.get("c_axis_uncertain_fraction"),
     }
+
+
+batch_job.recover = recover_batch_result  # type: ignore[attr-defined]
 
 
 def _warnings_of(s: dict[str, Any]) -> list[str]:
