@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -292,15 +293,18 @@ def _check_q_range(params: dict[str, Any] | None, ds: Any, require_pixel_size: b
 
 
 def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any] | None, options: Mapping[str, Any],
-                     json_path: Path, figure_path: Path | None, input_path: str) -> tuple[Any, Any]:
+                     json_path: Path, figure_path: Path | None, input_path: str, progress: bool = False,
+                     ) -> tuple[Any, Any]:
     """``--auto-calibrate``: :func:`stemgrains.preprocess.calibrate.run_auto_calibration` with the indexing's
     ``index_params`` and the ``[calibrate]`` ``options`` (``method``, ``max_patterns``, ``n_index``, ``max_index``,
     ``confirm``; recorded in the fit's report as ``options``), written to ``json_path`` (+ ``figure_path``);
-    returns the dataset with the fit applied where it is ok, and the fit."""
+    returns the dataset with the fit applied where it is ok, and the fit. With ``progress``, a line on stderr as
+    each step of the fit starts (it runs before the indexing's progress bar)."""
     from .preprocess.calibrate import run_auto_calibration
 
+    log = (lambda line: print(line, file=sys.stderr, flush=True)) if progress else None
     return run_auto_calibration(ds, phases, dict(index_params or {}), json_path, figure_path, input_path,
-                                options=dict(options))
+                                options=dict(options), log=log)
 
 
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
@@ -381,7 +385,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
             cal_json = auto_json
             ds, fit = auto_calibration(ds, phase_objs, params, calibrate_options(cfg), cal_json,
-                                       cal_json.with_suffix(".png"), input_path=input_path)
+                                       cal_json.with_suffix(".png"), input_path=input_path, progress=progress)
             if on_calibration is not None:
                 on_calibration(fit, cal_json)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
@@ -906,7 +910,8 @@ def run_pipeline(
         if auto_calibrate:
             options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
             ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None, input_path=input_path)
+                                             outdir / "calibration.png" if figures else None, input_path=input_path,
+                                             progress=progress)
             written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
         # 1. orientation map (resumable)
         xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,

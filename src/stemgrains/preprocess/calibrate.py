@@ -856,16 +856,18 @@ def run_auto_calibration(
     dataset: Dataset4D, phases: Any, index_params: dict[str, Any] | None, json_path: str | os.PathLike | None = None,
     figure_path: str | os.PathLike | None = None, input_path: str | os.PathLike | None = None,
     options: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> tuple[Dataset4D, CalibrationFit]:
     """``--auto-calibrate`` of ``index``/``run``: :func:`calibrate` with the indexing's ``step_deg``/``k_max``
     (neighbour summation, spots, ...) and the ``[calibrate]`` ``options`` (keyword arguments of :func:`calibrate`:
     ``method``, ``max_patterns``, ``n_index``, ``max_index``, ``confirm``; recorded in the fit's report as
     ``options``), the fit written to ``json_path`` (and the figure to ``figure_path``; both record ``input_path``
-    when given), and the dataset with the fitted calibration where the fit is ok (:func:`apply_calibration_fit`)."""
+    when given), and the dataset with the fitted calibration where the fit is ok (:func:`apply_calibration_fit`);
+    ``log`` as for :func:`calibrate`."""
     keys = ("step_deg", "k_max", "n_prefilter", "excitation_error_sigma", "neighbor_average_radius",
             "neighbor_min_similarity", "neighbor_relative_similarity", "reliability_fit_range", "spots")
     ip = {k: v for k, v in (index_params or {}).items() if k in keys}
-    fit = calibrate(dataset, phases, index_params=ip, **(options or {}))
+    fit = calibrate(dataset, phases, index_params=ip, log=log, **(options or {}))
     if options is not None:
         fit.diagnostics["options"] = dict(options)
     source = input_path
