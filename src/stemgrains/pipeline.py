@@ -910,8 +910,7 @@ def run_pipeline(
         if auto_calibrate:
             options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
             ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
-                                             outdir / "calibration.png" if figures else None, input_path=input_path,
-                                             progress=progress)
+                                             (outdir / "calibration.png") if figures else None, input_path, progress)
             written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
         # 1. orientation map (resumable)
         xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
