@@ -65,12 +65,16 @@ def test_calibrate_reads_the_config_and_options_override_it(au_scan_3x3, tmp_pat
     assert json.loads(out.read_text())["method"] == "orientations"
 
 
-def test_auto_calibrate_of_index_takes_the_calibrate_section(au_scan_3x3, tmp_path):
+def test_auto_calibrate_of_index_takes_the_calibrate_section(au_scan_3x3, tmp_path, capsys):
     cfg = tmp_path / "c.toml"
     cfg.write_text("[calibrate]\nmethod = \"orientations\"\nn_index = 4\nmax_index = 8\nconfirm = false\n")
     out = tmp_path / "m.h5"
     assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(out), "--config", str(cfg), "--auto-calibrate",
                  "--no-progress"]) == 0
+    assert "calibrate: reading" not in capsys.readouterr().err  # the fit's step lines are progress
+    assert main(["index", str(au_scan_3x3), "--phase", "au", "-o", str(out), "--config", str(cfg), "--auto-calibrate",
+                 "--force"]) == 0
+    assert "calibrate: joint fit of the detector map" in capsys.readouterr().err  # (it ran silently)
     fit = json.loads(out.with_name("m.calibration.json").read_text())
     assert fit["report"]["options"] == {"method": "orientations", "n_index": 4, "max_index": 8, "confirm": False,
                                         "max_patterns": 1024}
