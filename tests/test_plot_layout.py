@@ -50,3 +50,14 @@ def test_a_wide_quality_map_has_no_blank_band_under_its_title(shape):
     assert fig.get_tightbbox().y1 <= fig.get_figheight() + 0.01  # the title still on the figure
     title = " ".join(fig._suptitle.get_text().split())
     assert "dashed on the colour bar" in title
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (2, 30), (40, 1)])
+def test_a_line_scan_has_one_tick_across_it(shape):
+    """A line scan's strip of a map showed three overlapping tick labels (−1, 0, 1) across it."""
+    for fig in (plot_orientation_map(_xmap(*shape)), plot_quality_map(_xmap(*shape), "reliability")):
+        ax = fig.axes[0]
+        across = ax.get_yticks() if shape[0] <= 2 else ax.get_xticks()
+        assert len(across) == 1, across
+        along = ax.get_xticks() if shape[0] <= 2 else ax.get_yticks()
+        assert len(along) > 2

@@ -26,6 +26,7 @@ from ..crystal.symmetry import c_axis_angles
 from ..io.results import atomic_savefig
 from .. import config
 from ..errors import InputError, ParameterError
+from ._layout import tidy_short_axes
 from .colors import NO_ORIENTATION_RGB, draw_ipf_keys, grain_ipf_colors, ipf_key_image
 
 __all__ = [
@@ -109,6 +110,7 @@ def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: flo
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    tidy_short_axes(fig)
     if path is not None:
         atomic_savefig(fig, path, dpi=130, bbox_inches="tight")  # legends and notes outside the axes stay in
     return fig

@@ -14,6 +14,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from ..io.results import atomic_savefig
+from ._layout import tidy_short_axes
 
 __all__ = ["series_colors", "STATUS_COLORS", "plot_matched_grains", "plot_grain_rotation", "plot_boundary_changes"]
 
@@ -47,6 +48,7 @@ def _wide(shape: tuple[int, int]) -> bool:
 
 
 def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
+    tidy_short_axes(fig)
     if path is not None:
         atomic_savefig(fig, path, dpi=130, bbox_inches="tight")
     return fig

@@ -18,6 +18,7 @@ from ..crystal.symmetry import laue_group
 from ..io.results import atomic_savefig
 from ..boundaries import BoundaryTable
 from ..grains import GrainMap
+from ._layout import tidy_short_axes
 
 __all__ = [
     "grain_colors",
@@ -160,6 +161,7 @@ def plot_grain_map(
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else " (random colours)"))
+    tidy_short_axes(fig)
     return fig
 
 

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from .. import config
 from ..io.results import atomic_savefig
-from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, trim_blank
+from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, tidy_short_axes, trim_blank
 
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
 
@@ -66,6 +66,7 @@ def plot_orientation_map(xmap: Any, path: str | os.PathLike | None = None, direc
     ax.set_title(title.replace(" (", "\n(", 1), fontsize=10) if narrow else ax.set_title(title)
     present = np.unique(np.asarray(xmap.phase_id))
     draw_ipf_keys(fig, [gs[k, 1] for k in range(len(phases))], xmap.phases, direction, phase_ids=present)
+    tidy_short_axes(fig)
     trim_blank(fig, ax, "x", min_in=3.0, gridspec=gs)  # the key beside the map, not beyond blank space
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
@@ -113,6 +114,7 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     median = np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan
     # (no-break spaces: a number is not wrapped away from its unit)
     set_wrapped_suptitle(fig, f"{prop.replace('_', ' ')} (median {median:.2f}; {n_bad}\u00a0px not indexed{share})")
+    tidy_short_axes(fig)
     if wide:  # as tall as the map, its bar and title need: a blank band stood under the title
         trim_blank(fig, ax, "y", min_in=1.2)
     if path is not None:

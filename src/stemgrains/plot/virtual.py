@@ -9,11 +9,13 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..io.results import atomic_savefig
+from ._layout import tidy_short_axes
 
 __all__ = ["plot_virtual_image", "plot_vdf_grain_map", "draw_segments"]
 
 
 def _save(fig: Figure, path: Any) -> Figure:
+    tidy_short_axes(fig)
     if path is not None:
         atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
     return fig
