@@ -58,3 +58,21 @@ def test_a_line_scans_mismatch_is_said_to_be_round_off():
     assert "(zero within round-off)" in " ".join(ax.get_title().split())
     assert len(ax.get_yticks()) == 1
     assert fig.get_figheight() < 3.0  # trimmed to what the strip, its bar and title need
+
+
+def test_a_current_that_varies_less_than_tenfold_is_drawn_on_a_linear_scale():
+    """A line scan's uniform current (3.25-3.45e-3) was stretched over the whole log colour scale, black to yellow,
+    with its labels overlapping; a map whose |J| spans decades keeps the log scale."""
+    from matplotlib.colors import LogNorm
+
+    from stemgrains.plot.transport import plot_current_density
+
+    lab = np.repeat(np.arange(1, 4), 10)[None, :]
+    line = solve_transport(make_grain_map(lab, random_c_axes(3, seed=4), 2.0), electrodes={"left": 1.0, "right": 0.0})
+    fig = plot_current_density(line)
+    norm = fig.axes[0].images[0].norm
+    assert not isinstance(norm, LogNorm) and norm.vmin == 0.0
+    assert min(_tick_label_gaps(fig.axes[1]), default=1.0) > 0
+    wide = plot_current_density(_result((8, 40), {"left": 1.0, "right": 0.0}))
+    im = wide.axes[0].images[0]
+    assert isinstance(im.norm, LogNorm) == (im.norm.vmax >= 10 * im.norm.vmin)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.collections import LineCollection
-from matplotlib.colors import ListedColormap, LogNorm, TwoSlopeNorm
+from matplotlib.colors import ListedColormap, LogNorm, Normalize, TwoSlopeNorm
 from matplotlib.figure import Figure
 from ..io.results import atomic_savefig
 from ._layout import is_wide, map_colorbar, set_wrapped_title, thin_colorbar_ticks, tidy_short_axes, trim_blank
@@ -131,7 +131,8 @@ _GRAIN_GREYS = ListedColormap(["0.93", "0.84", "0.77", "0.89", "0.80", "0.73", "
 
 
 def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tuple[float, float] | None = None) -> Figure:
-    """``|J|`` (log colour scale, σ_ip·V/nm) with streamlines of J and the grain boundaries."""
+    """``|J|`` (log colour scale, σ_ip·V/nm; linear from 0 where it varies less than tenfold) with streamlines of J
+    and the grain boundaries."""
     fig, ax, extent = _setup(result, f"current density |J| ({result.model} model)", figsize)
     mag = result.current_magnitude
     pos = mag[np.isfinite(mag) & (mag > 0)]
@@ -139,9 +140,12 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
         vmax = float(pos.max())
         vmin = max(float(np.percentile(pos, 1)), vmax * 1e-6)
         shown = np.ma.masked_where(~np.isfinite(mag) | (mag <= 0), np.clip(mag, vmin, None))
-        im = ax.imshow(shown, extent=extent, cmap="inferno", norm=LogNorm(vmin=vmin, vmax=vmax),
-                       interpolation="nearest")
-        map_colorbar(fig, ax, im, "|J| (σ_ip V/nm)")
+        # within a decade a log scale from the 1st percentile stretched a few per cent into black-to-yellow (a line
+        # scan's uniform current), with overlapping labels: then a linear scale from 0
+        log = vmax >= 10.0 * vmin
+        norm = LogNorm(vmin=vmin, vmax=vmax) if log else Normalize(vmin=0.0, vmax=vmax)
+        im = ax.imshow(shown, extent=extent, cmap="inferno", norm=norm, interpolation="nearest")
+        cbar = map_colorbar(fig, ax, im, "|J| (σ_ip V/nm)" + ("" if log else ", linear: it varies less than tenfold"))
     else:  # nothing flows: say so rather than leave a plain grey map
         ax.text(0.5, 0.5, "no current flows between the electrodes\n(no conducting path joins them)",
                 transform=ax.transAxes, ha="center", va="center", fontsize=9,
@@ -159,6 +163,8 @@ def plot_current_density(result: Any, *, streamlines: bool = True, figsize: tupl
         ax.streamplot(x, y, jx, jy, color="cyan", linewidth=0.5, density=density, arrowsize=0.6)
     _draw_boundaries(ax, result)
     _draw_electrodes(ax, result)
+    if pos.size and cbar.orientation == "horizontal":
+        thin_colorbar_ticks(cbar)
     return fig
 
 
