@@ -134,13 +134,13 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
     ny, nx = map_shape(xmap)
     fit = spot_fit_excess(xmap)
     pid = judged_phase_id(xmap)  # grey where the check does not judge
-    fig = Figure(figsize=(10.0, 4.4), layout="constrained")
+    fig = Figure(figsize=(10.0, 3.4 if is_wide((ny, nx)) else 4.4), layout="constrained")  # (a line scan: blank)
     ax, hx = fig.subplots(1, 2, width_ratios=[1.15, 1])
     cm = __import__("matplotlib").colormaps["RdYlGn"].copy()
     cm.set_bad("0.6")
     im = ax.imshow(np.ma.masked_where(pid.reshape(ny, nx) < 0, fit.reshape(ny, nx)), extent=_extent(xmap),
                    interpolation="nearest", cmap=cm, vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, shrink=0.85, label="spot fit beyond chance")
+    map_colorbar(fig, ax, im, "spot fit beyond chance", (ny, nx), shrink=0.85)  # under a wide map (a line scan)
     ax.set_xlabel(f"x ({xmap.scan_unit})")
     ax.set_ylabel(f"y ({xmap.scan_unit})")
     ax.set_title("spot fit per pattern (grey: not indexed, or too few spots to judge)", fontsize=10)
@@ -163,6 +163,7 @@ def plot_phase_fit(xmap: Any, path: str | os.PathLike | None = None, report: Any
         hx.text(0.5, 0.5, why, transform=hx.transAxes, ha="center", va="center", fontsize=10, color="firebrick",
                 bbox=dict(facecolor="white", edgecolor="none"))
     hx.set_title(verdict, fontsize=10, color="k" if report.ok else "firebrick")
+    tidy_short_axes(fig)
     if path is not None:
         atomic_savefig(fig, path, dpi=150, bbox_inches="tight")
     return fig
