@@ -340,3 +340,25 @@ def test_calibrate_says_what_it_does_unless_no_progress(tiny, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 0 and out.is_file()
         assert ("calibrate: reading 9 patterns of the scan and finding their spots" in err) != quiet, err
+
+
+@pytest.mark.parametrize("cmd", ["index", "run"])
+def test_run_and_index_note_a_pixel_size_fitted_at_another_voltage(tiny, tmp_path, capsys, cmd):
+    """`run` did not print the note `index` and `calibrate` printed (the note was made only where those load)."""
+    from stemgrains.io import write_calibration_json
+    from stemgrains.preprocess.calibrate import CalibrationFit
+
+    own = load_4d(tiny).calibration
+    other_kv = 200.0 if own.accelerating_voltage_kV != 200.0 else 300.0
+    stated = replace(own, accelerating_voltage_kV=other_kv)
+    fit = CalibrationFit(calibration=stated, status="ok", reason=None, method="rings", values={}, uncertainty={},
+                         center={}, notes=[], stated=stated,
+                         stated_origin={k: "file" for k in Calibration.__dataclass_fields__})
+    fit.calibration = replace(stated, q_pixel_size=own.q_pixel_size * 1.001)  # what the fit changed
+    path = write_calibration_json(tmp_path / "fit.json", fit)
+    out = tmp_path / ("r" if cmd == "run" else "m.h5")
+    extra = ["--field", "1,0", "--min-size", "1", "--no-figures"] if cmd == "run" else []
+    assert main([cmd, str(tiny), "--phase", "au", "--calibration", str(path), "--no-progress", *extra,
+                 "-o", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert f"was fitted or given at {other_kv:g} kV, and this scan is at {own.accelerating_voltage_kV:g} kV" in err, err

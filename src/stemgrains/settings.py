@@ -973,12 +973,16 @@ def override_origins(cal: Mapping[str, Any], overrides: Mapping[str, Any] | None
 def label_override_origins(ds: Any, cal: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Any:
     """``ds`` (a Dataset4D loaded with ``overrides``, :func:`calibration_overrides` of ``cal``) with its metadata's
     ``calibration_origin`` saying, for each value given instead of the file's, where it was given
-    (:func:`override_origins`) rather than ``"override"``; returns ``ds``."""
+    (:func:`override_origins`) rather than ``"override"``, and its ``calibration_notes`` the note of
+    :func:`reused_pixel_size_note` where there is one; returns ``ds``."""
     origin = ds.metadata.get("calibration_origin")
     if isinstance(origin, dict):
         for name, where in override_origins(cal, overrides).items():
             if origin.get(name) == "override":
                 origin[name] = where
+    note = reused_pixel_size_note(ds, cal)  # (index, calibrate and run all label here)
+    if note and note not in ds.metadata.get("calibration_notes", []):
+        ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
     return ds
 
 
@@ -989,11 +993,7 @@ def load_calibrated(path: Any, cal: Mapping[str, Any]) -> Any:
     from .io import load_4d
 
     overrides = calibration_overrides(cal)
-    ds = label_override_origins(load_4d(path, **overrides), cal, overrides)
-    note = reused_pixel_size_note(ds, cal)
-    if note:
-        ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
-    return ds
+    return label_override_origins(load_4d(path, **overrides), cal, overrides)
 
 
 def reused_pixel_size_note(ds: Any, cal: Mapping[str, Any]) -> str | None:
