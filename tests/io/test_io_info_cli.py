@@ -36,6 +36,18 @@ def test_info_overrides(cube, capsys):
     assert "q rotation:  0 deg  [file], flip True  [command line]" in capsys.readouterr().out
 
 
+def test_info_names_the_calibration_file_its_values_came_from(cube, tmp_path, capsys):
+    """A --calibration file's values were labelled [command line]."""
+    import json
+
+    cal = tmp_path / "c.json"
+    cal.write_text(json.dumps({"q_pixel_size": 0.02, "center_row": 4, "center_col": 5}))
+    assert main(["info", str(cube), "--calibration", str(cal), "--center", "3,4"]) == 0
+    out = capsys.readouterr().out
+    assert f"0.02 1/Å per pixel  [calibration file {cal}]" in out
+    assert "(3, 4) px (row, col)  [command line]" in out  # typed: wins over the file, and says so
+
+
 def test_info_npy_without_calibration(tmp_path, capsys):
     np.save(tmp_path / "c.npy", np.zeros((2, 2, 4, 4), np.float32))
     assert main(["info", str(tmp_path / "c.npy")]) == 0  # inspecting needs no calibration

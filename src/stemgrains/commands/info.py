@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import FileFormatError, ParameterError
@@ -143,8 +144,18 @@ def run(args: argparse.Namespace) -> int:
         off_detector = (m.group(1), m.group(2))
         ds = load_4d(path, **{**overrides, "center": (0.0, 0.0)})
     cal = ds.calibration
-    # the values given here are this command line's
-    origin = {k: ("command line" if v == "override" else v) for k, v in ds.metadata.get("calibration_origin", {}).items()}
+    # the values given here: the --calibration file's, or this command line's (which win over the file)
+    typed = set(calibration_overrides(argparse.Namespace(**{**vars(args), "calibration": None})))
+    from_file = f"calibration file {args.calibration}" if getattr(args, "calibration", None) else "command line"
+    origin = {k: (("command line" if k in typed else from_file) if v == "override" else v)
+              for k, v in ds.metadata.get("calibration_origin", {}).items()}
+    if getattr(args, "calibration", None):  # a pixel size fitted at another voltage: as index and run say it
+        from ..settings import reused_pixel_size_note
+
+        note = reused_pixel_size_note(replace(ds, metadata={**ds.metadata, "calibration_origin": origin}),
+                                      {"file": args.calibration})
+        if note:
+            print(note, file=sys.stderr)
 
     def tag(name: str) -> str:
         return f"  [{origin[name]}]" if name in origin else ""
