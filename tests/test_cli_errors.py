@@ -566,3 +566,17 @@ def test_a_scheduler_that_is_no_address_is_one_line(data_samples, tmp_path, caps
     err = capsys.readouterr().err
     assert rc == 2 and "--scheduler notanaddress: expected a scheduler address" in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+def test_a_batch_refuses_a_centre_off_the_detector_once_before_it_starts(au_scan_3x3, tmp_path, capsys):
+    """A --center (or a --calibration file's centre) off the detector failed every input of a batch (exit 1, a
+    folder of failures, a reason naming neither the option nor the file)."""
+    cal = tmp_path / "ctr.json"
+    cal.write_text('{"center_row": 500, "center_col": 3}')
+    out = tmp_path / "batch"
+    for given, named in ((["--center", "500,3"], "--center (row, col) = (500, 3) lies outside"),
+                         (["--calibration", str(cal)], f"{cal}: center (row, col) = (500, 3) lies outside")):
+        rc = main(["index", str(au_scan_3x3), str(au_scan_3x3), "--phase", "au", *given, "--no-progress", "-o", str(out)])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert rc == 2 and len(err) == 1 and f"error: {named}" in err[0], err
+        assert err[0].endswith("the batch's first input, before the batch)") and not out.exists()

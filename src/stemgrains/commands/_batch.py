@@ -86,30 +86,42 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
         check_index_config(cfg)
 
 
-def check_batch_pixel_size(inputs: list[Path], cfg: dict[str, dict[str, Any]]) -> None:
-    """A pixel size given to the whole batch (``--q-pixel-size``, a config or ``--calibration`` file) that leaves
-    nothing to index (:func:`stemgrains.settings.check_q_range`) refused once, before the batch, as for one input:
-    checked on the detector of the first input that opens (the others fail on their own where theirs differs).
+def check_batch_calibration(inputs: list[Path], cfg: dict[str, dict[str, Any]]) -> None:
+    """A pixel size or beam centre given to the whole batch (an option, a config or ``--calibration`` file) that
+    cannot be used refused once, before the batch, as for one input: a centre off the detector, or a pixel size
+    that leaves nothing to index (:func:`stemgrains.settings.check_q_range`), checked on the detector of the first
+    input that opens (the others fail on their own where theirs differs).
 
     Raises
     ------
     ParameterError
-        One line naming where the pixel size was given and the input it was checked on."""
+        One line naming where the value was given and the input it was checked on."""
+    from ..io import load_4d
     from ..settings import calibration_overrides, check_q_range, index_params, load_calibrated, name_pixel_size_origin
 
-    if calibration_overrides(cfg["calibration"]).get("q_pixel_size") is None:
+    given = calibration_overrides(cfg["calibration"])
+    if given.get("q_pixel_size") is None and given.get("center") is None:
         return
+    where = "the batch's first input, before the batch"
     for path in inputs:
         try:
             ds = load_calibrated(path, cfg["calibration"])
+        except ParameterError as err:  # the centre given lies off this detector, where the input itself opens
+            if given.get("center") is not None and str(err).startswith("center (row, col) ="):
+                try:
+                    load_4d(path)
+                except Exception:  # noqa: BLE001 - the input fails on its own, in its own words
+                    continue
+                raise ParameterError(f"{err} (checked on {path}, {where})") from None
+            continue
         except Exception:  # noqa: BLE001 - an input that does not open fails on its own, in its own words
             continue
-        try:
-            check_q_range(index_params(cfg), ds.calibration, ds.detector_shape)
-        except ParameterError as err:
-            if str(err).startswith("[calibration] q_pixel_size"):  # not a q-range of one input's own file
-                raise ParameterError(f"{name_pixel_size_origin(err, ds)} (checked on {path}, the batch's first "
-                                     "input, before the batch)") from None
+        if given.get("q_pixel_size") is not None:
+            try:
+                check_q_range(index_params(cfg), ds.calibration, ds.detector_shape)
+            except ParameterError as err:
+                if str(err).startswith("[calibration] q_pixel_size"):  # not a q-range of one input's own file
+                    raise ParameterError(f"{name_pixel_size_origin(err, ds)} (checked on {path}, {where})") from None
         return
 
 
@@ -192,7 +204,7 @@ def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]
 
     ``params`` from :func:`batch_params`: its ``_config`` is also written to ``OUTDIR/config.toml``. A folder
     holding a single run's results is refused unless ``--overwrite`` (``run``). With the effective config ``cfg``,
-    a pixel size given to the batch is checked once first (:func:`check_batch_pixel_size`)."""
+    a pixel size or centre given to the batch is checked once first (:func:`check_batch_calibration`)."""
     from ..batch import expand_inputs, format_result, run_batch
     from ..settings import config_to_toml
 
@@ -201,7 +213,7 @@ def run_batch_command(args: argparse.Namespace, job: Any, params: dict[str, Any]
                              "its results.h5); give a folder name")
     inputs = expand_inputs(args.input, recursive=args.recursive)
     if cfg is not None:
-        check_batch_pixel_size(inputs, cfg)
+        check_batch_calibration(inputs, cfg)
     header = (f"effective config of the batch into {Path(args.output).resolve()} (every input ran with it); "
               "--config this file repeats it")
     result = run_batch(inputs, args.output, job, params, jobs=args.jobs, scheduler=args.scheduler, force=args.force,
