@@ -77,6 +77,11 @@ def test_json_round_trip_and_overrides(tmp_path):
         ('{"q_flip": "yes"}', "q_flip"),
         ('{"affine": [1, 0]}', "affine"),
         ("[1, 2]", "JSON object"),
+        # each taken silently before: nothing applied, an angle of 0 made up, true read as 1, a 'file' value taken
+        ("{}", "holds no calibration value"),
+        ('{"ellipticity_ratio": 1.05}', "give both ellipticity_ratio and ellipticity_angle_deg"),
+        ('{"q_pixel_size": true}', "q_pixel_size must be a number, got true"),
+        ('{"calibration": {"q_pixel_size": 0.028}, "origin": {"q_pixel_size": "file"}}', "has none to give"),
     ],
 )
 def test_bad_calibration_json_names_the_file(tmp_path, text, match):

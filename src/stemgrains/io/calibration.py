@@ -146,12 +146,19 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
         raise FileFormatError(f"{p}: a summary.json calibration block needs its 'origin' record (an object saying "
                               "where each value came from), and a calibration file spells the centre and ellipticity "
                               "center_row, center_col, ellipticity_ratio, ellipticity_angle_deg")
-    elif "status" in doc and isinstance(doc.get("calibration"), dict):  # a fit written by calibrate
-        attrs = _fit_attrs(doc, attrs, p)
+    elif ("status" in doc or isinstance(doc.get("origin"), dict)) and isinstance(doc.get("calibration"), dict):
+        attrs = _fit_attrs(doc, attrs, p)  # a fit written by calibrate (or a file shaped like one: its origins hold)
     for key, v in attrs.items():  # JSON numbers, not their text (float("0.02") would take a string silently)
         if key in CALIBRATION_KEYS and isinstance(v, str):  # (other keys: unknown, said so below)
             raise FileFormatError(f"{p}: {key} must be a number (or true/false, a list for affine), got the string "
                                   f"{v!r}")
+        if key in CALIBRATION_KEYS and key != "q_flip" and isinstance(v, bool):  # (true would read as 1)
+            raise FileFormatError(f"{p}: {key} must be a number, got {str(v).lower()}")
+    if not attrs:  # {} or {"calibration": {}}: it would apply nothing, silently
+        raise FileFormatError(f"{p}: holds no calibration value; expected some of {', '.join(CALIBRATION_KEYS)}")
+    if (attrs.get("ellipticity_ratio") is None) != (attrs.get("ellipticity_angle_deg") is None):
+        raise FileFormatError(f"{p}: give both ellipticity_ratio and ellipticity_angle_deg (the long axis, degrees "
+                              "from +col toward +row), or neither")
     if ("status" in doc or "origin" in doc.get("calibration", {})) and isinstance(doc.get("calibration"), dict):
         # a fit written by calibrate, or a run's summary: the detector's calibration, not that scan's step
         attrs = {k: v for k, v in attrs.items() if k != "scan_step_nm"}
@@ -210,6 +217,9 @@ def _fit_attrs(doc: dict[str, Any], attrs: dict[str, Any], source: Path) -> dict
     else:
         out = {k: v for k, v in attrs.items() if k in _FITTED_KEYS} if doc.get("status") == "ok" else {}
     if not out:
+        if doc.get("status") is None:
+            raise FileFormatError(f"{source}: its 'origin' record gives no value as fitted or given (they came from a "
+                                  f"data file or defaults), so it has none to give; {_GIVE_INSTEAD}")
         why = "it was not applied" if doc.get("status") != "ok" else "it changed nothing"
         raise FileFormatError(f"{source}: this calibration fit is {doc.get('status')!s} ({why}) and its calibrate run "
                               "was given no calibration value (they came from the data file or defaults), so it has "
