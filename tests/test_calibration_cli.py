@@ -188,6 +188,7 @@ def test_calibrate_then_index_with_calibration_file(tmp_path, capsys):
     cal_json = tmp_path / "calibration.json"
     assert main(["calibrate", str(data), "--phase", str(NBA), "-o", str(cal_json)]) == 0
     assert (tmp_path / "calibration.png").is_file()
+    assert "  confirmed: " in capsys.readouterr().out  # the test the fit passed (printed for unconfirmed ones only)
     doc = json.loads(cal_json.read_text())
     assert doc["status"] == "ok"
     c = doc["calibration"]

@@ -52,7 +52,7 @@ def test_index_stores_the_patterns_summed_per_position(scan, tmp_path, capsys, m
     again = index_orientations(load_4d(scan), [AU], checkpoint_dir=ckpt, progress=False, **FAST)
     # and the run says it resumed (once, whatever progress says)
     resumed = [ln for ln in capsys.readouterr().err.splitlines() if "resuming" in ln]
-    assert resumed == [f"stemgrains: resuming: 5 of 5 scan rows were indexed before (checkpoint {ckpt}); indexing the rest"]
+    assert resumed == [f"stemgrains: resuming: 5 of 5 scan rows were indexed before (checkpoint {ckpt}); nothing left to index"]
     assert sorted(again.prop) == sorted(xmap.prop)
     for name in xmap.prop:
         np.testing.assert_array_equal(again.prop[name], xmap.prop[name], err_msg=name)

@@ -108,7 +108,9 @@ def format_fit(fit, out) -> str:
     v, u = fit.values, fit.uncertainty
     st = fit.stated.q_pixel_size
     head = f"calibration ({fit.method}) → {out}" if fit.ok else \
-        f"calibration {fit.status} → {out}: {fit.reason}; the stated calibration is kept. The fit gave:"
+        f"calibration {fit.status} → {out}: {fit.reason}; the stated calibration is kept" + \
+        (" (--no-confirm applies a precise fit without this check)" if fit.status == "unconfirmed" else "") + \
+        ". The fit gave:"
     lines = [
         head,
         f"  q_pixel_size {v['q_pixel_size']:.6g} ± {u['q_pixel_size']:.2g} 1/Å per px (stated {st:.6g}, "
@@ -118,6 +120,11 @@ def format_fit(fit, out) -> str:
         f"  beam centre (row, col) {fit.center['row']:.2f}, {fit.center['col']:.2f}"
         + (f"; drift over the scan {fit.center['drift_px']:.2f} px" if "drift_px" in fit.center else ""),
     ]
+    check = fit.diagnostics.get("confirmation")
+    if fit.ok and check:  # the test it passed (README, 'Calibration')
+        lines.append(f"  confirmed: {check['reliable_fitted']} of {check['patterns']} subsample patterns indexed with "
+                     f"reliability ≥ {config.SIGMA_CONFIDENT_RELIABILITY:g} with the fit, {check['reliable_stated']} with the stated "
+                     "calibration")
     rounds = fit.diagnostics.get("orientations", {}).get("patterns_indexed", [])
     if len(rounds) > 1:
         lines.append(f"  joint fit: {' → '.join(map(str, rounds))} patterns indexed (fewer left the pixel size or "

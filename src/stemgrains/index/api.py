@@ -1074,8 +1074,9 @@ def _resumed(bar: Any, rows: int, scan_shape: tuple[int, int], checkpoint_dir: A
     how a map was made."""
     if rows <= 0:
         return
+    rest = "indexing the rest" if rows < scan_shape[0] else "nothing left to index"
     line = (f"stemgrains: resuming: {rows} of {scan_shape[0]} scan rows were indexed before (checkpoint {checkpoint_dir}); "
-            "indexing the rest")
+            f"{rest}")
     if not getattr(bar, "disable", True):
         bar.write(line, file=sys.stderr)
     else:
@@ -1188,8 +1189,9 @@ def _relrod_widths(dataset: Dataset4D, phase_list: list[Phase], params: dict[str
         prm = _with_sigma(prm, float(saved["sigma"])).resolved(cal, dataset.detector_shape)
         prm = replace(prm, refine_excitation_error_sigma=saved["refine"])
         if progress:
-            refine = "none" if saved["refine"] is None else f"{saved['refine']:g} 1/Å"
-            print(f"relrod width σ_s = {saved['sigma']:g} 1/Å, final refinement at {refine}: as chosen before the "
+            refine = ("none" if saved["refine"] is None or saved["refine"] >= saved["sigma"]  # (as first said)
+                      else f"{saved['refine']:g} 1/Å")
+            print(f"relrod width σ_s = {saved['sigma']:g} 1/Å, final refinement: {refine}; as chosen before the "
                   f"interruption ({Path(checkpoint_dir) / WIDTHS_FILE})", file=sys.stderr)
         libraries = [build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
                                    excitation_error_sigma=prm.excitation_error_sigma, verbose=progress) for p in phase_list]
