@@ -197,10 +197,11 @@ def test_an_absurd_pixel_size_is_blamed_on_the_pixel_size(au_scan_3x3, data_samp
 def test_a_pixel_size_from_a_calibration_file_names_the_file(au_scan_3x3, tmp_path, capsys):
     cal = tmp_path / "q5.json"
     cal.write_text('{"q_pixel_size": 5}')
-    rc = main(["index", str(au_scan_3x3), "--phase", "au", "--calibration", str(cal), "-o", str(tmp_path / "o.h5")])
-    err = capsys.readouterr().err.strip().splitlines()
-    # a JSON has no [calibration] section: named by the file and its key
-    assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains index: error: {cal}: q_pixel_size 5:"), err
+    for cmd, extra in (("index", ["--phase", "au", "-o", str(tmp_path / "o.h5")]), ("vdf-grains", ["-o", str(tmp_path / "v")])):
+        rc = main([cmd, str(au_scan_3x3), "--calibration", str(cal), *extra])
+        err = capsys.readouterr().err.strip().splitlines()
+        # a JSON has no [calibration] section: named by the file and its key (vdf-grains said '[calibration]')
+        assert rc == 2 and len(err) == 1 and err[0].startswith(f"stemgrains {cmd}: error: {cal}: q_pixel_size 5:"), err
 
 
 def test_an_absurd_pixel_size_stated_in_the_data_file_names_the_file(tmp_path, capsys):

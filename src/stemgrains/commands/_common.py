@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..errors import ParameterError
 from ..settings import check_calibration_value, parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
@@ -31,6 +32,16 @@ def add_auto_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-calibrate", action="store_true", default=None,
                    help="fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`); "
                         "the fit is written next to the output as *calibration.json and recorded in the results")
+
+
+def given_origins(ds: Any, args: argparse.Namespace) -> dict[str, str]:
+    """The calibration origins of ``ds`` (loaded with :func:`calibration_overrides` of ``args``, a command without
+    the config machinery: info, vdf-grains) with each ``"override"`` said where it was given: ``"command line"``
+    for a typed option (which wins over the file), ``"calibration file PATH"`` for a ``--calibration`` value."""
+    typed = set(calibration_overrides(argparse.Namespace(**{**vars(args), "calibration": None})))
+    from_file = f"calibration file {args.calibration}" if getattr(args, "calibration", None) else "command line"
+    return {k: (("command line" if k in typed else from_file) if v == "override" else v)
+            for k, v in ds.metadata.get("calibration_origin", {}).items()}
 
 
 def calibration_overrides(args: argparse.Namespace) -> dict:

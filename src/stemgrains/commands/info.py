@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import FileFormatError, ParameterError
-from ._common import add_calibration_overrides, calibration_overrides
+from ._common import add_calibration_overrides, calibration_overrides, given_origins
 
 NAME = "info"
 HELP = "show format, shape, dtype and calibration of a 4D-STEM file, or a summary of an orientation map"
@@ -144,11 +144,7 @@ def run(args: argparse.Namespace) -> int:
         off_detector = (m.group(1), m.group(2))
         ds = load_4d(path, **{**overrides, "center": (0.0, 0.0)})
     cal = ds.calibration
-    # the values given here: the --calibration file's, or this command line's (which win over the file)
-    typed = set(calibration_overrides(argparse.Namespace(**{**vars(args), "calibration": None})))
-    from_file = f"calibration file {args.calibration}" if getattr(args, "calibration", None) else "command line"
-    origin = {k: (("command line" if k in typed else from_file) if v == "override" else v)
-              for k, v in ds.metadata.get("calibration_origin", {}).items()}
+    origin = given_origins(ds, args)  # the values given here: the --calibration file's, or typed
     if getattr(args, "calibration", None):  # a pixel size fitted at another voltage: as index and run say it
         from ..settings import reused_pixel_size_note
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_calibration_overrides, calibration_overrides
+from ._common import add_calibration_overrides, calibration_overrides, given_origins
 
 NAME = "vdf-grains"
 HELP = "grain map without indexing: Bragg-vector map -> reflections -> VDF images -> grains (RGB composite)"
@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     if args.results:
         refuse_results_of_other_data(args.results, args.input, replace=args.force)
     ds = load_4d(args.input, **calibration_overrides(args))
+    ds.metadata["calibration_origin"] = given_origins(ds, args)  # (an error names the option or file)
     _check_pixel_size(ds)
     bounds = grains = None
     if args.results:
