@@ -115,3 +115,20 @@ def test_info_shows_a_nan_centre_as_unknown(cube, tmp_path, capsys):
         f["data"].attrs.update({"q_pixel_size": 0.02, "center_row": np.inf, "center_col": 2.0})
     assert main(["info", str(inf)]) == 2
     assert "center row must be finite, got inf" in capsys.readouterr().err
+
+
+def test_info_of_a_map_says_calibration_options_do_not_apply(tmp_path, capsys):
+    """`info results.h5 --q-pixel-size 0.03` ignored the option without a word."""
+    from orix.crystal_map import CrystalMap, PhaseList
+    from orix.quaternion import Rotation
+
+    from stemgrains.io import write_orientation_map
+
+    xmap = CrystalMap(Rotation.identity((4,)), x=np.arange(4.0), y=np.zeros(4), phase_list=PhaseList(names="au",
+                                                                                                     point_groups="m-3m"))
+    path = tmp_path / "m.h5"
+    write_orientation_map(path, xmap)
+    assert main(["info", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(["info", str(path), "--q-pixel-size", "0.03"]) == 0
+    assert "is an orientation map: the calibration options apply to 4D-STEM data" in capsys.readouterr().err

@@ -132,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         raise FileFormatError(f"{path}: file not found")
     overrides = calibration_overrides(args)
     if _is_orientation_map(path):
+        if overrides:  # (they were ignored without a word)
+            print(f"note: {path} is an orientation map: the calibration options apply to 4D-STEM data; the "
+                  "calibration a map was indexed with is shown as recorded", file=sys.stderr)
         return _print_map(path)
     off_detector = None
     try:
