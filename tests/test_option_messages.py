@@ -89,7 +89,7 @@ def test_center_stored_in_the_file_off_the_detector(tmp_path, capsys):
     assert "shape:       2 x 3 scan, 8 x 8 detector" in out
     assert "centre:      (50, 3) px (row, col)  [file]  OFF THE DETECTOR" in out
     assert main(["info", str(src), "--center", "4,5"]) == 0
-    assert "centre:      (4, 5) px (row, col)  [override]" in capsys.readouterr().out
+    assert "centre:      (4, 5) px (row, col)  [command line]" in capsys.readouterr().out
     out_v = tmp_path / "v.npy"
     assert main(["virtual", str(src), "--bf", "2", "-o", str(out_v)]) == 2
     assert _one_line(capsys) == (
