@@ -170,6 +170,22 @@ def _overlaps(fig) -> list[tuple[str, str]]:
     return [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
 
 
+@pytest.mark.parametrize("shape", [(40, 6), (12, 1), (24, 40)])
+def test_the_behaviour_key_is_stacked_under_its_legend(nba, shape):
+    """The field arrow and the model's parameters were placed by fractions of the key panel: beside a tall map they
+    stood inches below the legend (the arrow mid-height, the parameters at the bottom)."""
+    xmap = _voronoi_xmap(shape, 8 if min(shape) > 1 else 3, nba)
+    gm, bt, cls = _stages(xmap)
+    fig = plot_boundary_behaviour(gm, bt, cls, (1, 0))
+    FigureCanvasAgg(fig)
+    r = fig.canvas.get_renderer()
+    side = next(ax for ax in fig.axes if not ax.axison and ax.get_legend() is not None)
+    params = next(t for t in side.texts if "τ_flow" in t.get_text())
+    gap_in = (side.get_legend().get_window_extent(r).y0 - params.get_window_extent(r).y1) / fig.dpi
+    assert 0.5 < gap_in < 2.0, gap_in  # the arrow between them, nothing far below
+    assert _overlaps(fig) == []
+
+
 @pytest.mark.parametrize("shape", [(24, 40), (40, 40), (64, 64), (15, 15), (1, 12), (12, 1)])
 def test_no_colliding_labels(nba, shape, tmp_path):
     xmap = _voronoi_xmap(shape, 8 if min(shape) > 1 else 3, nba)

@@ -335,11 +335,12 @@ def plot_boundary_behaviour(
         field = params["field"]
     if not classified:  # nothing depends on a field: draw none
         field = None
+    e_unit = None
     if field is not None:
         e = np.asarray(field, dtype=np.float64).reshape(-1)
         if e.shape != (2,) or not np.all(np.isfinite(e)) or not np.any(e):
             raise InputError(f"field must be one non-zero in-plane vector (x, y), got {field!r}")
-        _field_arrow(side, e / np.linalg.norm(e))
+        e_unit = e / np.linalg.norm(e)
     elif classified and len(seg_cls) and "field" in seg_cls:
         local_field = _local_field_arrows(ax, seg_cls, sid, lines, line_seg)
 
@@ -353,8 +354,9 @@ def plot_boundary_behaviour(
         ax.text(0.5, 0.5, "no grain: no pixel was indexed,\nor none passed the segmentation's cuts",
                 transform=ax.transAxes, ha="center", va="center",
                 fontsize=9, color="firebrick", bbox=dict(facecolor="white", edgecolor="none"))
-    _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
-                   bool(np.any(np.asarray(grain_map.labels) <= 0)), grains_named)
+    legend, texts = _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
+                                   bool(np.any(np.asarray(grain_map.labels) <= 0)), grains_named)
+    _below_legend(side, legend, e_unit, texts)
     return _finish(fig, path)
 
 
@@ -425,9 +427,29 @@ def _annotate_grains(ax: Any, grain_map: Any, avoid: np.ndarray = np.zeros((0, 2
     return True
 
 
-def _field_arrow(side: Any, e: np.ndarray) -> None:
-    """The applied field ``e`` (unit, sample frame) as one arrow in the key panel (y flipped: image y points down)."""
-    key = side.inset_axes((0.05, 0.30, 0.35, 0.22))
+def _below_legend(side: Any, legend: Any, e: np.ndarray | None, texts: list[tuple[str, dict[str, Any]]]) -> None:
+    """The field arrow (:func:`_field_arrow`, where ``e`` is given) and the key's ``texts`` stacked under the
+    ``legend`` of the key panel ``side``, in inches: placed by fractions of the panel, a tall map's panel held them
+    inches apart (the arrow mid-height, the parameters at the bottom)."""
+    fig = side.figure
+    fig.draw_without_rendering()
+    height_in = max(side.get_window_extent().height / fig.dpi, 1e-6)
+    top = side.transAxes.inverted().transform((0.0, legend.get_window_extent().y0))[1] - 0.15 / height_in
+    if e is not None:
+        box = 0.8 / height_in
+        _field_arrow(side, e, (0.05, top - 0.25 / height_in - box, 0.9 / max(side.get_window_extent().width / fig.dpi,
+                                                                                    1e-6), box))
+        top -= box + 0.4 / height_in
+    for text, kwargs in texts:
+        t = side.text(0.02, top, text, transform=side.transAxes, va="top", ha="left", **kwargs)
+        fig.draw_without_rendering()
+        top = side.transAxes.inverted().transform((0.0, t.get_window_extent().y0))[1] - 0.12 / height_in
+
+
+def _field_arrow(side: Any, e: np.ndarray, bounds: tuple[float, float, float, float]) -> None:
+    """The applied field ``e`` (unit, sample frame) as one arrow in the key panel (y flipped: image y points down),
+    in an inset of the panel at ``bounds`` (x0, y0, width, height; panel fractions)."""
+    key = side.inset_axes(bounds)
     key.set_xlim(-1, 1)
     key.set_ylim(-1, 1)
     key.set_aspect("equal")
@@ -453,10 +475,11 @@ def _local_field_arrows(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarra
 
 
 def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncertain: np.ndarray, local_field: bool,
-                   classified: bool, note: str | None, unassigned: bool, grains_named: bool = False) -> None:
+                   classified: bool, note: str | None, unassigned: bool, grains_named: bool = False,
+                   ) -> tuple[Any, list[tuple[str, dict[str, Any]]]]:
     """The key panel of :func:`plot_boundary_behaviour`: legend (length fractions), pale-segment entry, the
-    ``unassigned`` pixels' colour where there are any, what the numbers on the map are, warning note and the
-    model's parameters."""
+    ``unassigned`` pixels' colour where there are any, what the numbers on the map are; returns the legend and the
+    warning note and the model's parameters as ``(text, text keywords)`` for :func:`_below_legend`."""
     summary = classification.summary() if hasattr(classification, "summary") else {}
     frac = summary.get("behaviour_fraction", {})
     present = set(line_beh.tolist()) | {k for k, v in frac.items() if v > 0}
@@ -478,16 +501,17 @@ def _behaviour_key(side: Any, classification: Any, line_beh: np.ndarray, uncerta
         handles.append(Patch(visible=False, label="italic numbers: grain ids; boxed:\nboundary ids "
                                                   "(boundary_table.png)"))
 
-    side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
-                title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
-
+    legend = side.legend(handles=handles, loc="upper left", bbox_to_anchor=(0.0, 1.0), fontsize=8, frameon=False,
+                         title="boundary behaviour\n(% of boundary length)", title_fontsize=8, alignment="left")
+    texts: list[tuple[str, dict[str, Any]]] = []  # placed under the legend (and the arrow): _below_legend
     if note:
-        side.text(0.02, 0.1, note, transform=side.transAxes, fontsize=7.5, va="bottom", ha="left", color="#b00000", wrap=True)
+        texts.append((note, dict(fontsize=7.5, color="#b00000", wrap=True)))
     p = getattr(classification, "parameters", {}) or {}
     if p and classified:
-        side.text(0.02, 0.0, f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
-                  f"δ = {p.get('type_tolerance_deg', '?')}°, σ_ip/σ_op = {p.get('conductivity_ratio', '?'):g}",
-                  transform=side.transAxes, fontsize=7, va="bottom", ha="left")
+        texts.append((f"τ_flow = {p.get('tau_flow', '?')}, r_block = {p.get('r_block', '?')}\n"
+                      f"δ = {p.get('type_tolerance_deg', '?')}°, σ_ip/σ_op = {p.get('conductivity_ratio', '?'):g}",
+                      dict(fontsize=7)))
+    return legend, texts
 
 
 def plot_boundary_table(
