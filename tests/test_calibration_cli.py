@@ -95,6 +95,8 @@ def test_option_round_trips_and_changes_result_as_api(tiny, baseline, tmp_path, 
         (["--ellipticity", "1.05"], "--ellipticity expects"),
         (["--calibration", "missing.json"], "calibration file not found"),
         (["--affine", "1,1,1,1"], "singular"),
+        # it was blamed on [spots] beam_radius_px, which the user never set
+        (["--affine", "100,0,0,100"], "expected a detector distortion that scales offsets by 0.5-2"),
     ],
 )
 def test_bad_calibration_options_exit_2(tiny, tmp_path, capsys, opts, match):

@@ -38,6 +38,8 @@ def electron_wavelength(accelerating_voltage_kV: float) -> float:
 #: the ellipticity ratios a Calibration takes: real detector distortions are a few per cent (a ratio of 100 is a
 #: typo, which would leave no spot on the detector)
 ELLIPTICITY_RATIO_RANGE = (0.5, 2.0)
+#: the singular values an ``affine`` may have: a detector distortion, not a scale error of the pixel size
+AFFINE_SCALE_RANGE = (0.5, 2.0)
 
 
 def _finite_positive(name: str, value: Any) -> float:
@@ -91,7 +93,8 @@ class Calibration:
         ``(A11, A12, A21, A22)``: a general 2 × 2 detector distortion (dimensionless, row-major), or ``None``.
         It acts on detector offsets written as column vectors ``(dcol, drow)`` and maps the ideal offset (after
         rotation, flip and ellipticity) to the measured one: ``measured = A @ ideal``. Applied last, so it
-        composes with the other fields; the identity changes nothing.
+        composes with the other fields; the identity changes nothing. Its singular values must lie in
+        :data:`AFFINE_SCALE_RANGE` (0.5–2): a larger scale is a pixel-size error.
 
     Notes
     -----
@@ -150,6 +153,11 @@ class Calibration:
             sv = np.linalg.svd(a.reshape(2, 2), compute_uv=False)
             if abs(det) < 1e-6 or sv[0] > 10 * sv[1]:
                 raise ParameterError(f"affine {tuple(a.tolist())} is singular or too distorted (singular values {sv[0]:.3g}, {sv[1]:.3g})")
+            lo, hi = AFFINE_SCALE_RANGE
+            if sv[0] > hi or sv[1] < lo:  # (--affine 100,0,0,100 was blamed on the spots' beam radius)
+                raise ParameterError(f"affine {tuple(a.tolist())}: expected a detector distortion that scales offsets by "
+                                     f"{lo:g}-{hi:g} (its singular values are {sv[0]:.3g}, {sv[1]:.3g}); a uniform "
+                                     "scale error is the pixel size's (q_pixel_size)")
             object.__setattr__(self, "affine", tuple(float(x) for x in a))
 
     @property
