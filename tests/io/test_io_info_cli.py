@@ -132,3 +132,16 @@ def test_info_of_a_map_says_calibration_options_do_not_apply(tmp_path, capsys):
     assert "note:" not in capsys.readouterr().err
     assert main(["info", str(path), "--q-pixel-size", "0.03"]) == 0
     assert "is an orientation map: the calibration options apply to 4D-STEM data" in capsys.readouterr().err
+
+
+def test_info_warns_of_a_pixel_size_index_would_refuse(tmp_path, capsys):
+    """A file stating 5 1/Å per px was shown without a word (an off-detector centre gets a warning)."""
+    from stemgrains.data import Calibration
+    from stemgrains.io import write_4d
+
+    path = write_4d(tmp_path / "p5.h5", np.zeros((2, 2, 32, 32), np.float32), Calibration(q_pixel_size=5.0))
+    assert main(["info", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"warning: {path}: q_pixel_size 5: expected a detector pixel size") and "refuse it" in err
+    assert main(["info", str(path), "--q-pixel-size", "0.02"]) == 0
+    assert "warning" not in capsys.readouterr().err

@@ -124,6 +124,22 @@ def _print_map(path: Path) -> int:
     return 0
 
 
+def _warn_pixel_size(ds, origin: dict[str, str]) -> None:
+    """A pixel size index and run would refuse (:func:`stemgrains.settings.check_q_range`: nothing to index with
+    it) shown with a one-line warning saying so, by where it came from."""
+    from dataclasses import replace as _replace
+
+    from ..settings import check_q_range, name_pixel_size_origin
+
+    try:
+        check_q_range({"spots": {}}, ds.calibration, ds.detector_shape)
+    except ParameterError as err:
+        if str(err).startswith("[calibration] q_pixel_size"):
+            named = name_pixel_size_origin(err, _replace(ds, metadata={**ds.metadata, "calibration_origin": origin}))
+            text = str(named).replace("[calibration] q_pixel_size", "q_pixel_size", 1)
+            print(f"warning: {text}; index and run refuse it", file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import load_4d
 
@@ -168,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         print("q pixel:     not calibrated in the file (indexing needs --q-pixel-size, 1/Å per pixel)")
     else:
         print(f"q pixel:     {cal.q_pixel_size:g} 1/Å per pixel{tag('q_pixel_size')}")
+        _warn_pixel_size(ds, origin)
     print(f"voltage:     {cal.accelerating_voltage_kV:g} kV (λ = {cal.wavelength:.6f} Å){tag('accelerating_voltage_kV')}")
     print(f"scan step:   {cal.scan_step_nm:g} nm{tag('scan_step_nm')}")
     centre = f"({cal.center[0]:g}, {cal.center[1]:g}) px (row, col)" if cal.center is not None else "auto"
