@@ -973,17 +973,40 @@ def override_origins(cal: Mapping[str, Any], overrides: Mapping[str, Any] | None
 def label_override_origins(ds: Any, cal: Mapping[str, Any], overrides: Mapping[str, Any] | None = None) -> Any:
     """``ds`` (a Dataset4D loaded with ``overrides``, :func:`calibration_overrides` of ``cal``) with its metadata's
     ``calibration_origin`` saying, for each value given instead of the file's, where it was given
-    (:func:`override_origins`) rather than ``"override"``, and its ``calibration_notes`` the note of
-    :func:`reused_pixel_size_note` where there is one; returns ``ds``."""
+    (:func:`override_origins`) rather than ``"override"``, and its ``calibration_notes`` the notes of
+    :func:`reused_pixel_size_note` and :func:`reused_voltage_note` where there are any; returns ``ds``."""
     origin = ds.metadata.get("calibration_origin")
     if isinstance(origin, dict):
         for name, where in override_origins(cal, overrides).items():
             if origin.get(name) == "override":
                 origin[name] = where
-    note = reused_pixel_size_note(ds, cal)  # (index, calibrate and run all label here)
-    if note and note not in ds.metadata.get("calibration_notes", []):
-        ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
+    for note in (reused_pixel_size_note(ds, cal), reused_voltage_note(ds, cal)):  # (index, calibrate, run label here)
+        if note and note not in ds.metadata.get("calibration_notes", []):
+            ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
     return ds
+
+
+def reused_voltage_note(ds: Any, cal: Mapping[str, Any]) -> str | None:
+    """A ``note:`` line where the accelerating voltage of ``ds`` came from the ``--calibration`` file (a run's
+    summary or a fit that was given it) and replaces another voltage that the data file itself states (read again,
+    lazily, from ``ds.source``); None otherwise. The wavelength, and with it every spot's place, follows it."""
+    file = cal.get("file")
+    origin = ds.metadata.get("calibration_origin") or {}
+    if not file or origin.get("accelerating_voltage_kV") != f"calibration file {file}":
+        return None
+    try:
+        from .io import load_4d
+
+        own = load_4d(ds.source)
+    except Exception:  # noqa: BLE001 - no file to compare with (an array, a file that needs the options): no note
+        return None
+    if (own.metadata.get("calibration_origin") or {}).get("accelerating_voltage_kV") != "file":
+        return None
+    theirs, ours = float(ds.calibration.accelerating_voltage_kV), float(own.calibration.accelerating_voltage_kV)
+    if abs(theirs - ours) <= 1e-3 * ours:
+        return None
+    return (f"note: accelerating_voltage_kV {theirs:g} kV from {file} replaces the {ours:g} kV that {ds.source} "
+            f"states; give --voltage {ours:g} if the data file is right")
 
 
 def load_calibrated(path: Any, cal: Mapping[str, Any]) -> Any:

@@ -179,3 +179,23 @@ def test_a_pixel_size_fitted_at_another_voltage_is_noted(tmp_path):
     assert "notes" not in calibration_summary(same)
     given = load_calibrated(tmp_path / "scan200.h5", {"file": str(fit), "q_pixel_size": 0.02})  # given: not the file's
     assert "notes" not in calibration_summary(given)
+
+
+def test_a_voltage_from_another_run_that_replaces_the_files_own_is_noted(tmp_path):
+    """A run's summary given 200 kV on its command line replaced another scan's stated 300 kV without a word."""
+    from stemgrains.pipeline import calibration_summary, input_warnings
+    from stemgrains.settings import load_calibrated
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"calibration": {"accelerating_voltage_kV": 200.0, "q_pixel_size": 0.02,
+                                                   "origin": {"accelerating_voltage_kV": "command line",
+                                                              "q_pixel_size": "file"}}}))
+    data = np.zeros((2, 2, 16, 16), np.float32)
+    write_4d(tmp_path / "s300.h5", data, Calibration(q_pixel_size=0.03, accelerating_voltage_kV=300.0))
+    write_4d(tmp_path / "s200.h5", data, Calibration(q_pixel_size=0.03, accelerating_voltage_kV=200.0))
+    ds = load_calibrated(tmp_path / "s300.h5", {"file": str(summary)})
+    assert ds.calibration.accelerating_voltage_kV == 200.0  # as documented: given to that run, passed on
+    lines = input_warnings(calibration_summary(ds), 1.0, [])
+    assert any("accelerating_voltage_kV 200 kV from" in n and "replaces the 300 kV that" in n for n in lines), lines
+    same = load_calibrated(tmp_path / "s200.h5", {"file": str(summary)})  # nothing replaced: no note
+    assert not any("replaces" in n for n in input_warnings(calibration_summary(same), 1.0, []))
