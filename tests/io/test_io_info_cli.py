@@ -145,3 +145,14 @@ def test_info_warns_of_a_pixel_size_index_would_refuse(tmp_path, capsys):
     assert err.startswith(f"warning: {path}: q_pixel_size 5: expected a detector pixel size") and "refuse it" in err
     assert main(["info", str(path), "--q-pixel-size", "0.02"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_info_of_a_folder_or_a_json_says_what_it_reads(tmp_path, capsys):
+    """`info run_folder/` said 'not a regular file', `info summary.json` 'unsupported 4D-STEM file type .json'."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "results.h5").write_bytes(b"")
+    (tmp_path / "summary.json").write_text("{}")
+    assert main(["info", str(tmp_path / "run")]) == 2
+    assert "is a folder; info reads a 4D-STEM data file or an orientation map" in capsys.readouterr().err
+    assert main(["info", str(tmp_path / "summary.json")]) == 2
+    assert "a JSON file (a run's summary, a calibration): read it as text" in capsys.readouterr().err

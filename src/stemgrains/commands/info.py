@@ -146,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.input)
     if not path.exists():
         raise FileFormatError(f"{path}: file not found")
+    if path.is_dir():  # (it said "not a regular file")
+        held = " (a run's folder: its results.h5)" if (path / "results.h5").is_file() else ""
+        raise FileFormatError(f"{path}: is a folder; info reads a 4D-STEM data file or an orientation map: give one "
+                              f"of its files{held}")
+    if path.suffix.lower() == ".json":  # (it said "unsupported 4D-STEM file type .json")
+        raise FileFormatError(f"{path}: a JSON file (a run's summary, a calibration): read it as text; info reads a "
+                              "4D-STEM data file or an orientation map")
     overrides = calibration_overrides(args)
     if _is_orientation_map(path):
         if overrides:  # (they were ignored without a word)
