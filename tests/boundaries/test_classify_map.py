@@ -488,6 +488,11 @@ def test_figures(tmp_path, gmap, btable):
     fig = plot_boundary_behaviour(gmap, btable, res_local)
     assert any(t.get_text() == "local field E" for t in fig.axes[1].get_legend().get_texts())
     assert fig.axes[0].get_title() == "Grain-boundary behaviour under the local transport field"
+    from matplotlib.quiver import Quiver
+
+    arrows = [c for c in fig.axes[0].collections if isinstance(c, Quiver)]
+    ids = [t for t in fig.axes[0].texts if t.get_bbox_patch() is not None]  # the boxed boundary ids
+    assert arrows and ids and max(a.get_zorder() for a in arrows) < min(t.get_zorder() for t in ids)  # (covered them)
 
     fig = plot_boundary_table(res, path=tmp_path / "tab.png")
     texts = [t.get_text() for t in fig.axes[0].tables[0].get_celld()[(1, 6)].get_text().findobj()

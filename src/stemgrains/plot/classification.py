@@ -469,7 +469,7 @@ def _local_field_arrows(ax: Any, seg_cls: Any, sid: np.ndarray, lines: np.ndarra
     ok = np.all(np.isfinite(pts), axis=1) & np.all(np.isfinite(ef), axis=1)
     if not ok.any():
         return False
-    ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=7,
+    ax.quiver(pts[ok, 0], pts[ok, 1], ef[ok, 0], ef[ok, 1], angles="xy", color="black", zorder=5.5,
               width=0.004, scale=25, label="local field E")
     return True
 
