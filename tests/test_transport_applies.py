@@ -137,3 +137,17 @@ def test_run_says_what_the_transport_model_gave(nba_sample_run, capsys):
     assert "transport:" not in capsys.readouterr().out  # this run had no electrodes
     print_summary({"summary": dict(summary, transport_total_current=0.0123)}, str(out))
     assert "  transport: total current 0.0123 σ_ip·V per unit lamella thickness" in capsys.readouterr().out
+
+
+def test_info_of_a_runs_results_says_what_it_holds(nba_sample_run, capsys):
+    """`info results.h5` of a run did not mention its grains, boundaries or classification."""
+    import json
+
+    from stemgrains.cli import main
+
+    out, _ = nba_sample_run
+    summary = json.loads((out / "summary.json").read_text())
+    assert main(["info", str(out / "results.h5")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("also holds:"))
+    assert f"{summary['n_grains']} grains, {summary['n_boundaries']} boundaries, classification" in line
+    assert "transport" not in line.split("(")[0]  # this run had no electrodes

@@ -121,7 +121,32 @@ def _print_map(path: Path) -> int:
         print(f"hex frame:   {getattr(xmap, 'hex_frame', 'x || a (as stored)')}")
     props = ", ".join(sorted(xmap.prop)) or "none"
     print(f"properties:  {props}")
+    held = _stages_held(path)
+    if held:
+        print(f"also holds:  {held}")
     return 0
+
+
+def _stages_held(path: Path) -> str | None:
+    """What a results file of ours holds beyond the orientation map (grains and boundaries of ``segment``, the
+    classification, the transport model), as one line; None for other map files or where it holds none."""
+    import h5py
+
+    from ..boundaries import read_boundaries
+    from ..grains import read_grains
+
+    try:
+        with h5py.File(path, "r") as f:
+            groups = set(f)
+        parts = []
+        if "grains" in groups:
+            parts.append(f"{read_grains(path).n_grains} grains")
+        if "boundaries" in groups:
+            parts.append(f"{len(read_boundaries(path).boundaries)} boundaries")
+        parts += [name for name in ("classification", "transport") if name in groups]
+    except Exception:  # noqa: BLE001 - not HDF5 (.ang, .ctf), or a group it cannot read: nothing more
+        return None
+    return ", ".join(parts) + " (written by segment, classify, transport)" if parts else None
 
 
 def _warn_pixel_size(ds, origin: dict[str, str]) -> None:
