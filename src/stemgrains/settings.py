@@ -1186,6 +1186,18 @@ def name_pixel_size_origin(err: ParameterError, ds: Any) -> ParameterError:
     return err
 
 
+def pixel_size_refusal(params: Mapping[str, Any], ds: Any) -> ParameterError | None:
+    """The error :func:`check_q_range` raises for indexing keyword arguments ``params`` on the detector of ``ds``
+    where the pixel size is what leaves nothing to index, named by where it came from
+    (:func:`name_pixel_size_origin`); None otherwise (also for other empty q-ranges, which are each input's own)."""
+    try:
+        check_q_range(params, ds.calibration, ds.detector_shape)
+    except ParameterError as err:
+        if str(err).startswith("[calibration] q_pixel_size"):
+            return name_pixel_size_origin(err, ds)
+    return None
+
+
 def _typical_pixel_size() -> str:
     lo, hi = config.Q_PIXEL_SIZE_TYPICAL
     return f"expected a detector pixel size of about {lo:g}-{hi:g} 1/Å per px (nanobeam patterns reach 1-3 1/Å)"

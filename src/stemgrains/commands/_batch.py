@@ -89,7 +89,7 @@ def check_batch_arguments(phases: list[str], cfg: dict[str, dict[str, Any]], com
 def check_batch_calibration(inputs: list[Path], cfg: dict[str, dict[str, Any]]) -> None:
     """A pixel size or beam centre given to the whole batch (an option, a config or ``--calibration`` file) that
     cannot be used refused once, before the batch, as for one input: a centre off the detector, or a pixel size
-    that leaves nothing to index (:func:`stemgrains.settings.check_q_range`), checked on the detector of the first
+    that leaves nothing to index (:func:`stemgrains.settings.pixel_size_refusal`), checked on the detector of the first
     input that opens (the others fail on their own where theirs differs).
 
     Raises
@@ -97,7 +97,7 @@ def check_batch_calibration(inputs: list[Path], cfg: dict[str, dict[str, Any]]) 
     ParameterError
         One line naming where the value was given and the input it was checked on."""
     from ..io import load_4d
-    from ..settings import calibration_overrides, check_q_range, index_params, load_calibrated, name_pixel_size_origin
+    from ..settings import calibration_overrides, index_params, load_calibrated, pixel_size_refusal
 
     given = calibration_overrides(cfg["calibration"])
     if given.get("q_pixel_size") is None and given.get("center") is None:
@@ -116,12 +116,9 @@ def check_batch_calibration(inputs: list[Path], cfg: dict[str, dict[str, Any]]) 
             continue
         except Exception:  # noqa: BLE001 - an input that does not open fails on its own, in its own words
             continue
-        if given.get("q_pixel_size") is not None:
-            try:
-                check_q_range(index_params(cfg), ds.calibration, ds.detector_shape)
-            except ParameterError as err:
-                if str(err).startswith("[calibration] q_pixel_size"):  # not a q-range of one input's own file
-                    raise ParameterError(f"{name_pixel_size_origin(err, ds)} (checked on {path}, {where})") from None
+        err = pixel_size_refusal(index_params(cfg), ds) if given.get("q_pixel_size") is not None else None
+        if err is not None:  # (not a q-range of one input's own file)
+            raise ParameterError(f"{err} (checked on {path}, {where})") from None
         return
 
 

@@ -150,19 +150,16 @@ def _stages_held(path: Path) -> str | None:
 
 
 def _warn_pixel_size(ds, origin: dict[str, str]) -> None:
-    """A pixel size index and run would refuse (:func:`stemgrains.settings.check_q_range`: nothing to index with
-    it) shown with a one-line warning saying so, by where it came from."""
+    """A pixel size index and run would refuse (:func:`stemgrains.settings.pixel_size_refusal`: nothing to index
+    with it) shown with a one-line warning saying so, by where it came from."""
     from dataclasses import replace as _replace
 
-    from ..settings import check_q_range, name_pixel_size_origin
+    from ..settings import pixel_size_refusal
 
-    try:
-        check_q_range({"spots": {}}, ds.calibration, ds.detector_shape)
-    except ParameterError as err:
-        if str(err).startswith("[calibration] q_pixel_size"):
-            named = name_pixel_size_origin(err, _replace(ds, metadata={**ds.metadata, "calibration_origin": origin}))
-            text = str(named).replace("[calibration] q_pixel_size", "q_pixel_size", 1)
-            print(f"warning: {text}; index and run refuse it", file=sys.stderr)
+    err = pixel_size_refusal({"spots": {}}, _replace(ds, metadata={**ds.metadata, "calibration_origin": origin}))
+    if err is not None:
+        text = str(err).replace("[calibration] q_pixel_size", "q_pixel_size", 1)
+        print(f"warning: {text}; index and run refuse it", file=sys.stderr)
 
 
 def run(args: argparse.Namespace) -> int:

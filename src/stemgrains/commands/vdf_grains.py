@@ -101,15 +101,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_pixel_size(ds) -> None:
     """An absurd pixel size (``--q-pixel-size 5``, or one stated in the file) refused by name, as ``index`` refuses
-    it (:func:`stemgrains.settings.check_q_range` with the default spots), before any work; it was worded by the
+    it (:func:`stemgrains.settings.pixel_size_refusal` with the default spots), before any work; it was worded by the
     spots' ``q_min``, an option vdf-grains does not have. Other empty q-ranges are left to the VDF's own check."""
-    from ..errors import ParameterError
-    from ..settings import check_q_range, name_pixel_size_origin
+    from ..settings import pixel_size_refusal
 
-    if ds.calibration.q_pixel_size is None:
-        return
-    try:
-        check_q_range({"spots": {}}, ds.calibration, ds.detector_shape)
-    except ParameterError as err:
-        if str(err).startswith("[calibration] q_pixel_size"):
-            raise name_pixel_size_origin(err, ds) from None
+    if ds.calibration.q_pixel_size is not None:
+        err = pixel_size_refusal({"spots": {}}, ds)
+        if err is not None:
+            raise err

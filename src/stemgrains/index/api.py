@@ -1193,8 +1193,7 @@ def _relrod_widths(dataset: Dataset4D, phase_list: list[Phase], params: dict[str
                       else f"{saved['refine']:g} 1/Å")
             print(f"relrod width σ_s = {saved['sigma']:g} 1/Å, final refinement: {refine}; as chosen before the "
                   f"interruption ({Path(checkpoint_dir) / WIDTHS_FILE})", file=sys.stderr)
-        libraries = [build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
-                                   excitation_error_sigma=prm.excitation_error_sigma, verbose=progress) for p in phase_list]
+        libraries = _libraries_at(phase_list, prm, cal, progress)
         votes, shares = saved["refine_votes"], saved["confident"]
         return prm, libraries, (saved["sigma_source"], None if shares is None else {float(c): v for c, v in shares.items()},
                                 saved["refine_source"], None if votes is None else {float(w): int(v) for w, v in votes.items()})
@@ -1211,24 +1210,31 @@ def _relrod_widths(dataset: Dataset4D, phase_list: list[Phase], params: dict[str
                   f"{config.SIGMA_CONFIDENT_RELIABILITY:g} in a subsample, by σ_s: {shares})", file=sys.stderr)
     prm = prm.resolved(cal, dataset.detector_shape)
     if libraries is None:
-        libraries = [
-            build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
-                          excitation_error_sigma=prm.excitation_error_sigma, verbose=progress)
-            for p in phase_list
-        ]
+        libraries = _libraries_at(phase_list, prm, cal, progress)
     prm, refine_source, refine_votes = _refine_width(dataset, libraries, prm, IndexParams(**params), progress, subsample)
-    if key is not None:  # written whole or not at all (a temporary name, then renamed)
-        path = Path(checkpoint_dir) / WIDTHS_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{WIDTHS_FILE}.tmp")
-        tmp.write_text(json.dumps({
+    if key is not None:
+        _save_widths(checkpoint_dir, {
             "key": key, "sigma": prm.excitation_error_sigma, "sigma_source": sigma_source,
             "confident": None if confident is None else {f"{c:g}": float(v) for c, v in confident.items()},
             "refine": prm.refine_excitation_error_sigma, "refine_source": refine_source,
-            "refine_votes": None if refine_votes is None else {f"{w:g}": int(v) for w, v in refine_votes.items()}}),
-            encoding="utf-8")
-        os.replace(tmp, path)
+            "refine_votes": None if refine_votes is None else {f"{w:g}": int(v) for w, v in refine_votes.items()}})
     return prm, libraries, (sigma_source, confident, refine_source, refine_votes)
+
+
+def _libraries_at(phase_list: list[Phase], prm: IndexParams, cal: Any, progress: bool) -> list[TemplateLibrary]:
+    """One template library per phase at the resolved indexing parameters ``prm`` (its σ_s) and the voltage of ``cal``."""
+    return [build_library(p, step_deg=prm.step_deg, k_max=prm.k_max, accelerating_voltage_kV=cal.accelerating_voltage_kV,
+                          excitation_error_sigma=prm.excitation_error_sigma, verbose=progress) for p in phase_list]
+
+
+def _save_widths(checkpoint_dir: Any, record: dict[str, Any]) -> None:
+    """The :data:`WIDTHS_FILE` ``record`` written into ``checkpoint_dir``, whole or not at all (a temporary name,
+    then renamed)."""
+    path = Path(checkpoint_dir) / WIDTHS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{WIDTHS_FILE}.tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def index_orientations(
