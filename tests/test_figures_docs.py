@@ -406,7 +406,7 @@ def test_reliability_maps_share_one_scale_and_mark_the_cut():
     assert isinstance(norm, PowerNorm) and (norm.vmin, norm.vmax, norm.gamma) == (0.0, 100.0, RELIABILITY_GAMMA)
     assert 5.0 in list(cax.get_yticks()) and any(ln.get_linestyle() == "--" for ln in cax.get_lines())
     title = " ".join(fig._suptitle.get_text().replace("\u00a0", " ").split())  # unwrapped
-    assert f"{100 * np.mean(rel >= 5):.0f} % at or above the cut 5, dashed on the colour bar" in title
+    assert f"{100 * np.mean(rel >= 5):.0f} % ≥ the cut 5, dashed on the colour bar" in title
     # a wide map (4 x 12): the colour bar lies under it (beside it, it stood several times the map's height)
     y, x = np.divmod(np.arange(n), 12)
     wide = CrystalMap(Rotation.random(n), x=x * 2.0, y=y * 2.0, phase_list=PhaseList(names="au", point_groups="m-3m"),

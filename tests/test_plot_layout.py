@@ -61,3 +61,18 @@ def test_a_line_scan_has_one_tick_across_it(shape):
         assert len(across) == 1, across
         along = ax.get_xticks() if shape[0] <= 2 else ax.get_yticks()
         assert len(along) > 2
+
+
+@pytest.mark.parametrize("prop", ["reliability", "c_axis_reliability"])
+def test_a_tall_quality_map_keeps_its_title_in_two_lines(prop):
+    """Over a tall narrow map the figure (3.2 in) wrapped the title into three lines."""
+    xmap = _xmap(40, 6)
+    xmap.prop[prop] = np.linspace(0, 20, xmap.size)
+    fig = plot_quality_map(xmap, prop, vmax=100.0, cmap="magma", cut=5.0, gamma=0.5)
+    fig.draw_without_rendering()
+    title = fig._suptitle.get_text()
+    assert len(title.split("\n")) == 2, title
+    assert fig.get_figwidth() <= 6.4  # still narrower than a square map's figure
+    bbox = fig._suptitle.get_window_extent()
+    assert bbox.x0 >= 0 and bbox.x1 <= fig.get_figwidth() * fig.dpi + 1  # the title on the figure
+    assert "cut\u00a05" in title  # the cut's value not wrapped away from it

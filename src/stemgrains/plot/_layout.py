@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_wide", "is_tall", "wrap_text", "set_wrapped_title", "set_wrapped_suptitle", "map_colorbar",
-           "thin_colorbar_ticks", "trim_blank", "tidy_short_axes"]
+__all__ = ["is_wide", "is_tall", "wrap_text", "text_width_in", "set_wrapped_title", "set_wrapped_suptitle",
+           "map_colorbar", "thin_colorbar_ticks", "trim_blank", "tidy_short_axes"]
 
 #: a character's mean width as a share of the font size (DejaVu Sans measures about 0.5: a margin kept)
 _CHAR_WIDTH = 0.55
@@ -46,6 +46,14 @@ def wrap_text(text: str, width_in: float, fontsize: float) -> str:
             width += 1
         out += textwrap.wrap(line, width) if len(lines) > 1 else lines
     return "\n".join(out)
+
+
+def text_width_in(text: str, lines: int, fontsize: float = 10) -> float:
+    """The width (inches) in which :func:`wrap_text` wraps ``text`` into at most ``lines`` lines at ``fontsize``
+    (points), plus the words' slack: the estimate :func:`wrap_text` itself uses, ``_CHAR_WIDTH`` of the font size
+    per character."""
+    chars = -(-len(text) // max(1, lines)) + 6  # a line breaks at a word: up to a word's length to spare
+    return chars * _CHAR_WIDTH * fontsize / 72
 
 
 def set_wrapped_title(ax: Any, text: str, pad: float = 6, share: float = 0.62) -> None:

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from .. import config
 from ..io.results import atomic_savefig
-from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, tidy_short_axes, trim_blank
+from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, text_width_in, tidy_short_axes, trim_blank
 
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
 
@@ -86,8 +86,18 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     pid = np.asarray(xmap.phase_id).reshape(ny, nx)
     data = np.ma.masked_where(pid < 0, vals)
     wide = is_wide((ny, nx))  # its colour bar under it (map_colorbar): beside it, it stood several times its height
+    share = ""
+    if cut is not None:
+        ok = vals[pid >= 0]
+        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f}\u00a0% ≥ the cut\u00a0{cut:g}, dashed on the colour bar"
+    n_bad = int((pid < 0).sum())
+    median = np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan
+    # (no-break spaces: a number is not wrapped away from its unit)
+    title = f"{prop.replace('_', ' ')} (median {median:.2f}; {n_bad}\u00a0px not indexed{share})"
+    # a tall map: narrower (it stood in a blank 6.4 in), but wide enough for its title in two lines (three over a
+    # narrow map)
     size = (7.5, min(5.0, max(2.8, 6.0 * ny / nx + 2.0))) if wide else \
-        (min(6.4, max(3.2, 4.2 * nx / ny + 2.6)), 5.0)  # a tall map: narrower (it stood in a blank 6.4 in)
+        (min(6.4, max(3.2, 4.2 * nx / ny + 2.6, text_width_in(title, 2))), 5.0)
     fig = Figure(figsize=size, layout="constrained")
     ax = fig.add_subplot()
     cm = __import__("matplotlib").colormaps[cmap].copy()
@@ -100,20 +110,14 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
         im = ax.imshow(data, extent=_extent(xmap), interpolation="nearest", cmap=cm,
                        norm=PowerNorm(gamma, vmin=0, vmax=vmax))
     cbar = map_colorbar(fig, ax, im, prop.replace("_", " "), (ny, nx), shrink=0.85)
-    share = ""
     if cut is not None:
         (cbar.ax.axvline if wide else cbar.ax.axhline)(cut, color="cyan", ls="--", lw=1.5)
         lo, hi = cbar.ax.get_xlim() if wide else cbar.ax.get_ylim()
         cbar.set_ticks(sorted({float(t) for t in cbar.get_ticks() if lo <= t <= hi} | {float(cut)}))
-        ok = vals[pid >= 0]
-        share = f"; {100 * np.mean(ok >= cut) if ok.size else 0:.0f}\u00a0% at or above the cut {cut:g}, dashed on the colour bar"
     unit = _step_and_unit(xmap)[1]
     ax.set_xlabel(f"x ({unit})")
     ax.set_ylabel(f"y ({unit})")
-    n_bad = int((pid < 0).sum())
-    median = np.nanmedian(vals[pid >= 0]) if np.isfinite(vals[pid >= 0]).any() else np.nan
-    # (no-break spaces: a number is not wrapped away from its unit)
-    set_wrapped_suptitle(fig, f"{prop.replace('_', ' ')} (median {median:.2f}; {n_bad}\u00a0px not indexed{share})")
+    set_wrapped_suptitle(fig, title)
     tidy_short_axes(fig)
     if wide:  # as tall as the map, its bar and title need: a blank band stood under the title
         trim_blank(fig, ax, "y", min_in=1.2)
