@@ -542,14 +542,15 @@ def final_refinement(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInput
 
 
 def _refined_at(q: np.ndarray, mask: np.ndarray, ctx: "_SearchInputs", lib: TemplateLibrary, params: IndexParams,
-                sigma: float) -> tuple[np.ndarray, np.ndarray]:
+                sigma: float, xtol_deg: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """:func:`._cpu.refine_chunk` of the rows ``mask`` of ``q`` (n, 4) at relrod width ``sigma`` (1/Å), first step
-    ``config.REFINE_SIGMA_STEP_DEG``. Returns (orientations (n, 4), image scores (n,))."""
+    ``config.REFINE_SIGMA_STEP_DEG``, stopping at a simplex of ``xtol_deg`` degrees (default
+    ``params.refine_xtol_deg``). Returns (orientations (n, 4), image scores (n,))."""
     return _cpu.refine_chunk(
         np.ascontiguousarray(q, dtype=np.float64), mask, ctx.imgs, ctx.centers, ctx.affine,
         np.ascontiguousarray(lib.refl.g), np.ascontiguousarray(lib.refl.intensity), ctx.lam, sigma, ctx.q_min,
         params.k_max, float(lib.params["intensity_power"]), np.deg2rad(config.REFINE_SIGMA_STEP_DEG),
-        params.refine_max_eval, np.deg2rad(params.refine_xtol_deg))
+        params.refine_max_eval, np.deg2rad(params.refine_xtol_deg if xtol_deg is None else xtol_deg))
 
 
 def model_spread(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInputs", libraries: list[TemplateLibrary],
@@ -561,9 +562,12 @@ def model_spread(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInputs", 
     (thickness, dynamical scattering); where the spots fix the orientation the widths agree within about a degree
     (0.1–1.1° on noise-free patterns of our simulator), where only the intensities fix its tilt (few spots, off a
     zone axis) they can part by several. How much the orientation depends on a model parameter the data do not fix,
-    whatever R says about competing solutions; it runs on the CPU for either backend. Returns (n,)."""
+    whatever R says about competing solutions; it runs on the CPU for either backend. Its refinements stop at a
+    simplex of ``config.MODEL_SPREAD_XTOL_DEG`` (0.05°; the search's ``refine_xtol_deg`` where that is coarser):
+    the spread is read in degrees. Returns (n,)."""
     spread = np.full(len(quats), np.nan)
     last = params.refine_excitation_error_sigma or params.excitation_error_sigma
+    xtol = max(params.refine_xtol_deg, config.MODEL_SPREAD_XTOL_DEG)
     for k, lib in enumerate(libraries):
         m = phase_id == k
         if not m.any():
@@ -572,7 +576,7 @@ def model_spread(quats: np.ndarray, phase_id: np.ndarray, ctx: "_SearchInputs", 
         for sigma in config.MODEL_SPREAD_SIGMAS:
             if last is not None and abs(sigma - last) <= 1e-9:
                 continue
-            qk, _ = _refined_at(quats, m, ctx, lib, params, sigma)
+            qk, _ = _refined_at(quats, m, ctx, lib, params, sigma, xtol)
             spread[m] = np.maximum(spread[m], np.rad2deg(disorientation_angle(qk[m], quats[m], lib.symmetry_quaternions)))
     return spread
 
