@@ -79,6 +79,10 @@ K_MAX_CAP = 2.0
 #: the largest k_max accepted at all, 1/Å (beyond ~3 1/Å nanobeam detectors record nothing; the library's size grows
 #: as k_max³: 100 1/Å asked for 63 GiB)
 K_MAX_LIMIT = 4.0
+#: accelerating voltages (kV) taken at all: transmission microscopes run at 20–1300 kV, SEM-based transmission
+#: diffraction from about 1 kV, the high-voltage instruments built reached 3 MV; outside this a value is a typo (V for
+#: kV, 3e5) that would index nonsense (a wavelength 10³ times off) without a word
+VOLTAGE_RANGE_KV = (1.0, 3000.0)
 #: largest scattering vector `stemgrains calibrate` uses by default, 1/Å ([calibrate] k_max)
 CALIBRATE_K_MAX = 1.5
 #: spot fit (phase-fit check): predicted spots within this excitation error, 1/Å (≈ 1/thickness of a 20 nm lamella)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from . import config
 from .errors import InputError, ParameterError
 
 __all__ = ["Calibration", "Dataset4D", "electron_wavelength"]
@@ -26,6 +27,7 @@ def electron_wavelength(accelerating_voltage_kV: float) -> float:
     v = float(accelerating_voltage_kV)
     if not math.isfinite(v) or v <= 0:
         raise ParameterError(f"accelerating_voltage_kV must be a positive number of kV, got {accelerating_voltage_kV!r}")
+    check_voltage(v)
     h = 6.62607015e-34
     m0 = 9.1093837015e-31
     e = 1.602176634e-19
@@ -40,6 +42,16 @@ def electron_wavelength(accelerating_voltage_kV: float) -> float:
 ELLIPTICITY_RATIO_RANGE = (0.5, 2.0)
 #: the singular values an ``affine`` may have: a detector distortion, not a scale error of the pixel size
 AFFINE_SCALE_RANGE = (0.5, 2.0)
+
+
+def check_voltage(kv: float, name: str = "accelerating_voltage_kV") -> float:
+    """``kv`` where it lies in ``config.VOLTAGE_RANGE_KV`` (an electron microscope's accelerating voltage, kV);
+    else :class:`ParameterError` naming ``name`` and the range (a voltage given in V, 3e5, or a typo would index
+    with a wavelength orders of magnitude off and report nothing)."""
+    lo, hi = config.VOLTAGE_RANGE_KV
+    if not lo <= kv <= hi:
+        raise ParameterError(f"{name} {kv:g}: expected an accelerating voltage of {lo:g}–{hi:g} kV (in kV, not V)")
+    return kv
 
 
 def _finite_positive(name: str, value: Any) -> float:
@@ -118,7 +130,7 @@ class Calibration:
         if self.q_pixel_size is not None:
             object.__setattr__(self, "q_pixel_size", _finite_positive("q_pixel_size", self.q_pixel_size))
         object.__setattr__(
-            self, "accelerating_voltage_kV", _finite_positive("accelerating_voltage_kV", self.accelerating_voltage_kV)
+            self, "accelerating_voltage_kV", check_voltage(_finite_positive("accelerating_voltage_kV", self.accelerating_voltage_kV))
         )
         object.__setattr__(self, "scan_step_nm", _finite_positive("scan_step_nm", self.scan_step_nm))
         object.__setattr__(self, "q_rotation_deg", _finite("q_rotation_deg", self.q_rotation_deg))

@@ -494,6 +494,7 @@ _COUNT_FILE = frozenset({
 _NONNEGATIVE_FILE = frozenset({"index.neighbor_average_radius", "calibrate.neighbor_average_radius"})
 #: values (file and command line) with a closed range
 _RANGE = {
+    "calibration.accelerating_voltage_kV": config.VOLTAGE_RANGE_KV,
     "index.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
     "calibrate.neighbor_average_radius": (0, config.NEIGHBOR_AVERAGE_RADIUS_MAX),
     "calibrate.k_max": (0.0, config.K_MAX_LIMIT),

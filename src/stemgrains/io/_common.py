@@ -24,6 +24,10 @@ from .files import HDF5_SIGNATURE, NPY_SIGNATURE, file_signature, first_line, op
 CALIBRATION_FIELDS = tuple(Calibration.__dataclass_fields__)
 
 
+
+#: the command-line option that overrides a calibration value a data file states (named where the file's is refused)
+_OVERRIDE_OPTION = {"accelerating_voltage_kV": "--voltage", "q_pixel_size": "--q-pixel-size", "scan_step_nm": "--scan-step"}
+
 def check_file(path: str | os.PathLike, what: str = "file") -> Path:
     """Return ``path`` as a :class:`Path` if it is a readable regular file, else raise FileFormatError."""
     try:
@@ -94,7 +98,9 @@ def build_calibration(source: str, found: dict[str, Any], overrides: dict[str, A
     try:
         cal = Calibration(**kw)
     except ParameterError as err:
-        raise ParameterError(f"{source}: {err}") from None
+        stated = [k for k, opt in _OVERRIDE_OPTION.items() if k not in clean and found.get(k) is not None and k in str(err)]
+        hint = f" (the value stated in this file; give {_OVERRIDE_OPTION[stated[0]]} to override it)" if stated else ""
+        raise ParameterError(f"{source}: {err}{hint}") from None
     origin = {}
     for name in CALIBRATION_FIELDS:
         if name in clean:
