@@ -365,3 +365,28 @@ def test_run_and_index_note_a_pixel_size_fitted_at_another_voltage(tiny, tmp_pat
                  "-o", str(out)]) == 0
     err = capsys.readouterr().err
     assert f"was fitted or given at {other_kv:g} kV, and this scan is at {own.accelerating_voltage_kV:g} kV" in err, err
+
+
+def test_a_calibration_from_another_detector_gets_a_note(tiny, tmp_path, capsys):
+    """A fit of a 128 × 128 detector given to a 96 × 96 scan said nothing but "no indexed pattern is reliable" (a
+    fresh user's review): the JSON now records its detector shape, and index notes where the shapes differ."""
+    from stemgrains.io import write_calibration_json
+    from stemgrains.preprocess.calibrate import CalibrationFit
+
+    own = load_4d(tiny)
+    rows, cols = own.detector_shape
+    cal = own.calibration
+    fit = CalibrationFit(calibration=cal, status="ok", reason=None, method="rings", values={}, uncertainty={},
+                         center={}, notes=[], stated=cal, stated_origin={k: "file" for k in Calibration.__dataclass_fields__})
+    fit.calibration = replace(cal, q_pixel_size=cal.q_pixel_size * 1.001)  # what the fit changed
+    notes = {}
+    for shape in ((rows + 32, cols + 32), (rows, cols)):
+        path = write_calibration_json(tmp_path / f"fit{shape[0]}.json", fit, detector_shape=shape)
+        assert json.loads(path.read_text())["detector_shape"] == list(shape)
+        assert main(["index", str(tiny), "--phase", "au", "--calibration", str(path), "--no-progress",
+                     "-o", str(tmp_path / f"m{shape[0]}.h5")]) == 0
+        notes[shape] = capsys.readouterr().err
+    other = notes[(rows + 32, cols + 32)]
+    assert (f"q_pixel_size from {tmp_path / f'fit{rows + 32}.json'} was fitted or given on a {rows + 32} × {cols + 32} "
+            f"px detector, and this scan's is {rows} × {cols} px") in other, other
+    assert "px detector" not in notes[(rows, cols)]  # the same detector: no note

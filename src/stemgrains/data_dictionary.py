@@ -410,6 +410,8 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
 SUMMARY: dict[str, tuple[str, str]] = {
     "input": ("—", "path of the 4D-STEM data"),
     "scan_shape": ("px", "[ny, nx] scan shape"),
+    "detector_shape": ("px", "[rows, cols] of the detector (given with --calibration to a scan on another "
+                             "detector, the file's pixel size and centre get a note)"),
     "calibration": ("1/Å, kV, nm", "the calibration the run used: q_pixel_size, accelerating_voltage_kV, scan_step_nm, "
                                    "center [row, col] px (null: found per pattern), q_rotation_deg, q_flip, "
                                    "ellipticity [ratio, angle deg], affine [A11, A12, A21, A22] (null: unset) "

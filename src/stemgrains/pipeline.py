@@ -1200,6 +1200,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
     summary = {
         "input": str(Path(input_path).resolve()),
         "scan_shape": list(ds.scan_shape),
+        "detector_shape": [int(v) for v in ds.detector_shape],
         "calibration": calibration_summary(ds),
         "indexed_fraction": float(np.mean(xmap.phase_id >= 0)),
         "median_correlation_index": float(np.median(xmap.prop["correlation_index"])),

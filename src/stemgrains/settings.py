@@ -975,16 +975,38 @@ def label_override_origins(ds: Any, cal: Mapping[str, Any], overrides: Mapping[s
     """``ds`` (a Dataset4D loaded with ``overrides``, :func:`calibration_overrides` of ``cal``) with its metadata's
     ``calibration_origin`` saying, for each value given instead of the file's, where it was given
     (:func:`override_origins`) rather than ``"override"``, and its ``calibration_notes`` the notes of
-    :func:`reused_pixel_size_note` and :func:`reused_voltage_note` where there are any; returns ``ds``."""
+    :func:`reused_pixel_size_note`, :func:`reused_voltage_note` and :func:`reused_detector_note` where there are
+    any; returns ``ds``."""
     origin = ds.metadata.get("calibration_origin")
     if isinstance(origin, dict):
         for name, where in override_origins(cal, overrides).items():
             if origin.get(name) == "override":
                 origin[name] = where
-    for note in (reused_pixel_size_note(ds, cal), reused_voltage_note(ds, cal)):  # (index, calibrate, run label here)
+    for note in (reused_pixel_size_note(ds, cal), reused_voltage_note(ds, cal), reused_detector_note(ds, cal)):
+        # (index, calibrate and run label here)
         if note and note not in ds.metadata.get("calibration_notes", []):
             ds.metadata["calibration_notes"] = [*ds.metadata.get("calibration_notes", []), note]
     return ds
+
+
+def reused_detector_note(ds: Any, cal: Mapping[str, Any]) -> str | None:
+    """A ``note:`` line where the pixel size, beam centre, ellipticity or affine of ``ds`` came from the
+    ``--calibration`` file and that file records another detector shape than this scan's (a fit or a run of other
+    data: another camera, binning or frame, for which those values need not hold); None otherwise (also for files
+    that record no shape)."""
+    from .io.calibration import calibration_file_detector
+
+    file = cal.get("file")
+    origin = ds.metadata.get("calibration_origin") or {}
+    given = [k for k in ("q_pixel_size", "center", "ellipticity", "affine") if origin.get(k) == f"calibration file {file}"]
+    theirs = calibration_file_detector(file) if file and given else None
+    ours = tuple(int(v) for v in ds.detector_shape)
+    if theirs is None or tuple(theirs) == ours:
+        return None
+    verb = "was" if len(given) == 1 else "were"
+    return (f"note: {', '.join(given)} from {file} {verb} fitted or given on a {theirs[0]} × {theirs[1]} px detector, "
+            f"and this scan's is {ours[0]} × {ours[1]} px: they hold only for the same camera, binning and camera "
+            "length; calibrate this scan (stemgrains calibrate) or give its own values")
 
 
 def reused_voltage_note(ds: Any, cal: Mapping[str, Any]) -> str | None:

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     fit = calibrate(ds, phases, index_params=index_params, log=say, **options)
     # the options the fit ran with, in the JSON's report
     fit.diagnostics["options"] = dict(options, k_max=c["k_max"], neighbor_average_radius=c["neighbor_average_radius"])
-    write_calibration_json(out, fit, input_path=args.input)
+    write_calibration_json(out, fit, input_path=args.input, detector_shape=ds.detector_shape)
     if not args.no_figure:
         from ..plot.calibration import plot_calibration
 

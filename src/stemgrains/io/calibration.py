@@ -38,7 +38,7 @@ from ..errors import FileFormatError, ParameterError
 from .results import atomic_write_text, json_default, read_with
 
 __all__ = ["CALIBRATION_KEYS", "write_calibration_json", "read_calibration_json", "read_results_calibration",
-           "calibration_file_voltage"]
+           "calibration_file_voltage", "calibration_file_detector"]
 
 #: attribute names of a calibration (HDF5 attributes and JSON keys)
 CALIBRATION_KEYS = (
@@ -47,13 +47,16 @@ CALIBRATION_KEYS = (
 )
 
 
-def write_calibration_json(path: str | os.PathLike, fit: Any, input_path: str | os.PathLike | None = None) -> Path:
+def write_calibration_json(path: str | os.PathLike, fit: Any, input_path: str | os.PathLike | None = None,
+                           detector_shape: Any = None) -> Path:
     """Write a :class:`~stemgrains.preprocess.calibrate.CalibrationFit` (or a plain :class:`Calibration`) as JSON,
     atomically. Returns the path.
 
     ``input_path`` (the data the fit was made from) is recorded as an absolute path under ``"input"``, beside
     ``"software"``, so that :func:`stemgrains.io.outputs.recorded_input` recognises the file as a calibration of
-    that input (``index``/``run --auto-calibrate`` replace only those without ``--force``)."""
+    that input (``index``/``run --auto-calibrate`` replace only those without ``--force``); ``detector_shape``
+    (rows, cols) of that input under ``"detector_shape"`` (a scan on another detector gets a note where the file's
+    pixel size or centre is given to it: :func:`stemgrains.settings.reused_detector_note`)."""
     path = Path(path)
     if isinstance(fit, Calibration):
         doc = {"calibration": fit.to_attrs()}
@@ -69,6 +72,8 @@ def write_calibration_json(path: str | os.PathLike, fit: Any, input_path: str | 
             doc["input"] = str(Path(input_path).resolve())
         except (OSError, RuntimeError):  # a symlink loop
             doc["input"] = os.path.abspath(input_path)
+    if detector_shape is not None:
+        doc["detector_shape"] = [int(v) for v in detector_shape]
     atomic_write_text(path, json.dumps(doc, indent=2, default=json_default) + "\n")
     return path
 
@@ -84,6 +89,17 @@ def calibration_file_voltage(path: str | os.PathLike) -> float | None:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
     except (OSError, UnicodeDecodeError, ValueError, AttributeError):
         return None
+
+
+def calibration_file_detector(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The detector shape (rows, cols) a calibration JSON records for the data it was fitted on or given to
+    (``"detector_shape"`` of a fit or a run's summary), None where it records none or cannot be read."""
+    try:
+        v = json.loads(Path(path).read_text(encoding="utf-8")).get("detector_shape")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return None
+    ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
+    return (v[0], v[1]) if ok else None
 
 
 def _overrides_from_attrs(attrs: dict[str, Any], source: str) -> dict[str, Any]:

@@ -874,7 +874,7 @@ def run_auto_calibration(
     if json_path is not None:
         from ..io.calibration import write_calibration_json
 
-        write_calibration_json(json_path, fit, input_path=source)
+        write_calibration_json(json_path, fit, input_path=source, detector_shape=dataset.detector_shape)
     if figure_path is not None:
         from ..plot.calibration import plot_calibration
 
