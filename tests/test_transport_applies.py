@@ -136,7 +136,15 @@ def test_run_says_what_the_transport_model_gave(nba_sample_run, capsys):
     print_summary({"summary": summary}, str(out))
     assert "transport:" not in capsys.readouterr().out  # this run had no electrodes
     print_summary({"summary": dict(summary, transport_total_current=0.0123)}, str(out))
-    assert "  transport: total current 0.0123 σ_ip·V per unit lamella thickness" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "  transport: total current 0.0123 σ_ip·V per unit lamella thickness" in said
+    assert "in no grain and carry current" not in said  # this map's pixels are in grains
+    # a map whose pixels are mostly in no grain (a fresh user's 3 x 3 run: "0 grains", then a total current without
+    # a word): the current is the boundary material's
+    inv = dict(summary["invalid_pixels"], n_unassigned=summary["invalid_pixels"]["n_pixels"])
+    print_summary({"summary": dict(summary, transport_total_current=0.0123, invalid_pixels=inv, n_grains=0)}, str(out))
+    n = inv["n_pixels"]
+    assert f"  note: {n} of {n} pixels are in no grain and carry current as boundary material" in capsys.readouterr().out
 
 
 def test_info_of_a_runs_results_says_what_it_holds(nba_sample_run, capsys):
