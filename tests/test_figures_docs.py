@@ -417,3 +417,21 @@ def test_reliability_maps_share_one_scale_and_mark_the_cut():
     fig.canvas.draw()
     assert cax.get_window_extent().y1 < ax.get_window_extent().y0 and fig.get_figheight() < 5.0
     assert 5.0 in list(cax.get_xticks()) and any(ln.get_linestyle() == "--" for ln in cax.get_lines())
+
+
+@pytest.mark.parametrize("shape", [(1, 30), (2, 30)])
+def test_a_line_scans_grain_ids_stand_above_the_strip(nba, shape):
+    """On a line scan's strip the ids stood half below its edge or under the trace bars (a fresh user's 1 × 30 run)."""
+    xmap = _voronoi_xmap(shape, 3, nba)
+    gm, _, _ = _stages(xmap)
+    fig = plot_grain_traces(gm)
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    top = ax.get_window_extent().y1
+    ids = [t for t in ax.texts if t.get_text().isdigit()]
+    assert len(ids) == gm.n_grains > 0
+    for t in ids:
+        box = t.get_window_extent()
+        assert box.y0 >= top - 1, (t.get_text(), box.y0, top)  # above the strip, not on it
+        assert box.y1 <= ax.title.get_window_extent().y0 + 1  # under the title
+    assert _overlaps(fig) == []

@@ -208,13 +208,16 @@ def plot_grain_traces(
         # the id sits beside the bar, offset along the trace normal (display y points up, the map's y down)
         nrm = np.stack([d[:, 1], -d[:, 0]], axis=1)
         nrm = np.where(traced[:, None], nrm, [0.7071, -0.7071])
+        strip = ny <= 2  # a line scan: beside the bar the id stood half off the strip; it stands above it
         for gid, xi, yi, (ox, oy) in zip(np.asarray(table["id"]).tolist(), x.tolist(), y.tolist(), nrm.tolist()):
-            ax.annotate(str(gid), (xi, yi), xytext=(9 * ox, -9 * oy), textcoords="offset points", fontsize=7,
-                        ha="center", va="center",
-                        color="black", zorder=6,
+            ax.annotate(str(gid), (xi, -0.5 * s) if strip else (xi, yi), xytext=(0, 4) if strip else (9 * ox, -9 * oy),
+                        textcoords="offset points", fontsize=7, ha="center", va="bottom" if strip else "center",
+                        color="black", zorder=6, annotation_clip=False,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
     _frame_map(ax, grain_map, title or ("Grains (IPF-z) and conduction-plane traces" if has_c.any()
                                         else "Grains (IPF-z): no conduction planes"))
+    if show_ids and ny <= 2:
+        ax.set_title(ax.get_title(), pad=16)  # room for the ids above the strip
     side = fig.add_subplot(gs[1, 1])
     side.set_axis_off()
     _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
