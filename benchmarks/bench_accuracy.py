@@ -30,6 +30,7 @@ Usage::
 
     python benchmarks/bench_accuracy.py                       # every tests/data/*.h5
     python benchmarks/bench_accuracy.py tests/data/ci-nba-abtem.h5 -o /tmp/acc.json
+    python benchmarks/bench_accuracy.py --index '{"search_stride": 5}' -o /tmp/acc_stride5.json   # a sweep
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def friedel_mates(ds, mask: np.ndarray) -> dict[str, Any]:
     return {"n_spots": int(len(pk)), "strong_with_mate": float(mate[strong].mean())}
 
 
-def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
+def evaluate(path: Path, progress: bool = False, index_kwargs: dict[str, Any] | None = None) -> dict[str, Any]:
     import h5py
 
     from stemgrains.crystal import read_phases
@@ -206,7 +207,7 @@ def evaluate(path: Path, progress: bool = False) -> dict[str, Any]:
     ds = load_4d(path)
     phase_objs = [phases[i] for i in phases.ids]
     t0 = time.perf_counter()
-    xmap = index_orientations(ds, phase_objs, progress=progress)
+    xmap = index_orientations(ds, phase_objs, progress=progress, **(index_kwargs or {}))
     seconds = time.perf_counter() - t0
     q_found = xmap.rotations.data.reshape(ny, nx, 4)
     pid_found = np.asarray(xmap.phase_id).reshape(ny, nx)
@@ -343,7 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("datasets", nargs="*", type=Path, help="project .h5 files with /truth (default: tests/data/*.h5)")
     ap.add_argument("-o", "--output", type=Path, default=C.RESULTS_DIR / "accuracy.json")
     ap.add_argument("--progress", action="store_true")
+    ap.add_argument("--index", default="{}", metavar="JSON",
+                    help="keyword arguments of index_orientations as a JSON object, for a sweep against the defaults "
+                         "(e.g. '{\"search_stride\": 5}'); recorded under \"index_kwargs\"")
     args = ap.parse_args(argv)
+    try:
+        index_kwargs = json.loads(args.index)
+    except ValueError as err:
+        print(f"--index {args.index!r}: expected a JSON object ({err})", file=sys.stderr)
+        return 2
+    if not isinstance(index_kwargs, dict):
+        print(f"--index {args.index!r}: expected a JSON object of keyword arguments", file=sys.stderr)
+        return 2
     paths = args.datasets or sorted((C.REPO / "tests" / "data").glob("*.h5"))
     if not paths:
         print("no datasets given and none in tests/data", file=sys.stderr)
@@ -354,7 +366,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     results = []
     for p in paths:
-        r = evaluate(p, progress=args.progress)
+        try:
+            r = evaluate(p, progress=args.progress, index_kwargs=index_kwargs)
+        except Exception as err:  # noqa: BLE001 - a bad keyword or value: one line, not a traceback
+            if type(err).__name__ not in ("ParameterError", "TypeError"):
+                raise
+            print(f"--index {args.index}: {err}", file=sys.stderr)
+            return 2
         results.append(r)
         print(
             f"{p.name:28s} {r['engine']:9s} within 1/2/5°: {r['within_1deg_percent']:5.1f} {r['within_2deg_percent']:5.1f} "
@@ -408,6 +426,7 @@ def main(argv: list[str] | None = None) -> int:
             "strong_with_mate = the fraction with a spot at −q (within 0.03 1/Å) of at least half its amplitude; near 1 the "
             "pattern is centrosymmetric and cannot tell the truth from its beam twin",
         },
+        "index_kwargs": index_kwargs,
         "machine": C.machine_info(),
         "versions": C.versions(),
         "datasets": results,
