@@ -390,3 +390,6 @@ def test_a_calibration_from_another_detector_gets_a_note(tiny, tmp_path, capsys)
     assert (f"q_pixel_size from {tmp_path / f'fit{rows + 32}.json'} was fitted or given on a {rows + 32} × {cols + 32} "
             f"px detector, and this scan's is {rows} × {cols} px") in other, other
     assert "px detector" not in notes[(rows, cols)]  # the same detector: no note
+    # info --calibration says it too (a second review: it printed the voltage note only)
+    assert main(["info", str(tiny), "--calibration", str(tmp_path / f"fit{rows + 32}.json")]) == 0
+    assert f"was fitted or given on a {rows + 32} × {cols + 32} px detector" in capsys.readouterr().err

@@ -145,6 +145,12 @@ def test_run_says_what_the_transport_model_gave(nba_sample_run, capsys):
     print_summary({"summary": dict(summary, transport_total_current=0.0123, invalid_pixels=inv, n_grains=0)}, str(out))
     n = inv["n_pixels"]
     assert f"  note: {n} of {n} pixels are in no grain and carry current as boundary material" in capsys.readouterr().out
+    # pores carry nothing: no such note; a conductivity given for them is named
+    for how, said in (("pore", None), (0.2, "as the conductivity given for them (0.2 σ_ip")):
+        print_summary({"summary": dict(summary, transport_total_current=0.0123, invalid_pixels=inv, n_grains=0,
+                                       transport_unassigned=how)}, str(out))
+        got = capsys.readouterr().out
+        assert (said in got) if said else ("in no grain and carry current" not in got), got
 
 
 def test_info_of_a_runs_results_says_what_it_holds(nba_sample_run, capsys):

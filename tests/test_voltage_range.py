@@ -62,3 +62,23 @@ def test_the_api_and_the_wavelength_check_the_range():
             electron_wavelength(kv)
         with pytest.raises(ParameterError, match="accelerating_voltage_kV"):
             Calibration(q_pixel_size=0.02, accelerating_voltage_kV=kv)
+
+
+@pytest.mark.parametrize("cmd", [["info"], ["virtual", "--bf", "10", "-o", "v.png"], ["vdf-grains", "-o", "d"]])
+def test_the_other_commands_name_the_option(cmd, tmp_path, capsys, monkeypatch):
+    """info, virtual and vdf-grains blamed the data file for a --voltage 1e9 (a second review)."""
+    monkeypatch.chdir(tmp_path)
+    err = _refused([cmd[0], SAMPLE, *cmd[1:], "--voltage", "1e9"], capsys)
+    assert "--voltage expects a value from 1 to 3000 kV, got 1e+09" in err, err
+
+
+def test_a_vendor_files_beam_energy_is_named_by_the_file():
+    """A HyperSpy file with beam_energy in V (300000) and detector axes in mrad was refused without the file's name:
+    the mrad → 1/Å conversion checked the voltage before the file was named."""
+    from stemgrains.io._vendor import calibration_from_axes
+
+    axes = [{"navigate": True, "units": "nm", "scale": 2.0}] * 2 + [{"navigate": False, "units": "mrad", "scale": 0.1}] * 2
+    found, _ = calibration_from_axes(axes, 300.0, "ok.hspy")
+    assert found["q_pixel_size"] == pytest.approx(1e-4 / electron_wavelength(300.0))
+    with pytest.raises(ParameterError, match=r"^bad\.hspy: accelerating_voltage_kV 300000: .*give --voltage to override it"):
+        calibration_from_axes(axes, 3e5, "bad.hspy")

@@ -44,6 +44,15 @@ ELLIPTICITY_RATIO_RANGE = (0.5, 2.0)
 AFFINE_SCALE_RANGE = (0.5, 2.0)
 
 
+def file_wavelength(accelerating_voltage_kV: float, source: str) -> float:
+    """:func:`electron_wavelength` of a voltage a data file states (to convert its mrad axes to 1/Å), a refusal
+    naming the file ``source`` and the override (``--voltage``)."""
+    try:
+        return electron_wavelength(accelerating_voltage_kV)
+    except ParameterError as err:
+        raise ParameterError(f"{source}: {err} (the value stated in this file; give --voltage to override it)") from None
+
+
 def check_voltage(kv: float, name: str = "accelerating_voltage_kV") -> float:
     """``kv`` where it lies in ``config.VOLTAGE_RANGE_KV`` (an electron microscope's accelerating voltage, kV);
     else :class:`ParameterError` naming ``name`` and the range (a voltage given in V, 3e5, or a typo would index

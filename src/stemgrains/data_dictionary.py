@@ -491,6 +491,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "transport_total_current": ("σ_ip·V", "current driven through the lamella, per unit lamella thickness "
                                           "(× σ_ip [S/m] × thickness [m] = A)"),
     "transport_total_current_unit": ("—", "that unit, spelled out"),
+    "transport_unassigned": ("—", "how the transport model took the pixels in no grain: \"gb\" (boundary material, "
+                                  "σ_gb), \"pore\" (no current) or a conductivity (σ_ip units); [transport] unassigned"),
     "transport": ("—", "only where electrodes were given but no phase of the map conducts Na+ (e.g. cubic Au): "
                        "{skipped: true, reason}; the transport model did not run and nothing of it was written "
                        "(also /parameters run transport_skipped)"),

@@ -1228,6 +1228,7 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
     if transport is not None:
         summary["transport_total_current"] = float(transport.total_current)
         summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
+        summary["transport_unassigned"] = (transport.parameters or {}).get("unassigned", "gb")
     return summary
 
 

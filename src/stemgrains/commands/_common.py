@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .. import config
 from ..errors import ParameterError
 from ..settings import check_calibration_value, parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
 
@@ -67,6 +68,9 @@ def calibration_overrides(args: argparse.Namespace) -> dict:
         v = flags[key]
         if v is not None and not (v > 0 and v < float("inf")):
             raise ParameterError(f"{opt} expects a finite positive number, got {v:g}")
+    lo, hi = config.VOLTAGE_RANGE_KV
+    if flags["accelerating_voltage_kV"] is not None and not lo <= flags["accelerating_voltage_kV"] <= hi:
+        raise ParameterError(f"--voltage expects a value from {lo:g} to {hi:g} kV, got {flags['accelerating_voltage_kV']:g}")
     for key, opt in (("center", "--center"), ("q_rotation_deg", "--q-rotation"), ("ellipticity", "--ellipticity"),
                      ("affine", "--affine")):
         if flags.get(key) is not None:

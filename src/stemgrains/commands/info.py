@@ -193,13 +193,14 @@ def run(args: argparse.Namespace) -> int:
         ds = load_4d(path, **{**overrides, "center": (0.0, 0.0)})
     cal = ds.calibration
     origin = given_origins(ds, args)  # the values given here: the --calibration file's, or typed
-    if getattr(args, "calibration", None):  # a pixel size fitted at another voltage: as index and run say it
-        from ..settings import reused_pixel_size_note
+    if getattr(args, "calibration", None):  # a pixel size fitted at another voltage or detector: as index, run say it
+        from ..settings import reused_detector_note, reused_pixel_size_note
 
-        note = reused_pixel_size_note(replace(ds, metadata={**ds.metadata, "calibration_origin": origin}),
-                                      {"file": args.calibration})
-        if note:
-            print(note, file=sys.stderr)
+        labelled = replace(ds, metadata={**ds.metadata, "calibration_origin": origin})
+        for note in (reused_pixel_size_note(labelled, {"file": args.calibration}),
+                     reused_detector_note(labelled, {"file": args.calibration})):
+            if note:
+                print(note, file=sys.stderr)
 
     def tag(name: str) -> str:
         return f"  [{origin[name]}]" if name in origin else ""

@@ -266,9 +266,12 @@ def print_summary(out: dict[str, Any], output: str) -> None:
               "(× σ_ip [S/m] × thickness [m] = A; summary.json transport_total_current, /transport of results.h5, "
               "transport_*.png)")
         inv = s.get("invalid_pixels") or {}
-        if inv.get("n_pixels") and 2 * inv.get("n_unassigned", 0) >= inv["n_pixels"]:  # mostly boundary material
+        how = s.get("transport_unassigned", "gb")
+        if inv.get("n_pixels") and 2 * inv.get("n_unassigned", 0) > inv["n_pixels"] and how != "pore":
+            material = ("boundary material (σ_gb)" if how == "gb" else
+                        f"the conductivity given for them ({how} σ_ip, [transport] unassigned)")
             print(f"  note: {inv['n_unassigned']} of {inv['n_pixels']} pixels are in no grain and carry current as "
-                  "boundary material (σ_gb): the current is mostly theirs, not the grains'; see the grains' cut "
+                  f"{material}: the current is mostly theirs, not the grains'; see the grains' cut "
                   "(--min-reliability, --min-size)")
     cls = s["classification"]
     if cls.get("applies") is False:

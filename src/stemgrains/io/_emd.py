@@ -24,7 +24,7 @@ from typing import Any
 
 import h5py
 
-from ..data import Dataset4D, electron_wavelength
+from ..data import Dataset4D, file_wavelength
 from ..errors import FileFormatError, InputError
 from ._common import H5Array, as_4d, build_calibration, clean_overrides, finite_or_none, first_line, scalar_attr
 
@@ -61,7 +61,7 @@ def _calibration_group(f: h5py.File, array_path: str) -> h5py.Group | None:
     return None
 
 
-def _q_pixel_size(value: Any, units: Any, voltage_kV: float | None) -> float | None:
+def _q_pixel_size(value: Any, units: Any, voltage_kV: float | None, source: str = "EMD file") -> float | None:
     v = finite_or_none(value)
     if v is None:
         return None
@@ -71,7 +71,7 @@ def _q_pixel_size(value: Any, units: Any, voltage_kV: float | None) -> float | N
     if u in ("nm^-1", "1/nm", "nm-1"):
         return v / 10.0
     if u in ("mrad", "mrads") and voltage_kV is not None:
-        return v * 1e-3 / electron_wavelength(voltage_kV)
+        return v * 1e-3 / file_wavelength(voltage_kV, source)
     return None  # 'pixels' or unknown: not calibrated
 
 
@@ -104,7 +104,7 @@ def read_emd(f: h5py.File, path: Path, overrides: dict[str, Any], dataset: str |
     clean = clean_overrides(overrides)
     voltage = finite_or_none(clean.get("accelerating_voltage_kV"))
     found: dict[str, Any] = {}
-    qpx = _q_pixel_size(params.get("Q_pixel_size"), params.get("Q_pixel_units"), voltage)
+    qpx = _q_pixel_size(params.get("Q_pixel_size"), params.get("Q_pixel_units"), voltage, str(path))
     if qpx is not None:
         found["q_pixel_size"] = qpx
     rpx = finite_or_none(params.get("R_pixel_size"))

@@ -44,7 +44,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..data import Dataset4D, electron_wavelength
+from ..data import Dataset4D, file_wavelength
 from ..errors import FileFormatError, ParameterError, StemgrainsError
 from ._common import EXPECTED_4D, as_4d, build_calibration, clean_overrides, finite_or_none, first_line, not_4d_message
 
@@ -197,7 +197,7 @@ def calibration_from_axes(
         if u in _RECIPROCAL_TO_INV_A:
             qs.append(s * _RECIPROCAL_TO_INV_A[u])
         elif u in _ANGLE_TO_RAD and voltage_kV is not None:
-            qs.append(s * _ANGLE_TO_RAD[u] / electron_wavelength(voltage_kV))
+            qs.append(s * _ANGLE_TO_RAD[u] / file_wavelength(voltage_kV, source))
     if len(qs) == len(sig) == 2:
         if max(qs) > min(qs) * 1.01:
             raise ParameterError(
