@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="keyword arguments of index_orientations as a JSON object, for a sweep against the defaults "
                          "(e.g. '{\"search_stride\": 5}'); recorded under \"index_kwargs\"")
     args = ap.parse_args(argv)
+    from stemgrains.errors import ParameterError
+
     try:
         index_kwargs = json.loads(args.index)
     except ValueError as err:
@@ -368,9 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in paths:
         try:
             r = evaluate(p, progress=args.progress, index_kwargs=index_kwargs)
-        except Exception as err:  # noqa: BLE001 - a bad keyword or value: one line, not a traceback
-            if type(err).__name__ not in ("ParameterError", "TypeError"):
-                raise
+        except (ParameterError, TypeError) as err:  # a bad keyword or value: one line, not a traceback
             print(f"--index {args.index}: {err}", file=sys.stderr)
             return 2
         results.append(r)

@@ -534,6 +534,15 @@ def _in_range(key: Key, value: Any, where: str) -> Any:
     if where == _CLI and key.flag:
         raise ParameterError(f"{key.flag} expects a value {span}{unit}, got {value:g}")
     raise ParameterError(f"{where}[{key.section}] {key.name}: expected a value {span}{unit}, got {_shown(value)}")
+
+
+def check_option_range(path: str, value: float) -> float:
+    """``value`` given on the command line for the config key ``path`` (e.g. ``calibration.accelerating_voltage_kV``)
+    where it lies in the key's range (:data:`_RANGE`), else the one-line error naming its option, as the commands
+    that resolve a config give it (for commands that take the option without a config: info, virtual, ...)."""
+    return _in_range(next(k for k in schema() if k.path == path), value, _CLI)
+
+
 #: file values that must be a non-zero vector (a direction)
 _DIRECTION_FILE = frozenset({"classify.field"})
 #: ``where`` of values from the command line (errors then name the option)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .. import config
 from ..errors import ParameterError
-from ..settings import check_calibration_value, parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
+from ..settings import check_calibration_value, check_option_range, parse_numbers, parse_pair  # noqa: F401  (the commands import them from here)
 
 
 def add_calibration_overrides(p: argparse.ArgumentParser) -> None:
@@ -68,9 +67,8 @@ def calibration_overrides(args: argparse.Namespace) -> dict:
         v = flags[key]
         if v is not None and not (v > 0 and v < float("inf")):
             raise ParameterError(f"{opt} expects a finite positive number, got {v:g}")
-    lo, hi = config.VOLTAGE_RANGE_KV
-    if flags["accelerating_voltage_kV"] is not None and not lo <= flags["accelerating_voltage_kV"] <= hi:
-        raise ParameterError(f"--voltage expects a value from {lo:g} to {hi:g} kV, got {flags['accelerating_voltage_kV']:g}")
+    if flags["accelerating_voltage_kV"] is not None:  # its range, named as the commands with a config name it
+        check_option_range("calibration.accelerating_voltage_kV", flags["accelerating_voltage_kV"])
     for key, opt in (("center", "--center"), ("q_rotation_deg", "--q-rotation"), ("ellipticity", "--ellipticity"),
                      ("affine", "--affine")):
         if flags.get(key) is not None:

@@ -82,24 +82,28 @@ def calibration_file_voltage(path: str | os.PathLike) -> float | None:
     """The accelerating voltage (kV) recorded beside the calibration in a calibration JSON (a fit of ``calibrate``
     or a run's summary: the voltage its pixel size was fitted or given at; a hand-written file that states one),
     None where it records none or cannot be read (:func:`read_calibration_json` says why elsewhere)."""
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-        block = doc.get("calibration", doc)
-        v = block.get("accelerating_voltage_kV")
-        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return None
+    doc = _json_object(path)
+    block = doc.get("calibration", doc)
+    v = block.get("accelerating_voltage_kV") if isinstance(block, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
 def calibration_file_detector(path: str | os.PathLike) -> tuple[int, int] | None:
     """The detector shape (rows, cols) a calibration JSON records for the data it was fitted on or given to
     (``"detector_shape"`` of a fit or a run's summary), None where it records none or cannot be read."""
-    try:
-        v = json.loads(Path(path).read_text(encoding="utf-8")).get("detector_shape")
-    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
-        return None
+    v = _json_object(path).get("detector_shape")
     ok = isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
     return (v[0], v[1]) if ok else None
+
+
+def _json_object(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON object in ``path``; ``{}`` where it cannot be read or is not an object (the notes that read it say
+    nothing then: :func:`read_calibration_json` says why elsewhere)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
 
 
 def _overrides_from_attrs(attrs: dict[str, Any], source: str) -> dict[str, Any]:
