@@ -40,13 +40,15 @@ def test_the_ipf_key_stands_beside_the_map(shape):
     assert tight.x0 >= -0.01 and tight.x1 <= fig.get_figwidth() + 0.01
 
 
-@pytest.mark.parametrize("shape", [(8, 40), (4, 12), (1, 12)])
+@pytest.mark.parametrize("shape", [(8, 40), (4, 12), (1, 12), (1, 40)])
 def test_a_wide_quality_map_has_no_blank_band_under_its_title(shape):
+    """A line scan's map stood 0.4 in under its title (the figure could not shrink more without shrinking the colour
+    bar under it)."""
     fig = plot_quality_map(_xmap(*shape), "reliability", vmax=100.0, cmap="magma", cut=5.0, gamma=0.5)
     fig.draw_without_rendering()
     ax = fig.axes[0]
     band = (fig._suptitle.get_window_extent().y0 - ax.get_tightbbox().y1) / fig.dpi
-    assert band < 0.3, band
+    assert band < 0.2, band
     assert fig.get_tightbbox().y1 <= fig.get_figheight() + 0.01  # the title still on the figure
     title = " ".join(fig._suptitle.get_text().split())
     assert "dashed on the colour bar" in title
@@ -76,3 +78,16 @@ def test_a_tall_quality_map_keeps_its_title_in_two_lines(prop):
     bbox = fig._suptitle.get_window_extent()
     assert bbox.x0 >= 0 and bbox.x1 <= fig.get_figwidth() * fig.dpi + 1  # the title on the figure
     assert "cut\u00a05" in title  # the cut's value not wrapped away from it
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (30, 2), (40, 40)])
+def test_a_quality_map_stands_in_the_middle_of_its_figure(shape):
+    """A tall map stood against the figure's right edge with its colour bar, beside a blank as wide as itself (the
+    figure is as wide as its title)."""
+    fig = plot_quality_map(_xmap(*shape), "reliability", vmax=100.0, cmap="magma", cut=5.0, gamma=0.5)
+    fig.draw_without_rendering()
+    boxes = [a.get_tightbbox() for a in fig.axes]
+    left = min(b.x0 for b in boxes) / fig.dpi
+    right = fig.get_figwidth() - max(b.x1 for b in boxes) / fig.dpi
+    assert abs(left - right) < 0.1, (left, right)
+    assert left >= 0 and right >= 0  # nothing moved off the figure

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["is_wide", "is_tall", "wrap_text", "text_width_in", "set_wrapped_title", "set_wrapped_suptitle",
-           "map_colorbar", "thin_colorbar_ticks", "trim_blank", "tidy_short_axes"]
+           "map_colorbar", "thin_colorbar_ticks", "trim_blank", "tidy_short_axes", "settle_blank"]
 
 #: a character's mean width as a share of the font size (DejaVu Sans measures about 0.5: a margin kept)
 _CHAR_WIDTH = 0.55
@@ -203,3 +203,38 @@ def tidy_short_axes(fig: Any) -> None:
                 ax.set_yticks([0.5 * (y0 + y1)])
             if shape[1] <= 2:
                 ax.set_xticks([0.5 * (x0 + x1)])
+
+
+def _content_in(fig: Any) -> tuple[float, float, float]:
+    """(left, right, top) in inches from the figure's left and bottom edges of everything its axes draw, labels
+    included."""
+    boxes = [b for b in (a.get_tightbbox() for a in fig.axes if a.get_visible()) if b is not None]
+    return (min(b.x0 for b in boxes) / fig.dpi, max(b.x1 for b in boxes) / fig.dpi, max(b.y1 for b in boxes) / fig.dpi)
+
+
+def settle_blank(fig: Any, pad_in: float = 0.1) -> None:
+    """Freeze the figure's layout where it stands and close two blanks the constrained layout leaves around a map
+    whose figure size was set for its title: the axes (map and colour bar, with their labels) moved sideways to
+    the middle of the figure (a tall map stood at the right edge, against its colour bar, beside a blank as wide as
+    itself), and the band between the figure title (``fig.suptitle``) and the axes cut to ``pad_in`` inches (over
+    a line scan it was ~0.4 in). Draws the figure; the layout engine is off afterwards (moving an axes by hand is
+    otherwise undone at the next draw). Does nothing to a figure without axes."""
+    if not fig.axes:
+        return
+    fig.draw_without_rendering()
+    fig.set_layout_engine("none")
+    width, height = fig.get_size_inches()
+    left, right, top = _content_in(fig)
+    shift = 0.5 * ((width - right) - left)  # inches to the right
+    title = getattr(fig, "_suptitle", None)
+    gap = 0.0
+    if title is not None and title.get_text():
+        gap = max(0.0, title.get_window_extent().y0 / fig.dpi - top - pad_in)
+    if abs(shift) < 0.02 and gap < 0.02:
+        return
+    boxes = [(a, a.get_position()) for a in fig.axes]
+    new_height = height - gap
+    fig.set_size_inches(width, new_height)
+    for a, b in boxes:  # the same inches from the bottom edge; sideways by shift
+        a.set_position([b.x0 + shift / width, b.y0 * height / new_height, b.width, b.height * height / new_height])
+    fig.draw_without_rendering()

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from .. import config
 from ..io.results import atomic_savefig
-from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, text_width_in, tidy_short_axes, trim_blank
+from ._layout import is_wide, map_colorbar, set_wrapped_suptitle, settle_blank, text_width_in, tidy_short_axes, trim_blank
 
 __all__ = ["ipf_colors", "plot_orientation_map", "plot_quality_map", "save_orientation_figures"]
 
@@ -121,6 +121,7 @@ def plot_quality_map(xmap: Any, prop: str, path: str | os.PathLike | None = None
     tidy_short_axes(fig)
     if wide:  # as tall as the map, its bar and title need: a blank band stood under the title
         trim_blank(fig, ax, "y", min_in=1.2)
+    settle_blank(fig)  # what trim_blank cannot: a tall map centred under its title, a line scan's band closed
     if path is not None:
         atomic_savefig(fig, path, dpi=150)
     return fig
