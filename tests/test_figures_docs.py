@@ -435,3 +435,19 @@ def test_a_line_scans_grain_ids_stand_above_the_strip(nba, shape):
         assert box.y0 >= top - 1, (t.get_text(), box.y0, top)  # above the strip, not on it
         assert box.y1 <= ax.title.get_window_extent().y0 + 1  # under the title
     assert _overlaps(fig) == []
+
+
+@pytest.mark.parametrize("shape", [(40, 6), (40, 2)])
+def test_the_key_stands_beside_a_tall_grain_map(nba, shape):
+    """Beside a tall map the key and legends of grains_ipf.png, grain_traces.png and boundary_behaviour.png stood
+    2–5 in away, across a blank column (each map's column kept its 6 in)."""
+    xmap = _voronoi_xmap(shape, 3, nba)
+    gm, bt, cls = _stages(xmap)
+    for fig in (plot_grain_map(gm, bt), plot_grain_traces(gm), plot_boundary_behaviour(gm, bt, cls, (1, 0))):
+        fig.draw_without_rendering()
+        ax = next(a for a in fig.axes if a.images and a.name != "ipf")
+        right = ax.get_window_extent().x1
+        side = [a.get_tightbbox() for a in fig.axes if a is not ax and a.get_visible()]
+        gap = (min(b.x0 for b in side if b is not None and b.width > 1) - right) / fig.dpi
+        assert gap < 1.0, (fig.axes[0].get_title(), gap)
+        assert _overlaps(fig) == []

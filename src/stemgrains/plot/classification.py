@@ -26,7 +26,7 @@ from ..crystal.symmetry import c_axis_angles
 from ..io.results import atomic_savefig
 from .. import config
 from ..errors import InputError, ParameterError
-from ._layout import tidy_short_axes
+from ._layout import is_tall, tidy_short_axes, trim_blank, wrap_text
 from .colors import NO_ORIENTATION_RGB, draw_ipf_keys, grain_ipf_colors, ipf_key_image
 
 __all__ = [
@@ -92,13 +92,14 @@ def _extent(grain_map: Any) -> tuple[float, float, float, float]:
 
 
 def _frame_map(ax: Any, grain_map: Any, title: str) -> None:
-    """The map axes' limits (the whole scan, y down), x/y labels in nm and title."""
+    """The map axes' limits (the whole scan, y down), x/y labels in nm and title (over a tall map wrapped to about
+    3 in: its column is no narrower than its title, and the key beside it stood an inch away)."""
     ext = _extent(grain_map)
     ax.set_xlim(ext[:2])
     ax.set_ylim(ext[2:])
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
-    ax.set_title(title)
+    ax.set_title(wrap_text(title, 3.0, ax.title.get_fontsize()) if is_tall(grain_map.labels.shape) else title)
 
 
 def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: float) -> tuple[Figure, Any]:
@@ -109,8 +110,12 @@ def _new_figure(grain_map: Any, map_w_in: float, side_in: float, extra_h_in: flo
     return fig, fig.add_subplot(1, 1, 1)
 
 
-def _finish(fig: Figure, path: str | os.PathLike | None) -> Figure:
+def _finish(fig: Figure, path: str | os.PathLike | None, narrow: tuple[Any, Any] | None = None) -> Figure:
+    """Tidy the short axes of ``fig`` and save it to ``path``; ``narrow=(map axes, its gridspec)``: the map's
+    column first narrowed to the map (:func:`._layout.trim_blank`: beside a tall map the key stood inches away)."""
     tidy_short_axes(fig)
+    if narrow is not None:
+        trim_blank(fig, narrow[0], "x", min_in=4.0, gridspec=narrow[1])
     if path is not None:
         atomic_savefig(fig, path, dpi=130, bbox_inches="tight")  # legends and notes outside the axes stay in
     return fig
@@ -224,7 +229,7 @@ def plot_grain_traces(
     if not has_c.any():  # e.g. a cubic phase: no trace to explain
         side.text(0.0, 1.0, "No grain of a phase with\nconduction planes (a c-axis):\nno traces drawn.",
                   transform=side.transAxes, ha="left", va="top", fontsize=7.5)
-        return _finish(fig, path)
+        return _finish(fig, path, (ax, gs))
     weight_txt = "cos α" if length_scale == "cos_alpha" else "sin α"
     handles = [
         Line2D([], [], color="black", lw=lw, solid_capstyle="round",
@@ -241,7 +246,7 @@ def plot_grain_traces(
     side.text(0.0, 0.45 - 0.13 * bool(uncertain.any()), "α: angle between the conduction\nplanes and the lamella surface\n(90° = edge-on, 0° = flat).\n"
               f"Bars grow as the planes lie\n{flat_side}; the shortest bar\nis {min_length_fraction:g} × the longest.",
               transform=side.transAxes, ha="left", va="top", fontsize=7)
-    return _finish(fig, path)
+    return _finish(fig, path, (ax, gs))
 
 
 def _segment_lines(boundaries: Any, scan_step_nm: float) -> tuple[np.ndarray, np.ndarray]:
@@ -360,7 +365,7 @@ def plot_boundary_behaviour(
     legend, texts = _behaviour_key(side, classification, line_beh, uncertain, local_field, classified, note,
                                    bool(np.any(np.asarray(grain_map.labels) <= 0)), grains_named)
     _below_legend(side, legend, e_unit, texts)
-    return _finish(fig, path)
+    return _finish(fig, path, (ax, grid))
 
 
 def _draw_behaviour_lines(ax: Any, grain_map: Any, lines: np.ndarray, line_beh: np.ndarray, uncertain: np.ndarray) -> None:

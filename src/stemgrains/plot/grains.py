@@ -18,7 +18,7 @@ from ..crystal.symmetry import laue_group
 from ..io.results import atomic_savefig
 from ..boundaries import BoundaryTable
 from ..grains import GrainMap
-from ._layout import tidy_short_axes
+from ._layout import tidy_short_axes, trim_blank
 
 __all__ = [
     "grain_colors",
@@ -111,6 +111,7 @@ def plot_grain_map(
     ny, nx = grain_map.shape
     s_nm = float(grain_map.scan_step_nm)
     map_w = 6.0
+    own = fig is None
     fig = fig or Figure(figsize=(map_w + 2.6, min(12.0, max(3.0, map_w * ny / max(nx, 1))) + 0.8), dpi=120,
                         layout="constrained")
     gs = fig.add_gridspec(2, 2, width_ratios=(map_w, 2.6), height_ratios=(1, 1))
@@ -162,6 +163,8 @@ def plot_grain_map(
     ax.set_ylabel("y (nm)")
     ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else " (random colours)"))
     tidy_short_axes(fig)
+    if own:  # the key beside a tall map, not inches away (a figure given is the caller's to lay out)
+        trim_blank(fig, ax, "x", min_in=4.0, gridspec=gs)
     return fig
 
 
