@@ -13,9 +13,8 @@ throughput
     Patterns/s of the matching stage (:func:`stemgrains.index.api.index_patterns` on an in-memory block) and of
     the whole job (load → index → map) vs library step (``--steps``), detector size (``--detectors``) and scan size.
 backends
-    The same dataset through ``--backend`` (cpu, gpu, py4dstem). ``gpu`` needs a CUDA device (numba.cuda); until
-    ``index_patterns`` dispatches on a backend, the benchmark swaps the chunk kernel for
-    ``_gpu.index_chunk_gpu`` itself. ``py4dstem`` calls the hook ``py4dstem_acom(path, cif, step_deg)`` of
+    The same dataset through ``--backend`` (cpu, gpu, py4dstem). ``gpu`` needs a CUDA device (numba.cuda) and
+    goes through ``index_orientations(..., backend="gpu")``. ``py4dstem`` calls the hook ``py4dstem_acom(path, cif, step_deg)`` of
     ``benchmarks/bench_index.py`` (returns a dict with at least ``patterns_per_s``); recorded as missing otherwise.
 
 Accuracy is reported with speed: fraction of indexed pixels within 2° of the truth (Laue symmetry) and median.
@@ -152,41 +151,6 @@ def accuracy(xmap, truth_q, phase) -> dict:
     }
 
 
-class _KernelSwap:
-    """Run index_patterns with the GPU chunk kernel (until api.index_patterns takes a backend argument)."""
-
-    def __init__(self, backend: str) -> None:
-        self.backend = backend
-        self.saved = None
-
-    def __enter__(self):
-        if self.backend != "gpu":
-            return self
-        import types
-
-        from stemgrains.index import _cpu, _gpu, api
-
-        shim = types.SimpleNamespace(**{k: getattr(_cpu, k) for k in dir(_cpu) if not k.startswith("__")})
-        shim.index_chunk = _gpu.index_chunk_gpu
-        self.saved = api._cpu
-        api._cpu = shim
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.saved is not None:
-            from stemgrains.index import api
-
-            api._cpu = self.saved
-
-
-def _index_kwargs(backend: str) -> dict:
-    import inspect
-
-    from stemgrains.index import api
-
-    return {"backend": backend} if "backend" in inspect.signature(api.index_patterns).parameters else {}
-
-
 def child(args: argparse.Namespace) -> dict:
     """One measurement in this (fresh) process; prints its JSON."""
     import numpy as np
@@ -231,23 +195,22 @@ def child(args: argparse.Namespace) -> dict:
                         excitation_error_sigma=prm.excitation_error_sigma)
     out["library_s"] = time.perf_counter() - t0
     out["n_templates"] = lib.n_templates
-    kw = _index_kwargs(backend)
-    with _KernelSwap(backend if not kw else "cpu"):
-        # warm-up: numba compilation / cache load and the GPU context, on one row
-        index_patterns(ds.rows(0, 1).reshape(-1, ky, kx), ds.calibration, [lib], prm, **kw)
-        out["rss_after_setup_mb"] = (RssSampler().rss() or 0) / 2**20
-        # matching stage alone: one in-memory chunk
-        block = ds.rows(0, min(ny, prm.chunk_rows)).reshape(-1, ky, kx)
+    kw = {"backend": backend}
+    # warm-up: numba compilation / cache load and the GPU context, on one row
+    index_patterns(ds.rows(0, 1).reshape(-1, ky, kx), ds.calibration, [lib], prm, **kw)
+    out["rss_after_setup_mb"] = (RssSampler().rss() or 0) / 2**20
+    # matching stage alone: one in-memory chunk
+    block = ds.rows(0, min(ny, prm.chunk_rows)).reshape(-1, ky, kx)
+    t0 = time.perf_counter()
+    index_patterns(block, ds.calibration, [lib], prm, **kw)
+    out["match_patterns_per_s"] = len(block) / (time.perf_counter() - t0)
+    del block
+    # whole job, streaming from disk
+    with RssSampler() as sampler:
         t0 = time.perf_counter()
-        index_patterns(block, ds.calibration, [lib], prm, **kw)
-        out["match_patterns_per_s"] = len(block) / (time.perf_counter() - t0)
-        del block
-        # whole job, streaming from disk
-        with RssSampler() as sampler:
-            t0 = time.perf_counter()
-            xmap = index_orientations(ds, [phase], libraries=[lib], progress=False, step_deg=prm.step_deg,
-                                      chunk_rows=prm.chunk_rows, **({"backend": backend} if kw else {}))
-            dt = time.perf_counter() - t0
+        xmap = index_orientations(ds, [phase], libraries=[lib], progress=False, step_deg=prm.step_deg,
+                                  chunk_rows=prm.chunk_rows, **kw)
+        dt = time.perf_counter() - t0
     out.update(
         status="ok", scan=[ny, nx], detector=[ky, kx], n_patterns=ny * nx,
         cube_mb=ny * nx * ky * kx * ds.dtype.itemsize / 2**20, job_s=dt, job_patterns_per_s=ny * nx / dt,
