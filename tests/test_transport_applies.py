@@ -165,3 +165,25 @@ def test_info_of_a_runs_results_says_what_it_holds(nba_sample_run, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("also holds:"))
     assert f"{summary['n_grains']} grains, {summary['n_boundaries']} boundaries, classification" in line
     assert "transport" not in line.split("(")[0]  # this run had no electrodes
+
+
+
+def test_run_says_why_no_current_flows(au_scan_3x3, tmp_path, capsys):
+    """Electrodes that no conducting path joins: `run` printed a total current of 0 without a word, where `transport`
+    warns; now it gives the same reason (summary.json transport_note, :func:`stemgrains.pipeline.transport_summary`),
+    and where no --field was given it says plainly that the labels are under an assumed +x (it said "classified under
+    field none (... labels under +x ...)")."""
+    from stemgrains.commands.run import print_summary
+    from stemgrains.pipeline import NO_CURRENT_FIELD, NO_CURRENT_NOTE
+
+    out = tmp_path / "r"
+    assert main(["run", str(au_scan_3x3), "--phase", "na_beta2_alumina", "--field", "1,0", "--min-size", "1",
+                 "--electrode", "left=1", "--electrode", "right=0", "-o", str(out), "--no-progress"]) == 0
+    assert "no current flows" not in capsys.readouterr().err  # a current flows here
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["transport_total_current"] > 0 and "transport_note" not in summary
+    summary.update(transport_total_current=0.0, transport_note=NO_CURRENT_NOTE, field_source=NO_CURRENT_FIELD)
+    print_summary({"summary": summary}, str(out))
+    err = capsys.readouterr().err
+    assert "warning: no current flows between the electrodes: no conducting path joins them" in err, err
+    assert "labelled under a field along +x, assumed" in err and "field none" not in err

@@ -472,7 +472,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "n_grains": ("—", "grains"),
     "n_boundaries": ("—", "boundaries (grain pairs)"),
     "field_source": ("—", "'applied' (--field), the transport model's local field, or none where no phase conducts "
-                          "(the classification does not apply; a --field given is not used)"),
+                          "(the classification does not apply; a --field given is not used), or '+x, assumed (...)' "
+                          "where electrodes drive no current and no --field was given (the tables are under +x)"),
     "misorientation": ("deg, 1", "what every map has: median misorientation angle of the boundaries (median_deg), "
                                  "the low-angle limit (low_angle_deg) and length fraction below it, and the length "
                                  "fraction per CSL Σ within Brandon's criterion (csl_length_fraction, by Σ ≥ 3)"),
@@ -493,6 +494,8 @@ SUMMARY: dict[str, tuple[str, str]] = {
     "transport_total_current_unit": ("—", "that unit, spelled out"),
     "transport_unassigned": ("—", "how the transport model took the pixels in no grain: \"gb\" (boundary material, "
                                   "σ_gb), \"pore\" (no current) or a conductivity (σ_ip units); [transport] unassigned"),
+    "transport_note": ("—", "only where the transport model ran and no current flows between the electrodes: why (no "
+                            "conducting path joins them)"),
     "transport": ("—", "only where electrodes were given but no phase of the map conducts Na+ (e.g. cubic Au): "
                        "{skipped: true, reason}; the transport model did not run and nothing of it was written "
                        "(also /parameters run transport_skipped)"),

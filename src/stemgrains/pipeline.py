@@ -951,9 +951,14 @@ def run_pipeline(
 #: ``field_source`` of a run where no phase of the map conducts (a ``--field`` given is not used)
 NO_CONDUCTING_FIELD = "none (no conducting phase: the classification does not apply)"
 
-#: ``field_source`` of a run with electrodes, no applied field and no current between the electrodes
-NO_CURRENT_FIELD = ("none (no current flows between the electrodes: the classification under the local field does "
-                    "not apply; labels under +x, give --field for an applied field)")
+#: why a transport model's total current is 0 (``transport``, ``run`` and ``summary.json`` ``transport_note`` say it)
+NO_CURRENT_NOTE = ("no current flows between the electrodes: no conducting path joins them (pores, unassigned pixels "
+                   "or blocking phases between); the field is 0 everywhere")
+
+#: ``field_source`` of a run with electrodes, no applied field and no current between the electrodes: the tables
+#: are under +x, which nobody applied, and say so
+NO_CURRENT_FIELD = ("+x, assumed (no current flows between the electrodes, so there is no local field to classify "
+                    "under; give --field for an applied field)")
 
 
 def _labelled(ds: Any, config: Any, overrides: Any) -> Any:
@@ -1226,10 +1231,19 @@ def _run_summary(input_path: Any, ds: Any, xmap: Any, grain_map: Any, boundaries
     if not summary["phase_fit"]["ok"] and summary["classification"].get("applies", True):
         summary["classification"]["warning"] = PHASE_FIT_FAILED
     if transport is not None:
-        summary["transport_total_current"] = float(transport.total_current)
-        summary["transport_total_current_unit"] = "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)"
-        summary["transport_unassigned"] = (transport.parameters or {}).get("unassigned", "gb")
+        summary.update(transport_summary(transport))
     return summary
+
+
+def transport_summary(transport: Any) -> dict[str, Any]:
+    """The ``transport_*`` keys of a run's ``summary.json`` from its transport result: the total current and its
+    unit, how pixels in no grain were taken, and where no current flows, why (``transport_note``)."""
+    out = {"transport_total_current": float(transport.total_current),
+           "transport_total_current_unit": "sigma_ip*V per unit lamella thickness (x sigma_ip [S/m] x thickness [m] = A)",
+           "transport_unassigned": (transport.parameters or {}).get("unassigned", "gb")}
+    if transport.total_current == 0:
+        out["transport_note"] = NO_CURRENT_NOTE
+    return out
 
 
 def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:

@@ -209,7 +209,10 @@ def test_run_without_field_on_a_map_no_current_crosses_says_the_classification_d
     gm = make_grain_map(lab, [[np.cos(0.3), np.sin(0.3), 0.1], C_Z, [np.cos(1.9), np.sin(1.9), 0.5]])
     bt = boundary_table_from_labels(lab, 1.0)
     transport, skipped, field, source = _run_transport_stage(gm, bt, LR, {"unassigned": "pore"}, {}, None)
-    assert transport.total_current == 0 and skipped is None and source.startswith("none (no current flows")
+    assert transport.total_current == 0 and skipped is None and source.startswith("+x, assumed (no current flows")
+    from stemgrains.pipeline import transport_summary
+
+    assert transport_summary(transport)["transport_note"].startswith("no current flows between the electrodes")
     cls = SimpleNamespace(parameters={"conducting_phases": [{"id": 0, "name": "na_beta2_alumina"}]},
                           summary=lambda: {"behaviour_fraction": {"transmitting": 1.0}})
     summary = _classification_summary(cls, gm, source)

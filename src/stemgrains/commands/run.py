@@ -265,6 +265,8 @@ def print_summary(out: dict[str, Any], output: str) -> None:
         print(f"  transport: total current {s['transport_total_current']:.4g} σ_ip·V per unit lamella thickness "
               "(× σ_ip [S/m] × thickness [m] = A; summary.json transport_total_current, /transport of results.h5, "
               "transport_*.png)")
+        if s.get("transport_note"):
+            print(f"warning: {s['transport_note']} (summary.json transport_note)", file=sys.stderr)
         inv = s.get("invalid_pixels") or {}
         how = s.get("transport_unassigned", "gb")
         if inv.get("n_pixels") and 2 * inv.get("n_unassigned", 0) > inv["n_pixels"] and how != "pore":
@@ -290,6 +292,7 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     from ..pipeline import NO_CURRENT_FIELD
 
     if s.get("field_source") == NO_CURRENT_FIELD:
-        print(f"warning: classified under field {s['field_source']}", file=sys.stderr)
+        print(f"warning: the boundaries are labelled under a field along {s['field_source']} (summary.json "
+              "field_source; boundaries.csv field_0, field_1 = 1, 0)", file=sys.stderr)
     for line in _warnings_of(s):
         print(line, file=sys.stderr)

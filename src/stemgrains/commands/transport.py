@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"conductance:  {result.conductance:.6g} sigma_ip (current imbalance {result.current_imbalance:.1e})")
     print(f"boundaries:   {len(result.boundaries)}; floating pixels: {result.n_floating_pixels}")
     if result.total_current == 0:
-        print("warning: no current flows between the electrodes: no conducting path joins them (pores, "
-              "unassigned pixels or blocking phases between); the field is 0 everywhere and "
-              "classify --field-from-transport does not apply", file=sys.stderr)
+        from ..pipeline import NO_CURRENT_NOTE
+
+        print(f"warning: {NO_CURRENT_NOTE}, and classify --field-from-transport does not apply", file=sys.stderr)
     print(f"written:      {out}:/transport")
     for p in got["figures"]:
         print(f"figure:       {p}")
