@@ -120,6 +120,8 @@ def test_config_check_validates_ranges(tmp_path, capsys):
                          # at or above n_sigma it silently took no weaker spots at all
                          ("[spots]\nn_sigma_sparse = 6.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (5)"),
                          ("[spots]\nn_sigma = 3.0\nn_sigma_sparse = 3.5\n", "[spots] n_sigma_sparse: expected a value below n_sigma (3), got 3.5"),
+                         # set to its default value, it could not be told from unset and was let through
+                         ("[spots]\nn_sigma = 3.0\nn_sigma_sparse = 4.0\n", "[spots] n_sigma_sparse: expected a value below n_sigma (3), got 4"),
                          # an empty q-range (inner radius beyond the outer one) used to index nothing, exit status 0
                          ("[spots]\nq_min = 3.0\n", "[spots] q_min: expected a value from 0 to below 2 1/Å"),
                          ("[spots]\nq_min = 1.0\n[index]\nk_max = 0.8\n",

@@ -1104,6 +1104,13 @@ def check_index_values(cfg: Mapping[str, Mapping[str, Any]], source: str) -> Non
             check()
         except ParameterError as err:
             raise ParameterError(f"{source}: {section} {err}") from None
+    sp = params["spots"]
+    if "n_sigma_sparse" in cfg.get("spots", {}) and sp["min_spots"] > 0 and sp["n_sigma_sparse"] >= sp["n_sigma"]:
+        # (SpotParams lets its default through, which an n_sigma lowered below it makes harmless; set, it would
+        # do nothing, equal to the default or not)
+        raise ParameterError(f"{source}: [spots] n_sigma_sparse: expected a value below n_sigma ({sp['n_sigma']:g}), "
+                             f"got {sp['n_sigma_sparse']:g} (the threshold of the weaker spots a sparse pattern takes; "
+                             "lower it, or set min_spots = 0 to take none)")
     try:
         check_q_range(params)
     except ParameterError as err:
