@@ -393,3 +393,31 @@ def test_a_calibration_from_another_detector_gets_a_note(tiny, tmp_path, capsys)
     # info --calibration says it too (a second review: it printed the voltage note only)
     assert main(["info", str(tiny), "--calibration", str(tmp_path / f"fit{rows + 32}.json")]) == 0
     assert f"was fitted or given on a {rows + 32} × {cols + 32} px detector" in capsys.readouterr().err
+
+
+def test_calibrate_on_patterns_without_spots_draws_a_readable_figure(tmp_path, capsys):
+    """Blank patterns: the fit is undetermined (exit 0, the stated calibration kept), and its figure said so in a
+    title that ran off both edges, an empty legend (matplotlib's "No artists with labels" warning on stderr) and a
+    reason drawn across the next panel's axis label."""
+    from stemgrains.io import create_4d
+
+    src = tmp_path / "zeros.h5"
+    with create_4d(src, (8, 8, 64, 64), np.uint16, Calibration(q_pixel_size=0.03, accelerating_voltage_kV=300.0)) as d:
+        d[...] = 0
+    out = tmp_path / "cal.json"
+    assert main(["calibrate", str(src), "--phase", "au", "-o", str(out), "--no-progress"]) == 0  # (warnings are errors)
+    captured = capsys.readouterr()
+    assert "undetermined" in captured.out and "Warning" not in captured.err, captured.err
+    from stemgrains.plot.calibration import plot_calibration
+    from stemgrains.preprocess.calibrate import calibrate
+
+    fig = plot_calibration(calibrate(load_4d(src), [load_phase(sample_cif("au"))]))  # drawn again to measure it
+    fig.draw_without_rendering()
+    width = fig.get_figwidth() * fig.dpi
+    title = fig._suptitle.get_window_extent()
+    assert title.x0 >= 0 and title.x1 <= width, (title, width)
+    for ax in fig.axes:
+        assert ax.get_legend() is None or ax.get_legend().get_texts()
+        for t in ax.texts:
+            box, frame = t.get_window_extent(), ax.get_window_extent()
+            assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, t.get_text()

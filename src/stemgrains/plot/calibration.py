@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ._layout import set_wrapped_suptitle, wrap_text
+
 __all__ = ["plot_calibration"]
 
 
@@ -33,6 +35,13 @@ def _strong_rings(fit: Any, n: int = 4, min_separation: float = 0.08) -> np.ndar
         if all(abs(radii[k] - r) >= min_separation for r in picked):
             picked.append(float(radii[k]))
     return np.sort(np.array(picked))
+
+
+def _panel_note(ax: Any, text: str) -> None:
+    """``text`` in the middle of an empty panel, wrapped to its width (a long reason ran over the next panel's
+    axis label)."""
+    width = ax.get_position().width * ax.figure.get_figwidth() * 0.9
+    ax.text(0.5, 0.5, wrap_text(text, width, 9), ha="center", va="center", transform=ax.transAxes, fontsize=9)
 
 
 def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
@@ -62,7 +71,10 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
             e_st = circ @ m_stated.T
             ax.plot(e_fit[:, 0], e_fit[:, 1], "-", color="C3", lw=0.9, label="fitted" if k == 0 else None)
             ax.plot(e_st[:, 0], e_st[:, 1], "--", color="C0", lw=0.7, label="stated" if k == 0 else None)
-        ax.legend(loc="upper right", fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="upper right", fontsize=8)
+    else:
+        _panel_note(ax, "no spot detected in the subsample")
     ax.set_xlabel("dcol (px)")
     ax.set_ylabel("drow (px)")
     ax.set_title("(a) Bragg-vector map and ring ellipses", fontsize=10)
@@ -78,9 +90,11 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
         for g in _strong_rings(fit, 8, 0.04):
             ax.axvline(g, color="k", lw=0.5, alpha=0.6)
         ax.set_xlim(0, hi)
+        ax.legend(fontsize=8)
+    else:
+        _panel_note(ax, "no spot detected in the subsample")
     ax.set_xlabel("|q| (1/Å)")
     ax.set_ylabel("spots")
-    ax.legend(fontsize=8)
     ax.set_title(f"(b) radial profile; lines: {len(radii)} ring radii of the phase (most populated shown)", fontsize=10)
 
     ax = axs[1, 0]
@@ -96,7 +110,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
         ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted calibration / stated")
         ax.legend(fontsize=8)
     else:
-        ax.text(0.5, 0.5, rings.get("reason", "ring fit not run"), ha="center", va="center", wrap=True, transform=ax.transAxes, fontsize=9)
+        _panel_note(ax, rings.get("reason", "ring fit not run"))
     ax.set_xlabel("detector direction (deg from +col toward +row)")
     ax.set_ylabel("true |q| / stated |q|")
     ax.set_title("(c) ring scale vs detector direction", fontsize=10)
@@ -115,8 +129,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
         ax.set_title(f"(d) joint fit residuals: {len(res)} spots, {hist[-1].get('patterns_used', 0) if hist else 0} "
                      f"patterns, rms {rms:.2f} px", fontsize=10)
     else:
-        ax.text(0.5, 0.5, joint.get("reason", "joint fit with orientations not run"), ha="center", va="center", wrap=True,
-                transform=ax.transAxes, fontsize=9)
+        _panel_note(ax, joint.get("reason", "joint fit with orientations not run"))
         ax.set_title("(d) joint fit residuals", fontsize=10)
     ax.set_xlabel("dcol residual (px)")
     ax.set_ylabel("drow residual (px)")
@@ -129,7 +142,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
                 f"at {v['ellipticity_angle_deg']:.1f} ± {u['ellipticity_angle_deg']:.1f}°")
     if not fit.values or fit.status == "undetermined":
         head = f"undetermined: {fit.reason}"
-    fig.suptitle(head, fontsize=10)
+    set_wrapped_suptitle(fig, head)  # (one line ran off both edges of the figure)
     if path is not None:
         from ..io.results import atomic_savefig
 
