@@ -154,3 +154,19 @@ def test_results_of_another_input_are_refused(au_scan_3x3, tmp_path, capsys):
     refuse_results_of_other_data(mine, moved)
     with pytest.raises(ParameterError, match="holds the results of another input"):
         refuse_results_of_other_data(mine, other)
+
+
+def test_a_scan_of_nans_gets_one_line(tmp_path, capsys):
+    """Patterns of NaN only: numpy's "invalid value encountered in cast" warning (the spots' positions of a pattern
+    without a beam centre) came before the error line."""
+    import numpy as np
+
+    from stemgrains.data import Calibration
+    from stemgrains.io import create_4d
+
+    src = tmp_path / "nan.h5"
+    with create_4d(src, (4, 4, 32, 32), np.float32, Calibration(q_pixel_size=0.05, accelerating_voltage_kV=300.0)) as d:
+        d[...] = np.nan
+    assert main(["vdf-grains", str(src), "-o", str(tmp_path / "v"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no reflection found" in err[0], err

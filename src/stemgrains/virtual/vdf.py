@@ -111,6 +111,8 @@ def bragg_vector_map(dataset: Dataset4D, *, spot_params: Any = None, memory_mb: 
                     continue
                 d = cal.sample_q_to_detector(peaks[i, :n, :2]) + mid  # (row, col) on the BVM
                 amp = peaks[i, :n, 2]
+                keep = np.isfinite(d).all(axis=1) & np.isfinite(amp)  # a pattern of NaNs has no beam centre
+                d, amp = d[keep], amp[keep]
                 r, c = np.floor(d[:, 0]).astype(int), np.floor(d[:, 1]).astype(int)
                 fr, fc = d[:, 0] - r, d[:, 1] - c
                 for dr, dc, wt in ((0, 0, (1 - fr) * (1 - fc)), (0, 1, (1 - fr) * fc), (1, 0, fr * (1 - fc)),
