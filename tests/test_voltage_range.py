@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 
 from stemgrains import config
@@ -82,3 +83,20 @@ def test_a_vendor_files_beam_energy_is_named_by_the_file():
     assert found["q_pixel_size"] == pytest.approx(1e-4 / electron_wavelength(300.0))
     with pytest.raises(ParameterError, match=r"^bad\.hspy: accelerating_voltage_kV 300000: .*give --voltage to override it"):
         calibration_from_axes(axes, 3e5, "bad.hspy")
+
+
+@pytest.mark.parametrize("attrs, option, fix", [
+    ({"q_rotation_deg": np.nan}, "--q-rotation", ["--q-rotation", "0"]),
+    ({"ellipticity_ratio": 0.0}, "--ellipticity", ["--ellipticity", "1,0"]),
+    ({"affine": np.array([1.0, 0.0])}, "--affine", ["--affine", "1,0,0,1"]),
+])
+def test_a_files_bad_detector_geometry_names_its_override(attrs, option, fix, tmp_path, capsys):
+    """A NaN rotation, a zero ellipticity or a short affine stated in a file were refused without the option that
+    overrides them (the voltage, pixel size and scan step had it)."""
+    bad = tmp_path / "bad.h5"
+    shutil.copy(SAMPLE, bad)
+    with h5py.File(bad, "a") as f:
+        f["data"].attrs.update(attrs)
+    err = _refused(["info", bad], capsys)
+    assert f"(the value stated in this file; give {option} to override it)" in err, err
+    assert main(["info", str(bad), *fix]) == 0

@@ -23,7 +23,8 @@ from .files import HDF5_SIGNATURE, NPY_SIGNATURE, file_signature, first_line, op
 #: Calibration fields that can be given as overrides to the readers.
 CALIBRATION_FIELDS = tuple(Calibration.__dataclass_fields__)
 #: the command-line option that overrides a calibration value a data file states (named where the file's is refused)
-_OVERRIDE_OPTION = {"accelerating_voltage_kV": "--voltage", "q_pixel_size": "--q-pixel-size", "scan_step_nm": "--scan-step"}
+_OVERRIDE_OPTION = {"accelerating_voltage_kV": "--voltage", "q_pixel_size": "--q-pixel-size", "scan_step_nm": "--scan-step",
+                    "q_rotation_deg": "--q-rotation", "ellipticity": "--ellipticity", "affine": "--affine"}
 
 
 def check_file(path: str | os.PathLike, what: str = "file") -> Path:
