@@ -353,6 +353,10 @@ def test_run_checks_electrodes_and_its_own_inputs_before_any_work(data_samples, 
             "--field", "1,0"]
     for extra, expect in ((["--electrode", "left=1", "--electrode", "top=0"], "overlap or touch"),
                           (["--electrode", "left=nan", "--electrode", "right=0"], "must be finite"),
+                          # an unknown name: "the electrodes drive no current", or "give (mask, volts)" (the API's words)
+                          (["--electrode", "middle=1"], "'middle' is neither an edge (left, right, top, bottom) nor a .npy"),
+                          (["--electrode", "middle=1", "--electrode", "right=0"], "'middle' is neither an edge"),
+                          (["--electrode", "Left=1", "--electrode", "right=0"], "edge names are lower case: left"),
                           (["--reliability-prop", "grain_reliability"], "was given without min_reliability")):
         out = tmp_path / "r"
         assert main(base + extra + ["-o", str(out)]) == 2

@@ -705,16 +705,23 @@ def transport_electrodes(electrodes: dict[str, float] | None) -> dict[str, Any]:
                              "(or [transport] electrodes in --config)")
     out = []
     for where, v in electrodes.items():
-        s = f"{where}={v:g}"
-        if where in EDGES:
-            out.append((where, v))
-            continue
-        path = Path(where)
-        if path.suffix.lower() != ".npy" or not path.is_file():
-            raise ParameterError(f"--electrode {s!r}: {where!r} is neither an edge ({', '.join(EDGES)}) nor a .npy mask file")
-        out.append((where, (electrode_mask(path), v)))
+        check_electrode_where(where, v)
+        out.append((where, v) if where in EDGES else (where, (electrode_mask(Path(where)), v)))
     require_potential_difference(list(electrodes.items()))
     return dict(out)
+
+
+def check_electrode_where(where: str, volts: float) -> None:
+    """One line unless ``where`` (of ``--electrode WHERE=VOLTS``) is an image edge or an existing ``.npy`` mask
+    file (an unknown name was taken for an electrode that drives no current, or answered in the Python API's
+    words)."""
+    from .transport import EDGES
+
+    if where in EDGES or (Path(where).suffix.lower() == ".npy" and Path(where).is_file()):
+        return
+    case = f"; edge names are lower case: {where.lower()}" if where.lower() in EDGES else ""
+    raise ParameterError(f"--electrode {f'{where}={volts:g}'!r}: {where!r} is neither an edge ({', '.join(EDGES)}) nor "
+                         f"a .npy mask file{case}")
 
 
 def electrode_mask(path: str | os.PathLike) -> np.ndarray:
@@ -1254,6 +1261,8 @@ def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
         return None
     from .transport.api import require_potential_difference
 
+    for where, v in electrodes.items():  # names first: an unknown one is not an electrode that drives no current
+        check_electrode_where(where, v)
     require_potential_difference(list(electrodes.items()))  # before hours of indexing
     if any(k.endswith(".npy") for k in electrodes):
         return {k: ((electrode_mask(k), v) if k.endswith(".npy") else v) for k, v in electrodes.items()}
