@@ -159,3 +159,23 @@ def test_cli_errors(tmp_path, argv, capsys):
     err = capsys.readouterr().err
     assert err.startswith("stemgrains simulate: error:") and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "e.h5").exists()
+
+
+@pytest.mark.parametrize("extra, expect", [
+    (["--phase", "au", "--thickness", "-1"], "--thickness expects a finite positive number (nm), got -1"),
+    (["--phase", "au", "--phonons", "0", "--engine", "abtem"], "--phonons expects at least 1"),
+    # the kinematic engine has no thickness: the value did nothing, and was not recorded either
+    (["--phase", "au", "--thickness", "20"], "--thickness applies to the multislice engine only (--engine abtem)"),
+    (["--phase", "au", "--phonons", "2", "--engine", "py4dstem"], "the py4dstem engine has no specimen thickness"),
+    (["--preset", "nope"], "unknown preset 'nope'"),
+    (["--phase", "au", "--dose", "-5"], "--dose expects a finite positive number"),
+    ([], "give at least one --phase CIF, or a --preset"),
+])
+def test_cli_simulate_checks_its_options_before_the_output(tmp_path, capsys, extra, expect):
+    """Each of these was reported only as "-o ... exists" while the output existed (one error at a time), and a
+    thickness was taken for engines that have none."""
+    out = tmp_path / "s.h5"
+    out.write_bytes(b"")
+    assert main(["simulate", "-o", str(out), "--scan", "2,2", "--detector", "32,32", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and expect in err[0], err

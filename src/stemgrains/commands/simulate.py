@@ -111,6 +111,28 @@ def _positive(v: float | None, opt: str) -> float | None:
     return v
 
 
+def _check_engine_options(args: argparse.Namespace) -> None:
+    """The options checked before the output file is (their errors came one at a time behind "-o ... exists"): a
+    known preset, a phase where there is none, a positive dose, and --thickness (positive) and --phonons (at least 1)
+    only for the multislice engine (the kinematic and py4DSTEM engines have neither: a value given did nothing)."""
+    from ..simulate.presets import preset_parameters
+
+    preset_engine = preset_parameters(args.preset)[1].get("engine") if args.preset else None
+    if not args.preset and not args.phase:
+        raise ParameterError("give at least one --phase CIF, or a --preset")
+    if args.dose is not None and not (np.isfinite(args.dose) and args.dose > 0):
+        raise ParameterError(f"--dose expects a finite positive number (electrons per pattern), got {args.dose:g}")
+    if args.thickness is not None and not (np.isfinite(args.thickness) and args.thickness > 0):
+        raise ParameterError(f"--thickness expects a finite positive number (nm), got {args.thickness:g}")
+    if args.phonons is not None and args.phonons < 1:
+        raise ParameterError(f"--phonons expects at least 1 frozen-phonon configuration, got {args.phonons}")
+    engine = args.engine or preset_engine or "kinematic"
+    given = [opt for opt, v in (("--thickness", args.thickness), ("--phonons", args.phonons)) if v is not None]
+    if given and engine != "abtem":
+        raise ParameterError(f"{' and '.join(given)} {'apply' if len(given) > 1 else 'applies'} to the multislice "
+                             f"engine only (--engine abtem); the {engine} engine has no specimen thickness or phonons")
+
+
 def run(args: argparse.Namespace) -> int:
     from ..simulate import sample_cif, simulate_polycrystal, standard_dataset
 
@@ -137,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         if args.dose is not None:
             raise ParameterError("--noise-free and --dose exclude each other")
         params["dose"] = None
+    _check_engine_options(args)
     from ..io.outputs import check_outputs
 
     if args.phase:
