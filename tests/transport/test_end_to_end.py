@@ -252,3 +252,13 @@ def test_electrodes_are_marked_outside_the_data(voronoi_map, tmp_path):
     ax = plot_potential(r).axes[0]
     assert ax.get_title().replace("\n", " ").endswith("left 1 V, mid.npy 0 V (mask)") and str(tmp_path) not in ax.get_title()
     assert len([ln for ln in ax.lines if ln.get_linewidth() == 4]) == 1
+
+
+def test_the_mismatch_figure_of_a_map_without_boundaries_says_so():
+    """A one-grain strip: the mismatch figure showed grey fills with no colour bar and no word."""
+    from stemgrains.plot.transport import plot_boundary_mismatch
+
+    lab = np.ones((1, 12), np.int32)
+    r = solve_transport(make_grain_map(lab, [[np.cos(0.3), np.sin(0.3), 0.1]]), electrodes=LR)
+    ax = plot_boundary_mismatch(r).axes[0]
+    assert any(t.get_text().startswith("no grain boundary in the conducting region") for t in ax.texts)

@@ -218,6 +218,11 @@ def plot_boundary_mismatch(result: Any, *, figsize: tuple[float, float] | None =
         ax.add_collection(lc)
         cbar = map_colorbar(fig, ax, lc, "J_A·n − J_B·n (σ_ip V/nm)\nA: the grain of smaller id, n from A into B",
                             extend="both")
+    else:  # no boundary face: say so (the grey grains alone read as a finding without a scale)
+        ax.text(0.5, 0.5, "no grain boundary in the conducting region: no mismatch to show\n(light greys: grains; dark grey: "
+                "outside the conducting region)",
+                transform=ax.transAxes, ha="center", va="center", fontsize=9,
+                bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "0.5"})
     _draw_electrodes(ax, result)
     if ok.any() and cbar.orientation == "horizontal":  # its long labels (−0.0010) overlapped under a wide map
         thin_colorbar_ticks(cbar, symmetric=True)
