@@ -420,3 +420,17 @@ def test_interface_enrichment_by_hand():
     assert t["observed"][i] == 3 and t["expected"][i] == pytest.approx(0.8) and t["ratio"][i] == pytest.approx(3.75)
     pmf = [math.comb(4, j) * 0.2**j * 0.8 ** (4 - j) for j in range(5)]
     assert t["p_value"][i] == pytest.approx(sum(v for v in pmf if v <= pmf[3] * (1 + 1e-7)))
+
+
+def test_enrichment_figure_without_events_on_boundaries_says_so():
+    """One event, not on a boundary: three panels of empty axes (legend, no bars, no word)."""
+    from stemgrains.plot.insitu import plot_enrichment
+
+    table = {"level": np.array(["label", "label", "behaviour", "behaviour"]),
+             "name": np.array(["II a1", "III b2", "blocking", "transmitting"]),
+             "observed": np.zeros(4), "expected": np.zeros(4), "p_value": np.full(4, np.nan)}
+    fig = plot_enrichment(table)
+    notes = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert notes.count("no event on a classified boundary:\nnothing to compare") == 2, notes
+    table["observed"] = np.array([1.0, 0, 0, 1.0])
+    assert not [t for ax in plot_enrichment(table).axes for t in ax.texts if t.get_text().startswith("no event")]

@@ -152,6 +152,10 @@ def plot_enrichment(table: Any, *, path: str | os.PathLike | None = None) -> Fig
             if np.isfinite(pv):
                 ax.text(x, max(o, e if np.isfinite(e) else 0) + 0.03 * top, f"p={pv:.2g}", ha="center", fontsize=7)
         ax.set_ylim(0, 1.15 * top)
+        if not np.nansum(obs):  # empty bars read as a broken figure
+            where = "at the electrode interface" if level == "interface" else "on a classified boundary"
+            ax.text(0.5, 0.5, f"no event {where}:\nnothing to compare", transform=ax.transAxes, ha="center",
+                    va="center", fontsize=9)
         ax.set_xticks(xs, names, rotation=45, ha="right", fontsize=8)
         ax.set_ylabel("events at the electrode interface" if level == "interface" else "events on boundaries")
         ax.set_title("interface, per conduction-plane class" if level == "interface" else f"per {level}", fontsize=9)
