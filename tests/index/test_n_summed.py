@@ -88,3 +88,21 @@ def test_results_file_and_run_summary_carry_n_summed(scan, tmp_path, capsys):
                  "--no-figures", "--no-progress", "-o", str(run)]) == 0
     summary = json.loads((run / "summary.json").read_text())
     assert summary["median_n_summed"] == float(np.median(want))
+
+
+def test_a_resumed_bar_does_not_count_the_checkpoint_as_speed(capsys):
+    """A fully indexed resume showed "1024/1024 [00:00, 83442 pattern/s]": the rows of the checkpoint were an update
+    of the bar, so its rate counted them as indexed in no time."""
+    import io
+
+    from tqdm import tqdm
+
+    from stemgrains.index.api import _resumed
+
+    stream = io.StringIO()
+    bar = tqdm(total=32 * 32, unit="pattern", file=stream, mininterval=0)
+    _resumed(bar, 32, (32, 32), "ckpt")
+    assert bar.n == 1024 and bar.format_dict["initial"] == 1024
+    assert "pattern/s" not in bar.__str__() or "?pattern/s" in bar.__str__(), bar.__str__()
+    bar.close()
+    assert "stemgrains: resuming: 32 of 32 scan rows" in capsys.readouterr().err + stream.getvalue()
