@@ -73,6 +73,8 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
         atomic_numbers(structure)
     except FileFormatError as err:
         raise FileFormatError(f"{source}: {err}") from None
+    if 3 <= int(sg) <= 15:
+        structure = _c_unique(structure)
     frac = [np.array(a.xyz, dtype=float) for a in structure]
     try:
         phase = Phase(name=name, space_group=int(sg), structure=structure)
@@ -86,6 +88,30 @@ def phase_from_cif_text(text: str, name: str = "phase", source: str = "<cif text
         atom.xyz = xyz
     setattr(phase, _CIF_ATTR, text)
     return phase
+
+
+def _c_unique(structure: Any) -> Any:
+    """A monoclinic ``structure`` in the b-unique setting (α = γ = 90°, β ≠ 90°, the usual one: P2₁/c) turned to the
+    c-unique setting by the cyclic relabelling a b c → c a b (new a = old c, b = old a, c = old b; fractional
+    x y z → z x y; γ' = β; handedness kept); any other setting as it is. orix's point group 2/m has its 2-fold
+    axis along e3 ∥ c* (c-unique), while in orix's alignment (e1 ∥ a, e3 ∥ c*) the b axis of a b-unique cell
+    lies along e2: the symmetry was about the wrong axis (pixels 180° about b apart, the same orientation, came
+    out 180° apart; orix issue #236 gives this relabelling as the remedy)."""
+    lat = structure.lattice
+    if not (abs(lat.alpha - 90) < 1e-6 and abs(lat.gamma - 90) < 1e-6 and abs(lat.beta - 90) > 1e-6):
+        return structure
+    from diffpy.structure import Lattice, Structure
+
+    new = Structure(lattice=Lattice(lat.c, lat.a, lat.b, 90.0, 90.0, lat.beta))
+    for atom in structure:
+        moved = type(atom)(atom)
+        x, y, z = atom.xyz
+        moved.lattice = new.lattice
+        moved.xyz = [z, x, y]
+        if getattr(atom, "anisotropy", False):  # Uij relabelled with the axes
+            moved.U = np.asarray(atom.U, dtype=float)[np.ix_([2, 0, 1], [2, 0, 1])]
+        new.append(moved, copy=False)
+    return new
 
 
 #: the CIFs shipped with the package (``stemgrains/simulate/cifs/``, the same as the checkout's ``data_samples/``),
