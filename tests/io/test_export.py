@@ -169,3 +169,21 @@ def test_two_phases_keep_their_names_per_pixel(tmp_path, writer):
     back = load_orientation_map(writer(tmp_path / ("m" + (".ang" if writer is write_ang else ".ctf")), two))
     names = lambda m: [m.phases[i].name if i >= 0 else "-" for i in np.asarray(m.phase_id)]  # noqa: E731
     assert names(back) == names(two)
+
+
+def test_our_ang_export_reads_back_its_reliability_and_correlation(tmp_path):
+    """Our .ang holds R/100 as CI and the correlation index as IQ; read back, segment_grains took CI for the
+    correlation index (a min_correlation 0.1 cut was a cut at R 10) and found no reliability for min_reliability.
+    An export that names its input (as the commands write them) reads back both props; another .ang keeps its
+    ci/iq meaning."""
+    from stemgrains.grains import segment_grains
+
+    xmap = _map()
+    ours = load_orientation_map(write_ang(tmp_path / "ours.ang", xmap, source=tmp_path / "scan.h5"))
+    ok = xmap.phase_id >= 0
+    np.testing.assert_allclose(ours.prop["reliability"][ok], xmap.prop["reliability"][ok], atol=1e-3)
+    np.testing.assert_allclose(ours.prop["correlation_index"][ok], xmap.prop["correlation_index"][ok], atol=1e-5)
+    for kw in ({"min_correlation": 0.5}, {"min_reliability": 30}):
+        np.testing.assert_array_equal(segment_grains(ours, **kw).labels, segment_grains(xmap, **kw).labels)
+    other = load_orientation_map(write_ang(tmp_path / "other.ang", xmap))
+    assert "reliability" not in other.prop and "ci" in other.prop

@@ -375,7 +375,23 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     out = _hex_frame(_rescaled(xmap, source), astar, f"{vendor or ext.lstrip('.')} {ext}")
     if getattr(xmap, "resampled_from", None):
         out.resampled_from = xmap.resampled_from
+    if ext == ".ang":
+        _own_export_props(out, p)
     return out
+
+
+def _own_export_props(xmap: Any, path: "os.PathLike[str]") -> None:
+    """An ``.ang`` that stemgrains exported (:func:`stemgrains.io.export.write_ang`, its header names the input)
+    holds the reliability / 100 in its CI column and the correlation index in its IQ column: read back as the props
+    ``reliability`` and ``correlation_index`` too (``ci`` and ``iq`` are kept), so that a cut on either judges what
+    it judged on the results file (``segment_grains`` took ``ci`` for the correlation index: a cut at 0.1 was a
+    cut at R 10)."""
+    from .outputs import _export_recorded_input
+
+    if {"ci", "iq"} <= set(xmap.prop) and _export_recorded_input(path) is not None:
+        ci = np.asarray(xmap.prop["ci"], dtype=np.float64)
+        xmap.prop["reliability"] = 100.0 * np.clip(ci, 0.0, None)  # (CI −1: not indexed)
+        xmap.prop["correlation_index"] = np.asarray(xmap.prop["iq"], dtype=np.float64)
 
 
 def _material_names_usable(xmap: Any) -> bool:
