@@ -141,3 +141,26 @@ def test_cache_writes_wait_for_the_lock(tmp_path, monkeypatch):
         fcntl.flock(held, fcntl.LOCK_UN)
     t.join(5)
     assert not t.is_alive() and cache_file.load(("sig",)) == b"code"
+
+
+def test_the_workers_do_not_run_the_callers_script_again(tmp_path):
+    """A user's script that indexed on a fresh install ran two more times, its indexing included: the workers were a
+    multiprocessing "spawn" pool, whose children import the caller's ``__main__`` again. Each worker is now a
+    process of its own (``python -m stemgrains._precompile``)."""
+    marks = tmp_path / "marks.txt"
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        "import os\n"
+        f"with open({str(marks)!r}, 'a') as fh:\n"
+        "    fh.write(f'{os.getpid()}\\n')\n"
+        "import stemgrains._precompile as pc\n"
+        "cheap = sorted(pc.load_signatures(), key=lambda it: it['seconds'])[:2]\n"
+        "pc.load_signatures = lambda: cheap\n"
+        "pc._is_cached = lambda it: False\n"
+        "out = pc.precompile_kernels(processes=2)\n"
+        "print('kernels', out and out['kernels'], 'processes', out and out['processes'])\n")
+    res = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path,
+                         env=dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p)))
+    assert res.returncode == 0, res.stderr
+    assert "kernels 2 processes 2" in res.stdout, (res.stdout, res.stderr)
+    assert len(marks.read_text().split()) == 1, marks.read_text()  # the script ran once

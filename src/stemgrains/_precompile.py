@@ -4,8 +4,9 @@ numba compiles a kernel at its first call, one after another in the calling proc
 on a fresh install (``benchmarks/results/first_run.json``). The kernels' signatures do not depend on the data
 beyond the dtype of the raw patterns, so the ones ``stemgrains run`` and ``stemgrains index`` use are recorded
 in :data:`SIGNATURES_FILE` (package data). Where numba's on-disk cache does not hold them yet,
-:func:`precompile_kernels` hands them to up to :data:`MAX_PROCESSES` spawned processes, each compiling its share
-into the cache (largest first, by the compile time recorded with them); the calling process then loads every
+:func:`precompile_kernels` hands them to up to :data:`MAX_PROCESSES` worker processes (``python -m
+stemgrains._precompile``: not a multiprocessing pool, whose children import the caller's ``__main__`` again), each
+compiling its share into the cache (largest first, by the compile time recorded with them); the calling process then loads every
 kernel from the cache at its first call instead of compiling it. The workers' writes to numba's cache are
 serialised (a file lock, :func:`_locked_cache_writes`), so one kernel compiled with two signatures in two workers
 at once cannot corrupt it. A kernel that fails to compile in a worker,
@@ -20,11 +21,11 @@ signatures a run uses.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import importlib
 import json
 import multiprocessing
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -202,17 +203,55 @@ def precompile_kernels(log: Any = None, processes: int | None = None) -> dict[st
           file=log, flush=True)
     t0 = time.perf_counter()
     import tempfile
-    from unittest import mock
 
-    try:  # the workers compile on one thread each (they inherit the environment)
-        with mock.patch.dict(os.environ, {"NUMBA_NUM_THREADS": "1"}), tempfile.TemporaryDirectory(prefix="stemgrains-compile-") as tmp, \
-                cf.ProcessPoolExecutor(len(shares), mp_context=multiprocessing.get_context("spawn"),
-                                       initializer=_locked_cache_writes, initargs=(os.path.join(tmp, "lock"),)) as pool:
-            results = [r for part in pool.map(_compile_share, shares) for r in part]
-    except (OSError, RuntimeError, AssertionError, cf.process.BrokenProcessPool):
+    try:
+        with tempfile.TemporaryDirectory(prefix="stemgrains-compile-") as tmp:
+            results = _run_workers(shares, Path(tmp))
+    except (OSError, RuntimeError, ValueError):
         return None  # no processes here: the kernels compile at first call
     wall = time.perf_counter() - t0
     failed = [name for name, _, err in results if err is not None]
     print(f"stemgrains: compiled in {wall:.0f} s" + (f" ({len(failed)} left to compile at first use)" if failed else ""),
           file=log, flush=True)
     return {"kernels": len(results) - len(failed), "processes": len(shares), "seconds": wall, "failed": failed}
+
+
+def _run_workers(shares: list[list[dict[str, Any]]], tmp: Path) -> list[tuple[str, float, str | None]]:
+    """Each share compiled by a worker process of its own, ``python -m stemgrains._precompile`` (not a
+    multiprocessing "spawn" pool: its children import the caller's ``__main__`` again, which ran a user's script
+    once more in every worker, indexing included), on one numba thread, its cache writes serialised by a lock file in
+    ``tmp``. Returns each kernel's (name, seconds, error or None); RuntimeError where a worker did not finish (the
+    others are stopped)."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    procs = []
+    try:
+        for k, share in enumerate(shares):
+            (tmp / f"share{k}.json").write_text(json.dumps(share), encoding="utf-8")
+            procs.append(subprocess.Popen([sys.executable, "-m", "stemgrains._precompile", str(tmp / f"share{k}.json"),
+                                           str(tmp / f"done{k}.json"), str(tmp / "lock")], env=env,
+                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for p in procs:
+            p.wait()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    results: list[tuple[str, float, str | None]] = []
+    for k, p in enumerate(procs):
+        done = tmp / f"done{k}.json"
+        if p.returncode != 0 or not done.is_file():
+            raise RuntimeError(f"compiling worker {k} ended with status {p.returncode}")
+        results += [(str(n), float(t), e) for n, t, e in json.loads(done.read_text(encoding="utf-8"))]
+    return results
+
+
+def _worker(share_path: str, done_path: str, lock_path: str) -> None:
+    """A worker process of :func:`_run_workers`: compile the kernels listed in ``share_path`` into numba's cache
+    and write their (name, seconds, error) to ``done_path``."""
+    _locked_cache_writes(lock_path)
+    items = json.loads(Path(share_path).read_text(encoding="utf-8"))
+    Path(done_path).write_text(json.dumps(_compile_share(items)), encoding="utf-8")
+
+
+if __name__ == "__main__":  # python -m stemgrains._precompile SHARE.json DONE.json LOCK
+    _worker(*sys.argv[1:4])
