@@ -623,3 +623,18 @@ def test_no_field_only_where_no_phase_conducts(gmap, btable):
     """field=None (a map of Au, say: nothing depends on a field) is refused where a phase conducts."""
     with pytest.raises(ParameterError, match="field: a direction"):
         classify_boundaries(gmap, btable, None)
+
+
+def test_boundaries_of_another_grain_map_are_refused(gmap, btable):
+    """A BoundaryTable kept in a notebook while the grains were segmented again was classified (and driven by the
+    transport model) on a grain map it does not describe: labels of boundaries that map does not have."""
+    from dataclasses import replace
+
+    from stemgrains.transport import solve_transport
+
+    other = replace(gmap, labels=np.ascontiguousarray(gmap.labels[::-1, ::-1]))
+    with pytest.raises(InputError, match="the boundaries were extracted from another grain map"):
+        classify_boundaries(other, btable, (1.0, 0.0))
+    with pytest.raises(InputError, match="the boundaries were extracted from another grain map"):
+        solve_transport(other, electrodes={"left": 1.0, "right": 0.0}, boundaries=btable)
+    classify_boundaries(gmap, btable, (1.0, 0.0))  # its own map: fine

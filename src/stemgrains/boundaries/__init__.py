@@ -2,7 +2,7 @@
 
 from ._classify_pair import BEHAVIOURS, LABELS, OTHER_PHASE
 from ._io import read_boundaries, write_boundaries
-from ._types import BoundaryTable
+from ._types import BoundaryTable, check_boundaries_of
 from .classify import (
     BoundaryClassification,
     classify_boundaries,
@@ -21,6 +21,7 @@ __all__ = [
     "BEHAVIOURS",
     "OTHER_PHASE",
     "BoundaryTable",
+    "check_boundaries_of",
     "extract_boundaries",
     "pixel_pairs",
     "triple_junctions",

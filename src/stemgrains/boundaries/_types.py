@@ -7,7 +7,7 @@ from typing import Any
 
 from .._table import Table
 
-__all__ = ["BoundaryTable"]
+__all__ = ["BoundaryTable", "check_boundaries_of"]
 
 #: Columns of BoundaryTable.segments (one row per straight segment).
 SEGMENT_COLUMNS = (
@@ -108,3 +108,46 @@ class BoundaryTable:
             out[name] = {"n_boundaries": int(hit.sum()), "length_nm": float(length[hit].sum()),
                          "length_fraction": float(length[hit].sum()) / total if total > 0 else 0.0}
         return out
+
+
+def check_boundaries_of(grain_map: Any, boundaries: Any, what: str = "boundaries") -> None:
+    """Refuse, in one line, a :class:`BoundaryTable` made from another grain map than ``grain_map`` (e.g. kept in a
+    notebook while the grains were segmented again with another threshold): each of its pixel pairs must lie on
+    the map and join the two grains its segment names. Tables without the pair columns (or None) are not checked.
+
+    Raises
+    ------
+    InputError
+        Naming ``what``, the number of pixel pairs that do not fit and the map's shape.
+    """
+    import numpy as np
+
+    from ..errors import InputError
+
+    pairs, segs = getattr(boundaries, "pairs", None), getattr(boundaries, "segments", None)
+    labels = getattr(grain_map, "labels", None)
+    need = ("row_a", "col_a", "row_b", "col_b", "segment_id")
+    if labels is None or pairs is None or segs is None or any(c not in pairs for c in need) or not len(pairs) \
+            or any(c not in segs for c in ("segment_id", "grain_a", "grain_b")):
+        return
+    labels = np.asarray(labels)
+    ra, ca, rb, cb = (np.asarray(pairs[c], dtype=np.int64) for c in need[:4])
+    ny, nx = labels.shape
+    inside = (ra >= 0) & (ra < ny) & (ca >= 0) & (ca < nx) & (rb >= 0) & (rb < ny) & (cb >= 0) & (cb < nx)
+    seg_id = np.asarray(segs["segment_id"], dtype=np.int64)
+    if not len(seg_id):
+        return
+    order = np.argsort(seg_id)
+    pair_seg = np.asarray(pairs["segment_id"], dtype=np.int64)
+    pos = np.clip(np.searchsorted(seg_id[order], pair_seg), 0, len(seg_id) - 1)
+    listed = seg_id[order][pos] == pair_seg  # pairs of segments left out of the table are not judged
+    ga = np.asarray(segs["grain_a"], dtype=np.int64)[order][pos]
+    gb = np.asarray(segs["grain_b"], dtype=np.int64)[order][pos]
+    la = np.where(inside, labels[np.clip(ra, 0, ny - 1), np.clip(ca, 0, nx - 1)], -1)
+    lb = np.where(inside, labels[np.clip(rb, 0, ny - 1), np.clip(cb, 0, nx - 1)], -1)
+    fits = inside & (((la == ga) & (lb == gb)) | ((la == gb) & (lb == ga)))
+    n, bad = int(listed.sum()), int((listed & ~fits).sum())
+    if n and 2 * bad > n:  # (a table edited by hand, a few segments renamed, is let through)
+        raise InputError(f"{what}: {bad} of its {n} pixel pairs do not join the grains it names on this {ny} x {nx} "
+                         "grain map: the boundaries were extracted from another grain map (extract_boundaries("
+                         "grain_map, xmap) again after segment_grains)")

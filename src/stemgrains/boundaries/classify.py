@@ -38,7 +38,7 @@ from ._classify_pair import (
     classify_unit,
     unit_rows,
 )
-from ._types import BoundaryTable
+from ._types import BoundaryTable, check_boundaries_of
 
 __all__ = [
     "LABELS",
@@ -494,6 +494,7 @@ def classify_boundaries(
     _require(gtab, ("id", "phase_id", "c_axis"), "grain_map.table")
     _require(segs, ("segment_id", "boundary_id", "grain_a", "grain_b", "length_nm", "normal"), "boundaries.segments")
     _require(btab, ("boundary_id", "grain_a", "grain_b"), "boundaries.boundaries")
+    check_boundaries_of(grain_map, boundaries)
     cond_ids = conducting_phase_ids(grain_map.phases, conducting_phases)
     phase_names = {int(i): p.name for i, p in _phase_items(grain_map.phases)}
 

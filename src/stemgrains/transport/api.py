@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import config
 from .._table import Table
+from ..boundaries import check_boundaries_of
 from ..errors import InputError, ParameterError
 from . import _fem
 from ._conductivity import DEFAULT_BLOCKING_PHASES, grain_conductivities
@@ -468,6 +469,7 @@ def solve_transport(
     grid_shape = labels.shape
     if not np.any(kind != 0):
         raise InputError("the map has no conducting pixel (all blocking phases or pores)")
+    check_boundaries_of(grain_map, boundaries)  # another grain map's table gave boundaries this map does not have
     map_shape = tuple(np.shape(grain_map.labels))
     for ax, per in (("y", periodic_y), ("x", periodic_x)):
         if per and grid_shape[0 if ax == "y" else 1] < 2:
