@@ -270,7 +270,7 @@ def local_boundary_fields(boundary_field: Any, n_boundaries: int, source: str = 
     ----------
     boundary_field
         ``(n_boundaries, 2)`` mean field (x, y) at each boundary, boundary-table order
-        (:attr:`stemgrains.transport.TransportResult.boundary_field`, ``/transport/boundary_field``), V/nm.
+        (:attr:`stemgrains.transport.TransportResult.boundary_field`, ``/transport/boundaries/field``), V/nm.
     n_boundaries
         Rows of the boundary table it must match.
 

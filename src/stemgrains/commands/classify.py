@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                      help="in-plane field direction (Na+ drift), x right, y down, e.g. 1,0; only the direction counts")
     src.add_argument("--field-from-transport", action="store_true", default=None,
                      help="classify each boundary under its local field, the one `stemgrains transport` wrote "
-                          "into RESULTS.h5 (/transport/boundary_field); boundaries no current reaches take the "
+                          "into RESULTS.h5 (/transport/boundaries/field); boundaries no current reaches take the "
                           "mean field direction of the map")
     p.add_argument("-o", "--output", metavar="OUT.h5", default=None,
                    help="write a copy with /classification there (default: update RESULTS.h5 in place)")

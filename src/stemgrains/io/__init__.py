@@ -5,7 +5,8 @@
 * :func:`write_4d` / :func:`create_4d` — the project HDF5 layout; :func:`load_truth`,
   :func:`load_phases_from` — ground truth and phases stored next to it.
 * :func:`load_orientation_map` — ``.ang``/``.ctf``/orix ``.h5``/our results file → orix ``CrystalMap``
-  (x/y in nm); :func:`write_orientation_map` — our ``/orientation`` layout.
+  (x/y in nm); :func:`write_orientation_map` — our ``/orientation`` layout; :func:`write_ang` /
+  :func:`write_ctf` — EDAX ``.ang`` and Oxford ``.ctf`` exports (µm; quality columns as in the README).
 * :mod:`stemgrains.io.results` — atomic results files and provenance.
 * :func:`read_calibration_json` / :func:`write_calibration_json` — calibration files;
   :func:`read_results_calibration` — the calibration recorded in a results file.
@@ -14,6 +15,7 @@
 from ._common import H5Array
 from ._project import create_4d, load_phases_from, load_truth, write_4d, write_truth
 from .calibration import read_calibration_json, read_results_calibration, write_calibration_json
+from .export import write_ang, write_ctf
 from .fourd import load_4d, supported_extensions
 from .maps import load_orientation_map, map_scan_step_nm, read_orientation_map, write_orientation_map
 
@@ -28,6 +30,8 @@ __all__ = [
     "load_orientation_map",
     "read_orientation_map",
     "write_orientation_map",
+    "write_ang",
+    "write_ctf",
     "map_scan_step_nm",
     "H5Array",
     "read_calibration_json",
