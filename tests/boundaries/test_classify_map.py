@@ -638,3 +638,15 @@ def test_boundaries_of_another_grain_map_are_refused(gmap, btable):
     with pytest.raises(InputError, match="the boundaries were extracted from another grain map"):
         solve_transport(other, electrodes={"left": 1.0, "right": 0.0}, boundaries=btable)
     classify_boundaries(gmap, btable, (1.0, 0.0))  # its own map: fine
+
+
+def test_the_behaviour_map_draws_the_field_it_was_classified_under(gmap, btable):
+    """plot_boundary_behaviour drew the arrow of the field it was given over the colours of another field's
+    classification."""
+    from stemgrains.plot.classification import plot_boundary_behaviour
+
+    cls = classify_boundaries(gmap, btable, (1.0, 0.0))
+    with pytest.raises(ParameterError, match="the classification was made under the field"):
+        plot_boundary_behaviour(gmap, btable, cls, (0.0, 1.0))
+    plot_boundary_behaviour(gmap, btable, cls, (2.0, 0.0))  # the same direction
+    plot_boundary_behaviour(gmap, btable, cls)  # its own

@@ -349,6 +349,7 @@ def plot_boundary_behaviour(
         if e.shape != (2,) or not np.all(np.isfinite(e)) or not np.any(e):
             raise InputError(f"field must be one non-zero in-plane vector (x, y), got {field!r}")
         e_unit = e / np.linalg.norm(e)
+        _same_field(e_unit, params.get("field"))
     elif classified and len(seg_cls) and "field" in seg_cls:
         local_field = _local_field_arrows(ax, seg_cls, sid, lines, line_seg)
 
@@ -366,6 +367,17 @@ def plot_boundary_behaviour(
                                    bool(np.any(np.asarray(grain_map.labels) <= 0)), grains_named)
     _below_legend(side, legend, e_unit, texts)
     return _finish(fig, path, (ax, grid))
+
+
+def _same_field(e_unit: np.ndarray, classified_under: Any) -> None:
+    """Refuse to draw an arrow along ``e_unit`` over a classification made under another single field
+    (``classified_under``, its ``parameters["field"]``): the figure showed the arrow of one field and the colours of
+    another."""
+    c = np.asarray(classified_under if classified_under is not None else np.nan, dtype=np.float64).reshape(-1)
+    if c.shape == (2,) and np.all(np.isfinite(c)) and np.any(c) and not np.allclose(e_unit, c / np.linalg.norm(c),
+                                                                                  atol=1e-6):
+        raise ParameterError(f"field {tuple(np.round(e_unit, 4))}: the classification was made under the field "
+                             f"{tuple(float(v) for v in c)}; draw it with that field (or field=None), or classify again")
 
 
 def _draw_behaviour_lines(ax: Any, grain_map: Any, lines: np.ndarray, line_beh: np.ndarray, uncertain: np.ndarray) -> None:
