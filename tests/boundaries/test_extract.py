@@ -206,3 +206,23 @@ def test_bad_input():
         extract_boundaries(gm, kink_tolerance_px=0)
     with pytest.raises(ParameterError, match="min_segment_px"):
         extract_boundaries(gm, min_segment_px=0)
+
+
+def test_an_xmap_of_another_shape_is_refused():
+    """extract_boundaries(grain_map, xmap) with an xmap of another scan failed with an IndexError from inside the
+    misorientation code."""
+    from orix.crystal_map import CrystalMap, PhaseList
+    from orix.quaternion import Rotation
+
+    from stemgrains.grains import segment_grains
+
+    def xmap(ny, nx):
+        y, x = np.divmod(np.arange(ny * nx), nx)
+        return CrystalMap(Rotation.random(ny * nx), x=x * 2.0, y=y * 2.0, scan_unit="nm",
+                          phase_list=PhaseList(names="au", point_groups="m-3m"))
+
+    own = xmap(6, 6)
+    grains = segment_grains(own, min_grain_size=1)
+    with pytest.raises(InputError, match=r"xmap: a map of \(4, 4\) pixels, not the 6 x 6 of grain_map"):
+        extract_boundaries(grains, xmap(4, 4))
+    assert len(extract_boundaries(grains, own).boundaries) > 0

@@ -258,6 +258,9 @@ def extract_boundaries(
         raise ParameterError(f"low_angle_deg must be in (0, 180) degrees, got {low_angle_deg!r}")
     labels = grain_map.labels
     ny, nx = labels.shape
+    if xmap is not None and int(np.prod(getattr(xmap, "shape", (ny * nx,)))) != ny * nx:
+        raise InputError(f"xmap: a map of {getattr(xmap, 'shape', None)} pixels, not the {ny} x {nx} of grain_map "
+                         "(give the map the grains were segmented from)")
     step = float(grain_map.scan_step_nm)
     pp, ukey, bidx, order, chain, closed, cstart, seg = _traced_edges(labels, kink_tolerance_px, min_segment_px)
     n_b = len(ukey)
