@@ -328,6 +328,10 @@ class Dataset4D:
             )
         if min(shape) < 1:
             raise InputError(f"{self.source}: data shape {tuple(shape)} has an empty axis")
+        kind = getattr(getattr(self.data, "dtype", None), "kind", "f")
+        if kind not in "biuf":  # complex or text reached the kernels (a numba TypingError 14 frames deep)
+            raise InputError(f"{self.source}: 4D data must be real numbers (integer or float), got dtype "
+                             f"{self.data.dtype}")
         if not isinstance(self.calibration, Calibration):
             raise InputError(f"{self.source}: calibration must be a Calibration, got {type(self.calibration).__name__}")
         self.calibration.check_detector(self.detector_shape, source=self.source)

@@ -175,3 +175,12 @@ def test_fuzz_byte_flips(tmp_path_factory, good_file, flips):
         _load_fully(path)
     except StemgrainsError as err:
         _one_line(err)
+
+
+def test_a_dataset_of_complex_numbers_is_refused_where_it_is_made():
+    """Complex patterns given to the Python API reached the numba kernels (a TypingError 14 frames deep)."""
+    from stemgrains.data import Calibration, Dataset4D
+
+    with pytest.raises(InputError, match="4D data must be real numbers .* got dtype complex128"):
+        Dataset4D(np.zeros((2, 2, 8, 8), complex), Calibration(q_pixel_size=0.05))
+    assert Dataset4D(np.zeros((2, 2, 8, 8), np.uint16), Calibration(q_pixel_size=0.05)).dtype == np.uint16
