@@ -135,7 +135,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
                             "else 0"),
         "candidate_scores": ("1", "(ny, nx, k) image scores of the distinct hypotheses (> 0.5 library step apart), "
                                   "best first"),
-        "candidate_quaternions": ("1", "(ny, nx, k, 4) their orientations"),
+        "candidate_quaternions": ("1", "their orientations: only in the map index_orientations returns (prop, (n, k·4)); "
+                                       "not written to results.h5, where this name would hold several orientations "
+                                       "per pixel (orix rotations_per_point)"),
         "n_peaks": ("—", "(ny, nx) diffraction spots found in the pattern as indexed (summed with its similar "
                          "neighbours, index neighbor_average_radius)"),
         "n_summed": ("—", "(ny, nx) patterns summed into the pattern indexed at the position: itself and its similar "
