@@ -434,3 +434,11 @@ def test_enrichment_figure_without_events_on_boundaries_says_so():
     assert notes.count("no event on a classified boundary:\nnothing to compare") == 2, notes
     table["observed"] = np.array([1.0, 0, 0, 1.0])
     assert not [t for ax in plot_enrichment(table).axes for t in ax.texts if t.get_text().startswith("no event")]
+
+
+def test_event_sites_use_the_behaviour_colours_of_the_boundary_map():
+    """event_sites.png drew transmitting green and parallel blue, boundary_behaviour.png black and cyan."""
+    from stemgrains.plot import classification, insitu
+
+    for name, colour in classification.BEHAVIOUR_COLORS.items():
+        assert insitu.BEHAVIOUR_COLORS[name] == colour

@@ -9,20 +9,22 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .classification import BEHAVIOUR_COLORS as _CLASSIFICATION_COLORS
 from .virtual import _save, draw_segments
 
 __all__ = ["plot_event_sites", "plot_montage", "plot_enrichment", "BEHAVIOUR_COLORS", "SITE_MARKERS"]
 
-BEHAVIOUR_COLORS = {"blocking": "#d62728", "depleting": "#9467bd", "transmitting": "#2ca02c", "parallel": "#1f77b4",
-                    "other-phase": "#7f7f7f", "": "#000000"}
+#: the behaviour colours of boundary_behaviour.png (plot.classification), so that the two maps read alike (this one
+#: had green for transmitting and blue for parallel); unknown: light grey
+BEHAVIOUR_COLORS = {**_CLASSIFICATION_COLORS, "": "#bdbdbd"}
 SITE_MARKERS = {"boundary": "o", "triple_junction": "^", "interior": "s", "interface": "D", "edge": "x"}
 
 
 def _segment_color(sites: Any):
     seg_ids = np.asarray(sites.segments["segment_id"])
     beh = np.asarray(sites.segments["behaviour"]).astype(str)
-    lut = {int(s): BEHAVIOUR_COLORS.get(b, "#000000") for s, b in zip(seg_ids, beh)}
-    return lambda sid: lut.get(sid, "#000000")
+    lut = {int(s): BEHAVIOUR_COLORS.get(b, BEHAVIOUR_COLORS[""]) for s, b in zip(seg_ids, beh)}
+    return lambda sid: lut.get(sid, BEHAVIOUR_COLORS[""])
 
 
 def _map_extent(sites: Any) -> tuple[float, float, float, float]:
