@@ -518,9 +518,10 @@ _RANGE = {
     "grains.min_grain_size": (1, 10**9),
     "classify.type_tolerance_deg": (0.0, 45.0),
     "classify.tau_flow": (0.0, 1.0),  # a flux per unit field never exceeds σ_ip: above 1 every boundary is 'parallel'
+    "classify.r_block": (0.0, 2.0),  # r lies in [−2, 2]: above 2 no boundary would be blocking or depleting
 }
 #: ranges of :data:`_RANGE` whose lower end is excluded (``(lo, hi]``): a k_max of 0 keeps no reflection
-_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max", "grains.threshold_deg"})
+_OPEN_BELOW = frozenset({"index.k_max", "calibrate.k_max", "grains.threshold_deg", "classify.r_block"})
 
 
 def _in_range(key: Key, value: Any, where: str) -> Any:

@@ -309,11 +309,21 @@ def test_zero_row_message_names_the_row():
         ({"tau_flow": 0}, "tau_flow"),
         ({"r_block": np.nan}, "r_block"),
         ({"r_block": True}, "r_block"),
+        ({"r_block": 2.5}, "r_block"),  # r lies in [−2, 2]: such a cut would never label a boundary blocking
     ],
 )
 def test_bad_parameters_raise_parameter_error(kw, name):
     with pytest.raises(ParameterError, match=name):
         classify_pair([1, 0, 0], [0, 1, 0], [1, 0], [1, 0], **kw)
+
+
+def test_r_lies_within_the_r_block_range_and_two_is_accepted():
+    # r_block is refused above 2 because r never exceeds it: |j_a − j_b| ≤ 2 max(|j_a|, |j_b|)
+    rng = np.random.default_rng(5)
+    n = rng.normal(size=(500, 2))
+    c = classify_pair(rng.normal(size=(500, 3)), rng.normal(size=(500, 3)), n, rng.normal(size=(500, 2)),
+                      r_block=2.0, conductivity_ratio=1e4)
+    assert np.all(np.abs(c.r) <= 2.0) and np.abs(c.r).max() > 1.0
 
 
 def test_defaults_come_from_config():

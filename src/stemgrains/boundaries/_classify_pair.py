@@ -59,7 +59,8 @@ def check_parameters(
         "flat_tolerance_deg": num("flat_tolerance_deg", flat_tolerance_deg, 0.0, 90.0, True),
         "basis": basis,
         "tau_flow": num("tau_flow", tau_flow, 0.0, math.inf, True, True),
-        "r_block": num("r_block", r_block, 0.0, math.inf, True, True),
+        # |r| = |j_a − j_b| / max(m, tau_flow) ≤ 2: a cut above 2 would label no boundary blocking or depleting
+        "r_block": num("r_block", r_block, 0.0, 2.0, True),
     }
 
 

@@ -105,7 +105,8 @@ def classify_pair(
     tau_flow
         Flux below which the boundary is ``"parallel"`` (no migration across), > 0, units of σ_ip|E|.
     r_block
-        ``|r|`` at or above which the boundary is ``"blocking"`` (r > 0) or ``"depleting"`` (r < 0), > 0.
+        ``|r|`` at or above which the boundary is ``"blocking"`` (r > 0) or ``"depleting"`` (r < 0), in (0, 2]
+        (``r`` lies in [−2, 2]; docs/classification.md §5).
 
     Returns
     -------

@@ -44,7 +44,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau-flow", type=float, default=None, metavar="T",
                    help=f"flux below which a boundary is 'parallel', units of sigma_ip|E| (default {config.TAU_FLOW:g})")
     p.add_argument("--r-block", type=float, default=None, metavar="R",
-                   help=f"|r| at or above which a boundary is blocking/depleting (default {config.R_BLOCK:g})")
+                   help=f"|r| at or above which a boundary is blocking/depleting, 0 < R <= 2 (r lies in [-2, 2]; "
+                        f"default {config.R_BLOCK:g})")
     p.add_argument("--conducting-phase", action="append", default=None, metavar="NAME",
                    help="conducting phase name or id (repeatable; default: the phases with Na+ conduction planes, "
                         "Na-beta''- and Na-beta-alumina; boundaries of other phases are labelled other-phase)")
