@@ -266,3 +266,25 @@ def test_virtual_image_of_a_vendor_file(shared_data):
     rr, cc = np.mgrid[0:ky, 0:kx]
     d = np.hypot(rr - (ky - 1) / 2, cc - (kx - 1) / 2)
     np.testing.assert_allclose(img, np.asarray(data, float)[..., (d >= 2) & (d <= min(ky, kx) / 2)].sum(-1))
+
+
+def test_cli_names_the_positions_without_a_value(tmp_path, capsys):
+    # a pattern with NaN counts under the detector gives a NaN pixel: the summary said "min nan, max nan" and the
+    # PNG drew it white (the brightest grey)
+    data = np.random.default_rng(2).poisson(50, (4, 5, 16, 16)).astype(np.float32)
+    data[1, 2, 6:10, 6:10] = np.nan
+    src = tmp_path / "nan.h5"
+    with h5py.File(src, "w") as f:
+        f.create_dataset("data", data=data)
+    assert main(["virtual", str(src), "--bf", "3", "--center", "8,8", "--no-progress",
+                 "-o", str(tmp_path / "bf.png")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 20 positions NaN" in out and "min nan" not in out and "max nan" not in out
+    from stemgrains.plot.virtual import plot_virtual_image
+
+    image = np.arange(20.0).reshape(4, 5)
+    image[1, 2] = np.nan
+    fig = plot_virtual_image(image)
+    assert "red: 1 of 20 positions" in fig.axes[0].get_title()
+    assert tuple(fig.axes[0].images[0].cmap.get_bad()) == (1.0, 0.0, 0.0, 1.0)
+    assert "red" not in plot_virtual_image(np.ones((4, 5))).axes[0].get_title()

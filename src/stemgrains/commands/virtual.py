@@ -118,6 +118,19 @@ def _check_on_detector(ds: Any, items: list[tuple[str, Any]], follow: bool, sour
     return center
 
 
+def value_range(img: np.ndarray) -> str:
+    """``min …, max …`` of the finite pixels, and how many have no value: a pattern with non-finite counts under
+    the detector gives a NaN pixel (numpy's min and max would print nan for the whole image)."""
+    finite = np.isfinite(img)
+    n_bad = int(img.size - finite.sum())
+    if not finite.any():
+        return f"no finite value: all {img.size} patterns hold non-finite counts under the detector"
+    text = f"min {img[finite].min():.4g}, max {img[finite].max():.4g}"
+    if n_bad:
+        text += f"; {n_bad} of {img.size} positions NaN: their patterns hold non-finite counts under the detector"
+    return text
+
+
 def run(args: argparse.Namespace) -> int:
     from ..io import load_4d
     from ..io.images import IMAGE_OUTPUTS, write_image
@@ -183,5 +196,5 @@ def run(args: argparse.Namespace) -> int:
         attrs["positions"] = det.positions.tolist()
     write_image(out, img, attrs=attrs, title=f"virtual {det.kind} ({Path(args.input).name})",
                 pixel_size_nm=ds.calibration.scan_step_nm, input_path=args.input)
-    print(f"virtual {det.kind} image {img.shape[0]} x {img.shape[1]} (min {img.min():.4g}, max {img.max():.4g}) -> {out}")
+    print(f"virtual {det.kind} image {img.shape[0]} x {img.shape[1]} ({value_range(img)}) -> {out}")
     return 0

@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..io.results import atomic_savefig
-from ._layout import tidy_short_axes
+from ._layout import is_wide, map_colorbar, set_wrapped_title, tidy_short_axes
 
 __all__ = ["plot_virtual_image", "plot_vdf_grain_map", "draw_segments"]
 
@@ -29,14 +29,25 @@ def _extent(shape: tuple[int, int], step: float | None) -> tuple[float, float, f
 
 def plot_virtual_image(image: np.ndarray, *, title: str = "", pixel_size_nm: float | None = None,
                        path: str | os.PathLike | None = None) -> Figure:
-    """Grey-scale virtual image (scan_row down, scan_col right) with a colour bar; axes in nm when the step is known."""
+    """Grey-scale virtual image (scan_row down, scan_col right) with a colour bar; axes in nm when the step is known.
+    Non-finite pixels (patterns with non-finite counts under the detector) are drawn red and counted in the title:
+    white would read as the brightest value."""
+    import matplotlib
+
     fig = Figure(figsize=(5, 4.4))
     ax = fig.add_subplot()
-    im = ax.imshow(image, cmap="gray", extent=_extent(image.shape, pixel_size_nm), interpolation="nearest")
-    fig.colorbar(im, ax=ax, label="counts")
+    cmap = matplotlib.colormaps["gray"].with_extremes(bad="red")
+    im = ax.imshow(np.ma.masked_invalid(image), cmap=cmap, extent=_extent(image.shape, pixel_size_nm),
+                   interpolation="nearest")
+    map_colorbar(fig, ax, im, "counts", np.shape(image))  # under a wide map, slim beside a tall one
     ax.set_xlabel("x (nm)" if pixel_size_nm else "scan column")
     ax.set_ylabel("y (nm)" if pixel_size_nm else "scan row")
-    ax.set_title(title, fontsize=9)
+    n_bad = int(np.size(image) - np.isfinite(image).sum())
+    if n_bad:
+        title = f"{title}\n" if title else ""
+        title += f"red: {n_bad} of {np.size(image)} positions without a value (non-finite counts)"
+    ax.set_title("", fontsize=9)
+    set_wrapped_title(ax, title, share=0.62 if not is_wide(np.shape(image)) else 0.9)
     return _save(fig, path)
 
 

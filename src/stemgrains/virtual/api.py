@@ -113,7 +113,8 @@ def virtual_images(
     Returns
     -------
     (n_detectors, ny, nx) float64
-        Counts summed over each detector (weights × counts for weighted masks).
+        Counts summed over each detector (weights × counts for weighted masks); NaN where a pattern holds
+        non-finite counts under the detector (the CLI counts those positions and draws them red).
 
     Raises
     ------
