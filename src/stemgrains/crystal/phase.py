@@ -243,7 +243,9 @@ def is_hexagonal_like(phase: Phase) -> bool:
 def has_unique_c_axis(phase: Phase) -> bool:
     """True for every point group but the cubic ones (and a phase without one): its symmetry maps the crystal
     frame's z axis (c* ∥ the basal-plane normal; c for trigonal, hexagonal, tetragonal and orthorhombic cells) onto
-    itself or its opposite, so the c-axis *line* of an orientation is defined (its c-axis reliability)."""
+    itself or its opposite, so the c-axis *line* of an orientation is defined (its c-axis reliability). For a
+    monoclinic phase that line is the unique 2-fold axis: a b-unique CIF is read relabelled to c-unique
+    (:func:`phase_from_cif_text`), so there it is the file's b axis; triclinic z is c*."""
     pg = phase.point_group
     return pg is not None and pg.system != "cubic"
 
