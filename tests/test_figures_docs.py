@@ -268,6 +268,32 @@ def test_every_written_dataset_and_csv_column_is_documented(tmp_path, nba, capsy
         assert cols <= set(GROUPS[group]), (csv_name, cols - set(GROUPS[group]))
 
 
+def test_every_group_attribute_is_named_on_the_data_dictionary_page(tmp_path, nba, nba_sample_run):
+    """The attributes of every group of a run's results file (and of /transport) are named on
+    docs/data-dictionary.md (/input sha256, /grains phase_lattices, /transport model/solver ... were not)."""
+    page = (Path(__file__).resolve().parents[1] / "docs" / "data-dictionary.md").read_text(encoding="utf-8")
+    xmap = _voronoi_xmap((12, 14), 4, nba)
+    path = tmp_path / "r.h5"
+    with atomic_h5(path) as f:
+        write_provenance(f, phases=xmap.phases)
+        write_orientation_map(f, xmap)
+    assert main(["segment", str(path), "-o", str(path)]) == 0
+    assert main(["transport", str(path), "--electrode", "left=1", "--electrode", "right=0"]) == 0
+    missing = set()
+    for results in (nba_sample_run[0] / "results.h5", path):
+        with h5py.File(results) as f:
+            groups = [f] + [g for g in (f[n] for n in _all_names(f)) if isinstance(g, h5py.Group)]
+            for g in groups:
+                missing |= {(g.name, a) for a in g.attrs if f"`{a}`" not in page}
+    assert not missing, sorted(missing)
+
+
+def _all_names(f) -> list[str]:
+    names: list[str] = []
+    f.visit(names.append)
+    return names
+
+
 def test_classification_spec_is_ours_and_named_by_help(capsys):
     spec = REPO / "docs" / "classification.md"
     text = spec.read_text(encoding="utf-8")
