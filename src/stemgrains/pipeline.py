@@ -697,18 +697,22 @@ def transport_electrodes(electrodes: dict[str, float] | None) -> dict[str, Any]:
     ``{edge: volts, mask file: (boolean mask, volts)}`` (errors then name the file); one-line errors for a missing
     table, an unknown edge, an
     unreadable mask or no potential difference."""
-    from .transport import EDGES
-    from .transport.api import require_potential_difference
-
     if not electrodes:
         raise ParameterError("--electrode is required (at least once), e.g. --electrode left=1 --electrode right=0 "
                              "(or [transport] electrodes in --config)")
-    out = []
+    return _electrode_table(electrodes)
+
+
+def _electrode_table(electrodes: dict[str, float]) -> dict[str, Any]:
+    """``{edge: volts, mask file: (boolean mask, volts)}`` of a non-empty ``--electrode`` table: the names first (an
+    unknown one is not an electrode that drives no current), then a potential difference, then the masks read."""
+    from .transport import EDGES
+    from .transport.api import require_potential_difference
+
     for where, v in electrodes.items():
         check_electrode_where(where, v)
-        out.append((where, v) if where in EDGES else (where, (electrode_mask(Path(where)), v)))
     require_potential_difference(list(electrodes.items()))
-    return dict(out)
+    return {k: (v if k in EDGES else (electrode_mask(Path(k)), v)) for k, v in electrodes.items()}
 
 
 def check_electrode_where(where: str, volts: float) -> None:
@@ -1259,19 +1263,15 @@ def pipeline_electrodes(electrodes: dict[str, float] | None) -> Any:
     error without a potential difference (before hours of indexing)."""
     if not electrodes:
         return None
-    from .transport.api import require_potential_difference
-
-    for where, v in electrodes.items():  # names first: an unknown one is not an electrode that drives no current
-        check_electrode_where(where, v)
-    require_potential_difference(list(electrodes.items()))  # before hours of indexing
-    if any(k.endswith(".npy") for k in electrodes):
-        return {k: ((electrode_mask(k), v) if k.endswith(".npy") else v) for k, v in electrodes.items()}
+    table = _electrode_table(electrodes)  # before hours of indexing
+    if any(isinstance(v, tuple) for v in table.values()):
+        return table
     # image edges only: potentials and touching edges do not depend on the map's size, so check them now (a batch
     # checks once, before any input is indexed)
     from .transport.api import check_electrodes
 
     check_electrodes(dict(electrodes), (8, 8))
-    return dict(electrodes)
+    return table
 
 
 def check_index_config(cfg: Config) -> None:
