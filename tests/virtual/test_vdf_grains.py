@@ -82,3 +82,39 @@ def test_vdf_grains_names_the_option_out_of_range(data_samples, tmp_path, capsys
     assert main(["vdf-grains", str(data_samples / "nba_sample.h5"), "-o", str(out), "--no-progress", *extra]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"stemgrains vdf-grains: error: {expect}"]
+
+
+def _crop(src, path, rows, cols):
+    """A scan cropped from data_samples (its calibration attributes kept)."""
+    with h5py.File(src) as f, h5py.File(path, "w") as g:
+        g.attrs.update(dict(f.attrs))
+        g.create_dataset("data", data=f["data"][rows, cols]).attrs.update(dict(f["data"].attrs))
+        f.copy("phases", g)
+    return path
+
+
+def test_vdf_grains_refuses_a_scan_too_small_to_correlate(data_samples, tmp_path, capsys):
+    """A 1 x 1 scan gave a black composite (each image normalised to 0) and a 3 x 3 one a white composite with
+    '0 VDF grains', exit 0: the correlation of VDF images needs positions to vary over."""
+    small = _crop(data_samples / "nba_sample.h5", tmp_path / "3x3.h5", slice(0, 3), slice(0, 3))
+    out = tmp_path / "vdf"
+    assert main(["vdf-grains", str(small), "-o", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"stemgrains vdf-grains: error: {small}: a VDF grain map correlates each reflection's image over "
+                   "the scan and needs at least 10 positions (two grains of min_grain_px = 5); this scan has 9 (3 x 3)"]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_vdf_grains_of_a_tall_strip_keep_their_panels_together(data_samples, tmp_path):
+    """A 40 x 2 strip's two panels stood in a 10-inch figure, 5 in apart with blank between."""
+    strip = _crop(data_samples / "nba_sample.h5", tmp_path / "strip.h5", slice(0, 40), slice(10, 12))
+    res = vdf_grain_map(load_4d(strip))
+    assert res.labels.shape == (40, 2) and res.labels.max() >= 2
+    from stemgrains.plot.virtual import plot_vdf_grain_map
+
+    fig = plot_vdf_grain_map(res)
+    fig.draw_without_rendering()
+    assert fig.get_figwidth() < 5.0
+    (a, b) = (ax.get_window_extent() for ax in fig.axes)
+    # the gap between the two map panels (the wrapped titles, 1.6 in each, need some of it), inches
+    assert b.x0 - a.x1 < 2.5 * fig.dpi

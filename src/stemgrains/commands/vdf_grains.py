@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
     summary[FILES_WRITTEN_KEY] = files_written_record(out, OUTPUT_NAMES[:-1])
     atomic_write_text(out / "vdf_grains.json", json.dumps(summary, default=json_default, indent=1))
     msg = f"{summary['n_grains']} VDF grains from {len(res.reflections)} reflections in {res.n_groups} groups"
+    if not summary["n_grains"]:
+        msg += (f" (no group's mean normalised VDF intensity reached --min-signal {args.min_signal:g} over "
+                f"{res.parameters['min_grain_px']} connected positions: try a lower --min-signal)")
     if "adjusted_rand_index_vs_indexed" in summary:
         msg += f"; adjusted Rand index vs indexed grains {summary['adjusted_rand_index_vs_indexed']:.3f}"
     print(f"{msg} -> {out}")

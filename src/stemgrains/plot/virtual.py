@@ -75,15 +75,19 @@ def plot_vdf_grain_map(result: Any, *, boundaries: Any = None, path: str | os.Pa
     VDF intensity, as in published RGB VDF grain maps), next to the labels; indexed boundaries drawn over both
     when ``boundaries`` (a BoundaryTable) is given."""
     step = result.scan_step_nm
-    fig = Figure(figsize=(10, 4.6))
+    ny, nx = result.labels.shape
+    panel_w = float(np.clip(4.0 * nx / max(ny, 1), 1.6, 4.6))  # a tall map's panels narrow (they stood 5 in apart)
+    fig = Figure(figsize=(2 * panel_w + 1.4, 4.6), layout="constrained")
     ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
     ext = _extent(result.labels.shape, step)
     ax1.imshow(result.composite, extent=ext, interpolation="nearest")
-    ax1.set_title(f"VDF colour composite ({result.n_groups} reflection groups, {len(result.reflections)} reflections)",
-                  fontsize=9)
     lab = np.ma.masked_equal(result.labels, 0)
     ax2.imshow(lab, cmap="tab20", extent=ext, interpolation="nearest")
-    ax2.set_title(f"VDF grains ({int(result.labels.max())}), unassigned blank", fontsize=9)
+    share = panel_w / fig.get_figwidth()
+    for ax, title in ((ax1, f"VDF colour composite ({result.n_groups} reflection groups, {len(result.reflections)} "
+                            "reflections)"), (ax2, f"VDF grains ({int(result.labels.max())}), unassigned blank")):
+        ax.set_title("", fontsize=9)
+        set_wrapped_title(ax, title, share=share)
     for ax in (ax1, ax2):
         ax.set_xlabel("x (nm)")
         ax.set_ylabel("y (nm)")

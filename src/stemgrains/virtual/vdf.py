@@ -216,7 +216,8 @@ def vdf_grain_map(
     Raises
     ------
     InputError
-        No reflection found in the Bragg-vector map.
+        No reflection found in the Bragg-vector map; a scan of fewer than ``2 * min_grain_px`` positions (the
+        correlation of VDF images needs positions to vary over).
     ParameterError
         Parameters out of range.
     """
@@ -228,6 +229,11 @@ def vdf_grain_map(
                               ("min_grain_px", min_grain_px, min_grain_px >= 1, "of at least 1 (pixels)")):
         if not (np.isfinite(v) and ok):  # one line naming the one parameter out of range
             raise ParameterError(f"{name} expects a value {span}, got {float(v):g}")
+    ny, nx = dataset.scan_shape
+    if ny * nx < 2 * min_grain_px:  # one position: every image normalised to 0 (black); a few: all groups at 1 (white)
+        raise InputError(f"{dataset.source}: a VDF grain map correlates each reflection's image over the scan and "
+                         f"needs at least {2 * min_grain_px} positions (two grains of min_grain_px = {min_grain_px}); "
+                         f"this scan has {ny * nx} ({ny} x {nx})")
     bvm, centers, _ = bragg_vector_map(dataset, spot_params=spot_params, memory_mb=memory_mb, progress=progress)
     refl = find_reflections(bvm, min_separation_px=max(3.0, 1.5 * disk_radius_px))
     if len(refl) == 0:
