@@ -24,6 +24,11 @@ from ..errors import InputError, ParameterError
 __all__ = ["FrameTransform", "DriftRegistration", "register_drift", "phase_correlation", "refine_shift", "register_series", "shift_image", "masked_ncc",
            "register_to_map"]
 
+#: Smallest ``1 − peak_ncc`` that the "well below the other frames" rule of :func:`register_drift` flags: frames
+#: that all match frame 0 to NCC ≈ 1 (a series of identical frames, or one with a small change) differ by 1e-13,
+#: and 3 × that median flagged a perfect frame (fresh-user review, session 46).
+MIN_NCC_SHORTFALL = 0.02
+
 
 @dataclass(frozen=True)
 class FrameTransform:
@@ -167,8 +172,9 @@ class DriftRegistration:
     doubtful
         ``(n,)`` bool: ``peak_ratio < min_peak_ratio``, ``peak_ncc < min_peak_ncc``, ``masked_fraction >
         max_masked_fraction``, no convergence (last step ≥ 0.2 px), (with at least 3 later frames) ``1 − peak_ncc``
-        more than 3 times the median over the later frames (a frame much less alike frame 0 than the others:
-        defocus, another area), or a drift that jumps away from the last good frame in time
+        more than 3 times the median over the later frames and more than :data:`MIN_NCC_SHORTFALL` (a frame much
+        less alike frame 0 than the others: defocus, another area; frames that all match to NCC ≈ 1 differ only by
+        rounding), or a drift that jumps away from the last good frame in time
         (:func:`_temporal_check`).
     warnings
         One line per doubtful frame, naming it.
@@ -365,7 +371,7 @@ def _doubtful_frames(drift: np.ndarray, pc0: np.ndarray, peak: np.ndarray, ratio
             (f"peak ratio {ratio[k]:.2f} < {min_peak_ratio:g}", ratio[k] < min_peak_ratio),
             (f"NCC {peak[k]:.2f} < {min_peak_ncc:g}", peak[k] < min_peak_ncc),
             (f"NCC {peak[k]:.2f} well below the other frames' (median {1 - typical:.3f})",
-             min_peak_ncc <= peak[k] and 1.0 - peak[k] > 3.0 * typical),
+             min_peak_ncc <= peak[k] and 1.0 - peak[k] > max(3.0 * typical, MIN_NCC_SHORTFALL)),
             (f"{masked[k]:.0%} of the field changed", masked[k] > max_masked_fraction),
             (f"not converged in {max_iter} rounds", unconverged[k])) if bad]
         doubtful[k] = bool(reasons[k])
