@@ -39,6 +39,17 @@ def au_scan_3x3(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def au_scan_4x3(tmp_path_factory) -> Path:
+    """A 4 × 3 kinematic Au scan as :func:`au_scan_3x3`: the smallest that ``vdf-grains`` takes (at least
+    2 × min_grain_px = 10 positions to correlate the images over)."""
+    from stemgrains.simulate import sample_cif, simulate_polycrystal
+
+    path = tmp_path_factory.mktemp("au4x3") / "au.h5"
+    simulate_polycrystal(path, phases=[str(sample_cif("au"))], scan_shape=(4, 3), detector_shape=(64, 64), n_grains=2,
+                         seed=7, dose=1e4, progress=False)
+    return path
+
 
 @pytest.fixture(scope="session")
 def nba_24x24_indexed():

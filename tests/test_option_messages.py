@@ -220,8 +220,8 @@ def test_check_special_axes_api():
 
 # ------------------------------------------------------------------------------------------------- --no-progress
 @pytest.mark.parametrize("cmd, argv", [("virtual", ["--disk", "20,20,3"]), ("vdf-grains", [])])
-def test_streaming_commands_take_no_progress(tmp_path, capsys, au_scan_3x3, cmd, argv):
-    src = au_scan_3x3  # vdf-grains needs reflections
+def test_streaming_commands_take_no_progress(tmp_path, capsys, request, cmd, argv):
+    src = request.getfixturevalue("au_scan_4x3")  # vdf-grains needs reflections and at least 10 positions
     out = [tmp_path / "a.npy", tmp_path / "b.npy"] if cmd == "virtual" else [tmp_path / "a", tmp_path / "b"]
     assert main([cmd, str(src), *argv, "-o", str(out[0])]) == 0
     assert "%|" in capsys.readouterr().err  # a progress bar by default

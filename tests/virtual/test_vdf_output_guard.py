@@ -30,7 +30,7 @@ def _one_line(capsys) -> str:
     ("vdf_grains.json", '{"my": "notes"}', "a JSON file not written by stemgrains"),
     ("vdf_grains.png", b"\x89PNG not really", "a .png image not written by stemgrains"),
 ])
-def test_a_users_file_is_refused_before_any_work(au_scan_3x3, tmp_path, capsys, name, mine, what):
+def test_a_users_file_is_refused_before_any_work(au_scan_4x3, tmp_path, capsys, name, mine, what):
     out = tmp_path / "v"
     out.mkdir()
     if mine is None:
@@ -38,45 +38,45 @@ def test_a_users_file_is_refused_before_any_work(au_scan_3x3, tmp_path, capsys, 
     else:
         (out / name).write_bytes(mine if isinstance(mine, bytes) else mine.encode())
     before = file_tree(out)
-    assert main(_argv(au_scan_3x3, out)) == 2
+    assert main(_argv(au_scan_4x3, out)) == 2
     assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {out}: {name} there is {what}, which this command "
                                  "would replace; choose another folder, or give --force to replace it")
     assert file_tree(out) == before  # nothing written, the user's file untouched
-    assert main(_argv(au_scan_3x3, out, "--force")) == 0
+    assert main(_argv(au_scan_4x3, out, "--force")) == 0
     assert file_tree(out) != before
 
 
-def test_rerun_same_input_other_input_and_changed_files(au_scan_3x3, tmp_path, capsys):
+def test_rerun_same_input_other_input_and_changed_files(au_scan_4x3, tmp_path, capsys):
     out = tmp_path / "v"
-    assert main(_argv(au_scan_3x3, out)) == 0
+    assert main(_argv(au_scan_4x3, out)) == 0
     doc = json.loads((out / "vdf_grains.json").read_text())
-    assert doc["input"] == str(au_scan_3x3.resolve())
+    assert doc["input"] == str(au_scan_4x3.resolve())
     assert sorted(doc["files_written"]) == ["bragg_vector_map.png", "vdf_grains.png", "vdf_labels.npy"]
-    assert main(_argv(au_scan_3x3, out)) == 0  # the same input again: replaced
+    assert main(_argv(au_scan_4x3, out)) == 0  # the same input again: replaced
     other = tmp_path / "other.h5"
-    shutil.copyfile(au_scan_3x3, other)
+    shutil.copyfile(au_scan_4x3, other)
     capsys.readouterr()
     before = file_tree(out)
     assert main(_argv(other, out)) == 2
     assert _one_line(capsys).startswith(f"stemgrains vdf-grains: error: -o {out}: vdf_labels.npy there is a file "
-                                        f"beside the vdf_grains.json of another input ({au_scan_3x3.resolve()})")
+                                        f"beside the vdf_grains.json of another input ({au_scan_4x3.resolve()})")
     assert file_tree(out) == before
     np.save(out / "vdf_labels.npy", np.zeros((3, 3), np.int32))  # changed since
-    assert main(_argv(au_scan_3x3, out)) == 2
+    assert main(_argv(au_scan_4x3, out)) == 2
     assert "vdf_labels.npy there is a file that the vdf_grains.json there does not list as written with it" \
         in _one_line(capsys)
-    assert main(_argv(au_scan_3x3, out, "--force")) == 0
-    assert main(_argv(au_scan_3x3, out)) == 0
+    assert main(_argv(au_scan_4x3, out, "--force")) == 0
+    assert main(_argv(au_scan_4x3, out)) == 0
 
 
-def test_output_folder_that_is_a_file(au_scan_3x3, tmp_path, capsys):
+def test_output_folder_that_is_a_file(au_scan_4x3, tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    assert main(_argv(au_scan_3x3, afile)) == 2
+    assert main(_argv(au_scan_4x3, afile)) == 2
     assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {afile}: is a file (an extension-less file not written by "
                                  "stemgrains), not a folder; give an output folder")
-    assert main(_argv(au_scan_3x3, au_scan_3x3)) == 2
-    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {au_scan_3x3}: is the input file {au_scan_3x3}, "
+    assert main(_argv(au_scan_4x3, au_scan_4x3)) == 2
+    assert _one_line(capsys) == (f"stemgrains vdf-grains: error: -o {au_scan_4x3}: is the input file {au_scan_4x3}, "
                                  "not an output folder; give an output folder")
 
 
@@ -130,7 +130,7 @@ def _results_of(path, input_path, shape=(3, 3)):
     return path
 
 
-def test_results_of_another_input_are_refused(au_scan_3x3, tmp_path, capsys):
+def test_results_of_another_input_are_refused(au_scan_4x3, tmp_path, capsys):
     """--results recording another input (issue: accepted silently, an adjusted Rand index against unrelated
     grains) is refused before any work unless --force; the results of this input, or of a copy of it (the same
     SHA-256), are taken."""
@@ -141,16 +141,16 @@ def test_results_of_another_input_are_refused(au_scan_3x3, tmp_path, capsys):
     other.write_bytes(b"another scan")  # another file, another checksum
     res = _results_of(tmp_path / "r_other.h5", other)
     out = tmp_path / "v"
-    assert main(_argv(au_scan_3x3, out, "--results", str(res))) == 2
+    assert main(_argv(au_scan_4x3, out, "--results", str(res))) == 2
     assert _one_line(capsys) == (f"stemgrains vdf-grains: error: --results {res}: holds the results of another input "
-                                 f"({other.resolve()}), not of {au_scan_3x3}; give the results of {au_scan_3x3}, or "
+                                 f"({other.resolve()}), not of {au_scan_4x3}; give the results of {au_scan_4x3}, or "
                                  "--force to use these")
     assert not out.exists()
-    refuse_results_of_other_data(res, au_scan_3x3, replace=True)  # --force
-    mine = _results_of(tmp_path / "r_mine.h5", au_scan_3x3)
-    refuse_results_of_other_data(mine, au_scan_3x3)  # this input's (the CLI: tests/virtual/test_vdf_grains.py)
+    refuse_results_of_other_data(res, au_scan_4x3, replace=True)  # --force
+    mine = _results_of(tmp_path / "r_mine.h5", au_scan_4x3)
+    refuse_results_of_other_data(mine, au_scan_4x3)  # this input's (the CLI: tests/virtual/test_vdf_grains.py)
     moved = tmp_path / "moved.h5"
-    shutil.copyfile(au_scan_3x3, moved)  # the data copied since: the recorded checksum matches
+    shutil.copyfile(au_scan_4x3, moved)  # the data copied since: the recorded checksum matches
     refuse_results_of_other_data(mine, moved)
     with pytest.raises(ParameterError, match="holds the results of another input"):
         refuse_results_of_other_data(mine, other)
