@@ -106,6 +106,17 @@ def test_bad_calibration_options_exit_2(tiny, tmp_path, capsys, opts, match):
     assert match in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_folder_as_calibration_file_is_named_as_such(tiny, tmp_path, capsys):
+    """It was "calibration file not found", though the path exists (a folder)."""
+    folder = tmp_path / "cal.json"
+    folder.mkdir()
+    code = main(["index", str(tiny), "--phase", str(AU), "--no-progress", "-o", str(tmp_path / "r.h5"),
+                 "--calibration", str(folder)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].endswith(f"{folder}: is a folder; expected a calibration JSON file (e.g. {folder / 'calibration.json'})")
+
+
 def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys):
     out = tmp_path / "map.h5"
     assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate", "-o", str(out)]) == 0

@@ -166,6 +166,9 @@ def test_a_cif_given_as_config_is_named_as_such(tmp_path):
 def test_load_config_errors(tmp_path):
     with pytest.raises(FileFormatError, match="config file not found"):
         settings.load_config(tmp_path / "nope.toml")
+    # a folder (a run's output folder, say) was "not found" too, though it exists
+    with pytest.raises(FileFormatError, match=r"is a folder; expected a config file .*config\.toml"):
+        settings.load_config(tmp_path)
     h5 = tmp_path / "old.h5"
     with h5py.File(h5, "w") as f:
         f.create_group("parameters").attrs["index"] = "{}"

@@ -778,6 +778,9 @@ def load_config(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     import tomllib
 
     p = Path(path)
+    if p.is_dir():
+        raise FileFormatError(f"{p}: is a folder; expected a config file (a .toml or a results file, e.g. "
+                              f"{p / 'config.toml'})")
     if not p.is_file():
         raise FileFormatError(f"{p}: config file not found")
     from .io.files import HDF5_SIGNATURE, file_signature

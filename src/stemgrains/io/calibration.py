@@ -142,6 +142,8 @@ def read_calibration_json(path: str | os.PathLike) -> dict[str, Any]:
         Missing or unreadable file, not JSON, unknown keys, invalid values; the message names the file.
     """
     p = Path(path)
+    if p.is_dir():
+        raise FileFormatError(f"{p}: is a folder; expected a calibration JSON file (e.g. {p / 'calibration.json'})")
     if not p.is_file():
         raise FileFormatError(f"{p}: calibration file not found")
     try:
