@@ -111,9 +111,8 @@ def _parse_electrodes(
         if mask.shape == map_shape and pad:
             mask = np.pad(mask, pad, constant_values=False)
         if mask.shape != grid_shape:
-            raise ParameterError(
-                f"electrode {name!r}: mask shape {mask.shape} matches neither the map {map_shape} nor the grid {grid_shape}"
-            )
+            want = f"the map's {map_shape}" + (f" or the padded grid's {grid_shape}" if grid_shape != map_shape else "")
+            raise ParameterError(f"electrode {name!r}: mask shape {mask.shape}, expected {want}")
         if not mask.any():
             raise ParameterError(f"electrode {name!r}: mask is empty")
         out.append({"name": name, "potential": v, "edge": None, "mask": mask})
