@@ -165,6 +165,7 @@ def test_info_of_a_runs_results_says_what_it_holds(nba_sample_run, capsys):
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("also holds:"))
     assert f"{summary['n_grains']} grains, {summary['n_boundaries']} boundaries, classification" in line
     assert "transport" not in line.split("(")[0]  # this run had no electrodes
+    assert line.endswith("(written by run)")  # it named segment, classify, transport
 
 
 

@@ -146,7 +146,10 @@ def _stages_held(path: Path) -> str | None:
         parts += [name for name in ("classification", "transport") if name in groups]
     except Exception:  # noqa: BLE001 - not HDF5 (.ang, .ctf), or a group it cannot read: nothing more
         return None
-    return ", ".join(parts) + " (written by segment, classify, transport)" if parts else None
+    if not parts:
+        return None
+    by = "run" if (path.parent / "stemgrains_run.json").is_file() else "segment, classify, transport or run"
+    return ", ".join(parts) + f" (written by {by})"
 
 
 def _warn_pixel_size(ds, origin: dict[str, str]) -> None:
