@@ -127,6 +127,15 @@ def _add_ipf_keys(fig: Figure, slots: list[Any], grain_map: Any) -> None:
     draw_ipf_keys(fig, slots, grain_map.phases, phase_ids=pids)
 
 
+def _no_trace_note(grain_map: Any) -> str:
+    """Why :func:`plot_grain_traces` drew no trace: no grain at all (a map smaller than ``min_grain_size``), or no
+    grain of a phase with conduction planes (e.g. cubic)."""
+    if len(grain_map.table):
+        return "No grain of a phase with\nconduction planes (a c-axis):\nno traces drawn."
+    min_px = grain_map.parameters.get("min_grain_size")
+    return "No grain" + (f" of at least\n{min_px} pixels (min_grain_size)" if min_px else "") + ":\nno traces drawn."
+
+
 def plot_grain_traces(
     grain_map: Any,
     *,
@@ -220,15 +229,15 @@ def plot_grain_traces(
                         color="black", zorder=6, annotation_clip=False,
                         bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none", alpha=0.6))
     _frame_map(ax, grain_map, title or ("Grains (IPF-z) and conduction-plane traces" if has_c.any()
+                                        else "Grains (IPF-z): no grains" if not n
                                         else "Grains (IPF-z): no conduction planes"))
     if show_ids and ny <= 2:
         ax.set_title(ax.get_title(), pad=16)  # room for the ids above the strip
     side = fig.add_subplot(gs[1, 1])
     side.set_axis_off()
     _add_ipf_keys(fig, [gs[0, 1]], grain_map)  # one key per Laue group, stacked in the slot
-    if not has_c.any():  # e.g. a cubic phase: no trace to explain
-        side.text(0.0, 1.0, "No grain of a phase with\nconduction planes (a c-axis):\nno traces drawn.",
-                  transform=side.transAxes, ha="left", va="top", fontsize=7.5)
+    if not has_c.any():  # e.g. a cubic phase, or no grain at all (a map smaller than min_grain_size): no trace
+        side.text(0.0, 1.0, _no_trace_note(grain_map), transform=side.transAxes, ha="left", va="top", fontsize=7.5)
         return _finish(fig, path, (ax, gs))
     weight_txt = "cos α" if length_scale == "cos_alpha" else "sin α"
     handles = [

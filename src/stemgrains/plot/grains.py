@@ -187,8 +187,12 @@ def plot_misorientation_histogram(
     fig = fig or Figure(figsize=(6, 3.2 * len(pids)), dpi=120)
     for k, pid in enumerate(pids):
         ax = fig.add_subplot(len(pids), 1, k + 1)
-        if pid is None:
-            ax.text(0.5, 0.5, "no boundaries", ha="center", va="center", transform=ax.transAxes)
+        if pid is None:  # bare 0-1 axes said nothing of what the figure is
+            ax.set_title("Boundary disorientation angles", fontsize=10)
+            ax.text(0.5, 0.5, f"no boundaries between grains of one phase\n({grain_map.n_grains} grain"
+                    f"{'' if grain_map.n_grains == 1 else 's'}): "
+                    "nothing to histogram", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
             continue
         phase = grain_map.phases[pid]
         rand = random_disorientation_angles(phase, n_random, seed=k)
