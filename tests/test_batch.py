@@ -278,6 +278,11 @@ def test_summary_figure_is_readable_for_many_inputs(tmp_path):
         assert h >= 0.25 * n and h < 20 and w < 16
         assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [r["output"] for r in rows[:n]]
     assert plot_batch_summary(rows[:3], tmp_path / "s.png").stat().st_size > 1000
+    # a map without boundaries (a 3 x 3 scan of one grain): its row of the length fractions said nothing
+    rows[1] = {**rows[1], "behaviour_fraction_blocking": 0.0, "behaviour_fraction_transmitting": 0.0}
+    fig = plot_batch_summary(rows[:3])
+    assert [t.get_text() for t in fig.axes[-1].texts] == ["no boundaries", "failed"]
+    assert fig.axes[2].get_title() == "median reliability (of 100)"  # its axis runs to 100, not to the data
 
 
 # ------------------------------------------------------------------------------------------------ CLI

@@ -50,7 +50,7 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
     beh_cols = [f"behaviour_fraction_{b.replace('-', '_')}" for b in (*BEHAVIOURS, OTHER_PHASE)]
     has_beh = any(np.isfinite(_num(r, c)) for r in rows for c in beh_cols)
     panels = [("indexed_percent", "indexed (%)"), ("patterns_per_s", "patterns / s (indexing)"),
-              ("median_reliability", "median reliability")]
+              ("median_reliability", "median reliability (of 100)")]
     ncols = len(panels) + (1 if has_beh else 0)
     label_w = min(3.5, 0.8 + 0.075 * max((len(s) for s in names), default=4))
     row_h = 0.3 if n > 12 else 0.42
@@ -82,9 +82,11 @@ def plot_batch_summary(rows: Sequence[Mapping[str, Any]], path: str | os.PathLik
             name = c[len("behaviour_fraction_"):].replace("_", "-")
             ax.barh(y, vals, left=left, color=BEHAVIOUR_COLORS.get(name, "0.5"), height=0.7, label=name)
             left += vals
-        for yi, s in zip(y, status):
+        for yi, s, total in zip(y, status, left):
             if s in ("failed", "pending"):
                 ax.text(0.02, yi, s, va="center", fontsize=fs, color=STATUS_COLORS[s])
+            elif total <= 0 and n <= 30:  # a blank row read as missing
+                ax.text(0.02, yi, "no boundaries", va="center", fontsize=fs - 1, color="0.3")
         ax.set_xlim(0, 1)
         ax.set_title("boundary length fraction", fontsize=10)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06 if n > 3 else -0.18), ncols=3, frameon=False)
