@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._table import Table
+from .._repr import compact_repr
 
 __all__ = ["BoundaryTable", "check_boundaries_of"]
 
@@ -47,6 +48,9 @@ PAIR_COLUMNS = ("row_a", "col_a", "row_b", "col_b", "segment_id")
 @dataclass
 class BoundaryTable:
     """Segments, boundaries, pixel pairs and triple junctions of a GrainMap."""
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     segments: Table
     boundaries: Table

@@ -39,6 +39,7 @@ from ._classify_pair import (
     unit_rows,
 )
 from ._types import BoundaryTable, check_boundaries_of
+from .._repr import compact_repr
 
 __all__ = [
     "LABELS",
@@ -163,6 +164,9 @@ class BoundaryClassification:
         All thresholds, the field (a list, or ``"per-boundary"`` / ``"per-segment"``), σ_ip, σ_op, the
         conducting phases and the specification name.
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     segments: Table
     boundaries: Table

@@ -9,6 +9,7 @@ import numpy as np
 
 from .._table import Table
 from ..errors import InputError
+from .._repr import compact_repr
 
 __all__ = ["GrainMap"]
 
@@ -50,6 +51,9 @@ class GrainMap:
     parameters
         The segmentation parameters used.
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     labels: np.ndarray
     table: Table

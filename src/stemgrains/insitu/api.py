@@ -23,6 +23,7 @@ from ..errors import FileFormatError, InputError, ParameterError, StemgrainsErro
 from .detect import detect_events, differential_images
 from .register import DriftRegistration, FrameTransform, register_drift, register_to_map, shift_image
 from .sites import EDGES, SiteMap, enrichment
+from .._repr import compact_repr
 
 #: A frame more than this many times the map's extent (largest side) is a wrong pixel size.
 MAX_EXTENT_RATIO = 20.0
@@ -68,6 +69,9 @@ class SeriesResult:
         Per-frame quality of the drift registration (:class:`~stemgrains.insitu.register.DriftRegistration`:
         masked NCC peak, peak ratio, fraction masked as changed, doubtful frames and one warning line each).
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     registered: np.ndarray
     differential: np.ndarray

@@ -20,6 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..errors import InputError, ParameterError
+from .._repr import compact_repr
 
 __all__ = ["FrameTransform", "DriftRegistration", "register_drift", "phase_correlation", "refine_shift", "register_series", "shift_image", "masked_ncc",
            "register_to_map"]
@@ -179,6 +180,9 @@ class DriftRegistration:
     warnings
         One line per doubtful frame, naming it.
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     drift_px: np.ndarray
     peak_ncc: np.ndarray

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._table import Table
+from .._repr import compact_repr
 
 __all__ = ["TransportResult", "REGION_NAMES"]
 
@@ -62,6 +63,9 @@ class TransportResult:
     scan_step_nm, map_window, model, solver, parameters
         Pixel size; the map's window; the model; solver information; all parameters.
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     potential: np.ndarray
     node_potential: np.ndarray | None

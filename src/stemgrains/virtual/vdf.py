@@ -23,6 +23,7 @@ from ..data import Dataset4D
 from ..errors import InputError, ParameterError
 from .api import _native, chunk_rows_for, virtual_images
 from .detectors import dark_field
+from .._repr import compact_repr
 
 __all__ = ["VDFGrainMap", "bragg_vector_map", "find_reflections", "vdf_grain_map", "adjusted_rand_index"]
 
@@ -54,6 +55,9 @@ class VDFGrainMap:
     parameters
         The parameters used.
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     labels: np.ndarray
     group_of_label: np.ndarray
