@@ -184,3 +184,25 @@ def test_a_dataset_of_complex_numbers_is_refused_where_it_is_made():
     with pytest.raises(InputError, match="4D data must be real numbers .* got dtype complex128"):
         Dataset4D(np.zeros((2, 2, 8, 8), complex), Calibration(q_pixel_size=0.05))
     assert Dataset4D(np.zeros((2, 2, 8, 8), np.uint16), Calibration(q_pixel_size=0.05)).dtype == np.uint16
+
+
+def test_a_damaged_chunk_names_the_rows_read(tmp_path, good_file):
+    """A cube damaged in the middle: the read said only "cannot read /data (Can't synchronously read data (filter
+    returned failure during read))", neither that the file is damaged nor where."""
+    raw = bytearray(good_file.read_bytes())
+    with h5py.File(good_file) as f:
+        dset = f["data"]
+        info = next(dset.id.get_chunk_info(i) for i in range(dset.id.get_num_chunks())
+                    if dset.id.get_chunk_info(i).chunk_offset[0] == 1)  # a chunk of scan row 1
+    raw[info.byte_offset:info.byte_offset + info.size] = bytes(info.size)  # zeros: not a gzip stream
+    bad = tmp_path / "damaged.h5"
+    bad.write_bytes(bytes(raw))
+    ds = load_4d(bad)
+    try:
+        assert ds.data[0:1].shape[0] == 1  # the rows before it read
+        with pytest.raises(FileFormatError) as err:
+            ds.data[1:3]
+        msg = _one_line(err.value)
+        assert msg.startswith(f"{bad}: cannot read /data at scan rows 1–2: the file is damaged or truncated there ("), msg
+    finally:
+        ds.data.close()

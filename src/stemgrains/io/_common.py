@@ -185,6 +185,18 @@ def finite_or_none(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def _rows_of(key: Any, shape: tuple[int, ...]) -> str:
+    """`` at scan rows a–b`` (from 0, inclusive) of a read ``key`` whose first index is an int or a step-1 slice
+    over the first axis of ``shape``; empty for other keys."""
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, (int, np.integer)) and shape:
+        return f" at scan row {int(first) % max(shape[0], 1)}"
+    if isinstance(first, slice) and first.step in (None, 1) and shape:
+        lo, hi, _ = first.indices(shape[0])
+        return f" at scan rows {lo}–{hi - 1}" if hi > lo else ""
+    return ""
+
+
 class H5Array:
     """Read-only, lazy view of an h5py dataset for :class:`~stemgrains.data.Dataset4D`.
 
@@ -218,7 +230,8 @@ class H5Array:
         try:
             return self._dset[key]
         except (OSError, RuntimeError, KeyError, SystemError) as err:
-            raise FileFormatError(f"{self.source}: cannot read {self._name} ({first_line(err)})") from None
+            raise FileFormatError(f"{self.source}: cannot read {self._name}{_rows_of(key, self.shape)}: the file is "
+                                  f"damaged or truncated there ({first_line(err)})") from None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         out = self[()]
