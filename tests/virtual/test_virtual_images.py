@@ -288,3 +288,15 @@ def test_cli_names_the_positions_without_a_value(tmp_path, capsys):
     assert "red: 1 of 20 positions" in fig.axes[0].get_title()
     assert tuple(fig.axes[0].images[0].cmap.get_bad()) == (1.0, 0.0, 0.0, 1.0)
     assert "red" not in plot_virtual_image(np.ones((4, 5))).axes[0].get_title()
+
+
+def test_an_annulus_far_past_the_detector_is_noted(au_scan_3x3, tmp_path, capsys):
+    """--annulus 12,600 on a 64 x 64 detector was taken without a word (every pixel beyond 12 px counted)."""
+    from stemgrains.cli import main
+
+    assert main(["virtual", str(au_scan_3x3), "--annulus", "12,600", "-o", str(tmp_path / "a.npy"), "--no-progress"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert len(notes) == 1 and notes[0].startswith("note: --annulus 12,600: R_OUT reaches 600 px, past the detector's "
+                                                   "farthest pixel ("), notes
+    assert main(["virtual", str(au_scan_3x3), "--annulus", "12,30", "-o", str(tmp_path / "b.npy"), "--no-progress"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,12 @@ def _check_on_detector(ds: Any, items: list[tuple[str, Any]], follow: bool, sour
                      else "ROW, COL and R in detector pixels")
             raise ParameterError(f"{text}: covers no pixel of the {ky} x {kx} detector of {source}; expected a "
                                  f"detector overlapping rows 0–{ky - 1} and columns 0–{kx - 1} ({where})") from None
+        if det.kind == "annulus" and center is not None:  # an R_OUT far past the detector was taken silently
+            reach = max(np.hypot(r - center[0], c - center[1]) for r in (0, ky - 1) for c in (0, kx - 1))
+            r_out = det.radii[1] / (q if det.units == "q" else 1.0)
+            if r_out > 1.5 * reach:
+                print(f"note: {text}: R_OUT reaches {r_out:.0f} px, past the detector's farthest pixel ({reach:.0f} px "
+                      "from the beam centre): the annulus takes every pixel beyond R_IN", file=sys.stderr)
     return center
 
 
