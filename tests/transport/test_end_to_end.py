@@ -114,6 +114,8 @@ def test_cli_end_to_end_on_a_simulated_lamella(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "conductance:" in text
+    # the unit as `run` prints it (it read "sigma_ip*V" here, "σ_ip·V per unit lamella thickness" there)
+    assert text.count("σ_ip·V per unit lamella thickness") == 2 and "sigma_ip" not in text
     r = read_transport(out)
     assert r.current_imbalance < 1e-8
     assert np.all(np.isfinite(r.crop(r.potential))[r.crop(r.region) == 1])

@@ -51,8 +51,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"model:        {result.model} ({s.get('method')}, {s.get('n_unknowns')} unknowns, "
           f"{s.get('seconds', 0.0):.2f} s, residual {s.get('residual', 0.0):.1e})")
     for name, v, c in zip(result.electrodes["name"], result.electrodes["potential_V"], result.electrodes["current"]):
-        print(f"electrode:    {name} at {v:g} V, current {c:.6g} sigma_ip*V")
-    print(f"conductance:  {result.conductance:.6g} sigma_ip (current imbalance {result.current_imbalance:.1e})")
+        print(f"electrode:    {name} at {v:g} V, current {c:.6g} σ_ip·V per unit lamella thickness")
+    print(f"conductance:  {result.conductance:.6g} σ_ip per unit lamella thickness (current imbalance "
+          f"{result.current_imbalance:.1e})")
     print(f"boundaries:   {len(result.boundaries)}; floating pixels: {result.n_floating_pixels}")
     if result.total_current == 0:
         from ..pipeline import NO_CURRENT_NOTE
