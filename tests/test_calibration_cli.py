@@ -432,3 +432,20 @@ def test_calibrate_on_patterns_without_spots_draws_a_readable_figure(tmp_path, c
         for t in ax.texts:
             box, frame = t.get_window_extent(), ax.get_window_extent()
             assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, t.get_text()
+
+
+def test_calibration_residuals_beyond_the_panel_are_counted_not_cut(tiny):
+    """Panel (d) shows the residuals within 1.3 × their 95th percentile: a spot beyond stood half cut at the edge
+    of the panel with no word; now it is left out and counted."""
+    from stemgrains.plot.calibration import plot_calibration
+    from stemgrains.preprocess.calibrate import calibrate
+
+    fit = calibrate(load_4d(tiny), [load_phase(sample_cif("au"))])
+    rng = np.random.default_rng(0)
+    res = np.vstack([rng.normal(0.0, 0.15, (200, 2)), [[5.0, -0.5]]])  # one far spot
+    fit.diagnostics.setdefault("orientations", {})["residuals"] = res
+    fig = plot_calibration(fit)
+    ax = fig.axes[3]
+    (line,) = ax.lines
+    assert len(line.get_xdata()) == 200 and np.max(np.abs(line.get_xdata())) <= abs(ax.get_xlim()[0])
+    assert [t.get_text() for t in ax.texts][-1].startswith("1 spot beyond ±")

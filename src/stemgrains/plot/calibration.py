@@ -119,11 +119,16 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
     joint = diag.get("orientations", {})
     res = np.asarray(joint.get("residuals", np.zeros((0, 2))))
     if len(res):
-        ax.plot(res[:, 0], res[:, 1], ".", ms=3, alpha=0.6)
         r = float(np.percentile(np.linalg.norm(res, axis=1), 95)) * 1.3 + 0.1
+        inside = np.all(np.abs(res) <= 0.97 * r, axis=1)  # a marker on the edge was drawn half cut
+        ax.plot(res[inside, 0], res[inside, 1], ".", ms=3, alpha=0.6)
         ax.set_xlim(-r, r)
         ax.set_ylim(r, -r)
         ax.set_aspect("equal")
+        n_off = int(np.sum(~inside))
+        if n_off:
+            ax.text(0.02, 0.02, f"{n_off} spot{'s' if n_off > 1 else ''} beyond ±{0.97 * r:.2f} px not shown",
+                    transform=ax.transAxes, fontsize=8, va="bottom", ha="left", color="0.3")
         hist = joint.get("history", [])
         rms = hist[-1].get("rms_px", np.nan) if hist else np.nan
         ax.set_title(f"(d) joint fit residuals: {len(res)} spots, {hist[-1].get('patterns_used', 0) if hist else 0} "
