@@ -187,3 +187,47 @@ def test_our_ang_export_reads_back_its_reliability_and_correlation(tmp_path):
         np.testing.assert_array_equal(segment_grains(ours, **kw).labels, segment_grains(xmap, **kw).labels)
     other = load_orientation_map(write_ang(tmp_path / "other.ang", xmap))
     assert "reliability" not in other.prop and "ci" in other.prop
+
+
+def test_ang_export_keeps_point_group_and_space_group(tmp_path, capsys):
+    """`info` on an .ang that `index --export-ang` wrote of the Na-beta''-alumina sample (R-3m) said point group
+    321 (fresh-user report): the TSL `Symmetry` field holds a Laue-class code (32 for -3m, as orix writes it),
+    which orix reads back as the proper point group 321. The export records the point group and space group in
+    the phase's `# Info` line and our reader takes them back; a 321 phase stays 321, a two-phase map keeps each."""
+    from stemgrains.cli import main
+    from stemgrains.crystal import load_phase
+
+    nba = load_phase("data_samples/na_beta2_alumina.cif")
+    assert nba.point_group.name == "-3m" and nba.space_group.number == 166
+    xmap = _map()
+    quartz = Phase(name="quartz", point_group="321")
+    pid = np.asarray(xmap.phase_id).copy()
+    pid[np.flatnonzero(pid >= 0)[::3]] = 1
+    pl = PhaseList(phases=[nba, quartz], ids=[0, 1])
+    pl.add_not_indexed()
+    two = CrystalMap(rotations=xmap.rotations, phase_id=pid, x=xmap.x, y=xmap.y, phase_list=pl,
+                     prop=dict(xmap.prop), scan_unit="nm")
+    path = write_ang(tmp_path / "map.ang", two, source=tmp_path / "scan.h5")
+    assert "# Symmetry    32" in path.read_text()  # the TSL code stays what OIM Analysis and orix expect
+    back = load_orientation_map(path)
+    got = {p.name: p for i, p in back.phases if i >= 0}
+    assert got[nba.name].point_group.name == "-3m" and got[nba.name].space_group.number == 166
+    assert got["quartz"].point_group.name == "321" and got["quartz"].space_group is None
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "point group -3m" in out and "point group 321" in out, out
+
+
+def test_ang_symmetry_code_read_as_before_without_our_record(tmp_path):
+    """An .ang without our `# Info` record (EDAX TSL, an earlier export) or whose `Symmetry` was changed since
+    (the record names another Laue class) is read as orix reads it."""
+    xmap = _map(point_group="6/mmm")
+    text = write_ang(tmp_path / "m.ang", xmap).read_text()
+    assert "# Info    stemgrains: point group 6/mmm" in text
+    plain = tmp_path / "plain.ang"
+    plain.write_text(text.replace("# Info    stemgrains: point group 6/mmm", "# Info"))
+    edited = tmp_path / "edited.ang"
+    edited.write_text(text.replace("# Symmetry    62", "# Symmetry    43"))
+    assert [p.point_group.name for i, p in load_orientation_map(plain).phases if i >= 0] == ["622"]
+    assert [p.point_group.name for i, p in load_orientation_map(edited).phases if i >= 0] == ["432"]
+    assert [p.point_group.name for i, p in load_orientation_map(tmp_path / "m.ang").phases if i >= 0] == ["6/mmm"]

@@ -128,3 +128,41 @@ def test_ang_phase_named_by_material_name_and_formula_recognised(tmp_path):
     assert ph.name == "NaAl11O17" and has_conduction_planes(ph)
     m = variant("c.ang", "Nickel", "Ni")
     assert not has_conduction_planes([p for i, p in m.phases if i >= 0][0])
+
+
+@pytest.mark.parametrize("ext", [".ang", ".ctf"])
+def test_truncated_map_names_the_grid_its_header_states(tmp_path, capsys, ext):
+    """A map cut short (fresh-user report: `head -n 1000 map.ang`) said "971 data rows for the 25 x 40 grid its
+    header states (1000 points)" of a 40 x 40 header: the grid its x/y coordinates reach, not the header's. A
+    cut at the end of a row was read silently as a smaller map; a cut mid-row passed on numpy's hint about
+    `usecols`. All three: one line naming the file, exit status 2."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "grains"))
+    from synthetic_grains import synthetic_polycrystal
+
+    from stemgrains.io.export import write_ang, write_ctf
+
+    xmap, _, _ = synthetic_polycrystal(shape=(6, 5), n_grains=3, seed=1)
+    full = (write_ang if ext == ".ang" else write_ctf)(tmp_path / f"full{ext}", xmap)
+    text = full.read_text()
+    lines = text.splitlines()
+    n_head = len(lines) - 30
+    cases = {
+        "mid_grid": ("\n".join(lines[:n_head + 18]) + "\n",
+                     r"18 data rows for the 6 x 5 grid its header states \(30 points\); the file is truncated"),
+        "row_end": ("\n".join(lines[:n_head + 15]) + "\n",
+                    r"15 data rows for the 6 x 5 grid its header states \(30 points\); the file is truncated"),
+        "mid_row": ("\n".join(lines[:n_head + 20]) + "\n" + lines[n_head + 20][:len(lines[n_head + 20]) // 2],
+                    r"its last data row is incomplete \(\d of \d+ values; the file is truncated\?\)"),
+    }
+    for name, (cut_text, match) in cases.items():
+        cut = tmp_path / f"{name}{ext}"
+        cut.write_text(cut_text)
+        with pytest.raises(FileFormatError, match=match):
+            load_orientation_map(cut)
+        assert main(["info", str(cut)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"stemgrains info: error: {cut}: "), err
+        assert "usecols" not in err[0] and "numpy" not in err[0]

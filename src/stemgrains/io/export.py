@@ -22,6 +22,11 @@ Hexagonal and trigonal phases: ``.ang`` is written in orix's crystal frame (x �
 ``.ctf`` in Oxford's (x ∥ a*): orientations are rotated by −30° about c, the inverse of what
 :func:`stemgrains.io.load_orientation_map` applies when it reads an Oxford ``.ctf``, so that AZtec, MTEX
 (``'X||a*'``) and our own reader see the map we wrote.
+
+Phase symmetry: the ``.ang`` ``Symmetry`` field holds the TSL code of the phase's Laue class (orix writes ``32``
+for -3m and 321 alike, and reads it back as 321); each phase's ``# Info`` line records its point group and space
+group (:func:`ang_phase_info`), which :func:`stemgrains.io.load_orientation_map` gives back to the phase. The
+``.ctf`` phase lines hold Oxford's Laue-group number and the space group number.
 """
 
 from __future__ import annotations
@@ -110,12 +115,47 @@ def write_ang(path: str | os.PathLike, xmap: Any, *, source: str | os.PathLike |
     )
     with _atomic_path(path) as tmp, contextlib.redirect_stdout(io.StringIO()):
         save(tmp, out, image_quality_prop="iq", confidence_index_prop="ci", overwrite=True)
+        text = _with_phase_info(Path(tmp).read_text(encoding="utf-8"), xmap)
         if source is not None:
             from .outputs import export_input_line
 
-            text = Path(tmp).read_text(encoding="utf-8")
-            Path(tmp).write_text(export_input_line(source) + "\n" + text, encoding="utf-8")
+            text = export_input_line(source) + "\n" + text
+        Path(tmp).write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def ang_phase_info(phase: Any) -> str:
+    """The ``# Info`` text :func:`write_ang` gives a phase: ``stemgrains: point group -3m; space group 166
+    (H-3m)`` (R-3m, hexagonal axes). The ``Symmetry`` field holds a TSL code (orix writes the proper point group
+    of the phase's point group, ``32`` for -3m as for 321), which stands for a Laue class; this keeps the point
+    group (and space group) itself, for :func:`stemgrains.io.load_orientation_map` to read back."""
+    from .maps import ANG_INFO_TAG
+
+    if phase.point_group is None:
+        return ""
+    text = f"{ANG_INFO_TAG} {phase.point_group.name}"
+    if phase.space_group is not None:
+        text += f"; space group {phase.space_group.number} ({phase.space_group.short_name})"
+    return text
+
+
+def _with_phase_info(text: str, xmap: Any) -> str:
+    """orix's .ang text with each phase block's empty ``# Info`` line holding :func:`ang_phase_info` (orix
+    numbers the phases 1 … n in the order of the map's phase list, not-indexed left out)."""
+    phases = [p for i, p in xmap.phases if i >= 0]
+    lines = text.split("\n")
+    current = None
+    for k, line in enumerate(lines):
+        if not line.startswith("#"):
+            break
+        words = line.lstrip("#").split()
+        if len(words) == 2 and words[0] == "Phase" and words[1].isdigit():
+            current = int(words[1])
+        elif words == ["Info"] and current is not None and 1 <= current <= len(phases):
+            info = ang_phase_info(phases[current - 1])
+            if info:
+                lines[k] = f"# Info    {info}"
+    return "\n".join(lines)
 
 
 def _rotate_to_astar(xmap: Any, q: np.ndarray, phase_id: np.ndarray) -> np.ndarray:

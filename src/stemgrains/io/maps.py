@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import re
 import warnings
 from typing import Any
 
@@ -246,6 +247,10 @@ def write_orientation_map(target: h5py.File | h5py.Group | str | os.PathLike, xm
 HEX_FRAMES = ("auto", "x-a", "x-astar")
 
 
+#: start of the ``# Info`` text of an .ang phase block in which :func:`stemgrains.io.export.write_ang` records
+#: the phase's own point group and space group (the TSL ``Symmetry`` code stands for a Laue class)
+ANG_INFO_TAG = "stemgrains: point group"
+
 #: columns of an .ang data row: Euler angles, x, y, image quality, confidence index, phase (EDAX TSL)
 ANG_MIN_COLUMNS = 8
 
@@ -270,12 +275,15 @@ def _text_map_check(p: Any, ext: str) -> str:
         if n_cols < ANG_MIN_COLUMNS:
             raise FileFormatError(f"{source}: its data rows have {n_cols} columns; an .ang map has at least "
                                   f"{ANG_MIN_COLUMNS} (phi1 PHI phi2 x y IQ CI phase)")
+        _last_row_check(source, data)
         return ""
     start = next((i for i, ln in enumerate(text_lines) if ln.startswith("Phase\tX\tY")), None)
     if start is None:
         raise FileFormatError(f"{source}: not an Oxford .ctf map (no 'Phase X Y ...' column header line)")
-    if not any(ln.strip() for ln in text_lines[start + 1:]):
+    data = [ln for ln in text_lines[start + 1:] if ln.strip()]
+    if not data:
         raise FileFormatError(f"{source}: no data points (an empty .ctf map: only a header)")
+    _last_row_check(source, data)
     head = "\n".join(text_lines[:start])
     if "File created from ACOM RES results" in head:
         return "astar"
@@ -284,6 +292,64 @@ def _text_map_check(p: Any, ext: str) -> str:
     if "Created from mtex" in head:
         return "mtex"
     return "oxford"
+
+
+def _last_row_check(source: str, data: list[str]) -> None:
+    """Refuse, with one line, a map whose last data row has fewer values than its first: a copy cut mid-row
+    (numpy's own complaint names ``usecols``, nothing a user can act on)."""
+    n_first, n_last = len(data[0].split()), len(data[-1].split())
+    if n_last < n_first:
+        raise FileFormatError(f"{source}: its last data row is incomplete ({n_last} of {n_first} values; the file "
+                              "is truncated?)")
+
+
+def _columns_changed(source: str, err: Exception) -> str | None:
+    """numpy's "the number of columns changed from A to B at row R; use `usecols` ..." as our one line."""
+    m = re.search(r"number of columns changed from (\d+) to (\d+) at row (\d+)", str(err))
+    if m is None:
+        return None
+    before, now, row = m.groups()
+    return (f"{source}: data row {row} has {now} values where the rows before it have {before} (a damaged or "
+            "edited file?)")
+
+
+def _stated_grid(p: Any, ext: str, header: dict[str, str]) -> tuple[int, int] | None:
+    """``(rows, columns)`` of the square grid a map's header states: .ang ``NROWS`` and ``NCOLS_ODD`` (when
+    ``NCOLS_EVEN`` is the same or absent), .ctf ``YCells`` and ``XCells``; ``None`` when it states none."""
+    if ext == ".ang":
+        rows, odd, even = (header.get(k, "").strip() for k in ("NROWS", "NCOLS_ODD", "NCOLS_EVEN"))
+        if even and even != odd:
+            return None
+    else:
+        cells: dict[str, str] = {}
+        with open(p, encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Phase\tX\tY"):
+                    break
+                key, _, value = line.partition("\t")
+                cells.setdefault(key.strip(), value.strip())
+        rows, odd = cells.get("YCells", ""), cells.get("XCells", "")
+    try:
+        grid = int(rows), int(odd)
+    except ValueError:
+        return None
+    return grid if min(grid) > 0 else None
+
+
+def _check_square_grid(xmap: Any, p: Any, ext: str, header: dict[str, str]) -> None:
+    """Refuse, with one line, a map with fewer data rows than the grid its header states (a copy cut short:
+    numpy reshape tracebacks further on, or a smaller map read silently), or whose x/y coordinates span a
+    grid it does not fill; the grid named is the header's, as the file states it."""
+    n = int(np.asarray(xmap.is_in_data).size)
+    stated = _stated_grid(p, ext, header)
+    if stated is not None and n < stated[0] * stated[1]:
+        raise FileFormatError(f"{p}: {n} data rows for the {stated[0]} x {stated[1]} grid its header states "
+                              f"({stated[0] * stated[1]} points); the file is truncated or its header is wrong")
+    grid = int(np.prod(xmap.shape))
+    if len(xmap.shape) == 2 and n != grid:
+        ny, nx = (int(v) for v in xmap.shape)
+        raise FileFormatError(f"{p}: {n} data rows for the {ny} x {nx} grid their x/y coordinates span ({grid} "
+                              "points); the file is truncated or points are missing")
 
 
 def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") -> Any:
@@ -349,18 +415,19 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
         if not vendor and ext not in (".ang", ".ctf"):  # HDF5 without /orientation that orix does not know either
             raise FileFormatError(f"{source}: cannot read as an orientation map: no /orientation group (not a "
                                   f"stemgrains results file) and not an orix map ({first_line(err)})") from None
-        raise FileFormatError(f"{source}: cannot read as {what} map ({first_line(err)})") from None
+        raise FileFormatError(_columns_changed(source, err)
+                              or f"{source}: cannot read as {what} map ({first_line(err)})") from None
     if xmap.size == 0:
         raise FileFormatError(f"{source}: no data points in the map")
-    grid = int(np.prod(xmap.shape))
     from .._grid import ang_header, hex_grid_points, hex_to_square
 
     header = ang_header(p) if ext == ".ang" else {}
     hex_grid = header.get("GRID", "").lower().startswith("hex")  # rows alternate in length: not this check
-    if len(xmap.shape) == 2 and not hex_grid and np.asarray(xmap.is_in_data).size != grid:
-        ny, nx = (int(v) for v in xmap.shape)
-        raise FileFormatError(f"{source}: {np.asarray(xmap.is_in_data).size} data rows for the {ny} x {nx} grid its "
-                              f"header states ({grid} points); the file is truncated or its header is wrong")
+    if not hex_grid and ext in (".ang", ".ctf"):
+        _check_square_grid(xmap, p, ext, header)
+    elif not hex_grid and len(xmap.shape) == 2 and np.asarray(xmap.is_in_data).size != int(np.prod(xmap.shape)):
+        raise FileFormatError(f"{source}: {np.asarray(xmap.is_in_data).size} data points for the "
+                              f"{xmap.shape[0]} x {xmap.shape[1]} grid of the map; points are missing")
     if hex_grid:  # orix reads HexGrid points as if on a square grid
         expected = hex_grid_points(header)
         if expected is not None and xmap.size != expected:
@@ -377,7 +444,47 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
         out.resampled_from = xmap.resampled_from
     if ext == ".ang":
         _own_export_props(out, p)
+        _recorded_symmetry(out, p)
     return out
+
+
+def _recorded_symmetry(xmap: Any, path: "os.PathLike[str]") -> None:
+    """Give the phases of an .ang that :func:`stemgrains.io.export.write_ang` wrote the point group (and space
+    group) its phase blocks record in ``# Info`` (:func:`~stemgrains.io.export.ang_phase_info`). orix reads the
+    TSL ``Symmetry`` code as a proper point group: ``32`` (trigonal -3m) came back as 321, which ``info`` showed
+    for an R-3m phase. Only where the recorded group has the Laue class of the ``Symmetry`` code (a file edited
+    since keeps what orix read); other .ang files (EDAX TSL, ASTAR, EMsoft) are read as orix reads them."""
+    from orix.crystal_map import Phase
+
+    recorded: dict[int, tuple[str, int | None]] = {}
+    current = None
+    pattern = re.compile(rf"Info\s+{re.escape(ANG_INFO_TAG)} (\S+)(?:; space group (\d+)\b.*)?")
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if not line.startswith("#"):
+                break
+            text = line.lstrip("#").strip()
+            words = text.split()
+            if len(words) == 2 and words[0] == "Phase" and words[1].isdigit():
+                current = int(words[1])
+            elif current is not None and (m := pattern.fullmatch(text)):
+                recorded[current] = (m.group(1), int(m.group(2)) if m.group(2) else None)
+    for pid, phase in xmap.phases:
+        if pid not in recorded or phase.point_group is None:
+            continue
+        name, number = recorded[pid]
+        try:
+            found = Phase(point_group=name)
+            if number is not None and Phase(space_group=number).point_group.name == name:
+                found = Phase(space_group=number)
+        except Exception:  # not a point group / space group orix knows: keep what orix read
+            continue
+        if found.point_group is None or found.point_group.laue.name != phase.point_group.laue.name:
+            continue
+        if found.space_group is not None:
+            phase.space_group = found.space_group
+        else:
+            phase.point_group = found.point_group
 
 
 def _own_export_props(xmap: Any, path: "os.PathLike[str]") -> None:
