@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
         r = comp.registrations[k]
         ncc = f"NCC {r.score:.3f}" if r.score == r.score else "no correlation peak"
         how = "given" if r.given else f"{ncc}, best rival {100 * r.runner_up:.0f} % as many agreeing px"
+        how += "" if r.unique else "; NOT UNIQUE, see the warning"
         turn = f", rotated {r.angle_deg:+.2f}°" if r.angle_deg else ""
         print(f"scan {k + 1} ({names[k]}) on scan 1 ({names[0]}): {r.op.name}{turn}, shift ({r.shift[0]}, "
               f"{r.shift[1]}) px ({how}); {r.overlap_px} px in common, {100 * r.agreement:.0f} % of them agree within "

@@ -48,6 +48,7 @@ from .. import config
 from .._table import Table
 from ..errors import FileFormatError, InputError, ParameterError
 from .register import PIXEL_OPS, PixelOp, Registration, apply_op, ipf_channels, min_overlap_px, register_maps
+from .._repr import compact_repr
 
 __all__ = ["ScanResults", "Comparison", "GRAIN_COLUMNS", "BOUNDARY_COLUMNS", "load_scan", "compare_results", "resolve_input",
            "registration_record", "scan_names", "MIN_AGREEMENT"]
@@ -131,8 +132,13 @@ class Comparison:
     parameters
         Everything used.
     warnings
-        One line per doubtful registration (a given shift under which few pixels agree).
+        One line per doubtful registration: a given shift under which few pixels agree, or a searched placement
+        that is not unique (other shifts, or another candidate, under which about as many pixels agree;
+        :attr:`Registration.unique <stemgrains.compare.register.Registration.unique>`).
     """
+
+    def __repr__(self) -> str:  # one line, arrays by shape (print() dumped them)
+        return compact_repr(self)
 
     paths: list[Path]
     registrations: list[Registration]
@@ -185,7 +191,10 @@ def registration_record(reg: Registration) -> dict[str, Any]:
             "angle_deg": float(reg.angle_deg), "centre_row_col_px": [float(c) for c in reg.centre],
             "sample_rotation_matrix": reg.sample_rotation().T.tolist(), "shift_row_col_px": list(reg.shift),
             "score": _nan_none(reg.score), "runner_up": _nan_none(reg.runner_up), "overlap_px": int(reg.overlap_px),
-            "agreement": _nan_none(reg.agreement), "given": bool(reg.given)}
+            "agreement": _nan_none(reg.agreement), "given": bool(reg.given), "placement_unique": bool(reg.unique),
+            "n_tied_shifts": int(reg.n_tied),
+            "tied_shift_range_row_col_px": ([list(reg.tied_range[:2]), list(reg.tied_range[2:])]
+                                            if reg.tied_range is not None else None)}
 
 
 def _nan_none(x: float) -> float | None:
@@ -601,6 +610,8 @@ def compare_results(
     Returns
     -------
     Comparison
+        A searched placement that other placements match about as well (a scan inside one grain: its position
+        there is unknown) is kept, with ``Registration.unique`` False and a line in :attr:`Comparison.warnings`.
 
     Raises
     ------
@@ -664,7 +675,8 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
     """Registration of every later scan onto scan 1 (scan 1's own first): given shifts/angles, or searched over
     ``ops`` (and small rotations up to ``max_angle_deg``); an :class:`InputError` when the overlap is too small
     or, for a searched placement, fewer than ``min_agreement`` of the common pixels agree in orientation within
-    ``max_rotation_deg`` (a given placement appends a line to ``warnings`` instead)."""
+    ``max_rotation_deg`` (a given placement appends a line to ``warnings`` instead). A searched placement that is
+    not unique (:func:`_ties`) is kept with a line in ``warnings``."""
     warnings = [] if warnings is None else warnings
     n = len(scans)
     ref = scans[0]
@@ -734,9 +746,46 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             if given is None:
                 raise InputError(f"{what}: the scans do not show the same area (give --shift to compare anyway)")
             warnings.append(f"{what}: the scans may not show the same area")
-        regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre))
+        n_tied, span = 0, None
+        if given is None:
+            n_tied, span, note = _ties(s, ref, op, shift, angle, runner, ref_ok, mov_ok, n_min, agreeing)
+            if note:
+                warnings.append(note)
+        regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre,
+                                 n_tied, span))
 
     return regs
+
+
+def _ties(s: ScanResults, ref: ScanResults, op: PixelOp, shift: tuple[int, int], angle: float, runner: float,
+          ref_ok: np.ndarray, mov_ok: np.ndarray, n_min: int, agreeing: Any
+          ) -> tuple[int, tuple[int, int, int, int], str | None]:
+    """Is a searched placement unique? Shifts that tie with it (:func:`~stemgrains.compare.register.tied_shifts`)
+    farther than 2 px, their number, the span ``(row_min, row_max, col_min, col_max)`` of all tying shifts, and
+    the warning line when it is not unique (ties, or a rival candidate agreeing about as well); the line names
+    the shift under which the most pixels agree when that is not the kept one."""
+    from .register import _NEAR_PX, TIE_FRACTION, tied_shifts
+
+    tied, capped = tied_shifts(lambda t: agreeing(op, t, angle), ref_ok, op(mov_ok), shift, n_min)
+    far = [t for t in tied if max(abs(t[0] - shift[0]), abs(t[1] - shift[1])) > _NEAR_PX]
+    rows, cols = [t[0] for t in tied], [t[1] for t in tied]
+    span = (min(rows), max(rows), min(cols), max(cols))
+    if not far and not (runner >= TIE_FRACTION and tied[shift] > 0):  # nothing agrees: nothing to tie with
+        return 0, span, None
+    turn = f", rotated {angle:+.2f}°" if angle else ""
+    where = f"{s.path}: the placement on {ref.path} ({op.name}{turn}, shift ({shift[0]}, {shift[1]}) px) is not unique"
+    if far:
+        top = max(tied, key=lambda t: (tied[t], -max(abs(t[0] - shift[0]), abs(t[1] - shift[1]))))
+        more = (f"; most at shift ({top[0]}, {top[1]}): {tied[top]} agreeing px against {tied[shift]}"
+                if tied[top] > tied[shift] else "")
+        what = (f"{'at least ' if capped else ''}{len(far)} other shifts more than {_NEAR_PX} px away (rows "
+                f"{span[0]}..{span[1]}, cols {span[2]}..{span[3]}) make at least {100 * TIE_FRACTION:g} % as many "
+                f"pixels agree in orientation{more} (e.g. a scan inside one grain)")
+    else:
+        what = (f"another candidate placement makes {100 * runner:.0f} % as many pixels agree in orientation "
+                f"(at least {100 * TIE_FRACTION:g} %)")
+    return len(far), span, (f"{where}: {what}; grain and boundary positions may be wrong: give --shift ROW,COL "
+                            "(after --rotation) to place it")
 
 
 def _track_grains(scans: list[ScanResults], regs: list[Registration], *, min_iou: float, max_rotation_deg: float,

@@ -15,6 +15,10 @@ directions x, y and z (orix ``IPFColorKeyTSL`` of each phase's Laue group), aver
 channels, over the pixels indexed in both; the one under which most pixels agree in orientation is kept. The IPF colour of ``O' = O · R⁻¹`` for direction ``d`` is that of ``O`` for ``R⁻¹ · d``;
 with ``R`` a signed permutation of the axes and Laue groups centrosymmetric, the moving map's channels are only
 re-ordered per op, so the colours are computed once per map.
+
+The correlation peaks need not cover every placement that fits: a scan inside one grain fits wherever in that
+grain it is put. :func:`tied_shifts` follows such a plateau of equally good shifts from the kept one; a placement
+with ties farther than 2 px is not unique (:attr:`Registration.unique`).
 """
 
 from __future__ import annotations
@@ -27,12 +31,19 @@ import numpy as np
 from ..errors import InputError, ParameterError
 
 __all__ = ["PixelOp", "Registration", "PIXEL_OPS", "ipf_channels", "register_maps", "apply_op", "parse_op",
-           "min_overlap_px"]
+           "min_overlap_px", "tied_shifts", "TIE_FRACTION"]
 
 #: Least common indexed pixels of a placement on maps large enough to have them (fewer say little).
 MIN_OVERLAP_PX = 16
 #: At most this many shifts (all ops together) are re-scored one by one when the correlation has no peak.
 _MAX_EXHAUSTIVE = 4096
+#: Another placement *ties* with the kept one when at least this fraction of the kept one's agreeing pixels agree
+#: under it (a small scan inside one grain agrees equally well wherever in that grain it is put).
+TIE_FRACTION = 0.99
+#: At most this many shifts are scored when looking for shifts that tie with the kept one (:func:`tied_shifts`).
+_MAX_TIED = 1024
+#: Shifts within this many pixels (either axis) of the kept one are not counted as rivals or ties.
+_NEAR_PX = 2
 
 
 def min_overlap_px(n_ref: int, n_mov: int, fraction: float) -> int:
@@ -172,6 +183,13 @@ class Registration:
         (nearest pixel). 0 unless a rotation search was asked for.
     centre
         ``(row, col)`` of the rotation centre, reference pixels.
+    n_tied
+        Shifts farther than 2 px from ``shift`` (same op and angle) under which about as many pixels agree
+        (at least :data:`TIE_FRACTION` of this placement's; :func:`tied_shifts`): the placement is not unique
+        (e.g. a scan smaller than the grain it lies in). 0 when unique or given.
+    tied_range
+        ``(row_min, row_max, col_min, col_max)`` of all the shifts that agree that well, ``shift`` included;
+        ``None`` when not searched.
     """
 
     op: PixelOp
@@ -183,6 +201,15 @@ class Registration:
     given: bool = False
     angle_deg: float = 0.0
     centre: tuple[float, float] = (0.0, 0.0)
+    n_tied: int = 0
+    tied_range: tuple[int, int, int, int] | None = None
+
+    @property
+    def unique(self) -> bool:
+        """No other placement (a shift farther than 2 px, another op, or a rival candidate) agrees about as well
+        (:data:`TIE_FRACTION`); a given placement, and one under which no pixel agrees (nothing to tie with),
+        count as unique."""
+        return self.given or (self.n_tied == 0 and not (self.runner_up >= TIE_FRACTION and self.agreement > 0))
 
     def _rotate(self, rows: np.ndarray, cols: np.ndarray, angle_deg: float) -> tuple[np.ndarray, np.ndarray]:
         t = np.radians(angle_deg)
@@ -371,9 +398,66 @@ def register_maps(ref_channels: np.ndarray, ref_ok: np.ndarray, mov_channels: np
                          "the smaller map): the scans do not show the same area")
     cands.sort(key=lambda c: (-c[0], -np.nan_to_num(c[1], nan=-1.0), max(abs(c[3][0]), abs(c[3][1]))))
     n_best, score, op, t = cands[0]
-    others = [c[0] for c in cands[1:] if c[2] != op or max(abs(c[3][0] - t[0]), abs(c[3][1] - t[1])) > 2]
+    others = [c[0] for c in cands[1:] if c[2] != op or max(abs(c[3][0] - t[0]), abs(c[3][1] - t[1])) > _NEAR_PX]
     runner = (max(others) / n_best if n_best else 1.0) if others else 0.0
     return op, t, score, float(runner)
+
+
+def tied_shifts(agreeing: Callable[[tuple[int, int]], int], ref_ok: np.ndarray, mov_ok: np.ndarray,
+                shift: tuple[int, int], n_min: int) -> tuple[dict[tuple[int, int], int], bool]:
+    """Shifts under which about as many pixels agree as under ``shift`` (or more): the placement is unique when
+    none lies farther than 2 px from it.
+
+    The correlation candidates of :func:`register_maps` are its peaks only; a scan lying inside one grain (or
+    along one straight boundary) agrees equally well over a plateau of shifts that holds no further peak. The
+    plateau is followed here from ``shift`` (flood fill over the 8 neighbours): a shift sharing at least
+    ``n_min`` indexed pixels (``mov_ok`` already re-gridded by the op; a small rotation is ignored for this
+    count) ties when at least :data:`TIE_FRACTION` of the pixels agreeing under ``shift`` agree under it (and
+    at least one). At most :data:`_MAX_TIED` shifts are scored.
+
+    Parameters
+    ----------
+    agreeing
+        ``agreeing(shift)``: pixels agreeing in orientation under that shift (same op and angle as ``shift``).
+    ref_ok, mov_ok
+        ``(ny, nx)`` bool, indexed pixels of the reference and of the re-gridded moving map.
+    shift
+        The kept shift.
+    n_min
+        Least common indexed pixels of a placement (:func:`min_overlap_px`).
+
+    Returns
+    -------
+    tied, capped
+        Every tying shift, ``shift`` included → its agreeing pixels; whether the search stopped at
+        :data:`_MAX_TIED`.
+    """
+    from collections import deque
+
+    over = _overlap_counts(ref_ok, mov_ok)
+    r0, c0 = ref_ok.shape[0] - 1, ref_ok.shape[1] - 1
+
+    def overlap(t: tuple[int, int]) -> int:
+        i, j = t[0] + r0, t[1] + c0
+        return int(over[i, j]) if 0 <= i < over.shape[0] and 0 <= j < over.shape[1] else 0
+
+    n_best = agreeing(shift)
+    level = max(1.0, TIE_FRACTION * n_best)
+    tied, seen, queue, n_scored = {shift: n_best}, {shift}, deque([shift]), 0
+    while queue:
+        t = queue.popleft()
+        for u in ((t[0] + dr, t[1] + dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1)):
+            if u in seen or overlap(u) < n_min:
+                continue
+            if n_scored >= _MAX_TIED:
+                return tied, True
+            seen.add(u)
+            n_scored += 1
+            n = agreeing(u)
+            if n >= level:
+                tied[u] = n
+                queue.append(u)
+    return tied, False
 
 
 def parse_op(name: str) -> PixelOp:

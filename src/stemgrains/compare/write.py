@@ -1,5 +1,6 @@
 """Write a :class:`~stemgrains.compare.api.Comparison`: ``grains_matched.csv``, ``boundaries_changed.csv``,
-``compare.h5`` (registration, series-id maps, both tables, parameters), ``compare.json`` (summary) and the
+``compare.h5`` (registration, series-id maps, both tables, parameters; the warnings and, per scan, whether its
+placement is unique as JSON attributes of ``/compare``), ``compare.json`` (summary) and the
 figures. Every file is written atomically (temporary name + rename)."""
 
 from __future__ import annotations
@@ -101,6 +102,8 @@ def write_comparison(outdir: str | os.PathLike, comparison: Comparison, *, figur
         record_csv_tables(f, [out / "grains_matched.csv", out / "boundaries_changed.csv"])  # what `compare` may replace
         g.attrs["parameters"] = json.dumps(comparison.parameters, default=json_default, sort_keys=True)
         g.attrs["scan_step_nm"] = float(comparison.scan_step_nm)
+        g.attrs["warnings"] = json.dumps(list(comparison.warnings))  # e.g. a placement that is not unique
+        g.attrs["placement_unique"] = json.dumps([bool(r.unique) for r in comparison.registrations])
         g.create_dataset("series_labels", data=comparison.series_labels, compression="gzip", shuffle=True)
         g.create_dataset("covered", data=comparison.covered, compression="gzip")
         registration_table(comparison).to_hdf5(g.create_group("registration"))
