@@ -90,3 +90,13 @@ def test_tied_shifts_follows_the_plateau_only():
     assert set(tied) == plateau and not capped and tied[(-2, -3)] == 4
     alone, _ = tied_shifts(lambda t: 4 if t == (-5, -5) else 1, ref_ok, mov_ok, (-5, -5), 4)
     assert list(alone) == [(-5, -5)]
+
+
+def test_a_scan_compared_with_itself_gets_a_note(tmp_path, nba, capsys):
+    """`compare results results` ran without a word (every grain 'matched')."""
+    lab, q = _noisy_field()
+    p1 = write_results(tmp_path / "ref.h5", crystal_map(q, nba))
+    assert main(["compare", str(p1), str(tmp_path / "." / "ref.h5"), "-o", str(tmp_path / "c"), "--no-figures"]) == 0
+    notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
+    assert notes == [f"note: scan 2 ({tmp_path / '.' / 'ref.h5'}) is the same file as scan 1: its grains match by "
+                     "construction"]

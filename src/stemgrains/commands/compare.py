@@ -72,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     if len(args.inputs) < 2:
         raise ParameterError(f"compare needs at least two scans, got {len(args.inputs)}")
     inputs = [resolve_input(p) for p in args.inputs]
+    for k in range(1, len(inputs)):  # a scan compared with itself ran without a word: every grain "matched"
+        same = [j for j in range(k) if Path(inputs[j]).resolve() == Path(inputs[k]).resolve()]
+        if same:
+            print(f"note: scan {k + 1} ({inputs[k]}) is the same file as scan {same[0] + 1}: its grains match by "
+                  "construction", file=sys.stderr)
     out = record_folder(args.output, "compare.h5", "compare", "scans")  # -o DIR/compare.h5 of ours: DIR
     require_output_folder(out, inputs)  # a file (an input, say) given as OUTDIR
     names = output_names(len(inputs), figures=not args.no_figures)
