@@ -520,8 +520,9 @@ BATCH_SUMMARY: dict[str, tuple[str, str]] = {
     "seconds": ("s", "wall time of this input's job (0 when skipped)"),
     "scan_rows": ("px", "scan rows ny"),
     "scan_cols": ("px", "scan columns nx"),
-    "patterns_per_s": ("1/s", "patterns ny·nx per second of the indexing stage (of the call that finished it: "
-                              "chunks resumed from a checkpoint are not timed)"),
+    "patterns_per_s": ("1/s", "patterns per second of the indexing stage in the call that finished it (the "
+                              "patterns it indexed over its time; chunks resumed from a checkpoint count in neither; "
+                              "empty where it resumed them all)"),
     "indexed_percent": ("%", "patterns with an orientation"),
     "median_reliability": ("1", "median reliability (0–100) over the map"),
     "reliable_percent": ("%", "patterns with reliability ≥ 5"),

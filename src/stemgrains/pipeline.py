@@ -73,6 +73,13 @@ def index_dataset(ds: Any, phases: list[Any], checkpoint: Path, *, progress: boo
     return xmap, time.perf_counter() - t0
 
 
+def indexed_here(xmap: Any) -> int:
+    """Patterns of ``xmap`` indexed in the call of :func:`index_dataset` that made it: all but the scan rows
+    resumed from a checkpoint (whose time that call did not measure)."""
+    ny, nx = xmap.shape if len(xmap.shape) == 2 else (1, xmap.size)
+    return int(xmap.size - min(int(getattr(xmap, "resumed_rows", 0)), ny) * nx)
+
+
 def segment_map(xmap: Any, segment_params: dict[str, Any], boundary_params: dict[str, Any],
                 annotate: Callable[[Any], None] | None = None) -> tuple[Any, Any]:
     """Grains (:func:`stemgrains.grains.segment_grains` with ``segment_params``) and their boundaries
@@ -337,7 +344,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     dict
         ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
         (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
-        resumed from the checkpoint are not timed), ``phase_fit``
+        resumed from the checkpoint are not timed), ``indexed_here`` (the patterns indexed in that time), ``phase_fit``
         (:class:`~stemgrains.index.quality.PhaseFitReport`) and ``calibration`` (:func:`calibration_summary`).
     """
     from .crystal import load_phase
@@ -402,7 +409,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         save_orientation_figures(xmap, figures)
     return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
-            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "phase_fit": phase_fit_check(xmap),
+            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "indexed_here": indexed_here(xmap),
+            "phase_fit": phase_fit_check(xmap),
             "calibration": calibration_summary(ds)}
 
 
@@ -896,8 +904,8 @@ def run_pipeline(
     Returns
     -------
     dict
-        Paths of everything written, a summary (counts, label and behaviour length fractions) and
-        ``index_seconds``, the indexing's wall time in this call (chunks resumed from a checkpoint are not timed).
+        Paths of everything written, a summary (counts, label and behaviour length fractions), ``index_seconds``
+        and ``indexed_here``: the indexing's wall time in this call and the patterns it indexed (:func:`indexed_here`).
     """
     global_field = _unit2(field, "field") if field is not None else None
     from .crystal import load_phase
@@ -1025,6 +1033,7 @@ def _pipeline_index(ds: Any, phases: list[Any], outdir: Path, written: dict[str,
 
     xmap, written["index_seconds"] = index_dataset(ds, phases, outdir / RUN_CHECKPOINT, progress=progress,
                                                    backend=backend, client=client, params=params)
+    written["indexed_here"] = indexed_here(xmap)
     write_index_results(outdir / "results.h5", xmap, ds, phases, xmap.parameters)
     return xmap
 

@@ -194,7 +194,8 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
     return {
         **{k: used[k] for k in BATCH_KEYS if used.get(k) is not None},
         "scan_shape": list(got["scan_shape"]),
-        "patterns_per_s": n / got["index_seconds"] if got["index_seconds"] > 0 else None,
+        "patterns_per_s": got["indexed_here"] / got["index_seconds"] if got["index_seconds"] > 0 and got["indexed_here"]
+        else None,
         "indexed_fraction": float((xmap.phase_id >= 0).mean()) if n else 0.0,
         "median_reliability": float(np.median(xmap.prop["reliability"])) if n else None,
         **reliable,

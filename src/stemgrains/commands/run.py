@@ -181,7 +181,7 @@ def batch_job(input_path: Path, folder: Path, params: dict[str, Any]) -> dict[st
         record = None
     out = run_configured(str(input_path), str(folder), params["_phases"], params["_config"], overwrite=True,
                          progress=params.get("_progress", True), record=record)
-    return batch_result(out["summary"], out.get("index_seconds"))
+    return batch_result(out["summary"], out.get("index_seconds"), out.get("indexed_here"))
 
 
 def recover_batch_result(folder: Path, record: dict[str, str]) -> dict[str, Any] | None:
@@ -195,20 +195,20 @@ def recover_batch_result(folder: Path, record: dict[str, str]) -> dict[str, Any]
         return None
     try:
         summary = json.loads((Path(folder) / "summary.json").read_text(encoding="utf-8"))
-        return batch_result(summary, None)
+        return batch_result(summary, None, None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def batch_result(s: dict[str, Any], index_seconds: float | None) -> dict[str, Any]:
-    """The numbers of the batch summary of one run from its ``summary.json`` ``s`` (patterns per second from
-    ``index_seconds``, None where unknown)."""
-    n = int(s["scan_shape"][0]) * int(s["scan_shape"][1])
+def batch_result(s: dict[str, Any], index_seconds: float | None, indexed_here: int | None) -> dict[str, Any]:
+    """The numbers of the batch summary of one run from its ``summary.json`` ``s`` (patterns per second: the
+    ``indexed_here`` patterns indexed in ``index_seconds``, None where unknown or none was indexed in this call,
+    e.g. all resumed from a checkpoint)."""
     cls = s.get("classification", {})
     return {
         **{k: s[k] for k in BATCH_KEYS if s.get(k) is not None},
         "scan_shape": list(s["scan_shape"]),
-        "patterns_per_s": n / index_seconds if index_seconds else None,
+        "patterns_per_s": indexed_here / index_seconds if index_seconds and indexed_here else None,
         "indexed_fraction": s["indexed_fraction"], "median_reliability": s["median_reliability"],
         **{k: s[k] for k in ("reliable_fraction", "grain_reliable_fraction") if s.get(k) is not None},
         "phase_fit_warnings": list(s.get("phase_fit", {}).get("warnings", [])), "warnings": _warnings_of(s),

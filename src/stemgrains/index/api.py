@@ -1306,6 +1306,11 @@ def index_orientations(
 
     bar = tqdm(total=ny * nx, unit="pattern", desc="indexing", disable=not progress)
     first_use_notice(bar if progress else None)
+    resumed = [0]  # scan rows a checkpoint held (not indexed in this call)
+
+    def started(rows: int) -> None:
+        resumed[0] = rows
+        _resumed(bar, rows, (ny, nx), checkpoint_dir)
 
     def chunk_done(r0: int, r1: int) -> None:
         bar.set_description("indexing")
@@ -1316,7 +1321,7 @@ def index_orientations(
             dataset, chunks, index_block, (libraries, prm, backend), client=client, checkpoint=ckpt,
             to_arrays=ChunkResult.arrays, from_arrays=lambda a: ChunkResult(**a), fields=ChunkResult.FIELDS,
             is_complete=lambda res, r0, r1: len(res.phase_id) == (r1 - r0) * nx,
-            on_start=lambda rows: _resumed(bar, rows, (ny, nx), checkpoint_dir), on_chunk=chunk_done,
+            on_start=started, on_chunk=chunk_done,
         )
     finally:
         bar.close()
@@ -1330,6 +1335,7 @@ def index_orientations(
         withdrawn = _grain_vote(merged, dataset, libraries, prm)
     xmap = _crystal_map(merged, phase_list, (ny, nx), cal.scan_step_nm, prm)
     xmap.excitation_error_sigma_source = sigma_source  # type: ignore[attr-defined]  # how σ_s was obtained (CLI)
+    xmap.resumed_rows = resumed[0]  # type: ignore[attr-defined]  # from a checkpoint: not timed in this call
     if prm.grain_vote:  # decisions that did not hold at the final refinement's width (_robust_decisions)
         xmap.parameters["grain_decisions_withdrawn"] = withdrawn  # type: ignore[attr-defined]
     xmap.parameters["refine_excitation_error_sigma_source"] = refine_source  # type: ignore[attr-defined]
