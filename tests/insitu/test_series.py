@@ -179,6 +179,9 @@ def test_cli_series(lamella, tmp_path, capsys):
     argv = ["series", str(path), *names, "--frame-pixel-size", str(PIXEL), f"--offset={OFFSET[0]},{OFFSET[1]}",
             "--times", times, "-o", str(out)]
     assert main(argv) == 0
+    with h5py.File(out / "series.h5") as f:  # the drift's length (it printed the largest single component)
+        longest = float(np.hypot(*f["series/drift_px"][()].T).max())
+    assert f"max drift {longest:.1f} px" in capsys.readouterr().out
     with open(out / "events.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert tuple(rows[0].keys()) == EVENT_COLUMNS

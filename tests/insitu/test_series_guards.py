@@ -135,3 +135,16 @@ def test_doubtful_frame_left_out_of_events(tmp_path):
     assert res.parameters["frames_left_out"] == [1]
     ff = np.asarray(res.events["first_frame"])
     assert len(ff) >= 1 and not np.any(ff == 1), ff
+
+
+@pytest.mark.parametrize("option, value, want", [
+    ("--n-sigma", "0", "--n-sigma expects a number > 0, got 0"),
+    ("--tolerance", "-3", "--tolerance expects a distance > 0 (nm), got -3"),
+    ("--max-rotation", "200", "--max-rotation expects degrees in [0, 180], got 200"),
+])
+def test_an_option_out_of_range_names_its_range(tmp_path, capsys, option, value, want):
+    """It said "--n-sigma out of range: 0.0", without the range."""
+    results, *_ = write_lamella(tmp_path / "results.h5")
+    frames, _ = filament_series(seed=1, with_filament=False, shape=(64, 64))
+    assert _run(results, _save(tmp_path, frames[:2]), tmp_path, f"{option}={value}") == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"stemgrains series: error: {want}"]
