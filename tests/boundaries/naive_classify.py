@@ -67,7 +67,7 @@ def naive_classify(c_a, c_b, normal, field, *, ratio=1000.0, delta=15.0, flat_to
         type_ = "II"
     else:
         type_ = "III"
-    index = 1 if psi <= 45.0 else 2
+    index = 1 if psi <= 45.0 + 1e-6 else 2  # the spec's tie: within 1e-6° counts as on the threshold
 
     e_dot_t = e[0] * t[0] + e[1] * t[1]
     if abs(e_dot_t) < 1e-6:
@@ -82,9 +82,9 @@ def naive_classify(c_a, c_b, normal, field, *, ratio=1000.0, delta=15.0, flat_to
     acc = (sa[0] - sb[0]) * n[0] + (sa[1] - sb[1]) * n[1]
 
     if type_ == "I":
-        letter = "a" if (phi_a + phi_b) / 2.0 < 45.0 else "b"
+        letter = "a" if (phi_a + phi_b) / 2.0 < 45.0 - 1e-6 else "b"
     elif type_ == "II":
-        letter = "b" if abs(phi_a - phi_b) >= 45.0 else "a"
+        letter = "b" if abs(phi_a - phi_b) >= 45.0 - 1e-6 else "a"
     else:
         letter = "a" if acc > 0 else "b"
 

@@ -336,3 +336,17 @@ def test_defaults_come_from_config():
     assert sig["tau_flow"].default == config.TAU_FLOW
     assert sig["r_block"].default == config.R_BLOCK
     assert sig["basis"].default == "trace"
+
+
+def test_a_pixel_diagonal_boundary_at_45_degrees_to_the_field_is_index_1_whatever_the_field():
+    """A staircase boundary along a pixel diagonal has normal (±0.7071, 0.7071): at exactly 45° to a field along x
+    or y, computed as 45 ± 3e-8. Its index was 1 or 2 by rounding (12 of 16 such segments of a 30-grain scan took
+    2, and a field along y flipped the split); the spec's ψ ≤ 45 gives 1."""
+    s = np.sqrt(0.5)
+    normals = np.array([[s, s], [-s, s], [s, -s], [0.7071067811865476, 0.7071067811865475],
+                        [0.7071067811865475, 0.7071067811865476]])
+    ca, cb = c_of_trace(0), c_of_trace(90)
+    for e in ([1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]):
+        rec = classify_pair(np.repeat([ca], 5, 0), np.repeat([cb], 5, 0), normals, e)
+        assert np.allclose(rec.psi, 45.0, atol=1e-6)
+        assert rec.field_index.tolist() == [1] * 5, (e, rec.psi - 45.0)
