@@ -449,3 +449,12 @@ def test_calibration_residuals_beyond_the_panel_are_counted_not_cut(tiny):
     (line,) = ax.lines
     assert len(line.get_xdata()) == 200 and np.max(np.abs(line.get_xdata())) <= abs(ax.get_xlim()[0])
     assert [t.get_text() for t in ax.texts][-1].startswith("1 spot beyond ±")
+
+
+def test_calibrate_with_the_wrong_phase_names_the_phase_as_a_cause(data_samples, tmp_path, capsys):
+    """Na-β″ data calibrated with Au: "undetermined", and the reason blamed only the stated calibration ("give a
+    closer --q-pixel-size"), though it was right and the phase wrong."""
+    assert main(["calibrate", str(data_samples / "nba_sample.h5"), "--phase", "au", "-o", str(tmp_path / "c.json"),
+                 "--no-progress"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("calibration undetermined") and "or the phase (--phase) is not the data's" in first

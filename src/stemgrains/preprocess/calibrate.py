@@ -640,7 +640,9 @@ def _fit_result(stated: Calibration, base: Calibration, s_fit: Any, cov: Any, q0
         reason = (f"the fitted pixel size and ellipticity are uncertain by {100 * rel[0]:.2g} % and {100 * rel[1]:.2g} % "
                   f"(more than {100 * MAX_RELATIVE_SIGMA:g} %): " + (
                       f"the ring fit alone, and the joint fit with orientations failed ({joint_reason}): the stated "
-                      "calibration may be too far off (more than ~10 %) to index with; give a closer --q-pixel-size"
+                      "calibration may be too far off (more than ~10 %) to index with, or the phase (--phase) is not the "
+                      "data's (panel (b): do the spots fall on its ring lines?); give a closer --q-pixel-size or the "
+                      "right phase"
                       if joint_reason else "too few or too poorly spread spots"))
         cal = base
     diag["fitted_matrix"] = s_mat @ q0
