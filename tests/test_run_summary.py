@@ -245,3 +245,18 @@ def test_the_figures_of_an_empty_map_say_why_they_are_empty(tmp_path):
     res = out / "results.h5"
     fig = plot_boundary_behaviour(read_grains(res), read_boundaries(res), read_classification(res))
     assert any(t.get_text().startswith("no grain: no pixel was indexed") for t in fig.axes[0].texts)
+
+
+def test_few_reliable_patterns_with_an_unfitted_calibration_suggest_a_fit():
+    """A scan with a distorted detector (ellipticity 1.05, pixel size 4.6 % off, not stated) indexed 44.6 %
+    reliable and said nothing; --auto-calibrate gave 89.4 %."""
+    from stemgrains.commands.index import low_reliable_hint
+
+    stated = {"origin": {"q_pixel_size": "file", "ellipticity": "default"}}
+    hint = low_reliable_hint({"reliable_fraction": 0.446, "grain_reliable_fraction": 0.45}, stated)
+    assert hint.startswith("few reliable patterns (45 %): a detector calibration a few % off") and "--auto-calibrate" in hint
+    assert low_reliable_hint({"reliable_fraction": 0.446, "grain_reliable_fraction": 0.9}, stated) == ""  # enough
+    fitted = {"origin": {"q_pixel_size": "fitted (rings+orientations)", "ellipticity": "fitted (rings)"}}
+    assert low_reliable_hint({"reliable_fraction": 0.3}, fitted) == ""  # a fit was made: it does not help
+    assert low_reliable_hint({"reliable_fraction": 0.3}, {"origin": {"q_pixel_size": "calibration file c.json"}}) == ""
+    assert low_reliable_hint({"reliable_fraction": 0.3}, stated, tried_fit=True) == ""  # --auto-calibrate kept it

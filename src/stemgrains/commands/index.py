@@ -27,6 +27,27 @@ def reliable_line(fractions: dict[str, float], where: str) -> str:
     return line
 
 
+#: Below this share of reliable patterns (the larger of reliability and grain_reliability ≥ 5) a map indexed with
+#: a calibration that no fit confirmed gets :func:`low_reliable_hint`: a distorted detector (7 % ellipticity, a pixel
+#: size 4.6 % off) gave 44.6 % reliable and no hint; fitted (--auto-calibrate), 89.4 % (fresh-user review).
+LOW_RELIABLE_FRACTION = 0.6
+
+
+def low_reliable_hint(fractions: dict[str, Any], calibration: dict[str, Any] | None, tried_fit: bool = False) -> str:
+    """A line suggesting a calibration fit where few patterns are reliable (:data:`LOW_RELIABLE_FRACTION`), no fit
+    was tried (``tried_fit``: --auto-calibrate) and no value of ``calibration`` (a
+    :func:`stemgrains.pipeline.calibration_summary`, or a summary's) came from a fit or a calibration file;
+    ``""`` otherwise."""
+    shares = [float(fractions[k]) for k in ("reliable_fraction", "grain_reliable_fraction")
+              if fractions.get(k) is not None]
+    origins = [str(v) for v in ((calibration or {}).get("origin") or {}).values()]
+    fitted = tried_fit or any(v.startswith(("fitted", "calibration file")) for v in origins)
+    if not shares or max(shares) >= LOW_RELIABLE_FRACTION or fitted:
+        return ""
+    return (f"few reliable patterns ({100 * max(shares):.0f} %): a detector calibration a few % off (pixel size, "
+            "ellipticity) does this; `stemgrains calibrate` or --auto-calibrate fits one from the data")
+
+
 def withdrawn_line(params: dict[str, Any], where: str) -> str:
     """One line where grain decisions were withdrawn because they did not hold at the final refinement's relrod
     width (index parameter ``grain_decisions_withdrawn``), ``""`` where none were."""
@@ -162,6 +183,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     if n:
         print(f"  {reliable_line(reliable_fractions(xmap), '/orientation')}")
+        hint = low_reliable_hint(reliable_fractions(xmap), res["calibration"], res["calibration_fit"] is not None)
+        if hint:
+            print(f"  {hint}")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
     if line:
         print(f"  {line}")

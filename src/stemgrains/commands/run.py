@@ -13,7 +13,7 @@ from ._batch import add_batch_arguments, batch_params, is_batch, run_batch_comma
 from ._common import (PHASE_HELP, add_auto_calibrate, add_calibration_overrides, add_config_option,
                       name_special_origin)
 from .._relrod import BATCH_KEYS
-from .index import reliable_line, sigma_line, withdrawn_line
+from .index import low_reliable_hint, reliable_line, sigma_line, withdrawn_line
 
 NAME = "run"
 HELP = "index → grains → boundaries → (transport) → conduction-plane classification, with figures and tables"
@@ -249,6 +249,9 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     if withdrawn_line(s, "summary.json grain_decisions_withdrawn"):
         print(f"  {withdrawn_line(s, 'summary.json grain_decisions_withdrawn')}")
     print(f"  {reliable_line(s, 'summary.json')}")
+    hint = low_reliable_hint(s, s.get("calibration"), "calibration_fit" in out)
+    if hint:
+        print(f"  {hint}")
     mis = s.get("misorientation")
     if mis and s["n_boundaries"]:  # what every map has first; the conduction-plane classes where they apply
         csl = ", ".join(f"Σ{k} {100 * f:.1f} %" for k, f in mis["csl_length_fraction"].items()) or "none"
