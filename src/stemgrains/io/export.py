@@ -142,16 +142,12 @@ def ang_phase_info(phase: Any) -> str:
 def _with_phase_info(text: str, xmap: Any) -> str:
     """orix's .ang text with each phase block's empty ``# Info`` line holding :func:`ang_phase_info` (orix
     numbers the phases 1 … n in the order of the map's phase list, not-indexed left out)."""
+    from .maps import ang_phase_header
+
     phases = [p for i, p in xmap.phases if i >= 0]
     lines = text.split("\n")
-    current = None
-    for k, line in enumerate(lines):
-        if not line.startswith("#"):
-            break
-        words = line.lstrip("#").split()
-        if len(words) == 2 and words[0] == "Phase" and words[1].isdigit():
-            current = int(words[1])
-        elif words == ["Info"] and current is not None and 1 <= current <= len(phases):
+    for k, current, field in list(ang_phase_header(lines)):
+        if field == "Info" and current is not None and 1 <= current <= len(phases):
             info = ang_phase_info(phases[current - 1])
             if info:
                 lines[k] = f"# Info    {info}"

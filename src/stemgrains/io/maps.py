@@ -448,6 +448,22 @@ def load_orientation_map(path: str | os.PathLike, *, hex_frame: str = "auto") ->
     return out
 
 
+def ang_phase_header(lines: Any) -> Any:
+    """``(k, phase, text)`` for each header line of an .ang (``lines``: its lines, up to the first data row):
+    the line's index, the number of the ``# Phase N`` block it lies in (None before the first) and its text
+    without the leading ``#`` and spaces. Read by :func:`_recorded_symmetry` and written through by
+    :func:`stemgrains.io.export.write_ang`."""
+    current = None
+    for k, line in enumerate(lines):
+        if not line.startswith("#"):
+            return
+        text = line.lstrip("#").strip()
+        words = text.split()
+        if len(words) == 2 and words[0] == "Phase" and words[1].isdigit():
+            current = int(words[1])
+        yield k, current, text
+
+
 def _recorded_symmetry(xmap: Any, path: "os.PathLike[str]") -> None:
     """Give the phases of an .ang that :func:`stemgrains.io.export.write_ang` wrote the point group (and space
     group) its phase blocks record in ``# Info`` (:func:`~stemgrains.io.export.ang_phase_info`). orix reads the
@@ -457,17 +473,10 @@ def _recorded_symmetry(xmap: Any, path: "os.PathLike[str]") -> None:
     from orix.crystal_map import Phase
 
     recorded: dict[int, tuple[str, int | None]] = {}
-    current = None
     pattern = re.compile(rf"Info\s+{re.escape(ANG_INFO_TAG)} (\S+)(?:; space group (\d+)\b.*)?")
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if not line.startswith("#"):
-                break
-            text = line.lstrip("#").strip()
-            words = text.split()
-            if len(words) == 2 and words[0] == "Phase" and words[1].isdigit():
-                current = int(words[1])
-            elif current is not None and (m := pattern.fullmatch(text)):
+        for _, current, text in ang_phase_header(fh):
+            if current is not None and (m := pattern.fullmatch(text)):
                 recorded[current] = (m.group(1), int(m.group(2)) if m.group(2) else None)
     for pid, phase in xmap.phases:
         if pid not in recorded or phase.point_group is None:
