@@ -1,0 +1,88 @@
+"""One filament that grows over frames is one event; two that grow into each other, or a separate spot beside one,
+stay separate (``detect_events``'s saddle rule, ``SADDLE_FRACTION``)."""
+
+from __future__ import annotations
+
+import numpy as np
+from insitu_helpers import FRAME_OFFSET, FRAME_PIXEL, filament_x, specimen_image, write_lamella
+
+from stemgrains.insitu import FrameTransform, analyse_series, detect_events, load_sites
+from stemgrains.simulate.series import PlantedEvent, simulate_series
+
+SHAPE = (96, 96)
+
+
+def ridge(r0, c0, r1, c1, amplitude=1.0, width=1.5):
+    """Gaussian ridge (σ ``width`` px) along the segment (r0, c0)–(r1, c1) on a SHAPE image."""
+    rr, cc = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]].astype(float)
+    d = np.array([r1 - r0, c1 - c0], float)
+    t = np.clip(((rr - r0) * d[0] + (cc - c0) * d[1]) / max(d @ d, 1e-12), 0, 1)
+    dist = np.hypot(rr - (r0 + t * d[0]), cc - (c0 + t * d[1]))
+    return amplitude * np.exp(-0.5 * (dist / width) ** 2)
+
+
+def stack(images, seed=0, noise=0.02):
+    rng = np.random.default_rng(seed)
+    diff = np.stack([np.zeros(SHAPE)] + [im + noise * rng.normal(size=SHAPE) for im in images])
+    diff[0] = 0.0
+    return diff
+
+
+def detect(diff):
+    return detect_events(diff, np.ones(SHAPE, bool), smooth_px=1.0, n_sigma=5.0, min_frames=1)
+
+
+def test_a_tip_that_advances_each_frame_is_one_event():
+    frames = [ridge(10, 48, 10 + 15 * k, 48) for k in range(1, 6)]  # 15 px longer per frame
+    events = detect(stack(frames))
+    assert len(events) == 1
+    e = events[0]
+    assert e.first_frame == 1 and e.frames == [1, 2, 3, 4, 5]
+    assert e.row < 30  # placed where it started, not where it ended
+    assert e.footprint[80, 48] and e.footprint[12, 48]
+
+
+def test_a_long_filament_that_appears_at_once_is_one_event():
+    events = detect(stack([ridge(10, 20, 80, 70)] * 3))
+    assert len(events) == 1
+
+
+def test_two_filaments_growing_into_each_other_stay_two():
+    frames = [ridge(10, 48, 10 + 10 * k, 48) + ridge(86, 48, 86 - 10 * k, 48) for k in range(1, 6)]
+    events = detect(stack(frames))  # they meet in frame 4
+    assert len(events) == 2
+    assert sorted(round(e.row / 10) for e in events) == [1, 8]
+    assert all(e.first_frame == 1 for e in events)
+
+
+def test_a_separate_spot_beside_a_filament_is_a_new_event():
+    line = ridge(10, 40, 86, 40)
+    spot = ridge(50, 49, 50, 49, amplitude=1.0, width=2.0)  # 9 px beside the line: one feature, a dip between
+    events = detect(stack([line, line, line + spot, line + spot]))
+    assert len(events) == 2
+    new = [e for e in events if e.first_frame == 3]
+    assert len(new) == 1 and abs(new[0].row - 50) < 2 and abs(new[0].col - 49) < 2
+    assert events[0].footprint[50, 44]  # connected: the two share one feature (no separate component)
+
+
+def test_dark_filament_growth_is_one_event_too():
+    events = detect(stack([-ridge(48, 10, 48, 10 + 15 * k) for k in range(1, 6)]))
+    assert len(events) == 1 and events[0].sign == -1
+
+
+def test_growing_filament_counts_once_in_the_enrichment(tmp_path):
+    """The second review's case: a filament whose tip advances 12 nm per frame along the vertical boundary was 4
+    events (4 boundary events against 1 filament in the enrichment)."""
+    path, gm, bt, cls = write_lamella(tmp_path / "results.h5")
+    planted = [PlantedEvent(float(filament_x(y)), float(y), 1 + int((y - 4) // 12), amplitude=2.0, radius_nm=1.5,
+                            growth_nm=0.2) for y in np.arange(4.0, 70.0, 3.0)]
+    frames, _ = simulate_series(planted, n_frames=6, shape=(256, 256), pixel_size_nm=FRAME_PIXEL,
+                                offset_nm=FRAME_OFFSET, base_image=specimen_image(1), base_pixel_nm=0.5, seed=3)
+    res = analyse_series(frames, FRAME_PIXEL, load_sites(path),
+                         transform=FrameTransform(FRAME_PIXEL, 0.0, FRAME_OFFSET))
+    ev = res.events
+    assert len(ev["x_nm"]) == 1
+    assert ev["site"][0] == "boundary" and ev["first_frame"][0] == 1 and ev["y_nm"][0] < 16
+    enr = res.enrichment
+    site = (enr["level"] == "site") & (enr["name"] == "boundary")
+    assert enr["observed"][site][0] == 1
