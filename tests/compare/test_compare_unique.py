@@ -100,3 +100,40 @@ def test_a_scan_compared_with_itself_gets_a_note(tmp_path, nba, capsys):
     notes = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("note:")]
     assert notes == [f"note: scan 2 ({tmp_path / '.' / 'ref.h5'}) is the same file as scan 1: its grains match by "
                      "construction"]
+
+
+def test_a_better_shift_of_the_plateau_is_taken(tmp_path, nba, monkeypatch):
+    """The registration keeps a correlation peak; where a shift of its plateau makes more pixels agree (here the
+    peak leaves a quarter of the crop off the map), that shift is kept and the warning says so (it was named only)."""
+    import stemgrains.compare.api as api
+
+    lab, q = _noisy_field()
+    w = (slice(2, 10), slice(18, 26))
+    assert np.all(lab[0:12, 18:26] == lab[2, 18])  # inside one grain that reaches the top edge
+    p1 = write_results(tmp_path / "ref.h5", crystal_map(q, nba))
+    p2 = write_results(tmp_path / "crop.h5", crystal_map(np.ascontiguousarray(q[w]), nba))
+    real = api.register_maps
+
+    def peak_off_the_map(*args, **kw):
+        op, shift, score, runner = real(*args, **kw)
+        return op, (2, -18), score, runner  # crop rows 2..7 on map rows 0..5: 48 of 64 pixels overlap
+
+    monkeypatch.setattr(api, "register_maps", peak_off_the_map)
+    comp = compare_results([p1, p2], rotation="none")
+    reg = comp.registrations[1]
+    assert reg.shift[0] <= 0 and reg.overlap_px == 64 and reg.agreement == 1.0
+    assert not reg.unique
+    assert len(comp.warnings) == 1 and "not the correlation peak (2, -18)" in comp.warnings[0]
+
+
+def test_best_tied_shift_climbs_the_plateau():
+    ref_ok = np.ones((12, 12), bool)
+    mov_ok = np.ones((2, 2), bool)
+    counts = {(r, c): 100 - abs(r + 5) - abs(c + 4) for r in range(-11, 12) for c in range(-11, 12)}  # best (-5, -4)
+    from stemgrains.compare.register import best_tied_shift
+
+    best, tied, capped = best_tied_shift(lambda t: counts[t], ref_ok, mov_ok, (-2, -3), 4)
+    assert best == (-5, -4) and tied[best] == 100 and not capped
+    # a plateau of equal counts keeps the shift it started from
+    flat, _, _ = best_tied_shift(lambda t: 4, ref_ok, mov_ok, (-2, -3), 4)
+    assert flat == (-2, -3)

@@ -725,6 +725,9 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
                     ref, ref_ch, ref_ok, s, op, (shift, score, runner), centre, max_angle_deg, n_min, agreeing,
                     lambda a, t: _median_disorientation(ref, s, op, t, a, centre, ref_ok & sub, threshold_deg,
                                                         names_ref, names_mov, syms), threshold_deg)
+            n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
+            peak = shift
+            shift, tied = _best_on_plateau(agreeing, op, angle, ref_ok, mov_ok, shift, n_min)
         tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None, angle, centre)
         pid_on, q_on = _place(tmp, s, ref.shape)
         both = ref_ok & (pid_on >= 0)
@@ -748,7 +751,7 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             warnings.append(f"{what}: the scans may not show the same area")
         n_tied, span = 0, None
         if given is None:
-            n_tied, span, note = _ties(s, ref, op, shift, angle, runner, ref_ok, mov_ok, n_min, agreeing)
+            n_tied, span, note = _ties(s, ref, op, shift, angle, runner, tied, peak)
             if note:
                 warnings.append(note)
         regs.append(Registration(op, shift, score, runner, int(both.sum()), agree, given is not None, angle, centre,
@@ -757,16 +760,26 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
     return regs
 
 
-def _ties(s: ScanResults, ref: ScanResults, op: PixelOp, shift: tuple[int, int], angle: float, runner: float,
-          ref_ok: np.ndarray, mov_ok: np.ndarray, n_min: int, agreeing: Any
-          ) -> tuple[int, tuple[int, int, int, int], str | None]:
-    """Is a searched placement unique? Shifts that tie with it (:func:`~stemgrains.compare.register.tied_shifts`)
-    farther than 2 px, their number, the span ``(row_min, row_max, col_min, col_max)`` of all tying shifts, and
-    the warning line when it is not unique (ties, or a rival candidate agreeing about as well); the line names
-    the shift under which the most pixels agree when that is not the kept one."""
-    from .register import _NEAR_PX, TIE_FRACTION, tied_shifts
+def _best_on_plateau(agreeing: Any, op: PixelOp, angle: float, ref_ok: np.ndarray, mov_ok: np.ndarray,
+                     shift: tuple[int, int], n_min: int) -> tuple[tuple[int, int], tuple[dict, bool]]:
+    """The searched shift moved to the best of its plateau of tying shifts
+    (:func:`~stemgrains.compare.register.best_tied_shift`), and that plateau ``(tied, capped)``."""
+    from .register import best_tied_shift
 
-    tied, capped = tied_shifts(lambda t: agreeing(op, t, angle), ref_ok, op(mov_ok), shift, n_min)
+    best, tied, capped = best_tied_shift(lambda t: agreeing(op, t, angle), ref_ok, op(mov_ok), shift, n_min)
+    return best, (tied, capped)
+
+
+def _ties(s: ScanResults, ref: ScanResults, op: PixelOp, shift: tuple[int, int], angle: float, runner: float,
+          plateau: tuple[dict, bool], peak: tuple[int, int]) -> tuple[int, tuple[int, int, int, int], str | None]:
+    """Is a searched placement unique? Shifts that tie with it (``plateau``: the ``(tied, capped)`` of
+    :func:`~stemgrains.compare.register.tied_shifts`) farther than 2 px, their number, the span ``(row_min,
+    row_max, col_min, col_max)`` of all tying shifts, and the warning line when it is not unique (ties, or a rival
+    candidate agreeing about as well); the line says when the kept shift is not the correlation's ``peak`` but
+    the better one of its plateau."""
+    from .register import _NEAR_PX, TIE_FRACTION
+
+    tied, capped = plateau
     far = [t for t in tied if max(abs(t[0] - shift[0]), abs(t[1] - shift[1])) > _NEAR_PX]
     rows, cols = [t[0] for t in tied], [t[1] for t in tied]
     span = (min(rows), max(rows), min(cols), max(cols))
@@ -775,9 +788,8 @@ def _ties(s: ScanResults, ref: ScanResults, op: PixelOp, shift: tuple[int, int],
     turn = f", rotated {angle:+.2f}°" if angle else ""
     where = f"{s.path}: the placement on {ref.path} ({op.name}{turn}, shift ({shift[0]}, {shift[1]}) px) is not unique"
     if far:
-        top = max(tied, key=lambda t: (tied[t], -max(abs(t[0] - shift[0]), abs(t[1] - shift[1]))))
-        more = (f"; most at shift ({top[0]}, {top[1]}): {tied[top]} agreeing px against {tied[shift]}"
-                if tied[top] > tied[shift] else "")
+        more = (f"; kept the shift under which the most pixels agree ({tied[shift]} px), not the correlation peak "
+                f"({peak[0]}, {peak[1]})" if peak != shift else "")
         what = (f"{'at least ' if capped else ''}{len(far)} other shifts more than {_NEAR_PX} px away (rows "
                 f"{span[0]}..{span[1]}, cols {span[2]}..{span[3]}) make at least {100 * TIE_FRACTION:g} % as many "
                 f"pixels agree in orientation{more} (e.g. a scan inside one grain)")

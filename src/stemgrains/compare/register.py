@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import InputError, ParameterError
 
 __all__ = ["PixelOp", "Registration", "PIXEL_OPS", "ipf_channels", "register_maps", "apply_op", "parse_op",
-           "min_overlap_px", "tied_shifts", "TIE_FRACTION"]
+           "min_overlap_px", "tied_shifts", "best_tied_shift", "TIE_FRACTION"]
 
 #: Least common indexed pixels of a placement on maps large enough to have them (fewer say little).
 MIN_OVERLAP_PX = 16
@@ -458,6 +458,31 @@ def tied_shifts(agreeing: Callable[[tuple[int, int]], int], ref_ok: np.ndarray, 
                 tied[u] = n
                 queue.append(u)
     return tied, False
+
+
+def best_tied_shift(agreeing: Callable[[tuple[int, int]], int], ref_ok: np.ndarray, mov_ok: np.ndarray,
+                    shift: tuple[int, int], n_min: int, max_moves: int = 8
+                    ) -> tuple[tuple[int, int], dict[tuple[int, int], int], bool]:
+    """The shift of the plateau around ``shift`` (:func:`tied_shifts`) under which the most pixels agree.
+
+    :func:`register_maps` re-scores correlation peaks only, so on a plateau of tying shifts the one it keeps need
+    not be the one the registration's own criterion (most agreeing pixels) prefers. This moves to the plateau's
+    best shift (ties: the nearest to the current one) and follows the plateau again from there, at most
+    ``max_moves`` times.
+
+    Returns
+    -------
+    shift, tied, capped
+        The shift kept, and :func:`tied_shifts` of it.
+    """
+    tied, capped = tied_shifts(agreeing, ref_ok, mov_ok, shift, n_min)
+    for _ in range(max_moves):
+        top = max(tied, key=lambda t: (tied[t], -max(abs(t[0] - shift[0]), abs(t[1] - shift[1]))))
+        if tied[top] <= tied[shift]:
+            break
+        shift = top
+        tied, capped = tied_shifts(agreeing, ref_ok, mov_ok, shift, n_min)
+    return shift, tied, capped
 
 
 def parse_op(name: str) -> PixelOp:
