@@ -44,14 +44,45 @@ def _panel_note(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, wrap_text(text, width, 9), ha="center", va="center", transform=ax.transAxes, fontsize=9)
 
 
+def _ring_scale_panel(ax: Any, fit: Any, m_stated: np.ndarray, m_fit: np.ndarray) -> None:
+    """Panel (c): per detector direction (degrees from +col toward +row, in (−90°, 90°], the range of the reported
+    ``ellipticity_angle_deg``), the ring scale measured per sector (the phase's ring radii over the stated |q|) and
+    the fitted calibration's |q| over the stated one for the same detector offset, with the fitted long axis
+    marked at the angle the title, the printed line and the JSON give."""
+    from ..preprocess.calibrate import axis_angle_deg
+
+    rings = fit.diagnostics.get("rings", {})
+    if "sector_scales" in rings:
+        ang = np.array([axis_angle_deg(a) for a in np.rad2deg(np.asarray(rings["sector_angles"]))])
+        ax.plot(ang, rings["sector_scales"], "o", color="C0", label="ring scale per sector")
+        t = np.deg2rad(np.linspace(-90.0, 90.0, 181))
+        u = np.stack([np.cos(t), np.sin(t)], 1)
+        # scale of |q| relative to the stated calibration along each detector direction
+        s_st = np.linalg.norm(u @ np.linalg.inv(m_stated).T, axis=1)
+        s_fit = np.linalg.norm(u @ np.linalg.inv(m_fit).T, axis=1)
+        ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted calibration / stated")
+        if fit.values.get("ellipticity_angle_deg") is not None and fit.status != "undetermined":
+            axis = float(fit.values["ellipticity_angle_deg"])
+            ax.axvline(axis, color="C3", ls=":", lw=0.9, label=f"fitted long axis {axis:.1f}°")
+        ax.set_xlim(-90.0, 90.0)
+        ax.set_xticks(np.arange(-90, 91, 30))
+        ax.legend(fontsize=8)
+    else:
+        _panel_note(ax, rings.get("reason", "ring fit not run"))
+    ax.set_xlabel("detector direction (deg from +col toward +row)")
+    ax.set_ylabel("true |q| / stated |q|")
+    ax.set_title("(c) ring scale vs detector direction", fontsize=10)
+
+
 def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
                      input_path: str | os.PathLike | None = None) -> Figure:
     """Four panels: (a) Bragg-vector map (detector offsets of all detected spots, log counts) with the fitted
     (solid) and stated (dashed) ellipses of the most populated rings; (b) radial profile of the spots, ``|q|`` with
-    the stated and the fitted calibration, against the phase's ring radii; (c) ring scale per detector sector
-    with the fitted ellipse; (d) residuals of the joint fit with orientations (px). A ``.png`` written to ``path``
-    records ``input_path`` (absolute, JSON text) in its text chunks (:data:`stemgrains.io.outputs.IMAGE_INPUT_KEY`,
-    with ``stemgrains_figure`` = ``calibration``), which :func:`stemgrains.io.outputs.recorded_input` reads."""
+    the stated and the fitted calibration, against the phase's ring radii; (c) ring scale per detector direction
+    (−90° to 90°, the range of ``ellipticity_angle_deg``) with the fitted ellipse and its long axis; (d) residuals
+    of the joint fit with orientations (px). A ``.png`` written to ``path`` records ``input_path`` (absolute, JSON
+    text) in its text chunks (:data:`stemgrains.io.outputs.IMAGE_INPUT_KEY`, with ``stemgrains_figure`` =
+    ``calibration``), which :func:`stemgrains.io.outputs.recorded_input` reads."""
     diag = fit.diagnostics
     d = np.asarray(diag["offsets"])
     m_stated = np.asarray(diag["stated_matrix"])
@@ -97,23 +128,7 @@ def plot_calibration(fit: Any, path: str | os.PathLike | None = None,
     ax.set_ylabel("spots")
     ax.set_title(f"(b) radial profile; lines: {len(radii)} ring radii of the phase (most populated shown)", fontsize=10)
 
-    ax = axs[1, 0]
-    rings = diag.get("rings", {})
-    if "sector_scales" in rings:
-        ang = np.rad2deg(np.asarray(rings["sector_angles"]))
-        ax.plot(ang, rings["sector_scales"], "o", color="C0", label="ring scale per sector")
-        t = np.linspace(0, np.pi, 181)
-        u = np.stack([np.cos(t), np.sin(t)], 1)
-        # scale of |q| relative to the stated calibration along each detector direction
-        s_st = np.linalg.norm(u @ np.linalg.inv(m_stated).T, axis=1)
-        s_fit = np.linalg.norm(u @ np.linalg.inv(m_fit).T, axis=1)
-        ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted calibration / stated")
-        ax.legend(fontsize=8)
-    else:
-        _panel_note(ax, rings.get("reason", "ring fit not run"))
-    ax.set_xlabel("detector direction (deg from +col toward +row)")
-    ax.set_ylabel("true |q| / stated |q|")
-    ax.set_title("(c) ring scale vs detector direction", fontsize=10)
+    _ring_scale_panel(axs[1, 0], fit, m_stated, m_fit)
 
     ax = axs[1, 1]
     joint = diag.get("orientations", {})

@@ -42,7 +42,7 @@ from ..data import Calibration, Dataset4D
 from ..errors import InputError, ParameterError
 from .api import SpotParams, detect_spots
 
-__all__ = ["CalibrationFit", "calibrate", "calibration_from_matrix", "symmetric_part"]
+__all__ = ["CalibrationFit", "axis_angle_deg", "calibrate", "calibration_from_matrix", "symmetric_part"]
 
 #: relative uncertainty of the fitted distortion above which the fit reports "undetermined"
 MAX_RELATIVE_SIGMA = 0.01
@@ -68,6 +68,14 @@ ROTATION_NOTE = (
 
 # ----------------------------------------------------------------------------------------------------
 # matrix helpers
+
+
+def axis_angle_deg(angle: float) -> float:
+    """An ellipse axis angle (degrees, from +col toward +row; an axis at a and at a + 180° is the same axis) in
+    (−90°, 90°], the range of in-plane axis angles of docs/conventions.md. Every place that reports the fitted
+    ``ellipticity_angle_deg`` (printed line, calibration JSON, figure, ``/calibration`` of results files) takes it
+    from here; a file holding the same axis in another range (e.g. [0°, 180°)) describes the same distortion."""
+    return 90.0 - (90.0 - float(angle)) % 180.0
 
 
 def symmetric_part(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,10 +105,7 @@ def calibration_from_matrix(base: Calibration, s: np.ndarray, q0: np.ndarray) ->
         lam2, lam1 = float(w[0]), float(w[1])
         if lam2 <= 0:
             raise ParameterError("the fitted detector map is not positive definite")
-        ang = math.degrees(math.atan2(v[1, 1], v[0, 1]))
-        ang = (ang + 90.0) % 180.0 - 90.0
-        if ang <= -90.0:
-            ang += 180.0
+        ang = axis_angle_deg(math.degrees(math.atan2(v[1, 1], v[0, 1])))
         return replace(base, q_pixel_size=1.0 / lam2, ellipticity=(lam1 / lam2, ang), affine=None)
     a = s @ q0 @ rf.T * base.q_pixel_size
     return replace(base, ellipticity=None, affine=tuple(a.reshape(-1).tolist()))
@@ -114,8 +119,7 @@ def _affine_rel(cal_stated: Calibration, s: np.ndarray, q0: np.ndarray) -> np.nd
 def _derived(cal_stated: Calibration, s: np.ndarray, q0: np.ndarray) -> np.ndarray:
     """Reported quantities of a fitted S: pixel size, ratio, angle (deg), mean pixel size, affine (4)."""
     w, v = np.linalg.eigh(s)
-    ang = math.degrees(math.atan2(v[1, 1], v[0, 1]))
-    ang = (ang + 90.0) % 180.0 - 90.0
+    ang = axis_angle_deg(math.degrees(math.atan2(v[1, 1], v[0, 1])))  # (−90°, 90°], as the calibration's
     a = _affine_rel(cal_stated, s, q0)
     return np.array([1.0 / w[0], w[1] / w[0], ang, 1.0 / math.sqrt(w[0] * w[1]), *a.reshape(-1)])
 
@@ -165,7 +169,8 @@ class CalibrationFit:
         ``"rings"``, ``"orientations"`` or ``"rings+orientations"``.
     values, uncertainty : dict
         ``q_pixel_size`` (1/Å per px, along the minor axis of the ellipse), ``ellipticity_ratio``,
-        ``ellipticity_angle_deg``, ``q_pixel_size_mean`` (√ of the pixel area), ``A11 … A22`` (the fitted map as
+        ``ellipticity_angle_deg`` (the long axis, degrees from +col toward +row, in (−90°, 90°]:
+        :func:`axis_angle_deg`), ``q_pixel_size_mean`` (√ of the pixel area), ``A11 … A22`` (the fitted map as
         a dimensionless affine relative to the stated pixel size and rotation); one standard deviation each.
     center : dict
         Direct-beam centre: ``row``, ``col`` (median, px), ``plane`` (centre = c₀ + a·scan_row + b·scan_col,
