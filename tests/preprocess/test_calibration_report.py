@@ -87,3 +87,14 @@ def test_a_json_with_the_axis_in_0_180_reads_as_the_same_distortion(tmp_path):
     same = Calibration(q_pixel_size=0.025, ellipticity=(RATIO, axis_angle_deg(ANGLE)))
     q = np.array([[0.3, 0.1], [-0.2, 0.5]])
     assert np.allclose(got.sample_q_to_detector(q), same.sample_q_to_detector(q))
+
+
+def test_ring_scale_panel_is_labelled_for_what_it_shows(fit112):
+    """Panel (c) said "true |q| / stated |q|" on its y axis; it shows the fitted calibration's |q| (and the rings'
+    per sector) relative to the stated calibration's, not the truth, which the fit does not know."""
+    from stemgrains.plot.calibration import plot_calibration
+
+    panel = plot_calibration(fit112).axes[2]
+    assert "true" not in panel.get_ylabel().lower() and "stated" in panel.get_ylabel()
+    labels = [ln.get_label() for ln in panel.get_lines()]
+    assert any(lb.startswith("fitted |q| / stated |q|") for lb in labels), labels

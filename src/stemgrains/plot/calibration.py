@@ -54,13 +54,13 @@ def _ring_scale_panel(ax: Any, fit: Any, m_stated: np.ndarray, m_fit: np.ndarray
     rings = fit.diagnostics.get("rings", {})
     if "sector_scales" in rings:
         ang = np.array([axis_angle_deg(a) for a in np.rad2deg(np.asarray(rings["sector_angles"]))])
-        ax.plot(ang, rings["sector_scales"], "o", color="C0", label="ring scale per sector")
+        ax.plot(ang, rings["sector_scales"], "o", color="C0", label="rings per sector: phase ring radius / stated |q|")
         t = np.deg2rad(np.linspace(-90.0, 90.0, 181))
         u = np.stack([np.cos(t), np.sin(t)], 1)
         # scale of |q| relative to the stated calibration along each detector direction
         s_st = np.linalg.norm(u @ np.linalg.inv(m_stated).T, axis=1)
         s_fit = np.linalg.norm(u @ np.linalg.inv(m_fit).T, axis=1)
-        ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted calibration / stated")
+        ax.plot(np.rad2deg(t), s_fit / s_st, "-", color="C3", label="fitted |q| / stated |q| (same detector offset)")
         if fit.values.get("ellipticity_angle_deg") is not None and fit.status != "undetermined":
             axis = float(fit.values["ellipticity_angle_deg"])
             ax.axvline(axis, color="C3", ls=":", lw=0.9, label=f"fitted long axis {axis:.1f}°")
@@ -70,7 +70,7 @@ def _ring_scale_panel(ax: Any, fit: Any, m_stated: np.ndarray, m_fit: np.ndarray
     else:
         _panel_note(ax, rings.get("reason", "ring fit not run"))
     ax.set_xlabel("detector direction (deg from +col toward +row)")
-    ax.set_ylabel("true |q| / stated |q|")
+    ax.set_ylabel("|q| relative to the stated calibration (ratio)")
     ax.set_title("(c) ring scale vs detector direction", fontsize=10)
 
 
