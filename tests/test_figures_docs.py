@@ -477,3 +477,36 @@ def test_the_key_stands_beside_a_tall_grain_map(nba, shape):
         gap = (min(b.x0 for b in side if b is not None and b.width > 1) - right) / fig.dpi
         assert gap < 1.0, (fig.axes[0].get_title(), gap)
         assert _overlaps(fig) == []
+
+
+@pytest.mark.parametrize("shape", [(8, 60), (1, 30), (15, 40), (60, 8)])
+@pytest.mark.parametrize("color", ["ipf", "random"])
+def test_the_grain_map_figure_follows_the_maps_aspect(nba, shape, color):
+    """grains_ipf.png of an 8 × 60 map stood 0.8 in tall in a 3.8 in figure (the key and legend stacked beside it,
+    blank above and below the map); of a 60 × 8 map the figure was 12.8 in tall, the key and legend spread down a
+    blank column. A wide map now spans the figure, its keys under it; a tall one has its keys at the top beside it."""
+    from stemgrains.plot._layout import _covered
+
+    xmap = _voronoi_xmap(shape, 3, nba)
+    gm, bt, _ = _stages(xmap)
+    fig = plot_grain_map(gm, bt, color=color)
+    fig.draw_without_rendering()
+    ax = fig.axes[0]
+    assert ax.images and ax.name != "ipf"
+    box = ax.get_window_extent()
+    w, h = fig.get_size_inches()
+    side = [a.get_tightbbox() for a in fig.axes if a.name == "ipf"] + [
+        a.get_legend().get_window_extent() for a in fig.axes if a.get_legend() is not None]
+    assert len(side) == (2 if color == "ipf" else 1)
+    if shape[0] < shape[1]:
+        assert box.width / fig.dpi > 0.8 * w  # the map spans the figure
+        assert all(b.y1 <= box.y0 for b in side)  # the keys and the legend under it
+        assert h - _covered(fig, 1) < 0.5, (h, _covered(fig, 1))  # no blank band above, between or under
+    else:
+        assert h <= 10.0 and w < 6.0
+        top = max(b.y1 for b in side) / fig.dpi
+        low = min(b.y0 for b in side) / fig.dpi
+        assert h - top < 0.5 and top - low < 4.0  # the keys and legend from the top, together
+    tight = fig.get_tightbbox()  # nothing off the figure
+    assert tight.x0 >= -0.01 and tight.x1 <= w + 0.01 and tight.y0 >= -0.01 and tight.y1 <= h + 0.01
+    assert _overlaps(fig) == []

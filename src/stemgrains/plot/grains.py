@@ -18,7 +18,7 @@ from ..crystal.symmetry import laue_group
 from ..io.results import atomic_savefig
 from ..boundaries import BoundaryTable
 from ..grains import GrainMap
-from ._layout import tidy_short_axes, trim_blank
+from ._layout import is_wide, tidy_short_axes, trim_blank
 
 __all__ = [
     "grain_colors",
@@ -110,16 +110,12 @@ def plot_grain_map(
         raise ParameterError(f"boundary_style must be 'edges' or 'segments', got {boundary_style!r}")
     ny, nx = grain_map.shape
     s_nm = float(grain_map.scan_step_nm)
-    map_w = 6.0
     own = fig is None
-    fig = fig or Figure(figsize=(map_w + 2.6, min(12.0, max(3.0, map_w * ny / max(nx, 1))) + 0.8), dpi=120,
-                        layout="constrained")
-    gs = fig.add_gridspec(2, 2, width_ratios=(map_w, 2.6), height_ratios=(1, 1))
-    ax = fig.add_subplot(gs[:, 0])
+    pids = np.asarray(grain_map.table["phase_id"]).astype(int) if len(grain_map.table) else []
+    fig, ax, key_slots, legend_slot, gs, under = _grain_map_layout(fig, grain_map, color == "ipf", pids)
     rgb = grain_colors(grain_map, color)[grain_map.labels]
     extent = (-0.5 * s_nm, (nx - 0.5) * s_nm, (ny - 0.5) * s_nm, -0.5 * s_nm)
     ax.imshow(rgb, origin="upper", interpolation="nearest", extent=extent)
-    legend_slot = gs[1, 1] if color == "ipf" else gs[:, 1]
     lax = fig.add_subplot(legend_slot)
     lax.set_axis_off()
     if boundary_table is not None and len(boundary_table.boundaries):
@@ -155,17 +151,54 @@ def plot_grain_map(
     else:
         lax.text(0.0, 1.0, "no boundaries", va="top", fontsize=8, transform=lax.transAxes)
     if color == "ipf":
-        pids = np.asarray(grain_map.table["phase_id"]).astype(int) if len(grain_map.table) else []
-        draw_ipf_keys(fig, [gs[0, 1]], grain_map.phases, phase_ids=pids)
+        draw_ipf_keys(fig, key_slots, grain_map.phases, phase_ids=pids)
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
     ax.set_title(title or f"{grain_map.n_grains} grains" + (" (IPF-z colours)" if color == "ipf" else " (random colours)"))
     tidy_short_axes(fig)
-    if own:  # the key beside a tall map, not inches away (a figure given is the caller's to lay out)
+    if own and under:  # as tall as the map and the keys under it need
+        trim_blank(fig, ax, "y", min_in=2.0)
+    elif own:  # the key beside a tall map, not inches away (a figure given is the caller's to lay out)
         trim_blank(fig, ax, "x", min_in=4.0, gridspec=gs)
     return fig
+
+
+#: inches of the IPF key (its title, the sector, the pole labels) and of the map's title and axis labels
+_KEY_IN, _LABELS_IN = 2.1, 0.9
+
+
+def _grain_map_layout(fig: Figure | None, grain_map: GrainMap, ipf: bool,
+                      pids: Any) -> tuple[Figure, Any, list[Any], Any, Any, bool]:
+    """The figure of :func:`plot_grain_map` sized to the map's aspect, its map axes, the slots of the IPF keys and
+    of the boundary legend, its gridspec, and whether the keys stand under the map.
+
+    A wide map (:func:`._layout.is_wide`) spans the figure's width, the keys and the legend side by side under it
+    (beside it, an 8 × 60 map stood 0.8 in tall in a 3.8 in figure, the key and legend stacked beside it); any other
+    map stands beside a column of the keys, then the legend, from the top, the figure at most 9 in tall (a 60 × 8
+    map made it 12.8 in, its key and legend spread down a blank column). A figure given: the map beside the keys
+    over the legend, as it is."""
+    ny, nx = grain_map.shape
+    laue = {laue_group(grain_map.phases[int(i)]).name for i in np.unique(pids)} if ipf else set()
+    n_keys = max(1, len(laue)) if ipf else 0
+    if fig is None and is_wide((ny, nx)):
+        width = max(8.6, 2.6 * (n_keys + 1))
+        map_h = max(0.3, (width - 0.9) * ny / max(nx, 1))
+        below = _KEY_IN if ipf else 0.4 + 0.22 * 4
+        fig = Figure(figsize=(width, map_h + _LABELS_IN + below), dpi=120, layout="constrained")
+        gs = fig.add_gridspec(2, n_keys + 1, height_ratios=(map_h + _LABELS_IN, below))
+        ax = fig.add_subplot(gs[0, :])
+        return fig, ax, [gs[1, k] for k in range(n_keys)], gs[1, n_keys], gs, True
+    own = fig is None
+    map_w = 6.0
+    height = min(9.0, max(3.0, map_w * ny / max(nx, 1))) + 0.8
+    fig = fig or Figure(figsize=(map_w + 2.6, height), dpi=120, layout="constrained")
+    # from the top: the keys (each _KEY_IN), then the legend (in a figure given, halves as before)
+    key_in = min(_KEY_IN * n_keys, 0.5 * height) if own else 0.5 * height
+    gs = fig.add_gridspec(2, 2, width_ratios=(map_w, 2.6), height_ratios=(key_in, height - key_in) if ipf else (1, 1))
+    ax = fig.add_subplot(gs[:, 0])
+    return fig, ax, [gs[0, 1]], gs[1, 1] if ipf else gs[:, 1], gs, False
 
 
 def plot_misorientation_histogram(
