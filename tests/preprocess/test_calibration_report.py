@@ -98,3 +98,32 @@ def test_ring_scale_panel_is_labelled_for_what_it_shows(fit112):
     assert "true" not in panel.get_ylabel().lower() and "stated" in panel.get_ylabel()
     labels = [ln.get_label() for ln in panel.get_lines()]
     assert any(lb.startswith("fitted |q| / stated |q|") for lb in labels), labels
+
+
+def _percent(line: str, after: str) -> float:
+    import re
+
+    return float(re.search(re.escape(after) + r".*?([+-]?\d+\.\d+) %", line).group(1))
+
+
+def test_printed_percentages_say_what_they_are(fit112, tmp_path):
+    """The pixel-size line said '(stated ..., +x %)' with x the change across the long axis, which users read as the
+    isotropic change. Now the mean pixel size's change (√ pixel area: the isotropic change), the change of
+    q_pixel_size (across the long axis) and the ellipticity are printed apart, each as the fitted numbers give it;
+    here the truth is a mean pixel size 3.8 % below the stated one with a 5 % ellipticity, and q_pixel_size (across
+    the axis) 1.5 % above it."""
+    from stemgrains.commands.calibrate import format_fit
+
+    lines = format_fit(fit112, tmp_path / "c.json").splitlines()
+    v, st = fit112.values, fit112.stated.q_pixel_size
+    mean = next(ln for ln in lines if "mean pixel size" in ln)
+    assert "isotropic" in mean
+    iso = _percent(mean, "1/Å per px:")
+    assert iso == pytest.approx(100 * (v["q_pixel_size_mean"] / st - 1), abs=0.006)
+    assert iso == pytest.approx(100 * (1 / 1.04 - 1), abs=0.5)  # the truth: p against the stated 1.04 p
+    across = next(ln for ln in lines if ln.lstrip().startswith("q_pixel_size"))
+    assert "across the ellipse's long axis" in across
+    assert _percent(across, "1/Å per px:") == pytest.approx(100 * (v["q_pixel_size"] / st - 1), abs=0.006)
+    ell = next(ln for ln in lines if ln.lstrip().startswith("ellipticity"))
+    assert _percent(ell, "(") == pytest.approx(100 * (v["ellipticity_ratio"] - 1), abs=0.006)
+    assert abs(_percent(ell, "(") - 5.0) < 1.0
