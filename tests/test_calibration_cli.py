@@ -139,6 +139,23 @@ def test_index_auto_calibrate_writes_and_records_the_fit(tiny, tmp_path, capsys)
         assert read_results_calibration(out) == load_4d(tiny).calibration
 
 
+def test_index_auto_calibrate_draws_its_figure_with_the_other_figures(tiny, tmp_path, capsys):
+    """`index --auto-calibrate --figures DIR -o OUT.h5` drew the calibration figure beside OUT.h5
+    (OUT.calibration.png) and not into DIR with the command's other figures, and printed only the JSON's path."""
+    out, figs = tmp_path / "map.h5", tmp_path / "figs"
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate",
+                 "--figures", str(figs), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert (figs / "calibration.png").is_file() and (figs / "orientation_ipf_z.png").is_file()
+    assert not (tmp_path / "map.calibration.png").exists()
+    assert (tmp_path / "map.calibration.json").is_file()
+    assert recorded_input(figs / "calibration.png") == str(tiny.resolve())
+    assert f"→ {tmp_path / 'map.calibration.json'}, figure {figs / 'calibration.png'}" in printed, printed
+    # the same command again replaces its own figure there (it is a calibration of this input)
+    assert main(["index", str(tiny), "--phase", str(AU), "--step", "3", "--no-progress", "--auto-calibrate",
+                 "--figures", str(figs), "-o", str(out)]) == 0
+
+
 def test_run_records_calibration_and_auto_calibrate(tmp_path):
     data = tmp_path / "d.h5"
     simulate_polycrystal(data, phases=[AU], scan_shape=(6, 6), detector_shape=(64, 64), n_grains=2, seed=3, dose=1e4,

@@ -314,6 +314,14 @@ def auto_calibration(ds: Any, phases: list[Any], index_params: Mapping[str, Any]
                                 options=dict(options), log=log)
 
 
+def auto_calibration_figure(output: str | os.PathLike, figures: str | os.PathLike | None) -> Path:
+    """Where ``index --auto-calibrate`` draws its calibration figure: ``calibration.png`` in the ``--figures``
+    folder with the command's other figures, or without ``--figures`` ``OUT.calibration.png`` beside ``OUT.h5``
+    and its ``OUT.calibration.json`` (it went beside OUT.h5 even with ``--figures``)."""
+    out = Path(output)
+    return Path(figures) / "calibration.png" if figures else out.with_name(out.stem + ".calibration.png")
+
+
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
               figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
@@ -336,14 +344,14 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     progress, scheduler, export_ang, export_ctf, figures
         As ``--no-progress`` (negated), ``--scheduler``, ``--export-ang``, ``--export-ctf``, ``--figures``.
     on_calibration
-        Called with the auto-calibration fit (``[calibration] auto``) and its JSON path as soon as it is done
-        (the command prints it).
+        Called with the auto-calibration fit (``[calibration] auto``), its JSON path and its figure's path
+        (:func:`auto_calibration_figure`) as soon as it is done (the command prints it).
 
     Returns
     -------
     dict
         ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
-        (Path or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
+        and ``calibration_figure`` (Paths or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
         resumed from the checkpoint are not timed), ``indexed_here`` (the patterns indexed in that time), ``phase_fit``
         (:class:`~stemgrains.index.quality.PhaseFitReport`) and ``calibration`` (:func:`calibration_summary`).
     """
@@ -356,9 +364,10 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
     out = Path(output)
     auto_json = out.with_name(out.stem + ".calibration.json") if cfg["calibration"]["auto"] else None
+    auto_png = auto_calibration_figure(out, figures) if auto_json else None
     check_outputs({"-o": out, "--export-ang": export_ang, "--export-ctf": export_ctf, "--figures": figures,
                    "-o (checkpoint)": out.with_name(out.name + ".partial"), "--auto-calibrate": auto_json,
-                   "--auto-calibrate (figure)": auto_json.with_suffix(".png") if auto_json else None},
+                   "--auto-calibrate (figure)": auto_png},
                   [input_path, *phases])
     check_export_names(export_ang, export_ctf)
     check_results_name(out)
@@ -372,7 +381,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     if auto_json is not None:
         from .io.outputs import refuse_foreign_calibration
 
-        refuse_foreign_calibration([auto_json, auto_json.with_suffix(".png")], input_path, replace=replace_other)
+        refuse_foreign_calibration([auto_json, auto_png], input_path, replace=replace_other)
     phase_objs = [load_phase(c) for c in phases]
     ds = load_calibrated(input_path, cfg["calibration"])
     params = index_params(cfg)
@@ -391,10 +400,11 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
             from .settings import calibrate_options
 
             cal_json = auto_json
-            ds, fit = auto_calibration(ds, phase_objs, params, calibrate_options(cfg), cal_json,
-                                       cal_json.with_suffix(".png"), input_path=input_path, progress=progress)
+            auto_png.parent.mkdir(parents=True, exist_ok=True)  # (the --figures folder, before its other figures)
+            ds, fit = auto_calibration(ds, phase_objs, params, calibrate_options(cfg), cal_json, auto_png,
+                                       input_path=input_path, progress=progress)
             if on_calibration is not None:
-                on_calibration(fit, cal_json)
+                on_calibration(fit, cal_json, auto_png)
         xmap, index_seconds = index_dataset(ds, phase_objs, ckpt, progress=progress, backend=cfg["index"]["backend"],
                                             client=client, params=params)
     finally:
@@ -409,7 +419,7 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         save_orientation_figures(xmap, figures)
     return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
-            "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "indexed_here": indexed_here(xmap),
+            "calibration_figure": auto_png, "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "indexed_here": indexed_here(xmap),
             "phase_fit": phase_fit_check(xmap),
             "calibration": calibration_summary(ds)}
 
@@ -930,7 +940,8 @@ def run_pipeline(
             options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
             ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
                                              (outdir / "calibration.png") if figures else None, input_path, progress)
-            written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit)
+            written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit,
+                           **({"calibration_figure": outdir / "calibration.png"} if figures else {}))
         # 1. orientation map (resumable)
         xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
                                params=index_params or {})

@@ -31,7 +31,9 @@ def add_calibration_overrides(p: argparse.ArgumentParser) -> None:
 def add_auto_calibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto-calibrate", action="store_true", default=None,
                    help="fit pixel size, ellipticity and beam centre from the data first (as `stemgrains calibrate`); "
-                        "the fit is written next to the output as *calibration.json and recorded in the results")
+                        "the fit is written next to the output as *calibration.json and recorded in the results; its "
+                        "figure calibration.png goes with the other figures (index: into --figures DIR, else "
+                        "OUT.calibration.png beside OUT.h5)")
 
 
 def given_origins(ds: Any, args: argparse.Namespace) -> dict[str, str]:

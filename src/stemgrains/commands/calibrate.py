@@ -97,17 +97,17 @@ def run(args: argparse.Namespace) -> int:
         from ..plot.calibration import plot_calibration
 
         plot_calibration(fit, figure, input_path=args.input)
-    print(format_fit(fit, out))
+    print(format_fit(fit, out, figure))
     return 0
 
 
-def format_fit(fit, out) -> str:
-    """One paragraph for the terminal."""
+def format_fit(fit, out, figure=None) -> str:
+    """One paragraph for the terminal: the fit written to ``out`` (JSON) and ``figure`` (its PNG, where drawn)."""
+    where = f"{out}" + (f", figure {figure}" if figure is not None else "")
     if not fit.ok and not fit.values:
-        return f"calibration undetermined ({fit.reason}); stated calibration kept → {out}"
-    v, u = fit.values, fit.uncertainty
-    head = f"calibration ({fit.method}) → {out}" if fit.ok else \
-        f"calibration {fit.status} → {out}: {fit.reason}; the stated calibration is kept" + \
+        return f"calibration undetermined ({fit.reason}); stated calibration kept → {where}"
+    head = f"calibration ({fit.method}) → {where}" if fit.ok else \
+        f"calibration {fit.status} → {where}: {fit.reason}; the stated calibration is kept" + \
         (" (--no-confirm applies a precise fit without this check)" if fit.status == "unconfirmed" else "") + \
         ". The fit gave:"
     lines = [

@@ -138,10 +138,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_batch_arguments(p)
 
 
-def _print_fit(fit: Any, path: Path) -> None:
+def _print_fit(fit: Any, path: Path, figure: Path | None = None) -> None:
     from .calibrate import format_fit
 
-    print(format_fit(fit, path))
+    print(format_fit(fit, path, figure))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -235,7 +235,7 @@ def print_summary(out: dict[str, Any], output: str) -> None:
     if "calibration_fit" in out:
         from .calibrate import format_fit
 
-        print(format_fit(out["calibration_fit"], out["calibration"]))
+        print(format_fit(out["calibration_fit"], out["calibration"], out.get("calibration_figure")))
     print(f"{s['n_grains']} grains, {s['n_boundaries']} boundaries, indexed {100 * s['indexed_fraction']:.1f}% → {output}")
     if s.get("invalid_pixels"):  # (absent from the summary of an earlier version)
         from ..pipeline import invalid_line
