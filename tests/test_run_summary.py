@@ -260,3 +260,22 @@ def test_few_reliable_patterns_with_an_unfitted_calibration_suggest_a_fit():
     assert low_reliable_hint({"reliable_fraction": 0.3}, fitted) == ""  # a fit was made: it does not help
     assert low_reliable_hint({"reliable_fraction": 0.3}, {"origin": {"q_pixel_size": "calibration file c.json"}}) == ""
     assert low_reliable_hint({"reliable_fraction": 0.3}, stated, tried_fit=True) == ""  # --auto-calibrate kept it
+
+
+def test_index_computes_the_reliable_fractions_once(au_scan_3x3, tmp_path, capsys, monkeypatch):
+    """`index` computed pipeline.reliable_fractions three times for one map (the printed line, the hint and the
+    warnings); once is enough, and what it prints is the same."""
+    import stemgrains.pipeline as pipeline
+
+    calls = []
+    real = pipeline.reliable_fractions
+
+    def counted(xmap):
+        calls.append(1)
+        return real(xmap)
+
+    monkeypatch.setattr(pipeline, "reliable_fractions", counted)
+    assert main(["index", str(au_scan_3x3), "--phase", "au", "--step", "3", "--no-progress",
+                 "-o", str(tmp_path / "m.h5")]) == 0
+    assert len(calls) == 1
+    assert "reliability ≥ 5: " in capsys.readouterr().out

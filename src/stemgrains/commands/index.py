@@ -28,8 +28,10 @@ def reliable_line(fractions: dict[str, float], where: str) -> str:
 
 
 #: Below this share of reliable patterns (the larger of reliability and grain_reliability ≥ 5) a map indexed with
-#: a calibration that no fit confirmed gets :func:`low_reliable_hint`: a distorted detector (7 % ellipticity, a pixel
-#: size 4.6 % off) gave 44.6 % reliable and no hint; fitted (--auto-calibrate), 89.4 % (fresh-user review).
+#: a calibration that no fit confirmed gets :func:`low_reliable_hint`: a distorted detector (5 % ellipticity at 112°;
+#: the file states q_pixel_size 0.0245 for 0.0256 across the long axis, 4.5 % low, and 2 % low for the mean pixel
+#: size; the fit printed +4.64 %) gave 44.6 % reliable (grain_reliability 58.3 %) and no hint; fitted
+#: (--auto-calibrate), 89.4 % (fresh-user review; README "Calibration" has the simulate command).
 LOW_RELIABLE_FRACTION = 0.6
 
 
@@ -181,9 +183,10 @@ def run(args: argparse.Namespace) -> int:
     line = withdrawn_line(getattr(xmap, "parameters", None) or {}, "/parameters index grain_decisions_withdrawn")
     if line:
         print(f"  {line}")
+    reliable = reliable_fractions(xmap) if n else {}  # once: it reads every pixel's reliabilities
     if n:
-        print(f"  {reliable_line(reliable_fractions(xmap), '/orientation')}")
-        hint = low_reliable_hint(reliable_fractions(xmap), res["calibration"], res["calibration_fit"] is not None)
+        print(f"  {reliable_line(reliable, '/orientation')}")
+        hint = low_reliable_hint(reliable, res["calibration"], res["calibration_fit"] is not None)
         if hint:
             print(f"  {hint}")
     line = sigma_line(getattr(xmap, "parameters", None) or {}, "/parameters index")
@@ -192,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import input_warnings
 
     for line in input_warnings(res["calibration"], ok / n if n else 0.0, res["phase_fit"].warnings,
-                               max(reliable_fractions(xmap).values()) if n else None):
+                               max(reliable.values()) if n else None):
         print(line, file=sys.stderr)
     return 0
 
