@@ -15,7 +15,7 @@ import numpy as np
 from . import config
 from .errors import InputError, ParameterError
 
-__all__ = ["Calibration", "Dataset4D", "electron_wavelength"]
+__all__ = ["Calibration", "Dataset4D", "axis_angle_deg", "electron_wavelength"]
 
 
 def electron_wavelength(accelerating_voltage_kV: float) -> float:
@@ -81,6 +81,14 @@ def _finite(name: str, value: Any) -> float:
     if not math.isfinite(v):
         raise ParameterError(f"{name} must be finite, got {value!r}")
     return v
+
+
+def axis_angle_deg(angle: float) -> float:
+    """An ellipse axis angle (degrees, from +col toward +row; an axis at a and at a + 180° is the same axis) in
+    (−90°, 90°], the range of in-plane axis angles of docs/conventions.md. Every place that reports the fitted
+    ``ellipticity_angle_deg`` (printed line, calibration JSON, figure, ``/calibration`` of results files) takes it
+    from here; a file holding the same axis in another range (e.g. [0°, 180°)) describes the same distortion."""
+    return 90.0 - (90.0 - float(angle)) % 180.0
 
 
 @dataclass(frozen=True)

@@ -937,11 +937,8 @@ def run_pipeline(
     calib_fit = None
     try:
         if auto_calibrate:
-            options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
-            ds, calib_fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json",
-                                             (outdir / "calibration.png") if figures else None, input_path, progress)
-            written.update(calibration=outdir / "calibration.json", calibration_fit=calib_fit,
-                           **({"calibration_figure": outdir / "calibration.png"} if figures else {}))
+            ds, calib_fit = _run_auto_calibration(ds, phases, index_params, auto_calibrate, outdir, figures, input_path,
+                                                  progress, written)
         # 1. orientation map (resumable)
         xmap = _pipeline_index(ds, phases, outdir, written, progress=progress, backend=backend, client=client,
                                params=index_params or {})
@@ -1031,6 +1028,20 @@ def _run_transport_stage(grain_map: Any, boundaries: Any, electrodes: Any, trans
     # boundaries no current reaches: the mean field direction of the map (as classify --field-from-transport)
     used_field, _ = local_boundary_fields(transport.boundary_field, len(boundaries.boundaries))
     return transport, transport_skipped, used_field, "transport (local field per boundary)"
+
+
+def _run_auto_calibration(ds: Any, phases: list[Any], index_params: dict[str, Any] | None,
+                          auto_calibrate: bool | Mapping[str, Any], outdir: Path, figures: bool, input_path: Any,
+                          progress: bool, written: dict[str, Any]) -> tuple[Any, Any]:
+    """``auto_calibrate`` of :func:`run_pipeline` (``True`` or the ``[calibrate]`` options): the fit into
+    ``outdir/calibration.json`` and, with ``figures``, its figure ``outdir/calibration.png`` beside the run's other
+    figures; their paths and the fit go into ``written`` (``calibration``, ``calibration_figure`` (None without
+    figures), ``calibration_fit``). Returns the dataset (the fit applied where ok) and the fit."""
+    options = dict(auto_calibrate) if isinstance(auto_calibrate, Mapping) else {}
+    png = (outdir / "calibration.png") if figures else None
+    ds, fit = auto_calibration(ds, phases, index_params, options, outdir / "calibration.json", png, input_path, progress)
+    written.update(calibration=outdir / "calibration.json", calibration_figure=png, calibration_fit=fit)
+    return ds, fit
 
 
 def _pipeline_index(ds: Any, phases: list[Any], outdir: Path, written: dict[str, Any], *, progress: bool,

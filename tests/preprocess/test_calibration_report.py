@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from stemgrains.crystal import load_phase
-from stemgrains.data import Calibration, Dataset4D
+from stemgrains.data import Calibration, Dataset4D, axis_angle_deg
 from stemgrains.io.calibration import read_calibration_json, write_calibration_json
 from stemgrains.preprocess import calibrate
-from stemgrains.preprocess.calibrate import _derived, axis_angle_deg, calibration_from_matrix
+from stemgrains.preprocess.calibrate import _derived, calibration_from_matrix
 from stemgrains.simulate import default_q_pixel_size, sample_cif, simulate_patterns
 
 RATIO = 1.05

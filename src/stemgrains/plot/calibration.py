@@ -49,7 +49,7 @@ def _ring_scale_panel(ax: Any, fit: Any, m_stated: np.ndarray, m_fit: np.ndarray
     ``ellipticity_angle_deg``), the ring scale measured per sector (the phase's ring radii over the stated |q|) and
     the fitted calibration's |q| over the stated one for the same detector offset, with the fitted long axis
     marked at the angle the title, the printed line and the JSON give."""
-    from ..preprocess.calibrate import axis_angle_deg
+    from ..data import axis_angle_deg
 
     rings = fit.diagnostics.get("rings", {})
     if "sector_scales" in rings:

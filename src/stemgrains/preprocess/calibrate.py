@@ -38,11 +38,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..data import Calibration, Dataset4D
+from ..data import Calibration, Dataset4D, axis_angle_deg
 from ..errors import InputError, ParameterError
 from .api import SpotParams, detect_spots
 
-__all__ = ["CalibrationFit", "axis_angle_deg", "calibrate", "calibration_from_matrix", "symmetric_part"]
+__all__ = ["CalibrationFit", "calibrate", "calibration_from_matrix", "symmetric_part"]
 
 #: relative uncertainty of the fitted distortion above which the fit reports "undetermined"
 MAX_RELATIVE_SIGMA = 0.01
@@ -68,14 +68,6 @@ ROTATION_NOTE = (
 
 # ----------------------------------------------------------------------------------------------------
 # matrix helpers
-
-
-def axis_angle_deg(angle: float) -> float:
-    """An ellipse axis angle (degrees, from +col toward +row; an axis at a and at a + 180° is the same axis) in
-    (−90°, 90°], the range of in-plane axis angles of docs/conventions.md. Every place that reports the fitted
-    ``ellipticity_angle_deg`` (printed line, calibration JSON, figure, ``/calibration`` of results files) takes it
-    from here; a file holding the same axis in another range (e.g. [0°, 180°)) describes the same distortion."""
-    return 90.0 - (90.0 - float(angle)) % 180.0
 
 
 def symmetric_part(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +162,7 @@ class CalibrationFit:
     values, uncertainty : dict
         ``q_pixel_size`` (1/Å per px, along the minor axis of the ellipse), ``ellipticity_ratio``,
         ``ellipticity_angle_deg`` (the long axis, degrees from +col toward +row, in (−90°, 90°]:
-        :func:`axis_angle_deg`), ``q_pixel_size_mean`` (√ of the pixel area), ``A11 … A22`` (the fitted map as
+        :func:`stemgrains.data.axis_angle_deg`), ``q_pixel_size_mean`` (√ of the pixel area), ``A11 … A22`` (the fitted map as
         a dimensionless affine relative to the stated pixel size and rotation); one standard deviation each.
     center : dict
         Direct-beam centre: ``row``, ``col`` (median, px), ``plane`` (centre = c₀ + a·scan_row + b·scan_col,
