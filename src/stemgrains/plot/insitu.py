@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from .classification import BEHAVIOUR_COLORS as _CLASSIFICATION_COLORS
 from .virtual import _save, draw_segments
 
-__all__ = ["plot_event_sites", "plot_montage", "plot_enrichment", "BEHAVIOUR_COLORS", "SITE_MARKERS"]
+__all__ = ["plot_event_sites", "plot_montage", "plot_enrichment", "BEHAVIOUR_COLORS", "SITE_MARKERS",
+           "SITE_NAMES"]
 
 #: the behaviour colours of boundary_behaviour.png (plot.classification), so that the two maps read alike (this one
 #: had green for transmitting and blue for parallel); unknown: light grey
@@ -32,47 +33,154 @@ def _map_extent(sites: Any) -> tuple[float, float, float, float]:
     return (x0, x1, y1, y0)
 
 
-def _boundary_legend(ax: Any, sites: Any) -> None:
+def _frame_colours(n_frames: int) -> tuple[Any, Any]:
+    """(colour map, norm) of an event's first frame: one viridis colour per frame 1 … ``n_frames − 1`` (frame 0 is
+    the reference)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import BoundaryNorm
+
+    k = max(1, n_frames - 1)
+    return colormaps["viridis"].resampled(k), BoundaryNorm(np.arange(0.5, k + 1.0), k)
+
+
+#: how the key of :func:`plot_event_sites` names each site kind (``SITE_MARKERS``)
+SITE_NAMES = {"boundary": "on a boundary", "triple_junction": "at a triple junction", "interior": "in a grain interior",
+              "interface": "at the electrode interface", "edge": "at the map's edge"}
+_HEADERS = ("boundaries (behaviour)", "events (number: event id)")
+
+
+def _sites_key(ax: Any, sites: Any, ev: Any, wide: bool) -> Any:
+    """The legend of :func:`plot_event_sites` in the (blank) axes ``ax``: the boundaries' behaviour colours and the
+    electrode interface, then the marker of each site kind present and the contrast sign (open: brighter, filled:
+    darker than frame 0), each part under a bold header; ``wide``: the two parts side by side."""
     from matplotlib.lines import Line2D
 
+    def header(text: str) -> Any:
+        return Line2D([], [], ls="", label=text)
+
     present = sorted(set(np.asarray(sites.segments["behaviour"]).astype(str).tolist()))
-    handles = [Line2D([], [], color=BEHAVIOUR_COLORS.get(b, "k"), lw=2, label=b or "unclassified") for b in present]
-    handles += [Line2D([], [], ls="", marker=m, mfc="none", mec="k", label=s.replace("_", " "))
-                for s, m in SITE_MARKERS.items()]
-    ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
+    lines = [header(_HEADERS[0])]
+    lines += [Line2D([], [], color=BEHAVIOUR_COLORS.get(b, "k"), lw=2, label=b or "unclassified") for b in present]
+    if sites.interface:
+        lines.append(Line2D([], [], color="#ff7f0e", lw=5, label="electrode interface"))
+    marks = []
+    if len(ev):
+        kinds = set(np.asarray(ev["site"]).astype(str).tolist())
+        marks = [header(_HEADERS[1])]
+        marks += [Line2D([], [], ls="", marker=m, mfc="none", mec="k", mew=1.5, label=SITE_NAMES[s])
+                  for s, m in SITE_MARKERS.items() if s in kinds]
+        marks += [Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", mew=1.5, label="open: brighter than frame 0"),
+                  Line2D([], [], ls="", marker="o", mfc="0.3", mec="0.3", mew=1.5, label="filled: darker than frame 0")]
+    if wide and marks:  # one part a column (a legend fills its columns in turn)
+        lines += [header("")] * (len(marks) - len(lines))
+        marks += [header("")] * (len(lines) - len(marks))
+    handles = lines + marks
+    legend = ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False, ncol=2 if wide and marks else 1,
+                       borderaxespad=0.0, handlelength=1.8, columnspacing=2.5)
+    for h, text in zip(handles, legend.get_texts()):
+        if h.get_label() in _HEADERS:
+            text.set_fontweight("bold")
+    ax.axis("off")
+    return legend
+
+
+def _sites_layout(sites: Any) -> tuple[Figure, Any, Any, Any, Any]:
+    """Figure, map axes, key axes, the colour bar's (blank) axes and the gridspec of the key and the bar (the side
+    column's; of the whole figure for a wide map) of :func:`plot_event_sites`, sized to the map's aspect: a wide map (:func:`._layout.is_wide`) spans the
+    figure, its key and colour bar side by side under it; any other stands beside a column holding the key over the
+    colour bar."""
+    from ._layout import is_wide
+
+    x0, x1, y0, y1 = sites.extent_nm
+    aspect = (y1 - y0) / max(x1 - x0, 1e-9)
+    if is_wide((aspect, 1.0)):
+        width = 9.5
+        map_in = max(0.3, (width - 1.0) * aspect) + 0.8
+        fig = Figure(figsize=(width, map_in + _BAR_IN + 0.3), layout="constrained")
+        gs = fig.add_gridspec(2, 2, height_ratios=(map_in, _BAR_IN), width_ratios=(6.5, 3.0))
+        return fig, fig.add_subplot(gs[0, :]), fig.add_subplot(gs[1, 0]), fig.add_subplot(gs[1, 1]), gs
+    map_w = 5.5
+    height = min(9.0, max(3.6, map_w * aspect)) + 0.8
+    fig = Figure(figsize=(map_w + 2.8, height), layout="constrained")
+    gs = fig.add_gridspec(1, 2, width_ratios=(map_w, 2.8))
+    side = gs[0, 1].subgridspec(3, 1, height_ratios=(1.0, _BAR_IN, max(0.1, height - 1.0 - _BAR_IN)), hspace=0.0)
+    return fig, fig.add_subplot(gs[0, 0]), fig.add_subplot(side[0]), fig.add_subplot(side[1]), side
+
+
+#: inches of the first-frame colour bar with its labels above (time) and below (frame)
+_BAR_IN = 0.95
+
+
+def _first_frame_bar(fig: Figure, holder: Any, cmap: Any, norm: Any, times: np.ndarray) -> Any:
+    """The horizontal colour bar of the events' first frame inside the blank axes ``holder`` (at most 2.4 in wide,
+    0.12 in thick, under the room for its time axis), the frames below, their times above when they are not the
+    frame indices. Draws the figure."""
+    from matplotlib.cm import ScalarMappable
+
+    fig.draw_without_rendering()
+    holder.axis("off")
+    w, h = holder.get_position().width * fig.get_figwidth(), holder.get_position().height * fig.get_figheight()
+    cax = holder.inset_axes([0.0, 1.0 - 0.5 / h, min(1.0, 2.4 / w), 0.12 / h])
+    cbar = fig.colorbar(ScalarMappable(norm, cmap), cax=cax, orientation="horizontal")
+    cbar.set_label("first frame of the event (marker colour)", fontsize=7)
+    n = len(times)
+    frames = np.arange(1, max(2, n))
+    cbar.set_ticks(frames if len(frames) <= 10 else frames[:: -(-len(frames) // 8)])
+    cax.tick_params(labelsize=7)
+    if n > 1 and not np.allclose(times, np.arange(n)):
+        top = cax.secondary_xaxis("top", functions=(lambda f: np.interp(f, np.arange(n), times),
+                                                    lambda t: np.interp(t, times, np.arange(n))))
+        top.set_xlabel("time of that frame", fontsize=7)
+        top.tick_params(labelsize=7)
+    return cbar
 
 
 def plot_event_sites(result: Any, sites: Any, *, path: str | os.PathLike | None = None) -> Figure:
     """Grain map (faded) with boundaries coloured by behaviour, electrode interfaces, and every event at its
-    position (marker = site kind, number = event id, colour = first frame)."""
-    from matplotlib import colormaps
+    position (marker = site kind, open/filled = brighter/darker than frame 0, number = event id, colour = first
+    frame), with a key and a colour bar of the first frame (and its time, when times were given)."""
+    from ._layout import set_wrapped_suptitle, trim_blank
 
-    fig = Figure(figsize=(7.2, 5.2))
-    ax = fig.add_subplot()
+    ev = result.events
+    fig, ax, key, holder, side = _sites_layout(sites)
     lab = np.ma.masked_equal(sites.labels, 0)
     ax.imshow(lab, cmap="Pastel1", extent=_map_extent(sites), interpolation="nearest", alpha=0.6)
     draw_segments(ax, _BoundaryPairs(sites), sites.scan_step_nm, color=_segment_color(sites), lw=1.6)
     x0, x1, y0, y1 = sites.extent_nm
-    side = {"left": ([x0, x0], [y0, y1]), "right": ([x1, x1], [y0, y1]), "top": ([x0, x1], [y0, y0]),
-            "bottom": ([x0, x1], [y1, y1])}
+    edges = {"left": ([x0, x0], [y0, y1]), "right": ([x1, x1], [y0, y1]), "top": ([x0, x1], [y0, y0]),
+             "bottom": ([x0, x1], [y1, y1])}
     for e in sites.interface:
-        ax.plot(*side[e], color="#ff7f0e", lw=5, solid_capstyle="butt")
-    ev = result.events
-    n_frames = len(result.times)
-    cmap = colormaps["viridis"]
+        ax.plot(*edges[e], color="#ff7f0e", lw=5, solid_capstyle="butt")
+    cmap, norm = _frame_colours(len(result.times))
     for i in range(len(ev)):
-        c = cmap(ev["first_frame"][i] / max(1, n_frames - 1))
-        ax.plot(ev["x_nm"][i], ev["y_nm"][i], SITE_MARKERS.get(str(ev["site"][i]), "o"), ms=9, mfc="none", mec=c,
-                mew=2)
+        c = cmap(norm(ev["first_frame"][i]))
+        ax.plot(ev["x_nm"][i], ev["y_nm"][i], SITE_MARKERS.get(str(ev["site"][i]), "o"), ms=9, mec=c, mew=2,
+                mfc=c if float(ev["contrast"][i]) < 0 else "none")
         ax.annotate(str(ev["event_id"][i]), (ev["x_nm"][i], ev["y_nm"][i]), xytext=(5, 5), textcoords="offset points",
                     fontsize=7, color="k")
     ax.set_xlim(x0, x1)
     ax.set_ylim(y1, y0)
     ax.set_xlabel("x (nm)")
     ax.set_ylabel("y (nm)")
-    ax.set_title(f"{len(ev)} events on the boundary-behaviour map (orange: electrode interface; colour of a marker: "
-                 "first frame)", fontsize=8)
-    _boundary_legend(ax, sites)
+    set_wrapped_suptitle(fig, f"{len(ev)} event{'' if len(ev) == 1 else 's'} on the boundary-behaviour map", 9)
+    wide = side.ncols == 2  # (the side column's gridspec has one column)
+    legend = _sites_key(key, sites, ev, wide)
+    fig.draw_without_rendering()
+    key_in = legend.get_window_extent().height / fig.dpi + 0.1
+    if wide:  # the key's row as tall as the key (or the bar) needs
+        row = max(_BAR_IN, key_in)
+        fig.set_figheight(fig.get_figheight() + row - side.get_height_ratios()[1])
+        side.set_height_ratios((side.get_height_ratios()[0], row))
+    else:  # the colour bar right under the key (its height as drawn)
+        side.set_height_ratios((key_in, _BAR_IN, max(0.1, fig.get_figheight() - key_in - _BAR_IN)))
+    if len(ev):
+        _first_frame_bar(fig, holder, cmap, norm, np.asarray(result.times, float))
+    else:
+        holder.axis("off")
+    if wide:  # as tall as the map and its key need
+        trim_blank(fig, ax, "y", min_in=2.0)
+    else:  # the key beside a tall map, not inches away
+        trim_blank(fig, ax, "x", min_in=3.0, gridspec=ax.get_subplotspec().get_gridspec())
     return _save(fig, path)
 
 

@@ -1,0 +1,141 @@
+"""The figures of an in-situ series read at every map shape: event_sites.png keys each colour and marker it draws
+(the first frame's colours had no key, the contrast sign was not drawn); no label collides, nothing is drawn off
+the figure."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from insitu_helpers import write_lamella
+
+from stemgrains._table import Table
+from stemgrains.insitu import FrameTransform, load_sites
+from stemgrains.insitu.api import SeriesResult
+from stemgrains.plot.insitu import SITE_NAMES, plot_event_sites
+
+SHAPES = {"square": (50, 60), "wide": (16, 90), "tall": (90, 16), "tiny": (8, 8)}
+
+
+@pytest.fixture(scope="module")
+def lamellae(tmp_path_factory):
+    """Sites of a four-grain lamella (electrodes left and right) at each shape of :data:`SHAPES`."""
+    out = {}
+    for name, (ny, nx) in SHAPES.items():
+        lab = np.ones((ny, nx), np.int32)
+        r, c = np.mgrid[0:ny, 0:nx]
+        lab[(c >= nx // 2) & (r < ny // 2)] = 2
+        lab[(c < nx // 2) & (r >= ny // 2)] = 3
+        lab[(c >= nx // 2) & (r >= ny // 2)] = 4
+        out[name] = load_sites(write_lamella(tmp_path_factory.mktemp(name) / "results.h5", labels=lab)[0])
+    return out
+
+
+def _result(sites, n_frames: int, times=None) -> SeriesResult:
+    """A series of ``n_frames`` noisy frames over the map (0.5 nm pixels, level 100) with three events: brighter on
+    the vertical boundary from frame 1, darker in a grain from the last frame, brighter at a triple junction."""
+    x0, x1, y0, y1 = sites.extent_nm
+    pix = 0.5
+    H, W = int((y1 - y0) / pix) + 4, int((x1 - x0) / pix) + 4
+    rng = np.random.default_rng(0)
+    registered = 100.0 + rng.normal(0.0, 5.0, (n_frames, H, W))
+    xm, ym = 0.5 * (x0 + x1), 0.5 * (y0 + y1)
+    last = n_frames - 1
+    events = Table({"event_id": np.arange(3), "first_frame": np.array([1, last, 1]),
+                    "x_nm": np.array([xm, x0 + 0.25 * (x1 - x0), xm]), "y_nm": np.array([y0 + 0.25 * (y1 - y0),
+                                                                                        y0 + 0.2 * (y1 - y0), ym]),
+                    "contrast": np.array([0.2, -0.1, 0.3]), "site": np.array(["boundary", "interior", "triple_junction"])})
+    t = np.arange(n_frames, dtype=float) if times is None else np.asarray(times, float)
+    return SeriesResult(registered, registered - registered[0], np.zeros((n_frames, 2)),
+                        FrameTransform(pix, 0.0, (x0 - 1.0, y0 - 1.0)), t, events, Table({}),
+                        np.ones((H, W), bool), np.zeros((H, W), np.int32), {"reference_level": 100.0})
+
+
+def _texts(fig) -> list[tuple[str, object]]:
+    """(name, window extent) of every title, axis label and legend of the figure, colour bars and their secondary
+    axes included (the ids and tick labels on the map are not)."""
+    fig.draw_without_rendering()
+    out = []
+    if fig._suptitle is not None:
+        out.append(("suptitle", fig._suptitle.get_window_extent()))
+    stack = list(fig.axes)
+    while stack:
+        ax = stack.pop()
+        stack += list(ax.child_axes)
+        for it in (ax.title, ax.xaxis.label, ax.yaxis.label, ax.get_legend()):
+            if it is not None and it.get_visible() and (not hasattr(it, "get_text") or it.get_text()):
+                out.append((getattr(it, "get_text", lambda: "legend")()[:30], it.get_window_extent()))
+    return out
+
+
+def _check_layout(fig) -> None:
+    """No two labels overlap; everything drawn lies on the figure."""
+    boxes = _texts(fig)
+    clash = [(a, b) for (a, ba), (b, bb) in itertools.combinations(boxes, 2) if ba.overlaps(bb)]
+    assert clash == []
+    tight = fig.get_tightbbox()
+    w, h = fig.get_size_inches()
+    assert tight.x0 >= -0.01 and tight.y0 >= -0.01 and tight.x1 <= w + 0.01 and tight.y1 <= h + 0.01, (tight, w, h)
+
+
+def _all_axes(fig) -> list:
+    stack, out = list(fig.axes), []
+    while stack:
+        ax = stack.pop()
+        out.append(ax)
+        stack += list(ax.child_axes)
+    return out
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+def test_event_sites_keys_every_colour_and_marker(lamellae, shape):
+    """event_sites.png drew the events in colours of their first frame with no key to them (and a legend of
+    every site kind, the electrode interface only named in the title)."""
+    sites = lamellae[shape]
+    res = _result(sites, 7, times=np.arange(7) * 10.0)
+    fig = plot_event_sites(res, sites)
+    ax = fig.axes[0]
+    legend = next(a.get_legend() for a in fig.axes if a.get_legend() is not None)
+    labels = [t.get_text() for t in legend.get_texts()]
+    for want in ("electrode interface", SITE_NAMES["boundary"], SITE_NAMES["interior"], SITE_NAMES["triple_junction"],
+                 "open: brighter than frame 0", "filled: darker than frame 0"):
+        assert want in labels, labels
+    assert SITE_NAMES["edge"] not in labels  # only the kinds drawn
+    behaviours = set(np.asarray(sites.segments["behaviour"]).astype(str).tolist())
+    assert behaviours <= set(labels) | {""}
+    # the first frame's colour bar: frames 1-6 below, their times above
+    cax = next(a for a in _all_axes(fig) if "first frame" in a.xaxis.label.get_text())
+    assert [int(round(v)) for v in cax.get_xticks()] == [1, 2, 3, 4, 5, 6]
+    assert any("time" in c.xaxis.label.get_text() for c in cax.child_axes)
+    # the marker colours are the bar's: event 1 (last frame) drawn in the bar's colour of frame 6, filled (darker)
+    marks = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+    assert len(marks) == 3
+    bar = cax._colorbar
+    np.testing.assert_allclose(marks[1].get_markeredgecolor(), bar.cmap(bar.norm(6)), atol=1e-6)
+    np.testing.assert_allclose(marks[0].get_markeredgecolor(), bar.cmap(bar.norm(1)), atol=1e-6)
+    assert marks[1].get_markerfacecolor() != "none" and marks[0].get_markerfacecolor() in ("none", (0, 0, 0, 0))
+    # nothing over the map, the key and bar beside or under it
+    fig.draw_without_rendering()
+    mbox = ax.get_window_extent()
+    for box in (legend.get_window_extent(), cax.get_tightbbox()):
+        assert not box.overlaps(mbox), (shape, box, mbox)
+    _check_layout(fig)
+    assert "3 events" in fig._suptitle.get_text()
+
+
+def test_event_sites_without_events_or_times(lamellae):
+    """No event: no colour bar and no event part of the key; frame indices as times: no time axis."""
+    sites = lamellae["square"]
+    res = _result(sites, 3)
+    fig = plot_event_sites(res, sites)
+    cax = next(a for a in _all_axes(fig) if "first frame" in a.xaxis.label.get_text())
+    assert not any(c.xaxis.label.get_text() for c in cax.child_axes)
+    _check_layout(fig)
+    res.events = Table({k: res.events[k][:0] for k in res.events})
+    fig = plot_event_sites(res, sites)
+    assert not any("first frame" in a.xaxis.label.get_text() for a in _all_axes(fig))
+    labels = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
+    assert "electrode interface" in labels and not any("brighter" in s for s in labels)
+    assert fig._suptitle.get_text().startswith("0 events")
+    _check_layout(fig)
