@@ -1,6 +1,7 @@
 """The figures of an in-situ series read at every map shape: event_sites.png keys each colour and marker it draws
-(the first frame's colours had no key, the contrast sign was not drawn); no label collides, nothing is drawn off
-the figure."""
+(the first frame's colours had no key, the contrast sign was not drawn), montage.png has a colour bar of the
+differential images (frame − frame 0, in the frames' units and relative to frame 0's median), its panels sized
+to the map's aspect for 2, 6 and 12 frames; no label collides, nothing is drawn off the figure."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from insitu_helpers import write_lamella
 from stemgrains._table import Table
 from stemgrains.insitu import FrameTransform, load_sites
 from stemgrains.insitu.api import SeriesResult
-from stemgrains.plot.insitu import SITE_NAMES, plot_event_sites
+from stemgrains.plot.insitu import SITE_NAMES, plot_event_sites, plot_montage
 
 SHAPES = {"square": (50, 60), "wide": (16, 90), "tall": (90, 16), "tiny": (8, 8)}
 
@@ -138,4 +139,38 @@ def test_event_sites_without_events_or_times(lamellae):
     labels = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
     assert "electrode interface" in labels and not any("brighter" in s for s in labels)
     assert fig._suptitle.get_text().startswith("0 events")
+    _check_layout(fig)
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("n_diff, n_max", [(1, 8), (2, 8), (6, 8), (12, 8), (12, 12)])
+def test_montage_has_a_colour_bar_and_panels_at_the_maps_aspect(lamellae, shape, n_diff, n_max):
+    """montage.png showed the differential images without a colour bar; a tall map's panels stood apart across
+    blank columns, a wide map's under a blank band."""
+    sites = lamellae[shape]
+    res = _result(sites, n_diff + 1, times=np.arange(n_diff + 1) * 10.0)
+    fig = plot_montage(res, sites, n_max=n_max)
+    panels = [a for a in fig.axes if a.images or a.collections and a.get_label() != "<colorbar>"]
+    panels = [a for a in panels if a.get_label() != "<colorbar>"]
+    assert len(panels) == min(n_max, n_diff)
+    cbars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
+    assert len(cbars) == 1
+    cax = cbars[0]
+    assert " ".join(cax.xaxis.label.get_text().split()) == "frame − frame 0 (intensity, in the frames' units)"
+    rel = [" ".join(c.xaxis.label.get_text().split()) for c in cax.child_axes]
+    assert any("frame 0's median" in r and "/ 100 " in r for r in rel), rel
+    fig.draw_without_rendering()
+    boxes = [p.get_window_extent() for p in panels]
+    assert cax.get_window_extent().y1 < min(b.y0 for b in boxes)  # under every panel
+    x0, x1, y0, y1 = sites.extent_nm
+    for b in boxes:  # each panel the map's aspect
+        assert b.height / b.width == pytest.approx((y1 - y0) / (x1 - x0), rel=0.05)
+    w, h = fig.get_size_inches()
+    for p in panels:  # no blank row above a wide panel, no blank column beside a tall one (~2 in before)
+        slot, image = p.get_position(original=True), p.get_position()
+        assert (slot.height - image.height) * h < 0.25, (shape, slot, image)
+        if w > 3.0 + 1e-6:  # (at its least width, a narrow figure's colour bar and its labels set the width)
+            assert (slot.width - image.width) * w < 0.8, (shape, slot, image)
+    assert w <= 15.0 and h <= 16.0
+    assert min(b.width for b in boxes) / fig.dpi > 0.6  # readable panels
     _check_layout(fig)

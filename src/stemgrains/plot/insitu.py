@@ -198,46 +198,126 @@ class _BoundaryPairs:
         }
 
 
+def _montage_grid(n_panels: int, aspect: float) -> tuple[int, int, float, float]:
+    """(columns, rows, panel width, panel height) in inches of :func:`plot_montage`: panels of about 7 in² at the
+    map's ``aspect`` (height / width; at most 5.5 in wide, 4.5 in tall), as many columns as 14 in hold, the rows
+    then filled evenly (6 panels: 2 rows of 3, not 4 and 2)."""
+    pw = min(5.5, float(np.sqrt(7.0 / aspect)))
+    ph = min(4.5, pw * aspect)
+    pw = ph / aspect
+    ncol = max(1, min(n_panels, int(14.0 // (pw + 0.7))))
+    nrow = -(-n_panels // ncol)
+    return -(-n_panels // nrow), nrow, pw, ph
+
+
+def _reference_level(result: Any) -> float:
+    """The level the events' contrast is relative to: the median of frame 0 over the searched region."""
+    level = (result.parameters or {}).get("reference_level")
+    if level is None:
+        level = float(np.nanmedian(result.registered[0][result.region])) if np.any(result.region) else 1.0
+    return float(level) or 1.0
+
+
+def _differential_bar(fig: Figure, axes: list[Any], mappable: Any, level: float, width_in: float) -> Any:
+    """The one colour bar of the montage's differential images, under the panels: the intensity difference in the
+    frames' units below, the same relative to frame 0's median level (the scale of events.csv ``contrast``)
+    above."""
+    from ._layout import wrap_text
+
+    shrink = min(0.8, 4.5 / width_in)
+    cbar = fig.colorbar(mappable, ax=axes, location="bottom", shrink=shrink, aspect=35, pad=0.02, extend="both")
+    room = max(shrink, 0.9) * width_in  # the labels wrapped to the figure's width (a narrow one cut them)
+    cbar.set_label(wrap_text("frame − frame 0 (intensity, in the frames' units)", room, 8), fontsize=8)
+    cbar.ax.tick_params(labelsize=7)
+    rel = cbar.ax.secondary_xaxis("top", functions=(lambda d: d / level, lambda r: r * level))
+    rel.set_xlabel(wrap_text(f"(frame − frame 0) / {level:.3g} (frame 0's median): relative, as events.csv contrast",
+                             room, 8), fontsize=8)
+    rel.tick_params(labelsize=7)
+    return cbar
+
+
 def plot_montage(result: Any, sites: Any, *, n_max: int = 8, path: str | os.PathLike | None = None) -> Figure:
-    """Differential images of up to ``n_max`` frames (evenly chosen) in the map frame, the boundaries overlaid and
-    the events found so far circled."""
+    """Differential images (frame − frame 0) of up to ``n_max`` frames (evenly chosen) in the map frame, panels
+    sized to the map's aspect, the boundaries overlaid and the events found so far circled; one colour bar under
+    them in the frames' intensity units and relative to frame 0's median level."""
+    from ._layout import set_wrapped_suptitle
+
     n = len(result.times)
     idx = np.unique(np.linspace(1, n - 1, min(n_max, n - 1)).astype(int))
-    ncol = min(4, len(idx))
-    nrow = int(np.ceil(len(idx) / ncol))
-    fig = Figure(figsize=(3.2 * ncol, 3.0 * nrow + 0.4))
+    x0, x1, y0, y1 = sites.extent_nm
+    ncol, nrow, pw, ph = _montage_grid(len(idx), (y1 - y0) / max(x1 - x0, 1e-9))
+    narrow = pw < 2.2  # the panel's title in two lines
+    width = max(3.0, ncol * (pw + 0.7) + 0.3)
+    fig = Figure(figsize=(width, nrow * (ph + (1.0 if narrow else 0.8)) + 1.6), layout="constrained")
     d = result.differential[idx]
     lim = float(np.nanpercentile(np.abs(d[:, result.region]), 99.5)) if np.any(result.region) else 1.0
+    lim = lim if np.isfinite(lim) and lim > 0 else 1.0
     H, W = result.differential.shape[1:]
     t = result.transform
     ev = result.events
+    axes, im = [], None
     for k, fi in enumerate(idx):
         ax = fig.add_subplot(nrow, ncol, k + 1)
+        axes.append(ax)
         img = np.where(result.region, result.differential[fi], np.nan)
         if abs(t.rotation_deg) < 1e-9:
             (xa, xb), (ya, yb) = t.to_map(np.array([-0.5, -0.5]), np.array([-0.5, W - 0.5]))[0], \
                 t.to_map(np.array([-0.5, H - 0.5]), np.array([-0.5, -0.5]))[1]
-            ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(xa, xb, yb, ya), interpolation="nearest")
+            im = ax.imshow(img, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=(xa, xb, yb, ya), interpolation="nearest")
         else:  # rotated frame: show it on its own pixel grid transformed point-wise
             rr, cc = np.mgrid[0:H, 0:W]
             x, y = t.to_map(rr, cc)
-            ax.pcolormesh(x, y, img, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
+            im = ax.pcolormesh(x, y, img, cmap="RdBu_r", vmin=-lim, vmax=lim, shading="nearest")
         draw_segments(ax, _BoundaryPairs(sites), sites.scan_step_nm, color="k", lw=0.6)
         seen = np.asarray(ev["first_frame"]) <= fi
         ax.plot(np.asarray(ev["x_nm"])[seen], np.asarray(ev["y_nm"])[seen], "o", ms=10, mfc="none", mec="#ff7f0e",
                 mew=1.2)
-        x0, x1, y0, y1 = sites.extent_nm
         ax.set_xlim(x0, x1)
         ax.set_ylim(y1, y0)
-        ax.set_title(f"frame {fi} (t = {result.times[fi]:g}) − frame 0", fontsize=8)
+        ax.set_aspect("equal")
+        ax.set_title(f"frame {fi} − frame 0\nt = {result.times[fi]:g}" if narrow else
+                     f"frame {fi} (t = {result.times[fi]:g}) − frame 0", fontsize=8)
         ax.tick_params(labelsize=6)
         if k // ncol == nrow - 1 or k + ncol >= len(idx):  # the lowest panel of its column
             ax.set_xlabel("x (nm)", fontsize=7)
         if k % ncol == 0:
             ax.set_ylabel("y (nm)", fontsize=7)
-    fig.suptitle("differential images (red brighter, blue darker than frame 0); boundaries black, events orange",
-                 fontsize=8)
+    _differential_bar(fig, axes, im, _reference_level(result), width)
+    set_wrapped_suptitle(fig, "differential images, each frame − frame 0 (red brighter, blue darker); boundaries "
+                         "black, events found by that frame circled orange", fontsize=8)
+    _fit_panels(fig, axes[0])
     return _save(fig, path)
+
+
+def _fit_panels(fig: Figure, ax: Any, steps: int = 8) -> None:
+    """Cut the figure's height by the blank the constrained layout leaves above and below a fixed-aspect panel like
+    ``ax`` in its slot (a wide map's panels stood in blank rows): the least height at which the panel still fills
+    its slot's width, by bisection (the margins move as the figure shrinks). Draws the figure."""
+
+    def blank() -> tuple[float, float]:
+        fig.draw_without_rendering()  # twice: a layout starts from the last one's positions
+        fig.draw_without_rendering()
+        w, h = fig.get_size_inches()
+        slot, image = ax.get_position(original=True), ax.get_position()
+        return (slot.width - image.width) * w, (slot.height - image.height) * h
+
+    h0 = fig.get_figheight()
+    bx, by = blank()
+    if by < 0.03 or bx >= 0.03:  # no blank row, or the panel already narrower than its slot
+        return
+    lo, hi = max(1.0, h0 - by * 1.5 * len(fig.axes)), h0  # too short at lo (or the least), fills at hi
+    for _ in range(steps):
+        mid = 0.5 * (lo + hi)
+        fig.set_figheight(mid)
+        bx, by = blank()
+        if bx >= 0.03:
+            lo = mid
+        else:
+            hi = mid
+            if by < 0.03:
+                break
+    fig.set_figheight(hi)
+    blank()
 
 
 def plot_enrichment(table: Any, *, path: str | os.PathLike | None = None) -> Figure:
