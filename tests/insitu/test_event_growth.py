@@ -4,6 +4,7 @@ stay separate (``detect_events``'s saddle rule, ``SADDLE_FRACTION``)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from insitu_helpers import FRAME_OFFSET, FRAME_PIXEL, filament_x, specimen_image, write_lamella
 
 from stemgrains.insitu import FrameTransform, analyse_series, detect_events, load_sites
@@ -12,13 +13,15 @@ from stemgrains.simulate.series import PlantedEvent, simulate_series
 SHAPE = (96, 96)
 
 
-def ridge(r0, c0, r1, c1, amplitude=1.0, width=1.5):
-    """Gaussian ridge (σ ``width`` px) along the segment (r0, c0)–(r1, c1) on a SHAPE image."""
+def ridge(r0, c0, r1, c1, amplitude=1.0, width=1.5, end_amplitude=None):
+    """Gaussian ridge (σ ``width`` px) along the segment (r0, c0)–(r1, c1) on a SHAPE image; its height goes
+    linearly from ``amplitude`` to ``end_amplitude`` (default the same) along it."""
     rr, cc = np.mgrid[0 : SHAPE[0], 0 : SHAPE[1]].astype(float)
     d = np.array([r1 - r0, c1 - c0], float)
     t = np.clip(((rr - r0) * d[0] + (cc - c0) * d[1]) / max(d @ d, 1e-12), 0, 1)
     dist = np.hypot(rr - (r0 + t * d[0]), cc - (c0 + t * d[1]))
-    return amplitude * np.exp(-0.5 * (dist / width) ** 2)
+    end = amplitude if end_amplitude is None else end_amplitude
+    return (amplitude + (end - amplitude) * t) * np.exp(-0.5 * (dist / width) ** 2)
 
 
 def stack(images, seed=0, noise=0.02):
@@ -65,6 +68,31 @@ def test_a_separate_spot_beside_a_filament_is_a_new_event():
     assert events[0].footprint[50, 44]  # connected: the two share one feature (no separate component)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_filament_brighter_at_its_tip_is_one_event(seed):
+    """The fresh user's case: brightness rising 0.6 → 3 along a filament growing 5 nm a frame was two events in one
+    of two noise draws under a dip-below-half-of-the-new-maximum rule."""
+    frames = [ridge(10, 48, 10 + 15 * k, 48, amplitude=0.6, end_amplitude=0.6 + 0.48 * k) for k in range(1, 6)]
+    events = detect(stack(frames, seed=seed, noise=0.05))
+    assert len(events) == 1 and events[0].row < 30
+
+
+def test_a_spot_on_the_flank_of_a_brighter_filament_is_its_own_event():
+    """The fresh user's case: a spot 6–7 nm beside a filament 2.4 × as bright, joined to it at 63 % of the spot's
+    height, was swallowed by the filament (and with it a blocking-boundary event)."""
+    line = ridge(10, 40, 86, 40, amplitude=2.4, width=2.0)
+    spot = ridge(50, 48, 50, 48, amplitude=1.0, width=2.0)  # 8 px beside the line
+    d = stack([line, line + spot, line + spot], noise=0.01)
+    from stemgrains.insitu.detect import _smooth_nan
+
+    s = _smooth_nan(d[2], 1.0)
+    assert 0.5 < s[50, 41:48].min() / s[50, 48] < 0.7  # the dip between them: above half the spot, below 80 %
+    events = detect(d)
+    assert len(events) == 2
+    spot_event = [e for e in events if e.first_frame == 2]
+    assert len(spot_event) == 1 and abs(spot_event[0].row - 50) < 2 and abs(spot_event[0].col - 48) < 2
+
+
 def test_dark_filament_growth_is_one_event_too():
     events = detect(stack([-ridge(48, 10, 48, 10 + 15 * k) for k in range(1, 6)]))
     assert len(events) == 1 and events[0].sign == -1
@@ -86,3 +114,39 @@ def test_growing_filament_counts_once_in_the_enrichment(tmp_path):
     enr = res.enrichment
     site = (enr["level"] == "site") & (enr["name"] == "boundary")
     assert enr["observed"][site][0] == 1
+
+
+def test_enrichment_counts_only_the_boundary_the_frames_show(tmp_path, capsys):
+    """A fresh user's frames covered a corner of the map and enrichment.csv gave every boundary of the map its
+    expected share (boundaries never imaged among them). Frames here cover x, y 0–50 nm of the 120 × 100 nm map:
+    of the boundaries only the left horizontal one (y = 49 nm, x 0–58 nm, 30 pixel edges) is in view, 25 of its
+    pixel edges (x ≤ 48 nm)."""
+    import csv
+
+    from stemgrains.cli import main
+
+    path, gm, bt, cls = write_lamella(tmp_path / "results.h5")
+    frames, _ = simulate_series([PlantedEvent(20.0, 20.0, 2, amplitude=1.0)], n_frames=4, shape=(100, 100),
+                                pixel_size_nm=0.5, offset_nm=(0.0, 0.0), drift_px=np.zeros((4, 2)),
+                                base_image=specimen_image(1), base_pixel_nm=0.5, seed=4)
+    np.save(tmp_path / "frames.npy", frames)
+    out = tmp_path / "out"
+    assert main(["series", str(path), str(tmp_path / "frames.npy"), "--frame-pixel-size", "0.5", "--offset=0,0",
+                 "-o", str(out), "--no-figures"]) == 0
+    err = capsys.readouterr().err
+    seg = bt.segments
+    total = float(np.sum(seg["length_nm"]))
+    sites = load_sites(path)
+    left = [i for i, sid in enumerate(np.asarray(seg["segment_id"]))
+            if np.all(sites.edge_xy[sites.edge_segment == sid][:, 1] == 49.0)
+            and np.all(sites.edge_xy[sites.edge_segment == sid][:, 0] < 59.0)]
+    assert len(left) == 1 and np.sum(sites.edge_segment == seg["segment_id"][left[0]]) == 30
+    want = float(seg["length_nm"][left[0]]) * 25 / 30
+    with open(out / "enrichment.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["level"] == "label"]
+    got = {r["name"]: float(r["length_nm"]) for r in rows}
+    label = str(cls.segments["label"][np.nonzero(cls.segments["segment_id"] == seg["segment_id"][left[0]])[0][0]])
+    per_edge = float(seg["length_nm"][left[0]]) / 30
+    assert want - per_edge - 1e-9 <= got[label] <= want + 1e-9  # the frames' outermost pixel may fall outside
+    assert sum(got.values()) == pytest.approx(got[label])  # nothing else is in view
+    assert f"note: the frames show {got[label]:.0f} of the map's {total:.0f} nm of boundary" in err
