@@ -146,7 +146,14 @@ def run(args: argparse.Namespace) -> int:
     if left_out:
         print(f"frame{'s' if len(left_out) > 1 else ''} {', '.join(map(str, left_out))} left out of the event "
               f"detection and statistics (doubtful drift registration; recorded in series.h5)")
-    print(f"{len(ev)} events: " + ", ".join(f"{k} {v}" for k, v in sites_found.items()) + f" -> {out}")
+    print(f"{len(ev)} event{'' if len(ev) == 1 else 's'}: " + ", ".join(f"{k} {v}" for k, v in sites_found.items())
+          + f" -> {out}")
+    n_drop = int(result.parameters.get("features_dropped_min_frames", 0))
+    if n_drop:
+        print(f"note: {n_drop} feature{'s' if n_drop > 1 else ''} seen in fewer than --min-frames "
+              f"{result.parameters['min_frames']} frames left out as noise (not in events.csv)", file=sys.stderr)
+    if result.parameters.get("coverage_note"):
+        print(f"note: {result.parameters['coverage_note']}", file=sys.stderr)
     if not any(str(v) for v in sites.segments["label"]):  # the labels of a classification (empty without one)
         print(f"note: {results} holds no classification, so enrichment.csv counts the sites only (no label or "
               "behaviour rows); run stemgrains classify on it first for those")

@@ -178,6 +178,34 @@ def _check_series_inputs(frames: np.ndarray, pixel_size_nm: float, times: Any, s
     return t
 
 
+def _imaged_enrichment(events: Table, at: Table, sites: SiteMap, region: np.ndarray, transform: Any
+                       ) -> tuple[Table, dict[str, Any]]:
+    """:func:`~stemgrains.insitu.sites.enrichment` with the expected counts over the boundary length (and
+    interface) the frames show (:meth:`SiteMap.imaged`), where events could be found; and the parameters
+    ``boundary_length_map_nm``, ``boundary_length_imaged_nm`` and ``coverage_note`` (a sentence where the frames
+    show less than 99 % of the map's boundary length, else empty)."""
+    seen_segments, seen_interface = sites.imaged(lambda x, y: _inside(region, transform, x, y))
+    enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
+                     seen_segments, seen_interface)
+    map_length = float(np.sum(sites.segments["length_nm"])) if len(sites.segments) else 0.0
+    imaged_length = float(np.sum(seen_segments["length_nm"])) if len(seen_segments) else 0.0
+    note = (f"the frames show {imaged_length:.0f} of the map's {map_length:.0f} nm of boundary "
+            f"({100 * imaged_length / map_length:.0f} %): the enrichment's expected counts are over that length"
+            if imaged_length < 0.99 * map_length else "")
+    return enr, {"boundary_length_map_nm": map_length, "boundary_length_imaged_nm": imaged_length,
+                 "coverage_note": note}
+
+
+def _inside(region: np.ndarray, transform: Any, x_nm: Any, y_nm: Any) -> np.ndarray:
+    """Which map points ``(x_nm, y_nm)`` fall on a pixel of ``region`` (frame 0's grid) under ``transform``."""
+    r, c = transform.to_frame(np.asarray(x_nm, float), np.asarray(y_nm, float))
+    ri, ci = np.rint(r).astype(np.int64), np.rint(c).astype(np.int64)
+    ok = (ri >= 0) & (ri < region.shape[0]) & (ci >= 0) & (ci < region.shape[1])
+    out = np.zeros(np.shape(ri), bool)
+    out[ok] = region[ri[ok], ci[ok]]
+    return out
+
+
 def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pixel_size_nm: float,
                   tolerance_nm: float, shape: tuple[int, int]) -> tuple[Table, Any, np.ndarray]:
     """``events.csv`` of :func:`analyse_series` (events attributed to the map's sites), the attribution and the
@@ -333,8 +361,7 @@ def analyse_series(
     # differential image would show the specimen itself as change: 147 events from one blank frame)
     keep = np.array([0] + [k for k in range(1, n) if not reg.doubtful[k]], dtype=np.int64)
     left_out = [int(k) for k in range(1, n) if reg.doubtful[k]]
-    valid = np.all(np.isfinite(registered[keep]), axis=0)
-    region = on_map & valid
+    region = on_map & np.all(np.isfinite(registered[keep]), axis=0)
     if not np.any(region):
         raise InputError("after drift correction no part of the frames lies on the map in every frame")
     diff = differential_images(registered)
@@ -342,22 +369,23 @@ def analyse_series(
     min_area_px = max(1, int(round((min_area_nm2 if min_area_nm2 is not None else 4 * pixel_size_nm**2)
                                    / pixel_size_nm**2)))
     # NOISE_FLOOR: the interpolation residue of noise-free frames is no event
+    dropped: list = []
     found = detect_events(diff[keep], region, smooth_px=smooth_px, n_sigma=n_sigma, min_area_px=min_area_px,
                           min_frames=min_frames, reference_level=ref_level,
-                          noise_floor=NOISE_FLOOR * abs(ref_level)) if len(keep) > 1 else []
+                          noise_floor=NOISE_FLOOR * abs(ref_level), dropped=dropped) if len(keep) > 1 else []
     for e in found:  # back to the indices of all frames
         e.first_frame = int(keep[e.first_frame])
         e.frames = [int(keep[i]) for i in e.frames]
     events, at, footprints = _events_table(found, transform, sites, t, pixel_size_nm, tolerance_nm, (H, W))
-    enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
-                     sites.segments, sites.interface_pieces() if sites.interface else None)
+    enr, coverage = _imaged_enrichment(events, at, sites, region, transform)
     params = {"pixel_size_nm": float(pixel_size_nm), "tolerance_nm": tolerance_nm, "smooth_px": smooth_px,
               "n_sigma": n_sigma, "min_area_px": min_area_px, "min_frames": min_frames,
               "rotations_deg": np.atleast_1d(np.asarray(rotations_deg, float)).tolist(),
               "transform": {"rotation_deg": transform.rotation_deg, "offset_nm": list(transform.offset_nm),
                             "score": transform.score}, "interface": list(sites.interface),
               "reference_level": ref_level, "drift_registration": "masked NCC, changed pixels masked (Padfield 2012)",
-              "frames_left_out": left_out, "min_map_r": min_map_r, "warn_map_r": warn_map_r, "notes": notes}
+              "frames_left_out": left_out, "min_map_r": min_map_r, "warn_map_r": warn_map_r, "notes": notes,
+              **coverage, "features_dropped_min_frames": len(dropped)}
     return SeriesResult(registered, diff, drift, transform, t, events, enr, region, footprints, params, reg)
 
 

@@ -115,18 +115,44 @@ class SiteMap:
 
     def interface_pieces(self) -> Table:
         """The electrode interface pixel by pixel: ``edge``, ``grain``, ``length_nm`` (one scan step), ``class``
-        (:meth:`plane_class`)."""
-        rows: dict[str, list] = {"edge": [], "grain": [], "length_nm": [], "class": []}
-        border = {"left": self.labels[:, 0], "right": self.labels[:, -1], "top": self.labels[0, :],
-                  "bottom": self.labels[-1, :]}
+        (:meth:`plane_class`), ``x_nm``, ``y_nm`` (the centre of the border pixel)."""
+        rows: dict[str, list] = {"edge": [], "grain": [], "length_nm": [], "class": [], "x_nm": [], "y_nm": []}
+        ny, nx = self.labels.shape
+        s = self.scan_step_nm
+        border = {"left": [(r, 0) for r in range(ny)], "right": [(r, nx - 1) for r in range(ny)],
+                  "top": [(0, c) for c in range(nx)], "bottom": [(ny - 1, c) for c in range(nx)]}
         for e in self.interface:
-            for g in border[e]:
+            for r, c in border[e]:
+                g = int(self.labels[r, c])
                 rows["edge"].append(e)
-                rows["grain"].append(int(g))
-                rows["length_nm"].append(self.scan_step_nm)
-                rows["class"].append(self.plane_class(int(g), e))
+                rows["grain"].append(g)
+                rows["length_nm"].append(s)
+                rows["class"].append(self.plane_class(g, e))
+                rows["x_nm"].append(c * s)
+                rows["y_nm"].append(r * s)
         return Table({"edge": np.asarray(rows["edge"], dtype=str), "grain": np.asarray(rows["grain"], np.int64),
-                      "length_nm": np.asarray(rows["length_nm"], float), "class": np.asarray(rows["class"], dtype=str)})
+                      "length_nm": np.asarray(rows["length_nm"], float), "class": np.asarray(rows["class"], dtype=str),
+                      "x_nm": np.asarray(rows["x_nm"], float), "y_nm": np.asarray(rows["y_nm"], float)})
+
+    def imaged(self, inside: Any) -> tuple[Table, Table | None]:
+        """The segments and interface pieces as far as a series imaged them: ``length_nm`` of each segment scaled
+        by the fraction of its pixel edges whose midpoints ``inside(x_nm, y_nm)`` (bool array) accepts, and only
+        the interface pieces whose border pixel it accepts (None without an interface). The enrichment's expected
+        counts must come from the boundary length the frames showed: events can only be found there."""
+        seg = self.segments
+        length = np.asarray(seg["length_nm"], float).copy() if len(seg) else np.zeros(0)
+        if len(self.edge_xy) and len(seg):
+            ok = np.asarray(inside(self.edge_xy[:, 0], self.edge_xy[:, 1]), bool)
+            ids = np.asarray(seg["segment_id"])
+            for i, sid in enumerate(ids):
+                on = self.edge_segment == sid
+                length[i] *= float(ok[on].mean()) if on.any() else 0.0
+        segments = Table({**{k: seg[k] for k in seg}, "length_nm": length})
+        if not self.interface:
+            return segments, None
+        pieces = self.interface_pieces()
+        keep = np.asarray(inside(pieces["x_nm"], pieces["y_nm"]), bool) if len(pieces) else np.zeros(0, bool)
+        return segments, Table({k: np.asarray(pieces[k])[keep] for k in pieces})
 
     # -- geometry ------------------------------------------------------------------------------------
     @property
