@@ -51,7 +51,8 @@ def test_small_scan_inside_one_grain_is_flagged_not_unique(tmp_path, nba, capsys
     text = capsys.readouterr()
     warning = [line for line in text.err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and "not unique" in warning[0]
-    assert "NOT UNIQUE" in text.out
+    assert f"NOT UNIQUE: {reg.n_tied} other shifts agree as well" in text.out
+    assert "best rival" not in text.out  # it read "best rival 0 %" beside NOT UNIQUE
     rec = json.loads((out / "compare.json").read_text())["registrations"][1]
     assert rec["placement_unique"] is False and rec["n_tied_shifts"] == reg.n_tied
     assert rec["tied_shift_range_row_col_px"] == [[r0, r1], [c0, c1]]

@@ -123,8 +123,12 @@ def run(args: argparse.Namespace) -> int:
     for k in range(1, len(comp.paths)):
         r = comp.registrations[k]
         ncc = f"NCC {r.score:.3f}" if r.score == r.score else "no correlation peak"
-        how = "given" if r.given else f"{ncc}, best rival {100 * r.runner_up:.0f} % as many agreeing px"
-        how += "" if r.unique else "; NOT UNIQUE, see the warning"
+        # the rival is the best other correlation peak; tied shifts of the plateau are no peaks (a crop inside one
+        # grain read "best rival 0 %" beside "NOT UNIQUE")
+        how = "given" if r.given else (f"{ncc}, best rival peak {100 * r.runner_up:.0f} % as many agreeing px"
+                                       if r.unique or not r.n_tied else ncc)
+        how += "" if r.unique else (f"; NOT UNIQUE: {r.n_tied} other shifts agree as well, see the warning" if r.n_tied
+                                    else "; NOT UNIQUE, see the warning")
         turn = f", rotated {r.angle_deg:+.2f}°" if r.angle_deg else ""
         print(f"scan {k + 1} ({names[k]}) on scan 1 ({names[0]}): {r.op.name}{turn}, shift ({r.shift[0]}, "
               f"{r.shift[1]}) px ({how}); {r.overlap_px} px in common, {100 * r.agreement:.0f} % of them agree within "

@@ -747,7 +747,9 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
                     f"{int(both.sum())} pixels both index agree in orientation within "
                     f"{max(max_rotation_deg, threshold_deg):g}° (at least {100 * min_agreement:g} % expected)")
             if given is None:
-                raise InputError(f"{what}: the scans do not show the same area (give --shift to compare anyway)")
+                raise InputError(f"{what}: the scans do not show the same area, or their orientations are not in "
+                                 "the same sample frame (a scan grid turned without its orientations; give --shift to "
+                                 "compare anyway)")
             warnings.append(f"{what}: the scans may not show the same area")
         n_tied, span = 0, None
         if given is None:
