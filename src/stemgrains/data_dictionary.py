@@ -394,6 +394,9 @@ GROUPS: dict[str, dict[str, tuple[str, str]]] = {
         "label": ("—", "classification label of that boundary segment; empty otherwise"),
         "behaviour": ("—", "behaviour of that boundary segment; empty otherwise"),
         "distance_nm": ("nm", "distance to the attributed site (interior: to the nearest boundary)"),
+        "boundaries_reached": ("—", "ids of every boundary the event's footprint (all its frames) comes within "
+                                    "--tolerance of, space-separated: where a filament grew, beyond the site it "
+                                    "started at"),
     },
     "series/enrichment": {
         "level": ("—", "label, behaviour, site or interface"),

@@ -114,6 +114,14 @@ def test_growing_filament_counts_once_in_the_enrichment(tmp_path):
     enr = res.enrichment
     site = (enr["level"] == "site") & (enr["name"] == "boundary")
     assert enr["observed"][site][0] == 1
+    # it grew past the triple junction at y = 49 nm: both parts of the vertical boundary are among those it reached
+    lab = gm.labels
+    ba = bt.boundaries
+    ids = {frozenset((int(a), int(b))): int(i) for i, a, b in zip(ba["boundary_id"], ba["grain_a"], ba["grain_b"])}
+    above = ids[frozenset((int(lab[10, 29]), int(lab[10, 30])))]
+    below = ids[frozenset((int(lab[30, 29]), int(lab[30, 30])))]
+    reached = {int(v) for v in str(ev["boundaries_reached"][0]).split()}
+    assert {above, below} <= reached and int(ev["boundary_id"][0]) == above
 
 
 def test_enrichment_counts_only_the_boundary_the_frames_show(tmp_path, capsys):

@@ -36,7 +36,7 @@ __all__ = ["SeriesResult", "EVENT_COLUMNS", "analyse_series", "load_sites", "map
 
 #: Columns of ``events.csv`` (positions in the map frame, nm).
 EVENT_COLUMNS = ("event_id", "first_frame", "time", "x_nm", "y_nm", "area_nm2", "contrast", "site", "boundary_id",
-                 "grain_a", "grain_b", "label", "behaviour", "distance_nm")
+                 "grain_a", "grain_b", "label", "behaviour", "distance_nm", "boundaries_reached")
 
 
 @dataclass
@@ -225,6 +225,8 @@ def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pi
         "site": at["site"], "boundary_id": at["boundary_id"].astype(np.int64),
         "grain_a": at["grain_a"].astype(np.int64), "grain_b": at["grain_b"].astype(np.int64),
         "label": at["label"], "behaviour": at["behaviour"], "distance_nm": at["distance_nm"].astype(float),
+        "boundaries_reached": np.array([" ".join(map(str, sites.boundaries_reached(
+            *transform.to_map(*np.nonzero(e.footprint)), tolerance_nm))) for e in found], dtype=str),
     })
     return events, at, footprints
 

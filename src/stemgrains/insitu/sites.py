@@ -238,6 +238,24 @@ class SiteMap:
         }
         return Table(out)
 
+    def boundaries_reached(self, x_nm: Any, y_nm: Any, tolerance_nm: float) -> list[int]:
+        """Ids of the boundaries one of whose pixel edges (midpoint) lies within ``tolerance_nm`` of any of the
+        points ``(x_nm, y_nm)`` (e.g. an event's footprint), ascending."""
+        x = np.atleast_1d(np.asarray(x_nm, float))
+        if not len(self.edge_xy) or not len(x):
+            return []
+        if self._tree is None:
+            self._tree = cKDTree(self.edge_xy)
+        pts = np.stack([x, np.atleast_1d(np.asarray(y_nm, float))], -1)
+        near = cKDTree(pts).query_ball_tree(self._tree, r=tolerance_nm + 0.5 * self.scan_step_nm)
+        edges = np.unique(np.concatenate([np.asarray(i, np.int64) for i in near])) if near else np.zeros(0, np.int64)
+        if not len(edges):
+            return []
+        seg_ids = np.unique(self.edge_segment[edges])
+        ids = np.asarray(self.segments["segment_id"])
+        bids = np.asarray(self.segments["boundary_id"])[np.isin(ids, seg_ids)]
+        return sorted({int(b) for b in bids})
+
     def _edge_distance(self, pts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Distance (nm) from each point to the nearest boundary pixel edge (a unit line of the pixel grid), and
         that edge's index; the 8 nearest edge midpoints are candidates."""
