@@ -5,8 +5,8 @@ thresholded at ``n_sigma`` robust standard deviations (1.4826 × the median abso
 difference) in either direction: brighter (positive contrast, e.g. Na filaments in HAADF grow darker or brighter
 depending on thickness) and darker features are found separately. Connected regions of at least ``min_area_px``
 pixels are features. A feature that touches (8-connected, one pixel of slack) the footprint of an earlier event
-of the same sign continues it (the event grows). A local maximum of the feature outside every earlier footprint
-starts a new event only where, on every way from it to an earlier event's ridge or a higher maximum, the feature's
+of the same sign continues it (the event grows). A local maximum of the feature where no earlier frame showed
+about as much (at least ``SADDLE_FRACTION`` of it, above the threshold) starts a new event only where, on every way from it to an earlier event's ridge or a higher maximum, the feature's
 contrast dips below ``SADDLE_FRACTION`` (80 %) of the lower of the two and by more than the detection threshold:
 the new tip of a filament that grew along a boundary is the same filament, however its brightness changes along it;
 a spot beside it with a dip between is not. The feature's pixels are shared among its events by
@@ -184,16 +184,17 @@ def detect_events(diff: np.ndarray, region: np.ndarray, *, smooth_px: float = 1.
     Notes
     -----
     A feature of frame ``k`` continues every earlier event of the same sign whose footprint it touches, so two
-    filaments that grow into one another stay two events. A local maximum outside all earlier footprints (at least
-    ``min_separation_px`` from a higher one) starts a new event only if the feature dips below ``SADDLE_FRACTION``
+    filaments that grow into one another stay two events. A local maximum where no earlier frame showed at least
+    ``SADDLE_FRACTION`` of its value above the threshold (at least ``min_separation_px`` from a higher one) starts a new event only if the feature dips below ``SADDLE_FRACTION``
     of the lower of the two, and by more than ``n_sigma`` robust σ, between it and every earlier event's highest
     pixel or higher maximum (a test of topographic prominence, :func:`_new_starts`): a filament whose tip advanced
     since the last frame stays one event, also where the tip is brighter than where it started, and a filament
     appearing at once is one event however long. Before this rule, a tip advancing 12 nm per frame along a boundary
     gave one event per frame (4 boundary events for one filament in the enrichment); with a dip below half of the
     new maximum (the first version of the rule), a filament five times brighter at its tip than at its start was two
-    events in one of two noise draws, and a spot 6 nm beside a filament, joined to it at 63 % of its height, none. The feature's pixels go to its events by a watershed
-    of the smoothed difference (``skimage.segmentation.watershed``) from their seeds.
+    events in one of two noise draws, and a spot 6 nm beside a filament, joined to it at 63 % of its height, none.
+    The feature's pixels go to its events by a watershed of the smoothed difference
+    (``skimage.segmentation.watershed``) from their seeds (:func:`_share`).
     """
     sep = float(min_separation_px) if min_separation_px is not None else max(3.0, 3.0 * smooth_px)
     events: list[Event] = []
