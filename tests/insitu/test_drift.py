@@ -152,3 +152,27 @@ def test_frames_that_all_match_are_not_doubtful():
     assert np.all(reg.peak_ncc[1:] > 0.99)
     assert not reg.doubtful.any() and reg.warnings == []
     np.testing.assert_allclose(reg.drift_px, 0.0, atol=0.05)
+
+
+def test_a_converged_registration_of_the_same_shift_is_preferred(monkeypatch):
+    """A fresh user's clean frame (true drift (5, −2) px) was flagged doubtful 'not converged in 4 rounds': the start
+    at zero ran out of rounds at (5.38, −2.27), the start at the previous drift converged at (5.39, −2.31) with the
+    same masked NCC, and the first one was kept."""
+    import stemgrains.insitu.register as reg
+
+    canned = {(0.0, 0.0): (np.array([5.38, -2.27]), None, None, None, 4, False, 0.91),
+              (4.0, 1.0): (np.array([5.39, -2.31]), None, None, None, 2, True, 0.91)}
+
+    def fake(ref, img, s, *args):
+        return canned[tuple(float(v) for v in s)]
+
+    monkeypatch.setattr(reg, "_register_from", fake)
+    monkeypatch.setattr(reg, "phase_correlation", lambda a, b: np.zeros(2))
+    img = np.zeros((8, 8))
+    drift = np.array([[0.0, 0.0], [2.0, 0.5], [4.0, 1.0], [0.0, 0.0]])
+    got = reg._best_start(img, img, img, 3, np.array([0.0, 0.0]), drift, 4.0, 1, 4, 0.5, 64, 4, 3.0)
+    assert got[5] and np.allclose(got[0], [5.39, -2.31])
+    # a converged result farther than half a pixel is another registration: the better NCC stays, unconverged
+    canned[(4.0, 1.0)] = (np.array([6.2, -2.3]), None, None, None, 2, True, 0.90)
+    got = reg._best_start(img, img, img, 3, np.array([0.0, 0.0]), drift, 4.0, 1, 4, 0.5, 64, 4, 3.0)
+    assert not got[5] and np.allclose(got[0], [5.38, -2.27])

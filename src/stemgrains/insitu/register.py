@@ -342,23 +342,31 @@ def _best_start(ref: np.ndarray, img: np.ndarray, prev: np.ndarray, k: int, pc0:
     starts: the phase correlation with frame 0 (``pc0``), zero, the previous frame's drift and that plus the phase
     correlation with the previous frame (drift is smooth in time; a feature changes less between neighbours). The
     first start is enough when it converges near the previous frame's drift (within ``max_jump_px`` plus the last
-    step); otherwise every start is tried and the result with the highest masked NCC returned."""
+    step); otherwise every start is tried and the result with the highest masked NCC returned, or, where that one
+    did not converge, a converged result within half a pixel of it (the same registration: one start ran out of
+    rounds on its way there, another did not; a clean frame was flagged doubtful for it)."""
     starts = [pc0, np.zeros(2)]
     if k > 1:
         starts += [np.round(drift[k - 1]), np.round(drift[k - 1]) + np.asarray(phase_correlation(prev, img))]
     last_step = float(np.hypot(*(drift[k - 1] - drift[k - 2]))) if k > 1 else 0.0
     best = None
     tried: list[np.ndarray] = []
+    results = []
     for st in starts:
         if any(np.max(np.abs(st - b)) < 1.0 for b in tried):
             continue  # the same start as an earlier one
         tried.append(st)
         got = _register_from(ref, img, np.asarray(st, float), n_sigma, grow, max_iter, overlap_ratio, window_px,
                              search_px)
+        results.append(got)
         if best is None or got[-1] > best[-1]:
             best = got
         if len(tried) == 1 and got[5] and np.hypot(*(got[0] - drift[k - 1])) <= max_jump_px + last_step:
             break
+    if not best[5]:
+        same = [g for g in results if g[5] and np.hypot(*(g[0] - best[0])) <= 0.5]
+        if same:
+            best = max(same, key=lambda g: g[-1])
     return best
 
 
