@@ -41,7 +41,7 @@ def write_lamella(path, labels=None, euler_deg=None, field=(1, 0), electrodes=("
                       y=rr.ravel() * STEP, phase_list=PhaseList(phases=[phase], ids=[0]), scan_unit="nm")
     gm = segment_grains(xmap, min_grain_size=1, threshold_deg=0.5)
     bt = extract_boundaries(gm, xmap)
-    cls = classify_boundaries(gm, bt, field)
+    cls = classify_boundaries(gm, bt, field, conducting_phases=["nba"])  # a bare cell: named conducting
     with atomic_h5(path) as f:
         write_grains(f, gm)
         write_boundaries(f, bt)

@@ -158,3 +158,17 @@ def test_enrichment_counts_only_the_boundary_the_frames_show(tmp_path, capsys):
     assert want - per_edge - 1e-9 <= got[label] <= want + 1e-9  # the frames' outermost pixel may fall outside
     assert sum(got.values()) == pytest.approx(got[label])  # nothing else is in view
     assert f"note: the frames show {got[label]:.0f} of the map's {total:.0f} nm of boundary" in err
+
+
+def test_interface_of_grains_without_conduction_planes_is_named_so(tmp_path):
+    """A map whose phase has no Na⁺ conduction planes (here the bare test cell, which the classification is not told
+    is conducting) had its electrode interface sorted into 'planes toward / along electrode' all the same."""
+    from stemgrains.insitu import SiteMap
+
+    path, gm, bt, cls = write_lamella(tmp_path / "results.h5")
+    plain = SiteMap.from_results(gm, bt, None, interface=("left", "right"))
+    assert set(plain.interface_pieces()["class"]) == {"no conduction planes"}
+    named = SiteMap.from_results(gm, bt, cls, interface=("left", "right"))  # its classification names it conducting
+    assert "no conduction planes" not in set(named.interface_pieces()["class"])
+    assert set(load_sites(path).interface_pieces()["class"]) <= {"planes toward electrode", "planes along electrode",
+                                                                 "planes flat"}

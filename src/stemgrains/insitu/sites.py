@@ -49,6 +49,10 @@ class SiteMap:
     grain_trace_deg
         In-plane trace angle of each grain's conduction planes (grain id → degrees from +x toward +y; NaN when the
         planes are flat, i.e. nearly parallel to the lamella).
+    grain_conducting
+        Whether each grain (id →) is of a conducting phase, one with Na⁺ conduction planes (the classification's
+        ``conducting_phases``, else :func:`stemgrains.boundaries.classify.conducting_phase_ids`); grains not listed count as
+        conducting.
     """
 
     labels: np.ndarray
@@ -59,6 +63,7 @@ class SiteMap:
     segments: Table
     interface: tuple[str, ...] = ()
     grain_trace_deg: dict[int, float] = field(default_factory=dict)
+    grain_conducting: dict[int, bool] = field(default_factory=dict)
     _tree: Any = field(default=None, repr=False)
     _tj_tree: Any = field(default=None, repr=False)
 
@@ -96,16 +101,20 @@ class SiteMap:
         gt = grain_map.table
         traces = {int(i): float(t) for i, t in zip(np.asarray(gt["id"]), np.asarray(gt["trace_angle_deg"], float))}
         return cls(np.asarray(grain_map.labels), s, np.stack([ex, ey], -1).reshape(-1, 2),
-                   np.asarray(pairs["segment_id"], np.int64), tj_xy, table, tuple(interface), traces)
+                   np.asarray(pairs["segment_id"], np.int64), tj_xy, table, tuple(interface), traces,
+                   _conducting_grains(grain_map, classification))
 
     # -- electrode interface -------------------------------------------------------------------------
     def plane_class(self, grain: int, edge: str) -> str:
         """How grain ``grain``'s conduction planes meet the map edge ``edge``: ``"planes toward electrode"`` when
         their in-plane trace is within 45° of the edge normal (Na⁺ channels run into the electrode), ``"planes
         along electrode"`` otherwise, ``"planes flat"`` when they have no trace (nearly parallel to the lamella),
-        ``"unassigned"`` for pixels of no grain."""
+        ``"no conduction planes"`` for a grain of a phase without them (e.g. Au; a map whose classification does not
+        apply), ``"unassigned"`` for pixels of no grain."""
         if grain <= 0:
             return "unassigned"
+        if not self.grain_conducting.get(int(grain), True):
+            return "no conduction planes"
         t = self.grain_trace_deg.get(int(grain), float("nan"))
         if not np.isfinite(t):
             return "planes flat"
@@ -278,6 +287,25 @@ class SiteMap:
         ids = np.asarray(self.segments["segment_id"])
         hit = np.nonzero(ids == segment_id)[0]
         return int(hit[0]) if len(hit) else -1
+
+
+def _conducting_grains(grain_map: Any, classification: Any) -> dict[int, bool]:
+    """Grain id → of a conducting phase (the classification's ``conducting_phases`` where it records them, else
+    the phases with Na⁺ conduction planes)."""
+    from ..boundaries.classify import conducting_phase_ids
+    from ..errors import InputError
+
+    recorded = (classification.parameters.get("conducting_phases") if classification is not None
+                and isinstance(getattr(classification, "parameters", None), dict) else None)
+    if isinstance(recorded, list):
+        ids = {int(d["id"]) for d in recorded if isinstance(d, dict) and "id" in d}
+    else:
+        try:
+            ids = set(conducting_phase_ids(grain_map.phases))
+        except (InputError, AttributeError, TypeError):  # no orix PhaseList: nothing to tell, every grain counts
+            return {}
+    gt = grain_map.table
+    return {int(i): int(p) in ids for i, p in zip(np.asarray(gt["id"]), np.asarray(gt["phase_id"]))}
 
 
 def enrichment(event_sites: Table, segments: Table, interface: Table | None = None) -> Table:
