@@ -324,7 +324,7 @@ def auto_calibration_figure(output: str | os.PathLike, figures: str | os.PathLik
 
 def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, progress: bool = True,
               scheduler: str | None = None, export_ang: str | None = None, export_ctf: str | None = None,
-              figures: str | None = None, on_calibration: Callable[[Any, Path], None] | None = None,
+              figures: str | None = None, on_calibration: Callable[[Any, Path, Path], None] | None = None,
               replace_other: bool = False) -> dict[str, Any]:
     """Index one dataset with a resolved config (plain data, picklable arguments) and write ``output``
     (``stemgrains index``). An existing ``output`` that holds the results of another input (or is not a results
@@ -351,8 +351,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
     -------
     dict
         ``xmap`` (orix CrystalMap), ``output`` (Path), ``calibration_fit`` (or None), ``calibration_json``
-        and ``calibration_figure`` (Paths or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the indexing in this call: chunks
-        resumed from the checkpoint are not timed), ``indexed_here`` (the patterns indexed in that time), ``phase_fit``
+        and ``calibration_figure`` (Paths or None), ``scan_shape`` (ny, nx), ``index_seconds`` (wall time of the
+        indexing in this call: chunks resumed from the checkpoint are not timed), ``indexed_here`` (the patterns indexed in that time), ``phase_fit``
         (:class:`~stemgrains.index.quality.PhaseFitReport`) and ``calibration`` (:func:`calibration_summary`).
     """
     from .crystal import load_phase
@@ -419,7 +419,8 @@ def run_index(input_path: str, output: str, phases: list[str], cfg: Config, *, p
 
         save_orientation_figures(xmap, figures)
     return {"xmap": xmap, "output": out, "calibration_fit": fit, "calibration_json": cal_json,
-            "calibration_figure": auto_png, "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds, "indexed_here": indexed_here(xmap),
+            "calibration_figure": auto_png, "scan_shape": tuple(ds.scan_shape), "index_seconds": index_seconds,
+            "indexed_here": indexed_here(xmap),
             "phase_fit": phase_fit_check(xmap),
             "calibration": calibration_summary(ds)}
 
