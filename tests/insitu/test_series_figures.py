@@ -125,6 +125,38 @@ def test_event_sites_keys_every_colour_and_marker(lamellae, shape):
     assert "3 events" in fig._suptitle.get_text()
 
 
+@pytest.mark.parametrize("times", [[0, 1, 2, 4, 8, 100, 120], [0, 10, 20, 30, 40, 50, 60]])
+def test_event_sites_time_labels_sit_over_their_frames(lamellae, times):
+    """A fresh user's uneven times (0, 1, 2, 4, 8, 100) piled up over the last frame ("2040608000") and even ones
+    drifted off their frames (a secondary axis interpolating frame → time): each frame's time sits over its tick."""
+    sites = lamellae["square"]
+    fig = plot_event_sites(_result(sites, 7, times=np.asarray(times, float)), sites)
+    cax = next(a for a in _all_axes(fig) if "first frame" in a.xaxis.label.get_text())
+    top = next(c for c in cax.child_axes if "time" in c.xaxis.label.get_text())
+    fig.draw_without_rendering()
+    assert [int(round(v)) for v in top.get_xticks()] == [1, 2, 3, 4, 5, 6]
+    assert [t.get_text() for t in top.get_xticklabels()] == [f"{v:g}" for v in times[1:]]
+
+
+def test_event_sites_outlines_the_area_the_frames_show(lamellae):
+    """Frames showing part of the map: event_sites.png drew the whole map alike, so the part never imaged looked
+    event-free. The analysed region is outlined (dashed, in the key) where it lies inside the map, not otherwise."""
+    from dataclasses import replace
+
+    sites = lamellae["square"]
+    res = _result(sites, 4)
+    fig = plot_event_sites(res, sites)
+    labels = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
+    assert "area the frames show" not in labels  # the frames cover the whole map
+    part = res.region.copy()
+    part[:, part.shape[1] // 2 :] = False
+    fig = plot_event_sites(replace(res, region=part), sites)
+    labels = [t.get_text() for a in fig.axes if a.get_legend() for t in a.get_legend().get_texts()]
+    assert "area the frames show" in labels
+    assert fig.axes[0].collections  # the dashed contour on the map
+    _check_layout(fig)
+
+
 def test_event_sites_without_events_or_times(lamellae):
     """No event: no colour bar and no event part of the key; frame indices as times: no time axis."""
     sites = lamellae["square"]
@@ -153,6 +185,9 @@ def test_montage_has_a_colour_bar_and_panels_at_the_maps_aspect(lamellae, shape,
     panels = [a for a in fig.axes if a.images or a.collections and a.get_label() != "<colorbar>"]
     panels = [a for a in panels if a.get_label() != "<colorbar>"]
     assert len(panels) == min(n_max, n_diff)
+    # a montage of fewer frames than the series says so (12 frames showed 8 without a word)
+    title = fig._suptitle.get_text().replace("\n", " ")
+    assert (f"{n_max} of the {n_diff} frames shown" in title) == (n_max < n_diff), title
     cbars = [a for a in fig.axes if a.get_label() == "<colorbar>"]
     assert len(cbars) == 1
     cax = cbars[0]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy import ndimage
 
 from .._table import Table
 from ..errors import FileFormatError, InputError, ParameterError, StemgrainsError
@@ -178,32 +179,41 @@ def _check_series_inputs(frames: np.ndarray, pixel_size_nm: float, times: Any, s
     return t
 
 
-def _imaged_enrichment(events: Table, at: Table, sites: SiteMap, region: np.ndarray, transform: Any
-                       ) -> tuple[Table, dict[str, Any]]:
+def _imaged_enrichment(events: Table, at: Table, sites: SiteMap, region: np.ndarray, transform: Any,
+                       tolerance_nm: float) -> tuple[Table, dict[str, Any]]:
     """:func:`~stemgrains.insitu.sites.enrichment` with the expected counts over the boundary length (and
-    interface) the frames show (:meth:`SiteMap.imaged`), where events could be found; and the parameters
-    ``boundary_length_map_nm``, ``boundary_length_imaged_nm`` and ``coverage_note`` (a sentence where the frames
-    show less than 99 % of the map's boundary length, else empty)."""
-    seen_segments, seen_interface = sites.imaged(lambda x, y: _inside(region, transform, x, y))
+    interface) the frames show (:meth:`SiteMap.imaged`: within ``tolerance_nm`` of the analysed region, where an
+    event could be attributed to them; an electrode just outside the drifting frames still is); and the parameters
+    ``boundary_length_map_nm``, ``boundary_length_imaged_nm``, ``interface_length_map_nm``,
+    ``interface_length_imaged_nm`` and ``coverage_note`` (a sentence where the frames show less than 99 % of the
+    map's boundary or interface length, else empty)."""
+    gap = ndimage.distance_transform_edt(~region) if not region.all() else np.zeros(region.shape)
+    tol_px = tolerance_nm / transform.pixel_size_nm
+    seen_segments, seen_interface = sites.imaged(lambda x, y: _inside(gap, tol_px, transform, x, y))
     enr = enrichment(Table({**{k: events[k] for k in events}, "interface_class": at["interface_class"]}),
                      seen_segments, seen_interface)
     map_length = float(np.sum(sites.segments["length_nm"])) if len(sites.segments) else 0.0
     imaged_length = float(np.sum(seen_segments["length_nm"])) if len(seen_segments) else 0.0
-    note = (f"the frames show {imaged_length:.0f} of the map's {map_length:.0f} nm of boundary "
-            f"({100 * imaged_length / map_length:.0f} %): the enrichment's expected counts are over that length"
-            if imaged_length < 0.99 * map_length else "")
+    if_map = float(np.sum(sites.interface_pieces()["length_nm"])) if sites.interface else 0.0
+    if_seen = float(np.sum(seen_interface["length_nm"])) if seen_interface is not None and len(seen_interface) else 0.0
+    parts = [f"{seen:.0f} of the map's {whole:.0f} nm of {what} ({100 * seen / whole:.0f} %)"
+             for seen, whole, what in ((imaged_length, map_length, "boundary"), (if_seen, if_map, "electrode interface"))
+             if whole > 0 and seen < 0.99 * whole]
+    note = (f"the frames show {' and '.join(parts)}: the enrichment's expected counts are over that length"
+            if parts else "")
     return enr, {"boundary_length_map_nm": map_length, "boundary_length_imaged_nm": imaged_length,
-                 "coverage_note": note}
+                 "interface_length_map_nm": if_map, "interface_length_imaged_nm": if_seen, "coverage_note": note}
 
 
-def _inside(region: np.ndarray, transform: Any, x_nm: Any, y_nm: Any) -> np.ndarray:
-    """Which map points ``(x_nm, y_nm)`` fall on a pixel of ``region`` (frame 0's grid) under ``transform``."""
+def _inside(gap_px: np.ndarray, tolerance_px: float, transform: Any, x_nm: Any, y_nm: Any) -> np.ndarray:
+    """Which map points ``(x_nm, y_nm)`` lie within ``tolerance_px`` frame pixels of the analysed region under
+    ``transform``; ``gap_px`` is the distance of every frame pixel to the region (0 inside,
+    ``scipy.ndimage.distance_transform_edt``). Points beyond the frame's edge add their distance to it."""
     r, c = transform.to_frame(np.asarray(x_nm, float), np.asarray(y_nm, float))
-    ri, ci = np.rint(r).astype(np.int64), np.rint(c).astype(np.int64)
-    ok = (ri >= 0) & (ri < region.shape[0]) & (ci >= 0) & (ci < region.shape[1])
-    out = np.zeros(np.shape(ri), bool)
-    out[ok] = region[ri[ok], ci[ok]]
-    return out
+    rc = np.clip(r, 0, gap_px.shape[0] - 1)
+    cc = np.clip(c, 0, gap_px.shape[1] - 1)
+    gap = gap_px[np.rint(rc).astype(np.int64), np.rint(cc).astype(np.int64)] + np.hypot(r - rc, c - cc)
+    return gap <= tolerance_px
 
 
 def _events_table(found: list, transform: Any, sites: SiteMap, t: np.ndarray, pixel_size_nm: float,
@@ -379,7 +389,7 @@ def analyse_series(
         e.first_frame = int(keep[e.first_frame])
         e.frames = [int(keep[i]) for i in e.frames]
     events, at, footprints = _events_table(found, transform, sites, t, pixel_size_nm, tolerance_nm, (H, W))
-    enr, coverage = _imaged_enrichment(events, at, sites, region, transform)
+    enr, coverage = _imaged_enrichment(events, at, sites, region, transform, tolerance_nm)
     params = {"pixel_size_nm": float(pixel_size_nm), "tolerance_nm": tolerance_nm, "smooth_px": smooth_px,
               "n_sigma": n_sigma, "min_area_px": min_area_px, "min_frames": min_frames,
               "rotations_deg": np.atleast_1d(np.asarray(rotations_deg, float)).tolist(),

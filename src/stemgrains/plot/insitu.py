@@ -49,7 +49,30 @@ SITE_NAMES = {"boundary": "on a boundary", "triple_junction": "at a triple junct
 _HEADERS = ("boundaries (behaviour)", "events (number: event id)")
 
 
-def _sites_key(ax: Any, sites: Any, ev: Any, wide: bool) -> Any:
+def _imaged_outline(ax: Any, result: Any, sites: Any) -> bool:
+    """Dashed outline of the analysed region (frame 0's pixels valid in every frame, on the map) on the map axes
+    ``ax``, where it lies inside the map (frames that show part of it): the rest of the map was never looked at.
+    Returns whether it was drawn."""
+    from scipy import ndimage
+
+    region = np.asarray(getattr(result, "region", None) if result is not None else None)
+    transform = getattr(result, "transform", None)
+    if region.ndim != 2 or transform is None or not region.any():
+        return False
+    rim = region & ~ndimage.binary_erosion(region, border_value=0)
+    rr, cc = np.nonzero(rim)
+    x, y = transform.to_map(rr, cc)
+    x0, x1, y0, y1 = sites.extent_nm
+    s = sites.scan_step_nm
+    if not np.any((x > x0 + s) & (x < x1 - s) & (y > y0 + s) & (y < y1 - s)):
+        return False  # the frames cover the whole map: the outline would be its border
+    gr, gc = np.mgrid[-1 : region.shape[0] + 1, -1 : region.shape[1] + 1]  # padded: the outline closes at the frame's edge
+    X, Y = transform.to_map(gr, gc)
+    ax.contour(X, Y, np.pad(region, 1).astype(float), levels=[0.5], colors="k", linestyles="--", linewidths=1.0)
+    return True
+
+
+def _sites_key(ax: Any, sites: Any, ev: Any, wide: bool, outline: bool = False) -> Any:
     """The legend of :func:`plot_event_sites` in the (blank) axes ``ax``: the boundaries' behaviour colours and the
     electrode interface, then the marker of each site kind present and the contrast sign (open: brighter, filled:
     darker than frame 0), each part under a bold header; ``wide``: the two parts side by side."""
@@ -63,6 +86,8 @@ def _sites_key(ax: Any, sites: Any, ev: Any, wide: bool) -> Any:
     lines += [Line2D([], [], color=BEHAVIOUR_COLORS.get(b, "k"), lw=2, label=b or "unclassified") for b in present]
     if sites.interface:
         lines.append(Line2D([], [], color="#ff7f0e", lw=5, label="electrode interface"))
+    if outline:
+        lines.append(Line2D([], [], color="k", ls="--", lw=1.0, label="area the frames show"))
     marks = []
     if len(ev):
         kinds = set(np.asarray(ev["site"]).astype(str).tolist())
@@ -125,11 +150,14 @@ def _first_frame_bar(fig: Figure, holder: Any, cmap: Any, norm: Any, times: np.n
     cbar.set_label("first frame of the event (marker colour)", fontsize=7)
     n = len(times)
     frames = np.arange(1, max(2, n))
-    cbar.set_ticks(frames if len(frames) <= 10 else frames[:: -(-len(frames) // 8)])
+    ticks = frames if len(frames) <= 10 else frames[:: -(-len(frames) // 8)]
+    cbar.set_ticks(ticks)
     cax.tick_params(labelsize=7)
     if n > 1 and not np.allclose(times, np.arange(n)):
-        top = cax.secondary_xaxis("top", functions=(lambda f: np.interp(f, np.arange(n), times),
-                                                    lambda t: np.interp(t, times, np.arange(n))))
+        # each frame's own time above its tick (a secondary axis interpolating frame → time put the labels between
+        # the frames for uneven times and ran past the last one)
+        top = cax.secondary_xaxis("top")
+        top.set_xticks(ticks, labels=[f"{times[int(k)]:g}" for k in ticks])
         top.set_xlabel("time of that frame", fontsize=7)
         top.tick_params(labelsize=7)
     return cbar
@@ -151,6 +179,7 @@ def plot_event_sites(result: Any, sites: Any, *, path: str | os.PathLike | None 
              "bottom": ([x0, x1], [y1, y1])}
     for e in sites.interface:
         ax.plot(*edges[e], color="#ff7f0e", lw=5, solid_capstyle="butt")
+    outline = _imaged_outline(ax, result, sites)
     cmap, norm = _frame_colours(len(result.times))
     for i in range(len(ev)):
         c = cmap(norm(ev["first_frame"][i]))
@@ -164,7 +193,7 @@ def plot_event_sites(result: Any, sites: Any, *, path: str | os.PathLike | None 
     ax.set_ylabel("y (nm)")
     set_wrapped_suptitle(fig, f"{len(ev)} event{'' if len(ev) == 1 else 's'} on the boundary-behaviour map", 9)
     wide = side.ncols == 2  # (the side column's gridspec has one column)
-    legend = _sites_key(key, sites, ev, wide)
+    legend = _sites_key(key, sites, ev, wide, outline)
     fig.draw_without_rendering()
     key_in = legend.get_window_extent().height / fig.dpi + 0.1
     if wide:  # the key's row as tall as the key (or the bar) needs
@@ -283,8 +312,10 @@ def plot_montage(result: Any, sites: Any, *, n_max: int = 8, path: str | os.Path
         if k % ncol == 0:
             ax.set_ylabel("y (nm)", fontsize=7)
     _differential_bar(fig, axes, im, _reference_level(result), width)
+    shown = (f"; {len(idx)} of the {n - 1} frames shown (events.csv has every frame's events)"
+             if len(idx) < n - 1 else "")
     set_wrapped_suptitle(fig, "differential images, each frame − frame 0 (red brighter, blue darker); boundaries "
-                         "black, events found by that frame circled orange", fontsize=8)
+                         f"black, events found by that frame circled orange{shown}", fontsize=8)
     _fit_panels(fig, axes[0])
     return _save(fig, path)
 
