@@ -707,6 +707,7 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
 
         given = shifts[k - 1] if shifts is not None else None
         angle = 0.0
+        n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
         if given is not None:
             op = ops[0] if len(ops) == 1 else PixelOp()
             shift = (int(given[0]), int(given[1]))
@@ -720,18 +721,15 @@ def _register_scans(scans: list[ScanResults], ops: tuple[PixelOp, ...], shifts: 
             op, shift, score, runner = register_maps(ref_ch, ref_ok, ch, mov_ok, agreeing=agreeing, ops=ops,
                                                      min_overlap_fraction=min_overlap_fraction)
             if max_angle_deg > 0:
-                n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
                 angle, shift, score, runner = _search_angle(
                     ref, ref_ch, ref_ok, s, op, (shift, score, runner), centre, max_angle_deg, n_min, agreeing,
                     lambda a, t: _median_disorientation(ref, s, op, t, a, centre, ref_ok & sub, threshold_deg,
                                                         names_ref, names_mov, syms), threshold_deg)
-            n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
             peak = shift
             shift, tied = _best_on_plateau(agreeing, op, angle, ref_ok, mov_ok, shift, n_min)
         tmp = Registration(op, shift, score, runner, 0, float("nan"), given is not None, angle, centre)
         pid_on, q_on = _place(tmp, s, ref.shape)
         both = ref_ok & (pid_on >= 0)
-        n_min = min_overlap_px(int(ref_ok.sum()), int(mov_ok.sum()), min_overlap_fraction)
         if both.sum() < n_min:
             raise InputError(f"{s.path}: shares {int(both.sum())} indexed pixels with {ref.path} at shift {shift}, "
                              f"fewer than {n_min} ({100 * min_overlap_fraction:g} % of the smaller map)")

@@ -121,12 +121,13 @@ def _owner_peak(sd: np.ndarray, comp: np.ndarray, event: Event, struct: np.ndarr
 
 
 def _share(sd: np.ndarray, comp: np.ndarray, members: list[Event], struct: np.ndarray,
-           seen: np.ndarray) -> np.ndarray:
+           seen: np.ndarray, owner_peaks: list[tuple[int, int]]) -> np.ndarray:
     """The feature ``comp`` shared among ``members``: a watershed of ``−sd`` (skimage.segmentation.watershed,
     8-connected) from each member's seed. A new event's seed is its maximum; an earlier event's, the pixels of its
     footprint (grown by one pixel) in the feature that an earlier frame already showed about as bright (``seen``:
-    its established body, not a faint rim a new spot has lifted), else its highest pixel there. ``(rows, cols)``
-    int: 1 + the member's index, 0 outside the feature."""
+    its established body, not a faint rim a new spot has lifted), else its highest pixel there (``owner_peaks``, in
+    the order of the earlier events among ``members``). ``(rows, cols)`` int: 1 + the member's index, 0 outside the
+    feature."""
     from skimage.segmentation import watershed
 
     if len(members) == 1:
@@ -135,11 +136,12 @@ def _share(sd: np.ndarray, comp: np.ndarray, members: list[Event], struct: np.nd
     for j, e in enumerate(members):  # new events first: their maxima are theirs
         if not e.footprint.any():
             markers[int(round(e.row)), int(round(e.col))] = j + 1
+    peaks = iter(owner_peaks)
     for j, e in enumerate(members):
         if e.footprint.any():
             seed = ndimage.binary_dilation(e.footprint, structure=struct) & comp & seen
+            r, c = next(peaks)
             if not seed.any():
-                r, c = _owner_peak(sd, comp, e, struct)
                 seed[r, c] = True
             markers[seed & (markers == 0)] = j + 1
     return watershed(-np.where(comp, sd, 0.0), markers, connectivity=2, mask=comp)
@@ -226,15 +228,15 @@ def detect_events(diff: np.ndarray, region: np.ndarray, *, smooth_px: float = 1.
                 comp = lab == c
                 grown = ndimage.binary_dilation(comp, structure=struct)
                 owners = [e for e in events if e.sign == sign and np.any(e.footprint & grown)]
-                starts = _new_starts(sd, comp, peaks & comp & ~seen, [_owner_peak(sd, comp, e, struct) for e in owners],
-                                     sep, n_sigma * sig)
+                owner_peaks = [_owner_peak(sd, comp, e, struct) for e in owners]
+                starts = _new_starts(sd, comp, peaks & comp & ~seen, owner_peaks, sep, n_sigma * sig)
                 if not owners and not starts:
                     i = int(np.argmax(np.where(comp, sd, -np.inf)))
                     starts = [divmod(i, d.shape[1])]
                 new = [Event(sign, k, float(a), float(b), np.zeros(d.shape, bool), 0, 0.0, [k]) for a, b in starts]
                 members = owners + new
                 rr, cc = np.nonzero(comp)
-                nearest = _share(sd, comp, members, struct, seen)[rr, cc] - 1
+                nearest = _share(sd, comp, members, struct, seen, owner_peaks)[rr, cc] - 1
                 for j, e in enumerate(members):
                     sel = nearest == j
                     if not np.any(sel):
